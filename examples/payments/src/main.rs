@@ -1,0 +1,41 @@
+//! The payments service: on Lambda when the Lambda runtime API is present, otherwise on a
+//! local port (`LIFT_LOCAL_ADDR`, default 127.0.0.1:3000).
+
+use payments::{app, Config, PaymentStore, Payments};
+
+#[tokio::main]
+async fn main() -> Result<(), lift::BoxError> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let config = Config::from_env()?;
+    if config.dev_tenant_header_insecure {
+        tracing::warn!("LIFT_DEV_TENANT_HEADER_INSECURE is on: any caller can act as any tenant");
+    }
+    // aws-config reads AWS_REGION, credentials and AWS_ENDPOINT_URL_DYNAMODB.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    if matches!(std::env::var("PAYMENTS_CREATE_TABLE").as_deref(), Ok("1" | "true")) {
+        create_table_if_missing(&client, &config.table).await?;
+    }
+    let store = PaymentStore::new(client, config.table.clone(), config.fingerprint_key);
+    let app = app(Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure });
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        app.run_lambda().await
+    } else {
+        let addr = lift::app::default_local_addr();
+        tracing::info!(%addr, table = %config.table, "serving payments locally");
+        app.serve_local(addr).await.map_err(Into::into)
+    }
+}
+
+/// Creates the payments table unless it exists (development convenience).
+async fn create_table_if_missing(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), lift::BoxError> {
+    if client.describe_table().table_name(table).send().await.is_ok() {
+        return Ok(());
+    }
+    payments::table_def().create_table(client, table).send().await?;
+    tracing::info!(%table, "created the payments table");
+    Ok(())
+}

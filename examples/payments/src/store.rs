@@ -1,0 +1,312 @@
+//! Payments in DynamoDB.
+//!
+//! One table, keyed by tenant: `pk = TENANT#<tenant>`, `sk = PAYMENT#<id>` for payments and
+//! `sk = REFUND#<payment>#<refund>` for refunds. Every read and write names the caller's
+//! tenant in the partition key, so one tenant can never reach another's items.
+//! A payment keeps `refundable` (amount minus refunds) so that a refund is one conditional
+//! transaction: it can never take more than what is left, even when refunds race.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use lift::store::{KeyAttribute, TableDef};
+
+use crate::model::{CardSummary, Customer, NewPayment, Payment, Refund, Status};
+
+/// The payments table.
+pub fn table_def() -> TableDef {
+    TableDef::new("payments", KeyAttribute::string("pk")).with_sort_key(KeyAttribute::string("sk"))
+}
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A payment with this id exists already.
+    #[error("a payment with this id already exists")]
+    Duplicate,
+    /// No such payment for this tenant.
+    #[error("payment not found")]
+    NotFound,
+    /// The refund is larger than what is left to refund.
+    #[error("the refund exceeds the refundable amount of {refundable}")]
+    OverRefund {
+        /// What is left to refund.
+        refundable: u64,
+    },
+    /// DynamoDB throttled the request or is unavailable: retry later.
+    #[error("the payments store is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("payments store error: {0}")]
+    Other(String),
+    /// A stored item does not have the expected shape.
+    #[error("stored item is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// Sorts an SDK error into unavailable (retry later) or other.
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: SdkError<E, R>,
+) -> StoreError {
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Unavailable(format!("{err}")),
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            if matches!(
+                code,
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "LimitExceededException"
+            ) {
+                StoreError::Unavailable(code.to_owned())
+            } else {
+                StoreError::Other(format!("{code}: {}", service.err().message().unwrap_or_default()))
+            }
+        }
+        SdkError::ResponseError(_) => StoreError::Unavailable(format!("{err}")),
+        _ => StoreError::Other(format!("{err:?}")),
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn pk(tenant: &str) -> String {
+    format!("TENANT#{tenant}")
+}
+
+fn payment_sk(id: &str) -> String {
+    format!("PAYMENT#{id}")
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, key: &'static str) -> Result<&'a str, StoreError> {
+    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str).ok_or(StoreError::Corrupt(key))
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, key: &'static str) -> Result<u64, StoreError> {
+    item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or(StoreError::Corrupt(key))
+}
+
+fn opt_s(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn payment_from_item(item: &HashMap<String, AttributeValue>) -> Result<Payment, StoreError> {
+    let amount = get_n(item, "amount")?;
+    let refunded = get_n(item, "refunded")?;
+    Ok(Payment {
+        id: get_s(item, "id")?.to_owned(),
+        amount,
+        currency: get_s(item, "currency")?.to_owned(),
+        status: Status::of(amount, refunded),
+        refunded_amount: refunded,
+        card: CardSummary {
+            brand: get_s(item, "card_brand")?.to_owned(),
+            last4: get_s(item, "card_last4")?.to_owned(),
+            fingerprint: get_s(item, "card_fingerprint")?.to_owned(),
+        },
+        customer: Customer {
+            id: get_s(item, "customer_id")?.to_owned(),
+            name: opt_s(item, "customer_name"),
+            email: opt_s(item, "customer_email"),
+        },
+        description: opt_s(item, "description"),
+        created_at: get_s(item, "created_at")?.to_owned(),
+    })
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// A page of payments.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The payments, oldest id first.
+    pub payments: Vec<Payment>,
+    /// The cursor for the next page, if there is one.
+    pub next: Option<String>,
+}
+
+/// The payments store over one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct PaymentStore {
+    client: Client,
+    table: String,
+    fingerprint_key: Vec<u8>,
+}
+
+impl PaymentStore {
+    /// A store over a table; `fingerprint_key` keys the card fingerprints.
+    pub fn new(client: Client, table: impl Into<String>, fingerprint_key: impl Into<Vec<u8>>) -> Self {
+        Self { client, table: table.into(), fingerprint_key: fingerprint_key.into() }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Stores a new payment; refuses an id the tenant already used.
+    pub async fn create(&self, tenant: &str, new: NewPayment) -> Result<Payment, StoreError> {
+        let payment = Payment {
+            id: new.id.clone(),
+            amount: new.amount,
+            currency: new.currency.clone(),
+            status: Status::Succeeded,
+            refunded_amount: 0,
+            card: CardSummary {
+                brand: new.card.brand().to_owned(),
+                last4: new.card.last4().to_owned(),
+                fingerprint: new.card.fingerprint(&self.fingerprint_key),
+            },
+            customer: new.customer.clone(),
+            description: new.description.clone(),
+            created_at: now_rfc3339(),
+        };
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk(tenant)))
+            .item("sk", s(payment_sk(&payment.id)))
+            .item("id", s(&payment.id))
+            .item("tenant", s(tenant))
+            .item("amount", n(payment.amount))
+            .item("refunded", n(0))
+            .item("refundable", n(payment.amount))
+            .item("currency", s(&payment.currency))
+            .item("card_brand", s(&payment.card.brand))
+            .item("card_last4", s(&payment.card.last4))
+            .item("card_fingerprint", s(&payment.card.fingerprint))
+            .item("customer_id", s(&payment.customer.id))
+            .item("created_at", s(&payment.created_at))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(name) = &payment.customer.name {
+            req = req.item("customer_name", s(name));
+        }
+        if let Some(email) = &payment.customer.email {
+            req = req.item("customer_email", s(email));
+        }
+        if let Some(description) = &payment.description {
+            req = req.item("description", s(description));
+        }
+        match req.send().await {
+            Ok(_) => Ok(payment),
+            Err(err) if is_conditional_failure(&err) => Err(StoreError::Duplicate),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    /// Reads one of the tenant's payments.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Payment, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(tenant)))
+            .key("sk", s(payment_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        match out.item() {
+            Some(item) => payment_from_item(item),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Lists the tenant's payments by id, `limit` at a time, after the cursor.
+    pub async fn list(&self, tenant: &str, limit: i32, after: Option<&str>) -> Result<Page, StoreError> {
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk(tenant)))
+            .expression_attribute_values(":prefix", s("PAYMENT#"))
+            .limit(limit);
+        if let Some(after) = after {
+            // The cursor is only an id: the partition key is always the caller's tenant.
+            req =
+                req.exclusive_start_key("pk", s(pk(tenant))).exclusive_start_key("sk", s(payment_sk(after)));
+        }
+        let out = req.send().await.map_err(classify)?;
+        let payments = out.items().iter().map(payment_from_item).collect::<Result<Vec<_>, _>>()?;
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("sk"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|sk| sk.strip_prefix("PAYMENT#"))
+            .map(str::to_owned);
+        Ok(Page { payments, next })
+    }
+
+    /// Refunds part or all of a payment in one transaction: the payment's refundable
+    /// amount goes down only if it covers the refund, and the refund item is written with it.
+    pub async fn refund(
+        &self,
+        tenant: &str,
+        payment_id: &str,
+        amount: u64,
+        reason: Option<String>,
+    ) -> Result<Refund, StoreError> {
+        let refund_id = format!("re_{}", uuid::Uuid::new_v4().simple());
+        let created_at = now_rfc3339();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk(tenant)))
+            .key("sk", s(payment_sk(payment_id)))
+            .update_expression("SET refundable = refundable - :a, refunded = refunded + :a")
+            .condition_expression("attribute_exists(pk) AND refundable >= :a")
+            .expression_attribute_values(":a", n(amount))
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk(tenant)))
+            .item("sk", s(format!("REFUND#{payment_id}#{refund_id}")))
+            .item("id", s(&refund_id))
+            .item("payment_id", s(payment_id))
+            .item("amount", n(amount))
+            .item("created_at", s(&created_at))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(reason) = &reason {
+            put = put.item("reason", s(reason));
+        }
+        let put = put.build().map_err(|e| StoreError::Other(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        if let Err(err) = result {
+            let cancelled =
+                err.as_service_error().is_some_and(|e| e.code() == Some("TransactionCanceledException"));
+            if !cancelled {
+                return Err(classify(err));
+            }
+            // The condition failed: either there is no such payment, or not enough is left.
+            let payment = self.get(tenant, payment_id).await?;
+            return Err(StoreError::OverRefund { refundable: payment.amount - payment.refunded_amount });
+        }
+        let payment = self.get(tenant, payment_id).await?;
+        Ok(Refund { id: refund_id, payment_id: payment_id.to_owned(), amount, reason, created_at, payment })
+    }
+}
+
+fn is_conditional_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}

@@ -1,0 +1,97 @@
+//! Shared set-up for the payments tests: a fresh table on real DynamoDB Local per test.
+
+#![allow(dead_code)]
+
+use http::{header, Method};
+use lift::app::AppService;
+use lift::{Body, Request, Response};
+use lift_harness::dynamodb::DynamoDbLocal;
+use payments::{PaymentStore, Payments};
+use rand::Rng;
+use tower::ServiceExt;
+
+pub(crate) const FINGERPRINT_KEY: &[u8] = b"test-fingerprint-key-0123456789ab";
+
+/// The payments app over a new, uniquely named table.
+pub(crate) struct Env {
+    pub(crate) service: AppService,
+    pub(crate) store: PaymentStore,
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+}
+
+pub(crate) async fn env() -> Env {
+    env_with(true).await
+}
+
+pub(crate) async fn env_with(dev_tenant_header: bool) -> Env {
+    let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
+    let table = ddb.create_table(&payments::table_def()).await.expect("create the payments table");
+    let client = ddb.client().await;
+    let store = PaymentStore::new(client.clone(), table.clone(), FINGERPRINT_KEY);
+    let service =
+        payments::app(Payments { store: store.clone(), dev_tenant_header_insecure: dev_tenant_header })
+            .into_service();
+    Env { service, store, client, table }
+}
+
+impl Env {
+    pub(crate) async fn call(&self, req: Request) -> Response {
+        self.service.clone().oneshot(req).await.unwrap()
+    }
+
+    pub(crate) async fn send(&self, method: Method, uri: &str, tenant: &str, body: Option<serde_json::Value>) -> Response {
+        self.call(request(method, uri, Some(tenant), body)).await
+    }
+}
+
+pub(crate) fn request(method: Method, uri: &str, tenant: Option<&str>, body: Option<serde_json::Value>) -> Request {
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    if let Some(tenant) = tenant {
+        builder = builder.header(payments::DEV_TENANT_HEADER, tenant);
+    }
+    let body = match body {
+        Some(json) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            Body::from(serde_json::to_vec(&json).unwrap())
+        }
+        None => Body::empty(),
+    };
+    builder.body(body).unwrap()
+}
+
+pub(crate) fn json(res: &Response) -> serde_json::Value {
+    serde_json::from_slice(res.body().as_bytes())
+        .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(res.body().as_bytes())))
+}
+
+/// A random Luhn-valid card number of a common brand.
+pub(crate) fn card_number() -> String {
+    let mut rng = rand::thread_rng();
+    let (prefix, len) = match rng.gen_range(0..3) {
+        0 => ("4", 16),
+        1 => ("51", 16),
+        _ => ("37", 15),
+    };
+    let mut digits: String = prefix.to_owned();
+    while digits.len() < len - 1 {
+        digits.push(char::from(b'0' + rng.gen_range(0..10u8)));
+    }
+    let check = (0..10).find(|d| payments::card::luhn_valid(&format!("{digits}{d}"))).unwrap();
+    format!("{digits}{check}")
+}
+
+/// A payment request with a generated customer.
+pub(crate) fn new_payment(amount: u64, currency: &str) -> serde_json::Value {
+    use fake::faker::internet::en::SafeEmail;
+    use fake::faker::name::en::Name;
+    use fake::Fake;
+    let name: String = Name().fake();
+    let email: String = SafeEmail().fake();
+    serde_json::json!({
+        "card_number": card_number(),
+        "amount": amount,
+        "currency": currency,
+        "customer": { "id": format!("cus_{}", rand::thread_rng().gen::<u32>()), "name": name, "email": email }
+    })
+}

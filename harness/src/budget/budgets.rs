@@ -1,0 +1,312 @@
+//! `benches/budgets.toml`: the overhead budget of each bench group.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::BudgetError;
+
+/// The bench function that measures the no-op service alone, unless a budget says otherwise.
+pub const DEFAULT_BARE: &str = "bare";
+/// The bench function that measures the middleware over the no-op service, unless a budget
+/// says otherwise.
+pub const DEFAULT_LAYER: &str = "layer";
+
+/// The overhead budgets of a budgets file, in the order the file declares them.
+///
+/// # Examples
+///
+/// ```
+/// use lift_harness::budget::Budgets;
+///
+/// let budgets = Budgets::parse(
+///     r#"
+///     [budgets.circuit_breaker]
+///     budget_ns = 150
+///     description = "circuit breaker over a no-op service"
+///     "#,
+///     "budgets.toml",
+/// )?;
+/// let breaker = budgets.get("circuit_breaker").unwrap();
+/// assert_eq!(breaker.budget_ns(), 150);
+/// assert_eq!(breaker.layer_function(), "layer");
+/// # Ok::<(), lift_harness::budget::BudgetError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budgets {
+    path: PathBuf,
+    budgets: Vec<Budget>,
+}
+
+/// The overhead budget of one criterion group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    group: String,
+    budget_ns: u64,
+    description: String,
+    bare: String,
+    layer: String,
+}
+
+impl Budget {
+    /// The criterion group, which is the key in the budgets file.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The most the middleware may add over the bare service, in nanoseconds.
+    pub fn budget_ns(&self) -> u64 {
+        self.budget_ns
+    }
+
+    /// What is measured, for people reading the report.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The bench function that measures the bare service (`bare` by default).
+    pub fn bare_function(&self) -> &str {
+        &self.bare
+    }
+
+    /// The bench function that measures the middleware (`layer` by default).
+    pub fn layer_function(&self) -> &str {
+        &self.layer
+    }
+}
+
+impl Budgets {
+    /// Reads and checks a budgets file.
+    ///
+    /// # Errors
+    /// [`BudgetError::MissingFile`] when it does not exist, [`BudgetError::BadToml`] or
+    /// [`BudgetError::InvalidBudget`] when it is not in the budgets format.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, BudgetError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => {
+                BudgetError::MissingFile { what: "budgets file", path: path.to_owned() }
+            }
+            _ => BudgetError::Io { path: path.to_owned(), source },
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a budgets file; `path` names it in errors and reports.
+    ///
+    /// # Errors
+    /// [`BudgetError::BadToml`] for invalid TOML, unknown keys or wrong types;
+    /// [`BudgetError::InvalidBudget`] for a file without budgets, an empty group name or
+    /// bench function name, or a budget whose two functions are the same.
+    pub fn parse(text: &str, path: impl Into<PathBuf>) -> Result<Self, BudgetError> {
+        let path = path.into();
+        let file: File = toml::from_str(text).map_err(|source| BudgetError::BadToml {
+            location: source.span().map(|span| line_column(text, span.start)),
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+        let invalid = |reason: String| BudgetError::InvalidBudget { path: path.clone(), reason };
+        if file.budgets.0.is_empty() {
+            return Err(invalid("no budgets: add a [budgets.<group>] table".to_owned()));
+        }
+        let mut budgets = Vec::with_capacity(file.budgets.0.len());
+        for (group, spec) in file.budgets.0 {
+            if group.trim().is_empty() {
+                return Err(invalid("a budget has an empty group name".to_owned()));
+            }
+            if spec.bare.trim().is_empty() || spec.layer.trim().is_empty() {
+                return Err(invalid(format!("{group}: bench function names must not be empty")));
+            }
+            if spec.bare == spec.layer {
+                return Err(invalid(format!(
+                    "{group}: bare and layer are the same function {:?}",
+                    spec.bare
+                )));
+            }
+            budgets.push(Budget {
+                group,
+                budget_ns: spec.budget_ns,
+                description: spec.description,
+                bare: spec.bare,
+                layer: spec.layer,
+            });
+        }
+        Ok(Self { path, budgets })
+    }
+
+    /// The file the budgets came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The budget of a group.
+    pub fn get(&self, group: &str) -> Option<&Budget> {
+        self.budgets.iter().find(|b| b.group == group)
+    }
+
+    /// The budgets, in file order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Budget> {
+        self.budgets.iter()
+    }
+
+    /// How many budgets there are.
+    pub fn len(&self) -> usize {
+        self.budgets.len()
+    }
+
+    /// Whether there are none (never true for a parsed file).
+    pub fn is_empty(&self) -> bool {
+        self.budgets.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Budgets {
+    type Item = &'a Budget;
+    type IntoIter = std::slice::Iter<'a, Budget>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The file as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    budgets: Ordered,
+}
+
+/// One `[budgets.<group>]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    budget_ns: u64,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_bare")]
+    bare: String,
+    #[serde(default = "default_layer")]
+    layer: String,
+}
+
+fn default_bare() -> String {
+    DEFAULT_BARE.to_owned()
+}
+
+fn default_layer() -> String {
+    DEFAULT_LAYER.to_owned()
+}
+
+/// The `[budgets]` table with its keys in file order (a map type would sort them), so the
+/// report reads in the order the file was written.
+struct Ordered(Vec<(String, Spec)>);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor;
+
+        impl<'de> Visitor<'de> for OrderedVisitor {
+            type Value = Ordered;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of [budgets.<group>] tables")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Spec>()? {
+                    entries.push(entry);
+                }
+                Ok(Ordered(entries))
+            }
+        }
+
+        deserializer.deserialize_map(OrderedVisitor)
+    }
+}
+
+/// Line and column (from 1) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_budgets_in_file_order_with_defaults() {
+        let budgets = Budgets::parse(
+            r#"
+            [budgets.timeout]
+            budget_ns = 150
+            description = "deadline-aware timeout"
+
+            [budgets.bulkhead]
+            budget_ns = 200
+            layer = "per_tenant"
+            "#,
+            "b.toml",
+        )
+        .unwrap();
+        let groups: Vec<_> = budgets.iter().map(Budget::group).collect();
+        assert_eq!(groups, ["timeout", "bulkhead"]);
+        let bulkhead = budgets.get("bulkhead").unwrap();
+        assert_eq!((bulkhead.bare_function(), bulkhead.layer_function()), ("bare", "per_tenant"));
+        assert_eq!(bulkhead.description(), "");
+        assert_eq!(budgets.path(), Path::new("b.toml"));
+    }
+
+    #[test]
+    fn invalid_toml_names_the_file_and_line() {
+        let err = Budgets::parse("[budgets.timeout]\nbudget_ns = = 3\n", "b.toml").unwrap_err();
+        assert!(matches!(err, BudgetError::BadToml { location: Some((2, _)), .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("bad budgets file b.toml at line 2"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_keys_are_bad_toml() {
+        for text in [
+            "[budgets.timeout]\nbudget_ns = -1\n",
+            "[budgets.timeout]\nbudget_ns = 1.5\n",
+            "[budgets.timeout]\nbudget_ns = \"150\"\n",
+            "[budgets.timeout]\nbudget = 150\n",
+            "[budgets.timeout]\nbudget_ns = 150\noptional = true\n",
+            "[budget.timeout]\nbudget_ns = 150\n",
+        ] {
+            let err = Budgets::parse(text, "b.toml").unwrap_err();
+            assert!(matches!(err, BudgetError::BadToml { .. }), "{text}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn unusable_budgets_are_invalid() {
+        for text in [
+            "[budgets]\n",
+            "[budgets.timeout]\nbudget_ns = 1\nbare = \"x\"\nlayer = \"x\"\n",
+            "[budgets.timeout]\nbudget_ns = 1\nlayer = \"\"\n",
+            "[budgets.\" \"]\nbudget_ns = 1\n",
+        ] {
+            let err = Budgets::parse(text, "b.toml").unwrap_err();
+            assert!(matches!(err, BudgetError::InvalidBudget { .. }), "{text}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = Budgets::load("/nonexistent/budgets.toml").unwrap_err();
+        assert_eq!(err.to_string(), "budgets file /nonexistent/budgets.toml not found");
+    }
+
+    #[test]
+    fn line_column_counts_from_one() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,153 @@
+//! The overhead budget gate: fails when a middleware costs more than its budget.
+//!
+//! Each bench group measures a middleware twice in the same run (see `benches/src/lib.rs`):
+//! `bare`, the no-op service alone, and `layer`, the middleware over that same service.
+//! `benches/budgets.toml` gives each group a budget in nanoseconds, and the gate compares
+//!
+//! ```text
+//! overhead = median(<group>/layer) - median(<group>/bare)
+//! ```
+//!
+//! from criterion's latest results (`<criterion dir>/<group>/<function>/new/estimates.json`)
+//! with it. Criterion itself never fails on a regression; this gate does. A budget without
+//! results fails the gate too, unless missing results are allowed (for benches not written
+//! yet).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use lift_harness::budget::{Budgets, CriterionResults, Gate};
+//!
+//! let budgets = Budgets::load("benches/budgets.toml")?;
+//! let report = Gate::new(budgets, CriterionResults::locate()).check()?;
+//! println!("{report}");
+//! report.ensure_passed()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod budgets;
+mod criterion;
+mod error;
+mod report;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+pub use budgets::{Budget, Budgets, DEFAULT_BARE, DEFAULT_LAYER};
+pub use criterion::{directory_name, CriterionResults};
+pub use error::{BudgetError, GateFailed};
+pub use report::{GroupReport, Measurement, Report, Verdict};
+
+/// The budgets file `lift-harness budget` reads unless told otherwise.
+pub const DEFAULT_BUDGETS_FILE: &str = "benches/budgets.toml";
+
+/// Checks criterion's results against the budgets.
+///
+/// # Examples
+///
+/// ```no_run
+/// use lift_harness::budget::{Budgets, CriterionResults, Gate};
+///
+/// let gate = Gate::new(Budgets::load("benches/budgets.toml")?, CriterionResults::new("target/criterion"))
+///     .allow_missing(true);
+/// assert!(gate.check()?.passed());
+/// # Ok::<(), lift_harness::budget::BudgetError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gate {
+    budgets: Budgets,
+    results: CriterionResults,
+    allow_missing: bool,
+}
+
+impl Gate {
+    /// A gate over these budgets and results; missing results fail it.
+    pub fn new(budgets: Budgets, results: CriterionResults) -> Self {
+        Self { budgets, results, allow_missing: false }
+    }
+
+    /// Whether a budget without criterion results is skipped instead of failing the gate.
+    pub fn allow_missing(mut self, allow: bool) -> Self {
+        self.allow_missing = allow;
+        self
+    }
+
+    /// Reads the medians and gives a verdict per budget.
+    ///
+    /// # Errors
+    /// [`BudgetError::NoCriterionDir`] when the criterion directory does not exist (nothing
+    /// was benched, so even allowed missing results cannot pass), and
+    /// [`BudgetError::MalformedEstimates`] or [`BudgetError::Io`] when results cannot be
+    /// read. Benches over budget or without results are verdicts in the report, not errors.
+    pub fn check(&self) -> Result<Report, BudgetError> {
+        if !self.results.dir().is_dir() {
+            return Err(BudgetError::NoCriterionDir { path: self.results.dir().to_owned() });
+        }
+        let mut groups = Vec::with_capacity(self.budgets.len());
+        for budget in &self.budgets {
+            groups.push(self.check_one(budget)?);
+        }
+        Ok(Report {
+            passed: !groups.iter().any(|g| g.verdict.fails()),
+            budgets_file: self.budgets.path().to_owned(),
+            criterion_dir: self.results.dir().to_owned(),
+            allow_missing: self.allow_missing,
+            groups,
+        })
+    }
+
+    fn check_one(&self, budget: &Budget) -> Result<GroupReport, BudgetError> {
+        let median = |function| self.results.median_ns(budget.group(), function);
+        let medians =
+            median(budget.layer_function()).and_then(|layer| Ok((layer, median(budget.bare_function())?)));
+        let (verdict, measurement, missing) = match medians {
+            Ok((layer, bare)) => {
+                let measurement = Measurement::new(layer, bare);
+                let within = measurement.overhead_ns() <= budget.budget_ns() as f64;
+                (if within { Verdict::Pass } else { Verdict::Fail }, Some(measurement), None)
+            }
+            Err(err @ BudgetError::MissingResults { .. }) => {
+                let verdict = if self.allow_missing { Verdict::Skipped } else { Verdict::Missing };
+                (verdict, None, Some(err.to_string()))
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(GroupReport {
+            group: budget.group().to_owned(),
+            description: budget.description().to_owned(),
+            budget_ns: budget.budget_ns(),
+            verdict,
+            measurement,
+            missing,
+        })
+    }
+}
+
+/// `lift-harness budget`: checks the budgets, prints the table, writes the JSON report when
+/// asked, and fails when the gate fails.
+///
+/// `criterion_dir` defaults to [`CriterionResults::locate`].
+///
+/// # Errors
+/// A [`BudgetError`] when the inputs cannot be read, [`GateFailed`] when a bench is over
+/// budget or has no results (unless `allow_missing`), an I/O error when the JSON report
+/// cannot be written.
+pub fn run(
+    budgets_file: &Path,
+    criterion_dir: Option<PathBuf>,
+    allow_missing: bool,
+    json: Option<&Path>,
+) -> anyhow::Result<()> {
+    let budgets = Budgets::load(budgets_file)?;
+    let results = criterion_dir.map_or_else(CriterionResults::locate, CriterionResults::new);
+    let report = Gate::new(budgets, results).allow_missing(allow_missing).check()?;
+    println!("{report}");
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report).context("serializing the budget report")?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing the budget report to {}", path.display()))?;
+    }
+    report.ensure_passed()?;
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The gate's verdicts and how they print: a table for people, JSON for machines.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::GateFailed;
+
+/// The verdict on one bench group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// The overhead is within the budget.
+    Pass,
+    /// The overhead exceeds the budget.
+    Fail,
+    /// Criterion has no results for the group: a failure.
+    Missing,
+    /// Criterion has no results for the group, and the gate was told to allow that.
+    Skipped,
+}
+
+impl Verdict {
+    /// Whether this verdict fails the gate.
+    pub fn fails(self) -> bool {
+        matches!(self, Verdict::Fail | Verdict::Missing)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Missing => "MISSING",
+            Verdict::Skipped => "SKIPPED",
+        })
+    }
+}
+
+/// The medians of one group's latest run and what they imply.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Measurement {
+    layer_median_ns: f64,
+    bare_median_ns: f64,
+    overhead_ns: f64,
+    ratio: Option<f64>,
+}
+
+impl Measurement {
+    /// From the medians of the layer and of the bare service, in nanoseconds.
+    pub fn new(layer_median_ns: f64, bare_median_ns: f64) -> Self {
+        let ratio = (bare_median_ns > 0.0).then(|| layer_median_ns / bare_median_ns);
+        Self { layer_median_ns, bare_median_ns, overhead_ns: layer_median_ns - bare_median_ns, ratio }
+    }
+
+    /// Median time of the middleware over the no-op service.
+    pub fn layer_median_ns(&self) -> f64 {
+        self.layer_median_ns
+    }
+
+    /// Median time of the no-op service alone.
+    pub fn bare_median_ns(&self) -> f64 {
+        self.bare_median_ns
+    }
+
+    /// What the middleware adds: the difference of the medians (negative when noise wins).
+    pub fn overhead_ns(&self) -> f64 {
+        self.overhead_ns
+    }
+
+    /// Layer median over bare median (none when the bare median is zero).
+    pub fn ratio(&self) -> Option<f64> {
+        self.ratio
+    }
+}
+
+/// The gate's result for one bench group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupReport {
+    pub(super) group: String,
+    pub(super) description: String,
+    pub(super) budget_ns: u64,
+    pub(super) verdict: Verdict,
+    #[serde(flatten)]
+    pub(super) measurement: Option<Measurement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) missing: Option<String>,
+}
+
+impl GroupReport {
+    /// The criterion group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// What the group measures.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The budget, in nanoseconds of overhead.
+    pub fn budget_ns(&self) -> u64 {
+        self.budget_ns
+    }
+
+    /// The verdict.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// The medians, when criterion has results.
+    pub fn measurement(&self) -> Option<&Measurement> {
+        self.measurement.as_ref()
+    }
+
+    /// Why there is no measurement (`no results for ...: run cargo bench first`).
+    pub fn missing(&self) -> Option<&str> {
+        self.missing.as_deref()
+    }
+}
+
+/// The gate's result: a verdict per budget, in budgets-file order.
+///
+/// `Display` prints the table; `serde::Serialize` gives the JSON of `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub(super) passed: bool,
+    pub(super) budgets_file: PathBuf,
+    pub(super) criterion_dir: PathBuf,
+    pub(super) allow_missing: bool,
+    pub(super) groups: Vec<GroupReport>,
+}
+
+impl Report {
+    /// Whether no group is over budget (nor missing, unless missing results are allowed).
+    pub fn passed(&self) -> bool {
+        self.passed
+    }
+
+    /// Every group's result.
+    pub fn groups(&self) -> &[GroupReport] {
+        &self.groups
+    }
+
+    /// One group's result.
+    pub fn group(&self, name: &str) -> Option<&GroupReport> {
+        self.groups.iter().find(|g| g.group == name)
+    }
+
+    /// The budgets file that was checked.
+    pub fn budgets_file(&self) -> &Path {
+        &self.budgets_file
+    }
+
+    /// The criterion directory the medians came from.
+    pub fn criterion_dir(&self) -> &Path {
+        &self.criterion_dir
+    }
+
+    /// `Ok` when the gate passed, else the groups that failed it.
+    ///
+    /// # Errors
+    /// [`GateFailed`] naming the groups over budget and the groups without results.
+    pub fn ensure_passed(&self) -> Result<(), GateFailed> {
+        if self.passed {
+            return Ok(());
+        }
+        let named =
+            |verdict| self.groups.iter().filter(|g| g.verdict == verdict).map(|g| g.group.clone()).collect();
+        Err(GateFailed { over_budget: named(Verdict::Fail), missing: named(Verdict::Missing) })
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEADER: [&str; 7] =
+            ["bench", "layer median", "bare median", "overhead", "ratio", "budget", "verdict"];
+        let rows: Vec<[String; 7]> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let (layer, bare, overhead, ratio) = match &g.measurement {
+                    Some(m) => (
+                        format_ns(m.layer_median_ns),
+                        format_ns(m.bare_median_ns),
+                        format_ns(m.overhead_ns),
+                        m.ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x")),
+                    ),
+                    None => ("-".into(), "-".into(), "-".into(), "-".into()),
+                };
+                [
+                    g.group.clone(),
+                    layer,
+                    bare,
+                    overhead,
+                    ratio,
+                    format_budget(g.budget_ns),
+                    g.verdict.to_string(),
+                ]
+            })
+            .collect();
+        let mut widths = HEADER.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 7]| {
+            // The bench name reads left-aligned, the numbers right-aligned.
+            write!(f, "{:<w$}", cells[0], w = widths[0])?;
+            for (cell, width) in cells.iter().zip(widths).skip(1).take(5) {
+                write!(f, "  {cell:>width$}")?;
+            }
+            writeln!(f, "  {}", cells[6])
+        };
+        line(f, HEADER)?;
+        for row in &rows {
+            line(f, row.each_ref().map(String::as_str))?;
+        }
+        writeln!(f)?;
+        for g in &self.groups {
+            if let Some(missing) = &g.missing {
+                let allowed = if g.verdict == Verdict::Skipped { " (allowed)" } else { "" };
+                writeln!(f, "{missing}{allowed}")?;
+            }
+        }
+        let count = |v: Verdict| self.groups.iter().filter(|g| g.verdict == v).count();
+        writeln!(
+            f,
+            "overhead = median(<group>/layer) - median(<group>/bare) from criterion's latest run in {}",
+            self.criterion_dir.display()
+        )?;
+        write!(
+            f,
+            "{} passed, {} over budget, {} missing, {} skipped: gate {}",
+            count(Verdict::Pass),
+            count(Verdict::Fail),
+            count(Verdict::Missing),
+            count(Verdict::Skipped),
+            if self.passed { "passed" } else { "FAILED" }
+        )
+    }
+}
+
+/// A duration in nanoseconds in the unit that reads best.
+fn format_ns(ns: f64) -> String {
+    let abs = ns.abs();
+    if abs < 1_000.0 {
+        format!("{ns:.1} ns")
+    } else if abs < 1_000_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else {
+        format!("{:.2} ms", ns / 1_000_000.0)
+    }
+}
+
+/// A budget: whole nanoseconds below a microsecond, else as [`format_ns`].
+fn format_budget(ns: u64) -> String {
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else {
+        format_ns(ns as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_pick_their_unit() {
+        assert_eq!(format_ns(150.0), "150.0 ns");
+        assert_eq!(format_ns(-3.25), "-3.2 ns");
+        assert_eq!(format_ns(2_000.0), "2.00 µs");
+        assert_eq!(format_ns(20_512.0), "20.51 µs");
+        assert_eq!(format_ns(1_500_000.0), "1.50 ms");
+        assert_eq!(format_budget(150), "150 ns");
+        assert_eq!(format_budget(10_000), "10.00 µs");
+    }
+
+    #[test]
+    fn measurement_is_the_difference_of_medians() {
+        let m = Measurement::new(300.0, 100.0);
+        assert_eq!((m.overhead_ns(), m.ratio()), (200.0, Some(3.0)));
+        assert_eq!(Measurement::new(5.0, 0.0).ratio(), None);
+    }
+}

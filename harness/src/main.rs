@@ -1,0 +1,72 @@
+//! The `lift-harness` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The Lift harness: real DynamoDB Local and mocked AWS endpoints on one machine.
+#[derive(Debug, Parser)]
+#[command(name = "lift-harness", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start DynamoDB Local and the mocked AWS endpoints, print their endpoints as shell
+    /// `export` lines, and stay up until Ctrl-C.
+    Up {
+        /// Also create Lift's own tables (rate limits, idempotency, audit, tokens,
+        /// blocklist) and export their names as LIFT_TABLE_* variables.
+        #[arg(long)]
+        tables: bool,
+        /// Print the environment and exit right away, leaving nothing running
+        /// (useful only with LIFT_DYNAMODB_ENDPOINT pointing at a long-lived instance).
+        #[arg(long, hide = true)]
+        once: bool,
+    },
+    /// Check criterion's latest results against the overhead budgets: print a table and
+    /// exit non-zero when a bench is over budget or has no results. Run `cargo bench` first.
+    Budget {
+        /// The budgets file.
+        #[arg(long, value_name = "FILE", default_value = lift_harness::budget::DEFAULT_BUDGETS_FILE)]
+        budgets: PathBuf,
+        /// Criterion's output directory [default: $CRITERION_HOME, else
+        /// $CARGO_TARGET_DIR/criterion, else the cargo target dir's criterion/, else
+        /// target/criterion].
+        #[arg(long, value_name = "DIR")]
+        criterion_dir: Option<PathBuf>,
+        /// Skip budgets without results instead of failing (for benches not written yet).
+        #[arg(long)]
+        allow_missing: bool,
+        /// Also write the report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIFT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up { tables, once } => lift_harness::up::run(tables, once).await,
+        Command::Budget { budgets, criterion_dir, allow_missing, json } => {
+            lift_harness::budget::run(&budgets, criterion_dir, allow_missing, json.as_deref())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lift-harness: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

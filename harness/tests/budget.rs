@@ -1,0 +1,384 @@
+//! The budget gate against real criterion results: a layer over budget fails the gate (and
+//! the `lift-harness budget` exit code), a cheap one passes, and bad inputs give clear errors.
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, Criterion};
+use lift_harness::budget::{BudgetError, Budgets, CriterionResults, Gate, GateFailed, Verdict};
+use tower::{Layer, Service, ServiceExt};
+
+/// How long the slow layer busy-spins per call.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// A layer that busy-spins (not sleeps: the CPU time is the point) before the inner call.
+#[derive(Clone, Copy)]
+struct SpinLayer(Duration);
+
+#[derive(Clone)]
+struct Spin<S> {
+    inner: S,
+    spin: Duration,
+}
+
+impl<S> Layer<S> for SpinLayer {
+    type Service = Spin<S>;
+
+    fn layer(&self, inner: S) -> Spin<S> {
+        Spin { inner, spin: self.0 }
+    }
+}
+
+impl<S: Service<u64>> Service<u64> for Spin<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: u64) -> S::Future {
+        let start = Instant::now();
+        while start.elapsed() < self.spin {
+            std::hint::spin_loop();
+        }
+        self.inner.call(req)
+    }
+}
+
+/// A layer that adds nothing: its service forwards every call.
+#[derive(Clone, Copy)]
+struct PassThroughLayer;
+
+#[derive(Clone)]
+struct PassThrough<S>(S);
+
+impl<S> Layer<S> for PassThroughLayer {
+    type Service = PassThrough<S>;
+
+    fn layer(&self, inner: S) -> PassThrough<S> {
+        PassThrough(inner)
+    }
+}
+
+impl<S: Service<u64>> Service<u64> for PassThrough<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: u64) -> S::Future {
+        self.0.call(req)
+    }
+}
+
+/// The bare no-op service: answers at once.
+type Noop = tower::util::ServiceFn<fn(u64) -> std::future::Ready<Result<u64, Infallible>>>;
+
+fn noop() -> Noop {
+    tower::service_fn(|n| std::future::ready(Ok(n)))
+}
+
+/// Benches `<group>/bare` (the no-op) and `<group>/layer` (the layer over the same no-op),
+/// the way the bench files do.
+fn bench_group<L>(c: &mut Criterion, rt: &tokio::runtime::Runtime, group: &str, layer: L)
+where
+    L: Layer<Noop>,
+    L::Service: Service<u64, Response = u64, Error = Infallible> + Clone,
+{
+    let bare = noop();
+    let layered = layer.layer(noop());
+    let mut g = c.benchmark_group(group);
+    g.bench_function("bare", |b| {
+        b.to_async(rt).iter(|| {
+            let svc = bare; // the no-op is `Copy`
+            async move { black_box(svc.oneshot(black_box(1)).await) }
+        })
+    });
+    g.bench_function("layer", |b| {
+        b.to_async(rt).iter(|| {
+            let svc = layered.clone();
+            async move { black_box(svc.oneshot(black_box(1)).await) }
+        })
+    });
+    g.finish();
+}
+
+/// A fresh directory under cargo's per-test temp dir.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("budget-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Criterion results for `slow_layer` and `pass_through`, measured once per test process
+/// (benches run one at a time, so they do not disturb each other).
+fn measured() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("criterion");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let mut c = Criterion::default()
+            .output_directory(&dir)
+            .warm_up_time(Duration::from_millis(100))
+            .measurement_time(Duration::from_millis(300))
+            .sample_size(10)
+            .without_plots();
+        bench_group(&mut c, &rt, "slow_layer", SpinLayer(SPIN));
+        bench_group(&mut c, &rt, "pass_through", PassThroughLayer);
+        dir
+    })
+}
+
+fn write_budgets(text: &str) -> PathBuf {
+    let path = temp_dir("budgets").join("budgets.toml");
+    std::fs::write(&path, text).expect("write budgets");
+    path
+}
+
+const BOTH: &str = r#"
+[budgets.slow_layer]
+budget_ns = 5000
+description = "a layer that spins 20 µs"
+
+[budgets.pass_through]
+budget_ns = 5000
+description = "a layer that only forwards"
+"#;
+
+const CHEAP_ONLY: &str = "[budgets.pass_through]\nbudget_ns = 5000\n";
+
+/// Writes `<dir>/<group>/<function>/new/estimates.json` with this median.
+fn fake_estimates(dir: &Path, group: &str, function: &str, median_ns: f64) {
+    let new = dir.join(group).join(function).join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    let json = serde_json::json!({
+        "mean": { "point_estimate": median_ns, "standard_error": 1.0,
+                  "confidence_interval": { "confidence_level": 0.95, "lower_bound": median_ns, "upper_bound": median_ns } },
+        "median": { "point_estimate": median_ns, "standard_error": 1.0,
+                    "confidence_interval": { "confidence_level": 0.95, "lower_bound": median_ns, "upper_bound": median_ns } },
+        "median_abs_dev": { "point_estimate": 0.0, "standard_error": 0.0,
+                            "confidence_interval": { "confidence_level": 0.95, "lower_bound": 0.0, "upper_bound": 0.0 } },
+        "slope": null,
+        "std_dev": { "point_estimate": 0.0, "standard_error": 0.0,
+                     "confidence_interval": { "confidence_level": 0.95, "lower_bound": 0.0, "upper_bound": 0.0 } }
+    });
+    std::fs::write(new.join("estimates.json"), json.to_string()).unwrap();
+}
+
+#[test]
+fn a_slow_layer_fails_the_gate_and_a_cheap_one_passes() {
+    let dir = measured();
+    let budgets = Budgets::load(write_budgets(BOTH)).unwrap();
+    let report = Gate::new(budgets, CriterionResults::new(dir)).check().unwrap();
+    println!("{report}");
+
+    let slow = report.group("slow_layer").unwrap();
+    assert_eq!(slow.verdict(), Verdict::Fail);
+    let m = slow.measurement().unwrap();
+    // The spin dominates: at least most of 20 µs over the bare service, whatever the noise.
+    assert!(m.overhead_ns() > 15_000.0, "slow overhead {} ns", m.overhead_ns());
+    assert!(m.ratio().unwrap() > 2.0);
+
+    let cheap = report.group("pass_through").unwrap();
+    assert_eq!(cheap.verdict(), Verdict::Pass, "{report}");
+
+    assert!(!report.passed());
+    assert_eq!(
+        report.ensure_passed(),
+        Err(GateFailed { over_budget: vec!["slow_layer".into()], missing: vec![] })
+    );
+    let table = report.to_string();
+    assert!(table.lines().any(|l| l.starts_with("slow_layer") && l.ends_with("FAIL")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("pass_through") && l.ends_with("PASS")), "{table}");
+    assert!(table.ends_with("gate FAILED"), "{table}");
+
+    let cheap_only = Budgets::load(write_budgets(CHEAP_ONLY)).unwrap();
+    let report = Gate::new(cheap_only, CriterionResults::new(dir)).check().unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.ensure_passed(), Ok(()));
+}
+
+#[test]
+fn the_command_exits_non_zero_when_a_bench_is_over_budget() {
+    let dir = measured();
+    let json = temp_dir("json").join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .arg("budget")
+        .arg("--budgets")
+        .arg(write_budgets(BOTH))
+        .arg("--criterion-dir")
+        .arg(dir)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("layer median") && stdout.contains("ratio"), "{stdout}");
+    assert!(stderr.contains("budget gate failed: over budget: slow_layer"), "{stderr}");
+
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["groups"][0]["group"], "slow_layer");
+    assert_eq!(report["groups"][0]["verdict"], "FAIL");
+    assert!(report["groups"][0]["overhead_ns"].as_f64().unwrap() > 15_000.0);
+    assert_eq!(report["groups"][1]["verdict"], "PASS");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .args(["budget", "--budgets"])
+        .arg(write_budgets(CHEAP_ONLY))
+        .arg("--criterion-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn a_budget_without_results_fails_unless_allowed() {
+    let dir = temp_dir("partial");
+    fake_estimates(&dir, "timeout", "bare", 20.0);
+    fake_estimates(&dir, "timeout", "layer", 120.0);
+    fake_estimates(&dir, "bulkhead", "bare", 20.0); // no bulkhead/layer
+    let budgets = Budgets::load(write_budgets(
+        "[budgets.timeout]\nbudget_ns = 150\n[budgets.bulkhead]\nbudget_ns = 150\n[budgets.jwt]\nbudget_ns = 500\n",
+    ))
+    .unwrap();
+
+    let report = Gate::new(budgets.clone(), CriterionResults::new(&dir)).check().unwrap();
+    assert_eq!(report.group("timeout").unwrap().verdict(), Verdict::Pass);
+    assert_eq!(report.group("timeout").unwrap().measurement().unwrap().overhead_ns(), 100.0);
+    let bulkhead = report.group("bulkhead").unwrap();
+    assert_eq!(bulkhead.verdict(), Verdict::Missing);
+    assert!(
+        bulkhead.missing().unwrap().starts_with("no results for bulkhead/layer: run cargo bench first"),
+        "{:?}",
+        bulkhead.missing()
+    );
+    assert_eq!(
+        report.ensure_passed(),
+        Err(GateFailed { over_budget: vec![], missing: vec!["bulkhead".into(), "jwt".into()] })
+    );
+    assert!(report.to_string().contains("no results for jwt/layer: run cargo bench first"));
+
+    let report = Gate::new(budgets, CriterionResults::new(&dir)).allow_missing(true).check().unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.group("jwt").unwrap().verdict(), Verdict::Skipped);
+}
+
+#[test]
+fn allow_missing_still_fails_on_a_layer_over_budget() {
+    let dir = temp_dir("over");
+    fake_estimates(&dir, "retry_first_attempt", "bare", 20.0);
+    fake_estimates(&dir, "retry_first_attempt", "layer", 421.0);
+    let budgets = Budgets::load(write_budgets("[budgets.retry_first_attempt]\nbudget_ns = 300\n")).unwrap();
+    let report = Gate::new(budgets, CriterionResults::new(&dir)).allow_missing(true).check().unwrap();
+    assert_eq!(report.group("retry_first_attempt").unwrap().verdict(), Verdict::Fail);
+    assert!(!report.passed());
+}
+
+#[test]
+fn no_criterion_directory_is_an_error_even_when_missing_results_are_allowed() {
+    let budgets = Budgets::load(write_budgets(CHEAP_ONLY)).unwrap();
+    let err = Gate::new(budgets, CriterionResults::new("/nonexistent/criterion"))
+        .allow_missing(true)
+        .check()
+        .unwrap_err();
+    assert!(matches!(err, BudgetError::NoCriterionDir { .. }));
+    assert_eq!(
+        err.to_string(),
+        "no criterion results in /nonexistent/criterion: run cargo bench first, or pass --criterion-dir"
+    );
+}
+
+#[test]
+fn malformed_estimates_are_an_error_naming_the_file() {
+    let dir = temp_dir("malformed");
+    fake_estimates(&dir, "timeout", "bare", 20.0);
+    let layer = dir.join("timeout/layer/new/estimates.json");
+    std::fs::create_dir_all(layer.parent().unwrap()).unwrap();
+    std::fs::write(&layer, r#"{"mean": {"point_estimate": 3.0}}"#).unwrap();
+    let budgets = Budgets::load(write_budgets("[budgets.timeout]\nbudget_ns = 150\n")).unwrap();
+    let err = Gate::new(budgets, CriterionResults::new(&dir)).check().unwrap_err();
+    match &err {
+        BudgetError::MalformedEstimates { path, .. } => assert_eq!(path, &layer),
+        other => panic!("expected malformed estimates, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with("malformed criterion estimates "), "{err}");
+    assert!(err.to_string().ends_with(": no median.point_estimate"), "{err}");
+}
+
+#[test]
+fn bad_or_missing_budgets_files_are_clear_errors() {
+    let err = Budgets::load(write_budgets("[budgets.timeout\nbudget_ns = 150\n")).unwrap_err();
+    assert!(matches!(err, BudgetError::BadToml { location: Some((1, _)), .. }), "{err:?}");
+    assert!(err.to_string().starts_with("bad budgets file "), "{err}");
+
+    let err = Budgets::load(write_budgets("[budgets.timeout]\nbudget_ns = \"fast\"\n")).unwrap_err();
+    assert!(matches!(err, BudgetError::BadToml { .. }), "{err:?}");
+
+    let missing = temp_dir("nobudgets").join("budgets.toml");
+    let err = Budgets::load(&missing).unwrap_err();
+    assert!(matches!(err, BudgetError::MissingFile { .. }));
+    assert_eq!(err.to_string(), format!("budgets file {} not found", missing.display()));
+}
+
+#[test]
+fn group_names_are_found_under_criterion_directory_names() {
+    let dir = temp_dir("names");
+    // Criterion writes group "GET /payments/:id" as the directory "GET _payments__id".
+    fake_estimates(&dir, "GET _payments__id", "bare", 10.0);
+    fake_estimates(&dir, "GET _payments__id", "layer", 50.0);
+    // A directory criterion renamed (`_2`) is found through its benchmark.json.
+    fake_estimates(&dir, "renamed_2", "bare", 10.0);
+    fake_estimates(&dir, "renamed_2", "layer", 70.0);
+    for function in ["bare", "layer"] {
+        let id = serde_json::json!({ "group_id": "renamed", "function_id": function, "value_str": null,
+                                     "throughput": null, "full_id": format!("renamed/{function}"),
+                                     "directory_name": format!("renamed_2/{function}"), "title": "renamed" });
+        std::fs::write(dir.join("renamed_2").join(function).join("new/benchmark.json"), id.to_string())
+            .unwrap();
+    }
+    let budgets = Budgets::load(write_budgets(
+        "[budgets.\"GET /payments/:id\"]\nbudget_ns = 100\n[budgets.renamed]\nbudget_ns = 100\n",
+    ))
+    .unwrap();
+    let report = Gate::new(budgets, CriterionResults::new(&dir)).check().unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.group("GET /payments/:id").unwrap().measurement().unwrap().overhead_ns(), 40.0);
+    assert_eq!(report.group("renamed").unwrap().measurement().unwrap().overhead_ns(), 60.0);
+}
+
+#[test]
+fn the_workspace_budgets_file_covers_every_bench_group() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/budgets.toml");
+    let budgets = Budgets::load(&path).unwrap();
+    let expected = [
+        ("circuit_breaker", 150),
+        ("bulkhead", 150),
+        ("load_shed", 150),
+        ("timeout", 150),
+        ("retry_first_attempt", 300),
+        ("emf_metric_record", 150),
+        ("log_line", 2000),
+        ("xray_segment", 5000),
+        ("stack", 10000),
+        ("router", 2000),
+    ];
+    for (group, budget_ns) in expected {
+        let budget = budgets.get(group).unwrap_or_else(|| panic!("no budget for {group}"));
+        assert_eq!(budget.budget_ns(), budget_ns, "{group}");
+        assert!(!budget.description().is_empty(), "{group} has no description");
+    }
+    assert_eq!(budgets.len(), expected.len());
+}

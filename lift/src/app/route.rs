@@ -1,0 +1,188 @@
+//! Routes: handlers, per-route layers, and what a handler may return.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::future::BoxFuture;
+use http::StatusCode;
+use serde::Serialize;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::body::{json_response, Json, Request, Response};
+use crate::context::Context;
+use crate::error::Error;
+use crate::BoxError;
+
+/// What a handler or layer may answer with.
+pub trait IntoResponse {
+    /// Converts into a response.
+    fn into_response(self) -> Response;
+
+    /// Converts into a response for the request with this id; errors carry the id.
+    fn into_response_for(self, request_id: Option<&str>) -> Response
+    where
+        Self: Sized,
+    {
+        let _ = request_id;
+        self.into_response()
+    }
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        self.render(None)
+    }
+
+    fn into_response_for(self, request_id: Option<&str>) -> Response {
+        self.render(request_id)
+    }
+}
+
+impl IntoResponse for StatusCode {
+    fn into_response(self) -> Response {
+        let mut res = Response::default();
+        *res.status_mut() = self;
+        res
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        json_response(StatusCode::OK, &self.0)
+    }
+}
+
+impl<T: Serialize> IntoResponse for (StatusCode, Json<T>) {
+    fn into_response(self) -> Response {
+        json_response(self.0, &self.1 .0)
+    }
+}
+
+impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(ok) => ok.into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    fn into_response_for(self, request_id: Option<&str>) -> Response {
+        match self {
+            Ok(ok) => ok.into_response_for(request_id),
+            Err(err) => err.into_response_for(request_id),
+        }
+    }
+}
+
+/// A type-erased, cloneable service that answers every request (errors are responses).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// async fn slow(_req: lift::Request) -> lift::Response { lift::Response::default() }
+/// let route = lift::app::Route::from_handler(slow).layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(1)));
+/// let app = lift::App::new().get("/slow", route);
+/// ```
+#[derive(Clone)]
+pub struct Route(BoxCloneSyncService<Request, Response, Infallible>);
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Route")
+    }
+}
+
+impl Route {
+    /// Wraps a service that never fails.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        Self(BoxCloneSyncService::new(service))
+    }
+
+    /// A route from an async handler.
+    pub fn from_handler<H, Fut, R>(handler: H) -> Self
+    where
+        H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoResponse,
+    {
+        Self::new(tower::service_fn(move |req: Request| {
+            let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
+            let fut = handler(req);
+            async move { Ok::<_, Infallible>(fut.await.into_response_for(request_id.as_deref())) }
+        }))
+    }
+
+    /// Wraps the route in a tower layer. The layer's errors become problem responses:
+    /// a [`lift::Error`](crate::Error) as it is, tower's `Elapsed` as 504, `Overloaded` as 503,
+    /// anything else as 500.
+    pub fn layer<L>(self, layer: L) -> Route
+    where
+        L: Layer<Route>,
+        L::Service: Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request>>::Error: Into<BoxError> + 'static,
+        <L::Service as Service<Request>>::Future: Send + 'static,
+    {
+        let inner = layer.layer(self);
+        Route::new(tower::service_fn(move |req: Request| {
+            let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
+            let svc = inner.clone();
+            async move {
+                Ok::<_, Infallible>(match svc.oneshot(req).await {
+                    Ok(res) => res.into_response(),
+                    Err(err) => Error::from_boxed(err.into()).render(request_id.as_deref()),
+                })
+            }
+        }))
+    }
+}
+
+impl Service<Request> for Route {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        self.0.call(req)
+    }
+}
+
+/// Anything that can serve a route: an async handler `Fn(Request) -> impl Future`, or a [`Route`].
+pub trait IntoRoute {
+    /// Converts into a route.
+    fn into_route(self) -> Route;
+}
+
+impl IntoRoute for Route {
+    fn into_route(self) -> Route {
+        self
+    }
+}
+
+impl<H, Fut, R> IntoRoute for H
+where
+    H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse,
+{
+    fn into_route(self) -> Route {
+        Route::from_handler(self)
+    }
+}

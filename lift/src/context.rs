@@ -1,0 +1,298 @@
+//! What every handler sees about its invocation, carried in request extensions.
+//!
+//! The [`App`](crate::App) inserts a [`Context`] into every request before any layer runs:
+//! the request id, the tenant and [`Principal`] (set by authentication middleware), the
+//! region, and the deadline of the Lambda invocation. Path parameters are in [`PathParams`].
+//! Request data lives here, never in process globals: Lambda may run several invocations
+//! at once in one process.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+/// The header a request id is read from and echoed in.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What the Lambda runtime says about the current invocation.
+///
+/// Event dispatch inserts it into request extensions; outside Lambda there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The Lambda request id.
+    pub request_id: String,
+    /// When Lambda will stop the invocation.
+    pub deadline: Option<SystemTime>,
+    /// The ARN the function was invoked with.
+    pub invoked_function_arn: Option<String>,
+    /// The X-Ray trace header of the invocation.
+    pub xray_trace_id: Option<String>,
+}
+
+/// Who is calling: set by authentication middleware.
+///
+/// # Examples
+///
+/// ```
+/// let p = lift::Principal::new("user-1", "tenant-a").with_roles(["admin"]).with_scopes(["payments:write"]);
+/// assert!(p.has_role("admin") && p.has_scope("payments:write") && !p.has_role("auditor"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The subject (user or client id).
+    pub subject: String,
+    /// The tenant the subject acts for.
+    pub tenant: String,
+    /// Roles granted to the subject.
+    pub roles: BTreeSet<String>,
+    /// OAuth scopes granted to the subject.
+    pub scopes: BTreeSet<String>,
+}
+
+impl Principal {
+    /// A principal with no roles or scopes.
+    pub fn new(subject: impl Into<String>, tenant: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            tenant: tenant.into(),
+            roles: BTreeSet::new(),
+            scopes: BTreeSet::new(),
+        }
+    }
+
+    /// Adds roles.
+    pub fn with_roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.roles.extend(roles.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds scopes.
+    pub fn with_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether the principal has the role.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains(role)
+    }
+
+    /// Whether the principal has the scope.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+}
+
+/// The per-request context every handler and layer can read.
+///
+/// # Examples
+///
+/// ```
+/// let mut req = http::Request::new(lift::Body::empty());
+/// req.extensions_mut().insert(lift::Context::new("req-1"));
+/// assert_eq!(lift::Context::of(&req).unwrap().request_id(), "req-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    request_id: String,
+    principal: Option<Principal>,
+    tenant: Option<String>,
+    region: Option<String>,
+    deadline: Option<SystemTime>,
+    trace_header: Option<String>,
+    function_arn: Option<String>,
+}
+
+impl Context {
+    /// A context with the given request id and nothing else.
+    pub fn new(request_id: impl Into<String>) -> Self {
+        Self {
+            request_id: request_id.into(),
+            principal: None,
+            tenant: None,
+            region: None,
+            deadline: None,
+            trace_header: None,
+            function_arn: None,
+        }
+    }
+
+    /// Builds the context of a request: the request id comes from the Lambda invocation,
+    /// else a well-formed `X-Request-Id` header, else it is generated.
+    pub fn from_parts(headers: &HeaderMap, invocation: Option<&Invocation>, region: Option<&str>) -> Self {
+        let request_id = invocation
+            .map(|i| i.request_id.clone())
+            .filter(|id| valid_request_id(id))
+            .or_else(|| {
+                headers
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|id| valid_request_id(id))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let trace_header = invocation
+            .and_then(|i| i.xray_trace_id.clone())
+            .or_else(|| headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned));
+        Self {
+            request_id,
+            principal: None,
+            tenant: None,
+            region: region.map(str::to_owned),
+            deadline: invocation.and_then(|i| i.deadline),
+            trace_header,
+            function_arn: invocation.and_then(|i| i.invoked_function_arn.clone()),
+        }
+    }
+
+    /// The context of a request, if the App inserted one.
+    pub fn of<B>(req: &http::Request<B>) -> Option<&Context> {
+        req.extensions().get::<Context>()
+    }
+
+    /// The mutable context of a request, for middleware that sets the principal.
+    pub fn of_mut<B>(req: &mut http::Request<B>) -> Option<&mut Context> {
+        req.extensions_mut().get_mut::<Context>()
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The authenticated principal, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// Sets the principal; the tenant follows the principal's.
+    pub fn set_principal(&mut self, principal: Principal) {
+        self.tenant = Some(principal.tenant.clone());
+        self.principal = Some(principal);
+    }
+
+    /// The tenant of the request: the principal's, or one set by trusted middleware.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// Sets the tenant without a principal (only trusted middleware should).
+    pub fn set_tenant(&mut self, tenant: impl Into<String>) {
+        self.tenant = Some(tenant.into());
+    }
+
+    /// The AWS region the function runs in.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// When the invocation ends, if running on Lambda.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        self.deadline
+    }
+
+    /// Sets the deadline.
+    pub fn set_deadline(&mut self, deadline: SystemTime) {
+        self.deadline = Some(deadline);
+    }
+
+    /// Time left until the deadline (zero once passed), if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    }
+
+    /// The X-Ray trace header of the request, if any.
+    pub fn trace_header(&self) -> Option<&str> {
+        self.trace_header.as_deref()
+    }
+
+    /// The ARN the function was invoked with, if running on Lambda.
+    pub fn function_arn(&self) -> Option<&str> {
+        self.function_arn.as_deref()
+    }
+}
+
+/// Request ids we echo must be short and plain: they end up in headers and logs.
+fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Path parameters captured by the route, e.g. `id` in `/payments/:id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathParams(pub(crate) Vec<(String, String)>);
+
+impl PathParams {
+    /// The value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// All parameters in route order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// The route pattern that matched, e.g. `/payments/:id` (for metrics and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedRoute(pub String);
+
+/// A path parameter of the request.
+///
+/// # Examples
+///
+/// ```
+/// # use lift::{App, Request, Response, Error};
+/// async fn get_payment(req: Request) -> Result<Response, Error> {
+///     let id = lift::path_param(&req, "id").ok_or_else(Error::not_found)?;
+///     Ok(lift::json_response(http::StatusCode::OK, &serde_json::json!({ "id": id })))
+/// }
+/// let app = App::new().get("/payments/:id", get_payment);
+/// ```
+pub fn path_param<'a, B>(req: &'a http::Request<B>, name: &str) -> Option<&'a str> {
+    req.extensions().get::<PathParams>().and_then(|p| p.get(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn request_id_prefers_lambda_then_header_then_generated() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("from-header"));
+        let inv = Invocation {
+            request_id: "lambda-1".into(),
+            deadline: None,
+            invoked_function_arn: None,
+            xray_trace_id: None,
+        };
+        assert_eq!(Context::from_parts(&headers, Some(&inv), None).request_id(), "lambda-1");
+        assert_eq!(Context::from_parts(&headers, None, None).request_id(), "from-header");
+        let generated = Context::from_parts(&HeaderMap::new(), None, None);
+        assert!(uuid::Uuid::parse_str(generated.request_id()).is_ok());
+    }
+
+    #[test]
+    fn hostile_request_id_is_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("a b<script>"));
+        let ctx = Context::from_parts(&headers, None, None);
+        assert_ne!(ctx.request_id(), "a b<script>");
+        let long = "x".repeat(129);
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_str(&long).unwrap());
+        assert_ne!(Context::from_parts(&headers, None, None).request_id(), long);
+    }
+
+    #[test]
+    fn principal_sets_tenant_and_remaining_saturates() {
+        let mut ctx = Context::new("r");
+        ctx.set_principal(Principal::new("u", "t-1"));
+        assert_eq!(ctx.tenant(), Some("t-1"));
+        ctx.set_deadline(SystemTime::now() - Duration::from_secs(1));
+        assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,36 @@
+//! Lift: a middleware framework for AWS Lambda services that handle money, health data
+//! and many tenants at once.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use lift::{App, Request, Response, Error};
+//!
+//! async fn hello(req: Request) -> Result<Response, Error> {
+//!     let name = lift::path_param(&req, "name").unwrap_or("world").to_owned();
+//!     Ok(lift::json_response(http::StatusCode::OK, &serde_json::json!({ "hello": name })))
+//! }
+//!
+//! # async fn run() -> Result<(), lift::Error> {
+//! let app = App::new().get("/hello/:name", hello);
+//! app.run_lambda().await.map_err(lift::Error::internal)?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod body;
+pub mod context;
+pub mod error;
+pub mod event;
+pub mod middleware;
+pub mod store;
+
+pub use app::{App, RouteGroup};
+pub use body::{json_response, read_json, Body, Request, Response};
+pub use context::{path_param, Context, Invocation, MatchedRoute, PathParams, Principal};
+pub use error::Error;
+
+/// A boxed error, as tower and hyper use.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

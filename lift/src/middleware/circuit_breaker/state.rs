@@ -1,0 +1,240 @@
+//! One breaker's state machine: closed, open, half-open.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::window::{SlidingWindow, Window};
+use super::CircuitOpen;
+
+/// The state of a circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Calls flow; outcomes are counted.
+    Closed,
+    /// Calls are rejected until the wait is over.
+    Open,
+    /// One probe call decides between closed and open; other calls are rejected.
+    HalfOpen,
+}
+
+impl State {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            CLOSED => State::Closed,
+            OPEN => State::Open,
+            _ => State::HalfOpen,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half-open",
+        })
+    }
+}
+
+const CLOSED: u8 = 0;
+const OPEN: u8 = 1;
+const HALF_OPEN: u8 = 2;
+
+/// A state-change callback: key, from, to.
+pub(crate) type Listener<K> = Box<dyn Fn(&K, State, State) + Send + Sync>;
+
+/// What every breaker of a layer shares: thresholds, clock origin and callbacks.
+pub(crate) struct Policy<K> {
+    pub(crate) failure_rate: f64,
+    pub(crate) slow_rate: f64,
+    pub(crate) slow_call: Duration,
+    pub(crate) minimum_calls: u32,
+    pub(crate) window: SlidingWindow,
+    pub(crate) open_for: Duration,
+    pub(crate) listeners: Vec<Listener<K>>,
+    pub(crate) epoch: Instant,
+}
+
+impl<K> Policy<K> {
+    fn nanos(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+}
+
+/// Counters of one breaker, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerMetrics {
+    /// The current state.
+    pub state: State,
+    /// Calls let through (probes included).
+    pub calls: u64,
+    /// Calls classified as failures.
+    pub failures: u64,
+    /// Calls slower than the slow-call threshold.
+    pub slow_calls: u64,
+    /// Calls rejected with [`CircuitOpen`].
+    pub rejections: u64,
+}
+
+/// The breaker of one key.
+pub(crate) struct Breaker<K> {
+    key: K,
+    policy: Arc<Policy<K>>,
+    state: AtomicU8,
+    probing: AtomicBool,
+    /// While open: when the wait ends, in nanoseconds since `policy.epoch`.
+    open_until: AtomicU64,
+    /// Transitions and the window are serialized here, so callbacks fire in order.
+    window: Mutex<Window>,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
+    rejections: AtomicU64,
+}
+
+/// Admission of one call; [`Breaker::complete`] or drop ends it.
+pub(crate) struct Permit<K> {
+    breaker: Arc<Breaker<K>>,
+    probe: bool,
+    start: Instant,
+}
+
+impl<K> Breaker<K> {
+    pub(crate) fn new(key: K, policy: Arc<Policy<K>>) -> Self {
+        Self {
+            window: Mutex::new(Window::new(policy.window)),
+            key,
+            policy,
+            state: AtomicU8::new(CLOSED),
+            probing: AtomicBool::new(false),
+            open_until: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> BreakerMetrics {
+        BreakerMetrics {
+            state: State::from_u8(self.state.load(Ordering::Acquire)),
+            calls: self.calls.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            slow_calls: self.slow.load(Ordering::Relaxed),
+            rejections: self.rejections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Lets a call through, or rejects it while open or while a probe is out.
+    pub(crate) fn admit(self: Arc<Self>) -> Result<Permit<K>, CircuitOpen> {
+        let now = Instant::now();
+        let probe = match self.state.load(Ordering::Acquire) {
+            CLOSED => false,
+            OPEN => {
+                let until = self.open_until.load(Ordering::Acquire);
+                let at = self.policy.nanos(now);
+                if at < until {
+                    return Err(self.reject(Duration::from_nanos(until - at)));
+                }
+                self.half_open(at);
+                self.claim_probe()?
+            }
+            _ => self.claim_probe()?,
+        };
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(Permit { breaker: self, probe, start: now })
+    }
+
+    fn reject(&self, retry_after: Duration) -> CircuitOpen {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+        CircuitOpen::new(retry_after)
+    }
+
+    fn claim_probe(&self) -> Result<bool, CircuitOpen> {
+        match self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Ok(true),
+            // The probe decides soon; its outcome is unknown, so say "soon".
+            Err(_) => Err(self.reject(Duration::ZERO)),
+        }
+    }
+
+    fn half_open(&self, at: u64) {
+        let _window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another caller may have moved on already.
+        if self.state.load(Ordering::Acquire) == OPEN && at >= self.open_until.load(Ordering::Acquire) {
+            self.probing.store(false, Ordering::Release);
+            self.state.store(HALF_OPEN, Ordering::Release);
+            self.notify(State::Open, State::HalfOpen);
+        }
+    }
+
+    /// Holds the window lock: only called from transitions.
+    fn open(&self, now: Instant, from: State) {
+        let until = self.policy.nanos(now).saturating_add(self.policy.open_for.as_nanos() as u64);
+        self.open_until.store(until, Ordering::Release);
+        self.state.store(OPEN, Ordering::Release);
+        self.probing.store(false, Ordering::Release);
+        self.notify(from, State::Open);
+    }
+
+    fn notify(&self, from: State, to: State) {
+        for listener in &self.policy.listeners {
+            listener(&self.key, from, to);
+        }
+    }
+
+    /// Records the outcome of an admitted call.
+    pub(crate) fn complete(mut permit: Permit<K>, failure: bool) {
+        let now = Instant::now();
+        let this = &permit.breaker;
+        let slow = now.saturating_duration_since(permit.start) >= this.policy.slow_call;
+        if failure {
+            this.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if slow {
+            this.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        if std::mem::take(&mut permit.probe) {
+            let mut window = this.window.lock().unwrap_or_else(PoisonError::into_inner);
+            if failure || slow {
+                this.open(now, State::HalfOpen);
+            } else {
+                window.reset();
+                this.state.store(CLOSED, Ordering::Release);
+                this.probing.store(false, Ordering::Release);
+                this.notify(State::HalfOpen, State::Closed);
+            }
+            return;
+        }
+        if this.state.load(Ordering::Acquire) != CLOSED {
+            return; // admitted before the breaker opened: that window is gone
+        }
+        let mut window = this.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if this.state.load(Ordering::Acquire) != CLOSED {
+            return;
+        }
+        let totals = window.record(now.saturating_duration_since(this.policy.epoch).as_secs(), failure, slow);
+        if totals.calls >= this.policy.minimum_calls {
+            let calls = f64::from(totals.calls);
+            if f64::from(totals.failures) / calls >= this.policy.failure_rate
+                || f64::from(totals.slow) / calls >= this.policy.slow_rate
+            {
+                this.open(now, State::Closed);
+            }
+        }
+    }
+}
+
+impl<K> Drop for Permit<K> {
+    fn drop(&mut self) {
+        if self.probe {
+            // The probe was cancelled before its outcome: let the next call probe instead.
+            self.breaker.probing.store(false, Ordering::Release);
+        }
+    }
+}

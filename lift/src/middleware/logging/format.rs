@@ -1,0 +1,503 @@
+//! The `tracing_subscriber` layer that writes one scrubbed JSON line per event.
+
+use std::fmt::{self, Write as _};
+use std::io::{self, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use super::escape::{push_json_str, push_rfc3339};
+use super::scrub::{is_secret_name, scrub, Redaction};
+
+/// The target of the span [`RequestLogLayer`](super::RequestLogLayer) opens per request.
+pub const REQUEST_SPAN_TARGET: &str = "lift::request";
+
+/// Validated settings, shared by every clone of the layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) level: LevelFilter,
+    pub(crate) sample_rate: f64,
+    pub(crate) function_name: Option<String>,
+    pub(crate) function_version: Option<String>,
+}
+
+struct Shared {
+    settings: Settings,
+    /// `,"function_name":"..","function_version":".."`, rendered once.
+    static_fields: String,
+    /// State of the generator that picks debug-sampled requests.
+    rng: AtomicU64,
+}
+
+/// A `tracing_subscriber` [`Layer`] that writes each event as one JSON line with
+/// CloudWatch-friendly field names, after scrubbing card numbers, SSNs and secrets.
+///
+/// Build it with [`LogConfig`](super::LogConfig). A line carries `timestamp` (RFC 3339 UTC),
+/// `level`, `message`, the event's own fields, the fields of the spans it is in (for a
+/// request: `request_id`, `tenant`, `xray_trace_id`, `cold_start`, from
+/// [`RequestLogLayer`](super::RequestLogLayer)), and `function_name` / `function_version`.
+///
+/// The level applies to the whole subscriber, so the layer is meant to be the subscriber's
+/// only output. Requests picked by the sample rate also get their `debug` events.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::logging::{LogConfig, MemoryWriter};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let logs = MemoryWriter::new();
+/// let subscriber = tracing_subscriber::registry().with(LogConfig::new().writer(logs.clone()).build()?);
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(card = "4111 1111 1111 1111", "charged");
+///     tracing::debug!("not written at the default level");
+/// });
+/// let line: serde_json::Value = serde_json::from_str(&logs.lines()[0]).unwrap();
+/// assert_eq!(line["level"], "INFO");
+/// assert_eq!(line["card"], "[REDACTED:pan]");
+/// assert_eq!(logs.lines().len(), 1);
+/// # Ok::<(), lift::middleware::logging::LogConfigError>(())
+/// ```
+pub struct JsonLogLayer<W = fn() -> io::Stdout> {
+    shared: Arc<Shared>,
+    make_writer: W,
+}
+
+impl<W: Clone> Clone for JsonLogLayer<W> {
+    fn clone(&self) -> Self {
+        Self { shared: Arc::clone(&self.shared), make_writer: self.make_writer.clone() }
+    }
+}
+
+impl<W> fmt::Debug for JsonLogLayer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLogLayer").field("settings", &self.shared.settings).finish()
+    }
+}
+
+/// Rendered fields of a span, kept in the span's extensions.
+struct SpanFields(Vec<(&'static str, String)>);
+
+/// Marks a request span picked for debug sampling.
+struct DebugSampled;
+
+impl<W> JsonLogLayer<W> {
+    pub(crate) fn new(settings: Settings, make_writer: W) -> Self {
+        let mut static_fields = String::new();
+        for (name, value) in [("function_name", &settings.function_name), ("function_version", &settings.function_version)]
+        {
+            if let Some(value) = value {
+                static_fields.push_str(",\"");
+                static_fields.push_str(name);
+                static_fields.push_str("\":");
+                push_json_str(&mut static_fields, value);
+            }
+        }
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        Self { shared: Arc::new(Shared { settings, static_fields, rng: AtomicU64::new(seed) }), make_writer }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    fn pick_for_debug(&self) -> bool {
+        let rate = self.shared.settings.sample_rate;
+        if rate <= 0.0 {
+            return false;
+        }
+        let x = splitmix(self.shared.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
+        ((x >> 11) as f64 / (1u64 << 53) as f64) < rate
+    }
+
+    /// Whether a level is written outside debug-sampled requests.
+    fn level_on(&self, level: &Level) -> bool {
+        self.shared.settings.level >= *level
+    }
+
+    /// Whether debug sampling could turn this level on.
+    fn samplable(&self, level: &Level) -> bool {
+        self.shared.settings.sample_rate > 0.0 && *level <= Level::DEBUG
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl<S, W> Layer<S> for JsonLogLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.level_on(meta.level()) || (meta.is_span() && meta.target() == REQUEST_SPAN_TARGET) {
+            Interest::always()
+        } else if self.samplable(meta.level()) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        if self.level_on(meta.level()) || (meta.is_span() && meta.target() == REQUEST_SPAN_TARGET) {
+            return true;
+        }
+        self.samplable(meta.level())
+            && ctx.lookup_current().is_some_and(|span| span.extensions().get::<DebugSampled>().is_some())
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        // The request span is at info, and must exist whatever the level.
+        let mut hint = self.shared.settings.level.max(LevelFilter::INFO);
+        if self.shared.settings.sample_rate > 0.0 {
+            hint = hint.max(LevelFilter::DEBUG);
+        }
+        Some(hint)
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields(Vec::new());
+        attrs.record(&mut SpanVisitor { fields: &mut fields, scratch: String::new() });
+        let sampled = if attrs.metadata().target() == REQUEST_SPAN_TARGET {
+            self.pick_for_debug()
+        } else {
+            // Children of a sampled request stay sampled, so `enabled` looks at one span.
+            span.parent().is_some_and(|p| p.extensions().get::<DebugSampled>().is_some())
+        };
+        let mut ext = span.extensions_mut();
+        if sampled {
+            ext.insert(DebugSampled);
+        }
+        ext.insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(fields) = ext.get_mut::<SpanFields>() {
+            values.record(&mut SpanVisitor { fields, scratch: String::new() });
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut line = String::with_capacity(384);
+        line.push_str("{\"timestamp\":\"");
+        push_rfc3339(&mut line, SystemTime::now());
+        line.push_str("\",\"level\":\"");
+        line.push_str(meta.level().as_str());
+        line.push('"');
+        let mut visitor = EventVisitor { line: &mut line, scratch: String::new(), names: Names::new(), message: false };
+        event.record(&mut visitor);
+        let EventVisitor { mut names, message, .. } = visitor;
+        if !message {
+            line.push_str(",\"message\":\"\"");
+        }
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let ext = span.extensions();
+                let Some(fields) = ext.get::<SpanFields>() else { continue };
+                for (name, value) in &fields.0 {
+                    if names.insert(name) {
+                        push_key(&mut line, name);
+                        line.push_str(value);
+                    }
+                }
+            }
+        }
+        if !names.contains("function_name") && !names.contains("function_version") {
+            line.push_str(&self.shared.static_fields);
+        }
+        line.push_str("}\n");
+        let _ = self.make_writer.make_writer_for(meta).write_all(line.as_bytes());
+    }
+}
+
+fn push_key(out: &mut String, name: &str) {
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
+}
+
+/// Names already written on a line, to keep keys unique (event fields win over spans').
+struct Names {
+    names: [&'static str; 32],
+    len: usize,
+}
+
+impl Names {
+    fn new() -> Self {
+        let mut names = [""; 32];
+        names[0] = "timestamp";
+        names[1] = "level";
+        names[2] = "message";
+        Self { names, len: 3 }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names[..self.len].contains(&name)
+    }
+
+    /// Adds a name; false when it was already there.
+    fn insert(&mut self, name: &'static str) -> bool {
+        if self.contains(name) {
+            return false;
+        }
+        if self.len < self.names.len() {
+            self.names[self.len] = name;
+            self.len += 1;
+        }
+        true
+    }
+}
+
+/// Appends a field value as JSON, scrubbed; secret-named fields lose their value.
+fn push_text_value(out: &mut String, name: &str, value: &str) {
+    if is_secret_name(name) {
+        push_json_str(out, Redaction::Secret.marker());
+    } else {
+        push_json_str(out, &scrub(value));
+    }
+}
+
+/// Appends an integer; one that looks like a card number becomes a redacted string.
+fn push_int_value(out: &mut String, name: &str, value: impl fmt::Display, scratch: &mut String) {
+    scratch.clear();
+    let _ = write!(scratch, "{value}");
+    if is_secret_name(name) || (scratch.len() >= 9 && matches!(scrub(scratch), std::borrow::Cow::Owned(_))) {
+        push_text_value(out, name, scratch);
+    } else {
+        out.push_str(scratch);
+    }
+}
+
+fn push_f64_value(out: &mut String, value: f64) {
+    if value.is_finite() {
+        let _ = write!(out, "{value}");
+    } else {
+        push_json_str(out, &value.to_string());
+    }
+}
+
+struct EventVisitor<'a> {
+    line: &'a mut String,
+    scratch: String,
+    names: Names,
+    message: bool,
+}
+
+impl EventVisitor<'_> {
+    /// Writes the key; false when the field is skipped.
+    fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        if name == "message" {
+            if self.message {
+                return false;
+            }
+            self.message = true;
+            self.line.push_str(",\"message\":");
+            return true;
+        }
+        if name.starts_with("log.") || !self.names.insert(name) {
+            return false;
+        }
+        push_key(self.line, name);
+        true
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.key(field) {
+            push_text_value(self.line, field.name(), value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.key(field) {
+            self.scratch.clear();
+            let _ = write!(self.scratch, "{value:?}");
+            push_text_value(self.line, field.name(), &self.scratch);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.key(field) {
+            self.scratch.clear();
+            let _ = write!(self.scratch, "{value}");
+            push_text_value(self.line, field.name(), &self.scratch);
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.key(field) {
+            push_int_value(self.line, field.name(), value, &mut self.scratch);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.key(field) {
+            push_int_value(self.line, field.name(), value, &mut self.scratch);
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if self.key(field) {
+            push_int_value(self.line, field.name(), value, &mut self.scratch);
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if self.key(field) {
+            push_int_value(self.line, field.name(), value, &mut self.scratch);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.key(field) {
+            self.line.push_str(if value { "true" } else { "false" });
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.key(field) {
+            push_f64_value(self.line, value);
+        }
+    }
+}
+
+struct SpanVisitor<'a> {
+    fields: &'a mut SpanFields,
+    scratch: String,
+}
+
+impl SpanVisitor<'_> {
+    fn set(&mut self, field: &Field, render: impl FnOnce(&mut String, &mut String)) {
+        let mut value = String::new();
+        render(&mut value, &mut self.scratch);
+        let name = field.name();
+        match self.fields.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.0.push((name, value)),
+        }
+    }
+}
+
+impl Visit for SpanVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set(field, |out, _| push_text_value(out, field.name(), value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.set(field, |out, scratch| {
+            scratch.clear();
+            let _ = write!(scratch, "{value:?}");
+            push_text_value(out, field.name(), scratch);
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set(field, |out, scratch| push_int_value(out, field.name(), value, scratch));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set(field, |out, scratch| push_int_value(out, field.name(), value, scratch));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set(field, |out, _| out.push_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set(field, |out, _| push_f64_value(out, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{LogConfig, MemoryWriter};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    fn capture(config: LogConfig, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let logs = MemoryWriter::new();
+        let subscriber = tracing_subscriber::registry().with(config.writer(logs.clone()).build().unwrap());
+        tracing::subscriber::with_default(subscriber, f);
+        logs.lines().iter().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
+    }
+
+    #[test]
+    fn writes_fields_of_the_event_and_its_spans() {
+        let lines = capture(LogConfig::new().function_name("fn").function_version("$LATEST"), || {
+            let span = tracing::info_span!("outer", tenant = "t-1", attempt = 1u64);
+            let _g = span.enter();
+            tracing::warn!(amount = 12.5, ok = true, n = -3i64, err = %"boom", "charged {}", "card");
+        });
+        let l = &lines[0];
+        assert_eq!(l["message"], "charged card");
+        assert_eq!(l["level"], "WARN");
+        assert_eq!((l["amount"].as_f64(), l["ok"].as_bool(), l["n"].as_i64()), (Some(12.5), Some(true), Some(-3)));
+        assert_eq!((&l["err"], &l["tenant"], &l["attempt"]), (&"boom".into(), &"t-1".into(), &1.into()));
+        assert_eq!((&l["function_name"], &l["function_version"]), (&"fn".into(), &"$LATEST".into()));
+        assert!(l["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn event_fields_win_and_keys_stay_unique() {
+        let logs = MemoryWriter::new();
+        let subscriber = tracing_subscriber::registry().with(LogConfig::new().writer(logs.clone()).build().unwrap());
+        tracing::subscriber::with_default(subscriber, || {
+            let _g = tracing::info_span!("s", tenant = "span").entered();
+            tracing::info!(tenant = "event", level = "fake", "m");
+        });
+        let line = &logs.lines()[0];
+        assert_eq!(line.matches("\"tenant\"").count(), 1, "{line}");
+        assert_eq!(line.matches("\"level\"").count(), 1, "{line}");
+        assert!(line.contains(r#""tenant":"event""#));
+    }
+
+    #[test]
+    fn secrets_and_numbers_are_scrubbed() {
+        let lines = capture(LogConfig::new(), || {
+            tracing::info!(password = "hunter2", card = 4111111111111111u64, small = 42u64, "auth Bearer abc");
+        });
+        let l = &lines[0];
+        assert_eq!(l["password"], "[REDACTED:secret]");
+        assert_eq!(l["card"], "[REDACTED:pan]");
+        assert_eq!(l["small"], 42);
+        assert_eq!(l["message"], "auth Bearer [REDACTED:bearer]");
+    }
+
+    #[test]
+    fn level_filters_and_sampling_raises_to_debug() {
+        let lines = capture(LogConfig::new().level(tracing::Level::WARN), || {
+            tracing::info!("dropped");
+            tracing::warn!("kept");
+        });
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["message"], "kept");
+        let lines = capture(LogConfig::new().sample_rate(1.0), || {
+            tracing::debug!("outside a request: dropped");
+            let _g = tracing::info_span!(target: "lift::request", "request").entered();
+            tracing::debug!("sampled request: kept");
+            tracing::trace!("trace stays off");
+        });
+        let messages: Vec<_> = lines.iter().map(|l| l["message"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(messages, ["sampled request: kept"]);
+    }
+}

@@ -1,0 +1,487 @@
+//! A hand-written scanner that redacts card numbers, US SSNs and secrets in log text.
+//!
+//! One left-to-right pass over the bytes; most bytes are skipped by a lookup table, and
+//! text with nothing to redact is returned borrowed, without a copy.
+
+use std::borrow::Cow;
+
+/// What a redaction marker stands for.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::logging::Redaction;
+/// assert_eq!(Redaction::Pan.marker(), "[REDACTED:pan]");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Redaction {
+    /// A payment card number (13–19 digits that pass the Luhn check).
+    Pan,
+    /// A US social security number (`ddd-dd-dddd` with a valid area, group and serial).
+    Ssn,
+    /// A value of a secret-named field or key (`password=...`).
+    Secret,
+    /// The token after `Bearer`.
+    Bearer,
+    /// An AWS access key id (`AKIA...` or `ASIA...`).
+    AwsKey,
+    /// A JSON Web Token (`eyJ...` in three dot-separated parts).
+    Jwt,
+}
+
+impl Redaction {
+    /// The text that replaces the redacted value.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Redaction::Pan => "[REDACTED:pan]",
+            Redaction::Ssn => "[REDACTED:ssn]",
+            Redaction::Secret => "[REDACTED:secret]",
+            Redaction::Bearer => "[REDACTED:bearer]",
+            Redaction::AwsKey => "[REDACTED:aws_key]",
+            Redaction::Jwt => "[REDACTED:jwt]",
+        }
+    }
+}
+
+/// Replaces card numbers, SSNs, bearer tokens, AWS access key ids, JWTs and the values of
+/// secret-named keys (`password=...`, `"api_key": "..."`) in `text`.
+///
+/// Card numbers are runs of 13–19 digits, optionally grouped by single spaces or dashes,
+/// that pass the Luhn check; a run of 20 or more ungrouped digits is not a card number.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::logging::scrub;
+/// assert_eq!(scrub("card 4111-1111-1111-1111 ok"), "card [REDACTED:pan] ok");
+/// assert_eq!(scrub("ssn 078-05-1120"), "ssn [REDACTED:ssn]");
+/// assert_eq!(scrub("db password=hunter2 up"), "db password=[REDACTED:secret] up");
+/// assert!(matches!(scrub("nothing here"), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let b = text.as_bytes();
+    let mut out = Out { src: text, buf: None, last: 0 };
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !INTERESTING[c as usize] {
+            i += 1;
+            continue;
+        }
+        let next = match c {
+            b'0'..=b'9' if i == 0 || !b[i - 1].is_ascii_digit() => Some(number_run(b, i, &mut out)),
+            b'A' => aws_key(b, i, &mut out),
+            b'e' => jwt(b, i, &mut out),
+            b'B' | b'b' => bearer(b, i, &mut out),
+            b'=' | b':' => key_value(b, i, &mut out),
+            _ => None,
+        };
+        i = next.unwrap_or(i + 1);
+    }
+    out.finish()
+}
+
+/// Whether a field or key name says its value is secret (`password`, `api_key`,
+/// `Authorization`, `client_secret`, `cvv`...), case-insensitively.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::logging::is_secret_name;
+/// assert!(is_secret_name("db_password") && is_secret_name("X-Api-Key") && is_secret_name("Authorization"));
+/// assert!(!is_secret_name("tenant"));
+/// ```
+pub fn is_secret_name(name: &str) -> bool {
+    is_secret_key(name.as_bytes())
+}
+
+fn is_secret_key(n: &[u8]) -> bool {
+    const KEYWORDS: [&[u8]; 13] = [
+        b"password",
+        b"passwd",
+        b"secret",
+        b"token",
+        b"api_key",
+        b"apikey",
+        b"api-key",
+        b"authorization",
+        b"credential",
+        b"signature",
+        b"cookie",
+        b"cvv",
+        b"cvc",
+    ];
+    (0..n.len()).any(|start| {
+        let first = n[start].to_ascii_lowercase();
+        matches!(first, b'p' | b's' | b't' | b'a' | b'c')
+            && KEYWORDS.iter().any(|k| {
+                k[0] == first && n.len() - start >= k.len() && n[start..start + k.len()].eq_ignore_ascii_case(k)
+            })
+    })
+}
+
+/// Bytes that may start something to redact.
+static INTERESTING: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = true;
+        d += 1;
+    }
+    t[b'A' as usize] = true;
+    t[b'e' as usize] = true;
+    t[b'B' as usize] = true;
+    t[b'b' as usize] = true;
+    t[b'=' as usize] = true;
+    t[b':' as usize] = true;
+    t
+};
+
+/// The scrubbed output, built only once something is redacted.
+struct Out<'a> {
+    src: &'a str,
+    buf: Option<String>,
+    last: usize,
+}
+
+impl<'a> Out<'a> {
+    /// Replaces `src[start..end]` (ASCII-bounded, `start >= last`) with the marker.
+    fn replace(&mut self, start: usize, end: usize, what: Redaction) {
+        let buf = self.buf.get_or_insert_with(|| String::with_capacity(self.src.len() + 16));
+        buf.push_str(&self.src[self.last..start]);
+        buf.push_str(what.marker());
+        self.last = end;
+    }
+
+    fn finish(self) -> Cow<'a, str> {
+        match self.buf {
+            None => Cow::Borrowed(self.src),
+            Some(mut buf) => {
+                buf.push_str(&self.src[self.last..]);
+                Cow::Owned(buf)
+            }
+        }
+    }
+}
+
+/// A group of digits inside a run: byte range and digit range.
+#[derive(Clone, Copy)]
+struct Group {
+    start: usize,
+    end: usize,
+    sep_before: u8,
+}
+
+/// A run of digits in groups separated by single spaces or dashes, starting at `start`;
+/// redacts SSNs and card numbers inside it and returns where the run ends.
+fn number_run(b: &[u8], start: usize, out: &mut Out<'_>) -> usize {
+    let (end, digits) = run_end(b, start);
+    if digits < 9 {
+        return end; // neither an SSN (9 digits) nor a card number (13+)
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    let mut i = start;
+    let mut sep = 0u8;
+    while i < end {
+        let gs = i;
+        while i < end && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        groups.push(Group { start: gs, end: i, sep_before: sep });
+        if i < end {
+            sep = b[i];
+            i += 1;
+        }
+    }
+    let mut spans: Vec<(usize, usize, Redaction)> = Vec::new();
+    for (k, w) in groups.windows(3).enumerate() {
+        if w[1].sep_before == b'-' && w[2].sep_before == b'-' && is_ssn(b, &w[0], &w[1], &w[2]) {
+            spans.push((groups[k].start, groups[k + 2].end, Redaction::Ssn));
+        }
+    }
+    for a in 0..groups.len() {
+        let mut count = 0;
+        for (z, g) in groups.iter().enumerate().skip(a) {
+            count += g.end - g.start;
+            if count > 19 {
+                break;
+            }
+            if count >= 13 && luhn(b, &groups[a..=z]) {
+                spans.push((groups[a].start, g.end, Redaction::Pan));
+            }
+        }
+    }
+    if spans.is_empty() {
+        return end;
+    }
+    spans.sort_unstable_by_key(|s| s.0);
+    let mut merged: Vec<(usize, usize, Redaction)> = Vec::with_capacity(spans.len());
+    for (s, e, kind) in spans {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => {
+                last.1 = last.1.max(e);
+                if kind == Redaction::Pan {
+                    last.2 = Redaction::Pan;
+                }
+            }
+            _ => merged.push((s, e, kind)),
+        }
+    }
+    for (s, e, kind) in merged {
+        out.replace(s, e, kind);
+    }
+    end
+}
+
+/// Where a run of digit groups starting at `start` ends, and how many digits it has.
+fn run_end(b: &[u8], start: usize) -> (usize, usize) {
+    let mut i = start;
+    let mut digits = 0usize;
+    loop {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+            digits += 1;
+        }
+        if i + 1 < b.len() && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
+            i += 1;
+        } else {
+            return (i, digits);
+        }
+    }
+}
+
+/// A redacted value that starts a digit run covers the whole run, so that a grouped card
+/// number after `token:` or `Bearer` is not cut after its first group.
+fn cover_digit_run(b: &[u8], start: usize, end: usize) -> usize {
+    if start < b.len() && b[start].is_ascii_digit() {
+        end.max(run_end(b, start).0)
+    } else {
+        end
+    }
+}
+
+/// `ddd-dd-dddd`: area 001–899 but not 666, group 01–99, serial 0001–9999.
+fn is_ssn(b: &[u8], area: &Group, group: &Group, serial: &Group) -> bool {
+    if area.end - area.start != 3 || group.end - group.start != 2 || serial.end - serial.start != 4 {
+        return false;
+    }
+    let num = |g: &Group| b[g.start..g.end].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let (a, g, s) = (num(area), num(group), num(serial));
+    a != 0 && a != 666 && a < 900 && g != 0 && s != 0
+}
+
+/// The Luhn check over the digits of consecutive groups.
+fn luhn(b: &[u8], groups: &[Group]) -> bool {
+    let mut sum = 0u32;
+    let mut double = false;
+    for g in groups.iter().rev() {
+        for &d in b[g.start..g.end].iter().rev() {
+            let mut v = u32::from(d - b'0');
+            if double {
+                v *= 2;
+                if v > 9 {
+                    v -= 9;
+                }
+            }
+            sum += v;
+            double = !double;
+        }
+    }
+    sum % 10 == 0
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// `AKIA` or `ASIA` and 16 more upper-case letters or digits.
+fn aws_key(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
+    let end = i + 20;
+    if end > b.len() || (i > 0 && is_word(b[i - 1])) || !(b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
+    {
+        return None;
+    }
+    if !b[i + 4..end].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        return None;
+    }
+    if end < b.len() && is_word(b[end]) {
+        return None;
+    }
+    out.replace(i, end, Redaction::AwsKey);
+    Some(end)
+}
+
+fn is_b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+/// `eyJ...` then `.` and a payload, then `.` and a (possibly empty) signature.
+fn jwt(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
+    if !b[i..].starts_with(b"eyJ") || (i > 0 && (is_b64url(b[i - 1]) || b[i - 1] == b'.')) {
+        return None;
+    }
+    let part = |from: usize| from + b[from..].iter().take_while(|c| is_b64url(**c)).count();
+    let header_end = part(i);
+    if header_end - i < 10 || b.get(header_end) != Some(&b'.') {
+        return None;
+    }
+    let payload_end = part(header_end + 1);
+    if payload_end - header_end - 1 < 2 || b.get(payload_end) != Some(&b'.') {
+        return None;
+    }
+    let end = part(payload_end + 1);
+    out.replace(i, end, Redaction::Jwt);
+    Some(end)
+}
+
+fn is_token_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// `Bearer <token>` (any case): the token is redacted, the scheme kept.
+fn bearer(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
+    if i + 7 > b.len() || (i > 0 && is_word(b[i - 1])) || !b[i..i + 6].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let mut t = i + 6;
+    let spaces = b[t..].iter().take_while(|c| **c == b' ').count();
+    if spaces == 0 {
+        return None;
+    }
+    t += spaces;
+    let end = cover_digit_run(b, t, t + b[t..].iter().take_while(|c| is_token_char(**c)).count());
+    if end == t {
+        return None;
+    }
+    out.replace(t, end, Redaction::Bearer);
+    Some(end)
+}
+
+/// At `=` or `:`: when the key before it is secret-named, redacts the value after it.
+fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
+    // The key: back over spaces and one closing quote, then over name characters.
+    let mut k = i;
+    while k > 0 && b[k - 1] == b' ' && i - k < 4 {
+        k -= 1;
+    }
+    if k > 0 && matches!(b[k - 1], b'"' | b'\'') {
+        k -= 1;
+    }
+    let key_end = k;
+    while k > 0 && (is_word(b[k - 1]) || b[k - 1] == b'-' || b[k - 1] == b'.') && key_end - k < 64 {
+        k -= 1;
+    }
+    if k == key_end || !is_secret_key(&b[k..key_end]) {
+        return None;
+    }
+    // The value: after spaces, quoted up to the closing quote, else up to a delimiter.
+    let mut v = i + 1;
+    while v < b.len() && b[v] == b' ' {
+        v += 1;
+    }
+    let quote = match b.get(v) {
+        Some(q @ (b'"' | b'\'')) => {
+            v += 1;
+            Some(*q)
+        }
+        _ => None,
+    };
+    let (v, end) = match quote {
+        Some(q) => (v, v + b[v..].iter().take_while(|c| **c != q).count()),
+        None => {
+            let word = |from: usize| {
+                from + b[from..]
+                    .iter()
+                    .take_while(|c| {
+                        !c.is_ascii_whitespace() && !matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}' | b']')
+                    })
+                    .count()
+            };
+            let first = word(v);
+            // `Authorization: Bearer abc`: the credentials follow the scheme.
+            let scheme = &b[v..first];
+            if (scheme.eq_ignore_ascii_case(b"bearer") || scheme.eq_ignore_ascii_case(b"basic"))
+                && b.get(first) == Some(&b' ')
+            {
+                (first + 1, cover_digit_run(b, first + 1, word(first + 1)))
+            } else {
+                (v, cover_digit_run(b, v, first))
+            }
+        }
+    };
+    if end == v {
+        return None;
+    }
+    out.replace(v, end, Redaction::Secret);
+    Some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_card_numbers_in_common_layouts() {
+        for pan in ["4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "3782 822463 10005"] {
+            let text = format!("paid with {pan}.");
+            assert_eq!(scrub(&text), "paid with [REDACTED:pan].", "{pan}");
+        }
+        assert_eq!(scrub("4012888888881881"), "[REDACTED:pan]");
+        let around = scrub("ref 12 4111 1111 1111 1111 2024");
+        assert!(around.contains("[REDACTED:pan]") && !around.contains("4111 1111"), "{around}");
+    }
+
+    #[test]
+    fn keeps_numbers_that_are_not_cards() {
+        // Fails Luhn.
+        assert_eq!(scrub("order 4111111111111112"), "order 4111111111111112");
+        // Too long to be a card.
+        assert_eq!(scrub("id 41111111111111110000000"), "id 41111111111111110000000");
+        assert_eq!(scrub("2024-01-15 12345"), "2024-01-15 12345");
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert_eq!(scrub("ssn=078-05-1120;"), "ssn=[REDACTED:ssn];");
+        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45-67890"] {
+            assert_eq!(scrub(bad), bad, "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets() {
+        assert_eq!(scrub("Authorization: Bearer abc.def-ghi"), "Authorization: Bearer [REDACTED:secret]");
+        assert_eq!(scrub("sent Bearer abc.def"), "sent Bearer [REDACTED:bearer]");
+        assert_eq!(scrub("key AKIAIOSFODNN7EXAMPLE used"), "key [REDACTED:aws_key] used");
+        assert_eq!(scrub("xAKIAIOSFODNN7EXAMPLE"), "xAKIAIOSFODNN7EXAMPLE");
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        assert_eq!(scrub(&format!("jwt {jwt} end")), "jwt [REDACTED:jwt] end");
+        assert_eq!(scrub(r#"{"api_key": "k-123", "n": 1}"#), r#"{"api_key": "[REDACTED:secret]", "n": 1}"#);
+        assert_eq!(scrub("url?a=1&token=xyz&b=2"), "url?a=1&token=[REDACTED:secret]&b=2");
+        assert_eq!(scrub("error: not found"), "error: not found");
+    }
+
+    #[test]
+    fn secret_values_cover_grouped_digits() {
+        assert_eq!(scrub("token: 4111 1111 1111 1111 ok"), "token: [REDACTED:secret] ok");
+        assert_eq!(scrub("Bearer 4111 1111 1111 1111 ok"), "Bearer [REDACTED:bearer] ok");
+    }
+
+    #[test]
+    fn multibyte_text_around_redactions() {
+        assert_eq!(scrub("café 4111111111111111 ünï"), "café [REDACTED:pan] ünï");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in proptest::prelude::any::<String>()) {
+            let _ = scrub(&text);
+        }
+
+        #[test]
+        fn never_panics_on_pattern_soup(text in "[0-9 \\-AKISeyJ.=:Bbearr\"'_é]{0,120}") {
+            let _ = scrub(&text);
+        }
+    }
+}
