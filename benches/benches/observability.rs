@@ -33,7 +33,13 @@ fn emf_metric_record(c: &mut Criterion) {
     let fresh = || MetricsHandle::new(template.clone());
     let mut group = c.benchmark_group("emf_metric_record");
     group.bench_function("bare", |b| {
-        b.iter_batched_ref(fresh, |handle| { black_box(handle); }, BatchSize::SmallInput);
+        b.iter_batched_ref(
+            fresh,
+            |handle| {
+                black_box(handle);
+            },
+            BatchSize::SmallInput,
+        );
     });
     group.bench_function("layer", |b| {
         b.iter_batched_ref(
@@ -131,7 +137,8 @@ fn xray_segment(c: &mut Criterion) {
             received
         })
     };
-    let layer = XrayConfig::new().daemon_address(address).service_name("payments-api").build().expect("layer");
+    let layer =
+        XrayConfig::new().daemon_address(address).service_name("payments-api").build().expect("layer");
 
     let mut bare = noop();
     let mut traced = layer.layer(noop());

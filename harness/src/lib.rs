@@ -16,6 +16,8 @@
 pub mod aws;
 /// Overhead budgets: criterion's results against `benches/budgets.toml`, and `lift-harness budget`.
 pub mod budget;
+pub mod drill;
 pub mod dynamodb;
+pub mod faults;
 /// `lift-harness up`.
 pub mod up;

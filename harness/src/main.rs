@@ -27,6 +27,23 @@ enum Command {
         #[arg(long, hide = true)]
         once: bool,
     },
+    /// Run a chaos drill: load through Lift's failover client while the scenario's faults
+    /// hit the local regions; print a summary, write JSON, HTML and JUnit reports, and exit
+    /// non-zero when an assertion fails.
+    Drill {
+        /// The scenario file, e.g. scenarios/region_outage.toml.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to write the reports [default: target/drill-reports].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Write the equivalent AWS FIS experiment template to FILE and exit without running.
+        #[arg(long, value_name = "FILE")]
+        export_fis: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Check criterion's latest results against the overhead budgets: print a table and
     /// exit non-zero when a bench is over budget or has no results. Run `cargo bench` first.
     Budget {
@@ -58,6 +75,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up { tables, once } => lift_harness::up::run(tables, once).await,
+        Command::Drill { file, out, export_fis, quiet } => {
+            lift_harness::drill::run_cli(&file, out, export_fis, quiet).await
+        }
         Command::Budget { budgets, criterion_dir, allow_missing, json } => {
             lift_harness::budget::run(&budgets, criterion_dir, allow_missing, json.as_deref())
         }

@@ -22,10 +22,16 @@
 pub mod app;
 pub mod body;
 pub mod context;
+#[cfg(feature = "disaster")]
+pub mod disaster;
 pub mod error;
 pub mod event;
 pub mod middleware;
+#[cfg(any(feature = "secrets", feature = "protection"))]
+pub mod security;
 pub mod store;
+#[cfg(feature = "dynamodb")]
+pub mod tenant;
 
 pub use app::{App, RouteGroup};
 pub use body::{json_response, read_json, Body, Request, Response};

@@ -1,15 +1,9 @@
 //! Event detection and dispatch over real AWS event shapes (fixtures under `fixtures/`).
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use aws_lambda_events::encodings::Base64Data;
-use http::StatusCode;
-use lift::error::Problem;
-use lift::event::{
-    BoxHttpService, Dispatcher, EventError, EventKind, EventRouter, EventRule, HandlerPanic, HandlerResult,
-};
-use lift::{Invocation, Request, Response};
+use lift::event::{Dispatcher, EventError, EventKind, EventRouter, EventRule, HandlerPanic, HandlerResult};
+use lift::Invocation;
 use serde_json::{json, Value};
 
 const APIGW_V1: &str = include_str!("fixtures/apigw-v1-request.json");
@@ -35,57 +29,8 @@ fn invocation() -> Invocation {
     }
 }
 
-/// Echoes what the service saw, sets a cookie and a repeated header.
-async fn echo(req: Request) -> Result<Response, Infallible> {
-    let seen = json!({
-        "method": req.method().as_str(),
-        "path": req.uri().path(),
-        "query": req.uri().query(),
-        "body": String::from_utf8_lossy(req.body().as_bytes()),
-        "request_id": req.extensions().get::<Invocation>().map(|i| i.request_id.clone()),
-        "trace": req.headers().get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
-    });
-    let mut res = lift::json_response(StatusCode::OK, &seen);
-    let headers = res.headers_mut();
-    headers.append("set-cookie", "session=abc; Secure".parse().unwrap());
-    headers.append("x-multi", "a".parse().unwrap());
-    headers.append("x-multi", "b".parse().unwrap());
-    Ok(res)
-}
-
-/// Answers the request body back as bytes.
-async fn binary(req: Request) -> Result<Response, Infallible> {
-    let body = req.into_body();
-    let res =
-        http::Response::builder().header("content-type", "application/octet-stream").body(body).unwrap();
-    Ok(res)
-}
-
-async fn panics(_req: Request) -> Result<Response, Infallible> {
-    panic!("the service blew up");
-}
-
-fn http_dispatcher<F, Fut>(f: F) -> Dispatcher
-where
-    F: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Response, Infallible>> + Send + 'static,
-{
-    let service = BoxHttpService::new(tower::service_fn(f));
-    Dispatcher::new(Some(service), EventRouter::new())
-}
-
 async fn dispatch(d: &Dispatcher, payload: Value) -> Value {
     d.dispatch(payload, invocation()).await.unwrap()
-}
-
-fn body_json(response: &Value) -> Value {
-    serde_json::from_str(response["body"].as_str().expect("a text body")).unwrap()
-}
-
-fn keys(v: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    keys
 }
 
 #[test]
@@ -115,170 +60,241 @@ async fn unknown_events_are_errors() {
     }
 }
 
+/// HTTP events go through lambda_http, behind the `lambda` feature.
+#[cfg(feature = "lambda")]
+mod http_events {
+    use std::convert::Infallible;
+
+    use aws_lambda_events::encodings::Base64Data;
+    use http::StatusCode;
+    use lift::error::Problem;
+    use lift::event::BoxHttpService;
+    use lift::{Request, Response};
+
+    use super::*;
+
+    /// Echoes what the service saw, sets a cookie and a repeated header.
+    async fn echo(req: Request) -> Result<Response, Infallible> {
+        let seen = json!({
+            "method": req.method().as_str(),
+            "path": req.uri().path(),
+            "query": req.uri().query(),
+            "body": String::from_utf8_lossy(req.body().as_bytes()),
+            "request_id": req.extensions().get::<Invocation>().map(|i| i.request_id.clone()),
+            "trace": req.headers().get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
+        });
+        let mut res = lift::json_response(StatusCode::OK, &seen);
+        let headers = res.headers_mut();
+        headers.append("set-cookie", "session=abc; Secure".parse().unwrap());
+        headers.append("x-multi", "a".parse().unwrap());
+        headers.append("x-multi", "b".parse().unwrap());
+        Ok(res)
+    }
+
+    /// Answers the request body back as bytes.
+    async fn binary(req: Request) -> Result<Response, Infallible> {
+        let body = req.into_body();
+        let res =
+            http::Response::builder().header("content-type", "application/octet-stream").body(body).unwrap();
+        Ok(res)
+    }
+
+    async fn panics(_req: Request) -> Result<Response, Infallible> {
+        panic!("the service blew up");
+    }
+
+    fn http_dispatcher<F, Fut>(f: F) -> Dispatcher
+    where
+        F: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Response, Infallible>> + Send + 'static,
+    {
+        let service = BoxHttpService::new(tower::service_fn(f));
+        Dispatcher::new(Some(service), EventRouter::new())
+    }
+
+    fn body_json(response: &Value) -> Value {
+        serde_json::from_str(response["body"].as_str().expect("a text body")).unwrap()
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[tokio::test]
+    async fn http_api_v2_round_trip() {
+        let mut event = fixture(APIGW_V2);
+        event["requestContext"]["http"]["method"] = json!("POST");
+        event["rawPath"] = json!("/payments/p_1");
+        event["rawQueryString"] = json!("expand=card");
+        event["body"] = json!("{\"amount\":120}");
+        let res = dispatch(&http_dispatcher(echo), event).await;
+
+        assert_eq!(res["statusCode"], 200);
+        assert_eq!(res["isBase64Encoded"], false);
+        assert_eq!(res["cookies"], json!(["session=abc; Secure"]));
+        assert_eq!(res["headers"]["content-type"], "application/json");
+        assert_eq!(res["headers"]["x-multi"], "a, b", "v2 joins repeated headers");
+        assert!(res["headers"].get("set-cookie").is_none());
+        let seen = body_json(&res);
+        assert_eq!(seen["method"], "POST");
+        assert_eq!(seen["path"], "/payments/p_1");
+        assert_eq!(seen["query"], "expand=card");
+        assert_eq!(seen["body"], "{\"amount\":120}");
+        assert_eq!(seen["request_id"], "req-1");
+        assert_eq!(seen["trace"], "Root=1-5e9f0c65-1de4d666d4dd26aced652b6c");
+    }
+
+    #[tokio::test]
+    async fn rest_api_v1_round_trip() {
+        let res = dispatch(&http_dispatcher(echo), fixture(APIGW_V1)).await;
+
+        assert_eq!(keys(&res), ["body", "headers", "isBase64Encoded", "multiValueHeaders", "statusCode"]);
+        assert_eq!(res["statusCode"], 200);
+        assert_eq!(res["headers"], json!({}), "v1 puts every header in multiValueHeaders");
+        assert_eq!(res["multiValueHeaders"]["set-cookie"], json!(["session=abc; Secure"]));
+        assert_eq!(res["multiValueHeaders"]["x-multi"], json!(["a", "b"]));
+        assert_eq!(res["multiValueHeaders"]["content-type"], json!(["application/json"]));
+        let seen = body_json(&res);
+        assert_eq!(seen["method"], "POST");
+        // Routes see the resource path: the REST API stage lambda_http puts in front is taken off.
+        assert_eq!(seen["path"], "/hello/world");
+        assert_eq!(seen["query"], "name=me");
+        assert_eq!(seen["body"], "{\r\n\t\"a\": 1\r\n}");
+    }
+
+    #[tokio::test]
+    async fn function_url_and_alb_round_trip() {
+        let d = http_dispatcher(echo);
+        let url = dispatch(&d, fixture(FUNCTION_URL)).await;
+        assert_eq!(url["cookies"], json!(["session=abc; Secure"]));
+        let seen = body_json(&url);
+        assert_eq!((seen["method"].as_str(), seen["path"].as_str()), (Some("POST"), Some("/my/path")));
+        assert_eq!(seen["body"], "Hello from client!");
+
+        let alb = dispatch(&d, fixture(ALB)).await;
+        assert_eq!(alb["statusDescription"], "200 OK");
+        assert_eq!(alb["headers"]["content-type"], "application/json");
+        assert_eq!(alb["multiValueHeaders"]["x-multi"], json!(["a", "b"]));
+        assert_eq!(alb["headers"]["x-multi"], "a, b");
+        assert_eq!(body_json(&alb)["query"], "key=hello");
+    }
+
+    #[tokio::test]
+    async fn base64_bodies_in_and_out() {
+        let mut event = fixture(APIGW_V2);
+        event["requestContext"]["http"]["method"] = json!("POST");
+        event["isBase64Encoded"] = json!(true);
+        event["body"] = json!("AAEC/w==");
+        let res = dispatch(&http_dispatcher(binary), event).await;
+        assert_eq!(res["isBase64Encoded"], true);
+        let bytes: Base64Data = serde_json::from_value(res["body"].clone()).unwrap();
+        assert_eq!(bytes.0, vec![0u8, 1, 2, 255]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_service_is_a_500_not_a_crash() {
+        let res = dispatch(&http_dispatcher(panics), fixture(APIGW_V2)).await;
+        assert_eq!(res["statusCode"], 500);
+        let problem: Problem = serde_json::from_value(body_json(&res)).unwrap();
+        assert_eq!(problem.request_id.as_deref(), Some("req-1"));
+    }
+
+    /// Asserts a 400 problem+json in the v1 (REST) shape and returns its detail.
+    fn assert_v1_problem(res: &Value) -> String {
+        assert_eq!(keys(res), ["body", "headers", "isBase64Encoded", "multiValueHeaders", "statusCode"]);
+        assert_eq!(res["statusCode"], 400, "{res}");
+        assert_eq!(res["multiValueHeaders"]["content-type"], json!(["application/problem+json"]));
+        problem_detail(res)
+    }
+
+    /// Asserts a 400 problem+json in the payload format 2.0 shape and returns its detail.
+    fn assert_v2_problem(res: &Value) -> String {
+        assert!(res.get("cookies").is_some(), "v2 shape: {res}");
+        assert_eq!(res["statusCode"], 400, "{res}");
+        assert_eq!(res["headers"]["content-type"], "application/problem+json");
+        problem_detail(res)
+    }
+
+    fn problem_detail(res: &Value) -> String {
+        let problem: Problem = serde_json::from_value(body_json(res)).unwrap();
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.request_id.as_deref(), Some("req-1"));
+        problem.detail.expect("a detail")
+    }
+
+    #[tokio::test]
+    async fn malformed_rest_events_get_a_v1_400() {
+        let d = http_dispatcher(echo);
+        let card = "4111111111111111";
+
+        let mut bad_method = fixture(APIGW_V1);
+        bad_method["httpMethod"] = json!(format!("{card} GET"));
+        let detail = assert_v1_problem(&dispatch(&d, bad_method).await);
+        assert!(detail.contains("httpMethod") && !detail.contains(card), "{detail}");
+
+        let mut bad_context = fixture(APIGW_V1);
+        bad_context["requestContext"] = json!("oops");
+        let detail = assert_v1_problem(&dispatch(&d, bad_context).await);
+        assert!(detail.contains("requestContext"), "{detail}");
+
+        let mut bad_port = fixture(APIGW_V1);
+        bad_port["headers"]["Host"] = json!("example.com:99999");
+        let detail = assert_v1_problem(&dispatch(&d, bad_port).await);
+        assert!(detail.contains("host"), "{detail}");
+
+        let mut bad_path = fixture(APIGW_V1);
+        bad_path["path"] = json!("@evil.example/x");
+        assert_v1_problem(&dispatch(&d, bad_path).await);
+    }
+
+    #[tokio::test]
+    async fn malformed_http_api_events_get_a_v2_400() {
+        let d = http_dispatcher(echo);
+
+        let mut bad_base64 = fixture(APIGW_V2);
+        bad_base64["isBase64Encoded"] = json!(true);
+        bad_base64["body"] = json!("not base64 at all!");
+        let detail = assert_v2_problem(&dispatch(&d, bad_base64).await);
+        assert!(detail.contains("base64"), "{detail}");
+
+        let mut bad_method = fixture(APIGW_V2);
+        bad_method["requestContext"]["http"]["method"] = json!(42);
+        let detail = assert_v2_problem(&dispatch(&d, bad_method).await);
+        assert!(detail.contains("requestContext.http.method"), "{detail}");
+
+        let mut bad_context = fixture(FUNCTION_URL);
+        bad_context["requestContext"] = json!(["not", "an", "object"]);
+        assert_v2_problem(&dispatch(&d, bad_context).await);
+
+        let mut bad_host = fixture(APIGW_V2);
+        bad_host["headers"]["host"] = json!("bad host");
+        assert_v2_problem(&dispatch(&d, bad_host).await);
+
+        let mut bad_query = fixture(APIGW_V2);
+        bad_query["rawQueryString"] = json!("a=1 2");
+        let detail = assert_v2_problem(&dispatch(&d, bad_query).await);
+        assert!(detail.contains("rawQueryString"), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn malformed_alb_events_get_an_alb_400() {
+        let mut event = fixture(ALB);
+        event["httpMethod"] = json!({"GET": true});
+        let res = dispatch(&http_dispatcher(echo), event).await;
+        assert_eq!(res["statusCode"], 400);
+        assert_eq!(res["statusDescription"], "400 Bad Request");
+        assert!(problem_detail(&res).contains("httpMethod"));
+    }
+}
+
+#[cfg(not(feature = "lambda"))]
 #[tokio::test]
-async fn http_api_v2_round_trip() {
-    let mut event = fixture(APIGW_V2);
-    event["requestContext"]["http"]["method"] = json!("POST");
-    event["rawPath"] = json!("/payments/p_1");
-    event["rawQueryString"] = json!("expand=card");
-    event["body"] = json!("{\"amount\":120}");
-    let res = dispatch(&http_dispatcher(echo), event).await;
-
-    assert_eq!(res["statusCode"], 200);
-    assert_eq!(res["isBase64Encoded"], false);
-    assert_eq!(res["cookies"], json!(["session=abc; Secure"]));
-    assert_eq!(res["headers"]["content-type"], "application/json");
-    assert_eq!(res["headers"]["x-multi"], "a, b", "v2 joins repeated headers");
-    assert!(res["headers"].get("set-cookie").is_none());
-    let seen = body_json(&res);
-    assert_eq!(seen["method"], "POST");
-    assert_eq!(seen["path"], "/payments/p_1");
-    assert_eq!(seen["query"], "expand=card");
-    assert_eq!(seen["body"], "{\"amount\":120}");
-    assert_eq!(seen["request_id"], "req-1");
-    assert_eq!(seen["trace"], "Root=1-5e9f0c65-1de4d666d4dd26aced652b6c");
-}
-
-#[tokio::test]
-async fn rest_api_v1_round_trip() {
-    let res = dispatch(&http_dispatcher(echo), fixture(APIGW_V1)).await;
-
-    assert_eq!(keys(&res), ["body", "headers", "isBase64Encoded", "multiValueHeaders", "statusCode"]);
-    assert_eq!(res["statusCode"], 200);
-    assert_eq!(res["headers"], json!({}), "v1 puts every header in multiValueHeaders");
-    assert_eq!(res["multiValueHeaders"]["set-cookie"], json!(["session=abc; Secure"]));
-    assert_eq!(res["multiValueHeaders"]["x-multi"], json!(["a", "b"]));
-    assert_eq!(res["multiValueHeaders"]["content-type"], json!(["application/json"]));
-    let seen = body_json(&res);
-    assert_eq!(seen["method"], "POST");
-    // lambda_http prefixes the stage of a REST API (unless AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH).
-    assert_eq!(seen["path"], "/testStage/hello/world");
-    assert_eq!(seen["query"], "name=me");
-    assert_eq!(seen["body"], "{\r\n\t\"a\": 1\r\n}");
-}
-
-#[tokio::test]
-async fn function_url_and_alb_round_trip() {
-    let d = http_dispatcher(echo);
-    let url = dispatch(&d, fixture(FUNCTION_URL)).await;
-    assert_eq!(url["cookies"], json!(["session=abc; Secure"]));
-    let seen = body_json(&url);
-    assert_eq!((seen["method"].as_str(), seen["path"].as_str()), (Some("POST"), Some("/my/path")));
-    assert_eq!(seen["body"], "Hello from client!");
-
-    let alb = dispatch(&d, fixture(ALB)).await;
-    assert_eq!(alb["statusDescription"], "200 OK");
-    assert_eq!(alb["headers"]["content-type"], "application/json");
-    assert_eq!(alb["multiValueHeaders"]["x-multi"], json!(["a", "b"]));
-    assert_eq!(alb["headers"]["x-multi"], "a, b");
-    assert_eq!(body_json(&alb)["query"], "key=hello");
-}
-
-#[tokio::test]
-async fn base64_bodies_in_and_out() {
-    let mut event = fixture(APIGW_V2);
-    event["requestContext"]["http"]["method"] = json!("POST");
-    event["isBase64Encoded"] = json!(true);
-    event["body"] = json!("AAEC/w==");
-    let res = dispatch(&http_dispatcher(binary), event).await;
-    assert_eq!(res["isBase64Encoded"], true);
-    let bytes: Base64Data = serde_json::from_value(res["body"].clone()).unwrap();
-    assert_eq!(bytes.0, vec![0u8, 1, 2, 255]);
-}
-
-#[tokio::test]
-async fn a_panicking_service_is_a_500_not_a_crash() {
-    let res = dispatch(&http_dispatcher(panics), fixture(APIGW_V2)).await;
-    assert_eq!(res["statusCode"], 500);
-    let problem: Problem = serde_json::from_value(body_json(&res)).unwrap();
-    assert_eq!(problem.request_id.as_deref(), Some("req-1"));
-}
-
-/// Asserts a 400 problem+json in the v1 (REST) shape and returns its detail.
-fn assert_v1_problem(res: &Value) -> String {
-    assert_eq!(keys(res), ["body", "headers", "isBase64Encoded", "multiValueHeaders", "statusCode"]);
-    assert_eq!(res["statusCode"], 400, "{res}");
-    assert_eq!(res["multiValueHeaders"]["content-type"], json!(["application/problem+json"]));
-    problem_detail(res)
-}
-
-/// Asserts a 400 problem+json in the payload format 2.0 shape and returns its detail.
-fn assert_v2_problem(res: &Value) -> String {
-    assert!(res.get("cookies").is_some(), "v2 shape: {res}");
-    assert_eq!(res["statusCode"], 400, "{res}");
-    assert_eq!(res["headers"]["content-type"], "application/problem+json");
-    problem_detail(res)
-}
-
-fn problem_detail(res: &Value) -> String {
-    let problem: Problem = serde_json::from_value(body_json(res)).unwrap();
-    assert_eq!(problem.status, 400);
-    assert_eq!(problem.request_id.as_deref(), Some("req-1"));
-    problem.detail.expect("a detail")
-}
-
-#[tokio::test]
-async fn malformed_rest_events_get_a_v1_400() {
-    let d = http_dispatcher(echo);
-    let card = "4111111111111111";
-
-    let mut bad_method = fixture(APIGW_V1);
-    bad_method["httpMethod"] = json!(format!("{card} GET"));
-    let detail = assert_v1_problem(&dispatch(&d, bad_method).await);
-    assert!(detail.contains("httpMethod") && !detail.contains(card), "{detail}");
-
-    let mut bad_context = fixture(APIGW_V1);
-    bad_context["requestContext"] = json!("oops");
-    let detail = assert_v1_problem(&dispatch(&d, bad_context).await);
-    assert!(detail.contains("requestContext"), "{detail}");
-
-    let mut bad_port = fixture(APIGW_V1);
-    bad_port["headers"]["Host"] = json!("example.com:99999");
-    let detail = assert_v1_problem(&dispatch(&d, bad_port).await);
-    assert!(detail.contains("host"), "{detail}");
-
-    let mut bad_path = fixture(APIGW_V1);
-    bad_path["path"] = json!("@evil.example/x");
-    assert_v1_problem(&dispatch(&d, bad_path).await);
-}
-
-#[tokio::test]
-async fn malformed_http_api_events_get_a_v2_400() {
-    let d = http_dispatcher(echo);
-
-    let mut bad_base64 = fixture(APIGW_V2);
-    bad_base64["isBase64Encoded"] = json!(true);
-    bad_base64["body"] = json!("not base64 at all!");
-    let detail = assert_v2_problem(&dispatch(&d, bad_base64).await);
-    assert!(detail.contains("base64"), "{detail}");
-
-    let mut bad_method = fixture(APIGW_V2);
-    bad_method["requestContext"]["http"]["method"] = json!(42);
-    let detail = assert_v2_problem(&dispatch(&d, bad_method).await);
-    assert!(detail.contains("requestContext.http.method"), "{detail}");
-
-    let mut bad_context = fixture(FUNCTION_URL);
-    bad_context["requestContext"] = json!(["not", "an", "object"]);
-    assert_v2_problem(&dispatch(&d, bad_context).await);
-
-    let mut bad_host = fixture(APIGW_V2);
-    bad_host["headers"]["host"] = json!("bad host");
-    assert_v2_problem(&dispatch(&d, bad_host).await);
-
-    let mut bad_query = fixture(APIGW_V2);
-    bad_query["rawQueryString"] = json!("a=1 2");
-    let detail = assert_v2_problem(&dispatch(&d, bad_query).await);
-    assert!(detail.contains("rawQueryString"), "{detail}");
-}
-
-#[tokio::test]
-async fn malformed_alb_events_get_an_alb_400() {
-    let mut event = fixture(ALB);
-    event["httpMethod"] = json!({"GET": true});
-    let res = dispatch(&http_dispatcher(echo), event).await;
-    assert_eq!(res["statusCode"], 400);
-    assert_eq!(res["statusDescription"], "400 Bad Request");
-    assert!(problem_detail(&res).contains("httpMethod"));
+async fn http_events_need_the_lambda_feature() {
+    let d = Dispatcher::events_only(EventRouter::new());
+    let err = d.dispatch(fixture(APIGW_V2), invocation()).await.unwrap_err();
+    assert!(matches!(err, EventError::NoRoute(_)) && err.to_string().contains("lambda"), "{err}");
 }
 
 #[tokio::test]

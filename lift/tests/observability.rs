@@ -255,10 +255,17 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 
 fn metrics_layer(sink: &MemorySink) -> lift::middleware::metrics::MetricsLayer {
-    MetricsConfig::new().namespace("Lift/Test").function_name("payments-fn").sink(sink.clone()).build().unwrap()
+    MetricsConfig::new()
+        .namespace("Lift/Test")
+        .function_name("payments-fn")
+        .sink(sink.clone())
+        .build()
+        .unwrap()
 }
 
-fn status_handler(status: u16) -> impl Fn(lift::Request) -> std::future::Ready<Result<lift::Response, Infallible>> + Clone {
+fn status_handler(
+    status: u16,
+) -> impl Fn(lift::Request) -> std::future::Ready<Result<lift::Response, Infallible>> + Clone {
     move |_req| {
         let mut res = lift::Response::default();
         *res.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -294,11 +301,20 @@ async fn the_layer_writes_request_metrics_by_tenant_and_route() {
         .collect();
     assert_eq!(
         declared,
-        [("ChargeAmount", "None"), ("Requests", "Count"), ("Latency", "Milliseconds"), ("4xx", "Count"), ("5xx", "Count")]
+        [
+            ("ChargeAmount", "None"),
+            ("Requests", "Count"),
+            ("Latency", "Milliseconds"),
+            ("4xx", "Count"),
+            ("5xx", "Count")
+        ]
     );
     assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
     assert_eq!((&doc["Tenant"], &doc["Route"]), (&"tenant-7".into(), &"/payments/:id".into()));
-    assert_eq!((doc["Requests"].as_f64(), doc["4xx"].as_f64(), doc["5xx"].as_f64()), (Some(1.0), Some(0.0), Some(0.0)));
+    assert_eq!(
+        (doc["Requests"].as_f64(), doc["4xx"].as_f64(), doc["5xx"].as_f64()),
+        (Some(1.0), Some(0.0), Some(0.0))
+    );
     assert!(doc["Latency"].as_f64().unwrap() >= 0.0);
     assert_eq!(doc["ChargeAmount"], 12.5);
 }
@@ -311,7 +327,11 @@ async fn errors_are_counted_by_status_class() {
         svc.ready().await.unwrap().call(lift_request("r", "t")).await.unwrap();
         let docs = sink.json();
         let doc = request_doc(&docs);
-        assert_eq!((doc["4xx"].as_f64(), doc["5xx"].as_f64()), (Some(client), Some(server)), "status {status}");
+        assert_eq!(
+            (doc["4xx"].as_f64(), doc["5xx"].as_f64()),
+            (Some(client), Some(server)),
+            "status {status}"
+        );
     }
 }
 
@@ -394,7 +414,10 @@ fn emf_limits_are_errors_at_build_time() {
 
     let mut m = Metrics::new("N").unwrap();
     assert!(matches!(m.record("", 1.0, Unit::Count), Err(MetricsError::InvalidMetricName { .. })));
-    assert!(matches!(m.record("n".repeat(256), 1.0, Unit::Count), Err(MetricsError::InvalidMetricName { .. })));
+    assert!(matches!(
+        m.record("n".repeat(256), 1.0, Unit::Count),
+        Err(MetricsError::InvalidMetricName { .. })
+    ));
     assert!(m.record("n".repeat(255), 1.0, Unit::Count).is_ok());
     for i in 0..101 {
         m.count(format!("M{i}")).unwrap();
@@ -506,7 +529,10 @@ async fn a_sampled_request_sends_its_segment_with_subsegments_over_udp() {
         let (s, e) = (sub["start_time"].as_f64().unwrap(), sub["end_time"].as_f64().unwrap());
         assert!(start <= s && s <= e && e <= end, "subsegment inside the segment");
     }
-    assert_eq!((&subs[1]["namespace"], &subs[1]["throttle"], &subs[1]["error"]), (&"remote".into(), &true.into(), &true.into()));
+    assert_eq!(
+        (&subs[1]["namespace"], &subs[1]["throttle"], &subs[1]["error"]),
+        (&"remote".into(), &true.into(), &true.into())
+    );
 }
 
 #[tokio::test]
@@ -525,7 +551,8 @@ async fn on_lambda_the_handler_is_a_subsegment_of_the_facade() {
 async fn server_errors_are_faults_and_client_errors_errors() {
     let daemon = Daemon::bind();
     for (status, fault, error) in [(503u16, true, false), (404, false, true)] {
-        let mut svc = daemon.layer(SamplingRule::default(), false).layer(tower::service_fn(status_handler(status)));
+        let mut svc =
+            daemon.layer(SamplingRule::default(), false).layer(tower::service_fn(status_handler(status)));
         svc.ready().await.unwrap().call(traced_request(&trace_header("1"))).await.unwrap();
         let doc = daemon.receive();
         assert_eq!(doc["http"]["response"]["status"], status);
@@ -537,7 +564,8 @@ async fn server_errors_are_faults_and_client_errors_errors() {
 #[tokio::test]
 async fn unsampled_requests_send_nothing() {
     let daemon = Daemon::bind();
-    let mut svc = daemon.layer(SamplingRule::new(100, 1.0), false).layer(tower::service_fn(downstream_handler));
+    let mut svc =
+        daemon.layer(SamplingRule::new(100, 1.0), false).layer(tower::service_fn(downstream_handler));
     let res = svc.ready().await.unwrap().call(traced_request(&trace_header("0"))).await.unwrap();
     assert_eq!(res.headers()["x-amzn-trace-id"], format!("Root={ROOT};Sampled=0"));
     // Then a sampled request with another trace: the first datagram must be its.
@@ -550,12 +578,14 @@ async fn unsampled_requests_send_nothing() {
 async fn without_a_header_a_new_trace_follows_the_local_rule() {
     let daemon = Daemon::bind();
     let plain = || Request::builder().uri("/x").body(Body::empty()).unwrap();
-    let mut never = daemon.layer(SamplingRule::new(0, 0.0), false).layer(tower::service_fn(status_handler(200)));
+    let mut never =
+        daemon.layer(SamplingRule::new(0, 0.0), false).layer(tower::service_fn(status_handler(200)));
     let res = never.ready().await.unwrap().call(plain()).await.unwrap();
     let header = res.headers()["x-amzn-trace-id"].to_str().unwrap().to_owned();
     assert!(header.ends_with(";Sampled=0") && is_trace_id(&header[5..40]), "{header}");
 
-    let mut reservoir = daemon.layer(SamplingRule::new(1, 0.0), false).layer(tower::service_fn(status_handler(200)));
+    let mut reservoir =
+        daemon.layer(SamplingRule::new(1, 0.0), false).layer(tower::service_fn(status_handler(200)));
     let res = reservoir.ready().await.unwrap().call(plain()).await.unwrap();
     let header = res.headers()["x-amzn-trace-id"].to_str().unwrap().to_owned();
     assert!(header.ends_with(";Sampled=1"), "the reservoir takes the first request: {header}");

@@ -1,6 +1,6 @@
 //! Mocked AWS endpoints that speak the real wire protocols, so AWS SDKs and the `aws`
 //! CLI can talk to them: Secrets Manager and KMS (AWS JSON 1.1), STS (awsQuery and
-//! JSON 1.0) and a JWKS issuer.
+//! JSON 1.0), Route 53 (REST-XML) and a JWKS issuer.
 //!
 //! Each mock is a wiremock server on 127.0.0.1 and a free port. It records every call
 //! ([`RecordedCall`]) and takes [`Fault`]s per operation: AWS error bodies, delays and
@@ -27,6 +27,7 @@ mod endpoint;
 mod fault;
 mod jwks;
 mod kms;
+mod route53;
 mod secrets;
 mod sts;
 mod wire;
@@ -35,6 +36,9 @@ pub use endpoint::RecordedCall;
 pub use fault::{AwsError, Fault, FaultKind, ANY_OPERATION};
 pub use jwks::{Alg, JwksIssuer, GET_JWKS, GET_OPENID_CONFIGURATION, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 pub use kms::{EncryptionContext, KmsKey, KmsMock, DEFAULT_KEY_ALIAS};
+pub use route53::{
+    RecordChange, RecordSet, Route53Mock, CHANGE_RESOURCE_RECORD_SETS, GET_CHANGE, LIST_RESOURCE_RECORD_SETS,
+};
 pub use secrets::{SecretVersion, SecretsManagerMock, AWSCURRENT, AWSPREVIOUS};
 pub use sts::{CallerIdentity, StsMock};
 
@@ -92,6 +96,8 @@ pub struct AwsMocks {
     pub sts: StsMock,
     /// JWKS issuer.
     pub jwks: JwksIssuer,
+    /// Route 53.
+    pub route53: Route53Mock,
     region: String,
 }
 
@@ -103,13 +109,14 @@ impl AwsMocks {
 
     /// Starts every mock, with ARNs in `region`.
     pub async fn start_in(region: &str) -> Result<Self, MockError> {
-        let (secrets, kms, sts, jwks) = tokio::join!(
+        let (secrets, kms, sts, jwks, route53) = tokio::join!(
             SecretsManagerMock::start(region),
             KmsMock::start(region),
             StsMock::start(),
             JwksIssuer::start(),
+            Route53Mock::start(),
         );
-        Ok(Self { secrets, kms, sts, jwks: jwks?, region: region.to_owned() })
+        Ok(Self { secrets, kms, sts, jwks: jwks?, route53, region: region.to_owned() })
     }
 
     /// The region the mocks put in ARNs.
@@ -123,6 +130,7 @@ impl AwsMocks {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.secrets.uri()),
             ("AWS_ENDPOINT_URL_KMS", self.kms.uri()),
             ("AWS_ENDPOINT_URL_STS", self.sts.uri()),
+            ("AWS_ENDPOINT_URL_ROUTE_53", self.route53.uri()),
             ("LIFT_JWKS_URL", self.jwks.jwks_url()),
             ("LIFT_JWT_ISSUER", self.jwks.issuer()),
         ]
@@ -137,5 +145,6 @@ impl AwsMocks {
         self.kms.clear_faults();
         self.sts.clear_faults();
         self.jwks.clear_faults();
+        self.route53.clear_faults();
     }
 }

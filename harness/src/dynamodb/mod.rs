@@ -15,6 +15,9 @@
 //!
 //! Tables get unique names, so tests run in parallel against one instance.
 //!
+//! For process faults (kill, pause, restart), [`DynamoDbLocal::dedicated`] starts a JVM that
+//! only its handle uses, on its own port (see [`DedicatedDynamoDb`]).
+//!
 //! # Examples
 //!
 //! ```no_run
@@ -45,6 +48,8 @@ use std::time::Duration;
 use lift::store::TableDef;
 
 mod client;
+#[cfg(unix)]
+mod dedicated;
 mod docker;
 mod error;
 #[cfg(unix)]
@@ -55,6 +60,8 @@ mod probe;
 mod tables;
 
 pub use client::{client_for, default_region};
+#[cfg(unix)]
+pub use dedicated::{DedicatedDynamoDb, Storage};
 pub use error::DynamoDbError;
 pub use item::{attribute_to_json, item_to_json, json_to_attribute, json_to_item};
 

@@ -38,9 +38,9 @@ fn table_of(arn: &str) -> Option<&str> {
 /// Runs the records in order until the first failure, and reports it.
 pub(crate) async fn process(
     routes: &[StreamRoute],
-    payload: Value,
+    mut payload: Value,
 ) -> Result<DynamoDbEventResponse, EventError> {
-    let Some(Value::Array(records)) = payload.get("Records").cloned() else {
+    let Some(Value::Array(records)) = payload.get_mut("Records").map(Value::take) else {
         return Err(EventError::Malformed {
             kind: "dynamodb streams",
             detail: "`Records` is not an array".into(),

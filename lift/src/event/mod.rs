@@ -26,7 +26,10 @@
 //!     .on_sqs(|message| async move { Ok(()) })
 //!     .on_event(EventRule::new(json!({"source": ["payments"]}))?, |event| async move { Ok(()) })
 //!     .on_schedule("nightly-settlement", |_event| async { Ok(()) });
-//! Dispatcher::new(Some(app_service), events).run().await
+//! let dispatcher = Dispatcher::new(Some(app_service), events);
+//! #[cfg(feature = "lambda")]
+//! dispatcher.run().await?;
+//! # Ok(())
 //! # }
 //! ```
 

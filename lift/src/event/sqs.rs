@@ -91,8 +91,8 @@ pub(crate) async fn process(
 
 /// Splits the batch into records and picks each one's route before any runs, so a
 /// misconfigured queue fails the whole invocation without handling anything twice.
-fn parse(routes: &[SqsRoute], payload: Value) -> Result<Vec<Record>, EventError> {
-    let Some(Value::Array(raw)) = payload.get("Records").cloned() else {
+fn parse(routes: &[SqsRoute], mut payload: Value) -> Result<Vec<Record>, EventError> {
+    let Some(Value::Array(raw)) = payload.get_mut("Records").map(Value::take) else {
         return Err(EventError::Malformed { kind: "sqs", detail: "`Records` is not an array".into() });
     };
     raw.into_iter()

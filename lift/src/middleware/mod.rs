@@ -21,3 +21,12 @@ pub mod timeout;
 
 #[cfg(feature = "health")]
 pub mod health;
+
+#[cfg(feature = "auth")]
+pub mod auth;
+#[cfg(feature = "idempotency")]
+pub mod idempotency;
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;
+#[cfg(feature = "security-headers")]
+pub mod security_headers;

@@ -27,6 +27,8 @@ const MAX_URL_LEN: usize = 32 * 1024;
 pub(super) struct Parsed {
     request: LambdaRequest,
     body: Bytes,
+    /// The REST API stage lambda_http puts in front of the path, to take off again.
+    stage_prefix: Option<String>,
 }
 
 /// What lambda_http builds the URL from.
@@ -53,7 +55,15 @@ pub(super) fn parse(origin: Origin, payload: Value) -> Result<Parsed, String> {
                 query_len: query_len(&ev.query_string_parameters, &ev.multi_value_query_string_parameters),
                 raw_query: None,
             })?;
-            Ok(Parsed { request: LambdaRequest::ApiGatewayV1(ev), body })
+            // lambda_http prefixes a REST API's stage to the path (`/prod/payments`) unless
+            // AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH is set; routes are written without it.
+            let stage_prefix = match ev.request_context.stage.as_deref() {
+                Some(stage) if std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_none() => {
+                    Some(format!("/{stage}"))
+                }
+                _ => None,
+            };
+            Ok(Parsed { request: LambdaRequest::ApiGatewayV1(ev), body, stage_prefix })
         }
         Origin::V2 => {
             let mut ev: ApiGatewayV2httpRequest = deserialize(payload)?;
@@ -66,7 +76,7 @@ pub(super) fn parse(origin: Origin, payload: Value) -> Result<Parsed, String> {
                 query_len: 0,
                 raw_query: ev.raw_query_string.as_deref(),
             })?;
-            Ok(Parsed { request: LambdaRequest::ApiGatewayV2(ev), body })
+            Ok(Parsed { request: LambdaRequest::ApiGatewayV2(ev), body, stage_prefix: None })
         }
         Origin::Alb => {
             let mut ev: AlbTargetGroupRequest = deserialize(payload)?;
@@ -79,20 +89,23 @@ pub(super) fn parse(origin: Origin, payload: Value) -> Result<Parsed, String> {
                 query_len: query_len(&ev.query_string_parameters, &ev.multi_value_query_string_parameters),
                 raw_query: None,
             })?;
-            Ok(Parsed { request: LambdaRequest::Alb(ev), body })
+            Ok(Parsed { request: LambdaRequest::Alb(ev), body, stage_prefix: None })
         }
     }
 }
 
 /// Converts with lambda_http, then moves the body and invocation into a Lift request.
 pub(super) fn into_lift(parsed: Parsed, invocation: &Invocation) -> Result<Request, String> {
-    let Parsed { request, body } = parsed;
+    let Parsed { request, body, stage_prefix } = parsed;
     // The checks above cover the inputs lambda_http is known to panic on (it unwraps URL
     // parsing); this catches any other so a hostile event never takes the function down.
     let converted =
         std::panic::catch_unwind(AssertUnwindSafe(|| http::Request::<lambda_http::Body>::from(request)))
             .map_err(|_| "the request url cannot be built from the event".to_owned())?;
     let (mut parts, _empty) = converted.into_parts();
+    if let Some(prefix) = stage_prefix {
+        parts.uri = strip_stage(&parts.uri, &prefix)?;
+    }
     if let Some(trace) = invocation.xray_trace_id.as_deref() {
         if let Ok(value) = HeaderValue::from_str(trace) {
             parts.headers.insert("x-amzn-trace-id", value);
@@ -100,6 +113,24 @@ pub(super) fn into_lift(parsed: Parsed, invocation: &Invocation) -> Result<Reque
     }
     parts.extensions.insert(invocation.clone());
     Ok(Request::from_parts(parts, Body::from(body)))
+}
+
+/// Takes the stage prefix off the path of a URI, keeping the query.
+fn strip_stage(uri: &http::Uri, prefix: &str) -> Result<http::Uri, String> {
+    let path = uri.path();
+    let rest = match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return Ok(uri.clone()),
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query =
+        Some(PathAndQuery::try_from(path_and_query).map_err(|_| "the request path is not valid".to_owned())?);
+    http::Uri::from_parts(parts).map_err(|_| "the request url cannot be built from the event".to_owned())
 }
 
 fn deserialize<T: DeserializeOwned>(payload: Value) -> Result<T, String> {

@@ -49,7 +49,11 @@ impl Compartments {
     /// The semaphore of a tenant, when the bulkhead limits tenants.
     pub(crate) fn tenant(&self, tenant: &str) -> Option<Arc<Semaphore>> {
         let limit = self.per_tenant?;
-        Some(self.tenants.get_or_insert_with(tenant, || tenant.to_owned(), || Arc::new(Semaphore::new(limit))))
+        Some(self.tenants.get_or_insert_with(
+            tenant,
+            || tenant.to_owned(),
+            || Arc::new(Semaphore::new(limit)),
+        ))
     }
 
     /// Takes the permits without waiting; `Err` names the full compartment.
@@ -67,7 +71,10 @@ impl Compartments {
 
     /// Waits up to `max_wait` for the permits (tenant first, so a busy tenant does not hold
     /// global slots while it queues).
-    pub(crate) fn acquire(self: &Arc<Self>, tenant: Option<Arc<Semaphore>>) -> BoxFuture<'static, Result<Permits, BulkheadFull>> {
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        tenant: Option<Arc<Semaphore>>,
+    ) -> BoxFuture<'static, Result<Permits, BulkheadFull>> {
         let this = Arc::clone(self);
         Box::pin(async move {
             let mut waiting_for = Compartment::Tenant;

@@ -44,7 +44,10 @@ impl<S: Service<R>, R> ResponseFuture<S, R> {
         service: S,
         request: R,
     ) -> Self {
-        Self { state: State::Waiting { acquire, service: Some(service), request: Some(request) }, permits: None }
+        Self {
+            state: State::Waiting { acquire, service: Some(service), request: Some(request) },
+            permits: None,
+        }
     }
 
     pub(crate) fn rejected(error: BulkheadFull) -> Self {
@@ -89,7 +92,9 @@ where
                     return Poll::Ready(result.map_err(Into::into));
                 }
                 StateProj::Rejected { error } => {
-                    let error = error.take().unwrap_or(BulkheadFull::new(super::Compartment::Global, Default::default()));
+                    let error = error
+                        .take()
+                        .unwrap_or(BulkheadFull::new(super::Compartment::Global, Default::default()));
                     return Poll::Ready(Err(error.into()));
                 }
             }

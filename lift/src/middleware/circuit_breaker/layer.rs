@@ -243,6 +243,10 @@ impl<F, K, C> CircuitBreakerBuilder<F, K, C> {
             listeners: self.listeners,
             epoch: Instant::now(),
         };
-        Ok(CircuitBreakerLayer { key: self.key, classify: self.classify, registry: Arc::new(Registry::new(policy)) })
+        Ok(CircuitBreakerLayer {
+            key: self.key,
+            classify: self.classify,
+            registry: Arc::new(Registry::new(policy)),
+        })
     }
 }

@@ -18,9 +18,11 @@ impl<K: Clone + Eq + Hash> Registry<K> {
 
     /// The breaker of a key, created closed on first use.
     pub(crate) fn breaker(&self, key: &K) -> Arc<Breaker<K>> {
-        self.breakers.get_or_insert_with(key, || key.clone(), || {
-            Arc::new(Breaker::new(key.clone(), Arc::clone(&self.policy)))
-        })
+        self.breakers.get_or_insert_with(
+            key,
+            || key.clone(),
+            || Arc::new(Breaker::new(key.clone(), Arc::clone(&self.policy))),
+        )
     }
 }
 

@@ -35,7 +35,12 @@ impl<K: Hash + Eq, V: Clone> Shards<K, V> {
     }
 
     /// The value of a key, inserting `make()` for a new key (`to_key` runs only then).
-    pub(crate) fn get_or_insert_with<Q>(&self, key: &Q, to_key: impl FnOnce() -> K, make: impl FnOnce() -> V) -> V
+    pub(crate) fn get_or_insert_with<Q>(
+        &self,
+        key: &Q,
+        to_key: impl FnOnce() -> K,
+        make: impl FnOnce() -> V,
+    ) -> V
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,

@@ -155,19 +155,34 @@ impl<K> Breaker<K> {
         CircuitOpen::new(retry_after)
     }
 
+    /// `Ok(true)` for the one probe of a half-open breaker.
     fn claim_probe(&self) -> Result<bool, CircuitOpen> {
-        match self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => Ok(true),
+        if self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             // The probe decides soon; its outcome is unknown, so say "soon".
-            Err(_) => Err(self.reject(Duration::ZERO)),
+            return Err(self.reject(Duration::ZERO));
+        }
+        // The previous probe may have decided between our state read and the claim: a
+        // transition stores the state before it frees `probing`, so this read is current.
+        match self.state.load(Ordering::Acquire) {
+            HALF_OPEN => Ok(true),
+            CLOSED => {
+                self.probing.store(false, Ordering::Release);
+                Ok(false)
+            }
+            _ => {
+                self.probing.store(false, Ordering::Release);
+                let until = self.open_until.load(Ordering::Acquire);
+                let left = until.saturating_sub(self.policy.nanos(Instant::now()));
+                Err(self.reject(Duration::from_nanos(left)))
+            }
         }
     }
 
     fn half_open(&self, at: u64) {
         let _window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         // Another caller may have moved on already.
+        // `probing` is already free: `open` freed it.
         if self.state.load(Ordering::Acquire) == OPEN && at >= self.open_until.load(Ordering::Acquire) {
-            self.probing.store(false, Ordering::Release);
             self.state.store(HALF_OPEN, Ordering::Release);
             self.notify(State::Open, State::HalfOpen);
         }

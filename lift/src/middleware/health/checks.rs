@@ -103,7 +103,9 @@ impl HealthChecks {
             Ok(Ok(Ok(()))) => (CheckStatus::Ok, None),
             Ok(Ok(Err(message))) => (CheckStatus::Failed, Some(message)),
             Ok(Err(_panic)) => (CheckStatus::Failed, Some("the check panicked".to_owned())),
-            Err(_elapsed) => (CheckStatus::Timeout, Some(format!("no answer within {} ms", timeout.as_millis()))),
+            Err(_elapsed) => {
+                (CheckStatus::Timeout, Some(format!("no answer within {} ms", timeout.as_millis())))
+            }
         };
         CheckReport { name: check.name.to_string(), status, critical: check.critical, duration_ms, error }
     }

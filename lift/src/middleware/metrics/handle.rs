@@ -57,7 +57,12 @@ impl MetricsHandle {
     ///
     /// # Errors
     /// As [`Metrics::record`], and [`MetricsError::AlreadyFlushed`].
-    pub fn record(&self, name: impl Into<Cow<'static, str>>, value: f64, unit: Unit) -> Result<(), MetricsError> {
+    pub fn record(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        value: f64,
+        unit: Unit,
+    ) -> Result<(), MetricsError> {
         let mut state = self.state();
         if state.flushed {
             return Err(MetricsError::AlreadyFlushed { name: name.into().into_owned() });
@@ -77,7 +82,11 @@ impl MetricsHandle {
     ///
     /// # Errors
     /// As [`Metrics::set_dimension`].
-    pub fn set_dimension(&self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Result<(), MetricsError> {
+    pub fn set_dimension(
+        &self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Result<(), MetricsError> {
         self.state().metrics.set_dimension(key, value)
     }
 

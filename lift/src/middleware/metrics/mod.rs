@@ -51,8 +51,8 @@ pub use error::MetricsError;
 pub use future::ResponseFuture;
 pub use handle::MetricsHandle;
 pub use layer::{
-    MetricsConfig, MetricsLayer, CLIENT_ERRORS, COLD_START, FUNCTION_NAME, LATENCY, REQUESTS, ROUTE, SERVER_ERRORS,
-    TENANT,
+    MetricsConfig, MetricsLayer, CLIENT_ERRORS, COLD_START, FUNCTION_NAME, LATENCY, REQUESTS, ROUTE,
+    SERVER_ERRORS, TENANT,
 };
 pub use recorder::{Metrics, MAX_DIMENSIONS, MAX_METRICS_PER_DOCUMENT, MAX_VALUES_PER_METRIC};
 pub use service::MetricsService;

@@ -52,7 +52,8 @@ struct Metric {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     namespace: Arc<str>,
-    dimension_sets: Vec<Vec<Name>>,
+    /// Shared: a per-request recorder cloned from a template copies no key.
+    dimension_sets: Arc<Vec<Vec<Name>>>,
     dimensions: Vec<(Name, String)>,
     properties: Vec<(Name, serde_json::Value)>,
     metrics: Vec<Metric>,
@@ -71,7 +72,7 @@ impl Metrics {
         }
         Ok(Self {
             namespace: namespace.into(),
-            dimension_sets: Vec::new(),
+            dimension_sets: Arc::new(Vec::new()),
             dimensions: Vec::new(),
             properties: Vec::new(),
             metrics: Vec::new(),
@@ -117,7 +118,7 @@ impl Metrics {
         if set.len() > MAX_DIMENSIONS {
             return Err(MetricsError::TooManyDimensions { count: set.len() });
         }
-        self.dimension_sets.push(set);
+        Arc::make_mut(&mut self.dimension_sets).push(set);
         Ok(())
     }
 
@@ -126,17 +127,26 @@ impl Metrics {
     /// # Errors
     /// [`MetricsError::InvalidDimension`] for a bad key or value;
     /// [`MetricsError::TooManyDimensions`] past 30 distinct keys.
-    pub fn set_dimension(&mut self, key: impl Into<Name>, value: impl Into<String>) -> Result<(), MetricsError> {
+    pub fn set_dimension(
+        &mut self,
+        key: impl Into<Name>,
+        value: impl Into<String>,
+    ) -> Result<(), MetricsError> {
         let key = key.into();
         let value = value.into();
         check_dimension_key(&key)?;
         if value.is_empty() || char_len_over(&value, 1024) {
-            return Err(MetricsError::InvalidDimension { key: key.into_owned(), reason: "value must be 1 to 1024 characters" });
+            return Err(MetricsError::InvalidDimension {
+                key: key.into_owned(),
+                reason: "value must be 1 to 1024 characters",
+            });
         }
         let count = self.dimensions.len();
         match self.dimensions.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None if count >= MAX_DIMENSIONS => return Err(MetricsError::TooManyDimensions { count: count + 1 }),
+            None if count >= MAX_DIMENSIONS => {
+                return Err(MetricsError::TooManyDimensions { count: count + 1 })
+            }
             None => self.dimensions.push((key, value)),
         }
         Ok(())
@@ -284,7 +294,7 @@ impl Metrics {
             return vec![self.dimensions.iter().map(|(k, _)| k.as_ref()).collect()];
         }
         let mut sets: Vec<Vec<&str>> = Vec::with_capacity(self.dimension_sets.len());
-        for set in &self.dimension_sets {
+        for set in self.dimension_sets.iter() {
             let present: Vec<&str> =
                 set.iter().map(|k| k.as_ref()).filter(|k| self.dimension(k).is_some()).collect();
             if !sets.contains(&present) {
@@ -320,7 +330,10 @@ fn char_len_over(s: &str, max: usize) -> bool {
 
 fn check_dimension_key(key: &str) -> Result<(), MetricsError> {
     if key.is_empty() || char_len_over(key, 255) {
-        return Err(MetricsError::InvalidDimension { key: key.to_owned(), reason: "key must be 1 to 255 characters" });
+        return Err(MetricsError::InvalidDimension {
+            key: key.to_owned(),
+            reason: "key must be 1 to 255 characters",
+        });
     }
     Ok(())
 }
@@ -358,7 +371,10 @@ mod tests {
         let latency: Vec<f64> = d["Latency"].as_array().unwrap().iter().filter_map(Value::as_f64).collect();
         assert_eq!(latency, [12.0, 14.5]);
         assert_eq!(d["Requests"], 1.0);
-        assert_eq!((&d["Tenant"], &d["Route"], &d["request_id"]), (&"t-1".into(), &"/payments/:id".into(), &"r-1".into()));
+        assert_eq!(
+            (&d["Tenant"], &d["Route"], &d["request_id"]),
+            (&"t-1".into(), &"/payments/:id".into(), &"r-1".into())
+        );
     }
 
     #[test]
@@ -411,7 +427,10 @@ mod tests {
         assert!(Metrics::new("N").unwrap().with_dimension_set(keys[..30].to_vec()).is_ok());
         let mut m = Metrics::new("N").unwrap();
         assert!(matches!(m.record("", 1.0, Unit::Count), Err(MetricsError::InvalidMetricName { .. })));
-        assert!(matches!(m.record("x".repeat(256), 1.0, Unit::Count), Err(MetricsError::InvalidMetricName { .. })));
+        assert!(matches!(
+            m.record("x".repeat(256), 1.0, Unit::Count),
+            Err(MetricsError::InvalidMetricName { .. })
+        ));
         assert!(m.record("é".repeat(255), 1.0, Unit::Count).is_ok(), "255 characters, more bytes");
         assert!(matches!(m.record("n", f64::NAN, Unit::Count), Err(MetricsError::InvalidValue { .. })));
         m.count("c").unwrap();

@@ -76,6 +76,8 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// ```
 pub fn is_idempotent<B>(req: &http::Request<B>) -> bool {
     use http::Method;
-    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
-        || req.headers().contains_key(IDEMPOTENCY_KEY)
+    matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    ) || req.headers().contains_key(IDEMPOTENCY_KEY)
 }

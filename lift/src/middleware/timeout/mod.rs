@@ -29,9 +29,9 @@
 mod deadline;
 mod future;
 mod layer;
+mod service;
 
 pub(crate) use layer::DEFAULT_MARGIN;
-mod service;
 
 pub use deadline::remaining;
 pub use future::ResponseFuture;

@@ -66,7 +66,12 @@ pub(crate) fn epoch_seconds() -> f64 {
 }
 
 impl XrayHandle {
-    pub(crate) fn new(trace_id: TraceId, segment_id: SegmentId, sampled: bool, ids: Arc<IdGenerator>) -> Self {
+    pub(crate) fn new(
+        trace_id: TraceId,
+        segment_id: SegmentId,
+        sampled: bool,
+        ids: Arc<IdGenerator>,
+    ) -> Self {
         let recorded = Mutex::new(Recorded::default());
         Self { inner: Arc::new(TraceState { trace_id, segment_id, sampled, ids, recorded }) }
     }
@@ -97,7 +102,8 @@ impl XrayHandle {
     }
 
     fn header_with_parent(&self, parent: SegmentId) -> TraceHeader {
-        let sampled = if self.inner.sampled { SamplingDecision::Sampled } else { SamplingDecision::NotSampled };
+        let sampled =
+            if self.inner.sampled { SamplingDecision::Sampled } else { SamplingDecision::NotSampled };
         TraceHeader { root: self.inner.trace_id, parent: Some(parent), sampled, extra: Vec::new() }
     }
 

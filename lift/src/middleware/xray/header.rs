@@ -210,8 +210,8 @@ impl FromStr for TraceHeader {
                 continue;
             }
             let (key, value) = part.split_once('=').ok_or(TraceHeaderError::Malformed)?;
-            let valid_key = !key.is_empty()
-                && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+            let valid_key =
+                !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
             if !valid_key || value.bytes().any(|c| !(0x21..=0x7e).contains(&c)) {
                 return Err(TraceHeaderError::Malformed);
             }
@@ -282,7 +282,10 @@ mod tests {
         assert_eq!(ok("Root=1-5759e98g-bd862e3fe1be46a994272793"), Err(TraceHeaderError::InvalidRoot));
         assert_eq!(ok(&format!("Root={ROOT};Parent=53995c3f42cd8ad")), Err(TraceHeaderError::InvalidParent));
         assert_eq!(ok(&format!("Root={ROOT};Sampled=yes")), Err(TraceHeaderError::InvalidSampled));
-        assert_eq!(ok(&format!("Root={ROOT};Root={ROOT}")), Err(TraceHeaderError::DuplicateKey("Root".into())));
+        assert_eq!(
+            ok(&format!("Root={ROOT};Root={ROOT}")),
+            Err(TraceHeaderError::DuplicateKey("Root".into()))
+        );
         assert_eq!(ok(&format!("Root={ROOT};garbage")), Err(TraceHeaderError::Malformed));
         assert_eq!(ok(&"x".repeat(2000)), Err(TraceHeaderError::TooLong));
     }
@@ -291,7 +294,9 @@ mod tests {
         let extra = proptest::collection::vec(("[A-Z][a-z]{0,8}", "[!-:<-~]{1,20}"), 0..3).prop_map(|kv| {
             let mut seen = std::collections::HashSet::new();
             kv.into_iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "Root" | "Parent" | "Sampled") && seen.insert(k.clone()))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "Root" | "Parent" | "Sampled") && seen.insert(k.clone())
+                })
                 .collect::<Vec<_>>()
         });
         let decision = prop_oneof![

@@ -189,7 +189,8 @@ mod tests {
         assert_eq!(layer.daemon_address().port(), 2999);
         assert!(layer.shared.lambda);
         assert_eq!(layer.shared.name, "fn-a");
-        let layer = XrayConfig::from_env_vars(env).daemon_address("127.0.0.1:3001").lambda(false).build().unwrap();
+        let layer =
+            XrayConfig::from_env_vars(env).daemon_address("127.0.0.1:3001").lambda(false).build().unwrap();
         assert_eq!(layer.daemon_address().port(), 3001);
         assert!(!layer.shared.lambda);
         assert!(XrayConfig::new().sampling_rule(SamplingRule::new(1, 2.0)).build().is_err());

@@ -118,8 +118,11 @@ impl Outcome {
     }
 
     fn write(self, out: &mut String) {
-        for (key, on) in [(",\"error\":true", self.error), (",\"fault\":true", self.fault), (",\"throttle\":true", self.throttle)]
-        {
+        for (key, on) in [
+            (",\"error\":true", self.error),
+            (",\"fault\":true", self.fault),
+            (",\"throttle\":true", self.throttle),
+        ] {
             if on {
                 out.push_str(key);
             }
@@ -412,9 +415,15 @@ mod tests {
         let docs = encoded(&[sub("DynamoDB", 10)]);
         assert_eq!(docs.len(), 1);
         let d = &docs[0];
-        assert_eq!((&d["name"], &d["id"], &d["parent_id"]), (&"svc \"q\"".into(), &"0000000000000001".into(), &"0000000000000abc".into()));
+        assert_eq!(
+            (&d["name"], &d["id"], &d["parent_id"]),
+            (&"svc \"q\"".into(), &"0000000000000001".into(), &"0000000000000abc".into())
+        );
         assert_eq!(d["trace_id"], "1-00000001-000000000000000000000002");
-        assert_eq!((d["start_time"].as_f64(), d["end_time"].as_f64()), (Some(1_700_000_000.000_25), Some(1_700_000_001.5)));
+        assert_eq!(
+            (d["start_time"].as_f64(), d["end_time"].as_f64()),
+            (Some(1_700_000_000.000_25), Some(1_700_000_001.5))
+        );
         assert_eq!(d["http"]["request"]["url"], "https://api.example.com/p");
         assert_eq!((&d["fault"], &d["http"]["response"]["status"]), (&true.into(), &503.into()));
         assert_eq!(d["annotations"]["tenant"], true);

@@ -1,0 +1,2 @@
+//! Data protection benches (being written).
+fn main() {}

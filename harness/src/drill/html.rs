@@ -1,0 +1,313 @@
+//! The HTML report: one self-contained page, the timeline drawn as inline SVG (no scripts).
+
+use std::fmt::Write as _;
+
+use super::report::{escape, fmt_opt, DrillReport, Summary};
+
+const WIDTH: f64 = 960.0;
+const PLOT_LEFT: f64 = 60.0;
+const PLOT_RIGHT: f64 = 20.0;
+const PANEL: f64 = 150.0;
+const GAP: f64 = 40.0;
+const TOP: f64 = 44.0;
+/// Colours for regions, in declaration order.
+const REGION_COLOURS: [&str; 6] = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948"];
+
+/// Renders the report as one HTML page.
+pub(crate) fn render(report: &DrillReport) -> String {
+    let mut html = String::new();
+    let verdict = if report.passed { "PASSED" } else { "FAILED" };
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Drill {name}: {verdict}</title>\n<style>\n\
+         body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\n\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\n\
+         .pass{{color:#2a7d2a;font-weight:bold}}.fail{{color:#c0392b;font-weight:bold}}\n\
+         pre{{background:#f6f6f6;padding:1em;overflow:auto}}\n</style>\n</head>\n<body>\n\
+         <h1>Drill <code>{name}</code>: <span class=\"{class}\">{verdict}</span></h1>\n<p>{description}</p>\n",
+        name = escape(&report.scenario),
+        class = if report.passed { "pass" } else { "fail" },
+        description = escape(&report.description),
+    );
+    html.push_str(&chart(report));
+    html.push_str("<h2>Assertions</h2>\n<table>\n<tr><th>assertion</th><th>limit</th><th>actual</th><th>verdict</th><th>why</th></tr>\n");
+    for a in &report.assertions {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+            escape(&a.name),
+            escape(&a.limit),
+            escape(&a.actual),
+            if a.passed { "pass" } else { "fail" },
+            if a.passed { "pass" } else { "FAIL" },
+            escape(a.message.as_deref().unwrap_or(""))
+        );
+    }
+    html.push_str("</table>\n<h2>Measurements</h2>\n<table>\n");
+    for (name, value) in [
+        ("time to detect", format!("{} ms", fmt_opt(report.time_to_detect_ms))),
+        ("time to fail over", format!("{} ms", fmt_opt(report.time_to_failover_ms))),
+        ("failovers", report.failovers.to_string()),
+        ("errors in fault windows", report.errors_in_window.to_string()),
+        ("acknowledged writes", report.writes.acknowledged.to_string()),
+        (
+            "acknowledged writes lost",
+            format!("{} (read back in {})", report.writes.lost, report.writes.checked_in),
+        ),
+        (
+            "replication lag",
+            format!(
+                "max {} ms, p99 {} ms ({})",
+                fmt_opt(report.replication_lag.max_ms),
+                fmt_opt(report.replication_lag.p99_ms),
+                report.replication_lag.source
+            ),
+        ),
+        (
+            "operations",
+            format!(
+                "{} ok / {} errors / {} shed, success {:.2}%",
+                report.totals.ok,
+                report.totals.errors,
+                report.totals.shed,
+                report.totals.success_rate * 100.0
+            ),
+        ),
+    ] {
+        let _ = writeln!(html, "<tr><th>{name}</th><td>{}</td></tr>", escape(&value));
+    }
+    html.push_str("</table>\n<h2>Faults</h2>\n<table>\n<tr><th>kind</th><th>region</th><th>action</th><th>injected</th><th>healed</th><th>detect</th><th>fail over</th><th>errors / ops in window</th></tr>\n");
+    for f in &report.faults {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td><td>{} ms</td><td>{} ms{}</td><td>{} / {}</td></tr>",
+            escape(&f.kind),
+            escape(&f.region),
+            escape(&f.action),
+            f.injected_at_ms / 1000.0,
+            f.healed_at_ms.map(|h| format!("{:.1} s", h / 1000.0)).unwrap_or_else(|| "-".into()),
+            fmt_opt(f.time_to_detect_ms),
+            fmt_opt(f.time_to_failover_ms),
+            f.failed_over_to.as_ref().map(|t| format!(" to {}", escape(t))).unwrap_or_default(),
+            f.errors_in_window,
+            f.ops_in_window
+        );
+    }
+    html.push_str("</table>\n<h2>Events</h2>\n<table>\n<tr><th>t</th><th>region</th><th>event</th><th>detail</th></tr>\n");
+    for e in &report.events {
+        let _ = writeln!(
+            html,
+            "<tr><td>{:.2} s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.t_ms / 1000.0,
+            escape(&e.region),
+            escape(&e.kind),
+            escape(&e.detail)
+        );
+    }
+    let _ = write!(
+        html,
+        "</table>\n<h2>Summary</h2>\n<pre>{}</pre>\n</body>\n</html>\n",
+        escape(&Summary(report).to_string())
+    );
+    html
+}
+
+/// The timeline: success rate, latency, and the serving region, with fault and failover markers.
+fn chart(report: &DrillReport) -> String {
+    let span_ms =
+        report.samples.last().map(|s| s.t_ms).unwrap_or(0.0).max(report.duration_secs * 1000.0).max(1.0);
+    let plot_w = WIDTH - PLOT_LEFT - PLOT_RIGHT;
+    let x = |t_ms: f64| PLOT_LEFT + (t_ms / span_ms).clamp(0.0, 1.0) * plot_w;
+    let rate_top = TOP;
+    let lat_top = TOP + PANEL + GAP;
+    let band_top = lat_top + PANEL + GAP;
+    let height = band_top + 60.0;
+    let max_latency = report.samples.iter().filter_map(|s| s.p99_ms).fold(1.0f64, f64::max).max(10.0);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"11\" role=\"img\" aria-label=\"drill timeline\">"
+    );
+    let _ = writeln!(svg, "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{height}\" fill=\"#fff\"/>");
+    // Fault windows as shaded spans behind everything.
+    for f in &report.faults {
+        let end = f.healed_at_ms.unwrap_or(span_ms);
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{rate_top}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#e15759\" fill-opacity=\"0.08\"><title>{} on {}</title></rect>",
+            x(f.injected_at_ms),
+            (x(end) - x(f.injected_at_ms)).max(1.0),
+            band_top + 20.0 - rate_top,
+            escape(&f.kind),
+            escape(&f.region)
+        );
+    }
+    panel(&mut svg, rate_top, "success rate (%)", &["0", "50", "100"], plot_w);
+    panel(
+        &mut svg,
+        lat_top,
+        "latency (ms): p50, p99",
+        &["0", &format!("{:.0}", max_latency / 2.0), &format!("{max_latency:.0}")],
+        plot_w,
+    );
+    let rate_points: Vec<String> = report
+        .samples
+        .iter()
+        .map(|s| format!("{:.1},{:.1}", x(s.t_ms), rate_top + PANEL - s.success_rate * PANEL))
+        .collect();
+    let _ = writeln!(
+        svg,
+        "<polyline fill=\"none\" stroke=\"#2a7d2a\" stroke-width=\"1.5\" points=\"{}\"/>",
+        rate_points.join(" ")
+    );
+    for (pick, colour) in [(0usize, "#4e79a7"), (1, "#e15759")] {
+        let points: Vec<String> = report
+            .samples
+            .iter()
+            .filter_map(|s| {
+                let v = if pick == 0 { s.p50_ms } else { s.p99_ms }?;
+                Some(format!("{:.1},{:.1}", x(s.t_ms), lat_top + PANEL - (v / max_latency).min(1.0) * PANEL))
+            })
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.2\" points=\"{}\"/>",
+            points.join(" ")
+        );
+    }
+    // Which region served the traffic, as a coloured band.
+    let _ = writeln!(svg, "<text x=\"{PLOT_LEFT}\" y=\"{:.1}\">serving region</text>", band_top - 6.0);
+    let colour_of = |region: &str| {
+        let i = report.regions.iter().position(|r| r == region).unwrap_or(REGION_COLOURS.len() - 1);
+        REGION_COLOURS[i % REGION_COLOURS.len()]
+    };
+    let step = report.samples.windows(2).map(|w| w[1].t_ms - w[0].t_ms).next().unwrap_or(100.0);
+    for s in &report.samples {
+        let top = s
+            .ok_by_region
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(r, _)| r.as_str())
+            .unwrap_or(&s.active_region);
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{band_top}\" width=\"{:.2}\" height=\"14\" fill=\"{}\"/>",
+            x(s.t_ms - step),
+            (x(s.t_ms) - x(s.t_ms - step)).max(0.5),
+            colour_of(top)
+        );
+    }
+    let mut legend_x = PLOT_LEFT;
+    for region in &report.regions {
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{legend_x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            band_top + 22.0,
+            colour_of(region),
+            legend_x + 14.0,
+            band_top + 31.0,
+            escape(region)
+        );
+        legend_x += 110.0;
+    }
+    // Markers: fault, heal, detection, failover.
+    let bottom = band_top + 14.0;
+    let mut row = 0usize;
+    let mut marker = |t: f64, colour: &str, dash: &str, label: String| {
+        // Labels alternate between three rows so that close markers stay readable.
+        let label_y = rate_top - 4.0 - (row % 3) as f64 * 13.0;
+        row += 1;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{0:.1}\" y1=\"{rate_top}\" x2=\"{0:.1}\" y2=\"{bottom}\" stroke=\"{colour}\" stroke-width=\"1.5\" stroke-dasharray=\"{dash}\"><title>{1}</title></line>\n<text x=\"{2:.1}\" y=\"{3}\" fill=\"{colour}\">{1}</text>",
+            x(t),
+            escape(&label),
+            x(t) + 3.0,
+            label_y
+        );
+    };
+    for f in &report.faults {
+        marker(f.injected_at_ms, "#c0392b", "none", format!("{} {}", f.kind, f.region));
+        if let Some(h) = f.healed_at_ms {
+            marker(h, "#2a7d2a", "none", "healed".into());
+        }
+        if let Some(d) = f.detected_at_ms {
+            marker(d, "#e67e22", "4 3", "detected".into());
+        }
+        if let Some(t) = f.failed_over_at_ms {
+            marker(
+                t,
+                "#2c3e91",
+                "2 2",
+                format!("failover to {}", f.failed_over_to.as_deref().unwrap_or("?")),
+            );
+        }
+    }
+    // Time axis.
+    let ticks = 10;
+    for i in 0..=ticks {
+        let t = span_ms * f64::from(i) / f64::from(ticks);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{:.0}s</text>",
+            x(t),
+            lat_top + PANEL + 14.0,
+            t / 1000.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    format!("<h2>Timeline</h2>\n<figure>\n{svg}<figcaption>Success rate and latency every 100 ms; red: fault injected, green: healed, orange: region declared down, blue: first success in the new region.</figcaption>\n</figure>\n")
+}
+
+fn panel(svg: &mut String, top: f64, title: &str, labels: &[&str; 3], plot_w: f64) {
+    let _ = writeln!(
+        svg,
+        "<rect x=\"{PLOT_LEFT}\" y=\"{top}\" width=\"{plot_w}\" height=\"{PANEL}\" fill=\"none\" stroke=\"#999\"/>\n<text x=\"{PLOT_LEFT}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
+        top + PANEL + 28.0,
+        escape(title)
+    );
+    for (i, label) in labels.iter().enumerate() {
+        let y = top + PANEL - PANEL * i as f64 / 2.0;
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><line x1=\"{PLOT_LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>",
+            PLOT_LEFT - 4.0,
+            y + 4.0,
+            escape(label),
+            PLOT_LEFT + plot_w
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::metrics::Sample;
+    use crate::drill::report::tests::sample_report;
+
+    #[test]
+    fn the_page_has_an_svg_timeline_and_escapes() {
+        let mut report = sample_report();
+        report.samples = (1..=20)
+            .map(|i| Sample {
+                t_ms: f64::from(i) * 100.0,
+                completed: 5,
+                ok: 5,
+                errors: 0,
+                success_rate: 1.0,
+                p50_ms: Some(3.0),
+                p99_ms: Some(9.0),
+                in_flight: 0,
+                active_region: "a".into(),
+                ok_by_region: [("a".to_owned(), 5)].into_iter().collect(),
+                replication_lag_ms: None,
+            })
+            .collect();
+        let html = render(&report);
+        assert!(html.contains("<svg"), "no svg");
+        assert!(html.contains("<polyline"), "no lines");
+        assert!(html.contains("a &lt;test&gt;"));
+        assert!(!html.contains("<script"));
+    }
+}

@@ -1,0 +1,133 @@
+//! Chaos drills: take a region down while load runs through Lift's failover client, and
+//! measure what it costs.
+//!
+//! A scenario file (`scenarios/*.toml`, see [`Scenario`]) declares the regions, the load
+//! (a rate of create / get / refund operations over `examples/payments`), a fault timeline
+//! (`region_outage`, `latency`, `throttling`, `partition`, `process_kill`), the failover
+//! settings and the assertions.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), lift_harness::drill::DrillError> {
+//! use lift_harness::drill::Scenario;
+//!
+//! let scenario = Scenario::load("scenarios/ci_region_outage.toml")?;
+//! println!("{} regions, {:?} of load", scenario.regions.len(), scenario.duration());
+//! # Ok(()) }
+//! ```
+
+mod duration;
+mod fis;
+mod html;
+mod lag;
+mod metrics;
+mod report;
+mod runner;
+mod scenario;
+mod topology;
+mod workload;
+
+use std::path::PathBuf;
+
+pub use duration::parse_duration;
+pub use fis::{fis_template, PLACEHOLDER_ACCOUNT};
+pub use metrics::{OpKind, OpRecord, Sample};
+pub use report::{
+    AssertionResult, DrillReport, EventRecord, FaultReport, LagSummary, ReportFiles, Summary, Totals,
+    WriteCheck,
+};
+pub use runner::{Drill, SAMPLE_INTERVAL};
+pub use scenario::{
+    Assertions, DynamoDbSpec, FailoverSettings, FaultKind, FaultSpec, Load, Mix, RegionSpec, ReplicationMode,
+    Scenario,
+};
+pub use topology::{drill_table_def, RegionNode, Topology};
+
+/// Why a drill could not run, or did not pass.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DrillError {
+    /// The scenario file is unreadable or invalid.
+    #[error("invalid scenario: {0}")]
+    Scenario(String),
+    /// DynamoDB Local could not be provisioned, or a table created.
+    #[error("cannot set up dynamodb for the drill")]
+    DynamoDb(#[from] crate::dynamodb::DynamoDbError),
+    /// A fault proxy could not start.
+    #[error("cannot start a fault proxy")]
+    Fault(#[from] crate::faults::FaultError),
+    /// The failover client (lift::disaster) refused its configuration or failed.
+    #[error("failover client: {0}")]
+    Target(String),
+    /// A fault could not be injected or healed.
+    #[error("cannot {action} fault {kind} in {region}: {reason}")]
+    Inject {
+        /// `inject` or `heal`.
+        action: &'static str,
+        /// The fault kind.
+        kind: &'static str,
+        /// The region.
+        region: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A report file could not be written.
+    #[error("cannot write {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The drill ran, and assertions failed.
+    #[error("drill {scenario} failed: {}", failed.join(", "))]
+    Failed {
+        /// The scenario.
+        scenario: String,
+        /// The failed assertions.
+        failed: Vec<String>,
+    },
+}
+
+/// Where `lift-harness drill` writes its reports unless told otherwise.
+pub const DEFAULT_REPORT_DIR: &str = "target/drill-reports";
+
+/// `lift-harness drill`: runs the scenario in `file`, prints the summary, writes the JSON,
+/// HTML and JUnit reports into `out` (default [`DEFAULT_REPORT_DIR`]), and fails when an
+/// assertion fails. With `export_fis`, writes the equivalent AWS FIS experiment template
+/// there instead and runs nothing.
+///
+/// # Errors
+/// [`DrillError::Failed`] when an assertion fails; any other [`DrillError`] when the drill
+/// cannot run.
+pub async fn run_cli(
+    file: &std::path::Path,
+    out: Option<PathBuf>,
+    export_fis: Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let scenario = Scenario::load(file)?;
+    if let Some(path) = export_fis {
+        let template = fis_template(&scenario, &payments::table_def().resolve_name());
+        let text = serde_json::to_string_pretty(&template).expect("the template serializes") + "\n";
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote the AWS FIS experiment template of {} to {}", scenario.name, path.display());
+        return Ok(());
+    }
+    let report = Drill::new(scenario).quiet(quiet).run().await?;
+    println!("{}", Summary(&report));
+    let dir = out.unwrap_or_else(|| PathBuf::from(DEFAULT_REPORT_DIR));
+    let files = report.write_to(&dir)?;
+    println!("reports: {}, {}, {}", files.json.display(), files.html.display(), files.junit.display());
+    if !report.passed {
+        return Err(DrillError::Failed {
+            scenario: report.scenario.clone(),
+            failed: report.failed_assertions().into_iter().map(str::to_owned).collect(),
+        }
+        .into());
+    }
+    Ok(())
+}

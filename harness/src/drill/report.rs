@@ -1,0 +1,453 @@
+//! The drill report: what was measured, the assertion verdicts, and its renderings (terminal
+//! summary, JSON, JUnit XML; HTML in [`super::html`]).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Sample;
+use super::DrillError;
+
+/// Everything a drill measured, and whether it passed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillReport {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The scenario's description.
+    pub description: String,
+    /// When the load began, in seconds since the Unix epoch.
+    pub started_at_unix: f64,
+    /// How long the load ran, in seconds (wall clock).
+    pub duration_secs: f64,
+    /// The regions, primary first.
+    pub regions: Vec<String>,
+    /// The primary when the drill began.
+    pub initial_primary: String,
+    /// The region taking traffic when the drill ended.
+    pub final_primary: String,
+    /// Whether failover was enabled.
+    pub failover_enabled: bool,
+    /// `sync` or `async`.
+    pub replication: String,
+    /// What drove the load (the failover client implementation).
+    pub target: String,
+    /// Totals over the whole drill.
+    pub totals: Totals,
+    /// One entry per fault of the timeline, with what it caused.
+    pub faults: Vec<FaultReport>,
+    /// Health and failover events from the failover client, in order.
+    pub events: Vec<EventRecord>,
+    /// Failovers that happened (traffic moved to another region).
+    pub failovers: u32,
+    /// Time from the first failover-worthy fault to its region being declared down, in ms.
+    pub time_to_detect_ms: Option<f64>,
+    /// Time from that fault to the first successful operation in the new region, in ms.
+    pub time_to_failover_ms: Option<f64>,
+    /// Failed operations within the fault windows.
+    pub errors_in_window: u64,
+    /// The acknowledged-writes check (RPO).
+    pub writes: WriteCheck,
+    /// Replication lag as observed.
+    pub replication_lag: LagSummary,
+    /// One verdict per assertion.
+    pub assertions: Vec<AssertionResult>,
+    /// Whether every assertion passed.
+    pub passed: bool,
+    /// A sample every 100 ms.
+    pub samples: Vec<Sample>,
+}
+
+/// Totals over the whole drill.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// Operations started.
+    pub started: u64,
+    /// Operations finished.
+    pub completed: u64,
+    /// Successful operations.
+    pub ok: u64,
+    /// Failed operations (errors and timeouts).
+    pub errors: u64,
+    /// Of the errors, operations that hit the deadline.
+    pub timeouts: u64,
+    /// Operations not started because `load.concurrency` were in flight.
+    pub shed: u64,
+    /// `ok / completed`.
+    pub success_rate: f64,
+    /// Median latency, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency, ms.
+    pub p99_ms: Option<f64>,
+    /// Errors by class.
+    pub errors_by_class: std::collections::BTreeMap<String, u64>,
+    /// Successful operations by serving region.
+    pub ok_by_region: std::collections::BTreeMap<String, u64>,
+}
+
+/// What one fault caused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultReport {
+    /// The fault kind (`region_outage`, ...).
+    pub kind: String,
+    /// The region hit.
+    pub region: String,
+    /// What was done, e.g. `blackhole on the client and replication paths`.
+    pub action: String,
+    /// When it was injected, ms since the load began (measured, not scheduled).
+    pub injected_at_ms: f64,
+    /// When it was healed, if it was.
+    pub healed_at_ms: Option<f64>,
+    /// When the failover client declared the region down, if it did.
+    pub detected_at_ms: Option<f64>,
+    /// `detected_at_ms - injected_at_ms`.
+    pub time_to_detect_ms: Option<f64>,
+    /// The region traffic moved to, if it moved.
+    pub failed_over_to: Option<String>,
+    /// When the first operation succeeded in that region after the fault.
+    pub failed_over_at_ms: Option<f64>,
+    /// `failed_over_at_ms - injected_at_ms`.
+    pub time_to_failover_ms: Option<f64>,
+    /// Operations finished between injection and heal (or the end).
+    pub ops_in_window: u64,
+    /// Of those, failed.
+    pub errors_in_window: u64,
+}
+
+/// A health or failover event, as the failover client reported it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// When, ms since the load began.
+    pub t_ms: f64,
+    /// The region concerned.
+    pub region: String,
+    /// `region_down`, `region_up`, `failover`, ...
+    pub kind: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// Every acknowledged create, read back after the drill.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WriteCheck {
+    /// Creates acknowledged to the caller.
+    pub acknowledged: u64,
+    /// Where they were read back (the final primary).
+    pub checked_in: String,
+    /// Acknowledged creates missing there.
+    pub lost: u64,
+    /// Up to 20 of the missing `tenant/id`s.
+    pub lost_examples: Vec<String>,
+    /// Acknowledged creates missing in each other region (not yet, or never, replicated).
+    pub missing_by_region: std::collections::BTreeMap<String, u64>,
+    /// At each failover: acknowledged creates the new primary did not hold when traffic
+    /// moved (the RPO exposure of that moment; 0 with sync replication).
+    pub missing_at_failover: Vec<u64>,
+}
+
+/// Replication lag over the drill.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LagSummary {
+    /// How it was measured.
+    pub source: String,
+    /// Measurements taken.
+    pub samples: u64,
+    /// Highest lag, ms.
+    pub max_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// Median, ms.
+    pub p50_ms: Option<f64>,
+}
+
+/// One assertion's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssertionResult {
+    /// The assertion, as named in the scenario (`max_failover_secs`).
+    pub name: String,
+    /// The bound, as written.
+    pub limit: String,
+    /// What was measured, in the same unit.
+    pub actual: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Why not, when it failed.
+    pub message: Option<String>,
+}
+
+/// The files a report was written to.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    /// `<name>.json`.
+    pub json: PathBuf,
+    /// `<name>.html`.
+    pub html: PathBuf,
+    /// `<name>.junit.xml`.
+    pub junit: PathBuf,
+}
+
+impl DrillReport {
+    /// Writes the JSON, HTML and JUnit reports into `dir` (created if needed).
+    pub fn write_to(&self, dir: &Path) -> Result<ReportFiles, DrillError> {
+        std::fs::create_dir_all(dir).map_err(|source| DrillError::Io { path: dir.to_owned(), source })?;
+        let files = ReportFiles {
+            json: dir.join(format!("{}.json", self.scenario)),
+            html: dir.join(format!("{}.html", self.scenario)),
+            junit: dir.join(format!("{}.junit.xml", self.scenario)),
+        };
+        let json = serde_json::to_string_pretty(self).expect("the report serializes") + "\n";
+        for (path, text) in
+            [(&files.json, json), (&files.html, super::html::render(self)), (&files.junit, self.junit())]
+        {
+            std::fs::write(path, text).map_err(|source| DrillError::Io { path: path.clone(), source })?;
+        }
+        Ok(files)
+    }
+
+    /// The names of the failed assertions.
+    pub fn failed_assertions(&self) -> Vec<&str> {
+        self.assertions.iter().filter(|a| !a.passed).map(|a| a.name.as_str()).collect()
+    }
+
+    /// JUnit XML: one test suite for the drill, one test case per assertion.
+    pub fn junit(&self) -> String {
+        let failures = self.assertions.iter().filter(|a| !a.passed).count();
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            xml,
+            "<testsuites name=\"lift-drill\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+            self.assertions.len(),
+            self.duration_secs
+        );
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"drill.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">",
+            escape(&self.scenario),
+            self.assertions.len(),
+            self.duration_secs
+        );
+        let _ = writeln!(xml, "    <properties>");
+        for (name, value) in [
+            ("initial_primary", self.initial_primary.clone()),
+            ("final_primary", self.final_primary.clone()),
+            ("time_to_detect_ms", fmt_opt(self.time_to_detect_ms)),
+            ("time_to_failover_ms", fmt_opt(self.time_to_failover_ms)),
+            ("errors_in_window", self.errors_in_window.to_string()),
+            ("acknowledged_writes_lost", self.writes.lost.to_string()),
+            ("replication_lag_max_ms", fmt_opt(self.replication_lag.max_ms)),
+        ] {
+            let _ = writeln!(xml, "      <property name=\"{name}\" value=\"{}\"/>", escape(&value));
+        }
+        let _ = writeln!(xml, "    </properties>");
+        for a in &self.assertions {
+            let _ = write!(
+                xml,
+                "    <testcase classname=\"drill.{}\" name=\"{}\" time=\"0\"",
+                escape(&self.scenario),
+                escape(&a.name)
+            );
+            if a.passed {
+                xml.push_str("/>\n");
+            } else {
+                let message = a.message.clone().unwrap_or_default();
+                let _ = writeln!(xml, ">");
+                let _ = writeln!(
+                    xml,
+                    "      <failure message=\"{}\" type=\"AssertionFailed\">limit {}, actual {}</failure>",
+                    escape(&message),
+                    escape(&a.limit),
+                    escape(&a.actual)
+                );
+                let _ = writeln!(xml, "    </testcase>");
+            }
+        }
+        let _ = writeln!(xml, "    <system-out>{}</system-out>", escape(&format!("{}", Summary(self))));
+        xml.push_str("  </testsuite>\n</testsuites>\n");
+        xml
+    }
+}
+
+/// The terminal summary of a report (`Display`).
+#[derive(Debug)]
+pub struct Summary<'a>(pub &'a DrillReport);
+
+impl std::fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
+        writeln!(f, "drill {}: {}", r.scenario, if r.passed { "PASSED" } else { "FAILED" })?;
+        if !r.description.is_empty() {
+            writeln!(f, "  {}", r.description)?;
+        }
+        writeln!(
+            f,
+            "  regions {} (primary {} -> {}), failover {}, {} replication, via {}",
+            r.regions.join(", "),
+            r.initial_primary,
+            r.final_primary,
+            if r.failover_enabled { "on" } else { "off" },
+            r.replication,
+            r.target
+        )?;
+        let t = &r.totals;
+        writeln!(
+            f,
+            "  {:.1}s, {} ops: {} ok, {} errors ({} timeouts), {} shed; success {:.2}%, p50 {} ms, p99 {} ms",
+            r.duration_secs,
+            t.completed,
+            t.ok,
+            t.errors,
+            t.timeouts,
+            t.shed,
+            t.success_rate * 100.0,
+            fmt_opt(t.p50_ms),
+            fmt_opt(t.p99_ms)
+        )?;
+        for fault in &r.faults {
+            writeln!(
+                f,
+                "  fault {} on {} at {:.1}s{}: {}",
+                fault.kind,
+                fault.region,
+                fault.injected_at_ms / 1000.0,
+                fault.healed_at_ms.map(|h| format!(" (healed {:.1}s)", h / 1000.0)).unwrap_or_default(),
+                fault.action
+            )?;
+            writeln!(
+                f,
+                "    detect {} ms, fail over {} ms{}, {} errors of {} ops in window",
+                fmt_opt(fault.time_to_detect_ms),
+                fmt_opt(fault.time_to_failover_ms),
+                fault.failed_over_to.as_ref().map(|to| format!(" (to {to})")).unwrap_or_default(),
+                fault.errors_in_window,
+                fault.ops_in_window
+            )?;
+        }
+        writeln!(
+            f,
+            "  time to detect {} ms, time to fail over {} ms, {} failover(s), {} errors in fault windows",
+            fmt_opt(r.time_to_detect_ms),
+            fmt_opt(r.time_to_failover_ms),
+            r.failovers,
+            r.errors_in_window
+        )?;
+        writeln!(
+            f,
+            "  acknowledged writes: {}, lost in {}: {}, missing in the new primary at failover: {:?}{}",
+            r.writes.acknowledged,
+            r.writes.checked_in,
+            r.writes.lost,
+            r.writes.missing_at_failover,
+            r.writes
+                .missing_by_region
+                .iter()
+                .map(|(region, n)| format!(", missing in {region}: {n}"))
+                .collect::<String>()
+        )?;
+        writeln!(
+            f,
+            "  replication lag ({}): max {} ms, p99 {} ms over {} samples",
+            r.replication_lag.source,
+            fmt_opt(r.replication_lag.max_ms),
+            fmt_opt(r.replication_lag.p99_ms),
+            r.replication_lag.samples
+        )?;
+        for a in &r.assertions {
+            writeln!(
+                f,
+                "  [{}] {} <= {}: {}{}",
+                if a.passed { "pass" } else { "FAIL" },
+                a.name,
+                a.limit,
+                a.actual,
+                a.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
+}
+
+/// Escapes text for XML and HTML.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample_report() -> DrillReport {
+        DrillReport {
+            scenario: "t".into(),
+            description: "a <test>".into(),
+            started_at_unix: 0.0,
+            duration_secs: 10.0,
+            regions: vec!["a".into(), "b".into()],
+            initial_primary: "a".into(),
+            final_primary: "b".into(),
+            failover_enabled: true,
+            replication: "sync".into(),
+            target: "test".into(),
+            totals: Totals { completed: 10, ok: 9, errors: 1, success_rate: 0.9, ..Totals::default() },
+            faults: vec![],
+            events: vec![],
+            failovers: 1,
+            time_to_detect_ms: Some(700.0),
+            time_to_failover_ms: Some(900.0),
+            errors_in_window: 1,
+            writes: WriteCheck::default(),
+            replication_lag: LagSummary::default(),
+            assertions: vec![
+                AssertionResult {
+                    name: "max_failover_secs".into(),
+                    limit: "30".into(),
+                    actual: "0.9".into(),
+                    passed: true,
+                    message: None,
+                },
+                AssertionResult {
+                    name: "max_errors_in_window".into(),
+                    limit: "0".into(),
+                    actual: "1".into(),
+                    passed: false,
+                    message: Some("1 > 0 & more".into()),
+                },
+            ],
+            passed: false,
+            samples: vec![],
+        }
+    }
+
+    #[test]
+    fn junit_has_a_testcase_per_assertion_and_escapes() {
+        let xml = sample_report().junit();
+        assert_eq!(xml.matches("<testcase ").count(), 2);
+        assert_eq!(xml.matches("<failure ").count(), 1);
+        assert!(xml.contains("failures=\"1\""));
+        assert!(xml.contains("1 &gt; 0 &amp; more"));
+        assert!(xml.contains("a &lt;test&gt;"));
+    }
+
+    #[test]
+    fn the_summary_names_verdicts() {
+        let text = Summary(&sample_report()).to_string();
+        assert!(text.starts_with("drill t: FAILED"), "{text}");
+        assert!(text.contains("[FAIL] max_errors_in_window"), "{text}");
+        assert!(text.contains("time to fail over 900 ms"), "{text}");
+    }
+}

@@ -1,0 +1,485 @@
+//! The scenario file: regions, load, a fault timeline, failover settings and assertions.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::{serde_duration, serde_opt_duration};
+use super::DrillError;
+use crate::faults::DynamoDbFault;
+
+/// A drill, as written in `scenarios/*.toml`.
+///
+/// # Examples
+///
+/// ```
+/// use lift_harness::drill::Scenario;
+///
+/// let scenario = Scenario::parse(r#"
+///     name = "outage"
+///     [[region]]
+///     name = "us-east-1"
+///     [[region]]
+///     name = "eu-west-1"
+///     [load]
+///     rate = 20
+///     duration = "20s"
+///     [[fault]]
+///     at = "5s"
+///     kind = "region_outage"
+///     region = "us-east-1"
+///     heal_at = "15s"
+///     [assertions]
+///     max_failover_secs = 10
+/// "#)?;
+/// assert_eq!(scenario.primary(), "us-east-1");
+/// # Ok::<(), lift_harness::drill::DrillError>(())
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A short name, used in report file names.
+    pub name: String,
+    /// What the drill shows.
+    #[serde(default)]
+    pub description: String,
+    /// The regions; the first is the primary. At least two.
+    #[serde(rename = "region")]
+    pub regions: Vec<RegionSpec>,
+    /// The load driven through the failover client.
+    pub load: Load,
+    /// How failover is configured.
+    #[serde(default)]
+    pub failover: FailoverSettings,
+    /// The fault timeline.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<FaultSpec>,
+    /// What must hold for the drill to pass.
+    #[serde(default)]
+    pub assertions: Assertions,
+}
+
+/// One region of the local topology.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    /// The region name, e.g. `us-east-1`.
+    pub name: String,
+    /// Which DynamoDB Local serves it.
+    #[serde(default)]
+    pub dynamodb: DynamoDbSpec,
+}
+
+/// Which DynamoDB Local serves a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DynamoDbSpec {
+    /// The run's shared instance ([`DynamoDbLocal::shared`](crate::dynamodb::DynamoDbLocal::shared)),
+    /// with tables of its own: quick to start; network and API faults only.
+    #[default]
+    Shared,
+    /// A JVM of its own ([`DedicatedDynamoDb`](crate::dynamodb::DedicatedDynamoDb)), data on
+    /// disk: needed for process faults.
+    Dedicated,
+}
+
+/// The load: an open-loop rate of operations over the payments service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Operations started per second.
+    pub rate: f64,
+    /// How long the load runs.
+    #[serde(with = "serde_duration")]
+    pub duration: Duration,
+    /// The deadline of one operation; a later answer is an error (a stalled region).
+    #[serde(default = "default_op_timeout", with = "serde_duration")]
+    pub timeout: Duration,
+    /// The most operations in flight; starts beyond it are counted as shed, not run.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Tenants the operations spread over.
+    #[serde(default = "default_tenants")]
+    pub tenants: usize,
+    /// The operation mix, as weights.
+    #[serde(default)]
+    pub mix: Mix,
+}
+
+fn default_op_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_concurrency() -> usize {
+    256
+}
+fn default_tenants() -> usize {
+    8
+}
+
+/// Weights of the operations over `examples/payments`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    /// Create a payment (a write; every acknowledged one is checked after the drill).
+    #[serde(default)]
+    pub create: u32,
+    /// Read a payment created earlier.
+    #[serde(default)]
+    pub get: u32,
+    /// Refund part of a payment created earlier (a conditional transaction).
+    #[serde(default)]
+    pub refund: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self { create: 6, get: 3, refund: 1 }
+    }
+}
+
+/// How replication between regions works in the drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationMode {
+    /// Every write goes to all healthy regions before it is acknowledged: no acknowledged
+    /// write can be lost by a failover.
+    #[default]
+    Sync,
+    /// Writes go to the primary; a replicator copies them from its stream to the others
+    /// (last writer wins). A failover may lose what was not replicated yet.
+    Async,
+}
+
+/// Failover settings of the drill's failover client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverSettings {
+    /// Whether the client fails over at all (a drill with `false` shows what an outage costs
+    /// without it, and that the assertions catch it).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How often each region is probed.
+    #[serde(default = "default_probe_interval", with = "serde_duration")]
+    pub probe_interval: Duration,
+    /// A probe slower than this fails.
+    #[serde(default = "default_probe_timeout", with = "serde_duration")]
+    pub probe_timeout: Duration,
+    /// Consecutive failed probes before a region is declared down.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    /// Consecutive good probes before a down region is declared up again.
+    #[serde(default = "default_recovery_threshold")]
+    pub recovery_threshold: u32,
+    /// Whether traffic goes back to the original primary once it is healthy again.
+    #[serde(default)]
+    pub failback: bool,
+    /// How long the primary must be healthy before traffic goes back.
+    #[serde(default = "default_failback_after", with = "serde_duration")]
+    pub failback_after: Duration,
+    /// The least time between two switches of traffic.
+    #[serde(default = "default_min_dwell", with = "serde_duration")]
+    pub min_dwell: Duration,
+    /// Sync or async replication.
+    #[serde(default)]
+    pub replication: ReplicationMode,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_probe_interval() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_millis(400)
+}
+fn default_failback_after() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_min_dwell() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_failure_threshold() -> u32 {
+    3
+}
+fn default_recovery_threshold() -> u32 {
+    5
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            probe_interval: default_probe_interval(),
+            probe_timeout: default_probe_timeout(),
+            failure_threshold: default_failure_threshold(),
+            recovery_threshold: default_recovery_threshold(),
+            failback: false,
+            failback_after: default_failback_after(),
+            min_dwell: default_min_dwell(),
+            replication: ReplicationMode::Sync,
+        }
+    }
+}
+
+/// One fault of the timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// When it starts, from the start of the load.
+    #[serde(with = "serde_duration")]
+    pub at: Duration,
+    /// When it ends; never (within the drill) when absent.
+    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    pub heal_at: Option<Duration>,
+    /// What happens.
+    pub kind: FaultKind,
+    /// The region it hits (for `partition`: one side of it).
+    pub region: String,
+    /// `partition`: the other side; default every other region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// `latency`: the added delay per response.
+    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Duration>,
+    /// `latency`: random extra delay up to this.
+    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Duration>,
+    /// `throttling`: the error answered (default `provisioned_throughput_exceeded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<DynamoDbFault>,
+    /// `throttling`: the share of requests answered with the error (default 1.0);
+    /// network faults: the probability per connection (default 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// `throttling`: the operations hit (`PutItem`, `GetItem`, ...; default every one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+    /// `process_kill`: `kill` (SIGKILL, healed by a restart) or `pause` (SIGSTOP, healed by
+    /// SIGCONT); default `kill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<crate::faults::ProcessFault>,
+}
+
+/// The kinds of fault a timeline holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The region is unreachable: its DynamoDB endpoint blackholes every connection, pooled
+    /// ones too, for clients and for replication.
+    RegionOutage,
+    /// Every response from the region's DynamoDB is delayed.
+    Latency,
+    /// The region's DynamoDB answers with throttling (or 5xx) errors.
+    Throttling,
+    /// Replication between two regions is cut; clients still reach both.
+    Partition,
+    /// The region's DynamoDB Local process is killed (or paused).
+    ProcessKill,
+}
+
+impl FaultKind {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::RegionOutage => "region_outage",
+            FaultKind::Latency => "latency",
+            FaultKind::Throttling => "throttling",
+            FaultKind::Partition => "partition",
+            FaultKind::ProcessKill => "process_kill",
+        }
+    }
+}
+
+/// What must hold for the drill to pass; an absent bound is not checked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assertions {
+    /// Longest time from the first failover-worthy fault to the first successful operation
+    /// in the new region. Fails when no failover happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failover_secs: Option<f64>,
+    /// Longest time from that fault to the region being declared down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_detect_secs: Option<f64>,
+    /// Most failed operations within the fault windows (injection to heal, or to the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_errors_in_window: Option<u64>,
+    /// Most acknowledged creates missing from the final primary after the drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_acknowledged_writes_lost: Option<u64>,
+    /// Highest replication lag observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replication_lag_ms: Option<u64>,
+    /// Lowest share of successful operations over the whole drill (0.0 to 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_success_rate: Option<f64>,
+    /// Most failovers (e.g. 0: a partition or a brownout must not trigger one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failovers: Option<u32>,
+    /// Most acknowledged creates still missing in the other regions once the faults are
+    /// healed and replication had time to settle (convergence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_writes_missing_after_settle: Option<u64>,
+}
+
+impl Scenario {
+    /// Parses and validates a scenario.
+    pub fn parse(text: &str) -> Result<Self, DrillError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| DrillError::Scenario(e.to_string()))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, DrillError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DrillError::Scenario(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| match e {
+            DrillError::Scenario(msg) => DrillError::Scenario(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// The primary region (the first).
+    pub fn primary(&self) -> &str {
+        &self.regions[0].name
+    }
+
+    /// The region spec by name.
+    pub fn region(&self, name: &str) -> Option<&RegionSpec> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// How long the drill's load runs.
+    pub fn duration(&self) -> Duration {
+        self.load.duration
+    }
+
+    fn validate(&self) -> Result<(), DrillError> {
+        let bad = |msg: String| Err(DrillError::Scenario(msg));
+        if self.name.is_empty()
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return bad(format!("name {:?} must be letters, digits, '_' or '-'", self.name));
+        }
+        if self.regions.len() < 2 {
+            return bad("a drill needs at least two [[region]]s".into());
+        }
+        for (i, r) in self.regions.iter().enumerate() {
+            if self.regions[..i].iter().any(|o| o.name == r.name) {
+                return bad(format!("region {} is declared twice", r.name));
+            }
+        }
+        if !(self.load.rate > 0.0 && self.load.rate <= 5000.0) {
+            return bad(format!("load.rate {} must be in (0, 5000]", self.load.rate));
+        }
+        if self.load.duration.is_zero() {
+            return bad("load.duration must be positive".into());
+        }
+        if self.load.concurrency == 0 || self.load.tenants == 0 {
+            return bad("load.concurrency and load.tenants must be positive".into());
+        }
+        let mix = self.load.mix;
+        if mix.create == 0 {
+            return bad("load.mix.create must be positive: reads and refunds need payments".into());
+        }
+        if self.failover.failure_threshold == 0 || self.failover.recovery_threshold == 0 {
+            return bad("failover thresholds must be positive".into());
+        }
+        if self.failover.probe_timeout.is_zero() || self.failover.probe_timeout > self.failover.probe_interval
+        {
+            return bad("failover.probe_timeout must be positive and at most failover.probe_interval".into());
+        }
+        for fault in &self.faults {
+            let what = format!("fault {} at {:?}", fault.kind.name(), fault.at);
+            let Some(region) = self.region(&fault.region) else {
+                return bad(format!("{what}: unknown region {}", fault.region));
+            };
+            if fault.at >= self.load.duration {
+                return bad(format!("{what}: starts after the load ends"));
+            }
+            if fault.heal_at.is_some_and(|h| h <= fault.at) {
+                return bad(format!("{what}: heal_at must come after at"));
+            }
+            if fault.rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+                return bad(format!("{what}: rate must be within 0.0..=1.0"));
+            }
+            match fault.kind {
+                FaultKind::Latency if fault.latency.is_none() => {
+                    return bad(format!("{what}: needs latency = \"...\""));
+                }
+                FaultKind::ProcessKill if region.dynamodb != DynamoDbSpec::Dedicated => {
+                    return bad(format!(
+                        "{what}: region {} needs dynamodb = \"dedicated\" for process faults",
+                        region.name
+                    ));
+                }
+                FaultKind::Partition => {
+                    if let Some(peer) = &fault.peer {
+                        if self.region(peer).is_none() || *peer == fault.region {
+                            return bad(format!("{what}: peer must be another declared region"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        name = "t"
+        [[region]]
+        name = "a"
+        [[region]]
+        name = "b"
+        dynamodb = "dedicated"
+        [load]
+        rate = 10
+        duration = "10s"
+    "#;
+
+    #[test]
+    fn defaults_fill_in() {
+        let s = Scenario::parse(MINIMAL).unwrap();
+        assert_eq!(s.primary(), "a");
+        assert_eq!(s.regions[1].dynamodb, DynamoDbSpec::Dedicated);
+        assert_eq!(s.load.timeout, Duration::from_secs(2));
+        assert!(s.failover.enabled);
+        assert_eq!(s.failover.replication, ReplicationMode::Sync);
+        assert_eq!(s.load.mix.create, 6);
+    }
+
+    #[test]
+    fn faults_are_checked() {
+        let with = |fault: &str| Scenario::parse(&format!("{MINIMAL}\n[[fault]]\n{fault}"));
+        with("at = \"2s\"\nkind = \"region_outage\"\nregion = \"a\"\nheal_at = \"5s\"").unwrap();
+        let err = with("at = \"2s\"\nkind = \"region_outage\"\nregion = \"zz\"").unwrap_err();
+        assert!(err.to_string().contains("unknown region zz"), "{err}");
+        let err = with("at = \"2s\"\nkind = \"process_kill\"\nregion = \"a\"").unwrap_err();
+        assert!(err.to_string().contains("dedicated"), "{err}");
+        with("at = \"2s\"\nkind = \"process_kill\"\nregion = \"b\"\naction = \"pause\"").unwrap();
+        let err = with("at = \"2s\"\nkind = \"latency\"\nregion = \"a\"").unwrap_err();
+        assert!(err.to_string().contains("latency"), "{err}");
+        let err = with("at = \"20s\"\nkind = \"region_outage\"\nregion = \"a\"").unwrap_err();
+        assert!(err.to_string().contains("after the load ends"), "{err}");
+        let err = with("at = \"2s\"\nkind = \"throttling\"\nregion = \"a\"\nerror = \"nope\"").unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = with("at = \"2s\"\nkind = \"meteor\"\nregion = \"a\"").unwrap_err();
+        assert!(err.to_string().contains("meteor"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = Scenario::parse(&format!("{MINIMAL}\n[assertions]\nmax_failover = 3")).unwrap_err();
+        assert!(err.to_string().contains("max_failover"), "{err}");
+    }
+}

@@ -1,0 +1,362 @@
+//! An HTTP proxy in front of DynamoDB (Local) that answers chosen operations with the
+//! error bodies DynamoDB itself sends.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use tokio::net::TcpListener;
+
+use super::FaultError;
+
+/// The `X-Amz-Target` prefix of DynamoDB operations.
+pub const DYNAMODB_TARGET_PREFIX: &str = "DynamoDB_20120810.";
+/// Matches every operation in [`AwsFaultProxy::inject`].
+pub const ANY_OPERATION: &str = "*";
+
+/// An error DynamoDB answers with when it is overloaded or failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DynamoDbFault {
+    /// 400 `ProvisionedThroughputExceededException`: a table or index is over its capacity.
+    ProvisionedThroughputExceeded,
+    /// 400 `ThrottlingException`: requests come too fast (account or control plane).
+    Throttling,
+    /// 500 `InternalServerError`.
+    InternalServerError,
+    /// 503 `ServiceUnavailable`.
+    ServiceUnavailable,
+}
+
+impl DynamoDbFault {
+    /// The HTTP status DynamoDB answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            DynamoDbFault::ProvisionedThroughputExceeded | DynamoDbFault::Throttling => 400,
+            DynamoDbFault::InternalServerError => 500,
+            DynamoDbFault::ServiceUnavailable => 503,
+        }
+    }
+
+    /// The error code the SDKs report (the part of `__type` after `#`).
+    pub fn code(self) -> &'static str {
+        match self {
+            DynamoDbFault::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
+            DynamoDbFault::Throttling => "ThrottlingException",
+            DynamoDbFault::InternalServerError => "InternalServerError",
+            DynamoDbFault::ServiceUnavailable => "ServiceUnavailable",
+        }
+    }
+
+    /// The full `__type`, with the namespace DynamoDB uses for it.
+    pub fn error_type(self) -> String {
+        let namespace = match self {
+            // Throttling comes from the shared AWS front end ("coral"), not DynamoDB's model.
+            DynamoDbFault::Throttling => "com.amazon.coral.availability",
+            _ => "com.amazonaws.dynamodb.v20120810",
+        };
+        format!("{namespace}#{}", self.code())
+    }
+
+    /// DynamoDB's message for it.
+    pub fn message(self) -> &'static str {
+        match self {
+            DynamoDbFault::ProvisionedThroughputExceeded => {
+                "The level of configured provisioned throughput for the table was exceeded. \
+                 Consider increasing your provisioning level with the UpdateTable API."
+            }
+            DynamoDbFault::Throttling => "Rate of requests exceeds the allowed throughput.",
+            DynamoDbFault::InternalServerError => "Internal server error",
+            DynamoDbFault::ServiceUnavailable => {
+                "DynamoDB is currently unavailable. (This should be a temporary state.)"
+            }
+        }
+    }
+
+    /// The JSON body, exactly as DynamoDB sends it: `{"__type":"…","message":"…"}`.
+    pub fn body(self) -> String {
+        serde_json::json!({ "__type": self.error_type(), "message": self.message() }).to_string()
+    }
+}
+
+/// Counts of one operation through an [`AwsFaultProxy`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OperationStats {
+    /// Requests forwarded to DynamoDB.
+    pub forwarded: u64,
+    /// Requests answered with an injected error.
+    pub injected: u64,
+}
+
+#[derive(Debug)]
+struct Rule {
+    fault: DynamoDbFault,
+    rate: f64,
+}
+
+#[derive(Debug)]
+struct State {
+    upstream: String,
+    rules: Mutex<HashMap<String, Rule>>,
+    stats: Mutex<HashMap<String, OperationStats>>,
+    rng: Mutex<StdRng>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// A DynamoDB-aware HTTP proxy: picks operations by `X-Amz-Target` (e.g.
+/// `DynamoDB_20120810.PutItem`) and answers a chosen share of them with DynamoDB's own error
+/// responses (status, JSON body, `x-amzn-RequestId`, `x-amz-crc32`); forwards everything else.
+///
+/// Rules change at any time; counts of forwarded and injected requests are kept per operation.
+/// The proxy stops when dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), lift_harness::faults::FaultError> {
+/// use lift_harness::faults::{AwsFaultProxy, DynamoDbFault};
+///
+/// let proxy = AwsFaultProxy::start("http://127.0.0.1:8000").await?;
+/// proxy.inject("PutItem", DynamoDbFault::ProvisionedThroughputExceeded, 0.5);
+/// // ... a client on proxy.endpoint() now sees half its PutItems throttled
+/// println!("{:?}", proxy.stats("PutItem"));
+/// proxy.clear();
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct AwsFaultProxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl AwsFaultProxy {
+    /// Starts a proxy on `127.0.0.1` and a free port in front of `upstream` (a URL such as
+    /// `http://127.0.0.1:8000`).
+    pub async fn start(upstream: &str) -> Result<Self, FaultError> {
+        Self::start_seeded(upstream, rand::random()).await
+    }
+
+    /// Like [`AwsFaultProxy::start`], with a seed for the injection rolls (repeatable runs).
+    pub async fn start_seeded(upstream: &str, seed: u64) -> Result<Self, FaultError> {
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        if !upstream.starts_with("http://") {
+            return Err(FaultError::Upstream(upstream));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(FaultError::Bind)?;
+        let addr = listener.local_addr().map_err(FaultError::Bind)?;
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let state = Arc::new(State {
+            upstream,
+            rules: Mutex::new(HashMap::new()),
+            stats: Mutex::new(HashMap::new()),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            client,
+        });
+        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        Ok(Self { addr, state, accept })
+    }
+
+    /// `http://127.0.0.1:<port>`, for SDK clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Answers `rate` (0.0 to 1.0) of the requests for `operation` (`PutItem`, the full
+    /// `DynamoDB_20120810.PutItem`, or [`ANY_OPERATION`]) with `fault`, replacing the rule
+    /// for that operation. A rule for the operation itself wins over the `*` rule.
+    pub fn inject(&self, operation: &str, fault: DynamoDbFault, rate: f64) {
+        let rate = if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) };
+        self.state
+            .rules
+            .lock()
+            .expect("rules lock")
+            .insert(short(operation).to_owned(), Rule { fault, rate });
+    }
+
+    /// Stops injecting into `operation`.
+    pub fn remove(&self, operation: &str) {
+        self.state.rules.lock().expect("rules lock").remove(short(operation));
+    }
+
+    /// Stops injecting anything.
+    pub fn clear(&self) {
+        self.state.rules.lock().expect("rules lock").clear();
+    }
+
+    /// Counts for `operation` (short name, e.g. `PutItem`).
+    pub fn stats(&self, operation: &str) -> OperationStats {
+        self.state.stats.lock().expect("stats lock").get(short(operation)).copied().unwrap_or_default()
+    }
+
+    /// Counts for every operation seen.
+    pub fn all_stats(&self) -> HashMap<String, OperationStats> {
+        self.state.stats.lock().expect("stats lock").clone()
+    }
+}
+
+impl Drop for AwsFaultProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// `PutItem` of `DynamoDB_20120810.PutItem` (and of `PutItem`).
+fn short(operation: &str) -> &str {
+    operation.strip_prefix(DYNAMODB_TARGET_PREFIX).unwrap_or(operation)
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!("aws fault proxy accept failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        // Held in the set, so aborting the accept loop ends the connections too.
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let operation = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| short(t).to_owned())
+        .unwrap_or_else(|| "-".to_owned());
+    let injected = {
+        let rules = state.rules.lock().expect("rules lock");
+        rules.get(&operation).or_else(|| rules.get(ANY_OPERATION)).and_then(|rule| {
+            let hit = rule.rate >= 1.0
+                || (rule.rate > 0.0 && state.rng.lock().expect("rng lock").gen_bool(rule.rate));
+            hit.then_some(rule.fault)
+        })
+    };
+    {
+        let mut stats = state.stats.lock().expect("stats lock");
+        let entry = stats.entry(operation.clone()).or_default();
+        if injected.is_some() {
+            entry.injected += 1;
+        } else {
+            entry.forwarded += 1;
+        }
+    }
+    if let Some(fault) = injected {
+        // Read the request whole, as DynamoDB would, before answering.
+        let _ = req.into_body().collect().await;
+        return Ok(error_response(fault));
+    }
+    Ok(forward(req, &state).await.unwrap_or_else(|reason| {
+        tracing::debug!(%operation, "aws fault proxy cannot forward: {reason}");
+        let mut response = Response::new(Full::new(Bytes::from(reason)));
+        *response.status_mut() = StatusCode::BAD_GATEWAY;
+        response
+    }))
+}
+
+async fn forward(req: Request<Incoming>, state: &State) -> Result<Response<Full<Bytes>>, String> {
+    let (mut parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri =
+        format!("{}{path}", state.upstream).parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    // The Host header stays the client's: the request is signed over it.
+    let response = state
+        .client
+        .request(Request::from_parts(parts, Full::new(body)))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+fn error_response(fault: DynamoDbFault) -> Response<Full<Bytes>> {
+    let body = fault.body();
+    Response::builder()
+        .status(fault.status())
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-requestid", request_id())
+        .header("x-amz-crc32", crc32(body.as_bytes()).to_string())
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+/// A request id shaped like DynamoDB's: 52 characters of `A-Z0-9`.
+fn request_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::thread_rng();
+    (0..52).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// CRC-32 (IEEE 802.3), which DynamoDB sends in `x-amz-crc32` as a decimal number.
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn bodies_are_dynamodbs() {
+        assert_eq!(
+            DynamoDbFault::ProvisionedThroughputExceeded.body(),
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}"#
+        );
+        assert_eq!(
+            DynamoDbFault::Throttling.error_type(),
+            "com.amazon.coral.availability#ThrottlingException"
+        );
+        assert_eq!(DynamoDbFault::ServiceUnavailable.status(), 503);
+        assert_eq!(DynamoDbFault::InternalServerError.status(), 500);
+    }
+
+    #[test]
+    fn operations_match_by_short_name() {
+        assert_eq!(short("DynamoDB_20120810.PutItem"), "PutItem");
+        assert_eq!(short("PutItem"), "PutItem");
+        let id = request_id();
+        assert_eq!(id.len(), 52);
+        assert!(id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+    }
+}

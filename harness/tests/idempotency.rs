@@ -1,0 +1,377 @@
+//! `lift::middleware::idempotency` against a real DynamoDB Local, over a controllable
+//! handler: replay, in-progress 409, payload mismatch 422, removal on failure, scoping,
+//! and lock expiry tied to the invocation deadline.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use http::{Method, StatusCode};
+use lift::middleware::idempotency::{IdempotencyLayer, KeySource};
+use lift::{BoxError, Body, Context, Request, Response};
+use lift_harness::dynamodb::DynamoDbLocal;
+use tokio::sync::Notify;
+use tower::{Layer, Service, ServiceExt};
+
+/// A boxed, sendable future.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+struct Env {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+async fn env() -> Env {
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let table = local.create_table(&lift::store::tables::idempotency()).await.expect("create the table");
+    Env { client: local.client().await, table }
+}
+
+impl Env {
+    fn layer(&self) -> IdempotencyLayer {
+        IdempotencyLayer::builder().client(self.client.clone()).table(&self.table).build().unwrap()
+    }
+
+    async fn items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let out = self.client.scan().table_name(&self.table).consistent_read(true).send().await.unwrap();
+        out.items().to_vec()
+    }
+}
+
+/// What the handler does on one call, by call number (0-based).
+type Behaviour = Arc<dyn Fn(usize) -> BoxFuture<'static, Result<Response, BoxError>> + Send + Sync>;
+
+#[derive(Clone)]
+struct Handler {
+    calls: Arc<AtomicUsize>,
+    behaviour: Behaviour,
+}
+
+impl Handler {
+    fn new(behaviour: impl Fn(usize) -> BoxFuture<'static, Result<Response, BoxError>> + Send + Sync + 'static) -> Self {
+        Self { calls: Arc::default(), behaviour: Arc::new(behaviour) }
+    }
+
+    /// Answers 201 with the call number as the payment id.
+    fn created() -> Self {
+        Self::new(|n| Box::pin(async move { Ok(created(n)) }))
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn created(n: usize) -> Response {
+    http::Response::builder()
+        .status(StatusCode::CREATED)
+        .header("content-type", "application/json")
+        .header("location", format!("/payments/p_{n}"))
+        .header("set-cookie", "session=secret")
+        .header("x-handler", "yes")
+        .body(Body::from(format!(r#"{{"id":"p_{n}"}}"#)))
+        .unwrap()
+}
+
+impl Service<Request> for Handler {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Response, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request) -> Self::Future {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        (self.behaviour)(n)
+    }
+}
+
+fn request(method: Method, path: &str, tenant: &str, key: Option<&str>, body: &str) -> Request {
+    let mut builder = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
+    if let Some(key) = key {
+        builder = builder.header("idempotency-key", key);
+    }
+    let mut req = builder.body(Body::from(body.to_owned())).unwrap();
+    let mut ctx = Context::new("req-1");
+    ctx.set_tenant(tenant);
+    req.extensions_mut().insert(ctx);
+    req
+}
+
+fn post(key: &str, body: &str) -> Request {
+    request(Method::POST, "/payments", "acme", Some(key), body)
+}
+
+async fn send<S>(svc: &S, req: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = BoxError> + Clone,
+{
+    svc.clone().oneshot(req).await.unwrap()
+}
+
+fn body(res: &Response) -> String {
+    String::from_utf8(res.body().as_bytes().to_vec()).unwrap()
+}
+
+fn problem_type(res: &Response) -> String {
+    let problem: serde_json::Value = serde_json::from_slice(res.body().as_bytes()).unwrap();
+    problem["type"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_repeat_gets_the_stored_response() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+
+    let first = send(&svc, post("k-1", r#"{"amount":100}"#)).await;
+    assert_eq!(first.status(), 201);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+
+    let replay = send(&svc, post("k-1", r#"{"amount":100}"#)).await;
+    assert_eq!(handler.calls(), 1, "the handler ran once");
+    assert_eq!(replay.status(), 201);
+    assert_eq!(body(&replay), body(&first));
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.headers()["content-type"], "application/json");
+    assert_eq!(replay.headers()["location"], first.headers()["location"]);
+    assert!(!replay.headers().contains_key("set-cookie"), "cookies are never replayed");
+    assert!(!replay.headers().contains_key("x-handler"), "only the listed headers are replayed");
+
+    let items = env.items().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"].as_s().unwrap(), "COMPLETED");
+    let expires: u64 = items[0]["expires_at"].as_n().unwrap().parse().unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    assert!((now + 86_390..=now + 86_410).contains(&expires), "completed records live 24 h by default");
+}
+
+#[tokio::test]
+async fn a_request_in_progress_answers_409() {
+    let env = env().await;
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let handler = Handler::new(move |n| {
+        let (e, r) = (e.clone(), r.clone());
+        Box::pin(async move {
+            e.notify_one();
+            r.notified().await;
+            Ok(created(n))
+        })
+    });
+    let svc = env.layer().layer(handler.clone());
+
+    let first = tokio::spawn({
+        let svc = svc.clone();
+        async move { send(&svc, post("k-2", r#"{"amount":5}"#)).await }
+    });
+    entered.notified().await;
+
+    let busy = send(&svc, post("k-2", r#"{"amount":5}"#)).await;
+    assert_eq!(busy.status(), StatusCode::CONFLICT);
+    assert_eq!(busy.headers()["content-type"], "application/problem+json");
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert_eq!(problem_type(&busy), "https://lift.dev/problems/idempotency-key-in-use");
+
+    // A different payload under the same key is a client error even while in progress.
+    let other = send(&svc, post("k-2", r#"{"amount":6}"#)).await;
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    release.notify_one();
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), 201);
+    let replay = send(&svc, post("k-2", r#"{"amount":5}"#)).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(body(&replay), body(&first));
+    assert_eq!(handler.calls(), 1);
+}
+
+#[tokio::test]
+async fn another_payload_under_a_used_key_answers_422() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    assert_eq!(send(&svc, post("k-3", r#"{"amount":100}"#)).await.status(), 201);
+    let reused = send(&svc, post("k-3", r#"{"amount":999}"#)).await;
+    assert_eq!(reused.status(), 422);
+    assert_eq!(problem_type(&reused), "https://lift.dev/problems/idempotency-key-reused");
+    assert_eq!(handler.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_handler_removes_the_record_so_a_retry_runs() {
+    let env = env().await;
+    // Call 0 answers 500, call 1 fails with an error, call 2 succeeds.
+    let handler = Handler::new(|n| {
+        Box::pin(async move {
+            match n {
+                0 => Ok(lift::Error::internal("processor down").into_response()),
+                1 => Err::<Response, BoxError>("connection reset".into()),
+                _ => Ok(created(n)),
+            }
+        })
+    });
+    let svc = env.layer().layer(handler.clone());
+
+    let failed = send(&svc, post("k-4", "{}")).await;
+    assert_eq!(failed.status(), 500);
+    assert!(env.items().await.is_empty(), "a 5xx removes the record");
+
+    let err = svc.clone().oneshot(post("k-4", "{}")).await.unwrap_err();
+    assert_eq!(err.to_string(), "connection reset", "the handler's error passes through");
+    assert!(env.items().await.is_empty(), "an error removes the record");
+
+    let ok = send(&svc, post("k-4", "{}")).await;
+    assert_eq!(ok.status(), 201);
+    assert!(!ok.headers().contains_key("idempotent-replayed"));
+    assert_eq!(handler.calls(), 3);
+    let replay = send(&svc, post("k-4", "{}")).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(handler.calls(), 3);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_by_tenant_and_route_and_only_post_patch_are_subject() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    let body = r#"{"amount":1}"#;
+    for (tenant, path) in [("acme", "/payments"), ("globex", "/payments"), ("acme", "/payments/p_1/refunds")] {
+        let res = send(&svc, request(Method::POST, path, tenant, Some("same-key"), body)).await;
+        assert!(!res.headers().contains_key("idempotent-replayed"), "{tenant} {path}");
+    }
+    assert_eq!(handler.calls(), 3);
+    let res = send(&svc, request(Method::PATCH, "/payments", "acme", Some("same-key"), body)).await;
+    assert!(!res.headers().contains_key("idempotent-replayed"), "another method is another route");
+    assert_eq!(handler.calls(), 4);
+
+    for _ in 0..2 {
+        let res = send(&svc, request(Method::GET, "/payments", "acme", Some("same-key"), "")).await;
+        assert!(!res.headers().contains_key("idempotent-replayed"));
+    }
+    assert_eq!(handler.calls(), 6, "GET is not subject to idempotency");
+
+    let res = send(&svc, request(Method::POST, "/payments", "acme", None, body)).await;
+    assert_eq!(res.status(), 201, "without a key the request passes through");
+    assert_eq!(handler.calls(), 7);
+}
+
+#[tokio::test]
+async fn keys_are_checked_and_can_be_required() {
+    let env = env().await;
+    let handler = Handler::created();
+    let layer = IdempotencyLayer::builder().client(env.client.clone()).table(&env.table).require_key(true).build().unwrap();
+    let svc = layer.layer(handler.clone());
+    let missing = send(&svc, request(Method::POST, "/payments", "acme", None, "{}")).await;
+    assert_eq!(missing.status(), 400);
+    let malformed = send(&svc, post("has spaces", "{}")).await;
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(problem_type(&malformed), "https://lift.dev/problems/invalid-idempotency-key");
+    assert_eq!(handler.calls(), 0);
+}
+
+#[tokio::test]
+async fn keys_can_come_from_json_fields() {
+    let env = env().await;
+    let handler = Handler::created();
+    let layer = IdempotencyLayer::builder()
+        .client(env.client.clone())
+        .table(&env.table)
+        .key_source(KeySource::json_fields(["/customer/id", "/reference"]))
+        .build()
+        .unwrap();
+    let svc = layer.layer(handler.clone());
+    let req = |body: &str| request(Method::POST, "/payments", "acme", None, body);
+    let one = r#"{"customer":{"id":"c_1"},"reference":"order-9","amount":100}"#;
+    assert_eq!(send(&svc, req(one)).await.status(), 201);
+    let replay = send(&svc, req(one)).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let changed = r#"{"customer":{"id":"c_1"},"reference":"order-9","amount":200}"#;
+    assert_eq!(send(&svc, req(changed)).await.status(), 422);
+    let other = r#"{"customer":{"id":"c_1"},"reference":"order-10","amount":100}"#;
+    assert_eq!(send(&svc, req(other)).await.status(), 201);
+    assert_eq!(handler.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_crashed_invocation_frees_its_lock_at_the_deadline() {
+    let env = env().await;
+    let handler = Handler::new(|n| {
+        Box::pin(async move {
+            if n == 0 {
+                std::future::pending::<()>().await; // the invocation that never finishes
+            }
+            Ok(created(n))
+        })
+    });
+    let svc = env.layer().layer(handler.clone());
+    let with_deadline = |deadline: SystemTime| {
+        let mut req = post("k-5", "{}");
+        Context::of_mut(&mut req).unwrap().set_deadline(deadline);
+        req
+    };
+
+    let deadline = SystemTime::now() + Duration::from_millis(1500);
+    let crashed = tokio::spawn({
+        let svc = svc.clone();
+        let req = with_deadline(deadline);
+        async move { send(&svc, req).await }
+    });
+    while handler.calls() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    crashed.abort();
+
+    let items = env.items().await;
+    let expires: u64 = items[0]["expires_at"].as_n().unwrap().parse().unwrap();
+    let deadline_secs = deadline.duration_since(UNIX_EPOCH).unwrap().as_secs_f64().ceil() as u64;
+    assert_eq!(expires, deadline_secs, "the lock expires at the invocation's deadline");
+
+    let retry = send(&svc, with_deadline(SystemTime::now() + Duration::from_secs(30))).await;
+    assert_eq!(retry.status(), 409, "the lock holds until the deadline");
+
+    // Real DynamoDB compares epoch seconds: wait past the deadline's second.
+    let wait = UNIX_EPOCH + Duration::from_secs(expires + 1) + Duration::from_millis(50);
+    tokio::time::sleep(wait.duration_since(SystemTime::now()).unwrap_or_default()).await;
+    let retry = send(&svc, with_deadline(SystemTime::now() + Duration::from_secs(30))).await;
+    assert_eq!(retry.status(), 201, "the expired lock is taken over");
+    assert_eq!(handler.calls(), 2);
+}
+
+#[tokio::test]
+async fn an_expired_completed_record_is_not_replayed() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    assert_eq!(send(&svc, post("k-6", "{}")).await.status(), 201);
+    // DynamoDB deletes expired items lazily (within days): the layer must not replay them.
+    let pk = env.items().await[0]["pk"].clone();
+    env.client
+        .update_item()
+        .table_name(&env.table)
+        .key("pk", pk)
+        .update_expression("SET expires_at = :past")
+        .expression_attribute_values(":past", AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    let again = send(&svc, post("k-6", "{}")).await;
+    assert_eq!(again.status(), 201);
+    assert!(!again.headers().contains_key("idempotent-replayed"));
+    assert_eq!(handler.calls(), 2);
+}
+
+#[tokio::test]
+async fn dynamodb_down_fails_closed() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client = lift_harness::dynamodb::client_for(&format!("http://127.0.0.1:{port}"), "us-east-1");
+    let handler = Handler::created();
+    let svc = IdempotencyLayer::builder().client(client).table("t").build().unwrap().layer(handler.clone());
+    let res = send(&svc, post("k-7", "{}")).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(handler.calls(), 0, "never run a payment that cannot be made idempotent");
+}

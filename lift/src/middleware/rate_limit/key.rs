@@ -1,0 +1,224 @@
+//! What a request is limited by: tenant, user, client IP, route, or a function.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use crate::context::{Context, MatchedRoute};
+
+/// A function that derives a rate-limit key from a request's head.
+///
+/// `None` puts the request in the shared bucket of requests without a key.
+pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
+
+/// The client address, inserted by a trusted part of the stack (the server that accepted
+/// the connection, or a proxy-aware layer that knows which hop to trust).
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::rate_limit::ClientIp;
+///
+/// let mut req = http::Request::new(lift::Body::empty());
+/// req.extensions_mut().insert(ClientIp("203.0.113.7".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub IpAddr);
+
+/// One part of a rate-limit key; several parts make a compound key (tenant and route, say).
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::rate_limit::RateLimitKey;
+///
+/// let by_tenant = RateLimitKey::Tenant;
+/// let by_api_key = RateLimitKey::custom(|head| {
+///     head.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned)
+/// });
+/// # let _ = (by_tenant, by_api_key);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum RateLimitKey {
+    /// The tenant of the request's [`Context`].
+    Tenant,
+    /// The subject of the authenticated [`Principal`](crate::Principal).
+    User,
+    /// The client IP: API Gateway's `sourceIp` on Lambda, else a [`ClientIp`] or a
+    /// `SocketAddr` extension. Never `X-Forwarded-For`, which any client can write.
+    Ip,
+    /// The matched route pattern (per-route layers) or the method and path.
+    Route,
+    /// A function of the request head.
+    Custom(KeyFn),
+}
+
+impl RateLimitKey {
+    /// A key computed by `f`.
+    pub fn custom(f: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self::Custom(Arc::new(f))
+    }
+
+    fn tag(&self) -> &'static str {
+        match self {
+            Self::Tenant => "t",
+            Self::User => "u",
+            Self::Ip => "ip",
+            Self::Route => "r",
+            Self::Custom(_) => "f",
+        }
+    }
+
+    fn value(&self, head: &Parts) -> Option<String> {
+        let ctx = || head.extensions.get::<Context>();
+        match self {
+            Self::Tenant => ctx().and_then(Context::tenant).map(str::to_owned),
+            Self::User => ctx().and_then(Context::principal).map(|p| p.subject.clone()),
+            Self::Ip => client_ip(head).map(|ip| ip.to_string()),
+            Self::Route => Some(match head.extensions.get::<MatchedRoute>() {
+                Some(route) => format!("{} {}", head.method, route.0),
+                None => format!("{} {}", head.method, head.uri.path()),
+            }),
+            Self::Custom(f) => f(head),
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "tenant" => Some(Self::Tenant),
+            "user" => Some(Self::User),
+            "ip" => Some(Self::Ip),
+            "route" => Some(Self::Route),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for RateLimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tenant => "Tenant",
+            Self::User => "User",
+            Self::Ip => "Ip",
+            Self::Route => "Route",
+            Self::Custom(_) => "Custom(..)",
+        })
+    }
+}
+
+/// The key of a request under a list of key parts, e.g. `t:acme|r:POST /payments`.
+///
+/// A missing part (no tenant, no IP) becomes `-`: every such request shares one bucket,
+/// so leaving out an identity never escapes the limit.
+pub(crate) fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
+    let mut key = String::with_capacity(32);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push('|');
+        }
+        key.push_str(part.tag());
+        key.push(':');
+        match part.value(head) {
+            Some(value) => key.push_str(&value),
+            None => key.push('-'),
+        }
+    }
+    key
+}
+
+/// The client IP of a request, from a source the client cannot forge.
+///
+/// In order: API Gateway's `requestContext` (HTTP API `http.sourceIp`, REST API
+/// `identity.sourceIp`) when running on Lambda, a [`ClientIp`] extension, a `SocketAddr`
+/// extension (the connection's peer, as a server inserts it). `X-Forwarded-For` is never
+/// read: behind API Gateway the source IP is already resolved, and elsewhere only the
+/// deployment knows which hop to trust (insert a [`ClientIp`] then).
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::rate_limit::{client_ip, ClientIp};
+///
+/// let mut req = http::Request::builder()
+///     .header("x-forwarded-for", "198.51.100.1")
+///     .body(())
+///     .unwrap();
+/// assert_eq!(client_ip(&req.clone().into_parts().0), None);
+/// req.extensions_mut().insert(ClientIp("203.0.113.7".parse().unwrap()));
+/// assert_eq!(client_ip(&req.into_parts().0), Some("203.0.113.7".parse().unwrap()));
+/// ```
+pub fn client_ip(head: &Parts) -> Option<IpAddr> {
+    #[cfg(feature = "lambda")]
+    if let Some(ip) = lambda_source_ip(head) {
+        return Some(ip);
+    }
+    if let Some(ClientIp(ip)) = head.extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    head.extensions.get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+#[cfg(feature = "lambda")]
+fn lambda_source_ip(head: &Parts) -> Option<IpAddr> {
+    use lambda_http::request::RequestContext;
+    let source = match head.extensions.get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref(),
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.as_deref(),
+        // ALB puts the client only in X-Forwarded-For: trust it through a ClientIp layer.
+        _ => None,
+    };
+    source.and_then(|s| s.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Principal;
+
+    fn head(ctx: Option<Context>) -> Parts {
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri("/payments?x=1")
+            .header("x-forwarded-for", "198.51.100.1")
+            .body(())
+            .unwrap();
+        if let Some(ctx) = ctx {
+            req.extensions_mut().insert(ctx);
+        }
+        req.into_parts().0
+    }
+
+    #[test]
+    fn compound_keys_name_every_part_and_mark_missing_ones() {
+        let mut ctx = Context::new("r");
+        ctx.set_principal(Principal::new("user-1", "acme"));
+        let parts = [RateLimitKey::Tenant, RateLimitKey::User, RateLimitKey::Route, RateLimitKey::Ip];
+        assert_eq!(compound_key(&parts, &head(Some(ctx))), "t:acme|u:user-1|r:POST /payments|ip:-");
+        assert_eq!(compound_key(&[RateLimitKey::Tenant], &head(None)), "t:-");
+    }
+
+    #[test]
+    fn forwarded_for_is_never_the_client_ip() {
+        let mut h = head(None);
+        assert_eq!(client_ip(&h), None);
+        h.extensions.insert(SocketAddr::from(([192, 0, 2, 1], 4000)));
+        assert_eq!(client_ip(&h), Some(IpAddr::from([192, 0, 2, 1])));
+        h.extensions.insert(ClientIp(IpAddr::from([203, 0, 113, 9])));
+        assert_eq!(client_ip(&h), Some(IpAddr::from([203, 0, 113, 9])));
+    }
+
+    #[cfg(feature = "lambda")]
+    #[test]
+    fn api_gateway_source_ip_wins() {
+        use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+        let mut ctx = ApiGatewayV2httpRequestContext::default();
+        ctx.http.source_ip = Some("198.51.100.23".into());
+        let mut h = head(None);
+        h.extensions.insert(ClientIp(IpAddr::from([203, 0, 113, 9])));
+        h.extensions.insert(lambda_http::request::RequestContext::ApiGatewayV2(ctx));
+        assert_eq!(client_ip(&h), Some("198.51.100.23".parse().unwrap()));
+    }
+}

@@ -1,0 +1,57 @@
+//! Rate limiting: a local GCRA pre-filter in front of a limit shared through DynamoDB.
+//!
+//! Each request gets a key (tenant, user, client IP, route, a function of the request, or
+//! several of these: [`RateLimitKey`]). Then:
+//!
+//! 1. the [`LocalPrefilter`] (governor's keyed GCRA, plus the refusals DynamoDB already
+//!    gave) refuses obvious excess in the process, without a round trip;
+//! 2. one conditional `UpdateItem` on the [`rate_limits`](crate::store::tables::rate_limits)
+//!    table decides against the limit every instance shares: fixed window, sliding window
+//!    (two windows weighted) or token bucket ([`Algorithm`]; item layout in the `store`
+//!    module source). The condition makes the count exact under any concurrency: a refused
+//!    request is never counted.
+//!
+//! Admitted responses carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
+//! (IETF draft `ratelimit-headers`); a refusal is a 429 problem with the same headers and
+//! `Retry-After` ([`RateLimited`]). When DynamoDB is throttled, failing or slower than the
+//! store timeout, the [`FailMode`] decides: `Closed` (the default, for payments) answers
+//! 503 [`LimiterUnavailable`], `Open` admits.
+//!
+//! The client IP is API Gateway's `sourceIp` on Lambda, or a trusted [`ClientIp`] /
+//! `SocketAddr` extension elsewhere; `X-Forwarded-For` is never trusted ([`client_ip`]).
+//!
+//! # Examples
+//!
+//! ```
+//! # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::middleware::rate_limit::InvalidConfig> {
+//! use std::time::Duration;
+//! use lift::middleware::rate_limit::{Algorithm, RateLimitKey, RateLimitLayer};
+//!
+//! let per_ip = RateLimitLayer::builder()
+//!     .client(client)
+//!     .name("per-ip")
+//!     .key(RateLimitKey::Ip)
+//!     .limit(20)
+//!     .window(Duration::from_secs(1))
+//!     .algorithm(Algorithm::TokenBucket)
+//!     .build()?;
+//! let app = lift::App::new().layer(per_ip);
+//! # Ok(()) }
+//! ```
+
+mod algorithm;
+mod error;
+mod future;
+mod key;
+mod layer;
+mod prefilter;
+mod service;
+mod store;
+
+pub use algorithm::{Algorithm, FailMode};
+pub use error::{InvalidConfig, LimiterUnavailable, RateLimited, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+pub use future::ResponseFuture;
+pub use key::{client_ip, ClientIp, KeyFn, RateLimitKey};
+pub use layer::{RateLimitBuilder, RateLimitLayer, DEFAULT_STORE_TIMEOUT};
+pub use prefilter::LocalPrefilter;
+pub use service::RateLimit;

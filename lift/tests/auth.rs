@@ -1,0 +1,1 @@
+//! JWT authentication, roles and scopes, end to end (being written).

@@ -1,0 +1,294 @@
+//! The resilience and health layers mounted in an axum 0.8 Router, in a lambda_http-style
+//! `tower::ServiceBuilder` stack, and in Lift's App.
+#![cfg(all(feature = "resilience", feature = "health", feature = "lambda"))]
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lift::middleware::bulkhead::{BulkheadFull, BulkheadLayer};
+use lift::middleware::circuit_breaker::{CircuitBreakerLayer, CircuitOpen, SlidingWindow};
+use lift::middleware::health::{check_fn, Check, HealthChecks, HealthLayer};
+use lift::middleware::load_shed::LoadShedLayer;
+use lift::middleware::retry::{Backoff, RetryLayer};
+use lift::middleware::timeout::TimeoutLayer;
+use lift::BoxError;
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt};
+
+fn checks() -> HealthChecks {
+    HealthChecks::builder()
+        .check(Check::critical("db", check_fn(|| async { Ok(()) })))
+        .check(Check::non_critical("cache", check_fn(|| async { Err("cold".to_owned()) })))
+        .build()
+}
+
+/// Renders a layer error as Lift does: named rejections keep their status and Retry-After.
+fn render(err: BoxError) -> lift::Response {
+    let err = match err.downcast::<CircuitOpen>() {
+        Ok(open) => return lift::Error::from(*open).into_response(),
+        Err(err) => err,
+    };
+    let err = match err.downcast::<BulkheadFull>() {
+        Ok(full) => return lift::Error::from(*full).into_response(),
+        Err(err) => err,
+    };
+    lift::Error::from_boxed(err).into_response()
+}
+
+// ---------------------------------------------------------------- axum 0.8
+
+mod axum_router {
+    use super::*;
+    use axum::body::Body;
+    use axum::error_handling::HandleErrorLayer;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use axum::Router;
+
+    async fn handle(err: BoxError) -> axum::response::Response {
+        render(err).into_response()
+    }
+
+    fn request(path: &str) -> http::Request<Body> {
+        http::Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "late"
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn layers_in_an_axum_router() {
+        let router = Router::new()
+            .route("/slow", get(slow))
+            .route("/fast", get(|| async { "fast" }))
+            .route("/boom", get(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+            .layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(handle))
+                    .layer(LoadShedLayer::new())
+                    .layer(
+                        CircuitBreakerLayer::builder()
+                            .failure_rate(1.0)
+                            .minimum_calls(2)
+                            .window(SlidingWindow::Calls(2))
+                            .build()
+                            .unwrap(),
+                    )
+                    .layer(BulkheadLayer::new(8))
+                    .layer(TimeoutLayer::new(Duration::from_secs(1))),
+            )
+            .layer(HealthLayer::new(checks()));
+
+        let res = router.clone().oneshot(request("/fast")).await.unwrap();
+        assert_eq!(res.status(), 200);
+
+        let start = Instant::now();
+        let res = router.clone().oneshot(request("/slow")).await.unwrap();
+        assert_eq!(res.status(), 504);
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+
+        let res = router.clone().oneshot(request("/health")).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body = axum::body::to_bytes(res.into_body(), 64 * 1024).await.unwrap();
+        assert!(std::str::from_utf8(&body).unwrap().contains(r#""status":"degraded""#));
+
+        // The timeout and a 5xx fill the 2-call window with failures: the breaker opens and
+        // the next call is a 503 with Retry-After.
+        assert_eq!(router.clone().oneshot(request("/boom")).await.unwrap().status(), 500);
+        let res = router.clone().oneshot(request("/fast")).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "30");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bulkhead_in_an_axum_router_answers_503_with_retry_after() {
+        let router = Router::new().route("/slow", get(slow)).layer(
+            ServiceBuilder::new().layer(HandleErrorLayer::new(handle)).layer(
+                BulkheadLayer::builder()
+                    .max_concurrent(1)
+                    .retry_after(Duration::from_secs(3))
+                    .build()
+                    .unwrap(),
+            ),
+        );
+        let busy = tokio::spawn(router.clone().oneshot(request("/slow")));
+        tokio::task::yield_now().await;
+        let res = router.clone().oneshot(request("/slow")).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "3");
+        assert_eq!(busy.await.unwrap().unwrap().status(), 200);
+    }
+}
+
+// ---------------------------------------------------------------- lambda_http
+
+mod lambda {
+    use super::*;
+    use lambda_http::{Body, Request, RequestExt, Response};
+
+    /// A `lambda_http::Request` carrying the Lambda context with `left` until the deadline.
+    fn request(path: &str, left: Duration) -> Request {
+        let mut ctx = lambda_http::Context::default();
+        let deadline = SystemTime::now() + left;
+        ctx.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let req: Request = http::Request::get(path).body(Body::Empty).unwrap();
+        req.with_lambda_context(ctx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn layers_in_a_lambda_http_stack() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let handler = lambda_http::service_fn(move |req: Request| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let res = match req.uri().path() {
+                    // Fails once, then works: the retry layer hides the blip.
+                    "/flaky" if n == 0 => Response::builder().status(503).body(Body::Empty)?,
+                    "/slow" => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        Response::builder().status(200).body(Body::from("late"))?
+                    }
+                    _ => Response::builder().status(200).body(Body::from("ok"))?,
+                };
+                Ok::<_, lambda_http::Error>(res)
+            }
+        });
+        let stack = ServiceBuilder::new()
+            .layer(HealthLayer::new(checks()))
+            .layer(LoadShedLayer::new())
+            .layer(CircuitBreakerLayer::builder().window(SlidingWindow::Calls(20)).build().unwrap())
+            .layer(BulkheadLayer::builder().max_concurrent(16).per_tenant(4).build().unwrap())
+            .layer(
+                RetryLayer::builder()
+                    .backoff(Backoff::exponential(Duration::from_millis(10), Duration::from_millis(100)))
+                    .build()
+                    .unwrap(),
+            )
+            .layer(TimeoutLayer::new(Duration::from_secs(20)))
+            .service(handler);
+
+        let res = stack.clone().oneshot(request("/flaky", Duration::from_secs(60))).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "retried once");
+
+        let res = stack.clone().oneshot(request("/health/ready", Duration::from_secs(60))).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(matches!(res.body(), Body::Text(t) if t.contains(r#""status":"ok""#)));
+
+        // The Lambda deadline (3 s left, 200 ms margin) comes before the 20 s timeout.
+        let start = Instant::now();
+        let err = stack.clone().oneshot(request("/slow", Duration::from_secs(3))).await.unwrap_err();
+        assert!(err.is::<lift::middleware::timeout::Elapsed>());
+        let took = start.elapsed();
+        assert!(took <= Duration::from_millis(2800) && took > Duration::from_millis(2700), "{took:?}");
+    }
+}
+
+// ---------------------------------------------------------------- Lift's App
+
+mod app {
+    use super::*;
+    use lift::{App, Request, Response};
+
+    fn request(path: &str) -> Request {
+        http::Request::get(path).body(lift::Body::empty()).unwrap()
+    }
+
+    async fn slow(_req: Request) -> Response {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Response::default()
+    }
+
+    async fn status(app: &lift::app::AppService, path: &str) -> Response {
+        let res: Result<Response, Infallible> = app.clone().oneshot(request(path)).await;
+        res.unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_and_health_in_the_app() {
+        let app = App::new()
+            .get("/slow", slow)
+            .get("/fast", |_req: Request| async { Response::default() })
+            .layer(TimeoutLayer::new(Duration::from_secs(1)))
+            .layer(LoadShedLayer::new())
+            .layer(HealthLayer::new(checks()))
+            .into_service();
+        assert_eq!(status(&app, "/fast").await.status(), 200);
+        let res = status(&app, "/slow").await;
+        assert_eq!(res.status(), 504);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        assert_eq!(status(&app, "/health").await.status(), 200);
+        assert_eq!(status(&app, "/health/live").await.status(), 200);
+        assert_eq!(status(&app, "/nope").await.status(), 404, "other requests reach the router");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_in_the_app_retries_idempotent_requests() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let app = App::new()
+            .get("/flaky", move |_req: Request| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        lift::Error::service_unavailable(1).into_response()
+                    } else {
+                        Response::default()
+                    }
+                }
+            })
+            .layer(RetryLayer::new())
+            .into_service();
+        assert_eq!(status(&app, "/flaky").await.status(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bulkhead_rejection_in_the_app_is_503_with_retry_after() {
+        let app = App::new()
+            .get("/slow", slow)
+            .layer(
+                BulkheadLayer::builder()
+                    .max_concurrent(1)
+                    .retry_after(Duration::from_secs(2))
+                    .build()
+                    .unwrap(),
+            )
+            .into_service();
+        let busy = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/slow").await }
+        });
+        tokio::task::yield_now().await;
+        let res = status(&app, "/slow").await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "2");
+        assert_eq!(busy.await.unwrap().status(), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_breaker_in_the_app_is_503_with_retry_after() {
+        let app = App::new()
+            .get("/boom", |_req: Request| async { lift::Error::internal("boom") })
+            .layer(
+                CircuitBreakerLayer::builder()
+                    .minimum_calls(2)
+                    .window(SlidingWindow::Calls(2))
+                    .open_for(Duration::from_secs(7))
+                    .build()
+                    .unwrap(),
+            )
+            .into_service();
+        for _ in 0..2 {
+            assert_eq!(status(&app, "/boom").await.status(), 500);
+        }
+        let res = status(&app, "/boom").await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "7");
+    }
+}

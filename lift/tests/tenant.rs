@@ -1,0 +1,1 @@
+//! Tenant-isolated DynamoDB keys (being written).
