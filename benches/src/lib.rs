@@ -11,8 +11,12 @@ use std::convert::Infallible;
 use lift::{Body, Request, Response};
 
 /// The no-op inner service: answers 200 with an empty body, at once.
-pub fn noop() -> impl tower::Service<Request, Response = Response, Error = Infallible, Future = std::future::Ready<Result<Response, Infallible>>>
-       + Clone
+pub fn noop() -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = Infallible,
+    Future = std::future::Ready<Result<Response, Infallible>>,
+> + Clone
        + Send
        + Sync
        + 'static {
@@ -27,7 +31,10 @@ pub fn get_request() -> Request {
         .header("host", "api.example.com")
         .header("user-agent", "lift-bench/1.0")
         .header("x-request-id", "bench-request-1")
-        .header("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+        .header(
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )
         .body(Body::empty())
         .expect("valid request")
 }

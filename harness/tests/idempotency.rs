@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::{Method, StatusCode};
 use lift::middleware::idempotency::{IdempotencyLayer, KeySource};
-use lift::{BoxError, Body, Context, Request, Response};
+use lift::{Body, BoxError, Context, Request, Response};
 use lift_harness::dynamodb::DynamoDbLocal;
 use tokio::sync::Notify;
 use tower::{Layer, Service, ServiceExt};
@@ -49,7 +49,9 @@ struct Handler {
 }
 
 impl Handler {
-    fn new(behaviour: impl Fn(usize) -> BoxFuture<'static, Result<Response, BoxError>> + Send + Sync + 'static) -> Self {
+    fn new(
+        behaviour: impl Fn(usize) -> BoxFuture<'static, Result<Response, BoxError>> + Send + Sync + 'static,
+    ) -> Self {
         Self { calls: Arc::default(), behaviour: Arc::new(behaviour) }
     }
 
@@ -90,7 +92,8 @@ impl Service<Request> for Handler {
 }
 
 fn request(method: Method, path: &str, tenant: &str, key: Option<&str>, body: &str) -> Request {
-    let mut builder = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
+    let mut builder =
+        http::Request::builder().method(method).uri(path).header("content-type", "application/json");
     if let Some(key) = key {
         builder = builder.header("idempotency-key", key);
     }
@@ -240,7 +243,8 @@ async fn keys_are_scoped_by_tenant_and_route_and_only_post_patch_are_subject() {
     let handler = Handler::created();
     let svc = env.layer().layer(handler.clone());
     let body = r#"{"amount":1}"#;
-    for (tenant, path) in [("acme", "/payments"), ("globex", "/payments"), ("acme", "/payments/p_1/refunds")] {
+    for (tenant, path) in [("acme", "/payments"), ("globex", "/payments"), ("acme", "/payments/p_1/refunds")]
+    {
         let res = send(&svc, request(Method::POST, path, tenant, Some("same-key"), body)).await;
         assert!(!res.headers().contains_key("idempotent-replayed"), "{tenant} {path}");
     }
@@ -264,7 +268,12 @@ async fn keys_are_scoped_by_tenant_and_route_and_only_post_patch_are_subject() {
 async fn keys_are_checked_and_can_be_required() {
     let env = env().await;
     let handler = Handler::created();
-    let layer = IdempotencyLayer::builder().client(env.client.clone()).table(&env.table).require_key(true).build().unwrap();
+    let layer = IdempotencyLayer::builder()
+        .client(env.client.clone())
+        .table(&env.table)
+        .require_key(true)
+        .build()
+        .unwrap();
     let svc = layer.layer(handler.clone());
     let missing = send(&svc, request(Method::POST, "/payments", "acme", None, "{}")).await;
     assert_eq!(missing.status(), 400);

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lift::disaster::{
-    AckedWrite, Item, LinkStats, Region, RegionConfig, RegionSet, ReplicatedTable, Replicator, RpoCheck, SyncWriter,
-    ORIGIN_ATTRIBUTE, VERSION_ATTRIBUTE,
+    AckedWrite, Item, LinkStats, Region, RegionConfig, RegionSet, ReplicatedTable, Replicator, RpoCheck,
+    SyncWriter, ORIGIN_ATTRIBUTE, VERSION_ATTRIBUTE,
 };
 use lift::store::{KeyAttribute, StreamView, TableDef};
 use lift_harness::dynamodb::DynamoDbLocal;
@@ -44,7 +44,12 @@ fn key(pk: &str) -> Item {
 }
 
 /// Two regions on `us`/`eu` endpoints, each with its own `orders` table.
-async fn regions_and_table(us: &str, eu: &str, us_table: String, eu_table: String) -> (RegionSet, ReplicatedTable) {
+async fn regions_and_table(
+    us: &str,
+    eu: &str,
+    us_table: String,
+    eu_table: String,
+) -> (RegionSet, ReplicatedTable) {
     let regions = RegionSet::builder()
         .region(RegionConfig::new(US).dynamodb_endpoint(us))
         .region(RegionConfig::new(EU).dynamodb_endpoint(eu))
@@ -56,12 +61,20 @@ async fn regions_and_table(us: &str, eu: &str, us_table: String, eu_table: Strin
 
 async fn shared_pair() -> (RegionSet, ReplicatedTable) {
     let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
-    let (us_table, eu_table) = (ddb.create_table(&orders()).await.unwrap(), ddb.create_table(&orders()).await.unwrap());
+    let (us_table, eu_table) =
+        (ddb.create_table(&orders()).await.unwrap(), ddb.create_table(&orders()).await.unwrap());
     regions_and_table(ddb.endpoint(), ddb.endpoint(), us_table, eu_table).await
 }
 
 async fn put(region: &Region, table: &ReplicatedTable, item: Item) {
-    region.dynamodb().put_item().table_name(table.name_in(region.name())).set_item(Some(item)).send().await.unwrap();
+    region
+        .dynamodb()
+        .put_item()
+        .table_name(table.name_in(region.name()))
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn get(region: &Region, table: &ReplicatedTable, pk: &str) -> Option<Item> {
@@ -134,13 +147,21 @@ async fn writes_in_one_region_appear_in_the_other_without_loops_and_with_measure
 
     // Updates and deletes follow.
     put(&us, &table, item("order-0", 2, "updated in us")).await;
-    us.dynamodb().delete_item().table_name(table.name_in(US)).set_key(Some(key("order-1"))).send().await.unwrap();
+    us.dynamodb()
+        .delete_item()
+        .table_name(table.name_in(US))
+        .set_key(Some(key("order-1")))
+        .send()
+        .await
+        .unwrap();
     eventually(Duration::from_secs(15), "the update", || async {
         get(&eu, &table, "order-0").await.filter(|i| text(i, VERSION_ATTRIBUTE) == "2")
     })
     .await;
-    eventually(Duration::from_secs(15), "the delete", || async { get(&eu, &table, "order-1").await.is_none().then_some(()) })
-        .await;
+    eventually(Duration::from_secs(15), "the delete", || async {
+        get(&eu, &table, "order-1").await.is_none().then_some(())
+    })
+    .await;
 
     // No loops: each region's stream shows the replicated writes, which go no further. The
     // replicated delete comes back as a no-op delete of a missing item, and stops there.
@@ -187,7 +208,8 @@ async fn an_older_write_never_overwrites_a_newer_one_and_ties_go_to_the_first_re
     })
     .await;
 
-    for (pk, winner) in [("k-older", "new, from eu"), ("k-tie", "tie, from eu"), ("k-newer", "new, from us")] {
+    for (pk, winner) in [("k-older", "new, from eu"), ("k-tie", "tie, from eu"), ("k-newer", "new, from us")]
+    {
         for region in [&us, &eu] {
             let held = get(region, &table, pk).await.unwrap();
             assert_eq!(text(&held, "value"), winner, "{pk} in {}", region.name());
@@ -245,7 +267,8 @@ async fn a_dead_region_fails_synchronous_writes_and_catches_up_from_the_stream_w
     let dedicated = DynamoDbLocal::dedicated().await.expect("a dedicated dynamodb local");
     let (us_table, eu_table) =
         (shared.create_table(&orders()).await.unwrap(), dedicated.create_table(&orders()).await.unwrap());
-    let (regions, table) = regions_and_table(shared.endpoint(), &dedicated.endpoint(), us_table, eu_table).await;
+    let (regions, table) =
+        regions_and_table(shared.endpoint(), &dedicated.endpoint(), us_table, eu_table).await;
     let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
     let replicator = Replicator::builder(regions.clone())
         .table(table.clone())

@@ -6,7 +6,7 @@
 //! with `tokio::time::Instant`, while the HTTP calls to the mock run in real time.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
@@ -157,7 +157,10 @@ async fn binary_secrets_come_as_bytes() {
     mock.put_secret_binary("signing-key", &[0, 1, 2, 255]);
     let cache = SecretsCache::builder().build(client(&mock)).await.unwrap();
     assert_eq!(cache.get_bytes("signing-key").await.unwrap().expose(), &[0, 1, 2, 255]);
-    assert_eq!(cache.get("signing-key").await.unwrap_err(), SecretsError::NotText { id: "signing-key".into() });
+    assert_eq!(
+        cache.get("signing-key").await.unwrap_err(),
+        SecretsError::NotText { id: "signing-key".into() }
+    );
     assert_eq!(cache.get_bytes("db").await.unwrap().expose(), b"db-password-1");
 }
 
@@ -176,17 +179,27 @@ impl Write for Captured {
     }
 }
 
+/// Every log line of this test binary. Global, not per test: `tracing` caches per call
+/// site whether anyone listens, and a thread-local subscriber can miss events that another
+/// test thread's call settled first.
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
+        logs
+    })
+}
+
 #[tokio::test]
 async fn values_never_reach_errors_or_logs() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let logs = logs();
     let mock = mock().await;
     let cache = SecretsCache::builder()
         .prefetch(["db"])

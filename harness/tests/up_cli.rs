@@ -38,7 +38,9 @@ fn aws_cli_creates_and_lists_tables_through_the_printed_endpoint() {
     let env = parse_exports(&lines);
     let endpoint = env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL_DYNAMODB").map(|(_, v)| v.clone());
     assert!(endpoint.is_some(), "no DynamoDB endpoint in {lines:?}");
-    for name in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_STS", "LIFT_JWKS_URL"] {
+    for name in
+        ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_STS", "LIFT_JWKS_URL"]
+    {
         assert!(env.iter().any(|(k, _)| k == name), "{name} missing from {lines:?}");
     }
 
@@ -62,7 +64,8 @@ fn aws_cli_creates_and_lists_tables_through_the_printed_endpoint() {
         "PAY_PER_REQUEST",
     ]);
     let listed: serde_json::Value = serde_json::from_str(&aws(&["dynamodb", "list-tables"])).unwrap();
-    let names: Vec<&str> = listed["TableNames"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    let names: Vec<&str> =
+        listed["TableNames"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(names.contains(&table.as_str()), "{names:?}");
     assert!(names.contains(&"lift-audit"), "--tables creates Lift's tables: {names:?}");
     let identity: serde_json::Value = serde_json::from_str(&aws(&["sts", "get-caller-identity"])).unwrap();

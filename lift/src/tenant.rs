@@ -88,7 +88,9 @@ pub enum TenantError {
 impl From<TenantError> for Error {
     fn from(err: TenantError) -> Self {
         match err {
-            TenantError::NoPrincipal => Error::unauthorized("Bearer").with_detail("authentication is required"),
+            TenantError::NoPrincipal => {
+                Error::unauthorized("Bearer").with_detail("authentication is required")
+            }
             TenantError::InvalidTenant => Error::forbidden("the caller's tenant is not valid"),
             TenantError::InvalidId { field } => Error::validation(field, err.to_string()),
             TenantError::ReservedAttribute(_) | TenantError::NothingToUpdate => Error::internal(err),
@@ -262,7 +264,8 @@ impl TenantTable {
 
     fn check_attributes<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<(), TenantError> {
         for name in names {
-            if name == &self.partition_key || Some(name) == self.sort_key.as_ref() || name == TENANT_ATTRIBUTE {
+            if name == &self.partition_key || Some(name) == self.sort_key.as_ref() || name == TENANT_ATTRIBUTE
+            {
                 return Err(TenantError::ReservedAttribute(name.clone()));
             }
         }
@@ -306,7 +309,13 @@ impl TenantTable {
         self.write(tenant, key, item, true).await
     }
 
-    async fn write(&self, tenant: &TenantId, key: &ItemKey, mut item: Item, new: bool) -> Result<(), TenantError> {
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        key: &ItemKey,
+        mut item: Item,
+        new: bool,
+    ) -> Result<(), TenantError> {
         self.check_attributes(item.keys())?;
         item.extend(self.key(tenant, key)?);
         item.insert(TENANT_ATTRIBUTE.to_owned(), AttributeValue::S(tenant.0.clone()));
@@ -352,8 +361,9 @@ impl TenantTable {
         let mut assignments = Vec::with_capacity(set.len());
         for (i, (name, value)) in set.into_iter().enumerate() {
             assignments.push(format!("#a{i} = :v{i}"));
-            request =
-                request.expression_attribute_names(format!("#a{i}"), name).expression_attribute_values(format!(":v{i}"), value);
+            request = request
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), value);
         }
         let request = request.update_expression(format!("SET {}", assignments.join(", ")));
         match request.send().await {
@@ -409,7 +419,9 @@ impl TenantTable {
                 .send()
                 .await
                 .map_err(dynamo)?;
-            items.extend(out.items.unwrap_or_default().into_iter().filter_map(|item| self.owned(tenant, item)));
+            items.extend(
+                out.items.unwrap_or_default().into_iter().filter_map(|item| self.owned(tenant, item)),
+            );
             match out.last_evaluated_key {
                 Some(next) => start = Some(next),
                 None => break,
@@ -443,7 +455,7 @@ mod tests {
     /// Tenants and ids as generated: anything printable, `#` included, so the refusals are
     /// exercised as much as the keys.
     fn part() -> impl Strategy<Value = String> {
-        prop_oneof!["[a-z0-9]{1,8}", "[a-z#]{1,6}", "\\PC{0,12}", Just("TENANT".to_owned())]
+        prop_oneof!["[a-z0-9]{1,8}", "[ab#]{1,4}", "\\PC{0,12}", Just("TENANT".to_owned())]
     }
 
     proptest! {
@@ -451,7 +463,7 @@ mod tests {
         fn keys_are_injective(t1 in part(), i1 in part(), t2 in part(), i2 in part()) {
             let (Ok(a), Ok(b)) = (TenantId::checked(&t1), TenantId::checked(&t2)) else { return Ok(()) };
             if let (Ok(k1), Ok(k2)) = (partition_key(&a, &i1), partition_key(&b, &i2)) {
-                prop_assert_eq!(k1 == k2, (t1 == t2 && i1 == i2));
+                prop_assert_eq!(k1 == k2, t1 == t2 && i1 == i2);
             }
         }
 

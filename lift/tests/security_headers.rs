@@ -81,9 +81,18 @@ async fn the_sensitive_predicate_limits_no_store() {
 #[tokio::test]
 async fn unsafe_or_malformed_settings_are_refused_at_build() {
     assert!(SecurityHeadersLayer::builder().hsts(Duration::from_secs(3600), true, true).build().is_err());
-    assert!(SecurityHeadersLayer::builder().hsts(Duration::from_secs(63_072_000), false, true).build().is_err());
+    assert!(SecurityHeadersLayer::builder()
+        .hsts(Duration::from_secs(63_072_000), false, true)
+        .build()
+        .is_err());
     assert!(SecurityHeadersLayer::builder().referrer_policy("bad\nvalue").build().is_err());
-    let res = call(&app().layer(SecurityHeadersLayer::builder().without_hsts().without_no_store().build().unwrap()).into_service(), get("/payments")).await;
+    let res = call(
+        &app()
+            .layer(SecurityHeadersLayer::builder().without_hsts().without_no_store().build().unwrap())
+            .into_service(),
+        get("/payments"),
+    )
+    .await;
     assert!(!res.headers().contains_key(header::STRICT_TRANSPORT_SECURITY));
     assert!(!res.headers().contains_key(header::CACHE_CONTROL));
 }
@@ -114,11 +123,13 @@ fn from_origin(method: Method, origin: &str) -> http::request::Builder {
 async fn listed_origins_get_access_with_credentials() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = cors_app(calls.clone());
-    let res = call(&svc, from_origin(Method::POST, "https://app.example.com").body(Body::empty()).unwrap()).await;
+    let res =
+        call(&svc, from_origin(Method::POST, "https://app.example.com").body(Body::empty()).unwrap()).await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
     assert_eq!(res.headers()[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
-    let vary: Vec<_> = res.headers().get_all(header::VARY).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let vary: Vec<_> =
+        res.headers().get_all(header::VARY).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
     let exposed = res.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap();
     assert!(exposed.contains("idempotent-replayed") && exposed.contains("ratelimit-remaining"), "{exposed}");
@@ -129,7 +140,9 @@ async fn listed_origins_get_access_with_credentials() {
 async fn other_origins_get_no_allow_origin() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = cors_app(calls);
-    for origin in ["https://evil.example", "https://app.example.com.evil.example", "null", "http://app.example.com"] {
+    for origin in
+        ["https://evil.example", "https://app.example.com.evil.example", "null", "http://app.example.com"]
+    {
         let res = call(&svc, from_origin(Method::POST, origin).body(Body::empty()).unwrap()).await;
         assert!(!res.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN), "{origin} got access");
         let preflight = call(

@@ -13,8 +13,11 @@ pub mod model;
 pub mod routes;
 pub mod store;
 
-pub use routes::{app, Payments, DEV_TENANT_HEADER};
+pub use routes::{app, app_with_jwt, jwt_layer, Payments, DEV_TENANT_HEADER, READ_SCOPE, REALM, WRITE_SCOPE};
 pub use store::{table_def, PaymentStore, StoreError};
+
+/// The audience payments tokens must carry unless `PAYMENTS_JWT_AUDIENCE` says otherwise.
+pub const DEFAULT_AUDIENCE: &str = "payments";
 
 /// Configuration from the environment.
 #[derive(Clone)]
@@ -23,7 +26,14 @@ pub struct Config {
     pub table: String,
     /// The key for card fingerprints (`PAYMENTS_FINGERPRINT_KEY`).
     pub fingerprint_key: Vec<u8>,
-    /// DEVELOPMENT ONLY (`LIFT_DEV_TENANT_HEADER_INSECURE=1`): take the tenant from a header.
+    /// The token issuer (`PAYMENTS_JWT_ISSUER`, else `LIFT_JWT_ISSUER`).
+    pub jwt_issuer: Option<String>,
+    /// The issuer's JWK set (`PAYMENTS_JWKS_URL`, else `LIFT_JWKS_URL`).
+    pub jwks_url: Option<String>,
+    /// The audience tokens must name (`PAYMENTS_JWT_AUDIENCE`, else `payments`).
+    pub jwt_audience: String,
+    /// DEVELOPMENT ONLY (`LIFT_DEV_TENANT_HEADER_INSECURE=1`): take the tenant from a header
+    /// on requests without a token.
     pub dev_tenant_header_insecure: bool,
 }
 
@@ -32,6 +42,9 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("table", &self.table)
             .field("fingerprint_key", &"[redacted]")
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwt_audience", &self.jwt_audience)
             .field("dev_tenant_header_insecure", &self.dev_tenant_header_insecure)
             .finish()
     }
@@ -43,17 +56,82 @@ impl std::fmt::Debug for Config {
 pub struct ConfigError(String);
 
 impl Config {
-    /// Reads the configuration from the environment.
+    /// Reads the configuration from the environment. A JWT issuer and JWKS URL are
+    /// required unless the development tenant header is on.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let table = std::env::var("PAYMENTS_TABLE").unwrap_or_else(|_| table_def().resolve_name());
-        let fingerprint_key = std::env::var("PAYMENTS_FINGERPRINT_KEY")
-            .map_err(|_| ConfigError("PAYMENTS_FINGERPRINT_KEY is not set".into()))?
+        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table = var("PAYMENTS_TABLE").unwrap_or_else(|| table_def().resolve_name());
+        let fingerprint_key = var("PAYMENTS_FINGERPRINT_KEY")
+            .ok_or_else(|| ConfigError("PAYMENTS_FINGERPRINT_KEY is not set".into()))?
             .into_bytes();
         if fingerprint_key.len() < 16 {
             return Err(ConfigError("PAYMENTS_FINGERPRINT_KEY must be at least 16 bytes".into()));
         }
         let dev_tenant_header_insecure =
-            matches!(std::env::var("LIFT_DEV_TENANT_HEADER_INSECURE").as_deref(), Ok("1" | "true"));
-        Ok(Self { table, fingerprint_key, dev_tenant_header_insecure })
+            matches!(var("LIFT_DEV_TENANT_HEADER_INSECURE").as_deref(), Some("1" | "true"));
+        let jwt_issuer = var("PAYMENTS_JWT_ISSUER").or_else(|| var("LIFT_JWT_ISSUER"));
+        let jwks_url = var("PAYMENTS_JWKS_URL").or_else(|| var("LIFT_JWKS_URL"));
+        let jwt_audience = var("PAYMENTS_JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
+        match (&jwt_issuer, &jwks_url) {
+            (Some(_), Some(_)) => {}
+            (None, None) if dev_tenant_header_insecure => {}
+            (None, _) => {
+                return Err(ConfigError("PAYMENTS_JWT_ISSUER (or LIFT_JWT_ISSUER) is not set".into()));
+            }
+            (_, None) => return Err(ConfigError("PAYMENTS_JWKS_URL (or LIFT_JWKS_URL) is not set".into())),
+        }
+        Ok(Self { table, fingerprint_key, jwt_issuer, jwks_url, jwt_audience, dev_tenant_header_insecure })
+    }
+
+    /// The JWT layer for the configured issuer; `None` when none is configured (only in
+    /// development, with the tenant header on).
+    pub fn jwt_layer(&self) -> Result<Option<lift::middleware::auth::JwtLayer>, ConfigError> {
+        let (Some(issuer), Some(url)) = (&self.jwt_issuer, &self.jwks_url) else {
+            return Ok(None);
+        };
+        let issuer = lift::middleware::auth::Issuer::jwks(issuer, url).audience(&self.jwt_audience);
+        jwt_layer(issuer, self.dev_tenant_header_insecure).map(Some).map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(set: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| set.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    const KEY: (&str, &str) = ("PAYMENTS_FINGERPRINT_KEY", "0123456789abcdef0123");
+
+    #[test]
+    fn jwt_is_required_unless_the_dev_header_is_on() {
+        assert!(Config::from_vars(vars(&[KEY])).is_err());
+        let dev = Config::from_vars(vars(&[KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1")])).unwrap();
+        assert!(dev.jwt_layer().unwrap().is_none());
+        let only_issuer = [KEY, ("LIFT_JWT_ISSUER", "http://127.0.0.1:1")];
+        assert!(Config::from_vars(vars(&only_issuer)).is_err());
+    }
+
+    #[test]
+    fn payments_variables_win_over_lift_ones() {
+        let set = [
+            KEY,
+            ("LIFT_JWT_ISSUER", "http://127.0.0.1:1"),
+            ("LIFT_JWKS_URL", "http://127.0.0.1:1/jwks"),
+            ("PAYMENTS_JWT_ISSUER", "https://id.example.com"),
+            ("PAYMENTS_JWKS_URL", "https://id.example.com/jwks"),
+        ];
+        let config = Config::from_vars(vars(&set)).unwrap();
+        assert_eq!(config.jwt_issuer.as_deref(), Some("https://id.example.com"));
+        assert_eq!(config.jwks_url.as_deref(), Some("https://id.example.com/jwks"));
+        assert_eq!(config.jwt_audience, DEFAULT_AUDIENCE);
+        let lift_only =
+            [KEY, ("LIFT_JWT_ISSUER", "http://127.0.0.1:1"), ("LIFT_JWKS_URL", "http://127.0.0.1:1/jwks")];
+        let config = Config::from_vars(vars(&lift_only)).unwrap();
+        assert!(config.jwt_layer().unwrap().is_some());
     }
 }

@@ -1,7 +1,7 @@
 //! The payments service: on Lambda when the Lambda runtime API is present, otherwise on a
 //! local port (`LIFT_LOCAL_ADDR`, default 127.0.0.1:3000).
 
-use payments::{app, Config, PaymentStore, Payments};
+use payments::{app, app_with_jwt, Config, PaymentStore, Payments};
 
 #[tokio::main]
 async fn main() -> Result<(), lift::BoxError> {
@@ -9,7 +9,10 @@ async fn main() -> Result<(), lift::BoxError> {
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
+    // JWT (PAYMENTS_JWT_ISSUER/PAYMENTS_JWKS_URL, or LIFT_JWT_ISSUER/LIFT_JWKS_URL as
+    // `lift-harness up` exports them) is required unless the development header is on.
     let config = Config::from_env()?;
+    let jwt = config.jwt_layer()?;
     if config.dev_tenant_header_insecure {
         tracing::warn!("LIFT_DEV_TENANT_HEADER_INSECURE is on: any caller can act as any tenant");
     }
@@ -20,7 +23,14 @@ async fn main() -> Result<(), lift::BoxError> {
         create_table_if_missing(&client, &config.table).await?;
     }
     let store = PaymentStore::new(client, config.table.clone(), config.fingerprint_key);
-    let app = app(Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure });
+    let payments = Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure };
+    let app = match jwt {
+        Some(jwt) => app_with_jwt(payments, jwt),
+        None => {
+            tracing::warn!("no JWT issuer configured: only the development tenant header authenticates");
+            app(payments)
+        }
+    };
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         app.run_lambda().await
     } else {
@@ -31,7 +41,10 @@ async fn main() -> Result<(), lift::BoxError> {
 }
 
 /// Creates the payments table unless it exists (development convenience).
-async fn create_table_if_missing(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), lift::BoxError> {
+async fn create_table_if_missing(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), lift::BoxError> {
     if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }

@@ -1,40 +1,149 @@
 //! The HTTP API.
 //!
-//! | Method | Path | |
-//! |---|---|---|
-//! | POST | `/payments` | create a payment |
-//! | GET | `/payments` | list the tenant's payments (`?limit=&cursor=`) |
-//! | GET | `/payments/:id` | get one |
-//! | POST | `/payments/:id/refunds` | refund part or all of it |
+//! | Method | Path | Scope | |
+//! |---|---|---|---|
+//! | POST | `/payments` | `payments:write` | create a payment |
+//! | GET | `/payments` | `payments:read` | list the tenant's payments (`?limit=&cursor=`) |
+//! | GET | `/payments/:id` | `payments:read` | get one |
+//! | POST | `/payments/:id/refunds` | `payments:write` | refund part or all of it |
+//!
+//! Callers authenticate with a bearer JWT ([`app_with_jwt`], [`jwt_layer`]); the tenant is
+//! the token's, never a header's. For local development only, [`Payments::dev_tenant_header_insecure`]
+//! lets a request without a token name its tenant in `X-Lift-Dev-Tenant`.
+
+use std::convert::Infallible;
+use std::task::{Context as TaskContext, Poll};
 
 use http::StatusCode;
-use lift::{json_response, read_json, App, Context, Error, Request, Response};
+use lift::app::Route;
+use lift::middleware::auth::{require_scope, ConfigError, Issuer, JwtLayer};
+use lift::{json_response, read_json, App, Context, Error, Principal, Request, Response, RouteGroup};
 
 use crate::model::{valid_id, validate_amount, CreatePayment, CreateRefund, Invalid};
 use crate::store::{PaymentStore, StoreError};
 
 /// The header a development build may take the tenant from.
 pub const DEV_TENANT_HEADER: &str = "x-lift-dev-tenant";
+/// The scope needed to read payments.
+pub const READ_SCOPE: &str = "payments:read";
+/// The scope needed to create and refund payments.
+pub const WRITE_SCOPE: &str = "payments:write";
+/// The realm of the `WWW-Authenticate` challenges.
+pub const REALM: &str = "payments";
 
 /// What every handler needs.
 #[derive(Debug, Clone)]
 pub struct Payments {
     /// The store.
     pub store: PaymentStore,
-    /// DEVELOPMENT ONLY: take the tenant from the `X-Lift-Dev-Tenant` header when no
-    /// authenticated principal is present. Never enable this in production: any caller
-    /// could act as any tenant.
+    /// DEVELOPMENT ONLY: a request without a bearer token may name its tenant in the
+    /// `X-Lift-Dev-Tenant` header, and acts for it with both payments scopes. Never enable
+    /// this in production: any caller could act as any tenant. Requests with a token
+    /// ignore the header.
     pub dev_tenant_header_insecure: bool,
 }
 
-/// The payments API as a Lift app.
+/// The payments API without authentication in front: only the development tenant header
+/// (when enabled) can authenticate a request. Services use [`app_with_jwt`].
 pub fn app(payments: Payments) -> App {
-    App::new()
-        .post("/payments", create_payment)
-        .get("/payments", list_payments)
-        .get("/payments/:id", get_payment)
-        .post("/payments/:id/refunds", refund_payment)
-        .with_state(payments)
+    let dev = payments.dev_tenant_header_insecure;
+    let app = App::new()
+        .group(
+            RouteGroup::new("/payments")
+                .post("/", create_payment)
+                .post("/:id/refunds", refund_payment)
+                .layer(require_scope(WRITE_SCOPE)),
+        )
+        .group(
+            RouteGroup::new("/payments")
+                .get("/", list_payments)
+                .get("/:id", get_payment)
+                .layer(require_scope(READ_SCOPE)),
+        )
+        .with_state(payments);
+    if dev {
+        app.layer(DevTenantLayer)
+    } else {
+        app
+    }
+}
+
+/// The payments API behind a JWT layer (see [`jwt_layer`]): the default way to serve it.
+pub fn app_with_jwt(payments: Payments, jwt: JwtLayer) -> App {
+    app(payments).layer(jwt)
+}
+
+/// The JWT layer for the payments API: tokens from `issuer`, realm `payments`, `/health*`
+/// exempt, the development tenant header removed from authenticated requests. With
+/// `dev_tenant_header_insecure`, a request without an `Authorization` header but with the
+/// development header passes on to the development tenant check.
+pub fn jwt_layer(issuer: Issuer, dev_tenant_header_insecure: bool) -> Result<JwtLayer, ConfigError> {
+    let mut builder = JwtLayer::builder()
+        .issuer(issuer)
+        .realm(REALM)
+        .exempt_path("/health*")
+        .strip_header(DEV_TENANT_HEADER);
+    if dev_tenant_header_insecure {
+        builder = builder.exempt(|head| {
+            !head.headers.contains_key(http::header::AUTHORIZATION)
+                && head.headers.contains_key(DEV_TENANT_HEADER)
+        });
+    }
+    builder.build()
+}
+
+/// DEVELOPMENT ONLY: authenticates a request without a principal from the
+/// `X-Lift-Dev-Tenant` header.
+#[derive(Debug, Clone, Copy)]
+struct DevTenantLayer;
+
+impl tower::Layer<Route> for DevTenantLayer {
+    type Service = DevTenant;
+
+    fn layer(&self, inner: Route) -> DevTenant {
+        DevTenant(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DevTenant(Route);
+
+/// Sets a development principal from the header unless a real one is there already.
+fn dev_principal(req: &mut Request) -> Result<(), Error> {
+    match Context::of(req) {
+        Some(ctx) if ctx.principal().is_none() => {}
+        _ => return Ok(()),
+    }
+    let Some(value) = req.headers().get(DEV_TENANT_HEADER) else { return Ok(()) };
+    let tenant = value.to_str().ok().filter(|t| valid_id(t) && lift::middleware::auth::valid_tenant(t));
+    let Some(tenant) = tenant.map(str::to_owned) else {
+        return Err(Error::bad_request("the tenant header is not a valid tenant id"));
+    };
+    let principal = Principal::new("dev", tenant).with_scopes([READ_SCOPE, WRITE_SCOPE]);
+    if let Some(ctx) = Context::of_mut(req) {
+        ctx.set_principal(principal);
+    }
+    Ok(())
+}
+
+impl tower::Service<Request> for DevTenant {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <Route as tower::Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        match dev_principal(&mut req) {
+            Ok(()) => self.0.call(req),
+            Err(err) => {
+                let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
+                Box::pin(std::future::ready(Ok(err.render(request_id.as_deref()))))
+            }
+        }
+    }
 }
 
 fn invalid(err: Invalid) -> Error {
@@ -55,25 +164,17 @@ fn store_error(err: StoreError) -> Error {
     }
 }
 
-/// The caller's tenant: the authenticated principal's, or in development the header's.
-fn tenant(req: &Request, payments: &Payments) -> Result<String, Error> {
-    if let Some(tenant) = Context::of(req).and_then(Context::tenant) {
-        return Ok(tenant.to_owned());
-    }
-    if payments.dev_tenant_header_insecure {
-        if let Some(tenant) = req.headers().get(DEV_TENANT_HEADER).and_then(|v| v.to_str().ok()) {
-            if valid_id(tenant) {
-                return Ok(tenant.to_owned());
-            }
-            return Err(Error::bad_request("the tenant header is not a valid tenant id"));
-        }
-    }
-    Err(Error::unauthorized("Bearer").with_detail("authentication is required"))
+/// The caller's tenant: the authenticated principal's, never a header's.
+fn tenant(req: &Request) -> Result<String, Error> {
+    Context::of(req)
+        .and_then(Context::principal)
+        .map(|p| p.tenant.clone())
+        .ok_or_else(|| Error::unauthorized("Bearer").with_detail("authentication is required"))
 }
 
 async fn create_payment(req: Request) -> Result<Response, Error> {
     let payments = lift::app::state::<Payments>(&req)?;
-    let tenant = tenant(&req, payments)?;
+    let tenant = tenant(&req)?;
     let body: CreatePayment = read_json(&req)?;
     let new = body.validate().map_err(invalid)?;
     let payment = payments.store.create(&tenant, new).await.map_err(store_error)?;
@@ -86,7 +187,7 @@ async fn create_payment(req: Request) -> Result<Response, Error> {
 
 async fn get_payment(req: Request) -> Result<Response, Error> {
     let payments = lift::app::state::<Payments>(&req)?;
-    let tenant = tenant(&req, payments)?;
+    let tenant = tenant(&req)?;
     let id = lift::path_param(&req, "id").unwrap_or_default();
     if !valid_id(id) {
         return Err(Error::not_found().with_detail("payment not found"));
@@ -97,7 +198,7 @@ async fn get_payment(req: Request) -> Result<Response, Error> {
 
 async fn list_payments(req: Request) -> Result<Response, Error> {
     let payments = lift::app::state::<Payments>(&req)?;
-    let tenant = tenant(&req, payments)?;
+    let tenant = tenant(&req)?;
     let mut limit = 20;
     let mut cursor = None;
     for (key, value) in req.uri().query().unwrap_or("").split('&').filter_map(|kv| kv.split_once('=')) {
@@ -123,7 +224,7 @@ async fn list_payments(req: Request) -> Result<Response, Error> {
 
 async fn refund_payment(req: Request) -> Result<Response, Error> {
     let payments = lift::app::state::<Payments>(&req)?;
-    let tenant = tenant(&req, payments)?;
+    let tenant = tenant(&req)?;
     let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();
     if !valid_id(&id) {
         return Err(Error::not_found().with_detail("payment not found"));

@@ -1,4 +1,5 @@
-//! The payments API against real DynamoDB Local.
+//! The payments API against real DynamoDB Local, called with real JWTs from the harness's
+//! mocked issuer.
 
 mod support;
 
@@ -31,7 +32,12 @@ async fn create_get_list_and_refund() {
     assert_eq!(list["payments"][0]["id"], id.as_str());
 
     let res = env
-        .send(Method::POST, &format!("/payments/{id}/refunds"), "acme", Some(serde_json::json!({"amount": 1000})))
+        .send(
+            Method::POST,
+            &format!("/payments/{id}/refunds"),
+            "acme",
+            Some(serde_json::json!({"amount": 1000})),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED, "{:?}", json(&res));
     let refund = json(&res);
@@ -40,7 +46,12 @@ async fn create_get_list_and_refund() {
     assert_eq!(refund["payment"]["status"], "partially_refunded");
 
     let res = env
-        .send(Method::POST, &format!("/payments/{id}/refunds"), "acme", Some(serde_json::json!({"amount": 1500})))
+        .send(
+            Method::POST,
+            &format!("/payments/{id}/refunds"),
+            "acme",
+            Some(serde_json::json!({"amount": 1500})),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(json(&res)["payment"]["status"], "refunded");
@@ -52,7 +63,8 @@ async fn over_refund_is_refused_and_changes_nothing() {
     let res = env.send(Method::POST, "/payments", "acme", Some(new_payment(1000, "EUR"))).await;
     let id = json(&res)["id"].as_str().unwrap().to_owned();
     let uri = format!("/payments/{id}/refunds");
-    let refund = |amount: u64| env.send(Method::POST, &uri, "acme", Some(serde_json::json!({ "amount": amount })));
+    let refund =
+        |amount: u64| env.send(Method::POST, &uri, "acme", Some(serde_json::json!({ "amount": amount })));
     assert_eq!(refund(600).await.status(), StatusCode::CREATED);
     let res = refund(401).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -73,10 +85,8 @@ async fn concurrent_refunds_never_exceed_the_payment() {
         .map(|_| {
             let service = env.service.clone();
             let uri = format!("/payments/{id}/refunds");
-            tokio::spawn(async move {
-                let req = request(Method::POST, &uri, Some("acme"), Some(serde_json::json!({"amount": 30})));
-                tower::ServiceExt::oneshot(service, req).await.unwrap().status()
-            })
+            let req = env.request_as(Method::POST, &uri, "acme", Some(serde_json::json!({"amount": 30})));
+            tokio::spawn(async move { tower::ServiceExt::oneshot(service, req).await.unwrap().status() })
         })
         .collect();
     let mut created = 0;
@@ -94,7 +104,9 @@ async fn concurrent_refunds_never_exceed_the_payment() {
 #[tokio::test]
 async fn refund_of_unknown_payment_is_404() {
     let env = env().await;
-    let res = env.send(Method::POST, "/payments/pay_nope/refunds", "acme", Some(serde_json::json!({"amount": 1}))).await;
+    let res = env
+        .send(Method::POST, "/payments/pay_nope/refunds", "acme", Some(serde_json::json!({"amount": 1})))
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -108,7 +120,12 @@ async fn another_tenants_payment_is_invisible() {
     let res = env.send(Method::GET, "/payments", "globex", None).await;
     assert_eq!(json(&res)["payments"].as_array().unwrap().len(), 0);
     let res = env
-        .send(Method::POST, &format!("/payments/{id}/refunds"), "globex", Some(serde_json::json!({"amount": 1})))
+        .send(
+            Method::POST,
+            &format!("/payments/{id}/refunds"),
+            "globex",
+            Some(serde_json::json!({"amount": 1})),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // And the owner still sees it untouched.
@@ -120,7 +137,10 @@ async fn duplicate_id_is_refused() {
     let env = env().await;
     let mut body = new_payment(100, "JPY");
     body["id"] = "pay_fixed_1".into();
-    assert_eq!(env.send(Method::POST, "/payments", "acme", Some(body.clone())).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        env.send(Method::POST, "/payments", "acme", Some(body.clone())).await.status(),
+        StatusCode::CREATED
+    );
     let mut again = new_payment(999, "JPY");
     again["id"] = "pay_fixed_1".into();
     let res = env.send(Method::POST, "/payments", "acme", Some(again)).await;
@@ -144,7 +164,9 @@ async fn list_pages_through_all_payments() {
     let mut uri = "/payments?limit=2".to_owned();
     loop {
         let page = json(&env.send(Method::GET, &uri, "acme", None).await);
-        seen.extend(page["payments"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["payments"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(cursor) => uri = format!("/payments?limit=2&cursor={cursor}"),
             None => break,
@@ -180,15 +202,32 @@ async fn invalid_payments_name_the_field() {
     // A negative amount does not parse into minor units.
     let mut body = new_payment(100, "USD");
     body["amount"] = (-5).into();
-    assert_eq!(env.send(Method::POST, "/payments", "acme", Some(body)).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        env.send(Method::POST, "/payments", "acme", Some(body)).await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
-async fn no_tenant_is_401_when_the_dev_header_is_off() {
+async fn the_dev_header_is_refused_when_the_option_is_off() {
     let env = env_with(false).await;
-    let res = env.send(Method::POST, "/payments", "acme", Some(new_payment(100, "USD"))).await;
+    let res = env.call(request(Method::POST, "/payments", Some("acme"), Some(new_payment(100, "USD")))).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert!(res.headers().contains_key("www-authenticate"));
+    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"payments\"");
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let scan = env.client.scan().table_name(&env.table).send().await.unwrap();
+    assert_eq!(scan.items().len(), 0, "nothing was written");
+}
+
+#[tokio::test]
+async fn the_dev_header_still_works_when_the_option_is_on() {
+    let env = env().await;
+    let res = env.call(request(Method::POST, "/payments", Some("acme"), Some(new_payment(100, "USD")))).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", json(&res));
+    let id = json(&res)["id"].as_str().unwrap().to_owned();
+    assert!(env.store.get("acme", &id).await.is_ok());
+    let res = env.call(request(Method::GET, "/payments", Some("not a tenant!"), None)).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -216,7 +255,8 @@ async fn unreachable_dynamodb_is_a_503_problem() {
     drop(listener);
     let client = lift_harness::dynamodb::client_for(&endpoint, "us-east-1");
     let store = payments::PaymentStore::new(client, "payments", support::FINGERPRINT_KEY);
-    let service = payments::app(payments::Payments { store, dev_tenant_header_insecure: true }).into_service();
+    let service =
+        payments::app(payments::Payments { store, dev_tenant_header_insecure: true }).into_service();
     let res = tower::ServiceExt::oneshot(
         service,
         request(Method::POST, "/payments", Some("acme"), Some(new_payment(100, "USD"))),

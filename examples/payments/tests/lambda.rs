@@ -18,8 +18,13 @@ fn invocation(id: &str) -> Invocation {
 async fn api_gateway_v2_create_then_get() {
     let env = support::env().await;
     let dispatcher = Dispatcher::new(Some(env.service.clone()), EventRouter::new());
-    let event: serde_json::Value =
+    let mut event: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/apigw_v2_create_payment.json")).unwrap();
+    // As API Gateway forwards it: a bearer token, no development header.
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.remove(payments::DEV_TENANT_HEADER);
+    headers
+        .insert("authorization".into(), format!("Bearer {}", env.token("acme", support::ALL_SCOPES)).into());
     let out = dispatcher.dispatch(event.clone(), invocation("lambda-req-1")).await.unwrap();
     assert_eq!(out["statusCode"], 201, "{out}");
     assert_eq!(out["headers"]["x-request-id"], "lambda-req-1");
@@ -36,8 +41,14 @@ async fn api_gateway_v2_create_then_get() {
     get["requestContext"]["http"]["path"] = format!("/payments/{id}").into();
     get["body"] = serde_json::Value::Null;
     get["isBase64Encoded"] = false.into();
-    let out = dispatcher.dispatch(get, invocation("lambda-req-2")).await.unwrap();
+    let out = dispatcher.dispatch(get.clone(), invocation("lambda-req-2")).await.unwrap();
     assert_eq!(out["statusCode"], 200, "{out}");
+    assert_eq!(env.store.get("acme", id).await.unwrap().amount, 1999);
+
+    // Another tenant's token sees nothing.
+    get["headers"]["authorization"] = format!("Bearer {}", env.token("globex", support::ALL_SCOPES)).into();
+    let out = dispatcher.dispatch(get, invocation("lambda-req-3")).await.unwrap();
+    assert_eq!(out["statusCode"], 404, "{out}");
 }
 
 #[tokio::test]

@@ -91,7 +91,9 @@ impl RecordSet {
     }
 
     fn same_set(&self, other: &RecordSet) -> bool {
-        self.name == other.name && self.record_type == other.record_type && self.set_identifier == other.set_identifier
+        self.name == other.name
+            && self.record_type == other.record_type
+            && self.set_identifier == other.set_identifier
     }
 }
 
@@ -172,8 +174,11 @@ impl Route53Mock {
     /// The record sets of `zone`, in Route 53's order (by name, then type).
     pub fn record_sets(&self, zone: &str) -> Vec<RecordSet> {
         let zones = lock(&self.state.zones);
-        let mut records = zones.iter().find(|z| z.id == zone_id(zone)).map(|z| z.records.clone()).unwrap_or_default();
-        records.sort_by(|a, b| (&a.name, &a.record_type, &a.set_identifier).cmp(&(&b.name, &b.record_type, &b.set_identifier)));
+        let mut records =
+            zones.iter().find(|z| z.id == zone_id(zone)).map(|z| z.records.clone()).unwrap_or_default();
+        records.sort_by(|a, b| {
+            (&a.name, &a.record_type, &a.set_identifier).cmp(&(&b.name, &b.record_type, &b.set_identifier))
+        });
         records
     }
 
@@ -223,7 +228,9 @@ fn route(request: &Request) -> Option<(&'static str, String)> {
         ["hostedzone", id, "rrset"] if *method == http::Method::POST => {
             Some((CHANGE_RESOURCE_RECORD_SETS, (*id).to_owned()))
         }
-        ["hostedzone", id, "rrset"] if *method == http::Method::GET => Some((LIST_RESOURCE_RECORD_SETS, (*id).to_owned())),
+        ["hostedzone", id, "rrset"] if *method == http::Method::GET => {
+            Some((LIST_RESOURCE_RECORD_SETS, (*id).to_owned()))
+        }
         ["change", id] if *method == http::Method::GET => Some((GET_CHANGE, (*id).to_owned())),
         _ => None,
     }
@@ -256,7 +263,11 @@ impl Service for State {
             Some((CHANGE_RESOURCE_RECORD_SETS, zone)) => self.change(&zone, request),
             Some((LIST_RESOURCE_RECORD_SETS, zone)) => self.list(&zone),
             Some((_, change)) => self.get_change(&change),
-            None => Err(AwsError::new(404, "UnknownOperationException", format!("no route for {}", request.url.path()))),
+            None => Err(AwsError::new(
+                404,
+                "UnknownOperationException",
+                format!("no route for {}", request.url.path()),
+            )),
         };
         result.unwrap_or_else(|error| self.error(request, &error))
     }
@@ -269,7 +280,8 @@ impl Service for State {
 impl State {
     fn change(&self, zone: &str, request: &Request) -> Result<ResponseTemplate, AwsError> {
         let text = std::str::from_utf8(&request.body).map_err(|_| invalid_input("the body is not UTF-8"))?;
-        let doc = xml::parse(text).map_err(|e| invalid_input(format!("could not parse the XML body: {e}")))?;
+        let doc =
+            xml::parse(text).map_err(|e| invalid_input(format!("could not parse the XML body: {e}")))?;
         if doc.name != "ChangeResourceRecordSetsRequest" {
             return Err(invalid_input(format!("unexpected root element {}", doc.name)));
         }
@@ -281,7 +293,9 @@ impl State {
             if !matches!(action.as_str(), "CREATE" | "DELETE" | "UPSERT") {
                 return Err(invalid_input(format!("invalid Action {action:?}")));
             }
-            let set = change.child("ResourceRecordSet").ok_or_else(|| invalid_input("ResourceRecordSet is required"))?;
+            let set = change
+                .child("ResourceRecordSet")
+                .ok_or_else(|| invalid_input("ResourceRecordSet is required"))?;
             changes.push((action, record_set(set)?));
         }
         if changes.is_empty() {
@@ -289,10 +303,9 @@ impl State {
         }
 
         let mut zones = lock(&self.zones);
-        let zone = zones
-            .iter_mut()
-            .find(|z| z.id == zone_id(zone))
-            .ok_or_else(|| AwsError::new(404, "NoSuchHostedZone", format!("No hosted zone found with ID: {zone}")))?;
+        let zone = zones.iter_mut().find(|z| z.id == zone_id(zone)).ok_or_else(|| {
+            AwsError::new(404, "NoSuchHostedZone", format!("No hosted zone found with ID: {zone}"))
+        })?;
         // Validate and apply on a copy: a batch applies as a whole or not at all.
         let mut records = zone.records.clone();
         for (action, set) in &changes {
@@ -357,23 +370,30 @@ impl State {
         let id = id.trim_start_matches("/change/");
         let pending_polls = *lock(&self.pending_polls);
         let mut changes = lock(&self.changes);
-        let entry = changes
-            .iter_mut()
-            .find(|c| c.id == id)
-            .ok_or_else(|| AwsError::new(404, "NoSuchChange", format!("A change with the specified change ID does not exist: {id}")))?;
+        let entry = changes.iter_mut().find(|c| c.id == id).ok_or_else(|| {
+            AwsError::new(
+                404,
+                "NoSuchChange",
+                format!("A change with the specified change ID does not exist: {id}"),
+            )
+        })?;
         entry.polls += 1;
         let status = if entry.polls > pending_polls { "INSYNC" } else { "PENDING" };
-        Ok(xml_ok(format!("<GetChangeResponse xmlns=\"{NAMESPACE}\">{}</GetChangeResponse>", change_info(entry, status))))
+        Ok(xml_ok(format!(
+            "<GetChangeResponse xmlns=\"{NAMESPACE}\">{}</GetChangeResponse>",
+            change_info(entry, status)
+        )))
     }
 
     fn list(&self, zone: &str) -> Result<ResponseTemplate, AwsError> {
         let zones = lock(&self.zones);
-        let zone = zones
-            .iter()
-            .find(|z| z.id == zone_id(zone))
-            .ok_or_else(|| AwsError::new(404, "NoSuchHostedZone", format!("No hosted zone found with ID: {zone}")))?;
+        let zone = zones.iter().find(|z| z.id == zone_id(zone)).ok_or_else(|| {
+            AwsError::new(404, "NoSuchHostedZone", format!("No hosted zone found with ID: {zone}"))
+        })?;
         let mut records = zone.records.clone();
-        records.sort_by(|a, b| (&a.name, &a.record_type, &a.set_identifier).cmp(&(&b.name, &b.record_type, &b.set_identifier)));
+        records.sort_by(|a, b| {
+            (&a.name, &a.record_type, &a.set_identifier).cmp(&(&b.name, &b.record_type, &b.set_identifier))
+        });
         let sets: String = records.iter().map(record_xml).collect();
         Ok(xml_ok(format!(
             "<ListResourceRecordSetsResponse xmlns=\"{NAMESPACE}\"><ResourceRecordSets>{sets}</ResourceRecordSets>\
@@ -396,7 +416,8 @@ fn change_info(entry: &ChangeEntry, status: &str) -> String {
 
 fn record_set(el: &xml::Element) -> Result<RecordSet, AwsError> {
     let name = el.child_text("Name").ok_or_else(|| invalid_input("ResourceRecordSet.Name is required"))?;
-    let record_type = el.child_text("Type").ok_or_else(|| invalid_input("ResourceRecordSet.Type is required"))?;
+    let record_type =
+        el.child_text("Type").ok_or_else(|| invalid_input("ResourceRecordSet.Type is required"))?;
     let ttl = match el.child_text("TTL") {
         Some(ttl) => Some(ttl.parse().map_err(|_| invalid_input(format!("invalid TTL {ttl:?}")))?),
         None => None,
@@ -554,7 +575,10 @@ mod xml {
             }
         }
         if stack.len() != 1 {
-            return Err(format!("<{}> is not closed", stack.last().map(|e| e.name.as_str()).unwrap_or_default()));
+            return Err(format!(
+                "<{}> is not closed",
+                stack.last().map(|e| e.name.as_str()).unwrap_or_default()
+            ));
         }
         let root = stack.pop().unwrap_or_default();
         root.children.into_iter().next().ok_or_else(|| "no root element".to_owned())

@@ -26,7 +26,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => value * 60.0,
         other => return Err(format!("invalid duration {text:?}: unknown unit {other:?} (ms, s, m)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 86_400.0 {
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
         return Err(format!("invalid duration {text:?}: out of range"));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -464,15 +464,19 @@ async fn watch_health(
                 HealthState::Healthy => ("region_up", status.up_since),
                 HealthState::Unknown => ("region_unknown", None),
             };
+            let detail = match status.state {
+                HealthState::Unhealthy => format!(
+                    "{} failing probe rounds in a row; {}",
+                    status.consecutive_failures,
+                    status.last_error.as_deref().unwrap_or("no error recorded")
+                ),
+                _ => format!("{} passing probe rounds in a row", status.consecutive_successes),
+            };
             events.lock().expect("events lock").push(EventRecord {
                 t_ms: ms(at.unwrap_or_else(Instant::now)),
                 region: status.region.clone(),
                 kind: kind.into(),
-                detail: format!(
-                    "{} consecutive failures; {}",
-                    status.consecutive_failures,
-                    status.last_error.as_deref().unwrap_or("probes pass")
-                ),
+                detail,
             });
         }
     }

@@ -2,14 +2,13 @@
 //! error bodies DynamoDB itself sends.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::rngs::StdRng;
@@ -243,7 +242,20 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Why a request could not be forwarded: the connection is closed without an answer, as a
+/// dead DynamoDB node would leave it (a 502 would read as an answer from DynamoDB).
+#[derive(Debug)]
+struct Unforwarded(String);
+
+impl std::fmt::Display for Unforwarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot forward to dynamodb: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unforwarded {}
+
+async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Unforwarded> {
     let operation = req
         .headers()
         .get("x-amz-target")
@@ -272,12 +284,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         let _ = req.into_body().collect().await;
         return Ok(error_response(fault));
     }
-    Ok(forward(req, &state).await.unwrap_or_else(|reason| {
+    forward(req, &state).await.map_err(|reason| {
         tracing::debug!(%operation, "aws fault proxy cannot forward: {reason}");
-        let mut response = Response::new(Full::new(Bytes::from(reason)));
-        *response.status_mut() = StatusCode::BAD_GATEWAY;
-        response
-    }))
+        Unforwarded(reason)
+    })
 }
 
 async fn forward(req: Request<Incoming>, state: &State) -> Result<Response<Full<Bytes>>, String> {

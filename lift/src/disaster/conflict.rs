@@ -211,7 +211,8 @@ mod tests {
     fn put_conditions_encode_the_tie_break() {
         let table = ReplicatedTable::new(TableDef::new("t", KeyAttribute::string("id")));
         let key = Item::from([("id".to_owned(), AttributeValue::S("1".into()))]);
-        let image = Item::from([("id".to_owned(), AttributeValue::S("1".into())), ("_version".to_owned(), n(4))]);
+        let image =
+            Item::from([("id".to_owned(), AttributeValue::S("1".into())), ("_version".to_owned(), n(4))]);
         let change = |source, target| Change {
             kind: ChangeKind::Put,
             table: &table,
@@ -223,13 +224,18 @@ mod tests {
         };
         let lww = LastWriterWins::new();
         let c = lww.condition(&change("eu-west-1", "us-east-1")).unwrap();
-        assert!(c.expression.ends_with("(#v = :v AND (#o > :src OR attribute_not_exists(#o)))"), "{}", c.expression);
+        assert!(
+            c.expression.ends_with("(#v = :v AND (#o > :src OR attribute_not_exists(#o)))"),
+            "{}",
+            c.expression
+        );
         assert_eq!(c.names["#k"], "id");
         assert_eq!(c.values[":v"], n(4));
         let c = lww.condition(&change("us-east-1", "eu-west-1")).unwrap();
         assert!(c.expression.ends_with("(#v = :v AND (#o > :src))"), "{}", c.expression);
 
-        let delete = Change { kind: ChangeKind::Delete, new_image: None, old_image: Some(&image), ..change("a", "b") };
+        let delete =
+            Change { kind: ChangeKind::Delete, new_image: None, old_image: Some(&image), ..change("a", "b") };
         assert_eq!(lww.condition(&delete).unwrap().expression, "attribute_not_exists(#v) OR #v <= :v");
     }
 }

@@ -39,7 +39,9 @@ fn invalid(var: &str, value: String, reason: &str) -> ConfigError {
 /// A whole number of milliseconds.
 pub(crate) fn millis(vars: &dyn Vars, var: &str) -> Result<Option<Duration>, ConfigError> {
     vars.get(var)
-        .map(|v| v.parse().map(Duration::from_millis).map_err(|_| invalid(var, v, "expected whole milliseconds")))
+        .map(|v| {
+            v.parse().map(Duration::from_millis).map_err(|_| invalid(var, v, "expected whole milliseconds"))
+        })
         .transpose()
 }
 

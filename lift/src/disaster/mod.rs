@@ -84,8 +84,8 @@ mod policy;
 mod probe;
 mod region;
 mod replication;
-mod router;
 mod route53;
+mod router;
 mod rpo;
 mod sync;
 mod table;
@@ -94,10 +94,14 @@ pub use conflict::{
     compare_versions, Change, ChangeKind, ConflictResolver, LastWriterWins, WriteCondition, ORIGIN_ATTRIBUTE,
     VERSION_ATTRIBUTE,
 };
-pub use error::{ConfigError, ProbeError, RegionFailure, ReplicationError, Route53Error, RpoError, SyncWriteError};
+pub use error::{
+    ConfigError, ProbeError, RegionFailure, ReplicationError, Route53Error, RpoError, SyncWriteError,
+};
 pub use health::{HealthSnapshot, HealthState, RegionHealth, RegionStatus};
 pub use monitor::{HealthMonitor, HealthMonitorBuilder, MonitorConfig};
-pub use orchestrator::{DnsUpdate, FailoverOrchestrator, FailoverOrchestratorBuilder, FailoverRecord, SwitchKind};
+pub use orchestrator::{
+    DnsUpdate, FailoverOrchestrator, FailoverOrchestratorBuilder, FailoverRecord, SwitchKind,
+};
 pub use policy::{Decision, FailoverPolicy};
 pub use probe::{default_probes, DynamoDbProbe, HttpProbe, Probe, ProbeFuture};
 pub use region::{Region, RegionConfig, RegionSet, RegionSetBuilder};

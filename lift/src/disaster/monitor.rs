@@ -104,7 +104,10 @@ impl MonitorConfig {
             return Err(ConfigError::invalid("interval", "must be greater than zero"));
         }
         if self.timeout.is_zero() || self.timeout > self.interval {
-            return Err(ConfigError::invalid("timeout", "must be greater than zero and at most the interval"));
+            return Err(ConfigError::invalid(
+                "timeout",
+                "must be greater than zero and at most the interval",
+            ));
         }
         if self.failure_threshold == 0 {
             return Err(ConfigError::invalid("failure_threshold", "must be at least 1"));
@@ -218,7 +221,8 @@ impl HealthMonitorBuilder {
             .into_iter()
             .enumerate()
             .map(|(index, (name, probes))| {
-                let health = RegionHealth::new(name, self.config.failure_threshold, self.config.recovery_threshold);
+                let health =
+                    RegionHealth::new(name, self.config.failure_threshold, self.config.recovery_threshold);
                 tokio::spawn(probe_loop(index, health, probes, self.config.clone(), tx.clone()))
             })
             .collect();
@@ -355,7 +359,10 @@ mod tests {
         assert_eq!(snap.state("us-east-1"), HealthState::Healthy);
         assert_eq!(snap.regions[0].consecutive_failures, 1);
         assert_eq!(snap.regions[0].last_error.as_deref(), Some("probe timed out after 500ms"));
-        assert!(t0.elapsed() <= Duration::from_millis(1500), "next tick plus the timeout, not the probe's hour");
+        assert!(
+            t0.elapsed() <= Duration::from_millis(1500),
+            "next tick plus the timeout, not the probe's hour"
+        );
         probe.set(UP);
         assert_eq!(rounds(&mut rx, 1).await.regions[0].consecutive_failures, 0);
 
@@ -390,10 +397,13 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_environment() {
-        let vars: HashMap<&str, &str> =
-            [("LIFT_PROBE_INTERVAL_MS", "200"), ("LIFT_PROBE_TIMEOUT_MS", "100"), ("LIFT_PROBE_FAILURE_THRESHOLD", "5")]
-                .into_iter()
-                .collect();
+        let vars: HashMap<&str, &str> = [
+            ("LIFT_PROBE_INTERVAL_MS", "200"),
+            ("LIFT_PROBE_TIMEOUT_MS", "100"),
+            ("LIFT_PROBE_FAILURE_THRESHOLD", "5"),
+        ]
+        .into_iter()
+        .collect();
         let config = MonitorConfig::from_vars(&vars).unwrap();
         assert_eq!(config.interval, Duration::from_millis(200));
         assert_eq!(config.timeout, Duration::from_millis(100));
@@ -403,7 +413,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_region_without_probes_is_refused() {
-        let err = HealthMonitor::builder(MonitorConfig::default()).region("a", Vec::new()).start().unwrap_err();
+        let err =
+            HealthMonitor::builder(MonitorConfig::default()).region("a", Vec::new()).start().unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { setting: "probes", .. }));
     }
 }

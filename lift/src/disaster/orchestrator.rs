@@ -43,8 +43,11 @@ pub struct DnsUpdate {
 /// `declared_down_at` when the region was declared unhealthy. For a failback after
 /// recovery the event is the primary's recovery: the first passing round and the moment it
 /// was declared healthy. `traffic_moved_at` is when the [`RegionRouter`] switched, before any
-/// DNS update. A fault can begin up to one probe interval before the first failing round;
-/// a drill that injects the fault measures from its own clock.
+/// DNS update; the record is published just before the router moves, so a router
+/// subscriber always finds it. A fault can begin up to one probe interval before the first
+/// failing round, and a round already in flight when it begins fails too (so the streak
+/// can start up to one probe timeout before the fault); a drill that injects the fault
+/// measures from its own clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailoverRecord {
     /// Failover or failback.
@@ -292,13 +295,18 @@ impl Engine {
         let last = *self.last_switch.lock().unwrap_or_else(|p| p.into_inner());
         let (to, kind) = match self.policy.decide(now, active, snapshot, last) {
             Decision::FailOver { to } => (to, SwitchKind::FailOver),
-            Decision::FailBack if snapshot.regions.get(active).is_some_and(|r| r.state == HealthState::Unhealthy) => {
+            Decision::FailBack
+                if snapshot.regions.get(active).is_some_and(|r| r.state == HealthState::Unhealthy) =>
+            {
                 (0, SwitchKind::FailOver)
             }
             Decision::FailBack => (0, SwitchKind::FailBack),
             Decision::Stay | Decision::Held { .. } => return,
         };
-        let Some(from) = self.router.switch_to_index(to) else { return };
+        let from = active;
+        if to == from {
+            return;
+        }
         let moved = tokio::time::Instant::now().into_std();
         *self.last_switch.lock().unwrap_or_else(|p| p.into_inner()) = Some(moved);
 
@@ -344,6 +352,8 @@ impl Engine {
             });
             index
         };
+        // The record is published first, so whoever sees the router move finds it.
+        self.router.switch_to_index(to);
 
         if let Some((client, dns)) = &self.dns {
             let result = match dns.record_for(&target) {
@@ -389,7 +399,13 @@ mod tests {
         }
         fn check(&self) -> ProbeFuture<'_> {
             let up = self.0.load(Ordering::SeqCst);
-            Box::pin(async move { if up { Ok(()) } else { Err(ProbeError::Unreachable("refused".into())) } })
+            Box::pin(async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err(ProbeError::Unreachable("refused".into()))
+                }
+            })
         }
     }
 
@@ -433,7 +449,10 @@ mod tests {
         assert!(moved - outage <= Duration::from_secs(3) + TICK, "took {:?}", moved - outage);
 
         let record = &orchestrator.records()[0];
-        assert_eq!((record.kind, record.from.as_str(), record.to.as_str()), (SwitchKind::FailOver, "us-east-1", "eu-west-1"));
+        assert_eq!(
+            (record.kind, record.from.as_str(), record.to.as_str()),
+            (SwitchKind::FailOver, "us-east-1", "eu-west-1")
+        );
         assert_eq!(record.time_to_detect, Duration::from_secs(2), "three rounds, one second apart");
         assert!(record.fault_detected_at >= outage);
         assert!(record.time_to_failover <= Duration::from_secs(2) + TICK);
@@ -496,7 +515,8 @@ mod tests {
     async fn configurations_that_cannot_fail_over_are_refused() {
         let one = RegionSet::builder().region(RegionConfig::new("us-east-1")).build().unwrap();
         assert_eq!(FailoverOrchestrator::builder(one).start().unwrap_err(), ConfigError::TooFewRegions(1));
-        let err = FailoverOrchestrator::builder(regions()).probes("ap-south-1", Vec::new()).start().unwrap_err();
+        let err =
+            FailoverOrchestrator::builder(regions()).probes("ap-south-1", Vec::new()).start().unwrap_err();
         assert_eq!(err, ConfigError::UnknownRegion("ap-south-1".into()));
     }
 }

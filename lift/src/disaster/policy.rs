@@ -222,7 +222,10 @@ mod tests {
         assert_eq!(policy.decide(t0 + Duration::from_secs(59), 1, &recovered, switched), Decision::Stay);
         assert_eq!(policy.decide(t0 + Duration::from_secs(60), 1, &recovered, switched), Decision::FailBack);
         let no_failback = policy.clone().failback_enabled(false);
-        assert_eq!(no_failback.decide(t0 + Duration::from_secs(600), 1, &recovered, switched), Decision::Stay);
+        assert_eq!(
+            no_failback.decide(t0 + Duration::from_secs(600), 1, &recovered, switched),
+            Decision::Stay
+        );
         // The active secondary failing sends traffic to a healthy primary at once.
         let secondary_down = health(&[Healthy, Unhealthy], Some(t0));
         assert_eq!(policy.decide(t0, 1, &secondary_down, switched), Decision::FailBack);

@@ -110,8 +110,11 @@ impl Probe for HttpProbe {
             let request = http::Request::get(self.url.clone())
                 .body(Empty::new())
                 .map_err(|err| ProbeError::Unreachable(err.to_string()))?;
-            let response =
-                self.client.request(request).await.map_err(|err| ProbeError::Unreachable(super::error::sdk_message(&err)))?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|err| ProbeError::Unreachable(super::error::sdk_message(&err)))?;
             let status = response.status();
             // Read the body so the connection goes back to the pool.
             let _ = response.into_body().collect().await;
@@ -151,7 +154,8 @@ mod tests {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 1024];
                     let _ = socket.read(&mut buf).await;
-                    let response = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let response =
+                        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                     let _ = socket.write_all(response.as_bytes()).await;
                 });
             }

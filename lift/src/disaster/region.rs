@@ -340,7 +340,11 @@ fn validate_name(name: &str) -> Result<(), ConfigError> {
 }
 
 /// Checks that `url` parses and has one of `schemes` and a host.
-pub(crate) fn validate_url(setting: &'static str, url: &str, schemes: &[&str]) -> Result<http::Uri, ConfigError> {
+pub(crate) fn validate_url(
+    setting: &'static str,
+    url: &str,
+    schemes: &[&str],
+) -> Result<http::Uri, ConfigError> {
     let invalid = |reason: String| ConfigError::InvalidUrl { setting, url: url.to_owned(), reason };
     let uri: http::Uri = url.parse().map_err(|err: http::uri::InvalidUri| invalid(err.to_string()))?;
     let scheme = uri.scheme_str().unwrap_or_default();
@@ -424,12 +428,15 @@ mod tests {
         assert_eq!(dup.unwrap_err(), ConfigError::DuplicateRegion("a".into()));
         let bad_name = RegionSet::builder().region(RegionConfig::new("US East")).build();
         assert!(matches!(bad_name.unwrap_err(), ConfigError::InvalidRegionName(_)));
-        let bad_url = RegionSet::builder().region(RegionConfig::new("a").dynamodb_endpoint("127.0.0.1:8000")).build();
+        let bad_url =
+            RegionSet::builder().region(RegionConfig::new("a").dynamodb_endpoint("127.0.0.1:8000")).build();
         assert!(matches!(bad_url.unwrap_err(), ConfigError::InvalidUrl { setting: "dynamodb_endpoint", .. }));
-        let https_health =
-            RegionSet::builder().region(RegionConfig::new("a").health_url("https://example.com/health/ready")).build();
+        let https_health = RegionSet::builder()
+            .region(RegionConfig::new("a").health_url("https://example.com/health/ready"))
+            .build();
         assert!(matches!(https_health.unwrap_err(), ConfigError::InvalidUrl { setting: "health_url", .. }));
-        let zero = RegionSet::builder().region(RegionConfig::new("a")).connect_timeout(Duration::ZERO).build();
+        let zero =
+            RegionSet::builder().region(RegionConfig::new("a")).connect_timeout(Duration::ZERO).build();
         assert!(matches!(zero.unwrap_err(), ConfigError::Invalid { setting: "connect_timeout", .. }));
     }
 

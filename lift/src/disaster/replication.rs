@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
 use aws_sdk_dynamodbstreams::types::{OperationType, Record, ShardIteratorType};
 use tokio::task::JoinHandle;
 
-use super::conflict::{Change, ChangeKind, ConflictResolver, LastWriterWins, WriteCondition, ORIGIN_ATTRIBUTE};
+use super::conflict::{
+    Change, ChangeKind, ConflictResolver, LastWriterWins, WriteCondition, ORIGIN_ATTRIBUTE,
+};
 use super::error::sdk_message;
 use super::table::{Item, ReplicatedTable};
 use super::{ConfigError, Region, RegionSet, ReplicationError};
@@ -32,8 +34,10 @@ pub enum StartPosition {
 /// Counters and lag of replication, for one link or summed over all.
 ///
 /// Lag is measured when a change is applied: apply time minus the stream record's
-/// `ApproximateCreationDateTime` (which AWS rounds down to the second), or minus the
-/// item's lag attribute (epoch milliseconds) when one is configured and present.
+/// `ApproximateCreationDateTime`, or, when a lag attribute is configured
+/// ([`ReplicatorBuilder::lag_attribute`]), minus that attribute of the new image (epoch
+/// milliseconds; deletes and changes without it are then not measured). The stream's time
+/// is coarse: AWS rounds it down to the second, DynamoDB Local further.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReplicationStats {
     /// Changes applied in the target.
@@ -44,7 +48,7 @@ pub struct ReplicationStats {
     pub skipped_replicated: u64,
     /// Failed requests (each retried).
     pub errors: u64,
-    /// The lag of the last applied change.
+    /// The lag of the last measured applied change.
     pub last_lag: Option<Duration>,
     /// The largest lag seen.
     pub max_lag: Option<Duration>,
@@ -63,6 +67,8 @@ impl ReplicationStats {
         self.max_lag = self.max_lag.max(other.max_lag);
         if other.last_applied_at > self.last_applied_at {
             self.last_applied_at = other.last_applied_at;
+            self.last_lag = other.last_lag.or(self.last_lag);
+        } else if self.last_lag.is_none() {
             self.last_lag = other.last_lag;
         }
         if other.last_error.is_some() {
@@ -201,8 +207,9 @@ impl ReplicatorBuilder {
         self
     }
 
-    /// Measures lag from this item attribute (epoch milliseconds, a number) when present,
-    /// instead of the stream record's second-granular creation time.
+    /// Measures lag from this item attribute (epoch milliseconds, a number, set by the
+    /// writer) instead of the stream record's coarse creation time; changes without it
+    /// (deletes) are not measured.
     pub fn lag_attribute(mut self, attribute: impl Into<String>) -> Self {
         self.lag_attribute = Some(attribute.into());
         self
@@ -307,7 +314,7 @@ struct Cursor {
 }
 
 /// What applying one record did.
-enum Applied {
+enum Outcome {
     Applied(Option<Duration>),
     Superseded,
     Replicated,
@@ -386,31 +393,34 @@ impl Link {
                 Some(iterator) => iterator,
                 None => self.iterator(&stream_arn, shard).await?,
             };
-            let out = match self.source.streams().get_records().shard_iterator(iterator).limit(1000).send().await {
-                Ok(out) => out,
-                Err(err) => {
-                    let expired = err.as_service_error().is_some_and(|e| {
-                        e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception()
-                    });
-                    if expired {
-                        // A fresh iterator after the last applied record, next round.
-                        continue;
+            let out =
+                match self.source.streams().get_records().shard_iterator(iterator).limit(1000).send().await {
+                    Ok(out) => out,
+                    Err(err) => {
+                        let expired = err.as_service_error().is_some_and(|e| {
+                            e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception()
+                        });
+                        if expired {
+                            // A fresh iterator after the last applied record, next round.
+                            continue;
+                        }
+                        return Err(format!("GetRecords: {}", sdk_message(&err)));
                     }
-                    return Err(format!("GetRecords: {}", sdk_message(&err)));
-                }
-            };
+                };
             for record in out.records() {
                 match self.apply(record).await {
                     Ok(outcome) => self.update(|s| match outcome {
-                        Applied::Applied(lag) => {
+                        Outcome::Applied(lag) => {
                             s.applied += 1;
                             s.last_applied_at = Some(SystemTime::now());
-                            s.last_lag = lag;
-                            s.max_lag = s.max_lag.max(lag);
+                            if lag.is_some() {
+                                s.last_lag = lag;
+                                s.max_lag = s.max_lag.max(lag);
+                            }
                         }
-                        Applied::Superseded => s.superseded += 1,
-                        Applied::Replicated => s.skipped_replicated += 1,
-                        Applied::Ignored => {}
+                        Outcome::Superseded => s.superseded += 1,
+                        Outcome::Replicated => s.skipped_replicated += 1,
+                        Outcome::Ignored => {}
                     }),
                     // The iterator stays taken: the next round resumes after the last
                     // applied record, so nothing is skipped while the target is down.
@@ -474,30 +484,35 @@ impl Link {
     async fn iterator(&self, stream_arn: &str, shard: &Shard) -> Result<String, String> {
         let request = self.source.streams().get_shard_iterator().stream_arn(stream_arn).shard_id(&shard.id);
         let request = match &shard.last_sequence {
-            Some(seq) => request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
+            Some(seq) => {
+                request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq)
+            }
             None => request.shard_iterator_type(shard.start.clone()),
         };
         let out = request.send().await.map_err(|err| format!("GetShardIterator: {}", sdk_message(&err)))?;
         out.shard_iterator().map(str::to_owned).ok_or_else(|| format!("no iterator for shard {}", shard.id))
     }
 
-    async fn apply(&self, record: &Record) -> Result<Applied, String> {
+    async fn apply(&self, record: &Record) -> Result<Outcome, String> {
         let kind = match record.event_name() {
             Some(OperationType::Insert | OperationType::Modify) => ChangeKind::Put,
             Some(OperationType::Remove) => ChangeKind::Delete,
-            _ => return Ok(Applied::Ignored),
+            _ => return Ok(Outcome::Ignored),
         };
-        let Some(data) = record.dynamodb() else { return Ok(Applied::Ignored) };
+        let Some(data) = record.dynamodb() else { return Ok(Outcome::Ignored) };
         let key = data.keys().map(convert_item).unwrap_or_default();
         let new_image = data.new_image().map(convert_item);
         let old_image = data.old_image().map(convert_item);
         if kind == ChangeKind::Put {
             let Some(image) = &new_image else {
-                return Err(format!("stream of {} carries no new images", self.table.name_in(self.source.name())));
+                return Err(format!(
+                    "stream of {} carries no new images",
+                    self.table.name_in(self.source.name())
+                ));
             };
             if let Some(AttributeValue::S(origin)) = image.get(ORIGIN_ATTRIBUTE) {
                 if origin != self.source.name() {
-                    return Ok(Applied::Replicated);
+                    return Ok(Outcome::Replicated);
                 }
             }
         }
@@ -526,7 +541,8 @@ impl Link {
                     None => request,
                 };
                 request.send().await.map(|_| ()).map_err(|err| {
-                    let lost = err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception());
+                    let lost =
+                        err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception());
                     (lost, format!("PutItem: {}", sdk_message(&err)))
                 })
             }
@@ -540,29 +556,34 @@ impl Link {
                     None => request,
                 };
                 request.send().await.map(|_| ()).map_err(|err| {
-                    let lost = err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception());
+                    let lost =
+                        err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception());
                     (lost, format!("DeleteItem: {}", sdk_message(&err)))
                 })
             }
         };
         match result {
-            Ok(()) => Ok(Applied::Applied(self.lag(data, new_image.as_ref()))),
-            Err((true, _)) => Ok(Applied::Superseded),
+            Ok(()) => Ok(Outcome::Applied(self.lag(data, new_image.as_ref()))),
+            Err((true, _)) => Ok(Outcome::Superseded),
             Err((false, message)) => Err(message),
         }
     }
 
-    fn lag(&self, data: &aws_sdk_dynamodbstreams::types::StreamRecord, image: Option<&Item>) -> Option<Duration> {
+    fn lag(
+        &self,
+        data: &aws_sdk_dynamodbstreams::types::StreamRecord,
+        image: Option<&Item>,
+    ) -> Option<Duration> {
         let now = SystemTime::now();
-        let from_attribute = self
-            .lag_attribute
-            .as_ref()
-            .and_then(|attr| image?.get(attr)?.as_n().ok()?.parse::<u64>().ok())
-            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
-        let created = from_attribute.or_else(|| {
-            let at = data.approximate_creation_date_time()?;
-            SystemTime::try_from(*at).ok()
-        })?;
+        // With a lag attribute, only changes that carry it are measured (not deletes): the
+        // stream's own time is too coarse to mix in.
+        let created = match &self.lag_attribute {
+            Some(attr) => {
+                let ms = image?.get(attr)?.as_n().ok()?.parse::<u64>().ok()?;
+                SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+            }
+            None => SystemTime::try_from(*data.approximate_creation_date_time()?).ok()?,
+        };
         Some(now.duration_since(created).unwrap_or_default())
     }
 }
@@ -572,7 +593,9 @@ fn non_empty<K, V>(map: std::collections::HashMap<K, V>) -> Option<std::collecti
 }
 
 /// A stream record's item in DynamoDB's own attribute types.
-fn convert_item(item: &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> Item {
+fn convert_item(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+) -> Item {
     item.iter().map(|(k, v)| (k.clone(), convert(v))).collect()
 }
 

@@ -130,7 +130,9 @@ impl Route53Failover {
             dns.ttl = ttl;
         }
         for region in regions {
-            if let Some(value) = vars.get(&format!("LIFT_ROUTE53_TARGET_{}", env::region_suffix(region.name()))) {
+            if let Some(value) =
+                vars.get(&format!("LIFT_ROUTE53_TARGET_{}", env::region_suffix(region.name())))
+            {
                 dns = dns.target(region.name(), value);
             }
         }
@@ -147,7 +149,10 @@ impl Route53Failover {
             return Err(ConfigError::invalid("record_name", "name and type must not be empty"));
         }
         if let Some(missing) = regions.iter().find(|r| !self.targets.contains_key(r.name())) {
-            return Err(ConfigError::invalid("targets", format!("no record value for region {}", missing.name())));
+            return Err(ConfigError::invalid(
+                "targets",
+                format!("no record value for region {}", missing.name()),
+            ));
         }
         let endpoint = match &self.endpoint {
             Some(endpoint) => endpoint.clone(),
@@ -283,7 +288,10 @@ impl Route53Client {
     }
 
     /// `ListResourceRecordSets`: the record sets of `zone` (first page).
-    pub async fn list_resource_record_sets(&self, zone: &str) -> Result<Vec<ResourceRecordSet>, Route53Error> {
+    pub async fn list_resource_record_sets(
+        &self,
+        zone: &str,
+    ) -> Result<Vec<ResourceRecordSet>, Route53Error> {
         let path = format!("/{API}/hostedzone/{}/rrset", zone_id(zone));
         let xml = self.send(http::Method::GET, &path, String::new()).await?;
         Ok(xml::elements(&xml, "ResourceRecordSet").into_iter().map(record_set).collect())
@@ -297,8 +305,11 @@ impl Route53Client {
         let request =
             request.body(Full::new(Bytes::from(body))).map_err(|err| Route53Error::Http(err.to_string()))?;
         let exchange = async {
-            let response =
-                self.http.request(request).await.map_err(|err| Route53Error::Http(super::error::sdk_message(&err)))?;
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|err| Route53Error::Http(super::error::sdk_message(&err)))?;
             let status = response.status();
             let bytes = response
                 .into_body()
@@ -308,8 +319,9 @@ impl Route53Client {
                 .to_bytes();
             Ok::<_, Route53Error>((status, String::from_utf8_lossy(&bytes).into_owned()))
         };
-        let (status, text) =
-            tokio::time::timeout(self.timeout, exchange).await.map_err(|_| Route53Error::TimedOut(self.timeout))??;
+        let (status, text) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| Route53Error::TimedOut(self.timeout))??;
         if status.is_success() {
             return Ok(text);
         }
@@ -444,8 +456,11 @@ mod tests {
             values: vec!["a&b.example.com".into()],
             set_identifier: None,
         };
-        let xml = change_batch_xml(&[(ChangeAction::Upsert, record.clone())], Some("lift: us-east-1 -> eu-west-1"));
-        assert!(xml.contains("<ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"));
+        let xml =
+            change_batch_xml(&[(ChangeAction::Upsert, record.clone())], Some("lift: us-east-1 -> eu-west-1"));
+        assert!(xml.contains(
+            "<ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"
+        ));
         assert!(xml.contains("<Action>UPSERT</Action>"));
         assert!(xml.contains("<Value>a&amp;b.example.com</Value>"));
         assert_eq!(record_set(xml::element(&xml, "ResourceRecordSet").unwrap()), record);

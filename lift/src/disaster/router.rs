@@ -77,7 +77,8 @@ impl RegionRouter {
     /// Moves traffic to the region called `name` and returns the region it left, or `None`
     /// if traffic was there already.
     pub fn switch_to(&self, name: &str) -> Result<Option<&Region>, ConfigError> {
-        let index = self.inner.regions.index_of(name).ok_or_else(|| ConfigError::UnknownRegion(name.to_owned()))?;
+        let index =
+            self.inner.regions.index_of(name).ok_or_else(|| ConfigError::UnknownRegion(name.to_owned()))?;
         Ok(self.switch_to_index(index).and_then(|from| self.inner.regions.get(from)))
     }
 

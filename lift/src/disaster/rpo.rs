@@ -126,14 +126,16 @@ impl RpoCheck {
         for chunk in wanted.chunks(BATCH) {
             found.extend(self.read(chunk.iter().map(|w| w.key.clone()).collect()).await?);
         }
-        let mut report = RpoReport { region: self.region.clone(), checked: wanted.len(), ..Default::default() };
+        let mut report =
+            RpoReport { region: self.region.clone(), checked: wanted.len(), ..Default::default() };
         for write in wanted {
             let held = found.iter().find(|item| write.key.iter().all(|(k, v)| item.get(k) == Some(v)));
             match (held, &write.version) {
                 (None, _) => report.missing.push(write.key),
                 (Some(item), Some(acked)) => {
                     let current = item.get(&self.version_attribute);
-                    let older = current.is_none_or(|v| compare_versions(v, acked) == Some(std::cmp::Ordering::Less));
+                    let older =
+                        current.is_none_or(|v| compare_versions(v, acked) == Some(std::cmp::Ordering::Less));
                     if older {
                         report.stale.push(write.key);
                     }
@@ -149,24 +151,21 @@ impl RpoCheck {
         let mut pending = keys;
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=ATTEMPTS {
-            let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(
+            let request =
+                KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(
+                    |err| RpoError::Request {
+                        operation: "BatchGetItem",
+                        region: self.region.clone(),
+                        message: err.to_string(),
+                    },
+                )?;
+            let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(
                 |err| RpoError::Request {
                     operation: "BatchGetItem",
                     region: self.region.clone(),
-                    message: err.to_string(),
+                    message: sdk_message(&err),
                 },
             )?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|err| RpoError::Request {
-                    operation: "BatchGetItem",
-                    region: self.region.clone(),
-                    message: sdk_message(&err),
-                })?;
             if let Some(mut responses) = out.responses {
                 items.extend(responses.remove(&self.table).unwrap_or_default());
             }

@@ -76,7 +76,8 @@ impl SyncWriter {
         let version = item
             .entry(self.version_attribute.clone())
             .or_insert_with(|| {
-                let micros = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros();
+                let micros =
+                    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros();
                 AttributeValue::N(micros.to_string())
             })
             .clone();
@@ -96,7 +97,11 @@ impl SyncWriter {
             async move {
                 match tokio::time::timeout(self.timeout, request.send()).await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err(err)) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    Ok(Err(err))
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
                         Err("a newer version exists".to_owned())
                     }
                     Ok(Err(err)) => Err(sdk_message(&err)),
@@ -206,7 +211,8 @@ impl SyncWriterBuilder {
         }
         let mut targets: Vec<Region> = Vec::with_capacity(names.len());
         for name in &names {
-            let region = self.regions.by_name(name).ok_or_else(|| ConfigError::UnknownRegion(name.clone()))?;
+            let region =
+                self.regions.by_name(name).ok_or_else(|| ConfigError::UnknownRegion(name.clone()))?;
             if targets.iter().any(|t| t.name() == name) {
                 return Err(ConfigError::DuplicateRegion(name.clone()));
             }
@@ -215,7 +221,12 @@ impl SyncWriterBuilder {
         if self.timeout.is_zero() {
             return Err(ConfigError::invalid("timeout", "must be greater than zero"));
         }
-        Ok(SyncWriter { targets, table: self.table, timeout: self.timeout, version_attribute: self.version_attribute })
+        Ok(SyncWriter {
+            targets,
+            table: self.table,
+            timeout: self.timeout,
+            version_attribute: self.version_attribute,
+        })
     }
 }
 
@@ -235,7 +246,8 @@ mod tests {
         let table = ReplicatedTable::new(TableDef::new("t", KeyAttribute::string("pk")));
         let writer = SyncWriter::builder(regions.clone(), table.clone()).build().unwrap();
         assert_eq!(writer.targets(), ["us-east-1", "eu-west-1"]);
-        let err = SyncWriter::builder(regions.clone(), table.clone()).targets(["us-east-1"]).build().unwrap_err();
+        let err =
+            SyncWriter::builder(regions.clone(), table.clone()).targets(["us-east-1"]).build().unwrap_err();
         assert_eq!(err, ConfigError::TooFewRegions(1));
         let err = SyncWriter::builder(regions, table).targets(["us-east-1", "mars-1"]).build().unwrap_err();
         assert_eq!(err, ConfigError::UnknownRegion("mars-1".into()));

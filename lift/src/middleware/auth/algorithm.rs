@@ -43,15 +43,6 @@ impl Algorithm {
     pub fn is_symmetric(self) -> bool {
         self == Algorithm::Hs256
     }
-
-    pub(crate) fn jwt(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
-            Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
-            Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-            Algorithm::Hs256 => jsonwebtoken::Algorithm::HS256,
-        }
-    }
 }
 
 impl fmt::Display for Algorithm {

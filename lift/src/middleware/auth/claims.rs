@@ -48,7 +48,11 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
 }
 
 /// Checks `exp` (required), `nbf` and `iat` against `now` with `skew` either way.
-pub(crate) fn check_times(claims: &Map<String, Value>, now: SystemTime, skew: Duration) -> Result<(), AuthError> {
+pub(crate) fn check_times(
+    claims: &Map<String, Value>,
+    now: SystemTime,
+    skew: Duration,
+) -> Result<(), AuthError> {
     let now = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let skew = skew.as_secs_f64();
     let exp = numeric_date(claims, "exp")?.ok_or(AuthError::MissingExpiry)?;
@@ -150,8 +154,14 @@ mod tests {
         assert_eq!(check_times(&map(json!({"exp": 999_950})), now, skew), Ok(()));
         assert_eq!(check_times(&map(json!({"exp": 999_939})), now, skew), Err(AuthError::Expired));
         assert_eq!(check_times(&map(json!({"exp": 2e6, "nbf": 1_000_059})), now, skew), Ok(()));
-        assert_eq!(check_times(&map(json!({"exp": 2e6, "nbf": 1_000_061})), now, skew), Err(AuthError::NotYetValid));
-        assert_eq!(check_times(&map(json!({"exp": 2e6, "iat": 1_000_100})), now, skew), Err(AuthError::NotYetValid));
+        assert_eq!(
+            check_times(&map(json!({"exp": 2e6, "nbf": 1_000_061})), now, skew),
+            Err(AuthError::NotYetValid)
+        );
+        assert_eq!(
+            check_times(&map(json!({"exp": 2e6, "iat": 1_000_100})), now, skew),
+            Err(AuthError::NotYetValid)
+        );
     }
 
     #[test]

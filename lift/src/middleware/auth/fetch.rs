@@ -17,7 +17,8 @@ pub(crate) const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// Something that fetches the bytes at a URL: the HTTP client, or a fake in unit tests.
 pub(crate) trait Fetch: Send + Sync + 'static {
-    fn fetch<'a>(&'a self, url: &'a http::Uri, timeout: Duration) -> BoxFuture<'a, Result<Bytes, FetchError>>;
+    fn fetch<'a>(&'a self, url: &'a http::Uri, timeout: Duration)
+        -> BoxFuture<'a, Result<Bytes, FetchError>>;
 }
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
@@ -56,7 +57,11 @@ impl HttpFetch {
 }
 
 impl Fetch for HttpFetch {
-    fn fetch<'a>(&'a self, url: &'a http::Uri, timeout: Duration) -> BoxFuture<'a, Result<Bytes, FetchError>> {
+    fn fetch<'a>(
+        &'a self,
+        url: &'a http::Uri,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Bytes, FetchError>> {
         Box::pin(async move {
             let name = || url.to_string();
             let request = http::Request::get(url.clone())

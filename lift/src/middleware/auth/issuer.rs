@@ -119,7 +119,8 @@ impl Issuer {
     }
 
     pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let issuer = var("LIFT_JWT_ISSUER").ok_or_else(|| ConfigError::Env("LIFT_JWT_ISSUER is not set".into()))?;
+        let issuer =
+            var("LIFT_JWT_ISSUER").ok_or_else(|| ConfigError::Env("LIFT_JWT_ISSUER is not set".into()))?;
         let url = var("LIFT_JWKS_URL").ok_or_else(|| ConfigError::Env("LIFT_JWKS_URL is not set".into()))?;
         let mut out = Issuer::jwks(issuer, url);
         if let Some(audiences) = var("LIFT_JWT_AUDIENCE") {
@@ -278,7 +279,10 @@ mod tests {
         assert!(jwks("http://127.0.0.1:8080/jwks").validate().is_ok());
         assert!(jwks("http://localhost/jwks").validate().is_ok());
         assert!(jwks("http://[::1]:9/jwks").validate().is_ok());
-        assert!(matches!(jwks("http://id.example.com/jwks").validate(), Err(ConfigError::InsecureJwksUrl(_))));
+        assert!(matches!(
+            jwks("http://id.example.com/jwks").validate(),
+            Err(ConfigError::InsecureJwksUrl(_))
+        ));
         assert!(jwks("http://id.example.com/jwks").allow_insecure_http(true).validate().is_ok());
         assert!(matches!(jwks("ftp://id.example.com/jwks").validate(), Err(ConfigError::InvalidJwksUrl(_))));
         assert!(matches!(jwks("not a url").validate(), Err(ConfigError::InvalidJwksUrl(_))));
@@ -286,7 +290,8 @@ mod tests {
 
     #[test]
     fn allow_lists_cannot_mix_key_kinds() {
-        let hs_from_jwks = jwks("https://id.example.com/jwks").algorithms([Algorithm::Rs256, Algorithm::Hs256]);
+        let hs_from_jwks =
+            jwks("https://id.example.com/jwks").algorithms([Algorithm::Rs256, Algorithm::Hs256]);
         assert!(matches!(hs_from_jwks.validate(), Err(ConfigError::InvalidAlgorithms(_))));
         let rs_with_secret = Issuer::hs256("i", vec![7; 32]).audience("a").algorithms([Algorithm::Rs256]);
         assert!(matches!(rs_with_secret.validate(), Err(ConfigError::InvalidAlgorithms(_))));
@@ -296,7 +301,10 @@ mod tests {
 
     #[test]
     fn weak_secrets_and_missing_audiences_are_refused() {
-        assert!(matches!(Issuer::hs256("i", vec![1; 31]).audience("a").validate(), Err(ConfigError::WeakSecret(_))));
+        assert!(matches!(
+            Issuer::hs256("i", vec![1; 31]).audience("a").validate(),
+            Err(ConfigError::WeakSecret(_))
+        ));
         assert!(matches!(Issuer::hs256("i", vec![1; 32]).validate(), Err(ConfigError::MissingAudience(_))));
         assert!(Issuer::hs256("i", vec![1; 32]).any_audience().validate().is_ok());
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::DecodingKey;
+use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -16,11 +16,36 @@ use super::error::{AuthError, FetchError};
 use super::fetch::Fetch;
 
 /// A key that verifies one algorithm, decided by the key itself (its `kty`, `crv` and
-/// `alg`), never by a token.
+/// `alg`, or the configured secret), never by a token.
 pub(crate) struct VerifyKey {
     pub(crate) kid: Option<String>,
     pub(crate) alg: Algorithm,
-    pub(crate) key: DecodingKey,
+    material: Material,
+}
+
+enum Material {
+    Rsa(RsaPublicKeyComponents<Vec<u8>>),
+    EcP256(UnparsedPublicKey<Vec<u8>>),
+    Ed25519(UnparsedPublicKey<Vec<u8>>),
+    Hmac(ring::hmac::Key),
+}
+
+impl VerifyKey {
+    /// The key for an HS256 secret from configuration.
+    pub(crate) fn hs256(secret: &[u8]) -> Self {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        Self { kid: None, alg: Algorithm::Hs256, material: Material::Hmac(key) }
+    }
+
+    /// Whether `signature` (the raw bytes) signs `message` under this key's algorithm.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.material {
+            Material::Rsa(key) => key.verify(&sig::RSA_PKCS1_2048_8192_SHA256, message, signature).is_ok(),
+            Material::EcP256(key) | Material::Ed25519(key) => key.verify(message, signature).is_ok(),
+            // Constant-time comparison.
+            Material::Hmac(key) => ring::hmac::verify(key, message, signature).is_ok(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,36 +90,41 @@ impl RawJwk {
         if self.key_ops.as_ref().is_some_and(|ops| !ops.iter().any(|o| o == "verify")) {
             return None;
         }
-        let (alg, key) = match (self.kty.as_str(), self.crv.as_deref()) {
+        let (alg, material) = match (self.kty.as_str(), self.crv.as_deref()) {
             ("RSA", _) => {
                 let (n, e) = (b64(self.n.as_ref())?, b64(self.e.as_ref())?);
+                let n: Vec<u8> = n.into_iter().skip_while(|b| *b == 0).collect();
+                let e: Vec<u8> = e.into_iter().skip_while(|b| *b == 0).collect();
                 // Below 2048 bits an RSA key is breakable; refuse it rather than trust it.
-                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
-                if bits < 2048 || e.is_empty() {
+                if n.len() * 8 < 2048 || e.is_empty() {
                     return None;
                 }
-                (Algorithm::Rs256, DecodingKey::from_rsa_raw_components(&n, &e))
+                (Algorithm::Rs256, Material::Rsa(RsaPublicKeyComponents { n, e }))
             }
             ("EC", Some("P-256")) => {
-                let (x, y) = (self.x.as_ref()?, self.y.as_ref()?);
-                if b64(Some(x))?.len() != 32 || b64(Some(y))?.len() != 32 {
+                let (x, y) = (b64(self.x.as_ref())?, b64(self.y.as_ref())?);
+                if x.len() != 32 || y.len() != 32 {
                     return None;
                 }
-                (Algorithm::Es256, DecodingKey::from_ec_components(x, y).ok()?)
+                let point = [&[0x04][..], &x, &y].concat();
+                (
+                    Algorithm::Es256,
+                    Material::EcP256(UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)),
+                )
             }
             ("OKP", Some("Ed25519")) => {
-                let x = self.x.as_ref()?;
-                if b64(Some(x))?.len() != 32 {
+                let x = b64(self.x.as_ref())?;
+                if x.len() != 32 {
                     return None;
                 }
-                (Algorithm::EdDsa, DecodingKey::from_ed_components(x).ok()?)
+                (Algorithm::EdDsa, Material::Ed25519(UnparsedPublicKey::new(&sig::ED25519, x)))
             }
             _ => return None,
         };
         if self.alg.as_deref().is_some_and(|a| a != alg.as_str()) || !allowed.contains(&alg) {
             return None;
         }
-        Some(VerifyKey { kid: self.kid, alg, key })
+        Some(VerifyKey { kid: self.kid, alg, material })
     }
 }
 
@@ -241,7 +271,8 @@ impl JwksCache {
             return;
         }
         let result = self.fetcher.fetch(&self.url, self.timeout).await.and_then(|bytes| {
-            parse_key_set(&bytes, &self.allowed).ok_or_else(|| FetchError::Invalid { url: self.url.to_string() })
+            parse_key_set(&bytes, &self.allowed)
+                .ok_or_else(|| FetchError::Invalid { url: self.url.to_string() })
         });
         let now = Instant::now();
         let mut st = self.state.write().unwrap_or_else(PoisonError::into_inner);
@@ -294,8 +325,10 @@ mod tests {
     const X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
 
     fn set(kids: &[&str]) -> String {
-        let keys: Vec<_> =
-            kids.iter().map(|k| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": X, "kid": k})).collect();
+        let keys: Vec<_> = kids
+            .iter()
+            .map(|k| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": X, "kid": k}))
+            .collect();
         serde_json::json!({ "keys": keys }).to_string()
     }
 
@@ -348,7 +381,11 @@ mod tests {
         assert_eq!(calls(&fake), 2, "no refetch during the failure backoff");
         tokio::time::advance(Duration::from_secs(2)).await;
         *fake.body.lock().unwrap() = Some(set(&["b"]));
-        assert_eq!(cache.resolve(Some("a")).await.err(), Some(AuthError::UnknownKey), "a removed key is gone");
+        assert_eq!(
+            cache.resolve(Some("a")).await.err(),
+            Some(AuthError::UnknownKey),
+            "a removed key is gone"
+        );
         assert_eq!(calls(&fake), 3);
     }
 
@@ -390,7 +427,8 @@ mod tests {
         let oct = serde_json::json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0", "alg": "HS256"});
         let ed = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": X, "kid": "ed"});
         let junk = serde_json::json!({"kty": 7});
-        let body = serde_json::json!({"keys": [rsa_small, rsa_ok, rsa_enc, rsa_ps, oct, ed, junk]}).to_string();
+        let body =
+            serde_json::json!({"keys": [rsa_small, rsa_ok, rsa_enc, rsa_ps, oct, ed, junk]}).to_string();
         let all = [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa, Algorithm::Hs256];
         let keys = parse_key_set(body.as_bytes(), &all).unwrap();
         let kids: Vec<_> = keys.iter().map(|k| k.kid.clone().unwrap()).collect();

@@ -14,7 +14,8 @@ use super::verifier::{Verifier, VerifierBuilder};
 
 /// Headers a caller might use to claim a tenant; removed from every authenticated request
 /// because the tenant comes from the token alone.
-pub const DEFAULT_TENANT_HEADERS: [&str; 5] = ["x-tenant-id", "x-tenant", "tenant-id", "x-lift-tenant", "x-lift-tenant-id"];
+pub const DEFAULT_TENANT_HEADERS: [&str; 5] =
+    ["x-tenant-id", "x-tenant", "tenant-id", "x-lift-tenant", "x-lift-tenant-id"];
 
 /// The realm of the `WWW-Authenticate` challenge unless configured.
 pub const DEFAULT_REALM: &str = "api";
@@ -239,7 +240,9 @@ impl JwtLayerBuilder {
         let Self { verifier, realm, exempt_paths, exempt, strip: extra } = self;
         let verifier = verifier.build()?;
         if realm.is_empty() || !realm.chars().all(realm_char) {
-            return Err(ConfigError::InvalidSetting("the realm may hold letters, digits, -_.:/ and spaces only"));
+            return Err(ConfigError::InvalidSetting(
+                "the realm may hold letters, digits, -_.:/ and spaces only",
+            ));
         }
         if exempt_paths.iter().any(|p| !p.starts_with('/')) {
             return Err(ConfigError::InvalidSetting("exempt paths must start with '/'"));

@@ -72,10 +72,12 @@ impl Rule {
             (Quantifier::Any, _) => format!("one of the {what}s {list} is required"),
             (Quantifier::All, _) => format!("the {what}s {list} are required"),
         };
-        let err = Error::new(StatusCode::FORBIDDEN).with_type(FORBIDDEN_TYPE, "Forbidden").with_detail(detail);
+        let err =
+            Error::new(StatusCode::FORBIDDEN).with_type(FORBIDDEN_TYPE, "Forbidden").with_detail(detail);
         if self.kind == Kind::Scope {
             // RFC 6750 §3.1: tell an OAuth client which scope to ask for.
-            let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", self.names.join(" "));
+            let challenge =
+                format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", self.names.join(" "));
             if let Ok(value) = HeaderValue::try_from(challenge) {
                 return err.with_header(header::WWW_AUTHENTICATE, value);
             }
@@ -293,7 +295,10 @@ mod tests {
         assert_eq!(err.detail(), Some("the scopes a:write, b:write are required"));
         let res = err.into_response();
         assert_eq!(res.status(), 403);
-        assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer error=\"insufficient_scope\", scope=\"a:write b:write\"");
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"insufficient_scope\", scope=\"a:write b:write\""
+        );
         let err = Rule::new(Kind::Role, Quantifier::Any, ["admin", "auditor"]).forbidden();
         assert_eq!(err.detail(), Some("one of the roles admin, auditor is required"));
     }

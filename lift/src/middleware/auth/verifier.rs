@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use jsonwebtoken::DecodingKey;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
-use super::algorithm::Algorithm;
 use super::claims::{self, Claims};
 use super::error::{AuthError, ConfigError};
 use super::fetch::{Fetch, HttpFetch};
@@ -32,7 +32,7 @@ pub struct Verified {
 
 enum Keys {
     Secret(Arc<VerifyKey>),
-    Jwks(JwksCache),
+    Jwks(Box<JwksCache>),
 }
 
 struct Trusted {
@@ -70,7 +70,10 @@ pub struct Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("issuers", &self.inner.issuers.iter().map(|i| i.config.issuer.as_str()).collect::<Vec<_>>())
+            .field(
+                "issuers",
+                &self.inner.issuers.iter().map(|i| i.config.issuer.as_str()).collect::<Vec<_>>(),
+            )
             .field("clock_skew", &self.inner.clock_skew)
             .field("max_token_bytes", &self.inner.max_token_bytes)
             .finish()
@@ -143,27 +146,29 @@ impl VerifierBuilder {
             .into_iter()
             .map(|config| {
                 let keys = match (&config.keys, &fetcher) {
-                    (Ok(KeySource::Secret(secret)), _) => Keys::Secret(Arc::new(VerifyKey {
-                        kid: None,
-                        alg: Algorithm::Hs256,
-                        key: DecodingKey::from_secret(secret),
-                    })),
-                    (Ok(KeySource::Jwks(url)), Some(fetcher)) => Keys::Jwks(JwksCache::new(
+                    (Ok(KeySource::Secret(secret)), _) => Keys::Secret(Arc::new(VerifyKey::hs256(secret))),
+                    (Ok(KeySource::Jwks(url)), Some(fetcher)) => Keys::Jwks(Box::new(JwksCache::new(
                         url.clone(),
                         config.jwks_ttl,
                         config.refetch_cooldown,
                         config.fetch_timeout,
                         config.algorithms.clone(),
                         fetcher.clone(),
-                    )),
+                    ))),
                     (Err(raw), _) => return Err(ConfigError::InvalidJwksUrl(raw.clone())),
-                    (Ok(KeySource::Jwks(url)), None) => return Err(ConfigError::InvalidJwksUrl(url.to_string())),
+                    (Ok(KeySource::Jwks(url)), None) => {
+                        return Err(ConfigError::InvalidJwksUrl(url.to_string()))
+                    }
                 };
                 Ok(Trusted { config, keys })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(Verifier {
-            inner: Arc::new(Inner { issuers, clock_skew: self.clock_skew, max_token_bytes: self.max_token_bytes }),
+            inner: Arc::new(Inner {
+                issuers,
+                clock_skew: self.clock_skew,
+                max_token_bytes: self.max_token_bytes,
+            }),
         })
     }
 }
@@ -220,9 +225,8 @@ impl Verifier {
         if parsed.header.alg != key.alg.as_str() || !trusted.config.algorithms.contains(&key.alg) {
             return Err(AuthError::AlgorithmNotAllowed);
         }
-        let valid = jsonwebtoken::crypto::verify(parsed.signature, parsed.signing_input.as_bytes(), &key.key, key.alg.jwt())
-            .map_err(|_| AuthError::BadSignature)?;
-        if !valid {
+        let signature = URL_SAFE_NO_PAD.decode(parsed.signature).map_err(|_| AuthError::Malformed)?;
+        if !key.verify(parsed.signing_input.as_bytes(), &signature) {
             return Err(AuthError::BadSignature);
         }
         claims::check_times(&parsed.claims, SystemTime::now(), self.inner.clock_skew)?;

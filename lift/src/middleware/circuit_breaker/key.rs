@@ -22,6 +22,9 @@ pub trait KeyFn<B>: Clone + Send + Sync + 'static {
     /// The key type.
     type Key: Clone + Eq + Hash + Send + Sync + 'static;
 
+    /// Whether every request has the same key, so the layer can skip the map lookup.
+    const CONSTANT: bool = false;
+
     /// The key of a request.
     fn key(&self, req: &http::Request<B>) -> Self::Key;
 }
@@ -32,6 +35,8 @@ pub struct Global;
 
 impl<B> KeyFn<B> for Global {
     type Key = ();
+
+    const CONSTANT: bool = true;
 
     fn key(&self, _req: &http::Request<B>) {}
 }

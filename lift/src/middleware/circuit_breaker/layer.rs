@@ -48,8 +48,7 @@ impl<F, K, C> std::fmt::Debug for CircuitBreakerLayer<F, K, C> {
         let p = &self.registry.policy;
         f.debug_struct("CircuitBreakerLayer")
             .field("failure_rate", &p.failure_rate)
-            .field("slow_rate", &p.slow_rate)
-            .field("slow_call", &p.slow_call)
+            .field("slow", &p.slow)
             .field("minimum_calls", &p.minimum_calls)
             .field("window", &p.window)
             .field("open_for", &p.open_for)
@@ -105,15 +104,15 @@ impl<S, F: Clone, K, C: Clone> Layer<S> for CircuitBreakerLayer<F, K, C> {
 
 /// Configures a [`CircuitBreakerLayer`]; [`build`](Self::build) checks the configuration.
 ///
-/// Defaults: opens at a 50 % failure rate or when every call is slower than 5 s, once 20
-/// calls are in a window of the last 100 calls; stays open 30 s.
+/// Defaults: opens at a 50 % failure rate once 20 calls are in a window of the last 100
+/// calls; stays open 30 s; slow calls are not timed until [`slow_calls`](Self::slow_calls)
+/// is set (timing costs two clock reads per call).
 #[must_use]
 pub struct CircuitBreakerBuilder<F = Global, K = (), C = ServerErrors> {
     key: F,
     classify: C,
     failure_rate: f64,
-    slow_rate: f64,
-    slow_call: Duration,
+    slow: Option<(Duration, f64)>,
     minimum_calls: u32,
     window: SlidingWindow,
     open_for: Duration,
@@ -141,8 +140,7 @@ impl<F, K> CircuitBreakerBuilder<F, K> {
             key,
             classify: ServerErrors,
             failure_rate: 0.5,
-            slow_rate: 1.0,
-            slow_call: Duration::from_secs(5),
+            slow: None,
             minimum_calls: 20,
             window: SlidingWindow::Calls(100),
             open_for: Duration::from_secs(30),
@@ -161,8 +159,7 @@ impl<F, K, C> CircuitBreakerBuilder<F, K, C> {
     /// Calls at least `threshold` long are slow; opens when at least `rate` of the window's
     /// calls were slow (0 < rate ≤ 1). A slow half-open probe reopens the breaker.
     pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
-        self.slow_call = threshold;
-        self.slow_rate = rate;
+        self.slow = Some((threshold, rate));
         self
     }
 
@@ -190,8 +187,7 @@ impl<F, K, C> CircuitBreakerBuilder<F, K, C> {
             key: self.key,
             classify,
             failure_rate: self.failure_rate,
-            slow_rate: self.slow_rate,
-            slow_call: self.slow_call,
+            slow: self.slow,
             minimum_calls: self.minimum_calls,
             window: self.window,
             open_for: self.open_for,
@@ -215,7 +211,7 @@ impl<F, K, C> CircuitBreakerBuilder<F, K, C> {
         if !rate_ok(self.failure_rate) {
             return Err(InvalidConfig::new("failure rate must be in (0, 1]"));
         }
-        if !rate_ok(self.slow_rate) {
+        if self.slow.is_some_and(|(_, rate)| !rate_ok(rate)) {
             return Err(InvalidConfig::new("slow-call rate must be in (0, 1]"));
         }
         if self.minimum_calls == 0 {
@@ -235,8 +231,7 @@ impl<F, K, C> CircuitBreakerBuilder<F, K, C> {
         }
         let policy = Policy {
             failure_rate: self.failure_rate,
-            slow_rate: self.slow_rate,
-            slow_call: self.slow_call,
+            slow: self.slow,
             minimum_calls: self.minimum_calls,
             window: self.window,
             open_for: self.open_for,

@@ -1,7 +1,7 @@
 //! The breakers of one layer, by key.
 
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::shards::Shards;
 use super::state::{Breaker, BreakerMetrics, Policy, State};
@@ -9,15 +9,25 @@ use super::state::{Breaker, BreakerMetrics, Policy, State};
 pub(crate) struct Registry<K> {
     pub(crate) policy: Arc<Policy<K>>,
     breakers: Shards<K, Arc<Breaker<K>>>,
+    /// The one breaker of a constant key, found without hashing.
+    single: OnceLock<Arc<Breaker<K>>>,
 }
 
 impl<K: Clone + Eq + Hash> Registry<K> {
     pub(crate) fn new(policy: Policy<K>) -> Self {
-        Self { policy: Arc::new(policy), breakers: Shards::new() }
+        Self { policy: Arc::new(policy), breakers: Shards::new(), single: OnceLock::new() }
     }
 
-    /// The breaker of a key, created closed on first use.
-    pub(crate) fn breaker(&self, key: &K) -> Arc<Breaker<K>> {
+    /// The breaker of a key, created closed on first use; `constant` when every request has
+    /// this key.
+    pub(crate) fn breaker(&self, key: &K, constant: bool) -> Arc<Breaker<K>> {
+        if constant {
+            return Arc::clone(self.single.get_or_init(|| self.lookup(key)));
+        }
+        self.lookup(key)
+    }
+
+    fn lookup(&self, key: &K) -> Arc<Breaker<K>> {
         self.breakers.get_or_insert_with(
             key,
             || key.clone(),

@@ -105,7 +105,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let key = self.key.key(&req);
-        match self.registry.breaker(&key).admit() {
+        match self.registry.breaker(&key, F::CONSTANT).admit() {
             Ok(permit) => ResponseFuture::called(self.inner.call(req), permit, self.classify.clone()),
             Err(open) => ResponseFuture::rejected(open),
         }

@@ -51,8 +51,8 @@ pub(crate) type Listener<K> = Box<dyn Fn(&K, State, State) + Send + Sync>;
 /// What every breaker of a layer shares: thresholds, clock origin and callbacks.
 pub(crate) struct Policy<K> {
     pub(crate) failure_rate: f64,
-    pub(crate) slow_rate: f64,
-    pub(crate) slow_call: Duration,
+    /// The slow-call threshold and rate, when slow-call detection is on.
+    pub(crate) slow: Option<(Duration, f64)>,
     pub(crate) minimum_calls: u32,
     pub(crate) window: SlidingWindow,
     pub(crate) open_for: Duration,
@@ -63,6 +63,12 @@ pub(crate) struct Policy<K> {
 impl<K> Policy<K> {
     fn nanos(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// Whether recording an outcome needs the time: to time slow calls, or to find the
+    /// second of a time window. A count window without slow-call detection reads no clock.
+    fn timed(&self) -> bool {
+        self.slow.is_some() || matches!(self.window, SlidingWindow::Seconds(_))
     }
 }
 
@@ -101,7 +107,8 @@ pub(crate) struct Breaker<K> {
 pub(crate) struct Permit<K> {
     breaker: Arc<Breaker<K>>,
     probe: bool,
-    start: Instant,
+    /// When the call started, if slow calls are timed.
+    start: Option<Instant>,
 }
 
 impl<K> Breaker<K> {
@@ -132,12 +139,11 @@ impl<K> Breaker<K> {
 
     /// Lets a call through, or rejects it while open or while a probe is out.
     pub(crate) fn admit(self: Arc<Self>) -> Result<Permit<K>, CircuitOpen> {
-        let now = Instant::now();
         let probe = match self.state.load(Ordering::Acquire) {
             CLOSED => false,
             OPEN => {
                 let until = self.open_until.load(Ordering::Acquire);
-                let at = self.policy.nanos(now);
+                let at = self.policy.nanos(Instant::now());
                 if at < until {
                     return Err(self.reject(Duration::from_nanos(until - at)));
                 }
@@ -147,7 +153,8 @@ impl<K> Breaker<K> {
             _ => self.claim_probe()?,
         };
         self.calls.fetch_add(1, Ordering::Relaxed);
-        Ok(Permit { breaker: self, probe, start: now })
+        let start = self.policy.slow.map(|_| Instant::now());
+        Ok(Permit { breaker: self, probe, start })
     }
 
     fn reject(&self, retry_after: Duration) -> CircuitOpen {
@@ -205,9 +212,14 @@ impl<K> Breaker<K> {
 
     /// Records the outcome of an admitted call.
     pub(crate) fn complete(mut permit: Permit<K>, failure: bool) {
-        let now = Instant::now();
         let this = &permit.breaker;
-        let slow = now.saturating_duration_since(permit.start) >= this.policy.slow_call;
+        let now = this.policy.timed().then(Instant::now);
+        let slow = match (this.policy.slow, permit.start, now) {
+            (Some((threshold, _)), Some(start), Some(now)) => {
+                now.saturating_duration_since(start) >= threshold
+            }
+            _ => false,
+        };
         if failure {
             this.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -217,7 +229,7 @@ impl<K> Breaker<K> {
         if std::mem::take(&mut permit.probe) {
             let mut window = this.window.lock().unwrap_or_else(PoisonError::into_inner);
             if failure || slow {
-                this.open(now, State::HalfOpen);
+                this.open(now.unwrap_or_else(Instant::now), State::HalfOpen);
             } else {
                 window.reset();
                 this.state.store(CLOSED, Ordering::Release);
@@ -233,13 +245,13 @@ impl<K> Breaker<K> {
         if this.state.load(Ordering::Acquire) != CLOSED {
             return;
         }
-        let totals = window.record(now.saturating_duration_since(this.policy.epoch).as_secs(), failure, slow);
+        let second = now.map_or(0, |now| now.saturating_duration_since(this.policy.epoch).as_secs());
+        let totals = window.record(second, failure, slow);
         if totals.calls >= this.policy.minimum_calls {
             let calls = f64::from(totals.calls);
-            if f64::from(totals.failures) / calls >= this.policy.failure_rate
-                || f64::from(totals.slow) / calls >= this.policy.slow_rate
-            {
-                this.open(now, State::Closed);
+            let too_slow = this.policy.slow.is_some_and(|(_, rate)| f64::from(totals.slow) / calls >= rate);
+            if too_slow || f64::from(totals.failures) / calls >= this.policy.failure_rate {
+                this.open(now.unwrap_or_else(Instant::now), State::Closed);
             }
         }
     }

@@ -76,7 +76,7 @@ impl Window {
                 } else {
                     *filled += 1;
                 }
-                outcomes[*next] = u8::from(failure) * FAILURE | u8::from(slow) * SLOW;
+                outcomes[*next] = (u8::from(failure) * FAILURE) | (u8::from(slow) * SLOW);
                 *next = (*next + 1) % outcomes.len();
                 totals.calls += 1;
                 totals.failures += u32::from(failure);

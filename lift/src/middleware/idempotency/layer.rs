@@ -122,10 +122,12 @@ impl IdempotencyBuilder {
     /// # Ok(()) }
     /// ```
     pub fn from_env() -> Result<Self, InvalidConfig> {
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var =
+            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let mut builder = Self::default();
         if let Some(secs) = var("LIFT_IDEMPOTENCY_TTL_SECS") {
-            let secs = secs.parse().map_err(|_| InvalidConfig::new("LIFT_IDEMPOTENCY_TTL_SECS must be a number"))?;
+            let secs =
+                secs.parse().map_err(|_| InvalidConfig::new("LIFT_IDEMPOTENCY_TTL_SECS must be a number"))?;
             builder.ttl = Some(Duration::from_secs(secs));
         }
         if let Some(name) = var("LIFT_IDEMPOTENCY_HEADER") {
@@ -137,9 +139,11 @@ impl IdempotencyBuilder {
             builder.key_source = Some(KeySource::json_fields(fields.split(',').map(str::trim)));
         }
         if let Some(methods) = var("LIFT_IDEMPOTENCY_METHODS") {
-            let parsed: Result<Vec<_>, _> = methods.split(',').map(|m| Method::from_bytes(m.trim().as_bytes())).collect();
-            builder.methods =
-                Some(parsed.map_err(|_| InvalidConfig::new("LIFT_IDEMPOTENCY_METHODS must list HTTP methods"))?);
+            let parsed: Result<Vec<_>, _> =
+                methods.split(',').map(|m| Method::from_bytes(m.trim().as_bytes())).collect();
+            builder.methods = Some(
+                parsed.map_err(|_| InvalidConfig::new("LIFT_IDEMPOTENCY_METHODS must list HTTP methods"))?,
+            );
         }
         if let Some(flag) = var("LIFT_IDEMPOTENCY_REQUIRE_KEY") {
             builder.require_key = Some(matches!(flag.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
@@ -220,8 +224,11 @@ impl IdempotencyBuilder {
             return Err(InvalidConfig::new("list at least one method"));
         }
         let key_source = self.key_source.unwrap_or_default();
-        if matches!(&key_source, KeySource::JsonFields(f) if f.is_empty() || f.iter().any(|p| !p.starts_with('/'))) {
-            return Err(InvalidConfig::new("json fields must be non-empty JSON pointers such as /customer/id"));
+        if matches!(&key_source, KeySource::JsonFields(f) if f.is_empty() || f.iter().any(|p| !p.starts_with('/')))
+        {
+            return Err(InvalidConfig::new(
+                "json fields must be non-empty JSON pointers such as /customer/id",
+            ));
         }
         let max_response_bytes = self.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
         if max_response_bytes > 350 * 1024 {

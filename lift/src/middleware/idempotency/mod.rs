@@ -50,5 +50,7 @@ mod service;
 pub use error::{IdempotencyUnavailable, InvalidConfig, InvalidKey, KeyInUse, PayloadMismatch};
 pub use future::ResponseFuture;
 pub use key::{KeySource, IDEMPOTENCY_KEY};
-pub use layer::{IdempotencyBuilder, IdempotencyLayer, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TTL};
+pub use layer::{
+    IdempotencyBuilder, IdempotencyLayer, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TTL,
+};
 pub use service::{Idempotency, IDEMPOTENT_REPLAYED};

@@ -139,7 +139,10 @@ impl RecordStore {
             .send()
             .await
             .map_err(|e| failure(&e))?;
-        Ok(out.item().cloned().filter(|item| read_n(item.get("expires_at")).is_none_or(|exp| exp >= now_secs())))
+        Ok(out
+            .item()
+            .cloned()
+            .filter(|item| read_n(item.get("expires_at")).is_none_or(|exp| exp >= now_secs())))
     }
 
     /// Stores the response and marks the record completed, if this invocation still holds it.
@@ -181,7 +184,9 @@ impl RecordStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(err)) if err.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(SdkError::ServiceError(err)) if err.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
             Err(err) => Err(failure(&err)),
         }
     }

@@ -133,7 +133,10 @@ where
     let result = inner.call(req).await;
     let keep = match &result {
         Ok(res) if res.body().len() > config.max_response_bytes => {
-            tracing::warn!(bytes = res.body().len(), "response too large to store; idempotency record removed");
+            tracing::warn!(
+                bytes = res.body().len(),
+                "response too large to store; idempotency record removed"
+            );
             None
         }
         Ok(res) if keeps(res.status()) => Some(res),

@@ -209,7 +209,7 @@ fn number_run(b: &[u8], start: usize, out: &mut Out<'_>) -> usize {
             if count > 19 {
                 break;
             }
-            if count >= 13 && luhn(b, &groups[a..=z]) && count == 99 {
+            if count >= 13 && luhn(b, &groups[a..=z]) {
                 spans.push((groups[a].start, g.end, Redaction::Pan));
             }
         }

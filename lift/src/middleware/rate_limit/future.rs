@@ -65,7 +65,10 @@ impl<S: Service<http::Request<B>>, B> std::fmt::Debug for ResponseFuture<S, B> {
 }
 
 /// A refusal as a problem response, in the inner service's body type.
-pub(crate) fn problem_response<ResB: From<Bytes>>(err: crate::Error, ext: &Extensions) -> http::Response<ResB> {
+pub(crate) fn problem_response<ResB: From<Bytes>>(
+    err: crate::Error,
+    ext: &Extensions,
+) -> http::Response<ResB> {
     let request_id = ext.get::<Context>().map(Context::request_id);
     err.render(request_id).map(|body| ResB::from(body.into_bytes()))
 }

@@ -113,7 +113,20 @@ impl fmt::Debug for RateLimitKey {
 ///
 /// A missing part (no tenant, no IP) becomes `-`: every such request shares one bucket,
 /// so leaving out an identity never escapes the limit.
-pub(crate) fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::rate_limit::{compound_key, RateLimitKey};
+///
+/// let mut req = http::Request::builder().method("POST").uri("/payments").body(()).unwrap();
+/// let mut ctx = lift::Context::new("req-1");
+/// ctx.set_tenant("acme");
+/// req.extensions_mut().insert(ctx);
+/// let (head, _) = req.into_parts();
+/// assert_eq!(compound_key(&[RateLimitKey::Tenant, RateLimitKey::Route], &head), "t:acme|r:POST /payments");
+/// ```
+pub fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
     let mut key = String::with_capacity(32);
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {

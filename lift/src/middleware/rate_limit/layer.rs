@@ -135,14 +135,17 @@ impl RateLimitBuilder {
     /// ```
     pub fn from_env() -> Result<Self, InvalidConfig> {
         let mut builder = Self::default();
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var =
+            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         if let Some(limit) = var("LIFT_RATE_LIMIT_LIMIT") {
-            builder.limit =
-                Some(limit.parse().map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_LIMIT must be a number"))?);
+            builder.limit = Some(
+                limit.parse().map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_LIMIT must be a number"))?,
+            );
         }
         if let Some(secs) = var("LIFT_RATE_LIMIT_WINDOW_SECS") {
-            let secs: f64 =
-                secs.parse().map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_WINDOW_SECS must be a number"))?;
+            let secs: f64 = secs
+                .parse()
+                .map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_WINDOW_SECS must be a number"))?;
             builder.window = Some(
                 Duration::try_from_secs_f64(secs)
                     .map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_WINDOW_SECS must be positive"))?,
@@ -150,7 +153,9 @@ impl RateLimitBuilder {
         }
         if let Some(name) = var("LIFT_RATE_LIMIT_ALGORITHM") {
             builder.algorithm = Algorithm::parse(&name).ok_or_else(|| {
-                InvalidConfig::new("LIFT_RATE_LIMIT_ALGORITHM must be fixed-window, sliding-window or token-bucket")
+                InvalidConfig::new(
+                    "LIFT_RATE_LIMIT_ALGORITHM must be fixed-window, sliding-window or token-bucket",
+                )
             })?;
         }
         if let Some(keys) = var("LIFT_RATE_LIMIT_KEY") {
@@ -255,7 +260,8 @@ impl RateLimitBuilder {
         if self.keys.is_empty() {
             return Err(InvalidConfig::new("set at least one key"));
         }
-        let limit = self.limit.filter(|l| *l > 0).ok_or_else(|| InvalidConfig::new("set a limit of at least 1"))?;
+        let limit =
+            self.limit.filter(|l| *l > 0).ok_or_else(|| InvalidConfig::new("set a limit of at least 1"))?;
         let window = self
             .window
             .filter(|w| *w >= Duration::from_millis(1))

@@ -49,9 +49,11 @@ mod service;
 mod store;
 
 pub use algorithm::{Algorithm, FailMode};
-pub use error::{InvalidConfig, LimiterUnavailable, RateLimited, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+pub use error::{
+    InvalidConfig, LimiterUnavailable, RateLimited, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,
+};
 pub use future::ResponseFuture;
-pub use key::{client_ip, ClientIp, KeyFn, RateLimitKey};
+pub use key::{client_ip, compound_key, ClientIp, KeyFn, RateLimitKey};
 pub use layer::{RateLimitBuilder, RateLimitLayer, DEFAULT_STORE_TIMEOUT};
 pub use prefilter::LocalPrefilter;
 pub use service::RateLimit;

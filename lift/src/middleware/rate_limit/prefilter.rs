@@ -80,8 +80,10 @@ impl LocalPrefilter {
     /// A pre-filter admitting bursts of `burst` and `limit` per `window` on average;
     /// `limit` is what refusals report in `RateLimit-Limit`.
     pub fn new(limit: u32, burst: u32, window: Duration) -> Result<Self, InvalidConfig> {
-        let limit_nz = NonZeroU32::new(limit).ok_or_else(|| InvalidConfig::new("the limit must be at least 1"))?;
-        let burst = NonZeroU32::new(burst).ok_or_else(|| InvalidConfig::new("the burst must be at least 1"))?;
+        let limit_nz =
+            NonZeroU32::new(limit).ok_or_else(|| InvalidConfig::new("the limit must be at least 1"))?;
+        let burst =
+            NonZeroU32::new(burst).ok_or_else(|| InvalidConfig::new("the burst must be at least 1"))?;
         let quota = Quota::with_period(window / limit_nz.get())
             .ok_or_else(|| InvalidConfig::new("the window is too short for the limit"))?
             .allow_burst(burst);
@@ -139,14 +141,16 @@ mod tests {
 
     #[test]
     fn windows_get_twice_the_burst() {
-        let filter = LocalPrefilter::for_algorithm(Algorithm::FixedWindow, 3, Duration::from_secs(3600)).unwrap();
+        let filter =
+            LocalPrefilter::for_algorithm(Algorithm::FixedWindow, 3, Duration::from_secs(3600)).unwrap();
         let admitted = (0..10).filter(|_| filter.check("k").is_ok()).count();
         assert_eq!(admitted, 6);
     }
 
     #[test]
     fn known_refusals_block_until_the_reset() {
-        let filter = LocalPrefilter::for_algorithm(Algorithm::TokenBucket, 100, Duration::from_secs(1)).unwrap();
+        let filter =
+            LocalPrefilter::for_algorithm(Algorithm::TokenBucket, 100, Duration::from_secs(1)).unwrap();
         filter.block("k", Duration::from_secs(30));
         let refused = filter.check("k").unwrap_err();
         assert!(refused.retry_after() > Duration::from_secs(29));

@@ -33,6 +33,9 @@ const PREVIOUS_SWEEP_AT: usize = 4096;
 /// Tries of the token bucket's conditional updates under contention.
 const BUCKET_ATTEMPTS: usize = 6;
 
+/// The previous window's count per key: (window, count read once).
+type PreviousWindows = HashMap<String, (u64, Arc<OnceCell<u64>>)>;
+
 /// What the shared limit decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -48,7 +51,7 @@ pub(crate) struct SharedLimit {
     pub(crate) limit: u32,
     pub(crate) window: Duration,
     pub(crate) timeout: Duration,
-    previous: Mutex<HashMap<String, (u64, Arc<OnceCell<u64>>)>>,
+    previous: Mutex<PreviousWindows>,
 }
 
 impl SharedLimit {
@@ -149,7 +152,13 @@ impl SharedLimit {
 
     /// When the sliding estimate admits one more request, given `count` in the current
     /// window: the previous window's weight shrinks as time passes.
-    async fn sliding_retry(&self, key: &str, start: u64, now: u64, count: u64) -> Result<Duration, LimiterUnavailable> {
+    async fn sliding_retry(
+        &self,
+        key: &str,
+        start: u64,
+        now: u64,
+        count: u64,
+    ) -> Result<Duration, LimiterUnavailable> {
         let window_ms = self.window.as_millis().max(1) as u64;
         let limit = u64::from(self.limit);
         let previous = self.previous_count(key, start - window_ms.min(start)).await?;
@@ -257,7 +266,9 @@ impl SharedLimit {
                 .await;
             match restart {
                 Ok(_) => return Ok(Verdict::Admitted(self.bucket_quota(now, now + t, t, tau))),
-                Err(SdkError::ServiceError(err)) if err.err().is_conditional_check_failed_exception() => continue,
+                Err(SdkError::ServiceError(err)) if err.err().is_conditional_check_failed_exception() => {
+                    continue
+                }
                 Err(err) => return Err(unavailable(&err)),
             }
         }

@@ -12,6 +12,7 @@ use tokio::time::{Instant, Sleep};
 use tower::retry::budget::Budget;
 use tower_service::Service;
 
+use super::copy::RequestCopy;
 use super::layer::Policy;
 use super::{ClassifyRetry, Retryable};
 
@@ -24,8 +25,10 @@ pin_project! {
         #[pin]
         state: State<S::Future>,
         service: S,
-        // The pristine request for the next attempt.
-        request: Option<http::Request<B>>,
+        // The pristine request, for the next attempts.
+        copy: Option<RequestCopy<B>>,
+        // The request of the next attempt, rebuilt before waiting for it.
+        next: Option<http::Request<B>>,
         policy: Arc<Policy<C, Bg>>,
         attempt: u32,
         idempotent: bool,
@@ -51,7 +54,7 @@ where
     pub(crate) fn new(
         future: S::Future,
         service: S,
-        request: Option<http::Request<B>>,
+        copy: Option<RequestCopy<B>>,
         policy: Arc<Policy<C, Bg>>,
         idempotent: bool,
         deadline: Option<Instant>,
@@ -59,7 +62,8 @@ where
         Self {
             state: State::Calling { future },
             service,
-            request,
+            copy,
+            next: None,
             policy,
             attempt: 1,
             idempotent,
@@ -94,7 +98,7 @@ where
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
                     let policy = &**this.policy;
-                    if *this.attempt >= policy.max_attempts || this.request.is_none() {
+                    if *this.attempt >= policy.max_attempts {
                         return Poll::Ready(result);
                     }
                     let allowed = match policy.classify.classify(&result) {
@@ -117,6 +121,10 @@ where
                     if !policy.budget.withdraw() {
                         return Poll::Ready(result);
                     }
+                    let Some(next) = this.copy.as_ref().and_then(RequestCopy::to_request) else {
+                        return Poll::Ready(result);
+                    };
+                    *this.next = Some(next);
                     policy.retries.fetch_add(1, Ordering::Relaxed);
                     if delay == Duration::ZERO {
                         this.state.set(State::Readying);
@@ -132,15 +140,14 @@ where
                     if let Err(err) = ready!(this.service.poll_ready(cx)) {
                         return Poll::Ready(Err(err));
                     }
+                    // The copy is only needed while attempts are left after this one.
+                    if *this.attempt + 1 >= this.policy.max_attempts {
+                        *this.copy = None;
+                    }
+                    let Some(request) = this.next.take() else {
+                        unreachable!("a retry is only scheduled with its request rebuilt");
+                    };
                     *this.attempt += 1;
-                    let request = if *this.attempt < this.policy.max_attempts {
-                        this.request.clone()
-                    } else {
-                        this.request.take()
-                    };
-                    let Some(request) = request else {
-                        unreachable!("a retry is only scheduled while the request copy is kept");
-                    };
                     *this.started = this.deadline.map(|_| Instant::now());
                     let future = this.service.call(request);
                     this.state.set(State::Calling { future });

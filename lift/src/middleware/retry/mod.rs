@@ -17,6 +17,11 @@
 //!
 //! Otherwise the last outcome is returned as it is: this layer adds no error of its own.
 //!
+//! To send a request again it must be copied before the first attempt: `http::Request<B>`
+//! with `B: Clone` ([`lift::Body`](crate::Body) is). The copy packs the URI and headers into
+//! one buffer instead of cloning each header, so the first attempt stays cheap; the request
+//! is rebuilt from it only when a retry is due.
+//!
 //! Reused from tower: the retry budget is tower's [`Budget`](tower::retry::budget::Budget)
 //! trait, [`TpsBudget`](tower::retry::budget::TpsBudget) by default (every request deposits,
 //! every retry withdraws). tower's `Retry` service is not used because its `Policy` cannot
@@ -37,6 +42,7 @@
 
 mod backoff;
 mod classify;
+mod copy;
 mod error;
 mod future;
 mod layer;

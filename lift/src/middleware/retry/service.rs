@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower_service::Service;
 
+use super::copy::RequestCopy;
 use super::layer::Policy;
 use super::{is_idempotent, ClassifyRetry, ResponseFuture, TransientErrors};
 use crate::middleware::timeout::remaining;
@@ -14,7 +15,7 @@ use crate::middleware::timeout::remaining;
 /// Retries failed calls with backoff, under a budget, for idempotent requests only, and
 /// never past the Lambda deadline; built by [`RetryLayer`](super::RetryLayer).
 ///
-/// The request is cloned before the first attempt (`http::Request<B>` with `B: Clone`, as
+/// The request is copied before the first attempt (`http::Request<B>` with `B: Clone`, as
 /// [`lift::Body`](crate::Body) is) so later attempts send it unchanged.
 ///
 /// # Examples
@@ -102,7 +103,7 @@ where
         policy.budget.deposit();
         let deadline = remaining(&req).map(|left| Instant::now() + left.saturating_sub(policy.margin));
         let idempotent = is_idempotent(&req);
-        let copy = (policy.max_attempts > 1).then(|| req.clone());
+        let copy = (policy.max_attempts > 1).then(|| RequestCopy::new(&req));
         let future = self.inner.call(req);
         ResponseFuture::new(future, self.inner.clone(), copy, Arc::clone(policy), idempotent, deadline)
     }

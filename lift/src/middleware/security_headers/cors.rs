@@ -67,7 +67,9 @@ impl CorsPolicy {
         Self {
             origins: Origins::None,
             methods: vec![Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE],
-            headers: ["content-type", "authorization", "idempotency-key", "x-request-id"].map(String::from).to_vec(),
+            headers: ["content-type", "authorization", "idempotency-key", "x-request-id"]
+                .map(String::from)
+                .to_vec(),
             expose: [
                 "location",
                 "retry-after",
@@ -97,7 +99,8 @@ impl CorsPolicy {
     /// # let _ = cors;
     /// ```
     pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var =
+            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let mut policy = Self::new();
         if let Some(origins) = var("LIFT_CORS_ALLOWED_ORIGINS") {
             policy = policy.allow_origins(origins.split(',').map(str::trim).filter(|o| !o.is_empty()));
@@ -161,7 +164,9 @@ impl CorsPolicy {
         let allow_origin = match (&self.origins, self.credentials) {
             (Origins::None, _) => return Err(InvalidConfig::new("list the allowed origins")),
             (Origins::Any | Origins::Mirror, true) => {
-                return Err(InvalidConfig::new("credentials cannot be allowed for any origin; list the origins"))
+                return Err(InvalidConfig::new(
+                    "credentials cannot be allowed for any origin; list the origins",
+                ))
             }
             (Origins::Any, false) => AllowOrigin::any(),
             (Origins::Mirror, false) => AllowOrigin::mirror_request(),
@@ -223,7 +228,15 @@ mod tests {
         for good in ["https://app.example.com", "http://localhost:3000"] {
             assert!(check_origin(good).is_ok(), "{good}");
         }
-        for bad in ["*", "null", "app.example.com", "https://app.example.com/", "https://*.example.com", "ftp://x", "https://u@x.com"] {
+        for bad in [
+            "*",
+            "null",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://*.example.com",
+            "ftp://x",
+            "https://u@x.com",
+        ] {
             assert!(check_origin(bad).is_err(), "{bad}");
         }
     }
@@ -234,6 +247,10 @@ mod tests {
         assert!(CorsPolicy::new().allow_any_origin().allow_credentials(true).build().is_err());
         assert!(CorsPolicy::new().allow_any_origin().build().is_ok());
         assert!(CorsPolicy::new().allow_credentials(true).build().is_err());
-        assert!(CorsPolicy::new().allow_origins(["https://a.example"]).allow_credentials(true).build().is_ok());
+        assert!(CorsPolicy::new()
+            .allow_origins(["https://a.example"])
+            .allow_credentials(true)
+            .build()
+            .is_ok());
     }
 }

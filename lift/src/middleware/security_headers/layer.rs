@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
@@ -161,7 +161,8 @@ impl SecurityHeadersBuilder {
     /// Checks the values and builds the layer.
     pub fn build(self) -> Result<SecurityHeadersLayer, InvalidConfig> {
         let value = |name: &str, v: &str| {
-            HeaderValue::from_str(v).map_err(|_| InvalidConfig::new(format!("{name} is not a valid header value")))
+            HeaderValue::from_str(v)
+                .map_err(|_| InvalidConfig::new(format!("{name} is not a valid header value")))
         };
         let mut always = vec![
             (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
@@ -193,7 +194,9 @@ fn check_hsts(policy: &str) -> Result<(), InvalidConfig> {
     if directives.iter().any(|d| d == "preload")
         && (max_age < 31_536_000 || !directives.iter().any(|d| d == "includesubdomains"))
     {
-        return Err(InvalidConfig::new("HSTS preload needs includeSubDomains and a max-age of at least a year"));
+        return Err(InvalidConfig::new(
+            "HSTS preload needs includeSubDomains and a max-age of at least a year",
+        ));
     }
     Ok(())
 }

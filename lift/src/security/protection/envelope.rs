@@ -203,7 +203,7 @@ pub struct Envelope {
     key_id: String,
     cache: DataKeyCache,
     encrypt_keys: Arc<Mutex<HashMap<String, Cached>>>,
-    decrypt_keys: Arc<Mutex<HashMap<Vec<u8>, (String, [u8; 32], Instant)>>>,
+    decrypt_keys: Arc<Mutex<HashMap<Vec<u8>, OpenedKey>>>,
 }
 
 impl std::fmt::Debug for Envelope {
@@ -211,6 +211,9 @@ impl std::fmt::Debug for Envelope {
         f.debug_struct("Envelope").field("key_id", &self.key_id).field("cache", &self.cache).finish()
     }
 }
+
+/// A decrypted data key: its tenant, the key and when it was decrypted.
+type OpenedKey = (String, [u8; 32], Instant);
 
 const VERSION: &[u8; 2] = b"v1";
 const NONCE_LEN: usize = 12;

@@ -205,11 +205,11 @@ impl TokenVault {
             let mut pans = Vec::new();
             collect_pans(value, &mut pans);
             let mut tokens = HashMap::new();
+            pans.sort();
+            pans.dedup();
             for pan in pans {
-                if !tokens.contains_key(&pan) {
-                    let token = self.tokenize(tenant, &pan).await?;
-                    tokens.insert(pan, token);
-                }
+                let token = self.tokenize(tenant, &pan).await?;
+                tokens.insert(pan, token);
             }
             replace_pans(value, &tokens);
         }

@@ -75,7 +75,8 @@ struct Entry {
 
 impl std::fmt::Debug for SecretsCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<String> = self.inner.slots.read().map(|s| s.keys().cloned().collect()).unwrap_or_default();
+        let ids: Vec<String> =
+            self.inner.slots.read().map(|s| s.keys().cloned().collect()).unwrap_or_default();
         f.debug_struct("SecretsCache")
             .field("ttl", &self.inner.ttl)
             .field("max_staleness", &self.inner.max_staleness)
@@ -133,7 +134,9 @@ impl SecretsCache {
             Err(err) => {
                 let current = slot.current();
                 match current {
-                    Some(mut entry) if entry.fetched_at.elapsed() < self.inner.ttl + self.inner.max_staleness => {
+                    Some(mut entry)
+                        if entry.fetched_at.elapsed() < self.inner.ttl + self.inner.max_staleness =>
+                    {
                         tracing::warn!(secret_id = id, error = %err, "secret refresh failed; serving the cached value");
                         entry.failed_at = Some(Instant::now());
                         slot.store(entry.clone());
@@ -166,7 +169,14 @@ impl SecretsCache {
     }
 
     async fn fetch(&self, id: &str) -> Result<SecretValue, SecretsError> {
-        let out = self.inner.client.get_secret_value().secret_id(id).send().await.map_err(|err| fetch_error(id, &err))?;
+        let out = self
+            .inner
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|err| fetch_error(id, &err))?;
         if let Some(text) = out.secret_string() {
             return Ok(SecretValue::Text(SecretString::new(text)));
         }
@@ -230,7 +240,8 @@ impl SecretsCacheBuilder {
     /// # let _ = builder;
     /// ```
     pub fn from_env() -> Result<Self, SecretsError> {
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var =
+            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let secs = |name: &str, msg: &'static str| -> Result<Option<Duration>, SecretsError> {
             var(name)
                 .map(|v| v.parse().map(Duration::from_secs).map_err(|_| SecretsError::InvalidConfig(msg)))
@@ -238,9 +249,14 @@ impl SecretsCacheBuilder {
         };
         Ok(Self {
             ttl: secs("LIFT_SECRETS_TTL_SECS", "LIFT_SECRETS_TTL_SECS must be a number")?,
-            max_staleness: secs("LIFT_SECRETS_MAX_STALENESS_SECS", "LIFT_SECRETS_MAX_STALENESS_SECS must be a number")?,
+            max_staleness: secs(
+                "LIFT_SECRETS_MAX_STALENESS_SECS",
+                "LIFT_SECRETS_MAX_STALENESS_SECS must be a number",
+            )?,
             prefetch: var("LIFT_SECRETS_PREFETCH")
-                .map(|ids| ids.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|ids| {
+                    ids.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                })
                 .unwrap_or_default(),
             retry_backoff: None,
         })

@@ -48,7 +48,9 @@ impl SecretsError {
     /// The secret the error is about, if any.
     pub fn secret_id(&self) -> Option<&str> {
         match self {
-            Self::NotFound { id } | Self::Fetch { id, .. } | Self::NotText { id } | Self::Empty { id } => Some(id),
+            Self::NotFound { id } | Self::Fetch { id, .. } | Self::NotText { id } | Self::Empty { id } => {
+                Some(id)
+            }
             Self::InvalidConfig(_) => None,
         }
     }

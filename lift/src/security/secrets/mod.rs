@@ -29,6 +29,8 @@ mod cache;
 mod error;
 mod value;
 
-pub use cache::{SecretsCache, SecretsCacheBuilder, DEFAULT_MAX_STALENESS, DEFAULT_RETRY_BACKOFF, DEFAULT_TTL};
+pub use cache::{
+    SecretsCache, SecretsCacheBuilder, DEFAULT_MAX_STALENESS, DEFAULT_RETRY_BACKOFF, DEFAULT_TTL,
+};
 pub use error::SecretsError;
 pub use value::{SecretBytes, SecretString};

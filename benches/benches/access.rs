@@ -1,0 +1,127 @@
+//! The cost of authentication and authorization: JWT verification with warm keys, and the
+//! role and scope checks on a route.
+//!
+//! - `jwt_verify_hs256`, `jwt_verify_rs256`: `bare` is a no-op closure over the same token
+//!   bytes, `layer` is [`Verifier::verify_cached`] (what the JWT layer runs per request once
+//!   the keys are cached: parse, issuer, key, signature, claims, principal). The RS256 key
+//!   is fetched once, before measuring, from a JWKS served on a local port.
+//! - `role_scope_check`: `bare` is the no-op service, `layer` is `require_role` and
+//!   `require_scope` over it, with a principal in the request's `Context`.
+//!
+//! The tokens were signed once with bench-only keys and expire in 2100.
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use lift::middleware::auth::{require_role, require_scope, Issuer, Verifier};
+use lift::{Context, Principal};
+use lift_benches::{get_request, noop};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::{ServiceBuilder, ServiceExt};
+
+const ISSUER: &str = "https://issuer.bench.lift";
+const AUDIENCE: &str = "payments";
+const HS256_SECRET: &[u8] = b"bench-only-hs256-secret-0123456789abcdef";
+const HS256_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci5iZW5jaC5saWZ0Iiwic3ViIjoidXNlci0xIiwiYXVkIjoicGF5bWVudHMiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMCwidGVuYW50X2lkIjoiYWNtZSIsInJvbGVzIjpbInN1cHBvcnQiXSwic2NvcGUiOiJwYXltZW50czpyZWFkIHBheW1lbnRzOndyaXRlIn0.ZO_lFRcr_T-cx-ylK3OdFeEnEuqEnoAIbwf9iK3UPwM";
+const RS256_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImJlbmNoLXJzMjU2In0.eyJpc3MiOiJodHRwczovL2lzc3Vlci5iZW5jaC5saWZ0Iiwic3ViIjoidXNlci0xIiwiYXVkIjoicGF5bWVudHMiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMCwidGVuYW50X2lkIjoiYWNtZSIsInJvbGVzIjpbInN1cHBvcnQiXSwic2NvcGUiOiJwYXltZW50czpyZWFkIHBheW1lbnRzOndyaXRlIn0.F1ALpkH4xo3AhOt9Ja5sA-MzC4qFMTwc_SQp5Q6v5-qHbS6e_G7xizXjdWHhUwlbDV3BDZFnshqqtqZbsR1ENUqXXpLTWi_tAmMC3V06DNQNUZ3maOHOOYcXtWgpqwmOTFewengIPhu9lS9fpgjO1iHHeenU8MqJ44yHYP6piG-Wt4TRAzsgdSoHtjuVUlLmMmvE7OxQ0X0Zw5U7MmL8rCZisJDAX1LlehL6msUOBjSihp_tQu5lRKukUnt7zdLZ-RB4xK4b1nReVBi9_z-CpHwxzFyTjN998rCpH74_BgH_jaDMNfN02BqrmFMR0ObgwS3VP0HmLBMsWot7wAxwpg";
+/// The public half of the RS256 bench key (`kid` `bench-rs256`).
+const RS256_MODULUS: &str = "08slFRCsKoxypwYjtFlsMqErmCaGFvWhtEdVuoGfnKmhxwhtcGuZEApU7gKXVwsEg0yIgcVBNpHVelEw94vnVCjsGCmgIeNovuuBUWFAfVGxTHmvdI3CQDsMJkkRqgjU9decCLjeI-6cEe7tKBUcnYuocym3jknOt68c4L_L4Z3Ee81AXQ9jSMckPnf18iiqp5hq5iTOx40jSYNNBOvb4IMjduHxTyfUCcEeNnM9MQC99hG509sA9kctyYqzfPpaatJ0n_JnQayQXMbvFWIo_B1AfmIGTUD_i6CP16RAx1MFQXyrL0IsXxyBh85l6wSUONsYww-itvACji9ci8pBRQ";
+
+/// Serves the bench key's JWK set over HTTP/1.1 on a local port; returns its URL.
+async fn serve_jwks() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/jwks.json", listener.local_addr().expect("local addr"));
+    let body = serde_json::json!({ "keys": [{
+        "kty": "RSA", "kid": "bench-rs256", "use": "sig", "alg": "RS256", "n": RS256_MODULUS, "e": "AQAB",
+    }]})
+    .to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    url
+}
+
+/// `bare`: a no-op over the token bytes; `layer`: verification with the keys cached.
+fn verify_group(c: &mut Criterion, name: &str, verifier: &Verifier, token: &'static str) {
+    let verified = verifier.verify_cached(token).expect("the bench token verifies").expect("keys are warm");
+    assert_eq!(verified.principal.tenant, "acme");
+    let mut group = c.benchmark_group(name);
+    let noop = |token: &[u8]| token.len();
+    group.bench_function("bare", |b| b.iter(|| black_box(noop(black_box(token.as_bytes())))));
+    group.bench_function("layer", |b| b.iter(|| black_box(verifier.verify_cached(black_box(token)))));
+    group.finish();
+}
+
+fn jwt(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+
+    let hs256 = Verifier::builder()
+        .issuer(Issuer::hs256(ISSUER, HS256_SECRET.to_vec()).audience(AUDIENCE))
+        .build()
+        .expect("hs256 verifier");
+    verify_group(c, "jwt_verify_hs256", &hs256, HS256_TOKEN);
+
+    let url = rt.block_on(serve_jwks());
+    let rs256 = Verifier::builder()
+        .issuer(Issuer::jwks(ISSUER, url).audience(AUDIENCE))
+        .build()
+        .expect("rs256 verifier");
+    rt.block_on(rs256.verify(RS256_TOKEN)).expect("the key is fetched and the token verifies");
+    verify_group(c, "jwt_verify_rs256", &rs256, RS256_TOKEN);
+}
+
+fn authorized_request() -> lift::Request {
+    let mut req = get_request();
+    let mut ctx = Context::new("bench-request-1");
+    ctx.set_principal(
+        Principal::new("user-1", "acme")
+            .with_roles(["support"])
+            .with_scopes(["payments:read", "payments:write"]),
+    );
+    req.extensions_mut().insert(ctx);
+    req
+}
+
+fn role_scope_check(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let checked = ServiceBuilder::new()
+        .layer(require_role("support"))
+        .layer(require_scope("payments:write"))
+        .service(noop());
+    let status = rt.block_on(checked.clone().oneshot(authorized_request())).expect("allowed").status();
+    assert_eq!(status, http::StatusCode::OK, "the bench principal passes both checks");
+
+    // The request (with its context) is built outside the timed part.
+    let mut group = c.benchmark_group("role_scope_check");
+    let bare = noop();
+    group.bench_function("bare", |b| {
+        b.to_async(&rt).iter_batched(
+            authorized_request,
+            |req| {
+                let svc = bare.clone();
+                async move { black_box(svc.oneshot(req).await) }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("layer", |b| {
+        b.to_async(&rt).iter_batched(
+            authorized_request,
+            |req| {
+                let svc = checked.clone();
+                async move { black_box(svc.oneshot(req).await) }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, jwt, role_scope_check);
+criterion_main!(benches);

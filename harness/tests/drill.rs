@@ -1,0 +1,135 @@
+//! Chaos drills end to end: the short CI region outage passes, the same drill without
+//! failover fails (and the CLI exits non-zero), and the reports are what they claim.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lift_harness::drill::{fis_template, Drill, Scenario, Summary};
+use serde_json::Value;
+
+/// Drills measure time: two at once on a small machine would measure each other.
+static DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lift-drill-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_shipped_scenario_parses_fits_a_minute_and_exports_to_fis() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(scenario.duration() <= Duration::from_secs(60), "{} runs too long", scenario.name);
+        assert!(!scenario.faults.is_empty() && !scenario.description.is_empty(), "{}", scenario.name);
+        let template = fis_template(&scenario, "payments");
+        assert!(!template["actions"].as_object().unwrap().is_empty(), "{}", scenario.name);
+        names.push(scenario.name);
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ci_region_outage",
+            "latency_brownout",
+            "partition",
+            "process_crash",
+            "region_outage",
+            "throttling_storm"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let scenario = Scenario::load(scenarios_dir().join("ci_region_outage.toml")).unwrap();
+    let report = Drill::new(scenario).quiet(true).settle(Duration::from_secs(10)).run().await.unwrap();
+    let summary = Summary(&report).to_string();
+    println!("{summary}");
+    assert!(report.passed, "{summary}");
+    let failover = report.time_to_failover_ms.expect("a failover");
+    assert!(failover > 0.0 && failover < 30_000.0, "{summary}");
+    let detect = report.time_to_detect_ms.expect("a detection");
+    assert!(detect <= failover + 1.0, "detected after traffic moved? {summary}");
+    assert_eq!(report.writes.lost, 0, "{summary}");
+    assert!(report.writes.acknowledged > 50, "too few writes to mean anything: {summary}");
+    assert_eq!(report.final_primary, "eu-west-1");
+    assert!(report.failovers >= 1);
+    assert!(report.events.iter().any(|e| e.kind == "region_down" && e.region == "us-east-1"));
+    // The outage really cut traffic: some operations failed or stalled before the failover.
+    assert!(report.faults[0].errors_in_window > 0, "{summary}");
+
+    let dir = temp_dir("ci");
+    let files = report.write_to(&dir).unwrap();
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).unwrap();
+    assert_eq!(json["scenario"], "ci_region_outage");
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["writes"]["lost"], 0);
+    assert!(json["time_to_failover_ms"].as_f64().unwrap() > 0.0);
+    let samples = json["samples"].as_array().unwrap();
+    assert!(samples.len() >= 180, "a sample every 100 ms over 20 s: {}", samples.len());
+    for field in ["t_ms", "success_rate", "in_flight", "active_region"] {
+        assert!(samples[0].get(field).is_some(), "sample without {field}");
+    }
+    assert!(samples.iter().any(|s| s["active_region"] == "eu-west-1"));
+    let junit = std::fs::read_to_string(&files.junit).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), report.assertions.len());
+    assert!(junit.contains("name=\"max_failover_secs\""));
+    assert!(!junit.contains("<failure"), "{junit}");
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(html.contains("<svg") && html.contains("</svg>") && html.contains("<polyline"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_failover_the_same_drill_fails_and_the_cli_exits_non_zero() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let dir = temp_dir("no-failover");
+    let text = std::fs::read_to_string(scenarios_dir().join("ci_region_outage.toml")).unwrap();
+    assert!(text.contains("enabled = true"));
+    let text = text
+        .replace("enabled = true", "enabled = false")
+        .replace("name = \"ci_region_outage\"", "name = \"ci_region_outage_no_failover\"");
+    let file = dir.join("no_failover.toml");
+    std::fs::write(&file, text).unwrap();
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .arg("drill")
+        .arg(&file)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--quiet")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the drill passed without failover:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("max_failover_secs"), "{stderr}");
+
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("ci_region_outage_no_failover.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["passed"], false);
+    assert_eq!(json["final_primary"], "us-east-1", "{stdout}");
+    assert_eq!(json["failovers"], 0);
+    let failover =
+        json["assertions"].as_array().unwrap().iter().find(|a| a["name"] == "max_failover_secs").unwrap();
+    assert_eq!(failover["passed"], false, "{stdout}");
+    // The region was still detected as down: only the move was missing.
+    assert!(json["time_to_detect_ms"].as_f64().is_some(), "{stdout}");
+    let junit = std::fs::read_to_string(dir.join("ci_region_outage_no_failover.junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
