@@ -461,7 +461,7 @@ async fn dropping_the_mocks_stops_the_servers() {
         .filter(|(name, _)| name.starts_with("AWS_ENDPOINT_URL_") || name == "LIFT_JWT_ISSUER")
         .map(|(_, url)| url.trim_start_matches("http://").to_owned())
         .collect();
-    assert_eq!(addresses.len(), 4);
+    assert_eq!(addresses.len(), 5, "secrets manager, kms, sts, route 53 and the jwks issuer");
     for address in &addresses {
         assert!(address.starts_with("127.0.0.1:"), "{address}");
         tokio::net::TcpStream::connect(address).await.expect("serving while alive");

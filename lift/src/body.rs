@@ -137,7 +137,7 @@ pub(crate) fn is_json_content_type(value: Option<&HeaderValue>) -> bool {
 /// # Examples
 ///
 /// ```
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Payment { amount: u64 }
 ///
 /// let req = http::Request::builder()

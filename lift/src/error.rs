@@ -233,6 +233,14 @@ impl Error {
     /// Turns any boxed error from a layer into a Lift error: a Lift error stays as it is,
     /// tower's timeout becomes 504, tower's overload becomes 503, anything else 500.
     pub fn from_boxed(err: BoxError) -> Self {
+        #[cfg(feature = "resilience")]
+        let err = match err.downcast::<crate::middleware::circuit_breaker::CircuitOpen>() {
+            Ok(open) => return (*open).into(),
+            Err(err) => match err.downcast::<crate::middleware::bulkhead::BulkheadFull>() {
+                Ok(full) => return (*full).into(),
+                Err(err) => err,
+            },
+        };
         match err.downcast::<Error>() {
             Ok(err) => *err,
             Err(err) if err.is::<tower::timeout::error::Elapsed>() => {
