@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lift::middleware::bulkhead::{BulkheadFull, BulkheadLayer};
-use lift::middleware::circuit_breaker::{CircuitBreakerLayer, CircuitOpen, SlidingWindow};
+use lift::middleware::bulkhead::BulkheadLayer;
+use lift::middleware::circuit_breaker::{CircuitBreakerLayer, SlidingWindow};
 use lift::middleware::health::{check_fn, Check, HealthChecks, HealthLayer};
 use lift::middleware::load_shed::LoadShedLayer;
 use lift::middleware::retry::{Backoff, RetryLayer};
@@ -24,19 +24,6 @@ fn checks() -> HealthChecks {
         .build()
 }
 
-/// Renders a layer error as Lift does: named rejections keep their status and Retry-After.
-fn render(err: BoxError) -> lift::Response {
-    let err = match err.downcast::<CircuitOpen>() {
-        Ok(open) => return lift::Error::from(*open).into_response(),
-        Err(err) => err,
-    };
-    let err = match err.downcast::<BulkheadFull>() {
-        Ok(full) => return lift::Error::from(*full).into_response(),
-        Err(err) => err,
-    };
-    lift::Error::from_boxed(err).into_response()
-}
-
 // ---------------------------------------------------------------- axum 0.8
 
 mod axum_router {
@@ -47,8 +34,10 @@ mod axum_router {
     use axum::routing::get;
     use axum::Router;
 
+    /// axum needs infallible services: render layer errors with Lift's one mapping
+    /// (503 + Retry-After for rejections, 504 for timeouts).
     async fn handle(err: BoxError) -> axum::response::Response {
-        render(err).into_response()
+        lift::Error::from_boxed(err).into_response().into_response()
     }
 
     fn request(path: &str) -> http::Request<Body> {

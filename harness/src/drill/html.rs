@@ -8,8 +8,8 @@ const WIDTH: f64 = 960.0;
 const PLOT_LEFT: f64 = 60.0;
 const PLOT_RIGHT: f64 = 20.0;
 const PANEL: f64 = 150.0;
-const GAP: f64 = 40.0;
-const TOP: f64 = 44.0;
+const GAP: f64 = 70.0;
+const TOP: f64 = 64.0;
 /// Colours for regions, in declaration order.
 const REGION_COLOURS: [&str; 6] = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948"];
 
@@ -123,7 +123,7 @@ fn chart(report: &DrillReport) -> String {
     let lat_top = TOP + PANEL + GAP;
     let band_top = lat_top + PANEL + GAP;
     let height = band_top + 60.0;
-    let max_latency = report.samples.iter().filter_map(|s| s.p99_ms).fold(1.0f64, f64::max).max(10.0);
+    let max_latency = nice_ceiling(report.samples.iter().filter_map(|s| s.p99_ms).fold(10.0f64, f64::max));
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -162,18 +162,23 @@ fn chart(report: &DrillReport) -> String {
         rate_points.join(" ")
     );
     for (pick, colour) in [(0usize, "#4e79a7"), (1, "#e15759")] {
-        let points: Vec<String> = report
-            .samples
-            .iter()
-            .filter_map(|s| {
-                let v = if pick == 0 { s.p50_ms } else { s.p99_ms }?;
-                Some(format!("{:.1},{:.1}", x(s.t_ms), lat_top + PANEL - (v / max_latency).min(1.0) * PANEL))
-            })
-            .collect();
+        // A window where nothing finished has no latency: the line breaks there.
+        let mut path = String::new();
+        let mut pen_down = false;
+        for s in &report.samples {
+            match if pick == 0 { s.p50_ms } else { s.p99_ms } {
+                Some(v) => {
+                    let y = lat_top + PANEL - (v / max_latency).min(1.0) * PANEL;
+                    let _ = write!(path, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, x(s.t_ms), y);
+                    pen_down = true;
+                }
+                None => pen_down = false,
+            }
+        }
         let _ = writeln!(
             svg,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.2\" points=\"{}\"/>",
-            points.join(" ")
+            "<path fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.2\" d=\"{}\"/>",
+            path.trim_end()
         );
     }
     // Which region served the traffic, as a coloured band.
@@ -213,11 +218,9 @@ fn chart(report: &DrillReport) -> String {
     }
     // Markers: fault, heal, detection, failover.
     let bottom = band_top + 14.0;
-    let mut row = 0usize;
-    let mut marker = |t: f64, colour: &str, dash: &str, label: String| {
-        // Labels alternate between three rows so that close markers stay readable.
-        let label_y = rate_top - 4.0 - (row % 3) as f64 * 13.0;
-        row += 1;
+    let mut marker = |t: f64, colour: &str, dash: &str, label: String, row: usize| {
+        // Each kind of marker has its own row of labels, so close markers stay readable.
+        let label_y = rate_top - 22.0 - row as f64 * 13.0;
         let _ = writeln!(
             svg,
             "<line x1=\"{0:.1}\" y1=\"{rate_top}\" x2=\"{0:.1}\" y2=\"{bottom}\" stroke=\"{colour}\" stroke-width=\"1.5\" stroke-dasharray=\"{dash}\"><title>{1}</title></line>\n<text x=\"{2:.1}\" y=\"{3}\" fill=\"{colour}\">{1}</text>",
@@ -228,12 +231,12 @@ fn chart(report: &DrillReport) -> String {
         );
     };
     for f in &report.faults {
-        marker(f.injected_at_ms, "#c0392b", "none", format!("{} {}", f.kind, f.region));
+        marker(f.injected_at_ms, "#c0392b", "none", format!("{} {}", f.kind, f.region), 0);
         if let Some(h) = f.healed_at_ms {
-            marker(h, "#2a7d2a", "none", "healed".into());
+            marker(h, "#2a7d2a", "none", "healed".into(), 0);
         }
         if let Some(d) = f.detected_at_ms {
-            marker(d, "#e67e22", "4 3", "detected".into());
+            marker(d, "#e67e22", "4 3", "detected".into(), 1);
         }
         if let Some(t) = f.failed_over_at_ms {
             marker(
@@ -241,6 +244,7 @@ fn chart(report: &DrillReport) -> String {
                 "#2c3e91",
                 "2 2",
                 format!("failover to {}", f.failed_over_to.as_deref().unwrap_or("?")),
+                2,
             );
         }
     }
@@ -260,11 +264,17 @@ fn chart(report: &DrillReport) -> String {
     format!("<h2>Timeline</h2>\n<figure>\n{svg}<figcaption>Success rate and latency every 100 ms; red: fault injected, green: healed, orange: region declared down, blue: first success in the new region.</figcaption>\n</figure>\n")
 }
 
+/// 1, 2 or 5 times a power of ten, at least `v`.
+fn nice_ceiling(v: f64) -> f64 {
+    let power = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|c| *c >= v).unwrap_or(10.0 * power)
+}
+
 fn panel(svg: &mut String, top: f64, title: &str, labels: &[&str; 3], plot_w: f64) {
     let _ = writeln!(
         svg,
         "<rect x=\"{PLOT_LEFT}\" y=\"{top}\" width=\"{plot_w}\" height=\"{PANEL}\" fill=\"none\" stroke=\"#999\"/>\n<text x=\"{PLOT_LEFT}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
-        top + PANEL + 28.0,
+        top - 6.0,
         escape(title)
     );
     for (i, label) in labels.iter().enumerate() {
@@ -306,7 +316,10 @@ mod tests {
             .collect();
         let html = render(&report);
         assert!(html.contains("<svg"), "no svg");
-        assert!(html.contains("<polyline"), "no lines");
+        assert!(html.contains("<polyline") && html.contains("<path"), "no lines");
+        assert_eq!(nice_ceiling(1007.0), 2000.0);
+        assert_eq!(nice_ceiling(40.0), 50.0);
+        assert_eq!(nice_ceiling(10.0), 10.0);
         assert!(html.contains("a &lt;test&gt;"));
         assert!(!html.contains("<script"));
     }

@@ -354,9 +354,10 @@ impl std::fmt::Display for Summary<'_> {
         for a in &r.assertions {
             writeln!(
                 f,
-                "  [{}] {} <= {}: {}{}",
+                "  [{}] {} {} {}: {}{}",
                 if a.passed { "pass" } else { "FAIL" },
                 a.name,
+                if a.name.starts_with("min_") { ">=" } else { "<=" },
                 a.limit,
                 a.actual,
                 a.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()

@@ -26,6 +26,8 @@ use crate::faults::{DynamoDbFault, ProcessFault, Toxic, ANY_OPERATION};
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// How long the regions may take to be declared healthy before the load starts.
 const WARM_UP: Duration = Duration::from_secs(20);
+/// The longest the warm-up goes on past `load.warmup` waiting for clean load.
+const MAX_WARM_UP: Duration = Duration::from_secs(30);
 /// The key of the fingerprint HMAC in drills (test data only).
 const FINGERPRINT_KEY: &[u8] = b"lift-drill-fingerprint-key";
 
@@ -126,13 +128,51 @@ impl Drill {
             degraded: Default::default(),
         });
         wait_healthy(orchestrator.health(), s.regions.len()).await?;
+        let workload = Arc::new(Workload::new(s.load.mix, s.load.tenants));
+        if !s.load.warmup.is_zero() {
+            let (stop, stopped) = watch::channel(false);
+            let warm_recorder = Arc::new(Recorder::new(Instant::now()));
+            let warm = tokio::spawn(load_loop(
+                s.clone(),
+                client.clone(),
+                workload.clone(),
+                warm_recorder.clone(),
+                Arc::default(),
+                stopped,
+            ));
+            // At least the warm-up, then until a second of load runs clean (a fresh JVM
+            // takes a while to compile its hot paths), for at most MAX_WARM_UP more.
+            tokio::time::sleep(s.load.warmup).await;
+            let give_up = Instant::now() + MAX_WARM_UP;
+            loop {
+                let _ = warm_recorder.sample(Instant::now(), String::new(), None);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let second = warm_recorder.sample(Instant::now(), String::new(), None);
+                let clean = second.completed > 0
+                    && second.success_rate >= 0.98
+                    && second.p99_ms.is_some_and(|p99| p99 < s.load.timeout.as_secs_f64() * 500.0);
+                if clean || Instant::now() >= give_up {
+                    if !clean {
+                        tracing::warn!("the warm-up load never ran clean; starting the drill anyway");
+                    }
+                    break;
+                }
+            }
+            let _ = stop.send(true);
+            let _ = warm.await;
+            // A switch during the warm-up is not the drill's: traffic starts on the primary.
+            if !router.is_on_primary() {
+                tracing::warn!("traffic moved during the warm-up; moving it back to {}", s.primary());
+                router.switch_to(s.primary()).map_err(|e| target(&e))?;
+            }
+            wait_healthy(orchestrator.health(), s.regions.len()).await?;
+        }
 
         // The load begins: from here on the clock is the drill's.
         let start = Instant::now();
         let started_at_unix =
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         let recorder = Arc::new(Recorder::new(start));
-        let workload = Arc::new(Workload::new(s.load.mix, s.load.tenants));
         let acked: Arc<Mutex<Vec<(AckedWrite, String)>>> = Arc::default();
         let events: Arc<Mutex<Vec<EventRecord>>> = Arc::default();
         let lag_state: Arc<Mutex<LagState>> = Arc::default();
@@ -241,7 +281,10 @@ impl Drill {
         let (lags, unseen) = lag_state.lock().expect("lag lock").lags_ms(lag_end);
         let records = recorder.records();
         let mut events = events.lock().expect("events lock").clone();
-        for record in orchestrator.records() {
+        // Switches during the warm-up were undone before the clock started: not the drill's.
+        let records_in_drill: Vec<_> =
+            orchestrator.records().into_iter().filter(|r| r.traffic_moved_at >= start).collect();
+        for record in &records_in_drill {
             events.push(EventRecord {
                 t_ms: recorder.ms(record.traffic_moved_at),
                 region: record.to.clone(),
@@ -259,8 +302,7 @@ impl Drill {
             });
         }
         events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
-        let failovers =
-            orchestrator.records().iter().filter(|r| r.kind == SwitchKind::FailOver).count() as u32;
+        let failovers = records_in_drill.iter().filter(|r| r.kind == SwitchKind::FailOver).count() as u32;
         let replication = replicator.stats();
         drop(replicator);
         drop(orchestrator);

@@ -105,6 +105,15 @@ pub struct Load {
     /// The operation mix, as weights.
     #[serde(default)]
     pub mix: Mix,
+    /// Load run before the drill's clock starts, not measured: fresh JVMs compile their hot
+    /// paths and connection pools fill, so a slow first second is not taken for a fault.
+    /// The warm-up goes on (up to 30 s more) until a second of load runs clean.
+    #[serde(default = "default_warmup", with = "serde_duration")]
+    pub warmup: Duration,
+}
+
+fn default_warmup() -> Duration {
+    Duration::from_secs(3)
 }
 
 fn default_op_timeout() -> Duration {

@@ -280,6 +280,7 @@ impl DedicatedDynamoDb {
             .arg(std::process::id().to_string())
             .arg(&log)
             .arg(&self.java)
+            .args(java_options())
             .arg("-Djava.library.path=./DynamoDBLocal_lib")
             .arg("-jar")
             .arg("DynamoDBLocal.jar")
@@ -354,6 +355,16 @@ impl Drop for DedicatedDynamoDb {
     fn drop(&mut self) {
         let _ = self.kill();
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// JVM options: `LIFT_DYNAMODB_JAVA_OPTS` (split on spaces) when set, else options that
+/// favour a quick warm-up over peak throughput (C1 only, serial GC): a dedicated instance
+/// lives for one test or drill, and a cold C2 compiler would make its first seconds slow.
+fn java_options() -> Vec<String> {
+    match super::env_value("LIFT_DYNAMODB_JAVA_OPTS") {
+        Some(opts) => opts.split_whitespace().map(str::to_owned).collect(),
+        None => ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xms256m"].map(str::to_owned).to_vec(),
     }
 }
 

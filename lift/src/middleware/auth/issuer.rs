@@ -153,8 +153,12 @@ impl Issuer {
 
     /// Replaces the allow-list of algorithms.
     pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
-        self.algorithms = algorithms.into_iter().collect();
-        self.algorithms.dedup();
+        self.algorithms.clear();
+        for algorithm in algorithms {
+            if !self.algorithms.contains(&algorithm) {
+                self.algorithms.push(algorithm);
+            }
+        }
         self
     }
 

@@ -72,18 +72,26 @@ impl RateLimitKey {
         }
     }
 
-    fn value(&self, head: &Parts) -> Option<String> {
+    /// Appends this part's value for the request to `out`; false when the request has none.
+    fn write_value(&self, head: &Parts, out: &mut String) -> bool {
+        use std::fmt::Write as _;
         let ctx = || head.extensions.get::<Context>();
-        match self {
-            Self::Tenant => ctx().and_then(Context::tenant).map(str::to_owned),
-            Self::User => ctx().and_then(Context::principal).map(|p| p.subject.clone()),
-            Self::Ip => client_ip(head).map(|ip| ip.to_string()),
-            Self::Route => Some(match head.extensions.get::<MatchedRoute>() {
-                Some(route) => format!("{} {}", head.method, route.0),
-                None => format!("{} {}", head.method, head.uri.path()),
-            }),
-            Self::Custom(f) => f(head),
-        }
+        let text = match self {
+            Self::Tenant => ctx().and_then(Context::tenant),
+            Self::User => ctx().and_then(Context::principal).map(|p| p.subject.as_str()),
+            Self::Ip => {
+                return client_ip(head).map(|ip| write!(out, "{ip}").is_ok()).unwrap_or(false);
+            }
+            Self::Route => {
+                out.push_str(head.method.as_str());
+                out.push(' ');
+                Some(head.extensions.get::<MatchedRoute>().map_or(head.uri.path(), |r| r.0.as_str()))
+            }
+            Self::Custom(f) => {
+                return f(head).map(|value| out.push_str(&value)).is_some();
+            }
+        };
+        text.map(|t| out.push_str(t)).is_some()
     }
 
     pub(crate) fn parse(name: &str) -> Option<Self> {
@@ -127,16 +135,15 @@ impl fmt::Debug for RateLimitKey {
 /// assert_eq!(compound_key(&[RateLimitKey::Tenant, RateLimitKey::Route], &head), "t:acme|r:POST /payments");
 /// ```
 pub fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
-    let mut key = String::with_capacity(32);
+    let mut key = String::with_capacity(48);
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             key.push('|');
         }
         key.push_str(part.tag());
         key.push(':');
-        match part.value(head) {
-            Some(value) => key.push_str(&value),
-            None => key.push('-'),
+        if !part.write_value(head, &mut key) {
+            key.push('-');
         }
     }
     key

@@ -7,15 +7,36 @@
 //!    gave) refuses obvious excess in the process, without a round trip;
 //! 2. one conditional `UpdateItem` on the [`rate_limits`](crate::store::tables::rate_limits)
 //!    table decides against the limit every instance shares: fixed window, sliding window
-//!    (two windows weighted) or token bucket ([`Algorithm`]; item layout in the `store`
-//!    module source). The condition makes the count exact under any concurrency: a refused
-//!    request is never counted.
+//!    (two windows weighted) or token bucket ([`Algorithm`]). The condition makes the
+//!    count exact under any concurrency: a refused request is never counted.
 //!
 //! Admitted responses carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
 //! (IETF draft `ratelimit-headers`); a refusal is a 429 problem with the same headers and
 //! `Retry-After` ([`RateLimited`]). When DynamoDB is throttled, failing or slower than the
 //! store timeout, the [`FailMode`] decides: `Closed` (the default, for payments) answers
 //! 503 [`LimiterUnavailable`], `Open` admits.
+//!
+//! # Items
+//!
+//! In the table (partition key `pk`, TTL `expires_at` in epoch seconds), with `name` the
+//! limiter's [name](RateLimitBuilder::name) (default `lift`) and `key` its
+//! [compound key](compound_key) (SHA-256 hex after `h:` when longer than 256 bytes):
+//!
+//! - windows: `pk = "<name>#<key>#<window start, epoch ms>"` with a number `count`, under
+//!   `ADD count :one` if `attribute_not_exists(count) OR count < :limit`. The sliding
+//!   window lowers `:limit` by the previous window's count weighted by its overlap (rounded
+//!   up), read with one `GetItem` per key and window per process: once its window has
+//!   passed, that count no longer changes.
+//! - token bucket: `pk = "<name>#<key>#tb"` with `tat`, the GCRA theoretical arrival
+//!   time in epoch µs, which is the token bucket written as one number (tokens left =
+//!   `(now + limit × T - tat) / T`, `T = window / limit`). A request takes a token with
+//!   `SET tat = tat + :t` if `tat BETWEEN :now AND :now + (limit - 1) × T`; a full bucket
+//!   (`tat < now`, or no item) restarts with `SET tat = :now + :t`, a second call only for
+//!   the first request after an idle period. A refusal reads the item from the failed
+//!   condition (`ReturnValuesOnConditionCheckFailure`), so it costs one call.
+//!
+//! A request whose DynamoDB call times out may still have been counted: the limiter errs
+//! on the side of the limit.
 //!
 //! The client IP is API Gateway's `sourceIp` on Lambda, or a trusted [`ClientIp`] /
 //! `SocketAddr` extension elsewhere; `X-Forwarded-For` is never trusted ([`client_ip`]).

@@ -1,19 +1,6 @@
 //! The shared limit in DynamoDB: one conditional `UpdateItem` decides each request.
 //!
-//! Items (table [`tables::rate_limits`](crate::store::tables::rate_limits), partition key
-//! `pk`, TTL `expires_at` in epoch seconds):
-//!
-//! - windows: `pk = "<name>#<key>#<window start, epoch ms>"`, `count` (N). Admission is
-//!   `ADD count :one` under `attribute_not_exists(count) OR count < :limit`, so a refused
-//!   request never counts and concurrent requests can never overshoot. The sliding window
-//!   lowers `:limit` by the weighted count of the previous window, read once per key and
-//!   window per process (it no longer changes once its window has passed).
-//! - token bucket: `pk = "<name>#<key>#tb"`, `tat` (N, epoch µs): the GCRA "theoretical
-//!   arrival time", which is the token bucket written as one number (tokens left =
-//!   `(now + limit × T - tat) / T` with `T = window / limit`). Admission is
-//!   `SET tat = tat + :t` under `tat BETWEEN :now AND :now + (limit - 1) × T`; a full
-//!   bucket (`tat < now` or no item) is restarted with `SET tat = :now + :t`, a second
-//!   call only on the first request after an idle period.
+//! The item layout is documented on the [module](super).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -32,19 +32,21 @@ impl<B: Clone> RequestCopy<B> {
             uri.path_and_query().map(PathAndQuery::as_str),
         ];
         let headers = req.headers();
-        let len = parts.iter().map(|p| 5 + p.map_or(0, str::len)).sum::<usize>()
-            + headers.iter().map(|(n, v)| 9 + n.as_str().len() + v.len()).sum::<usize>();
-        let mut bytes = Vec::with_capacity(len);
+        // One pass over the headers: room for typical names and values up front, growing
+        // (rarely) for large ones.
+        let uri_len: usize = parts.iter().map(|p| 5 + p.map_or(0, str::len)).sum();
+        let mut bytes = Vec::with_capacity(uri_len + headers.len() * 64);
         for part in parts {
             bytes.push(u8::from(part.is_some()));
             put(&mut bytes, part.unwrap_or_default().as_bytes());
         }
         for (name, value) in headers {
-            bytes.extend_from_slice(&len_of(name.as_str().as_bytes()));
-            bytes.extend_from_slice(&len_of(value.as_bytes()));
-            bytes.push(u8::from(value.is_sensitive()));
-            bytes.extend_from_slice(name.as_str().as_bytes());
-            bytes.extend_from_slice(value.as_bytes());
+            let (name, sensitive, value) = (name.as_str().as_bytes(), value.is_sensitive(), value.as_bytes());
+            let [a, b, c, d] = len_of(name);
+            let [e, f, g, h] = len_of(value);
+            bytes.extend_from_slice(&[a, b, c, d, e, f, g, h, u8::from(sensitive)]);
+            bytes.extend_from_slice(name);
+            bytes.extend_from_slice(value);
         }
         Self {
             method: req.method().clone(),

@@ -27,8 +27,9 @@ pin_project! {
         service: S,
         // The pristine request, for the next attempts.
         copy: Option<RequestCopy<B>>,
-        // The request of the next attempt, rebuilt before waiting for it.
-        next: Option<http::Request<B>>,
+        // The request of the next attempt, rebuilt before waiting for it. Boxed, like the
+        // timer, so the future stays small for the first attempt, which rarely needs them.
+        next: Option<Box<http::Request<B>>>,
         policy: Arc<Policy<C, Bg>>,
         attempt: u32,
         idempotent: bool,
@@ -42,7 +43,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Calling { #[pin] future: F },
-        Waiting { #[pin] sleep: Sleep },
+        Waiting { sleep: Pin<Box<Sleep>> },
         Readying,
     }
 }
@@ -124,16 +125,16 @@ where
                     let Some(next) = this.copy.as_ref().and_then(RequestCopy::to_request) else {
                         return Poll::Ready(result);
                     };
-                    *this.next = Some(next);
+                    *this.next = Some(Box::new(next));
                     policy.retries.fetch_add(1, Ordering::Relaxed);
                     if delay == Duration::ZERO {
                         this.state.set(State::Readying);
                     } else {
-                        this.state.set(State::Waiting { sleep: tokio::time::sleep(delay) });
+                        this.state.set(State::Waiting { sleep: Box::pin(tokio::time::sleep(delay)) });
                     }
                 }
                 StateProj::Waiting { sleep } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
@@ -149,7 +150,7 @@ where
                     };
                     *this.attempt += 1;
                     *this.started = this.deadline.map(|_| Instant::now());
-                    let future = this.service.call(request);
+                    let future = this.service.call(*request);
                     this.state.set(State::Calling { future });
                 }
             }
