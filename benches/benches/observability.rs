@@ -14,8 +14,6 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
@@ -23,7 +21,7 @@ use lift::middleware::logging::tracing_subscriber::layer::SubscriberExt;
 use lift::middleware::logging::{tracing, LogConfig};
 use lift::middleware::metrics::{Metrics, MetricsHandle, Unit};
 use lift::middleware::xray::XrayConfig;
-use lift_benches::{get_request, noop};
+use lift_benches::{get_request, noop, Daemon};
 use tower::{Layer, Service};
 
 fn emf_metric_record(c: &mut Criterion) {
@@ -117,28 +115,13 @@ fn log_line(c: &mut Criterion) {
 
 fn xray_segment(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let daemon = UdpSocket::bind("127.0.0.1:0").expect("local socket");
-    daemon.set_nonblocking(true).expect("non-blocking");
-    let address = daemon.local_addr().expect("address").to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    let drain = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            let mut received = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                // Drain what arrived, then sleep: a receiver blocked in recv would be woken
-                // per datagram and, on a small machine, preempt the measured thread.
-                while daemon.recv(&mut buf).is_ok() {
-                    received += 1;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            received
-        })
-    };
-    let layer =
-        XrayConfig::new().daemon_address(address).service_name("payments-api").build().expect("layer");
+    let daemon = Daemon::start();
+    let address = daemon.address();
+    let layer = XrayConfig::new()
+        .daemon_address(address.clone())
+        .service_name("payments-api")
+        .build()
+        .expect("layer");
 
     let mut bare = noop();
     let mut traced = layer.layer(noop());
@@ -154,10 +137,33 @@ fn xray_segment(c: &mut Criterion) {
     });
     group.finish();
 
-    stop.store(true, Ordering::Relaxed);
-    let received = drain.join().expect("drain thread");
+    // For reference (no budget): the kernel's part, one `send` of a datagram of the same
+    // size on a connected non-blocking UDP socket, as the layer does it.
+    let document = vec![b'x'; layer_datagram_len(&address)];
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("local socket");
+    socket.connect(&address).expect("connect");
+    socket.set_nonblocking(true).expect("non-blocking");
+    let mut group = c.benchmark_group("xray_udp_send");
+    group.bench_function("send", |b| b.iter(|| black_box(socket.send(black_box(&document)).is_ok())));
+    group.finish();
+
+    let received = daemon.stop();
     assert!(received > 0, "the daemon received segments");
     eprintln!("xray_segment: {received} datagrams received, {} dropped", layer.dropped_datagrams());
+}
+
+/// The size of the datagram the layer sends for the bench request (received once on a
+/// socket of its own).
+fn layer_datagram_len(_daemon: &str) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let daemon = UdpSocket::bind("127.0.0.1:0").expect("local socket");
+    let address = daemon.local_addr().expect("address").to_string();
+    let layer =
+        XrayConfig::new().daemon_address(address).service_name("payments-api").build().expect("layer");
+    let _ = rt.block_on(layer.layer(noop()).call(get_request()));
+    let mut buf = vec![0u8; 65_536];
+    daemon.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    daemon.recv(&mut buf).expect("the layer sent its segment")
 }
 
 criterion_group!(benches, emf_metric_record, log_line, xray_segment);

@@ -38,3 +38,49 @@ pub fn get_request() -> Request {
         .body(Body::empty())
         .expect("valid request")
 }
+
+/// A stand-in X-Ray daemon: a local UDP socket drained by a thread of its own.
+pub struct Daemon {
+    address: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    drain: std::thread::JoinHandle<u64>,
+}
+
+impl Daemon {
+    /// Binds a free local port and starts draining it.
+    pub fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("local socket");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let address = socket.local_addr().expect("address").to_string();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let drain = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                let mut received = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Drain what arrived, then sleep: a receiver blocked in recv would be
+                    // woken per datagram and, on a small machine, preempt the measured thread.
+                    while socket.recv(&mut buf).is_ok() {
+                        received += 1;
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                received
+            })
+        };
+        Self { address, stop, drain }
+    }
+
+    /// The address to send to (`AWS_XRAY_DAEMON_ADDRESS` form).
+    pub fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    /// Stops draining; returns how many datagrams arrived.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.drain.join().expect("the drain thread")
+    }
+}

@@ -236,8 +236,18 @@ impl PathParams {
 }
 
 /// The route pattern that matched, e.g. `/payments/:id` (for metrics and logs).
+///
+/// The router puts it in the request's extensions and in the response's, so layers outside
+/// the router (`App::layer`) find it on the way out. Cloning it is a reference count.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatchedRoute(pub String);
+pub struct MatchedRoute(pub std::sync::Arc<str>);
+
+impl MatchedRoute {
+    /// The pattern.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A path parameter of the request.
 ///

@@ -9,7 +9,8 @@ use tower::{Service, ServiceExt};
 
 async fn echo_id(req: Request) -> Result<Response, Error> {
     let id = lift::path_param(&req, "id").unwrap_or("-").to_owned();
-    let route = req.extensions().get::<lift::MatchedRoute>().map(|r| r.0.clone()).unwrap_or_default();
+    let route =
+        req.extensions().get::<lift::MatchedRoute>().map(|r| r.as_str().to_owned()).unwrap_or_default();
     Ok(lift::json_response(StatusCode::OK, &serde_json::json!({ "id": id, "route": route })))
 }
 
@@ -289,4 +290,38 @@ async fn serves_on_a_local_port() {
     assert!(out.contains(r#""id":"42""#), "{out}");
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_matched_route_reaches_layers_outside_the_router() {
+    // An App layer wraps the router: it sees the request before any route matched, and
+    // finds the pattern on the response instead.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = {
+        let seen = seen.clone();
+        tower::layer::layer_fn(move |inner: lift::app::Route| {
+            let seen = seen.clone();
+            tower::service_fn(move |req: Request| {
+                let before = req.extensions().get::<lift::MatchedRoute>().is_some();
+                let seen = seen.clone();
+                let inner = inner.clone();
+                async move {
+                    let res = inner.oneshot(req).await?;
+                    let after = res.extensions().get::<lift::MatchedRoute>().map(|r| r.as_str().to_owned());
+                    seen.lock().unwrap().push((before, after));
+                    Ok::<_, std::convert::Infallible>(res)
+                }
+            })
+        })
+    };
+    let svc = App::new().get("/payments/:id", echo_id).layer(record).into_service();
+    let res = svc.clone().oneshot(request(Method::GET, "/payments/p-1", "")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = svc.oneshot(request(Method::GET, "/nowhere", "")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(false, Some("/payments/:id".to_owned())), (false, None)],
+        "the pattern, never the raw path, and nothing for an unmatched request"
+    );
 }

@@ -13,7 +13,9 @@ pub mod model;
 pub mod routes;
 pub mod store;
 
-pub use routes::{app, app_with_jwt, jwt_layer, Payments, DEV_TENANT_HEADER, READ_SCOPE, REALM, WRITE_SCOPE};
+pub use routes::{
+    app, app_with_jwt, jwt_layer, service, Payments, DEV_TENANT_HEADER, READ_SCOPE, REALM, WRITE_SCOPE,
+};
 pub use store::{table_def, PaymentStore, StoreError};
 
 /// The audience payments tokens must carry unless `PAYMENTS_JWT_AUDIENCE` says otherwise.
@@ -35,6 +37,13 @@ pub struct Config {
     /// DEVELOPMENT ONLY (`LIFT_DEV_TENANT_HEADER_INSECURE=1`): take the tenant from a header
     /// on requests without a token.
     pub dev_tenant_header_insecure: bool,
+    /// The idempotency table (`PAYMENTS_IDEMPOTENCY_TABLE`, else `LIFT_TABLE_IDEMPOTENCY`/
+    /// `LIFT_TABLE_PREFIX`, else `lift-idempotency`).
+    pub idempotency_table: String,
+    /// Whether creates and refunds must carry an `Idempotency-Key`
+    /// (`PAYMENTS_IDEMPOTENCY_KEY_REQUIRED`, default true): without one, a client's retry
+    /// after a lost response would charge twice.
+    pub idempotency_key_required: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -46,6 +55,8 @@ impl std::fmt::Debug for Config {
             .field("jwks_url", &self.jwks_url)
             .field("jwt_audience", &self.jwt_audience)
             .field("dev_tenant_header_insecure", &self.dev_tenant_header_insecure)
+            .field("idempotency_table", &self.idempotency_table)
+            .field("idempotency_key_required", &self.idempotency_key_required)
             .finish()
     }
 }
@@ -83,7 +94,27 @@ impl Config {
             }
             (_, None) => return Err(ConfigError("PAYMENTS_JWKS_URL (or LIFT_JWKS_URL) is not set".into())),
         }
-        Ok(Self { table, fingerprint_key, jwt_issuer, jwks_url, jwt_audience, dev_tenant_header_insecure })
+        let idempotency_table = var("PAYMENTS_IDEMPOTENCY_TABLE")
+            .unwrap_or_else(|| lift::store::tables::idempotency().resolve_name());
+        let idempotency_key_required = match var("PAYMENTS_IDEMPOTENCY_KEY_REQUIRED").as_deref() {
+            None | Some("1" | "true") => true,
+            Some("0" | "false") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "PAYMENTS_IDEMPOTENCY_KEY_REQUIRED must be true or false, not {other:?}"
+                )))
+            }
+        };
+        Ok(Self {
+            table,
+            fingerprint_key,
+            jwt_issuer,
+            jwks_url,
+            jwt_audience,
+            dev_tenant_header_insecure,
+            idempotency_table,
+            idempotency_key_required,
+        })
     }
 
     /// The JWT layer for the configured issuer; `None` when none is configured (only in
@@ -94,6 +125,21 @@ impl Config {
         };
         let issuer = lift::middleware::auth::Issuer::jwks(issuer, url).audience(&self.jwt_audience);
         jwt_layer(issuer, self.dev_tenant_header_insecure).map(Some).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The idempotency layer over the configured table: `Idempotency-Key` on POST (create
+    /// and refund), required unless configured otherwise.
+    pub fn idempotency_layer(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+    ) -> Result<lift::middleware::idempotency::IdempotencyLayer, ConfigError> {
+        lift::middleware::idempotency::IdempotencyLayer::builder()
+            .client(client)
+            .table(&self.idempotency_table)
+            .methods([http::Method::POST])
+            .require_key(self.idempotency_key_required)
+            .build()
+            .map_err(|e| ConfigError(e.to_string()))
     }
 }
 
@@ -133,5 +179,21 @@ mod tests {
             [KEY, ("LIFT_JWT_ISSUER", "http://127.0.0.1:1"), ("LIFT_JWKS_URL", "http://127.0.0.1:1/jwks")];
         let config = Config::from_vars(vars(&lift_only)).unwrap();
         assert!(config.jwt_layer().unwrap().is_some());
+    }
+
+    #[test]
+    fn idempotency_keys_are_required_unless_turned_off() {
+        let dev = [KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1")];
+        let config = Config::from_vars(vars(&dev)).unwrap();
+        assert!(config.idempotency_key_required);
+        let off =
+            [KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1"), ("PAYMENTS_IDEMPOTENCY_KEY_REQUIRED", "false")];
+        assert!(!Config::from_vars(vars(&off)).unwrap().idempotency_key_required);
+        let bad =
+            [KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1"), ("PAYMENTS_IDEMPOTENCY_KEY_REQUIRED", "maybe")];
+        assert!(Config::from_vars(vars(&bad)).is_err());
+        let table =
+            [KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1"), ("PAYMENTS_IDEMPOTENCY_TABLE", "idem-prod")];
+        assert_eq!(Config::from_vars(vars(&table)).unwrap().idempotency_table, "idem-prod");
     }
 }

@@ -1,7 +1,7 @@
 //! The payments service: on Lambda when the Lambda runtime API is present, otherwise on a
 //! local port (`LIFT_LOCAL_ADDR`, default 127.0.0.1:3000).
 
-use payments::{app, app_with_jwt, Config, PaymentStore, Payments};
+use payments::{service, Config, PaymentStore, Payments};
 
 #[tokio::main]
 async fn main() -> Result<(), lift::BoxError> {
@@ -20,17 +20,19 @@ async fn main() -> Result<(), lift::BoxError> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     if matches!(std::env::var("PAYMENTS_CREATE_TABLE").as_deref(), Ok("1" | "true")) {
-        create_table_if_missing(&client, &config.table).await?;
+        create_table_if_missing(&client, &config.table, payments::table_def()).await?;
+        let idempotency = lift::store::tables::idempotency();
+        create_table_if_missing(&client, &config.idempotency_table, idempotency).await?;
     }
+    // Creates and refunds are idempotent: a retry with the same Idempotency-Key replays the
+    // first answer and never charges twice.
+    let idempotency = config.idempotency_layer(client.clone())?;
     let store = PaymentStore::new(client, config.table.clone(), config.fingerprint_key);
     let payments = Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure };
-    let app = match jwt {
-        Some(jwt) => app_with_jwt(payments, jwt),
-        None => {
-            tracing::warn!("no JWT issuer configured: only the development tenant header authenticates");
-            app(payments)
-        }
-    };
+    if jwt.is_none() {
+        tracing::warn!("no JWT issuer configured: only the development tenant header authenticates");
+    }
+    let app = service(payments, jwt, Some(idempotency));
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         app.run_lambda().await
     } else {
@@ -40,15 +42,19 @@ async fn main() -> Result<(), lift::BoxError> {
     }
 }
 
-/// Creates the payments table unless it exists (development convenience).
+/// Creates a table unless it exists (development convenience).
 async fn create_table_if_missing(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
+    def: lift::store::TableDef,
 ) -> Result<(), lift::BoxError> {
     if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
-    payments::table_def().create_table(client, table).send().await?;
-    tracing::info!(%table, "created the payments table");
+    def.create_table(client, table).send().await?;
+    if let Some(ttl) = def.update_ttl(client, table) {
+        ttl.send().await?;
+    }
+    tracing::info!(%table, "created a table");
     Ok(())
 }

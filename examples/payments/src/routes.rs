@@ -7,7 +7,7 @@
 //! | GET | `/payments/:id` | `payments:read` | get one |
 //! | POST | `/payments/:id/refunds` | `payments:write` | refund part or all of it |
 //!
-//! Callers authenticate with a bearer JWT ([`app_with_jwt`], [`jwt_layer`]); the tenant is
+//! Callers authenticate with a bearer JWT ([`service`], [`jwt_layer`]); the tenant is
 //! the token's, never a header's. For local development only, [`Payments::dev_tenant_header_insecure`]
 //! lets a request without a token name its tenant in `X-Lift-Dev-Tenant`.
 
@@ -17,6 +17,7 @@ use std::task::{Context as TaskContext, Poll};
 use http::StatusCode;
 use lift::app::Route;
 use lift::middleware::auth::{require_scope, ConfigError, Issuer, JwtLayer};
+use lift::middleware::idempotency::IdempotencyLayer;
 use lift::{json_response, read_json, App, Context, Error, Principal, Request, Response, RouteGroup};
 
 use crate::model::{valid_id, validate_amount, CreatePayment, CreateRefund, Invalid};
@@ -44,10 +45,27 @@ pub struct Payments {
 }
 
 /// The payments API without authentication in front: only the development tenant header
-/// (when enabled) can authenticate a request. Services use [`app_with_jwt`].
+/// (when enabled) can authenticate a request. Services use [`service`].
 pub fn app(payments: Payments) -> App {
+    service(payments, None, None)
+}
+
+/// The payments API behind a JWT layer (see [`jwt_layer`]), without idempotency.
+pub fn app_with_jwt(payments: Payments, jwt: JwtLayer) -> App {
+    service(payments, Some(jwt), None)
+}
+
+/// The payments API as it is served, from the inside out:
+///
+/// 1. the routes, each group behind its scope requirement;
+/// 2. `idempotency`, when given: a retried create or refund with the same
+///    `Idempotency-Key` replays the first answer instead of charging again. It runs inside
+///    authentication, so records are scoped by the authenticated tenant;
+/// 3. the development tenant header, when [`Payments::dev_tenant_header_insecure`] is on;
+/// 4. `jwt`, when given, outermost.
+pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<IdempotencyLayer>) -> App {
     let dev = payments.dev_tenant_header_insecure;
-    let app = App::new()
+    let mut app = App::new()
         .group(
             RouteGroup::new("/payments")
                 .post("/", create_payment)
@@ -61,16 +79,16 @@ pub fn app(payments: Payments) -> App {
                 .layer(require_scope(READ_SCOPE)),
         )
         .with_state(payments);
-    if dev {
-        app.layer(DevTenantLayer)
-    } else {
-        app
+    if let Some(idempotency) = idempotency {
+        app = app.layer(idempotency);
     }
-}
-
-/// The payments API behind a JWT layer (see [`jwt_layer`]): the default way to serve it.
-pub fn app_with_jwt(payments: Payments, jwt: JwtLayer) -> App {
-    app(payments).layer(jwt)
+    if dev {
+        app = app.layer(DevTenantLayer);
+    }
+    if let Some(jwt) = jwt {
+        app = app.layer(jwt);
+    }
+    app
 }
 
 /// The JWT layer for the payments API: tokens from `issuer`, realm `payments`, `/health*`

@@ -11,11 +11,10 @@ use aws_sdk_dynamodb::types::TableStatus;
 use http::{Method, StatusCode};
 use lift::app::AppService;
 use lift::middleware::idempotency::IdempotencyLayer;
-use lift::{Context, Principal, Request, Response};
+use lift::{Request, Response};
 use lift_harness::dynamodb::DynamoDbLocal;
 use payments::{PaymentStore, Payments};
 use support::{new_payment, FINGERPRINT_KEY};
-use tower::util::MapRequestLayer;
 use tower::ServiceExt;
 
 /// The payments app with the idempotency layer, over its own tables.
@@ -40,28 +39,16 @@ async fn env_on(payments_table: String) -> Env {
     let idempotency = IdempotencyLayer::builder()
         .client(client.clone())
         .table(idempotency_table)
+        .methods([Method::POST])
         .require_key(true)
         .build()
         .expect("a valid idempotency configuration");
-    // The tenant must be known before the idempotency layer runs (records are scoped by
-    // it), so authentication goes outside: here a stand-in for the JWT layer that trusts
-    // the development header.
-    let service = payments::app(Payments { store, dev_tenant_header_insecure: true })
-        .layer(idempotency)
-        .layer(MapRequestLayer::new(authenticate_from_dev_header))
-        .into_service();
+    // The layers as the service wires them: idempotency inside authentication (here the
+    // development tenant header, in production the JWT layer), so records are scoped by
+    // the authenticated tenant.
+    let payments = Payments { store, dev_tenant_header_insecure: true };
+    let service = payments::service(payments, None, Some(idempotency)).into_service();
     Env { service, client, payments_table }
-}
-
-fn authenticate_from_dev_header(mut req: Request) -> Request {
-    let tenant =
-        req.headers().get(payments::DEV_TENANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if let (Some(tenant), Some(ctx)) = (tenant, Context::of_mut(&mut req)) {
-        ctx.set_principal(
-            Principal::new("dev", tenant).with_scopes([payments::READ_SCOPE, payments::WRITE_SCOPE]),
-        );
-    }
-    req
 }
 
 fn create(tenant: &str, key: &str, body: &serde_json::Value) -> Request {
@@ -190,6 +177,32 @@ async fn a_payment_without_a_key_is_refused() {
     let req = support::request(Method::POST, "/payments", Some("acme"), Some(new_payment(100, "EUR")));
     assert_eq!(env.call(req).await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(env.payments_in_table().await, 0);
+}
+
+#[tokio::test]
+async fn a_retried_refund_refunds_once() {
+    let env = env().await;
+    let created = env.call(create("acme", "k-pay", &new_payment(1_000, "EUR"))).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = payment_id(&created);
+    let refund = || {
+        let body = serde_json::json!({ "amount": 600 });
+        let mut req =
+            support::request(Method::POST, &format!("/payments/{id}/refunds"), Some("acme"), Some(body));
+        req.headers_mut().insert("idempotency-key", "refund-1".parse().unwrap());
+        req
+    };
+    let first = env.call(refund()).await;
+    assert_eq!(first.status(), StatusCode::CREATED, "{first:?}");
+    // Without idempotency this retry would fail with 422 (600 + 600 > 1000) or, for a
+    // smaller amount, refund twice; with it, the first answer comes back.
+    let retry = env.call(refund()).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.body().as_bytes(), first.body().as_bytes());
+    let get = support::request(Method::GET, &format!("/payments/{id}"), Some("acme"), None);
+    let payment: serde_json::Value = serde_json::from_slice(env.call(get).await.body().as_bytes()).unwrap();
+    assert_eq!(payment["refunded_amount"], 600, "{payment}");
 }
 
 fn uuid_like() -> String {

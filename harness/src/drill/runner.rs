@@ -825,10 +825,23 @@ fn fill_fault_reports(
         let healed_ms = fault.healed.map(|h| recorder.ms(h));
         let window_end = healed_ms.unwrap_or(end_ms);
         windows.push((injected_ms, window_end));
+        // A detection or a failover belongs to the latest fault on that region before it:
+        // a mild fault that was absorbed does not take the credit for a later storm's.
+        let until_ms = applied
+            .iter()
+            .filter(|other| other.spec.region == fault.spec.region)
+            .filter_map(|other| other.injected.map(|i| recorder.ms(i)))
+            .filter(|t| *t > injected_ms)
+            .fold(f64::INFINITY, f64::min);
         let detected = report
             .events
             .iter()
-            .find(|e| e.kind == "region_down" && e.region == fault.spec.region && e.t_ms >= injected_ms)
+            .find(|e| {
+                e.kind == "region_down"
+                    && e.region == fault.spec.region
+                    && e.t_ms >= injected_ms
+                    && e.t_ms < until_ms
+            })
             .map(|e| e.t_ms);
         let was_active = fault.active_at_injection.as_deref() == Some(fault.spec.region.as_str());
         let first_elsewhere = if was_active {
@@ -836,6 +849,7 @@ fn fill_fault_reports(
                 .iter()
                 .filter(|r| {
                     r.ok && r.start_ms >= injected_ms
+                        && r.start_ms < until_ms
                         && r.region.as_deref() != Some(fault.spec.region.as_str())
                 })
                 .min_by(|a, b| a.start_ms.total_cmp(&b.start_ms))

@@ -16,6 +16,8 @@ use crate::error::Error;
 /// One path pattern and the routes for each of its methods.
 struct Entry {
     pattern: String,
+    /// The pattern as the router reports it in [`MatchedRoute`].
+    matched: MatchedRoute,
     param_names: Vec<String>,
     methods: Vec<(Method, Route)>,
 }
@@ -44,7 +46,12 @@ impl Table {
                     if let Err(err) = matcher.insert(translated, entries.len()) {
                         panic!("invalid route {pattern}: {err}");
                     }
-                    entries.push(Entry { pattern: pattern.clone(), param_names, methods: Vec::new() });
+                    entries.push(Entry {
+                        matched: MatchedRoute(pattern.as_str().into()),
+                        pattern: pattern.clone(),
+                        param_names,
+                        methods: Vec::new(),
+                    });
                     entries.len() - 1
                 }
             };
@@ -168,13 +175,16 @@ impl Service<Request> for Router {
             .filter_map(|name| matched.params.get(name).map(|v| (name.clone(), percent_decode(v))))
             .collect();
         req.extensions_mut().insert(PathParams(params));
-        req.extensions_mut().insert(MatchedRoute(entry.pattern.clone()));
+        let matched = entry.matched.clone();
+        req.extensions_mut().insert(matched.clone());
         let is_head = req.method() == Method::HEAD;
         Box::pin(async move {
             let mut res = route.oneshot(req).await?;
             if is_head {
                 *res.body_mut() = Body::empty();
             }
+            // For layers outside the router, which saw the request before it matched.
+            res.extensions_mut().insert(matched);
             Ok(res)
         })
     }

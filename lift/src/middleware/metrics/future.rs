@@ -67,7 +67,7 @@ where
         }
         p.handle.finish(&*p.shared.sink, |m| {
             if let (Some(route), None) = (route, m.dimension(ROUTE)) {
-                let _ = m.set_dimension(ROUTE, route.0.clone());
+                let _ = m.set_dimension(ROUTE, route.as_str().to_owned());
             }
             // Static names and finite values: these records cannot fail.
             let _ = m.count(REQUESTS);

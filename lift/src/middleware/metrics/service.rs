@@ -67,7 +67,7 @@ where
             let _ = metrics.set_dimension(TENANT, tenant);
         }
         if let Some(route) = req.extensions().get::<MatchedRoute>() {
-            let _ = metrics.set_dimension(ROUTE, route.0.clone());
+            let _ = metrics.set_dimension(ROUTE, route.as_str().to_owned());
         }
         let handle = MetricsHandle::new(metrics);
         req.extensions_mut().insert(handle.clone());

@@ -85,7 +85,7 @@ impl RateLimitKey {
             Self::Route => {
                 out.push_str(head.method.as_str());
                 out.push(' ');
-                Some(head.extensions.get::<MatchedRoute>().map_or(head.uri.path(), |r| r.0.as_str()))
+                Some(head.extensions.get::<MatchedRoute>().map_or(head.uri.path(), MatchedRoute::as_str))
             }
             Self::Custom(f) => {
                 return f(head).map(|value| out.push_str(&value)).is_some();
