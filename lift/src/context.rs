@@ -94,7 +94,7 @@ impl Principal {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
-    request_id: String,
+    request_id: std::sync::Arc<str>,
     principal: Option<Principal>,
     tenant: Option<String>,
     region: Option<String>,
@@ -107,7 +107,7 @@ impl Context {
     /// A context with the given request id and nothing else.
     pub fn new(request_id: impl Into<String>) -> Self {
         Self {
-            request_id: request_id.into(),
+            request_id: request_id.into().into(),
             principal: None,
             tenant: None,
             region: None,
@@ -135,7 +135,7 @@ impl Context {
             .and_then(|i| i.xray_trace_id.clone())
             .or_else(|| headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned));
         Self {
-            request_id,
+            request_id: request_id.into(),
             principal: None,
             tenant: None,
             region: region.map(str::to_owned),
@@ -158,6 +158,12 @@ impl Context {
     /// The request id.
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// The request id, shared: a reference count, not a copy (for layers that keep it past
+    /// the request, to name it in an error).
+    pub fn shared_request_id(&self) -> std::sync::Arc<str> {
+        std::sync::Arc::clone(&self.request_id)
     }
 
     /// The authenticated principal, if any.
@@ -263,6 +269,64 @@ impl MatchedRoute {
 /// ```
 pub fn path_param<'a, B>(req: &'a http::Request<B>, name: &str) -> Option<&'a str> {
     req.extensions().get::<PathParams>().and_then(|p| p.get(name))
+}
+
+/// The client address, inserted by a trusted part of the stack (the server that accepted
+/// the connection, or a proxy-aware layer that knows which hop to trust).
+///
+/// # Examples
+///
+/// ```
+/// use lift::ClientIp;
+///
+/// let mut req = http::Request::new(lift::Body::empty());
+/// req.extensions_mut().insert(ClientIp("203.0.113.7".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// The client IP of a request, from a source the client cannot forge.
+///
+/// In order: API Gateway's `requestContext` (HTTP API `http.sourceIp`, REST API
+/// `identity.sourceIp`) when running on Lambda, a [`ClientIp`] extension, a `std::net::SocketAddr`
+/// extension (the connection's peer, as a server inserts it). `X-Forwarded-For` is never
+/// read: behind API Gateway the source IP is already resolved, and elsewhere only the
+/// deployment knows which hop to trust (insert a [`ClientIp`] then).
+///
+/// # Examples
+///
+/// ```
+/// use lift::{client_ip, ClientIp};
+///
+/// let mut req = http::Request::builder()
+///     .header("x-forwarded-for", "198.51.100.1")
+///     .body(())
+///     .unwrap();
+/// assert_eq!(client_ip(&req.clone().into_parts().0), None);
+/// req.extensions_mut().insert(ClientIp("203.0.113.7".parse().unwrap()));
+/// assert_eq!(client_ip(&req.into_parts().0), Some("203.0.113.7".parse().unwrap()));
+/// ```
+pub fn client_ip(head: &http::request::Parts) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "lambda")]
+    if let Some(ip) = lambda_source_ip(head) {
+        return Some(ip);
+    }
+    if let Some(ClientIp(ip)) = head.extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    head.extensions.get::<std::net::SocketAddr>().map(std::net::SocketAddr::ip)
+}
+
+#[cfg(feature = "lambda")]
+fn lambda_source_ip(head: &http::request::Parts) -> Option<std::net::IpAddr> {
+    use lambda_http::request::RequestContext;
+    let source = match head.extensions.get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref(),
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.as_deref(),
+        // ALB puts the client only in X-Forwarded-For: trust it through a ClientIp layer.
+        _ => None,
+    };
+    source.and_then(|s| s.parse().ok())
 }
 
 #[cfg(test)]

@@ -35,7 +35,9 @@ pub mod tenant;
 
 pub use app::{App, RouteGroup};
 pub use body::{json_response, read_json, Body, Request, Response};
-pub use context::{path_param, Context, Invocation, MatchedRoute, PathParams, Principal};
+pub use context::{
+    client_ip, path_param, ClientIp, Context, Invocation, MatchedRoute, PathParams, Principal,
+};
 pub use error::Error;
 
 /// A boxed error, as tower and hyper use.

@@ -119,7 +119,7 @@ impl Route {
         R: IntoResponse,
     {
         Self::new(tower::service_fn(move |req: Request| {
-            let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
+            let request_id = Context::of(&req).map(Context::shared_request_id);
             let fut = handler(req);
             async move { Ok::<_, Infallible>(fut.await.into_response_for(request_id.as_deref())) }
         }))
@@ -138,7 +138,7 @@ impl Route {
     {
         let inner = layer.layer(self);
         Route::new(tower::service_fn(move |req: Request| {
-            let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
+            let request_id = Context::of(&req).map(Context::shared_request_id);
             let svc = inner.clone();
             async move {
                 Ok::<_, Infallible>(match svc.oneshot(req).await {

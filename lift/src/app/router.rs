@@ -133,7 +133,7 @@ impl Service<Request> for Router {
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
+        let request_id = Context::of(&req).map(Context::shared_request_id);
         let fail = move |err: Error| -> Self::Future {
             Box::pin(async move { Ok(err.render(request_id.as_deref())) })
         };

@@ -63,7 +63,7 @@ impl Service<Request> for AppService {
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         self.prepare(&mut req);
-        let request_id = Context::of(&req).map(|c| c.request_id().to_owned()).unwrap_or_default();
+        let request_id = Context::of(&req).map(Context::shared_request_id).unwrap_or_default();
         let route = self.inner.route.clone();
         Box::pin(async move {
             let mut res = route.oneshot(req).await?;

@@ -1,6 +1,8 @@
-//! Security services: secrets (Secrets Manager with a cache). Compliance, audit,
-//! protection and threat detection join this module later.
+//! Security services: secrets (Secrets Manager with a cache), data protection, and the
+//! tamper-evident audit trail. Compliance rules and threat detection join this module later.
 
+#[cfg(feature = "audit")]
+pub mod audit;
 #[cfg(feature = "protection")]
 pub mod protection;
 #[cfg(feature = "secrets")]

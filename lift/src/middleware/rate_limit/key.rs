@@ -1,31 +1,17 @@
 //! What a request is limited by: tenant, user, client IP, route, or a function.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::request::Parts;
 
+pub use crate::context::{client_ip, ClientIp};
 use crate::context::{Context, MatchedRoute};
 
 /// A function that derives a rate-limit key from a request's head.
 ///
 /// `None` puts the request in the shared bucket of requests without a key.
 pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
-
-/// The client address, inserted by a trusted part of the stack (the server that accepted
-/// the connection, or a proxy-aware layer that knows which hop to trust).
-///
-/// # Examples
-///
-/// ```
-/// use lift::middleware::rate_limit::ClientIp;
-///
-/// let mut req = http::Request::new(lift::Body::empty());
-/// req.extensions_mut().insert(ClientIp("203.0.113.7".parse().unwrap()));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientIp(pub IpAddr);
 
 /// One part of a rate-limit key; several parts make a compound key (tenant and route, say).
 ///
@@ -149,54 +135,11 @@ pub fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
     key
 }
 
-/// The client IP of a request, from a source the client cannot forge.
-///
-/// In order: API Gateway's `requestContext` (HTTP API `http.sourceIp`, REST API
-/// `identity.sourceIp`) when running on Lambda, a [`ClientIp`] extension, a `SocketAddr`
-/// extension (the connection's peer, as a server inserts it). `X-Forwarded-For` is never
-/// read: behind API Gateway the source IP is already resolved, and elsewhere only the
-/// deployment knows which hop to trust (insert a [`ClientIp`] then).
-///
-/// # Examples
-///
-/// ```
-/// use lift::middleware::rate_limit::{client_ip, ClientIp};
-///
-/// let mut req = http::Request::builder()
-///     .header("x-forwarded-for", "198.51.100.1")
-///     .body(())
-///     .unwrap();
-/// assert_eq!(client_ip(&req.clone().into_parts().0), None);
-/// req.extensions_mut().insert(ClientIp("203.0.113.7".parse().unwrap()));
-/// assert_eq!(client_ip(&req.into_parts().0), Some("203.0.113.7".parse().unwrap()));
-/// ```
-pub fn client_ip(head: &Parts) -> Option<IpAddr> {
-    #[cfg(feature = "lambda")]
-    if let Some(ip) = lambda_source_ip(head) {
-        return Some(ip);
-    }
-    if let Some(ClientIp(ip)) = head.extensions.get::<ClientIp>() {
-        return Some(*ip);
-    }
-    head.extensions.get::<SocketAddr>().map(SocketAddr::ip)
-}
-
-#[cfg(feature = "lambda")]
-fn lambda_source_ip(head: &Parts) -> Option<IpAddr> {
-    use lambda_http::request::RequestContext;
-    let source = match head.extensions.get::<RequestContext>()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref(),
-        RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.as_deref(),
-        // ALB puts the client only in X-Forwarded-For: trust it through a ClientIp layer.
-        _ => None,
-    };
-    source.and_then(|s| s.parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Principal;
+    use std::net::{IpAddr, SocketAddr};
 
     fn head(ctx: Option<Context>) -> Parts {
         let mut req = http::Request::builder()

@@ -1,0 +1,173 @@
+//! One audit entry per request, flushed at the end of it.
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::entry::{AuditEntry, Outcome};
+use super::trail::AuditTrail;
+use crate::context::{client_ip, Context, MatchedRoute};
+
+/// What a handler says about its request for the audit entry: the action, the resource and
+/// the data classes it touched. Found in the request's extensions under an [`AuditLayer`].
+///
+/// # Examples
+///
+/// ```
+/// use lift::security::audit::AuditHandle;
+///
+/// async fn get_record(req: lift::Request) -> lift::Response {
+///     if let Some(audit) = AuditHandle::of(&req) {
+///         audit.action("records.read").resource("record/r-1").data_class("phi");
+///     }
+///     lift::Response::default()
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AuditHandle(Arc<Mutex<Notes>>);
+
+#[derive(Debug, Default)]
+struct Notes {
+    action: Option<String>,
+    resource: Option<String>,
+    data_classes: Vec<String>,
+    detail: Option<String>,
+}
+
+impl AuditHandle {
+    /// The handle of a request, if an [`AuditLayer`] is mounted.
+    pub fn of<B>(req: &Request<B>) -> Option<&AuditHandle> {
+        req.extensions().get::<AuditHandle>()
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Notes)) -> &Self {
+        if let Ok(mut notes) = self.0.lock() {
+            f(&mut notes);
+        }
+        self
+    }
+
+    /// Names the action (default: `METHOD route`).
+    pub fn action(&self, action: impl Into<String>) -> &Self {
+        self.with(|n| n.action = Some(action.into()))
+    }
+
+    /// Names the resource (default: the path).
+    pub fn resource(&self, resource: impl Into<String>) -> &Self {
+        self.with(|n| n.resource = Some(resource.into()))
+    }
+
+    /// Adds a data class the request touched (`phi`, `pci`, `pii`...).
+    pub fn data_class(&self, class: impl Into<String>) -> &Self {
+        self.with(|n| n.data_classes.push(class.into()))
+    }
+
+    /// Sets details (scrubbed: never raw card numbers or health data).
+    pub fn detail(&self, detail: impl Into<String>) -> &Self {
+        self.with(|n| n.detail = Some(detail.into()))
+    }
+}
+
+/// Records an [`AuditEntry`] for every request and flushes the trail when the response is
+/// ready.
+///
+/// The entry: the tenant and actor from the [`Context`]'s principal (`anonymous` when
+/// there is none, under the tenant `-`), the action `METHOD /route/:pattern` and the path
+/// as resource unless the handler names them ([`AuditHandle`]), the outcome from the
+/// status, the client IP ([`client_ip`]), the request id. Mount it inside authentication.
+///
+/// When the trail cannot store the entry, the request still gets its response and the
+/// entry stays buffered for the next flush (an error is logged); when the buffer is full,
+/// the request waits for room.
+#[derive(Debug, Clone)]
+pub struct AuditLayer {
+    trail: AuditTrail,
+}
+
+impl AuditLayer {
+    /// A layer over a trail.
+    pub fn new(trail: AuditTrail) -> Self {
+        Self { trail }
+    }
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = AuditService<S>;
+
+    fn layer(&self, inner: S) -> AuditService<S> {
+        AuditService { inner, trail: self.trail.clone() }
+    }
+}
+
+/// The service made by [`AuditLayer`].
+#[derive(Debug, Clone)]
+pub struct AuditService<S> {
+    inner: S,
+    trail: AuditTrail,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for AuditService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let handle = AuditHandle::default();
+        req.extensions_mut().insert(handle.clone());
+        let ctx = Context::of(&req);
+        let principal = ctx.and_then(Context::principal);
+        let tenant =
+            principal.map(|p| p.tenant.clone()).or_else(|| ctx.and_then(Context::tenant).map(str::to_owned));
+        let actor = principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone());
+        let request_id = ctx.map(|c| c.request_id().to_owned()).unwrap_or_default();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let (head, body) = req.into_parts();
+        let source = client_ip(&head).map(|ip| ip.to_string()).unwrap_or_default();
+        let req = Request::from_parts(head, body);
+        let trail = self.trail.clone();
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            let result = future.await;
+            let (outcome, route) = match &result {
+                Ok(res) => (
+                    Outcome::from_status(res.status().as_u16()),
+                    res.extensions().get::<MatchedRoute>().map(|r| r.as_str().to_owned()),
+                ),
+                Err(_) => (Outcome::Failure, None),
+            };
+            let notes = std::mem::take(&mut *handle.0.lock().unwrap_or_else(|p| p.into_inner()));
+            let entry = AuditEntry::new(
+                tenant.unwrap_or_else(|| "-".to_owned()),
+                actor,
+                notes.action.unwrap_or_else(|| format!("{method} {}", route.as_deref().unwrap_or(&path))),
+                notes.resource.unwrap_or(path),
+                outcome,
+            )
+            .from_where(source)
+            .request_id(request_id)
+            .data_classes(notes.data_classes)
+            .detail(notes.detail.unwrap_or_default());
+            trail.append(entry).await;
+            if let Err(err) = trail.flush().await {
+                tracing::error!(error = %err, pending = trail.pending(), "audit entries not stored yet");
+            }
+            result
+        })
+    }
+}
