@@ -27,7 +27,13 @@ pub mod disaster;
 pub mod error;
 pub mod event;
 pub mod middleware;
-#[cfg(any(feature = "secrets", feature = "protection"))]
+#[cfg(any(
+    feature = "secrets",
+    feature = "protection",
+    feature = "audit",
+    feature = "threat",
+    feature = "compliance"
+))]
 pub mod security;
 pub mod store;
 #[cfg(feature = "dynamodb")]

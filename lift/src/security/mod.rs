@@ -3,7 +3,11 @@
 
 #[cfg(feature = "audit")]
 pub mod audit;
+#[cfg(feature = "compliance")]
+pub mod compliance;
 #[cfg(feature = "protection")]
 pub mod protection;
 #[cfg(feature = "secrets")]
 pub mod secrets;
+#[cfg(feature = "threat")]
+pub mod threat;

@@ -72,6 +72,11 @@ impl AuditHandle {
     }
 }
 
+/// The entry recorded for a request, in its response's extensions (for the compliance
+/// middleware and for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audited(pub AuditEntry);
+
 /// Records an [`AuditEntry`] for every request and flushes the trail when the response is
 /// ready.
 ///
@@ -163,6 +168,10 @@ where
             .request_id(request_id)
             .data_classes(notes.data_classes)
             .detail(notes.detail.unwrap_or_default());
+            let mut result = result;
+            if let Ok(res) = &mut result {
+                res.extensions_mut().insert(Audited(entry.clone()));
+            }
             trail.append(entry).await;
             if let Err(err) = trail.flush().await {
                 tracing::error!(error = %err, pending = trail.pending(), "audit entries not stored yet");

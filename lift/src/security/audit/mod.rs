@@ -25,7 +25,7 @@ mod layer;
 mod trail;
 
 pub use entry::{chain_hash, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS};
-pub use layer::{AuditHandle, AuditLayer, AuditService};
+pub use layer::{AuditHandle, AuditLayer, AuditService, Audited};
 pub use trail::{
     AuditError, AuditQuery, AuditTrail, AuditTrailBuilder, Verified, DEFAULT_CAPACITY, DEFAULT_RETENTION,
 };

@@ -1,10 +1,13 @@
 //! Classification of JSON documents by field name and by value.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use super::detect;
+use super::detect::{self, Match, Profile};
 
 /// How sensitive data is, from least to most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -45,6 +48,9 @@ pub enum DataClass {
 }
 
 impl DataClass {
+    /// How many classes there are (for per-class tables indexed by `class as usize`).
+    pub(crate) const COUNT: usize = 10;
+
     /// The short name used in redactions, e.g. `pan` in `[REDACTED:pan]`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,10 +98,120 @@ pub struct Classification {
     pub findings: Vec<Finding>,
 }
 
+const _: () = assert!(DataClass::Address as usize + 1 == DataClass::COUNT);
+
 /// Field names normalised: lowercase without `_`, `-` (so `cardNumber` = `card_number`).
 pub(crate) fn normalise(name: &str) -> String {
     name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
 }
+
+/// Field names this long or shorter are normalised on the stack.
+const SHORT_NAME: usize = 64;
+
+/// Calls `f` with the bytes of the [`normalise`]d name, without allocating for short
+/// ASCII names (lowercasing ASCII is the same by ASCII or Unicode rules).
+fn with_normalised<R>(name: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buf = [0u8; SHORT_NAME];
+    let mut n = 0;
+    if name.len() <= SHORT_NAME {
+        for &c in name.as_bytes() {
+            if !c.is_ascii() {
+                return f(normalise(name).as_bytes());
+            }
+            if c != b'_' && c != b'-' {
+                buf[n] = c.to_ascii_lowercase();
+                n += 1;
+            }
+        }
+        f(&buf[..n])
+    } else {
+        f(normalise(name).as_bytes())
+    }
+}
+
+/// Whether `hay` contains `needle` (short field names: a plain scan is fastest).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w[0] == needle[0] && w == needle)
+}
+
+/// A multiply-rotate hash over eight bytes at a time (FxHash): field names are short,
+/// and SipHash would cost more than the rest of a lookup. The map is only read with
+/// names from documents, never written, so colliding names can only make a lookup walk
+/// a few more of its few entries.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            // Shifted in, not copied to a buffer: a wide load of bytes just stored stalls.
+            self.add(rest.iter().rev().fold(0, |word, b| word << 8 | u64::from(*b)));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+/// The map key of a field name.
+fn key(name: &str) -> Box<[u8]> {
+    normalise(name).into_bytes().into_boxed_slice()
+}
+
+/// Normalised field names (bytes, so lookups need no UTF-8 check) to classes.
+type FieldMap = HashMap<Box<[u8]>, DataClass, BuildHasherDefault<FxHasher>>;
+
+/// A scalar's text: strings as they are, numbers formatted on the stack.
+pub(crate) fn with_number_text<R>(n: &serde_json::Number, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = NumberText { bytes: [0; 48], len: 0 };
+    if write!(buf, "{n}").is_ok() {
+        f(std::str::from_utf8(&buf.bytes[..buf.len]).unwrap_or_default())
+    } else {
+        // Longer than any i64, u64 or f64 (arbitrary precision numbers).
+        f(&n.to_string())
+    }
+}
+
+struct NumberText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl std::fmt::Write for NumberText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The default classifier, built once.
+static DEFAULT: LazyLock<Classifier> = LazyLock::new(Classifier::build_default);
 
 /// Classifies JSON by field name (a configurable map) and by value detectors.
 ///
@@ -108,13 +224,27 @@ pub(crate) fn normalise(name: &str) -> String {
 /// assert_eq!(c.level, Level::Restricted);
 /// assert!(c.findings.iter().any(|f| f.path == "/note" && f.class == DataClass::Pan));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Classifier {
-    fields: HashMap<String, DataClass>,
+    fields: FieldMap,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut fields: Vec<_> = self.fields.iter().map(|(k, v)| (String::from_utf8_lossy(k), *v)).collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        f.debug_struct("Classifier").field("fields", &fields).finish()
+    }
 }
 
 impl Default for Classifier {
     fn default() -> Self {
+        DEFAULT.clone()
+    }
+}
+
+impl Classifier {
+    fn build_default() -> Self {
         use DataClass::*;
         let pairs = [
             ("card_number", Pan),
@@ -152,93 +282,149 @@ impl Default for Classifier {
             ("street", Address),
             ("postal_code", Address),
         ];
-        Self { fields: pairs.iter().map(|(k, v)| (normalise(k), *v)).collect() }
+        Self { fields: pairs.iter().map(|(k, v)| (key(k), *v)).collect() }
     }
-}
 
-impl Classifier {
     /// A classifier with no field names (value detectors only).
     pub fn empty() -> Self {
-        Self { fields: HashMap::new() }
+        Self { fields: FieldMap::default() }
     }
 
     /// Maps a field name (any case, `_`/`-` ignored) to a class.
     pub fn field(mut self, name: &str, class: DataClass) -> Self {
-        self.fields.insert(normalise(name), class);
+        self.fields.insert(key(name), class);
         self
     }
 
     /// The class a field name maps to.
     pub fn class_of_field(&self, name: &str) -> Option<DataClass> {
-        self.fields.get(&normalise(name)).copied()
+        with_normalised(name, |norm| self.fields.get(norm).copied())
+    }
+
+    /// The class of a whole value under `field` by its content or its field name: the
+    /// value detectors win over the name (a PAN is Restricted whatever its field), then
+    /// the name. `None` leaves the value to text scanning.
+    pub(crate) fn whole_class(&self, field: Option<&str>, text: &str, p: &Profile) -> Option<DataClass> {
+        detect::detect_value_in(text, p).or_else(|| self.field_class(field, text))
+    }
+
+    /// The class of a value by its field name alone (no value detectors).
+    pub(crate) fn field_class(&self, field: Option<&str>, text: &str) -> Option<DataClass> {
+        with_normalised(field?, |norm| {
+            if let Some(class) = self.fields.get(norm).copied() {
+                // A date-of-birth field holds a date; a mistyped field is not a finding.
+                if class != DataClass::DateOfBirth || detect::is_plausible_date(text) {
+                    return Some(class);
+                }
+            }
+            // Cheap tests first: a high-entropy value has at least 16 bytes.
+            (text.len() >= 16
+                && (norm.ends_with(b"key") || contains(norm, b"secret") || contains(norm, b"token"))
+                && detect::is_high_entropy(text))
+            .then_some(DataClass::Secret)
+        })
     }
 
     /// Classifies a scalar under `field`: the value detectors win over the name (a PAN
-    /// is Restricted whatever its field), then the name, then text scanning.
-    pub(crate) fn classify_scalar(&self, field: Option<&str>, text: &str) -> Vec<DataClass> {
-        if let Some(class) = detect::detect_value(text) {
-            return vec![class];
+    /// is Restricted whatever its field), then the name, then text scanning. Each class
+    /// goes to `emit` (consecutive repeats once); `spans` is scratch space.
+    fn scalar_classes(
+        &self,
+        field: Option<&str>,
+        text: &str,
+        spans: &mut Vec<Match>,
+        mut emit: impl FnMut(DataClass),
+    ) {
+        let profile = Profile::of(text);
+        if let Some(class) = self.whole_class(field, text, &profile) {
+            return emit(class);
         }
-        if let Some(field) = field {
-            let norm = normalise(field);
-            if let Some(class) = self.fields.get(&norm).copied() {
-                // A date-of-birth field holds a date; a mistyped field is not a finding.
-                if class != DataClass::DateOfBirth || detect::is_plausible_date(text) {
-                    return vec![class];
-                }
-            }
-            if (norm.contains("secret") || norm.contains("token") || norm.ends_with("key"))
-                && detect::is_high_entropy(text)
-            {
-                return vec![DataClass::Secret];
+        detect::scan_text_in(text, &profile, spans);
+        let mut last = None;
+        for m in spans.iter() {
+            if last != Some(m.class) {
+                emit(m.class);
+                last = Some(m.class);
             }
         }
-        let mut classes: Vec<DataClass> = detect::scan_text(text).into_iter().map(|m| m.class).collect();
-        classes.dedup();
-        classes
     }
 
     /// Classifies a JSON document.
     pub fn classify(&self, value: &Value) -> Classification {
-        let mut findings = Vec::new();
-        self.walk(value, None, &mut String::new(), &mut findings);
+        let mut walker = Walker { classifier: self, path: String::new(), spans: Vec::new(), out: Vec::new() };
+        walker.walk(value, None);
+        let findings = walker.out;
         let level = findings.iter().map(|f| f.level).max().unwrap_or(Level::Public);
         Classification { level, findings }
     }
+}
 
-    fn walk(&self, value: &Value, field: Option<&str>, path: &mut String, out: &mut Vec<Finding>) {
-        let len = path.len();
+/// A classification in progress: the JSON pointer so far and reused scratch space.
+struct Walker<'a> {
+    classifier: &'a Classifier,
+    path: String,
+    spans: Vec<Match>,
+    out: Vec<Finding>,
+}
+
+impl Walker<'_> {
+    fn walk(&mut self, value: &Value, field: Option<&str>) {
+        let len = self.path.len();
         match value {
             Value::Object(map) => {
                 for (k, v) in map {
-                    path.push('/');
-                    path.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                    self.walk(v, Some(k), path, out);
-                    path.truncate(len);
+                    self.path.push('/');
+                    push_escaped(&mut self.path, k);
+                    self.walk(v, Some(k));
+                    self.path.truncate(len);
                 }
             }
             Value::Array(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    path.push('/');
-                    path.push_str(&i.to_string());
-                    self.walk(v, field, path, out);
-                    path.truncate(len);
+                    self.path.push('/');
+                    push_index(&mut self.path, i);
+                    self.walk(v, field);
+                    self.path.truncate(len);
                 }
             }
-            Value::String(s) => self.push(field, s, path, out),
-            Value::Number(n) => self.push(field, &n.to_string(), path, out),
+            Value::String(s) => self.push(field, s),
+            Value::Number(n) => with_number_text(n, |text| self.push(field, text)),
             Value::Bool(_) | Value::Null => {}
         }
     }
 
-    fn push(&self, field: Option<&str>, text: &str, path: &str, out: &mut Vec<Finding>) {
-        for class in self.classify_scalar(field, text) {
-            out.push(Finding { path: path.to_owned(), class, level: class.level() });
+    fn push(&mut self, field: Option<&str>, text: &str) {
+        let Self { classifier, path, spans, out } = self;
+        classifier.scalar_classes(field, text, spans, |class| {
+            out.push(Finding { path: path.clone(), class, level: class.level() });
+        });
+    }
+}
+
+/// Appends an array index in decimal.
+fn push_index(path: &mut String, i: usize) {
+    if i < 10 {
+        path.push(char::from(b'0' + i as u8));
+    } else {
+        let _ = write!(path, "{i}");
+    }
+}
+
+/// Appends a JSON pointer reference token: `~` as `~0`, `/` as `~1`.
+fn push_escaped(path: &mut String, key: &str) {
+    if !key.bytes().any(|c| c == b'~' || c == b'/') {
+        return path.push_str(key);
+    }
+    for c in key.chars() {
+        match c {
+            '~' => path.push_str("~0"),
+            '/' => path.push_str("~1"),
+            c => path.push(c),
         }
     }
 }
 
 /// Classifies a document with the default [`Classifier`].
 pub fn classify_json(value: &Value) -> Classification {
-    Classifier::default().classify(value)
+    DEFAULT.classify(value)
 }

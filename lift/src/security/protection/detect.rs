@@ -1,5 +1,9 @@
 //! Hand-written value detectors: card numbers, SSNs, IBANs, emails, phones, dates of
 //! birth and secrets. No regex engine: each detector is a small scanner.
+//!
+//! The detectors run on every string of every masked document, so they allocate nothing
+//! and give up at the first byte that rules them out (each has a cheap prefilter: a card
+//! number or SSN starts with a digit, an IBAN with a letter, an email needs an `@`...).
 
 use super::classify::DataClass;
 
@@ -112,21 +116,38 @@ pub fn card_brand(digits: &[u8]) -> Option<CardBrand> {
 /// assert!(!is_pan("1234567812345670")); // Luhn-valid, but no issuer starts with 1
 /// ```
 pub fn is_pan(s: &str) -> bool {
-    let Some(digits) = strip_separators(s) else { return false };
-    card_brand(&digits).is_some() && luhn_valid(&digits)
+    is_pan_trimmed(s.trim())
 }
 
-/// Digits of `s` when it is digits separated by at most single spaces or dashes.
-fn strip_separators(s: &str) -> Option<Vec<u8>> {
-    let b = s.trim().as_bytes();
-    if b.is_empty() || !b[0].is_ascii_digit() || !b[b.len() - 1].is_ascii_digit() {
+/// [`is_pan`] of a trimmed string.
+fn is_pan_trimmed(s: &str) -> bool {
+    let mut buf = [0u8; MAX_PAN_DIGITS];
+    let Some(n) = strip_separators(s, &mut buf) else { return false };
+    let digits = &buf[..n];
+    card_brand(digits).is_some() && luhn_valid(digits)
+}
+
+/// The most digits a card number has.
+const MAX_PAN_DIGITS: usize = 19;
+
+/// The digits of trimmed `s`, written to `buf`, when it is digits separated by at most
+/// single spaces or dashes; `None` otherwise, and when it has more digits than any card
+/// number.
+fn strip_separators(s: &str, buf: &mut [u8; MAX_PAN_DIGITS]) -> Option<usize> {
+    let b = s.as_bytes();
+    // 19 digits with single separators between them are 37 bytes at most.
+    if b.is_empty() || b.len() > 2 * MAX_PAN_DIGITS - 1 {
         return None;
     }
-    let mut out = Vec::with_capacity(b.len());
+    if !b[0].is_ascii_digit() || !b[b.len() - 1].is_ascii_digit() {
+        return None;
+    }
+    let mut n = 0;
     let mut prev_sep = false;
     for &c in b {
         if c.is_ascii_digit() {
-            out.push(c);
+            *buf.get_mut(n)? = c;
+            n += 1;
             prev_sep = false;
         } else if (c == b' ' || c == b'-') && !prev_sep {
             prev_sep = true;
@@ -134,20 +155,28 @@ fn strip_separators(s: &str) -> Option<Vec<u8>> {
             return None;
         }
     }
-    Some(out)
+    Some(n)
 }
 
 /// Whether `s` is a valid US SSN: `AAA-GG-SSSS` (dashes or spaces) or nine bare digits,
 /// area not 000, 666 or 900–999, group not 00, serial not 0000.
 pub fn is_ssn(s: &str) -> bool {
-    let b = s.trim().as_bytes();
-    let digits: Vec<u8> = match b.len() {
-        9 => b.to_vec(),
+    is_ssn_trimmed(s.trim())
+}
+
+/// [`is_ssn`] of a trimmed string.
+fn is_ssn_trimmed(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut digits = [0u8; 9];
+    match b.len() {
+        9 => digits.copy_from_slice(b),
         11 if (b[3] == b'-' && b[6] == b'-') || (b[3] == b' ' && b[6] == b' ') => {
-            [&b[0..3], &b[4..6], &b[7..11]].concat()
+            digits[..3].copy_from_slice(&b[0..3]);
+            digits[3..5].copy_from_slice(&b[4..6]);
+            digits[5..].copy_from_slice(&b[7..11]);
         }
         _ => return false,
-    };
+    }
     ssn_digits_valid(&digits)
 }
 
@@ -200,6 +229,9 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
     ("SM", 27),
 ];
 
+/// The longest IBAN of [`IBAN_LENGTHS`] (Malta).
+const MAX_IBAN_LEN: usize = 31;
+
 /// Whether `s` is an IBAN of a known country: its length and the mod-97 check (spaces
 /// allowed, case-insensitive).
 ///
@@ -211,12 +243,27 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 /// assert!(!is_iban("GB82 WEST 1234 5698 7654 33"));
 /// ```
 pub fn is_iban(s: &str) -> bool {
-    let compact: Vec<u8> = s.bytes().filter(|c| *c != b' ').map(|c| c.to_ascii_uppercase()).collect();
-    if compact.len() < 15 || !compact.iter().all(u8::is_ascii_alphanumeric) {
+    // Spaces dropped, uppercased; longer than the longest IBAN of the table is none.
+    let mut buf = [0u8; MAX_IBAN_LEN];
+    let mut n = 0;
+    for c in s.bytes() {
+        if c == b' ' {
+            continue;
+        }
+        // Every country code is two letters: give up early on anything else.
+        let ok = if n < 2 { c.is_ascii_alphabetic() } else { c.is_ascii_alphanumeric() };
+        if !ok || n == MAX_IBAN_LEN {
+            return false;
+        }
+        buf[n] = c.to_ascii_uppercase();
+        n += 1;
+    }
+    let compact = &buf[..n];
+    if compact.len() < 15 {
         return false;
     }
-    let country = std::str::from_utf8(&compact[..2]).unwrap_or("");
-    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else { return false };
+    let country = &compact[..2];
+    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| c.as_bytes() == country) else { return false };
     if compact.len() != len || !compact[2].is_ascii_digit() || !compact[3].is_ascii_digit() {
         return false;
     }
@@ -234,25 +281,45 @@ pub fn is_email(s: &str) -> bool {
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && local.bytes().all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') && !l.starts_with('-')
-        })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()));
-    local_ok && domain_ok
+    if !local_ok {
+        return false;
+    }
+    let mut labels = 0;
+    let mut last = "";
+    for l in domain.split('.') {
+        let ok =
+            !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') && !l.starts_with('-');
+        if !ok {
+            return false;
+        }
+        labels += 1;
+        last = l;
+    }
+    labels >= 2 && last.len() >= 2 && last.bytes().all(|c| c.is_ascii_alphabetic())
 }
 
 /// Whether `s` is a phone number: E.164 (`+` then 8–15 digits, spaces or dashes
 /// allowed) or a common national format (`(555) 123-4567`, `555-123-4567`,
 /// `555.123.4567`, `020 7946 0958`).
 pub fn is_phone(s: &str) -> bool {
-    let s = s.trim();
+    is_phone_trimmed(s.trim())
+}
+
+/// [`is_phone`] of a trimmed string.
+fn is_phone_trimmed(s: &str) -> bool {
     if let Some(rest) = s.strip_prefix('+') {
-        let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
-        return rest.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
-            && rest.starts_with(|c: char| c.is_ascii_digit() && c != '0')
-            && (8..=15).contains(&digits.len());
+        if !rest.starts_with(|c: char| c.is_ascii_digit() && c != '0') {
+            return false;
+        }
+        let mut digits = 0;
+        for c in rest.bytes() {
+            if c.is_ascii_digit() {
+                digits += 1;
+            } else if c != b' ' && c != b'-' {
+                return false;
+            }
+        }
+        return (8..=15).contains(&digits);
     }
     let b = s.as_bytes();
     let shape = |pat: &[u8]| {
@@ -306,24 +373,56 @@ pub fn is_plausible_date(s: &str) -> bool {
 /// ```
 pub fn is_secret(s: &str) -> bool {
     let s = s.trim();
+    is_token_secret(s) || is_pem(s)
+}
+
+/// An AWS access key id, a Stripe key, a GitHub token or a JWT: each starts with a
+/// known prefix, so the first byte rules most strings out.
+fn is_token_secret(s: &str) -> bool {
     let alnum = |t: &str| t.bytes().all(|c| c.is_ascii_alphanumeric());
-    let aws = (s.starts_with("AKIA") || s.starts_with("ASIA"))
-        && s.len() == 20
-        && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    let stripe = ["sk_live_", "sk_test_"]
-        .iter()
-        .any(|p| s.strip_prefix(p).is_some_and(|rest| rest.len() >= 16 && alnum(rest)));
-    let github = s.strip_prefix("ghp_").is_some_and(|rest| rest.len() == 36 && alnum(rest));
-    let pem = s.contains("-----BEGIN") && s.contains("PRIVATE KEY-----");
-    aws || stripe || github || pem || is_jwt(s)
+    match s.as_bytes().first() {
+        Some(b'A') => {
+            (s.starts_with("AKIA") || s.starts_with("ASIA"))
+                && s.len() == 20
+                && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        }
+        Some(b's') => ["sk_live_", "sk_test_"]
+            .iter()
+            .any(|p| s.strip_prefix(p).is_some_and(|rest| rest.len() >= 16 && alnum(rest))),
+        Some(b'g') => s.strip_prefix("ghp_").is_some_and(|rest| rest.len() == 36 && alnum(rest)),
+        Some(b'e') => is_jwt(s),
+        _ => false,
+    }
+}
+
+/// A PEM private key anywhere in `s`.
+fn is_pem(s: &str) -> bool {
+    has_five_dashes(s.as_bytes()) && s.contains("-----BEGIN") && s.contains("PRIVATE KEY-----")
+}
+
+/// Whether `b` has five dashes in a row, as every PEM marker does.
+fn has_five_dashes(b: &[u8]) -> bool {
+    let mut run = 0;
+    for &c in b {
+        run = if c == b'-' { run + 1 } else { 0 };
+        if run == 5 {
+            return true;
+        }
+    }
+    false
 }
 
 fn is_jwt(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && parts[0].starts_with("eyJ")
-        && parts[..2].iter().all(|p| p.len() >= 8)
-        && parts.iter().all(|p| p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+    if !s.starts_with("eyJ") {
+        return false;
+    }
+    let mut parts = s.split('.');
+    let (Some(a), Some(b), Some(c), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    a.len() >= 8
+        && b.len() >= 8
+        && [a, b, c].iter().all(|p| p.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'-' || x == b'_'))
 }
 
 /// Shannon entropy of `s` in bits per character.
@@ -344,18 +443,85 @@ pub fn is_high_entropy(s: &str) -> bool {
 
 /// Which class a whole value belongs to by its content alone, if any.
 pub fn detect_value(s: &str) -> Option<DataClass> {
-    if is_pan(s) {
+    detect_value_in(s, &Profile::of(s))
+}
+
+/// Byte classes of [`BYTES`].
+const DIGIT: u8 = 1;
+const AT: u8 = 2;
+const DASH: u8 = 4;
+/// A byte that ends a word in [`scan_text`] (ASCII whitespace and punctuation).
+const SEPARATOR: u8 = 8;
+
+/// The class of each byte (non-ASCII bytes: none).
+static BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = match i as u8 {
+            b'0'..=b'9' => DIGIT,
+            b'@' => AT,
+            b'-' => DASH,
+            b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r' | b' ' => SEPARATOR,
+            b',' | b';' | b'"' | b'\'' | b'<' | b'>' | b'(' | b')' => SEPARATOR,
+            _ => 0,
+        };
+        i += 1;
+    }
+    table
+};
+
+/// The shortest word [`is_secret`] can accept: a JWT of two 8-character parts and two
+/// dots (AWS key ids are 20 characters, Stripe keys 24 or more, GitHub tokens 40).
+const MIN_SECRET_WORD: usize = 18;
+
+/// What one pass over a string tells of it: which detectors can match at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Profile {
+    /// Some ASCII digit: card numbers, SSNs, phones.
+    digit: bool,
+    /// Some `@`: emails.
+    at: bool,
+    /// Five dashes in a row: PEM keys.
+    dashes: bool,
+    /// The longest run of bytes without an ASCII separator: an upper bound on the
+    /// length of the words of [`scan_text`] (which also splits at Unicode whitespace).
+    longest_word: usize,
+}
+
+impl Profile {
+    /// The profile of `s`.
+    pub(crate) fn of(s: &str) -> Self {
+        let (mut any, mut dash_run, mut dashes, mut word, mut longest_word) = (0u8, 0u32, false, 0, 0);
+        for &c in s.as_bytes() {
+            let class = BYTES[usize::from(c)];
+            any |= class;
+            dash_run = if class == DASH { dash_run + 1 } else { 0 };
+            dashes |= dash_run >= 5;
+            word = if class == SEPARATOR { 0 } else { word + 1 };
+            longest_word = longest_word.max(word);
+        }
+        Self { digit: any & DIGIT != 0, at: any & AT != 0, dashes, longest_word }
+    }
+}
+
+/// [`detect_value`] given the profile of `s`.
+pub(crate) fn detect_value_in(s: &str, p: &Profile) -> Option<DataClass> {
+    let t = s.trim();
+    // Card numbers and SSNs start with a digit; IBANs with letters.
+    let first = t.as_bytes().first().copied().unwrap_or(b' ');
+    if first.is_ascii_digit() && is_pan_trimmed(t) {
         Some(DataClass::Pan)
-    } else if is_ssn(s) && s.trim().len() == 11 {
+    } else if first.is_ascii_digit() && t.len() == 11 && is_ssn_trimmed(t) {
         // Bare nine digits are too common (ids, amounts) to be an SSN without a field name.
         Some(DataClass::Ssn)
-    } else if is_iban(s) {
+    } else if s.len() >= 15 && is_iban(s) {
         Some(DataClass::Iban)
-    } else if is_secret(s) {
+    } else if is_token_secret(t) || (p.dashes && is_pem(t)) {
         Some(DataClass::Secret)
-    } else if is_email(s) {
+    } else if p.at && is_email(s) {
         Some(DataClass::Email)
-    } else if is_phone(s) {
+    } else if p.digit && is_phone_trimmed(t) {
         Some(DataClass::Phone)
     } else {
         None
@@ -374,36 +540,78 @@ pub fn detect_value(s: &str) -> Option<DataClass> {
 /// ```
 pub fn scan_text(text: &str) -> Vec<Match> {
     let mut found = Vec::new();
-    scan_digit_runs(text, &mut found);
-    // Whitespace-separated words: emails, secrets.
-    let mut start = None;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
-        if c.is_whitespace() || matches!(c, ',' | ';' | '"' | '\'' | '<' | '>' | '(' | ')') {
-            if let Some(s) = start.take() {
-                let word = text[s..i].trim_end_matches(['.', ':', '!', '?']);
-                let end = s + word.len();
-                let class = if is_email(word) {
-                    Some(DataClass::Email)
-                } else if is_secret(word) {
-                    Some(DataClass::Secret)
-                } else {
-                    None
-                };
-                if let Some(class) = class {
-                    if !found.iter().any(|m: &Match| m.start < end && s < m.end) {
-                        found.push(Match { class, start: s, end });
-                    }
-                }
-            }
-        } else if start.is_none() {
-            start = Some(i);
-        }
+    scan_text_in(text, &Profile::of(text), &mut found);
+    found
+}
+
+/// [`scan_text`] given the profile of `text`, into `found` (cleared first), so callers
+/// can reuse one buffer.
+pub(crate) fn scan_text_in(text: &str, p: &Profile, found: &mut Vec<Match>) {
+    found.clear();
+    if p.digit {
+        scan_digit_runs(text, found);
     }
-    if text.contains("-----BEGIN") && text.contains("PRIVATE KEY-----") {
+    // Whitespace-separated words: emails, secrets. Only a word with an `@` can be an
+    // email, and only one of 18 bytes or more starting with `A`, `s`, `g` or `e` a secret
+    // (AKIA/ASIA, sk_live_/sk_test_, ghp_, eyJ); a PEM key has a space, so is no word.
+    if p.at || p.longest_word >= MIN_SECRET_WORD {
+        scan_words(text, found);
+    }
+    if p.dashes && is_pem(text) {
         found.push(Match { class: DataClass::Secret, start: 0, end: text.len() });
     }
     found.sort_by_key(|m| m.start);
-    found
+}
+
+/// Emails and secrets in the words of `text`.
+fn scan_words(text: &str, found: &mut Vec<Match>) {
+    let b = text.as_bytes();
+    let mut start = None;
+    let mut at_sign = false;
+    let mut i = 0;
+    while i <= b.len() {
+        let (separator, width) = match b.get(i) {
+            None => (true, 1),
+            Some(&c) if c.is_ascii() => {
+                at_sign |= c == b'@';
+                (BYTES[usize::from(c)] == SEPARATOR, 1)
+            }
+            Some(_) => {
+                let c = text[i..].chars().next().unwrap_or(' ');
+                (c.is_whitespace(), c.len_utf8())
+            }
+        };
+        if separator {
+            if let Some(s) = start.take() {
+                let secret_like = i - s >= MIN_SECRET_WORD && matches!(b[s], b'A' | b's' | b'g' | b'e');
+                if at_sign || secret_like {
+                    check_word(text, s, i, found);
+                }
+            }
+            at_sign = false;
+        } else if start.is_none() {
+            start = Some(i);
+        }
+        i += width;
+    }
+}
+
+/// An email or a secret in the word `text[s..i]`, unless it overlaps an earlier match.
+fn check_word(text: &str, s: usize, i: usize, found: &mut Vec<Match>) {
+    let word = text[s..i].trim_end_matches(['.', ':', '!', '?']);
+    let end = s + word.len();
+    let class = if is_email(word) {
+        Some(DataClass::Email)
+    } else if is_secret(word) {
+        Some(DataClass::Secret)
+    } else {
+        None
+    };
+    if let Some(class) = class {
+        if !found.iter().any(|m: &Match| m.start < end && s < m.end) {
+            found.push(Match { class, start: s, end });
+        }
+    }
 }
 
 /// Card numbers and dashed SSNs in runs of digits joined by single spaces or dashes.
@@ -415,13 +623,13 @@ fn scan_digit_runs(text: &str, found: &mut Vec<Match>) {
             i += 1;
             continue;
         }
-        // A run: digits with single separators between them; positions of its digits.
+        // A run: digits with single separators between them.
         let start = i;
-        let mut pos = Vec::new();
+        let mut digits = 0;
         let mut j = i;
         while j < b.len() {
             if b[j].is_ascii_digit() {
-                pos.push(j);
+                digits += 1;
                 j += 1;
             } else if (b[j] == b' ' || b[j] == b'-') && j + 1 < b.len() && b[j + 1].is_ascii_digit() {
                 j += 1;
@@ -429,41 +637,137 @@ fn scan_digit_runs(text: &str, found: &mut Vec<Match>) {
                 break;
             }
         }
-        let run = &text[start..j];
-        let digits: Vec<u8> = pos.iter().map(|&p| b[p]).collect();
-        if is_ssn(run) && run.len() == 11 {
-            found.push(Match { class: DataClass::Ssn, start, end: j });
-        } else if digits.len() >= 13 {
-            // Every window of 13–19 digits: a card number may touch other digits.
-            let mut covered = 0;
-            for w_start in 0..digits.len() {
-                for len in (13..=19).rev() {
-                    let w_end = w_start + len;
-                    if w_end > digits.len() || w_start < covered {
-                        continue;
-                    }
-                    let w = &digits[w_start..w_end];
-                    if card_brand(w).is_some() && luhn_valid(w) {
-                        found.push(Match {
-                            class: DataClass::Pan,
-                            start: pos[w_start],
-                            end: pos[w_end - 1] + 1,
-                        });
-                        covered = w_end;
-                        break;
-                    }
-                }
+        // An SSN has nine digits and a card number at least 13: shorter runs hold neither.
+        if digits >= 9 {
+            scan_run(text, start, j, found);
+        }
+        i = j.max(i + 1);
+    }
+}
+
+/// Card numbers and SSNs in the run `text[start..end]` (at least nine digits).
+fn scan_run(text: &str, start: usize, end: usize, found: &mut Vec<Match>) {
+    let b = text.as_bytes();
+    let run = &text[start..end];
+    if run.len() == 11 && is_ssn_trimmed(run) {
+        found.push(Match { class: DataClass::Ssn, start, end });
+        return;
+    }
+    // Positions of the run's digits, and the digits: on the stack for runs of usual length.
+    const STACK: usize = 48;
+    let (mut pos_buf, mut digit_buf) = ([0usize; STACK], [0u8; STACK]);
+    let (pos_vec, digit_vec): (Vec<usize>, Vec<u8>);
+    let mut n = 0;
+    for (p, &c) in b.iter().enumerate().take(end).skip(start) {
+        if c.is_ascii_digit() {
+            if n < STACK {
+                pos_buf[n] = p;
+                digit_buf[n] = c;
             }
-        } else {
-            // Dashed or spaced SSNs inside a longer run of separated groups.
-            for k in 0..pos.len().saturating_sub(8) {
-                let (s, e) = (pos[k], pos[k + 8] + 1);
-                if e - s == 11 && is_ssn(&text[s..e]) {
-                    found.push(Match { class: DataClass::Ssn, start: s, end: e });
+            n += 1;
+        }
+    }
+    let (pos, digits): (&[usize], &[u8]) = if n <= STACK {
+        (&pos_buf[..n], &digit_buf[..n])
+    } else {
+        pos_vec = (start..end).filter(|&p| b[p].is_ascii_digit()).collect();
+        digit_vec = pos_vec.iter().map(|&p| b[p]).collect();
+        (&pos_vec, &digit_vec)
+    };
+    if digits.len() >= 13 {
+        // Every window of 13–19 digits: a card number may touch other digits.
+        let mut covered = 0;
+        for w_start in 0..digits.len() {
+            if w_start < covered {
+                continue;
+            }
+            for len in (13..=19).rev() {
+                let w_end = w_start + len;
+                if w_end > digits.len() {
+                    continue;
+                }
+                let w = &digits[w_start..w_end];
+                if card_brand(w).is_some() && luhn_valid(w) {
+                    found.push(Match { class: DataClass::Pan, start: pos[w_start], end: pos[w_end - 1] + 1 });
+                    covered = w_end;
                     break;
                 }
             }
         }
-        i = j.max(i + 1);
+    } else {
+        // Dashed or spaced SSNs inside a longer run of separated groups.
+        for k in 0..pos.len().saturating_sub(8) {
+            let (s, e) = (pos[k], pos[k + 8] + 1);
+            if e - s == 11 && is_ssn(&text[s..e]) {
+                found.push(Match { class: DataClass::Ssn, start: s, end: e });
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classes(text: &str) -> Vec<(DataClass, &str)> {
+        scan_text(text).into_iter().map(|m| (m.class, &text[m.start..m.end])).collect()
+    }
+
+    #[test]
+    fn words_split_at_unicode_whitespace_and_punctuation() {
+        let text = "mail\u{a0}ada@example.com\u{2003}or (AKIAIOSFODNN7EXAMPLE).";
+        assert_eq!(
+            classes(text),
+            [(DataClass::Email, "ada@example.com"), (DataClass::Secret, "AKIAIOSFODNN7EXAMPLE")]
+        );
+        // A vertical tab is whitespace too.
+        assert_eq!(classes("x\x0Bada@example.com"), [(DataClass::Email, "ada@example.com")]);
+    }
+
+    #[test]
+    fn the_shortest_secret_word_is_found() {
+        // A JWT of two 8-character parts: 18 bytes, the prefilter's bound.
+        assert!(is_secret("eyJabcde.abcdefgh."));
+        assert_eq!("eyJabcde.abcdefgh.".len(), MIN_SECRET_WORD);
+        // In text a word loses a trailing dot, so the shortest JWT found there has 19.
+        let jwt = "eyJabcde.abcdefgh.x";
+        assert_eq!(classes(&format!("token {jwt} sent")), [(DataClass::Secret, jwt)]);
+        assert_eq!(classes("a AKIAIOSFODNN7EXAMPLE"), [(DataClass::Secret, "AKIAIOSFODNN7EXAMPLE")]);
+    }
+
+    #[test]
+    fn pem_keys_need_five_dashes() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIE...";
+        assert!(is_secret(pem) && detect_value(pem) == Some(DataClass::Secret));
+        assert_eq!(classes(&format!("key: {pem}")).len(), 1);
+        assert!(!is_secret("----BEGIN PRIVATE KEY----"));
+        // The markers may share their dashes.
+        assert!(is_secret("PRIVATE KEY-----BEGIN"));
+    }
+
+    #[test]
+    fn long_digit_runs_are_scanned_whole() {
+        // More digits than the stack buffers hold: the heap path.
+        let run = format!("{}4111111111111111{}", "9".repeat(40), "9".repeat(40));
+        let found = scan_text(&run);
+        assert!(found
+            .iter()
+            .any(|m| m.class == DataClass::Pan && &run[m.start..m.end] == "4111111111111111"));
+        // Runs too short for an SSN or a card number hold neither.
+        assert!(scan_text("order 12345678 and 1234-5678").is_empty());
+        assert_eq!(classes("ssn 123-45-6789-1"), [(DataClass::Ssn, "123-45-6789")]);
+    }
+
+    #[test]
+    fn values_are_detected_after_the_prefilters() {
+        assert_eq!(detect_value(" 4111 1111 1111 1111 "), Some(DataClass::Pan));
+        assert_eq!(detect_value("123-45-6789"), Some(DataClass::Ssn));
+        assert_eq!(detect_value("nl91abna0417164300"), Some(DataClass::Iban));
+        assert_eq!(detect_value("ada@example.com"), Some(DataClass::Email));
+        assert_eq!(detect_value(" ada@example.com"), None, "emails are not trimmed");
+        assert_eq!(detect_value("(415) 555-2671"), Some(DataClass::Phone));
+        assert_eq!(detect_value("Ada Lovelace"), None);
+        assert!(!is_iban("GB82 WEST 1234 5698 7654 32 1234 5678 9012"), "longer than any IBAN");
     }
 }

@@ -1,14 +1,11 @@
 //! Masking: partial, full, keyed hash, tokenize and redact, applied per class.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::classify::{Classifier, DataClass};
-use super::detect;
+use super::classify::{with_number_text, Classifier, DataClass};
+use super::detect::{self, Match, Profile};
 
 /// How a sensitive value is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,28 +24,38 @@ pub enum MaskStrategy {
 }
 
 /// The key of keyed hashes (HMAC-SHA256); never logged.
+///
+/// Holds the HMAC already keyed (its inner and outer pads absorbed), so each hash clones
+/// that state instead of keying again.
 #[derive(Clone)]
-pub struct HashKey(Vec<u8>);
+pub struct HashKey(Hmac<Sha256>);
 
 impl HashKey {
     /// A key from bytes (at least 32 bytes are recommended).
     pub fn new(key: impl Into<Vec<u8>>) -> Self {
-        Self(key.into())
+        Self(<Hmac<Sha256> as Mac>::new_from_slice(&key.into()).expect("HMAC takes any key length"))
     }
 
     /// HMAC-SHA256 of the parts (each length-prefixed so parts cannot run together), hex.
     pub fn hash_hex(&self, parts: &[&[u8]]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut out = String::with_capacity(64);
+        self.hash_hex_into(parts, &mut out);
+        out
+    }
+
+    /// [`hash_hex`](Self::hash_hex) appended to `out`.
+    fn hash_hex_into(&self, parts: &[&[u8]], out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.0.clone();
         for p in parts {
             mac.update(&(p.len() as u64).to_be_bytes());
             mac.update(p);
         }
-        let bytes = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(64);
-        for b in bytes {
-            let _ = write!(out, "{b:02x}");
+        out.reserve(64);
+        for b in mac.finalize().into_bytes() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
-        out
     }
 }
 
@@ -72,8 +79,8 @@ impl std::fmt::Debug for HashKey {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Policy {
-    strategies: HashMap<DataClass, MaskStrategy>,
-    default: MaskStrategy,
+    /// The strategy of each class, indexed by `class as usize`.
+    strategies: [MaskStrategy; DataClass::COUNT],
     classifier: Classifier,
     key: HashKey,
 }
@@ -81,14 +88,15 @@ pub struct Policy {
 impl Policy {
     /// The default policy: PANs partial, emails keyed-hashed, everything else redacted.
     pub fn new(key: HashKey) -> Self {
-        let strategies =
-            [(DataClass::Pan, MaskStrategy::Partial), (DataClass::Email, MaskStrategy::KeyedHash)].into();
-        Self { strategies, default: MaskStrategy::Redact, classifier: Classifier::default(), key }
+        let mut strategies = [MaskStrategy::Redact; DataClass::COUNT];
+        strategies[DataClass::Pan as usize] = MaskStrategy::Partial;
+        strategies[DataClass::Email as usize] = MaskStrategy::KeyedHash;
+        Self { strategies, classifier: Classifier::default(), key }
     }
 
     /// Sets the strategy of a class.
     pub fn strategy(mut self, class: DataClass, strategy: MaskStrategy) -> Self {
-        self.strategies.insert(class, strategy);
+        self.strategies[class as usize] = strategy;
         self
     }
 
@@ -100,7 +108,7 @@ impl Policy {
 
     /// The strategy of a class.
     pub fn strategy_for(&self, class: DataClass) -> MaskStrategy {
-        self.strategies.get(&class).copied().unwrap_or(self.default)
+        self.strategies[class as usize]
     }
 
     /// The hash key.
@@ -117,55 +125,80 @@ impl Policy {
     pub fn mask_value(&self, class: DataClass, value: &str) -> String {
         apply(self.strategy_for(class), class, value, &self.key)
     }
+
+    /// [`mask_value`](Self::mask_value) appended to `out`.
+    fn mask_value_into(&self, class: DataClass, value: &str, out: &mut String) {
+        apply_into(self.strategy_for(class), class, value, &self.key, out);
+    }
 }
 
 /// Applies a strategy to a value.
 pub fn apply(strategy: MaskStrategy, class: DataClass, value: &str, key: &HashKey) -> String {
+    let mut out = String::new();
+    apply_into(strategy, class, value, key, &mut out);
+    out
+}
+
+/// [`apply`] appended to `out`.
+fn apply_into(strategy: MaskStrategy, class: DataClass, value: &str, key: &HashKey, out: &mut String) {
     match strategy {
-        MaskStrategy::Partial => partial(value),
-        MaskStrategy::Full => "*".repeat(value.chars().count().max(1)),
-        MaskStrategy::KeyedHash => key.hash_hex(&[class.as_str().as_bytes(), value.as_bytes()]),
-        MaskStrategy::Tokenize | MaskStrategy::Redact => format!("[REDACTED:{}]", class.as_str()),
+        MaskStrategy::Partial => partial(value, out),
+        MaskStrategy::Full => stars(value.chars().count().max(1), out),
+        MaskStrategy::KeyedHash => key.hash_hex_into(&[class.as_str().as_bytes(), value.as_bytes()], out),
+        MaskStrategy::Tokenize | MaskStrategy::Redact => {
+            out.push_str("[REDACTED:");
+            out.push_str(class.as_str());
+            out.push(']');
+        }
     }
+}
+
+fn stars(n: usize, out: &mut String) {
+    out.extend(std::iter::repeat_n('*', n));
 }
 
 /// Last four kept: digits-only for numbers with separators, characters otherwise; short
 /// values (eight characters or fewer) are masked whole, as four would reveal too much.
-fn partial(value: &str) -> String {
-    let digits: Vec<char> = value.chars().filter(char::is_ascii_digit).collect();
-    let chars: Vec<char> = if digits.len() >= 9 { digits } else { value.chars().collect() };
-    if chars.len() <= 8 {
-        return "*".repeat(chars.len().max(1));
+fn partial(value: &str, out: &mut String) {
+    let digits = value.bytes().filter(u8::is_ascii_digit).count();
+    if digits >= 9 {
+        // The last four digits, the separators dropped.
+        stars(digits - 4, out);
+        out.extend(value.bytes().filter(u8::is_ascii_digit).skip(digits - 4).map(char::from));
+        return;
     }
-    let keep = chars.len() - 4;
-    let mut out = "*".repeat(keep);
-    out.extend(&chars[keep..]);
-    out
+    let chars = value.chars().count();
+    if chars <= 8 {
+        return stars(chars.max(1), out);
+    }
+    stars(chars - 4, out);
+    let (last_four, _) = value.char_indices().nth_back(3).unwrap_or((0, ' '));
+    out.push_str(&value[last_four..]);
 }
 
 /// Masks every sensitive value of a JSON document in place, per the policy's strategies.
 /// Whole values are replaced when their field or content is sensitive; inside free text
 /// only the sensitive spans are.
 pub fn mask_json(value: &mut Value, policy: &Policy) {
-    walk(value, None, policy);
+    walk(value, None, policy, &mut Vec::new());
 }
 
-fn walk(value: &mut Value, field: Option<&str>, policy: &Policy) {
+/// `spans` is scratch space, reused for every value.
+fn walk(value: &mut Value, field: Option<&str>, policy: &Policy, spans: &mut Vec<Match>) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                walk(v, Some(k), policy);
+                walk(v, Some(k), policy, spans);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, field, policy)),
+        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, field, policy, spans)),
         Value::String(s) => {
-            if let Some(masked) = mask_scalar(field, s, policy) {
+            if let Some(masked) = mask_scalar(field, s, policy, spans) {
                 *s = masked;
             }
         }
         Value::Number(n) => {
-            let text = n.to_string();
-            if let Some(masked) = mask_scalar(field, &text, policy) {
+            if let Some(masked) = with_number_text(n, |text| mask_scalar(field, text, policy, spans)) {
                 *value = Value::String(masked);
             }
         }
@@ -174,33 +207,40 @@ fn walk(value: &mut Value, field: Option<&str>, policy: &Policy) {
 }
 
 /// The masked text, or `None` when nothing is sensitive.
-pub(crate) fn mask_scalar(field: Option<&str>, text: &str, policy: &Policy) -> Option<String> {
-    let whole = detect::detect_value(text).or_else(|| {
-        let classes = policy.classifier.classify_scalar(field, text);
-        // Whole-value classes are those from the field name; text findings are spans.
-        let spans = detect::scan_text(text);
-        classes.first().copied().filter(|c| !spans.iter().any(|m| m.class == *c))
-    });
-    if let Some(class) = whole {
+///
+/// The whole value is masked when its content is sensitive, or its field name is and the
+/// text holds no span of that same class (then only the spans are: a `note` field with
+/// an email in it keeps the rest of the note).
+fn mask_scalar(field: Option<&str>, text: &str, policy: &Policy, spans: &mut Vec<Match>) -> Option<String> {
+    let profile = Profile::of(text);
+    if let Some(class) = detect::detect_value_in(text, &profile) {
         return Some(policy.mask_value(class, text));
     }
-    mask_spans(text, policy)
+    let by_field = policy.classifier.field_class(field, text);
+    detect::scan_text_in(text, &profile, spans);
+    if let Some(class) = by_field.filter(|c| !spans.iter().any(|m| m.class == *c)) {
+        return Some(policy.mask_value(class, text));
+    }
+    mask_with_spans(text, spans, policy)
 }
 
 /// Replaces sensitive spans of free text, or `None` when there are none.
 pub fn mask_spans(text: &str, policy: &Policy) -> Option<String> {
-    let spans = detect::scan_text(text);
+    mask_with_spans(text, &detect::scan_text(text), policy)
+}
+
+fn mask_with_spans(text: &str, spans: &[Match], policy: &Policy) -> Option<String> {
     if spans.is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::with_capacity(text.len() + 16);
     let mut at = 0;
     for m in spans {
         if m.start < at {
             continue;
         }
         out.push_str(&text[at..m.start]);
-        out.push_str(&policy.mask_value(m.class, &text[m.start..m.end]));
+        policy.mask_value_into(m.class, &text[m.start..m.end], &mut out);
         at = m.end;
     }
     out.push_str(&text[at..]);

@@ -1,0 +1,297 @@
+//! Threat detection on real DynamoDB Local: attacks are refused and audited, failed-login
+//! bursts trip exactly at the threshold under concurrency, blocks hold until they expire,
+//! revoked tokens are reported, the webhook gets the alert, benign payments pass untouched.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use http::StatusCode;
+use lift::security::audit::{AuditQuery, AuditTrail, Outcome};
+use lift::security::threat::{
+    BehaviourMonitor, BlockTarget, FailedLogin, ThreatAssessment, ThreatLayer, ThreatStore, TokenRef,
+    WebhookAlert, INCIDENT_ACTION,
+};
+use lift::{Body, ClientIp, Context, Principal, Request, Response};
+use lift_harness::dynamodb::DynamoDbLocal;
+use tower::{Layer, Service, ServiceExt};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn store() -> (aws_sdk_dynamodb::Client, ThreatStore, AuditTrail) {
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let blocklist = local.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
+    let audit = local.create_table(&lift::store::tables::audit()).await.expect("audit table");
+    let client = local.client().await;
+    let trail = AuditTrail::builder().client(client.clone()).table(audit).build().expect("a trail");
+    (client.clone(), ThreatStore::new(client).with_table(blocklist), trail)
+}
+
+fn request(method: &str, uri: &str, ip: &str, body: &str) -> Request {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer secret-token-value")
+        .header("cookie", "session=cookie-value")
+        .header("user-agent", "harness/1.0")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let mut ctx = Context::new(format!("req-{}", uuid::Uuid::new_v4()));
+    ctx.set_principal(Principal::new("alice", "acme"));
+    req.extensions_mut().insert(ctx);
+    req.extensions_mut().insert(ClientIp(ip.parse().unwrap()));
+    req
+}
+
+/// The handler: answers with the score it was given.
+fn echo_score(req: Request) -> std::future::Ready<Result<Response, Infallible>> {
+    let score = ThreatAssessment::of(&req).map(|a| a.score().to_string()).unwrap_or_else(|| "none".into());
+    std::future::ready(Ok(Response::new(Body::from(score))))
+}
+
+/// A login endpoint that always refuses, naming the user it refused.
+fn refuse_login(_req: Request) -> std::future::Ready<Result<Response, Infallible>> {
+    let mut res = lift::Error::unauthorized("Bearer").into_response();
+    res.extensions_mut().insert(FailedLogin("alice".into()));
+    std::future::ready(Ok(res))
+}
+
+#[tokio::test]
+async fn sql_injection_is_refused_audited_and_the_ip_blocked() {
+    let (_, store, trail) = store().await;
+    let layer = ThreatLayer::builder()
+        .store(store.clone())
+        .audit(trail.clone())
+        .block_ip_for(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let svc = layer.layer(tower::service_fn(echo_score));
+    let ip = "198.51.100.10";
+    let attack = request("GET", "/payments?id=1%27%20OR%20%271%27%3D%271", ip, "");
+    let res = svc.clone().oneshot(attack).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+
+    let entries = trail.query(AuditQuery::tenant("acme").action(INCIDENT_ACTION)).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    let entry = &entries[0].entry;
+    assert_eq!((entry.actor.as_str(), entry.outcome, entry.source.as_str()), ("alice", Outcome::Denied, ip));
+    let snapshot: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
+    assert_eq!(snapshot["findings"][0]["kind"], "sql_injection");
+    assert_eq!(snapshot["findings"][0]["location"], serde_json::json!({"in": "query", "name": "id"}));
+    assert!(snapshot["score"].as_u64().unwrap() >= 70);
+    assert!(!entry.detail.contains("secret-token-value") && !entry.detail.contains("cookie-value"));
+    assert!(snapshot["actions"].as_array().unwrap().contains(&"blocked_ip".into()));
+    assert!(trail.verify("acme").await.is_ok());
+
+    // The playbook blocked the IP: even a benign request from it is refused now.
+    assert!(store.blocked_until(&BlockTarget::Ip(ip.parse().unwrap())).await.unwrap().is_some());
+    let benign = request("GET", "/payments/pay_1", ip, "");
+    assert_eq!(svc.clone().oneshot(benign).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let other = request("GET", "/payments/pay_1", "198.51.100.11", "");
+    assert_eq!(svc.oneshot(other).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_login_bursts_trip_exactly_at_the_threshold_under_concurrency() {
+    let (_, store, _) = store().await;
+    let monitor = BehaviourMonitor::new(store)
+        .auth_failures_per_ip(5)
+        .auth_failures_per_user(8)
+        .auth_window(Duration::from_secs(3600))
+        .validate()
+        .unwrap();
+    let ip: IpAddr = "198.51.100.20".parse().unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let monitor = monitor.clone();
+            tokio::spawn(async move { monitor.auth_failed(Some(ip), Some("bob")).await.unwrap() })
+        })
+        .collect();
+    let mut by_ip = Vec::new();
+    let mut by_user = Vec::new();
+    for task in tasks {
+        let (i, u) = task.await.unwrap();
+        by_ip.push(i.unwrap());
+        by_user.push(u.unwrap());
+    }
+    let mut counts: Vec<u64> = by_ip.iter().map(|s| s.count).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<_>>(), "every failure counted once");
+    assert_eq!(by_ip.iter().filter(|s| s.just_tripped()).count(), 1);
+    assert_eq!(by_ip.iter().filter(|s| s.tripped()).count(), 16);
+    assert_eq!(by_user.iter().filter(|s| s.just_tripped()).count(), 1);
+    assert_eq!(by_user.iter().filter(|s| s.tripped()).count(), 13);
+}
+
+#[tokio::test]
+async fn a_burst_through_the_layer_blocks_the_ip_at_the_threshold() {
+    let (_, store, trail) = store().await;
+    let monitor = BehaviourMonitor::new(store.clone())
+        .auth_failures_per_ip(3)
+        .auth_failures_per_user(100)
+        .auth_window(Duration::from_secs(3600));
+    let layer = ThreatLayer::builder()
+        .store(store.clone())
+        .behaviour(monitor)
+        .audit(trail.clone())
+        .block_ip_for(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(tower::service_fn(refuse_login));
+    let ip = "198.51.100.30";
+    for _ in 0..3 {
+        let res = svc.ready().await.unwrap().call(request("POST", "/login", ip, "{}")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = svc.ready().await.unwrap().call(request("POST", "/login", ip, "{}")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "blocked after the third failure");
+    let incidents = trail.query(AuditQuery::tenant("acme").action(INCIDENT_ACTION)).await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert!(incidents[0].entry.detail.contains("auth_failure_burst"));
+}
+
+#[tokio::test]
+async fn a_blocked_ip_or_principal_is_refused_until_the_block_expires() {
+    let (client, store, _) = store().await;
+    let svc =
+        ThreatLayer::builder().store(store.clone()).build().unwrap().layer(tower::service_fn(echo_score));
+    let ip = "198.51.100.40";
+    let target = BlockTarget::Ip(ip.parse().unwrap());
+    store.block(&target, Duration::from_secs(2), "test").await.unwrap();
+    let until = store.blocked_until(&target).await.unwrap().expect("blocked");
+    assert!(until > SystemTime::now() && until <= SystemTime::now() + Duration::from_secs(2));
+    assert_eq!(
+        svc.clone().oneshot(request("GET", "/p", ip, "")).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(store.blocked_until(&target).await.unwrap(), None);
+    assert_eq!(svc.clone().oneshot(request("GET", "/p", ip, "")).await.unwrap().status(), StatusCode::OK);
+    // DynamoDB's TTL deletes lazily: the expired item is still there, the lookup ignores it.
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(format!("BLOCK#ip#{ip}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(item.item().is_some_and(|i| i.contains_key("expires_at")));
+
+    let principal = BlockTarget::Principal("alice".into());
+    store.block(&principal, Duration::from_secs(60), "test").await.unwrap();
+    assert_eq!(
+        svc.clone().oneshot(request("GET", "/p", ip, "")).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    store.unblock(&principal).await.unwrap();
+    assert_eq!(svc.oneshot(request("GET", "/p", ip, "")).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_reported_revoked_until_their_expiry() {
+    let (_, store, _) = store().await;
+    let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+    let jti = TokenRef::jti("jti-revoked");
+    store.revoke(&jti, in_an_hour).await.unwrap();
+    assert!(store.is_revoked(&jti).await.unwrap());
+    assert!(!store.is_revoked(&TokenRef::jti("jti-live")).await.unwrap());
+    let raw = TokenRef::token("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.c2ln");
+    store.revoke(&raw, in_an_hour).await.unwrap();
+    assert!(store
+        .is_revoked(&TokenRef::token("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.c2ln"))
+        .await
+        .unwrap());
+    // A token past its expiry needs no revocation record.
+    let expired = TokenRef::jti("jti-expired");
+    store.revoke(&expired, SystemTime::now() - Duration::from_secs(1)).await.unwrap();
+    assert!(!store.is_revoked(&expired).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_webhook_receives_the_alert_and_a_dead_one_fails_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks/threat"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let alert = WebhookAlert::new(&format!("{}/hooks/threat", server.uri())).unwrap();
+    let svc = ThreatLayer::builder().alert(alert).build().unwrap().layer(tower::service_fn(echo_score));
+    let body = r#"{"note": "<img src=x onerror=alert(document.domain)>"}"#;
+    let res = svc.oneshot(request("POST", "/payments", "198.51.100.50", body)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let alert: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(alert["findings"][0]["kind"], "xss");
+    assert_eq!(alert["findings"][0]["location"], serde_json::json!({"in": "body", "name": "note"}));
+    assert_eq!(alert["principal"], "alice");
+    assert_eq!(alert["client_ip"], "198.51.100.50");
+    let text = String::from_utf8_lossy(&received[0].body);
+    assert!(
+        !text.contains("secret-token-value") && !text.contains("cookie-value") && !text.contains("onerror")
+    );
+
+    // Nothing listens on the discard port: the alert fails, the request is still answered.
+    let dead = WebhookAlert::new("http://127.0.0.1:9/hooks").unwrap().timeout(Duration::from_millis(300));
+    let svc = ThreatLayer::builder().alert(dead).build().unwrap().layer(tower::service_fn(echo_score));
+    let started = std::time::Instant::now();
+    let res = svc.oneshot(request("POST", "/payments", "198.51.100.51", body)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_principal_touching_too_many_tenants_is_refused() {
+    let (_, store, trail) = store().await;
+    let monitor = BehaviourMonitor::new(store.clone())
+        .tenants_per_principal(2)
+        .tenant_window(Duration::from_secs(3600));
+    let layer =
+        ThreatLayer::builder().behaviour(monitor).track_tenants(true).audit(trail.clone()).build().unwrap();
+    let svc = layer.layer(tower::service_fn(echo_score));
+    let statuses = {
+        let mut out = Vec::new();
+        for tenant in ["t-1", "t-2", "t-1", "t-3"] {
+            let mut req = request("GET", "/records", "198.51.100.60", "");
+            let ctx = Context::of_mut(&mut req).unwrap();
+            ctx.set_principal(Principal::new("mallory", "t-1"));
+            ctx.set_tenant(tenant);
+            out.push(svc.clone().oneshot(req).await.unwrap().status().as_u16());
+        }
+        out
+    };
+    assert_eq!(statuses, [200, 200, 200, 403]);
+    let incidents = trail.query(AuditQuery::tenant("t-1").action(INCIDENT_ACTION)).await.unwrap();
+    assert!(incidents[0].entry.detail.contains("tenant_hopping"));
+}
+
+#[tokio::test]
+async fn benign_payment_requests_pass_with_score_zero() {
+    let (_, store, _) = store().await;
+    let svc = ThreatLayer::builder().store(store).build().unwrap().layer(tower::service_fn(echo_score));
+    let bodies = [
+        r#"{"amount": 4250, "currency": "EUR", "customer": {"name": "Siobhán O'Brien", "email": "siobhan.obrien@example.ie"},
+            "address": {"line1": "12 O'Connell St. Upper", "city": "Dublin", "postal_code": "D01 F5P2"}}"#,
+        r#"{"amount": 129900, "currency": "USD", "description": "Invoice #2024-117 (net 30) -- thanks!",
+            "customer": {"name": "D'Angelo & Sons; Ltd.", "email": "billing+ap@dangelo-sons.com", "phone": "+1 (415) 555-2671"}}"#,
+        r#"{"amount": 999, "currency": "GBP", "note": "Price was £12.99, now £9.99 - 23% off; select size M or L",
+            "return_url": "https://shop.example.co.uk/orders/48213?status=paid&ref=email", "ip": "10.0.0.7"}"#,
+        r#"{"refund": {"payment": "pay_8f14e45f", "reason": "customer's request: item didn't fit", "amount": 1500}}"#,
+        r#"{"patient": {"name": "Zoë Ng-O'Neill", "dob": "1985-12-10"}, "memo": "Co-pay 20.00 < deductible > 0"}"#,
+    ];
+    for body in bodies {
+        let res = svc
+            .clone()
+            .oneshot(request("POST", "/payments?expand=customer", "203.0.113.70", body))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{body}");
+        assert_eq!(res.body().as_bytes(), b"0", "{body}");
+    }
+}

@@ -1,0 +1,298 @@
+//! The compliance middleware: sanitizes, checks each invocation, blocks critical
+//! violations before the handler, records the rest.
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::future::BoxFuture;
+use http::header::HeaderName;
+use http::Uri;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::report::ComplianceRecorder;
+use super::rule::{Facts, InvocationRecord, Phase, RequestView, ResponseView, Rule, Severity, Violation};
+use crate::body::{Request, Response};
+use crate::context::Context;
+use crate::security::audit::{AuditEntry, AuditTrail, Audited, Outcome};
+use crate::security::protection::detect::scan_text;
+use crate::security::protection::DataClass;
+use crate::{BoxError, Error};
+
+/// Where the log lines of an invocation come from, for rules that read them.
+pub trait LogTap: Send + Sync + 'static {
+    /// A position to read from later.
+    fn mark(&self) -> usize;
+    /// The lines written since `mark`.
+    fn since(&self, mark: usize) -> Vec<String>;
+}
+
+#[cfg(feature = "observability")]
+impl LogTap for crate::middleware::logging::MemoryWriter {
+    fn mark(&self) -> usize {
+        self.lines().len()
+    }
+    fn since(&self, mark: usize) -> Vec<String> {
+        self.lines().into_iter().skip(mark).collect()
+    }
+}
+
+/// Headers that let a caller reroute a request behind a proxy; never honoured.
+const ROUTING_OVERRIDES: [&str; 4] =
+    ["x-original-url", "x-rewrite-url", "x-forwarded-host", "x-http-method-override"];
+
+/// Query parameter names whose values must never travel in a URL.
+const SECRET_PARAMS: [&str; 10] =
+    ["card", "cardnumber", "pan", "cvv", "cvc", "ssn", "password", "token", "apikey", "secret"];
+
+/// Checks every invocation against compliance rules.
+///
+/// Before the handler it sanitizes the request: routing-override headers
+/// (`X-Original-URL`, `X-Rewrite-URL`, `X-Forwarded-Host`, `X-HTTP-Method-Override`) are
+/// removed, and query values that are card numbers, SSNs or secrets, or whose names say so,
+/// become `[REDACTED]` (they would otherwise reach access logs). Then the request-phase
+/// rules run: a `Critical` violation answers the rule's status (403, 451...) as a problem
+/// and the handler never runs. After the handler the invocation-phase rules run over the
+/// request, the response, the log lines ([`LogTap`]) and the audit entry ([`Audited`]
+/// in the response, put there by an inner [`AuditLayer`](crate::security::audit::AuditLayer)).
+/// Every check goes to the [`ComplianceRecorder`]; with an [`AuditTrail`], every
+/// violation is also an audit entry (`compliance.violation`).
+#[derive(Clone)]
+pub struct ComplianceLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    rules: Vec<Arc<dyn Rule>>,
+    recorder: ComplianceRecorder,
+    logs: Option<Arc<dyn LogTap>>,
+    trail: Option<AuditTrail>,
+}
+
+impl std::fmt::Debug for ComplianceLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComplianceLayer").field("rules", &self.shared.rules.len()).finish_non_exhaustive()
+    }
+}
+
+impl ComplianceLayer {
+    /// The built-in rules of every framework ([`builtin`](super::builtin)), recording to
+    /// `recorder`.
+    pub fn new(recorder: ComplianceRecorder) -> Self {
+        Self::with_rules(recorder, super::builtin())
+    }
+
+    /// Only these rules.
+    pub fn with_rules(recorder: ComplianceRecorder, rules: Vec<Arc<dyn Rule>>) -> Self {
+        Self { shared: Arc::new(Shared { rules, recorder, logs: None, trail: None }) }
+    }
+
+    /// Adds a custom rule.
+    pub fn rule(self, rule: impl Rule) -> Self {
+        self.map(|s| s.rules.push(Arc::new(rule)))
+    }
+
+    /// Reads each invocation's log lines from `tap`.
+    pub fn logs(self, tap: impl LogTap) -> Self {
+        self.map(|s| s.logs = Some(Arc::new(tap)))
+    }
+
+    /// Records violations in the audit trail too.
+    pub fn audit(self, trail: AuditTrail) -> Self {
+        self.map(|s| s.trail = Some(trail))
+    }
+
+    fn map(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
+            rules: arc.rules.clone(),
+            recorder: arc.recorder.clone(),
+            logs: arc.logs.clone(),
+            trail: arc.trail.clone(),
+        });
+        f(&mut shared);
+        Self { shared: Arc::new(shared) }
+    }
+}
+
+impl<S> Layer<S> for ComplianceLayer {
+    type Service = Compliance<S>;
+
+    fn layer(&self, inner: S) -> Compliance<S> {
+        Compliance { inner, shared: Arc::clone(&self.shared) }
+    }
+}
+
+/// The service made by [`ComplianceLayer`].
+#[derive(Clone)]
+pub struct Compliance<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for Compliance<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compliance").finish_non_exhaustive()
+    }
+}
+
+/// Runs the rules of one phase.
+pub fn check(rules: &[Arc<dyn Rule>], phase: Phase, record: &InvocationRecord) -> Vec<Violation> {
+    let facts = Facts::new(record);
+    rules
+        .iter()
+        .filter(|r| r.phase() == phase)
+        .filter_map(|r| {
+            r.check(&facts).map(|detail| Violation {
+                rule: r.id().to_owned(),
+                framework: r.framework(),
+                severity: r.severity(),
+                detail,
+            })
+        })
+        .collect()
+}
+
+impl<S> Service<Request> for Compliance<S>
+where
+    S: Service<Request, Response = Response> + Send,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        sanitize(&mut req);
+        let shared = Arc::clone(&self.shared);
+        let mut record = InvocationRecord { request: view(&req), ..InvocationRecord::default() };
+        let before: Vec<&dyn Rule> =
+            shared.rules.iter().filter(|r| r.phase() == Phase::Request).map(|r| &**r).collect();
+        let violations = check(&shared.rules, Phase::Request, &record);
+        let blocking = violations.iter().find(|v| v.severity == Severity::Critical).cloned();
+        let request_id = record.request.request_id.clone();
+        shared.recorder.record(&before, &violations, &request_id, blocking.is_some());
+        if let Some(block) = blocking {
+            let status = shared
+                .rules
+                .iter()
+                .find(|r| r.id() == block.rule)
+                .map_or(http::StatusCode::FORBIDDEN, |r| r.block_status());
+            let res = Error::new(status)
+                .with_detail(format!("refused by compliance rule {}: {}", block.rule, block.detail))
+                .render(Some(&request_id));
+            return Box::pin(async move {
+                report_violations(&shared, &record, &violations).await;
+                Ok(res)
+            });
+        }
+        let mark = shared.logs.as_ref().map(|t| t.mark());
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            let res = future.await.map_err(Into::into)?;
+            record.response = Some(ResponseView {
+                status: res.status(),
+                headers: res.headers().clone(),
+                body: bytes::Bytes::copy_from_slice(res.body().as_bytes()),
+            });
+            if let (Some(tap), Some(mark)) = (&shared.logs, mark) {
+                record.logs = tap.since(mark);
+            }
+            if let Some(Audited(entry)) = res.extensions().get::<Audited>() {
+                record.audit.push(entry.clone());
+            }
+            let after: Vec<&dyn Rule> =
+                shared.rules.iter().filter(|r| r.phase() == Phase::Invocation).map(|r| &**r).collect();
+            let violations = check(&shared.rules, Phase::Invocation, &record);
+            shared.recorder.record(&after, &violations, &request_id, false);
+            report_violations(&shared, &record, &violations).await;
+            Ok(res)
+        })
+    }
+}
+
+async fn report_violations(shared: &Shared, record: &InvocationRecord, violations: &[Violation]) {
+    for v in violations {
+        tracing::warn!(rule = %v.rule, severity = ?v.severity, request_id = %record.request.request_id, detail = %v.detail, "compliance violation");
+    }
+    let Some(trail) = &shared.trail else { return };
+    if violations.is_empty() {
+        return;
+    }
+    for v in violations {
+        let entry = AuditEntry::new(
+            record.request.tenant.clone().unwrap_or_else(|| "-".to_owned()),
+            record.request.subject.clone().unwrap_or_else(|| "anonymous".to_owned()),
+            "compliance.violation",
+            v.rule.clone(),
+            Outcome::Denied,
+        )
+        .request_id(record.request.request_id.clone())
+        .detail(v.detail.clone());
+        trail.append(entry).await;
+    }
+    if let Err(err) = trail.flush().await {
+        tracing::error!(error = %err, "compliance violations not stored in the audit trail yet");
+    }
+}
+
+fn view(req: &Request) -> RequestView {
+    let ctx = Context::of(req);
+    let principal = ctx.and_then(Context::principal);
+    RequestView {
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
+        headers: req.headers().clone(),
+        body: bytes::Bytes::copy_from_slice(req.body().as_bytes()),
+        request_id: ctx.map(|c| c.request_id().to_owned()).unwrap_or_default(),
+        tenant: principal
+            .map(|p| p.tenant.clone())
+            .or_else(|| ctx.and_then(Context::tenant).map(str::to_owned)),
+        subject: principal.map(|p| p.subject.clone()),
+        region: ctx.and_then(Context::region).map(str::to_owned),
+    }
+}
+
+/// Removes routing-override headers and redacts sensitive query values.
+pub fn sanitize(req: &mut Request) {
+    for name in ROUTING_OVERRIDES {
+        req.headers_mut().remove(HeaderName::from_static(name));
+    }
+    let Some(query) = req.uri().query() else { return };
+    let mut changed = false;
+    let cleaned: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let normal: String =
+                name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+            let decoded = value.replace("%20", " ").replace('+', " ").replace("%2D", "-").replace("%2d", "-");
+            let sensitive = SECRET_PARAMS.contains(&normal.as_str())
+                || scan_text(&decoded)
+                    .iter()
+                    .any(|m| matches!(m.class, DataClass::Pan | DataClass::Ssn | DataClass::Secret));
+            if sensitive && !value.is_empty() {
+                changed = true;
+                format!("{name}=%5BREDACTED%5D")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    if !changed {
+        return;
+    }
+    let path_and_query = format!("{}?{}", req.uri().path(), cleaned.join("&"));
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}

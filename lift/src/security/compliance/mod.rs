@@ -1,0 +1,41 @@
+//! Compliance rules for SOC 2, PCI DSS, HIPAA and GDPR, the middleware that applies them,
+//! and the report built from what it recorded (feature `compliance`).
+//!
+//! - **Rules** ([`Rule`]) carry an id that cites their requirement (`PCI-DSS 3.4`,
+//!   `HIPAA 164.312(b)`, `GDPR Art. 44`), a framework and a severity, and check one
+//!   invocation ([`InvocationRecord`]): its request, response, log lines and audit entries.
+//!   [`builtin`] lists the shipped ones; [`rule`] makes a custom one from a closure.
+//! - **The middleware** ([`ComplianceLayer`]) sanitizes headers and query strings, blocks
+//!   critical violations before the handler runs, and records every check.
+//! - **The report** ([`ComplianceReport`]), per framework: its requirements, how often each
+//!   was checked and broken, the evidence (request ids, details), and the verified audit
+//!   chains. It comes from recorded checks and the audit trail, never from constants.
+//!
+//! # Examples
+//!
+//! ```
+//! use lift::security::compliance::{ComplianceLayer, ComplianceRecorder, Framework, Status};
+//!
+//! let recorder = ComplianceRecorder::new();
+//! let app = lift::App::new().layer(ComplianceLayer::new(recorder.clone()));
+//! // ... requests ...
+//! let report = recorder.report();
+//! assert_eq!(report.frameworks[0].framework, Framework::PciDss);
+//! assert_eq!(report.frameworks[0].status, Status::NotExercised);
+//! # let _ = app;
+//! ```
+
+mod layer;
+mod report;
+mod rule;
+mod rules;
+
+pub use layer::{check, sanitize, Compliance, ComplianceLayer, LogTap};
+pub use report::{
+    AuditEvidence, ComplianceRecorder, ComplianceReport, Evidence, FrameworkReport, RuleRecord, Status,
+};
+pub use rule::{
+    rule, CheckFn, Facts, FnRule, Framework, InvocationRecord, Phase, RequestView, ResponseView, Rule,
+    Severity, Violation,
+};
+pub use rules::builtin;

@@ -1,0 +1,348 @@
+//! Frameworks, rules and what one invocation looks like to them.
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::security::audit::AuditEntry;
+use crate::security::protection::detect::scan_text;
+use crate::security::protection::DataClass;
+
+/// A compliance framework.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Framework {
+    /// AICPA SOC 2 trust services criteria.
+    Soc2,
+    /// PCI DSS v4.
+    PciDss,
+    /// The HIPAA Security Rule (45 CFR 164 subpart C).
+    Hipaa,
+    /// The EU General Data Protection Regulation.
+    Gdpr,
+}
+
+impl Framework {
+    /// Every framework, in report order.
+    pub const ALL: [Framework; 4] = [Framework::PciDss, Framework::Hipaa, Framework::Soc2, Framework::Gdpr];
+
+    /// The name used in rule ids and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Soc2 => "SOC2",
+            Self::PciDss => "PCI-DSS",
+            Self::Hipaa => "HIPAA",
+            Self::Gdpr => "GDPR",
+        }
+    }
+}
+
+impl fmt::Display for Framework {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How bad a violation is. `Critical` ones found before the handler block the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Severity {
+    /// Worth a look.
+    Low,
+    /// A weakness.
+    Medium,
+    /// A breach of the requirement.
+    High,
+    /// A breach that must not reach the handler (or the client).
+    Critical,
+}
+
+/// When a rule can judge: on the request alone (before the handler), or on the whole
+/// invocation (after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Before the handler: the request and its context.
+    Request,
+    /// After the handler: request, response, log lines and audit entries.
+    Invocation,
+}
+
+/// The request as rules see it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestView {
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: String,
+    /// The query string (after sanitizing).
+    pub query: Option<String>,
+    /// The headers (after sanitizing).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: bytes::Bytes,
+    /// The request id.
+    pub request_id: String,
+    /// The tenant, if authenticated.
+    pub tenant: Option<String>,
+    /// The principal's subject, if authenticated.
+    pub subject: Option<String>,
+    /// The region the function runs in.
+    pub region: Option<String>,
+}
+
+/// The response as rules see it.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseView {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// One invocation: what a rule checks.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationRecord {
+    /// The request.
+    pub request: RequestView,
+    /// The response (none before the handler ran).
+    pub response: Option<ResponseView>,
+    /// The log lines the invocation wrote.
+    pub logs: Vec<String>,
+    /// The audit entries the invocation recorded.
+    pub audit: Vec<AuditEntry>,
+}
+
+impl InvocationRecord {
+    /// Whether the request came over TLS, as the edge reports it (`X-Forwarded-Proto`;
+    /// API Gateway and Function URLs only take HTTPS).
+    pub fn over_tls(&self) -> bool {
+        self.request
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|proto| proto.eq_ignore_ascii_case("https"))
+    }
+}
+
+fn json(body: &[u8]) -> Option<serde_json::Value> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    matches!(first, b'{' | b'[').then(|| serde_json::from_slice(body).ok()).flatten()
+}
+
+fn classes(text: &[u8]) -> Vec<DataClass> {
+    let text = String::from_utf8_lossy(text);
+    let mut classes: Vec<DataClass> = scan_text(&text).into_iter().map(|m| m.class).collect();
+    classes.sort_by_key(|c| *c as u8);
+    classes.dedup();
+    classes
+}
+
+/// One invocation as rules see it: the record, and what is derived from it (parsed JSON,
+/// the classes of sensitive values in each text), worked out once per check however many
+/// rules ask. It dereferences to the [`InvocationRecord`].
+pub struct Facts<'a> {
+    record: &'a InvocationRecord,
+    request_json: OnceCell<Option<serde_json::Value>>,
+    response_json: OnceCell<Option<serde_json::Value>>,
+    request_classes: OnceCell<Vec<DataClass>>,
+    response_classes: OnceCell<Vec<DataClass>>,
+    log_classes: OnceCell<Vec<Vec<DataClass>>>,
+    audit_classes: OnceCell<Vec<Vec<DataClass>>>,
+}
+
+impl fmt::Debug for Facts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Facts").field("record", self.record).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Facts<'_> {
+    type Target = InvocationRecord;
+
+    fn deref(&self) -> &InvocationRecord {
+        self.record
+    }
+}
+
+impl<'a> Facts<'a> {
+    /// The facts of a record.
+    pub fn new(record: &'a InvocationRecord) -> Self {
+        Self {
+            record,
+            request_json: OnceCell::new(),
+            response_json: OnceCell::new(),
+            request_classes: OnceCell::new(),
+            response_classes: OnceCell::new(),
+            log_classes: OnceCell::new(),
+            audit_classes: OnceCell::new(),
+        }
+    }
+
+    /// The record.
+    pub fn record(&self) -> &'a InvocationRecord {
+        self.record
+    }
+
+    /// The request body as JSON, if it is JSON.
+    pub fn request_json(&self) -> Option<&serde_json::Value> {
+        self.request_json.get_or_init(|| json(&self.record.request.body)).as_ref()
+    }
+
+    /// The response body as JSON, if there is a response and it is JSON.
+    pub fn response_json(&self) -> Option<&serde_json::Value> {
+        self.response_json.get_or_init(|| self.record.response.as_ref().and_then(|r| json(&r.body))).as_ref()
+    }
+
+    /// The classes of sensitive values in the request body.
+    pub fn request_classes(&self) -> &[DataClass] {
+        self.request_classes.get_or_init(|| classes(&self.record.request.body))
+    }
+
+    /// The classes of sensitive values in the response body.
+    pub fn response_classes(&self) -> &[DataClass] {
+        self.response_classes
+            .get_or_init(|| self.record.response.as_ref().map(|r| classes(&r.body)).unwrap_or_default())
+    }
+
+    /// The classes of sensitive values in each log line.
+    pub fn log_classes(&self) -> &[Vec<DataClass>] {
+        self.log_classes.get_or_init(|| self.record.logs.iter().map(|l| classes(l.as_bytes())).collect())
+    }
+
+    /// The classes of sensitive values in each audit entry's details.
+    pub fn audit_classes(&self) -> &[Vec<DataClass>] {
+        self.audit_classes
+            .get_or_init(|| self.record.audit.iter().map(|e| classes(e.detail.as_bytes())).collect())
+    }
+}
+
+/// A breach of a rule found in one invocation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    /// The rule's id, citing its requirement (e.g. `PCI-DSS 3.4`).
+    pub rule: String,
+    /// The framework.
+    pub framework: Framework,
+    /// How bad.
+    pub severity: Severity,
+    /// What was found and where, without the sensitive value itself.
+    pub detail: String,
+}
+
+/// A compliance rule: an id that cites its requirement, a framework, a severity, and a
+/// check over one invocation.
+///
+/// Implement it for custom rules, or build one from a closure with [`rule`].
+pub trait Rule: Send + Sync + 'static {
+    /// The id, citing the requirement: `PCI-DSS 3.4`, `HIPAA 164.312(b)`, `GDPR Art. 44`.
+    fn id(&self) -> &str;
+    /// The framework.
+    fn framework(&self) -> Framework;
+    /// What the requirement asks, in a line.
+    fn title(&self) -> &str;
+    /// How bad a breach is.
+    fn severity(&self) -> Severity;
+    /// When it can judge.
+    fn phase(&self) -> Phase;
+    /// `Some(detail)` when the invocation breaks the rule.
+    fn check(&self, facts: &Facts<'_>) -> Option<String>;
+    /// The status a request blocked by this rule gets (403 unless the rule says otherwise,
+    /// e.g. 451 for a data-residency rule).
+    fn block_status(&self) -> StatusCode {
+        StatusCode::FORBIDDEN
+    }
+}
+
+/// A rule from a closure.
+///
+/// # Examples
+///
+/// ```
+/// use lift::security::compliance::{rule, Facts, Framework, Phase, Severity};
+///
+/// let no_debug = rule("SOC2 CC8.1", Framework::Soc2, Severity::Medium, Phase::Request,
+///     "no debug switches in production requests",
+///     |r: &Facts<'_>| r.request.headers.contains_key("x-debug").then(|| "x-debug header".to_owned()));
+/// assert_eq!(no_debug.id(), "SOC2 CC8.1");
+/// ```
+pub fn rule(
+    id: impl Into<String>,
+    framework: Framework,
+    severity: Severity,
+    phase: Phase,
+    title: impl Into<String>,
+    check: impl Fn(&Facts<'_>) -> Option<String> + Send + Sync + 'static,
+) -> FnRule {
+    FnRule {
+        id: id.into(),
+        framework,
+        severity,
+        phase,
+        title: title.into(),
+        block: StatusCode::FORBIDDEN,
+        check: Arc::new(check),
+    }
+}
+
+/// The check of a [`FnRule`].
+pub type CheckFn = Arc<dyn Fn(&Facts<'_>) -> Option<String> + Send + Sync>;
+
+/// A rule made by [`rule`].
+#[derive(Clone)]
+pub struct FnRule {
+    id: String,
+    framework: Framework,
+    severity: Severity,
+    phase: Phase,
+    title: String,
+    block: StatusCode,
+    check: CheckFn,
+}
+
+impl fmt::Debug for FnRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnRule")
+            .field("id", &self.id)
+            .field("severity", &self.severity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FnRule {
+    /// The id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The status a request blocked by this rule gets (default 403).
+    pub fn block_with(mut self, status: StatusCode) -> Self {
+        self.block = status;
+        self
+    }
+}
+
+impl Rule for FnRule {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn framework(&self) -> Framework {
+        self.framework
+    }
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn severity(&self) -> Severity {
+        self.severity
+    }
+    fn phase(&self) -> Phase {
+        self.phase
+    }
+    fn check(&self, facts: &Facts<'_>) -> Option<String> {
+        (self.check)(facts)
+    }
+    fn block_status(&self) -> StatusCode {
+        self.block
+    }
+}

@@ -1,0 +1,12 @@
+//! The response future.
+
+use futures_util::future::BoxFuture;
+
+use crate::body::Response;
+
+/// The response future of [`Threat`](super::Threat).
+///
+/// Boxed: around the inner call sit optional DynamoDB round trips (blocklist, counters)
+/// and the incident playbook, each a branch of its own; an `async fn` states that flow
+/// plainly, and one allocation is small next to the detectors' work.
+pub type ResponseFuture<E> = BoxFuture<'static, Result<Response, E>>;

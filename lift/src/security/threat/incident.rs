@@ -1,0 +1,288 @@
+//! Incidents: a scrubbed forensic snapshot of the request, and the playbook run for it
+//! (audit entry, alert, automatic block).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::alert::WebhookAlert;
+use super::finding::{Finding, ThreatAssessment};
+use super::store::{now_ms, BlockTarget, ThreatStore};
+use crate::security::audit::{AuditEntry, AuditTrail, Outcome};
+
+/// The audit action of an incident.
+pub const INCIDENT_ACTION: &str = "threat.incident";
+
+/// Longest header or query value kept in a snapshot.
+const MAX_VALUE: usize = 256;
+
+/// A forensic snapshot of a request that raised an incident: the request line and headers,
+/// scrubbed, who sent it, what was found and the score. Never the body, never
+/// `Authorization`, cookies or other credentials.
+///
+/// # Examples
+///
+/// ```
+/// use lift::security::threat::{Incident, ThreatAssessment};
+///
+/// let req = http::Request::builder()
+///     .uri("/payments?token=s3cret&id=1")
+///     .header("authorization", "Bearer abc")
+///     .header("user-agent", "curl/8")
+///     .body(lift::Body::empty())
+///     .unwrap();
+/// let incident = Incident::capture(&req, None, ThreatAssessment::default());
+/// let json = serde_json::to_string(&incident).unwrap();
+/// assert!(!json.contains("abc") && !json.contains("s3cret") && json.contains("curl/8"));
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    /// The request id.
+    pub request_id: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The method.
+    pub method: String,
+    /// The path.
+    pub path: String,
+    /// The query string, with credential-like parameters redacted.
+    pub query: Option<String>,
+    /// The headers, without credentials.
+    pub headers: Vec<(String, String)>,
+    /// The client IP.
+    pub client_ip: Option<IpAddr>,
+    /// The principal's subject.
+    pub principal: Option<String>,
+    /// The tenant.
+    pub tenant: Option<String>,
+    /// The risk score.
+    pub score: u8,
+    /// The findings.
+    pub findings: Vec<Finding>,
+    /// What the playbook did (`blocked_ip`, `alerted`...), filled in as it runs.
+    pub actions: Vec<&'static str>,
+}
+
+impl Incident {
+    /// Captures the snapshot of a request.
+    pub fn capture<B>(
+        req: &http::Request<B>,
+        client_ip: Option<IpAddr>,
+        assessment: ThreatAssessment,
+    ) -> Self {
+        let ctx = crate::Context::of(req);
+        let principal = ctx.and_then(crate::Context::principal);
+        Self {
+            request_id: ctx.map(|c| c.request_id().to_owned()).unwrap_or_default(),
+            at_ms: now_ms(),
+            method: req.method().to_string(),
+            path: clip(req.uri().path()),
+            query: req.uri().query().map(scrub_query),
+            headers: req
+                .headers()
+                .iter()
+                .filter(|(name, _)| !is_credential(name.as_str()))
+                .map(|(name, value)| {
+                    (name.as_str().to_owned(), clip(&String::from_utf8_lossy(value.as_bytes())))
+                })
+                .collect(),
+            client_ip,
+            principal: principal.map(|p| p.subject.clone()),
+            tenant: principal
+                .map(|p| p.tenant.clone())
+                .or_else(|| ctx.and_then(|c| c.tenant()).map(str::to_owned)),
+            score: assessment.score(),
+            findings: assessment.findings().to_vec(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The snapshot as compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Headers that carry credentials or session state: never copied into a snapshot.
+fn is_credential(name: &str) -> bool {
+    matches!(name, "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-amz-security-token")
+        || ["token", "secret", "api-key", "apikey", "password", "session", "auth", "signature"]
+            .iter()
+            .any(|part| name.contains(part))
+}
+
+/// Redacts the values of credential-like query parameters, and long digit runs (card
+/// numbers) anywhere.
+fn scrub_query(query: &str) -> String {
+    let pairs = query.split('&').map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let lower = name.to_ascii_lowercase();
+        let secret = [
+            "token", "key", "secret", "password", "passwd", "pwd", "sig", "code", "auth", "session", "card",
+            "pan", "cvv", "cvc", "ssn",
+        ]
+        .iter()
+        .any(|part| lower.contains(part));
+        if secret && !value.is_empty() {
+            format!("{name}=[redacted]")
+        } else {
+            pair.to_owned()
+        }
+    });
+    clip(&mask_digits(&pairs.collect::<Vec<_>>().join("&")))
+}
+
+/// Masks runs of 12 or more digits (card and account numbers).
+fn mask_digits(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if run >= 12 {
+            out.extend(std::iter::repeat_n('*', run));
+            i += run;
+        } else if run > 0 {
+            out.push_str(&text[i..i + run]);
+            i += run;
+        } else {
+            let ch = text[i..].chars().next().unwrap_or('?');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+fn clip(text: &str) -> String {
+    let mut end = text.len().min(MAX_VALUE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// What to do when an incident is raised: write the snapshot to the audit trail, alert a
+/// webhook, block the client IP for a while. Each step that fails is logged and the next
+/// one still runs.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn demo(trail: lift::security::audit::AuditTrail, store: lift::security::threat::ThreatStore)
+/// # -> Result<(), lift::security::threat::InvalidConfig> {
+/// use std::time::Duration;
+/// use lift::security::threat::{Playbook, WebhookAlert};
+///
+/// let playbook = Playbook::new()
+///     .audit(trail)
+///     .alert(WebhookAlert::new("http://alerts.internal/threat")?)
+///     .block_ip(store, Duration::from_secs(900));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Playbook {
+    trail: Option<AuditTrail>,
+    alert: Option<WebhookAlert>,
+    block: Option<(ThreatStore, Duration)>,
+}
+
+impl Playbook {
+    /// A playbook that only logs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes each incident's snapshot to the audit trail (action [`INCIDENT_ACTION`],
+    /// outcome denied) and flushes it.
+    pub fn audit(mut self, trail: AuditTrail) -> Self {
+        self.trail = Some(trail);
+        self
+    }
+
+    /// Alerts a webhook.
+    pub fn alert(mut self, alert: WebhookAlert) -> Self {
+        self.alert = Some(alert);
+        self
+    }
+
+    /// Blocks the client IP for `duration`.
+    pub fn block_ip(mut self, store: ThreatStore, duration: Duration) -> Self {
+        self.block = Some((store, duration));
+        self
+    }
+
+    /// Runs the playbook for an incident; returns the incident with the actions taken.
+    pub async fn run(&self, mut incident: Incident) -> Incident {
+        tracing::warn!(
+            request_id = %incident.request_id,
+            score = incident.score,
+            findings = incident.findings.len(),
+            "threat incident"
+        );
+        if let (Some((store, duration)), Some(ip)) = (&self.block, incident.client_ip) {
+            let reason = incident.findings.first().map_or("threat", |f| f.kind.as_str());
+            match store.block(&BlockTarget::Ip(ip), *duration, reason).await {
+                Ok(()) => incident.actions.push("blocked_ip"),
+                Err(err) => tracing::error!(error = %err, "client ip not blocked"),
+            }
+        }
+        if let Some(alert) = &self.alert {
+            if alert.send(&incident).await {
+                incident.actions.push("alerted");
+            }
+        }
+        if let Some(trail) = &self.trail {
+            incident.actions.push("audited");
+            let entry = AuditEntry::new(
+                incident.tenant.clone().unwrap_or_else(|| "-".to_owned()),
+                incident.principal.clone().unwrap_or_else(|| "anonymous".to_owned()),
+                INCIDENT_ACTION,
+                incident.path.clone(),
+                Outcome::Denied,
+            )
+            .from_where(incident.client_ip.map(|ip| ip.to_string()).unwrap_or_default())
+            .request_id(incident.request_id.clone())
+            .detail(incident.to_json());
+            trail.append(entry).await;
+            if let Err(err) = trail.flush().await {
+                tracing::error!(error = %err, "threat incident not stored in the audit trail yet");
+            }
+        }
+        incident
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_never_carry_credentials() {
+        let mut req = http::Request::builder()
+            .uri("/pay?access_token=tok123&card=4111111111111111&id=7&q=4111111111111111")
+            .header("authorization", "Bearer eyJsecret")
+            .header("cookie", "session=abc")
+            .header("x-api-key", "k-123")
+            .header("user-agent", "sqlmap/1.7")
+            .body(())
+            .unwrap();
+        let mut ctx = crate::Context::new("r-1");
+        ctx.set_principal(crate::Principal::new("alice", "acme"));
+        req.extensions_mut().insert(ctx);
+        let json = Incident::capture(&req, "203.0.113.9".parse().ok(), ThreatAssessment::default()).to_json();
+        for secret in ["eyJsecret", "session=abc", "k-123", "tok123", "4111111111111111"] {
+            assert!(!json.contains(secret), "{secret} leaked: {json}");
+        }
+        for kept in ["sqlmap/1.7", "alice", "acme", "r-1", "id=7", "203.0.113.9"] {
+            assert!(json.contains(kept), "{kept} missing: {json}");
+        }
+    }
+
+    #[test]
+    fn long_values_are_clipped_on_char_boundaries() {
+        let text = "é".repeat(300);
+        assert!(clip(&text).len() <= MAX_VALUE);
+    }
+}

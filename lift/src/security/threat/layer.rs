@@ -1,0 +1,239 @@
+//! The layer and its builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use super::alert::WebhookAlert;
+use super::behaviour::BehaviourMonitor;
+use super::detect::Detectors;
+use super::error::InvalidConfig;
+use super::incident::Playbook;
+use super::service::{Config, Threat};
+use super::store::ThreatStore;
+use crate::security::audit::AuditTrail;
+
+/// The risk score at which requests are refused by default: one high-severity finding.
+pub const DEFAULT_THRESHOLD: u8 = 70;
+
+/// Applies [`Threat`] detection to services; every service it makes shares one
+/// configuration.
+///
+/// # Examples
+///
+/// ```
+/// use lift::security::threat::ThreatLayer;
+///
+/// // Detectors only: no blocklist, no behaviour counters, incidents are logged.
+/// let app = lift::App::new().layer(ThreatLayer::new());
+/// ```
+///
+/// ```no_run
+/// # fn demo(client: aws_sdk_dynamodb::Client, trail: lift::security::audit::AuditTrail)
+/// # -> Result<(), lift::security::threat::InvalidConfig> {
+/// use std::time::Duration;
+/// use lift::security::threat::{BehaviourMonitor, ThreatLayer, ThreatStore, WebhookAlert};
+///
+/// let store = ThreatStore::new(client);
+/// let layer = ThreatLayer::builder()
+///     .store(store.clone())
+///     .behaviour(BehaviourMonitor::new(store).auth_failures_per_ip(20))
+///     .audit(trail)
+///     .alert(WebhookAlert::new("http://alerts.internal/threat")?)
+///     .block_ip_for(Duration::from_secs(900))
+///     .threshold(70)
+///     .build()?;
+/// let app = lift::App::new().layer(layer);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ThreatLayer {
+    config: Arc<Config>,
+}
+
+impl Default for ThreatLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ThreatLayer {
+    /// The detectors with the default threshold, nothing stored.
+    pub fn new() -> Self {
+        Self { config: Arc::new(ThreatLayerBuilder::default().config()) }
+    }
+
+    /// A builder.
+    pub fn builder() -> ThreatLayerBuilder {
+        ThreatLayerBuilder::default()
+    }
+}
+
+impl<S> Layer<S> for ThreatLayer {
+    type Service = Threat<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Threat::from_parts(inner, Arc::clone(&self.config))
+    }
+}
+
+/// Configures a [`ThreatLayer`].
+///
+/// Everything is optional. Without a [store](Self::store) there is no blocklist check and
+/// no automatic block; without [behaviour](Self::behaviour) no counters; without an
+/// [audit trail](Self::audit) or [alert](Self::alert) incidents are only logged.
+///
+/// [`ThreatLayerBuilder::from_env`] reads settings from the environment; methods called
+/// afterwards win over it.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct ThreatLayerBuilder {
+    detectors: Option<Detectors>,
+    threshold: Option<u8>,
+    store: Option<ThreatStore>,
+    monitor: Option<BehaviourMonitor>,
+    track_tenants: bool,
+    trail: Option<AuditTrail>,
+    alert: Option<WebhookAlert>,
+    block_for: Option<Duration>,
+    webhook_url: Option<String>,
+}
+
+impl ThreatLayerBuilder {
+    /// A builder seeded from the environment:
+    ///
+    /// | Variable | |
+    /// |---|---|
+    /// | `LIFT_THREAT_THRESHOLD` | the blocking score, 1 to 100 |
+    /// | `LIFT_THREAT_WEBHOOK_URL` | the alert webhook (`http://`) |
+    /// | `LIFT_THREAT_BLOCK_SECS` | how long an incident blocks the client IP (needs a store) |
+    /// | `LIFT_THREAT_MAX_BODY_BYTES` | the body size limit |
+    /// | `LIFT_THREAT_MAX_DEPTH` | the JSON depth limit |
+    ///
+    /// # Errors
+    /// [`InvalidConfig`] when a variable is not a number.
+    pub fn from_env() -> Result<Self, InvalidConfig> {
+        let var =
+            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let num = |name: &str| -> Result<Option<u64>, InvalidConfig> {
+            var(name)
+                .map(|v| v.parse().map_err(|_| InvalidConfig::new(format!("{name} must be a number"))))
+                .transpose()
+        };
+        let mut builder = Self::default();
+        if let Some(t) = num("LIFT_THREAT_THRESHOLD")? {
+            builder.threshold = Some(u8::try_from(t).unwrap_or(u8::MAX));
+        }
+        builder.webhook_url = var("LIFT_THREAT_WEBHOOK_URL");
+        builder.block_for = num("LIFT_THREAT_BLOCK_SECS")?.map(Duration::from_secs);
+        let mut detectors = Detectors::new();
+        if let Some(bytes) = num("LIFT_THREAT_MAX_BODY_BYTES")? {
+            detectors = detectors.max_body_bytes(bytes as usize);
+        }
+        if let Some(depth) = num("LIFT_THREAT_MAX_DEPTH")? {
+            detectors = detectors.max_depth(depth as usize);
+        }
+        builder.detectors = Some(detectors);
+        Ok(builder)
+    }
+
+    /// The request detectors (default [`Detectors::new`]).
+    pub fn detectors(mut self, detectors: Detectors) -> Self {
+        self.detectors = Some(detectors);
+        self
+    }
+
+    /// The risk score at which a request is refused, 1 to 100 (default [`DEFAULT_THRESHOLD`]).
+    pub fn threshold(mut self, threshold: u8) -> Self {
+        self.threshold = Some(threshold);
+        self
+    }
+
+    /// The blocklist: blocked IPs and principals are refused before anything else runs.
+    pub fn store(mut self, store: ThreatStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Behaviour counters: 401 responses count as failed authentication per IP and per
+    /// user ([`FailedLogin`](super::FailedLogin) names the user); the request that trips a
+    /// threshold raises an incident.
+    pub fn behaviour(mut self, monitor: BehaviourMonitor) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    /// Counts the distinct tenants each principal touches (one DynamoDB update per
+    /// authenticated request; needs [`behaviour`](Self::behaviour)); past the limit, the
+    /// request scores a high finding.
+    pub fn track_tenants(mut self, track: bool) -> Self {
+        self.track_tenants = track;
+        self
+    }
+
+    /// Writes every incident's snapshot to the audit trail.
+    pub fn audit(mut self, trail: AuditTrail) -> Self {
+        self.trail = Some(trail);
+        self
+    }
+
+    /// Alerts a webhook on every incident.
+    pub fn alert(mut self, alert: WebhookAlert) -> Self {
+        self.alert = Some(alert);
+        self
+    }
+
+    /// Blocks the client IP of every incident for `duration` (needs a [store](Self::store)).
+    pub fn block_ip_for(mut self, duration: Duration) -> Self {
+        self.block_for = Some(duration);
+        self
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`] for a threshold outside 1..=100, automatic blocks or tenant
+    /// tracking without what they need, or a bad webhook URL from the environment.
+    pub fn build(mut self) -> Result<ThreatLayer, InvalidConfig> {
+        if !(1..=100).contains(&self.threshold.unwrap_or(DEFAULT_THRESHOLD)) {
+            return Err(InvalidConfig::new("the threshold must be between 1 and 100"));
+        }
+        if self.block_for.is_some() && self.store.is_none() {
+            return Err(InvalidConfig::new("blocking ips needs a store"));
+        }
+        if self.track_tenants && self.monitor.is_none() {
+            return Err(InvalidConfig::new("tracking tenants needs a behaviour monitor"));
+        }
+        if self.alert.is_none() {
+            if let Some(url) = self.webhook_url.take() {
+                self.alert = Some(WebhookAlert::new(&url)?);
+            }
+        }
+        if let Some(monitor) = self.monitor.take() {
+            self.monitor = Some(monitor.validate()?);
+        }
+        Ok(ThreatLayer { config: Arc::new(self.config()) })
+    }
+
+    fn config(self) -> Config {
+        let mut playbook = Playbook::new();
+        if let Some(trail) = self.trail {
+            playbook = playbook.audit(trail);
+        }
+        if let Some(alert) = self.alert {
+            playbook = playbook.alert(alert);
+        }
+        if let (Some(store), Some(duration)) = (&self.store, self.block_for) {
+            playbook = playbook.block_ip(store.clone(), duration);
+        }
+        Config {
+            detectors: self.detectors.unwrap_or_default(),
+            threshold: self.threshold.unwrap_or(DEFAULT_THRESHOLD),
+            store: self.store,
+            monitor: self.monitor,
+            track_tenants: self.track_tenants,
+            playbook,
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The service: blocklist, detectors, score, playbook.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use tower_service::Service;
+
+use super::behaviour::{finding, BehaviourMonitor};
+use super::detect::Detectors;
+use super::error::Refused;
+use super::finding::{FindingKind, ThreatAssessment};
+use super::future::ResponseFuture;
+use super::incident::{Incident, Playbook};
+use super::store::{BlockTarget, ThreatStore};
+use crate::body::{Request, Response};
+use crate::context::{client_ip, Context};
+
+/// Everything a [`ThreatLayer`](super::ThreatLayer) and its services share.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) detectors: Detectors,
+    pub(crate) threshold: u8,
+    pub(crate) store: Option<ThreatStore>,
+    pub(crate) monitor: Option<BehaviourMonitor>,
+    pub(crate) track_tenants: bool,
+    pub(crate) playbook: Playbook,
+}
+
+/// A failed login, reported by a handler in its response's extensions so the
+/// behavioural detector counts failures per user as well as per IP.
+///
+/// # Examples
+///
+/// ```
+/// use lift::security::threat::FailedLogin;
+///
+/// let mut res = lift::Error::unauthorized("Bearer").into_response();
+/// res.extensions_mut().insert(FailedLogin("alice@example.com".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedLogin(pub String);
+
+/// Refuses blocked clients and requests whose risk score reaches the threshold, runs the
+/// incident playbook for them, and passes the rest on with their [`ThreatAssessment`];
+/// built by [`ThreatLayer`](super::ThreatLayer).
+#[derive(Clone)]
+pub struct Threat<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Threat<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Threat")
+            .field("inner", &self.inner)
+            .field("threshold", &self.config.threshold)
+            .finish()
+    }
+}
+
+impl<S> Threat<S> {
+    pub(crate) fn from_parts(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<Request> for Threat<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // Keep the service that `poll_ready` readied for the call after the checks.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(run(Arc::clone(&self.config), inner, req))
+    }
+}
+
+async fn run<S>(config: Arc<Config>, mut inner: S, req: Request) -> Result<Response, S::Error>
+where
+    S: Service<Request, Response = Response>,
+{
+    let (parts, body) = req.into_parts();
+    let ip = client_ip(&parts);
+    let mut req = Request::from_parts(parts, body);
+    let ctx = Context::of(&req);
+    let request_id = ctx.map(|c| c.request_id().to_owned());
+    let principal = ctx.and_then(Context::principal).map(|p| p.subject.clone());
+    let tenant = ctx.and_then(Context::tenant).map(str::to_owned);
+
+    if let Some(store) = &config.store {
+        if Box::pin(is_blocked(store, ip, principal.as_deref())).await {
+            return Ok(crate::Error::from(Refused::Blocked).render(request_id.as_deref()));
+        }
+    }
+
+    let mut assessment = config.detectors.inspect(&req);
+    if let (Some(monitor), true, Some(principal), Some(tenant)) =
+        (&config.monitor, config.track_tenants, &principal, &tenant)
+    {
+        match Box::pin(monitor.tenant_touched(principal, tenant)).await {
+            Ok(signal) if signal.tripped() => {
+                assessment.extend([finding(FindingKind::TenantHopping, "too many tenants in a window")])
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "tenant access not counted"),
+        }
+    }
+    if assessment.score() >= config.threshold {
+        // Boxed here and below: rare paths that would otherwise bloat every request's future.
+        Box::pin(config.playbook.run(Incident::capture(&req, ip, assessment))).await;
+        return Ok(crate::Error::from(Refused::Threat).render(request_id.as_deref()));
+    }
+
+    let Some(monitor) = &config.monitor else {
+        req.extensions_mut().insert(assessment);
+        return inner.call(req).await;
+    };
+    // Kept for the incident, should the response turn out to be one failure too many.
+    let snapshot = Incident::capture(&req, ip, ThreatAssessment::default());
+    req.extensions_mut().insert(assessment);
+    let res = inner.call(req).await?;
+    if res.status() == http::StatusCode::UNAUTHORIZED {
+        let user = res.extensions().get::<FailedLogin>().map(|f| f.0.as_str()).or(principal.as_deref());
+        match Box::pin(monitor.auth_failed(ip, user)).await {
+            Ok((by_ip, by_user)) => {
+                let mut burst = ThreatAssessment::default();
+                if by_ip.is_some_and(|s| s.just_tripped()) {
+                    burst.extend([finding(FindingKind::AuthFailureBurst, "failed logins per ip")]);
+                }
+                if by_user.is_some_and(|s| s.just_tripped()) {
+                    burst.extend([finding(FindingKind::AuthFailureBurst, "failed logins per user")]);
+                }
+                if !burst.is_clean() {
+                    let mut incident = snapshot;
+                    incident.score = burst.score();
+                    incident.findings = burst.findings().to_vec();
+                    Box::pin(config.playbook.run(incident)).await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "failed authentication not counted"),
+        }
+    }
+    Ok(res)
+}
+
+/// Whether the IP or the principal is blocked. Fails open: a blocklist that cannot be read
+/// is logged, and the detectors still run.
+async fn is_blocked(store: &ThreatStore, ip: Option<IpAddr>, principal: Option<&str>) -> bool {
+    let by_ip = async {
+        match ip {
+            Some(ip) => store.blocked_until(&BlockTarget::Ip(ip)).await,
+            None => Ok(None),
+        }
+    };
+    let by_principal = async {
+        match principal {
+            Some(p) => store.blocked_until(&BlockTarget::Principal(p.to_owned())).await,
+            None => Ok(None),
+        }
+    };
+    let (a, b) = futures_util::future::join(by_ip, by_principal).await;
+    [a, b].into_iter().any(|r| match r {
+        Ok(until) => until.is_some(),
+        Err(err) => {
+            tracing::warn!(error = %err, "blocklist not read");
+            false
+        }
+    })
+}

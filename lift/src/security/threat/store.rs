@@ -1,0 +1,280 @@
+//! The blocklist, token revocations and behaviour counters, in one DynamoDB table.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use sha2::{Digest, Sha256};
+
+use super::error::StoreUnavailable;
+
+/// Who a block applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BlockTarget {
+    /// A client IP.
+    Ip(IpAddr),
+    /// A principal, by subject.
+    Principal(String),
+}
+
+impl BlockTarget {
+    fn key(&self) -> String {
+        match self {
+            Self::Ip(ip) => format!("BLOCK#ip#{ip}"),
+            Self::Principal(subject) => format!("BLOCK#principal#{subject}"),
+        }
+    }
+}
+
+/// Which token a revocation names: its `jti` claim, or, for tokens without one, the SHA-256
+/// of the whole token (the token itself is never stored).
+///
+/// # Examples
+///
+/// ```
+/// use lift::security::threat::TokenRef;
+///
+/// let by_hash = TokenRef::token("eyJhbGciOi...");
+/// assert_ne!(by_hash, TokenRef::jti("a1b2"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TokenRef {
+    /// The `jti` claim.
+    Jti(String),
+    /// The SHA-256 (hex) of the raw token.
+    Sha256(String),
+}
+
+impl TokenRef {
+    /// A token named by its `jti`.
+    pub fn jti(jti: impl Into<String>) -> Self {
+        Self::Jti(jti.into())
+    }
+
+    /// A token named by the SHA-256 of its raw text.
+    pub fn token(raw: &str) -> Self {
+        let digest = Sha256::digest(raw.as_bytes());
+        Self::Sha256(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Self::Jti(jti) => format!("REVOKED#jti#{jti}"),
+            Self::Sha256(hash) => format!("REVOKED#sha256#{hash}"),
+        }
+    }
+}
+
+/// The blocklist, token revocations and behaviour counters of a service, in the
+/// [`blocklist`](crate::store::tables::blocklist) table.
+///
+/// Items by partition key prefix: `BLOCK#ip#<ip>` and `BLOCK#principal#<subject>` (blocks),
+/// `REVOKED#jti#<jti>` and `REVOKED#sha256#<hash>` (revoked tokens),
+/// `AUTHFAIL#ip#<ip>#<window>`, `AUTHFAIL#user#<user>#<window>` and
+/// `TENANTS#<subject>#<window>` (counters). Every item has `expires_at` (epoch seconds,
+/// the TTL) and lookups check `until_ms` themselves: DynamoDB deletes expired items lazily,
+/// up to days late.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::security::threat::StoreUnavailable> {
+/// use std::time::Duration;
+/// use lift::security::threat::{BlockTarget, ThreatStore};
+///
+/// let store = ThreatStore::new(client);
+/// let ip = BlockTarget::Ip("198.51.100.7".parse().unwrap());
+/// store.block(&ip, Duration::from_secs(900), "sql injection").await?;
+/// assert!(store.blocked_until(&ip).await?.is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ThreatStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl ThreatStore {
+    /// A store in the table named by
+    /// [`tables::blocklist`](crate::store::tables::blocklist)`().resolve_name()`.
+    pub fn new(client: aws_sdk_dynamodb::Client) -> Self {
+        Self { client, table: crate::store::tables::blocklist().resolve_name() }
+    }
+
+    /// The same store in another table.
+    pub fn with_table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The table.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Blocks a client IP or principal for `duration` (a later block replaces an earlier one).
+    ///
+    /// # Errors
+    /// [`StoreUnavailable`] when DynamoDB fails.
+    pub async fn block(
+        &self,
+        target: &BlockTarget,
+        duration: Duration,
+        reason: &str,
+    ) -> Result<(), StoreUnavailable> {
+        self.put_until(target.key(), duration, reason).await
+    }
+
+    /// Lifts a block.
+    ///
+    /// # Errors
+    /// [`StoreUnavailable`] when DynamoDB fails.
+    pub async fn unblock(&self, target: &BlockTarget) -> Result<(), StoreUnavailable> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(target.key()))
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+
+    /// When a block on the target ends, if it is blocked now.
+    ///
+    /// # Errors
+    /// [`StoreUnavailable`] when DynamoDB fails.
+    pub async fn blocked_until(&self, target: &BlockTarget) -> Result<Option<SystemTime>, StoreUnavailable> {
+        self.live_until(target.key()).await
+    }
+
+    /// Revokes a token until `expires_at` (its `exp`: after that it is refused anyway).
+    ///
+    /// # Errors
+    /// [`StoreUnavailable`] when DynamoDB fails.
+    pub async fn revoke(&self, token: &TokenRef, expires_at: SystemTime) -> Result<(), StoreUnavailable> {
+        let left = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
+        self.put_until(token.key(), left, "revoked").await
+    }
+
+    /// Whether a token is revoked (and not yet past the expiry it was revoked with).
+    ///
+    /// # Errors
+    /// [`StoreUnavailable`] when DynamoDB fails.
+    pub async fn is_revoked(&self, token: &TokenRef) -> Result<bool, StoreUnavailable> {
+        Ok(self.live_until(token.key()).await?.is_some())
+    }
+
+    async fn put_until(&self, pk: String, duration: Duration, reason: &str) -> Result<(), StoreUnavailable> {
+        let until_ms = now_ms() + duration.as_millis() as u64;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(pk))
+            .item("until_ms", AttributeValue::N(until_ms.to_string()))
+            .item("expires_at", AttributeValue::N(until_ms.div_ceil(1000).to_string()))
+            .item("reason", AttributeValue::S(reason.to_owned()))
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+
+    async fn live_until(&self, pk: String) -> Result<Option<SystemTime>, StoreUnavailable> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let until = out.item().and_then(|item| number(item, "until_ms"));
+        Ok(until.filter(|&ms| ms > now_ms()).map(|ms| UNIX_EPOCH + Duration::from_millis(ms)))
+    }
+
+    /// Adds one to the counter `pk` (atomic `ADD`), which expires at `expires_at` (epoch
+    /// seconds); returns the count after this one.
+    pub(crate) async fn increment(&self, pk: String, expires_at: u64) -> Result<u64, StoreUnavailable> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .update_expression("ADD #count :one SET expires_at = :exp")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        out.attributes()
+            .and_then(|a| number(a, "count"))
+            .ok_or_else(|| StoreUnavailable::new("the counter update returned no count"))
+    }
+
+    /// Adds `member` to the string set `pk` (atomic `ADD`); returns the set's size after.
+    pub(crate) async fn add_member(
+        &self,
+        pk: String,
+        member: &str,
+        expires_at: u64,
+    ) -> Result<usize, StoreUnavailable> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .update_expression("ADD members :member SET expires_at = :exp")
+            .expression_attribute_values(":member", AttributeValue::Ss(vec![member.to_owned()]))
+            .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        out.attributes()
+            .and_then(|a| a.get("members"))
+            .and_then(|m| m.as_ss().ok())
+            .map(Vec::len)
+            .ok_or_else(|| StoreUnavailable::new("the set update returned no members"))
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+fn unavailable<E: std::error::Error + 'static>(
+    err: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> StoreUnavailable {
+    use std::error::Error as _;
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    StoreUnavailable(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_their_prefixes() {
+        assert_eq!(BlockTarget::Ip("10.0.0.1".parse().unwrap()).key(), "BLOCK#ip#10.0.0.1");
+        assert_eq!(BlockTarget::Principal("u-1".into()).key(), "BLOCK#principal#u-1");
+        assert_eq!(TokenRef::jti("j1").key(), "REVOKED#jti#j1");
+        let TokenRef::Sha256(hash) = TokenRef::token("abc") else { panic!("a hash") };
+        assert_eq!(hash, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
