@@ -16,6 +16,7 @@
 pub mod aws;
 /// Overhead budgets: criterion's results against `benches/budgets.toml`, and `lift-harness budget`.
 pub mod budget;
+pub mod compliance;
 pub mod drill;
 pub mod dynamodb;
 pub mod faults;

@@ -62,17 +62,32 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Run the compliance suites (Gherkin features) against the payments example and a
+    /// health-records service on DynamoDB Local; write JUnit XML, cucumber JSON and the
+    /// per-framework compliance report; exit non-zero when a step fails.
+    Compliance {
+        /// A features directory or one .feature file.
+        #[arg(long, value_name = "PATH", default_value = "features")]
+        features: PathBuf,
+        /// Where to write the reports.
+        #[arg(long, value_name = "DIR", default_value = "target/compliance")]
+        out: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFT_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    // The compliance suites read the log lines of the services they drive: they install
+    // their own subscriber.
+    if !matches!(cli.command, Command::Compliance { .. }) {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("LIFT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .init();
+    }
     let result = match cli.command {
         Command::Up { tables, once } => lift_harness::up::run(tables, once).await,
         Command::Drill { file, out, export_fis, quiet } => {
@@ -81,6 +96,7 @@ async fn main() -> ExitCode {
         Command::Budget { budgets, criterion_dir, allow_missing, json } => {
             lift_harness::budget::run(&budgets, criterion_dir, allow_missing, json.as_deref())
         }
+        Command::Compliance { features, out } => compliance(&features, &out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,4 +105,17 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn compliance(features: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let run = lift_harness::compliance::run(features, out, false).await?;
+    println!(
+        "reports: {}, {}, {}, {}",
+        run.junit.display(),
+        run.json.display(),
+        run.report.display(),
+        run.report_markdown.display()
+    );
+    anyhow::ensure!(run.failed == 0, "{} compliance step(s) failed", run.failed);
+    Ok(())
 }

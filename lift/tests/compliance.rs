@@ -278,7 +278,9 @@ async fn the_layer_blocks_records_and_reports_from_evidence() {
     assert!(rule_3_4.evidence[0].detail.contains("log line"), "{:?}", rule_3_4.evidence);
     assert!(!rule_3_4.evidence[0].detail.contains("4111"), "evidence never repeats the value");
     let gdpr = report.frameworks.iter().find(|f| f.framework == Framework::Gdpr).unwrap();
-    assert_eq!(gdpr.status, Status::Fail, "the 451 was recorded as a violation");
+    assert_eq!(gdpr.status, Status::Pass, "the 451 was a breach prevented, not a breach");
+    let art_44 = gdpr.requirements.iter().find(|r| r.id == "GDPR Art. 44").unwrap();
+    assert_eq!((art_44.violated, art_44.blocked), (0, 1));
     let json = report.to_json();
     assert_eq!(json["frameworks"][0]["framework"], "PciDss");
     assert!(report.to_markdown().contains("PCI-DSS 3.4"));

@@ -51,6 +51,9 @@ pub struct Customer {
     /// The customer's email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Where the customer lives (ISO 3166-1 alpha-2): decides data residency rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 /// A request to refund (part of) a payment.
@@ -144,6 +147,17 @@ impl CreatePayment {
             if !ok {
                 return Err(invalid("customer.email", "the email address is not valid"));
             }
+        }
+        if self
+            .customer
+            .country
+            .as_ref()
+            .is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(invalid(
+                "customer.country",
+                "the country must be an ISO 3166-1 alpha-2 code, e.g. DE",
+            ));
         }
         if self.customer.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             return Err(invalid("customer.name", "the name must be at most 200 characters"));
@@ -248,7 +262,12 @@ mod tests {
             card_number: card.into(),
             amount,
             currency: currency.into(),
-            customer: Customer { id: "c_1".into(), name: None, email: Some("a@example.com".into()) },
+            customer: Customer {
+                id: "c_1".into(),
+                name: None,
+                email: Some("a@example.com".into()),
+                country: None,
+            },
             description: None,
         }
     }

@@ -119,6 +119,7 @@ fn payment_from_item(item: &HashMap<String, AttributeValue>) -> Result<Payment, 
             id: get_s(item, "customer_id")?.to_owned(),
             name: opt_s(item, "customer_name"),
             email: opt_s(item, "customer_email"),
+            country: opt_s(item, "customer_country"),
         },
         description: opt_s(item, "description"),
         created_at: get_s(item, "created_at")?.to_owned(),
@@ -197,6 +198,9 @@ impl PaymentStore {
         }
         if let Some(email) = &payment.customer.email {
             req = req.item("customer_email", s(email));
+        }
+        if let Some(country) = &payment.customer.country {
+            req = req.item("customer_country", s(country));
         }
         if let Some(description) = &payment.description {
             req = req.item("description", s(description));

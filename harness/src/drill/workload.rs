@@ -125,7 +125,7 @@ fn new_payment() -> NewPayment {
         card_number: CARD.into(),
         amount: AMOUNT,
         currency: "USD".into(),
-        customer: Customer { id: "c_drill".into(), name: None, email: None },
+        customer: Customer { id: "c_drill".into(), name: None, email: None, country: None },
         description: Some("chaos drill".into()),
     }
     .validate()

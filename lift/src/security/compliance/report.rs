@@ -35,8 +35,10 @@ pub struct RuleRecord {
     pub severity: Severity,
     /// Invocations it checked.
     pub checked: u64,
-    /// Invocations that broke it.
+    /// Invocations that broke it and were answered (the breach happened).
     pub violated: u64,
+    /// Invocations that would have broken it and were refused before the handler ran.
+    pub blocked: u64,
     /// The latest violations.
     pub evidence: VecDeque<Evidence>,
 }
@@ -69,11 +71,16 @@ impl ComplianceRecorder {
                 severity: rule.severity(),
                 checked: 0,
                 violated: 0,
+                blocked: 0,
                 evidence: VecDeque::new(),
             });
             record.checked += 1;
             for v in violations.iter().filter(|v| v.rule == rule.id()) {
-                record.violated += 1;
+                if blocked {
+                    record.blocked += 1;
+                } else {
+                    record.violated += 1;
+                }
                 if record.evidence.len() == KEPT {
                     record.evidence.pop_front();
                 }
@@ -117,7 +124,8 @@ impl ComplianceRecorder {
 /// A framework's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Status {
-    /// Every requirement was checked at least once and never broken.
+    /// Every requirement was checked and never broken (attempts refused before the handler
+    /// ran do not count as breaches; they are in `blocked`).
     Pass,
     /// A requirement was broken.
     Fail,
@@ -201,7 +209,7 @@ impl ComplianceReport {
         use std::fmt::Write as _;
         let mut out = String::from("# Compliance report\n");
         for f in &self.frameworks {
-            let _ = write!(out, "\n## {} — {:?}\n\n| Requirement | Severity | Checked | Violated | Latest evidence |\n|---|---|---|---|---|\n", f.framework, f.status);
+            let _ = write!(out, "\n## {} — {:?}\n\n| Requirement | Severity | Checked | Violated | Blocked | Latest evidence |\n|---|---|---|---|---|---|\n", f.framework, f.status);
             for r in &f.requirements {
                 let latest =
                     r.evidence.back().map_or(String::new(), |e| format!("{} ({})", e.detail, e.request_id));

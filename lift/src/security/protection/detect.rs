@@ -638,11 +638,39 @@ fn scan_digit_runs(text: &str, found: &mut Vec<Match>) {
             }
         }
         // An SSN has nine digits and a card number at least 13: shorter runs hold neither.
-        if digits >= 9 {
+        // Digits inside a long hex token (a hash, a UUID, an id) are not a number.
+        if digits >= 9 && !inside_hex_token(b, start, j) {
             scan_run(text, start, j, found);
         }
         i = j.max(i + 1);
     }
+}
+
+/// Whether `b[start..end]` lies in a token of 24 or more hex digits with at least one
+/// letter (`9f86d081884c7d659a2feaa0c55ad015`): a hash or identifier, where a run of
+/// digits that happens to pass Luhn is not a card number.
+fn inside_hex_token(b: &[u8], start: usize, end: usize) -> bool {
+    let word = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_';
+    let mut from = start;
+    while from > 0 && word(&b[from - 1]) {
+        from -= 1;
+    }
+    let mut to = end;
+    while to < b.len() && word(&b[to]) {
+        to += 1;
+    }
+    if from == start && to == end {
+        return false;
+    }
+    // The hex part of the token (an id like `pay_<hex>` has its prefix before a '_').
+    let token = &b[from..to];
+    let hex_part = token.rsplit(|c| *c == b'_').next().unwrap_or(token);
+    let offset = token.len() - hex_part.len();
+    let in_hex_part = start >= from + offset;
+    in_hex_part
+        && hex_part.len() >= 24
+        && hex_part.iter().all(u8::is_ascii_hexdigit)
+        && hex_part.iter().any(u8::is_ascii_alphabetic)
 }
 
 /// Card numbers and SSNs in the run `text[start..end]` (at least nine digits).
@@ -702,6 +730,22 @@ fn scan_run(text: &str, start: usize, end: usize, found: &mut Vec<Match>) {
                 found.push(Match { class: DataClass::Ssn, start: s, end: e });
                 break;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod hex_tests {
+    use super::*;
+
+    #[test]
+    fn digit_runs_inside_hashes_and_ids_are_not_card_numbers() {
+        // 4111111111111111 passes Luhn; inside a hex hash or id it is not a card number.
+        for text in ["9f86d0814111111111111111a2feaa0c55ad015b", "pay_ab4111111111111111cdef0123456789ab"] {
+            assert!(scan_text(text).iter().all(|m| m.class != DataClass::Pan), "{text}");
+        }
+        for text in ["card 4111111111111111 ok", "pan:4111111111111111", "x4111111111111111"] {
+            assert!(scan_text(text).iter().any(|m| m.class == DataClass::Pan), "{text}");
         }
     }
 }

@@ -1,0 +1,16 @@
+@gdpr
+Feature: GDPR: personal data of people in the EU
+  EU personal data is processed only where transfers are permitted.
+
+  @GDPR-Art.44
+  Scenario: An EU customer's data is refused in us-east-1
+    Given the service runs in region us-east-1
+    When tenant acme pays for a customer in DE
+    Then the answer is 451
+    And the rule "GDPR Art. 44" refused the request
+
+  @GDPR-Art.44
+  Scenario: An EU customer's data is processed in eu-west-1
+    Given the service runs in region eu-west-1
+    When tenant acme pays for a customer in FR
+    Then the answer is 201

@@ -1,0 +1,127 @@
+//! The compliance suites: `features/*.feature`, run with cucumber against the payments
+//! example and a small health-records service on DynamoDB Local, behind Lift's audit,
+//! compliance and threat middleware.
+//!
+//! [`run`] runs them (the `compliance_suites` test and `lift-harness compliance` both call
+//! it) and writes JUnit XML, cucumber JSON and the per-framework compliance report.
+//!
+//! # The step library
+//!
+//! Write new scenarios in Gherkin with these steps; no Rust needed. `<tenant>`, `<region>`
+//! and `<id>` are single words; strings are in double quotes.
+//!
+//! | Step | Does |
+//! |---|---|
+//! | `Given the service runs in region <region>` | (re)builds the service under test in that region (default `eu-west-1`) |
+//! | `When tenant <tenant> pays <amount> <currency> with card "<number>"` | `POST /payments` as that tenant |
+//! | `When tenant <tenant> pays for a customer in <country>` | a payment whose customer lives in that country |
+//! | `When tenant <tenant> reads the records of patient <id>` | `GET /patients/<id>/records` (ePHI) |
+//! | `When an anonymous caller reads the records of patient <id>` | the same, without credentials |
+//! | `When tenant <tenant> looks up payment "<text>"` | `GET /payments/<text>` (the text is URL-encoded) |
+//! | `When the stored audit entry <n> of tenant <tenant> is altered` | rewrites the actor of that entry in DynamoDB |
+//! | `Then the answer is <status>` | the last response's status |
+//! | `Then no card number appears in the answer, the logs or the stored payments` | scans all three for a PAN in clear |
+//! | `Then the audit trail of tenant <tenant> records "<action>" with data class <class>` | reads the trail back from DynamoDB |
+//! | `Then the audit chain of tenant <tenant> verifies` | walks the stored chain |
+//! | `Then the audit chain of tenant <tenant> is broken at entry <n>` | and names the entry |
+//! | `Then the rule "<id>" was never violated` / `... was violated` / `... refused the request` | the compliance recorder's evidence |
+//! | `Then a threat incident was recorded for tenant <tenant>` | a `threat.incident` audit entry exists |
+//!
+//! Tags: `@pci_dss`, `@hipaa`, `@soc2`, `@gdpr` per framework, and one per requirement
+//! (`@PCI-DSS-3.4`...).
+
+mod steps;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use cucumber::writer::Stats as _;
+use cucumber::{writer, World as _, WriterExt as _};
+use lift::middleware::logging::MemoryWriter;
+use lift::security::compliance::{ComplianceRecorder, ComplianceReport};
+
+pub use steps::ComplianceWorld;
+
+/// A deliberately broken handler: when set, the payments service also writes the raw card
+/// number of every payment to its log (what a careless `println!` does). The PCI suite
+/// must fail then.
+static BROKEN_PAN_LOGGING: AtomicBool = AtomicBool::new(false);
+
+/// The log lines of the services under test (one process-wide sink, read per scenario).
+pub(crate) fn logs() -> &'static MemoryWriter {
+    static LOGS: OnceLock<MemoryWriter> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = MemoryWriter::new();
+        if let Ok(layer) = lift::middleware::logging::LogConfig::new().writer(logs.clone()).build() {
+            use lift::middleware::logging::tracing_subscriber::layer::SubscriberExt as _;
+            let subscriber = lift::middleware::logging::tracing_subscriber::registry().with(layer);
+            let _ = lift::middleware::logging::tracing::subscriber::set_global_default(subscriber);
+        }
+        logs
+    })
+}
+
+/// Every check the suites' services made, for the report.
+pub(crate) fn recorder() -> &'static ComplianceRecorder {
+    static RECORDER: OnceLock<ComplianceRecorder> = OnceLock::new();
+    RECORDER.get_or_init(ComplianceRecorder::new)
+}
+
+pub(crate) fn broken_pan_logging() -> bool {
+    BROKEN_PAN_LOGGING.load(Ordering::Relaxed)
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct SuiteRun {
+    /// Steps that failed, plus features that did not parse and hooks that failed.
+    pub failed: usize,
+    /// Steps that passed.
+    pub passed: usize,
+    /// The JUnit XML file.
+    pub junit: PathBuf,
+    /// The cucumber JSON file.
+    pub json: PathBuf,
+    /// The compliance report (JSON) built from the recorded checks.
+    pub report: PathBuf,
+    /// The report as Markdown.
+    pub report_markdown: PathBuf,
+}
+
+/// Runs the features under `features` (a directory or one file), one scenario at a time,
+/// writing `compliance.junit.xml`, `compliance.cucumber.json` and
+/// `compliance-report.{json,md}` into `out`. With `broken_pan_logging`, the payments
+/// service logs raw card numbers (to prove the PCI suite catches it).
+///
+/// # Errors
+/// When the output files cannot be written.
+pub async fn run(features: &Path, out: &Path, broken_pan_logging: bool) -> std::io::Result<SuiteRun> {
+    BROKEN_PAN_LOGGING.store(broken_pan_logging, Ordering::Relaxed);
+    std::fs::create_dir_all(out)?;
+    let junit = out.join("compliance.junit.xml");
+    let json = out.join("compliance.cucumber.json");
+    let _ = logs();
+    let result = ComplianceWorld::cucumber()
+        .max_concurrent_scenarios(1)
+        .with_writer(
+            writer::Basic::stdout()
+                .summarized()
+                .tee::<ComplianceWorld, _>(writer::JUnit::for_tee(std::fs::File::create(&junit)?, 0))
+                .tee::<ComplianceWorld, _>(writer::Json::for_tee(std::fs::File::create(&json)?))
+                .normalized(),
+        )
+        // Options come from the caller, never from the process's arguments (they belong to
+        // `lift-harness` or to the test binary).
+        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+        .run(features)
+        .await;
+    let failed = result.failed_steps() + result.parsing_errors() + result.hook_errors();
+    let passed = result.passed_steps();
+    let report: ComplianceReport = recorder().report();
+    let report_path = out.join("compliance-report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report.to_json()).unwrap_or_default())?;
+    let report_markdown = out.join("compliance-report.md");
+    std::fs::write(&report_markdown, report.to_markdown())?;
+    Ok(SuiteRun { failed, passed, junit, json, report: report_path, report_markdown })
+}
