@@ -14,3 +14,13 @@ Feature: GDPR: personal data of people in the EU
     Given the service runs in region eu-west-1
     When tenant acme pays for a customer in FR
     Then the answer is 201
+
+  @GDPR-Art.17
+  Scenario: Erasure removes a subject's personal data and leaves an audit entry
+    Given the service runs in region eu-west-1
+    When tenant acme pays for a customer in DE
+    And tenant acme erases customer cus_1
+    Then the answer is 200
+    And no stored payment of tenant acme names customer cus_1
+    And the audit trail of tenant acme records "DELETE /customers/:id" with data class pii
+    And the rule "GDPR Art. 17" was never violated

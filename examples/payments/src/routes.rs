@@ -6,6 +6,7 @@
 //! | GET | `/payments` | `payments:read` | list the tenant's payments (`?limit=&cursor=`) |
 //! | GET | `/payments/:id` | `payments:read` | get one |
 //! | POST | `/payments/:id/refunds` | `payments:write` | refund part or all of it |
+//! | DELETE | `/customers/:id` | `payments:write` | erase the customer's personal data (GDPR Art. 17) |
 //!
 //! Callers authenticate with a bearer JWT ([`service`], [`jwt_layer`]); the tenant is
 //! the token's, never a header's. For local development only, [`Payments::dev_tenant_header_insecure`]
@@ -72,6 +73,7 @@ pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<Id
                 .post("/:id/refunds", refund_payment)
                 .layer(require_scope(WRITE_SCOPE)),
         )
+        .group(RouteGroup::new("/customers").delete("/:id", erase_customer).layer(require_scope(WRITE_SCOPE)))
         .group(
             RouteGroup::new("/payments")
                 .get("/", list_payments)
@@ -238,6 +240,18 @@ async fn list_payments(req: Request) -> Result<Response, Error> {
         StatusCode::OK,
         &serde_json::json!({ "payments": page.payments, "next_cursor": page.next }),
     ))
+}
+
+/// `DELETE /customers/:id`: erases the customer's personal data from the tenant's payments.
+async fn erase_customer(req: Request) -> Result<Response, Error> {
+    let payments = lift::app::state::<Payments>(&req)?;
+    let tenant = tenant(&req)?;
+    let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();
+    if !valid_id(&id) {
+        return Err(Error::not_found().with_detail("customer not found"));
+    }
+    let erased = payments.store.erase_customer(&tenant, &id).await.map_err(store_error)?;
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "customer_id": id, "payments_erased": erased })))
 }
 
 async fn refund_payment(req: Request) -> Result<Response, Error> {

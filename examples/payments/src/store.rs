@@ -230,6 +230,48 @@ impl PaymentStore {
         }
     }
 
+    /// Erases a customer's personal data (name, email, country) from every payment of the
+    /// tenant that names them (GDPR Art. 17). The payments stay, as the law on accounting
+    /// records requires, pointing at the customer id only. Returns how many were erased.
+    pub async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<usize, StoreError> {
+        let mut erased = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .filter_expression("customer_id = :customer")
+                .expression_attribute_values(":pk", s(pk(tenant)))
+                .expression_attribute_values(":prefix", s("PAYMENT#"))
+                .expression_attribute_values(":customer", s(customer_id))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items() {
+                let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", pk.clone())
+                    .key("sk", sk.clone())
+                    .update_expression("REMOVE customer_name, customer_email, customer_country")
+                    .condition_expression("attribute_exists(pk)")
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                erased += 1;
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(erased),
+            }
+        }
+    }
+
     /// Lists the tenant's payments by id, `limit` at a time, after the cursor.
     pub async fn list(&self, tenant: &str, limit: i32, after: Option<&str>) -> Result<Page, StoreError> {
         let mut req = self

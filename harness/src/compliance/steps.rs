@@ -72,12 +72,16 @@ fn authenticate(mut req: Request) -> Request {
     req
 }
 
-/// The service's audit policy: a request carrying a card number touches class `pci`.
+/// The service's audit policy: a request carrying a card number touches class `pci`, one
+/// on `/customers/*` class `pii`.
 fn classify_for_audit(req: Request) -> Request {
     let has_pan =
         scan_text(&String::from_utf8_lossy(req.body().as_bytes())).iter().any(|m| m.class == DataClass::Pan);
     if let (true, Some(audit)) = (has_pan, AuditHandle::of(&req)) {
         audit.data_class("pci");
+    }
+    if let (true, Some(audit)) = (req.uri().path().starts_with("/customers/"), AuditHandle::of(&req)) {
+        audit.data_class("pii");
     }
     req
 }
@@ -200,6 +204,11 @@ async fn pays_from(w: &mut ComplianceWorld, tenant: String, country: String) {
     w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
 }
 
+#[when(expr = "tenant {word} erases customer {word}")]
+async fn erases(w: &mut ComplianceWorld, tenant: String, customer: String) {
+    w.call(Method::DELETE, &format!("/customers/{customer}"), Some(&tenant), None).await;
+}
+
 #[when(expr = "tenant {word} reads the records of patient {word}")]
 async fn reads_records(w: &mut ComplianceWorld, tenant: String, patient: String) {
     w.call(Method::GET, &format!("/patients/{patient}/records"), Some(&tenant), None).await;
@@ -260,6 +269,25 @@ async fn no_pan_anywhere(w: &mut ComplianceWorld) {
             if let Ok(s) = value.as_s() {
                 assert!(!pan(s), "a stored payment item carries a card number in clear");
             }
+        }
+    }
+}
+
+#[then(expr = "no stored payment of tenant {word} names customer {word}")]
+async fn customer_erased(w: &mut ComplianceWorld, tenant: String, customer: String) {
+    let env = w.env().await;
+    let items =
+        env.client.scan().table_name(&env.payments_table).send().await.expect("scan the payments table");
+    let theirs: Vec<_> = items
+        .items()
+        .iter()
+        .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()) == Some(&format!("TENANT#{tenant}")))
+        .filter(|i| i.get("customer_id").and_then(|v| v.as_s().ok()) == Some(&customer))
+        .collect();
+    assert!(!theirs.is_empty(), "the scenario made no payment for {customer}");
+    for item in theirs {
+        for field in ["customer_name", "customer_email", "customer_country"] {
+            assert!(!item.contains_key(field), "{field} of {customer} is still stored");
         }
     }
 }
