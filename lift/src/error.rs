@@ -282,6 +282,23 @@ impl std::error::Error for Error {
     }
 }
 
+/// An error and its causes on one line (`outer: cause: root cause`), each cause once: for
+/// messages and logs of SDK errors, whose `Display` alone hides the cause.
+#[cfg_attr(not(any(feature = "disaster", feature = "audit", feature = "threat")), allow(dead_code))]
+pub(crate) fn error_chain<E: std::error::Error + 'static>(err: &E) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

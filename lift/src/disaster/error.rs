@@ -177,20 +177,7 @@ pub enum RpoError {
     },
 }
 
-/// Formats an SDK error with its causes, for messages and logs.
-pub(crate) fn sdk_message<E: std::error::Error + 'static>(err: &E) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
+pub(crate) use crate::error::error_chain as sdk_message;
 
 #[cfg(test)]
 mod tests {

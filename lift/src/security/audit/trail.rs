@@ -524,13 +524,5 @@ fn sealed_from(item: &HashMap<String, AttributeValue>) -> Option<SealedEntry> {
 }
 
 fn describe<E: std::error::Error + 'static>(err: &aws_sdk_dynamodb::error::SdkError<E>) -> String {
-    use std::error::Error as _;
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    crate::error::error_chain(err)
 }

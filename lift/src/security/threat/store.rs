@@ -254,15 +254,7 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
 fn unavailable<E: std::error::Error + 'static>(
     err: &aws_sdk_dynamodb::error::SdkError<E>,
 ) -> StoreUnavailable {
-    use std::error::Error as _;
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    StoreUnavailable(text)
+    StoreUnavailable(crate::error::error_chain(err))
 }
 
 #[cfg(test)]
