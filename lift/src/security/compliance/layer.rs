@@ -197,7 +197,7 @@ where
             record.response = Some(ResponseView {
                 status: res.status(),
                 headers: res.headers().clone(),
-                body: bytes::Bytes::copy_from_slice(res.body().as_bytes()),
+                body: res.body().clone().into_bytes(),
             });
             if let (Some(tap), Some(mark)) = (&shared.logs, mark) {
                 record.logs = tap.since(mark);
@@ -248,7 +248,7 @@ fn view(req: &Request) -> RequestView {
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
         headers: req.headers().clone(),
-        body: bytes::Bytes::copy_from_slice(req.body().as_bytes()),
+        body: req.body().clone().into_bytes(),
         request_id: ctx.map(|c| c.request_id().to_owned()).unwrap_or_default(),
         tenant: principal
             .map(|p| p.tenant.clone())

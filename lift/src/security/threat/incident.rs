@@ -207,6 +207,10 @@ impl Playbook {
         self
     }
 
+    pub(crate) fn has_alert(&self) -> bool {
+        self.alert.is_some()
+    }
+
     /// Blocks the client IP for `duration`.
     pub fn block_ip(mut self, store: ThreatStore, duration: Duration) -> Self {
         self.block = Some((store, duration));

@@ -94,8 +94,8 @@ pub struct ThreatLayerBuilder {
     store: Option<ThreatStore>,
     monitor: Option<BehaviourMonitor>,
     track_tenants: bool,
-    trail: Option<AuditTrail>,
-    alert: Option<WebhookAlert>,
+    /// Audit and alert actions; the IP block is added at build (it needs the store).
+    playbook: Playbook,
     block_for: Option<Duration>,
     webhook_url: Option<String>,
 }
@@ -174,13 +174,13 @@ impl ThreatLayerBuilder {
 
     /// Writes every incident's snapshot to the audit trail.
     pub fn audit(mut self, trail: AuditTrail) -> Self {
-        self.trail = Some(trail);
+        self.playbook = self.playbook.audit(trail);
         self
     }
 
     /// Alerts a webhook on every incident.
     pub fn alert(mut self, alert: WebhookAlert) -> Self {
-        self.alert = Some(alert);
+        self.playbook = self.playbook.alert(alert);
         self
     }
 
@@ -205,9 +205,9 @@ impl ThreatLayerBuilder {
         if self.track_tenants && self.monitor.is_none() {
             return Err(InvalidConfig::new("tracking tenants needs a behaviour monitor"));
         }
-        if self.alert.is_none() {
+        if !self.playbook.has_alert() {
             if let Some(url) = self.webhook_url.take() {
-                self.alert = Some(WebhookAlert::new(&url)?);
+                self.playbook = self.playbook.alert(WebhookAlert::new(&url)?);
             }
         }
         if let Some(monitor) = self.monitor.take() {
@@ -217,13 +217,7 @@ impl ThreatLayerBuilder {
     }
 
     fn config(self) -> Config {
-        let mut playbook = Playbook::new();
-        if let Some(trail) = self.trail {
-            playbook = playbook.audit(trail);
-        }
-        if let Some(alert) = self.alert {
-            playbook = playbook.alert(alert);
-        }
+        let mut playbook = self.playbook;
         if let (Some(store), Some(duration)) = (&self.store, self.block_for) {
             playbook = playbook.block_ip(store.clone(), duration);
         }
