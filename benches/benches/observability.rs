@@ -9,12 +9,15 @@
 //!   the same field values.
 //! - `xray_segment`: a `Sampled=1` request through the `XrayLayer` over `noop()`, with the
 //!   document built and sent over UDP to a local socket drained by a thread; `bare` is
-//!   `noop()` called the same way.
+//!   `noop()` called the same way. One request is built per iteration, outside the timed
+//!   part (`BatchSize::PerIteration`), as in `stack.rs`: a Lambda function handles one
+//!   request at a time, and a batch of thousands built in advance makes glibc consolidate
+//!   its free lists inside the timed part. `udp_send` is the kernel's part alone: one `send`
+//!   of a datagram of the segment's size, which the budget counts at its reference median
+//!   (see `budgets.toml`).
 
 use std::cell::RefCell;
 use std::io;
-use std::net::UdpSocket;
-use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use lift::middleware::logging::tracing_subscriber::layer::SubscriberExt;
@@ -130,40 +133,20 @@ fn xray_segment(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("xray_segment");
     group.bench_function("bare", |b| {
-        b.iter_batched(get_request, |req| rt.block_on(bare.call(req)), BatchSize::SmallInput);
+        b.iter_batched(get_request, |req| rt.block_on(bare.call(req)), BatchSize::PerIteration);
     });
     group.bench_function("layer", |b| {
-        b.iter_batched(get_request, |req| rt.block_on(traced.call(req)), BatchSize::SmallInput);
+        b.iter_batched(get_request, |req| rt.block_on(traced.call(req)), BatchSize::PerIteration);
     });
-    group.finish();
-
-    // For reference (no budget): the kernel's part, one `send` of a datagram of the same
-    // size on a connected non-blocking UDP socket, as the layer does it.
-    let document = vec![b'x'; layer_datagram_len(&address)];
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("local socket");
-    socket.connect(&address).expect("connect");
-    socket.set_nonblocking(true).expect("non-blocking");
-    let mut group = c.benchmark_group("xray_udp_send");
-    group.bench_function("send", |b| b.iter(|| black_box(socket.send(black_box(&document)).is_ok())));
+    // The kernel's part alone, right after, for the budget's kernel adjustment: one `send`
+    // of a datagram of the layer's size.
+    let mut send = daemon.sender(daemon.largest_datagram());
+    group.bench_function("udp_send", |b| b.iter(|| black_box(send())));
     group.finish();
 
     let received = daemon.stop();
     assert!(received > 0, "the daemon received segments");
     eprintln!("xray_segment: {received} datagrams received, {} dropped", layer.dropped_datagrams());
-}
-
-/// The size of the datagram the layer sends for the bench request (received once on a
-/// socket of its own).
-fn layer_datagram_len(_daemon: &str) -> usize {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let daemon = UdpSocket::bind("127.0.0.1:0").expect("local socket");
-    let address = daemon.local_addr().expect("address").to_string();
-    let layer =
-        XrayConfig::new().daemon_address(address).service_name("payments-api").build().expect("layer");
-    let _ = rt.block_on(layer.layer(noop()).call(get_request()));
-    let mut buf = vec![0u8; 65_536];
-    daemon.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
-    daemon.recv(&mut buf).expect("the layer sent its segment")
 }
 
 criterion_group!(benches, emf_metric_record, log_line, xray_segment);

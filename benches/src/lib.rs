@@ -43,6 +43,7 @@ pub fn get_request() -> Request {
 pub struct Daemon {
     address: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    largest: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     drain: std::thread::JoinHandle<u64>,
 }
 
@@ -54,23 +55,57 @@ impl Daemon {
         socket.set_nonblocking(true).expect("non-blocking");
         let address = socket.local_addr().expect("address").to_string();
         let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let largest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let drain = {
             let stop = std::sync::Arc::clone(&stop);
+            let largest = std::sync::Arc::clone(&largest);
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65_536];
                 let mut received = 0u64;
-                while !stop.load(Ordering::Relaxed) {
+                loop {
                     // Drain what arrived, then sleep: a receiver blocked in recv would be
                     // woken per datagram and, on a small machine, preempt the measured thread.
-                    while socket.recv(&mut buf).is_ok() {
+                    // Checked after a drain, so what was sent before `stop` is counted.
+                    let stopping = stop.load(Ordering::Relaxed);
+                    while let Ok(len) = socket.recv(&mut buf) {
                         received += 1;
+                        largest.fetch_max(len, Ordering::Relaxed);
+                    }
+                    if stopping {
+                        return received;
                     }
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
-                received
             })
         };
-        Self { address, stop, drain }
+        Self { address, stop, largest, drain }
+    }
+
+    /// The largest datagram received so far, waiting up to a second for a first one.
+    ///
+    /// # Panics
+    /// When nothing arrives within the second.
+    pub fn largest_datagram(&self) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let largest = self.largest.load(std::sync::atomic::Ordering::Relaxed);
+            if largest > 0 {
+                return largest;
+            }
+            assert!(std::time::Instant::now() < deadline, "no datagram reached the daemon");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// The kernel's part of a segment, for a group's `udp_send` function: a closure that
+    /// sends one datagram of `len` bytes to the daemon on a connected non-blocking UDP
+    /// socket, as the X-Ray layer does.
+    pub fn sender(&self, len: usize) -> impl FnMut() -> bool {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("local socket");
+        socket.connect(&self.address).expect("connect");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let datagram = vec![b'x'; len];
+        move || socket.send(std::hint::black_box(&datagram)).is_ok()
     }
 
     /// The address to send to (`AWS_XRAY_DAEMON_ADDRESS` form).

@@ -381,3 +381,86 @@ fn the_workspace_budgets_file_covers_every_bench_group() {
         assert!(!budget.description().is_empty(), "{group} has no description");
     }
 }
+
+const XRAY: &str = r#"
+[budgets.xray_segment]
+budget_ns = 5000
+kernel = "udp_send"
+kernel_reference_ns = 3000
+"#;
+
+/// A run with these medians for the X-Ray group: the same layer overhead (5.5 µs) under
+/// kernels of different speed.
+fn xray_run(kernel_ns: f64) -> lift_harness::budget::Report {
+    let dir = temp_dir("kernel");
+    fake_estimates(&dir, "xray_segment", "bare", 300.0);
+    fake_estimates(&dir, "xray_segment", "layer", 5_800.0);
+    fake_estimates(&dir, "xray_segment", "udp_send", kernel_ns);
+    Gate::new(Budgets::load(write_budgets(XRAY)).unwrap(), CriterionResults::new(&dir)).check().unwrap()
+}
+
+#[test]
+fn a_kernel_adjusted_budget_moves_with_the_kernel_measured_in_the_same_run() {
+    // The send took 3.6 µs instead of 3.0: the budget is 5.6 µs, and 5.5 µs passes.
+    let slow_kernel = xray_run(3_600.0);
+    let g = slow_kernel.group("xray_segment").unwrap();
+    assert_eq!((g.verdict(), g.budget_ns(), g.effective_budget_ns()), (Verdict::Pass, 5_000, 5_600.0));
+    let k = g.kernel().unwrap();
+    assert_eq!(
+        (k.function(), k.median_ns(), k.reference_ns(), k.shift_ns()),
+        ("udp_send", 3_600.0, 3_000, 600.0)
+    );
+    let table = slow_kernel.to_string();
+    assert!(table.contains("5.60 µs *"), "{table}");
+    assert!(
+        table.contains(
+            "* xray_segment: budget 5.00 µs + (xray_segment/udp_send 3.60 µs - reference 3.00 µs) = 5.60 µs"
+        ),
+        "{table}"
+    );
+    let json = serde_json::to_value(&slow_kernel).unwrap();
+    assert_eq!(json["groups"][0]["kernel"]["median_ns"], 3_600.0);
+
+    // The same layer under the reference kernel is over its 5 µs: the layer's own work grew.
+    assert_eq!(xray_run(3_000.0).group("xray_segment").unwrap().verdict(), Verdict::Fail);
+    // A faster kernel tightens the budget too: 4.5 µs.
+    let fast = xray_run(2_500.0);
+    assert_eq!(fast.group("xray_segment").unwrap().effective_budget_ns(), 4_500.0);
+    assert_eq!(fast.group("xray_segment").unwrap().verdict(), Verdict::Fail);
+}
+
+#[test]
+fn a_kernel_budget_without_the_kernel_measurement_is_missing() {
+    let dir = temp_dir("kernel-missing");
+    fake_estimates(&dir, "xray_segment", "bare", 300.0);
+    fake_estimates(&dir, "xray_segment", "layer", 800.0);
+    let report =
+        Gate::new(Budgets::load(write_budgets(XRAY)).unwrap(), CriterionResults::new(&dir)).check().unwrap();
+    let g = report.group("xray_segment").unwrap();
+    assert_eq!(g.verdict(), Verdict::Missing, "a cheap layer does not pass without the kernel's median");
+    assert!(g.missing().unwrap().contains("xray_segment/udp_send"), "{:?}", g.missing());
+}
+
+#[test]
+fn kernel_settings_are_checked() {
+    for (text, reason) in [
+        (
+            "[budgets.x]\nbudget_ns = 5000\nkernel = \"udp_send\"\n",
+            "kernel and kernel_reference_ns go together",
+        ),
+        (
+            "[budgets.x]\nbudget_ns = 5000\nkernel_reference_ns = 3000\n",
+            "kernel and kernel_reference_ns go together",
+        ),
+        (
+            "[budgets.x]\nbudget_ns = 5000\nkernel = \"layer\"\nkernel_reference_ns = 3000\n",
+            "a bench function of its own",
+        ),
+        ("[budgets.x]\nbudget_ns = 5000\nkernel = \"send\"\nkernel_reference_ns = 5000\n", "below budget_ns"),
+        ("[budgets.x]\nbudget_ns = 5000\nkernel = \"send\"\nkernel_reference_ns = 0\n", "above 0"),
+    ] {
+        let err = Budgets::parse(text, "budgets.toml").unwrap_err();
+        assert!(matches!(err, BudgetError::InvalidBudget { .. }), "{err}");
+        assert!(err.to_string().contains(reason), "{err} should say {reason}");
+    }
+}

@@ -325,3 +325,58 @@ async fn the_matched_route_reaches_layers_outside_the_router() {
         "the pattern, never the raw path, and nothing for an unmatched request"
     );
 }
+
+/// A layer whose service is not ready: `poll_ready` fails, as a closed buffer's does.
+#[derive(Clone)]
+struct Broken;
+
+impl<S> tower::Layer<S> for Broken {
+    type Service = BrokenService;
+
+    fn layer(&self, _inner: S) -> BrokenService {
+        BrokenService
+    }
+}
+
+#[derive(Clone)]
+struct BrokenService;
+
+impl Service<Request> for BrokenService {
+    type Response = Response;
+    type Error = tower::BoxError;
+    type Future = std::future::Ready<Result<Response, tower::BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err(Box::new(tower::load_shed::error::Overloaded::new())))
+    }
+
+    fn call(&mut self, _req: Request) -> Self::Future {
+        panic!("called although poll_ready failed")
+    }
+}
+
+#[tokio::test]
+async fn a_layer_failing_poll_ready_answers_with_its_error_and_is_never_called() {
+    let service = App::new().get("/things/:id", echo_id).layer(Broken).into_service();
+    let res = service.clone().oneshot(request(Method::GET, "/things/1", "")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "Overloaded is 503");
+    assert_eq!(problem(&res).status, 503);
+    // Every request clones the app's service, so each one gets the same answer.
+    let again = service.oneshot(request(Method::GET, "/things/2", "")).await.unwrap();
+    assert_eq!(again.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A layer that reserves in `poll_ready` (tower's concurrency limit) works on the clone
+/// each request gets: a second request waits for the first one's permit, and both answer.
+#[tokio::test(start_paused = true)]
+async fn a_layer_reserving_in_poll_ready_holds_its_permit_per_request() {
+    let service =
+        App::new().get("/slow", slow).layer(tower::limit::ConcurrencyLimitLayer::new(1)).into_service();
+    let started = tokio::time::Instant::now();
+    let (a, b) = tokio::join!(
+        service.clone().oneshot(request(Method::GET, "/slow", "")),
+        service.clone().oneshot(request(Method::GET, "/slow", "")),
+    );
+    assert_eq!((a.unwrap().status(), b.unwrap().status()), (StatusCode::OK, StatusCode::OK));
+    assert!(started.elapsed() >= Duration::from_secs(120), "one at a time: {:?}", started.elapsed());
+}

@@ -48,6 +48,30 @@ pub struct Budget {
     description: String,
     bare: String,
     layer: String,
+    kernel: Option<Kernel>,
+}
+
+/// Work a layer hands to the kernel (a UDP send, say), measured on its own in the same group
+/// and run: its cost is the machine's, and on a shared machine it swings by half from one
+/// minute to the next. The budget counts it at `reference_ns`, its median on the machine the
+/// budget was set on, and moves by however much the run measured it above or below that, so
+/// the layer's own work is held to the same bound whatever the kernel costs today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    function: String,
+    reference_ns: u64,
+}
+
+impl Kernel {
+    /// The bench function of the group that measures the kernel's work alone.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// Its median on the reference machine, in nanoseconds: the part of the budget it is.
+    pub fn reference_ns(&self) -> u64 {
+        self.reference_ns
+    }
 }
 
 impl Budget {
@@ -74,6 +98,11 @@ impl Budget {
     /// The bench function that measures the middleware (`layer` by default).
     pub fn layer_function(&self) -> &str {
         &self.layer
+    }
+
+    /// The kernel work the budget includes, when it is adjusted for it.
+    pub fn kernel(&self) -> Option<&Kernel> {
+        self.kernel.as_ref()
     }
 }
 
@@ -125,12 +154,33 @@ impl Budgets {
                     spec.bare
                 )));
             }
+            let kernel = match (spec.kernel, spec.kernel_reference_ns) {
+                (None, None) => None,
+                (Some(function), Some(reference_ns)) => {
+                    if function.trim().is_empty() || function == spec.bare || function == spec.layer {
+                        return Err(invalid(format!(
+                            "{group}: kernel must name a bench function of its own, not {function:?}"
+                        )));
+                    }
+                    if reference_ns == 0 || reference_ns >= spec.budget_ns {
+                        return Err(invalid(format!(
+                            "{group}: kernel_reference_ns must be above 0 and below budget_ns ({})",
+                            spec.budget_ns
+                        )));
+                    }
+                    Some(Kernel { function, reference_ns })
+                }
+                _ => {
+                    return Err(invalid(format!("{group}: kernel and kernel_reference_ns go together")));
+                }
+            };
             budgets.push(Budget {
                 group,
                 budget_ns: spec.budget_ns,
                 description: spec.description,
                 bare: spec.bare,
                 layer: spec.layer,
+                kernel,
             });
         }
         Ok(Self { path, budgets })
@@ -189,6 +239,10 @@ struct Spec {
     bare: String,
     #[serde(default = "default_layer")]
     layer: String,
+    #[serde(default)]
+    kernel: Option<String>,
+    #[serde(default)]
+    kernel_reference_ns: Option<u64>,
 }
 
 fn default_bare() -> String {

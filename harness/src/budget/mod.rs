@@ -13,6 +13,14 @@
 //! results fails the gate too, unless missing results are allowed (for benches not written
 //! yet).
 //!
+//! A budget that includes work done by the kernel (X-Ray's UDP send) can name a bench
+//! function of the group that measures that work alone, and its median on the reference
+//! machine ([`Kernel`]); the budget then moves by the difference between the two:
+//!
+//! ```text
+//! budget = budget_ns + median(<group>/<kernel>) - kernel_reference_ns
+//! ```
+//!
 //! # Examples
 //!
 //! ```no_run
@@ -34,10 +42,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use budgets::{Budget, Budgets, DEFAULT_BARE, DEFAULT_LAYER};
+pub use budgets::{Budget, Budgets, Kernel, DEFAULT_BARE, DEFAULT_LAYER};
 pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
-pub use report::{GroupReport, Measurement, Report, Verdict};
+pub use report::{GroupReport, KernelAdjustment, Measurement, Report, Verdict};
 
 /// The budgets file `lift-harness budget` reads unless told otherwise.
 pub const DEFAULT_BUDGETS_FILE: &str = "benches/budgets.toml";
@@ -99,17 +107,25 @@ impl Gate {
 
     fn check_one(&self, budget: &Budget) -> Result<GroupReport, BudgetError> {
         let median = |function| self.results.median_ns(budget.group(), function);
-        let medians =
-            median(budget.layer_function()).and_then(|layer| Ok((layer, median(budget.bare_function())?)));
-        let (verdict, measurement, missing) = match medians {
-            Ok((layer, bare)) => {
+        let medians = median(budget.layer_function()).and_then(|layer| {
+            let bare = median(budget.bare_function())?;
+            let kernel = match budget.kernel() {
+                Some(kernel) => Some(KernelAdjustment::new(kernel, median(kernel.function())?)),
+                None => None,
+            };
+            Ok((layer, bare, kernel))
+        });
+        let (verdict, measurement, kernel, missing) = match medians {
+            Ok((layer, bare, kernel)) => {
                 let measurement = Measurement::new(layer, bare);
-                let within = measurement.overhead_ns() <= budget.budget_ns() as f64;
-                (if within { Verdict::Pass } else { Verdict::Fail }, Some(measurement), None)
+                let allowed =
+                    budget.budget_ns() as f64 + kernel.as_ref().map_or(0.0, KernelAdjustment::shift_ns);
+                let within = measurement.overhead_ns() <= allowed;
+                (if within { Verdict::Pass } else { Verdict::Fail }, Some(measurement), kernel, None)
             }
             Err(err @ BudgetError::MissingResults { .. }) => {
                 let verdict = if self.allow_missing { Verdict::Skipped } else { Verdict::Missing };
-                (verdict, None, Some(err.to_string()))
+                (verdict, None, None, Some(err.to_string()))
             }
             Err(err) => return Err(err),
         };
@@ -119,6 +135,7 @@ impl Gate {
             budget_ns: budget.budget_ns(),
             verdict,
             measurement,
+            kernel,
             missing,
         })
     }

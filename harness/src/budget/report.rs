@@ -76,6 +76,41 @@ impl Measurement {
     }
 }
 
+/// How much a budget moved for the kernel work it includes (see [`Kernel`](super::Kernel)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelAdjustment {
+    function: String,
+    median_ns: f64,
+    reference_ns: u64,
+}
+
+impl KernelAdjustment {
+    pub(super) fn new(kernel: &super::Kernel, median_ns: f64) -> Self {
+        Self { function: kernel.function().to_owned(), median_ns, reference_ns: kernel.reference_ns() }
+    }
+
+    /// The bench function that measured the kernel's work.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// Its median in this run.
+    pub fn median_ns(&self) -> f64 {
+        self.median_ns
+    }
+
+    /// Its median on the reference machine, which the budget counts.
+    pub fn reference_ns(&self) -> u64 {
+        self.reference_ns
+    }
+
+    /// What the budget moves by: this run's median minus the reference (negative when the
+    /// kernel was faster than on the reference machine).
+    pub fn shift_ns(&self) -> f64 {
+        self.median_ns - self.reference_ns as f64
+    }
+}
+
 /// The gate's result for one bench group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupReport {
@@ -85,6 +120,8 @@ pub struct GroupReport {
     pub(super) verdict: Verdict,
     #[serde(flatten)]
     pub(super) measurement: Option<Measurement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) kernel: Option<KernelAdjustment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) missing: Option<String>,
 }
@@ -100,9 +137,20 @@ impl GroupReport {
         &self.description
     }
 
-    /// The budget, in nanoseconds of overhead.
+    /// The budget, in nanoseconds of overhead, as the budgets file gives it.
     pub fn budget_ns(&self) -> u64 {
         self.budget_ns
+    }
+
+    /// The budget the verdict used: [`budget_ns`](Self::budget_ns) moved by the kernel
+    /// adjustment, if any.
+    pub fn effective_budget_ns(&self) -> f64 {
+        self.budget_ns as f64 + self.kernel.as_ref().map_or(0.0, KernelAdjustment::shift_ns)
+    }
+
+    /// The kernel adjustment, when the budget has one and it was measured.
+    pub fn kernel(&self) -> Option<&KernelAdjustment> {
+        self.kernel.as_ref()
     }
 
     /// The verdict.
@@ -196,7 +244,10 @@ impl fmt::Display for Report {
                     bare,
                     overhead,
                     ratio,
-                    format_budget(g.budget_ns),
+                    match &g.kernel {
+                        Some(_) => format!("{} *", format_ns(g.effective_budget_ns())),
+                        None => format_budget(g.budget_ns),
+                    },
                     g.verdict.to_string(),
                 ]
             })
@@ -220,6 +271,21 @@ impl fmt::Display for Report {
             line(f, row.each_ref().map(String::as_str))?;
         }
         writeln!(f)?;
+        for g in &self.groups {
+            if let Some(k) = &g.kernel {
+                writeln!(
+                    f,
+                    "* {}: budget {} + ({}/{} {} - reference {}) = {}: the kernel's part, measured in the same run",
+                    g.group,
+                    format_budget(g.budget_ns),
+                    g.group,
+                    k.function,
+                    format_ns(k.median_ns),
+                    format_budget(k.reference_ns),
+                    format_ns(g.effective_budget_ns()),
+                )?;
+            }
+        }
         for g in &self.groups {
             if let Some(missing) = &g.missing {
                 let allowed = if g.verdict == Verdict::Skipped { " (allowed)" } else { "" };

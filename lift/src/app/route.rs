@@ -2,13 +2,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 use serde::Serialize;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use crate::body::{json_response, Json, Request, Response};
 use crate::context::Context;
@@ -136,17 +138,108 @@ impl Route {
         <L::Service as Service<Request>>::Error: Into<BoxError> + 'static,
         <L::Service as Service<Request>>::Future: Send + 'static,
     {
-        let inner = layer.layer(self);
-        Route::new(tower::service_fn(move |req: Request| {
-            let request_id = Context::of(&req).map(Context::shared_request_id);
-            let svc = inner.clone();
-            async move {
-                Ok::<_, Infallible>(match svc.oneshot(req).await {
+        Route::new(Layered { inner: layer.layer(self), failed: None })
+    }
+}
+
+/// A layer's service with its errors rendered as problem responses, as [`Route::layer`]
+/// and [`App::layer`](crate::App::layer) mount it.
+///
+/// It is called in place: the app clones its service once per request where the request
+/// enters, and each layer runs on that clone. An error from the layer's `poll_ready` (a
+/// closed buffer, say) is kept and becomes the answer of the call that follows, since a
+/// route never fails.
+struct Layered<S> {
+    inner: S,
+    failed: Option<BoxError>,
+}
+
+impl<S> std::fmt::Debug for Layered<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layered").field("failed", &self.failed.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl<S: Clone> Clone for Layered<S> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), failed: None }
+    }
+}
+
+impl<S> Service<Request> for Layered<S>
+where
+    S: Service<Request>,
+    S::Response: IntoResponse,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = LayeredFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        if self.failed.is_none() {
+            if let Err(err) = std::task::ready!(self.inner.poll_ready(cx)) {
+                self.failed = Some(err.into());
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let request_id = Context::of(&req).map(Context::shared_request_id);
+        match self.failed.take() {
+            Some(err) => LayeredFuture {
+                state: State::Failed { response: Some(Error::from_boxed(err).render(request_id.as_deref())) },
+            },
+            None => LayeredFuture { state: State::Called { inner: self.inner.call(req), request_id } },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Layered`] service.
+    struct LayeredFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // The layer's future, and the request id its error answer carries.
+        Called { #[pin] inner: F, request_id: Option<Arc<str>> },
+        // The answer to a call after `poll_ready` failed.
+        Failed { response: Option<Response> },
+    }
+}
+
+impl<F> std::fmt::Debug for LayeredFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LayeredFuture")
+    }
+}
+
+impl<F, R, E> Future for LayeredFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    R: IntoResponse,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called { inner, request_id } => {
+                Poll::Ready(Ok(match std::task::ready!(inner.poll(cx)) {
                     Ok(res) => res.into_response(),
                     Err(err) => Error::from_boxed(err.into()).render(request_id.as_deref()),
-                })
+                }))
             }
-        }))
+            StateProj::Failed { response } => {
+                Poll::Ready(Ok(response.take().expect("a layered route's future polled after completion")))
+            }
+        }
     }
 }
 

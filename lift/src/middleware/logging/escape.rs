@@ -4,33 +4,53 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Appends `s` as a quoted JSON string.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
+    push_json_chars(out, s);
+    out.push('"');
+}
+
+/// Appends `s` escaped for a JSON string, without the quotes.
+pub(crate) fn push_json_chars(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut last = 0;
     for (i, &c) in bytes.iter().enumerate() {
-        let esc: &str = match c {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f | 0x7f => "",
-            _ => continue,
-        };
+        if !NEEDS_ESCAPE[usize::from(c)] {
+            continue;
+        }
         out.push_str(&s[last..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(HEX[(c >> 4) as usize] as char);
-            out.push(HEX[(c & 0xf) as usize] as char);
-        } else {
-            out.push_str(esc);
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[usize::from(c >> 4)] as char);
+                out.push(HEX[usize::from(c & 0xf)] as char);
+            }
         }
         last = i + 1;
     }
     out.push_str(&s[last..]);
-    out.push('"');
 }
+
+/// Bytes a JSON string cannot hold as they are: quote, backslash, control characters
+/// (and DEL, escaped too so log viewers show it).
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
 
 /// Appends `t` as RFC 3339 UTC with milliseconds: `2024-05-01T12:00:00.123Z`.
 pub(crate) fn push_rfc3339(out: &mut String, t: SystemTime) {

@@ -85,8 +85,53 @@ impl<W> fmt::Debug for JsonLogLayer<W> {
     }
 }
 
-/// Rendered fields of a span, kept in the span's extensions.
-struct SpanFields(Vec<(&'static str, String)>);
+/// Rendered fields of a span, kept in the span's extensions: the JSON values one after
+/// another in one string, and where each field's value lies in it.
+struct SpanFields {
+    values: String,
+    inline: [(&'static str, usize, usize); INLINE_FIELDS],
+    len: usize,
+    /// Fields past the first [`INLINE_FIELDS`].
+    more: Vec<(&'static str, usize, usize)>,
+}
+
+/// Fields a span can have without another allocation (a request span has four).
+const INLINE_FIELDS: usize = 8;
+
+impl SpanFields {
+    fn new() -> Self {
+        Self {
+            values: String::with_capacity(128),
+            inline: [("", 0, 0); INLINE_FIELDS],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    /// Each field's name and rendered value, in the order they were first recorded.
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.inline[..self.len]
+            .iter()
+            .chain(&self.more)
+            .map(|&(name, start, end)| (name, &self.values[start..end]))
+    }
+
+    /// Renders a field's value; a field recorded again takes the new value.
+    fn set(&mut self, name: &'static str, render: impl FnOnce(&mut String)) {
+        let start = self.values.len();
+        render(&mut self.values);
+        let end = self.values.len();
+        let (inline, more) = (&mut self.inline[..self.len], &mut self.more);
+        match inline.iter_mut().chain(more.iter_mut()).find(|(n, _, _)| *n == name) {
+            Some(slot) => *slot = (name, start, end),
+            None if self.len < INLINE_FIELDS => {
+                self.inline[self.len] = (name, start, end);
+                self.len += 1;
+            }
+            None => self.more.push((name, start, end)),
+        }
+    }
+}
 
 /// Marks a request span picked for debug sampling.
 struct DebugSampled;
@@ -173,7 +218,7 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields(Vec::new());
+        let mut fields = SpanFields::new();
         attrs.record(&mut SpanVisitor { fields: &mut fields, scratch: String::new() });
         let sampled = if attrs.metadata().target() == REQUEST_SPAN_TARGET {
             self.pick_for_debug()
@@ -215,7 +260,7 @@ where
             for span in scope {
                 let ext = span.extensions();
                 let Some(fields) = ext.get::<SpanFields>() else { continue };
-                for (name, value) in &fields.0 {
+                for (name, value) in fields.iter() {
                     if names.insert(name) {
                         push_key(&mut line, name);
                         line.push_str(value);
@@ -269,9 +314,32 @@ impl Names {
     }
 }
 
+thread_local! {
+    /// Field names already checked by [`is_secret_name`], by address and length: a field
+    /// name is a static string of its callsite, so the check runs about once per name.
+    static SECRET_FIELDS: [std::cell::Cell<(usize, usize, bool)>; 64] =
+        const { [const { std::cell::Cell::new((0, 0, false)) }; 64] };
+}
+
+/// [`is_secret_name`] for a field name, remembered.
+fn secret_field(name: &'static str) -> bool {
+    let (at, len) = (name.as_ptr() as usize, name.len());
+    SECRET_FIELDS.with(|seen| {
+        let slot = &seen[(at >> 3 ^ len) % 64];
+        match slot.get() {
+            (a, l, secret) if a == at && l == len => secret,
+            _ => {
+                let secret = is_secret_name(name);
+                slot.set((at, len, secret));
+                secret
+            }
+        }
+    })
+}
+
 /// Appends a field value as JSON, scrubbed; secret-named fields lose their value.
-fn push_text_value(out: &mut String, name: &str, value: &str) {
-    if is_secret_name(name) {
+fn push_text_value(out: &mut String, name: &'static str, value: &str) {
+    if secret_field(name) {
         push_json_str(out, Redaction::Secret.marker());
     } else {
         push_json_str(out, &scrub(value));
@@ -279,10 +347,10 @@ fn push_text_value(out: &mut String, name: &str, value: &str) {
 }
 
 /// Appends an integer; one that looks like a card number becomes a redacted string.
-fn push_int_value(out: &mut String, name: &str, value: impl fmt::Display, scratch: &mut String) {
+fn push_int_value(out: &mut String, name: &'static str, value: impl fmt::Display, scratch: &mut String) {
     scratch.clear();
     let _ = write!(scratch, "{value}");
-    if is_secret_name(name) || (scratch.len() >= 9 && matches!(scrub(scratch), std::borrow::Cow::Owned(_))) {
+    if secret_field(name) || (scratch.len() >= 9 && matches!(scrub(scratch), std::borrow::Cow::Owned(_))) {
         push_text_value(out, name, scratch);
     } else {
         out.push_str(scratch);
@@ -391,13 +459,8 @@ struct SpanVisitor<'a> {
 
 impl SpanVisitor<'_> {
     fn set(&mut self, field: &Field, render: impl FnOnce(&mut String, &mut String)) {
-        let mut value = String::new();
-        render(&mut value, &mut self.scratch);
-        let name = field.name();
-        match self.fields.0.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.fields.0.push((name, value)),
-        }
+        let scratch = &mut self.scratch;
+        self.fields.set(field.name(), |out| render(out, scratch));
     }
 }
 

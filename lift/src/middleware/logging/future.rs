@@ -18,15 +18,15 @@ pin_project! {
         #[pin]
         inner: F,
         span: Span,
-        method: Method,
-        uri: Uri,
+        // The request's method and URI, when the completion event is on.
+        completion: Option<(Method, Uri)>,
         start: Instant,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, span: Span, method: Method, uri: Uri, start: Instant) -> Self {
-        Self { inner, span, method, uri, start }
+    pub(crate) fn new(inner: F, span: Span, completion: Option<(Method, Uri)>, start: Instant) -> Self {
+        Self { inner, span, completion, start }
     }
 }
 
@@ -40,20 +40,21 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let result = std::task::ready!(this.inner.poll(cx));
+        let Some((method, uri)) = this.completion.take() else { return Poll::Ready(result) };
         let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
         match &result {
             Ok(res) => tracing::debug!(
                 target: REQUEST_SPAN_TARGET,
-                method = %this.method,
-                path = this.uri.path(),
+                method = %method,
+                path = uri.path(),
                 status = res.status().as_u16(),
                 latency_ms,
                 "request completed"
             ),
             Err(_) => tracing::debug!(
                 target: REQUEST_SPAN_TARGET,
-                method = %this.method,
-                path = this.uri.path(),
+                method = %method,
+                path = uri.path(),
                 latency_ms,
                 "request failed"
             ),

@@ -61,6 +61,18 @@ impl Redaction {
 /// ```
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let b = text.as_bytes();
+    if (is_uuid(b) || is_trace_id(b)) && longest_digit_run(b) < 9 {
+        // The request and trace ids on every line, most of them: the scanner would find
+        // nothing. Runs of fewer than 9 digits are neither an SSN nor a card number, the
+        // letters are hex (no `AKIA`, `eyJ` or `Bearer`), and there is no `=` or `:`.
+        return Cow::Borrowed(text);
+    }
+    scan(text)
+}
+
+/// The scanner behind [`scrub`].
+fn scan(text: &str) -> Cow<'_, str> {
+    let b = text.as_bytes();
     let mut out = Out { src: text, buf: None, last: 0 };
     let mut i = 0;
     while i < b.len() {
@@ -80,6 +92,35 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
         i = next.unwrap_or(i + 1);
     }
     out.finish()
+}
+
+/// A UUID in its canonical form: 8-4-4-4-12 hex digits.
+fn is_uuid(b: &[u8]) -> bool {
+    b.len() == 36 && hex_groups(b, &[8, 13, 18, 23])
+}
+
+/// An X-Ray trace id: `1-` then 8 and 24 hex digits.
+fn is_trace_id(b: &[u8]) -> bool {
+    b.len() == 35 && b.starts_with(b"1-") && hex_groups(&b[2..], &[8])
+}
+
+/// The most digits in a run of digit groups joined by dashes, as the scanner counts them.
+fn longest_digit_run(b: &[u8]) -> usize {
+    let (mut run, mut longest) = (0, 0);
+    for c in b {
+        if c.is_ascii_digit() {
+            run += 1;
+            longest = longest.max(run);
+        } else if *c != b'-' {
+            run = 0;
+        }
+    }
+    longest
+}
+
+/// Hex digits, with dashes exactly at `dashes`.
+fn hex_groups(b: &[u8], dashes: &[usize]) -> bool {
+    b.iter().enumerate().all(|(i, c)| if dashes.contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
 /// Whether a field or key name says its value is secret (`password`, `api_key`,
@@ -475,6 +516,25 @@ mod tests {
     }
 
     #[test]
+    fn id_shapes() {
+        assert!(is_uuid(b"c6af9ac6-7b61-11e6-9a41-93e8deadbeef"));
+        assert!(is_trace_id(b"1-5e9f0c65-1de4d666d4dd26aced652b6c"));
+        for not in
+            ["c6af9ac6-7b61-11e6-9a41-93e8deadbeeg", "c6af9ac67b61-11e6-9a41-93e8deadbeef0", "078-05-1120"]
+        {
+            assert!(!is_uuid(not.as_bytes()) && !is_trace_id(not.as_bytes()), "{not}");
+        }
+        assert!(!is_trace_id(b"2-5e9f0c65-1de4d666d4dd26aced652b6c"));
+        // Scrubbed as any text: an SSN is not an id, nor is an id with a card number in it.
+        assert_eq!(scrub("078-05-1120"), "[REDACTED:ssn]");
+        assert_eq!(scrub("a0000000-a000-a000-a000-0000000000a0"), "a0000000-a000-a000-a[REDACTED:pan]a0");
+        assert!(
+            longest_digit_run(b"c6af9ac6-7b61-11e6-9a41-93e8deadbeef") < 9,
+            "a typical id takes the shortcut"
+        );
+    }
+
+    #[test]
     fn multibyte_text_around_redactions() {
         assert_eq!(scrub("café 4111111111111111 ünï"), "café [REDACTED:pan] ünï");
     }
@@ -483,6 +543,22 @@ mod tests {
         #[test]
         fn never_panics_on_any_text(text in proptest::prelude::any::<String>()) {
             let _ = scrub(&text);
+        }
+
+        /// Ids that take the shortcut are ids the scanner finds nothing in. Two digits
+        /// in three give the scanner every chance of a card number or an SSN.
+        #[test]
+        fn ids_skip_the_scanner_only_when_it_finds_nothing(
+            uuid in "(?:[0-9]|[0-9]|[a-fA-F]){8}-(?:[0-9]|[0-9]|[a-f]){4}-(?:[0-9]|[0-9]|[a-f]){4}-(?:[0-9]|[0-9]|[a-f]){4}-(?:[0-9]|[0-9]|[a-fA-F]){12}",
+            trace in "1-(?:[0-9]|[0-9]|[a-f]){8}-(?:[0-9]|[0-9]|[a-f]){24}",
+        ) {
+            for id in [uuid, trace] {
+                proptest::prop_assert!(is_uuid(id.as_bytes()) || is_trace_id(id.as_bytes()), "{}", id);
+                if longest_digit_run(id.as_bytes()) < 9 {
+                    proptest::prop_assert!(matches!(scan(&id), Cow::Borrowed(_)), "the scanner redacts {}", id);
+                }
+                proptest::prop_assert_eq!(scrub(&id), scan(&id));
+            }
         }
 
         #[test]

@@ -12,7 +12,7 @@ use super::format::REQUEST_SPAN_TARGET;
 use super::future::ResponseFuture;
 use super::layer::ColdStart;
 use crate::context::{Context, REQUEST_ID_HEADER};
-use crate::middleware::xray::{TraceHeader, TRACE_HEADER_NAME};
+use crate::middleware::xray::{TraceHeader, XrayHandle, TRACE_HEADER_NAME};
 
 /// Runs each request inside a `lift::request` span; made by
 /// [`RequestLogLayer`](super::RequestLogLayer).
@@ -72,23 +72,29 @@ where
                 .filter(|id| plain_id(id))
                 .map_or_else(|| Cow::Owned(uuid::Uuid::new_v4().to_string()), Cow::Borrowed),
         };
-        let trace_id = ctx
-            .and_then(Context::trace_header)
-            .or_else(|| req.headers().get(&TRACE_HEADER_NAME).and_then(|v| v.to_str().ok()))
-            .and_then(|h| h.parse::<TraceHeader>().ok())
-            .map(|h| h.root.to_string());
+        // The trace X-Ray is recording, when its layer ran first (it may have started a new
+        // one); else the incoming header's root.
+        let trace_id = XrayHandle::of(&req).map(|handle| handle.trace_id().to_ascii()).or_else(|| {
+            ctx.and_then(Context::trace_header)
+                .or_else(|| req.headers().get(&TRACE_HEADER_NAME).and_then(|v| v.to_str().ok()))
+                .and_then(|h| h.parse::<TraceHeader>().ok())
+                .map(|h| h.root.to_ascii())
+        });
         let span = tracing::info_span!(
             target: REQUEST_SPAN_TARGET,
             "request",
             request_id = &*request_id,
             tenant = ctx.and_then(Context::tenant),
-            xray_trace_id = trace_id.as_deref(),
+            xray_trace_id = trace_id.as_ref().and_then(|id| std::str::from_utf8(id).ok()),
             cold_start,
         );
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        let inner = span.in_scope(|| self.inner.call(req));
-        ResponseFuture::new(inner, span, method, uri, Instant::now())
+        // Method and path are kept only when the completion event would be written.
+        let (completion, inner) = span.in_scope(|| {
+            let completion = tracing::enabled!(target: REQUEST_SPAN_TARGET, tracing::Level::DEBUG)
+                .then(|| (req.method().clone(), req.uri().clone()));
+            (completion, self.inner.call(req))
+        });
+        ResponseFuture::new(inner, span, completion, Instant::now())
     }
 }
 

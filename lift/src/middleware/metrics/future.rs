@@ -61,9 +61,7 @@ where
         let client = status.is_some_and(|s| (400..500).contains(&s));
         let server = status.is_none_or(|s| s >= 500);
         if p.cold_start {
-            for doc in p.shared.cold_start.to_documents(SystemTime::now()) {
-                p.shared.sink.emit(&doc);
-            }
+            p.shared.cold_start.write_documents(SystemTime::now(), |doc| p.shared.sink.emit(doc));
         }
         p.handle.finish(&*p.shared.sink, |m| {
             if let (Some(route), None) = (route, m.dimension(ROUTE)) {

@@ -104,26 +104,16 @@ impl MetricsHandle {
     /// The layer calls this when the response is ready; call it yourself when recording
     /// without the layer (an SQS batch, say).
     pub fn flush(&self, sink: &dyn MetricsSink) {
-        let docs = {
-            let mut state = self.state();
-            state.flushed = true;
-            state.metrics.to_documents(SystemTime::now())
-        };
-        for doc in &docs {
-            sink.emit(doc);
-        }
+        self.finish(sink, |_| {});
     }
 
     /// Like [`flush`](Self::flush), after `f` has added last values.
     pub(crate) fn finish(&self, sink: &dyn MetricsSink, f: impl FnOnce(&mut Metrics)) {
-        let docs = {
-            let mut state = self.state();
-            f(&mut state.metrics);
-            state.flushed = true;
-            state.metrics.to_documents(SystemTime::now())
-        };
-        for doc in &docs {
-            sink.emit(doc);
-        }
+        let mut state = self.state();
+        f(&mut state.metrics);
+        state.flushed = true;
+        // Written under the lock, without copying the documents: the handle is the
+        // request's own, and once flushed nobody records into it.
+        state.metrics.write_documents(SystemTime::now(), |doc| sink.emit(doc));
     }
 }

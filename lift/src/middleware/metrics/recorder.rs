@@ -22,8 +22,48 @@ type Name = Cow<'static, str>;
 struct Metric {
     name: Name,
     unit: Unit,
-    values: Vec<f64>,
+    values: Values,
 }
+
+/// A metric's values: most metrics of a request have one, kept without an allocation.
+#[derive(Debug, Clone)]
+enum Values {
+    One(f64),
+    Many(Vec<f64>),
+}
+
+impl Values {
+    fn as_slice(&self) -> &[f64] {
+        match self {
+            Values::One(value) => std::slice::from_ref(value),
+            Values::Many(values) => values,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn push(&mut self, value: f64) {
+        match self {
+            Values::One(first) => *self = Values::Many(vec![*first, value]),
+            Values::Many(values) => values.push(value),
+        }
+    }
+}
+
+/// Metrics a request usually records (the layer's four and a few of the handler's), so
+/// the list is allocated once.
+const TYPICAL_METRICS: usize = 8;
+
+thread_local! {
+    /// The buffer documents are written into before they go to the sink, kept between
+    /// invocations so a flush does not allocate.
+    static DOCUMENT: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
+/// Buffers larger than this are not kept between invocations.
+const KEPT_BUFFER: usize = 64 * 1024;
 
 /// Metrics of one invocation, written as CloudWatch Embedded Metric Format documents.
 ///
@@ -190,7 +230,10 @@ impl Metrics {
                 Ok(())
             }
             None => {
-                self.metrics.push(Metric { name, unit, values: vec![value] });
+                if self.metrics.capacity() == 0 {
+                    self.metrics.reserve(TYPICAL_METRICS);
+                }
+                self.metrics.push(Metric { name, unit, values: Values::One(value) });
                 Ok(())
             }
         }
@@ -222,86 +265,128 @@ impl Metrics {
     /// The EMF documents, one JSON object per string (no newline), split to stay within
     /// EMF's limits. None when nothing was recorded.
     pub fn to_documents(&self, timestamp: SystemTime) -> Vec<String> {
-        let millis = timestamp.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
-        let head = self.document_head(millis);
         let mut docs = Vec::new();
-        let mut taken = vec![0usize; self.metrics.len()];
-        loop {
-            // The next ≤100 metrics with values left, and ≤100 values of each.
-            let batch: Vec<usize> = (0..self.metrics.len())
-                .filter(|&i| taken[i] < self.metrics[i].values.len())
-                .take(MAX_METRICS_PER_DOCUMENT)
-                .collect();
-            if batch.is_empty() {
-                return docs;
+        self.write_documents(timestamp, |doc| docs.push(doc.to_owned()));
+        docs
+    }
+
+    /// Hands each EMF document (as [`to_documents`](Self::to_documents) makes them) to
+    /// `emit`, written into a buffer the thread reuses: a flush allocates nothing.
+    pub fn write_documents(&self, timestamp: SystemTime, mut emit: impl FnMut(&str)) {
+        if self.metrics.is_empty() {
+            return;
+        }
+        let millis = timestamp.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
+        // Taken out, not borrowed: `emit` may record metrics of its own.
+        let mut doc = DOCUMENT.take();
+        let fits = self.metrics.len() <= MAX_METRICS_PER_DOCUMENT
+            && self.metrics.iter().all(|m| m.values.len() <= MAX_VALUES_PER_METRIC);
+        if fits {
+            doc.clear();
+            self.push_document(&mut doc, millis, self.metrics.iter().map(|m| (m, m.values.as_slice())));
+            emit(&doc);
+        } else {
+            let mut taken = vec![0usize; self.metrics.len()];
+            loop {
+                // The next ≤100 metrics with values left, and ≤100 values of each.
+                let batch: Vec<(usize, usize, usize)> = (0..self.metrics.len())
+                    .filter(|&i| taken[i] < self.metrics[i].values.len())
+                    .take(MAX_METRICS_PER_DOCUMENT)
+                    .map(|i| {
+                        (i, taken[i], (taken[i] + MAX_VALUES_PER_METRIC).min(self.metrics[i].values.len()))
+                    })
+                    .collect();
+                if batch.is_empty() {
+                    break;
+                }
+                doc.clear();
+                let values = batch.iter().map(|&(i, from, to)| {
+                    let m = &self.metrics[i];
+                    (m, &m.values.as_slice()[from..to])
+                });
+                self.push_document(&mut doc, millis, values);
+                for &(i, _, to) in &batch {
+                    taken[i] = to;
+                }
+                emit(&doc);
             }
-            let mut doc = head.clone();
-            for (n, &i) in batch.iter().enumerate() {
-                doc.push_str(if n == 0 { "{\"Name\":" } else { ",{\"Name\":" });
-                push_json_str(&mut doc, &self.metrics[i].name);
-                doc.push_str(",\"Unit\":\"");
-                doc.push_str(self.metrics[i].unit.as_str());
-                doc.push_str("\"}");
-            }
-            doc.push_str("]}]}");
-            self.push_members(&mut doc);
-            for &i in &batch {
-                let m = &self.metrics[i];
-                let end = (taken[i] + MAX_VALUES_PER_METRIC).min(m.values.len());
-                let values = &m.values[taken[i]..end];
-                taken[i] = end;
-                doc.push(',');
-                push_json_str(&mut doc, &m.name);
-                doc.push(':');
-                if let [one] = values {
-                    let _ = write!(doc, "{one}");
-                } else {
-                    doc.push('[');
-                    for (k, v) in values.iter().enumerate() {
-                        let _ = write!(doc, "{}{v}", if k == 0 { "" } else { "," });
+        }
+        if doc.capacity() <= KEPT_BUFFER {
+            DOCUMENT.set(doc);
+        }
+    }
+
+    /// One document: the `_aws` head declaring these metrics, the dimension values and
+    /// properties, then each metric's values.
+    fn push_document<'a>(
+        &self,
+        doc: &mut String,
+        millis: u128,
+        metrics: impl Iterator<Item = (&'a Metric, &'a [f64])> + Clone,
+    ) {
+        let _ = write!(doc, "{{\"_aws\":{{\"Timestamp\":{millis},\"CloudWatchMetrics\":[{{\"Namespace\":");
+        push_json_str(doc, &self.namespace);
+        doc.push_str(",\"Dimensions\":[");
+        self.push_dimension_sets(doc);
+        doc.push_str("],\"Metrics\":[");
+        for (n, (metric, _)) in metrics.clone().enumerate() {
+            doc.push_str(if n == 0 { "{\"Name\":" } else { ",{\"Name\":" });
+            push_json_str(doc, &metric.name);
+            doc.push_str(",\"Unit\":\"");
+            doc.push_str(metric.unit.as_str());
+            doc.push_str("\"}");
+        }
+        doc.push_str("]}]}");
+        self.push_members(doc);
+        for (metric, values) in metrics {
+            doc.push(',');
+            push_json_str(doc, &metric.name);
+            doc.push(':');
+            if let [one] = values {
+                push_number(doc, *one);
+            } else {
+                doc.push('[');
+                for (k, v) in values.iter().enumerate() {
+                    if k > 0 {
+                        doc.push(',');
                     }
-                    doc.push(']');
+                    push_number(doc, *v);
                 }
+                doc.push(']');
             }
-            doc.push('}');
-            docs.push(doc);
         }
+        doc.push('}');
     }
 
-    /// `{"_aws":{"Timestamp":..,"CloudWatchMetrics":[{"Namespace":..,"Dimensions":[..],"Metrics":[`
-    fn document_head(&self, millis: u128) -> String {
-        let mut head = String::with_capacity(256);
-        let _ = write!(head, "{{\"_aws\":{{\"Timestamp\":{millis},\"CloudWatchMetrics\":[{{\"Namespace\":");
-        push_json_str(&mut head, &self.namespace);
-        head.push_str(",\"Dimensions\":[");
-        for (n, set) in self.resolved_dimension_sets().iter().enumerate() {
-            head.push_str(if n == 0 { "[" } else { ",[" });
-            for (k, key) in set.iter().enumerate() {
+    /// The dimension sets, each reduced to the keys that have values, without repeats; a
+    /// recorder without sets uses one set of all its dimensions.
+    fn push_dimension_sets<'a>(&'a self, doc: &mut String) {
+        fn push_set<'k>(doc: &mut String, first: bool, keys: impl Iterator<Item = &'k str>) {
+            doc.push_str(if first { "[" } else { ",[" });
+            for (k, key) in keys.enumerate() {
                 if k > 0 {
-                    head.push(',');
+                    doc.push(',');
                 }
-                push_json_str(&mut head, key);
+                push_json_str(doc, key);
             }
-            head.push(']');
+            doc.push(']');
         }
-        head.push_str("],\"Metrics\":[");
-        head
-    }
-
-    /// Each set reduced to the keys that have values, without repeats.
-    fn resolved_dimension_sets(&self) -> Vec<Vec<&str>> {
         if self.dimension_sets.is_empty() {
-            return vec![self.dimensions.iter().map(|(k, _)| k.as_ref()).collect()];
+            push_set(doc, true, self.dimensions.iter().map(|(k, _)| k.as_ref()));
+            return;
         }
-        let mut sets: Vec<Vec<&str>> = Vec::with_capacity(self.dimension_sets.len());
-        for set in self.dimension_sets.iter() {
-            let present: Vec<&str> =
-                set.iter().map(|k| k.as_ref()).filter(|k| self.dimension(k).is_some()).collect();
-            if !sets.contains(&present) {
-                sets.push(present);
+        let present = |set: &'a [Name]| -> Present<'a> {
+            set.iter().map(|k| k.as_ref()).filter(|k: &&str| self.dimension(k).is_some()).collect()
+        };
+        let mut written = 0;
+        for (i, set) in self.dimension_sets.iter().enumerate() {
+            let keys = present(set);
+            if self.dimension_sets[..i].iter().any(|earlier| present(earlier) == keys) {
+                continue;
             }
+            push_set(doc, written == 0, keys.iter());
+            written += 1;
         }
-        sets
     }
 
     /// The dimension values and properties at the top level.
@@ -321,6 +406,40 @@ impl Metrics {
                 doc.push_str(&value.to_string());
             }
         }
+    }
+}
+
+/// The keys of a dimension set that have values: at most 30, kept on the stack.
+#[derive(PartialEq)]
+struct Present<'a> {
+    keys: [&'a str; MAX_DIMENSIONS],
+    len: usize,
+}
+
+impl<'a> Present<'a> {
+    fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.keys[..self.len].iter().copied()
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Present<'a> {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
+        let mut present = Present { keys: [""; MAX_DIMENSIONS], len: 0 };
+        for key in iter.into_iter().take(MAX_DIMENSIONS) {
+            present.keys[present.len] = key;
+            present.len += 1;
+        }
+        present
+    }
+}
+
+/// A finite value as a JSON number; whole numbers as integers, without float formatting.
+fn push_number(doc: &mut String, value: f64) {
+    // Below 2^53 every whole f64 is exact as an i64.
+    if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+        let _ = write!(doc, "{}", value as i64);
+    } else {
+        let _ = write!(doc, "{value}");
     }
 }
 
@@ -417,6 +536,40 @@ mod tests {
         assert_eq!(docs[1]["Latency"], 100.0);
         assert_eq!(docs[0]["Requests"], 1.0);
         assert!(docs[1].get("Requests").is_none(), "a metric's values are not repeated");
+    }
+
+    #[test]
+    fn documents_written_from_inside_emit_are_whole() {
+        // The buffer is the thread's: a sink that flushes another recorder while it is
+        // handed a document must not see either document cut or mixed.
+        let mut outer = Metrics::new("Outer").unwrap();
+        outer.record("Latency", 1.25, Unit::Milliseconds).unwrap();
+        let mut inner = Metrics::new("Inner").unwrap();
+        inner.count("Requests").unwrap();
+        let mut seen = Vec::new();
+        outer.write_documents(SystemTime::now(), |doc| {
+            inner.write_documents(SystemTime::now(), |nested| seen.push(nested.to_owned()));
+            seen.push(doc.to_owned());
+        });
+        let docs = parse(&seen);
+        assert_eq!(docs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Inner");
+        assert_eq!(docs[1]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Outer");
+        assert_eq!((docs[0]["Requests"].as_f64(), docs[1]["Latency"].as_f64()), (Some(1.0), Some(1.25)));
+        // A later, smaller document reuses the buffer without leftovers.
+        let again = inner.to_documents(SystemTime::now());
+        assert_eq!(parse(&again)[0]["Requests"], 1.0);
+        assert!(!again[0].contains("Latency"));
+    }
+
+    #[test]
+    fn numbers_keep_their_value() {
+        let mut m = Metrics::new("N").unwrap();
+        for v in [0.0, -3.0, 12.5, 1e-7, 123_456_789_012.0, 9_007_199_254_740_993.0, -0.5] {
+            m.record("V", v, Unit::None).unwrap();
+        }
+        let d = &parse(&m.to_documents(SystemTime::now()))[0];
+        let values: Vec<f64> = d["V"].as_array().unwrap().iter().filter_map(Value::as_f64).collect();
+        assert_eq!(values, [0.0, -3.0, 12.5, 1e-7, 123_456_789_012.0, 9_007_199_254_740_993.0, -0.5]);
     }
 
     #[test]

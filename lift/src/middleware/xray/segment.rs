@@ -3,7 +3,7 @@
 //! rest when the response is ready.
 
 use super::header::{SegmentId, TraceId};
-use crate::middleware::logging::escape::push_json_str;
+use crate::middleware::logging::escape::{push_json_chars, push_json_str};
 
 /// What precedes every document in a datagram to the daemon.
 pub(crate) const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";
@@ -228,11 +228,10 @@ pub(crate) fn begin(out: &mut String, seg: &SegmentStart<'_>) {
     out.push_str(",\"url\":");
     match req.host {
         Some(host) => {
-            let mut url = String::with_capacity(8 + host.len() + req.path.len());
-            url.push_str("https://");
-            url.push_str(host);
-            url.push_str(req.path);
-            push_json_str(out, &url);
+            out.push_str("\"https://");
+            push_json_chars(out, host);
+            push_json_chars(out, req.path);
+            out.push('"');
         }
         None => push_json_str(out, req.path),
     }
