@@ -26,6 +26,7 @@ pub mod context;
 pub mod disaster;
 pub mod error;
 pub mod event;
+pub(crate) mod hex;
 pub mod middleware;
 #[cfg(any(
     feature = "secrets",

@@ -45,6 +45,7 @@ use anyhow::Context as _;
 pub use budgets::{Budget, Budgets, Kernel, DEFAULT_BARE, DEFAULT_LAYER};
 pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
+use report::effective_budget_ns;
 pub use report::{GroupReport, KernelAdjustment, Measurement, Report, Verdict};
 
 /// The budgets file `lift-harness budget` reads unless told otherwise.
@@ -118,9 +119,8 @@ impl Gate {
         let (verdict, measurement, kernel, missing) = match medians {
             Ok((layer, bare, kernel)) => {
                 let measurement = Measurement::new(layer, bare);
-                let allowed =
-                    budget.budget_ns() as f64 + kernel.as_ref().map_or(0.0, KernelAdjustment::shift_ns);
-                let within = measurement.overhead_ns() <= allowed;
+                let within =
+                    measurement.overhead_ns() <= effective_budget_ns(budget.budget_ns(), kernel.as_ref());
                 (if within { Verdict::Pass } else { Verdict::Fail }, Some(measurement), kernel, None)
             }
             Err(err @ BudgetError::MissingResults { .. }) => {

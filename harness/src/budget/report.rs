@@ -111,6 +111,11 @@ impl KernelAdjustment {
     }
 }
 
+/// A budget moved by its kernel adjustment, if any: what the gate compares the overhead with.
+pub(super) fn effective_budget_ns(budget_ns: u64, kernel: Option<&KernelAdjustment>) -> f64 {
+    budget_ns as f64 + kernel.map_or(0.0, KernelAdjustment::shift_ns)
+}
+
 /// The gate's result for one bench group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupReport {
@@ -145,7 +150,7 @@ impl GroupReport {
     /// The budget the verdict used: [`budget_ns`](Self::budget_ns) moved by the kernel
     /// adjustment, if any.
     pub fn effective_budget_ns(&self) -> f64 {
-        self.budget_ns as f64 + self.kernel.as_ref().map_or(0.0, KernelAdjustment::shift_ns)
+        effective_budget_ns(self.budget_ns, self.kernel.as_ref())
     }
 
     /// The kernel adjustment, when the budget has one and it was measured.

@@ -96,10 +96,10 @@ fn percent_decode(raw: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex =
-                std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(b) = hex {
-                out.push(b);
+            if let (Some(high), Some(low)) =
+                (crate::hex::digit(bytes[i + 1]), crate::hex::digit(bytes[i + 2]))
+            {
+                out.push(high << 4 | low);
                 i += 3;
                 continue;
             }

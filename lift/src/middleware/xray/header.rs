@@ -173,28 +173,8 @@ fn hex(b: &[u8]) -> Option<u128> {
 
 /// Up to 16 hex digits (none is 0).
 fn hex64(b: &[u8]) -> Option<u64> {
-    b.iter().try_fold(0u64, |acc, &c| match HEX_VALUE[usize::from(c)] {
-        0xff => None,
-        v => Some(acc << 4 | u64::from(v)),
-    })
+    b.iter().try_fold(0u64, |acc, &c| Some(acc << 4 | u64::from(crate::hex::digit(c)?)))
 }
-
-/// Each byte's value as a hex digit, 0xff for bytes that are not one.
-static HEX_VALUE: [u8; 256] = {
-    let mut t = [0xffu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
 
 /// The `Sampled` part of a trace header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

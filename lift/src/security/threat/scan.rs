@@ -9,6 +9,7 @@
 
 use super::finding::{FindingKind, Severity};
 use super::ssrf;
+use crate::hex::digit;
 
 /// What a scanner found in a value: kind, severity, rule.
 pub(crate) type Hit = (FindingKind, Severity, &'static str);
@@ -68,17 +69,8 @@ fn normalize(raw: &[u8], plus_is_space: bool, scratch: &mut Scratch) {
     }
 }
 
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn has_escape(s: &[u8]) -> bool {
-    s.windows(3).any(|w| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some())
+    s.windows(3).any(|w| w[0] == b'%' && digit(w[1]).is_some() && digit(w[2]).is_some())
 }
 
 fn decode(src: &[u8], plus_is_space: bool, out: &mut Vec<u8>) {
@@ -94,7 +86,7 @@ fn decode(src: &[u8], plus_is_space: bool, out: &mut Vec<u8>) {
     while i < src.len() {
         let c = src[i];
         if c == b'%' && i + 2 < src.len() {
-            if let (Some(h), Some(l)) = (hex(src[i + 1]), hex(src[i + 2])) {
+            if let (Some(h), Some(l)) = (digit(src[i + 1]), digit(src[i + 2])) {
                 out.push(((h << 4) | l).to_ascii_lowercase());
                 i += 3;
                 continue;
@@ -125,7 +117,7 @@ fn unescape_json(raw: &[u8], out: &mut Vec<u8>) {
             b'b' | b'f' => out.push(b' '),
             b'u' if i + 4 <= raw.len() => {
                 let code =
-                    raw[i..i + 4].iter().try_fold(0u32, |acc, &d| hex(d).map(|v| acc * 16 + u32::from(v)));
+                    raw[i..i + 4].iter().try_fold(0u32, |acc, &d| digit(d).map(|v| acc * 16 + u32::from(v)));
                 i += 4;
                 let ch = code.and_then(char::from_u32).unwrap_or('?');
                 let mut buf = [0u8; 4];
