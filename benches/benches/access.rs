@@ -55,6 +55,7 @@ fn verify_group(c: &mut Criterion, name: &str, verifier: &Verifier, token: &'sta
     let noop = |token: &[u8]| token.len();
     group.bench_function("bare", |b| b.iter(|| black_box(noop(black_box(token.as_bytes())))));
     group.bench_function("layer", |b| b.iter(|| black_box(verifier.verify_cached(black_box(token)))));
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 
@@ -120,6 +121,7 @@ fn role_scope_check(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 

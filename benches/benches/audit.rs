@@ -69,6 +69,7 @@ fn audit_append(c: &mut Criterion) {
     group.bench_function("layer", |b| {
         b.iter_custom(|iters| timed(iters, |trail, _, e| trail.try_append(black_box(e)).expect("room")))
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 

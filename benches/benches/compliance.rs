@@ -65,6 +65,7 @@ fn compliance_rules(c: &mut Criterion) {
     let mut group = c.benchmark_group("compliance_rules");
     group.bench_function("bare", |b| b.iter(|| black_box(black_box(&record).request.body.len())));
     group.bench_function("layer", |b| b.iter(|| black_box(run(black_box(&record)))));
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 

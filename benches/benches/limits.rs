@@ -79,6 +79,7 @@ fn rate_limit_prefilter(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 

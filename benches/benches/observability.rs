@@ -49,6 +49,7 @@ fn emf_metric_record(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 
@@ -113,6 +114,7 @@ fn log_line(c: &mut Criterion) {
         assert!(line.contains("[REDACTED:pan]") && line.contains("\"tenant\":\"tenant-7\""), "{line}");
         group.bench_function("layer", |b| b.iter(event));
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 
@@ -142,6 +144,7 @@ fn xray_segment(c: &mut Criterion) {
     // of a datagram of the layer's size.
     let mut send = daemon.sender(daemon.largest_datagram());
     group.bench_function("udp_send", |b| b.iter(|| black_box(send())));
+    lift_benches::calibrate(&mut group);
     group.finish();
 
     let received = daemon.stop();

@@ -51,6 +51,7 @@ fn classify_mask(c: &mut Criterion) {
             black_box((class, doc))
         })
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 
@@ -62,6 +63,7 @@ fn aes_gcm(c: &mut Criterion) {
     group.bench_function("layer", |b| {
         b.iter(|| black_box(seal(&key, "tenant-a", black_box(&data)).expect("seal")))
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 

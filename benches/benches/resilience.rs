@@ -70,6 +70,7 @@ where
     group.bench_function("layer", |b| {
         b.iter_batched(get_request, |req| black_box(ready(layered.call(req)).is_ok()), BatchSize::SmallInput)
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 

@@ -63,6 +63,8 @@ fn router(c: &mut Criterion) {
         )
     });
 
+    lift_benches::calibrate(&mut group);
+
     group.finish();
 }
 

@@ -173,6 +173,7 @@ fn stack(c: &mut Criterion) {
         // The kernel's part of the X-Ray segment, for the budget's kernel adjustment.
         let mut send = daemon.sender(daemon.largest_datagram());
         group.bench_function("udp_send", |b| b.iter(|| std::hint::black_box(send())));
+        lift_benches::calibrate(&mut group);
         group.finish();
     });
 

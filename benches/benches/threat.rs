@@ -73,6 +73,7 @@ fn threat_detect(c: &mut Criterion) {
     group.bench_function("layer", |b| {
         b.iter_batched(request, |req| black_box(ready(layered.call(req)).is_ok()), BatchSize::SmallInput)
     });
+    lift_benches::calibrate(&mut group);
     group.finish();
 }
 

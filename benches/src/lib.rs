@@ -1,16 +1,26 @@
 //! Shared pieces of Lift's benches: the bare no-op service every middleware is measured
-//! against, and a realistic request.
+//! against, a realistic request, and the calibration workload.
 //!
 //! Convention: a bench file measures each middleware in its own criterion group named after
 //! the middleware (the key in `budgets.toml`), with two functions: `bare` (the no-op service
-//! alone) and `layer` (the middleware over the same no-op service), in the same run.
+//! alone) and `layer` (the middleware over the same no-op service), in the same run. Every
+//! group ends with [`calibrate`], which measures the machine's speed beside it.
 #![warn(missing_docs)]
 
 use std::convert::Infallible;
 
+use criterion::measurement::Measurement;
+use criterion::BenchmarkGroup;
+
 use lift::{Body, Request, Response};
 
 /// The no-op inner service: answers 200 with an empty body, at once.
+///
+/// It keeps the request instead of dropping it, and [`get_request`] drops the kept requests
+/// when it builds the next one, outside the timed part. Freeing a request's headers and
+/// extensions costs a few hundred nanoseconds, the same in `bare` and `layer`: timed, it
+/// cancels out of the overhead but not out of the noise, which on a busy shared machine
+/// grows with it and swamped overheads of tens of nanoseconds.
 pub fn noop() -> impl tower::Service<
     Request,
     Response = Response,
@@ -20,11 +30,21 @@ pub fn noop() -> impl tower::Service<
        + Send
        + Sync
        + 'static {
-    tower::service_fn(|_req: Request| std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty()))))
+    tower::service_fn(|req: Request| {
+        KEPT.with_borrow_mut(|kept| kept.push(req));
+        std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+    })
 }
 
-/// A GET request with a small set of realistic headers.
+thread_local! {
+    /// The requests [`noop`] answered since the last [`get_request`].
+    static KEPT: std::cell::RefCell<Vec<Request>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A GET request with a small set of realistic headers. Drops the requests [`noop`] kept.
 pub fn get_request() -> Request {
+    // Taken out first: dropping a request may run code that calls `noop` again.
+    drop(KEPT.with_borrow_mut(std::mem::take));
     http::Request::builder()
         .method("GET")
         .uri("/payments/pay_123")
@@ -118,4 +138,39 @@ impl Daemon {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.drain.join().expect("the drain thread")
     }
+}
+
+/// The input of the calibration workload: an API Gateway v2 event (1.7 KB of JSON).
+const CALIBRATION_INPUT: &str = include_str!("../../lift/tests/fixtures/apigw-v2-request.json");
+
+/// The calibration workload: checks an API Gateway v2 event's JSON four times over with
+/// `serde_json`, building nothing. It is the byte scanning and branching request handling is
+/// full of, none of it is Lift's code, and it allocates nothing, so neither a change to Lift
+/// nor the allocator's state after a bench's earlier work moves its cost: only the machine
+/// does. (A round trip through `serde_json::Value` ran up to 1.3 times slower in one bench
+/// binary than in another on the same quiet machine, from the heap each left behind.)
+///
+/// `budgets.toml` holds its median on the reference machine (`[calibration]`); measure it
+/// again there after changing this function, its input, or the `serde_json` version.
+///
+/// # Panics
+/// Never: the input is a fixed JSON document.
+pub fn calibration_workload(input: &str) -> usize {
+    let mut total = 0;
+    for _ in 0..4 {
+        let mut de = serde_json::Deserializer::from_str(std::hint::black_box(input));
+        let _: serde::de::IgnoredAny =
+            serde::Deserialize::deserialize(&mut de).expect("the calibration input is JSON");
+        total += input.len();
+    }
+    total
+}
+
+/// Adds the group's `calibrate` function: the [`calibration_workload`], measured in the same
+/// group and run as the layer, so the gate can scale the group's budget by the machine's
+/// speed at that moment.
+pub fn calibrate<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
+    group.bench_function("calibrate", |b| {
+        b.iter(|| calibration_workload(std::hint::black_box(CALIBRATION_INPUT)))
+    });
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
-use lift_harness::budget::{BudgetError, Budgets, CriterionResults, Gate, GateFailed, Verdict};
+use lift_harness::budget::{BudgetError, Budgets, CriterionResults, Gate, GateFailed, Report, Verdict};
 use tower::{Layer, Service, ServiceExt};
 
 /// How long the slow layer busy-spins per call.
@@ -43,10 +43,7 @@ impl<S: Service<u64>> Service<u64> for Spin<S> {
     }
 
     fn call(&mut self, req: u64) -> S::Future {
-        let start = Instant::now();
-        while start.elapsed() < self.spin {
-            std::hint::spin_loop();
-        }
+        spin(self.spin);
         self.inner.call(req)
     }
 }
@@ -109,7 +106,19 @@ where
             async move { black_box(svc.oneshot(black_box(1)).await) }
         })
     });
+    // The machine's speed beside the group: a fixed 1 µs of spinning.
+    g.bench_function("calibrate", |b| b.iter(|| spin(CALIBRATION_SPIN)));
     g.finish();
+}
+
+/// How long the calibration workload of these tests spins.
+const CALIBRATION_SPIN: Duration = Duration::from_micros(1);
+
+fn spin(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
 }
 
 /// A fresh directory under cargo's per-test temp dir.
@@ -380,6 +389,21 @@ fn the_workspace_budgets_file_covers_every_bench_group() {
         assert_eq!(budget.budget_ns(), budget_ns, "{group}");
         assert!(!budget.description().is_empty(), "{group} has no description");
     }
+    let calibration = budgets.calibration().expect("the budgets scale with the machine's speed");
+    assert_eq!(calibration.function(), "calibrate");
+    assert!(calibration.max_factor() <= 3.0, "a cap above 3x would excuse a tripled layer");
+    // Every bench group runs the calibration beside its layer.
+    let benches = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/benches");
+    for entry in std::fs::read_dir(benches).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.matches("group.finish()").count(),
+            text.matches("lift_benches::calibrate(&mut group)").count(),
+            "{}: a group without the calibration",
+            path.display()
+        );
+    }
 }
 
 const XRAY: &str = r#"
@@ -391,7 +415,7 @@ kernel_reference_ns = 3000
 
 /// A run with these medians for the X-Ray group: the same layer overhead (5.5 µs) under
 /// kernels of different speed.
-fn xray_run(kernel_ns: f64) -> lift_harness::budget::Report {
+fn xray_run(kernel_ns: f64) -> Report {
     let dir = temp_dir("kernel");
     fake_estimates(&dir, "xray_segment", "bare", 300.0);
     fake_estimates(&dir, "xray_segment", "layer", 5_800.0);
@@ -407,7 +431,7 @@ fn a_kernel_adjusted_budget_moves_with_the_kernel_measured_in_the_same_run() {
     assert_eq!((g.verdict(), g.budget_ns(), g.effective_budget_ns()), (Verdict::Pass, 5_000, 5_600.0));
     let k = g.kernel().unwrap();
     assert_eq!(
-        (k.function(), k.median_ns(), k.reference_ns(), k.shift_ns()),
+        (k.reading().function(), k.reading().median_ns(), k.reading().reference_ns(), k.shift_ns()),
         ("udp_send", 3_600.0, 3_000, 600.0)
     );
     let table = slow_kernel.to_string();
@@ -463,4 +487,159 @@ fn kernel_settings_are_checked() {
         assert!(matches!(err, BudgetError::InvalidBudget { .. }), "{err}");
         assert!(err.to_string().contains(reason), "{err} should say {reason}");
     }
+}
+
+#[test]
+fn a_slow_layer_fails_a_calibrated_gate_too() {
+    // The calibration workload of `measured()` spins 1 µs: the machine's speed is about 1.
+    let budgets = Budgets::load(write_budgets(&format!(
+        "[calibration]\nreference_ns = {}\nmax_factor = 3.0\n{BOTH}",
+        CALIBRATION_SPIN.as_nanos()
+    )))
+    .unwrap();
+    let report = Gate::new(budgets, CriterionResults::new(measured())).check().unwrap();
+    println!("{report}");
+    let slow = report.group("slow_layer").unwrap();
+    let speed = slow.speed().unwrap();
+    assert!((0.9..2.0).contains(&speed.factor()), "a 1 µs spin measured {} ns", speed.reading().median_ns());
+    assert_eq!(slow.verdict(), Verdict::Fail, "20 µs of spin is over 5 µs at any speed up to 3x");
+    assert_eq!(report.group("pass_through").unwrap().verdict(), Verdict::Pass);
+}
+
+const SCALED: &str = r#"
+[calibration]
+reference_ns = 4000
+max_factor = 2.5
+
+[budgets.timeout]
+budget_ns = 150
+
+[budgets.xray_segment]
+budget_ns = 5000
+kernel = "udp_send"
+kernel_reference_ns = 3000
+"#;
+
+/// A run in which the calibration workload took `calibrate_ns` beside every group, the
+/// timeout added `timeout_ns` and X-Ray 6 µs with its send at 3.5 µs.
+fn scaled_run(calibrate_ns: f64, timeout_ns: f64) -> Report {
+    let dir = temp_dir("scaled");
+    fake_estimates(&dir, "timeout", "bare", 20.0);
+    fake_estimates(&dir, "timeout", "layer", 20.0 + timeout_ns);
+    fake_estimates(&dir, "xray_segment", "bare", 300.0);
+    fake_estimates(&dir, "xray_segment", "layer", 6_300.0);
+    fake_estimates(&dir, "xray_segment", "udp_send", 3_500.0);
+    for group in ["timeout", "xray_segment"] {
+        fake_estimates(&dir, group, "calibrate", calibrate_ns);
+    }
+    Gate::new(Budgets::load(write_budgets(SCALED)).unwrap(), CriterionResults::new(&dir)).check().unwrap()
+}
+
+#[test]
+fn budgets_scale_with_the_calibration_measured_beside_each_group() {
+    // At the reference speed the budgets are as written: 240 ns is over 150 ns, and X-Ray's
+    // 6 µs is over (5 - 3) + 3.5 = 5.5 µs.
+    let reference = scaled_run(4_000.0, 240.0);
+    let timeout = reference.group("timeout").unwrap();
+    assert_eq!((timeout.verdict(), timeout.effective_budget_ns()), (Verdict::Fail, 150.0));
+    let xray = reference.group("xray_segment").unwrap();
+    assert_eq!((xray.verdict(), xray.effective_budget_ns()), (Verdict::Fail, 5_500.0));
+
+    // The machine ran 1.6x slower beside them: 240 ns is within 150 x 1.6, and X-Ray within
+    // 2 µs x 1.6 + 3.5 µs (the send, measured on its own, is not scaled again).
+    let slow = scaled_run(6_400.0, 240.0);
+    let timeout = slow.group("timeout").unwrap();
+    assert_eq!((timeout.verdict(), timeout.effective_budget_ns()), (Verdict::Pass, 240.0));
+    let speed = timeout.speed().unwrap();
+    let reading = speed.reading();
+    assert_eq!(
+        (reading.function(), reading.median_ns(), reading.reference_ns()),
+        ("calibrate", 6_400.0, 4_000)
+    );
+    assert!((speed.factor() - 1.6).abs() < 1e-9 && !speed.capped());
+    let xray = slow.group("xray_segment").unwrap();
+    assert_eq!(xray.verdict(), Verdict::Pass);
+    assert!((xray.effective_budget_ns() - 6_700.0).abs() < 1e-6, "{}", xray.effective_budget_ns());
+    let table = slow.to_string();
+    println!("{table}");
+    assert!(table.contains("1.60x") && table.contains("240.0 ns *"), "{table}");
+    assert!(table.contains("speed = median(<group>/calibrate) / reference 4.00 µs, at most 2.5x"), "{table}");
+    assert!(
+        table.contains(
+            "* xray_segment: (budget 5.00 µs - udp_send reference 3.00 µs) x speed 1.60 + \
+             xray_segment/udp_send 3.50 µs = 6.70 µs"
+        ),
+        "{table}"
+    );
+    let json = serde_json::to_value(&slow).unwrap();
+    assert_eq!(json["groups"][0]["speed"]["median_ns"], 6_400.0);
+    assert_eq!(json["groups"][0]["speed"]["factor"], 1.6);
+
+    // A faster machine tightens them: at half the reference time 100 ns is over 75 ns.
+    let fast = scaled_run(2_000.0, 100.0);
+    let timeout = fast.group("timeout").unwrap();
+    assert_eq!((timeout.verdict(), timeout.effective_budget_ns()), (Verdict::Fail, 75.0));
+}
+
+#[test]
+fn the_speed_factor_is_capped() {
+    // Ten times slower, but budgets scale by 2.5x at most: a layer four times over its budget
+    // fails however slow the machine measured, one twice over passes.
+    let crawling = scaled_run(40_000.0, 600.0);
+    let timeout = crawling.group("timeout").unwrap();
+    let speed = timeout.speed().unwrap();
+    assert!(speed.capped());
+    assert_eq!((speed.measured_factor(), speed.factor()), (10.0, 2.5));
+    assert_eq!((timeout.verdict(), timeout.effective_budget_ns()), (Verdict::Fail, 375.0));
+    let table = crawling.to_string();
+    assert!(table.contains("2.50x!"), "{table}");
+    assert!(
+        table.contains("! timeout: timeout/calibrate ran 10.00x slower than the reference, beyond the 2.5x"),
+        "{table}"
+    );
+    assert_eq!(scaled_run(40_000.0, 300.0).group("timeout").unwrap().verdict(), Verdict::Pass);
+}
+
+#[test]
+fn a_calibrated_budget_without_the_calibration_measurement_is_missing() {
+    let dir = temp_dir("calibration-missing");
+    fake_estimates(&dir, "timeout", "bare", 20.0);
+    fake_estimates(&dir, "timeout", "layer", 30.0);
+    let budgets = Budgets::load(write_budgets(
+        "[calibration]\nreference_ns = 4000\nmax_factor = 2.5\n[budgets.timeout]\nbudget_ns = 150\n",
+    ))
+    .unwrap();
+    let report = Gate::new(budgets, CriterionResults::new(&dir)).check().unwrap();
+    let g = report.group("timeout").unwrap();
+    assert_eq!(g.verdict(), Verdict::Missing, "a cheap layer does not pass without the machine's speed");
+    assert!(g.missing().unwrap().contains("timeout/calibrate"), "{:?}", g.missing());
+}
+
+#[test]
+fn calibration_settings_are_checked() {
+    const BUDGET: &str = "[budgets.x]\nbudget_ns = 5000\nkernel = \"send\"\nkernel_reference_ns = 3000\n";
+    for (calibration, reason) in [
+        ("reference_ns = 0\nmax_factor = 2.0\n", "reference_ns must be above 0"),
+        ("reference_ns = 4000\nmax_factor = 0.5\n", "max_factor must be a number of at least 1"),
+        ("reference_ns = 4000\nmax_factor = nan\n", "max_factor must be a number of at least 1"),
+        ("reference_ns = 4000\nmax_factor = inf\n", "max_factor must be a number of at least 1"),
+        ("function = \"\"\nreference_ns = 4000\nmax_factor = 2.0\n", "function must not be empty"),
+        ("function = \"layer\"\nreference_ns = 4000\nmax_factor = 2.0\n", "already a function of x's budget"),
+        ("function = \"send\"\nreference_ns = 4000\nmax_factor = 2.0\n", "already a function of x's budget"),
+    ] {
+        let text = format!("[calibration]\n{calibration}{BUDGET}");
+        let err = Budgets::parse(&text, "budgets.toml").unwrap_err();
+        assert!(matches!(err, BudgetError::InvalidBudget { .. }), "{err}");
+        assert!(err.to_string().contains(reason), "{err} should say {reason}");
+    }
+    for calibration in
+        ["reference_ns = 4000\n", "max_factor = 2.0\n", "reference_ns = 4000\nmax_factor = 2.0\nfloor = 1\n"]
+    {
+        let text = format!("[calibration]\n{calibration}{BUDGET}");
+        let err = Budgets::parse(&text, "budgets.toml").unwrap_err();
+        assert!(matches!(err, BudgetError::BadToml { .. }), "{calibration}: {err}");
+    }
+    let whole =
+        Budgets::parse(&format!("[calibration]\nreference_ns = 4000\nmax_factor = 2\n{BUDGET}"), "b.toml");
+    assert_eq!(whole.unwrap().calibration().unwrap().max_factor(), 2.0, "a whole number is a factor too");
 }

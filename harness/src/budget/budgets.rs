@@ -34,10 +34,53 @@ pub const DEFAULT_LAYER: &str = "layer";
 /// assert_eq!(breaker.layer_function(), "layer");
 /// # Ok::<(), lift_harness::budget::BudgetError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Budgets {
     path: PathBuf,
     budgets: Vec<Budget>,
+    calibration: Option<Calibration>,
+}
+
+/// The machine's speed, measured in every group and run by a fixed workload that is not
+/// Lift's code: a bench function of that name in each group (`calibrate`), and its median on
+/// the machine the budgets were set on.
+///
+/// A shared CI machine runs everything 1.3-2.3 times slower for minutes at a time when its
+/// host is busy, and an absolute budget then fails on the host's load, not on the layer.
+/// With a calibration, a group's budget holds on the reference machine and scales by how
+/// much slower (or faster) the workload ran beside the group, at most `max_factor`:
+///
+/// ```text
+/// speed  = min(median(<group>/<function>) / reference_ns, max_factor)
+/// budget = budget_ns * speed
+/// budget = (budget_ns - kernel_reference_ns) * speed + median(<group>/<kernel>)   (with a kernel)
+/// ```
+///
+/// The workload is the same in every commit, so a slower layer is never excused by it: a
+/// layer that doubles its cost fails whatever the machine's speed, and on a machine so slow
+/// that `max_factor` caps the speed, the budgets stop loosening and the gate fails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    function: String,
+    reference_ns: u64,
+    max_factor: f64,
+}
+
+impl Calibration {
+    /// The bench function, in every group, that runs the calibration workload.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The workload's median on the reference machine, in nanoseconds.
+    pub fn reference_ns(&self) -> u64 {
+        self.reference_ns
+    }
+
+    /// The most a budget is scaled by, however slow the machine measured.
+    pub fn max_factor(&self) -> f64 {
+        self.max_factor
+    }
 }
 
 /// The overhead budget of one criterion group.
@@ -183,7 +226,36 @@ impl Budgets {
                 kernel,
             });
         }
-        Ok(Self { path, budgets })
+        let calibration = match file.calibration {
+            None => None,
+            Some(spec) => {
+                let function = spec.function;
+                if function.trim().is_empty() {
+                    return Err(invalid("calibration: function must not be empty".to_owned()));
+                }
+                if let Some(b) = budgets.iter().find(|b| {
+                    b.bare == function
+                        || b.layer == function
+                        || b.kernel.as_ref().is_some_and(|k| k.function == function)
+                }) {
+                    return Err(invalid(format!(
+                        "calibration: function {function:?} is already a function of {}'s budget",
+                        b.group
+                    )));
+                }
+                if spec.reference_ns == 0 {
+                    return Err(invalid("calibration: reference_ns must be above 0".to_owned()));
+                }
+                if !(spec.max_factor.is_finite() && spec.max_factor >= 1.0) {
+                    return Err(invalid(format!(
+                        "calibration: max_factor must be a number of at least 1, not {}",
+                        spec.max_factor
+                    )));
+                }
+                Some(Calibration { function, reference_ns: spec.reference_ns, max_factor: spec.max_factor })
+            }
+        };
+        Ok(Self { path, budgets, calibration })
     }
 
     /// The file the budgets came from.
@@ -194,6 +266,11 @@ impl Budgets {
     /// The budget of a group.
     pub fn get(&self, group: &str) -> Option<&Budget> {
         self.budgets.iter().find(|b| b.group == group)
+    }
+
+    /// The machine-speed calibration the budgets scale by, when the file has one.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
     }
 
     /// The budgets, in file order.
@@ -226,6 +303,25 @@ impl<'a> IntoIterator for &'a Budgets {
 #[serde(deny_unknown_fields)]
 struct File {
     budgets: Ordered,
+    #[serde(default)]
+    calibration: Option<CalibrationSpec>,
+}
+
+/// The `[calibration]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalibrationSpec {
+    #[serde(default = "default_calibration")]
+    function: String,
+    reference_ns: u64,
+    max_factor: f64,
+}
+
+/// The calibration's bench function, unless the file names another.
+pub const DEFAULT_CALIBRATION: &str = "calibrate";
+
+fn default_calibration() -> String {
+    DEFAULT_CALIBRATION.to_owned()
 }
 
 /// One `[budgets.<group>]` table as written.

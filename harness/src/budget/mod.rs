@@ -21,6 +21,17 @@
 //! budget = budget_ns + median(<group>/<kernel>) - kernel_reference_ns
 //! ```
 //!
+//! A shared machine also slows down as a whole, by up to 2.3 times for minutes at a time
+//! when its host is busy. A budgets file with a `[calibration]` ([`Calibration`]) has every
+//! group run a fixed workload that is not Lift's code beside its layer, and scales each
+//! budget by how much slower or faster than on the reference machine that workload ran, at
+//! most `max_factor` times (the kernel's part, measured on its own, is not scaled):
+//!
+//! ```text
+//! speed  = min(median(<group>/calibrate) / reference_ns, max_factor)
+//! budget = (budget_ns - kernel_reference_ns) * speed + median(<group>/<kernel>)
+//! ```
+//!
 //! # Examples
 //!
 //! ```no_run
@@ -42,11 +53,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use budgets::{Budget, Budgets, Kernel, DEFAULT_BARE, DEFAULT_LAYER};
+pub use budgets::{Budget, Budgets, Calibration, Kernel, DEFAULT_BARE, DEFAULT_CALIBRATION, DEFAULT_LAYER};
 pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
 use report::effective_budget_ns;
-pub use report::{GroupReport, KernelAdjustment, Measurement, Report, Verdict};
+pub use report::{GroupReport, KernelAdjustment, Measurement, Reading, Report, SpeedAdjustment, Verdict};
 
 /// The budgets file `lift-harness budget` reads unless told otherwise.
 pub const DEFAULT_BUDGETS_FILE: &str = "benches/budgets.toml";
@@ -114,18 +125,22 @@ impl Gate {
                 Some(kernel) => Some(KernelAdjustment::new(kernel, median(kernel.function())?)),
                 None => None,
             };
-            Ok((layer, bare, kernel))
+            let speed = match self.budgets.calibration() {
+                Some(calibration) => Some(SpeedAdjustment::new(calibration, median(calibration.function())?)),
+                None => None,
+            };
+            Ok((layer, bare, kernel, speed))
         });
-        let (verdict, measurement, kernel, missing) = match medians {
-            Ok((layer, bare, kernel)) => {
+        let (verdict, measurement, kernel, speed, missing) = match medians {
+            Ok((layer, bare, kernel, speed)) => {
                 let measurement = Measurement::new(layer, bare);
-                let within =
-                    measurement.overhead_ns() <= effective_budget_ns(budget.budget_ns(), kernel.as_ref());
-                (if within { Verdict::Pass } else { Verdict::Fail }, Some(measurement), kernel, None)
+                let within = measurement.overhead_ns()
+                    <= effective_budget_ns(budget.budget_ns(), kernel.as_ref(), speed.as_ref());
+                (if within { Verdict::Pass } else { Verdict::Fail }, Some(measurement), kernel, speed, None)
             }
             Err(err @ BudgetError::MissingResults { .. }) => {
                 let verdict = if self.allow_missing { Verdict::Skipped } else { Verdict::Missing };
-                (verdict, None, None, Some(err.to_string()))
+                (verdict, None, None, None, Some(err.to_string()))
             }
             Err(err) => return Err(err),
         };
@@ -136,6 +151,7 @@ impl Gate {
             verdict,
             measurement,
             kernel,
+            speed,
             missing,
         })
     }

@@ -76,20 +76,17 @@ impl Measurement {
     }
 }
 
-/// How much a budget moved for the kernel work it includes (see [`Kernel`](super::Kernel)).
+/// A bench function of a group, measured in this run, against its median on the reference
+/// machine: what the kernel adjustment and the speed scaling are made of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KernelAdjustment {
+pub struct Reading {
     function: String,
     median_ns: f64,
     reference_ns: u64,
 }
 
-impl KernelAdjustment {
-    pub(super) fn new(kernel: &super::Kernel, median_ns: f64) -> Self {
-        Self { function: kernel.function().to_owned(), median_ns, reference_ns: kernel.reference_ns() }
-    }
-
-    /// The bench function that measured the kernel's work.
+impl Reading {
+    /// The group's bench function.
     pub fn function(&self) -> &str {
         &self.function
     }
@@ -99,21 +96,107 @@ impl KernelAdjustment {
         self.median_ns
     }
 
-    /// Its median on the reference machine, which the budget counts.
+    /// Its median on the reference machine.
     pub fn reference_ns(&self) -> u64 {
         self.reference_ns
+    }
+}
+
+/// How much a budget moved for the kernel work it includes (see [`Kernel`](super::Kernel)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelAdjustment {
+    #[serde(flatten)]
+    reading: Reading,
+}
+
+impl KernelAdjustment {
+    pub(super) fn new(kernel: &super::Kernel, median_ns: f64) -> Self {
+        let reading = Reading {
+            function: kernel.function().to_owned(),
+            median_ns,
+            reference_ns: kernel.reference_ns(),
+        };
+        Self { reading }
+    }
+
+    /// The function that measured the kernel's work alone, its median and its reference
+    /// (the part of the budget it is).
+    pub fn reading(&self) -> &Reading {
+        &self.reading
     }
 
     /// What the budget moves by: this run's median minus the reference (negative when the
     /// kernel was faster than on the reference machine).
     pub fn shift_ns(&self) -> f64 {
-        self.median_ns - self.reference_ns as f64
+        self.reading.median_ns - self.reading.reference_ns as f64
     }
 }
 
-/// A budget moved by its kernel adjustment, if any: what the gate compares the overhead with.
-pub(super) fn effective_budget_ns(budget_ns: u64, kernel: Option<&KernelAdjustment>) -> f64 {
-    budget_ns as f64 + kernel.map_or(0.0, KernelAdjustment::shift_ns)
+/// How much a budget scaled for the machine's speed in this run (see
+/// [`Calibration`](super::Calibration)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpeedAdjustment {
+    #[serde(flatten)]
+    reading: Reading,
+    max_factor: f64,
+    measured_factor: f64,
+    factor: f64,
+}
+
+impl SpeedAdjustment {
+    pub(super) fn new(calibration: &super::Calibration, median_ns: f64) -> Self {
+        let measured_factor = median_ns / calibration.reference_ns() as f64;
+        Self {
+            reading: Reading {
+                function: calibration.function().to_owned(),
+                median_ns,
+                reference_ns: calibration.reference_ns(),
+            },
+            max_factor: calibration.max_factor(),
+            measured_factor,
+            factor: measured_factor.min(calibration.max_factor()),
+        }
+    }
+
+    /// The function that ran the calibration workload beside the group, its median and its
+    /// median on the reference machine.
+    pub fn reading(&self) -> &Reading {
+        &self.reading
+    }
+
+    /// How much slower (above 1) or faster (below 1) than the reference this run measured.
+    pub fn measured_factor(&self) -> f64 {
+        self.measured_factor
+    }
+
+    /// What the budget was scaled by: the measured factor, at most the calibration's
+    /// `max_factor`.
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+
+    /// Whether the machine measured slower than `max_factor` allows for, so the budget
+    /// scaled by less than the machine slowed down.
+    pub fn capped(&self) -> bool {
+        self.measured_factor > self.max_factor
+    }
+}
+
+/// A budget scaled for the machine's speed and moved by its kernel adjustment, when it has
+/// them: what the gate compares the overhead with. The kernel's part is not scaled: its
+/// median in the run stands in for it.
+pub(super) fn effective_budget_ns(
+    budget_ns: u64,
+    kernel: Option<&KernelAdjustment>,
+    speed: Option<&SpeedAdjustment>,
+) -> f64 {
+    let factor = speed.map_or(1.0, SpeedAdjustment::factor);
+    match kernel {
+        Some(kernel) => {
+            (budget_ns as f64 - kernel.reading.reference_ns as f64) * factor + kernel.reading.median_ns
+        }
+        None => budget_ns as f64 * factor,
+    }
 }
 
 /// The gate's result for one bench group.
@@ -127,6 +210,8 @@ pub struct GroupReport {
     pub(super) measurement: Option<Measurement>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) kernel: Option<KernelAdjustment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) speed: Option<SpeedAdjustment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) missing: Option<String>,
 }
@@ -147,10 +232,15 @@ impl GroupReport {
         self.budget_ns
     }
 
-    /// The budget the verdict used: [`budget_ns`](Self::budget_ns) moved by the kernel
-    /// adjustment, if any.
+    /// The budget the verdict used: [`budget_ns`](Self::budget_ns) scaled for the machine's
+    /// speed and moved by the kernel adjustment, when the budget has them.
     pub fn effective_budget_ns(&self) -> f64 {
-        effective_budget_ns(self.budget_ns, self.kernel.as_ref())
+        effective_budget_ns(self.budget_ns, self.kernel.as_ref(), self.speed.as_ref())
+    }
+
+    /// The machine-speed scaling, when the budgets have a calibration and it was measured.
+    pub fn speed(&self) -> Option<&SpeedAdjustment> {
+        self.speed.as_ref()
     }
 
     /// The kernel adjustment, when the budget has one and it was measured.
@@ -228,9 +318,9 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const HEADER: [&str; 7] =
-            ["bench", "layer median", "bare median", "overhead", "ratio", "budget", "verdict"];
-        let rows: Vec<[String; 7]> = self
+        const HEADER: [&str; 8] =
+            ["bench", "layer median", "bare median", "overhead", "ratio", "speed", "budget", "verdict"];
+        let rows: Vec<[String; 8]> = self
             .groups
             .iter()
             .map(|g| {
@@ -249,9 +339,14 @@ impl fmt::Display for Report {
                     bare,
                     overhead,
                     ratio,
-                    match &g.kernel {
-                        Some(_) => format!("{} *", format_ns(g.effective_budget_ns())),
-                        None => format_budget(g.budget_ns),
+                    g.speed.as_ref().map_or_else(
+                        || "-".to_owned(),
+                        |s| format!("{:.2}x{}", s.factor, if s.capped() { "!" } else { "" }),
+                    ),
+                    if g.kernel.is_some() || g.speed.is_some() {
+                        format!("{} *", format_ns(g.effective_budget_ns()))
+                    } else {
+                        format_budget(g.budget_ns)
                     },
                     g.verdict.to_string(),
                 ]
@@ -263,31 +358,66 @@ impl fmt::Display for Report {
                 *width = (*width).max(cell.chars().count());
             }
         }
-        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 7]| {
+        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 8]| {
             // The bench name reads left-aligned, the numbers right-aligned.
             write!(f, "{:<w$}", cells[0], w = widths[0])?;
-            for (cell, width) in cells.iter().zip(widths).skip(1).take(5) {
+            for (cell, width) in cells.iter().zip(widths).skip(1).take(6) {
                 write!(f, "  {cell:>width$}")?;
             }
-            writeln!(f, "  {}", cells[6])
+            writeln!(f, "  {}", cells[7])
         };
         line(f, HEADER)?;
         for row in &rows {
             line(f, row.each_ref().map(String::as_str))?;
         }
         writeln!(f)?;
+        if let Some(s) = self.groups.iter().find_map(|g| g.speed.as_ref()) {
+            writeln!(
+                f,
+                "* budget = budget_ns x speed, speed = median(<group>/{}) / reference {}, at most {:.1}x: \
+                 the calibration workload, run beside each group, against its median on the reference machine",
+                s.reading.function,
+                format_budget(s.reading.reference_ns),
+                s.max_factor,
+            )?;
+        }
         for g in &self.groups {
-            if let Some(k) = &g.kernel {
-                writeln!(
+            let Some(k) = &g.kernel else { continue };
+            match &g.speed {
+                None => writeln!(
                     f,
                     "* {}: budget {} + ({}/{} {} - reference {}) = {}: the kernel's part, measured in the same run",
                     g.group,
                     format_budget(g.budget_ns),
                     g.group,
-                    k.function,
-                    format_ns(k.median_ns),
-                    format_budget(k.reference_ns),
+                    k.reading.function,
+                    format_ns(k.reading.median_ns),
+                    format_budget(k.reading.reference_ns),
                     format_ns(g.effective_budget_ns()),
+                )?,
+                Some(s) => writeln!(
+                    f,
+                    "* {}: (budget {} - {} reference {}) x speed {:.2} + {}/{} {} = {}: the kernel's part, \
+                     measured in the same run, is not scaled",
+                    g.group,
+                    format_budget(g.budget_ns),
+                    k.reading.function,
+                    format_budget(k.reading.reference_ns),
+                    s.factor,
+                    g.group,
+                    k.reading.function,
+                    format_ns(k.reading.median_ns),
+                    format_ns(g.effective_budget_ns()),
+                )?,
+            }
+        }
+        for g in &self.groups {
+            if let Some(s) = g.speed.as_ref().filter(|s| s.capped()) {
+                writeln!(
+                    f,
+                    "! {}: {}/{} ran {:.2}x slower than the reference, beyond the {:.1}x the budgets \
+                     scale by: its budget scaled by {:.1}x only",
+                    g.group, g.group, s.reading.function, s.measured_factor, s.max_factor, s.max_factor,
                 )?;
             }
         }
