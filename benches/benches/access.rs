@@ -52,10 +52,11 @@ fn verify_group(c: &mut Criterion, name: &str, verifier: &Verifier, token: &'sta
     let verified = verifier.verify_cached(token).expect("the bench token verifies").expect("keys are warm");
     assert_eq!(verified.principal.tenant, "acme");
     let mut group = c.benchmark_group(name);
+    lift_benches::calibrate_before(&mut group);
     let noop = |token: &[u8]| token.len();
     group.bench_function("bare", |b| b.iter(|| black_box(noop(black_box(token.as_bytes())))));
     group.bench_function("layer", |b| b.iter(|| black_box(verifier.verify_cached(black_box(token)))));
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 
@@ -100,6 +101,7 @@ fn role_scope_check(c: &mut Criterion) {
 
     // The request (with its context) is built outside the timed part.
     let mut group = c.benchmark_group("role_scope_check");
+    lift_benches::calibrate_before(&mut group);
     let bare = noop();
     group.bench_function("bare", |b| {
         b.to_async(&rt).iter_batched(
@@ -121,7 +123,7 @@ fn role_scope_check(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

@@ -63,13 +63,14 @@ fn audit_append(c: &mut Criterion) {
     probe.try_append(entry(0)).expect("room");
     assert_eq!(probe.pending(), 1);
     let mut group = c.benchmark_group("audit_append");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
         b.iter_custom(|iters| timed(iters, |_, plain, e| plain.push(black_box(e))))
     });
     group.bench_function("layer", |b| {
         b.iter_custom(|iters| timed(iters, |trail, _, e| trail.try_append(black_box(e)).expect("room")))
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

@@ -63,9 +63,10 @@ fn compliance_rules(c: &mut Criterion) {
     };
     assert!(run(&record).is_empty(), "the bench invocation is clean: {:?}", run(&record));
     let mut group = c.benchmark_group("compliance_rules");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| b.iter(|| black_box(black_box(&record).request.body.len())));
     group.bench_function("layer", |b| b.iter(|| black_box(run(black_box(&record)))));
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

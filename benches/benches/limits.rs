@@ -69,6 +69,7 @@ fn rate_limit_prefilter(c: &mut Criterion) {
 
     let mut bare = noop();
     let mut group = c.benchmark_group("rate_limit_prefilter");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
         b.iter_batched(tenant_request, |req| black_box(ready(bare.call(req)).is_ok()), BatchSize::SmallInput)
     });
@@ -79,7 +80,7 @@ fn rate_limit_prefilter(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

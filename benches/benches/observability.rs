@@ -33,6 +33,7 @@ fn emf_metric_record(c: &mut Criterion) {
         .expect("valid recorder");
     let fresh = || MetricsHandle::new(template.clone());
     let mut group = c.benchmark_group("emf_metric_record");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
         b.iter_batched_ref(
             fresh,
@@ -49,7 +50,7 @@ fn emf_metric_record(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 
@@ -84,6 +85,7 @@ fn log_line(c: &mut Criterion) {
         .expect("valid config");
     let subscriber = lift::middleware::logging::tracing_subscriber::registry().with(layer);
     let mut group = c.benchmark_group("log_line");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
         b.iter(|| black_box(("pay_123", 1250u64, "EUR", "4111 1111 1111 1111", true, 12.5f64)));
     });
@@ -114,7 +116,7 @@ fn log_line(c: &mut Criterion) {
         assert!(line.contains("[REDACTED:pan]") && line.contains("\"tenant\":\"tenant-7\""), "{line}");
         group.bench_function("layer", |b| b.iter(event));
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 
@@ -134,6 +136,7 @@ fn xray_segment(c: &mut Criterion) {
     assert!(res.headers().contains_key("x-amzn-trace-id"), "the layer must run");
 
     let mut group = c.benchmark_group("xray_segment");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
         b.iter_batched(get_request, |req| rt.block_on(bare.call(req)), BatchSize::PerIteration);
     });
@@ -144,7 +147,7 @@ fn xray_segment(c: &mut Criterion) {
     // of a datagram of the layer's size.
     let mut send = daemon.sender(daemon.largest_datagram());
     group.bench_function("udp_send", |b| b.iter(|| black_box(send())));
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 
     let received = daemon.stop();

@@ -42,6 +42,7 @@ fn classify_mask(c: &mut Criterion) {
     assert!((800..=1400).contains(&size), "body is {size} bytes");
     let policy = Policy::new(HashKey::new(*b"bench key: thirty-two bytes long"));
     let mut group = c.benchmark_group("classify_mask_1kb");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| b.iter(|| black_box(body.clone())));
     group.bench_function("layer", |b| {
         b.iter(|| {
@@ -51,7 +52,7 @@ fn classify_mask(c: &mut Criterion) {
             black_box((class, doc))
         })
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 
@@ -59,11 +60,12 @@ fn aes_gcm(c: &mut Criterion) {
     let key = DataKey { plaintext: [7u8; 32], blob: vec![9u8; 150] };
     let data = vec![0x5au8; 1024];
     let mut group = c.benchmark_group("aes_gcm_1kb");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| b.iter(|| black_box(black_box(&data).to_vec())));
     group.bench_function("layer", |b| {
         b.iter(|| black_box(seal(&key, "tenant-a", black_box(&data)).expect("seal")))
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

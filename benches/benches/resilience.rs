@@ -60,6 +60,7 @@ where
 
     let mut bare = noop();
     let mut group = c.benchmark_group(group);
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
         b.iter_batched(
             get_request,
@@ -70,7 +71,7 @@ where
     group.bench_function("layer", |b| {
         b.iter_batched(get_request, |req| black_box(ready(layered.call(req)).is_ok()), BatchSize::SmallInput)
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

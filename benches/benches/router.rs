@@ -38,6 +38,7 @@ fn router(c: &mut Criterion) {
     // The request is built outside the timed part (`iter_batched`), so the medians are the
     // service calls alone and the ratio layer/bare means something.
     let mut group = c.benchmark_group("router");
+    lift_benches::calibrate_before(&mut group);
 
     let bare = noop();
     group.bench_function("bare", |b| {
@@ -63,8 +64,7 @@ fn router(c: &mut Criterion) {
         )
     });
 
-    lift_benches::calibrate(&mut group);
-
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

@@ -156,6 +156,7 @@ fn stack(c: &mut Criterion) {
         );
 
         let mut group = c.benchmark_group("stack");
+        lift_benches::calibrate_before(&mut group);
         group.bench_function("bare", |b| {
             b.iter_batched(
                 || request(&event),
@@ -173,7 +174,7 @@ fn stack(c: &mut Criterion) {
         // The kernel's part of the X-Ray segment, for the budget's kernel adjustment.
         let mut send = daemon.sender(daemon.largest_datagram());
         group.bench_function("udp_send", |b| b.iter(|| std::hint::black_box(send())));
-        lift_benches::calibrate(&mut group);
+        lift_benches::calibrate_after(&mut group);
         group.finish();
     });
 

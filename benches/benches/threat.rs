@@ -67,13 +67,14 @@ fn threat_detect(c: &mut Criterion) {
 
     let mut bare = noop();
     let mut group = c.benchmark_group("threat_detect_1kb");
+    lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
         b.iter_batched(request, |req| black_box(ready(bare.call(req)).is_ok()), BatchSize::SmallInput)
     });
     group.bench_function("layer", |b| {
         b.iter_batched(request, |req| black_box(ready(layered.call(req)).is_ok()), BatchSize::SmallInput)
     });
-    lift_benches::calibrate(&mut group);
+    lift_benches::calibrate_after(&mut group);
     group.finish();
 }
 

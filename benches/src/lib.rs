@@ -4,7 +4,8 @@
 //! Convention: a bench file measures each middleware in its own criterion group named after
 //! the middleware (the key in `budgets.toml`), with two functions: `bare` (the no-op service
 //! alone) and `layer` (the middleware over the same no-op service), in the same run. Every
-//! group ends with [`calibrate`], which measures the machine's speed beside it.
+//! group starts with [`calibrate_before`] and ends with [`calibrate_after`], which measure
+//! the machine's speed beside it.
 #![warn(missing_docs)]
 
 use std::convert::Infallible;
@@ -166,11 +167,21 @@ pub fn calibration_workload(input: &str) -> usize {
     total
 }
 
-/// Adds the group's `calibrate` function: the [`calibration_workload`], measured in the same
-/// group and run as the layer, so the gate can scale the group's budget by the machine's
-/// speed at that moment.
-pub fn calibrate<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
-    group.bench_function("calibrate", |b| {
+/// Adds the group's `calibrate_before` function, the [`calibration_workload`]: call it
+/// first in every group, and [`calibrate_after`] last. The gate scales the group's budget
+/// by the faster of the two, so a slowdown that lasts through the group counts and a burst
+/// that hits one of them does not.
+pub fn calibrate_before<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
+    calibrate(group, "calibrate_before");
+}
+
+/// Adds the group's `calibrate_after` function: see [`calibrate_before`].
+pub fn calibrate_after<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
+    calibrate(group, "calibrate_after");
+}
+
+fn calibrate<M: Measurement>(group: &mut BenchmarkGroup<'_, M>, function: &str) {
+    group.bench_function(function, |b| {
         b.iter(|| calibration_workload(std::hint::black_box(CALIBRATION_INPUT)))
     });
 }

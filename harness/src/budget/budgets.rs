@@ -42,8 +42,9 @@ pub struct Budgets {
 }
 
 /// The machine's speed, measured in every group and run by a fixed workload that is not
-/// Lift's code: a bench function of that name in each group (`calibrate`), and its median on
-/// the machine the budgets were set on.
+/// Lift's code: bench functions of the given names in each group (`calibrate_before`, first,
+/// and `calibrate_after`, last), and the workload's median on the machine the budgets were
+/// set on.
 ///
 /// A shared CI machine runs everything 1.3-2.3 times slower for minutes at a time when its
 /// host is busy, and an absolute budget then fails on the host's load, not on the layer.
@@ -51,25 +52,27 @@ pub struct Budgets {
 /// much slower (or faster) the workload ran beside the group, at most `max_factor`:
 ///
 /// ```text
-/// speed  = min(median(<group>/<function>) / reference_ns, max_factor)
+/// speed  = min(min over the functions of median(<group>/<function>) / reference_ns, max_factor)
 /// budget = budget_ns * speed
 /// budget = (budget_ns - kernel_reference_ns) * speed + median(<group>/<kernel>)   (with a kernel)
 /// ```
 ///
-/// The workload is the same in every commit, so a slower layer is never excused by it: a
-/// layer that doubles its cost fails whatever the machine's speed, and on a machine so slow
-/// that `max_factor` caps the speed, the budgets stop loosening and the gate fails.
+/// The fastest reading counts: a slowdown that lasts through the group shows in all of them,
+/// while a burst of a few seconds that hits one reading does not loosen the budget (a burst
+/// that hits the layer fails it, and the CI measures it again). The workload is the same in
+/// every commit, so a slower layer is never excused by it, and on a machine so slow that
+/// `max_factor` caps the speed, the budgets stop loosening.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
-    function: String,
+    functions: Vec<String>,
     reference_ns: u64,
     max_factor: f64,
 }
 
 impl Calibration {
-    /// The bench function, in every group, that runs the calibration workload.
-    pub fn function(&self) -> &str {
-        &self.function
+    /// The bench functions, in every group, that run the calibration workload.
+    pub fn functions(&self) -> &[String] {
+        &self.functions
     }
 
     /// The workload's median on the reference machine, in nanoseconds.
@@ -229,19 +232,28 @@ impl Budgets {
         let calibration = match file.calibration {
             None => None,
             Some(spec) => {
-                let function = spec.function;
-                if function.trim().is_empty() {
-                    return Err(invalid("calibration: function must not be empty".to_owned()));
+                let functions = spec.functions;
+                if functions.is_empty() || functions.iter().any(|f| f.trim().is_empty()) {
+                    return Err(invalid(
+                        "calibration: functions must name at least one function, none empty".to_owned(),
+                    ));
                 }
-                if let Some(b) = budgets.iter().find(|b| {
-                    b.bare == function
-                        || b.layer == function
-                        || b.kernel.as_ref().is_some_and(|k| k.function == function)
-                }) {
-                    return Err(invalid(format!(
-                        "calibration: function {function:?} is already a function of {}'s budget",
-                        b.group
-                    )));
+                if let Some(twice) =
+                    functions.iter().enumerate().find_map(|(i, f)| functions[..i].contains(f).then_some(f))
+                {
+                    return Err(invalid(format!("calibration: function {twice:?} is listed twice")));
+                }
+                for function in &functions {
+                    if let Some(b) = budgets.iter().find(|b| {
+                        b.bare == *function
+                            || b.layer == *function
+                            || b.kernel.as_ref().is_some_and(|k| k.function == *function)
+                    }) {
+                        return Err(invalid(format!(
+                            "calibration: function {function:?} is already a function of {}'s budget",
+                            b.group
+                        )));
+                    }
                 }
                 if spec.reference_ns == 0 {
                     return Err(invalid("calibration: reference_ns must be above 0".to_owned()));
@@ -252,7 +264,7 @@ impl Budgets {
                         spec.max_factor
                     )));
                 }
-                Some(Calibration { function, reference_ns: spec.reference_ns, max_factor: spec.max_factor })
+                Some(Calibration { functions, reference_ns: spec.reference_ns, max_factor: spec.max_factor })
             }
         };
         Ok(Self { path, budgets, calibration })
@@ -312,16 +324,17 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct CalibrationSpec {
     #[serde(default = "default_calibration")]
-    function: String,
+    functions: Vec<String>,
     reference_ns: u64,
     max_factor: f64,
 }
 
-/// The calibration's bench function, unless the file names another.
-pub const DEFAULT_CALIBRATION: &str = "calibrate";
+/// The calibration's bench functions, unless the file names others: one first in each
+/// group, one last.
+pub const DEFAULT_CALIBRATION: [&str; 2] = ["calibrate_before", "calibrate_after"];
 
-fn default_calibration() -> String {
-    DEFAULT_CALIBRATION.to_owned()
+fn default_calibration() -> Vec<String> {
+    DEFAULT_CALIBRATION.map(str::to_owned).to_vec()
 }
 
 /// One `[budgets.<group>]` table as written.

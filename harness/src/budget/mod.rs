@@ -23,12 +23,13 @@
 //!
 //! A shared machine also slows down as a whole, by up to 2.3 times for minutes at a time
 //! when its host is busy. A budgets file with a `[calibration]` ([`Calibration`]) has every
-//! group run a fixed workload that is not Lift's code beside its layer, and scales each
-//! budget by how much slower or faster than on the reference machine that workload ran, at
+//! group run a fixed workload that is not Lift's code first and last, and scales each budget
+//! by how much slower or faster than on the reference machine the faster of the two ran, at
 //! most `max_factor` times (the kernel's part, measured on its own, is not scaled):
 //!
 //! ```text
-//! speed  = min(median(<group>/calibrate) / reference_ns, max_factor)
+//! speed  = min(median(<group>/calibrate_before), median(<group>/calibrate_after)) / reference_ns
+//! speed  = min(speed, max_factor)
 //! budget = (budget_ns - kernel_reference_ns) * speed + median(<group>/<kernel>)
 //! ```
 //!
@@ -126,7 +127,11 @@ impl Gate {
                 None => None,
             };
             let speed = match self.budgets.calibration() {
-                Some(calibration) => Some(SpeedAdjustment::new(calibration, median(calibration.function())?)),
+                Some(calibration) => {
+                    let medians =
+                        calibration.functions().iter().map(|f| median(f)).collect::<Result<Vec<_>, _>>()?;
+                    Some(SpeedAdjustment::new(calibration, &medians))
+                }
                 None => None,
             };
             Ok((layer, bare, kernel, speed))

@@ -136,35 +136,42 @@ impl KernelAdjustment {
 /// [`Calibration`](super::Calibration)).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpeedAdjustment {
-    #[serde(flatten)]
-    reading: Reading,
+    readings: Vec<Reading>,
     max_factor: f64,
     measured_factor: f64,
     factor: f64,
 }
 
 impl SpeedAdjustment {
-    pub(super) fn new(calibration: &super::Calibration, median_ns: f64) -> Self {
-        let measured_factor = median_ns / calibration.reference_ns() as f64;
-        Self {
-            reading: Reading {
-                function: calibration.function().to_owned(),
+    /// From the medians of the calibration's functions, in its order.
+    pub(super) fn new(calibration: &super::Calibration, medians_ns: &[f64]) -> Self {
+        let readings: Vec<Reading> = calibration
+            .functions()
+            .iter()
+            .zip(medians_ns)
+            .map(|(function, &median_ns)| Reading {
+                function: function.clone(),
                 median_ns,
                 reference_ns: calibration.reference_ns(),
-            },
+            })
+            .collect();
+        let fastest = readings.iter().map(|r| r.median_ns).fold(f64::INFINITY, f64::min);
+        let measured_factor = fastest / calibration.reference_ns() as f64;
+        Self {
+            readings,
             max_factor: calibration.max_factor(),
             measured_factor,
             factor: measured_factor.min(calibration.max_factor()),
         }
     }
 
-    /// The function that ran the calibration workload beside the group, its median and its
-    /// median on the reference machine.
-    pub fn reading(&self) -> &Reading {
-        &self.reading
+    /// The calibration workload's medians beside the group, each with the reference median.
+    pub fn readings(&self) -> &[Reading] {
+        &self.readings
     }
 
-    /// How much slower (above 1) or faster (below 1) than the reference this run measured.
+    /// How much slower (above 1) or faster (below 1) than the reference the fastest reading
+    /// was.
     pub fn measured_factor(&self) -> f64 {
         self.measured_factor
     }
@@ -372,12 +379,15 @@ impl fmt::Display for Report {
         }
         writeln!(f)?;
         if let Some(s) = self.groups.iter().find_map(|g| g.speed.as_ref()) {
+            let medians: Vec<String> =
+                s.readings.iter().map(|r| format!("median(<group>/{})", r.function)).collect();
+            let fastest =
+                if medians.len() == 1 { medians[0].clone() } else { format!("min({})", medians.join(", ")) };
             writeln!(
                 f,
-                "* budget = budget_ns x speed, speed = median(<group>/{}) / reference {}, at most {:.1}x: \
-                 the calibration workload, run beside each group, against its median on the reference machine",
-                s.reading.function,
-                format_budget(s.reading.reference_ns),
+                "* budget = budget_ns x speed, speed = {fastest} / reference {}, at most {:.1}x: \
+                 the calibration workload, run in each group, against its median on the reference machine",
+                s.readings.first().map_or_else(String::new, |r| format_budget(r.reference_ns)),
                 s.max_factor,
             )?;
         }
@@ -415,9 +425,9 @@ impl fmt::Display for Report {
             if let Some(s) = g.speed.as_ref().filter(|s| s.capped()) {
                 writeln!(
                     f,
-                    "! {}: {}/{} ran {:.2}x slower than the reference, beyond the {:.1}x the budgets \
-                     scale by: its budget scaled by {:.1}x only",
-                    g.group, g.group, s.reading.function, s.measured_factor, s.max_factor, s.max_factor,
+                    "! {}: the calibration ran {:.2}x slower than the reference at its fastest, beyond the \
+                     {:.1}x the budgets scale by: its budget scaled by {:.1}x only",
+                    g.group, s.measured_factor, s.max_factor, s.max_factor,
                 )?;
             }
         }
