@@ -400,20 +400,17 @@ fn the_workspace_budgets_file_covers_every_bench_group() {
         let text = std::fs::read_to_string(&path).unwrap();
         let groups = text.matches("c.benchmark_group(").count();
         assert!(groups > 0, "{}: no bench group", path.display());
-        for (call, next) in [
-            ("lift_benches::calibrate_before(&mut group);", "c.benchmark_group("),
-            ("lift_benches::calibrate_after(&mut group);", "group.finish()"),
-        ] {
-            assert_eq!(text.matches(call).count(), groups, "{}: {call} in every group", path.display());
-            // Right after the group opens, right before it closes.
-            for (at, _) in text.match_indices(call) {
-                let around = if next == "group.finish()" { &text[at..] } else { &text[..at] };
-                let between = if next == "group.finish()" {
-                    &around[call.len()..around.find(next).unwrap()]
-                } else {
-                    &around[around.rfind(next).unwrap()..]
-                };
-                assert!(between.lines().count() <= 2, "{}: {call} is not next to {next}", path.display());
+        let calls = |call: &str| text.matches(call).count();
+        assert_eq!(calls("lift_benches::calibrate_before(&mut group);"), groups, "{}", path.display());
+        assert_eq!(calls("lift_benches::calibrate_after(&mut group);"), groups, "{}", path.display());
+        // Right after the group opens, right before it closes.
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for pair in lines.windows(2) {
+            if pair[0].contains("c.benchmark_group(") {
+                assert_eq!(pair[1], "lift_benches::calibrate_before(&mut group);", "{}", path.display());
+            }
+            if pair[1] == "group.finish();" {
+                assert_eq!(pair[0], "lift_benches::calibrate_after(&mut group);", "{}", path.display());
             }
         }
     }
@@ -496,10 +493,15 @@ fn kernel_settings_are_checked() {
         ("[budgets.x]\nbudget_ns = 5000\nkernel = \"send\"\nkernel_reference_ns = 5000\n", "below budget_ns"),
         ("[budgets.x]\nbudget_ns = 5000\nkernel = \"send\"\nkernel_reference_ns = 0\n", "above 0"),
     ] {
-        let err = Budgets::parse(text, "budgets.toml").unwrap_err();
-        assert!(matches!(err, BudgetError::InvalidBudget { .. }), "{err}");
-        assert!(err.to_string().contains(reason), "{err} should say {reason}");
+        assert_invalid(text, reason);
     }
+}
+
+/// The budgets file `text` is refused as invalid, the error saying `reason`.
+fn assert_invalid(text: &str, reason: &str) {
+    let err = Budgets::parse(text, "budgets.toml").unwrap_err();
+    assert!(matches!(err, BudgetError::InvalidBudget { .. }), "{err}");
+    assert!(err.to_string().contains(reason), "{err} should say {reason}");
 }
 
 #[test]
@@ -681,14 +683,14 @@ fn calibration_settings_are_checked() {
             "already a function of x's budget",
         ),
     ] {
-        let text = format!("[calibration]\n{calibration}{BUDGET}");
-        let err = Budgets::parse(&text, "budgets.toml").unwrap_err();
-        assert!(matches!(err, BudgetError::InvalidBudget { .. }), "{err}");
-        assert!(err.to_string().contains(reason), "{err} should say {reason}");
+        assert_invalid(&format!("[calibration]\n{calibration}{BUDGET}"), reason);
     }
-    for calibration in
-        ["reference_ns = 4000\n", "max_factor = 2.0\n", "reference_ns = 4000\nmax_factor = 2.0\nfloor = 1\n"]
-    {
+    for calibration in [
+        "reference_ns = 4000\n",
+        "max_factor = 2.0\n",
+        "reference_ns = 4000\nmax_factor = 2.0\nfloor = 1\n",
+        "function = \"calibrate\"\nreference_ns = 4000\nmax_factor = 2.0\n",
+    ] {
         let text = format!("[calibration]\n{calibration}{BUDGET}");
         let err = Budgets::parse(&text, "budgets.toml").unwrap_err();
         assert!(matches!(err, BudgetError::BadToml { .. }), "{calibration}: {err}");
