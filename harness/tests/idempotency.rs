@@ -1,6 +1,7 @@
 //! `lift::middleware::idempotency` against a real DynamoDB Local, over a controllable
-//! handler: replay, in-progress 409, payload mismatch 422, removal on failure, scoping,
-//! and lock expiry tied to the invocation deadline.
+//! handler: replay, in-progress 409, payload mismatch 422, removal on failure and on any
+//! refusal, scoping to the principal, the refusal of unauthenticated requests, sealed
+//! responses, and lock expiry tied to the invocation deadline.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::{Method, StatusCode};
-use lift::middleware::idempotency::{IdempotencyLayer, KeySource};
-use lift::{Body, BoxError, Context, Request, Response};
+use lift::middleware::idempotency::{IdempotencyLayer, KeySource, ResponseCipher};
+use lift::{Body, BoxError, Context, Principal, Request, Response};
 use lift_harness::dynamodb::DynamoDbLocal;
 use tokio::sync::Notify;
 use tower::{Layer, Service, ServiceExt};
@@ -92,6 +93,17 @@ impl Service<Request> for Handler {
 }
 
 fn request(method: Method, path: &str, tenant: &str, key: Option<&str>, body: &str) -> Request {
+    request_by(method, path, Some(Principal::new("user-1", tenant)), key, body)
+}
+
+/// A request authenticated as `principal` (none: unauthenticated).
+fn request_by(
+    method: Method,
+    path: &str,
+    principal: Option<Principal>,
+    key: Option<&str>,
+    body: &str,
+) -> Request {
     let mut builder =
         http::Request::builder().method(method).uri(path).header("content-type", "application/json");
     if let Some(key) = key {
@@ -99,7 +111,9 @@ fn request(method: Method, path: &str, tenant: &str, key: Option<&str>, body: &s
     }
     let mut req = builder.body(Body::from(body.to_owned())).unwrap();
     let mut ctx = Context::new("req-1");
-    ctx.set_tenant(tenant);
+    if let Some(principal) = principal {
+        ctx.set_principal(principal);
+    }
     req.extensions_mut().insert(ctx);
     req
 }
@@ -383,4 +397,158 @@ async fn dynamodb_down_fails_closed() {
     let res = send(&svc, post("k-7", "{}")).await;
     assert_eq!(res.status(), 503);
     assert_eq!(handler.calls(), 0, "never run a payment that cannot be made idempotent");
+}
+
+/// Answers `status` on the first call and 201 on every later one.
+fn refusing_once(status: StatusCode) -> Handler {
+    Handler::new(move |n| {
+        Box::pin(async move {
+            if n == 0 {
+                Ok(lift::Error::new(status).with_detail("refused").into_response())
+            } else {
+                Ok(created(n))
+            }
+        })
+    })
+}
+
+#[tokio::test]
+async fn no_refusal_or_validation_error_is_stored_or_replayed() {
+    for status in [
+        StatusCode::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
+        StatusCode::NOT_FOUND,
+        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let env = env().await;
+        let handler = refusing_once(status);
+        let svc = env.layer().layer(handler.clone());
+        let refused = send(&svc, post("k-refused", r#"{"amount":1}"#)).await;
+        assert_eq!(refused.status(), status);
+        assert!(env.items().await.is_empty(), "a {status} leaves no record");
+        let retry = send(&svc, post("k-refused", r#"{"amount":1}"#)).await;
+        assert_eq!(retry.status(), 201, "the retry after a {status} runs for real");
+        assert!(!retry.headers().contains_key("idempotent-replayed"));
+        assert_eq!(handler.calls(), 2);
+    }
+}
+
+#[tokio::test]
+async fn keys_are_scoped_to_the_principal_not_only_the_tenant() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    let body = r#"{"amount":100}"#;
+    let alice = || Some(Principal::new("alice", "acme"));
+    let bob = || Some(Principal::new("bob", "acme"));
+    let first = send(&svc, request_by(Method::POST, "/payments", alice(), Some("k-shared"), body)).await;
+    assert_eq!(first.status(), 201);
+    // Bob of the same tenant sends Alice's key and body: he must not get her answer.
+    let other = send(&svc, request_by(Method::POST, "/payments", bob(), Some("k-shared"), body)).await;
+    assert!(!other.headers().contains_key("idempotent-replayed"), "another principal's answer replayed");
+    assert_ne!(self::body(&other), self::body(&first));
+    assert_eq!(handler.calls(), 2);
+    // Alice still gets her own.
+    let again = send(&svc, request_by(Method::POST, "/payments", alice(), Some("k-shared"), body)).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(self::body(&again), self::body(&first));
+    assert_eq!(handler.calls(), 2);
+}
+
+#[tokio::test]
+async fn an_unauthenticated_request_is_refused_unless_anonymous_is_allowed() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    let res = send(&svc, request_by(Method::POST, "/payments", None, Some("k-anon"), "{}")).await;
+    assert_eq!(res.status(), 401, "a layer mounted outside authentication refuses");
+    assert_eq!(handler.calls(), 0);
+    assert!(env.items().await.is_empty());
+
+    let anonymous = IdempotencyLayer::builder()
+        .client(env.client.clone())
+        .table(&env.table)
+        .allow_anonymous(true)
+        .build()
+        .unwrap()
+        .layer(handler.clone());
+    let first = send(&anonymous, request_by(Method::POST, "/payments", None, Some("k-anon"), "{}")).await;
+    assert_eq!(first.status(), 201);
+    let replay = send(&anonymous, request_by(Method::POST, "/payments", None, Some("k-anon"), "{}")).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    // An authenticated caller never shares the anonymous scope.
+    let alice = Some(Principal::new("alice", "-"));
+    let authed = send(&anonymous, request_by(Method::POST, "/payments", alice, Some("k-anon"), "{}")).await;
+    assert!(!authed.headers().contains_key("idempotent-replayed"));
+    assert_eq!(handler.calls(), 2);
+}
+
+/// XORs with a per-tenant byte; "erases" a tenant by forgetting it.
+#[derive(Clone, Default)]
+struct TestCipher {
+    erased: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ResponseCipher for TestCipher {
+    fn seal<'a>(&'a self, req: &'a Request, body: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, BoxError>> {
+        let tenant = Context::of(req).and_then(Context::tenant).unwrap_or_default().to_owned();
+        Box::pin(async move {
+            assert!(!req.body().as_bytes().is_empty(), "the cipher sees the request body");
+            Ok(body.iter().map(|b| b ^ 0x5a).chain(tenant.into_bytes()).collect())
+        })
+    }
+
+    fn open<'a>(
+        &'a self,
+        tenant: &'a str,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+        Box::pin(async move {
+            if self.erased.lock().unwrap().iter().any(|t| t == tenant) {
+                return Ok(None);
+            }
+            let body = sealed.strip_suffix(tenant.as_bytes()).ok_or("sealed for another tenant")?;
+            Ok(Some(body.iter().map(|b| b ^ 0x5a).collect()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn sealed_responses_are_stored_sealed_and_an_erased_one_answers_410_without_rerunning() {
+    let env = env().await;
+    let handler = Handler::created();
+    let cipher = TestCipher::default();
+    let svc = IdempotencyLayer::builder()
+        .client(env.client.clone())
+        .table(&env.table)
+        .response_cipher(cipher.clone())
+        .build()
+        .unwrap()
+        .layer(handler.clone());
+    let first = send(&svc, post("k-sealed", r#"{"amount":5}"#)).await;
+    assert_eq!(first.status(), 201);
+    let items = env.items().await;
+    let stored = items[0]["response_body"].as_b().unwrap().as_ref().to_vec();
+    assert!(
+        !stored.windows(first.body().len()).any(|w| w == first.body().as_bytes()),
+        "the body is stored sealed"
+    );
+    assert_eq!(items[0]["response_sealed"].as_bool().unwrap(), &true);
+
+    let replay = send(&svc, post("k-sealed", r#"{"amount":5}"#)).await;
+    assert_eq!(body(&replay), body(&first), "the replay is opened");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+
+    cipher.erased.lock().unwrap().push("acme".into());
+    let erased = send(&svc, post("k-sealed", r#"{"amount":5}"#)).await;
+    assert_eq!(erased.status(), 410);
+    assert_eq!(handler.calls(), 1, "an erased answer is never re-run");
+
+    // A layer without the cipher fails closed on a sealed record rather than replay ciphertext.
+    let plain = env.layer().layer(handler.clone());
+    assert_eq!(send(&plain, post("k-sealed", r#"{"amount":5}"#)).await.status(), 503);
+    assert_eq!(handler.calls(), 1);
 }

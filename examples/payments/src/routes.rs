@@ -58,21 +58,24 @@ pub fn app_with_jwt(payments: Payments, jwt: JwtLayer) -> App {
 
 /// The payments API as it is served, from the inside out:
 ///
-/// 1. the routes, each group behind its scope requirement;
-/// 2. `idempotency`, when given: a retried create or refund with the same
-///    `Idempotency-Key` replays the first answer instead of charging again. It runs inside
-///    authentication, so records are scoped by the authenticated tenant;
-/// 3. the development tenant header, when [`Payments::dev_tenant_header_insecure`] is on;
-/// 4. `jwt`, when given, outermost.
+/// 1. the routes;
+/// 2. `idempotency`, when given, on the create and refund routes only: a retried create or
+///    refund with the same `Idempotency-Key` replays the first answer instead of charging
+///    again. It runs *after* authentication and the route's scope check, so a caller who
+///    may not create or refund never reaches a record, and records are scoped to the
+///    authenticated principal (tenant and subject);
+/// 3. the scope requirement of each route group (`payments:write`, `payments:read`);
+/// 4. the development tenant header, when [`Payments::dev_tenant_header_insecure`] is on;
+/// 5. `jwt`, when given, outermost.
 pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<IdempotencyLayer>) -> App {
     let dev = payments.dev_tenant_header_insecure;
+    let mut writes =
+        RouteGroup::new("/payments").post("/", create_payment).post("/:id/refunds", refund_payment);
+    if let Some(idempotency) = idempotency {
+        writes = writes.layer(idempotency);
+    }
     let mut app = App::new()
-        .group(
-            RouteGroup::new("/payments")
-                .post("/", create_payment)
-                .post("/:id/refunds", refund_payment)
-                .layer(require_scope(WRITE_SCOPE)),
-        )
+        .group(writes.layer(require_scope(WRITE_SCOPE)))
         .group(RouteGroup::new("/customers").delete("/:id", erase_customer).layer(require_scope(WRITE_SCOPE)))
         .group(
             RouteGroup::new("/payments")
@@ -81,9 +84,6 @@ pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<Id
                 .layer(require_scope(READ_SCOPE)),
         )
         .with_state(payments);
-    if let Some(idempotency) = idempotency {
-        app = app.layer(idempotency);
-    }
     if dev {
         app = app.layer(DevTenantLayer);
     }

@@ -153,6 +153,70 @@ impl From<IdempotencyUnavailable> for crate::Error {
     }
 }
 
+/// The request reached the idempotency layer without an authenticated principal.
+///
+/// Records are scoped to the principal, so the layer must run inside authentication (and
+/// authorization). Without a principal it refuses rather than share one scope between
+/// every anonymous caller, unless the layer was built with
+/// [`allow_anonymous`](super::IdempotencyBuilder::allow_anonymous). Lift renders it as 401.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::idempotency::PrincipalRequired;
+///
+/// assert_eq!(PrincipalRequired.to_string(), "idempotency needs an authenticated principal");
+/// assert_eq!(lift::Error::from(PrincipalRequired).status(), 401);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrincipalRequired;
+
+impl fmt::Display for PrincipalRequired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("idempotency needs an authenticated principal")
+    }
+}
+
+impl std::error::Error for PrincipalRequired {}
+
+impl From<PrincipalRequired> for crate::Error {
+    fn from(_: PrincipalRequired) -> Self {
+        crate::Error::unauthorized("Bearer").with_detail("authentication is required")
+    }
+}
+
+/// The stored answer under this key was erased (its subject's key was destroyed), so it
+/// cannot be replayed; the operation is not run again either.
+///
+/// Lift renders it as 410.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::idempotency::ResponseErased;
+///
+/// assert_eq!(ResponseErased.to_string(), "the stored idempotent response was erased");
+/// assert_eq!(lift::Error::from(ResponseErased).status(), 410);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseErased;
+
+impl fmt::Display for ResponseErased {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the stored idempotent response was erased")
+    }
+}
+
+impl std::error::Error for ResponseErased {}
+
+impl From<ResponseErased> for crate::Error {
+    fn from(_: ResponseErased) -> Self {
+        crate::Error::new(http::StatusCode::GONE)
+            .with_type("https://lift.dev/problems/idempotent-response-erased", "Idempotent response erased")
+            .with_detail("the request under this idempotency key was completed, and its answer has since been erased; it is not repeated")
+    }
+}
+
 /// An idempotency configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidConfig {

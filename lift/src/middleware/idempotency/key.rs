@@ -84,20 +84,42 @@ impl KeySource {
     }
 }
 
-/// The record key: a digest of tenant, method, path and key, each length-prefixed so no
-/// two different tuples can collide, and never longer than a partition key allows.
-pub(crate) fn record_key(tenant: &str, method: &http::Method, path: &str, key: &str) -> String {
+/// Who a record belongs to: the authenticated principal's tenant and subject.
+///
+/// Keys are scoped to the principal, as Stripe scopes them to the account and API key: a
+/// key one caller used is invisible to every other caller, even of the same tenant, so
+/// nobody can replay another's answer or poison another's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scope {
+    pub(crate) tenant: String,
+    pub(crate) subject: String,
+}
+
+impl Scope {
+    /// The scope of a request: its principal's; without one, `None`, or the trusted
+    /// tenant (or `-`) with no subject when anonymous requests are allowed.
+    pub(crate) fn of(req: &Request, allow_anonymous: bool) -> Option<Self> {
+        let ctx = Context::of(req);
+        if let Some(p) = ctx.and_then(Context::principal) {
+            return Some(Self { tenant: p.tenant.clone(), subject: format!("s:{}", p.subject) });
+        }
+        allow_anonymous.then(|| Self {
+            tenant: ctx.and_then(Context::tenant).unwrap_or("-").to_owned(),
+            subject: "-".to_owned(),
+        })
+    }
+}
+
+/// The record key: a digest of tenant, subject, method, path and key, each
+/// length-prefixed so no two different tuples can collide, and never longer than a
+/// partition key allows.
+pub(crate) fn record_key(scope: &Scope, method: &http::Method, path: &str, key: &str) -> String {
     let mut digest = Sha256::new();
-    for part in [tenant, method.as_str(), path, key] {
+    for part in [scope.tenant.as_str(), scope.subject.as_str(), method.as_str(), path, key] {
         digest.update((part.len() as u64).to_be_bytes());
         digest.update(part.as_bytes());
     }
     format!("idem#{}", hex(&digest.finalize()))
-}
-
-/// The tenant a record is scoped by: the [`Context`]'s, or `-` without one.
-pub(crate) fn tenant_of(req: &Request) -> String {
-    Context::of(req).and_then(Context::tenant).unwrap_or("-").to_owned()
 }
 
 /// SHA-256 of the body, hex.
@@ -148,10 +170,33 @@ mod tests {
         assert_eq!(source.extract(&req(None, "not json")), Ok(None));
     }
 
+    fn scope(tenant: &str, subject: &str) -> Scope {
+        Scope { tenant: tenant.into(), subject: subject.into() }
+    }
+
     #[test]
     fn record_keys_do_not_collide_across_parts() {
         let m = http::Method::POST;
-        assert_ne!(record_key("ab", &m, "/c", "k"), record_key("a", &m, "b/c", "k"));
-        assert_ne!(record_key("t1", &m, "/p", "k"), record_key("t2", &m, "/p", "k"));
+        let k = |t: &str, s: &str, p: &str| record_key(&scope(t, s), &m, p, "k");
+        assert_ne!(k("ab", "s", "/c"), k("a", "bs", "/c"));
+        assert_ne!(k("a", "s", "/c"), k("a", "s/c", ""));
+        assert_ne!(k("t1", "s", "/p"), k("t2", "s", "/p"));
+        assert_ne!(k("t", "s:alice", "/p"), k("t", "s:bob", "/p"), "two principals of one tenant");
+    }
+
+    #[test]
+    fn the_scope_is_the_principals_and_anonymous_only_when_allowed() {
+        let mut req = req(Some("k"), "");
+        assert_eq!(Scope::of(&req, false), None, "no context: no scope");
+        assert_eq!(Scope::of(&req, true), Some(scope("-", "-")));
+        let mut ctx = Context::new("r");
+        ctx.set_tenant("acme");
+        req.extensions_mut().insert(ctx);
+        assert_eq!(Scope::of(&req, false), None, "a tenant without a principal is not a principal");
+        assert_eq!(Scope::of(&req, true), Some(scope("acme", "-")));
+        let ctx = Context::of_mut(&mut req).unwrap();
+        ctx.set_principal(crate::Principal::new("alice", "acme"));
+        assert_eq!(Scope::of(&req, false), Some(scope("acme", "s:alice")));
+        assert_eq!(Scope::of(&req, true), Some(scope("acme", "s:alice")));
     }
 }

@@ -8,7 +8,7 @@ use tower_layer::Layer;
 
 use super::record::RecordStore;
 use super::service::Config;
-use super::{Idempotency, InvalidConfig, KeySource};
+use super::{Idempotency, InvalidConfig, KeySource, ResponseCipher};
 
 /// How long completed records are replayed by default: 24 hours.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -87,7 +87,9 @@ pub struct IdempotencyBuilder {
     lock_timeout: Option<Duration>,
     replay_headers: Vec<HeaderName>,
     require_key: Option<bool>,
+    allow_anonymous: bool,
     max_response_bytes: Option<usize>,
+    cipher: Option<Arc<dyn ResponseCipher>>,
 }
 
 impl std::fmt::Debug for IdempotencyBuilder {
@@ -97,6 +99,8 @@ impl std::fmt::Debug for IdempotencyBuilder {
             .field("key_source", &self.key_source)
             .field("methods", &self.methods)
             .field("ttl", &self.ttl)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .field("cipher", &self.cipher.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -201,6 +205,23 @@ impl IdempotencyBuilder {
         self
     }
 
+    /// Whether requests without an authenticated principal are made idempotent, in one
+    /// scope per trusted tenant (default: refused with 401, since records are scoped to
+    /// the principal and the layer belongs inside authentication). Only for services whose
+    /// callers are never authenticated: every anonymous caller then shares the keys.
+    pub fn allow_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
+        self
+    }
+
+    /// Seals stored response bodies with `cipher` (for answers that carry personal data:
+    /// with a data key per subject, erasing the subject makes its stored answers
+    /// unreadable, and their replay answers 410).
+    pub fn response_cipher(mut self, cipher: impl ResponseCipher) -> Self {
+        self.cipher = Some(Arc::new(cipher));
+        self
+    }
+
     /// The largest response body stored; a larger response is not stored, and its
     /// record is removed (default 256 KiB).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
@@ -253,7 +274,9 @@ impl IdempotencyBuilder {
                 lock_timeout,
                 replay_headers,
                 require_key: self.require_key.unwrap_or(false),
+                allow_anonymous: self.allow_anonymous,
                 max_response_bytes,
+                cipher: self.cipher,
             }),
         })
     }

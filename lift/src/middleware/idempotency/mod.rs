@@ -3,10 +3,16 @@
 //!
 //! A request is subject to it when its method is listed (POST and PATCH by default) and it
 //! has a key: the `Idempotency-Key` header, or a selection of JSON body fields
-//! ([`KeySource`]). Records are scoped by the tenant of the request's
-//! [`Context`](crate::Context) and by method and path, so two tenants can never see each
-//! other's responses; run authentication *outside* (after, in `App::layer` order) this
-//! layer so the tenant is known. Requests without a tenant share one scope.
+//! ([`KeySource`]). Records are scoped to the authenticated principal (tenant and
+//! subject) of the request's [`Context`](crate::Context), and to method and path, so no
+//! caller can replay another's answer or poison another's key, not even within one tenant.
+//!
+//! **Where it goes:** after authentication *and* authorization, per route: in a
+//! [`RouteGroup`](crate::RouteGroup), add it before the group's `require_scope` (group
+//! layers added first run innermost), so a caller without the route's scope is refused
+//! before any record is read or written. A request that reaches the layer without a
+//! principal is refused with 401 ([`PrincipalRequired`]) unless the layer was built with
+//! [`allow_anonymous`](IdempotencyBuilder::allow_anonymous).
 //!
 //! 1. One conditional `PutItem` (`attribute_not_exists(pk) OR expires_at < :now`) takes
 //!    the lock: an in-progress record holding the SHA-256 of the body. Its expiry is the
@@ -15,9 +21,12 @@
 //! 2. If the key is held: a different payload hash answers 422 ([`PayloadMismatch`]); an
 //!    in-progress record answers 409 ([`KeyInUse`]); a completed one is replayed (status,
 //!    a subset of headers, body) with `Idempotent-Replayed: true`.
-//! 3. The handler runs. A response is stored and the record completed, to expire after
-//!    the TTL (24 h by default). On a 5xx, a 429 or an error the record is removed, so the
-//!    client can retry.
+//! 3. The handler runs. A success (2xx) or redirection (3xx) is stored and the record
+//!    completed, to expire after the TTL (24 h by default); with a [`ResponseCipher`] the
+//!    stored body is sealed first. Any other answer (a refusal such as 401 or 403, a
+//!    validation error, a conflict, a 429, a 5xx) or an error removes the record: those
+//!    changed nothing, so the client's retry runs for real, and a refusal can never be
+//!    replayed to anyone.
 //!
 //! The layer fails closed: when DynamoDB cannot take the lock it answers 503
 //! ([`IdempotencyUnavailable`]) rather than risk a double charge. If the future is
@@ -30,16 +39,24 @@
 //! # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::middleware::idempotency::InvalidConfig> {
 //! use lift::middleware::idempotency::{IdempotencyLayer, KeySource};
 //!
+//! async fn create(_req: lift::Request) -> lift::Response { lift::Response::default() }
+//!
 //! let by_header = IdempotencyLayer::builder().client(client.clone()).build()?;
 //! let by_fields = IdempotencyLayer::builder()
 //!     .client(client)
 //!     .key_source(KeySource::json_fields(["/customer/id", "/reference"]))
 //!     .build()?;
-//! let app = lift::App::new().layer(by_header);
+//! // Inside the scope check: a caller without `payments:write` never reaches a record.
+//! let payments = lift::RouteGroup::new("/payments")
+//!     .post("/", create)
+//!     .layer(by_header)
+//!     .layer(lift::middleware::auth::require_scope("payments:write"));
+//! let app = lift::App::new().group(payments);
 //! # let _ = by_fields;
 //! # Ok(()) }
 //! ```
 
+mod cipher;
 mod error;
 mod future;
 mod key;
@@ -47,7 +64,11 @@ mod layer;
 mod record;
 mod service;
 
-pub use error::{IdempotencyUnavailable, InvalidConfig, InvalidKey, KeyInUse, PayloadMismatch};
+pub use cipher::ResponseCipher;
+pub use error::{
+    IdempotencyUnavailable, InvalidConfig, InvalidKey, KeyInUse, PayloadMismatch, PrincipalRequired,
+    ResponseErased,
+};
 pub use future::ResponseFuture;
 pub use key::{KeySource, IDEMPOTENCY_KEY};
 pub use layer::{

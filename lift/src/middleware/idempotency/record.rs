@@ -3,7 +3,9 @@
 //! One item per record (table [`tables::idempotency`](crate::store::tables::idempotency),
 //! partition key `pk`, TTL `expires_at` in epoch seconds): `status` (`IN_PROGRESS` or
 //! `COMPLETED`), `payload_hash`, `lock_id` (the invocation holding it), `tenant`, `route`,
-//! and once completed `response_status`, `response_headers` (M of L of S), `response_body` (B).
+//! and once completed `response_status`, `response_headers` (M of L of S), `response_body` (B)
+//! and `response_sealed` (BOOL: the body is as a [`ResponseCipher`](super::ResponseCipher)
+//! sealed it).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,8 +25,15 @@ const LOCK_ATTEMPTS: usize = 3;
 /// What an existing record says.
 #[derive(Debug)]
 pub(crate) enum Existing {
-    InProgress { payload_hash: String },
-    Completed { payload_hash: String, response: Response },
+    InProgress {
+        payload_hash: String,
+    },
+    /// `sealed`: the body is as a [`ResponseCipher`](super::ResponseCipher) sealed it.
+    Completed {
+        payload_hash: String,
+        response: Response,
+        sealed: bool,
+    },
 }
 
 impl Existing {
@@ -145,12 +154,16 @@ impl RecordStore {
             .filter(|item| read_n(item.get("expires_at")).is_none_or(|exp| exp >= now_secs())))
     }
 
-    /// Stores the response and marks the record completed, if this invocation still holds it.
+    /// Stores the response (its status and replayed headers, and `body`: the response's
+    /// own, or as sealed) and marks the record completed, if this invocation still holds it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn complete(
         &self,
         pk: &str,
         lock_id: &str,
         response: &Response,
+        body: &[u8],
+        sealed: bool,
         headers: &[HeaderName],
         expires_at: u64,
     ) -> Result<bool, StoreFailure> {
@@ -169,7 +182,7 @@ impl RecordStore {
             .key("pk", s(pk))
             .update_expression(
                 "SET #status = :completed, response_status = :code, response_headers = :headers, \
-                 response_body = :body, expires_at = :exp",
+                 response_body = :body, response_sealed = :sealed, expires_at = :exp",
             )
             .condition_expression("lock_id = :me AND #status = :in_progress")
             .expression_attribute_names("#status", "status")
@@ -177,7 +190,8 @@ impl RecordStore {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .expression_attribute_values(":code", n(u64::from(response.status().as_u16())))
             .expression_attribute_values(":headers", AttributeValue::M(stored))
-            .expression_attribute_values(":body", AttributeValue::B(Blob::new(response.body().as_bytes())))
+            .expression_attribute_values(":body", AttributeValue::B(Blob::new(body)))
+            .expression_attribute_values(":sealed", AttributeValue::Bool(sealed))
             .expression_attribute_values(":exp", n(expires_at))
             .expression_attribute_values(":me", s(lock_id))
             .send()
@@ -235,7 +249,8 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Result<Existing, StoreFailur
                     }
                 }
             }
-            Ok(Existing::Completed { payload_hash, response })
+            let sealed = matches!(item.get("response_sealed"), Some(AttributeValue::Bool(true)));
+            Ok(Existing::Completed { payload_hash, response, sealed })
         }
         _ => Err(StoreFailure("a record has an unknown status".into())),
     }

@@ -7,9 +7,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use tower_service::Service;
 
-use super::key::{payload_hash, record_key, tenant_of, KeySource};
+use super::key::{payload_hash, record_key, KeySource, Scope};
 use super::record::{now_secs, Existing, Lock, NewRecord, RecordStore};
-use super::{IdempotencyUnavailable, InvalidKey, KeyInUse, PayloadMismatch, ResponseFuture};
+use super::{
+    IdempotencyUnavailable, InvalidKey, KeyInUse, PayloadMismatch, PrincipalRequired, ResponseCipher,
+    ResponseErased, ResponseFuture,
+};
 use crate::body::{Request, Response};
 use crate::context::Context;
 
@@ -25,14 +28,16 @@ pub(crate) struct Config {
     pub(crate) lock_timeout: Duration,
     pub(crate) replay_headers: Vec<HeaderName>,
     pub(crate) require_key: bool,
+    pub(crate) allow_anonymous: bool,
     pub(crate) max_response_bytes: usize,
+    pub(crate) cipher: Option<Arc<dyn ResponseCipher>>,
 }
 
 /// Makes POST and PATCH requests idempotent by key: the first request runs, repeats get
 /// its stored response; built by [`IdempotencyLayer`](super::IdempotencyLayer).
 ///
-/// Refusals (409, 422, 400, 503) are answered here as problem responses; the inner
-/// service's errors pass through unchanged (after the record is removed).
+/// Refusals (401, 409, 410, 422, 400, 503) are answered here as problem responses; the
+/// inner service's errors pass through unchanged (after the record is removed).
 #[derive(Clone)]
 pub struct Idempotency<S> {
     inner: S,
@@ -97,21 +102,24 @@ where
 {
     let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
     let answer = |err: crate::Error| Ok(err.render(request_id.as_deref()));
+    let Some(scope) = Scope::of(&req, config.allow_anonymous) else {
+        warn_unscoped();
+        return answer(PrincipalRequired.into());
+    };
     let key = match config.key_source.extract(&req) {
         Ok(Some(key)) => key,
         Ok(None) if config.require_key => return answer(InvalidKey::missing().into()),
         Ok(None) => return inner.call(req).await,
         Err(detail) => return answer(InvalidKey::malformed(detail).into()),
     };
-    let tenant = tenant_of(&req);
     let path = req.uri().path();
     let route = format!("{} {path}", req.method());
-    let pk = record_key(&tenant, req.method(), path, &key);
+    let pk = record_key(&scope, req.method(), path, &key);
     let hash = payload_hash(req.body().as_bytes());
     let lock_id = uuid::Uuid::new_v4().to_string();
     let record = NewRecord {
         pk: &pk,
-        tenant: &tenant,
+        tenant: &scope.tenant,
         route: &route,
         payload_hash: &hash,
         lock_id: &lock_id,
@@ -121,15 +129,19 @@ where
         Ok(Lock::Acquired) => {}
         Ok(Lock::Held(existing)) if existing.payload_hash() != hash => return answer(PayloadMismatch.into()),
         Ok(Lock::Held(Existing::InProgress { .. })) => return answer(KeyInUse.into()),
-        Ok(Lock::Held(Existing::Completed { mut response, .. })) => {
-            response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-            return Ok(response);
+        Ok(Lock::Held(Existing::Completed { response, sealed, .. })) => {
+            return match replay(&config, &scope.tenant, response, sealed).await {
+                Ok(response) => Ok(response),
+                Err(err) => answer(err),
+            };
         }
         Err(failure) => {
             tracing::warn!(error = %failure, "idempotency lock not taken");
             return answer(IdempotencyUnavailable::new(failure.0).into());
         }
     }
+    // Copied before the handler consumes the request: the cipher reads it after.
+    let parts = config.cipher.as_ref().map(|_| copy_request(&req));
     let result = inner.call(req).await;
     let keep = match &result {
         Ok(res) if res.body().len() > config.max_response_bytes => {
@@ -142,10 +154,33 @@ where
         Ok(res) if keeps(res.status()) => Some(res),
         _ => None,
     };
-    match keep {
-        Some(res) => {
+    let sealed = match (keep, &config.cipher, &parts) {
+        (Some(res), Some(cipher), Some(head)) => match cipher.seal(head, res.body().as_bytes()).await {
+            Ok(body) => Some((res, Some(body))),
+            Err(err) => {
+                // The operation ran: releasing the lock would let a retry run it again, so
+                // the lock stays until it expires, as when the future is dropped.
+                tracing::warn!(error = %err, "idempotent response not sealed; the lock stays until it expires");
+                return result;
+            }
+        },
+        (Some(res), _, _) => Some((res, None)),
+        (None, _, _) => None,
+    };
+    match sealed {
+        Some((res, body)) => {
             let expires_at = now_secs() + config.ttl.as_secs().max(1);
-            match config.store.complete(&pk, &lock_id, res, &config.replay_headers, expires_at).await {
+            let stored = body.as_deref().unwrap_or(res.body().as_bytes());
+            let completion = config.store.complete(
+                &pk,
+                &lock_id,
+                res,
+                stored,
+                body.is_some(),
+                &config.replay_headers,
+                expires_at,
+            );
+            match completion.await {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!("idempotency lock expired before the response was stored"),
                 Err(failure) => tracing::warn!(error = %failure, "idempotent response not stored"),
@@ -160,10 +195,60 @@ where
     result
 }
 
-/// Whether a response is the outcome to replay: not a server failure, and not a
-/// "come back later" (429), after which the client must be able to retry for real.
+/// Whether a response is the outcome to replay: a success or a redirection, the answers
+/// of an operation that ran. A refusal (401, 403), a validation error, a conflict, a 429 or
+/// a server failure changed nothing: storing it would let one caller's refusal answer
+/// another's retry, so the record is removed and a retry runs for real.
 fn keeps(status: StatusCode) -> bool {
-    !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS
+    status.is_success() || status.is_redirection()
+}
+
+/// The stored response, opened when it was sealed, marked as replayed.
+async fn replay(
+    config: &Config,
+    tenant: &str,
+    mut response: Response,
+    sealed: bool,
+) -> Result<Response, crate::Error> {
+    if sealed {
+        let Some(cipher) = &config.cipher else {
+            tracing::warn!("a sealed idempotency record, and no cipher to open it");
+            return Err(IdempotencyUnavailable::new("sealed record without a cipher").into());
+        };
+        match cipher.open(tenant, response.body().as_bytes()).await {
+            Ok(Some(body)) => *response.body_mut() = crate::Body::from(body),
+            Ok(None) => return Err(ResponseErased.into()),
+            Err(err) => {
+                tracing::warn!(error = %err, "idempotent response not opened");
+                return Err(IdempotencyUnavailable::new("the stored response cannot be opened").into());
+            }
+        }
+    }
+    response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+/// A copy of the request (head, body and context) for the cipher to read after the
+/// handler has taken the request.
+fn copy_request(req: &Request) -> Request {
+    let mut head = http::Request::new(req.body().clone());
+    *head.method_mut() = req.method().clone();
+    *head.uri_mut() = req.uri().clone();
+    *head.headers_mut() = req.headers().clone();
+    *head.extensions_mut() = req.extensions().clone();
+    head
+}
+
+/// Says once per process that a request reached the layer unauthenticated: the layer is
+/// most likely mounted outside authentication.
+fn warn_unscoped() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "a request reached the idempotency layer without a principal and was refused: \
+             mount it inside authentication and authorization, or allow anonymous requests"
+        );
+    });
 }
 
 /// When an in-progress lock frees itself: at the invocation's deadline (a crashed or
@@ -197,8 +282,22 @@ mod tests {
     }
 
     #[test]
-    fn server_failures_and_429_are_not_kept() {
-        assert!(keeps(StatusCode::CREATED) && keeps(StatusCode::UNPROCESSABLE_ENTITY));
-        assert!(!keeps(StatusCode::INTERNAL_SERVER_ERROR) && !keeps(StatusCode::TOO_MANY_REQUESTS));
+    fn only_successes_and_redirections_are_kept() {
+        for kept in [StatusCode::OK, StatusCode::CREATED, StatusCode::ACCEPTED, StatusCode::SEE_OTHER] {
+            assert!(keeps(kept), "{kept}");
+        }
+        for refused in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
+            StatusCode::CONFLICT,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
+            assert!(!keeps(refused), "{refused}");
+        }
     }
 }
