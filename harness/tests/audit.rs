@@ -7,7 +7,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::StatusCode;
 use lift::security::audit::{
-    AuditEntry, AuditError, AuditHandle, AuditLayer, AuditQuery, AuditTrail, ChainBreak, Outcome,
+    AuditEntry, AuditError, AuditHandle, AuditLayer, AuditQuery, AuditTrail, ChainBreak, CheckpointKey,
+    Outcome,
 };
 use lift::{App, Body, Context, Principal, Request, Response};
 use lift_harness::dynamodb::DynamoDbLocal;
@@ -93,12 +94,26 @@ async fn two_instances_writing_one_tenant_keep_one_chain() {
     assert_eq!(verified.head.0, 30);
 }
 
+/// A trail that signs checkpoints into `checkpoints` (a fresh process each call).
+fn anchored(client: &aws_sdk_dynamodb::Client, table: &str, checkpoints: &str) -> AuditTrail {
+    AuditTrail::builder()
+        .client(client.clone())
+        .table(table)
+        .checkpoint_key(CheckpointKey::new(*b"audit-test-checkpoint-key-012345").unwrap())
+        .checkpoint_table(checkpoints)
+        .build()
+        .expect("a valid trail")
+}
+
 #[tokio::test]
 async fn tampering_in_the_table_is_named() {
     let (client, table) = table().await;
-    let trail = trail(&client, &table);
+    let local = DynamoDbLocal::shared().await.unwrap();
+    let checkpoints = local.create_table(&lift::store::tables::audit_checkpoints()).await.unwrap();
+    let trail = anchored(&client, &table, &checkpoints);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     for i in 0..5u64 {
-        trail.try_append(entry("acme", "alice", "records.read", 10 + i)).unwrap();
+        trail.try_append(entry("acme", "alice", "records.read", now + i)).unwrap();
     }
     trail.flush().await.unwrap();
     let key = |seq: u64| {
@@ -137,12 +152,17 @@ async fn tampering_in_the_table_is_named() {
         .unwrap();
     trail.verify("acme").await.unwrap();
     // Deleting the newest entry leaves a valid shorter chain: the trail that wrote the head
-    // notices; a fresh reader cannot without an anchor kept elsewhere (documented).
+    // notices, and so does a fresh reader, from the signed checkpoint of that head.
     client.delete_item().table_name(&table).set_key(Some(key(5).into())).send().await.unwrap();
     assert!(matches!(
         trail.verify("acme").await,
         Err(AuditError::Broken { broken: ChainBreak::Removed { seq: 5 }, .. })
     ));
+    assert!(matches!(
+        anchored(&client, &table, &checkpoints).verify("acme").await,
+        Err(AuditError::Broken { broken: ChainBreak::MissingTail { seq: 5 }, .. })
+    ));
+    // Without a checkpoint key the shorter chain still passes: that trail proves less.
     assert_eq!(self::trail(&client, &table).verify("acme").await.unwrap().head.0, 4);
     // Deleting one in the middle is named by anyone.
     client.delete_item().table_name(&table).set_key(Some(key(2).into())).send().await.unwrap();

@@ -179,6 +179,14 @@ pub mod tables {
             .with_ttl("expires_at")
     }
 
+    /// Signed checkpoints of the audit chains, kept apart from the entries: one item per
+    /// checkpoint, by tenant and number, expiring with the entry it certifies.
+    pub fn audit_checkpoints() -> TableDef {
+        TableDef::new("lift-audit-checkpoints", KeyAttribute::string("pk"))
+            .with_sort_key(KeyAttribute::number("number"))
+            .with_ttl("expires_at")
+    }
+
     /// The token vault for tokenized card numbers.
     pub fn tokens() -> TableDef {
         TableDef::new("lift-tokens", KeyAttribute::string("pk")).with_ttl("expires_at")
@@ -191,7 +199,7 @@ pub mod tables {
 
     /// Every table Lift's middleware owns.
     pub fn all() -> Vec<TableDef> {
-        vec![rate_limits(), idempotency(), audit(), tokens(), blocklist()]
+        vec![rate_limits(), idempotency(), audit(), audit_checkpoints(), tokens(), blocklist()]
     }
 }
 

@@ -106,6 +106,8 @@ struct Rule {
 struct State {
     upstream: String,
     rules: Mutex<HashMap<String, Rule>>,
+    /// Operations whose next answers are lost: forwarded, then answered with a fault.
+    lost: Mutex<HashMap<String, (DynamoDbFault, u32)>>,
     stats: Mutex<HashMap<String, OperationStats>>,
     rng: Mutex<StdRng>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
@@ -157,6 +159,7 @@ impl AwsFaultProxy {
         let state = Arc::new(State {
             upstream,
             rules: Mutex::new(HashMap::new()),
+            lost: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             client,
@@ -185,6 +188,14 @@ impl AwsFaultProxy {
             .lock()
             .expect("rules lock")
             .insert(short(operation).to_owned(), Rule { fault, rate });
+    }
+
+    /// Loses the answers of the next `count` requests for `operation`: each is forwarded
+    /// and carried out by DynamoDB, and the client is answered with `fault` instead. This
+    /// is the failure that tempts a client to do twice what was done once (a write that
+    /// succeeded on the server and failed on the client).
+    pub fn lose_answers(&self, operation: &str, fault: DynamoDbFault, count: u32) {
+        self.state.lost.lock().expect("lost lock").insert(short(operation).to_owned(), (fault, count));
     }
 
     /// Stops injecting into `operation`.
@@ -262,6 +273,21 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         .and_then(|v| v.to_str().ok())
         .map(|t| short(t).to_owned())
         .unwrap_or_else(|| "-".to_owned());
+    let lost = {
+        let mut lost = state.lost.lock().expect("lost lock");
+        match lost.get_mut(&operation) {
+            Some((fault, left)) if *left > 0 => {
+                *left -= 1;
+                Some(*fault)
+            }
+            _ => None,
+        }
+    };
+    if let Some(fault) = lost {
+        state.stats.lock().expect("stats lock").entry(operation.clone()).or_default().injected += 1;
+        forward(req, &state).await.map_err(Unforwarded)?;
+        return Ok(error_response(fault));
+    }
     let injected = {
         let rules = state.rules.lock().expect("rules lock");
         rules.get(&operation).or_else(|| rules.get(ANY_OPERATION)).and_then(|rule| {

@@ -226,16 +226,50 @@ pub enum ChainBreak {
         /// The entry found out of order.
         seq: u64,
     },
+    /// A signed checkpoint certifies entry `seq`, past the last one stored: the newest
+    /// entries were deleted.
+    MissingTail {
+        /// The certified entry that is gone.
+        seq: u64,
+    },
+    /// Entries up to `seq` are gone though their retention has not run out: the oldest
+    /// entries were deleted.
+    DeletedPrefix {
+        /// The newest entry that should still be stored.
+        seq: u64,
+    },
+    /// Signed checkpoints certify entries up to `seq`, and no entry is stored.
+    DeletedChain {
+        /// The newest certified entry.
+        seq: u64,
+    },
+    /// Entry `seq` does not hash to what a signed checkpoint certified: the chain was
+    /// rewritten and re-hashed.
+    Rewritten {
+        /// The certified entry whose hash changed.
+        seq: u64,
+    },
+    /// Checkpoint `number` is not signed by the key, is not a checkpoint, or does not link
+    /// to the one before it.
+    ForgedCheckpoint {
+        /// The checkpoint's number.
+        number: u64,
+    },
 }
 
 impl ChainBreak {
-    /// The position named.
+    /// The position named (a checkpoint's number for [`ChainBreak::ForgedCheckpoint`]).
     pub fn seq(self) -> u64 {
         match self {
             Self::Changed { seq }
             | Self::Removed { seq }
             | Self::Inserted { seq }
-            | Self::Reordered { seq } => seq,
+            | Self::Reordered { seq }
+            | Self::MissingTail { seq }
+            | Self::DeletedPrefix { seq }
+            | Self::DeletedChain { seq }
+            | Self::Rewritten { seq } => seq,
+            Self::ForgedCheckpoint { number } => number,
         }
     }
 }
@@ -247,6 +281,15 @@ impl fmt::Display for ChainBreak {
             Self::Removed { seq } => write!(f, "entry {seq} was removed"),
             Self::Inserted { seq } => write!(f, "an entry was inserted at {seq}"),
             Self::Reordered { seq } => write!(f, "entry {seq} is out of order"),
+            Self::MissingTail { seq } => write!(f, "the entries up to {seq} were removed from the end"),
+            Self::DeletedPrefix { seq } => {
+                write!(f, "the entries up to {seq} were removed before their retention ran out")
+            }
+            Self::DeletedChain { seq } => write!(f, "the whole chain (certified up to {seq}) was removed"),
+            Self::Rewritten { seq } => write!(f, "entry {seq} no longer matches its signed checkpoint"),
+            Self::ForgedCheckpoint { number } => {
+                write!(f, "checkpoint {number} is forged or out of its chain")
+            }
         }
     }
 }

@@ -16,14 +16,25 @@
 //!   it, so nothing waits for a timer). Handlers name the resource, action and data
 //!   classes through the [`AuditHandle`] in the request's extensions.
 //!
-//! Removing the newest or the oldest entries of a chain leaves a shorter valid chain: the
-//! trail notices a head it wrote itself going missing, and [`Verified::head`] is the value
-//! to anchor elsewhere (a log line, another account) to make truncation evident too.
+//! - **Checkpoints** ([`Checkpoint`], with a [`CheckpointKey`]): at every flush that
+//!   advances a chain, a checkpoint of its head, chained to the one before and signed with
+//!   HMAC-SHA256 under a key the tables do not hold (derived through KMS with
+//!   [`CheckpointKey::generate_with_kms`]), is stored in a table of its own. [`AuditTrail::verify`]
+//!   then names, from any process, a deleted tail, a deleted prefix (entries gone before
+//!   their retention ran out), a deleted chain, a re-hashed rewrite and a forged
+//!   checkpoint. Deleting the newest entries together with the newest checkpoints leaves
+//!   an older valid state; [`Verified::latest_checkpoint`] kept elsewhere and passed to
+//!   [`AuditTrail::verify_against`] reveals that too.
+//!
+//! Without a checkpoint key, a chain is only self-consistent: removing its newest or
+//! oldest entries, or rewriting and re-hashing it, leaves a valid chain.
 
+mod checkpoint;
 mod entry;
 mod layer;
 mod trail;
 
+pub use checkpoint::{Checkpoint, CheckpointKey};
 pub use entry::{chain_hash, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS};
 pub use layer::{AuditHandle, AuditLayer, AuditService, Audited};
 pub use trail::{

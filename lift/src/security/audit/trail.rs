@@ -1,14 +1,15 @@
 //! The audit trail: a bounded in-memory buffer, flushed to DynamoDB in per-tenant hash
 //! chains with conditional writes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tokio::sync::Semaphore;
 
+use super::checkpoint::{self, Checkpoint, CheckpointKey};
 use super::entry::{hex, unhex, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS};
 
 /// Entries the buffer holds before `try_append` refuses and `append` waits.
@@ -18,6 +19,9 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 366 * 24 * 3600);
 /// How often a flush re-reads a chain's head and reseals after losing a race for a seq.
 const MAX_RACES: usize = 16;
+/// How far the verifier's clock may be behind the writer's before an entry that should
+/// still live is called deleted.
+const CLOCK_SKEW_SECS: u64 = 300;
 
 /// Why the trail could not take, store or prove entries.
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +54,16 @@ pub enum AuditError {
 pub struct Verified {
     /// Entries checked.
     pub entries: u64,
-    /// The first seq stored: above 1 when older entries expired (TTL). Removing the oldest
-    /// entries cannot be told from their expiry without an anchor kept elsewhere.
+    /// The first seq stored: above 1 when older entries expired (TTL).
     pub first_seq: u64,
-    /// The head: the last seq and its hash (keep it elsewhere to anchor the chain).
+    /// The head: the last seq and its hash.
     pub head: (u64, [u8; 32]),
+    /// Signed checkpoints checked (0 when the trail has no checkpoint key: then the chain
+    /// is only self-consistent, and deletions at either end or a re-hashed rewrite pass).
+    pub checkpoints: u64,
+    /// The newest checkpoint, to keep outside the tables (a report, another account) and
+    /// pass to [`AuditTrail::verify_against`] later.
+    pub latest_checkpoint: Option<Checkpoint>,
 }
 
 /// A query over one tenant's entries.
@@ -105,9 +114,27 @@ pub struct AuditTrailBuilder {
     table: Option<String>,
     capacity: Option<usize>,
     retention: Option<Duration>,
+    checkpoint_key: Option<CheckpointKey>,
+    checkpoint_table: Option<String>,
 }
 
 impl AuditTrailBuilder {
+    /// Signs a checkpoint of each tenant's chain at every flush that advances it, and
+    /// checks stored chains against them in [`AuditTrail::verify`] (see the
+    /// [`Checkpoint`]). Without a key the chain is only
+    /// self-consistent: deletions at either end and re-hashed rewrites go unseen.
+    pub fn checkpoint_key(mut self, key: CheckpointKey) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// The checkpoint table (default:
+    /// [`tables::audit_checkpoints`](crate::store::tables::audit_checkpoints)`().resolve_name()`).
+    pub fn checkpoint_table(mut self, table: impl Into<String>) -> Self {
+        self.checkpoint_table = Some(table.into());
+        self
+    }
+
     /// The DynamoDB client (required).
     pub fn client(mut self, client: Client) -> Self {
         self.client = Some(client);
@@ -152,6 +179,14 @@ impl AuditTrailBuilder {
                 room: Semaphore::new(capacity),
                 heads: tokio::sync::Mutex::new(HashMap::new()),
                 flushing: tokio::sync::Mutex::new(()),
+                anchors: self.checkpoint_key.map(|key| Anchors {
+                    key,
+                    table: self
+                        .checkpoint_table
+                        .unwrap_or_else(|| crate::store::tables::audit_checkpoints().resolve_name()),
+                    latest: tokio::sync::Mutex::new(HashMap::new()),
+                    due: Mutex::new(BTreeSet::new()),
+                }),
             }),
         })
     }
@@ -194,13 +229,44 @@ struct Inner {
     table: String,
     capacity: usize,
     retention: Duration,
-    buffer: Mutex<Vec<AuditEntry>>,
+    buffer: Mutex<Vec<Pending>>,
     /// One permit per free slot: taken on append, given back when the entry is stored.
     room: Semaphore,
-    /// The last (seq, hash) of each tenant's chain this trail knows.
-    heads: tokio::sync::Mutex<HashMap<String, (u64, [u8; 32])>>,
+    /// The head of each tenant's chain this trail knows.
+    heads: tokio::sync::Mutex<HashMap<String, Head>>,
     /// One flush at a time, so entries keep their order.
     flushing: tokio::sync::Mutex<()>,
+    anchors: Option<Anchors>,
+}
+
+/// The head of a chain: seq, hash, and the head entry's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    seq: u64,
+    hash: [u8; 32],
+    at_ms: u64,
+}
+
+const EMPTY: Head = Head { seq: 0, hash: GENESIS, at_ms: 0 };
+
+/// An entry waiting to be stored, with the id that lets a retry find it.
+#[derive(Debug, Clone)]
+struct Pending {
+    entry: AuditEntry,
+    /// Stored beside the entry (outside its hash): a retry after an answer that was lost
+    /// reads the seq it tried and, finding its own id there, does not seal it again.
+    write_id: String,
+    /// The seq of a put whose outcome is unknown.
+    attempted: Option<u64>,
+}
+
+/// Checkpoint signing: the key, the table, the newest checkpoint of each tenant this
+/// trail knows, and the tenants whose chain advanced since their last checkpoint.
+struct Anchors {
+    key: CheckpointKey,
+    table: String,
+    latest: tokio::sync::Mutex<HashMap<String, Checkpoint>>,
+    due: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for AuditTrail {
@@ -237,7 +303,7 @@ impl AuditTrail {
         let permit =
             self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
         permit.forget();
-        self.push(entry);
+        self.push(Pending::new(entry));
         Ok(())
     }
 
@@ -246,10 +312,10 @@ impl AuditTrail {
         if let Ok(permit) = self.inner.room.acquire().await {
             permit.forget();
         }
-        self.push(entry);
+        self.push(Pending::new(entry));
     }
 
-    fn push(&self, entry: AuditEntry) {
+    fn push(&self, entry: Pending) {
         match self.inner.buffer.lock() {
             Ok(mut buffer) => buffer.push(entry),
             Err(poisoned) => poisoned.into_inner().push(entry),
@@ -267,24 +333,22 @@ impl AuditTrail {
             let mut buffer = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::take(&mut *buffer)
         };
-        if taken.is_empty() {
-            return Ok(0);
-        }
         let mut stored = 0;
         let mut remaining = taken.into_iter();
         let mut failure = None;
-        for entry in remaining.by_ref() {
-            match self.store(entry.clone()).await {
+        for mut pending in remaining.by_ref() {
+            match self.store(&mut pending).await {
                 Ok(()) => stored += 1,
                 Err(err) => {
-                    failure = Some((entry, err));
+                    failure = Some((pending, err));
                     break;
                 }
             }
         }
         self.inner.room.add_permits(stored);
         match failure {
-            None => Ok(stored),
+            // The entries are stored: now their signed checkpoints.
+            None => self.checkpoint_due().await.map(|()| stored),
             Some((entry, err)) => {
                 let mut back = vec![entry];
                 back.extend(remaining);
@@ -305,45 +369,217 @@ impl AuditTrail {
     }
 
     /// Seals one entry after its tenant's head and writes it, rereading the head when
-    /// another writer took the seq first.
-    async fn store(&self, entry: AuditEntry) -> Result<(), AuditError> {
+    /// another writer took the seq first. A put whose answer was lost (an error, or a
+    /// condition failing on the SDK's own retry) is looked up by its write id first, so a
+    /// stored entry is never sealed twice.
+    async fn store(&self, pending: &mut Pending) -> Result<(), AuditError> {
+        let tenant = pending.entry.tenant.clone();
         let mut heads = self.inner.heads.lock().await;
+        if let Some(seq) = pending.attempted {
+            if let Some(head) = self.stored_as(pending, seq).await? {
+                self.advanced(&mut heads, &tenant, head);
+                return Ok(());
+            }
+            pending.attempted = None;
+        }
         for _ in 0..MAX_RACES {
-            let head = match heads.get(&entry.tenant) {
+            let head = match heads.get(&tenant) {
                 Some(head) => *head,
-                None => self.load_head(&entry.tenant).await?,
+                None => self.load_head(&tenant).await?,
             };
-            let sealed = SealedEntry::seal(head.0 + 1, entry.clone(), head.1);
+            let sealed = SealedEntry::seal(head.seq + 1, pending.entry.clone(), head.hash);
             let put = self
                 .inner
                 .client
                 .put_item()
                 .table_name(&self.inner.table)
-                .set_item(Some(self.item(&sealed)))
+                .set_item(Some(self.item(&sealed, &pending.write_id)))
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await;
+            let mine = Head { seq: sealed.seq, hash: sealed.hash, at_ms: sealed.entry.at_ms };
             match put {
                 Ok(_) => {
-                    heads.insert(entry.tenant.clone(), (sealed.seq, sealed.hash));
+                    self.advanced(&mut heads, &tenant, mine);
                     return Ok(());
                 }
                 Err(err)
                     if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) =>
                 {
-                    // Another writer has this seq: read the real head and try after it.
-                    heads.remove(&entry.tenant);
+                    // Ours, written by an attempt whose answer was lost; else another
+                    // writer has this seq: read the real head and try after it.
+                    heads.remove(&tenant);
+                    if let Some(head) = self.stored_as(pending, sealed.seq).await? {
+                        self.advanced(&mut heads, &tenant, head);
+                        return Ok(());
+                    }
+                }
+                Err(err) => {
+                    heads.remove(&tenant);
+                    pending.attempted = Some(sealed.seq);
+                    return Err(AuditError::Unavailable(describe(&err)));
+                }
+            }
+        }
+        Err(AuditError::Unavailable(format!("lost the race for the next seq of {tenant} {MAX_RACES} times")))
+    }
+
+    fn advanced(&self, heads: &mut HashMap<String, Head>, tenant: &str, head: Head) {
+        if heads.get(tenant).is_none_or(|known| known.seq < head.seq) {
+            heads.insert(tenant.to_owned(), head);
+        }
+        if let Some(anchors) = &self.inner.anchors {
+            anchors.due.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
+        }
+    }
+
+    /// The entry at `seq` when it is this pending entry's own write.
+    async fn stored_as(&self, pending: &Pending, seq: u64) -> Result<Option<Head>, AuditError> {
+        let out = self
+            .inner
+            .client
+            .get_item()
+            .table_name(&self.inner.table)
+            .key("pk", AttributeValue::S(pk(&pending.entry.tenant)))
+            .key("seq", AttributeValue::N(seq.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AuditError::Unavailable(describe(&e)))?;
+        let Some(item) = out.item() else { return Ok(None) };
+        if string(item, "write_id") != Some(pending.write_id.as_str()) {
+            return Ok(None);
+        }
+        let sealed = sealed_from(item).filter(SealedEntry::is_intact).ok_or_else(|| AuditError::Broken {
+            tenant: pending.entry.tenant.clone(),
+            broken: ChainBreak::Changed { seq },
+        })?;
+        Ok(Some(Head { seq, hash: sealed.hash, at_ms: sealed.entry.at_ms }))
+    }
+
+    /// Writes a signed checkpoint for every tenant whose chain advanced since its last.
+    async fn checkpoint_due(&self) -> Result<(), AuditError> {
+        let Some(anchors) = &self.inner.anchors else { return Ok(()) };
+        let due: Vec<String> =
+            anchors.due.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        for tenant in due {
+            let head = self.inner.heads.lock().await.get(&tenant).copied();
+            if let Some(head) = head {
+                self.write_checkpoint(anchors, &tenant, head).await?;
+            }
+            anchors.due.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
+        }
+        Ok(())
+    }
+
+    /// Signs and stores the next checkpoint of `tenant` at `head`, after the newest one
+    /// stored (another writer may have added some).
+    async fn write_checkpoint(&self, anchors: &Anchors, tenant: &str, head: Head) -> Result<(), AuditError> {
+        let mut latest = anchors.latest.lock().await;
+        for _ in 0..MAX_RACES {
+            let prev = match latest.get(tenant) {
+                Some(c) => Some(c.clone()),
+                None => self.latest_checkpoint(anchors, tenant).await?,
+            };
+            if prev.as_ref().is_some_and(|p| p.seq >= head.seq) {
+                return Ok(()); // Another writer certified this head or a later one.
+            }
+            let from_at_ms = self.first_after(tenant, prev.as_ref()).await?;
+            let head = (head.seq, head.hash, head.at_ms);
+            let next = Checkpoint::next(&anchors.key, tenant, prev.as_ref(), head, from_at_ms, now_ms());
+            let put = self
+                .inner
+                .client
+                .put_item()
+                .table_name(&anchors.table)
+                .set_item(Some(next.item(self.inner.retention.as_secs())))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match put {
+                Ok(_) => {
+                    latest.insert(tenant.to_owned(), next);
+                    return Ok(());
+                }
+                Err(err)
+                    if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    latest.remove(tenant);
                 }
                 Err(err) => return Err(AuditError::Unavailable(describe(&err))),
             }
         }
-        Err(AuditError::Unavailable(format!(
-            "lost the race for the next seq of {} {MAX_RACES} times",
-            entry.tenant
-        )))
+        Err(AuditError::Unavailable(format!("lost the race for the next checkpoint of {tenant}")))
     }
 
-    async fn load_head(&self, tenant: &str) -> Result<(u64, [u8; 32]), AuditError> {
+    /// The time of the first entry after `prev`'s head, read back and checked to link to
+    /// that signed head (or to GENESIS), so a checkpoint never certifies a forged time.
+    async fn first_after(&self, tenant: &str, prev: Option<&Checkpoint>) -> Result<u64, AuditError> {
+        let (seq, link) = prev.map_or((1, GENESIS), |p| (p.seq + 1, p.head));
+        let out = self
+            .inner
+            .client
+            .get_item()
+            .table_name(&self.inner.table)
+            .key("pk", AttributeValue::S(pk(tenant)))
+            .key("seq", AttributeValue::N(seq.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AuditError::Unavailable(describe(&e)))?;
+        let broken = |broken| AuditError::Broken { tenant: tenant.to_owned(), broken };
+        let item = out.item().ok_or(broken(ChainBreak::Removed { seq }))?;
+        let sealed = sealed_from(item).ok_or(broken(ChainBreak::Changed { seq }))?;
+        if !sealed.is_intact() || sealed.prev_hash != link {
+            return Err(broken(ChainBreak::Changed { seq }));
+        }
+        Ok(sealed.entry.at_ms)
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        anchors: &Anchors,
+        tenant: &str,
+    ) -> Result<Option<Checkpoint>, AuditError> {
+        let out = self
+            .inner
+            .client
+            .query()
+            .table_name(&anchors.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(checkpoint::pk(tenant)))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AuditError::Unavailable(describe(&e)))?;
+        match out.items().first() {
+            None => Ok(None),
+            Some(item) => self.trusted(anchors, tenant, item).map(Some),
+        }
+    }
+
+    /// A stored checkpoint, if it is one and the key signed it.
+    fn trusted(
+        &self,
+        anchors: &Anchors,
+        tenant: &str,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Checkpoint, AuditError> {
+        let number = number(item, "number").unwrap_or_default();
+        Checkpoint::from_item(item).filter(|c| c.tenant == tenant && c.is_signed_by(&anchors.key)).ok_or_else(
+            || AuditError::Broken {
+                tenant: tenant.to_owned(),
+                broken: ChainBreak::ForgedCheckpoint { number },
+            },
+        )
+    }
+
+    /// The stored head of a tenant's chain. With checkpoints, the head must be the one the
+    /// newest checkpoint certifies or one after it: a trail never extends a chain whose
+    /// tail was cut or rewritten.
+    async fn load_head(&self, tenant: &str) -> Result<Head, AuditError> {
         let out = self
             .inner
             .client
@@ -357,20 +593,34 @@ impl AuditTrail {
             .send()
             .await
             .map_err(|e| AuditError::Unavailable(describe(&e)))?;
-        match out.items().first() {
-            None => Ok((0, GENESIS)),
+        let broken = |broken| AuditError::Broken { tenant: tenant.to_owned(), broken };
+        let head = match out.items().first() {
+            None => EMPTY,
             Some(item) => {
                 let seq = number(item, "seq").unwrap_or_default();
-                let hash = string(item, "hash").and_then(unhex);
-                hash.map(|h| (seq, h)).ok_or(AuditError::Broken {
-                    tenant: tenant.to_owned(),
-                    broken: ChainBreak::Changed { seq },
-                })
+                let sealed = sealed_from(item).ok_or(broken(ChainBreak::Changed { seq }))?;
+                Head { seq, hash: sealed.hash, at_ms: sealed.entry.at_ms }
+            }
+        };
+        if let Some(anchors) = &self.inner.anchors {
+            if let Some(c) = self.latest_checkpoint(anchors, tenant).await? {
+                if head.seq < c.seq {
+                    return Err(broken(if head.seq == 0 {
+                        ChainBreak::DeletedChain { seq: c.seq }
+                    } else {
+                        ChainBreak::MissingTail { seq: c.seq }
+                    }));
+                }
+                if head.seq == c.seq && head.hash != c.head {
+                    return Err(broken(ChainBreak::Rewritten { seq: c.seq }));
+                }
+                anchors.latest.lock().await.insert(tenant.to_owned(), c);
             }
         }
+        Ok(head)
     }
 
-    fn item(&self, sealed: &SealedEntry) -> HashMap<String, AttributeValue> {
+    fn item(&self, sealed: &SealedEntry, write_id: &str) -> HashMap<String, AttributeValue> {
         let e = &sealed.entry;
         let expires_at = e.at_ms / 1000 + self.inner.retention.as_secs();
         let s = |v: &str| AttributeValue::S(v.to_owned());
@@ -391,6 +641,7 @@ impl AuditTrail {
             ("prev_hash".to_owned(), s(&hex(&sealed.prev_hash))),
             ("hash".to_owned(), s(&hex(&sealed.hash))),
             ("expires_at".to_owned(), n(expires_at)),
+            ("write_id".to_owned(), s(write_id)),
         ])
     }
 
@@ -463,12 +714,29 @@ impl AuditTrail {
     }
 
     /// Walks a tenant's stored chain and names the first entry that was changed, removed,
-    /// inserted or reordered. The chain starts at the first entry stored (older ones may
-    /// have expired); a head this trail wrote itself must still be there.
+    /// inserted or reordered; with a checkpoint key, also checks it against every signed
+    /// checkpoint and names a deleted tail, a deleted prefix, a deleted chain, a rewrite
+    /// and a forged checkpoint, from a fresh process as well as from the writer.
     ///
     /// # Errors
     /// [`AuditError::Broken`], [`AuditError::Unavailable`].
     pub async fn verify(&self, tenant: &str) -> Result<Verified, AuditError> {
+        self.verify_inner(tenant, None).await
+    }
+
+    /// As [`verify`](Self::verify), and the stored chain must also hold `anchor`, a
+    /// checkpoint kept outside the tables (from an earlier [`Verified`]): this names the
+    /// deletion of the newest entries together with their checkpoints, which the tables
+    /// alone cannot show.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify); [`ChainBreak::ForgedCheckpoint`] for an anchor the key
+    /// did not sign.
+    pub async fn verify_against(&self, tenant: &str, anchor: &Checkpoint) -> Result<Verified, AuditError> {
+        self.verify_inner(tenant, Some(anchor)).await
+    }
+
+    async fn verify_inner(&self, tenant: &str, anchor: Option<&Checkpoint>) -> Result<Verified, AuditError> {
         let values = HashMap::from([(":pk".to_owned(), AttributeValue::S(pk(tenant)))]);
         let entries = self.read(tenant, None, values, None).await?;
         let broken = |broken| AuditError::Broken { tenant: tenant.to_owned(), broken };
@@ -476,12 +744,127 @@ impl AuditTrail {
         verify_chain(&entries, start).map_err(broken)?;
         let head = entries.last().map_or((0, GENESIS), |e| (e.seq, e.hash));
         if let Some(known) = self.inner.heads.lock().await.get(tenant) {
-            if known.0 > head.0 {
+            if known.seq > head.0 {
                 return Err(broken(ChainBreak::Removed { seq: head.0 + 1 }));
             }
         }
-        Ok(Verified { entries: entries.len() as u64, first_seq: entries.first().map_or(0, |e| e.seq), head })
+        let mut checkpoints = match &self.inner.anchors {
+            Some(anchors) => self.read_checkpoints(anchors, tenant).await?,
+            None => Vec::new(),
+        };
+        if let (Some(anchor), Some(anchors)) = (anchor, &self.inner.anchors) {
+            if anchor.tenant != tenant || !anchor.is_signed_by(&anchors.key) {
+                return Err(broken(ChainBreak::ForgedCheckpoint { number: anchor.number }));
+            }
+            if !checkpoints.iter().any(|c| c.number == anchor.number) {
+                checkpoints.push(anchor.clone());
+            }
+        }
+        check_anchors(&entries, &checkpoints, self.inner.retention.as_secs(), now_ms() / 1000)
+            .map_err(broken)?;
+        Ok(Verified {
+            entries: entries.len() as u64,
+            first_seq: entries.first().map_or(0, |e| e.seq),
+            head,
+            checkpoints: checkpoints.len() as u64,
+            latest_checkpoint: checkpoints.iter().max_by_key(|c| c.number).cloned(),
+        })
     }
+
+    /// Every checkpoint of a tenant, oldest first, each signed and linked to the one
+    /// before it (the oldest stored may follow expired ones).
+    async fn read_checkpoints(&self, anchors: &Anchors, tenant: &str) -> Result<Vec<Checkpoint>, AuditError> {
+        let mut out: Vec<Checkpoint> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .inner
+                .client
+                .query()
+                .table_name(&anchors.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(checkpoint::pk(tenant)))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| AuditError::Unavailable(describe(&e)))?;
+            for item in page.items() {
+                let c = self.trusted(anchors, tenant, item)?;
+                if let Some(prev) = out.last() {
+                    if c.number != prev.number + 1 || c.prev_digest != prev.digest() || c.seq < prev.seq {
+                        return Err(AuditError::Broken {
+                            tenant: tenant.to_owned(),
+                            broken: ChainBreak::ForgedCheckpoint { number: c.number },
+                        });
+                    }
+                }
+                out.push(c);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Checks a verified chain against signed checkpoints. A checkpoint certifies its head
+/// entry until that entry's retention runs out; the oldest checkpoint stored also
+/// certifies the head of the one before it (signed into it), so deleting old checkpoints
+/// along with old entries shows too.
+fn check_anchors(
+    entries: &[SealedEntry],
+    checkpoints: &[Checkpoint],
+    retention_secs: u64,
+    now_secs: u64,
+) -> Result<(), ChainBreak> {
+    let alive = |at_ms: u64| at_ms / 1000 + retention_secs > now_secs + CLOCK_SKEW_SECS;
+    let first = entries.first().map(|e| e.seq);
+    let last = entries.last().map_or(0, |e| e.seq);
+    let mut certified: Vec<(u64, Option<[u8; 32]>, u64)> =
+        checkpoints.iter().map(|c| (c.seq, Some(c.head), c.head_at_ms)).collect();
+    if let Some(oldest) = checkpoints.iter().min_by_key(|c| c.number).filter(|c| c.number > 1) {
+        if !checkpoints.iter().any(|c| c.number == oldest.number - 1) {
+            certified.push((oldest.prev_seq, None, oldest.prev_head_at_ms));
+        }
+    }
+    certified.sort_by_key(|c| std::cmp::Reverse(c.0));
+    // Every entry a checkpoint covers lives at least as long as the first one it covers.
+    for c in checkpoints.iter().filter(|c| alive(c.from_at_ms) && c.seq > c.prev_seq) {
+        // No entry at all is named below, from the newest checkpoint.
+        if let Some(first) = first.filter(|&f| f > c.prev_seq + 1) {
+            return Err(ChainBreak::DeletedPrefix { seq: (first - 1).min(c.seq) });
+        }
+    }
+    for (seq, hash, at_ms) in certified {
+        if seq == 0 || !alive(at_ms) {
+            continue;
+        }
+        let Some(first) = first else { return Err(ChainBreak::DeletedChain { seq }) };
+        if seq > last {
+            return Err(ChainBreak::MissingTail { seq });
+        }
+        if seq < first {
+            return Err(ChainBreak::DeletedPrefix { seq });
+        }
+        let stored = entries.iter().find(|e| e.seq == seq).map(|e| e.hash);
+        if hash.is_some() && stored != hash {
+            return Err(ChainBreak::Rewritten { seq });
+        }
+    }
+    Ok(())
+}
+
+impl Pending {
+    fn new(entry: AuditEntry) -> Self {
+        Self { entry, write_id: uuid::Uuid::new_v4().to_string(), attempted: None }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn pk(tenant: &str) -> String {
