@@ -4,7 +4,6 @@
 mod compliance;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -157,27 +156,21 @@ impl Workload for PaymentsWorkload {
         }
     }
 
-    fn execute<'a>(
-        &'a self,
-        op: &'a Op,
-        call: &'a Call<'a>,
-    ) -> impl Future<Output = Result<Option<Effect>, OpError>> + Send + 'a {
-        async move {
-            match op {
-                Op::Get { tenant, id } => {
-                    self.store(call).get(tenant, id).await.map_err(store_error)?;
-                    Ok(None)
-                }
-                Op::Refund { tenant, id } => {
-                    let store = self.store(call);
-                    store.refund(tenant, id, 1, Some("drill".into())).await.map_err(store_error)?;
-                    Ok(None)
-                }
-                Op::Create { tenant, payment } => {
-                    let effect = self.create(call, tenant, payment).await?;
-                    self.created.lock().expect("created lock").push((tenant.clone(), payment.id.clone()));
-                    Ok(Some(effect))
-                }
+    async fn execute<'a>(&'a self, op: &'a Op, call: &'a Call<'a>) -> Result<Option<Effect>, OpError> {
+        match op {
+            Op::Get { tenant, id } => {
+                self.store(call).get(tenant, id).await.map_err(store_error)?;
+                Ok(None)
+            }
+            Op::Refund { tenant, id } => {
+                let store = self.store(call);
+                store.refund(tenant, id, 1, Some("drill".into())).await.map_err(store_error)?;
+                Ok(None)
+            }
+            Op::Create { tenant, payment } => {
+                let effect = self.create(call, tenant, payment).await?;
+                self.created.lock().expect("created lock").push((tenant.clone(), payment.id.clone()));
+                Ok(Some(effect))
             }
         }
     }

@@ -41,7 +41,7 @@ async fn the_ci_region_outage_drill_of_payments_fails_over_and_loses_no_create()
     assert!(report.faults[0].errors_in_window > 0, "{summary}");
     // Reads and refunds ran, and found the payments the creates made (the item layout
     // the synchronous writer uses matches the store's).
-    assert!(report.totals.errors_by_class.get("not_found").is_none(), "{summary}");
+    assert!(!report.totals.errors_by_class.contains_key("not_found"), "{summary}");
     assert!(report.target.starts_with("payments through lift::disaster"), "{}", report.target);
 }
 

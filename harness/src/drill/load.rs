@@ -107,7 +107,6 @@ impl<W: Workload> Driver<W> {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
 
     use lift::disaster::{RegionConfig, RegionRouter, RegionSet, ReplicatedTable};
     use lift::store::{KeyAttribute, TableDef};
@@ -137,20 +136,13 @@ mod tests {
         fn kind(&self, _op: &()) -> &'static str {
             "put"
         }
-        fn execute<'a>(
-            &'a self,
-            _op: &'a (),
-            call: &'a Call<'a>,
-        ) -> impl Future<Output = Result<Option<Effect>, OpError>> + Send + 'a {
-            async move {
-                self.router.switch_to("b").unwrap();
-                if self.hang {
-                    std::future::pending::<()>().await;
-                }
-                let key =
-                    [("pk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(call.table().into()))];
-                Ok(Some(Effect::written(key.into_iter().collect())))
+        async fn execute<'a>(&'a self, _op: &'a (), call: &'a Call<'a>) -> Result<Option<Effect>, OpError> {
+            self.router.switch_to("b").unwrap();
+            if self.hang {
+                std::future::pending::<()>().await;
             }
+            let key = [("pk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(call.table().into()))];
+            Ok(Some(Effect::written(key.into_iter().collect())))
         }
     }
 

@@ -8,7 +8,6 @@
 //! # Examples
 //!
 //! ```
-//! use std::future::Future;
 //! use aws_sdk_dynamodb::types::AttributeValue;
 //! use lift::store::{KeyAttribute, TableDef};
 //! use lift_harness::drill::Load;
@@ -24,15 +23,16 @@
 //!     fn operations(&self) -> &[&'static str] { &["put"] }
 //!     fn next(&self, _kind: &'static str, _load: &Load) -> String { uuid::Uuid::new_v4().to_string() }
 //!     fn kind(&self, _op: &String) -> &'static str { "put" }
-//!     fn execute<'a>(&'a self, id: &'a String, call: &'a Call<'a>)
-//!         -> impl Future<Output = Result<Option<Effect>, OpError>> + Send + 'a {
-//!         async move {
-//!             let key = [("id".to_owned(), AttributeValue::S(id.clone()))].into_iter().collect();
-//!             call.dynamodb().put_item().table_name(call.table()).set_item(Some(
-//!                 [("id".to_owned(), AttributeValue::S(id.clone()))].into_iter().collect(),
-//!             )).send().await.map_err(|e| OpError::new("unavailable", e.to_string()))?;
-//!             Ok(Some(Effect::written(key)))
-//!         }
+//!     async fn execute<'a>(&'a self, id: &'a String, call: &'a Call<'a>) -> Result<Option<Effect>, OpError> {
+//!         let key: lift::disaster::Item = [("id".to_owned(), AttributeValue::S(id.clone()))].into();
+//!         call.dynamodb()
+//!             .put_item()
+//!             .table_name(call.table())
+//!             .set_item(Some(key.clone()))
+//!             .send()
+//!             .await
+//!             .map_err(|e| OpError::new("unavailable", e.to_string()))?;
+//!         Ok(Some(Effect::written(key)))
 //!     }
 //! }
 //! ```

@@ -1,7 +1,6 @@
 //! Shared by the harness's integration tests: a tiny [`Workload`] that is not payments,
 //! so the tests prove the harness drills any service.
 
-use std::future::Future;
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -63,49 +62,43 @@ impl Workload for Notes {
         }
     }
 
-    fn execute<'a>(
-        &'a self,
-        op: &'a NoteOp,
-        call: &'a Call<'a>,
-    ) -> impl Future<Output = Result<Option<Effect>, OpError>> + Send + 'a {
-        async move {
-            match op {
-                NoteOp::Get(id) => {
-                    let got = call
-                        .dynamodb()
-                        .get_item()
-                        .table_name(call.table())
-                        .set_key(Some(key(id)))
-                        .send()
-                        .await
-                        .map_err(failed)?;
-                    got.item().ok_or_else(|| OpError::new("not_found", "no such note"))?;
-                    Ok(None)
-                }
-                NoteOp::Put(id) => {
-                    let mut item = key(id);
-                    item.insert("text".into(), AttributeValue::S("a note".into()));
-                    let synced = if call.replication() == ReplicationMode::Sync {
-                        call.put_in_healthy_regions(item.clone()).await
-                    } else {
-                        None
-                    };
-                    let effect = match synced {
-                        Some(acked) => Effect::Written(acked?),
-                        None => {
-                            call.dynamodb()
-                                .put_item()
-                                .table_name(call.table())
-                                .set_item(Some(item))
-                                .send()
-                                .await
-                                .map_err(failed)?;
-                            Effect::written(key(id))
-                        }
-                    };
-                    self.written.lock().unwrap().push(id.clone());
-                    Ok(Some(effect))
-                }
+    async fn execute<'a>(&'a self, op: &'a NoteOp, call: &'a Call<'a>) -> Result<Option<Effect>, OpError> {
+        match op {
+            NoteOp::Get(id) => {
+                let got = call
+                    .dynamodb()
+                    .get_item()
+                    .table_name(call.table())
+                    .set_key(Some(key(id)))
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                got.item().ok_or_else(|| OpError::new("not_found", "no such note"))?;
+                Ok(None)
+            }
+            NoteOp::Put(id) => {
+                let mut item = key(id);
+                item.insert("text".into(), AttributeValue::S("a note".into()));
+                let synced = if call.replication() == ReplicationMode::Sync {
+                    call.put_in_healthy_regions(item.clone()).await
+                } else {
+                    None
+                };
+                let effect = match synced {
+                    Some(acked) => Effect::Written(acked?),
+                    None => {
+                        call.dynamodb()
+                            .put_item()
+                            .table_name(call.table())
+                            .set_item(Some(item))
+                            .send()
+                            .await
+                            .map_err(failed)?;
+                        Effect::written(key(id))
+                    }
+                };
+                self.written.lock().unwrap().push(id.clone());
+                Ok(Some(effect))
             }
         }
     }
