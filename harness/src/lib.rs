@@ -20,5 +20,9 @@ pub mod compliance;
 pub mod drill;
 pub mod dynamodb;
 pub mod faults;
+pub mod service_cli;
 /// `lift-harness up`.
 pub mod up;
+pub mod workload;
+
+pub use workload::{Acked, Call, Effect, EffectCheck, OpError, Workload};

@@ -12,6 +12,8 @@ pub mod currency;
 pub mod model;
 pub mod routes;
 pub mod store;
+#[cfg(feature = "harness")]
+pub mod workload;
 
 pub use routes::{
     app, app_with_jwt, jwt_layer, service, Payments, DEV_TENANT_HEADER, READ_SCOPE, REALM, WRITE_SCOPE,

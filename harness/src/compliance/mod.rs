@@ -1,9 +1,9 @@
-//! The compliance suites: `features/*.feature`, run with cucumber against the payments
-//! example and a small health-records service on DynamoDB Local, behind Lift's audit,
-//! compliance and threat middleware.
+//! The compliance suites: `features/*.feature`, run with cucumber against a service (a
+//! [`ComplianceTarget`], e.g. the payments example) and a small health-records service on
+//! DynamoDB Local, behind Lift's audit, compliance and threat middleware.
 //!
-//! [`run`] runs them (the `compliance_suites` test and `lift-harness compliance` both call
-//! it) and writes JUnit XML, cucumber JSON and the per-framework compliance report.
+//! [`run`] runs them (a service's `compliance_suites` test and its harness binary call it)
+//! and writes JUnit XML, cucumber JSON and the per-framework compliance report.
 //!
 //! # The step library
 //!
@@ -33,10 +33,10 @@
 //! (`@PCI-DSS-3.4`...).
 
 mod steps;
+mod target;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cucumber::writer::Stats as _;
 use cucumber::{writer, World as _, WriterExt as _};
@@ -44,11 +44,7 @@ use lift::middleware::logging::MemoryWriter;
 use lift::security::compliance::{ComplianceRecorder, ComplianceReport};
 
 pub use steps::ComplianceWorld;
-
-/// A deliberately broken handler: when set, the payments service also writes the raw card
-/// number of every payment to its log (what a careless `println!` does). The PCI suite
-/// must fail then.
-static BROKEN_PAN_LOGGING: AtomicBool = AtomicBool::new(false);
+pub use target::{ComplianceTarget, TargetEnv};
 
 /// The log lines of the services under test (one process-wide sink, read per scenario).
 pub(crate) fn logs() -> &'static MemoryWriter {
@@ -70,10 +66,6 @@ pub(crate) fn recorder() -> &'static ComplianceRecorder {
     RECORDER.get_or_init(ComplianceRecorder::new)
 }
 
-pub(crate) fn broken_pan_logging() -> bool {
-    BROKEN_PAN_LOGGING.load(Ordering::Relaxed)
-}
-
 /// What a run produced.
 #[derive(Debug)]
 pub struct SuiteRun {
@@ -91,15 +83,14 @@ pub struct SuiteRun {
     pub report_markdown: PathBuf,
 }
 
-/// Runs the features under `features` (a directory or one file), one scenario at a time,
-/// writing `compliance.junit.xml`, `compliance.cucumber.json` and
-/// `compliance-report.{json,md}` into `out`. With `broken_pan_logging`, the payments
-/// service logs raw card numbers (to prove the PCI suite catches it).
+/// Runs the features under `features` (a directory or one file) against `target`, one
+/// scenario at a time, writing `compliance.junit.xml`, `compliance.cucumber.json` and
+/// `compliance-report.{json,md}` into `out`.
 ///
 /// # Errors
 /// When the output files cannot be written.
-pub async fn run(features: &Path, out: &Path, broken_pan_logging: bool) -> std::io::Result<SuiteRun> {
-    BROKEN_PAN_LOGGING.store(broken_pan_logging, Ordering::Relaxed);
+pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> std::io::Result<SuiteRun> {
+    target::set(Arc::new(target));
     std::fs::create_dir_all(out)?;
     let junit = out.join("compliance.junit.xml");
     let json = out.join("compliance.cucumber.json");

@@ -13,11 +13,11 @@ use lift::security::threat::{ThreatLayer, ThreatStore};
 use lift::{Body, Context, Principal, Request, Response};
 use tower::ServiceExt;
 
+use super::target::TargetEnv;
 use crate::dynamodb::DynamoDbLocal;
 
 /// The header the suites name their tenant in (the suites' stand-in for a JWT).
 const TENANT_HEADER: &str = "x-suite-tenant";
-const FINGERPRINT_KEY: &[u8] = b"compliance-suite-fingerprint-key";
 /// The scope needed to read health records.
 const RECORDS_SCOPE: &str = "records:read";
 
@@ -58,18 +58,17 @@ async fn patient_records(req: Request) -> Response {
     )
 }
 
-/// Authenticates from the suite header (scopes for payments), as a JWT layer would.
-fn authenticate(mut req: Request) -> Request {
-    let tenant = req.headers().get(TENANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    req.headers_mut().remove(TENANT_HEADER);
-    if let (Some(tenant), Some(ctx)) = (tenant, Context::of_mut(&mut req)) {
-        ctx.set_principal(Principal::new(format!("user@{tenant}"), tenant).with_scopes([
-            payments::READ_SCOPE,
-            payments::WRITE_SCOPE,
-            RECORDS_SCOPE,
-        ]));
+/// Authenticates from the suite header (the target's scopes), as a JWT layer would.
+fn authenticate(scopes: Vec<String>) -> impl Fn(Request) -> Request + Clone + Send + Sync + 'static {
+    move |mut req: Request| {
+        let tenant = req.headers().get(TENANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        req.headers_mut().remove(TENANT_HEADER);
+        if let (Some(tenant), Some(ctx)) = (tenant, Context::of_mut(&mut req)) {
+            let scopes = scopes.iter().map(String::as_str).chain([RECORDS_SCOPE]);
+            ctx.set_principal(Principal::new(format!("user@{tenant}"), tenant).with_scopes(scopes));
+        }
+        req
     }
-    req
 }
 
 /// The service's audit policy: a request carrying a card number touches class `pci`, one
@@ -86,46 +85,37 @@ fn classify_for_audit(req: Request) -> Request {
     req
 }
 
-/// The deliberately broken handler's habit: the raw card number goes to the log.
-fn log_raw_pan(req: Request) -> Request {
-    let body: serde_json::Value = serde_json::from_slice(req.body().as_bytes()).unwrap_or_default();
-    if let Some(pan) = body["card_number"].as_str() {
-        use lift::middleware::logging::tracing_subscriber::fmt::MakeWriter as _;
-        use std::io::Write as _;
-        let _ = writeln!(super::logs().make_writer(), "charging card {pan}");
-    }
-    req
-}
-
 impl ComplianceWorld {
     async fn env(&mut self) -> Env {
         if let Some(env) = &self.env {
             return env.clone();
         }
         let region = self.region.clone().unwrap_or_else(|| "eu-west-1".to_owned());
+        let target = super::target::get();
         let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
         let client = ddb.client().await;
-        let payments_table = ddb.create_table(&payments::table_def()).await.expect("payments table");
+        let mut tables = Vec::new();
+        for def in target.tables() {
+            tables.push(ddb.create_table(&def).await.expect("the service's table"));
+        }
+        let payments_table = tables.first().cloned().expect("the service has a table");
         let audit_table = ddb.create_table(&lift::store::tables::audit()).await.expect("audit table");
         let blocklist = ddb.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
         let trail = AuditTrail::builder().client(client.clone()).table(&audit_table).build().expect("trail");
-        let store = payments::PaymentStore::new(client.clone(), payments_table.clone(), FINGERPRINT_KEY);
         let threat = ThreatLayer::builder()
             .store(ThreatStore::new(client.clone()).with_table(blocklist))
             .audit(trail.clone())
             .build()
             .expect("threat layer");
-        let mut app =
-            payments::service(payments::Payments { store, dev_tenant_header_insecure: false }, None, None)
-                .route(
-                    Method::GET,
-                    "/patients/:id/records",
-                    lift::app::Route::from_handler(patient_records).layer(require_scope(RECORDS_SCOPE)),
-                )
-                .region(region);
-        if super::broken_pan_logging() {
-            app = app.layer(tower::util::MapRequestLayer::new(log_raw_pan));
-        }
+        let target_env = TargetEnv { client: client.clone(), tables, logs: super::logs().clone() };
+        let app = target
+            .app(&target_env)
+            .route(
+                Method::GET,
+                "/patients/:id/records",
+                lift::app::Route::from_handler(patient_records).layer(require_scope(RECORDS_SCOPE)),
+            )
+            .region(region);
         let service = app
             .layer(tower::util::MapRequestLayer::new(classify_for_audit))
             .layer(AuditLayer::new(trail.clone()))
@@ -135,7 +125,7 @@ impl ComplianceWorld {
                     .audit(trail.clone()),
             )
             .layer(threat)
-            .layer(tower::util::MapRequestLayer::new(authenticate))
+            .layer(tower::util::MapRequestLayer::new(authenticate(target.scopes())))
             .into_service();
         let env = Env { service, client, payments_table, audit_table, trail };
         self.env = Some(env.clone());

@@ -7,20 +7,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lift::disaster::{RegionRouter, RegionSet, ReplicatedTable};
+use lift::disaster::{Item, RegionRouter, RegionSet, ReplicatedTable};
 
-use super::workload::{epoch_ms, LAG_ATTRIBUTE};
+/// The attribute of heartbeat items that carries their write time (epoch ms), for the
+/// replicator's lag. Service items do not carry it: an update would later count its lag
+/// from the create.
+pub(crate) const LAG_ATTRIBUTE: &str = "drill_ts_ms";
 
 /// How often a heartbeat is written.
 const BEAT: Duration = Duration::from_millis(250);
 /// How often the other regions are looked at.
 const LOOK: Duration = Duration::from_millis(50);
-/// The partition key of heartbeat items (never a tenant's: tenants are `TENANT#...`).
-const PK: &str = "DRILL#heartbeat";
+/// The key of the `n`th heartbeat (the workload's [`heartbeat_key`](crate::Workload::heartbeat_key)).
+pub(crate) type HeartbeatKey = Arc<dyn Fn(u64) -> Item + Send + Sync>;
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
 
 #[derive(Debug)]
 struct Heartbeat {
-    sk: String,
+    key: Item,
     source: String,
     written: Instant,
     /// When each other region was first seen holding it.
@@ -72,6 +79,7 @@ pub(crate) async fn run(
     router: RegionRouter,
     direct: RegionSet,
     table: ReplicatedTable,
+    key_of: HeartbeatKey,
     state: Arc<Mutex<LagState>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -86,15 +94,15 @@ pub(crate) async fn run(
             _ = beat.tick() => {
                 seq += 1;
                 let active = router.active().clone();
-                let sk = format!("{seq:010}");
+                let key = key_of(seq);
                 let written = Instant::now();
+                let mut item = key.clone();
+                item.insert(LAG_ATTRIBUTE.to_owned(), AttributeValue::N(epoch_ms().to_string()));
                 let put = active
                     .dynamodb()
                     .put_item()
                     .table_name(table.name_in(active.name()))
-                    .item("pk", AttributeValue::S(PK.into()))
-                    .item("sk", AttributeValue::S(sk.clone()))
-                    .item(LAG_ATTRIBUTE, AttributeValue::N(epoch_ms().to_string()))
+                    .set_item(Some(item))
                     .send();
                 // A heartbeat the active region does not take was never written: no lag.
                 if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), put).await {
@@ -104,7 +112,7 @@ pub(crate) async fn run(
                         let len = s.beats.len();
                         s.next.entry(r.to_owned()).or_insert(len);
                     }
-                    s.beats.push(Heartbeat { sk, source: active.name().to_owned(), written, seen });
+                    s.beats.push(Heartbeat { key, source: active.name().to_owned(), written, seen });
                 }
             }
             _ = look.tick() => look_once(&direct, &table, &state).await,
@@ -124,15 +132,14 @@ async fn look_once(direct: &RegionSet, table: &ReplicatedTable, state: &Mutex<La
                     .iter()
                     .enumerate()
                     .find(|(_, b)| b.source != name)
-                    .map(|(offset, b)| (start + offset, b.sk.clone()))
+                    .map(|(offset, b)| (start + offset, b.key.clone()))
             };
-            let Some((index, sk)) = wanted else { break };
+            let Some((index, key)) = wanted else { break };
             let got = region
                 .dynamodb()
                 .get_item()
                 .table_name(table.name_in(name))
-                .key("pk", AttributeValue::S(PK.into()))
-                .key("sk", AttributeValue::S(sk))
+                .set_key(Some(key))
                 .consistent_read(true)
                 .send();
             let found = matches!(tokio::time::timeout(Duration::from_millis(500), got).await, Ok(Ok(out)) if out.item().is_some());
@@ -165,7 +172,7 @@ mod tests {
         let mut s = LagState::default();
         assert_eq!(s.current(t0), None);
         s.beats.push(Heartbeat {
-            sk: "1".into(),
+            key: Item::new(),
             source: "a".into(),
             written: t0,
             seen: [("b".to_owned(), None)].into_iter().collect(),

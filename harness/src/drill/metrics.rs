@@ -7,18 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// The operations a drill runs over the payments service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpKind {
-    /// Create a payment.
-    Create,
-    /// Read a payment.
-    Get,
-    /// Refund part of a payment.
-    Refund,
-}
-
 /// One finished operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpRecord {
@@ -26,9 +14,10 @@ pub struct OpRecord {
     pub start_ms: f64,
     /// Finished (answered, failed or timed out), in ms since the load began.
     pub end_ms: f64,
-    /// What it was.
-    pub kind: OpKind,
-    /// The region that served it (the failover client's choice), when known.
+    /// What it was: one of the workload's operation names.
+    pub kind: String,
+    /// The region called: the failover client's choice when the call began, also when it
+    /// timed out.
     pub region: Option<String>,
     /// Whether it succeeded.
     pub ok: bool,
@@ -103,6 +92,12 @@ impl Recorder {
 
     pub(crate) fn start(&self) -> Instant {
         self.start
+    }
+
+    /// An instant `ms` milliseconds after the load began.
+    #[cfg(test)]
+    pub(crate) fn at(&self, ms: f64) -> Instant {
+        self.start + Duration::from_secs_f64(ms.max(0.0) / 1000.0)
     }
 
     pub(crate) fn begin(&self) {
@@ -193,7 +188,7 @@ mod tests {
         OpRecord {
             start_ms: start,
             end_ms: end,
-            kind: OpKind::Get,
+            kind: "get".into(),
             region: Some(region.into()),
             ok,
             error: (!ok).then(|| "timeout".into()),

@@ -2,9 +2,14 @@
 //! measure what it costs.
 //!
 //! A scenario file (`scenarios/*.toml`, see [`Scenario`]) declares the regions, the load
-//! (a rate of create / get / refund operations over `examples/payments`), a fault timeline
+//! (a rate and a mix of a [`Workload`](crate::Workload)'s operations), a fault timeline
 //! (`region_outage`, `latency`, `throttling`, `partition`, `process_kill`), the failover
 //! settings and the assertions.
+//!
+//! A drill runs in stages, in one direction: provision (regions, failover client) →
+//! inject ([`FaultGuard`]s on the timeline) while the load runs and the sampler samples →
+//! check (after every fault is healed, the workload's effects read back) → analyse
+//! ([`DrillEvent`]s to one [`DrillReport`]) → assert → report.
 //!
 //! # Examples
 //!
@@ -17,32 +22,46 @@
 //! # Ok(()) }
 //! ```
 
+mod analyse;
+mod assert;
+mod check;
+mod client;
 mod duration;
+mod events;
 mod fis;
 mod html;
+mod inject;
 mod lag;
+mod load;
 mod metrics;
+mod provision;
 mod report;
 mod runner;
+mod sample;
 mod scenario;
 mod topology;
-mod workload;
 
 use std::path::PathBuf;
 
+pub(crate) use client::FailoverClient;
 pub use duration::parse_duration;
+pub use events::{DrillEvent, Switch};
 pub use fis::{fis_template, PLACEHOLDER_ACCOUNT};
-pub use metrics::{OpKind, OpRecord, Sample};
+pub use inject::FaultGuard;
+pub use metrics::{OpRecord, Sample};
 pub use report::{
     AssertionResult, DrillReport, EventRecord, FaultReport, LagSummary, ReportFiles, Summary, Totals,
     WriteCheck,
 };
-pub use runner::{Drill, SAMPLE_INTERVAL};
+pub use runner::Drill;
 pub use scenario::{
     Assertions, DynamoDbSpec, FailoverSettings, FaultKind, FaultSpec, Load, Mix, RegionSpec, ReplicationMode,
     Scenario,
 };
 pub use topology::{drill_table_def, RegionNode, Topology};
+
+/// How often the sampler samples.
+pub const SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why a drill could not run, or did not pass.
 #[derive(Debug, thiserror::Error)]
@@ -91,18 +110,22 @@ pub enum DrillError {
     },
 }
 
-/// Where `lift-harness drill` writes its reports unless told otherwise.
+/// Where a drill writes its reports unless told otherwise.
 pub const DEFAULT_REPORT_DIR: &str = "target/drill-reports";
 
-/// `lift-harness drill`: runs the scenario in `file`, prints the summary, writes the JSON,
-/// HTML and JUnit reports into `out` (default [`DEFAULT_REPORT_DIR`]), and fails when an
-/// assertion fails. With `export_fis`, writes the equivalent AWS FIS experiment template
-/// there instead and runs nothing.
+/// `<service> drill`: runs the scenario in `file` over `workload`, prints the summary,
+/// writes the JSON, HTML and JUnit reports into `out` (default [`DEFAULT_REPORT_DIR`]),
+/// and fails when an assertion fails. With `export_fis`, writes the equivalent AWS FIS
+/// experiment template there instead (for the workload's table) and runs nothing.
+///
+/// A service's own binary calls this with its workload; `lift-harness drill` cannot, as
+/// the harness links no service.
 ///
 /// # Errors
 /// [`DrillError::Failed`] when an assertion fails; any other [`DrillError`] when the drill
 /// cannot run.
-pub async fn run_cli(
+pub async fn run_cli_with<W: crate::Workload>(
+    workload: W,
     file: &std::path::Path,
     out: Option<PathBuf>,
     export_fis: Option<PathBuf>,
@@ -111,13 +134,18 @@ pub async fn run_cli(
     use anyhow::Context as _;
     let scenario = Scenario::load(file)?;
     if let Some(path) = export_fis {
-        let template = fis_template(&scenario, &payments::table_def().resolve_name());
+        let table = scenario
+            .regions
+            .iter()
+            .find_map(|r| r.table.clone())
+            .unwrap_or_else(|| workload.table().resolve_name());
+        let template = fis_template(&scenario, workload.name(), &table);
         let text = serde_json::to_string_pretty(&template).expect("the template serializes") + "\n";
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote the AWS FIS experiment template of {} to {}", scenario.name, path.display());
         return Ok(());
     }
-    let report = Drill::new(scenario).quiet(quiet).run().await?;
+    let report = Drill::new(scenario, workload)?.quiet(quiet).run().await?;
     println!("{}", Summary(&report));
     let dir = out.unwrap_or_else(|| PathBuf::from(DEFAULT_REPORT_DIR));
     let files = report.write_to(&dir)?;

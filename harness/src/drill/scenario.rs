@@ -1,5 +1,6 @@
 //! The scenario file: regions, load, a fault timeline, failover settings and assertions.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,15 +61,23 @@ pub struct Scenario {
     pub assertions: Assertions,
 }
 
-/// One region of the local topology.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One region of the topology.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegionSpec {
     /// The region name, e.g. `us-east-1`.
     pub name: String,
-    /// Which DynamoDB Local serves it.
+    /// What serves its DynamoDB.
     #[serde(default)]
     pub dynamodb: DynamoDbSpec,
+    /// `remote`: the DynamoDB endpoint; AWS's own for the region when absent. Credentials
+    /// come from the usual AWS chain (environment, `AWS_PROFILE`, instance role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `remote`: the physical name of the workload's table there (a global table the
+    /// drill does not create); the workload's resolved table name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 /// Which DynamoDB Local serves a region.
@@ -82,9 +91,13 @@ pub enum DynamoDbSpec {
     /// A JVM of its own ([`DedicatedDynamoDb`](crate::dynamodb::DedicatedDynamoDb)), data on
     /// disk: needed for process faults.
     Dedicated,
+    /// A real DynamoDB (AWS, or any endpoint): no fault proxies, no in-process faults (the
+    /// AWS FIS experiment `--export-fis` writes injects them), replication by the global
+    /// table itself.
+    Remote,
 }
 
-/// The load: an open-loop rate of operations over the payments service.
+/// The load: an open-loop rate of the workload's operations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
@@ -102,8 +115,9 @@ pub struct Load {
     /// Tenants the operations spread over.
     #[serde(default = "default_tenants")]
     pub tenants: usize,
-    /// The operation mix, as weights.
-    #[serde(default)]
+    /// The operation mix, as weights by the workload's operation names; the workload's
+    /// default mix when absent.
+    #[serde(default, skip_serializing_if = "Mix::is_empty")]
     pub mix: Mix,
     /// Load run before the drill's clock starts, not measured: fresh JVMs compile their hot
     /// paths and connection pools fill, so a slow first second is not taken for a fault.
@@ -126,24 +140,40 @@ fn default_tenants() -> usize {
     8
 }
 
-/// Weights of the operations over `examples/payments`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mix {
-    /// Create a payment (a write; every acknowledged one is checked after the drill).
-    #[serde(default)]
-    pub create: u32,
-    /// Read a payment created earlier.
-    #[serde(default)]
-    pub get: u32,
-    /// Refund part of a payment created earlier (a conditional transaction).
-    #[serde(default)]
-    pub refund: u32,
-}
+/// Weights of the workload's operations, by name (`create = 6`, `get = 3`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Mix(pub BTreeMap<String, u32>);
 
-impl Default for Mix {
-    fn default() -> Self {
-        Self { create: 6, get: 3, refund: 1 }
+impl Mix {
+    /// Whether no weight is given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The weight of `operation` (0 when absent).
+    pub fn weight(&self, operation: &str) -> u32 {
+        self.0.get(operation).copied().unwrap_or(0)
+    }
+
+    /// The weights by the workload's own operation names, in its order; an unknown name
+    /// or a mix of zeros is refused.
+    pub fn resolve(
+        &self,
+        workload: &str,
+        operations: &[&'static str],
+    ) -> Result<Vec<(&'static str, u32)>, DrillError> {
+        if let Some(unknown) = self.0.keys().find(|k| !operations.contains(&k.as_str())) {
+            return Err(DrillError::Scenario(format!(
+                "load.mix: unknown operation {unknown:?}; {workload} has {}",
+                operations.join(", ")
+            )));
+        }
+        let weights: Vec<_> = operations.iter().map(|op| (*op, self.weight(op))).collect();
+        if weights.iter().all(|(_, w)| *w == 0) {
+            return Err(DrillError::Scenario("load.mix: every weight is zero".into()));
+        }
+        Ok(weights)
     }
 }
 
@@ -391,9 +421,19 @@ impl Scenario {
         if self.load.concurrency == 0 || self.load.tenants == 0 {
             return bad("load.concurrency and load.tenants must be positive".into());
         }
-        let mix = self.load.mix;
-        if mix.create == 0 {
-            return bad("load.mix.create must be positive: reads and refunds need payments".into());
+        if self.assertions.is_empty() {
+            return bad(
+                "no [assertions]: a drill that asserts nothing cannot fail; bound at least one figure".into(),
+            );
+        }
+        let remote = self.regions.iter().filter(|r| r.dynamodb == DynamoDbSpec::Remote).count();
+        if remote > 0 && remote < self.regions.len() {
+            return bad("regions are all remote or all local: a drill cannot replicate between both".into());
+        }
+        for r in &self.regions {
+            if r.dynamodb != DynamoDbSpec::Remote && (r.endpoint.is_some() || r.table.is_some()) {
+                return bad(format!("region {}: endpoint and table are for dynamodb = \"remote\"", r.name));
+            }
         }
         if self.failover.failure_threshold == 0 || self.failover.recovery_threshold == 0 {
             return bad("failover thresholds must be positive".into());
@@ -407,6 +447,13 @@ impl Scenario {
             let Some(region) = self.region(&fault.region) else {
                 return bad(format!("{what}: unknown region {}", fault.region));
             };
+            let peer_remote = fault.peer.as_deref().and_then(|p| self.region(p)).is_some_and(is_remote);
+            if is_remote(region) || peer_remote {
+                return bad(format!(
+                    "{what}: region {} is remote; faults for remote regions are left to the AWS FIS experiment `--export-fis` writes",
+                    region.name
+                ));
+            }
             if fault.at >= self.load.duration {
                 return bad(format!("{what}: starts after the load ends"));
             }
@@ -440,6 +487,34 @@ impl Scenario {
     }
 }
 
+fn is_remote(region: &RegionSpec) -> bool {
+    region.dynamodb == DynamoDbSpec::Remote
+}
+
+impl Assertions {
+    /// Whether no bound is set.
+    pub fn is_empty(&self) -> bool {
+        let Assertions {
+            max_failover_secs,
+            max_detect_secs,
+            max_errors_in_window,
+            max_acknowledged_writes_lost,
+            max_replication_lag_ms,
+            min_success_rate,
+            max_failovers,
+            max_writes_missing_after_settle,
+        } = self;
+        max_failover_secs.is_none()
+            && max_detect_secs.is_none()
+            && max_errors_in_window.is_none()
+            && max_acknowledged_writes_lost.is_none()
+            && max_replication_lag_ms.is_none()
+            && min_success_rate.is_none()
+            && max_failovers.is_none()
+            && max_writes_missing_after_settle.is_none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +529,8 @@ mod tests {
         [load]
         rate = 10
         duration = "10s"
+        [assertions]
+        max_failover_secs = 10
     "#;
 
     #[test]
@@ -464,7 +541,64 @@ mod tests {
         assert_eq!(s.load.timeout, Duration::from_secs(2));
         assert!(s.failover.enabled);
         assert_eq!(s.failover.replication, ReplicationMode::Sync);
-        assert_eq!(s.load.mix.create, 6);
+        assert!(s.load.mix.is_empty(), "the workload's default mix applies");
+    }
+
+    #[test]
+    fn a_scenario_without_assertions_is_refused() {
+        let bare = MINIMAL.replace("[assertions]\n        max_failover_secs = 10", "");
+        let err = Scenario::parse(&bare).unwrap_err();
+        assert!(err.to_string().contains("no [assertions]"), "{err}");
+        let empty = MINIMAL.replace("max_failover_secs = 10", "");
+        assert!(Scenario::parse(&empty).unwrap_err().to_string().contains("no [assertions]"));
+    }
+
+    #[test]
+    fn an_unknown_mix_operation_is_refused() {
+        let ops = ["create", "get", "refund"];
+        let mix = |text: &str| {
+            let s = Scenario::parse(
+                &MINIMAL.replace("[assertions]", &format!("[load.mix]\n{text}\n[assertions]")),
+            )
+            .unwrap();
+            s.load.mix.resolve("payments", &ops)
+        };
+        assert_eq!(mix("create = 2\nrefund = 1").unwrap(), [("create", 2), ("get", 0), ("refund", 1)]);
+        let err = mix("create = 1\nrefnd = 1").unwrap_err().to_string();
+        assert!(err.contains("unknown operation \"refnd\"") && err.contains("create, get, refund"), "{err}");
+        assert!(mix("create = 0").unwrap_err().to_string().contains("zero"));
+    }
+
+    #[test]
+    fn remote_regions_parse_and_refuse_in_process_faults() {
+        let remote = r#"
+            name = "aws"
+            [[region]]
+            name = "us-east-1"
+            dynamodb = "remote"
+            table = "payments-prod"
+            [[region]]
+            name = "eu-west-1"
+            dynamodb = "remote"
+            endpoint = "https://dynamodb.eu-west-1.amazonaws.com"
+            [load]
+            rate = 5
+            duration = "30s"
+            [assertions]
+            max_acknowledged_writes_lost = 0
+        "#;
+        let s = Scenario::parse(remote).unwrap();
+        assert_eq!(s.regions[0].dynamodb, DynamoDbSpec::Remote);
+        assert_eq!(s.regions[0].table.as_deref(), Some("payments-prod"));
+        assert_eq!(s.regions[1].endpoint.as_deref(), Some("https://dynamodb.eu-west-1.amazonaws.com"));
+        let faulted =
+            format!("{remote}\n[[fault]]\nat = \"5s\"\nkind = \"region_outage\"\nregion = \"us-east-1\"");
+        let err = Scenario::parse(&faulted).unwrap_err().to_string();
+        assert!(err.contains("left to the AWS FIS experiment `--export-fis` writes"), "{err}");
+        let mixed = remote.replacen("dynamodb = \"remote\"\n            table = \"payments-prod\"", "", 1);
+        assert!(Scenario::parse(&mixed).unwrap_err().to_string().contains("all remote or all local"));
+        let stray = MINIMAL.replacen("name = \"a\"", "name = \"a\"\nendpoint = \"http://x\"", 1);
+        assert!(Scenario::parse(&stray).unwrap_err().to_string().contains("remote"));
     }
 
     #[test]
@@ -488,7 +622,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let err = Scenario::parse(&format!("{MINIMAL}\n[assertions]\nmax_failover = 3")).unwrap_err();
+        let err =
+            Scenario::parse(&MINIMAL.replace("max_failover_secs = 10", "max_failover = 3")).unwrap_err();
         assert!(err.to_string().contains("max_failover"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
-//! A local multi-region topology: per region a DynamoDB Local, an [`AwsFaultProxy`] in front
-//! of it, and two [`FaultProxy`]s: one for clients, one for replication.
+//! The provisioned regions. A local region is a DynamoDB Local, an [`AwsFaultProxy`] in
+//! front of it, and two [`FaultProxy`]s: one for clients, one for replication. A remote
+//! region is a real DynamoDB endpoint, reached directly (its faults come from AWS FIS).
 //!
 //! ```text
 //! clients, health probes, sync writes ─▶ client FaultProxy ──────┐
@@ -21,10 +22,10 @@ use crate::dynamodb::DedicatedDynamoDb;
 use crate::dynamodb::DynamoDbLocal;
 use crate::faults::{AwsFaultProxy, FaultProxy};
 
-/// The payments table as drills use it: `payments::table_def()` with a stream of new and
-/// old images, which replication reads.
-pub fn drill_table_def() -> TableDef {
-    payments::table_def().with_stream(StreamView::NewAndOldImages)
+/// A workload's table as drills use it: with a stream of new and old images, which
+/// replication reads.
+pub fn drill_table_def(def: TableDef) -> TableDef {
+    def.with_stream(StreamView::NewAndOldImages)
 }
 
 /// What serves a region's DynamoDB.
@@ -33,6 +34,16 @@ enum Backend {
     Shared(Arc<DynamoDbLocal>),
     #[cfg(unix)]
     Dedicated(DedicatedDynamoDb),
+    /// A real DynamoDB: `None` for AWS's own endpoint of the region.
+    Remote(Option<String>),
+}
+
+/// The proxies in front of a local region.
+#[derive(Debug)]
+struct Proxies {
+    api: AwsFaultProxy,
+    client_path: FaultProxy,
+    replication_path: FaultProxy,
 }
 
 /// One region of a [`Topology`].
@@ -40,9 +51,7 @@ enum Backend {
 pub struct RegionNode {
     name: String,
     backend: Backend,
-    api: AwsFaultProxy,
-    client_path: FaultProxy,
-    replication_path: FaultProxy,
+    proxies: Option<Proxies>,
     table: String,
 }
 
@@ -52,33 +61,44 @@ impl RegionNode {
         &self.name
     }
 
-    /// The physical name of the drill's payments table here.
+    /// The physical name of the workload's table here.
     pub fn table(&self) -> &str {
         &self.table
     }
 
-    /// DynamoDB Local itself, bypassing every proxy (for the drill's own checks).
-    pub fn direct_endpoint(&self) -> String {
+    /// The DynamoDB itself, bypassing every proxy (for the drill's own checks); `None` for
+    /// AWS's own endpoint.
+    pub fn direct_endpoint(&self) -> Option<String> {
         match &self.backend {
-            Backend::Shared(local) => local.endpoint().to_owned(),
+            Backend::Shared(local) => Some(local.endpoint().to_owned()),
             #[cfg(unix)]
-            Backend::Dedicated(local) => local.endpoint(),
+            Backend::Dedicated(local) => Some(local.endpoint()),
+            Backend::Remote(endpoint) => endpoint.clone(),
         }
     }
 
-    /// The API fault proxy in front of DynamoDB Local.
-    pub fn api(&self) -> &AwsFaultProxy {
-        &self.api
+    /// Whether the region is a real DynamoDB, without fault proxies.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Remote(_))
+    }
+
+    /// The API fault proxy in front of DynamoDB Local (`None` for a remote region).
+    pub fn api(&self) -> Option<&AwsFaultProxy> {
+        self.proxies.as_ref().map(|p| &p.api)
     }
 
     /// The network path of clients (service calls, health probes, synchronous writes).
-    pub fn client_path(&self) -> &FaultProxy {
-        &self.client_path
+    pub fn client_path(&self) -> Option<&FaultProxy> {
+        self.proxies.as_ref().map(|p| &p.client_path)
     }
 
     /// The network path of stream replication, to and from this region.
-    pub fn replication_path(&self) -> &FaultProxy {
-        &self.replication_path
+    pub fn replication_path(&self) -> Option<&FaultProxy> {
+        self.proxies.as_ref().map(|p| &p.replication_path)
+    }
+
+    fn endpoint(&self, path: impl Fn(&Proxies) -> String) -> Option<String> {
+        self.proxies.as_ref().map(path).or_else(|| self.direct_endpoint())
     }
 
     /// The dedicated DynamoDB Local, when the region has one (process faults).
@@ -86,28 +106,27 @@ impl RegionNode {
     pub fn dedicated(&self) -> Option<&DedicatedDynamoDb> {
         match &self.backend {
             Backend::Dedicated(local) => Some(local),
-            Backend::Shared(_) => None,
+            Backend::Shared(_) | Backend::Remote(_) => None,
         }
     }
 }
 
-/// Regions on one machine, each with its own DynamoDB endpoint and fault proxies, and the
-/// payments table created in each.
+/// The drill's regions, each with its own DynamoDB endpoint (and fault proxies when
+/// local), and the workload's table in each (created when local).
 ///
 /// # Examples
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), lift_harness::drill::DrillError> {
-/// use lift_harness::drill::{RegionSpec, Topology, DynamoDbSpec};
+/// use lift::store::{KeyAttribute, TableDef};
+/// use lift_harness::drill::{RegionSpec, Topology};
 /// use lift_harness::faults::Toxic;
 ///
-/// let topology = Topology::start(&[
-///     RegionSpec { name: "us-east-1".into(), dynamodb: DynamoDbSpec::Shared },
-///     RegionSpec { name: "eu-west-1".into(), dynamodb: DynamoDbSpec::Shared },
-/// ])
-/// .await?;
+/// let region = |name: &str| RegionSpec { name: name.into(), ..Default::default() };
+/// let table = TableDef::new("notes", KeyAttribute::string("id"));
+/// let topology = Topology::start(&[region("us-east-1"), region("eu-west-1")], table).await?;
 /// let regions = topology.client_regions(std::time::Duration::from_secs(2))?; // for lift::disaster
-/// topology.region("us-east-1").unwrap().client_path().set(Toxic::blackhole());
+/// topology.region("us-east-1").unwrap().client_path().unwrap().set(Toxic::blackhole());
 /// # drop(regions); Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -117,9 +136,10 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Starts every region (dedicated JVMs in parallel), its proxies and its table.
-    pub async fn start(specs: &[RegionSpec]) -> Result<Self, DrillError> {
-        let def = drill_table_def();
+    /// Starts every local region (dedicated JVMs in parallel), its proxies and the table
+    /// `def` (with a stream added); names the existing table of each remote region.
+    pub async fn start(specs: &[RegionSpec], def: TableDef) -> Result<Self, DrillError> {
+        let def = drill_table_def(def);
         let mut starting = Vec::new();
         for spec in specs {
             let (spec, def) = (spec.clone(), def.clone());
@@ -131,11 +151,20 @@ impl Topology {
                 task.await.map_err(|e| DrillError::Target(format!("region start-up panicked: {e}")))??,
             );
         }
+        Ok(Self::from_nodes(regions, def))
+    }
+
+    fn from_nodes(regions: Vec<RegionNode>, def: TableDef) -> Self {
         let mut table = ReplicatedTable::new(def);
         for node in &regions {
             table = table.with_name_in(node.name.clone(), node.table.clone());
         }
-        Ok(Self { regions, table })
+        Self { regions, table }
+    }
+
+    /// Whether the regions are real DynamoDB endpoints (no proxies, no local replicator).
+    pub fn is_remote(&self) -> bool {
+        self.regions.iter().any(RegionNode::is_remote)
     }
 
     /// The regions, in declaration order (primary first).
@@ -148,19 +177,19 @@ impl Topology {
         self.regions.iter().find(|r| r.name == name)
     }
 
-    /// The payments table with its physical name in each region.
+    /// The workload's table with its physical name in each region.
     pub fn table(&self) -> &ReplicatedTable {
         &self.table
     }
 
     /// A `lift::disaster` region set over the client paths, with this operation timeout.
     pub fn client_regions(&self, operation_timeout: Duration) -> Result<RegionSet, DrillError> {
-        self.region_set(operation_timeout, |r| r.client_path.endpoint())
+        self.region_set(operation_timeout, |r| r.endpoint(|p| p.client_path.endpoint()))
     }
 
     /// A region set over the replication paths.
     pub fn replication_regions(&self) -> Result<RegionSet, DrillError> {
-        self.region_set(Duration::from_secs(3), |r| r.replication_path.endpoint())
+        self.region_set(Duration::from_secs(3), |r| r.endpoint(|p| p.replication_path.endpoint()))
     }
 
     /// A region set straight to each DynamoDB Local (for checks that must see the data).
@@ -171,13 +200,17 @@ impl Topology {
     fn region_set(
         &self,
         operation_timeout: Duration,
-        endpoint: impl Fn(&RegionNode) -> String,
+        endpoint: impl Fn(&RegionNode) -> Option<String>,
     ) -> Result<RegionSet, DrillError> {
         let mut builder = RegionSet::builder()
             .connect_timeout(operation_timeout.min(Duration::from_secs(1)))
             .operation_timeout(operation_timeout);
         for node in &self.regions {
-            builder = builder.region(RegionConfig::new(node.name.clone()).dynamodb_endpoint(endpoint(node)));
+            let mut config = RegionConfig::new(node.name.clone());
+            if let Some(url) = endpoint(node) {
+                config = config.dynamodb_endpoint(url);
+            }
+            builder = builder.region(config);
         }
         builder.build().map_err(|e| DrillError::Target(e.to_string()))
     }
@@ -185,6 +218,12 @@ impl Topology {
 
 async fn start_region(spec: RegionSpec, def: TableDef) -> Result<RegionNode, DrillError> {
     let (backend, table) = match spec.dynamodb {
+        DynamoDbSpec::Remote => {
+            let table = spec.table.clone().unwrap_or_else(|| def.resolve_name());
+            let backend = Backend::Remote(spec.endpoint.clone());
+            tracing::info!(region = %spec.name, endpoint = ?spec.endpoint, %table, "drill region remote");
+            return Ok(RegionNode { name: spec.name, backend, proxies: None, table });
+        }
         DynamoDbSpec::Shared => {
             let local = DynamoDbLocal::shared().await?;
             let table = local.create_table(&def).await?;
@@ -205,10 +244,35 @@ async fn start_region(spec: RegionSpec, def: TableDef) -> Result<RegionNode, Dri
         Backend::Shared(local) => local.endpoint().to_owned(),
         #[cfg(unix)]
         Backend::Dedicated(local) => local.endpoint(),
+        Backend::Remote(_) => unreachable!("remote regions returned above"),
     };
-    let api = AwsFaultProxy::start(&direct).await?;
-    let client_path = FaultProxy::start(&api.endpoint()).await?;
-    let replication_path = FaultProxy::start(&api.endpoint()).await?;
-    tracing::info!(region = %spec.name, %direct, client = %client_path.endpoint(), %table, "drill region up");
-    Ok(RegionNode { name: spec.name, backend, api, client_path, replication_path, table })
+    let proxies = Proxies::start(&direct).await?;
+    tracing::info!(region = %spec.name, %direct, client = %proxies.client_path.endpoint(), %table, "drill region up");
+    Ok(RegionNode { name: spec.name, backend, proxies: Some(proxies), table })
+}
+
+impl Proxies {
+    async fn start(upstream: &str) -> Result<Self, DrillError> {
+        let api = AwsFaultProxy::start(upstream).await?;
+        let client_path = FaultProxy::start(&api.endpoint()).await?;
+        let replication_path = FaultProxy::start(&api.endpoint()).await?;
+        Ok(Self { api, client_path, replication_path })
+    }
+}
+
+/// Regions of proxies in front of `upstream` (nothing needs to listen there), for tests
+/// of the inject stage.
+#[cfg(test)]
+pub(crate) async fn proxies_only(names: &[&str], upstream: &str) -> Topology {
+    use lift::store::KeyAttribute;
+    let mut nodes = Vec::new();
+    for name in names {
+        nodes.push(RegionNode {
+            name: (*name).to_owned(),
+            backend: Backend::Remote(Some(upstream.to_owned())),
+            proxies: Some(Proxies::start(upstream).await.expect("proxies start")),
+            table: "t".into(),
+        });
+    }
+    Topology::from_nodes(nodes, TableDef::new("t", KeyAttribute::string("pk")))
 }

@@ -1,15 +1,18 @@
-//! The compliance suites in `features/`, run with cucumber against DynamoDB Local: they all
-//! pass, and the PCI suite fails when the payments handler logs raw card numbers.
+//! The compliance suites in `features/`, run with cucumber against payments on DynamoDB
+//! Local: they all pass, and the PCI suite fails when the payments handler logs raw card
+//! numbers.
 
 use std::path::Path;
 
+use payments::workload::PaymentsCompliance;
+
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = root.join("target/compliance");
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let run = rt
-        .block_on(lift_harness::compliance::run(&root.join("features"), &out, false))
+        .block_on(lift_harness::compliance::run(PaymentsCompliance::default(), &root.join("features"), &out))
         .expect("the suites ran");
     println!(
         "compliance suites: {} steps passed, {} failed; reports in {}",
@@ -34,9 +37,9 @@ fn main() {
     // The deliberately broken handler: the same PCI suite must fail.
     let broken = rt
         .block_on(lift_harness::compliance::run(
+            PaymentsCompliance::with_broken_pan_logging(),
             &root.join("features/pci_dss.feature"),
             &out.join("broken"),
-            true,
         ))
         .expect("the suite ran");
     assert!(broken.failed > 0, "a handler logging raw card numbers passed the PCI suite");

@@ -1,0 +1,109 @@
+//! Chaos drills of payments through the harness's `Workload` trait: the short CI region
+//! outage passes and loses no acknowledged create; without failover the same drill fails
+//! and `payments-harness drill` exits non-zero; `--export-fis` names the payments table.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lift_harness::drill::{Drill, Scenario, Summary};
+use payments::workload::PaymentsWorkload;
+use serde_json::Value;
+
+/// Drills measure time: two at once on a small machine would measure each other.
+static DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("payments-drill-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ci_region_outage_drill_of_payments_fails_over_and_loses_no_create() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let scenario = Scenario::load(scenarios_dir().join("ci_region_outage.toml")).unwrap();
+    let drill = Drill::new(scenario, PaymentsWorkload::default()).unwrap();
+    let report = drill.quiet(true).settle(Duration::from_secs(10)).run().await.unwrap();
+    let summary = Summary(&report).to_string();
+    println!("{summary}");
+    assert!(report.passed, "{summary}");
+    let failover = report.time_to_failover_ms.expect("a failover");
+    let detect = report.time_to_detect_ms.expect("a detection");
+    assert!(detect <= failover + 1.0 && failover < 30_000.0, "{summary}");
+    assert_eq!(report.writes.lost, 0, "{summary}");
+    assert!(report.writes.acknowledged > 50, "too few creates to mean anything: {summary}");
+    assert_eq!(report.final_primary, "eu-west-1");
+    assert!(report.events.iter().any(|e| e.kind == "region_down" && e.region == "us-east-1"));
+    assert!(report.faults[0].errors_in_window > 0, "{summary}");
+    // Reads and refunds ran, and found the payments the creates made (the item layout
+    // the synchronous writer uses matches the store's).
+    assert!(!report.totals.errors_by_class.contains_key("not_found"), "{summary}");
+    assert!(report.target.starts_with("payments through lift::disaster"), "{}", report.target);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_failover_the_drill_fails_and_payments_harness_exits_non_zero() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let dir = temp_dir("no-failover");
+    let text = std::fs::read_to_string(scenarios_dir().join("ci_region_outage.toml")).unwrap();
+    assert!(text.contains("enabled = true"));
+    let text = text
+        .replace("enabled = true", "enabled = false")
+        .replace("name = \"ci_region_outage\"", "name = \"ci_region_outage_no_failover\"");
+    let file = dir.join("no_failover.toml");
+    std::fs::write(&file, text).unwrap();
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_payments-harness"))
+        .arg("drill")
+        .arg(&file)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--quiet")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the drill passed without failover:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("max_failover_secs"), "{stderr}");
+
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("ci_region_outage_no_failover.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["passed"], false);
+    assert_eq!(json["final_primary"], "us-east-1", "{stdout}");
+    assert_eq!(json["failovers"], 0);
+    let failover =
+        json["assertions"].as_array().unwrap().iter().find(|a| a["name"] == "max_failover_secs").unwrap();
+    assert_eq!(failover["passed"], false, "{stdout}");
+    // The region was still detected as down: only the move was missing.
+    assert!(json["time_to_detect_ms"].as_f64().is_some(), "{stdout}");
+    let junit = std::fs::read_to_string(dir.join("ci_region_outage_no_failover.junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_fis_export_names_the_payments_table_and_runs_nothing() {
+    let dir = temp_dir("fis");
+    let fis = dir.join("fis.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payments-harness"))
+        .arg("drill")
+        .arg(scenarios_dir().join("region_outage.toml"))
+        .arg("--export-fis")
+        .arg(&fis)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let template: Value = serde_json::from_str(&std::fs::read_to_string(&fis).unwrap()).unwrap();
+    let text = template.to_string();
+    let table = payments::table_def().resolve_name();
+    assert!(text.contains(&format!(":table/{table}\"")), "{text}");
+    assert!(text.contains("\"lift:app\":\"payments\""), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

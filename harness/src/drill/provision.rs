@@ -1,0 +1,113 @@
+//! The provision stage: the regions (local DynamoDB Local behind fault proxies, or remote
+//! endpoints), lift's failover orchestrator over them, the stream replicator between
+//! local regions, and the failover client the load goes through.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lift::disaster::{
+    FailoverOrchestrator, FailoverPolicy, HealthSnapshot, HealthState, MonitorConfig, Replicator,
+    StartPosition,
+};
+use lift::store::TableDef;
+use tokio::sync::watch;
+
+use super::client::FailoverClient;
+use super::lag::LAG_ATTRIBUTE;
+use super::scenario::Scenario;
+use super::topology::Topology;
+use super::DrillError;
+
+/// How long the regions may take to be declared healthy.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(20);
+
+/// Everything provisioned for one drill; dropping it stops the orchestrator and the
+/// replicator.
+pub(crate) struct Provisioned {
+    pub(crate) topology: Topology,
+    pub(crate) orchestrator: FailoverOrchestrator,
+    /// `None` for remote regions: their global table replicates itself.
+    pub(crate) replicator: Option<Replicator>,
+    pub(crate) client: Arc<FailoverClient>,
+}
+
+fn target(e: &dyn std::fmt::Display) -> DrillError {
+    DrillError::Target(e.to_string())
+}
+
+/// Provisions `s`'s regions with the workload's `table`.
+pub(crate) async fn provision(s: &Scenario, table: TableDef) -> Result<Provisioned, DrillError> {
+    let topology = Topology::start(&s.regions, table).await?;
+    let client_regions = topology.client_regions(s.load.timeout)?;
+    let monitor = MonitorConfig::default()
+        .interval(s.failover.probe_interval)
+        .timeout(s.failover.probe_timeout)
+        .failure_threshold(s.failover.failure_threshold)
+        .recovery_threshold(s.failover.recovery_threshold);
+    let policy = FailoverPolicy::default()
+        .failover_enabled(s.failover.enabled)
+        .failback_enabled(s.failover.failback)
+        .failback_after(s.failover.failback_after)
+        .min_dwell(s.failover.min_dwell);
+    let orchestrator = FailoverOrchestrator::builder(client_regions.clone())
+        .monitor(monitor)
+        .policy(policy)
+        .start()
+        .map_err(|e| target(&e))?;
+    let replicator = if topology.is_remote() {
+        None
+    } else {
+        let replicator = Replicator::builder(topology.replication_regions()?)
+            .table(topology.table().clone())
+            .poll_interval(Duration::from_millis(100))
+            .start_position(StartPosition::TrimHorizon)
+            .lag_attribute(LAG_ATTRIBUTE)
+            .start()
+            .await
+            .map_err(|e| target(&e))?;
+        Some(replicator)
+    };
+    let client = Arc::new(FailoverClient {
+        router: orchestrator.router().clone(),
+        regions: client_regions,
+        table: topology.table().clone(),
+        health: orchestrator.health(),
+        mode: s.failover.replication,
+        sync_timeout: s.load.timeout,
+        degraded: Default::default(),
+    });
+    wait_healthy(orchestrator.health(), s.regions.len()).await?;
+    Ok(Provisioned { topology, orchestrator, replicator, client })
+}
+
+/// Waits until the monitor holds every region healthy.
+pub(crate) async fn wait_healthy(
+    mut health: watch::Receiver<HealthSnapshot>,
+    regions: usize,
+) -> Result<(), DrillError> {
+    let deadline = tokio::time::Instant::from_std(Instant::now() + HEALTHY_WITHIN);
+    loop {
+        {
+            let snapshot = health.borrow_and_update();
+            let healthy = snapshot.regions.iter().filter(|r| r.state == HealthState::Healthy).count();
+            if healthy == regions {
+                return Ok(());
+            }
+        }
+        if tokio::time::timeout_at(deadline, health.changed()).await.is_err() {
+            let snapshot = health.borrow().clone();
+            let states: Vec<String> = snapshot
+                .regions
+                .iter()
+                .map(|r| {
+                    format!("{} {} ({})", r.region, r.state, r.last_error.as_deref().unwrap_or("no error"))
+                })
+                .collect();
+            return Err(DrillError::Target(format!(
+                "regions not healthy {}s after start-up: {}",
+                HEALTHY_WITHIN.as_secs(),
+                states.join(", ")
+            )));
+        }
+    }
+}
