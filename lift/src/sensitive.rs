@@ -592,6 +592,12 @@ impl<'a> Scanner<'a> {
     /// appends what it holds to `out`, and returns where the chain ends.
     pub(crate) fn chain(&mut self, start: usize, out: &mut Vec<Span>) -> usize {
         let b = self.b;
+        // Most chains (amounts, years, dates, times) are too short to hold an SSN (nine
+        // digits) or a card number: counted, they cost no more.
+        let (end, total) = chain_extent(b, start);
+        if total < 9 {
+            return end;
+        }
         let first_out = out.len();
         let mut groups = [Group::default(); GROUPS];
         let mut n = 0;
@@ -751,6 +757,22 @@ fn isbn10_after(b: &[u8], start: usize, end: usize) -> bool {
     let sum: u32 = digits.enumerate().map(|(i, d)| u32::from(d - b'0') * (10 - i as u32)).sum();
     let check = if check == b'X' { 10 } else { u32::from(check - b'0') };
     (sum + check) % 11 == 0
+}
+
+/// Where the chain that starts at `start` ends, and how many digits it has.
+pub(crate) fn chain_extent(b: &[u8], start: usize) -> (usize, usize) {
+    let (mut i, mut digits) = (start, 0);
+    loop {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+            digits += 1;
+        }
+        if i + 1 < b.len() && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
+            i += 1;
+        } else {
+            return (i, digits);
+        }
+    }
 }
 
 /// Every card number inside a group of more than 19 digits, `b[start..end]`.

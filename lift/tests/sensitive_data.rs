@@ -31,7 +31,10 @@ fn policy() -> Policy {
 // ---------------------------------------------------------------------------------------
 
 /// Every issuer range the detector knows, with the lengths the network issues.
-const ISSUERS: &[(&str, &[(u32, u32)], &[usize])] = &[
+/// A network: its name, its issuer prefix ranges and its lengths.
+type Issuer = (&'static str, &'static [(u32, u32)], &'static [usize]);
+
+const ISSUERS: &[Issuer] = &[
     ("visa", &[(4, 4)], &[13, 16, 19]),
     ("mastercard", &[(51, 55), (2221, 2720)], &[16]),
     ("amex", &[(34, 34), (37, 37)], &[15]),

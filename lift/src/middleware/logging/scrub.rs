@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::sensitive::{field_kind, Kind, Scanner, Span};
+use crate::sensitive::{chain_extent, field_kind, Kind, Scanner, Span};
 
 /// What a redaction marker stands for.
 ///
@@ -252,28 +252,11 @@ fn redaction(kind: Kind) -> Redaction {
     }
 }
 
-/// Where a run of digit groups starting at `start` ends, and how many digits it has.
-fn run_end(b: &[u8], start: usize) -> (usize, usize) {
-    let mut i = start;
-    let mut digits = 0usize;
-    loop {
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-            digits += 1;
-        }
-        if i + 1 < b.len() && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
-            i += 1;
-        } else {
-            return (i, digits);
-        }
-    }
-}
-
 /// A redacted value that starts a digit run covers the whole run, so that a grouped card
 /// number after `token:` or `Bearer` is not cut after its first group.
 fn cover_digit_run(b: &[u8], start: usize, end: usize) -> usize {
     if start < b.len() && b[start].is_ascii_digit() {
-        end.max(run_end(b, start).0)
+        end.max(chain_extent(b, start).0)
     } else {
         end
     }
