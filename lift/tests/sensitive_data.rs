@@ -715,8 +715,53 @@ fn arb_any_context() -> impl Strategy<Value = Planted> {
     ]
 }
 
+/// Text of card numbers, SSNs, an IBAN, loose digits, separators and letters run together.
+fn arb_soup() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            (arb_pan(), 0u8..3).prop_map(|(p, s)| layout(&p, s)),
+            arb_ssn().prop_map(|s| format!("{}-{}-{}", &s[..3], &s[3..5], &s[5..])),
+            digits(1..=12),
+            Just(" ".to_owned()),
+            Just("-".to_owned()),
+            Just(". ".to_owned()),
+            "[cdfxGBDEFRNL]{1,3}",
+            Just("DE89 3704 0044 0532 0130 00".to_owned()),
+        ],
+        0..12,
+    )
+    .prop_map(|pieces| pieces.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// One engine: the masker's number matches and the scrubber's redactions are exactly
+    /// the detector's spans, on any mix of numbers, separators and letters.
+    #[test]
+    fn the_masker_and_the_scrubber_find_what_the_detector_finds(text in arb_soup()) {
+        let spans = sensitive::find(&text);
+        let detected: Vec<(usize, usize)> = spans.iter().map(|s| (s.start, s.end)).collect();
+        let masker: Vec<(usize, usize)> = scan_text(&text)
+            .into_iter()
+            .filter(|m| matches!(m.class, DataClass::Pan | DataClass::Ssn | DataClass::Iban))
+            .map(|m| (m.start, m.end))
+            .collect();
+        prop_assert_eq!(&masker, &detected, "{}", text);
+        let mut expected = String::new();
+        let mut at = 0;
+        for s in &spans {
+            expected.push_str(&text[at..s.start]);
+            expected.push_str(match s.kind {
+                sensitive::Kind::Pan => "[REDACTED:pan]",
+                sensitive::Kind::Ssn => "[REDACTED:ssn]",
+                _ => "[REDACTED:iban]",
+            });
+            at = s.end;
+        }
+        expected.push_str(&text[at..]);
+        prop_assert_eq!(scrub(&text).into_owned(), expected, "{}", text);
+    }
 
     /// Masking never leaks: for any card number of any brand, written any way, at any
     /// place among random text and neighbouring digits, neither the masker nor the
