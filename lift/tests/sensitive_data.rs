@@ -325,6 +325,7 @@ fn arb_lookalike(category: &'static str) -> BoxedStrategy<String> {
                 match style {
                     0 => format!("ISBN {payload}{check}"),
                     1 if is13 => format!("ISBN {prefix}-{group}-{publisher}-{title}-{check}"),
+                    _ if is13 => format!("isbn: {prefix}{group}-{publisher}-{title}-{check}"),
                     _ => format!("isbn: {group}-{publisher}-{title}-{check}"),
                 }
             })
