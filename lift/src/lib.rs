@@ -36,6 +36,8 @@ pub mod middleware;
     feature = "compliance"
 ))]
 pub mod security;
+#[cfg(any(feature = "observability", feature = "protection"))]
+pub mod sensitive;
 pub mod store;
 #[cfg(feature = "dynamodb")]
 pub mod tenant;

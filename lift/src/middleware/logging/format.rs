@@ -18,6 +18,7 @@ use tracing_subscriber::Layer;
 
 use super::escape::{push_json_str, push_rfc3339};
 use super::scrub::{is_secret_name, scrub, Redaction};
+use crate::sensitive::{field_kind, Kind};
 
 /// The target of the span [`RequestLogLayer`](super::RequestLogLayer) opens per request.
 pub const REQUEST_SPAN_TARGET: &str = "lift::request";
@@ -314,52 +315,89 @@ impl Names {
     }
 }
 
-thread_local! {
-    /// Field names already checked by [`is_secret_name`], by address and length: a field
-    /// name is a static string of its callsite, so the check runs about once per name.
-    static SECRET_FIELDS: [std::cell::Cell<(usize, usize, bool)>; 64] =
-        const { [const { std::cell::Cell::new((0, 0, false)) }; 64] };
+/// What a field's name says of its value: nothing, a secret, or a number kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldRule {
+    Plain,
+    Secret,
+    /// Named for a card number or an SSN (`card`, `ssn`): its digits are redacted as one
+    /// when there are as many as such a number has.
+    Number(Redaction, usize),
 }
 
-/// [`is_secret_name`] for a field name, remembered.
-fn secret_field(name: &'static str) -> bool {
+thread_local! {
+    /// Field names already checked by [`field_rule`], by address and length: a field name
+    /// is a static string of its callsite, so the check runs about once per name.
+    static FIELD_RULES: [std::cell::Cell<(usize, usize, FieldRule)>; 64] =
+        const { [const { std::cell::Cell::new((0, 0, FieldRule::Plain)) }; 64] };
+}
+
+/// The [`FieldRule`] of a field name, remembered.
+fn field_rule(name: &'static str) -> FieldRule {
     let (at, len) = (name.as_ptr() as usize, name.len());
-    SECRET_FIELDS.with(|seen| {
+    FIELD_RULES.with(|seen| {
         let slot = &seen[(at >> 3 ^ len) % 64];
         match slot.get() {
-            (a, l, secret) if a == at && l == len => secret,
+            (a, l, rule) if a == at && l == len => rule,
             _ => {
-                let secret = is_secret_name(name);
-                slot.set((at, len, secret));
-                secret
+                let rule = if is_secret_name(name) {
+                    FieldRule::Secret
+                } else {
+                    match field_kind(name) {
+                        Some(Kind::Pan) => FieldRule::Number(Redaction::Pan, 12),
+                        Some(Kind::Ssn) => FieldRule::Number(Redaction::Ssn, 9),
+                        Some(_) => FieldRule::Number(Redaction::Iban, 8),
+                        None => FieldRule::Plain,
+                    }
+                };
+                slot.set((at, len, rule));
+                rule
             }
         }
     })
 }
 
-/// Appends a field value as JSON, scrubbed; secret-named fields lose their value.
+/// Appends a field value as JSON, scrubbed; secret-named fields lose their value, and
+/// fields named for card numbers or SSNs their digits.
 fn push_text_value(out: &mut String, name: &'static str, value: &str) {
-    if secret_field(name) {
-        push_json_str(out, Redaction::Secret.marker());
-    } else {
-        push_json_str(out, &scrub(value));
+    match field_rule(name) {
+        FieldRule::Secret => push_json_str(out, Redaction::Secret.marker()),
+        FieldRule::Number(what, min) if value.bytes().filter(u8::is_ascii_digit).count() >= min => {
+            push_json_str(out, what.marker());
+        }
+        _ => push_json_str(out, &scrub(value)),
     }
 }
 
-/// Appends an integer; one that looks like a card number becomes a redacted string.
-fn push_int_value(out: &mut String, name: &'static str, value: impl fmt::Display, scratch: &mut String) {
-    scratch.clear();
-    let _ = write!(scratch, "{value}");
-    if secret_field(name) || (scratch.len() >= 9 && matches!(scrub(scratch), std::borrow::Cow::Owned(_))) {
+/// Appends a number already written to `scratch`: as it is, or as a redacted string when
+/// it holds a card number or its field is named for a secret, a card number or an SSN.
+fn push_number_text(out: &mut String, name: &'static str, scratch: &str) {
+    let redact = match field_rule(name) {
+        FieldRule::Secret => true,
+        FieldRule::Number(_, min) if scratch.bytes().filter(u8::is_ascii_digit).count() >= min => true,
+        _ => scratch.len() >= 12 && matches!(scrub(scratch), std::borrow::Cow::Owned(_)),
+    };
+    if redact {
         push_text_value(out, name, scratch);
     } else {
         out.push_str(scratch);
     }
 }
 
-fn push_f64_value(out: &mut String, value: f64) {
+/// Appends an integer; one that is or holds a card number becomes a redacted string.
+fn push_int_value(out: &mut String, name: &'static str, value: impl fmt::Display, scratch: &mut String) {
+    scratch.clear();
+    let _ = write!(scratch, "{value}");
+    push_number_text(out, name, scratch);
+}
+
+/// Appends a float; one whose digits are a card number (`4111111111111111.0`) becomes a
+/// redacted string, as an integer does.
+fn push_f64_value(out: &mut String, name: &'static str, value: f64, scratch: &mut String) {
     if value.is_finite() {
-        let _ = write!(out, "{value}");
+        scratch.clear();
+        let _ = write!(scratch, "{value}");
+        push_number_text(out, name, scratch);
     } else {
         push_json_str(out, &value.to_string());
     }
@@ -447,7 +485,7 @@ impl Visit for EventVisitor<'_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         if self.key(field) {
-            push_f64_value(self.line, value);
+            push_f64_value(self.line, field.name(), value, &mut self.scratch);
         }
     }
 }
@@ -490,7 +528,7 @@ impl Visit for SpanVisitor<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, |out, _| push_f64_value(out, value));
+        self.set(field, |out, scratch| push_f64_value(out, field.name(), value, scratch));
     }
 }
 

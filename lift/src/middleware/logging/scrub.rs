@@ -1,9 +1,13 @@
-//! A hand-written scanner that redacts card numbers, US SSNs and secrets in log text.
+//! A hand-written scanner that redacts card numbers, US SSNs, IBANs and secrets in log text.
 //!
 //! One left-to-right pass over the bytes; most bytes are skipped by a lookup table, and
-//! text with nothing to redact is returned borrowed, without a copy.
+//! text with nothing to redact is returned borrowed, without a copy. Card numbers, SSNs
+//! and IBANs are found by the crate's one number detector, [`crate::sensitive`], which the
+//! masker of `security::protection` uses too.
 
 use std::borrow::Cow;
+
+use crate::sensitive::{chain_extent, field_kind, Kind, Scanner, Span};
 
 /// What a redaction marker stands for.
 ///
@@ -16,10 +20,13 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Redaction {
-    /// A payment card number (13–19 digits that pass the Luhn check).
+    /// A payment card number (12–19 digits of a known issuer range that pass the Luhn check).
     Pan,
-    /// A US social security number (`ddd-dd-dddd` with a valid area, group and serial).
+    /// A US social security number (`ddd-dd-dddd` or `ddd dd dddd` with a valid area, group
+    /// and serial, or the digits of a field named `ssn`).
     Ssn,
+    /// An international bank account number.
+    Iban,
     /// A value of a secret-named field or key (`password=...`).
     Secret,
     /// The token after `Bearer`.
@@ -36,6 +43,7 @@ impl Redaction {
         match self {
             Redaction::Pan => "[REDACTED:pan]",
             Redaction::Ssn => "[REDACTED:ssn]",
+            Redaction::Iban => "[REDACTED:iban]",
             Redaction::Secret => "[REDACTED:secret]",
             Redaction::Bearer => "[REDACTED:bearer]",
             Redaction::AwsKey => "[REDACTED:aws_key]",
@@ -44,11 +52,13 @@ impl Redaction {
     }
 }
 
-/// Replaces card numbers, SSNs, bearer tokens, AWS access key ids, JWTs and the values of
-/// secret-named keys (`password=...`, `"api_key": "..."`) in `text`.
+/// Replaces card numbers, SSNs, IBANs, bearer tokens, AWS access key ids, JWTs, the values
+/// of secret-named keys (`password=...`, `"api_key": "..."`) and the digits under keys
+/// named for card numbers or SSNs (`"ssn": "673756059"`) in `text`.
 ///
-/// Card numbers are runs of 13–19 digits, optionally grouped by single spaces or dashes,
-/// that pass the Luhn check; a run of 20 or more ungrouped digits is not a card number.
+/// What counts as a card number, an SSN or an IBAN is [`crate::sensitive`]'s rule: issuer
+/// range, length and Luhn for card numbers, alone, grouped, or beside or glued to other
+/// digits; digits inside hex digests, UUIDs and USPS tracking numbers are none.
 ///
 /// # Examples
 ///
@@ -74,6 +84,8 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 fn scan(text: &str) -> Cow<'_, str> {
     let b = text.as_bytes();
     let mut out = Out { src: text, buf: None, last: 0 };
+    let mut numbers = Scanner::new(b);
+    let mut spans = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -82,10 +94,22 @@ fn scan(text: &str) -> Cow<'_, str> {
             continue;
         }
         let next = match c {
-            b'0'..=b'9' if i == 0 || !b[i - 1].is_ascii_digit() => Some(number_run(b, i, &mut out)),
-            b'A' => aws_key(b, i, &mut out),
+            b'0'..=b'9' => {
+                let end = numbers.chain(i, &mut spans);
+                out.replace_spans(&mut spans);
+                Some(end)
+            }
+            b'A'..=b'Z' => match numbers.iban(i, &mut spans) {
+                Some(end) => {
+                    out.replace_spans(&mut spans);
+                    Some(end)
+                }
+                None if c == b'A' => aws_key(b, i, &mut out),
+                None if c == b'B' => bearer(b, i, &mut out),
+                None => None,
+            },
             b'e' => jwt(b, i, &mut out),
-            b'B' | b'b' => bearer(b, i, &mut out),
+            b'b' => bearer(b, i, &mut out),
             b'=' | b':' => key_value(b, i, &mut out),
             _ => None,
         };
@@ -172,9 +196,13 @@ static INTERESTING: [bool; 256] = {
         t[d as usize] = true;
         d += 1;
     }
-    t[b'A' as usize] = true;
+    // Upper-case letters start IBANs, `AKIA` and `Bearer`.
+    let mut c = b'A';
+    while c <= b'Z' {
+        t[c as usize] = true;
+        c += 1;
+    }
     t[b'e' as usize] = true;
-    t[b'B' as usize] = true;
     t[b'b' as usize] = true;
     t[b'=' as usize] = true;
     t[b':' as usize] = true;
@@ -197,6 +225,13 @@ impl<'a> Out<'a> {
         self.last = end;
     }
 
+    /// Replaces the spans the number detector found (in order, past `last`), and clears them.
+    fn replace_spans(&mut self, spans: &mut Vec<Span>) {
+        for span in spans.drain(..) {
+            self.replace(span.start, span.end, redaction(span.kind));
+        }
+    }
+
     fn finish(self) -> Cow<'a, str> {
         match self.buf {
             None => Cow::Borrowed(self.src),
@@ -208,89 +243,12 @@ impl<'a> Out<'a> {
     }
 }
 
-/// A group of digits inside a run: byte range and digit range.
-#[derive(Clone, Copy)]
-struct Group {
-    start: usize,
-    end: usize,
-    sep_before: u8,
-}
-
-/// A run of digits in groups separated by single spaces or dashes, starting at `start`;
-/// redacts SSNs and card numbers inside it and returns where the run ends.
-fn number_run(b: &[u8], start: usize, out: &mut Out<'_>) -> usize {
-    let (end, digits) = run_end(b, start);
-    if digits < 9 {
-        return end; // neither an SSN (9 digits) nor a card number (13+)
-    }
-    let mut groups: Vec<Group> = Vec::new();
-    let mut i = start;
-    let mut sep = 0u8;
-    while i < end {
-        let gs = i;
-        while i < end && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        groups.push(Group { start: gs, end: i, sep_before: sep });
-        if i < end {
-            sep = b[i];
-            i += 1;
-        }
-    }
-    let mut spans: Vec<(usize, usize, Redaction)> = Vec::new();
-    for (k, w) in groups.windows(3).enumerate() {
-        if w[1].sep_before == b'-' && w[2].sep_before == b'-' && is_ssn(b, &w[0], &w[1], &w[2]) {
-            spans.push((groups[k].start, groups[k + 2].end, Redaction::Ssn));
-        }
-    }
-    for a in 0..groups.len() {
-        let mut count = 0;
-        for (z, g) in groups.iter().enumerate().skip(a) {
-            count += g.end - g.start;
-            if count > 19 {
-                break;
-            }
-            if count >= 13 && luhn(b, &groups[a..=z]) {
-                spans.push((groups[a].start, g.end, Redaction::Pan));
-            }
-        }
-    }
-    if spans.is_empty() {
-        return end;
-    }
-    spans.sort_unstable_by_key(|s| s.0);
-    let mut merged: Vec<(usize, usize, Redaction)> = Vec::with_capacity(spans.len());
-    for (s, e, kind) in spans {
-        match merged.last_mut() {
-            Some(last) if s <= last.1 => {
-                last.1 = last.1.max(e);
-                if kind == Redaction::Pan {
-                    last.2 = Redaction::Pan;
-                }
-            }
-            _ => merged.push((s, e, kind)),
-        }
-    }
-    for (s, e, kind) in merged {
-        out.replace(s, e, kind);
-    }
-    end
-}
-
-/// Where a run of digit groups starting at `start` ends, and how many digits it has.
-fn run_end(b: &[u8], start: usize) -> (usize, usize) {
-    let mut i = start;
-    let mut digits = 0usize;
-    loop {
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-            digits += 1;
-        }
-        if i + 1 < b.len() && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
-            i += 1;
-        } else {
-            return (i, digits);
-        }
+/// The marker of what the number detector found.
+fn redaction(kind: Kind) -> Redaction {
+    match kind {
+        Kind::Pan => Redaction::Pan,
+        Kind::Ssn => Redaction::Ssn,
+        _ => Redaction::Iban,
     }
 }
 
@@ -298,40 +256,10 @@ fn run_end(b: &[u8], start: usize) -> (usize, usize) {
 /// number after `token:` or `Bearer` is not cut after its first group.
 fn cover_digit_run(b: &[u8], start: usize, end: usize) -> usize {
     if start < b.len() && b[start].is_ascii_digit() {
-        end.max(run_end(b, start).0)
+        end.max(chain_extent(b, start).0)
     } else {
         end
     }
-}
-
-/// `ddd-dd-dddd`: area 001–899 but not 666, group 01–99, serial 0001–9999.
-fn is_ssn(b: &[u8], area: &Group, group: &Group, serial: &Group) -> bool {
-    if area.end - area.start != 3 || group.end - group.start != 2 || serial.end - serial.start != 4 {
-        return false;
-    }
-    let num = |g: &Group| b[g.start..g.end].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-    let (a, g, s) = (num(area), num(group), num(serial));
-    a != 0 && a != 666 && a < 900 && g != 0 && s != 0
-}
-
-/// The Luhn check over the digits of consecutive groups.
-fn luhn(b: &[u8], groups: &[Group]) -> bool {
-    let mut sum = 0u32;
-    let mut double = false;
-    for g in groups.iter().rev() {
-        for &d in b[g.start..g.end].iter().rev() {
-            let mut v = u32::from(d - b'0');
-            if double {
-                v *= 2;
-                if v > 9 {
-                    v -= 9;
-                }
-            }
-            sum += v;
-            double = !double;
-        }
-    }
-    sum % 10 == 0
 }
 
 fn is_word(c: u8) -> bool {
@@ -417,9 +345,21 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     while k > 0 && (is_word(b[k - 1]) || b[k - 1] == b'-' || b[k - 1] == b'.') && key_end - k < 64 {
         k -= 1;
     }
-    if k == key_end || !is_secret_key(&b[k..key_end]) {
+    if k == key_end {
         return None;
     }
+    let key = &b[k..key_end];
+    // A secret-named key loses its value; a key named for a card number or an SSN loses
+    // its digits, when there are as many as such a number has (`"ssn": 673756059`).
+    let (what, min_digits) = if is_secret_key(key) {
+        (Redaction::Secret, 0)
+    } else {
+        match std::str::from_utf8(key).ok().and_then(field_kind)? {
+            Kind::Pan => (Redaction::Pan, 12),
+            Kind::Ssn => (Redaction::Ssn, 9),
+            _ => (Redaction::Iban, 8),
+        }
+    };
     // The value: after spaces, quoted up to the closing quote, else up to a delimiter.
     let mut v = i + 1;
     while v < b.len() && b[v] == b' ' {
@@ -456,10 +396,10 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
             }
         }
     };
-    if end == v {
+    if end == v || b[v..end].iter().filter(|c| c.is_ascii_digit()).count() < min_digits {
         return None;
     }
-    out.replace(v, end, Redaction::Secret);
+    out.replace(v, end, what);
     Some(end)
 }
 
@@ -482,8 +422,16 @@ mod tests {
     fn keeps_numbers_that_are_not_cards() {
         // Fails Luhn.
         assert_eq!(scrub("order 4111111111111112"), "order 4111111111111112");
-        // Too long to be a card.
-        assert_eq!(scrub("id 41111111111111110000000"), "id 41111111111111110000000");
+        // No issuer starts with 1 at sixteen digits, though the number passes Luhn.
+        assert_eq!(scrub("ref 1234567812345670"), "ref 1234567812345670");
+        // Digits of a hex digest are no number, even a Luhn-valid run of them.
+        let digest = "sha256 9f86d081884c7d659a2feaa0c55ad0154111111111111111a2feaa0c55ad015b";
+        assert_eq!(scrub(digest), digest);
+        // A run of more than 19 digits is digits glued together: a card number inside it is
+        // found (this run used to pass as "too long to be a card").
+        assert!(!scrub("id 41111111111111110000000").contains("4111111111111111"));
+        // ... but a run with no card number in it stays.
+        assert_eq!(scrub("id 11111111111111111111111"), "id 11111111111111111111111");
         assert_eq!(scrub("2024-01-15 12345"), "2024-01-15 12345");
     }
 
@@ -510,6 +458,25 @@ mod tests {
     }
 
     #[test]
+    fn spaced_ssns_ibans_and_number_named_keys() {
+        assert_eq!(scrub("applicant 673 75 6059 2024-01-15"), "applicant [REDACTED:ssn] 2024-01-15");
+        assert_eq!(
+            scrub("applicant 673-75-6059 2024-01-15 approved"),
+            "applicant [REDACTED:ssn] 2024-01-15 approved"
+        );
+        assert_eq!(scrub("wire to DE89 3704 0044 0532 0130 00"), "wire to [REDACTED:iban]");
+        assert_eq!(scrub(r#"{"ssn":"673756059","n":1}"#), r#"{"ssn":"[REDACTED:ssn]","n":1}"#);
+        assert_eq!(scrub(r#"{"ssn": 673756059}"#), r#"{"ssn": [REDACTED:ssn]}"#);
+        assert_eq!(scrub(r#"{"card": 6759649826438453}"#), r#"{"card": [REDACTED:pan]}"#);
+        // Names alone redact nothing without the digits of such a number.
+        assert_eq!(
+            scrub(r#"{"card": "visa", "ssn_last4": "6059"}"#),
+            r#"{"card": "visa", "ssn_last4": "6059"}"#
+        );
+        assert_eq!(scrub("id 20240115093000123 4012888888881881"), "id 20240115093000123 [REDACTED:pan]");
+    }
+
+    #[test]
     fn secret_values_cover_grouped_digits() {
         assert_eq!(scrub("token: 4111 1111 1111 1111 ok"), "token: [REDACTED:secret] ok");
         assert_eq!(scrub("Bearer 4111 1111 1111 1111 ok"), "Bearer [REDACTED:bearer] ok");
@@ -527,7 +494,9 @@ mod tests {
         assert!(!is_trace_id(b"2-5e9f0c65-1de4d666d4dd26aced652b6c"));
         // Scrubbed as any text: an SSN is not an id, nor is an id with a card number in it.
         assert_eq!(scrub("078-05-1120"), "[REDACTED:ssn]");
-        assert_eq!(scrub("a0000000-a000-a000-a000-0000000000a0"), "a0000000-a000-a000-a[REDACTED:pan]a0");
+        // A UUID's digits are no card number (this was redacted as one before issuer checks).
+        assert_eq!(scrub("a0000000-a000-a000-a000-0000000000a0"), "a0000000-a000-a000-a000-0000000000a0");
+        assert_eq!(scrub("12345678-4111-1111-1111-111111111111"), "12345678-4111-1111-1111-111111111111");
         assert!(
             longest_digit_run(b"c6af9ac6-7b61-11e6-9a41-93e8deadbeef") < 9,
             "a typical id takes the shortcut"
