@@ -39,6 +39,8 @@ pub mod security;
 pub mod store;
 #[cfg(feature = "dynamodb")]
 pub mod tenant;
+#[cfg(any(feature = "resilience", feature = "rate-limit"))]
+pub(crate) mod unscoped;
 
 pub use app::{App, RouteGroup};
 pub use body::{json_response, read_json, Body, Request, Response};

@@ -59,6 +59,20 @@ impl BulkheadLayer {
         self.compartments.rejections()
     }
 
+    /// Requests that reached a per-tenant limit without a tenant (the layer is mounted
+    /// outside the JWT layer, or the route is exempt from it). The first one logs a warning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::middleware::bulkhead::BulkheadLayer;
+    /// let layer = BulkheadLayer::builder().per_tenant(4).build().unwrap();
+    /// assert_eq!(layer.unscoped_requests(), 0);
+    /// ```
+    pub fn unscoped_requests(&self) -> u64 {
+        self.compartments.unscoped.count()
+    }
+
     /// Global permits free now (`None` without a global limit).
     pub fn available(&self) -> Option<usize> {
         self.compartments.global.as_ref().map(|s| s.available_permits())

@@ -92,6 +92,21 @@ impl<F, K, C> CircuitBreakerLayer<F, K, C> {
     pub fn breakers(&self) -> Breakers<K> {
         Breakers::new(Arc::clone(&self.registry))
     }
+
+    /// Requests a per-tenant breaker saw without a tenant (the layer is mounted outside the
+    /// JWT layer, or the route is exempt from it); they share the `None` breaker. The first
+    /// one logs a warning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::middleware::circuit_breaker::CircuitBreakerLayer;
+    /// let layer = CircuitBreakerLayer::per_tenant().build().unwrap();
+    /// assert_eq!(layer.unscoped_requests(), 0);
+    /// ```
+    pub fn unscoped_requests(&self) -> u64 {
+        self.registry.unscoped.count()
+    }
 }
 
 impl<S, F: Clone, K, C: Clone> Layer<S> for CircuitBreakerLayer<F, K, C> {

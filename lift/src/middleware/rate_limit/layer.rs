@@ -59,6 +59,13 @@ impl RateLimitLayer {
         RateLimitBuilder::default()
     }
 
+    /// Requests whose tenant or user key found no principal (the layer is mounted outside
+    /// the JWT layer, or the route is exempt from it); they share the `-` bucket. The first
+    /// one logs a warning.
+    pub fn unscoped_requests(&self) -> u64 {
+        self.limiter.unscoped.count()
+    }
+
     /// The local pre-filter, if enabled.
     pub fn prefilter(&self) -> Option<&LocalPrefilter> {
         self.limiter.prefilter.as_ref()
@@ -279,7 +286,13 @@ impl RateLimitBuilder {
         let timeout = self.store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT);
         let shared = SharedLimit::new(client, table, name, self.algorithm, limit, window, timeout);
         Ok(RateLimitLayer {
-            limiter: Arc::new(Limiter { keys: self.keys, prefilter, shared, fail_mode: self.fail_mode }),
+            limiter: Arc::new(Limiter {
+                keys: self.keys,
+                prefilter,
+                shared,
+                fail_mode: self.fail_mode,
+                unscoped: crate::unscoped::Unscoped::new("rate limit"),
+            }),
         })
     }
 }
