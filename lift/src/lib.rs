@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod body;
+pub mod config;
 pub mod context;
 #[cfg(feature = "disaster")]
 pub mod disaster;
@@ -36,6 +37,7 @@ pub mod middleware;
     feature = "compliance"
 ))]
 pub mod security;
+pub mod stack;
 pub mod store;
 #[cfg(feature = "dynamodb")]
 pub mod tenant;
@@ -48,6 +50,7 @@ pub use context::{
     client_ip, path_param, ClientIp, Context, Invocation, MatchedRoute, PathParams, Principal,
 };
 pub use error::Error;
+pub use stack::{stack, Stack, StackBuilder};
 
 /// A boxed error, as tower and hyper use.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

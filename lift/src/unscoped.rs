@@ -1,9 +1,10 @@
 //! Counting requests that reach a per-tenant layer without a tenant.
 //!
 //! A per-tenant bulkhead, breaker or rate limit reads the tenant the JWT layer puts in the
-//! request's [`Context`](crate::Context). Mounted outside that layer it sees no tenant and
-//! quietly puts every request in one shared compartment. Each such layer keeps one of these:
-//! it warns once, at the first request without a tenant, and counts every one.
+//! request's [`Context`](crate::Context). Mounted outside that layer it sees no tenant, and
+//! quietly stops limiting by tenant: a bulkhead applies no per-tenant limit, a breaker and a
+//! rate limit put every such request under one shared key. Each such layer keeps one of
+//! these: it warns once, at the first request without a tenant, and counts every one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -28,7 +29,7 @@ impl Unscoped {
             tracing::warn!(
                 layer = self.layer,
                 "a per-tenant {} saw a request without a tenant: mount it inside the jwt layer \
-                 (see lift::middleware for the order); such requests share one compartment",
+                 (see lift::middleware for the order); no per-tenant limit applies to such requests",
                 self.layer
             );
         }

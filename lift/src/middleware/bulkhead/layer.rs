@@ -60,7 +60,8 @@ impl BulkheadLayer {
     }
 
     /// Requests that reached a per-tenant limit without a tenant (the layer is mounted
-    /// outside the JWT layer, or the route is exempt from it). The first one logs a warning.
+    /// outside the JWT layer, or the route is exempt from it): no per-tenant limit applies to
+    /// them. The first one logs a warning.
     ///
     /// # Examples
     ///
@@ -128,10 +129,10 @@ impl BulkheadBuilder {
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<BulkheadLayer, InvalidConfig> {
         if self.global.is_none() && self.per_tenant.is_none() {
-            return Err(InvalidConfig::new("set a global or a per-tenant limit"));
+            return Err(InvalidConfig::new("bulkhead", "set a global or a per-tenant limit"));
         }
         if self.global == Some(0) || self.per_tenant == Some(0) {
-            return Err(InvalidConfig::new("limits must be at least 1"));
+            return Err(InvalidConfig::new("bulkhead", "limits must be at least 1"));
         }
         let retry_after = self.retry_after.unwrap_or(Duration::from_secs(1));
         let compartments = Compartments::new(self.global, self.per_tenant, self.max_wait, retry_after);

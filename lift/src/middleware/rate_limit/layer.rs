@@ -145,22 +145,23 @@ impl RateLimitBuilder {
         let var =
             |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         if let Some(limit) = var("LIFT_RATE_LIMIT_LIMIT") {
-            builder.limit = Some(
-                limit.parse().map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_LIMIT must be a number"))?,
-            );
+            builder.limit =
+                Some(limit.parse().map_err(|_| {
+                    InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_LIMIT must be a number")
+                })?);
         }
         if let Some(secs) = var("LIFT_RATE_LIMIT_WINDOW_SECS") {
-            let secs: f64 = secs
-                .parse()
-                .map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_WINDOW_SECS must be a number"))?;
-            builder.window = Some(
-                Duration::try_from_secs_f64(secs)
-                    .map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_WINDOW_SECS must be positive"))?,
-            );
+            let secs: f64 = secs.parse().map_err(|_| {
+                InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_WINDOW_SECS must be a number")
+            })?;
+            builder.window = Some(Duration::try_from_secs_f64(secs).map_err(|_| {
+                InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_WINDOW_SECS must be positive")
+            })?);
         }
         if let Some(name) = var("LIFT_RATE_LIMIT_ALGORITHM") {
             builder.algorithm = Algorithm::parse(&name).ok_or_else(|| {
                 InvalidConfig::new(
+                    "rate limit",
                     "LIFT_RATE_LIMIT_ALGORITHM must be fixed-window, sliding-window or token-bucket",
                 )
             })?;
@@ -169,13 +170,17 @@ impl RateLimitBuilder {
             for name in keys.split(',') {
                 builder.env_keys = true;
                 builder.keys.push(RateLimitKey::parse(name).ok_or_else(|| {
-                    InvalidConfig::new("LIFT_RATE_LIMIT_KEY must list tenant, user, ip or route")
+                    InvalidConfig::new(
+                        "rate limit",
+                        "LIFT_RATE_LIMIT_KEY must list tenant, user, ip or route",
+                    )
                 })?);
             }
         }
         if let Some(mode) = var("LIFT_RATE_LIMIT_FAIL") {
-            builder.fail_mode = FailMode::parse(&mode)
-                .ok_or_else(|| InvalidConfig::new("LIFT_RATE_LIMIT_FAIL must be open or closed"))?;
+            builder.fail_mode = FailMode::parse(&mode).ok_or_else(|| {
+                InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_FAIL must be open or closed")
+            })?;
         }
         builder.name = var("LIFT_RATE_LIMIT_NAME");
         Ok(builder)
@@ -263,19 +268,21 @@ impl RateLimitBuilder {
 
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<RateLimitLayer, InvalidConfig> {
-        let client = self.client.ok_or_else(|| InvalidConfig::new("set a dynamodb client"))?;
+        let client = self.client.ok_or_else(|| InvalidConfig::new("rate limit", "set a dynamodb client"))?;
         if self.keys.is_empty() {
-            return Err(InvalidConfig::new("set at least one key"));
+            return Err(InvalidConfig::new("rate limit", "set at least one key"));
         }
-        let limit =
-            self.limit.filter(|l| *l > 0).ok_or_else(|| InvalidConfig::new("set a limit of at least 1"))?;
+        let limit = self
+            .limit
+            .filter(|l| *l > 0)
+            .ok_or_else(|| InvalidConfig::new("rate limit", "set a limit of at least 1"))?;
         let window = self
             .window
             .filter(|w| *w >= Duration::from_millis(1))
-            .ok_or_else(|| InvalidConfig::new("set a window of at least 1 ms"))?;
+            .ok_or_else(|| InvalidConfig::new("rate limit", "set a window of at least 1 ms"))?;
         let name = self.name.unwrap_or_else(|| "lift".to_owned());
         if name.is_empty() || name.contains('#') {
-            return Err(InvalidConfig::new("the name must be non-empty and without `#`"));
+            return Err(InvalidConfig::new("rate limit", "the name must be non-empty and without `#`"));
         }
         let prefilter = match (self.prefilter.unwrap_or(true), self.prefilter_burst) {
             (false, _) => None,

@@ -118,7 +118,9 @@ impl ThreatLayerBuilder {
             |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let num = |name: &str| -> Result<Option<u64>, InvalidConfig> {
             var(name)
-                .map(|v| v.parse().map_err(|_| InvalidConfig::new(format!("{name} must be a number"))))
+                .map(|v| {
+                    v.parse().map_err(|_| InvalidConfig::new("threat", format!("{name} must be a number")))
+                })
                 .transpose()
         };
         let mut builder = Self::default();
@@ -197,13 +199,13 @@ impl ThreatLayerBuilder {
     /// tracking without what they need, or a bad webhook URL from the environment.
     pub fn build(mut self) -> Result<ThreatLayer, InvalidConfig> {
         if !(1..=100).contains(&self.threshold.unwrap_or(DEFAULT_THRESHOLD)) {
-            return Err(InvalidConfig::new("the threshold must be between 1 and 100"));
+            return Err(InvalidConfig::new("threat", "the threshold must be between 1 and 100"));
         }
         if self.block_for.is_some() && self.store.is_none() {
-            return Err(InvalidConfig::new("blocking ips needs a store"));
+            return Err(InvalidConfig::new("threat", "blocking ips needs a store"));
         }
         if self.track_tenants && self.monitor.is_none() {
-            return Err(InvalidConfig::new("tracking tenants needs a behaviour monitor"));
+            return Err(InvalidConfig::new("threat", "tracking tenants needs a behaviour monitor"));
         }
         if !self.playbook.has_alert() {
             if let Some(url) = self.webhook_url.take() {
