@@ -21,6 +21,8 @@
 
 pub mod app;
 pub mod body;
+#[cfg(any(feature = "threat", feature = "compliance", feature = "protection", feature = "idempotency"))]
+pub(crate) mod buffered;
 pub mod config;
 pub mod context;
 #[cfg(feature = "disaster")]
