@@ -103,31 +103,44 @@ mod ext;
 pub use ext::LiftServiceBuilderExt;
 
 #[cfg(feature = "observability")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observability")))]
 pub mod logging;
 #[cfg(feature = "observability")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observability")))]
 pub mod metrics;
 #[cfg(feature = "observability")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observability")))]
 pub mod xray;
 
 #[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
 pub mod bulkhead;
 #[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
 pub mod circuit_breaker;
 #[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
 pub mod load_shed;
 #[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
 pub mod retry;
 #[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
 pub mod timeout;
 
 #[cfg(feature = "health")]
+#[cfg_attr(docsrs, doc(cfg(feature = "health")))]
 pub mod health;
 
 #[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 pub mod auth;
 #[cfg(feature = "idempotency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
 pub mod idempotency;
 #[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
 #[cfg(feature = "security-headers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "security-headers")))]
 pub mod security_headers;

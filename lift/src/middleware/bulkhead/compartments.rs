@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{BulkheadFull, Compartment};
-use crate::middleware::circuit_breaker::shards::Shards;
+use crate::sharded::Shards;
 use crate::unscoped::Unscoped;
 
 /// What every service of one layer shares.

@@ -3,8 +3,8 @@
 use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
-use super::shards::Shards;
 use super::state::{Breaker, BreakerMetrics, Policy, State};
+use crate::sharded::Shards;
 use crate::unscoped::Unscoped;
 
 pub(crate) struct Registry<K> {
