@@ -21,6 +21,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod app;
+#[cfg(feature = "disaster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "disaster")))]
+pub mod aws;
 pub mod body;
 #[cfg(any(feature = "threat", feature = "compliance", feature = "protection", feature = "idempotency"))]
 pub(crate) mod buffered;

@@ -15,16 +15,8 @@ type GroupLayer = Arc<dyn Fn(RouteGroup) -> RouteGroup + Send + Sync>;
 
 /// Where an app-wide layer sits, outermost first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[cfg_attr(
-    not(any(
-        feature = "observability",
-        feature = "security-headers",
-        feature = "auth",
-        feature = "resilience",
-        feature = "rate-limit"
-    )),
-    allow(dead_code)
-)]
+// Which slots a build uses depends on its features.
+#[allow(dead_code)]
 enum Slot {
     RequestLog,
     Metrics,
@@ -38,16 +30,8 @@ enum Slot {
 
 /// Where a per-route layer sits, outermost first (the scope check comes before all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[cfg_attr(
-    not(any(
-        feature = "idempotency",
-        feature = "audit",
-        feature = "compliance",
-        feature = "threat",
-        feature = "protection"
-    )),
-    allow(dead_code)
-)]
+// Which slots a build uses depends on its features.
+#[allow(dead_code)]
 enum RouteSlot {
     Idempotency,
     Audit,

@@ -141,9 +141,14 @@ impl RateLimitBuilder {
     /// # Ok(()) }
     /// ```
     pub fn from_env() -> Result<Self, InvalidConfig> {
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InvalidConfig> {
         let mut builder = Self::default();
-        let var =
-            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let env = crate::config::Env::from_lookup(lookup);
+        let var = |name: &str| env.get(name);
         if let Some(limit) = var("LIFT_RATE_LIMIT_LIMIT") {
             builder.limit =
                 Some(limit.parse().map_err(|_| {

@@ -99,8 +99,13 @@ impl CorsPolicy {
     /// # let _ = cors;
     /// ```
     pub fn from_env() -> Self {
-        let var =
-            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let env = crate::config::Env::from_lookup(lookup);
+        let var = |name: &str| env.get(name);
         let mut policy = Self::new();
         if let Some(origins) = var("LIFT_CORS_ALLOWED_ORIGINS") {
             policy = policy.allow_origins(origins.split(',').map(str::trim).filter(|o| !o.is_empty()));
