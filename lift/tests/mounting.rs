@@ -402,3 +402,87 @@ mod body_reading {
         }
     }
 }
+
+// ---------------------------------------------------------------- idempotency
+
+/// Idempotency reads the whole body (its hash is part of the record) and answers its own
+/// refusals. These checks need no store: a request without a principal is refused before
+/// the store is asked, other methods pass through, and an unreachable store fails closed.
+/// (The records themselves are tested against DynamoDB Local in the harness.)
+#[cfg(feature = "idempotency")]
+mod idempotency {
+    use super::*;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use lift::middleware::idempotency::IdempotencyLayer;
+    use lift::{Context, Principal};
+
+    fn layer() -> IdempotencyLayer {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        IdempotencyLayer::builder()
+            .client(aws_sdk_dynamodb::Client::from_conf(config))
+            .table("idempotency")
+            .build()
+            .unwrap()
+    }
+
+    fn with_principal<B>(mut req: http::Request<B>) -> http::Request<B> {
+        let mut ctx = Context::new("req-1");
+        ctx.set_principal(Principal::new("user-1", "acme"));
+        req.extensions_mut().insert(ctx);
+        req
+    }
+
+    #[tokio::test]
+    async fn idempotency_in_an_axum_router() {
+        use axum::body::Body;
+        use axum::routing::{get, post};
+        let router = axum::Router::new()
+            .route("/pay", post(|body: String| async move { body }))
+            .route("/pay/1", get(|| async { "read" }))
+            .layer(layer());
+        let send = |req: http::Request<Body>| {
+            let router = router.clone();
+            async move { router.oneshot(req).await.unwrap() }
+        };
+        let post_req =
+            || http::Request::post("/pay").header("idempotency-key", "key-0001").body(Body::from("{}"));
+
+        assert_eq!(send(post_req().unwrap()).await.status(), 401, "no principal: refused, nothing stored");
+        assert_eq!(
+            send(with_principal(post_req().unwrap())).await.status(),
+            503,
+            "the store is down: fail closed"
+        );
+        let res = send(http::Request::get("/pay/1").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), 200, "GET is not made idempotent");
+        assert_eq!(&axum::body::to_bytes(res.into_body(), 1024).await.unwrap()[..], b"read");
+    }
+
+    #[tokio::test]
+    async fn idempotency_in_a_lambda_http_stack() {
+        use lambda_http::{Body, Request, Response};
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let stack =
+            ServiceBuilder::new().layer(layer()).service(lambda_http::service_fn(move |_req: Request| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, lambda_http::Error>(Response::new(Body::from("ok"))) }
+            }));
+        let post_req =
+            || http::Request::post("/pay").header("idempotency-key", "key-0001").body(Body::from("{}"));
+
+        let res = stack.clone().oneshot(post_req().unwrap()).await.unwrap();
+        assert_eq!(res.status(), 401);
+        let res = stack.clone().oneshot(with_principal(post_req().unwrap())).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "neither reached the handler");
+        let res = stack.clone().oneshot(http::Request::get("/pay").body(Body::Empty).unwrap()).await.unwrap();
+        assert_eq!((res.status().as_u16(), calls.load(Ordering::SeqCst)), (200, 1));
+    }
+}

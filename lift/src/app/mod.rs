@@ -185,6 +185,7 @@ impl App {
     }
 
     /// Splits off the event router, leaving the HTTP app.
+    #[cfg_attr(not(feature = "lambda"), allow(dead_code))]
     pub(crate) fn take_events(&mut self) -> EventRouter {
         std::mem::take(&mut self.events)
     }
