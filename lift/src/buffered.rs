@@ -57,6 +57,34 @@ pub(crate) fn into_body<B: From<Vec<u8>>>(body: Body) -> B {
     B::from(Vec::from(body.into_bytes()))
 }
 
+/// Takes the readied inner service (leaving a clone in its place), buffers the request,
+/// runs `logic` on it with the inner service seen through [`Buffered`], and turns the
+/// answer's body back into the caller's type. A body that cannot be read is answered 400.
+pub(crate) fn around<S, B, ResB, E, F, Fut>(
+    inner: &mut S,
+    req: http::Request<B>,
+    logic: F,
+) -> BoxFuture<'static, Result<http::Response<ResB>, E>>
+where
+    S: Clone + Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    ResB: From<Vec<u8>>,
+    F: FnOnce(Buffered<S, B>, Request) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response, E>> + Send,
+{
+    let clone = inner.clone();
+    let inner = Buffered::new(std::mem::replace(inner, clone));
+    Box::pin(async move {
+        let res = match buffer_request(req).await {
+            Ok(req) => logic(inner, req).await?,
+            Err(refused) => refused,
+        };
+        Ok(res.map(into_body))
+    })
+}
+
 /// An inner service of any body type, seen as a service of Lift's [`Request`] and
 /// [`Response`].
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use super::{
     ResponseErased, ResponseFuture,
 };
 use crate::body::{Request, Response};
-use crate::buffered::{buffer_request, into_body, Buffered};
+use crate::buffered::around;
 use crate::context::Context;
 use crate::BoxError;
 
@@ -97,17 +97,8 @@ where
         if !self.config.methods.contains(req.method()) {
             return Box::pin(self.inner.call(req));
         }
-        // Keep the service that `poll_ready` readied for the call after the lock.
-        let clone = self.inner.clone();
-        let inner = Buffered::new(std::mem::replace(&mut self.inner, clone));
         let config = Arc::clone(&self.config);
-        Box::pin(async move {
-            let res = match buffer_request(req).await {
-                Ok(req) => run(config, inner, req).await?,
-                Err(refused) => refused,
-            };
-            Ok(res.map(into_body))
-        })
+        around(&mut self.inner, req, move |inner, req| run(config, inner, req))
     }
 }
 

@@ -13,7 +13,7 @@ use tower_service::Service;
 use super::report::ComplianceRecorder;
 use super::rule::{Facts, InvocationRecord, Phase, RequestView, ResponseView, Rule, Severity, Violation};
 use crate::body::{Request, Response};
-use crate::buffered::{buffer_request, into_body, Buffered};
+use crate::buffered::around;
 use crate::context::Context;
 use crate::security::audit::{AuditEntry, AuditTrail, Audited, Outcome};
 use crate::security::protection::detect::scan_text;
@@ -174,17 +174,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        // Keep the service that `poll_ready` readied for the call after the body is read.
-        let clone = self.inner.clone();
-        let mut inner = Buffered::new(std::mem::replace(&mut self.inner, clone));
         let shared = Arc::clone(&self.shared);
-        Box::pin(async move {
-            let res = match buffer_request(req).await {
-                Ok(req) => judge(&mut inner, shared, req).await?,
-                Err(refused) => refused,
-            };
-            Ok(res.map(into_body))
-        })
+        around(&mut self.inner, req, move |mut inner, req| judge(&mut inner, shared, req))
     }
 }
 

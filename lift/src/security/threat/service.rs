@@ -14,7 +14,7 @@ use super::future::ResponseFuture;
 use super::incident::{Incident, Playbook};
 use super::store::{BlockTarget, ThreatStore};
 use crate::body::{Request, Response};
-use crate::buffered::{buffer_request, into_body, Buffered};
+use crate::buffered::around;
 use crate::context::{client_ip, Context};
 use crate::BoxError;
 
@@ -103,17 +103,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        // Keep the service that `poll_ready` readied for the call after the checks.
-        let clone = self.inner.clone();
-        let inner = Buffered::new(std::mem::replace(&mut self.inner, clone));
         let config = Arc::clone(&self.config);
-        Box::pin(async move {
-            let res = match buffer_request(req).await {
-                Ok(req) => run(config, inner, req).await?,
-                Err(refused) => refused,
-            };
-            Ok(res.map(into_body))
-        })
+        around(&mut self.inner, req, move |inner, req| run(config, inner, req))
     }
 }
 
