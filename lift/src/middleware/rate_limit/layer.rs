@@ -308,3 +308,40 @@ impl RateLimitBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn from_env_vars_reads_through_the_shared_reader() {
+        let builder = RateLimitBuilder::from_env_vars(vars(&[
+            ("LIFT_RATE_LIMIT_LIMIT", " 50 "),
+            ("LIFT_RATE_LIMIT_WINDOW_SECS", "60"),
+            ("LIFT_RATE_LIMIT_KEY", "tenant,route"),
+            ("LIFT_RATE_LIMIT_NAME", "   "),
+        ]))
+        .unwrap();
+        assert_eq!(builder.limit, Some(50), "values are trimmed");
+        assert_eq!(builder.window, Some(Duration::from_secs(60)));
+        assert_eq!(builder.keys.len(), 2);
+        assert_eq!(builder.name, None, "a blank value counts as unset");
+        // Explicit settings win over the environment.
+        let builder = builder.limit(7).key(RateLimitKey::Ip);
+        assert_eq!((builder.limit, builder.keys.len()), (Some(7), 1));
+    }
+
+    #[test]
+    fn a_bad_variable_is_one_invalid_config_naming_it_not_its_value() {
+        let err = RateLimitBuilder::from_env_vars(vars(&[("LIFT_RATE_LIMIT_LIMIT", "s3cr3t")])).unwrap_err();
+        assert_eq!(err.component(), "rate limit");
+        assert_eq!(
+            err.to_string(),
+            "invalid rate limit configuration: LIFT_RATE_LIMIT_LIMIT must be a number"
+        );
+    }
+}
