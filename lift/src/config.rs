@@ -86,8 +86,11 @@ impl Vars for Env<'_> {
 /// assert_eq!(env.get("LIFT_RATE_LIMIT_NAME"), None);
 /// ```
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Box<Lookup<'a>>,
 }
+
+/// A function from a variable's name to its raw value.
+type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 impl std::fmt::Debug for Env<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
