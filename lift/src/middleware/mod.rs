@@ -35,7 +35,7 @@
 //!
 //! ```no_run
 //! # #[cfg(all(feature = "full"))]
-//! # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::BoxError> {
 //! use std::time::Duration;
 //! use lift::middleware::auth::{require_scope, Issuer, JwtLayer};
 //! use lift::middleware::bulkhead::BulkheadLayer;
@@ -55,8 +55,8 @@
 //!
 //! let stack = lift::stack()
 //!     .request_log(RequestLogLayer::new())
-//!     .metrics(MetricsLayer::from_env())
-//!     .xray(XrayLayer::from_env())
+//!     .metrics(MetricsLayer::builder().namespace("Payments").build()?)
+//!     .xray(XrayLayer::from_env()?)
 //!     .jwt(JwtLayer::from_env()?)
 //!     .tenant_bulkhead(BulkheadLayer::builder().per_tenant(16).build()?)
 //!     .tenant_breaker(CircuitBreakerLayer::per_tenant().build()?)
