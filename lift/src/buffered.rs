@@ -8,6 +8,10 @@
 //! response. The bounds are `http_body::Body + From<Vec<u8>>`: Lift's `Body`, axum's
 //! `Body` and lambda_http's `Body` all have both (lambda_http's has no `From<Bytes>`).
 
+// Residency (the `protection` feature) reads the body but not the response: on its own it
+// uses only `buffer_request` and `into_body`.
+#![cfg_attr(not(any(feature = "threat", feature = "compliance", feature = "idempotency")), allow(dead_code))]
+
 use std::marker::PhantomData;
 use std::task::{Context as TaskContext, Poll};
 
