@@ -23,7 +23,7 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use lift::middleware::logging::tracing_subscriber::layer::SubscriberExt;
 use lift::middleware::logging::{tracing, LogConfig};
 use lift::middleware::metrics::{Metrics, MetricsHandle, Unit};
-use lift::middleware::xray::XrayConfig;
+use lift::middleware::xray::XrayBuilder;
 use lift_benches::{get_request, noop, Daemon};
 use tower::{Layer, Service};
 
@@ -124,7 +124,7 @@ fn xray_segment(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let daemon = Daemon::start();
     let address = daemon.address();
-    let layer = XrayConfig::new()
+    let layer = XrayBuilder::new()
         .daemon_address(address.clone())
         .service_name("payments-api")
         .build()

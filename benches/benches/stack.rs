@@ -34,9 +34,9 @@ use lift::middleware::circuit_breaker::CircuitBreakerLayer;
 use lift::middleware::load_shed::LoadShedLayer;
 use lift::middleware::logging::tracing_subscriber::layer::SubscriberExt;
 use lift::middleware::logging::{tracing, LogConfig, RequestLogLayer};
-use lift::middleware::metrics::{MetricsConfig, MetricsSink};
+use lift::middleware::metrics::{MetricsBuilder, MetricsSink};
 use lift::middleware::timeout::TimeoutLayer;
-use lift::middleware::xray::XrayConfig;
+use lift::middleware::xray::XrayBuilder;
 use lift::{App, Body, Invocation, Request, Response};
 use lift_benches::Daemon;
 use serde_json::Value;
@@ -117,7 +117,7 @@ fn stack(c: &mut Criterion) {
         .layer(BulkheadLayer::new(64))
         .layer(LoadShedLayer::builder().initial_limit(64).build().expect("load shed"))
         .layer(
-            MetricsConfig::new()
+            MetricsBuilder::new()
                 .namespace("Lift/Bench")
                 .function_name("payments-api")
                 .sink(metrics.clone())
@@ -125,7 +125,7 @@ fn stack(c: &mut Criterion) {
                 .expect("metrics"),
         )
         .layer(RequestLogLayer::new())
-        .layer(XrayConfig::new().daemon_address(address).service_name("payments-api").build().expect("xray"))
+        .layer(XrayBuilder::new().daemon_address(address).service_name("payments-api").build().expect("xray"))
         .into_service();
 
     let log_layer = LogConfig::new()

@@ -18,15 +18,25 @@
 //! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod app;
+#[cfg(feature = "disaster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "disaster")))]
+pub mod aws;
 pub mod body;
+#[cfg(any(feature = "threat", feature = "compliance", feature = "protection", feature = "idempotency"))]
+pub(crate) mod buffered;
+pub mod config;
 pub mod context;
 #[cfg(feature = "disaster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "disaster")))]
 pub mod disaster;
 pub mod error;
 pub mod event;
 pub(crate) mod hex;
+#[cfg(feature = "observability")]
+pub(crate) mod json;
 pub mod middleware;
 #[cfg(any(
     feature = "secrets",
@@ -35,12 +45,29 @@ pub mod middleware;
     feature = "threat",
     feature = "compliance"
 ))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "secrets",
+        feature = "protection",
+        feature = "audit",
+        feature = "threat",
+        feature = "compliance"
+    )))
+)]
 pub mod security;
 #[cfg(any(feature = "observability", feature = "protection"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "observability", feature = "protection"))))]
 pub mod sensitive;
+#[cfg(feature = "resilience")]
+pub(crate) mod sharded;
+pub mod stack;
 pub mod store;
 #[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub mod tenant;
+#[cfg(any(feature = "resilience", feature = "rate-limit"))]
+pub(crate) mod unscoped;
 
 pub use app::{App, RouteGroup};
 pub use body::{json_response, read_json, Body, Request, Response};
@@ -48,6 +75,12 @@ pub use context::{
     client_ip, path_param, ClientIp, Context, Invocation, MatchedRoute, PathParams, Principal,
 };
 pub use error::Error;
+pub use stack::{stack, Stack, StackBuilder};
 
 /// A boxed error, as tower and hyper use.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Compiles the README's quick start as a doctest.
+#[cfg(all(doctest, feature = "auth", feature = "resilience", feature = "observability", feature = "lambda"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -132,14 +132,13 @@ impl TableDef {
     /// followed by the logical name; otherwise the logical name itself.
     pub fn resolve_name(&self) -> String {
         let var = format!("LIFT_TABLE_{}", self.name.to_uppercase().replace('-', "_"));
-        if let Ok(name) = std::env::var(&var) {
-            if !name.is_empty() {
-                return name;
-            }
+        let env = crate::config::Env::process();
+        if let Some(name) = env.get(&var) {
+            return name;
         }
-        match std::env::var("LIFT_TABLE_PREFIX") {
-            Ok(prefix) => format!("{prefix}{}", self.name),
-            Err(_) => self.name.clone(),
+        match env.get("LIFT_TABLE_PREFIX") {
+            Some(prefix) => format!("{prefix}{}", self.name),
+            None => self.name.clone(),
         }
     }
 

@@ -281,3 +281,208 @@ mod app {
         assert_eq!(res.headers()["retry-after"], "7");
     }
 }
+
+// ---------------------------------------------------------------- layers that read the body
+
+/// Threat detection, compliance and residency read the whole request body: they collect any
+/// `http_body::Body` and hand the inner service its own body type back.
+#[cfg(all(feature = "threat", feature = "compliance", feature = "protection"))]
+mod body_reading {
+    use super::*;
+    use lift::security::compliance::{
+        rule, ComplianceLayer, ComplianceRecorder, Facts, Framework, Phase, Severity,
+    };
+    use lift::security::protection::{ResidencyLayer, ResidencyRules};
+    use lift::security::threat::ThreatLayer;
+
+    const ATTACK: &str = r#"{"note": "<script>alert(1)</script>"}"#;
+    const PLAIN: &str = r#"{"note": "lunch", "residency": "us"}"#;
+    const EU: &str = r#"{"note": "lunch", "residency": "eu"}"#;
+
+    fn residency() -> ResidencyLayer {
+        ResidencyLayer::new(ResidencyRules::new().allow("eu", ["eu-west-1"])).body_field(Some("residency"))
+    }
+
+    /// Blocks any request whose body mentions `forbidden`: only a layer that read the body
+    /// can fire it.
+    fn compliance() -> ComplianceLayer {
+        ComplianceLayer::with_rules(ComplianceRecorder::new(), Vec::new()).rule(rule(
+            "TEST 1",
+            Framework::Soc2,
+            Severity::Critical,
+            Phase::Request,
+            "no forbidden word",
+            |f: &Facts<'_>| {
+                std::str::from_utf8(&f.request.body)
+                    .is_ok_and(|b| b.contains("forbidden"))
+                    .then(|| "forbidden word".to_owned())
+            },
+        ))
+    }
+
+    mod axum_router {
+        use super::*;
+        use axum::body::Body;
+        use axum::error_handling::HandleErrorLayer;
+        use axum::response::IntoResponse;
+        use axum::routing::post;
+        use axum::Router;
+
+        async fn handle(err: BoxError) -> axum::response::Response {
+            lift::Error::from_boxed(err).into_response().into_response()
+        }
+
+        async fn send(router: &Router, body: &'static str) -> (u16, String) {
+            let req = http::Request::post("/echo").body(Body::from(body)).unwrap();
+            let res = router.clone().oneshot(req).await.unwrap();
+            let status = res.status().as_u16();
+            let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024).await.unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+
+        #[tokio::test]
+        async fn threat_compliance_and_residency_in_an_axum_router() {
+            let router = Router::new()
+                .route("/echo", post(|body: String| async move { body }))
+                .layer(residency())
+                .layer(ThreatLayer::new())
+                .layer(ServiceBuilder::new().layer(HandleErrorLayer::new(handle)).layer(compliance()));
+
+            assert_eq!(
+                send(&router, PLAIN).await,
+                (200, PLAIN.to_owned()),
+                "the handler gets the body whole"
+            );
+            assert_eq!(send(&router, ATTACK).await.0, 403, "threat detection read the body");
+            assert_eq!(send(&router, EU).await.0, 451, "residency read the body; no region here");
+            assert_eq!(send(&router, r#"{"forbidden": 1}"#).await.0, 403, "compliance read the body");
+        }
+    }
+
+    mod lambda {
+        use super::*;
+        use lambda_http::{Body, Request, Response};
+
+        async fn send<S>(stack: &S, body: &'static str) -> (u16, String)
+        where
+            S: tower::Service<Request, Response = Response<Body>> + Clone,
+            S::Error: std::fmt::Debug,
+        {
+            let req: Request = http::Request::post("/echo").body(Body::from(body)).unwrap();
+            let res = stack.clone().oneshot(req).await.unwrap();
+            let text = match res.body() {
+                Body::Text(t) => t.clone(),
+                Body::Binary(b) => String::from_utf8(b.clone()).unwrap(),
+                Body::Empty => String::new(),
+                _ => unreachable!(),
+            };
+            (res.status().as_u16(), text)
+        }
+
+        #[tokio::test]
+        async fn threat_compliance_and_residency_in_a_lambda_http_stack() {
+            let echo = lambda_http::service_fn(|req: Request| async move {
+                let body = match req.into_body() {
+                    Body::Text(t) => t.into_bytes(),
+                    Body::Binary(b) => b,
+                    _ => Vec::new(),
+                };
+                Ok::<_, lambda_http::Error>(Response::new(Body::Binary(body)))
+            });
+            let stack = ServiceBuilder::new()
+                .layer(compliance())
+                .layer(ThreatLayer::new())
+                .layer(residency())
+                .service(echo);
+
+            assert_eq!(send(&stack, PLAIN).await, (200, PLAIN.to_owned()));
+            assert_eq!(send(&stack, ATTACK).await.0, 403);
+            assert_eq!(send(&stack, EU).await.0, 451);
+            assert_eq!(send(&stack, r#"{"forbidden": 1}"#).await.0, 403);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- idempotency
+
+/// Idempotency reads the whole body (its hash is part of the record) and answers its own
+/// refusals. These checks need no store: a request without a principal is refused before
+/// the store is asked, other methods pass through, and an unreachable store fails closed.
+/// (The records themselves are tested against DynamoDB Local in the harness.)
+#[cfg(feature = "idempotency")]
+mod idempotency {
+    use super::*;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use lift::middleware::idempotency::IdempotencyLayer;
+    use lift::{Context, Principal};
+
+    fn layer() -> IdempotencyLayer {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        IdempotencyLayer::builder()
+            .client(aws_sdk_dynamodb::Client::from_conf(config))
+            .table("idempotency")
+            .build()
+            .unwrap()
+    }
+
+    fn with_principal<B>(mut req: http::Request<B>) -> http::Request<B> {
+        let mut ctx = Context::new("req-1");
+        ctx.set_principal(Principal::new("user-1", "acme"));
+        req.extensions_mut().insert(ctx);
+        req
+    }
+
+    #[tokio::test]
+    async fn idempotency_in_an_axum_router() {
+        use axum::body::Body;
+        use axum::routing::{get, post};
+        let router = axum::Router::new()
+            .route("/pay", post(|body: String| async move { body }))
+            .route("/pay/1", get(|| async { "read" }))
+            .layer(layer());
+        let send = |req: http::Request<Body>| {
+            let router = router.clone();
+            async move { router.oneshot(req).await.unwrap() }
+        };
+        let post_req =
+            || http::Request::post("/pay").header("idempotency-key", "key-0001").body(Body::from("{}"));
+
+        assert_eq!(send(post_req().unwrap()).await.status(), 401, "no principal: refused, nothing stored");
+        assert_eq!(
+            send(with_principal(post_req().unwrap())).await.status(),
+            503,
+            "the store is down: fail closed"
+        );
+        let res = send(http::Request::get("/pay/1").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), 200, "GET is not made idempotent");
+        assert_eq!(&axum::body::to_bytes(res.into_body(), 1024).await.unwrap()[..], b"read");
+    }
+
+    #[tokio::test]
+    async fn idempotency_in_a_lambda_http_stack() {
+        use lambda_http::{Body, Request, Response};
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let stack =
+            ServiceBuilder::new().layer(layer()).service(lambda_http::service_fn(move |_req: Request| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, lambda_http::Error>(Response::new(Body::from("ok"))) }
+            }));
+        let post_req =
+            || http::Request::post("/pay").header("idempotency-key", "key-0001").body(Body::from("{}"));
+
+        let res = stack.clone().oneshot(post_req().unwrap()).await.unwrap();
+        assert_eq!(res.status(), 401);
+        let res = stack.clone().oneshot(with_principal(post_req().unwrap())).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "neither reached the handler");
+        let res = stack.clone().oneshot(http::Request::get("/pay").body(Body::Empty).unwrap()).await.unwrap();
+        assert_eq!((res.status().as_u16(), calls.load(Ordering::SeqCst)), (200, 1));
+    }
+}

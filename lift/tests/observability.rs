@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use lift::middleware::logging::{LogConfig, MemoryWriter, RequestLogLayer};
-use lift::middleware::metrics::{MemorySink, Metrics, MetricsConfig, MetricsError, MetricsHandle, Unit};
-use lift::middleware::xray::{Namespace, SamplingRule, XrayConfig, XrayHandle, XrayLayer};
+use lift::middleware::metrics::{MemorySink, Metrics, MetricsBuilder, MetricsError, MetricsHandle, Unit};
+use lift::middleware::xray::{Namespace, SamplingRule, XrayBuilder, XrayHandle, XrayLayer};
 use lift::{Body, Context, Invocation};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -257,7 +257,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 
 fn metrics_layer(sink: &MemorySink) -> lift::middleware::metrics::MetricsLayer {
-    MetricsConfig::new()
+    MetricsBuilder::new()
         .namespace("Lift/Test")
         .function_name("payments-fn")
         .sink(sink.clone())
@@ -409,10 +409,10 @@ async fn handler_metrics_past_the_emf_limits_are_split() {
 #[test]
 fn emf_limits_are_errors_at_build_time() {
     let keys: Vec<String> = (0..31).map(|i| format!("D{i}")).collect();
-    let err = MetricsConfig::new().namespace("N").dimension_set(keys).build().unwrap_err();
+    let err = MetricsBuilder::new().namespace("N").dimension_set(keys).build().unwrap_err();
     assert_eq!(err, MetricsError::TooManyDimensions { count: 31 });
     assert_eq!(err.to_string(), "too many dimensions: 31, at most 30 are allowed");
-    assert_eq!(MetricsConfig::new().build().unwrap_err(), MetricsError::MissingNamespace);
+    assert_eq!(MetricsBuilder::new().build().unwrap_err(), MetricsError::MissingNamespace);
 
     let mut m = Metrics::new("N").unwrap();
     assert!(matches!(m.record("", 1.0, Unit::Count), Err(MetricsError::InvalidMetricName { .. })));
@@ -449,7 +449,7 @@ impl Daemon {
     }
 
     fn layer(&self, rule: SamplingRule, lambda: bool) -> XrayLayer {
-        XrayConfig::new()
+        XrayBuilder::new()
             .daemon_address(self.address())
             .service_name("payments")
             .sampling_rule(rule)

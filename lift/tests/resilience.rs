@@ -734,3 +734,82 @@ async fn timeout_passes_fast_responses_and_inner_errors() {
     let err = exchange(&mut svc, &mut handle, get("/"), Err("inner failure")).await.unwrap_err();
     assert_eq!(err.to_string(), "inner failure");
 }
+
+// ---------------------------------------------------------------- per-tenant layers without a tenant
+
+/// Log lines written while `f`'s future runs on this thread.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let lines = Self::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish();
+        (lines, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap().matches(needle).count()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_tenant_bulkhead_without_a_tenant_warns_once_and_counts_each_request() {
+    let (lines, _guard) = Lines::capture();
+    let layer = BulkheadLayer::builder().per_tenant(4).build().unwrap();
+    let (mut svc, mut handle) = mock::spawn_layer::<Req, Res, _>(layer.clone());
+    for _ in 0..3 {
+        exchange(&mut svc, &mut handle, get("/"), Ok(200)).await.unwrap();
+    }
+    exchange(&mut svc, &mut handle, with_tenant(get("/"), "tenant-a"), Ok(200)).await.unwrap();
+    assert_eq!(layer.unscoped_requests(), 3, "only the requests without a tenant count");
+    assert_eq!(lines.count("bulkhead saw a request without a tenant"), 1, "one warning, not one per request");
+
+    // A global-only bulkhead does not need a tenant: nothing to count.
+    let global = BulkheadLayer::new(4);
+    let (mut svc, mut handle) = mock::spawn_layer::<Req, Res, _>(global.clone());
+    exchange(&mut svc, &mut handle, get("/"), Ok(200)).await.unwrap();
+    assert_eq!(global.unscoped_requests(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_tenant_breaker_without_a_tenant_warns_once_and_counts_each_request() {
+    let (lines, _guard) = Lines::capture();
+    let layer = CircuitBreakerLayer::per_tenant().build().unwrap();
+    let (mut svc, mut handle) = mock::spawn_layer::<Req, Res, _>(layer.clone());
+    exchange(&mut svc, &mut handle, with_tenant(get("/"), "tenant-a"), Ok(200)).await.unwrap();
+    assert_eq!(layer.unscoped_requests(), 0);
+    for _ in 0..2 {
+        exchange(&mut svc, &mut handle, get("/"), Ok(200)).await.unwrap();
+    }
+    assert_eq!(layer.unscoped_requests(), 2);
+    assert_eq!(lines.count("circuit breaker saw a request without a tenant"), 1);
+
+    // A second layer instance has its own count and its own warning.
+    let other = CircuitBreakerLayer::per_tenant().build().unwrap();
+    let (mut svc, mut handle) = mock::spawn_layer::<Req, Res, _>(other.clone());
+    exchange(&mut svc, &mut handle, get("/"), Ok(200)).await.unwrap();
+    assert_eq!((other.unscoped_requests(), layer.unscoped_requests()), (1, 2));
+    assert_eq!(lines.count("circuit breaker saw a request without a tenant"), 2);
+
+    // A global breaker never counts.
+    let global = CircuitBreakerLayer::builder().build().unwrap();
+    let (mut svc, mut handle) = mock::spawn_layer::<Req, Res, _>(global.clone());
+    exchange(&mut svc, &mut handle, get("/"), Ok(200)).await.unwrap();
+    assert_eq!(global.unscoped_requests(), 0);
+}

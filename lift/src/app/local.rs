@@ -74,13 +74,16 @@ async fn serve_one(service: AppService, req: hyper::Request<Incoming>) -> Respon
 
 /// The transport-level cap while reading a local body; the app's own limit applies after.
 fn local_body_limit() -> usize {
-    std::env::var("LIFT_LOCAL_MAX_BODY").ok().and_then(|v| v.parse().ok()).unwrap_or(10 * 1024 * 1024)
+    crate::config::Env::process()
+        .get("LIFT_LOCAL_MAX_BODY")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10 * 1024 * 1024)
 }
 
 /// The address `App::serve_local` binds by default: `LIFT_LOCAL_ADDR`, else 127.0.0.1:3000.
 pub fn default_local_addr() -> SocketAddr {
-    std::env::var("LIFT_LOCAL_ADDR")
-        .ok()
+    crate::config::Env::process()
+        .get("LIFT_LOCAL_ADDR")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
 }

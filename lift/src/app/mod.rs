@@ -185,6 +185,7 @@ impl App {
     }
 
     /// Splits off the event router, leaving the HTTP app.
+    #[cfg_attr(not(feature = "lambda"), allow(dead_code))]
     pub(crate) fn take_events(&mut self) -> EventRouter {
         std::mem::take(&mut self.events)
     }
@@ -196,9 +197,9 @@ impl App {
     pub fn into_service(self) -> AppService {
         let body_limit = self
             .body_limit
-            .or_else(|| std::env::var("LIFT_BODY_LIMIT").ok().and_then(|v| v.parse().ok()))
+            .or_else(|| crate::config::Env::process().get("LIFT_BODY_LIMIT").and_then(|v| v.parse().ok()))
             .unwrap_or(DEFAULT_BODY_LIMIT);
-        let region = self.region.or_else(|| std::env::var("AWS_REGION").ok());
+        let region = self.region.or_else(|| crate::config::Env::process().get("AWS_REGION"));
         let table = router::Table::build(self.routes, body_limit);
         let mut route = Route::new(router::Router::new(table));
         for layer in self.layers {

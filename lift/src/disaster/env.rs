@@ -4,11 +4,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 
-/// Where settings are read from: the process environment, or a map in tests.
-pub(crate) trait Vars {
-    /// The trimmed, non-empty value of `name`.
-    fn get(&self, name: &str) -> Option<String>;
-}
+pub(crate) use crate::config::Vars;
 
 /// The process environment.
 #[derive(Debug, Clone, Copy)]
@@ -16,7 +12,7 @@ pub(crate) struct ProcessEnv;
 
 impl Vars for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        crate::config::Env::process().get(name)
     }
 }
 

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials};
+use aws_sdk_dynamodb::config::BehaviorVersion;
 
 use super::env::{self, ProcessEnv, Vars};
 use super::ConfigError;
@@ -290,15 +289,7 @@ impl RegionSetBuilder {
     fn clients(&self, config: RegionConfig) -> Region {
         let sdk_region = aws_sdk_dynamodb::config::Region::new(config.name.clone());
         let endpoint = config.dynamodb_endpoint.clone();
-        let credentials = match &endpoint {
-            Some(url) if !is_aws(url) => {
-                SharedCredentialsProvider::new(Credentials::new("local", "local", None, None, "lift-static"))
-            }
-            _ => SharedCredentialsProvider::new(LazyDefaultChain {
-                region: sdk_region.clone(),
-                chain: tokio::sync::OnceCell::new(),
-            }),
-        };
+        let credentials = crate::aws::credentials_for(endpoint.as_deref(), sdk_region.clone());
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(self.connect_timeout)
             .operation_timeout(self.operation_timeout)
@@ -357,42 +348,6 @@ pub(crate) fn validate_url(
     Ok(uri)
 }
 
-/// Whether an endpoint is a real AWS one, which needs real credentials.
-fn is_aws(endpoint: &str) -> bool {
-    endpoint
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|uri| uri.host().map(str::to_ascii_lowercase))
-        .is_some_and(|host| host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
-}
-
-/// The default AWS credential chain, built on first use: building it is async, and
-/// [`RegionSetBuilder::build`] is not.
-#[derive(Debug)]
-struct LazyDefaultChain {
-    region: aws_sdk_dynamodb::config::Region,
-    chain: tokio::sync::OnceCell<aws_config::default_provider::credentials::DefaultCredentialsChain>,
-}
-
-impl ProvideCredentials for LazyDefaultChain {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(async move {
-            let chain = self
-                .chain
-                .get_or_init(|| {
-                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .region(self.region.clone())
-                        .build()
-                })
-                .await;
-            chain.provide_credentials().await
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,8 +397,8 @@ mod tests {
 
     #[test]
     fn only_amazonaws_hosts_use_the_default_chain() {
-        assert!(is_aws("https://dynamodb.eu-west-1.amazonaws.com"));
-        assert!(!is_aws("http://127.0.0.1:8000"));
-        assert!(!is_aws("http://amazonaws.com.evil.test:8000"));
+        assert!(crate::aws::is_aws_endpoint("https://dynamodb.eu-west-1.amazonaws.com"));
+        assert!(!crate::aws::is_aws_endpoint("http://127.0.0.1:8000"));
+        assert!(!crate::aws::is_aws_endpoint("http://amazonaws.com.evil.test:8000"));
     }
 }

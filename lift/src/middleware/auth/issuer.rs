@@ -115,10 +115,13 @@ impl Issuer {
     /// `LIFT_JWT_AUDIENCE` (comma-separated) and `LIFT_JWT_ALGORITHMS` (comma-separated,
     /// e.g. `RS256,ES256`). Builder calls made afterwards win over the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        Self::from_env_vars(crate::config::process_env)
     }
 
-    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = crate::config::Env::from_lookup(lookup);
+        let var = |name: &str| env.get(name);
         let issuer =
             var("LIFT_JWT_ISSUER").ok_or_else(|| ConfigError::Env("LIFT_JWT_ISSUER is not set".into()))?;
         let url = var("LIFT_JWKS_URL").ok_or_else(|| ConfigError::Env("LIFT_JWKS_URL is not set".into()))?;
@@ -328,10 +331,10 @@ mod tests {
             "LIFT_JWT_ALGORITHMS" => Some("ES256".to_owned()),
             _ => None,
         };
-        let issuer = Issuer::from_vars(vars).unwrap();
+        let issuer = Issuer::from_env_vars(vars).unwrap();
         assert_eq!(issuer.audiences, ["a", "b"]);
         assert_eq!(issuer.algorithms, [Algorithm::Es256]);
         assert!(issuer.validate().is_ok());
-        assert!(Issuer::from_vars(|_| None).is_err());
+        assert!(Issuer::from_env_vars(|_| None).is_err());
     }
 }

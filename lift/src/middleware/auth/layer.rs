@@ -103,14 +103,14 @@ impl fmt::Debug for JwtLayer {
 }
 
 impl JwtLayer {
-    /// A builder: add issuers, then [`JwtLayerBuilder::build`].
-    pub fn builder() -> JwtLayerBuilder {
-        JwtLayerBuilder::default()
+    /// A builder: add issuers, then [`JwtBuilder::build`].
+    pub fn builder() -> JwtBuilder {
+        JwtBuilder::default()
     }
 
-    /// A layer from the environment: see [`JwtLayerBuilder::from_env`].
+    /// A layer from the environment: see [`JwtBuilder::from_env`].
     pub fn from_env() -> Result<Self, ConfigError> {
-        JwtLayerBuilder::from_env()?.build()
+        JwtBuilder::from_env()?.build()
     }
 
     /// A layer over an existing verifier, with the default realm and no exemptions.
@@ -144,9 +144,9 @@ fn default_strip() -> Vec<HeaderName> {
     DEFAULT_TENANT_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect()
 }
 
-/// Builds a [`JwtLayer`]; everything is checked by [`JwtLayerBuilder::build`].
+/// Builds a [`JwtLayer`]; everything is checked by [`JwtBuilder::build`].
 #[must_use]
-pub struct JwtLayerBuilder {
+pub struct JwtBuilder {
     verifier: VerifierBuilder,
     realm: String,
     exempt_paths: Vec<String>,
@@ -154,9 +154,9 @@ pub struct JwtLayerBuilder {
     strip: Vec<String>,
 }
 
-impl fmt::Debug for JwtLayerBuilder {
+impl fmt::Debug for JwtBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtLayerBuilder")
+        f.debug_struct("JwtBuilder")
             .field("verifier", &self.verifier)
             .field("realm", &self.realm)
             .field("exempt_paths", &self.exempt_paths)
@@ -165,7 +165,7 @@ impl fmt::Debug for JwtLayerBuilder {
     }
 }
 
-impl Default for JwtLayerBuilder {
+impl Default for JwtBuilder {
     fn default() -> Self {
         Self {
             verifier: Verifier::builder(),
@@ -177,12 +177,22 @@ impl Default for JwtLayerBuilder {
     }
 }
 
-impl JwtLayerBuilder {
+/// The old name of [`JwtBuilder`].
+#[deprecated(note = "renamed `JwtBuilder`")]
+pub type JwtLayerBuilder = JwtBuilder;
+
+impl JwtBuilder {
     /// A builder with the issuer from [`Issuer::from_env`] and the realm from
     /// `LIFT_JWT_REALM` if set. Calls made afterwards win over the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut builder = Self::default().issuer(Issuer::from_env()?);
-        if let Ok(realm) = std::env::var("LIFT_JWT_REALM") {
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = crate::config::Env::from_lookup(lookup);
+        let mut builder = Self::default().issuer(Issuer::from_env_vars(|name| env.get(name))?);
+        if let Some(realm) = env.get("LIFT_JWT_REALM") {
             builder = builder.realm(realm);
         }
         Ok(builder)

@@ -78,7 +78,8 @@ pub use issuer::{
     Issuer, DEFAULT_FETCH_TIMEOUT, DEFAULT_JWKS_TTL, DEFAULT_REFETCH_COOLDOWN, DEFAULT_ROLE_CLAIMS,
     DEFAULT_TENANT_CLAIMS,
 };
-pub use layer::{JwtLayer, JwtLayerBuilder, RequestHead, DEFAULT_REALM, DEFAULT_TENANT_HEADERS};
+#[allow(deprecated)]
+pub use layer::{JwtBuilder, JwtLayer, JwtLayerBuilder, RequestHead, DEFAULT_REALM, DEFAULT_TENANT_HEADERS};
 pub use require::{
     require_all_roles, require_all_scopes, require_any_role, require_any_scope, require_role, require_scope,
     Require, RequireFuture, RequireLayer, FORBIDDEN_TYPE,

@@ -8,7 +8,8 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{BulkheadFull, Compartment};
-use crate::middleware::circuit_breaker::shards::Shards;
+use crate::sharded::Shards;
+use crate::unscoped::Unscoped;
 
 /// What every service of one layer shares.
 pub(crate) struct Compartments {
@@ -19,6 +20,7 @@ pub(crate) struct Compartments {
     pub(crate) max_wait: Duration,
     pub(crate) retry_after: Duration,
     rejections: AtomicU64,
+    pub(crate) unscoped: Unscoped,
 }
 
 /// The permits a request holds; dropping them frees the slots.
@@ -43,6 +45,7 @@ impl Compartments {
             max_wait,
             retry_after,
             rejections: AtomicU64::new(0),
+            unscoped: Unscoped::new("bulkhead"),
         }
     }
 

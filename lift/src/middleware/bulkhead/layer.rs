@@ -59,6 +59,21 @@ impl BulkheadLayer {
         self.compartments.rejections()
     }
 
+    /// Requests that reached a per-tenant limit without a tenant (the layer is mounted
+    /// outside the JWT layer, or the route is exempt from it): no per-tenant limit applies to
+    /// them. The first one logs a warning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::middleware::bulkhead::BulkheadLayer;
+    /// let layer = BulkheadLayer::builder().per_tenant(4).build().unwrap();
+    /// assert_eq!(layer.unscoped_requests(), 0);
+    /// ```
+    pub fn unscoped_requests(&self) -> u64 {
+        self.compartments.unscoped.count()
+    }
+
     /// Global permits free now (`None` without a global limit).
     pub fn available(&self) -> Option<usize> {
         self.compartments.global.as_ref().map(|s| s.available_permits())
@@ -114,10 +129,10 @@ impl BulkheadBuilder {
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<BulkheadLayer, InvalidConfig> {
         if self.global.is_none() && self.per_tenant.is_none() {
-            return Err(InvalidConfig::new("set a global or a per-tenant limit"));
+            return Err(InvalidConfig::new("bulkhead", "set a global or a per-tenant limit"));
         }
         if self.global == Some(0) || self.per_tenant == Some(0) {
-            return Err(InvalidConfig::new("limits must be at least 1"));
+            return Err(InvalidConfig::new("bulkhead", "limits must be at least 1"));
         }
         let retry_after = self.retry_after.unwrap_or(Duration::from_secs(1));
         let compartments = Compartments::new(self.global, self.per_tenant, self.max_wait, retry_after);

@@ -88,7 +88,13 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let c = &self.compartments;
         let tenant = match c.per_tenant {
-            Some(_) => Context::of(&req).and_then(Context::tenant).and_then(|t| c.tenant(t)),
+            Some(_) => match Context::of(&req).and_then(Context::tenant) {
+                Some(t) => c.tenant(t),
+                None => {
+                    c.unscoped.note();
+                    None
+                }
+            },
             None => None,
         };
         match c.try_acquire(tenant.as_ref()) {

@@ -61,22 +61,4 @@ impl From<CircuitOpen> for crate::Error {
     }
 }
 
-/// A circuit breaker configuration that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidConfig {
-    reason: &'static str,
-}
-
-impl InvalidConfig {
-    pub(crate) const fn new(reason: &'static str) -> Self {
-        Self { reason }
-    }
-}
-
-impl fmt::Display for InvalidConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid circuit breaker configuration: {}", self.reason)
-    }
-}
-
-impl std::error::Error for InvalidConfig {}
+pub use crate::config::InvalidConfig;

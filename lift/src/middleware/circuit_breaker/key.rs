@@ -27,6 +27,12 @@ pub trait KeyFn<B>: Clone + Send + Sync + 'static {
 
     /// The key of a request.
     fn key(&self, req: &http::Request<B>) -> Self::Key;
+
+    /// Whether `key` is the key of a request that lacked the identity this key function
+    /// reads (a per-tenant key without a tenant): the layer then counts it and warns once.
+    fn is_unscoped(&self, _key: &Self::Key) -> bool {
+        false
+    }
 }
 
 /// One breaker for every request.
@@ -62,6 +68,10 @@ impl<B> KeyFn<B> for PerTenant {
 
     fn key(&self, req: &http::Request<B>) -> Option<String> {
         Context::of(req).and_then(Context::tenant).map(str::to_owned)
+    }
+
+    fn is_unscoped(&self, key: &Option<String>) -> bool {
+        key.is_none()
     }
 }
 

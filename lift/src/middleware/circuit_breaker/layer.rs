@@ -92,6 +92,21 @@ impl<F, K, C> CircuitBreakerLayer<F, K, C> {
     pub fn breakers(&self) -> Breakers<K> {
         Breakers::new(Arc::clone(&self.registry))
     }
+
+    /// Requests a per-tenant breaker saw without a tenant (the layer is mounted outside the
+    /// JWT layer, or the route is exempt from it); they share the `None` breaker. The first
+    /// one logs a warning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::middleware::circuit_breaker::CircuitBreakerLayer;
+    /// let layer = CircuitBreakerLayer::per_tenant().build().unwrap();
+    /// assert_eq!(layer.unscoped_requests(), 0);
+    /// ```
+    pub fn unscoped_requests(&self) -> u64 {
+        self.registry.unscoped.count()
+    }
 }
 
 impl<S, F: Clone, K, C: Clone> Layer<S> for CircuitBreakerLayer<F, K, C> {
@@ -209,25 +224,28 @@ impl<F, K, C> CircuitBreakerBuilder<F, K, C> {
     {
         let rate_ok = |r: f64| r > 0.0 && r <= 1.0;
         if !rate_ok(self.failure_rate) {
-            return Err(InvalidConfig::new("failure rate must be in (0, 1]"));
+            return Err(InvalidConfig::new("circuit breaker", "failure rate must be in (0, 1]"));
         }
         if self.slow.is_some_and(|(_, rate)| !rate_ok(rate)) {
-            return Err(InvalidConfig::new("slow-call rate must be in (0, 1]"));
+            return Err(InvalidConfig::new("circuit breaker", "slow-call rate must be in (0, 1]"));
         }
         if self.minimum_calls == 0 {
-            return Err(InvalidConfig::new("minimum calls must be at least 1"));
+            return Err(InvalidConfig::new("circuit breaker", "minimum calls must be at least 1"));
         }
         match self.window {
             SlidingWindow::Calls(0) | SlidingWindow::Seconds(0) => {
-                return Err(InvalidConfig::new("the window must not be empty"))
+                return Err(InvalidConfig::new("circuit breaker", "the window must not be empty"))
             }
             SlidingWindow::Calls(n) if n < self.minimum_calls => {
-                return Err(InvalidConfig::new("minimum calls must fit in the count window"))
+                return Err(InvalidConfig::new(
+                    "circuit breaker",
+                    "minimum calls must fit in the count window",
+                ))
             }
             _ => {}
         }
         if self.open_for.is_zero() {
-            return Err(InvalidConfig::new("the open wait must be longer than zero"));
+            return Err(InvalidConfig::new("circuit breaker", "the open wait must be longer than zero"));
         }
         let policy = Policy {
             failure_rate: self.failure_rate,

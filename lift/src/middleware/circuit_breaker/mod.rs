@@ -51,7 +51,6 @@ mod key;
 mod layer;
 mod registry;
 mod service;
-pub(crate) mod shards;
 mod state;
 mod window;
 

@@ -3,19 +3,27 @@
 use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
-use super::shards::Shards;
 use super::state::{Breaker, BreakerMetrics, Policy, State};
+use crate::sharded::Shards;
+use crate::unscoped::Unscoped;
 
 pub(crate) struct Registry<K> {
     pub(crate) policy: Arc<Policy<K>>,
     breakers: Shards<K, Arc<Breaker<K>>>,
     /// The one breaker of a constant key, found without hashing.
     single: OnceLock<Arc<Breaker<K>>>,
+    /// Requests a per-tenant key saw without a tenant.
+    pub(crate) unscoped: Unscoped,
 }
 
 impl<K: Clone + Eq + Hash> Registry<K> {
     pub(crate) fn new(policy: Policy<K>) -> Self {
-        Self { policy: Arc::new(policy), breakers: Shards::new(), single: OnceLock::new() }
+        Self {
+            policy: Arc::new(policy),
+            breakers: Shards::new(),
+            single: OnceLock::new(),
+            unscoped: Unscoped::new("circuit breaker"),
+        }
     }
 
     /// The breaker of a key, created closed on first use; `constant` when every request has

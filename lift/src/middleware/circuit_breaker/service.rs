@@ -105,6 +105,9 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let key = self.key.key(&req);
+        if self.key.is_unscoped(&key) {
+            self.registry.unscoped.note();
+        }
         match self.registry.breaker(&key, F::CONSTANT).admit() {
             Ok(permit) => ResponseFuture::called(self.inner.call(req), permit, self.classify.clone()),
             Err(open) => ResponseFuture::rejected(open),

@@ -126,17 +126,24 @@ impl IdempotencyBuilder {
     /// # Ok(()) }
     /// ```
     pub fn from_env() -> Result<Self, InvalidConfig> {
-        let var =
-            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InvalidConfig> {
+        let env = crate::config::Env::from_lookup(lookup);
+        let var = |name: &str| env.get(name);
         let mut builder = Self::default();
         if let Some(secs) = var("LIFT_IDEMPOTENCY_TTL_SECS") {
-            let secs =
-                secs.parse().map_err(|_| InvalidConfig::new("LIFT_IDEMPOTENCY_TTL_SECS must be a number"))?;
+            let secs = secs.parse().map_err(|_| {
+                InvalidConfig::new("idempotency", "LIFT_IDEMPOTENCY_TTL_SECS must be a number")
+            })?;
             builder.ttl = Some(Duration::from_secs(secs));
         }
         if let Some(name) = var("LIFT_IDEMPOTENCY_HEADER") {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| InvalidConfig::new("LIFT_IDEMPOTENCY_HEADER is not a header name"))?;
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                InvalidConfig::new("idempotency", "LIFT_IDEMPOTENCY_HEADER is not a header name")
+            })?;
             builder.key_source = Some(KeySource::Header(name));
         }
         if let Some(fields) = var("LIFT_IDEMPOTENCY_JSON_FIELDS") {
@@ -145,9 +152,9 @@ impl IdempotencyBuilder {
         if let Some(methods) = var("LIFT_IDEMPOTENCY_METHODS") {
             let parsed: Result<Vec<_>, _> =
                 methods.split(',').map(|m| Method::from_bytes(m.trim().as_bytes())).collect();
-            builder.methods = Some(
-                parsed.map_err(|_| InvalidConfig::new("LIFT_IDEMPOTENCY_METHODS must list HTTP methods"))?,
-            );
+            builder.methods = Some(parsed.map_err(|_| {
+                InvalidConfig::new("idempotency", "LIFT_IDEMPOTENCY_METHODS must list HTTP methods")
+            })?);
         }
         if let Some(flag) = var("LIFT_IDEMPOTENCY_REQUIRE_KEY") {
             builder.require_key = Some(matches!(flag.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
@@ -231,34 +238,41 @@ impl IdempotencyBuilder {
 
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<IdempotencyLayer, InvalidConfig> {
-        let client = self.client.ok_or_else(|| InvalidConfig::new("set a dynamodb client"))?;
+        let client = self.client.ok_or_else(|| InvalidConfig::new("idempotency", "set a dynamodb client"))?;
         let ttl = self.ttl.unwrap_or(DEFAULT_TTL);
         if ttl < Duration::from_secs(1) {
-            return Err(InvalidConfig::new("the ttl must be at least 1 s"));
+            return Err(InvalidConfig::new("idempotency", "the ttl must be at least 1 s"));
         }
         let lock_timeout = self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
         if lock_timeout < Duration::from_secs(1) {
-            return Err(InvalidConfig::new("the lock timeout must be at least 1 s"));
+            return Err(InvalidConfig::new("idempotency", "the lock timeout must be at least 1 s"));
         }
         let methods = self.methods.unwrap_or_else(|| vec![Method::POST, Method::PATCH]);
         if methods.is_empty() {
-            return Err(InvalidConfig::new("list at least one method"));
+            return Err(InvalidConfig::new("idempotency", "list at least one method"));
         }
         let key_source = self.key_source.unwrap_or_default();
         if matches!(&key_source, KeySource::JsonFields(f) if f.is_empty() || f.iter().any(|p| !p.starts_with('/')))
         {
             return Err(InvalidConfig::new(
+                "idempotency",
                 "json fields must be non-empty JSON pointers such as /customer/id",
             ));
         }
         let max_response_bytes = self.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
         if max_response_bytes > 350 * 1024 {
-            return Err(InvalidConfig::new("responses above 350 KiB do not fit in a DynamoDB item"));
+            return Err(InvalidConfig::new(
+                "idempotency",
+                "responses above 350 KiB do not fit in a DynamoDB item",
+            ));
         }
         let mut replay_headers = vec![header::CONTENT_TYPE, header::CONTENT_LANGUAGE, header::LOCATION];
         for name in self.replay_headers {
             if name == header::SET_COOKIE || name == header::AUTHORIZATION {
-                return Err(InvalidConfig::new("credentials and cookies are never stored for replay"));
+                return Err(InvalidConfig::new(
+                    "idempotency",
+                    "credentials and cookies are never stored for replay",
+                ));
             }
             if !replay_headers.contains(&name) {
                 replay_headers.push(name);

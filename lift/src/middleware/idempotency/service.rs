@@ -14,7 +14,9 @@ use super::{
     ResponseErased, ResponseFuture,
 };
 use crate::body::{Request, Response};
+use crate::buffered::around;
 use crate::context::Context;
+use crate::BoxError;
 
 /// The header that marks a replayed response.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -71,28 +73,32 @@ impl<S> Idempotency<S> {
     }
 }
 
-impl<S> Service<Request> for Idempotency<S>
+impl<S, B, ResB> Service<http::Request<B>> for Idempotency<S>
 where
-    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    B: http_body::Body + From<Vec<u8>> + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    ResB: http_body::Body + From<Vec<u8>> + Send + 'static,
+    ResB::Data: Send,
+    ResB::Error: Into<BoxError>,
 {
-    type Response = Response;
+    type Response = http::Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Error, ResB>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if !self.config.methods.contains(req.method()) {
             return Box::pin(self.inner.call(req));
         }
-        // Keep the service that `poll_ready` readied for the call after the lock.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(run(Arc::clone(&self.config), inner, req))
+        let config = Arc::clone(&self.config);
+        around(&mut self.inner, req, move |inner, req| run(config, inner, req))
     }
 }
 

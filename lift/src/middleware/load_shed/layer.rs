@@ -152,16 +152,16 @@ impl<P> LoadShedBuilder<P> {
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<LoadShedLayer<P>, InvalidConfig> {
         if self.min == 0 || self.min > self.max {
-            return Err(InvalidConfig::new("limits must satisfy 1 <= min <= max"));
+            return Err(InvalidConfig::new("load shedding", "limits must satisfy 1 <= min <= max"));
         }
         if !(self.min..=self.max).contains(&self.initial) {
-            return Err(InvalidConfig::new("the initial limit must be between min and max"));
+            return Err(InvalidConfig::new("load shedding", "the initial limit must be between min and max"));
         }
         if !(self.backoff_ratio > 0.0 && self.backoff_ratio < 1.0) {
-            return Err(InvalidConfig::new("the backoff ratio must be in (0, 1)"));
+            return Err(InvalidConfig::new("load shedding", "the backoff ratio must be in (0, 1)"));
         }
         if !(0.0..=1.0).contains(&self.low_share) {
-            return Err(InvalidConfig::new("the low-priority share must be in [0, 1]"));
+            return Err(InvalidConfig::new("load shedding", "the low-priority share must be in [0, 1]"));
         }
         let limit = AdaptiveLimit::new(
             self.initial,

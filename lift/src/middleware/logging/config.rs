@@ -79,7 +79,7 @@ impl LogConfig {
 
     /// Defaults overridden by the process environment (see the table above).
     pub fn from_env() -> Self {
-        Self::from_env_vars(|key| std::env::var(key).ok())
+        Self::from_env_vars(crate::config::process_env)
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).

@@ -52,7 +52,6 @@
 
 mod config;
 mod error;
-pub(crate) mod escape;
 mod format;
 mod future;
 mod layer;

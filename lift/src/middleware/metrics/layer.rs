@@ -40,8 +40,8 @@ pub const FUNCTION_NAME: &str = "FunctionName";
 /// # Examples
 ///
 /// ```
-/// use lift::middleware::metrics::{MemorySink, MetricsConfig, ROUTE, TENANT};
-/// let layer = MetricsConfig::from_env()
+/// use lift::middleware::metrics::{MemorySink, MetricsBuilder, ROUTE, TENANT};
+/// let layer = MetricsBuilder::from_env()
 ///     .namespace("Payments")
 ///     .dimension_set([TENANT, ROUTE])
 ///     .dimension_set([ROUTE])
@@ -53,7 +53,7 @@ pub const FUNCTION_NAME: &str = "FunctionName";
 /// ```
 #[derive(Clone, Default)]
 #[must_use]
-pub struct MetricsConfig {
+pub struct MetricsBuilder {
     namespace: Option<String>,
     function_name: Option<String>,
     env_namespace: Option<String>,
@@ -63,16 +63,20 @@ pub struct MetricsConfig {
     sink: Option<Arc<dyn MetricsSink>>,
 }
 
-impl fmt::Debug for MetricsConfig {
+impl fmt::Debug for MetricsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsConfig")
+        f.debug_struct("MetricsBuilder")
             .field("namespace", &self.namespace.as_ref().or(self.env_namespace.as_ref()))
             .field("dimension_sets", &self.dimension_sets)
             .finish_non_exhaustive()
     }
 }
 
-impl MetricsConfig {
+/// The old name of [`MetricsBuilder`].
+#[deprecated(note = "renamed `MetricsBuilder`; start from `MetricsLayer::builder()`")]
+pub type MetricsConfig = MetricsBuilder;
+
+impl MetricsBuilder {
     /// Defaults only; no environment.
     pub fn new() -> Self {
         Self::default()
@@ -80,7 +84,7 @@ impl MetricsConfig {
 
     /// Defaults overridden by the process environment (see the table above).
     pub fn from_env() -> Self {
-        Self::from_env_vars(|key| std::env::var(key).ok())
+        Self::from_env_vars(crate::config::process_env)
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
@@ -214,9 +218,9 @@ impl fmt::Debug for MetricsLayer {
 }
 
 impl MetricsLayer {
-    /// A builder that reads the environment: `MetricsConfig::from_env()`.
-    pub fn builder() -> MetricsConfig {
-        MetricsConfig::from_env()
+    /// A builder that reads the environment: `MetricsBuilder::from_env()`.
+    pub fn builder() -> MetricsBuilder {
+        MetricsBuilder::from_env()
     }
 }
 

@@ -7,7 +7,7 @@
 //!   values per metric in a document (more are split into several documents), at most 30
 //!   dimensions in a set and metric names of 1–255 characters (refused with a
 //!   [`MetricsError`]).
-//! - [`MetricsLayer`] (built by [`MetricsConfig`]) is a tower layer. Each request gets its
+//! - [`MetricsLayer`] (built by [`MetricsBuilder`]) is a tower layer. Each request gets its
 //!   own recorder, reachable by handlers as a [`MetricsHandle`] in the request extensions;
 //!   nothing is kept in process globals. When the inner future completes, the layer records
 //!   request count, latency and 4xx/5xx by tenant and route, and writes the documents to a
@@ -20,13 +20,13 @@
 //! # Examples
 //!
 //! ```
-//! use lift::middleware::metrics::{MemorySink, MetricsConfig, MetricsHandle, Unit};
+//! use lift::middleware::metrics::{MemorySink, MetricsBuilder, MetricsHandle, Unit};
 //! use tower::{Service, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sink = MemorySink::new();
-//! let layer = MetricsConfig::new().namespace("Payments").sink(sink.clone()).build()?;
+//! let layer = MetricsBuilder::new().namespace("Payments").sink(sink.clone()).build()?;
 //! let mut svc = tower::ServiceBuilder::new().layer(layer).service_fn(|req: lift::Request| async move {
 //!     MetricsHandle::of(&req).unwrap().record("ChargeAmount", 42.0, Unit::None).unwrap();
 //!     Ok::<_, std::convert::Infallible>(lift::Response::default())
@@ -50,9 +50,10 @@ mod unit;
 pub use error::MetricsError;
 pub use future::ResponseFuture;
 pub use handle::MetricsHandle;
+#[allow(deprecated)]
 pub use layer::{
-    MetricsConfig, MetricsLayer, CLIENT_ERRORS, COLD_START, FUNCTION_NAME, LATENCY, REQUESTS, ROUTE,
-    SERVER_ERRORS, TENANT,
+    MetricsBuilder, MetricsConfig, MetricsLayer, CLIENT_ERRORS, COLD_START, FUNCTION_NAME, LATENCY, REQUESTS,
+    ROUTE, SERVER_ERRORS, TENANT,
 };
 pub use recorder::{Metrics, MAX_DIMENSIONS, MAX_METRICS_PER_DOCUMENT, MAX_VALUES_PER_METRIC};
 pub use service::MetricsService;

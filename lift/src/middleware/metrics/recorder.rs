@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::MetricsError;
 use super::unit::Unit;
-use crate::middleware::logging::escape::push_json_str;
+use crate::json::push_json_str;
 
 /// The most metrics one EMF document may declare.
 pub const MAX_METRICS_PER_DOCUMENT: usize = 100;

@@ -128,22 +128,4 @@ impl From<LimiterUnavailable> for crate::Error {
     }
 }
 
-/// A rate-limit configuration that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidConfig {
-    reason: String,
-}
-
-impl InvalidConfig {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into() }
-    }
-}
-
-impl fmt::Display for InvalidConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid rate limit configuration: {}", self.reason)
-    }
-}
-
-impl std::error::Error for InvalidConfig {}
+pub use crate::config::InvalidConfig;

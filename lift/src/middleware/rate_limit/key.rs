@@ -135,6 +135,17 @@ pub fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
     key
 }
 
+/// Whether a tenant or user part of `parts` finds no identity in the request: the layer
+/// then runs outside the JWT layer (or on an exempt route) and counts the request.
+pub(crate) fn is_unscoped(parts: &[RateLimitKey], head: &Parts) -> bool {
+    let ctx = head.extensions.get::<Context>();
+    parts.iter().any(|part| match part {
+        RateLimitKey::Tenant => ctx.and_then(Context::tenant).is_none(),
+        RateLimitKey::User => ctx.and_then(Context::principal).is_none(),
+        _ => false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +172,16 @@ mod tests {
         let parts = [RateLimitKey::Tenant, RateLimitKey::User, RateLimitKey::Route, RateLimitKey::Ip];
         assert_eq!(compound_key(&parts, &head(Some(ctx))), "t:acme|u:user-1|r:POST /payments|ip:-");
         assert_eq!(compound_key(&[RateLimitKey::Tenant], &head(None)), "t:-");
+    }
+
+    #[test]
+    fn tenant_and_user_keys_without_a_principal_are_unscoped() {
+        assert!(is_unscoped(&[RateLimitKey::Route, RateLimitKey::Tenant], &head(None)));
+        assert!(is_unscoped(&[RateLimitKey::User], &head(Some(Context::new("r")))));
+        assert!(!is_unscoped(&[RateLimitKey::Ip, RateLimitKey::Route], &head(None)), "no identity needed");
+        let mut ctx = Context::new("r");
+        ctx.set_principal(Principal::new("user-1", "acme"));
+        assert!(!is_unscoped(&[RateLimitKey::Tenant, RateLimitKey::User], &head(Some(ctx))));
     }
 
     #[test]

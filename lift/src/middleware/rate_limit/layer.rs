@@ -59,6 +59,13 @@ impl RateLimitLayer {
         RateLimitBuilder::default()
     }
 
+    /// Requests whose tenant or user key found no principal (the layer is mounted outside
+    /// the JWT layer, or the route is exempt from it); they share the `-` bucket. The first
+    /// one logs a warning.
+    pub fn unscoped_requests(&self) -> u64 {
+        self.limiter.unscoped.count()
+    }
+
     /// The local pre-filter, if enabled.
     pub fn prefilter(&self) -> Option<&LocalPrefilter> {
         self.limiter.prefilter.as_ref()
@@ -134,26 +141,32 @@ impl RateLimitBuilder {
     /// # Ok(()) }
     /// ```
     pub fn from_env() -> Result<Self, InvalidConfig> {
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InvalidConfig> {
         let mut builder = Self::default();
-        let var =
-            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let env = crate::config::Env::from_lookup(lookup);
+        let var = |name: &str| env.get(name);
         if let Some(limit) = var("LIFT_RATE_LIMIT_LIMIT") {
-            builder.limit = Some(
-                limit.parse().map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_LIMIT must be a number"))?,
-            );
+            builder.limit =
+                Some(limit.parse().map_err(|_| {
+                    InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_LIMIT must be a number")
+                })?);
         }
         if let Some(secs) = var("LIFT_RATE_LIMIT_WINDOW_SECS") {
-            let secs: f64 = secs
-                .parse()
-                .map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_WINDOW_SECS must be a number"))?;
-            builder.window = Some(
-                Duration::try_from_secs_f64(secs)
-                    .map_err(|_| InvalidConfig::new("LIFT_RATE_LIMIT_WINDOW_SECS must be positive"))?,
-            );
+            let secs: f64 = secs.parse().map_err(|_| {
+                InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_WINDOW_SECS must be a number")
+            })?;
+            builder.window = Some(Duration::try_from_secs_f64(secs).map_err(|_| {
+                InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_WINDOW_SECS must be positive")
+            })?);
         }
         if let Some(name) = var("LIFT_RATE_LIMIT_ALGORITHM") {
             builder.algorithm = Algorithm::parse(&name).ok_or_else(|| {
                 InvalidConfig::new(
+                    "rate limit",
                     "LIFT_RATE_LIMIT_ALGORITHM must be fixed-window, sliding-window or token-bucket",
                 )
             })?;
@@ -162,13 +175,17 @@ impl RateLimitBuilder {
             for name in keys.split(',') {
                 builder.env_keys = true;
                 builder.keys.push(RateLimitKey::parse(name).ok_or_else(|| {
-                    InvalidConfig::new("LIFT_RATE_LIMIT_KEY must list tenant, user, ip or route")
+                    InvalidConfig::new(
+                        "rate limit",
+                        "LIFT_RATE_LIMIT_KEY must list tenant, user, ip or route",
+                    )
                 })?);
             }
         }
         if let Some(mode) = var("LIFT_RATE_LIMIT_FAIL") {
-            builder.fail_mode = FailMode::parse(&mode)
-                .ok_or_else(|| InvalidConfig::new("LIFT_RATE_LIMIT_FAIL must be open or closed"))?;
+            builder.fail_mode = FailMode::parse(&mode).ok_or_else(|| {
+                InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_FAIL must be open or closed")
+            })?;
         }
         builder.name = var("LIFT_RATE_LIMIT_NAME");
         Ok(builder)
@@ -256,19 +273,21 @@ impl RateLimitBuilder {
 
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<RateLimitLayer, InvalidConfig> {
-        let client = self.client.ok_or_else(|| InvalidConfig::new("set a dynamodb client"))?;
+        let client = self.client.ok_or_else(|| InvalidConfig::new("rate limit", "set a dynamodb client"))?;
         if self.keys.is_empty() {
-            return Err(InvalidConfig::new("set at least one key"));
+            return Err(InvalidConfig::new("rate limit", "set at least one key"));
         }
-        let limit =
-            self.limit.filter(|l| *l > 0).ok_or_else(|| InvalidConfig::new("set a limit of at least 1"))?;
+        let limit = self
+            .limit
+            .filter(|l| *l > 0)
+            .ok_or_else(|| InvalidConfig::new("rate limit", "set a limit of at least 1"))?;
         let window = self
             .window
             .filter(|w| *w >= Duration::from_millis(1))
-            .ok_or_else(|| InvalidConfig::new("set a window of at least 1 ms"))?;
+            .ok_or_else(|| InvalidConfig::new("rate limit", "set a window of at least 1 ms"))?;
         let name = self.name.unwrap_or_else(|| "lift".to_owned());
         if name.is_empty() || name.contains('#') {
-            return Err(InvalidConfig::new("the name must be non-empty and without `#`"));
+            return Err(InvalidConfig::new("rate limit", "the name must be non-empty and without `#`"));
         }
         let prefilter = match (self.prefilter.unwrap_or(true), self.prefilter_burst) {
             (false, _) => None,
@@ -279,7 +298,50 @@ impl RateLimitBuilder {
         let timeout = self.store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT);
         let shared = SharedLimit::new(client, table, name, self.algorithm, limit, window, timeout);
         Ok(RateLimitLayer {
-            limiter: Arc::new(Limiter { keys: self.keys, prefilter, shared, fail_mode: self.fail_mode }),
+            limiter: Arc::new(Limiter {
+                keys: self.keys,
+                prefilter,
+                shared,
+                fail_mode: self.fail_mode,
+                unscoped: crate::unscoped::Unscoped::new("rate limit"),
+            }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn from_env_vars_reads_through_the_shared_reader() {
+        let builder = RateLimitBuilder::from_env_vars(vars(&[
+            ("LIFT_RATE_LIMIT_LIMIT", " 50 "),
+            ("LIFT_RATE_LIMIT_WINDOW_SECS", "60"),
+            ("LIFT_RATE_LIMIT_KEY", "tenant,route"),
+            ("LIFT_RATE_LIMIT_NAME", "   "),
+        ]))
+        .unwrap();
+        assert_eq!(builder.limit, Some(50), "values are trimmed");
+        assert_eq!(builder.window, Some(Duration::from_secs(60)));
+        assert_eq!(builder.keys.len(), 2);
+        assert_eq!(builder.name, None, "a blank value counts as unset");
+        // Explicit settings win over the environment.
+        let builder = builder.limit(7).key(RateLimitKey::Ip);
+        assert_eq!((builder.limit, builder.keys.len()), (Some(7), 1));
+    }
+
+    #[test]
+    fn a_bad_variable_is_one_invalid_config_naming_it_not_its_value() {
+        let err = RateLimitBuilder::from_env_vars(vars(&[("LIFT_RATE_LIMIT_LIMIT", "s3cr3t")])).unwrap_err();
+        assert_eq!(err.component(), "rate limit");
+        assert_eq!(
+            err.to_string(),
+            "invalid rate limit configuration: LIFT_RATE_LIMIT_LIMIT must be a number"
+        );
     }
 }

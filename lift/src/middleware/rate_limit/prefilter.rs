@@ -80,12 +80,12 @@ impl LocalPrefilter {
     /// A pre-filter admitting bursts of `burst` and `limit` per `window` on average;
     /// `limit` is what refusals report in `RateLimit-Limit`.
     pub fn new(limit: u32, burst: u32, window: Duration) -> Result<Self, InvalidConfig> {
-        let limit_nz =
-            NonZeroU32::new(limit).ok_or_else(|| InvalidConfig::new("the limit must be at least 1"))?;
-        let burst =
-            NonZeroU32::new(burst).ok_or_else(|| InvalidConfig::new("the burst must be at least 1"))?;
+        let limit_nz = NonZeroU32::new(limit)
+            .ok_or_else(|| InvalidConfig::new("rate limit", "the limit must be at least 1"))?;
+        let burst = NonZeroU32::new(burst)
+            .ok_or_else(|| InvalidConfig::new("rate limit", "the burst must be at least 1"))?;
         let quota = Quota::with_period(window / limit_nz.get())
-            .ok_or_else(|| InvalidConfig::new("the window is too short for the limit"))?
+            .ok_or_else(|| InvalidConfig::new("rate limit", "the window is too short for the limit"))?
             .allow_burst(burst);
         Ok(Self {
             gcra: DefaultKeyedRateLimiter::keyed(quota),

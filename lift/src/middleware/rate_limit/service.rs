@@ -8,9 +8,10 @@ use futures_util::future::BoxFuture;
 use tower_service::Service;
 
 use super::future::{problem_response, ResponseFuture};
-use super::key::{compound_key, RateLimitKey};
+use super::key::{compound_key, is_unscoped, RateLimitKey};
 use super::store::{SharedLimit, Verdict};
 use super::{FailMode, LimiterUnavailable, LocalPrefilter};
+use crate::unscoped::Unscoped;
 
 /// Everything a [`RateLimitLayer`](super::RateLimitLayer) and its services share.
 pub(crate) struct Limiter {
@@ -18,6 +19,8 @@ pub(crate) struct Limiter {
     pub(crate) prefilter: Option<LocalPrefilter>,
     pub(crate) shared: SharedLimit,
     pub(crate) fail_mode: FailMode,
+    /// Requests whose tenant or user key found no principal.
+    pub(crate) unscoped: Unscoped,
 }
 
 impl Limiter {
@@ -85,6 +88,9 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (head, body) = req.into_parts();
         let key = compound_key(&self.limiter.keys, &head);
+        if is_unscoped(&self.limiter.keys, &head) {
+            self.limiter.unscoped.note();
+        }
         if let Some(prefilter) = &self.limiter.prefilter {
             if let Err(refused) = prefilter.check(&key) {
                 return ResponseFuture::answered(problem_response(refused.into(), &head.extensions));

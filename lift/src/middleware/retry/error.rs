@@ -1,23 +1,3 @@
 //! Errors of the retry layer.
 
-use std::fmt;
-
-/// A retry configuration that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidConfig {
-    reason: &'static str,
-}
-
-impl InvalidConfig {
-    pub(crate) const fn new(reason: &'static str) -> Self {
-        Self { reason }
-    }
-}
-
-impl fmt::Display for InvalidConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid retry configuration: {}", self.reason)
-    }
-}
-
-impl std::error::Error for InvalidConfig {}
+pub use crate::config::InvalidConfig;

@@ -175,10 +175,10 @@ impl<C, Bg> RetryBuilder<C, Bg> {
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<RetryLayer<C, Bg>, InvalidConfig> {
         if self.max_attempts == 0 {
-            return Err(InvalidConfig::new("max attempts must be at least 1"));
+            return Err(InvalidConfig::new("retry", "max attempts must be at least 1"));
         }
         if self.backoff.max() < self.backoff.base() {
-            return Err(InvalidConfig::new("the backoff maximum must not be below its base"));
+            return Err(InvalidConfig::new("retry", "the backoff maximum must not be below its base"));
         }
         Ok(RetryLayer {
             policy: Arc::new(Policy {

@@ -99,8 +99,13 @@ impl CorsPolicy {
     /// # let _ = cors;
     /// ```
     pub fn from_env() -> Self {
-        let var =
-            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let env = crate::config::Env::from_lookup(lookup);
+        let var = |name: &str| env.get(name);
         let mut policy = Self::new();
         if let Some(origins) = var("LIFT_CORS_ALLOWED_ORIGINS") {
             policy = policy.allow_origins(origins.split(',').map(str::trim).filter(|o| !o.is_empty()));
@@ -162,9 +167,12 @@ impl CorsPolicy {
     /// Checks the policy and builds tower-http's layer.
     pub fn build(self) -> Result<CorsLayer, InvalidConfig> {
         let allow_origin = match (&self.origins, self.credentials) {
-            (Origins::None, _) => return Err(InvalidConfig::new("list the allowed origins")),
+            (Origins::None, _) => {
+                return Err(InvalidConfig::new("security headers", "list the allowed origins"))
+            }
             (Origins::Any | Origins::Mirror, true) => {
                 return Err(InvalidConfig::new(
+                    "security headers",
                     "credentials cannot be allowed for any origin; list the origins",
                 ))
             }
@@ -172,7 +180,7 @@ impl CorsPolicy {
             (Origins::Mirror, false) => AllowOrigin::mirror_request(),
             (Origins::List(list), _) => {
                 if list.is_empty() {
-                    return Err(InvalidConfig::new("list the allowed origins"));
+                    return Err(InvalidConfig::new("security headers", "list the allowed origins"));
                 }
                 let values = list.iter().map(|o| check_origin(o)).collect::<Result<Vec<_>, _>>()?;
                 AllowOrigin::list(values)
@@ -181,8 +189,12 @@ impl CorsPolicy {
         let names = |list: &[String], what: &str| {
             list.iter()
                 .map(|h| {
-                    HeaderName::from_bytes(h.trim().as_bytes())
-                        .map_err(|_| InvalidConfig::new(format!("{what} must be header names, not {h:?}")))
+                    HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| {
+                        InvalidConfig::new(
+                            "security headers",
+                            format!("{what} must be header names, not {h:?}"),
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -198,7 +210,7 @@ impl CorsPolicy {
 
 /// An origin must be exactly `http(s)://host[:port]`, as browsers send it.
 fn check_origin(origin: &str) -> Result<HeaderValue, InvalidConfig> {
-    let bad = |why: &str| InvalidConfig::new(format!("origin {origin:?} {why}"));
+    let bad = |why: &str| InvalidConfig::new("security headers", format!("origin {origin:?} {why}"));
     if origin == "*" {
         return Err(bad("is a wildcard; use allow_any_origin for public APIs"));
     }

@@ -161,8 +161,9 @@ impl SecurityHeadersBuilder {
     /// Checks the values and builds the layer.
     pub fn build(self) -> Result<SecurityHeadersLayer, InvalidConfig> {
         let value = |name: &str, v: &str| {
-            HeaderValue::from_str(v)
-                .map_err(|_| InvalidConfig::new(format!("{name} is not a valid header value")))
+            HeaderValue::from_str(v).map_err(|_| {
+                InvalidConfig::new("security headers", format!("{name} is not a valid header value"))
+            })
         };
         let mut always = vec![
             (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
@@ -190,11 +191,12 @@ fn check_hsts(policy: &str) -> Result<(), InvalidConfig> {
         .iter()
         .find_map(|d| d.strip_prefix("max-age="))
         .and_then(|v| v.trim_matches('"').parse::<u64>().ok())
-        .ok_or_else(|| InvalidConfig::new("the HSTS policy needs a max-age"))?;
+        .ok_or_else(|| InvalidConfig::new("security headers", "the HSTS policy needs a max-age"))?;
     if directives.iter().any(|d| d == "preload")
         && (max_age < 31_536_000 || !directives.iter().any(|d| d == "includesubdomains"))
     {
         return Err(InvalidConfig::new(
+            "security headers",
             "HSTS preload needs includeSubDomains and a max-age of at least a year",
         ));
     }

@@ -43,8 +43,8 @@ pub enum TraceHeaderError {
 /// # Examples
 ///
 /// ```
-/// use lift::middleware::xray::{XrayConfig, XrayError};
-/// let err = XrayConfig::new().daemon_address("not an address").build().unwrap_err();
+/// use lift::middleware::xray::{XrayBuilder, XrayError};
+/// let err = XrayBuilder::new().daemon_address("not an address").build().unwrap_err();
 /// assert!(matches!(err, XrayError::InvalidDaemonAddress { .. }));
 /// ```
 #[derive(Debug, thiserror::Error)]

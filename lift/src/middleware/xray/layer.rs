@@ -21,8 +21,8 @@ use super::service::Xray;
 /// # Examples
 ///
 /// ```
-/// use lift::middleware::xray::{SamplingRule, XrayConfig};
-/// let layer = XrayConfig::from_env()
+/// use lift::middleware::xray::{SamplingRule, XrayBuilder};
+/// let layer = XrayBuilder::from_env()
 ///     .service_name("payments-api")
 ///     .daemon_address("127.0.0.1:2000")
 ///     .sampling_rule(SamplingRule::new(2, 0.1))
@@ -32,7 +32,7 @@ use super::service::Xray;
 /// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
-pub struct XrayConfig {
+pub struct XrayBuilder {
     daemon_address: Option<String>,
     service_name: Option<String>,
     lambda: Option<bool>,
@@ -42,7 +42,11 @@ pub struct XrayConfig {
     env_function_name: Option<String>,
 }
 
-impl XrayConfig {
+/// The old name of [`XrayBuilder`].
+#[deprecated(note = "renamed `XrayBuilder`; start from `XrayLayer::builder()`")]
+pub type XrayConfig = XrayBuilder;
+
+impl XrayBuilder {
     /// Defaults only; no environment.
     pub fn new() -> Self {
         Self::default()
@@ -50,7 +54,7 @@ impl XrayConfig {
 
     /// Defaults overridden by the process environment (see the table above).
     pub fn from_env() -> Self {
-        Self::from_env_vars(|key| std::env::var(key).ok())
+        Self::from_env_vars(crate::config::process_env)
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
@@ -131,7 +135,7 @@ pub(crate) struct Shared {
 
 /// Traces each request with X-Ray: reads and answers the `X-Amzn-Trace-Id` header, puts an
 /// [`XrayHandle`](super::XrayHandle) in the request, and sends the segment to the daemon
-/// when the response is ready. Built by [`XrayConfig`].
+/// when the response is ready. Built by [`XrayBuilder`].
 ///
 /// # Examples
 ///
@@ -146,12 +150,25 @@ pub struct XrayLayer {
 }
 
 impl XrayLayer {
-    /// `XrayConfig::from_env().build()`.
+    /// A builder seeded from the environment: `XrayBuilder::from_env()` (settings made on
+    /// it win over the environment).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let layer = lift::middleware::xray::XrayLayer::builder().service_name("payments-api").build()?;
+    /// # Ok::<(), lift::middleware::xray::XrayError>(())
+    /// ```
+    pub fn builder() -> XrayBuilder {
+        XrayBuilder::from_env()
+    }
+
+    /// `XrayBuilder::from_env().build()`.
     ///
     /// # Errors
-    /// See [`XrayConfig::build`].
+    /// See [`XrayBuilder::build`].
     pub fn from_env() -> Result<Self, XrayError> {
-        XrayConfig::from_env().build()
+        XrayBuilder::from_env().build()
     }
 
     /// The address documents are sent to.
@@ -185,14 +202,14 @@ mod tests {
             "AWS_LAMBDA_FUNCTION_NAME" => Some("fn-a".to_owned()),
             _ => None,
         };
-        let layer = XrayConfig::from_env_vars(env).build().unwrap();
+        let layer = XrayBuilder::from_env_vars(env).build().unwrap();
         assert_eq!(layer.daemon_address().port(), 2999);
         assert!(layer.shared.lambda);
         assert_eq!(layer.shared.name, "fn-a");
         let layer =
-            XrayConfig::from_env_vars(env).daemon_address("127.0.0.1:3001").lambda(false).build().unwrap();
+            XrayBuilder::from_env_vars(env).daemon_address("127.0.0.1:3001").lambda(false).build().unwrap();
         assert_eq!(layer.daemon_address().port(), 3001);
         assert!(!layer.shared.lambda);
-        assert!(XrayConfig::new().sampling_rule(SamplingRule::new(1, 2.0)).build().is_err());
+        assert!(XrayBuilder::new().sampling_rule(SamplingRule::new(1, 2.0)).build().is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! AWS X-Ray tracing: the trace header in and out, segments to the daemon over UDP.
 //!
-//! [`XrayLayer`] (built by [`XrayConfig`]) is a tower layer, so it mounts in Lift's
+//! [`XrayLayer`] (built by [`XrayBuilder`]) is a tower layer, so it mounts in Lift's
 //! [`App`](crate::App), axum and lambda_http alike. For each request it:
 //!
 //! 1. reads the trace from [`lift::Context::trace_header`](crate::Context::trace_header)
@@ -26,7 +26,7 @@
 //! # Examples
 //!
 //! ```
-//! use lift::middleware::xray::{Namespace, XrayConfig, XrayHandle};
+//! use lift::middleware::xray::{Namespace, XrayBuilder, XrayHandle};
 //!
 //! async fn charge(req: lift::Request) -> lift::Response {
 //!     if let Some(xray) = XrayHandle::of(&req) {
@@ -36,7 +36,7 @@
 //!     lift::Response::default()
 //! }
 //!
-//! let xray = XrayConfig::from_env().service_name("payments").build()?;
+//! let xray = XrayBuilder::from_env().service_name("payments").build()?;
 //! let app = lift::App::new().post("/charges", charge).layer(xray);
 //! # Ok::<(), lift::middleware::xray::XrayError>(())
 //! ```
@@ -56,7 +56,8 @@ pub use error::{TraceHeaderError, XrayError};
 pub use future::ResponseFuture;
 pub use handle::{SubsegmentGuard, XrayHandle};
 pub use header::{SamplingDecision, SegmentId, TraceHeader, TraceId};
-pub use layer::{XrayConfig, XrayLayer};
+#[allow(deprecated)]
+pub use layer::{XrayBuilder, XrayConfig, XrayLayer};
 pub use sampling::SamplingRule;
 pub use segment::{AnnotationValue, Namespace};
 pub(crate) use service::TRACE_HEADER_NAME;

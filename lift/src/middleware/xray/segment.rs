@@ -3,7 +3,7 @@
 //! rest when the response is ready.
 
 use super::header::{SegmentId, TraceId};
-use crate::middleware::logging::escape::{push_json_chars, push_json_str};
+use crate::json::{push_json_chars, push_json_str};
 
 /// What precedes every document in a datagram to the daemon.
 pub(crate) const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";

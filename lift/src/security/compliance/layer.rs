@@ -13,6 +13,7 @@ use tower_service::Service;
 use super::report::ComplianceRecorder;
 use super::rule::{Facts, InvocationRecord, Phase, RequestView, ResponseView, Rule, Severity, Violation};
 use crate::body::{Request, Response};
+use crate::buffered::around;
 use crate::context::Context;
 use crate::security::audit::{AuditEntry, AuditTrail, Audited, Outcome};
 use crate::security::protection::detect::scan_text;
@@ -152,67 +153,87 @@ pub fn check(rules: &[Arc<dyn Rule>], phase: Phase, record: &InvocationRecord) -
         .collect()
 }
 
-impl<S> Service<Request> for Compliance<S>
+impl<S, B, ResB> Service<http::Request<B>> for Compliance<S>
 where
-    S: Service<Request, Response = Response> + Send,
+    S: Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
     S::Error: Into<BoxError> + Send + 'static,
     S::Future: Send + 'static,
+    B: http_body::Body + From<Vec<u8>> + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    ResB: http_body::Body + From<Vec<u8>> + Send + 'static,
+    ResB::Data: Send,
+    ResB::Error: Into<BoxError>,
 {
-    type Response = Response;
+    type Response = http::Response<ResB>;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Response, BoxError>>;
+    type Future = BoxFuture<'static, Result<http::Response<ResB>, BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
-        sanitize(&mut req);
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        let mut record = InvocationRecord { request: view(&req), ..InvocationRecord::default() };
-        let before: Vec<&dyn Rule> =
-            shared.rules.iter().filter(|r| r.phase() == Phase::Request).map(|r| &**r).collect();
-        let violations = check(&shared.rules, Phase::Request, &record);
-        let blocking = violations.iter().find(|v| v.severity == Severity::Critical).cloned();
-        let request_id = record.request.request_id.clone();
-        shared.recorder.record(&before, &violations, &request_id, blocking.is_some());
-        if let Some(block) = blocking {
-            let status = shared
-                .rules
-                .iter()
-                .find(|r| r.id() == block.rule)
-                .map_or(http::StatusCode::FORBIDDEN, |r| r.block_status());
-            let res = Error::new(status)
-                .with_detail(format!("refused by compliance rule {}: {}", block.rule, block.detail))
-                .render(Some(&request_id));
-            return Box::pin(async move {
-                report_violations(&shared, &record, &violations).await;
-                Ok(res)
-            });
-        }
-        let mark = shared.logs.as_ref().map(|t| t.mark());
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            let res = future.await.map_err(Into::into)?;
-            record.response = Some(ResponseView {
-                status: res.status(),
-                headers: res.headers().clone(),
-                body: res.body().clone().into_bytes(),
-            });
-            if let (Some(tap), Some(mark)) = (&shared.logs, mark) {
-                record.logs = tap.since(mark);
-            }
-            if let Some(Audited(entry)) = res.extensions().get::<Audited>() {
-                record.audit.push(entry.clone());
-            }
-            let after: Vec<&dyn Rule> =
-                shared.rules.iter().filter(|r| r.phase() == Phase::Invocation).map(|r| &**r).collect();
-            let violations = check(&shared.rules, Phase::Invocation, &record);
-            shared.recorder.record(&after, &violations, &request_id, false);
+        around(&mut self.inner, req, move |mut inner, req| judge(&mut inner, shared, req))
+    }
+}
+
+/// Checks the request, calls the inner service and checks the invocation.
+fn judge<S>(
+    inner: &mut S,
+    shared: Arc<Shared>,
+    mut req: Request,
+) -> BoxFuture<'static, Result<Response, BoxError>>
+where
+    S: Service<Request, Response = Response>,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    sanitize(&mut req);
+    let mut record = InvocationRecord { request: view(&req), ..InvocationRecord::default() };
+    let before: Vec<&dyn Rule> =
+        shared.rules.iter().filter(|r| r.phase() == Phase::Request).map(|r| &**r).collect();
+    let violations = check(&shared.rules, Phase::Request, &record);
+    let blocking = violations.iter().find(|v| v.severity == Severity::Critical).cloned();
+    let request_id = record.request.request_id.clone();
+    shared.recorder.record(&before, &violations, &request_id, blocking.is_some());
+    if let Some(block) = blocking {
+        let status = shared
+            .rules
+            .iter()
+            .find(|r| r.id() == block.rule)
+            .map_or(http::StatusCode::FORBIDDEN, |r| r.block_status());
+        let res = Error::new(status)
+            .with_detail(format!("refused by compliance rule {}: {}", block.rule, block.detail))
+            .render(Some(&request_id));
+        return Box::pin(async move {
             report_violations(&shared, &record, &violations).await;
             Ok(res)
-        })
+        });
     }
+    let mark = shared.logs.as_ref().map(|t| t.mark());
+    let future = inner.call(req);
+    Box::pin(async move {
+        let res = future.await.map_err(Into::into)?;
+        record.response = Some(ResponseView {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: res.body().clone().into_bytes(),
+        });
+        if let (Some(tap), Some(mark)) = (&shared.logs, mark) {
+            record.logs = tap.since(mark);
+        }
+        if let Some(Audited(entry)) = res.extensions().get::<Audited>() {
+            record.audit.push(entry.clone());
+        }
+        let after: Vec<&dyn Rule> =
+            shared.rules.iter().filter(|r| r.phase() == Phase::Invocation).map(|r| &**r).collect();
+        let violations = check(&shared.rules, Phase::Invocation, &record);
+        shared.recorder.record(&after, &violations, &request_id, false);
+        report_violations(&shared, &record, &violations).await;
+        Ok(res)
+    })
 }
 
 async fn report_violations(shared: &Shared, record: &InvocationRecord, violations: &[Violation]) {

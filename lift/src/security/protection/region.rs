@@ -9,7 +9,8 @@ use http::StatusCode;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Context, Error, Request, Response};
+use crate::buffered::{buffer_request, into_body};
+use crate::{Context, Error, Request};
 
 /// Allowed regions per residency tag.
 ///
@@ -173,26 +174,42 @@ impl Shared {
     }
 }
 
-impl<S> Service<Request> for Residency<S>
+impl<S, B, ResB> Service<http::Request<B>> for Residency<S>
 where
-    S: Service<Request, Response = Response> + Send,
+    S: Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: http_body::Body + From<Vec<u8>> + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<crate::BoxError>,
+    ResB: From<Vec<u8>> + Send + 'static,
 {
-    type Response = Response;
+    type Response = http::Response<ResB>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = BoxFuture<'static, Result<http::Response<ResB>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        match self.shared.check(&req) {
-            Ok(()) => Box::pin(self.inner.call(req)),
-            Err(err) => {
-                let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
-                Box::pin(async move { Ok(err.render(request_id.as_deref())) })
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // Keep the service that `poll_ready` readied for the call after the body is read.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let req = match buffer_request(req).await {
+                Ok(req) => req,
+                Err(refused) => return Ok(refused.map(into_body)),
+            };
+            match shared.check(&req) {
+                // The inner service gets the caller's body type back; its response is not read.
+                Ok(()) => inner.call(req.map(into_body)).await,
+                Err(err) => {
+                    let request_id = Context::of(&req).map(|c| c.request_id().to_owned());
+                    Ok(err.render(request_id.as_deref()).map(into_body))
+                }
             }
-        }
+        })
     }
 }

@@ -240,8 +240,13 @@ impl SecretsCacheBuilder {
     /// # let _ = builder;
     /// ```
     pub fn from_env() -> Result<Self, SecretsError> {
-        let var =
-            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SecretsError> {
+        let env = crate::config::Env::from_lookup(lookup);
+        let var = |name: &str| env.get(name);
         let secs = |name: &str, msg: &'static str| -> Result<Option<Duration>, SecretsError> {
             var(name)
                 .map(|v| v.parse().map(Duration::from_secs).map_err(|_| SecretsError::InvalidConfig(msg)))

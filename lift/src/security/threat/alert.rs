@@ -42,9 +42,10 @@ impl WebhookAlert {
     /// # Errors
     /// [`InvalidConfig`] when the URL is not an absolute `http` URL.
     pub fn new(url: &str) -> Result<Self, InvalidConfig> {
-        let uri: http::Uri = url.parse().map_err(|_| InvalidConfig::new("the webhook url is not a url"))?;
+        let uri: http::Uri =
+            url.parse().map_err(|_| InvalidConfig::new("threat", "the webhook url is not a url"))?;
         if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(InvalidConfig::new("the webhook url must be an absolute http:// url"));
+            return Err(InvalidConfig::new("threat", "the webhook url must be an absolute http:// url"));
         }
         Ok(Self {
             url: uri,

@@ -110,10 +110,10 @@ impl BehaviourMonitor {
     /// [`InvalidConfig`] for a zero threshold or a window under a second.
     pub fn validate(self) -> Result<Self, InvalidConfig> {
         if self.per_ip == 0 || self.per_user == 0 || self.tenants == 0 {
-            return Err(InvalidConfig::new("behaviour thresholds must be at least 1"));
+            return Err(InvalidConfig::new("threat", "behaviour thresholds must be at least 1"));
         }
         if self.auth_window.as_secs() == 0 || self.tenant_window.as_secs() == 0 {
-            return Err(InvalidConfig::new("behaviour windows must be at least one second"));
+            return Err(InvalidConfig::new("threat", "behaviour windows must be at least one second"));
         }
         Ok(self)
     }

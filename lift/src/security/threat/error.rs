@@ -31,15 +31,7 @@ impl StoreUnavailable {
 /// let err = WebhookAlert::new("ftp://alerts.example").unwrap_err();
 /// assert!(err.to_string().starts_with("invalid threat configuration"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid threat configuration: {0}")]
-pub struct InvalidConfig(pub String);
-
-impl InvalidConfig {
-    pub(crate) fn new(detail: impl Into<String>) -> Self {
-        Self(detail.into())
-    }
-}
+pub use crate::config::InvalidConfig;
 
 /// The request was refused: its client or principal is blocked, or its risk score reached
 /// the threshold. Lift renders it as 403.

@@ -2,11 +2,11 @@
 
 use futures_util::future::BoxFuture;
 
-use crate::body::Response;
+use crate::body::Body;
 
 /// The response future of [`Threat`](super::Threat).
 ///
 /// Boxed: around the inner call sit optional DynamoDB round trips (blocklist, counters)
 /// and the incident playbook, each a branch of its own; an `async fn` states that flow
 /// plainly, and one allocation is small next to the detectors' work.
-pub type ResponseFuture<E> = BoxFuture<'static, Result<Response, E>>;
+pub type ResponseFuture<E, B = Body> = BoxFuture<'static, Result<http::Response<B>, E>>;

@@ -61,12 +61,12 @@ impl Default for ThreatLayer {
 impl ThreatLayer {
     /// The detectors with the default threshold, nothing stored.
     pub fn new() -> Self {
-        Self { config: Arc::new(ThreatLayerBuilder::default().config()) }
+        Self { config: Arc::new(ThreatBuilder::default().config()) }
     }
 
     /// A builder.
-    pub fn builder() -> ThreatLayerBuilder {
-        ThreatLayerBuilder::default()
+    pub fn builder() -> ThreatBuilder {
+        ThreatBuilder::default()
     }
 }
 
@@ -84,11 +84,11 @@ impl<S> Layer<S> for ThreatLayer {
 /// no automatic block; without [behaviour](Self::behaviour) no counters; without an
 /// [audit trail](Self::audit) or [alert](Self::alert) incidents are only logged.
 ///
-/// [`ThreatLayerBuilder::from_env`] reads settings from the environment; methods called
+/// [`ThreatBuilder::from_env`] reads settings from the environment; methods called
 /// afterwards win over it.
 #[derive(Debug, Default)]
 #[must_use]
-pub struct ThreatLayerBuilder {
+pub struct ThreatBuilder {
     detectors: Option<Detectors>,
     threshold: Option<u8>,
     store: Option<ThreatStore>,
@@ -100,7 +100,11 @@ pub struct ThreatLayerBuilder {
     webhook_url: Option<String>,
 }
 
-impl ThreatLayerBuilder {
+/// The old name of [`ThreatBuilder`].
+#[deprecated(note = "renamed `ThreatBuilder`")]
+pub type ThreatLayerBuilder = ThreatBuilder;
+
+impl ThreatBuilder {
     /// A builder seeded from the environment:
     ///
     /// | Variable | |
@@ -114,18 +118,18 @@ impl ThreatLayerBuilder {
     /// # Errors
     /// [`InvalidConfig`] when a variable is not a number.
     pub fn from_env() -> Result<Self, InvalidConfig> {
-        let var =
-            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let num = |name: &str| -> Result<Option<u64>, InvalidConfig> {
-            var(name)
-                .map(|v| v.parse().map_err(|_| InvalidConfig::new(format!("{name} must be a number"))))
-                .transpose()
-        };
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InvalidConfig> {
+        let env = crate::config::Env::from_lookup(lookup);
+        let num = |name: &str| env.parse::<u64>("threat", name, "a number");
         let mut builder = Self::default();
         if let Some(t) = num("LIFT_THREAT_THRESHOLD")? {
             builder.threshold = Some(u8::try_from(t).unwrap_or(u8::MAX));
         }
-        builder.webhook_url = var("LIFT_THREAT_WEBHOOK_URL");
+        builder.webhook_url = env.get("LIFT_THREAT_WEBHOOK_URL");
         builder.block_for = num("LIFT_THREAT_BLOCK_SECS")?.map(Duration::from_secs);
         let mut detectors = Detectors::new();
         if let Some(bytes) = num("LIFT_THREAT_MAX_BODY_BYTES")? {
@@ -197,13 +201,13 @@ impl ThreatLayerBuilder {
     /// tracking without what they need, or a bad webhook URL from the environment.
     pub fn build(mut self) -> Result<ThreatLayer, InvalidConfig> {
         if !(1..=100).contains(&self.threshold.unwrap_or(DEFAULT_THRESHOLD)) {
-            return Err(InvalidConfig::new("the threshold must be between 1 and 100"));
+            return Err(InvalidConfig::new("threat", "the threshold must be between 1 and 100"));
         }
         if self.block_for.is_some() && self.store.is_none() {
-            return Err(InvalidConfig::new("blocking ips needs a store"));
+            return Err(InvalidConfig::new("threat", "blocking ips needs a store"));
         }
         if self.track_tenants && self.monitor.is_none() {
-            return Err(InvalidConfig::new("tracking tenants needs a behaviour monitor"));
+            return Err(InvalidConfig::new("threat", "tracking tenants needs a behaviour monitor"));
         }
         if !self.playbook.has_alert() {
             if let Some(url) = self.webhook_url.take() {

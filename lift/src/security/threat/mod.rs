@@ -63,7 +63,8 @@ pub use error::{InvalidConfig, Refused, StoreUnavailable};
 pub use finding::{Finding, FindingKind, Location, Severity, ThreatAssessment};
 pub use future::ResponseFuture;
 pub use incident::{Incident, Playbook, INCIDENT_ACTION};
-pub use layer::{ThreatLayer, ThreatLayerBuilder, DEFAULT_THRESHOLD};
+#[allow(deprecated)]
+pub use layer::{ThreatBuilder, ThreatLayer, ThreatLayerBuilder, DEFAULT_THRESHOLD};
 pub use service::{FailedLogin, Threat};
 pub use store::{BlockTarget, ThreatStore, TokenRef};
 

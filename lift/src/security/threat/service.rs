@@ -14,7 +14,9 @@ use super::future::ResponseFuture;
 use super::incident::{Incident, Playbook};
 use super::store::{BlockTarget, ThreatStore};
 use crate::body::{Request, Response};
+use crate::buffered::around;
 use crate::context::{client_ip, Context};
+use crate::BoxError;
 
 /// Everything a [`ThreatLayer`](super::ThreatLayer) and its services share.
 #[derive(Debug)]
@@ -80,25 +82,29 @@ impl<S> Threat<S> {
     }
 }
 
-impl<S> Service<Request> for Threat<S>
+impl<S, B, ResB> Service<http::Request<B>> for Threat<S>
 where
-    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    B: http_body::Body + From<Vec<u8>> + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    ResB: http_body::Body + From<Vec<u8>> + Send + 'static,
+    ResB::Data: Send,
+    ResB::Error: Into<BoxError>,
 {
-    type Response = Response;
+    type Response = http::Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Error, ResB>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        // Keep the service that `poll_ready` readied for the call after the checks.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(run(Arc::clone(&self.config), inner, req))
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let config = Arc::clone(&self.config);
+        around(&mut self.inner, req, move |inner, req| run(config, inner, req))
     }
 }
 
