@@ -191,6 +191,19 @@ pub mod tables {
         TableDef::new("lift-tokens", KeyAttribute::string("pk")).with_ttl("expires_at")
     }
 
+    /// Per-subject data keys for crypto-shredding
+    /// (`lift::security::protection::SubjectKeys`, feature `protection`): one item per tenant and
+    /// data subject holding the only KMS-wrapped copy of the subject's key. Deleting the
+    /// item erases everything encrypted under it, backups of other tables included.
+    ///
+    /// **Keep this table out of backups** (point-in-time recovery, AWS Backup plans,
+    /// exports and streams), or give its backups their own short retention and re-apply
+    /// erasures after a restore: a copy of it brings erased subjects' keys back. Items
+    /// may carry `expires_at` to end a key by retention.
+    pub fn subject_keys() -> TableDef {
+        TableDef::new("lift-subject-keys", KeyAttribute::string("pk")).with_ttl("expires_at")
+    }
+
     /// Blocked IPs and principals.
     pub fn blocklist() -> TableDef {
         TableDef::new("lift-blocklist", KeyAttribute::string("pk")).with_ttl("expires_at")
@@ -198,7 +211,15 @@ pub mod tables {
 
     /// Every table Lift's middleware owns.
     pub fn all() -> Vec<TableDef> {
-        vec![rate_limits(), idempotency(), audit(), audit_checkpoints(), tokens(), blocklist()]
+        vec![
+            rate_limits(),
+            idempotency(),
+            audit(),
+            audit_checkpoints(),
+            tokens(),
+            subject_keys(),
+            blocklist(),
+        ]
     }
 }
 

@@ -1,5 +1,6 @@
 //! Data protection: classification, value detectors, masking, PAN tokenization,
-//! AES-256-GCM envelope encryption with KMS data keys, data residency and retention.
+//! AES-256-GCM envelope encryption with KMS data keys, crypto-shredding with per-subject
+//! keys ([`SubjectKeys`]), data residency and retention.
 //!
 //! # Quick start
 //!
@@ -22,6 +23,7 @@ mod envelope;
 mod mask;
 mod region;
 mod retention;
+mod shred;
 mod vault;
 
 pub use classify::{classify_json, Classification, Classifier, DataClass, Finding, Level};
@@ -29,6 +31,7 @@ pub use envelope::{seal, DataKey, DataKeyCache, Envelope, HttpKmsClient, KmsClie
 pub use mask::{apply, mask_json, mask_spans, HashKey, MaskStrategy, Policy};
 pub use region::{Residency, ResidencyLayer, ResidencyRules, RESIDENCY_PROBLEM};
 pub use retention::RetentionPolicy;
+pub use shred::{sealed_subject, SubjectKeys, SubjectKeysBuilder, DEFAULT_CACHE_TTL, MAX_SUBJECT_LEN};
 pub use vault::{TokenVault, DETOKENIZE_ROLE};
 
 /// What can go wrong protecting data.
@@ -65,6 +68,9 @@ pub enum ProtectionError {
     /// DynamoDB failed.
     #[error("token vault error: {0}")]
     Store(String),
+    /// The subject-key table failed (crypto-shredding, [`SubjectKeys`]).
+    #[error("subject key store error: {0}")]
+    KeyStore(String),
 }
 
 impl From<ProtectionError> for crate::Error {
