@@ -10,6 +10,7 @@
 pub mod card;
 pub mod currency;
 pub mod model;
+pub mod privacy;
 pub mod routes;
 pub mod store;
 #[cfg(feature = "harness")]

@@ -83,7 +83,10 @@ pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<Id
                 .get("/:id", get_payment)
                 .layer(require_scope(READ_SCOPE)),
         )
-        .with_state(payments);
+        .with_state(payments)
+        // Inside authentication, outside the routes' scope checks and idempotency:
+        // refusals go to authenticated callers only and never reach the idempotency records.
+        .layer(crate::privacy::ClassificationLayer);
     if dev {
         app = app.layer(DevTenantLayer);
     }

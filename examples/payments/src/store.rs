@@ -5,15 +5,33 @@
 //! tenant in the partition key, so one tenant can never reach another's items.
 //! A payment keeps `refundable` (amount minus refunds) so that a refund is one conditional
 //! transaction: it can never take more than what is left, even when refunds race.
+//!
+//! # Personal data at rest
+//!
+//! With [`PaymentStore::with_subject_keys`] (how the service runs), a payment's personal
+//! data (customer name, email and country, and the description) is one attribute,
+//! `personal` (B), encrypted under the customer's own key
+//! ([`SubjectKeys`](lift::security::protection::SubjectKeys)), and so is a refund's
+//! `reason`. Erasing the customer deletes that key: every copy of those attributes, in
+//! this table, in idempotency records and in any backup or export of either, becomes
+//! unreadable at once. The customer id stays in clear (it keys the erasure and the
+//! accounting records); ids carrying sensitive values are refused on the way in
+//! ([`crate::privacy`]). Free text is masked before it is encrypted ([`crate::privacy`]).
+//!
+//! Without subject keys ([`PaymentStore::new`] alone, for tools and tests without KMS),
+//! those attributes are stored in clear and erasure removes them from the items.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
+use lift::security::protection::{Policy, SubjectKeys};
 use lift::store::{KeyAttribute, TableDef};
 
 use crate::model::{CardSummary, Customer, NewPayment, Payment, Refund, Status};
+use crate::privacy;
 
 /// The payments table.
 pub fn table_def() -> TableDef {
@@ -44,6 +62,9 @@ pub enum StoreError {
     /// A stored item does not have the expected shape.
     #[error("stored item is corrupt: {0}")]
     Corrupt(&'static str),
+    /// Personal data could not be encrypted or decrypted (KMS or the subject-key table).
+    #[error("personal data protection failed: {0}")]
+    Protection(#[from] lift::security::protection::ProtectionError),
 }
 
 /// Sorts an SDK error into unavailable (retry later) or other.
@@ -101,7 +122,23 @@ fn opt_s(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
     item.get(key).and_then(|v| v.as_s().ok()).cloned()
 }
 
-fn payment_from_item(item: &HashMap<String, AttributeValue>) -> Result<Payment, StoreError> {
+/// The personal data of a payment, encrypted together under the customer's key.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Personal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+fn payment_from_item(
+    item: &HashMap<String, AttributeValue>,
+    personal: Personal,
+) -> Result<Payment, StoreError> {
     let amount = get_n(item, "amount")?;
     let refunded = get_n(item, "refunded")?;
     Ok(Payment {
@@ -117,11 +154,11 @@ fn payment_from_item(item: &HashMap<String, AttributeValue>) -> Result<Payment, 
         },
         customer: Customer {
             id: get_s(item, "customer_id")?.to_owned(),
-            name: opt_s(item, "customer_name"),
-            email: opt_s(item, "customer_email"),
-            country: opt_s(item, "customer_country"),
+            name: personal.name,
+            email: personal.email,
+            country: personal.country,
         },
-        description: opt_s(item, "description"),
+        description: personal.description,
         created_at: get_s(item, "created_at")?.to_owned(),
     })
 }
@@ -145,12 +182,60 @@ pub struct PaymentStore {
     client: Client,
     table: String,
     fingerprint_key: Vec<u8>,
+    mask: Policy,
+    subject_keys: Option<SubjectKeys>,
 }
 
 impl PaymentStore {
-    /// A store over a table; `fingerprint_key` keys the card fingerprints.
+    /// A store over a table; `fingerprint_key` keys the card fingerprints. Personal data is
+    /// stored in clear unless [`with_subject_keys`](Self::with_subject_keys) is called.
     pub fn new(client: Client, table: impl Into<String>, fingerprint_key: impl Into<Vec<u8>>) -> Self {
-        Self { client, table: table.into(), fingerprint_key: fingerprint_key.into() }
+        let fingerprint_key = fingerprint_key.into();
+        let mask = privacy::free_text_policy(&fingerprint_key);
+        Self { client, table: table.into(), fingerprint_key, mask, subject_keys: None }
+    }
+
+    /// Encrypts personal data under each customer's own key, for crypto-shredding.
+    pub fn with_subject_keys(mut self, keys: SubjectKeys) -> Self {
+        self.subject_keys = Some(keys);
+        self
+    }
+
+    /// The subject keys personal data is encrypted under, if any.
+    pub fn subject_keys(&self) -> Option<&SubjectKeys> {
+        self.subject_keys.as_ref()
+    }
+
+    /// Reads the personal data of an item: decrypted from `personal` (empty when the
+    /// customer was erased), or the clear attributes of a store without subject keys.
+    async fn personal(
+        &self,
+        tenant: &str,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Personal, StoreError> {
+        let Some(sealed) = item.get("personal").and_then(|v| v.as_b().ok()) else {
+            return Ok(Personal {
+                name: opt_s(item, "customer_name"),
+                email: opt_s(item, "customer_email"),
+                country: opt_s(item, "customer_country"),
+                description: opt_s(item, "description"),
+            });
+        };
+        let keys =
+            self.subject_keys.as_ref().ok_or(StoreError::Corrupt("personal (no subject keys to read it)"))?;
+        match keys.decrypt(tenant, sealed.as_ref()).await? {
+            Some(plain) => serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt("personal")),
+            None => Ok(Personal::default()),
+        }
+    }
+
+    async fn payment(
+        &self,
+        tenant: &str,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Payment, StoreError> {
+        let personal = self.personal(tenant, item).await?;
+        payment_from_item(item, personal)
     }
 
     /// The table name.
@@ -160,6 +245,9 @@ impl PaymentStore {
 
     /// Stores a new payment; refuses an id the tenant already used.
     pub async fn create(&self, tenant: &str, new: NewPayment) -> Result<Payment, StoreError> {
+        let mut customer = new.customer.clone();
+        customer.name = customer.name.map(|n| privacy::mask_free_text(&n, &self.mask));
+        let description = new.description.as_deref().map(|d| privacy::mask_free_text(d, &self.mask));
         let payment = Payment {
             id: new.id.clone(),
             amount: new.amount,
@@ -171,8 +259,8 @@ impl PaymentStore {
                 last4: new.card.last4().to_owned(),
                 fingerprint: new.card.fingerprint(&self.fingerprint_key),
             },
-            customer: new.customer.clone(),
-            description: new.description.clone(),
+            customer,
+            description,
             created_at: now_rfc3339(),
         };
         let mut req = self
@@ -193,17 +281,29 @@ impl PaymentStore {
             .item("customer_id", s(&payment.customer.id))
             .item("created_at", s(&payment.created_at))
             .condition_expression("attribute_not_exists(pk)");
-        if let Some(name) = &payment.customer.name {
-            req = req.item("customer_name", s(name));
-        }
-        if let Some(email) = &payment.customer.email {
-            req = req.item("customer_email", s(email));
-        }
-        if let Some(country) = &payment.customer.country {
-            req = req.item("customer_country", s(country));
-        }
-        if let Some(description) = &payment.description {
-            req = req.item("description", s(description));
+        if let Some(keys) = &self.subject_keys {
+            let personal = Personal {
+                name: payment.customer.name.clone(),
+                email: payment.customer.email.clone(),
+                country: payment.customer.country.clone(),
+                description: payment.description.clone(),
+            };
+            let plain = serde_json::to_vec(&personal).map_err(|e| StoreError::Other(e.to_string()))?;
+            let sealed = keys.encrypt(tenant, &payment.customer.id, &plain).await?;
+            req = req.item("personal", AttributeValue::B(Blob::new(sealed)));
+        } else {
+            if let Some(name) = &payment.customer.name {
+                req = req.item("customer_name", s(name));
+            }
+            if let Some(email) = &payment.customer.email {
+                req = req.item("customer_email", s(email));
+            }
+            if let Some(country) = &payment.customer.country {
+                req = req.item("customer_country", s(country));
+            }
+            if let Some(description) = &payment.description {
+                req = req.item("description", s(description));
+            }
         }
         match req.send().await {
             Ok(_) => Ok(payment),
@@ -225,15 +325,21 @@ impl PaymentStore {
             .await
             .map_err(classify)?;
         match out.item() {
-            Some(item) => payment_from_item(item),
+            Some(item) => self.payment(tenant, item).await,
             None => Err(StoreError::NotFound),
         }
     }
 
-    /// Erases a customer's personal data (name, email, country) from every payment of the
-    /// tenant that names them (GDPR Art. 17). The payments stay, as the law on accounting
-    /// records requires, pointing at the customer id only. Returns how many were erased.
+    /// Erases a customer's personal data from the tenant's payments and refunds (GDPR
+    /// Art. 17): their subject key is deleted, so every encrypted copy (here, in
+    /// idempotency records, in backups) is unreadable, and clear attributes (a store
+    /// without subject keys) are removed. The payments stay, as the law on accounting
+    /// records requires, pointing at the customer id only. Returns how many payments
+    /// named the customer.
     pub async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<usize, StoreError> {
+        if let Some(keys) = &self.subject_keys {
+            keys.erase(tenant, customer_id).await?;
+        }
         let mut erased = 0;
         let mut start = None;
         loop {
@@ -241,10 +347,9 @@ impl PaymentStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .key_condition_expression("pk = :pk")
                 .filter_expression("customer_id = :customer")
                 .expression_attribute_values(":pk", s(pk(tenant)))
-                .expression_attribute_values(":prefix", s("PAYMENT#"))
                 .expression_attribute_values(":customer", s(customer_id))
                 .set_exclusive_start_key(start.take())
                 .consistent_read(true)
@@ -253,17 +358,24 @@ impl PaymentStore {
                 .map_err(classify)?;
             for item in out.items() {
                 let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key("pk", pk.clone())
-                    .key("sk", sk.clone())
-                    .update_expression("REMOVE customer_name, customer_email, customer_country")
-                    .condition_expression("attribute_exists(pk)")
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                erased += 1;
+                let clear = ["customer_name", "customer_email", "customer_country", "description", "reason"];
+                if clear.iter().any(|a| item.contains_key(*a)) {
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .key("pk", pk.clone())
+                        .key("sk", sk.clone())
+                        .update_expression(
+                            "REMOVE customer_name, customer_email, customer_country, description, reason",
+                        )
+                        .condition_expression("attribute_exists(pk)")
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                }
+                if sk.as_s().is_ok_and(|sk| sk.starts_with("PAYMENT#")) {
+                    erased += 1;
+                }
             }
             match out.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
@@ -288,7 +400,10 @@ impl PaymentStore {
                 req.exclusive_start_key("pk", s(pk(tenant))).exclusive_start_key("sk", s(payment_sk(after)));
         }
         let out = req.send().await.map_err(classify)?;
-        let payments = out.items().iter().map(payment_from_item).collect::<Result<Vec<_>, _>>()?;
+        let mut payments = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            payments.push(self.payment(tenant, item).await?);
+        }
         let next = out
             .last_evaluated_key()
             .and_then(|k| k.get("sk"))
@@ -307,6 +422,10 @@ impl PaymentStore {
         amount: u64,
         reason: Option<String>,
     ) -> Result<Refund, StoreError> {
+        // The refund is the customer's: its reason is theirs to erase. Reading the payment
+        // first also answers 404 before anything is written.
+        let customer_id = self.customer_of(tenant, payment_id).await?;
+        let reason = reason.map(|r| privacy::mask_free_text(&r, &self.mask));
         let refund_id = format!("re_{}", uuid::Uuid::new_v4().simple());
         let created_at = now_rfc3339();
         let update = Update::builder()
@@ -325,10 +444,16 @@ impl PaymentStore {
             .item("id", s(&refund_id))
             .item("payment_id", s(payment_id))
             .item("amount", n(amount))
+            .item("customer_id", s(&customer_id))
             .item("created_at", s(&created_at))
             .condition_expression("attribute_not_exists(pk)");
-        if let Some(reason) = &reason {
-            put = put.item("reason", s(reason));
+        match (&reason, &self.subject_keys) {
+            (Some(reason), Some(keys)) => {
+                let sealed = keys.encrypt(tenant, &customer_id, reason.as_bytes()).await?;
+                put = put.item("reason_sealed", AttributeValue::B(Blob::new(sealed)));
+            }
+            (Some(reason), None) => put = put.item("reason", s(reason)),
+            (None, _) => {}
         }
         let put = put.build().map_err(|e| StoreError::Other(e.to_string()))?;
         let result = self
@@ -350,6 +475,25 @@ impl PaymentStore {
         }
         let payment = self.get(tenant, payment_id).await?;
         Ok(Refund { id: refund_id, payment_id: payment_id.to_owned(), amount, reason, created_at, payment })
+    }
+}
+
+impl PaymentStore {
+    /// The customer id of one of the tenant's payments.
+    async fn customer_of(&self, tenant: &str, payment_id: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(tenant)))
+            .key("sk", s(payment_sk(payment_id)))
+            .projection_expression("customer_id")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let item = out.item().ok_or(StoreError::NotFound)?;
+        Ok(get_s(item, "customer_id")?.to_owned())
     }
 }
 
