@@ -47,6 +47,13 @@ pub struct Config {
     /// (`PAYMENTS_IDEMPOTENCY_KEY_REQUIRED`, default true): without one, a client's retry
     /// after a lost response would charge twice.
     pub idempotency_key_required: bool,
+    /// The subject-key table of crypto-shredding (`PAYMENTS_SUBJECT_KEYS_TABLE`, else
+    /// `LIFT_TABLE_LIFT_SUBJECT_KEYS`/`LIFT_TABLE_PREFIX`, else `lift-subject-keys`). Keep
+    /// it out of backups: see [`lift::store::tables::subject_keys`].
+    pub subject_keys_table: String,
+    /// The KMS key that wraps customer keys (`PAYMENTS_KMS_KEY_ID`, else `LIFT_KMS_KEY_ID`).
+    /// Without one, personal data is stored in clear and erasure cannot reach backups.
+    pub kms_key_id: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -60,6 +67,8 @@ impl std::fmt::Debug for Config {
             .field("dev_tenant_header_insecure", &self.dev_tenant_header_insecure)
             .field("idempotency_table", &self.idempotency_table)
             .field("idempotency_key_required", &self.idempotency_key_required)
+            .field("subject_keys_table", &self.subject_keys_table)
+            .field("kms_key_id", &self.kms_key_id)
             .finish()
     }
 }
@@ -108,6 +117,9 @@ impl Config {
                 )))
             }
         };
+        let subject_keys_table = var("PAYMENTS_SUBJECT_KEYS_TABLE")
+            .unwrap_or_else(|| lift::store::tables::subject_keys().resolve_name());
+        let kms_key_id = var("PAYMENTS_KMS_KEY_ID").or_else(|| var("LIFT_KMS_KEY_ID"));
         Ok(Self {
             table,
             fingerprint_key,
@@ -117,7 +129,28 @@ impl Config {
             dev_tenant_header_insecure,
             idempotency_table,
             idempotency_key_required,
+            subject_keys_table,
+            kms_key_id,
         })
+    }
+
+    /// The customer keys personal data is encrypted under, when a KMS key is configured:
+    /// KMS at `AWS_ENDPOINT_URL_KMS` (unsigned requests, for local endpoints only; see
+    /// [`lift::security::protection::HttpKmsClient`]).
+    pub fn subject_keys(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+    ) -> Result<Option<lift::security::protection::SubjectKeys>, ConfigError> {
+        let Some(key_id) = &self.kms_key_id else { return Ok(None) };
+        let kms =
+            lift::security::protection::HttpKmsClient::from_env().map_err(|e| ConfigError(e.to_string()))?;
+        lift::security::protection::SubjectKeys::builder()
+            .client(client)
+            .table(&self.subject_keys_table)
+            .kms(kms, key_id)
+            .build()
+            .map(Some)
+            .map_err(|e| ConfigError(e.to_string()))
     }
 
     /// The JWT layer for the configured issuer; `None` when none is configured (only in
@@ -198,5 +231,23 @@ mod tests {
         let table =
             [KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1"), ("PAYMENTS_IDEMPOTENCY_TABLE", "idem-prod")];
         assert_eq!(Config::from_vars(vars(&table)).unwrap().idempotency_table, "idem-prod");
+    }
+
+    #[test]
+    fn a_kms_key_turns_on_customer_keys() {
+        let dev = [KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1")];
+        let config = Config::from_vars(vars(&dev)).unwrap();
+        assert_eq!(config.kms_key_id, None);
+        assert_eq!(config.subject_keys_table, lift::store::tables::subject_keys().resolve_name());
+        let set = [
+            KEY,
+            ("LIFT_DEV_TENANT_HEADER_INSECURE", "1"),
+            ("LIFT_KMS_KEY_ID", "alias/lift"),
+            ("PAYMENTS_KMS_KEY_ID", "alias/payments"),
+            ("PAYMENTS_SUBJECT_KEYS_TABLE", "keys-prod"),
+        ];
+        let config = Config::from_vars(vars(&set)).unwrap();
+        assert_eq!(config.kms_key_id.as_deref(), Some("alias/payments"));
+        assert_eq!(config.subject_keys_table, "keys-prod");
     }
 }

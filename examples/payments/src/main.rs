@@ -23,11 +23,22 @@ async fn main() -> Result<(), lift::BoxError> {
         create_table_if_missing(&client, &config.table, payments::table_def()).await?;
         let idempotency = lift::store::tables::idempotency();
         create_table_if_missing(&client, &config.idempotency_table, idempotency).await?;
+        if config.kms_key_id.is_some() {
+            let keys = lift::store::tables::subject_keys();
+            create_table_if_missing(&client, &config.subject_keys_table, keys).await?;
+        }
     }
     // Creates and refunds are idempotent: a retry with the same Idempotency-Key replays the
     // first answer and never charges twice.
     let idempotency = config.idempotency_layer(client.clone())?;
-    let store = PaymentStore::new(client, config.table.clone(), config.fingerprint_key);
+    let mut store = PaymentStore::new(client.clone(), config.table.clone(), config.fingerprint_key.clone());
+    // Personal data is encrypted under each customer's key, so erasure reaches every copy.
+    match config.subject_keys(client)? {
+        Some(keys) => store = store.with_subject_keys(keys),
+        None => tracing::warn!(
+            "no PAYMENTS_KMS_KEY_ID: personal data is stored in clear and erasure cannot reach backups"
+        ),
+    }
     let payments = Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure };
     if jwt.is_none() {
         tracing::warn!("no JWT issuer configured: only the development tenant header authenticates");

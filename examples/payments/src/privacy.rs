@@ -79,11 +79,20 @@ impl Refusal {
     }
 }
 
-/// The restricted class of a value, by its whole content or a span of it.
+/// The restricted classes of a value, by its whole content and by spans of it.
+fn restricted_classes(text: &str) -> Vec<DataClass> {
+    let mut classes: Vec<DataClass> = detect_value(text).into_iter().collect();
+    classes.extend(scan_text(text).into_iter().map(|m| m.class));
+    classes.retain(|c| restricted_id_class(*c));
+    // A card number is the weightier finding: it decides the answer.
+    classes.sort_by_key(|c| *c != DataClass::Pan);
+    classes.dedup();
+    classes
+}
+
+/// The restricted class of a value (a card number first), if any.
 fn restricted_in(text: &str) -> Option<DataClass> {
-    detect_value(text)
-        .filter(|c| restricted_id_class(*c))
-        .or_else(|| scan_text(text).into_iter().map(|m| m.class).find(|c| restricted_id_class(*c)))
+    restricted_classes(text).into_iter().next()
 }
 
 /// `%XX` and `+` decoded (invalid escapes kept as they are).
@@ -147,17 +156,48 @@ pub fn inspect(req: &Request) -> Option<Refusal> {
     }
     // A body that is not JSON is refused by the handler (without echoing it).
     let body: serde_json::Value = serde_json::from_slice(req.body().as_bytes()).ok()?;
-    let classification = classify_json(&body);
-    for finding in classification.findings {
-        let refused = match finding.class {
-            DataClass::Pan => finding.path != CARD_FIELD,
-            class => restricted_id_class(class) && ID_FIELDS.contains(&finding.path.as_str()),
-        };
-        if refused {
-            return Some(Refusal { field: finding.path, class: finding.class });
+    // Field names first (a value under a card field elsewhere), then every value's text:
+    // the classifier stops at a field's name (`name` is a person's name), but a card
+    // number typed into a name is still a card number.
+    let mut findings: Vec<(String, DataClass)> =
+        classify_json(&body).findings.into_iter().map(|f| (f.path, f.class)).collect();
+    walk(&body, &mut String::new(), &mut findings);
+    findings
+        .into_iter()
+        .find(|(path, class)| match class {
+            DataClass::Pan => path != CARD_FIELD,
+            class => restricted_id_class(*class) && ID_FIELDS.contains(&path.as_str()),
+        })
+        .map(|(field, class)| Refusal { field, class })
+}
+
+/// Every restricted value of a document by its text, with its JSON pointer.
+fn walk(value: &serde_json::Value, path: &mut String, out: &mut Vec<(String, DataClass)>) {
+    let len = path.len();
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                path.push('/');
+                path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                walk(value, path, out);
+                path.truncate(len);
+            }
         }
+        serde_json::Value::Array(items) => {
+            for (i, value) in items.iter().enumerate() {
+                path.push_str(&format!("/{i}"));
+                walk(value, path, out);
+                path.truncate(len);
+            }
+        }
+        serde_json::Value::String(text) => {
+            out.extend(restricted_classes(text).into_iter().map(|class| (path.clone(), class)));
+        }
+        serde_json::Value::Number(n) => {
+            out.extend(restricted_classes(&n.to_string()).into_iter().map(|class| (path.clone(), class)));
+        }
+        serde_json::Value::Bool(_) | serde_json::Value::Null => {}
     }
-    None
 }
 
 /// The masking policy of free text: every detected value redacted (`[REDACTED:ssn]`).
@@ -287,6 +327,16 @@ mod tests {
             let text = String::from_utf8(res.body().as_bytes().to_vec()).unwrap();
             assert!(!text.contains("4111") && !text.contains("5555") && !text.contains("3782"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_card_number_is_found_under_any_field_name_and_beside_an_ssn() {
+        let named = serde_json::json!({ "customer": { "name": "see 4111 1111 1111 1111" } });
+        assert_eq!(inspect(&post("/payments", named)).unwrap().field, "/customer/name");
+        let both = serde_json::json!({ "description": "ssn 078-05-1120 card 5555555555554444" });
+        assert_eq!(inspect(&post("/payments", both)).unwrap().class, DataClass::Pan);
+        let number = serde_json::json!({ "amount": 4_111_111_111_111_111_u64 });
+        assert_eq!(inspect(&post("/payments", number)).unwrap().field, "/amount");
     }
 
     #[test]
