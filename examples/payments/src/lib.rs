@@ -164,18 +164,38 @@ impl Config {
     }
 
     /// The idempotency layer over the configured table: `Idempotency-Key` on POST (create
-    /// and refund), required unless configured otherwise.
+    /// and refund), required unless configured otherwise. Stored answers are in clear; use
+    /// [`Config::idempotency_layer_sealed`] where they carry personal data.
     pub fn idempotency_layer(
         &self,
         client: aws_sdk_dynamodb::Client,
     ) -> Result<lift::middleware::idempotency::IdempotencyLayer, ConfigError> {
+        self.idempotency_builder(client).build().map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// [`Config::idempotency_layer`] with stored answers sealed under the key of the
+    /// customer they name ([`privacy::ResponseSealer`]), so erasing the customer erases
+    /// them too, before their TTL and in every backup.
+    pub fn idempotency_layer_sealed(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+        keys: lift::security::protection::SubjectKeys,
+    ) -> Result<lift::middleware::idempotency::IdempotencyLayer, ConfigError> {
+        self.idempotency_builder(client)
+            .response_cipher(privacy::ResponseSealer::new(keys))
+            .build()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
+    fn idempotency_builder(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+    ) -> lift::middleware::idempotency::IdempotencyBuilder {
         lift::middleware::idempotency::IdempotencyLayer::builder()
             .client(client)
             .table(&self.idempotency_table)
             .methods([http::Method::POST])
             .require_key(self.idempotency_key_required)
-            .build()
-            .map_err(|e| ConfigError(e.to_string()))
     }
 }
 

@@ -30,15 +30,21 @@ async fn main() -> Result<(), lift::BoxError> {
     }
     // Creates and refunds are idempotent: a retry with the same Idempotency-Key replays the
     // first answer and never charges twice.
-    let idempotency = config.idempotency_layer(client.clone())?;
     let mut store = PaymentStore::new(client.clone(), config.table.clone(), config.fingerprint_key.clone());
     // Personal data is encrypted under each customer's key, so erasure reaches every copy.
-    match config.subject_keys(client)? {
-        Some(keys) => store = store.with_subject_keys(keys),
-        None => tracing::warn!(
-            "no PAYMENTS_KMS_KEY_ID: personal data is stored in clear and erasure cannot reach backups"
-        ),
-    }
+    // Stored idempotent answers are sealed under the same keys.
+    let idempotency = match config.subject_keys(client.clone())? {
+        Some(keys) => {
+            store = store.with_subject_keys(keys.clone());
+            config.idempotency_layer_sealed(client, keys)?
+        }
+        None => {
+            tracing::warn!(
+                "no PAYMENTS_KMS_KEY_ID: personal data is stored in clear and erasure cannot reach backups"
+            );
+            config.idempotency_layer(client)?
+        }
+    };
     let payments = Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure };
     if jwt.is_none() {
         tracing::warn!("no JWT issuer configured: only the development tenant header authenticates");

@@ -286,15 +286,36 @@ impl ResponseSealer {
             .to_owned()
     }
 
-    /// Seals an answer to `req` (the tenant is the request's).
-    pub async fn seal(&self, req: &Request, body: &[u8]) -> Result<Vec<u8>, lift::BoxError> {
+    async fn seal_answer(&self, req: &Request, body: &[u8]) -> Result<Vec<u8>, lift::BoxError> {
         let tenant = Context::of(req).and_then(Context::tenant).unwrap_or("-");
         Ok(self.keys.encrypt(tenant, &Self::subject_of(body), body).await?)
     }
 
-    /// Opens a stored answer: `Ok(None)` when its customer was erased.
-    pub async fn open(&self, tenant: &str, sealed: &[u8]) -> Result<Option<Vec<u8>>, lift::BoxError> {
+    async fn open_answer(&self, tenant: &str, sealed: &[u8]) -> Result<Option<Vec<u8>>, lift::BoxError> {
         Ok(self.keys.decrypt(tenant, sealed).await?)
+    }
+}
+
+/// `BoxFuture` of `futures_util`, spelled out.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl lift::middleware::idempotency::ResponseCipher for ResponseSealer {
+    /// Seals an answer to `req` (the tenant is the request's) under its customer's key.
+    fn seal<'a>(
+        &'a self,
+        req: &'a Request,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, lift::BoxError>> {
+        Box::pin(self.seal_answer(req, body))
+    }
+
+    /// Opens a stored answer: `Ok(None)` when its customer was erased.
+    fn open<'a>(
+        &'a self,
+        tenant: &'a str,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, lift::BoxError>> {
+        Box::pin(self.open_answer(tenant, sealed))
     }
 }
 

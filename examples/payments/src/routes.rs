@@ -65,8 +65,11 @@ pub fn app_with_jwt(payments: Payments, jwt: JwtLayer) -> App {
 ///    may not create or refund never reaches a record, and records are scoped to the
 ///    authenticated principal (tenant and subject);
 /// 3. the scope requirement of each route group (`payments:write`, `payments:read`);
-/// 4. the development tenant header, when [`Payments::dev_tenant_header_insecure`] is on;
-/// 5. `jwt`, when given, outermost.
+/// 4. [`ClassificationLayer`](crate::privacy::ClassificationLayer): sensitive values where
+///    they must not be are refused with 422 (never echoed, never stored), for
+///    authenticated callers only;
+/// 5. the development tenant header, when [`Payments::dev_tenant_header_insecure`] is on;
+/// 6. `jwt`, when given, outermost.
 pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<IdempotencyLayer>) -> App {
     let dev = payments.dev_tenant_header_insecure;
     let mut writes =

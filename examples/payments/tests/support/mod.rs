@@ -245,6 +245,7 @@ pub(crate) async fn protected() -> Protected {
         .table(&idempotency_table)
         .methods([Method::POST])
         .require_key(true)
+        .response_cipher(payments::privacy::ResponseSealer::new(keys.clone()))
         .build()
         .expect("a valid idempotency configuration");
     let payments = Payments { store: store.clone(), dev_tenant_header_insecure: false };
