@@ -170,7 +170,7 @@ pub fn read_json<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
 /// #[derive(Debug, serde::Deserialize)]
 /// struct Refund { amount: u64 }
 ///
-/// let err = lift::parse_json::<Refund>(br#"{"amount":"4111 1111 1111 1111"}"#).unwrap_err();
+/// let err = lift::body::parse_json::<Refund>(br#"{"amount":"4111 1111 1111 1111"}"#).unwrap_err();
 /// assert_eq!(err.field(), Some("amount"));
 /// assert_eq!(err.detail(), Some("invalid value for `amount`: invalid type: expected u64"));
 /// ```

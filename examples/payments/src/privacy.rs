@@ -16,7 +16,7 @@
 //! | stored idempotency responses | the answers above | **encrypted** under the same customer key (see [`ResponseSealer`]) |
 //!
 //! Error bodies never echo a value: validation details name the field and the rule, and
-//! JSON type errors come from [`lift::parse_json`], which drops the received value.
+//! JSON type errors come from [`lift::body::parse_json`], which drops the received value.
 //!
 //! [`SubjectKeys`]: lift::security::protection::SubjectKeys
 

@@ -39,8 +39,9 @@
 //!   re-apply erasures after any restore), and do not stream it anywhere.
 //! - **Other processes' caches.** A plaintext key is cached in process for
 //!   [`SubjectKeysBuilder::cache_ttl`] (60 s by default); another instance that read the
-//!   key before the erasure can decrypt until its cached copy ages out. Set the TTL to
-//!   zero where erasure must take effect everywhere at once.
+//!   key before the erasure can decrypt until its cached copy ages out, and what it
+//!   encrypts for that subject meanwhile is sealed under the erased key (unreadable at
+//!   once). Set the TTL to zero where erasure must take effect everywhere at once.
 //! - **Plaintext copies.** Data is only as erasable as it is encrypted: logs, metrics and
 //!   anything written in clear are out of reach.
 //!
