@@ -401,3 +401,28 @@ fn generated_free_text_with_embedded_card_numbers_and_ssns_never_reaches_storage
         })
         .unwrap();
 }
+
+#[tokio::test]
+async fn anonymous_callers_are_refused_before_classification_and_leave_nothing() {
+    captured_logs();
+    let p = protected().await;
+    let mut rng = rand::thread_rng();
+    let pan = typed(&card_of("mastercard", &mut rng), Some(' '));
+    let mut body = payment("cus_anon", &mut rng);
+    body["description"] = format!("card {pan}").into();
+    let req = support::request(Method::POST, "/payments", None, Some(body));
+    let res = p.env.call(with_key(req, "anon-1")).await;
+    // 401, not the 422 an authenticated caller gets: nothing is said about the content.
+    assert_refused(&res, StatusCode::UNAUTHORIZED, None, &[&pan]);
+    assert!(json(&res).get("field").is_none());
+    // A token of the tenant without the write scope is refused (403) and stores nothing.
+    let token = p.env.token(TENANT, &[payments::READ_SCOPE]);
+    let clean = payment("cus_anon", &mut rng);
+    let res = p
+        .env
+        .call(with_key(support::authorized(Method::POST, "/payments", &token, Some(clean)), "ro-1"))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(p.scan(&p.env.table).await.is_empty() && p.scan(&p.idempotency_table).await.is_empty());
+    p.assert_nowhere(&[pan]).await;
+}
