@@ -18,7 +18,7 @@ use rand::Rng;
 use support::{captured_logs, card_of, forms, item_text, json, protected, ssn, typed, Protected};
 
 const TENANT: &str = "acme";
-const BRANDS: [&str; 3] = ["visa", "mastercard", "amex"];
+const BRANDS: [&str; 4] = ["visa", "mastercard", "amex", "maestro"];
 
 fn with_key(mut req: Request, key: &str) -> Request {
     req.headers_mut().insert("idempotency-key", key.parse().unwrap());
@@ -39,7 +39,7 @@ fn text(res: &Response) -> String {
 /// A create request body for `customer`, with a fresh card.
 fn payment(customer: &str, rng: &mut impl Rng) -> serde_json::Value {
     serde_json::json!({
-        "card_number": card_of(BRANDS[rng.gen_range(0..3)], rng),
+        "card_number": card_of(BRANDS[rng.gen_range(0..BRANDS.len())], rng),
         "amount": 2_500,
         "currency": "EUR",
         "customer": { "id": customer, "name": "Ada Lovelace", "email": "ada@example.com" },
@@ -365,7 +365,7 @@ fn generated_free_text_with_embedded_card_numbers_and_ssns_never_reaches_storage
     let strategy = (
         free_text(),
         free_text(),
-        0usize..3,
+        0usize..BRANDS.len(),
         proptest::option::of(prop_oneof![Just(' '), Just('-')]),
         any::<bool>(),
         any::<u64>(),

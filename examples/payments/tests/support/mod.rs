@@ -254,14 +254,18 @@ pub(crate) async fn protected() -> Protected {
     Protected { env, keys, kms, idempotency_table, subject_keys_table }
 }
 
-/// A Luhn-valid card number of a brand: `visa`, `mastercard` (51–55 or 2221–2720) or
-/// `amex`.
+/// A Luhn-valid card number of a brand: `visa`, `mastercard` (51–55 or 2221–2720),
+/// `amex` or `maestro` (16 digits).
 pub(crate) fn card_of(brand: &str, rng: &mut impl Rng) -> String {
     let (prefix, len) = match brand {
         "visa" => ("4".to_owned(), 16),
         "mastercard" if rng.gen_bool(0.5) => (rng.gen_range(51..=55).to_string(), 16),
         "mastercard" => (rng.gen_range(2221..=2720).to_string(), 16),
         "amex" => (if rng.gen_bool(0.5) { "34" } else { "37" }.to_owned(), 15),
+        "maestro" => {
+            let prefixes = ["5018", "5020", "5038", "6304", "6759", "6761", "6763"];
+            (prefixes[rng.gen_range(0..prefixes.len())].to_owned(), 16)
+        }
         other => panic!("no generator for {other}"),
     };
     let mut digits = prefix;
