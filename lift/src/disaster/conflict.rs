@@ -64,6 +64,12 @@ pub struct WriteCondition {
 pub trait ConflictResolver: Send + Sync + std::fmt::Debug + 'static {
     /// The condition under which `change` applies; `None` applies it unconditionally.
     fn condition(&self, change: &Change<'_>) -> Option<WriteCondition>;
+
+    /// The version attribute that orders writes (default [`VERSION_ATTRIBUTE`]). A change
+    /// another region wrote is forwarded only where it is strictly newer on it.
+    fn version_attribute(&self) -> &str {
+        VERSION_ATTRIBUTE
+    }
 }
 
 /// Last writer wins on a version attribute (default [`VERSION_ATTRIBUTE`], a number; a
@@ -135,6 +141,10 @@ impl LastWriterWins {
 }
 
 impl ConflictResolver for LastWriterWins {
+    fn version_attribute(&self) -> &str {
+        &self.attribute
+    }
+
     fn condition(&self, change: &Change<'_>) -> Option<WriteCondition> {
         let mut names = HashMap::from([("#v".to_owned(), self.attribute.clone())]);
         let mut values = HashMap::new();
