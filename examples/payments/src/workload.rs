@@ -5,12 +5,11 @@ mod compliance;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lift::disaster::Item;
+use lift::disaster::{AckedWrite, Item, ReplicatedWriter};
 use lift::store::TableDef;
-use lift_harness::drill::{Load, ReplicationMode};
+use lift_harness::drill::Load;
 use lift_harness::{Call, Effect, OpError, Workload};
 use rand::Rng as _;
 
@@ -50,13 +49,28 @@ pub enum Op {
         /// The payment id.
         id: String,
     },
+    /// `PaymentStore::erase_customer` of the (one-payment) customer of a payment created
+    /// earlier.
+    Erase {
+        /// The tenant.
+        tenant: String,
+        /// The payment id.
+        id: String,
+        /// Its customer.
+        customer: String,
+    },
 }
 
-/// Payments under a drill: creates, reads and refunds over `PaymentStore`, spread over
-/// the scenario's tenants.
+/// Payments under a drill: creates, reads, refunds and erasures over `PaymentStore`, spread
+/// over the scenario's tenants, every write through the drill's replicated writer
+/// ([`Call::writer`]): sync mode to every healthy region, async mode for the stream.
 ///
-/// Each acknowledged create must leave its payment in every region. Reads leave nothing,
-/// and refunds are not checked yet (their effect would be an update of `refundable`).
+/// Each acknowledged write must leave its effect in every region, checked by version (the
+/// writer stamps a new `_version` on every write kind): a create, the payment
+/// ([`Effect::Written`]); a refund, the payment at the refund's version or newer
+/// ([`Effect::Updated`]: its `refunded`/`refundable` totals include the refund); an
+/// erasure, the payment at the erasure's version or newer ([`Effect::Updated`]: no later
+/// write restores the customer's name, email or country). Reads leave nothing.
 ///
 /// # Examples
 ///
@@ -73,8 +87,10 @@ pub enum Op {
 #[derive(Debug)]
 pub struct PaymentsWorkload {
     fingerprint_key: Vec<u8>,
-    /// Acknowledged creates, for later reads and refunds.
-    created: Mutex<Vec<(String, String)>>,
+    /// Acknowledged creates, for later reads and refunds: tenant, payment id, customer id.
+    created: Mutex<Vec<(String, String, String)>>,
+    /// Keep updates (refunds, erasures) in the region called: the drill must then fail.
+    break_update_replication: bool,
 }
 
 impl Default for PaymentsWorkload {
@@ -86,24 +102,41 @@ impl Default for PaymentsWorkload {
 impl PaymentsWorkload {
     /// A workload whose payments carry card fingerprints keyed by `fingerprint_key`.
     pub fn new(fingerprint_key: impl Into<Vec<u8>>) -> Self {
-        Self { fingerprint_key: fingerprint_key.into(), created: Mutex::new(Vec::new()) }
-    }
-
-    fn store(&self, call: &Call<'_>) -> PaymentStore {
-        PaymentStore::new(call.dynamodb().clone(), call.table(), self.fingerprint_key.clone())
-    }
-
-    async fn create(&self, call: &Call<'_>, tenant: &str, payment: &NewPayment) -> Result<Effect, OpError> {
-        let key = payment_key(tenant, &payment.id);
-        if call.replication() == ReplicationMode::Sync {
-            let item = payment_item(tenant, payment, &self.fingerprint_key);
-            if let Some(acked) = call.put_in_healthy_regions(item).await {
-                return acked.map(Effect::Written);
-            }
+        Self {
+            fingerprint_key: fingerprint_key.into(),
+            created: Mutex::new(Vec::new()),
+            break_update_replication: false,
         }
-        // Async replication, or no other region healthy: the region called alone.
-        self.store(call).create(tenant, payment.clone()).await.map_err(store_error)?;
-        Ok(Effect::written(key))
+    }
+
+    /// Refunds and erasures stay in the region called, even with sync replication: a
+    /// broken replication of updates, for the drill that proves its check catches it.
+    #[doc(hidden)]
+    pub fn break_update_replication(mut self) -> Self {
+        self.break_update_replication = true;
+        self
+    }
+
+    /// The store for `call`, writing through its replicated writer.
+    fn store(&self, call: &Call<'_>) -> Result<(PaymentStore, ReplicatedWriter), OpError> {
+        let writer = if self.break_update_replication {
+            call.writer_without_update_replication()
+        } else {
+            call.writer()
+        }?;
+        let store = PaymentStore::new(call.dynamodb().clone(), call.table(), self.fingerprint_key.clone())
+            .with_writer(writer.clone());
+        Ok((store, writer))
+    }
+}
+
+/// The version the writer stamped on its last acknowledged write of `key`.
+fn acked(writer: &ReplicatedWriter, key: Item) -> AckedWrite {
+    let version = writer.acks().into_iter().rev().find(|ack| ack.keys.contains(&key)).map(|ack| ack.version);
+    let acked = AckedWrite::new(key);
+    match version {
+        Some(version) => acked.with_version(version),
+        None => acked,
     }
 }
 
@@ -119,17 +152,20 @@ impl Workload for PaymentsWorkload {
     }
 
     fn operations(&self) -> &[&'static str] {
-        &["create", "get", "refund"]
+        &["create", "get", "refund", "erase"]
     }
 
     fn default_mix(&self) -> BTreeMap<String, u32> {
-        [("create", 6), ("get", 3), ("refund", 1)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        [("create", 6), ("get", 3), ("refund", 2), ("erase", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
     }
 
     fn check_mix(&self, mix: &BTreeMap<String, u32>) -> Result<(), String> {
         match mix.get("create") {
             Some(n) if *n > 0 => Ok(()),
-            _ => Err("create must be positive: reads and refunds need payments".into()),
+            _ => Err("create must be positive: reads, refunds and erasures need payments".into()),
         }
     }
 
@@ -141,8 +177,9 @@ impl Workload for PaymentsWorkload {
         };
         let tenant = format!("drill-t{}", rng.gen_range(0..load.tenants.max(1)));
         match (kind, existing) {
-            ("get", Some((tenant, id))) => Op::Get { tenant, id },
-            ("refund", Some((tenant, id))) => Op::Refund { tenant, id },
+            ("get", Some((tenant, id, _))) => Op::Get { tenant, id },
+            ("refund", Some((tenant, id, _))) => Op::Refund { tenant, id },
+            ("erase", Some((tenant, id, customer))) => Op::Erase { tenant, id, customer },
             // Nothing to read or refund yet: a create.
             _ => Op::Create { tenant, payment: new_payment() },
         }
@@ -153,23 +190,39 @@ impl Workload for PaymentsWorkload {
             Op::Create { .. } => "create",
             Op::Get { .. } => "get",
             Op::Refund { .. } => "refund",
+            Op::Erase { .. } => "erase",
         }
     }
 
     async fn execute<'a>(&'a self, op: &'a Op, call: &'a Call<'a>) -> Result<Option<Effect>, OpError> {
         match op {
             Op::Get { tenant, id } => {
-                self.store(call).get(tenant, id).await.map_err(store_error)?;
+                // Reads go to the region called; they leave nothing.
+                PaymentStore::new(call.dynamodb().clone(), call.table(), self.fingerprint_key.clone())
+                    .get(tenant, id)
+                    .await
+                    .map_err(store_error)?;
                 Ok(None)
             }
             Op::Refund { tenant, id } => {
-                let store = self.store(call);
+                let (store, writer) = self.store(call)?;
                 store.refund(tenant, id, 1, Some("drill".into())).await.map_err(store_error)?;
-                Ok(None)
+                Ok(Some(Effect::Updated(acked(&writer, payment_key(tenant, id)))))
+            }
+            Op::Erase { tenant, id, customer } => {
+                let (store, writer) = self.store(call)?;
+                store.erase_customer(tenant, customer).await.map_err(store_error)?;
+                Ok(Some(Effect::Updated(acked(&writer, payment_key(tenant, id)))))
             }
             Op::Create { tenant, payment } => {
-                let effect = self.create(call, tenant, payment).await?;
-                self.created.lock().expect("created lock").push((tenant.clone(), payment.id.clone()));
+                let (store, writer) = self.store(call)?;
+                store.create(tenant, payment.clone()).await.map_err(store_error)?;
+                let effect = Effect::Written(acked(&writer, payment_key(tenant, &payment.id)));
+                self.created.lock().expect("created lock").push((
+                    tenant.clone(),
+                    payment.id.clone(),
+                    payment.customer.id.clone(),
+                ));
                 Ok(Some(effect))
             }
         }
@@ -202,7 +255,13 @@ fn new_payment() -> NewPayment {
         card_number: CARD.into(),
         amount: AMOUNT,
         currency: "USD".into(),
-        customer: Customer { id: "c_drill".into(), name: None, email: None, country: None },
+        // One customer per payment, with (fake) personal data for erasures to remove.
+        customer: Customer {
+            id: format!("c_{}", uuid::Uuid::new_v4().simple()),
+            name: Some("Drill Customer".into()),
+            email: Some("drill@example.com".into()),
+            country: Some("US".into()),
+        },
         description: Some("chaos drill".into()),
     }
     .validate()
@@ -215,51 +274,6 @@ fn payment_key(tenant: &str, id: &str) -> Item {
         ("pk".to_owned(), AttributeValue::S(format!("TENANT#{tenant}"))),
         ("sk".to_owned(), AttributeValue::S(format!("PAYMENT#{id}"))),
     ])
-}
-
-/// The item `PaymentStore::create` writes, for the synchronous writer (which takes items).
-/// Its layout must match `store.rs`: every drill `get` reads it back through
-/// `PaymentStore::get`, so a mismatch shows up as errors.
-fn payment_item(tenant: &str, p: &NewPayment, fingerprint_key: &[u8]) -> Item {
-    let s = |v: &str| AttributeValue::S(v.to_owned());
-    let n = |v: u64| AttributeValue::N(v.to_string());
-    let mut item = payment_key(tenant, &p.id);
-    for (name, value) in [
-        ("id", s(&p.id)),
-        ("tenant", s(tenant)),
-        ("amount", n(p.amount)),
-        ("refunded", n(0)),
-        ("refundable", n(p.amount)),
-        ("currency", s(&p.currency)),
-        ("card_brand", s(p.card.brand())),
-        ("card_last4", s(p.card.last4())),
-        ("card_fingerprint", s(&p.card.fingerprint(fingerprint_key))),
-        ("customer_id", s(&p.customer.id)),
-        ("created_at", s(&rfc3339(SystemTime::now()))),
-    ] {
-        item.insert(name.to_owned(), value);
-    }
-    if let Some(description) = &p.description {
-        item.insert("description".into(), s(description));
-    }
-    item
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-fn rfc3339(at: SystemTime) -> String {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -281,20 +295,15 @@ mod tests {
     }
 
     #[test]
-    fn dates_format_as_rfc3339() {
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_164_800 + 3661); // 2024-02-29
-        assert_eq!(rfc3339(t), "2024-02-29T01:01:01Z");
-    }
-
-    #[test]
     fn reads_and_refunds_wait_for_a_create() {
         let w = PaymentsWorkload::default();
         assert!(matches!(w.next("get", &load()), Op::Create { .. }), "nothing to read yet");
         assert!(matches!(w.next("refund", &load()), Op::Create { .. }), "nothing to refund yet");
-        w.created.lock().unwrap().push(("drill-t0".into(), "pay_1".into()));
+        assert!(matches!(w.next("erase", &load()), Op::Create { .. }), "nothing to erase yet");
+        w.created.lock().unwrap().push(("drill-t0".into(), "pay_1".into(), "c_1".into()));
         assert!(matches!(w.next("get", &load()), Op::Get { ref id, .. } if id == "pay_1"));
         assert!(matches!(w.next("refund", &load()), Op::Refund { .. }));
+        assert!(matches!(w.next("erase", &load()), Op::Erase { ref customer, .. } if customer == "c_1"));
         assert_eq!(w.kind(&w.next("create", &load())), "create");
     }
 
@@ -304,15 +313,5 @@ mod tests {
         assert!(w.check_mix(&w.default_mix()).is_ok());
         let reads: BTreeMap<String, u32> = [("get".to_owned(), 1)].into_iter().collect();
         assert!(w.check_mix(&reads).unwrap_err().contains("create must be positive"));
-    }
-
-    #[test]
-    fn items_carry_the_payment_layout() {
-        let p = new_payment();
-        let item = payment_item("acme", &p, b"0123456789abcdef");
-        assert_eq!(item["pk"], AttributeValue::S("TENANT#acme".into()));
-        assert_eq!(item["sk"], AttributeValue::S(format!("PAYMENT#{}", p.id)));
-        assert_eq!(item["card_last4"], AttributeValue::S("1111".into()));
-        assert!(!format!("{item:?}").contains("4111111111111111"), "no full card number stored");
     }
 }

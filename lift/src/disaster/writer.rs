@@ -2,6 +2,7 @@
 //! transactions, each stamped with a new version and the writing region.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
@@ -191,6 +192,7 @@ pub struct ReplicatedWriter {
     version_attribute: String,
     mode: WriteMode,
     skip_updates: bool,
+    acks: Option<Arc<Mutex<Vec<WriteAck>>>>,
 }
 
 impl ReplicatedWriter {
@@ -219,6 +221,13 @@ impl ReplicatedWriter {
     /// The table.
     pub fn table(&self) -> &ReplicatedTable {
         &self.table
+    }
+
+    /// The acknowledgements of this writer and its clones, oldest first, when built with
+    /// [`ReplicatedWriterBuilder::record_acks`] (empty otherwise): what a caller that
+    /// writes through another API (a store) must account for, versions included.
+    pub fn acks(&self) -> Vec<WriteAck> {
+        self.acks.as_ref().map(|a| a.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default()
     }
 
     /// One write.
@@ -295,7 +304,11 @@ impl ReplicatedWriter {
             }
         }
         if failures.is_empty() {
-            Ok(WriteAck { acknowledged, keys, version })
+            let ack = WriteAck { acknowledged, keys, version };
+            if let Some(acks) = &self.acks {
+                acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack.clone());
+            }
+            Ok(ack)
         } else {
             if !acknowledged.is_empty() {
                 tracing::warn!(
@@ -526,6 +539,7 @@ pub struct ReplicatedWriterBuilder {
     timeout: Duration,
     version_attribute: String,
     skip_updates: bool,
+    record_acks: bool,
 }
 
 impl ReplicatedWriterBuilder {
@@ -538,7 +552,15 @@ impl ReplicatedWriterBuilder {
             timeout: Duration::from_secs(2),
             version_attribute: VERSION_ATTRIBUTE.to_owned(),
             skip_updates: false,
+            record_acks: false,
         }
+    }
+
+    /// Keeps every acknowledgement, for [`ReplicatedWriter::acks`] (for short-lived
+    /// writers: one request's, one drill operation's).
+    pub fn record_acks(mut self) -> Self {
+        self.record_acks = true;
+        self
     }
 
     /// Writes to these regions, the writing region first (sync: at least two; async: the
@@ -603,6 +625,7 @@ impl ReplicatedWriterBuilder {
             version_attribute: self.version_attribute,
             mode: self.mode,
             skip_updates: self.skip_updates,
+            acks: self.record_acks.then(Default::default),
         })
     }
 }
