@@ -89,8 +89,6 @@ pub struct PaymentsWorkload {
     fingerprint_key: Vec<u8>,
     /// Acknowledged creates, for later reads and refunds: tenant, payment id, customer id.
     created: Mutex<Vec<(String, String, String)>>,
-    /// Keep updates (refunds, erasures) in the region called: the drill must then fail.
-    break_update_replication: bool,
 }
 
 impl Default for PaymentsWorkload {
@@ -102,28 +100,12 @@ impl Default for PaymentsWorkload {
 impl PaymentsWorkload {
     /// A workload whose payments carry card fingerprints keyed by `fingerprint_key`.
     pub fn new(fingerprint_key: impl Into<Vec<u8>>) -> Self {
-        Self {
-            fingerprint_key: fingerprint_key.into(),
-            created: Mutex::new(Vec::new()),
-            break_update_replication: false,
-        }
-    }
-
-    /// Refunds and erasures stay in the region called, even with sync replication: a
-    /// broken replication of updates, for the drill that proves its check catches it.
-    #[doc(hidden)]
-    pub fn break_update_replication(mut self) -> Self {
-        self.break_update_replication = true;
-        self
+        Self { fingerprint_key: fingerprint_key.into(), created: Mutex::new(Vec::new()) }
     }
 
     /// The store for `call`, writing through its replicated writer.
     fn store(&self, call: &Call<'_>) -> Result<(PaymentStore, ReplicatedWriter), OpError> {
-        let writer = if self.break_update_replication {
-            call.writer_without_update_replication()
-        } else {
-            call.writer()
-        }?;
+        let writer = call.writer()?;
         let store = PaymentStore::new(call.dynamodb().clone(), call.table(), self.fingerprint_key.clone())
             .with_writer(writer.clone());
         Ok((store, writer))

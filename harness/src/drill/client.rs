@@ -23,6 +23,8 @@ pub(crate) struct FailoverClient {
     pub(crate) sync_timeout: Duration,
     /// Writes acknowledged by one region only, because no other region was healthy.
     pub(crate) degraded: AtomicU64,
+    /// Updates stay in the region called ([`Drill::break_update_replication`](super::Drill::break_update_replication)).
+    pub(crate) break_updates: bool,
 }
 
 impl FailoverClient {
@@ -38,7 +40,7 @@ impl FailoverClient {
     /// The replicated writer for a call to `region`: sync mode, that region and every other
     /// the monitor does not hold unhealthy (the region alone, counted as degraded, when no
     /// other is healthy); async mode, that region alone.
-    pub(crate) fn writer(&self, region: &Region, break_updates: bool) -> Result<ReplicatedWriter, OpError> {
+    pub(crate) fn writer(&self, region: &Region) -> Result<ReplicatedWriter, OpError> {
         let active = region.name();
         let mut targets = vec![active.to_owned()];
         if self.mode == ReplicationMode::Sync {
@@ -60,7 +62,7 @@ impl FailoverClient {
             ReplicatedWriter::sync(self.regions.clone(), self.table.clone())
         };
         let builder = builder.targets(targets).timeout(self.sync_timeout).record_acks();
-        let builder = if break_updates { builder.break_update_replication() } else { builder };
+        let builder = if self.break_updates { builder.break_update_replication() } else { builder };
         builder.build().map_err(|e| OpError::new("config", e.to_string()))
     }
 

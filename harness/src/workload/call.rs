@@ -47,14 +47,7 @@ impl<'a> Call<'a> {
     /// Every write kind it makes carries a new version and the region called as origin;
     /// it records its acknowledgements ([`ReplicatedWriter::acks`]) for the effects.
     pub fn writer(&self) -> Result<ReplicatedWriter, OpError> {
-        self.client.writer(&self.region, false)
-    }
-
-    /// [`Call::writer`], with updates kept in the region called even in sync mode: for
-    /// drills that prove their check catches lost updates. Never use it to measure a service.
-    #[doc(hidden)]
-    pub fn writer_without_update_replication(&self) -> Result<ReplicatedWriter, OpError> {
-        self.client.writer(&self.region, true)
+        self.client.writer(&self.region)
     }
 
     /// Sync replication: writes `item` to the region called and every other region the

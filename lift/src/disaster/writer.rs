@@ -277,7 +277,8 @@ impl ReplicatedWriter {
             }
         }
         let version = AttributeValue::N(now_micros().to_string());
-        let targets: Vec<&Region> = if self.skip_updates && kind == "update" {
+        let updates = writes.iter().any(|w| matches!(w, Write::Update { .. }));
+        let targets: Vec<&Region> = if self.skip_updates && updates {
             // The drill's broken-replication switch: the update stays in the first region.
             self.targets.iter().take(1).collect()
         } else {
