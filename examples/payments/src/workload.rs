@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lift::disaster::{AckedWrite, Item, ReplicatedWriter};
+use lift::disaster::{key_text, AckedWrite, Item, Region, ReplicatedTable, ReplicatedWriter, RpoError};
 use lift::store::TableDef;
 use lift_harness::drill::Load;
-use lift_harness::{Call, Effect, OpError, Workload};
+use lift_harness::workload::check_effects;
+use lift_harness::{Acked, Call, Effect, EffectCheck, OpError, Workload};
 use rand::Rng as _;
 
 pub use compliance::PaymentsCompliance;
@@ -142,6 +143,51 @@ impl Workload for PaymentsWorkload {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect()
+    }
+
+    /// [`check_effects`] (every effect at its acknowledged version or newer), and beyond the
+    /// version: each refunded payment's `refunded` is at least its acknowledged one-cent
+    /// refunds, else the payment counts as a stale refund (a newer version that lost a
+    /// refund: a concurrent write in another region replaced it).
+    async fn check<'a>(
+        &'a self,
+        region: &'a Region,
+        table: &'a ReplicatedTable,
+        acked: &'a [Acked],
+    ) -> Result<EffectCheck, RpoError> {
+        let mut check = check_effects(region, table, acked).await?;
+        let mut refunds: HashMap<String, (Item, u64)> = HashMap::new();
+        for a in acked.iter().filter(|a| a.op == "refund") {
+            let key = a.effect.key();
+            let label: BTreeMap<String, String> = key_text(key).into_iter().collect();
+            refunds.entry(format!("{label:?}")).or_insert_with(|| (key.clone(), 0)).1 += 1;
+        }
+        for (key, count) in refunds.into_values() {
+            let out = region
+                .dynamodb()
+                .get_item()
+                .table_name(table.name_in(region.name()))
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| RpoError::Request {
+                    operation: "GetItem",
+                    region: region.name().to_owned(),
+                    message: e.to_string(),
+                })?;
+            let refunded = out
+                .item()
+                .and_then(|i| i.get("refunded"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok());
+            let short = refunded.is_some_and(|r| r < count);
+            let counted = check.by_op.values().any(|c| c.missing.contains(&key) || c.stale.contains(&key));
+            if short && !counted {
+                check.by_op.entry("refund".into()).or_default().stale.push(key);
+            }
+        }
+        Ok(check)
     }
 
     fn check_mix(&self, mix: &BTreeMap<String, u32>) -> Result<(), String> {

@@ -293,3 +293,50 @@ proptest! {
         });
     }
 }
+
+/// The version says a region holds a refund's write or a newer one; it cannot say that a
+/// newer write kept the refund. Payments' own check reads `refunded` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_version_that_lost_a_refund_is_caught_by_the_payments_check() {
+    use lift_harness::Workload as _;
+    let p = pair().await;
+    let (us, eu) = (p.regions.by_name(US).unwrap(), p.regions.by_name(EU).unwrap());
+    let writer = ReplicatedWriter::sync(p.regions.clone(), p.table.clone()).record_acks().build().unwrap();
+    let store = store(us, &p.table, writer.clone());
+    let new = CreatePayment {
+        id: Some("pay_lww".into()),
+        card_number: "4111 1111 1111 1111".into(),
+        amount: 1_000,
+        currency: "USD".into(),
+        customer: Customer { id: "c_lww".into(), name: None, email: None, country: None },
+        description: None,
+    }
+    .validate()
+    .unwrap();
+    store.create(TENANT, new).await.unwrap();
+    let mut acked = Vec::new();
+    for _ in 0..2 {
+        store.refund(TENANT, "pay_lww", 1, None).await.unwrap();
+        let version = writer.acks().last().unwrap().version.clone();
+        acked.push(Acked {
+            op: "refund",
+            region: US.into(),
+            effect: Effect::Updated(AckedWrite::new(key("pay_lww")).with_version(version)),
+        });
+    }
+    let workload = payments::workload::PaymentsWorkload::default();
+    for region in [us, eu] {
+        assert_eq!(workload.check(region, &p.table, &acked).await.unwrap().lost(), 0, "{}", region.name());
+    }
+    // eu-west-1 now holds a newer version written over a copy that had one refund only.
+    let mut lost_one = item(eu, &p.table, "pay_lww").await.unwrap();
+    lost_one.insert("refunded".into(), AttributeValue::N("1".into()));
+    lost_one.insert("refundable".into(), AttributeValue::N("999".into()));
+    lost_one.insert(VERSION_ATTRIBUTE.into(), AttributeValue::N(u64::MAX.to_string()));
+    eu.dynamodb().put_item().table_name(p.table.name_in(EU)).set_item(Some(lost_one)).send().await.unwrap();
+    let by_version = check_effects(eu, &p.table, &acked).await.unwrap();
+    assert_eq!(by_version.lost(), 0, "the version alone does not see it");
+    let check = workload.check(eu, &p.table, &acked).await.unwrap();
+    assert_eq!(check.by_op["refund"].stale, [key("pay_lww")], "{check:?}");
+    assert_eq!(workload.check(us, &p.table, &acked).await.unwrap().lost(), 0);
+}

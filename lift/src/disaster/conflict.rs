@@ -12,8 +12,11 @@ pub const VERSION_ATTRIBUTE: &str = "_version";
 /// The attribute that marks a replicated write with the region it came from.
 ///
 /// A local write must not carry another region's name here: a full `PutItem` drops it, an
-/// `UpdateItem` should `SET _origin_region = :this_region` (or `REMOVE` it). Writes that
-/// carry another region's name are taken for replicated ones and not sent back.
+/// `UpdateItem` should `SET _origin_region = :this_region` (or `REMOVE` it);
+/// [`ReplicatedWriter`](super::ReplicatedWriter) does both, and stamps a new version, on
+/// every write kind. A change that carries another region's name is forwarded only where
+/// it is strictly newer than the target's item: the exact version a region already holds
+/// is not sent back (no loops), a newer one is applied whatever its origin.
 pub const ORIGIN_ATTRIBUTE: &str = "_origin_region";
 
 /// What a stream record did to an item.

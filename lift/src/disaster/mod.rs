@@ -25,8 +25,9 @@
 //! - **Replication.** A [`Replicator`] applies each region's DynamoDB Stream to the other
 //!   regions with conditional writes, so an older change never overwrites a newer one
 //!   ([`ConflictResolver`], by default [`LastWriterWins`] on `_version`, ties to the region
-//!   whose name sorts first). Replicated writes carry `_origin_region` and are not sent
-//!   back. [`ReplicationStats`] count applied and superseded changes and the lag. A
+//!   whose name sorts first). Replicated writes carry `_origin_region`; one whose origin
+//!   is another region is forwarded only where it is strictly newer (never sent back as
+//!   the exact version a region holds). [`ReplicationStats`] count applied and superseded changes and the lag. A
 //!   [`SyncWriter`] writes to two regions before acknowledging (RPO 0), and says which
 //!   regions acknowledged when one fails. A [`ReplicatedWriter`] writes every kind (puts,
 //!   updates, deletes, transactions), synchronously or for stream replication, stamping each
