@@ -29,7 +29,7 @@ fn ci_scenario(failover: bool) -> Scenario {
     let text = std::fs::read_to_string(scenarios_dir().join("ci_region_outage.toml")).unwrap();
     assert!(text.contains("enabled = true") && text.contains("[load.mix]"));
     let text = text
-        .replace("create = 6\nget = 3\nrefund = 1", "put = 3\nget = 1")
+        .replace("create = 6\nget = 3\nrefund = 2\nerase = 1", "put = 3\nget = 1")
         .replace("enabled = true", &format!("enabled = {failover}"));
     Scenario::parse(&text).unwrap()
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lift::disaster::{
-    AckedWrite, Item, LinkStats, Region, RegionConfig, RegionSet, ReplicatedTable, Replicator, RpoCheck,
-    SyncWriter, ORIGIN_ATTRIBUTE, VERSION_ATTRIBUTE,
+    AckedWrite, Item, LinkStats, Region, RegionConfig, RegionSet, ReplicatedTable, ReplicatedWriter,
+    Replicator, RpoCheck, SyncWriter, Write, ORIGIN_ATTRIBUTE, VERSION_ATTRIBUTE,
 };
 use lift::store::{KeyAttribute, StreamView, TableDef};
 use lift_harness::dynamodb::DynamoDbLocal;
@@ -308,4 +308,212 @@ async fn a_dead_region_fails_synchronous_writes_and_catches_up_from_the_stream_w
          max lag {:?}, {} errors while it was down",
         err.failures[0].reason, stats.max_lag, stats.errors
     );
+}
+
+// Every write kind through `ReplicatedWriter`: sync and async.
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn version_of(item: &Item) -> u128 {
+    text(item, VERSION_ATTRIBUTE).parse().expect("a numeric version")
+}
+
+/// A payment-like item: a total the updates move.
+fn account(pk: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("refunded".to_owned(), n(0)),
+        ("refundable".to_owned(), n(100)),
+        ("name".to_owned(), AttributeValue::S("Jane Roe".into())),
+    ])
+}
+
+fn refund(pk: &str, amount: u64) -> Write {
+    Write::update(key(pk), "SET #r = #r + :a, refundable = refundable - :a")
+        .when("refundable >= :a")
+        .name("#r", "refunded")
+        .value(":a", n(amount))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_writes_of_every_kind_are_in_both_regions_with_one_new_version_before_the_ack() {
+    let (regions, table) = shared_pair().await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    // No replicator: whatever eu holds came through the synchronous write.
+    let writer = ReplicatedWriter::sync(regions.clone(), table.clone()).build().unwrap();
+
+    let created = writer.write(Write::put(account("acct-1")).when("attribute_not_exists(pk)")).await.unwrap();
+    assert_eq!(created.acknowledged, [US, EU]);
+    let duplicate =
+        writer.write(Write::put(account("acct-1")).when("attribute_not_exists(pk)")).await.unwrap_err();
+    assert!(duplicate.is_rejected(), "{duplicate:?}");
+
+    let refunded = writer.write(refund("acct-1", 30)).await.unwrap();
+    assert_eq!(refunded.acknowledged, [US, EU]);
+    let erased = writer.write(Write::update(key("acct-1"), "REMOVE #n").name("#n", "name")).await.unwrap();
+    let mut versions = Vec::new();
+    for region in [&us, &eu] {
+        let held = get(region, &table, "acct-1").await.unwrap();
+        assert_eq!((text(&held, "refunded"), text(&held, "refundable")), ("30", "70"), "{}", region.name());
+        assert!(!held.contains_key("name"), "the erasure is in {}", region.name());
+        assert_eq!(held.get(VERSION_ATTRIBUTE), Some(&erased.version), "one version in every region");
+        assert_eq!(text(&held, ORIGIN_ATTRIBUTE), US, "the writing region is the origin");
+        versions.push(version_of(&held));
+    }
+    let as_u128 = |v: &AttributeValue| v.as_n().unwrap().parse::<u128>().unwrap();
+    assert!(as_u128(&created.version) < as_u128(&refunded.version));
+    assert!(as_u128(&refunded.version) < as_u128(&erased.version), "every write kind stamps a newer version");
+
+    // A refund larger than what is left is refused in both regions and changes nothing.
+    let over = writer.write(refund("acct-1", 71)).await.unwrap_err();
+    assert!(over.is_rejected() && over.condition_failed == [US, EU], "{over:?}");
+    for region in [&us, &eu] {
+        assert_eq!(
+            get(region, &table, "acct-1").await.unwrap().get(VERSION_ATTRIBUTE),
+            Some(&erased.version)
+        );
+    }
+
+    // A write never replaces a newer version, even one a clock ahead of ours stamped.
+    let mut future = get(&eu, &table, "acct-1").await.unwrap();
+    future.insert(VERSION_ATTRIBUTE.into(), n(u64::MAX / 2));
+    put(&eu, &table, future).await;
+    let behind = writer.write(refund("acct-1", 1)).await.unwrap_err();
+    assert_eq!(behind.acknowledged, [US]);
+    assert_eq!(behind.condition_failed, [EU]);
+    assert!(!behind.is_rejected(), "a write one region holds is not a rejection");
+
+    // Transactions: both items or neither, in each region.
+    let pair = writer
+        .transact(vec![refund("acct-2", 1), Write::put(account("refund-of-acct-2"))])
+        .await
+        .unwrap_err();
+    assert!(pair.is_rejected(), "no acct-2 to refund: {pair:?}");
+    for region in [&us, &eu] {
+        assert!(get(region, &table, "refund-of-acct-2").await.is_none(), "nothing of a refused transaction");
+    }
+
+    // Deletes.
+    let deleted = writer.delete(key("acct-1")).await;
+    assert!(deleted.is_err(), "eu holds a newer version than our clock: the delete must not win there");
+    writer.write(Write::put(account("acct-3"))).await.unwrap();
+    writer.delete(key("acct-3")).await.unwrap();
+    for region in [&us, &eu] {
+        assert!(get(region, &table, "acct-3").await.is_none(), "deleted in {}", region.name());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_write_of_any_kind_to_an_unreachable_region_says_which_regions_hold_it() {
+    let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
+    let us_table = ddb.create_table(&orders()).await.unwrap();
+    // Nothing listens on port 9 of localhost: eu refuses every connection.
+    let (regions, table) =
+        regions_and_table(ddb.endpoint(), "http://127.0.0.1:9", us_table, "orders-eu".into()).await;
+    let us = regions.by_name(US).unwrap().clone();
+    let writer = ReplicatedWriter::sync(regions.clone(), table.clone())
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    for write in [Write::put(account("p-1")), refund("p-1", 5), Write::delete(key("p-1"))] {
+        let kind = write.kind();
+        let err = writer.write(write).await.unwrap_err();
+        assert_eq!(err.kind, kind);
+        assert_eq!(err.acknowledged, [US], "{kind}: {err:?}");
+        assert_eq!(err.failures.len(), 1);
+        assert_eq!(err.failures[0].region, EU);
+        assert!(!err.is_rejected());
+        assert_eq!(err.to_string(), format!("{kind} acknowledged by 1 of 2 regions"));
+    }
+    assert!(get(&us, &table, "p-1").await.is_none(), "the region that acknowledged keeps each write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_of_every_kind_replicate_and_an_update_after_failover_flows_back() {
+    let (regions, table) = shared_pair().await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    let replicator = Replicator::builder(regions.clone())
+        .table(table.clone())
+        .poll_interval(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let in_us = ReplicatedWriter::async_(regions.clone(), table.clone()).targets([US]).build().unwrap();
+    let in_eu = ReplicatedWriter::async_(regions.clone(), table.clone()).targets([EU]).build().unwrap();
+    assert_eq!(in_us.targets(), [US]);
+
+    // Put, update and delete in us reach eu.
+    in_us.put(account("a-1")).await.unwrap();
+    in_us.put(account("a-2")).await.unwrap();
+    let update = in_us.write(refund("a-1", 10)).await.unwrap();
+    in_us.delete(key("a-2")).await.unwrap();
+    eventually(Duration::from_secs(15), "the update in eu", || async {
+        get(&eu, &table, "a-1").await.filter(|i| i.get(VERSION_ATTRIBUTE) == Some(&update.version))
+    })
+    .await;
+    eventually(Duration::from_secs(15), "the delete in eu", || async {
+        get(&eu, &table, "a-2").await.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(text(&get(&eu, &table, "a-1").await.unwrap(), "refunded"), "10");
+
+    // Failover: the item was born in us; a refund and an erasure made in eu come back.
+    let refund_in_eu = in_eu.write(refund("a-1", 5)).await.unwrap();
+    let held = get(&eu, &table, "a-1").await.unwrap();
+    assert_eq!(text(&held, ORIGIN_ATTRIBUTE), EU, "the update is marked as written in eu");
+    let back = eventually(Duration::from_secs(15), "the refund made in eu, in us", || async {
+        get(&us, &table, "a-1").await.filter(|i| i.get(VERSION_ATTRIBUTE) == Some(&refund_in_eu.version))
+    })
+    .await;
+    assert_eq!((text(&back, "refunded"), text(&back, "refundable")), ("15", "85"));
+    let erased = in_eu.write(Write::update(key("a-1"), "REMOVE #n").name("#n", "name")).await.unwrap();
+    let back = eventually(Duration::from_secs(15), "the erasure made in eu, in us", || async {
+        get(&us, &table, "a-1").await.filter(|i| i.get(VERSION_ATTRIBUTE) == Some(&erased.version))
+    })
+    .await;
+    assert!(!back.contains_key("name"));
+
+    // No loop: us's copy of eu's writes goes back to eu only as an exact version eu holds,
+    // which is skipped; eu's item keeps eu's version.
+    eventually(Duration::from_secs(15), "eu's writes seen back in us's stream and skipped", || async {
+        (link(&replicator, US, EU).stats.skipped_replicated >= 2).then_some(())
+    })
+    .await;
+    let eu_item = get(&eu, &table, "a-1").await.unwrap();
+    assert_eq!(eu_item.get(VERSION_ATTRIBUTE), Some(&erased.version));
+    assert_eq!(link(&replicator, US, EU).stats.errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_write_from_another_origin_is_forwarded_but_never_an_older_or_equal_one() {
+    let (regions, table) = shared_pair().await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    // us holds version 5 of k; eu's stream then carries a change written in a third region
+    // (origin ap-south-1) at version 7, and one at version 3.
+    let mut current = item("k", 5, "us v5");
+    current.insert(ORIGIN_ATTRIBUTE.into(), AttributeValue::S(US.into()));
+    put(&us, &table, current).await;
+    put(&us, &table, item("old", 5, "us v5")).await;
+    let _replicator = Replicator::builder(regions.clone())
+        .table(table.clone())
+        .poll_interval(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let mut newer = item("k", 7, "third region v7");
+    newer.insert(ORIGIN_ATTRIBUTE.into(), AttributeValue::S("ap-south-1".into()));
+    put(&eu, &table, newer).await;
+    let mut older = item("old", 3, "third region v3");
+    older.insert(ORIGIN_ATTRIBUTE.into(), AttributeValue::S("ap-south-1".into()));
+    put(&eu, &table, older).await;
+    let k = eventually(Duration::from_secs(15), "the newer change from another origin", || async {
+        get(&us, &table, "k").await.filter(|i| text(i, VERSION_ATTRIBUTE) == "7")
+    })
+    .await;
+    assert_eq!(text(&k, "value"), "third region v7");
+    assert_eq!(text(&k, ORIGIN_ATTRIBUTE), "ap-south-1", "the writing region stays the origin");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(text(&get(&us, &table, "old").await.unwrap(), VERSION_ATTRIBUTE), "5", "an older one is not");
 }

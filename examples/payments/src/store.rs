@@ -27,6 +27,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
+use lift::disaster::{ReplicatedWriter, Write, WriteCondition, WriteError};
 use lift::security::protection::{Policy, SubjectKeys};
 use lift::store::{KeyAttribute, TableDef};
 
@@ -177,6 +178,10 @@ pub struct Page {
 }
 
 /// The payments store over one DynamoDB table.
+///
+/// With a [`ReplicatedWriter`] ([`PaymentStore::with_writer`]) every write (create, refund,
+/// erasure) goes through it, stamped with a new version and the writing region, to every
+/// region it targets (sync) or for stream replication (async); reads stay on `client`.
 #[derive(Debug, Clone)]
 pub struct PaymentStore {
     client: Client,
@@ -184,6 +189,7 @@ pub struct PaymentStore {
     fingerprint_key: Vec<u8>,
     mask: Policy,
     subject_keys: Option<SubjectKeys>,
+    writer: Option<ReplicatedWriter>,
 }
 
 impl PaymentStore {
@@ -192,7 +198,7 @@ impl PaymentStore {
     pub fn new(client: Client, table: impl Into<String>, fingerprint_key: impl Into<Vec<u8>>) -> Self {
         let fingerprint_key = fingerprint_key.into();
         let mask = privacy::free_text_policy(&fingerprint_key);
-        Self { client, table: table.into(), fingerprint_key, mask, subject_keys: None }
+        Self { client, table: table.into(), fingerprint_key, mask, subject_keys: None, writer: None }
     }
 
     /// Encrypts personal data under each customer's own key, for crypto-shredding.
@@ -236,6 +242,13 @@ impl PaymentStore {
     ) -> Result<Payment, StoreError> {
         let personal = self.personal(tenant, item).await?;
         payment_from_item(item, personal)
+    }
+
+    /// Writes through `writer` (a replicated table: every write kind stamped with a new
+    /// version and its origin, acknowledged per the writer's mode) instead of `client`.
+    pub fn with_writer(mut self, writer: ReplicatedWriter) -> Self {
+        self.writer = Some(writer);
+        self
     }
 
     /// The table name.
@@ -305,6 +318,14 @@ impl PaymentStore {
                 req = req.item("description", s(description));
             }
         }
+        if let Some(writer) = &self.writer {
+            let item = req.as_input().get_item().clone().unwrap_or_default();
+            return match writer.write(Write::put(item).when("attribute_not_exists(pk)")).await {
+                Ok(_) => Ok(payment),
+                Err(err) if err.is_rejected() => Err(StoreError::Duplicate),
+                Err(err) => Err(replication_error(err)),
+            };
+        }
         match req.send().await {
             Ok(_) => Ok(payment),
             Err(err) if is_conditional_failure(&err) => Err(StoreError::Duplicate),
@@ -360,18 +381,25 @@ impl PaymentStore {
                 let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
                 let clear = ["customer_name", "customer_email", "customer_country", "description", "reason"];
                 if clear.iter().any(|a| item.contains_key(*a)) {
-                    self.client
-                        .update_item()
-                        .table_name(&self.table)
-                        .key("pk", pk.clone())
-                        .key("sk", sk.clone())
-                        .update_expression(
-                            "REMOVE customer_name, customer_email, customer_country, description, reason",
-                        )
-                        .condition_expression("attribute_exists(pk)")
-                        .send()
-                        .await
-                        .map_err(classify)?;
+                    const REMOVE: &str =
+                        "REMOVE customer_name, customer_email, customer_country, description, reason";
+                    if let Some(writer) = &self.writer {
+                        let key =
+                            HashMap::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())]);
+                        let erase = Write::update(key, REMOVE).when("attribute_exists(pk)");
+                        writer.write(erase).await.map_err(replication_error)?;
+                    } else {
+                        self.client
+                            .update_item()
+                            .table_name(&self.table)
+                            .key("pk", pk.clone())
+                            .key("sk", sk.clone())
+                            .update_expression(REMOVE)
+                            .condition_expression("attribute_exists(pk)")
+                            .send()
+                            .await
+                            .map_err(classify)?;
+                    }
                 }
                 if sk.as_s().is_ok_and(|sk| sk.starts_with("PAYMENT#")) {
                     erased += 1;
@@ -456,18 +484,29 @@ impl PaymentStore {
             (None, _) => {}
         }
         let put = put.build().map_err(|e| StoreError::Other(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
+        let result = if let Some(writer) = &self.writer {
+            match writer.transact(vec![replicated_update(&update), replicated_put(&put)]).await {
+                Ok(_) => Ok(()),
+                Err(err) if err.is_rejected() => Err(None),
+                Err(err) => return Err(replication_error(err)),
+            }
+        } else {
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(Some)
+        };
         if let Err(err) = result {
-            let cancelled =
-                err.as_service_error().is_some_and(|e| e.code() == Some("TransactionCanceledException"));
-            if !cancelled {
-                return Err(classify(err));
+            if let Some(err) = err {
+                let cancelled =
+                    err.as_service_error().is_some_and(|e| e.code() == Some("TransactionCanceledException"));
+                if !cancelled {
+                    return Err(classify(err));
+                }
             }
             // The condition failed: either there is no such payment, or not enough is left.
             let payment = self.get(tenant, payment_id).await?;
@@ -499,4 +538,31 @@ impl PaymentStore {
 
 fn is_conditional_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+// Replicated writes: the store's requests, as writes through a `ReplicatedWriter`.
+
+/// A write the replicated writer did not get into every region it targets.
+fn replication_error(err: WriteError) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+fn replicated_update(update: &Update) -> Write {
+    Write::Update {
+        key: update.key().clone(),
+        expression: update.update_expression().to_owned(),
+        condition: WriteCondition {
+            expression: update.condition_expression().unwrap_or_default().to_owned(),
+            names: update.expression_attribute_names().cloned().unwrap_or_default(),
+            values: update.expression_attribute_values().cloned().unwrap_or_default(),
+        },
+    }
+}
+
+fn replicated_put(put: &Put) -> Write {
+    let mut write = Write::put(put.item().clone());
+    if let Some(condition) = put.condition_expression() {
+        write = write.when(condition);
+    }
+    write
 }

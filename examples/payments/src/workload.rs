@@ -5,13 +5,13 @@ mod compliance;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lift::disaster::Item;
+use lift::disaster::{key_text, AckedWrite, Item, Region, ReplicatedTable, ReplicatedWriter, RpoError};
 use lift::store::TableDef;
-use lift_harness::drill::{Load, ReplicationMode};
-use lift_harness::{Call, Effect, OpError, Workload};
+use lift_harness::drill::Load;
+use lift_harness::workload::check_effects;
+use lift_harness::{Acked, Call, Effect, EffectCheck, OpError, Workload};
 use rand::Rng as _;
 
 pub use compliance::PaymentsCompliance;
@@ -50,13 +50,28 @@ pub enum Op {
         /// The payment id.
         id: String,
     },
+    /// `PaymentStore::erase_customer` of the (one-payment) customer of a payment created
+    /// earlier.
+    Erase {
+        /// The tenant.
+        tenant: String,
+        /// The payment id.
+        id: String,
+        /// Its customer.
+        customer: String,
+    },
 }
 
-/// Payments under a drill: creates, reads and refunds over `PaymentStore`, spread over
-/// the scenario's tenants.
+/// Payments under a drill: creates, reads, refunds and erasures over `PaymentStore`, spread
+/// over the scenario's tenants, every write through the drill's replicated writer
+/// ([`Call::writer`]): sync mode to every healthy region, async mode for the stream.
 ///
-/// Each acknowledged create must leave its payment in every region. Reads leave nothing,
-/// and refunds are not checked yet (their effect would be an update of `refundable`).
+/// Each acknowledged write must leave its effect in every region, checked by version (the
+/// writer stamps a new `_version` on every write kind): a create, the payment
+/// ([`Effect::Written`]); a refund, the payment at the refund's version or newer
+/// ([`Effect::Updated`]: its `refunded`/`refundable` totals include the refund); an
+/// erasure, the payment at the erasure's version or newer ([`Effect::Updated`]: no later
+/// write restores the customer's name, email or country). Reads leave nothing.
 ///
 /// # Examples
 ///
@@ -73,8 +88,8 @@ pub enum Op {
 #[derive(Debug)]
 pub struct PaymentsWorkload {
     fingerprint_key: Vec<u8>,
-    /// Acknowledged creates, for later reads and refunds.
-    created: Mutex<Vec<(String, String)>>,
+    /// Acknowledged creates, for later reads and refunds: tenant, payment id, customer id.
+    created: Mutex<Vec<(String, String, String)>>,
 }
 
 impl Default for PaymentsWorkload {
@@ -89,21 +104,22 @@ impl PaymentsWorkload {
         Self { fingerprint_key: fingerprint_key.into(), created: Mutex::new(Vec::new()) }
     }
 
-    fn store(&self, call: &Call<'_>) -> PaymentStore {
-        PaymentStore::new(call.dynamodb().clone(), call.table(), self.fingerprint_key.clone())
+    /// The store for `call`, writing through its replicated writer.
+    fn store(&self, call: &Call<'_>) -> Result<(PaymentStore, ReplicatedWriter), OpError> {
+        let writer = call.writer()?;
+        let store = PaymentStore::new(call.dynamodb().clone(), call.table(), self.fingerprint_key.clone())
+            .with_writer(writer.clone());
+        Ok((store, writer))
     }
+}
 
-    async fn create(&self, call: &Call<'_>, tenant: &str, payment: &NewPayment) -> Result<Effect, OpError> {
-        let key = payment_key(tenant, &payment.id);
-        if call.replication() == ReplicationMode::Sync {
-            let item = payment_item(tenant, payment, &self.fingerprint_key);
-            if let Some(acked) = call.put_in_healthy_regions(item).await {
-                return acked.map(Effect::Written);
-            }
-        }
-        // Async replication, or no other region healthy: the region called alone.
-        self.store(call).create(tenant, payment.clone()).await.map_err(store_error)?;
-        Ok(Effect::written(key))
+/// The version the writer stamped on its last acknowledged write of `key`.
+fn acked(writer: &ReplicatedWriter, key: Item) -> AckedWrite {
+    let version = writer.acks().into_iter().rev().find(|ack| ack.keys.contains(&key)).map(|ack| ack.version);
+    let acked = AckedWrite::new(key);
+    match version {
+        Some(version) => acked.with_version(version),
+        None => acked,
     }
 }
 
@@ -119,17 +135,65 @@ impl Workload for PaymentsWorkload {
     }
 
     fn operations(&self) -> &[&'static str] {
-        &["create", "get", "refund"]
+        &["create", "get", "refund", "erase"]
     }
 
     fn default_mix(&self) -> BTreeMap<String, u32> {
-        [("create", 6), ("get", 3), ("refund", 1)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        [("create", 6), ("get", 3), ("refund", 2), ("erase", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+    }
+
+    /// [`check_effects`] (every effect at its acknowledged version or newer), and beyond the
+    /// version: each refunded payment's `refunded` is at least its acknowledged one-cent
+    /// refunds, else the payment counts as a stale refund (a newer version that lost a
+    /// refund: a concurrent write in another region replaced it).
+    async fn check<'a>(
+        &'a self,
+        region: &'a Region,
+        table: &'a ReplicatedTable,
+        acked: &'a [Acked],
+    ) -> Result<EffectCheck, RpoError> {
+        let mut check = check_effects(region, table, acked).await?;
+        let mut refunds: HashMap<String, (Item, u64)> = HashMap::new();
+        for a in acked.iter().filter(|a| a.op == "refund") {
+            let key = a.effect.key();
+            let label: BTreeMap<String, String> = key_text(key).into_iter().collect();
+            refunds.entry(format!("{label:?}")).or_insert_with(|| (key.clone(), 0)).1 += 1;
+        }
+        for (key, count) in refunds.into_values() {
+            let out = region
+                .dynamodb()
+                .get_item()
+                .table_name(table.name_in(region.name()))
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| RpoError::Request {
+                    operation: "GetItem",
+                    region: region.name().to_owned(),
+                    message: e.to_string(),
+                })?;
+            let refunded = out
+                .item()
+                .and_then(|i| i.get("refunded"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok());
+            let short = refunded.is_some_and(|r| r < count);
+            let counted = check.by_op.values().any(|c| c.missing.contains(&key) || c.stale.contains(&key));
+            if short && !counted {
+                check.by_op.entry("refund".into()).or_default().stale.push(key);
+            }
+        }
+        Ok(check)
     }
 
     fn check_mix(&self, mix: &BTreeMap<String, u32>) -> Result<(), String> {
         match mix.get("create") {
             Some(n) if *n > 0 => Ok(()),
-            _ => Err("create must be positive: reads and refunds need payments".into()),
+            _ => Err("create must be positive: reads, refunds and erasures need payments".into()),
         }
     }
 
@@ -141,8 +205,9 @@ impl Workload for PaymentsWorkload {
         };
         let tenant = format!("drill-t{}", rng.gen_range(0..load.tenants.max(1)));
         match (kind, existing) {
-            ("get", Some((tenant, id))) => Op::Get { tenant, id },
-            ("refund", Some((tenant, id))) => Op::Refund { tenant, id },
+            ("get", Some((tenant, id, _))) => Op::Get { tenant, id },
+            ("refund", Some((tenant, id, _))) => Op::Refund { tenant, id },
+            ("erase", Some((tenant, id, customer))) => Op::Erase { tenant, id, customer },
             // Nothing to read or refund yet: a create.
             _ => Op::Create { tenant, payment: new_payment() },
         }
@@ -153,23 +218,48 @@ impl Workload for PaymentsWorkload {
             Op::Create { .. } => "create",
             Op::Get { .. } => "get",
             Op::Refund { .. } => "refund",
+            Op::Erase { .. } => "erase",
         }
     }
 
     async fn execute<'a>(&'a self, op: &'a Op, call: &'a Call<'a>) -> Result<Option<Effect>, OpError> {
         match op {
             Op::Get { tenant, id } => {
-                self.store(call).get(tenant, id).await.map_err(store_error)?;
+                // Reads go to the region called; they leave nothing.
+                PaymentStore::new(call.dynamodb().clone(), call.table(), self.fingerprint_key.clone())
+                    .get(tenant, id)
+                    .await
+                    .map_err(store_error)?;
                 Ok(None)
             }
             Op::Refund { tenant, id } => {
-                let store = self.store(call);
+                let (store, writer) = self.store(call)?;
                 store.refund(tenant, id, 1, Some("drill".into())).await.map_err(store_error)?;
-                Ok(None)
+                Ok(Some(Effect::Updated(acked(&writer, payment_key(tenant, id)))))
+            }
+            Op::Erase { tenant, id, customer } => {
+                let (store, writer) = self.store(call)?;
+                let erased = store.erase_customer(tenant, customer).await.map_err(store_error)?;
+                if erased == 0 {
+                    // The payment was acknowledged but is not in this region (async
+                    // replication behind a failover): the customer's data is still there
+                    // and comes back with the payment. Counted, not acknowledged.
+                    return Err(OpError::new(
+                        "nothing_erased",
+                        "the customer's payment is not in this region",
+                    ));
+                }
+                Ok(Some(Effect::Updated(acked(&writer, payment_key(tenant, id)))))
             }
             Op::Create { tenant, payment } => {
-                let effect = self.create(call, tenant, payment).await?;
-                self.created.lock().expect("created lock").push((tenant.clone(), payment.id.clone()));
+                let (store, writer) = self.store(call)?;
+                store.create(tenant, payment.clone()).await.map_err(store_error)?;
+                let effect = Effect::Written(acked(&writer, payment_key(tenant, &payment.id)));
+                self.created.lock().expect("created lock").push((
+                    tenant.clone(),
+                    payment.id.clone(),
+                    payment.customer.id.clone(),
+                ));
                 Ok(Some(effect))
             }
         }
@@ -202,7 +292,13 @@ fn new_payment() -> NewPayment {
         card_number: CARD.into(),
         amount: AMOUNT,
         currency: "USD".into(),
-        customer: Customer { id: "c_drill".into(), name: None, email: None, country: None },
+        // One customer per payment, with (fake) personal data for erasures to remove.
+        customer: Customer {
+            id: format!("c_{}", uuid::Uuid::new_v4().simple()),
+            name: Some("Drill Customer".into()),
+            email: Some("drill@example.com".into()),
+            country: Some("US".into()),
+        },
         description: Some("chaos drill".into()),
     }
     .validate()
@@ -215,51 +311,6 @@ fn payment_key(tenant: &str, id: &str) -> Item {
         ("pk".to_owned(), AttributeValue::S(format!("TENANT#{tenant}"))),
         ("sk".to_owned(), AttributeValue::S(format!("PAYMENT#{id}"))),
     ])
-}
-
-/// The item `PaymentStore::create` writes, for the synchronous writer (which takes items).
-/// Its layout must match `store.rs`: every drill `get` reads it back through
-/// `PaymentStore::get`, so a mismatch shows up as errors.
-fn payment_item(tenant: &str, p: &NewPayment, fingerprint_key: &[u8]) -> Item {
-    let s = |v: &str| AttributeValue::S(v.to_owned());
-    let n = |v: u64| AttributeValue::N(v.to_string());
-    let mut item = payment_key(tenant, &p.id);
-    for (name, value) in [
-        ("id", s(&p.id)),
-        ("tenant", s(tenant)),
-        ("amount", n(p.amount)),
-        ("refunded", n(0)),
-        ("refundable", n(p.amount)),
-        ("currency", s(&p.currency)),
-        ("card_brand", s(p.card.brand())),
-        ("card_last4", s(p.card.last4())),
-        ("card_fingerprint", s(&p.card.fingerprint(fingerprint_key))),
-        ("customer_id", s(&p.customer.id)),
-        ("created_at", s(&rfc3339(SystemTime::now()))),
-    ] {
-        item.insert(name.to_owned(), value);
-    }
-    if let Some(description) = &p.description {
-        item.insert("description".into(), s(description));
-    }
-    item
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-fn rfc3339(at: SystemTime) -> String {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -281,20 +332,15 @@ mod tests {
     }
 
     #[test]
-    fn dates_format_as_rfc3339() {
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_164_800 + 3661); // 2024-02-29
-        assert_eq!(rfc3339(t), "2024-02-29T01:01:01Z");
-    }
-
-    #[test]
     fn reads_and_refunds_wait_for_a_create() {
         let w = PaymentsWorkload::default();
         assert!(matches!(w.next("get", &load()), Op::Create { .. }), "nothing to read yet");
         assert!(matches!(w.next("refund", &load()), Op::Create { .. }), "nothing to refund yet");
-        w.created.lock().unwrap().push(("drill-t0".into(), "pay_1".into()));
+        assert!(matches!(w.next("erase", &load()), Op::Create { .. }), "nothing to erase yet");
+        w.created.lock().unwrap().push(("drill-t0".into(), "pay_1".into(), "c_1".into()));
         assert!(matches!(w.next("get", &load()), Op::Get { ref id, .. } if id == "pay_1"));
         assert!(matches!(w.next("refund", &load()), Op::Refund { .. }));
+        assert!(matches!(w.next("erase", &load()), Op::Erase { ref customer, .. } if customer == "c_1"));
         assert_eq!(w.kind(&w.next("create", &load())), "create");
     }
 
@@ -304,15 +350,5 @@ mod tests {
         assert!(w.check_mix(&w.default_mix()).is_ok());
         let reads: BTreeMap<String, u32> = [("get".to_owned(), 1)].into_iter().collect();
         assert!(w.check_mix(&reads).unwrap_err().contains("create must be positive"));
-    }
-
-    #[test]
-    fn items_carry_the_payment_layout() {
-        let p = new_payment();
-        let item = payment_item("acme", &p, b"0123456789abcdef");
-        assert_eq!(item["pk"], AttributeValue::S("TENANT#acme".into()));
-        assert_eq!(item["sk"], AttributeValue::S(format!("PAYMENT#{}", p.id)));
-        assert_eq!(item["card_last4"], AttributeValue::S("1111".into()));
-        assert!(!format!("{item:?}").contains("4111111111111111"), "no full card number stored");
     }
 }

@@ -1,5 +1,6 @@
 //! Chaos drills of payments through the harness's `Workload` trait: the short CI region
-//! outage passes and loses no acknowledged create; without failover the same drill fails
+//! outage passes and loses no acknowledged create, refund or erasure (each checked by kind);
+//! with update replication broken the same drill finds lost refunds and fails; without failover the same drill fails
 //! and `payments-harness drill` exits non-zero; `--export-fis` names the payments table.
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,36 @@ async fn the_ci_region_outage_drill_of_payments_fails_over_and_loses_no_create()
     // the synchronous writer uses matches the store's).
     assert!(!report.totals.errors_by_class.contains_key("not_found"), "{summary}");
     assert!(report.target.starts_with("payments through lift::disaster"), "{}", report.target);
+    // Every write kind was checked, in the final primary and after settle in the other region.
+    for kind in ["create", "refund", "erase"] {
+        let check =
+            report.writes.by_kind.get(kind).unwrap_or_else(|| panic!("{kind} not checked: {summary}"));
+        assert!(check.checked > 0, "{kind}: {summary}");
+        assert_eq!((check.lost, check.divergent), (0, 0), "{kind}: {summary}");
+    }
+    assert!(summary.contains("write kinds checked: create: "), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_update_replication_broken_the_drill_finds_lost_refunds_and_fails() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let scenario = Scenario::load(scenarios_dir().join("ci_region_outage.toml")).unwrap();
+    // Refunds and erasures stay in the region called (neither the writer nor the stream
+    // carries them on); creates still reach both regions.
+    let drill = Drill::new(scenario, PaymentsWorkload::default()).unwrap().break_update_replication();
+    let report = drill.quiet(true).settle(Duration::from_secs(5)).run().await.unwrap();
+    let summary = Summary(&report).to_string();
+    println!("{summary}");
+    assert!(!report.passed, "a drill that loses updates must fail: {summary}");
+    let lost = report.assertions.iter().find(|a| a.name == "max_acknowledged_writes_lost").unwrap();
+    assert!(!lost.passed, "{summary}");
+    let refunds = &report.writes.by_kind["refund"];
+    assert!(refunds.checked > 0, "{summary}");
+    // Refunds made in us-east-1 before the failover are missing in eu-west-1, the final
+    // primary; those made in eu-west-1 after it never reached us-east-1.
+    assert!(refunds.lost > 0, "{summary}");
+    assert!(refunds.lost + refunds.divergent > 0, "{summary}");
+    assert_eq!(report.writes.by_kind["create"].lost, 0, "creates still replicate: {summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lift::disaster::{FailoverRecord, RegionSet, ReplicatedTable, SwitchKind};
 use tokio::sync::watch;
 
-use super::report::WriteCheck;
+use super::report::{KindCheck, WriteCheck};
 use super::DrillError;
 use crate::workload::{Acked, Workload};
 
@@ -26,17 +26,29 @@ pub(crate) async fn check_writes<W: Workload>(
     let target = |e: lift::disaster::RpoError| DrillError::Target(e.to_string());
     let primary = direct.by_name(final_primary).expect("the final primary is a drill region");
     let held = workload.check(primary, table, acked).await.map_err(target)?;
+    let mut by_kind: BTreeMap<String, KindCheck> = held
+        .by_op
+        .iter()
+        .map(|(kind, c)| (kind.clone(), KindCheck { checked: c.checked, lost: c.lost(), divergent: 0 }))
+        .collect();
     let mut missing_by_region = BTreeMap::new();
     let deadline = Instant::now() + settle;
     for region in direct.iter().filter(|r| r.name() != final_primary) {
-        let missing = loop {
-            let missing =
-                workload.check(region, table, acked).await.map(|c| c.lost()).unwrap_or(acked.len() as u64);
+        let (missing, last) = loop {
+            let (missing, last) = match workload.check(region, table, acked).await {
+                Ok(c) => (c.lost(), Some(c)),
+                Err(_) => (acked.len() as u64, None),
+            };
             if missing == 0 || Instant::now() >= deadline {
-                break missing;
+                break (missing, last);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
+        if let Some(last) = last {
+            for (kind, c) in &last.by_op {
+                by_kind.entry(kind.clone()).or_default().divergent += c.lost();
+            }
+        }
         missing_by_region.insert(region.name().to_owned(), missing);
     }
     Ok(WriteCheck {
@@ -46,6 +58,7 @@ pub(crate) async fn check_writes<W: Workload>(
         lost_examples: held.examples(20),
         missing_by_region,
         missing_at_failover: Vec::new(),
+        by_kind,
     })
 }
 

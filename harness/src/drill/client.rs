@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lift::disaster::{
     AckedWrite, HealthSnapshot, HealthState, Item, Region, RegionRouter, RegionSet, ReplicatedTable,
-    SyncWriter,
+    ReplicatedWriter, SyncWriter,
 };
 
 use super::scenario::ReplicationMode;
@@ -23,6 +23,8 @@ pub(crate) struct FailoverClient {
     pub(crate) sync_timeout: Duration,
     /// Writes acknowledged by one region only, because no other region was healthy.
     pub(crate) degraded: AtomicU64,
+    /// Updates stay in the region called ([`Drill::break_update_replication`](super::Drill::break_update_replication)).
+    pub(crate) break_updates: bool,
 }
 
 impl FailoverClient {
@@ -33,6 +35,35 @@ impl FailoverClient {
 
     pub(crate) fn degraded(&self) -> u64 {
         self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// The replicated writer for a call to `region`: sync mode, that region and every other
+    /// the monitor does not hold unhealthy (the region alone, counted as degraded, when no
+    /// other is healthy); async mode, that region alone.
+    pub(crate) fn writer(&self, region: &Region) -> Result<ReplicatedWriter, OpError> {
+        let active = region.name();
+        let mut targets = vec![active.to_owned()];
+        if self.mode == ReplicationMode::Sync {
+            let health = self.health.borrow().clone();
+            targets.extend(
+                self.regions
+                    .names()
+                    .into_iter()
+                    .filter(|name| *name != active && health.state(name) != HealthState::Unhealthy)
+                    .map(str::to_owned),
+            );
+        }
+        let builder = if targets.len() < 2 {
+            if self.mode == ReplicationMode::Sync {
+                self.degraded.fetch_add(1, Ordering::Relaxed);
+            }
+            ReplicatedWriter::async_(self.regions.clone(), self.table.clone())
+        } else {
+            ReplicatedWriter::sync(self.regions.clone(), self.table.clone())
+        };
+        let builder = builder.targets(targets).timeout(self.sync_timeout).record_acks();
+        let builder = if self.break_updates { builder.break_update_replication() } else { builder };
+        builder.build().map_err(|e| OpError::new("config", e.to_string()))
     }
 
     pub(crate) async fn put_in_healthy_regions(

@@ -56,6 +56,10 @@ pub(crate) fn render(report: &DrillReport) -> String {
             format!("{} (read back in {})", report.writes.lost, report.writes.checked_in),
         ),
         (
+            "write kinds checked",
+            if report.writes.by_kind.is_empty() { "none".to_owned() } else { report.writes.kinds_text() },
+        ),
+        (
             "replication lag",
             format!(
                 "max {} ms, p99 {} ms ({})",

@@ -164,6 +164,7 @@ mod tests {
             mode: ReplicationMode::Async,
             sync_timeout: Duration::from_secs(1),
             degraded: Default::default(),
+            break_updates: false,
         };
         let load: Load = toml::from_str("rate = 1\nduration = \"1s\"\ntimeout = \"1s\"").unwrap();
         let workload = Arc::new(Mover { router: router.clone(), hang });

@@ -50,8 +50,8 @@ pub use fis::{fis_template, PLACEHOLDER_ACCOUNT};
 pub use inject::FaultGuard;
 pub use metrics::{OpRecord, Sample};
 pub use report::{
-    AssertionResult, DrillReport, EventRecord, FaultReport, LagSummary, ReportFiles, Summary, Totals,
-    WriteCheck,
+    AssertionResult, DrillReport, EventRecord, FaultReport, KindCheck, LagSummary, ReportFiles, Summary,
+    Totals, WriteCheck,
 };
 pub use runner::Drill;
 pub use scenario::{

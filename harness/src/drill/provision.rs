@@ -36,7 +36,11 @@ fn target(e: &dyn std::fmt::Display) -> DrillError {
 }
 
 /// Provisions `s`'s regions with the workload's `table`.
-pub(crate) async fn provision(s: &Scenario, table: TableDef) -> Result<Provisioned, DrillError> {
+pub(crate) async fn provision(
+    s: &Scenario,
+    table: TableDef,
+    break_updates: bool,
+) -> Result<Provisioned, DrillError> {
     let topology = Topology::start(&s.regions, table).await?;
     let client_regions = topology.client_regions(s.load.timeout)?;
     let monitor = MonitorConfig::default()
@@ -61,10 +65,9 @@ pub(crate) async fn provision(s: &Scenario, table: TableDef) -> Result<Provision
             .table(topology.table().clone())
             .poll_interval(Duration::from_millis(100))
             .start_position(StartPosition::TrimHorizon)
-            .lag_attribute(LAG_ATTRIBUTE)
-            .start()
-            .await
-            .map_err(|e| target(&e))?;
+            .lag_attribute(LAG_ATTRIBUTE);
+        let replicator = if break_updates { replicator.break_update_replication() } else { replicator };
+        let replicator = replicator.start().await.map_err(|e| target(&e))?;
         Some(replicator)
     };
     let client = Arc::new(FailoverClient {
@@ -75,6 +78,7 @@ pub(crate) async fn provision(s: &Scenario, table: TableDef) -> Result<Provision
         mode: s.failover.replication,
         sync_timeout: s.load.timeout,
         degraded: Default::default(),
+        break_updates,
     });
     wait_healthy(orchestrator.health(), s.regions.len()).await?;
     Ok(Provisioned { topology, orchestrator, replicator, client })

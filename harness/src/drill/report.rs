@@ -143,6 +143,34 @@ pub struct WriteCheck {
     /// At each failover: acknowledged creates the new primary did not hold when traffic
     /// moved (the RPO exposure of that moment; 0 with sync replication).
     pub missing_at_failover: Vec<u64>,
+    /// Per operation kind that left an effect (`create`, `refund`, `erase`): what was
+    /// checked, lost in the final primary and still divergent elsewhere after settle.
+    #[serde(default)]
+    pub by_kind: std::collections::BTreeMap<String, KindCheck>,
+}
+
+/// The check of one write kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCheck {
+    /// Distinct items whose last acknowledged effect was of this kind.
+    pub checked: u64,
+    /// Of those, missing or stale in the final primary.
+    pub lost: u64,
+    /// Of those, missing or stale in another region after settle (summed over regions).
+    pub divergent: u64,
+}
+
+impl WriteCheck {
+    /// `kind checked/lost/divergent` for each kind, for summaries.
+    pub fn kinds_text(&self) -> String {
+        self.by_kind
+            .iter()
+            .map(|(kind, c)| {
+                format!("{kind}: {} checked, {} lost, {} divergent", c.checked, c.lost, c.divergent)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// Replication lag over the drill.
@@ -237,6 +265,12 @@ impl DrillReport {
             ("replication_lag_max_ms", fmt_opt(self.replication_lag.max_ms)),
         ] {
             let _ = writeln!(xml, "      <property name=\"{name}\" value=\"{}\"/>", escape(&value));
+        }
+        for (kind, c) in &self.writes.by_kind {
+            for (what, n) in [("checked", c.checked), ("lost", c.lost), ("divergent", c.divergent)] {
+                let _ =
+                    writeln!(xml, "      <property name=\"writes_{what}_{}\" value=\"{n}\"/>", escape(kind));
+            }
         }
         let _ = writeln!(xml, "    </properties>");
         for a in &self.assertions {
@@ -343,6 +377,9 @@ impl std::fmt::Display for Summary<'_> {
                 .map(|(region, n)| format!(", missing in {region}: {n}"))
                 .collect::<String>()
         )?;
+        if !r.writes.by_kind.is_empty() {
+            writeln!(f, "  write kinds checked: {}", r.writes.kinds_text())?;
+        }
         writeln!(
             f,
             "  replication lag ({}): max {} ms, p99 {} ms over {} samples",

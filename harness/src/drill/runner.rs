@@ -46,6 +46,7 @@ pub struct Drill<W> {
     weights: Vec<(&'static str, u32)>,
     quiet: bool,
     settle: Duration,
+    break_updates: bool,
 }
 
 impl<W: Workload> Drill<W> {
@@ -69,6 +70,7 @@ impl<W: Workload> Drill<W> {
             weights,
             quiet: false,
             settle: Duration::from_secs(15),
+            break_updates: false,
         })
     }
 
@@ -85,6 +87,15 @@ impl<W: Workload> Drill<W> {
         self
     }
 
+    /// Breaks the replication of updates, for the test that proves the check catches it:
+    /// the replicated writer keeps updates in the region called and the stream replicator
+    /// drops `MODIFY` records. A drill run so must fail.
+    #[doc(hidden)]
+    pub fn break_update_replication(mut self) -> Self {
+        self.break_updates = true;
+        self
+    }
+
     /// The scenario.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
@@ -93,7 +104,7 @@ impl<W: Workload> Drill<W> {
     /// Runs the drill and returns its report (whether or not the assertions passed).
     pub async fn run(&self) -> Result<DrillReport, DrillError> {
         let s = &self.scenario;
-        let p = provision(s, self.workload.table()).await?;
+        let p = provision(s, self.workload.table(), self.break_updates).await?;
         let driver = Driver {
             load: s.load.clone(),
             weights: self.weights.clone(),

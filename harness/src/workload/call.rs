@@ -1,7 +1,7 @@
 //! One operation's view of the failover client: the region it goes to, and the
 //! synchronous writer for replicated writes.
 
-use lift::disaster::{AckedWrite, Item, Region};
+use lift::disaster::{AckedWrite, Item, Region, ReplicatedWriter};
 
 use super::effect::OpError;
 use crate::drill::{FailoverClient, ReplicationMode};
@@ -38,6 +38,16 @@ impl<'a> Call<'a> {
     /// primary's stream.
     pub fn replication(&self) -> ReplicationMode {
         self.client.mode
+    }
+
+    /// The writer every replicated write of this call should go through: in sync mode to
+    /// the region called and every other region the monitor does not hold unhealthy
+    /// (acknowledged once all hold it; the region alone when no other is healthy, counted
+    /// as a degraded write), in async mode to the region called (the stream carries it on).
+    /// Every write kind it makes carries a new version and the region called as origin;
+    /// it records its acknowledgements ([`ReplicatedWriter::acks`]) for the effects.
+    pub fn writer(&self) -> Result<ReplicatedWriter, OpError> {
+        self.client.writer(&self.region)
     }
 
     /// Sync replication: writes `item` to the region called and every other region the

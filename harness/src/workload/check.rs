@@ -55,7 +55,10 @@ pub(crate) fn key_label(key: &Item) -> String {
 /// The default [`Workload::check`](super::Workload::check): per key, the last effect
 /// acknowledged wins (a delete after a create expects the item gone; a write after a
 /// delete expects it back). Writes and updates are read with `RpoCheck` (missing, or
-/// older than the highest acknowledged version); deletes must find nothing.
+/// older than the highest acknowledged version: a region holds an update "at least" when
+/// it holds its version or a newer one); deletes must find nothing. A workload whose
+/// updates must also keep amounts (a newer version that lost a refund) adds its own reads
+/// in [`Workload::check`](super::Workload::check), as payments does.
 pub async fn check_effects(
     region: &Region,
     table: &ReplicatedTable,

@@ -12,8 +12,11 @@ pub const VERSION_ATTRIBUTE: &str = "_version";
 /// The attribute that marks a replicated write with the region it came from.
 ///
 /// A local write must not carry another region's name here: a full `PutItem` drops it, an
-/// `UpdateItem` should `SET _origin_region = :this_region` (or `REMOVE` it). Writes that
-/// carry another region's name are taken for replicated ones and not sent back.
+/// `UpdateItem` should `SET _origin_region = :this_region` (or `REMOVE` it);
+/// [`ReplicatedWriter`](super::ReplicatedWriter) does both, and stamps a new version, on
+/// every write kind. A change that carries another region's name is forwarded only where
+/// it is strictly newer than the target's item: the exact version a region already holds
+/// is not sent back (no loops), a newer one is applied whatever its origin.
 pub const ORIGIN_ATTRIBUTE: &str = "_origin_region";
 
 /// What a stream record did to an item.
@@ -64,6 +67,12 @@ pub struct WriteCondition {
 pub trait ConflictResolver: Send + Sync + std::fmt::Debug + 'static {
     /// The condition under which `change` applies; `None` applies it unconditionally.
     fn condition(&self, change: &Change<'_>) -> Option<WriteCondition>;
+
+    /// The version attribute that orders writes (default [`VERSION_ATTRIBUTE`]). A change
+    /// another region wrote is forwarded only where it is strictly newer on it.
+    fn version_attribute(&self) -> &str {
+        VERSION_ATTRIBUTE
+    }
 }
 
 /// Last writer wins on a version attribute (default [`VERSION_ATTRIBUTE`], a number; a
@@ -135,6 +144,10 @@ impl LastWriterWins {
 }
 
 impl ConflictResolver for LastWriterWins {
+    fn version_attribute(&self) -> &str {
+        &self.attribute
+    }
+
     fn condition(&self, change: &Change<'_>) -> Option<WriteCondition> {
         let mut names = HashMap::from([("#v".to_owned(), self.attribute.clone())]);
         let mut values = HashMap::new();

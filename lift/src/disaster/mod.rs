@@ -25,10 +25,13 @@
 //! - **Replication.** A [`Replicator`] applies each region's DynamoDB Stream to the other
 //!   regions with conditional writes, so an older change never overwrites a newer one
 //!   ([`ConflictResolver`], by default [`LastWriterWins`] on `_version`, ties to the region
-//!   whose name sorts first). Replicated writes carry `_origin_region` and are not sent
-//!   back. [`ReplicationStats`] count applied and superseded changes and the lag. A
+//!   whose name sorts first). Replicated writes carry `_origin_region`; one whose origin
+//!   is another region is forwarded only where it is strictly newer (never sent back as
+//!   the exact version a region holds). [`ReplicationStats`] count applied and superseded changes and the lag. A
 //!   [`SyncWriter`] writes to two regions before acknowledging (RPO 0), and says which
-//!   regions acknowledged when one fails.
+//!   regions acknowledged when one fails. A [`ReplicatedWriter`] writes every kind (puts,
+//!   updates, deletes, transactions), synchronously or for stream replication, stamping each
+//!   with a new `_version` and the writing region as `_origin_region`.
 //! - **RTO/RPO.** Each [`FailoverRecord`] carries `fault_detected_at`, `declared_down_at`,
 //!   `traffic_moved_at`, `time_to_detect` and `time_to_failover`; an [`RpoCheck`] reads the
 //!   acknowledged writes back from the new primary and lists the missing ones.
@@ -89,6 +92,7 @@ mod router;
 mod rpo;
 mod sync;
 mod table;
+mod writer;
 
 pub use conflict::{
     compare_versions, Change, ChangeKind, ConflictResolver, LastWriterWins, WriteCondition, ORIGIN_ATTRIBUTE,
@@ -111,3 +115,4 @@ pub use router::RegionRouter;
 pub use rpo::{key_text, AckedWrite, RpoCheck, RpoReport};
 pub use sync::{SyncAck, SyncWriter, SyncWriterBuilder};
 pub use table::{Item, ReplicatedTable};
+pub use writer::{ReplicatedWriter, ReplicatedWriterBuilder, Write, WriteAck, WriteError, WriteMode};

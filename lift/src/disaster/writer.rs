@@ -1,0 +1,727 @@
+//! Writes through a replicated table, of every kind: puts, updates, deletes and
+//! transactions, each stamped with a new version and the writing region.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+
+use super::conflict::{WriteCondition, ORIGIN_ATTRIBUTE, VERSION_ATTRIBUTE};
+use super::error::{sdk_message, RegionFailure};
+use super::table::{Item, ReplicatedTable};
+use super::{ConfigError, Region, RegionSet};
+
+/// The placeholders the writer adds to every expression; a caller's must not use them.
+const V_NAME: &str = "#lift_v";
+const O_NAME: &str = "#lift_o";
+const V_VALUE: &str = ":lift_v";
+const O_VALUE: &str = ":lift_o";
+
+/// One write through a [`ReplicatedWriter`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Creates or replaces an item (`PutItem`), if the condition holds.
+    Put {
+        /// The whole item, key included.
+        item: Item,
+        /// A condition on the stored item.
+        condition: Option<WriteCondition>,
+    },
+    /// Changes an item (`UpdateItem`): the writer adds `SET <version> = :new, <origin> = :region`.
+    Update {
+        /// The item key.
+        key: Item,
+        /// The update expression (`SET a = a + :x REMOVE b`).
+        expression: String,
+        /// Its names and values, and the condition (its `expression` may be empty when the
+        /// update has no condition; names and values are shared by both).
+        condition: WriteCondition,
+    },
+    /// Deletes an item (`DeleteItem`), if the condition holds.
+    Delete {
+        /// The item key.
+        key: Item,
+        /// A condition on the stored item.
+        condition: Option<WriteCondition>,
+    },
+}
+
+impl Write {
+    /// A put of `item`.
+    pub fn put(item: Item) -> Self {
+        Write::Put { item, condition: None }
+    }
+
+    /// An update of the item with `key` by `expression`.
+    pub fn update(key: Item, expression: impl Into<String>) -> Self {
+        Write::Update { key, expression: expression.into(), condition: WriteCondition::default() }
+    }
+
+    /// A delete of the item with `key`.
+    pub fn delete(key: Item) -> Self {
+        Write::Delete { key, condition: None }
+    }
+
+    /// Applies only if `expression` holds on the stored item.
+    pub fn when(mut self, expression: impl Into<String>) -> Self {
+        self.condition_mut().expression = expression.into();
+        self
+    }
+
+    /// Names `#placeholder` as `attribute` in the expressions.
+    pub fn name(mut self, placeholder: impl Into<String>, attribute: impl Into<String>) -> Self {
+        self.condition_mut().names.insert(placeholder.into(), attribute.into());
+        self
+    }
+
+    /// Binds `:placeholder` to `value` in the expressions.
+    pub fn value(mut self, placeholder: impl Into<String>, value: AttributeValue) -> Self {
+        self.condition_mut().values.insert(placeholder.into(), value);
+        self
+    }
+
+    /// The kind, for reports: `put`, `update` or `delete`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Write::Put { .. } => "put",
+            Write::Update { .. } => "update",
+            Write::Delete { .. } => "delete",
+        }
+    }
+
+    fn condition_mut(&mut self) -> &mut WriteCondition {
+        match self {
+            Write::Update { condition, .. } => condition,
+            Write::Put { condition, .. } | Write::Delete { condition, .. } => {
+                condition.get_or_insert_with(WriteCondition::default)
+            }
+        }
+    }
+}
+
+/// What a write through a [`ReplicatedWriter`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteAck {
+    /// The regions that hold the write, in target order.
+    pub acknowledged: Vec<String>,
+    /// The keys written, in the order of the writes.
+    pub keys: Vec<Item>,
+    /// The version stamped on every put and update (deletes leave none).
+    pub version: AttributeValue,
+}
+
+/// A write that not every target region acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} acknowledged by {} of {} regions", acknowledged.len(), acknowledged.len() + failures.len())]
+pub struct WriteError {
+    /// The write kind (`put`, `update`, `delete`, `transaction`).
+    pub kind: &'static str,
+    /// The regions that hold the write.
+    pub acknowledged: Vec<String>,
+    /// The regions that do not, and why.
+    pub failures: Vec<RegionFailure>,
+    /// The regions whose copy refused the write on a condition (the caller's, or a newer
+    /// version stored there).
+    pub condition_failed: Vec<String>,
+}
+
+impl WriteError {
+    /// Whether every target refused the write on a condition: nothing was written, and
+    /// the caller's condition (or a newer version) is why.
+    pub fn is_rejected(&self) -> bool {
+        self.acknowledged.is_empty() && self.condition_failed.len() == self.failures.len()
+    }
+}
+
+/// How a [`ReplicatedWriter`] replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Every target region at once; acknowledged only when all of them hold the write
+    /// (RPO 0 for acknowledged writes).
+    Sync,
+    /// The first target only; the [`Replicator`](super::Replicator) carries the write to
+    /// the others from its stream.
+    Async,
+}
+
+/// Writes a replicated table, every kind of write, so that replication can order them.
+///
+/// Every put and update gets a new [`VERSION_ATTRIBUTE`] (epoch microseconds, and never
+/// below the stored one: the write is conditional on the stored version being older) and
+/// the writing region (the first target) as [`ORIGIN_ATTRIBUTE`]. A service writing
+/// through this type cannot forget either, and so cannot write a change that stream
+/// replication would take for an old or already replicated one.
+///
+/// - [`WriteMode::Sync`]: every write goes to every target at once and is acknowledged
+///   only when all of them hold it; a partial write reports which regions hold it.
+/// - [`WriteMode::Async`]: every write goes to the first target; stream replication
+///   carries puts, updates (as the new image) and deletes (the `REMOVE` record) on.
+///
+/// Deletes leave no tombstone: a delete removes the item if it is not newer than the
+/// writer's clock, and a replicated delete removes it if the target holds the deleted
+/// version or an older one. A put older than the delete that reaches a region after it
+/// (async mode, a region that was cut off) can bring the item back; services that must
+/// never see that erase attributes with an update instead (as payments' erasure does),
+/// which replicates by version like any update.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(regions: lift::disaster::RegionSet, table: lift::disaster::ReplicatedTable)
+/// # -> Result<(), Box<dyn std::error::Error>> {
+/// use aws_sdk_dynamodb::types::AttributeValue;
+/// use lift::disaster::{ReplicatedWriter, Write};
+///
+/// let writer = ReplicatedWriter::sync(regions, table).build()?;
+/// let key = [("pk".to_owned(), AttributeValue::S("order#1".into()))].into();
+/// let refund = Write::update(key, "SET refunded = refunded + :a")
+///     .when("refundable >= :a")
+///     .value(":a", AttributeValue::N("5".into()));
+/// match writer.write(refund).await {
+///     Ok(ack) => println!("durable in {:?} at {:?}", ack.acknowledged, ack.version),
+///     Err(err) => println!("only in {:?}: {err}", err.acknowledged),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReplicatedWriter {
+    targets: Vec<Region>,
+    table: ReplicatedTable,
+    timeout: Duration,
+    version_attribute: String,
+    mode: WriteMode,
+    skip_updates: bool,
+    acks: Option<Arc<Mutex<Vec<WriteAck>>>>,
+}
+
+impl ReplicatedWriter {
+    /// A synchronous writer to the primary and first secondary of `regions` (see
+    /// [`ReplicatedWriterBuilder::targets`]).
+    pub fn sync(regions: RegionSet, table: ReplicatedTable) -> ReplicatedWriterBuilder {
+        ReplicatedWriterBuilder::new(regions, table, WriteMode::Sync)
+    }
+
+    /// An asynchronous writer to the primary of `regions` (or the first of
+    /// [`ReplicatedWriterBuilder::targets`]).
+    pub fn async_(regions: RegionSet, table: ReplicatedTable) -> ReplicatedWriterBuilder {
+        ReplicatedWriterBuilder::new(regions, table, WriteMode::Async)
+    }
+
+    /// The regions every write goes to (one in async mode).
+    pub fn targets(&self) -> Vec<&str> {
+        self.targets.iter().map(Region::name).collect()
+    }
+
+    /// How the writer replicates.
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    /// The table.
+    pub fn table(&self) -> &ReplicatedTable {
+        &self.table
+    }
+
+    /// The acknowledgements of this writer and its clones, oldest first, when built with
+    /// [`ReplicatedWriterBuilder::record_acks`] (empty otherwise): what a caller that
+    /// writes through another API (a store) must account for, versions included.
+    pub fn acks(&self) -> Vec<WriteAck> {
+        self.acks.as_ref().map(|a| a.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default()
+    }
+
+    /// One write.
+    pub async fn write(&self, write: Write) -> Result<WriteAck, WriteError> {
+        let kind = write.kind();
+        self.run(kind, vec![write]).await
+    }
+
+    /// A put of `item`.
+    pub async fn put(&self, item: Item) -> Result<WriteAck, WriteError> {
+        self.write(Write::put(item)).await
+    }
+
+    /// A delete of the item with `key`.
+    pub async fn delete(&self, key: Item) -> Result<WriteAck, WriteError> {
+        self.write(Write::delete(key)).await
+    }
+
+    /// Several writes in one transaction per region (`TransactWriteItems`): in each region
+    /// all of them apply or none. Across regions it is as atomic as a single write: in sync
+    /// mode each region's transaction is acknowledged or reported on its own.
+    pub async fn transact(&self, writes: Vec<Write>) -> Result<WriteAck, WriteError> {
+        self.run("transaction", writes).await
+    }
+
+    async fn run(&self, kind: &'static str, writes: Vec<Write>) -> Result<WriteAck, WriteError> {
+        let origin = self.targets[0].name().to_owned();
+        let mut keys = Vec::with_capacity(writes.len());
+        for write in &writes {
+            let key = match write {
+                Write::Put { item, .. } => self.table.key_of(item),
+                Write::Update { key, .. } | Write::Delete { key, .. } => self.table.key_of(key),
+            };
+            match key {
+                Some(key) => keys.push(key),
+                None => {
+                    return Err(WriteError {
+                        kind,
+                        acknowledged: Vec::new(),
+                        failures: vec![RegionFailure {
+                            region: origin,
+                            reason: "the item lacks a key attribute".into(),
+                        }],
+                        condition_failed: Vec::new(),
+                    })
+                }
+            }
+        }
+        let version = AttributeValue::N(now_micros().to_string());
+        let updates = writes.iter().any(|w| matches!(w, Write::Update { .. }));
+        let targets: Vec<&Region> = if self.skip_updates && updates {
+            // The drill's broken-replication switch: the update stays in the first region.
+            self.targets.iter().take(1).collect()
+        } else {
+            self.targets.iter().collect()
+        };
+        let sends = targets.iter().map(|region| {
+            let stamped: Vec<Stamped> =
+                writes.iter().map(|w| self.stamp(w, &version, &origin, region)).collect();
+            self.send(region, stamped)
+        });
+        let outcomes = futures_util::future::join_all(sends).await;
+        let mut acknowledged = Vec::new();
+        let mut failures = Vec::new();
+        let mut condition_failed = Vec::new();
+        for (region, outcome) in targets.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => acknowledged.push(region.name().to_owned()),
+                Err((conditional, reason)) => {
+                    if conditional {
+                        condition_failed.push(region.name().to_owned());
+                    }
+                    failures.push(RegionFailure { region: region.name().to_owned(), reason });
+                }
+            }
+        }
+        if failures.is_empty() {
+            let ack = WriteAck { acknowledged, keys, version };
+            if let Some(acks) = &self.acks {
+                acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack.clone());
+            }
+            Ok(ack)
+        } else {
+            if !acknowledged.is_empty() {
+                tracing::warn!(
+                    kind,
+                    ?acknowledged,
+                    ?failures,
+                    "replicated write not acknowledged by every region"
+                );
+            }
+            Err(WriteError { kind, acknowledged, failures, condition_failed })
+        }
+    }
+
+    /// The write with the version and origin added to its item or expression and its
+    /// condition extended so that it never replaces a newer stored version.
+    fn stamp(&self, write: &Write, version: &AttributeValue, origin: &str, region: &Region) -> Stamped {
+        let table = self.table.name_in(region.name()).to_owned();
+        let newer = format!("(attribute_not_exists({V_NAME}) OR {V_NAME} < {V_VALUE})");
+        let mut names = HashMap::from([(V_NAME.to_owned(), self.version_attribute.clone())]);
+        let mut values = HashMap::from([(V_VALUE.to_owned(), version.clone())]);
+        let mut merge = |condition: Option<&WriteCondition>| -> String {
+            match condition {
+                Some(c) => {
+                    names.extend(c.names.clone());
+                    values.extend(c.values.clone());
+                    if c.expression.trim().is_empty() {
+                        newer.clone()
+                    } else {
+                        format!("({}) AND {newer}", c.expression)
+                    }
+                }
+                None => newer.clone(),
+            }
+        };
+        match write {
+            Write::Put { item, condition } => {
+                let condition = merge(condition.as_ref());
+                let mut item = item.clone();
+                item.insert(self.version_attribute.clone(), version.clone());
+                item.insert(ORIGIN_ATTRIBUTE.to_owned(), AttributeValue::S(origin.to_owned()));
+                Stamped::Put { table, item, condition, names, values }
+            }
+            Write::Update { key, expression, condition } => {
+                let condition = merge(Some(condition));
+                names.insert(O_NAME.to_owned(), ORIGIN_ATTRIBUTE.to_owned());
+                values.insert(O_VALUE.to_owned(), AttributeValue::S(origin.to_owned()));
+                let expression = add_set(expression, &format!("{V_NAME} = {V_VALUE}, {O_NAME} = {O_VALUE}"));
+                Stamped::Update { table, key: key.clone(), expression, condition, names, values }
+            }
+            Write::Delete { key, condition } => {
+                let condition = merge(condition.as_ref());
+                Stamped::Delete { table, key: key.clone(), condition, names, values }
+            }
+        }
+    }
+
+    async fn send(&self, region: &Region, writes: Vec<Stamped>) -> Result<(), (bool, String)> {
+        let client = region.dynamodb();
+        let attempt = async move {
+            if writes.len() != 1 {
+                let mut items = Vec::with_capacity(writes.len());
+                for write in writes {
+                    items.push(transact_item(write).map_err(|e| (false, e))?);
+                }
+                return client.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| ()).map_err(
+                    |e| {
+                        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as T;
+                        let conditional = matches!(e.as_service_error(), Some(T::TransactionCanceledException(c))
+                            if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")));
+                        (conditional, sdk_message(&e))
+                    },
+                );
+            }
+            match writes.into_iter().next().expect("one write") {
+                Stamped::Put { table, item, condition, names, values } => client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()),
+                            sdk_message(&e),
+                        )
+                    }),
+                Stamped::Update { table, key, expression, condition, names, values } => client
+                    .update_item()
+                    .table_name(table)
+                    .set_key(Some(key))
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()),
+                            sdk_message(&e),
+                        )
+                    }),
+                Stamped::Delete { table, key, condition, names, values } => client
+                    .delete_item()
+                    .table_name(table)
+                    .set_key(Some(key))
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()),
+                            sdk_message(&e),
+                        )
+                    }),
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err((false, format!("no answer within {:?}", self.timeout))),
+        }
+    }
+}
+
+/// A write with its version, origin and condition added, for one region's table.
+enum Stamped {
+    Put {
+        table: String,
+        item: Item,
+        condition: String,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+    },
+    Update {
+        table: String,
+        key: Item,
+        expression: String,
+        condition: String,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+    },
+    Delete {
+        table: String,
+        key: Item,
+        condition: String,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+    },
+}
+
+fn transact_item(write: Stamped) -> Result<TransactWriteItem, String> {
+    let item = match write {
+        Stamped::Put { table, item, condition, names, values } => TransactWriteItem::builder().put(
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        Stamped::Update { table, key, expression, condition, names, values } => TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key))
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+        Stamped::Delete { table, key, condition, names, values } => TransactWriteItem::builder().delete(
+            Delete::builder()
+                .table_name(table)
+                .set_key(Some(key))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    Ok(item.build())
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros()
+}
+
+/// Adds `assignments` to the `SET` clause of `expression`, or a `SET` clause if it has none.
+fn add_set(expression: &str, assignments: &str) -> String {
+    let mut at = None;
+    let bytes = expression.as_bytes();
+    for (i, window) in bytes.windows(3).enumerate() {
+        let boundary_before = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let boundary_after =
+            bytes.get(i + 3).is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'#'));
+        if window.eq_ignore_ascii_case(b"SET") && boundary_before && boundary_after {
+            at = Some(i + 3);
+            break;
+        }
+    }
+    match at {
+        Some(at) => format!("{} {assignments},{}", &expression[..at], &expression[at..]),
+        None if expression.trim().is_empty() => format!("SET {assignments}"),
+        None => format!("{expression} SET {assignments}"),
+    }
+}
+
+/// Configures a [`ReplicatedWriter`].
+#[derive(Debug, Clone)]
+pub struct ReplicatedWriterBuilder {
+    regions: RegionSet,
+    table: ReplicatedTable,
+    mode: WriteMode,
+    targets: Option<Vec<String>>,
+    timeout: Duration,
+    version_attribute: String,
+    skip_updates: bool,
+    record_acks: bool,
+}
+
+impl ReplicatedWriterBuilder {
+    fn new(regions: RegionSet, table: ReplicatedTable, mode: WriteMode) -> Self {
+        Self {
+            regions,
+            table,
+            mode,
+            targets: None,
+            timeout: Duration::from_secs(2),
+            version_attribute: VERSION_ATTRIBUTE.to_owned(),
+            skip_updates: false,
+            record_acks: false,
+        }
+    }
+
+    /// Keeps every acknowledgement, for [`ReplicatedWriter::acks`] (for short-lived
+    /// writers: one request's, one drill operation's).
+    pub fn record_acks(mut self) -> Self {
+        self.record_acks = true;
+        self
+    }
+
+    /// Writes to these regions, the writing region first (sync: at least two; async: the
+    /// first is written, the rest are ignored).
+    pub fn targets<I, S>(mut self, regions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.targets = Some(regions.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets how long each region may take to answer (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the version attribute (default [`VERSION_ATTRIBUTE`]).
+    pub fn version_attribute(mut self, attribute: impl Into<String>) -> Self {
+        self.version_attribute = attribute.into();
+        self
+    }
+
+    /// For drills that prove their check catches lost updates: updates go to the writing
+    /// region only, even in sync mode. Never set it in a service.
+    #[doc(hidden)]
+    pub fn break_update_replication(mut self) -> Self {
+        self.skip_updates = true;
+        self
+    }
+
+    /// Validates the targets and builds the writer.
+    pub fn build(self) -> Result<ReplicatedWriter, ConfigError> {
+        let mut names = match self.targets {
+            Some(names) => names,
+            None => self.regions.iter().take(2).map(|r| r.name().to_owned()).collect(),
+        };
+        match self.mode {
+            WriteMode::Sync if names.len() < 2 => return Err(ConfigError::TooFewRegions(names.len())),
+            WriteMode::Async if names.is_empty() => return Err(ConfigError::NoRegions),
+            WriteMode::Async => names.truncate(1),
+            WriteMode::Sync => {}
+        }
+        let mut targets: Vec<Region> = Vec::with_capacity(names.len());
+        for name in &names {
+            let region =
+                self.regions.by_name(name).ok_or_else(|| ConfigError::UnknownRegion(name.clone()))?;
+            if targets.iter().any(|t| t.name() == name) {
+                return Err(ConfigError::DuplicateRegion(name.clone()));
+            }
+            targets.push(region.clone());
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::invalid("timeout", "must be greater than zero"));
+        }
+        Ok(ReplicatedWriter {
+            targets,
+            table: self.table,
+            timeout: self.timeout,
+            version_attribute: self.version_attribute,
+            mode: self.mode,
+            skip_updates: self.skip_updates,
+            acks: self.record_acks.then(Default::default),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disaster::RegionConfig;
+    use crate::store::{KeyAttribute, TableDef};
+
+    fn regions() -> RegionSet {
+        RegionSet::builder()
+            .region(RegionConfig::new("us-east-1"))
+            .region(RegionConfig::new("eu-west-1"))
+            .build()
+            .unwrap()
+    }
+
+    fn table() -> ReplicatedTable {
+        ReplicatedTable::new(TableDef::new("t", KeyAttribute::string("pk")))
+    }
+
+    #[test]
+    fn the_version_joins_the_set_clause() {
+        let add = "#lift_v = :lift_v";
+        assert_eq!(add_set("SET a = :a", add), "SET #lift_v = :lift_v, a = :a");
+        assert_eq!(add_set("REMOVE a, b", add), "REMOVE a, b SET #lift_v = :lift_v");
+        assert_eq!(add_set("", add), "SET #lift_v = :lift_v");
+        // A name that contains the word is not the clause.
+        assert_eq!(add_set("REMOVE settled", add), "REMOVE settled SET #lift_v = :lift_v");
+        assert_eq!(add_set("ADD n :one set x = :x", add), "ADD n :one set #lift_v = :lift_v, x = :x");
+    }
+
+    #[test]
+    fn every_kind_is_stamped_with_version_origin_and_a_newer_than_condition() {
+        let writer = ReplicatedWriter::sync(regions(), table()).build().unwrap();
+        let key: Item = [("pk".to_owned(), AttributeValue::S("1".into()))].into();
+        let version = AttributeValue::N("42".into());
+        let region = writer.targets[1].clone();
+        let writes = [
+            Write::put(key.clone()).when("attribute_not_exists(pk)"),
+            Write::update(key.clone(), "SET n = n + :a").when("n >= :a").value(":a", version.clone()),
+            Write::delete(key.clone()),
+        ];
+        for write in &writes {
+            match writer.stamp(write, &version, "us-east-1", &region) {
+                Stamped::Put { item, condition, names, values, .. } => {
+                    assert_eq!(item[VERSION_ATTRIBUTE], version);
+                    assert_eq!(item[ORIGIN_ATTRIBUTE], AttributeValue::S("us-east-1".into()));
+                    assert_eq!(
+                        condition,
+                        "(attribute_not_exists(pk)) AND (attribute_not_exists(#lift_v) OR #lift_v < :lift_v)"
+                    );
+                    assert_eq!(names[V_NAME], VERSION_ATTRIBUTE);
+                    assert_eq!(values[V_VALUE], version);
+                }
+                Stamped::Update { expression, condition, names, values, .. } => {
+                    assert_eq!(expression, "SET #lift_v = :lift_v, #lift_o = :lift_o, n = n + :a");
+                    assert!(condition.starts_with("(n >= :a) AND "), "{condition}");
+                    assert_eq!(names[O_NAME], ORIGIN_ATTRIBUTE);
+                    assert_eq!(values[O_VALUE], AttributeValue::S("us-east-1".into()));
+                    assert_eq!(values[":a"], version);
+                }
+                Stamped::Delete { condition, .. } => {
+                    assert_eq!(condition, "(attribute_not_exists(#lift_v) OR #lift_v < :lift_v)");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn modes_validate_their_targets() {
+        let sync = ReplicatedWriter::sync(regions(), table()).build().unwrap();
+        assert_eq!((sync.targets(), sync.mode()), (vec!["us-east-1", "eu-west-1"], WriteMode::Sync));
+        let err = ReplicatedWriter::sync(regions(), table()).targets(["eu-west-1"]).build().unwrap_err();
+        assert_eq!(err, ConfigError::TooFewRegions(1));
+        let one = ReplicatedWriter::async_(regions(), table()).targets(["eu-west-1"]).build().unwrap();
+        assert_eq!(one.targets(), ["eu-west-1"]);
+        let err = ReplicatedWriter::async_(regions(), table()).targets(["mars-1"]).build().unwrap_err();
+        assert_eq!(err, ConfigError::UnknownRegion("mars-1".into()));
+    }
+
+    #[test]
+    fn a_rejection_is_a_condition_failure_everywhere() {
+        let failure = |r: &str| RegionFailure { region: r.into(), reason: "condition".into() };
+        let err = WriteError {
+            kind: "update",
+            acknowledged: vec![],
+            failures: vec![failure("a"), failure("b")],
+            condition_failed: vec!["a".into(), "b".into()],
+        };
+        assert!(err.is_rejected());
+        assert_eq!(err.to_string(), "update acknowledged by 0 of 2 regions");
+        let partial =
+            WriteError { acknowledged: vec!["a".into()], failures: vec![failure("b")], ..err.clone() };
+        assert!(!partial.is_rejected(), "a write one region holds is not a rejection");
+    }
+}
