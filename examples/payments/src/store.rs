@@ -379,16 +379,19 @@ impl PaymentStore {
                 .map_err(classify)?;
             for item in out.items() {
                 let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
-                let clear = ["customer_name", "customer_email", "customer_country", "description", "reason"];
-                if clear.iter().any(|a| item.contains_key(*a)) {
-                    const REMOVE: &str =
-                        "REMOVE customer_name, customer_email, customer_country, description, reason";
-                    if let Some(writer) = &self.writer {
-                        let key =
-                            HashMap::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())]);
-                        let erase = Write::update(key, REMOVE).when("attribute_exists(pk)");
-                        writer.write(erase).await.map_err(replication_error)?;
-                    } else {
+                const REMOVE: &str =
+                    "REMOVE customer_name, customer_email, customer_country, description, reason";
+                if let Some(writer) = &self.writer {
+                    // Always written, even when nothing is left to remove: the erasure is
+                    // a versioned write, so every region converges on it and a drill can
+                    // check it by its version.
+                    let key = HashMap::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())]);
+                    let erase = Write::update(key, REMOVE).when("attribute_exists(pk)");
+                    writer.write(erase).await.map_err(replication_error)?;
+                } else {
+                    let clear =
+                        ["customer_name", "customer_email", "customer_country", "description", "reason"];
+                    if clear.iter().any(|a| item.contains_key(*a)) {
                         self.client
                             .update_item()
                             .table_name(&self.table)
