@@ -394,12 +394,7 @@ impl ReplicatedWriter {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()),
-                            sdk_message(&e),
-                        )
-                    }),
+                    .map_err(single_failure),
                 Stamped::Update { table, key, expression, condition, names, values } => client
                     .update_item()
                     .table_name(table)
@@ -411,12 +406,7 @@ impl ReplicatedWriter {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()),
-                            sdk_message(&e),
-                        )
-                    }),
+                    .map_err(single_failure),
                 Stamped::Delete { table, key, condition, names, values } => client
                     .delete_item()
                     .table_name(table)
@@ -427,12 +417,7 @@ impl ReplicatedWriter {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()),
-                            sdk_message(&e),
-                        )
-                    }),
+                    .map_err(single_failure),
             }
         };
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -629,6 +614,17 @@ impl ReplicatedWriterBuilder {
             acks: self.record_acks.then(Default::default),
         })
     }
+}
+
+/// How a single-item write failed: whether its condition did, and the message.
+fn single_failure<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> (bool, String)
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let conditional =
+        err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException");
+    (conditional, sdk_message(&err))
 }
 
 #[cfg(test)]

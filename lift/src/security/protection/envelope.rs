@@ -220,7 +220,7 @@ const NONCE_LEN: usize = 12;
 /// Decrypted data keys kept at most (bounded memory).
 const MAX_DECRYPT_KEYS: usize = 1024;
 
-fn aad(tenant: &str, header: &[u8]) -> Vec<u8> {
+pub(crate) fn aad(tenant: &str, header: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(header.len() + tenant.len() + 16);
     aad.extend_from_slice(header);
     aad.extend_from_slice(b"|tenant=");
@@ -310,11 +310,23 @@ pub fn seal(key: &DataKey, tenant: &str, plaintext: &[u8]) -> Result<Vec<u8>, Pr
     out.extend_from_slice(VERSION);
     out.extend_from_slice(&blob_len.to_be_bytes());
     out.extend_from_slice(&key.blob);
+    seal_after_header(out, &key.plaintext, tenant, plaintext)
+}
+
+/// Appends a fresh nonce and the AES-256-GCM ciphertext of `plaintext` to `out`, whose
+/// bytes so far are the format's header; the header and the tenant are the additional
+/// data, so neither can be changed or swapped without the tag failing.
+pub(crate) fn seal_after_header(
+    mut out: Vec<u8>,
+    key: &[u8; 32],
+    tenant: &str,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, ProtectionError> {
     let header_len = out.len();
     let mut nonce = [0u8; NONCE_LEN];
     rand::thread_rng().fill_bytes(&mut nonce);
     out.extend_from_slice(&nonce);
-    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key.plaintext));
+    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
     let aad = aad(tenant, &out[..header_len]);
     let ct = cipher
         .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })

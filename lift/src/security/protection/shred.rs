@@ -74,7 +74,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use rand::RngCore;
 
-use super::envelope::KmsClient;
+use super::envelope::{aad, seal_after_header, KmsClient};
 use super::ProtectionError;
 
 const VERSION: &[u8; 2] = b"s1";
@@ -227,14 +227,6 @@ fn check_subject(subject: &str) -> Result<(), ProtectionError> {
         return Err(ProtectionError::Config(format!("a subject must be 1 to {MAX_SUBJECT_LEN} bytes")));
     }
     Ok(())
-}
-
-fn aad(tenant: &str, header: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(header.len() + tenant.len() + 8);
-    aad.extend_from_slice(header);
-    aad.extend_from_slice(b"|tenant=");
-    aad.extend_from_slice(tenant.as_bytes());
-    aad
 }
 
 /// The parts of an `s1` ciphertext.
@@ -408,17 +400,7 @@ impl SubjectKeys {
         out.extend_from_slice(&key.id);
         out.extend_from_slice(&subject_len.to_be_bytes());
         out.extend_from_slice(subject.as_bytes());
-        let header_len = out.len();
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        out.extend_from_slice(&nonce);
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key.key));
-        let aad = aad(tenant, &out[..header_len]);
-        let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
-            .map_err(|_| ProtectionError::Encrypt)?;
-        out.extend_from_slice(&ct);
-        Ok(out)
+        seal_after_header(out, &key.key, tenant, plaintext)
     }
 
     /// Decrypts a tenant's `s1` ciphertext: `Ok(None)` when its subject's key was erased
