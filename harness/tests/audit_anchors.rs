@@ -349,3 +349,33 @@ async fn a_checkpoint_key_derived_through_kms_signs_alike_after_reload() {
     corrupt[last] ^= 1;
     assert!(CheckpointKey::from_kms_blob(&kms, &corrupt).await.is_err(), "a corrupt blob is refused");
 }
+
+#[tokio::test]
+async fn two_writers_of_one_tenant_keep_one_chain_of_checkpoints() {
+    let env = env().await;
+    let (a, b) = (env.trail(), env.trail());
+    for round in 0..4u64 {
+        let (first, second) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        first.try_append(entry("acme", round * 10)).unwrap();
+        second.try_append(entry("acme", round * 10 + 1)).unwrap();
+        // Each writer flushes on a stale view of the head and of the newest checkpoint.
+        first.flush().await.unwrap();
+        second.flush().await.unwrap();
+    }
+    let verified = env.trail().verify("acme").await.unwrap();
+    assert_eq!(verified.head.0, 8, "one chain, no entry lost or sealed twice");
+    assert!(verified.checkpoints >= 2, "{verified:?}");
+    let latest = verified.latest_checkpoint.unwrap();
+    assert_eq!((latest.seq, latest.head), verified.head, "the newest checkpoint certifies the head");
+    let numbers: Vec<u64> = {
+        let mut n: Vec<u64> = env
+            .checkpoint_items()
+            .await
+            .iter()
+            .map(|i| i["number"].as_n().unwrap().parse().unwrap())
+            .collect();
+        n.sort_unstable();
+        n
+    };
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>(), "checkpoints numbered without a gap");
+}

@@ -552,3 +552,42 @@ async fn sealed_responses_are_stored_sealed_and_an_erased_one_answers_410_withou
     assert_eq!(send(&plain, post("k-sealed", r#"{"amount":5}"#)).await.status(), 503);
     assert_eq!(handler.calls(), 1);
 }
+
+/// A cipher whose sealing always fails (KMS unreachable, say).
+struct BrokenCipher;
+
+impl ResponseCipher for BrokenCipher {
+    fn seal<'a>(&'a self, _req: &'a Request, _body: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, BoxError>> {
+        Box::pin(async { Err("kms unreachable".into()) })
+    }
+
+    fn open<'a>(
+        &'a self,
+        _tenant: &'a str,
+        _sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BoxError>> {
+        Box::pin(async { Err("kms unreachable".into()) })
+    }
+}
+
+#[tokio::test]
+async fn a_response_that_cannot_be_sealed_keeps_the_lock_so_a_retry_does_not_run_again() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = IdempotencyLayer::builder()
+        .client(env.client.clone())
+        .table(&env.table)
+        .response_cipher(BrokenCipher)
+        .build()
+        .unwrap()
+        .layer(handler.clone());
+    let first = send(&svc, post("k-unsealed", r#"{"amount":9}"#)).await;
+    assert_eq!(first.status(), 201, "the caller still gets the answer");
+    let items = env.items().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"].as_s().unwrap(), "IN_PROGRESS", "nothing stored in clear");
+    assert!(!items[0].contains_key("response_body"));
+    let retry = send(&svc, post("k-unsealed", r#"{"amount":9}"#)).await;
+    assert_eq!(retry.status(), 409, "the retry waits for the lock instead of charging again");
+    assert_eq!(handler.calls(), 1);
+}
