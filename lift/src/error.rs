@@ -86,6 +86,13 @@ impl Error {
         self
     }
 
+    /// Names the request field the problem is about (a JSON pointer or dotted path), as
+    /// validation problems do; never its value.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.0.field = Some(field.into());
+        self
+    }
+
     /// Adds a response header (e.g. `Allow`, `Retry-After`, `WWW-Authenticate`).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.0.headers.push((name, value));

@@ -23,12 +23,10 @@
 use std::convert::Infallible;
 use std::task::{Context as TaskContext, Poll};
 
-use http::{header, StatusCode};
 use lift::app::Route;
-use lift::error::{Problem, PROBLEM_JSON};
 use lift::security::protection::detect::{detect_value, scan_text};
 use lift::security::protection::{classify_json, DataClass, HashKey, MaskStrategy, Policy};
-use lift::{Body, Context, Request, Response};
+use lift::{Context, Request, Response};
 
 /// The problem type of a refused sensitive value.
 pub const SENSITIVE_DATA_PROBLEM: &str = "https://lift.dev/problems/sensitive-data";
@@ -62,20 +60,12 @@ impl Refusal {
         }
     }
 
-    /// The 422 problem response (no value in it).
+    /// The 422 problem response (no value in it), through Lift's one problem path.
     pub fn render(&self, request_id: Option<&str>) -> Response {
-        let problem = Problem {
-            problem_type: SENSITIVE_DATA_PROBLEM.to_owned(),
-            title: "Sensitive data in the wrong place".to_owned(),
-            status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
-            detail: Some(self.detail()),
-            field: Some(self.field.clone()),
-            request_id: request_id.map(str::to_owned),
-        };
-        let mut res = Response::new(Body::from(serde_json::to_vec(&problem).unwrap_or_default()));
-        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-        res.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(PROBLEM_JSON));
-        res
+        lift::Error::unprocessable(self.detail())
+            .with_type(SENSITIVE_DATA_PROBLEM, "Sensitive data in the wrong place")
+            .with_field(self.field.clone())
+            .render(request_id)
     }
 }
 
@@ -321,6 +311,9 @@ impl lift::middleware::idempotency::ResponseCipher for ResponseSealer {
 
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+    use lift::Body;
+
     use super::*;
 
     fn post(uri: &str, body: serde_json::Value) -> Request {
