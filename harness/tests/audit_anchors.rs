@@ -322,7 +322,8 @@ async fn a_write_whose_answer_was_lost_is_stored_once() {
 async fn a_checkpoint_key_derived_through_kms_signs_alike_after_reload() {
     let env = env().await;
     let mocks = AwsMocks::start().await.expect("the AWS mocks");
-    let kms = lift::security::protection::HttpKmsClient::new(&mocks.kms.uri()).expect("a kms client");
+    let kms = lift::security::protection::AwsKmsClient::endpoint(&mocks.kms.uri(), mocks.region())
+        .expect("a kms client");
     let (key, blob) = CheckpointKey::generate_with_kms(&kms, "alias/lift-default").await.unwrap();
     assert!(!blob.is_empty());
     let writer = AuditTrail::builder()

@@ -61,6 +61,8 @@ fn ready_url(server: &MockServer) -> String {
 /// The Route 53 mock with a zone, and the failover record pointing into it.
 async fn dns() -> (Route53Mock, String, Route53Failover) {
     let mock = Route53Mock::start().await;
+    // Every call must be SigV4-signed for route53, as Route 53 requires.
+    mock.require_signature(true);
     let zone = mock.create_hosted_zone("example.com.");
     let record = Route53Failover::new(&zone, RECORD)
         .endpoint(mock.uri())
@@ -158,7 +160,11 @@ async fn a_dead_primary_moves_traffic_and_dns_within_five_seconds_and_traffic_re
     let calls = route53.calls_to("ChangeResourceRecordSets");
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].method, http::Method::POST);
-    assert_eq!(calls[0].path, format!("/2013-04-01/hostedzone/{zone}/rrset/"));
+    // The SDK's REST-XML request: the zone in the path, signed for route53 in us-east-1.
+    assert_eq!(calls[0].path, format!("/2013-04-01/hostedzone/{zone}/rrset"));
+    let scope = calls[0].sigv4().expect("a SigV4-signed request");
+    assert_eq!((scope.service.as_str(), scope.region.as_str()), ("route53", "us-east-1"));
+    assert!(std::str::from_utf8(&calls[0].raw_body).unwrap().contains("<Action>UPSERT</Action>"));
     let changes = route53.changes();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].action, "UPSERT");
@@ -333,4 +339,34 @@ async fn the_route53_client_and_mock_speak_rest_xml() {
     route53.fault("GetChange", Fault::drop_connection().times(1));
     assert!(matches!(client.get_change(&created.id).await, Err(Route53Error::Http(_))));
     assert_eq!(route53.calls_to("ListResourceRecordSets").len(), 1);
+    // No SDK retry hides an error: the dropped call was made once.
+    assert_eq!(route53.calls_to("GetChange").len(), 3);
+
+    // Every call was signed for route53; an unsigned one is refused as Route 53 does.
+    for call in route53.calls() {
+        let scope = call.sigv4().unwrap_or_else(|| panic!("{} unsigned", call.operation));
+        assert_eq!(scope.service, "route53", "{}", call.operation);
+    }
+    let unsigned = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>()
+        .get(format!("{}/2013-04-01/hostedzone/{zone}/rrset", route53.uri()).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 403);
+}
+
+#[tokio::test]
+async fn a_route53_change_that_outlasts_the_timeout_is_reported_as_timed_out() {
+    let (route53, zone, _) = dns().await;
+    let client = Route53Client::new(&route53.uri()).unwrap().timeout(Duration::from_millis(200));
+    route53.fault("ChangeResourceRecordSets", Fault::delay(Duration::from_secs(3)).times(1));
+    let record = ResourceRecordSet {
+        name: "db.example.com.".into(),
+        record_type: "CNAME".into(),
+        ttl: Some(30),
+        values: vec!["db.us-east-1.example.com".into()],
+        set_identifier: None,
+    };
+    let err = client.upsert(&zone, &record, None).await.unwrap_err();
+    assert_eq!(err, Route53Error::TimedOut(Duration::from_millis(200)));
 }

@@ -3,15 +3,21 @@
 
 use lift::security::protection::detect::luhn_valid;
 use lift::security::protection::{
-    DataClass, DataKeyCache, Envelope, HashKey, HttpKmsClient, MaskStrategy, Policy, ProtectionError,
-    TokenVault,
+    AwsKmsClient, DataClass, DataKeyCache, Envelope, HashKey, KmsClient, MaskStrategy, Policy,
+    ProtectionError, TokenVault,
 };
 use lift::{Context, Principal};
 use lift_harness::aws::AwsMocks;
 use lift_harness::dynamodb::DynamoDbLocal;
 
+/// Envelope encryption through the SDK client against the KMS mock, which refuses any call
+/// not SigV4-signed for `kms`.
 fn envelope(mocks: &AwsMocks) -> Envelope {
-    Envelope::new(HttpKmsClient::new(&mocks.kms.uri()).expect("kms client"), "alias/lift-default")
+    mocks.kms.require_signature(true);
+    Envelope::new(
+        AwsKmsClient::endpoint(&mocks.kms.uri(), mocks.region()).expect("kms client"),
+        "alias/lift-default",
+    )
 }
 
 async fn vault(mocks: &AwsMocks) -> TokenVault {
@@ -129,4 +135,88 @@ async fn data_key_cache_hits_do_not_call_kms() {
     assert_eq!(mocks.kms.calls_to("GenerateDataKey").len(), 3, "a key per tenant");
     let call = &mocks.kms.calls_to("GenerateDataKey")[2];
     assert_eq!(call.body["EncryptionContext"], serde_json::json!({ "tenant": "tenant-b" }));
+}
+
+#[tokio::test]
+async fn every_kms_call_is_a_signed_sdk_call_in_the_json_1_1_protocol() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    let env = envelope(&mocks);
+    let ct = env.encrypt("tenant-a", b"4111111111111111").await.expect("encrypt");
+    envelope(&mocks).decrypt("tenant-a", &ct).await.expect("decrypt through kms");
+    let calls = mocks.kms.calls();
+    let operations: Vec<_> = calls.iter().map(|c| c.operation.as_str()).collect();
+    assert_eq!(operations, ["GenerateDataKey", "Decrypt"]);
+    for call in &calls {
+        let scope =
+            call.sigv4().unwrap_or_else(|| panic!("{} is not signed: {:?}", call.operation, call.headers));
+        assert_eq!((scope.service.as_str(), scope.region.as_str()), ("kms", mocks.region()));
+        assert_eq!(scope.access_key_id, "local", "local endpoints get the static credentials");
+        assert!(scope.signed_headers.iter().any(|h| h == "x-amz-target"), "{:?}", scope.signed_headers);
+        assert_eq!(call.header("content-type"), Some("application/x-amz-json-1.1"));
+        assert_eq!(call.header("x-amz-target"), Some(format!("TrentService.{}", call.operation).as_str()));
+    }
+    // Blobs travel base64-encoded, and the data key never does in the request.
+    assert_eq!(calls[0].body["KeySpec"], "AES_256");
+    let blob = calls[1].body["CiphertextBlob"].as_str().expect("a base64 blob");
+    assert!(base64_decodes(blob), "{blob}");
+}
+
+#[tokio::test]
+async fn encrypt_goes_through_kms_and_only_kms_opens_it_with_the_same_context() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    mocks.kms.require_signature(true);
+    let kms = AwsKmsClient::endpoint(&mocks.kms.uri(), mocks.region()).expect("kms client");
+    let secret = b"checkpoint key material";
+    let blob = kms.encrypt("alias/lift-default", secret, &[("purpose", "test")]).await.expect("encrypt");
+    assert!(!blob.windows(secret.len()).any(|w| w == secret), "the blob is not the plaintext");
+    let context = [("purpose".to_owned(), "test".to_owned())].into();
+    let (key, opened) = mocks.kms.decrypt(&blob, &context).expect("the mock opens what it sealed");
+    assert_eq!((key.alias.as_deref(), opened.as_slice()), (Some("alias/lift-default"), &secret[..]));
+    assert!(mocks.kms.decrypt(&blob, &Default::default()).is_err(), "the context is bound");
+    let unknown = kms.encrypt("alias/nope", secret, &[]).await.unwrap_err();
+    assert_eq!(unknown.to_string(), "kms error: Encrypt failed: NotFoundException");
+}
+
+#[tokio::test]
+async fn the_kms_mock_refuses_unsigned_and_wrongly_scoped_calls_when_asked() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    mocks.kms.require_signature(true);
+    let http = post_encrypt(&mocks.kms.uri(), None).await;
+    assert_eq!(http.0, 403);
+    assert!(http.1.contains("MissingAuthenticationTokenException"), "{}", http.1);
+    let for_s3 = "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/s3/aws4_request, \
+                  SignedHeaders=host;x-amz-date, Signature=";
+    let wrong = post_encrypt(&mocks.kms.uri(), Some(&format!("{for_s3}{}", "a".repeat(64)))).await;
+    assert_eq!(wrong.0, 403);
+    assert!(wrong.1.contains("InvalidSignatureException"), "{}", wrong.1);
+    // The SDK client signs for kms, so it passes where those were refused.
+    let envelope = Envelope::new(
+        AwsKmsClient::endpoint(&mocks.kms.uri(), mocks.region()).expect("kms client"),
+        "alias/lift-default",
+    );
+    assert!(envelope.encrypt("tenant-a", b"x").await.is_ok(), "the sdk signs for kms");
+}
+
+fn base64_decodes(text: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).is_ok_and(|b| !b.is_empty())
+}
+
+/// POSTs a KMS `Encrypt` to `uri` with an optional `Authorization` header; returns status
+/// and body.
+async fn post_encrypt(uri: &str, authorization: Option<&str>) -> (u16, String) {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let mut request = http::Request::post(uri)
+        .header("x-amz-target", "TrentService.Encrypt")
+        .header("content-type", "application/x-amz-json-1.1");
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let request = request.body(Full::new(bytes::Bytes::from_static(b"{}"))).expect("a request");
+    let response = client.request(request).await.expect("the mock answers");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("a body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }

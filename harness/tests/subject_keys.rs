@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
-use lift::security::protection::{sealed_subject, HttpKmsClient, ProtectionError, SubjectKeys};
+use lift::security::protection::{sealed_subject, AwsKmsClient, ProtectionError, SubjectKeys};
 use lift_harness::aws::{KmsMock, DEFAULT_KEY_ALIAS};
 use lift_harness::dynamodb::DynamoDbLocal;
+
+/// The region of the KMS mock and of the clients that call it.
+const KMS_REGION: &str = "eu-west-1";
 
 struct Env {
     client: aws_sdk_dynamodb::Client,
@@ -18,7 +21,9 @@ struct Env {
 async fn env() -> Env {
     let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
     let table = ddb.create_table(&lift::store::tables::subject_keys()).await.expect("the subject key table");
-    let kms = KmsMock::start("eu-west-1").await;
+    let kms = KmsMock::start(KMS_REGION).await;
+    // The SDK client signs every call; the mock refuses any that is not.
+    kms.require_signature(true);
     Env { client: ddb.client().await, table, kms }
 }
 
@@ -28,7 +33,7 @@ impl Env {
         SubjectKeys::builder()
             .client(self.client.clone())
             .table(&self.table)
-            .kms(HttpKmsClient::new(&self.kms.uri()).expect("kms client"), DEFAULT_KEY_ALIAS)
+            .kms(AwsKmsClient::endpoint(&self.kms.uri(), KMS_REGION).expect("kms client"), DEFAULT_KEY_ALIAS)
             .cache_ttl(cache_ttl)
             .build()
             .expect("a valid configuration")
@@ -152,8 +157,9 @@ async fn a_key_past_its_expiry_counts_as_erased_and_bad_configs_are_refused() {
         .unwrap();
     assert_eq!(keys.decrypt("acme", &sealed).await.unwrap(), None);
     assert!(SubjectKeys::builder().client(env.client.clone()).build().is_err(), "no kms");
-    let no_client =
-        SubjectKeys::builder().kms(HttpKmsClient::new(&env.kms.uri()).unwrap(), "alias/x").build();
+    let no_client = SubjectKeys::builder()
+        .kms(AwsKmsClient::endpoint(&env.kms.uri(), KMS_REGION).unwrap(), "alias/x")
+        .build();
     assert!(no_client.is_err());
     assert!(keys.encrypt("acme", "", b"x").await.is_err(), "an empty subject");
 }

@@ -21,8 +21,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod app;
-#[cfg(feature = "disaster")]
-#[cfg_attr(docsrs, doc(cfg(feature = "disaster")))]
+#[cfg(any(feature = "disaster", feature = "protection"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "disaster", feature = "protection"))))]
 pub mod aws;
 pub mod body;
 #[cfg(any(feature = "threat", feature = "compliance", feature = "protection", feature = "idempotency"))]

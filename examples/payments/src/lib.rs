@@ -135,15 +135,15 @@ impl Config {
     }
 
     /// The customer keys personal data is encrypted under, when a KMS key is configured:
-    /// KMS at `AWS_ENDPOINT_URL_KMS` (unsigned requests, for local endpoints only; see
-    /// [`lift::security::protection::HttpKmsClient`]).
+    /// KMS through the AWS SDK, at `AWS_ENDPOINT_URL_KMS` when set, else AWS's endpoint for
+    /// `AWS_REGION` ([`lift::security::protection::AwsKmsClient::from_env`]).
     pub fn subject_keys(
         &self,
         client: aws_sdk_dynamodb::Client,
     ) -> Result<Option<lift::security::protection::SubjectKeys>, ConfigError> {
         let Some(key_id) = &self.kms_key_id else { return Ok(None) };
         let kms =
-            lift::security::protection::HttpKmsClient::from_env().map_err(|e| ConfigError(e.to_string()))?;
+            lift::security::protection::AwsKmsClient::from_env().map_err(|e| ConfigError(e.to_string()))?;
         lift::security::protection::SubjectKeys::builder()
             .client(client)
             .table(&self.subject_keys_table)

@@ -36,10 +36,76 @@ impl RecordedCall {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The SigV4 credential scope of the call's `Authorization` header, if it is signed
+    /// (`AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, ...`).
+    pub fn sigv4(&self) -> Option<SigV4Scope> {
+        SigV4Scope::parse(self.header("authorization")?)
+    }
+}
+
+/// Who signed a request and for what, from a SigV4 `Authorization` header.
+///
+/// The signature itself is not checked (the mocks accept any credentials); this tells that a
+/// client signed, for which service and region, and over which headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SigV4Scope {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The date, `YYYYMMDD`.
+    pub date: String,
+    /// The region signed for.
+    pub region: String,
+    /// The service signed for (`kms`, `route53`, ...).
+    pub service: String,
+    /// The signed header names, lower case.
+    pub signed_headers: Vec<String>,
+    /// The hex signature.
+    pub signature: String,
+}
+
+impl SigV4Scope {
+    /// Parses an `Authorization` header value; `None` unless it is a complete SigV4 one.
+    pub fn parse(header: &str) -> Option<Self> {
+        let rest = header.strip_prefix("AWS4-HMAC-SHA256 ")?;
+        let mut credential = None;
+        let mut signed_headers = None;
+        let mut signature = None;
+        for part in rest.split(',').map(str::trim) {
+            match part.split_once('=')? {
+                ("Credential", v) => credential = Some(v),
+                ("SignedHeaders", v) => signed_headers = Some(v),
+                ("Signature", v) => signature = Some(v),
+                _ => {}
+            }
+        }
+        let fields: Vec<&str> = credential?.split('/').collect();
+        let [key, date, region, service, "aws4_request"] = fields.as_slice() else { return None };
+        let signature = signature?;
+        let is_hex = signature.len() == 64 && signature.bytes().all(|b| b.is_ascii_hexdigit());
+        if key.is_empty() || date.len() != 8 || region.is_empty() || service.is_empty() || !is_hex {
+            return None;
+        }
+        Some(Self {
+            access_key_id: (*key).to_owned(),
+            date: (*date).to_owned(),
+            region: (*region).to_owned(),
+            service: (*service).to_owned(),
+            signed_headers: signed_headers?.split(';').map(str::to_owned).collect(),
+            signature: signature.to_owned(),
+        })
+    }
 }
 
 /// A mocked service: answers operations and renders errors in its own protocol.
 pub(crate) trait Service: Send + Sync + 'static {
+    /// The service name requests are signed for (SigV4 credential scope), e.g. `kms`;
+    /// empty for endpoints that are not AWS services (the JWKS issuer).
+    fn signing_name(&self) -> &'static str {
+        ""
+    }
+
     /// The operation a request calls.
     fn operation(&self, request: &Request) -> String {
         wire::operation(request)
@@ -52,13 +118,39 @@ pub(crate) trait Service: Send + Sync + 'static {
     fn error(&self, request: &Request, error: &AwsError) -> ResponseTemplate;
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
+    /// The SigV4 service name of the mocked service.
+    signing_name: &'static str,
+    /// Whether calls not signed for the service are refused.
+    require_signature: std::sync::atomic::AtomicBool,
     calls: Mutex<Vec<RecordedCall>>,
     faults: FaultBook,
 }
 
 impl Shared {
+    /// Why the call is refused for its signature, when signatures are required: AWS's
+    /// answers to an unsigned request and to one signed for another service.
+    fn signature_error(&self, request: &Request) -> Option<AwsError> {
+        if !self.require_signature.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+        match header.map(SigV4Scope::parse) {
+            None => Some(AwsError::new(
+                403,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            )),
+            Some(Some(scope)) if scope.service == self.signing_name => None,
+            Some(_) => Some(AwsError::new(
+                403,
+                "InvalidSignatureException",
+                format!("Credential should be scoped to correct service: '{}'.", self.signing_name),
+            )),
+        }
+    }
+
     fn record(&self, operation: String, request: &Request, fault: Option<FaultKind>) {
         let call = RecordedCall {
             operation,
@@ -85,7 +177,12 @@ impl Endpoint {
     /// Starts a server on 127.0.0.1 and a free port that answers through `service`.
     pub(crate) async fn start<S: Service>(service: Arc<S>) -> Self {
         let server = MockServer::builder().disable_request_recording().start().await;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            signing_name: service.signing_name(),
+            require_signature: Default::default(),
+            calls: Mutex::default(),
+            faults: FaultBook::default(),
+        });
 
         // wiremock serves with hyper 1: a responder that returns an error makes hyper
         // close the connection without writing a response, which is the dropped
@@ -134,6 +231,10 @@ impl Endpoint {
     pub(crate) fn clear_faults(&self) {
         self.shared.faults.clear();
     }
+
+    pub(crate) fn require_signature(&self, required: bool) {
+        self.shared.require_signature.store(required, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 struct DropArmed<S> {
@@ -156,6 +257,10 @@ struct Responder<S> {
 impl<S: Service> wiremock::Respond for Responder<S> {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let operation = self.service.operation(request);
+        if let Some(error) = self.shared.signature_error(request) {
+            self.shared.record(operation, request, None);
+            return self.service.error(request, &error);
+        }
         let fault = self.shared.faults.take(&operation, false).map(|f| f.kind().clone());
         let response = match &fault {
             Some(FaultKind::AwsError(error)) => self.service.error(request, error),
@@ -205,3 +310,19 @@ macro_rules! endpoint_methods {
 }
 
 pub(crate) use endpoint_methods;
+
+/// Gives the mock of an AWS service (whose calls are SigV4-signed) `require_signature`.
+macro_rules! signed_endpoint_methods {
+    ($mock:ty) => {
+        impl $mock {
+            /// Refuses calls not signed with SigV4 for this service with AWS's error codes
+            /// (`MissingAuthenticationTokenException`, `InvalidSignatureException`, 403), so
+            /// a test proves every call of a client was signed. Off by default.
+            pub fn require_signature(&self, required: bool) {
+                self.endpoint.require_signature(required)
+            }
+        }
+    };
+}
+
+pub(crate) use signed_endpoint_methods;

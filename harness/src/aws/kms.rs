@@ -16,7 +16,7 @@ use rand::RngCore as _;
 use serde_json::{json, Value};
 use wiremock::{Request, ResponseTemplate};
 
-use super::endpoint::{endpoint_methods, Endpoint, Service};
+use super::endpoint::{endpoint_methods, signed_endpoint_methods, Endpoint, Service};
 use super::fault::{lock, AwsError};
 use super::{wire, MockError, ACCOUNT_ID};
 
@@ -39,6 +39,7 @@ pub struct KmsMock {
 }
 
 endpoint_methods!(KmsMock);
+signed_endpoint_methods!(KmsMock);
 
 /// A key of the KMS mock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,6 +335,10 @@ fn encryption_context(body: &Value) -> Result<EncryptionContext, AwsError> {
 }
 
 impl Service for KeyRing {
+    fn signing_name(&self) -> &'static str {
+        "kms"
+    }
+
     fn handle(&self, operation: &str, request: &Request) -> ResponseTemplate {
         let body = serde_json::from_slice::<Value>(&request.body);
         let result = match (wire::target(request), body) {

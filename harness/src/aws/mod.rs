@@ -32,7 +32,7 @@ mod secrets;
 mod sts;
 mod wire;
 
-pub use endpoint::RecordedCall;
+pub use endpoint::{RecordedCall, SigV4Scope};
 pub use fault::{AwsError, Fault, FaultKind, ANY_OPERATION};
 pub use jwks::{Alg, JwksIssuer, GET_JWKS, GET_OPENID_CONFIGURATION, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 pub use kms::{EncryptionContext, KmsKey, KmsMock, DEFAULT_KEY_ALIAS};

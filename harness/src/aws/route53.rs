@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::Rng as _;
 use wiremock::{Request, ResponseTemplate};
 
-use super::endpoint::{endpoint_methods, Endpoint, Service};
+use super::endpoint::{endpoint_methods, signed_endpoint_methods, Endpoint, Service};
 use super::fault::{lock, AwsError};
 use super::wire;
 
@@ -53,6 +53,7 @@ pub struct Route53Mock {
 }
 
 endpoint_methods!(Route53Mock);
+signed_endpoint_methods!(Route53Mock);
 
 /// A resource record set as the mock stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +252,10 @@ fn invalid_batch(message: impl Into<String>) -> AwsError {
 }
 
 impl Service for State {
+    fn signing_name(&self) -> &'static str {
+        "route53"
+    }
+
     fn operation(&self, request: &Request) -> String {
         match route(request) {
             Some((operation, _)) => operation.to_owned(),

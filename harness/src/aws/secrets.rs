@@ -8,7 +8,7 @@ use rand::Rng as _;
 use serde_json::{json, Value};
 use wiremock::{Request, ResponseTemplate};
 
-use super::endpoint::{endpoint_methods, Endpoint, Service};
+use super::endpoint::{endpoint_methods, signed_endpoint_methods, Endpoint, Service};
 use super::fault::{lock, AwsError};
 use super::{wire, MockError, ACCOUNT_ID};
 
@@ -25,6 +25,7 @@ pub struct SecretsManagerMock {
 }
 
 endpoint_methods!(SecretsManagerMock);
+signed_endpoint_methods!(SecretsManagerMock);
 
 /// The version of a secret that a put or rotation created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +203,10 @@ fn not_found(message: impl Into<String>) -> AwsError {
 }
 
 impl Service for SecretStore {
+    fn signing_name(&self) -> &'static str {
+        "secretsmanager"
+    }
+
     fn handle(&self, operation: &str, request: &Request) -> ResponseTemplate {
         let result = match (wire::target(request), operation) {
             (Some(("secretsmanager", _)), "GetSecretValue") => {

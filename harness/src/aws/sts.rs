@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 use wiremock::{Request, ResponseTemplate};
 
-use super::endpoint::{endpoint_methods, Endpoint, Service};
+use super::endpoint::{endpoint_methods, signed_endpoint_methods, Endpoint, Service};
 use super::fault::{lock, AwsError};
 use super::{wire, ACCOUNT_ID};
 
@@ -22,6 +22,7 @@ pub struct StsMock {
 }
 
 endpoint_methods!(StsMock);
+signed_endpoint_methods!(StsMock);
 
 /// What `GetCallerIdentity` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,10 @@ fn is_json(request: &Request) -> bool {
 }
 
 impl Service for Identity {
+    fn signing_name(&self) -> &'static str {
+        "sts"
+    }
+
     fn handle(&self, operation: &str, request: &Request) -> ResponseTemplate {
         let known = operation == "GetCallerIdentity";
         let id = lock(&self.current).clone();

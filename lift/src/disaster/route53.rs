@@ -1,26 +1,25 @@
-//! DNS failover through the Route 53 API (REST-XML), for clients that resolve a name.
+//! DNS failover through the Route 53 API, for clients that resolve a name.
 //!
-//! Requests are not signed: this speaks to a local Route 53 endpoint (the harness mock,
-//! `AWS_ENDPOINT_URL_ROUTE_53`). Real Route 53 needs SigV4 and https, which this client does
-//! not do yet.
+//! [`Route53Client`] calls Route 53 through `aws-sdk-route53`: requests are signed (SigV4)
+//! and go to AWS's endpoint, or to the one `AWS_ENDPOINT_URL_ROUTE_53` (or
+//! [`Route53Failover::endpoint`]) names, such as the harness's mock in tests.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
+use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::primitives::DateTimeFormat;
+use aws_sdk_route53::types as sdk;
 
 use super::env::{self, ProcessEnv, Vars};
 use super::region::validate_url;
 use super::{ConfigError, RegionSet, Route53Error};
+use crate::aws::ServiceEndpoint;
+use crate::config::Env;
 
-/// The Route 53 API version in every path.
-const API: &str = "2013-04-01";
-/// The XML namespace of Route 53 documents.
-const NAMESPACE: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
+/// The region Route 53 clients sign for when none is configured: Route 53 is global, and
+/// AWS's partition signs its requests for `us-east-1`.
+const GLOBAL_REGION: &str = "us-east-1";
 
 /// The DNS record the orchestrator points at the active region on every switch.
 ///
@@ -39,7 +38,8 @@ const NAMESPACE: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route53Failover {
-    /// The Route 53 endpoint; `None` reads `AWS_ENDPOINT_URL_ROUTE_53`.
+    /// The Route 53 endpoint; `None` reads `AWS_ENDPOINT_URL_ROUTE_53` (else
+    /// `AWS_ENDPOINT_URL`, else AWS's own endpoint).
     pub endpoint: Option<String>,
     /// The hosted zone id, e.g. `Z0LIFT` (a `/hostedzone/` prefix is accepted).
     pub hosted_zone_id: String,
@@ -154,13 +154,11 @@ impl Route53Failover {
                 format!("no record value for region {}", missing.name()),
             ));
         }
-        let endpoint = match &self.endpoint {
-            Some(endpoint) => endpoint.clone(),
-            None => ProcessEnv
-                .get("AWS_ENDPOINT_URL_ROUTE_53")
-                .ok_or_else(|| ConfigError::MissingEnv("AWS_ENDPOINT_URL_ROUTE_53".into()))?,
+        let client = match &self.endpoint {
+            Some(endpoint) => Route53Client::new(endpoint)?,
+            None => Route53Client::from_env()?,
         };
-        Ok(Route53Client::new(&endpoint)?.timeout(self.timeout))
+        Ok(client.timeout(self.timeout))
     }
 
     /// The record set that sends traffic to `region`.
@@ -211,16 +209,6 @@ pub enum ChangeAction {
     Upsert,
 }
 
-impl ChangeAction {
-    fn as_str(self) -> &'static str {
-        match self {
-            ChangeAction::Create => "CREATE",
-            ChangeAction::Delete => "DELETE",
-            ChangeAction::Upsert => "UPSERT",
-        }
-    }
-}
-
 /// The state of a submitted change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeInfo {
@@ -232,27 +220,82 @@ pub struct ChangeInfo {
     pub submitted_at: Option<String>,
 }
 
-/// A minimal Route 53 client: change record sets, follow a change, list record sets.
+/// A Route 53 client through `aws-sdk-route53`: change record sets, follow a change, list
+/// record sets.
+///
+/// SDK retries are off: the orchestrator records every attempt and updates the record again
+/// on the next switch, so an error is reported as it happened.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use lift::disaster::{ResourceRecordSet, Route53Client};
+///
+/// // AWS_ENDPOINT_URL_ROUTE_53 when set, else Route 53 itself.
+/// let route53 = Route53Client::from_env()?;
+/// let record = ResourceRecordSet {
+///     name: "api.example.com.".into(),
+///     record_type: "CNAME".into(),
+///     ttl: Some(60),
+///     values: vec!["api.eu-west-1.example.com".into()],
+///     set_identifier: None,
+/// };
+/// let change = route53.upsert("Z0LIFT", &record, Some("fail over to eu-west-1")).await?;
+/// println!("{} is {}", change.id, change.status);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Route53Client {
-    endpoint: String,
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    client: aws_sdk_route53::Client,
     timeout: Duration,
 }
 
 impl Route53Client {
-    /// A client of the Route 53 API at `endpoint` (plain `http`), with a 5 s timeout.
+    /// A client of the Route 53 API at `endpoint` (`http` or `https`), with a 5 s timeout.
     pub fn new(endpoint: &str) -> Result<Self, ConfigError> {
-        validate_url("route53 endpoint", endpoint, &["http"])?;
-        Ok(Self {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            http: HttpClient::builder(TokioExecutor::new()).build_http(),
-            timeout: Duration::from_secs(5),
-        })
+        validate_url("route53 endpoint", endpoint, &["http", "https"])?;
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        Ok(Self::with_endpoint(ServiceEndpoint::new(Some(endpoint), GLOBAL_REGION)))
+    }
+
+    /// A client configured as the AWS SDKs are: `AWS_ENDPOINT_URL_ROUTE_53`, else
+    /// `AWS_ENDPOINT_URL`, else Route 53's own endpoint; see [`ServiceEndpoint::from_env`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::from_lookup(lookup);
+        // Route 53 is global: without a configured region, sign as AWS's partition does.
+        let with_region = Env::from_lookup(|name| match name {
+            "AWS_REGION" => env
+                .get("AWS_REGION")
+                .or_else(|| env.get("AWS_DEFAULT_REGION"))
+                .or_else(|| Some(GLOBAL_REGION.into())),
+            other => env.get(other),
+        });
+        let endpoint = ServiceEndpoint::from_env(&with_region, "ROUTE_53")
+            .map_err(|e| ConfigError::invalid("route53 endpoint", e.reason().to_owned()))?;
+        Ok(Self::with_endpoint(endpoint))
+    }
+
+    /// A client over an SDK client the caller configured (its own retries and timeouts).
+    pub fn from_sdk(client: aws_sdk_route53::Client) -> Self {
+        Self { client, timeout: DEFAULT_TIMEOUT }
+    }
+
+    fn with_endpoint(endpoint: ServiceEndpoint) -> Self {
+        let sdk = endpoint.sdk_config(DEFAULT_TIMEOUT, aws_config::retry::RetryConfig::disabled());
+        Self { client: aws_sdk_route53::Client::new(&sdk), timeout: DEFAULT_TIMEOUT }
     }
 
     /// Sets the request timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder().operation_timeout(timeout).build();
+        let config = self.client.config().to_builder().timeout_config(timeouts).build();
+        self.client = aws_sdk_route53::Client::from_conf(config);
         self.timeout = timeout;
         self
     }
@@ -274,17 +317,23 @@ impl Route53Client {
         changes: &[(ChangeAction, ResourceRecordSet)],
         comment: Option<&str>,
     ) -> Result<ChangeInfo, Route53Error> {
-        let body = change_batch_xml(changes, comment);
-        let path = format!("/{API}/hostedzone/{}/rrset/", zone_id(zone));
-        let xml = self.send(http::Method::POST, &path, body).await?;
-        change_info(&xml)
+        let batch = change_batch(changes, comment)?;
+        let out = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(zone_id(zone))
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        change_info(out.change_info())
     }
 
     /// `GetChange`: the state of a change.
     pub async fn get_change(&self, id: &str) -> Result<ChangeInfo, Route53Error> {
-        let path = format!("/{API}/change/{}", id.trim_start_matches("/change/"));
-        let xml = self.send(http::Method::GET, &path, String::new()).await?;
-        change_info(&xml)
+        let id = id.trim_start_matches("/change/");
+        let out = self.client.get_change().id(id).send().await.map_err(|e| self.error(e))?;
+        change_info(out.change_info())
     }
 
     /// `ListResourceRecordSets`: the record sets of `zone` (first page).
@@ -292,154 +341,92 @@ impl Route53Client {
         &self,
         zone: &str,
     ) -> Result<Vec<ResourceRecordSet>, Route53Error> {
-        let path = format!("/{API}/hostedzone/{}/rrset", zone_id(zone));
-        let xml = self.send(http::Method::GET, &path, String::new()).await?;
-        Ok(xml::elements(&xml, "ResourceRecordSet").into_iter().map(record_set).collect())
-    }
-
-    async fn send(&self, method: http::Method, path: &str, body: String) -> Result<String, Route53Error> {
-        let mut request = http::Request::builder().method(method).uri(format!("{}{path}", self.endpoint));
-        if !body.is_empty() {
-            request = request.header(http::header::CONTENT_TYPE, "application/xml");
-        }
-        let request =
-            request.body(Full::new(Bytes::from(body))).map_err(|err| Route53Error::Http(err.to_string()))?;
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|err| Route53Error::Http(super::error::sdk_message(&err)))?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|err| Route53Error::Http(err.to_string()))?
-                .to_bytes();
-            Ok::<_, Route53Error>((status, String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        let (status, text) = tokio::time::timeout(self.timeout, exchange)
+        let out = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id(zone))
+            .send()
             .await
-            .map_err(|_| Route53Error::TimedOut(self.timeout))??;
-        if status.is_success() {
-            return Ok(text);
+            .map_err(|e| self.error(e))?;
+        Ok(out.resource_record_sets().iter().map(record_set).collect())
+    }
+
+    /// The SDK client.
+    pub fn sdk(&self) -> &aws_sdk_route53::Client {
+        &self.client
+    }
+
+    fn error<E>(&self, err: SdkError<E, aws_sdk_route53::config::http::HttpResponse>) -> Route53Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match &err {
+            SdkError::ServiceError(context) => Route53Error::Api {
+                status: context.raw().status().as_u16(),
+                code: err.code().unwrap_or("Unknown").to_owned(),
+                message: err.message().unwrap_or_default().to_owned(),
+            },
+            SdkError::TimeoutError(_) => Route53Error::TimedOut(self.timeout),
+            SdkError::ResponseError(_) => {
+                Route53Error::InvalidResponse(DisplayErrorContext(&err).to_string())
+            }
+            _ => Route53Error::Http(DisplayErrorContext(&err).to_string()),
         }
-        Err(Route53Error::Api {
-            status: status.as_u16(),
-            code: xml::element(&text, "Code").map(xml::unescape).unwrap_or_else(|| "Unknown".into()),
-            message: xml::element(&text, "Message").map(xml::unescape).unwrap_or_default(),
-        })
     }
 }
 
-fn change_batch_xml(changes: &[(ChangeAction, ResourceRecordSet)], comment: Option<&str>) -> String {
-    let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ChangeResourceRecordSetsRequest xmlns=\"{NAMESPACE}\">\
-         <ChangeBatch>"
-    );
-    if let Some(comment) = comment {
-        out.push_str(&format!("<Comment>{}</Comment>", xml::escape(comment)));
-    }
-    out.push_str("<Changes>");
+/// How long a Route 53 request may take by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn change_batch(
+    changes: &[(ChangeAction, ResourceRecordSet)],
+    comment: Option<&str>,
+) -> Result<sdk::ChangeBatch, Route53Error> {
+    let invalid = |e: aws_sdk_route53::error::BuildError| Route53Error::Http(e.to_string());
+    let mut batch = sdk::ChangeBatch::builder().set_comment(comment.map(str::to_owned));
     for (action, record) in changes {
-        out.push_str(&format!(
-            "<Change><Action>{}</Action><ResourceRecordSet><Name>{}</Name><Type>{}</Type>",
-            action.as_str(),
-            xml::escape(&record.name),
-            xml::escape(&record.record_type)
-        ));
-        if let Some(id) = &record.set_identifier {
-            out.push_str(&format!("<SetIdentifier>{}</SetIdentifier>", xml::escape(id)));
-        }
-        if let Some(ttl) = record.ttl {
-            out.push_str(&format!("<TTL>{ttl}</TTL>"));
-        }
-        out.push_str("<ResourceRecords>");
+        let action = match action {
+            ChangeAction::Create => sdk::ChangeAction::Create,
+            ChangeAction::Delete => sdk::ChangeAction::Delete,
+            ChangeAction::Upsert => sdk::ChangeAction::Upsert,
+        };
+        let mut set = sdk::ResourceRecordSet::builder()
+            .name(&record.name)
+            .r#type(sdk::RrType::from(record.record_type.as_str()))
+            .set_set_identifier(record.set_identifier.clone())
+            .set_ttl(record.ttl.map(i64::from));
         for value in &record.values {
-            out.push_str(&format!("<ResourceRecord><Value>{}</Value></ResourceRecord>", xml::escape(value)));
+            set = set.resource_records(sdk::ResourceRecord::builder().value(value).build().map_err(invalid)?);
         }
-        out.push_str("</ResourceRecords></ResourceRecordSet></Change>");
+        let change = sdk::Change::builder()
+            .action(action)
+            .resource_record_set(set.build().map_err(invalid)?)
+            .build()
+            .map_err(invalid)?;
+        batch = batch.changes(change);
     }
-    out.push_str("</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>");
-    out
+    batch.build().map_err(invalid)
 }
 
-fn change_info(xml_text: &str) -> Result<ChangeInfo, Route53Error> {
-    let info = xml::element(xml_text, "ChangeInfo")
-        .ok_or_else(|| Route53Error::InvalidResponse("no ChangeInfo element".into()))?;
-    let id = xml::element(info, "Id").ok_or_else(|| Route53Error::InvalidResponse("no change id".into()))?;
+fn change_info(info: Option<&sdk::ChangeInfo>) -> Result<ChangeInfo, Route53Error> {
+    let info = info.ok_or_else(|| Route53Error::InvalidResponse("no ChangeInfo element".into()))?;
+    if info.id().is_empty() {
+        return Err(Route53Error::InvalidResponse("no change id".into()));
+    }
     Ok(ChangeInfo {
-        id: xml::unescape(id).trim_start_matches("/change/").to_owned(),
-        status: xml::element(info, "Status").map(xml::unescape).unwrap_or_default(),
-        submitted_at: xml::element(info, "SubmittedAt").map(xml::unescape),
+        id: info.id().trim_start_matches("/change/").to_owned(),
+        status: info.status().as_str().to_owned(),
+        submitted_at: info.submitted_at().fmt(DateTimeFormat::DateTime).ok(),
     })
 }
 
-fn record_set(xml_text: &str) -> ResourceRecordSet {
-    let text = |tag| xml::element(xml_text, tag).map(xml::unescape);
+fn record_set(set: &sdk::ResourceRecordSet) -> ResourceRecordSet {
     ResourceRecordSet {
-        name: text("Name").unwrap_or_default(),
-        record_type: text("Type").unwrap_or_default(),
-        ttl: text("TTL").and_then(|t| t.parse().ok()),
-        values: xml::elements(xml_text, "Value").into_iter().map(xml::unescape).collect(),
-        set_identifier: text("SetIdentifier"),
-    }
-}
-
-/// Just enough XML for Route 53 answers: elements without namespace prefixes.
-mod xml {
-    /// The content of the first `<tag>` element (attributes allowed), if any.
-    pub(super) fn element<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
-        elements(text, tag).into_iter().next()
-    }
-
-    /// The contents of every top-level `<tag>` element, in order.
-    pub(super) fn elements<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
-        let mut out = Vec::new();
-        let mut rest = text;
-        let close = format!("</{tag}>");
-        while let Some(start) = find_open(rest, tag) {
-            let after = &rest[start..];
-            let Some(gt) = after.find('>') else { break };
-            if after[..gt].ends_with('/') {
-                out.push("");
-                rest = &after[gt + 1..];
-                continue;
-            }
-            let body = &after[gt + 1..];
-            let Some(end) = body.find(&close) else { break };
-            out.push(&body[..end]);
-            rest = &body[end + close.len()..];
-        }
-        out
-    }
-
-    /// The byte offset of the next `<tag>`, `<tag ...>` or `<tag/>`.
-    fn find_open(text: &str, tag: &str) -> Option<usize> {
-        let needle = format!("<{tag}");
-        let mut from = 0;
-        while let Some(i) = text[from..].find(&needle) {
-            let at = from + i;
-            match text[at + needle.len()..].chars().next() {
-                Some('>' | '/' | ' ' | '\t' | '\n' | '\r') => return Some(at),
-                _ => from = at + needle.len(),
-            }
-        }
-        None
-    }
-
-    pub(super) fn escape(text: &str) -> String {
-        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-    }
-
-    pub(super) fn unescape(text: &str) -> String {
-        text.trim()
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&")
+        name: set.name().to_owned(),
+        record_type: set.r#type().as_str().to_owned(),
+        ttl: set.ttl().and_then(|t| u32::try_from(t).ok()),
+        values: set.resource_records().iter().map(|r| r.value().to_owned()).collect(),
+        set_identifier: set.set_identifier().map(str::to_owned),
     }
 }
 
@@ -448,32 +435,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn change_batches_are_route53_xml() {
+    fn change_batches_and_answers_convert_both_ways() {
         let record = ResourceRecordSet {
             name: "api.example.com.".into(),
             record_type: "CNAME".into(),
             ttl: Some(60),
             values: vec!["a&b.example.com".into()],
-            set_identifier: None,
+            set_identifier: Some("primary".into()),
         };
-        let xml =
-            change_batch_xml(&[(ChangeAction::Upsert, record.clone())], Some("lift: us-east-1 -> eu-west-1"));
-        assert!(xml.contains(
-            "<ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"
-        ));
-        assert!(xml.contains("<Action>UPSERT</Action>"));
-        assert!(xml.contains("<Value>a&amp;b.example.com</Value>"));
-        assert_eq!(record_set(xml::element(&xml, "ResourceRecordSet").unwrap()), record);
+        let batch =
+            change_batch(&[(ChangeAction::Upsert, record.clone())], Some("lift: us-east-1 -> eu-west-1"))
+                .unwrap();
+        assert_eq!(batch.comment(), Some("lift: us-east-1 -> eu-west-1"));
+        assert_eq!(batch.changes()[0].action(), &sdk::ChangeAction::Upsert);
+        assert_eq!(record_set(batch.changes()[0].resource_record_set().unwrap()), record);
+
+        let info = sdk::ChangeInfo::builder()
+            .id("/change/C1")
+            .status(sdk::ChangeStatus::Pending)
+            .submitted_at(aws_sdk_route53::primitives::DateTime::from_secs(1_704_067_200))
+            .build()
+            .unwrap();
+        let info = change_info(Some(&info)).unwrap();
+        assert_eq!((info.id.as_str(), info.status.as_str()), ("C1", "PENDING"));
+        assert_eq!(info.submitted_at.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert!(matches!(change_info(None), Err(Route53Error::InvalidResponse(_))));
     }
 
     #[test]
-    fn change_info_and_errors_are_read() {
-        let ok = "<ChangeResourceRecordSetsResponse><ChangeInfo><Id>/change/C1</Id><Status>PENDING</Status>\
-                  <SubmittedAt>2024-01-01T00:00:00Z</SubmittedAt></ChangeInfo></ChangeResourceRecordSetsResponse>";
-        let info = change_info(ok).unwrap();
-        assert_eq!((info.id.as_str(), info.status.as_str()), ("C1", "PENDING"));
-        assert!(matches!(change_info("<x/>"), Err(Route53Error::InvalidResponse(_))));
-        assert_eq!(xml::elements("<a><b>1</b><bb>x</bb><b attr=\"y\">2</b><b/></a>", "b"), ["1", "2", ""]);
+    fn an_endpoint_must_be_http_or_https() {
+        assert!(Route53Client::new("https://route53.amazonaws.com").is_ok());
+        assert!(Route53Client::new("http://127.0.0.1:1").is_ok());
+        assert!(matches!(Route53Client::new("ftp://h"), Err(ConfigError::InvalidUrl { .. })));
+        let bad = Route53Client::from_env_vars(|n| (n == "AWS_ENDPOINT_URL_ROUTE_53").then(|| "nope".into()));
+        assert!(bad.is_err());
+        assert!(Route53Client::from_env_vars(|_| None).is_ok(), "route 53 is global: no region needed");
     }
 
     #[test]

@@ -14,6 +14,9 @@ use lift_harness::aws::{Alg, JwksIssuer};
 use lift_harness::dynamodb::DynamoDbLocal;
 use payments::{PaymentStore, Payments};
 use rand::Rng;
+
+/// The region of the KMS mock and of the client that calls it.
+const KMS_REGION: &str = "eu-west-1";
 use tower::ServiceExt;
 
 pub(crate) const FINGERPRINT_KEY: &[u8] = b"test-fingerprint-key-0123456789ab";
@@ -181,7 +184,8 @@ impl Protected {
             .client(self.env.client.clone())
             .table(&self.subject_keys_table)
             .kms(
-                lift::security::protection::HttpKmsClient::new(&self.kms.uri()).expect("kms client"),
+                lift::security::protection::AwsKmsClient::endpoint(&self.kms.uri(), KMS_REGION)
+                    .expect("kms client"),
                 lift_harness::aws::DEFAULT_KEY_ALIAS,
             )
             .cache_ttl(std::time::Duration::ZERO)
@@ -225,12 +229,12 @@ pub(crate) async fn protected() -> Protected {
     let subject_keys_table =
         ddb.create_table(&lift::store::tables::subject_keys()).await.expect("the subject key table");
     let client = ddb.client().await;
-    let kms = lift_harness::aws::KmsMock::start("eu-west-1").await;
+    let kms = lift_harness::aws::KmsMock::start(KMS_REGION).await;
     let keys = lift::security::protection::SubjectKeys::builder()
         .client(client.clone())
         .table(&subject_keys_table)
         .kms(
-            lift::security::protection::HttpKmsClient::new(&kms.uri()).expect("kms client"),
+            lift::security::protection::AwsKmsClient::endpoint(&kms.uri(), KMS_REGION).expect("kms client"),
             lift_harness::aws::DEFAULT_KEY_ALIAS,
         )
         .build()

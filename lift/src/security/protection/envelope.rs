@@ -4,9 +4,9 @@
 //! The tenant is in the KMS encryption context (`{"tenant": ...}`) and in the AAD, so a
 //! ciphertext of one tenant never decrypts as another's.
 //!
-//! The HTTP client ([`HttpKmsClient`]) speaks AWS JSON 1.1 to a local endpoint (the
-//! harness's mock, `AWS_ENDPOINT_URL_KMS`) and does **not** sign requests: real AWS KMS
-//! needs SigV4, which is not done here; implement [`KmsClient`] over `aws-sdk-kms` there.
+//! [`AwsKmsClient`] calls KMS through `aws-sdk-kms`: requests are signed (SigV4) and go to
+//! AWS's own endpoint, or to the one `AWS_ENDPOINT_URL_KMS` names (the harness's mock in
+//! tests), as with any AWS SDK.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,17 +14,15 @@ use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use base64::Engine as _;
-use bytes::Bytes;
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
 use futures_util::future::BoxFuture;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use rand::RngCore;
-use serde_json::{json, Value};
 
 use super::ProtectionError;
+use crate::aws::ServiceEndpoint;
+use crate::config::Env;
 
 /// A plaintext data key and its KMS-encrypted blob.
 #[derive(Clone)]
@@ -56,96 +54,129 @@ pub trait KmsClient: Send + Sync + 'static {
         blob: &'a [u8],
         context: &'a [(&'a str, &'a str)],
     ) -> BoxFuture<'a, Result<[u8; 32], ProtectionError>>;
-}
 
-/// KMS over HTTP (AWS JSON 1.1, `X-Amz-Target: TrentService.*`), unsigned: for local
-/// endpoints only (real AWS needs SigV4, not implemented).
-#[derive(Clone)]
-pub struct HttpKmsClient {
-    endpoint: http::Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl std::fmt::Debug for HttpKmsClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpKmsClient").field("endpoint", &self.endpoint).finish()
+    /// `Encrypt` of a small secret (at most 4 KiB) under `key_id` with the encryption
+    /// context, returning the ciphertext blob. Clients that only wrap data keys may leave
+    /// it out: the default refuses.
+    fn encrypt<'a>(
+        &'a self,
+        key_id: &'a str,
+        plaintext: &'a [u8],
+        context: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<Vec<u8>, ProtectionError>> {
+        let _ = (key_id, plaintext, context);
+        Box::pin(async { Err(ProtectionError::Kms("this kms client does not encrypt".into())) })
     }
 }
 
-impl HttpKmsClient {
-    /// A client for the endpoint.
-    pub fn new(endpoint: &str) -> Result<Self, ProtectionError> {
-        let endpoint =
-            endpoint.parse().map_err(|_| ProtectionError::Config(format!("bad KMS endpoint {endpoint}")))?;
-        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        Ok(Self { endpoint, client })
+/// How long one KMS operation may take by default, retries included.
+pub const DEFAULT_KMS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// KMS through `aws-sdk-kms`: signed requests, the SDK's standard retries (3 attempts with
+/// backoff) and [`DEFAULT_KMS_TIMEOUT`] per operation.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), lift::security::protection::ProtectionError> {
+/// use lift::security::protection::{AwsKmsClient, Envelope};
+///
+/// // AWS's endpoint for AWS_REGION, or AWS_ENDPOINT_URL_KMS when set.
+/// let kms = AwsKmsClient::from_env()?;
+/// let envelope = Envelope::new(kms, "alias/lift-default");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AwsKmsClient {
+    client: aws_sdk_kms::Client,
+}
+
+impl AwsKmsClient {
+    /// A client over an SDK client the caller configured.
+    pub fn new(client: aws_sdk_kms::Client) -> Self {
+        Self { client }
     }
 
-    /// A client for `AWS_ENDPOINT_URL_KMS`.
+    /// A client of KMS at `endpoint` (a local endpoint such as the harness's mock, or a
+    /// specific AWS one) in `region`, with credentials from [`crate::aws::credentials_for`].
+    ///
+    /// # Errors
+    /// [`ProtectionError::Config`] when `endpoint` is not an http(s) URL.
+    pub fn endpoint(endpoint: &str, region: &str) -> Result<Self, ProtectionError> {
+        let lookup = |name: &str| match name {
+            "AWS_ENDPOINT_URL_KMS" => Some(endpoint.to_owned()),
+            "AWS_REGION" => Some(region.to_owned()),
+            _ => None,
+        };
+        Self::from_env_vars(lookup)
+    }
+
+    /// A client configured as the AWS SDKs are: `AWS_ENDPOINT_URL_KMS` (else
+    /// `AWS_ENDPOINT_URL`, else AWS's own endpoint) and `AWS_REGION`; see
+    /// [`ServiceEndpoint::from_env`].
+    ///
+    /// # Errors
+    /// [`ProtectionError::Config`] for an endpoint that is not an http(s) URL, or AWS's own
+    /// endpoint without a region.
     pub fn from_env() -> Result<Self, ProtectionError> {
-        let url = std::env::var("AWS_ENDPOINT_URL_KMS")
-            .map_err(|_| ProtectionError::Config("AWS_ENDPOINT_URL_KMS is not set".into()))?;
-        Self::new(&url)
+        Self::from_env_vars(crate::config::process_env)
     }
 
-    async fn call(&self, op: &str, body: Value) -> Result<Value, ProtectionError> {
-        let kms = |reason: String| ProtectionError::Kms(reason);
-        let req = http::Request::post(self.endpoint.clone())
-            .header("x-amz-target", format!("TrentService.{op}"))
-            .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| kms(e.to_string()))?;
-        let res = tokio::time::timeout(Duration::from_secs(5), self.client.request(req))
-            .await
-            .map_err(|_| kms(format!("{op} timed out")))?
-            .map_err(|e| kms(format!("{op}: {e}")))?;
-        let status = res.status();
-        let bytes = Limited::new(res.into_body(), 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| kms(format!("{op}: {e}")))?
-            .to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).map_err(|_| kms(format!("{op}: invalid JSON")))?;
-        if !status.is_success() {
-            let kind = value.get("__type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-            return Err(kms(format!("{op} failed: {kind}")));
-        }
-        Ok(value)
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ProtectionError> {
+        let endpoint = ServiceEndpoint::from_env(&Env::from_lookup(lookup), "KMS")
+            .map_err(|e| ProtectionError::Config(e.reason().to_owned()))?;
+        let sdk = endpoint.sdk_config(DEFAULT_KMS_TIMEOUT, aws_config::retry::RetryConfig::standard());
+        Ok(Self::new(aws_sdk_kms::Client::new(&sdk)))
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &aws_sdk_kms::Client {
+        &self.client
     }
 }
 
-fn context_json(context: &[(&str, &str)]) -> Value {
-    Value::Object(context.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect())
+/// A KMS failure as a [`ProtectionError`]: the error code when KMS answered (never the
+/// message, which may quote the request), else the transport error.
+fn kms_error<E, R>(op: &str, err: SdkError<E, R>) -> ProtectionError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.code() {
+        Some(code) => ProtectionError::Kms(format!("{op} failed: {code}")),
+        None => ProtectionError::Kms(format!("{op}: {}", DisplayErrorContext(&err))),
+    }
 }
 
-fn b64_field(value: &Value, field: &str) -> Result<Vec<u8>, ProtectionError> {
-    let text = value
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ProtectionError::Kms(format!("no {field}")))?;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| ProtectionError::Kms(format!("bad {field}")))
+fn context_map(context: &[(&str, &str)]) -> HashMap<String, String> {
+    context.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
-fn key32(bytes: Vec<u8>) -> Result<[u8; 32], ProtectionError> {
-    bytes.try_into().map_err(|_| ProtectionError::Kms("data key is not 32 bytes".into()))
+fn key32(bytes: Option<Blob>, op: &str) -> Result<[u8; 32], ProtectionError> {
+    let bytes = bytes.ok_or_else(|| ProtectionError::Kms(format!("{op}: no plaintext")))?;
+    bytes.into_inner().try_into().map_err(|_| ProtectionError::Kms("data key is not 32 bytes".into()))
 }
 
-impl KmsClient for HttpKmsClient {
+impl KmsClient for AwsKmsClient {
     fn generate_data_key<'a>(
         &'a self,
         key_id: &'a str,
         context: &'a [(&'a str, &'a str)],
     ) -> BoxFuture<'a, Result<DataKey, ProtectionError>> {
         Box::pin(async move {
-            let body =
-                json!({ "KeyId": key_id, "KeySpec": "AES_256", "EncryptionContext": context_json(context) });
-            let res = self.call("GenerateDataKey", body).await?;
-            Ok(DataKey {
-                plaintext: key32(b64_field(&res, "Plaintext")?)?,
-                blob: b64_field(&res, "CiphertextBlob")?,
-            })
+            let op = "GenerateDataKey";
+            let out = self
+                .client
+                .generate_data_key()
+                .key_id(key_id)
+                .key_spec(DataKeySpec::Aes256)
+                .set_encryption_context(Some(context_map(context)))
+                .send()
+                .await
+                .map_err(|e| kms_error(op, e))?;
+            let blob = out.ciphertext_blob.ok_or_else(|| ProtectionError::Kms(format!("{op}: no blob")))?;
+            Ok(DataKey { plaintext: key32(out.plaintext, op)?, blob: blob.into_inner() })
         })
     }
 
@@ -155,10 +186,36 @@ impl KmsClient for HttpKmsClient {
         context: &'a [(&'a str, &'a str)],
     ) -> BoxFuture<'a, Result<[u8; 32], ProtectionError>> {
         Box::pin(async move {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
-            let body = json!({ "CiphertextBlob": b64, "EncryptionContext": context_json(context) });
-            let res = self.call("Decrypt", body).await?;
-            key32(b64_field(&res, "Plaintext")?)
+            let out = self
+                .client
+                .decrypt()
+                .ciphertext_blob(Blob::new(blob))
+                .set_encryption_context(Some(context_map(context)))
+                .send()
+                .await
+                .map_err(|e| kms_error("Decrypt", e))?;
+            key32(out.plaintext, "Decrypt")
+        })
+    }
+
+    fn encrypt<'a>(
+        &'a self,
+        key_id: &'a str,
+        plaintext: &'a [u8],
+        context: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<Vec<u8>, ProtectionError>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .encrypt()
+                .key_id(key_id)
+                .plaintext(Blob::new(plaintext))
+                .set_encryption_context(Some(context_map(context)))
+                .send()
+                .await
+                .map_err(|e| kms_error("Encrypt", e))?;
+            let blob = out.ciphertext_blob.ok_or_else(|| ProtectionError::Kms("Encrypt: no blob".into()))?;
+            Ok(blob.into_inner())
         })
     }
 }
@@ -191,8 +248,8 @@ struct Cached {
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), lift::security::protection::ProtectionError> {
-/// use lift::security::protection::{Envelope, HttpKmsClient};
-/// let envelope = Envelope::new(HttpKmsClient::from_env()?, "alias/lift-default");
+/// use lift::security::protection::{AwsKmsClient, Envelope};
+/// let envelope = Envelope::new(AwsKmsClient::from_env()?, "alias/lift-default");
 /// let ct = envelope.encrypt("tenant-a", b"4111111111111111").await?;
 /// assert_eq!(envelope.decrypt("tenant-a", &ct).await?, b"4111111111111111");
 /// # Ok(()) }

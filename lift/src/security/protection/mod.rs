@@ -27,7 +27,7 @@ mod shred;
 mod vault;
 
 pub use classify::{classify_json, Classification, Classifier, DataClass, Finding, Level};
-pub use envelope::{seal, DataKey, DataKeyCache, Envelope, HttpKmsClient, KmsClient};
+pub use envelope::{seal, AwsKmsClient, DataKey, DataKeyCache, Envelope, KmsClient, DEFAULT_KMS_TIMEOUT};
 pub use mask::{apply, mask_json, mask_spans, HashKey, MaskStrategy, Policy};
 pub use region::{Residency, ResidencyLayer, ResidencyRules, RESIDENCY_PROBLEM};
 pub use retention::RetentionPolicy;

@@ -49,12 +49,12 @@
 //!
 //! ```no_run
 //! # async fn run(client: aws_sdk_dynamodb::Client) -> Result<(), lift::security::protection::ProtectionError> {
-//! use lift::security::protection::{HttpKmsClient, SubjectKeys};
+//! use lift::security::protection::{AwsKmsClient, SubjectKeys};
 //!
 //! let keys = SubjectKeys::builder()
 //!     .client(client)
 //!     .table("lift-subject-keys")
-//!     .kms(HttpKmsClient::from_env()?, "alias/lift-default")
+//!     .kms(AwsKmsClient::from_env()?, "alias/lift-default")
 //!     .build()?;
 //! let sealed = keys.encrypt("tenant-a", "cus_42", b"Ada Lovelace").await?;
 //! assert_eq!(keys.decrypt("tenant-a", &sealed).await?.as_deref(), Some(&b"Ada Lovelace"[..]));
