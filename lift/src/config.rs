@@ -58,6 +58,10 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The variable Lambda sets in every function's environment: where it is set, the code
+/// runs on Lambda (or a faithful emulation of it) and serves real callers.
+pub const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+
 /// A source of settings by name, for code that takes `&dyn Vars` (the disaster module):
 /// an [`Env`], or a map in tests.
 #[cfg_attr(not(feature = "disaster"), allow(dead_code))]
@@ -116,6 +120,53 @@ impl<'a> Env<'a> {
         (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
+    /// Whether the code runs on Lambda: [`LAMBDA_RUNTIME_API`] is set.
+    pub fn on_lambda(&self) -> bool {
+        self.get(LAMBDA_RUNTIME_API).is_some()
+    }
+
+    /// A development-only switch: `name` is on when `1` or `true` (any case). On Lambda
+    /// ([`Env::on_lambda`]) a switch that is on is refused, so a function deployed with a
+    /// development setting fails to start instead of serving with it.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`] of `component` when the switch is on on Lambda, or is neither a
+    /// boolean nor unset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::config::Env;
+    ///
+    /// let local = Env::from_lookup(|name| (name == "LIFT_DEV_TENANT_HEADER_INSECURE").then(|| "1".into()));
+    /// assert_eq!(local.development_switch("payments", "LIFT_DEV_TENANT_HEADER_INSECURE"), Ok(true));
+    ///
+    /// let lambda = Env::from_lookup(|name| match name {
+    ///     "LIFT_DEV_TENANT_HEADER_INSECURE" => Some("1".into()),
+    ///     "AWS_LAMBDA_RUNTIME_API" => Some("127.0.0.1:9001".into()),
+    ///     _ => None,
+    /// });
+    /// let err = lambda.development_switch("payments", "LIFT_DEV_TENANT_HEADER_INSECURE").unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid payments configuration: LIFT_DEV_TENANT_HEADER_INSECURE is for development only and is refused on lambda"
+    /// );
+    /// ```
+    pub fn development_switch(&self, component: &'static str, name: &str) -> Result<bool, InvalidConfig> {
+        let on = match self.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(_) => return Err(InvalidConfig::new(component, format!("{name} must be true or false"))),
+        };
+        if on && self.on_lambda() {
+            return Err(InvalidConfig::new(
+                component,
+                format!("{name} is for development only and is refused on lambda"),
+            ));
+        }
+        Ok(on)
+    }
+
     /// The value of `name` parsed as `T`; an unparsable value is an [`InvalidConfig`] of
     /// `component` saying `"{name} must be {expected}"` (never the value: it may be secret).
     pub fn parse<T: std::str::FromStr>(
@@ -135,6 +186,34 @@ impl<'a> Env<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> Env<'static> {
+        Env::from_lookup(move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn a_development_switch_is_refused_on_lambda_only_when_on() {
+        const SWITCH: &str = "LIFT_DEV_TENANT_HEADER_INSECURE";
+        const LAMBDA: (&str, &str) = (LAMBDA_RUNTIME_API, "127.0.0.1:9001");
+        assert_eq!(vars(&[(SWITCH, "TRUE")]).development_switch("payments", SWITCH), Ok(true));
+        assert_eq!(vars(&[]).development_switch("payments", SWITCH), Ok(false));
+        assert_eq!(
+            vars(&[LAMBDA]).development_switch("payments", SWITCH),
+            Ok(false),
+            "off is fine on lambda"
+        );
+        assert_eq!(vars(&[LAMBDA, (SWITCH, "0")]).development_switch("payments", SWITCH), Ok(false));
+        for on in ["1", "true", " True "] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([LAMBDA, (SWITCH, on)]));
+            let err = vars(pairs).development_switch("payments", SWITCH).unwrap_err();
+            assert_eq!(err.component(), "payments");
+            assert!(err.reason().contains("refused on lambda"), "{err}");
+        }
+        // A value that is neither on nor off is refused rather than read as off.
+        let typo = vars(&[LAMBDA, (SWITCH, "yes")]).development_switch("payments", SWITCH).unwrap_err();
+        assert_eq!(typo.reason(), "LIFT_DEV_TENANT_HEADER_INSECURE must be true or false");
+        assert!(!vars(&[(LAMBDA_RUNTIME_API, "  ")]).on_lambda(), "an empty value is unset");
+    }
 
     #[test]
     fn names_the_component_and_the_reason() {

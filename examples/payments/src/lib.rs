@@ -38,7 +38,8 @@ pub struct Config {
     /// The audience tokens must name (`PAYMENTS_JWT_AUDIENCE`, else `payments`).
     pub jwt_audience: String,
     /// DEVELOPMENT ONLY (`LIFT_DEV_TENANT_HEADER_INSECURE=1`): take the tenant from a header
-    /// on requests without a token.
+    /// on requests without a token. Refused on Lambda (`AWS_LAMBDA_RUNTIME_API` set): the
+    /// configuration fails to load.
     pub dev_tenant_header_insecure: bool,
     /// The idempotency table (`PAYMENTS_IDEMPOTENCY_TABLE`, else `LIFT_TABLE_IDEMPOTENCY`/
     /// `LIFT_TABLE_PREFIX`, else `lift-idempotency`).
@@ -93,8 +94,10 @@ impl Config {
         if fingerprint_key.len() < 16 {
             return Err(ConfigError("PAYMENTS_FINGERPRINT_KEY must be at least 16 bytes".into()));
         }
-        let dev_tenant_header_insecure =
-            matches!(var("LIFT_DEV_TENANT_HEADER_INSECURE").as_deref(), Some("1" | "true"));
+        // Refused on Lambda: there, any caller could act as any tenant.
+        let dev_tenant_header_insecure = lift::config::Env::from_lookup(&var)
+            .development_switch("payments", "LIFT_DEV_TENANT_HEADER_INSECURE")
+            .map_err(|e| ConfigError(e.to_string()))?;
         let jwt_issuer = var("PAYMENTS_JWT_ISSUER").or_else(|| var("LIFT_JWT_ISSUER"));
         let jwks_url = var("PAYMENTS_JWKS_URL").or_else(|| var("LIFT_JWKS_URL"));
         let jwt_audience = var("PAYMENTS_JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
@@ -216,6 +219,26 @@ mod tests {
         assert!(dev.jwt_layer().unwrap().is_none());
         let only_issuer = [KEY, ("LIFT_JWT_ISSUER", "http://127.0.0.1:1")];
         assert!(Config::from_vars(vars(&only_issuer)).is_err());
+    }
+
+    #[test]
+    fn the_dev_header_is_refused_on_lambda() {
+        let lambda = ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+        let jwt = [("LIFT_JWT_ISSUER", "http://127.0.0.1:1"), ("LIFT_JWKS_URL", "http://127.0.0.1:1/jwks")];
+        let err =
+            Config::from_vars(vars(&[KEY, lambda, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing or invalid configuration: invalid payments configuration: \
+             LIFT_DEV_TENANT_HEADER_INSECURE is for development only and is refused on lambda"
+        );
+        // Even with a JWT issuer configured: the header would still let any caller in.
+        let with_jwt = [KEY, lambda, jwt[0], jwt[1], ("LIFT_DEV_TENANT_HEADER_INSECURE", "true")];
+        assert!(Config::from_vars(vars(&with_jwt)).is_err());
+        // On Lambda without the header, and off Lambda with it, the configuration loads.
+        let config = Config::from_vars(vars(&[KEY, lambda, jwt[0], jwt[1]])).unwrap();
+        assert!(!config.dev_tenant_header_insecure);
+        assert!(Config::from_vars(vars(&[KEY, ("LIFT_DEV_TENANT_HEADER_INSECURE", "1")])).is_ok());
     }
 
     #[test]
