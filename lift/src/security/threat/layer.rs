@@ -98,6 +98,8 @@ pub struct ThreatBuilder {
     playbook: Playbook,
     block_for: Option<Duration>,
     webhook_url: Option<String>,
+    /// PEM CA certificates for an https webhook behind a private CA.
+    webhook_ca: Option<Vec<u8>>,
 }
 
 /// The old name of [`ThreatBuilder`].
@@ -110,7 +112,8 @@ impl ThreatBuilder {
     /// | Variable | |
     /// |---|---|
     /// | `LIFT_THREAT_THRESHOLD` | the blocking score, 1 to 100 |
-    /// | `LIFT_THREAT_WEBHOOK_URL` | the alert webhook (`http://`) |
+    /// | `LIFT_THREAT_WEBHOOK_URL` | the alert webhook (`https://`, or `http://` inside the VPC) |
+    /// | `LIFT_THREAT_WEBHOOK_CA_FILE` | a PEM file of CA certificates the https webhook is also trusted with |
     /// | `LIFT_THREAT_BLOCK_SECS` | how long an incident blocks the client IP (needs a store) |
     /// | `LIFT_THREAT_MAX_BODY_BYTES` | the body size limit |
     /// | `LIFT_THREAT_MAX_DEPTH` | the JSON depth limit |
@@ -130,6 +133,11 @@ impl ThreatBuilder {
             builder.threshold = Some(u8::try_from(t).unwrap_or(u8::MAX));
         }
         builder.webhook_url = env.get("LIFT_THREAT_WEBHOOK_URL");
+        if let Some(path) = env.get("LIFT_THREAT_WEBHOOK_CA_FILE") {
+            let pem = std::fs::read(&path)
+                .map_err(|_| InvalidConfig::new("threat", "LIFT_THREAT_WEBHOOK_CA_FILE cannot be read"))?;
+            builder.webhook_ca = Some(pem);
+        }
         builder.block_for = num("LIFT_THREAT_BLOCK_SECS")?.map(Duration::from_secs);
         let mut detectors = Detectors::new();
         if let Some(bytes) = num("LIFT_THREAT_MAX_BODY_BYTES")? {
@@ -211,7 +219,11 @@ impl ThreatBuilder {
         }
         if !self.playbook.has_alert() {
             if let Some(url) = self.webhook_url.take() {
-                self.playbook = self.playbook.alert(WebhookAlert::new(&url)?);
+                let mut alert = WebhookAlert::new(&url)?;
+                if let Some(pem) = self.webhook_ca.take() {
+                    alert = alert.root_certificates_pem(&pem)?;
+                }
+                self.playbook = self.playbook.alert(alert);
             }
         }
         if let Some(monitor) = self.monitor.take() {
@@ -233,5 +245,38 @@ impl ThreatBuilder {
             track_tenants: self.track_tenants,
             playbook,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_vars(pairs: &[(&str, String)]) -> Result<ThreatLayer, InvalidConfig> {
+        ThreatBuilder::from_env_vars(|name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()))?
+            .build()
+    }
+
+    #[test]
+    fn an_https_webhook_and_its_ca_come_from_the_environment() {
+        let url = ("LIFT_THREAT_WEBHOOK_URL", "https://alerts.example/threat".to_owned());
+        assert!(from_vars(std::slice::from_ref(&url)).is_ok(), "https needs no ca beyond the system's");
+        let missing = ("LIFT_THREAT_WEBHOOK_CA_FILE", "/nonexistent/lift-ca.pem".to_owned());
+        let err = from_vars(&[url.clone(), missing]).unwrap_err();
+        assert_eq!(err.reason(), "LIFT_THREAT_WEBHOOK_CA_FILE cannot be read");
+
+        let dir = std::env::temp_dir();
+        let ca = dir.join(format!("lift-threat-ca-{}.pem", uuid::Uuid::new_v4()));
+        let cert = rcgen::generate_simple_self_signed(vec!["alerts.internal".to_owned()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        let not_pem = dir.join(format!("lift-threat-ca-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let with_ca = from_vars(&[url.clone(), ("LIFT_THREAT_WEBHOOK_CA_FILE", ca.display().to_string())]);
+        let with_junk = from_vars(&[url, ("LIFT_THREAT_WEBHOOK_CA_FILE", not_pem.display().to_string())]);
+        let _ = (std::fs::remove_file(&ca), std::fs::remove_file(&not_pem));
+        assert!(with_ca.is_ok());
+        assert_eq!(with_junk.unwrap_err().reason(), "the webhook ca holds no certificate");
+        let ftp = ("LIFT_THREAT_WEBHOOK_URL", "ftp://alerts.example/threat".to_owned());
+        assert!(from_vars(&[ftp]).is_err());
     }
 }
