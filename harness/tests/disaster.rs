@@ -370,3 +370,17 @@ async fn a_route53_change_that_outlasts_the_timeout_is_reported_as_timed_out() {
     let err = client.upsert(&zone, &record, None).await.unwrap_err();
     assert_eq!(err, Route53Error::TimedOut(Duration::from_millis(200)));
 }
+
+#[tokio::test]
+async fn the_route53_client_finds_its_endpoint_in_aws_endpoint_url_route_53() {
+    let (route53, zone, _) = dns().await;
+    let uri = route53.uri();
+    let client =
+        Route53Client::from_env_vars(|name| (name == "AWS_ENDPOINT_URL_ROUTE_53").then(|| uri.clone()))
+            .expect("a client from the environment");
+    let listed = client.list_resource_record_sets(&zone).await.expect("the mock answers a signed call");
+    assert_eq!(listed.iter().map(|r| r.record_type.as_str()).collect::<Vec<_>>(), ["NS", "SOA"]);
+    let call = &route53.calls_to("ListResourceRecordSets")[0];
+    let scope = call.sigv4().expect("signed");
+    assert_eq!((scope.service.as_str(), scope.region.as_str()), ("route53", "us-east-1"));
+}

@@ -220,3 +220,22 @@ async fn post_encrypt(uri: &str, authorization: Option<&str>) -> (u16, String) {
     let body = response.into_body().collect().await.expect("a body").to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+#[tokio::test]
+async fn kms_is_found_through_aws_endpoint_url_kms_and_a_throttled_call_is_retried_by_the_sdk() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    mocks.kms.require_signature(true);
+    let vars = mocks.env_vars();
+    // The variables `lift-harness up` exports; no AWS_REGION: a local endpoint needs none.
+    let kms =
+        AwsKmsClient::from_env_vars(|name| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+            .expect("kms from the environment");
+    mocks.kms.fault("GenerateDataKey", lift_harness::aws::Fault::throttling().times(1));
+    let envelope = Envelope::new(kms, "alias/lift-default");
+    let ct = envelope.encrypt("tenant-a", b"x").await.expect("the sdk retries a throttled call");
+    assert_eq!(envelope.decrypt("tenant-a", &ct).await.expect("decrypt"), b"x");
+    let calls = mocks.kms.calls_to("GenerateDataKey");
+    assert_eq!(calls.len(), 2, "one throttled, one retried");
+    assert!(calls[0].fault.is_some() && calls[1].fault.is_none());
+    assert_eq!(calls[1].sigv4().expect("signed").region, "us-east-1");
+}
