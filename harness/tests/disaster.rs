@@ -384,3 +384,27 @@ async fn the_route53_client_finds_its_endpoint_in_aws_endpoint_url_route_53() {
     let scope = call.sigv4().expect("signed");
     assert_eq!((scope.service.as_str(), scope.region.as_str()), ("route53", "us-east-1"));
 }
+
+#[tokio::test]
+async fn the_route53_mock_answers_get_health_check_status_as_the_sdk_reads_it() {
+    let (route53, _, _) = dns().await;
+    let client = Route53Client::new(&route53.uri()).unwrap();
+    route53.set_health_check("hc-primary", false);
+    let out = client.sdk().get_health_check_status().health_check_id("hc-primary").send().await.unwrap();
+    let observations = out.health_check_observations();
+    assert_eq!(observations.len(), 3, "one observation per checker region");
+    for observation in observations {
+        let report = observation.status_report().expect("a status report");
+        assert!(report.status().unwrap_or_default().starts_with("Failure"), "{report:?}");
+        assert!(report.checked_time().is_some());
+    }
+    route53.set_health_check("hc-primary", true);
+    let out = client.sdk().get_health_check_status().health_check_id("hc-primary").send().await.unwrap();
+    let status = out.health_check_observations()[0].status_report().and_then(|r| r.status());
+    assert!(status.unwrap_or_default().starts_with("Success"), "{status:?}");
+    let missing = client.sdk().get_health_check_status().health_check_id("nope").send().await.unwrap_err();
+    assert!(missing.into_service_error().is_no_such_health_check());
+    let call = &route53.calls_to(lift_harness::aws::GET_HEALTH_CHECK_STATUS)[0];
+    assert_eq!(call.path, "/2013-04-01/healthcheck/hc-primary/status");
+    assert_eq!(call.sigv4().expect("signed").service, "route53");
+}

@@ -37,7 +37,8 @@ pub use fault::{AwsError, Fault, FaultKind, ANY_OPERATION};
 pub use jwks::{Alg, JwksIssuer, GET_JWKS, GET_OPENID_CONFIGURATION, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 pub use kms::{EncryptionContext, KmsKey, KmsMock, DEFAULT_KEY_ALIAS};
 pub use route53::{
-    RecordChange, RecordSet, Route53Mock, CHANGE_RESOURCE_RECORD_SETS, GET_CHANGE, LIST_RESOURCE_RECORD_SETS,
+    RecordChange, RecordSet, Route53Mock, CHANGE_RESOURCE_RECORD_SETS, GET_CHANGE, GET_HEALTH_CHECK_STATUS,
+    LIST_RESOURCE_RECORD_SETS,
 };
 pub use secrets::{SecretVersion, SecretsManagerMock, AWSCURRENT, AWSPREVIOUS};
 pub use sts::{CallerIdentity, StsMock};

@@ -1,5 +1,6 @@
-//! Route 53 mock: `ChangeResourceRecordSets`, `GetChange` and `ListResourceRecordSets`
-//! over REST-XML (API version 2013-04-01).
+//! Route 53 mock: `ChangeResourceRecordSets`, `GetChange`, `ListResourceRecordSets` and
+//! `GetHealthCheckStatus` over REST-XML (API version 2013-04-01), as `aws-sdk-route53`
+//! sends and reads them.
 //!
 //! Zones are created with [`Route53Mock::create_hosted_zone`] (with the SOA and NS records
 //! Route 53 puts in a new zone). A change batch is validated as a whole and applied
@@ -29,6 +30,12 @@ pub const CHANGE_RESOURCE_RECORD_SETS: &str = "ChangeResourceRecordSets";
 pub const LIST_RESOURCE_RECORD_SETS: &str = "ListResourceRecordSets";
 /// Operation name of `GET /2013-04-01/change/{Id}`.
 pub const GET_CHANGE: &str = "GetChange";
+/// Operation name of `GET /2013-04-01/healthcheck/{Id}/status`.
+pub const GET_HEALTH_CHECK_STATUS: &str = "GetHealthCheckStatus";
+
+/// The regions whose checkers report in a health check's status.
+const CHECKER_REGIONS: [(&str, &str); 3] =
+    [("us-east-1", "54.243.31.192"), ("eu-west-1", "176.34.159.192"), ("ap-southeast-1", "54.255.254.192")];
 
 /// A mocked Route 53 endpoint.
 ///
@@ -134,6 +141,8 @@ struct State {
     changes: Mutex<Vec<ChangeEntry>>,
     applied: Mutex<Vec<RecordChange>>,
     pending_polls: Mutex<u32>,
+    /// Health check id -> whether its checkers see it healthy.
+    health_checks: Mutex<std::collections::BTreeMap<String, bool>>,
 }
 
 impl Route53Mock {
@@ -194,6 +203,12 @@ impl Route53Mock {
         lock(&self.state.applied).clone()
     }
 
+    /// Creates or updates health check `id`: `GetHealthCheckStatus` then reports every
+    /// checker region's observation as a success (`healthy`) or a failure.
+    pub fn set_health_check(&self, id: &str, healthy: bool) {
+        lock(&self.state.health_checks).insert(id.to_owned(), healthy);
+    }
+
     /// How many `GetChange` calls answer `PENDING` before a change is `INSYNC`.
     pub fn set_pending_polls(&self, polls: u32) {
         *lock(&self.state.pending_polls) = polls;
@@ -233,6 +248,9 @@ fn route(request: &Request) -> Option<(&'static str, String)> {
             Some((LIST_RESOURCE_RECORD_SETS, (*id).to_owned()))
         }
         ["change", id] if *method == http::Method::GET => Some((GET_CHANGE, (*id).to_owned())),
+        ["healthcheck", id, "status"] if *method == http::Method::GET => {
+            Some((GET_HEALTH_CHECK_STATUS, (*id).to_owned()))
+        }
         _ => None,
     }
 }
@@ -267,6 +285,7 @@ impl Service for State {
         let result = match route(request) {
             Some((CHANGE_RESOURCE_RECORD_SETS, zone)) => self.change(&zone, request),
             Some((LIST_RESOURCE_RECORD_SETS, zone)) => self.list(&zone),
+            Some((GET_HEALTH_CHECK_STATUS, id)) => self.health_check_status(&id),
             Some((_, change)) => self.get_change(&change),
             None => Err(AwsError::new(
                 404,
@@ -387,6 +406,31 @@ impl State {
         Ok(xml_ok(format!(
             "<GetChangeResponse xmlns=\"{NAMESPACE}\">{}</GetChangeResponse>",
             change_info(entry, status)
+        )))
+    }
+
+    fn health_check_status(&self, id: &str) -> Result<ResponseTemplate, AwsError> {
+        let healthy = lock(&self.health_checks).get(id).copied().ok_or_else(|| {
+            AwsError::new(404, "NoSuchHealthCheck", format!("A health check with id {id} does not exist."))
+        })?;
+        let status = match healthy {
+            true => "Success: HTTP Status Code 200, OK",
+            false => "Failure: HTTP Status Code 503, Service Unavailable",
+        };
+        let checked = iso8601(SystemTime::now());
+        let observations: String = CHECKER_REGIONS
+            .iter()
+            .map(|(region, ip)| {
+                format!(
+                    "<HealthCheckObservation><Region>{region}</Region><IPAddress>{ip}</IPAddress>\
+                     <StatusReport><Status>{status}</Status><CheckedTime>{checked}</CheckedTime></StatusReport>\
+                     </HealthCheckObservation>"
+                )
+            })
+            .collect();
+        Ok(xml_ok(format!(
+            "<GetHealthCheckStatusResponse xmlns=\"{NAMESPACE}\"><HealthCheckObservations>{observations}\
+             </HealthCheckObservations></GetHealthCheckStatusResponse>"
         )))
     }
 
