@@ -283,7 +283,8 @@ impl Route53Client {
 
     /// A client over an SDK client the caller configured (its own retries and timeouts).
     pub fn from_sdk(client: aws_sdk_route53::Client) -> Self {
-        Self { client, timeout: DEFAULT_TIMEOUT }
+        let timeout = client.config().timeout_config().and_then(|t| t.operation_timeout());
+        Self { client, timeout: timeout.unwrap_or(DEFAULT_TIMEOUT) }
     }
 
     fn with_endpoint(endpoint: ServiceEndpoint) -> Self {
