@@ -220,7 +220,8 @@ pub struct WriteCheck {
     pub lost: u64,
     /// Up to 20 of the missing `tenant/id`s.
     pub lost_examples: Vec<String>,
-    /// Acknowledged creates missing in each other region (not yet, or never, replicated).
+    /// Acknowledged effects the final primary holds and each other region still lacks after
+    /// settle (not yet, or never, replicated).
     pub missing_by_region: std::collections::BTreeMap<String, u64>,
     /// At each failover: acknowledged creates the new primary did not hold when traffic
     /// moved (the RPO exposure of that moment; 0 with sync replication).
@@ -238,7 +239,9 @@ pub struct KindCheck {
     pub checked: u64,
     /// Of those, missing or stale in the final primary.
     pub lost: u64,
-    /// Of those, missing or stale in another region after settle (summed over regions).
+    /// Of those, where another region still disagrees with the final primary after settle
+    /// (held by one of the two only; summed over regions). An effect lost in both is lost,
+    /// not divergent.
     pub divergent: u64,
 }
 

@@ -407,8 +407,9 @@ pub struct Assertions {
     /// Most failovers (e.g. 0: a partition or a brownout must not trigger one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failovers: Option<u32>,
-    /// Most acknowledged creates still missing in the other regions once the faults are
-    /// healed and replication had time to settle (convergence).
+    /// Most acknowledged effects (every write kind) the final primary holds and the other
+    /// regions still lack once the faults are healed and replication had time to settle
+    /// (convergence). An effect lost everywhere is counted as lost, not here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_writes_missing_after_settle: Option<u64>,
     /// Fewest failovers (traffic moved away from an unhealthy region).
