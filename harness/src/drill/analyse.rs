@@ -104,6 +104,10 @@ struct Attribution {
     errors: u64,
 }
 
+/// An operation reads the router a moment after its start is recorded: one that started
+/// this much before a switch may already have gone to the new region.
+const SWITCH_SLACK_MS: f64 = 5.0;
+
 /// Whether a fault kind is expected to move traffic when it hits the active region.
 fn moves_traffic(kind: FaultKind) -> bool {
     !matches!(kind, FaultKind::Partition)
@@ -160,7 +164,7 @@ fn attribute(
         let healed_ms = fault.healed.map(|h| recorder.ms(h));
         let window_end = healed_ms.unwrap_or(end_ms);
         windows.push((injected_ms, window_end));
-        let mine = |t_ms: f64| owner(region, t_ms) == Some(i);
+        let owned = |t_ms: f64| owner(region, t_ms) == Some(i);
         // Region state changes of this region, in time order.
         let mut states: Vec<(f64, bool, Option<f64>)> = events
             .iter()
@@ -175,6 +179,10 @@ fn attribute(
             })
             .collect();
         states.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Once the region is declared up after the heal, what follows is another incident.
+        let recovered = healed_ms
+            .and_then(|h| states.iter().find(|(t, up, _)| *up && *t >= h && owned(*t)).map(|(t, ..)| *t));
+        let mine = |t_ms: f64| owned(t_ms) && recovered.is_none_or(|r| t_ms <= r);
         // Still held down from before: detected the moment it landed.
         let held_down = states.iter().rev().find(|(t, ..)| *t < injected_ms).is_some_and(|(_, up, _)| !up);
         let declared = states.iter().find(|(t, up, _)| !up && *t >= injected_ms && mine(*t));
@@ -183,8 +191,6 @@ fn attribute(
             Some((t, _, failing)) => (Some(*t), failing.map(|f| t - f)),
             None => (None, None),
         };
-        let recovered = healed_ms
-            .and_then(|h| states.iter().find(|(t, up, _)| *up && *t >= h && mine(*t)).map(|(t, ..)| *t));
         let failover = switches
             .iter()
             .find(|(s, over)| *over && s.from == region && mine(recorder.ms(s.at)))
@@ -193,15 +199,17 @@ fn attribute(
             switches
                 .iter()
                 .find(|(s, over)| {
-                    !over && s.to == region && recorder.ms(s.at) >= h && mine(recorder.ms(s.at))
+                    !over && s.to == region && recorder.ms(s.at) >= h && owned(recorder.ms(s.at))
                 })
                 .map(|(s, _)| recorder.ms(s.at))
         });
-        // The first success in the region traffic moved to, after the fault.
+        // The first success in the region traffic moved to, after the fault and the move
+        // (traffic may have been there before, when the region was already held down).
         let first_there = failover.and_then(|s| {
+            let from_ms = injected_ms.max(recorder.ms(s.at) - SWITCH_SLACK_MS);
             records
                 .iter()
-                .filter(|r| r.ok && r.start_ms >= injected_ms && r.region.as_deref() == Some(s.to.as_str()))
+                .filter(|r| r.ok && r.start_ms >= from_ms && r.region.as_deref() == Some(s.to.as_str()))
                 .map(|r| r.start_ms)
                 .min_by(f64::total_cmp)
         });
@@ -609,6 +617,43 @@ mod tests {
         let failover = verdict(&verdicts, "max_failover_secs");
         assert!(!failover.passed && failover.message.as_deref().unwrap().contains("no fault moved traffic"));
         assert!(!verdict(&verdicts, "max_detect_secs").passed);
+    }
+
+    #[test]
+    fn a_fault_landing_on_a_region_held_down_and_an_incident_after_recovery_are_told_apart() {
+        let r = Recorder::new(Instant::now());
+        let partition = "at = \"10s\"\nkind = \"partition\"\nregion = \"us-east-1\"";
+        let applied = vec![fault(&r, partition, 10_000.0, 30_000.0, "eu-west-1")];
+        let events = vec![
+            down(&r, "us-east-1", 7_400.0, 6_000.0),
+            switch(&r, true, "us-east-1", "eu-west-1", 7_400.0),
+            up(&r, "us-east-1", 31_000.0),
+            switch(&r, false, "eu-west-1", "us-east-1", 32_000.0),
+            down(&r, "us-east-1", 37_900.0, 36_500.0),
+            switch(&r, true, "us-east-1", "eu-west-1", 37_900.0),
+        ];
+        let mut records = ops(7_500.0, 32_000.0, "eu-west-1", true);
+        records.extend(ops(32_000.0, 37_900.0, "us-east-1", true));
+        records.extend(ops(37_950.0, 40_000.0, "eu-west-1", true));
+        let a = attribute(&applied, &events, &records, &r, r.at(40_000.0));
+        let f = &a.reports[0];
+        assert_eq!(f.time_to_detect_ms, Some(0.0), "held down when it landed");
+        assert_eq!(f.failed_over_to, None, "the failover at 37.9 s came after us-east-1 recovered: {f:?}");
+        assert_eq!(f.time_to_failover_ms, None);
+        assert_eq!(f.failed_back_at_ms.map(f64::round), Some(32_000.0));
+        assert!(!f.failover_bound && !f.detect_bound, "a partition binds neither");
+        // A move made while traffic already served the new region: measured from the move.
+        let outage = "at = \"10s\"\nkind = \"region_outage\"\nregion = \"us-east-1\"";
+        let applied = vec![fault(&r, outage, 10_000.0, 20_000.0, "us-east-1")];
+        let events = vec![
+            down(&r, "us-east-1", 11_400.0, 10_100.0),
+            switch(&r, true, "us-east-1", "eu-west-1", 11_400.0),
+        ];
+        let mut records = ops(10_050.0, 11_400.0, "us-east-1", false);
+        records.extend(ops(11_420.0, 20_000.0, "eu-west-1", true));
+        records.push(op(10_010.0, "eu-west-1", true));
+        let a = attribute(&applied, &events, &records, &r, r.at(40_000.0));
+        assert_eq!(a.reports[0].time_to_failover_ms.map(f64::round), Some(1_420.0), "{:?}", a.reports[0]);
     }
 
     #[test]

@@ -456,4 +456,62 @@ mod tests {
         assert!(html.contains("a &lt;test&gt;"));
         assert!(!html.contains("<script"));
     }
+
+    #[test]
+    fn close_markers_get_labels_that_do_not_overlap() {
+        let markers: Vec<Marker> = vec![
+            (5_000.0, "#c0392b", "none", "region_outage us-east-1".into()),
+            (5_100.0, "#c0392b", "none", "throttling eu-west-1".into()),
+            (6_400.0, "#e67e22", "4 3", "us-east-1 down".into()),
+            (6_500.0, "#2c3e91", "2 2", "failover to eu-west-1".into()),
+            (6_450.0, "#8e44ad", "6 2", "failback to us-east-1".into()),
+            (29_900.0, "#2a7d2a", "none", "healed us-east-1".into()),
+        ];
+        let x = |t: f64| PLOT_LEFT + t / 30_000.0 * (WIDTH - PLOT_LEFT - PLOT_RIGHT);
+        let labels = layout_labels(&markers, x, WIDTH - PLOT_RIGHT);
+        assert_eq!(labels.len(), markers.len());
+        for (i, a) in labels.iter().enumerate() {
+            let (from, to) = a.span();
+            assert!(from >= 0.0 && to <= WIDTH - PLOT_RIGHT + 0.5, "{a:?} leaves the chart");
+            for b in &labels[i + 1..] {
+                let (c, d) = b.span();
+                assert!(a.row != b.row || to <= c || d <= from, "{a:?} overlaps {b:?}");
+            }
+        }
+        assert!(labels.iter().any(|l| l.row > 0), "close markers stack");
+        assert!(labels.last().unwrap().anchor_end, "a label at the right edge ends at its marker");
+        // The rendered chart makes room for every row, and draws the failback marker.
+        let mut report = sample_report();
+        report.switches.push(crate::drill::SwitchReport {
+            kind: "failback".into(),
+            from: "b".into(),
+            to: "a".into(),
+            at_ms: 900.0,
+            lift_detect_ms: 1.0,
+            lift_switch_ms: 2.0,
+            fault: None,
+        });
+        assert!(render(&report).contains("failback to a"));
+    }
+
+    #[test]
+    fn axis_ticks_are_round() {
+        let round = |v: f64| {
+            let power = 10f64.powf(v.log10().floor());
+            [1.0, 2.0, 5.0].iter().any(|m| ((v / power) - m).abs() < 1e-9)
+        };
+        for (max, ticks) in [(45.0, 10), (57.3, 10), (1_007.0, 5), (12.0, 5), (0.7, 10), (123_456.0, 5)] {
+            let (step, top) = nice_ticks(max, ticks);
+            assert!(round(step), "step {step} for {max}");
+            assert!(top >= max && (top / step - (top / step).round()).abs() < 1e-9, "top {top} for {max}");
+            assert!((top / step).round() as u32 <= ticks, "{max}: {top}/{step} is more than {ticks} ticks");
+        }
+        assert_eq!(nice_ticks(45.0, 10), (5.0, 45.0));
+        assert_eq!(round_label(0.1 + 0.2), "0.3");
+        let mut report = sample_report();
+        report.duration_secs = 45.0;
+        let html = render(&report);
+        assert!(html.contains(">40s<") && html.contains(">45s<"), "a 45 s span in 5 s steps");
+        assert!(!html.contains(">4s<") && !html.contains(">9s<"), "no tick at 4.5 s or 9 s");
+    }
 }
