@@ -19,11 +19,11 @@ pub(crate) struct Figures<'a> {
 /// The worst of `figure` over the faults `bound` selects, with the fault it belongs to;
 /// `Err` names the reason there is none (no fault bound, or the first bound fault without
 /// a figure).
-fn worst_of<'f>(
-    faults: &'f [FaultReport],
+fn worst_of(
+    faults: &[FaultReport],
     bound: impl Fn(&FaultReport) -> bool,
     figure: impl Fn(&FaultReport) -> Option<f64>,
-) -> Result<(f64, &'f FaultReport), Option<&'f FaultReport>> {
+) -> Result<(f64, &FaultReport), Option<&FaultReport>> {
     let mut worst: Option<(f64, &FaultReport)> = None;
     for f in faults.iter().filter(|f| bound(f)) {
         let v = figure(f).ok_or(Some(f))?;

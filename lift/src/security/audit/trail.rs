@@ -309,8 +309,11 @@ struct Anchors {
     heartbeat: Option<checkpoint::Heartbeat>,
     /// Per tenant, the first entry this trail stored after its newest checkpoint: seq,
     /// `prev_hash` and time, so the next checkpoint needs not read it back.
-    first_since: Mutex<HashMap<String, (u64, [u8; 32], u64)>>,
+    first_since: Mutex<HashMap<String, FirstEntry>>,
 }
+
+/// An entry's seq, `prev_hash` and time.
+type FirstEntry = (u64, [u8; 32], u64);
 
 impl std::fmt::Debug for AuditTrail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
