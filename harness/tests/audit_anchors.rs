@@ -380,3 +380,136 @@ async fn two_writers_of_one_tenant_keep_one_chain_of_checkpoints() {
     };
     assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>(), "checkpoints numbered without a gap");
 }
+
+impl Env {
+    /// A trail with a heartbeat every `every`.
+    fn beating(&self, client: &Client, every: Duration) -> AuditTrail {
+        AuditTrail::builder()
+            .client(client.clone())
+            .table(&self.entries)
+            .checkpoint_key(CheckpointKey::new(KEY).unwrap())
+            .checkpoint_table(&self.checkpoints)
+            .checkpoint_every(every)
+            .build()
+            .expect("a valid trail")
+    }
+
+    /// The stored checkpoints of `acme`, by number: (number, seq).
+    async fn checkpoints_of_acme(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = self
+            .checkpoint_items()
+            .await
+            .iter()
+            .filter(|i| i["pk"].as_s().unwrap() == "CKPT#acme")
+            .map(|i| {
+                (i["number"].as_n().unwrap().parse().unwrap(), i["seq"].as_n().unwrap().parse().unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_heartbeat_recertifies_an_idle_chain_once_its_interval_passed() {
+    let env = env().await;
+    // Not due within the hour: a flush's own checkpoint counts as the last certification.
+    let idle = env.beating(&env.client, Duration::from_secs(3600));
+    idle.try_append(entry("acme", 1)).unwrap();
+    idle.flush().await.unwrap();
+    assert_eq!(idle.heartbeat().await.unwrap(), 0);
+    assert_eq!(env.checkpoints_of_acme().await, [(1, 1)]);
+
+    // Due after 30 ms: the same head, certified again under the next number.
+    let beating = env.beating(&env.client, Duration::from_millis(30));
+    beating.try_append(entry("acme", 2)).unwrap();
+    beating.flush().await.unwrap();
+    assert_eq!(env.checkpoints_of_acme().await, [(1, 1), (2, 2)]);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(beating.heartbeat().await.unwrap(), 1);
+    assert_eq!(env.checkpoints_of_acme().await, [(1, 1), (2, 2), (3, 2)]);
+    let latest = env.trail().verify("acme").await.unwrap().latest_checkpoint.unwrap();
+    assert_eq!((latest.number, latest.seq, latest.prev_seq), (3, 2, 2));
+    // A flush after the interval writes its heartbeats too; entries after a heartbeat are
+    // checkpointed as usual, and a fresh reader still finds every tamper.
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    beating.flush().await.unwrap();
+    assert_eq!(env.checkpoints_of_acme().await.last(), Some(&(4, 2)));
+    beating.try_append(entry("acme", 3)).unwrap();
+    beating.flush().await.unwrap();
+    assert_eq!(env.checkpoints_of_acme().await.last().map(|c| c.1), Some(3));
+    env.fresh_verify().await.unwrap();
+    env.delete_entry(3).await;
+    assert_eq!(env.fresh_verify().await, Err(ChainBreak::MissingTail { seq: 3 }));
+}
+
+#[tokio::test]
+async fn the_spawned_heartbeat_beats_until_the_trail_is_dropped() {
+    let env = env().await;
+    let trail = env.beating(&env.client, Duration::from_millis(20));
+    trail.try_append(entry("acme", 1)).unwrap();
+    trail.flush().await.unwrap();
+    let handle = trail.spawn_heartbeat().expect("an interval is set");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while env.checkpoints_of_acme().await.len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "no heartbeat checkpoint was written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(env.checkpoints_of_acme().await.iter().all(|(_, seq)| *seq == 1), "the same head, re-dated");
+    drop(trail);
+    tokio::time::timeout(Duration::from_secs(20), handle).await.expect("the task ends").unwrap();
+    env.fresh_verify().await.unwrap();
+    // Without an interval there is nothing to spawn.
+    assert!(env.trail().spawn_heartbeat().is_none());
+}
+
+#[tokio::test]
+async fn a_checkpoint_reads_no_entry_the_trail_stored_itself() {
+    let env = env().await;
+    let proxy = AwsFaultProxy::start(&env.endpoint).await.expect("the fault proxy");
+    let client =
+        lift_harness::dynamodb::client_for(&proxy.endpoint(), &lift_harness::dynamodb::default_region());
+    let trail = env.trail_with(&client, KEY);
+    for batch in 0..3u64 {
+        for i in 0..3u64 {
+            trail.try_append(entry("acme", batch * 3 + i)).unwrap();
+        }
+        trail.flush().await.unwrap();
+    }
+    assert_eq!(env.checkpoints_of_acme().await.len(), 3);
+    assert_eq!(proxy.stats("GetItem").forwarded, 0, "three checkpoints, no entry read back");
+    env.fresh_verify().await.unwrap();
+    // Another writer's entries come first: that time is read back (and checked to link).
+    let other = env.trail();
+    other.try_append(entry("acme", 10)).unwrap();
+    other.flush().await.unwrap();
+    trail.try_append(entry("acme", 11)).unwrap();
+    trail.flush().await.unwrap();
+    assert_eq!(env.checkpoints_of_acme().await.last(), Some(&(5, 11)));
+    env.fresh_verify().await.unwrap();
+}
+
+#[test]
+fn the_heartbeat_interval_comes_from_the_builder_or_the_environment() {
+    let client = || {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        Client::from_conf(config)
+    };
+    let key = || CheckpointKey::new(KEY).unwrap();
+    let env = |v: &'static str| {
+        move |name: &str| (name == lift::security::audit::CHECKPOINT_INTERVAL_ENV).then(|| v.to_owned())
+    };
+    let built =
+        |b: lift::security::audit::AuditTrailBuilder| b.client(client()).checkpoint_key(key()).build();
+    assert!(built(AuditTrail::builder().checkpoint_every(Duration::from_secs(60))).is_ok());
+    assert!(built(lift::security::audit::AuditTrailBuilder::from_env_vars(env("60000"))).is_ok());
+    let err = built(lift::security::audit::AuditTrailBuilder::from_env_vars(env("1 minute"))).unwrap_err();
+    assert!(err.to_string().contains("LIFT_AUDIT_CHECKPOINT_INTERVAL_MS"), "{err}");
+    let err = built(AuditTrail::builder().checkpoint_every(Duration::ZERO)).unwrap_err();
+    assert!(err.to_string().contains("positive"), "{err}");
+    let unsigned = AuditTrail::builder().client(client()).checkpoint_every(Duration::from_secs(1)).build();
+    assert!(unsigned.unwrap_err().to_string().contains("needs a checkpoint key"));
+}

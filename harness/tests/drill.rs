@@ -88,6 +88,15 @@ async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
     assert!(report.writes.acknowledged > 50, "too few writes to mean anything: {summary}");
     assert_eq!(report.final_primary, "eu-west-1");
     assert!(report.failovers >= 1);
+    // The outage's own figures, from us-east-1's events: its failover is a failover (no
+    // failback without `failback = true`), and the headline is its worst case.
+    assert_eq!(report.failbacks, 0, "{summary}");
+    assert!(report.switches.iter().all(|s| s.kind == "failover" && s.from == "us-east-1"), "{summary}");
+    let outage = &report.faults[0];
+    assert!(outage.detect_bound && outage.failover_bound, "{summary}");
+    assert_eq!(outage.time_to_detect_ms, report.time_to_detect_ms);
+    assert_eq!(outage.switched_at_ms, Some(report.switches[0].at_ms));
+    assert!(outage.time_to_detect_from_probe_ms.is_some(), "{summary}");
     assert!(report.events.iter().any(|e| e.kind == "region_down" && e.region == "us-east-1"));
     assert!(report.target.starts_with("notes through lift::disaster"), "{}", report.target);
     // The outage really cut traffic: some operations failed or stalled before the failover.
@@ -115,6 +124,7 @@ async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
     assert!(!junit.contains("<failure"), "{junit}");
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert!(html.contains("<svg") && html.contains("</svg>") && html.contains("<polyline"));
+    assert!(html.contains("Detect after injection") && html.contains("Detect after the first failing probe"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

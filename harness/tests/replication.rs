@@ -366,9 +366,10 @@ async fn sync_writes_of_every_kind_are_in_both_regions_with_one_new_version_befo
     assert!(as_u128(&created.version) < as_u128(&refunded.version));
     assert!(as_u128(&refunded.version) < as_u128(&erased.version), "every write kind stamps a newer version");
 
-    // A refund larger than what is left is refused in both regions and changes nothing.
+    // A refund larger than what is left is refused (by the writing region, which judges an
+    // update's condition) and changes nothing anywhere.
     let over = writer.write(refund("acct-1", 71)).await.unwrap_err();
-    assert!(over.is_rejected() && over.condition_failed == [US, EU], "{over:?}");
+    assert!(over.is_rejected() && over.condition_failed == [US], "{over:?}");
     for region in [&us, &eu] {
         assert_eq!(
             get(region, &table, "acct-1").await.unwrap().get(VERSION_ATTRIBUTE),
@@ -403,6 +404,36 @@ async fn sync_writes_of_every_kind_are_in_both_regions_with_one_new_version_befo
     for region in [&us, &eu] {
         assert!(get(region, &table, "acct-3").await.is_none(), "deleted in {}", region.name());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_update_leaves_one_item_in_every_region_even_one_that_missed_a_write() {
+    let (regions, table) = shared_pair().await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    let writer = ReplicatedWriter::sync(regions.clone(), table.clone()).build().unwrap();
+    writer.write(Write::put(account("acct-s"))).await.unwrap();
+    // eu misses a refund (it was cut off, and replication has not caught up yet).
+    let us_only = ReplicatedWriter::async_(regions.clone(), table.clone()).targets([US]).build().unwrap();
+    us_only.write(refund("acct-s", 10)).await.unwrap();
+    assert_eq!(text(&get(&eu, &table, "acct-s").await.unwrap(), "refunded"), "0");
+    // The next refund, synchronous: computed once, in us; eu receives the same item, the
+    // missed refund included, under the same version.
+    let ack = writer.write(refund("acct-s", 5)).await.unwrap();
+    assert_eq!(ack.acknowledged, [US, EU]);
+    let (in_us, in_eu) =
+        (get(&us, &table, "acct-s").await.unwrap(), get(&eu, &table, "acct-s").await.unwrap());
+    assert_eq!((text(&in_us, "refunded"), text(&in_us, "refundable")), ("15", "85"));
+    assert_eq!(in_us, in_eu, "the regions diverge under one version");
+    assert_eq!(in_eu.get(VERSION_ATTRIBUTE), Some(&ack.version));
+    // A transaction with an update does the same for every item it writes.
+    us_only.write(refund("acct-s", 1)).await.unwrap();
+    writer.transact(vec![refund("acct-s", 2), Write::put(account("refund-of-acct-s"))]).await.unwrap();
+    let (in_us, in_eu) =
+        (get(&us, &table, "acct-s").await.unwrap(), get(&eu, &table, "acct-s").await.unwrap());
+    assert_eq!(text(&in_us, "refunded"), "18");
+    assert_eq!(in_us, in_eu);
+    assert_eq!(get(&us, &table, "refund-of-acct-s").await, get(&eu, &table, "refund-of-acct-s").await);
+    assert!(get(&eu, &table, "refund-of-acct-s").await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,18 +1,37 @@
 //! The assert stage: each bound of the scenario against what the drill measured.
 
-use super::report::{AssertionResult, WriteCheck};
-use super::scenario::Assertions;
+use super::report::{AssertionResult, FaultReport, WriteCheck};
+use super::scenario::{Assertions, FaultAssertions};
 
 /// The figures assertions bound.
 pub(crate) struct Figures<'a> {
-    pub(crate) time_to_failover_ms: Option<f64>,
-    pub(crate) time_to_detect_ms: Option<f64>,
+    /// Each fault's own figures.
+    pub(crate) faults: &'a [FaultReport],
     pub(crate) final_primary: &'a str,
     pub(crate) errors_in_window: u64,
     pub(crate) writes: &'a WriteCheck,
     pub(crate) max_lag_ms: Option<f64>,
     pub(crate) success_rate: f64,
     pub(crate) failovers: u32,
+    pub(crate) failbacks: u32,
+}
+
+/// The worst of `figure` over the faults `bound` selects, with the fault it belongs to;
+/// `Err` names the reason there is none (no fault bound, or the first bound fault without
+/// a figure).
+fn worst_of(
+    faults: &[FaultReport],
+    bound: impl Fn(&FaultReport) -> bool,
+    figure: impl Fn(&FaultReport) -> Option<f64>,
+) -> Result<(f64, &FaultReport), Option<&FaultReport>> {
+    let mut worst: Option<(f64, &FaultReport)> = None;
+    for f in faults.iter().filter(|f| bound(f)) {
+        let v = figure(f).ok_or(Some(f))?;
+        if worst.is_none_or(|(w, _)| v > w) {
+            worst = Some((v, f));
+        }
+    }
+    worst.ok_or(None)
 }
 
 /// One verdict per bound set, in a fixed order.
@@ -28,37 +47,53 @@ pub(crate) fn evaluate(a: &Assertions, r: &Figures<'_>) -> Vec<AssertionResult> 
         });
     };
     if let Some(max) = a.max_failover_secs {
-        match r.time_to_failover_ms {
-            Some(ms) => check(
+        let limit = format!("{max}");
+        match worst_of(r.faults, |f| f.failover_bound, |f| f.time_to_failover_ms) {
+            Ok((ms, f)) => check(
                 "max_failover_secs",
-                format!("{max}"),
+                limit,
                 format!("{:.2}", ms / 1000.0),
                 ms / 1000.0 <= max,
-                Some(format!("traffic reached the new region {:.2}s after the fault", ms / 1000.0)),
+                Some(format!("traffic reached {} {:.2}s after {}", to_of(f), ms / 1000.0, f.label())),
             ),
-            None => check(
+            Err(missing) => check(
                 "max_failover_secs",
-                format!("{max}"),
+                limit,
                 "none".into(),
                 false,
-                Some(format!(
-                    "no failover: traffic never succeeded outside the faulted region (final primary {})",
-                    r.final_primary
-                )),
+                Some(match missing {
+                    Some(f) => {
+                        format!("{} did not move traffic (final primary {})", f.label(), r.final_primary)
+                    }
+                    None => format!(
+                        "no failover: no fault moved traffic away from its region (final primary {})",
+                        r.final_primary
+                    ),
+                }),
             ),
         }
     }
     if let Some(max) = a.max_detect_secs {
-        let actual = r.time_to_detect_ms.map(|ms| ms / 1000.0);
-        check(
-            "max_detect_secs",
-            format!("{max}"),
-            actual.map_or("none".into(), |v| format!("{v:.2}")),
-            actual.is_some_and(|v| v <= max),
-            Some(actual.map_or("the faulted region was never declared down".into(), |v| {
-                format!("declared down after {v:.2}s")
-            })),
-        );
+        let limit = format!("{max}");
+        match worst_of(r.faults, |f| f.detect_bound, |f| f.time_to_detect_ms) {
+            Ok((ms, f)) => check(
+                "max_detect_secs",
+                limit,
+                format!("{:.2}", ms / 1000.0),
+                ms / 1000.0 <= max,
+                Some(format!("{} declared down after {:.2}s", f.label(), ms / 1000.0)),
+            ),
+            Err(missing) => check(
+                "max_detect_secs",
+                limit,
+                "none".into(),
+                false,
+                Some(match missing {
+                    Some(f) => format!("{}: the region was never declared down", f.label()),
+                    None => "no faulted region was ever declared down".into(),
+                }),
+            ),
+        }
     }
     if let Some(max) = a.max_errors_in_window {
         check(
@@ -116,5 +151,94 @@ pub(crate) fn evaluate(a: &Assertions, r: &Figures<'_>) -> Vec<AssertionResult> 
             Some(format!("{} failovers happened", r.failovers)),
         );
     }
+    for (name, n, bound, at_least) in [
+        ("min_failovers", r.failovers, a.min_failovers, true),
+        ("max_failbacks", r.failbacks, a.max_failbacks, false),
+        ("min_failbacks", r.failbacks, a.min_failbacks, true),
+    ] {
+        if let Some(bound) = bound {
+            let what = if name.ends_with("failovers") { "failovers" } else { "failbacks" };
+            check(
+                name,
+                bound.to_string(),
+                n.to_string(),
+                if at_least { n >= bound } else { n <= bound },
+                Some(format!("{n} {what} happened")),
+            );
+        }
+    }
+    for (name, bounds) in &a.faults {
+        match r.faults.iter().find(|f| f.name.as_deref() == Some(name.as_str())) {
+            Some(f) => fault_bounds(&mut check, name, bounds, f),
+            None => check(
+                &format!("fault.{name}"),
+                "injected".into(),
+                "never".into(),
+                false,
+                Some(format!("the fault {name} was never injected")),
+            ),
+        }
+    }
     out
+}
+
+fn to_of(f: &FaultReport) -> &str {
+    f.failed_over_to.as_deref().unwrap_or("the new region")
+}
+
+/// The strict bounds of one named fault.
+fn fault_bounds(
+    check: &mut impl FnMut(&str, String, String, bool, Option<String>),
+    name: &str,
+    b: &FaultAssertions,
+    f: &FaultReport,
+) {
+    let secs = |ms: Option<f64>| ms.map_or("none".into(), |ms| format!("{:.2}", ms / 1000.0));
+    if let Some(max) = b.max_detect_secs {
+        check(
+            &format!("fault.{name}.max_detect_secs"),
+            format!("{max}"),
+            secs(f.time_to_detect_ms),
+            f.time_to_detect_ms.is_some_and(|ms| ms / 1000.0 <= max),
+            Some(match f.time_to_detect_ms {
+                Some(ms) => format!("{} declared down after {:.2}s", f.label(), ms / 1000.0),
+                None => format!("{}: the region was never declared down", f.label()),
+            }),
+        );
+    }
+    if let Some(max) = b.max_failover_secs {
+        check(
+            &format!("fault.{name}.max_failover_secs"),
+            format!("{max}"),
+            secs(f.time_to_failover_ms),
+            f.time_to_failover_ms.is_some_and(|ms| ms / 1000.0 <= max),
+            Some(match f.time_to_failover_ms {
+                Some(ms) => format!("traffic reached {} {:.2}s after {}", to_of(f), ms / 1000.0, f.label()),
+                None => format!("{} did not move traffic", f.label()),
+            }),
+        );
+    }
+    if let Some(max) = b.max_errors_in_window {
+        check(
+            &format!("fault.{name}.max_errors_in_window"),
+            max.to_string(),
+            f.errors_in_window.to_string(),
+            f.errors_in_window <= max,
+            Some(format!("{} operations that called {} failed in its window", f.errors_in_window, f.region)),
+        );
+    }
+    if let Some(expected) = b.fails_over {
+        let moved = f.switched_at_ms.is_some();
+        check(
+            &format!("fault.{name}.fails_over"),
+            expected.to_string(),
+            moved.to_string(),
+            moved == expected,
+            Some(if moved {
+                format!("traffic moved away from {} after {}", f.region, f.label())
+            } else {
+                format!("traffic never moved away from {} after {}", f.region, f.label())
+            }),
+        );
+    }
 }

@@ -20,6 +20,8 @@ pub enum DrillEvent {
         region: String,
         /// When it was declared down.
         at: Instant,
+        /// When the first failing probe round of the streak started.
+        failing_since: Option<Instant>,
         /// The failing probes.
         detail: String,
     },
@@ -167,6 +169,7 @@ pub(crate) async fn watch_health(
                 HealthState::Unhealthy => DrillEvent::RegionDown {
                     region,
                     at: status.down_since.unwrap_or_else(Instant::now),
+                    failing_since: status.failing_since,
                     detail: format!(
                         "{} failing probe rounds in a row; {}",
                         status.consecutive_failures,

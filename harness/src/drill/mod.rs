@@ -51,12 +51,12 @@ pub use inject::FaultGuard;
 pub use metrics::{OpRecord, Sample};
 pub use report::{
     AssertionResult, DrillReport, EventRecord, FaultReport, KindCheck, LagSummary, ReportFiles, Summary,
-    Totals, WriteCheck,
+    SwitchReport, Totals, WriteCheck,
 };
 pub use runner::Drill;
 pub use scenario::{
-    Assertions, DynamoDbSpec, FailoverSettings, FaultKind, FaultSpec, Load, Mix, RegionSpec, ReplicationMode,
-    Scenario,
+    Assertions, DynamoDbSpec, FailoverSettings, FaultAssertions, FaultKind, FaultSpec, Load, Mix, RegionSpec,
+    ReplicationMode, Scenario,
 };
 pub use topology::{drill_table_def, RegionNode, Topology};
 

@@ -38,11 +38,22 @@ pub struct DrillReport {
     pub faults: Vec<FaultReport>,
     /// Health and failover events from the failover client, in order.
     pub events: Vec<EventRecord>,
-    /// Failovers that happened (traffic moved to another region).
+    /// Failovers that happened (traffic moved away from an unhealthy region).
     pub failovers: u32,
-    /// Time from the first failover-worthy fault to its region being declared down, in ms.
+    /// Failbacks that happened (traffic moved back to the healed primary).
+    #[serde(default)]
+    pub failbacks: u32,
+    /// Every move of traffic, failovers and failbacks, in order, each with the fault it
+    /// answered.
+    #[serde(default)]
+    pub switches: Vec<SwitchReport>,
+    /// Time from injection to the region being declared down, in ms: the worst case over
+    /// the faults `max_detect_secs` binds (see [`FaultReport::detect_bound`]); `None` when
+    /// one of them was never detected, or none is bound.
     pub time_to_detect_ms: Option<f64>,
-    /// Time from that fault to the first successful operation in the new region, in ms.
+    /// Time from injection to the first successful operation in the region traffic moved
+    /// to, in ms: the worst case over the faults `max_failover_secs` binds; `None` when one
+    /// of them did not move traffic, or none is bound.
     pub time_to_failover_ms: Option<f64>,
     /// Failed operations within the fault windows.
     pub errors_in_window: u64,
@@ -85,33 +96,104 @@ pub struct Totals {
     pub ok_by_region: std::collections::BTreeMap<String, u64>,
 }
 
-/// What one fault caused.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What one fault caused, from the events of the region it hit: a detection, a failover
+/// or a recovery of that region belongs to the latest fault injected there before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultReport {
+    /// Its name in the scenario, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The fault kind (`region_outage`, ...).
     pub kind: String,
     /// The region hit.
     pub region: String,
     /// What was done, e.g. `blackhole on the client and replication paths`.
     pub action: String,
+    /// The region serving traffic when it was injected.
+    #[serde(default)]
+    pub active_at_injection: String,
     /// When it was injected, ms since the load began (measured, not scheduled).
     pub injected_at_ms: f64,
     /// When it was healed, if it was.
     pub healed_at_ms: Option<f64>,
-    /// When the failover client declared the region down, if it did.
+    /// When the failover client declared the region down, if it did (the injection itself
+    /// when the region was still held down from before).
     pub detected_at_ms: Option<f64>,
-    /// `detected_at_ms - injected_at_ms`.
+    /// `detected_at_ms - injected_at_ms`: detection as the drill sees it, from its own
+    /// injection; includes the wait for the next probe round.
     pub time_to_detect_ms: Option<f64>,
+    /// Detection as lift sees it: from the start of the first failing probe round to the
+    /// region declared down (`failure_threshold` rounds). A round already in flight when
+    /// the fault lands fails too, so this can exceed `time_to_detect_ms` by up to a probe
+    /// timeout.
+    #[serde(default)]
+    pub time_to_detect_from_probe_ms: Option<f64>,
+    /// When lift's orchestrator moved traffic away from the region (a failover, never a
+    /// failback).
+    #[serde(default)]
+    pub switched_at_ms: Option<f64>,
     /// The region traffic moved to, if it moved.
     pub failed_over_to: Option<String>,
     /// When the first operation succeeded in that region after the fault.
     pub failed_over_at_ms: Option<f64>,
     /// `failed_over_at_ms - injected_at_ms`.
     pub time_to_failover_ms: Option<f64>,
-    /// Operations finished between injection and heal (or the end).
+    /// When the region was declared healthy again after the heal.
+    #[serde(default)]
+    pub recovered_at_ms: Option<f64>,
+    /// `recovered_at_ms - healed_at_ms`.
+    #[serde(default)]
+    pub time_to_recover_ms: Option<f64>,
+    /// When traffic moved back to the region (a failback) after the heal.
+    #[serde(default)]
+    pub failed_back_at_ms: Option<f64>,
+    /// Operations that called the region and finished between injection and heal (or
+    /// the end).
     pub ops_in_window: u64,
     /// Of those, failed.
     pub errors_in_window: u64,
+    /// Whether `max_detect_secs` binds it: a hard fault (`region_outage`, `process_kill`),
+    /// or any other but a partition that its region was declared down for.
+    #[serde(default)]
+    pub detect_bound: bool,
+    /// Whether `max_failover_secs` binds it: a hard fault on the region serving traffic,
+    /// or any other but a partition that moved traffic.
+    #[serde(default)]
+    pub failover_bound: bool,
+}
+
+impl FaultReport {
+    /// `kind on region at t s` (and its name), to name it in messages.
+    pub fn label(&self) -> String {
+        format!(
+            "{}{} on {} at {:.1}s",
+            self.name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default(),
+            self.kind,
+            self.region,
+            self.injected_at_ms / 1000.0
+        )
+    }
+}
+
+/// A move of traffic by lift's orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwitchReport {
+    /// `failover` (away from an unhealthy region) or `failback` (back to the healed primary).
+    pub kind: String,
+    /// Where traffic was.
+    pub from: String,
+    /// Where it went.
+    pub to: String,
+    /// When the router moved, ms since the load began.
+    pub at_ms: f64,
+    /// Lift's own figure: first failing (failback: passing) probe round to the region
+    /// declared down (up).
+    pub lift_detect_ms: f64,
+    /// Lift's own figure: first failing (passing) probe round to the move.
+    pub lift_switch_ms: f64,
+    /// The fault it answered ([`FaultReport::label`]): for a failover the fault on `from`,
+    /// for a failback the healed fault on `to`.
+    pub fault: Option<String>,
 }
 
 /// A health or failover event, as the failover client reported it.
@@ -138,7 +220,8 @@ pub struct WriteCheck {
     pub lost: u64,
     /// Up to 20 of the missing `tenant/id`s.
     pub lost_examples: Vec<String>,
-    /// Acknowledged creates missing in each other region (not yet, or never, replicated).
+    /// Acknowledged effects the final primary holds and each other region still lacks after
+    /// settle (not yet, or never, replicated).
     pub missing_by_region: std::collections::BTreeMap<String, u64>,
     /// At each failover: acknowledged creates the new primary did not hold when traffic
     /// moved (the RPO exposure of that moment; 0 with sync replication).
@@ -156,7 +239,9 @@ pub struct KindCheck {
     pub checked: u64,
     /// Of those, missing or stale in the final primary.
     pub lost: u64,
-    /// Of those, missing or stale in another region after settle (summed over regions).
+    /// Of those, where another region still disagrees with the final primary after settle
+    /// (held by one of the two only; summed over regions). An effect lost in both is lost,
+    /// not divergent.
     pub divergent: u64,
 }
 
@@ -260,6 +345,8 @@ impl DrillReport {
             ("final_primary", self.final_primary.clone()),
             ("time_to_detect_ms", fmt_opt(self.time_to_detect_ms)),
             ("time_to_failover_ms", fmt_opt(self.time_to_failover_ms)),
+            ("failovers", self.failovers.to_string()),
+            ("failbacks", self.failbacks.to_string()),
             ("errors_in_window", self.errors_in_window.to_string()),
             ("acknowledged_writes_lost", self.writes.lost.to_string()),
             ("replication_lag_max_ms", fmt_opt(self.replication_lag.max_ms)),
@@ -339,7 +426,8 @@ impl std::fmt::Display for Summary<'_> {
         for fault in &r.faults {
             writeln!(
                 f,
-                "  fault {} on {} at {:.1}s{}: {}",
+                "  fault {}{} on {} at {:.1}s{}: {}",
+                fault.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
                 fault.kind,
                 fault.region,
                 fault.injected_at_ms / 1000.0,
@@ -348,20 +436,39 @@ impl std::fmt::Display for Summary<'_> {
             )?;
             writeln!(
                 f,
-                "    detect {} ms, fail over {} ms{}, {} errors of {} ops in window",
+                "    detect {} ms after injection ({} ms after the first failing probe), fail over {} ms{}, recover {} ms after heal{}, {} errors of {} ops that called {} in window",
                 fmt_opt(fault.time_to_detect_ms),
+                fmt_opt(fault.time_to_detect_from_probe_ms),
                 fmt_opt(fault.time_to_failover_ms),
                 fault.failed_over_to.as_ref().map(|to| format!(" (to {to})")).unwrap_or_default(),
+                fmt_opt(fault.time_to_recover_ms),
+                fault.failed_back_at_ms.map(|t| format!(", failed back at {:.1}s", t / 1000.0)).unwrap_or_default(),
                 fault.errors_in_window,
-                fault.ops_in_window
+                fault.ops_in_window,
+                fault.region
+            )?;
+        }
+        for s in &r.switches {
+            writeln!(
+                f,
+                "  {} {} -> {} at {:.1}s (lift: {} ms to declare, {} ms to move, from the first {} probe){}",
+                s.kind,
+                s.from,
+                s.to,
+                s.at_ms / 1000.0,
+                fmt_opt(Some(s.lift_detect_ms)),
+                fmt_opt(Some(s.lift_switch_ms)),
+                if s.kind == "failback" { "passing" } else { "failing" },
+                s.fault.as_ref().map(|l| format!(", answering {l}")).unwrap_or_default()
             )?;
         }
         writeln!(
             f,
-            "  time to detect {} ms, time to fail over {} ms, {} failover(s), {} errors in fault windows",
+            "  worst case: time to detect {} ms, time to fail over {} ms; {} failover(s), {} failback(s), {} errors in fault windows",
             fmt_opt(r.time_to_detect_ms),
             fmt_opt(r.time_to_failover_ms),
             r.failovers,
+            r.failbacks,
             r.errors_in_window
         )?;
         writeln!(
@@ -445,6 +552,8 @@ pub(crate) mod tests {
             faults: vec![],
             events: vec![],
             failovers: 1,
+            failbacks: 0,
+            switches: vec![],
             time_to_detect_ms: Some(700.0),
             time_to_failover_ms: Some(900.0),
             errors_in_window: 1,
@@ -487,5 +596,6 @@ pub(crate) mod tests {
         assert!(text.starts_with("drill t: FAILED"), "{text}");
         assert!(text.contains("[FAIL] max_errors_in_window"), "{text}");
         assert!(text.contains("time to fail over 900 ms"), "{text}");
+        assert!(text.contains("1 failover(s), 0 failback(s)"), "{text}");
     }
 }

@@ -1,4 +1,49 @@
 //! The scenario file: regions, load, a fault timeline, failover settings and assertions.
+//!
+//! # Assertions over several faults
+//!
+//! Each fault of the timeline gets its own figures, from the events of the region it hit
+//! (never from its position in the file, so reordering `[[fault]]` tables changes nothing):
+//! detection (its region declared down), failover (traffic moved away from its region by a
+//! failover, never by a failback), errors of the operations that called its region, and
+//! recovery (its region declared up after the heal).
+//!
+//! The bounds of `[assertions]` hold for the worst case over the faults they bind:
+//!
+//! - `max_detect_secs` binds every hard fault (`region_outage`, `process_kill`) wherever it
+//!   hits (the monitor probes every region), and any soft fault (`latency`, `throttling`)
+//!   its region was declared down for;
+//! - `max_failover_secs` binds every hard fault that hit the region serving traffic, and any
+//!   soft fault that moved traffic;
+//! - a `partition` binds neither (`max_failovers = 0` is how a scenario says it must not
+//!   move traffic);
+//! - either bound fails when it binds no fault at all (nothing was detected, or nothing
+//!   moved), and when a bound hard fault has no figure.
+//!
+//! A soft fault that was absorbed (traffic stayed, nothing was declared down) is not held
+//! to a detection it was never meant to cause. To hold one fault to its own bounds, name it
+//! and give it a table under `[assertions.fault.<name>]`; a named fault's bounds are strict
+//! (an undetected fault fails `max_detect_secs`):
+//!
+//! ```toml
+//! [[fault]]
+//! name = "second-outage"
+//! at = "25s"
+//! heal_at = "35s"
+//! kind = "region_outage"
+//! region = "us-east-1"
+//!
+//! [assertions]
+//! max_detect_secs = 4        # worst case over every fault it binds
+//! min_failovers = 1          # the number of failovers and failbacks, too
+//! max_failbacks = 1
+//!
+//! [assertions.fault.second-outage]
+//! max_detect_secs = 3
+//! max_failover_secs = 6
+//! max_errors_in_window = 100
+//! fails_over = true          # false: traffic must not move away because of it
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -266,6 +311,9 @@ impl Default for FailoverSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
+    /// A name, for its own bounds under `[assertions.fault.<name>]` and for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// When it starts, from the start of the load.
     #[serde(with = "serde_duration")]
     pub at: Duration,
@@ -335,11 +383,13 @@ impl FaultKind {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Assertions {
-    /// Longest time from the first failover-worthy fault to the first successful operation
-    /// in the new region. Fails when no failover happened.
+    /// Longest time from a fault to the first successful operation in the region traffic
+    /// moved to, worst case over the faults it binds (see the [module docs](self)). Fails
+    /// when no fault moved traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failover_secs: Option<f64>,
-    /// Longest time from that fault to the region being declared down.
+    /// Longest time from a fault to its region being declared down, worst case over the
+    /// faults it binds (see the [module docs](self)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_detect_secs: Option<f64>,
     /// Most failed operations within the fault windows (injection to heal, or to the end).
@@ -357,10 +407,49 @@ pub struct Assertions {
     /// Most failovers (e.g. 0: a partition or a brownout must not trigger one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failovers: Option<u32>,
-    /// Most acknowledged creates still missing in the other regions once the faults are
-    /// healed and replication had time to settle (convergence).
+    /// Most acknowledged effects (every write kind) the final primary holds and the other
+    /// regions still lack once the faults are healed and replication had time to settle
+    /// (convergence). An effect lost everywhere is counted as lost, not here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_writes_missing_after_settle: Option<u64>,
+    /// Fewest failovers (traffic moved away from an unhealthy region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_failovers: Option<u32>,
+    /// Most failbacks (traffic moved back to a healed primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failbacks: Option<u32>,
+    /// Fewest failbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_failbacks: Option<u32>,
+    /// Bounds of single faults, by the fault's `name` (`[assertions.fault.<name>]`).
+    #[serde(default, rename = "fault", skip_serializing_if = "BTreeMap::is_empty")]
+    pub faults: BTreeMap<String, FaultAssertions>,
+}
+
+/// The bounds of one named fault (`[assertions.fault.<name>]`): strict, so a bound on a
+/// figure the fault did not produce fails.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAssertions {
+    /// Longest time from this fault to its region being declared down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_detect_secs: Option<f64>,
+    /// Longest time from this fault to the first success in the region traffic moved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failover_secs: Option<f64>,
+    /// Most failed operations that called this fault's region in its window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_errors_in_window: Option<u64>,
+    /// Whether this fault must move traffic away from its region (`true`) or must not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fails_over: Option<bool>,
+}
+
+impl FaultAssertions {
+    /// Whether no bound is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Scenario {
@@ -442,6 +531,25 @@ impl Scenario {
         {
             return bad("failover.probe_timeout must be positive and at most failover.probe_interval".into());
         }
+        for (i, fault) in self.faults.iter().enumerate() {
+            if let Some(name) = &fault.name {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return bad(format!("fault name {name:?} must be letters, digits, '_' or '-'"));
+                }
+                if self.faults[..i].iter().any(|o| o.name.as_ref() == Some(name)) {
+                    return bad(format!("fault name {name} is used twice"));
+                }
+            }
+        }
+        for (name, bounds) in &self.assertions.faults {
+            if !self.faults.iter().any(|f| f.name.as_ref() == Some(name)) {
+                return bad(format!("assertions.fault.{name}: no [[fault]] is named {name}"));
+            }
+            if bounds.is_empty() {
+                return bad(format!("assertions.fault.{name}: bounds nothing"));
+            }
+        }
         for fault in &self.faults {
             let what = format!("fault {} at {:?}", fault.kind.name(), fault.at);
             let Some(region) = self.region(&fault.region) else {
@@ -503,6 +611,10 @@ impl Assertions {
             min_success_rate,
             max_failovers,
             max_writes_missing_after_settle,
+            min_failovers,
+            max_failbacks,
+            min_failbacks,
+            faults,
         } = self;
         max_failover_secs.is_none()
             && max_detect_secs.is_none()
@@ -512,6 +624,10 @@ impl Assertions {
             && min_success_rate.is_none()
             && max_failovers.is_none()
             && max_writes_missing_after_settle.is_none()
+            && min_failovers.is_none()
+            && max_failbacks.is_none()
+            && min_failbacks.is_none()
+            && faults.values().all(FaultAssertions::is_empty)
     }
 }
 
@@ -618,6 +734,42 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
         let err = with("at = \"2s\"\nkind = \"meteor\"\nregion = \"a\"").unwrap_err();
         assert!(err.to_string().contains("meteor"), "{err}");
+    }
+
+    #[test]
+    fn faults_are_named_and_bound_by_name() {
+        let fault = |name: &str, at: &str| {
+            format!("[[fault]]\nname = \"{name}\"\nat = \"{at}\"\nkind = \"region_outage\"\nregion = \"a\"\n")
+        };
+        let with = |faults: String, bounds: &str| {
+            Scenario::parse(&format!(
+                "{}\n{faults}\n{bounds}",
+                MINIMAL.replace("[assertions]\n        max_failover_secs = 10", "")
+            ))
+        };
+        let both = fault("first", "1s") + &fault("second", "5s");
+        let s = with(
+            both.clone(),
+            "[assertions]\nmin_failovers = 1\nmax_failbacks = 0\n[assertions.fault.second]\nmax_detect_secs = 3\nfails_over = false",
+        )
+        .unwrap();
+        assert_eq!(s.faults[1].name.as_deref(), Some("second"));
+        assert_eq!(s.assertions.faults["second"].max_detect_secs, Some(3.0));
+        assert_eq!(s.assertions.faults["second"].fails_over, Some(false));
+        assert_eq!((s.assertions.min_failovers, s.assertions.max_failbacks), (Some(1), Some(0)));
+        // Per-fault bounds alone are assertions.
+        with(both.clone(), "[assertions.fault.first]\nmax_failover_secs = 5").unwrap();
+        let err = with(both.clone(), "[assertions.fault.third]\nmax_detect_secs = 3").unwrap_err();
+        assert!(err.to_string().contains("no [[fault]] is named third"), "{err}");
+        let err =
+            with(both.clone(), "[assertions]\nmax_failovers = 1\n[assertions.fault.first]").unwrap_err();
+        assert!(err.to_string().contains("bounds nothing"), "{err}");
+        let err = with(fault("x", "1s") + &fault("x", "5s"), "[assertions]\nmax_failovers = 1").unwrap_err();
+        assert!(err.to_string().contains("used twice"), "{err}");
+        let err = with(fault("a b", "1s"), "[assertions]\nmax_failovers = 1").unwrap_err();
+        assert!(err.to_string().contains("letters, digits"), "{err}");
+        let err = with(both, "[assertions.fault.first]\nmax_detect = 3").unwrap_err();
+        assert!(err.to_string().contains("max_detect"), "{err}");
     }
 
     #[test]

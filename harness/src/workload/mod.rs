@@ -48,6 +48,7 @@ use lift::disaster::{Item, Region, ReplicatedTable};
 use lift::store::{AttributeType, TableDef};
 
 pub use call::Call;
+pub(crate) use check::key_label;
 pub use check::{check_effects, EffectCheck, OpCheck};
 pub use effect::{Acked, Effect, OpError};
 

@@ -153,8 +153,12 @@ pub enum WriteMode {
 /// through this type cannot forget either, and so cannot write a change that stream
 /// replication would take for an old or already replicated one.
 ///
-/// - [`WriteMode::Sync`]: every write goes to every target at once and is acknowledged
-///   only when all of them hold it; a partial write reports which regions hold it.
+/// - [`WriteMode::Sync`]: every write goes to every target and is acknowledged only when
+///   all of them hold it; a partial write reports which regions hold it. Puts and deletes
+///   go to every target at once. A write with updates is applied by the first target (its
+///   conditions judged there), and the others receive the items it left, each applied
+///   only over an older version: an update computed again in a region that missed earlier
+///   writes would leave another item under the same version, which no replication repairs.
 /// - [`WriteMode::Async`]: every write goes to the first target; stream replication
 ///   carries puts, updates (as the new image) and deletes (the `REMOVE` record) on.
 ///
@@ -284,12 +288,16 @@ impl ReplicatedWriter {
         } else {
             self.targets.iter().collect()
         };
-        let sends = targets.iter().map(|region| {
-            let stamped: Vec<Stamped> =
-                writes.iter().map(|w| self.stamp(w, &version, &origin, region)).collect();
-            self.send(region, stamped)
-        });
-        let outcomes = futures_util::future::join_all(sends).await;
+        let outcomes = if self.mode == WriteMode::Sync && updates && targets.len() > 1 {
+            self.by_image(&targets, &writes, &keys, &version, &origin).await
+        } else {
+            let sends = targets.iter().map(|region| {
+                let stamped: Vec<Stamped> =
+                    writes.iter().map(|w| self.stamp(w, &version, &origin, region)).collect();
+                async move { self.send(region, stamped).await.map(|_| ()) }
+            });
+            futures_util::future::join_all(sends).await
+        };
         let mut acknowledged = Vec::new();
         let mut failures = Vec::new();
         let mut condition_failed = Vec::new();
@@ -320,6 +328,113 @@ impl ReplicatedWriter {
                 );
             }
             Err(WriteError { kind, acknowledged, failures, condition_failed })
+        }
+    }
+
+    /// A synchronous write with updates: an update's effect depends on the item it finds,
+    /// and a region that missed earlier writes (it was cut off, and replication has not
+    /// caught up) would compute another item under the same version, a divergence stream
+    /// replication never repairs (it does not resend a version a region holds). So the
+    /// first target applies the writes (the caller's conditions are judged there only),
+    /// and the others receive the resulting items: puts of the new images and the deletes,
+    /// each applied only over an older version. One outcome per target, in order.
+    async fn by_image(
+        &self,
+        targets: &[&Region],
+        writes: &[Write],
+        keys: &[Item],
+        version: &AttributeValue,
+        origin: &str,
+    ) -> Vec<Result<(), (bool, String)>> {
+        let first = targets[0];
+        let stamped: Vec<Stamped> = writes.iter().map(|w| self.stamp(w, version, origin, first)).collect();
+        let mut outcomes = Vec::with_capacity(targets.len());
+        let image = match self.send(first, stamped).await {
+            Ok(image) => image,
+            Err(failure) => {
+                // Nothing was written: the others are not asked.
+                outcomes.push(Err(failure));
+                return outcomes;
+            }
+        };
+        let mut images: Vec<Option<Image>> = Vec::with_capacity(writes.len());
+        for (write, key) in writes.iter().zip(keys) {
+            images.push(match write {
+                Write::Put { item, .. } => {
+                    let mut item = item.clone();
+                    item.insert(self.version_attribute.clone(), version.clone());
+                    item.insert(ORIGIN_ATTRIBUTE.to_owned(), AttributeValue::S(origin.to_owned()));
+                    Some(Image::Put(item))
+                }
+                Write::Update { .. } => match (&image, writes.len()) {
+                    (Some(item), 1) => Some(Image::Put(item.clone())),
+                    _ => match self.read(first, key).await {
+                        Ok(found) => found.map(Image::Put),
+                        Err(reason) => {
+                            outcomes.push(Ok(()));
+                            for _ in 1..targets.len() {
+                                outcomes.push(Err((
+                                    false,
+                                    format!(
+                                        "not sent: the item could not be read back from {}: {reason}",
+                                        first.name()
+                                    ),
+                                )));
+                            }
+                            return outcomes;
+                        }
+                    },
+                },
+                Write::Delete { .. } => Some(Image::Delete(key.clone())),
+            });
+        }
+        outcomes.push(Ok(()));
+        let sends = targets[1..].iter().map(|region| {
+            let replicas: Vec<Stamped> =
+                images.iter().flatten().map(|image| self.replica(image, version, region)).collect();
+            async move {
+                if replicas.is_empty() {
+                    return Ok(());
+                }
+                self.send(region, replicas).await.map(|_| ())
+            }
+        });
+        outcomes.extend(futures_util::future::join_all(sends).await);
+        outcomes
+    }
+
+    /// An item as the first target holds it now (consistent read).
+    async fn read(&self, region: &Region, key: &Item) -> Result<Option<Item>, String> {
+        let read = region
+            .dynamodb()
+            .get_item()
+            .table_name(self.table.name_in(region.name()))
+            .set_key(Some(key.clone()))
+            .consistent_read(true)
+            .send();
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(out)) => Ok(out.item().cloned()),
+            Ok(Err(e)) => Err(sdk_message(&e)),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+
+    /// An image for another target: applied only over an older version.
+    fn replica(&self, image: &Image, version: &AttributeValue, region: &Region) -> Stamped {
+        let table = self.table.name_in(region.name()).to_owned();
+        let condition = format!("(attribute_not_exists({V_NAME}) OR {V_NAME} < {V_VALUE})");
+        let names = HashMap::from([(V_NAME.to_owned(), self.version_attribute.clone())]);
+        match image {
+            Image::Put(item) => {
+                // The image's own version: the item read back may be newer than our write.
+                let v = item.get(&self.version_attribute).cloned().unwrap_or_else(|| version.clone());
+                let values = HashMap::from([(V_VALUE.to_owned(), v)]);
+                Stamped::Put { table, item: item.clone(), condition, names, values }
+            }
+            Image::Delete(key) => {
+                let values = HashMap::from([(V_VALUE.to_owned(), version.clone())]);
+                Stamped::Delete { table, key: key.clone(), condition, names, values }
+            }
         }
     }
 
@@ -366,7 +481,9 @@ impl ReplicatedWriter {
         }
     }
 
-    async fn send(&self, region: &Region, writes: Vec<Stamped>) -> Result<(), (bool, String)> {
+    /// Sends the writes to one region (a transaction when there are several); a single
+    /// update returns the item it left.
+    async fn send(&self, region: &Region, writes: Vec<Stamped>) -> Result<Option<Item>, (bool, String)> {
         let client = region.dynamodb();
         let attempt = async move {
             if writes.len() != 1 {
@@ -374,7 +491,7 @@ impl ReplicatedWriter {
                 for write in writes {
                     items.push(transact_item(write).map_err(|e| (false, e))?);
                 }
-                return client.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| ()).map_err(
+                return client.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| None).map_err(
                     |e| {
                         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as T;
                         let conditional = matches!(e.as_service_error(), Some(T::TransactionCanceledException(c))
@@ -393,7 +510,7 @@ impl ReplicatedWriter {
                     .set_expression_attribute_values(Some(values))
                     .send()
                     .await
-                    .map(|_| ())
+                    .map(|_| None)
                     .map_err(single_failure),
                 Stamped::Update { table, key, expression, condition, names, values } => client
                     .update_item()
@@ -403,9 +520,10 @@ impl ReplicatedWriter {
                     .condition_expression(condition)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                     .send()
                     .await
-                    .map(|_| ())
+                    .map(|out| out.attributes)
                     .map_err(single_failure),
                 Stamped::Delete { table, key, condition, names, values } => client
                     .delete_item()
@@ -416,7 +534,7 @@ impl ReplicatedWriter {
                     .set_expression_attribute_values(Some(values))
                     .send()
                     .await
-                    .map(|_| ())
+                    .map(|_| None)
                     .map_err(single_failure),
             }
         };
@@ -425,6 +543,14 @@ impl ReplicatedWriter {
             Err(_) => Err((false, format!("no answer within {:?}", self.timeout))),
         }
     }
+}
+
+/// What another target must hold after a synchronous write with updates.
+enum Image {
+    /// The item, as the first target left it.
+    Put(Item),
+    /// The key of a deleted item.
+    Delete(Item),
 }
 
 /// A write with its version, origin and condition added, for one region's table.

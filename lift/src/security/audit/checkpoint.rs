@@ -15,11 +15,22 @@
 //! one stored, or an entry it covers is gone before the first it covers expired), a
 //! deleted chain, a rewritten chain (a certified head whose hash no longer
 //! matches) and a forged checkpoint (a bad signature or a broken checkpoint chain).
+//! Besides the checkpoints of flushes, a trail built with
+//! [`checkpoint_every`](super::AuditTrailBuilder::checkpoint_every) (or
+//! `LIFT_AUDIT_CHECKPOINT_INTERVAL_MS`) writes a heartbeat: a checkpoint of every tenant it
+//! has written, at least that often, even when the chain did not advance (same `seq`, a new
+//! time). [`AuditTrail::spawn_heartbeat`](super::AuditTrail::spawn_heartbeat) runs them on a
+//! timer; every flush also writes the ones that are due (a Lambda function's background
+//! tasks only run during invocations). The newest checkpoint's time then says how fresh
+//! the certified head is.
+//!
 //! Deleting the newest entries *together with* the newest checkpoints leaves an older,
 //! valid state: only a checkpoint kept outside the tables reveals that, which is what
 //! [`AuditTrail::verify_against`](super::AuditTrail::verify_against) takes.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use hmac::{Hmac, Mac};
@@ -247,6 +258,74 @@ impl Checkpoint {
     }
 }
 
+/// The environment variable of the heartbeat interval, in whole milliseconds.
+pub const CHECKPOINT_INTERVAL_ENV: &str = "LIFT_AUDIT_CHECKPOINT_INTERVAL_MS";
+
+/// The heartbeat interval from the environment: `None` when unset.
+pub(crate) fn interval_from(env: &crate::config::Env<'_>) -> Result<Option<Duration>, super::AuditError> {
+    match env.get(CHECKPOINT_INTERVAL_ENV) {
+        None => Ok(None),
+        Some(v) => {
+            v.parse::<u64>().ok().filter(|ms| *ms > 0).map(|ms| Some(Duration::from_millis(ms))).ok_or(
+                super::AuditError::Config(
+                    "LIFT_AUDIT_CHECKPOINT_INTERVAL_MS must be a positive whole number of milliseconds",
+                ),
+            )
+        }
+    }
+}
+
+/// When each tenant's chain was last certified by this trail, on tokio's clock: which
+/// tenants a heartbeat is due for.
+#[derive(Debug)]
+pub(crate) struct Heartbeat {
+    pub(crate) every: Duration,
+    certified: std::sync::Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+impl Heartbeat {
+    pub(crate) fn new(every: Duration) -> Self {
+        Self { every, certified: std::sync::Mutex::default() }
+    }
+
+    /// Notes that `tenant`'s chain was certified now.
+    pub(crate) fn certified(&self, tenant: &str) {
+        self.certified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), tokio::time::Instant::now());
+    }
+
+    /// Of `tenants`, those not certified for at least the interval (or never, by this trail).
+    pub(crate) fn due<'t>(&self, tenants: impl IntoIterator<Item = &'t String>) -> Vec<String> {
+        let certified = self.certified.lock().unwrap_or_else(|p| p.into_inner());
+        let now = tokio::time::Instant::now();
+        tenants
+            .into_iter()
+            .filter(|t| certified.get(*t).is_none_or(|at| now.duration_since(*at) >= self.every))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Runs `tick` every `every` (the first after one interval) until it returns `false`.
+pub(crate) fn spawn_ticker<F, Fut>(every: Duration, mut tick: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            if !tick().await {
+                return;
+            }
+        }
+    })
+}
+
 /// The partition key of a tenant's checkpoints.
 pub(crate) fn pk(tenant: &str) -> String {
     format!("CKPT#{tenant}")
@@ -285,6 +364,57 @@ mod tests {
             let mut forged = second.clone();
             edit(&mut forged);
             assert!(!forged.is_signed_by(&k), "{forged:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_is_due_once_the_interval_passed_since_the_last_certification() {
+        let beat = Heartbeat::new(Duration::from_secs(60));
+        let tenants = ["acme".to_owned(), "globex".to_owned()];
+        assert_eq!(beat.due(&tenants), tenants, "never certified by this trail");
+        beat.certified("acme");
+        beat.certified("globex");
+        assert!(beat.due(&tenants).is_empty());
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(beat.due(&tenants).is_empty(), "not yet");
+        beat.certified("globex");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(beat.due(&tenants), ["acme"], "globex was certified again a second ago");
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(beat.due(&tenants), tenants);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ticker_ticks_every_interval_until_told_to_stop() {
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = ticks.clone();
+        let handle = spawn_ticker(Duration::from_secs(10), move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move { n < 3 }
+        });
+        let count = || ticks.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert_eq!(count(), 0, "the first tick comes after one interval");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(count(), 1);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(count(), 2);
+        handle.await.unwrap();
+        assert_eq!(count(), 3, "it stops when the tick says so");
+    }
+
+    #[test]
+    fn the_interval_comes_from_the_environment_and_a_bad_one_is_refused() {
+        let env = |v: &'static str| {
+            crate::config::Env::from_lookup(move |name| {
+                (name == CHECKPOINT_INTERVAL_ENV).then(|| v.to_owned())
+            })
+        };
+        assert_eq!(interval_from(&env("60000")).unwrap(), Some(Duration::from_secs(60)));
+        assert_eq!(interval_from(&env(" ")).unwrap(), None);
+        for bad in ["0", "-5", "1m", "s3cr3t"] {
+            let err = interval_from(&env(bad)).unwrap_err().to_string();
+            assert!(err.contains(CHECKPOINT_INTERVAL_ENV) && !err.contains(bad), "{err}");
         }
     }
 

@@ -34,7 +34,7 @@ mod entry;
 mod layer;
 mod trail;
 
-pub use checkpoint::{Checkpoint, CheckpointKey};
+pub use checkpoint::{Checkpoint, CheckpointKey, CHECKPOINT_INTERVAL_ENV};
 pub use entry::{chain_hash, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS};
 pub use layer::{AuditHandle, AuditLayer, AuditService, Audited};
 pub use trail::{

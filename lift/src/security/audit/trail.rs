@@ -116,9 +116,36 @@ pub struct AuditTrailBuilder {
     retention: Option<Duration>,
     checkpoint_key: Option<CheckpointKey>,
     checkpoint_table: Option<String>,
+    checkpoint_every: Option<Duration>,
+    env_error: Option<AuditError>,
 }
 
 impl AuditTrailBuilder {
+    /// A builder with the settings of the process environment
+    /// ([`CHECKPOINT_INTERVAL_ENV`](super::CHECKPOINT_INTERVAL_ENV)); the builder's own
+    /// methods win over it, and a bad value fails [`build`](Self::build).
+    pub fn from_env() -> Self {
+        Self::from_env_vars(crate::config::process_env)
+    }
+
+    /// As [`from_env`](Self::from_env), with variables read through `lookup`.
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let env = crate::config::Env::from_lookup(lookup);
+        match checkpoint::interval_from(&env) {
+            Ok(every) => Self { checkpoint_every: every, ..Self::default() },
+            Err(err) => Self { env_error: Some(err), ..Self::default() },
+        }
+    }
+
+    /// Also writes a checkpoint of every tenant this trail has written at least this often,
+    /// even when its chain did not advance: a heartbeat that dates the certified head (see
+    /// [`Checkpoint`]). Flushes write the ones due; [`AuditTrail::spawn_heartbeat`] writes
+    /// them on a timer. Needs a [`checkpoint_key`](Self::checkpoint_key).
+    pub fn checkpoint_every(mut self, interval: Duration) -> Self {
+        self.checkpoint_every = Some(interval);
+        self
+    }
+
     /// Signs a checkpoint of each tenant's chain at every flush that advances it, and
     /// checks stored chains against them in [`AuditTrail::verify`] (see the
     /// [`Checkpoint`]). Without a key the chain is only
@@ -164,7 +191,16 @@ impl AuditTrailBuilder {
     /// # Errors
     /// [`AuditError::Config`] without a client, or with a zero capacity.
     pub fn build(self) -> Result<AuditTrail, AuditError> {
+        if let Some(err) = self.env_error {
+            return Err(err);
+        }
         let client = self.client.ok_or(AuditError::Config("a DynamoDB client is required"))?;
+        if self.checkpoint_every.is_some_and(|every| every.is_zero()) {
+            return Err(AuditError::Config("the checkpoint interval must be positive"));
+        }
+        if self.checkpoint_every.is_some() && self.checkpoint_key.is_none() {
+            return Err(AuditError::Config("a checkpoint interval needs a checkpoint key"));
+        }
         let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
         if capacity == 0 {
             return Err(AuditError::Config("the capacity must be at least 1"));
@@ -186,6 +222,8 @@ impl AuditTrailBuilder {
                         .unwrap_or_else(|| crate::store::tables::audit_checkpoints().resolve_name()),
                     latest: tokio::sync::Mutex::new(HashMap::new()),
                     due: Mutex::new(BTreeSet::new()),
+                    heartbeat: self.checkpoint_every.map(checkpoint::Heartbeat::new),
+                    first_since: Mutex::new(HashMap::new()),
                 }),
             }),
         })
@@ -267,7 +305,15 @@ struct Anchors {
     table: String,
     latest: tokio::sync::Mutex<HashMap<String, Checkpoint>>,
     due: Mutex<BTreeSet<String>>,
+    /// The heartbeat, when configured.
+    heartbeat: Option<checkpoint::Heartbeat>,
+    /// Per tenant, the first entry this trail stored after its newest checkpoint: seq,
+    /// `prev_hash` and time, so the next checkpoint needs not read it back.
+    first_since: Mutex<HashMap<String, FirstEntry>>,
 }
+
+/// An entry's seq, `prev_hash` and time.
+type FirstEntry = (u64, [u8; 32], u64);
 
 impl std::fmt::Debug for AuditTrail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -348,7 +394,10 @@ impl AuditTrail {
         self.inner.room.add_permits(stored);
         match failure {
             // The entries are stored: now their signed checkpoints.
-            None => self.checkpoint_due().await.map(|()| stored),
+            None => {
+                self.checkpoint_due().await?;
+                self.beat().await.map(|_| stored)
+            }
             Some((entry, err)) => {
                 let mut back = vec![entry];
                 back.extend(remaining);
@@ -400,6 +449,14 @@ impl AuditTrail {
             let mine = Head { seq: sealed.seq, hash: sealed.hash, at_ms: sealed.entry.at_ms };
             match put {
                 Ok(_) => {
+                    if let Some(anchors) = &self.inner.anchors {
+                        let mut first = anchors.first_since.lock().unwrap_or_else(|p| p.into_inner());
+                        first.entry(tenant.clone()).or_insert((
+                            sealed.seq,
+                            sealed.prev_hash,
+                            sealed.entry.at_ms,
+                        ));
+                    }
                     self.advanced(&mut heads, &tenant, mine);
                     return Ok(());
                 }
@@ -465,26 +522,89 @@ impl AuditTrail {
         for tenant in due {
             let head = self.inner.heads.lock().await.get(&tenant).copied();
             if let Some(head) = head {
-                self.write_checkpoint(anchors, &tenant, head).await?;
+                self.write_checkpoint(anchors, &tenant, head, false).await?;
             }
             anchors.due.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
         }
         Ok(())
     }
 
+    /// Writes a heartbeat checkpoint for every tenant this trail has written whose chain
+    /// was not certified for the [interval](AuditTrailBuilder::checkpoint_every), after the
+    /// entries being flushed; returns how many tenants were certified. Without an interval
+    /// it does nothing.
+    ///
+    /// # Errors
+    /// [`AuditError::Unavailable`] when DynamoDB fails; [`AuditError::Broken`] when the
+    /// stored chain no longer links to the head this trail knows.
+    pub async fn heartbeat(&self) -> Result<usize, AuditError> {
+        let _one = self.inner.flushing.lock().await;
+        self.beat().await
+    }
+
+    async fn beat(&self) -> Result<usize, AuditError> {
+        let Some(anchors) = &self.inner.anchors else { return Ok(0) };
+        let Some(beat) = &anchors.heartbeat else { return Ok(0) };
+        let heads: Vec<(String, Head)> = {
+            let heads = self.inner.heads.lock().await;
+            let due = beat.due(heads.keys());
+            due.into_iter().filter_map(|t| heads.get(&t).map(|h| (t, *h))).collect()
+        };
+        for (tenant, head) in &heads {
+            self.write_checkpoint(anchors, tenant, *head, true).await?;
+        }
+        Ok(heads.len())
+    }
+
+    /// Runs [`heartbeat`](Self::heartbeat) every interval on a tokio task, until the
+    /// trail (every clone of it) is dropped; `None` without an interval. A failed beat
+    /// is logged and retried at the next tick.
+    pub fn spawn_heartbeat(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self.inner.anchors.as_ref()?.heartbeat.as_ref()?.every;
+        let trail = Arc::downgrade(&self.inner);
+        Some(checkpoint::spawn_ticker(every, move || {
+            let trail = trail.upgrade().map(|inner| AuditTrail { inner });
+            async move {
+                let Some(trail) = trail else { return false };
+                if let Err(err) = trail.heartbeat().await {
+                    tracing::warn!(error = %err, "audit checkpoint heartbeat failed");
+                }
+                true
+            }
+        }))
+    }
+
     /// Signs and stores the next checkpoint of `tenant` at `head`, after the newest one
     /// stored (another writer may have added some).
-    async fn write_checkpoint(&self, anchors: &Anchors, tenant: &str, head: Head) -> Result<(), AuditError> {
+    async fn write_checkpoint(
+        &self,
+        anchors: &Anchors,
+        tenant: &str,
+        head: Head,
+        heartbeat: bool,
+    ) -> Result<(), AuditError> {
         let mut latest = anchors.latest.lock().await;
         for _ in 0..MAX_RACES {
             let prev = match latest.get(tenant) {
                 Some(c) => Some(c.clone()),
                 None => self.latest_checkpoint(anchors, tenant).await?,
             };
-            if prev.as_ref().is_some_and(|p| p.seq >= head.seq) {
-                return Ok(()); // Another writer certified this head or a later one.
+            // Another writer certified a later head, or this one (a heartbeat re-dates it).
+            if prev.as_ref().is_some_and(|p| p.seq > head.seq || (p.seq == head.seq && !heartbeat)) {
+                if let Some(beat) = &anchors.heartbeat {
+                    beat.certified(tenant);
+                }
+                return Ok(());
             }
-            let from_at_ms = self.first_after(tenant, prev.as_ref()).await?;
+            let (from_seq, link) = prev.as_ref().map_or((1, GENESIS), |p| (p.seq + 1, p.head));
+            let own = anchors.first_since.lock().unwrap_or_else(|p| p.into_inner()).get(tenant).copied();
+            let from_at_ms = match own {
+                // No entry since the checkpoint before: it covers none.
+                _ if prev.as_ref().is_some_and(|p| p.seq == head.seq) => head.at_ms,
+                // This trail stored that entry, after that very head: its time is known.
+                Some((seq, prev_hash, at_ms)) if seq == from_seq && prev_hash == link => at_ms,
+                _ => self.first_after(tenant, prev.as_ref()).await?,
+            };
             let head = (head.seq, head.hash, head.at_ms);
             let next = Checkpoint::next(&anchors.key, tenant, prev.as_ref(), head, from_at_ms, now_ms());
             let put = self
@@ -498,7 +618,16 @@ impl AuditTrail {
                 .await;
             match put {
                 Ok(_) => {
+                    let certified = next.seq;
                     latest.insert(tenant.to_owned(), next);
+                    let mut first = anchors.first_since.lock().unwrap_or_else(|p| p.into_inner());
+                    if first.get(tenant).is_some_and(|(seq, ..)| *seq <= certified) {
+                        first.remove(tenant);
+                    }
+                    drop(first);
+                    if let Some(beat) = &anchors.heartbeat {
+                        beat.certified(tenant);
+                    }
                     return Ok(());
                 }
                 Err(err)
