@@ -18,7 +18,8 @@ async fn main() -> Result<(), lift::BoxError> {
     // aws-config reads AWS_REGION, credentials and AWS_ENDPOINT_URL_DYNAMODB.
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    if matches!(std::env::var("PAYMENTS_CREATE_TABLE").as_deref(), Ok("1" | "true")) {
+    let env = lift::config::Env::process();
+    if matches!(env.get("PAYMENTS_CREATE_TABLE").as_deref(), Some("1" | "true")) {
         create_table_if_missing(&client, &config.table, payments::table_def()).await?;
         let idempotency = lift::store::tables::idempotency();
         create_table_if_missing(&client, &config.idempotency_table, idempotency).await?;
@@ -61,7 +62,7 @@ async fn main() -> Result<(), lift::BoxError> {
     };
     let stack = config.stack(parts, lift::middleware::metrics::StdoutSink)?;
     let app = mount(payments, stack);
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+    if env.get("AWS_LAMBDA_RUNTIME_API").is_some() {
         app.run_lambda().await
     } else {
         let addr = lift::app::default_local_addr();
