@@ -327,4 +327,33 @@ mod tests {
         assert_eq!(err.component(), "stack");
         assert!(err.reason().contains("jwt"), "{err}");
     }
+
+    #[cfg(feature = "resilience")]
+    #[test]
+    fn an_authenticate_layer_sets_the_tenant_and_sits_inside_jwt_before_the_per_tenant_layers() {
+        use crate::middleware::bulkhead::BulkheadLayer;
+        use crate::middleware::timeout::TimeoutLayer;
+
+        let bulkhead = || BulkheadLayer::builder().per_tenant(2).build().unwrap();
+        // Named in the wrong order on purpose: the preset sorts them.
+        let stack = stack()
+            .timeout(TimeoutLayer::new(std::time::Duration::from_secs(1)))
+            .tenant_bulkhead(bulkhead())
+            .authenticate(tower::layer::util::Identity::new())
+            .build()
+            .expect("an authenticate layer sets the tenant");
+        assert_eq!(
+            format!("{stack:?}"),
+            "Stack { app: [Authenticate, TenantBulkhead, Timeout], routes: [] }"
+        );
+        // Without it or a JWT layer, still refused.
+        assert!(stack_without_auth(bulkhead()).is_err());
+    }
+
+    #[cfg(feature = "resilience")]
+    fn stack_without_auth(
+        bulkhead: crate::middleware::bulkhead::BulkheadLayer,
+    ) -> Result<Stack, InvalidConfig> {
+        stack().tenant_bulkhead(bulkhead).build()
+    }
 }
