@@ -13,39 +13,8 @@
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use lift::middleware::auth::{require_role, require_scope, Issuer, Verifier};
 use lift::{Context, Principal};
-use lift_benches::{get_request, noop};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use lift_benches::{get_request, noop, serve_jwks, AUDIENCE, HS256_SECRET, HS256_TOKEN, ISSUER, RS256_TOKEN};
 use tower::{ServiceBuilder, ServiceExt};
-
-const ISSUER: &str = "https://issuer.bench.lift";
-const AUDIENCE: &str = "payments";
-const HS256_SECRET: &[u8] = b"bench-only-hs256-secret-0123456789abcdef";
-const HS256_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci5iZW5jaC5saWZ0Iiwic3ViIjoidXNlci0xIiwiYXVkIjoicGF5bWVudHMiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMCwidGVuYW50X2lkIjoiYWNtZSIsInJvbGVzIjpbInN1cHBvcnQiXSwic2NvcGUiOiJwYXltZW50czpyZWFkIHBheW1lbnRzOndyaXRlIn0.ZO_lFRcr_T-cx-ylK3OdFeEnEuqEnoAIbwf9iK3UPwM";
-const RS256_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImJlbmNoLXJzMjU2In0.eyJpc3MiOiJodHRwczovL2lzc3Vlci5iZW5jaC5saWZ0Iiwic3ViIjoidXNlci0xIiwiYXVkIjoicGF5bWVudHMiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMCwidGVuYW50X2lkIjoiYWNtZSIsInJvbGVzIjpbInN1cHBvcnQiXSwic2NvcGUiOiJwYXltZW50czpyZWFkIHBheW1lbnRzOndyaXRlIn0.F1ALpkH4xo3AhOt9Ja5sA-MzC4qFMTwc_SQp5Q6v5-qHbS6e_G7xizXjdWHhUwlbDV3BDZFnshqqtqZbsR1ENUqXXpLTWi_tAmMC3V06DNQNUZ3maOHOOYcXtWgpqwmOTFewengIPhu9lS9fpgjO1iHHeenU8MqJ44yHYP6piG-Wt4TRAzsgdSoHtjuVUlLmMmvE7OxQ0X0Zw5U7MmL8rCZisJDAX1LlehL6msUOBjSihp_tQu5lRKukUnt7zdLZ-RB4xK4b1nReVBi9_z-CpHwxzFyTjN998rCpH74_BgH_jaDMNfN02BqrmFMR0ObgwS3VP0HmLBMsWot7wAxwpg";
-/// The public half of the RS256 bench key (`kid` `bench-rs256`).
-const RS256_MODULUS: &str = "08slFRCsKoxypwYjtFlsMqErmCaGFvWhtEdVuoGfnKmhxwhtcGuZEApU7gKXVwsEg0yIgcVBNpHVelEw94vnVCjsGCmgIeNovuuBUWFAfVGxTHmvdI3CQDsMJkkRqgjU9decCLjeI-6cEe7tKBUcnYuocym3jknOt68c4L_L4Z3Ee81AXQ9jSMckPnf18iiqp5hq5iTOx40jSYNNBOvb4IMjduHxTyfUCcEeNnM9MQC99hG509sA9kctyYqzfPpaatJ0n_JnQayQXMbvFWIo_B1AfmIGTUD_i6CP16RAx1MFQXyrL0IsXxyBh85l6wSUONsYww-itvACji9ci8pBRQ";
-
-/// Serves the bench key's JWK set over HTTP/1.1 on a local port; returns its URL.
-async fn serve_jwks() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/jwks.json", listener.local_addr().expect("local addr"));
-    let body = serde_json::json!({ "keys": [{
-        "kty": "RSA", "kid": "bench-rs256", "use": "sig", "alg": "RS256", "n": RS256_MODULUS, "e": "AQAB",
-    }]})
-    .to_string();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        }
-    });
-    url
-}
 
 /// `bare`: a no-op over the token bytes; `layer`: verification with the keys cached.
 fn verify_group(c: &mut Criterion, name: &str, verifier: &Verifier, token: &'static str) {

@@ -1,17 +1,25 @@
-//! The whole observability + resilience stack on a realistic API Gateway v2 request.
+//! The payments service's recommended stack on a realistic API Gateway v2 request.
 //!
 //! Group `stack` (the key in `budgets.toml`), measured in one run, both on the request an
 //! API Gateway v2 event becomes: `GET /payments/pay_123` with the headers of the fixture in
 //! `lift/tests/fixtures/apigw-v2-request.json` (host, user agent, `X-Forwarded-For`, a
-//! sampled `X-Amzn-Trace-Id`...) and the Lambda invocation (request id, deadline, trace
-//! header) from which the `App` builds the `Context`:
+//! sampled `X-Amzn-Trace-Id`...), a bearer RS256 token of tenant `acme`, and the Lambda
+//! invocation (request id, deadline, trace header) from which the `App` builds the `Context`:
 //! - `bare`: an `App` with the route and no layers;
-//! - `layer`: the same `App` behind, from the outside in, X-Ray (sampled: the document is
-//!   built and sent over UDP to a local socket drained by a thread), the request log span
-//!   (its request id, tenant, trace id and cold start go on the handler's line), EMF metrics (count,
-//!   latency and status class, flushed at the end of the invocation to a sink that keeps
-//!   the last document), adaptive load shedding, a bulkhead, the deadline-aware timeout
-//!   and a circuit breaker.
+//! - `layer`: the same route inside the stack payments mounts, built by the same function
+//!   (`payments::Config::stack`, from variables as `main` reads them): the request log span,
+//!   EMF metrics (flushed at the end of the invocation to a sink that keeps the last
+//!   document), X-Ray (sampled: the document is built and sent over UDP to a local socket
+//!   drained by a thread), JWT (RS256, keys fetched once from a local JWKS before measuring),
+//!   the per-tenant bulkhead and circuit breaker, the deadline-aware timeout, then on the
+//!   route the `payments:read` scope check, the compliance rules of every framework and
+//!   threat detection.
+//!
+//! The stack's DynamoDB-backed layers are left out (`StackParts::dynamodb` is `None`): the
+//! shared rate limit and the audit trail each make a DynamoDB call per request, whose
+//! latency is the network's and DynamoDB's, not the middleware's (their in-process parts
+//! are the `rate_limit_prefilter` and `audit_append` groups). Idempotency is on POST only,
+//! and this is a GET.
 //!
 //! In both, the handler writes one info line through the JSON log layer (scrubbed, to an
 //! in-memory sink). The request is built outside the timed part, one per iteration
@@ -29,16 +37,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use lift::middleware::bulkhead::BulkheadLayer;
-use lift::middleware::circuit_breaker::CircuitBreakerLayer;
-use lift::middleware::load_shed::LoadShedLayer;
+use lift::middleware::auth::require_scope;
 use lift::middleware::logging::tracing_subscriber::layer::SubscriberExt;
-use lift::middleware::logging::{tracing, LogConfig, RequestLogLayer};
-use lift::middleware::metrics::{MetricsBuilder, MetricsSink};
-use lift::middleware::timeout::TimeoutLayer;
-use lift::middleware::xray::XrayBuilder;
-use lift::{App, Body, Invocation, Request, Response};
-use lift_benches::Daemon;
+use lift::middleware::logging::{tracing, LogConfig};
+use lift::middleware::metrics::MetricsSink;
+use lift::{App, Body, Invocation, Request, Response, RouteGroup};
+use lift_benches::{Daemon, ISSUER, RS256_TOKEN};
+use payments::{Config, StackParts};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -88,6 +93,7 @@ fn request(event: &Value) -> Request {
         let value = if name == "x-amzn-trace-id" { TRACE } else { value.as_str().expect("a string") };
         builder = builder.header(name.as_str(), value);
     }
+    builder = builder.header("authorization", format!("Bearer {RS256_TOKEN}"));
     let mut req = builder.body(Body::empty()).expect("a valid request");
     let invocation = Invocation {
         request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into(),
@@ -110,23 +116,24 @@ fn stack(c: &mut Criterion) {
     let metrics = LastDocument::default();
     let logs = LastLine::default();
     let bare = App::new().get("/payments/:id", ok).into_service();
-    let stacked = App::new()
-        .get("/payments/:id", ok)
-        .layer(CircuitBreakerLayer::builder().build().expect("breaker"))
-        .layer(TimeoutLayer::new(Duration::from_secs(10)))
-        .layer(BulkheadLayer::new(64))
-        .layer(LoadShedLayer::builder().initial_limit(64).build().expect("load shed"))
-        .layer(
-            MetricsBuilder::new()
-                .namespace("Lift/Bench")
-                .function_name("payments-api")
-                .sink(metrics.clone())
-                .build()
-                .expect("metrics"),
-        )
-        .layer(RequestLogLayer::new())
-        .layer(XrayBuilder::new().daemon_address(address).service_name("payments-api").build().expect("xray"))
-        .into_service();
+    // The payments stack, built by the function payments' main uses, from its variables.
+    let jwks_url = rt.block_on(lift_benches::serve_jwks());
+    let vars = [
+        ("PAYMENTS_FINGERPRINT_KEY", "bench-fingerprint-key-0123456789".to_owned()),
+        ("PAYMENTS_JWT_ISSUER", ISSUER.to_owned()),
+        ("PAYMENTS_JWKS_URL", jwks_url),
+        ("PAYMENTS_METRICS_NAMESPACE", "Lift/Bench".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "payments-api".to_owned()),
+        ("AWS_XRAY_DAEMON_ADDRESS", address),
+    ];
+    let config = Config::from_env_vars(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+        .expect("the payments configuration");
+    let compliance = lift::security::compliance::ComplianceRecorder::new();
+    let parts = StackParts { compliance: compliance.clone(), ..StackParts::default() };
+    let stack = config.stack(parts, metrics.clone()).expect("the payments stack");
+    let reads =
+        stack.guard(RouteGroup::new("/payments").get("/:id", ok), require_scope(payments::READ_SCOPE));
+    let stacked = stack.apply(App::new().group(reads)).into_service();
 
     let log_layer = LogConfig::new()
         .function_name("payments-api")
@@ -144,7 +151,7 @@ fn stack(c: &mut Criterion) {
         let plain = rt.block_on(bare.clone().oneshot(request(&event))).expect("bare answers");
         let traced = rt.block_on(stacked.clone().oneshot(request(&event))).expect("stack answers");
         assert_eq!(plain.status(), 200);
-        assert_eq!(traced.status(), 200);
+        assert_eq!(traced.status(), 200, "the token verifies and the stack lets the read through");
         assert_eq!(plain.body().as_bytes(), traced.body().as_bytes());
         assert!(traced.headers().contains_key("x-amzn-trace-id"), "{traced:?}");
         let document = metrics.0.lock().unwrap().clone();
@@ -154,6 +161,12 @@ fn stack(c: &mut Criterion) {
             line.contains("c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
             "the request span is on the line: {line}"
         );
+
+        let mut anonymous = request(&event);
+        anonymous.headers_mut().remove("authorization");
+        let refused = rt.block_on(stacked.clone().oneshot(anonymous)).expect("stack answers");
+        assert_eq!(refused.status(), 401, "the JWT layer is in the measured path");
+        assert!(compliance.records().iter().any(|r| r.checked > 0), "the compliance rules ran");
 
         let mut group = c.benchmark_group("stack");
         lift_benches::calibrate_before(&mut group);

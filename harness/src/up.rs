@@ -18,7 +18,7 @@ pub fn export_lines(
     mocks: &[(String, String)],
     tables: &[(String, String)],
 ) -> String {
-    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+    let region = crate::dynamodb::default_region();
     let mut vars: Vec<(String, String)> = vec![
         ("AWS_ENDPOINT_URL_DYNAMODB".into(), dynamodb_endpoint.into()),
         ("LIFT_DYNAMODB_ENDPOINT".into(), dynamodb_endpoint.into()),

@@ -38,6 +38,8 @@ pub(crate) mod hex;
 #[cfg(feature = "observability")]
 pub(crate) mod json;
 pub mod middleware;
+#[cfg(feature = "observability")]
+pub(crate) mod scrub;
 #[cfg(any(
     feature = "secrets",
     feature = "protection",
@@ -66,6 +68,8 @@ pub mod store;
 #[cfg(feature = "dynamodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub mod tenant;
+#[cfg(feature = "observability")]
+pub(crate) mod trace;
 #[cfg(any(feature = "resilience", feature = "rate-limit"))]
 pub(crate) mod unscoped;
 

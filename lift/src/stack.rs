@@ -23,9 +23,11 @@ enum Slot {
     Xray,
     SecurityHeaders,
     Jwt,
+    Authenticate,
     TenantBulkhead,
     TenantBreaker,
     RateLimit,
+    Timeout,
 }
 
 /// Where a per-route layer sits, outermost first (the scope check comes before all).
@@ -34,8 +36,11 @@ enum Slot {
 #[allow(dead_code)]
 enum RouteSlot {
     Idempotency,
-    Audit,
+    // Outside the audit trail: the invocation-phase rules read the entry the audit layer
+    // puts in the response (PCI-DSS 10.2.1, GDPR Art. 17), and the trail records the
+    // request as compliance sanitized it.
     Compliance,
+    Audit,
     Threat,
     Residency,
 }
@@ -56,9 +61,10 @@ pub fn stack() -> StackBuilder {
 /// The recommended stack: each layer a service has, in the documented order.
 ///
 /// App-wide layers ([`apply`](Self::apply)): request log, metrics, X-Ray, security headers,
-/// JWT, then the per-tenant bulkhead, breaker and rate limits. Per-route layers
+/// JWT, a service's own authentication for requests the JWT layer exempts, then the
+/// per-tenant bulkhead, breaker and rate limits, then the timeout. Per-route layers
 /// ([`guard`](Self::guard), [`routes`](Self::routes)): the route group's role or scope check,
-/// then idempotency, audit, compliance, threat detection and residency, then the handler.
+/// then idempotency, compliance, audit, threat detection and residency, then the handler.
 ///
 /// # Examples
 ///
@@ -136,6 +142,7 @@ pub struct StackBuilder {
     routes: Vec<(RouteSlot, GroupLayer)>,
     tenant_layers: usize,
     jwt: bool,
+    authenticates: bool,
 }
 
 impl std::fmt::Debug for StackBuilder {
@@ -197,6 +204,22 @@ impl StackBuilder {
         self.app_layer(Slot::Jwt, move |app| app.layer(layer))
     }
 
+    /// A service's own authentication, just inside the JWT layer: it sets the principal of
+    /// requests the JWT layer let through without one (exempt ones, such as a development
+    /// tenant header), so the per-tenant layers see their tenant too. It counts as setting
+    /// the tenant for [`build`](Self::build)'s check.
+    pub fn authenticate<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<crate::app::Route> + Send + 'static,
+        L::Service: tower::Service<crate::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<crate::Request>>::Response: crate::app::IntoResponse + 'static,
+        <L::Service as tower::Service<crate::Request>>::Error: Into<crate::BoxError> + 'static,
+        <L::Service as tower::Service<crate::Request>>::Future: Send + 'static,
+    {
+        self.authenticates = true;
+        self.app_layer(Slot::Authenticate, move |app| app.layer(layer))
+    }
+
     /// A per-tenant bulkhead ([`BulkheadLayer`](crate::middleware::bulkhead::BulkheadLayer)).
     #[cfg(feature = "resilience")]
     pub fn tenant_bulkhead(mut self, layer: crate::middleware::bulkhead::BulkheadLayer) -> Self {
@@ -223,6 +246,14 @@ impl StackBuilder {
     #[cfg(feature = "rate-limit")]
     pub fn rate_limit(self, layer: crate::middleware::rate_limit::RateLimitLayer) -> Self {
         self.app_layer(Slot::RateLimit, move |app| app.layer(layer))
+    }
+
+    /// The deadline-aware timeout ([`TimeoutLayer`](crate::middleware::timeout::TimeoutLayer)),
+    /// innermost of the app-wide layers: it bounds the handler and the per-route layers,
+    /// not the time a request waits for a bulkhead permit.
+    #[cfg(feature = "resilience")]
+    pub fn timeout(self, layer: crate::middleware::timeout::TimeoutLayer) -> Self {
+        self.app_layer(Slot::Timeout, move |app| app.layer(layer))
     }
 
     /// Idempotency records ([`IdempotencyLayer`](crate::middleware::idempotency::IdempotencyLayer)),
@@ -261,12 +292,13 @@ impl StackBuilder {
     /// Puts the layers in the documented order.
     ///
     /// # Errors
-    /// [`InvalidConfig`] when a per-tenant bulkhead or breaker is set without a JWT layer.
+    /// [`InvalidConfig`] when a per-tenant bulkhead or breaker is set without a JWT layer
+    /// or an [`authenticate`](Self::authenticate) layer.
     pub fn build(mut self) -> Result<Stack, InvalidConfig> {
-        if self.tenant_layers > 0 && !self.jwt {
+        if self.tenant_layers > 0 && !self.jwt && !self.authenticates {
             return Err(InvalidConfig::new(
                 "stack",
-                "a per-tenant bulkhead or breaker needs a jwt layer to set the tenant",
+                "a per-tenant bulkhead or breaker needs a jwt or authenticate layer to set the tenant",
             ));
         }
         // Stable: layers of one slot keep the order they were given in (the first outermost).
@@ -294,5 +326,34 @@ mod tests {
         let err = stack().tenant_bulkhead(bulkhead).build().unwrap_err();
         assert_eq!(err.component(), "stack");
         assert!(err.reason().contains("jwt"), "{err}");
+    }
+
+    #[cfg(feature = "resilience")]
+    #[test]
+    fn an_authenticate_layer_sets_the_tenant_and_sits_inside_jwt_before_the_per_tenant_layers() {
+        use crate::middleware::bulkhead::BulkheadLayer;
+        use crate::middleware::timeout::TimeoutLayer;
+
+        let bulkhead = || BulkheadLayer::builder().per_tenant(2).build().unwrap();
+        // Named in the wrong order on purpose: the preset sorts them.
+        let stack = stack()
+            .timeout(TimeoutLayer::new(std::time::Duration::from_secs(1)))
+            .tenant_bulkhead(bulkhead())
+            .authenticate(tower::layer::util::Identity::new())
+            .build()
+            .expect("an authenticate layer sets the tenant");
+        assert_eq!(
+            format!("{stack:?}"),
+            "Stack { app: [Authenticate, TenantBulkhead, Timeout], routes: [] }"
+        );
+        // Without it or a JWT layer, still refused.
+        assert!(stack_without_auth(bulkhead()).is_err());
+    }
+
+    #[cfg(feature = "resilience")]
+    fn stack_without_auth(
+        bulkhead: crate::middleware::bulkhead::BulkheadLayer,
+    ) -> Result<Stack, InvalidConfig> {
+        stack().tenant_bulkhead(bulkhead).build()
     }
 }

@@ -17,12 +17,35 @@ pub mod store;
 pub mod workload;
 
 pub use routes::{
-    app, app_with_jwt, jwt_layer, service, Payments, DEV_TENANT_HEADER, READ_SCOPE, REALM, WRITE_SCOPE,
+    app, app_with_jwt, jwt_layer, mount, service, Payments, DEV_TENANT_HEADER, READ_SCOPE, REALM, WRITE_SCOPE,
 };
 pub use store::{table_def, PaymentStore, StoreError};
 
 /// The audience payments tokens must carry unless `PAYMENTS_JWT_AUDIENCE` says otherwise.
 pub const DEFAULT_AUDIENCE: &str = "payments";
+/// How many requests of one tenant run at once unless `PAYMENTS_TENANT_CONCURRENCY` says
+/// otherwise.
+pub const DEFAULT_TENANT_CONCURRENCY: usize = 32;
+/// Requests per tenant per window unless `PAYMENTS_RATE_LIMIT` says otherwise.
+pub const DEFAULT_RATE_LIMIT: u32 = 600;
+/// The rate limit's window unless `PAYMENTS_RATE_LIMIT_WINDOW_SECS` says otherwise.
+pub const DEFAULT_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(60);
+/// The longest a request may take unless `PAYMENTS_TIMEOUT_MS` says otherwise (the Lambda
+/// deadline, minus a margin, cuts it shorter).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a tenant's open breaker refuses before it tries again, unless
+/// `PAYMENTS_BREAKER_OPEN_SECS` says otherwise.
+pub const DEFAULT_BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
+/// The CloudWatch namespace unless `PAYMENTS_METRICS_NAMESPACE`, `LIFT_METRICS_NAMESPACE` or
+/// `POWERTOOLS_METRICS_NAMESPACE` names another.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "Payments";
+
+use std::time::Duration;
+
+use lift::middleware::metrics::{MetricsBuilder, MetricsSink};
+use lift::middleware::xray::XrayBuilder;
+use lift::security::compliance::ComplianceRecorder;
+use lift::security::threat::ThreatLayer;
 
 /// Configuration from the environment.
 #[derive(Clone)]
@@ -55,6 +78,45 @@ pub struct Config {
     /// The KMS key that wraps customer keys (`PAYMENTS_KMS_KEY_ID`, else `LIFT_KMS_KEY_ID`).
     /// Without one, personal data is stored in clear and erasure cannot reach backups.
     pub kms_key_id: Option<String>,
+    /// Requests of one tenant that run at once; more wait, then get 503
+    /// (`PAYMENTS_TENANT_CONCURRENCY`).
+    pub tenant_concurrency: usize,
+    /// Requests per tenant per [`rate_limit_window`](Self::rate_limit_window), shared by every
+    /// instance through DynamoDB (`PAYMENTS_RATE_LIMIT`; 0 turns the limit off).
+    pub rate_limit: u32,
+    /// The rate limit's window (`PAYMENTS_RATE_LIMIT_WINDOW_SECS`).
+    pub rate_limit_window: Duration,
+    /// The rate limit table (`PAYMENTS_RATE_LIMIT_TABLE`, else `LIFT_TABLE_RATE_LIMITS`/
+    /// `LIFT_TABLE_PREFIX`, else `lift-rate-limits`).
+    pub rate_limit_table: String,
+    /// The longest a request may take (`PAYMENTS_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// How long a tenant's open breaker refuses (`PAYMENTS_BREAKER_OPEN_SECS`).
+    pub breaker_open_for: Duration,
+    /// The audit table (`PAYMENTS_AUDIT_TABLE`, else `LIFT_TABLE_AUDIT`/`LIFT_TABLE_PREFIX`,
+    /// else `lift-audit`).
+    pub audit_table: String,
+    /// CloudWatch EMF metrics: the namespace (`PAYMENTS_METRICS_NAMESPACE`, else lift's
+    /// variables, else `Payments`) and the function name (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub metrics: MetricsBuilder,
+    /// X-Ray: the daemon (`AWS_XRAY_DAEMON_ADDRESS`) and names (`AWS_XRAY_TRACING_NAME`,
+    /// `AWS_LAMBDA_FUNCTION_NAME`).
+    pub xray: XrayBuilder,
+    /// Threat detection (`LIFT_THREAT_*`, see [`lift::security::threat::ThreatBuilder::from_env`]).
+    pub threat: ThreatLayer,
+}
+
+/// What the recommended stack needs besides the configuration ([`Config::stack`]).
+#[derive(Debug, Default)]
+pub struct StackParts {
+    /// DynamoDB for the per-tenant rate limit and the audit trail. Without it neither is
+    /// mounted: only the in-process layers (the benches measure those).
+    pub dynamodb: Option<aws_sdk_dynamodb::Client>,
+    /// The idempotency layer ([`Config::idempotency_layer`] or
+    /// [`Config::idempotency_layer_sealed`]), on the create and refund routes.
+    pub idempotency: Option<lift::middleware::idempotency::IdempotencyLayer>,
+    /// Where the compliance checks of every invocation are recorded.
+    pub compliance: ComplianceRecorder,
 }
 
 impl std::fmt::Debug for Config {
@@ -70,7 +132,16 @@ impl std::fmt::Debug for Config {
             .field("idempotency_key_required", &self.idempotency_key_required)
             .field("subject_keys_table", &self.subject_keys_table)
             .field("kms_key_id", &self.kms_key_id)
-            .finish()
+            .field("tenant_concurrency", &self.tenant_concurrency)
+            .field("rate_limit", &self.rate_limit)
+            .field("rate_limit_window", &self.rate_limit_window)
+            .field("rate_limit_table", &self.rate_limit_table)
+            .field("timeout", &self.timeout)
+            .field("breaker_open_for", &self.breaker_open_for)
+            .field("audit_table", &self.audit_table)
+            .field("metrics", &self.metrics)
+            .field("xray", &self.xray)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,7 +154,14 @@ impl Config {
     /// Reads the configuration from the environment. A JWT issuer and JWKS URL are
     /// required unless the development tenant header is on.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        Self::from_env_vars(lift::config::process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (tests,
+    /// benches), through lift's one environment reader ([`lift::config::Env`]).
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = lift::config::Env::from_lookup(lookup);
+        Self::from_vars(|name| env.get(name))
     }
 
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -123,6 +201,43 @@ impl Config {
         let subject_keys_table = var("PAYMENTS_SUBJECT_KEYS_TABLE")
             .unwrap_or_else(|| lift::store::tables::subject_keys().resolve_name());
         let kms_key_id = var("PAYMENTS_KMS_KEY_ID").or_else(|| var("LIFT_KMS_KEY_ID"));
+        let number = |name: &str| -> Result<Option<u64>, ConfigError> {
+            var(name)
+                .map(|v| v.parse().map_err(|_| ConfigError(format!("{name} must be a whole number"))))
+                .transpose()
+        };
+        let tenant_concurrency = match number("PAYMENTS_TENANT_CONCURRENCY")? {
+            None => DEFAULT_TENANT_CONCURRENCY,
+            Some(0) => return Err(ConfigError("PAYMENTS_TENANT_CONCURRENCY must be at least 1".into())),
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let rate_limit = number("PAYMENTS_RATE_LIMIT")?
+            .map_or(DEFAULT_RATE_LIMIT, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        let rate_limit_window = match number("PAYMENTS_RATE_LIMIT_WINDOW_SECS")? {
+            None => DEFAULT_RATE_LIMIT_WINDOW,
+            Some(0) => return Err(ConfigError("PAYMENTS_RATE_LIMIT_WINDOW_SECS must be at least 1".into())),
+            Some(secs) => Duration::from_secs(secs),
+        };
+        let timeout = match number("PAYMENTS_TIMEOUT_MS")? {
+            None => DEFAULT_TIMEOUT,
+            Some(0) => return Err(ConfigError("PAYMENTS_TIMEOUT_MS must be at least 1".into())),
+            Some(ms) => Duration::from_millis(ms),
+        };
+        let breaker_open_for =
+            number("PAYMENTS_BREAKER_OPEN_SECS")?.map_or(DEFAULT_BREAKER_OPEN_FOR, Duration::from_secs);
+        let rate_limit_table = var("PAYMENTS_RATE_LIMIT_TABLE")
+            .unwrap_or_else(|| lift::store::tables::rate_limits().resolve_name());
+        let audit_table =
+            var("PAYMENTS_AUDIT_TABLE").unwrap_or_else(|| lift::store::tables::audit().resolve_name());
+        let namespace = var("PAYMENTS_METRICS_NAMESPACE")
+            .or_else(|| var("LIFT_METRICS_NAMESPACE"))
+            .or_else(|| var("POWERTOOLS_METRICS_NAMESPACE"))
+            .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
+        let metrics = MetricsBuilder::from_env_vars(&var).namespace(namespace);
+        let xray = XrayBuilder::from_env_vars(&var);
+        let threat = lift::security::threat::ThreatBuilder::from_env_vars(&var)
+            .and_then(lift::security::threat::ThreatBuilder::build)
+            .map_err(|e| ConfigError(e.to_string()))?;
         Ok(Self {
             table,
             fingerprint_key,
@@ -134,7 +249,96 @@ impl Config {
             idempotency_key_required,
             subject_keys_table,
             kms_key_id,
+            tenant_concurrency,
+            rate_limit,
+            rate_limit_window,
+            rate_limit_table,
+            timeout,
+            breaker_open_for,
+            audit_table,
+            metrics,
+            xray,
+            threat,
         })
+    }
+
+    /// The recommended stack ([`lift::stack()`]) as payments mounts it, each layer configured
+    /// from this configuration; [`mount`] puts the routes inside it. From the outside in:
+    ///
+    /// - the request log, CloudWatch EMF metrics (to `metrics_sink`) and X-Ray;
+    /// - JWT, when an issuer is configured, then the development tenant header when it is
+    ///   on (so the per-tenant layers see a development tenant too);
+    /// - per tenant: a bulkhead ([`tenant_concurrency`](Self::tenant_concurrency)), a circuit
+    ///   breaker, a rate limit shared through DynamoDB ([`rate_limit`](Self::rate_limit)), then
+    ///   the deadline-aware timeout;
+    /// - per route, after the route's scope check: idempotency (creates and refunds), the
+    ///   compliance rules of every framework (recorded to `parts.compliance`, violations
+    ///   audited too), the audit trail, threat detection.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when a layer refuses its settings.
+    pub fn stack(
+        &self,
+        parts: StackParts,
+        metrics_sink: impl MetricsSink,
+    ) -> Result<lift::Stack, ConfigError> {
+        use lift::middleware::bulkhead::BulkheadLayer;
+        use lift::middleware::circuit_breaker::CircuitBreakerLayer;
+        use lift::middleware::rate_limit::{RateLimitBuilder, RateLimitKey};
+        use lift::security::audit::{AuditLayer, AuditTrail};
+        use lift::security::compliance::ComplianceLayer;
+
+        let invalid = |e: &dyn std::error::Error| ConfigError(e.to_string());
+        let mut stack = lift::stack()
+            .request_log(lift::middleware::logging::RequestLogLayer::new())
+            .metrics(self.metrics.clone().sink(metrics_sink).build().map_err(|e| invalid(&e))?)
+            .xray(self.xray.clone().build().map_err(|e| invalid(&e))?)
+            .tenant_bulkhead(
+                BulkheadLayer::builder()
+                    .per_tenant(self.tenant_concurrency)
+                    .build()
+                    .map_err(|e| invalid(&e))?,
+            )
+            .tenant_breaker(
+                CircuitBreakerLayer::per_tenant()
+                    .open_for(self.breaker_open_for)
+                    .build()
+                    .map_err(|e| invalid(&e))?,
+            )
+            .timeout(lift::middleware::timeout::TimeoutLayer::new(self.timeout))
+            .threat(self.threat.clone());
+        if let Some(jwt) = self.jwt_layer()? {
+            stack = stack.jwt(jwt);
+        }
+        if self.dev_tenant_header_insecure {
+            stack = stack.authenticate(routes::DevTenantLayer);
+        }
+        if let Some(idempotency) = parts.idempotency {
+            stack = stack.idempotency(idempotency);
+        }
+        let mut compliance = ComplianceLayer::new(parts.compliance);
+        if let Some(client) = parts.dynamodb {
+            if self.rate_limit > 0 {
+                let limit = RateLimitBuilder::default()
+                    .client(client.clone())
+                    .table(&self.rate_limit_table)
+                    .name("payments")
+                    .key(RateLimitKey::Tenant)
+                    .limit(self.rate_limit)
+                    .window(self.rate_limit_window)
+                    .build()
+                    .map_err(|e| invalid(&e))?;
+                stack = stack.rate_limit(limit);
+            }
+            let trail = AuditTrail::builder()
+                .client(client)
+                .table(&self.audit_table)
+                .build()
+                .map_err(|e| invalid(&e))?;
+            compliance = compliance.audit(trail.clone());
+            stack = stack.audit(AuditLayer::new(trail));
+        }
+        stack.compliance(compliance).build().map_err(|e| invalid(&e))
     }
 
     /// The customer keys personal data is encrypted under, when a KMS key is configured:

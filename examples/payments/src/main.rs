@@ -1,7 +1,7 @@
 //! The payments service: on Lambda when the Lambda runtime API is present, otherwise on a
 //! local port (`LIFT_LOCAL_ADDR`, default 127.0.0.1:3000).
 
-use payments::{service, Config, PaymentStore, Payments};
+use payments::{mount, Config, PaymentStore, Payments, StackParts};
 
 #[tokio::main]
 async fn main() -> Result<(), lift::BoxError> {
@@ -12,17 +12,20 @@ async fn main() -> Result<(), lift::BoxError> {
     // JWT (PAYMENTS_JWT_ISSUER/PAYMENTS_JWKS_URL, or LIFT_JWT_ISSUER/LIFT_JWKS_URL as
     // `lift-harness up` exports them) is required unless the development header is on.
     let config = Config::from_env()?;
-    let jwt = config.jwt_layer()?;
     if config.dev_tenant_header_insecure {
         tracing::warn!("LIFT_DEV_TENANT_HEADER_INSECURE is on: any caller can act as any tenant");
     }
     // aws-config reads AWS_REGION, credentials and AWS_ENDPOINT_URL_DYNAMODB.
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    if matches!(std::env::var("PAYMENTS_CREATE_TABLE").as_deref(), Ok("1" | "true")) {
+    let env = lift::config::Env::process();
+    if matches!(env.get("PAYMENTS_CREATE_TABLE").as_deref(), Some("1" | "true")) {
         create_table_if_missing(&client, &config.table, payments::table_def()).await?;
         let idempotency = lift::store::tables::idempotency();
         create_table_if_missing(&client, &config.idempotency_table, idempotency).await?;
+        create_table_if_missing(&client, &config.rate_limit_table, lift::store::tables::rate_limits())
+            .await?;
+        create_table_if_missing(&client, &config.audit_table, lift::store::tables::audit()).await?;
         if config.kms_key_id.is_some() {
             let keys = lift::store::tables::subject_keys();
             create_table_if_missing(&client, &config.subject_keys_table, keys).await?;
@@ -36,21 +39,30 @@ async fn main() -> Result<(), lift::BoxError> {
     let idempotency = match config.subject_keys(client.clone())? {
         Some(keys) => {
             store = store.with_subject_keys(keys.clone());
-            config.idempotency_layer_sealed(client, keys)?
+            config.idempotency_layer_sealed(client.clone(), keys)?
         }
         None => {
             tracing::warn!(
                 "no PAYMENTS_KMS_KEY_ID: personal data is stored in clear and erasure cannot reach backups"
             );
-            config.idempotency_layer(client)?
+            config.idempotency_layer(client.clone())?
         }
     };
     let payments = Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure };
-    if jwt.is_none() {
+    if config.jwt_issuer.is_none() {
         tracing::warn!("no JWT issuer configured: only the development tenant header authenticates");
     }
-    let app = service(payments, jwt, Some(idempotency));
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+    // The recommended stack, configured from the environment (see `Config::stack`): logs,
+    // EMF metrics to stdout, X-Ray, JWT, per-tenant bulkhead, breaker, rate limit and
+    // timeout, then per route idempotency, compliance, audit and threat detection.
+    let parts = StackParts {
+        dynamodb: Some(client),
+        idempotency: Some(idempotency),
+        compliance: lift::security::compliance::ComplianceRecorder::new(),
+    };
+    let stack = config.stack(parts, lift::middleware::metrics::StdoutSink)?;
+    let app = mount(payments, stack);
+    if env.get("AWS_LAMBDA_RUNTIME_API").is_some() {
         app.run_lambda().await
     } else {
         let addr = lift::app::default_local_addr();

@@ -56,47 +56,60 @@ pub fn app_with_jwt(payments: Payments, jwt: JwtLayer) -> App {
     service(payments, Some(jwt), None)
 }
 
-/// The payments API as it is served, from the inside out:
+/// The payments API behind only `jwt` (when given), the development tenant header (when
+/// [`Payments::dev_tenant_header_insecure`] is on) and `idempotency` (when given): a
+/// [`lift::stack()`] of those layers, [mounted](mount). Services use [`Config::stack`]
+/// (the full recommended stack) and [`mount`].
+///
+/// [`Config::stack`]: crate::Config::stack
+pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<IdempotencyLayer>) -> App {
+    let mut stack = lift::stack();
+    if let Some(jwt) = jwt {
+        stack = stack.jwt(jwt);
+    }
+    if payments.dev_tenant_header_insecure {
+        stack = stack.authenticate(DevTenantLayer);
+    }
+    if let Some(idempotency) = idempotency {
+        stack = stack.idempotency(idempotency);
+    }
+    match stack.build() {
+        Ok(stack) => mount(payments, stack),
+        // Only per-tenant layers without authentication are refused, and there are none.
+        Err(err) => unreachable!("a stack without per-tenant layers builds: {err}"),
+    }
+}
+
+/// The payments routes inside `stack` (see [`Config::stack`](crate::Config::stack)), from
+/// the inside out:
 ///
 /// 1. the routes;
-/// 2. `idempotency`, when given, on the create and refund routes only: a retried create or
-///    refund with the same `Idempotency-Key` replays the first answer instead of charging
-///    again. It runs *after* authentication and the route's scope check, so a caller who
-///    may not create or refund never reaches a record, and records are scoped to the
+/// 2. the stack's per-route layers, on every route group: idempotency (on POST: create and
+///    refund; a retried create or refund with the same `Idempotency-Key` replays the first
+///    answer instead of charging again), compliance, audit, threat detection. They run
+///    *after* authentication and the route's scope check, so a caller who may not create or
+///    refund never reaches an idempotency record, and records are scoped to the
 ///    authenticated principal (tenant and subject);
 /// 3. the scope requirement of each route group (`payments:write`, `payments:read`);
 /// 4. [`ClassificationLayer`](crate::privacy::ClassificationLayer): sensitive values where
 ///    they must not be are refused with 422 (never echoed, never stored), for
 ///    authenticated callers only;
-/// 5. the development tenant header, when [`Payments::dev_tenant_header_insecure`] is on;
-/// 6. `jwt`, when given, outermost.
-pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<IdempotencyLayer>) -> App {
-    let dev = payments.dev_tenant_header_insecure;
-    let mut writes =
-        RouteGroup::new("/payments").post("/", create_payment).post("/:id/refunds", refund_payment);
-    if let Some(idempotency) = idempotency {
-        writes = writes.layer(idempotency);
-    }
-    let mut app = App::new()
-        .group(writes.layer(require_scope(WRITE_SCOPE)))
-        .group(RouteGroup::new("/customers").delete("/:id", erase_customer).layer(require_scope(WRITE_SCOPE)))
-        .group(
-            RouteGroup::new("/payments")
-                .get("/", list_payments)
-                .get("/:id", get_payment)
-                .layer(require_scope(READ_SCOPE)),
-        )
+/// 5. the stack's app-wide layers: the timeout, the per-tenant rate limit, breaker and
+///    bulkhead, the development tenant header, JWT, then X-Ray, metrics and the request log
+///    outermost.
+pub fn mount(payments: Payments, stack: lift::Stack) -> App {
+    let writes = RouteGroup::new("/payments").post("/", create_payment).post("/:id/refunds", refund_payment);
+    let erasure = RouteGroup::new("/customers").delete("/:id", erase_customer);
+    let reads = RouteGroup::new("/payments").get("/", list_payments).get("/:id", get_payment);
+    let app = App::new()
+        .group(stack.guard(writes, require_scope(WRITE_SCOPE)))
+        .group(stack.guard(erasure, require_scope(WRITE_SCOPE)))
+        .group(stack.guard(reads, require_scope(READ_SCOPE)))
         .with_state(payments)
         // Inside authentication, outside the routes' scope checks and idempotency:
         // refusals go to authenticated callers only and never reach the idempotency records.
         .layer(crate::privacy::ClassificationLayer);
-    if dev {
-        app = app.layer(DevTenantLayer);
-    }
-    if let Some(jwt) = jwt {
-        app = app.layer(jwt);
-    }
-    app
+    stack.apply(app)
 }
 
 /// The JWT layer for the payments API: tokens from `issuer`, realm `payments`, `/health*`
@@ -121,7 +134,7 @@ pub fn jwt_layer(issuer: Issuer, dev_tenant_header_insecure: bool) -> Result<Jwt
 /// DEVELOPMENT ONLY: authenticates a request without a principal from the
 /// `X-Lift-Dev-Tenant` header.
 #[derive(Debug, Clone, Copy)]
-struct DevTenantLayer;
+pub(crate) struct DevTenantLayer;
 
 impl tower::Layer<Route> for DevTenantLayer {
     type Service = DevTenant;
@@ -132,7 +145,7 @@ impl tower::Layer<Route> for DevTenantLayer {
 }
 
 #[derive(Debug, Clone)]
-struct DevTenant(Route);
+pub(crate) struct DevTenant(Route);
 
 /// Sets a development principal from the header unless a real one is there already.
 fn dev_principal(req: &mut Request) -> Result<(), Error> {

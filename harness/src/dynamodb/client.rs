@@ -6,10 +6,7 @@ use aws_sdk_dynamodb::Client;
 
 /// The region for local clients: `AWS_REGION`, else `us-east-1`.
 pub fn default_region() -> String {
-    std::env::var("AWS_REGION")
-        .ok()
-        .filter(|r| !r.trim().is_empty())
-        .unwrap_or_else(|| "us-east-1".to_owned())
+    lift::config::Env::process().get("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned())
 }
 
 /// A DynamoDB client for `endpoint` in `region`.

@@ -248,9 +248,9 @@ impl DynamoDbLocal {
     }
 }
 
-/// A non-empty environment variable, trimmed.
+/// A non-empty environment variable, trimmed: lift's one environment reader.
 fn env_value(var: &str) -> Option<String> {
-    std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    lift::config::Env::process().get(var)
 }
 
 fn secs_from_env(var: &'static str, default: u64) -> Result<Duration, DynamoDbError> {

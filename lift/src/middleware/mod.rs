@@ -10,17 +10,21 @@
 //!    request, refusals included ([`App`](crate::App) sets the request id before any layer).
 //!    Security headers go here too, so a 401 carries them.
 //! 2. **JWT** ([`auth::JwtLayer`]): verifies the token and puts the principal, and with it
-//!    the tenant, in the request's [`Context`](crate::Context).
+//!    the tenant, in the request's [`Context`](crate::Context). A service's own
+//!    authentication for requests the JWT layer exempts (a development tenant header) goes
+//!    just inside it.
 //! 3. **Per-tenant resilience and rate limits**: the per-tenant bulkhead, circuit breaker and
 //!    rate limits read that tenant. Mounted outside the JWT layer they see none: the bulkhead
 //!    then applies no per-tenant limit, the breaker and the rate limit put every tenant under
-//!    one key. Each counts such requests (`unscoped_requests()`) and warns once.
+//!    one key. Each counts such requests (`unscoped_requests()`) and warns once. The
+//!    deadline-aware timeout comes last, so it bounds the work and not the wait for a permit.
 //! 4. **Per route, the role or scope check** ([`auth::require_scope`] and friends, on the
 //!    route group): a caller without the right is refused here, before anything is stored.
 //! 5. **Idempotency**: records are scoped to the principal, so it runs after authorization;
 //!    refusals are never stored.
-//! 6. **Audit, compliance and protection** (audit trail, compliance rules, threat detection,
-//!    data residency).
+//! 6. **Compliance, audit and protection** (compliance rules, then the audit trail, threat
+//!    detection, data residency): compliance sits outside the audit trail, so its rules see
+//!    each invocation's audit entry and the trail records the request compliance sanitized.
 //! 7. The handler.
 //!
 //! [`App::layer`](crate::App::layer) and [`RouteGroup::layer`](crate::RouteGroup::layer)

@@ -16,8 +16,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::scrub::{is_secret_name, scrub, Redaction};
 use crate::json::{push_json_str, push_rfc3339};
+use crate::scrub::{is_secret_name, scrub, Redaction};
 use crate::sensitive::{field_kind, Kind};
 
 /// The target of the span [`RequestLogLayer`](super::RequestLogLayer) opens per request.

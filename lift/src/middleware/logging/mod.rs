@@ -55,16 +55,15 @@ mod error;
 mod format;
 mod future;
 mod layer;
-mod scrub;
 mod service;
 mod writer;
 
+pub use crate::scrub::{is_secret_name, scrub, Redaction};
 pub use config::LogConfig;
 pub use error::LogConfigError;
 pub use format::{JsonLogLayer, REQUEST_SPAN_TARGET};
 pub use future::ResponseFuture;
 pub use layer::RequestLogLayer;
-pub use scrub::{is_secret_name, scrub, Redaction};
 pub use service::RequestLog;
 pub use writer::{MemoryWriter, MemoryWriterGuard};
 

@@ -12,7 +12,7 @@ use super::format::REQUEST_SPAN_TARGET;
 use super::future::ResponseFuture;
 use super::layer::ColdStart;
 use crate::context::{Context, REQUEST_ID_HEADER};
-use crate::middleware::xray::{TraceHeader, XrayHandle, TRACE_HEADER_NAME};
+use crate::trace::{TraceHeader, TraceId, TRACE_HEADER_NAME};
 
 /// Runs each request inside a `lift::request` span; made by
 /// [`RequestLogLayer`](super::RequestLogLayer).
@@ -74,7 +74,7 @@ where
         };
         // The trace X-Ray is recording, when its layer ran first (it may have started a new
         // one); else the incoming header's root.
-        let trace_id = XrayHandle::of(&req).map(|handle| handle.trace_id().to_ascii()).or_else(|| {
+        let trace_id = req.extensions().get::<TraceId>().map(|id| id.to_ascii()).or_else(|| {
             ctx.and_then(Context::trace_header)
                 .or_else(|| req.headers().get(&TRACE_HEADER_NAME).and_then(|v| v.to_str().ok()))
                 .and_then(|h| h.parse::<TraceHeader>().ok())

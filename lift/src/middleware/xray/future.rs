@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use super::handle::{epoch_seconds, XrayHandle};
 use super::layer::Shared;
 use super::segment::{finish, Outcome, SegmentEnd};
-use super::service::TRACE_HEADER_NAME;
+use crate::trace::TRACE_HEADER_NAME;
 
 /// What the future needs once the response is ready.
 pub(crate) struct Pending {

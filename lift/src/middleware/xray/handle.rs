@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::header::{SamplingDecision, SegmentId, TraceHeader, TraceId};
 use super::sampling::IdGenerator;
 use super::segment::{annotation_key, AnnotationValue, Namespace, Outcome, Subsegment};
+use crate::trace::{SamplingDecision, SegmentId, TraceHeader, TraceId};
 
 /// The X-Ray trace of one request, in its extensions: open subsegments for downstream
 /// calls with [`subsegment`](Self::subsegment), and pass [`trace_header`](Self::trace_header)

@@ -45,20 +45,18 @@ mod emitter;
 mod error;
 mod future;
 mod handle;
-mod header;
 mod layer;
 mod sampling;
 mod segment;
 mod service;
 
+pub use crate::trace::{SamplingDecision, SegmentId, TraceHeader, TraceHeaderError, TraceId};
 pub use emitter::DEFAULT_DAEMON_ADDRESS;
-pub use error::{TraceHeaderError, XrayError};
+pub use error::XrayError;
 pub use future::ResponseFuture;
 pub use handle::{SubsegmentGuard, XrayHandle};
-pub use header::{SamplingDecision, SegmentId, TraceHeader, TraceId};
 #[allow(deprecated)]
 pub use layer::{XrayBuilder, XrayConfig, XrayLayer};
 pub use sampling::SamplingRule;
 pub use segment::{AnnotationValue, Namespace};
-pub(crate) use service::TRACE_HEADER_NAME;
 pub use service::{Xray, TRACE_HEADER};

@@ -2,8 +2,8 @@
 //! one buffer per request: the part known when the request arrives is written then, the
 //! rest when the response is ready.
 
-use super::header::{SegmentId, TraceId};
 use crate::json::{push_json_chars, push_json_str};
+use crate::trace::{SegmentId, TraceId};
 
 /// What precedes every document in a datagram to the daemon.
 pub(crate) const DAEMON_HEADER: &str = "{\"format\": \"json\", \"version\": 1}\n";

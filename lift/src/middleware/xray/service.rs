@@ -9,18 +9,17 @@ use tower_service::Service;
 
 use super::future::{Pending, ResponseFuture};
 use super::handle::{epoch_seconds, XrayHandle};
-use super::header::{SamplingDecision, TraceHeader};
 use super::layer::Shared;
 use super::sampling::now_secs;
 use super::segment::{begin, HttpRequest, SegmentStart};
 use crate::context::Context;
-use crate::middleware::logging::scrub;
+use crate::scrub::scrub;
+use crate::trace::{SamplingDecision, TraceHeader, TRACE_HEADER_NAME};
 
 /// The header X-Ray reads and writes.
 pub const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 /// [`TRACE_HEADER`] as a header name, so lookups need not parse it.
-pub(crate) const TRACE_HEADER_NAME: HeaderName = HeaderName::from_static(TRACE_HEADER);
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Traces each request; made by [`XrayLayer`](super::XrayLayer).
@@ -104,6 +103,9 @@ where
         });
         let handle = XrayHandle::new(trace_id, segment_id, sampled, Arc::clone(&shared.ids));
         req.extensions_mut().insert(handle.clone());
+        // The trace the layers inside log under (the request log reads it), without their
+        // knowing X-Ray's handle.
+        req.extensions_mut().insert(trace_id);
         let pending = Pending { shared: Arc::clone(shared), handle, document };
         ResponseFuture::new(self.inner.call(req), pending)
     }

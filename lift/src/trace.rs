@@ -3,7 +3,46 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::error::TraceHeaderError;
+use http::HeaderName;
+
+/// The trace header's name as a `HeaderName`.
+pub(crate) const TRACE_HEADER_NAME: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// A trace header the strict parser rejects.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::xray::{TraceHeader, TraceHeaderError};
+/// let err = "Sampled=1".parse::<TraceHeader>().unwrap_err();
+/// assert_eq!(err, TraceHeaderError::MissingRoot);
+/// assert_eq!(err.to_string(), "trace header has no root");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceHeaderError {
+    /// No `Root=` part.
+    #[error("trace header has no root")]
+    MissingRoot,
+    /// A root that is not `1-` + 8 hex + `-` + 24 hex.
+    #[error("trace header root is not a valid trace id")]
+    InvalidRoot,
+    /// A parent that is not 16 hex digits.
+    #[error("trace header parent is not a valid segment id")]
+    InvalidParent,
+    /// `Sampled` other than `0`, `1` or `?`.
+    #[error("trace header sampling decision is not 0, 1 or ?")]
+    InvalidSampled,
+    /// A key given twice.
+    #[error("trace header repeats the key `{0}`")]
+    DuplicateKey(String),
+    /// A part that is not `key=value` with a plain key and printable value.
+    #[error("trace header is malformed")]
+    Malformed,
+    /// Longer than any real trace header.
+    #[error("trace header is too long")]
+    TooLong,
+}
 
 /// The longest header the parser looks at; X-Ray headers are well under 256 bytes.
 const MAX_HEADER_LEN: usize = 1024;
