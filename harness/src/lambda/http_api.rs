@@ -53,6 +53,48 @@ impl HttpApi {
     }
 }
 
+/// An answer from the front, for tests: status, headers, body.
+#[derive(Debug, Clone)]
+pub struct FrontResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl FrontResponse {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl HttpApi {
+    /// Sends one HTTP request to the front, as curl would.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<FrontResponse, Box<dyn std::error::Error + Send + Sync>> {
+        use http_body_util::BodyExt;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<http_body_util::Full<Bytes>>();
+        let mut req = http::Request::builder().method(method).uri(format!("{}{path_and_query}", self.url()));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = client.request(req.body(http_body_util::Full::new(body.into()))?).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(FrontResponse { status, headers, body })
+    }
+}
+
 impl Drop for HttpApi {
     fn drop(&mut self) {
         self.task.abort();
