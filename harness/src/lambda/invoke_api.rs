@@ -120,8 +120,7 @@ fn tail_log(lambda: &LocalLambda, name: &str, request_id: &str) -> String {
 }
 
 fn not_found(lambda: &LocalLambda, name: &str) -> Resp {
-    let region = crate::dynamodb::default_region();
-    let _ = lambda;
+    let region = lambda.region();
     let err =
         super::InvokeError::ResourceNotFound(format!("arn:aws:lambda:{region}:000000000000:function:{name}"));
     let mut resp = http_server::json(err.status(), &err.body());

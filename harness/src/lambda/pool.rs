@@ -167,6 +167,11 @@ impl LocalLambda {
         self.inner.functions.get(name).map(|p| &p.function)
     }
 
+    /// The region in ARNs of functions that do not exist.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
     /// Every function's name.
     pub fn function_names(&self) -> Vec<String> {
         self.inner.functions.keys().cloned().collect()
@@ -356,7 +361,7 @@ impl FunctionPool {
             Some(sandbox) => (sandbox, None),
             None => {
                 self.cold_starts.fetch_add(1, Ordering::SeqCst);
-                match self.init(sink, &request_id).await {
+                match self.init(sink).await {
                     Ok(started) => started,
                     Err((stream, ended, init)) => {
                         self.release(None);
@@ -430,7 +435,6 @@ impl FunctionPool {
     async fn init(
         &self,
         sink: &LogSink,
-        request_id: &str,
     ) -> Result<(Sandbox, Option<Duration>), (String, Ended, Option<Duration>)> {
         let f = &self.function;
         let mut sandbox = match Sandbox::spawn(f, sink).await {
@@ -462,10 +466,7 @@ impl FunctionPool {
         };
         let init = sandbox.started.elapsed();
         match outcome {
-            Ok(()) => {
-                let _ = request_id;
-                Ok((sandbox, Some(init)))
-            }
+            Ok(()) => Ok((sandbox, Some(init))),
             Err(ended) => {
                 let stream = sandbox.stream.clone();
                 sink.push(
