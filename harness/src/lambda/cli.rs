@@ -146,7 +146,15 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
             println!("export LIFT_LAMBDA_FUNCTION={name}");
             println!("export LIFT_LAMBDA_HTTP_API={}", http.url());
             eprintln!("# e.g. curl $LIFT_LAMBDA_HTTP_API/ or aws lambda invoke --endpoint-url $AWS_ENDPOINT_URL_LAMBDA --function-name {name} out.json");
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            // Ctrl-C or SIGTERM: returning drops the sandboxes, which kills them (frozen ones too).
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+                _ = term.recv() => {}
+            }
+            drop((invoke, http));
+            lambda.reset().await;
             Ok(())
         }
         LambdaCommand::Invoke { function, payload, times } => {
