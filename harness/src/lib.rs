@@ -20,6 +20,7 @@ pub mod compliance;
 pub mod drill;
 pub mod dynamodb;
 pub mod faults;
+pub mod lambda;
 pub mod service_cli;
 /// `lift-harness up`.
 pub mod up;

@@ -59,6 +59,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
     },
+    /// A local Lambda runtime: sandboxes of a function's real bootstrap binary behind the
+    /// Invoke API and an API Gateway HTTP API front, and cold-start measurement.
+    Lambda {
+        #[command(subcommand)]
+        command: lift_harness::lambda::cli::LambdaCommand,
+    },
 }
 
 #[tokio::main]
@@ -78,6 +84,7 @@ async fn main() -> ExitCode {
         Command::Budget { budgets, criterion_dir, allow_missing, json } => {
             lift_harness::budget::run(&budgets, criterion_dir, allow_missing, json.as_deref())
         }
+        Command::Lambda { command } => lift_harness::lambda::cli::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,146 @@
+//! The payments service's real Lambda binary (`payments`) in the harness's local Lambda
+//! runtime, on DynamoDB Local: create, get, list and refund through the API Gateway HTTP API
+//! front, and the Invoke API as the stock `aws lambda invoke` calls it.
+
+mod support;
+
+use http::Method;
+use lift_harness::dynamodb::DynamoDbLocal;
+use lift_harness::lambda::http_api::HttpApi;
+use lift_harness::lambda::invoke_api::InvokeApi;
+use lift_harness::lambda::{Function, LocalLambda};
+use serde_json::{json, Value};
+
+/// The payments binary as a function, over the test's tables, trusting the mocked issuer.
+async fn payments_function(env: &support::Env) -> Function {
+    let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
+    let idempotency = ddb.create_table(&lift::store::tables::idempotency()).await.expect("idempotency table");
+    Function::builder("payments", env!("CARGO_BIN_EXE_payments"))
+        .memory_mb(256)
+        .timeout_secs(10)
+        .env("PAYMENTS_TABLE", &env.table)
+        .env("PAYMENTS_IDEMPOTENCY_TABLE", idempotency)
+        .env("PAYMENTS_FINGERPRINT_KEY", std::str::from_utf8(support::FINGERPRINT_KEY).unwrap())
+        .env("PAYMENTS_JWT_ISSUER", env.jwks.issuer())
+        .env("PAYMENTS_JWKS_URL", env.jwks.jwks_url())
+        .env("AWS_ENDPOINT_URL_DYNAMODB", ddb.endpoint())
+        .build()
+        .expect("a valid function")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_serves_create_get_list_and_refund_through_the_http_api_front() {
+    let env = support::env_with(false).await;
+    let lambda = LocalLambda::builder().function(payments_function(&env).await).build().unwrap();
+    let front = HttpApi::start(lambda.clone(), "payments", "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let bearer = format!("Bearer {}", env.token("acme", support::ALL_SCOPES));
+    let auth = |key: &'static str| [("authorization", bearer.clone()), ("idempotency-key", key.to_owned())];
+    let headers = |pairs: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        let mut h = vec![("content-type", "application/json".to_owned())];
+        h.extend(pairs.iter().cloned());
+        h
+    };
+    let send = |method: Method, path: String, h: Vec<(&'static str, String)>, body: Option<Value>| {
+        let front = &front;
+        async move {
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let body = body.map(|b| b.to_string()).unwrap_or_default();
+            front.send(method, &path, &h, body).await.expect("the front answers")
+        }
+    };
+
+    let body = support::new_payment(2500, "USD");
+    let pan = body["card_number"].as_str().unwrap().to_owned();
+    let created =
+        send(Method::POST, "/payments".into(), headers(&auth("create-1")), Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{:?}", String::from_utf8_lossy(&created.body));
+    assert!(!String::from_utf8_lossy(&created.body).contains(&pan), "the card number is echoed");
+    let payment = created.json();
+    let id = payment["id"].as_str().unwrap().to_owned();
+    assert_eq!(payment["amount"], 2500);
+    assert_eq!(payment["card"]["last4"], &pan[pan.len() - 4..]);
+    // Stored in DynamoDB Local by the binary, read back by the test's own store.
+    assert_eq!(env.store.get("acme", &id).await.unwrap().amount, 2500);
+
+    let got =
+        send(Method::GET, format!("/payments/{id}"), headers(&[("authorization", bearer.clone())]), None)
+            .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json(), payment);
+
+    let list =
+        send(Method::GET, "/payments".into(), headers(&[("authorization", bearer.clone())]), None).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()["payments"][0]["id"], id.as_str());
+
+    let refund_path = format!("/payments/{id}/refunds");
+    let refund =
+        send(Method::POST, refund_path.clone(), headers(&auth("refund-1")), Some(json!({"amount": 1000})))
+            .await;
+    assert_eq!(refund.status, 201, "{:?}", String::from_utf8_lossy(&refund.body));
+    assert_eq!(refund.json()["payment"]["status"], "partially_refunded");
+    // A retry with the same key replays the answer and refunds nothing more.
+    let replay =
+        send(Method::POST, refund_path, headers(&auth("refund-1")), Some(json!({"amount": 1000}))).await;
+    assert_eq!(replay.status, 201);
+    assert_eq!(env.store.get("acme", &id).await.unwrap().refunded_amount, 1000);
+
+    // Another tenant sees nothing; no token gets nothing.
+    let other = format!("Bearer {}", env.token("globex", support::ALL_SCOPES));
+    let hidden =
+        send(Method::GET, format!("/payments/{id}"), headers(&[("authorization", other)]), None).await;
+    assert_eq!(hidden.status, 404);
+    let anonymous = send(Method::GET, format!("/payments/{id}"), headers(&[]), None).await;
+    assert_eq!(anonymous.status, 401);
+
+    // One sandbox served them all: the first invocation cold, the rest warm.
+    let reports = lambda.reports("payments");
+    assert!(reports.len() >= 7, "{reports:?}");
+    assert!(reports[0].init_duration.is_some());
+    assert!(lambda.cold_starts("payments") <= 2, "{} cold starts", lambda.cold_starts("payments"));
+    assert!(reports.iter().all(|r| r.memory_size_mb == 256 && r.max_memory_used_mb > 0));
+    // Sensitive data never reaches the function's log.
+    assert!(lambda.logs("payments").iter().all(|l| !l.message.contains(&pan)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_aws_cli_invokes_the_real_binary_through_the_invoke_api() {
+    let env = support::env_with(false).await;
+    let lambda = LocalLambda::builder().function(payments_function(&env).await).build().unwrap();
+    let api = InvokeApi::start(lambda, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut event: Value =
+        serde_json::from_str(include_str!("fixtures/apigw_v2_create_payment.json")).unwrap();
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.remove(payments::DEV_TENANT_HEADER);
+    headers
+        .insert("authorization".into(), format!("Bearer {}", env.token("acme", support::ALL_SCOPES)).into());
+    headers.insert("idempotency-key".into(), "cli-create-1".into());
+    let dir = std::env::temp_dir().join(format!("lift-payments-lambda-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let event_file = dir.join("event.json");
+    std::fs::write(&event_file, event.to_string()).unwrap();
+    let out_file = dir.join("out.json");
+    let run = tokio::process::Command::new("aws")
+        .args(["lambda", "invoke", "--endpoint-url", &api.endpoint(), "--region", "us-east-1"])
+        .args(["--function-name", "payments", "--payload"])
+        .arg(format!("file://{}", event_file.display()))
+        .arg(&out_file)
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .output()
+        .await;
+    let Ok(run) = run else {
+        eprintln!("skipped: no aws CLI on PATH");
+        return;
+    };
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let printed: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(printed["StatusCode"], 200);
+    assert!(printed.get("FunctionError").is_none(), "{printed}");
+    let answer: Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(answer["statusCode"], 201, "{answer}");
+    let payment: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(payment["amount"], 1999);
+    assert!(!answer.to_string().contains("4111 1111"), "the card number is echoed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

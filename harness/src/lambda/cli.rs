@@ -1,0 +1,217 @@
+//! `lift-harness lambda serve|invoke|coldstart`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use super::http_api::HttpApi;
+use super::invoke_api::InvokeApi;
+use super::logs::ms;
+use super::{coldstart, Function, LocalLambda};
+
+/// The `lambda` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LambdaCommand {
+    /// Run a function in local sandboxes behind the Invoke API and an API Gateway HTTP API
+    /// front; print their endpoints as `export` lines and stay up until Ctrl-C.
+    Serve {
+        /// The function.
+        #[command(flatten)]
+        function: FunctionArgs,
+        /// Reserved concurrency (excess invocations are throttled).
+        #[arg(long)]
+        reserved: Option<u32>,
+        /// Seconds a sandbox may stay idle before it is reaped.
+        #[arg(long, default_value_t = 300)]
+        idle_timeout: u64,
+        /// The Invoke API's address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        invoke_addr: SocketAddr,
+        /// The HTTP API front's address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        http_addr: SocketAddr,
+    },
+    /// Invoke a function once in a new sandbox and print its answer and REPORT.
+    Invoke {
+        /// The function.
+        #[command(flatten)]
+        function: FunctionArgs,
+        /// The event (JSON).
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Invoke this many times (the first is cold, the rest warm).
+        #[arg(long, default_value_t = 1)]
+        times: usize,
+    },
+    /// Measure cold starts (Init Duration and first-invocation latency): median, p90, max.
+    Coldstart {
+        /// The function.
+        #[command(flatten)]
+        function: FunctionArgs,
+        /// A second binary, measured alternately with the first; prints the ratio.
+        #[arg(long, value_name = "BIN")]
+        vs: Option<String>,
+        /// Cold starts per binary.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// The event (JSON).
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// With --vs: fail when the first binary's median Init Duration exceeds the second's
+        /// by more than this many milliseconds.
+        #[arg(long, value_name = "MS")]
+        budget_ms: Option<f64>,
+    },
+}
+
+/// The function to run.
+#[derive(Debug, Args)]
+pub struct FunctionArgs {
+    /// The bootstrap binary: a path, or a binary name looked up in the cargo target dir.
+    #[arg(long)]
+    bin: String,
+    /// The function's name [default: the binary's file name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Memory size in MB (also the memory limit and CPU share).
+    #[arg(long, default_value_t = 128)]
+    memory: u32,
+    /// Timeout in seconds.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
+    /// An environment variable for the function, `K=V` (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+}
+
+impl FunctionArgs {
+    fn function(&self, bin: &str, reserved: Option<u32>) -> anyhow::Result<Function> {
+        let path = resolve_bin(bin)?;
+        let default_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("function").replace('.', "-");
+        let name = if bin == self.bin { self.name.clone().unwrap_or(default_name) } else { default_name };
+        let mut builder = Function::builder(name, path).memory_mb(self.memory).timeout_secs(self.timeout);
+        for kv in &self.env {
+            let Some((k, v)) = kv.split_once('=') else { bail!("--env takes K=V, not {kv:?}") };
+            builder = builder.env(k, v);
+        }
+        if let Some(n) = reserved {
+            builder = builder.reserved_concurrency(n);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// A path as given, else `name` in the cargo target dir (`$CARGO_TARGET_DIR`, else
+/// `target`), the newer of its release and debug builds.
+pub fn resolve_bin(bin: &str) -> anyhow::Result<PathBuf> {
+    let given = Path::new(bin);
+    if bin.contains('/') || given.is_file() {
+        return Ok(given.to_path_buf());
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+    let newest = ["release", "debug"]
+        .iter()
+        .map(|p| target.join(p).join(bin))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max();
+    match newest {
+        Some((_, path)) => Ok(path),
+        None => bail!(
+            "no binary {bin:?} in {}/{{release,debug}}: build it first (cargo build --bin {bin}) or give a path",
+            target.display()
+        ),
+    }
+}
+
+/// Runs one `lambda` subcommand.
+pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
+    match command {
+        LambdaCommand::Serve { function, reserved, idle_timeout, invoke_addr, http_addr } => {
+            let f = function.function(&function.bin, reserved)?;
+            let name = f.name().to_owned();
+            let lambda = LocalLambda::builder()
+                .function(f)
+                .idle_timeout(Duration::from_secs(idle_timeout))
+                .echo_logs(true)
+                .build()?;
+            let invoke =
+                InvokeApi::start(lambda.clone(), invoke_addr).await.context("starting the Invoke API")?;
+            let http =
+                HttpApi::start(lambda.clone(), &name, http_addr).await.context("starting the HTTP API")?;
+            println!("export AWS_ENDPOINT_URL_LAMBDA={}", invoke.endpoint());
+            println!("export LIFT_LAMBDA_FUNCTION={name}");
+            println!("export LIFT_LAMBDA_HTTP_API={}", http.url());
+            eprintln!("# e.g. curl $LIFT_LAMBDA_HTTP_API/ or aws lambda invoke --endpoint-url $AWS_ENDPOINT_URL_LAMBDA --function-name {name} out.json");
+            // Ctrl-C or SIGTERM: returning drops the sandboxes, which kills them (frozen ones too).
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+                _ = term.recv() => {}
+            }
+            drop((invoke, http));
+            lambda.reset().await;
+            Ok(())
+        }
+        LambdaCommand::Invoke { function, payload, times } => {
+            let f = function.function(&function.bin, None)?;
+            let name = f.name().to_owned();
+            let lambda = LocalLambda::builder().function(f).echo_logs(true).build()?;
+            for _ in 0..times.max(1) {
+                let out = lambda.invoke(&name, payload.clone().into_bytes()).await?;
+                println!("{}", String::from_utf8_lossy(&out.payload));
+                if let Some(kind) = &out.function_error {
+                    eprintln!("X-Amz-Function-Error: {kind}");
+                }
+                lambda.settle(&name, Duration::from_secs(2)).await;
+            }
+            Ok(())
+        }
+        LambdaCommand::Coldstart { function, vs, runs, payload, budget_ms } => {
+            let mut functions = vec![function.function(&function.bin, None)?];
+            if let Some(vs) = &vs {
+                let other = function.function(vs, None)?;
+                if other.name() == functions[0].name() {
+                    bail!("--bin and --vs name the same function");
+                }
+                functions.push(other);
+            }
+            let stats = coldstart::measure(functions, runs.max(1), payload.as_bytes()).await?;
+            for s in &stats {
+                println!("{}", s.summary());
+            }
+            if let [a, b] = stats.as_slice() {
+                let (ma, mb) = (a.init_median(), b.init_median());
+                let ratio = ms(ma) / ms(mb).max(f64::EPSILON);
+                println!(
+                    "init median {}: {:.2} ms vs {}: {:.2} ms: ratio {ratio:.2}, difference {:+.2} ms",
+                    a.name,
+                    ms(ma),
+                    b.name,
+                    ms(mb),
+                    ms(ma) - ms(mb)
+                );
+                if a.failures > 0 || b.failures > 0 {
+                    bail!("{} of the cold starts failed", a.failures + b.failures);
+                }
+                if let Some(budget) = budget_ms {
+                    if ms(ma) > ms(mb) + budget {
+                        bail!(
+                            "cold-start budget exceeded: {} init median {:.2} ms > {} {:.2} ms + {budget} ms",
+                            a.name,
+                            ms(ma),
+                            b.name,
+                            ms(mb)
+                        );
+                    }
+                    println!("cold-start budget held: within {budget} ms of {}", b.name);
+                }
+            }
+            Ok(())
+        }
+    }
+}

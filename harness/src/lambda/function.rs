@@ -1,0 +1,218 @@
+//! A function's configuration: its bootstrap binary, memory size, timeout, environment and
+//! reserved concurrency, validated as Lambda validates them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A function as deployed: name, bootstrap binary and configuration.
+///
+/// # Examples
+///
+/// ```
+/// use lift_harness::lambda::Function;
+///
+/// let f = Function::builder("payments", "target/debug/payments").memory_mb(512).timeout_secs(10).build()?;
+/// assert_eq!(f.memory_mb(), 512);
+/// assert!(Function::builder("payments", "x").memory_mb(64).build().is_err());
+/// # Ok::<(), lift_harness::lambda::FunctionConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub(crate) name: String,
+    pub(crate) bin: PathBuf,
+    pub(crate) memory_mb: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) init_timeout: Duration,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) reserved_concurrency: Option<u32>,
+    pub(crate) region: String,
+    pub(crate) account: String,
+    pub(crate) freeze: bool,
+}
+
+/// A configuration Lambda would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionConfigError {
+    /// Names are 1 to 64 letters, digits, hyphens and underscores.
+    #[error("function name must be 1-64 letters, digits, hyphens or underscores, not {0:?}")]
+    Name(String),
+    /// Memory is 128 to 10,240 MB.
+    #[error("memory size must be between 128 and 10240 MB, not {0}")]
+    Memory(u32),
+    /// The timeout is 1 to 900 seconds.
+    #[error("timeout must be between 1 and 900 seconds, not {0:?}")]
+    Timeout(Duration),
+    /// Reserved environment variables cannot be set by the user.
+    #[error("environment variable {0} is reserved by lambda")]
+    ReservedVariable(String),
+}
+
+/// Builds a [`Function`]; [`FunctionBuilder::build`] validates it.
+#[derive(Debug, Clone)]
+pub struct FunctionBuilder {
+    function: Function,
+}
+
+/// Variables Lambda sets itself and refuses from the user.
+const RESERVED: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+impl Function {
+    /// A builder for a function named `name` whose bootstrap is `bin`: 128 MB, 3 seconds, as
+    /// Lambda's defaults.
+    pub fn builder(name: impl Into<String>, bin: impl Into<PathBuf>) -> FunctionBuilder {
+        FunctionBuilder {
+            function: Function {
+                name: name.into(),
+                bin: bin.into(),
+                memory_mb: 128,
+                timeout: Duration::from_secs(3),
+                init_timeout: Duration::from_secs(10),
+                env: Vec::new(),
+                reserved_concurrency: None,
+                region: crate::dynamodb::default_region(),
+                account: "000000000000".to_owned(),
+                freeze: true,
+            },
+        }
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The bootstrap binary.
+    pub fn bin(&self) -> &std::path::Path {
+        &self.bin
+    }
+
+    /// The memory size in MB.
+    pub fn memory_mb(&self) -> u32 {
+        self.memory_mb
+    }
+
+    /// The invocation timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The function's ARN, as Lambda spells it for `$LATEST`.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account, self.name)
+    }
+
+    /// The CFS quota (per 100 ms period) this memory size buys: 1,769 MB is one vCPU.
+    pub fn cpu_quota_us(&self, period_us: u64) -> u64 {
+        (period_us * u64::from(self.memory_mb) / u64::from(super::MB_PER_VCPU)).max(1000)
+    }
+}
+
+impl FunctionBuilder {
+    /// The memory size in MB (128 to 10,240); also the sandbox's memory limit and CPU share.
+    pub fn memory_mb(mut self, mb: u32) -> Self {
+        self.function.memory_mb = mb;
+        self
+    }
+
+    /// The invocation timeout in whole seconds (1 to 900).
+    pub fn timeout_secs(mut self, secs: u64) -> Self {
+        self.function.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    /// The bound on the init phase (Lambda's is 10 seconds).
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.function.init_timeout = timeout;
+        self
+    }
+
+    /// A user environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.function.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Reserved concurrency: at most this many invocations at once, the rest throttled.
+    pub fn reserved_concurrency(mut self, n: u32) -> Self {
+        self.function.reserved_concurrency = Some(n);
+        self
+    }
+
+    /// The region in the ARN and `AWS_REGION` (default: `AWS_REGION`, else `us-east-1`).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.function.region = region.into();
+        self
+    }
+
+    /// Whether idle sandboxes are frozen (on by default, as Lambda does; off only to show
+    /// what the freeze prevents).
+    pub fn freeze(mut self, on: bool) -> Self {
+        self.function.freeze = on;
+        self
+    }
+
+    /// Validates the configuration.
+    pub fn build(self) -> Result<Function, FunctionConfigError> {
+        let f = self.function;
+        let name_ok = !f.name.is_empty()
+            && f.name.len() <= 64
+            && f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(FunctionConfigError::Name(f.name));
+        }
+        if !(128..=10_240).contains(&f.memory_mb) {
+            return Err(FunctionConfigError::Memory(f.memory_mb));
+        }
+        if f.timeout < Duration::from_secs(1) || f.timeout > Duration::from_secs(900) {
+            return Err(FunctionConfigError::Timeout(f.timeout));
+        }
+        if let Some((key, _)) = f.env.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
+            return Err(FunctionConfigError::ReservedVariable(key.clone()));
+        }
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_limits_are_enforced_at_build_time() {
+        assert!(Function::builder("ok_name-1", "b").build().is_ok());
+        assert!(matches!(Function::builder("bad name", "b").build(), Err(FunctionConfigError::Name(_))));
+        assert!(matches!(Function::builder("", "b").build(), Err(FunctionConfigError::Name(_))));
+        let memory = Function::builder("f", "b").memory_mb(10_241).build();
+        assert_eq!(memory.unwrap_err(), FunctionConfigError::Memory(10_241));
+        assert!(Function::builder("f", "b").timeout_secs(0).build().is_err());
+        assert!(Function::builder("f", "b").timeout_secs(901).build().is_err());
+        let reserved = Function::builder("f", "b").env("AWS_LAMBDA_RUNTIME_API", "x").build();
+        assert_eq!(
+            reserved.unwrap_err(),
+            FunctionConfigError::ReservedVariable("AWS_LAMBDA_RUNTIME_API".into())
+        );
+    }
+
+    #[test]
+    fn cpu_quota_is_proportional_to_memory() {
+        let full = Function::builder("f", "b").memory_mb(1769).build().unwrap();
+        let half = Function::builder("f", "b").memory_mb(884).build().unwrap();
+        assert_eq!(full.cpu_quota_us(100_000), 100_000);
+        assert_eq!(half.cpu_quota_us(100_000), 49_971);
+        let max = Function::builder("f", "b").memory_mb(10_240).build().unwrap();
+        assert_eq!(max.cpu_quota_us(100_000), 578_858);
+    }
+}

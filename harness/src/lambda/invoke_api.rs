@@ -1,0 +1,169 @@
+//! The Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so the stock
+//! `aws lambda invoke --endpoint-url` and the SDKs work against the local runtime.
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+use super::http_server::{self, Req, Resp};
+use super::LocalLambda;
+
+/// A running Invoke API; stops when dropped.
+#[derive(Debug)]
+pub struct InvokeApi {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl InvokeApi {
+    /// Serves `lambda`'s functions on `addr` (port 0 for a free one).
+    pub async fn start(lambda: LocalLambda, addr: SocketAddr) -> std::io::Result<Self> {
+        let (listener, addr) = http_server::bind(addr).await?;
+        let task = http_server::serve(listener, move |req| handle(lambda.clone(), req));
+        Ok(Self { addr, task })
+    }
+
+    /// The endpoint URL, for `--endpoint-url` and `AWS_ENDPOINT_URL_LAMBDA`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for InvokeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The function name in a path segment that may be a name, a partial ARN or an ARN.
+fn function_name(segment: &str) -> &str {
+    match segment.split_once("function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
+        None => segment.rsplit(':').next().unwrap_or(segment),
+    }
+}
+
+async fn handle(lambda: LocalLambda, req: Req) -> Resp {
+    let path = req.uri().path().to_owned();
+    let decoded = percent_decode(&path);
+    let name = decoded
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|rest| rest.strip_suffix("/invocations"))
+        .map(function_name);
+    let Some(name) = name.filter(|_| req.method() == http::Method::POST) else {
+        return error(404, "UnknownOperationException", "Unknown operation");
+    };
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let invocation_type = header("x-amz-invocation-type").unwrap_or_else(|| "RequestResponse".into());
+    let tail = header("x-amz-log-type").is_some_and(|t| t == "Tail");
+    let client_context = header("x-amz-client-context")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let options =
+        super::InvokeOptions { client_context, cognito_identity: None, trace_id: header("x-amzn-trace-id") };
+    let payload = req.into_body();
+    match invocation_type.as_str() {
+        "DryRun" => {
+            if lambda.function(name).is_none() {
+                return not_found(&lambda, name);
+            }
+            http_server::bytes(204, "application/json", Bytes::new())
+        }
+        "Event" => {
+            if lambda.function(name).is_none() {
+                return not_found(&lambda, name);
+            }
+            let name = name.to_owned();
+            tokio::spawn(async move { lambda.invoke_with(&name, payload, options).await });
+            http_server::bytes(202, "application/json", Bytes::new())
+        }
+        _ => match lambda.invoke_with(name, payload, options).await {
+            Ok(out) => {
+                let mut resp = http_server::bytes(200, "application/json", out.payload.clone());
+                let h = resp.headers_mut();
+                h.insert("x-amz-executed-version", http::HeaderValue::from_static("$LATEST"));
+                if let Ok(v) = http::HeaderValue::from_str(&out.request_id) {
+                    h.insert("x-amzn-requestid", v);
+                }
+                if let Some(kind) = &out.function_error {
+                    h.insert("x-amz-function-error", http::HeaderValue::from_str(kind).expect("ascii"));
+                }
+                if tail {
+                    let log = tail_log(&lambda, name, &out.request_id);
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(log);
+                    h.insert("x-amz-log-result", http::HeaderValue::from_str(&b64).expect("base64"));
+                }
+                resp
+            }
+            Err(err) => {
+                let mut resp = http_server::json(err.status(), &err.body());
+                resp.headers_mut()
+                    .insert("x-amzn-errortype", http::HeaderValue::from_static(err.error_type()));
+                resp
+            }
+        },
+    }
+}
+
+/// The last 4 KB of the invocation's log lines, as `--log-type Tail` returns them.
+fn tail_log(lambda: &LocalLambda, name: &str, request_id: &str) -> String {
+    let lines = lambda.logs(name);
+    let start = lines
+        .iter()
+        .rposition(|l| l.message.starts_with("START RequestId: ") && l.message.contains(request_id));
+    let text: String = lines[start.unwrap_or(0)..].iter().map(|l| format!("{}\n", l.message)).collect();
+    let cut = text.len().saturating_sub(4096);
+    let cut = (cut..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+    text[cut..].to_owned()
+}
+
+fn not_found(lambda: &LocalLambda, name: &str) -> Resp {
+    let region = lambda.region();
+    let err =
+        super::InvokeError::ResourceNotFound(format!("arn:aws:lambda:{region}:000000000000:function:{name}"));
+    let mut resp = http_server::json(err.status(), &err.body());
+    resp.headers_mut().insert("x-amzn-errortype", http::HeaderValue::from_static(err.error_type()));
+    resp
+}
+
+fn error(status: u16, kind: &'static str, message: &str) -> Resp {
+    let mut resp = http_server::json(status, &serde_json::json!({"Type": "User", "message": message}));
+    resp.headers_mut().insert("x-amzn-errortype", http::HeaderValue::from_static(kind));
+    resp
+}
+
+/// Decodes `%3A` and friends (SDKs escape the colons of an ARN).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_arns_and_partial_arns_name_the_function() {
+        assert_eq!(function_name("payments"), "payments");
+        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:payments"), "payments");
+        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:payments:live"), "payments");
+        assert_eq!(function_name("123456789012:function:payments"), "payments");
+        assert_eq!(percent_decode("arn%3Aaws%3Alambda"), "arn:aws:lambda");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

@@ -1,0 +1,47 @@
+//! A local Lambda runtime that behaves like AWS Lambda: the Runtime API (2018-06-01) that
+//! `lambda_runtime` talks to, sandboxes of the function's real bootstrap binary with Lambda's
+//! environment, a bounded init phase, the timeout that kills the sandbox, the freeze between
+//! invocations, the memory limit and the CPU share that grows with memory, reserved
+//! concurrency and idle reaping, the Invoke API and an API Gateway HTTP API front, and
+//! `START`/`END`/`REPORT` lines with the EMF metrics picked out of the output.
+//!
+//! Limits use cgroups v1 (`freezer`, `memory`, `cpu`) under `/sys/fs/cgroup/<ctl>/lift-lambda`;
+//! where those cannot be written, one notice is printed and sandboxes run without memory and
+//! CPU limits, frozen with `SIGSTOP`/`SIGCONT` of their process group instead.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use lift_harness::lambda::{Function, LocalLambda};
+//!
+//! let lambda = LocalLambda::builder()
+//!     .function(Function::builder("hello", "target/debug/lambda-hello").memory_mb(256).build()?)
+//!     .build()?;
+//! let out = lambda.invoke("hello", br#"{"name":"ada"}"#.to_vec()).await?;
+//! assert!(out.function_error.is_none());
+//! println!("{}", out.report.line());
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod coldstart;
+mod function;
+pub mod http_api;
+mod http_server;
+pub mod invoke_api;
+pub mod logs;
+mod pool;
+pub mod runtime_api;
+pub mod sandbox;
+
+pub use function::{Function, FunctionBuilder, FunctionConfigError};
+pub use logs::{EmfMetric, LogLine, Report};
+pub use pool::{InvokeError, InvokeOptions, InvokeResponse, LocalLambda, LocalLambdaBuilder};
+
+/// The largest request and response payload of a synchronous invocation: 6 MB, as Lambda
+/// counts it (6,291,556 bytes).
+pub const MAX_PAYLOAD_BYTES: usize = 6_291_556;
+
+/// The memory size that buys one full vCPU.
+pub const MB_PER_VCPU: u32 = 1769;

@@ -1,0 +1,707 @@
+//! Scaling: an invocation goes to an idle warm sandbox or starts a new one (a cold start);
+//! reserved concurrency turns the excess into throttles; idle sandboxes are frozen, and
+//! reaped after a while.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::function::Function;
+use super::logs::{LogLine, LogSink, Report};
+use super::runtime_api::{NextInvocation, RuntimeEvent};
+use super::sandbox::{Exit, Sandbox, SpawnError};
+use super::{EmfMetric, MAX_PAYLOAD_BYTES};
+
+/// Extra context of one invocation, as the Invoke API carries it.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeOptions {
+    /// The client context (JSON), handed to the runtime as `Lambda-Runtime-Client-Context`.
+    pub client_context: Option<String>,
+    /// The Cognito identity (JSON), handed over as `Lambda-Runtime-Cognito-Identity`.
+    pub cognito_identity: Option<String>,
+    /// The X-Ray trace header; a new one when absent.
+    pub trace_id: Option<String>,
+}
+
+/// The answer to an invocation that reached the function.
+#[derive(Debug, Clone)]
+pub struct InvokeResponse {
+    /// The request id.
+    pub request_id: String,
+    /// The function's answer, or the error document when it failed.
+    pub payload: Bytes,
+    /// `Unhandled` when the invocation failed (`X-Amz-Function-Error`).
+    pub function_error: Option<String>,
+    /// The invocation's `REPORT`.
+    pub report: Report,
+    /// Whether this invocation started a new sandbox.
+    pub cold_start: bool,
+    /// The sandbox that ran it.
+    pub sandbox_id: String,
+    /// Time the CFS quota held the sandbox back during this invocation.
+    pub cpu_throttled: Duration,
+}
+
+impl InvokeResponse {
+    /// The `errorType` of a failed invocation.
+    pub fn error_type(&self) -> Option<String> {
+        self.function_error.as_ref()?;
+        let doc: serde_json::Value = serde_json::from_slice(&self.payload).ok()?;
+        doc["errorType"].as_str().map(str::to_owned)
+    }
+
+    /// The payload as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An invocation Lambda refuses before it reaches the function.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// No function by that name.
+    #[error("function not found: {0}")]
+    ResourceNotFound(String),
+    /// The payload is not JSON.
+    #[error("could not parse request body into json: {0}")]
+    InvalidRequestContent(String),
+    /// The payload is over 6 MB.
+    #[error("request payload of {0} bytes is over the limit")]
+    RequestTooLarge(usize),
+    /// Reserved concurrency is exhausted.
+    #[error("rate exceeded")]
+    TooManyRequests,
+}
+
+impl InvokeError {
+    /// The HTTP status the Invoke API answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::ResourceNotFound(_) => 404,
+            Self::InvalidRequestContent(_) => 400,
+            Self::RequestTooLarge(_) => 413,
+            Self::TooManyRequests => 429,
+        }
+    }
+
+    /// The error code (`x-amzn-ErrorType`).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::InvalidRequestContent(_) => "InvalidRequestContentException",
+            Self::RequestTooLarge(_) => "RequestTooLargeException",
+            Self::TooManyRequests => "TooManyRequestsException",
+        }
+    }
+
+    /// The body, as Lambda's REST-JSON protocol spells it.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            Self::ResourceNotFound(arn) => {
+                json!({"Type": "User", "message": format!("Function not found: {arn}")})
+            }
+            Self::InvalidRequestContent(detail) => {
+                json!({"Type": "User", "message": format!("Could not parse request body into json: {detail}")})
+            }
+            Self::RequestTooLarge(size) => json!({
+                "Type": "User",
+                "message": format!("{size} byte payload is too large for the RequestResponse invocation type ({MAX_PAYLOAD_BYTES} byte maximum)")
+            }),
+            Self::TooManyRequests => json!({
+                "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                "Type": "User",
+                "message": "Rate Exceeded."
+            }),
+        }
+    }
+}
+
+/// The local Lambda service: functions, their sandboxes and their logs.
+#[derive(Debug, Clone)]
+pub struct LocalLambda {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    functions: HashMap<String, Arc<FunctionPool>>,
+    sink: LogSink,
+    idle_timeout: Duration,
+    region: String,
+    reaper: OnceLock<()>,
+}
+
+#[derive(Debug)]
+struct FunctionPool {
+    function: Function,
+    state: Mutex<PoolState>,
+    cold_starts: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    idle: Vec<(Sandbox, Instant)>,
+    live: usize,
+}
+
+/// Builds a [`LocalLambda`].
+#[derive(Debug, Default)]
+pub struct LocalLambdaBuilder {
+    functions: Vec<Function>,
+    idle_timeout: Option<Duration>,
+    echo: bool,
+}
+
+impl LocalLambda {
+    /// A builder.
+    pub fn builder() -> LocalLambdaBuilder {
+        LocalLambdaBuilder::default()
+    }
+
+    /// The function named `name`.
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.inner.functions.get(name).map(|p| &p.function)
+    }
+
+    /// The region in ARNs of functions that do not exist.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// Every function's name.
+    pub fn function_names(&self) -> Vec<String> {
+        self.inner.functions.keys().cloned().collect()
+    }
+
+    /// Invokes `name` synchronously (`RequestResponse`).
+    pub async fn invoke(&self, name: &str, payload: impl Into<Bytes>) -> Result<InvokeResponse, InvokeError> {
+        self.invoke_with(name, payload, InvokeOptions::default()).await
+    }
+
+    /// Invokes `name` with client context, identity or trace header.
+    pub async fn invoke_with(
+        &self,
+        name: &str,
+        payload: impl Into<Bytes>,
+        options: InvokeOptions,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let Some(pool) = self.inner.functions.get(name).cloned() else {
+            return Err(InvokeError::ResourceNotFound(format!(
+                "arn:aws:lambda:{}:000000000000:function:{name}",
+                self.inner.region
+            )));
+        };
+        let mut payload: Bytes = payload.into();
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(InvokeError::RequestTooLarge(payload.len()));
+        }
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            payload = Bytes::from_static(b"{}");
+        }
+        if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+            return Err(InvokeError::InvalidRequestContent(err.to_string()));
+        }
+        self.start_reaper();
+        // On a task of its own, so a caller that goes away (a closed connection, a timeout in
+        // front) neither kills the sandbox mid-invocation nor loses count of it.
+        let sink = self.inner.sink.clone();
+        let task = tokio::spawn(async move { pool.invoke(payload, options, &sink).await });
+        task.await.expect("an invocation task does not panic")
+    }
+
+    /// `name`'s log so far: its sandboxes' output and Lambda's own lines.
+    pub fn logs(&self, name: &str) -> Vec<LogLine> {
+        self.inner.sink.lines(name)
+    }
+
+    /// `name`'s reports so far.
+    pub fn reports(&self, name: &str) -> Vec<Report> {
+        self.inner.sink.reports(name)
+    }
+
+    /// Every EMF metric the functions have printed so far.
+    pub fn metrics(&self) -> Vec<EmfMetric> {
+        self.inner.sink.metrics()
+    }
+
+    /// How many sandboxes `name` has started.
+    pub fn cold_starts(&self, name: &str) -> u64 {
+        self.inner.functions.get(name).map(|p| p.cold_starts.load(Ordering::SeqCst)).unwrap_or(0)
+    }
+
+    /// How many of `name`'s sandboxes are alive (busy or idle).
+    pub fn sandboxes(&self, name: &str) -> usize {
+        self.inner.functions.get(name).map(|p| p.state.lock().expect("not poisoned").live).unwrap_or(0)
+    }
+
+    /// How many of `name`'s sandboxes are idle.
+    pub fn idle_sandboxes(&self, name: &str) -> usize {
+        self.inner.functions.get(name).map(|p| p.state.lock().expect("not poisoned").idle.len()).unwrap_or(0)
+    }
+
+    /// Waits until none of `name`'s sandboxes is busy (each answered and asked for its next
+    /// invocation, so it is idle and frozen), or `limit` passes; returns whether it settled.
+    pub async fn settle(&self, name: &str, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        loop {
+            if self.sandboxes(name) == self.idle_sandboxes(name) {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Kills every idle sandbox (the next invocation of each function cold-starts).
+    pub async fn reset(&self) {
+        for pool in self.inner.functions.values() {
+            pool.reap(Duration::ZERO).await;
+        }
+    }
+
+    fn start_reaper(&self) {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        self.inner.reaper.get_or_init(|| {
+            let every =
+                (self.inner.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    for pool in inner.functions.values() {
+                        pool.reap(inner.idle_timeout).await;
+                    }
+                }
+            });
+        });
+    }
+}
+
+impl LocalLambdaBuilder {
+    /// Adds a function.
+    pub fn function(mut self, function: Function) -> Self {
+        self.functions.push(function);
+        self
+    }
+
+    /// How long a sandbox may stay idle before it is reaped (default 5 minutes).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Also print every log line to stderr.
+    pub fn echo_logs(mut self, on: bool) -> Self {
+        self.echo = on;
+        self
+    }
+
+    /// Builds the service; two functions with one name are refused.
+    pub fn build(self) -> Result<LocalLambda, super::FunctionConfigError> {
+        let mut functions = HashMap::new();
+        let region =
+            self.functions.first().map(|f| f.region.clone()).unwrap_or_else(crate::dynamodb::default_region);
+        for function in self.functions {
+            let name = function.name.clone();
+            let pool = FunctionPool { function, state: Mutex::default(), cold_starts: AtomicU64::new(0) };
+            if functions.insert(name.clone(), Arc::new(pool)).is_some() {
+                return Err(super::FunctionConfigError::Name(format!("{name} (twice)")));
+            }
+        }
+        Ok(LocalLambda {
+            inner: Arc::new(Inner {
+                functions,
+                sink: LogSink::new(self.echo),
+                idle_timeout: self.idle_timeout.unwrap_or(Duration::from_secs(300)),
+                region,
+                reaper: OnceLock::new(),
+            }),
+        })
+    }
+}
+
+/// What ended an invocation inside the sandbox.
+enum Ended {
+    Answer(Bytes),
+    FunctionError(Bytes),
+    /// An error Lambda itself reports: (errorType, message after `Error: `).
+    Lambda(&'static str, String),
+}
+
+impl FunctionPool {
+    async fn invoke(
+        self: &Arc<Self>,
+        payload: Bytes,
+        options: InvokeOptions,
+        sink: &LogSink,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let f = &self.function;
+        let warm = {
+            let mut state = self.state.lock().expect("not poisoned");
+            match state.idle.pop() {
+                Some((sandbox, _)) => Some(sandbox),
+                None if f.reserved_concurrency.is_some_and(|r| state.live >= r as usize) => {
+                    return Err(InvokeError::TooManyRequests)
+                }
+                None => {
+                    state.live += 1;
+                    None
+                }
+            }
+        };
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let cold_start = warm.is_none();
+        let (mut sandbox, init_duration) = match warm {
+            Some(sandbox) => (sandbox, None),
+            None => {
+                self.cold_starts.fetch_add(1, Ordering::SeqCst);
+                match self.init(sink).await {
+                    Ok(started) => started,
+                    Err((stream, ended, init)) => {
+                        self.release(None);
+                        return Ok(self.finish(
+                            sink,
+                            &stream,
+                            &request_id,
+                            "",
+                            ended,
+                            Duration::ZERO,
+                            init,
+                            0,
+                            true,
+                        ));
+                    }
+                }
+            }
+        };
+
+        sink.push(&f.name, &sandbox.stream, format!("START RequestId: {request_id} Version: $LATEST"));
+        // Thawed after START, as Lambda logs it: what the thaw lets run belongs to this invocation.
+        sandbox.thaw().await;
+        let started = Instant::now();
+        let deadline = started + f.timeout;
+        let throttled_before = sandbox.cpu_throttled();
+        let deadline_ms =
+            (SystemTime::now() + f.timeout).duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let invocation = NextInvocation {
+            request_id: request_id.clone(),
+            deadline_ms,
+            invoked_function_arn: f.arn(),
+            trace_id: options.trace_id.unwrap_or_else(new_trace_id),
+            client_context: options.client_context,
+            cognito_identity: options.cognito_identity,
+            payload,
+        };
+        let ended = if sandbox.api.dispatch(invocation).await {
+            self.await_answer(&mut sandbox, &request_id, deadline).await
+        } else {
+            Ended::Lambda("Runtime.ExitError", "Runtime exited without providing a reason".to_owned())
+        };
+        let duration = started.elapsed().min(f.timeout);
+        let cpu_throttled = sandbox.cpu_throttled().saturating_sub(throttled_before);
+        let max_memory = sandbox.max_memory_used_mb();
+        let keep = !matches!(ended, Ended::Lambda(..)) && sandbox.exited().is_none();
+        let stream = sandbox.stream.clone();
+        let sandbox_id = sandbox.id.clone();
+        let mut response = self.finish(
+            sink,
+            &stream,
+            &request_id,
+            &sandbox_id,
+            ended,
+            duration,
+            init_duration,
+            max_memory,
+            cold_start,
+        );
+        response.cpu_throttled = cpu_throttled;
+        if keep {
+            let pool = self.clone();
+            tokio::spawn(async move { pool.park(sandbox, deadline).await });
+        } else {
+            sandbox.kill().await;
+            self.release(None);
+        }
+        Ok(response)
+    }
+
+    /// Starts a sandbox and waits for its init phase to end (its first `/next`).
+    async fn init(
+        &self,
+        sink: &LogSink,
+    ) -> Result<(Sandbox, Option<Duration>), (String, Ended, Option<Duration>)> {
+        let f = &self.function;
+        let mut sandbox = match Sandbox::spawn(f, sink).await {
+            Ok(sandbox) => sandbox,
+            Err(SpawnError::InvalidEntrypoint(path)) => {
+                let message = format!("Couldn't find valid bootstrap(s): [{}]", path.display());
+                return Err((String::new(), Ended::Lambda("Runtime.InvalidEntrypoint", message), None));
+            }
+            Err(SpawnError::Io(err)) => {
+                return Err((String::new(), Ended::Lambda("Runtime.Unknown", err.to_string()), None));
+            }
+        };
+        let init_deadline = sandbox.started + f.init_timeout;
+        let mut exit = sandbox.exit.clone();
+        let outcome = loop {
+            tokio::select! {
+                event = sandbox.events.recv() => match event {
+                    Some(RuntimeEvent::Next) => break Ok(()),
+                    Some(RuntimeEvent::InitError { error_type, body }) => break Err(init_error(error_type, body)),
+                    Some(_) => continue,
+                    None => break Err(Ended::Lambda("Runtime.ExitError", "Runtime exited without providing a reason".into())),
+                },
+                e = wait_exit(&mut exit) => break Err(exit_error(e)),
+                _ = tokio::time::sleep_until(init_deadline.into()) => {
+                    let secs = f.init_timeout.as_secs_f64();
+                    break Err(Ended::Lambda("Sandbox.Timedout", format!("Task timed out after {secs:.2} seconds")));
+                }
+            }
+        };
+        let init = sandbox.started.elapsed();
+        match outcome {
+            Ok(()) => Ok((sandbox, Some(init))),
+            Err(ended) => {
+                let stream = sandbox.stream.clone();
+                sink.push(
+                    &f.name,
+                    &stream,
+                    format!(
+                        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error",
+                        super::logs::ms(init)
+                    ),
+                );
+                sandbox.kill().await;
+                Err((stream, ended, Some(init)))
+            }
+        }
+    }
+
+    async fn await_answer(&self, sandbox: &mut Sandbox, request_id: &str, deadline: Instant) -> Ended {
+        let mut exit = sandbox.exit.clone();
+        loop {
+            tokio::select! {
+                event = sandbox.events.recv() => match event {
+                    Some(RuntimeEvent::Response { request_id: id, body }) if id == request_id => return Ended::Answer(body),
+                    Some(RuntimeEvent::Error { request_id: id, error_type, body }) if id == request_id => {
+                        return Ended::FunctionError(error_document(error_type, body));
+                    }
+                    Some(RuntimeEvent::ResponseTooLarge { request_id: id, .. }) if id == request_id => {
+                        let doc = json!({
+                            "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
+                            "errorType": "Function.ResponseSizeTooLarge",
+                        });
+                        return Ended::FunctionError(Bytes::from(doc.to_string()));
+                    }
+                    Some(_) => continue,
+                    None => return Ended::Lambda("Runtime.ExitError", "Runtime exited without providing a reason".into()),
+                },
+                e = wait_exit(&mut exit) => return exit_error(e),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    // The sandbox dies at its deadline, before anything is answered.
+                    sandbox.kill().await;
+                    let secs = self.function.timeout.as_secs_f64();
+                    return Ended::Lambda("Sandbox.Timedout", format!("Task timed out after {secs:.2} seconds"));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        sink: &LogSink,
+        stream: &str,
+        request_id: &str,
+        sandbox_id: &str,
+        ended: Ended,
+        duration: Duration,
+        init_duration: Option<Duration>,
+        max_memory_used_mb: u64,
+        cold_start: bool,
+    ) -> InvokeResponse {
+        let f = &self.function;
+        let (payload, function_error, status, error_type) = match ended {
+            Ended::Answer(body) => (body, None, None, None),
+            Ended::FunctionError(body) => {
+                let error_type = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|d| d["errorType"].as_str().map(str::to_owned));
+                (body, Some("Unhandled".to_owned()), None, error_type)
+            }
+            Ended::Lambda(error_type, message) => {
+                let message = format!("RequestId: {request_id} Error: {message}");
+                sink.push(&f.name, stream, format!("{message}\n{error_type}"));
+                let doc = json!({"errorType": error_type, "errorMessage": message});
+                let status = if error_type == "Sandbox.Timedout" { "timeout" } else { "error" };
+                (
+                    Bytes::from(doc.to_string()),
+                    Some("Unhandled".to_owned()),
+                    Some(status.to_owned()),
+                    Some(error_type.to_owned()),
+                )
+            }
+        };
+        sink.push(&f.name, stream, format!("END RequestId: {request_id}"));
+        let report = Report {
+            request_id: request_id.to_owned(),
+            duration,
+            billed_ms: Report::billed(duration, init_duration),
+            memory_size_mb: f.memory_mb,
+            max_memory_used_mb,
+            init_duration,
+            status: status.clone(),
+            error_type: if status.is_some() { error_type } else { None },
+        };
+        sink.report(&f.name, stream, report.clone());
+        InvokeResponse {
+            request_id: request_id.to_owned(),
+            payload,
+            function_error,
+            report,
+            cold_start,
+            sandbox_id: sandbox_id.to_owned(),
+            cpu_throttled: Duration::ZERO,
+        }
+    }
+
+    /// Waits for the runtime to ask for its next invocation, freezes the sandbox, and makes
+    /// it available again.
+    async fn park(&self, mut sandbox: Sandbox, deadline: Instant) {
+        let mut exit = sandbox.exit.clone();
+        let polled = loop {
+            tokio::select! {
+                event = sandbox.events.recv() => match event {
+                    Some(RuntimeEvent::Next) => break true,
+                    Some(_) => continue,
+                    None => break false,
+                },
+                _ = wait_exit(&mut exit) => break false,
+                _ = tokio::time::sleep_until(deadline.into()) => break false,
+            }
+        };
+        if !polled {
+            sandbox.kill().await;
+            self.release(None);
+            return;
+        }
+        if self.function.freeze {
+            sandbox.freeze().await;
+        }
+        self.release(Some(sandbox));
+    }
+
+    /// Returns a sandbox to the idle list, or counts one fewer when it is gone.
+    fn release(&self, sandbox: Option<Sandbox>) {
+        let mut state = self.state.lock().expect("not poisoned");
+        match sandbox {
+            Some(sandbox) => state.idle.push((sandbox, Instant::now())),
+            None => state.live = state.live.saturating_sub(1),
+        }
+    }
+
+    /// Kills sandboxes idle for longer than `idle`.
+    async fn reap(&self, idle: Duration) {
+        let expired: Vec<Sandbox> = {
+            let mut state = self.state.lock().expect("not poisoned");
+            let now = Instant::now();
+            let (old, keep): (Vec<_>, Vec<_>) = state.idle.drain(..).partition(|(_, at)| now - *at >= idle);
+            state.idle = keep;
+            state.live -= old.len();
+            old.into_iter().map(|(s, _)| s).collect()
+        };
+        for mut sandbox in expired {
+            sandbox.kill().await;
+        }
+    }
+}
+
+/// How the process ended, once it has (`None` if that is unknown).
+async fn wait_exit(exit: &mut tokio::sync::watch::Receiver<Option<Exit>>) -> Option<Exit> {
+    exit.wait_for(Option::is_some).await.ok().and_then(|e| *e)
+}
+
+/// The invocation's error when the process ended: out of memory or another exit.
+fn exit_error(exit: Option<Exit>) -> Ended {
+    let Some(exit) = exit else {
+        return Ended::Lambda("Runtime.ExitError", "Runtime exited without providing a reason".into());
+    };
+    let message = format!("Runtime exited with error: {}", exit.describe());
+    if exit.out_of_memory {
+        Ended::Lambda("Runtime.OutOfMemory", message)
+    } else {
+        Ended::Lambda("Runtime.ExitError", message)
+    }
+}
+
+/// The error a runtime reported for an invocation, as an `errorMessage`/`errorType` document.
+fn error_document(error_type: Option<String>, body: Bytes) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(doc) if doc.get("errorMessage").is_some() || doc.get("errorType").is_some() => body,
+        _ => {
+            let message = String::from_utf8_lossy(&body).into_owned();
+            let doc = json!({"errorMessage": message, "errorType": error_type.unwrap_or_else(|| "Unhandled".into())});
+            Bytes::from(doc.to_string())
+        }
+    }
+}
+
+/// The runtime's init error, answered to the invocation that was waiting for it.
+fn init_error(error_type: Option<String>, body: Bytes) -> Ended {
+    Ended::FunctionError(error_document(error_type.or_else(|| Some("Runtime.InitError".into())), body))
+}
+
+/// A new X-Ray trace header.
+fn new_trace_id() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let parent = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    format!("Root=1-{secs:08x}-{};Parent={parent};Sampled=0", &id[..24])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoke_errors_speak_lambdas_rest_json() {
+        let throttle = InvokeError::TooManyRequests;
+        assert_eq!(throttle.status(), 429);
+        assert_eq!(throttle.error_type(), "TooManyRequestsException");
+        assert_eq!(throttle.body()["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded");
+        let missing =
+            InvokeError::ResourceNotFound("arn:aws:lambda:us-east-1:000000000000:function:nope".into());
+        assert_eq!(missing.status(), 404);
+        assert_eq!(
+            missing.body()["message"],
+            "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope"
+        );
+        assert_eq!(InvokeError::InvalidRequestContent("x".into()).status(), 400);
+    }
+
+    #[test]
+    fn a_plain_error_body_becomes_an_error_document() {
+        let doc: serde_json::Value = serde_json::from_slice(&error_document(
+            Some("Runtime.InitError".into()),
+            Bytes::from_static(b"boom"),
+        ))
+        .unwrap();
+        assert_eq!(doc, json!({"errorMessage": "boom", "errorType": "Runtime.InitError"}));
+        let already = Bytes::from_static(br#"{"errorType":"E","errorMessage":"m"}"#);
+        assert_eq!(error_document(None, already.clone()), already);
+    }
+
+    #[test]
+    fn trace_ids_have_xrays_shape() {
+        let t = new_trace_id();
+        assert!(t.starts_with("Root=1-"), "{t}");
+        let root = t.split(';').next().unwrap();
+        assert_eq!(root.len(), "Root=1-".len() + 8 + 1 + 24, "{t}");
+    }
+}

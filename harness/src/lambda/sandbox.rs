@@ -1,0 +1,467 @@
+//! One sandbox: the function's bootstrap binary as a child process with Lambda's
+//! environment, its own Runtime API, and its cgroups (freezer, memory limit, CFS quota).
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::function::Function;
+use super::logs::LogSink;
+use super::runtime_api::{RuntimeApi, RuntimeEvent};
+
+/// The cgroup v1 hierarchy root.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The controllers a sandbox uses.
+const CONTROLLERS: [&str; 3] = ["freezer", "memory", "cpu"];
+/// Our parent group under each controller.
+const PARENT: &str = "lift-lambda";
+/// The sandbox group's CFS weight (a plain process has 1024).
+const SANDBOX_CPU_SHARES: u64 = 16 * 1024;
+/// The CFS period.
+const CFS_PERIOD_US: u64 = 100_000;
+
+/// Whether cgroups v1 can be written here; probed once, with one printed notice when not.
+pub fn cgroups_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if std::env::var_os("LIFT_LAMBDA_NO_CGROUPS").is_some() {
+            eprintln!("lift-harness lambda: LIFT_LAMBDA_NO_CGROUPS is set: sandboxes run without memory and CPU limits, frozen with SIGSTOP");
+            return false;
+        }
+        let ok = CONTROLLERS.iter().all(|c| {
+            let dir = Path::new(CGROUP_ROOT).join(c).join(PARENT);
+            let ok = std::fs::create_dir_all(&dir).is_ok() && dir.join("cgroup.procs").exists();
+            if ok {
+                remove_stale_groups(&dir);
+                if *c == "cpu" {
+                    // The weight counts at each level: the parent competes with the machine.
+                    let _ = std::fs::write(dir.join("cpu.shares"), SANDBOX_CPU_SHARES.to_string());
+                }
+            }
+            ok
+        });
+        if !ok {
+            eprintln!(
+                "lift-harness lambda: cgroups v1 (freezer, memory, cpu) under {CGROUP_ROOT} are not writable: \
+                 sandboxes run without memory and CPU limits, frozen with SIGSTOP/SIGCONT (run as root for the limits)"
+            );
+        }
+        ok
+    })
+}
+
+/// Removes groups of sandboxes gone for a minute or more (a process that ended without
+/// cleaning up, e.g. a test runtime shut down).
+fn remove_stale_groups(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(60));
+        let empty = std::fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
+        if path.is_dir() && old && empty {
+            let _ = std::fs::remove_dir(&path);
+        }
+    }
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The bootstrap binary is missing or not executable.
+    #[error("no executable bootstrap at {0}")]
+    InvalidEntrypoint(PathBuf),
+    /// The process or its Runtime API could not start.
+    #[error("the sandbox could not start: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A sandbox's cgroups.
+#[derive(Debug, Clone)]
+struct Cgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl Cgroup {
+    fn create(id: &str, function: &Function) -> std::io::Result<Self> {
+        let dirs: Vec<PathBuf> =
+            CONTROLLERS.iter().map(|c| Path::new(CGROUP_ROOT).join(c).join(PARENT).join(id)).collect();
+        for dir in &dirs {
+            std::fs::create_dir_all(dir)?;
+        }
+        let bytes = u64::from(function.memory_mb) * 1024 * 1024;
+        std::fs::write(dirs[1].join("memory.limit_in_bytes"), bytes.to_string())?;
+        std::fs::write(dirs[2].join("cpu.cfs_period_us"), CFS_PERIOD_US.to_string())?;
+        std::fs::write(dirs[2].join("cpu.cfs_quota_us"), function.cpu_quota_us(CFS_PERIOD_US).to_string())?;
+        // On Lambda the share is the sandbox's own; on a shared machine a high weight lets
+        // the sandbox take its share from busy neighbours, so the quota is what limits it.
+        std::fs::write(dirs[2].join("cpu.shares"), SANDBOX_CPU_SHARES.to_string())?;
+        Ok(Self { dirs })
+    }
+
+    fn read(&self, controller: usize, file: &str) -> Option<String> {
+        std::fs::read_to_string(self.dirs[controller].join(file)).ok()
+    }
+
+    fn remove(&self) {
+        for dir in &self.dirs {
+            // A group still holding a process refuses removal; the kill is asynchronous.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// How a sandbox's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Whether the memory cgroup's OOM killer killed it.
+    pub out_of_memory: bool,
+}
+
+impl Exit {
+    /// The text Lambda puts after `Runtime exited with error: `.
+    pub fn describe(&self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(9)) => "signal: killed".to_owned(),
+            (None, Some(6)) => "signal: aborted (core dumped)".to_owned(),
+            (None, Some(11)) => "signal: segmentation fault (core dumped)".to_owned(),
+            (None, Some(sig)) => format!("signal: {sig}"),
+            (None, None) => "unknown".to_owned(),
+        }
+    }
+}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// The sandbox id.
+    pub id: String,
+    /// Its log stream name.
+    pub stream: String,
+    /// When the process was spawned.
+    pub started: Instant,
+    pub(crate) api: RuntimeApi,
+    pub(crate) events: mpsc::UnboundedReceiver<RuntimeEvent>,
+    pub(crate) exit: watch::Receiver<Option<Exit>>,
+    pid: u32,
+    cgroup: Option<Cgroup>,
+    kill: Option<oneshot::Sender<()>>,
+    frozen: bool,
+}
+
+impl Sandbox {
+    /// Spawns `function`'s bootstrap with Lambda's environment, in its cgroups when
+    /// available; its output goes to `sink`.
+    pub async fn spawn(function: &Function, sink: &LogSink) -> Result<Self, SpawnError> {
+        if !is_executable(&function.bin) {
+            return Err(SpawnError::InvalidEntrypoint(function.bin.clone()));
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let date = time::OffsetDateTime::now_utc();
+        let stream =
+            format!("{:04}/{:02}/{:02}/[$LATEST]{id}", date.year(), u8::from(date.month()), date.day());
+        let (api, events) = RuntimeApi::start().await?;
+        let cgroup = if cgroups_available() { Some(Cgroup::create(&id, function)?) } else { None };
+
+        let mut cmd = match &cgroup {
+            // The shell joins the groups, then execs the bootstrap under the same pid, so the
+            // process is limited from its first instruction.
+            Some(cg) => {
+                let joins: Vec<String> =
+                    cg.dirs.iter().map(|d| format!("echo $$ > {}/cgroup.procs", d.display())).collect();
+                let mut cmd = tokio::process::Command::new("/bin/sh");
+                cmd.arg("-c").arg(format!("{} && exec \"$0\"", joins.join(" && "))).arg(&function.bin);
+                cmd
+            }
+            None => tokio::process::Command::new(&function.bin),
+        };
+        let task_root = function.bin.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        cmd.env_clear()
+            .envs(lambda_env(function, &api.host(), &stream, &task_root))
+            .envs(function.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&task_root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = cmd.spawn()?;
+        let pid = child.id().unwrap_or_default();
+        if let Some(out) = child.stdout.take() {
+            pump(out, sink.clone(), function.name.clone(), stream.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            pump(err, sink.clone(), function.name.clone(), stream.clone());
+        }
+        let (exit_tx, exit) = watch::channel(None);
+        let (kill, kill_rx) = oneshot::channel::<()>();
+        let watched = cgroup.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                _ = kill_rx => {
+                    let _ = child.start_kill();
+                    if let Some(cg) = &watched {
+                        // A frozen task takes its SIGKILL only once thawed.
+                        let _ = std::fs::write(cg.dirs[0].join("freezer.state"), "THAWED");
+                    } else {
+                        signal_group(pid, "-CONT");
+                    }
+                    child.wait().await
+                }
+            };
+            let out_of_memory = watched
+                .as_ref()
+                .and_then(|cg| cg.read(1, "memory.oom_control"))
+                .map(|s| oom_kills(&s) > 0)
+                .unwrap_or(false);
+            if let Ok(status) = status {
+                let _ = exit_tx.send(Some(Exit { status, out_of_memory }));
+            }
+            if let Some(cg) = watched {
+                std::thread::spawn(move || cg.remove());
+            }
+        });
+        Ok(Self { id, stream, started, api, events, exit, pid, cgroup, kill: Some(kill), frozen: false })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// How the process ended, once it has.
+    pub fn exited(&self) -> Option<Exit> {
+        *self.exit.borrow()
+    }
+
+    /// Whether cgroup limits apply to this sandbox.
+    pub fn limited(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
+    /// Stops every thread of the sandbox (cgroup freezer, else SIGSTOP of its group).
+    pub async fn freeze(&mut self) {
+        if self.frozen {
+            return;
+        }
+        match &self.cgroup {
+            Some(cg) => {
+                let state = cg.dirs[0].join("freezer.state");
+                let _ = tokio::fs::write(&state, "FROZEN").await;
+                for _ in 0..200 {
+                    match tokio::fs::read_to_string(&state).await {
+                        Ok(s) if s.trim() == "FROZEN" => break,
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                        Err(_) => break,
+                    }
+                }
+            }
+            None => signal_group(self.pid, "-STOP"),
+        }
+        self.frozen = true;
+    }
+
+    /// Lets the sandbox run again.
+    pub async fn thaw(&mut self) {
+        if !self.frozen {
+            return;
+        }
+        match &self.cgroup {
+            Some(cg) => {
+                let _ = tokio::fs::write(cg.dirs[0].join("freezer.state"), "THAWED").await;
+            }
+            None => signal_group(self.pid, "-CONT"),
+        }
+        self.frozen = false;
+    }
+
+    /// Whether the sandbox is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// The sandbox's peak memory in MB (cgroup `memory.max_usage_in_bytes`, else the
+    /// process's `VmHWM`).
+    pub fn max_memory_used_mb(&self) -> u64 {
+        const MB: u64 = 1024 * 1024;
+        if let Some(bytes) = self.cgroup.as_ref().and_then(|cg| cg.read(1, "memory.max_usage_in_bytes")) {
+            if let Ok(bytes) = bytes.trim().parse::<u64>() {
+                return bytes.div_ceil(MB);
+            }
+        }
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .map(|kb: u64| kb.div_ceil(1024))
+            .unwrap_or(0)
+    }
+
+    /// Time the CFS quota has held the sandbox back so far (`cpu.stat` `throttled_time`).
+    pub fn cpu_throttled(&self) -> Duration {
+        let ns = self
+            .cgroup
+            .as_ref()
+            .and_then(|cg| cg.read(2, "cpu.stat"))
+            .and_then(|s| {
+                s.lines().find_map(|l| l.strip_prefix("throttled_time ").and_then(|v| v.trim().parse().ok()))
+            })
+            .unwrap_or(0);
+        Duration::from_nanos(ns)
+    }
+
+    /// Kills the sandbox (frozen or not) and waits until its process is gone.
+    pub async fn kill(&mut self) -> Option<Exit> {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.frozen = false;
+        let mut exit = self.exit.clone();
+        let _ = exit.wait_for(Option::is_some).await;
+        let exited = *exit.borrow();
+        exited
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+            // Also here and now: the task that owns the child may be gone with its runtime,
+            // and a frozen process takes SIGKILL only once thawed.
+            if self.exited().is_none() {
+                signal_group(self.pid, "-KILL");
+                match &self.cgroup {
+                    Some(cg) => {
+                        let _ = std::fs::write(cg.dirs[0].join("freezer.state"), "THAWED");
+                        let cg = cg.clone();
+                        std::thread::spawn(move || cg.remove());
+                    }
+                    None => signal_group(self.pid, "-CONT"),
+                }
+            }
+        }
+    }
+}
+
+/// Copies a pipe into the log, line by line.
+fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    pipe: R,
+    sink: LogSink,
+    function: String,
+    stream: String,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.push(&function, &stream, line);
+        }
+    });
+}
+
+/// The environment Lambda gives an OS-only runtime (`provided.al2023`).
+fn lambda_env(
+    function: &Function,
+    runtime_api: &str,
+    stream: &str,
+    task_root: &Path,
+) -> Vec<(String, String)> {
+    let var = |k: &str, default: &str| {
+        std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or(default.to_owned())
+    };
+    let mut env = vec![
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", function.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", function.memory_mb.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", function.name)),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", stream.to_owned()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_REGION", function.region.clone()),
+        ("AWS_DEFAULT_REGION", function.region.clone()),
+        ("_HANDLER", "bootstrap".to_owned()),
+        ("LAMBDA_TASK_ROOT", task_root.display().to_string()),
+        ("LAMBDA_RUNTIME_DIR", task_root.display().to_string()),
+        ("TZ", ":UTC".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),
+        ("LD_LIBRARY_PATH", "/lib64:/usr/lib64:/opt/lib".to_owned()),
+        // The execution role's credentials: the caller's, else the static local ones every
+        // local endpoint accepts.
+        ("AWS_ACCESS_KEY_ID", var("AWS_ACCESS_KEY_ID", "local")),
+        ("AWS_SECRET_ACCESS_KEY", var("AWS_SECRET_ACCESS_KEY", "local")),
+    ];
+    if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
+        env.push(("AWS_SESSION_TOKEN", token));
+    }
+    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// `oom_kill N` from `memory.oom_control`.
+fn oom_kills(oom_control: &str) -> u64 {
+    oom_control
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Sends `signal` (e.g. `-STOP`) to the process group led by `pid`, without unsafe code.
+fn signal_group(pid: u32, signal: &str) {
+    if pid == 0 {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(signal)
+        .arg("--")
+        .arg(format!("-{pid}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kill_count_is_read_from_oom_control() {
+        assert_eq!(oom_kills("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), 2);
+        assert_eq!(oom_kills("oom_kill_disable 0\nunder_oom 0\n"), 0);
+    }
+
+    #[test]
+    fn exit_descriptions_match_lambdas_wording() {
+        use std::os::unix::process::ExitStatusExt;
+        let killed = Exit { status: ExitStatus::from_raw(9), out_of_memory: false };
+        assert_eq!(killed.describe(), "signal: killed");
+        let code = Exit { status: ExitStatus::from_raw(1 << 8), out_of_memory: false };
+        assert_eq!(code.describe(), "exit status 1");
+    }
+}

@@ -1,0 +1,530 @@
+//! The local Lambda runtime against real `lambda_runtime` binaries (`lambda-fixture`,
+//! `lambda-hello`): Lambda's environment and headers, timeouts, freeze, memory and CPU
+//! limits, reserved concurrency, reaping, Lambda's errors, the Invoke API (also through the
+//! stock `aws` CLI) and the HTTP API front.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use lift_harness::lambda::http_api::HttpApi;
+use lift_harness::lambda::invoke_api::InvokeApi;
+use lift_harness::lambda::sandbox::cgroups_available;
+use lift_harness::lambda::{Function, FunctionBuilder, InvokeError, InvokeOptions, LocalLambda};
+use serde_json::{json, Value};
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_lambda-fixture");
+const SETTLE: Duration = Duration::from_secs(3);
+
+fn fixture() -> FunctionBuilder {
+    Function::builder("fixture", FIXTURE).memory_mb(256).timeout_secs(3)
+}
+
+fn lambda_with(f: FunctionBuilder) -> LocalLambda {
+    LocalLambda::builder().function(f.build().unwrap()).build().unwrap()
+}
+
+async fn invoke(lambda: &LocalLambda, payload: Value) -> lift_harness::lambda::InvokeResponse {
+    lambda.invoke("fixture", payload.to_string()).await.expect("the invocation reaches the function")
+}
+
+#[tokio::test]
+async fn the_runtime_gets_lambdas_environment_headers_and_reports() {
+    let lambda = lambda_with(fixture().env("USER_VAR", "from-user").region("eu-west-1"));
+    let options = InvokeOptions {
+        client_context: Some(
+            json!({
+                "client": {"installation_id": "i-1", "app_title": "shop", "app_version_name": "1.0",
+                           "app_version_code": "1", "app_package_name": "com.example.shop"},
+                "custom": {"app": "mobile"},
+                "env": {"platform": "android"}
+            })
+            .to_string(),
+        ),
+        trace_id: Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into()),
+        ..InvokeOptions::default()
+    };
+    let before = std::time::SystemTime::now();
+    let out = lambda.invoke_with("fixture", r#"{"order":42}"#, options).await.unwrap();
+    assert!(out.function_error.is_none(), "{:?}", out.payload);
+    let body = out.json();
+    assert_eq!(body["event"], json!({"order": 42}));
+    assert_eq!(body["request_id"], out.request_id);
+    assert_eq!(body["arn"], "arn:aws:lambda:eu-west-1:000000000000:function:fixture");
+    assert_eq!(
+        body["trace_id"],
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    );
+    assert_eq!(body["client_context"], json!({"app": "mobile"}));
+    // The deadline is the timeout from now, in Unix milliseconds.
+    let deadline = body["deadline"].as_u64().unwrap();
+    let now_ms = before.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(
+        deadline >= now_ms + 2_900 && deadline <= now_ms + 3_000 + 2_000,
+        "deadline {deadline} vs now {now_ms}"
+    );
+    let env = &body["env"];
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "fixture");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
+    assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/fixture");
+    assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].as_str().unwrap().contains("[$LATEST]"));
+    assert_eq!(env["AWS_REGION"], "eu-west-1");
+    assert_eq!(env["TZ"], ":UTC");
+    assert_eq!(env["USER_VAR"], "from-user");
+    assert!(env["LAMBDA_TASK_ROOT"].is_string());
+    // Lambda's environment is its own: the harness's HOME does not leak in.
+    assert_eq!(env["HOME"], Value::Null);
+
+    // Cold: Init Duration in the REPORT; then warm in the same sandbox, without it.
+    assert!(out.cold_start);
+    assert!(out.report.init_duration.is_some());
+    assert!(lambda.settle("fixture", SETTLE).await);
+    let warm = invoke(&lambda, json!({"n": 2})).await;
+    assert!(!warm.cold_start);
+    assert_eq!(warm.sandbox_id, out.sandbox_id);
+    assert!(warm.report.init_duration.is_none());
+    assert_eq!(lambda.cold_starts("fixture"), 1);
+
+    let log: Vec<String> = lambda.logs("fixture").into_iter().map(|l| l.message).collect();
+    let start =
+        log.iter().position(|l| *l == format!("START RequestId: {} Version: $LATEST", out.request_id));
+    let end = log.iter().position(|l| *l == format!("END RequestId: {}", out.request_id));
+    let report =
+        log.iter().position(|l| l.starts_with(&format!("REPORT RequestId: {}\tDuration: ", out.request_id)));
+    assert!(start < end && end < report, "{log:#?}");
+    let line = &log[report.unwrap()];
+    for field in ["Billed Duration: ", "Memory Size: 256 MB", "Max Memory Used: ", "Init Duration: "] {
+        assert!(line.contains(field), "{line}");
+    }
+    let reports = lambda.reports("fixture");
+    assert_eq!(reports.len(), 2);
+    assert!(reports[0].max_memory_used_mb > 0);
+    assert!(reports[1].billed_ms >= 1);
+}
+
+#[tokio::test]
+async fn a_handler_past_its_timeout_is_killed_at_the_deadline_and_the_next_invocation_is_cold() {
+    let lambda = lambda_with(fixture().timeout_secs(1));
+    let first = invoke(&lambda, json!({"action": "echo"})).await;
+    assert!(lambda.settle("fixture", SETTLE).await);
+    let started = Instant::now();
+    let out = invoke(&lambda, json!({"action": "sleep", "ms": 5_000})).await;
+    let elapsed = started.elapsed();
+    assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(out.error_type().as_deref(), Some("Sandbox.Timedout"));
+    let message = out.json()["errorMessage"].as_str().unwrap().to_owned();
+    assert_eq!(message, format!("RequestId: {} Error: Task timed out after 1.00 seconds", out.request_id));
+    // Killed, and answered, within 100 ms of the 1 s deadline.
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1_100), "answered {elapsed:?} after the start");
+    assert_eq!(out.report.status.as_deref(), Some("timeout"));
+    assert_eq!(lambda.sandboxes("fixture"), 0, "the timed-out sandbox is gone");
+
+    let next = invoke(&lambda, json!({"action": "echo"})).await;
+    assert!(next.cold_start, "the next invocation starts a new sandbox");
+    assert_ne!(next.sandbox_id, first.sandbox_id);
+    assert!(next.report.init_duration.is_some());
+    assert!(next.function_error.is_none());
+}
+
+async fn background_line_while_idle(freeze: bool) -> (bool, LocalLambda) {
+    let lambda = lambda_with(fixture().freeze(freeze));
+    let out = invoke(&lambda, json!({"action": "background", "ms": 200})).await;
+    assert!(out.function_error.is_none());
+    assert!(lambda.settle("fixture", SETTLE).await);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let ran = lambda.logs("fixture").iter().any(|l| l.message == "background ran");
+    (ran, lambda)
+}
+
+#[tokio::test]
+async fn a_frozen_sandbox_runs_no_background_task_until_the_next_invocation_thaws_it() {
+    let (ran_while_idle, lambda) = background_line_while_idle(true).await;
+    assert!(!ran_while_idle, "a background task ran while the sandbox was frozen");
+    let thawing = invoke(&lambda, json!({"action": "echo"})).await;
+    assert!(!thawing.cold_start);
+    // Thawed, the overdue timer fires: its line comes after the thawing invocation's START.
+    let mut waited = Duration::ZERO;
+    while !lambda.logs("fixture").iter().any(|l| l.message == "background ran") && waited < SETTLE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    let log: Vec<String> = lambda.logs("fixture").into_iter().map(|l| l.message).collect();
+    let start = log.iter().position(|l| l.starts_with(&format!("START RequestId: {}", thawing.request_id)));
+    let ran = log.iter().position(|l| l == "background ran");
+    assert!(ran.is_some(), "the background task never ran after the thaw: {log:#?}");
+    assert!(start < ran, "{log:#?}");
+}
+
+#[tokio::test]
+async fn without_the_freeze_the_same_background_task_runs_while_idle() {
+    // The control for the test above: it is the freeze, not the timing, that holds the task.
+    let (ran_while_idle, _lambda) = background_line_while_idle(false).await;
+    assert!(ran_while_idle);
+}
+
+#[tokio::test]
+async fn allocating_past_the_memory_size_is_killed_and_reported_out_of_memory() {
+    if !cgroups_available() {
+        eprintln!("skipped: cgroups are not writable here, so there is no memory limit to hit");
+        return;
+    }
+    let lambda = lambda_with(fixture().memory_mb(128));
+    let fits = invoke(&lambda, json!({"action": "allocate", "mb": 40})).await;
+    assert!(fits.function_error.is_none(), "40 MB fits in 128 MB: {:?}", fits.payload);
+    assert!(fits.report.max_memory_used_mb >= 40, "{:?}", fits.report);
+    assert!(lambda.settle("fixture", SETTLE).await);
+
+    let out = invoke(&lambda, json!({"action": "allocate", "mb": 400})).await;
+    assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(out.error_type().as_deref(), Some("Runtime.OutOfMemory"), "{:?}", out.payload);
+    assert_eq!(
+        out.json()["errorMessage"],
+        format!("RequestId: {} Error: Runtime exited with error: signal: killed", out.request_id)
+    );
+    assert_eq!(out.report.error_type.as_deref(), Some("Runtime.OutOfMemory"));
+    assert!(out.report.max_memory_used_mb >= 120 && out.report.max_memory_used_mb <= 129, "{:?}", out.report);
+    assert_eq!(lambda.sandboxes("fixture"), 0);
+    assert!(invoke(&lambda, json!({})).await.cold_start);
+}
+
+#[tokio::test]
+async fn cpu_share_grows_with_memory_one_vcpu_at_1769_mb() {
+    if !cgroups_available() {
+        eprintln!("skipped: cgroups are not writable here, so there is no CPU quota");
+        return;
+    }
+    let lambda = LocalLambda::builder()
+        .function(Function::builder("half", FIXTURE).memory_mb(884).timeout_secs(30).build().unwrap())
+        .function(Function::builder("full", FIXTURE).memory_mb(1769).timeout_secs(30).build().unwrap())
+        .build()
+        .unwrap();
+    let burn = json!({"action": "burn", "iterations": 100_000_000u64}).to_string();
+    // The machine is shared, so wall time also measures the neighbours. What the share
+    // decides is how long the handler takes for its CPU work when the quota is the only
+    // limit: its CPU time plus the time the CFS quota held it back. Alternate the two sizes
+    // and keep each one's best.
+    let (mut half, mut full) = (f64::MAX, f64::MAX);
+    let (mut half_wall, mut full_wall) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        for name in ["half", "full"] {
+            let out = lambda.invoke(name, burn.clone()).await.unwrap();
+            assert!(out.function_error.is_none(), "{:?}", out.payload);
+            let body = out.json();
+            let needed = body["cpu_ms"].as_f64().unwrap() + out.cpu_throttled.as_secs_f64() * 1000.0;
+            let wall = body["wall_ms"].as_f64().unwrap();
+            if name == "half" {
+                (half, half_wall) = (half.min(needed), half_wall.min(wall));
+            } else {
+                (full, full_wall) = (full.min(needed), full_wall.min(wall));
+            }
+            assert!(lambda.settle(name, SETTLE).await);
+        }
+    }
+    let ratio = half / full;
+    eprintln!(
+        "cpu share: the work needs {half:.0} ms at 884 MB, {full:.0} ms at 1769 MB: {ratio:.2}x (wall {half_wall:.0} / {full_wall:.0} ms: {:.2}x)",
+        half_wall / full_wall
+    );
+    assert!((1.6..=2.4).contains(&ratio), "884 MB vs 1769 MB took {ratio:.2}x");
+}
+
+#[tokio::test]
+async fn reserved_concurrency_starts_at_most_that_many_sandboxes_and_throttles_the_rest() {
+    let lambda = lambda_with(fixture().reserved_concurrency(4));
+    let calls = (0..10).map(|_| {
+        let lambda = lambda.clone();
+        tokio::spawn(async move {
+            lambda.invoke("fixture", json!({"action": "sleep", "ms": 800}).to_string()).await
+        })
+    });
+    let results: Vec<_> = futures_join(calls).await;
+    let ok = results.iter().filter(|r| matches!(r, Ok(out) if out.function_error.is_none())).count();
+    let throttled = results.iter().filter(|r| matches!(r, Err(InvokeError::TooManyRequests))).count();
+    assert_eq!(ok + throttled, 10, "{results:?}");
+    assert!((1..=4).contains(&ok), "{ok} ran");
+    assert!(throttled >= 6);
+    assert!(lambda.cold_starts("fixture") <= 4, "{} sandboxes started", lambda.cold_starts("fixture"));
+    let err = InvokeError::TooManyRequests;
+    assert_eq!((err.status(), err.error_type()), (429, "TooManyRequestsException"));
+}
+
+#[tokio::test]
+async fn idle_sandboxes_are_reaped_after_the_idle_timeout() {
+    let lambda = LocalLambda::builder()
+        .function(fixture().build().unwrap())
+        .idle_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    invoke(&lambda, json!({})).await;
+    assert!(lambda.settle("fixture", SETTLE).await);
+    assert_eq!(lambda.sandboxes("fixture"), 1);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(lambda.sandboxes("fixture"), 0, "the idle sandbox was not reaped");
+    assert!(invoke(&lambda, json!({})).await.cold_start);
+}
+
+#[tokio::test]
+async fn bad_input_gets_lambdas_own_errors() {
+    let lambda = LocalLambda::builder()
+        .function(fixture().build().unwrap())
+        .function(Function::builder("crashes", FIXTURE).env("FIXTURE_INIT", "crash").build().unwrap())
+        .function(Function::builder("missing", "/nonexistent/bootstrap").build().unwrap())
+        .build()
+        .unwrap();
+    let unknown = lambda.invoke("nope", "{}").await.unwrap_err();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.error_type(), "ResourceNotFoundException");
+    assert!(unknown.body()["message"].as_str().unwrap().starts_with("Function not found: arn:aws:lambda:"));
+
+    let not_json = lambda.invoke("fixture", "{not json").await.unwrap_err();
+    assert!(matches!(not_json, InvokeError::InvalidRequestContent(_)));
+    assert_eq!((not_json.status(), not_json.error_type()), (400, "InvalidRequestContentException"));
+    assert_eq!(lambda.cold_starts("fixture"), 0, "a refused payload starts nothing");
+
+    let too_big = lambda.invoke("fixture", format!("\"{}\"", "x".repeat(6_300_000))).await.unwrap_err();
+    assert_eq!((too_big.status(), too_big.error_type()), (413, "RequestTooLargeException"));
+
+    let crash = lambda.invoke("crashes", "{}").await.unwrap();
+    assert_eq!(crash.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(crash.error_type().as_deref(), Some("Runtime.ExitError"));
+    assert_eq!(
+        crash.json()["errorMessage"],
+        format!("RequestId: {} Error: Runtime exited with error: exit status 3", crash.request_id)
+    );
+    assert!(lambda.logs("crashes").iter().any(|l| l.message == "fixture: crashing during init"));
+    assert_eq!(lambda.sandboxes("crashes"), 0);
+
+    let missing = lambda.invoke("missing", "{}").await.unwrap();
+    assert_eq!(missing.error_type().as_deref(), Some("Runtime.InvalidEntrypoint"));
+    assert!(missing.json()["errorMessage"].as_str().unwrap().contains("/nonexistent/bootstrap"));
+    assert_eq!(lambda.sandboxes("missing"), 0);
+
+    let failed = invoke(&lambda, json!({"action": "fail"})).await;
+    assert_eq!(failed.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(failed.json()["errorMessage"], "fixture: failing on purpose");
+    assert!(failed.json()["errorType"].is_string());
+    assert!(lambda.settle("fixture", SETTLE).await);
+
+    // Over 6 MB: the Runtime API refuses it and the caller gets Lambda's error.
+    let big = invoke(&lambda, json!({"action": "big", "bytes": 6_300_000})).await;
+    assert_eq!(big.error_type().as_deref(), Some("Function.ResponseSizeTooLarge"));
+    assert_eq!(
+        big.json()["errorMessage"],
+        "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
+    );
+    assert!(lambda.settle("fixture", SETTLE).await);
+    let under = invoke(&lambda, json!({"action": "big", "bytes": 6_000_000})).await;
+    assert!(under.function_error.is_none(), "6,000,000 bytes is under the limit");
+    assert!(lambda.settle("fixture", SETTLE).await);
+
+    let exited = invoke(&lambda, json!({"action": "exit"})).await;
+    assert_eq!(exited.error_type().as_deref(), Some("Runtime.ExitError"));
+    assert!(exited.json()["errorMessage"]
+        .as_str()
+        .unwrap()
+        .ends_with("Runtime exited with error: exit status 7"));
+}
+
+#[tokio::test]
+async fn emf_documents_in_the_output_become_metrics() {
+    let lambda = lambda_with(fixture());
+    invoke(&lambda, json!({"action": "emf"})).await;
+    invoke(&lambda, json!({"action": "echo"})).await;
+    let mut waited = Duration::ZERO;
+    while lambda.metrics().is_empty() && waited < SETTLE {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    let metrics = lambda.metrics();
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    assert_eq!(metrics[0].namespace, "Fixture");
+    assert_eq!(metrics[0].name, "handled");
+    assert_eq!(metrics[0].value, 1.0);
+    assert_eq!(metrics[0].dimensions, vec![("function".to_owned(), "fixture".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invoke_api_answers_as_lambda_does_and_the_aws_cli_works_against_it() {
+    let lambda = LocalLambda::builder()
+        .function(fixture().build().unwrap())
+        .function(Function::builder("busy", FIXTURE).reserved_concurrency(1).timeout_secs(5).build().unwrap())
+        .build()
+        .unwrap();
+    let api = InvokeApi::start(lambda.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = |name: &str| format!("{}/2015-03-31/functions/{name}/invocations", api.endpoint());
+
+    let (status, headers, body) = post(&url("fixture"), &[], r#"{"a":1}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("x-amz-executed-version").unwrap(), "$LATEST");
+    assert!(headers.get("x-amz-function-error").is_none());
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["event"], json!({"a": 1}));
+
+    let (status, headers, body) = post(&url("fixture"), &[], r#"{"action":"fail"}"#).await;
+    assert_eq!(status, 200, "a function error is still a 200");
+    assert_eq!(headers.get("x-amz-function-error").unwrap(), "Unhandled");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["errorMessage"],
+        "fixture: failing on purpose"
+    );
+
+    let (status, headers, body) = post(&url("nope"), &[], "{}").await;
+    assert_eq!(status, 404);
+    assert_eq!(headers.get("x-amzn-errortype").unwrap(), "ResourceNotFoundException");
+    assert!(String::from_utf8_lossy(&body).contains("Function not found"));
+    let (status, headers, _) = post(&url("fixture"), &[], "not json").await;
+    assert_eq!(status, 400);
+    assert_eq!(headers.get("x-amzn-errortype").unwrap(), "InvalidRequestContentException");
+    let arn = "arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Afixture";
+    let (status, _, _) = post(&url(arn), &[], "{}").await;
+    assert_eq!(status, 200, "an escaped ARN names the function");
+
+    // The stock CLI: a success, a function error, a throttle.
+    let dir = std::env::temp_dir().join(format!("lift-lambda-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_file = dir.join("out.json");
+    let cli = |name: &str, payload: &str| {
+        let out = std::process::Command::new("aws")
+            .args(["lambda", "invoke", "--endpoint-url", &api.endpoint(), "--region", "us-east-1"])
+            .args(["--function-name", name, "--payload", payload])
+            .arg(&out_file)
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output();
+        out.map(|o| {
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+    };
+    let Ok((ok, stdout, stderr)) = tokio::task::block_in_place(|| cli("fixture", r#"{"via":"cli"}"#)) else {
+        eprintln!("skipped the aws CLI half: no aws CLI on PATH");
+        return;
+    };
+    assert!(ok, "{stdout}\n{stderr}");
+    let printed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(printed["StatusCode"], 200);
+    assert_eq!(printed["ExecutedVersion"], "$LATEST");
+    let answer: Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(answer["event"], json!({"via": "cli"}));
+
+    let (ok, stdout, _) = tokio::task::block_in_place(|| cli("fixture", r#"{"action":"fail"}"#)).unwrap();
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["FunctionError"], "Unhandled");
+
+    let (ok, _, stderr) = tokio::task::block_in_place(|| cli("nope", "{}")).unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("ResourceNotFoundException"), "{stderr}");
+
+    let hold = {
+        let lambda = lambda.clone();
+        tokio::spawn(async move {
+            lambda.invoke("busy", json!({"action": "sleep", "ms": 1500}).to_string()).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, _, stderr) = tokio::task::block_in_place(|| cli("busy", "{}")).unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("TooManyRequestsException"), "{stderr}");
+    assert!(hold.await.unwrap().unwrap().function_error.is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_http_api_front_turns_requests_into_events_and_failures_into_api_gateways_answers() {
+    let lambda = LocalLambda::builder()
+        .function(fixture().reserved_concurrency(1).build().unwrap())
+        .function(Function::builder("fails", FIXTURE).env("FIXTURE_DEFAULT_ACTION", "fail").build().unwrap())
+        .function(
+            Function::builder("slow", FIXTURE)
+                .timeout_secs(5)
+                .env("FIXTURE_DEFAULT_ACTION", "sleep")
+                .env("FIXTURE_MS", "2000")
+                .build()
+                .unwrap(),
+        )
+        .function(
+            Function::builder("times_out", FIXTURE)
+                .timeout_secs(1)
+                .env("FIXTURE_DEFAULT_ACTION", "sleep")
+                .env("FIXTURE_MS", "3000")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let front = HttpApi::start(lambda.clone(), "fixture", addr).await.unwrap();
+    // The fixture answers with the event as JSON without a statusCode: a 200 with that body.
+    let url = format!("{}/orders?x=1", front.url());
+    let (status, headers, body) = post(&url, &[("content-type", "application/json")], r#"{"k":"v"}"#).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("apigw-requestid").is_some());
+    let event = &serde_json::from_slice::<Value>(&body).unwrap()["event"];
+    assert_eq!(event["version"], "2.0");
+    assert_eq!(event["rawPath"], "/orders");
+    assert_eq!(event["requestContext"]["http"]["method"], "POST");
+    assert_eq!(event["queryStringParameters"]["x"], "1");
+    assert_eq!(event["body"], r#"{"k":"v"}"#);
+    assert!(lambda.settle("fixture", SETTLE).await);
+
+    let internal = json!({"message": "Internal Server Error"});
+    // A throttle (reserved concurrency 1, held by a slow invocation): API Gateway's 500.
+    let hold = {
+        let lambda = lambda.clone();
+        tokio::spawn(async move {
+            lambda.invoke("fixture", json!({"action": "sleep", "ms": 800}).to_string()).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _, body) = post(&format!("{}/", front.url()), &[], "").await;
+    assert_eq!((status, serde_json::from_slice::<Value>(&body).unwrap()), (500, internal.clone()));
+    assert!(hold.await.unwrap().unwrap().function_error.is_none());
+
+    // A function error: 500.
+    let fails = HttpApi::start(lambda.clone(), "fails", addr).await.unwrap();
+    let (status, _, body) = post(&format!("{}/", fails.url()), &[], "").await;
+    assert_eq!((status, serde_json::from_slice::<Value>(&body).unwrap()), (500, internal.clone()));
+
+    // Lambda's own timeout (1 s) before the integration's: the function error, 500.
+    let times_out = HttpApi::start(lambda.clone(), "times_out", addr).await.unwrap();
+    let (status, _, body) = post(&format!("{}/", times_out.url()), &[], "").await;
+    assert_eq!((status, serde_json::from_slice::<Value>(&body).unwrap()), (500, internal));
+
+    // The integration timeout (here 300 ms) before the function answers: 503.
+    let slow =
+        HttpApi::start_with_timeout(lambda.clone(), "slow", addr, Duration::from_millis(300)).await.unwrap();
+    let started = Instant::now();
+    let (status, _, body) = post(&format!("{}/", slow.url()), &[], "").await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), json!({"message": "Service Unavailable"}));
+    assert!(started.elapsed() < Duration::from_millis(1_500));
+}
+
+async fn futures_join<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, http::HeaderMap, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = http::Request::builder().method("POST").uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.into_body().collect().await.unwrap().to_bytes())
+}
