@@ -36,7 +36,9 @@ mod trail;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CHECKPOINT_INTERVAL_ENV};
 pub use entry::{chain_hash, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS};
-pub use layer::{AuditHandle, AuditLayer, AuditService, Audited};
+pub use layer::{
+    AuditHandle, AuditLayer, AuditService, AuditStorage, Audited, OnFlushFailure, AUDIT_UNAVAILABLE,
+};
 pub use trail::{
     AuditError, AuditQuery, AuditTrail, AuditTrailBuilder, Verified, DEFAULT_CAPACITY, DEFAULT_RETENTION,
 };
