@@ -535,3 +535,85 @@ async fn the_layer_blocks_records_and_reports_from_evidence() {
     assert_eq!(json["frameworks"][0]["framework"], "PciDss");
     assert!(report.to_markdown().contains("PCI-DSS 3.4"));
 }
+
+/// A report with every kind of count: held, violated (with evidence), blocked, unknown and
+/// not exercised, plus a degraded audit answer.
+fn golden_report() -> lift::security::compliance::ComplianceReport {
+    let recorder = ComplianceRecorder::new();
+    let rules = builtin();
+    recorder.register(&rules);
+    let of = |id: &str| rules.iter().find(|r| r.id() == id).unwrap().clone();
+    recorder.record(&[(of("PCI-DSS 3.4"), Verdict::Held)], "req-1", false);
+    recorder.record(
+        &[(of("PCI-DSS 3.4"), Verdict::Violated("a card number in clear in log line 2".into()))],
+        "req-2",
+        false,
+    );
+    recorder.record(
+        &[(of("PCI-DSS 4.2.1"), Verdict::Violated("a card number arrived over plain HTTP".into()))],
+        "req-3",
+        true,
+    );
+    recorder.record(
+        &[(of("PCI-DSS 4.2.1"), Verdict::Unknown("nothing proves the transport".into()))],
+        "req-4",
+        false,
+    );
+    recorder.record(
+        &[(of("GDPR Art. 44"), Verdict::Held), (of("GDPR Art. 32"), Verdict::NotApplicable)],
+        "req-5",
+        false,
+    );
+    recorder.record_audit(AuditStorage::Stored);
+    recorder.record_audit(AuditStorage::Degraded);
+    let mut report = recorder.report();
+    for f in &mut report.frameworks {
+        for r in &mut f.requirements {
+            for e in &mut r.evidence {
+                e.at_ms = 0;
+            }
+        }
+    }
+    report
+}
+
+/// Compares with a fixture; `LIFT_UPDATE_GOLDEN=1` rewrites it.
+fn golden(name: &str, expected: &str, actual: &str) {
+    if std::env::var_os("LIFT_UPDATE_GOLDEN").is_some() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    assert_eq!(actual, expected, "{name} changed; rerun with LIFT_UPDATE_GOLDEN=1 if on purpose");
+}
+
+#[test]
+fn the_markdown_report_matches_its_golden_file_and_every_row_fills_the_header() {
+    let markdown = golden_report().to_markdown();
+    golden("compliance-report.md", include_str!("fixtures/compliance-report.md"), &markdown);
+    for table in markdown.split("\n\n").filter(|b| b.starts_with("| Requirement")) {
+        let cells = |line: &str| line.matches('|').count() - line.matches("\\|").count();
+        let mut lines = table.lines();
+        let header = cells(lines.next().unwrap());
+        for line in lines {
+            assert_eq!(cells(line), header, "a row with another number of cells: {line}");
+        }
+    }
+    let pci = markdown.split("\n## ").find(|s| s.starts_with("PCI-DSS")).unwrap();
+    assert!(pci.starts_with("PCI-DSS — Fail"), "{pci}");
+    let row = pci.lines().find(|l| l.starts_with("| PCI-DSS 4.2.1")).unwrap();
+    let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+    // | id | severity | applied | held | violated | blocked | unknown | status | evidence |
+    assert_eq!(&cols[3..9], ["2", "0", "0", "1", "1", "unknown"], "{row}");
+}
+
+#[test]
+fn the_json_report_matches_its_golden_file() {
+    let json = serde_json::to_string_pretty(&golden_report().to_json()).unwrap() + "\n";
+    golden("compliance-report.json", include_str!("fixtures/compliance-report.json"), &json);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["frameworks"][0]["status"], "Fail");
+    assert_eq!(value["frameworks"][3]["status"], "Incomplete", "GDPR: Art. 44 held, the rest never applied");
+    assert_eq!(value["frameworks"][3]["not_exercised"], serde_json::json!(["GDPR Art. 17", "GDPR Art. 32"]));
+    assert_eq!(value["audit_storage"]["degraded"], 1);
+}
