@@ -198,6 +198,42 @@ impl ComplianceRecorder {
         }
     }
 
+    /// Adds everything `other` recorded to this recorder (e.g. one scenario's recorder to
+    /// the run's), keeping the newest evidence.
+    pub fn absorb(&self, other: &ComplianceRecorder) {
+        if Arc::ptr_eq(&self.recorded, &other.recorded) {
+            return;
+        }
+        let (records, audit) = {
+            let theirs = other.lock();
+            (theirs.rules.values().cloned().collect::<Vec<_>>(), theirs.audit)
+        };
+        let mut mine = self.lock();
+        for theirs in records {
+            let record = mine.rules.entry(theirs.id.clone()).or_insert_with(|| RuleRecord {
+                applied: 0,
+                held: 0,
+                violated: 0,
+                blocked: 0,
+                unknown: 0,
+                evidence: VecDeque::new(),
+                ..theirs.clone()
+            });
+            record.applied += theirs.applied;
+            record.held += theirs.held;
+            record.violated += theirs.violated;
+            record.blocked += theirs.blocked;
+            record.unknown += theirs.unknown;
+            for e in theirs.evidence {
+                record.keep(e);
+            }
+            record.status = record.status();
+        }
+        mine.audit.stored += audit.stored;
+        mine.audit.degraded += audit.degraded;
+        mine.audit.refused += audit.refused;
+    }
+
     /// Every rule's record.
     pub fn records(&self) -> Vec<RuleRecord> {
         self.lock().rules.values().cloned().collect()
