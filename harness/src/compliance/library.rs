@@ -220,4 +220,20 @@ mod tests {
         assert!(found[0].contains("bad.feature:3: \"the answer is 200\" is a Then step"), "{found:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_features_readme_lists_every_step_with_its_example_and_every_rule() {
+        let readme = include_str!("../../../features/README.md");
+        for s in STEPS {
+            assert!(readme.contains(&format!("`{}`", s.expression)), "README lacks {}", s.expression);
+            assert!(
+                readme.contains(&format!("`{} {}`", s.kind, s.example)),
+                "README lacks the example {}",
+                s.example
+            );
+        }
+        for rule in lift::security::compliance::builtin() {
+            assert!(readme.contains(&format!("| `{}` |", rule.id())), "README lacks rule {}", rule.id());
+        }
+    }
 }
