@@ -116,6 +116,11 @@ pub enum OnFlushFailure {
 /// [`degrade`](Self::degrade) the request gets its answer instead, marked
 /// [`AuditStorage::Degraded`]. When the buffer is full, the request waits for room.
 ///
+/// The 503 comes after the handler ran: whatever it wrote stays written, and the entry
+/// stays buffered for the next flush. A client's retry (a 503 invites one) runs the
+/// handler again, since the idempotency layer keeps no 5xx answer: handlers behind an
+/// audit-critical layer must tolerate a repeat.
+///
 /// # Examples
 ///
 /// ```no_run
