@@ -13,7 +13,7 @@ use lift::security::audit::{
 };
 use lift::security::compliance::{ComplianceLayer, ComplianceRecorder, RuleRecord};
 use lift::security::protection::detect::scan_text;
-use lift::security::protection::{DataClass, Envelope, HttpKmsClient};
+use lift::security::protection::{AwsKmsClient, DataClass, Envelope};
 use lift::security::threat::{ThreatLayer, ThreatStore};
 use lift::store::{KeyAttribute, TableDef};
 use lift::{Body, Request, Response};
@@ -205,7 +205,7 @@ impl ComplianceWorld {
             .audit(trail.clone())
             .build()
             .expect("threat layer");
-        let kms = HttpKmsClient::new(&mocks.kms.uri()).expect("kms client");
+        let kms = AwsKmsClient::endpoint(&mocks.kms.uri(), "eu-west-1").expect("kms client");
         let records = Records {
             client: client.clone(),
             table: records_table.clone(),
