@@ -8,7 +8,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, Method, StatusCode};
-use lift::security::audit::{AuditEntry, Outcome};
+use lift::security::audit::{AuditEntry, AuditStorage, Outcome};
 use lift::security::compliance::{builtin, check, InvocationRecord, Phase, RequestView, ResponseView};
 
 fn invocation() -> InvocationRecord {
@@ -50,6 +50,7 @@ fn invocation() -> InvocationRecord {
         ],
         audit: vec![AuditEntry::new("acme", "user-1", "POST /payments", "payment/pay_8f14e45f", Outcome::Success)
             .data_classes(["pci"])],
+        audit_storage: Some(AuditStorage::Stored),
     }
 }
 

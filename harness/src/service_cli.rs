@@ -95,6 +95,11 @@ async fn compliance(target: impl ComplianceTarget, features: &Path, out: &Path) 
         run.report.display(),
         run.report_markdown.display()
     );
-    anyhow::ensure!(run.failed == 0, "{} compliance step(s) failed", run.failed);
+    anyhow::ensure!(
+        run.failed == 0,
+        "{} compliance step(s) failed{}",
+        run.failed,
+        run.problems.iter().map(|p| format!("\n{p}")).collect::<String>()
+    );
     Ok(())
 }

@@ -238,3 +238,98 @@ async fn the_layer_records_and_flushes_every_request() {
     assert_eq!(entries[1].entry.outcome, Outcome::Denied);
     trail.verify("clinic-1").await.unwrap();
 }
+
+/// A payment handler that names its cardholder data for the audit entry.
+async fn pay(req: Request) -> Response {
+    if let Some(audit) = AuditHandle::of(&req) {
+        audit.action("payments.create").data_class("pci");
+    }
+    lift::json_response(StatusCode::CREATED, &serde_json::json!({"id": "pay_1", "card": {"last4": "1111"}}))
+}
+
+#[tokio::test]
+async fn an_entry_that_cannot_be_stored_fails_the_request_unless_the_layer_degrades_and_says_so() {
+    use lift::security::audit::{AuditStorage, Audited, AUDIT_UNAVAILABLE};
+    use lift::security::compliance::{ComplianceLayer, ComplianceRecorder, Framework, Status};
+    use lift_harness::faults::{AwsFaultProxy, DynamoDbFault, ANY_OPERATION};
+
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let table = local.create_table(&lift::store::tables::audit()).await.expect("create the table");
+    let proxy = AwsFaultProxy::start(local.endpoint()).await.expect("the fault proxy");
+    let client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let trail = self::trail(&client, &table);
+    let recorder = ComplianceRecorder::new();
+    let authenticate = tower::util::MapRequestLayer::new(|mut req: Request| {
+        if let Some(ctx) = Context::of_mut(&mut req) {
+            ctx.set_principal(Principal::new("alice", "acme"));
+        }
+        req
+    });
+    let app = |audit: AuditLayer| {
+        App::new()
+            .post("/payments", pay)
+            .layer(audit)
+            .layer(ComplianceLayer::new(recorder.clone()))
+            .layer(authenticate.clone())
+            .into_service()
+    };
+    let strict = app(AuditLayer::new(trail.clone()));
+    let lenient = app(AuditLayer::new(trail.clone()).degrade());
+    let pay = || {
+        http::Request::post("/payments")
+            .header("x-forwarded-proto", "https")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"card_number":"4111 1111 1111 1111","amount":100}"#))
+            .unwrap()
+    };
+    let pci_10_2_1 =
+        || recorder.records().into_iter().find(|r| r.id == "PCI-DSS 10.2.1").expect("the rule is registered");
+
+    // The store works: the entry is stored before the answer, and that is evidence.
+    let res = strict.clone().oneshot(pay()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.extensions().get::<AuditStorage>(), Some(&AuditStorage::Stored));
+    let r = pci_10_2_1();
+    assert_eq!((r.applied, r.held, r.violated), (1, 1, 0));
+
+    // DynamoDB answers every call with a 500: the audit-critical route refuses.
+    proxy.inject(ANY_OPERATION, DynamoDbFault::InternalServerError, 1.0);
+    let res = strict.clone().oneshot(pay()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(res.extensions().get::<AuditStorage>(), Some(&AuditStorage::Refused));
+    let body: serde_json::Value = serde_json::from_slice(res.body().as_bytes()).unwrap();
+    assert_eq!(body["type"], AUDIT_UNAVAILABLE);
+    assert_eq!(body["status"], 503);
+    let text = body.to_string();
+    assert!(
+        !text.contains("pay_1") && !text.contains("InternalServerError"),
+        "no answer, no internals: {text}"
+    );
+    assert!(res.extensions().get::<Audited>().is_some(), "the entry is still attached, and buffered");
+    assert_eq!(trail.pending(), 1, "nothing was dropped");
+    assert_eq!(pci_10_2_1().violated, 0, "a refused request answered no cardholder data");
+
+    // A degrading layer answers; the breach of the audit requirement is on record.
+    let res = lenient.clone().oneshot(pay()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.extensions().get::<AuditStorage>(), Some(&AuditStorage::Degraded));
+    let r = pci_10_2_1();
+    assert_eq!((r.applied, r.held, r.violated), (2, 1, 1));
+    assert!(r.evidence.back().unwrap().detail.contains("audit degraded"), "{:?}", r.evidence);
+    let report = recorder.report();
+    assert_eq!(
+        (report.audit_storage.stored, report.audit_storage.refused, report.audit_storage.degraded),
+        (1, 1, 1)
+    );
+    let pci = report.frameworks.iter().find(|f| f.framework == Framework::PciDss).unwrap();
+    assert_eq!(pci.status, Status::Fail);
+    let markdown = report.to_markdown();
+    assert!(markdown.contains("**Audit degraded:** 1 answer(s)"), "{markdown}");
+
+    // The store is back: the buffered entries are stored in order and the chain holds.
+    proxy.clear();
+    assert_eq!(trail.flush().await.unwrap(), 2);
+    assert_eq!(trail.pending(), 0);
+    assert_eq!(trail.verify("acme").await.unwrap().entries, 3);
+}

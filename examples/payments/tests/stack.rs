@@ -171,7 +171,7 @@ async fn a_payment_goes_through_metrics_xray_jwt_idempotency_compliance_and_audi
     // for PCI-DSS 10.2.1 to see, so compliance sits outside the audit layer).
     let records = env.compliance.records();
     let pci_audit = records.iter().find(|r| r.id == "PCI-DSS 10.2.1").expect("the PCI audit rule ran");
-    assert!(pci_audit.checked >= 1, "{pci_audit:?}");
+    assert!(pci_audit.applied >= 1 && pci_audit.held == pci_audit.applied, "{pci_audit:?}");
     assert_eq!(pci_audit.violated, 0, "the create was audited: {pci_audit:?}");
 
     // Audit: the create is in the tenant's chain, by the token's subject, and the chain holds.
@@ -192,8 +192,9 @@ async fn a_request_without_a_token_gets_401_problem_json_and_is_still_measured()
     // Observability is outside JWT: the refusal is counted as a 4xx.
     let docs = env.emf();
     assert!(docs.iter().any(|d| d["4xx"] == 1.0), "{docs:?}");
-    // Nothing inside JWT saw it: no audit entry, no compliance check.
-    assert!(env.compliance.records().iter().all(|r| r.checked == 0), "{:?}", env.compliance.records());
+    // Nothing inside JWT saw it: no audit entry, no compliance check (SOC2 CC6.1 and CC6.7
+    // apply to every answer of a protected route the layer sees).
+    assert!(env.compliance.records().iter().all(|r| r.applied == 0), "{:?}", env.compliance.records());
 }
 
 #[tokio::test]

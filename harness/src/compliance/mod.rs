@@ -1,47 +1,36 @@
 //! The compliance suites: `features/*.feature`, run with cucumber against a service (a
-//! [`ComplianceTarget`], e.g. the payments example) and a small health-records service on
-//! DynamoDB Local, behind Lift's audit, compliance and threat middleware.
+//! [`ComplianceTarget`], e.g. the payments example) and a small health-records service
+//! (records stored encrypted in DynamoDB Local under the KMS mock), behind Lift's JWT,
+//! threat, compliance and audit middleware.
 //!
 //! [`run`] runs them (a service's `compliance_suites` test and its harness binary call it)
 //! and writes JUnit XML, cucumber JSON and the per-framework compliance report.
 //!
 //! # The step library
 //!
-//! Write new scenarios in Gherkin with these steps; no Rust needed. `<tenant>`, `<region>`
-//! and `<id>` are single words; strings are in double quotes.
+//! Write new scenarios in Gherkin with the steps of [`library::STEPS`] (listed with an
+//! example each in `features/README.md`); no Rust needed. Each scenario gets its own
+//! service, tables, audit trail and compliance recorder, so "was violated" and "refused"
+//! speak of the scenario's own requests. Requests carry real RS256 JWTs signed by the
+//! harness's JWKS issuer ([`crate::aws::JwksIssuer`]).
 //!
-//! | Step | Does |
-//! |---|---|
-//! | `Given the service runs in region <region>` | (re)builds the service under test in that region (default `eu-west-1`) |
-//! | `When tenant <tenant> pays <amount> <currency> with card "<number>"` | `POST /payments` as that tenant |
-//! | `When tenant <tenant> pays for a customer in <country>` | a payment whose customer lives in that country |
-//! | `When tenant <tenant> erases customer <id>` | `DELETE /customers/<id>` (GDPR erasure) |
-//! | `When tenant <tenant> reads the records of patient <id>` | `GET /patients/<id>/records` (ePHI) |
-//! | `When an anonymous caller reads the records of patient <id>` | the same, without credentials |
-//! | `When tenant <tenant> looks up payment "<text>"` | `GET /payments/<text>` (the text is URL-encoded) |
-//! | `When the stored audit entry <n> of tenant <tenant> is altered` | rewrites the actor of that entry in DynamoDB |
-//! | `Then the answer is <status>` | the last response's status |
-//! | `Then no card number appears in the answer, the logs or the stored payments` | scans all three for a PAN in clear |
-//! | `Then no stored payment of tenant <tenant> names customer <id>` | their name, email and country are gone from DynamoDB |
-//! | `Then the audit trail of tenant <tenant> records "<action>" with data class <class>` | reads the trail back from DynamoDB |
-//! | `Then the audit chain of tenant <tenant> verifies` | walks the stored chain |
-//! | `Then the audit chain of tenant <tenant> is broken at entry <n>` | and names the entry |
-//! | `Then the rule "<id>" was never violated` / `... was violated` / `... refused the request` | the compliance recorder's evidence |
-//! | `Then a threat incident was recorded for tenant <tenant>` | a `threat.incident` audit entry exists |
+//! A step that matches no library step, or several, fails the run before it starts and
+//! names the closest step; a feature that does not parse fails it with its file and line.
 //!
 //! Tags: `@pci_dss`, `@hipaa`, `@soc2`, `@gdpr` per framework, and one per requirement
-//! (`@PCI-DSS-3.4`...).
+//! (`@PCI-DSS-3.4`...). A framework without a scenario of its own is never Pass.
 
+pub mod library;
 mod steps;
 mod target;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cucumber::writer::Stats as _;
 use cucumber::{writer, World as _, WriterExt as _};
 use lift::middleware::logging::MemoryWriter;
-use lift::security::compliance::{ComplianceRecorder, ComplianceReport};
+use lift::security::compliance::{AuditEvidence, ComplianceRecorder, ComplianceReport, Framework, Status};
 
 pub use steps::ComplianceWorld;
 pub use target::{ComplianceTarget, TargetEnv};
@@ -60,19 +49,78 @@ pub(crate) fn logs() -> &'static MemoryWriter {
     })
 }
 
-/// Every check the suites' services made, for the report.
-pub(crate) fn recorder() -> &'static ComplianceRecorder {
-    static RECORDER: OnceLock<ComplianceRecorder> = OnceLock::new();
-    RECORDER.get_or_init(ComplianceRecorder::new)
+/// The mocks the suites' services use: the JWKS issuer that signs the callers' tokens
+/// and the KMS that holds the health records' keys. Started once per process.
+pub(crate) struct Mocks {
+    pub(crate) jwks: crate::aws::JwksIssuer,
+    pub(crate) kms: crate::aws::KmsMock,
+}
+
+pub(crate) async fn mocks() -> &'static Mocks {
+    static MOCKS: tokio::sync::OnceCell<Mocks> = tokio::sync::OnceCell::const_new();
+    MOCKS
+        .get_or_init(|| async {
+            Mocks {
+                jwks: crate::aws::JwksIssuer::start().await.expect("the JWKS issuer"),
+                kms: crate::aws::KmsMock::start("eu-west-1").await,
+            }
+        })
+        .await
+}
+
+/// What one run gathered from its scenarios: every check, and the audit chains.
+#[derive(Default)]
+struct Gathered {
+    recorder: ComplianceRecorder,
+    chains: Vec<AuditEvidence>,
+}
+
+fn gathered() -> &'static Mutex<Gathered> {
+    static GATHERED: OnceLock<Mutex<Gathered>> = OnceLock::new();
+    GATHERED.get_or_init(Mutex::default)
+}
+
+/// After each scenario: its checks join the run's, and the audit chains of its tenants are
+/// verified (with their signed checkpoints) through [`ComplianceReport::with_audit`].
+fn after_scenario<'a>(
+    _feature: &'a cucumber::gherkin::Feature,
+    _rule: Option<&'a cucumber::gherkin::Rule>,
+    scenario: &'a cucumber::gherkin::Scenario,
+    _event: &'a cucumber::event::ScenarioFinished,
+    world: Option<&'a mut ComplianceWorld>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> {
+    Box::pin(async move {
+        let Some(world) = world else { return };
+        let mut tenants: Vec<&str> =
+            world.tenants.iter().filter(|t| !world.altered.contains(*t)).map(String::as_str).collect();
+        tenants.sort_unstable();
+        let chains = match world.trail() {
+            Some(trail) => {
+                let report = world.recorder.report().with_audit(&trail, &tenants).await;
+                report.frameworks.first().map(|f| f.audit.clone()).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        let mut gathered = gathered().lock().unwrap_or_else(|p| p.into_inner());
+        gathered.recorder.absorb(&world.recorder);
+        for mut chain in chains {
+            chain.tenant = format!("{} ({})", chain.tenant, scenario.name);
+            gathered.chains.push(chain);
+        }
+    })
 }
 
 /// What a run produced.
 #[derive(Debug)]
 pub struct SuiteRun {
-    /// Steps that failed, plus features that did not parse and hooks that failed.
+    /// Steps that failed, plus features that did not parse, steps that match no library
+    /// step or several, and hooks that failed.
     pub failed: usize,
     /// Steps that passed.
     pub passed: usize,
+    /// What was wrong with the features before they ran: `file:line: ...`, with the
+    /// closest library step for a step that matches none.
+    pub problems: Vec<String>,
     /// The JUnit XML file.
     pub junit: PathBuf,
     /// The cucumber JSON file.
@@ -92,11 +140,17 @@ pub struct SuiteRun {
 pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> std::io::Result<SuiteRun> {
     target::set(Arc::new(target));
     std::fs::create_dir_all(out)?;
+    *gathered().lock().unwrap_or_else(|p| p.into_inner()) = Gathered::default();
+    let problems = library::problems(features);
+    for problem in &problems {
+        eprintln!("compliance suites: {problem}");
+    }
     let junit = out.join("compliance.junit.xml");
     let json = out.join("compliance.cucumber.json");
     let _ = logs();
     let result = ComplianceWorld::cucumber()
         .max_concurrent_scenarios(1)
+        .after(after_scenario)
         .with_writer(
             writer::Basic::stdout()
                 .summarized()
@@ -104,42 +158,45 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
                 .tee::<ComplianceWorld, _>(writer::Json::for_tee(std::fs::File::create(&json)?))
                 .normalized(),
         )
+        // After the writer: a step that matches nothing fails instead of being skipped.
+        .fail_on_skipped()
         // Options come from the caller, never from the process's arguments (they belong to
         // `lift-harness` or to the test binary).
         .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
         .run(features)
         .await;
-    let failed = result.failed_steps() + result.parsing_errors() + result.hook_errors();
+    let failed = result.failed_steps()
+        + result.skipped_steps()
+        + result.parsing_errors()
+        + result.hook_errors()
+        + problems.len();
     let passed = result.passed_steps();
-    let report: ComplianceReport = recorder().report();
+    let (recorder, chains) = {
+        let gathered = gathered().lock().unwrap_or_else(|p| p.into_inner());
+        (gathered.recorder.clone(), gathered.chains.clone())
+    };
     let scenarios = scenarios(&std::fs::read_to_string(&json).unwrap_or_default());
+    let report = verdicts(recorder.report(), &chains, &scenarios);
     let mut report_json = report.to_json();
     let mut markdown = report.to_markdown();
+    if !problems.is_empty() {
+        markdown.push_str("\n# Problems in the features\n\n");
+        for problem in &problems {
+            markdown.push_str(&format!("- {problem}\n"));
+        }
+        report_json["problems"] = serde_json::to_value(&problems).unwrap_or_default();
+    }
     markdown
         .push_str("\n# Scenarios\n\n| Framework | Scenario | Requirements | Result |\n|---|---|---|---|\n");
     if let Some(frameworks) = report_json["frameworks"].as_array_mut() {
-        for f in frameworks {
-            let tag = match f["framework"].as_str() {
-                Some("PciDss") => "pci_dss",
-                Some("Hipaa") => "hipaa",
-                Some("Soc2") => "soc2",
-                _ => "gdpr",
-            };
+        for (f, framework) in frameworks.iter_mut().zip(&report.frameworks) {
+            let tag = tag(framework.framework);
             let mine: Vec<&Scenario> = scenarios.iter().filter(|s| s.tags.iter().any(|t| t == tag)).collect();
-            if mine.iter().any(|s| !s.passed) {
-                f["status"] = "Fail".into();
-            }
             for s in &mine {
-                let requirements: Vec<&str> = s
-                    .tags
-                    .iter()
-                    .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
-                    .map(String::as_str)
-                    .collect();
                 markdown.push_str(&format!(
                     "| {tag} | {} | {} | {} |\n",
-                    s.name,
-                    requirements.join(" "),
+                    s.name.replace('|', "\\|"),
+                    s.requirements().join(" "),
                     if s.passed { "pass" } else { "FAIL" }
                 ));
             }
@@ -150,7 +207,39 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
     std::fs::write(&report_path, serde_json::to_string_pretty(&report_json).unwrap_or_default())?;
     let report_markdown = out.join("compliance-report.md");
     std::fs::write(&report_markdown, markdown)?;
-    Ok(SuiteRun { failed, passed, junit, json, report: report_path, report_markdown })
+    Ok(SuiteRun { failed, passed, problems, junit, json, report: report_path, report_markdown })
+}
+
+/// The framework's tag in the features.
+fn tag(framework: Framework) -> &'static str {
+    match framework {
+        Framework::PciDss => "pci_dss",
+        Framework::Hipaa => "hipaa",
+        Framework::Soc2 => "soc2",
+        Framework::Gdpr => "gdpr",
+    }
+}
+
+/// The run's verdicts, one place for both report formats: the recorded checks, the audit
+/// chains (a broken one fails every framework), and the scenarios (a failed scenario fails
+/// its framework; a framework without a scenario of its own is never Pass).
+fn verdicts(
+    mut report: ComplianceReport,
+    chains: &[AuditEvidence],
+    scenarios: &[Scenario],
+) -> ComplianceReport {
+    let broken = chains.iter().any(|c| c.problem.is_some());
+    for f in &mut report.frameworks {
+        f.audit = chains.to_vec();
+        let mine: Vec<&Scenario> =
+            scenarios.iter().filter(|s| s.tags.iter().any(|t| t == tag(f.framework))).collect();
+        if broken || mine.iter().any(|s| !s.passed) {
+            f.status = Status::Fail;
+        } else if mine.is_empty() && f.status == Status::Pass {
+            f.status = Status::Incomplete;
+        }
+    }
+    report
 }
 
 /// A scenario's result, from the cucumber JSON.
@@ -163,6 +252,16 @@ struct Scenario {
     passed: bool,
 }
 
+impl Scenario {
+    /// The requirement tags (`PCI-DSS-3.4`, `SOC2-CC7.2`...), not the framework tags.
+    fn requirements(&self) -> Vec<&str> {
+        self.tags
+            .iter()
+            .filter(|t| Framework::ALL.iter().any(|f| t.starts_with(&format!("{}-", f.name()))))
+            .map(String::as_str)
+            .collect()
+    }
+}
 fn scenarios(cucumber_json: &str) -> Vec<Scenario> {
     let tags = |v: &serde_json::Value| -> Vec<String> {
         v["tags"]

@@ -1,27 +1,38 @@
-//! The world of the compliance suites and its steps.
+//! The world of the compliance suites and its steps (listed, with examples, in
+//! [`super::library::STEPS`] and `features/README.md`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cucumber::{given, then, when};
 use http::{Method, StatusCode};
 use lift::app::AppService;
-use lift::middleware::auth::require_scope;
-use lift::security::audit::{AuditHandle, AuditLayer, AuditQuery, AuditTrail, ChainBreak};
-use lift::security::compliance::ComplianceLayer;
+use lift::middleware::auth::{require_scope, Issuer, JwtLayer};
+use lift::security::audit::{
+    AuditHandle, AuditLayer, AuditQuery, AuditTrail, ChainBreak, CheckpointKey, Outcome,
+};
+use lift::security::compliance::{ComplianceLayer, ComplianceRecorder, RuleRecord};
 use lift::security::protection::detect::scan_text;
-use lift::security::protection::DataClass;
+use lift::security::protection::{AwsKmsClient, DataClass, Envelope};
 use lift::security::threat::{ThreatLayer, ThreatStore};
-use lift::{Body, Context, Principal, Request, Response};
+use lift::store::{KeyAttribute, TableDef};
+use lift::{Body, Request, Response};
 use tower::ServiceExt;
 
 use super::target::TargetEnv;
 use crate::dynamodb::DynamoDbLocal;
 
-/// The header the suites name their tenant in (the suites' stand-in for a JWT).
-const TENANT_HEADER: &str = "x-suite-tenant";
-/// The scope needed to read health records.
+/// The scope needed to read and write health records.
 const RECORDS_SCOPE: &str = "records:read";
+/// The audience of the suites' tokens.
+const AUDIENCE: &str = "lift-compliance-suites";
+/// The checkpoint key of the suites' audit trails (test data only).
+const CHECKPOINT_KEY: &[u8] = b"compliance-suites-checkpoint-key-0001";
 
-/// One scenario's state: the service under test, its tables, the last answer.
+/// A stored item, as DynamoDB gives it.
+type Item = HashMap<String, AttributeValue>;
+
+/// One scenario's state: its own service, tables, recorder, tokens and requests.
 #[derive(Debug, Default, cucumber::World)]
 pub struct ComplianceWorld {
     env: Option<Env>,
@@ -29,45 +40,119 @@ pub struct ComplianceWorld {
     status: Option<StatusCode>,
     body: String,
     log_mark: usize,
+    /// What this scenario's requests did to the rules (never another scenario's).
+    pub(crate) recorder: ComplianceRecorder,
+    /// Roles and scopes per tenant, when a step set them.
+    grants: HashMap<String, (Vec<String>, Vec<String>)>,
+    /// The id of the payment the scenario created last.
+    last_payment: Option<String>,
+    /// Headers and transport for the next request only.
+    next_headers: Vec<(String, String)>,
+    next_plain: bool,
+    /// Each tenant's stored items after its own last request.
+    snapshots: HashMap<String, Vec<BTreeMap<String, String>>>,
+    /// Tenants that sent requests (their audit chains go into the report).
+    pub(crate) tenants: HashSet<String>,
+    /// Tenants whose chain the scenario altered on purpose.
+    pub(crate) altered: HashSet<String>,
 }
 
 #[derive(Clone)]
-struct Env {
+pub(crate) struct Env {
     service: AppService,
     client: aws_sdk_dynamodb::Client,
-    payments_table: String,
+    tables: Vec<String>,
     audit_table: String,
-    trail: AuditTrail,
+    pub(crate) trail: AuditTrail,
 }
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env").field("payments_table", &self.payments_table).finish_non_exhaustive()
+        f.debug_struct("Env").field("tables", &self.tables).finish_non_exhaustive()
     }
 }
 
-/// `GET /patients/:id/records`: a small health-records service (ePHI).
-async fn patient_records(req: Request) -> Response {
-    let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();
-    if let Some(audit) = AuditHandle::of(&req) {
-        audit.action("records.read").resource(format!("patient/{id}")).data_class("phi");
-    }
-    lift::json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "patient_id": id, "diagnosis": "J45.909", "medications": ["salbutamol"] }),
-    )
+/// The health-records part of the suites' service: records stored encrypted (envelope
+/// encryption, data keys from the KMS mock) in DynamoDB, per tenant and patient.
+#[derive(Clone)]
+struct Records {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    envelope: std::sync::Arc<Envelope>,
 }
 
-/// Authenticates from the suite header (the target's scopes), as a JWT layer would.
-fn authenticate(scopes: Vec<String>) -> impl Fn(Request) -> Request + Clone + Send + Sync + 'static {
-    move |mut req: Request| {
-        let tenant = req.headers().get(TENANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        req.headers_mut().remove(TENANT_HEADER);
-        if let (Some(tenant), Some(ctx)) = (tenant, Context::of_mut(&mut req)) {
-            let scopes = scopes.iter().map(String::as_str).chain([RECORDS_SCOPE]);
-            ctx.set_principal(Principal::new(format!("user@{tenant}"), tenant).with_scopes(scopes));
+fn records_table() -> TableDef {
+    TableDef::new("compliance-records", KeyAttribute::string("pk")).with_sort_key(KeyAttribute::string("sk"))
+}
+
+impl Records {
+    fn tenant(req: &Request) -> Option<String> {
+        lift::Context::of(req).and_then(lift::Context::principal).map(|p| p.tenant.clone())
+    }
+
+    /// `POST /patients/:id/records`: `{"diagnosis": "...", "medications": [...]}`.
+    async fn store(&self, req: Request) -> Response {
+        let (Some(tenant), Some(id)) = (Self::tenant(&req), lift::path_param(&req, "id").map(str::to_owned))
+        else {
+            return lift::Error::forbidden("no tenant").into_response();
+        };
+        if let Some(audit) = AuditHandle::of(&req) {
+            audit.action("records.write").resource(format!("patient/{id}")).data_class("phi");
         }
-        req
+        let sealed = match self.envelope.encrypt(&tenant, req.body().as_bytes()).await {
+            Ok(sealed) => sealed,
+            Err(err) => return lift::Error::internal(err).render(None),
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("{tenant}#{id}")))
+            .item("sk", AttributeValue::S(uuid::Uuid::new_v4().to_string()))
+            .item("record", AttributeValue::B(sealed.into()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => lift::json_response(StatusCode::CREATED, &serde_json::json!({ "patient_id": id })),
+            Err(err) => lift::Error::internal(err).render(None),
+        }
+    }
+
+    /// `GET /patients/:id/records`: every stored record of the patient, decrypted.
+    async fn read(&self, req: Request) -> Response {
+        let (Some(tenant), Some(id)) = (Self::tenant(&req), lift::path_param(&req, "id").map(str::to_owned))
+        else {
+            return lift::Error::forbidden("no tenant").into_response();
+        };
+        if let Some(audit) = AuditHandle::of(&req) {
+            audit.action("records.read").resource(format!("patient/{id}")).data_class("phi");
+        }
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("{tenant}#{id}")))
+            .send()
+            .await;
+        let items = match found {
+            Ok(out) => out.items.unwrap_or_default(),
+            Err(err) => return lift::Error::internal(err).render(None),
+        };
+        let mut records = Vec::new();
+        for item in items {
+            let Some(AttributeValue::B(sealed)) = item.get("record") else { continue };
+            match self.envelope.decrypt(&tenant, sealed.as_ref()).await {
+                Ok(plain) => {
+                    records.push(serde_json::from_slice::<serde_json::Value>(&plain).unwrap_or_default())
+                }
+                Err(err) => return lift::Error::internal(err).render(None),
+            }
+        }
+        if records.is_empty() {
+            return lift::Error::not_found().into_response();
+        }
+        lift::json_response(StatusCode::OK, &serde_json::json!({ "patient_id": id, "records": records }))
     }
 }
 
@@ -85,6 +170,10 @@ fn classify_for_audit(req: Request) -> Request {
     req
 }
 
+fn item_text(item: &Item) -> BTreeMap<String, String> {
+    item.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect()
+}
+
 impl ComplianceWorld {
     async fn env(&mut self) -> Env {
         if let Some(env) = &self.env {
@@ -92,45 +181,95 @@ impl ComplianceWorld {
         }
         let region = self.region.clone().unwrap_or_else(|| "eu-west-1".to_owned());
         let target = super::target::get();
+        let mocks = super::mocks().await;
         let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
         let client = ddb.client().await;
         let mut tables = Vec::new();
         for def in target.tables() {
             tables.push(ddb.create_table(&def).await.expect("the service's table"));
         }
-        let payments_table = tables.first().cloned().expect("the service has a table");
+        let records_table = ddb.create_table(&records_table()).await.expect("records table");
         let audit_table = ddb.create_table(&lift::store::tables::audit()).await.expect("audit table");
+        let checkpoints =
+            ddb.create_table(&lift::store::tables::audit_checkpoints()).await.expect("checkpoint table");
         let blocklist = ddb.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
-        let trail = AuditTrail::builder().client(client.clone()).table(&audit_table).build().expect("trail");
+        let trail = AuditTrail::builder()
+            .client(client.clone())
+            .table(&audit_table)
+            .checkpoint_table(&checkpoints)
+            .checkpoint_key(CheckpointKey::new(CHECKPOINT_KEY).expect("checkpoint key"))
+            .build()
+            .expect("trail");
         let threat = ThreatLayer::builder()
             .store(ThreatStore::new(client.clone()).with_table(blocklist))
             .audit(trail.clone())
             .build()
             .expect("threat layer");
-        let target_env = TargetEnv { client: client.clone(), tables, logs: super::logs().clone() };
+        let kms = AwsKmsClient::endpoint(&mocks.kms.uri(), "eu-west-1").expect("kms client");
+        let records = Records {
+            client: client.clone(),
+            table: records_table.clone(),
+            envelope: std::sync::Arc::new(Envelope::new(kms, "alias/lift-default")),
+        };
+        let target_env =
+            TargetEnv { client: client.clone(), tables: tables.clone(), logs: super::logs().clone() };
+        let (read, write) = (records.clone(), records);
         let app = target
             .app(&target_env)
             .route(
                 Method::GET,
                 "/patients/:id/records",
-                lift::app::Route::from_handler(patient_records).layer(require_scope(RECORDS_SCOPE)),
+                lift::app::Route::from_handler(move |req| {
+                    let records = read.clone();
+                    async move { records.read(req).await }
+                })
+                .layer(require_scope(RECORDS_SCOPE)),
+            )
+            .route(
+                Method::POST,
+                "/patients/:id/records",
+                lift::app::Route::from_handler(move |req| {
+                    let records = write.clone();
+                    async move { records.store(req).await }
+                })
+                .layer(require_scope(RECORDS_SCOPE)),
             )
             .region(region);
+        let jwt = JwtLayer::builder()
+            .issuer(Issuer::jwks(mocks.jwks.issuer(), mocks.jwks.jwks_url()).audience(AUDIENCE))
+            .exempt_path("/health*")
+            .build()
+            .expect("the JWT layer");
         let service = app
             .layer(tower::util::MapRequestLayer::new(classify_for_audit))
             .layer(AuditLayer::new(trail.clone()))
             .layer(
-                ComplianceLayer::new(super::recorder().clone())
-                    .logs(super::logs().clone())
-                    .audit(trail.clone()),
+                ComplianceLayer::new(self.recorder.clone()).logs(super::logs().clone()).audit(trail.clone()),
             )
             .layer(threat)
-            .layer(tower::util::MapRequestLayer::new(authenticate(target.scopes())))
+            .layer(jwt)
             .into_service();
-        let env = Env { service, client, payments_table, audit_table, trail };
+        tables.push(records_table);
+        let env = Env { service, client, tables, audit_table, trail };
         self.env = Some(env.clone());
         self.log_mark = super::logs().lines().len();
         env
+    }
+
+    /// A real RS256 token of a user of `tenant`, with the tenant's roles and scopes.
+    async fn token(&self, tenant: &str) -> String {
+        let mocks = super::mocks().await;
+        let target = super::target::get();
+        let (roles, scopes) = self.grants.get(tenant).cloned().unwrap_or_else(|| {
+            let mut scopes = target.scopes();
+            scopes.push(RECORDS_SCOPE.to_owned());
+            (Vec::new(), scopes)
+        });
+        let mut claims = mocks.jwks.claims(&format!("user@{tenant}"), AUDIENCE);
+        claims["tenant_id"] = tenant.into();
+        claims["scope"] = scopes.join(" ").into();
+        claims["roles"] = roles.into();
+        mocks.jwks.sign(&claims, crate::aws::Alg::Rs256, None).expect("the issuer signs")
     }
 
     async fn call(
@@ -141,13 +280,18 @@ impl ComplianceWorld {
         body: Option<serde_json::Value>,
     ) {
         let env = self.env().await;
+        let proto = if std::mem::take(&mut self.next_plain) { "http" } else { "https" };
         let mut builder = http::Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(uri)
-            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-proto", proto)
             .header("idempotency-key", uuid::Uuid::new_v4().to_string());
+        for (name, value) in std::mem::take(&mut self.next_headers) {
+            builder = builder.header(name, value);
+        }
         if let Some(tenant) = tenant {
-            builder = builder.header(TENANT_HEADER, tenant);
+            self.tenants.insert(tenant.to_owned());
+            builder = builder.header("authorization", format!("Bearer {}", self.token(tenant).await));
         }
         let body = match body {
             Some(json) => {
@@ -156,14 +300,64 @@ impl ComplianceWorld {
             }
             None => Body::empty(),
         };
-        let res =
-            env.service.oneshot(builder.body(body).expect("a valid request")).await.expect("infallible");
+        let req = builder.body(body).unwrap_or_else(|err| panic!("not a valid request ({uri}): {err}"));
+        let res = env.service.oneshot(req).await.expect("infallible");
         self.status = Some(res.status());
         self.body = String::from_utf8_lossy(res.body().as_bytes()).into_owned();
+        if method == Method::POST && uri == "/payments" && res.status() == StatusCode::CREATED {
+            let created: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
+            self.last_payment = created["id"].as_str().map(str::to_owned);
+        }
+        if let Some(tenant) = tenant {
+            let items = self.tenant_items(tenant).await;
+            self.snapshots.insert(tenant.to_owned(), items);
+        }
+    }
+
+    /// The stored items of a tenant in the service's first table, sorted.
+    async fn tenant_items(&mut self, tenant: &str) -> Vec<BTreeMap<String, String>> {
+        let env = self.env().await;
+        let wanted = format!("TENANT#{tenant}");
+        let mut items: Vec<BTreeMap<String, String>> = self
+            .scan(&env, &env.tables[0])
+            .await
+            .iter()
+            .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with(&wanted)))
+            .map(item_text)
+            .collect();
+        items.sort();
+        items
+    }
+
+    async fn scan(&self, env: &Env, table: &str) -> Vec<Item> {
+        let out =
+            env.client.scan().table_name(table).consistent_read(true).send().await.expect("scan a table");
+        out.items.unwrap_or_default()
     }
 
     fn scenario_logs(&self) -> Vec<String> {
         super::logs().lines().into_iter().skip(self.log_mark).collect()
+    }
+
+    fn rule(&self, rule: &str) -> RuleRecord {
+        self.recorder
+            .records()
+            .into_iter()
+            .find(|r| r.id == rule)
+            .unwrap_or_else(|| panic!("no rule {rule}: the service's rules are {:?}", self.rule_ids()))
+    }
+
+    fn rule_ids(&self) -> Vec<String> {
+        self.recorder.records().into_iter().map(|r| r.id).collect()
+    }
+
+    /// The scenario's audit trail, if its service was built.
+    pub(crate) fn trail(&self) -> Option<AuditTrail> {
+        self.env.as_ref().map(|e| e.trail.clone())
+    }
+
+    fn last_payment(&self) -> String {
+        self.last_payment.clone().expect("the scenario created no payment yet")
     }
 }
 
@@ -176,6 +370,10 @@ fn payment(amount: u64, currency: &str, card: &str, country: &str) -> serde_json
     })
 }
 
+fn words(list: &str) -> Vec<String> {
+    list.split([' ', ',']).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
 #[given(expr = "the service runs in region {word}")]
 async fn service_in_region(w: &mut ComplianceWorld, region: String) {
     w.region = Some(region);
@@ -183,9 +381,52 @@ async fn service_in_region(w: &mut ComplianceWorld, region: String) {
     w.env().await;
 }
 
+#[given(expr = "users of tenant {word} have roles {string} and scopes {string}")]
+async fn grants(w: &mut ComplianceWorld, tenant: String, roles: String, scopes: String) {
+    w.grants.insert(tenant, (words(&roles), words(&scopes)));
+}
+
+#[given("the next request goes over plain HTTP")]
+async fn plain_http(w: &mut ComplianceWorld) {
+    w.next_plain = true;
+}
+
+#[given(expr = "the next request carries header {string} with value {string}")]
+async fn header(w: &mut ComplianceWorld, name: String, value: String) {
+    w.next_headers.push((name, value));
+}
+
 #[when(expr = "tenant {word} pays {int} {word} with card {string}")]
 async fn pays(w: &mut ComplianceWorld, tenant: String, amount: u64, currency: String, card: String) {
     w.call(Method::POST, "/payments", Some(&tenant), Some(payment(amount, &currency, &card, "GB"))).await;
+}
+
+#[when(expr = "tenant {word} pays {int} {word} with card {string} described as {string}")]
+async fn pays_described(
+    w: &mut ComplianceWorld,
+    tenant: String,
+    amount: u64,
+    currency: String,
+    card: String,
+    text: String,
+) {
+    let mut body = payment(amount, &currency, &card, "GB");
+    body["description"] = text.into();
+    w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
+}
+
+#[when(expr = "tenant {word} pays {int} {word} with card {string} for customer {string}")]
+async fn pays_for(
+    w: &mut ComplianceWorld,
+    tenant: String,
+    amount: u64,
+    currency: String,
+    card: String,
+    name: String,
+) {
+    let mut body = payment(amount, &currency, &card, "GB");
+    body["customer"]["name"] = name.into();
+    w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
 }
 
 #[when(expr = "tenant {word} pays for a customer in {word}")]
@@ -194,9 +435,33 @@ async fn pays_from(w: &mut ComplianceWorld, tenant: String, country: String) {
     w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
 }
 
+#[when(expr = "tenant {word} refunds {int} of the last payment")]
+async fn refunds(w: &mut ComplianceWorld, tenant: String, amount: u64) {
+    let id = w.last_payment();
+    let body = serde_json::json!({ "amount": amount, "reason": "requested_by_customer" });
+    w.call(Method::POST, &format!("/payments/{id}/refunds"), Some(&tenant), Some(body)).await;
+}
+
+#[when(expr = "tenant {word} reads the last payment")]
+async fn reads_last(w: &mut ComplianceWorld, tenant: String) {
+    let id = w.last_payment();
+    w.call(Method::GET, &format!("/payments/{id}"), Some(&tenant), None).await;
+}
+
+#[when(expr = "tenant {word} lists payments with query {string}")]
+async fn lists(w: &mut ComplianceWorld, tenant: String, query: String) {
+    w.call(Method::GET, &format!("/payments?{query}"), Some(&tenant), None).await;
+}
+
 #[when(expr = "tenant {word} erases customer {word}")]
 async fn erases(w: &mut ComplianceWorld, tenant: String, customer: String) {
     w.call(Method::DELETE, &format!("/customers/{customer}"), Some(&tenant), None).await;
+}
+
+#[when(expr = "tenant {word} stores a record for patient {word} with diagnosis {string}")]
+async fn stores_record(w: &mut ComplianceWorld, tenant: String, patient: String, diagnosis: String) {
+    let body = serde_json::json!({ "diagnosis": diagnosis, "medications": ["salbutamol"] });
+    w.call(Method::POST, &format!("/patients/{patient}/records"), Some(&tenant), Some(body)).await;
 }
 
 #[when(expr = "tenant {word} reads the records of patient {word}")]
@@ -207,6 +472,30 @@ async fn reads_records(w: &mut ComplianceWorld, tenant: String, patient: String)
 #[when(expr = "an anonymous caller reads the records of patient {word}")]
 async fn anonymous_reads(w: &mut ComplianceWorld, patient: String) {
     w.call(Method::GET, &format!("/patients/{patient}/records"), None, None).await;
+}
+
+#[when(expr = "the stored records of patient {word} are corrupted")]
+async fn corrupt_records(w: &mut ComplianceWorld, patient: String) {
+    let env = w.env().await;
+    let table = env.tables.last().expect("the records table").clone();
+    let items = w.scan(&env, &table).await;
+    let theirs: Vec<&Item> = items
+        .iter()
+        .filter(|i| {
+            i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.ends_with(&format!("#{patient}")))
+        })
+        .collect();
+    assert!(!theirs.is_empty(), "patient {patient} has no stored record");
+    for item in theirs {
+        env.client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item.clone()))
+            .item("record", AttributeValue::B(b"not a sealed record".to_vec().into()))
+            .send()
+            .await
+            .expect("corrupt the record");
+    }
 }
 
 #[when(expr = "tenant {word} looks up payment {string}")]
@@ -227,6 +516,7 @@ async fn looks_up(w: &mut ComplianceWorld, tenant: String, text: String) {
 #[when(expr = "the stored audit entry {int} of tenant {word} is altered")]
 async fn alter_entry(w: &mut ComplianceWorld, seq: u64, tenant: String) {
     let env = w.env().await;
+    w.altered.insert(tenant.clone());
     env.client
         .update_item()
         .table_name(&env.audit_table)
@@ -245,6 +535,12 @@ async fn answer_is(w: &mut ComplianceWorld, status: u16) {
     assert_eq!(w.status.map(|s| s.as_u16()), Some(status), "answer body: {}", w.body);
 }
 
+#[then(expr = "the answer does not contain {string}")]
+async fn answer_lacks(w: &mut ComplianceWorld, text: String) {
+    assert!(w.status.is_some(), "no request was sent");
+    assert!(!w.body.contains(&text), "the answer contains {text:?}");
+}
+
 #[then("no card number appears in the answer, the logs or the stored payments")]
 async fn no_pan_anywhere(w: &mut ComplianceWorld) {
     let pan = |text: &str| scan_text(text).iter().any(|m| m.class == DataClass::Pan);
@@ -252,9 +548,7 @@ async fn no_pan_anywhere(w: &mut ComplianceWorld) {
     let leaking: Vec<String> = w.scenario_logs().into_iter().filter(|l| pan(l)).collect();
     assert!(leaking.is_empty(), "{} log line(s) carry a card number in clear", leaking.len());
     let env = w.env().await;
-    let items =
-        env.client.scan().table_name(&env.payments_table).send().await.expect("scan the payments table");
-    for item in items.items() {
+    for item in w.scan(&env, &env.tables[0]).await {
         for value in item.values() {
             if let Ok(s) = value.as_s() {
                 assert!(!pan(s), "a stored payment item carries a card number in clear");
@@ -263,13 +557,28 @@ async fn no_pan_anywhere(w: &mut ComplianceWorld) {
     }
 }
 
+#[then(expr = "no stored item contains {string}")]
+async fn nothing_stored_in_clear(w: &mut ComplianceWorld, text: String) {
+    let env = w.env().await;
+    for table in env.tables.iter().chain([&env.audit_table]) {
+        for item in w.scan(&env, table).await {
+            for value in item.values() {
+                let clear = match value {
+                    AttributeValue::S(s) => s.contains(&text),
+                    AttributeValue::B(b) => String::from_utf8_lossy(b.as_ref()).contains(&text),
+                    _ => false,
+                };
+                assert!(!clear, "a stored item of {table} carries {text:?} in clear");
+            }
+        }
+    }
+}
+
 #[then(expr = "no stored payment of tenant {word} names customer {word}")]
 async fn customer_erased(w: &mut ComplianceWorld, tenant: String, customer: String) {
     let env = w.env().await;
-    let items =
-        env.client.scan().table_name(&env.payments_table).send().await.expect("scan the payments table");
+    let items = w.scan(&env, &env.tables[0]).await;
     let theirs: Vec<_> = items
-        .items()
         .iter()
         .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()) == Some(&format!("TENANT#{tenant}")))
         .filter(|i| i.get("customer_id").and_then(|v| v.as_s().ok()) == Some(&customer))
@@ -282,22 +591,76 @@ async fn customer_erased(w: &mut ComplianceWorld, tenant: String, customer: Stri
     }
 }
 
+#[then(expr = "the data of tenant {word} is intact")]
+async fn intact(w: &mut ComplianceWorld, tenant: String) {
+    let before =
+        w.snapshots.get(&tenant).cloned().unwrap_or_else(|| panic!("tenant {tenant} sent no request"));
+    assert!(!before.is_empty(), "tenant {tenant} has no stored data to keep intact");
+    let now = w.tenant_items(&tenant).await;
+    assert_eq!(now, before, "the stored data of tenant {tenant} changed after its own last request");
+}
+
+async fn entries(
+    w: &mut ComplianceWorld,
+    tenant: &str,
+    action: Option<&str>,
+) -> Vec<lift::security::audit::AuditEntry> {
+    let env = w.env().await;
+    let mut query = AuditQuery::tenant(tenant);
+    if let Some(action) = action {
+        query = query.action(action);
+    }
+    env.trail.query(query).await.expect("query the trail").into_iter().map(|e| e.entry).collect()
+}
+
 #[then(expr = "the audit trail of tenant {word} records {string} with data class {word}")]
 async fn audit_records(w: &mut ComplianceWorld, tenant: String, action: String, class: String) {
-    let env = w.env().await;
-    let entries =
-        env.trail.query(AuditQuery::tenant(&tenant).action(&action)).await.expect("query the trail");
+    let entries = entries(w, &tenant, Some(&action)).await;
     assert!(
-        entries.iter().any(|e| e.entry.data_classes.contains(&class)),
+        entries.iter().any(|e| e.data_classes.contains(&class)),
         "no {action} entry of class {class} among {} entries",
         entries.len()
     );
 }
 
+#[then(expr = "the audit trail of tenant {word} records {string} as {word}")]
+async fn audit_outcome(w: &mut ComplianceWorld, tenant: String, action: String, outcome: String) {
+    let wanted = match outcome.as_str() {
+        "success" => Outcome::Success,
+        "denied" => Outcome::Denied,
+        "failure" => Outcome::Failure,
+        other => panic!("unknown outcome {other:?}: use success, denied or failure"),
+    };
+    let entries = entries(w, &tenant, Some(&action)).await;
+    assert!(
+        entries.iter().any(|e| e.outcome == wanted),
+        "no {action} entry with outcome {outcome}; outcomes seen: {:?}",
+        entries.iter().map(|e| e.outcome).collect::<Vec<_>>()
+    );
+}
+
+#[then(expr = "the audit trail of tenant {word} records a violation of {string}")]
+async fn audit_violation(w: &mut ComplianceWorld, tenant: String, rule: String) {
+    let entries = entries(w, &tenant, Some("compliance.violation")).await;
+    assert!(
+        entries.iter().any(|e| e.resource == rule && e.outcome == Outcome::Denied),
+        "no compliance.violation entry for {rule} among {} violation entries",
+        entries.len()
+    );
+}
+
+#[then(expr = "the audit trail of tenant {word} does not record {string}")]
+async fn audit_lacks(w: &mut ComplianceWorld, tenant: String, action: String) {
+    let entries = entries(w, &tenant, Some(&action)).await;
+    assert!(entries.is_empty(), "{} {action} entries recorded", entries.len());
+}
+
 #[then(expr = "the audit chain of tenant {word} verifies")]
 async fn chain_verifies(w: &mut ComplianceWorld, tenant: String) {
     let env = w.env().await;
-    env.trail.verify(&tenant).await.expect("the chain verifies");
+    let verified = env.trail.verify(&tenant).await.expect("the chain verifies");
+    assert!(verified.entries > 0, "tenant {tenant} has no audit entries");
+    assert!(verified.checkpoints > 0, "no signed checkpoint covers the chain");
 }
 
 #[then(expr = "the audit chain of tenant {word} is broken at entry {int}")]
@@ -311,32 +674,46 @@ async fn chain_broken(w: &mut ComplianceWorld, tenant: String, seq: u64) {
     }
 }
 
+#[then(expr = "the rule {string} held")]
+async fn held(w: &mut ComplianceWorld, rule: String) {
+    let r = w.rule(&rule);
+    assert!(r.applied > 0, "rule {rule} never applied in this scenario: no evidence");
+    assert_eq!((r.violated, r.unknown), (0, 0), "rule {rule}: {:?}", r.evidence);
+}
+
 #[then(expr = "the rule {string} was never violated")]
-async fn never_violated(_w: &mut ComplianceWorld, rule: String) {
-    let records = super::recorder().records();
-    let record = records.iter().find(|r| r.id == rule).unwrap_or_else(|| panic!("rule {rule} never ran"));
-    assert!(record.checked > 0, "rule {rule} checked nothing");
-    assert_eq!(record.violated, 0, "rule {rule} was violated: {:?}", record.evidence);
+async fn never_violated(w: &mut ComplianceWorld, rule: String) {
+    let r = w.rule(&rule);
+    assert!(r.applied > 0, "rule {rule} never applied in this scenario: no evidence");
+    assert_eq!(r.violated, 0, "rule {rule} was violated: {:?}", r.evidence);
 }
 
 #[then(expr = "the rule {string} was violated")]
-async fn violated(_w: &mut ComplianceWorld, rule: String) {
-    let records = super::recorder().records();
-    let record = records.iter().find(|r| r.id == rule).unwrap_or_else(|| panic!("rule {rule} never ran"));
-    assert!(record.violated > 0, "rule {rule} was not violated");
+async fn violated(w: &mut ComplianceWorld, rule: String) {
+    let r = w.rule(&rule);
+    assert!(r.violated > 0, "rule {rule} was not violated by this scenario's requests");
 }
 
 #[then(expr = "the rule {string} refused the request")]
-async fn blocked(_w: &mut ComplianceWorld, rule: String) {
-    let records = super::recorder().records();
-    let record = records.iter().find(|r| r.id == rule).unwrap_or_else(|| panic!("rule {rule} never ran"));
-    assert!(record.blocked > 0, "rule {rule} refused nothing");
+async fn blocked(w: &mut ComplianceWorld, rule: String) {
+    let r = w.rule(&rule);
+    assert!(r.blocked > 0, "rule {rule} refused none of this scenario's requests");
+}
+
+#[then(expr = "the rule {string} could not be proven")]
+async fn unknown(w: &mut ComplianceWorld, rule: String) {
+    let r = w.rule(&rule);
+    assert!(r.unknown > 0, "rule {rule} was decided on every request of this scenario");
+}
+
+#[then(expr = "the rule {string} did not apply")]
+async fn not_applied(w: &mut ComplianceWorld, rule: String) {
+    let r = w.rule(&rule);
+    assert_eq!(r.applied, 0, "rule {rule} applied to {} request(s)", r.applied);
 }
 
 #[then(expr = "a threat incident was recorded for tenant {word}")]
 async fn incident(w: &mut ComplianceWorld, tenant: String) {
-    let env = w.env().await;
-    let entries =
-        env.trail.query(AuditQuery::tenant(&tenant).action("threat.incident")).await.expect("query");
+    let entries = entries(w, &tenant, Some("threat.incident")).await;
     assert!(!entries.is_empty(), "no threat.incident entry for {tenant}");
 }

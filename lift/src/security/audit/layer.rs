@@ -77,6 +77,31 @@ impl AuditHandle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audited(pub AuditEntry);
 
+/// Whether a request's audit entry was durably stored before its response, in the
+/// response's extensions next to [`Audited`]. Only [`Stored`](Self::Stored) is evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum AuditStorage {
+    /// The flush that holds the entry succeeded before the response.
+    Stored,
+    /// The flush failed and the layer was configured to degrade: the request got its
+    /// answer, the entry waits in the buffer for a later flush.
+    Degraded,
+    /// The flush failed on an audit-critical route: the request was answered 503.
+    Refused,
+}
+
+/// What [`AuditLayer`] does when the entry of a request cannot be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFlushFailure {
+    /// Answer `503 audit unavailable` (`application/problem+json`): the default, since an
+    /// answer whose audit entry does not exist is no evidence.
+    #[default]
+    Refuse,
+    /// Answer anyway; the entry stays buffered, the response carries
+    /// [`AuditStorage::Degraded`] and a compliance report says so.
+    Degrade,
+}
+
 /// Records an [`AuditEntry`] for every request and flushes the trail when the response is
 /// ready.
 ///
@@ -85,18 +110,50 @@ pub struct Audited(pub AuditEntry);
 /// as resource unless the handler names them ([`AuditHandle`]), the outcome from the
 /// status, the client IP ([`client_ip`]), the request id. Mount it inside authentication.
 ///
-/// When the trail cannot store the entry, the request still gets its response and the
-/// entry stays buffered for the next flush (an error is logged); when the buffer is full,
-/// the request waits for room.
+/// Every route is audit-critical by default: when the trail cannot store the entry, the
+/// request is answered `503` with the problem type `audit-unavailable` (the handler's
+/// answer is withheld, the entry stays buffered for the next flush). With
+/// [`degrade`](Self::degrade) the request gets its answer instead, marked
+/// [`AuditStorage::Degraded`]. When the buffer is full, the request waits for room.
+///
+/// The 503 comes after the handler ran: whatever it wrote stays written, and the entry
+/// stays buffered for the next flush. A client's retry (a 503 invites one) runs the
+/// handler again, since the idempotency layer keeps no 5xx answer: handlers behind an
+/// audit-critical layer must tolerate a repeat.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::security::audit::AuditError> {
+/// use lift::security::audit::{AuditLayer, AuditTrail};
+///
+/// let trail = AuditTrail::builder().client(client).table("audit").build()?;
+/// let strict = AuditLayer::new(trail.clone());
+/// let lenient = AuditLayer::new(trail).degrade();
+/// # let _ = (strict, lenient); Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AuditLayer {
     trail: AuditTrail,
+    on_failure: OnFlushFailure,
 }
 
 impl AuditLayer {
-    /// A layer over a trail.
+    /// A layer over a trail; every route is audit-critical.
     pub fn new(trail: AuditTrail) -> Self {
-        Self { trail }
+        Self { trail, on_failure: OnFlushFailure::Refuse }
+    }
+
+    /// Answers requests whose entry could not be stored (marked
+    /// [`AuditStorage::Degraded`]) instead of refusing them with 503.
+    pub fn degrade(self) -> Self {
+        self.on_flush_failure(OnFlushFailure::Degrade)
+    }
+
+    /// What to do when an entry cannot be stored.
+    pub fn on_flush_failure(mut self, on_failure: OnFlushFailure) -> Self {
+        self.on_failure = on_failure;
+        self
     }
 }
 
@@ -104,7 +161,7 @@ impl<S> Layer<S> for AuditLayer {
     type Service = AuditService<S>;
 
     fn layer(&self, inner: S) -> AuditService<S> {
-        AuditService { inner, trail: self.trail.clone() }
+        AuditService { inner, trail: self.trail.clone(), on_failure: self.on_failure }
     }
 }
 
@@ -113,7 +170,11 @@ impl<S> Layer<S> for AuditLayer {
 pub struct AuditService<S> {
     inner: S,
     trail: AuditTrail,
+    on_failure: OnFlushFailure,
 }
+
+/// The problem type of a request refused because its audit entry could not be stored.
+pub const AUDIT_UNAVAILABLE: &str = "https://lift.dev/problems/audit-unavailable";
 
 impl<S, B, ResBody> Service<Request<B>> for AuditService<S>
 where
@@ -121,7 +182,7 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     B: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: From<Vec<u8>> + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -146,6 +207,7 @@ where
         let source = client_ip(&head).map(|ip| ip.to_string()).unwrap_or_default();
         let req = Request::from_parts(head, body);
         let trail = self.trail.clone();
+        let on_failure = self.on_failure;
         let future = self.inner.call(req);
         Box::pin(async move {
             let result = future.await;
@@ -168,15 +230,36 @@ where
             .request_id(request_id)
             .data_classes(notes.data_classes)
             .detail(notes.detail.unwrap_or_default());
-            let mut result = result;
-            if let Ok(res) = &mut result {
-                res.extensions_mut().insert(Audited(entry.clone()));
-            }
-            trail.append(entry).await;
-            if let Err(err) = trail.flush().await {
-                tracing::error!(error = %err, pending = trail.pending(), "audit entries not stored yet");
-            }
-            result
+            let request_id = entry.request_id.clone();
+            trail.append(entry.clone()).await;
+            let storage = match trail.flush().await {
+                Ok(_) => AuditStorage::Stored,
+                Err(err) => {
+                    tracing::error!(error = %err, pending = trail.pending(), "audit entries not stored yet");
+                    match on_failure {
+                        OnFlushFailure::Degrade => AuditStorage::Degraded,
+                        OnFlushFailure::Refuse => AuditStorage::Refused,
+                    }
+                }
+            };
+            let mut res = match (result, storage) {
+                (Ok(_), AuditStorage::Refused) => unavailable(&request_id),
+                (Ok(res), _) => res,
+                (Err(err), _) => return Err(err),
+            };
+            res.extensions_mut().insert(Audited(entry));
+            res.extensions_mut().insert(storage);
+            Ok(res)
         })
     }
+}
+
+/// `503 audit unavailable` as problem+json, in the service's body type.
+fn unavailable<B: From<Vec<u8>>>(request_id: &str) -> Response<B> {
+    let res = crate::Error::service_unavailable(1)
+        .with_type(AUDIT_UNAVAILABLE, "Audit unavailable")
+        .with_detail("the audit trail could not store this request's entry; retry later")
+        .render((!request_id.is_empty()).then_some(request_id));
+    let (parts, body) = res.into_parts();
+    Response::from_parts(parts, B::from(body.into_bytes().to_vec()))
 }

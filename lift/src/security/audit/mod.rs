@@ -14,7 +14,10 @@
 //! - **The layer** ([`AuditLayer`]) records one entry per request and flushes at the end
 //!   of it, which on Lambda is the end of the invocation (the process may freeze after
 //!   it, so nothing waits for a timer). Handlers name the resource, action and data
-//!   classes through the [`AuditHandle`] in the request's extensions.
+//!   classes through the [`AuditHandle`] in the request's extensions. An entry that cannot
+//!   be stored fails its request with `503 audit unavailable` unless the layer
+//!   [degrades](AuditLayer::degrade); either way the response says what became of it
+//!   ([`AuditStorage`]), and the compliance rules count only stored entries as evidence.
 //!
 //! - **Checkpoints** ([`Checkpoint`], with a [`CheckpointKey`]): at every flush that
 //!   advances a chain, a checkpoint of its head, chained to the one before and signed with
@@ -36,7 +39,9 @@ mod trail;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CHECKPOINT_INTERVAL_ENV};
 pub use entry::{chain_hash, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS};
-pub use layer::{AuditHandle, AuditLayer, AuditService, Audited};
+pub use layer::{
+    AuditHandle, AuditLayer, AuditService, AuditStorage, Audited, OnFlushFailure, AUDIT_UNAVAILABLE,
+};
 pub use trail::{
     AuditError, AuditQuery, AuditTrail, AuditTrailBuilder, Verified, DEFAULT_CAPACITY, DEFAULT_RETENTION,
 };

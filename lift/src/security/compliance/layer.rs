@@ -11,11 +11,13 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::report::ComplianceRecorder;
-use super::rule::{Facts, InvocationRecord, Phase, RequestView, ResponseView, Rule, Severity, Violation};
+use super::rule::{
+    Facts, InvocationRecord, Phase, RequestView, ResponseView, Rule, Severity, Transport, Verdict, Violation,
+};
 use crate::body::{Request, Response};
 use crate::buffered::around;
 use crate::context::Context;
-use crate::security::audit::{AuditEntry, AuditTrail, Audited, Outcome};
+use crate::security::audit::{AuditEntry, AuditStorage, AuditTrail, Audited, Outcome};
 use crate::security::protection::detect::scan_text;
 use crate::security::protection::DataClass;
 use crate::{BoxError, Error};
@@ -85,12 +87,15 @@ impl ComplianceLayer {
 
     /// Only these rules.
     pub fn with_rules(recorder: ComplianceRecorder, rules: Vec<Arc<dyn Rule>>) -> Self {
+        recorder.register(&rules);
         Self { shared: Arc::new(Shared { rules, recorder, logs: None, trail: None }) }
     }
 
     /// Adds a custom rule.
     pub fn rule(self, rule: impl Rule) -> Self {
-        self.map(|s| s.rules.push(Arc::new(rule)))
+        let rule: Arc<dyn Rule> = Arc::new(rule);
+        self.shared.recorder.register(std::slice::from_ref(&rule));
+        self.map(|s| s.rules.push(rule))
     }
 
     /// Reads each invocation's log lines from `tap`.
@@ -136,19 +141,38 @@ impl<S> std::fmt::Debug for Compliance<S> {
     }
 }
 
-/// Runs the rules of one phase.
+/// Runs the rules of one phase: the violations found.
 pub fn check(rules: &[Arc<dyn Rule>], phase: Phase, record: &InvocationRecord) -> Vec<Violation> {
+    judge(rules, phase, record)
+        .into_iter()
+        .filter_map(|(r, verdict)| match verdict {
+            Verdict::Violated(detail) => Some(violation(&*r, detail)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the rules of one phase: every rule of the phase with its verdict (including
+/// [`Verdict::NotApplicable`]).
+pub fn judge(
+    rules: &[Arc<dyn Rule>],
+    phase: Phase,
+    record: &InvocationRecord,
+) -> Vec<(Arc<dyn Rule>, Verdict)> {
     let facts = Facts::new(record);
-    rules
+    rules.iter().filter(|r| r.phase() == phase).map(|r| (Arc::clone(r), r.judge(&facts))).collect()
+}
+
+fn violation(rule: &dyn Rule, detail: String) -> Violation {
+    Violation { rule: rule.id().to_owned(), framework: rule.framework(), severity: rule.severity(), detail }
+}
+
+fn violations_of(verdicts: &[(Arc<dyn Rule>, Verdict)]) -> Vec<Violation> {
+    verdicts
         .iter()
-        .filter(|r| r.phase() == phase)
-        .filter_map(|r| {
-            r.check(&facts).map(|detail| Violation {
-                rule: r.id().to_owned(),
-                framework: r.framework(),
-                severity: r.severity(),
-                detail,
-            })
+        .filter_map(|(r, v)| match v {
+            Verdict::Violated(detail) => Some(violation(&**r, detail.clone())),
+            _ => None,
         })
         .collect()
 }
@@ -175,12 +199,12 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        around(&mut self.inner, req, move |mut inner, req| judge(&mut inner, shared, req))
+        around(&mut self.inner, req, move |mut inner, req| guard(&mut inner, shared, req))
     }
 }
 
 /// Checks the request, calls the inner service and checks the invocation.
-fn judge<S>(
+fn guard<S>(
     inner: &mut S,
     shared: Arc<Shared>,
     mut req: Request,
@@ -192,12 +216,11 @@ where
 {
     sanitize(&mut req);
     let mut record = InvocationRecord { request: view(&req), ..InvocationRecord::default() };
-    let before: Vec<&dyn Rule> =
-        shared.rules.iter().filter(|r| r.phase() == Phase::Request).map(|r| &**r).collect();
-    let violations = check(&shared.rules, Phase::Request, &record);
+    let verdicts = judge(&shared.rules, Phase::Request, &record);
+    let violations = violations_of(&verdicts);
     let blocking = violations.iter().find(|v| v.severity == Severity::Critical).cloned();
     let request_id = record.request.request_id.clone();
-    shared.recorder.record(&before, &violations, &request_id, blocking.is_some());
+    shared.recorder.record(&verdicts, &request_id, blocking.is_some());
     if let Some(block) = blocking {
         let status = shared
             .rules
@@ -227,10 +250,13 @@ where
         if let Some(Audited(entry)) = res.extensions().get::<Audited>() {
             record.audit.push(entry.clone());
         }
-        let after: Vec<&dyn Rule> =
-            shared.rules.iter().filter(|r| r.phase() == Phase::Invocation).map(|r| &**r).collect();
-        let violations = check(&shared.rules, Phase::Invocation, &record);
-        shared.recorder.record(&after, &violations, &request_id, false);
+        record.audit_storage = res.extensions().get::<AuditStorage>().copied();
+        if let Some(storage) = record.audit_storage {
+            shared.recorder.record_audit(storage);
+        }
+        let verdicts = judge(&shared.rules, Phase::Invocation, &record);
+        let violations = violations_of(&verdicts);
+        shared.recorder.record(&verdicts, &request_id, false);
         report_violations(&shared, &record, &violations).await;
         Ok(res)
     })
@@ -276,7 +302,24 @@ fn view(req: &Request) -> RequestView {
             .or_else(|| ctx.and_then(Context::tenant).map(str::to_owned)),
         subject: principal.map(|p| p.subject.clone()),
         region: ctx.and_then(Context::region).map(str::to_owned),
+        transport: proven_transport(req),
     }
+}
+
+/// What the event source proves about the transport: API Gateway (REST and HTTP APIs)
+/// and Function URLs only take HTTPS. Anything else proves nothing by itself.
+fn proven_transport(req: &Request) -> Transport {
+    #[cfg(feature = "lambda")]
+    {
+        use lambda_http::request::RequestContext;
+        if let Some(RequestContext::ApiGatewayV1(_) | RequestContext::ApiGatewayV2(_)) =
+            req.extensions().get::<RequestContext>()
+        {
+            return Transport::Tls;
+        }
+    }
+    let _ = req;
+    Transport::Unknown
 }
 
 /// Removes routing-override headers and redacts sensitive query values.

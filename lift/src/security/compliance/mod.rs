@@ -2,14 +2,17 @@
 //! and the report built from what it recorded (feature `compliance`).
 //!
 //! - **Rules** ([`Rule`]) carry an id that cites their requirement (`PCI-DSS 3.4`,
-//!   `HIPAA 164.312(b)`, `GDPR Art. 44`), a framework and a severity, and check one
-//!   invocation ([`InvocationRecord`]): its request, response, log lines and audit entries.
+//!   `HIPAA 164.312(b)`, `GDPR Art. 44`), a framework and a severity, say when they apply,
+//!   and judge one invocation ([`InvocationRecord`]): its request, response, log lines and
+//!   audit entries, as held, violated, unknown or not applicable ([`Verdict`]).
 //!   [`builtin`] lists the shipped ones; [`rule`] makes a custom one from a closure.
 //! - **The middleware** ([`ComplianceLayer`]) sanitizes headers and query strings, blocks
 //!   critical violations before the handler runs, and records every check.
 //! - **The report** ([`ComplianceReport`]), per framework: its requirements, how often each
-//!   was checked and broken, the evidence (request ids, details), and the verified audit
-//!   chains. It comes from recorded checks and the audit trail, never from constants.
+//!   applied, held, was violated, blocked or unknown, the evidence (request ids, details),
+//!   and the verified audit chains. A framework is [`Status::Pass`] only when every one of
+//!   its requirements applied and held every time; one that never applied is listed as not
+//!   exercised. It comes from recorded checks and the audit trail, never from constants.
 //!
 //! # Examples
 //!
@@ -30,12 +33,13 @@ mod report;
 mod rule;
 mod rules;
 
-pub use layer::{check, sanitize, Compliance, ComplianceLayer, LogTap};
+pub use layer::{check, judge, sanitize, Compliance, ComplianceLayer, LogTap};
 pub use report::{
-    AuditEvidence, ComplianceRecorder, ComplianceReport, Evidence, FrameworkReport, RuleRecord, Status,
+    AuditEvidence, AuditStorageCounts, CheckpointEvidence, ComplianceRecorder, ComplianceReport, Evidence,
+    FrameworkReport, RequirementStatus, RuleRecord, Status,
 };
 pub use rule::{
-    rule, CheckFn, Facts, FnRule, Framework, InvocationRecord, Phase, RequestView, ResponseView, Rule,
-    Severity, Violation,
+    rule, AppliesFn, CheckFn, Facts, FnRule, Framework, InvocationRecord, Phase, RequestView, ResponseView,
+    Rule, Severity, Transport, Verdict, Violation,
 };
 pub use rules::builtin;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::security::audit::AuditEntry;
+use crate::security::audit::{AuditEntry, AuditStorage};
 use crate::security::protection::detect::scan_text;
 use crate::security::protection::DataClass;
 
@@ -67,6 +67,19 @@ pub enum Phase {
     Invocation,
 }
 
+/// How a request reached the service, as far as the service can prove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub enum Transport {
+    /// Over TLS: an API Gateway or Function URL event (they only take HTTPS), or an edge
+    /// that said `X-Forwarded-Proto: https`.
+    Tls,
+    /// Over plain HTTP, as the edge reports it (`X-Forwarded-Proto: http`).
+    Plain,
+    /// Nothing says: a local server without `X-Forwarded-Proto`. Unknown is not TLS.
+    #[default]
+    Unknown,
+}
+
 /// The request as rules see it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestView {
@@ -88,6 +101,9 @@ pub struct RequestView {
     pub subject: Option<String>,
     /// The region the function runs in.
     pub region: Option<String>,
+    /// The transport the event source proves ([`Transport::Unknown`] when it proves none;
+    /// then `X-Forwarded-Proto` decides, see [`InvocationRecord::transport`]).
+    pub transport: Transport,
 }
 
 /// The response as rules see it.
@@ -112,17 +128,29 @@ pub struct InvocationRecord {
     pub logs: Vec<String>,
     /// The audit entries the invocation recorded.
     pub audit: Vec<AuditEntry>,
+    /// Whether the audit entry was durably stored before the response (none: no audit
+    /// layer said).
+    pub audit_storage: Option<AuditStorage>,
 }
 
 impl InvocationRecord {
-    /// Whether the request came over TLS, as the edge reports it (`X-Forwarded-Proto`;
-    /// API Gateway and Function URLs only take HTTPS).
-    pub fn over_tls(&self) -> bool {
-        self.request
-            .headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|proto| proto.eq_ignore_ascii_case("https"))
+    /// How the request arrived: what the event source proves, else what the edge says in
+    /// `X-Forwarded-Proto`, else [`Transport::Unknown`].
+    pub fn transport(&self) -> Transport {
+        if self.request.transport != Transport::Unknown {
+            return self.request.transport;
+        }
+        match self.request.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+            Some(proto) if proto.trim().eq_ignore_ascii_case("https") => Transport::Tls,
+            Some(_) => Transport::Plain,
+            None => Transport::Unknown,
+        }
+    }
+
+    /// Whether the invocation's audit entries were durably stored before the response.
+    /// An entry that was only attached (the flush failed) is no evidence.
+    pub fn audit_stored(&self) -> bool {
+        !self.audit.is_empty() && self.audit_storage == Some(AuditStorage::Stored)
     }
 }
 
@@ -231,10 +259,33 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// A compliance rule: an id that cites its requirement, a framework, a severity, and a
-/// check over one invocation.
+/// What a rule found in one invocation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Verdict {
+    /// The rule's precondition is absent (no card data for a card rule...): the invocation
+    /// is no evidence either way.
+    NotApplicable,
+    /// The rule applied and held.
+    Held,
+    /// The rule applied and was broken: what was found, without the sensitive value.
+    Violated(String),
+    /// The rule applied but the invocation cannot prove it held (no transport known, no
+    /// region set): never counted as held.
+    Unknown(String),
+}
+
+impl Verdict {
+    /// Whether the rule applied.
+    pub fn applied(&self) -> bool {
+        !matches!(self, Self::NotApplicable)
+    }
+}
+
+/// A compliance rule: an id that cites its requirement, a framework, a severity, when it
+/// applies to an invocation, and a check over one invocation.
 ///
-/// Implement it for custom rules, or build one from a closure with [`rule`].
+/// Implement it for custom rules, or build one from a closure with [`rule`] (and say when
+/// it applies with [`FnRule::applies_when`]).
 pub trait Rule: Send + Sync + 'static {
     /// The id, citing the requirement: `PCI-DSS 3.4`, `HIPAA 164.312(b)`, `GDPR Art. 44`.
     fn id(&self) -> &str;
@@ -248,6 +299,22 @@ pub trait Rule: Send + Sync + 'static {
     fn phase(&self) -> Phase;
     /// `Some(detail)` when the invocation breaks the rule.
     fn check(&self, facts: &Facts<'_>) -> Option<String>;
+    /// Whether the rule applies to the invocation: only then does it count as checked.
+    /// The default applies to every invocation.
+    fn applies(&self, facts: &Facts<'_>) -> bool {
+        let _ = facts;
+        true
+    }
+    /// The verdict over one invocation: [`Verdict::NotApplicable`] unless it
+    /// [`applies`](Self::applies), else held or violated by [`check`](Self::check). Rules
+    /// that can be undecidable (no transport, no region) override it to say
+    /// [`Verdict::Unknown`].
+    fn judge(&self, facts: &Facts<'_>) -> Verdict {
+        if !self.applies(facts) {
+            return Verdict::NotApplicable;
+        }
+        self.check(facts).map_or(Verdict::Held, Verdict::Violated)
+    }
     /// The status a request blocked by this rule gets (403 unless the rule says otherwise,
     /// e.g. 451 for a data-residency rule).
     fn block_status(&self) -> StatusCode {
@@ -283,11 +350,15 @@ pub fn rule(
         title: title.into(),
         block: StatusCode::FORBIDDEN,
         check: Arc::new(check),
+        applies: None,
     }
 }
 
 /// The check of a [`FnRule`].
 pub type CheckFn = Arc<dyn Fn(&Facts<'_>) -> Option<String> + Send + Sync>;
+
+/// When a [`FnRule`] applies.
+pub type AppliesFn = Arc<dyn Fn(&Facts<'_>) -> bool + Send + Sync>;
 
 /// A rule made by [`rule`].
 #[derive(Clone)]
@@ -299,6 +370,7 @@ pub struct FnRule {
     title: String,
     block: StatusCode,
     check: CheckFn,
+    applies: Option<AppliesFn>,
 }
 
 impl fmt::Debug for FnRule {
@@ -321,6 +393,25 @@ impl FnRule {
         self.block = status;
         self
     }
+
+    /// Says when the rule applies (default: to every invocation); on the others it is not
+    /// counted as checked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::security::compliance::{rule, Facts, Framework, Phase, Severity};
+    ///
+    /// let refunds_audited = rule("SOC2 CC7.3", Framework::Soc2, Severity::High, Phase::Invocation,
+    ///     "refunds leave an audit entry",
+    ///     |r: &Facts<'_>| (!r.audit_stored()).then(|| "refund without a stored audit entry".to_owned()))
+    ///     .applies_when(|r: &Facts<'_>| r.request.path.ends_with("/refunds"));
+    /// # let _ = refunds_audited;
+    /// ```
+    pub fn applies_when(mut self, applies: impl Fn(&Facts<'_>) -> bool + Send + Sync + 'static) -> Self {
+        self.applies = Some(Arc::new(applies));
+        self
+    }
 }
 
 impl Rule for FnRule {
@@ -341,6 +432,9 @@ impl Rule for FnRule {
     }
     fn check(&self, facts: &Facts<'_>) -> Option<String> {
         (self.check)(facts)
+    }
+    fn applies(&self, facts: &Facts<'_>) -> bool {
+        self.applies.as_ref().is_none_or(|applies| applies(facts))
     }
     fn block_status(&self) -> StatusCode {
         self.block

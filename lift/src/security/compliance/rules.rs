@@ -5,7 +5,8 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-use super::rule::{rule, Facts, Framework, Phase, Rule, Severity};
+use super::rule::{Facts, Framework, Phase, Rule, Severity, Transport, Verdict};
+use crate::security::audit::AuditStorage;
 use crate::security::protection::DataClass;
 
 /// Field names that carry protected health information.
@@ -106,8 +107,26 @@ fn success(record: &Facts<'_>) -> bool {
     record.response.as_ref().is_some_and(|r| r.status.is_success())
 }
 
+/// Whether a durably stored audit entry (of `class`, if given) records the invocation.
 fn audited(record: &Facts<'_>, class: Option<&str>) -> bool {
-    record.audit.iter().any(|e| class.is_none_or(|c| e.data_classes.iter().any(|d| d == c)))
+    record.audit_stored()
+        && record.audit.iter().any(|e| class.is_none_or(|c| e.data_classes.iter().any(|d| d == c)))
+}
+
+/// Why an audit-backed rule did not hold: no entry, an entry of another class, or an
+/// entry that was never stored.
+fn not_audited(record: &Facts<'_>, class: Option<&str>, what: &str) -> Verdict {
+    let entry = record.audit.iter().any(|e| class.is_none_or(|c| e.data_classes.iter().any(|d| d == c)));
+    Verdict::Violated(match (entry, record.audit_storage) {
+        (true, Some(AuditStorage::Degraded)) => {
+            format!("{what}: its audit entry was not stored (audit degraded)")
+        }
+        (true, _) => format!("{what}: its audit entry was not stored before the response"),
+        (false, _) => match class {
+            Some(c) => format!("{what} without an audit entry of class {c}"),
+            None => format!("{what} without an audit entry"),
+        },
+    })
 }
 
 fn phi_in_response(record: &Facts<'_>) -> Vec<String> {
@@ -116,6 +135,43 @@ fn phi_in_response(record: &Facts<'_>) -> Vec<String> {
 
 fn phi_in_request(record: &Facts<'_>) -> Vec<String> {
     record.request_json().map(|v| find_fields(v, PHI_FIELDS)).unwrap_or_default()
+}
+
+/// Whether the invocation handled ePHI: PHI fields in the request or the response, or an
+/// audit entry of class `phi` (the handler said so).
+fn handles_phi(record: &Facts<'_>) -> bool {
+    record.audit.iter().any(|e| e.data_classes.iter().any(|c| c == "phi"))
+        || !phi_in_response(record).is_empty()
+        || !phi_in_request(record).is_empty()
+}
+
+/// Whether cardholder data was in the request, the response, the log lines or the audit
+/// entries (a card number anywhere, card fields in the answer, an entry of class `pci`).
+fn handles_card_data(r: &Facts<'_>) -> bool {
+    r.request_classes().contains(&DataClass::Pan)
+        || r.response_classes().contains(&DataClass::Pan)
+        || r.response_json().is_some_and(|v| !find_fields(v, &["card", "last4"]).is_empty())
+        || r.log_classes().iter().any(|c| c.contains(&DataClass::Pan))
+        || r.audit_classes().iter().any(|c| c.contains(&DataClass::Pan))
+        || r.audit.iter().any(|e| e.data_classes.iter().any(|c| c == "pci" || c.starts_with("pci.")))
+}
+
+/// Personal data classes GDPR Art. 32 looks for.
+const PERSONAL: [DataClass; 4] = [DataClass::Email, DataClass::Phone, DataClass::Ssn, DataClass::Iban];
+
+/// Whether personal data was in the request, the response, the log lines or the audit
+/// entries.
+fn handles_personal_data(r: &Facts<'_>) -> bool {
+    let any = |found: &[DataClass]| PERSONAL.iter().any(|c| found.contains(c));
+    any(r.request_classes())
+        || any(r.response_classes())
+        || r.log_classes().iter().any(|c| any(c))
+        || r.audit_classes().iter().any(|c| any(c))
+}
+
+/// Whether the route is public by convention (`/health` and below).
+fn public(r: &Facts<'_>) -> bool {
+    r.request.path == "/health" || r.request.path.starts_with("/health/")
 }
 
 /// The residency a request declares: `X-Data-Residency`, else the customer's country in
@@ -130,6 +186,23 @@ fn declared_residency(record: &Facts<'_>) -> Option<String> {
     EEA.contains(&country.as_str()).then(|| "EU".to_owned())
 }
 
+/// Held unless `detail` says what broke.
+fn held_unless(detail: Option<String>) -> Verdict {
+    detail.map_or(Verdict::Held, Verdict::Violated)
+}
+
+/// The verdict of a transport rule that applies: TLS holds, plain HTTP breaks it, and an
+/// unknown transport proves nothing.
+fn over_tls(r: &Facts<'_>, what: &str) -> Verdict {
+    match r.transport() {
+        Transport::Tls => Verdict::Held,
+        Transport::Plain => Verdict::Violated(format!("{what} arrived over plain HTTP")),
+        Transport::Unknown => Verdict::Unknown(format!(
+            "{what} arrived and nothing proves the transport (no API Gateway or Function URL event, no X-Forwarded-Proto)"
+        )),
+    }
+}
+
 /// A built-in rule, as data.
 struct Builtin {
     id: &'static str,
@@ -138,30 +211,65 @@ struct Builtin {
     phase: Phase,
     title: &'static str,
     block: StatusCode,
-    check: fn(&Facts<'_>) -> Option<String>,
+    judge: fn(&Facts<'_>) -> Verdict,
+}
+
+impl Rule for Builtin {
+    fn id(&self) -> &str {
+        self.id
+    }
+    fn framework(&self) -> Framework {
+        self.framework
+    }
+    fn title(&self) -> &str {
+        self.title
+    }
+    fn severity(&self) -> Severity {
+        self.severity
+    }
+    fn phase(&self) -> Phase {
+        self.phase
+    }
+    fn check(&self, facts: &Facts<'_>) -> Option<String> {
+        match (self.judge)(facts) {
+            Verdict::Violated(detail) => Some(detail),
+            _ => None,
+        }
+    }
+    fn applies(&self, facts: &Facts<'_>) -> bool {
+        (self.judge)(facts).applied()
+    }
+    fn judge(&self, facts: &Facts<'_>) -> Verdict {
+        (self.judge)(facts)
+    }
+    fn block_status(&self) -> StatusCode {
+        self.block
+    }
 }
 
 fn list(places: Vec<String>, what: &str) -> Option<String> {
     (!places.is_empty()).then(|| format!("{what} in clear in {}", places.join(", ")))
 }
 
-/// Every built-in rule, for all four frameworks.
+/// Every built-in rule, for all four frameworks. Each says when it applies; on other
+/// invocations it is not counted, so a service that never handled card data has no PCI
+/// evidence, not a PCI pass.
 ///
-/// | Id | Checks |
-/// |---|---|
-/// | `PCI-DSS 3.4` | no card number in clear in the response, log lines or audit details |
-/// | `PCI-DSS 3.2.2` | no card verification code in the response or log lines |
-/// | `PCI-DSS 4.2.1` | card numbers arrive only over TLS (blocks) |
-/// | `PCI-DSS 10.2.1` | an invocation that handles card data leaves an audit entry |
-/// | `HIPAA 164.312(a)(1)` | ePHI is answered only to an authenticated principal |
-/// | `HIPAA 164.312(b)` | a response carrying ePHI leaves an audit entry with the `phi` class |
-/// | `HIPAA 164.312(e)(1)` | ePHI arrives only over TLS (blocks) |
-/// | `GDPR Art. 44` | EU personal data is processed only in `eu-*` regions (blocks with 451) |
-/// | `GDPR Art. 32` | no email, phone, SSN or IBAN in clear in log lines |
-/// | `GDPR Art. 17` | a successful erasure (DELETE) leaves an audit entry |
-/// | `SOC2 CC6.1` | only `/health*` answers 2xx without an authenticated principal |
-/// | `SOC2 CC6.7` | no secret (API key, token, private key) in the response or logs |
-/// | `SOC2 CC7.2` | a 5xx answer is logged at error level |
+/// | Id | Applies when | Holds when |
+/// |---|---|---|
+/// | `PCI-DSS 3.4` | cardholder data is in the request, response, logs or audit entries | no card number in clear in the response, log lines or audit details |
+/// | `PCI-DSS 3.2.2` | cardholder data is handled, or a verification code shows up | no card verification code in the response or log lines |
+/// | `PCI-DSS 4.2.1` | a card number is in the request | it came over TLS (plain HTTP blocks; unknown transport is unknown) |
+/// | `PCI-DSS 10.2.1` | a 2xx answer handled cardholder data | an audit entry was durably stored before the response |
+/// | `HIPAA 164.312(a)(1)` | ePHI is in the response or the handler classed the request `phi` | ePHI is answered only to an authenticated principal |
+/// | `HIPAA 164.312(b)` | a 2xx answer handled ePHI | a stored audit entry of class `phi` records it |
+/// | `HIPAA 164.312(e)(1)` | ePHI is in the request | it came over TLS (plain HTTP blocks; unknown is unknown) |
+/// | `GDPR Art. 44` | the request declares EU personal data | the function runs in an `eu-*` region (else blocks with 451; no region is unknown) |
+/// | `GDPR Art. 32` | personal data (email, phone, SSN, IBAN) is in the request, response, logs or audit | none of it is in clear in the log lines or audit details |
+/// | `GDPR Art. 17` | a DELETE (erasure) is answered 2xx | an audit entry was durably stored before the response |
+/// | `SOC2 CC6.1` | a route other than `/health*` answers | a 2xx answer went to an authenticated principal |
+/// | `SOC2 CC6.7` | a route other than `/health*` answers | no secret (API key, token, private key) in the response, logs or audit |
+/// | `SOC2 CC7.2` | the answer is a 5xx | an error-level log line records it |
 pub fn builtin() -> Vec<Arc<dyn Rule>> {
     let rules = [
         Builtin {
@@ -171,7 +279,12 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "PAN is unreadable anywhere it is displayed, logged or stored",
             block: StatusCode::FORBIDDEN,
-            check: |r| list(places(r, DataClass::Pan, true), "a card number"),
+            judge: |r| {
+                if !handles_card_data(r) {
+                    return Verdict::NotApplicable;
+                }
+                held_unless(list(places(r, DataClass::Pan, true), "a card number"))
+            },
         },
         Builtin {
             id: "PCI-DSS 3.2.2",
@@ -180,7 +293,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "card verification codes are not retained after authorization",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
+            judge: |r| {
                 let mut found = r.response_json().map(|v| find_fields(v, CVV_FIELDS)).unwrap_or_default();
                 found.extend(r.logs.iter().enumerate().filter_map(|(i, l)| {
                     let lower = l.to_ascii_lowercase();
@@ -194,7 +307,13 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
                         })
                         .then(|| format!("log line {}", i + 1))
                 }));
-                (!found.is_empty()).then(|| format!("a card verification code in {}", found.join(", ")))
+                let cvv_sent = r.request_json().is_some_and(|v| !find_fields(v, CVV_FIELDS).is_empty());
+                if found.is_empty() && !cvv_sent && !handles_card_data(r) {
+                    return Verdict::NotApplicable;
+                }
+                held_unless(
+                    (!found.is_empty()).then(|| format!("a card verification code in {}", found.join(", "))),
+                )
             },
         },
         Builtin {
@@ -204,9 +323,11 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Request,
             title: "PAN is protected with strong cryptography in transit",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                (!r.over_tls() && r.request_classes().contains(&DataClass::Pan))
-                    .then(|| "a card number arrived over plain HTTP".to_owned())
+            judge: |r| {
+                if !r.request_classes().contains(&DataClass::Pan) {
+                    return Verdict::NotApplicable;
+                }
+                over_tls(r, "a card number")
             },
         },
         Builtin {
@@ -216,14 +337,14 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "audit logs capture individual access to cardholder data",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                // Cheap tests first: most invocations are audited and stop here.
-                let card_data = || {
-                    r.request_classes().contains(&DataClass::Pan)
-                        || r.response_json().is_some_and(|v| !find_fields(v, &["card", "last4"]).is_empty())
-                };
-                (success(r) && !audited(r, None) && card_data())
-                    .then(|| "cardholder data was handled without an audit entry".to_owned())
+            judge: |r| {
+                if !success(r) || !handles_card_data(r) {
+                    return Verdict::NotApplicable;
+                }
+                if audited(r, None) {
+                    return Verdict::Held;
+                }
+                not_audited(r, None, "cardholder data was handled")
             },
         },
         Builtin {
@@ -233,13 +354,15 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "access control: only authorized persons access ePHI",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                if !success(r) || r.request.subject.is_some() {
-                    return None;
+            judge: |r| {
+                if !handles_phi(r) {
+                    return Verdict::NotApplicable;
                 }
                 let phi = phi_in_response(r);
-                (!phi.is_empty())
-                    .then(|| format!("ePHI ({}) answered to an unauthenticated caller", phi.join(", ")))
+                held_unless(
+                    (success(r) && r.request.subject.is_none() && !phi.is_empty())
+                        .then(|| format!("ePHI ({}) answered to an unauthenticated caller", phi.join(", "))),
+                )
             },
         },
         Builtin {
@@ -249,13 +372,14 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "audit controls record activity in systems that contain ePHI",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                if !success(r) || audited(r, Some("phi")) {
-                    return None;
+            judge: |r| {
+                if !success(r) || !handles_phi(r) {
+                    return Verdict::NotApplicable;
                 }
-                let phi = phi_in_response(r);
-                (!phi.is_empty())
-                    .then(|| format!("ePHI ({}) read without an audit entry of class phi", phi.join(", ")))
+                if audited(r, Some("phi")) {
+                    return Verdict::Held;
+                }
+                not_audited(r, Some("phi"), "ePHI was handled")
             },
         },
         Builtin {
@@ -265,12 +389,12 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Request,
             title: "transmission security: ePHI is protected in transit",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                if r.over_tls() {
-                    return None;
-                }
+            judge: |r| {
                 let phi = phi_in_request(r);
-                (!phi.is_empty()).then(|| format!("ePHI ({}) arrived over plain HTTP", phi.join(", ")))
+                if phi.is_empty() {
+                    return Verdict::NotApplicable;
+                }
+                over_tls(r, &format!("ePHI ({})", phi.join(", ")))
             },
         },
         Builtin {
@@ -280,10 +404,19 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Request,
             title: "personal data of the EU is transferred only where the transfer is permitted",
             block: StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
-            check: |r| {
-                let region = r.request.region.as_deref().filter(|region| !region.starts_with("eu-"))?;
-                let residency = declared_residency(r)?;
-                (residency == "EU").then(|| format!("EU personal data would be processed in {region}"))
+            judge: |r| {
+                if declared_residency(r).as_deref() != Some("EU") {
+                    return Verdict::NotApplicable;
+                }
+                match r.request.region.as_deref() {
+                    None => {
+                        Verdict::Unknown("EU personal data arrived and no region is configured".to_owned())
+                    }
+                    Some(region) if region.starts_with("eu-") => Verdict::Held,
+                    Some(region) => {
+                        Verdict::Violated(format!("EU personal data would be processed in {region}"))
+                    }
+                }
             },
         },
         Builtin {
@@ -293,14 +426,19 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "security of processing: personal data is not written to logs in clear",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
+            judge: |r| {
+                if !handles_personal_data(r) {
+                    return Verdict::NotApplicable;
+                }
                 let mut found = Vec::new();
-                for class in [DataClass::Email, DataClass::Phone, DataClass::Ssn, DataClass::Iban] {
+                for class in PERSONAL {
                     for place in places(r, class, false) {
                         found.push(format!("{} in {place}", class.as_str()));
                     }
                 }
-                (!found.is_empty()).then(|| format!("personal data in clear: {}", found.join(", ")))
+                held_unless(
+                    (!found.is_empty()).then(|| format!("personal data in clear: {}", found.join(", "))),
+                )
             },
         },
         Builtin {
@@ -310,9 +448,14 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "erasure of personal data is carried out and recorded",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                (r.request.method == Method::DELETE && success(r) && !audited(r, None))
-                    .then(|| format!("{} erased data without an audit entry", r.request.path))
+            judge: |r| {
+                if r.request.method != Method::DELETE || !success(r) {
+                    return Verdict::NotApplicable;
+                }
+                if audited(r, None) {
+                    return Verdict::Held;
+                }
+                not_audited(r, None, &format!("{} erased data", r.request.path))
             },
         },
         Builtin {
@@ -322,14 +465,16 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "logical access: protected resources answer only authenticated callers",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                let public = r.request.path == "/health" || r.request.path.starts_with("/health/");
-                (success(r) && !public && r.request.subject.is_none()).then(|| {
+            judge: |r| {
+                if public(r) || r.response.is_none() {
+                    return Verdict::NotApplicable;
+                }
+                held_unless((success(r) && r.request.subject.is_none()).then(|| {
                     format!(
                         "{} {} answered without an authenticated principal",
                         r.request.method, r.request.path
                     )
-                })
+                }))
             },
         },
         Builtin {
@@ -339,7 +484,12 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "confidential information (secrets) is not disclosed",
             block: StatusCode::FORBIDDEN,
-            check: |r| list(places(r, DataClass::Secret, true), "a secret"),
+            judge: |r| {
+                if public(r) || r.response.is_none() {
+                    return Verdict::NotApplicable;
+                }
+                held_unless(list(places(r, DataClass::Secret, true), "a secret"))
+            },
         },
         Builtin {
             id: "SOC2 CC7.2",
@@ -348,18 +498,14 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "anomalies and failures are detected and logged",
             block: StatusCode::FORBIDDEN,
-            check: |r| {
-                let failed = r.response.as_ref().is_some_and(|res| res.status.is_server_error());
+            judge: |r| {
+                if !r.response.as_ref().is_some_and(|res| res.status.is_server_error()) {
+                    return Verdict::NotApplicable;
+                }
                 let logged = r.logs.iter().any(|l| l.contains("\"level\":\"ERROR\""));
-                (failed && !logged).then(|| "a 5xx answer without an error log line".to_owned())
+                held_unless((!logged).then(|| "a 5xx answer without an error log line".to_owned()))
             },
         },
     ];
-    rules
-        .into_iter()
-        .map(|b| {
-            Arc::new(rule(b.id, b.framework, b.severity, b.phase, b.title, b.check).block_with(b.block))
-                as Arc<dyn Rule>
-        })
-        .collect()
+    rules.into_iter().map(|b| Arc::new(b) as Arc<dyn Rule>).collect()
 }

@@ -1,0 +1,239 @@
+//! The step library as data: every step's cucumber expression, an example and what it
+//! does. The features are checked against it before they run (a step that matches nothing,
+//! or more than one, fails the run and names the closest step), and `features/README.md`
+//! lists it.
+
+use std::path::{Path, PathBuf};
+
+/// One step of the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepDef {
+    /// `Given`, `When` or `Then`.
+    pub kind: &'static str,
+    /// The cucumber expression (`{word}`, `{int}`, `{string}`).
+    pub expression: &'static str,
+    /// An example, as written in a feature.
+    pub example: &'static str,
+    /// What it does.
+    pub does: &'static str,
+}
+
+const fn step(
+    kind: &'static str,
+    expression: &'static str,
+    example: &'static str,
+    does: &'static str,
+) -> StepDef {
+    StepDef { kind, expression, example, does }
+}
+
+/// Every step, in the order `features/README.md` lists them.
+pub const STEPS: &[StepDef] = &[
+    step("Given", "the service runs in region {word}", "the service runs in region eu-west-1", "(re)builds the service under test in that region (default `eu-west-1`)"),
+    step("Given", "users of tenant {word} have roles {string} and scopes {string}", "users of tenant clinic have roles \"nurse\" and scopes \"records:read\"", "the roles and scopes (space separated) in the JWTs of that tenant's users from now on (default: no roles, every scope the service needs)"),
+    step("Given", "the next request goes over plain HTTP", "the next request goes over plain HTTP", "the next request says `X-Forwarded-Proto: http`"),
+    step("Given", "the next request carries header {string} with value {string}", "the next request carries header \"x-data-residency\" with value \"EU\"", "adds any header to the next request"),
+    step("When", "tenant {word} pays {int} {word} with card {string}", "tenant acme pays 1999 USD with card \"4111 1111 1111 1111\"", "`POST /payments` as a user of that tenant (a JWT signed by the harness's JWKS issuer)"),
+    step("When", "tenant {word} pays {int} {word} with card {string} described as {string}", "tenant acme pays 500 EUR with card \"4111 1111 1111 1111\" described as \"call ada@example.com\"", "a payment with a free-text description"),
+    step("When", "tenant {word} pays {int} {word} with card {string} for customer {string}", "tenant acme pays 500 EUR with card \"4111 1111 1111 1111\" for customer \"Ada Lovelace\"", "a payment whose customer has that name"),
+    step("When", "tenant {word} pays for a customer in {word}", "tenant acme pays for a customer in DE", "a payment whose customer lives in that country"),
+    step("When", "tenant {word} refunds {int} of the last payment", "tenant acme refunds 500 of the last payment", "`POST /payments/<id>/refunds` for the payment the scenario created last"),
+    step("When", "tenant {word} reads the last payment", "tenant acme reads the last payment", "`GET /payments/<id>` of the payment the scenario created last"),
+    step("When", "tenant {word} lists payments with query {string}", "tenant acme lists payments with query \"limit=5&customer=cus_1\"", "`GET /payments?<query>`, the query sent as written (unencoded)"),
+    step("When", "tenant {word} erases customer {word}", "tenant acme erases customer cus_1", "`DELETE /customers/<id>` (GDPR erasure)"),
+    step("When", "tenant {word} looks up payment {string}", "tenant acme looks up payment \"1' OR '1'='1\"", "`GET /payments/<text>` (the text is URL-encoded)"),
+    step("When", "tenant {word} stores a record for patient {word} with diagnosis {string}", "tenant clinic stores a record for patient p-1 with diagnosis \"J45.909\"", "`POST /patients/<id>/records`: the record is stored encrypted (envelope encryption under the KMS mock)"),
+    step("When", "tenant {word} reads the records of patient {word}", "tenant clinic reads the records of patient p-1", "`GET /patients/<id>/records`: reads and decrypts the stored records (ePHI)"),
+    step("When", "an anonymous caller reads the records of patient {word}", "an anonymous caller reads the records of patient p-1", "the same, without a token"),
+    step("When", "the stored records of patient {word} are corrupted", "the stored records of patient p-1 are corrupted", "overwrites that patient's sealed records in DynamoDB with bytes that do not decrypt"),
+    step("When", "the stored audit entry {int} of tenant {word} is altered", "the stored audit entry 1 of tenant acme is altered", "rewrites the actor of that entry in DynamoDB"),
+    step("Then", "the answer is {int}", "the answer is 201", "the last response's status"),
+    step("Then", "the answer does not contain {string}", "the answer does not contain \"J45\"", "the last response's body does not contain the text"),
+    step("Then", "no card number appears in the answer, the logs or the stored payments", "no card number appears in the answer, the logs or the stored payments", "scans all three for a PAN in clear"),
+    step("Then", "no stored item contains {string}", "no stored item contains \"J45.909\"", "scans every table of the scenario for the text in clear"),
+    step("Then", "no stored payment of tenant {word} names customer {word}", "no stored payment of tenant acme names customer cus_1", "their name, email and country are gone from DynamoDB"),
+    step("Then", "the data of tenant {word} is intact", "the data of tenant globex is intact", "that tenant's stored items are exactly as they were after its own last request"),
+    step("Then", "the audit trail of tenant {word} records {string} with data class {word}", "the audit trail of tenant acme records \"POST /payments\" with data class pci", "reads the trail back from DynamoDB"),
+    step("Then", "the audit trail of tenant {word} records {string} as {word}", "the audit trail of tenant acme records \"GET /payments/:id\" as denied", "an entry of that action with that outcome (success, denied, failure)"),
+    step("Then", "the audit trail of tenant {word} records a violation of {string}", "the audit trail of tenant acme records a violation of \"PCI-DSS 4.2.1\"", "a `compliance.violation` entry naming the rule"),
+    step("Then", "the audit trail of tenant {word} does not record {string}", "the audit trail of tenant acme does not record \"POST /payments\"", "no entry of that action"),
+    step("Then", "the audit chain of tenant {word} verifies", "the audit chain of tenant acme verifies", "walks the stored chain and its signed checkpoints"),
+    step("Then", "the audit chain of tenant {word} is broken at entry {int}", "the audit chain of tenant acme is broken at entry 1", "and names the entry"),
+    step("Then", "the rule {string} held", "the rule \"PCI-DSS 3.4\" held", "in this scenario the rule applied at least once and held every time"),
+    step("Then", "the rule {string} was never violated", "the rule \"HIPAA 164.312(b)\" was never violated", "in this scenario the rule applied and was never broken"),
+    step("Then", "the rule {string} was violated", "the rule \"PCI-DSS 3.4\" was violated", "in this scenario a request broke the rule"),
+    step("Then", "the rule {string} refused the request", "the rule \"GDPR Art. 44\" refused the request", "in this scenario the rule blocked a request before the handler"),
+    step("Then", "the rule {string} could not be proven", "the rule \"PCI-DSS 4.2.1\" could not be proven", "in this scenario the rule applied but the transport or region was unknown"),
+    step("Then", "the rule {string} did not apply", "the rule \"HIPAA 164.312(b)\" did not apply", "in this scenario nothing gave the rule evidence"),
+    step("Then", "a threat incident was recorded for tenant {word}", "a threat incident was recorded for tenant acme", "a `threat.incident` audit entry exists"),
+];
+
+/// A cucumber expression as a regex over a step's text (`<placeholders>` of outlines
+/// match any value).
+fn pattern(expression: &str) -> String {
+    let mut out = String::from("^");
+    let mut rest = expression;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&escape(&rest[..start]));
+        let end = rest[start..].find('}').map_or(rest.len(), |e| start + e + 1);
+        out.push_str(match &rest[start..end] {
+            "{int}" => r"(?:-?\d+|<[^>]+>)",
+            "{string}" => r#"(?:"[^"]*"|<[^>]+>)"#,
+            _ => r"\S+",
+        });
+        rest = &rest[end..];
+    }
+    out.push_str(&escape(rest));
+    out.push('$');
+    out
+}
+
+fn escape(text: &str) -> String {
+    regex::escape(text)
+}
+
+/// The library steps a step's text matches.
+pub fn matching(text: &str) -> Vec<&'static StepDef> {
+    STEPS
+        .iter()
+        .filter(|s| regex::Regex::new(&pattern(s.expression)).is_ok_and(|re| re.is_match(text)))
+        .collect()
+}
+
+/// The library step closest to `text` (normalised Levenshtein over the examples and the
+/// expressions).
+pub fn closest(text: &str) -> &'static StepDef {
+    let score = |s: &StepDef| {
+        strsim::normalized_levenshtein(text, s.example)
+            .max(strsim::normalized_levenshtein(text, s.expression))
+    };
+    STEPS
+        .iter()
+        .max_by(|a, b| score(a).partial_cmp(&score(b)).unwrap_or(std::cmp::Ordering::Equal))
+        .unwrap_or(&STEPS[0])
+}
+
+/// What is wrong with the features under `path` before any runs: files that do not parse
+/// (with file and line), steps that match no library step (with the closest one), steps
+/// that match several.
+pub fn problems(path: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for file in feature_files(path) {
+        let feature =
+            match cucumber::gherkin::Feature::parse_path(&file, cucumber::gherkin::GherkinEnv::default()) {
+                Ok(feature) => feature,
+                Err(cucumber::gherkin::ParseFileError::Parsing { source, .. }) => {
+                    out.push(format!("{}: does not parse: {source}", file.display()));
+                    continue;
+                }
+                Err(err) => {
+                    out.push(format!("{}: {err}", file.display()));
+                    continue;
+                }
+            };
+        let scenarios = feature.scenarios.iter().chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()));
+        let backgrounds =
+            feature.background.iter().chain(feature.rules.iter().filter_map(|r| r.background.as_ref()));
+        let steps = scenarios.flat_map(|s| s.steps.iter()).chain(backgrounds.flat_map(|b| b.steps.iter()));
+        for step in steps {
+            let kind = match step.ty {
+                cucumber::gherkin::StepType::Given => "Given",
+                cucumber::gherkin::StepType::When => "When",
+                cucumber::gherkin::StepType::Then => "Then",
+            };
+            let any_kind = matching(&step.value);
+            let found: Vec<_> = any_kind.iter().filter(|s| s.kind == kind).collect();
+            let at = format!("{}:{}", file.display(), step.position.line);
+            match found.len() {
+                1 => {}
+                0 if !any_kind.is_empty() => out.push(format!(
+                    "{at}: \"{}\" is a {} step, here it follows a {kind} step; start it with {}",
+                    step.value, any_kind[0].kind, any_kind[0].kind
+                )),
+                0 => out.push(format!(
+                    "{at}: no step matches \"{}\"; the closest is \"{}\" (see features/README.md)",
+                    step.value,
+                    closest(&step.value).expression
+                )),
+                _ => out.push(format!(
+                    "{at}: \"{}\" is ambiguous: it matches {}",
+                    step.value,
+                    found.iter().map(|s| format!("\"{}\"", s.expression)).collect::<Vec<_>>().join(" and ")
+                )),
+            }
+        }
+    }
+    out
+}
+
+/// The `.feature` files under `path` (a file or a directory), sorted.
+pub fn feature_files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_owned()];
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "feature"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_matches_exactly_its_own_step() {
+        for s in STEPS {
+            let found = matching(s.example);
+            assert_eq!(found, vec![s], "{}", s.example);
+        }
+    }
+
+    #[test]
+    fn a_typo_matches_nothing_and_names_the_closest_step() {
+        assert!(matching("the anwser is 201").is_empty());
+        assert_eq!(closest("the anwser is 201").expression, "the answer is {int}");
+        assert!(matching("tenant acme pays 12 USD with card 4111").is_empty(), "the card must be quoted");
+        assert_eq!(matching("the answer is <status>").len(), 1, "outline placeholders match");
+    }
+
+    #[test]
+    fn a_feature_that_does_not_parse_is_named_with_its_line() {
+        let dir = std::env::temp_dir().join(format!("lift-features-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("bad.feature"),
+            "@gdpr\nFeature: one\n  Scenario: a\n    Given the answer is 200\nFeature: two\n",
+        )
+        .unwrap();
+        let found = problems(&dir);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("bad.feature: does not parse: Error at 6:1"), "{found:?}");
+        std::fs::write(dir.join("bad.feature"), "Feature: one\n  Scenario: a\n    When the answer is 200\n")
+            .unwrap();
+        let found = problems(&dir);
+        assert!(found[0].contains("bad.feature:3: \"the answer is 200\" is a Then step"), "{found:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_features_readme_lists_every_step_with_its_example_and_every_rule() {
+        let readme = include_str!("../../../features/README.md");
+        for s in STEPS {
+            assert!(readme.contains(&format!("`{}`", s.expression)), "README lacks {}", s.expression);
+            assert!(
+                readme.contains(&format!("`{} {}`", s.kind, s.example)),
+                "README lacks the example {}",
+                s.example
+            );
+        }
+        for rule in lift::security::compliance::builtin() {
+            assert!(readme.contains(&format!("| `{}` |", rule.id())), "README lacks rule {}", rule.id());
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Must-fail compliance features: for each built-in rule a handler can break, a feature
+//! under `tests/features/must_fail/` fails against a small service whose handler breaks it,
+//! and passes against the same service done right. The service is not payments: the
+//! suites drive any [`ComplianceTarget`].
+//!
+//! Request-phase rules (PCI-DSS 4.2.1, HIPAA 164.312(e)(1), GDPR Art. 44) are enforced
+//! before any handler runs, and the audit and access rules (PCI-DSS 10.2.1, HIPAA
+//! 164.312(a)(1) and (b), SOC2 CC6.1) by the layers around it; a handler cannot break
+//! them, so they have no feature here (the shipped suites exercise them).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use http::StatusCode;
+use lift::app::App;
+use lift::middleware::auth::require_scope;
+use lift::middleware::logging::tracing_subscriber::fmt::MakeWriter as _;
+use lift::middleware::logging::MemoryWriter;
+use lift::store::{KeyAttribute, TableDef};
+use lift::{Context, Request, Response};
+use lift_harness::compliance::{ComplianceTarget, TargetEnv};
+
+/// How the handler breaks its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Break {
+    Nothing,
+    LogsCardNumber,
+    AnswersCvv,
+    LogsEmail,
+    KeepsErasedData,
+    AnswersSecret,
+    FailsSilently,
+}
+
+/// A tiny payments-like service: `POST /payments`, `GET /payments/:id` (which fails),
+/// `DELETE /customers/:id`.
+#[derive(Debug, Clone, Copy)]
+struct Ledger(Break);
+
+#[derive(Clone)]
+struct Shared {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    logs: MemoryWriter,
+    broken: Break,
+}
+
+fn tenant(req: &Request) -> String {
+    Context::of(req).and_then(Context::principal).map(|p| p.tenant.clone()).unwrap_or_default()
+}
+
+impl Shared {
+    fn log(&self, line: &str) {
+        let _ = writeln!(self.logs.make_writer(), "{line}");
+    }
+
+    async fn pay(&self, req: Request) -> Response {
+        let body: serde_json::Value = serde_json::from_slice(req.body().as_bytes()).unwrap_or_default();
+        let pan = body["card_number"].as_str().unwrap_or_default().replace(' ', "");
+        let email = body["customer"]["email"].as_str().unwrap_or_default().to_owned();
+        match self.broken {
+            Break::LogsCardNumber => self.log(&format!("charging card {pan}")),
+            Break::LogsEmail => self.log(&format!("receipt sent to {email}")),
+            _ => self.log("{\"level\":\"INFO\",\"message\":\"payment created\"}"),
+        }
+        let id = format!("pay_{}", uuid::Uuid::new_v4().simple());
+        let last4 = pan.get(pan.len().saturating_sub(4)..).unwrap_or_default().to_owned();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
+            .item("sk", AttributeValue::S(id.clone()))
+            .item("card_last4", AttributeValue::S(last4.clone()))
+            .item(
+                "customer_id",
+                AttributeValue::S(body["customer"]["id"].as_str().unwrap_or_default().into()),
+            )
+            .item(
+                "customer_name",
+                AttributeValue::S(body["customer"]["name"].as_str().unwrap_or_default().into()),
+            )
+            .send()
+            .await
+            .expect("store the payment");
+        let mut answer = serde_json::json!({ "id": id, "card": { "last4": last4 } });
+        match self.broken {
+            Break::AnswersCvv => answer["card"]["cvv"] = "123".into(),
+            Break::AnswersSecret => answer["debug_key"] = "AKIAIOSFODNN7EXAMPLE".into(),
+            _ => {}
+        }
+        lift::json_response(StatusCode::CREATED, &answer)
+    }
+
+    async fn read(&self, _req: Request) -> Response {
+        if self.broken == Break::FailsSilently {
+            let mut res = Response::default();
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return res;
+        }
+        // Done right: the failure goes through lift::Error, which logs it at error level.
+        self.log("{\"level\":\"ERROR\",\"message\":\"the ledger is unavailable\"}");
+        lift::Error::internal(std::io::Error::other("the ledger is unavailable")).render(None)
+    }
+
+    async fn erase(&self, req: Request) -> Response {
+        let customer = lift::path_param(&req, "id").unwrap_or_default().to_owned();
+        if self.broken != Break::KeepsErasedData {
+            let items = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
+                .send()
+                .await
+                .expect("query the tenant's payments");
+            for item in items.items() {
+                if item.get("customer_id").and_then(|v| v.as_s().ok()) != Some(&customer) {
+                    continue;
+                }
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", item["pk"].clone())
+                    .key("sk", item["sk"].clone())
+                    .update_expression("REMOVE customer_name")
+                    .send()
+                    .await
+                    .expect("erase the name");
+            }
+        }
+        lift::json_response(StatusCode::OK, &serde_json::json!({ "erased": customer }))
+    }
+}
+
+impl ComplianceTarget for Ledger {
+    fn tables(&self) -> Vec<TableDef> {
+        vec![TableDef::new("ledger", KeyAttribute::string("pk")).with_sort_key(KeyAttribute::string("sk"))]
+    }
+
+    fn scopes(&self) -> Vec<String> {
+        vec!["ledger:write".into()]
+    }
+
+    fn app(&self, env: &TargetEnv) -> App {
+        let shared = Arc::new(Shared {
+            client: env.client.clone(),
+            table: env.tables[0].clone(),
+            logs: env.logs.clone(),
+            broken: self.0,
+        });
+        let (pay, read, erase) = (shared.clone(), shared.clone(), shared);
+        App::new()
+            .route(
+                http::Method::POST,
+                "/payments",
+                lift::app::Route::from_handler(move |req| {
+                    let s = pay.clone();
+                    async move { s.pay(req).await }
+                })
+                .layer(require_scope("ledger:write")),
+            )
+            .route(
+                http::Method::GET,
+                "/payments/:id",
+                lift::app::Route::from_handler(move |req| {
+                    let s = read.clone();
+                    async move { s.read(req).await }
+                }),
+            )
+            .route(
+                http::Method::DELETE,
+                "/customers/:id",
+                lift::app::Route::from_handler(move |req| {
+                    let s = erase.clone();
+                    async move { s.erase(req).await }
+                }),
+            )
+    }
+}
+
+#[test]
+fn each_must_fail_feature_fails_against_the_handler_that_breaks_its_rule_and_passes_without() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/features/must_fail");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let cases = [
+        ("pci_dss_3_4.feature", Break::LogsCardNumber),
+        ("pci_dss_3_2_2.feature", Break::AnswersCvv),
+        ("gdpr_art_32.feature", Break::LogsEmail),
+        ("gdpr_art_17.feature", Break::KeepsErasedData),
+        ("soc2_cc6_7.feature", Break::AnswersSecret),
+        ("soc2_cc7_2.feature", Break::FailsSilently),
+    ];
+    let features = lift_harness::compliance::library::feature_files(&dir);
+    assert_eq!(features.len(), cases.len(), "a case per must-fail feature: {features:?}");
+    for (feature, broken) in cases {
+        let path = dir.join(feature);
+        let good = rt
+            .block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &path, &out.join("good")))
+            .unwrap();
+        assert!(good.problems.is_empty(), "{feature}: {:?}", good.problems);
+        assert_eq!(good.failed, 0, "{feature} fails against the correct handler");
+        let bad =
+            rt.block_on(lift_harness::compliance::run(Ledger(broken), &path, &out.join("bad"))).unwrap();
+        assert!(bad.failed > 0, "{feature} passed against a handler that {broken:?}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&bad.report).unwrap()).unwrap();
+        assert!(
+            report["frameworks"].as_array().unwrap().iter().all(|f| f["status"] != "Pass"),
+            "{feature}: a framework passed in a failing run"
+        );
+    }
+}
