@@ -591,3 +591,61 @@ async fn a_response_that_cannot_be_sealed_keeps_the_lock_so_a_retry_does_not_run
     assert_eq!(retry.status(), 409, "the retry waits for the lock instead of charging again");
     assert_eq!(handler.calls(), 1);
 }
+
+/// The audit layer answers 503 when it cannot store the entry of a request whose handler
+/// already ran. Behind idempotency, that 503 must not free the key: the retry replays the
+/// handler's own answer instead of running the operation (a refund) a second time. A
+/// handler that refused (4xx) changed nothing, so its retry still runs.
+#[tokio::test]
+async fn an_operation_that_ran_before_its_audit_entry_failed_is_replayed_not_run_again() {
+    use lift::security::audit::{AuditLayer, AuditTrail, AUDIT_UNAVAILABLE};
+    use lift_harness::faults::{AwsFaultProxy, DynamoDbFault, ANY_OPERATION};
+
+    let env = env().await;
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let audit_table = local.create_table(&lift::store::tables::audit()).await.expect("the audit table");
+    let proxy = AwsFaultProxy::start(local.endpoint()).await.expect("the fault proxy");
+    let audit_client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let trail = AuditTrail::builder().client(audit_client).table(&audit_table).build().expect("a trail");
+    // Call 0 refunds, call 1 refuses with 422, later calls refund.
+    let handler = Handler::new(|n| {
+        Box::pin(async move {
+            match n {
+                1 => Ok(lift::Error::unprocessable("amount over the refundable total").into_response()),
+                _ => Ok(created(n)),
+            }
+        })
+    });
+    let svc = env.layer().layer(AuditLayer::new(trail.clone()).layer(handler.clone()));
+
+    proxy.inject(ANY_OPERATION, DynamoDbFault::InternalServerError, 1.0);
+    let refused = send(&svc, post("k-audit", r#"{"amount":100}"#)).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(problem_type(&refused), AUDIT_UNAVAILABLE);
+    assert!(!body(&refused).contains("p_0"), "the withheld answer is not in the 503");
+    assert_eq!(handler.calls(), 1);
+    let items = env.items().await;
+    assert_eq!(items.len(), 1, "the record is kept");
+    assert_eq!(items[0]["status"].as_s().unwrap(), "COMPLETED");
+
+    // The client retries while the audit store is still down, and again after it heals.
+    for _ in 0..2 {
+        let replay = send(&svc, post("k-audit", r#"{"amount":100}"#)).await;
+        assert_eq!(replay.status(), StatusCode::CREATED);
+        assert_eq!(replay.headers()["idempotent-replayed"], "true");
+        assert_eq!(body(&replay), r#"{"id":"p_0"}"#, "the outcome of the one run");
+        assert_eq!(handler.calls(), 1, "the operation ran once");
+        proxy.clear();
+    }
+
+    // A refusal changed nothing: with the audit store down again, its 503 frees the key.
+    proxy.inject(ANY_OPERATION, DynamoDbFault::InternalServerError, 1.0);
+    let refused = send(&svc, post("k-422", r#"{"amount":100000}"#)).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(handler.calls(), 2);
+    proxy.clear();
+    let retried = send(&svc, post("k-422", r#"{"amount":100000}"#)).await;
+    assert_eq!(retried.status(), StatusCode::CREATED, "the corrected retry runs");
+    assert!(!retried.headers().contains_key("idempotent-replayed"));
+    assert_eq!(handler.calls(), 3);
+}

@@ -29,6 +29,49 @@ pub struct Invocation {
     pub xray_trace_id: Option<String>,
 }
 
+/// The answer a handler gave, kept when a layer between it and idempotency replaced it
+/// with a failure after the handler's effects were written: the audit layer answers `503`
+/// when it cannot store the entry of a request whose handler already ran.
+///
+/// The replacement carries this in its extensions. The idempotency layer stores the
+/// committed answer instead of releasing its record, so the client's retry replays what
+/// happened (a refund made once) instead of running the operation a second time.
+///
+/// # Examples
+///
+/// ```
+/// use lift::context::CommittedAnswer;
+/// let answer = CommittedAnswer::new(http::Response::new(lift::Body::from("done")));
+/// let copy = answer.clone();
+/// assert_eq!(copy.take().map(|r| r.status()), Some(http::StatusCode::OK));
+/// assert!(answer.take().is_none(), "taken once");
+/// ```
+pub struct CommittedAnswer<B>(std::sync::Arc<std::sync::Mutex<Option<http::Response<B>>>>);
+
+impl<B> CommittedAnswer<B> {
+    /// Keeps `answer`.
+    pub fn new(answer: http::Response<B>) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(answer))))
+    }
+
+    /// The answer, once: later calls (from any clone) get `None`.
+    pub fn take(&self) -> Option<http::Response<B>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl<B> Clone for CommittedAnswer<B> {
+    fn clone(&self) -> Self {
+        Self(std::sync::Arc::clone(&self.0))
+    }
+}
+
+impl<B> std::fmt::Debug for CommittedAnswer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommittedAnswer")
+    }
+}
+
 /// Who is calling: set by authentication middleware.
 ///
 /// # Examples

@@ -13,9 +13,9 @@ use super::{
     IdempotencyUnavailable, InvalidKey, KeyInUse, PayloadMismatch, PrincipalRequired, ResponseCipher,
     ResponseErased, ResponseFuture,
 };
-use crate::body::{Request, Response};
+use crate::body::{Body, Request, Response};
 use crate::buffered::around;
-use crate::context::Context;
+use crate::context::{CommittedAnswer, Context};
 use crate::BoxError;
 
 /// The header that marks a replayed response.
@@ -149,15 +149,28 @@ where
     // Copied before the handler consumes the request: the cipher reads it after.
     let parts = config.cipher.as_ref().map(|_| copy_request(&req));
     let result = inner.call(req).await;
-    let keep = match &result {
-        Ok(res) if res.body().len() > config.max_response_bytes => {
+    // A failure answered after the handler's effects were written (an audit entry that
+    // could not be stored) carries the handler's own answer: that is the outcome to keep,
+    // or a retry would run the operation a second time.
+    let committed = match &result {
+        Ok(res) if !keeps(res.status()) => {
+            res.extensions().get::<CommittedAnswer<Body>>().and_then(CommittedAnswer::take)
+        }
+        _ => None,
+    };
+    let outcome = match &committed {
+        Some(answer) => Some(answer),
+        None => result.as_ref().ok(),
+    };
+    let keep = match outcome {
+        Some(res) if res.body().len() > config.max_response_bytes => {
             tracing::warn!(
                 bytes = res.body().len(),
                 "response too large to store; idempotency record removed"
             );
             None
         }
-        Ok(res) if keeps(res.status()) => Some(res),
+        Some(res) if keeps(res.status()) => Some(res),
         _ => None,
     };
     let sealed = match (keep, &config.cipher, &parts) {

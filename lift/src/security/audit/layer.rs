@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::entry::{AuditEntry, Outcome};
 use super::trail::AuditTrail;
-use crate::context::{client_ip, Context, MatchedRoute};
+use crate::context::{client_ip, CommittedAnswer, Context, MatchedRoute};
 
 /// What a handler says about its request for the audit entry: the action, the resource and
 /// the data classes it touched. Found in the request's extensions under an [`AuditLayer`].
@@ -117,9 +117,10 @@ pub enum OnFlushFailure {
 /// [`AuditStorage::Degraded`]. When the buffer is full, the request waits for room.
 ///
 /// The 503 comes after the handler ran: whatever it wrote stays written, and the entry
-/// stays buffered for the next flush. A client's retry (a 503 invites one) runs the
-/// handler again, since the idempotency layer keeps no 5xx answer: handlers behind an
-/// audit-critical layer must tolerate a repeat.
+/// stays buffered for the next flush. When the handler's answer was a success, the 503
+/// carries it as a [`CommittedAnswer`]: an idempotency layer mounted outside stores that
+/// answer, so a client's retry with the same key replays the outcome instead of running
+/// the operation twice. Without idempotency, a retry runs the handler again.
 ///
 /// # Examples
 ///
@@ -243,7 +244,16 @@ where
                 }
             };
             let mut res = match (result, storage) {
-                (Ok(_), AuditStorage::Refused) => unavailable(&request_id),
+                (Ok(answer), AuditStorage::Refused) => {
+                    let ran = answer.status().is_success() || answer.status().is_redirection();
+                    let mut refused = unavailable(&request_id);
+                    if ran {
+                        // The handler's effects are written: idempotency (outside) stores
+                        // this answer, so a retry replays it instead of running again.
+                        refused.extensions_mut().insert(CommittedAnswer::new(answer));
+                    }
+                    refused
+                }
                 (Ok(res), _) => res,
                 (Err(err), _) => return Err(err),
             };
