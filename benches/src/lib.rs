@@ -33,7 +33,7 @@ pub fn noop() -> Noop {
 
 /// The service [`noop`] returns; a named type, so that the instruction benches can name the
 /// layers over it.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Noop;
 
 impl tower::Service<Request> for Noop {

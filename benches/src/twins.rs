@@ -35,11 +35,11 @@ pub fn retry() -> RetryLayer<CopyAndBudget> {
     RetryLayer::new(CopyAndBudget { budget: Arc::new(TpsBudget::default()), attempts: 2 })
 }
 
+/// Tower's three resilience layers, outermost first: concurrency limit, timeout, load shed.
+pub type StackLayers = Stack<LoadShedLayer, Stack<TimeoutLayer, Stack<ConcurrencyLimitLayer, Identity>>>;
+
 /// Our three resilience layers' twins in one `ServiceBuilder`, in the same order.
-pub fn stack(
-    max: usize,
-    after: Duration,
-) -> ServiceBuilder<Stack<LoadShedLayer, Stack<TimeoutLayer, Stack<ConcurrencyLimitLayer, Identity>>>> {
+pub fn stack(max: usize, after: Duration) -> ServiceBuilder<StackLayers> {
     ServiceBuilder::new().layer(concurrency_limit(max)).layer(timeout(after)).layer(load_shed())
 }
 

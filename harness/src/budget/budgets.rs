@@ -100,7 +100,7 @@ pub struct Budget {
 }
 
 /// Another implementation of the same job, measured in the same group over the same bare
-/// service (tower's own layer, for Lift's resilience layers): the layer's overhead may be at
+/// service (tower's own layer, for Lift's resilience layers): the layer's median may be at
 /// most `max_ratio` times the twin's.
 ///
 /// The ratio is taken in the same run, between functions of one group, so the machine's
@@ -117,7 +117,7 @@ impl Twin {
         &self.function
     }
 
-    /// The most the layer's overhead may be, as a multiple of the twin's.
+    /// The most the layer's median may be, as a multiple of the twin's.
     pub fn max_ratio(&self) -> f64 {
         self.max_ratio
     }

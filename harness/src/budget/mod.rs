@@ -30,8 +30,25 @@
 //! ```text
 //! speed  = min(median(<group>/calibrate_before), median(<group>/calibrate_after)) / reference_ns
 //! speed  = min(speed, max_factor)
-//! budget = (budget_ns - kernel_reference_ns) * speed + median(<group>/<kernel>)
+//! budget = (budget_ns - kernel_reference_ns) * speed + min(median(<group>/<kernel>), 2 x kernel_reference_ns)
 //! ```
+//!
+//! The kernel's reading counts at most [`KERNEL_CAP_FACTOR`] times its reference: a host so
+//! busy that a UDP send takes ten times as long does not widen the budget past that.
+//!
+//! A budget may name a twin ([`Twin`]): another implementation of the same job (tower's own
+//! layer) measured in the same group over the same bare service; the gate fails when
+//! `median(layer) > max_twin_ratio x median(twin)`, a ratio in which the machine's speed
+//! cancels out.
+//!
+//! Honest medians: with [`CriterionResults::with_attempts`] every run of the benches is one
+//! attempt and each bench's median is the median over the attempts that measured it, so
+//! neither a noisy nor a lucky attempt decides alone; with
+//! [`CriterionResults::fresh_since`], results older than the run are refused
+//! ([`Verdict::Stale`]).
+//!
+//! The instruction gate ([`InstructionBaseline`]) checks callgrind's instruction counts of
+//! the resilience layers and their tower twins against a committed baseline.
 //!
 //! # Examples
 //!
@@ -145,7 +162,7 @@ impl Gate {
                 None => None,
             };
             let twin = match budget.twin() {
-                Some(twin) => Some(TwinComparison::new(twin, median(twin.function())?, bare, layer - bare)),
+                Some(twin) => Some(TwinComparison::new(twin, median(twin.function())?, bare, layer)),
                 None => None,
             };
             Ok((layer, bare, kernel, speed, twin))

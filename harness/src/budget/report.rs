@@ -225,7 +225,8 @@ pub(super) fn effective_budget_ns(
     }
 }
 
-/// A layer against its twin in the same group and run: the ratio of their overheads.
+/// A layer against its twin in the same group and run: the ratio of their medians, each the
+/// whole call over the same bare service (what a caller pays with one or the other).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TwinComparison {
     function: String,
@@ -235,14 +236,10 @@ pub struct TwinComparison {
     max_ratio: f64,
 }
 
-/// The smallest twin overhead a ratio divides by: a twin measured at or below the bare
-/// service (noise) would otherwise make any layer infinitely dearer.
-const MIN_TWIN_OVERHEAD_NS: f64 = 1.0;
-
 impl TwinComparison {
-    pub(super) fn new(twin: &super::Twin, median_ns: f64, bare_ns: f64, layer_overhead_ns: f64) -> Self {
+    pub(super) fn new(twin: &super::Twin, median_ns: f64, bare_ns: f64, layer_median_ns: f64) -> Self {
         let overhead_ns = median_ns - bare_ns;
-        let ratio = layer_overhead_ns.max(0.0) / overhead_ns.max(MIN_TWIN_OVERHEAD_NS);
+        let ratio = if median_ns > 0.0 { layer_median_ns / median_ns } else { f64::INFINITY };
         Self {
             function: twin.function().to_owned(),
             median_ns,
@@ -267,7 +264,7 @@ impl TwinComparison {
         self.overhead_ns
     }
 
-    /// The layer's overhead over the twin's.
+    /// The layer's median over the twin's.
     pub fn ratio(&self) -> f64 {
         self.ratio
     }
@@ -540,15 +537,17 @@ impl fmt::Display for Report {
             let Some(t) = &g.twin else { continue };
             writeln!(
                 f,
-                "{} {}: overhead {} is {:.2}x {}/{}'s {} (at most {:.2}x)",
+                "{} {}: layer {} is {:.2}x {}/{} {} (at most {:.2}x; overheads {} and {})",
                 if t.within() { "*" } else { "!" },
                 g.group,
-                g.measurement.as_ref().map_or_else(|| "-".to_owned(), |m| format_ns(m.overhead_ns)),
+                g.measurement.as_ref().map_or_else(|| "-".to_owned(), |m| format_ns(m.layer_median_ns)),
                 t.ratio,
                 g.group,
                 t.function,
-                format_ns(t.overhead_ns),
+                format_ns(t.median_ns),
                 t.max_ratio,
+                g.measurement.as_ref().map_or_else(|| "-".to_owned(), |m| format_ns(m.overhead_ns)),
+                format_ns(t.overhead_ns),
             )?;
         }
         for g in &self.groups {
