@@ -234,6 +234,7 @@ library_benchmark_group!(
 );
 
 main!(
-    config = LibraryBenchmarkConfig::default();
+    // gungraun clears the environment of the benchmarks; the extra-work switch goes through.
+    config = LibraryBenchmarkConfig::default().pass_through_env("LIFT_BENCH_EXTRA_WORK");
     library_benchmark_groups = resilience
 );
