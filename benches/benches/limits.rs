@@ -13,24 +13,13 @@
 //! poll, so each is polled once with a no-op waker.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use lift::middleware::rate_limit::{compound_key, Algorithm, LocalPrefilter, RateLimitKey};
 use lift::{Context, Request, Response};
-use lift_benches::{get_request, noop};
+use lift_benches::{bench_call, call_ready, get_request, noop};
 use tower::Service;
-
-/// Runs a future that is ready at its first poll (every call over `noop()` is).
-fn ready<F: Future>(future: F) -> F::Output {
-    match pin!(future).poll(&mut TaskContext::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a call over noop() must be ready at once"),
-    }
-}
 
 /// The bench request with the `Context` the App would have inserted.
 fn tenant_request() -> Request {
@@ -64,22 +53,14 @@ fn rate_limit_prefilter(c: &mut Criterion) {
         LocalPrefilter::for_algorithm(Algorithm::FixedWindow, 1_000_000_000, Duration::from_secs(1))
             .expect("a valid quota");
     let mut layered = prefiltered(noop(), prefilter, vec![RateLimitKey::Tenant]);
-    let res = ready(layered.call(tenant_request())).expect("admitted");
+    let res = call_ready(&mut layered, tenant_request()).expect("admitted");
     assert_eq!(res.status(), 200);
 
-    let mut bare = noop();
+    let bare = noop();
     let mut group = c.benchmark_group("rate_limit_prefilter");
     lift_benches::calibrate_before(&mut group);
-    group.bench_function("bare", |b| {
-        b.iter_batched(tenant_request, |req| black_box(ready(bare.call(req)).is_ok()), BatchSize::SmallInput)
-    });
-    group.bench_function("layer", |b| {
-        b.iter_batched(
-            tenant_request,
-            |req| black_box(ready(layered.call(req)).is_ok()),
-            BatchSize::SmallInput,
-        )
-    });
+    bench_call(&mut group, "bare", tenant_request, bare);
+    bench_call(&mut group, "layer", tenant_request, layered);
     lift_benches::calibrate_after(&mut group);
     group.finish();
 }

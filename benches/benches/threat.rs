@@ -12,22 +12,11 @@
 //! Requests are built outside the timed part (`iter_batched`); a call with nothing found
 //! is ready at its first poll, so each is polled once with a no-op waker.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context as TaskContext, Poll, Waker};
-
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use lift::security::threat::ThreatLayer;
 use lift::{Body, Context, Principal, Request};
-use lift_benches::noop;
-use tower::{Layer, Service};
-
-fn ready<F: Future>(future: F) -> F::Output {
-    match pin!(future).poll(&mut TaskContext::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a clean request over noop() must be ready at once"),
-    }
-}
+use lift_benches::{bench_call, call_ready, noop};
+use tower::Layer;
 
 /// A ~1 KB payment body with names, an email, an address, prices and free text.
 const BODY: &str = r#"{"id":"pay_8f14e45fceea167a5a36dedd4bea2543","amount":12999,"currency":"EUR","capture":true,
@@ -62,18 +51,14 @@ fn request() -> Request {
 fn threat_detect(c: &mut Criterion) {
     assert!((900..=1300).contains(&BODY.len()), "body is {} bytes", BODY.len());
     let mut layered = ThreatLayer::new().layer(noop());
-    let res = ready(layered.call(request())).expect("infallible");
+    let res = call_ready(&mut layered, request()).expect("infallible");
     assert_eq!(res.status(), 200, "the benign bench request must pass");
 
-    let mut bare = noop();
+    let bare = noop();
     let mut group = c.benchmark_group("threat_detect_1kb");
     lift_benches::calibrate_before(&mut group);
-    group.bench_function("bare", |b| {
-        b.iter_batched(request, |req| black_box(ready(bare.call(req)).is_ok()), BatchSize::SmallInput)
-    });
-    group.bench_function("layer", |b| {
-        b.iter_batched(request, |req| black_box(ready(layered.call(req)).is_ok()), BatchSize::SmallInput)
-    });
+    bench_call(&mut group, "bare", request, bare);
+    bench_call(&mut group, "layer", request, layered);
     lift_benches::calibrate_after(&mut group);
     group.finish();
 }

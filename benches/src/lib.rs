@@ -8,10 +8,15 @@
 //! the machine's speed beside it.
 #![warn(missing_docs)]
 
+pub mod twins;
+
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use criterion::measurement::Measurement;
-use criterion::BenchmarkGroup;
+use criterion::{BatchSize, BenchmarkGroup};
 
 use lift::{Body, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,19 +28,28 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// extensions costs a few hundred nanoseconds, the same in `bare` and `layer`: timed, it
 /// cancels out of the overhead but not out of the noise, which on a busy shared machine
 /// grows with it and swamped overheads of tens of nanoseconds.
-pub fn noop() -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Response, Infallible>>,
-> + Clone
-       + Send
-       + Sync
-       + 'static {
-    tower::service_fn(|req: Request| {
+pub fn noop() -> Noop {
+    Noop
+}
+
+/// The service [`noop`] returns; a named type, so that the instruction benches can name the
+/// layers over it.
+#[derive(Debug, Clone, Default)]
+pub struct Noop;
+
+impl tower::Service<Request> for Noop {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
         KEPT.with_borrow_mut(|kept| kept.push(req));
         std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
-    })
+    }
 }
 
 thread_local! {
@@ -140,6 +154,64 @@ impl Daemon {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.drain.join().expect("the drain thread")
     }
+}
+
+/// Polls a future once with a no-op waker and returns its output: every call over [`noop`]
+/// is ready at its first poll.
+///
+/// # Panics
+/// When the future is pending.
+pub fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a call over noop() must be ready at once"),
+    }
+}
+
+/// One call the way tower's callers make it: `poll_ready`, then `call`, then the response
+/// future, each polled once (see [`ready`]).
+///
+/// Both sides of a comparison go through this, so both pay for `poll_ready` (where tower's
+/// `ConcurrencyLimit` takes its permit and `LoadShed` checks its inner service) and neither
+/// drops its response here: the caller returns it, and criterion drops it after the timed
+/// part.
+///
+/// # Errors
+/// The service's error, from `poll_ready` or from the call.
+///
+/// # Panics
+/// When the service is not ready at once, or its response is pending.
+pub fn call_ready<S, R>(service: &mut S, req: R) -> Result<S::Response, S::Error>
+where
+    S: tower::Service<R>,
+{
+    match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(err)) => return Err(err),
+        Poll::Pending => panic!("a service over noop() must be ready at once"),
+    }
+    ready(service.call(req))
+}
+
+/// Adds a function to the group that times [`call_ready`] of `service` on requests made by
+/// `request` outside the timed part. The result, response or error, is returned to criterion,
+/// which drops it after the timed part: the same for `bare`, `layer` and a tower twin.
+pub fn bench_call<M, S>(
+    group: &mut BenchmarkGroup<'_, M>,
+    function: &str,
+    request: fn() -> Request,
+    mut service: S,
+) where
+    M: Measurement,
+    S: tower::Service<Request>,
+{
+    group.bench_function(function, |b| {
+        b.iter_batched(
+            request,
+            |req| std::hint::black_box(call_ready(&mut service, req)),
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 /// The input of the calibration workload: an API Gateway v2 event (1.7 KB of JSON).

@@ -51,6 +51,29 @@ enum Command {
         /// Also write the report as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Read every attempt's results from the subdirectories of DIR (each a copy of what
+        /// one run of the benches wrote) and decide on each bench's median over them.
+        #[arg(long, value_name = "DIR")]
+        attempts: Option<PathBuf>,
+        /// Refuse results written before this time (seconds since the Unix epoch: the
+        /// run's start), so a bench that did not run cannot pass on an old measurement.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        since: Option<u64>,
+        /// Check instruction counts (the `instructions` bench, run by gungraun) against
+        /// their baseline instead of criterion's times.
+        #[arg(long)]
+        instructions: bool,
+        /// The instruction baseline (with --instructions).
+        #[arg(long, value_name = "FILE", default_value = lift_harness::budget::DEFAULT_BASELINE_FILE)]
+        baseline: PathBuf,
+        /// gungraun's output directory of the instructions bench's group (with
+        /// --instructions) [default: <cargo target dir>/gungraun/lift-benches/instructions/resilience].
+        #[arg(long, value_name = "DIR")]
+        callgrind_dir: Option<PathBuf>,
+        /// Rewrite the baseline's counts from the latest run instead of checking them (with
+        /// --instructions).
+        #[arg(long, requires = "instructions")]
+        update: bool,
     },
     /// The compliance suites run from the service's own harness binary (this one links
     /// no service); says which command to run.
@@ -81,8 +104,19 @@ async fn main() -> ExitCode {
         Command::Drill { .. } | Command::Compliance { .. } => {
             Err(anyhow::anyhow!(lift_harness::service_cli::NEEDS_A_SERVICE))
         }
-        Command::Budget { budgets, criterion_dir, allow_missing, json } => {
-            lift_harness::budget::run(&budgets, criterion_dir, allow_missing, json.as_deref())
+        Command::Budget { instructions: true, baseline, callgrind_dir, update, .. } => {
+            lift_harness::budget::run_instructions(&baseline, callgrind_dir, update)
+        }
+        Command::Budget { budgets, criterion_dir, allow_missing, json, attempts, since, .. } => {
+            let since = since.map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+            lift_harness::budget::run(
+                &budgets,
+                criterion_dir,
+                allow_missing,
+                json.as_deref(),
+                attempts,
+                since,
+            )
         }
         Command::Lambda { command } => lift_harness::lambda::cli::run(command).await,
     };

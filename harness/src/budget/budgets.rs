@@ -87,7 +87,7 @@ impl Calibration {
 }
 
 /// The overhead budget of one criterion group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Budget {
     group: String,
     budget_ns: u64,
@@ -95,6 +95,32 @@ pub struct Budget {
     bare: String,
     layer: String,
     kernel: Option<Kernel>,
+    twin: Option<Twin>,
+    measured_ns: Option<f64>,
+}
+
+/// Another implementation of the same job, measured in the same group over the same bare
+/// service (tower's own layer, for Lift's resilience layers): the layer's median may be at
+/// most `max_ratio` times the twin's.
+///
+/// The ratio is taken in the same run, between functions of one group, so the machine's
+/// speed cancels out of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Twin {
+    function: String,
+    max_ratio: f64,
+}
+
+impl Twin {
+    /// The bench function of the group that measures the twin over the bare service.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The most the layer's median may be, as a multiple of the twin's.
+    pub fn max_ratio(&self) -> f64 {
+        self.max_ratio
+    }
 }
 
 /// Work a layer hands to the kernel (a UDP send, say), measured on its own in the same group
@@ -149,6 +175,17 @@ impl Budget {
     /// The kernel work the budget includes, when it is adjusted for it.
     pub fn kernel(&self) -> Option<&Kernel> {
         self.kernel.as_ref()
+    }
+
+    /// The twin the layer is held against, when it has one.
+    pub fn twin(&self) -> Option<&Twin> {
+        self.twin.as_ref()
+    }
+
+    /// The overhead measured on the reference machine when the budget was set (its median
+    /// in nanoseconds), when the file records it: the budget is at most 1.5 times it.
+    pub fn measured_ns(&self) -> Option<f64> {
+        self.measured_ns
     }
 }
 
@@ -220,6 +257,31 @@ impl Budgets {
                     return Err(invalid(format!("{group}: kernel and kernel_reference_ns go together")));
                 }
             };
+            let twin = match (spec.twin, spec.max_twin_ratio) {
+                (None, None) => None,
+                (Some(function), Some(max_ratio)) => {
+                    let taken = function == spec.bare
+                        || function == spec.layer
+                        || kernel.as_ref().is_some_and(|k| k.function == function);
+                    if function.trim().is_empty() || taken {
+                        return Err(invalid(format!(
+                            "{group}: twin must name a bench function of its own, not {function:?}"
+                        )));
+                    }
+                    if !(max_ratio.is_finite() && max_ratio > 0.0) {
+                        return Err(invalid(format!(
+                            "{group}: max_twin_ratio must be a number above 0, not {max_ratio}"
+                        )));
+                    }
+                    Some(Twin { function, max_ratio })
+                }
+                _ => return Err(invalid(format!("{group}: twin and max_twin_ratio go together"))),
+            };
+            if let Some(measured) = spec.measured_ns {
+                if !(measured.is_finite() && measured >= 0.0) {
+                    return Err(invalid(format!("{group}: measured_ns must be a duration, not {measured}")));
+                }
+            }
             budgets.push(Budget {
                 group,
                 budget_ns: spec.budget_ns,
@@ -227,6 +289,8 @@ impl Budgets {
                 bare: spec.bare,
                 layer: spec.layer,
                 kernel,
+                twin,
+                measured_ns: spec.measured_ns,
             });
         }
         let calibration = match file.calibration {
@@ -248,6 +312,7 @@ impl Budgets {
                         b.bare == *function
                             || b.layer == *function
                             || b.kernel.as_ref().is_some_and(|k| k.function == *function)
+                            || b.twin.as_ref().is_some_and(|t| t.function == *function)
                     }) {
                         return Err(invalid(format!(
                             "calibration: function {function:?} is already a function of {}'s budget",
@@ -352,6 +417,12 @@ struct Spec {
     kernel: Option<String>,
     #[serde(default)]
     kernel_reference_ns: Option<u64>,
+    #[serde(default)]
+    twin: Option<String>,
+    #[serde(default)]
+    max_twin_ratio: Option<f64>,
+    #[serde(default)]
+    measured_ns: Option<f64>,
 }
 
 fn default_bare() -> String {

@@ -1,6 +1,8 @@
-//! Criterion's results on disk: `<dir>/<group>/<function>/new/estimates.json`.
+//! Criterion's results on disk: `<dir>/<group>/<function>/new/estimates.json`, from one run
+//! of the benches or from several (attempts), each no older than the gate's run.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::BudgetError;
 
@@ -22,12 +24,47 @@ const MAX_DIRECTORY_NAME_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CriterionResults {
     dir: PathBuf,
+    attempts: Option<PathBuf>,
+    since: Option<SystemTime>,
 }
 
 impl CriterionResults {
     /// The results in this directory.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self { dir: dir.into(), attempts: None, since: None }
+    }
+
+    /// Reads the results of every attempt instead of the directory's latest: each
+    /// subdirectory of `dir` holds what one run of the benches wrote (criterion's layout,
+    /// `<attempt>/<group>/<function>/new/estimates.json`, only for the groups that run
+    /// measured), and a bench's median is the median of its medians over the attempts that
+    /// measured it. A noisy attempt then moves the verdict no more than any other one does.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use lift_harness::budget::CriterionResults;
+    ///
+    /// let results = CriterionResults::new("target/criterion").with_attempts("target/bench-attempts");
+    /// let median = results.median_ns("bulkhead", "layer")?; // over every attempt
+    /// # Ok::<(), lift_harness::budget::BudgetError>(())
+    /// ```
+    pub fn with_attempts(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.attempts = Some(dir.into());
+        self
+    }
+
+    /// Refuses results written before `start` (the run's start): an `estimates.json` older
+    /// than it is a [`BudgetError::StaleResults`], so a bench that did not run this time
+    /// cannot pass on an old measurement.
+    pub fn fresh_since(mut self, start: SystemTime) -> Self {
+        self.since = Some(start);
+        self
+    }
+
+    /// The directory of attempts, when the results come from several runs.
+    pub fn attempts(&self) -> Option<&Path> {
+        self.attempts.as_deref()
     }
 
     /// Where criterion writes when `cargo bench` runs it, found the way criterion finds it:
@@ -55,52 +92,119 @@ impl CriterionResults {
     /// Where criterion writes the latest estimates of a bench, with its directory-name
     /// rules applied to the group and function names.
     pub fn estimates_path(&self, group: &str, function: &str) -> PathBuf {
-        self.dir.join(directory_name(group)).join(directory_name(function)).join("new").join("estimates.json")
+        estimates_path(&self.dir, group, function)
     }
 
-    /// The median of a bench's latest run, in nanoseconds per iteration.
+    /// The median of a bench, in nanoseconds per iteration: of its latest run, or, with
+    /// [attempts](Self::with_attempts), the median of its medians over the attempts.
     ///
     /// # Errors
     /// [`BudgetError::MissingResults`] when criterion has no results for it,
+    /// [`BudgetError::StaleResults`] when one is older than the run,
     /// [`BudgetError::MalformedEstimates`] when its `estimates.json` is unusable.
     pub fn median_ns(&self, group: &str, function: &str) -> Result<f64, BudgetError> {
-        let expected = self.estimates_path(group, function);
-        let path = if expected.is_file() {
-            expected
-        } else {
-            // Criterion renames a directory whose sanitized name collides with another
-            // bench's (`group_2`); its `benchmark.json` still names the real bench.
-            self.find_by_id(group, function).ok_or_else(|| BudgetError::MissingResults {
-                group: group.to_owned(),
-                function: function.to_owned(),
-                path: expected,
-            })?
-        };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| BudgetError::Io { path: path.clone(), source })?;
-        parse_median(&text).map_err(|reason| BudgetError::MalformedEstimates { path, reason })
+        Ok(median(&self.medians_ns(group, function)?))
     }
 
-    /// Scans `<dir>/*/*/new/benchmark.json` for the bench with this group and function id.
-    fn find_by_id(&self, group: &str, function: &str) -> Option<PathBuf> {
-        #[derive(serde::Deserialize)]
-        struct BenchmarkId {
-            group_id: String,
-            function_id: Option<String>,
-            value_str: Option<String>,
-        }
-        let subdirs = |dir: &Path| {
-            std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir())
+    /// A bench's median in each attempt that measured it (one value without attempts).
+    ///
+    /// # Errors
+    /// As [`median_ns`](Self::median_ns).
+    pub fn medians_ns(&self, group: &str, function: &str) -> Result<Vec<f64>, BudgetError> {
+        let sources = match &self.attempts {
+            None => vec![self.dir.clone()],
+            Some(attempts) => {
+                let mut dirs: Vec<PathBuf> = std::fs::read_dir(attempts)
+                    .map_err(|source| BudgetError::Io { path: attempts.clone(), source })?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect();
+                dirs.sort();
+                dirs
+            }
         };
-        subdirs(&self.dir).flat_map(|g| subdirs(&g).collect::<Vec<_>>()).find_map(|bench| {
-            let new = bench.join("new");
-            let text = std::fs::read_to_string(new.join("benchmark.json")).ok()?;
-            let id: BenchmarkId = serde_json::from_str(&text).ok()?;
-            let matches =
-                id.group_id == group && id.function_id.as_deref() == Some(function) && id.value_str.is_none();
-            matches.then(|| new.join("estimates.json")).filter(|p| p.is_file())
-        })
+        let mut medians = Vec::with_capacity(sources.len());
+        for source in &sources {
+            let Some(path) = estimates_in(source, group, function) else { continue };
+            if let Some(start) = self.since {
+                let written = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map_err(|source| BudgetError::Io { path: path.clone(), source })?;
+                if written < start {
+                    return Err(BudgetError::StaleResults {
+                        group: group.to_owned(),
+                        function: function.to_owned(),
+                        path,
+                        age_s: start.duration_since(written).unwrap_or_default().as_secs(),
+                    });
+                }
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| BudgetError::Io { path: path.clone(), source })?;
+            medians.push(
+                parse_median(&text).map_err(|reason| BudgetError::MalformedEstimates { path, reason })?,
+            );
+        }
+        if medians.is_empty() {
+            let path = estimates_path(sources.first().unwrap_or(&self.dir), group, function);
+            return Err(BudgetError::MissingResults {
+                group: group.to_owned(),
+                function: function.to_owned(),
+                path,
+            });
+        }
+        Ok(medians)
     }
+}
+
+/// The median of some values (the mean of the middle two for an even count); `values` is
+/// never empty here.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+fn estimates_path(dir: &Path, group: &str, function: &str) -> PathBuf {
+    dir.join(directory_name(group)).join(directory_name(function)).join("new").join("estimates.json")
+}
+
+/// The `estimates.json` of a bench in one criterion directory, if it has one.
+fn estimates_in(dir: &Path, group: &str, function: &str) -> Option<PathBuf> {
+    let expected = estimates_path(dir, group, function);
+    if expected.is_file() {
+        return Some(expected);
+    }
+    // Criterion renames a directory whose sanitized name collides with another bench's
+    // (`group_2`); its `benchmark.json` still names the real bench.
+    find_by_id(dir, group, function)
+}
+
+/// Scans `<dir>/*/*/new/benchmark.json` for the bench with this group and function id.
+fn find_by_id(dir: &Path, group: &str, function: &str) -> Option<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct BenchmarkId {
+        group_id: String,
+        function_id: Option<String>,
+        value_str: Option<String>,
+    }
+    let subdirs = |dir: &Path| {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir())
+    };
+    subdirs(dir).flat_map(|g| subdirs(&g).collect::<Vec<_>>()).find_map(|bench| {
+        let new = bench.join("new");
+        let text = std::fs::read_to_string(new.join("benchmark.json")).ok()?;
+        let id: BenchmarkId = serde_json::from_str(&text).ok()?;
+        let matches =
+            id.group_id == group && id.function_id.as_deref() == Some(function) && id.value_str.is_none();
+        matches.then(|| new.join("estimates.json")).filter(|p| p.is_file())
+    })
 }
 
 /// Criterion's directory name for a group or function name (criterion 0.5's
@@ -178,6 +282,13 @@ mod tests {
             {"confidence_level":0.95,"lower_bound":10.0,"upper_bound":11.0},
             "point_estimate":10.5,"standard_error":0.1},"slope":null}"#;
         assert_eq!(parse_median(json), Ok(10.5));
+    }
+
+    #[test]
+    fn the_median_of_attempts_is_the_middle_one() {
+        assert_eq!(median(&[5.0]), 5.0);
+        assert_eq!(median(&[100.0, 300.0, 110.0]), 110.0);
+        assert_eq!(median(&[100.0, 120.0]), 110.0);
     }
 
     #[test]

@@ -64,6 +64,21 @@ pub enum BudgetError {
         /// The `estimates.json` that does not exist.
         path: PathBuf,
     },
+    /// A bench's results are older than the run: it was not measured this time.
+    #[error(
+        "results for {group}/{function} are {age_s} s older than the run: it was not measured this time ({})",
+        path.display()
+    )]
+    StaleResults {
+        /// The criterion group (the budget's key).
+        group: String,
+        /// The bench function.
+        function: String,
+        /// The stale `estimates.json`.
+        path: PathBuf,
+        /// How much older than the run's start it is, in seconds.
+        age_s: u64,
+    },
     /// A criterion `estimates.json` cannot be parsed or holds no usable median.
     #[error("malformed criterion estimates {}: {reason}", path.display())]
     MalformedEstimates {
@@ -80,29 +95,34 @@ pub enum BudgetError {
 ///
 /// ```
 /// use lift_harness::budget::GateFailed;
-/// let err = GateFailed { over_budget: vec!["bulkhead".into()], missing: vec![] };
+/// let err = GateFailed { over_budget: vec!["bulkhead".into()], missing: vec![], stale: vec![] };
 /// assert_eq!(err.to_string(), "budget gate failed: over budget: bulkhead");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("budget gate failed: {}", describe(over_budget, missing))]
+#[error("budget gate failed: {}", describe(over_budget, missing, stale))]
 pub struct GateFailed {
     /// The groups whose overhead exceeds their budget.
     pub over_budget: Vec<String>,
     /// The groups without criterion results (when missing results are not allowed).
     pub missing: Vec<String>,
+    /// The groups whose results are older than the run.
+    pub stale: Vec<String>,
 }
 
 fn at(location: Option<(usize, usize)>) -> String {
     location.map(|(line, column)| format!(" at line {line}, column {column}")).unwrap_or_default()
 }
 
-fn describe(over_budget: &[String], missing: &[String]) -> String {
+fn describe(over_budget: &[String], missing: &[String], stale: &[String]) -> String {
     let mut parts = Vec::new();
     if !over_budget.is_empty() {
         parts.push(format!("over budget: {}", over_budget.join(", ")));
     }
     if !missing.is_empty() {
         parts.push(format!("no results (run cargo bench first): {}", missing.join(", ")));
+    }
+    if !stale.is_empty() {
+        parts.push(format!("results older than the run: {}", stale.join(", ")));
     }
     parts.join("; ")
 }

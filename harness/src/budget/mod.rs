@@ -30,8 +30,25 @@
 //! ```text
 //! speed  = min(median(<group>/calibrate_before), median(<group>/calibrate_after)) / reference_ns
 //! speed  = min(speed, max_factor)
-//! budget = (budget_ns - kernel_reference_ns) * speed + median(<group>/<kernel>)
+//! budget = (budget_ns - kernel_reference_ns) * speed + min(median(<group>/<kernel>), 2 x kernel_reference_ns)
 //! ```
+//!
+//! The kernel's reading counts at most [`KERNEL_CAP_FACTOR`] times its reference: a host so
+//! busy that a UDP send takes ten times as long does not widen the budget past that.
+//!
+//! A budget may name a twin ([`Twin`]): another implementation of the same job (tower's own
+//! layer) measured in the same group over the same bare service; the gate fails when
+//! `median(layer) > max_twin_ratio x median(twin)`, a ratio in which the machine's speed
+//! cancels out.
+//!
+//! Honest medians: with [`CriterionResults::with_attempts`] every run of the benches is one
+//! attempt and each bench's median is the median over the attempts that measured it, so
+//! neither a noisy nor a lucky attempt decides alone; with
+//! [`CriterionResults::fresh_since`], results older than the run are refused
+//! ([`Verdict::Stale`]).
+//!
+//! The instruction gate ([`InstructionBaseline`]) checks callgrind's instruction counts of
+//! the resilience layers and their tower twins against a committed baseline.
 //!
 //! # Examples
 //!
@@ -48,17 +65,27 @@
 mod budgets;
 mod criterion;
 mod error;
+mod instructions;
 mod report;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use budgets::{Budget, Budgets, Calibration, Kernel, DEFAULT_BARE, DEFAULT_CALIBRATION, DEFAULT_LAYER};
+pub use budgets::{
+    Budget, Budgets, Calibration, Kernel, Twin, DEFAULT_BARE, DEFAULT_CALIBRATION, DEFAULT_LAYER,
+};
 pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
+pub use instructions::{
+    InstructionBaseline, InstructionCounts, InstructionReport, LayerBaseline, LayerCount, TwinCount,
+    DEFAULT_BASELINE_FILE, DEFAULT_CALLGRIND_SUBDIR,
+};
 use report::effective_budget_ns;
-pub use report::{GroupReport, KernelAdjustment, Measurement, Reading, Report, SpeedAdjustment, Verdict};
+pub use report::{
+    GroupReport, KernelAdjustment, Measurement, Reading, Report, SpeedAdjustment, TwinComparison, Verdict,
+    KERNEL_CAP_FACTOR,
+};
 
 /// The budgets file `lift-harness budget` reads unless told otherwise.
 pub const DEFAULT_BUDGETS_FILE: &str = "benches/budgets.toml";
@@ -134,18 +161,29 @@ impl Gate {
                 }
                 None => None,
             };
-            Ok((layer, bare, kernel, speed))
+            let twin = match budget.twin() {
+                Some(twin) => Some(TwinComparison::new(twin, median(twin.function())?, bare, layer)),
+                None => None,
+            };
+            Ok((layer, bare, kernel, speed, twin))
         });
-        let (verdict, measurement, kernel, speed, missing) = match medians {
-            Ok((layer, bare, kernel, speed)) => {
+        let attempts =
+            self.results.medians_ns(budget.group(), budget.layer_function()).map_or(0, |m| m.len());
+        let (verdict, measurement, kernel, speed, twin, missing) = match medians {
+            Ok((layer, bare, kernel, speed, twin)) => {
                 let measurement = Measurement::new(layer, bare);
                 let within = measurement.overhead_ns()
-                    <= effective_budget_ns(budget.budget_ns(), kernel.as_ref(), speed.as_ref());
-                (if within { Verdict::Pass } else { Verdict::Fail }, Some(measurement), kernel, speed, None)
+                    <= effective_budget_ns(budget.budget_ns(), kernel.as_ref(), speed.as_ref())
+                    && twin.as_ref().is_none_or(TwinComparison::within);
+                let verdict = if within { Verdict::Pass } else { Verdict::Fail };
+                (verdict, Some(measurement), kernel, speed, twin, None)
             }
             Err(err @ BudgetError::MissingResults { .. }) => {
                 let verdict = if self.allow_missing { Verdict::Skipped } else { Verdict::Missing };
-                (verdict, None, None, None, Some(err.to_string()))
+                (verdict, None, None, None, None, Some(err.to_string()))
+            }
+            Err(err @ BudgetError::StaleResults { .. }) => {
+                (Verdict::Stale, None, None, None, None, Some(err.to_string()))
             }
             Err(err) => return Err(err),
         };
@@ -157,6 +195,8 @@ impl Gate {
             measurement,
             kernel,
             speed,
+            twin,
+            attempts,
             missing,
         })
     }
@@ -165,7 +205,9 @@ impl Gate {
 /// `lift-harness budget`: checks the budgets, prints the table, writes the JSON report when
 /// asked, and fails when the gate fails.
 ///
-/// `criterion_dir` defaults to [`CriterionResults::locate`].
+/// `criterion_dir` defaults to [`CriterionResults::locate`]; `attempts` reads every attempt's
+/// results instead ([`CriterionResults::with_attempts`]); `since` refuses results written
+/// before it ([`CriterionResults::fresh_since`]).
 ///
 /// # Errors
 /// A [`BudgetError`] when the inputs cannot be read, [`GateFailed`] when a bench is over
@@ -176,9 +218,17 @@ pub fn run(
     criterion_dir: Option<PathBuf>,
     allow_missing: bool,
     json: Option<&Path>,
+    attempts: Option<PathBuf>,
+    since: Option<std::time::SystemTime>,
 ) -> anyhow::Result<()> {
     let budgets = Budgets::load(budgets_file)?;
-    let results = criterion_dir.map_or_else(CriterionResults::locate, CriterionResults::new);
+    let mut results = criterion_dir.map_or_else(CriterionResults::locate, CriterionResults::new);
+    if let Some(attempts) = attempts {
+        results = results.with_attempts(attempts);
+    }
+    if let Some(since) = since {
+        results = results.fresh_since(since);
+    }
     let report = Gate::new(budgets, results).allow_missing(allow_missing).check()?;
     println!("{report}");
     if let Some(path) = json {
@@ -187,5 +237,47 @@ pub fn run(
             .with_context(|| format!("writing the budget report to {}", path.display()))?;
     }
     report.ensure_passed()?;
+    Ok(())
+}
+
+/// `lift-harness budget --instructions`: checks the instruction counts against the baseline,
+/// prints the table, and fails when a layer rose above it or costs too much against its
+/// twin; with `update`, rewrites the baseline's counts instead.
+///
+/// `callgrind_dir` defaults to [`DEFAULT_CALLGRIND_SUBDIR`] under the cargo target directory.
+///
+/// # Errors
+/// A [`BudgetError`] when the inputs cannot be read; an error naming the failed layers when
+/// the gate fails.
+pub fn run_instructions(
+    baseline_file: &Path,
+    callgrind_dir: Option<PathBuf>,
+    update: bool,
+) -> anyhow::Result<()> {
+    let baseline = InstructionBaseline::load(baseline_file)?;
+    let dir = callgrind_dir.unwrap_or_else(|| {
+        CriterionResults::locate()
+            .dir()
+            .parent()
+            .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+            .join(DEFAULT_CALLGRIND_SUBDIR)
+    });
+    let counts = InstructionCounts::new(dir);
+    if update {
+        let text = std::fs::read_to_string(baseline_file)
+            .with_context(|| format!("reading {}", baseline_file.display()))?;
+        let updated = InstructionBaseline::updated(&text, &baseline, &counts)?;
+        std::fs::write(baseline_file, updated)
+            .with_context(|| format!("writing {}", baseline_file.display()))?;
+        println!("updated {} from {}", baseline_file.display(), counts.dir().display());
+        return Ok(());
+    }
+    let report = baseline.check(&counts)?;
+    println!("{report}");
+    if !report.passed {
+        let failed: Vec<&str> =
+            report.layers.iter().filter(|l| !l.passed).map(|l| l.layer.as_str()).collect();
+        anyhow::bail!("instruction gate failed: {}", failed.join(", "));
+    }
     Ok(())
 }

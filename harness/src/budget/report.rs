@@ -19,12 +19,14 @@ pub enum Verdict {
     Missing,
     /// Criterion has no results for the group, and the gate was told to allow that.
     Skipped,
+    /// The group's results are older than the run: a failure, allowed or not.
+    Stale,
 }
 
 impl Verdict {
     /// Whether this verdict fails the gate.
     pub fn fails(self) -> bool {
-        matches!(self, Verdict::Fail | Verdict::Missing)
+        matches!(self, Verdict::Fail | Verdict::Missing | Verdict::Stale)
     }
 }
 
@@ -35,6 +37,7 @@ impl fmt::Display for Verdict {
             Verdict::Fail => "FAIL",
             Verdict::Missing => "MISSING",
             Verdict::Skipped => "SKIPPED",
+            Verdict::Stale => "STALE",
         })
     }
 }
@@ -102,11 +105,17 @@ impl Reading {
     }
 }
 
+/// The most the kernel's part of a budget counts for, as a multiple of its reference: a
+/// kernel reading above it (a host so busy that a UDP send takes ten times as long) does not
+/// widen the budget past `2 x reference`, so a layer cannot hide its own growth in it.
+pub const KERNEL_CAP_FACTOR: f64 = 2.0;
+
 /// How much a budget moved for the kernel work it includes (see [`Kernel`](super::Kernel)).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KernelAdjustment {
     #[serde(flatten)]
     reading: Reading,
+    counted_ns: f64,
 }
 
 impl KernelAdjustment {
@@ -116,7 +125,19 @@ impl KernelAdjustment {
             median_ns,
             reference_ns: kernel.reference_ns(),
         };
-        Self { reading }
+        let counted_ns = median_ns.min(kernel.reference_ns() as f64 * KERNEL_CAP_FACTOR);
+        Self { reading, counted_ns }
+    }
+
+    /// What the kernel's part of the budget counts for: the median measured, at most
+    /// [`KERNEL_CAP_FACTOR`] times the reference.
+    pub fn counted_ns(&self) -> f64 {
+        self.counted_ns
+    }
+
+    /// Whether the kernel measured slower than the cap lets the budget follow.
+    pub fn capped(&self) -> bool {
+        self.counted_ns < self.reading.median_ns
     }
 
     /// The function that measured the kernel's work alone, its median and its reference
@@ -128,7 +149,7 @@ impl KernelAdjustment {
     /// What the budget moves by: this run's median minus the reference (negative when the
     /// kernel was faster than on the reference machine).
     pub fn shift_ns(&self) -> f64 {
-        self.reading.median_ns - self.reading.reference_ns as f64
+        self.counted_ns - self.reading.reference_ns as f64
     }
 }
 
@@ -199,10 +220,63 @@ pub(super) fn effective_budget_ns(
 ) -> f64 {
     let factor = speed.map_or(1.0, SpeedAdjustment::factor);
     match kernel {
-        Some(kernel) => {
-            (budget_ns as f64 - kernel.reading.reference_ns as f64) * factor + kernel.reading.median_ns
-        }
+        Some(kernel) => (budget_ns as f64 - kernel.reading.reference_ns as f64) * factor + kernel.counted_ns,
         None => budget_ns as f64 * factor,
+    }
+}
+
+/// A layer against its twin in the same group and run: the ratio of their medians, each the
+/// whole call over the same bare service (what a caller pays with one or the other).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TwinComparison {
+    function: String,
+    median_ns: f64,
+    overhead_ns: f64,
+    ratio: f64,
+    max_ratio: f64,
+}
+
+impl TwinComparison {
+    pub(super) fn new(twin: &super::Twin, median_ns: f64, bare_ns: f64, layer_median_ns: f64) -> Self {
+        let overhead_ns = median_ns - bare_ns;
+        let ratio = if median_ns > 0.0 { layer_median_ns / median_ns } else { f64::INFINITY };
+        Self {
+            function: twin.function().to_owned(),
+            median_ns,
+            overhead_ns,
+            ratio,
+            max_ratio: twin.max_ratio(),
+        }
+    }
+
+    /// The twin's bench function.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The twin's median.
+    pub fn median_ns(&self) -> f64 {
+        self.median_ns
+    }
+
+    /// What the twin adds over the bare service.
+    pub fn overhead_ns(&self) -> f64 {
+        self.overhead_ns
+    }
+
+    /// The layer's median over the twin's.
+    pub fn ratio(&self) -> f64 {
+        self.ratio
+    }
+
+    /// The most the ratio may be.
+    pub fn max_ratio(&self) -> f64 {
+        self.max_ratio
+    }
+
+    /// Whether the layer is within its ratio of the twin.
+    pub fn within(&self) -> bool {
+        self.ratio <= self.max_ratio
     }
 }
 
@@ -219,6 +293,10 @@ pub struct GroupReport {
     pub(super) kernel: Option<KernelAdjustment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) speed: Option<SpeedAdjustment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) twin: Option<TwinComparison>,
+    /// How many attempts measured the layer; its median is the median over them.
+    pub(super) attempts: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) missing: Option<String>,
 }
@@ -265,7 +343,25 @@ impl GroupReport {
         self.measurement.as_ref()
     }
 
-    /// Why there is no measurement (`no results for ...: run cargo bench first`).
+    /// The layer against its twin, when the budget has one and it was measured.
+    pub fn twin(&self) -> Option<&TwinComparison> {
+        self.twin.as_ref()
+    }
+
+    /// How many attempts measured the layer (its median is the median over them).
+    pub fn attempts(&self) -> usize {
+        self.attempts
+    }
+
+    /// The effective budget over the overhead measured: how many times the layer could grow
+    /// before it fails (none without a positive overhead).
+    pub fn headroom(&self) -> Option<f64> {
+        let overhead = self.measurement.as_ref()?.overhead_ns;
+        (overhead > 0.0).then(|| self.effective_budget_ns() / overhead)
+    }
+
+    /// Why there is no measurement (`no results for ...: run cargo bench first`), or why
+    /// the results were refused.
     pub fn missing(&self) -> Option<&str> {
         self.missing.as_deref()
     }
@@ -319,7 +415,11 @@ impl Report {
         }
         let named =
             |verdict| self.groups.iter().filter(|g| g.verdict == verdict).map(|g| g.group.clone()).collect();
-        Err(GateFailed { over_budget: named(Verdict::Fail), missing: named(Verdict::Missing) })
+        Err(GateFailed {
+            over_budget: named(Verdict::Fail),
+            missing: named(Verdict::Missing),
+            stale: named(Verdict::Stale),
+        })
     }
 }
 
@@ -401,7 +501,7 @@ impl fmt::Display for Report {
                     format_budget(g.budget_ns),
                     g.group,
                     k.reading.function,
-                    format_ns(k.reading.median_ns),
+                    format_ns(k.counted_ns),
                     format_budget(k.reading.reference_ns),
                     format_ns(g.effective_budget_ns()),
                 )?,
@@ -416,10 +516,39 @@ impl fmt::Display for Report {
                     s.factor,
                     g.group,
                     k.reading.function,
-                    format_ns(k.reading.median_ns),
+                    format_ns(k.counted_ns),
                     format_ns(g.effective_budget_ns()),
                 )?,
             }
+            if k.capped() {
+                writeln!(
+                    f,
+                    "! {}: {}/{} measured {}, counted at {} ({KERNEL_CAP_FACTOR:.0}x its reference): a busy \
+                     kernel does not widen the budget further",
+                    g.group,
+                    g.group,
+                    k.reading.function,
+                    format_ns(k.reading.median_ns),
+                    format_ns(k.counted_ns),
+                )?;
+            }
+        }
+        for g in &self.groups {
+            let Some(t) = &g.twin else { continue };
+            writeln!(
+                f,
+                "{} {}: layer {} is {:.2}x {}/{} {} (at most {:.2}x; overheads {} and {})",
+                if t.within() { "*" } else { "!" },
+                g.group,
+                g.measurement.as_ref().map_or_else(|| "-".to_owned(), |m| format_ns(m.layer_median_ns)),
+                t.ratio,
+                g.group,
+                t.function,
+                format_ns(t.median_ns),
+                t.max_ratio,
+                g.measurement.as_ref().map_or_else(|| "-".to_owned(), |m| format_ns(m.overhead_ns)),
+                format_ns(t.overhead_ns),
+            )?;
         }
         for g in &self.groups {
             if let Some(s) = g.speed.as_ref().filter(|s| s.capped()) {
@@ -438,17 +567,24 @@ impl fmt::Display for Report {
             }
         }
         let count = |v: Verdict| self.groups.iter().filter(|g| g.verdict == v).count();
+        let attempts = self.groups.iter().map(|g| g.attempts).max().unwrap_or(0);
         writeln!(
             f,
-            "overhead = median(<group>/layer) - median(<group>/bare) from criterion's latest run in {}",
-            self.criterion_dir.display()
+            "overhead = median(<group>/layer) - median(<group>/bare) from criterion's results in {}{}",
+            self.criterion_dir.display(),
+            if attempts > 1 {
+                format!(", each the median over the attempts that measured it (up to {attempts})")
+            } else {
+                String::new()
+            }
         )?;
         write!(
             f,
-            "{} passed, {} over budget, {} missing, {} skipped: gate {}",
+            "{} passed, {} over budget, {} missing, {} stale, {} skipped: gate {}",
             count(Verdict::Pass),
             count(Verdict::Fail),
             count(Verdict::Missing),
+            count(Verdict::Stale),
             count(Verdict::Skipped),
             if self.passed { "passed" } else { "FAILED" }
         )

@@ -60,6 +60,7 @@ impl Compartments {
     }
 
     /// Takes the permits without waiting; `Err` names the full compartment.
+    #[inline]
     pub(crate) fn try_acquire(&self, tenant: Option<&Arc<Semaphore>>) -> Result<Permits, Compartment> {
         let tenant = match tenant {
             Some(sem) => Some(Arc::clone(sem).try_acquire_owned().map_err(|_| Compartment::Tenant)?),

@@ -28,13 +28,23 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S, R, F> {
-        Waiting { acquire: BoxFuture<'static, Result<Permits, BulkheadFull>>, service: Option<S>, request: Option<R> },
+        // Boxed: the request and a service kept for the wait would make every response
+        // future, and so every call on the happy path, carry and move them.
+        Waiting { waiting: Box<Waiting<S, R>> },
         Running { #[pin] future: F },
         Rejected { error: Option<BulkheadFull> },
     }
 }
 
+/// A call waiting for its permits, with the readied service and the request to call it with.
+struct Waiting<S, R> {
+    acquire: BoxFuture<'static, Result<Permits, BulkheadFull>>,
+    service: Option<S>,
+    request: Option<R>,
+}
+
 impl<S: Service<R>, R> ResponseFuture<S, R> {
+    #[inline]
     pub(crate) fn running(future: S::Future, permits: Permits) -> Self {
         Self { state: State::Running { future }, permits: Some(permits) }
     }
@@ -45,7 +55,9 @@ impl<S: Service<R>, R> ResponseFuture<S, R> {
         request: R,
     ) -> Self {
         Self {
-            state: State::Waiting { acquire, service: Some(service), request: Some(request) },
+            state: State::Waiting {
+                waiting: Box::new(Waiting { acquire, service: Some(service), request: Some(request) }),
+            },
             permits: None,
         }
     }
@@ -68,11 +80,13 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting { acquire, service, request } => {
+                StateProj::Waiting { waiting } => {
+                    let Waiting { acquire, service, request } = &mut **waiting;
                     let permits = match acquire.as_mut().poll(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(full)) => return Poll::Ready(Err(full.into())),

@@ -81,10 +81,12 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, http::Request<B>>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let c = &self.compartments;
         let tenant = match c.per_tenant {

@@ -60,6 +60,7 @@ impl AdaptiveLimit {
     }
 
     /// Counts a request in, or sheds it; `true` when admitted.
+    #[inline]
     pub(crate) fn try_admit(&self, priority: Priority) -> bool {
         let in_flight = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         let cap = match priority {
@@ -76,11 +77,13 @@ impl AdaptiveLimit {
     }
 
     /// Counts a request out without a sample (critical, or cancelled).
+    #[inline]
     pub(crate) fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Counts a request out and adapts the limit to how it went.
+    #[inline]
     pub(crate) fn sample(&self, latency: Duration, timed_out: bool) {
         let in_flight = self.in_flight.fetch_sub(1, Ordering::AcqRel);
         let dropped = timed_out || latency > self.latency_target;

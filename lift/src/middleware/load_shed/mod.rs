@@ -16,7 +16,8 @@
 //! sees: a response that timed out (tower's or Lift's [`Elapsed`](crate::middleware::timeout::Elapsed))
 //! or took longer than the latency target multiplies the limit by the backoff ratio (0.9);
 //! any other response, while at least half the limit is in use, adds one. Admission and
-//! adaptation are a few atomic operations; no lock.
+//! adaptation are a few atomic operations; no lock. The clock is read only for a call that
+//! waits (pending at its first poll, timed from there); one ready at once is sampled as fast.
 //!
 //! Reused from tower: the rejection error [`Overloaded`] (so stacks that map tower's
 //! `LoadShed` map this one too). tower's `LoadShed` sheds only when the inner service is not
