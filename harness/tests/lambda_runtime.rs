@@ -18,6 +18,11 @@ use serde_json::{json, Value};
 const FIXTURE: &str = env!("CARGO_BIN_EXE_lambda-fixture");
 const SETTLE: Duration = Duration::from_secs(3);
 
+/// The CPU-share test measures how long CPU work takes under the sandbox's quota. The
+/// other tests of this file, run at the same time on a 2-core machine, would take CPU from
+/// it, so they hold this lock for reading and the CPU test holds it alone.
+static CPU: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn fixture() -> FunctionBuilder {
     Function::builder("fixture", FIXTURE).memory_mb(256).timeout_secs(3)
 }
@@ -32,6 +37,7 @@ async fn invoke(lambda: &LocalLambda, payload: Value) -> lift_harness::lambda::I
 
 #[tokio::test]
 async fn the_runtime_gets_lambdas_environment_headers_and_reports() {
+    let _shared = CPU.read().await;
     let lambda = lambda_with(fixture().env("USER_VAR", "from-user").region("eu-west-1"));
     let options = InvokeOptions {
         client_context: Some(
@@ -107,6 +113,7 @@ async fn the_runtime_gets_lambdas_environment_headers_and_reports() {
 
 #[tokio::test]
 async fn a_handler_past_its_timeout_is_killed_at_the_deadline_and_the_next_invocation_is_cold() {
+    let _shared = CPU.read().await;
     let lambda = lambda_with(fixture().timeout_secs(1));
     let first = invoke(&lambda, json!({"action": "echo"})).await;
     assert!(lambda.settle("fixture", SETTLE).await);
@@ -142,6 +149,7 @@ async fn background_line_while_idle(freeze: bool) -> (bool, LocalLambda) {
 
 #[tokio::test]
 async fn a_frozen_sandbox_runs_no_background_task_until_the_next_invocation_thaws_it() {
+    let _shared = CPU.read().await;
     let (ran_while_idle, lambda) = background_line_while_idle(true).await;
     assert!(!ran_while_idle, "a background task ran while the sandbox was frozen");
     let thawing = invoke(&lambda, json!({"action": "echo"})).await;
@@ -161,6 +169,7 @@ async fn a_frozen_sandbox_runs_no_background_task_until_the_next_invocation_thaw
 
 #[tokio::test]
 async fn without_the_freeze_the_same_background_task_runs_while_idle() {
+    let _shared = CPU.read().await;
     // The control for the test above: it is the freeze, not the timing, that holds the task.
     let (ran_while_idle, _lambda) = background_line_while_idle(false).await;
     assert!(ran_while_idle);
@@ -168,6 +177,7 @@ async fn without_the_freeze_the_same_background_task_runs_while_idle() {
 
 #[tokio::test]
 async fn allocating_past_the_memory_size_is_killed_and_reported_out_of_memory() {
+    let _shared = CPU.read().await;
     if !cgroups_available() {
         eprintln!("skipped: cgroups are not writable here, so there is no memory limit to hit");
         return;
@@ -193,6 +203,7 @@ async fn allocating_past_the_memory_size_is_killed_and_reported_out_of_memory() 
 
 #[tokio::test]
 async fn cpu_share_grows_with_memory_one_vcpu_at_1769_mb() {
+    let _alone = CPU.write().await;
     if !cgroups_available() {
         eprintln!("skipped: cgroups are not writable here, so there is no CPU quota");
         return;
@@ -234,6 +245,7 @@ async fn cpu_share_grows_with_memory_one_vcpu_at_1769_mb() {
 
 #[tokio::test]
 async fn reserved_concurrency_starts_at_most_that_many_sandboxes_and_throttles_the_rest() {
+    let _shared = CPU.read().await;
     let lambda = lambda_with(fixture().reserved_concurrency(4));
     let calls = (0..10).map(|_| {
         let lambda = lambda.clone();
@@ -254,6 +266,7 @@ async fn reserved_concurrency_starts_at_most_that_many_sandboxes_and_throttles_t
 
 #[tokio::test]
 async fn idle_sandboxes_are_reaped_after_the_idle_timeout() {
+    let _shared = CPU.read().await;
     let lambda = LocalLambda::builder()
         .function(fixture().build().unwrap())
         .idle_timeout(Duration::from_millis(200))
@@ -269,6 +282,7 @@ async fn idle_sandboxes_are_reaped_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn bad_input_gets_lambdas_own_errors() {
+    let _shared = CPU.read().await;
     let lambda = LocalLambda::builder()
         .function(fixture().build().unwrap())
         .function(Function::builder("crashes", FIXTURE).env("FIXTURE_INIT", "crash").build().unwrap())
@@ -331,6 +345,7 @@ async fn bad_input_gets_lambdas_own_errors() {
 
 #[tokio::test]
 async fn emf_documents_in_the_output_become_metrics() {
+    let _shared = CPU.read().await;
     let lambda = lambda_with(fixture());
     invoke(&lambda, json!({"action": "emf"})).await;
     invoke(&lambda, json!({"action": "echo"})).await;
@@ -349,6 +364,7 @@ async fn emf_documents_in_the_output_become_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invoke_api_answers_as_lambda_does_and_the_aws_cli_works_against_it() {
+    let _shared = CPU.read().await;
     let lambda = LocalLambda::builder()
         .function(fixture().build().unwrap())
         .function(Function::builder("busy", FIXTURE).reserved_concurrency(1).timeout_secs(5).build().unwrap())
@@ -438,6 +454,7 @@ async fn the_invoke_api_answers_as_lambda_does_and_the_aws_cli_works_against_it(
 
 #[tokio::test]
 async fn the_http_api_front_turns_requests_into_events_and_failures_into_api_gateways_answers() {
+    let _shared = CPU.read().await;
     let lambda = LocalLambda::builder()
         .function(fixture().reserved_concurrency(1).build().unwrap())
         .function(Function::builder("fails", FIXTURE).env("FIXTURE_DEFAULT_ACTION", "fail").build().unwrap())
