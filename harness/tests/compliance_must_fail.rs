@@ -233,7 +233,7 @@ impl ComplianceTarget for Ledger {
 }
 
 #[test]
-fn each_must_fail_feature_fails_against_the_handler_that_breaks_its_rule_and_passes_without() {
+fn each_must_fail_feature_fails_against_the_service_that_breaks_its_rule_and_passes_without() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/features/must_fail");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -264,10 +264,10 @@ fn each_must_fail_feature_fails_against_the_handler_that_breaks_its_rule_and_pas
             .block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &path, &out.join("good")))
             .unwrap();
         assert!(good.problems.is_empty(), "{feature}: {:?}", good.problems);
-        assert_eq!(good.failed, 0, "{feature} fails against the correct handler");
+        assert_eq!(good.failed, 0, "{feature} fails against the correct service");
         let bad =
             rt.block_on(lift_harness::compliance::run(Ledger(broken), &path, &out.join("bad"))).unwrap();
-        assert!(bad.failed > 0, "{feature} passed against a handler that {broken:?}");
+        assert!(bad.failed > 0, "{feature} passed against a service that {broken:?}");
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&bad.report).unwrap()).unwrap();
         assert!(
