@@ -1,12 +1,23 @@
-//! Must-fail compliance features: for each built-in rule a handler can break, a feature
-//! under `tests/features/must_fail/` fails against a small service whose handler breaks it,
-//! and passes against the same service done right. The service is not payments: the
-//! suites drive any [`ComplianceTarget`].
+//! Must-fail compliance features: for each of the 13 built-in rules, a feature under
+//! `tests/features/must_fail/` fails against a small service that breaks it, and passes
+//! against the same service done right. The service is not payments: the suites drive any
+//! [`ComplianceTarget`].
 //!
-//! Request-phase rules (PCI-DSS 4.2.1, HIPAA 164.312(e)(1), GDPR Art. 44) are enforced
-//! before any handler runs, and the audit and access rules (PCI-DSS 10.2.1, HIPAA
-//! 164.312(a)(1) and (b), SOC2 CC6.1) by the layers around it; a handler cannot break
-//! them, so they have no feature here (the shipped suites exercise them).
+//! Six rules are broken by the handler itself (it logs a card number, answers a CVV...).
+//! The other seven are enforced before the handler or by the layers around it, so a
+//! handler cannot break them; the service can, as its author might misbuild it, and says
+//! how through [`ComplianceTarget::assembly`]:
+//!
+//! - PCI-DSS 10.2.1, HIPAA 164.312(b): built without the audit layer, so payments and
+//!   health records are answered without a stored audit entry.
+//! - PCI-DSS 4.2.1, HIPAA 164.312(e)(1): built without the compliance layer (the layer has
+//!   no observe-only mode: a critical request-phase violation always blocks), so a card
+//!   number or a health record sent over plain HTTP is accepted and stored.
+//! - HIPAA 164.312(a)(1), SOC2 CC6.1: the payments routes are left out of the JWT check
+//!   (a public path, no scope check), so an anonymous caller reads a payment and the
+//!   treatment it paid for.
+//! - GDPR Art. 44: the app pins its region to `us-east-1` whatever region it is deployed
+//!   in, so EU personal data would be processed outside the EU.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -20,9 +31,9 @@ use lift::middleware::logging::tracing_subscriber::fmt::MakeWriter as _;
 use lift::middleware::logging::MemoryWriter;
 use lift::store::{KeyAttribute, TableDef};
 use lift::{Context, Request, Response};
-use lift_harness::compliance::{ComplianceTarget, TargetEnv};
+use lift_harness::compliance::{Assembly, ComplianceTarget, TargetEnv};
 
-/// How the handler breaks its rule.
+/// How the handler, or the service around it, breaks its rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Break {
     Nothing,
@@ -32,10 +43,19 @@ enum Break {
     KeepsErasedData,
     AnswersSecret,
     FailsSilently,
+    /// Built without the audit layer.
+    ForgetsAudit,
+    /// Built without the compliance layer: nothing refuses plain HTTP.
+    ForgetsCompliance,
+    /// The payments routes skip the JWT and scope checks; a read answers anyone.
+    OpensPayments,
+    /// The app pins its region to `us-east-1`.
+    PinsUsRegion,
 }
 
-/// A tiny payments-like service: `POST /payments`, `GET /payments/:id` (which fails),
-/// `DELETE /customers/:id`.
+/// A tiny payments-like service of a clinic: `POST /payments` (with the treatment paid
+/// for, from the description), `GET /payments/:id` (which fails, unless the service is
+/// open), `DELETE /customers/:id`.
 #[derive(Debug, Clone, Copy)]
 struct Ledger(Break);
 
@@ -81,6 +101,7 @@ impl Shared {
                 "customer_name",
                 AttributeValue::S(body["customer"]["name"].as_str().unwrap_or_default().into()),
             )
+            .item("treatment", AttributeValue::S(body["description"].as_str().unwrap_or_default().into()))
             .send()
             .await
             .expect("store the payment");
@@ -93,7 +114,26 @@ impl Shared {
         lift::json_response(StatusCode::CREATED, &answer)
     }
 
-    async fn read(&self, _req: Request) -> Response {
+    async fn read(&self, req: Request) -> Response {
+        if self.broken == Break::OpensPayments {
+            // Answers whoever asks: the route is public, the tenant is whatever the caller has.
+            let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();
+            let found = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
+                .key("sk", AttributeValue::S(id.clone()))
+                .send()
+                .await
+                .expect("read the payment");
+            let treatment =
+                found.item().and_then(|i| i.get("treatment")).and_then(|v| v.as_s().ok()).cloned();
+            return lift::json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "id": id, "treatment": treatment }),
+            );
+        }
         if self.broken == Break::FailsSilently {
             let mut res = Response::default();
             *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -144,6 +184,16 @@ impl ComplianceTarget for Ledger {
         vec!["ledger:write".into()]
     }
 
+    fn assembly(&self) -> Assembly {
+        match self.0 {
+            Break::ForgetsAudit => Assembly::default().without_audit(),
+            Break::ForgetsCompliance => Assembly::default().without_compliance(),
+            Break::OpensPayments => Assembly::default().public_path("/payments*"),
+            Break::PinsUsRegion => Assembly::default().pinned_region("us-east-1"),
+            _ => Assembly::default(),
+        }
+    }
+
     fn app(&self, env: &TargetEnv) -> App {
         let shared = Arc::new(Shared {
             client: env.client.clone(),
@@ -151,16 +201,17 @@ impl ComplianceTarget for Ledger {
             logs: env.logs.clone(),
             broken: self.0,
         });
+        let open = self.0 == Break::OpensPayments;
         let (pay, read, erase) = (shared.clone(), shared.clone(), shared);
+        let pay = lift::app::Route::from_handler(move |req| {
+            let s = pay.clone();
+            async move { s.pay(req).await }
+        });
         App::new()
             .route(
                 http::Method::POST,
                 "/payments",
-                lift::app::Route::from_handler(move |req| {
-                    let s = pay.clone();
-                    async move { s.pay(req).await }
-                })
-                .layer(require_scope("ledger:write")),
+                if open { pay } else { pay.layer(require_scope("ledger:write")) },
             )
             .route(
                 http::Method::GET,
@@ -182,35 +233,66 @@ impl ComplianceTarget for Ledger {
 }
 
 #[test]
-fn each_must_fail_feature_fails_against_the_handler_that_breaks_its_rule_and_passes_without() {
+fn each_must_fail_feature_fails_against_the_service_that_breaks_its_rule_and_passes_without() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/features/must_fail");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // The rule whose evidence must show the breach (violated, or refused) in the failing
+    // run; none where other steps show it: Art. 17's audited erasure kept the data, and a
+    // service without the compliance layer records no evidence at all (its plain-HTTP
+    // request is accepted instead of refused).
     let cases = [
-        ("pci_dss_3_4.feature", Break::LogsCardNumber),
-        ("pci_dss_3_2_2.feature", Break::AnswersCvv),
-        ("gdpr_art_32.feature", Break::LogsEmail),
-        ("gdpr_art_17.feature", Break::KeepsErasedData),
-        ("soc2_cc6_7.feature", Break::AnswersSecret),
-        ("soc2_cc7_2.feature", Break::FailsSilently),
+        ("pci_dss_3_4.feature", Break::LogsCardNumber, Some("PCI-DSS 3.4")),
+        ("pci_dss_3_2_2.feature", Break::AnswersCvv, Some("PCI-DSS 3.2.2")),
+        ("gdpr_art_32.feature", Break::LogsEmail, Some("GDPR Art. 32")),
+        ("gdpr_art_17.feature", Break::KeepsErasedData, None),
+        ("soc2_cc6_7.feature", Break::AnswersSecret, Some("SOC2 CC6.7")),
+        ("soc2_cc7_2.feature", Break::FailsSilently, Some("SOC2 CC7.2")),
+        ("pci_dss_10_2_1.feature", Break::ForgetsAudit, Some("PCI-DSS 10.2.1")),
+        ("hipaa_164_312_b.feature", Break::ForgetsAudit, Some("HIPAA 164.312(b)")),
+        ("pci_dss_4_2_1.feature", Break::ForgetsCompliance, None),
+        ("hipaa_164_312_e_1.feature", Break::ForgetsCompliance, None),
+        ("hipaa_164_312_a_1.feature", Break::OpensPayments, Some("HIPAA 164.312(a)(1)")),
+        ("soc2_cc6_1.feature", Break::OpensPayments, Some("SOC2 CC6.1")),
+        ("gdpr_art_44.feature", Break::PinsUsRegion, Some("GDPR Art. 44")),
     ];
     let features = lift_harness::compliance::library::feature_files(&dir);
     assert_eq!(features.len(), cases.len(), "a case per must-fail feature: {features:?}");
-    for (feature, broken) in cases {
+    for (feature, broken, rule) in cases {
         let path = dir.join(feature);
         let good = rt
             .block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &path, &out.join("good")))
             .unwrap();
         assert!(good.problems.is_empty(), "{feature}: {:?}", good.problems);
-        assert_eq!(good.failed, 0, "{feature} fails against the correct handler");
+        assert_eq!(good.failed, 0, "{feature} fails against the correct service");
         let bad =
             rt.block_on(lift_harness::compliance::run(Ledger(broken), &path, &out.join("bad"))).unwrap();
-        assert!(bad.failed > 0, "{feature} passed against a handler that {broken:?}");
+        assert!(bad.failed > 0, "{feature} passed against a service that {broken:?}");
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&bad.report).unwrap()).unwrap();
         assert!(
             report["frameworks"].as_array().unwrap().iter().all(|f| f["status"] != "Pass"),
             "{feature}: a framework passed in a failing run"
         );
+        let requirements: Vec<&serde_json::Value> = report["frameworks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["requirements"].as_array().unwrap())
+            .collect();
+        if let Some(rule) = rule {
+            let r = requirements.iter().find(|r| r["id"] == rule).unwrap();
+            let breaches = r["violated"].as_u64().unwrap() + r["blocked"].as_u64().unwrap();
+            assert!(
+                breaches > 0,
+                "{feature}: no evidence of {rule} breached against a service that {broken:?}: {r}"
+            );
+        }
+        if broken == Break::ForgetsCompliance {
+            assert!(
+                requirements.iter().all(|r| r["applied"] == 0),
+                "{feature}: a service without the compliance layer recorded evidence"
+            );
+        }
     }
 }

@@ -39,6 +39,7 @@ pub const STEPS: &[StepDef] = &[
     step("When", "tenant {word} pays for a customer in {word}", "tenant acme pays for a customer in DE", "a payment whose customer lives in that country"),
     step("When", "tenant {word} refunds {int} of the last payment", "tenant acme refunds 500 of the last payment", "`POST /payments/<id>/refunds` for the payment the scenario created last"),
     step("When", "tenant {word} reads the last payment", "tenant acme reads the last payment", "`GET /payments/<id>` of the payment the scenario created last"),
+    step("When", "an anonymous caller reads the last payment", "an anonymous caller reads the last payment", "`GET /payments/<id>` of the payment the scenario created last, without a token"),
     step("When", "tenant {word} lists payments with query {string}", "tenant acme lists payments with query \"limit=5&customer=cus_1\"", "`GET /payments?<query>`, the query sent as written (unencoded)"),
     step("When", "tenant {word} erases customer {word}", "tenant acme erases customer cus_1", "`DELETE /customers/<id>` (GDPR erasure)"),
     step("When", "tenant {word} looks up payment {string}", "tenant acme looks up payment \"1' OR '1'='1\"", "`GET /payments/<text>` (the text is URL-encoded)"),

@@ -33,7 +33,7 @@ use lift::middleware::logging::MemoryWriter;
 use lift::security::compliance::{AuditEvidence, ComplianceRecorder, ComplianceReport, Framework, Status};
 
 pub use steps::ComplianceWorld;
-pub use target::{ComplianceTarget, TargetEnv};
+pub use target::{Assembly, ComplianceTarget, TargetEnv};
 
 /// The log lines of the services under test (one process-wide sink, read per scenario).
 pub(crate) fn logs() -> &'static MemoryWriter {

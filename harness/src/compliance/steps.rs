@@ -214,6 +214,7 @@ impl ComplianceWorld {
         let target_env =
             TargetEnv { client: client.clone(), tables: tables.clone(), logs: super::logs().clone() };
         let (read, write) = (records.clone(), records);
+        let assembly = target.assembly();
         let app = target
             .app(&target_env)
             .route(
@@ -234,21 +235,24 @@ impl ComplianceWorld {
                 })
                 .layer(require_scope(RECORDS_SCOPE)),
             )
-            .region(region);
-        let jwt = JwtLayer::builder()
+            .region(assembly.pinned_region.clone().unwrap_or(region));
+        let mut jwt = JwtLayer::builder()
             .issuer(Issuer::jwks(mocks.jwks.issuer(), mocks.jwks.jwks_url()).audience(AUDIENCE))
-            .exempt_path("/health*")
-            .build()
-            .expect("the JWT layer");
-        let service = app
-            .layer(tower::util::MapRequestLayer::new(classify_for_audit))
-            .layer(AuditLayer::new(trail.clone()))
-            .layer(
+            .exempt_path("/health*");
+        for path in &assembly.public_paths {
+            jwt = jwt.exempt_path(path.clone());
+        }
+        let jwt = jwt.build().expect("the JWT layer");
+        let mut app = app.layer(tower::util::MapRequestLayer::new(classify_for_audit));
+        if assembly.audit {
+            app = app.layer(AuditLayer::new(trail.clone()));
+        }
+        if assembly.compliance {
+            app = app.layer(
                 ComplianceLayer::new(self.recorder.clone()).logs(super::logs().clone()).audit(trail.clone()),
-            )
-            .layer(threat)
-            .layer(jwt)
-            .into_service();
+            );
+        }
+        let service = app.layer(threat).layer(jwt).into_service();
         tables.push(records_table);
         let env = Env { service, client, tables, audit_table, trail };
         self.env = Some(env.clone());
@@ -446,6 +450,12 @@ async fn refunds(w: &mut ComplianceWorld, tenant: String, amount: u64) {
 async fn reads_last(w: &mut ComplianceWorld, tenant: String) {
     let id = w.last_payment();
     w.call(Method::GET, &format!("/payments/{id}"), Some(&tenant), None).await;
+}
+
+#[when("an anonymous caller reads the last payment")]
+async fn anonymous_reads_last(w: &mut ComplianceWorld) {
+    let id = w.last_payment();
+    w.call(Method::GET, &format!("/payments/{id}"), None, None).await;
 }
 
 #[when(expr = "tenant {word} lists payments with query {string}")]

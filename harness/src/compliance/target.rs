@@ -10,7 +10,8 @@ use lift::store::TableDef;
 /// its [`App`] over DynamoDB Local.
 ///
 /// The suites wrap the app in Lift's audit, compliance and threat middleware, add a small
-/// health-records route, and authenticate each request's tenant with [`scopes`](Self::scopes).
+/// health-records route, and authenticate each request's tenant with [`scopes`](Self::scopes),
+/// as [`assembly`](Self::assembly) says (by default: every layer, the scenario's region).
 ///
 /// # Examples
 ///
@@ -42,6 +43,73 @@ pub trait ComplianceTarget: Send + Sync + 'static {
 
     /// The service, over the scenario's DynamoDB client and tables.
     fn app(&self, env: &TargetEnv) -> App;
+
+    /// How the service is assembled around its app: by default with every layer the
+    /// suites add, in the scenario's region. A service built otherwise says so here, and
+    /// the suites run it as built (the must-fail features use this to show that a service
+    /// missing a layer fails them).
+    fn assembly(&self) -> Assembly {
+        Assembly::default()
+    }
+}
+
+/// How a [`ComplianceTarget`] is assembled around its [`App`]: which of the suites'
+/// layers wrap it, which routes its JWT layer lets through without a token, and whether
+/// it pins its own region instead of running in the scenario's.
+///
+/// # Examples
+///
+/// ```
+/// use lift_harness::compliance::Assembly;
+///
+/// // A service whose author forgot the audit layer and opened its payments route.
+/// let assembly = Assembly::default().without_audit().public_path("/payments*");
+/// assert!(!assembly.audit);
+/// assert_eq!(assembly.public_paths, ["/payments*"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembly {
+    /// Whether Lift's `AuditLayer` wraps the app.
+    pub audit: bool,
+    /// Whether Lift's `ComplianceLayer` (the rules, and their blocking) wraps the app.
+    pub compliance: bool,
+    /// Paths the JWT layer lets through without a token, besides `/health*` (a trailing
+    /// `*` matches any suffix).
+    pub public_paths: Vec<String>,
+    /// A region the service sets on its app itself, whatever region the scenario runs it in.
+    pub pinned_region: Option<String>,
+}
+
+impl Default for Assembly {
+    fn default() -> Self {
+        Self { audit: true, compliance: true, public_paths: Vec::new(), pinned_region: None }
+    }
+}
+
+impl Assembly {
+    /// Built without the audit layer.
+    pub fn without_audit(mut self) -> Self {
+        self.audit = false;
+        self
+    }
+
+    /// Built without the compliance layer.
+    pub fn without_compliance(mut self) -> Self {
+        self.compliance = false;
+        self
+    }
+
+    /// The JWT layer also lets `pattern` through without a token.
+    pub fn public_path(mut self, pattern: impl Into<String>) -> Self {
+        self.public_paths.push(pattern.into());
+        self
+    }
+
+    /// The app sets its region to `region` itself.
+    pub fn pinned_region(mut self, region: impl Into<String>) -> Self {
+        self.pinned_region = Some(region.into());
+        self
+    }
 }
 
 /// What a scenario gives the service it builds.
