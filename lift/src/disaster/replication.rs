@@ -109,8 +109,9 @@ pub struct LinkStats {
 /// record; it polls again at once while records keep coming and waits
 /// [`poll_interval`](ReplicatorBuilder::poll_interval) only when every shard was empty.
 /// Replicated writes carry
-/// [`ORIGIN_ATTRIBUTE`]; a change whose origin is another region is forwarded only where it
-/// is strictly newer than the target's item (so the exact version a region already holds is
+/// [`ORIGIN_ATTRIBUTE`]; the echo of a target's own write is never sent back to it, and a
+/// change whose origin is a third region is forwarded only where it is strictly newer than
+/// the target's item (so the exact version a region already holds is
 /// never written back, and no write loops), whatever its origin: an update made after a
 /// failover on an item born in the other region replicates back to it. Deletes replicate
 /// from the `REMOVE` record (no tombstones, see [`ReplicatedWriter`](super::ReplicatedWriter)). Tables need a stream with new and old
@@ -595,6 +596,13 @@ impl Link {
                 ));
             };
             if let Some(AttributeValue::S(origin)) = image.get(ORIGIN_ATTRIBUTE) {
+                if origin == self.target.name() {
+                    // The echo of the target's own write: it holds that version or a newer
+                    // change, a delete included. Forwarding it would bring a deleted item
+                    // back whenever the echo arrives after the delete (a link catching up a
+                    // backlog), and the resurrected item would then loop between regions.
+                    return Ok(Outcome::Replicated);
+                }
                 if origin != self.source.name() {
                     // Written elsewhere: forward it only where it is newer than what the
                     // target holds. The exact version already there (the write came from
