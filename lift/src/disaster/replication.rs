@@ -1,10 +1,15 @@
 //! Asynchronous replication: each region's DynamoDB Streams applied to the other regions.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
 use aws_sdk_dynamodbstreams::types::{OperationType, Record, ShardIteratorType};
+use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use tokio::task::JoinHandle;
 
 use super::conflict::{
@@ -96,9 +101,17 @@ pub struct LinkStats {
 ///
 /// Each (table, source, target) link runs on its own, so a region that is down stalls only
 /// the links that read from it or write to it; they resume after the last applied record
-/// when it returns (within the stream's retention). Replicated writes carry
-/// [`ORIGIN_ATTRIBUTE`]; a change whose origin is another region is forwarded only where it
-/// is strictly newer than the target's item (so the exact version a region already holds is
+/// when it returns (within the stream's retention). A link reads its open shards
+/// concurrently and applies each batch of records with up to
+/// [`apply_concurrency`](ReplicatorBuilder::apply_concurrency) items at a time, each item's
+/// changes one after another in stream order, so a link that fell behind (a region back
+/// from an outage) catches up at the target's throughput rather than one round trip per
+/// record; it polls again at once while records keep coming and waits
+/// [`poll_interval`](ReplicatorBuilder::poll_interval) only when every shard was empty.
+/// Replicated writes carry
+/// [`ORIGIN_ATTRIBUTE`]; the echo of a target's own write is never sent back to it, and a
+/// change whose origin is a third region is forwarded only where it is strictly newer than
+/// the target's item (so the exact version a region already holds is
 /// never written back, and no write loops), whatever its origin: an update made after a
 /// failover on an item born in the other region replicates back to it. Deletes replicate
 /// from the `REMOVE` record (no tombstones, see [`ReplicatedWriter`](super::ReplicatedWriter)). Tables need a stream with new and old
@@ -136,6 +149,7 @@ impl Replicator {
             tables: Vec::new(),
             resolver: Arc::new(LastWriterWins::new()),
             poll_interval: Duration::from_millis(250),
+            apply_concurrency: 16,
             start_position: StartPosition::default(),
             lag_attribute: None,
             skip_modify: false,
@@ -183,6 +197,7 @@ pub struct ReplicatorBuilder {
     tables: Vec<ReplicatedTable>,
     resolver: Arc<dyn ConflictResolver>,
     poll_interval: Duration,
+    apply_concurrency: usize,
     start_position: StartPosition,
     lag_attribute: Option<String>,
     skip_modify: bool,
@@ -215,6 +230,15 @@ impl ReplicatorBuilder {
         self
     }
 
+    /// Sets how many items a link writes to its target at once while it applies a batch of
+    /// stream records (default 16). The changes of one item are always applied one after
+    /// another in stream order; the conditional write on the version keeps the newest
+    /// version whatever the order across items.
+    pub fn apply_concurrency(mut self, items: usize) -> Self {
+        self.apply_concurrency = items;
+        self
+    }
+
     /// Sets where reading starts (default [`StartPosition::TrimHorizon`]).
     pub fn start_position(mut self, position: StartPosition) -> Self {
         self.start_position = position;
@@ -242,6 +266,9 @@ impl ReplicatorBuilder {
         if self.poll_interval.is_zero() {
             return Err(ConfigError::invalid("poll_interval", "must be greater than zero").into());
         }
+        if self.apply_concurrency == 0 {
+            return Err(ConfigError::invalid("apply_concurrency", "must be at least 1").into());
+        }
         for table in &self.tables {
             for region in &self.regions {
                 check_stream(region, table.name_in(region.name())).await?;
@@ -257,6 +284,7 @@ impl ReplicatorBuilder {
                         target: target.clone(),
                         resolver: self.resolver.clone(),
                         poll_interval: self.poll_interval,
+                        apply_concurrency: self.apply_concurrency,
                         start_position: self.start_position,
                         lag_attribute: self.lag_attribute.clone(),
                         skip_modify: self.skip_modify,
@@ -305,6 +333,7 @@ struct Link {
     target: Region,
     resolver: Arc<dyn ConflictResolver>,
     poll_interval: Duration,
+    apply_concurrency: usize,
     start_position: StartPosition,
     lag_attribute: Option<String>,
     skip_modify: bool,
@@ -327,6 +356,12 @@ struct Cursor {
     shards: Vec<Shard>,
     refreshed_at: Option<tokio::time::Instant>,
     refresh: bool,
+}
+
+/// What reading one shard found.
+struct ShardRead {
+    records: usize,
+    closed: bool,
 }
 
 /// What applying one record did.
@@ -403,57 +438,90 @@ impl Link {
         if cursor.refresh || stale {
             self.discover_shards(cursor, &stream_arn).await?;
         }
+        let reads = join_all(
+            cursor.shards.iter_mut().filter(|s| !s.closed).map(|shard| self.read_shard(&stream_arn, shard)),
+        )
+        .await;
         let mut read = 0;
-        for shard in cursor.shards.iter_mut().filter(|s| !s.closed) {
-            let iterator = match shard.iterator.take() {
-                Some(iterator) => iterator,
-                None => self.iterator(&stream_arn, shard).await?,
-            };
-            let out =
-                match self.source.streams().get_records().shard_iterator(iterator).limit(1000).send().await {
-                    Ok(out) => out,
-                    Err(err) => {
-                        let expired = err.as_service_error().is_some_and(|e| {
-                            e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception()
-                        });
-                        if expired {
-                            // A fresh iterator after the last applied record, next round.
-                            continue;
-                        }
-                        return Err(format!("GetRecords: {}", sdk_message(&err)));
-                    }
-                };
-            for record in out.records() {
-                match self.apply(record).await {
-                    Ok(outcome) => self.update(|s| match outcome {
-                        Outcome::Applied(lag) => {
-                            s.applied += 1;
-                            s.last_applied_at = Some(SystemTime::now());
-                            if lag.is_some() {
-                                s.last_lag = lag;
-                                s.max_lag = s.max_lag.max(lag);
-                            }
-                        }
-                        Outcome::Superseded => s.superseded += 1,
-                        Outcome::Replicated => s.skipped_replicated += 1,
-                        Outcome::Ignored => {}
-                    }),
-                    // The iterator stays taken: the next round resumes after the last
-                    // applied record, so nothing is skipped while the target is down.
-                    Err(message) => return Err(message),
+        let mut failure = None;
+        for result in reads {
+            match result {
+                Ok(ShardRead { records, closed }) => {
+                    read += records;
+                    cursor.refresh |= closed;
                 }
-                shard.last_sequence = record.dynamodb().and_then(|r| r.sequence_number()).map(str::to_owned);
-                read += 1;
-            }
-            match out.next_shard_iterator() {
-                Some(next) => shard.iterator = Some(next.to_owned()),
-                None => {
-                    shard.closed = true;
-                    cursor.refresh = true;
-                }
+                Err(message) => failure = failure.or(Some(message)),
             }
         }
-        Ok(read)
+        match failure {
+            Some(message) => Err(message),
+            None => Ok(read),
+        }
+    }
+
+    /// Reads one batch of a shard and applies it, item by item concurrently.
+    async fn read_shard(&self, stream_arn: &str, shard: &mut Shard) -> Result<ShardRead, String> {
+        let iterator = match shard.iterator.take() {
+            Some(iterator) => iterator,
+            None => self.iterator(stream_arn, shard).await?,
+        };
+        let out = match self.source.streams().get_records().shard_iterator(iterator).limit(1000).send().await
+        {
+            Ok(out) => out,
+            Err(err) => {
+                let expired = err.as_service_error().is_some_and(|e| {
+                    e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception()
+                });
+                if expired {
+                    // A fresh iterator after the last applied record, next round.
+                    return Ok(ShardRead { records: 0, closed: false });
+                }
+                return Err(format!("GetRecords: {}", sdk_message(&err)));
+            }
+        };
+        let records = out.records();
+        let batch =
+            apply_by_key(records, record_key, self.apply_concurrency, |record| self.apply(record)).await;
+        let applied_at = SystemTime::now();
+        self.update(|s| {
+            for outcome in batch.outcomes.iter().flatten() {
+                match outcome {
+                    Outcome::Applied(lag) => {
+                        s.applied += 1;
+                        s.last_applied_at = Some(applied_at);
+                        if lag.is_some() {
+                            s.last_lag = *lag;
+                            s.max_lag = s.max_lag.max(*lag);
+                        }
+                    }
+                    Outcome::Superseded => s.superseded += 1,
+                    Outcome::Replicated => s.skipped_replicated += 1,
+                    Outcome::Ignored => {}
+                }
+            }
+        });
+        // Progress is the unbroken prefix of applied records: after a failure the next round
+        // resumes right after it (the iterator stays taken), so nothing is skipped while the
+        // target is down. Records of other items past that point that were applied already
+        // come again and are dropped by their version condition.
+        if let Some(last) = batch.done.checked_sub(1) {
+            shard.last_sequence =
+                records[last].dynamodb().and_then(|r| r.sequence_number()).map(str::to_owned);
+        }
+        if let Some(message) = batch.error {
+            return Err(message);
+        }
+        let closed = match out.next_shard_iterator() {
+            Some(next) => {
+                shard.iterator = Some(next.to_owned());
+                false
+            }
+            None => {
+                shard.closed = true;
+                true
+            }
+        };
+        Ok(ShardRead { records: records.len(), closed })
     }
 
     async fn discover_shards(&self, cursor: &mut Cursor, stream_arn: &str) -> Result<(), String> {
@@ -528,6 +596,13 @@ impl Link {
                 ));
             };
             if let Some(AttributeValue::S(origin)) = image.get(ORIGIN_ATTRIBUTE) {
+                if origin == self.target.name() {
+                    // The echo of the target's own write: it holds that version or a newer
+                    // change, a delete included. Forwarding it would bring a deleted item
+                    // back whenever the echo arrives after the delete (a link catching up a
+                    // backlog), and the resurrected item would then loop between regions.
+                    return Ok(Outcome::Replicated);
+                }
                 if origin != self.source.name() {
                     // Written elsewhere: forward it only where it is newer than what the
                     // target holds. The exact version already there (the write came from
@@ -643,6 +718,81 @@ impl Link {
     }
 }
 
+/// What [`apply_by_key`] did with a batch.
+#[derive(Debug)]
+struct Batch<O> {
+    /// Per record, in stream order: its outcome, or `None` if it failed or was not tried.
+    outcomes: Vec<Option<O>>,
+    /// How many leading records were all applied (the batch's safe progress).
+    done: usize,
+    /// The error of the earliest failed record.
+    error: Option<String>,
+}
+
+/// Applies `records` with up to `concurrency` keys in flight: the records of one key one
+/// after another in their order, stopping that key at its first error (a later change of
+/// an item is never applied before an earlier one, so a retry resumes in order), while
+/// the other keys go on.
+async fn apply_by_key<'a, T, K, O, Fut>(
+    records: &'a [T],
+    key_of: impl Fn(&T) -> K,
+    concurrency: usize,
+    apply: impl Fn(&'a T) -> Fut,
+) -> Batch<O>
+where
+    K: Eq + Hash,
+    Fut: Future<Output = Result<O, String>>,
+{
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_key: HashMap<K, usize> = HashMap::new();
+    for (i, record) in records.iter().enumerate() {
+        let group = *by_key.entry(key_of(record)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[group].push(i);
+    }
+    let apply = &apply;
+    let results: Vec<Vec<(usize, Result<O, String>)>> = stream::iter(groups)
+        .map(|group| async move {
+            let mut done = Vec::with_capacity(group.len());
+            for i in group {
+                let result = apply(&records[i]).await;
+                let failed = result.is_err();
+                done.push((i, result));
+                if failed {
+                    break;
+                }
+            }
+            done
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut outcomes: Vec<Option<O>> = std::iter::repeat_with(|| None).take(records.len()).collect();
+    let mut error: Option<(usize, String)> = None;
+    for (i, result) in results.into_iter().flatten() {
+        match result {
+            Ok(outcome) => outcomes[i] = Some(outcome),
+            Err(message) => {
+                if error.as_ref().is_none_or(|(first, _)| i < *first) {
+                    error = Some((i, message));
+                }
+            }
+        }
+    }
+    let done = outcomes.iter().take_while(|o| o.is_some()).count();
+    Batch { outcomes, done, error: error.map(|(_, message)| message) }
+}
+
+/// A record's item key in a canonical form (attribute names sorted), to group its changes.
+fn record_key(record: &Record) -> String {
+    let Some(keys) = record.dynamodb().and_then(|d| d.keys()) else { return String::new() };
+    let mut parts: Vec<String> = keys.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
+    parts.sort_unstable();
+    parts.join("\u{1f}")
+}
+
 fn non_empty<K, V>(map: std::collections::HashMap<K, V>) -> Option<std::collections::HashMap<K, V>> {
     (!map.is_empty()).then_some(map)
 }
@@ -695,6 +845,124 @@ mod tests {
                 AttributeValue::Null(true),
             ])
         );
+    }
+
+    /// An in-memory target that keeps, per key, the highest version written with the
+    /// replicator's rule (apply only over an older version), and the order it saw each
+    /// key's records in. Each write takes `delay` ms of (paused) time, so keys interleave.
+    #[derive(Default)]
+    struct Target {
+        held: Mutex<HashMap<u8, u32>>,
+        seen: Mutex<HashMap<u8, Vec<usize>>>,
+    }
+
+    impl Target {
+        async fn write(&self, (index, key, version, delay): (usize, u8, u32, u64)) -> Result<bool, String> {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.seen.lock().unwrap().entry(key).or_default().push(index);
+            let mut held = self.held.lock().unwrap();
+            let current = held.entry(key).or_insert(0);
+            let applied = *current < version;
+            if applied {
+                *current = version;
+            }
+            Ok(applied)
+        }
+    }
+
+    fn paused_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
+    }
+
+    proptest::proptest! {
+        /// Whatever the interleaving across keys, each key's records reach the target in
+        /// stream order and the target ends with each key's highest version (its own or
+        /// the batch's), and the whole batch counts as progress.
+        #[test]
+        fn concurrent_application_keeps_per_key_order_and_the_highest_version(
+            batch in proptest::collection::vec((0u8..6, 1u32..20, 0u64..30), 0..60),
+            seeded in proptest::collection::vec((0u8..6, 1u32..20), 0..6),
+            concurrency in 1usize..8,
+        ) {
+            let records: Vec<(usize, u8, u32, u64)> =
+                batch.iter().enumerate().map(|(i, &(k, v, d))| (i, k, v, d)).collect();
+            let target = Target::default();
+            for &(k, v) in &seeded {
+                let mut held = target.held.lock().unwrap();
+                let e = held.entry(k).or_insert(0);
+                *e = (*e).max(v);
+            }
+            let result = paused_runtime().block_on(apply_by_key(
+                &records,
+                |r| r.1,
+                concurrency,
+                |r| target.write(*r),
+            ));
+            proptest::prop_assert_eq!(result.done, records.len());
+            proptest::prop_assert!(result.error.is_none());
+            proptest::prop_assert!(result.outcomes.iter().all(Option::is_some));
+            let mut expected: HashMap<u8, u32> = HashMap::new();
+            for (k, v) in seeded.iter().copied().chain(batch.iter().map(|&(k, v, _)| (k, v))) {
+                let e = expected.entry(k).or_insert(0);
+                *e = (*e).max(v);
+            }
+            let held = target.held.lock().unwrap().clone();
+            for (k, v) in &expected {
+                proptest::prop_assert_eq!(held.get(k), Some(v), "key {}", k);
+            }
+            for (key, order) in target.seen.lock().unwrap().iter() {
+                let stream: Vec<usize> = records.iter().filter(|r| r.1 == *key).map(|r| r.0).collect();
+                proptest::prop_assert_eq!(order, &stream, "key {} applied out of stream order", key);
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_record_stops_its_key_and_bounds_progress_while_other_keys_go_on() {
+        // Stream: a1 b1 c1 b2(fails) a2 b3 c2 b4.
+        let records: [(char, u32); 8] =
+            [('a', 1), ('b', 1), ('c', 1), ('b', 2), ('a', 2), ('b', 3), ('c', 2), ('b', 4)];
+        let tried = Mutex::new(Vec::new());
+        let batch = paused_runtime().block_on(apply_by_key(
+            &records,
+            |r| r.0,
+            4,
+            |r| {
+                tried.lock().unwrap().push(*r);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(u64::from(r.1))).await;
+                    if *r == ('b', 2) {
+                        Err("target down".to_owned())
+                    } else {
+                        Ok(*r)
+                    }
+                }
+            },
+        ));
+        assert_eq!(batch.error.as_deref(), Some("target down"));
+        assert_eq!(batch.done, 3, "progress stops before the failed record");
+        let tried = tried.into_inner().unwrap();
+        assert!(!tried.contains(&('b', 3)) && !tried.contains(&('b', 4)), "{tried:?}");
+        assert!(tried.contains(&('a', 2)) && tried.contains(&('c', 2)), "{tried:?}");
+        let applied: Vec<_> = batch.outcomes.iter().flatten().copied().collect();
+        assert_eq!(applied, [('a', 1), ('b', 1), ('c', 1), ('a', 2), ('c', 2)]);
+    }
+
+    #[test]
+    fn the_earliest_failure_in_stream_order_is_reported() {
+        let records = [(1, "slow"), (2, "fast")];
+        let batch = paused_runtime().block_on(apply_by_key(
+            &records,
+            |r| r.0,
+            2,
+            |r| async move {
+                // The later record fails first in time.
+                tokio::time::sleep(Duration::from_millis(if r.1 == "slow" { 50 } else { 1 })).await;
+                Err::<(), _>(format!("{} failed", r.1))
+            },
+        ));
+        assert_eq!(batch.error.as_deref(), Some("slow failed"));
+        assert_eq!(batch.done, 0);
     }
 
     #[test]
