@@ -126,6 +126,37 @@ impl Principal {
     }
 }
 
+/// The tenant of a request as authentication resolves it, shared by every copy of its
+/// [`Context`] (see [`Context::resolved_tenant`]).
+#[derive(Clone, Default)]
+pub struct ResolvedTenant(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl ResolvedTenant {
+    /// The tenant, once a layer has set it.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, tenant: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.to_owned());
+    }
+}
+
+impl std::fmt::Debug for ResolvedTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ResolvedTenant").field(&self.get()).finish()
+    }
+}
+
+/// Two contexts compare by what they say, not by whether they share this handle.
+impl PartialEq for ResolvedTenant {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ResolvedTenant {}
+
 /// The per-request context every handler and layer can read.
 ///
 /// # Examples
@@ -144,6 +175,7 @@ pub struct Context {
     deadline: Option<SystemTime>,
     trace_header: Option<String>,
     function_arn: Option<String>,
+    resolved: ResolvedTenant,
 }
 
 impl Context {
@@ -157,6 +189,7 @@ impl Context {
             deadline: None,
             trace_header: None,
             function_arn: None,
+            resolved: ResolvedTenant::default(),
         }
     }
 
@@ -185,6 +218,7 @@ impl Context {
             deadline: invocation.and_then(|i| i.deadline),
             trace_header,
             function_arn: invocation.and_then(|i| i.invoked_function_arn.clone()),
+            resolved: ResolvedTenant::default(),
         }
     }
 
@@ -216,6 +250,7 @@ impl Context {
 
     /// Sets the principal; the tenant follows the principal's.
     pub fn set_principal(&mut self, principal: Principal) {
+        self.resolved.set(&principal.tenant);
         self.tenant = Some(principal.tenant.clone());
         self.principal = Some(principal);
     }
@@ -227,7 +262,28 @@ impl Context {
 
     /// Sets the tenant without a principal (only trusted middleware should).
     pub fn set_tenant(&mut self, tenant: impl Into<String>) {
-        self.tenant = Some(tenant.into());
+        let tenant = tenant.into();
+        self.resolved.set(&tenant);
+        self.tenant = Some(tenant);
+    }
+
+    /// The tenant as it is once authentication has run, for layers mounted outside it.
+    ///
+    /// Metrics and the request log come before JWT in the recommended order, so the
+    /// context they see has no tenant yet. The handle is shared by every copy of this
+    /// context: read it when the answer comes back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let outer = lift::Context::new("req-1");
+    /// let resolved = outer.resolved_tenant();
+    /// let mut inner = outer.clone(); // what the request carries past the outer layer
+    /// inner.set_principal(lift::Principal::new("alice", "acme"));
+    /// assert_eq!((outer.tenant(), resolved.get().as_deref()), (None, Some("acme")));
+    /// ```
+    pub fn resolved_tenant(&self) -> ResolvedTenant {
+        self.resolved.clone()
     }
 
     /// The AWS region the function runs in.

@@ -151,3 +151,33 @@ fn emf_limits_are_errors_at_build_time() {
     }
     assert_eq!(m.to_documents(std::time::SystemTime::now()).len(), 2);
 }
+
+/// Metrics are mounted outside authentication in the recommended order: the tenant the
+/// inner layer resolves is on the document, and each request carries only its own.
+#[tokio::test]
+async fn a_tenant_resolved_inside_the_layer_is_the_documents_tenant() {
+    let sink = MemorySink::new();
+    let authenticate = tower::util::MapRequestLayer::new(|mut req: lift::Request| {
+        let tenant = req.headers().get("x-test-tenant").map(|v| v.to_str().unwrap().to_owned());
+        if let (Some(tenant), Some(ctx)) = (tenant, lift::Context::of_mut(&mut req)) {
+            ctx.set_principal(lift::Principal::new("user", tenant));
+        }
+        req
+    });
+    let svc =
+        metrics_layer(&sink).layer(authenticate.layer(tower::service_fn(|_req: lift::Request| async {
+            Ok::<_, Infallible>(lift::Response::default())
+        })));
+    for tenant in [Some("acme"), None, Some("globex")] {
+        let mut req = http::Request::new(lift::Body::empty());
+        if let Some(tenant) = tenant {
+            req.headers_mut().insert("x-test-tenant", tenant.parse().unwrap());
+        }
+        req.extensions_mut().insert(lift::Context::new("r"));
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    let docs = sink.json();
+    let tenants: Vec<_> =
+        docs.iter().filter(|d| d.get("Requests").is_some()).map(|d| d.get("Tenant").cloned()).collect();
+    assert_eq!(tenants, [Some("acme".into()), None, Some("globex".into())]);
+}

@@ -160,6 +160,8 @@ async fn a_payment_goes_through_metrics_xray_jwt_idempotency_compliance_and_audi
     assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "PaymentsTest", "{doc}");
     assert_eq!(doc["Requests"], 1.0, "{doc}");
     assert_eq!(doc["4xx"], 0.0, "{doc}");
+    // Metrics sit outside JWT; the tenant it resolved still reaches the document.
+    assert_eq!(doc["Tenant"], "acme", "{doc}");
 
     // Idempotency: the retry replays the first answer and charges nothing more.
     let retry = env.call(create()).await;
@@ -192,6 +194,7 @@ async fn a_request_without_a_token_gets_401_problem_json_and_is_still_measured()
     // Observability is outside JWT: the refusal is counted as a 4xx.
     let docs = env.emf();
     assert!(docs.iter().any(|d| d["4xx"] == 1.0), "{docs:?}");
+    assert!(docs.iter().all(|d| d.get("Tenant").is_none()), "no token, no tenant: {docs:?}");
     // Nothing inside JWT saw it: no audit entry, no compliance check (SOC2 CC6.1 and CC6.7
     // apply to every answer of a protected route the layer sees).
     assert!(env.compliance.records().iter().all(|r| r.applied == 0), "{:?}", env.compliance.records());

@@ -10,15 +10,16 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::handle::MetricsHandle;
-use super::layer::{Shared, CLIENT_ERRORS, LATENCY, REQUESTS, ROUTE, SERVER_ERRORS};
+use super::layer::{Shared, CLIENT_ERRORS, LATENCY, REQUESTS, ROUTE, SERVER_ERRORS, TENANT};
 use super::unit::Unit;
-use crate::context::MatchedRoute;
+use crate::context::{MatchedRoute, ResolvedTenant};
 
 pub(crate) struct Pending {
     pub(crate) shared: Arc<Shared>,
     pub(crate) handle: MetricsHandle,
     pub(crate) start: Instant,
     pub(crate) cold_start: bool,
+    pub(crate) tenant: Option<ResolvedTenant>,
 }
 
 pin_project! {
@@ -64,6 +65,11 @@ where
             p.shared.cold_start.write_documents(SystemTime::now(), |doc| p.shared.sink.emit(doc));
         }
         p.handle.finish(&*p.shared.sink, |m| {
+            if m.dimension(TENANT).is_none() {
+                if let Some(tenant) = p.tenant.as_ref().and_then(ResolvedTenant::get) {
+                    let _ = m.set_dimension(TENANT, tenant);
+                }
+            }
             if let (Some(route), None) = (route, m.dimension(ROUTE)) {
                 let _ = m.set_dimension(ROUTE, route.as_str().to_owned());
             }

@@ -194,7 +194,9 @@ impl Shared {
 /// request also writes the [`COLD_START`] document. Nothing runs on a timer: Lambda freezes
 /// the process between invocations.
 ///
-/// The tenant is read from [`lift::Context`](crate::Context) when the request arrives, and
+/// The tenant is read from [`lift::Context`](crate::Context) when the request arrives or,
+/// mounted outside authentication as the recommended order has it, when the answer comes
+/// back ([`Context::resolved_tenant`](crate::Context::resolved_tenant)); and
 /// the route from [`lift::MatchedRoute`](crate::MatchedRoute) in the request or, failing
 /// that, the response extensions; handlers and inner middleware can set either through
 /// the handle.

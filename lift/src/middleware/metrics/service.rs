@@ -66,12 +66,14 @@ where
         if let Some(tenant) = Context::of(&req).and_then(Context::tenant) {
             let _ = metrics.set_dimension(TENANT, tenant);
         }
+        // Mounted outside authentication, the tenant is known only when the answer comes.
+        let tenant = Context::of(&req).map(Context::resolved_tenant);
         if let Some(route) = req.extensions().get::<MatchedRoute>() {
             let _ = metrics.set_dimension(ROUTE, route.as_str().to_owned());
         }
         let handle = MetricsHandle::new(metrics);
         req.extensions_mut().insert(handle.clone());
-        let pending = Pending { shared: Arc::clone(&self.shared), handle, start, cold_start };
+        let pending = Pending { shared: Arc::clone(&self.shared), handle, start, cold_start, tenant };
         ResponseFuture::new(self.inner.call(req), pending)
     }
 }
