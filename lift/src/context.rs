@@ -175,7 +175,7 @@ pub struct Context {
     deadline: Option<SystemTime>,
     trace_header: Option<String>,
     function_arn: Option<String>,
-    resolved: ResolvedTenant,
+    resolved: Option<ResolvedTenant>,
 }
 
 impl Context {
@@ -189,7 +189,7 @@ impl Context {
             deadline: None,
             trace_header: None,
             function_arn: None,
-            resolved: ResolvedTenant::default(),
+            resolved: None,
         }
     }
 
@@ -218,7 +218,7 @@ impl Context {
             deadline: invocation.and_then(|i| i.deadline),
             trace_header,
             function_arn: invocation.and_then(|i| i.invoked_function_arn.clone()),
-            resolved: ResolvedTenant::default(),
+            resolved: None,
         }
     }
 
@@ -250,7 +250,9 @@ impl Context {
 
     /// Sets the principal; the tenant follows the principal's.
     pub fn set_principal(&mut self, principal: Principal) {
-        self.resolved.set(&principal.tenant);
+        if let Some(resolved) = &self.resolved {
+            resolved.set(&principal.tenant);
+        }
         self.tenant = Some(principal.tenant.clone());
         self.principal = Some(principal);
     }
@@ -263,7 +265,9 @@ impl Context {
     /// Sets the tenant without a principal (only trusted middleware should).
     pub fn set_tenant(&mut self, tenant: impl Into<String>) {
         let tenant = tenant.into();
-        self.resolved.set(&tenant);
+        if let Some(resolved) = &self.resolved {
+            resolved.set(&tenant);
+        }
         self.tenant = Some(tenant);
     }
 
@@ -276,14 +280,25 @@ impl Context {
     /// # Examples
     ///
     /// ```
-    /// let outer = lift::Context::new("req-1");
+    /// let mut outer = lift::Context::new("req-1");
     /// let resolved = outer.resolved_tenant();
     /// let mut inner = outer.clone(); // what the request carries past the outer layer
     /// inner.set_principal(lift::Principal::new("alice", "acme"));
     /// assert_eq!((outer.tenant(), resolved.get().as_deref()), (None, Some("acme")));
     /// ```
-    pub fn resolved_tenant(&self) -> ResolvedTenant {
-        self.resolved.clone()
+    /// The handle is made on first use (no allocation for requests nobody asks about),
+    /// holding the tenant already set, if any.
+    pub fn resolved_tenant(&mut self) -> ResolvedTenant {
+        let tenant = self.tenant.clone();
+        self.resolved
+            .get_or_insert_with(|| {
+                let resolved = ResolvedTenant::default();
+                if let Some(tenant) = &tenant {
+                    resolved.set(tenant);
+                }
+                resolved
+            })
+            .clone()
     }
 
     /// The AWS region the function runs in.

@@ -67,7 +67,7 @@ where
             let _ = metrics.set_dimension(TENANT, tenant);
         }
         // Mounted outside authentication, the tenant is known only when the answer comes.
-        let tenant = Context::of(&req).map(Context::resolved_tenant);
+        let tenant = Context::of_mut(&mut req).map(Context::resolved_tenant);
         if let Some(route) = req.extensions().get::<MatchedRoute>() {
             let _ = metrics.set_dimension(ROUTE, route.as_str().to_owned());
         }
