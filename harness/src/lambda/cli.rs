@@ -105,8 +105,13 @@ impl FunctionArgs {
 }
 
 /// A path as given, else `name` in the cargo target dir (`$CARGO_TARGET_DIR`, else
-/// `target`), the newer of its release and debug builds.
+/// `target`), the newer of its release and debug builds. Made absolute: the sandbox runs
+/// in its task root, where a relative path means nothing.
 pub fn resolve_bin(bin: &str) -> anyhow::Result<PathBuf> {
+    Ok(std::path::absolute(find_bin(bin)?)?)
+}
+
+fn find_bin(bin: &str) -> anyhow::Result<PathBuf> {
     let given = Path::new(bin);
     if bin.contains('/') || given.is_file() {
         return Ok(given.to_path_buf());
