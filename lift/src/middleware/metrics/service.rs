@@ -63,11 +63,16 @@ where
         let cold_start = self.shared.take_cold_start();
         let mut metrics = self.shared.template.clone();
         // A value CloudWatch would refuse is left out rather than failing the request.
-        if let Some(tenant) = Context::of(&req).and_then(Context::tenant) {
+        let known = Context::of(&req).and_then(Context::tenant);
+        if let Some(tenant) = known {
             let _ = metrics.set_dimension(TENANT, tenant);
         }
-        // Mounted outside authentication, the tenant is known only when the answer comes.
-        let tenant = Context::of_mut(&mut req).map(Context::resolved_tenant);
+        // Mounted outside authentication, the tenant is known only when the answer comes;
+        // inside it, no shared handle is made.
+        let tenant = match known {
+            Some(_) => None,
+            None => Context::of_mut(&mut req).map(Context::resolved_tenant),
+        };
         if let Some(route) = req.extensions().get::<MatchedRoute>() {
             let _ = metrics.set_dimension(ROUTE, route.as_str().to_owned());
         }
