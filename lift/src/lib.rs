@@ -68,6 +68,8 @@ pub mod store;
 #[cfg(feature = "dynamodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub mod tenant;
+#[cfg(any(feature = "auth", feature = "threat"))]
+mod tls;
 #[cfg(feature = "observability")]
 pub(crate) mod trace;
 #[cfg(any(feature = "resilience", feature = "rate-limit"))]

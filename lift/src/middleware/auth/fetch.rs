@@ -1,6 +1,6 @@
 //! Fetching a JWK set over HTTP(S) with hyper-util's client and rustls.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,24 +25,25 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Byt
 
 /// The HTTP(S) client shared by every issuer of a verifier.
 pub(crate) struct HttpFetch {
-    client: HttpsClient,
+    native_roots: bool,
+    /// Built at the first fetch, so the system's CA roots are read when a key set is first
+    /// needed, not during a Lambda function's init.
+    client: OnceLock<HttpsClient>,
 }
 
 impl HttpFetch {
-    /// A client; `native_roots` loads the system's CA roots (needed for https URLs only).
+    /// A client; `native_roots` trusts the system's CA roots (needed for https URLs only).
     pub(crate) fn new(native_roots: bool) -> Result<Arc<Self>, ConfigError> {
-        // ring is named explicitly: with several rustls providers in the dependency graph
-        // there is no process default to fall back on.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ConfigError::Tls(e.to_string()))?;
-        let tls = if native_roots {
-            use hyper_rustls::ConfigBuilderExt;
-            builder.with_native_roots().map_err(|e| ConfigError::Tls(e.to_string()))?.with_no_client_auth()
-        } else {
-            builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
-        };
+        Ok(Arc::new(Self { native_roots, client: OnceLock::new() }))
+    }
+
+    fn client(&self) -> Result<&HttpsClient, FetchError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let tls = crate::tls::roots(self.native_roots, &[])
+            .and_then(crate::tls::client_config)
+            .map_err(|e| FetchError::Transport { url: "(tls set-up)".to_owned(), reason: e.to_string() })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -51,8 +52,7 @@ impl HttpFetch {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Arc::new(Self { client }))
+        Ok(self.client.get_or_init(|| Client::builder(TokioExecutor::new()).build(connector)))
     }
 }
 
@@ -71,7 +71,7 @@ impl Fetch for HttpFetch {
                 .map_err(|e| FetchError::Transport { url: name(), reason: e.to_string() })?;
             let exchange = async {
                 let response = self
-                    .client
+                    .client()?
                     .request(request)
                     .await
                     .map_err(|e| FetchError::Transport { url: name(), reason: error_chain(&e) })?;

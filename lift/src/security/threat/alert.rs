@@ -1,6 +1,6 @@
 //! Alerts to a webhook: one JSON POST per incident, over https (rustls) or plain http.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,8 +44,12 @@ pub struct WebhookAlert {
     url: http::Uri,
     timeout: Duration,
     extra_roots: Vec<CertificateDer<'static>>,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Built at the first alert, so a function that never alerts never reads the system's
+    /// CA roots (a cold-start cost); shared by the clones of this alert.
+    client: Arc<OnceLock<WebhookClient>>,
 }
+
+type WebhookClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 impl WebhookAlert {
     /// An alert to `url`, an absolute `https://` or `http://` URL.
@@ -62,7 +66,12 @@ impl WebhookAlert {
                 "the webhook url must be an absolute https:// or http:// url",
             ));
         }
-        Ok(Self { url: uri, timeout: DEFAULT_ALERT_TIMEOUT, extra_roots: Vec::new(), client: client(&[])? })
+        Ok(Self {
+            url: uri,
+            timeout: DEFAULT_ALERT_TIMEOUT,
+            extra_roots: Vec::new(),
+            client: Arc::new(OnceLock::new()),
+        })
     }
 
     /// Also trusts the CA certificates in `pem` (one or more `CERTIFICATE` blocks) for
@@ -77,8 +86,10 @@ impl WebhookAlert {
         if certs.is_empty() {
             return Err(InvalidConfig::new("threat", "the webhook ca holds no certificate"));
         }
+        crate::tls::roots(false, &certs)
+            .map_err(|_| InvalidConfig::new("threat", "the webhook ca is not a usable certificate"))?;
         self.extra_roots.extend(certs);
-        self.client = client(&self.extra_roots)?;
+        self.client = Arc::new(OnceLock::new());
         Ok(self)
     }
 
@@ -107,8 +118,18 @@ impl WebhookAlert {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)));
         let Ok(request) = request else { return false };
+        let client = match self.client.get() {
+            Some(client) => client,
+            None => match client(&self.extra_roots) {
+                Ok(built) => self.client.get_or_init(|| built),
+                Err(err) => {
+                    tracing::warn!(error = %err, url = %self.url, "threat alert not sent");
+                    return false;
+                }
+            },
+        };
         let call = async {
-            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            let response = client.request(request).await.map_err(|e| e.to_string())?;
             let status = response.status();
             // Read the body so the connection can be reused.
             let _ = response.into_body().collect().await;
@@ -134,23 +155,10 @@ impl WebhookAlert {
 
 /// The webhook client: https verified against the system's roots and `extra_roots`
 /// (rustls with ring, named explicitly as the JWKS client does), and plain http.
-fn client(
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, InvalidConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    // Unreadable system certificates are skipped: the extra roots may be all that is needed.
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    for cert in extra_roots {
-        roots
-            .add(cert.clone())
-            .map_err(|_| InvalidConfig::new("threat", "the webhook ca is not a usable certificate"))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|_| InvalidConfig::new("threat", "tls cannot be set up"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+fn client(extra_roots: &[CertificateDer<'static>]) -> Result<WebhookClient, InvalidConfig> {
+    let roots = crate::tls::roots(true, extra_roots)
+        .map_err(|_| InvalidConfig::new("threat", "the webhook ca is not a usable certificate"))?;
+    let tls = crate::tls::client_config(roots).map_err(|_| InvalidConfig::new("threat", "tls cannot be set up"))?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
