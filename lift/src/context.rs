@@ -129,16 +129,45 @@ impl Principal {
 /// The tenant of a request as authentication resolves it, shared by every copy of its
 /// [`Context`] (see [`Context::resolved_tenant`]).
 #[derive(Clone, Default)]
-pub struct ResolvedTenant(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+pub struct ResolvedTenant(std::sync::Arc<std::sync::Mutex<Resolved>>);
+
+#[derive(Default)]
+struct Resolved {
+    tenant: Option<String>,
+    /// Spans whose `tenant` field is recorded when the tenant is set.
+    spans: Vec<tracing::Span>,
+}
 
 impl ResolvedTenant {
     /// The tenant, once a layer has set it.
     pub fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.lock().tenant.clone()
+    }
+
+    /// Records the tenant into `span`'s `tenant` field (declared, e.g. as
+    /// `tracing::field::Empty`) once a layer sets it, or now if it is set: the request log,
+    /// mounted before authentication, opens its span before the tenant is known, and every
+    /// line logged after authentication still carries it.
+    pub fn record_into(&self, span: tracing::Span) {
+        let mut resolved = self.lock();
+        match &resolved.tenant {
+            Some(tenant) => {
+                span.record("tenant", tenant.as_str());
+            }
+            None => resolved.spans.push(span),
+        }
     }
 
     fn set(&self, tenant: &str) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.to_owned());
+        let mut resolved = self.lock();
+        for span in &resolved.spans {
+            span.record("tenant", tenant);
+        }
+        resolved.tenant = Some(tenant.to_owned());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Resolved> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

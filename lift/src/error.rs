@@ -36,6 +36,9 @@ struct Inner {
     field: Option<String>,
     headers: Vec<(HeaderName, HeaderValue)>,
     source: Option<BoxError>,
+    /// The typed rejection this error renders (e.g. a layer's `CircuitOpen`): found with
+    /// [`Error::cause`], never logged as a failure.
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// The JSON body of a problem response.
@@ -70,6 +73,7 @@ impl Error {
             field: None,
             headers: Vec::new(),
             source: None,
+            cause: None,
         }))
     }
 
@@ -103,6 +107,40 @@ impl Error {
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.0.source = Some(source.into());
         self
+    }
+
+    /// Carries the typed rejection this error renders, so a caller can still tell which
+    /// layer refused and why ([`Error::cause`], [`Error::find`]). Unlike a
+    /// [source](Self::with_source) it is an expected outcome and is not logged.
+    pub fn with_cause(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.0.cause = Some(Box::new(cause));
+        self
+    }
+
+    /// The typed rejection carried, when it is a `T`.
+    pub fn cause<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.cause.as_deref().and_then(|c| (c as &(dyn std::error::Error + 'static)).downcast_ref())
+    }
+
+    /// Finds a `T` in an error a service returned: the error itself, or the cause of the
+    /// Lift error it is. Every Lift layer refuses with a [`Error`] carrying its typed
+    /// rejection, so `Error::find::<CircuitOpen>(&err)` tells a breaker's refusal from the
+    /// others.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lift::middleware::circuit_breaker::CircuitOpen;
+    ///
+    /// let err: lift::BoxError = lift::Error::from(CircuitOpen::new(Duration::from_secs(2))).into();
+    /// assert_eq!(lift::Error::find::<CircuitOpen>(&*err).unwrap().retry_after_secs(), 2);
+    /// assert!(lift::Error::find::<std::fmt::Error>(&*err).is_none());
+    /// ```
+    pub fn find<'a, T: std::error::Error + 'static>(
+        err: &'a (dyn std::error::Error + Send + Sync + 'static),
+    ) -> Option<&'a T> {
+        err.downcast_ref::<T>().or_else(|| err.downcast_ref::<Error>().and_then(Error::cause))
     }
 
     /// 400 with a detail.
@@ -237,17 +275,10 @@ impl Error {
         res
     }
 
-    /// Turns any boxed error from a layer into a Lift error: a Lift error stays as it is,
-    /// tower's timeout becomes 504, tower's overload becomes 503, anything else 500.
+    /// Turns any boxed error from a layer into a Lift error: a Lift error (every Lift
+    /// layer's refusal is one) stays as it is, tower's own timeout becomes 504 and its
+    /// overload 503, anything else 500.
     pub fn from_boxed(err: BoxError) -> Self {
-        #[cfg(feature = "resilience")]
-        let err = match err.downcast::<crate::middleware::circuit_breaker::CircuitOpen>() {
-            Ok(open) => return (*open).into(),
-            Err(err) => match err.downcast::<crate::middleware::bulkhead::BulkheadFull>() {
-                Ok(full) => return (*full).into(),
-                Err(err) => err,
-            },
-        };
         match err.downcast::<Error>() {
             Ok(err) => *err,
             Err(err) if err.is::<tower::timeout::error::Elapsed>() => {
@@ -269,6 +300,7 @@ impl fmt::Debug for Error {
             .field("detail", &self.0.detail)
             .field("field", &self.0.field)
             .field("source", &self.0.source)
+            .field("cause", &self.0.cause)
             .finish()
     }
 }
@@ -285,7 +317,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        let source = self.0.source.as_deref().or(self.0.cause.as_deref());
+        source.map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -352,6 +385,34 @@ mod tests {
         assert_eq!(Error::from_boxed(lift).status(), StatusCode::CONFLICT);
         let other: BoxError = "boom".into();
         assert_eq!(Error::from_boxed(other).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[derive(Debug)]
+    struct Refused;
+    impl fmt::Display for Refused {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("refused")
+        }
+    }
+    impl std::error::Error for Refused {}
+
+    #[test]
+    fn a_typed_rejection_survives_boxing_and_is_found_again() {
+        let err: BoxError = Error::service_unavailable(2).with_cause(Refused).into();
+        assert!(Error::find::<Refused>(&*err).is_some());
+        assert!(Error::find::<std::fmt::Error>(&*err).is_none());
+        // The cause is the error's source for generic error chains.
+        let lift = err.downcast_ref::<Error>().unwrap();
+        assert!(std::error::Error::source(lift).unwrap().is::<Refused>());
+        // A bare rejection is found as itself.
+        let bare: BoxError = Box::new(Refused);
+        assert!(Error::find::<Refused>(&*bare).is_some());
+        // One downcast renders it: the status and Retry-After the layer chose.
+        let rendered = Error::from_boxed(err);
+        assert_eq!(rendered.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(rendered.cause::<Refused>().is_some());
+        let res = rendered.into_response();
+        assert_eq!(res.headers()["retry-after"], "2");
     }
 
     #[test]

@@ -22,7 +22,7 @@ async fn bulkhead_rejects_over_limit_after_the_bounded_wait() {
     let start = Instant::now();
     let err = call(&mut svc, get("/")).await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_millis(100), "waited exactly the bound");
-    let full = err.downcast_ref::<BulkheadFull>().expect("rejected by the bulkhead");
+    let full = lift::Error::find::<BulkheadFull>(&*err).expect("rejected by the bulkhead");
     assert_eq!(full.compartment(), Compartment::Global);
     let res = lift::Error::from(*full).into_response();
     assert_eq!(res.status(), 503);
@@ -59,7 +59,7 @@ async fn bulkhead_per_tenant_limits_are_independent() {
     let a1 = call(&mut svc, with_tenant(get("/"), "tenant-a"));
     let _a1_inner = handle.next_request().await.unwrap();
     let err = call(&mut svc, with_tenant(get("/"), "tenant-a")).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<BulkheadFull>().unwrap().compartment(), Compartment::Tenant);
+    assert_eq!(lift::Error::find::<BulkheadFull>(&*err).unwrap().compartment(), Compartment::Tenant);
 
     let b1 = call(&mut svc, with_tenant(get("/"), "tenant-b"));
     let (_, send_b) = handle.next_request().await.expect("tenant B is not blocked by tenant A");
@@ -76,7 +76,7 @@ async fn bulkhead_frees_permits_when_the_future_is_dropped_or_completes() {
     let a = call(&mut svc, get("/"));
     let b = call(&mut svc, get("/"));
     assert_eq!(layer.available(), Some(0));
-    assert!(call(&mut svc, get("/")).await.unwrap_err().is::<BulkheadFull>());
+    assert!(lift::Error::find::<BulkheadFull>(&*call(&mut svc, get("/")).await.unwrap_err()).is_some());
 
     drop(a);
     assert_eq!(layer.available(), Some(1), "a dropped request frees its permit");

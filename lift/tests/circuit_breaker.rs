@@ -30,13 +30,13 @@ async fn breaker_opens_after_failures_once_minimum_calls_are_seen() {
     assert_eq!(breakers.state(&()), Some(State::Open));
 
     let err = call(&mut svc, get("/")).await.unwrap_err();
-    let open = err.downcast_ref::<CircuitOpen>().expect("rejected by the breaker");
+    let open = lift::Error::find::<CircuitOpen>(&*err).expect("rejected by the breaker");
     assert_eq!(open.retry_after(), Duration::from_secs(30));
     assert!(inner_not_called(&mut handle));
 
     advance(Duration::from_secs(10)).await;
     let err = call(&mut svc, get("/")).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<CircuitOpen>().unwrap().retry_after(), Duration::from_secs(20));
+    assert_eq!(lift::Error::find::<CircuitOpen>(&*err).unwrap().retry_after(), Duration::from_secs(20));
 
     let m = breakers.metrics(&()).unwrap();
     assert_eq!((m.calls, m.failures, m.rejections), (4, 4, 2));
@@ -70,7 +70,7 @@ async fn breaker_opens_after_slow_calls() {
     }
     assert_eq!(breakers.state(&()), Some(State::Open));
     assert_eq!(breakers.metrics(&()).unwrap().slow_calls, 2);
-    assert!(call(&mut svc, get("/")).await.unwrap_err().is::<CircuitOpen>());
+    assert!(lift::Error::find::<CircuitOpen>(&*call(&mut svc, get("/")).await.unwrap_err()).is_some());
 }
 
 async fn open_breaker<S>(svc: &mut Spawn<S>, handle: &mut Handle<Req, Res>, req: impl Fn() -> Req)
@@ -96,7 +96,7 @@ async fn half_open_sends_exactly_one_probe_and_closes_on_success() {
 
     // A concurrent call while the probe is out is rejected without reaching the inner service.
     let err = call(&mut svc, get("/")).await.unwrap_err();
-    assert!(err.is::<CircuitOpen>());
+    assert!(lift::Error::find::<CircuitOpen>(&*err).is_some());
     assert!(inner_not_called(&mut handle));
 
     send.send_response(status(200));
@@ -118,7 +118,7 @@ async fn half_open_probe_failure_reopens() {
     assert!(exchange(&mut svc, &mut handle, get("/"), Ok(503)).await.is_ok());
     assert_eq!(breakers.state(&()), Some(State::Open));
     let err = call(&mut svc, get("/")).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<CircuitOpen>().unwrap().retry_after(), Duration::from_secs(30));
+    assert_eq!(lift::Error::find::<CircuitOpen>(&*err).unwrap().retry_after(), Duration::from_secs(30));
 }
 
 #[tokio::test(start_paused = true)]
@@ -144,7 +144,7 @@ async fn breakers_per_tenant_are_independent() {
     open_breaker(&mut svc, &mut handle, || with_tenant(get("/"), "tenant-a")).await;
 
     let err = call(&mut svc, with_tenant(get("/"), "tenant-a")).await.unwrap_err();
-    assert!(err.is::<CircuitOpen>());
+    assert!(lift::Error::find::<CircuitOpen>(&*err).is_some());
     let res = exchange(&mut svc, &mut handle, with_tenant(get("/"), "tenant-b"), Ok(200)).await.unwrap();
     assert_eq!(res.status(), 200);
 

@@ -45,6 +45,47 @@ async fn trace_id_and_request_id_come_from_headers_without_a_context() {
     assert!(line.get("tenant").is_none());
 }
 
+/// The request log is mounted outside authentication in the recommended order: lines
+/// logged once the inner layer has resolved the tenant carry it, lines before it do not, and
+/// concurrent requests never carry each other's.
+#[tokio::test]
+async fn a_tenant_resolved_inside_the_layer_is_on_every_later_line() {
+    let (logs, _guard) = capture_logs(LogConfig::new());
+    let authenticate = tower::service_fn(|mut req: lift::Request| async move {
+        tracing::info!("before authentication");
+        let tenant = req.headers().get("x-test-tenant").map(|v| v.to_str().unwrap().to_owned());
+        if let (Some(tenant), Some(ctx)) = (tenant, lift::Context::of_mut(&mut req)) {
+            ctx.set_principal(lift::Principal::new("user", tenant));
+        }
+        // The handler, inside authentication, logs from a task of its own span too.
+        tokio::task::yield_now().await;
+        tracing::info!("handled");
+        Ok::<_, Infallible>(lift::Response::default())
+    });
+    let svc = RequestLogLayer::new().layer(authenticate);
+    let mut calls = Vec::new();
+    for (id, tenant) in [("r-acme", Some("acme")), ("r-none", None), ("r-globex", Some("globex"))] {
+        let mut req = http::Request::new(lift::Body::empty());
+        if let Some(tenant) = tenant {
+            req.headers_mut().insert("x-test-tenant", tenant.parse().unwrap());
+        }
+        req.extensions_mut().insert(lift::Context::new(id));
+        calls.push(svc.clone().oneshot(req));
+    }
+    futures_util::future::join_all(calls).await;
+    let lines = json_lines(&logs);
+    let tenant_of = |id: &str, message: &str| {
+        let line = lines.iter().find(|l| l["request_id"] == id && l["message"] == message).unwrap();
+        line.get("tenant").and_then(|t| t.as_str()).map(str::to_owned)
+    };
+    for id in ["r-acme", "r-none", "r-globex"] {
+        assert_eq!(tenant_of(id, "before authentication"), None, "{id}");
+    }
+    assert_eq!(tenant_of("r-acme", "handled").as_deref(), Some("acme"));
+    assert_eq!(tenant_of("r-none", "handled"), None);
+    assert_eq!(tenant_of("r-globex", "handled").as_deref(), Some("globex"));
+}
+
 #[tokio::test]
 async fn cold_start_is_true_only_for_the_first_request_of_a_layer() {
     let (logs, _guard) = capture_logs(LogConfig::new());

@@ -16,7 +16,9 @@ pub enum Compartment {
 
 /// A request rejected because no permit became free within the bulkhead's wait.
 ///
-/// Lift renders it as 503 with `Retry-After`.
+/// Lift renders it as 503 with `Retry-After`. The bulkhead refuses with that
+/// [`lift::Error`](crate::Error), which carries this rejection:
+/// [`lift::Error::find`](crate::Error::find) gets it back.
 ///
 /// # Examples
 ///
@@ -75,6 +77,7 @@ impl From<BulkheadFull> for crate::Error {
         crate::Error::service_unavailable(err.retry_after_secs())
             .with_type("https://lift.dev/problems/bulkhead-full", "Too many concurrent requests")
             .with_detail(detail)
+            .with_cause(err)
     }
 }
 

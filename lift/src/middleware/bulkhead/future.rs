@@ -109,7 +109,7 @@ where
                     let error = error
                         .take()
                         .unwrap_or(BulkheadFull::new(super::Compartment::Global, Default::default()));
-                    return Poll::Ready(Err(error.into()));
+                    return Poll::Ready(Err(crate::Error::from(error).into()));
                 }
             }
         }

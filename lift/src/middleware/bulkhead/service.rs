@@ -27,7 +27,7 @@ use crate::BoxError;
 /// }));
 /// let first = svc.ready().await.unwrap().call(http::Request::new(())); // holds the permit
 /// let err = svc.ready().await.unwrap().call(http::Request::new(())).await.unwrap_err();
-/// assert!(err.is::<BulkheadFull>());
+/// assert!(lift::Error::find::<BulkheadFull>(&*err).is_some());
 /// first.await.unwrap();
 /// # }
 /// ```

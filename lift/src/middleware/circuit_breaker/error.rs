@@ -5,7 +5,9 @@ use std::time::Duration;
 
 /// A call rejected because its circuit breaker is open (or half-open with its probe out).
 ///
-/// Lift renders it as 503 with `Retry-After` set to the time the breaker stays open.
+/// Lift renders it as 503 with `Retry-After` set to the time the breaker stays open. The
+/// breaker refuses with that [`lift::Error`](crate::Error), which carries this rejection:
+/// [`lift::Error::find`](crate::Error::find) gets it back.
 ///
 /// # Examples
 ///
@@ -58,6 +60,7 @@ impl From<CircuitOpen> for crate::Error {
         crate::Error::service_unavailable(err.retry_after_secs())
             .with_type("https://lift.dev/problems/circuit-open", "Circuit open")
             .with_detail("a dependency of this service is failing; retry later")
+            .with_cause(err)
     }
 }
 

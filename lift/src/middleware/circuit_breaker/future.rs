@@ -57,7 +57,8 @@ where
         let this = self.project();
         match this.kind.project() {
             KindProj::Rejected { error } => {
-                Poll::Ready(Err(error.take().unwrap_or_else(|| CircuitOpen::new(Default::default())).into()))
+                let open = error.take().unwrap_or_else(|| CircuitOpen::new(Default::default()));
+                Poll::Ready(Err(crate::Error::from(open).into()))
             }
             KindProj::Called { future } => {
                 let result = ready!(future.poll(cx));

@@ -10,7 +10,8 @@ use super::registry::{Breakers, Registry};
 use super::{ClassifyFailure, ResponseFuture, ServerErrors};
 use crate::BoxError;
 
-/// Rejects calls with [`CircuitOpen`](super::CircuitOpen) while the breaker of their key is
+/// Rejects calls with a [`lift::Error`](crate::Error) carrying
+/// [`CircuitOpen`](super::CircuitOpen) while the breaker of their key is
 /// open; built by [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
 ///
 /// # Examples
@@ -26,7 +27,7 @@ use crate::BoxError;
 /// }));
 /// assert!(failing.clone().oneshot(http::Request::new(())).await.is_err());
 /// let err = failing.oneshot(http::Request::new(())).await.unwrap_err();
-/// assert!(err.is::<CircuitOpen>());
+/// assert!(lift::Error::find::<CircuitOpen>(&*err).is_some());
 /// # }
 /// ```
 pub struct CircuitBreaker<S, F = Global, K = (), C = ServerErrors> {

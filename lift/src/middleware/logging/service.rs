@@ -60,9 +60,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let cold_start = self.cold.take();
         let ctx = Context::of(&req);
+        let tenant = ctx.and_then(Context::tenant);
+        let tenant_known = tenant.is_some();
         let request_id: Cow<'_, str> = match ctx {
             Some(ctx) => Cow::Borrowed(ctx.request_id()),
             None => req
@@ -84,10 +86,17 @@ where
             target: REQUEST_SPAN_TARGET,
             "request",
             request_id = &*request_id,
-            tenant = ctx.and_then(Context::tenant),
+            tenant,
             xray_trace_id = trace_id.as_ref().and_then(|id| std::str::from_utf8(id).ok()),
             cold_start,
         );
+        // Mounted outside authentication (the recommended order), the tenant is recorded
+        // into the span when authentication sets it: lines from then on carry it.
+        if !tenant_known {
+            if let Some(ctx) = Context::of_mut(&mut req) {
+                ctx.resolved_tenant().record_into(span.clone());
+            }
+        }
         // Method and path are kept only when the completion event would be written.
         let (completion, inner) = span.in_scope(|| {
             let completion = tracing::enabled!(target: REQUEST_SPAN_TARGET, tracing::Level::DEBUG)
