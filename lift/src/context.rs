@@ -134,8 +134,10 @@ pub struct ResolvedTenant(std::sync::Arc<std::sync::Mutex<Resolved>>);
 #[derive(Default)]
 struct Resolved {
     tenant: Option<String>,
-    /// Spans whose `tenant` field is recorded when the tenant is set.
-    spans: Vec<tracing::Span>,
+    /// The span whose `tenant` field is recorded when the tenant is set (the request log's),
+    /// and any more (no allocation for the usual one).
+    span: Option<tracing::Span>,
+    more: Vec<tracing::Span>,
 }
 
 impl ResolvedTenant {
@@ -154,13 +156,14 @@ impl ResolvedTenant {
             Some(tenant) => {
                 span.record("tenant", tenant.as_str());
             }
-            None => resolved.spans.push(span),
+            None if resolved.span.is_none() => resolved.span = Some(span),
+            None => resolved.more.push(span),
         }
     }
 
     fn set(&self, tenant: &str) {
         let mut resolved = self.lock();
-        for span in &resolved.spans {
+        for span in resolved.span.iter().chain(&resolved.more) {
             span.record("tenant", tenant);
         }
         resolved.tenant = Some(tenant.to_owned());
