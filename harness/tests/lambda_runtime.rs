@@ -280,6 +280,46 @@ async fn idle_sandboxes_are_reaped_after_the_idle_timeout() {
     assert!(invoke(&lambda, json!({})).await.cold_start);
 }
 
+/// An init error the runtime reports, and an init that never ends, reach the caller as
+/// Lambda reports them; neither leaves a sandbox behind, and the next invocation starts anew.
+#[tokio::test]
+async fn init_errors_and_init_timeouts_are_reported_as_lambda_does() {
+    let _shared = CPU.read().await;
+    let lambda = LocalLambda::builder()
+        .function(Function::builder("reports", FIXTURE).env("FIXTURE_INIT", "report").build().unwrap())
+        .function(
+            Function::builder("hangs", FIXTURE)
+                .env("FIXTURE_INIT", "hang")
+                .init_timeout(Duration::from_millis(400))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let reported = lambda.invoke("reports", "{}").await.unwrap();
+    assert_eq!(reported.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        reported.json(),
+        json!({"errorMessage": "fixture: the configuration is incomplete", "errorType": "FixtureConfigError"})
+    );
+    assert!(lambda.logs("reports").iter().any(|l| l.message.contains("Phase: init\tStatus: error")));
+    assert_eq!(lambda.sandboxes("reports"), 0);
+
+    let started = std::time::Instant::now();
+    let hung = lambda.invoke("hangs", "{}").await.unwrap();
+    assert_eq!(hung.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(hung.error_type().as_deref(), Some("Sandbox.Timedout"));
+    assert_eq!(
+        hung.json()["errorMessage"],
+        format!("RequestId: {} Error: Task timed out after 0.40 seconds", hung.request_id)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "the init bound did not stop the sandbox");
+    assert_eq!(lambda.sandboxes("hangs"), 0);
+    // The next invocation is a new cold start, bounded again.
+    assert_eq!(lambda.invoke("hangs", "{}").await.unwrap().error_type().as_deref(), Some("Sandbox.Timedout"));
+    assert_eq!(lambda.cold_starts("hangs"), 2);
+}
+
 #[tokio::test]
 async fn bad_input_gets_lambdas_own_errors() {
     let _shared = CPU.read().await;
@@ -441,7 +481,8 @@ async fn the_invoke_api_answers_as_lambda_does_and_the_aws_cli_works_against_it(
     let hold = {
         let lambda = lambda.clone();
         tokio::spawn(async move {
-            lambda.invoke("busy", json!({"action": "sleep", "ms": 1500}).to_string()).await
+            // Long enough for the CLI's own start (a second or more of Python on a busy host).
+            lambda.invoke("busy", json!({"action": "sleep", "ms": 4000}).to_string()).await
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;

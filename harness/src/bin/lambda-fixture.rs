@@ -2,7 +2,8 @@
 //! `sleep` (`ms`), `allocate` (`mb`), `burn` (`iterations` of CPU work), `background`
 //! (a task printing `background ran` `ms` after the answer), `fail`, `big` (`bytes` of
 //! answer), `exit` and `emf` (default: `FIXTURE_DEFAULT_ACTION`, else `echo`). `FIXTURE_INIT=crash` exits during init, `FIXTURE_INIT=error`
-//! reports an init error.
+//! returns an error from `main`, `FIXTURE_INIT=report` posts `/runtime/init/error` as a custom
+//! runtime does, and `FIXTURE_INIT=hang` never finishes init.
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +18,35 @@ async fn main() -> Result<(), Error> {
             std::process::exit(3);
         }
         Ok("error") => return Err("fixture: init failed on purpose".into()),
+        Ok("report") => {
+            report_init_error()?;
+            std::process::exit(1);
+        }
+        Ok("hang") => loop {
+            std::thread::sleep(Duration::from_secs(60));
+        },
         _ => {}
     }
     lambda_runtime::run(service_fn(handle)).await
+}
+
+/// `POST /runtime/init/error` with Lambda's error document and error-type header, over a
+/// plain HTTP/1.1 connection to `AWS_LAMBDA_RUNTIME_API`.
+fn report_init_error() -> Result<(), Error> {
+    use std::io::{Read, Write};
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API")?;
+    let body =
+        r#"{"errorMessage":"fixture: the configuration is incomplete","errorType":"FixtureConfigError"}"#;
+    let mut stream = std::net::TcpStream::connect(&api)?;
+    write!(
+        stream,
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\nLambda-Runtime-Function-Error-Type: FixtureConfigError\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    eprintln!("fixture: init error reported: {}", answer.lines().next().unwrap_or(""));
+    Ok(())
 }
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
