@@ -7,6 +7,45 @@ use crate::manifest::{EventSourceSpec, Manifest, TableSpec};
 use crate::plan::{self, camel, Res};
 use crate::Error;
 
+/// Why a table without backups is right, written into the template.
+pub(crate) const NO_BACKUPS: &str =
+    "kept out of backups on purpose: a restored copy would bring erased subjects' keys back and undo crypto-shredding";
+
+/// Why the function runs outside a VPC.
+pub(crate) const NO_VPC: &str = "the function calls only AWS APIs over TLS with IAM; a VPC would add NAT cost and cold-start latency without narrowing access";
+/// Why a route without a requirement has no authorizer.
+pub(crate) const PUBLIC_ROUTE: &str =
+    "the App registers this route without a role or scope requirement: it is public by design";
+/// Why routes have no authorizer when none is configured.
+pub(crate) const FUNCTION_AUTH: &str = "the function authenticates every request itself (lift's JWT layer); no [api.jwt] authorizer was asked for";
+/// The API's access log line.
+pub(crate) const ACCESS_LOG_FORMAT: &str = "{\"requestId\":\"$context.requestId\",\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\",\"latency\":\"$context.responseLatency\",\"integrationError\":\"$context.integrationErrorMessage\"}";
+
+/// The function's environment: the table prefix, secrets, keys and what lift::disaster reads.
+pub(crate) fn environment_vars(config: &DeployConfig) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = config.function.environment.clone().into_iter().collect();
+    env.push(("LIFT_TABLE_PREFIX".into(), config.table_prefix()));
+    for (name, arn) in &config.secrets {
+        env.push((format!("LIFT_SECRET_{}_ARN", name.to_ascii_uppercase()), arn.clone()));
+    }
+    if let Some(key) = &config.kms.envelope_key {
+        env.push(("LIFT_KMS_KEY_ID".into(), key.clone()));
+    }
+    // lift::disaster: the regions, primary first, and each region's readiness URL.
+    if let Some(domain) = &config.domain {
+        env.push(("LIFT_REGIONS".into(), config.service.regions.join(",")));
+        for r in &config.service.regions {
+            let suffix = r.to_ascii_uppercase().replace('-', "_");
+            env.push((
+                format!("LIFT_HEALTH_URL_{suffix}"),
+                format!("https://{}/health/ready", domain.regional_name(r)),
+            ));
+        }
+    }
+    env.sort();
+    env
+}
+
 fn sub(s: &str) -> Value {
     json!({ "Fn::Sub": s })
 }
@@ -118,13 +157,10 @@ fn table_resource(ctx: &Ctx<'_>, t: &TableSpec) -> Value {
             json!("off: copies of this table would bring erased subjects' keys back (lift::store::tables::subject_keys)"),
         );
         metadata.extend(
-            skip(&[(
-                "CKV_AWS_28",
-                "kept out of backups on purpose: a restored copy would undo crypto-shredding erasures",
-            )])
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+            skip(&[("CKV_AWS_28", NO_BACKUPS), ("CKV_AWS_165", NO_BACKUPS)])
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         );
     }
     let kind = if regions.len() == 1 {
@@ -217,29 +253,7 @@ fn role(ctx: &Ctx<'_>) -> Value {
 }
 
 fn environment(ctx: &Ctx<'_>) -> Value {
-    let mut env = Map::new();
-    for (k, v) in &ctx.config.function.environment {
-        env.insert(k.clone(), json!(v));
-    }
-    env.insert("LIFT_TABLE_PREFIX".into(), json!(ctx.config.table_prefix()));
-    for (name, arn) in &ctx.config.secrets {
-        env.insert(format!("LIFT_SECRET_{}_ARN", name.to_ascii_uppercase()), json!(arn));
-    }
-    if let Some(key) = &ctx.config.kms.envelope_key {
-        env.insert("LIFT_KMS_KEY_ID".into(), json!(key));
-    }
-    // What lift::disaster reads: the regions, primary first, and each region's readiness URL.
-    if let Some(domain) = &ctx.config.domain {
-        env.insert("LIFT_REGIONS".into(), json!(ctx.config.service.regions.join(",")));
-        for r in &ctx.config.service.regions {
-            let suffix = r.to_ascii_uppercase().replace('-', "_");
-            env.insert(
-                format!("LIFT_HEALTH_URL_{suffix}"),
-                json!(format!("https://{}/health/ready", domain.regional_name(r))),
-            );
-        }
-    }
-    Value::Object(env)
+    Value::Object(environment_vars(ctx.config).into_iter().map(|(k, v)| (k, Value::String(v))).collect())
 }
 
 /// The code's hash names the version resource, so new code publishes a new version.
@@ -272,8 +286,10 @@ pub(crate) fn template(
         "Properties": {"QueueName": format!("{}-dead-letters", ctx.function), "MessageRetentionPeriod": 1_209_600, "KmsMasterKeyId": ctx.data_key()}}));
     r.insert("FunctionRole".into(), role(&ctx));
     let (bucket, key) = config.code();
-    r.insert("Function".into(), json!({"Type": "AWS::Lambda::Function",
-        "Metadata": skip(&[("CKV_AWS_117", "the function calls only AWS APIs over TLS with IAM; a VPC would add NAT cost and cold-start latency without narrowing access")]),
+    r.insert(
+        "Function".into(),
+        json!({"Type": "AWS::Lambda::Function",
+        "Metadata": skip(&[("CKV_AWS_117", NO_VPC)]),
         "Properties": {
             "FunctionName": ctx.function,
             "Runtime": "provided.al2023",
@@ -289,7 +305,8 @@ pub(crate) fn template(
             "KmsKeyArn": ctx.data_key(),
             "LoggingConfig": {"LogFormat": "JSON", "LogGroup": reference("LogGroup")},
             "Environment": {"Variables": environment(&ctx)}
-        }}));
+        }}),
+    );
     let version = version_id(config);
     r.insert(version.clone(), json!({"Type": "AWS::Lambda::Version", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
         "Properties": {"FunctionName": reference("Function"), "Description": format!("code {}", config.function.code)}}));
@@ -411,11 +428,11 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
             }
             (None, _) => {
                 props["AuthorizationType"] = json!("NONE");
-                res["Metadata"] = skip(&[("CKV_AWS_309", "the App registers this route without a role or scope requirement: it is public by design")]);
+                res["Metadata"] = skip(&[("CKV_AWS_309", PUBLIC_ROUTE)]);
             }
             (Some(_), None) => {
                 props["AuthorizationType"] = json!("NONE");
-                res["Metadata"] = skip(&[("CKV_AWS_309", "the function authenticates every request itself (lift's JWT layer); no [api.jwt] authorizer was asked for")]);
+                res["Metadata"] = skip(&[("CKV_AWS_309", FUNCTION_AUTH)]);
             }
         }
         res["Properties"] = props;
@@ -425,7 +442,7 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
         "Properties": {"ApiId": reference("HttpApi"), "StageName": "$default", "AutoDeploy": true,
             "DefaultRouteSettings": {"ThrottlingRateLimit": config.api.throttle_rate, "ThrottlingBurstLimit": config.api.throttle_burst},
             "AccessLogSettings": {"DestinationArn": get_att("AccessLogGroup", "Arn"),
-                "Format": "{\"requestId\":\"$context.requestId\",\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\",\"latency\":\"$context.responseLatency\",\"integrationError\":\"$context.integrationErrorMessage\"}"}}}));
+                "Format": ACCESS_LOG_FORMAT}}}));
     r.insert("ApiPermission".into(), json!({"Type": "AWS::Lambda::Permission",
         "Properties": {"Action": "lambda:InvokeFunction", "FunctionName": reference("LiveAlias"), "Principal": "apigateway.amazonaws.com",
             "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*")}}));
