@@ -307,7 +307,6 @@ impl DeployConfig {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let reason = inner.message().to_owned();
-            // serde_path_to_error names the parent of an unknown field; the message names the field.
             Error::Config { key: if key == "." { "(top level)".into() } else { key }, reason }
         })?;
         config.validate()?;
