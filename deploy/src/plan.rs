@@ -94,7 +94,7 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<Res>) -> Statement {
 }
 
 /// The tables whose streams the function reads.
-pub(crate) fn streamed_tables<'a>(manifest: &'a Manifest) -> Vec<&'a TableSpec> {
+pub(crate) fn streamed_tables(manifest: &Manifest) -> Vec<&TableSpec> {
     let mut out = Vec::new();
     for source in &manifest.event_sources {
         if let EventSourceSpec::DynamodbStream { table } = source {

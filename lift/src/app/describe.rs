@@ -205,7 +205,7 @@ mod tests {
         };
         let refunds =
             Requirement { kind: RequirementKind::Scope, all: false, names: vec!["refunds:write".into()] };
-        assert_eq!(routes[0].requirements, [app_wide.clone()]);
+        assert_eq!(routes[0].requirements, std::slice::from_ref(&app_wide));
         // Outermost first: app, then the group's role check, then the route's own scope.
         assert_eq!(routes[1].requirements, [app_wide.clone(), roles.clone(), refunds]);
         assert_eq!(routes[2].requirements, [app_wide, roles]);
