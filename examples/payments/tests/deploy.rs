@@ -166,6 +166,8 @@ fn checkov_passes_the_cloudformation_with_every_skip_justified() {
             .unwrap();
     }
     let (failed, passed) = checkov_failures(&cfn, "cloudformation");
+    // The YAML templates hold the same template (the golden test and cfn-lint read them);
+    // checkov reads the JSON ones only, which halves its time in CI.
     assert!(passed > 100, "checkov ran {passed} checks: did it read the templates?");
     assert!(failed.is_empty(), "checkov failed checks: {failed:?}");
     // Every skip checkov honoured carries a written reason in the template.
@@ -290,4 +292,58 @@ fn the_payments_stack_creates_in_moto_and_its_tables_exist() {
     eprintln!("resource types moto does not create: {unsupported:?}");
     drop(synth);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn failover_records_are_the_ones_lift_disaster_names() {
+    // What lift::disaster's orchestrator would write for each region, from the same file.
+    let config = DeployConfig::from_path(&manifest_dir().join("lift.multi-region.toml")).unwrap();
+    let domain = config.domain.clone().unwrap();
+    let mut dns = lift::disaster::Route53Failover::new(&domain.hosted_zone_id, format!("{}.", domain.name));
+    for region in &config.service.regions {
+        dns = dns.target(region, domain.regional_name(region));
+    }
+    let synth = synth("lift.multi-region.toml");
+    for (i, region) in config.service.regions.iter().enumerate() {
+        let t = synth.cloudformation(region).unwrap();
+        let record = &t["Resources"]["FailoverRecord"]["Properties"];
+        let expected = dns.clone().set_identifier(region).record_for(region).unwrap();
+        assert_eq!(record["Name"], expected.name);
+        assert_eq!(record["Type"], expected.record_type);
+        assert_eq!(record["TTL"], expected.ttl.unwrap().to_string());
+        assert_eq!(record["ResourceRecords"], serde_json::json!(expected.values));
+        assert_eq!(record["SetIdentifier"], serde_json::json!(expected.set_identifier));
+        assert_eq!(record["Failover"], if i == 0 { "PRIMARY" } else { "SECONDARY" });
+        // Route 53 probes the URL lift::disaster probes, and the function is told it.
+        let check = &t["Resources"]["HealthCheck"]["Properties"]["HealthCheckConfig"];
+        let url = format!(
+            "https://{}{}",
+            check["FullyQualifiedDomainName"].as_str().unwrap(),
+            check["ResourcePath"].as_str().unwrap()
+        );
+        let env = &t["Resources"]["Function"]["Properties"]["Environment"]["Variables"];
+        let suffix = region.to_uppercase().replace('-', "_");
+        assert_eq!(env[format!("LIFT_HEALTH_URL_{suffix}")], url);
+        assert!(url.ends_with("/health/ready"));
+        assert_eq!(env["LIFT_REGIONS"], config.service.regions.join(","));
+        // The global table lives in the primary's template only, with a replica per region.
+        let tables = t["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["Type"] == "AWS::DynamoDB::GlobalTable")
+            .count();
+        if i == 0 {
+            assert_eq!(tables, payments::manifest().tables.len());
+            let replicas = t["Resources"]["PaymentsTable"]["Properties"]["Replicas"].as_array().unwrap();
+            let names: Vec<&str> = replicas.iter().map(|r| r["Region"].as_str().unwrap()).collect();
+            assert_eq!(names, config.service.regions.iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(replicas.iter().all(|r| r["SSESpecification"]["KMSMasterKeyId"]
+                .as_str()
+                .unwrap()
+                .contains(r["Region"].as_str().unwrap())));
+        } else {
+            assert_eq!(tables, 0);
+        }
+    }
 }
