@@ -356,7 +356,7 @@ fn events(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
                 "FunctionResponseTypes": ["ReportBatchItemFailures"]}}),
         );
     }
-    for t in plan::streamed_tables(ctx.manifest) {
+    for t in plan::streamed_tables(ctx.manifest, &ctx.config.table_prefix()) {
         if !ctx.primary {
             continue;
         }

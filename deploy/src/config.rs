@@ -503,7 +503,8 @@ impl DeployConfig {
                     ));
                 }
                 EventSourceSpec::DynamodbStream { table: Some(table) } => {
-                    match manifest.tables.iter().find(|t| &t.name == table) {
+                    let prefix = self.table_prefix();
+                    match manifest.tables.iter().find(|t| crate::plan::names_table(table, t, &prefix)) {
                         Some(t) if t.stream.is_some() => {}
                         _ => {
                             return Err(Error::Manifest {

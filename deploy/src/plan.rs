@@ -93,13 +93,19 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<Res>) -> Statement {
     }
 }
 
+/// Whether a stream handler's table name (logical, or physical as it appears in the
+/// records' ARNs) names `table`.
+pub(crate) fn names_table(handler: &str, table: &TableSpec, prefix: &str) -> bool {
+    handler == table.name || handler.strip_prefix(prefix) == Some(table.name.as_str())
+}
+
 /// The tables whose streams the function reads.
-pub(crate) fn streamed_tables(manifest: &Manifest) -> Vec<&TableSpec> {
+pub(crate) fn streamed_tables<'a>(manifest: &'a Manifest, prefix: &str) -> Vec<&'a TableSpec> {
     let mut out = Vec::new();
     for source in &manifest.event_sources {
         if let EventSourceSpec::DynamodbStream { table } = source {
             for t in &manifest.tables {
-                let wanted = table.as_ref().is_none_or(|name| name == &t.name);
+                let wanted = table.as_ref().is_none_or(|name| names_table(name, t, prefix));
                 if wanted && t.stream.is_some() && !out.iter().any(|o: &&TableSpec| o.name == t.name) {
                     out.push(t);
                 }
@@ -132,7 +138,7 @@ pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig) -> Vec<Statemen
             ));
         }
     }
-    for table in streamed_tables(manifest) {
+    for table in streamed_tables(manifest, &config.table_prefix()) {
         out.push(statement(
             &format!("Stream{}", camel(&table.name)),
             &["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],

@@ -287,7 +287,7 @@ pub(crate) fn config(
         );
     }
     if primary {
-        for t in plan::streamed_tables(manifest) {
+        for t in plan::streamed_tables(manifest, &config.table_prefix()) {
             add(
                 &mut r,
                 "aws_lambda_event_source_mapping",

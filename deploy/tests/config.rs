@@ -126,3 +126,19 @@ fn the_file_must_cover_what_the_app_handles() {
         matches!(synth.terraform("eu-west-1"), Err(Error::Config { key, .. }) if key == "events.sqs_queues")
     );
 }
+
+#[test]
+fn a_stream_handler_must_name_a_table_with_a_stream() {
+    use lift_deploy::{Manifest, TableAccess};
+    async fn h(_: lift::Request) -> lift::Response {
+        lift::Response::default()
+    }
+    // The App reads the stream of a table that has none: refused before any template exists.
+    let events =
+        lift::event::EventRouter::new().on_dynamodb_table("orders-lift-idempotency", |_| async { Ok(()) });
+    let app = lift::App::new().get("/", h).events(events);
+    let manifest =
+        Manifest::from_app(&app).table(lift::store::tables::idempotency(), TableAccess::idempotency());
+    let err = Synth::new(manifest, support::config()).cloudformation("eu-west-1").unwrap_err();
+    assert!(matches!(&err, Error::Manifest { reason, .. } if reason.contains("without one")), "{err}");
+}

@@ -18,7 +18,8 @@ pub fn app() -> App {
         .on_sqs(|_| async { Ok(()) })
         .on_event(EventRule::new(serde_json::json!({"source": ["billing"]})).unwrap(), |_| async { Ok(()) })
         .on_schedule("nightly-settlement", |_| async { Ok(()) })
-        .on_dynamodb_table("orders", |_| async { Ok(()) });
+        // The physical name, as stream records carry it: the prefix is `orders-`.
+        .on_dynamodb_table("orders-orders", |_| async { Ok(()) });
     App::new()
         .get("/health/ready", h)
         .group(RouteGroup::new("/orders").get("/", h).get("/:id", h).layer(require_scope("orders:read")))
