@@ -21,6 +21,38 @@ pub use routes::{
 };
 pub use store::{table_def, PaymentStore, StoreError};
 
+/// What the service is, for `lift-deploy synth`: the routes of [`mount`] (with their scope
+/// requirements) and every table the service uses, with the actions its code calls on each.
+///
+/// The App is built with an offline DynamoDB client: nothing is called.
+#[cfg(feature = "deploy")]
+pub fn manifest() -> lift_deploy::Manifest {
+    use lift::store::tables;
+    use lift_deploy::{Manifest, TableAccess};
+    let sdk = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(sdk);
+    let store = PaymentStore::new(client, table_def().name, vec![0; 32]);
+    let payments = Payments { store, dev_tenant_header_insecure: false };
+    let stack = match lift::stack().build() {
+        Ok(stack) => stack,
+        Err(err) => unreachable!("an empty stack builds: {err}"),
+    };
+    let app = mount(payments, stack);
+    Manifest::from_app(&app)
+        // Creates (transactions), refunds (updates), reads and lists.
+        .table(
+            table_def(),
+            TableAccess::actions(["ConditionCheckItem", "GetItem", "PutItem", "Query", "UpdateItem"]),
+        )
+        .table(tables::idempotency(), TableAccess::idempotency())
+        .table(tables::rate_limits(), TableAccess::rate_limits())
+        .table(tables::audit(), TableAccess::audit())
+        .table(tables::subject_keys(), TableAccess::subject_keys())
+}
+
 /// The audience payments tokens must carry unless `PAYMENTS_JWT_AUDIENCE` says otherwise.
 pub const DEFAULT_AUDIENCE: &str = "payments";
 /// How many requests of one tenant run at once unless `PAYMENTS_TENANT_CONCURRENCY` says

@@ -7,6 +7,7 @@
 //! Layers are plain tower layers: [`App::layer`] wraps every route (and the 404/405
 //! answers), [`RouteGroup::layer`] wraps the routes of a group, [`Route::layer`] one route.
 
+mod describe;
 mod route;
 mod router;
 mod service;
@@ -16,6 +17,7 @@ mod lambda;
 #[cfg(feature = "local")]
 mod local;
 
+pub use describe::{EventSource, Requirement, RequirementKind, RouteInfo};
 #[cfg(feature = "local")]
 pub use local::default_local_addr;
 pub use route::{IntoResponse, IntoRoute, Route};
@@ -65,6 +67,8 @@ type Extender = Arc<dyn Fn(&mut Extensions) + Send + Sync>;
 pub struct App {
     routes: Vec<(Method, String, Route)>,
     layers: Vec<LayerFn>,
+    // Role and scope checks among `layers`, outermost first (see `App::routes`).
+    requirements: Vec<describe::Requirement>,
     extenders: Vec<Extender>,
     body_limit: Option<usize>,
     region: Option<String>,
@@ -105,6 +109,7 @@ impl App {
         Self {
             routes: Vec::new(),
             layers: Vec::new(),
+            requirements: Vec::new(),
             extenders: Vec::new(),
             body_limit: None,
             region: None,
@@ -153,6 +158,10 @@ impl App {
         <L::Service as Service<Request>>::Error: Into<BoxError> + 'static,
         <L::Service as Service<Request>>::Future: Send + 'static,
     {
+        if let Some(requirement) = route::required_by(&layer) {
+            // The last layer added is the outermost.
+            self.requirements.insert(0, requirement);
+        }
         self.layers.push(Box::new(move |route: Route| route.layer(layer)));
         self
     }

@@ -17,6 +17,8 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::BoxError;
 
+use super::describe::Requirement;
+
 /// What a handler or layer may answer with.
 pub trait IntoResponse {
     /// Converts into a response.
@@ -95,7 +97,13 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
 /// let app = lift::App::new().get("/slow", route);
 /// ```
 #[derive(Clone)]
-pub struct Route(BoxCloneSyncService<Request, Response, Infallible>);
+pub struct Route {
+    service: BoxCloneSyncService<Request, Response, Infallible>,
+    // The role and scope checks wrapped around this route, outermost first, for
+    // [`App::routes`](crate::App::routes). `None` when there are none, so the per-request
+    // clone of an app's service costs nothing extra.
+    requirements: Option<Arc<[Requirement]>>,
+}
 
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,7 +118,12 @@ impl Route {
         S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
         S::Future: Send + 'static,
     {
-        Self(BoxCloneSyncService::new(service))
+        Self { service: BoxCloneSyncService::new(service), requirements: None }
+    }
+
+    /// The role and scope requirements wrapped around this route, outermost first.
+    pub(crate) fn requirements(&self) -> &[Requirement] {
+        self.requirements.as_deref().unwrap_or_default()
     }
 
     /// A route from an async handler.
@@ -132,14 +145,32 @@ impl Route {
     /// anything else as 500.
     pub fn layer<L>(self, layer: L) -> Route
     where
-        L: Layer<Route>,
+        L: Layer<Route> + 'static,
         L::Service: Service<Request> + Clone + Send + Sync + 'static,
         <L::Service as Service<Request>>::Response: IntoResponse + 'static,
         <L::Service as Service<Request>>::Error: Into<BoxError> + 'static,
         <L::Service as Service<Request>>::Future: Send + 'static,
     {
-        Route::new(Layered { inner: layer.layer(self), failed: None })
+        let mut requirements: Vec<Requirement> = required_by(&layer).into_iter().collect();
+        requirements.extend_from_slice(self.requirements());
+        let mut route = Route::new(Layered { inner: layer.layer(self), failed: None });
+        if !requirements.is_empty() {
+            route.requirements = Some(requirements.into());
+        }
+        route
     }
+}
+
+/// The requirement a layer enforces, when it is a role or scope check.
+pub(crate) fn required_by<L: 'static>(layer: &L) -> Option<Requirement> {
+    #[cfg(feature = "auth")]
+    if let Some(require) =
+        (layer as &dyn std::any::Any).downcast_ref::<crate::middleware::auth::RequireLayer>()
+    {
+        return Some(require.requirement());
+    }
+    let _ = layer;
+    None
 }
 
 /// A layer's service with its errors rendered as problem responses, as [`Route::layer`]
@@ -249,11 +280,11 @@ impl Service<Request> for Route {
     type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
+        self.service.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        self.0.call(req)
+        self.service.call(req)
     }
 }
 

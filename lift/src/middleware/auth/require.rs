@@ -123,6 +123,20 @@ impl<S> Layer<S> for RequireLayer {
     }
 }
 
+impl RequireLayer {
+    /// What this layer requires, as [`App::routes`](crate::App::routes) lists it.
+    pub fn requirement(&self) -> crate::app::Requirement {
+        crate::app::Requirement {
+            kind: match self.rule.kind {
+                Kind::Role => crate::app::RequirementKind::Role,
+                Kind::Scope => crate::app::RequirementKind::Scope,
+            },
+            all: self.rule.quantifier == Quantifier::All,
+            names: self.rule.names.clone(),
+        }
+    }
+}
+
 fn layer(rule: Rule) -> RequireLayer {
     RequireLayer { rule: Arc::new(rule) }
 }

@@ -1,0 +1,522 @@
+//! The deployment file, `lift.toml`: what the code cannot say about its deployment.
+//!
+//! Every key but `service.name`, `service.regions` and `function.code` has a default a
+//! careful operator would pick; see `deploy/README.md` for the full reference. A bad or
+//! contradictory file is refused with an error naming the key.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The retention periods CloudWatch Logs accepts, in days.
+pub const LOG_RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+/// A whole deployment file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// `[service]`.
+    pub service: ServiceConfig,
+    /// `[function]`.
+    pub function: FunctionConfig,
+    /// `[api]`.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// `[tables]`.
+    #[serde(default)]
+    pub tables: TablesConfig,
+    /// `[secrets]`: name → Secrets Manager secret ARN. The function gets
+    /// `LIFT_SECRET_<NAME>_ARN` and `secretsmanager:GetSecretValue` on exactly that ARN.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// `[kms]`.
+    #[serde(default)]
+    pub kms: KmsConfig,
+    /// `[logs]`.
+    #[serde(default)]
+    pub logs: LogsConfig,
+    /// `[alarms]`.
+    #[serde(default)]
+    pub alarms: AlarmsConfig,
+    /// `[events]`.
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// `[domain]`: a custom domain with Route 53 failover between the regions.
+    pub domain: Option<DomainConfig>,
+}
+
+/// `[service]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The service name: lower case letters, digits and `-`, at most 40 characters. It
+    /// prefixes every physical name.
+    pub name: String,
+    /// The regions, primary first (one template per region).
+    pub regions: Vec<String>,
+}
+
+/// `[function]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    /// The deployment package in S3: `s3://bucket/key.zip`, in every region's bucket of the
+    /// same name.
+    pub code: String,
+    /// Memory in MB, 128 to 10240 (default 512).
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    /// Timeout in seconds, 1 to 900 (default 10). Behind the HTTP API at most 29.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+    /// `arm64` (default) or `x86_64`.
+    #[serde(default = "default_architecture")]
+    pub architecture: String,
+    /// Reserved concurrency (default 100): a cap that keeps one function from starving
+    /// the account, and a floor that others cannot take.
+    #[serde(default = "default_concurrency")]
+    pub reserved_concurrency: u32,
+    /// Extra environment variables (names must not start with `AWS_` or `LIFT_`).
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+fn default_memory() -> u32 {
+    512
+}
+fn default_timeout() -> u32 {
+    10
+}
+fn default_architecture() -> String {
+    "arm64".into()
+}
+fn default_concurrency() -> u32 {
+    100
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Add a `$default` catch-all route as well as the App's own (default false: unknown
+    /// paths never reach the function).
+    #[serde(default)]
+    pub catch_all: bool,
+    /// Throttling of the whole stage: steady requests per second (default 100).
+    #[serde(default = "default_rate")]
+    pub throttle_rate: u32,
+    /// Throttling: burst (default 200).
+    #[serde(default = "default_burst")]
+    pub throttle_burst: u32,
+    /// `[api.jwt]`: an API Gateway JWT authorizer on every route with a requirement.
+    pub jwt: Option<JwtConfig>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { catch_all: false, throttle_rate: default_rate(), throttle_burst: default_burst(), jwt: None }
+    }
+}
+
+fn default_rate() -> u32 {
+    100
+}
+fn default_burst() -> u32 {
+    200
+}
+
+/// `[api.jwt]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The issuer URL (`https://`).
+    pub issuer: String,
+    /// The accepted audiences (at least one).
+    pub audience: Vec<String>,
+}
+
+/// `[tables]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesConfig {
+    /// The prefix of physical table names (default `<service>-`); the function gets it as
+    /// `LIFT_TABLE_PREFIX`, which [`lift::store::TableDef::resolve_name`] reads.
+    pub prefix: Option<String>,
+}
+
+/// `[kms]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsConfig {
+    /// Customer-managed keys per region for tables, logs, the queue and the function's
+    /// environment. Without it a single-region template creates one (rotation on); a
+    /// multi-region one needs a key for every region (replicas are encrypted in theirs).
+    #[serde(default)]
+    pub data_keys: BTreeMap<String, String>,
+    /// The key lift's envelope encryption and subject keys use (`LIFT_KMS_KEY_ID`): the
+    /// function may encrypt, decrypt and generate data keys with it, nothing else.
+    pub envelope_key: Option<String>,
+}
+
+/// `[logs]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Retention in days, one of CloudWatch's values (default 365: a year, as PCI DSS
+    /// 10.5.1 asks).
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self { retention_days: default_retention() }
+    }
+}
+
+fn default_retention() -> u32 {
+    365
+}
+
+/// `[alarms]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsConfig {
+    /// Create the basic alarms (function errors and throttles, API 5xx); default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where alarms notify: an SNS topic ARN.
+    pub topic: Option<String>,
+    /// Function errors in 5 minutes that raise the alarm (default 5).
+    #[serde(default = "default_errors")]
+    pub errors_threshold: u32,
+    /// API 5xx answers in 5 minutes that raise the alarm (default 10).
+    #[serde(default = "default_5xx")]
+    pub api_5xx_threshold: u32,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            topic: None,
+            errors_threshold: default_errors(),
+            api_5xx_threshold: default_5xx(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_errors() -> u32 {
+    5
+}
+fn default_5xx() -> u32 {
+    10
+}
+
+/// `[events]`: where the App's non-HTTP sources come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// The SQS queue ARNs the function polls (needed when the App handles SQS).
+    #[serde(default)]
+    pub sqs_queues: Vec<String>,
+    /// Schedule expression per scheduled rule the App handles, e.g.
+    /// `nightly-settlement = "cron(0 2 * * ? *)"`.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, String>,
+}
+
+/// `[domain]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// The name clients use, e.g. `api.example.com`. Each region also serves
+    /// `api.<region>.example.com` (the first label, then the region), which Route 53's
+    /// health checks probe at `/health/ready`.
+    pub name: String,
+    /// The Route 53 hosted zone id of the domain.
+    pub hosted_zone_id: String,
+    /// The ACM certificate per region, covering both names.
+    pub certificates: BTreeMap<String, String>,
+}
+
+impl DomainConfig {
+    /// The regional name of `region`: `api.example.com` → `api.us-east-1.example.com`.
+    pub fn regional_name(&self, region: &str) -> String {
+        match self.name.split_once('.') {
+            Some((first, rest)) => format!("{first}.{region}.{rest}"),
+            None => format!("{}.{region}", self.name),
+        }
+    }
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> Error {
+    Error::Config { key: key.to_owned(), reason: reason.into() }
+}
+
+fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn arn_of(key: &str, value: &str, service: &str) -> Result<(), Error> {
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    if parts.len() == 6 && parts[0] == "arn" && parts[2] == service && !parts[5].is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("expected an {service} ARN (arn:aws:{service}:...), got {value:?}")))
+    }
+}
+
+impl DeployConfig {
+    /// Parses and checks a `lift.toml`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key: unknown keys, wrong types, out-of-range values and
+    /// contradictions (a region without its key or certificate, a timeout API Gateway
+    /// cannot wait for...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = lift_deploy::DeployConfig::from_toml(r#"
+    ///     [service]
+    ///     name = "payments"
+    ///     regions = ["us-east-1"]
+    ///     [function]
+    ///     code = "s3://artifacts/payments.zip"
+    /// "#)?;
+    /// assert_eq!(config.function.architecture, "arm64");
+    /// assert_eq!(config.logs.retention_days, 365);
+    /// # Ok::<(), lift_deploy::Error>(())
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        let de = toml::Deserializer::new(text);
+        let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let reason = inner.message().to_owned();
+            Error::Config { key: if key == "." { "(top level)".into() } else { key }, reason }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and checks a `lift.toml` from disk.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Config`].
+    pub fn from_path(path: &std::path::Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        Self::from_toml(&text)
+    }
+
+    /// The primary region.
+    pub fn primary(&self) -> &str {
+        &self.service.regions[0]
+    }
+
+    /// The physical table-name prefix.
+    pub fn table_prefix(&self) -> String {
+        self.tables.prefix.clone().unwrap_or_else(|| format!("{}-", self.service.name))
+    }
+
+    /// The code location: bucket and key.
+    pub fn code(&self) -> (&str, &str) {
+        let rest = self.function.code.trim_start_matches("s3://");
+        rest.split_once('/').unwrap_or((rest, ""))
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let name = &self.service.name;
+        if name.is_empty()
+            || name.len() > 40
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            || name.starts_with('-')
+        {
+            return Err(invalid("service.name", "use 1 to 40 lower case letters, digits and '-'"));
+        }
+        let regions = &self.service.regions;
+        if regions.is_empty() {
+            return Err(invalid("service.regions", "name at least one region (the primary first)"));
+        }
+        for (i, region) in regions.iter().enumerate() {
+            if !valid_region(region) {
+                return Err(invalid(
+                    &format!("service.regions[{i}]"),
+                    format!("{region:?} is not a region name"),
+                ));
+            }
+            if regions[..i].contains(region) {
+                return Err(invalid(&format!("service.regions[{i}]"), format!("{region} is listed twice")));
+            }
+        }
+        let f = &self.function;
+        match f.code.strip_prefix("s3://").and_then(|r| r.split_once('/')) {
+            Some((bucket, key)) if !bucket.is_empty() && key.ends_with(".zip") => {}
+            _ => return Err(invalid("function.code", "expected s3://<bucket>/<key>.zip")),
+        }
+        if !(128..=10240).contains(&f.memory_mb) {
+            return Err(invalid("function.memory_mb", "must be between 128 and 10240"));
+        }
+        if !(1..=900).contains(&f.timeout_seconds) {
+            return Err(invalid("function.timeout_seconds", "must be between 1 and 900"));
+        }
+        // API Gateway stops waiting after 29 s: a longer function timeout only hides failures.
+        if f.timeout_seconds > 29 {
+            return Err(invalid(
+                "function.timeout_seconds",
+                "the HTTP API waits at most 29 s for an answer; use at most 29",
+            ));
+        }
+        if f.architecture != "arm64" && f.architecture != "x86_64" {
+            return Err(invalid("function.architecture", "must be arm64 or x86_64"));
+        }
+        if f.reserved_concurrency == 0 {
+            return Err(invalid("function.reserved_concurrency", "0 would throttle every invocation"));
+        }
+        for var in f.environment.keys() {
+            if var.starts_with("AWS_") || var.starts_with("LIFT_") {
+                return Err(invalid(
+                    &format!("function.environment.{var}"),
+                    "AWS_ and LIFT_ variables are set by Lambda and by synthesis",
+                ));
+            }
+        }
+        if self.api.throttle_rate == 0 || self.api.throttle_burst < self.api.throttle_rate {
+            return Err(invalid(
+                "api.throttle_burst",
+                "the burst must be at least the rate, and the rate above 0",
+            ));
+        }
+        if let Some(jwt) = &self.api.jwt {
+            if !jwt.issuer.starts_with("https://") {
+                return Err(invalid("api.jwt.issuer", "the issuer must be an https:// URL"));
+            }
+            if jwt.audience.is_empty() {
+                return Err(invalid("api.jwt.audience", "name at least one audience"));
+            }
+        }
+        for (name, arn) in &self.secrets {
+            let key = format!("secrets.{name}");
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(&key, "secret names are letters, digits and '_'"));
+            }
+            arn_of(&key, arn, "secretsmanager")?;
+        }
+        for (region, arn) in &self.kms.data_keys {
+            let key = format!("kms.data_keys.{region}");
+            arn_of(&key, arn, "kms")?;
+            if !regions.contains(region) {
+                return Err(invalid(&key, format!("{region} is not in service.regions")));
+            }
+            if arn.split(':').nth(3) != Some(region.as_str()) {
+                return Err(invalid(&key, format!("the key must be in {region}")));
+            }
+        }
+        if regions.len() > 1 {
+            if let Some(missing) = regions.iter().find(|r| !self.kms.data_keys.contains_key(*r)) {
+                return Err(invalid(
+                    &format!("kms.data_keys.{missing}"),
+                    "a multi-region service needs a customer-managed key in every region",
+                ));
+            }
+        }
+        if let Some(arn) = &self.kms.envelope_key {
+            arn_of("kms.envelope_key", arn, "kms")?;
+        }
+        if !LOG_RETENTION_DAYS.contains(&self.logs.retention_days) {
+            return Err(invalid("logs.retention_days", format!("must be one of {LOG_RETENTION_DAYS:?}")));
+        }
+        if let Some(topic) = &self.alarms.topic {
+            arn_of("alarms.topic", topic, "sns")?;
+        }
+        for (i, arn) in self.events.sqs_queues.iter().enumerate() {
+            arn_of(&format!("events.sqs_queues[{i}]"), arn, "sqs")?;
+        }
+        for (rule, expr) in &self.events.schedules {
+            if !(expr.starts_with("rate(") || expr.starts_with("cron(")) || !expr.ends_with(')') {
+                return Err(invalid(&format!("events.schedules.{rule}"), "expected rate(...) or cron(...)"));
+            }
+        }
+        match &self.domain {
+            Some(domain) => {
+                if domain.name.split('.').count() < 3 || domain.name.ends_with('.') {
+                    return Err(invalid("domain.name", "expected a name such as api.example.com"));
+                }
+                if domain.hosted_zone_id.is_empty() {
+                    return Err(invalid("domain.hosted_zone_id", "must not be empty"));
+                }
+                // Route 53 failover records are a primary and a secondary.
+                if regions.len() > 2 {
+                    return Err(invalid(
+                        "domain",
+                        "Route 53 failover routes between two regions; list at most two in service.regions",
+                    ));
+                }
+                for region in regions {
+                    let key = format!("domain.certificates.{region}");
+                    let arn = domain.certificates.get(region).ok_or_else(|| {
+                        invalid(&key, "every region needs an ACM certificate for the custom domain")
+                    })?;
+                    arn_of(&key, arn, "acm")?;
+                }
+            }
+            None if regions.len() > 1 => {
+                return Err(invalid("domain", "a multi-region service needs [domain] for failover"));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Checks the file against what the App needs (its event sources).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the missing key.
+    pub fn check_against(&self, manifest: &crate::Manifest) -> Result<(), Error> {
+        use crate::manifest::EventSourceSpec;
+        for source in &manifest.event_sources {
+            match source {
+                EventSourceSpec::Sqs { .. } if self.events.sqs_queues.is_empty() => {
+                    return Err(invalid(
+                        "events.sqs_queues",
+                        "the App handles SQS messages; name the queue ARNs",
+                    ));
+                }
+                EventSourceSpec::Schedule { rule } if !self.events.schedules.contains_key(rule) => {
+                    return Err(invalid(
+                        &format!("events.schedules.{rule}"),
+                        "the App handles this schedule; give its expression",
+                    ));
+                }
+                EventSourceSpec::DynamodbStream { table: Some(table) } => {
+                    let prefix = self.table_prefix();
+                    match manifest.tables.iter().find(|t| crate::plan::names_table(table, t, &prefix)) {
+                        Some(t) if t.stream.is_some() => {}
+                        _ => {
+                            return Err(Error::Manifest {
+                                path: format!("event_sources (table {table})"),
+                                reason: "the App handles a stream of a table without one".into(),
+                            })
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

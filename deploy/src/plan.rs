@@ -1,0 +1,219 @@
+//! What both output formats share: names, route keys and the least-privilege policy.
+
+use crate::config::DeployConfig;
+use crate::manifest::{EventSourceSpec, Manifest, RouteSpec, TableSpec};
+
+/// `lift-idempotency` → `LiftIdempotency`.
+pub(crate) fn camel(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `lift-idempotency` → `lift_idempotency` (Terraform names).
+pub(crate) fn snake(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+/// lift's path syntax to API Gateway's: `:id` → `{id}`, `*rest` → `{rest+}`.
+pub(crate) fn route_key(route: &RouteSpec) -> String {
+    let path: Vec<String> = route
+        .path
+        .split('/')
+        .map(|seg| {
+            if let Some(name) = seg.strip_prefix(':') {
+                format!("{{{name}}}")
+            } else if let Some(name) = seg.strip_prefix('*') {
+                format!("{{{name}+}}")
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect();
+    format!("{} {}", route.method, path.join("/"))
+}
+
+/// How API Gateway guards a route: `None` for a public route, otherwise the scopes its
+/// JWT authorizer checks (any one of them; empty: a valid token is enough). Roles and
+/// scopes that must all hold are left to the function, which enforces every requirement
+/// anyway: the authorizer only turns bad tokens away early.
+pub(crate) fn route_auth(route: &RouteSpec) -> Option<Vec<String>> {
+    if route.requirements.is_empty() {
+        return None;
+    }
+    let scopes: Vec<&crate::manifest::RequirementSpec> =
+        route.requirements.iter().filter(|r| r.kind == "scope").collect();
+    match scopes.as_slice() {
+        [one] if !one.all || one.names.len() == 1 => Some(one.names.clone()),
+        _ => Some(Vec::new()),
+    }
+}
+
+/// A resource in a policy, resolved by each format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Res {
+    /// A table by logical name.
+    Table(String),
+    /// An index of a table.
+    Index(String, String),
+    /// The stream of a table in this region.
+    Stream(String),
+    /// The dead-letter queue.
+    Dlq,
+    /// The function's log group.
+    LogGroup,
+    /// The data key of this region.
+    DataKey,
+    /// A literal ARN from the deployment file.
+    Arn(String),
+    /// Every resource: only where AWS offers nothing narrower.
+    Any,
+}
+
+/// One policy statement.
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    pub(crate) sid: String,
+    pub(crate) actions: Vec<String>,
+    pub(crate) resources: Vec<Res>,
+    /// Why the resource is `*`, written into the template.
+    pub(crate) wildcard_reason: Option<&'static str>,
+}
+
+fn statement(sid: &str, actions: &[&str], resources: Vec<Res>) -> Statement {
+    Statement {
+        sid: sid.to_owned(),
+        actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+        resources,
+        wildcard_reason: None,
+    }
+}
+
+/// Whether a stream handler's table name (logical, or physical as it appears in the
+/// records' ARNs) names `table`.
+pub(crate) fn names_table(handler: &str, table: &TableSpec, prefix: &str) -> bool {
+    handler == table.name || handler.strip_prefix(prefix) == Some(table.name.as_str())
+}
+
+/// The tables whose streams the function reads.
+pub(crate) fn streamed_tables<'a>(manifest: &'a Manifest, prefix: &str) -> Vec<&'a TableSpec> {
+    let mut out = Vec::new();
+    for source in &manifest.event_sources {
+        if let EventSourceSpec::DynamodbStream { table } = source {
+            for t in &manifest.tables {
+                let wanted = table.as_ref().is_none_or(|name| names_table(name, t, prefix));
+                if wanted && t.stream.is_some() && !out.iter().any(|o: &&TableSpec| o.name == t.name) {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The function's policy: each used feature's actions on exact resources.
+pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig) -> Vec<Statement> {
+    let mut out =
+        vec![statement("Logs", &["logs:CreateLogStream", "logs:PutLogEvents"], vec![Res::LogGroup])];
+    let mut xray = statement("XRay", &["xray:PutTelemetryRecords", "xray:PutTraceSegments"], vec![Res::Any]);
+    xray.wildcard_reason = Some("X-Ray trace segments and telemetry have no resource-level permissions");
+    out.push(xray);
+    for table in &manifest.tables {
+        let actions: Vec<String> = table.actions.iter().map(|a| format!("dynamodb:{a}")).collect();
+        out.push(Statement {
+            sid: format!("Table{}", camel(&table.name)),
+            actions,
+            resources: vec![Res::Table(table.name.clone())],
+            wildcard_reason: None,
+        });
+        if table.actions.iter().any(|a| a == "Query") && !table.indexes.is_empty() {
+            out.push(statement(
+                &format!("Index{}", camel(&table.name)),
+                &["dynamodb:Query"],
+                table.indexes.iter().map(|i| Res::Index(table.name.clone(), i.name.clone())).collect(),
+            ));
+        }
+    }
+    for table in streamed_tables(manifest, &config.table_prefix()) {
+        out.push(statement(
+            &format!("Stream{}", camel(&table.name)),
+            &["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            vec![Res::Stream(table.name.clone())],
+        ));
+    }
+    if manifest.event_sources.iter().any(|s| matches!(s, EventSourceSpec::DynamodbStream { .. })) {
+        let mut list = statement("ListStreams", &["dynamodb:ListStreams"], vec![Res::Any]);
+        list.wildcard_reason = Some("dynamodb:ListStreams has no resource-level permissions");
+        out.push(list);
+    }
+    if !config.events.sqs_queues.is_empty() {
+        out.push(statement(
+            "Queues",
+            &[
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage",
+            ],
+            config.events.sqs_queues.iter().map(|q| Res::Arn(q.clone())).collect(),
+        ));
+    }
+    out.push(statement("DeadLetters", &["sqs:SendMessage"], vec![Res::Dlq]));
+    // The queue and the environment are encrypted under the data key.
+    out.push(statement("DataKey", &["kms:Decrypt", "kms:GenerateDataKey"], vec![Res::DataKey]));
+    if let Some(key) = &config.kms.envelope_key {
+        out.push(statement(
+            "EnvelopeKey",
+            &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            vec![Res::Arn(key.clone())],
+        ));
+    }
+    if !config.secrets.is_empty() {
+        out.push(statement(
+            "Secrets",
+            &["secretsmanager:GetSecretValue"],
+            config.secrets.values().map(|a| Res::Arn(a.clone())).collect(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::RequirementSpec;
+
+    fn route(method: &str, path: &str, reqs: Vec<RequirementSpec>) -> RouteSpec {
+        RouteSpec { method: method.into(), path: path.into(), requirements: reqs }
+    }
+
+    #[test]
+    fn route_keys_use_api_gateway_syntax() {
+        assert_eq!(route_key(&route("POST", "/payments/:id/refunds", vec![])), "POST /payments/{id}/refunds");
+        assert_eq!(route_key(&route("GET", "/files/*rest", vec![])), "GET /files/{rest+}");
+        assert_eq!(camel("lift-audit-checkpoints"), "LiftAuditCheckpoints");
+        assert_eq!(snake("lift-audit"), "lift_audit");
+    }
+
+    #[test]
+    fn only_any_of_scopes_go_to_the_authorizer() {
+        let scope = |all, names: &[&str]| RequirementSpec {
+            kind: "scope".into(),
+            all,
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        };
+        assert_eq!(route_auth(&route("GET", "/", vec![])), None);
+        assert_eq!(
+            route_auth(&route("GET", "/", vec![scope(false, &["a", "b"])])),
+            Some(vec!["a".into(), "b".into()])
+        );
+        // API Gateway would accept a token with either scope: leave "all of" to the function.
+        assert_eq!(route_auth(&route("GET", "/", vec![scope(true, &["a", "b"])])), Some(vec![]));
+        let role = RequirementSpec { kind: "role".into(), all: false, names: vec!["admin".into()] };
+        assert_eq!(route_auth(&route("GET", "/", vec![role])), Some(vec![]));
+    }
+}

@@ -1,0 +1,75 @@
+//! Shared by the lift-deploy tests: a small service that uses every feature synthesis knows.
+#![allow(dead_code, unreachable_pub)]
+
+use lift::event::{EventRouter, EventRule};
+use lift::middleware::auth::{require_all_scopes, require_any_role, require_scope};
+use lift::store::{IndexDef, KeyAttribute, StreamView, TableDef};
+use lift::{App, Request, Response, RouteGroup};
+use lift_deploy::{DeployConfig, Manifest, TableAccess};
+
+async fn h(_: Request) -> Response {
+    Response::default()
+}
+
+/// An orders service: public health, scoped reads and writes, an admin group needing all
+/// of two scopes and a role, and every kind of event source.
+pub fn app() -> App {
+    let events = EventRouter::new()
+        .on_sqs(|_| async { Ok(()) })
+        .on_event(EventRule::new(serde_json::json!({"source": ["billing"]})).unwrap(), |_| async { Ok(()) })
+        .on_schedule("nightly-settlement", |_| async { Ok(()) })
+        // The physical name, as stream records carry it: the prefix is `orders-`.
+        .on_dynamodb_table("orders-orders", |_| async { Ok(()) });
+    App::new()
+        .get("/health/ready", h)
+        .group(RouteGroup::new("/orders").get("/", h).get("/:id", h).layer(require_scope("orders:read")))
+        .group(RouteGroup::new("/orders").post("/", h).layer(require_scope("orders:write")))
+        .group(
+            RouteGroup::new("/admin")
+                .get("/files/*rest", h)
+                .layer(require_all_scopes(["admin:read", "admin:audit"]))
+                .layer(require_any_role(["admin"])),
+        )
+        .events(events)
+}
+
+/// The orders table: a sort key, an index and a stream.
+pub fn orders() -> TableDef {
+    TableDef::new("orders", KeyAttribute::string("pk"))
+        .with_sort_key(KeyAttribute::string("sk"))
+        .with_index(IndexDef {
+            name: "by_customer".into(),
+            partition_key: KeyAttribute::string("customer"),
+            sort_key: Some(KeyAttribute::number("created")),
+        })
+        .with_stream(StreamView::NewAndOldImages)
+}
+
+pub fn manifest() -> Manifest {
+    Manifest::from_app(&app())
+        .table(orders(), TableAccess::read_write())
+        .table(lift::store::tables::idempotency(), TableAccess::idempotency())
+}
+
+pub const CONFIG: &str = r#"
+[service]
+name = "orders"
+regions = ["eu-west-1"]
+
+[function]
+code = "s3://orders-artifacts/orders-1.0.0.zip"
+
+[api.jwt]
+issuer = "https://id.example.com"
+audience = ["orders"]
+
+[events]
+sqs_queues = ["arn:aws:sqs:eu-west-1:111122223333:orders-jobs"]
+
+[events.schedules]
+nightly-settlement = "cron(0 2 * * ? *)"
+"#;
+
+pub fn config() -> DeployConfig {
+    DeployConfig::from_toml(CONFIG).unwrap()
+}

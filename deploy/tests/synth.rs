@@ -1,0 +1,170 @@
+//! Synthesis of a service that uses every feature: routes, authorizer scopes, least
+//! privilege, event sources, determinism, the extra-resources hook; cfn-lint on the result.
+
+mod support;
+
+use serde_json::{json, Value};
+
+use lift_deploy::{DeployConfig, Error, Synth};
+
+fn template() -> Value {
+    Synth::new(support::manifest(), support::config()).cloudformation("eu-west-1").unwrap()
+}
+
+fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == kind).collect()
+}
+
+#[test]
+fn the_api_has_exactly_the_apps_routes_with_their_scopes() {
+    let t = template();
+    let mut keys: Vec<(String, Value, Value)> = of_type(&t, "AWS::ApiGatewayV2::Route")
+        .into_iter()
+        .map(|(_, r)| {
+            let p = &r["Properties"];
+            (
+                p["RouteKey"].as_str().unwrap().to_owned(),
+                p["AuthorizationType"].clone(),
+                p["AuthorizationScopes"].clone(),
+            )
+        })
+        .collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        keys,
+        [
+            ("GET /admin/files/{rest+}".into(), json!("JWT"), Value::Null),
+            ("GET /health/ready".into(), json!("NONE"), Value::Null),
+            ("GET /orders".into(), json!("JWT"), json!(["orders:read"])),
+            ("GET /orders/{id}".into(), json!("JWT"), json!(["orders:read"])),
+            ("POST /orders".into(), json!("JWT"), json!(["orders:write"])),
+        ],
+        "no catch-all, the public route open, all-of scopes left to the function"
+    );
+    let config =
+        DeployConfig::from_toml(&support::CONFIG.replace("[api.jwt]", "[api]\ncatch_all = true\n[api.jwt]"))
+            .unwrap();
+    let with_default = Synth::new(support::manifest(), config).cloudformation("eu-west-1").unwrap();
+    assert!(of_type(&with_default, "AWS::ApiGatewayV2::Route")
+        .iter()
+        .any(|(_, r)| r["Properties"]["RouteKey"] == "$default"));
+}
+
+#[test]
+fn iam_is_least_privilege_and_every_wildcard_has_a_reason() {
+    let t = template();
+    let role = &t["Resources"]["FunctionRole"];
+    let statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap();
+    let reasons = role["Metadata"]["LiftWildcards"].as_object().unwrap();
+    for s in statements {
+        let sid = s["Sid"].as_str().unwrap();
+        let resources = s["Resource"].as_array().unwrap();
+        assert!(!resources.is_empty(), "{sid}");
+        let wildcard = resources.iter().any(|r| r == "*");
+        assert_eq!(
+            wildcard,
+            reasons.contains_key(sid),
+            "{sid}: a wildcard exactly where a reason is written"
+        );
+        for action in s["Action"].as_array().unwrap() {
+            assert!(!action.as_str().unwrap().contains('*'), "{sid}: wildcard action {action}");
+        }
+    }
+    assert_eq!(reasons.len(), 2, "X-Ray and ListStreams only: {reasons:?}");
+    let by_sid =
+        |sid: &str| statements.iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("no {sid}"));
+    // The table's actions on the table's own ARN; queries on the index by its own ARN.
+    let orders = by_sid("TableOrders");
+    assert_eq!(
+        orders["Resource"],
+        json!([{"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/orders-orders"}])
+    );
+    assert!(!orders["Action"].as_array().unwrap().iter().any(|a| a == "dynamodb:Scan"));
+    assert_eq!(by_sid("IndexOrders")["Resource"][0]["Fn::Sub"], "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/orders-orders/index/by_customer");
+    assert_eq!(by_sid("StreamOrders")["Resource"], json!([{"Fn::GetAtt": ["OrdersTable", "StreamArn"]}]));
+    assert_eq!(by_sid("Queues")["Resource"], json!(["arn:aws:sqs:eu-west-1:111122223333:orders-jobs"]));
+    // The idempotency table gets what the layer calls, and no query.
+    assert_eq!(
+        by_sid("TableLiftIdempotency")["Action"],
+        json!(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
+    );
+    // No secrets or envelope key configured: no statement for them.
+    assert!(statements.iter().all(|s| s["Sid"] != "Secrets" && s["Sid"] != "EnvelopeKey"));
+}
+
+#[test]
+fn tables_functions_and_sources_are_configured_as_the_issue_asks() {
+    let t = template();
+    let orders = &t["Resources"]["OrdersTable"]["Properties"];
+    assert_eq!(orders["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(orders["SSESpecification"]["SSEType"], "KMS");
+    assert_eq!(orders["SSESpecification"]["KMSMasterKeyId"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}));
+    assert_eq!(orders["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(orders["DeletionProtectionEnabled"], true);
+    assert_eq!(orders["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+    assert!(orders.get("TimeToLiveSpecification").is_none(), "no TTL where the definition has none");
+    let idem = &t["Resources"]["LiftIdempotencyTable"]["Properties"];
+    assert_eq!(idem["TimeToLiveSpecification"], json!({"AttributeName": "expires_at", "Enabled": true}));
+    assert!(idem.get("StreamSpecification").is_none(), "no stream where the definition has none");
+    let f = &t["Resources"]["Function"]["Properties"];
+    assert_eq!(f["Architectures"], json!(["arm64"]));
+    assert_eq!(f["TracingConfig"]["Mode"], "Active");
+    assert_eq!(f["ReservedConcurrentExecutions"], 100);
+    assert_eq!(t["Resources"]["LiveAlias"]["Properties"]["Name"], "live");
+    assert_eq!(t["Resources"]["LogGroup"]["Properties"]["RetentionInDays"], 365);
+    // Async sources fail to the dead-letter queue; the integration invokes the alias.
+    assert_eq!(
+        t["Resources"]["AsyncFailures"]["Properties"]["DestinationConfig"]["OnFailure"]["Destination"],
+        json!({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+    );
+    assert_eq!(t["Resources"]["Integration"]["Properties"]["IntegrationUri"], json!({"Ref": "LiveAlias"}));
+    assert_eq!(of_type(&t, "AWS::Events::Rule").len(), 2, "the schedule and the pattern");
+    assert_eq!(of_type(&t, "AWS::Lambda::EventSourceMapping").len(), 2, "the queue and the stream");
+    assert_eq!(
+        t["Resources"]["ScheduleNightlySettlement"]["Properties"]["ScheduleExpression"],
+        "cron(0 2 * * ? *)"
+    );
+}
+
+#[test]
+fn output_is_deterministic_and_new_code_publishes_a_new_version() {
+    let a = Synth::new(support::manifest(), support::config()).files().unwrap();
+    let b = Synth::new(support::manifest(), support::config()).files().unwrap();
+    assert_eq!(a, b);
+    let version = |t: &Value| of_type(t, "AWS::Lambda::Version")[0].0.clone();
+    let next = DeployConfig::from_toml(&support::CONFIG.replace("1.0.0", "1.0.1")).unwrap();
+    let t2 = Synth::new(support::manifest(), next).cloudformation("eu-west-1").unwrap();
+    assert_ne!(version(&template()), version(&t2));
+}
+
+#[test]
+fn extra_resources_are_added_and_may_not_replace_synthesized_ones() {
+    let alarm = json!({"Type": "AWS::CloudWatch::Alarm", "Properties": {}});
+    let extra: serde_json::Map<String, Value> =
+        [("SloBurnAlarm".to_owned(), alarm.clone())].into_iter().collect();
+    let t = Synth::new(support::manifest(), support::config())
+        .extra_cloudformation(extra)
+        .cloudformation("eu-west-1")
+        .unwrap();
+    assert_eq!(t["Resources"]["SloBurnAlarm"], alarm);
+    let clash: serde_json::Map<String, Value> = [("Function".to_owned(), alarm)].into_iter().collect();
+    let err = Synth::new(support::manifest(), support::config())
+        .extra_cloudformation(clash)
+        .cloudformation("eu-west-1");
+    assert!(matches!(err, Err(Error::Extra(name)) if name == "Function"));
+}
+
+#[test]
+fn cfn_lint_accepts_every_feature() {
+    let dir = std::env::temp_dir().join(format!("lift-deploy-synth-{}", std::process::id()));
+    let written = Synth::new(support::manifest(), support::config()).write(&dir).unwrap();
+    let templates: Vec<_> = written.iter().filter(|p| p.to_string_lossy().contains(".cfn.")).collect();
+    assert_eq!(templates.len(), 2);
+    let out = std::process::Command::new("cfn-lint")
+        .args(&templates)
+        .output()
+        .unwrap_or_else(|e| panic!("cfn-lint is required ({e}); install it with `pip install cfn-lint`"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && report.trim().is_empty(), "cfn-lint found:\n{report}");
+    let _ = std::fs::remove_dir_all(dir);
+}
