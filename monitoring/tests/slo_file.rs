@@ -76,6 +76,8 @@ fn impossible_objectives_and_thresholds_name_their_key() {
         key_of(&AVAILABILITY.replace("\"availability\"\nkind", "\"Availability\"\nkind")),
         "slo[0].name"
     );
+    let long = format!("{AVAILABILITY}runbook = \"https://runbooks.example.com/{}\"\n", "x".repeat(600));
+    assert_eq!(key_of(&long), "slo[0].runbook");
 }
 
 #[test]

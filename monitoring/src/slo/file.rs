@@ -516,6 +516,15 @@ fn validate_slos(
         if raw.route.as_deref().is_some_and(|r| !r.starts_with('/')) {
             return Err((key("route"), "a route pattern starts with `/`, as lift's router names it".into()));
         }
+        // Both go into alarm descriptions, which CloudWatch caps at 1024 characters.
+        for (field, value) in [("runbook", &raw.runbook), ("description", &raw.description)] {
+            if value.as_deref().is_some_and(|v| v.len() > 512) {
+                return Err((
+                    key(field),
+                    "at most 512 characters (it goes into the alarm description)".into(),
+                ));
+            }
+        }
         let window = raw.window.unwrap_or(default_window);
         let slo = Slo {
             name: raw.name,
