@@ -48,15 +48,14 @@ pub struct EmfDocument {
 impl EmfDocument {
     /// Parses one log line: `Ok(None)` when it is not a JSON object with `_aws` (a log
     /// line, a runtime's START/END/REPORT line), an error when it has `_aws` but is not a
-    /// valid EMF document.
+    /// valid EMF document. A prefix before the object is skipped, as `lift-harness lambda
+    /// serve` (`[function] {...}`) and `aws logs tail` (`<time> <stream> {...}`) print one.
     ///
     /// # Errors
     /// [`EmfError`] naming what is missing or malformed.
     pub fn parse(line: &str) -> Result<Option<Self>, EmfError> {
-        let line = line.trim();
-        if !line.starts_with('{') {
-            return Ok(None);
-        }
+        let Some(start) = line.find('{') else { return Ok(None) };
+        let line = line[start..].trim_end();
         let Ok(Value::Object(mut members)) = serde_json::from_str::<Value>(line) else {
             return Ok(None);
         };
@@ -156,6 +155,17 @@ mod tests {
         assert!(EmfDocument::parse(no_timestamp).unwrap_err().to_string().contains("_aws.Timestamp"));
         let bad_set = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[1]],"Metrics":[]}]}}"#;
         assert!(EmfDocument::parse(bad_set).unwrap_err().to_string().contains("dimension set"));
+    }
+
+    #[test]
+    fn a_prefix_before_the_document_is_skipped() {
+        let doc = r#"{"_aws":{"Timestamp":7,"CloudWatchMetrics":[]}}"#;
+        for line in
+            [format!("[payments] {doc}"), format!("2026-01-01T00:00:00.000Z 2026/01/01/[$LATEST]abc {doc}")]
+        {
+            assert_eq!(EmfDocument::parse(&line).unwrap().map(|d| d.timestamp_ms()), Some(7), "{line}");
+        }
+        assert_eq!(EmfDocument::parse("[payments] {\"level\":\"INFO\"}"), Ok(None));
     }
 
     #[test]
