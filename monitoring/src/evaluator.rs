@@ -439,15 +439,36 @@ pub fn evaluate_log(file: SloFile, log: impl BufRead) -> Result<Report, EvalErro
     Ok(evaluator.finish())
 }
 
+/// `ms` since the epoch as RFC 3339 UTC to the second (`2026-01-01T00:15:00Z`).
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}%"));
-        writeln!(f, "{} EMF documents, {} late", self.documents, self.late)?;
+        write!(f, "{} EMF documents, {} late", self.documents, self.late)?;
+        match self.as_of_ms {
+            Some(ms) => writeln!(f, ", evaluated up to {}", utc(ms))?,
+            None => writeln!(f)?,
+        }
         for t in &self.transitions {
             writeln!(
                 f,
                 "{} {:<8} {} {} ({}) long {} short {}",
-                t.at_ms,
+                utc(t.at_ms),
                 match t.state {
                     AlertState::Firing => "FIRING",
                     AlertState::Resolved => "RESOLVED",
@@ -489,5 +510,18 @@ impl fmt::Display for Report {
             writeln!(f)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_prints_rfc_3339() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_767_225_600_000 + 15 * 60_000 + 59_999), "2026-01-01T00:15:59Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(-1_000), "1969-12-31T23:59:59Z");
     }
 }

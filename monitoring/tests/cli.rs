@@ -67,8 +67,9 @@ fn eval_exits_1_while_firing_0_when_healthy_and_3_without_data() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     // At b=16 the 5m and 1h windows hold 50 of 500 and 50 of 1600: every rule fires.
-    let t16 = support::minute(16);
-    assert!(stdout.contains(&format!("{t16} FIRING   availability page-fast (page)")), "{stdout}");
+    // minute(16) is 2026-01-01T00:16:00Z.
+    assert_eq!(support::minute(16), 1_767_225_600_000 + 16 * 60_000);
+    assert!(stdout.contains("2026-01-01T00:16:00Z FIRING   availability page-fast (page)"), "{stdout}");
     // The route and tenant SLOs read other dimension sets, which this log does not publish.
     assert!(stdout.contains("create-latency           NO DATA"), "{stdout}");
 
