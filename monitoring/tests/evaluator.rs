@@ -251,3 +251,75 @@ fn a_log_out_of_order_is_sorted_by_event_time_so_nothing_is_late() {
             .unwrap_err();
     assert!(err.to_string().starts_with("line 2: "), "{err}");
 }
+
+/// Rules with windows short enough for series of an hour or two.
+const SHORT_RULES: &str = r#"
+[[alert]]
+name = "fast"
+severity = "page"
+burn_rate = 10
+long_window = "10m"
+short_window = "2m"
+
+[[alert]]
+name = "slow"
+severity = "ticket"
+burn_rate = 2
+long_window = "30m"
+short_window = "5m"
+"#;
+
+/// The transitions worked out the slow way: at every boundary, sum every minute in each
+/// window from the raw counts, with no running sums.
+fn naive(minutes: &[(i64, i64)], rules: &[(&str, f64, i64, i64)]) -> Vec<(i64, String, AlertState)> {
+    let with_data: Vec<i64> = (0..minutes.len() as i64).filter(|m| minutes[*m as usize].0 > 0).collect();
+    let (Some(first), Some(last)) = (with_data.first(), with_data.last()) else { return Vec::new() };
+    let mut firing = vec![false; rules.len()];
+    let mut out = Vec::new();
+    for b in first + 1..=last + 1 {
+        for (r, (name, threshold, long, short)) in rules.iter().enumerate() {
+            let breached = |w: i64| {
+                let (mut req, mut bad) = (0, 0);
+                for m in (b - w).max(0)..b {
+                    req += minutes[m as usize].0;
+                    bad += minutes[m as usize].1;
+                }
+                req > 0 && bad as f64 / req as f64 > *threshold
+            };
+            let now = breached(*long) && breached(*short);
+            if now != firing[r] {
+                firing[r] = now;
+                out.push((b, (*name).to_owned(), if now { Firing } else { Resolved }));
+            }
+        }
+    }
+    out
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 48, ..Default::default() })]
+
+    /// The evaluator's running sums give the transitions that summing every window from
+    /// scratch gives, on random series with quiet minutes and gaps.
+    #[test]
+    fn transitions_match_a_from_scratch_recomputation(
+        minutes in proptest::collection::vec((0i64..=6).prop_flat_map(|n| (Just(n), 0..=n)), 1..120)
+    ) {
+        let file = slo_file(&format!("{AVAILABILITY}{SHORT_RULES}"));
+        let budget = file.slos()[0].error_budget();
+        let rules: Vec<(&str, f64, i64, i64)> =
+            vec![("fast", 10.0 * budget, 10, 2), ("slow", 2.0 * budget, 30, 5)];
+        let mut lines = Vec::new();
+        for (m, (requests, bad)) in minutes.iter().enumerate() {
+            for k in 0..*requests {
+                lines.push(request_doc(minute(m as i64) + k * 7_000, &[&[]], &[], k < *bad, 1.0));
+            }
+        }
+        let report = evaluate(file, &lines);
+        prop_assert_eq!(timeline(&report.transitions), naive(&minutes, &rules));
+        let total: i64 = minutes.iter().map(|m| m.0).sum();
+        prop_assert_eq!(report.slos[0].requests, total as f64);
+    }
+}
