@@ -74,6 +74,27 @@ enum Command {
         /// --instructions).
         #[arg(long, requires = "instructions")]
         update: bool,
+        /// The bench history: each run's medians and speed factors are appended to it (JSON
+        /// lines), and --trend reads it [default: $LIFT_BENCH_HISTORY, else
+        /// <cargo target dir>/bench-history.jsonl].
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
+        /// Do not append this run to the history.
+        #[arg(long, conflicts_with = "trend")]
+        no_history: bool,
+        /// Show each bench's trend over the history's runs and flag sustained regressions
+        /// smaller than the budget, instead of checking the budgets.
+        #[arg(long, conflicts_with = "instructions")]
+        trend: bool,
+        /// With --trend: how many latest runs must all be over the baseline.
+        #[arg(long, value_name = "N", default_value_t = 3, requires = "trend")]
+        trend_runs: usize,
+        /// With --trend: how far over the baseline (the median of the runs before), in percent.
+        #[arg(long, value_name = "PERCENT", default_value_t = 20.0, requires = "trend")]
+        trend_threshold: f64,
+        /// With --trend: exit non-zero when a regression is flagged (else it is a warning).
+        #[arg(long, requires = "trend")]
+        fail_on_regression: bool,
     },
     /// The compliance suites run from the service's own harness binary (this one links
     /// no service); says which command to run.
@@ -107,8 +128,28 @@ async fn main() -> ExitCode {
         Command::Budget { instructions: true, baseline, callgrind_dir, update, .. } => {
             lift_harness::budget::run_instructions(&baseline, callgrind_dir, update)
         }
-        Command::Budget { budgets, criterion_dir, allow_missing, json, attempts, since, .. } => {
+        Command::Budget { trend: true, history, trend_runs, trend_threshold, fail_on_regression, .. } => {
+            let policy = lift_harness::budget::TrendPolicy {
+                recent_runs: trend_runs,
+                threshold: trend_threshold / 100.0,
+                ..Default::default()
+            };
+            let path = lift_harness::budget::history::history_path(history);
+            lift_harness::budget::run_trend(&path, policy, fail_on_regression)
+        }
+        Command::Budget {
+            budgets,
+            criterion_dir,
+            allow_missing,
+            json,
+            attempts,
+            since,
+            history,
+            no_history,
+            ..
+        } => {
             let since = since.map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+            let history = (!no_history).then(|| lift_harness::budget::history::history_path(history));
             lift_harness::budget::run(
                 &budgets,
                 criterion_dir,
@@ -116,6 +157,7 @@ async fn main() -> ExitCode {
                 json.as_deref(),
                 attempts,
                 since,
+                history.as_deref(),
             )
         }
         Command::Lambda { command } => lift_harness::lambda::cli::run(command).await,

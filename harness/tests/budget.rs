@@ -9,7 +9,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
-use lift_harness::budget::{BudgetError, Budgets, CriterionResults, Gate, GateFailed, Report, Verdict};
+use lift_harness::budget::{
+    history, BudgetError, Budgets, CriterionResults, Gate, GateFailed, HistoryEntry, HistoryRecord, Report,
+    TrendPolicy, TrendReport, TrendVerdict, Verdict, HISTORY_ENV,
+};
 use tower::{Layer, Service, ServiceExt};
 
 /// How long the slow layer busy-spins per call.
@@ -222,6 +225,7 @@ fn the_command_exits_non_zero_when_a_bench_is_over_budget() {
     let dir = measured();
     let json = temp_dir("json").join("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .env(HISTORY_ENV, temp_dir("history").join("history.jsonl"))
         .arg("budget")
         .arg("--budgets")
         .arg(write_budgets(BOTH))
@@ -245,6 +249,7 @@ fn the_command_exits_non_zero_when_a_bench_is_over_budget() {
     assert_eq!(report["groups"][1]["verdict"], "PASS");
 
     let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .env(HISTORY_ENV, temp_dir("history").join("history.jsonl"))
         .args(["budget", "--budgets"])
         .arg(write_budgets(CHEAP_ONLY))
         .arg("--criterion-dir")
@@ -821,6 +826,7 @@ fn the_command_refuses_results_older_than_since() {
     fake_estimates(&dir, "pass_through", "layer", 110.0);
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
     let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .env(HISTORY_ENV, temp_dir("history").join("history.jsonl"))
         .args(["budget", "--budgets"])
         .arg(write_budgets(CHEAP_ONLY))
         .arg("--criterion-dir")
@@ -1010,4 +1016,189 @@ fn the_workspace_instruction_baseline_covers_every_resilience_layer_with_its_twi
     for layer in baseline.layers() {
         assert!(layer.over_bare > 0, "{}: no baseline count", layer.name);
     }
+}
+
+// The bench history and its trend.
+
+/// A run that measured `pass_through` with this overhead (bare 50 ns) at this speed factor.
+fn history_run(run: u64, overhead_ns: f64, speed_factor: Option<f64>) -> HistoryRecord {
+    HistoryRecord {
+        run,
+        recorded_at: run,
+        groups: vec![HistoryEntry {
+            group: "pass_through".into(),
+            layer_median_ns: 50.0 + overhead_ns,
+            bare_median_ns: 50.0,
+            speed_factor,
+            effective_budget_ns: 500.0 * speed_factor.unwrap_or(1.0),
+            verdict: "PASS".into(),
+        }],
+    }
+}
+
+/// Ten runs at 100 ns, then these overheads, all at the reference speed.
+fn history_with_latest(latest: &[f64]) -> Vec<HistoryRecord> {
+    let values = std::iter::repeat_n(100.0, 10).chain(latest.iter().copied());
+    values.enumerate().map(|(i, ns)| history_run(1_000 + i as u64, ns, Some(1.0))).collect()
+}
+
+fn verdict_of(runs: &[HistoryRecord]) -> TrendVerdict {
+    let report = TrendReport::new(runs, TrendPolicy::default());
+    assert_eq!(report.trends.len(), 1, "{report}");
+    report.trends[0].verdict
+}
+
+#[test]
+fn three_runs_over_20_percent_above_the_baseline_are_a_regression_though_each_passed_its_budget() {
+    let runs = history_with_latest(&[125.0, 126.0, 124.0]);
+    let report = TrendReport::new(&runs, TrendPolicy::default());
+    let trend = &report.trends[0];
+    assert_eq!((trend.verdict, trend.baseline_ns), (TrendVerdict::Regression, Some(100.0)), "{report}");
+    // The smallest of the three: the sustained part.
+    assert!((trend.change.unwrap() - 0.24).abs() < 1e-9, "{:?}", trend.change);
+    assert_eq!(report.regressions(), ["pass_through"]);
+    let table = report.to_string();
+    assert!(table.contains("REGRESSION (last 3 runs over)") && table.contains("+24%"), "{table}");
+}
+
+#[test]
+fn one_or_two_slow_runs_or_a_rise_of_20_percent_or_less_are_not_a_regression() {
+    // The third latest run is back at the baseline.
+    assert_eq!(verdict_of(&history_with_latest(&[100.0, 130.0, 130.0])), TrendVerdict::Steady);
+    // A spike that went away.
+    assert_eq!(verdict_of(&history_with_latest(&[130.0, 130.0, 101.0])), TrendVerdict::Steady);
+    // 15%, and exactly 20%: not more than 20%.
+    assert_eq!(verdict_of(&history_with_latest(&[115.0, 115.0, 115.0])), TrendVerdict::Steady);
+    assert_eq!(verdict_of(&history_with_latest(&[120.0, 120.0, 120.0])), TrendVerdict::Steady);
+    // Just over: flagged, so the lines above are not passing for another reason.
+    assert_eq!(verdict_of(&history_with_latest(&[120.5, 120.5, 120.5])), TrendVerdict::Regression);
+}
+
+#[test]
+fn runs_compare_at_the_same_speed_factor() {
+    // 130 ns on a machine 1.3x slower is 100 ns at the reference speed: no regression.
+    let mut runs = history_with_latest(&[]);
+    runs.extend((0..3).map(|i| history_run(2_000 + i, 130.0, Some(1.3))));
+    assert_eq!(verdict_of(&runs), TrendVerdict::Steady);
+    // 130 ns at the reference speed is.
+    let mut runs = history_with_latest(&[]);
+    runs.extend((0..3).map(|i| history_run(2_000 + i, 130.0, Some(1.0))));
+    assert_eq!(verdict_of(&runs), TrendVerdict::Regression);
+    // And the same 130 ns on a quick machine after a baseline taken on a slow one is too:
+    // the baseline was 130 / 1.3 = 100 ns at the reference speed.
+    let mut runs: Vec<HistoryRecord> = (0..10).map(|i| history_run(1_000 + i, 130.0, Some(1.3))).collect();
+    runs.extend((0..3).map(|i| history_run(2_000 + i, 130.0, Some(1.0))));
+    assert_eq!(verdict_of(&runs), TrendVerdict::Regression);
+}
+
+#[test]
+fn too_short_a_history_or_a_rise_below_a_nanosecond_is_not_a_regression() {
+    let short: Vec<HistoryRecord> =
+        [100.0, 200.0, 200.0].iter().enumerate().map(|(i, ns)| history_run(i as u64, *ns, None)).collect();
+    assert_eq!(verdict_of(&short), TrendVerdict::NotEnoughRuns);
+    // 2 ns to 2.5 ns is 25% but half a nanosecond: timer noise, not a regression.
+    let tiny: Vec<HistoryRecord> = [2.0, 2.0, 2.0, 2.5, 2.5, 2.5]
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| history_run(i as u64, *ns, None))
+        .collect();
+    assert_eq!(verdict_of(&tiny), TrendVerdict::Steady);
+}
+
+#[test]
+fn a_run_measured_again_counts_once_with_its_last_record() {
+    // The gate's retries within one run (same --since) each append; the last one is the run's.
+    let mut lines = Vec::new();
+    for record in history_with_latest(&[]) {
+        lines.push(serde_json::to_string(&record).unwrap());
+    }
+    for i in 0..3u64 {
+        lines.push(serde_json::to_string(&history_run(2_000 + i, 160.0, Some(1.0))).unwrap());
+        lines.push(serde_json::to_string(&history_run(2_000 + i, 101.0, Some(1.0))).unwrap());
+    }
+    let runs = history::parse(&lines.join("\n"), Path::new("history.jsonl")).unwrap();
+    assert_eq!(runs.len(), 13);
+    assert_eq!(verdict_of(&runs), TrendVerdict::Steady);
+    let err = history::parse("{\"run\":1,\"recorded_at\":1,\"groups\":[]}\n\nnot json", Path::new("h.jsonl"))
+        .unwrap_err();
+    assert!(err.to_string().starts_with("malformed bench history h.jsonl line 3:"), "{err}");
+}
+
+#[test]
+fn the_gate_appends_each_run_and_budget_trend_flags_a_sustained_regression() {
+    let dir = temp_dir("history-cli");
+    let history_file = dir.join("nested").join("history.jsonl");
+    let budgets = write_budgets(CHEAP_ONLY);
+    let gate = |since: u64, layer_ns: f64| {
+        let criterion = temp_dir("history-criterion");
+        fake_estimates(&criterion, "pass_through", "bare", 50.0);
+        fake_estimates(&criterion, "pass_through", "layer", layer_ns);
+        let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+            .env(HISTORY_ENV, &history_file)
+            .args(["budget", "--budgets"])
+            .arg(&budgets)
+            .arg("--criterion-dir")
+            .arg(&criterion)
+            .args(["--since", &since.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    // Results written now are fresh for a run that started a minute ago.
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 60;
+    for run in 0..4 {
+        gate(start - 100 + run, 150.0);
+    }
+    for run in 4..7 {
+        gate(start - 100 + run, 180.0);
+    }
+    let text = std::fs::read_to_string(&history_file).unwrap();
+    assert_eq!(text.lines().count(), 7);
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["run"], start - 100);
+    assert_eq!(first["groups"][0]["group"], "pass_through");
+    assert_eq!(
+        (first["groups"][0]["layer_median_ns"].as_f64(), first["groups"][0]["bare_median_ns"].as_f64()),
+        (Some(150.0), Some(50.0))
+    );
+    // No calibration in this budgets file: no speed factor.
+    assert!(first["groups"][0]["speed_factor"].is_null());
+
+    let trend = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+            .args(["budget", "--trend", "--history"])
+            .arg(&history_file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // 100 ns then 130 ns: 30% over for the last 3 runs.
+    let out = trend(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "a flag, not a failure, unless asked");
+    assert!(stdout.contains("REGRESSION") && stdout.contains("+30%"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sustained regression: pass_through"));
+    let out = trend(&["--fail-on-regression"]);
+    assert!(!out.status.success());
+    // 4 runs of the last needed: at 35% nothing is flagged.
+    let out = trend(&["--trend-runs", "4"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("steady"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = trend(&["--trend-threshold", "35", "--fail-on-regression"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .args(["budget", "--trend", "--history"])
+        .arg(dir.join("none.jsonl"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bench history"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

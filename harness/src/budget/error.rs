@@ -79,6 +79,16 @@ pub enum BudgetError {
         /// How much older than the run's start it is, in seconds.
         age_s: u64,
     },
+    /// A line of the bench history file is not a run record.
+    #[error("malformed bench history {} line {line}: {reason}", path.display())]
+    MalformedHistory {
+        /// The history file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A criterion `estimates.json` cannot be parsed or holds no usable median.
     #[error("malformed criterion estimates {}: {reason}", path.display())]
     MalformedEstimates {

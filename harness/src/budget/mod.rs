@@ -47,6 +47,11 @@
 //! [`CriterionResults::fresh_since`], results older than the run are refused
 //! ([`Verdict::Stale`]).
 //!
+//! The history ([`history`]): `lift-harness budget` appends each run's medians and speed
+//! factors to a JSON-lines file, and `lift-harness budget --trend` ([`TrendReport`]) shows
+//! each bench's trend over the runs and flags a sustained regression smaller than the
+//! budget (the last 3 runs more than 20% over the baseline at the same speed).
+//!
 //! The instruction gate ([`InstructionBaseline`]) checks callgrind's instruction counts of
 //! the resilience layers and their tower twins against a committed baseline.
 //!
@@ -65,8 +70,10 @@
 mod budgets;
 mod criterion;
 mod error;
+pub mod history;
 mod instructions;
 mod report;
+mod trend;
 
 use std::path::{Path, PathBuf};
 
@@ -77,6 +84,7 @@ pub use budgets::{
 };
 pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
+pub use history::{HistoryEntry, HistoryRecord, DEFAULT_HISTORY_FILE, HISTORY_ENV};
 pub use instructions::{
     InstructionBaseline, InstructionCounts, InstructionReport, LayerBaseline, LayerCount, TwinCount,
     DEFAULT_BASELINE_FILE, DEFAULT_CALLGRIND_SUBDIR,
@@ -86,6 +94,7 @@ pub use report::{
     GroupReport, KernelAdjustment, Measurement, Reading, Report, SpeedAdjustment, TwinComparison, Verdict,
     KERNEL_CAP_FACTOR,
 };
+pub use trend::{trends, Trend, TrendPolicy, TrendReport, TrendVerdict};
 
 /// The budgets file `lift-harness budget` reads unless told otherwise.
 pub const DEFAULT_BUDGETS_FILE: &str = "benches/budgets.toml";
@@ -207,12 +216,14 @@ impl Gate {
 ///
 /// `criterion_dir` defaults to [`CriterionResults::locate`]; `attempts` reads every attempt's
 /// results instead ([`CriterionResults::with_attempts`]); `since` refuses results written
-/// before it ([`CriterionResults::fresh_since`]).
+/// before it ([`CriterionResults::fresh_since`]). With `history`, the run's medians and
+/// speed factors are appended there ([`history::append`]), under the run id `since` (so the
+/// gate's retries within a run count once), else the time of the check.
 ///
 /// # Errors
-/// A [`BudgetError`] when the inputs cannot be read, [`GateFailed`] when a bench is over
-/// budget or has no results (unless `allow_missing`), an I/O error when the JSON report
-/// cannot be written.
+/// A [`BudgetError`] when the inputs cannot be read or the history cannot be written,
+/// [`GateFailed`] when a bench is over budget or has no results (unless `allow_missing`),
+/// an I/O error when the JSON report cannot be written.
 pub fn run(
     budgets_file: &Path,
     criterion_dir: Option<PathBuf>,
@@ -220,6 +231,7 @@ pub fn run(
     json: Option<&Path>,
     attempts: Option<PathBuf>,
     since: Option<std::time::SystemTime>,
+    history: Option<&Path>,
 ) -> anyhow::Result<()> {
     let budgets = Budgets::load(budgets_file)?;
     let mut results = criterion_dir.map_or_else(CriterionResults::locate, CriterionResults::new);
@@ -236,7 +248,36 @@ pub fn run(
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing the budget report to {}", path.display()))?;
     }
+    if let Some(path) = history {
+        let secs =
+            |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = secs(std::time::SystemTime::now());
+        let record = HistoryRecord::from_report(&report, since.map_or(now, secs), now);
+        history::append(path, &record)?;
+    }
     report.ensure_passed()?;
+    Ok(())
+}
+
+/// `lift-harness budget --trend`: prints each bench's trend over the history's runs, and
+/// fails when a group regressed if `fail_on_regression`.
+///
+/// # Errors
+/// A [`BudgetError`] when the history cannot be read; an error naming the regressed groups
+/// when `fail_on_regression` and some did.
+pub fn run_trend(history: &Path, policy: TrendPolicy, fail_on_regression: bool) -> anyhow::Result<()> {
+    let runs = history::load(history)?;
+    let report = TrendReport::new(&runs, policy);
+    println!("history: {}", history.display());
+    print!("{report}");
+    let regressed = report.regressions();
+    if !regressed.is_empty() {
+        let message = format!("sustained regression: {}", regressed.join(", "));
+        if fail_on_regression {
+            anyhow::bail!(message);
+        }
+        eprintln!("warning: {message}");
+    }
     Ok(())
 }
 

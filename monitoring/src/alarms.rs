@@ -1,0 +1,187 @@
+//! The SLO file's alert rules as CloudWatch alarms: a CloudFormation template fragment.
+//!
+//! For each SLO and rule, three resources:
+//!
+//! - `<Id>Long` and `<Id>Short`, `AWS::CloudWatch::Alarm`s whose metric math computes the
+//!   error ratio over one window (`Period` = the window, one evaluation period), in ALARM
+//!   when it is above the rule's threshold, `TreatMissingData: notBreaching`:
+//!   - availability: `bad / requests` with `bad` the `Sum` of `5xx` and `requests` the
+//!     `Sum` of `Requests`;
+//!   - latency: `(100 - good) / 100` with `good` the `PR(:threshold)` of `Latency` (the
+//!     percentage of values at or below the threshold);
+//! - `<Id>`, an `AWS::CloudWatch::CompositeAlarm`, `ALARM(long) AND ALARM(short)`: the
+//!   alert, with the actions (the `SloPageTopicArn` or `SloTicketTopicArn` parameter, when
+//!   not empty) on ALARM and OK.
+//!
+//! The windows, thresholds and dimensions come from [`SloFile`], as the local
+//! [`evaluator`](crate::evaluator)'s do. The fragment is a JSON object with `Parameters`,
+//! `Conditions` and `Resources`, to merge into a template; [`template`] wraps it into a
+//! whole one.
+//!
+//! # Examples
+//!
+//! ```
+//! use lift_monitoring::{alarms, slo::SloFile};
+//! let file = SloFile::parse(r#"
+//!     [service]
+//!     name = "payments"
+//!     namespace = "Payments"
+//!     [[slo]]
+//!     name = "availability"
+//!     kind = "availability"
+//!     objective = 99.9
+//! "#)?;
+//! let fragment = alarms::fragment(&file);
+//! let alert = &fragment["Resources"]["PaymentsAvailabilityPageFast"];
+//! assert_eq!(alert["Type"], "AWS::CloudWatch::CompositeAlarm");
+//! assert_eq!(fragment["Resources"]["PaymentsAvailabilityPageFastLong"]["Properties"]["Metrics"][0]["MetricStat"]["Period"], 3600);
+//! # Ok::<(), lift_monitoring::slo::SloError>(())
+//! ```
+
+use serde_json::{json, Map, Value};
+
+use crate::slo::{AlertRule, Severity, Slo, SloFile, SloKind, Window, LATENCY, REQUESTS, SERVER_ERRORS};
+
+/// The parameter holding the SNS topic ARN pages are sent to (empty: no action).
+pub const PAGE_TOPIC_PARAMETER: &str = "SloPageTopicArn";
+/// The parameter holding the SNS topic ARN tickets are sent to (empty: no action).
+pub const TICKET_TOPIC_PARAMETER: &str = "SloTicketTopicArn";
+
+fn topic(severity: Severity) -> (&'static str, &'static str) {
+    match severity {
+        Severity::Page => (PAGE_TOPIC_PARAMETER, "SloHasPageTopic"),
+        Severity::Ticket => (TICKET_TOPIC_PARAMETER, "SloHasTicketTopic"),
+    }
+}
+
+/// The CloudFormation fragment: `Parameters`, `Conditions` and `Resources`.
+pub fn fragment(file: &SloFile) -> Value {
+    let mut parameters = Map::new();
+    let mut conditions = Map::new();
+    for severity in [Severity::Page, Severity::Ticket] {
+        if file.alerts().iter().any(|r| r.severity() == severity) {
+            let (param, condition) = topic(severity);
+            parameters.insert(
+                param.to_owned(),
+                json!({
+                    "Type": "String",
+                    "Default": "",
+                    "Description": format!("SNS topic ARN for SLO {severity}s of {} (empty: none)", file.service().name()),
+                }),
+            );
+            conditions
+                .insert(condition.to_owned(), json!({"Fn::Not": [{"Fn::Equals": [{"Ref": param}, ""]}]}));
+        }
+    }
+    let mut resources = Map::new();
+    for slo in file.slos() {
+        for rule in file.alerts() {
+            let id = slo.alarm_id(file.service(), rule);
+            let name = slo.alarm_name(file.service(), rule);
+            for (suffix, window) in [("Long", rule.long_window()), ("Short", rule.short_window())] {
+                resources
+                    .insert(format!("{id}{suffix}"), window_alarm(file, slo, rule, &name, suffix, window));
+            }
+            let (param, condition) = topic(rule.severity());
+            let actions = json!({"Fn::If": [condition, [{"Ref": param}], {"Ref": "AWS::NoValue"}]});
+            let mut description = format!(
+                "{} SLO {} ({}): error ratio above {}x its budget over {} and {}",
+                rule.severity(),
+                slo.name(),
+                objective_text(slo),
+                rule.burn_rate(),
+                rule.long_window(),
+                rule.short_window()
+            );
+            if let Some(runbook) = slo.runbook() {
+                description.push_str(&format!(". Runbook: {runbook}"));
+            }
+            resources.insert(
+                id.clone(),
+                json!({
+                    "Type": "AWS::CloudWatch::CompositeAlarm",
+                    "Properties": {
+                        "AlarmName": name,
+                        "AlarmDescription": description,
+                        "AlarmRule": {"Fn::Sub": format!("ALARM(\"${{{id}Long.Arn}}\") AND ALARM(\"${{{id}Short.Arn}}\")")},
+                        "ActionsEnabled": true,
+                        "AlarmActions": actions,
+                        "OKActions": actions,
+                    }
+                }),
+            );
+        }
+    }
+    json!({"Parameters": parameters, "Conditions": conditions, "Resources": resources})
+}
+
+/// A whole template holding only the fragment (for a stack of its own, and for cfn-lint).
+pub fn template(file: &SloFile) -> Value {
+    let mut template = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": format!("SLO burn-rate alarms of {}", file.service().name()),
+    });
+    if let (Value::Object(t), Value::Object(f)) = (&mut template, fragment(file)) {
+        t.extend(f);
+    }
+    template
+}
+
+fn objective_text(slo: &Slo) -> String {
+    match (slo.kind(), slo.threshold_ms()) {
+        (SloKind::Latency, Some(t)) => format!("{}% of requests within {t} ms", slo.objective()),
+        _ => format!("{}% of requests not 5xx", slo.objective()),
+    }
+}
+
+fn window_alarm(
+    file: &SloFile,
+    slo: &Slo,
+    rule: &AlertRule,
+    name: &str,
+    suffix: &str,
+    window: Window,
+) -> Value {
+    let dimensions: Vec<Value> =
+        slo.dimensions(file.service()).into_iter().map(|(k, v)| json!({"Name": k, "Value": v})).collect();
+    let stat = |id: &str, metric: &str, stat: String| {
+        json!({
+            "Id": id,
+            "MetricStat": {
+                "Metric": {"Namespace": file.service().namespace(), "MetricName": metric, "Dimensions": dimensions},
+                "Period": window.seconds(),
+                "Stat": stat,
+            },
+            "ReturnData": false,
+        })
+    };
+    let metrics = match (slo.kind(), slo.threshold_ms()) {
+        (SloKind::Latency, Some(t)) => vec![
+            stat("good", LATENCY, format!("PR(:{t})")),
+            json!({"Id": "ratio", "Expression": "(100 - good) / 100", "Label": format!("latency above {t} ms, ratio over {window}"), "ReturnData": true}),
+        ],
+        _ => vec![
+            stat("bad", SERVER_ERRORS, "Sum".to_owned()),
+            stat("requests", REQUESTS, "Sum".to_owned()),
+            json!({"Id": "ratio", "Expression": "bad / requests", "Label": format!("5xx ratio over {window}"), "ReturnData": true}),
+        ],
+    };
+    json!({
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": format!("{name}-{}", suffix.to_ascii_lowercase()),
+            "AlarmDescription": format!(
+                "SLO {} error ratio over {window} above {}x its budget (part of {name})",
+                slo.name(),
+                rule.burn_rate()
+            ),
+            "Metrics": metrics,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": rule.threshold(slo),
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            "TreatMissingData": "notBreaching",
+            "ActionsEnabled": false,
+        }
+    })
+}

@@ -1,0 +1,527 @@
+//! The local evaluator: the SLO file's alert rules run over an EMF stream, in event time.
+//!
+//! Semantics, the same as the CloudWatch alarms of [`alarms`](crate::alarms):
+//!
+//! - Requests count in the minute of their `_aws.Timestamp` (CloudWatch's 1-minute
+//!   resolution); the wall clock is never read.
+//! - Alerts are evaluated at every minute boundary `b` from the first document's minute on;
+//!   a window `W` at `b` covers the minutes `[b - W, b)`.
+//! - The ratio over a window is `bad / requests` (availability: the sum of `5xx` over the
+//!   sum of `Requests`; latency: values above the threshold over all values). A window with
+//!   no requests does not breach (the alarms' `TreatMissingData: notBreaching`).
+//! - A rule fires at the first boundary where the ratio over both its windows is above its
+//!   threshold (strictly), and resolves at the first boundary where either is not.
+//! - A minute is closed once a document of a later minute arrives: a document older than
+//!   that is late, counted in the report and not evaluated. [`evaluate_log`] sorts a log
+//!   by timestamp first, so a log has no late documents.
+//! - An SLO that no document matched has no data: [`SloStatus::NoData`], never healthy.
+//!
+//! # Examples
+//!
+//! ```
+//! use lift_monitoring::evaluator::{Evaluator, SloStatus};
+//! use lift_monitoring::slo::SloFile;
+//!
+//! let file = SloFile::parse(r#"
+//!     [service]
+//!     name = "payments"
+//!     namespace = "Payments"
+//!     [[slo]]
+//!     name = "availability"
+//!     kind = "availability"
+//!     objective = 99.9
+//! "#)?;
+//! let mut evaluator = Evaluator::new(file);
+//! let report = evaluator.finish();
+//! assert_eq!(report.slos[0].status, SloStatus::NoData);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::io::BufRead;
+
+use serde::Serialize;
+
+use crate::emf::{EmfDocument, EmfError};
+use crate::slo::{Severity, Slo, SloFile, SloKind, Window, LATENCY, REQUESTS, SERVER_ERRORS};
+
+/// One minute, in milliseconds: the resolution requests are counted at.
+pub const MINUTE_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Counts {
+    requests: f64,
+    bad: f64,
+}
+
+impl Counts {
+    fn add(self, other: Self) -> Self {
+        Self { requests: self.requests + other.requests, bad: self.bad + other.bad }
+    }
+
+    fn sub(self, other: Self) -> Self {
+        Self { requests: self.requests - other.requests, bad: self.bad - other.bad }
+    }
+
+    fn ratio(self) -> Option<f64> {
+        (self.requests > 0.0).then(|| self.bad / self.requests)
+    }
+}
+
+/// Whether an alert started or stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// Both windows went above the threshold.
+    Firing,
+    /// One of the windows came back to or below it.
+    Resolved,
+}
+
+/// An alert that started or stopped, at a minute boundary of event time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// The SLO's name.
+    pub slo: String,
+    /// The alert rule's name.
+    pub alert: String,
+    /// Page or ticket.
+    pub severity: Severity,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// The boundary, in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The error ratio over the long window there (none: no requests in it).
+    pub long_ratio: Option<f64>,
+    /// The error ratio over the short window there.
+    pub short_ratio: Option<f64>,
+}
+
+/// An SLO's state at the end of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SloStatus {
+    /// No document carried a request this SLO covers: nothing is known, it is not healthy.
+    NoData,
+    /// Requests seen, no alert firing.
+    Healthy,
+    /// An alert is firing.
+    Firing,
+}
+
+/// The burn rate over one of an SLO's alert windows at the end of the stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BurnRate {
+    /// The window.
+    pub window: Window,
+    /// Error ratio over it divided by the error budget (none: no requests in it).
+    pub rate: Option<f64>,
+}
+
+/// One SLO at the end of the stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SloReport {
+    /// The SLO's name.
+    pub name: String,
+    /// No data, healthy or firing.
+    pub status: SloStatus,
+    /// Requests it covers in its window (ending at the report's `as_of_ms`).
+    pub requests: f64,
+    /// Bad requests among them.
+    pub bad: f64,
+    /// Good requests over all, in percent (none without requests).
+    pub sli: Option<f64>,
+    /// The objective, in percent.
+    pub objective: f64,
+    /// The error budget, as a fraction of requests.
+    pub error_budget: f64,
+    /// The part of the budget left over the window, `1 - (bad / requests) / budget`
+    /// (negative when overspent; none without requests).
+    pub budget_remaining: Option<f64>,
+    /// Burn rates over every alert window, shortest first.
+    pub burn_rates: Vec<BurnRate>,
+    /// The alert rules firing at the end.
+    pub firing: Vec<String>,
+}
+
+/// What the evaluator found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The last boundary evaluated (none: no document).
+    pub as_of_ms: Option<i64>,
+    /// EMF documents observed.
+    pub documents: u64,
+    /// Documents older than a minute already closed (not evaluated).
+    pub late: u64,
+    /// Every alert transition, in time order.
+    pub transitions: Vec<Transition>,
+    /// Each SLO at the end.
+    pub slos: Vec<SloReport>,
+}
+
+impl Report {
+    /// Whether some SLO had no data.
+    pub fn has_no_data(&self) -> bool {
+        self.slos.iter().any(|s| s.status == SloStatus::NoData)
+    }
+
+    /// Whether an alert is firing at the end.
+    pub fn is_firing(&self) -> bool {
+        self.slos.iter().any(|s| s.status == SloStatus::Firing)
+    }
+}
+
+struct Series {
+    /// `cum[i]`: the counts of the first `i` closed minutes.
+    cum: Vec<Counts>,
+    open: Counts,
+    seen: Counts,
+    firing: Vec<bool>,
+}
+
+/// Evaluates the alert rules of an SLO file over EMF documents, in event time.
+///
+/// Feed documents in timestamp order with [`observe`](Self::observe) (or lines with
+/// [`observe_line`](Self::observe_line)); [`transitions`](Self::transitions) grows as minutes
+/// close; [`finish`](Self::finish) closes the last minute and reports.
+pub struct Evaluator {
+    file: SloFile,
+    dims: Vec<Vec<(String, String)>>,
+    origin: Option<i64>,
+    next_boundary: i64,
+    series: Vec<Series>,
+    transitions: Vec<Transition>,
+    documents: u64,
+    late: u64,
+}
+
+impl fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("service", &self.file.service().name())
+            .field("next_boundary_ms", &(self.next_boundary * MINUTE_MS))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Evaluator {
+    /// An evaluator of `file`'s SLOs and alert rules.
+    pub fn new(file: SloFile) -> Self {
+        let dims = file.slos().iter().map(|s| s.dimensions(file.service())).collect();
+        let series = file
+            .slos()
+            .iter()
+            .map(|_| Series {
+                cum: vec![Counts::default()],
+                open: Counts::default(),
+                seen: Counts::default(),
+                firing: vec![false; file.alerts().len()],
+            })
+            .collect();
+        Self {
+            file,
+            dims,
+            origin: None,
+            next_boundary: 0,
+            series,
+            transitions: Vec::new(),
+            documents: 0,
+            late: 0,
+        }
+    }
+
+    /// Parses a log line and observes it if it is an EMF document; `Ok(false)` for lines
+    /// that are not.
+    ///
+    /// # Errors
+    /// [`EmfError`] when the line has `_aws` but is not a valid EMF document.
+    pub fn observe_line(&mut self, line: &str) -> Result<bool, EmfError> {
+        match EmfDocument::parse(line)? {
+            Some(doc) => {
+                self.observe(&doc);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Counts a document's requests for every SLO it matches, first evaluating every
+    /// minute boundary up to its timestamp.
+    pub fn observe(&mut self, doc: &EmfDocument) {
+        self.documents += 1;
+        let minute = doc.timestamp_ms().div_euclid(MINUTE_MS);
+        if self.origin.is_none() {
+            self.origin = Some(minute);
+            self.next_boundary = minute + 1;
+        }
+        if minute < self.next_boundary - 1 {
+            self.late += 1;
+            return;
+        }
+        self.advance_to(doc.timestamp_ms());
+        let namespace = self.file.service().namespace();
+        for ((slo, dims), series) in self.file.slos().iter().zip(&self.dims).zip(&mut self.series) {
+            if let Some(counts) = count(slo, doc, namespace, dims) {
+                series.open = series.open.add(counts);
+                series.seen = series.seen.add(counts);
+            }
+        }
+    }
+
+    /// Declares that no document older than `timestamp_ms` will come: evaluates every
+    /// minute boundary up to it.
+    pub fn advance_to(&mut self, timestamp_ms: i64) {
+        if self.origin.is_none() {
+            return;
+        }
+        let target = timestamp_ms.div_euclid(MINUTE_MS);
+        while self.next_boundary <= target {
+            self.close_minute();
+        }
+    }
+
+    /// The transitions so far.
+    pub fn transitions(&self) -> &[Transition] {
+        &self.transitions
+    }
+
+    /// Closes the last minute, evaluates its boundary, and reports.
+    pub fn finish(mut self) -> Report {
+        let as_of_ms = self.origin.map(|_| {
+            self.close_minute();
+            (self.next_boundary - 1) * MINUTE_MS
+        });
+        let slos = self.file.slos().iter().enumerate().map(|(i, slo)| self.slo_report(i, slo)).collect();
+        Report { as_of_ms, documents: self.documents, late: self.late, transitions: self.transitions, slos }
+    }
+
+    fn close_minute(&mut self) {
+        for series in &mut self.series {
+            let last = *series.cum.last().unwrap_or(&Counts::default());
+            series.cum.push(last.add(series.open));
+            series.open = Counts::default();
+        }
+        let b = self.next_boundary;
+        self.evaluate(b);
+        self.next_boundary += 1;
+    }
+
+    /// The counts over `window` ending at boundary `b` (every minute up to `b` closed).
+    fn window(&self, i: usize, b: i64, window: Window) -> Counts {
+        let origin = self.origin.unwrap_or(b);
+        let cum = &self.series[i].cum;
+        let end = usize::try_from(b - origin).unwrap_or(0).min(cum.len() - 1);
+        let start = usize::try_from(b - window.minutes() as i64 - origin).unwrap_or(0).min(end);
+        cum[end].sub(cum[start])
+    }
+
+    fn evaluate(&mut self, b: i64) {
+        for (i, slo) in self.file.slos().iter().enumerate() {
+            for (r, rule) in self.file.alerts().iter().enumerate() {
+                let threshold = rule.threshold(slo);
+                let long = self.window(i, b, rule.long_window()).ratio();
+                let short = self.window(i, b, rule.short_window()).ratio();
+                let breached = |ratio: Option<f64>| ratio.is_some_and(|r| r > threshold);
+                let firing = breached(long) && breached(short);
+                if firing != self.series[i].firing[r] {
+                    self.series[i].firing[r] = firing;
+                    self.transitions.push(Transition {
+                        slo: slo.name().to_owned(),
+                        alert: rule.name().to_owned(),
+                        severity: rule.severity(),
+                        state: if firing { AlertState::Firing } else { AlertState::Resolved },
+                        at_ms: b * MINUTE_MS,
+                        long_ratio: long,
+                        short_ratio: short,
+                    });
+                }
+            }
+        }
+    }
+
+    fn slo_report(&self, i: usize, slo: &Slo) -> SloReport {
+        let series = &self.series[i];
+        let b = self.next_boundary - 1;
+        let in_window =
+            if self.origin.is_some() { self.window(i, b, slo.window()) } else { Counts::default() };
+        let budget = slo.error_budget();
+        let mut windows: Vec<Window> =
+            self.file.alerts().iter().flat_map(|r| [r.short_window(), r.long_window()]).collect();
+        windows.sort();
+        windows.dedup();
+        let burn_rates = windows
+            .into_iter()
+            .map(|window| {
+                let ratio = if self.origin.is_some() { self.window(i, b, window).ratio() } else { None };
+                BurnRate { window, rate: ratio.map(|r| r / budget) }
+            })
+            .collect();
+        let firing: Vec<String> = self
+            .file
+            .alerts()
+            .iter()
+            .zip(&series.firing)
+            .filter(|(_, on)| **on)
+            .map(|(rule, _)| rule.name().to_owned())
+            .collect();
+        let status = match () {
+            () if series.seen.requests == 0.0 => SloStatus::NoData,
+            () if !firing.is_empty() => SloStatus::Firing,
+            () => SloStatus::Healthy,
+        };
+        let ratio = in_window.ratio();
+        SloReport {
+            name: slo.name().to_owned(),
+            status,
+            requests: in_window.requests,
+            bad: in_window.bad,
+            sli: ratio.map(|r| (1.0 - r) * 100.0),
+            objective: slo.objective(),
+            error_budget: budget,
+            budget_remaining: ratio.map(|r| 1.0 - r / budget),
+            burn_rates,
+            firing,
+        }
+    }
+}
+
+/// The requests and bad requests `doc` holds for `slo`, if it publishes its metrics under
+/// the SLO's dimensions.
+fn count(slo: &Slo, doc: &EmfDocument, namespace: &str, dims: &[(String, String)]) -> Option<Counts> {
+    match slo.kind() {
+        SloKind::Availability => {
+            let requests: f64 = doc.values(namespace, dims, REQUESTS)?.iter().sum();
+            let bad: f64 = doc.values(namespace, dims, SERVER_ERRORS)?.iter().sum();
+            Some(Counts { requests, bad })
+        }
+        SloKind::Latency => {
+            let values = doc.values(namespace, dims, LATENCY)?;
+            let bad = values.iter().filter(|v| slo.latency_is_bad(**v)).count();
+            Some(Counts { requests: values.len() as f64, bad: bad as f64 })
+        }
+    }
+}
+
+/// Why an EMF log could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The log could not be read.
+    #[error("cannot read the EMF log: {0}")]
+    Io(#[from] std::io::Error),
+    /// A line has `_aws` but is not a valid EMF document.
+    #[error("line {line}: {source}")]
+    Emf {
+        /// 1-based.
+        line: usize,
+        /// What is wrong.
+        source: EmfError,
+    },
+}
+
+/// Evaluates a whole log (EMF documents among other lines), sorted by timestamp first.
+///
+/// # Errors
+/// [`EvalError`] when the log cannot be read or has a broken EMF document.
+pub fn evaluate_log(file: SloFile, log: impl BufRead) -> Result<Report, EvalError> {
+    let mut docs = Vec::new();
+    for (n, line) in log.lines().enumerate() {
+        if let Some(doc) =
+            EmfDocument::parse(&line?).map_err(|source| EvalError::Emf { line: n + 1, source })?
+        {
+            docs.push(doc);
+        }
+    }
+    docs.sort_by_key(EmfDocument::timestamp_ms);
+    let mut evaluator = Evaluator::new(file);
+    for doc in &docs {
+        evaluator.observe(doc);
+    }
+    Ok(evaluator.finish())
+}
+
+/// `ms` since the epoch as RFC 3339 UTC to the second (`2026-01-01T00:15:00Z`).
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}%"));
+        write!(f, "{} EMF documents, {} late", self.documents, self.late)?;
+        match self.as_of_ms {
+            Some(ms) => writeln!(f, ", evaluated up to {}", utc(ms))?,
+            None => writeln!(f)?,
+        }
+        for t in &self.transitions {
+            writeln!(
+                f,
+                "{} {:<8} {} {} ({}) long {} short {}",
+                utc(t.at_ms),
+                match t.state {
+                    AlertState::Firing => "FIRING",
+                    AlertState::Resolved => "RESOLVED",
+                },
+                t.slo,
+                t.alert,
+                t.severity,
+                pct(t.long_ratio.map(|r| r * 100.0)),
+                pct(t.short_ratio.map(|r| r * 100.0)),
+            )?;
+        }
+        for s in &self.slos {
+            let status = match s.status {
+                SloStatus::NoData => "NO DATA",
+                SloStatus::Healthy => "healthy",
+                SloStatus::Firing => "FIRING",
+            };
+            write!(
+                f,
+                "{:<24} {:<8} sli {} of {} requests (objective {}%), budget left {}",
+                s.name,
+                status,
+                pct(s.sli),
+                s.requests,
+                s.objective,
+                pct(s.budget_remaining.map(|r| r * 100.0)),
+            )?;
+            for b in &s.burn_rates {
+                write!(
+                    f,
+                    ", {} {}",
+                    b.window,
+                    b.rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
+                )?;
+            }
+            if !s.firing.is_empty() {
+                write!(f, ", firing: {}", s.firing.join(", "))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_prints_rfc_3339() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_767_225_600_000 + 15 * 60_000 + 59_999), "2026-01-01T00:15:59Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(-1_000), "1969-12-31T23:59:59Z");
+    }
+}

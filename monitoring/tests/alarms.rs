@@ -1,0 +1,144 @@
+//! The CloudWatch alarms: the same windows and thresholds as the evaluator, and a
+//! template cfn-lint passes without an error or a warning.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use lift_monitoring::alarms;
+use lift_monitoring::slo::SloFile;
+use serde_json::{json, Value};
+
+fn payments() -> SloFile {
+    SloFile::load(concat!(env!("CARGO_MANIFEST_DIR"), "/slo/payments.toml")).unwrap()
+}
+
+#[test]
+fn every_slo_and_rule_becomes_two_window_alarms_and_a_composite_with_the_evaluators_numbers() {
+    let file = payments();
+    let fragment = alarms::fragment(&file);
+    let resources = fragment["Resources"].as_object().unwrap();
+    assert_eq!(resources.len(), file.slos().len() * file.alerts().len() * 3);
+    for slo in file.slos() {
+        for rule in file.alerts() {
+            let id = slo.alarm_id(file.service(), rule);
+            for (suffix, window) in [("Long", rule.long_window()), ("Short", rule.short_window())] {
+                let p = &resources[&format!("{id}{suffix}")]["Properties"];
+                // Exactly the threshold the evaluator compares with, not a rounding of it.
+                assert_eq!(p["Threshold"].as_f64(), Some(rule.threshold(slo)), "{id}{suffix}");
+                assert_eq!(p["ComparisonOperator"], "GreaterThanThreshold");
+                assert_eq!(
+                    (p["EvaluationPeriods"].as_u64(), p["DatapointsToAlarm"].as_u64()),
+                    (Some(1), Some(1))
+                );
+                assert_eq!(p["TreatMissingData"], "notBreaching");
+                let metrics = p["Metrics"].as_array().unwrap();
+                for m in metrics.iter().filter(|m| m.get("MetricStat").is_some()) {
+                    assert_eq!(m["MetricStat"]["Period"].as_u64(), Some(window.seconds()));
+                    assert_eq!(m["MetricStat"]["Metric"]["Namespace"], "Payments");
+                    let dims: Vec<(String, String)> = m["MetricStat"]["Metric"]["Dimensions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| {
+                            (d["Name"].as_str().unwrap().to_owned(), d["Value"].as_str().unwrap().to_owned())
+                        })
+                        .collect();
+                    assert_eq!(dims, slo.dimensions(file.service()));
+                }
+                assert_eq!(metrics.iter().filter(|m| m["ReturnData"] == true).count(), 1);
+            }
+            let composite = &resources[&id];
+            assert_eq!(composite["Type"], "AWS::CloudWatch::CompositeAlarm");
+            assert_eq!(
+                composite["Properties"]["AlarmRule"]["Fn::Sub"],
+                format!("ALARM(\"${{{id}Long.Arn}}\") AND ALARM(\"${{{id}Short.Arn}}\")")
+            );
+            assert_eq!(composite["Properties"]["AlarmName"], slo.alarm_name(file.service(), rule));
+            let runbook = slo.runbook().unwrap();
+            assert!(composite["Properties"]["AlarmDescription"].as_str().unwrap().contains(runbook));
+        }
+    }
+}
+
+#[test]
+fn availability_divides_5xx_by_requests_and_latency_counts_values_above_the_threshold() {
+    let fragment = alarms::fragment(&payments());
+    let r = &fragment["Resources"];
+    let availability = &r["PaymentsCreateAvailabilityPageFastLong"]["Properties"]["Metrics"];
+    assert_eq!(availability[0]["MetricStat"]["Metric"]["MetricName"], "5xx");
+    assert_eq!(availability[0]["MetricStat"]["Stat"], "Sum");
+    assert_eq!(availability[1]["MetricStat"]["Metric"]["MetricName"], "Requests");
+    assert_eq!(availability[2]["Expression"], "bad / requests");
+    let latency = &r["PaymentsCreateLatencyTicketShort"]["Properties"]["Metrics"];
+    assert_eq!(latency[0]["MetricStat"]["Metric"]["MetricName"], "Latency");
+    // CloudWatch's percentile rank: values at or below 300 (lower bound exclusive, upper
+    // inclusive), the evaluator's "equal to the threshold is good".
+    assert_eq!(latency[0]["MetricStat"]["Stat"], "PR(:300)");
+    assert_eq!(latency[1]["Expression"], "(100 - good) / 100");
+    let tenant = &r["PaymentsAcmeCreateAvailabilityPageSlowShort"]["Properties"]["Metrics"][0]["MetricStat"];
+    assert_eq!(
+        tenant["Metric"]["Dimensions"],
+        json!([{"Name": "Route", "Value": "/payments"}, {"Name": "Tenant", "Value": "acme"}])
+    );
+    assert_eq!(tenant["Period"], 1_800);
+    // Pages go to the page topic, tickets to the ticket topic, both only when set.
+    let actions = |id: &str| r[id]["Properties"]["AlarmActions"]["Fn::If"].clone();
+    assert_eq!(actions("PaymentsAvailabilityPageFast")[0], "SloHasPageTopic");
+    assert_eq!(actions("PaymentsAvailabilityTicket")[1], json!([{"Ref": "SloTicketTopicArn"}]));
+}
+
+/// Runs cfn-lint once over the templates (it takes seconds to start): its exit code and
+/// each template's findings, in order.
+fn cfn_lint(templates: &[&Value]) -> (i32, Vec<String>) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let paths: Vec<PathBuf> = templates
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let path = dir.join(format!("slo-alarms-{}-{i}.json", std::process::id()));
+            std::fs::write(&path, serde_json::to_string_pretty(t).unwrap()).unwrap();
+            path
+        })
+        .collect();
+    let out = Command::new("cfn-lint")
+        .args(["--format", "parseable", "--"])
+        .args(&paths)
+        .output()
+        .expect("cfn-lint is installed (pip install cfn-lint)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let findings = paths
+        .iter()
+        .map(|p| {
+            let _ = std::fs::remove_file(p);
+            let name = p.display().to_string();
+            text.lines().filter(|l| l.starts_with(&name)).collect::<Vec<_>>().join("\n")
+        })
+        .collect();
+    (out.status.code().unwrap_or(-1), findings)
+}
+
+#[test]
+fn cfn_lint_finds_no_error_and_no_warning_in_templates_wrapping_the_fragment_and_does_catch_a_broken_one() {
+    let full = alarms::template(&payments());
+    // Only pages: no ticket parameter left unused.
+    let pages = SloFile::parse(
+        "[service]\nname = \"p\"\nnamespace = \"P\"\n[[slo]]\nname = \"a\"\nkind = \"availability\"\nobjective = 99.0\n\
+         [[alert]]\nname = \"page\"\nseverity = \"page\"\nburn_rate = 10\nlong_window = \"1h\"\nshort_window = \"5m\"\n",
+    )
+    .unwrap();
+    let pages = alarms::template(&pages);
+    assert!(pages["Parameters"].get("SloTicketTopicArn").is_none());
+    // The check is worth something only if cfn-lint reads these resources: a broken copy.
+    let mut broken = full.clone();
+    broken["Resources"]["PaymentsAvailabilityPageFastLong"]["Properties"]["ComparisonOperator"] =
+        json!("MoreThan");
+    broken["Resources"]["PaymentsAvailabilityPageFast"]["Properties"]["AlarmRule"]["Fn::Sub"] =
+        json!("ALARM(\"${NoSuchAlarm.Arn}\")");
+
+    let (code, findings) = cfn_lint(&[&full, &pages, &broken]);
+    assert_eq!(findings[0], "", "cfn-lint on the payments alarms");
+    assert_eq!(findings[1], "", "cfn-lint on the pages-only alarms");
+    assert!(findings[2].contains("MoreThan") && findings[2].contains("NoSuchAlarm"), "{}", findings[2]);
+    // Errors only come from the broken template (exit status 2: errors, no warnings).
+    assert_eq!(code, 2, "{findings:?}");
+}
