@@ -265,7 +265,15 @@ impl Config {
             .or_else(|| var("LIFT_METRICS_NAMESPACE"))
             .or_else(|| var("POWERTOOLS_METRICS_NAMESPACE"))
             .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
-        let metrics = MetricsBuilder::from_env_vars(&var).namespace(namespace);
+        // The dimension sets the SLOs in monitoring/slo/payments.toml read: per tenant and
+        // route, per route and service-wide (CloudWatch keeps one metric per set, and an
+        // alarm reads exactly one; `lift-monitoring slo check` lists them).
+        use lift::middleware::metrics::{ROUTE, TENANT};
+        let metrics = MetricsBuilder::from_env_vars(&var)
+            .namespace(namespace)
+            .dimension_set([ROUTE, TENANT])
+            .dimension_set([ROUTE])
+            .dimension_set(Vec::<String>::new());
         let xray = XrayBuilder::from_env_vars(&var);
         let threat = lift::security::threat::ThreatBuilder::from_env_vars(&var)
             .and_then(lift::security::threat::ThreatBuilder::build)
