@@ -77,6 +77,9 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "backup")]
+#[cfg_attr(docsrs, doc(cfg(feature = "backup")))]
+pub mod backup;
 mod conflict;
 mod env;
 mod error;
