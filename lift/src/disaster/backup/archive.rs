@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::backup::epoch_ms;
 use super::json::item_to_json;
+use super::scan::epoch_ms;
 use super::segment::{sha256_hex, LineWriter};
 use super::{BackupError, BackupTarget};
 use crate::disaster::replication::convert_item;
@@ -43,16 +43,24 @@ pub(crate) struct ArchivedRecord {
     pub(crate) image: Option<Value>,
     /// When the archive read it (epoch ms): never before the change was made.
     pub(crate) observed_ms: u64,
+    /// When the archive last read the shard to its end without it (epoch ms; 0 for the
+    /// shard's first read): the change was made after this.
+    #[serde(default)]
+    pub(crate) after_ms: u64,
     /// When the writer says it made the change (the time attribute, epoch ms), if it says.
     #[serde(default)]
     pub(crate) written_ms: Option<u64>,
 }
 
 impl ArchivedRecord {
-    /// The moment the change is placed at: the writer's own time when the item carries
-    /// one, else when the archive read it.
-    pub(crate) fn at_ms(&self) -> u64 {
-        self.written_ms.unwrap_or(self.observed_ms)
+    /// The earliest and latest moment the change can have been made: the writer's own time
+    /// when the item carries one, else between the last read of its shard that did not see
+    /// it and the read that did.
+    pub(crate) fn window_ms(&self) -> (u64, u64) {
+        match self.written_ms {
+            Some(at) => (at, at),
+            None => (self.after_ms, self.observed_ms),
+        }
     }
 }
 
@@ -87,13 +95,18 @@ pub struct ArchiveStats {
 /// changes as gzip JSON-lines chunks `stream/chunk-<ms>-<id>.jsonl.gz`, each followed by its
 /// index (record count, SHA-256, time range), every
 /// [`flush_interval`](StreamArchiveBuilder::flush_interval), when a caller waits in
-/// [`caught_up`](Self::caught_up), and when it stops. Each change is placed in time at the
-/// writer's own time when items carry a [`time_attribute`](StreamArchiveBuilder::time_attribute)
-/// (epoch milliseconds), else at the moment the archive read it, which is never before the
-/// change and at most a poll interval after it on DynamoDB Local. Deletes carry no new image,
-/// so they are always placed at the moment they were read. (The stream's own
-/// `ApproximateCreationDateTime` is too coarse: AWS rounds it to the second, DynamoDB Local
-/// to the minute.)
+/// [`caught_up`](Self::caught_up), and when it stops.
+///
+/// Each change is placed in time at the writer's own time when items carry a
+/// [`time_attribute`](StreamArchiveBuilder::time_attribute) (epoch milliseconds); otherwise
+/// (and always for deletes, which carry no new image) between the last read of its shard
+/// that reached the end without it and the read that returned it: a window of about one
+/// poll interval. A restore to a moment inside a change's window keeps the change and
+/// counts it in [`RestoreReport::changes_near_moment`](super::RestoreReport). The window is
+/// exact on DynamoDB Local, where a change is in the stream when its write returns; on AWS
+/// records appear within about a second, so give the moment that much room. (The stream's
+/// own `ApproximateCreationDateTime` is too coarse: AWS rounds it to the second, DynamoDB
+/// Local to the minute.)
 ///
 /// This is lift's point-in-time recovery for DynamoDB Local and for tables where native PITR
 /// is not available. **On AWS, prefer DynamoDB's native point-in-time recovery**
@@ -195,7 +208,11 @@ impl StreamArchive {
         if stats.pending > 0 {
             return Err(BackupError::target(
                 "stream archive",
-                format!("{} records could not be written: {}", stats.pending, stats.last_error.unwrap_or_default()),
+                format!(
+                    "{} records could not be written: {}",
+                    stats.pending,
+                    stats.last_error.unwrap_or_default()
+                ),
             ));
         }
         Ok(stats)
@@ -262,7 +279,9 @@ impl StreamArchiveBuilder {
             .filter(|s| s.stream_enabled())
             .and_then(|s| s.stream_view_type());
         let arn = table.and_then(|t| t.latest_stream_arn());
-        let (Some(view @ (StreamViewType::NewImage | StreamViewType::NewAndOldImages)), Some(arn)) = (view, arn) else {
+        let (Some(view @ (StreamViewType::NewImage | StreamViewType::NewAndOldImages)), Some(arn)) =
+            (view, arn)
+        else {
             return Err(BackupError::NoStream {
                 table: self.table,
                 found: view.map_or("no stream".to_owned(), |v| format!("a {} stream", v.as_str())),
@@ -295,6 +314,8 @@ struct Shard {
     id: String,
     iterator: Option<String>,
     last_sequence: Option<String>,
+    /// When the last read that reached the shard's end was sent (epoch ms).
+    end_read_ms: u64,
     closed: bool,
 }
 
@@ -419,7 +440,13 @@ impl Reader {
             for shard in description.shards() {
                 let Some(id) = shard.shard_id() else { continue };
                 if !shards.iter().any(|s| s.id == id) {
-                    shards.push(Shard { id: id.to_owned(), iterator: None, last_sequence: None, closed: false });
+                    shards.push(Shard {
+                        id: id.to_owned(),
+                        iterator: None,
+                        last_sequence: None,
+                        end_read_ms: 0,
+                        closed: false,
+                    });
                 }
             }
             match description.last_evaluated_shard_id() {
@@ -431,29 +458,36 @@ impl Reader {
     }
 
     /// Reads one page of every open shard; whether every shard was read to its end.
-    async fn read_round(&self, shards: &mut [Shard], pending: &mut Vec<ArchivedRecord>) -> Result<bool, String> {
+    async fn read_round(
+        &self,
+        shards: &mut [Shard],
+        pending: &mut Vec<ArchivedRecord>,
+    ) -> Result<bool, String> {
         let mut at_end = true;
         for shard in shards.iter_mut().filter(|s| !s.closed) {
             let iterator = match shard.iterator.take() {
                 Some(iterator) => iterator,
                 None => self.iterator(shard).await?,
             };
-            let out = match self.region.streams().get_records().shard_iterator(iterator).limit(PAGE).send().await {
-                Ok(out) => out,
-                Err(err) => {
-                    let expired = err.as_service_error().is_some_and(|e| e.is_expired_iterator_exception());
-                    if expired {
-                        // A fresh iterator after the last record read, next round.
-                        at_end = false;
-                        continue;
+            let sent_ms = epoch_ms(SystemTime::now());
+            let out =
+                match self.region.streams().get_records().shard_iterator(iterator).limit(PAGE).send().await {
+                    Ok(out) => out,
+                    Err(err) => {
+                        let expired =
+                            err.as_service_error().is_some_and(|e| e.is_expired_iterator_exception());
+                        if expired {
+                            // A fresh iterator after the last record read, next round.
+                            at_end = false;
+                            continue;
+                        }
+                        return Err(format!("GetRecords: {}", crate::error::error_chain(&err)));
                     }
-                    return Err(format!("GetRecords: {}", crate::error::error_chain(&err)));
-                }
-            };
+                };
             let observed_ms = epoch_ms(SystemTime::now());
             let records = out.records();
             for record in records {
-                if let Some(archived) = self.archived(&shard.id, record, observed_ms) {
+                if let Some(archived) = self.archived(&shard.id, record, shard.end_read_ms, observed_ms) {
                     pending.push(archived);
                 }
             }
@@ -461,7 +495,12 @@ impl Reader {
                 shard.last_sequence = Some(seq.to_owned());
             }
             self.update(|s| s.records += records.len() as u64);
-            at_end &= records.len() < PAGE as usize;
+            if records.len() < PAGE as usize {
+                // Whatever this read did not return was written after it was sent.
+                shard.end_read_ms = sent_ms;
+            } else {
+                at_end = false;
+            }
             match out.next_shard_iterator() {
                 Some(next) => shard.iterator = Some(next.to_owned()),
                 None => shard.closed = true,
@@ -471,16 +510,28 @@ impl Reader {
     }
 
     async fn iterator(&self, shard: &Shard) -> Result<String, String> {
-        let request = self.region.streams().get_shard_iterator().stream_arn(&self.stream_arn).shard_id(&shard.id);
+        let request =
+            self.region.streams().get_shard_iterator().stream_arn(&self.stream_arn).shard_id(&shard.id);
         let request = match &shard.last_sequence {
-            Some(seq) => request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
+            Some(seq) => {
+                request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq)
+            }
             None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let out = request.send().await.map_err(|e| format!("GetShardIterator: {}", crate::error::error_chain(&e)))?;
+        let out = request
+            .send()
+            .await
+            .map_err(|e| format!("GetShardIterator: {}", crate::error::error_chain(&e)))?;
         out.shard_iterator().map(str::to_owned).ok_or_else(|| format!("no iterator for shard {}", shard.id))
     }
 
-    fn archived(&self, shard: &str, record: &Record, observed_ms: u64) -> Option<ArchivedRecord> {
+    fn archived(
+        &self,
+        shard: &str,
+        record: &Record,
+        after_ms: u64,
+        observed_ms: u64,
+    ) -> Option<ArchivedRecord> {
         let kind = match record.event_name()? {
             OperationType::Insert | OperationType::Modify => "put",
             OperationType::Remove => "delete",
@@ -502,6 +553,7 @@ impl Reader {
             keys: item_to_json(&data.keys().map(convert_item).unwrap_or_default()),
             image: image.as_ref().map(item_to_json),
             observed_ms,
+            after_ms,
             written_ms,
         })
     }
@@ -521,6 +573,8 @@ impl Reader {
         };
         let name = format!("stream/chunk-{first_ms:013}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         self.target.put(&format!("{name}.jsonl.gz"), bytes).await?;
-        self.target.put(&format!("{name}.json"), serde_json::to_vec(&index).expect("an index serializes")).await
+        self.target
+            .put(&format!("{name}.json"), serde_json::to_vec(&index).expect("an index serializes"))
+            .await
     }
 }

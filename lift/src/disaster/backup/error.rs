@@ -111,7 +111,11 @@ pub enum BackupError {
 }
 
 impl BackupError {
-    pub(crate) fn request<E: std::error::Error + 'static>(operation: &'static str, table: &str, err: &E) -> Self {
+    pub(crate) fn request<E: std::error::Error + 'static>(
+        operation: &'static str,
+        table: &str,
+        err: &E,
+    ) -> Self {
         Self::Request { operation, table: table.to_owned(), message: crate::error::error_chain(err) }
     }
 

@@ -45,7 +45,8 @@ pub(crate) fn json_to_attribute(value: &Value) -> Option<AttributeValue> {
         return None;
     }
     let (tag, inner) = map.iter().next()?;
-    let strings = || inner.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>();
+    let strings =
+        || inner.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>();
     let blob = |v: &Value| B64.decode(v.as_str()?).ok().map(Blob::new);
     Some(match tag.as_str() {
         "S" => AttributeValue::S(inner.as_str()?.to_owned()),
@@ -56,7 +57,9 @@ pub(crate) fn json_to_attribute(value: &Value) -> Option<AttributeValue> {
         "SS" => AttributeValue::Ss(strings()?),
         "NS" => AttributeValue::Ns(strings()?),
         "BS" => AttributeValue::Bs(inner.as_array()?.iter().map(blob).collect::<Option<Vec<_>>>()?),
-        "L" => AttributeValue::L(inner.as_array()?.iter().map(json_to_attribute).collect::<Option<Vec<_>>>()?),
+        "L" => {
+            AttributeValue::L(inner.as_array()?.iter().map(json_to_attribute).collect::<Option<Vec<_>>>()?)
+        }
         "M" => AttributeValue::M(json_to_item(inner)?),
         _ => return None,
     })
@@ -81,7 +84,8 @@ pub(crate) mod tests {
             any::<bool>().prop_map(AttributeValue::Bool),
             Just(AttributeValue::Null(true)),
             proptest::collection::vec(any::<String>(), 1..4).prop_map(AttributeValue::Ss),
-            proptest::collection::vec(any::<u16>().prop_map(|n| n.to_string()), 1..4).prop_map(AttributeValue::Ns),
+            proptest::collection::vec(any::<u16>().prop_map(|n| n.to_string()), 1..4)
+                .prop_map(AttributeValue::Ns),
             proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..8).prop_map(Blob::new), 1..3)
                 .prop_map(AttributeValue::Bs),
         ];
@@ -113,7 +117,9 @@ pub(crate) mod tests {
 
     #[test]
     fn malformed_json_is_not_an_attribute() {
-        for bad in [r#"{"S": 1}"#, r#"{"X": "a"}"#, r#"{"S": "a", "N": "1"}"#, r#"{"B": "not base64!"}"#, "[]"] {
+        for bad in
+            [r#"{"S": 1}"#, r#"{"X": "a"}"#, r#"{"S": "a", "N": "1"}"#, r#"{"B": "not base64!"}"#, "[]"]
+        {
             let value: Value = serde_json::from_str(bad).unwrap();
             assert_eq!(json_to_attribute(&value), None, "{bad}");
         }

@@ -116,7 +116,8 @@ fn capacity(read: Option<i64>, write: Option<i64>) -> Option<(i64, i64)> {
 impl TableDefinition {
     /// The definition in a DescribeTable answer.
     pub fn from_description(table: &TableDescription) -> Self {
-        let billing_mode = table.billing_mode_summary().and_then(|b| b.billing_mode()).map(|m| m.as_str().to_owned());
+        let billing_mode =
+            table.billing_mode_summary().and_then(|b| b.billing_mode()).map(|m| m.as_str().to_owned());
         let throughput = |t: Option<&aws_sdk_dynamodb::types::ProvisionedThroughputDescription>| {
             t.and_then(|t| capacity(t.read_capacity_units(), t.write_capacity_units()))
         };
@@ -189,15 +190,25 @@ impl TableDefinition {
         name: &str,
     ) -> Result<aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder, String> {
         let key = |(n, t): &(String, String)| {
-            KeySchemaElement::builder().attribute_name(n).key_type(KeyType::from(t.as_str())).build().map_err(|e| e.to_string())
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(KeyType::from(t.as_str()))
+                .build()
+                .map_err(|e| e.to_string())
         };
         let throughput = |(r, w): (i64, i64)| {
-            ProvisionedThroughput::builder().read_capacity_units(r).write_capacity_units(w).build().map_err(|e| e.to_string())
+            ProvisionedThroughput::builder()
+                .read_capacity_units(r)
+                .write_capacity_units(w)
+                .build()
+                .map_err(|e| e.to_string())
         };
         let projection = |i: &IndexDefinition| {
             Projection::builder()
                 .projection_type(ProjectionType::from(i.projection.as_str()))
-                .set_non_key_attributes((!i.non_key_attributes.is_empty()).then(|| i.non_key_attributes.clone()))
+                .set_non_key_attributes(
+                    (!i.non_key_attributes.is_empty()).then(|| i.non_key_attributes.clone()),
+                )
                 .build()
         };
         let provisioned = self.billing_mode.as_deref() == Some("PROVISIONED") || self.capacity.is_some();
@@ -215,7 +226,9 @@ impl TableDefinition {
             );
         }
         request = match (provisioned, self.capacity) {
-            (true, Some(c)) => request.billing_mode(BillingMode::Provisioned).provisioned_throughput(throughput(c)?),
+            (true, Some(c)) => {
+                request.billing_mode(BillingMode::Provisioned).provisioned_throughput(throughput(c)?)
+            }
             _ => request.billing_mode(BillingMode::PayPerRequest),
         };
         for g in &self.global_indexes {

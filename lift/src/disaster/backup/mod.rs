@@ -57,17 +57,17 @@
 //! ```
 
 mod archive;
-mod backup;
 mod error;
 mod json;
 mod manifest;
 mod restore;
+mod scan;
 mod segment;
 mod target;
 
 pub use archive::{ArchiveStats, StreamArchive, StreamArchiveBuilder};
-pub use backup::{TableBackup, TableBackupBuilder};
 pub use error::BackupError;
 pub use manifest::{IndexDefinition, Manifest, SegmentEntry, TableDefinition, MANIFEST_FORMAT};
 pub use restore::{NotRestored, PointInTime, Restore, RestoreBuilder, RestoreReport};
+pub use scan::{TableBackup, TableBackupBuilder};
 pub use target::BackupTarget;

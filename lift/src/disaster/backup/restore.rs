@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::types::{PutRequest, TableStatus, WriteRequest};
 use futures_util::stream::{self, StreamExt};
 
 use super::archive::{ArchivedRecord, ChunkIndex};
-use super::backup::epoch_ms;
 use super::json::json_to_item;
 use super::manifest::Manifest;
+use super::scan::epoch_ms;
 use super::segment::{decode_items, decode_lines, sha256_hex};
 use super::{BackupError, BackupTarget};
 use crate::disaster::{ConfigError, Item};
@@ -23,6 +23,14 @@ const REPLAY_MARGIN: Duration = Duration::from_secs(60);
 const ATTEMPTS: u32 = 8;
 /// How long a new table may take to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What replaying the archive did.
+struct Replay {
+    replayed: u64,
+    later: u64,
+    near: u64,
+    failed: Vec<NotRestored>,
+}
 
 /// The moment a restore brings the table back to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +68,9 @@ pub struct RestoreReport {
     pub changes_replayed: u64,
     /// Archived changes left out because they were made after the moment.
     pub changes_after_moment: u64,
+    /// Archived changes kept although they may have been made up to one archive poll
+    /// interval after the moment (their time is known only to that window).
+    pub changes_near_moment: u64,
     /// Stream archive chunks read.
     pub chunks_read: u64,
     /// What could not be restored (empty when everything was).
@@ -114,6 +125,7 @@ pub struct Restore {
     backup: Option<String>,
     until: PointInTime,
     concurrency: usize,
+    replay: bool,
 }
 
 /// Configures a [`Restore`].
@@ -124,9 +136,21 @@ pub struct RestoreBuilder {
 
 impl Restore {
     /// A builder for restoring from `target` into the new table `table`.
-    pub fn builder(client: aws_sdk_dynamodb::Client, target: BackupTarget, table: impl Into<String>) -> RestoreBuilder {
+    pub fn builder(
+        client: aws_sdk_dynamodb::Client,
+        target: BackupTarget,
+        table: impl Into<String>,
+    ) -> RestoreBuilder {
         RestoreBuilder {
-            inner: Restore { client, target, table: table.into(), backup: None, until: PointInTime::Latest, concurrency: 16 },
+            inner: Restore {
+                client,
+                target,
+                table: table.into(),
+                backup: None,
+                until: PointInTime::Latest,
+                concurrency: 16,
+                replay: true,
+            },
         }
     }
 
@@ -149,21 +173,23 @@ impl Restore {
         let manifest = self.choose(until_ms).await?;
         let items = self.verified_items(&manifest).await?;
         let window_start = manifest.started_at_ms.saturating_sub(REPLAY_MARGIN.as_millis() as u64);
-        let (records, chunks_read) = self.archived(window_start).await?;
+        let (records, chunks_read) =
+            if self.replay { self.archived(window_start).await? } else { (Vec::new(), 0) };
 
         self.create_table(&manifest).await?;
         let mut not_restored = self.write_items(items, &manifest.definition.key_names()).await;
         let items_from_backup = manifest.item_count - not_restored.len() as u64;
-        let (changes_replayed, changes_after_moment, failed) = self.replay(records, window_start, until_ms).await;
-        not_restored.extend(failed);
+        let replay = self.replay(records, window_start, until_ms).await;
+        not_restored.extend(replay.failed);
         Ok(RestoreReport {
             table: self.table.clone(),
             backup_id: manifest.backup_id,
             backup_ended_at_ms: manifest.ended_at_ms,
             until_ms,
             items_from_backup,
-            changes_replayed,
-            changes_after_moment,
+            changes_replayed: replay.replayed,
+            changes_after_moment: replay.later,
+            changes_near_moment: replay.near,
             chunks_read,
             not_restored,
             duration: started.elapsed(),
@@ -191,10 +217,8 @@ impl Restore {
             return Ok(manifest);
         }
         let keys = self.target.list("backups/").await?;
-        let mut ids: Vec<&str> = keys
-            .iter()
-            .filter_map(|k| k.strip_prefix("backups/")?.strip_suffix("/manifest.json"))
-            .collect();
+        let mut ids: Vec<&str> =
+            keys.iter().filter_map(|k| k.strip_prefix("backups/")?.strip_suffix("/manifest.json")).collect();
         ids.sort_unstable();
         let any = !ids.is_empty();
         for id in ids.into_iter().rev() {
@@ -275,7 +299,8 @@ impl Restore {
             } else {
                 continue;
             };
-            let corrupt = |reason: String| BackupError::ArchiveCorrupt { chunk: format!("{stem}.jsonl.gz"), reason };
+            let corrupt =
+                |reason: String| BackupError::ArchiveCorrupt { chunk: format!("{stem}.jsonl.gz"), reason };
             if data {
                 if !names.contains(format!("{stem}.json").as_str()) {
                     return Err(corrupt("its index is missing".to_owned()));
@@ -286,12 +311,16 @@ impl Restore {
                 return Err(corrupt("the chunk is missing".to_owned()));
             }
             let index_bytes = self.target.get(key).await?.unwrap_or_default();
-            let index: ChunkIndex =
-                serde_json::from_slice(&index_bytes).map_err(|e| corrupt(format!("unreadable index: {e}")))?;
+            let index: ChunkIndex = serde_json::from_slice(&index_bytes)
+                .map_err(|e| corrupt(format!("unreadable index: {e}")))?;
             if index.last_ms < window_start {
                 continue;
             }
-            let bytes = self.target.get(&format!("{stem}.jsonl.gz")).await?.ok_or_else(|| corrupt("the chunk is missing".into()))?;
+            let bytes = self
+                .target
+                .get(&format!("{stem}.jsonl.gz"))
+                .await?
+                .ok_or_else(|| corrupt("the chunk is missing".into()))?;
             let found = sha256_hex(&bytes);
             if found != index.sha256 {
                 return Err(corrupt(format!("sha-256 {found}, index says {}", index.sha256)));
@@ -301,7 +330,9 @@ impl Restore {
                 return Err(corrupt(format!("holds {} records, index says {}", lines.len(), index.records)));
             }
             for (n, line) in lines.into_iter().enumerate() {
-                records.push(serde_json::from_value(line).map_err(|e| corrupt(format!("record {}: {e}", n + 1)))?);
+                records.push(
+                    serde_json::from_value(line).map_err(|e| corrupt(format!("record {}: {e}", n + 1)))?,
+                );
             }
             chunks += 1;
         }
@@ -310,7 +341,10 @@ impl Restore {
 
     async fn create_table(&self, manifest: &Manifest) -> Result<(), BackupError> {
         let request = manifest.definition.create_table(&self.client, &self.table).map_err(|reason| {
-            BackupError::Manifest { backup: manifest.backup_id.clone(), reason: format!("table definition: {reason}") }
+            BackupError::Manifest {
+                backup: manifest.backup_id.clone(),
+                reason: format!("table definition: {reason}"),
+            }
         })?;
         match request.send().await {
             Ok(_) => {}
@@ -357,7 +391,11 @@ impl Restore {
         let mut requests: Vec<WriteRequest> = batch
             .into_iter()
             .filter_map(|item| {
-                Some(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().ok()?).build())
+                Some(
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item)).build().ok()?)
+                        .build(),
+                )
             })
             .collect();
         let mut reason = String::new();
@@ -370,7 +408,8 @@ impl Restore {
             }
             match self.client.batch_write_item().request_items(&self.table, requests.clone()).send().await {
                 Ok(out) => {
-                    requests = out.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
+                    requests =
+                        out.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
                     reason = "left unprocessed by dynamodb".to_owned();
                 }
                 Err(e) => reason = crate::error::error_chain(&e),
@@ -385,34 +424,33 @@ impl Restore {
             .collect()
     }
 
-
     /// Applies the archived changes from `window_start` to the moment, in stream order per
-    /// item; returns (replayed, left out as later than the moment, failures).
-    async fn replay(
-        &self,
-        records: Vec<ArchivedRecord>,
-        window_start: u64,
-        until_ms: Option<u64>,
-    ) -> (u64, u64, Vec<NotRestored>) {
+    /// item.
+    async fn replay(&self, records: Vec<ArchivedRecord>, window_start: u64, until_ms: Option<u64>) -> Replay {
         let mut seen = HashSet::new();
         let mut by_key: BTreeMap<String, Vec<ArchivedRecord>> = BTreeMap::new();
         for record in records {
-            if record.at_ms() < window_start || !seen.insert((record.shard.clone(), record.seq.clone())) {
+            if record.window_ms().1 < window_start || !seen.insert((record.shard.clone(), record.seq.clone()))
+            {
                 continue;
             }
             by_key.entry(record.keys.to_string()).or_default().push(record);
         }
-        let mut later = 0u64;
+        let (mut later, mut near) = (0u64, 0u64);
         let mut work = Vec::new();
         for (key, mut changes) in by_key {
             changes.sort_by(|a, b| (a.seq.len(), &a.seq).cmp(&(b.seq.len(), &b.seq)));
-            // Changes of one item are in order: once one is past the moment, so are the rest.
+            // Changes of one item are in order: once one is surely past the moment, so are
+            // the rest.
             let keep = match until_ms {
-                Some(until) => changes.iter().position(|c| c.at_ms() > until).unwrap_or(changes.len()),
+                Some(until) => changes.iter().position(|c| c.window_ms().0 > until).unwrap_or(changes.len()),
                 None => changes.len(),
             };
             later += (changes.len() - keep) as u64;
             changes.truncate(keep);
+            if let Some(until) = until_ms {
+                near += changes.iter().filter(|c| c.window_ms().1 > until).count() as u64;
+            }
             if !changes.is_empty() {
                 work.push((key, changes));
             }
@@ -431,8 +469,12 @@ impl Restore {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let replayed = results.iter().map(|(n, _)| n).sum();
-        (replayed, later, results.into_iter().filter_map(|(_, f)| f).collect())
+        Replay {
+            replayed: results.iter().map(|(n, _)| n).sum(),
+            later,
+            near,
+            failed: results.into_iter().filter_map(|(_, f)| f).collect(),
+        }
     }
 
     async fn apply(&self, change: &ArchivedRecord) -> Result<(), String> {
@@ -443,15 +485,25 @@ impl Restore {
             }
             let result = if change.kind == "delete" {
                 let key = json_to_item(&change.keys).ok_or("the archived key is not a dynamodb item")?;
-                self.client.delete_item().table_name(&self.table).set_key(Some(key)).send().await.map(|_| ()).map_err(|e| {
-                    format!("DeleteItem: {}", crate::error::error_chain(&e))
-                })
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("DeleteItem: {}", crate::error::error_chain(&e)))
             } else {
                 let image = change.image.as_ref().ok_or("the archived put carries no new image")?;
                 let item = json_to_item(image).ok_or("the archived image is not a dynamodb item")?;
-                self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map(|_| ()).map_err(|e| {
-                    format!("PutItem: {}", crate::error::error_chain(&e))
-                })
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("PutItem: {}", crate::error::error_chain(&e)))
             };
             match result {
                 Ok(()) => return Ok(()),
@@ -472,6 +524,13 @@ impl RestoreBuilder {
     /// The moment to restore to (default [`PointInTime::Latest`]).
     pub fn until(mut self, until: PointInTime) -> Self {
         self.inner.until = until;
+        self
+    }
+
+    /// Whether the stream archive is replayed (default true); without it the table comes
+    /// back as the backup's scan read it, and the moment only chooses the backup.
+    pub fn replay_archive(mut self, replay: bool) -> Self {
+        self.inner.replay = replay;
         self
     }
 
@@ -499,6 +558,10 @@ impl RestoreBuilder {
 /// The key attributes of `item` in DynamoDB JSON: never its other values, which may be
 /// sensitive, as reports are shared.
 fn key_text(item: &Item, keys: &[&str]) -> String {
-    let key: Item = item.iter().filter(|(k, _)| keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let key: Item = item
+        .iter()
+        .filter(|(k, _)| keys.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     super::json::item_to_json(&key).to_string()
 }

@@ -108,7 +108,9 @@ impl BackupTarget {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| BackupError::target(format!("s3://{bucket}/{object}"), crate::error::error_chain(&e)))
+                    .map_err(|e| {
+                        BackupError::target(format!("s3://{bucket}/{object}"), crate::error::error_chain(&e))
+                    })
             }
         }
     }
@@ -154,15 +156,19 @@ impl BackupTarget {
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(BackupError::target(dir.display().to_string(), e)),
                     };
-                    while let Some(entry) =
-                        entries.next_entry().await.map_err(|e| BackupError::target(dir.display().to_string(), e))?
+                    while let Some(entry) = entries
+                        .next_entry()
+                        .await
+                        .map_err(|e| BackupError::target(dir.display().to_string(), e))?
                     {
                         let path = entry.path();
                         if path.is_dir() {
                             dirs.push(path);
                         } else if let Ok(rel) = path.strip_prefix(root) {
-                            let key: Vec<String> =
-                                rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                            let key: Vec<String> = rel
+                                .components()
+                                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                                .collect();
                             keys.push(key.join("/"));
                         }
                     }
@@ -176,9 +182,12 @@ impl BackupTarget {
                 let mut keys = Vec::new();
                 let mut pages = client.list_objects_v2().bucket(bucket).prefix(&full).into_paginator().send();
                 while let Some(page) = pages.next().await {
-                    let page = page
-                        .map_err(|e| BackupError::target(format!("s3://{bucket}/{full}"), crate::error::error_chain(&e)))?;
-                    keys.extend(page.contents().iter().filter_map(|o| o.key()).map(|k| k[strip..].to_owned()));
+                    let page = page.map_err(|e| {
+                        BackupError::target(format!("s3://{bucket}/{full}"), crate::error::error_chain(&e))
+                    })?;
+                    keys.extend(
+                        page.contents().iter().filter_map(|o| o.key()).map(|k| k[strip..].to_owned()),
+                    );
                 }
                 keys
             }

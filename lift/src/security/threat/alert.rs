@@ -158,7 +158,8 @@ impl WebhookAlert {
 fn client(extra_roots: &[CertificateDer<'static>]) -> Result<WebhookClient, InvalidConfig> {
     let roots = crate::tls::roots(true, extra_roots)
         .map_err(|_| InvalidConfig::new("threat", "the webhook ca is not a usable certificate"))?;
-    let tls = crate::tls::client_config(roots).map_err(|_| InvalidConfig::new("threat", "tls cannot be set up"))?;
+    let tls =
+        crate::tls::client_config(roots).map_err(|_| InvalidConfig::new("threat", "tls cannot be set up"))?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()

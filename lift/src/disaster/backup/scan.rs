@@ -83,7 +83,8 @@ impl TableBackup {
             .await
             .map_err(|e| BackupError::request("DescribeTable", &self.table, &e))?;
         let definition = described.table().map(TableDefinition::from_description).unwrap_or_default();
-        let backup_id = format!("{:013}-{}", epoch_ms(started), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let backup_id =
+            format!("{:013}-{}", epoch_ms(started), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let segments: Vec<SegmentEntry> = stream::iter(0..self.segments)
             .map(|index| self.segment(&backup_id, index))
             .buffer_unordered(self.segments.min(64) as usize)
@@ -141,7 +142,13 @@ impl TableBackup {
         let items = writer.lines();
         let bytes = writer.finish();
         let file = format!("segment-{index:05}.jsonl.gz");
-        let entry = SegmentEntry { index, file: file.clone(), items, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) };
+        let entry = SegmentEntry {
+            index,
+            file: file.clone(),
+            items,
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        };
         self.target.put(&format!("backups/{backup_id}/{file}"), bytes).await?;
         Ok(entry)
     }
@@ -185,12 +192,22 @@ impl TableBackupBuilder {
             return Err(ConfigError::invalid("table", "empty table name").into());
         }
         if !(1..=MAX_SEGMENTS).contains(&self.segments) {
-            return Err(ConfigError::invalid("segments", format!("must be 1 to {MAX_SEGMENTS}, got {}", self.segments)).into());
+            return Err(ConfigError::invalid(
+                "segments",
+                format!("must be 1 to {MAX_SEGMENTS}, got {}", self.segments),
+            )
+            .into());
         }
         if self.page_size.is_some_and(|p| p < 1) {
             return Err(ConfigError::invalid("page_size", "must be at least 1").into());
         }
-        Ok(TableBackup { client: self.client, table: self.table, target, segments: self.segments, page_size: self.page_size })
+        Ok(TableBackup {
+            client: self.client,
+            table: self.table,
+            target,
+            segments: self.segments,
+            page_size: self.page_size,
+        })
     }
 }
 
@@ -212,7 +229,8 @@ mod tests {
         let err = |b: TableBackupBuilder| b.build().unwrap_err().to_string();
         assert_eq!(err(TableBackup::builder(client(), "t")), "invalid target: no backup target");
         assert!(err(TableBackup::builder(client(), "t").target(dir()).segments(0)).contains("segments"));
-        assert!(err(TableBackup::builder(client(), "t").target(dir()).segments(MAX_SEGMENTS + 1)).contains("segments"));
+        assert!(err(TableBackup::builder(client(), "t").target(dir()).segments(MAX_SEGMENTS + 1))
+            .contains("segments"));
         assert!(err(TableBackup::builder(client(), "").target(dir())).contains("table"));
         assert!(err(TableBackup::builder(client(), "t").target(dir()).page_size(0)).contains("page_size"));
         assert!(TableBackup::builder(client(), "t").target(dir()).segments(16).build().is_ok());
