@@ -412,3 +412,37 @@ async fn s3_round_trip_on_moto() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
+    let f = fixture().await;
+    for i in 0..12 {
+        f.put(&format!("cli-{i}"), "x").await;
+    }
+    let endpoint = DynamoDbLocal::shared().await.unwrap().endpoint().to_owned();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+            .args(args)
+            .env("LIFT_DYNAMODB_ENDPOINT", &endpoint)
+            .output()
+            .unwrap()
+    };
+    let dir = f.dir.to_str().unwrap();
+    let out = cli(&["backup", "--table", &f.table, "--to", dir, "--segments", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 items in 2 segments"));
+    let into = restored_name(&f);
+    let out = cli(&["restore", "--from", dir, "--into", &into, "--until", "latest"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(contents(&f.client, &into).await.len(), 12);
+    let out = cli(&["restore", "--from", dir, "--into", &into]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["restore", "--from", dir, "--into", "x-new", "--until", "yesterday"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not `latest`, RFC 3339 or epoch milliseconds"));
+}

@@ -183,7 +183,9 @@ impl TableDefinition {
         keys.into_iter().map(|(n, _)| n.as_str()).collect()
     }
 
-    /// A CreateTable request for this definition under `name`.
+    /// A CreateTable request for this definition under `name`, without its stream: a
+    /// restore turns the stream on once the items are back, so consumers of the new
+    /// table's stream do not see every restored item as a new insert.
     pub(crate) fn create_table(
         &self,
         client: &aws_sdk_dynamodb::Client,
@@ -248,15 +250,16 @@ impl TableDefinition {
             }
             request = request.local_secondary_indexes(index.build().map_err(|e| e.to_string())?);
         }
-        if let Some(view) = &self.stream_view {
-            request = request.stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::from(view.as_str()))
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            );
-        }
         Ok(request)
+    }
+
+    /// The stream specification of this definition, if it has a stream.
+    pub(crate) fn stream_specification(&self) -> Option<StreamSpecification> {
+        let view = self.stream_view.as_ref()?;
+        StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::from(view.as_str()))
+            .build()
+            .ok()
     }
 }

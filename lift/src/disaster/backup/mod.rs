@@ -25,7 +25,8 @@
 //! # Consistency
 //!
 //! A Scan is not a snapshot: an item changed during it may be read before or after the
-//! change. A restore replays every archived change from the backup's start (less a minute),
+//! change. A restore replays every archived change from the backup's start (less a margin,
+//! 10 s by default),
 //! per item in stream order, so each restored item ends as its last change at or before
 //! the moment, or as the scan read it when it did not change. Without an archive a restore
 //! gives the table as the scan saw it.

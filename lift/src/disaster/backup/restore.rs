@@ -15,10 +15,9 @@ use super::segment::{decode_items, decode_lines, sha256_hex};
 use super::{BackupError, BackupTarget};
 use crate::disaster::{ConfigError, Item};
 
-/// Changes from this long before a backup started are replayed too: replaying a change the
-/// scan already saw is harmless (every later change of the item follows it, in order), and
-/// it covers writers' clocks that run behind.
-const REPLAY_MARGIN: Duration = Duration::from_secs(60);
+/// Changes from this long before a backup started are replayed too (the default of
+/// [`RestoreBuilder::replay_margin`]).
+const REPLAY_MARGIN: Duration = Duration::from_secs(10);
 /// Attempts for a batch or a replayed change that DynamoDB throttles or leaves unprocessed.
 const ATTEMPTS: u32 = 8;
 /// How long a new table may take to become active.
@@ -96,10 +95,11 @@ impl RestoreReport {
 /// manifest (present, SHA-256, readable, item count) and so is every archive chunk the
 /// restore needs; a bad one is refused with an error that names it. The target table must
 /// not exist: a restore never merges into a table. The table is created from the manifest's
-/// definition (keys, indexes, capacity, stream), the items are written with BatchWriteItem
+/// definition (keys, indexes, capacity), the items are written with BatchWriteItem
 /// (unprocessed items retried), then every archived change from the backup's start up to
 /// the moment is applied in stream order per item: puts write the new image, deletes
-/// delete. What could not be written is listed in the [`RestoreReport`], never dropped
+/// delete. The stream, if the table had one, is turned on last, so the new table's stream
+/// starts after the restore rather than replaying every restored item. What could not be written is listed in the [`RestoreReport`], never dropped
 /// silently.
 ///
 /// # Examples
@@ -126,6 +126,7 @@ pub struct Restore {
     until: PointInTime,
     concurrency: usize,
     replay: bool,
+    margin: Duration,
 }
 
 /// Configures a [`Restore`].
@@ -150,6 +151,7 @@ impl Restore {
                 until: PointInTime::Latest,
                 concurrency: 16,
                 replay: true,
+                margin: REPLAY_MARGIN,
             },
         }
     }
@@ -172,7 +174,7 @@ impl Restore {
         };
         let manifest = self.choose(until_ms).await?;
         let items = self.verified_items(&manifest).await?;
-        let window_start = manifest.started_at_ms.saturating_sub(REPLAY_MARGIN.as_millis() as u64);
+        let window_start = manifest.started_at_ms.saturating_sub(self.margin.as_millis() as u64);
         let (records, chunks_read) =
             if self.replay { self.archived(window_start).await? } else { (Vec::new(), 0) };
 
@@ -181,6 +183,7 @@ impl Restore {
         let items_from_backup = manifest.item_count - not_restored.len() as u64;
         let replay = self.replay(records, window_start, until_ms).await;
         not_restored.extend(replay.failed);
+        self.enable_stream(&manifest).await?;
         Ok(RestoreReport {
             table: self.table.clone(),
             backup_id: manifest.backup_id,
@@ -353,6 +356,10 @@ impl Restore {
             }
             Err(e) => return Err(BackupError::request("CreateTable", &self.table, &e)),
         }
+        self.wait_active().await
+    }
+
+    async fn wait_active(&self) -> Result<(), BackupError> {
         let deadline = Instant::now() + ACTIVE_TIMEOUT;
         loop {
             let out = self
@@ -374,6 +381,19 @@ impl Restore {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Turns on the table's stream, as the backed-up table had one, once the items are back.
+    async fn enable_stream(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        let Some(spec) = manifest.definition.stream_specification() else { return Ok(()) };
+        self.client
+            .update_table()
+            .table_name(&self.table)
+            .stream_specification(spec)
+            .send()
+            .await
+            .map_err(|e| BackupError::request("UpdateTable", &self.table, &e))?;
+        self.wait_active().await
     }
 
     /// Writes the items in batches of 25; what stays unwritten is returned.
@@ -531,6 +551,15 @@ impl RestoreBuilder {
     /// back as the backup's scan read it, and the moment only chooses the backup.
     pub fn replay_archive(mut self, replay: bool) -> Self {
         self.inner.replay = replay;
+        self
+    }
+
+    /// How long before the backup's start archived changes are replayed too (default 10 s).
+    /// Replaying a change the scan already saw is harmless (every later change of the item
+    /// follows it, in order); the margin covers writers whose clocks (the archive's time
+    /// attribute) run behind the backup's. A larger margin only costs replay time.
+    pub fn replay_margin(mut self, margin: Duration) -> Self {
+        self.inner.margin = margin;
         self
     }
 
