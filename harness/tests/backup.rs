@@ -357,6 +357,7 @@ async fn a_restore_to_a_moment_leaves_out_every_later_write() {
     assert!(matches!(early.run().await.unwrap_err(), BackupError::NoBackup { .. }));
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test]
 async fn s3_round_trip_on_moto() {
     let f = fixture().await;
