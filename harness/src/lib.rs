@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod backup;
 /// Overhead budgets: criterion's results against `benches/budgets.toml`, and `lift-harness budget`.
 pub mod budget;
 pub mod compliance;

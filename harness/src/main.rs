@@ -27,13 +27,20 @@ enum Command {
         #[arg(long, hide = true)]
         once: bool,
     },
-    /// Chaos drills run from the service's own harness binary (this one links no
-    /// service); says which command to run.
+    /// Run a backup drill (a scenario with a `[backup]` table, e.g.
+    /// scenarios/backup_restore.toml): back up under load, drop the table, restore, measure
+    /// RTO, RPO and restore rate. Chaos drills of a service run from the service's own
+    /// harness binary (this one links no service); for those it says which command to run.
     Drill {
-        /// Ignored: see the message.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        /// The scenario file, then for a backup drill: --out DIR, --quiet.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Back up a DynamoDB table (parallel scan, gzip JSON lines, manifest) into a directory
+    /// or s3://bucket/prefix.
+    Backup(lift_harness::backup::BackupArgs),
+    /// Restore a backup into a new table, replaying the stream archive up to a moment.
+    Restore(lift_harness::backup::RestoreArgs),
     /// Check criterion's latest results against the overhead budgets: print a table and
     /// exit non-zero when a bench is over budget or has no results. Run `cargo bench` first.
     Budget {
@@ -122,9 +129,10 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Up { tables, once } => lift_harness::up::run(tables, once).await,
-        Command::Drill { .. } | Command::Compliance { .. } => {
-            Err(anyhow::anyhow!(lift_harness::service_cli::NEEDS_A_SERVICE))
-        }
+        Command::Drill { args } => backup_drill(args).await,
+        Command::Compliance { .. } => Err(anyhow::anyhow!(lift_harness::service_cli::NEEDS_A_SERVICE)),
+        Command::Backup(args) => lift_harness::backup::run_backup(args).await,
+        Command::Restore(args) => lift_harness::backup::run_restore(args).await,
         Command::Budget { instructions: true, baseline, callgrind_dir, update, .. } => {
             lift_harness::budget::run_instructions(&baseline, callgrind_dir, update)
         }
@@ -168,5 +176,27 @@ async fn main() -> ExitCode {
             eprintln!("lift-harness: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `lift-harness drill FILE [--out DIR] [--quiet]`: a backup scenario runs here; any other
+/// scenario needs the service's harness binary.
+async fn backup_drill(args: Vec<String>) -> anyhow::Result<()> {
+    let mut file = None;
+    let mut out = None;
+    let mut quiet = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quiet" => quiet = true,
+            "--out" => out = args.next().map(PathBuf::from),
+            _ if file.is_none() && !arg.starts_with('-') => file = Some(PathBuf::from(arg)),
+            _ => {}
+        }
+    }
+    let Some(file) = file else { anyhow::bail!(lift_harness::service_cli::NEEDS_A_SERVICE) };
+    match lift_harness::backup::run_drill_file(&file, out, quiet).await? {
+        true => Ok(()),
+        false => Err(anyhow::anyhow!(lift_harness::service_cli::NEEDS_A_SERVICE)),
     }
 }

@@ -26,7 +26,7 @@ mod analyse;
 mod assert;
 mod check;
 mod client;
-mod duration;
+pub(crate) mod duration;
 mod events;
 mod fis;
 mod html;

@@ -35,6 +35,10 @@
 //! - **RTO/RPO.** Each [`FailoverRecord`] carries `fault_detected_at`, `declared_down_at`,
 //!   `traffic_moved_at`, `time_to_detect` and `time_to_failover`; an [`RpoCheck`] reads the
 //!   acknowledged writes back from the new primary and lists the missing ones.
+//! - **Backup and restore** (feature `backup`, S3 targets with `backup-s3`): logical
+//!   backups from a parallel Scan with a SHA-256 manifest, a stream archive for
+//!   point-in-time restores between backups, and restores into a new table that refuse
+//!   damaged backups and existing tables (module `lift::disaster::backup`).
 //!
 //! Instants in health snapshots and records come from `tokio::time::Instant` (converted to
 //! `std::time::Instant`), so tests can run the whole machinery on a paused clock.
@@ -77,6 +81,9 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "backup")]
+#[cfg_attr(docsrs, doc(cfg(feature = "backup")))]
+pub mod backup;
 mod conflict;
 mod env;
 mod error;

@@ -798,7 +798,7 @@ fn non_empty<K, V>(map: std::collections::HashMap<K, V>) -> Option<std::collecti
 }
 
 /// A stream record's item in DynamoDB's own attribute types.
-fn convert_item(
+pub(in crate::disaster) fn convert_item(
     item: &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
 ) -> Item {
     item.iter().map(|(k, v)| (k.clone(), convert(v))).collect()

@@ -1,0 +1,449 @@
+//! `lift::disaster::backup` on a real DynamoDB Local (and moto's S3 server): a backup, a
+//! dropped table and a restore lose no acknowledged write; damaged backups are refused and
+//! named; restores never write over a table; a restore to a moment leaves out every later
+//! write kind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use lift::disaster::backup::{
+    BackupError, BackupTarget, Manifest, PointInTime, Restore, StreamArchive, TableBackup,
+};
+use lift::disaster::{Region, RegionConfig, RegionSet};
+use lift::store::{KeyAttribute, StreamView, TableDef};
+use lift_harness::dynamodb::DynamoDbLocal;
+
+/// A table with a stream, its region, and a fresh directory target.
+struct Fixture {
+    client: Client,
+    region: Region,
+    table: String,
+    dir: PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn fixture() -> Fixture {
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|e| panic!("no dynamodb local: {e}"));
+    let def = TableDef::new("backup", KeyAttribute::string("pk")).with_stream(StreamView::NewAndOldImages);
+    let table = local.create_table(&def).await.unwrap();
+    let region = RegionSet::builder()
+        .region(RegionConfig::new("us-east-1").dynamodb_endpoint(local.endpoint()))
+        .build()
+        .unwrap()
+        .primary()
+        .clone();
+    let dir = std::env::temp_dir().join(format!("lift-backup-test-{}", uuid::Uuid::new_v4().simple()));
+    Fixture { client: local.client().await, region, table, dir }
+}
+
+impl Fixture {
+    fn target(&self) -> BackupTarget {
+        BackupTarget::dir(&self.dir)
+    }
+
+    async fn put(&self, pk: &str, value: &str) {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("value", AttributeValue::S(value.into()))
+            .item("n", AttributeValue::N("42".into()))
+            .item("tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn delete(&self, pk: &str) {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn backup(&self, segments: u32) -> Manifest {
+        TableBackup::builder(self.client.clone(), &self.table)
+            .target(self.target())
+            .segments(segments)
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap()
+    }
+
+    fn restore(&self, into: &str) -> lift::disaster::backup::RestoreBuilder {
+        Restore::builder(self.client.clone(), self.target(), into)
+    }
+
+    fn segment_path(&self, manifest: &Manifest, index: usize) -> PathBuf {
+        self.dir.join("backups").join(&manifest.backup_id).join(&manifest.segments[index].file)
+    }
+
+    fn manifest_path(&self, manifest: &Manifest) -> PathBuf {
+        self.dir.join("backups").join(&manifest.backup_id).join("manifest.json")
+    }
+}
+
+/// pk → value of every item.
+async fn contents(client: &Client, table: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items() {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            out.insert(text("pk"), text("value"));
+        }
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return out,
+        }
+    }
+}
+
+async fn exists(client: &Client, table: &str) -> bool {
+    client.describe_table().table_name(table).send().await.is_ok()
+}
+
+fn restored_name(f: &Fixture) -> String {
+    format!("{}-restored-{}", f.table, &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+fn rewrite_manifest(path: &Path, edit: impl FnOnce(&mut Manifest)) {
+    let mut manifest: Manifest = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn backup_drop_restore_loses_no_acknowledged_write() {
+    let f = fixture().await;
+    let archive =
+        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    let mut expected = BTreeMap::new();
+    for i in 0..60 {
+        f.put(&format!("item-{i:03}"), &format!("v1-{i}")).await;
+        expected.insert(format!("item-{i:03}"), format!("v1-{i}"));
+    }
+    let manifest = f.backup(4).await;
+    assert_eq!(manifest.item_count, 60);
+    assert_eq!(manifest.segments.len(), 4);
+    assert!(manifest.started_at_ms <= manifest.ended_at_ms);
+    assert_eq!(manifest.definition.key_schema, [("pk".to_owned(), "HASH".to_owned())]);
+    // After the backup, every write kind: new items, overwrites, deletes, a delete then a
+    // put again of the same item.
+    for i in 0..10 {
+        f.put(&format!("late-{i}"), "new").await;
+        expected.insert(format!("late-{i}"), "new".to_owned());
+        f.put(&format!("item-{i:03}"), "v2").await;
+        expected.insert(format!("item-{i:03}"), "v2".to_owned());
+        f.delete(&format!("item-{:03}", 50 + i)).await;
+        expected.remove(&format!("item-{:03}", 50 + i));
+    }
+    f.delete("item-020").await;
+    f.put("item-020", "reborn").await;
+    expected.insert("item-020".to_owned(), "reborn".to_owned());
+    archive.caught_up().await.unwrap();
+
+    f.client.delete_table().table_name(&f.table).send().await.unwrap();
+    let stats = archive.stop().await.unwrap();
+    assert!(stats.records >= 91, "{stats:?}");
+
+    let into = restored_name(&f);
+    let report = f.restore(&into).build().unwrap().run().await.unwrap();
+    assert_eq!(report.backup_id, manifest.backup_id);
+    assert!(report.not_restored.is_empty(), "{:?}", report.not_restored);
+    assert_eq!(report.items_from_backup, 60);
+    assert_eq!(
+        contents(&f.client, &into).await,
+        expected,
+        "the restored table differs from what was acknowledged"
+    );
+    // Attribute types survive (number, string set).
+    let item = f
+        .client
+        .get_item()
+        .table_name(&into)
+        .key("pk", AttributeValue::S("item-030".into()))
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    assert_eq!(item["n"], AttributeValue::N("42".into()));
+    assert_eq!(item["tags"], AttributeValue::Ss(vec!["a".into(), "b".into()]));
+
+    // Without the archive, the changes after the backup are gone: the replay is what keeps them.
+    let bare = restored_name(&f);
+    f.restore(&bare).replay_archive(false).build().unwrap().run().await.unwrap();
+    let restored = contents(&f.client, &bare).await;
+    assert_eq!(restored.len(), 60);
+    assert_eq!(restored["item-000"], "v1-0");
+    assert!(!restored.contains_key("late-0"));
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_segment_is_named_and_nothing_is_created() {
+    let f = fixture().await;
+    for i in 0..40 {
+        f.put(&format!("p-{i}"), "x").await;
+    }
+    let manifest = f.backup(3).await;
+    let path = f.segment_path(&manifest, 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+
+    let into = restored_name(&f);
+    let err = f.restore(&into).build().unwrap().run().await.unwrap_err();
+    match &err {
+        BackupError::SegmentCorrupt { segment, backup, .. } => {
+            assert_eq!(segment, "segment-00001.jsonl.gz");
+            assert_eq!(backup, &manifest.backup_id);
+        }
+        other => panic!("expected a corrupt segment, got {other:?}"),
+    }
+    assert!(err.to_string().contains("segment-00001.jsonl.gz"), "{err}");
+    assert!(!exists(&f.client, &into).await, "a refused restore created the table");
+}
+
+#[tokio::test]
+async fn truncated_and_missing_segments_and_wrong_counts_are_refused() {
+    let f = fixture().await;
+    for i in 0..40 {
+        f.put(&format!("t-{i}"), "x").await;
+    }
+    let manifest = f.backup(2).await;
+    let into = restored_name(&f);
+    let attempt = || async { f.restore(&into).build().unwrap().run().await.unwrap_err() };
+
+    // Truncated, with the manifest's hash updated to match: the decoder must catch it.
+    let path = f.segment_path(&manifest, 0);
+    let original = std::fs::read(&path).unwrap();
+    let truncated = original[..original.len() - 12].to_vec();
+    std::fs::write(&path, &truncated).unwrap();
+    let sha = lift_sha256(&truncated);
+    rewrite_manifest(&f.manifest_path(&manifest), |m| m.segments[0].sha256 = sha);
+    match attempt().await {
+        BackupError::SegmentUnreadable { segment, .. } => assert_eq!(segment, "segment-00000.jsonl.gz"),
+        BackupError::CountMismatch { what, .. } => assert_eq!(what, "segment segment-00000.jsonl.gz"),
+        other => panic!("a truncated segment was not refused: {other:?}"),
+    }
+    std::fs::write(&path, &original).unwrap();
+    rewrite_manifest(&f.manifest_path(&manifest), |m| {
+        m.segments[0].sha256 = manifest.segments[0].sha256.clone()
+    });
+
+    // A segment's count off by one.
+    rewrite_manifest(&f.manifest_path(&manifest), |m| m.segments[1].items += 1);
+    match attempt().await {
+        BackupError::CountMismatch { what, expected, found, .. } => {
+            assert_eq!(what, "segment segment-00001.jsonl.gz");
+            assert_eq!(expected, found + 1);
+        }
+        other => panic!("a wrong segment count was not refused: {other:?}"),
+    }
+    rewrite_manifest(&f.manifest_path(&manifest), |m| m.segments[1].items -= 1);
+
+    // The manifest's total off by one.
+    rewrite_manifest(&f.manifest_path(&manifest), |m| m.item_count += 1);
+    match attempt().await {
+        BackupError::CountMismatch { what, expected: 41, found: 40, .. } => assert_eq!(what, "the backup"),
+        other => panic!("a wrong total was not refused: {other:?}"),
+    }
+    rewrite_manifest(&f.manifest_path(&manifest), |m| m.item_count -= 1);
+
+    // A segment gone.
+    std::fs::remove_file(f.segment_path(&manifest, 1)).unwrap();
+    match attempt().await {
+        BackupError::SegmentMissing { segment, .. } => assert_eq!(segment, "segment-00001.jsonl.gz"),
+        other => panic!("a missing segment was not refused: {other:?}"),
+    }
+    assert!(!exists(&f.client, &into).await);
+}
+
+fn lift_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn a_restore_never_writes_over_an_existing_table() {
+    let f = fixture().await;
+    f.put("a", "kept").await;
+    f.backup(1).await;
+    f.put("a", "changed after the backup").await;
+    f.put("b", "new").await;
+    let err = f.restore(&f.table).build().unwrap().run().await.unwrap_err();
+    assert!(matches!(&err, BackupError::TableExists { table } if table == &f.table), "{err:?}");
+    assert!(err.to_string().contains("never writes over"), "{err}");
+    let held = contents(&f.client, &f.table).await;
+    assert_eq!(held["a"], "changed after the backup", "the existing table was written to");
+    assert_eq!(held.len(), 2);
+}
+
+#[tokio::test]
+async fn a_restore_to_a_moment_leaves_out_every_later_write() {
+    let f = fixture().await;
+    let archive =
+        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    for pk in ["keep", "overwrite", "delete", "delete-then-put"] {
+        f.put(pk, "before").await;
+    }
+    f.backup(2).await;
+    // Between the backup and the moment: one change of each kind, kept.
+    f.put("after-backup", "before").await;
+    f.put("keep", "before-2").await;
+    archive.caught_up().await.unwrap();
+    let moment = SystemTime::now();
+    // A read round after the moment, so later changes are surely placed after it.
+    archive.caught_up().await.unwrap();
+    f.put("overwrite", "after").await;
+    f.delete("delete").await;
+    f.delete("delete-then-put").await;
+    f.put("delete-then-put", "after").await;
+    f.put("born-later", "after").await;
+    archive.caught_up().await.unwrap();
+    archive.stop().await.unwrap();
+
+    let into = restored_name(&f);
+    let report = f.restore(&into).until(PointInTime::Moment(moment)).build().unwrap().run().await.unwrap();
+    let expected: BTreeMap<String, String> = [
+        ("keep", "before-2"),
+        ("overwrite", "before"),
+        ("delete", "before"),
+        ("delete-then-put", "before"),
+        ("after-backup", "before"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(contents(&f.client, &into).await, expected);
+    assert_eq!(report.changes_after_moment, 5, "{report:?}");
+    assert_eq!(report.changes_near_moment, 0, "{report:?}");
+    assert!(report.not_restored.is_empty());
+
+    // The latest state has every later write.
+    let latest = restored_name(&f);
+    f.restore(&latest).build().unwrap().run().await.unwrap();
+    let held = contents(&f.client, &latest).await;
+    assert_eq!(held["overwrite"], "after");
+    assert!(!held.contains_key("delete"));
+    assert_eq!(held["delete-then-put"], "after");
+    assert_eq!(held["born-later"], "after");
+
+    // A moment before the backup ended has no backup to start from.
+    let early =
+        f.restore(&restored_name(&f)).until(PointInTime::Moment(SystemTime::UNIX_EPOCH)).build().unwrap();
+    assert!(matches!(early.run().await.unwrap_err(), BackupError::NoBackup { .. }));
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn s3_round_trip_on_moto() {
+    let f = fixture().await;
+    let moto = lift_harness::backup::MotoS3::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let s3 = moto.client().await;
+    s3.create_bucket().bucket("lift-backups").send().await.unwrap();
+    let target = BackupTarget::s3(s3.clone(), "lift-backups", "orders/prod");
+    let archive =
+        StreamArchive::builder(f.region.clone(), &f.table).target(target.clone()).start().await.unwrap();
+    for i in 0..30 {
+        f.put(&format!("s3-{i}"), "x").await;
+    }
+    let manifest = TableBackup::builder(f.client.clone(), &f.table)
+        .target(target.clone())
+        .segments(3)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    f.put("s3-after", "y").await;
+    f.delete("s3-0").await;
+    archive.caught_up().await.unwrap();
+    archive.stop().await.unwrap();
+    let listed = s3.list_objects_v2().bucket("lift-backups").prefix("orders/prod/").send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(
+        keys.contains(&format!("orders/prod/backups/{}/manifest.json", manifest.backup_id).as_str()),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k.starts_with("orders/prod/stream/chunk-")), "{keys:?}");
+
+    let into = restored_name(&f);
+    let report =
+        Restore::builder(f.client.clone(), target.clone(), &into).build().unwrap().run().await.unwrap();
+    assert!(report.not_restored.is_empty());
+    let held = contents(&f.client, &into).await;
+    assert_eq!(held.len(), 30);
+    assert_eq!(held.get("s3-after").map(String::as_str), Some("y"));
+    assert!(!held.contains_key("s3-0"));
+
+    // A changed object in S3 is named as well.
+    let key = format!("orders/prod/backups/{}/segment-00002.jsonl.gz", manifest.backup_id);
+    s3.put_object().bucket("lift-backups").key(&key).body(b"tampered".to_vec().into()).send().await.unwrap();
+    let err = Restore::builder(f.client.clone(), target, restored_name(&f))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackupError::SegmentCorrupt { segment, .. } if segment == "segment-00002.jsonl.gz"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
+    let f = fixture().await;
+    for i in 0..12 {
+        f.put(&format!("cli-{i}"), "x").await;
+    }
+    let endpoint = DynamoDbLocal::shared().await.unwrap().endpoint().to_owned();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+            .args(args)
+            .env("LIFT_DYNAMODB_ENDPOINT", &endpoint)
+            .output()
+            .unwrap()
+    };
+    let dir = f.dir.to_str().unwrap();
+    let out = cli(&["backup", "--table", &f.table, "--to", dir, "--segments", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 items in 2 segments"));
+    let into = restored_name(&f);
+    let out = cli(&["restore", "--from", dir, "--into", &into, "--until", "latest"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(contents(&f.client, &into).await.len(), 12);
+    let out = cli(&["restore", "--from", dir, "--into", &into]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["restore", "--from", dir, "--into", "x-new", "--until", "yesterday"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not `latest`, RFC 3339 or epoch milliseconds"));
+}

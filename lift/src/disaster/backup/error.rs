@@ -1,0 +1,125 @@
+//! Why a backup, an archive or a restore failed: one named type, lowercase messages that
+//! name the table, the segment or the file at fault.
+
+use crate::disaster::ConfigError;
+
+/// A backup, stream archive or restore failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A DynamoDB or DynamoDB Streams request failed.
+    #[error("{operation} on {table} failed: {message}")]
+    Request {
+        /// The operation, e.g. `Scan`.
+        operation: &'static str,
+        /// The table.
+        table: String,
+        /// What the service answered.
+        message: String,
+    },
+    /// The table has no stream with new images, so changes cannot be archived.
+    #[error("table {table} has no stream with new images ({found})")]
+    NoStream {
+        /// The table.
+        table: String,
+        /// What it has.
+        found: String,
+    },
+    /// The backup target could not be read or written.
+    #[error("backup target {location}: {message}")]
+    Target {
+        /// The file or object.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// No backup to restore from.
+    #[error("no backup found in {location}{}", .reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NoBackup {
+        /// Where it looked.
+        location: String,
+        /// Why none fits, when one exists.
+        reason: Option<String>,
+    },
+    /// A restore was asked to write into a table that exists: restores never merge.
+    #[error("table {table} already exists; a restore only creates a new table and never writes over one")]
+    TableExists {
+        /// The table.
+        table: String,
+    },
+    /// The manifest of a backup is missing or cannot be read.
+    #[error("manifest of backup {backup} is unreadable: {reason}")]
+    Manifest {
+        /// The backup.
+        backup: String,
+        /// Why.
+        reason: String,
+    },
+    /// A segment the manifest lists is not in the target.
+    #[error("backup {backup}: segment {segment} is missing")]
+    SegmentMissing {
+        /// The backup.
+        backup: String,
+        /// The segment file.
+        segment: String,
+    },
+    /// A segment's SHA-256 differs from the manifest's: it was changed or damaged.
+    #[error("backup {backup}: segment {segment} is corrupt (sha-256 {found}, manifest says {expected})")]
+    SegmentCorrupt {
+        /// The backup.
+        backup: String,
+        /// The segment file.
+        segment: String,
+        /// The manifest's hash.
+        expected: String,
+        /// The file's hash.
+        found: String,
+    },
+    /// A segment cannot be decoded (truncated, or not gzip JSON lines of items).
+    #[error("backup {backup}: segment {segment} is unreadable: {reason}")]
+    SegmentUnreadable {
+        /// The backup.
+        backup: String,
+        /// The segment file.
+        segment: String,
+        /// Why.
+        reason: String,
+    },
+    /// A segment, or the whole backup, holds another number of items than the manifest says.
+    #[error("backup {backup}: {what} holds {found} items, the manifest says {expected}")]
+    CountMismatch {
+        /// The backup.
+        backup: String,
+        /// The segment file, or `the backup`.
+        what: String,
+        /// The manifest's count.
+        expected: u64,
+        /// The count found.
+        found: u64,
+    },
+    /// A chunk of the stream archive is missing, changed or unreadable.
+    #[error("stream archive chunk {chunk} is unusable: {reason}")]
+    ArchiveCorrupt {
+        /// The chunk file.
+        chunk: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl BackupError {
+    pub(crate) fn request<E: std::error::Error + 'static>(
+        operation: &'static str,
+        table: &str,
+        err: &E,
+    ) -> Self {
+        Self::Request { operation, table: table.to_owned(), message: crate::error::error_chain(err) }
+    }
+
+    pub(crate) fn target(location: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self::Target { location: location.into(), message: message.to_string() }
+    }
+}

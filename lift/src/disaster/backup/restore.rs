@@ -1,0 +1,596 @@
+//! Restoring a backup into a new table: verify every segment, create the table, write the
+//! items, replay the stream archive up to the chosen moment, report what failed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_dynamodb::types::{PutRequest, TableStatus, WriteRequest};
+use futures_util::stream::{self, StreamExt};
+
+use super::archive::{ArchivedRecord, ChunkIndex};
+use super::json::json_to_item;
+use super::manifest::Manifest;
+use super::scan::epoch_ms;
+use super::segment::{decode_items, decode_lines, sha256_hex};
+use super::{BackupError, BackupTarget};
+use crate::disaster::{ConfigError, Item};
+
+/// Changes from this long before a backup started are replayed too (the default of
+/// [`RestoreBuilder::replay_margin`]).
+const REPLAY_MARGIN: Duration = Duration::from_secs(10);
+/// Attempts for a batch or a replayed change that DynamoDB throttles or leaves unprocessed.
+const ATTEMPTS: u32 = 8;
+/// How long a new table may take to become active.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What replaying the archive did.
+struct Replay {
+    replayed: u64,
+    later: u64,
+    near: u64,
+    failed: Vec<NotRestored>,
+}
+
+/// The moment a restore brings the table back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PointInTime {
+    /// The latest backup and every archived change after it.
+    #[default]
+    Latest,
+    /// The latest backup that ended by then, and the archived changes made by then.
+    Moment(SystemTime),
+}
+
+/// A change or an item that a restore could not bring back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRestored {
+    /// The item's key, in DynamoDB JSON.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreReport {
+    /// The new table.
+    pub table: String,
+    /// The backup restored.
+    pub backup_id: String,
+    /// When that backup ended (epoch ms).
+    pub backup_ended_at_ms: u64,
+    /// The moment restored to (epoch ms), `None` for [`PointInTime::Latest`].
+    pub until_ms: Option<u64>,
+    /// Items written from the backup.
+    pub items_from_backup: u64,
+    /// Archived changes replayed over them.
+    pub changes_replayed: u64,
+    /// Archived changes left out because they were made after the moment.
+    pub changes_after_moment: u64,
+    /// Archived changes kept although they may have been made up to one archive poll
+    /// interval after the moment (their time is known only to that window).
+    pub changes_near_moment: u64,
+    /// Stream archive chunks read.
+    pub chunks_read: u64,
+    /// What could not be restored (empty when everything was).
+    pub not_restored: Vec<NotRestored>,
+    /// How long the restore took, from the first read to the last write.
+    pub duration: Duration,
+}
+
+impl RestoreReport {
+    /// Items and changes written per second.
+    pub fn items_per_sec(&self) -> f64 {
+        let secs = self.duration.as_secs_f64();
+        if secs == 0.0 {
+            return 0.0;
+        }
+        (self.items_from_backup + self.changes_replayed) as f64 / secs
+    }
+}
+
+/// Restores a backup into a new table, then replays the stream archive up to a moment.
+///
+/// Before anything is written, every segment of the backup is checked against the
+/// manifest (present, SHA-256, readable, item count) and so is every archive chunk the
+/// restore needs; a bad one is refused with an error that names it. The target table must
+/// not exist: a restore never merges into a table. The table is created from the manifest's
+/// definition (keys, indexes, capacity), the items are written with BatchWriteItem
+/// (unprocessed items retried), then every archived change from the backup's start up to
+/// the moment is applied in stream order per item: puts write the new image, deletes
+/// delete. The stream, if the table had one, is turned on last, so the new table's stream
+/// starts after the restore rather than replaying every restored item. What could not be written is listed in the [`RestoreReport`], never dropped
+/// silently.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::disaster::backup::BackupError> {
+/// use lift::disaster::backup::{BackupTarget, PointInTime, Restore};
+/// use std::time::{Duration, SystemTime};
+///
+/// let report = Restore::builder(client, BackupTarget::dir("/var/backups/orders"), "orders-restored")
+///     .until(PointInTime::Moment(SystemTime::now() - Duration::from_secs(600)))
+///     .build()?
+///     .run()
+///     .await?;
+/// assert!(report.not_restored.is_empty(), "{:?}", report.not_restored);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Restore {
+    client: aws_sdk_dynamodb::Client,
+    target: BackupTarget,
+    table: String,
+    backup: Option<String>,
+    until: PointInTime,
+    concurrency: usize,
+    replay: bool,
+    margin: Duration,
+}
+
+/// Configures a [`Restore`].
+#[derive(Debug, Clone)]
+pub struct RestoreBuilder {
+    inner: Restore,
+}
+
+impl Restore {
+    /// A builder for restoring from `target` into the new table `table`.
+    pub fn builder(
+        client: aws_sdk_dynamodb::Client,
+        target: BackupTarget,
+        table: impl Into<String>,
+    ) -> RestoreBuilder {
+        RestoreBuilder {
+            inner: Restore {
+                client,
+                target,
+                table: table.into(),
+                backup: None,
+                until: PointInTime::Latest,
+                concurrency: 16,
+                replay: true,
+                margin: REPLAY_MARGIN,
+            },
+        }
+    }
+
+    /// Runs the restore.
+    ///
+    /// # Errors
+    /// [`BackupError::TableExists`] when the table exists; [`BackupError::NoBackup`],
+    /// [`BackupError::Manifest`], [`BackupError::SegmentMissing`],
+    /// [`BackupError::SegmentCorrupt`], [`BackupError::SegmentUnreadable`],
+    /// [`BackupError::CountMismatch`] or [`BackupError::ArchiveCorrupt`] when the backup
+    /// cannot be trusted (nothing is written then); [`BackupError::Request`] when the table
+    /// cannot be created.
+    pub async fn run(&self) -> Result<RestoreReport, BackupError> {
+        let started = Instant::now();
+        self.refuse_existing().await?;
+        let until_ms = match self.until {
+            PointInTime::Latest => None,
+            PointInTime::Moment(t) => Some(epoch_ms(t)),
+        };
+        let manifest = self.choose(until_ms).await?;
+        let items = self.verified_items(&manifest).await?;
+        let window_start = manifest.started_at_ms.saturating_sub(self.margin.as_millis() as u64);
+        let (records, chunks_read) =
+            if self.replay { self.archived(window_start).await? } else { (Vec::new(), 0) };
+
+        self.create_table(&manifest).await?;
+        let mut not_restored = self.write_items(items, &manifest.definition.key_names()).await;
+        let items_from_backup = manifest.item_count - not_restored.len() as u64;
+        let replay = self.replay(records, window_start, until_ms).await;
+        not_restored.extend(replay.failed);
+        self.enable_stream(&manifest).await?;
+        Ok(RestoreReport {
+            table: self.table.clone(),
+            backup_id: manifest.backup_id,
+            backup_ended_at_ms: manifest.ended_at_ms,
+            until_ms,
+            items_from_backup,
+            changes_replayed: replay.replayed,
+            changes_after_moment: replay.later,
+            changes_near_moment: replay.near,
+            chunks_read,
+            not_restored,
+            duration: started.elapsed(),
+        })
+    }
+
+    async fn refuse_existing(&self) -> Result<(), BackupError> {
+        match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(_) => Err(BackupError::TableExists { table: self.table.clone() }),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(()),
+            Err(e) => Err(BackupError::request("DescribeTable", &self.table, &e)),
+        }
+    }
+
+    /// The manifest to restore: the one asked for, else the latest that ended by the moment.
+    async fn choose(&self, until_ms: Option<u64>) -> Result<Manifest, BackupError> {
+        if let Some(id) = &self.backup {
+            let manifest = self.manifest(id).await?;
+            if until_ms.is_some_and(|until| manifest.ended_at_ms > until) {
+                return Err(BackupError::NoBackup {
+                    location: self.target.to_string(),
+                    reason: Some(format!("backup {id} ended after the moment asked for")),
+                });
+            }
+            return Ok(manifest);
+        }
+        let keys = self.target.list("backups/").await?;
+        let mut ids: Vec<&str> =
+            keys.iter().filter_map(|k| k.strip_prefix("backups/")?.strip_suffix("/manifest.json")).collect();
+        ids.sort_unstable();
+        let any = !ids.is_empty();
+        for id in ids.into_iter().rev() {
+            let manifest = self.manifest(id).await?;
+            if until_ms.is_none_or(|until| manifest.ended_at_ms <= until) {
+                return Ok(manifest);
+            }
+        }
+        Err(BackupError::NoBackup {
+            location: self.target.to_string(),
+            reason: any.then(|| "every backup ended after the moment asked for".to_owned()),
+        })
+    }
+
+    async fn manifest(&self, id: &str) -> Result<Manifest, BackupError> {
+        let bytes = self.target.get(&format!("backups/{id}/manifest.json")).await?.ok_or_else(|| {
+            BackupError::Manifest { backup: id.to_owned(), reason: "manifest.json is missing".to_owned() }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| BackupError::Manifest { backup: id.to_owned(), reason: e.to_string() })
+    }
+
+    /// Every segment, checked against the manifest, decoded.
+    async fn verified_items(&self, manifest: &Manifest) -> Result<Vec<Item>, BackupError> {
+        let backup = &manifest.backup_id;
+        let mut items = Vec::with_capacity(manifest.item_count as usize);
+        for segment in &manifest.segments {
+            let file = &segment.file;
+            let bytes = self.target.get(&format!("backups/{backup}/{file}")).await?.ok_or_else(|| {
+                BackupError::SegmentMissing { backup: backup.clone(), segment: file.clone() }
+            })?;
+            let found = sha256_hex(&bytes);
+            if found != segment.sha256 {
+                return Err(BackupError::SegmentCorrupt {
+                    backup: backup.clone(),
+                    segment: file.clone(),
+                    expected: segment.sha256.clone(),
+                    found,
+                });
+            }
+            let decoded = decode_items(&bytes).map_err(|reason| BackupError::SegmentUnreadable {
+                backup: backup.clone(),
+                segment: file.clone(),
+                reason,
+            })?;
+            if decoded.len() as u64 != segment.items {
+                return Err(BackupError::CountMismatch {
+                    backup: backup.clone(),
+                    what: format!("segment {file}"),
+                    expected: segment.items,
+                    found: decoded.len() as u64,
+                });
+            }
+            items.extend(decoded);
+        }
+        if items.len() as u64 != manifest.item_count {
+            return Err(BackupError::CountMismatch {
+                backup: backup.clone(),
+                what: "the backup".to_owned(),
+                expected: manifest.item_count,
+                found: items.len() as u64,
+            });
+        }
+        Ok(items)
+    }
+
+    /// The archived changes observed from `window_start` on, from verified chunks.
+    async fn archived(&self, window_start: u64) -> Result<(Vec<ArchivedRecord>, u64), BackupError> {
+        let keys = self.target.list("stream/").await?;
+        let names: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let mut records = Vec::new();
+        let mut chunks = 0;
+        for key in &keys {
+            let (stem, data) = if let Some(stem) = key.strip_suffix(".jsonl.gz") {
+                (stem, true)
+            } else if let Some(stem) = key.strip_suffix(".json") {
+                (stem, false)
+            } else {
+                continue;
+            };
+            let corrupt =
+                |reason: String| BackupError::ArchiveCorrupt { chunk: format!("{stem}.jsonl.gz"), reason };
+            if data {
+                if !names.contains(format!("{stem}.json").as_str()) {
+                    return Err(corrupt("its index is missing".to_owned()));
+                }
+                continue;
+            }
+            if !names.contains(format!("{stem}.jsonl.gz").as_str()) {
+                return Err(corrupt("the chunk is missing".to_owned()));
+            }
+            let index_bytes = self.target.get(key).await?.unwrap_or_default();
+            let index: ChunkIndex = serde_json::from_slice(&index_bytes)
+                .map_err(|e| corrupt(format!("unreadable index: {e}")))?;
+            if index.last_ms < window_start {
+                continue;
+            }
+            let bytes = self
+                .target
+                .get(&format!("{stem}.jsonl.gz"))
+                .await?
+                .ok_or_else(|| corrupt("the chunk is missing".into()))?;
+            let found = sha256_hex(&bytes);
+            if found != index.sha256 {
+                return Err(corrupt(format!("sha-256 {found}, index says {}", index.sha256)));
+            }
+            let lines = decode_lines(&bytes).map_err(corrupt)?;
+            if lines.len() as u64 != index.records {
+                return Err(corrupt(format!("holds {} records, index says {}", lines.len(), index.records)));
+            }
+            for (n, line) in lines.into_iter().enumerate() {
+                records.push(
+                    serde_json::from_value(line).map_err(|e| corrupt(format!("record {}: {e}", n + 1)))?,
+                );
+            }
+            chunks += 1;
+        }
+        Ok((records, chunks))
+    }
+
+    async fn create_table(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        let request = manifest.definition.create_table(&self.client, &self.table).map_err(|reason| {
+            BackupError::Manifest {
+                backup: manifest.backup_id.clone(),
+                reason: format!("table definition: {reason}"),
+            }
+        })?;
+        match request.send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+                return Err(BackupError::TableExists { table: self.table.clone() });
+            }
+            Err(e) => return Err(BackupError::request("CreateTable", &self.table, &e)),
+        }
+        self.wait_active().await
+    }
+
+    async fn wait_active(&self) -> Result<(), BackupError> {
+        let deadline = Instant::now() + ACTIVE_TIMEOUT;
+        loop {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| BackupError::request("DescribeTable", &self.table, &e))?;
+            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BackupError::Request {
+                    operation: "CreateTable",
+                    table: self.table.clone(),
+                    message: format!("not active after {ACTIVE_TIMEOUT:?}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Turns on the table's stream, as the backed-up table had one, once the items are back.
+    async fn enable_stream(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        let Some(spec) = manifest.definition.stream_specification() else { return Ok(()) };
+        self.client
+            .update_table()
+            .table_name(&self.table)
+            .stream_specification(spec)
+            .send()
+            .await
+            .map_err(|e| BackupError::request("UpdateTable", &self.table, &e))?;
+        self.wait_active().await
+    }
+
+    /// Writes the items in batches of 25; what stays unwritten is returned.
+    async fn write_items(&self, items: Vec<Item>, keys: &[&str]) -> Vec<NotRestored> {
+        let batches: Vec<Vec<Item>> = items.chunks(25).map(<[Item]>::to_vec).collect();
+        stream::iter(batches)
+            .map(|batch| self.write_batch(batch, keys))
+            .buffer_unordered(self.concurrency)
+            .flat_map(stream::iter)
+            .collect()
+            .await
+    }
+
+    async fn write_batch(&self, batch: Vec<Item>, keys: &[&str]) -> Vec<NotRestored> {
+        let mut requests: Vec<WriteRequest> = batch
+            .into_iter()
+            .filter_map(|item| {
+                Some(
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item)).build().ok()?)
+                        .build(),
+                )
+            })
+            .collect();
+        let mut reason = String::new();
+        for attempt in 0..ATTEMPTS {
+            if requests.is_empty() {
+                return Vec::new();
+            }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+            match self.client.batch_write_item().request_items(&self.table, requests.clone()).send().await {
+                Ok(out) => {
+                    requests =
+                        out.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
+                    reason = "left unprocessed by dynamodb".to_owned();
+                }
+                Err(e) => reason = crate::error::error_chain(&e),
+            }
+        }
+        requests
+            .iter()
+            .map(|r| NotRestored {
+                key: r.put_request().map(|p| key_text(p.item(), keys)).unwrap_or_default(),
+                reason: format!("BatchWriteItem after {ATTEMPTS} attempts: {reason}"),
+            })
+            .collect()
+    }
+
+    /// Applies the archived changes from `window_start` to the moment, in stream order per
+    /// item.
+    async fn replay(&self, records: Vec<ArchivedRecord>, window_start: u64, until_ms: Option<u64>) -> Replay {
+        let mut seen = HashSet::new();
+        let mut by_key: BTreeMap<String, Vec<ArchivedRecord>> = BTreeMap::new();
+        for record in records {
+            if record.window_ms().1 < window_start || !seen.insert((record.shard.clone(), record.seq.clone()))
+            {
+                continue;
+            }
+            by_key.entry(record.keys.to_string()).or_default().push(record);
+        }
+        let (mut later, mut near) = (0u64, 0u64);
+        let mut work = Vec::new();
+        for (key, mut changes) in by_key {
+            changes.sort_by(|a, b| (a.seq.len(), &a.seq).cmp(&(b.seq.len(), &b.seq)));
+            // Changes of one item are in order: once one is surely past the moment, so are
+            // the rest.
+            let keep = match until_ms {
+                Some(until) => changes.iter().position(|c| c.window_ms().0 > until).unwrap_or(changes.len()),
+                None => changes.len(),
+            };
+            later += (changes.len() - keep) as u64;
+            changes.truncate(keep);
+            if let Some(until) = until_ms {
+                near += changes.iter().filter(|c| c.window_ms().1 > until).count() as u64;
+            }
+            if !changes.is_empty() {
+                work.push((key, changes));
+            }
+        }
+        let results: Vec<(u64, Option<NotRestored>)> = stream::iter(work)
+            .map(|(key, changes)| async move {
+                let mut applied = 0;
+                for change in &changes {
+                    match self.apply(change).await {
+                        Ok(()) => applied += 1,
+                        Err(reason) => return (applied, Some(NotRestored { key, reason })),
+                    }
+                }
+                (applied, None)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        Replay {
+            replayed: results.iter().map(|(n, _)| n).sum(),
+            later,
+            near,
+            failed: results.into_iter().filter_map(|(_, f)| f).collect(),
+        }
+    }
+
+    async fn apply(&self, change: &ArchivedRecord) -> Result<(), String> {
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+            let result = if change.kind == "delete" {
+                let key = json_to_item(&change.keys).ok_or("the archived key is not a dynamodb item")?;
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("DeleteItem: {}", crate::error::error_chain(&e)))
+            } else {
+                let image = change.image.as_ref().ok_or("the archived put carries no new image")?;
+                let item = json_to_item(image).ok_or("the archived image is not a dynamodb item")?;
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("PutItem: {}", crate::error::error_chain(&e)))
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(message) => last = message,
+            }
+        }
+        Err(format!("after {ATTEMPTS} attempts: {last}"))
+    }
+}
+
+impl RestoreBuilder {
+    /// Restores this backup (by id) instead of the latest one that fits the moment.
+    pub fn backup(mut self, id: impl Into<String>) -> Self {
+        self.inner.backup = Some(id.into());
+        self
+    }
+
+    /// The moment to restore to (default [`PointInTime::Latest`]).
+    pub fn until(mut self, until: PointInTime) -> Self {
+        self.inner.until = until;
+        self
+    }
+
+    /// Whether the stream archive is replayed (default true); without it the table comes
+    /// back as the backup's scan read it, and the moment only chooses the backup.
+    pub fn replay_archive(mut self, replay: bool) -> Self {
+        self.inner.replay = replay;
+        self
+    }
+
+    /// How long before the backup's start archived changes are replayed too (default 10 s).
+    /// Replaying a change the scan already saw is harmless (every later change of the item
+    /// follows it, in order); the margin covers writers whose clocks (the archive's time
+    /// attribute) run behind the backup's. A larger margin only costs replay time.
+    pub fn replay_margin(mut self, margin: Duration) -> Self {
+        self.inner.margin = margin;
+        self
+    }
+
+    /// Requests in flight at once (default 16).
+    pub fn concurrency(mut self, requests: usize) -> Self {
+        self.inner.concurrency = requests;
+        self
+    }
+
+    /// Validates the configuration.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for an empty table name or a concurrency of 0.
+    pub fn build(self) -> Result<Restore, BackupError> {
+        if self.inner.table.is_empty() {
+            return Err(ConfigError::invalid("table", "empty table name").into());
+        }
+        if self.inner.concurrency == 0 {
+            return Err(ConfigError::invalid("concurrency", "must be at least 1").into());
+        }
+        Ok(self.inner)
+    }
+}
+
+/// The key attributes of `item` in DynamoDB JSON: never its other values, which may be
+/// sensitive, as reports are shared.
+fn key_text(item: &Item, keys: &[&str]) -> String {
+    let key: Item = item
+        .iter()
+        .filter(|(k, _)| keys.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    super::json::item_to_json(&key).to_string()
+}
