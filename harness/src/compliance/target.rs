@@ -44,6 +44,18 @@ pub trait ComplianceTarget: Send + Sync + 'static {
     /// The service, over the scenario's DynamoDB client and tables.
     fn app(&self, env: &TargetEnv) -> App;
 
+    /// The roles the suites' callers hold unless a step grants others (none by default).
+    fn roles(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether the service serves `/patients/:id/records` itself (a health-records
+    /// service). When it does not, the suites add their small health-records route, so
+    /// the HIPAA steps have records to store and read.
+    fn serves_health_records(&self) -> bool {
+        false
+    }
+
     /// How the service is assembled around its app: by default with every layer the
     /// suites add, in the scenario's region. A service built otherwise says so here, and
     /// the suites run it as built (the must-fail features use this to show that a service
@@ -121,6 +133,12 @@ pub struct TargetEnv {
     pub tables: Vec<String>,
     /// The log sink the suites read (what the service writes to its log ends up here).
     pub logs: MemoryWriter,
+    /// The scenario's audit trail, the one the suites' audit layer writes (a service that
+    /// reads its own trail, e.g. an accounting of disclosures, reads this one).
+    pub audit: lift::security::audit::AuditTrail,
+    /// The suites' KMS mock (region `eu-west-1`, default key
+    /// [`DEFAULT_KEY_ALIAS`](crate::aws::DEFAULT_KEY_ALIAS)), for a service that encrypts.
+    pub kms_endpoint: String,
 }
 
 static TARGET: RwLock<Option<Arc<dyn ComplianceTarget>>> = RwLock::new(None);
