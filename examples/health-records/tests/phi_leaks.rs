@@ -70,16 +70,26 @@ fn phi() -> impl Strategy<Value = Phi> {
     )
 }
 
+/// One runtime and one service for every case (tables, mocks and keys are set up once).
+fn shared() -> &'static (tokio::runtime::Runtime, support::Env) {
+    static SHARED: OnceLock<(tokio::runtime::Runtime, support::Env)> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let _ = captured_logs();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let env = rt.block_on(support::env());
+        (rt, env)
+    })
+}
+
 proptest! {
     // Each case is a handful of requests against DynamoDB Local: few cases, all different.
-    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     #[test]
     fn no_phi_value_is_stored_or_logged_in_clear(people in proptest::collection::vec(phi(), 1..3)) {
         let logs = captured_logs();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (rt, env) = shared();
         rt.block_on(async {
-            let env = support::env().await;
             let mark = logs.lock().unwrap().len();
             for person in &people {
                 let id = patient_id();

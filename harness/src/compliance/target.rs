@@ -10,7 +10,8 @@ use lift::store::TableDef;
 /// its [`App`] over DynamoDB Local.
 ///
 /// The suites wrap the app in Lift's audit, compliance and threat middleware, add a small
-/// health-records route, and authenticate each request's tenant with [`scopes`](Self::scopes),
+/// health-records route unless the service [serves its own](Self::serves_health_records),
+/// and authenticate each request's tenant with [`scopes`](Self::scopes),
 /// as [`assembly`](Self::assembly) says (by default: every layer, the scenario's region).
 ///
 /// # Examples
