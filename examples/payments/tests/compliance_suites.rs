@@ -1,5 +1,6 @@
-//! The compliance suites in `features/`, run with cucumber against payments on DynamoDB
-//! Local: they all pass, with every requirement of every framework exercised; the PCI suite
+//! The compliance suites in `features/` (PCI DSS, SOC 2, GDPR; HIPAA is health-records'),
+//! run with cucumber against payments on DynamoDB Local: they all pass, with every
+//! requirement of those frameworks exercised; the PCI suite
 //! fails when the payments handler logs raw card numbers, and then the Markdown and JSON
 //! reports say the same; a typo in a step and a feature that does not parse fail the run,
 //! naming the file, the line and the closest step.
@@ -55,12 +56,20 @@ fn main() {
     );
     assert!(run.problems.is_empty(), "{:?}", run.problems);
     assert_eq!(run.failed, 0, "a compliance step failed (see {})", run.junit.display());
-    assert!(run.passed >= 80, "only {} steps ran", run.passed);
+    // 75 steps in the PCI, SOC 2 and GDPR features (the HIPAA ones moved to health-records).
+    assert!(run.passed >= 70, "only {} steps ran", run.passed);
     let junit = std::fs::read_to_string(&run.junit).expect("junit");
     assert!(junit.contains("<testsuite") && junit.contains("PCI DSS"), "{junit}");
     let report = assert_reports_agree(&run);
     assert_eq!(report["frameworks"][0]["framework"], "PciDss");
     for framework in report["frameworks"].as_array().expect("frameworks") {
+        if framework["framework"] == "Hipaa" {
+            // HIPAA is the health-records service's suite (examples/health-records/features):
+            // payments runs no scenario of it, so it is never Pass here.
+            assert_ne!(framework["status"], "Pass", "{framework}");
+            assert_eq!(framework["scenarios"], serde_json::json!([]), "{framework}");
+            continue;
+        }
         assert_eq!(framework["status"], "Pass", "{framework}");
         assert_eq!(framework["not_exercised"], serde_json::json!([]), "{framework}");
         for r in framework["requirements"].as_array().expect("requirements") {

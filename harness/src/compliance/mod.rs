@@ -1,7 +1,9 @@
 //! The compliance suites: `features/*.feature`, run with cucumber against a service (a
-//! [`ComplianceTarget`], e.g. the payments example) and a small health-records service
-//! (records stored encrypted in DynamoDB Local under the KMS mock), behind Lift's JWT,
-//! threat, compliance and audit middleware.
+//! [`ComplianceTarget`]: the payments example for PCI DSS, SOC 2 and GDPR, the
+//! health-records example for HIPAA), behind Lift's JWT, threat, compliance and audit
+//! middleware. A service that serves no health records of its own gets a small
+//! health-records route (records stored encrypted in DynamoDB Local under the KMS mock), so
+//! the HIPAA steps have something to store and read.
 //!
 //! [`run`] runs them (a service's `compliance_suites` test and its harness binary call it)
 //! and writes JUnit XML, cucumber JSON and the per-framework compliance report.

@@ -211,31 +211,38 @@ impl ComplianceWorld {
             table: records_table.clone(),
             envelope: std::sync::Arc::new(Envelope::new(kms, "alias/lift-default")),
         };
-        let target_env =
-            TargetEnv { client: client.clone(), tables: tables.clone(), logs: super::logs().clone() };
+        let target_env = TargetEnv {
+            client: client.clone(),
+            tables: tables.clone(),
+            logs: super::logs().clone(),
+            audit: trail.clone(),
+            kms_endpoint: mocks.kms.uri(),
+        };
         let (read, write) = (records.clone(), records);
         let assembly = target.assembly();
-        let app = target
-            .app(&target_env)
-            .route(
-                Method::GET,
-                "/patients/:id/records",
-                lift::app::Route::from_handler(move |req| {
-                    let records = read.clone();
-                    async move { records.read(req).await }
-                })
-                .layer(require_scope(RECORDS_SCOPE)),
-            )
-            .route(
-                Method::POST,
-                "/patients/:id/records",
-                lift::app::Route::from_handler(move |req| {
-                    let records = write.clone();
-                    async move { records.store(req).await }
-                })
-                .layer(require_scope(RECORDS_SCOPE)),
-            )
-            .region(assembly.pinned_region.clone().unwrap_or(region));
+        let mut app = target.app(&target_env);
+        if !target.serves_health_records() {
+            app = app
+                .route(
+                    Method::GET,
+                    "/patients/:id/records",
+                    lift::app::Route::from_handler(move |req| {
+                        let records = read.clone();
+                        async move { records.read(req).await }
+                    })
+                    .layer(require_scope(RECORDS_SCOPE)),
+                )
+                .route(
+                    Method::POST,
+                    "/patients/:id/records",
+                    lift::app::Route::from_handler(move |req| {
+                        let records = write.clone();
+                        async move { records.store(req).await }
+                    })
+                    .layer(require_scope(RECORDS_SCOPE)),
+                );
+        }
+        let app = app.region(assembly.pinned_region.clone().unwrap_or(region));
         let mut jwt = JwtLayer::builder()
             .issuer(Issuer::jwks(mocks.jwks.issuer(), mocks.jwks.jwks_url()).audience(AUDIENCE))
             .exempt_path("/health*");
@@ -260,16 +267,24 @@ impl ComplianceWorld {
         env
     }
 
-    /// A real RS256 token of a user of `tenant`, with the tenant's roles and scopes.
-    async fn token(&self, tenant: &str) -> String {
+    /// A real RS256 token of a user of `tenant`, or of `patient` (subject: the patient id, role
+    /// `patient`, the service's scopes).
+    async fn token_of(&self, tenant: &str, patient: Option<&str>) -> String {
         let mocks = super::mocks().await;
         let target = super::target::get();
-        let (roles, scopes) = self.grants.get(tenant).cloned().unwrap_or_else(|| {
+        let default_scopes = || {
             let mut scopes = target.scopes();
             scopes.push(RECORDS_SCOPE.to_owned());
-            (Vec::new(), scopes)
-        });
-        let mut claims = mocks.jwks.claims(&format!("user@{tenant}"), AUDIENCE);
+            scopes
+        };
+        let (subject, (roles, scopes)) = match patient {
+            Some(patient) => (patient.to_owned(), (vec!["patient".to_owned()], default_scopes())),
+            None => (
+                format!("user@{tenant}"),
+                self.grants.get(tenant).cloned().unwrap_or_else(|| (target.roles(), default_scopes())),
+            ),
+        };
+        let mut claims = mocks.jwks.claims(&subject, AUDIENCE);
         claims["tenant_id"] = tenant.into();
         claims["scope"] = scopes.join(" ").into();
         claims["roles"] = roles.into();
@@ -281,6 +296,18 @@ impl ComplianceWorld {
         method: Method,
         uri: &str,
         tenant: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) {
+        self.call_as(method, uri, tenant, None, body).await;
+    }
+
+    /// [`call`](Self::call) as `patient` of `tenant` when given.
+    async fn call_as(
+        &mut self,
+        method: Method,
+        uri: &str,
+        tenant: Option<&str>,
+        patient: Option<&str>,
         body: Option<serde_json::Value>,
     ) {
         let env = self.env().await;
@@ -295,7 +322,8 @@ impl ComplianceWorld {
         }
         if let Some(tenant) = tenant {
             self.tenants.insert(tenant.to_owned());
-            builder = builder.header("authorization", format!("Bearer {}", self.token(tenant).await));
+            let token = self.token_of(tenant, patient).await;
+            builder = builder.header("authorization", format!("Bearer {token}"));
         }
         let body = match body {
             Some(json) => {
@@ -470,8 +498,30 @@ async fn erases(w: &mut ComplianceWorld, tenant: String, customer: String) {
 
 #[when(expr = "tenant {word} stores a record for patient {word} with diagnosis {string}")]
 async fn stores_record(w: &mut ComplianceWorld, tenant: String, patient: String, diagnosis: String) {
-    let body = serde_json::json!({ "diagnosis": diagnosis, "medications": ["salbutamol"] });
+    let body = serde_json::json!({ "diagnoses": [diagnosis], "medications": ["salbutamol"] });
     w.call(Method::POST, &format!("/patients/{patient}/records"), Some(&tenant), Some(body)).await;
+}
+
+#[when(expr = "tenant {word} stores a record for patient {word} with diagnosis {string} and notes {string}")]
+async fn stores_record_with_notes(
+    w: &mut ComplianceWorld,
+    tenant: String,
+    patient: String,
+    diagnosis: String,
+    notes: String,
+) {
+    let body = serde_json::json!({ "diagnoses": [diagnosis], "medications": ["salbutamol"], "notes": notes });
+    w.call(Method::POST, &format!("/patients/{patient}/records"), Some(&tenant), Some(body)).await;
+}
+
+#[when(expr = "patient {word} of tenant {word} reads the records of patient {word}")]
+async fn patient_reads_records(w: &mut ComplianceWorld, me: String, tenant: String, patient: String) {
+    w.call_as(Method::GET, &format!("/patients/{patient}/records"), Some(&tenant), Some(&me), None).await;
+}
+
+#[when(expr = "patient {word} of tenant {word} lists the disclosures of their record")]
+async fn patient_lists_disclosures(w: &mut ComplianceWorld, me: String, tenant: String) {
+    w.call_as(Method::GET, &format!("/patients/{me}/disclosures"), Some(&tenant), Some(&me), None).await;
 }
 
 #[when(expr = "tenant {word} reads the records of patient {word}")]
@@ -543,6 +593,12 @@ async fn alter_entry(w: &mut ComplianceWorld, seq: u64, tenant: String) {
 #[then(expr = "the answer is {int}")]
 async fn answer_is(w: &mut ComplianceWorld, status: u16) {
     assert_eq!(w.status.map(|s| s.as_u16()), Some(status), "answer body: {}", w.body);
+}
+
+#[then(expr = "the answer contains {string}")]
+async fn answer_has(w: &mut ComplianceWorld, text: String) {
+    assert!(w.status.is_some(), "no request was sent");
+    assert!(w.body.contains(&text), "the answer does not contain {text:?}: {}", w.body);
 }
 
 #[then(expr = "the answer does not contain {string}")]

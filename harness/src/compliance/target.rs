@@ -10,7 +10,8 @@ use lift::store::TableDef;
 /// its [`App`] over DynamoDB Local.
 ///
 /// The suites wrap the app in Lift's audit, compliance and threat middleware, add a small
-/// health-records route, and authenticate each request's tenant with [`scopes`](Self::scopes),
+/// health-records route unless the service [serves its own](Self::serves_health_records),
+/// and authenticate each request's tenant with [`scopes`](Self::scopes),
 /// as [`assembly`](Self::assembly) says (by default: every layer, the scenario's region).
 ///
 /// # Examples
@@ -43,6 +44,18 @@ pub trait ComplianceTarget: Send + Sync + 'static {
 
     /// The service, over the scenario's DynamoDB client and tables.
     fn app(&self, env: &TargetEnv) -> App;
+
+    /// The roles the suites' callers hold unless a step grants others (none by default).
+    fn roles(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether the service serves `/patients/:id/records` itself (a health-records
+    /// service). When it does not, the suites add their small health-records route, so
+    /// the HIPAA steps have records to store and read.
+    fn serves_health_records(&self) -> bool {
+        false
+    }
 
     /// How the service is assembled around its app: by default with every layer the
     /// suites add, in the scenario's region. A service built otherwise says so here, and
@@ -121,6 +134,12 @@ pub struct TargetEnv {
     pub tables: Vec<String>,
     /// The log sink the suites read (what the service writes to its log ends up here).
     pub logs: MemoryWriter,
+    /// The scenario's audit trail, the one the suites' audit layer writes (a service that
+    /// reads its own trail, e.g. an accounting of disclosures, reads this one).
+    pub audit: lift::security::audit::AuditTrail,
+    /// The suites' KMS mock (region `eu-west-1`, default key
+    /// [`DEFAULT_KEY_ALIAS`](crate::aws::DEFAULT_KEY_ALIAS)), for a service that encrypts.
+    pub kms_endpoint: String,
 }
 
 static TARGET: RwLock<Option<Arc<dyn ComplianceTarget>>> = RwLock::new(None);
