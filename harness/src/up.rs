@@ -42,16 +42,8 @@ pub async fn run(create_tables: bool, once: bool) -> anyhow::Result<()> {
         let client = ddb.client().await;
         for def in lift::store::tables::all() {
             let name = def.resolve_name();
-            match def.create_table(&client, &name).send().await {
-                Ok(_) => {
-                    if let Some(ttl) = def.update_ttl(&client, &name) {
-                        ttl.send().await.with_context(|| format!("enabling TTL on {name}"))?;
-                    }
-                }
-                // A shared or long-lived instance may have it already.
-                Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
-                Err(err) => return Err(err).with_context(|| format!("creating table {name}")),
-            }
+            // A shared or long-lived instance may have it already.
+            def.create_if_missing(&client, &name).await.with_context(|| format!("creating table {name}"))?;
             let var = format!("LIFT_TABLE_{}", def.name.to_uppercase().replace('-', "_"));
             tables.push((var, name));
         }

@@ -138,6 +138,40 @@ async fn create_table_gives_an_active_table_with_keys_and_ttl() {
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
 }
 
+/// `create_if_missing` creates a table with its TTL once, leaves an existing one alone (its
+/// items too), and returns a real failure rather than taking it for "exists".
+#[tokio::test]
+async fn create_if_missing_creates_once_and_never_hides_a_failure() {
+    let local = local().await;
+    let client = local.client().await;
+    let def = tables::idempotency();
+    let name = format!("lift-create-if-missing-{}", uuid::Uuid::new_v4().simple());
+    assert!(def.create_if_missing(&client, &name).await.unwrap());
+    let ttl = client.describe_time_to_live().table_name(&name).send().await.unwrap();
+    assert_eq!(ttl.time_to_live_description.unwrap().time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("kept".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(!def.create_if_missing(&client, &name).await.unwrap(), "an existing table is not created again");
+    let items = client.scan().table_name(&name).send().await.unwrap();
+    assert_eq!(items.count(), 1, "the existing table and its item are left alone");
+
+    // Nothing listens on port 9: the failure comes back, it is not read as "exists".
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("k", "s", None, None, "test"))
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    let unreachable = aws_sdk_dynamodb::Client::from_conf(config);
+    assert!(def.create_if_missing(&unreachable, &name).await.is_err());
+}
+
 #[tokio::test]
 async fn two_tables_from_one_definition_get_different_names() {
     let local = local().await;

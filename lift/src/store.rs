@@ -300,6 +300,31 @@ mod sdk {
             req
         }
 
+        /// Creates the table under `table_name` with its TTL, unless a table of that name
+        /// exists; returns whether it created one. Safe when several processes start at
+        /// once: a table created by another in between counts as existing. Any other failure
+        /// (throttling, an unreachable endpoint) is returned, never taken for "exists".
+        ///
+        /// # Errors
+        /// The `CreateTable` or `UpdateTimeToLive` failure.
+        pub async fn create_if_missing(
+            &self,
+            client: &aws_sdk_dynamodb::Client,
+            table_name: &str,
+        ) -> Result<bool, aws_sdk_dynamodb::Error> {
+            match self.create_table(client, table_name).send().await {
+                Ok(_) => {}
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+                    return Ok(false)
+                }
+                Err(err) => return Err(err.into()),
+            }
+            if let Some(ttl) = self.update_ttl(client, table_name) {
+                ttl.send().await?;
+            }
+            Ok(true)
+        }
+
         /// An `UpdateTimeToLive` request enabling the TTL attribute, if the table has one.
         pub fn update_ttl(
             &self,

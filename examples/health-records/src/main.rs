@@ -25,7 +25,9 @@ async fn main() -> Result<(), lift::BoxError> {
             (&config.audit_table, tables::audit()),
         ];
         for (name, def) in wanted {
-            create_table_if_missing(&client, name, def).await?;
+            if def.create_if_missing(&client, name).await? {
+                tracing::info!(table = %name, "created a table");
+            }
         }
     }
     let records = config.records(client.clone())?;
@@ -43,21 +45,4 @@ async fn main() -> Result<(), lift::BoxError> {
         tracing::info!(%addr, table = %config.table, "serving health records locally");
         app.serve_local(addr).await.map_err(Into::into)
     }
-}
-
-/// Creates a table unless it exists (development convenience).
-async fn create_table_if_missing(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    def: lift::store::TableDef,
-) -> Result<(), lift::BoxError> {
-    if client.describe_table().table_name(table).send().await.is_ok() {
-        return Ok(());
-    }
-    def.create_table(client, table).send().await?;
-    if let Some(ttl) = def.update_ttl(client, table) {
-        ttl.send().await?;
-    }
-    tracing::info!(%table, "created a table");
-    Ok(())
 }

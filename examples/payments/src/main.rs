@@ -20,15 +20,19 @@ async fn main() -> Result<(), lift::BoxError> {
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let env = lift::config::Env::process();
     if matches!(env.get("PAYMENTS_CREATE_TABLE").as_deref(), Some("1" | "true")) {
-        create_table_if_missing(&client, &config.table, payments::table_def()).await?;
-        let idempotency = lift::store::tables::idempotency();
-        create_table_if_missing(&client, &config.idempotency_table, idempotency).await?;
-        create_table_if_missing(&client, &config.rate_limit_table, lift::store::tables::rate_limits())
-            .await?;
-        create_table_if_missing(&client, &config.audit_table, lift::store::tables::audit()).await?;
+        let mut wanted = vec![
+            (&config.table, payments::table_def()),
+            (&config.idempotency_table, lift::store::tables::idempotency()),
+            (&config.rate_limit_table, lift::store::tables::rate_limits()),
+            (&config.audit_table, lift::store::tables::audit()),
+        ];
         if config.kms_key_id.is_some() {
-            let keys = lift::store::tables::subject_keys();
-            create_table_if_missing(&client, &config.subject_keys_table, keys).await?;
+            wanted.push((&config.subject_keys_table, lift::store::tables::subject_keys()));
+        }
+        for (table, def) in wanted {
+            if def.create_if_missing(&client, table).await? {
+                tracing::info!(%table, "created a table");
+            }
         }
     }
     // Creates and refunds are idempotent: a retry with the same Idempotency-Key replays the
@@ -69,21 +73,4 @@ async fn main() -> Result<(), lift::BoxError> {
         tracing::info!(%addr, table = %config.table, "serving payments locally");
         app.serve_local(addr).await.map_err(Into::into)
     }
-}
-
-/// Creates a table unless it exists (development convenience).
-async fn create_table_if_missing(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    def: lift::store::TableDef,
-) -> Result<(), lift::BoxError> {
-    if client.describe_table().table_name(table).send().await.is_ok() {
-        return Ok(());
-    }
-    def.create_table(client, table).send().await?;
-    if let Some(ttl) = def.update_ttl(client, table) {
-        ttl.send().await?;
-    }
-    tracing::info!(%table, "created a table");
-    Ok(())
 }
