@@ -15,11 +15,17 @@ use serde_json::{json, Value};
 async fn payments_function(env: &support::Env) -> Function {
     let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
     let idempotency = ddb.create_table(&lift::store::tables::idempotency()).await.expect("idempotency table");
+    // Every table the stack writes is the test's own: none may depend on another test having
+    // made a default-named one on the shared instance.
+    let rate_limits = ddb.create_table(&lift::store::tables::rate_limits()).await.expect("rate limit table");
+    let audit = ddb.create_table(&lift::store::tables::audit()).await.expect("audit table");
     Function::builder("payments", env!("CARGO_BIN_EXE_payments"))
         .memory_mb(256)
         .timeout_secs(10)
         .env("PAYMENTS_TABLE", &env.table)
         .env("PAYMENTS_IDEMPOTENCY_TABLE", idempotency)
+        .env("PAYMENTS_RATE_LIMIT_TABLE", rate_limits)
+        .env("PAYMENTS_AUDIT_TABLE", audit)
         .env("PAYMENTS_FINGERPRINT_KEY", std::str::from_utf8(support::FINGERPRINT_KEY).unwrap())
         .env("PAYMENTS_JWT_ISSUER", env.jwks.issuer())
         .env("PAYMENTS_JWKS_URL", env.jwks.jwks_url())
