@@ -22,8 +22,24 @@ async fn the_ci_backup_drill_loses_no_acknowledged_write() {
         "no write after the backup: the archive was not exercised\n{report}"
     );
     assert!(report.changes_replayed > 0, "{report}");
-    assert!(report.refused_after_drop + report.acknowledged > 0);
+    // Every write kind was acknowledged and checked, the deletes among them.
+    for op in ["put", "overwrite", "delete"] {
+        let (checked, lost) = report.by_op.get(op).copied().unwrap_or_default();
+        assert!(checked > 0 && lost == 0, "{op}: {checked} checked, {lost} lost\n{report}");
+    }
     assert!(report.restore_items_per_sec > 0.0);
+    // The reports: JSON, HTML and JUnit, the JUnit with one case per assertion.
+    let dir = std::env::temp_dir().join(format!("lift-backup-reports-{}", std::process::id()));
+    let files = report.write_to(&dir).unwrap();
+    let junit = std::fs::read_to_string(&files.junit).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), report.assertions.len(), "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(html.contains("PASSED") && html.contains("<svg"), "{html}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).unwrap();
+    assert_eq!(json["workload"], "items");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -36,6 +52,15 @@ async fn the_drill_fails_when_the_restore_skips_the_stream_archive() {
     assert_eq!(report.failed_assertions(), ["max_missing_acknowledged"], "{report}");
     assert!(report.missing_after_backup > 0, "{report}");
     assert_eq!(report.missing_before_backup, 0, "{report}");
+    assert!(junit_names_the_failure(&report), "the JUnit report shows the failure");
+}
+
+fn junit_names_the_failure(report: &lift_harness::backup::BackupDrillReport) -> bool {
+    let dir = std::env::temp_dir().join(format!("lift-backup-failed-{}", std::process::id()));
+    let files = report.write_to(&dir).unwrap();
+    let junit = std::fs::read_to_string(&files.junit).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    junit.contains("<failure message=\"max_missing_acknowledged")
 }
 
 #[test]
@@ -55,4 +80,23 @@ fn the_scenarios_parse_and_bad_timelines_are_refused() {
     assert!(!BackupScenario::is_backup_drill(&outage));
     let bad = ci.replace("drop_at = \"5s\"", "drop_at = \"1s\"");
     assert!(BackupScenario::parse(&bad).unwrap_err().to_string().contains("before"));
+    // A misspelt key is refused by name, not ignored.
+    let typo = ci.replace("archive_poll", "archive_pol");
+    assert!(format!("{:#}", BackupScenario::parse(&typo).unwrap_err()).contains("archive_pol"));
+}
+
+#[tokio::test]
+async fn a_mix_or_seed_operation_the_workload_lacks_is_refused_before_anything_runs() {
+    let mut s = scenario();
+    s.load.mix = [("upsert".to_owned(), 1)].into();
+    let err = format!("{:#}", run_drill(&s, true).await.unwrap_err());
+    assert!(err.contains("upsert") && err.contains("put, overwrite, delete"), "{err}");
+    let mut s = scenario();
+    s.load.mix = [("overwrite".to_owned(), 1)].into();
+    let err = format!("{:#}", run_drill(&s, true).await.unwrap_err());
+    assert!(err.contains("put needs a weight"), "{err}");
+    let mut s = scenario();
+    s.load.seed_op = Some("create".into());
+    let err = format!("{:#}", run_drill(&s, true).await.unwrap_err());
+    assert!(err.contains("seed_op") && err.contains("create"), "{err}");
 }

@@ -37,7 +37,9 @@ use lift::middleware::xray::XrayBuilder;
 use lift::security::compliance::ComplianceRecorder;
 use lift::security::threat::{Playbook, ThreatLayer, WebhookAlert};
 
-pub use routes::{jwt_layer, mount, service, Disclosure, HealthRecords, READ_SCOPE, REALM, WRITE_SCOPE};
+pub use routes::{
+    jwt_layer, mount, service, Disclosure, DisclosureScope, HealthRecords, READ_SCOPE, REALM, WRITE_SCOPE,
+};
 pub use store::{table_def, PhiCipher, RecordStore, Retention, StoreError};
 
 /// The audience tokens must carry unless `HEALTH_JWT_AUDIENCE` says otherwise.

@@ -258,6 +258,7 @@ async fn disclosures(req: Request) -> Result<Response, Error> {
             return Err(not_found());
         }
     }
+    let scope = DisclosureScope::from_query(req.uri().query())?;
     audit(&req, "records.disclosures", &patient);
     let Some(trail) = &records.audit else {
         return Err(Error::service_unavailable(5).with_detail("the audit trail is not configured"));
@@ -267,28 +268,133 @@ async fn disclosures(req: Request) -> Result<Response, Error> {
             Error::service_unavailable(1).with_detail("the audit trail is busy; retry later").with_source(e)
         })?;
     let resource = format!("patient/{patient}");
-    let list: Vec<Disclosure> = entries
+    let list: Vec<(u64, Disclosure)> = entries
         .into_iter()
         .map(|sealed| sealed.entry)
         .filter(|e| e.resource == resource && e.outcome == Outcome::Success)
         .map(|e| {
             let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
             let break_glass = detail["break_glass"].as_bool().unwrap_or(false);
-            Disclosure {
-                at: crate::store::rfc3339_ms(e.at_ms),
-                actor: e.actor,
-                purpose: if break_glass {
-                    "break-glass".to_owned()
-                } else {
-                    detail["purpose"].as_str().unwrap_or("unknown").to_owned()
+            let at_ms = e.at_ms;
+            (
+                at_ms,
+                Disclosure {
+                    at: crate::store::rfc3339_ms(at_ms),
+                    actor: e.actor,
+                    purpose: if break_glass {
+                        "break-glass".to_owned()
+                    } else {
+                        detail["purpose"].as_str().unwrap_or("unknown").to_owned()
+                    },
+                    view: detail["view"].as_str().unwrap_or("unknown").to_owned(),
+                    break_glass,
+                    reason: detail["reason"].as_str().map(str::to_owned),
                 },
-                view: detail["view"].as_str().unwrap_or("unknown").to_owned(),
-                break_glass,
-                reason: detail["reason"].as_str().map(str::to_owned),
-            }
+            )
         })
         .collect();
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "patient_id": patient, "disclosures": list })))
+    let (list, excluded) = scope.apply(list, std::time::SystemTime::now());
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "patient_id": patient,
+            "scope": scope.as_str(),
+            "basis": scope.basis(),
+            "disclosures": list,
+            "excluded": excluded,
+        }),
+    ))
+}
+
+/// Which reads `GET /patients/:id/disclosures` lists (`?scope=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisclosureScope {
+    /// Every successful read of the record, with its purpose (an access report): the
+    /// default.
+    Access,
+    /// The accounting of disclosures of HIPAA 164.528: reads for treatment, payment or
+    /// health care operations (164.528(a)(1)(i)) and the patient's own access
+    /// (164.528(a)(1)(ii)) are excluded, as are reads older than six years
+    /// (164.528(a)(3)). Break-glass reads, made outside the reader's role, are listed.
+    Accounting,
+}
+
+/// Six years, the span an accounting of disclosures covers (164.528(a)(3)), in ms.
+const SIX_YEARS_MS: u64 = 6 * 36_525 * 24 * 3_600 * 10;
+
+impl DisclosureScope {
+    /// Reads `scope=` from a query string; absent is [`DisclosureScope::Access`].
+    ///
+    /// # Errors
+    /// A 400 naming `scope` when its value is neither `access` nor `accounting`.
+    pub fn from_query(query: Option<&str>) -> Result<Self, Error> {
+        let value = query
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find_map(|(k, v)| (k == "scope").then_some(v));
+        match value {
+            None | Some("access") => Ok(Self::Access),
+            Some("accounting") => Ok(Self::Accounting),
+            Some(_) => Err(Error::validation("scope", "must be `access` or `accounting`")),
+        }
+    }
+
+    /// The name in answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Accounting => "accounting",
+        }
+    }
+
+    /// What the list is, in one sentence, for the answer.
+    pub fn basis(self) -> &'static str {
+        match self {
+            Self::Access => "every read of the record, with its purpose (access report)",
+            Self::Accounting => {
+                "HIPAA 164.528: disclosures of the last six years, excluding treatment, payment, \
+                 health care operations and the patient's own access"
+            }
+        }
+    }
+
+    /// Keeps the reads this scope lists (each with its time, epoch ms), and counts the
+    /// excluded ones by reason (the count only: who read for treatment is not an
+    /// accounting's to show).
+    pub fn apply(
+        self,
+        list: Vec<(u64, Disclosure)>,
+        now: std::time::SystemTime,
+    ) -> (Vec<Disclosure>, std::collections::BTreeMap<String, u64>) {
+        let mut excluded = std::collections::BTreeMap::new();
+        if self == Self::Access {
+            return (list.into_iter().map(|(_, d)| d).collect(), excluded);
+        }
+        let now_ms = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let kept = list
+            .into_iter()
+            .filter(|(at_ms, d)| {
+                let reason = if !d.break_glass
+                    && ["treatment", "payment", "operations", View::Own.purpose()]
+                        .contains(&d.purpose.as_str())
+                {
+                    Some(d.purpose.clone())
+                } else if now_ms.saturating_sub(*at_ms) > SIX_YEARS_MS {
+                    Some("older than six years".to_owned())
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    *excluded.entry(reason).or_insert(0) += 1;
+                    return false;
+                }
+                true
+            })
+            .map(|(_, d)| d)
+            .collect();
+        (kept, excluded)
+    }
 }
 
 async fn erase_patient(req: Request) -> Result<Response, Error> {
@@ -299,4 +405,54 @@ async fn erase_patient(req: Request) -> Result<Response, Error> {
     let erased =
         records.store.erase(&tenant, &patient, std::time::SystemTime::now()).await.map_err(store_error)?;
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "patient_id": patient, "items_erased": erased })))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn read(purpose: &str, break_glass: bool) -> Disclosure {
+        Disclosure {
+            at: String::new(),
+            actor: "a".into(),
+            purpose: purpose.into(),
+            view: "clinical".into(),
+            break_glass,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn the_accounting_covers_six_years_and_the_access_report_everything() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let now_ms = 2_000_000_000_000;
+        let day = 86_400_000;
+        let list = vec![
+            (now_ms - 10 * day, read("break-glass", true)),
+            // Six years and a day ago: out of the accounting's span.
+            (now_ms - SIX_YEARS_MS - day, read("break-glass", true)),
+            // Five years and 364 days ago: in it.
+            (now_ms - SIX_YEARS_MS + day, read("unknown", false)),
+            (now_ms - day, read("operations", false)),
+        ];
+        let (kept, excluded) = DisclosureScope::Accounting.apply(list.clone(), now);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept.iter().any(|d| d.purpose == "unknown"), "an unknown purpose is disclosed, not excused");
+        assert_eq!(excluded.get("older than six years"), Some(&1));
+        assert_eq!(excluded.get("operations"), Some(&1));
+        let (all, none) = DisclosureScope::Access.apply(list, now);
+        assert_eq!((all.len(), none.len()), (4, 0));
+    }
+
+    #[test]
+    fn the_scope_is_read_by_name_and_a_misspelling_is_refused() {
+        assert_eq!(DisclosureScope::from_query(None).unwrap(), DisclosureScope::Access);
+        assert_eq!(
+            DisclosureScope::from_query(Some("a=1&scope=accounting")).unwrap(),
+            DisclosureScope::Accounting
+        );
+        assert!(DisclosureScope::from_query(Some("scope=Accounting")).is_err());
+    }
 }

@@ -213,6 +213,57 @@ async fn the_accounting_of_disclosures_lists_every_read_with_its_purpose_and_onl
 }
 
 #[tokio::test]
+async fn the_164_528_accounting_excludes_treatment_payment_and_own_access_but_not_break_glass() {
+    let env = env().await;
+    let id = seeded(&env, "clinic").await;
+    assert_eq!(env.read("clinic", CLINICIAN, &id, &[]).await.status(), StatusCode::OK);
+    assert_eq!(env.read("clinic", BILLING, &id, &[]).await.status(), StatusCode::OK);
+    assert_eq!(env.read("clinic", Caller::Patient(&id), &id, &[]).await.status(), StatusCode::OK);
+    let reason = "covering the night shift";
+    let glass = env
+        .read("clinic", Caller::Staff("aud-7", &["auditor"]), &id, &[("x-break-glass-reason", reason)])
+        .await;
+    assert_eq!(glass.status(), StatusCode::OK, "{}", text(&glass));
+
+    let uri = |scope: &str| format!("/patients/{id}/disclosures{scope}");
+    let list = |res: &lift::Response| json(res)["disclosures"].as_array().cloned().unwrap();
+    let me = Some(("clinic", Caller::Patient(&id)));
+
+    // The access report (the default) lists every read, the patient's own among them.
+    let all = env.send(Method::GET, &uri(""), me, None, &[]).await;
+    assert_eq!(all.status(), StatusCode::OK, "{}", text(&all));
+    assert_eq!(json(&all)["scope"], "access");
+    let purposes: Vec<String> =
+        list(&all).iter().map(|d| d["purpose"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(purposes, ["treatment", "payment", "patient access", "break-glass"], "{}", text(&all));
+
+    // The accounting keeps the break-glass read alone; the rest are counted, not named.
+    let acc = env.send(Method::GET, &uri("?scope=accounting"), me, None, &[]).await;
+    assert_eq!(acc.status(), StatusCode::OK, "{}", text(&acc));
+    let body = json(&acc);
+    assert_eq!(body["scope"], "accounting");
+    assert!(body["basis"].as_str().unwrap().contains("164.528"));
+    let kept = list(&acc);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!((kept[0]["actor"].as_str(), kept[0]["reason"].as_str()), (Some("aud-7"), Some(reason)));
+    assert_eq!(
+        body["excluded"],
+        serde_json::json!({ "treatment": 1, "payment": 1, "patient access": 1 }),
+        "{body}"
+    );
+    let text_of = text(&acc);
+    assert!(
+        !text_of.contains("dr-house") && !text_of.contains("clerk-1"),
+        "excluded readers named: {text_of}"
+    );
+
+    // A misspelt scope is refused by name, not read as the default.
+    let bad = env.send(Method::GET, &uri("?scope=acounting"), me, None, &[]).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{}", text(&bad));
+    assert!(text(&bad).contains("scope"), "{}", text(&bad));
+}
+
+#[tokio::test]
 async fn writes_need_an_idempotency_key_and_valid_fields_named_without_their_value() {
     let env = env().await;
     let id = patient_id();

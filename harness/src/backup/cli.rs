@@ -9,7 +9,7 @@ use clap::Args;
 use lift::disaster::backup::{BackupTarget, PointInTime, Restore, StreamArchive, TableBackup};
 use lift::disaster::{RegionConfig, RegionSet};
 
-use super::drill::{run, BackupScenario};
+use super::drill::BackupScenario;
 
 /// `lift-harness backup`.
 #[derive(Debug, Args)]
@@ -186,16 +186,33 @@ pub async fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
 /// # Errors
 /// When the drill cannot run or an assertion fails.
 pub async fn run_drill_file(file: &Path, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<bool> {
-    // A file this binary cannot read is left to the service's binary, which says why.
+    run_drill_file_with(super::Items::default(), file, out, quiet).await
+}
+
+/// Runs the backup drill in `file` over `workload` when the file is one (it has a
+/// `[backup]` table): prints the summary, writes the JSON, HTML and JUnit reports into `out`
+/// (default `target/drill-reports`), and fails when an assertion fails. `Ok(false)` when
+/// the file is not a backup drill.
+///
+/// # Errors
+/// When the scenario is invalid, the drill cannot run, or an assertion failed.
+pub async fn run_drill_file_with<W: crate::Workload>(
+    workload: W,
+    file: &Path,
+    out: Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<bool> {
+    // A file this binary cannot read is left to the caller, which says why.
     let Ok(text) = std::fs::read_to_string(file) else { return Ok(false) };
     if !BackupScenario::is_backup_drill(&text) {
         return Ok(false);
     }
     let scenario = BackupScenario::parse(&text).with_context(|| file.display().to_string())?;
-    let report = run(&scenario, quiet).await?;
+    let report = super::run_drill_with(&scenario, workload, quiet).await?;
     println!("{report}");
     let dir = out.unwrap_or_else(|| PathBuf::from(crate::drill::DEFAULT_REPORT_DIR));
-    println!("report: {}", report.write_to(&dir)?.display());
+    let files = report.write_to(&dir)?;
+    println!("reports: {}, {}, {}", files.json.display(), files.html.display(), files.junit.display());
     anyhow::ensure!(
         report.passed,
         "drill {} failed: {}",

@@ -2,25 +2,24 @@
 //! stream archive runs, the table is dropped mid-load, and a restore brings it back to the
 //! moment before the drop. Measures RTO, RPO (split by the last backup) and restore rate.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use aws_sdk_dynamodb::types::AttributeValue;
 use lift::disaster::backup::{BackupTarget, PointInTime, Restore, RestoreReport, StreamArchive, TableBackup};
-use lift::disaster::{RegionConfig, RegionSet};
-use lift::store::{KeyAttribute, StreamView, TableDef};
-use rand::Rng as _;
+use lift::disaster::{RegionConfig, RegionRouter, RegionSet, ReplicatedTable};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
+use super::items::Items;
 use crate::drill::duration::serde_duration;
+use crate::drill::load::Driver;
+use crate::drill::metrics::Recorder;
+use crate::drill::{drill_table_def, FailoverClient, Load, Mix, ReplicationMode, ReportFiles};
 use crate::dynamodb::DynamoDbLocal;
-
-/// The item attribute the load writes its time into (epoch ms), which the archive reads.
-pub const WRITTEN_AT: &str = "written_at_ms";
+use crate::workload::{key_label, Acked, Workload};
 
 /// A backup drill, as written in `scenarios/backup_restore*.toml`.
 ///
@@ -60,28 +59,37 @@ pub struct BackupScenario {
     pub assertions: BackupAssertions,
 }
 
-/// The write load: puts of new items, overwrites and deletes of existing ones.
+/// The load: the workload's operations, started at a rate, before and through the drop.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupLoad {
-    /// Writes started per second.
+    /// Operations started per second.
     pub rate: f64,
-    /// Items written before the load starts (the table's starting size).
+    /// Operations of [`seed_op`](Self::seed_op) run before the load starts (the table's
+    /// starting size), as fast as `concurrency` allows.
     #[serde(default)]
     pub seed_items: u64,
-    /// Most writes in flight.
+    /// The operation that seeds the table: the workload's first operation when absent
+    /// (`put`, `create`, `register`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_op: Option<String>,
+    /// Most operations in flight.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Weights of `put`, `overwrite` and `delete` (default 5, 3, 2).
-    #[serde(default = "default_mix")]
-    pub mix: HashMap<String, u32>,
+    /// The deadline of one operation; a later answer is an error.
+    #[serde(default = "default_timeout", with = "serde_duration")]
+    pub timeout: Duration,
+    /// Weights by the workload's operation names (for the harness's own workload: `put`,
+    /// `overwrite`, `delete`); the workload's default mix when absent.
+    #[serde(default)]
+    pub mix: BTreeMap<String, u32>,
 }
 
 fn default_concurrency() -> usize {
     64
 }
-fn default_mix() -> HashMap<String, u32> {
-    HashMap::from([("put".to_owned(), 5), ("overwrite".to_owned(), 3), ("delete".to_owned(), 2)])
+fn default_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// Where the backup goes.
@@ -163,13 +171,8 @@ impl BackupScenario {
         anyhow::ensure!(s.load.rate > 0.0, "load.rate must be greater than zero");
         anyhow::ensure!(s.backup.at < s.backup.drop_at, "backup.at must come before backup.drop_at");
         anyhow::ensure!(s.load.concurrency > 0, "load.concurrency must be at least 1");
-        for kind in s.load.mix.keys() {
-            anyhow::ensure!(
-                ["put", "overwrite", "delete"].contains(&kind.as_str()),
-                "load.mix: unknown write {kind:?}"
-            );
-        }
-        anyhow::ensure!(s.load.mix.get("put").copied().unwrap_or(0) > 0, "load.mix: put needs a weight");
+        anyhow::ensure!(!s.load.timeout.is_zero(), "load.timeout must be greater than zero");
+        anyhow::ensure!(s.backup.segments > 0, "backup.segments must be at least 1");
         Ok(s)
     }
 
@@ -194,6 +197,11 @@ impl BackupScenario {
 pub struct BackupDrillReport {
     /// The scenario.
     pub scenario: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// The workload driven (`items`, `payments`, `health-records`).
+    pub workload: String,
     /// Whether every assertion held.
     pub passed: bool,
     /// Each assertion: (name, bound, measured, held).
@@ -202,26 +210,33 @@ pub struct BackupDrillReport {
     pub items_in_backup: u64,
     /// How long the backup took.
     pub backup_secs: f64,
-    /// Acknowledged writes (seed and load), each the last acknowledged write of its item.
+    /// Items with an acknowledged effect (seed and load), each checked at its last one.
     pub acknowledged: u64,
-    /// Of them, made before the last backup started.
+    /// Of them, whose last acknowledged effect came before the last backup started.
     pub acknowledged_before_backup: u64,
-    /// Of them, made after (recoverable only from the stream archive).
+    /// Of them, whose last acknowledged effect came after (recoverable only from the
+    /// stream archive).
     pub acknowledged_after_backup: u64,
-    /// Acknowledged writes missing or wrong after the restore, made before the last backup.
+    /// Acknowledged effects missing or stale after the restore, made before the last backup.
     pub missing_before_backup: u64,
-    /// Acknowledged writes missing or wrong after the restore, made after the last backup.
+    /// Acknowledged effects missing or stale after the restore, made after the last backup.
     pub missing_after_backup: u64,
-    /// Items whose last write failed without a clear answer (not checked).
-    pub uncertain: u64,
-    /// Writes refused after the drop.
-    pub refused_after_drop: u64,
+    /// Per operation kind: items checked and lost.
+    pub by_op: BTreeMap<String, (u64, u64)>,
+    /// Operations that failed before the drop, by error class (not acknowledged: their
+    /// effect, if any, is not checked).
+    pub failed_before_drop: BTreeMap<String, u64>,
+    /// Operations refused or failed after the drop.
+    pub failed_after_drop: u64,
+    /// Operations the load could not start (`concurrency` in flight).
+    pub shed: u64,
     /// Stream records archived.
     pub archived_records: u64,
     /// Failed archive requests (each retried).
     pub archive_errors: u64,
-    /// Up to ten missing or wrong items: key, acknowledged version (none: deleted), held.
-    pub missing_examples: Vec<(String, Option<u64>, Option<u64>)>,
+    /// Up to ten keys missing or stale after the restore, with their operation and whether
+    /// their last effect came before the last backup.
+    pub missing_examples: Vec<String>,
     /// Archived changes replayed by the restore.
     pub changes_replayed: u64,
     /// Replayed changes placed within one poll of the drop.
@@ -244,45 +259,75 @@ impl BackupDrillReport {
         self.assertions.iter().filter(|a| !a.3).map(|a| a.0.as_str()).collect()
     }
 
-    /// Writes `<dir>/<scenario>.json`.
+    /// Writes `<dir>/<scenario>.json`, `.html` and `.junit.xml`.
     ///
     /// # Errors
-    /// When the file cannot be written.
-    pub fn write_to(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+    /// When a file cannot be written.
+    pub fn write_to(&self, dir: &Path) -> anyhow::Result<ReportFiles> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{}.json", self.scenario));
-        let mut text = serde_json::to_vec_pretty(self)?;
-        text.push(b'\n');
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
+        let files = ReportFiles {
+            json: dir.join(format!("{}.json", self.scenario)),
+            html: dir.join(format!("{}.html", self.scenario)),
+            junit: dir.join(format!("{}.junit.xml", self.scenario)),
+        };
+        let mut json = serde_json::to_string_pretty(self)?;
+        json.push('\n');
+        for (path, text) in [
+            (&files.json, json),
+            (&files.html, super::report::html(self)),
+            (&files.junit, super::report::junit(self)),
+        ] {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(files)
     }
 }
 
 impl std::fmt::Display for BackupDrillReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "backup drill {}: {}", self.scenario, if self.passed { "PASSED" } else { "FAILED" })?;
+        writeln!(
+            f,
+            "backup drill {} ({}): {}",
+            self.scenario,
+            self.workload,
+            if self.passed { "PASSED" } else { "FAILED" }
+        )?;
         writeln!(
             f,
             "  backup: {} items in {:.2} s ({})",
             self.items_in_backup, self.backup_secs, self.target
         )?;
+        let failed: u64 = self.failed_before_drop.values().sum();
         writeln!(
             f,
-            "  acknowledged writes: {} ({} before the last backup, {} after it, from the stream archive); {} uncertain, {} refused after the drop",
-            self.acknowledged, self.acknowledged_before_backup, self.acknowledged_after_backup, self.uncertain, self.refused_after_drop
+            "  acknowledged: {} items ({} last written before the last backup, {} after it, from the stream archive); {failed} operations failed before the drop {:?}, {} after it, {} shed",
+            self.acknowledged,
+            self.acknowledged_before_backup,
+            self.acknowledged_after_backup,
+            self.failed_before_drop,
+            self.failed_after_drop,
+            self.shed
         )?;
         writeln!(
             f,
             "  RPO: {} missing from before the last backup, {} from the stream archive",
             self.missing_before_backup, self.missing_after_backup
         )?;
+        let kinds: Vec<String> =
+            self.by_op.iter().map(|(op, (checked, lost))| format!("{op} {lost}/{checked} lost")).collect();
+        writeln!(f, "  by operation: {}", kinds.join(", "))?;
         writeln!(
             f,
             "  RTO: {:.2} s from the drop to a serving table; restore {:.2} s at {:.0} items/s; {} changes replayed ({} within a poll of the drop), {} not restored",
-            self.rto_secs, self.restore_secs, self.restore_items_per_sec, self.changes_replayed, self.changes_near_moment, self.not_restored
+            self.rto_secs,
+            self.restore_secs,
+            self.restore_items_per_sec,
+            self.changes_replayed,
+            self.changes_near_moment,
+            self.not_restored
         )?;
-        for (key, acked, held) in &self.missing_examples {
-            writeln!(f, "  missing: {key}: acknowledged {acked:?}, restored {held:?}")?;
+        for example in &self.missing_examples {
+            writeln!(f, "  missing: {example}")?;
         }
         for (name, bound, measured, held) in &self.assertions {
             writeln!(f, "  {} {name}: {measured:.2} (bound {bound})", if *held { "ok  " } else { "FAIL" })?;
@@ -291,127 +336,70 @@ impl std::fmt::Display for BackupDrillReport {
     }
 }
 
-/// What the load knows of one item.
-#[derive(Debug, Clone, Copy)]
-struct Expected {
-    /// The version of its last acknowledged put; `None` after an acknowledged delete.
-    version: Option<u64>,
-    /// When that write was acknowledged.
-    acked_at: Instant,
-}
-
-#[derive(Debug, Default)]
-struct LoadState {
-    expected: HashMap<String, Expected>,
-    live: Vec<String>,
-    busy: HashSet<String>,
-    uncertain: HashSet<String>,
-    refused: u64,
-    version: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Write {
-    Put,
-    Overwrite,
-    Delete,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
-fn item(pk: &str, version: u64) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
-        ("v".to_owned(), AttributeValue::N(version.to_string())),
-        (WRITTEN_AT.to_owned(), AttributeValue::N(now_ms().to_string())),
-        ("body".to_owned(), AttributeValue::S("x".repeat(64))),
-    ])
-}
-
-/// One write of the load: picks its item, writes, records the answer.
-async fn write(client: &aws_sdk_dynamodb::Client, table: &str, state: &Mutex<LoadState>, kind: Write) {
-    let (key, version) = {
-        let mut s = state.lock().expect("load state");
-        s.version += 1;
-        let version = s.version;
-        let key = match kind {
-            Write::Put => format!("k-{}", uuid::Uuid::new_v4().simple()),
-            Write::Overwrite | Write::Delete => {
-                let free: Vec<&String> = s.live.iter().filter(|k| !s.busy.contains(*k)).collect();
-                if free.is_empty() {
-                    return;
-                }
-                free[rand::thread_rng().gen_range(0..free.len())].clone()
-            }
-        };
-        s.busy.insert(key.clone());
-        (key, version)
-    };
-    let result = match kind {
-        Write::Delete => client
-            .delete_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S(key.clone()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception())),
-        _ => client
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item(&key, version)))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception())),
-    };
-    let mut s = state.lock().expect("load state");
-    s.busy.remove(&key);
-    match result {
-        Ok(()) => {
-            let deleted = matches!(kind, Write::Delete);
-            s.expected.insert(
-                key.clone(),
-                Expected { version: (!deleted).then_some(version), acked_at: Instant::now() },
-            );
-            if deleted {
-                s.live.retain(|k| k != &key);
-            } else if matches!(kind, Write::Put) {
-                s.live.push(key);
-            }
-        }
-        // The table is gone: the write surely did not happen.
-        Err(true) => s.refused += 1,
-        // No clear answer: the item may hold either state.
-        Err(false) => {
-            s.uncertain.insert(key);
-        }
-    }
-}
-
-/// Runs a backup drill on the shared DynamoDB Local and returns its report (whether or not
-/// the assertions held).
+/// A backup drill of `scenario` over the harness's own [`Items`] workload (what
+/// `lift-harness drill` runs); a service drills its own workload with [`run_with`].
 ///
 /// # Errors
 /// When DynamoDB Local, moto or a step of the drill cannot run.
 pub async fn run(scenario: &BackupScenario, quiet: bool) -> anyhow::Result<BackupDrillReport> {
+    run_with(scenario, Items::default(), quiet).await
+}
+
+/// Runs a backup drill of `scenario` over `workload` on the shared DynamoDB Local, and
+/// returns its report (whether or not the assertions held).
+///
+/// The stages run in one direction: provision (the workload's table with a stream, the
+/// backup target, a one-region client) → seed → archive the stream → drive the load →
+/// back up at `backup.at` → drop the table at `backup.drop_at` (the fault) → restore to
+/// the moment before the drop → check every acknowledged effect in the restored table with
+/// the workload's own [`Workload::check`] → analyse (split by the last backup) → assert.
+///
+/// # Errors
+/// When the mix does not fit the workload, or DynamoDB Local, moto or a step of the drill
+/// cannot run.
+pub async fn run_with<W: Workload>(
+    scenario: &BackupScenario,
+    workload: W,
+    quiet: bool,
+) -> anyhow::Result<BackupDrillReport> {
     let say = |text: String| {
         if !quiet {
             eprintln!("[{}] {text}", scenario.name);
         }
     };
+    let workload = Arc::new(workload);
+    let (load, weights) = drill_load(scenario, &*workload)?;
+    let seed_op = seed_op(scenario, &*workload)?;
+
+    // Provision: the workload's table (with a stream, as drills use it) in one region.
     let local = DynamoDbLocal::shared().await?;
-    let client = local.client().await;
-    let def =
-        TableDef::new("backup-drill", KeyAttribute::string("pk")).with_stream(StreamView::NewAndOldImages);
-    let table = local.create_table(&def).await?;
-    let region = RegionSet::builder()
-        .region(RegionConfig::new(crate::dynamodb::default_region()).dynamodb_endpoint(local.endpoint()))
-        .build()?
-        .primary()
-        .clone();
+    let def = drill_table_def(workload.table());
+    let physical = local.create_table(&def).await?;
+    let region_name = crate::dynamodb::default_region();
+    let regions = RegionSet::builder()
+        .operation_timeout(scenario.load.timeout)
+        .region(RegionConfig::new(region_name.clone()).dynamodb_endpoint(local.endpoint()))
+        .build()?;
+    // The drill's own steps (backup, drop, archive, restore, check) go through a client of
+    // their own, whose deadline fits a scan page or a batch of a large table.
+    let admin = RegionSet::builder()
+        .operation_timeout(Duration::from_secs(60))
+        .region(RegionConfig::new(region_name.clone()).dynamodb_endpoint(local.endpoint()))
+        .build()?;
+    let region = admin.primary().clone();
+    let client = region.dynamodb().clone();
+    let table = ReplicatedTable::new(def.clone()).with_name_in(region_name.clone(), physical.clone());
+    let failover = Arc::new(FailoverClient {
+        router: RegionRouter::new(regions.clone()),
+        regions: regions.clone(),
+        table: table.clone(),
+        health: watch::channel(Default::default()).1,
+        mode: ReplicationMode::Async,
+        sync_timeout: scenario.load.timeout,
+        degraded: Default::default(),
+        break_updates: false,
+    });
+    let driver = Driver { load: load.clone(), weights, workload: workload.clone(), client: failover };
 
     // The target: a fresh directory, or a bucket on a moto server of the drill's own.
     let scratch = std::env::temp_dir().join(format!("lift-backup-drill-{}", uuid::Uuid::new_v4().simple()));
@@ -431,39 +419,48 @@ pub async fn run(scenario: &BackupScenario, quiet: bool) -> anyhow::Result<Backu
         TargetKind::S3 => anyhow::bail!("this harness is built without S3 (feature `s3`)"),
     };
 
-    // Seed the table: acknowledged writes from before any backup.
-    let state = Arc::new(Mutex::new(LoadState::default()));
-    say(format!("seeding {} items into {table}", scenario.load.seed_items));
-    let seeds = Arc::new(Semaphore::new(32));
-    let mut seeding = Vec::new();
+    // Seed: acknowledged effects from before any backup.
+    say(format!(
+        "seeding {physical} with {} {seed_op} operations of {}",
+        scenario.load.seed_items,
+        workload.name()
+    ));
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let seeding = Arc::new(Recorder::new(Instant::now()));
+    let mut seeds = tokio::task::JoinSet::new();
     for _ in 0..scenario.load.seed_items {
-        let permit = seeds.clone().acquire_owned().await?;
-        let (client, table, state) = (client.clone(), table.clone(), state.clone());
-        seeding.push(tokio::spawn(async move {
-            write(&client, &table, &state, Write::Put).await;
-            drop(permit);
-        }));
+        while seeds.len() >= scenario.load.concurrency {
+            seeds.join_next().await;
+        }
+        let op = workload.next(seed_op, &load);
+        seeding.begin();
+        seeds.spawn(driver.clone().one(op, seeding.clone(), acked.clone()));
     }
-    for task in seeding {
-        task.await?;
-    }
+    while seeds.join_next().await.is_some() {}
+    let seed_failures = seeding.records().iter().filter(|r| !r.ok).count();
+    anyhow::ensure!(
+        seed_failures == 0,
+        "{seed_failures} of {} seed operations failed: the table was not seeded",
+        scenario.load.seed_items
+    );
 
-    let archive = StreamArchive::builder(region.clone(), &table)
+    let archive = StreamArchive::builder(region.clone(), &physical)
         .target(target.clone())
         .poll_interval(scenario.backup.archive_poll)
-        .time_attribute(WRITTEN_AT)
         .start()
         .await?;
 
     // The load, open loop, until the drop.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let load =
-        tokio::spawn(drive(scenario.load.clone(), client.clone(), table.clone(), state.clone(), stop_rx));
     let start = Instant::now();
+    let recorder = Arc::new(Recorder::new(start));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = tokio::spawn(driver.clone().run(recorder.clone(), acked.clone(), stop_rx));
     tokio::time::sleep_until((start + scenario.backup.at).into()).await;
     say("taking the backup under load".into());
+    // Every effect acknowledged from here on came after the backup started.
+    let cut = acked.lock().expect("acked lock").len();
     let backup_started = Instant::now();
-    let manifest = TableBackup::builder(client.clone(), &table)
+    let manifest = TableBackup::builder(client.clone(), &physical)
         .target(target.clone())
         .segments(scenario.backup.segments)
         .build()?
@@ -472,91 +469,111 @@ pub async fn run(scenario: &BackupScenario, quiet: bool) -> anyhow::Result<Backu
     let backup_secs = backup_started.elapsed().as_secs_f64();
     tokio::time::sleep_until((start + scenario.backup.drop_at).into()).await;
 
+    // The fault: the table dropped mid-load.
     say("dropping the table mid-load".into());
     let drop_instant = Instant::now();
-    client.delete_table().table_name(&table).send().await.context("dropping the table")?;
+    client.delete_table().table_name(&physical).send().await.context("dropping the table")?;
     // The moment before the drop is when DeleteTable returned: every write acknowledged
     // until then was made before it (writes sent while it ran still landed).
     let dropped_at = SystemTime::now();
+    let drop_ms = recorder.ms(drop_instant);
     let _ = stop_tx.send(true);
-    load.await?;
+    running.await?;
 
     // Recovery: the archive reads the dropped table's stream to its end, then the restore.
     let archive_stats = archive.stop().await?;
-    let restored = format!("{table}-restored");
+    let restored = format!("{physical}-restored");
     say(format!("restoring backup {} into {restored}", manifest.backup_id));
-    let report: RestoreReport = Restore::builder(client.clone(), target.clone(), &restored)
+    let restore: RestoreReport = Restore::builder(client.clone(), target.clone(), &restored)
         .until(PointInTime::Moment(dropped_at))
         .concurrency(scenario.backup.restore_concurrency)
         .replay_archive(scenario.backup.replay_archive)
         .build()?
         .run()
         .await?;
+    let probe = workload.heartbeat_key(0);
     client
         .get_item()
         .table_name(&restored)
-        .key("pk", AttributeValue::S("probe".into()))
+        .set_key(Some(probe))
         .send()
         .await
         .context("reading the restored table")?;
     let rto_secs = drop_instant.elapsed().as_secs_f64();
 
-    // RPO: every item's last acknowledged write, read back from the restored table.
-    let held = scan_versions(&client, &restored).await?;
-    let state = std::mem::take(&mut *state.lock().expect("load state"));
-    let cut = backup_started;
-    let mut figures = (0u64, 0u64, 0u64, 0u64);
-    let mut examples = Vec::new();
-    for (key, expected) in &state.expected {
-        if state.uncertain.contains(key) {
-            continue;
-        }
-        let before = expected.acked_at < cut;
-        let ok = held.get(key).copied() == expected.version;
-        if !ok && examples.len() < 10 {
-            examples.push((key.clone(), expected.version, held.get(key).copied()));
-        }
-        match (before, ok) {
-            (true, true) => figures.0 += 1,
-            (false, true) => figures.1 += 1,
-            (true, false) => {
-                figures.0 += 1;
-                figures.2 += 1;
-            }
-            (false, false) => {
-                figures.1 += 1;
-                figures.3 += 1;
-            }
-        }
-    }
+    // Check: every acknowledged effect, read back from the restored table by the workload.
+    let acked = std::mem::take(&mut *acked.lock().expect("acked lock"));
+    let restored_table = ReplicatedTable::new(def).with_name_in(region_name, restored.clone());
+    let check =
+        workload.check(&region, &restored_table, &acked).await.context("checking the restored table")?;
     let _ = client.delete_table().table_name(&restored).send().await;
     let _ = std::fs::remove_dir_all(&scratch);
 
+    // Analyse: each item at its last acknowledged effect, before or after the cut.
+    let mut last: HashMap<String, (usize, &'static str)> = HashMap::new();
+    for (i, a) in acked.iter().enumerate() {
+        last.insert(key_label(a.effect.key()), (i, a.op));
+    }
+    let lost: Vec<(String, String)> = check
+        .by_op
+        .iter()
+        .flat_map(|(op, c)| c.missing.iter().chain(c.stale.iter()).map(move |k| (key_label(k), op.clone())))
+        .collect();
+    let before = |label: &str| last.get(label).is_some_and(|(i, _)| *i < cut);
+    let acknowledged_before_backup = last.values().filter(|(i, _)| *i < cut).count() as u64;
+    let missing_before_backup = lost.iter().filter(|(l, _)| before(l)).count() as u64;
+    let missing_examples = lost
+        .iter()
+        .take(10)
+        .map(|(label, op)| {
+            let when = if before(label) { "before the last backup" } else { "after the last backup" };
+            format!("{label} ({op}, last acknowledged {when})")
+        })
+        .collect();
+    let records = recorder.records();
+    let mut failed_before_drop = BTreeMap::new();
+    let mut failed_after_drop = 0;
+    for r in records.iter().filter(|r| !r.ok) {
+        if r.end_ms < drop_ms {
+            *failed_before_drop.entry(r.error.clone().unwrap_or_default()).or_insert(0) += 1;
+        } else {
+            failed_after_drop += 1;
+        }
+    }
     let mut out = BackupDrillReport {
         scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        workload: workload.name().to_owned(),
         passed: true,
         assertions: Vec::new(),
         items_in_backup: manifest.item_count,
         backup_secs,
-        acknowledged: figures.0 + figures.1,
-        acknowledged_before_backup: figures.0,
-        acknowledged_after_backup: figures.1,
-        missing_before_backup: figures.2,
-        missing_after_backup: figures.3,
-        uncertain: state.uncertain.len() as u64,
-        refused_after_drop: state.refused,
+        acknowledged: last.len() as u64,
+        acknowledged_before_backup,
+        acknowledged_after_backup: last.len() as u64 - acknowledged_before_backup,
+        missing_before_backup,
+        missing_after_backup: lost.len() as u64 - missing_before_backup,
+        by_op: check.by_op.iter().map(|(op, c)| (op.clone(), (c.checked, c.lost()))).collect(),
+        failed_before_drop,
+        failed_after_drop,
+        shed: recorder.shed_count(),
         archived_records: archive_stats.records,
         archive_errors: archive_stats.errors,
-        missing_examples: examples,
-        changes_replayed: report.changes_replayed,
-        changes_near_moment: report.changes_near_moment,
-        not_restored: report.not_restored.len() as u64,
+        missing_examples,
+        changes_replayed: restore.changes_replayed,
+        changes_near_moment: restore.changes_near_moment,
+        not_restored: restore.not_restored.len() as u64,
         rto_secs,
-        restore_secs: report.duration.as_secs_f64(),
-        restore_items_per_sec: report.items_per_sec(),
+        restore_secs: restore.duration.as_secs_f64(),
+        restore_items_per_sec: restore.items_per_sec(),
         target: target.to_string(),
     };
-    let a = &scenario.assertions;
+    assert_report(&scenario.assertions, &mut out);
+    Ok(out)
+}
+
+/// Assert: each bound the scenario sets, against the measured figures.
+fn assert_report(a: &BackupAssertions, out: &mut BackupDrillReport) {
     let mut checks = Vec::new();
     if let Some(max) = a.max_missing_acknowledged {
         let missing = out.missing_before_backup + out.missing_after_backup;
@@ -578,73 +595,39 @@ pub async fn run(scenario: &BackupScenario, quiet: bool) -> anyhow::Result<Backu
     }
     out.assertions = checks.into_iter().map(|(n, b, m, h)| (n.to_owned(), b, m, h)).collect();
     out.passed = out.assertions.iter().all(|a| a.3);
-    Ok(out)
 }
 
-/// The load until `stop`: writes started at `rate`, at most `concurrency` in flight.
-async fn drive(
-    load: BackupLoad,
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-    state: Arc<Mutex<LoadState>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let weight = |k: &str| load.mix.get(k).copied().unwrap_or(0);
-    let (put, overwrite, delete) = (weight("put"), weight("overwrite"), weight("delete"));
-    let slots = Arc::new(Semaphore::new(load.concurrency));
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / load.rate));
-    let mut tasks = Vec::new();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
-        let roll = rand::thread_rng().gen_range(0..put + overwrite + delete);
-        let kind = if roll < put {
-            Write::Put
-        } else if roll < put + overwrite {
-            Write::Overwrite
-        } else {
-            Write::Delete
-        };
-        let (client, table, state) = (client.clone(), table.clone(), state.clone());
-        tasks.push(tokio::spawn(async move {
-            write(&client, &table, &state, kind).await;
-            drop(permit);
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+/// The drill engine's load settings for the backup scenario's load, and the mix's weights
+/// by the workload's operations.
+type Weights = Vec<(&'static str, u32)>;
+fn drill_load<W: Workload>(scenario: &BackupScenario, workload: &W) -> anyhow::Result<(Load, Weights)> {
+    let mix =
+        Mix(if scenario.load.mix.is_empty() { workload.default_mix() } else { scenario.load.mix.clone() });
+    let weights = mix.resolve(workload.name(), workload.operations())?;
+    workload.check_mix(&mix.0).map_err(|e| anyhow::anyhow!("load.mix: {e}"))?;
+    let load = Load {
+        rate: scenario.load.rate,
+        duration: scenario.backup.drop_at,
+        timeout: scenario.load.timeout,
+        concurrency: scenario.load.concurrency,
+        tenants: 8,
+        mix,
+        warmup: Duration::ZERO,
+    };
+    Ok((load, weights))
 }
 
-/// Every item's `v` in `table`.
-async fn scan_versions(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> anyhow::Result<HashMap<String, u64>> {
-    let mut held = HashMap::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .context("scanning the restored table")?;
-        for item in page.items() {
-            if let (Some(AttributeValue::S(pk)), Some(AttributeValue::N(v))) = (item.get("pk"), item.get("v"))
-            {
-                held.insert(pk.clone(), v.parse().unwrap_or(0));
-            }
-        }
-        match page.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => break,
-        }
+/// The workload's operation that seeds the table.
+fn seed_op<W: Workload>(scenario: &BackupScenario, workload: &W) -> anyhow::Result<&'static str> {
+    let ops = workload.operations();
+    match &scenario.load.seed_op {
+        None => ops.first().copied().ok_or_else(|| anyhow::anyhow!("{} has no operations", workload.name())),
+        Some(name) => ops.iter().find(|op| *op == name).copied().ok_or_else(|| {
+            anyhow::anyhow!(
+                "load.seed_op: unknown operation {name:?}; {} has {}",
+                workload.name(),
+                ops.join(", ")
+            )
+        }),
     }
-    Ok(held)
 }

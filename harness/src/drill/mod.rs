@@ -32,8 +32,8 @@ mod fis;
 mod html;
 mod inject;
 mod lag;
-mod load;
-mod metrics;
+pub(crate) mod load;
+pub(crate) mod metrics;
 mod provision;
 mod report;
 mod runner;
@@ -49,6 +49,7 @@ pub use events::{DrillEvent, Switch};
 pub use fis::{fis_template, PLACEHOLDER_ACCOUNT};
 pub use inject::FaultGuard;
 pub use metrics::{OpRecord, Sample};
+pub(crate) use report::escape;
 pub use report::{
     AssertionResult, DrillReport, EventRecord, FaultReport, KindCheck, LagSummary, ReportFiles, Summary,
     SwitchReport, Totals, WriteCheck,
@@ -118,8 +119,14 @@ pub const DEFAULT_REPORT_DIR: &str = "target/drill-reports";
 /// and fails when an assertion fails. With `export_fis`, writes the equivalent AWS FIS
 /// experiment template there instead (for the workload's table) and runs nothing.
 ///
+/// A backup drill (a scenario with a `[backup]` table, e.g. scenarios/backup_restore.toml)
+/// runs over the same workload: its table backed up under the workload's load, dropped,
+/// restored, and every acknowledged effect checked by the workload
+/// ([`run_drill_file_with`](crate::backup::run_drill_file_with)).
+///
 /// A service's own binary calls this with its workload; `lift-harness drill` cannot, as
-/// the harness links no service.
+/// the harness links no service (it runs backup drills over its own
+/// [`Items`](crate::backup::Items) workload).
 ///
 /// # Errors
 /// [`DrillError::Failed`] when an assertion fails; any other [`DrillError`] when the drill
@@ -132,6 +139,10 @@ pub async fn run_cli_with<W: crate::Workload>(
     quiet: bool,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    if crate::backup::is_backup_drill_file(file) {
+        crate::backup::run_drill_file_with(workload, file, out, quiet).await?;
+        return Ok(());
+    }
     let scenario = Scenario::load(file)?;
     if let Some(path) = export_fis {
         let table = scenario
