@@ -86,7 +86,7 @@ impl Config {
         };
         let path =
             var("ALERT_ROUTER_CONFIG").ok_or_else(|| ConfigError("ALERT_ROUTER_CONFIG is not set".into()))?;
-        let routing = RouterConfig::load(&path, &var).map_err(|e| ConfigError(e.to_string()))?;
+        let routing = RouterConfig::load(&path, var).map_err(|e| ConfigError(e.to_string()))?;
         Ok(Self {
             table: var("ALERT_ROUTER_TABLE").unwrap_or_else(|| table_def().resolve_name()),
             routing,
