@@ -22,7 +22,7 @@ async fn the_same_event_five_times_notifies_each_channel_once() {
     assert!(env.posted(HOOK_PATH).await.is_empty(), "pages do not reach the root receiver");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_racing_on_one_event_notify_once() {
     let env = env().await;
     for round in 0..3 {
