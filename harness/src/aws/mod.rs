@@ -1,6 +1,6 @@
 //! Mocked AWS endpoints that speak the real wire protocols, so AWS SDKs and the `aws`
 //! CLI can talk to them: Secrets Manager and KMS (AWS JSON 1.1), STS (awsQuery and
-//! JSON 1.0), Route 53 (REST-XML) and a JWKS issuer.
+//! JSON 1.0), SNS (awsQuery), Route 53 (REST-XML) and a JWKS issuer.
 //!
 //! Each mock is a wiremock server on 127.0.0.1 and a free port. It records every call
 //! ([`RecordedCall`]) and takes [`Fault`]s per operation: AWS error bodies, delays and
@@ -29,6 +29,7 @@ mod jwks;
 mod kms;
 mod route53;
 mod secrets;
+mod sns;
 mod sts;
 mod wire;
 
@@ -41,6 +42,7 @@ pub use route53::{
     LIST_RESOURCE_RECORD_SETS,
 };
 pub use secrets::{SecretVersion, SecretsManagerMock, AWSCURRENT, AWSPREVIOUS};
+pub use sns::{PublishedMessage, SnsMock, MAX_MESSAGE_BYTES as SNS_MAX_MESSAGE_BYTES, PUBLISH};
 pub use sts::{CallerIdentity, StsMock};
 
 /// Account id the mocks put in ARNs and identities.

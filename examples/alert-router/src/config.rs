@@ -1,0 +1,772 @@
+//! The routing file (TOML): receivers, the route tree, inhibition and delivery settings.
+//!
+//! ```toml
+//! [labels]
+//! services = ["payments", "health-records"]   # for the alarm-name convention
+//!
+//! [delivery]
+//! attempts = 4          # tries per step within one invocation (exponential backoff)
+//! backoff = "200ms"     # first delay; doubles each try
+//! max_backoff = "5s"
+//! timeout = "10s"       # per request
+//! lease = "60s"         # how long a claimed step is its sender's before another may retry it
+//!
+//! [[receivers]]
+//! name = "oncall"
+//! kind = "pagerduty"                       # webhook | slack | pagerduty | sns
+//! url_env = "PAGERDUTY_EVENTS_URL"         # or url = "..."; /v2/enqueue is appended
+//! routing_key_env = "PAGERDUTY_KEY_ONCALL" # never written in the file
+//!
+//! [[receivers]]
+//! name = "team-chat"
+//! kind = "slack"
+//! url_env = "SLACK_WEBHOOK_TEAM"          # a URL with a token: from the environment
+//!
+//! [[receivers]]
+//! name = "pages-topic"
+//! kind = "sns"
+//! topic_arn_env = "PAGES_TOPIC_ARN"        # or topic_arn = "arn:aws:sns:..."
+//!
+//! [route]                                  # the root: every alert enters here
+//! receiver = "team-chat"
+//! group_by = ["service", "region"]
+//! runbook = "https://runbooks.example.com/{service}/{alertname}"
+//!
+//! [[route.routes]]
+//! matchers = ['severity="page"']           # =, !=, =~ (alternatives: "a|b"; ".+" any non-empty)
+//! receiver = "oncall"
+//! continue = true                          # also try the next siblings
+//! escalation = [{ after = "15m", receiver = "pages-topic" }]
+//!
+//! [[inhibit]]                              # a region-down alert mutes route alerts of its region
+//! source = ['kind="region-down"']
+//! target = ['route=~".+"']
+//! equal = ["region"]
+//! ```
+//!
+//! Routing is Alertmanager's: an alert enters the root and descends into every child whose
+//! matchers all match, stopping at the first unless that child has `continue = true`; where
+//! no child matches, the node itself takes the alert. A child inherits `receiver`,
+//! `group_by`, `runbook` and `escalation` from its parent unless it sets them.
+//!
+//! Escalation levels: level 1 is the route's `receiver`, at once; level `n + 1` is
+//! `escalation[n - 1].receiver`, `after` the group fired, unless acknowledged by then.
+//!
+//! A runbook is the alarm's own (`Runbook:` in its description, see [`crate::labels`]), else
+//! the route's template with `{label}` replaced by the alert's labels.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::labels::Labels;
+
+/// Why the routing file is unusable; names the part at fault (never a secret's value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid routing configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// A value that must not be shown: a routing key, a URL with a token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One label matcher: `name="value"`, `name!="value"` or `name=~"a|b"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    name: String,
+    op: MatchOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MatchOp {
+    Equal(String),
+    NotEqual(String),
+    /// One of the alternatives; `.+` any non-empty value, `.*` anything.
+    OneOf(Vec<String>),
+}
+
+impl Matcher {
+    /// Parses a matcher.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use alert_router::config::Matcher;
+    /// let m = Matcher::parse(r#"severity=~"page|critical""#)?;
+    /// let labels = [("severity".to_owned(), "page".to_owned())].into_iter().collect();
+    /// assert!(m.matches(&labels));
+    /// assert!(Matcher::parse("severity page").is_err());
+    /// # Ok::<(), alert_router::config::ConfigError>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let bad = || {
+            ConfigError(format!(
+                "matcher `{text}`: expected name=\"value\", name!=\"value\" or name=~\"a|b\""
+            ))
+        };
+        let at = text.find(['=', '!']).ok_or_else(bad)?;
+        let name = text[..at].trim();
+        let rest = &text[at..];
+        let (op, value) = if let Some(v) = rest.strip_prefix("=~") {
+            ("=~", v)
+        } else if let Some(v) = rest.strip_prefix("!=") {
+            ("!=", v)
+        } else if let Some(v) = rest.strip_prefix('=') {
+            ("=", v)
+        } else {
+            return Err(bad());
+        };
+        let value = value.trim();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).ok_or_else(bad)?;
+        let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid_name {
+            return Err(bad());
+        }
+        let op = match op {
+            "=" => MatchOp::Equal(value.to_owned()),
+            "!=" => MatchOp::NotEqual(value.to_owned()),
+            _ => MatchOp::OneOf(value.split('|').map(str::to_owned).collect()),
+        };
+        Ok(Self { name: name.to_owned(), op })
+    }
+
+    /// Whether `labels` satisfy the matcher (a missing label is the empty value).
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let value = labels.get(&self.name).map(String::as_str).unwrap_or("");
+        match &self.op {
+            MatchOp::Equal(v) => value == v,
+            MatchOp::NotEqual(v) => value != v,
+            MatchOp::OneOf(options) => options.iter().any(|o| match o.as_str() {
+                ".+" => !value.is_empty(),
+                ".*" => true,
+                o => o == value,
+            }),
+        }
+    }
+}
+
+/// Whether every matcher matches.
+pub fn all_match(matchers: &[Matcher], labels: &Labels) -> bool {
+    matchers.iter().all(|m| m.matches(labels))
+}
+
+/// Where a receiver sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelConfig {
+    /// JSON POSTed to a URL.
+    Webhook {
+        /// The URL (may carry a token).
+        url: Secret,
+    },
+    /// A Slack incoming webhook (or one that speaks its format: `text` + `blocks`).
+    Slack {
+        /// The webhook URL (carries a token).
+        url: Secret,
+    },
+    /// PagerDuty Events API v2.
+    PagerDuty {
+        /// The base URL; events go to `<url>/v2/enqueue`.
+        url: String,
+        /// The integration's routing key.
+        routing_key: Secret,
+    },
+    /// An SNS topic, through the AWS SDK.
+    Sns {
+        /// The topic.
+        topic_arn: String,
+    },
+}
+
+impl ChannelConfig {
+    /// The kind's name (`webhook`, `slack`, `pagerduty`, `sns`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::Slack { .. } => "slack",
+            Self::PagerDuty { .. } => "pagerduty",
+            Self::Sns { .. } => "sns",
+        }
+    }
+}
+
+/// One escalation level after the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    /// How long after the group fired this level is notified.
+    pub after: Duration,
+    /// Who is notified.
+    pub receiver: String,
+}
+
+/// A node of the route tree, with what it inherits applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Its place in the tree: `root`, `root.0`, `root.0.1`, ... (stored with each group).
+    pub id: String,
+    /// What an alert must match to enter.
+    pub matchers: Vec<Matcher>,
+    /// Whether siblings after this one are tried too.
+    pub continue_matching: bool,
+    /// Level 1.
+    pub receiver: String,
+    /// Labels that make up a group.
+    pub group_by: Vec<String>,
+    /// Runbook template (`{label}` placeholders).
+    pub runbook: Option<String>,
+    /// Levels 2 and up.
+    pub escalation: Vec<Level>,
+    /// Children.
+    pub routes: Vec<Route>,
+}
+
+impl Route {
+    /// Every level: the receiver at zero, then the escalation.
+    pub fn levels(&self) -> Vec<Level> {
+        let first = Level { after: Duration::ZERO, receiver: self.receiver.clone() };
+        std::iter::once(first).chain(self.escalation.iter().cloned()).collect()
+    }
+
+    /// The runbook link for `labels`: the alarm's own, else this route's template filled in.
+    pub fn runbook_for(&self, labels: &Labels) -> Option<String> {
+        if let Some(own) = labels.get("runbook") {
+            return Some(own.clone());
+        }
+        let mut text = self.runbook.clone()?;
+        for (name, value) in labels {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        Some(text)
+    }
+
+    fn collect<'a>(&'a self, labels: &Labels, out: &mut Vec<&'a Route>) {
+        let mut matched = false;
+        for child in &self.routes {
+            if all_match(&child.matchers, labels) {
+                matched = true;
+                child.collect(labels, out);
+                if !child.continue_matching {
+                    break;
+                }
+            }
+        }
+        if !matched {
+            out.push(self);
+        }
+    }
+
+    fn find(&self, id: &str) -> Option<&Route> {
+        if self.id == id {
+            return Some(self);
+        }
+        self.routes.iter().find_map(|r| r.find(id))
+    }
+}
+
+/// An inhibition rule: while an alert matching `source` fires, alerts matching `target`
+/// with the same values of `equal` are not notified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InhibitRule {
+    /// What the muting alert matches.
+    pub source: Vec<Matcher>,
+    /// What the muted alerts match.
+    pub target: Vec<Matcher>,
+    /// Labels both must share.
+    pub equal: Vec<String>,
+}
+
+impl InhibitRule {
+    /// Whether `source` (a firing alert other than `target`) mutes `target`.
+    pub fn inhibits(&self, source: &Labels, target: &Labels) -> bool {
+        all_match(&self.source, source)
+            && all_match(&self.target, target)
+            && self.equal.iter().all(|l| source.get(l) == target.get(l))
+    }
+}
+
+/// Delivery settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Tries per step within one invocation.
+    pub attempts: u32,
+    /// The first backoff; it doubles each try.
+    pub backoff: Duration,
+    /// The longest backoff.
+    pub max_backoff: Duration,
+    /// Per request.
+    pub timeout: Duration,
+    /// How long a claimed step stays its sender's.
+    pub lease: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Delivery {
+    /// The delay before try `n + 1` (after `n` failed tries, `n >= 1`): `backoff * 2^(n-1)`,
+    /// at most `max_backoff`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let d = alert_router::config::Delivery::default();
+    /// assert_eq!(d.backoff_after(1), Duration::from_millis(200));
+    /// assert_eq!(d.backoff_after(3), Duration::from_millis(800));
+    /// assert_eq!(d.backoff_after(30), Duration::from_secs(5));
+    /// ```
+    pub fn backoff_after(&self, failed: u32) -> Duration {
+        let factor = 1u32.checked_shl(failed.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// The whole routing configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Service names for the alarm-name convention.
+    pub services: Vec<String>,
+    /// Receivers by name.
+    pub receivers: BTreeMap<String, ChannelConfig>,
+    /// The route tree.
+    pub route: Route,
+    /// Inhibition rules.
+    pub inhibit: Vec<InhibitRule>,
+    /// Delivery settings.
+    pub delivery: Delivery,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    labels: LabelsFile,
+    #[serde(default)]
+    delivery: DeliveryFile,
+    #[serde(default)]
+    receivers: Vec<ReceiverFile>,
+    route: RouteFile,
+    #[serde(default)]
+    inhibit: Vec<InhibitFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LabelsFile {
+    #[serde(default)]
+    services: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeliveryFile {
+    attempts: Option<u32>,
+    backoff: Option<String>,
+    max_backoff: Option<String>,
+    timeout: Option<String>,
+    lease: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverFile {
+    name: String,
+    kind: String,
+    url: Option<String>,
+    url_env: Option<String>,
+    routing_key_env: Option<String>,
+    topic_arn: Option<String>,
+    topic_arn_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    #[serde(default)]
+    matchers: Vec<String>,
+    #[serde(default, rename = "continue")]
+    continue_matching: bool,
+    receiver: Option<String>,
+    group_by: Option<Vec<String>>,
+    runbook: Option<String>,
+    escalation: Option<Vec<LevelFile>>,
+    #[serde(default)]
+    routes: Vec<RouteFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LevelFile {
+    after: String,
+    receiver: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InhibitFile {
+    source: Vec<String>,
+    target: Vec<String>,
+    #[serde(default)]
+    equal: Vec<String>,
+}
+
+/// Parses `1h`, `15m`, `30s`, `250ms` (a whole number and a unit).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(alert_router::config::parse_duration("15m"), Some(Duration::from_secs(900)));
+/// assert_eq!(alert_router::config::parse_duration("15"), None);
+/// ```
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        "d" => Some(Duration::from_secs(n.checked_mul(86_400)?)),
+        _ => None,
+    }
+}
+
+impl RouterConfig {
+    /// Parses the routing file; `env` resolves the `*_env` names (URLs and keys).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use alert_router::config::RouterConfig;
+    /// let toml = r#"
+    ///     [[receivers]]
+    ///     name = "chat"
+    ///     kind = "slack"
+    ///     url_env = "CHAT_URL"
+    ///     [route]
+    ///     receiver = "chat"
+    ///     runbook = "https://runbooks.example.com/{alertname}"
+    /// "#;
+    /// let config = RouterConfig::parse(toml, |name| (name == "CHAT_URL").then(|| "https://hooks.example.com/T/x".to_owned()))?;
+    /// assert_eq!(config.route.receiver, "chat");
+    /// assert!(!format!("{config:?}").contains("hooks.example.com"));
+    /// let missing = RouterConfig::parse(toml, |_| None).unwrap_err();
+    /// assert!(missing.to_string().contains("CHAT_URL"));
+    /// # Ok::<(), alert_router::config::ConfigError>(())
+    /// ```
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| ConfigError(e.message().to_owned()))?;
+        let duration = |field: &str, value: Option<&String>, default: Duration| match value {
+            None => Ok(default),
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                ConfigError(format!("{field}: `{text}` is not a duration like 30s, 15m, 250ms"))
+            }),
+        };
+        let defaults = Delivery::default();
+        let delivery = Delivery {
+            attempts: file.delivery.attempts.unwrap_or(defaults.attempts).max(1),
+            backoff: duration("delivery.backoff", file.delivery.backoff.as_ref(), defaults.backoff)?,
+            max_backoff: duration(
+                "delivery.max_backoff",
+                file.delivery.max_backoff.as_ref(),
+                defaults.max_backoff,
+            )?,
+            timeout: duration("delivery.timeout", file.delivery.timeout.as_ref(), defaults.timeout)?,
+            lease: duration("delivery.lease", file.delivery.lease.as_ref(), defaults.lease)?,
+        };
+        let mut receivers = BTreeMap::new();
+        for r in file.receivers {
+            let channel = receiver(&r, &env)?;
+            if receivers.insert(r.name.clone(), channel).is_some() {
+                return Err(ConfigError(format!("receivers: `{}` is defined twice", r.name)));
+            }
+        }
+        let base = Route {
+            id: String::new(),
+            matchers: Vec::new(),
+            continue_matching: false,
+            receiver: String::new(),
+            group_by: Vec::new(),
+            runbook: None,
+            escalation: Vec::new(),
+            routes: Vec::new(),
+        };
+        let route = route(&file.route, "root".into(), &base, &receivers, &duration)?;
+        if route.runbook.is_none() {
+            return Err(ConfigError(
+                "route: the root needs a runbook (every notification carries one)".into(),
+            ));
+        }
+        if !file.route.matchers.is_empty() {
+            return Err(ConfigError("route: the root takes every alert and has no matchers".into()));
+        }
+        let inhibit = file
+            .inhibit
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let parse = |list: &[String]| -> Result<Vec<Matcher>, ConfigError> {
+                    list.iter()
+                        .map(|m| Matcher::parse(m).map_err(|e| ConfigError(format!("inhibit[{i}]: {}", e.0))))
+                        .collect()
+                };
+                Ok(InhibitRule {
+                    source: parse(&rule.source)?,
+                    target: parse(&rule.target)?,
+                    equal: rule.equal.clone(),
+                })
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self { services: file.labels.services, receivers, route, inhibit, delivery })
+    }
+
+    /// Reads the routing file at `path`.
+    pub fn load(path: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{path}: {e}")))?;
+        Self::parse(&text, env)
+    }
+
+    /// The routes an alert with `labels` takes.
+    pub fn routes_for(&self, labels: &Labels) -> Vec<&Route> {
+        let mut out = Vec::new();
+        self.route.collect(labels, &mut out);
+        out
+    }
+
+    /// The route with this id, if the tree has it.
+    pub fn route(&self, id: &str) -> Option<&Route> {
+        self.route.find(id)
+    }
+
+    /// Whether one of `firing` (other alerts) mutes `target` through an inhibition rule.
+    pub fn inhibited(&self, target: &Labels, firing: &[Labels]) -> bool {
+        self.inhibit
+            .iter()
+            .any(|rule| firing.iter().any(|source| source != target && rule.inhibits(source, target)))
+    }
+}
+
+fn receiver(r: &ReceiverFile, env: &impl Fn(&str) -> Option<String>) -> Result<ChannelConfig, ConfigError> {
+    let at = |what: &str| format!("receiver `{}`: {what}", r.name);
+    let from_env = |name: &String| {
+        env(name).filter(|v| !v.is_empty()).ok_or_else(|| ConfigError(at(&format!("{name} is not set"))))
+    };
+    let url = || -> Result<String, ConfigError> {
+        let url = match (&r.url, &r.url_env) {
+            (Some(url), None) => url.clone(),
+            (None, Some(name)) => from_env(name)?,
+            _ => return Err(ConfigError(at("set one of url and url_env"))),
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError(at("the url is not http(s)")));
+        }
+        Ok(url)
+    };
+    match r.kind.as_str() {
+        "webhook" => Ok(ChannelConfig::Webhook { url: Secret::new(url()?) }),
+        "slack" => Ok(ChannelConfig::Slack { url: Secret::new(url()?) }),
+        "pagerduty" => {
+            let name =
+                r.routing_key_env.as_ref().ok_or_else(|| ConfigError(at("routing_key_env is required")))?;
+            Ok(ChannelConfig::PagerDuty { url: url()?, routing_key: Secret::new(from_env(name)?) })
+        }
+        "sns" => {
+            let topic_arn = match (&r.topic_arn, &r.topic_arn_env) {
+                (Some(arn), None) => arn.clone(),
+                (None, Some(name)) => from_env(name)?,
+                _ => return Err(ConfigError(at("set one of topic_arn and topic_arn_env"))),
+            };
+            if !topic_arn.starts_with("arn:") || topic_arn.split(':').nth(2) != Some("sns") {
+                return Err(ConfigError(at("topic_arn is not an SNS topic ARN")));
+            }
+            Ok(ChannelConfig::Sns { topic_arn })
+        }
+        other => Err(ConfigError(at(&format!("kind `{other}` is not webhook, slack, pagerduty or sns")))),
+    }
+}
+
+type DurationField<'a> = dyn Fn(&str, Option<&String>, Duration) -> Result<Duration, ConfigError> + 'a;
+
+fn route(
+    file: &RouteFile,
+    id: String,
+    parent: &Route,
+    receivers: &BTreeMap<String, ChannelConfig>,
+    duration: &DurationField<'_>,
+) -> Result<Route, ConfigError> {
+    let at = |what: String| ConfigError(format!("route {id}: {what}"));
+    let matchers = file
+        .matchers
+        .iter()
+        .map(|m| Matcher::parse(m).map_err(|e| at(e.0)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let receiver = file.receiver.clone().unwrap_or_else(|| parent.receiver.clone());
+    if receiver.is_empty() {
+        return Err(at("has no receiver (set one on the root)".into()));
+    }
+    let escalation = match &file.escalation {
+        None => parent.escalation.clone(),
+        Some(levels) => {
+            let mut out = Vec::new();
+            for (i, level) in levels.iter().enumerate() {
+                let after = duration(
+                    &format!("route {id}: escalation[{i}].after"),
+                    Some(&level.after),
+                    Duration::ZERO,
+                )?;
+                if out.last().is_some_and(|prev: &Level| prev.after >= after) || after.is_zero() {
+                    return Err(at(format!("escalation[{i}].after must be later than the level before")));
+                }
+                out.push(Level { after, receiver: level.receiver.clone() });
+            }
+            out
+        }
+    };
+    for name in std::iter::once(&receiver).chain(escalation.iter().map(|l| &l.receiver)) {
+        if !receivers.contains_key(name) {
+            return Err(at(format!("receiver `{name}` is not defined")));
+        }
+    }
+    let mut node = Route {
+        id: id.clone(),
+        matchers,
+        continue_matching: file.continue_matching,
+        receiver,
+        group_by: file.group_by.clone().unwrap_or_else(|| parent.group_by.clone()),
+        runbook: file.runbook.clone().or_else(|| parent.runbook.clone()),
+        escalation,
+        routes: Vec::new(),
+    };
+    let children = file
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, child)| route(child, format!("{id}.{i}"), &node, receivers, duration))
+        .collect::<Result<Vec<_>, _>>()?;
+    node.routes = children;
+    Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TREE: &str = r#"
+        [[receivers]]
+        name = "default"
+        kind = "webhook"
+        url = "http://127.0.0.1:1/hook"
+        [[receivers]]
+        name = "pager"
+        kind = "webhook"
+        url = "http://127.0.0.1:1/pager"
+        [[receivers]]
+        name = "db"
+        kind = "webhook"
+        url = "http://127.0.0.1:1/db"
+        [route]
+        receiver = "default"
+        group_by = ["service"]
+        runbook = "https://runbooks.example.com/{service}"
+        [[route.routes]]
+        matchers = ['severity="page"']
+        receiver = "pager"
+        continue = true
+        escalation = [{ after = "15m", receiver = "default" }]
+          [[route.routes.routes]]
+          matchers = ['service="db"']
+          receiver = "db"
+        [[route.routes]]
+        matchers = ['service=~"db|cache"']
+        group_by = ["service", "region"]
+    "#;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_tree_routes_like_alertmanager() {
+        let config = RouterConfig::parse(TREE, |_| None).unwrap();
+        let ids = |l: &Labels| config.routes_for(l).iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&labels(&[("severity", "ticket"), ("service", "web")])), ["root"]);
+        assert_eq!(ids(&labels(&[("severity", "page"), ("service", "web")])), ["root.0"]);
+        // continue: the page route and the db route both take it; the page route's child wins there.
+        assert_eq!(ids(&labels(&[("severity", "page"), ("service", "db")])), ["root.0.0", "root.1"]);
+        let child = config.route("root.0.0").unwrap();
+        assert_eq!(child.receiver, "db");
+        assert_eq!(child.escalation.len(), 1, "inherits the escalation");
+        assert_eq!(config.route("root.1").unwrap().receiver, "default", "inherits the receiver");
+    }
+
+    #[test]
+    fn the_shipped_file_parses() {
+        let config = RouterConfig::parse(include_str!("../alert-router.toml"), |name| {
+            Some(if name.ends_with("_ARN") {
+                "arn:aws:sns:eu-west-1:123456789012:pages".into()
+            } else {
+                "https://example.com/x".into()
+            })
+        })
+        .unwrap();
+        assert_eq!(config.receivers.len(), 4);
+        assert_eq!(config.route.routes[0].escalation[0].after, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let unknown = TREE.replace("receiver = \"db\"", "receiver = \"nobody\"");
+        let err = RouterConfig::parse(&unknown, |_| None).unwrap_err().to_string();
+        assert!(err.contains("route root.0.0") && err.contains("nobody"), "{err}");
+        let matcher = TREE.replace(r#"'severity="page"'"#, "'severity page'");
+        assert!(RouterConfig::parse(&matcher, |_| None).unwrap_err().to_string().contains("severity page"));
+        let order = TREE.replace("after = \"15m\"", "after = \"0s\"");
+        assert!(RouterConfig::parse(&order, |_| None).is_err());
+    }
+
+    #[test]
+    fn inhibition_needs_equal_labels_and_another_alert() {
+        let rule = InhibitRule {
+            source: vec![Matcher::parse(r#"kind="region-down""#).unwrap()],
+            target: vec![Matcher::parse(r#"route=~".+""#).unwrap()],
+            equal: vec!["region".into()],
+        };
+        let down = labels(&[("kind", "region-down"), ("region", "eu-west-1")]);
+        let eu = labels(&[("route", "GET:/x"), ("region", "eu-west-1")]);
+        let us = labels(&[("route", "GET:/x"), ("region", "us-east-1")]);
+        assert!(rule.inhibits(&down, &eu));
+        assert!(!rule.inhibits(&down, &us));
+        assert!(!rule.inhibits(&eu, &eu));
+    }
+}

@@ -1,0 +1,636 @@
+//! The router's state in DynamoDB: one table (`pk`/`sk`, TTL `expires_at`).
+//!
+//! | pk | sk | what |
+//! |---|---|---|
+//! | `ALARM` | fingerprint | the alarm's last state, `changed_at` (ms), labels |
+//! | `GROUP` | group id | `route`, `group_labels`, `members` (fingerprint → labels), `episode`, `open`, `fired_at`, `acked_episode`, `acked_by`, `settled` |
+//! | `STEP#<group>` | `<episode>#<step>#<receiver>` | one notification: `status` (`claimed` / `failed` / `delivered`), `token`, `lease_until`, `attempts`, `last_error` |
+//! | `SILENCE` | silence id | matchers, `starts_at`, `ends_at`, `created_by`, `comment` |
+//!
+//! Every change is a conditional write, so repeats and races settle in DynamoDB:
+//!
+//! - an alarm change is applied only if it is newer than the stored one, or the same
+//!   change again (a redelivery carries on where an interrupted one stopped);
+//! - a group opens an episode only if it is not open (`open <> true`), and closes only if
+//!   it is open and has no members left;
+//! - a step is claimed by creating it (`attribute_not_exists`), or by taking over one that
+//!   `failed` or whose sender's lease ran out; only its claimer may mark it failed.
+//!
+//! The `ALARM`, `GROUP` and `SILENCE` partitions are read whole (the tick reads open
+//! groups, inhibition reads firing alarms): fine for the thousands of alarms of a
+//! service, not for millions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::Client;
+use lift::store::{KeyAttribute, TableDef};
+
+use crate::config::Matcher;
+use crate::labels::Labels;
+
+/// The router's table.
+///
+/// # Examples
+///
+/// ```
+/// let def = alert_router::table_def();
+/// assert_eq!(def.resolve_name(), "alert-router");
+/// ```
+pub fn table_def() -> TableDef {
+    TableDef::new("alert-router", KeyAttribute::string("pk"))
+        .with_sort_key(KeyAttribute::string("sk"))
+        .with_ttl("expires_at")
+}
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// DynamoDB refused or failed the call (the error code only).
+    #[error("dynamodb {operation} failed ({code})")]
+    Dynamo {
+        /// The operation.
+        operation: &'static str,
+        /// The error code, or `unreachable`.
+        code: String,
+    },
+    /// A stored item is not what this version writes.
+    #[error("a stored item is corrupt ({0})")]
+    Corrupt(&'static str),
+}
+
+fn failed<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> StoreError {
+    StoreError::Dynamo { operation, code: err.code().unwrap_or("unreachable").to_owned() }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
+    item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn labels_of(text: &str) -> Result<Labels, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt("labels"))
+}
+
+fn labels_text(labels: &Labels) -> String {
+    serde_json::to_string(labels).unwrap_or_default()
+}
+
+/// A group: the unit that is notified, escalated, acknowledged and resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Its id (the alert id of the API).
+    pub id: String,
+    /// The route that formed it.
+    pub route: String,
+    /// Its labels (the route's `group_by`).
+    pub group_labels: Labels,
+    /// Its firing alarms: fingerprint → labels.
+    pub members: BTreeMap<String, Labels>,
+    /// Firings so far; steps belong to one.
+    pub episode: u64,
+    /// Whether it fires.
+    pub open: bool,
+    /// When the episode fired (ms since the epoch).
+    pub fired_at_ms: i64,
+    /// The last alerts it had (kept through the resolution, for the resolve notification).
+    pub last_members: BTreeMap<String, Labels>,
+    /// Who acknowledged this episode, if someone did.
+    pub acked_by: Option<String>,
+    /// The last episode whose steps are all done.
+    pub settled: u64,
+}
+
+/// A step's stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Claimed; its sender is at it until `lease_until` (ms).
+    Claimed {
+        /// When another may take it over.
+        lease_until_ms: i64,
+    },
+    /// The last sender gave up; the next tick retries.
+    Failed,
+    /// Delivered.
+    Delivered,
+}
+
+/// A claim on a step, held by one sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The claimer's token.
+    pub token: String,
+    /// Tries so far, this one included.
+    pub attempts: u64,
+}
+
+/// A silence: alerts matching every matcher are not notified between `starts_at` and `ends_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silence {
+    /// Its id.
+    pub id: String,
+    /// The matchers, as written (`service="payments"`).
+    pub matchers: Vec<String>,
+    /// Start, ms since the epoch.
+    pub starts_at_ms: i64,
+    /// End (exclusive), ms since the epoch.
+    pub ends_at_ms: i64,
+    /// Who created it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+}
+
+impl Silence {
+    /// Whether it is in force at `now_ms` and mutes `labels`.
+    pub fn mutes(&self, labels: &Labels, now_ms: i64) -> bool {
+        self.starts_at_ms <= now_ms
+            && now_ms < self.ends_at_ms
+            && self.matchers.iter().all(|m| Matcher::parse(m).is_ok_and(|m| m.matches(labels)))
+    }
+}
+
+/// The outcome of recording an alarm change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// New, or the same change again: go on.
+    Applied,
+    /// Older than the stored state: dropped.
+    Stale,
+}
+
+/// The router's table.
+#[derive(Debug, Clone)]
+pub struct AlertStore {
+    client: Client,
+    table: String,
+}
+
+impl AlertStore {
+    /// The store over `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Records an alarm's state if the change is newer than the stored one, or the same.
+    pub async fn record_alarm(
+        &self,
+        fingerprint: &str,
+        state: &str,
+        changed_at_ms: i64,
+        labels: &Labels,
+    ) -> Result<Recorded, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("ALARM"))
+            .key("sk", s(fingerprint))
+            .update_expression("SET #state = :state, changed_at = :t, labels = :labels")
+            .condition_expression(
+                "attribute_not_exists(pk) OR changed_at < :t OR (changed_at = :t AND #state = :state)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", s(state))
+            .expression_attribute_values(":t", n(changed_at_ms))
+            .expression_attribute_values(":labels", s(labels_text(labels)))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(Recorded::Applied),
+            Err(err) if is_condition_failure(&err) => Ok(Recorded::Stale),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// The labels of every alarm now in `ALARM`.
+    pub async fn firing_alarms(&self) -> Result<Vec<Labels>, StoreError> {
+        let items = self.partition("ALARM", None).await?;
+        items
+            .iter()
+            .filter(|i| get_s(i, "state").as_deref() == Some("ALARM"))
+            .map(|i| labels_of(&get_s(i, "labels").unwrap_or_default()))
+            .collect()
+    }
+
+    /// Adds a firing alarm to a group (creating it), then opens an episode unless one is open.
+    /// Safe to repeat: the member is set again, the episode opens once.
+    pub async fn join_group(
+        &self,
+        group: &str,
+        route: &str,
+        group_labels: &Labels,
+        fingerprint: &str,
+        labels: &Labels,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let key = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
+            b.table_name(&self.table).key("pk", s("GROUP")).key("sk", s(group))
+        };
+        key(self.client.update_item())
+            .update_expression(
+                "SET members = if_not_exists(members, :empty), route = :route, group_labels = :gl",
+            )
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":route", s(route))
+            .expression_attribute_values(":gl", s(labels_text(group_labels)))
+            .send()
+            .await
+            .map_err(|e| failed("UpdateItem", &e))?;
+        key(self.client.update_item())
+            .update_expression("SET members.#fp = :labels")
+            .expression_attribute_names("#fp", fingerprint)
+            .expression_attribute_values(":labels", s(labels_text(labels)))
+            .send()
+            .await
+            .map_err(|e| failed("UpdateItem", &e))?;
+        let opened = key(self.client.update_item())
+            .update_expression(
+                "SET episode = if_not_exists(episode, :zero) + :one, #open = :true, fired_at = :now, \
+                 last_members = members REMOVE acked_by",
+            )
+            .condition_expression("attribute_not_exists(#open) OR #open = :false")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match opened {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// Removes a cleared alarm from a group, and closes the episode when none is left.
+    /// Safe to repeat.
+    pub async fn leave_group(&self, group: &str, fingerprint: &str) -> Result<(), StoreError> {
+        let removed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("GROUP"))
+            .key("sk", s(group))
+            .update_expression("SET last_members = members REMOVE members.#fp")
+            .condition_expression("attribute_exists(members.#fp)")
+            .expression_attribute_names("#fp", fingerprint)
+            .send()
+            .await;
+        match removed {
+            // Gone already (a repeat): still close below, in case the first try stopped here.
+            Ok(_) => {}
+            Err(err) if is_condition_failure(&err) => {}
+            Err(err) => return Err(failed("UpdateItem", &err)),
+        }
+        let closed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("GROUP"))
+            .key("sk", s(group))
+            .update_expression("SET #open = :false")
+            .condition_expression("#open = :true AND size(members) = :zero")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match closed {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// A group, read consistently.
+    pub async fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("GROUP"))
+            .key("sk", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", &e))?;
+        out.item().map(group_of).transpose()
+    }
+
+    /// Every group that fires or has an episode not yet settled.
+    pub async fn unsettled_groups(&self) -> Result<Vec<Group>, StoreError> {
+        let items = self.partition("GROUP", None).await?;
+        let groups = items.iter().map(group_of).collect::<Result<Vec<_>, _>>()?;
+        Ok(groups.into_iter().filter(|g| g.episode > 0 && (g.open || g.settled < g.episode)).collect())
+    }
+
+    /// Marks an episode settled (every step done).
+    pub async fn settle(&self, group: &str, episode: u64) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("GROUP"))
+            .key("sk", s(group))
+            .update_expression("SET settled = :e")
+            .condition_expression("episode = :e AND #open = :false")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":e", n(episode))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// Acknowledges the group's open episode. `None` when the group does not fire.
+    pub async fn acknowledge(&self, group: &str, by: &str) -> Result<Option<Group>, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("GROUP"))
+            .key("sk", s(group))
+            .update_expression("SET acked_by = if_not_exists(acked_by, :by)")
+            .condition_expression("#open = :true")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":by", s(by))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => out.attributes().map(group_of).transpose(),
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// The steps of a group's episode: step key → status.
+    pub async fn steps(&self, group: &str, episode: u64) -> Result<BTreeMap<String, StepStatus>, StoreError> {
+        let items = self.partition(&format!("STEP#{group}"), Some(&format!("{episode:010}#"))).await?;
+        let mut out = BTreeMap::new();
+        for item in items {
+            let sk = get_s(&item, "sk").ok_or(StoreError::Corrupt("step key"))?;
+            let key = sk.split_once('#').map(|(_, k)| k.to_owned()).ok_or(StoreError::Corrupt("step key"))?;
+            let status = match get_s(&item, "status").as_deref() {
+                Some("claimed") => {
+                    StepStatus::Claimed { lease_until_ms: get_n(&item, "lease_until").unwrap_or(0) }
+                }
+                Some("failed") => StepStatus::Failed,
+                Some("delivered") => StepStatus::Delivered,
+                _ => return Err(StoreError::Corrupt("step status")),
+            };
+            out.insert(key, status);
+        }
+        Ok(out)
+    }
+
+    /// Claims a step: creates it, or takes over one that failed or whose lease ran out.
+    /// `None` when another sender holds it or it was delivered.
+    pub async fn claim(
+        &self,
+        group: &str,
+        episode: u64,
+        step: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let sk = format!("{episode:010}#{step}");
+        let created = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("STEP#{group}")))
+            .item("sk", s(&sk))
+            .item("status", s("claimed"))
+            .item("token", s(&token))
+            .item("lease_until", n(now_ms + lease_ms))
+            .item("attempts", n(1))
+            .item("claimed_at", n(now_ms))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match created {
+            Ok(_) => return Ok(Some(Claim { token, attempts: 1 })),
+            Err(err) if is_condition_failure(&err) => {}
+            Err(err) => return Err(failed("PutItem", &err)),
+        }
+        let taken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STEP#{group}")))
+            .key("sk", s(&sk))
+            .update_expression("SET #status = :claimed, #token = :token, lease_until = :lease, claimed_at = :now ADD attempts :one")
+            .condition_expression("#status = :failed OR (#status = :claimed AND lease_until <= :now)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":token", s(&token))
+            .expression_attribute_values(":lease", n(now_ms + lease_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match taken {
+            Ok(out) => {
+                let attempts = out.attributes().and_then(|a| get_n(a, "attempts")).unwrap_or(0);
+                Ok(Some(Claim { token, attempts: u64::try_from(attempts).unwrap_or(0) }))
+            }
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// Records a delivery (whoever holds the claim now: the message went out).
+    pub async fn delivered(
+        &self,
+        group: &str,
+        episode: u64,
+        step: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STEP#{group}")))
+            .key("sk", s(format!("{episode:010}#{step}")))
+            .update_expression("SET #status = :delivered, delivered_at = :now REMOVE last_error")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":delivered", s("delivered"))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await
+            .map_err(|e| failed("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    /// Gives a claimed step back as failed (only its claimer may), with the error class.
+    pub async fn release_failed(
+        &self,
+        group: &str,
+        episode: u64,
+        step: &str,
+        claim: &Claim,
+        problem: &str,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STEP#{group}")))
+            .key("sk", s(format!("{episode:010}#{step}")))
+            .update_expression("SET #status = :failed, last_error = :problem")
+            .condition_expression("#token = :token AND #status = :claimed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":token", s(&claim.token))
+            .expression_attribute_values(":problem", s(problem))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// Stores a silence; it expires from the table a day after it ends.
+    pub async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let matchers = silence.matchers.iter().map(|m| s(m.as_str())).collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("SILENCE"))
+            .item("sk", s(&silence.id))
+            .item("matchers", AttributeValue::L(matchers))
+            .item("starts_at", n(silence.starts_at_ms))
+            .item("ends_at", n(silence.ends_at_ms))
+            .item("created_by", s(&silence.created_by))
+            .item("comment", s(&silence.comment))
+            .item("expires_at", n(silence.ends_at_ms / 1000 + 86_400))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| failed("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Silences not yet ended at `now_ms`.
+    pub async fn silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError> {
+        let items = self.partition("SILENCE", None).await?;
+        let mut out = Vec::new();
+        for item in items {
+            let matchers = match item.get("matchers") {
+                Some(AttributeValue::L(list)) => list.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+                _ => return Err(StoreError::Corrupt("silence matchers")),
+            };
+            let silence = Silence {
+                id: get_s(&item, "sk").unwrap_or_default(),
+                matchers,
+                starts_at_ms: get_n(&item, "starts_at").ok_or(StoreError::Corrupt("silence start"))?,
+                ends_at_ms: get_n(&item, "ends_at").ok_or(StoreError::Corrupt("silence end"))?,
+                created_by: get_s(&item, "created_by").unwrap_or_default(),
+                comment: get_s(&item, "comment").unwrap_or_default(),
+            };
+            if silence.ends_at_ms > now_ms {
+                out.push(silence);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn partition(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take());
+            query = match sk_prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query.send().await.map_err(|e| failed("Query", &e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+fn members_of(
+    item: &HashMap<String, AttributeValue>,
+    key: &str,
+) -> Result<BTreeMap<String, Labels>, StoreError> {
+    match item.get(key) {
+        None => Ok(BTreeMap::new()),
+        Some(AttributeValue::M(map)) => map
+            .iter()
+            .map(|(fp, v)| Ok((fp.clone(), labels_of(v.as_s().map_err(|_| StoreError::Corrupt("member"))?)?)))
+            .collect(),
+        Some(_) => Err(StoreError::Corrupt("members")),
+    }
+}
+
+fn group_of(item: &HashMap<String, AttributeValue>) -> Result<Group, StoreError> {
+    let count = |key: &str| u64::try_from(get_n(item, key).unwrap_or(0)).unwrap_or(0);
+    Ok(Group {
+        id: get_s(item, "sk").ok_or(StoreError::Corrupt("group key"))?,
+        route: get_s(item, "route").ok_or(StoreError::Corrupt("group route"))?,
+        group_labels: labels_of(&get_s(item, "group_labels").unwrap_or_else(|| "{}".into()))?,
+        members: members_of(item, "members")?,
+        last_members: members_of(item, "last_members")?,
+        episode: count("episode"),
+        open: matches!(item.get("open"), Some(AttributeValue::Bool(true))),
+        fired_at_ms: get_n(item, "fired_at").unwrap_or(0),
+        acked_by: get_s(item, "acked_by"),
+        settled: count("settled"),
+    })
+}

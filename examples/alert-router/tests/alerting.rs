@@ -1,0 +1,207 @@
+//! What is notified when: escalation, acknowledgement, resolution, inhibition, silences,
+//! the two input forms, and malformed events.
+
+mod support;
+
+use std::time::Duration;
+
+use alert_router::alarm::{self, AlarmChange};
+use alert_router::labels::labels;
+use support::*;
+
+#[tokio::test]
+async fn escalation_waits_for_its_deadline_and_notifies_level_two_once() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    assert_eq!(env.pagerduty("trigger").await.len(), 1, "level 1 at once");
+    env.tick_at(T0 + Duration::from_secs(14 * 60 + 59)).await;
+    assert!(env.sns.published().is_empty(), "no escalation before the deadline");
+    env.tick_at(T0 + Duration::from_secs(15 * 60)).await;
+    assert_eq!(env.sns.published().len(), 1, "level 2 at the deadline");
+    env.tick_at(T0 + Duration::from_secs(16 * 60)).await;
+    env.tick_at(T0 + Duration::from_secs(30 * 60)).await;
+    assert_eq!(env.sns.published().len(), 1, "and once");
+    assert_eq!(env.pagerduty("trigger").await.len(), 1, "level 1 is not repeated");
+}
+
+#[tokio::test]
+async fn an_acknowledgement_stops_the_escalation() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let trigger = env.pagerduty("trigger").await.remove(0);
+    let group = trigger["payload"]["custom_details"]["step_id"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    // No token, or a read-only one: refused.
+    assert_eq!(env.api("POST", &format!("/alerts/{group}/ack"), None, None).await.0, 401);
+    let reader = env.token("viewer", alert_router::routes::READ_SCOPE);
+    assert_eq!(env.api("POST", &format!("/alerts/{group}/ack"), Some(&reader), None).await.0, 403);
+    env.clock.set(T0 + Duration::from_secs(5 * 60));
+    let token = env.token("alice", alert_router::routes::WRITE_SCOPE);
+    let (status, body) = env.api("POST", &format!("/alerts/{group}/ack"), Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acknowledged_by"], "alice");
+    let acks = env.pagerduty("acknowledge").await;
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["dedup_key"], trigger["dedup_key"], "the same incident");
+    env.tick_at(T0 + Duration::from_secs(20 * 60)).await;
+    assert!(env.sns.published().is_empty(), "acknowledged: no escalation");
+    // Unknown and malformed ids.
+    let (status, _) = env.api("POST", "/alerts/00000000000000000000/ack", Some(&token), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(env.api("POST", "/alerts/..%2F/ack", Some(&token), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_resolution_is_sent_when_the_alarm_clears() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    env.clock.set(T0 + Duration::from_secs(20 * 60));
+    env.function.invoke(fixture(EB_OK)).await.unwrap();
+    let trigger = env.pagerduty("trigger").await.remove(0);
+    let resolves = env.pagerduty("resolve").await;
+    assert_eq!(resolves.len(), 1);
+    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"]);
+    let slack = env.posted(SLACK_PATH).await;
+    assert_eq!(slack.len(), 2);
+    assert!(slack[1]["text"].as_str().unwrap().starts_with("RESOLVED"), "{}", slack[1]);
+    assert!(slack[1]["text"]
+        .as_str()
+        .unwrap()
+        .contains("https://runbooks.example.com/payments/availability"));
+    // Resolved before its deadline: no escalation either; and the OK again changes nothing.
+    env.function.invoke(fixture(EB_OK)).await.unwrap();
+    env.tick_at(T0 + Duration::from_secs(40 * 60)).await;
+    assert!(env.sns.published().is_empty());
+    assert_eq!(env.pagerduty("resolve").await.len(), 1);
+    // An ALARM older than the OK (a late redelivery) is dropped.
+    let report = env.router.handle_event(&fixture(EB_ALARM)).await.unwrap();
+    assert_eq!(report.stale, 1);
+    assert_eq!(env.pagerduty("trigger").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_region_down_alert_inhibits_route_alerts_of_its_region_only() {
+    let env = env().await;
+    let at = "2026-12-03T10:00:00.000+0000";
+    let down = alarm("edge-region-health", "eu-west-1", "page region health [kind=region-down]", "ALARM", at);
+    env.function.invoke(down).await.unwrap();
+    let eu = alarm("payments-checkout-page-fast", "eu-west-1", "page [route=POST:/checkout]", "ALARM", at);
+    let us = alarm("payments-checkout-page-fast", "us-east-1", "page [route=POST:/checkout]", "ALARM", at);
+    let muted = env.router.handle_event(&eu).await.unwrap();
+    assert!(muted.delivered.is_empty(), "the eu-west-1 route alert is inhibited: {muted:?}");
+    let sent = env.router.handle_event(&us).await.unwrap();
+    assert_eq!(sent.delivered.len(), 2, "the us-east-1 one is not");
+    let sources: Vec<String> = env
+        .pagerduty("trigger")
+        .await
+        .iter()
+        .map(|t| t["payload"]["summary"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sources, ["edge-region-health in eu-west-1", "payments-checkout-page-fast in us-east-1"]);
+    // The region comes back: the muted alert, still firing, is notified at the next tick.
+    env.function
+        .invoke(alarm(
+            "edge-region-health",
+            "eu-west-1",
+            "page region health [kind=region-down]",
+            "OK",
+            "2026-12-03T10:05:00.000+0000",
+        ))
+        .await
+        .unwrap();
+    env.tick_at(T0 + Duration::from_secs(6 * 60)).await;
+    let triggers = env.pagerduty("trigger").await;
+    assert_eq!(triggers.len(), 3);
+    assert_eq!(triggers[2]["payload"]["summary"], "payments-checkout-page-fast in eu-west-1");
+}
+
+#[tokio::test]
+async fn a_silence_mutes_until_it_expires() {
+    let env = env().await;
+    let token = env.token("bob", alert_router::routes::WRITE_SCOPE);
+    let name = "payments-latency-ticket-slow";
+    let silence = serde_json::json!({"matchers": [format!("alertname=\"{name}\"")], "duration": "1h", "comment": "deploy"});
+    let (status, body) = env.api("POST", "/silences", Some(&token), Some(silence)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["created_by"], "bob");
+    let ticket = alarm(name, "eu-west-1", "ticket SLO latency", "ALARM", "2026-12-03T10:00:00.000+0000");
+    env.function.invoke(ticket).await.unwrap();
+    env.tick_at(T0 + Duration::from_secs(59 * 60)).await;
+    assert!(env.posted(HOOK_PATH).await.is_empty(), "silenced before it expires");
+    env.tick_at(T0 + Duration::from_secs(60 * 60)).await;
+    let hooks = env.posted(HOOK_PATH).await;
+    assert_eq!(hooks.len(), 1, "notified once it expired");
+    assert_eq!(hooks[0]["status"], "firing");
+    assert_eq!(
+        hooks[0]["runbook_url"],
+        format!("https://runbooks.example.com/payments/{name}"),
+        "the route's runbook"
+    );
+    // Bad silences are refused, naming the field.
+    let (status, body) = env
+        .api(
+            "POST",
+            "/silences",
+            Some(&token),
+            Some(serde_json::json!({"matchers": ["x y"], "duration": "1h"})),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("matchers")), "{body}");
+    let (status, _) = env
+        .api(
+            "POST",
+            "/silences",
+            Some(&token),
+            Some(serde_json::json!({"matchers": ["a=\"b\""], "duration": "90d"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn eventbridge_and_sns_forms_of_one_alarm_are_the_same_alert() {
+    let from_eventbridge = AlarmChange::from_eventbridge(&fixture(EB_ALARM)).unwrap();
+    let from_sns = alarm::from_sns_event(&fixture(SNS_ALARM)).unwrap().remove(0);
+    assert_eq!(from_eventbridge, from_sns);
+    assert_eq!(from_eventbridge.fingerprint(), from_sns.fingerprint());
+    let services = ["payments".to_owned()];
+    let l = labels(&from_sns, &services);
+    assert_eq!(l, labels(&from_eventbridge, &services));
+    assert_eq!(
+        [&l["service"], &l["severity"], &l["tenant"], &l["region"], &l["route"]],
+        ["payments", "page", "acme", "eu-west-1", "POST:/payments"]
+    );
+    // Delivered through SNS first, the EventBridge copy is a duplicate.
+    let env = env().await;
+    env.function.invoke(fixture(SNS_ALARM)).await.unwrap();
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    assert_eq!(env.pagerduty("trigger").await.len(), 1);
+}
+
+#[tokio::test]
+async fn malformed_events_are_refused_by_field_and_write_nothing() {
+    let env = env().await;
+    let mut no_state = fixture(EB_ALARM);
+    no_state["detail"]["state"].as_object_mut().unwrap().remove("value");
+    let err = env.function.invoke(no_state).await.unwrap_err().to_string();
+    assert!(err.contains("detail.state.value"), "{err}");
+    let mut bad_time = fixture(EB_ALARM);
+    bad_time["detail"]["state"]["timestamp"] = "yesterday".into();
+    assert!(env.function.invoke(bad_time).await.unwrap_err().to_string().contains("detail.state.timestamp"));
+    // An SNS batch with one bad record is refused whole.
+    let mut batch = fixture(SNS_ALARM);
+    let mut second = batch["Records"][0].clone();
+    second["Sns"]["Message"] = "{\"AlarmName\": 42}".into();
+    batch["Records"].as_array_mut().unwrap().push(second);
+    let err = env.function.invoke(batch).await.unwrap_err().to_string();
+    assert!(err.contains("Records[1].Sns.Message.AlarmArn"), "{err}");
+    let err = env.function.invoke(serde_json::json!({"hello": "world"})).await.unwrap_err().to_string();
+    assert!(err.contains("unsupported event"), "{err}");
+    assert_eq!(env.table_text().await.0, 0, "nothing written");
+    assert!(env.hooks.received_requests().await.unwrap().is_empty(), "nothing sent");
+}
