@@ -183,3 +183,29 @@ pub async fn run(args: CapacityArgs) -> anyhow::Result<CapacityReport> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use lift_monitoring::capacity::{Limits, TrafficProfile};
+
+    use super::*;
+
+    #[test]
+    fn a_previous_report_gives_back_its_measurements() {
+        let mut m = Measurements { source: "run 1".into(), ..Measurements::default() };
+        m.route("get", vec![12.5, 20.0]);
+        let report = plan(&TrafficProfile::new(10.0).route("get", 1.0), &Limits::default(), &m).unwrap();
+        let dir = std::env::temp_dir().join(format!("lift-capacity-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("report.json");
+        std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
+        let back = read_measurements(&file).unwrap();
+        assert_eq!(back.routes, m.routes);
+        assert!(back.source.starts_with("run 1 (from "), "{}", back.source);
+        // A file that is not a report says which file and where.
+        std::fs::write(&file, r#"{"measurements": {"routes": {"get": {"invocations": "two"}}}}"#).unwrap();
+        let err = format!("{:#}", read_measurements(&file).unwrap_err());
+        assert!(err.contains("report.json") && err.contains("routes.get.invocations"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
