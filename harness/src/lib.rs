@@ -17,6 +17,7 @@ pub mod aws;
 pub mod backup;
 /// Overhead budgets: criterion's results against `benches/budgets.toml`, and `lift-harness budget`.
 pub mod budget;
+pub mod capacity;
 pub mod compliance;
 pub mod drill;
 pub mod dynamodb;

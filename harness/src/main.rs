@@ -116,6 +116,10 @@ enum Command {
         #[command(subcommand)]
         command: lift_harness::lambda::cli::LambdaCommand,
     },
+    /// Capacity planning: measure a function's durations and DynamoDB keys in the local
+    /// Lambda runtime, project Lambda concurrency and per-partition load under the profile's
+    /// growth, and say when each limit is reached.
+    Capacity(lift_harness::capacity::CapacityArgs),
 }
 
 #[tokio::main]
@@ -169,6 +173,7 @@ async fn main() -> ExitCode {
             )
         }
         Command::Lambda { command } => lift_harness::lambda::cli::run(command).await,
+        Command::Capacity(args) => lift_harness::capacity::run(args).await.map(drop),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

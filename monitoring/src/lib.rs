@@ -30,11 +30,15 @@
 //! ```
 //!
 //! The SLO file's format is documented in `monitoring/README.md`; [`slo`] validates it.
+//!
+//! [`capacity`] plans Lambda concurrency and DynamoDB partition load from measured
+//! durations, recorded key accesses and a traffic profile (`lift-harness capacity` measures).
 
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod alarms;
+pub mod capacity;
 pub mod emf;
 pub mod evaluator;
 pub mod slo;
