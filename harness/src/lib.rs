@@ -18,6 +18,7 @@ pub mod backup;
 /// Overhead budgets: criterion's results against `benches/budgets.toml`, and `lift-harness budget`.
 pub mod budget;
 pub mod compliance;
+pub mod cost;
 pub mod drill;
 pub mod dynamodb;
 pub mod faults;

@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alarms;
+pub mod cost;
 pub mod emf;
 pub mod evaluator;
 pub mod slo;
