@@ -30,6 +30,10 @@
 //! ```
 //!
 //! The SLO file's format is documented in `monitoring/README.md`; [`slo`] validates it.
+//!
+//! [`cost`] prices usage measured by `lift-harness cost` (a versioned table of AWS list
+//! prices, cost per million requests per route, monthly projections with volume tiers) and
+//! recommends memory sizes from `lift-harness rightsize` measurements.
 
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]

@@ -16,7 +16,10 @@ async fn payments_costs_per_route_are_measured_and_priced_by_hand_arithmetic() {
     let bin = Path::new(env!("CARGO_BIN_EXE_payments"));
     let m = measure(&plan, bin, 256, 6).await.expect("a measured run");
     assert!(m.failures.is_empty(), "{:?}", m.failures);
-    assert_eq!(m.routes.iter().map(|u| u.route.as_str()).collect::<Vec<_>>(), ["create", "get", "list", "refund"]);
+    assert_eq!(
+        m.routes.iter().map(|u| u.route.as_str()).collect::<Vec<_>>(),
+        ["create", "get", "list", "refund"]
+    );
     for u in &m.routes {
         assert_eq!(u.invocations, 6, "{u:?}");
         assert_eq!(u.memory_mb, 256);

@@ -159,8 +159,12 @@ async fn forward(
 /// transactional operations), read and write units apart when DynamoDB splits them, else
 /// by the kind of operation.
 pub(crate) fn consumed(operation: &str, body: &[u8]) -> CapacityRecord {
-    let mut record =
-        CapacityRecord { operation: operation.to_owned(), read_units: 0.0, write_units: 0.0, reported: false };
+    let mut record = CapacityRecord {
+        operation: operation.to_owned(),
+        read_units: 0.0,
+        write_units: 0.0,
+        reported: false,
+    };
     let Ok(doc) = serde_json::from_slice::<Value>(body) else { return record };
     let entries: Vec<&Value> = match &doc["ConsumedCapacity"] {
         Value::Array(list) => list.iter().collect(),
@@ -190,7 +194,8 @@ mod tests {
 
     #[test]
     fn answers_are_read_as_dynamodb_reports_them() {
-        let get = consumed("GetItem", br#"{"Item":{},"ConsumedCapacity":{"TableName":"t","CapacityUnits":0.5}}"#);
+        let get =
+            consumed("GetItem", br#"{"Item":{},"ConsumedCapacity":{"TableName":"t","CapacityUnits":0.5}}"#);
         assert_eq!((get.read_units, get.write_units, get.reported), (0.5, 0.0, true));
         let put = consumed("PutItem", br#"{"ConsumedCapacity":{"TableName":"t","CapacityUnits":2.0}}"#);
         assert_eq!((put.read_units, put.write_units), (0.0, 2.0));
@@ -199,7 +204,10 @@ mod tests {
             br#"{"ConsumedCapacity":[{"TableName":"a","CapacityUnits":2.0,"WriteCapacityUnits":2.0},{"TableName":"b","CapacityUnits":4.0,"ReadCapacityUnits":2.0,"WriteCapacityUnits":2.0}]}"#,
         );
         assert_eq!((tx.read_units, tx.write_units), (2.0, 4.0));
-        let err = consumed("PutItem", br#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}"#);
+        let err = consumed(
+            "PutItem",
+            br#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}"#,
+        );
         assert!(!err.reported);
     }
 }

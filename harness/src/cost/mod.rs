@@ -126,7 +126,8 @@ pub(crate) async fn send_step(
     };
     let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let method: http::Method = step.method.parse().context("method")?;
-    let resp = front.send(method, &path, &h, body).await.map_err(|e| anyhow::anyhow!("{}: {e}", step.route))?;
+    let resp =
+        front.send(method, &path, &h, body).await.map_err(|e| anyhow::anyhow!("{}: {e}", step.route))?;
     let json = resp.json();
     for (name, pointer) in &step.capture {
         if let Some(v) = json.pointer(pointer) {
@@ -159,7 +160,12 @@ pub struct Measurement {
 }
 
 /// Runs `plan` once to warm up, then `iterations` times measured, one request at a time.
-pub async fn measure(plan: &Plan, bin: &Path, memory_mb: u32, iterations: usize) -> anyhow::Result<Measurement> {
+pub async fn measure(
+    plan: &Plan,
+    bin: &Path,
+    memory_mb: u32,
+    iterations: usize,
+) -> anyhow::Result<Measurement> {
     if !bin.exists() {
         anyhow::bail!(
             "no bootstrap binary at {} (build it, e.g. `cargo build -p payments --bin payments`, or pass --bin)",
@@ -204,11 +210,8 @@ pub async fn measure(plan: &Plan, bin: &Path, memory_mb: u32, iterations: usize)
             for line in &lambda.logs(&name)[logs_before..] {
                 u.log_events += 1;
                 u.log_bytes += line.message.len() as u64 + LOG_EVENT_OVERHEAD_BYTES;
-                for m in crate::lambda::logs::emf_metrics(&name, &line.message) {
-                    u.emf_values += 1;
-                    let dims: Vec<String> = m.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    metric_series.insert(format!("{}/{}{{{}}}", m.namespace, m.name, dims.join(",")));
-                }
+                u.emf_values += crate::lambda::logs::emf_metrics(&name, &line.message).len() as u64;
+                metric_series.extend(emf_series(&line.message));
             }
             for c in rig.proxy.drain() {
                 u.dynamodb_requests += 1;
@@ -232,6 +235,47 @@ pub async fn measure(plan: &Plan, bin: &Path, memory_mb: u32, iterations: usize)
         cold_start_init_ms,
         failures,
     })
+}
+
+/// The custom metrics an EMF line publishes: one per metric name and dimension set (each
+/// set is a metric of its own in CloudWatch), as `namespace/name{dimension=value,…}`.
+pub fn emf_series(line: &str) -> Vec<String> {
+    let trimmed = line.trim();
+    if !trimmed.starts_with('{') || !trimmed.contains("CloudWatchMetrics") {
+        return Vec::new();
+    }
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(trimmed) else { return Vec::new() };
+    let mut out = Vec::new();
+    for directive in doc["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+        let namespace = directive["Namespace"].as_str().unwrap_or_default();
+        let mut sets: Vec<Vec<String>> = directive["Dimensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|set| set.as_array())
+            .map(|set| {
+                set.iter()
+                    .filter_map(|d| d.as_str())
+                    .map(|d| {
+                        format!(
+                            "{d}={}",
+                            doc[d].as_str().map(str::to_owned).unwrap_or_else(|| doc[d].to_string())
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        if sets.is_empty() {
+            sets.push(Vec::new());
+        }
+        for metric in directive["Metrics"].as_array().into_iter().flatten() {
+            let Some(name) = metric["Name"].as_str() else { continue };
+            for set in &sets {
+                out.push(format!("{namespace}/{name}{{{}}}", set.join(",")));
+            }
+        }
+    }
+    out
 }
 
 fn check(step: &Step, status: u16, when: &str, failures: &mut Vec<String>) {
@@ -339,7 +383,13 @@ impl CostReport {
         let _ = writeln!(
             out,
             "{} at {} MB, {} measured passes; prices {} (read {}), {} {}",
-            m.function, m.memory_mb, m.iterations, self.price_table, self.prices_read_on, self.region, self.arch
+            m.function,
+            m.memory_mb,
+            m.iterations,
+            self.price_table,
+            self.prices_read_on,
+            self.region,
+            self.arch
         );
         if let Some(init) = m.cold_start_init_ms {
             let _ = writeln!(out, "cold start (warm-up, not in the figures): Init Duration {init:.1} ms");
@@ -347,7 +397,20 @@ impl CostReport {
         let _ = writeln!(
             out,
             "{:<10} {:>4} {:>9} {:>7} {:>7} {:>8} {:>5} {:>6} | {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "route", "n", "billed ms", "RRU", "WRU", "log B", "EMF", "traces", "lambda", "req+api", "dynamodb", "logs", "xray", "total $"
+            "route",
+            "n",
+            "billed ms",
+            "RRU",
+            "WRU",
+            "log B",
+            "EMF",
+            "traces",
+            "lambda",
+            "req+api",
+            "dynamodb",
+            "logs",
+            "xray",
+            "total $"
         );
         for (u, (_, c)) in m.routes.iter().zip(&self.per_million) {
             let n = u.invocations.max(1) as f64;
@@ -417,7 +480,8 @@ pub async fn run_cost(args: CostArgs) -> anyhow::Result<()> {
     let plan = Plan::from_path(&args.plan)?;
     let table = load_prices(args.prices.as_deref())?;
     let profile = args.profile.as_deref().map(TrafficProfile::from_path).transpose()?;
-    let region = args.region.or_else(|| profile.as_ref().map(|p| p.region.clone())).unwrap_or("us-east-1".into());
+    let region =
+        args.region.or_else(|| profile.as_ref().map(|p| p.region.clone())).unwrap_or("us-east-1".into());
     let arch = args.arch.or(profile.as_ref().map(|p| p.arch)).unwrap_or_default();
     // Refused before anything runs.
     table.region(&region)?;
@@ -434,7 +498,32 @@ pub async fn run_cost(args: CostArgs) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     if !report.measurement.failures.is_empty() {
-        anyhow::bail!("{} requests answered another status than the plan expects", report.measurement.failures.len());
+        anyhow::bail!(
+            "{} requests answered another status than the plan expects",
+            report.measurement.failures.len()
+        );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dimension_set_is_a_metric_of_its_own() {
+        let line = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"Payments","Dimensions":[["Route","Tenant"],["Route"]],"Metrics":[{"Name":"Latency"},{"Name":"Requests"}]}]},"Route":"/payments","Tenant":"acme","Latency":3.5,"Requests":1}"#;
+        let series = emf_series(line);
+        assert_eq!(
+            series,
+            [
+                "Payments/Latency{Route=/payments,Tenant=acme}",
+                "Payments/Latency{Route=/payments}",
+                "Payments/Requests{Route=/payments,Tenant=acme}",
+                "Payments/Requests{Route=/payments}",
+            ]
+        );
+        assert!(emf_series(r#"{"level":"INFO","message":"CloudWatchMetrics"}"#).is_empty());
+        assert!(emf_series("START RequestId: x").is_empty());
+    }
 }

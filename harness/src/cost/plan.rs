@@ -240,7 +240,9 @@ mod tests {
         assert!(err.contains("step[0].method"), "{err}");
         let err = Plan::parse(&format!("{base}method = \"GET\"\npath = \"x\"")).unwrap_err().to_string();
         assert!(err.contains("step[0].path"), "{err}");
-        let err = Plan::parse(&format!("{base}method = \"GET\"\npath = \"/x\"\nbogus = 1")).unwrap_err().to_string();
+        let err = Plan::parse(&format!("{base}method = \"GET\"\npath = \"/x\"\nbogus = 1"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bogus"), "{err}");
     }
 }

@@ -9,6 +9,10 @@
 //! work on several threads gains at all. Where cgroups cannot be written no limit applies
 //! and every size runs at full speed, which the output says.
 //!
+//! The quota is spent per period: work that fits in one period's quota (under about
+//! `memory / 1769 × 100` ms of CPU) runs at full speed whatever the size, so short
+//! handlers show smaller differences than their CPU share suggests.
+//!
 //! What is measured: each invocation's real and billed duration from its `REPORT` line.
 //! Cost per invocation is arithmetic on those and the price table.
 //!
@@ -84,12 +88,21 @@ pub async fn power_tune(
                 let f = rig.function(plan, bin, mb)?;
                 let name = f.name().to_owned();
                 let lambda = LocalLambda::builder().function(f).build()?;
-                let front = HttpApi::start(lambda.clone(), &name, "127.0.0.1:0".parse().expect("an address")).await?;
+                let front =
+                    HttpApi::start(lambda.clone(), &name, "127.0.0.1:0".parse().expect("an address")).await?;
                 // Every step runs at least once in the warm-up, so captures are set.
                 let warm = warmup.max(plan.steps.len());
                 for i in 0..warm + invocations {
                     let step = &plan.steps[i % plan.steps.len()];
-                    send_step(&front, step, &mut vars).await?;
+                    let status = send_step(&front, step, &mut vars).await?;
+                    // An error answer has another cost than the route's: not a sample of it.
+                    if step.expect_status.is_some_and(|e| e != status) {
+                        anyhow::bail!(
+                            "{} at {mb} MB answered {status}, the plan expects {:?}",
+                            step.route,
+                            step.expect_status
+                        );
+                    }
                     lambda.settle(&name, Duration::from_secs(10)).await;
                 }
                 out.push(samples(mb, &lambda.reports(&name)[warm..]));
@@ -109,7 +122,10 @@ pub async fn power_tune(
                 for i in 0..warmup + invocations {
                     let resp = lambda.invoke(name, payload.clone()).await?;
                     if let Some(err) = &resp.function_error {
-                        anyhow::bail!("{name} at {mb} MB failed: {err} {}", String::from_utf8_lossy(&resp.payload));
+                        anyhow::bail!(
+                            "{name} at {mb} MB failed: {err} {}",
+                            String::from_utf8_lossy(&resp.payload)
+                        );
                     }
                     lambda.settle(name, Duration::from_secs(10)).await;
                     if i >= warmup {
@@ -152,7 +168,10 @@ pub fn notes(sizes: &[u32]) -> Vec<String> {
         "NOT emulated: cgroups are not writable here, so no CPU limit applied and every size ran at full speed; these durations say nothing about memory size".to_owned()
     }];
     if sizes.iter().any(|&s| s > cores as u32 * crate::lambda::MB_PER_VCPU) {
-        notes.push(format!("sizes above {} MB got no more CPU than {cores} cores", cores as u32 * crate::lambda::MB_PER_VCPU));
+        notes.push(format!(
+            "sizes above {} MB got no more CPU than {cores} cores",
+            cores as u32 * crate::lambda::MB_PER_VCPU
+        ));
     }
     notes.push("measured: real and billed duration of each warm invocation, from its REPORT line; cost = mean billed duration × memory × the price table's first-tier GB-second price + one request".to_owned());
     notes
@@ -290,7 +309,10 @@ pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
     }
     let samples = power_tune(&target, &args.memory, args.warmup, args.invocations).await?;
     let r = recommend(&samples, &prices, args.balance_weight).context("no size was measured")?;
-    println!("{name}: {} warm invocations per size; prices {} {} {}", args.invocations, table.version, args.region, args.arch);
+    println!(
+        "{name}: {} warm invocations per size; prices {} {} {}",
+        args.invocations, table.version, args.region, args.arch
+    );
     print!("{}", summary_table(&r));
     println!(
         "cheapest {} MB, fastest {} MB, balanced {} MB (weight {} on cost)",
@@ -301,7 +323,8 @@ pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let note_refs: Vec<&str> = notes.iter().map(String::as_str).collect();
-    std::fs::write(&html, rightsize_html(&name, &r, &note_refs)).with_context(|| format!("writing {}", html.display()))?;
+    std::fs::write(&html, rightsize_html(&name, &r, &note_refs))
+        .with_context(|| format!("writing {}", html.display()))?;
     println!("wrote {}", html.display());
     if let Some(path) = &args.json {
         let report = RightsizeReport {

@@ -33,7 +33,7 @@ pub fn rightsize_html(function: &str, r: &Recommendation, notes: &[&str]) -> Str
     let y_ms = |v: f64| top + plot_h * (1.0 - v / max_ms);
     let y_cost = |v: f64| top + plot_h * (1.0 - v * 1e6 / max_cost);
     let line = |f: &dyn Fn(usize) -> (f64, f64)| {
-        (0..r.sizes.len()).map(|i| f(i)).map(|(a, b)| format!("{a:.1},{b:.1}")).collect::<Vec<_>>().join(" ")
+        (0..r.sizes.len()).map(f).map(|(a, b)| format!("{a:.1},{b:.1}")).collect::<Vec<_>>().join(" ")
     };
     let mut svg = String::new();
     let _ = write!(
@@ -69,7 +69,8 @@ pub fn rightsize_html(function: &str, r: &Recommendation, notes: &[&str]) -> Str
     let p50 = line(&|i| (x(i), y_ms(r.sizes[i].duration_p50_ms)));
     let p90 = line(&|i| (x(i), y_ms(r.sizes[i].duration_p90_ms)));
     let cost = line(&|i| (x(i), y_cost(r.sizes[i].cost_per_invocation)));
-    let _ = writeln!(svg, r##"<polyline points="{p90}" fill="none" stroke="#1f77b4" stroke-dasharray="4 3"/>"##);
+    let _ =
+        writeln!(svg, r##"<polyline points="{p90}" fill="none" stroke="#1f77b4" stroke-dasharray="4 3"/>"##);
     let _ = writeln!(svg, r##"<polyline points="{p50}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##);
     let _ = writeln!(svg, r##"<polyline points="{cost}" fill="none" stroke="#d62728" stroke-width="2"/>"##);
     for (i, s) in r.sizes.iter().enumerate() {

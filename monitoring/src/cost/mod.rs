@@ -329,7 +329,8 @@ impl TrafficProfile {
             return Err(ProfileError::Invalid("mix: give at least one route a weight above 0".into()));
         }
         let mut routes = Vec::new();
-        let (mut gb_seconds, mut rru, mut wru, mut log_bytes, mut traces_per_request) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut gb_seconds, mut rru, mut wru, mut log_bytes, mut traces_per_request) =
+            (0.0, 0.0, 0.0, 0.0, 0.0);
         for (route, w) in &self.mix {
             let Some(u) = usage.iter().find(|u| &u.route == route) else {
                 let known: Vec<&str> = usage.iter().map(|u| u.route.as_str()).collect();
@@ -507,7 +508,7 @@ mod tests {
             mix: [("batch".to_owned(), 1.0)].into(),
             xray: XraySampling::default(),
         };
-        let p = profile.project(&[u.clone()], 0, &table).unwrap();
+        let p = profile.project(std::slice::from_ref(&u), 0, &table).unwrap();
         assert_eq!(p.gb_seconds, 1e10);
         let hand = 6e9 * 0.0000166667 + 4e9 * 0.000015; // 100,000.20 + 60,000 = 160,000.20
         assert!((p.lambda_compute - hand).abs() < 1e-3, "{} vs {hand}", p.lambda_compute);
@@ -518,7 +519,7 @@ mod tests {
         assert!((p.api_gateway - 930.0).abs() < 1e-6, "{}", p.api_gateway);
         // Beyond 15e9 GB-s (2e9 requests = 2e10 GB-s): 6e9, 9e9 and 5e9 at the three prices.
         let twice = TrafficProfile { requests_per_month: Some(2e9), ..profile.clone() };
-        let p2 = twice.project(&[u.clone()], 0, &table).unwrap();
+        let p2 = twice.project(std::slice::from_ref(&u), 0, &table).unwrap();
         let hand2 = 6e9 * 0.0000166667 + 9e9 * 0.000015 + 5e9 * 0.0000133334;
         assert!((p2.lambda_compute - hand2).abs() < 1e-3, "{} vs {hand2}", p2.lambda_compute);
         // arm64's tiers are at 7.5e9 and 18.75e9 GB-s.
@@ -552,7 +553,8 @@ mod tests {
         let table = PriceTable::embedded();
         let routes = [usage("get", 128, 5)];
         let unknown_route =
-            TrafficProfile::parse("region = \"us-east-1\"\nrequests_per_month = 5\n[mix]\nrefund = 1").unwrap();
+            TrafficProfile::parse("region = \"us-east-1\"\nrequests_per_month = 5\n[mix]\nrefund = 1")
+                .unwrap();
         let err = unknown_route.project(&routes, 0, &table).unwrap_err().to_string();
         assert!(err.contains("mix.refund") && err.contains("get"), "{err}");
         let region =

@@ -351,7 +351,8 @@ mod tests {
         let bad = EMBEDDED.replacen("{ price = 0.0000133334 }", "{ up_to = 1e9, price = 0.0000133334 }", 1);
         let err = PriceTable::parse(&bad, "t.toml").unwrap_err().to_string();
         assert!(err.contains("regions.") && err.contains("the last tier must have no up_to"), "{err}");
-        let negative = EMBEDDED.replacen("traces_recorded_per_million = 5.00", "traces_recorded_per_million = -1", 1);
+        let negative =
+            EMBEDDED.replacen("traces_recorded_per_million = 5.00", "traces_recorded_per_million = -1", 1);
         let err = PriceTable::parse(&negative, "t.toml").unwrap_err().to_string();
         assert!(err.contains("xray.traces_recorded_per_million"), "{err}");
         let typo = EMBEDDED.replacen("storage_gb_month", "storage_gb_mont", 1);

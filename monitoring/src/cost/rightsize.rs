@@ -118,13 +118,18 @@ pub fn summarize(samples: &SizeSamples, prices: &LambdaArchPrices) -> SizeSummar
         billed_p90_ms: quantile(&billed, 0.9),
         billed_p99_ms: quantile(&billed, 0.99),
         billed_mean_ms: mean,
-        cost_per_invocation: gb * mean / 1000.0 * prices.gb_second.first() + prices.requests_per_million / 1e6,
+        cost_per_invocation: gb * mean / 1000.0 * prices.gb_second.first()
+            + prices.requests_per_million / 1e6,
     }
 }
 
 /// Summarises every size and picks the cheapest, the fastest and the balanced one (see the
 /// module docs for the rules); `None` when no size has samples.
-pub fn recommend(samples: &[SizeSamples], prices: &LambdaArchPrices, balance_weight: f64) -> Option<Recommendation> {
+pub fn recommend(
+    samples: &[SizeSamples],
+    prices: &LambdaArchPrices,
+    balance_weight: f64,
+) -> Option<Recommendation> {
     let mut sizes: Vec<SizeSummary> =
         samples.iter().filter(|s| !s.duration_ms.is_empty()).map(|s| summarize(s, prices)).collect();
     sizes.sort_by_key(|s| s.memory_mb);
@@ -194,8 +199,10 @@ mod tests {
     #[test]
     fn an_io_bound_function_is_cheapest_and_balanced_at_the_smallest_size() {
         // Waiting on the network: the same 50 ms at every size.
-        let flat: Vec<SizeSamples> =
-            [128, 256, 512, 1024].iter().map(|&mb| SizeSamples::new(mb, vec![50.0; 4], vec![50; 4])).collect();
+        let flat: Vec<SizeSamples> = [128, 256, 512, 1024]
+            .iter()
+            .map(|&mb| SizeSamples::new(mb, vec![50.0; 4], vec![50; 4]))
+            .collect();
         let r = recommend(&flat, &prices(), DEFAULT_BALANCE_WEIGHT).unwrap();
         assert_eq!(r.cheapest, 128);
         assert_eq!(r.fastest, 128, "ties in speed go to the cheaper");
