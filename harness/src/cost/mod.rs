@@ -103,7 +103,7 @@ impl Rig {
         Ok(builder.build()?)
     }
 
-    /// The placeholders (`run`, `token`, …) with `captured` values on top.
+    /// The placeholders: `run`, and with `[auth]` `token`, `jwt_issuer`, `jwks_url`.
     fn vars(&self) -> BTreeMap<String, String> {
         self.vars.clone()
     }
