@@ -19,6 +19,7 @@ pub mod backup;
 pub mod budget;
 pub mod capacity;
 pub mod compliance;
+pub mod cost;
 pub mod drill;
 pub mod dynamodb;
 pub mod faults;

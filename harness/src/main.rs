@@ -120,6 +120,13 @@ enum Command {
     /// Lambda runtime, project Lambda concurrency and per-partition load under the profile's
     /// growth, and say when each limit is reached.
     Capacity(lift_harness::capacity::CapacityArgs),
+    /// Measure a service's usage per route in the local Lambda runtime (billed duration,
+    /// DynamoDB request units, logs, EMF metrics, X-Ray traces) and price it: cost per
+    /// million requests per route, and a monthly projection for a traffic profile.
+    Cost(lift_harness::cost::CostArgs),
+    /// Local power tuning: run a function at several memory sizes (CPU share by CFS quota),
+    /// recommend the cheapest, fastest and balanced size, and draw the chart (HTML).
+    Rightsize(lift_harness::cost::rightsize::RightsizeArgs),
 }
 
 #[tokio::main]
@@ -174,6 +181,8 @@ async fn main() -> ExitCode {
         }
         Command::Lambda { command } => lift_harness::lambda::cli::run(command).await,
         Command::Capacity(args) => lift_harness::capacity::run(args).await.map(drop),
+        Command::Cost(args) => lift_harness::cost::run_cost(args).await,
+        Command::Rightsize(args) => lift_harness::cost::rightsize::run_rightsize(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,12 +33,16 @@
 //!
 //! [`capacity`] plans Lambda concurrency and DynamoDB partition load from measured
 //! durations, recorded key accesses and a traffic profile (`lift-harness capacity` measures).
+//! [`cost`] prices usage measured by `lift-harness cost` (a versioned table of AWS list
+//! prices, cost per million requests per route, monthly projections with volume tiers) and
+//! recommends memory sizes from `lift-harness rightsize` measurements.
 
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod alarms;
 pub mod capacity;
+pub mod cost;
 pub mod emf;
 pub mod evaluator;
 pub mod slo;

@@ -28,6 +28,7 @@ pub struct Function {
     pub(crate) region: String,
     pub(crate) account: String,
     pub(crate) freeze: bool,
+    pub(crate) active_tracing: bool,
 }
 
 /// A configuration Lambda would refuse.
@@ -85,6 +86,7 @@ impl Function {
                 region: crate::dynamodb::default_region(),
                 account: "000000000000".to_owned(),
                 freeze: true,
+                active_tracing: false,
             },
         }
     }
@@ -161,6 +163,15 @@ impl FunctionBuilder {
     /// what the freeze prevents).
     pub fn freeze(mut self, on: bool) -> Self {
         self.function.freeze = on;
+        self
+    }
+
+    /// X-Ray active tracing: every invocation's trace header says `Sampled=1` (off by
+    /// default: `Sampled=0`, as a function without active tracing sees it). Lambda would
+    /// sample 1 request per second and 5 % of the rest; here every request is traced, so
+    /// what the function sends per traced request can be counted.
+    pub fn active_tracing(mut self, on: bool) -> Self {
+        self.function.active_tracing = on;
         self
     }
 

@@ -393,7 +393,7 @@ impl FunctionPool {
             request_id: request_id.clone(),
             deadline_ms,
             invoked_function_arn: f.arn(),
-            trace_id: options.trace_id.unwrap_or_else(new_trace_id),
+            trace_id: options.trace_id.unwrap_or_else(|| new_trace_id(f.active_tracing)),
             client_context: options.client_context,
             cognito_identity: options.cognito_identity,
             payload,
@@ -657,12 +657,12 @@ fn init_error(error_type: Option<String>, body: Bytes) -> Ended {
     Ended::FunctionError(error_document(error_type.or_else(|| Some("Runtime.InitError".into())), body))
 }
 
-/// A new X-Ray trace header.
-fn new_trace_id() -> String {
+/// A new X-Ray trace header, sampled or not.
+fn new_trace_id(sampled: bool) -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let parent = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    format!("Root=1-{secs:08x}-{};Parent={parent};Sampled=0", &id[..24])
+    format!("Root=1-{secs:08x}-{};Parent={parent};Sampled={}", &id[..24], u8::from(sampled))
 }
 
 #[cfg(test)]
@@ -699,7 +699,9 @@ mod tests {
 
     #[test]
     fn trace_ids_have_xrays_shape() {
-        let t = new_trace_id();
+        let t = new_trace_id(false);
+        assert!(t.ends_with(";Sampled=0"), "{t}");
+        assert!(new_trace_id(true).ends_with(";Sampled=1"));
         assert!(t.starts_with("Root=1-"), "{t}");
         let root = t.split(';').next().unwrap();
         assert_eq!(root.len(), "Root=1-".len() + 8 + 1 + 24, "{t}");

@@ -1,0 +1,529 @@
+//! Cost from measured usage (`lift-harness cost`) and local power tuning
+//! (`lift-harness rightsize`), through the local Lambda runtime.
+//!
+//! `cost` runs a service's real bootstrap binary in [`crate::lambda`], behind the HTTP API
+//! front, on DynamoDB Local, and drives the requests of a [`Plan`] one at a time, so what
+//! is used while a request is in flight belongs to its route:
+//!
+//! - billed duration and memory size from the runtime's `REPORT` lines;
+//! - DynamoDB read and write request units, from a recording proxy ([`CapacityProxy`]) that
+//!   asks DynamoDB Local for `ReturnConsumedCapacity` and reads the answer;
+//! - log bytes (every line in the function's log, `START`/`END`/`REPORT` included, counted
+//!   as CloudWatch Logs does: UTF-8 bytes plus 26 per event), and the EMF metric values and
+//!   distinct metrics (namespace, name, dimension values) in them;
+//! - X-Ray: with active tracing every request is sampled, and the trace ids of the segment
+//!   documents the function sends to a local UDP daemon are counted.
+//!
+//! Prices come from [`lift_monitoring::cost::PriceTable`]: cost per million requests per
+//! route, and a month's projection for a traffic profile with volume tiers applied.
+//!
+//! A warm-up pass runs first and is not measured: the cold start (which may create tables)
+//! is reported on its own, and the per-request figures are of warm invocations.
+
+mod capacity;
+mod plan;
+pub mod rightsize;
+mod xray;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use lift_monitoring::cost::{Arch, CostBreakdown, PriceTable, Projection, RouteUsage, TrafficProfile};
+use serde::Serialize;
+
+pub use capacity::{CapacityProxy, CapacityRecord};
+pub use plan::{Plan, PlanAuth, PlanFunction, Step};
+pub use xray::XrayDaemon;
+
+use crate::dynamodb::DynamoDbLocal;
+use crate::lambda::http_api::HttpApi;
+use crate::lambda::{Function, LocalLambda};
+
+/// Bytes CloudWatch Logs adds to each event's message when it counts a batch.
+pub const LOG_EVENT_OVERHEAD_BYTES: u64 = 26;
+
+/// What a plan's function runs against: DynamoDB Local behind the recording proxy, a
+/// counting X-Ray daemon, the mocked JWKS issuer, and the plan's placeholders.
+#[derive(Debug)]
+pub struct Rig {
+    /// DynamoDB Local.
+    pub ddb: Arc<DynamoDbLocal>,
+    /// The recording proxy in front of it.
+    pub proxy: CapacityProxy,
+    /// The X-Ray daemon.
+    pub daemon: XrayDaemon,
+    _jwks: Option<crate::aws::JwksIssuer>,
+    vars: BTreeMap<String, String>,
+}
+
+impl Rig {
+    /// Starts DynamoDB Local (as [`DynamoDbLocal::shared`] finds it), the proxy, the daemon
+    /// and, when the plan has `[auth]`, the JWKS issuer with a signed token.
+    pub async fn start(plan: &Plan) -> anyhow::Result<Self> {
+        let ddb = DynamoDbLocal::shared().await.context("DynamoDB Local")?;
+        let proxy = CapacityProxy::start(ddb.endpoint()).await.context("the capacity proxy")?;
+        let daemon = XrayDaemon::start().await.context("the X-Ray daemon")?;
+        let mut vars = BTreeMap::new();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        vars.insert("run".to_owned(), format!("cost-{}", &run[..10]));
+        let jwks = match &plan.auth {
+            Some(auth) => {
+                let jwks = crate::aws::JwksIssuer::start().await.context("the JWKS issuer")?;
+                let mut claims = jwks.claims(&auth.subject, &auth.audience);
+                for (k, v) in &auth.claims {
+                    claims[k] = v.clone();
+                }
+                let token = jwks.sign(&claims, crate::aws::Alg::Rs256, None).context("signing the token")?;
+                vars.insert("token".to_owned(), token);
+                vars.insert("jwt_issuer".to_owned(), jwks.issuer());
+                vars.insert("jwks_url".to_owned(), jwks.jwks_url());
+                Some(jwks)
+            }
+            None => None,
+        };
+        Ok(Self { ddb, proxy, daemon, _jwks: jwks, vars })
+    }
+
+    /// The plan's function at `memory_mb`, its environment filled in, DynamoDB through the
+    /// proxy, X-Ray to the daemon, active tracing on.
+    pub fn function(&self, plan: &Plan, bin: &Path, memory_mb: u32) -> anyhow::Result<Function> {
+        let f = &plan.function;
+        let mut builder = Function::builder(&f.name, bin)
+            .memory_mb(memory_mb)
+            .timeout_secs(f.timeout_secs)
+            .active_tracing(true)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", self.proxy.endpoint())
+            .env("AWS_XRAY_DAEMON_ADDRESS", self.daemon.address());
+        for (k, v) in &f.env {
+            builder = builder.env(k, plan::fill(v, &self.vars).with_context(|| format!("function.env.{k}"))?);
+        }
+        Ok(builder.build()?)
+    }
+
+    /// The placeholders: `run`, and with `[auth]` `token`, `jwt_issuer`, `jwks_url`.
+    fn vars(&self) -> BTreeMap<String, String> {
+        self.vars.clone()
+    }
+}
+
+/// Sends one step through the front; returns the status, and captures into `vars`.
+pub(crate) async fn send_step(
+    front: &HttpApi,
+    step: &Step,
+    vars: &mut BTreeMap<String, String>,
+) -> anyhow::Result<u16> {
+    let path = plan::fill(&step.path, vars)?;
+    let mut headers = Vec::new();
+    for (k, v) in &step.headers {
+        headers.push((k.clone(), plan::fill(v, vars)?));
+    }
+    let body = match &step.body {
+        Some(b) => plan::fill(b, vars)?,
+        None => String::new(),
+    };
+    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let method: http::Method = step.method.parse().context("method")?;
+    let resp =
+        front.send(method, &path, &h, body).await.map_err(|e| anyhow::anyhow!("{}: {e}", step.route))?;
+    let json = resp.json();
+    for (name, pointer) in &step.capture {
+        if let Some(v) = json.pointer(pointer) {
+            let v = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+            vars.insert(name.clone(), v);
+        }
+    }
+    Ok(resp.status)
+}
+
+/// What `cost` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// The function.
+    pub function: String,
+    /// Its memory size.
+    pub memory_mb: u32,
+    /// Passes over the plan's steps measured.
+    pub iterations: usize,
+    /// Usage per route (totals over its invocations).
+    pub routes: Vec<RouteUsage>,
+    /// Distinct custom metrics seen (`namespace/name{dimension=value,…}`).
+    pub metric_series: BTreeSet<String>,
+    /// DynamoDB requests by operation.
+    pub dynamodb_operations: BTreeMap<String, u64>,
+    /// The warm-up's cold start: its Init Duration in ms.
+    pub cold_start_init_ms: Option<f64>,
+    /// Steps answered with another status than expected.
+    pub failures: Vec<String>,
+}
+
+/// Runs `plan` once to warm up, then `iterations` times measured, one request at a time.
+pub async fn measure(
+    plan: &Plan,
+    bin: &Path,
+    memory_mb: u32,
+    iterations: usize,
+) -> anyhow::Result<Measurement> {
+    if !bin.exists() {
+        anyhow::bail!(
+            "no bootstrap binary at {} (build it, e.g. `cargo build -p payments --bin payments`, or pass --bin)",
+            bin.display()
+        );
+    }
+    let rig = Rig::start(plan).await?;
+    let function = rig.function(plan, bin, memory_mb)?;
+    let name = function.name().to_owned();
+    let lambda = LocalLambda::builder().function(function).build()?;
+    let front = HttpApi::start(lambda.clone(), &name, "127.0.0.1:0".parse().expect("an address")).await?;
+    let mut vars = rig.vars();
+    let mut failures = Vec::new();
+    for step in &plan.steps {
+        let status = send_step(&front, step, &mut vars).await?;
+        check(step, status, "warm-up", &mut failures);
+        lambda.settle(&name, Duration::from_secs(10)).await;
+    }
+    let cold_start_init_ms =
+        lambda.reports(&name).first().and_then(|r| r.init_duration).map(|d| d.as_secs_f64() * 1000.0);
+    rig.proxy.drain();
+    rig.daemon.drain();
+    let mut routes: Vec<RouteUsage> = plan
+        .routes()
+        .into_iter()
+        .map(|r| RouteUsage { route: r.to_owned(), memory_mb, ..RouteUsage::default() })
+        .collect();
+    let mut metric_series = BTreeSet::new();
+    let mut operations: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..iterations {
+        for step in &plan.steps {
+            let (logs_before, reports_before) = (lambda.logs(&name).len(), lambda.reports(&name).len());
+            let status = send_step(&front, step, &mut vars).await?;
+            check(step, status, &format!("iteration {i}"), &mut failures);
+            lambda.settle(&name, Duration::from_secs(10)).await;
+            let u = routes.iter_mut().find(|u| u.route == step.route).expect("every route is listed");
+            for r in &lambda.reports(&name)[reports_before..] {
+                u.invocations += 1;
+                u.billed_ms += r.billed_ms;
+                u.duration_ms += r.duration.as_secs_f64() * 1000.0;
+            }
+            for line in &lambda.logs(&name)[logs_before..] {
+                u.log_events += 1;
+                u.log_bytes += line.message.len() as u64 + LOG_EVENT_OVERHEAD_BYTES;
+                u.emf_values += crate::lambda::logs::emf_metrics(&name, &line.message).len() as u64;
+                metric_series.extend(emf_series(&line.message));
+            }
+            for c in rig.proxy.drain() {
+                u.dynamodb_requests += 1;
+                u.read_units += c.read_units;
+                u.write_units += c.write_units;
+                u.dynamodb_unreported += u64::from(!c.reported);
+                *operations.entry(c.operation).or_default() += 1;
+            }
+            let traces = rig.daemon.drain();
+            u.segments += traces.len() as u64;
+            u.traces += traces.iter().collect::<BTreeSet<_>>().len() as u64;
+        }
+    }
+    Ok(Measurement {
+        function: name,
+        memory_mb,
+        iterations,
+        routes,
+        metric_series,
+        dynamodb_operations: operations,
+        cold_start_init_ms,
+        failures,
+    })
+}
+
+/// The custom metrics an EMF line publishes: one per metric name and dimension set (each
+/// set is a metric of its own in CloudWatch), as `namespace/name{dimension=value,…}`.
+pub fn emf_series(line: &str) -> Vec<String> {
+    let trimmed = line.trim();
+    if !trimmed.starts_with('{') || !trimmed.contains("CloudWatchMetrics") {
+        return Vec::new();
+    }
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(trimmed) else { return Vec::new() };
+    let mut out = Vec::new();
+    for directive in doc["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+        let namespace = directive["Namespace"].as_str().unwrap_or_default();
+        let mut sets: Vec<Vec<String>> = directive["Dimensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|set| set.as_array())
+            .map(|set| {
+                set.iter()
+                    .filter_map(|d| d.as_str())
+                    .map(|d| {
+                        format!(
+                            "{d}={}",
+                            doc[d].as_str().map(str::to_owned).unwrap_or_else(|| doc[d].to_string())
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        if sets.is_empty() {
+            sets.push(Vec::new());
+        }
+        for metric in directive["Metrics"].as_array().into_iter().flatten() {
+            let Some(name) = metric["Name"].as_str() else { continue };
+            for set in &sets {
+                out.push(format!("{namespace}/{name}{{{}}}", set.join(",")));
+            }
+        }
+    }
+    out
+}
+
+fn check(step: &Step, status: u16, when: &str, failures: &mut Vec<String>) {
+    if let Some(expected) = step.expect_status {
+        if status != expected {
+            failures.push(format!("{when}: {} answered {status}, expected {expected}", step.route));
+        }
+    }
+}
+
+/// `lift-harness cost`: measure a plan's usage and price it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CostArgs {
+    /// The cost plan (function, environment, requests per route), e.g.
+    /// examples/payments/cost.toml.
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+    /// The bootstrap binary [default: the plan's `function.bin`].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// Measured passes over the plan's steps [default: the plan's `iterations`].
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<usize>,
+    /// Memory size in MB [default: the plan's].
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<u32>,
+    /// The region priced [default: the profile's, else us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The architecture priced, x86_64 or arm64 [default: the profile's, else x86_64].
+    #[arg(long)]
+    pub arch: Option<Arch>,
+    /// A price table file [default: the one built in, aws-2026-12].
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// A traffic profile (TOML, see lift_monitoring::cost::TrafficProfile) for a monthly
+    /// projection.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// The report `cost` prints and writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostReport {
+    /// The price table's version and the date its prices were read.
+    pub price_table: String,
+    /// When its prices were read.
+    pub prices_read_on: String,
+    /// The region priced.
+    pub region: String,
+    /// The architecture priced.
+    pub arch: Arch,
+    /// What was measured.
+    pub measurement: Measurement,
+    /// Cost per million requests per route.
+    pub per_million: Vec<(String, CostBreakdown)>,
+    /// The month's projection, with a profile.
+    pub projection: Option<Projection>,
+    /// What is measured and what is not.
+    pub notes: Vec<String>,
+}
+
+/// Prices a measurement: cost per million per route, and the projection for `profile`.
+pub fn price(
+    measurement: Measurement,
+    table: &PriceTable,
+    region: &str,
+    arch: Arch,
+    profile: Option<&TrafficProfile>,
+) -> anyhow::Result<CostReport> {
+    let prices = table.region(region)?;
+    let per_million =
+        measurement.routes.iter().map(|u| (u.route.clone(), u.cost_per_million(prices, arch))).collect();
+    let projection = match profile {
+        Some(p) => Some(p.project(&measurement.routes, measurement.metric_series.len() as u64, table)?),
+        None => None,
+    };
+    let notes = vec![
+        "measured: billed duration (REPORT lines, warm invocations), DynamoDB request units (ConsumedCapacity reported by DynamoDB Local), log bytes (+26 per event), EMF metrics, X-Ray trace ids sent to a local daemon with every request sampled".to_owned(),
+        "not in the per-request figures: cold starts (the warm-up's Init Duration is reported apart), free tiers, data transfer, DynamoDB storage (set storage_gb in the profile)".to_owned(),
+        "custom metrics are billed per metric-month, not per request: the projection prices the distinct metrics seen in this run; dimensions with one value per tenant multiply them".to_owned(),
+        format!("prices: {} (read {}), a snapshot of AWS public list prices; check them before deciding", table.version, table.read_on),
+    ];
+    Ok(CostReport {
+        price_table: table.version.clone(),
+        prices_read_on: table.read_on.clone(),
+        region: region.to_owned(),
+        arch,
+        measurement,
+        per_million,
+        projection,
+        notes,
+    })
+}
+
+impl CostReport {
+    /// The report as a terminal table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let m = &self.measurement;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} at {} MB, {} measured passes; prices {} (read {}), {} {}",
+            m.function,
+            m.memory_mb,
+            m.iterations,
+            self.price_table,
+            self.prices_read_on,
+            self.region,
+            self.arch
+        );
+        if let Some(init) = m.cold_start_init_ms {
+            let _ = writeln!(out, "cold start (warm-up, not in the figures): Init Duration {init:.1} ms");
+        }
+        let _ = writeln!(
+            out,
+            "{:<10} {:>4} {:>9} {:>7} {:>7} {:>8} {:>5} {:>6} | {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "route",
+            "n",
+            "billed ms",
+            "RRU",
+            "WRU",
+            "log B",
+            "EMF",
+            "traces",
+            "lambda",
+            "req+api",
+            "dynamodb",
+            "logs",
+            "xray",
+            "total $"
+        );
+        for (u, (_, c)) in m.routes.iter().zip(&self.per_million) {
+            let n = u.invocations.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "{:<10} {:>4} {:>9.2} {:>7.2} {:>7.2} {:>8.0} {:>5.1} {:>6.2} | {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+                u.route,
+                u.invocations,
+                u.billed_ms_per_request(),
+                u.read_units_per_request(),
+                u.write_units_per_request(),
+                u.log_bytes_per_request(),
+                u.emf_values as f64 / n,
+                u.traces_per_request(),
+                c.lambda_compute,
+                c.lambda_requests + c.api_gateway,
+                c.dynamodb_reads + c.dynamodb_writes,
+                c.logs,
+                c.xray,
+                c.total
+            );
+        }
+        let _ = writeln!(out, "(cost per million requests of each route; per-request usage is the mean)");
+        let _ = writeln!(out, "distinct custom metrics: {}", m.metric_series.len());
+        if let Some(p) = &self.projection {
+            let _ = writeln!(
+                out,
+                "monthly projection: {:.0} requests ({} {}): lambda ${:.2} (GB-s {:.0}) + requests ${:.2} + API Gateway ${:.2} + DynamoDB ${:.2} + storage ${:.2} + logs ${:.2} ({:.2} GB) + metrics ${:.2} ({}) + X-Ray ${:.2} ({:.0} traces) = ${:.2}",
+                p.requests,
+                p.region,
+                p.arch,
+                p.lambda_compute,
+                p.gb_seconds,
+                p.lambda_requests,
+                p.api_gateway,
+                p.dynamodb_reads + p.dynamodb_writes,
+                p.dynamodb_storage,
+                p.logs,
+                p.log_gb,
+                p.metrics,
+                p.metric_series,
+                p.xray,
+                p.traces,
+                p.total
+            );
+        }
+        for f in &m.failures {
+            let _ = writeln!(out, "FAILED: {f}");
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        out
+    }
+}
+
+/// Loads the price table of `--prices`, or the built-in one.
+pub fn load_prices(path: Option<&Path>) -> anyhow::Result<PriceTable> {
+    Ok(match path {
+        Some(p) => PriceTable::from_path(p)?,
+        None => PriceTable::embedded(),
+    })
+}
+
+/// Runs `lift-harness cost`.
+pub async fn run_cost(args: CostArgs) -> anyhow::Result<()> {
+    let plan = Plan::from_path(&args.plan)?;
+    let table = load_prices(args.prices.as_deref())?;
+    let profile = args.profile.as_deref().map(TrafficProfile::from_path).transpose()?;
+    let region =
+        args.region.or_else(|| profile.as_ref().map(|p| p.region.clone())).unwrap_or("us-east-1".into());
+    let arch = args.arch.or(profile.as_ref().map(|p| p.arch)).unwrap_or_default();
+    // Refused before anything runs.
+    table.region(&region)?;
+    let profile = profile.map(|p| TrafficProfile { region: region.clone(), arch, ..p });
+    let bin = args.bin.unwrap_or_else(|| plan.bin());
+    let memory = args.memory.unwrap_or(plan.function.memory_mb);
+    let iterations = args.iterations.unwrap_or(plan.iterations);
+    let measurement = measure(&plan, &bin, memory, iterations).await?;
+    let report = price(measurement, &table, &region, arch, profile.as_ref())?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if !report.measurement.failures.is_empty() {
+        anyhow::bail!(
+            "{} requests answered another status than the plan expects",
+            report.measurement.failures.len()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dimension_set_is_a_metric_of_its_own() {
+        let line = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"Payments","Dimensions":[["Route","Tenant"],["Route"]],"Metrics":[{"Name":"Latency"},{"Name":"Requests"}]}]},"Route":"/payments","Tenant":"acme","Latency":3.5,"Requests":1}"#;
+        let series = emf_series(line);
+        assert_eq!(
+            series,
+            [
+                "Payments/Latency{Route=/payments,Tenant=acme}",
+                "Payments/Latency{Route=/payments}",
+                "Payments/Requests{Route=/payments,Tenant=acme}",
+                "Payments/Requests{Route=/payments}",
+            ]
+        );
+        assert!(emf_series(r#"{"level":"INFO","message":"CloudWatchMetrics"}"#).is_empty());
+        assert!(emf_series("START RequestId: x").is_empty());
+    }
+}
