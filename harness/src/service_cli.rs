@@ -27,9 +27,11 @@ pub struct ServiceCli {
 /// One command.
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
-    /// Run a chaos drill: load through Lift's failover client while the scenario's faults
-    /// hit the regions; print a summary, write JSON, HTML and JUnit reports, and exit
-    /// non-zero when an assertion fails.
+    /// Run a chaos drill (load through Lift's failover client while the scenario's faults
+    /// hit the regions) or a backup drill (a scenario with a `[backup]` table: the
+    /// service's table backed up under its load, dropped, restored and checked); print a
+    /// summary, write JSON, HTML and JUnit reports, and exit non-zero when an assertion
+    /// fails.
     Drill {
         /// The scenario file, e.g. scenarios/region_outage.toml.
         #[arg(value_name = "FILE")]

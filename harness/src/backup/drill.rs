@@ -419,6 +419,14 @@ pub async fn run_with<W: Workload>(
         TargetKind::S3 => anyhow::bail!("this harness is built without S3 (feature `s3`)"),
     };
 
+    // The stream archive runs from the start, as it would in service: it keeps up with the
+    // seed, so each change is placed in time within a poll of its write.
+    let archive = StreamArchive::builder(region.clone(), &physical)
+        .target(target.clone())
+        .poll_interval(scenario.backup.archive_poll)
+        .start()
+        .await?;
+
     // Seed: acknowledged effects from before any backup.
     say(format!(
         "seeding {physical} with {} {seed_op} operations of {}",
@@ -443,12 +451,6 @@ pub async fn run_with<W: Workload>(
         "{seed_failures} of {} seed operations failed: the table was not seeded",
         scenario.load.seed_items
     );
-
-    let archive = StreamArchive::builder(region.clone(), &physical)
-        .target(target.clone())
-        .poll_interval(scenario.backup.archive_poll)
-        .start()
-        .await?;
 
     // The load, open loop, until the drop.
     let start = Instant::now();
