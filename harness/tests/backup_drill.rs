@@ -28,6 +28,10 @@ async fn the_ci_backup_drill_loses_no_acknowledged_write() {
         assert!(checked > 0 && lost == 0, "{op}: {checked} checked, {lost} lost\n{report}");
     }
     assert!(report.restore_items_per_sec > 0.0);
+    // Metered: the restore alone wrote every item it restored, a unit each at least.
+    let cost = report.cost.as_ref().expect("the drill is metered");
+    assert!(cost.write_units >= report.items_in_backup as f64, "{report}");
+    assert!(cost.read_units > 0.0 && cost.dollars > 0.0, "{report}");
     // The reports: JSON, HTML and JUnit, the JUnit with one case per assertion.
     let dir = std::env::temp_dir().join(format!("lift-backup-reports-{}", std::process::id()));
     let files = report.write_to(&dir).unwrap();

@@ -37,6 +37,12 @@ async fn the_ci_region_outage_drill_of_payments_fails_over_and_loses_no_create()
     assert!(detect <= failover + 1.0 && failover < 30_000.0, "{summary}");
     assert_eq!(report.writes.lost, 0, "{summary}");
     assert!(report.writes.acknowledged > 50, "too few creates to mean anything: {summary}");
+    // The drill's DynamoDB traffic is metered and priced: every acknowledged write wrote at
+    // least one unit in some region, through the proxies.
+    let cost = report.cost.as_ref().expect("local regions are metered");
+    assert!(cost.write_units >= report.writes.acknowledged as f64, "{summary}");
+    assert!(cost.read_units > 0.0 && cost.dollars > 0.0, "{summary}");
+    assert!(cost.per_million_operations.is_some_and(|d| d > 0.0), "{summary}");
     assert_eq!(report.final_primary, "eu-west-1");
     assert!(report.events.iter().any(|e| e.kind == "region_down" && e.region == "us-east-1"));
     assert!(report.faults[0].errors_in_window > 0, "{summary}");

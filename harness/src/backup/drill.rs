@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::items::Items;
+use crate::cost::CapacityProxy;
 use crate::drill::duration::serde_duration;
 use crate::drill::load::Driver;
 use crate::drill::metrics::Recorder;
-use crate::drill::{drill_table_def, FailoverClient, Load, Mix, ReplicationMode, ReportFiles};
+use crate::drill::{drill_table_def, DrillCost, FailoverClient, Load, Mix, ReplicationMode, ReportFiles};
 use crate::dynamodb::DynamoDbLocal;
 use crate::workload::{key_label, Acked, Workload};
 
@@ -251,6 +252,10 @@ pub struct BackupDrillReport {
     pub restore_items_per_sec: f64,
     /// The target (directory or S3).
     pub target: String,
+    /// What the drill's DynamoDB requests (seed, load, backup scan, restore writes, checks)
+    /// consumed, priced on demand in the drill's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<DrillCost>,
 }
 
 impl BackupDrillReport {
@@ -326,6 +331,9 @@ impl std::fmt::Display for BackupDrillReport {
             self.changes_near_moment,
             self.not_restored
         )?;
+        if let Some(cost) = &self.cost {
+            writeln!(f, "  cost: {}", cost.line())?;
+        }
         for example in &self.missing_examples {
             writeln!(f, "  missing: {example}")?;
         }
@@ -376,15 +384,18 @@ pub async fn run_with<W: Workload>(
     let def = drill_table_def(workload.table());
     let physical = local.create_table(&def).await?;
     let region_name = crate::dynamodb::default_region();
+    // Every request of the drill (load, backup, restore, checks) passes a meter that asks
+    // DynamoDB for the units it consumed: the drill's cost.
+    let meter = CapacityProxy::start(local.endpoint()).await.context("starting the capacity meter")?;
     let regions = RegionSet::builder()
         .operation_timeout(scenario.load.timeout)
-        .region(RegionConfig::new(region_name.clone()).dynamodb_endpoint(local.endpoint()))
+        .region(RegionConfig::new(region_name.clone()).dynamodb_endpoint(meter.endpoint()))
         .build()?;
     // The drill's own steps (backup, drop, archive, restore, check) go through a client of
     // their own, whose deadline fits a scan page or a batch of a large table.
     let admin = RegionSet::builder()
         .operation_timeout(Duration::from_secs(60))
-        .region(RegionConfig::new(region_name.clone()).dynamodb_endpoint(local.endpoint()))
+        .region(RegionConfig::new(region_name.clone()).dynamodb_endpoint(meter.endpoint()))
         .build()?;
     let region = admin.primary().clone();
     let client = region.dynamodb().clone();
@@ -505,9 +516,14 @@ pub async fn run_with<W: Workload>(
 
     // Check: every acknowledged effect, read back from the restored table by the workload.
     let acked = std::mem::take(&mut *acked.lock().expect("acked lock"));
-    let restored_table = ReplicatedTable::new(def).with_name_in(region_name, restored.clone());
+    let restored_table = ReplicatedTable::new(def).with_name_in(region_name.clone(), restored.clone());
     let check =
         workload.check(&region, &restored_table, &acked).await.context("checking the restored table")?;
+    let cost = DrillCost::price(
+        &lift_monitoring::cost::PriceTable::embedded(),
+        &[(region_name.clone(), meter.drain())],
+        recorder.records().len() as u64 + scenario.load.seed_items,
+    );
     let _ = client.delete_table().table_name(&restored).send().await;
     let _ = std::fs::remove_dir_all(&scratch);
 
@@ -569,6 +585,7 @@ pub async fn run_with<W: Workload>(
         restore_secs: restore.duration.as_secs_f64(),
         restore_items_per_sec: restore.items_per_sec(),
         target: target.to_string(),
+        cost: Some(cost),
     };
     assert_report(&scenario.assertions, &mut out);
     Ok(out)

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::BackupDrillReport;
-use crate::drill::escape;
+use crate::drill::{escape, DrillCost};
 
 /// One self-contained page: the verdict, the recovery timeline as inline SVG, the figures
 /// and the assertions.
@@ -120,6 +120,7 @@ fn figures(r: &BackupDrillReport) -> Vec<(&'static str, String)> {
         ("RTO", format!("{:.2} s", r.rto_secs)),
         ("restore", format!("{:.2} s", r.restore_secs)),
         ("restore rate", format!("{:.0} items/s", r.restore_items_per_sec)),
+        ("cost", r.cost.as_ref().map_or_else(|| "-".to_owned(), DrillCost::line)),
     ]
 }
 

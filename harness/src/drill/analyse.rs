@@ -26,6 +26,8 @@ pub(crate) struct Observed<'a> {
     pub(crate) samples: Vec<Sample>,
     /// What drove the load, for the report.
     pub(crate) target: String,
+    /// The load's DynamoDB traffic, priced.
+    pub(crate) cost: Option<super::report::DrillCost>,
 }
 
 /// The report of a drill, its assertions evaluated.
@@ -79,6 +81,7 @@ pub(crate) fn analyse(o: Observed<'_>) -> DrillReport {
         passed: assertions.iter().all(|a| a.passed),
         assertions,
         samples: o.samples,
+        cost: o.cost,
     }
 }
 

@@ -92,6 +92,7 @@ pub(crate) fn render(report: &DrillReport) -> String {
                 report.totals.success_rate * 100.0
             ),
         ),
+        ("cost", report.cost.as_ref().map_or_else(|| "-".to_owned(), super::report::DrillCost::line)),
     ] {
         let _ = writeln!(html, "<tr><th>{name}</th><td>{}</td></tr>", escape(&value));
     }

@@ -51,8 +51,8 @@ pub use inject::FaultGuard;
 pub use metrics::{OpRecord, Sample};
 pub(crate) use report::escape;
 pub use report::{
-    AssertionResult, DrillReport, EventRecord, FaultReport, KindCheck, LagSummary, ReportFiles, Summary,
-    SwitchReport, Totals, WriteCheck,
+    AssertionResult, DrillCost, DrillReport, EventRecord, FaultReport, KindCheck, LagSummary, ReportFiles,
+    Summary, SwitchReport, Totals, WriteCheck,
 };
 pub use runner::Drill;
 pub use scenario::{

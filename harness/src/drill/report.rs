@@ -67,6 +67,83 @@ pub struct DrillReport {
     pub passed: bool,
     /// A sample every 100 ms.
     pub samples: Vec<Sample>,
+    /// What the drill's DynamoDB traffic consumed and would cost on demand, measured in
+    /// front of each local DynamoDB; `None` when a region is remote (real AWS bills it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<DrillCost>,
+}
+
+/// The drill's DynamoDB traffic priced: the request units DynamoDB reported for every
+/// request that passed the fault proxies during the load (service calls, synchronous and
+/// stream replication, health probes and lag heartbeats), at on-demand prices of each
+/// region from [`lift_monitoring::cost::PriceTable`]. Lambda, API Gateway and logs are not
+/// in it: a drill drives the service's operations in process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrillCost {
+    /// The price table's version (`aws-2026-12`).
+    pub price_table: String,
+    /// Read request units, over every region.
+    pub read_units: f64,
+    /// Write request units, over every region.
+    pub write_units: f64,
+    /// Data-plane requests metered.
+    pub requests: u64,
+    /// Requests whose answer reported no capacity (errors): not priced.
+    pub unreported: u64,
+    /// Per region: read units, write units, dollars (`None` when the price table has no
+    /// such region).
+    pub by_region: std::collections::BTreeMap<String, (f64, f64, Option<f64>)>,
+    /// The drill's DynamoDB cost in dollars, over the regions the table prices.
+    pub dollars: f64,
+    /// Dollars per million operations the load completed.
+    pub per_million_operations: Option<f64>,
+}
+
+impl DrillCost {
+    /// Prices what each region's meter recorded, for `operations` completed operations.
+    pub fn price(
+        table: &lift_monitoring::cost::PriceTable,
+        recorded: &[(String, Vec<crate::cost::CapacityRecord>)],
+        operations: u64,
+    ) -> Self {
+        let mut cost = DrillCost { price_table: table.version.clone(), ..Default::default() };
+        for (region, records) in recorded {
+            let read: f64 = records.iter().map(|r| r.read_units).sum();
+            let write: f64 = records.iter().map(|r| r.write_units).sum();
+            cost.requests += records.len() as u64;
+            cost.unreported += records.iter().filter(|r| !r.reported).count() as u64;
+            cost.read_units += read;
+            cost.write_units += write;
+            let dollars = table.region(region).ok().map(|p| {
+                read * p.dynamodb.read_request_units_per_million / 1e6
+                    + write * p.dynamodb.write_request_units_per_million / 1e6
+            });
+            cost.dollars += dollars.unwrap_or(0.0);
+            cost.by_region.insert(region.clone(), (read, write, dollars));
+        }
+        cost.per_million_operations = (operations > 0).then(|| cost.dollars / operations as f64 * 1e6);
+        cost
+    }
+
+    /// One line for summaries.
+    pub fn line(&self) -> String {
+        let unpriced: Vec<&str> =
+            self.by_region.iter().filter(|(_, v)| v.2.is_none()).map(|(r, _)| r.as_str()).collect();
+        format!(
+            "DynamoDB {:.0} RRU + {:.0} WRU over {} requests = ${:.6} (${} per million operations; {}{})",
+            self.read_units,
+            self.write_units,
+            self.requests,
+            self.dollars,
+            self.per_million_operations.map_or("-".to_owned(), |d| format!("{d:.2}")),
+            self.price_table,
+            if unpriced.is_empty() {
+                String::new()
+            } else {
+                format!("; no prices for {}", unpriced.join(", "))
+            }
+        )
+    }
 }
 
 /// Totals over the whole drill.
@@ -350,6 +427,7 @@ impl DrillReport {
             ("errors_in_window", self.errors_in_window.to_string()),
             ("acknowledged_writes_lost", self.writes.lost.to_string()),
             ("replication_lag_max_ms", fmt_opt(self.replication_lag.max_ms)),
+            ("cost", self.cost.as_ref().map_or("-".to_owned(), DrillCost::line)),
         ] {
             let _ = writeln!(xml, "      <property name=\"{name}\" value=\"{}\"/>", escape(&value));
         }
@@ -423,6 +501,9 @@ impl std::fmt::Display for Summary<'_> {
             fmt_opt(t.p50_ms),
             fmt_opt(t.p99_ms)
         )?;
+        if let Some(cost) = &r.cost {
+            writeln!(f, "  cost: {}", cost.line())?;
+        }
         for fault in &r.faults {
             writeln!(
                 f,
@@ -577,7 +658,40 @@ pub(crate) mod tests {
             ],
             passed: false,
             samples: vec![],
+            cost: None,
         }
+    }
+
+    #[test]
+    fn drill_cost_is_the_units_at_each_regions_prices() {
+        use crate::cost::CapacityRecord;
+        let record = |read: f64, write: f64, reported: bool| CapacityRecord {
+            operation: "PutItem".into(),
+            read_units: read,
+            write_units: write,
+            reported,
+        };
+        let table = lift_monitoring::cost::PriceTable::embedded();
+        let east = &table.region("us-east-1").unwrap().dynamodb;
+        let recorded = vec![
+            ("us-east-1".to_owned(), vec![record(1_500_000.0, 0.0, true), record(0.0, 500_000.0, true)]),
+            ("eu-west-1".to_owned(), vec![record(0.0, 1_000_000.0, true), record(0.0, 0.0, false)]),
+            ("mars-north-1".to_owned(), vec![record(0.0, 7.0, true)]),
+        ];
+        let cost = DrillCost::price(&table, &recorded, 4_000);
+        // By hand: 1.5 M reads and 0.5 M writes at us-east-1's prices per million, plus
+        // 1 M writes at eu-west-1's; Mars has no prices and adds none.
+        let west = &table.region("eu-west-1").unwrap().dynamodb;
+        let dollars = 1.5 * east.read_request_units_per_million
+            + 0.5 * east.write_request_units_per_million
+            + west.write_request_units_per_million;
+        assert!((cost.dollars - dollars).abs() < 1e-9, "{cost:?}");
+        assert_eq!((cost.read_units, cost.write_units), (1_500_000.0, 1_500_007.0));
+        assert_eq!((cost.requests, cost.unreported), (5, 1));
+        assert_eq!(cost.by_region["mars-north-1"].2, None);
+        assert!((cost.per_million_operations.unwrap() - dollars / 4_000.0 * 1e6).abs() < 1e-6);
+        assert!(cost.line().contains("no prices for mars-north-1"), "{}", cost.line());
+        assert_eq!(DrillCost::price(&table, &[], 0).per_million_operations, None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::lag::{self, LagState};
 use super::load::Driver;
 use super::metrics::Recorder;
 use super::provision::{provision, wait_healthy, Provisioned};
-use super::report::DrillReport;
+use super::report::{DrillCost, DrillReport};
 use super::sample::{progress, sample};
 use super::scenario::{ReplicationMode, Scenario};
 use super::DrillError;
@@ -112,6 +112,12 @@ impl<W: Workload> Drill<W> {
             client: p.client.clone(),
         };
         self.warm_up(&p, &driver).await?;
+        // The meters count from here: the warm-up's traffic is not the drill's.
+        for node in p.topology.regions() {
+            if let Some(meter) = node.meter() {
+                meter.drain();
+            }
+        }
 
         // The load begins: from here on the clock is the drill's.
         let start = Instant::now();
@@ -161,6 +167,12 @@ impl<W: Workload> Drill<W> {
         let load_end = Instant::now();
         let _ = stop_tx.send(true);
         let _ = load.await;
+        let metered: Option<Vec<(String, Vec<crate::cost::CapacityRecord>)>> = p
+            .topology
+            .regions()
+            .iter()
+            .map(|node| node.meter().map(|m| (node.name().to_owned(), m.drain())))
+            .collect();
         let samples = sampler.await.unwrap_or_default();
         let _ = bar.await;
         let _ = health.await;
@@ -185,6 +197,9 @@ impl<W: Workload> Drill<W> {
             events.push(event);
         }
         let target = self.target(&p);
+        let completed = recorder.records().len() as u64;
+        let cost =
+            metered.map(|m| DrillCost::price(&lift_monitoring::cost::PriceTable::embedded(), &m, completed));
         Ok(analyse(Observed {
             scenario: s,
             recorder: &recorder,
@@ -198,6 +213,7 @@ impl<W: Workload> Drill<W> {
             unseen_heartbeats,
             samples,
             target,
+            cost,
         }))
     }
 

@@ -17,6 +17,7 @@ use lift::store::{StreamView, TableDef};
 
 use super::scenario::{DynamoDbSpec, RegionSpec};
 use super::DrillError;
+use crate::cost::CapacityProxy;
 #[cfg(unix)]
 use crate::dynamodb::DedicatedDynamoDb;
 use crate::dynamodb::DynamoDbLocal;
@@ -41,6 +42,9 @@ enum Backend {
 /// The proxies in front of a local region.
 #[derive(Debug)]
 struct Proxies {
+    /// Asks DynamoDB Local for the capacity each request consumes and records it: what
+    /// the drill's traffic (service calls, probes, replication) would cost on demand.
+    meter: CapacityProxy,
     api: AwsFaultProxy,
     client_path: FaultProxy,
     replication_path: FaultProxy,
@@ -85,6 +89,12 @@ impl RegionNode {
     /// The API fault proxy in front of DynamoDB Local (`None` for a remote region).
     pub fn api(&self) -> Option<&AwsFaultProxy> {
         self.proxies.as_ref().map(|p| &p.api)
+    }
+
+    /// The capacity meter in front of DynamoDB Local (`None` for a remote region): every
+    /// request that passed the fault proxies, with the units DynamoDB reported.
+    pub fn meter(&self) -> Option<&CapacityProxy> {
+        self.proxies.as_ref().map(|p| &p.meter)
     }
 
     /// The network path of clients (service calls, health probes, synchronous writes).
@@ -253,10 +263,13 @@ async fn start_region(spec: RegionSpec, def: TableDef) -> Result<RegionNode, Dri
 
 impl Proxies {
     async fn start(upstream: &str) -> Result<Self, DrillError> {
-        let api = AwsFaultProxy::start(upstream).await?;
+        let meter = CapacityProxy::start(upstream)
+            .await
+            .map_err(|e| DrillError::Target(format!("cannot start the capacity meter: {e}")))?;
+        let api = AwsFaultProxy::start(&meter.endpoint()).await?;
         let client_path = FaultProxy::start(&api.endpoint()).await?;
         let replication_path = FaultProxy::start(&api.endpoint()).await?;
-        Ok(Self { api, client_path, replication_path })
+        Ok(Self { meter, api, client_path, replication_path })
     }
 }
 
