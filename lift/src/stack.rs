@@ -28,6 +28,7 @@ enum Slot {
     TenantBreaker,
     RateLimit,
     Timeout,
+    Chaos,
 }
 
 /// Where a per-route layer sits, outermost first (the scope check comes before all).
@@ -62,7 +63,7 @@ pub fn stack() -> StackBuilder {
 ///
 /// App-wide layers ([`apply`](Self::apply)): request log, metrics, X-Ray, security headers,
 /// JWT, a service's own authentication for requests the JWT layer exempts, then the
-/// per-tenant bulkhead, breaker and rate limits, then the timeout. Per-route layers
+/// per-tenant bulkhead, breaker and rate limits, then the timeout, then (with the `chaos` feature) fault injection. Per-route layers
 /// ([`guard`](Self::guard), [`routes`](Self::routes)): the route group's role or scope check,
 /// then idempotency, compliance, audit, threat detection and residency, then the handler.
 ///
@@ -254,6 +255,15 @@ impl StackBuilder {
     #[cfg(feature = "resilience")]
     pub fn timeout(self, layer: crate::middleware::timeout::TimeoutLayer) -> Self {
         self.app_layer(Slot::Timeout, move |app| app.layer(layer))
+    }
+
+    /// Fault injection ([`ChaosLayer`](crate::middleware::chaos::ChaosLayer)), innermost of
+    /// the app-wide layers and inside the timeout: the request log, metrics, X-Ray and the
+    /// timeout see its latency and errors as callers do, and authentication still refuses
+    /// a caller without a token.
+    #[cfg(feature = "chaos")]
+    pub fn chaos(self, layer: crate::middleware::chaos::ChaosLayer) -> Self {
+        self.app_layer(Slot::Chaos, move |app| app.layer(layer))
     }
 
     /// Idempotency records ([`IdempotencyLayer`](crate::middleware::idempotency::IdempotencyLayer)),

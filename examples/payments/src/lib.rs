@@ -136,6 +136,10 @@ pub struct Config {
     pub xray: XrayBuilder,
     /// Threat detection (`LIFT_THREAT_*`, see [`lift::security::threat::ThreatBuilder::from_env`]).
     pub threat: ThreatLayer,
+    /// Fault injection (`LIFT_CHAOS_*`, see [`lift::middleware::chaos`]); only in builds with
+    /// the `chaos` feature, and off unless `LIFT_CHAOS_ENABLED=true`.
+    #[cfg(feature = "chaos")]
+    pub chaos: lift::middleware::chaos::ChaosLayer,
 }
 
 /// What the recommended stack needs besides the configuration ([`Config::stack`]).
@@ -278,6 +282,10 @@ impl Config {
         let threat = lift::security::threat::ThreatBuilder::from_env_vars(&var)
             .and_then(lift::security::threat::ThreatBuilder::build)
             .map_err(|e| ConfigError(e.to_string()))?;
+        #[cfg(feature = "chaos")]
+        let chaos = lift::middleware::chaos::ChaosBuilder::from_env_vars(&var)
+            .and_then(lift::middleware::chaos::ChaosBuilder::build)
+            .map_err(|e| ConfigError(e.to_string()))?;
         Ok(Self {
             table,
             fingerprint_key,
@@ -299,6 +307,8 @@ impl Config {
             metrics,
             xray,
             threat,
+            #[cfg(feature = "chaos")]
+            chaos,
         })
     }
 
@@ -311,6 +321,7 @@ impl Config {
     /// - per tenant: a bulkhead ([`tenant_concurrency`](Self::tenant_concurrency)), a circuit
     ///   breaker, a rate limit shared through DynamoDB ([`rate_limit`](Self::rate_limit)), then
     ///   the deadline-aware timeout;
+    /// - with the `chaos` feature, fault injection ([`Config::chaos`]);
     /// - per route, after the route's scope check: idempotency (creates and refunds), the
     ///   compliance rules of every framework (recorded to `parts.compliance`, violations
     ///   audited too), the audit trail, threat detection.
@@ -347,6 +358,10 @@ impl Config {
             )
             .timeout(lift::middleware::timeout::TimeoutLayer::new(self.timeout))
             .threat(self.threat.clone());
+        #[cfg(feature = "chaos")]
+        {
+            stack = stack.chaos(self.chaos.clone());
+        }
         if let Some(jwt) = self.jwt_layer()? {
             stack = stack.jwt(jwt);
         }

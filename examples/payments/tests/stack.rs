@@ -290,17 +290,50 @@ async fn the_stack_holds_every_layer_in_the_documented_order() {
         compliance: ComplianceRecorder::new(),
     };
     let stack = config.stack(parts, MemorySink::new()).unwrap();
+    // A build with the `chaos` feature mounts fault injection innermost.
+    let chaos = if cfg!(feature = "chaos") { ", Chaos" } else { "" };
     assert_eq!(
         format!("{stack:?}"),
-        "Stack { app: [RequestLog, Metrics, Xray, Jwt, TenantBulkhead, TenantBreaker, RateLimit, Timeout], \
-         routes: [Idempotency, Compliance, Audit, Threat] }"
+        format!(
+            "Stack {{ app: [RequestLog, Metrics, Xray, Jwt, TenantBulkhead, TenantBreaker, RateLimit, Timeout{chaos}], \
+             routes: [Idempotency, Compliance, Audit, Threat] }}"
+        )
     );
     // Without DynamoDB (the benches) only the in-process layers are mounted.
     let parts = StackParts { dynamodb: None, idempotency: None, compliance: ComplianceRecorder::new() };
     let stack = config.stack(parts, MemorySink::new()).unwrap();
     assert_eq!(
         format!("{stack:?}"),
-        "Stack { app: [RequestLog, Metrics, Xray, Jwt, TenantBulkhead, TenantBreaker, Timeout], \
-         routes: [Compliance, Threat] }"
+        format!(
+            "Stack {{ app: [RequestLog, Metrics, Xray, Jwt, TenantBulkhead, TenantBreaker, Timeout{chaos}], \
+             routes: [Compliance, Threat] }}"
+        )
     );
+}
+
+/// The variables that make a bad version in a deployment drill: every request fails.
+const CHAOS_ON: [(&str, &str); 3] = [
+    ("LIFT_DEV_TENANT_HEADER_INSECURE", "1"),
+    ("LIFT_CHAOS_ENABLED", "true"),
+    ("LIFT_CHAOS_ERROR_RATE", "1"),
+];
+
+#[cfg(not(feature = "chaos"))]
+#[tokio::test]
+async fn a_build_without_the_chaos_feature_ignores_the_chaos_variables() {
+    let env = stacked(false, &CHAOS_ON).await;
+    let res = env.call(request(Method::GET, "/payments", Some("dev-a"), None)).await;
+    assert_eq!(res.status(), StatusCode::OK, "no variable turns fault injection on in this build");
+}
+
+#[cfg(feature = "chaos")]
+#[tokio::test]
+async fn with_the_chaos_feature_the_variables_fail_requests_and_metrics_count_them() {
+    let env = stacked(false, &CHAOS_ON).await;
+    let res = env.call(request(Method::GET, "/payments", Some("dev-a"), None)).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(is_problem(&res));
+    let faults: f64 =
+        env.emf().iter().filter_map(|doc| doc[lift::middleware::metrics::SERVER_ERRORS].as_f64()).sum();
+    assert_eq!(faults, 1.0, "the metrics layer outside chaos counts the injected fault: {:?}", env.emf());
 }

@@ -18,6 +18,8 @@
 //!    then applies no per-tenant limit, the breaker and the rate limit put every tenant under
 //!    one key. Each counts such requests (`unscoped_requests()`) and warns once. The
 //!    deadline-aware timeout comes last, so it bounds the work and not the wait for a permit.
+//!    Fault injection ([`chaos`], drills only) sits inside the timeout, so every layer
+//!    above sees its latency and errors as a caller would.
 //! 4. **Per route, the role or scope check** ([`auth::require_scope`] and friends, on the
 //!    route group): a caller without the right is refused here, before anything is stored.
 //! 5. **Idempotency**: records are scoped to the principal, so it runs after authorization;
@@ -148,3 +150,7 @@ pub mod rate_limit;
 #[cfg(feature = "security-headers")]
 #[cfg_attr(docsrs, doc(cfg(feature = "security-headers")))]
 pub mod security_headers;
+
+#[cfg(feature = "chaos")]
+#[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
+pub mod chaos;
