@@ -58,6 +58,57 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The system CA bundle files, as the distributions' CA tooling writes them
+/// (`update-ca-certificates`, `update-ca-trust`): Debian and Ubuntu, Amazon Linux, Fedora and
+/// RHEL, openSUSE, Alpine.
+pub const SYSTEM_CA_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The bundle [`prefer_system_ca_bundle`] would point TLS clients at: none when
+/// `SSL_CERT_FILE` or `SSL_CERT_DIR` is already set (the operator chose), else the first
+/// of [`SYSTEM_CA_BUNDLES`] that `exists`.
+///
+/// # Examples
+///
+/// ```
+/// use lift::config::{system_ca_bundle, Env};
+///
+/// let unset = Env::from_lookup(|_| None);
+/// let debian = |path: &str| path == "/etc/ssl/certs/ca-certificates.crt";
+/// assert_eq!(system_ca_bundle(&unset, debian), Some("/etc/ssl/certs/ca-certificates.crt"));
+/// let chosen = Env::from_lookup(|name| (name == "SSL_CERT_DIR").then(|| "/opt/ca".to_owned()));
+/// assert_eq!(system_ca_bundle(&chosen, debian), None);
+/// ```
+pub fn system_ca_bundle(env: &Env<'_>, exists: impl Fn(&str) -> bool) -> Option<&'static str> {
+    if env.get("SSL_CERT_FILE").is_some() || env.get("SSL_CERT_DIR").is_some() {
+        return None;
+    }
+    SYSTEM_CA_BUNDLES.into_iter().find(|path| exists(path))
+}
+
+/// Makes the https clients of the process (the AWS SDK's and Lift's, through
+/// `rustls-native-certs`) read the system's CA bundle file alone, by setting `SSL_CERT_FILE`
+/// when neither it nor `SSL_CERT_DIR` is set. Returns the bundle chosen.
+///
+/// Without it, `rustls-native-certs` reads the bundle and then every file of the hashed
+/// certificate directory, which holds the same roots: on a Debian-like host about 290 files
+/// opened and 290 certificates parsed, measured at 2.2–2.5 ms of a Lambda function's init
+/// at 256 MB. A root added to the directory without the system's tool that rebuilds the
+/// bundle is then not trusted; set `SSL_CERT_DIR` to read a directory too.
+///
+/// Call it first in `main`, before an async runtime starts threads: it sets a variable of
+/// the process.
+pub fn prefer_system_ca_bundle() -> Option<&'static str> {
+    let bundle = system_ca_bundle(&Env::process(), |path| std::path::Path::new(path).is_file())?;
+    std::env::set_var("SSL_CERT_FILE", bundle);
+    Some(bundle)
+}
+
 /// The variable Lambda sets in every function's environment: where it is set, the code
 /// runs on Lambda (or a faithful emulation of it) and serves real callers.
 pub const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -213,6 +264,20 @@ mod tests {
         let typo = vars(&[LAMBDA, (SWITCH, "yes")]).development_switch("payments", SWITCH).unwrap_err();
         assert_eq!(typo.reason(), "LIFT_DEV_TENANT_HEADER_INSECURE must be true or false");
         assert!(!vars(&[(LAMBDA_RUNTIME_API, "  ")]).on_lambda(), "an empty value is unset");
+    }
+
+    #[test]
+    fn the_ca_bundle_is_chosen_only_when_the_operator_chose_none() {
+        let none = vars(&[]);
+        assert_eq!(system_ca_bundle(&none, |_| false), None, "no bundle on the host: nothing set");
+        let amazon_linux = |p: &str| p == "/etc/pki/tls/certs/ca-bundle.crt";
+        assert_eq!(system_ca_bundle(&none, amazon_linux), Some("/etc/pki/tls/certs/ca-bundle.crt"));
+        assert_eq!(system_ca_bundle(&none, |_| true), Some(SYSTEM_CA_BUNDLES[0]), "the first found wins");
+        for set in [("SSL_CERT_FILE", "/opt/ca.pem"), ("SSL_CERT_DIR", "/opt/ca")] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([set]));
+            assert_eq!(system_ca_bundle(&vars(pairs), |_| true), None, "{} is the operator's choice", set.0);
+        }
+        assert_eq!(system_ca_bundle(&vars(&[("SSL_CERT_FILE", " ")]), |_| true), Some(SYSTEM_CA_BUNDLES[0]));
     }
 
     #[test]

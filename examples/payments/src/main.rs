@@ -3,8 +3,14 @@
 
 use payments::{mount, Config, PaymentStore, Payments, StackParts};
 
-#[tokio::main]
-async fn main() -> Result<(), lift::BoxError> {
+fn main() -> Result<(), lift::BoxError> {
+    // Before any thread starts: TLS clients read the system's CA bundle once instead of the
+    // bundle plus ~290 files of the same roots (2.2–2.5 ms of init at 256 MB).
+    lift::config::prefer_system_ca_bundle();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> Result<(), lift::BoxError> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
