@@ -1,6 +1,7 @@
 //! Infrastructure as code from a Lift [`App`](lift::App): CloudFormation (YAML and JSON) and
 //! Terraform JSON, synthesized from the App's routes, the tables it uses and a small
-//! deployment file (`lift.toml`).
+//! deployment file (`lift.toml`); and progressive delivery of new versions with health gates
+//! and automatic rollback ([`rollout`]).
 //!
 //! # Quick start
 //!
@@ -37,6 +38,7 @@ mod cfn;
 pub mod config;
 pub mod manifest;
 mod plan;
+pub mod rollout;
 mod terraform;
 mod yaml;
 

@@ -2,20 +2,34 @@
 //!
 //! ```text
 //! lift-deploy synth --manifest manifest.json --config lift.toml --out infra/
+//! lift-deploy rollout --function payments --alias live --publish --strategy canary:10%:30s --health /health/ready
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: lift-deploy synth --manifest <manifest.json> --config <lift.toml> --out <dir>
+       lift-deploy rollout --function <name> --alias <alias> (--version <n> | --publish) [options]
 
   --manifest  what the service is: its routes and tables, as the service prints it
               (e.g. `cargo run -p payments --features deploy --bin payments-manifest`)
   --config    the deployment file (see deploy/README.md)
-  --out       where to write <service>-<region>.cfn.yaml, .cfn.json and .tf.json";
+  --out       where to write <service>-<region>.cfn.yaml, .cfn.json and .tf.json
+
+`lift-deploy rollout` with no options prints its own usage.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|c| c == "rollout") {
+        let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                eprintln!("lift-deploy: cannot start the async runtime: {err}");
+                return ExitCode::from(2);
+            }
+        };
+        return ExitCode::from(runtime.block_on(lift_deploy::rollout::cli::run(&args[1..])));
+    }
     match run(&args) {
         Ok(paths) => {
             for path in paths {

@@ -20,6 +20,7 @@ pub mod budget;
 pub mod capacity;
 pub mod compliance;
 pub mod cost;
+pub mod deploy_drill;
 pub mod drill;
 pub mod dynamodb;
 pub mod faults;

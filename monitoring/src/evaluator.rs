@@ -387,6 +387,13 @@ impl Evaluator {
 
 /// The requests and bad requests `doc` holds for `slo`, if it publishes its metrics under
 /// the SLO's dimensions.
+/// The requests and bad requests one document holds for `slo` of `service`: `None` when the
+/// document does not carry the SLO's metrics under its dimensions. A rollout's gate sums
+/// these over a canary's documents.
+pub fn slo_counts(slo: &Slo, service: &crate::slo::Service, doc: &EmfDocument) -> Option<(f64, f64)> {
+    count(slo, doc, service.namespace(), &slo.dimensions(service)).map(|c| (c.requests, c.bad))
+}
+
 fn count(slo: &Slo, doc: &EmfDocument, namespace: &str, dims: &[(String, String)]) -> Option<Counts> {
     match slo.kind() {
         SloKind::Availability => {

@@ -1,6 +1,7 @@
 //! The payments service: on Lambda when the Lambda runtime API is present, otherwise on a
 //! local port (`LIFT_LOCAL_ADDR`, default 127.0.0.1:3000).
 
+use lift::middleware::health::{Check, DynamoDbCheck, HealthChecks, HealthLayer};
 use payments::{mount, Config, PaymentStore, Payments, StackParts};
 
 fn main() -> Result<(), lift::BoxError> {
@@ -65,13 +66,19 @@ async fn run() -> Result<(), lift::BoxError> {
     // The recommended stack, configured from the environment (see `Config::stack`): logs,
     // EMF metrics to stdout, X-Ray, JWT, per-tenant bulkhead, breaker, rate limit and
     // timeout, then per route idempotency, compliance, audit and threat detection.
+    let health_client = client.clone();
     let parts = StackParts {
         dynamodb: Some(client),
         idempotency: Some(idempotency),
         compliance: lift::security::compliance::ComplianceRecorder::new(),
     };
     let stack = config.stack(parts, lift::middleware::metrics::StdoutSink)?;
-    let app = mount(payments, stack);
+    // Readiness (`/health/ready`: the table answers) outside every other layer, so probes
+    // and a rollout's health gate are neither authenticated, rate limited nor counted.
+    let health = HealthChecks::builder()
+        .check(Check::critical("dynamodb", DynamoDbCheck::new(health_client, config.table.clone())))
+        .build();
+    let app = mount(payments, stack).layer(HealthLayer::new(health));
     if env.get("AWS_LAMBDA_RUNTIME_API").is_some() {
         app.run_lambda().await
     } else {

@@ -124,6 +124,11 @@ pub const DEFAULT_REPORT_DIR: &str = "target/drill-reports";
 /// restored, and every acknowledged effect checked by the workload
 /// ([`run_drill_file_with`](crate::backup::run_drill_file_with)).
 ///
+/// A deployment drill (a scenario with a `[deploy]` table, e.g.
+/// scenarios/deploy_canary_errors.toml) runs the service's binary in the local Lambda
+/// runtime while `lift-deploy`'s rollout engine shifts its alias
+/// ([`deploy_drill`](crate::deploy_drill)).
+///
 /// A service's own binary calls this with its workload; `lift-harness drill` cannot, as
 /// the harness links no service (it runs backup drills over its own
 /// [`Items`](crate::backup::Items) workload).
@@ -141,6 +146,10 @@ pub async fn run_cli_with<W: crate::Workload>(
     use anyhow::Context as _;
     if crate::backup::is_backup_drill_file(file) {
         crate::backup::run_drill_file_with(workload, file, out, quiet).await?;
+        return Ok(());
+    }
+    if crate::deploy_drill::is_deploy_drill_file(file) {
+        crate::deploy_drill::run_drill_file_with(workload, file, out, quiet).await?;
         return Ok(());
     }
     let scenario = Scenario::load(file)?;

@@ -29,6 +29,7 @@ pub struct Function {
     pub(crate) account: String,
     pub(crate) freeze: bool,
     pub(crate) active_tracing: bool,
+    pub(crate) version: String,
 }
 
 /// A configuration Lambda would refuse.
@@ -53,6 +54,9 @@ pub enum FunctionConfigError {
 pub struct FunctionBuilder {
     function: Function,
 }
+
+/// The version name of the unpublished, mutable configuration.
+pub(crate) const LATEST: &str = "$LATEST";
 
 /// Variables Lambda sets itself and refuses from the user.
 const RESERVED: &[&str] = &[
@@ -87,6 +91,7 @@ impl Function {
                 account: "000000000000".to_owned(),
                 freeze: true,
                 active_tracing: false,
+                version: LATEST.to_owned(),
             },
         }
     }
@@ -111,9 +116,34 @@ impl Function {
         self.timeout
     }
 
+    /// The user environment variables.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// The version this configuration belongs to: `$LATEST`, or a published `1`, `2`, ...
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     /// The function's ARN, as Lambda spells it for `$LATEST`.
     pub fn arn(&self) -> String {
         format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account, self.name)
+    }
+
+    /// The ARN qualified by a version or an alias (`...:function:payments:live`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift_harness::lambda::Function;
+    ///
+    /// let f = Function::builder("payments", "bootstrap").region("eu-west-1").build()?;
+    /// assert_eq!(f.qualified_arn("3"), "arn:aws:lambda:eu-west-1:000000000000:function:payments:3");
+    /// # Ok::<(), lift_harness::lambda::FunctionConfigError>(())
+    /// ```
+    pub fn qualified_arn(&self, qualifier: &str) -> String {
+        format!("{}:{qualifier}", self.arn())
     }
 
     /// The CFS quota (per 100 ms period) this memory size buys: 1,769 MB is one vCPU.
@@ -178,22 +208,32 @@ impl FunctionBuilder {
     /// Validates the configuration.
     pub fn build(self) -> Result<Function, FunctionConfigError> {
         let f = self.function;
+        f.validate()?;
+        Ok(f)
+    }
+}
+
+impl Function {
+    /// Checks the limits Lambda enforces on a configuration.
+    pub(crate) fn validate(&self) -> Result<(), FunctionConfigError> {
+        let f = self;
         let name_ok = !f.name.is_empty()
             && f.name.len() <= 64
             && f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !name_ok {
-            return Err(FunctionConfigError::Name(f.name));
+            return Err(FunctionConfigError::Name(f.name.clone()));
         }
         if !(128..=10_240).contains(&f.memory_mb) {
             return Err(FunctionConfigError::Memory(f.memory_mb));
         }
-        if f.timeout < Duration::from_secs(1) || f.timeout > Duration::from_secs(900) {
+        let whole_seconds = f.timeout.subsec_nanos() == 0;
+        if !whole_seconds || f.timeout < Duration::from_secs(1) || f.timeout > Duration::from_secs(900) {
             return Err(FunctionConfigError::Timeout(f.timeout));
         }
         if let Some((key, _)) = f.env.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
             return Err(FunctionConfigError::ReservedVariable(key.clone()));
         }
-        Ok(f)
+        Ok(())
     }
 }
 

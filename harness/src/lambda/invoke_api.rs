@@ -1,5 +1,6 @@
-//! The Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so the stock
-//! `aws lambda invoke --endpoint-url` and the SDKs work against the local runtime.
+//! The Lambda endpoint: the Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so
+//! the stock `aws lambda invoke --endpoint-url` and the SDKs work against the local runtime,
+//! and next to it the control plane of versions and aliases (`PublishVersion`, `CreateAlias`, ...).
 
 use std::net::SocketAddr;
 
@@ -7,6 +8,7 @@ use base64::Engine;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use super::control::{self, parse_target};
 use super::http_server::{self, Req, Resp};
 use super::LocalLambda;
 
@@ -18,7 +20,8 @@ pub struct InvokeApi {
 }
 
 impl InvokeApi {
-    /// Serves `lambda`'s functions on `addr` (port 0 for a free one).
+    /// Serves `lambda`'s functions on `addr` (port 0 for a free one): invocations, and the
+    /// control-plane operations of versions and aliases.
     pub async fn start(lambda: LocalLambda, addr: SocketAddr) -> std::io::Result<Self> {
         let (listener, addr) = http_server::bind(addr).await?;
         let task = http_server::serve(listener, move |req| handle(lambda.clone(), req));
@@ -37,23 +40,23 @@ impl Drop for InvokeApi {
     }
 }
 
-/// The function name in a path segment that may be a name, a partial ARN or an ARN.
-fn function_name(segment: &str) -> &str {
-    match segment.split_once("function:") {
-        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
-        None => segment.rsplit(':').next().unwrap_or(segment),
-    }
-}
-
 async fn handle(lambda: LocalLambda, req: Req) -> Resp {
-    let path = req.uri().path().to_owned();
-    let decoded = percent_decode(&path);
-    let name = decoded
+    let path = percent_decode(req.uri().path());
+    let segment = path
         .strip_prefix("/2015-03-31/functions/")
         .and_then(|rest| rest.strip_suffix("/invocations"))
-        .map(function_name);
-    let Some(name) = name.filter(|_| req.method() == http::Method::POST) else {
-        return error(404, "UnknownOperationException", "Unknown operation");
+        .filter(|segment| !segment.contains('/'));
+    let Some(segment) = segment.filter(|_| req.method() == http::Method::POST) else {
+        return control::handle(&lambda, &req, &path);
+    };
+    // The function name may be a name, a partial ARN or an ARN, each with a qualifier, and
+    // the qualifier may also come as `?Qualifier=`.
+    let (name, from_name) = parse_target(segment);
+    let from_query = control::query(&req).remove("Qualifier");
+    let target = match control::qualifier(from_name, from_query.as_deref()) {
+        Ok(Some(qualifier)) => format!("{name}:{qualifier}"),
+        Ok(None) => name.to_owned(),
+        Err(err) => return control::control_error(&err),
     };
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let invocation_type = header("x-amz-invocation-type").unwrap_or_else(|| "RequestResponse".into());
@@ -65,25 +68,24 @@ async fn handle(lambda: LocalLambda, req: Req) -> Resp {
         super::InvokeOptions { client_context, cognito_identity: None, trace_id: header("x-amzn-trace-id") };
     let payload = req.into_body();
     match invocation_type.as_str() {
-        "DryRun" => {
-            if lambda.function(name).is_none() {
-                return not_found(&lambda, name);
+        "DryRun" => match lambda.route(&target) {
+            Ok(_) => http_server::bytes(204, "application/json", Bytes::new()),
+            Err(err) => invoke_error(&err),
+        },
+        "Event" => match lambda.route(&target) {
+            Ok(_) => {
+                tokio::spawn(async move { lambda.invoke_with(&target, payload, options).await });
+                http_server::bytes(202, "application/json", Bytes::new())
             }
-            http_server::bytes(204, "application/json", Bytes::new())
-        }
-        "Event" => {
-            if lambda.function(name).is_none() {
-                return not_found(&lambda, name);
-            }
-            let name = name.to_owned();
-            tokio::spawn(async move { lambda.invoke_with(&name, payload, options).await });
-            http_server::bytes(202, "application/json", Bytes::new())
-        }
-        _ => match lambda.invoke_with(name, payload, options).await {
+            Err(err) => invoke_error(&err),
+        },
+        _ => match lambda.invoke_with(&target, payload, options).await {
             Ok(out) => {
                 let mut resp = http_server::bytes(200, "application/json", out.payload.clone());
                 let h = resp.headers_mut();
-                h.insert("x-amz-executed-version", http::HeaderValue::from_static("$LATEST"));
+                if let Ok(v) = http::HeaderValue::from_str(&out.executed_version) {
+                    h.insert("x-amz-executed-version", v);
+                }
                 if let Ok(v) = http::HeaderValue::from_str(&out.request_id) {
                     h.insert("x-amzn-requestid", v);
                 }
@@ -97,12 +99,7 @@ async fn handle(lambda: LocalLambda, req: Req) -> Resp {
                 }
                 resp
             }
-            Err(err) => {
-                let mut resp = http_server::json(err.status(), &err.body());
-                resp.headers_mut()
-                    .insert("x-amzn-errortype", http::HeaderValue::from_static(err.error_type()));
-                resp
-            }
+            Err(err) => invoke_error(&err),
         },
     }
 }
@@ -119,23 +116,14 @@ fn tail_log(lambda: &LocalLambda, name: &str, request_id: &str) -> String {
     text[cut..].to_owned()
 }
 
-fn not_found(lambda: &LocalLambda, name: &str) -> Resp {
-    let region = lambda.region();
-    let err =
-        super::InvokeError::ResourceNotFound(format!("arn:aws:lambda:{region}:000000000000:function:{name}"));
+fn invoke_error(err: &super::InvokeError) -> Resp {
     let mut resp = http_server::json(err.status(), &err.body());
     resp.headers_mut().insert("x-amzn-errortype", http::HeaderValue::from_static(err.error_type()));
     resp
 }
 
-fn error(status: u16, kind: &'static str, message: &str) -> Resp {
-    let mut resp = http_server::json(status, &serde_json::json!({"Type": "User", "message": message}));
-    resp.headers_mut().insert("x-amzn-errortype", http::HeaderValue::from_static(kind));
-    resp
-}
-
 /// Decodes `%3A` and friends (SDKs escape the colons of an ARN).
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -159,10 +147,13 @@ mod tests {
 
     #[test]
     fn names_arns_and_partial_arns_name_the_function() {
-        assert_eq!(function_name("payments"), "payments");
-        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:payments"), "payments");
-        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:payments:live"), "payments");
-        assert_eq!(function_name("123456789012:function:payments"), "payments");
+        assert_eq!(parse_target("payments").0, "payments");
+        assert_eq!(parse_target("arn:aws:lambda:us-east-1:123456789012:function:payments").0, "payments");
+        assert_eq!(
+            parse_target("arn:aws:lambda:us-east-1:123456789012:function:payments:live").0,
+            "payments"
+        );
+        assert_eq!(parse_target("123456789012:function:payments").0, "payments");
         assert_eq!(percent_decode("arn%3Aaws%3Alambda"), "arn:aws:lambda");
         assert_eq!(percent_decode("100%"), "100%");
     }

@@ -16,6 +16,29 @@ pub struct LogLine {
     pub message: String,
 }
 
+impl LogLine {
+    /// The function version that wrote the line, from the `[N]` of its log stream
+    /// (`2024/05/01/[3]8f1c...`); `None` for a line outside any sandbox's stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift_harness::lambda::LogLine;
+    ///
+    /// let line = LogLine { function: "f".into(), stream: "2024/05/01/[3]8f1c".into(), message: "hi".into() };
+    /// assert_eq!(line.version(), Some("3"));
+    /// ```
+    pub fn version(&self) -> Option<&str> {
+        stream_version(&self.stream)
+    }
+}
+
+/// The version in a log stream name (`YYYY/MM/DD/[version]id`).
+pub(crate) fn stream_version(stream: &str) -> Option<&str> {
+    let (_, rest) = stream.split_once('[')?;
+    rest.split_once(']').map(|(version, _)| version)
+}
+
 /// One invocation's `REPORT`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -143,7 +166,8 @@ pub struct LogSink {
 #[derive(Debug, Default)]
 struct SinkState {
     lines: Vec<LogLine>,
-    reports: Vec<(String, Report)>,
+    /// Function, log stream, report.
+    reports: Vec<(String, String, Report)>,
     metrics: Vec<EmfMetric>,
 }
 
@@ -167,7 +191,8 @@ impl LogSink {
     /// Records a `REPORT` (and prints its line into the log).
     pub fn report(&self, function: &str, stream: &str, report: Report) {
         self.push(function, stream, report.line());
-        self.inner.lock().expect("not poisoned").reports.push((function.to_owned(), report));
+        let entry = (function.to_owned(), stream.to_owned(), report);
+        self.inner.lock().expect("not poisoned").reports.push(entry);
     }
 
     /// `function`'s log so far.
@@ -179,7 +204,18 @@ impl LogSink {
     /// `function`'s reports so far.
     pub fn reports(&self, function: &str) -> Vec<Report> {
         let state = self.inner.lock().expect("not poisoned");
-        state.reports.iter().filter(|(f, _)| f == function).map(|(_, r)| r.clone()).collect()
+        state.reports.iter().filter(|(f, _, _)| f == function).map(|(_, _, r)| r.clone()).collect()
+    }
+
+    /// The reports of `function`'s `version` so far.
+    pub fn reports_of(&self, function: &str, version: &str) -> Vec<Report> {
+        let state = self.inner.lock().expect("not poisoned");
+        state
+            .reports
+            .iter()
+            .filter(|(f, stream, _)| f == function && stream_version(stream) == Some(version))
+            .map(|(_, _, r)| r.clone())
+            .collect()
     }
 
     /// Every metric so far.
@@ -213,6 +249,29 @@ mod tests {
         report.init_duration = Some(Duration::from_micros(40_500));
         assert!(report.line().contains("Init Duration: 40.50 ms\t"), "{}", report.line());
         assert_eq!(Report::billed(Duration::from_micros(12_345), report.init_duration), 53);
+    }
+
+    #[test]
+    fn the_version_comes_from_the_stream_name() {
+        assert_eq!(stream_version("2024/05/01/[$LATEST]abc"), Some("$LATEST"));
+        assert_eq!(stream_version("2024/05/01/[12]abc"), Some("12"));
+        assert_eq!(stream_version(""), None);
+        let sink = LogSink::new(false);
+        let report = |id: &str| Report {
+            request_id: id.into(),
+            duration: Duration::ZERO,
+            billed_ms: 1,
+            memory_size_mb: 128,
+            max_memory_used_mb: 1,
+            init_duration: None,
+            status: None,
+            error_type: None,
+        };
+        sink.report("f", "2024/05/01/[1]a", report("one"));
+        sink.report("f", "2024/05/01/[2]b", report("two"));
+        assert_eq!(sink.reports("f").len(), 2);
+        assert_eq!(sink.reports_of("f", "2")[0].request_id, "two");
+        assert_eq!(sink.lines("f")[0].version(), Some("1"));
     }
 
     #[test]

@@ -5,6 +5,21 @@
 //! concurrency and idle reaping, the Invoke API and an API Gateway HTTP API front, and
 //! `START`/`END`/`REPORT` lines with the EMF metrics picked out of the output.
 //!
+//! Each function has `$LATEST` and the versions published from it (1, 2, ...): immutable
+//! snapshots of its configuration (bootstrap path, environment, memory, timeout), each with
+//! sandboxes, cold starts and a `[N]` log stream of its own, in the function's one log group.
+//! Aliases name a version and may send a share of invocations to one additional version,
+//! drawn at random per invocation; invocation targets are `name`, `name:$LATEST`, `name:3`,
+//! `name:live` and their ARNs (the Invoke API also takes `?Qualifier=`, and answers
+//! `X-Amz-Executed-Version`). The same endpoint serves the control plane as the SDKs speak it
+//! (REST-JSON, a SigV4 `Authorization` header for `lambda` required, its signature not
+//! checked): `PublishVersion`, `ListVersionsByFunction`, `GetFunctionConfiguration`,
+//! `UpdateFunctionConfiguration` (`Environment`, `MemorySize`, `Timeout`), `CreateAlias`,
+//! `GetAlias`, `UpdateAlias`, `DeleteAlias` and `ListAliases`, with Lambda's validation and
+//! `RevisionId` preconditions. Not modelled: `UpdateFunctionCode` (a version keeps the path of
+//! the bootstrap, so rebuilding it changes what every version runs), deleting versions,
+//! provisioned concurrency, and per-alias or per-version concurrency settings.
+//!
 //! Limits use cgroups v1 (`freezer`, `memory`, `cpu`) under `/sys/fs/cgroup/<ctl>/lift-lambda`;
 //! where those cannot be written, one notice is printed and sandboxes run without memory and
 //! CPU limits, frozen with `SIGSTOP`/`SIGCONT` of their process group instead.
@@ -26,6 +41,7 @@
 
 pub mod cli;
 pub mod coldstart;
+mod control;
 mod function;
 pub mod http_api;
 mod http_server;
@@ -35,6 +51,7 @@ mod pool;
 pub mod runtime_api;
 pub mod sandbox;
 
+pub use control::{AliasInfo, ControlError, FunctionUpdate, VersionInfo};
 pub use function::{Function, FunctionBuilder, FunctionConfigError};
 pub use logs::{EmfMetric, LogLine, Report};
 pub use pool::{InvokeError, InvokeOptions, InvokeResponse, LocalLambda, LocalLambdaBuilder};

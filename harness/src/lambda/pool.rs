@@ -3,13 +3,14 @@
 //! reaped after a while.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::json;
 
+use super::control::{Route, Versions};
 use super::function::Function;
 use super::logs::{LogLine, LogSink, Report};
 use super::runtime_api::{NextInvocation, RuntimeEvent};
@@ -44,6 +45,9 @@ pub struct InvokeResponse {
     pub sandbox_id: String,
     /// Time the CFS quota held the sandbox back during this invocation.
     pub cpu_throttled: Duration,
+    /// The version that ran it (`X-Amz-Executed-Version`): `$LATEST`, or the published
+    /// version a version qualifier or an alias chose.
+    pub executed_version: String,
 }
 
 impl InvokeResponse {
@@ -123,23 +127,31 @@ impl InvokeError {
 /// The local Lambda service: functions, their sandboxes and their logs.
 #[derive(Debug, Clone)]
 pub struct LocalLambda {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    functions: HashMap<String, Arc<FunctionPool>>,
+pub(super) struct Inner {
+    /// Each function's versions and aliases; the set of names is fixed at build time.
+    pub(super) functions: HashMap<String, RwLock<Versions>>,
     sink: LogSink,
     idle_timeout: Duration,
     region: String,
     reaper: OnceLock<()>,
 }
 
+/// The sandboxes of one version of a function.
 #[derive(Debug)]
-struct FunctionPool {
-    function: Function,
+pub(super) struct FunctionPool {
+    pub(super) function: Function,
     state: Mutex<PoolState>,
-    cold_starts: AtomicU64,
+    /// Sandboxes started; the configurations `$LATEST` goes through share one count.
+    pub(super) cold_starts: Arc<AtomicU64>,
+    /// Invocations running in any of the function's pools: reserved concurrency is the
+    /// function's, whichever version runs.
+    pub(super) busy: Arc<AtomicUsize>,
+    /// An old configuration of `$LATEST`: its sandboxes finish what they run, then go.
+    retired: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -162,9 +174,19 @@ impl LocalLambda {
         LocalLambdaBuilder::default()
     }
 
-    /// The function named `name`.
-    pub fn function(&self, name: &str) -> Option<&Function> {
-        self.inner.functions.get(name).map(|p| &p.function)
+    /// The function named `name`, as its `$LATEST` is configured now.
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.versions_of(name).map(|v| v.latest().function.clone())
+    }
+
+    /// `name`'s versions and aliases, for reading.
+    fn versions_of(&self, name: &str) -> Option<std::sync::RwLockReadGuard<'_, Versions>> {
+        self.inner.functions.get(name).map(|v| v.read().expect("not poisoned"))
+    }
+
+    /// Every pool of `name`: `$LATEST`, the published versions, retired configurations.
+    fn pools(&self, name: &str) -> Vec<Arc<FunctionPool>> {
+        self.versions_of(name).map(|v| v.pools()).unwrap_or_default()
     }
 
     /// The region in ARNs of functions that do not exist.
@@ -177,7 +199,9 @@ impl LocalLambda {
         self.inner.functions.keys().cloned().collect()
     }
 
-    /// Invokes `name` synchronously (`RequestResponse`).
+    /// Invokes `name` synchronously (`RequestResponse`). `name` may carry a qualifier, as
+    /// Lambda's `FunctionName` does: `payments`, `payments:$LATEST`, `payments:3`,
+    /// `payments:live` (an alias, routed by its weights) or the ARN forms of these.
     pub async fn invoke(&self, name: &str, payload: impl Into<Bytes>) -> Result<InvokeResponse, InvokeError> {
         self.invoke_with(name, payload, InvokeOptions::default()).await
     }
@@ -189,12 +213,7 @@ impl LocalLambda {
         payload: impl Into<Bytes>,
         options: InvokeOptions,
     ) -> Result<InvokeResponse, InvokeError> {
-        let Some(pool) = self.inner.functions.get(name).cloned() else {
-            return Err(InvokeError::ResourceNotFound(format!(
-                "arn:aws:lambda:{}:000000000000:function:{name}",
-                self.inner.region
-            )));
-        };
+        let Route { pool, invoked_arn } = self.route(name)?;
         let mut payload: Bytes = payload.into();
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(InvokeError::RequestTooLarge(payload.len()));
@@ -209,18 +228,24 @@ impl LocalLambda {
         // On a task of its own, so a caller that goes away (a closed connection, a timeout in
         // front) neither kills the sandbox mid-invocation nor loses count of it.
         let sink = self.inner.sink.clone();
-        let task = tokio::spawn(async move { pool.invoke(payload, options, &sink).await });
+        let task = tokio::spawn(async move { pool.invoke(payload, options, invoked_arn, &sink).await });
         task.await.expect("an invocation task does not panic")
     }
 
-    /// `name`'s log so far: its sandboxes' output and Lambda's own lines.
+    /// `name`'s log so far: its sandboxes' output and Lambda's own lines, of every version
+    /// (one log group per function, as in CloudWatch; [`LogLine::version`] tells them apart).
     pub fn logs(&self, name: &str) -> Vec<LogLine> {
         self.inner.sink.lines(name)
     }
 
-    /// `name`'s reports so far.
+    /// `name`'s reports so far, of every version.
     pub fn reports(&self, name: &str) -> Vec<Report> {
         self.inner.sink.reports(name)
+    }
+
+    /// The reports of `name`'s `version` (`$LATEST`, `1`, ...) so far.
+    pub fn reports_of(&self, name: &str, version: &str) -> Vec<Report> {
+        self.inner.sink.reports_of(name, version)
     }
 
     /// Every EMF metric the functions have printed so far.
@@ -228,19 +253,27 @@ impl LocalLambda {
         self.inner.sink.metrics()
     }
 
-    /// How many sandboxes `name` has started.
+    /// How many sandboxes `name` has started, all versions together.
     pub fn cold_starts(&self, name: &str) -> u64 {
-        self.inner.functions.get(name).map(|p| p.cold_starts.load(Ordering::SeqCst)).unwrap_or(0)
+        let Some(versions) = self.versions_of(name) else { return 0 };
+        versions.current_pools().map(|p| p.cold_starts.load(Ordering::SeqCst)).sum()
     }
 
-    /// How many of `name`'s sandboxes are alive (busy or idle).
+    /// How many sandboxes `name`'s `version` (`$LATEST`, `1`, ...) has started.
+    pub fn cold_starts_of(&self, name: &str, version: &str) -> u64 {
+        let Some(versions) = self.versions_of(name) else { return 0 };
+        let pool = versions.current_pools().find(|p| p.function.version == version);
+        pool.map(|p| p.cold_starts.load(Ordering::SeqCst)).unwrap_or(0)
+    }
+
+    /// How many of `name`'s sandboxes are alive (busy or idle), all versions together.
     pub fn sandboxes(&self, name: &str) -> usize {
-        self.inner.functions.get(name).map(|p| p.state.lock().expect("not poisoned").live).unwrap_or(0)
+        self.pools(name).iter().map(|p| p.state.lock().expect("not poisoned").live).sum()
     }
 
-    /// How many of `name`'s sandboxes are idle.
+    /// How many of `name`'s sandboxes are idle, all versions together.
     pub fn idle_sandboxes(&self, name: &str) -> usize {
-        self.inner.functions.get(name).map(|p| p.state.lock().expect("not poisoned").idle.len()).unwrap_or(0)
+        self.pools(name).iter().map(|p| p.state.lock().expect("not poisoned").idle.len()).sum()
     }
 
     /// Waits until none of `name`'s sandboxes is busy (each answered and asked for its next
@@ -258,9 +291,9 @@ impl LocalLambda {
         }
     }
 
-    /// Kills every idle sandbox (the next invocation of each function cold-starts).
+    /// Kills every idle sandbox of every version (the next invocation of each cold-starts).
     pub async fn reset(&self) {
-        for pool in self.inner.functions.values() {
+        for pool in self.inner.all_pools() {
             pool.reap(Duration::ZERO).await;
         }
     }
@@ -274,12 +307,22 @@ impl LocalLambda {
                 loop {
                     tokio::time::sleep(every).await;
                     let Some(inner) = weak.upgrade() else { return };
-                    for pool in inner.functions.values() {
+                    for pool in inner.all_pools() {
                         pool.reap(inner.idle_timeout).await;
+                    }
+                    for versions in inner.functions.values() {
+                        versions.write().expect("not poisoned").forget_retired();
                     }
                 }
             });
         });
+    }
+}
+
+impl Inner {
+    /// Every pool of every function.
+    fn all_pools(&self) -> Vec<Arc<FunctionPool>> {
+        self.functions.values().flat_map(|v| v.read().expect("not poisoned").pools()).collect()
     }
 }
 
@@ -309,8 +352,7 @@ impl LocalLambdaBuilder {
             self.functions.first().map(|f| f.region.clone()).unwrap_or_else(crate::dynamodb::default_region);
         for function in self.functions {
             let name = function.name.clone();
-            let pool = FunctionPool { function, state: Mutex::default(), cold_starts: AtomicU64::new(0) };
-            if functions.insert(name.clone(), Arc::new(pool)).is_some() {
+            if functions.insert(name.clone(), RwLock::new(Versions::new(function))).is_some() {
                 return Err(super::FunctionConfigError::Name(format!("{name} (twice)")));
             }
         }
@@ -335,20 +377,59 @@ enum Ended {
 }
 
 impl FunctionPool {
+    /// An empty pool for `function`, counting into `cold_starts` and the function's `busy`.
+    pub(super) fn new(function: Function, cold_starts: Arc<AtomicU64>, busy: Arc<AtomicUsize>) -> Self {
+        Self { function, state: Mutex::default(), cold_starts, busy, retired: AtomicBool::new(false) }
+    }
+
+    /// Whether a sandbox is still alive in this pool (busy or idle).
+    pub(super) fn is_empty(&self) -> bool {
+        self.state.lock().expect("not poisoned").live == 0
+    }
+
+    /// Takes the pool out of service: its idle sandboxes are killed now, its busy ones once
+    /// they have answered.
+    pub(super) fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        let idle: Vec<(Sandbox, Instant)> = {
+            let mut state = self.state.lock().expect("not poisoned");
+            let idle: Vec<_> = state.idle.drain(..).collect();
+            state.live -= idle.len();
+            idle
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    for (mut sandbox, _) in idle {
+                        sandbox.kill().await;
+                    }
+                });
+            }
+            // Dropping a sandbox kills its process group too.
+            Err(_) => drop(idle),
+        }
+    }
+
     async fn invoke(
         self: &Arc<Self>,
         payload: Bytes,
         options: InvokeOptions,
+        invoked_arn: String,
         sink: &LogSink,
     ) -> Result<InvokeResponse, InvokeError> {
         let f = &self.function;
         let warm = {
             let mut state = self.state.lock().expect("not poisoned");
+            let limit = f.reserved_concurrency.map_or(usize::MAX, |r| r as usize);
+            if self
+                .busy
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| (b < limit).then_some(b + 1))
+                .is_err()
+            {
+                return Err(InvokeError::TooManyRequests);
+            }
             match state.idle.pop() {
                 Some((sandbox, _)) => Some(sandbox),
-                None if f.reserved_concurrency.is_some_and(|r| state.live >= r as usize) => {
-                    return Err(InvokeError::TooManyRequests)
-                }
                 None => {
                     state.live += 1;
                     None
@@ -381,7 +462,7 @@ impl FunctionPool {
             }
         };
 
-        sink.push(&f.name, &sandbox.stream, format!("START RequestId: {request_id} Version: $LATEST"));
+        sink.push(&f.name, &sandbox.stream, format!("START RequestId: {request_id} Version: {}", f.version));
         // Thawed after START, as Lambda logs it: what the thaw lets run belongs to this invocation.
         sandbox.thaw().await;
         let started = Instant::now();
@@ -392,7 +473,7 @@ impl FunctionPool {
         let invocation = NextInvocation {
             request_id: request_id.clone(),
             deadline_ms,
-            invoked_function_arn: f.arn(),
+            invoked_function_arn: invoked_arn,
             trace_id: options.trace_id.unwrap_or_else(|| new_trace_id(f.active_tracing)),
             client_context: options.client_context,
             cognito_identity: options.cognito_identity,
@@ -568,6 +649,7 @@ impl FunctionPool {
             cold_start,
             sandbox_id: sandbox_id.to_owned(),
             cpu_throttled: Duration::ZERO,
+            executed_version: f.version.clone(),
         }
     }
 
@@ -586,7 +668,7 @@ impl FunctionPool {
                 _ = tokio::time::sleep_until(deadline.into()) => break false,
             }
         };
-        if !polled {
+        if !polled || self.retired.load(Ordering::SeqCst) {
             sandbox.kill().await;
             self.release(None);
             return;
@@ -597,13 +679,25 @@ impl FunctionPool {
         self.release(Some(sandbox));
     }
 
-    /// Returns a sandbox to the idle list, or counts one fewer when it is gone.
+    /// Ends a busy sandbox's invocation: returns it to the idle list, or counts one fewer
+    /// when it is gone.
     fn release(&self, sandbox: Option<Sandbox>) {
-        let mut state = self.state.lock().expect("not poisoned");
-        match sandbox {
-            Some(sandbox) => state.idle.push((sandbox, Instant::now())),
-            None => state.live = state.live.saturating_sub(1),
-        }
+        let stale = {
+            let mut state = self.state.lock().expect("not poisoned");
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            match sandbox {
+                Some(sandbox) if !self.retired.load(Ordering::SeqCst) => {
+                    state.idle.push((sandbox, Instant::now()));
+                    None
+                }
+                other => {
+                    state.live = state.live.saturating_sub(1);
+                    other
+                }
+            }
+        };
+        // A sandbox of a retired configuration is killed (dropped) rather than kept.
+        drop(stale);
     }
 
     /// Kills sandboxes idle for longer than `idle`.

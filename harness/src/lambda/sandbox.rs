@@ -175,8 +175,13 @@ impl Sandbox {
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let date = time::OffsetDateTime::now_utc();
-        let stream =
-            format!("{:04}/{:02}/{:02}/[$LATEST]{id}", date.year(), u8::from(date.month()), date.day());
+        let stream = format!(
+            "{:04}/{:02}/{:02}/[{}]{id}",
+            date.year(),
+            u8::from(date.month()),
+            date.day(),
+            function.version
+        );
         let (api, events) = RuntimeApi::start().await?;
         let cgroup = if cgroups_available() { Some(Cgroup::create(&id, function)?) } else { None };
 
@@ -394,7 +399,7 @@ fn lambda_env(
     let mut env = vec![
         ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
         ("AWS_LAMBDA_FUNCTION_NAME", function.name.clone()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", function.version.clone()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", function.memory_mb.to_string()),
         ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", function.name)),
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream.to_owned()),

@@ -1,0 +1,404 @@
+//! Deployment drills: a service's real binary in the local Lambda runtime, behind the HTTP
+//! API front on its `live` alias, under load, while `lift-deploy`'s rollout engine shifts
+//! the alias to a new version through the Lambda API and its gates decide.
+//!
+//! A scenario (`scenarios/deploy_*.toml`, see [`DeployScenario`]) names the bootstrap, the
+//! variables that make the new version (a build with the `chaos` feature reads
+//! `LIFT_CHAOS_*`), the load, the rollout and the assertions. The drill publishes version 1,
+//! points `live` at it, puts load on the front, sets the new variables on `$LATEST`, and
+//! runs the rollout, which publishes version 2 and shifts traffic. It measures the time to
+//! detect and to roll back, the requests the new version served, the errors clients saw and
+//! the whole deployment's time, and reads the alias back at the end.
+//!
+//! `lift-harness drill scenarios/deploy_canary_errors.toml` needs the service: run it with
+//! the service's harness binary (`payments-harness drill …`), as the other drills.
+
+mod report;
+mod scenario;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use lift_deploy::rollout::{
+    BoxFuture, HealthGate, MetricSource, Record, Rollout, RolloutOutcome, SloGate, Status, Strategy, Target,
+};
+use lift_monitoring::emf::EmfDocument;
+
+pub use report::DeployDrillReport;
+pub use scenario::{
+    AuthSpec, DeployAssertions, DeployLoad, DeployScenario, DeploySpec, FunctionSpec, RequestSpec,
+};
+
+use crate::lambda::http_api::HttpApi;
+use crate::lambda::invoke_api::InvokeApi;
+use crate::lambda::{Function, LocalLambda};
+
+/// Whether `path` holds a deployment drill (a `[deploy]` table).
+pub fn is_deploy_drill_file(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| DeployScenario::is_deploy_drill(&text))
+}
+
+/// The EMF documents one version printed, read from the local runtime's log streams
+/// (`YYYY/MM/DD/[N]…`), as the rollout's SLO gate reads them.
+#[derive(Debug, Clone)]
+pub struct LocalMetrics {
+    lambda: LocalLambda,
+}
+
+impl LocalMetrics {
+    /// Reads `lambda`'s logs.
+    pub fn new(lambda: LocalLambda) -> Self {
+        Self { lambda }
+    }
+}
+
+/// The version in a log stream's name (`2026/12/03/[2]abc…` → `2`).
+pub fn stream_version(stream: &str) -> Option<&str> {
+    let start = stream.find('[')? + 1;
+    let end = start + stream[start..].find(']')?;
+    Some(&stream[start..end])
+}
+
+impl MetricSource for LocalMetrics {
+    fn documents<'a>(
+        &'a self,
+        function: &'a str,
+        version: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<EmfDocument>, String>> {
+        Box::pin(async move {
+            let mut docs = Vec::new();
+            for line in self.lambda.logs(function) {
+                if stream_version(&line.stream) != Some(version) {
+                    continue;
+                }
+                match EmfDocument::parse(&line.message) {
+                    Ok(Some(doc)) if doc.timestamp_ms() >= since_ms => docs.push(doc),
+                    Ok(_) => {}
+                    Err(err) => return Err(format!("a broken EMF document in {}: {err}", line.stream)),
+                }
+            }
+            Ok(docs)
+        })
+    }
+}
+
+/// One client request's fate.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    status: Option<u16>,
+}
+
+/// Runs the deployment drill in `file` over `workload`'s service (its table and name):
+/// prints the summary, writes the JSON, HTML and JUnit reports into `out` (default
+/// `target/drill-reports`), and fails when an assertion fails.
+///
+/// # Errors
+/// When the scenario is invalid, the drill cannot run, or an assertion failed.
+pub async fn run_drill_file_with<W: crate::Workload>(
+    workload: W,
+    file: &Path,
+    out: Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<DeployDrillReport> {
+    let scenario = DeployScenario::load(file).map_err(anyhow::Error::msg)?;
+    let report = run(&scenario, workload.name(), workload.table(), quiet).await?;
+    println!("{report}");
+    let dir = out.unwrap_or_else(|| PathBuf::from(crate::drill::DEFAULT_REPORT_DIR));
+    let files = report.write_to(&dir)?;
+    println!("reports: {}, {}, {}", files.json.display(), files.html.display(), files.junit.display());
+    anyhow::ensure!(
+        report.passed,
+        "drill {} failed: {}",
+        report.scenario,
+        report.failed_assertions().join(", ")
+    );
+    Ok(report)
+}
+
+/// Runs a deployment drill and measures it; the assertions are judged, not enforced.
+///
+/// # Errors
+/// When the drill cannot run (no bootstrap, no DynamoDB Local, the Lambda API refuses).
+pub async fn run(
+    scenario: &DeployScenario,
+    service: &str,
+    service_table: lift::store::TableDef,
+    quiet: bool,
+) -> anyhow::Result<DeployDrillReport> {
+    let bootstrap = bootstrap(scenario)?;
+    let function_name = scenario.function.name.clone().unwrap_or_else(|| service.to_owned());
+    let ddb = crate::dynamodb::DynamoDbLocal::shared().await.context("starting DynamoDB Local")?;
+    // Each table under a name of its own; the function finds it through `LIFT_TABLE_<NAME>`,
+    // as every Lift table resolves its name.
+    let mut tables = vec![service_table];
+    tables.extend(lift::store::tables::all());
+    let mut table_env = Vec::new();
+    for def in &tables {
+        let physical = ddb.create_table(def).await.with_context(|| format!("creating table {}", def.name))?;
+        table_env.push((format!("LIFT_TABLE_{}", def.name.to_uppercase().replace('-', "_")), physical));
+    }
+    let record_table = ddb
+        .create_table(&lift_deploy::rollout::table_def())
+        .await
+        .context("creating the deployment record table")?;
+
+    let jwks = crate::aws::JwksIssuer::start().await.context("starting the JWKS issuer")?;
+    let token = match &scenario.auth {
+        Some(auth) => {
+            let mut claims = jwks.claims(&format!("drill-user-of-{}", auth.tenant), &auth.audience);
+            claims[&auth.tenant_claim] = auth.tenant.clone().into();
+            claims["scope"] = auth.scopes.join(" ").into();
+            jwks.sign(&claims, crate::aws::Alg::Rs256, None).context("signing the load's token")?
+        }
+        None => String::new(),
+    };
+    let fill = |value: &str| {
+        value
+            .replace("{dynamodb}", ddb.endpoint())
+            .replace("{jwt_issuer}", &jwks.issuer())
+            .replace("{jwks_url}", &jwks.jwks_url())
+            .replace("{token}", &token)
+    };
+    let mut base_env: Vec<(String, String)> = table_env;
+    base_env.extend(scenario.function.env.iter().map(|(k, v)| (k.clone(), fill(v))));
+    let mut function = Function::builder(&function_name, &bootstrap)
+        .memory_mb(scenario.function.memory_mb)
+        .timeout_secs(scenario.function.timeout.as_secs().max(1));
+    for (k, v) in &base_env {
+        function = function.env(k, v);
+    }
+    let lambda = LocalLambda::builder().function(function.build()?).build()?;
+    let api = InvokeApi::start(lambda.clone(), "127.0.0.1:0".parse()?).await?;
+    let client = lambda_client(&api.endpoint(), lambda.region());
+    let dynamodb = ddb.client().await;
+
+    // Version 1 behind the alias, as production before the deployment.
+    let v1 = client.publish_version().function_name(&function_name).send().await.context("PublishVersion")?;
+    let v1 = v1.version().unwrap_or("1").to_owned();
+    client
+        .create_alias()
+        .function_name(&function_name)
+        .name(&scenario.deploy.alias)
+        .function_version(&v1)
+        .send()
+        .await
+        .context("CreateAlias")?;
+    let target = format!("{function_name}:{}", scenario.deploy.alias);
+    let front = Arc::new(HttpApi::start(lambda.clone(), &target, "127.0.0.1:0".parse()?).await?);
+
+    // The load runs from before the rollout until after it.
+    let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let load = tokio::spawn(drive_load(
+        scenario.load.clone(),
+        front.clone(),
+        sent.clone(),
+        stop.clone(),
+        token.clone(),
+    ));
+    tokio::time::sleep(scenario.load.warmup).await;
+
+    // The new version: the same code, its new variables on $LATEST.
+    let mut new_env: HashMap<String, String> = base_env.into_iter().collect();
+    for (k, v) in &scenario.new_version.env {
+        new_env.insert(k.clone(), fill(v));
+    }
+    client
+        .update_function_configuration()
+        .function_name(&function_name)
+        .environment(aws_sdk_lambda::types::Environment::builder().set_variables(Some(new_env)).build())
+        .send()
+        .await
+        .context("UpdateFunctionConfiguration")?;
+
+    let spec = &scenario.deploy;
+    let strategy = Strategy::parse(&spec.strategy).map_err(anyhow::Error::msg)?;
+    let mut rollout =
+        Rollout::new(client.clone(), Record::new(dynamodb, &record_table), &function_name, &spec.alias)
+            .target(Target::Publish)
+            .strategy(strategy)
+            .final_bake(spec.final_bake)
+            .poll(spec.poll)
+            .step_timeout(spec.step_timeout)
+            .lease(spec.lease)
+            .auto_rollback(spec.auto_rollback)
+            .owner(format!("drill-{}", scenario.name));
+    if !quiet {
+        rollout =
+            rollout.on_event(|e| eprintln!("[rollout] {:>7} ms {:<12} {}", e.after_ms, e.kind, e.detail));
+    }
+    if let Some(path) = &spec.health {
+        let gate = Arc::new(HealthGate::new(path));
+        rollout = rollout.pre_traffic(gate.clone()).gate(gate);
+    }
+    if let Some(slo) = &spec.slo {
+        let path = scenario.dir.join(slo);
+        let file = lift_monitoring::slo::SloFile::load(&path).with_context(|| path.display().to_string())?;
+        let gate = SloGate::new(file, Arc::new(LocalMetrics::new(lambda.clone())))
+            .max_burn(spec.max_burn)
+            .min_requests(spec.min_requests);
+        rollout = rollout.gate(Arc::new(gate));
+    }
+    let started = Instant::now();
+    let outcome = rollout.run().await.context("the rollout could not run")?;
+    let rollout_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(scenario.load.cooldown).await;
+    stop.notify_one();
+    load.await.context("the load task")?;
+
+    let alias = client
+        .get_alias()
+        .function_name(&function_name)
+        .name(&spec.alias)
+        .send()
+        .await
+        .context("GetAlias")?;
+    let final_version = alias.function_version().unwrap_or_default().to_owned();
+    let split = alias
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .is_some_and(|w| w.values().any(|v| *v > 0.0));
+    let new_version_requests = served_by(&lambda, &function_name, &outcome.to_version, &outcome);
+    let sent = sent.lock().expect("not poisoned").clone();
+    let client_errors = sent.iter().filter(|s| s.status.is_none_or(|c| c >= 500)).count() as u64;
+    drop(front);
+    drop(api);
+    lambda.reset().await;
+    Ok(DeployDrillReport::judge(
+        scenario,
+        &outcome,
+        report::Measured {
+            requests: sent.len() as u64,
+            client_errors,
+            new_version_requests,
+            final_version,
+            split,
+            rollout_secs,
+        },
+    ))
+}
+
+/// Invocations of `version` that were client traffic: its `START` lines, less the
+/// invocations the gates made of it directly.
+fn served_by(lambda: &LocalLambda, function: &str, version: &str, outcome: &RolloutOutcome) -> u64 {
+    let starts = lambda
+        .logs(function)
+        .iter()
+        .filter(|l| stream_version(&l.stream) == Some(version) && l.message.starts_with("START "))
+        .count() as u64;
+    let direct = outcome
+        .events
+        .iter()
+        .map(|e| match e.kind.as_str() {
+            "pre_traffic" | "post_traffic" => u64::from(e.detail["hook"] == "health"),
+            "gate" => e.detail["readings"]
+                .as_array()
+                .map(|r| r.iter().filter(|r| r["gate"] == "health").count() as u64)
+                .unwrap_or_default(),
+            _ => 0,
+        })
+        .sum::<u64>();
+    starts.saturating_sub(direct)
+}
+
+/// An open-loop load: `rate` requests a second, drawn by weight, until told to stop.
+async fn drive_load(
+    load: DeployLoad,
+    front: Arc<HttpApi>,
+    sent: Arc<Mutex<Vec<Sent>>>,
+    stop: Arc<tokio::sync::Notify>,
+    token: String,
+) {
+    let total_weight: u32 = load.requests.iter().map(|r| r.weight).sum();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(load.rate)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = tick.tick() => {}
+        }
+        // A fixed rotation by weight: the same drill sends the same mix.
+        let mut slot = (n % u64::from(total_weight)) as u32;
+        n += 1;
+        let Some(spec) = load.requests.iter().find(|r| {
+            if slot < r.weight {
+                true
+            } else {
+                slot -= r.weight;
+                false
+            }
+        }) else {
+            continue;
+        };
+        let spec = spec.clone();
+        let (front, sent, token, timeout) = (front.clone(), sent.clone(), token.clone(), load.timeout);
+        inflight.spawn(async move {
+            let headers: Vec<(String, String)> =
+                spec.headers.iter().map(|(k, v)| (k.clone(), v.replace("{token}", &token))).collect();
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let method = http::Method::from_bytes(spec.method.as_bytes()).unwrap_or(http::Method::GET);
+            let call = front.send(method, &spec.path, &headers, spec.body.clone().unwrap_or_default());
+            let status = match tokio::time::timeout(timeout, call).await {
+                Ok(Ok(res)) => Some(res.status),
+                _ => None,
+            };
+            sent.lock().expect("not poisoned").push(Sent { status });
+        });
+    }
+    while inflight.join_next().await.is_some() {}
+}
+
+/// The real `aws-sdk-lambda` client, signed with test credentials, at `endpoint`.
+fn lambda_client(endpoint: &str, region: &str) -> aws_sdk_lambda::Client {
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "AKIDDRILL",
+            "drill-secret",
+            None,
+            None,
+            "drill",
+        ))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+/// The bootstrap: `LIFT_DRILL_BOOTSTRAP`, else the scenario's, which must exist.
+fn bootstrap(scenario: &DeployScenario) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("LIFT_DRILL_BOOTSTRAP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(&scenario.function.bootstrap));
+    anyhow::ensure!(
+        path.is_file(),
+        "no bootstrap at {}: build the service first (for payments: cargo build -p payments --features chaos), or set LIFT_DRILL_BOOTSTRAP",
+        path.display()
+    );
+    Ok(path)
+}
+
+impl DeployDrillReport {
+    /// Whether the outcome's status is the one the scenario expects.
+    pub fn expected(status: Status, outcome: &str) -> bool {
+        matches!((status, outcome), (Status::Succeeded, "promoted") | (Status::RolledBack, "rolled_back"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_names_its_version() {
+        assert_eq!(stream_version("2026/12/03/[2]0123abcd"), Some("2"));
+        assert_eq!(stream_version("2026/12/03/[$LATEST]0123abcd"), Some("$LATEST"));
+        assert_eq!(stream_version("no version"), None);
+    }
+}

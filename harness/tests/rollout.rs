@@ -1,0 +1,521 @@
+//! `lift-deploy`'s rollout engine against the local runtime's Lambda API (the real
+//! `aws-sdk-lambda` client) and the deployment record in DynamoDB Local: strategies move
+//! the alias's real routing config, failed or silent gates roll back, two rollouts of one
+//! function cannot both run, an interrupted rollout is rolled back or resumed by the next
+//! run, a run whose lease was taken stops without touching traffic, and a split alias with
+//! no rollout in progress is refused.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lift_deploy::rollout::{
+    BoxFuture, CommandGate, Gate, GateContext, Reading, Record, Recovery, Rollout, RolloutError, Status,
+    Strategy, Target, Verdict,
+};
+use lift_harness::dynamodb::DynamoDbLocal;
+use lift_harness::lambda::invoke_api::InvokeApi;
+use lift_harness::lambda::{Function, LocalLambda};
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_lambda-fixture");
+
+struct Env {
+    lambda: LocalLambda,
+    _api: InvokeApi,
+    client: aws_sdk_lambda::Client,
+    record: Record,
+    name: String,
+}
+
+/// A function with versions 1 (behind `live`) and 2, and a fresh record table.
+async fn env(name: &str) -> Env {
+    let lambda =
+        LocalLambda::builder().function(Function::builder(name, FIXTURE).build().unwrap()).build().unwrap();
+    let api = InvokeApi::start(lambda.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .endpoint_url(api.endpoint())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .build();
+    let client = aws_sdk_lambda::Client::from_conf(config);
+    client.publish_version().function_name(name).send().await.unwrap();
+    client.create_alias().function_name(name).name("live").function_version("1").send().await.unwrap();
+    set_release(&client, name, "2").await;
+    client.publish_version().function_name(name).send().await.unwrap();
+    let ddb = DynamoDbLocal::shared().await.unwrap();
+    let table = ddb.create_table(&lift_deploy::rollout::table_def()).await.unwrap();
+    let record = Record::new(ddb.client().await, table);
+    Env { lambda, _api: api, client, record, name: name.to_owned() }
+}
+
+async fn set_release(client: &aws_sdk_lambda::Client, name: &str, release: &str) {
+    let vars = [("RELEASE".to_owned(), release.to_owned())].into_iter().collect();
+    client
+        .update_function_configuration()
+        .function_name(name)
+        .environment(aws_sdk_lambda::types::Environment::builder().set_variables(Some(vars)).build())
+        .send()
+        .await
+        .unwrap();
+}
+
+impl Env {
+    fn rollout(&self) -> Rollout {
+        Rollout::new(self.client.clone(), self.record.clone(), &self.name, "live")
+            .target(Target::Version("2".into()))
+            .poll(Duration::from_millis(50))
+            .lease(Duration::from_secs(2))
+            .step_timeout(Duration::from_secs(1))
+    }
+
+    /// The alias as the Lambda API reports it: primary version and additional weights.
+    async fn alias(&self) -> (String, Vec<(String, f64)>) {
+        let out = self.client.get_alias().function_name(&self.name).name("live").send().await.unwrap();
+        let mut weights: Vec<(String, f64)> = out
+            .routing_config()
+            .and_then(|r| r.additional_version_weights())
+            .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        weights.retain(|(_, w)| *w > 0.0);
+        (out.function_version().unwrap().to_owned(), weights)
+    }
+}
+
+/// What a gate saw of the alias: its primary version and additional weights, per reading.
+type Seen = Vec<(String, Vec<(String, f64)>)>;
+
+/// A gate that reads the alias's real routing config each time it is read, and answers
+/// from a script (then its last verdict for ever).
+struct Scripted {
+    name: &'static str,
+    script: Mutex<VecDeque<Verdict>>,
+    last: Verdict,
+    seen: Mutex<Seen>,
+    traffic: bool,
+}
+
+impl Scripted {
+    fn new(name: &'static str, script: &[Verdict]) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            script: Mutex::new(script.iter().copied().collect()),
+            last: *script.last().unwrap(),
+            seen: Mutex::default(),
+            traffic: false,
+        })
+    }
+}
+
+impl Gate for Scripted {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn needs_traffic(&self) -> bool {
+        self.traffic
+    }
+
+    fn check<'a>(&'a self, ctx: &'a GateContext) -> BoxFuture<'a, Reading> {
+        Box::pin(async move {
+            let out =
+                ctx.lambda.get_alias().function_name(&ctx.function).name(&ctx.alias).send().await.unwrap();
+            let weights = out
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).filter(|(_, v)| *v > 0.0).collect())
+                .unwrap_or_default();
+            self.seen.lock().unwrap().push((out.function_version().unwrap().to_owned(), weights));
+            let verdict = self.script.lock().unwrap().pop_front().unwrap_or(self.last);
+            Reading { verdict, detail: format!("scripted {verdict:?}") }
+        })
+    }
+}
+
+/// A gate that never answers.
+struct Silent;
+
+impl Gate for Silent {
+    fn name(&self) -> &str {
+        "silent"
+    }
+    fn check<'a>(&'a self, _ctx: &'a GateContext) -> BoxFuture<'a, Reading> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_moves_the_real_routing_config_step_by_step_and_records_every_step() {
+    let env = env("rollout-linear").await;
+    let gate = Scripted::new("watch", &[Verdict::Pass]);
+    let outcome = env
+        .rollout()
+        .strategy(Strategy::Linear { percent: 25.0, interval: Duration::from_millis(150) })
+        .gate(gate.clone())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Succeeded, "{outcome:?}");
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]), "everything on version 2, no split");
+    // What the gate saw through GetAlias while each step baked: the real routing config.
+    let seen = gate.seen.lock().unwrap().clone();
+    let weights: Vec<f64> = seen.iter().map(|(_, w)| w.first().map_or(1.0, |(_, w)| *w)).collect();
+    for expected in [0.25, 0.5, 0.75] {
+        assert!(weights.iter().any(|w| (w - expected).abs() < 1e-9), "{expected} in {weights:?}");
+    }
+    assert!(seen
+        .iter()
+        .all(|(primary, w)| primary == "1" && w[0].0 == "2" || primary == "2" && w.is_empty()));
+    let stored = env.record.events(&env.name, &outcome.deployment).await.unwrap();
+    let kinds: Vec<&str> = stored.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "shift").count(), 4, "{kinds:?}");
+    assert_eq!(kinds.first(), Some(&"started"));
+    assert_eq!(kinds.last(), Some(&"succeeded"));
+    assert!(stored.windows(2).all(|w| w[1].seq == w[0].seq + 1), "gap-free sequence");
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!((head.status, head.to_version.as_str(), head.weight), (Status::Succeeded, "2", 1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_gate_rolls_back_to_the_previous_version_with_no_split() {
+    let env = env("rollout-fail").await;
+    let gate = Scripted::new("errors", &[Verdict::Pass, Verdict::Pass, Verdict::Fail]);
+    let outcome = env
+        .rollout()
+        .strategy(Strategy::Canary { percent: 30.0, interval: Duration::from_secs(5) })
+        .gate(gate.clone())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::RolledBack);
+    assert!(outcome.reason.as_deref().unwrap().contains("gate errors"), "{:?}", outcome.reason);
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+    assert!(
+        gate.seen.lock().unwrap().iter().any(|(_, w)| w == &vec![("2".to_owned(), 0.3)]),
+        "it was split first"
+    );
+    let (first, detected, back) = (
+        outcome.first_traffic_after.unwrap(),
+        outcome.detected_after.unwrap(),
+        outcome.rolled_back_after.unwrap(),
+    );
+    assert!(first < detected && detected <= back, "{first:?} {detected:?} {back:?}");
+    assert!(detected < Duration::from_secs(3), "the third reading failed, long before the 5 s bake ended");
+    assert_eq!(env.record.head(&env.name).await.unwrap().unwrap().status, Status::RolledBack);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_evidence_by_the_end_of_a_step_is_a_failure_not_a_pass() {
+    let env = env("rollout-nodata").await;
+    let outcome = env
+        .rollout()
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_millis(200) })
+        .gate(Scripted::new("quiet", &[Verdict::NoData]))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::RolledBack);
+    assert!(outcome.reason.unwrap().contains("no evidence"));
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_that_never_answers_fails_the_step_at_its_timeout() {
+    let env = env("rollout-silent").await;
+    let outcome = env
+        .rollout()
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(10) })
+        .step_timeout(Duration::from_millis(300))
+        .gate(Arc::new(Silent))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::RolledBack);
+    assert!(outcome.reason.unwrap().contains("step timeout"));
+    assert!(outcome.total < Duration::from_secs(5), "it did not wait out the 10 s bake");
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_commands_gate_and_hook_with_the_rollout_in_their_environment() {
+    let env = env("rollout-command").await;
+    let dir = std::env::temp_dir().join(format!("lift-rollout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seen = dir.join("seen");
+    let pre = format!(
+        "echo \"$LIFT_ROLLOUT_FROM_VERSION->$LIFT_ROLLOUT_TO_VERSION@$LIFT_ROLLOUT_WEIGHT\" >> {}",
+        seen.display()
+    );
+    let outcome = env
+        .rollout()
+        .strategy(Strategy::AllAtOnce)
+        .pre_traffic(Arc::new(CommandGate::new("pre", pre)))
+        .post_traffic(Arc::new(CommandGate::new("post", "echo refusing >&2; exit 3")))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&seen).unwrap().trim(), "1->2@0");
+    assert_eq!(outcome.status, Status::RolledBack, "a failed post-traffic hook rolls back too");
+    let reason = outcome.reason.unwrap();
+    assert!(reason.contains("post-traffic hook post") && reason.contains("refusing"), "{reason}");
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_cannot_start_is_stopped_before_any_traffic() {
+    let env = env("rollout-initcrash").await;
+    // Version 3: crashes in init.
+    let vars = [("FIXTURE_INIT".to_owned(), "crash".to_owned())].into_iter().collect();
+    env.client
+        .update_function_configuration()
+        .function_name(&env.name)
+        .environment(aws_sdk_lambda::types::Environment::builder().set_variables(Some(vars)).build())
+        .send()
+        .await
+        .unwrap();
+    let probe = Arc::new(lift_deploy::rollout::HealthGate::new("/health/ready"));
+    let outcome = env
+        .rollout()
+        .target(Target::Publish)
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .pre_traffic(probe)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.to_version, "3");
+    assert_eq!(outcome.status, Status::RolledBack);
+    assert!(outcome.reason.as_deref().unwrap().contains("pre-traffic hook health"), "{:?}", outcome.reason);
+    assert!(outcome.first_traffic_after.is_none() && outcome.events.iter().all(|e| e.kind != "shift"));
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+    assert_eq!(env.lambda.cold_starts(&env.name), 1, "only the probe's sandbox started, and it crashed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rollouts_of_one_function_cannot_both_run() {
+    let env = env("rollout-twice").await;
+    let slow = env.rollout().strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(2) });
+    let first = tokio::spawn(async move { slow.run().await });
+    // Until the first holds the record.
+    let head = loop {
+        if let Some(head) = env.record.head(&env.name).await.unwrap() {
+            break head;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let second = env.rollout().owner("second").run().await;
+    match second {
+        Err(RolloutError::InProgress { deployment, .. }) => assert_eq!(deployment, head.deployment),
+        other => panic!("the second rollout ran: {other:?}"),
+    }
+    assert_eq!(first.await.unwrap().unwrap().status, Status::Succeeded, "the first was not disturbed");
+}
+
+/// Starts a canary with a long bake, waits until the alias is split, and kills the run.
+async fn interrupted(env: &Env) {
+    let run = env.rollout().strategy(Strategy::Canary { percent: 40.0, interval: Duration::from_secs(60) });
+    let task = tokio::spawn(async move { run.run().await });
+    loop {
+        if !env.alias().await.1.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![("2".to_owned(), 0.4)]), "left split by the kill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rollout_is_refused_while_its_lease_holds_then_rolled_back() {
+    let env = env("rollout-interrupted").await;
+    interrupted(&env).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!(head.status, Status::InProgress);
+    // The lease still holds: it might be alive.
+    assert!(matches!(env.rollout().owner("next").run().await, Err(RolloutError::InProgress { .. })));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let outcome = env.rollout().owner("next").strategy(Strategy::AllAtOnce).run().await.unwrap();
+    let recovered = outcome.recovered.clone().unwrap();
+    assert!(
+        recovered.contains(&head.deployment) && recovered.contains("rolled back to version 1"),
+        "{recovered}"
+    );
+    let old = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert_eq!(
+        old.last().unwrap().kind,
+        "rolled_back",
+        "the interrupted deployment's record ends rolled back"
+    );
+    assert_ne!(outcome.deployment, head.deployment, "then a deployment of its own");
+    assert_eq!(outcome.status, Status::Succeeded);
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rollout_resumes_from_its_recorded_step_when_asked() {
+    let env = env("rollout-resume").await;
+    interrupted(&env).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let outcome = env
+        .rollout()
+        .owner("resumer")
+        .recovery(Recovery::Resume)
+        .strategy(Strategy::Canary { percent: 40.0, interval: Duration::from_millis(100) })
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.deployment, head.deployment, "the same deployment, carried on");
+    assert!(outcome.recovered.unwrap().contains("resumed"));
+    assert_eq!(outcome.status, Status::Succeeded);
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1), "one gap-free record across both runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_was_taken_stops_without_touching_traffic() {
+    let env = env("rollout-stolen").await;
+    let run = env.rollout().strategy(Strategy::Canary { percent: 20.0, interval: Duration::from_secs(3) });
+    let task = tokio::spawn(async move { run.run().await });
+    while env.alias().await.1.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another run takes the record over (as after a lease it believed expired).
+    let mut head = env.record.head(&env.name).await.unwrap().unwrap();
+    head.owner = "thief".into();
+    head.seq += 100;
+    let ddb = DynamoDbLocal::shared().await.unwrap();
+    ddb.client()
+        .await
+        .put_item()
+        .table_name(env.record.table())
+        .item("function", aws_sdk_dynamodb::types::AttributeValue::S(env.name.clone()))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("HEAD".into()))
+        .item("deployment", aws_sdk_dynamodb::types::AttributeValue::S(head.deployment.clone()))
+        .item("status", aws_sdk_dynamodb::types::AttributeValue::S("in_progress".into()))
+        .item("alias", aws_sdk_dynamodb::types::AttributeValue::S("live".into()))
+        .item("from_version", aws_sdk_dynamodb::types::AttributeValue::S("1".into()))
+        .item("to_version", aws_sdk_dynamodb::types::AttributeValue::S("2".into()))
+        .item("step", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
+        .item("weight", aws_sdk_dynamodb::types::AttributeValue::N("0.2".into()))
+        .item("seq", aws_sdk_dynamodb::types::AttributeValue::N(head.seq.to_string()))
+        .item("owner", aws_sdk_dynamodb::types::AttributeValue::S("thief".into()))
+        .item("lease_until_ms", aws_sdk_dynamodb::types::AttributeValue::N(i64::MAX.to_string()))
+        .send()
+        .await
+        .unwrap();
+    match task.await.unwrap() {
+        Err(RolloutError::LeaseLost { .. }) => {}
+        other => panic!("it wrote on without the lease: {other:?}"),
+    }
+    assert_eq!(
+        env.alias().await,
+        ("1".to_owned(), vec![("2".to_owned(), 0.2)]),
+        "traffic is the new owner's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_alias_with_no_rollout_in_progress_is_refused() {
+    let env = env("rollout-split").await;
+    let routing = aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+        .additional_version_weights("2", 0.5)
+        .build();
+    env.client
+        .update_alias()
+        .function_name(&env.name)
+        .name("live")
+        .routing_config(routing)
+        .send()
+        .await
+        .unwrap();
+    match env.rollout().run().await {
+        Err(RolloutError::Split { version, weight, .. }) => {
+            assert_eq!((version.as_str(), weight), ("2", 0.5))
+        }
+        other => panic!("a rollout started on a split alias: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_tests_with_no_traffic_then_switches() {
+    let env = env("rollout-bluegreen").await;
+    let always = Scripted::new("probe", &[Verdict::Pass]);
+    let traffic = Arc::new(Scripted {
+        name: "slo",
+        script: Mutex::new(VecDeque::new()),
+        last: Verdict::Pass,
+        seen: Mutex::default(),
+        traffic: true,
+    });
+    let outcome = env
+        .rollout()
+        .strategy(Strategy::BlueGreen { test: Duration::from_millis(200) })
+        .gate(always.clone())
+        .gate(traffic.clone())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Succeeded);
+    // The test stage: the alias untouched, and the traffic gate not read.
+    let probe_seen = always.seen.lock().unwrap().clone();
+    assert!(probe_seen.iter().any(|(p, w)| p == "1" && w.is_empty()), "{probe_seen:?}");
+    assert!(traffic.seen.lock().unwrap().iter().all(|(p, _)| p == "2"), "read only after the switch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_promotes_rolls_back_and_exits_accordingly() {
+    use lift_deploy::rollout::cli;
+    let env = env("rollout-cli").await;
+    let ddb = DynamoDbLocal::shared().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("lift-rollout-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("outcome.json");
+    let args = |extra: &str| -> Vec<String> {
+        format!(
+            "--function {} --alias live --table {} --poll 50ms --lease 2s --step-timeout 1s --json {} {extra}",
+            env.name,
+            env.record.table(),
+            json.display()
+        )
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+    };
+    let code = cli::run_with(
+        &args("--version 2 --strategy canary:50%:200ms --check ok=true"),
+        env.client.clone(),
+        ddb.client().await,
+    )
+    .await;
+    assert_eq!(code, 0, "promoted");
+    let outcome: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(outcome["status"], "succeeded");
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
+
+    // Back to 1 (a rollout too), then a version 2 whose check fails: rolled back, exit 1.
+    let code = cli::run_with(&args("--version 1"), env.client.clone(), ddb.client().await).await;
+    assert_eq!(code, 0);
+    let code = cli::run_with(
+        &args("--version 2 --strategy canary:50%:1s --check errors=false"),
+        env.client.clone(),
+        ddb.client().await,
+    )
+    .await;
+    assert_eq!(code, 1, "rolled back");
+    let outcome: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(outcome["status"], "rolled_back");
+    assert!(outcome["reason"].as_str().unwrap().contains("gate errors"));
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+
+    assert_eq!(
+        cli::run_with(&args("--strategy canary"), env.client.clone(), ddb.client().await).await,
+        2,
+        "usage"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
