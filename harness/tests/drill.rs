@@ -36,7 +36,7 @@ fn ci_scenario(failover: bool) -> Scenario {
 
 #[test]
 fn every_shipped_scenario_parses_asserts_fits_a_minute_and_exports_to_fis() {
-    let (mut names, mut backups) = (Vec::new(), Vec::new());
+    let (mut names, mut backups, mut deploys) = (Vec::new(), Vec::new(), Vec::new());
     for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "toml") {
@@ -48,6 +48,13 @@ fn every_shipped_scenario_parses_asserts_fits_a_minute_and_exports_to_fis() {
             let backup = lift_harness::backup::BackupScenario::parse(&text)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             backups.push(backup.name);
+            continue;
+        }
+        if lift_harness::deploy_drill::DeployScenario::is_deploy_drill(&text) {
+            // A deployment drill has a schema of its own (payments' tests/deploy_drill.rs runs it).
+            let deploy = lift_harness::deploy_drill::DeployScenario::parse(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            deploys.push(deploy.name);
             continue;
         }
         let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -72,6 +79,18 @@ fn every_shipped_scenario_parses_asserts_fits_a_minute_and_exports_to_fis() {
     );
     backups.sort();
     assert_eq!(backups, ["backup_restore", "backup_restore_full"]);
+    deploys.sort();
+    assert_eq!(
+        deploys,
+        [
+            "deploy_canary_errors",
+            "deploy_canary_errors_full",
+            "deploy_canary_good",
+            "deploy_canary_good_full",
+            "deploy_canary_latency",
+            "deploy_init_crash"
+        ]
+    );
 }
 
 #[test]

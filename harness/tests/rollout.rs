@@ -519,3 +519,59 @@ async fn the_command_line_promotes_rolls_back_and_exits_accordingly() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rollouts_started_at_the_same_moment_one_runs_one_is_refused() {
+    let env = env("rollout-race").await;
+    let a = env
+        .rollout()
+        .owner("a")
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_millis(300) });
+    let b = env
+        .rollout()
+        .owner("b")
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_millis(300) });
+    let (a, b) =
+        tokio::join!(tokio::spawn(async move { a.run().await }), tokio::spawn(async move { b.run().await }));
+    let results = [a.unwrap(), b.unwrap()];
+    let ran = results.iter().filter(|r| r.as_ref().is_ok_and(|o| o.status == Status::Succeeded)).count();
+    let refused = results.iter().filter(|r| matches!(r, Err(RolloutError::InProgress { .. }))).count();
+    assert_eq!((ran, refused), (1, 1), "{results:?}");
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_goes_dark_mid_canary_puts_traffic_back_and_says_why() {
+    use lift_harness::faults::{FaultProxy, Toxic};
+    let env = env("rollout-dark-record").await;
+    let ddb = DynamoDbLocal::shared().await.unwrap();
+    let proxy = FaultProxy::start(ddb.endpoint()).await.unwrap();
+    let client =
+        lift_harness::dynamodb::client_for(&proxy.endpoint(), &lift_harness::dynamodb::default_region());
+    let record = Record::new(client, env.record.table());
+    let run = Rollout::new(env.client.clone(), record, &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_millis(500))
+        .strategy(Strategy::Canary { percent: 30.0, interval: Duration::from_secs(30) });
+    let task = tokio::spawn(async move { run.run().await });
+    while env.alias().await.1.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set(Toxic::blackhole());
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), task).await.expect("it did not hang").unwrap();
+    match result {
+        Err(RolloutError::Record { detail, .. }) => assert!(detail.contains("step timeout"), "{detail}"),
+        other => panic!("a dark record went unnoticed: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "stopped within a step timeout or two");
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]), "traffic is back on version 1");
+    proxy.clear();
+    // The record still says in progress; once its lease runs out the next run recovers it.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let outcome = env.rollout().owner("after").strategy(Strategy::AllAtOnce).run().await.unwrap();
+    assert!(outcome.recovered.is_some(), "{outcome:?}");
+    assert_eq!(outcome.status, Status::Succeeded);
+}

@@ -469,7 +469,9 @@ impl Rollout {
         let started = Instant::now();
         let mut recovered = None;
         let mut resume = None;
-        if let Some(head) = self.record.head(&self.function).await? {
+        if let Some(head) =
+            self.bounded("reading the deployment record", self.record.head(&self.function)).await?
+        {
             if head.status == Status::InProgress {
                 if head.lease_until_ms > now_ms() {
                     return Err(RolloutError::InProgress {
@@ -494,7 +496,7 @@ impl Rollout {
                 // The same sequence: the next event follows the last one the old owner wrote.
                 head.seq = old.seq;
                 head.lease_until_ms = lease_until(self.lease);
-                self.record.claim(&head, Some(&old)).await?;
+                self.bounded("taking over the function", self.record.claim(&head, Some(&old))).await?;
                 let mut run = Run {
                     head,
                     started,
@@ -609,7 +611,7 @@ impl Rollout {
                 events,
             })));
         }
-        self.record.claim(&head, None).await?;
+        self.bounded("claiming the function", self.record.claim(&head, None)).await?;
         let mut run =
             Run { head, started, events, first_traffic: None, detected: None, rolled_back: None, recovered };
         let detail = serde_json::json!({
@@ -767,7 +769,18 @@ impl Rollout {
                 .await;
         }
         let from = run.head.from_version.clone();
-        self.update_alias(&from, None).await?;
+        match tokio::time::timeout(self.step_timeout, self.update_alias(&from, None)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(RolloutError::Lambda {
+                    operation: "UpdateAlias",
+                    detail: format!(
+                        "rolling back: no answer within the step timeout of {:?}",
+                        self.step_timeout
+                    ),
+                })
+            }
+        }
         run.rolled_back = Some(run.started.elapsed());
         run.head.status = Status::RolledBack;
         run.head.weight = 0.0;
@@ -780,7 +793,7 @@ impl Rollout {
         head.owner = self.owner.clone();
         head.seq = old.seq;
         head.lease_until_ms = lease_until(self.lease);
-        self.record.claim(&head, Some(&old)).await?;
+        self.bounded("taking over the function", self.record.claim(&head, Some(&old))).await?;
         let current = self.get_alias_of(&old.alias).await?;
         self.update_alias_of(&old.alias, &old.from_version, None, current.revision.as_deref()).await?;
         let reason = format!(
@@ -828,7 +841,8 @@ impl Rollout {
     async fn emit(&self, run: &mut Run, kind: &str, detail: serde_json::Value) -> Result<(), RolloutError> {
         run.head.seq += 1;
         run.head.lease_until_ms = lease_until(self.lease);
-        self.record.append(&run.head, kind, detail.clone()).await?;
+        self.bounded("writing a deployment event", self.record.append(&run.head, kind, detail.clone()))
+            .await?;
         let event = RolloutEvent {
             after_ms: run.started.elapsed().as_millis() as u64,
             kind: kind.to_owned(),
@@ -845,7 +859,27 @@ impl Rollout {
     async fn renew(&self, run: &mut Run) -> Result<(), RolloutError> {
         run.head.seq += 1;
         run.head.lease_until_ms = lease_until(self.lease);
-        self.record.append(&run.head, "heartbeat", serde_json::Value::Null).await
+        self.bounded(
+            "renewing the lease",
+            self.record.append(&run.head, "heartbeat", serde_json::Value::Null),
+        )
+        .await
+    }
+
+    /// A record operation, failed when DynamoDB does not answer within the step timeout: a
+    /// record that hangs must not hold traffic where it is.
+    async fn bounded<T>(
+        &self,
+        context: &str,
+        op: impl std::future::Future<Output = Result<T, RolloutError>>,
+    ) -> Result<T, RolloutError> {
+        match tokio::time::timeout(self.step_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(RolloutError::Record {
+                context: context.to_owned(),
+                detail: format!("no answer within the step timeout of {:?}", self.step_timeout),
+            }),
+        }
     }
 
     fn outcome(&self, run: Run) -> RolloutOutcome {

@@ -93,6 +93,19 @@ async fn a_version_that_crashes_in_init_never_gets_traffic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_configured_with_a_missing_table_is_not_ready_and_gets_no_traffic() {
+    let mut misconfigured = scenario("deploy_canary_good.toml");
+    misconfigured.name = "deploy_missing_table".into();
+    misconfigured.new_version.env = [("LIFT_TABLE_PAYMENTS".to_owned(), "no-such-table".to_owned())].into();
+    misconfigured.assertions.outcome = "rolled_back".into();
+    let report = drill(&misconfigured).await;
+    assert!(report.passed, "{report}");
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(reason.contains("pre-traffic hook health") && reason.contains("503"), "{reason}");
+    assert_eq!((report.new_version_requests, report.client_errors), (0, 0), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_rollback_off_the_bad_version_drill_fails() {
     let mut bad = scenario("deploy_canary_errors.toml");
     bad.name = "deploy_canary_errors_no_rollback".into();

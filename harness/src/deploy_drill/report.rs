@@ -7,7 +7,7 @@ use lift_deploy::rollout::{RolloutEvent, RolloutOutcome, Status};
 use serde::Serialize;
 
 use super::DeployScenario;
-use crate::drill::{escape, AssertionResult, ReportFiles};
+use crate::drill::{escape, junit_suite, AssertionResult, ReportFiles};
 
 /// What the drill measured besides the rollout's own outcome.
 #[derive(Debug, Clone)]
@@ -209,37 +209,22 @@ impl DeployDrillReport {
     }
 
     fn junit(&self) -> String {
-        let failures = self.assertions.iter().filter(|a| !a.passed).count();
-        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            xml,
-            "<testsuites name=\"lift-drill\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-            self.assertions.len(),
-            self.total_secs
-        );
-        let _ = writeln!(
-            xml,
-            "  <testsuite name=\"drill.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">",
-            escape(&self.scenario),
-            self.assertions.len(),
-            self.total_secs
-        );
-        for a in &self.assertions {
-            let _ = write!(
-                xml,
-                "    <testcase classname=\"drill.{}\" name=\"{}\"",
-                escape(&self.scenario),
-                escape(&a.name)
-            );
-            match &a.message {
-                None => xml.push_str("/>\n"),
-                Some(m) => {
-                    let _ = writeln!(xml, "><failure message=\"{}\"/></testcase>", escape(m));
-                }
-            }
-        }
-        xml.push_str("  </testsuite>\n</testsuites>\n");
-        xml
+        let secs = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        let properties: Vec<(String, String)> = [
+            ("status", format!("{:?}", self.status)),
+            ("from_version", self.from_version.clone()),
+            ("to_version", self.to_version.clone()),
+            ("detect_secs", secs(self.detect_secs)),
+            ("rollback_secs", secs(self.rollback_secs)),
+            ("requests", self.requests.to_string()),
+            ("client_errors", self.client_errors.to_string()),
+            ("new_version_requests", self.new_version_requests.to_string()),
+            ("final_version", self.final_version.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        junit_suite(&self.scenario, self.total_secs, &properties, &self.assertions, &self.to_string())
     }
 }
 

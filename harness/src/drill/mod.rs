@@ -49,7 +49,7 @@ pub use events::{DrillEvent, Switch};
 pub use fis::{fis_template, PLACEHOLDER_ACCOUNT};
 pub use inject::FaultGuard;
 pub use metrics::{OpRecord, Sample};
-pub(crate) use report::escape;
+pub(crate) use report::{escape, junit_suite};
 pub use report::{
     AssertionResult, DrillCost, DrillReport, EventRecord, FaultReport, KindCheck, LagSummary, ReportFiles,
     Summary, SwitchReport, Totals, WriteCheck,

@@ -401,23 +401,7 @@ impl DrillReport {
 
     /// JUnit XML: one test suite for the drill, one test case per assertion.
     pub fn junit(&self) -> String {
-        let failures = self.assertions.iter().filter(|a| !a.passed).count();
-        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            xml,
-            "<testsuites name=\"lift-drill\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-            self.assertions.len(),
-            self.duration_secs
-        );
-        let _ = writeln!(
-            xml,
-            "  <testsuite name=\"drill.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">",
-            escape(&self.scenario),
-            self.assertions.len(),
-            self.duration_secs
-        );
-        let _ = writeln!(xml, "    <properties>");
-        for (name, value) in [
+        let mut properties: Vec<(String, String)> = [
             ("initial_primary", self.initial_primary.clone()),
             ("final_primary", self.final_primary.clone()),
             ("time_to_detect_ms", fmt_opt(self.time_to_detect_ms)),
@@ -428,42 +412,77 @@ impl DrillReport {
             ("acknowledged_writes_lost", self.writes.lost.to_string()),
             ("replication_lag_max_ms", fmt_opt(self.replication_lag.max_ms)),
             ("cost", self.cost.as_ref().map_or("-".to_owned(), DrillCost::line)),
-        ] {
-            let _ = writeln!(xml, "      <property name=\"{name}\" value=\"{}\"/>", escape(&value));
-        }
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         for (kind, c) in &self.writes.by_kind {
             for (what, n) in [("checked", c.checked), ("lost", c.lost), ("divergent", c.divergent)] {
-                let _ =
-                    writeln!(xml, "      <property name=\"writes_{what}_{}\" value=\"{n}\"/>", escape(kind));
+                properties.push((format!("writes_{what}_{kind}"), n.to_string()));
             }
         }
-        let _ = writeln!(xml, "    </properties>");
-        for a in &self.assertions {
-            let _ = write!(
-                xml,
-                "    <testcase classname=\"drill.{}\" name=\"{}\" time=\"0\"",
-                escape(&self.scenario),
-                escape(&a.name)
-            );
-            if a.passed {
-                xml.push_str("/>\n");
-            } else {
-                let message = a.message.clone().unwrap_or_default();
-                let _ = writeln!(xml, ">");
-                let _ = writeln!(
-                    xml,
-                    "      <failure message=\"{}\" type=\"AssertionFailed\">limit {}, actual {}</failure>",
-                    escape(&message),
-                    escape(&a.limit),
-                    escape(&a.actual)
-                );
-                let _ = writeln!(xml, "    </testcase>");
-            }
-        }
-        let _ = writeln!(xml, "    <system-out>{}</system-out>", escape(&format!("{}", Summary(self))));
-        xml.push_str("  </testsuite>\n</testsuites>\n");
-        xml
+        junit_suite(
+            &self.scenario,
+            self.duration_secs,
+            &properties,
+            &self.assertions,
+            &Summary(self).to_string(),
+        )
     }
+}
+
+/// JUnit XML for one drill: a test suite with the figures as properties, one test case per
+/// assertion (a failure names the limit and what was measured), the summary as system-out.
+pub(crate) fn junit_suite(
+    scenario: &str,
+    secs: f64,
+    properties: &[(String, String)],
+    assertions: &[AssertionResult],
+    summary: &str,
+) -> String {
+    let failures = assertions.iter().filter(|a| !a.passed).count();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"lift-drill\" tests=\"{}\" failures=\"{failures}\" time=\"{secs:.3}\">",
+        assertions.len()
+    );
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"drill.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{secs:.3}\">",
+        escape(scenario),
+        assertions.len()
+    );
+    let _ = writeln!(xml, "    <properties>");
+    for (name, value) in properties {
+        let _ = writeln!(xml, "      <property name=\"{}\" value=\"{}\"/>", escape(name), escape(value));
+    }
+    let _ = writeln!(xml, "    </properties>");
+    for a in assertions {
+        let _ = write!(
+            xml,
+            "    <testcase classname=\"drill.{}\" name=\"{}\" time=\"0\"",
+            escape(scenario),
+            escape(&a.name)
+        );
+        if a.passed {
+            xml.push_str("/>\n");
+        } else {
+            let message = a.message.clone().unwrap_or_default();
+            let _ = writeln!(xml, ">");
+            let _ = writeln!(
+                xml,
+                "      <failure message=\"{}\" type=\"AssertionFailed\">limit {}, actual {}</failure>",
+                escape(&message),
+                escape(&a.limit),
+                escape(&a.actual)
+            );
+            let _ = writeln!(xml, "    </testcase>");
+        }
+    }
+    let _ = writeln!(xml, "    <system-out>{}</system-out>", escape(summary));
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
 }
 
 /// The terminal summary of a report (`Display`).
