@@ -540,10 +540,12 @@ async fn two_rollouts_started_at_the_same_moment_one_runs_one_is_refused() {
     assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_that_goes_dark_mid_canary_puts_traffic_back_and_says_why() {
+/// Starts a canary whose record is reached through a fault proxy, blackholes the record's
+/// traffic in `direction` once the alias is split, and checks the run stops within a step
+/// timeout or two with traffic back on version 1.
+async fn record_goes_dark(name: &str, direction: lift_harness::faults::Direction) -> Env {
     use lift_harness::faults::{FaultProxy, Toxic};
-    let env = env("rollout-dark-record").await;
+    let env = env(name).await;
     let ddb = DynamoDbLocal::shared().await.unwrap();
     let proxy = FaultProxy::start(ddb.endpoint()).await.unwrap();
     let client =
@@ -559,7 +561,7 @@ async fn a_record_that_goes_dark_mid_canary_puts_traffic_back_and_says_why() {
     while env.alias().await.1.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    proxy.set(Toxic::blackhole());
+    proxy.set(Toxic::blackhole().direction(direction));
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(10), task).await.expect("it did not hang").unwrap();
     match result {
@@ -568,10 +570,41 @@ async fn a_record_that_goes_dark_mid_canary_puts_traffic_back_and_says_why() {
     }
     assert!(started.elapsed() < Duration::from_secs(3), "stopped within a step timeout or two");
     assert_eq!(env.alias().await, ("1".to_owned(), vec![]), "traffic is back on version 1");
-    proxy.clear();
-    // The record still says in progress; once its lease runs out the next run recovers it.
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_stops_answering_mid_canary_puts_traffic_back_and_is_recovered_later() {
+    // Requests vanish: nothing the run writes after the blackhole lands.
+    let env = record_goes_dark("rollout-dark-record", lift_harness::faults::Direction::Upstream).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!((head.status, head.weight), (Status::InProgress, 0.3), "the record still shows the canary");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let outcome = env.rollout().owner("after").strategy(Strategy::AllAtOnce).run().await.unwrap();
-    assert!(outcome.recovered.is_some(), "{outcome:?}");
+    assert!(outcome.recovered.as_deref().unwrap_or_default().contains(&head.deployment), "{outcome:?}");
     assert_eq!(outcome.status, Status::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_whose_answers_are_lost_mid_canary_still_puts_traffic_back() {
+    // Answers vanish: the writes may land, the run cannot know, and stops.
+    let env = record_goes_dark("rollout-lost-answers", lift_harness::faults::Direction::Downstream).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert!(matches!(head.status, Status::InProgress | Status::RolledBack), "{head:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_to_fail_forgives_one_transient_reading_but_not_two_in_a_row() {
+    let env = env("rollout-streak").await;
+    let canary = Strategy::Canary { percent: 20.0, interval: Duration::from_millis(600) };
+    let blip = Scripted::new("blip", &[Verdict::Pass, Verdict::Fail, Verdict::Pass]);
+    let outcome = env.rollout().strategy(canary.clone()).failures_to_fail(2).gate(blip).run().await.unwrap();
+    assert_eq!(outcome.status, Status::Succeeded, "{:?}", outcome.reason);
+    // Back to 1, then two failures in a row.
+    let back = env.rollout().owner("back").target(Target::Version("1".into())).run().await.unwrap();
+    assert_eq!(back.status, Status::Succeeded);
+    let twice = Scripted::new("twice", &[Verdict::Pass, Verdict::Fail, Verdict::Fail, Verdict::Pass]);
+    let outcome = env.rollout().strategy(canary).failures_to_fail(2).gate(twice).run().await.unwrap();
+    assert_eq!(outcome.status, Status::RolledBack);
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
 }

@@ -9,7 +9,7 @@ use super::{parse_duration, CommandGate, HealthGate, Record, Recovery, Rollout, 
 pub const USAGE: &str =
     "usage: lift-deploy rollout --function <name> --alias <alias> (--version <n> | --publish)
          [--strategy all-at-once | canary:<p>%:<t> | linear:<p>%:<t> | blue-green:<t>]
-         [--final-bake <t>] [--poll <t>] [--step-timeout <t>] [--lease <t>]
+         [--final-bake <t>] [--poll <t>] [--step-timeout <t>] [--lease <t>] [--failures-to-fail <n>]
          [--health <path>] [--check <name>=<command>]... [--pre-traffic <command>]...
          [--post-traffic <command>]... [--table <name>] [--resume] [--no-rollback] [--json <file>]
 
@@ -29,6 +29,7 @@ struct Args {
     poll: Duration,
     step_timeout: Duration,
     lease: Duration,
+    failures_to_fail: u32,
     health: Option<String>,
     checks: Vec<(String, String)>,
     pre: Vec<String>,
@@ -52,6 +53,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         poll: Duration::from_secs(1),
         step_timeout: Duration::from_secs(30),
         lease: Duration::from_secs(15),
+        failures_to_fail: 1,
         health: None,
         checks: Vec::new(),
         pre: Vec::new(),
@@ -74,6 +76,14 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--poll" => parsed.poll = parse_duration(&value()?)?,
             "--step-timeout" => parsed.step_timeout = parse_duration(&value()?)?,
             "--lease" => parsed.lease = parse_duration(&value()?)?,
+            "--failures-to-fail" => {
+                let v = value()?;
+                parsed.failures_to_fail = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--failures-to-fail {v:?}: expected a count above 0"))?;
+            }
             "--health" => parsed.health = Some(value()?),
             "--check" => {
                 let v = value()?;
@@ -125,6 +135,7 @@ pub async fn run_with(
         .poll(args.poll)
         .step_timeout(args.step_timeout)
         .lease(args.lease)
+        .failures_to_fail(args.failures_to_fail)
         .auto_rollback(args.rollback)
         .recovery(if args.resume { Recovery::Resume } else { Recovery::RollBack })
         .on_event(|event| println!("{:>8} ms  {:<12} {}", event.after_ms, event.kind, event.detail));

@@ -301,6 +301,7 @@ pub struct Rollout {
     step_timeout: Duration,
     lease: Duration,
     auto_rollback: bool,
+    failures_to_fail: u32,
     recovery: Recovery,
     gates: Vec<Arc<dyn Gate>>,
     pre_traffic: Vec<Arc<dyn Gate>>,
@@ -354,6 +355,7 @@ impl Rollout {
             step_timeout: Duration::from_secs(30),
             lease: Duration::from_secs(15),
             auto_rollback: true,
+            failures_to_fail: 1,
             recovery: Recovery::RollBack,
             gates: Vec::new(),
             pre_traffic: Vec::new(),
@@ -403,6 +405,13 @@ impl Rollout {
     /// Whether a failed gate rolls back (default) or only halts where it is.
     pub fn auto_rollback(mut self, on: bool) -> Self {
         self.auto_rollback = on;
+        self
+    }
+
+    /// How many failing readings of one gate in a row fail a step while it bakes (default
+    /// 1). A failing reading at the end of a step, and a failing hook, always fail it.
+    pub fn failures_to_fail(mut self, readings: u32) -> Self {
+        self.failures_to_fail = readings.max(1);
         self
     }
 
@@ -671,28 +680,37 @@ impl Rollout {
     /// Watches the gates for a step's bake: the reason to stop, if one fails.
     async fn bake(&self, run: &mut Run, step: &Step) -> Result<Option<String>, RolloutError> {
         let until = Instant::now() + step.bake;
+        // Failing readings in a row, per gate: one transient failure need not end a rollout
+        // when `failures_to_fail` says so, but a failure at the end of a step always does.
+        let mut streaks = vec![0u32; self.gates.len()];
         loop {
             let last = Instant::now() >= until;
             let mut readings = Vec::new();
             let mut failed = None;
             let mut no_data = None;
-            for gate in &self.gates {
+            for (i, gate) in self.gates.iter().enumerate() {
                 if gate.needs_traffic() && run.head.weight == 0.0 {
                     continue;
                 }
                 let reading = self.read(gate.as_ref(), run).await;
                 match reading.verdict {
-                    Verdict::Fail if failed.is_none() => {
-                        failed = Some(format!("gate {}: {}", gate.name(), reading.detail))
+                    Verdict::Fail => {
+                        streaks[i] += 1;
+                        if (streaks[i] >= self.failures_to_fail || last) && failed.is_none() {
+                            failed = Some(format!("gate {}: {}", gate.name(), reading.detail));
+                        }
                     }
-                    Verdict::NoData if no_data.is_none() => {
-                        no_data = Some(format!(
-                            "gate {} had no evidence by the end of the step: {}",
-                            gate.name(),
-                            reading.detail
-                        ))
+                    Verdict::NoData => {
+                        streaks[i] = 0;
+                        if no_data.is_none() {
+                            no_data = Some(format!(
+                                "gate {} had no evidence by the end of the step: {}",
+                                gate.name(),
+                                reading.detail
+                            ));
+                        }
                     }
-                    _ => {}
+                    Verdict::Pass => streaks[i] = 0,
                 }
                 readings.push(serde_json::json!({"gate": gate.name(), "reading": reading}));
             }

@@ -39,14 +39,14 @@ async fn a_good_version_is_promoted_and_serves_everything() {
     assert_eq!(report.final_version, "2");
     assert!(report.new_version_requests > 0, "the canary served traffic: {report}");
     assert_eq!(report.client_errors, 0, "{report}");
-    // The gates read the canary before promoting it: a shift to 20%, readings, then everything.
+    // The gates read the canary before promoting it: a shift to 25%, readings, then everything.
     let shifts: Vec<f64> = report
         .events
         .iter()
         .filter(|e| e.kind == "shift")
         .map(|e| e.detail["weight"].as_f64().unwrap())
         .collect();
-    assert_eq!(shifts, vec![0.2, 1.0], "{report}");
+    assert_eq!(shifts, vec![0.25, 1.0], "{report}");
     let passing_slo_readings = report
         .events
         .iter()

@@ -36,6 +36,18 @@ use crate::lambda::http_api::HttpApi;
 use crate::lambda::invoke_api::InvokeApi;
 use crate::lambda::{Function, LocalLambda};
 
+/// The stretch of version 1's traffic that must meet the SLOs before the rollout starts.
+const BASELINE_WINDOW: Duration = Duration::from_secs(3);
+/// How long the drill waits for version 1 to meet them.
+const BASELINE_LIMIT: Duration = Duration::from_secs(45);
+
+fn lift_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// Whether `path` holds a deployment drill (a `[deploy]` table).
 pub fn is_deploy_drill_file(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|text| DeployScenario::is_deploy_drill(&text))
@@ -89,6 +101,7 @@ impl MetricSource for LocalMetrics {
 /// One client request's fate.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
+    at: Instant,
     status: Option<u16>,
 }
 
@@ -201,6 +214,41 @@ pub async fn run(
         token.clone(),
     ));
     tokio::time::sleep(scenario.load.warmup).await;
+    let slo_gate = match &scenario.deploy.slo {
+        Some(slo) => {
+            let path = scenario.dir.join(slo);
+            let file =
+                lift_monitoring::slo::SloFile::load(&path).with_context(|| path.display().to_string())?;
+            Some(
+                SloGate::new(file, Arc::new(LocalMetrics::new(lambda.clone())))
+                    .max_burn(scenario.deploy.max_burn)
+                    .min_requests(scenario.deploy.min_requests),
+            )
+        }
+        None => None,
+    };
+    // A canary judged against SLOs the old version does not meet itself proves nothing (a
+    // cold DynamoDB Local answers slowly for its first seconds): the rollout starts once
+    // version 1's last seconds of traffic meet them.
+    let baseline_since = Instant::now();
+    if let Some(gate) = &slo_gate {
+        let source = LocalMetrics::new(lambda.clone());
+        loop {
+            let since = lift_now_ms() - BASELINE_WINDOW.as_millis() as i64;
+            let docs = source.documents(&function_name, &v1, since).await.map_err(anyhow::Error::msg)?;
+            let reading = gate.judge(&docs);
+            if reading.verdict == lift_deploy::rollout::Verdict::Pass {
+                break;
+            }
+            anyhow::ensure!(
+                baseline_since.elapsed() < BASELINE_LIMIT,
+                "version 1 did not meet its SLOs within {BASELINE_LIMIT:?} of load: {}",
+                reading.detail
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let baseline_secs = baseline_since.elapsed().as_secs_f64();
 
     // The new version: the same code, its new variables on $LATEST.
     let mut new_env: HashMap<String, String> = base_env.into_iter().collect();
@@ -235,12 +283,7 @@ pub async fn run(
         let gate = Arc::new(HealthGate::new(path));
         rollout = rollout.pre_traffic(gate.clone()).gate(gate);
     }
-    if let Some(slo) = &spec.slo {
-        let path = scenario.dir.join(slo);
-        let file = lift_monitoring::slo::SloFile::load(&path).with_context(|| path.display().to_string())?;
-        let gate = SloGate::new(file, Arc::new(LocalMetrics::new(lambda.clone())))
-            .max_burn(spec.max_burn)
-            .min_requests(spec.min_requests);
+    if let Some(gate) = slo_gate {
         rollout = rollout.gate(Arc::new(gate));
     }
     let started = Instant::now();
@@ -264,7 +307,9 @@ pub async fn run(
         .is_some_and(|w| w.values().any(|v| *v > 0.0));
     let new_version_requests = served_by(&lambda, &function_name, &outcome.to_version, &outcome);
     let sent = sent.lock().expect("not poisoned").clone();
-    let client_errors = sent.iter().filter(|s| s.status.is_none_or(|c| c >= 500)).count() as u64;
+    // Errors of the deployment: requests sent once the rollout started.
+    let client_errors =
+        sent.iter().filter(|s| s.at >= started && s.status.is_none_or(|c| c >= 500)).count() as u64;
     drop(front);
     drop(api);
     lambda.reset().await;
@@ -278,6 +323,7 @@ pub async fn run(
             final_version,
             split,
             rollout_secs,
+            baseline_secs,
         },
     ))
 }
@@ -344,11 +390,12 @@ async fn drive_load(
             let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let method = http::Method::from_bytes(spec.method.as_bytes()).unwrap_or(http::Method::GET);
             let call = front.send(method, &spec.path, &headers, spec.body.clone().unwrap_or_default());
+            let at = Instant::now();
             let status = match tokio::time::timeout(timeout, call).await {
                 Ok(Ok(res)) => Some(res.status),
                 _ => None,
             };
-            sent.lock().expect("not poisoned").push(Sent { status });
+            sent.lock().expect("not poisoned").push(Sent { at, status });
         });
     }
     while inflight.join_next().await.is_some() {}

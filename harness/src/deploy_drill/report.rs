@@ -18,6 +18,7 @@ pub(crate) struct Measured {
     pub(crate) final_version: String,
     pub(crate) split: bool,
     pub(crate) rollout_secs: f64,
+    pub(crate) baseline_secs: f64,
 }
 
 /// A deployment drill's report.
@@ -45,9 +46,11 @@ pub struct DeployDrillReport {
     pub rollback_secs: Option<f64>,
     /// The rollout, start to end, seconds.
     pub total_secs: f64,
+    /// Load on version 1 before it met its SLOs and the rollout started, seconds.
+    pub baseline_secs: f64,
     /// Requests the load made.
     pub requests: u64,
-    /// Of them, failed (5xx or no answer).
+    /// Requests sent once the rollout started that failed (5xx or no answer).
     pub client_errors: u64,
     /// Requests the new version served.
     pub new_version_requests: u64,
@@ -147,6 +150,7 @@ impl DeployDrillReport {
             detect_secs: detect,
             rollback_secs: rollback,
             total_secs: secs(Some(outcome.total)).unwrap_or_default(),
+            baseline_secs: m.baseline_secs,
             requests: m.requests,
             client_errors: m.client_errors,
             new_version_requests: m.new_version_requests,
@@ -244,7 +248,8 @@ impl fmt::Display for DeployDrillReport {
         )?;
         writeln!(
             f,
-            "  detect {}, roll back {}, deployment {:.2} s; {} requests, {} client errors, {} served by version {}; alias at {}{}",
+            "  version 1 met its SLOs after {:.1} s of load; detect {}, roll back {}, deployment {:.2} s; {} requests, {} client errors once the rollout started, {} served by version {}; alias at {}{}",
+            self.baseline_secs,
             opt(self.detect_secs),
             opt(self.rollback_secs),
             self.total_secs,

@@ -145,6 +145,9 @@ pub struct DeploySpec {
     /// The record's lease.
     #[serde(default = "default_lease", with = "humantime_like")]
     pub lease: Duration,
+    /// Failing readings of one gate in a row that fail a step while it bakes.
+    #[serde(default = "one")]
+    pub failures_to_fail: u32,
     /// Roll back when a gate fails (the drill that proves the drill can fail turns it off).
     #[serde(default = "yes")]
     pub auto_rollback: bool,
@@ -223,6 +226,9 @@ fn default_burn() -> f64 {
 }
 fn default_min_requests() -> u64 {
     20
+}
+fn one() -> u32 {
+    1
 }
 fn yes() -> bool {
     true
