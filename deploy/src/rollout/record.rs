@@ -115,9 +115,38 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn conditional_failed<E: std::fmt::Debug>(err: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
-    let text = format!("{err:?}");
-    text.contains("ConditionalCheckFailed") || text.contains("TransactionCanceled")
+/// Whether a claim failed on its condition: another run holds the function.
+fn claim_refused<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+/// Whether a cancelled transaction failed on a condition (the head moved on: another run
+/// holds it), rather than on a conflict or a throttle.
+fn lost_lease<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            let reasons = cancelled.cancellation_reasons();
+            if reasons.is_empty() {
+                // Without reasons, the message lists them.
+                cancelled.message().is_some_and(|m| m.contains("ConditionalCheckFailed"))
+            } else {
+                reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+            }
+        }
+        _ => false,
+    }
 }
 
 impl Record {
@@ -218,7 +247,7 @@ impl Record {
         };
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(err) if conditional_failed(&err) => {
+            Err(err) if claim_refused(&err) => {
                 let current = self.head(&head.function).await?;
                 Err(RolloutError::InProgress {
                     function: head.function.clone(),
@@ -291,7 +320,10 @@ impl Record {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if conditional_failed(&err) => Err(RolloutError::LeaseLost {
+            // Only a failed condition means another run holds the record; a transaction
+            // cancelled for a conflict is an error like any other, and the run puts traffic
+            // back rather than leaving it to a lease that nobody holds.
+            Err(err) if lost_lease(&err) => Err(RolloutError::LeaseLost {
                 function: head.function.clone(),
                 deployment: head.deployment.clone(),
             }),

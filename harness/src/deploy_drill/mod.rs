@@ -67,13 +67,6 @@ impl LocalMetrics {
     }
 }
 
-/// The version in a log stream's name (`2026/12/03/[2]abc…` → `2`).
-pub fn stream_version(stream: &str) -> Option<&str> {
-    let start = stream.find('[')? + 1;
-    let end = start + stream[start..].find(']')?;
-    Some(&stream[start..end])
-}
-
 impl MetricSource for LocalMetrics {
     fn documents<'a>(
         &'a self,
@@ -84,7 +77,7 @@ impl MetricSource for LocalMetrics {
         Box::pin(async move {
             let mut docs = Vec::new();
             for line in self.lambda.logs(function) {
-                if stream_version(&line.stream) != Some(version) {
+                if line.version() != Some(version) {
                     continue;
                 }
                 match EmfDocument::parse(&line.message) {
@@ -334,7 +327,7 @@ fn served_by(lambda: &LocalLambda, function: &str, version: &str, outcome: &Roll
     let starts = lambda
         .logs(function)
         .iter()
-        .filter(|l| stream_version(&l.stream) == Some(version) && l.message.starts_with("START "))
+        .filter(|l| l.version() == Some(version) && l.message.starts_with("START "))
         .count() as u64;
     let direct = outcome
         .events
@@ -435,17 +428,5 @@ impl DeployDrillReport {
     /// Whether the outcome's status is the one the scenario expects.
     pub fn expected(status: Status, outcome: &str) -> bool {
         matches!((status, outcome), (Status::Succeeded, "promoted") | (Status::RolledBack, "rolled_back"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stream_names_its_version() {
-        assert_eq!(stream_version("2026/12/03/[2]0123abcd"), Some("2"));
-        assert_eq!(stream_version("2026/12/03/[$LATEST]0123abcd"), Some("$LATEST"));
-        assert_eq!(stream_version("no version"), None);
     }
 }

@@ -131,6 +131,8 @@ pub struct Exit {
     pub status: ExitStatus,
     /// Whether the memory cgroup's OOM killer killed it.
     pub out_of_memory: bool,
+    /// The memory cgroup's peak usage, read before the group is removed.
+    pub peak_bytes: Option<u64>,
 }
 
 impl Exit {
@@ -238,8 +240,14 @@ impl Sandbox {
                 .and_then(|cg| cg.read(1, "memory.oom_control"))
                 .map(|s| oom_kills(&s) > 0)
                 .unwrap_or(false);
+            // Read before the group goes: the invocation's REPORT needs the peak after the
+            // process has died (an OOM kill above all).
+            let peak_bytes = watched
+                .as_ref()
+                .and_then(|cg| cg.read(1, "memory.max_usage_in_bytes"))
+                .and_then(|b| b.trim().parse::<u64>().ok());
             if let Ok(status) = status {
-                let _ = exit_tx.send(Some(Exit { status, out_of_memory }));
+                let _ = exit_tx.send(Some(Exit { status, out_of_memory, peak_bytes }));
             }
             if let Some(cg) = watched {
                 std::thread::spawn(move || cg.remove());
@@ -312,6 +320,10 @@ impl Sandbox {
             if let Ok(bytes) = bytes.trim().parse::<u64>() {
                 return bytes.div_ceil(MB);
             }
+        }
+        // The process is gone and its group with it: the peak the exit watcher read.
+        if let Some(bytes) = self.exit.borrow().and_then(|e| e.peak_bytes) {
+            return bytes.div_ceil(MB);
         }
         std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .ok()
@@ -464,9 +476,9 @@ mod tests {
     #[test]
     fn exit_descriptions_match_lambdas_wording() {
         use std::os::unix::process::ExitStatusExt;
-        let killed = Exit { status: ExitStatus::from_raw(9), out_of_memory: false };
+        let killed = Exit { status: ExitStatus::from_raw(9), out_of_memory: false, peak_bytes: None };
         assert_eq!(killed.describe(), "signal: killed");
-        let code = Exit { status: ExitStatus::from_raw(1 << 8), out_of_memory: false };
+        let code = Exit { status: ExitStatus::from_raw(1 << 8), out_of_memory: false, peak_bytes: None };
         assert_eq!(code.describe(), "exit status 1");
     }
 }
