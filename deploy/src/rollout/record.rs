@@ -133,7 +133,6 @@ fn lost_lease<R>(
         R,
     >,
 ) -> bool {
-    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
