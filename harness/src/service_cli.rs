@@ -45,6 +45,10 @@ pub enum ServiceCommand {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Override the scenario's `failover.detection`: `passive` (requests, confirmed by an
+        /// immediate probe; adaptive timeouts) or `probe` (probe rounds only).
+        #[arg(long, value_name = "MODE")]
+        detection: Option<crate::drill::Detection>,
     },
     /// Run the compliance suites (Gherkin features) against the service on DynamoDB Local;
     /// write JUnit XML, cucumber JSON and the per-framework report; exit non-zero when a
@@ -65,7 +69,7 @@ impl ServiceCli {
     pub async fn run<W: Workload, T: ComplianceTarget>(workload: W, target: T) -> ExitCode {
         let cli = Self::parse();
         let result = match cli.command {
-            ServiceCommand::Drill { file, out, export_fis, quiet } => {
+            ServiceCommand::Drill { file, out, export_fis, quiet, detection } => {
                 tracing_subscriber::fmt()
                     .with_writer(std::io::stderr)
                     .with_env_filter(
@@ -73,7 +77,7 @@ impl ServiceCli {
                             .unwrap_or_else(|_| "warn".into()),
                     )
                     .init();
-                crate::drill::run_cli_with(workload, &file, out, export_fis, quiet).await
+                crate::drill::run_cli_with(workload, &file, out, export_fis, quiet, detection).await
             }
             // The suites read the log lines of the service: they install their own subscriber.
             ServiceCommand::Compliance { features, out } => compliance(target, &features, &out).await,

@@ -35,7 +35,7 @@ fn ci_scenario(failover: bool) -> Scenario {
 }
 
 #[test]
-fn every_shipped_scenario_parses_asserts_fits_a_minute_and_exports_to_fis() {
+fn every_shipped_scenario_parses_asserts_fits_its_time_and_exports_to_fis() {
     let (mut names, mut backups, mut deploys) = (Vec::new(), Vec::new(), Vec::new());
     for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -58,7 +58,9 @@ fn every_shipped_scenario_parses_asserts_fits_a_minute_and_exports_to_fis() {
             continue;
         }
         let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(scenario.duration() <= Duration::from_secs(60), "{} runs too long", scenario.name);
+        // The noise drill holds its noise for a full minute, with load either side of it.
+        let limit = if scenario.name == "noise" { 75 } else { 60 };
+        assert!(scenario.duration() <= Duration::from_secs(limit), "{} runs too long", scenario.name);
         assert!(!scenario.faults.is_empty() && !scenario.description.is_empty(), "{}", scenario.name);
         assert!(!scenario.assertions.is_empty(), "{} asserts nothing", scenario.name);
         let template = fis_template(&scenario, "payments", "payments");
@@ -69,8 +71,10 @@ fn every_shipped_scenario_parses_asserts_fits_a_minute_and_exports_to_fis() {
     assert_eq!(
         names,
         [
+            "ci_noise",
             "ci_region_outage",
             "latency_brownout",
+            "noise",
             "partition",
             "process_crash",
             "region_outage",

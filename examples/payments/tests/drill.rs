@@ -34,7 +34,7 @@ async fn the_ci_region_outage_drill_of_payments_fails_over_and_loses_no_create()
     assert!(report.passed, "{summary}");
     let failover = report.time_to_failover_ms.expect("a failover");
     let detect = report.time_to_detect_ms.expect("a detection");
-    assert!(detect <= failover + 1.0 && failover < 30_000.0, "{summary}");
+    assert!(detect <= failover + 1.0, "{summary}");
     assert_eq!(report.writes.lost, 0, "{summary}");
     assert!(report.writes.acknowledged > 50, "too few creates to mean anything: {summary}");
     // The drill's DynamoDB traffic is metered and priced: every acknowledged write wrote at
@@ -44,7 +44,14 @@ async fn the_ci_region_outage_drill_of_payments_fails_over_and_loses_no_create()
     assert!(cost.read_units > 0.0 && cost.dollars > 0.0, "{summary}");
     assert!(cost.per_million_operations.is_some_and(|d| d > 0.0), "{summary}");
     assert_eq!(report.final_primary, "eu-west-1");
-    assert!(report.events.iter().any(|e| e.kind == "region_down" && e.region == "us-east-1"));
+    // Declared down by passive detection: the load's own requests, confirmed by a probe.
+    assert!(
+        report.events.iter().any(|e| e.kind == "region_down"
+            && e.region == "us-east-1"
+            && e.detail.contains("requests failed in a row")),
+        "{summary}"
+    );
+    assert!(detect < 1_000.0 && failover < 1_500.0, "{summary}");
     assert!(report.faults[0].errors_in_window > 0, "{summary}");
     // Reads and refunds ran, and found the payments the creates made (the item layout
     // the synchronous writer uses matches the store's).
@@ -58,6 +65,55 @@ async fn the_ci_region_outage_drill_of_payments_fails_over_and_loses_no_create()
         assert_eq!((check.lost, check.divergent), (0, 0), "{kind}: {summary}");
     }
     assert!(summary.contains("write kinds checked: create: "), "{summary}");
+}
+
+/// Runs `scenario` over payments with a 5 s settle; the report and its printed summary.
+async fn run_quietly(scenario: Scenario) -> (lift_harness::drill::DrillReport, String) {
+    let report = Drill::new(scenario, PaymentsWorkload::default())
+        .unwrap()
+        .quiet(true)
+        .settle(Duration::from_secs(5))
+        .run()
+        .await
+        .unwrap();
+    let summary = Summary(&report).to_string();
+    println!("{summary}");
+    (report, summary)
+}
+
+/// Noise is not an outage: jitter and 2% of calls failing make the region suspect at most
+/// now and then, and the confirming probes clear it. A detector tuned to see noise as an
+/// outage (one failure is a suspicion, timeouts at 1 × p99, a 5 ms confirming probe) fails
+/// over, and the same drill catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ci_noise_drill_moves_no_traffic_and_catches_a_detector_that_would() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let scenario = Scenario::load(scenarios_dir().join("ci_noise.toml")).unwrap();
+    let (report, summary) = run_quietly(scenario.clone()).await;
+    assert!(report.passed, "{summary}");
+    assert_eq!((report.failovers, report.final_primary.as_str()), (0, "us-east-1"), "{summary}");
+    assert!(report.target.contains("passive detection"), "{}", report.target);
+    assert!(report.faults[0].errors_in_window > 0, "the noise did not reach the load: {summary}");
+    assert_eq!(report.writes.lost, 0, "{summary}");
+
+    let mut jumpy = scenario;
+    jumpy.name = "ci_noise_jumpy_detector".into();
+    jumpy.failover.consecutive_failures = 1;
+    jumpy.failover.timeout_multiplier = 1.0;
+    jumpy.failover.timeout_floor = Duration::from_millis(20);
+    jumpy.failover.confirm_timeout_floor = Duration::from_millis(5);
+    let (report, summary) = run_quietly(jumpy).await;
+    assert!(!report.passed, "a failover under noise must fail the drill: {summary}");
+    assert!(report.failovers >= 1, "{summary}");
+    let failovers = report.assertions.iter().find(|a| a.name == "max_failovers").unwrap();
+    assert!(!failovers.passed, "{summary}");
+    assert!(
+        report
+            .events
+            .iter()
+            .any(|e| e.kind == "region_down" && e.detail.contains("requests failed in a row")),
+        "{summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

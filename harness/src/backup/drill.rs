@@ -405,6 +405,7 @@ pub async fn run_with<W: Workload>(
         regions: regions.clone(),
         table: table.clone(),
         health: watch::channel(Default::default()).1,
+        observer: lift::disaster::RequestObserver::disabled(),
         mode: ReplicationMode::Async,
         sync_timeout: scenario.load.timeout,
         degraded: Default::default(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lift::disaster::{
     AckedWrite, HealthSnapshot, HealthState, Item, Region, RegionRouter, RegionSet, ReplicatedTable,
-    ReplicatedWriter, SyncWriter,
+    ReplicatedWriter, RequestObserver, SyncWriter,
 };
 
 use super::scenario::ReplicationMode;
@@ -19,6 +19,8 @@ pub(crate) struct FailoverClient {
     pub(crate) regions: RegionSet,
     pub(crate) table: ReplicatedTable,
     pub(crate) health: tokio::sync::watch::Receiver<HealthSnapshot>,
+    /// Passive detection: each operation's outcome goes here, and its timeout comes from here.
+    pub(crate) observer: RequestObserver,
     pub(crate) mode: ReplicationMode,
     pub(crate) sync_timeout: Duration,
     /// Writes acknowledged by one region only, because no other region was healthy.

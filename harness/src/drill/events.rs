@@ -170,11 +170,17 @@ pub(crate) async fn watch_health(
                     region,
                     at: status.down_since.unwrap_or_else(Instant::now),
                     failing_since: status.failing_since,
-                    detail: format!(
-                        "{} failing probe rounds in a row; {}",
-                        status.consecutive_failures,
-                        status.last_error.as_deref().unwrap_or("no error recorded")
-                    ),
+                    detail: match status.declared_by {
+                        Some(lift::disaster::DetectedBy::Requests) => format!(
+                            "requests failed in a row, confirmed by an immediate probe; {}",
+                            status.last_error.as_deref().unwrap_or("no error recorded")
+                        ),
+                        _ => format!(
+                            "{} failing probe rounds in a row; {}",
+                            status.consecutive_failures,
+                            status.last_error.as_deref().unwrap_or("no error recorded")
+                        ),
+                    },
                 },
                 HealthState::Healthy => DrillEvent::RegionUp {
                     region,

@@ -11,6 +11,7 @@ use super::client::FailoverClient;
 use super::metrics::{OpRecord, Recorder};
 use super::scenario::Load;
 use crate::workload::{Acked, OpError, Workload};
+use lift::disaster::FailureKind;
 
 /// What the load stage shares with its tasks.
 pub(crate) struct Driver<W> {
@@ -78,15 +79,21 @@ impl<W: Workload> Driver<W> {
     /// Runs one operation in the active region and records it against that region, also
     /// when it times out (traffic may have moved meanwhile: the call did not).
     pub(crate) async fn one(self, op: W::Op, recorder: Arc<Recorder>, acked: Arc<Mutex<Vec<Acked>>>) {
-        let timeout = self.load.timeout;
         let kind = self.workload.kind(&op);
         let began = Instant::now();
         let call = self.client.call();
         let region = call.region().name().to_owned();
+        // Passive detection: the operation's adaptive timeout in this region (the load's own
+        // in probe-only mode), and its outcome reported back.
+        let observer = &self.client.observer;
+        let timeout = observer.timeout(&region, kind, self.load.timeout);
         let outcome = tokio::time::timeout(timeout, self.workload.execute(&op, &call))
             .await
             .unwrap_or_else(|_| Err(OpError::timeout(timeout)));
         let ended = Instant::now();
+        if let Some(verdict) = passive_verdict(&outcome) {
+            observer.record(&region, kind, began, verdict);
+        }
         if let Ok(Some(effect)) = &outcome {
             let effect = effect.clone();
             acked.lock().expect("acked lock").push(Acked { op: kind, region: region.clone(), effect });
@@ -102,6 +109,18 @@ impl<W: Workload> Driver<W> {
                 e.class
             }),
         });
+    }
+}
+
+/// What an operation's outcome says about the region it called: `None` when it says
+/// nothing about that region alone (a synchronous write another region did not take).
+fn passive_verdict<T>(outcome: &Result<T, OpError>) -> Option<Result<(), FailureKind>> {
+    let Err(err) = outcome else { return Some(Ok(())) };
+    match err.class.as_str() {
+        "timeout" => Some(Err(FailureKind::Timeout)),
+        "unavailable" => Some(Err(FailureKind::Connection)),
+        "sync_incomplete" => None,
+        code => Some(FailureKind::from_error_code(code).map_or(Ok(()), Err)),
     }
 }
 
@@ -161,6 +180,7 @@ mod tests {
             regions,
             table,
             health: watch::channel(Default::default()).1,
+            observer: lift::disaster::RequestObserver::disabled(),
             mode: ReplicationMode::Async,
             sync_timeout: Duration::from_secs(1),
             degraded: Default::default(),
@@ -169,6 +189,21 @@ mod tests {
         let load: Load = toml::from_str("rate = 1\nduration = \"1s\"\ntimeout = \"1s\"").unwrap();
         let workload = Arc::new(Mover { router: router.clone(), hang });
         (Driver { load, weights: vec![("put", 1)], workload, client: Arc::new(client) }, router)
+    }
+
+    #[test]
+    fn only_failures_of_the_region_called_count_against_it() {
+        let err = |class: &str| Err::<(), _>(OpError::new(class, "x"));
+        assert_eq!(passive_verdict(&Ok::<(), OpError>(())), Some(Ok(())));
+        assert_eq!(passive_verdict(&err("timeout")), Some(Err(FailureKind::Timeout)));
+        assert_eq!(passive_verdict(&err("unavailable")), Some(Err(FailureKind::Connection)));
+        assert_eq!(passive_verdict(&err("ThrottlingException")), Some(Err(FailureKind::Throttled)));
+        assert_eq!(passive_verdict(&err("InternalServerError")), Some(Err(FailureKind::ServerError)));
+        // The region answered: a business outcome, not a failure.
+        for answer in ["not_found", "over_refund", "ConditionalCheckFailedException", "other"] {
+            assert_eq!(passive_verdict(&err(answer)), Some(Ok(())), "{answer}");
+        }
+        assert_eq!(passive_verdict(&err("sync_incomplete")), None, "another region may have failed it");
     }
 
     #[tokio::test(start_paused = true)]

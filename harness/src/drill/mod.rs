@@ -56,8 +56,8 @@ pub use report::{
 };
 pub use runner::Drill;
 pub use scenario::{
-    Assertions, DynamoDbSpec, FailoverSettings, FaultAssertions, FaultKind, FaultSpec, Load, Mix, RegionSpec,
-    ReplicationMode, Scenario,
+    Assertions, Detection, DynamoDbSpec, FailoverSettings, FaultAssertions, FaultKind, FaultSpec, Load, Mix,
+    RegionSpec, ReplicationMode, Scenario,
 };
 pub use topology::{drill_table_def, RegionNode, Topology};
 
@@ -142,6 +142,7 @@ pub async fn run_cli_with<W: crate::Workload>(
     out: Option<PathBuf>,
     export_fis: Option<PathBuf>,
     quiet: bool,
+    detection: Option<Detection>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     if crate::backup::is_backup_drill_file(file) {
@@ -152,7 +153,10 @@ pub async fn run_cli_with<W: crate::Workload>(
         crate::deploy_drill::run_drill_file_with(workload, file, out, quiet).await?;
         return Ok(());
     }
-    let scenario = Scenario::load(file)?;
+    let mut scenario = Scenario::load(file)?;
+    if let Some(detection) = detection {
+        scenario.failover.detection = detection;
+    }
     if let Some(path) = export_fis {
         let table = scenario
             .regions

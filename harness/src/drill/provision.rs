@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lift::disaster::{
-    FailoverOrchestrator, FailoverPolicy, HealthSnapshot, HealthState, MonitorConfig, Replicator,
-    StartPosition,
+    AdaptiveTimeoutConfig, FailoverOrchestrator, FailoverPolicy, HealthSnapshot, HealthState, MonitorConfig,
+    PassiveConfig, Replicator, StartPosition,
 };
 use lift::store::TableDef;
 use tokio::sync::watch;
 
 use super::client::FailoverClient;
 use super::lag::LAG_ATTRIBUTE;
-use super::scenario::Scenario;
+use super::scenario::{Detection, Scenario};
 use super::topology::Topology;
 use super::DrillError;
 
@@ -48,6 +48,25 @@ pub(crate) async fn provision(
         .timeout(s.failover.probe_timeout)
         .failure_threshold(s.failover.failure_threshold)
         .recovery_threshold(s.failover.recovery_threshold);
+    let f = &s.failover;
+    let monitor = match f.detection {
+        Detection::Probe => monitor.probe_only(),
+        Detection::Passive => monitor.passive(
+            PassiveConfig::default()
+                .consecutive_failures(f.consecutive_failures)
+                .request_timeout(AdaptiveTimeoutConfig::new(
+                    f.timeout_multiplier,
+                    f.timeout_floor,
+                    s.load.timeout,
+                ))
+                .confirm_timeout(AdaptiveTimeoutConfig {
+                    multiplier: f.timeout_multiplier,
+                    floor: f.confirm_timeout_floor,
+                    ceiling: f.probe_timeout,
+                    ..PassiveConfig::default().confirm_timeout
+                }),
+        ),
+    };
     let policy = FailoverPolicy::default()
         .failover_enabled(s.failover.enabled)
         .failback_enabled(s.failover.failback)
@@ -75,6 +94,7 @@ pub(crate) async fn provision(
         regions: client_regions,
         table: topology.table().clone(),
         health: orchestrator.health(),
+        observer: orchestrator.observer(),
         mode: s.failover.replication,
         sync_timeout: s.load.timeout,
         degraded: Default::default(),

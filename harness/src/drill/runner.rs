@@ -268,9 +268,10 @@ impl<W: Workload> Drill<W> {
             None => "global table replication".into(),
         };
         format!(
-            "{} through lift::disaster (FailoverOrchestrator + RegionRouter{}; {}; {} degraded writes)",
+            "{} through lift::disaster (FailoverOrchestrator + RegionRouter{}; {} detection; {}; {} degraded writes)",
             self.workload.name(),
             if s.failover.replication == ReplicationMode::Sync { " + SyncWriter" } else { "" },
+            s.failover.detection.name(),
             replication,
             p.client.degraded()
         )

@@ -267,6 +267,58 @@ pub struct FailoverSettings {
     /// Sync or async replication.
     #[serde(default)]
     pub replication: ReplicationMode,
+    /// How a region is found down: `passive` (the default: the load's own requests make it
+    /// suspect, an immediate probe confirms, timeouts adapt) or `probe` (probe rounds only,
+    /// each request under `load.timeout`).
+    #[serde(default)]
+    pub detection: Detection,
+    /// Passive detection: failed requests in a row that make a region suspect.
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// Passive detection: each request's timeout is this multiple of its operation's p99 in
+    /// the region called...
+    #[serde(default = "default_timeout_multiplier")]
+    pub timeout_multiplier: f64,
+    /// ...never below this...
+    #[serde(default = "default_timeout_floor", with = "serde_duration")]
+    pub timeout_floor: Duration,
+    /// ...and never above `load.timeout`. The confirming probe's timeout is the same multiple
+    /// of the probes' p99, at least this and at most `probe_timeout`.
+    #[serde(default = "default_confirm_timeout_floor", with = "serde_duration")]
+    pub confirm_timeout_floor: Duration,
+}
+
+/// How a drill's failover client finds a region down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detection {
+    /// Requests that fail in a row, confirmed by an immediate probe; adaptive timeouts.
+    #[default]
+    Passive,
+    /// Probe rounds only; fixed request timeouts.
+    Probe,
+}
+
+impl std::str::FromStr for Detection {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "passive" => Ok(Detection::Passive),
+            "probe" => Ok(Detection::Probe),
+            other => Err(format!("unknown detection {other:?}: expected passive or probe")),
+        }
+    }
+}
+
+impl Detection {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detection::Passive => "passive",
+            Detection::Probe => "probe",
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -277,6 +329,18 @@ fn default_probe_interval() -> Duration {
 }
 fn default_probe_timeout() -> Duration {
     Duration::from_millis(400)
+}
+fn default_consecutive_failures() -> u32 {
+    3
+}
+fn default_timeout_multiplier() -> f64 {
+    3.0
+}
+fn default_timeout_floor() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_confirm_timeout_floor() -> Duration {
+    Duration::from_millis(100)
 }
 fn default_failback_after() -> Duration {
     Duration::from_secs(60)
@@ -303,6 +367,11 @@ impl Default for FailoverSettings {
             failback_after: default_failback_after(),
             min_dwell: default_min_dwell(),
             replication: ReplicationMode::Sync,
+            detection: Detection::Passive,
+            consecutive_failures: default_consecutive_failures(),
+            timeout_multiplier: default_timeout_multiplier(),
+            timeout_floor: default_timeout_floor(),
+            confirm_timeout_floor: default_confirm_timeout_floor(),
         }
     }
 }
@@ -524,8 +593,24 @@ impl Scenario {
                 return bad(format!("region {}: endpoint and table are for dynamodb = \"remote\"", r.name));
             }
         }
-        if self.failover.failure_threshold == 0 || self.failover.recovery_threshold == 0 {
+        if self.failover.failure_threshold == 0
+            || self.failover.recovery_threshold == 0
+            || self.failover.consecutive_failures == 0
+        {
             return bad("failover thresholds must be positive".into());
+        }
+        if !(self.failover.timeout_multiplier.is_finite() && self.failover.timeout_multiplier >= 1.0) {
+            return bad("failover.timeout_multiplier must be at least 1".into());
+        }
+        if self.failover.timeout_floor.is_zero() || self.failover.timeout_floor > self.load.timeout {
+            return bad("failover.timeout_floor must be positive and at most load.timeout".into());
+        }
+        if self.failover.confirm_timeout_floor.is_zero()
+            || self.failover.confirm_timeout_floor > self.failover.probe_timeout
+        {
+            return bad(
+                "failover.confirm_timeout_floor must be positive and at most failover.probe_timeout".into()
+            );
         }
         if self.failover.probe_timeout.is_zero() || self.failover.probe_timeout > self.failover.probe_interval
         {
@@ -770,6 +855,32 @@ mod tests {
         assert!(err.to_string().contains("letters, digits"), "{err}");
         let err = with(both, "[assertions.fault.first]\nmax_detect = 3").unwrap_err();
         assert!(err.to_string().contains("max_detect"), "{err}");
+    }
+
+    #[test]
+    fn detection_settings_default_to_passive_and_bad_ones_are_refused() {
+        let s = Scenario::parse(MINIMAL).unwrap();
+        assert_eq!(s.failover.detection, Detection::Passive);
+        assert_eq!(s.failover.timeout_floor, Duration::from_millis(200));
+        let with = |failover: &str| {
+            Scenario::parse(
+                &MINIMAL.replace("[assertions]", &format!("[failover]\n{failover}\n[assertions]")),
+            )
+        };
+        assert_eq!(with("detection = \"probe\"").unwrap().failover.detection, Detection::Probe);
+        for (text, says) in [
+            ("detection = \"psychic\"", "psychic"),
+            ("detecton = \"probe\"", "detecton"),
+            ("timeout_floor = \"5s\"", "timeout_floor"),
+            ("timeout_multiplier = 0.5", "timeout_multiplier"),
+            ("consecutive_failures = 0", "thresholds"),
+            ("confirm_timeout_floor = \"1s\"", "confirm_timeout_floor"),
+        ] {
+            let err = with(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        assert_eq!("probe".parse::<Detection>(), Ok(Detection::Probe));
+        assert!("passve".parse::<Detection>().is_err());
     }
 
     #[test]

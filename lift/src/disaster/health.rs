@@ -54,6 +54,28 @@ pub struct RegionStatus {
     pub last_error: Option<String>,
     /// How many rounds ran.
     pub rounds: u64,
+    /// What declared the region unhealthy, while it is.
+    pub declared_by: Option<DetectedBy>,
+    /// Confirming probes run after a region's requests made it suspect.
+    pub confirmations: u64,
+}
+
+/// What declared a region unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DetectedBy {
+    /// `failure_threshold` probe rounds in a row failed.
+    Probes,
+    /// Its requests failed in a row and an immediate probe confirmed it.
+    Requests,
+}
+
+impl std::fmt::Display for DetectedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DetectedBy::Probes => "probes",
+            DetectedBy::Requests => "requests, confirmed by a probe",
+        })
+    }
 }
 
 impl RegionStatus {
@@ -71,6 +93,8 @@ impl RegionStatus {
             last_probe_at: None,
             last_error: None,
             rounds: 0,
+            declared_by: None,
+            confirmations: 0,
         }
     }
 
@@ -168,6 +192,7 @@ impl RegionHealth {
                     s.state = HealthState::Healthy;
                     s.up_since = Some(finished_at);
                     s.down_since = None;
+                    s.declared_by = None;
                 }
             }
             Err(err) => {
@@ -180,10 +205,42 @@ impl RegionHealth {
                     s.state = HealthState::Unhealthy;
                     s.down_since = Some(finished_at);
                     s.up_since = None;
+                    s.declared_by = Some(DetectedBy::Probes);
                 }
             }
         }
         (s.state != before).then_some(s.state)
+    }
+
+    /// Records a confirming probe round, run because the region's own requests failed in a
+    /// row since `suspect_since`. A failing one declares the region unhealthy at once (the
+    /// failure streak starts at the first failed request, if earlier than the round); a
+    /// passing one counts as a passing round.
+    pub fn confirm(
+        &mut self,
+        outcome: Result<(), ProbeError>,
+        suspect_since: Option<Instant>,
+        started_at: Instant,
+        finished_at: Instant,
+    ) -> Option<HealthState> {
+        self.status.confirmations += 1;
+        let failed = outcome.is_err();
+        let before = self.status.state;
+        let changed = self.record(outcome, started_at, finished_at);
+        let s = &mut self.status;
+        if failed {
+            if let Some(since) = suspect_since {
+                s.failing_since = Some(s.failing_since.map_or(since, |f| f.min(since)));
+            }
+            if s.state != HealthState::Unhealthy {
+                s.state = HealthState::Unhealthy;
+                s.down_since = Some(finished_at);
+                s.up_since = None;
+                s.declared_by = Some(DetectedBy::Requests);
+            }
+            return (s.state != before).then_some(s.state);
+        }
+        changed
     }
 
     /// The status after the rounds recorded so far.
@@ -252,6 +309,33 @@ mod tests {
         assert_eq!(s.passing_since, Some(t0 + Duration::from_secs(5)));
         assert_eq!(s.down_since, None);
         assert!(s.up_since.is_some());
+    }
+
+    #[test]
+    fn a_failed_confirmation_declares_the_region_down_at_once_and_a_passing_one_does_not() {
+        use HealthState::*;
+        let t0 = Instant::now();
+        let mut health = RegionHealth::new("r", 3, 2);
+        run(&mut health, t0, &[true]);
+        let suspect = t0 + Duration::from_millis(1_100);
+        let at = t0 + Duration::from_millis(1_300);
+        // A passing confirmation is a passing round: nothing moves.
+        assert_eq!(health.confirm(Ok(()), Some(suspect), at, at), None);
+        assert_eq!(health.status().state, Healthy);
+        assert_eq!(health.status().failing_since, None);
+        let changed = health.confirm(fail(), Some(suspect), at, at + Duration::from_millis(100));
+        assert_eq!(changed, Some(Unhealthy), "one failed confirmation, not three rounds");
+        let s = health.status();
+        assert_eq!(s.failing_since, Some(suspect), "from the first failed request");
+        assert_eq!(s.down_since, Some(at + Duration::from_millis(100)));
+        assert_eq!(s.declared_by, Some(DetectedBy::Requests));
+        assert_eq!(s.confirmations, 2);
+        // Recovery is the probes' business, with the usual threshold.
+        assert_eq!(run(&mut health, t0 + Duration::from_secs(5), &[true, true]), [Unhealthy, Healthy]);
+        assert_eq!(health.status().declared_by, None);
+        // Probe rounds alone declare it as before.
+        run(&mut health, t0 + Duration::from_secs(9), &[false, false, false]);
+        assert_eq!(health.status().declared_by, Some(DetectedBy::Probes));
     }
 
     #[test]

@@ -14,14 +14,25 @@
 //!   `recovery_threshold` passing ones (2) ([`RegionHealth`]). Every round publishes a
 //!   [`HealthSnapshot`] on a `tokio::sync::watch` channel, with the start of the failure
 //!   streak and the time the region was declared down.
+//! - **Passive detection** (on by default, [`PassiveConfig`]): the failover client reports
+//!   each request's outcome to the monitor's [`RequestObserver`] and takes each request's
+//!   timeout from it. Timeouts follow each operation's observed latency in each region
+//!   ([`AdaptiveTimeout`]: 3 × p99 within 200 ms..=2 s), so a blackholed request fails in
+//!   hundreds of milliseconds. Three failures in a row (timeouts, connection failures, 5xx,
+//!   throttling: [`FailureKind`]) make a region suspect and run its probes at once, under
+//!   3 × the probes' own p99 (at least 100 ms); a failing confirmation declares it down on
+//!   the spot ([`DetectedBy::Requests`]), a passing one clears the suspicion, so noise the
+//!   probes do not see never moves traffic. [`MonitorConfig::probe_only`] (or
+//!   `LIFT_FAILOVER_DETECTION=probe`) keeps detection to the probe rounds.
 //! - **Failover.** A [`FailoverPolicy`] decides ([`Decision`]); the
 //!   [`FailoverOrchestrator`] acts: it switches the [`RegionRouter`] that the service's own
 //!   data access reads on every call, then points a Route 53 record at the new region
 //!   ([`Route53Failover`]), fails back once the primary has been healthy for
 //!   `failback_after` (60 s), never switches twice within `min_dwell` (10 s), and keeps a
-//!   [`FailoverRecord`] per switch. With the defaults an outage moves traffic in 2 to 4 s
-//!   after the first failing probe: three rounds one second apart, plus up to one interval
-//!   before the first round sees the fault.
+//!   [`FailoverRecord`] per switch. With probe-only detection and the defaults an outage
+//!   moves traffic in 2 to 4 s after the first failing probe: three rounds one second apart,
+//!   plus up to one interval before the first round sees the fault. With passive detection
+//!   under load, in about 0.4 s (the `region_outage` drill).
 //! - **Replication.** A [`Replicator`] applies each region's DynamoDB Stream to the other
 //!   regions with conditional writes, so an older change never overwrites a newer one
 //!   ([`ConflictResolver`], by default [`LastWriterWins`] on `_version`, ties to the region
@@ -90,6 +101,7 @@ mod error;
 mod health;
 mod monitor;
 mod orchestrator;
+mod passive;
 mod policy;
 mod probe;
 mod region;
@@ -108,11 +120,12 @@ pub use conflict::{
 pub use error::{
     ConfigError, ProbeError, RegionFailure, ReplicationError, Route53Error, RpoError, SyncWriteError,
 };
-pub use health::{HealthSnapshot, HealthState, RegionHealth, RegionStatus};
+pub use health::{DetectedBy, HealthSnapshot, HealthState, RegionHealth, RegionStatus};
 pub use monitor::{HealthMonitor, HealthMonitorBuilder, MonitorConfig};
 pub use orchestrator::{
     DnsUpdate, FailoverOrchestrator, FailoverOrchestratorBuilder, FailoverRecord, SwitchKind,
 };
+pub use passive::{AdaptiveTimeout, AdaptiveTimeoutConfig, FailureKind, PassiveConfig, RequestObserver};
 pub use policy::{Decision, FailoverPolicy};
 pub use probe::{default_probes, DynamoDbProbe, HttpProbe, Probe, ProbeFuture};
 pub use region::{Region, RegionConfig, RegionSet, RegionSetBuilder};

@@ -8,12 +8,16 @@ use tokio::task::JoinHandle;
 
 use super::env::{self, ProcessEnv, Vars};
 use super::health::{HealthSnapshot, HealthState, RegionHealth};
+use super::passive::{PassiveConfig, PassiveRegion, RequestObserver};
 use super::probe::{default_probes, Probe};
 use super::{ConfigError, ProbeError, RegionSet};
 
-/// How regions are probed. The defaults detect an outage in about 3 s: a round every
-/// second, each probe bounded by 500 ms, 3 failing rounds to declare a region down and 2
-/// passing ones to declare it back.
+/// How regions are probed, and whether their requests take part. The probe defaults detect
+/// an outage in about 3 s on their own: a round every second, each probe bounded by 500 ms,
+/// 3 failing rounds to declare a region down and 2 passing ones to declare it back. With
+/// passive detection on (the default, [`PassiveConfig`]), requests that fail in a row
+/// through the [`RequestObserver`] trigger an immediate confirming probe, which declares the
+/// region down in hundreds of milliseconds; [`probe_only`](Self::probe_only) turns that off.
 ///
 /// # Examples
 ///
@@ -25,7 +29,7 @@ use super::{ConfigError, ProbeError, RegionSet};
 /// assert_eq!(config.failure_threshold, 4);
 /// assert!(config.validate().is_ok());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MonitorConfig {
     /// Time between the starts of two probe rounds (default 1 s).
     pub interval: Duration,
@@ -35,6 +39,8 @@ pub struct MonitorConfig {
     pub failure_threshold: u32,
     /// Passing rounds in a row that declare an unhealthy region healthy again (default 2).
     pub recovery_threshold: u32,
+    /// Passive detection from requests (default on); `None` is probe-only detection.
+    pub passive: Option<PassiveConfig>,
 }
 
 impl Default for MonitorConfig {
@@ -44,6 +50,7 @@ impl Default for MonitorConfig {
             timeout: Duration::from_millis(500),
             failure_threshold: 3,
             recovery_threshold: 2,
+            passive: Some(PassiveConfig::default()),
         }
     }
 }
@@ -73,8 +80,22 @@ impl MonitorConfig {
         self
     }
 
+    /// Sets passive detection's settings (and turns it on).
+    pub fn passive(mut self, config: PassiveConfig) -> Self {
+        self.passive = Some(config);
+        self
+    }
+
+    /// Probe-only detection: requests take no part, and timeouts do not adapt.
+    pub fn probe_only(mut self) -> Self {
+        self.passive = None;
+        self
+    }
+
     /// The defaults, overridden by `LIFT_PROBE_INTERVAL_MS`, `LIFT_PROBE_TIMEOUT_MS`,
-    /// `LIFT_PROBE_FAILURE_THRESHOLD` and `LIFT_PROBE_RECOVERY_THRESHOLD`.
+    /// `LIFT_PROBE_FAILURE_THRESHOLD`, `LIFT_PROBE_RECOVERY_THRESHOLD` and passive
+    /// detection's variables (`LIFT_FAILOVER_DETECTION=probe` for probe-only; see
+    /// [`PassiveConfig`]).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&ProcessEnv)
     }
@@ -93,6 +114,7 @@ impl MonitorConfig {
         if let Some(v) = env::count(vars, "LIFT_PROBE_RECOVERY_THRESHOLD")? {
             config.recovery_threshold = v;
         }
+        config.passive = PassiveConfig::from_vars(vars)?;
         config.validate()?;
         Ok(config)
     }
@@ -114,6 +136,9 @@ impl MonitorConfig {
         }
         if self.recovery_threshold == 0 {
             return Err(ConfigError::invalid("recovery_threshold", "must be at least 1"));
+        }
+        if let Some(passive) = &self.passive {
+            passive.validate()?;
         }
         Ok(())
     }
@@ -144,6 +169,7 @@ impl MonitorConfig {
 #[derive(Debug)]
 pub struct HealthMonitor {
     health: watch::Receiver<HealthSnapshot>,
+    observer: RequestObserver,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -160,12 +186,20 @@ impl HealthMonitor {
         for region in regions {
             builder = builder.region(region.name(), default_probes(region));
         }
-        builder.start()
+        let monitor = builder.start()?;
+        regions.attach_observer(monitor.observer());
+        Ok(monitor)
     }
 
     /// A receiver of every snapshot; `changed()` fires after each probe round.
     pub fn subscribe(&self) -> watch::Receiver<HealthSnapshot> {
         self.health.clone()
+    }
+
+    /// Where the failover client reports its requests and reads their timeouts (it records
+    /// nothing in probe-only mode).
+    pub fn observer(&self) -> RequestObserver {
+        self.observer.clone()
     }
 
     /// The latest snapshot.
@@ -215,6 +249,8 @@ impl HealthMonitorBuilder {
             }
         }
         let (tx, rx) = watch::channel(HealthSnapshot::unknown(self.regions.iter().map(|(n, _)| n.as_str())));
+        let observer =
+            RequestObserver::new(self.config.passive.clone(), self.regions.iter().map(|(n, _)| n.as_str()));
         let tx = Arc::new(tx);
         let tasks = self
             .regions
@@ -223,10 +259,11 @@ impl HealthMonitorBuilder {
             .map(|(index, (name, probes))| {
                 let health =
                     RegionHealth::new(name, self.config.failure_threshold, self.config.recovery_threshold);
-                tokio::spawn(probe_loop(index, health, probes, self.config.clone(), tx.clone()))
+                let passive = observer.region_state(index);
+                tokio::spawn(probe_loop(index, health, probes, self.config.clone(), passive, tx.clone()))
             })
             .collect();
-        Ok(HealthMonitor { health: rx, tasks })
+        Ok(HealthMonitor { health: rx, observer, tasks })
     }
 }
 
@@ -235,22 +272,70 @@ async fn probe_loop(
     mut health: RegionHealth,
     probes: Vec<Arc<dyn Probe>>,
     config: MonitorConfig,
+    passive: Option<Arc<PassiveRegion>>,
     tx: Arc<watch::Sender<HealthSnapshot>>,
 ) {
     let mut ticks = tokio::time::interval(config.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let suspected = || async {
+        match &passive {
+            Some(p) => p.suspect.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
-        ticks.tick().await;
-        let started = tokio::time::Instant::now().into_std();
-        let outcome = round(&probes, config.timeout).await;
+        // A suspicion from the region's requests runs a confirming round at once, and
+        // replaces a regular round in flight.
+        let mut confirm = tokio::select! {
+            _ = ticks.tick() => false,
+            () = suspected() => true,
+        };
+        let mut started = tokio::time::Instant::now().into_std();
+        let mut outcome = None;
+        if !confirm {
+            tokio::select! {
+                result = round(&probes, config.timeout) => outcome = Some(result),
+                () = suspected() => confirm = true,
+            }
+        }
+        let mut suspicion = None;
+        if confirm {
+            let passive = passive.as_ref().expect("only a passive region is suspected");
+            suspicion = Some(passive.take_suspicion());
+            if health.status().state == HealthState::Unhealthy {
+                continue;
+            }
+            let timeout = passive.probe_latency.get().min(config.timeout);
+            let rounds = config.passive.as_ref().map_or(1, |p| p.confirm_rounds).max(1);
+            started = tokio::time::Instant::now().into_std();
+            outcome = Some(confirm_round(&probes, timeout, rounds).await);
+        }
+        let Some(outcome) = outcome else { continue };
         let finished = tokio::time::Instant::now().into_std();
-        if let Some(state) = health.record(outcome, started, finished) {
+        if let (Ok(()), Some(p)) = (&outcome, &passive) {
+            p.probe_latency.observe(finished.saturating_duration_since(started));
+        }
+        let changed = match suspicion {
+            Some(s) => {
+                tracing::info!(
+                    region = %health.status().region,
+                    failures = s.failures,
+                    last = s.last.map(|k| k.name()).unwrap_or_default(),
+                    confirmed = outcome.is_err(),
+                    "confirming probe"
+                );
+                health.confirm(outcome, s.since, started, finished)
+            }
+            None => health.record(outcome, started, finished),
+        };
+        if let Some(state) = changed {
             let status = health.status();
             match state {
                 HealthState::Unhealthy => tracing::warn!(
                     region = %status.region,
                     error = status.last_error.as_deref().unwrap_or_default(),
                     failures = status.consecutive_failures,
+                    by = %status.declared_by.map(|b| b.to_string()).unwrap_or_default(),
                     "region declared unhealthy"
                 ),
                 _ => tracing::info!(region = %status.region, %state, "region health changed"),
@@ -279,6 +364,16 @@ async fn round(probes: &[Arc<dyn Probe>], timeout: Duration) -> Result<(), Probe
         None => Ok(()),
         Some((name, err)) => Err(relabel(&name, err)),
     }
+}
+
+/// `rounds` probe rounds side by side: a failure only when every one fails (the first
+/// round's error).
+async fn confirm_round(probes: &[Arc<dyn Probe>], timeout: Duration, rounds: u32) -> Result<(), ProbeError> {
+    let outcomes = futures_util::future::join_all((0..rounds).map(|_| round(probes, timeout))).await;
+    if outcomes.iter().any(Result::is_ok) {
+        return Ok(());
+    }
+    outcomes.into_iter().next().unwrap_or(Ok(()))
 }
 
 /// Prefixes the probe name onto the error text, keeping its kind.
@@ -327,6 +422,29 @@ mod tests {
                     }
                 }
             })
+        }
+    }
+
+    /// A monitor of one region whose probe the test switches, its observer and its health.
+    fn switched(
+        config: MonitorConfig,
+    ) -> (Arc<Switch>, HealthMonitor, RequestObserver, watch::Receiver<HealthSnapshot>) {
+        let probe = Arc::new(Switch::default());
+        let monitor = HealthMonitor::builder(config)
+            .region("us-east-1", vec![probe.clone() as Arc<dyn Probe>])
+            .start()
+            .unwrap();
+        let (observer, rx) = (monitor.observer(), monitor.subscribe());
+        (probe, monitor, observer, rx)
+    }
+
+    /// Waits until the region is declared unhealthy.
+    async fn until_unhealthy(rx: &mut watch::Receiver<HealthSnapshot>) {
+        loop {
+            rx.changed().await.unwrap();
+            if rx.borrow_and_update().state("us-east-1") == HealthState::Unhealthy {
+                return;
+            }
         }
     }
 
@@ -384,6 +502,136 @@ mod tests {
         probe.set(UP);
         assert_eq!(rounds(&mut rx, 1).await.state("us-east-1"), HealthState::Unhealthy);
         assert_eq!(rounds(&mut rx, 1).await.state("us-east-1"), HealthState::Healthy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_requests_are_confirmed_by_an_immediate_probe_not_the_next_round() {
+        use crate::disaster::{DetectedBy, FailureKind};
+        let (probe, monitor, observer, mut rx) =
+            switched(MonitorConfig::default().interval(Duration::from_secs(1)));
+        rounds(&mut rx, 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // Noise the probes do not see: three failed requests, a passing confirmation, no verdict.
+        let now = || tokio::time::Instant::now().into_std();
+        for _ in 0..3 {
+            observer.record("us-east-1", "put", now(), Err(FailureKind::Throttled));
+        }
+        let snap = rounds(&mut rx, 1).await;
+        assert_eq!(snap.state("us-east-1"), HealthState::Healthy);
+        assert_eq!(snap.regions[0].confirmations, 1);
+        assert_eq!(observer.consecutive_failures("us-east-1"), 0);
+
+        // The region goes dark: the requests' streak plus one failing probe declare it, long
+        // before three rounds a second apart would.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        probe.set(DOWN);
+        let first_failure = now();
+        for _ in 0..2 {
+            observer.record("us-east-1", "put", first_failure, Err(FailureKind::Timeout));
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(monitor.snapshot().regions[0].confirmations, 1, "two failures are not a suspicion");
+        observer.record("us-east-1", "get", now(), Err(FailureKind::Timeout));
+        until_unhealthy(&mut rx).await;
+        let status = monitor.snapshot().regions[0].clone();
+        assert_eq!(status.declared_by, Some(DetectedBy::Requests));
+        assert_eq!(
+            status.failing_since,
+            Some(first_failure),
+            "the streak starts at the first failed request"
+        );
+        assert!(status.down_since.unwrap() - first_failure < Duration::from_millis(50), "{status:?}");
+        assert_eq!(status.confirmations, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_confirming_probe_is_bounded_by_the_probes_own_latency() {
+        use crate::disaster::FailureKind;
+        let (probe, _monitor, observer, mut rx) = switched(MonitorConfig::default());
+        // Instant probes on the paused clock: the confirming timeout sits at its 100 ms floor
+        // once 10 rounds are in.
+        rounds(&mut rx, 11).await;
+        probe.set(SLOW);
+        let suspect = tokio::time::Instant::now();
+        for _ in 0..3 {
+            observer.record("us-east-1", "put", suspect.into_std(), Err(FailureKind::Timeout));
+        }
+        until_unhealthy(&mut rx).await;
+        assert_eq!(suspect.elapsed(), Duration::from_millis(100), "the floor, not the 500 ms probe timeout");
+    }
+
+    /// A probe that fails every other call: a region dropping half its probes.
+    #[derive(Debug, Default)]
+    struct Alternating(std::sync::atomic::AtomicU64);
+
+    impl Probe for Alternating {
+        fn name(&self) -> &str {
+            "alternating"
+        }
+        fn check(&self) -> ProbeFuture<'_> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if n % 2 == 1 {
+                    Err(ProbeError::Unhealthy("500".into()))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_failed_probe_among_the_confirming_rounds_does_not_declare_a_region_down() {
+        use crate::disaster::FailureKind;
+        let probe = Arc::new(Alternating::default());
+        let config = MonitorConfig::default().failure_threshold(1000);
+        let monitor = HealthMonitor::builder(config)
+            .region("us-east-1", vec![probe.clone() as Arc<dyn Probe>])
+            .start()
+            .unwrap();
+        let observer = monitor.observer();
+        let mut rx = monitor.subscribe();
+        rounds(&mut rx, 1).await;
+        // Forty suspicions: every confirmation sees one failing round and one passing.
+        for _ in 0..40 {
+            for _ in 0..3 {
+                observer.record(
+                    "us-east-1",
+                    "put",
+                    tokio::time::Instant::now().into_std(),
+                    Err(FailureKind::Timeout),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let status = monitor.snapshot().regions[0].clone();
+        assert_eq!(status.confirmations, 40);
+        assert_eq!(status.state, HealthState::Healthy, "{status:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probe_only_mode_ignores_requests() {
+        use crate::disaster::FailureKind;
+        let (probe, _monitor, observer, mut rx) = switched(MonitorConfig::default().probe_only());
+        rounds(&mut rx, 1).await;
+        probe.set(DOWN);
+        for _ in 0..10 {
+            observer.record(
+                "us-east-1",
+                "put",
+                tokio::time::Instant::now().into_std(),
+                Err(FailureKind::Timeout),
+            );
+        }
+        let snap = rounds(&mut rx, 2).await;
+        assert_eq!(
+            snap.state("us-east-1"),
+            HealthState::Healthy,
+            "two failing rounds, and requests do not count"
+        );
+        assert_eq!(snap.regions[0].confirmations, 0);
+        assert_eq!(rounds(&mut rx, 1).await.state("us-east-1"), HealthState::Unhealthy);
     }
 
     #[test]

@@ -123,6 +123,13 @@ impl FailoverOrchestrator {
         &self.router
     }
 
+    /// Where the failover client reports each request's outcome and reads its timeout
+    /// (passive detection, [`PassiveConfig`](super::PassiveConfig)). It records nothing in
+    /// probe-only mode or when health comes from [`FailoverOrchestratorBuilder::start_with_health`].
+    pub fn observer(&self) -> super::RequestObserver {
+        self._monitor.as_ref().map_or_else(super::RequestObserver::disabled, HealthMonitor::observer)
+    }
+
     /// A receiver of the region health the orchestrator decides on.
     pub fn health(&self) -> watch::Receiver<HealthSnapshot> {
         self.health.clone()
@@ -213,6 +220,7 @@ impl FailoverOrchestratorBuilder {
             monitor = monitor.region(region.name(), probes);
         }
         let monitor = monitor.start()?;
+        self.regions.attach_observer(monitor.observer());
         let health = monitor.subscribe();
         self.launch(health, Some(monitor))
     }

@@ -130,7 +130,7 @@ impl Probe for HttpProbe {
 /// The probes the monitor runs for `region` by default: DynamoDB, and the readiness URL
 /// when one is configured.
 pub fn default_probes(region: &Region) -> Vec<Arc<dyn Probe>> {
-    let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(DynamoDbProbe::new(region.dynamodb()))];
+    let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(DynamoDbProbe::new(region.probe_dynamodb()))];
     if let Some(url) = region.health_url() {
         // RegionSet validated the URL already.
         if let Ok(probe) = HttpProbe::new(url) {

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::BehaviorVersion;
 
 use super::env::{self, ProcessEnv, Vars};
+use super::passive::{ObserverSlot, PassiveInterceptor, RequestObserver};
 use super::ConfigError;
 
 /// How one region is reached: its name, its DynamoDB endpoint and its service health URL.
@@ -77,6 +78,7 @@ impl RegionConfig {
 pub struct Region {
     config: RegionConfig,
     dynamodb: aws_sdk_dynamodb::Client,
+    probe: aws_sdk_dynamodb::Client,
     streams: aws_sdk_dynamodbstreams::Client,
 }
 
@@ -89,6 +91,12 @@ impl Region {
     /// The DynamoDB client of this region.
     pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
         &self.dynamodb
+    }
+
+    /// The DynamoDB client health probes use: the same endpoint and settings, without the
+    /// passive-health interceptor, so probes never count as the region's requests.
+    pub fn probe_dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.probe
     }
 
     /// The DynamoDB Streams client of this region (same endpoint as DynamoDB when one is set).
@@ -133,9 +141,17 @@ impl Region {
 #[derive(Debug, Clone)]
 pub struct RegionSet {
     regions: Arc<[Region]>,
+    observer: ObserverSlot,
 }
 
 impl RegionSet {
+    /// Has every region's DynamoDB client report its attempts to `observer` (the monitor's,
+    /// attached when a [`HealthMonitor`](super::HealthMonitor) starts over this set); the
+    /// last one attached wins.
+    pub(crate) fn attach_observer(&self, observer: RequestObserver) {
+        *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
     /// A builder with no regions and the default client timeouts.
     pub fn builder() -> RegionSetBuilder {
         RegionSetBuilder::default()
@@ -269,6 +285,7 @@ impl RegionSetBuilder {
             }
         }
         let mut regions = Vec::with_capacity(self.regions.len());
+        let observer = ObserverSlot::default();
         for (i, config) in self.regions.iter().enumerate() {
             validate_name(&config.name)?;
             if self.regions[..i].iter().any(|r| r.name == config.name) {
@@ -281,12 +298,12 @@ impl RegionSetBuilder {
                 // The probe speaks plain HTTP; an https check needs a custom `Probe`.
                 validate_url("health_url", url, &["http"])?;
             }
-            regions.push(self.clients(config.clone()));
+            regions.push(self.clients(config.clone(), &observer));
         }
-        Ok(RegionSet { regions: regions.into() })
+        Ok(RegionSet { regions: regions.into(), observer })
     }
 
-    fn clients(&self, config: RegionConfig) -> Region {
+    fn clients(&self, config: RegionConfig, observer: &ObserverSlot) -> Region {
         let sdk_region = aws_sdk_dynamodb::config::Region::new(config.name.clone());
         let endpoint = config.dynamodb_endpoint.clone();
         let credentials = crate::aws::credentials_for(endpoint.as_deref(), sdk_region.clone());
@@ -311,9 +328,12 @@ impl RegionSetBuilder {
         if let Some(url) = &endpoint {
             streams = streams.endpoint_url(url);
         }
+        let probe = aws_sdk_dynamodb::Client::from_conf(ddb.clone().build());
+        let passive = PassiveInterceptor { region: config.name.clone(), slot: observer.clone() };
         Region {
             config,
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.interceptor(passive).build()),
+            probe,
             streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
         }
     }
