@@ -196,7 +196,7 @@ fn store_error(err: StoreError) -> Error {
         StoreError::OverRefund { refundable } => {
             Error::unprocessable(format!("the refund exceeds the refundable amount of {refundable}"))
         }
-        err @ StoreError::Unavailable(_) => Error::service_unavailable(1)
+        err @ (StoreError::Unavailable(_) | StoreError::NotReplicated(_)) => Error::service_unavailable(1)
             .with_detail("the payments store is busy; retry later")
             .with_source(err),
         other => Error::internal(other),

@@ -57,6 +57,10 @@ pub enum StoreError {
     /// DynamoDB throttled the request or is unavailable: retry later.
     #[error("the payments store is unavailable: {0}")]
     Unavailable(String),
+    /// A synchronously replicated write that some regions hold and others refused or
+    /// missed: not acknowledged; retry later. The region called may well have answered.
+    #[error("the payment was not replicated to every region: {0}")]
+    NotReplicated(String),
     /// Anything else.
     #[error("payments store error: {0}")]
     Other(String),
@@ -545,9 +549,15 @@ fn is_conditional_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> b
 
 // Replicated writes: the store's requests, as writes through a `ReplicatedWriter`.
 
-/// A write the replicated writer did not get into every region it targets.
+/// A write the replicated writer did not get into every region it targets: unavailable
+/// when no region holds it, not replicated when some do (so a caller that judges regions by
+/// their answers does not blame the region called for another region's refusal).
 fn replication_error(err: WriteError) -> StoreError {
-    StoreError::Unavailable(err.to_string())
+    if err.acknowledged.is_empty() {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::NotReplicated(err.to_string())
+    }
 }
 
 fn replicated_update(update: &Update) -> Write {
@@ -568,4 +578,28 @@ fn replicated_put(put: &Put) -> Write {
         write = write.when(condition);
     }
     write
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lift::disaster::RegionFailure;
+
+    fn refused_by(acknowledged: &[&str]) -> WriteError {
+        WriteError {
+            kind: "transaction",
+            acknowledged: acknowledged.iter().map(|r| (*r).to_owned()).collect(),
+            failures: vec![RegionFailure {
+                region: "eu-west-1".into(),
+                reason: "ConditionalCheckFailed".into(),
+            }],
+            condition_failed: vec!["eu-west-1".into()],
+        }
+    }
+
+    #[test]
+    fn a_write_some_regions_hold_is_not_replicated_and_one_none_hold_is_unavailable() {
+        assert!(matches!(replication_error(refused_by(&["us-east-1"])), StoreError::NotReplicated(_)));
+        assert!(matches!(replication_error(refused_by(&[])), StoreError::Unavailable(_)));
+    }
 }

@@ -277,6 +277,9 @@ fn store_error(err: StoreError) -> OpError {
             };
             OpError::new(class, code)
         }
+        // The region called may hold it; another did not take it. Which one failed is for
+        // the writer's own per-region accounting, not this operation's outcome.
+        StoreError::NotReplicated(message) => OpError::new("sync_incomplete", message),
         StoreError::NotFound => OpError::new("not_found", "payment not found"),
         StoreError::Duplicate => OpError::new("duplicate", "payment exists"),
         StoreError::OverRefund { refundable } => {
@@ -329,6 +332,16 @@ mod tests {
             mix: Default::default(),
             warmup: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn a_write_another_region_refused_is_not_the_region_called_failing() {
+        let err = store_error(StoreError::NotReplicated("eu-west-1 refused".into()));
+        assert_eq!(err.class, "sync_incomplete", "the drill's passive detection skips this class");
+        assert_eq!(
+            store_error(StoreError::Unavailable("ThrottlingException".into())).class,
+            "ThrottlingException"
+        );
     }
 
     #[test]
