@@ -80,13 +80,10 @@ impl From<ProtectionError> for StoreError {
 
 fn classify<E: ProvideErrorMetadata, R>(err: SdkError<E, R>) -> StoreError {
     match err.code() {
-        Some(
-            code @ ("ProvisionedThroughputExceededException"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "InternalServerError"
-            | "ServiceUnavailable"),
-        ) => StoreError::Unavailable(code.to_owned()),
+        // Throttling and server errors: the codes failover's passive detection counts.
+        Some(code) if lift::disaster::FailureKind::from_error_code(code).is_some() => {
+            StoreError::Unavailable(code.to_owned())
+        }
         Some(code) => StoreError::Other(code.to_owned()),
         None => StoreError::Unavailable("no answer from DynamoDB".to_owned()),
     }

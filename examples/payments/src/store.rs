@@ -80,15 +80,8 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Unavailable(format!("{err}")),
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            if matches!(
-                code,
-                "ProvisionedThroughputExceededException"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "ServiceUnavailable"
-                    | "LimitExceededException"
-            ) {
+            // Throttling and server errors: the codes failover's passive detection counts.
+            if lift::disaster::FailureKind::from_error_code(code).is_some() {
                 StoreError::Unavailable(code.to_owned())
             } else {
                 StoreError::Other(format!("{code}: {}", service.err().message().unwrap_or_default()))

@@ -594,27 +594,27 @@ impl Intercept for PassiveInterceptor {
     }
 }
 
-/// An answered attempt: 5xx is a server error, a 400 whose body names a throttling code is
-/// throttling, anything else is an answer.
+/// An answered attempt: 5xx is a server error, 429 is throttling, a 400 whose error code
+/// ([`FailureKind::from_error_code`]) is a throttling one is throttling; anything else is an
+/// answer.
 fn attempt_verdict(status: u16, body: Option<&[u8]>) -> Result<(), FailureKind> {
-    if status >= 500 {
-        return Err(FailureKind::ServerError);
+    match status {
+        500.. => Err(FailureKind::ServerError),
+        429 => Err(FailureKind::Throttled),
+        400 => body.and_then(error_code).and_then(FailureKind::from_error_code).map_or(Ok(()), Err),
+        _ => Ok(()),
     }
-    if status == 400 || status == 429 {
-        let throttled = body.is_some_and(|b| {
-            const CODES: [&[u8]; 4] = [
-                b"ProvisionedThroughputExceeded",
-                b"Throttling",
-                b"RequestLimitExceeded",
-                b"TooManyRequests",
-            ];
-            CODES.iter().any(|code| b.windows(code.len()).any(|w| w == *code))
-        });
-        if throttled || status == 429 {
-            return Err(FailureKind::Throttled);
-        }
-    }
-    Ok(())
+}
+
+/// The error code of an AWS JSON error body: `__type`, after any `namespace#` (the JSON 1.0
+/// protocol DynamoDB speaks). Only the code is read, never the message, so a message that
+/// happens to mention throttling does not make an answer a failure.
+fn error_code(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    let after = &text[text.find("\"__type\"")? + "\"__type\"".len()..];
+    let value = after.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let value = &value[..value.find('"')?];
+    Some(value.rsplit('#').next().unwrap_or(value))
 }
 
 #[cfg(test)]
@@ -740,8 +740,14 @@ mod tests {
         assert_eq!(observer.timeout("a", "get", ms(250)), ms(250), "the caller's deadline wins");
     }
 
-    /// A DynamoDB endpoint that throttles every request.
-    async fn throttling_endpoint() -> String {
+    const THROTTLED: (&str, &str) = (
+        "400 Bad Request",
+        r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"slow down"}"#,
+    );
+    const ANSWERED: (&str, &str) = ("200 OK", "{}");
+
+    /// A DynamoDB endpoint that answers every request with `(status, body)`.
+    async fn endpoint((status, body): (&'static str, &'static str)) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -754,9 +760,8 @@ mod tests {
                             Ok(0) | Err(_) => return,
                             Ok(_) => {}
                         }
-                        let body = r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"slow down"}"#;
                         let response = format!(
-                            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                            "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
                         );
                         if socket.write_all(response.as_bytes()).await.is_err() {
@@ -773,7 +778,7 @@ mod tests {
     async fn every_throttled_attempt_of_the_sdk_counts_and_probes_do_not() {
         use crate::disaster::{RegionConfig, RegionSet};
         let regions = RegionSet::builder()
-            .region(RegionConfig::new("us-east-1").dynamodb_endpoint(throttling_endpoint().await))
+            .region(RegionConfig::new("us-east-1").dynamodb_endpoint(endpoint(THROTTLED).await))
             .build()
             .unwrap();
         let observer = RequestObserver::new(Some(PassiveConfig::default()), ["us-east-1"]);
@@ -787,6 +792,56 @@ mod tests {
         assert_eq!(observer.consecutive_failures("us-east-1"), 3);
         let state = observer.region_state(0).unwrap();
         assert!(state.suspected.load(Ordering::Acquire), "three in a row: suspect");
+    }
+
+    #[tokio::test]
+    async fn each_attempt_counts_for_the_region_it_went_to() {
+        use crate::disaster::{RegionConfig, RegionSet};
+        // eu-west-1 throttles, us-east-1 answers: a write to both (as the synchronous writer
+        // makes) must count against eu-west-1 alone, and us-east-1's answers must not reset
+        // eu-west-1's streak.
+        let regions = RegionSet::builder()
+            .region(RegionConfig::new("us-east-1").dynamodb_endpoint(endpoint(ANSWERED).await))
+            .region(RegionConfig::new("eu-west-1").dynamodb_endpoint(endpoint(THROTTLED).await))
+            .build()
+            .unwrap();
+        let observer = RequestObserver::new(
+            Some(PassiveConfig::default().consecutive_failures(10)),
+            ["us-east-1", "eu-west-1"],
+        );
+        regions.attach_observer(observer.clone());
+        for region in &regions {
+            let _ = region.dynamodb().get_item().table_name("t").send().await;
+        }
+        assert_eq!(observer.consecutive_failures("us-east-1"), 0);
+        assert_eq!(observer.consecutive_failures("eu-west-1"), 3, "three throttled attempts");
+        let _ = regions.primary().dynamodb().get_item().table_name("t").send().await;
+        assert_eq!(observer.consecutive_failures("eu-west-1"), 3, "another region's answer resets nothing");
+        // A second observer attached later takes over the clients; the first hears no more.
+        let later = RequestObserver::new(Some(PassiveConfig::default()), ["us-east-1", "eu-west-1"]);
+        regions.attach_observer(later.clone());
+        let _ = regions.get(1).unwrap().dynamodb().get_item().table_name("t").send().await;
+        assert_eq!(
+            (observer.consecutive_failures("eu-west-1"), later.consecutive_failures("eu-west-1")),
+            (3, 3)
+        );
+    }
+
+    #[test]
+    fn only_the_error_code_decides_never_the_message() {
+        let body = |code: &str, message: &str| format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
+        let answer = body(
+            "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            "ThrottlingException and ProvisionedThroughputExceeded are not this",
+        );
+        assert_eq!(attempt_verdict(400, Some(answer.as_bytes())), Ok(()));
+        let spaced = r#"{ "__type" : "com.amazonaws.dynamodb.v20120810#LimitExceededException" }"#;
+        assert_eq!(attempt_verdict(400, Some(spaced.as_bytes())), Err(FailureKind::Throttled));
+        let bare = body("RequestLimitExceeded", "");
+        assert_eq!(attempt_verdict(400, Some(bare.as_bytes())), Err(FailureKind::Throttled));
+        assert_eq!(attempt_verdict(400, Some(b"not json")), Ok(()));
+        assert_eq!(attempt_verdict(400, None), Ok(()), "a body not held in memory is an answer");
+        assert_eq!(attempt_verdict(429, None), Err(FailureKind::Throttled));
     }
 
     #[test]
