@@ -40,6 +40,43 @@ async fn load_is_shed_under_overload_while_health_checks_pass() {
     assert!(exchange(&mut svc, &mut handle, get("/payments"), Ok(200)).await.is_ok());
 }
 
+/// Requests are counted by the tickets their futures hold (see `AdaptiveLimit`): a service
+/// clone, a layer clone or a metrics handle is no request, and a cancelled call is counted
+/// out. A count that took every holder of the shared limit for a request would shed here.
+#[tokio::test(start_paused = true)]
+async fn clones_and_handles_are_not_requests_and_cancelled_calls_count_out() {
+    let layer = LoadShedLayer::builder().initial_limit(1).min_limit(1).max_limit(1).build().unwrap();
+    let handles: Vec<_> = (0..32).map(|_| (layer.limit(), layer.clone())).collect();
+    let (mut svc, mut handle) = mock::spawn_layer::<Req, Res, _>(layer.clone());
+    let clones: Vec<_> = (0..32).map(|_| svc.get_ref().clone()).collect();
+    let limit = layer.limit();
+    assert_eq!(limit.in_flight(), 0, "{} handles and {} clones", handles.len(), clones.len());
+
+    let first = call(&mut svc, get("/payments"));
+    let (_, send) = handle.next_request().await.expect("the one place is free");
+    assert_eq!(limit.in_flight(), 1);
+    assert!(call(&mut svc, get("/payments")).await.unwrap_err().is::<Overloaded>());
+
+    // Cancelled before its answer: counted out, the place is free again.
+    drop(first);
+    drop(send);
+    assert_eq!(limit.in_flight(), 0);
+    let second = call(&mut svc, get("/payments"));
+    let (_, send) = handle.next_request().await.expect("admitted after the cancellation");
+    send.send_response(status(200));
+    assert_eq!(second.await.unwrap().status(), 200);
+    assert_eq!((limit.in_flight(), limit.shed()), (0, 1));
+
+    // A shed call's future holds nothing: dropping it unpolled changes no count.
+    let busy = call(&mut svc, get("/payments"));
+    let (_, send) = handle.next_request().await.unwrap();
+    drop(call(&mut svc, get("/payments")));
+    assert_eq!((limit.in_flight(), limit.shed()), (1, 2));
+    send.send_response(status(200));
+    busy.await.unwrap();
+    assert_eq!(limit.in_flight(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn low_priority_is_shed_before_normal() {
     let layer = LoadShedLayer::builder()

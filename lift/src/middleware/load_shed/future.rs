@@ -2,14 +2,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::{AdaptiveLimit, Overloaded};
+use super::limit::Ticket;
+use super::Overloaded;
 use crate::middleware::timeout::Elapsed;
 use crate::BoxError;
 
@@ -21,19 +21,26 @@ pin_project! {
     /// never waited on anything and is sampled as fast, without reading the clock (two
     /// clock reads were most of the layer's cost on the happy path). A call that is pending
     /// at its first poll is timed from that poll to its end: its latency leaves out the
-    /// work its first poll did before it first waited.
+    /// work its first poll did before it first waited. Dropped before its end (cancelled),
+    /// the request is counted out without a sample.
     pub struct ResponseFuture<F> {
         #[pin]
-        future: Option<F>,
-        guard: Option<InFlight>,
+        state: State<F>,
     }
 }
 
-/// One admitted request; dropping it without a sample (cancellation) just counts it out.
-struct InFlight {
-    limit: Arc<AdaptiveLimit>,
-    clock: Clock,
-    sampled: bool,
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Admitted {
+            #[pin]
+            future: F,
+            // `None` once the request is counted out.
+            ticket: Option<Ticket>,
+            clock: Clock,
+        },
+        Shed,
+    }
 }
 
 /// Where the latency of a request stands.
@@ -47,29 +54,24 @@ enum Clock {
     WaitingSince(Instant),
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if !self.sampled {
-            self.limit.release();
-        }
-    }
-}
-
 impl<F> ResponseFuture<F> {
     #[inline]
-    pub(crate) fn admitted(future: F, limit: Arc<AdaptiveLimit>, sampled: bool) -> Self {
+    pub(crate) fn admitted(future: F, ticket: Ticket, sampled: bool) -> Self {
         let clock = if sampled { Clock::NotWaited } else { Clock::Unsampled };
-        Self { future: Some(future), guard: Some(InFlight { limit, clock, sampled: false }) }
+        Self { state: State::Admitted { future, ticket: Some(ticket), clock } }
     }
 
+    #[inline]
     pub(crate) fn shed() -> Self {
-        Self { future: None, guard: None }
+        Self { state: State::Shed }
     }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").field("shed", &self.future.is_none()).finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("shed", &matches!(self.state, State::Shed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,32 +82,29 @@ where
 {
     type Output = Result<T, BoxError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(future) = this.future.as_pin_mut() else {
+        let StateProj::Admitted { future, ticket, clock } = self.project().state.project() else {
             return Poll::Ready(Err(Box::new(Overloaded::new())));
         };
         let result = match future.poll(cx) {
             Poll::Ready(result) => result.map_err(Into::into),
             Poll::Pending => {
-                if let Some(guard) = this.guard.as_mut().filter(|g| matches!(g.clock, Clock::NotWaited)) {
-                    guard.clock = Clock::WaitingSince(Instant::now());
+                if let Clock::NotWaited = clock {
+                    *clock = Clock::WaitingSince(Instant::now());
                 }
                 return Poll::Pending;
             }
         };
-        if let Some(mut guard) = this.guard.take() {
-            let latency = match guard.clock {
+        if let Some(ticket) = ticket.take() {
+            let latency = match *clock {
                 Clock::Unsampled => None,
                 Clock::NotWaited => Some(Duration::ZERO),
                 Clock::WaitingSince(start) => Some(start.elapsed()),
             };
-            if let Some(latency) = latency {
-                let timed_out = matches!(&result, Err(e) if e.is::<Elapsed>());
-                // `sample` counts the request out itself.
-                guard.limit.sample(latency, timed_out);
-                guard.sampled = true;
+            match latency {
+                Some(latency) => ticket.sample(latency, matches!(&result, Err(e) if e.is::<Elapsed>())),
+                None => drop(ticket),
             }
         }
         Poll::Ready(result)

@@ -16,7 +16,9 @@
 //! sees: a response that timed out (tower's or Lift's [`Elapsed`](crate::middleware::timeout::Elapsed))
 //! or took longer than the latency target multiplies the limit by the backoff ratio (0.9);
 //! any other response, while at least half the limit is in use, adds one. Admission and
-//! adaptation are a few atomic operations; no lock. The clock is read only for a call that
+//! adaptation take no lock: counting a request in and out is the clone and the drop of its
+//! ticket, a reference to the limit's core (two atomic operations per request), and the
+//! limit moves by compare-and-swap only when a sample changes it. The clock is read only for a call that
 //! waits (pending at its first poll, timed from there); one ready at once is sampled as fast.
 //!
 //! Reused from tower: the rejection error [`Overloaded`] (so stacks that map tower's

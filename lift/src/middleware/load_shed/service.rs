@@ -92,13 +92,12 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let priority = self.classify.priority(&req);
-        if !self.limit.try_admit(priority) {
+        let Some(ticket) = self.limit.try_admit(priority) else {
             return ResponseFuture::shed();
-        }
-        let sampled = priority != Priority::Critical;
-        ResponseFuture::admitted(self.inner.call(req), Arc::clone(&self.limit), sampled)
+        };
+        ResponseFuture::admitted(self.inner.call(req), ticket, priority != Priority::Critical)
     }
 }
