@@ -154,3 +154,35 @@ async fn timeouts_decrease_the_limit() {
     assert!(fut.await.unwrap_err().is::<Elapsed>());
     assert_eq!(limit.limit(), 9);
 }
+
+/// A critical request is never sampled: a health check that times out, or waits past the
+/// latency target, leaves the limit where it was (only the normal request beside it moves
+/// it).
+#[tokio::test(start_paused = true)]
+async fn a_critical_request_that_times_out_leaves_the_limit_alone() {
+    let layer =
+        LoadShedLayer::builder().initial_limit(10).latency_target(Duration::from_millis(50)).build().unwrap();
+    let limit = layer.limit();
+    let (mut svc, mut handle) = mock::spawn_layer::<Req, Res, _>(layer);
+
+    let fut = call(&mut svc, get("/health"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(Elapsed::new());
+    assert!(fut.await.unwrap_err().is::<Elapsed>());
+    assert_eq!((limit.limit(), limit.in_flight()), (10, 0));
+
+    // Polled once (pending, so timed), answered 200 ms later: four times the target.
+    let slow = tokio::spawn(call(&mut svc, get("/health/ready")));
+    let (_, send) = handle.next_request().await.unwrap();
+    tokio::task::yield_now().await;
+    advance(Duration::from_millis(200)).await;
+    send.send_response(status(200));
+    assert!(slow.await.unwrap().is_ok());
+    assert_eq!((limit.limit(), limit.in_flight()), (10, 0));
+
+    let fut = call(&mut svc, get("/payments"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error(Elapsed::new());
+    assert!(fut.await.is_err());
+    assert_eq!(limit.limit(), 9, "the same timeout on a normal request lowers it");
+}
