@@ -186,3 +186,25 @@ async fn a_critical_request_that_times_out_leaves_the_limit_alone() {
     assert!(fut.await.is_err());
     assert_eq!(limit.limit(), 9, "the same timeout on a normal request lowers it");
 }
+
+/// A future that has ended still holds its request's place until it is dropped (as tower's
+/// `ConcurrencyLimit` holds its permit), and is sampled once however often it is polled. A
+/// future that sampled at every ready poll would raise the limit twice here (1 → 3).
+#[tokio::test]
+async fn an_ended_call_is_sampled_once_and_counted_out_when_dropped() {
+    let layer = LoadShedLayer::builder().initial_limit(1).min_limit(1).max_limit(10).build().unwrap();
+    let limit = layer.limit();
+    // Ready at every poll, so the response future can be polled after its end.
+    let mut svc = layer.layer(tower::service_fn(|_req: Req| {
+        std::future::poll_fn(|_| Poll::Ready(Ok::<_, std::convert::Infallible>(status(200))))
+    }));
+    let mut fut = Box::pin(svc.ready().await.unwrap().call(get("/payments")));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+
+    assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+    assert_eq!((limit.limit(), limit.in_flight()), (2, 1), "one in flight of 1: the limit grows");
+    assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+    assert_eq!((limit.limit(), limit.in_flight()), (2, 1), "polled again: no second sample");
+    drop(fut);
+    assert_eq!((limit.limit(), limit.in_flight()), (2, 0), "counted out when dropped");
+}

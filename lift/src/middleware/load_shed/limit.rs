@@ -44,14 +44,14 @@ struct Core {
 }
 
 impl Core {
-    /// The limit after a dropped sample: `limit` × backoff ratio, within `[min, max]`.
+    /// The limit after a slow sample: `limit` × backoff ratio, within `[min, max]`.
     #[inline(always)]
     fn decreased(&self, limit: usize) -> usize {
         ((limit as f64 * self.backoff_ratio) as usize).clamp(self.min, self.max)
     }
 }
 
-/// One request in flight: counted in when made, out when dropped or sampled.
+/// One request in flight: counted in when made, out when dropped.
 #[derive(Debug)]
 pub(crate) struct Ticket(Arc<Core>);
 
@@ -119,25 +119,44 @@ impl Ticket {
         Arc::strong_count(&self.0) - 1
     }
 
-    /// Counts the request out and adapts the limit to how it went.
+    /// Adapts the limit to how the request went. The request stays counted in until the
+    /// ticket is dropped. Only the checks are inline: a decrease is a call.
     #[inline(always)]
-    pub(crate) fn sample(self, latency: Duration, timed_out: bool) {
-        let in_flight = self.in_flight();
+    pub(crate) fn sample(&self, latency: Duration, timed_out: bool) {
         let core = &*self.0;
-        let limit = core.limit.load(Ordering::Relaxed);
         if timed_out || latency > core.latency_target {
-            // A plain load first: at the floor already, no compare-and-swap.
-            if core.decreased(limit) != limit {
-                let _ = core.limit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
-                    Some(core.decreased(current))
-                });
-            }
-        } else if in_flight * 2 >= limit && limit < core.max {
-            let _ = core.limit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
-                (in_flight * 2 >= current && current < core.max).then_some(current + 1)
-            });
+            core.decrease();
+            return;
         }
-        // The ticket drops here: the request is counted out.
+        let in_flight = self.in_flight();
+        let limit = core.limit.load(Ordering::Relaxed);
+        if in_flight * 2 >= limit && limit < core.max {
+            core.increase(in_flight);
+        }
+    }
+}
+
+impl Core {
+    /// After a slow sample: the limit × backoff ratio, within `[min, max]`.
+    #[cold]
+    #[inline(never)]
+    fn decrease(&self) {
+        let limit = self.limit.load(Ordering::Relaxed);
+        // A plain load first: at the floor already, no compare-and-swap.
+        if self.decreased(limit) != limit {
+            let _ = self
+                .limit
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| Some(self.decreased(current)));
+        }
+    }
+
+    /// After a good sample with at least half the limit in use: one more, up to `max`.
+    /// Checked again against the current limit, so a concurrent decrease is not undone.
+    #[inline(always)]
+    fn increase(&self, in_flight: usize) {
+        let _ = self.limit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+            (in_flight * 2 >= current && current < self.max).then_some(current + 1)
+        });
     }
 }
 
@@ -244,6 +263,7 @@ mod tests {
                         let in_flight = out.len() + 1;
                         let latency = if slow { Duration::from_millis(150) } else { Duration::from_millis(5) };
                         ticket.sample(latency, timed_out);
+                        drop(ticket);
                         if slow || timed_out {
                             model_limit = ((model_limit as f64 * 0.5) as usize).clamp(min, max);
                         } else if in_flight * 2 >= model_limit && model_limit < max {

@@ -39,8 +39,11 @@ pub trait ClassifyPriority<B>: Clone + Send + Sync + 'static {
 pub struct HealthIsCritical;
 
 impl<B> ClassifyPriority<B> for HealthIsCritical {
+    #[inline]
     fn priority(&self, req: &http::Request<B>) -> Priority {
-        if req.uri().path().starts_with("/health") {
+        // The path starts with `/health` exactly when the path and query do: neither holds a
+        // `?` before it. Read whole, it needs no search for where the query starts.
+        if req.uri().path_and_query().is_some_and(|pq| pq.as_str().starts_with("/health")) {
             Priority::Critical
         } else {
             Priority::Normal
@@ -54,5 +57,35 @@ where
 {
     fn priority(&self, req: &http::Request<B>) -> Priority {
         self(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The classification reads the path and query whole; it must agree with the path alone.
+    #[test]
+    fn health_is_read_from_the_path_alone() {
+        for uri in [
+            "/health",
+            "/health?deep=1",
+            "/healthz",
+            "/health/ready?x",
+            "/hea?lth",
+            "/heal",
+            "/",
+            "/payments?next=/health",
+            "https://api.example.com/health?x",
+            "https://api.example.com",
+            "api.example.com:443",
+            "*",
+        ] {
+            let uri: http::Uri = uri.parse().unwrap();
+            let expected =
+                if uri.path().starts_with("/health") { Priority::Critical } else { Priority::Normal };
+            let req = http::Request::builder().uri(uri.clone()).body(()).unwrap();
+            assert_eq!(HealthIsCritical.priority(&req), expected, "{uri}");
+        }
     }
 }
