@@ -402,10 +402,11 @@ fn the_workspace_budgets_file_covers_every_bench_group() {
         assert!(!budget.description().is_empty(), "{group} has no description");
     }
     // Each resilience layer is held against tower's own layer in the same run (load shed
-    // and the stack above their 1.5x and 1.3x targets, which they do not meet yet).
+    // above its 1.5x target for the noise of the shared machine, the stack above its 1.3x
+    // target, which it does not meet yet).
     for (group, max_ratio) in [
         ("bulkhead", 1.5),
-        ("load_shed", 2.2),
+        ("load_shed", 1.7),
         ("timeout", 1.5),
         ("retry_first_attempt", 1.5),
         ("resilience_stack", 1.8),

@@ -49,6 +49,28 @@ impl Core {
     fn decreased(&self, limit: usize) -> usize {
         ((limit as f64 * self.backoff_ratio) as usize).clamp(self.min, self.max)
     }
+
+    /// Takes a slow sample: the limit moves to [`decreased`](Self::decreased).
+    #[cold]
+    #[inline(never)]
+    fn decrease(&self) {
+        let limit = self.limit.load(Ordering::Relaxed);
+        // A plain load first: at the floor already, no compare-and-swap.
+        if self.decreased(limit) != limit {
+            let _ = self
+                .limit
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| Some(self.decreased(current)));
+        }
+    }
+
+    /// After a good sample with at least half the limit in use: one more, up to `max`.
+    /// Checked again against the current limit, so a concurrent decrease is not undone.
+    #[inline(always)]
+    fn increase(&self, in_flight: usize) {
+        let _ = self.limit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+            (in_flight * 2 >= current && current < self.max).then_some(current + 1)
+        });
+    }
 }
 
 /// One request in flight: counted in when made, out when dropped.
@@ -133,30 +155,6 @@ impl Ticket {
         if in_flight * 2 >= limit && limit < core.max {
             core.increase(in_flight);
         }
-    }
-}
-
-impl Core {
-    /// After a slow sample: the limit × backoff ratio, within `[min, max]`.
-    #[cold]
-    #[inline(never)]
-    fn decrease(&self) {
-        let limit = self.limit.load(Ordering::Relaxed);
-        // A plain load first: at the floor already, no compare-and-swap.
-        if self.decreased(limit) != limit {
-            let _ = self
-                .limit
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| Some(self.decreased(current)));
-        }
-    }
-
-    /// After a good sample with at least half the limit in use: one more, up to `max`.
-    /// Checked again against the current limit, so a concurrent decrease is not undone.
-    #[inline(always)]
-    fn increase(&self, in_flight: usize) {
-        let _ = self.limit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
-            (in_flight * 2 >= current && current < self.max).then_some(current + 1)
-        });
     }
 }
 

@@ -2,8 +2,8 @@
 //! by priority class, so health checks always pass.
 //!
 //! Every request counts as in flight until its response future is dropped (as tower's
-//! `ConcurrencyLimit` holds its permit); its latency is sampled when the future ends. A request over the
-//! limit is shed at once with tower's [`Overloaded`] (Lift renders it as 503 with
+//! `ConcurrencyLimit` holds its permit); its latency is sampled when the future ends. A
+//! request over the limit is shed at once with tower's [`Overloaded`] (Lift renders it as 503 with
 //! `Retry-After: 1`). Priorities come from a [`ClassifyPriority`] (default
 //! [`HealthIsCritical`]: `/health*` paths are critical):
 //!
