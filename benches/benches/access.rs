@@ -10,11 +10,14 @@
 //!
 //! The tokens were signed once with bench-only keys and expire in 2100.
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use lift::middleware::auth::{require_role, require_scope, Issuer, Verifier};
 use lift::{Context, Principal};
-use lift_benches::{get_request, noop, serve_jwks, AUDIENCE, HS256_SECRET, HS256_TOKEN, ISSUER, RS256_TOKEN};
-use tower::{ServiceBuilder, ServiceExt};
+use lift_benches::{
+    bench_call, call_ready, get_request, noop, serve_jwks, AUDIENCE, HS256_SECRET, HS256_TOKEN, ISSUER,
+    RS256_TOKEN,
+};
+use tower::ServiceBuilder;
 
 /// `bare`: a no-op over the token bytes; `layer`: verification with the keys cached.
 fn verify_group(c: &mut Criterion, name: &str, verifier: &Verifier, token: &'static str) {
@@ -60,38 +63,21 @@ fn authorized_request() -> lift::Request {
 }
 
 fn role_scope_check(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let checked = ServiceBuilder::new()
+    let mut checked = ServiceBuilder::new()
         .layer(require_role("support"))
         .layer(require_scope("payments:write"))
         .service(noop());
-    let status = rt.block_on(checked.clone().oneshot(authorized_request())).expect("allowed").status();
+    let status = call_ready(&mut checked, authorized_request()).expect("allowed").status();
     assert_eq!(status, http::StatusCode::OK, "the bench principal passes both checks");
 
-    // The request (with its context) is built outside the timed part.
+    // The request (with its context) is built outside the timed part, and both sides are
+    // called the way the resilience benches call theirs (`poll_ready`, `call`, the future
+    // polled once), through `&mut`: no per-call clone of the stack's `Arc`s, which `bare`
+    // does not have.
     let mut group = c.benchmark_group("role_scope_check");
     lift_benches::calibrate_before(&mut group);
-    let bare = noop();
-    group.bench_function("bare", |b| {
-        b.to_async(&rt).iter_batched(
-            authorized_request,
-            |req| {
-                let svc = bare.clone();
-                async move { black_box(svc.oneshot(req).await) }
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("layer", |b| {
-        b.to_async(&rt).iter_batched(
-            authorized_request,
-            |req| {
-                let svc = checked.clone();
-                async move { black_box(svc.oneshot(req).await) }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    bench_call(&mut group, "bare", authorized_request, noop());
+    bench_call(&mut group, "layer", authorized_request, checked);
     lift_benches::calibrate_after(&mut group);
     group.finish();
 }
