@@ -248,6 +248,8 @@ fn below<const PAD: usize, R>(f: impl FnOnce() -> R) -> R {
     called(f)
 }
 
+/// Calls `f` in a frame of its own, which starts below `below`'s pad: were `f` inlined into
+/// `below`, the compiler could place `f`'s locals above the pad, where they would not move.
 #[inline(never)]
 fn called<R>(f: impl FnOnce() -> R) -> R {
     f()

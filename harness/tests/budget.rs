@@ -403,7 +403,7 @@ fn the_workspace_budgets_file_covers_every_bench_group() {
     }
     // Each resilience layer is held against tower's own layer in the same run (load shed
     // above its 1.5x target, which it does not meet; the stack above its 1.3x target, which
-    // it meets in the median of five runs but not in every run).
+    // it meets in the median of its runs but not in every run).
     for (group, max_ratio) in [
         ("bulkhead", 1.5),
         ("load_shed", 2.0),
