@@ -24,7 +24,7 @@ use lift::middleware::load_shed::{LoadShed, LoadShedLayer};
 use lift::middleware::retry::{Retry, RetryLayer};
 use lift::middleware::timeout::{Timeout, TimeoutLayer};
 use lift::{Request, Response};
-use lift_benches::{call_ready, get_request, keep_room, noop, twins, Noop};
+use lift_benches::{call_ready, get_request, keep_room, noop, twins, Noop, NoopAgain};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service};
 
@@ -100,6 +100,8 @@ fn spin(spins: u64) {
 }
 
 type Twin<L> = <L as Layer<Noop>>::Service;
+/// Tower's load shed over its concurrency limit ([`twins::limited_load_shed`]).
+type LimitedLoadShed = tower::load_shed::LoadShed<tower::limit::ConcurrencyLimit<NoopAgain>>;
 
 fn bare_setup() -> Prepared<Noop> {
     prepare(noop(), 0)
@@ -115,6 +117,9 @@ fn load_shed_setup() -> Prepared<LoadShed<Noop>> {
 }
 fn tower_load_shed_setup() -> Prepared<Twin<tower::load_shed::LoadShedLayer>> {
     prepare(twins::load_shed().layer(noop()), 0)
+}
+fn tower_limited_load_shed_setup() -> Prepared<LimitedLoadShed> {
+    prepare(twins::limited_load_shed(64).service(NoopAgain), 0)
 }
 fn timeout_setup() -> Prepared<Timeout<Noop>> {
     prepare(TimeoutLayer::new(Duration::from_secs(3)).layer(noop()), extra(200))
@@ -177,6 +182,12 @@ fn tower_load_shed(
 }
 
 #[library_benchmark]
+#[bench::calls(tower_limited_load_shed_setup())]
+fn tower_limited_load_shed(p: Prepared<LimitedLoadShed>) -> Prepared<LimitedLoadShed> {
+    calls(p)
+}
+
+#[library_benchmark]
 #[bench::calls(timeout_setup())]
 fn timeout(p: Prepared<Timeout<Noop>>) -> Prepared<Timeout<Noop>> {
     calls(p)
@@ -226,6 +237,7 @@ library_benchmark_group!(
         tower_concurrency_limit,
         load_shed,
         tower_load_shed,
+        tower_limited_load_shed,
         timeout,
         tower_timeout,
         retry,

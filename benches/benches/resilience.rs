@@ -10,7 +10,9 @@
 //! - `bulkhead`: a global limit of 64 permits: take a permit, call, free it. Twin: tower's
 //!   `ConcurrencyLimit` of 64.
 //! - `load_shed`: the adaptive (AIMD) limit: classify the priority, admit, call, sample.
-//!   Twin: tower's `LoadShed`.
+//!   Twin: tower's `LoadShed`. Also measured, not gated: `tower_limited`, tower's `LoadShed`
+//!   over a `ConcurrencyLimit` of 64, tower's way of shedding above a limit (it counts each
+//!   request in and out as ours does; `LoadShed` alone only forwards readiness).
 //! - `timeout`: the deadline-aware timeout (no Lambda deadline on the request): compute the
 //!   budget, call; the timer is only created if the inner future is pending, which it never is.
 //!   Twin: tower's `Timeout` of the same 3 s.
@@ -28,14 +30,15 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use lift::middleware::bulkhead::BulkheadLayer;
 use lift::middleware::circuit_breaker::{CircuitBreakerLayer, State};
 use lift::middleware::load_shed::LoadShedLayer;
 use lift::middleware::retry::RetryLayer;
 use lift::middleware::timeout::TimeoutLayer;
 use lift::{Request, Response};
-use lift_benches::{bench_call, call_ready, get_request, noop, twins};
+use lift_benches::{bench_call, call_ready, get_request, noop, twins, NoopAgain};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service};
 
@@ -45,12 +48,30 @@ fn runtime() -> Runtime {
 
 /// Measures `bare` (the no-op service), `layer` (`layered`) and, when given, `tower` (its
 /// tower twin) in one group.
-fn compare<S, T>(c: &mut Criterion, rt: &Runtime, group: &str, mut layered: S, twin: Option<T>)
+fn compare<S, T>(c: &mut Criterion, rt: &Runtime, group: &str, layered: S, twin: Option<T>)
 where
     S: Service<Request, Response = Response>,
     S::Error: std::fmt::Debug,
     T: Service<Request, Response = Response>,
     T::Error: std::fmt::Debug,
+{
+    compare_twins(c, rt, group, layered, |group| {
+        if let Some(twin) = twin {
+            measure_twin(group, "tower", twin);
+        }
+    });
+}
+
+/// Measures `bare`, `layer` (`layered`) and then whatever twins `twins` measures, in one group.
+fn compare_twins<S>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    group: &str,
+    mut layered: S,
+    twins: impl FnOnce(&mut BenchmarkGroup<'_, WallTime>),
+) where
+    S: Service<Request, Response = Response>,
+    S::Error: std::fmt::Debug,
 {
     // Clocks, timers and semaphores find the runtime through this context.
     let _context = rt.enter();
@@ -61,13 +82,20 @@ where
     lift_benches::calibrate_before(&mut group);
     bench_call(&mut group, "bare", get_request, noop());
     bench_call(&mut group, "layer", get_request, layered);
-    if let Some(mut twin) = twin {
-        let res = call_ready(&mut twin, get_request()).expect("the twin lets the request through");
-        assert_eq!(res.status(), 200);
-        bench_call(&mut group, "tower", get_request, twin);
-    }
+    twins(&mut group);
     lift_benches::calibrate_after(&mut group);
     group.finish();
+}
+
+/// Measures a twin as function `name` of `group`, once it answers the bench request.
+fn measure_twin<T>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut twin: T)
+where
+    T: Service<Request, Response = Response>,
+    T::Error: std::fmt::Debug,
+{
+    let res = call_ready(&mut twin, get_request()).expect("the twin lets the request through");
+    assert_eq!(res.status(), 200);
+    bench_call(group, name, get_request, twin);
 }
 
 /// No twin: tower has no layer for the job.
@@ -94,7 +122,11 @@ fn load_shed(c: &mut Criterion) {
     let rt = runtime();
     let layer = LoadShedLayer::builder().initial_limit(64).build().expect("valid configuration");
     let limit = layer.limit();
-    compare(c, &rt, "load_shed", layer.layer(noop()), Some(twins::load_shed().layer(noop())));
+    compare_twins(c, &rt, "load_shed", layer.layer(noop()), |group| {
+        measure_twin(group, "tower", twins::load_shed().layer(noop()));
+        // Not gated: tower's way of shedding above a limit, for a like-for-like figure.
+        measure_twin(group, "tower_limited", twins::limited_load_shed(64).service(NoopAgain));
+    });
     assert_eq!((limit.in_flight(), limit.shed()), (0, 0));
 }
 

@@ -33,25 +33,45 @@ pub fn noop() -> Noop {
     Noop
 }
 
-/// The service [`noop`] returns; a named type, so that the instruction benches can name the
-/// layers over it.
-#[derive(Debug, Clone, Default)]
-pub struct Noop;
+/// Defines a no-op service type: it keeps the request and answers 200 with an empty body.
+/// A macro, not a shared function, so that each type's `call` compiles as `Noop`'s always has
+/// (a shared inlined helper moved every count by 5 instructions a call).
+macro_rules! no_op_service {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $name;
 
-impl tower::Service<Request> for Noop {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Response, Infallible>>;
+        impl tower::Service<Request> for $name {
+            type Response = Response;
+            type Error = Infallible;
+            type Future = std::future::Ready<Result<Response, Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+                Poll::Ready(Ok(()))
+            }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        KEPT.with_borrow_mut(|kept| kept.push(req));
-        std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
-    }
+            fn call(&mut self, req: Request) -> Self::Future {
+                KEPT.with_borrow_mut(|kept| kept.push(req));
+                std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+            }
+        }
+    };
 }
+
+no_op_service!(
+    /// The service [`noop`] returns; a named type, so that the instruction benches can name
+    /// the layers over it.
+    Noop
+);
+
+no_op_service!(
+    /// The same service as [`Noop`], under a type of its own: a twin built over it shares no
+    /// generic instance with the twins built over `Noop`. In one binary built as one codegen
+    /// unit, a second user of, say, `ConcurrencyLimit<Noop>` changes how the compiler inlines
+    /// it for the first: adding a bench must not move another bench's count.
+    NoopAgain
+);
 
 thread_local! {
     /// The requests [`noop`] answered since the last [`get_request`].

@@ -24,6 +24,17 @@ pub fn load_shed() -> LoadShedLayer {
     LoadShedLayer::new()
 }
 
+/// Load shed's twin for the same job: tower's recipe for shedding above a concurrency limit,
+/// `LoadShed` over `ConcurrencyLimit`, which counts each request in and out as ours does.
+/// [`load_shed`] alone only forwards the inner service's readiness: over a service that is
+/// always ready, the compiler removes its shed path and it costs next to nothing.
+pub fn limited_load_shed(max: usize) -> ServiceBuilder<LimitedLoadShedLayers> {
+    ServiceBuilder::new().layer(load_shed()).layer(concurrency_limit(max))
+}
+
+/// Tower's load shed over its concurrency limit, outermost first.
+pub type LimitedLoadShedLayers = Stack<ConcurrencyLimitLayer, Stack<LoadShedLayer, Identity>>;
+
 /// Timeout's twin: a timer per call.
 pub fn timeout(after: Duration) -> TimeoutLayer {
     TimeoutLayer::new(after)
@@ -79,5 +90,46 @@ impl<Res, E> Policy<Request, Res, E> for CopyAndBudget {
         *copy.headers_mut() = req.headers().clone();
         *copy.extensions_mut() = req.extensions().clone();
         Some(copy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use tower::{BoxError, Service};
+
+    use lift::Response;
+
+    use super::*;
+
+    fn poll<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// The like-for-like twin does the job it stands in for: above its limit it sheds with
+    /// tower's `Overloaded`, and a freed place admits again. A twin that only forwarded
+    /// readiness, as `LoadShed` alone does over an always-ready service, would admit all three.
+    #[test]
+    fn the_limited_twin_sheds_above_its_limit() {
+        let never = tower::service_fn(|_req: Request| std::future::pending::<Result<Response, Infallible>>());
+        let mut twin = limited_load_shed(1).service(never);
+        let ready = |twin: &mut tower::load_shed::LoadShed<_>| {
+            assert!(matches!(twin.poll_ready(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok(()))));
+        };
+        ready(&mut twin);
+        let mut first = Box::pin(twin.call(Request::default()));
+        assert!(poll(first.as_mut()).is_pending(), "the first request holds the only place");
+        ready(&mut twin);
+        let mut second = Box::pin(twin.call(Request::default()));
+        let Poll::Ready(Err(err)) = poll(second.as_mut()) else { panic!("the second request was not shed") };
+        let err: BoxError = err;
+        assert!(err.is::<tower::load_shed::error::Overloaded>(), "{err}");
+        drop(first);
+        ready(&mut twin);
+        let mut third = Box::pin(twin.call(Request::default()));
+        assert!(poll(third.as_mut()).is_pending(), "the freed place admits the third request");
     }
 }

@@ -1203,3 +1203,41 @@ fn the_gate_appends_each_run_and_budget_trend_flags_a_sustained_regression() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A layer held against a second twin (`also`) fails when it costs more than that twin
+/// allows, even within its baseline and its first twin's ratio; a missing second twin is an
+/// error, not a pass; a ratio of 0 is refused.
+#[test]
+fn the_instruction_gate_holds_a_layer_against_its_other_twins() {
+    let text = BASELINE.replace(
+        "twin = \"tower_concurrency_limit\"\n",
+        "twin = \"tower_concurrency_limit\"\nalso = [{ twin = \"tower_limited\", max_twin_ratio = 1.0 }]\n",
+    );
+    let baseline = lift_harness::budget::InstructionBaseline::parse(&text, "instructions.toml").unwrap();
+    let counts = |limited: u64| {
+        let counts = counted(11_000);
+        fake_callgrind(counts.dir(), "tower_limited", limited);
+        counts
+    };
+    // 11 000 against 11 000: within 1.0x.
+    let within = baseline.check(&counts(11_000)).unwrap();
+    assert!(within.passed, "{within}");
+    let bulkhead = within.layers.iter().find(|l| l.layer == "bulkhead").unwrap();
+    assert_eq!(bulkhead.also.len(), 1);
+    assert!(within.to_string().contains("1.00x tower_limited (<= 1.00x)"), "{within}");
+    // A cheaper second twin: 11 000 / 10 900 = 1.01x fails, though the layer is at its
+    // baseline and within 1.2x of its first twin.
+    let dear = baseline.check(&counts(10_900)).unwrap();
+    let bulkhead = dear.layers.iter().find(|l| l.layer == "bulkhead").unwrap();
+    assert!(!bulkhead.passed && !dear.passed, "{dear}");
+    assert!(bulkhead.twin.as_ref().is_some_and(|t| t.ratio <= t.max_ratio));
+    // Not counted: an error naming it.
+    let err = baseline.check(&counted(11_000)).unwrap_err();
+    assert!(
+        matches!(err, BudgetError::MissingResults { ref function, .. } if function == "tower_limited"),
+        "{err}"
+    );
+    let zero = text.replace("max_twin_ratio = 1.0 }", "max_twin_ratio = 0.0 }");
+    let err = lift_harness::budget::InstructionBaseline::parse(&zero, "instructions.toml").unwrap_err();
+    assert!(err.to_string().contains("layers.bulkhead: a twin ratio must be a number above 0"), "{err}");
+}

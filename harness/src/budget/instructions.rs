@@ -77,6 +77,20 @@ pub struct LayerBaseline {
     /// A ratio to the twin for this layer instead of the file's `max_twin_ratio`.
     #[serde(default)]
     pub max_twin_ratio: Option<f64>,
+    /// More twins the layer is held against, each with its own ratio: another of tower's
+    /// ways to do the same job (`also = [{ twin = "...", max_twin_ratio = 1.0 }]`).
+    #[serde(default)]
+    pub also: Vec<AlsoTwin>,
+}
+
+/// One more twin of a layer's, and the most the layer may cost against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsoTwin {
+    /// The twin's bench.
+    pub twin: String,
+    /// The most the layer's instructions may be, as a multiple of the twin's.
+    pub max_twin_ratio: f64,
 }
 
 impl InstructionBaseline {
@@ -116,6 +130,12 @@ impl InstructionBaseline {
                 invalid(format!("layers.{name}: {}", e.message().trim_end()))
             })?;
             layer.name = name.clone();
+            let ratios = layer.max_twin_ratio.into_iter().chain(layer.also.iter().map(|a| a.max_twin_ratio));
+            if let Some(bad) = ratios.into_iter().find(|r| !(r.is_finite() && *r > 0.0)) {
+                return Err(invalid(format!(
+                    "layers.{name}: a twin ratio must be a number above 0, not {bad}"
+                )));
+            }
             baseline.parsed.push(layer);
         }
         if baseline.parsed.is_empty() {
@@ -141,21 +161,23 @@ impl InstructionBaseline {
             let ir = counts.get(&layer.name)?;
             let over_bare = ir as i64 - bare as i64;
             let allowed = layer.over_bare as f64 * (1.0 + self.max_rise);
+            let against = |twin: &str, max_ratio: f64| -> Result<TwinCount, BudgetError> {
+                let twin_ir = counts.get(twin)?;
+                let ratio = ir as f64 / twin_ir.max(1) as f64;
+                Ok(TwinCount { twin: twin.to_owned(), instructions: twin_ir, ratio, max_ratio })
+            };
             let twin = match &layer.twin {
-                Some(twin) => {
-                    let twin_ir = counts.get(twin)?;
-                    let ratio = ir as f64 / twin_ir.max(1) as f64;
-                    Some(TwinCount {
-                        twin: twin.clone(),
-                        instructions: twin_ir,
-                        ratio,
-                        max_ratio: layer.max_twin_ratio.unwrap_or(self.max_twin_ratio),
-                    })
-                }
+                Some(twin) => Some(against(twin, layer.max_twin_ratio.unwrap_or(self.max_twin_ratio))?),
                 None => None,
             };
+            let also = layer
+                .also
+                .iter()
+                .map(|a| against(&a.twin, a.max_twin_ratio))
+                .collect::<Result<Vec<_>, _>>()?;
             let rise = over_bare as f64 / layer.over_bare.max(1) as f64 - 1.0;
-            let passed = over_bare as f64 <= allowed && twin.as_ref().is_none_or(|t| t.ratio <= t.max_ratio);
+            let passed =
+                over_bare as f64 <= allowed && twin.iter().chain(&also).all(|t| t.ratio <= t.max_ratio);
             layers.push(LayerCount {
                 layer: layer.name.clone(),
                 instructions: ir,
@@ -163,6 +185,7 @@ impl InstructionBaseline {
                 baseline_over_bare: layer.over_bare,
                 rise,
                 twin,
+                also,
                 passed,
             });
         }
@@ -301,7 +324,9 @@ pub struct LayerCount {
     pub rise: f64,
     /// Against its twin.
     pub twin: Option<TwinCount>,
-    /// Whether it is within the baseline and its twin ratio.
+    /// Against its other twins (`also`).
+    pub also: Vec<TwinCount>,
+    /// Whether it is within the baseline and every twin ratio.
     pub passed: bool,
 }
 
@@ -325,11 +350,9 @@ impl fmt::Display for InstructionReport {
             "{:<24} {:>12} {:>10} {:>10} {:>8} {:>26}  verdict",
             "layer", "instructions", "over bare", "baseline", "rise", "twin ratio"
         )?;
+        let ratio = |t: &TwinCount| format!("{:.2}x {} (<= {:.2}x)", t.ratio, t.twin, t.max_ratio);
         for l in &self.layers {
-            let twin = l.twin.as_ref().map_or_else(
-                || "-".to_owned(),
-                |t| format!("{:.2}x {} (<= {:.2}x)", t.ratio, t.twin, t.max_ratio),
-            );
+            let twin = l.twin.as_ref().map_or_else(|| "-".to_owned(), ratio);
             writeln!(
                 f,
                 "{:<24} {:>12} {:>10} {:>10} {:>7.1}% {:>26}  {}",
@@ -341,6 +364,9 @@ impl fmt::Display for InstructionReport {
                 twin,
                 if l.passed { "PASS" } else { "FAIL" }
             )?;
+            for t in &l.also {
+                writeln!(f, "{:<24} {:>12} {:>10} {:>10} {:>8} {:>26}", "", "", "", "", "also", ratio(t))?;
+            }
         }
         write!(
             f,

@@ -86,8 +86,8 @@ pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
 pub use history::{HistoryEntry, HistoryRecord, DEFAULT_HISTORY_FILE, HISTORY_ENV};
 pub use instructions::{
-    InstructionBaseline, InstructionCounts, InstructionReport, LayerBaseline, LayerCount, TwinCount,
-    DEFAULT_BASELINE_FILE, DEFAULT_CALLGRIND_SUBDIR,
+    AlsoTwin, InstructionBaseline, InstructionCounts, InstructionReport, LayerBaseline, LayerCount,
+    TwinCount, DEFAULT_BASELINE_FILE, DEFAULT_CALLGRIND_SUBDIR,
 };
 use report::effective_budget_ns;
 pub use report::{
