@@ -1240,4 +1240,16 @@ fn the_instruction_gate_holds_a_layer_against_its_other_twins() {
     let zero = text.replace("max_twin_ratio = 1.0 }", "max_twin_ratio = 0.0 }");
     let err = lift_harness::budget::InstructionBaseline::parse(&zero, "instructions.toml").unwrap_err();
     assert!(err.to_string().contains("layers.bulkhead: a twin ratio must be a number above 0"), "{err}");
+    // A twin that is the layer itself (1.00x, always within 1.0x), bare, or the first twin
+    // again: refused, not a check that cannot fail.
+    for (twin, reason) in [
+        ("bulkhead", "must be a bench of its own"),
+        ("bare", "must be a bench of its own"),
+        ("tower_concurrency_limit", "is named twice"),
+    ] {
+        let typo =
+            text.replace("also = [{ twin = \"tower_limited\"", &format!("also = [{{ twin = \"{twin}\""));
+        let err = lift_harness::budget::InstructionBaseline::parse(&typo, "instructions.toml").unwrap_err();
+        assert!(err.to_string().contains(&format!("layers.bulkhead: twin \"{twin}\" {reason}")), "{err}");
+    }
 }

@@ -130,11 +130,30 @@ impl InstructionBaseline {
                 invalid(format!("layers.{name}: {}", e.message().trim_end()))
             })?;
             layer.name = name.clone();
-            let ratios = layer.max_twin_ratio.into_iter().chain(layer.also.iter().map(|a| a.max_twin_ratio));
-            if let Some(bad) = ratios.into_iter().find(|r| !(r.is_finite() && *r > 0.0)) {
+            let mut ratios =
+                layer.max_twin_ratio.into_iter().chain(layer.also.iter().map(|a| a.max_twin_ratio));
+            if let Some(bad) = ratios.find(|r| !(r.is_finite() && *r > 0.0)) {
                 return Err(invalid(format!(
                     "layers.{name}: a twin ratio must be a number above 0, not {bad}"
                 )));
+            }
+            // A twin that is the layer itself passes any ratio of 1 or more, and one named twice
+            // holds nothing more: a typo must not make a check that cannot fail.
+            let twins: Vec<&str> = layer
+                .twin
+                .iter()
+                .map(String::as_str)
+                .chain(layer.also.iter().map(|a| a.twin.as_str()))
+                .collect();
+            for (i, twin) in twins.iter().enumerate() {
+                if *twin == name || *twin == baseline.bare {
+                    return Err(invalid(format!(
+                        "layers.{name}: twin {twin:?} must be a bench of its own, not the layer or bare"
+                    )));
+                }
+                if twins[..i].contains(twin) {
+                    return Err(invalid(format!("layers.{name}: twin {twin:?} is named twice")));
+                }
             }
             baseline.parsed.push(layer);
         }
