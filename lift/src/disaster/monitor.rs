@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use super::env::{self, ProcessEnv, Vars};
 use super::health::{HealthSnapshot, HealthState, RegionHealth};
-use super::passive::{PassiveConfig, PassiveRegion, RequestObserver};
+use super::passive::{detach_observer, ObserverSlot, PassiveConfig, PassiveRegion, RequestObserver};
 use super::probe::{default_probes, Probe};
 use super::{ConfigError, ProbeError, RegionSet};
 
@@ -148,7 +148,7 @@ impl MonitorConfig {
 ///
 /// Each region runs its probes concurrently, each bounded by the timeout; a round passes
 /// when every probe does. States change with hysteresis ([`RegionHealth`]). The probe tasks
-/// stop when the monitor is dropped.
+/// stop when the monitor is dropped, and the set's clients stop reporting to it.
 ///
 /// # Examples
 ///
@@ -170,6 +170,8 @@ impl MonitorConfig {
 pub struct HealthMonitor {
     health: watch::Receiver<HealthSnapshot>,
     observer: RequestObserver,
+    /// The slot of the [`RegionSet`] whose clients report to `observer`, emptied on drop.
+    attached: Option<ObserverSlot>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -186,9 +188,19 @@ impl HealthMonitor {
         for region in regions {
             builder = builder.region(region.name(), default_probes(region));
         }
-        let monitor = builder.start()?;
-        regions.attach_observer(monitor.observer());
+        let mut monitor = builder.start()?;
+        monitor.attach(regions);
         Ok(monitor)
+    }
+
+    /// Has `regions`' DynamoDB clients report their attempts to this monitor until it stops
+    /// or another monitor attaches to them.
+    pub(crate) fn attach(&mut self, regions: &RegionSet) {
+        let slot = regions.attach_observer(self.observer.clone());
+        match self.attached.replace(slot.clone()) {
+            Some(old) if !Arc::ptr_eq(&old, &slot) => detach_observer(&old, &self.observer),
+            _ => {}
+        }
     }
 
     /// A receiver of every snapshot; `changed()` fires after each probe round.
@@ -215,6 +227,10 @@ impl Drop for HealthMonitor {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        // Its probe tasks are gone: nothing would act on what the clients report.
+        if let Some(slot) = &self.attached {
+            detach_observer(slot, &self.observer);
         }
     }
 }
@@ -263,7 +279,7 @@ impl HealthMonitorBuilder {
                 tokio::spawn(probe_loop(index, health, probes, self.config.clone(), passive, tx.clone()))
             })
             .collect();
-        Ok(HealthMonitor { health: rx, observer, tasks })
+        Ok(HealthMonitor { health: rx, observer, attached: None, tasks })
     }
 }
 

@@ -219,8 +219,8 @@ impl FailoverOrchestratorBuilder {
             let probes = self.probes.remove(region.name()).unwrap_or_else(|| default_probes(region));
             monitor = monitor.region(region.name(), probes);
         }
-        let monitor = monitor.start()?;
-        self.regions.attach_observer(monitor.observer());
+        let mut monitor = monitor.start()?;
+        monitor.attach(&self.regions);
         let health = monitor.subscribe();
         self.launch(health, Some(monitor))
     }

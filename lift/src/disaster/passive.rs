@@ -160,6 +160,11 @@ pub struct AdaptiveTimeout {
     born: Instant,
     samples: Mutex<Samples>,
     current_nanos: AtomicU64,
+    /// When (nanoseconds since `born`) fewer than `min_samples` samples will be recent
+    /// unless more come: the `min_samples`-th newest one's time plus `max_age`. From then on
+    /// [`get`](Self::get) gives the ceiling, as with no samples; `u64::MAX` before there
+    /// are `min_samples`.
+    expires_nanos: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -177,20 +182,33 @@ impl AdaptiveTimeout {
         Self {
             samples: Mutex::new(Samples::default()),
             current_nanos: AtomicU64::new(ceiling),
+            expires_nanos: AtomicU64::new(u64::MAX),
             born: tokio::time::Instant::now().into_std(),
             config,
         }
     }
 
-    /// The timeout now.
+    /// The timeout now: the ceiling once fewer than `min_samples` samples are younger than
+    /// `max_age`, even if none has come since (an idle spell forgets what came before it).
     pub fn get(&self) -> Duration {
+        if self.now_nanos() > self.expires_nanos.load(Ordering::Relaxed) {
+            return self.config.ceiling;
+        }
         Duration::from_nanos(self.current_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Nanoseconds since `born`, on Tokio's clock (paused in tests).
+    fn now_nanos(&self) -> u64 {
+        duration_nanos(tokio::time::Instant::now().into_std().saturating_duration_since(self.born))
     }
 
     /// Adds the latency of one answered (or timed-out) request.
     pub fn observe(&self, latency: Duration) {
-        let now = duration_nanos(tokio::time::Instant::now().into_std().saturating_duration_since(self.born));
+        let now = self.now_nanos();
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        // Past its expiry the timeout reads as the ceiling: it is worked out again at every
+        // sample until enough recent ones are in, not at the next eighth.
+        let expired = now > self.expires_nanos.load(Ordering::Relaxed);
         let sample = (now, duration_nanos(latency));
         if s.ring.len() < self.config.window {
             s.ring.push(sample);
@@ -200,8 +218,14 @@ impl AdaptiveTimeout {
         }
         s.next = (s.next + 1) % self.config.window;
         s.seen += 1;
-        let enough = s.ring.len() >= self.config.min_samples;
-        if !enough || (s.seen % RECOMPUTE_EVERY != 0 && s.ring.len() != self.config.min_samples) {
+        let len = s.ring.len();
+        if len < self.config.min_samples {
+            return;
+        }
+        // The `min_samples`-th newest sample (the ring holds them oldest first from `next`).
+        let (at, _) = s.ring[(s.next + len - self.config.min_samples) % len];
+        self.expires_nanos.store(at.saturating_add(duration_nanos(self.config.max_age)), Ordering::Relaxed);
+        if !expired && s.seen % RECOMPUTE_EVERY != 0 && len != self.config.min_samples {
             return;
         }
         let oldest = now.saturating_sub(duration_nanos(self.config.max_age));
@@ -555,6 +579,15 @@ impl RequestObserver {
 /// watching the [`RegionSet`](super::RegionSet), once one is attached.
 pub(crate) type ObserverSlot = Arc<RwLock<Option<RequestObserver>>>;
 
+/// Empties `slot` if it still holds `observer` (the monitor that attached it has stopped);
+/// an observer attached after it stays.
+pub(crate) fn detach_observer(slot: &ObserverSlot, observer: &RequestObserver) {
+    let mut slot = slot.write().unwrap_or_else(|p| p.into_inner());
+    if slot.as_ref().is_some_and(|attached| Arc::ptr_eq(&attached.inner, &observer.inner)) {
+        *slot = None;
+    }
+}
+
 /// An SDK interceptor on each region's DynamoDB client: every attempt that got an answer
 /// (or failed to connect) counts for the region it went to, throttled and 5xx attempts the
 /// SDK retries included, so a throttling region is suspect before the SDK's backoff ends.
@@ -661,6 +694,39 @@ mod tests {
             t.observe(ms(10));
         }
         assert_eq!(t.get(), ms(100));
+    }
+
+    /// An idle spell forgets too: with no answer for longer than `max_age` the timeout is
+    /// the ceiling again (nothing recent is known), not the tight one of the traffic before
+    /// it, and it adapts at the `min_samples`-th answer after it, not at the next eighth.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_spell_longer_than_max_age_brings_back_the_ceiling() {
+        let t = AdaptiveTimeout::new(AdaptiveTimeoutConfig::new(3.0, ms(100), ms(2_000)));
+        for _ in 0..45 {
+            t.observe(ms(50));
+        }
+        assert_eq!(t.get(), ms(150));
+        tokio::time::sleep(ms(10_000)).await;
+        assert_eq!(t.get(), ms(150), "the newest answers are exactly max_age old: still recent");
+        tokio::time::sleep(ms(1)).await;
+        assert_eq!(t.get(), ms(2_000), "no answer within max_age: the ceiling");
+        // After the idle spell the service answers at 400 ms (a colder cache, say).
+        for _ in 0..19 {
+            t.observe(ms(400));
+        }
+        assert_eq!(t.get(), ms(2_000), "19 recent answers are fewer than min_samples");
+        t.observe(ms(400));
+        // The 65th sample in all: worked out at the next eighth only, it would stay the ceiling
+        // until the 72nd.
+        assert_eq!(t.get(), ms(1_200), "adapted at the 20th recent answer");
+        // Those 20 age out in turn: a steady trickle of one answer a second keeps fewer
+        // than 20 recent, so the timeout stays the ceiling until enough come close together.
+        tokio::time::sleep(ms(10_001)).await;
+        for _ in 0..15 {
+            t.observe(ms(400));
+            assert_eq!(t.get(), ms(2_000));
+            tokio::time::sleep(ms(1_000)).await;
+        }
     }
 
     #[test]
@@ -825,6 +891,65 @@ mod tests {
             (observer.consecutive_failures("eu-west-1"), later.consecutive_failures("eu-west-1")),
             (3, 3)
         );
+    }
+
+    /// A stopped monitor's observer hears no more from the set's clients (its probe tasks
+    /// are gone; nothing would act on it), and stopping it does not detach a monitor that
+    /// attached after it. Without the detach, `heard_second` counts 6 at the end.
+    #[tokio::test]
+    async fn a_stopped_monitor_hears_nothing_and_a_later_one_stays_attached() {
+        use crate::disaster::{HealthMonitor, MonitorConfig, RegionConfig, RegionSet};
+        let regions = RegionSet::builder()
+            .region(RegionConfig::new("us-east-1").dynamodb_endpoint(endpoint(THROTTLED).await))
+            .build()
+            .unwrap();
+        // Ten in a row to suspect: a call's three attempts never start a confirming probe,
+        // whose confirmation would start a new streak under the test.
+        let config = MonitorConfig::default().passive(PassiveConfig::default().consecutive_failures(10));
+        let call = || async {
+            let _ = regions.primary().dynamodb().get_item().table_name("t").send().await;
+        };
+        let first = HealthMonitor::start(&regions, config.clone()).unwrap();
+        let heard_first = first.observer();
+        call().await;
+        assert_eq!(heard_first.consecutive_failures("us-east-1"), 3, "attached: three attempts heard");
+
+        let second = HealthMonitor::start(&regions, config).unwrap();
+        let heard_second = second.observer();
+        drop(first);
+        call().await;
+        assert_eq!(
+            (heard_first.consecutive_failures("us-east-1"), heard_second.consecutive_failures("us-east-1")),
+            (3, 3),
+            "the later monitor took over, and stopping the earlier one left it attached"
+        );
+
+        second.stop();
+        call().await;
+        assert_eq!(heard_second.consecutive_failures("us-east-1"), 3, "a stopped monitor hears nothing");
+    }
+
+    /// The orchestrator's monitor is detached with the orchestrator: a set that outlives it
+    /// (the service keeps its clients) reports to no one.
+    #[tokio::test]
+    async fn a_dropped_orchestrator_leaves_the_clients_reporting_to_no_one() {
+        use crate::disaster::{FailoverOrchestrator, MonitorConfig, RegionConfig, RegionSet};
+        let regions = RegionSet::builder()
+            .region(RegionConfig::new("us-east-1").dynamodb_endpoint(endpoint(THROTTLED).await))
+            .region(RegionConfig::new("eu-west-1").dynamodb_endpoint(endpoint(ANSWERED).await))
+            .build()
+            .unwrap();
+        let orchestrator = FailoverOrchestrator::builder(regions.clone())
+            .monitor(MonitorConfig::default().passive(PassiveConfig::default().consecutive_failures(10)))
+            .start()
+            .unwrap();
+        let heard = orchestrator.observer();
+        let _ = regions.primary().dynamodb().get_item().table_name("t").send().await;
+        assert_eq!(heard.consecutive_failures("us-east-1"), 3);
+        drop(orchestrator);
+        assert!(regions.observer.read().unwrap().is_none(), "the slot is empty");
+        let _ = regions.primary().dynamodb().get_item().table_name("t").send().await;
+        assert_eq!(heard.consecutive_failures("us-east-1"), 3);
     }
 
     #[test]

@@ -141,15 +141,16 @@ impl Region {
 #[derive(Debug, Clone)]
 pub struct RegionSet {
     regions: Arc<[Region]>,
-    observer: ObserverSlot,
+    pub(super) observer: ObserverSlot,
 }
 
 impl RegionSet {
     /// Has every region's DynamoDB client report its attempts to `observer` (the monitor's,
     /// attached when a [`HealthMonitor`](super::HealthMonitor) starts over this set); the
-    /// last one attached wins.
-    pub(crate) fn attach_observer(&self, observer: RequestObserver) {
+    /// last one attached wins. Gives the slot back, for [`detach_observer`].
+    pub(crate) fn attach_observer(&self, observer: RequestObserver) -> ObserverSlot {
         *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+        self.observer.clone()
     }
 
     /// A builder with no regions and the default client timeouts.
