@@ -173,6 +173,8 @@ struct Samples {
     ring: Vec<(u64, u64)>,
     next: usize,
     seen: u64,
+    /// The recent latencies, gathered anew at each recomputation (kept to reuse its room).
+    scratch: Vec<u64>,
 }
 
 impl AdaptiveTimeout {
@@ -204,7 +206,11 @@ impl AdaptiveTimeout {
 
     /// Adds the latency of one answered (or timed-out) request.
     pub fn observe(&self, latency: Duration) {
-        let now = self.now_nanos();
+        self.observe_at(self.now_nanos(), latency);
+    }
+
+    /// [`observe`](Self::observe), at `now` nanoseconds since `born`.
+    fn observe_at(&self, now: u64, latency: Duration) {
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         // Past its expiry the timeout reads as the ceiling: it is worked out again at every
         // sample until enough recent ones are in, not at the next eighth.
@@ -229,18 +235,21 @@ impl AdaptiveTimeout {
             return;
         }
         let oldest = now.saturating_sub(duration_nanos(self.config.max_age));
-        let mut recent: Vec<u64> = s.ring.iter().filter(|(at, _)| *at >= oldest).map(|(_, l)| *l).collect();
-        drop(s);
+        let Samples { ring, scratch: recent, .. } = &mut *s;
+        recent.clear();
+        recent.extend(ring.iter().filter(|(at, _)| *at >= oldest).map(|(_, l)| *l));
         let timeout = if recent.len() < self.config.min_samples {
             self.config.ceiling
         } else {
-            recent.sort_unstable();
+            // The nearest-rank p99: the rank-th smallest, found without sorting the rest.
             let rank = ((recent.len() as f64) * 0.99).ceil() as usize;
-            let p99 = recent[rank.clamp(1, recent.len()) - 1];
+            let nth = rank.clamp(1, recent.len()) - 1;
+            let (_, &mut p99, _) = recent.select_nth_unstable(nth);
             Duration::from_nanos(p99)
                 .mul_f64(self.config.multiplier)
                 .clamp(self.config.floor, self.config.ceiling)
         };
+        drop(s);
         self.current_nanos.store(duration_nanos(timeout), Ordering::Relaxed);
     }
 }
@@ -382,7 +391,7 @@ pub(crate) struct PassiveRegion {
     last_failure: Mutex<Option<FailureKind>>,
     suspected: AtomicBool,
     pub(crate) suspect: Notify,
-    timeouts: RwLock<HashMap<String, Arc<AdaptiveTimeout>>>,
+    timeouts: RwLock<HashMap<String, AdaptiveTimeout>>,
     pub(crate) probe_latency: AdaptiveTimeout,
 }
 
@@ -482,24 +491,31 @@ impl RequestObserver {
         self.inner.regions.iter().find(|r| r.name == name).map(|r| &**r)
     }
 
-    fn timer(&self, region: &PassiveRegion, operation: &str) -> Option<Arc<AdaptiveTimeout>> {
+    /// Runs `f` on `operation`'s timeout in `region`, made at its first use; `None` in
+    /// probe-only mode.
+    fn with_timer<R>(
+        &self,
+        region: &PassiveRegion,
+        operation: &str,
+        f: impl FnOnce(&AdaptiveTimeout) -> R,
+    ) -> Option<R> {
         let config = self.inner.config.as_ref()?;
         if let Some(t) = region.timeouts.read().unwrap_or_else(|p| p.into_inner()).get(operation) {
-            return Some(t.clone());
+            return Some(f(t));
         }
         let mut map = region.timeouts.write().unwrap_or_else(|p| p.into_inner());
-        Some(
-            map.entry(operation.to_owned())
-                .or_insert_with(|| Arc::new(AdaptiveTimeout::new(config.request_timeout.clone())))
-                .clone(),
-        )
+        Some(f(map
+            .entry(operation.to_owned())
+            .or_insert_with(|| AdaptiveTimeout::new(config.request_timeout.clone()))))
     }
 
     /// The timeout for the next `operation` in `region`: the adaptive one, never above
     /// `default` (the caller's own deadline); `default` in probe-only mode or for a region
     /// it does not know.
     pub fn timeout(&self, region: &str, operation: &str, default: Duration) -> Duration {
-        self.region(region).and_then(|r| self.timer(r, operation)).map_or(default, |t| t.get().min(default))
+        self.region(region)
+            .and_then(|r| self.with_timer(r, operation, AdaptiveTimeout::get))
+            .map_or(default, |t| t.min(default))
     }
 
     /// Records one request to `region` that started at `started` (a
@@ -511,10 +527,11 @@ impl RequestObserver {
             return;
         };
         if matches!(outcome, Ok(()) | Err(FailureKind::Timeout)) {
-            if let Some(timer) = self.timer(state, operation) {
-                let now = tokio::time::Instant::now().into_std();
-                timer.observe(now.saturating_duration_since(started));
-            }
+            let now = tokio::time::Instant::now().into_std();
+            self.with_timer(state, operation, |timer| {
+                let latency = now.saturating_duration_since(started);
+                timer.observe_at(duration_nanos(now.saturating_duration_since(timer.born)), latency);
+            });
         }
         self.streak(state, operation, started, outcome);
     }
