@@ -100,9 +100,11 @@ pub struct AdaptiveTimeoutConfig {
     pub window: usize,
     /// Answers needed before the timeout adapts (default 20).
     pub min_samples: usize,
-    /// Samples older than this are forgotten (default 10 s), so a slow spell long past (a
-    /// cold start, a deploy) does not hold the timeout up; with fewer than `min_samples`
-    /// recent ones the timeout is the ceiling again.
+    /// Samples older than this are forgotten (default 10 s) once `min_samples` answers are
+    /// newer, so a slow spell long past (a cold start, a deploy) does not hold the timeout
+    /// up. The newest `min_samples` always count, however old: an idle spell (no traffic to a
+    /// region while another serves) keeps the estimate its last answers made, and a region
+    /// that goes dark right after it still fails fast, not at the ceiling.
     pub max_age: Duration,
 }
 
@@ -160,11 +162,6 @@ pub struct AdaptiveTimeout {
     born: Instant,
     samples: Mutex<Samples>,
     current_nanos: AtomicU64,
-    /// When (nanoseconds since `born`) fewer than `min_samples` samples will be recent
-    /// unless more come: the `min_samples`-th newest one's time plus `max_age`. From then on
-    /// [`get`](Self::get) gives the ceiling, as with no samples; `u64::MAX` before there
-    /// are `min_samples`.
-    expires_nanos: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -184,18 +181,13 @@ impl AdaptiveTimeout {
         Self {
             samples: Mutex::new(Samples::default()),
             current_nanos: AtomicU64::new(ceiling),
-            expires_nanos: AtomicU64::new(u64::MAX),
             born: tokio::time::Instant::now().into_std(),
             config,
         }
     }
 
-    /// The timeout now: the ceiling once fewer than `min_samples` samples are younger than
-    /// `max_age`, even if none has come since (an idle spell forgets what came before it).
+    /// The timeout now.
     pub fn get(&self) -> Duration {
-        if self.now_nanos() > self.expires_nanos.load(Ordering::Relaxed) {
-            return self.config.ceiling;
-        }
         Duration::from_nanos(self.current_nanos.load(Ordering::Relaxed))
     }
 
@@ -212,9 +204,6 @@ impl AdaptiveTimeout {
     /// [`observe`](Self::observe), at `now` nanoseconds since `born`.
     fn observe_at(&self, now: u64, latency: Duration) {
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        // Past its expiry the timeout reads as the ceiling: it is worked out again at every
-        // sample until enough recent ones are in, not at the next eighth.
-        let expired = now > self.expires_nanos.load(Ordering::Relaxed);
         let sample = (now, duration_nanos(latency));
         if s.ring.len() < self.config.window {
             s.ring.push(sample);
@@ -225,30 +214,29 @@ impl AdaptiveTimeout {
         s.next = (s.next + 1) % self.config.window;
         s.seen += 1;
         let len = s.ring.len();
-        if len < self.config.min_samples {
+        if len < self.config.min_samples || (s.seen % RECOMPUTE_EVERY != 0 && len != self.config.min_samples)
+        {
             return;
         }
-        // The `min_samples`-th newest sample (the ring holds them oldest first from `next`).
-        let (at, _) = s.ring[(s.next + len - self.config.min_samples) % len];
-        self.expires_nanos.store(at.saturating_add(duration_nanos(self.config.max_age)), Ordering::Relaxed);
-        if !expired && s.seen % RECOMPUTE_EVERY != 0 && len != self.config.min_samples {
-            return;
-        }
+        // The newest `min_samples`, and any older one younger than `max_age`: newest first
+        // (the ring holds them oldest first from `next`).
         let oldest = now.saturating_sub(duration_nanos(self.config.max_age));
-        let Samples { ring, scratch: recent, .. } = &mut *s;
+        let Samples { ring, next, scratch: recent, .. } = &mut *s;
         recent.clear();
-        recent.extend(ring.iter().filter(|(at, _)| *at >= oldest).map(|(_, l)| *l));
-        let timeout = if recent.len() < self.config.min_samples {
-            self.config.ceiling
-        } else {
-            // The nearest-rank p99: the rank-th smallest, found without sorting the rest.
-            let rank = ((recent.len() as f64) * 0.99).ceil() as usize;
-            let nth = rank.clamp(1, recent.len()) - 1;
-            let (_, &mut p99, _) = recent.select_nth_unstable(nth);
-            Duration::from_nanos(p99)
-                .mul_f64(self.config.multiplier)
-                .clamp(self.config.floor, self.config.ceiling)
-        };
+        recent.extend(
+            (0..len)
+                .map(|i| ring[(*next + len - 1 - i) % len])
+                .enumerate()
+                .filter(|&(i, (at, _))| i < self.config.min_samples || at >= oldest)
+                .map(|(_, (_, latency))| latency),
+        );
+        // The nearest-rank p99: the rank-th smallest, found without sorting the rest.
+        let rank = ((recent.len() as f64) * 0.99).ceil() as usize;
+        let nth = rank.clamp(1, recent.len()) - 1;
+        let (_, &mut p99, _) = recent.select_nth_unstable(nth);
+        let timeout = Duration::from_nanos(p99)
+            .mul_f64(self.config.multiplier)
+            .clamp(self.config.floor, self.config.ceiling);
         drop(s);
         self.current_nanos.store(duration_nanos(timeout), Ordering::Relaxed);
     }
@@ -713,37 +701,30 @@ mod tests {
         assert_eq!(t.get(), ms(100));
     }
 
-    /// An idle spell forgets too: with no answer for longer than `max_age` the timeout is
-    /// the ceiling again (nothing recent is known), not the tight one of the traffic before
-    /// it, and it adapts at the `min_samples`-th answer after it, not at the next eighth.
+    /// An idle spell (a region without traffic while another serves) keeps the estimate of
+    /// the answers before it: a region that goes dark right after it still times out at that
+    /// estimate, not at the ceiling. Answers after it replace the old ones one for one; once
+    /// `min_samples` are in, the old ones, long past `max_age`, are forgotten.
     #[tokio::test(start_paused = true)]
-    async fn an_idle_spell_longer_than_max_age_brings_back_the_ceiling() {
+    async fn an_idle_spell_keeps_the_estimate_until_newer_answers_replace_it() {
         let t = AdaptiveTimeout::new(AdaptiveTimeoutConfig::new(3.0, ms(100), ms(2_000)));
         for _ in 0..45 {
             t.observe(ms(50));
         }
         assert_eq!(t.get(), ms(150));
-        tokio::time::sleep(ms(10_000)).await;
-        assert_eq!(t.get(), ms(150), "the newest answers are exactly max_age old: still recent");
-        tokio::time::sleep(ms(1)).await;
-        assert_eq!(t.get(), ms(2_000), "no answer within max_age: the ceiling");
-        // After the idle spell the service answers at 400 ms (a colder cache, say).
-        for _ in 0..19 {
-            t.observe(ms(400));
+        tokio::time::sleep(ms(60_000)).await;
+        assert_eq!(t.get(), ms(150), "a minute without traffic: the estimate before it stands");
+        // The 48th answer works the p99 out again: 3 new ones at 10 ms and the 17 newest
+        // before the idle spell at 50 ms. Counting only the last 10 s, 3 answers are fewer
+        // than min_samples, and the timeout would be the ceiling.
+        for _ in 0..3 {
+            t.observe(ms(10));
         }
-        assert_eq!(t.get(), ms(2_000), "19 recent answers are fewer than min_samples");
-        t.observe(ms(400));
-        // The 65th sample in all: worked out at the next eighth only, it would stay the ceiling
-        // until the 72nd.
-        assert_eq!(t.get(), ms(1_200), "adapted at the 20th recent answer");
-        // Those 20 age out in turn: a steady trickle of one answer a second keeps fewer
-        // than 20 recent, so the timeout stays the ceiling until enough come close together.
-        tokio::time::sleep(ms(10_001)).await;
-        for _ in 0..15 {
-            t.observe(ms(400));
-            assert_eq!(t.get(), ms(2_000));
-            tokio::time::sleep(ms(1_000)).await;
+        assert_eq!(t.get(), ms(150), "the newest 20 count however old");
+        for _ in 0..24 {
+            t.observe(ms(10));
         }
+        assert_eq!(t.get(), ms(100), "27 new answers: the old ones are forgotten (3 x 10 ms, at the floor)");
     }
 
     #[test]
