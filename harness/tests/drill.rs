@@ -105,14 +105,37 @@ fn a_mix_naming_another_services_operations_is_refused() {
     assert!(err.contains("unknown operation \"create\"") && err.contains("notes has put, get"), "{err}");
 }
 
+/// Every table on the shared DynamoDB Local, page by page.
+async fn shared_tables() -> std::collections::BTreeSet<String> {
+    let local = lift_harness::dynamodb::DynamoDbLocal::shared().await.unwrap();
+    let client = local.client().await;
+    let (mut tables, mut after) = (std::collections::BTreeSet::new(), None);
+    loop {
+        let page = client.list_tables().set_exclusive_start_table_name(after).send().await.unwrap();
+        tables.extend(page.table_names().iter().cloned());
+        match page.last_evaluated_table_name() {
+            Some(last) => after = Some(last.to_owned()),
+            None => return tables,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
     let _one_at_a_time = DRILLS.lock().await;
+    let before = shared_tables().await;
     let drill = Drill::new(ci_scenario(true), Notes::default()).unwrap();
     let report = drill.quiet(true).settle(Duration::from_secs(10)).run().await.unwrap();
     let summary = Summary(&report).to_string();
     println!("{summary}");
     assert!(report.passed, "{summary}");
+    // The drill's tables are gone from the shared DynamoDB Local, which serves the drills
+    // and tests after it.
+    // Only the notes workload's tables (`drill-notes-…`): a test process running beside this
+    // one may make tables of its own.
+    let left: Vec<_> =
+        shared_tables().await.difference(&before).filter(|t| t.starts_with("drill-notes")).cloned().collect();
+    assert!(left.is_empty(), "the drill left its tables behind: {left:?}");
     let failover = report.time_to_failover_ms.expect("a failover");
     assert!(failover > 0.0 && failover < 30_000.0, "{summary}");
     let detect = report.time_to_detect_ms.expect("a detection");

@@ -197,6 +197,10 @@ impl<W: Workload> Drill<W> {
             events.push(event);
         }
         let target = self.target(&p);
+        // Nothing reads the tables from here: stop what still writes or polls them, then
+        // delete them from a shared DynamoDB Local.
+        drop((p.replicator, p.orchestrator, p.client));
+        p.topology.drop_shared_tables().await;
         let completed = recorder.records().len() as u64;
         let cost =
             metered.map(|m| DrillCost::price(&lift_monitoring::cost::PriceTable::embedded(), &m, completed));

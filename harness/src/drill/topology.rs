@@ -172,6 +172,27 @@ impl Topology {
         Self { regions, table }
     }
 
+    /// Deletes the drill's table from every region on the shared DynamoDB Local, which
+    /// outlives the drill and serves the drills and tests after it: each drill leaves
+    /// thousands of items and their streams behind otherwise. A dedicated JVM stops with the
+    /// drill; a remote region's table is the user's and is never touched. A failed delete is
+    /// logged, not an error: the drill's figures are already taken.
+    pub async fn drop_shared_tables(&self) {
+        for node in &self.regions {
+            if let Backend::Shared(local) = &node.backend {
+                let deleted = local.client().await.delete_table().table_name(&node.table).send().await;
+                if let Err(err) = deleted {
+                    tracing::warn!(
+                        region = %node.name,
+                        table = %node.table,
+                        error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err),
+                        "cannot delete the drill's table from the shared DynamoDB Local"
+                    );
+                }
+            }
+        }
+    }
+
     /// Whether the regions are real DynamoDB endpoints (no proxies, no local replicator).
     pub fn is_remote(&self) -> bool {
         self.regions.iter().any(RegionNode::is_remote)
