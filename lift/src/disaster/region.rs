@@ -147,7 +147,7 @@ pub struct RegionSet {
 impl RegionSet {
     /// Has every region's DynamoDB client report its attempts to `observer` (the monitor's,
     /// attached when a [`HealthMonitor`](super::HealthMonitor) starts over this set); the
-    /// last one attached wins. Gives the slot back, for [`detach_observer`].
+    /// last one attached wins. Gives the slot back, for `passive::detach_observer`.
     pub(crate) fn attach_observer(&self, observer: RequestObserver) -> ObserverSlot {
         *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
         self.observer.clone()
