@@ -194,13 +194,10 @@ impl HealthMonitor {
     }
 
     /// Has `regions`' DynamoDB clients report their attempts to this monitor until it stops
-    /// or another monitor attaches to them.
+    /// or another monitor attaches to them. Called once, on a monitor just started.
     pub(crate) fn attach(&mut self, regions: &RegionSet) {
-        let slot = regions.attach_observer(self.observer.clone());
-        match self.attached.replace(slot.clone()) {
-            Some(old) if !Arc::ptr_eq(&old, &slot) => detach_observer(&old, &self.observer),
-            _ => {}
-        }
+        debug_assert!(self.attached.is_none(), "a monitor attaches to one region set, once");
+        self.attached = Some(regions.attach_observer(self.observer.clone()));
     }
 
     /// A receiver of every snapshot; `changed()` fires after each probe round.
