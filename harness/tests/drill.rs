@@ -184,6 +184,89 @@ async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Notes whose read-back fails, as a workload's own check can: the drill ends with an
+/// error after its tables were made and its load ran.
+#[derive(Debug, Default)]
+struct CheckFails(Notes);
+
+impl lift_harness::Workload for CheckFails {
+    type Op = <Notes as lift_harness::Workload>::Op;
+
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn table(&self) -> lift::store::TableDef {
+        self.0.table()
+    }
+
+    fn operations(&self) -> &[&'static str] {
+        self.0.operations()
+    }
+
+    fn next(&self, kind: &'static str, load: &lift_harness::drill::Load) -> Self::Op {
+        self.0.next(kind, load)
+    }
+
+    fn kind(&self, op: &Self::Op) -> &'static str {
+        self.0.kind(op)
+    }
+
+    async fn execute<'a>(
+        &'a self,
+        op: &'a Self::Op,
+        call: &'a lift_harness::Call<'a>,
+    ) -> Result<Option<lift_harness::Effect>, lift_harness::OpError> {
+        self.0.execute(op, call).await
+    }
+
+    async fn check<'a>(
+        &'a self,
+        region: &'a lift::disaster::Region,
+        _table: &'a lift::disaster::ReplicatedTable,
+        _acked: &'a [lift_harness::Acked],
+    ) -> Result<lift_harness::EffectCheck, lift::disaster::RpoError> {
+        Err(lift::disaster::RpoError::Request {
+            operation: "BatchGetItem",
+            region: region.name().to_owned(),
+            message: "the read-back broke".into(),
+        })
+    }
+}
+
+/// A drill that ends in an error deletes its tables as one that ends in a report does. The
+/// error comes at the last stage (the read-back), after the tables were made, the load ran
+/// and the fault was injected and healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_that_ends_in_an_error_leaves_no_table_behind() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let before = shared_tables().await;
+    let mut scenario = ci_scenario(true);
+    scenario.load.duration = Duration::from_secs(3);
+    scenario.load.warmup = Duration::ZERO;
+    scenario.faults[0].at = Duration::from_secs(1);
+    scenario.faults[0].heal_at = Some(Duration::from_secs(2));
+    let err = Drill::new(scenario, CheckFails::default()).unwrap().quiet(true).run().await.unwrap_err();
+    assert!(err.to_string().contains("the read-back broke"), "{err}");
+    let left: Vec<_> =
+        shared_tables().await.difference(&before).filter(|t| t.starts_with("drill-notes")).cloned().collect();
+    assert!(left.is_empty(), "the failed drill left its tables behind: {left:?}");
+}
+
+/// `Drill::new` checks a scenario as `Scenario::parse` does: one built or changed in code
+/// cannot skip the checks, such as a drill that asserts nothing and so cannot fail.
+#[test]
+fn a_scenario_changed_in_code_is_checked_as_a_file_is() {
+    let mut asserts_nothing = ci_scenario(true);
+    asserts_nothing.assertions = Default::default();
+    let err = Drill::new(asserts_nothing, Notes::default()).unwrap_err().to_string();
+    assert!(err.contains("asserts nothing"), "{err}");
+    let mut crash_on_shared = ci_scenario(true);
+    crash_on_shared.faults[0].kind = lift_harness::drill::FaultKind::ProcessKill;
+    let err = Drill::new(crash_on_shared, Notes::default()).unwrap_err().to_string();
+    assert!(err.contains("needs dynamodb = \"dedicated\""), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_failover_the_same_drill_fails() {
     let _one_at_a_time = DRILLS.lock().await;

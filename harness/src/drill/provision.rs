@@ -1,6 +1,6 @@
-//! The provision stage: the regions (local DynamoDB Local behind fault proxies, or remote
-//! endpoints), lift's failover orchestrator over them, the stream replicator between
-//! local regions, and the failover client the load goes through.
+//! The provision stage, over the regions the [`Topology`] started (local DynamoDB Local
+//! behind fault proxies, or remote endpoints): lift's failover orchestrator over them, the
+//! stream replicator between local regions, and the failover client the load goes through.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,6 @@ use lift::disaster::{
     AdaptiveTimeoutConfig, FailoverOrchestrator, FailoverPolicy, HealthSnapshot, HealthState, MonitorConfig,
     PassiveConfig, Replicator, StartPosition,
 };
-use lift::store::TableDef;
 use tokio::sync::watch;
 
 use super::client::FailoverClient;
@@ -21,10 +20,10 @@ use super::DrillError;
 /// How long the regions may take to be declared healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(20);
 
-/// Everything provisioned for one drill; dropping it stops the orchestrator and the
-/// replicator.
+/// What one drill runs over its regions; dropping it stops the orchestrator and the
+/// replicator. The regions themselves (the [`Topology`]) are the caller's, which deletes
+/// their tables on every path once this is dropped.
 pub(crate) struct Provisioned {
-    pub(crate) topology: Topology,
     pub(crate) orchestrator: FailoverOrchestrator,
     /// `None` for remote regions: their global table replicates itself.
     pub(crate) replicator: Option<Replicator>,
@@ -35,13 +34,13 @@ fn target(e: &dyn std::fmt::Display) -> DrillError {
     DrillError::Target(e.to_string())
 }
 
-/// Provisions `s`'s regions with the workload's `table`.
+/// Starts failover over `topology`'s regions, as `s` configures it, and waits until they
+/// are healthy.
 pub(crate) async fn provision(
     s: &Scenario,
-    table: TableDef,
+    topology: &Topology,
     break_updates: bool,
 ) -> Result<Provisioned, DrillError> {
-    let topology = Topology::start(&s.regions, table).await?;
     let client_regions = topology.client_regions(s.load.timeout)?;
     let monitor = MonitorConfig::default()
         .interval(s.failover.probe_interval)
@@ -101,7 +100,7 @@ pub(crate) async fn provision(
         break_updates,
     });
     wait_healthy(orchestrator.health(), s.regions.len()).await?;
-    Ok(Provisioned { topology, orchestrator, replicator, client })
+    Ok(Provisioned { orchestrator, replicator, client })
 }
 
 /// Waits until the monitor holds every region healthy.

@@ -18,6 +18,7 @@ use super::provision::{provision, wait_healthy, Provisioned};
 use super::report::{DrillCost, DrillReport};
 use super::sample::{progress, sample};
 use super::scenario::{ReplicationMode, Scenario};
+use super::topology::Topology;
 use super::DrillError;
 use crate::workload::{Acked, Workload};
 
@@ -54,9 +55,12 @@ impl<W: Workload> Drill<W> {
     /// the load for replication to catch up.
     ///
     /// # Errors
-    /// [`DrillError::Scenario`] when the scenario's mix names an operation the workload
-    /// does not have, or the workload refuses the mix.
+    /// [`DrillError::Scenario`] when the scenario is not valid (as [`Scenario::parse`]
+    /// checks it), its mix names an operation the workload does not have, or the workload
+    /// refuses the mix.
     pub fn new(scenario: Scenario, workload: W) -> Result<Self, DrillError> {
+        // Checked again: a scenario built or changed in code has not been through `parse`.
+        scenario.validate()?;
         let mix = if scenario.load.mix.is_empty() {
             super::Mix(workload.default_mix())
         } else {
@@ -102,9 +106,21 @@ impl<W: Workload> Drill<W> {
     }
 
     /// Runs the drill and returns its report (whether or not the assertions passed).
+    ///
+    /// The drill's tables are deleted from a shared DynamoDB Local whether it ends with a
+    /// report or an error, once nothing it started still writes to them or polls them.
     pub async fn run(&self) -> Result<DrillReport, DrillError> {
+        let topology = Topology::start(&self.scenario.regions, self.workload.table()).await?;
+        let report = self.run_on(&topology).await;
+        topology.drop_shared_tables().await;
+        report
+    }
+
+    /// Provisions failover over `topology`, drives the load and the faults, and checks what
+    /// they left. Everything it starts has stopped when it returns, on every path.
+    async fn run_on(&self, topology: &Topology) -> Result<DrillReport, DrillError> {
         let s = &self.scenario;
-        let p = provision(s, self.workload.table(), self.break_updates).await?;
+        let p = provision(s, topology, self.break_updates).await?;
         let driver = Driver {
             load: s.load.clone(),
             weights: self.weights.clone(),
@@ -113,7 +129,7 @@ impl<W: Workload> Drill<W> {
         };
         self.warm_up(&p, &driver).await?;
         // The meters count from here: the warm-up's traffic is not the drill's.
-        for node in p.topology.regions() {
+        for node in topology.regions() {
             if let Some(meter) = node.meter() {
                 meter.drain();
             }
@@ -129,7 +145,7 @@ impl<W: Workload> Drill<W> {
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = watch::channel(false);
         let router = p.client.router.clone();
-        let direct = p.topology.direct_regions()?;
+        let direct = topology.direct_regions()?;
 
         let health = tokio::spawn(watch_health(p.orchestrator.health(), events_tx.clone(), stop_rx.clone()));
         let workload = self.workload.clone();
@@ -137,7 +153,7 @@ impl<W: Workload> Drill<W> {
         let lag_task = tokio::spawn(lag::run(
             router.clone(),
             direct.clone(),
-            p.topology.table().clone(),
+            topology.table().clone(),
             key_of,
             lag_state.clone(),
             stop_rx.clone(),
@@ -146,7 +162,7 @@ impl<W: Workload> Drill<W> {
             self.workload.clone(),
             p.orchestrator.subscribe(),
             direct.clone(),
-            p.topology.table().clone(),
+            topology.table().clone(),
             acked.clone(),
             stop_rx.clone(),
         ));
@@ -163,12 +179,11 @@ impl<W: Workload> Drill<W> {
 
         // The fault timeline; every fault is healed when it returns.
         let active = || router.active().name().to_owned();
-        let timeline = run_timeline(&p.topology, &s.faults, start, s.load.duration, active, &events_tx).await;
+        let timeline = run_timeline(topology, &s.faults, start, s.load.duration, active, &events_tx).await;
         let load_end = Instant::now();
         let _ = stop_tx.send(true);
         let _ = load.await;
-        let metered: Option<Vec<(String, Vec<crate::cost::CapacityRecord>)>> = p
-            .topology
+        let metered: Option<Vec<(String, Vec<crate::cost::CapacityRecord>)>> = topology
             .regions()
             .iter()
             .map(|node| node.meter().map(|m| (node.name().to_owned(), m.drain())))
@@ -182,7 +197,7 @@ impl<W: Workload> Drill<W> {
         let final_primary = router.active().name().to_owned();
 
         let acked = acked.lock().expect("acked lock").clone();
-        let table = p.topology.table();
+        let table = topology.table();
         let mut writes =
             check_writes(&*self.workload, &direct, table, &final_primary, &acked, self.settle).await?;
         writes.missing_at_failover = missing_at_failover;
@@ -197,10 +212,8 @@ impl<W: Workload> Drill<W> {
             events.push(event);
         }
         let target = self.target(&p);
-        // Nothing reads the tables from here: stop what still writes or polls them, then
-        // delete them from a shared DynamoDB Local.
-        drop((p.replicator, p.orchestrator, p.client));
-        p.topology.drop_shared_tables().await;
+        // Nothing reads the tables from here: stop what still writes or polls them.
+        drop(p);
         let completed = recorder.records().len() as u64;
         let cost =
             metered.map(|m| DrillCost::price(&lift_monitoring::cost::PriceTable::embedded(), &m, completed));

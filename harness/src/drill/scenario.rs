@@ -555,7 +555,7 @@ impl Scenario {
         self.load.duration
     }
 
-    fn validate(&self) -> Result<(), DrillError> {
+    pub(super) fn validate(&self) -> Result<(), DrillError> {
         let bad = |msg: String| Err(DrillError::Scenario(msg));
         if self.name.is_empty()
             || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

@@ -111,6 +111,22 @@ impl RegionNode {
         self.proxies.as_ref().map(path).or_else(|| self.direct_endpoint())
     }
 
+    /// Deletes the drill's table when it is on the shared DynamoDB Local; see
+    /// [`Topology::drop_shared_tables`].
+    async fn drop_shared_table(&self) {
+        if let Backend::Shared(local) = &self.backend {
+            let deleted = local.client().await.delete_table().table_name(&self.table).send().await;
+            if let Err(err) = deleted {
+                tracing::warn!(
+                    region = %self.name,
+                    table = %self.table,
+                    error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err),
+                    "cannot delete the drill's table from the shared DynamoDB Local"
+                );
+            }
+        }
+    }
+
     /// The dedicated DynamoDB Local, when the region has one (process faults).
     #[cfg(unix)]
     pub fn dedicated(&self) -> Option<&DedicatedDynamoDb> {
@@ -155,13 +171,28 @@ impl Topology {
             let (spec, def) = (spec.clone(), def.clone());
             starting.push(tokio::spawn(async move { start_region(spec, def).await }));
         }
-        let mut regions = Vec::new();
+        // Every start-up is awaited, failed or not: one that failed must not leave the
+        // others creating tables nobody deletes.
+        let (mut regions, mut failed) = (Vec::new(), None);
         for task in starting {
-            regions.push(
-                task.await.map_err(|e| DrillError::Target(format!("region start-up panicked: {e}")))??,
-            );
+            match task.await {
+                Ok(Ok(node)) => regions.push(node),
+                Ok(Err(err)) => {
+                    failed.get_or_insert(err);
+                }
+                Err(err) => {
+                    failed.get_or_insert(DrillError::Target(format!("region start-up panicked: {err}")));
+                }
+            }
         }
-        Ok(Self::from_nodes(regions, def))
+        let topology = Self::from_nodes(regions, def);
+        match failed {
+            Some(err) => {
+                topology.drop_shared_tables().await;
+                Err(err)
+            }
+            None => Ok(topology),
+        }
     }
 
     fn from_nodes(regions: Vec<RegionNode>, def: TableDef) -> Self {
@@ -176,20 +207,10 @@ impl Topology {
     /// outlives the drill and serves the drills and tests after it: each drill leaves
     /// thousands of items and their streams behind otherwise. A dedicated JVM stops with the
     /// drill; a remote region's table is the user's and is never touched. A failed delete is
-    /// logged, not an error: the drill's figures are already taken.
+    /// logged, not an error: it must not hide the drill's report, or the error it ended with.
     pub async fn drop_shared_tables(&self) {
         for node in &self.regions {
-            if let Backend::Shared(local) = &node.backend {
-                let deleted = local.client().await.delete_table().table_name(&node.table).send().await;
-                if let Err(err) = deleted {
-                    tracing::warn!(
-                        region = %node.name,
-                        table = %node.table,
-                        error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err),
-                        "cannot delete the drill's table from the shared DynamoDB Local"
-                    );
-                }
-            }
+            node.drop_shared_table().await;
         }
     }
 
@@ -277,9 +298,18 @@ async fn start_region(spec: RegionSpec, def: TableDef) -> Result<RegionNode, Dri
         Backend::Dedicated(local) => local.endpoint(),
         Backend::Remote(_) => unreachable!("remote regions returned above"),
     };
-    let proxies = Proxies::start(&direct).await?;
-    tracing::info!(region = %spec.name, %direct, client = %proxies.client_path.endpoint(), %table, "drill region up");
-    Ok(RegionNode { name: spec.name, backend, proxies: Some(proxies), table })
+    let mut node = RegionNode { name: spec.name, backend, proxies: None, table };
+    match Proxies::start(&direct).await {
+        Ok(proxies) => {
+            tracing::info!(region = %node.name, %direct, client = %proxies.client_path.endpoint(), table = %node.table, "drill region up");
+            node.proxies = Some(proxies);
+            Ok(node)
+        }
+        Err(err) => {
+            node.drop_shared_table().await;
+            Err(err)
+        }
+    }
 }
 
 impl Proxies {
