@@ -7,7 +7,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lift_harness::drill::{fis_template, Drill, Scenario, Summary};
+use lift_harness::drill::{fis_template, Drill, Scenario, Summary, Topology};
+use lift_harness::Workload;
 use serde_json::Value;
 use support::Notes;
 
@@ -105,37 +106,28 @@ fn a_mix_naming_another_services_operations_is_refused() {
     assert!(err.contains("unknown operation \"create\"") && err.contains("notes has put, get"), "{err}");
 }
 
-/// Every table on the shared DynamoDB Local, page by page.
-async fn shared_tables() -> std::collections::BTreeSet<String> {
-    let local = lift_harness::dynamodb::DynamoDbLocal::shared().await.unwrap();
-    let client = local.client().await;
-    let (mut tables, mut after) = (std::collections::BTreeSet::new(), None);
-    loop {
-        let page = client.list_tables().set_exclusive_start_table_name(after).send().await.unwrap();
-        tables.extend(page.table_names().iter().cloned());
-        match page.last_evaluated_table_name() {
-            Some(last) => after = Some(last.to_owned()),
-            None => return tables,
-        }
-    }
+/// The working directories of dedicated DynamoDB Local JVMs now present: each is removed
+/// when its JVM is stopped (`DedicatedDynamoDb`'s drop).
+fn instance_dirs() -> std::collections::BTreeSet<PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("lift-dynamodb-"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
     let _one_at_a_time = DRILLS.lock().await;
-    let before = shared_tables().await;
+    let before = instance_dirs();
     let drill = Drill::new(ci_scenario(true), Notes::default()).unwrap();
     let report = drill.quiet(true).settle(Duration::from_secs(10)).run().await.unwrap();
     let summary = Summary(&report).to_string();
     println!("{summary}");
     assert!(report.passed, "{summary}");
-    // The drill's tables are gone from the shared DynamoDB Local, which serves the drills
-    // and tests after it.
-    // Only the notes workload's tables (`drill-notes-…`): a test process running beside this
-    // one may make tables of its own.
-    let left: Vec<_> =
-        shared_tables().await.difference(&before).filter(|t| t.starts_with("drill-notes")).cloned().collect();
-    assert!(left.is_empty(), "the drill left its tables behind: {left:?}");
+    // The drill's own DynamoDB Local stopped with it.
+    let left: Vec<_> = instance_dirs().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "the drill left its DynamoDB Local running: {left:?}");
     let failover = report.time_to_failover_ms.expect("a failover");
     assert!(failover > 0.0 && failover < 30_000.0, "{summary}");
     let detect = report.time_to_detect_ms.expect("a detection");
@@ -189,8 +181,8 @@ async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
 #[derive(Debug, Default)]
 struct CheckFails(Notes);
 
-impl lift_harness::Workload for CheckFails {
-    type Op = <Notes as lift_harness::Workload>::Op;
+impl Workload for CheckFails {
+    type Op = <Notes as Workload>::Op;
 
     fn name(&self) -> &str {
         self.0.name()
@@ -234,13 +226,13 @@ impl lift_harness::Workload for CheckFails {
     }
 }
 
-/// A drill that ends in an error deletes its tables as one that ends in a report does. The
-/// error comes at the last stage (the read-back), after the tables were made, the load ran
-/// and the fault was injected and healed.
+/// A drill that ends in an error stops its DynamoDB Local as one that ends in a report
+/// does. The error comes at the last stage (the read-back), after the tables were made, the
+/// load ran and the fault was injected and healed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drill_that_ends_in_an_error_leaves_no_table_behind() {
+async fn a_drill_that_ends_in_an_error_leaves_nothing_running() {
     let _one_at_a_time = DRILLS.lock().await;
-    let before = shared_tables().await;
+    let before = instance_dirs();
     let mut scenario = ci_scenario(true);
     scenario.load.duration = Duration::from_secs(3);
     scenario.load.warmup = Duration::ZERO;
@@ -248,9 +240,42 @@ async fn a_drill_that_ends_in_an_error_leaves_no_table_behind() {
     scenario.faults[0].heal_at = Some(Duration::from_secs(2));
     let err = Drill::new(scenario, CheckFails::default()).unwrap().quiet(true).run().await.unwrap_err();
     assert!(err.to_string().contains("the read-back broke"), "{err}");
-    let left: Vec<_> =
-        shared_tables().await.difference(&before).filter(|t| t.starts_with("drill-notes")).cloned().collect();
-    assert!(left.is_empty(), "the failed drill left its tables behind: {left:?}");
+    let left: Vec<_> = instance_dirs().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "the failed drill left its DynamoDB Local running: {left:?}");
+}
+
+/// Each drill's `shared` regions share one DynamoDB Local, started for that drill and
+/// stopped with it: nothing an earlier drill left (DynamoDB Local keeps a deleted table's
+/// stream records, and reads them on every write) can slow a later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_drill_runs_on_a_dynamodb_local_of_its_own() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let scenario = ci_scenario(true);
+    let endpoints = |topology: &Topology| -> Vec<String> {
+        topology.regions().iter().map(|r| r.direct_endpoint().expect("a local region")).collect()
+    };
+    let answers = |endpoint: &str| {
+        let address = endpoint.trim_start_matches("http://");
+        std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(1)).is_ok()
+    };
+    let first = Topology::start(&scenario.regions, Notes::default().table()).await.unwrap();
+    let second = Topology::start(&scenario.regions, Notes::default().table()).await.unwrap();
+    let (ours, theirs) = (endpoints(&first), endpoints(&second));
+    assert_eq!(ours[0], ours[1], "one instance for a drill's shared regions");
+    assert_ne!(ours[0], theirs[0], "another drill gets another instance");
+    assert!(!lift_harness::dynamodb::DynamoDbLocal::shared().await.is_ok_and(|s| s.endpoint() == ours[0]));
+    assert!(answers(&ours[0]));
+    drop(first);
+    // Killed, the JVM's last threads may hold its socket a few milliseconds longer.
+    let stopped = (0..100).any(|_| {
+        let up = answers(&ours[0]);
+        if up {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        !up
+    });
+    assert!(stopped, "the instance stopped with its drill");
+    assert!(answers(&theirs[0]), "and only that one");
 }
 
 /// `Drill::new` checks a scenario as `Scenario::parse` does: one built or changed in code

@@ -107,8 +107,9 @@ impl<W: Workload> Drill<W> {
 
     /// Runs the drill and returns its report (whether or not the assertions passed).
     ///
-    /// The drill's tables are deleted from a shared DynamoDB Local whether it ends with a
-    /// report or an error, once nothing it started still writes to them or polls them.
+    /// The drill's DynamoDB Local stops with it, and its tables are deleted from one that
+    /// outlives it (`LIFT_DYNAMODB_ENDPOINT`'s), whether it ends with a report or an error,
+    /// once nothing it started still writes to them or polls them.
     pub async fn run(&self) -> Result<DrillReport, DrillError> {
         let topology = Topology::start(&self.scenario.regions, self.workload.table()).await?;
         let report = self.run_on(&topology).await;

@@ -129,8 +129,10 @@ pub struct RegionSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DynamoDbSpec {
-    /// The run's shared instance ([`DynamoDbLocal::shared`](crate::dynamodb::DynamoDbLocal::shared)),
-    /// with tables of its own: quick to start; network and API faults only.
+    /// One in-memory instance started for the drill
+    /// ([`DynamoDbLocal::private`](crate::dynamodb::DynamoDbLocal::private)), which every
+    /// `shared` region of the drill uses, each with a table of its own; network and API
+    /// faults only.
     #[default]
     Shared,
     /// A JVM of its own ([`DedicatedDynamoDb`](crate::dynamodb::DedicatedDynamoDb)), data on

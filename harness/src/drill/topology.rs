@@ -111,17 +111,20 @@ impl RegionNode {
         self.proxies.as_ref().map(path).or_else(|| self.direct_endpoint())
     }
 
-    /// Deletes the drill's table when it is on the shared DynamoDB Local; see
-    /// [`Topology::drop_shared_tables`].
+    /// Deletes the drill's table when it is on a DynamoDB Local that outlives the drill;
+    /// see [`Topology::drop_shared_tables`].
     async fn drop_shared_table(&self) {
         if let Backend::Shared(local) = &self.backend {
+            if local.is_private() {
+                return; // it stops with the drill, tables and all
+            }
             let deleted = local.client().await.delete_table().table_name(&self.table).send().await;
             if let Err(err) = deleted {
                 tracing::warn!(
                     region = %self.name,
                     table = %self.table,
                     error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err),
-                    "cannot delete the drill's table from the shared DynamoDB Local"
+                    "cannot delete the drill's table from DynamoDB Local"
                 );
             }
         }
@@ -166,10 +169,16 @@ impl Topology {
     /// `def` (with a stream added); names the existing table of each remote region.
     pub async fn start(specs: &[RegionSpec], def: TableDef) -> Result<Self, DrillError> {
         let def = drill_table_def(def);
+        // One DynamoDB Local of the drill's own for its `shared` regions, so that what ran
+        // before on the machine cannot slow it (see `DynamoDbLocal::private`).
+        let local = match specs.iter().any(|s| s.dynamodb == DynamoDbSpec::Shared) {
+            true => Some(Arc::new(DynamoDbLocal::private().await?)),
+            false => None,
+        };
         let mut starting = Vec::new();
         for spec in specs {
-            let (spec, def) = (spec.clone(), def.clone());
-            starting.push(tokio::spawn(async move { start_region(spec, def).await }));
+            let (spec, def, local) = (spec.clone(), def.clone(), local.clone());
+            starting.push(tokio::spawn(async move { start_region(spec, def, local).await }));
         }
         // Every start-up is awaited, failed or not: one that failed must not leave the
         // others creating tables nobody deletes.
@@ -203,11 +212,12 @@ impl Topology {
         Self { regions, table }
     }
 
-    /// Deletes the drill's table from every region on the shared DynamoDB Local, which
-    /// outlives the drill and serves the drills and tests after it: each drill leaves
-    /// thousands of items and their streams behind otherwise. A dedicated JVM stops with the
-    /// drill; a remote region's table is the user's and is never touched. A failed delete is
-    /// logged, not an error: it must not hide the drill's report, or the error it ended with.
+    /// Deletes the drill's tables from a DynamoDB Local that outlives the drill (the one
+    /// `LIFT_DYNAMODB_ENDPOINT` names, which may serve other work): each drill leaves
+    /// thousands of items behind otherwise. The drill's own instance and a dedicated JVM stop
+    /// with the drill, tables and all; a remote region's table is the user's and is never
+    /// touched. A failed delete is logged, not an error: it must not hide the drill's report,
+    /// or the error it ended with.
     pub async fn drop_shared_tables(&self) {
         for node in &self.regions {
             node.drop_shared_table().await;
@@ -268,7 +278,12 @@ impl Topology {
     }
 }
 
-async fn start_region(spec: RegionSpec, def: TableDef) -> Result<RegionNode, DrillError> {
+/// Starts the region `spec` names; a `shared` one on `local`, the drill's own instance.
+async fn start_region(
+    spec: RegionSpec,
+    def: TableDef,
+    local: Option<Arc<DynamoDbLocal>>,
+) -> Result<RegionNode, DrillError> {
     let (backend, table) = match spec.dynamodb {
         DynamoDbSpec::Remote => {
             let table = spec.table.clone().unwrap_or_else(|| def.resolve_name());
@@ -277,7 +292,7 @@ async fn start_region(spec: RegionSpec, def: TableDef) -> Result<RegionNode, Dri
             return Ok(RegionNode { name: spec.name, backend, proxies: None, table });
         }
         DynamoDbSpec::Shared => {
-            let local = DynamoDbLocal::shared().await?;
+            let local = local.expect("an instance for the shared regions");
             let table = local.create_table(&def).await?;
             (Backend::Shared(local), table)
         }

@@ -100,6 +100,8 @@ impl std::fmt::Display for Source {
 pub struct DynamoDbLocal {
     endpoint: String,
     source: Source,
+    /// Whether only this handle uses the instance (see [`DynamoDbLocal::private`]).
+    private: bool,
     _guard: Guard,
 }
 
@@ -114,6 +116,11 @@ enum Guard {
     #[cfg(feature = "docker")]
     Docker {
         _container: Box<docker::Container>,
+    },
+    /// A JVM of the handle's own, killed with it.
+    #[cfg(unix)]
+    Dedicated {
+        _local: Box<DedicatedDynamoDb>,
     },
 }
 
@@ -131,6 +138,55 @@ impl DynamoDbLocal {
     /// starts it.
     pub async fn start() -> Result<DynamoDbLocal, DynamoDbError> {
         Self::provision(false).await
+    }
+
+    /// A DynamoDB Local, in memory, that only this handle uses and that stops when it is
+    /// dropped: a JVM of its own from the jar, or, without Java, a container of its own
+    /// where a Docker engine answers. With `LIFT_DYNAMODB_ENDPOINT` set, that endpoint
+    /// instead, which whoever set it may share ([`is_private`](Self::is_private) says which).
+    ///
+    /// For work whose figures must not depend on what ran before it. DynamoDB Local keeps
+    /// all its tables in one SQLite database, keeps a deleted table's stream records (for
+    /// 24 hours, as DynamoDB does), and reads them on every write to a table with a stream:
+    /// on a JVM that had served four chaos drills, writes queued behind its one write lock
+    /// until most of a fifth drill's operations timed out.
+    ///
+    /// # Errors
+    /// [`DynamoDbError::Unavailable`] when neither Java nor a Docker engine can run one, and
+    /// the start-up errors of [`DedicatedDynamoDb::start`](crate::dynamodb::DedicatedDynamoDb::start).
+    pub async fn private() -> Result<DynamoDbLocal, DynamoDbError> {
+        if env_value("LIFT_DYNAMODB_ENDPOINT").is_some() {
+            return Self::provision(false).await;
+        }
+        #[cfg(unix)]
+        let jar = match DedicatedDynamoDb::start(Storage::Memory).await {
+            Ok(local) => {
+                return Ok(Self {
+                    endpoint: local.endpoint(),
+                    source: Source::Jar,
+                    private: true,
+                    _guard: Guard::Dedicated { _local: Box::new(local) },
+                })
+            }
+            Err(err @ DynamoDbError::Java(_)) => err.to_string(),
+            Err(err) => return Err(err),
+        };
+        #[cfg(not(unix))]
+        let jar = "the dynamodb local jar needs a unix system (set LIFT_DYNAMODB_ENDPOINT)".to_owned();
+        let start_timeout = secs_from_env("LIFT_DYNAMODB_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT_SECS)?;
+        match Self::try_docker(start_timeout, false).await {
+            Ok(local) => Ok(Self { private: true, ..local }),
+            Err(docker) => {
+                Err(DynamoDbError::Unavailable { endpoint: "no LIFT_DYNAMODB_ENDPOINT".into(), docker, jar })
+            }
+        }
+    }
+
+    /// Whether only this handle uses the instance: one from [`private`](Self::private) that
+    /// is not `LIFT_DYNAMODB_ENDPOINT`'s. Tables on it go when it is dropped; on any other,
+    /// whoever made them deletes them.
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 
     /// The endpoint URL, e.g. `http://127.0.0.1:41234`.
@@ -170,6 +226,7 @@ impl DynamoDbLocal {
             return Ok(Self {
                 endpoint: endpoint.trim_end_matches('/').to_owned(),
                 source: Source::Endpoint,
+                private: false,
                 _guard: Guard::Nothing,
             });
         }
@@ -199,6 +256,7 @@ impl DynamoDbLocal {
                     Ok(Self {
                         endpoint,
                         source: Source::Docker,
+                        private: false,
                         _guard: Guard::Docker { _container: Box::new(container) },
                     })
                 }
@@ -234,6 +292,7 @@ impl DynamoDbLocal {
                 Ok(Self {
                     endpoint,
                     source: Source::Jar,
+                    private: false,
                     _guard: Guard::Jar { _registration: attached.registration },
                 })
             }
