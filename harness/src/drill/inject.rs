@@ -232,9 +232,11 @@ pub(crate) async fn run_timeline(
         let spec = &faults[i];
         if inject {
             let active_at_injection = active();
+            // Timed from before the injection: a kill is under way from its signal, while
+            // `inject` waits for the process to be gone.
+            let now = Instant::now();
             match spec.inject(topology) {
                 Ok(guard) => {
-                    let now = Instant::now();
                     applied[i] = Some(Applied {
                         spec: spec.clone(),
                         action: guard.action().to_owned(),

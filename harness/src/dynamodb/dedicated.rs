@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -198,6 +199,14 @@ impl DedicatedDynamoDb {
             let deadline = Instant::now() + Duration::from_secs(10);
             while pid_alive(running.pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
+            }
+            // The JVM's main thread shows as a zombie while its other threads still exit, and
+            // they hold its socket: killed means the port refuses connections too.
+            let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+            while TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
             }
             // The guardian notices within a second and exits; do not leave it waiting.
             let _ = running.guardian.kill();
