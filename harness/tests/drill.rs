@@ -4,35 +4,21 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lift_harness::drill::{fis_template, Drill, Scenario, Summary, Topology};
 use lift_harness::Workload;
 use serde_json::Value;
-use support::Notes;
+use support::{ci_scenario, scenarios_dir, short_failing_scenario, CheckFails, Notes};
 
 /// Drills measure time: two at once on a small machine would measure each other.
 static DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lift-drill-{name}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// The CI scenario with the notes workload's mix.
-fn ci_scenario(failover: bool) -> Scenario {
-    let text = std::fs::read_to_string(scenarios_dir().join("ci_region_outage.toml")).unwrap();
-    assert!(text.contains("enabled = true") && text.contains("[load.mix]"));
-    let text = text
-        .replace("create = 6\nget = 3\nrefund = 2\nerase = 1", "put = 3\nget = 1")
-        .replace("enabled = true", &format!("enabled = {failover}"));
-    Scenario::parse(&text).unwrap()
 }
 
 #[test]
@@ -176,56 +162,6 @@ async fn the_ci_region_outage_drill_fails_over_loses_nothing_and_reports_it() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Notes whose read-back fails, as a workload's own check can: the drill ends with an
-/// error after its tables were made and its load ran.
-#[derive(Debug, Default)]
-struct CheckFails(Notes);
-
-impl Workload for CheckFails {
-    type Op = <Notes as Workload>::Op;
-
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-
-    fn table(&self) -> lift::store::TableDef {
-        self.0.table()
-    }
-
-    fn operations(&self) -> &[&'static str] {
-        self.0.operations()
-    }
-
-    fn next(&self, kind: &'static str, load: &lift_harness::drill::Load) -> Self::Op {
-        self.0.next(kind, load)
-    }
-
-    fn kind(&self, op: &Self::Op) -> &'static str {
-        self.0.kind(op)
-    }
-
-    async fn execute<'a>(
-        &'a self,
-        op: &'a Self::Op,
-        call: &'a lift_harness::Call<'a>,
-    ) -> Result<Option<lift_harness::Effect>, lift_harness::OpError> {
-        self.0.execute(op, call).await
-    }
-
-    async fn check<'a>(
-        &'a self,
-        region: &'a lift::disaster::Region,
-        _table: &'a lift::disaster::ReplicatedTable,
-        _acked: &'a [lift_harness::Acked],
-    ) -> Result<lift_harness::EffectCheck, lift::disaster::RpoError> {
-        Err(lift::disaster::RpoError::Request {
-            operation: "BatchGetItem",
-            region: region.name().to_owned(),
-            message: "the read-back broke".into(),
-        })
-    }
-}
-
 /// A drill that ends in an error stops its DynamoDB Local as one that ends in a report
 /// does. The error comes at the last stage (the read-back), after the tables were made, the
 /// load ran and the fault was injected and healed.
@@ -233,12 +169,12 @@ impl Workload for CheckFails {
 async fn a_drill_that_ends_in_an_error_leaves_nothing_running() {
     let _one_at_a_time = DRILLS.lock().await;
     let before = instance_dirs();
-    let mut scenario = ci_scenario(true);
-    scenario.load.duration = Duration::from_secs(3);
-    scenario.load.warmup = Duration::ZERO;
-    scenario.faults[0].at = Duration::from_secs(1);
-    scenario.faults[0].heal_at = Some(Duration::from_secs(2));
-    let err = Drill::new(scenario, CheckFails::default()).unwrap().quiet(true).run().await.unwrap_err();
+    let err = Drill::new(short_failing_scenario(), CheckFails::default())
+        .unwrap()
+        .quiet(true)
+        .run()
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("the read-back broke"), "{err}");
     let left: Vec<_> = instance_dirs().difference(&before).cloned().collect();
     assert!(left.is_empty(), "the failed drill left its DynamoDB Local running: {left:?}");
@@ -266,15 +202,7 @@ async fn each_drill_runs_on_a_dynamodb_local_of_its_own() {
     assert!(!lift_harness::dynamodb::DynamoDbLocal::shared().await.is_ok_and(|s| s.endpoint() == ours[0]));
     assert!(answers(&ours[0]));
     drop(first);
-    // Killed, the JVM's last threads may hold its socket a few milliseconds longer.
-    let stopped = (0..100).any(|_| {
-        let up = answers(&ours[0]);
-        if up {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        !up
-    });
-    assert!(stopped, "the instance stopped with its drill");
+    assert!(!answers(&ours[0]), "the instance stopped with its drill");
     assert!(answers(&theirs[0]), "and only that one");
 }
 

@@ -103,3 +103,84 @@ impl Workload for Notes {
         }
     }
 }
+
+/// Notes whose read-back fails, as a workload's own check can: the drill ends with an
+/// error after its tables were made and its load ran.
+#[derive(Debug, Default)]
+#[allow(dead_code)] // not every test binary runs drills
+pub(crate) struct CheckFails(Notes);
+
+impl Workload for CheckFails {
+    type Op = <Notes as Workload>::Op;
+
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn table(&self) -> lift::store::TableDef {
+        self.0.table()
+    }
+
+    fn operations(&self) -> &[&'static str] {
+        self.0.operations()
+    }
+
+    fn next(&self, kind: &'static str, load: &lift_harness::drill::Load) -> Self::Op {
+        self.0.next(kind, load)
+    }
+
+    fn kind(&self, op: &Self::Op) -> &'static str {
+        self.0.kind(op)
+    }
+
+    async fn execute<'a>(
+        &'a self,
+        op: &'a Self::Op,
+        call: &'a lift_harness::Call<'a>,
+    ) -> Result<Option<lift_harness::Effect>, lift_harness::OpError> {
+        self.0.execute(op, call).await
+    }
+
+    async fn check<'a>(
+        &'a self,
+        region: &'a lift::disaster::Region,
+        _table: &'a lift::disaster::ReplicatedTable,
+        _acked: &'a [lift_harness::Acked],
+    ) -> Result<lift_harness::EffectCheck, lift::disaster::RpoError> {
+        Err(lift::disaster::RpoError::Request {
+            operation: "BatchGetItem",
+            region: region.name().to_owned(),
+            message: "the read-back broke".into(),
+        })
+    }
+}
+
+/// The shipped scenarios.
+#[allow(dead_code)] // not every test binary runs drills
+pub(crate) fn scenarios_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// The CI scenario with the notes workload's mix.
+#[allow(dead_code)] // not every test binary runs drills
+pub(crate) fn ci_scenario(failover: bool) -> lift_harness::drill::Scenario {
+    let text = std::fs::read_to_string(scenarios_dir().join("ci_region_outage.toml")).unwrap();
+    assert!(text.contains("enabled = true") && text.contains("[load.mix]"));
+    let text = text
+        .replace("create = 6\nget = 3\nrefund = 2\nerase = 1", "put = 3\nget = 1")
+        .replace("enabled = true", &format!("enabled = {failover}"));
+    lift_harness::drill::Scenario::parse(&text).unwrap()
+}
+
+/// The CI scenario cut to 3 s of load with no warm-up, its outage from 1 s to 2 s: for
+/// drills run to see how they end ([`CheckFails`] ends them in an error).
+#[allow(dead_code)] // not every test binary runs drills
+pub(crate) fn short_failing_scenario() -> lift_harness::drill::Scenario {
+    use std::time::Duration;
+    let mut scenario = ci_scenario(true);
+    scenario.load.duration = Duration::from_secs(3);
+    scenario.load.warmup = Duration::ZERO;
+    scenario.faults[0].at = Duration::from_secs(1);
+    scenario.faults[0].heal_at = Some(Duration::from_secs(2));
+    scenario
+}
