@@ -354,4 +354,43 @@ mod tests {
         let err = spec("process_kill", "a", "").inject(&topology).unwrap_err();
         assert!(err.to_string().contains("inject fault process_kill in a"), "{err}");
     }
+
+    /// A fault is timed from before its injection: a kill is under way from its signal,
+    /// and `inject` returns only once the JVM is gone. Timed after, detection would look
+    /// faster than it was by the time the kill took.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kill_is_timed_from_before_the_process_went() {
+        use std::net::{SocketAddr, TcpStream};
+
+        use lift::store::{KeyAttribute, TableDef};
+
+        use crate::drill::{DynamoDbSpec, RegionSpec};
+
+        let regions =
+            [RegionSpec { name: "a".into(), dynamodb: DynamoDbSpec::Dedicated, ..Default::default() }];
+        let topology =
+            Topology::start(&regions, TableDef::new("t", KeyAttribute::string("id"))).await.unwrap();
+        let endpoint = topology.region("a").unwrap().direct_endpoint().unwrap();
+        let address: SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+        assert!(TcpStream::connect(address).is_ok(), "the JVM answers before the kill");
+        // When the JVM first refuses a connection.
+        let refused = std::thread::spawn(move || loop {
+            if TcpStream::connect_timeout(&address, Duration::from_millis(50)).is_err() {
+                return Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        });
+        let (events, _received) = mpsc::unbounded_channel();
+        let kill = FaultSpec { at: Duration::ZERO, ..spec("process_kill", "a", "") };
+        let end = Duration::from_millis(1);
+        let applied =
+            run_timeline(&topology, &[kill], Instant::now(), end, || "a".into(), &events).await.unwrap();
+        let refused = refused.join().unwrap();
+        assert!(
+            applied[0].injected < refused,
+            "timed {:?} after the JVM went",
+            applied[0].injected - refused
+        );
+    }
 }

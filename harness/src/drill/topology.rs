@@ -171,9 +171,10 @@ impl Topology {
         let def = drill_table_def(def);
         // One DynamoDB Local of the drill's own for its `shared` regions, so that what ran
         // before on the machine cannot slow it (see `DynamoDbLocal::private`).
-        let local = match specs.iter().any(|s| s.dynamodb == DynamoDbSpec::Shared) {
-            true => Some(Arc::new(DynamoDbLocal::private().await?)),
-            false => None,
+        let local = if specs.iter().any(|s| s.dynamodb == DynamoDbSpec::Shared) {
+            Some(Arc::new(DynamoDbLocal::private().await?))
+        } else {
+            None
         };
         let mut starting = Vec::new();
         for spec in specs {
