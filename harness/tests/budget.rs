@@ -259,6 +259,39 @@ fn the_command_exits_non_zero_when_a_bench_is_over_budget() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// Checking the same results again records no second run: without `--since` a run is
+/// named by when its newest result was written, so the trend does not count one
+/// measurement twice. New results make a new run. (Run ids are whole seconds: the pause
+/// puts the second check in another second, where an id taken from the clock would differ.)
+#[test]
+fn checking_the_same_results_again_records_no_second_run() {
+    let dir = temp_dir("recheck");
+    fake_estimates(&dir, "timeout", "bare", 20.0);
+    fake_estimates(&dir, "timeout", "layer", 120.0);
+    let budgets = write_budgets("[budgets.timeout]\nbudget_ns = 150\n");
+    let history = temp_dir("history").join("history.jsonl");
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+            .env(HISTORY_ENV, &history)
+            .args(["budget", "--budgets"])
+            .arg(&budgets)
+            .arg("--criterion-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        lift_harness::budget::history::load(&history).unwrap()
+    };
+    assert_eq!(check().len(), 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let runs = check();
+    assert_eq!(runs.len(), 1, "the same results, checked again: {runs:?}");
+    fake_estimates(&dir, "timeout", "layer", 130.0);
+    let runs = check();
+    assert_eq!(runs.len(), 2, "new results: {runs:?}");
+    assert_eq!(runs[1].groups[0].layer_median_ns, 130.0);
+}
+
 #[test]
 fn a_budget_without_results_fails_unless_allowed() {
     let dir = temp_dir("partial");

@@ -62,6 +62,28 @@ impl CriterionResults {
         self
     }
 
+    /// When the newest `estimates.json` it would read was written: the results' own time,
+    /// over the attempts when there are attempts, else over the directory. `None` when
+    /// there are none.
+    pub fn newest_write(&self) -> Option<SystemTime> {
+        let mut newest = None;
+        let mut dirs = vec![self.attempts.clone().unwrap_or_else(|| self.dir.clone())];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.file_name().is_some_and(|n| n == "estimates.json")
+                    && path.parent().and_then(Path::file_name).is_some_and(|n| n == "new")
+                {
+                    newest = newest.max(entry.metadata().and_then(|m| m.modified()).ok());
+                }
+            }
+        }
+        newest
+    }
+
     /// The directory of attempts, when the results come from several runs.
     pub fn attempts(&self) -> Option<&Path> {
         self.attempts.as_deref()

@@ -60,9 +60,10 @@ impl HistoryEntry {
 /// One run of the gate: when, and each measured group's reading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRecord {
-    /// The run's id: its start (`--since`), in seconds since the epoch, else when it was
-    /// recorded. A gate that measures again within a run records under the same id, and the
-    /// last record of an id is the run's.
+    /// The run's id, in seconds since the epoch: its start (`--since`), else when its newest
+    /// result was written, else when it was recorded. A gate that measures again within a
+    /// run, or checks the same results again, records under the same id, and the last record
+    /// of an id is the run's.
     pub run: u64,
     /// When the record was written, in seconds since the epoch.
     pub recorded_at: u64,

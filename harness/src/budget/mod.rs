@@ -218,7 +218,9 @@ impl Gate {
 /// results instead ([`CriterionResults::with_attempts`]); `since` refuses results written
 /// before it ([`CriterionResults::fresh_since`]). With `history`, the run's medians and
 /// speed factors are appended there ([`history::append`]), under the run id `since` (so the
-/// gate's retries within a run count once), else the time of the check.
+/// gate's retries within a run count once), else the time the newest result it read was
+/// written (so checking the same results again records no second run), else the time of
+/// the check.
 ///
 /// # Errors
 /// A [`BudgetError`] when the inputs cannot be read or the history cannot be written,
@@ -241,6 +243,7 @@ pub fn run(
     if let Some(since) = since {
         results = results.fresh_since(since);
     }
+    let measured_at = results.newest_write();
     let report = Gate::new(budgets, results).allow_missing(allow_missing).check()?;
     println!("{report}");
     if let Some(path) = json {
@@ -252,7 +255,7 @@ pub fn run(
         let secs =
             |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let now = secs(std::time::SystemTime::now());
-        let record = HistoryRecord::from_report(&report, since.map_or(now, secs), now);
+        let record = HistoryRecord::from_report(&report, since.or(measured_at).map_or(now, secs), now);
         history::append(path, &record)?;
     }
     report.ensure_passed()?;
