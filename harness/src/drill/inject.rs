@@ -374,10 +374,15 @@ mod tests {
         let endpoint = topology.region("a").unwrap().direct_endpoint().unwrap();
         let address: SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
         assert!(TcpStream::connect(address).is_ok(), "the JVM answers before the kill");
-        // When the JVM first refuses a connection.
+        // When the JVM first refuses a connection; a kill that never took fails the test
+        // rather than hanging it.
+        let give_up = Instant::now() + Duration::from_secs(30);
         let refused = std::thread::spawn(move || loop {
             if TcpStream::connect_timeout(&address, Duration::from_millis(50)).is_err() {
-                return Instant::now();
+                return Some(Instant::now());
+            }
+            if Instant::now() > give_up {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(1));
         });
@@ -386,7 +391,7 @@ mod tests {
         let end = Duration::from_millis(1);
         let applied =
             run_timeline(&topology, &[kill], Instant::now(), end, || "a".into(), &events).await.unwrap();
-        let refused = refused.join().unwrap();
+        let refused = refused.join().unwrap().expect("the JVM still answers 30 s after its kill");
         assert!(
             applied[0].injected < refused,
             "timed {:?} after the JVM went",

@@ -141,9 +141,10 @@ impl DynamoDbLocal {
     }
 
     /// A DynamoDB Local, in memory, that only this handle uses and that stops when it is
-    /// dropped: a JVM of its own from the jar, or, without Java, a container of its own
-    /// where a Docker engine answers. With `LIFT_DYNAMODB_ENDPOINT` set, that endpoint
-    /// instead, which whoever set it may share ([`is_private`](Self::is_private) says which).
+    /// dropped: a container of its own where a Docker engine answers, else a JVM of its own
+    /// from the jar (the order [`start`](Self::start) and [`shared`](Self::shared) try
+    /// them in). With `LIFT_DYNAMODB_ENDPOINT` set, that endpoint instead, which whoever
+    /// set it may share ([`is_private`](Self::is_private) says which).
     ///
     /// For work whose figures must not depend on what ran before it. DynamoDB Local keeps
     /// all its tables in one SQLite database, keeps a deleted table's stream records (for
@@ -152,12 +153,17 @@ impl DynamoDbLocal {
     /// until most of a fifth drill's operations timed out.
     ///
     /// # Errors
-    /// [`DynamoDbError::Unavailable`] when neither Java nor a Docker engine can run one, and
+    /// [`DynamoDbError::Unavailable`] when neither a Docker engine nor Java can run one, and
     /// the start-up errors of [`DedicatedDynamoDb::start`](crate::dynamodb::DedicatedDynamoDb::start).
     pub async fn private() -> Result<DynamoDbLocal, DynamoDbError> {
         if env_value("LIFT_DYNAMODB_ENDPOINT").is_some() {
             return Self::provision(false).await;
         }
+        let start_timeout = secs_from_env("LIFT_DYNAMODB_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT_SECS)?;
+        let docker = match Self::try_docker(start_timeout, false).await {
+            Ok(local) => return Ok(local),
+            Err(reason) => reason,
+        };
         #[cfg(unix)]
         let jar = match DedicatedDynamoDb::start(Storage::Memory).await {
             Ok(local) => {
@@ -173,18 +179,14 @@ impl DynamoDbLocal {
         };
         #[cfg(not(unix))]
         let jar = "the dynamodb local jar needs a unix system (set LIFT_DYNAMODB_ENDPOINT)".to_owned();
-        let start_timeout = secs_from_env("LIFT_DYNAMODB_START_TIMEOUT_SECS", DEFAULT_START_TIMEOUT_SECS)?;
-        match Self::try_docker(start_timeout, false).await {
-            Ok(local) => Ok(Self { private: true, ..local }),
-            Err(docker) => {
-                Err(DynamoDbError::Unavailable { endpoint: "no LIFT_DYNAMODB_ENDPOINT".into(), docker, jar })
-            }
-        }
+        Err(DynamoDbError::Unavailable { endpoint: "no LIFT_DYNAMODB_ENDPOINT".into(), docker, jar })
     }
 
-    /// Whether only this handle uses the instance: one from [`private`](Self::private) that
-    /// is not `LIFT_DYNAMODB_ENDPOINT`'s. Tables on it go when it is dropped; on any other,
-    /// whoever made them deletes them.
+    /// Whether only this handle uses the instance, which then goes when the handle is
+    /// dropped: one from [`private`](Self::private), or a container from
+    /// [`start`](Self::start). Not `LIFT_DYNAMODB_ENDPOINT`, the run's shared JVM, or the
+    /// process-wide [`shared`](Self::shared) instance. Tables on a private instance go with
+    /// it; on any other, whoever made them deletes them.
     pub fn is_private(&self) -> bool {
         self.private
     }
@@ -256,7 +258,8 @@ impl DynamoDbLocal {
                     Ok(Self {
                         endpoint,
                         source: Source::Docker,
-                        private: false,
+                        // A container of this handle's own unless it is the process's.
+                        private: !process_wide,
                         _guard: Guard::Docker { _container: Box::new(container) },
                     })
                 }
