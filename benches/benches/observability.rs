@@ -9,7 +9,7 @@
 //!   the same field values.
 //! - `xray_segment`: a `Sampled=1` request through the `XrayLayer` over `noop()`, with the
 //!   document built and sent over UDP to a local socket drained by a thread; `bare` is
-//!   `noop()` called the same way. One request is built per iteration, outside the timed
+//!   `noop()` called the same way (`poll_ready`, then `call`). One request is built per iteration, outside the timed
 //!   part (`BatchSize::PerIteration`), as in `stack.rs`: a Lambda function handles one
 //!   request at a time, and a batch of thousands built in advance makes glibc consolidate
 //!   its free lists inside the timed part. `udp_send` is the kernel's part alone: one `send`
@@ -25,7 +25,7 @@ use lift::middleware::logging::{tracing, LogConfig};
 use lift::middleware::metrics::{Metrics, MetricsHandle, Unit};
 use lift::middleware::xray::XrayBuilder;
 use lift_benches::{get_request, noop, Daemon};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 fn emf_metric_record(c: &mut Criterion) {
     let template = Metrics::new("Lift/Bench")
@@ -120,6 +120,15 @@ fn log_line(c: &mut Criterion) {
     group.finish();
 }
 
+/// One call as tower's callers make it, on both sides: `poll_ready` (through `ready`), then
+/// `call`, then the response future.
+async fn ready_call<S: Service<lift::Request>>(
+    service: &mut S,
+    req: lift::Request,
+) -> Result<S::Response, S::Error> {
+    service.ready().await?.call(req).await
+}
+
 fn xray_segment(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let daemon = Daemon::start();
@@ -138,10 +147,10 @@ fn xray_segment(c: &mut Criterion) {
     let mut group = c.benchmark_group("xray_segment");
     lift_benches::calibrate_before(&mut group);
     group.bench_function("bare", |b| {
-        b.iter_batched(get_request, |req| rt.block_on(bare.call(req)), BatchSize::PerIteration);
+        b.iter_batched(get_request, |req| rt.block_on(ready_call(&mut bare, req)), BatchSize::PerIteration);
     });
     group.bench_function("layer", |b| {
-        b.iter_batched(get_request, |req| rt.block_on(traced.call(req)), BatchSize::PerIteration);
+        b.iter_batched(get_request, |req| rt.block_on(ready_call(&mut traced, req)), BatchSize::PerIteration);
     });
     // The kernel's part alone, right after, for the budget's kernel adjustment: one `send`
     // of a datagram of the layer's size.
