@@ -100,6 +100,46 @@ fn documents_of_another_namespace_or_dimension_set_are_not_evidence() {
     assert_eq!(gate().judge(&docs).verdict, Verdict::NoData);
 }
 
+/// A limit no version can reach (more than every request bad) would pass one that fails every
+/// request: the gate fails instead, and says how to fix it. With the workbook's alert rules an
+/// SLO file cannot pair such an objective with 14.4; with alert rules of its own it can.
+#[test]
+fn a_burn_rate_no_version_can_reach_fails_rather_than_passing_everything() {
+    let p90 = SloFile::parse(
+        r#"
+[service]
+name = "payments"
+namespace = "Payments"
+
+[[alert]]
+name = "ticket"
+severity = "ticket"
+burn_rate = 2
+long_window = "6h"
+short_window = "30m"
+
+[[slo]]
+name = "latency"
+kind = "latency"
+objective = 90.0
+threshold_ms = 300
+"#,
+    )
+    .unwrap();
+    let p90_gate = SloGate::new(p90, Arc::new(NoSource)).min_requests(10);
+    let every_request_slow = p90_gate.judge(&docs(100, 0, 100));
+    assert_eq!(every_request_slow.verdict, Verdict::Fail, "{every_request_slow:?}");
+    assert!(every_request_slow.detail.contains("set max_burn below 10.0"), "{}", every_request_slow.detail);
+    // Reachable again below 1 / budget: a clean canary passes, a slow one fails on evidence.
+    let p90_gate = p90_gate.max_burn(5.0);
+    assert_eq!(p90_gate.judge(&docs(100, 0, 0)).verdict, Verdict::Pass);
+    assert!(p90_gate.judge(&docs(100, 0, 100)).detail.contains("latency: 100/100 bad"));
+    // The same for a limit set too high on the 99.9% SLO: 1000 x 0.1% is every request.
+    let failing_all = gate().max_burn(1000.0).judge(&docs(50, 50, 0));
+    assert_eq!(failing_all.verdict, Verdict::Fail, "{failing_all:?}");
+    assert!(failing_all.detail.contains("availability: a burn rate of 1000"), "{}", failing_all.detail);
+}
+
 proptest! {
     /// A version whose every request fails, or whose observed rate is above the limit, is
     /// never judged healthy, however many requests; one with no bad request always passes

@@ -252,7 +252,8 @@ impl SloGate {
         Self { file, source, max_burn: 14.4, min_requests: 20, z: 2.576 }
     }
 
-    /// The burn rate that fails the gate.
+    /// The burn rate that fails the gate. One that an SLO cannot reach (above 1 / its error
+    /// budget: more than every request bad) fails every reading, rather than pass them all.
     pub fn max_burn(mut self, burn: f64) -> Self {
         self.max_burn = burn;
         self
@@ -279,6 +280,21 @@ impl SloGate {
         let mut failed = Vec::new();
         let mut undecided = Vec::new();
         for slo in self.file.slos() {
+            let limit = self.max_burn * slo.error_budget();
+            // A burn rate that needs every request bad, or more, can never be exceeded: such a
+            // gate would pass a version that fails everything. It fails, naming the fix. (The
+            // margin absorbs rounding: 1000 x (100 - 99.9)% comes to just under 1.)
+            if limit >= 1.0 - 1e-9 {
+                failed.push(format!(
+                    "{}: a burn rate of {} needs {:.1}% of requests bad, which cannot happen, so this \
+                     gate could never fail; set max_burn below {:.1}",
+                    slo.name(),
+                    self.max_burn,
+                    limit * 100.0,
+                    1.0 / slo.error_budget()
+                ));
+                continue;
+            }
             let (mut requests, mut bad) = (0.0, 0.0);
             for doc in docs {
                 if let Some((r, b)) = lift_monitoring::evaluator::slo_counts(slo, service, doc) {
@@ -290,7 +306,6 @@ impl SloGate {
             if requests == 0.0 {
                 continue;
             }
-            let limit = self.max_burn * slo.error_budget();
             let burn = (bad / requests) / slo.error_budget();
             let lower = wilson_lower(bad, requests, self.z) / slo.error_budget();
             let line =

@@ -30,6 +30,35 @@ async fn drill(scenario: &DeployScenario) -> DeployDrillReport {
     report
 }
 
+/// The SLO gate's verdicts, in the order it read them.
+fn slo_verdicts(report: &DeployDrillReport) -> Vec<String> {
+    report
+        .events
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .flat_map(|e| e.detail["readings"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["gate"] == "slo")
+        .map(|r| r["reading"]["verdict"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The rollout was rolled back on the SLO gate's evidence, after as many failing readings in
+/// a row as the scenario's `failures_to_fail` asks. A lone failing reading decides only at
+/// the end of a step, and these canaries are rolled back within their `max_detect_secs`, before
+/// their 10 s step ends. A rollback for want of evidence ("no evidence by the end of the
+/// step") names the SLO gate too, and ends on a `no_data` reading, not a failing one.
+fn assert_rolled_back_on_failing_readings(report: &DeployDrillReport, scenario: &DeployScenario) {
+    let verdicts = slo_verdicts(report);
+    let streak = verdicts.iter().rev().take_while(|v| *v == "fail").count();
+    let asked = scenario.deploy.failures_to_fail as usize;
+    assert!(asked >= 2, "the scenario forgives a transient reading");
+    assert!(
+        streak >= asked,
+        "rolled back after {streak} failing reading(s), not {asked}: {verdicts:?}\n{report}"
+    );
+    assert!(report.reason.as_deref().is_some_and(|r| r.starts_with("gate slo: ")), "{report}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_is_promoted_and_serves_everything() {
     let report = drill(&scenario("deploy_canary_good.toml")).await;
@@ -59,11 +88,12 @@ async fn a_good_version_is_promoted_and_serves_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_failing_a_fifth_of_requests_is_rolled_back_by_the_slo_gate() {
-    let report = drill(&scenario("deploy_canary_errors.toml")).await;
+    let errors = scenario("deploy_canary_errors.toml");
+    let report = drill(&errors).await;
     assert!(report.passed, "{report}");
     assert_eq!(report.status, Status::RolledBack);
     assert_eq!(report.final_version, "1", "{report}");
-    assert!(report.reason.as_deref().unwrap_or_default().contains("gate slo"), "{report}");
+    assert_rolled_back_on_failing_readings(&report, &errors);
     assert!(
         report.new_version_requests > 0 && report.client_errors > 0,
         "the canary was really bad: {report}"
@@ -74,11 +104,16 @@ async fn a_version_failing_a_fifth_of_requests_is_rolled_back_by_the_slo_gate() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_300_ms_slower_is_rolled_back_on_the_latency_slo() {
-    let report = drill(&scenario("deploy_canary_latency.toml")).await;
+    let latency = scenario("deploy_canary_latency.toml");
+    let report = drill(&latency).await;
     assert!(report.passed, "{report}");
     assert_eq!(report.status, Status::RolledBack);
+    assert_rolled_back_on_failing_readings(&report, &latency);
     let reason = report.reason.clone().unwrap_or_default();
-    assert!(reason.contains("latency"), "the latency SLO decided: {reason}");
+    assert!(
+        reason.contains("latency") && reason.contains(" bad, burn rate "),
+        "the latency SLO decided: {reason}"
+    );
     assert_eq!(report.client_errors, 0, "slow is not failed: {report}");
 }
 

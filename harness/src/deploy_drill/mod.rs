@@ -266,6 +266,7 @@ pub async fn run(
             .poll(spec.poll)
             .step_timeout(spec.step_timeout)
             .lease(spec.lease)
+            .failures_to_fail(spec.failures_to_fail)
             .auto_rollback(spec.auto_rollback)
             .owner(format!("drill-{}", scenario.name));
     if !quiet {
