@@ -202,6 +202,27 @@ async fn allocating_past_the_memory_size_is_killed_and_reported_out_of_memory() 
 }
 
 #[tokio::test]
+async fn the_memory_limit_covers_swap_where_the_kernel_accounts_for_swap() {
+    let _shared = CPU.read().await;
+    if !cgroups_available() {
+        eprintln!("skipped: cgroups are not writable here, so there is no memory limit");
+        return;
+    }
+    let lambda = lambda_with(fixture().memory_mb(128));
+    let out = invoke(&lambda, json!({})).await;
+    // The sandbox stays, idle, with its group: the limits it ran under.
+    let group = std::path::Path::new("/sys/fs/cgroup/memory/lift-lambda").join(&out.sandbox_id);
+    let limit =
+        |file: &str| std::fs::read_to_string(group.join(file)).map(|s| s.trim().parse::<u64>().unwrap());
+    assert_eq!(limit("memory.limit_in_bytes").unwrap(), 128 << 20);
+    match limit("memory.memsw.limit_in_bytes") {
+        // Lambda has no swap: over its memory size a function is killed, not swapped out.
+        Ok(memsw) => assert_eq!(memsw, 128 << 20, "memory+swap is limited to the memory size"),
+        Err(_) => eprintln!("skipped the swap half: the kernel does not account for swap here"),
+    }
+}
+
+#[tokio::test]
 async fn cpu_share_grows_with_memory_one_vcpu_at_1769_mb() {
     let _alone = CPU.write().await;
     if !cgroups_available() {
@@ -381,6 +402,43 @@ async fn bad_input_gets_lambdas_own_errors() {
         .as_str()
         .unwrap()
         .ends_with("Runtime exited with error: exit status 7"));
+}
+
+/// A JSON event of exactly `len` bytes that the fixture answers in a few bytes (`sleep` 0 ms).
+fn event_of_len(len: usize) -> String {
+    let frame = r#"{"action":"sleep","pad":""}"#.len();
+    format!(r#"{{"action":"sleep","pad":"{}"}}"#, "x".repeat(len - frame))
+}
+
+#[tokio::test]
+async fn a_request_must_be_smaller_than_6291456_bytes_on_the_invoke_api_too() {
+    let _shared = CPU.read().await;
+    let lambda = lambda_with(fixture());
+    let refused = "Request must be smaller than 6291456 bytes for the InvokeFunction operation";
+
+    let at_limit = event_of_len(6_291_456);
+    assert_eq!(at_limit.len(), 6_291_456);
+    let err = lambda.invoke("fixture", at_limit.clone()).await.unwrap_err();
+    assert_eq!(err, InvokeError::RequestTooLarge(6_291_456));
+    assert_eq!((err.status(), err.error_type()), (413, "RequestTooLargeException"));
+    assert_eq!(err.body()["message"], refused);
+    assert_eq!(lambda.cold_starts("fixture"), 0, "a refused payload starts nothing");
+
+    let under = event_of_len(6_291_455);
+    let out = lambda.invoke("fixture", under.clone()).await.expect("one byte under the limit is invoked");
+    assert!(out.function_error.is_none(), "{:?}", out.payload);
+    assert_eq!(out.json(), json!({"slept_ms": 0}));
+    assert!(lambda.settle("fixture", SETTLE).await);
+
+    // The Invoke API: Lambda's status, error type header and message.
+    let api = InvokeApi::start(lambda.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("{}/2015-03-31/functions/fixture/invocations", api.endpoint());
+    let (status, headers, body) = post(&url, &[], &at_limit).await;
+    assert_eq!(status, 413);
+    assert_eq!(headers.get("x-amzn-errortype").unwrap(), "RequestTooLargeException");
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["message"], refused);
+    let (status, _, body) = post(&url, &[], &under).await;
+    assert_eq!((status, serde_json::from_slice::<Value>(&body).unwrap()), (200, json!({"slept_ms": 0})));
 }
 
 #[tokio::test]

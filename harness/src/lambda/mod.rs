@@ -20,7 +20,8 @@
 //! the bootstrap, so rebuilding it changes what every version runs), deleting versions,
 //! provisioned concurrency, and per-alias or per-version concurrency settings.
 //!
-//! Limits use cgroups v1 (`freezer`, `memory`, `cpu`) under `/sys/fs/cgroup/<ctl>/lift-lambda`;
+//! Limits use cgroups v1 (`freezer`, `memory`, `cpu`) under `/sys/fs/cgroup/<ctl>/lift-lambda`,
+//! the memory limit covering swap too where the kernel accounts for swap (Lambda has none);
 //! where those cannot be written, one notice is printed and sandboxes run without memory and
 //! CPU limits, frozen with `SIGSTOP`/`SIGCONT` of their process group instead.
 //!
@@ -56,9 +57,14 @@ pub use function::{Function, FunctionBuilder, FunctionConfigError};
 pub use logs::{EmfMetric, LogLine, Report};
 pub use pool::{InvokeError, InvokeOptions, InvokeResponse, LocalLambda, LocalLambdaBuilder};
 
-/// The largest request and response payload of a synchronous invocation: 6 MB, as Lambda
-/// counts it (6,291,556 bytes).
-pub const MAX_PAYLOAD_BYTES: usize = 6_291_556;
+/// The request payload size a synchronous invocation must stay under: Lambda refuses 6 MiB
+/// (6,291,456 bytes) or more with "Request must be smaller than 6291456 bytes for the
+/// InvokeFunction operation".
+pub const REQUEST_LIMIT_BYTES: usize = 6_291_456;
+
+/// The largest response payload of a synchronous invocation: 6 MiB and 100 bytes
+/// (6,291,556), 100 bytes more than a request may carry.
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 
 /// The memory size that buys one full vCPU.
 pub const MB_PER_VCPU: u32 = 1769;

@@ -15,7 +15,7 @@ use super::function::Function;
 use super::logs::{LogLine, LogSink, Report};
 use super::runtime_api::{NextInvocation, RuntimeEvent};
 use super::sandbox::{Exit, Sandbox, SpawnError};
-use super::{EmfMetric, MAX_PAYLOAD_BYTES};
+use super::{EmfMetric, MAX_RESPONSE_BYTES, REQUEST_LIMIT_BYTES};
 
 /// Extra context of one invocation, as the Invoke API carries it.
 #[derive(Debug, Clone, Default)]
@@ -73,7 +73,7 @@ pub enum InvokeError {
     /// The payload is not JSON.
     #[error("could not parse request body into json: {0}")]
     InvalidRequestContent(String),
-    /// The payload is over 6 MB.
+    /// The payload is 6 MiB ([`REQUEST_LIMIT_BYTES`]) or more.
     #[error("request payload of {0} bytes is over the limit")]
     RequestTooLarge(usize),
     /// Reserved concurrency is exhausted.
@@ -111,9 +111,9 @@ impl InvokeError {
             Self::InvalidRequestContent(detail) => {
                 json!({"Type": "User", "message": format!("Could not parse request body into json: {detail}")})
             }
-            Self::RequestTooLarge(size) => json!({
+            Self::RequestTooLarge(_) => json!({
                 "Type": "User",
-                "message": format!("{size} byte payload is too large for the RequestResponse invocation type ({MAX_PAYLOAD_BYTES} byte maximum)")
+                "message": format!("Request must be smaller than {REQUEST_LIMIT_BYTES} bytes for the InvokeFunction operation")
             }),
             Self::TooManyRequests => json!({
                 "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
@@ -215,7 +215,7 @@ impl LocalLambda {
     ) -> Result<InvokeResponse, InvokeError> {
         let Route { pool, invoked_arn } = self.route(name)?;
         let mut payload: Bytes = payload.into();
-        if payload.len() > MAX_PAYLOAD_BYTES {
+        if payload.len() >= REQUEST_LIMIT_BYTES {
             return Err(InvokeError::RequestTooLarge(payload.len()));
         }
         if payload.iter().all(u8::is_ascii_whitespace) {
@@ -575,7 +575,7 @@ impl FunctionPool {
                     }
                     Some(RuntimeEvent::ResponseTooLarge { request_id: id, .. }) if id == request_id => {
                         let doc = json!({
-                            "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
+                            "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
                             "errorType": "Function.ResponseSizeTooLarge",
                         });
                         return Ended::FunctionError(Bytes::from(doc.to_string()));

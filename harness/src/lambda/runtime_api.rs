@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
 use super::http_server::{self, Req, Resp};
-use super::MAX_PAYLOAD_BYTES;
+use super::MAX_RESPONSE_BYTES;
 
 /// The API version in every path.
 pub const VERSION: &str = "2018-06-01";
@@ -161,14 +161,14 @@ async fn route(state: Arc<State>, req: Req) -> Resp {
             match kind {
                 "response" => {
                     let body = req.into_body();
-                    if body.len() > MAX_PAYLOAD_BYTES {
+                    if body.len() > MAX_RESPONSE_BYTES {
                         let size = body.len();
                         let _ = state.events.send(RuntimeEvent::ResponseTooLarge { request_id, size });
                         *state.current.lock().expect("not poisoned") = None;
                         return http_server::json(
                             413,
                             &serde_json::json!({
-                                "errorMessage": format!("Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
+                                "errorMessage": format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
                                 "errorType": "RequestEntityTooLarge",
                             }),
                         );

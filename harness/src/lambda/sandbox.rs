@@ -23,6 +23,10 @@ const PARENT: &str = "lift-lambda";
 const SANDBOX_CPU_SHARES: u64 = 16 * 1024;
 /// The CFS period.
 const CFS_PERIOD_US: u64 = 100_000;
+/// The memory group's limit.
+const MEMORY_LIMIT: &str = "memory.limit_in_bytes";
+/// The memory group's limit of memory and swap together, present when swap is accounted.
+const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
 
 /// Whether cgroups v1 can be written here; probed once, with one printed notice when not.
 pub fn cgroups_available() -> bool {
@@ -97,8 +101,7 @@ impl Cgroup {
         for dir in &dirs {
             std::fs::create_dir_all(dir)?;
         }
-        let bytes = u64::from(function.memory_mb) * 1024 * 1024;
-        std::fs::write(dirs[1].join("memory.limit_in_bytes"), bytes.to_string())?;
+        set_memory_limit(&dirs[1], u64::from(function.memory_mb) * 1024 * 1024)?;
         std::fs::write(dirs[2].join("cpu.cfs_period_us"), CFS_PERIOD_US.to_string())?;
         std::fs::write(dirs[2].join("cpu.cfs_quota_us"), function.cpu_quota_us(CFS_PERIOD_US).to_string())?;
         // On Lambda the share is the sandbox's own; on a shared machine a high weight lets
@@ -121,6 +124,40 @@ impl Cgroup {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Limits the memory group in `dir` to `bytes`, swap included where the kernel accounts for
+/// swap (`memory.memsw.limit_in_bytes`): Lambda has no swap, so a function over its memory
+/// size is killed there, not swapped out.
+fn set_memory_limit(dir: &Path, bytes: u64) -> std::io::Result<()> {
+    let memsw = dir.join(MEMSW_LIMIT);
+    if !memsw.exists() {
+        static NOTICE: std::sync::Once = std::sync::Once::new();
+        NOTICE.call_once(|| {
+            tracing::debug!(
+                group = %dir.display(),
+                "no {MEMSW_LIMIT} (swap accounting is off): the memory limit does not cover swap"
+            );
+        });
+        return std::fs::write(dir.join(MEMORY_LIMIT), bytes.to_string());
+    }
+    let current = std::fs::read_to_string(dir.join(MEMORY_LIMIT)).ok().and_then(|s| s.trim().parse().ok());
+    for file in limit_write_order(current, bytes) {
+        std::fs::write(dir.join(file), bytes.to_string())?;
+    }
+    Ok(())
+}
+
+/// The order to write the memory and memory+swap limits in, moving both from a memory limit
+/// of `current` to `new`. The kernel refuses a memory limit above the memory+swap limit and a
+/// memory+swap limit below the memory limit, so lowering sets the memory limit first and
+/// raising sets memory+swap first. An unknown current limit is taken as unlimited (a new group).
+fn limit_write_order(current: Option<u64>, new: u64) -> [&'static str; 2] {
+    if new <= current.unwrap_or(u64::MAX) {
+        [MEMORY_LIMIT, MEMSW_LIMIT]
+    } else {
+        [MEMSW_LIMIT, MEMORY_LIMIT]
     }
 }
 
@@ -471,6 +508,75 @@ mod tests {
     fn oom_kill_count_is_read_from_oom_control() {
         assert_eq!(oom_kills("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), 2);
         assert_eq!(oom_kills("oom_kill_disable 0\nunder_oom 0\n"), 0);
+    }
+
+    #[test]
+    fn lowering_sets_the_memory_limit_first_and_raising_sets_memory_and_swap_first() {
+        assert_eq!(limit_write_order(None, 128 << 20), [MEMORY_LIMIT, MEMSW_LIMIT]);
+        assert_eq!(
+            limit_write_order(Some(9_223_372_036_854_771_712), 128 << 20),
+            [MEMORY_LIMIT, MEMSW_LIMIT]
+        );
+        assert_eq!(limit_write_order(Some(512 << 20), 128 << 20), [MEMORY_LIMIT, MEMSW_LIMIT]);
+        assert_eq!(limit_write_order(Some(128 << 20), 512 << 20), [MEMSW_LIMIT, MEMORY_LIMIT]);
+    }
+
+    /// A directory standing in for a memory group, with `files` in it.
+    fn fake_group(files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lift-memcg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, value) in files {
+            std::fs::write(dir.join(name), value).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_memory_limit_covers_swap_when_swap_is_accounted() {
+        let unlimited = "9223372036854771712\n";
+        let dir = fake_group(&[(MEMORY_LIMIT, unlimited), (MEMSW_LIMIT, unlimited)]);
+        set_memory_limit(&dir, 256 << 20).unwrap();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!((read(MEMORY_LIMIT), read(MEMSW_LIMIT)), ("268435456".into(), "268435456".into()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn without_swap_accounting_only_the_memory_limit_is_set() {
+        let dir = fake_group(&[(MEMORY_LIMIT, "9223372036854771712\n")]);
+        set_memory_limit(&dir, 256 << 20).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join(MEMORY_LIMIT)).unwrap(), "268435456");
+        assert!(!dir.join(MEMSW_LIMIT).exists(), "no memsw file is made up");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_real_memory_group_takes_both_limits_raised_and_lowered() {
+        if !cgroups_available() {
+            eprintln!("skipped: cgroups are not writable here");
+            return;
+        }
+        let dir = Path::new(CGROUP_ROOT)
+            .join("memory")
+            .join(PARENT)
+            .join(format!("test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        let swap_accounted = dir.join(MEMSW_LIMIT).exists();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().trim().parse::<u64>().unwrap();
+        let mut results = Vec::new();
+        for bytes in [128u64 << 20, 512 << 20, 64 << 20] {
+            let set = set_memory_limit(&dir, bytes);
+            results.push((bytes, set.is_ok(), read(MEMORY_LIMIT), swap_accounted.then(|| read(MEMSW_LIMIT))));
+        }
+        std::fs::remove_dir(&dir).unwrap();
+        for (bytes, ok, memory, memsw) in results {
+            assert!(ok, "the kernel took {bytes}");
+            assert_eq!(memory, bytes);
+            assert!(memsw.is_none_or(|memsw| memsw == bytes), "memsw {memsw:?} for {bytes}");
+        }
+        if !swap_accounted {
+            eprintln!("the swap half is not exercised: no {MEMSW_LIMIT} here");
+        }
     }
 
     #[test]
