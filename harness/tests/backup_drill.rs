@@ -89,6 +89,24 @@ fn the_scenarios_parse_and_bad_timelines_are_refused() {
     assert!(format!("{:#}", BackupScenario::parse(&typo).unwrap_err()).contains("archive_pol"));
 }
 
+/// A drill without assertions would report PASSED whatever the restore lost: refused in a
+/// file, and in a scenario whose assertions were cleared in code, before anything runs.
+#[tokio::test]
+async fn a_drill_that_asserts_nothing_is_refused() {
+    let ci =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/backup_restore.toml"))
+            .unwrap();
+    let start = ci.find("[assertions]").expect("the CI scenario asserts");
+    let end = ci[start + 1..].find("\n[").map_or(ci.len(), |i| start + 1 + i);
+    let unasserted = format!("{}{}", &ci[..start], &ci[end..]);
+    let err = format!("{:#}", BackupScenario::parse(&unasserted).unwrap_err());
+    assert!(err.contains("asserts nothing"), "{err}");
+    let mut cleared = scenario();
+    cleared.assertions = Default::default();
+    let err = format!("{:#}", run_drill(&cleared, true).await.unwrap_err());
+    assert!(err.contains("asserts nothing"), "{err}");
+}
+
 #[tokio::test]
 async fn a_mix_or_seed_operation_the_workload_lacks_is_refused_before_anything_runs() {
     let mut s = scenario();

@@ -169,12 +169,32 @@ impl BackupScenario {
     /// When the TOML is invalid or the timeline cannot work.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let s: Self = toml::from_str(text).context("invalid backup scenario")?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The checks of [`parse`](Self::parse), for a scenario built or changed in code too
+    /// ([`run_drill`](super::run_drill) makes them before anything runs).
+    ///
+    /// # Errors
+    /// When the timeline cannot work, or the drill asserts nothing and so could not fail.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let s = self;
         anyhow::ensure!(s.load.rate > 0.0, "load.rate must be greater than zero");
         anyhow::ensure!(s.backup.at < s.backup.drop_at, "backup.at must come before backup.drop_at");
         anyhow::ensure!(s.load.concurrency > 0, "load.concurrency must be at least 1");
         anyhow::ensure!(!s.load.timeout.is_zero(), "load.timeout must be greater than zero");
         anyhow::ensure!(s.backup.segments > 0, "backup.segments must be at least 1");
-        Ok(s)
+        let a = &s.assertions;
+        anyhow::ensure!(
+            a.max_missing_acknowledged.is_some()
+                || a.max_rto_secs.is_some()
+                || a.min_restore_items_per_sec.is_some()
+                || a.max_not_restored.is_some(),
+            "no [assertions]: a drill that asserts nothing cannot fail; bound at least one figure \
+             (max_missing_acknowledged bounds the writes lost)"
+        );
+        Ok(())
     }
 
     /// Reads and parses a scenario file.
@@ -375,6 +395,7 @@ pub async fn run_with<W: Workload>(
             eprintln!("[{}] {text}", scenario.name);
         }
     };
+    scenario.validate()?;
     let workload = Arc::new(workload);
     let (load, weights) = drill_load(scenario, &*workload)?;
     let seed_op = seed_op(scenario, &*workload)?;
