@@ -142,3 +142,36 @@ fn cfn_lint_finds_no_error_and_no_warning_in_templates_wrapping_the_fragment_and
     // Errors only come from the broken template (exit status 2: errors, no warnings).
     assert_eq!(code, 2, "{findings:?}");
 }
+
+use proptest::prelude::*;
+
+/// Names that make the same alarm ids when put together (`a` + `page-long` and `a-page` +
+/// `long`, `p-1` and `p1`, `page` + `Long` and `page-long`), and some that do not.
+const NAMES: [&str; 9] = ["a", "a-page", "page", "page-long", "long", "page-short", "p-1", "p1", "ticket"];
+
+proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 256, ..Default::default() })]
+
+    /// A file that is accepted gives every SLO and rule its own three alarms: nothing is
+    /// replaced in the template, no two alarms share a name.
+    #[test]
+    fn an_accepted_file_gives_three_alarms_of_its_own_per_slo_and_rule(
+        slos in proptest::sample::subsequence(NAMES.to_vec(), 1..=3).prop_shuffle(),
+        rules in proptest::sample::subsequence(NAMES.to_vec(), 1..=4).prop_shuffle(),
+    ) {
+        let mut text = "[service]\nname = \"payments\"\nnamespace = \"Payments\"\n".to_owned();
+        for (i, name) in slos.iter().enumerate() {
+            text += &format!("[[slo]]\nname = \"{name}\"\nkind = \"availability\"\nobjective = 99.9\nroute = \"/r{i}\"\n");
+        }
+        for name in &rules {
+            text += &format!("[[alert]]\nname = \"{name}\"\nseverity = \"page\"\nburn_rate = 10\nlong_window = \"1h\"\nshort_window = \"5m\"\n");
+        }
+        let Ok(file) = SloFile::parse(&text) else { return Ok(()) };
+        let fragment = alarms::fragment(&file);
+        let resources = fragment["Resources"].as_object().unwrap();
+        prop_assert_eq!(resources.len(), slos.len() * rules.len() * 3);
+        let names: std::collections::BTreeSet<&str> =
+            resources.values().map(|r| r["Properties"]["AlarmName"].as_str().unwrap()).collect();
+        prop_assert_eq!(names.len(), resources.len());
+    }
+}

@@ -124,6 +124,55 @@ fn bad_alert_rules_name_their_key() {
     assert_eq!(key_of(&two), "alert[1].name");
 }
 
+/// `[[alert]]` rules named `names`, all valid on their own.
+fn rules(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| {
+            format!(
+                "[[alert]]\nname = \"{name}\"\nseverity = \"page\"\nburn_rate = 10\nlong_window = \"1h\"\nshort_window = \"5m\"\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rule_whose_alarm_id_is_another_rules_window_alarm_is_refused_by_name() {
+    // `page`'s long-window alarm is `PaymentsAvailabilityPageLong`, named
+    // `payments-availability-page-long`: the composite alarm of `page-long` would replace it.
+    for (second, part) in [("page-long", "long-window"), ("page-short", "short-window")] {
+        let err = invalid(&format!("{AVAILABILITY}{}", rules(&["page", second])));
+        assert_eq!(err.key(), Some("alert[1].name"), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&format!("`{second}`")) && message.contains("`page`'s"), "{message}");
+        assert!(message.contains(part), "{message}");
+    }
+    // The other way round, and a rule clashing with a window alarm's window alarm.
+    assert_eq!(key_of(&format!("{AVAILABILITY}{}", rules(&["page-long", "page"]))), "alert[1].name");
+    assert_eq!(
+        key_of(&format!("{AVAILABILITY}{}", rules(&["page-long", "ticket", "page-long-short"]))),
+        "alert[2].name"
+    );
+    // Near names that make other ids are fine.
+    let file = SloFile::parse(&format!("{SERVICE}{AVAILABILITY}{}", rules(&["page", "page-longer", "long"])));
+    assert_eq!(file.unwrap().alerts().len(), 3);
+}
+
+#[test]
+fn an_slo_whose_alarm_id_is_another_slos_window_alarm_is_refused_by_name() {
+    // `a` with `page-long` and `a-page` with `long` both make `PaymentsAPageLong`: apart from
+    // the rules, the SLO names are what clash.
+    let a = AVAILABILITY.replace("\"availability\"\nkind", "\"a\"\nkind");
+    let a_page = AVAILABILITY
+        .replace("\"availability\"\nkind", "\"a-page\"\nkind")
+        .replace("\"availability\"\nobj", "\"latency\"\nthreshold_ms = 5\nobj");
+    let err = invalid(&format!("{a}{a_page}{}", rules(&["page", "long"])));
+    assert_eq!(err.key(), Some("slo[1].name"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("PaymentsAPageLong") && message.contains("alert `long`"), "{message}");
+    assert!(message.contains("slo[0] `a`'s long-window alarm of alert `page`"), "{message}");
+}
+
 #[test]
 fn bad_services_name_their_key() {
     let with = |service: &str| SloFile::parse(&format!("{service}{AVAILABILITY}")).unwrap_err();

@@ -386,6 +386,16 @@ fn pascal(name: &str) -> String {
         .collect()
 }
 
+/// The logical ids and alarm names [`alarms`](crate::alarms) makes of one alert from its
+/// own `id` and `name`, with what each is: the composite alarm, then one alarm per window.
+fn alarm_parts(id: &str, name: &str) -> [(String, String, &'static str); 3] {
+    [
+        (id.to_owned(), name.to_owned(), "composite alarm"),
+        (format!("{id}Long"), format!("{name}-long"), "long-window alarm"),
+        (format!("{id}Short"), format!("{name}-short"), "short-window alarm"),
+    ]
+}
+
 /// Names go into alarm names and logical ids: lowercase letters, digits and single dashes,
 /// starting with a letter.
 fn check_name(key: &str, name: &str) -> Result<(), Invalid> {
@@ -447,8 +457,24 @@ fn validate_alerts(list: Vec<RawAlert>) -> Result<Vec<AlertRule>, Invalid> {
     for (i, raw) in list.into_iter().enumerate() {
         let key = |field: &str| format!("alert[{i}].{field}");
         check_name(&key("name"), &raw.name)?;
-        if let Some(j) = rules.iter().position(|r| pascal(&r.name) == pascal(&raw.name)) {
-            return Err((key("name"), format!("`{}` clashes with alert[{j}] `{}`", raw.name, rules[j].name)));
+        // Every SLO's alarm ids and names start the same way, so two rules clash for all
+        // SLOs or for none: `page`'s long-window alarm is `...PageLong`, as is the
+        // composite alarm of a rule `page-long`.
+        let parts = alarm_parts(&pascal(&raw.name), &raw.name);
+        for (j, rule) in rules.iter().enumerate() {
+            for (other_id, other_name, other_what) in alarm_parts(&pascal(&rule.name), &rule.name) {
+                if let Some((_, _, what)) =
+                    parts.iter().find(|(id, name, _)| *id == other_id || *name == other_name)
+                {
+                    return Err((
+                        key("name"),
+                        format!(
+                            "`{}` clashes with alert[{j}] `{}`: its {what} and `{}`'s {other_what} would both be `<Service><Slo>{other_id}`",
+                            raw.name, rule.name, rule.name
+                        ),
+                    ));
+                }
+            }
         }
         if !(raw.burn_rate.is_finite() && raw.burn_rate > 0.0) {
             return Err((key("burn_rate"), format!("{} must be a positive number", raw.burn_rate)));
@@ -482,7 +508,8 @@ fn validate_slos(
     default_window: Window,
 ) -> Result<Vec<Slo>, Invalid> {
     let mut slos: Vec<Slo> = Vec::with_capacity(list.len());
-    let mut ids: HashMap<String, (usize, String)> = HashMap::new();
+    // Every logical id and alarm name made so far, with whose it is: (slo, its name, alert, part).
+    let mut ids: HashMap<String, (usize, String, String, &str)> = HashMap::new();
     for (i, raw) in list.into_iter().enumerate() {
         let key = |field: &str| format!("slo[{i}].{field}");
         check_name(&key("name"), &raw.name)?;
@@ -571,10 +598,22 @@ fn validate_slos(
                 ));
             }
             let id = slo.alarm_id(service, rule);
-            if let Some((j, other)) = ids.get(&id) {
-                return Err((key("name"), format!("its alarm id `{id}` is already slo[{j}] `{other}`'s")));
+            let name = slo.alarm_name(service, rule);
+            // Ids and names both: CloudFormation keeps one resource per id, CloudWatch one alarm per name.
+            for (part_id, part_name, what) in alarm_parts(&id, &name) {
+                for made in [part_id, part_name] {
+                    if let Some((j, other, other_rule, other_what)) = ids.get(&made) {
+                        return Err((
+                            key("name"),
+                            format!(
+                                "with alert `{}` its {what} would be `{made}`, already slo[{j}] `{other}`'s {other_what} of alert `{other_rule}`",
+                                rule.name
+                            ),
+                        ));
+                    }
+                    ids.insert(made, (i, slo.name.clone(), rule.name.clone(), what));
+                }
             }
-            ids.insert(id, (i, slo.name.clone()));
         }
         slos.push(slo);
     }
