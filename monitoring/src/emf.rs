@@ -9,7 +9,8 @@
 
 use serde_json::{Map, Value};
 
-/// A line that looks like an EMF document (a JSON object with `_aws`) but is not one.
+/// A line that looks like an EMF document but is not one: it has the text `"_aws"` after
+/// its first `{` but is not a JSON object, or its `_aws` is not EMF's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not an EMF document: {0}")]
 pub struct EmfError(String);
@@ -46,18 +47,26 @@ pub struct EmfDocument {
 }
 
 impl EmfDocument {
-    /// Parses one log line: `Ok(None)` when it is not a JSON object with `_aws` (a log
-    /// line, a runtime's START/END/REPORT line), an error when it has `_aws` but is not a
-    /// valid EMF document. A prefix before the object is skipped, as `lift-harness lambda
-    /// serve` (`[function] {...}`) and `aws logs tail` (`<time> <stream> {...}`) print one.
+    /// Parses one log line. A prefix before the first `{` is skipped, as `lift-harness
+    /// lambda serve` (`[function] {...}`) and `aws logs tail` (`<time> <stream> {...}`)
+    /// print one. `Ok(None)` when the line is not an EMF document: no `{` (a runtime's
+    /// START/END/REPORT line, a text log line), a JSON object without `_aws` (a JSON log
+    /// line), or text from the `{` on that is not JSON and does not contain `"_aws"`.
     ///
     /// # Errors
-    /// [`EmfError`] naming what is missing or malformed.
+    /// [`EmfError`] when the text from the `{` on contains `"_aws"` but is not one JSON
+    /// object (a truncated or joined document), or when its `_aws` is not EMF's, naming
+    /// what is missing or malformed.
     pub fn parse(line: &str) -> Result<Option<Self>, EmfError> {
         let Some(start) = line.find('{') else { return Ok(None) };
         let line = line[start..].trim_end();
-        let Ok(Value::Object(mut members)) = serde_json::from_str::<Value>(line) else {
-            return Ok(None);
+        let mut members = match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(members)) => members,
+            // Skipping a broken document would under-count its requests.
+            Err(e) if line.contains("\"_aws\"") => {
+                return Err(EmfError(format!("a line with \"_aws\" that is not a JSON object ({e})")))
+            }
+            _ => return Ok(None),
         };
         let Some(aws) = members.remove("_aws") else { return Ok(None) };
         let err = |what: &str| EmfError(what.to_owned());
@@ -155,6 +164,23 @@ mod tests {
         assert!(EmfDocument::parse(no_timestamp).unwrap_err().to_string().contains("_aws.Timestamp"));
         let bad_set = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[1]],"Metrics":[]}]}}"#;
         assert!(EmfDocument::parse(bad_set).unwrap_err().to_string().contains("dimension set"));
+    }
+
+    #[test]
+    fn a_truncated_or_joined_document_is_an_error_and_other_text_is_skipped() {
+        let doc = r#"{"_aws":{"Timestamp":7,"CloudWatchMetrics":[]},"Requests":1}"#;
+        for line in [&doc[..30], &format!("[payments] {}", &doc[..doc.len() - 1]), &format!("{doc}{doc}")] {
+            let err = EmfDocument::parse(line).unwrap_err().to_string();
+            assert!(err.contains("\"_aws\"") && err.contains("not a JSON object"), "{line}: {err}");
+        }
+        for line in [
+            "REPORT RequestId: 1 Duration: 2.00 ms Billed Duration: 2 ms",
+            "panicked at src/main.rs: no \"_aws\" key",
+            "{\"level\":\"INFO\",\"message\":\"read {\\\"_aws\\\": ...}\"}",
+            "{\"level\":\"INFO\",\"mess",
+        ] {
+            assert_eq!(EmfDocument::parse(line), Ok(None), "{line}");
+        }
     }
 
     #[test]

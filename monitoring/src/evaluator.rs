@@ -234,7 +234,8 @@ impl Evaluator {
     /// that are not.
     ///
     /// # Errors
-    /// [`EmfError`] when the line has `_aws` but is not a valid EMF document.
+    /// [`EmfError`] when the line looks like an EMF document but is not one (see
+    /// [`EmfDocument::parse`]).
     pub fn observe_line(&mut self, line: &str) -> Result<bool, EmfError> {
         match EmfDocument::parse(line)? {
             Some(doc) => {
@@ -415,7 +416,7 @@ pub enum EvalError {
     /// The log could not be read.
     #[error("cannot read the EMF log: {0}")]
     Io(#[from] std::io::Error),
-    /// A line has `_aws` but is not a valid EMF document.
+    /// A line looks like an EMF document but is not one (see [`EmfDocument::parse`]).
     #[error("line {line}: {source}")]
     Emf {
         /// 1-based.

@@ -252,6 +252,30 @@ fn a_log_out_of_order_is_sorted_by_event_time_so_nothing_is_late() {
     assert!(err.to_string().starts_with("line 2: "), "{err}");
 }
 
+#[test]
+fn a_truncated_document_is_an_error_naming_its_line_and_lambdas_own_lines_are_skipped() {
+    let lambda = [
+        "START RequestId: 8f0c Version: $LATEST",
+        "[payments] listening on the Lambda Runtime API",
+        "END RequestId: 8f0c",
+        "REPORT RequestId: 8f0c Duration: 12.41 ms Billed Duration: 13 ms Memory Size: 1769 MB Max Memory Used: 30 MB",
+    ];
+    let mut lines: Vec<String> = lambda.iter().map(|l| (*l).to_owned()).collect();
+    lines.extend(series(0..=1, 3, |m| m * 3));
+    let log = lines.join("\n");
+    let report = lift_monitoring::evaluator::evaluate_log(slo_file(AVAILABILITY), log.as_bytes()).unwrap();
+    assert_eq!((report.documents, report.slos[0].requests, report.slos[0].bad), (6, 6.0, 3.0));
+
+    // The same log with its last document cut short (a line the runtime split): counting
+    // the others alone would report 2 bad requests in 5 where 3 in 6 were.
+    let truncated = &log[..log.len() - 20];
+    let err = lift_monitoring::evaluator::evaluate_log(slo_file(AVAILABILITY), truncated.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with(&format!("line {}: ", lines.len())), "{err}");
+    assert!(err.contains("not a JSON object"), "{err}");
+}
+
 /// Rules with windows short enough for series of an hour or two.
 const SHORT_RULES: &str = r#"
 [[alert]]
