@@ -33,7 +33,7 @@
 //! runbook = "https://runbooks.example.com/{service}/{alertname}"
 //!
 //! [[route.routes]]
-//! matchers = ['severity="page"']           # =, !=, =~ (alternatives: "a|b"; ".+" any non-empty)
+//! matchers = ['severity="page"']           # =, !=, =~ and !~ (a regex for the whole value)
 //! receiver = "oncall"
 //! continue = true                          # also try the next siblings
 //! escalation = [{ after = "15m", receiver = "pages-topic" }]
@@ -90,7 +90,9 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// One label matcher: `name="value"`, `name!="value"` or `name=~"a|b"`.
+/// One label matcher, as Alertmanager's: `name="value"`, `name!="value"`, `name=~"regex"`
+/// or `name!~"regex"`. A regex must match the whole value (`pay.*` matches `payments`, not
+/// `repay`), in [`regex_lite`]'s syntax (Go's RE2 without Unicode classes such as `\pL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matcher {
     name: String,
@@ -101,8 +103,33 @@ pub struct Matcher {
 enum MatchOp {
     Equal(String),
     NotEqual(String),
-    /// One of the alternatives; `.+` any non-empty value, `.*` anything.
-    OneOf(Vec<String>),
+    Regex(Pattern),
+    NotRegex(Pattern),
+}
+
+/// A regex anchored at both ends, compared by the text it was written as.
+#[derive(Debug, Clone)]
+struct Pattern {
+    text: String,
+    regex: regex_lite::Regex,
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Pattern {}
+
+impl Pattern {
+    fn new(text: &str) -> Result<Self, regex_lite::Error> {
+        // Checked alone first: `a)|(b` is not a regex, yet wrapped it would parse as one
+        // anchored at one end only.
+        regex_lite::Regex::new(text)?;
+        let regex = regex_lite::Regex::new(&format!("^(?:{text})$"))?;
+        Ok(Self { text: text.to_owned(), regex })
+    }
 }
 
 impl Matcher {
@@ -112,16 +139,22 @@ impl Matcher {
     ///
     /// ```
     /// use alert_router::config::Matcher;
-    /// let m = Matcher::parse(r#"severity=~"page|critical""#)?;
-    /// let labels = [("severity".to_owned(), "page".to_owned())].into_iter().collect();
-    /// assert!(m.matches(&labels));
+    /// let m = Matcher::parse(r#"service=~"pay.*""#)?;
+    /// let labels = |v: &str| [("service".to_owned(), v.to_owned())].into_iter().collect();
+    /// assert!(m.matches(&labels("payments")));
+    /// assert!(!m.matches(&labels("repay")));
     /// assert!(Matcher::parse("severity page").is_err());
+    /// assert!(Matcher::parse(r#"service=~"pay(""#).is_err());
     /// # Ok::<(), alert_router::config::ConfigError>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the matcher when it is not one of the four forms, or its regex
+    /// does not compile.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let bad = || {
             ConfigError(format!(
-                "matcher `{text}`: expected name=\"value\", name!=\"value\" or name=~\"a|b\""
+                "matcher `{text}`: expected name=\"value\", name!=\"value\", name=~\"regex\" or name!~\"regex\""
             ))
         };
         let at = text.find(['=', '!']).ok_or_else(bad)?;
@@ -129,6 +162,8 @@ impl Matcher {
         let rest = &text[at..];
         let (op, value) = if let Some(v) = rest.strip_prefix("=~") {
             ("=~", v)
+        } else if let Some(v) = rest.strip_prefix("!~") {
+            ("!~", v)
         } else if let Some(v) = rest.strip_prefix("!=") {
             ("!=", v)
         } else if let Some(v) = rest.strip_prefix('=') {
@@ -142,10 +177,13 @@ impl Matcher {
         if !valid_name {
             return Err(bad());
         }
+        let pattern =
+            || Pattern::new(value).map_err(|e| ConfigError(format!("matcher `{text}`: not a regex: {e}")));
         let op = match op {
             "=" => MatchOp::Equal(value.to_owned()),
             "!=" => MatchOp::NotEqual(value.to_owned()),
-            _ => MatchOp::OneOf(value.split('|').map(str::to_owned).collect()),
+            "=~" => MatchOp::Regex(pattern()?),
+            _ => MatchOp::NotRegex(pattern()?),
         };
         Ok(Self { name: name.to_owned(), op })
     }
@@ -156,11 +194,8 @@ impl Matcher {
         match &self.op {
             MatchOp::Equal(v) => value == v,
             MatchOp::NotEqual(v) => value != v,
-            MatchOp::OneOf(options) => options.iter().any(|o| match o.as_str() {
-                ".+" => !value.is_empty(),
-                ".*" => true,
-                o => o == value,
-            }),
+            MatchOp::Regex(p) => p.regex.is_match(value),
+            MatchOp::NotRegex(p) => !p.regex.is_match(value),
         }
     }
 }
@@ -753,6 +788,34 @@ mod tests {
         assert!(RouterConfig::parse(&matcher, |_| None).unwrap_err().to_string().contains("severity page"));
         let order = TREE.replace("after = \"15m\"", "after = \"0s\"");
         assert!(RouterConfig::parse(&order, |_| None).is_err());
+    }
+
+    #[test]
+    fn regex_matchers_match_the_whole_value_as_alertmanagers_do() {
+        let service = |v: &str| labels(&[("service", v)]);
+        let pay = Matcher::parse(r#"service=~"pay.*""#).unwrap();
+        assert!(pay.matches(&service("payments")) && pay.matches(&service("pay")));
+        assert!(!pay.matches(&service("repay")), "anchored at the start");
+        let either = Matcher::parse(r#"service=~"db|cache""#).unwrap();
+        assert!(either.matches(&service("db")) && either.matches(&service("cache")));
+        assert!(
+            !either.matches(&service("dbx")) && !either.matches(&service("my-cache")),
+            "anchored at both ends"
+        );
+        let any = Matcher::parse(r#"route=~".+""#).unwrap();
+        assert!(any.matches(&labels(&[("route", "GET:/x")])) && !any.matches(&labels(&[])));
+        let not = Matcher::parse(r#"service!~"pay.*|db""#).unwrap();
+        assert!(!not.matches(&service("payments")) && !not.matches(&service("db")));
+        assert!(not.matches(&service("dbx")) && not.matches(&labels(&[])));
+        // Refused, naming the matcher: not a regex, or one that would be anchored at one end only.
+        for bad in [r#"service=~"pay(""#, r#"service!~"[a""#, r#"service=~"a)|(b""#] {
+            let err = Matcher::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("not a regex"), "{err}");
+        }
+        // In a routing file too.
+        let tree = TREE.replace(r#"'service=~"db|cache"'"#, r#"'service=~"db|(cache"'"#);
+        let err = RouterConfig::parse(&tree, |_| None).unwrap_err().to_string();
+        assert!(err.contains("db|(cache") && err.contains("not a regex"), "{err}");
     }
 
     #[test]

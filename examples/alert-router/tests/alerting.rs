@@ -125,7 +125,9 @@ async fn a_silence_mutes_until_it_expires() {
     let env = env().await;
     let token = env.token("bob", alert_router::routes::WRITE_SCOPE);
     let name = "payments-latency-ticket-slow";
-    let silence = serde_json::json!({"matchers": [format!("alertname=\"{name}\"")], "duration": "1h", "comment": "deploy"});
+    // A regex matcher must match the whole value, and does.
+    let matchers = [format!("alertname=\"{name}\""), "alertname=~\"payments-.+-ticket-.*\"".to_owned()];
+    let silence = serde_json::json!({"matchers": matchers, "duration": "1h", "comment": "deploy"});
     let (status, body) = env.api("POST", "/silences", Some(&token), Some(silence)).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["created_by"], "bob");
@@ -149,6 +151,16 @@ async fn a_silence_mutes_until_it_expires() {
             "/silences",
             Some(&token),
             Some(serde_json::json!({"matchers": ["x y"], "duration": "1h"})),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("matchers")), "{body}");
+    // A regex that does not compile would silence nothing: refused too.
+    let (status, body) = env
+        .api(
+            "POST",
+            "/silences",
+            Some(&token),
+            Some(serde_json::json!({"matchers": ["service=~\"pay(\""], "duration": "1h"})),
         )
         .await;
     assert_eq!((status, body["field"].as_str()), (400, Some("matchers")), "{body}");
