@@ -20,7 +20,9 @@
 //! and the plaintext names its record (`tenant/patient/sk`), checked on every read: a
 //! ciphertext copied onto another record, patient or tenant is refused as corrupt.
 //! Erasing the patient deletes their key: every copy of their PHI, here and in any backup,
-//! becomes unreadable at once.
+//! becomes unreadable at once in the instance that erased it and in any that had not cached
+//! the key; another running instance that had reads it until its cached copy ages out (60 s,
+//! [`SubjectKeys`]' default cache).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -170,3 +170,86 @@ async fn erasure_past_retention_shreds_every_copy() {
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// KMS whose `Decrypt` answers are held, once armed, until the test lets one go: a key read
+/// still under way.
+#[derive(Clone)]
+struct HeldKms {
+    inner: std::sync::Arc<lift::security::protection::AwsKmsClient>,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reached: std::sync::Arc<tokio::sync::Notify>,
+    release: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl lift::security::protection::KmsClient for HeldKms {
+    fn generate_data_key<'a>(
+        &'a self,
+        key_id: &'a str,
+        context: &'a [(&'a str, &'a str)],
+    ) -> Pending<'a, Result<lift::security::protection::DataKey, lift::security::protection::ProtectionError>>
+    {
+        self.inner.generate_data_key(key_id, context)
+    }
+
+    fn decrypt<'a>(
+        &'a self,
+        blob: &'a [u8],
+        context: &'a [(&'a str, &'a str)],
+    ) -> Pending<'a, Result<[u8; 32], lift::security::protection::ProtectionError>> {
+        Box::pin(async move {
+            let key = self.inner.decrypt(blob, context).await;
+            if self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+                self.reached.notify_one();
+                self.release.acquire().await.expect("open").forget();
+            }
+            key
+        })
+    }
+}
+
+/// An erasure while this process is reading the subject's key: the read, answered after
+/// the erasure, must not leave the erased key in the cache, or this process would open the
+/// subject's data for another minute after `erase` returned.
+#[tokio::test]
+async fn a_key_read_while_its_subject_is_erased_is_not_cached() {
+    use lift::security::protection::{AwsKmsClient, SubjectKeys};
+
+    let env = env().await;
+    let writer = support::keys(&env.client, &env.keys_table, &env.kms, false);
+    let sealed = writer.encrypt("clinic", "p-race", b"Mary Seacole").await.unwrap();
+    let kms = HeldKms {
+        inner: std::sync::Arc::new(
+            AwsKmsClient::endpoint(&env.kms.uri(), support::KMS_REGION).expect("kms client"),
+        ),
+        armed: Default::default(),
+        reached: Default::default(),
+        release: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let keys = std::sync::Arc::new(
+        SubjectKeys::builder()
+            .client(env.client.clone())
+            .table(&env.keys_table)
+            .kms(kms.clone(), lift_harness::aws::DEFAULT_KEY_ALIAS)
+            .build()
+            .unwrap(),
+    );
+    kms.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reading = tokio::spawn({
+        let (keys, sealed) = (keys.clone(), sealed.clone());
+        async move { keys.decrypt("clinic", &sealed).await }
+    });
+    kms.reached.notified().await; // the key item was read and KMS answered; not cached yet
+    assert!(keys.erase("clinic", "p-race").await.unwrap(), "there was a key to erase");
+    kms.armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    kms.release.add_permits(1);
+    let _in_flight = reading.await.unwrap().unwrap(); // began before the erasure
+    assert_eq!(keys.decrypt("clinic", &sealed).await.unwrap(), None, "the erased key was cached");
+    // Keys read with no erasure under way are cached as before: one KMS call, then none.
+    let other = writer.encrypt("clinic", "p-other", b"Florence").await.unwrap();
+    assert_eq!(keys.decrypt("clinic", &other).await.unwrap().as_deref(), Some(&b"Florence"[..]));
+    kms.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let cached = tokio::time::timeout(Duration::from_secs(5), keys.decrypt("clinic", &other)).await;
+    assert!(cached.is_ok_and(|d| d.unwrap().is_some()), "a cached key needs no KMS call");
+}

@@ -96,7 +96,13 @@ struct SubjectKey {
     read_at: Instant,
 }
 
-type Cache = HashMap<(String, String), SubjectKey>;
+/// The keys this process read, and how many erasures it has made: a key read before an
+/// erasure that ended meanwhile is not kept (see [`SubjectKeys::erase`]).
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<(String, String), SubjectKey>,
+    erasures: u64,
+}
 
 /// Per-subject data keys in DynamoDB, wrapped by KMS, for crypto-shredding (see the
 /// [module docs](self)).
@@ -285,28 +291,47 @@ impl SubjectKeys {
     fn cached(&self, tenant: &str, subject: &str) -> Option<SubjectKey> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
+            .keys
             .get(&(tenant.to_owned(), subject.to_owned()))
             .filter(|k| k.read_at.elapsed() < self.cache_ttl)
             .copied()
     }
 
-    fn remember(&self, tenant: &str, subject: &str, key: SubjectKey) {
+    /// How many erasures this process has made: taken before a key is read or created, and
+    /// given to [`remember`](Self::remember).
+    fn erasures(&self) -> u64 {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).erasures
+    }
+
+    /// Caches `key`, unless an erasure ended since `erasures_before` was taken: a key read
+    /// or created while a subject was being erased may be that subject's erased key, and
+    /// cached it would open the subject's data after `erase` returned. Skipping costs the
+    /// other subjects read meanwhile one more KMS call.
+    fn remember(&self, tenant: &str, subject: &str, key: SubjectKey, erasures_before: u64) {
         if self.cache_ttl.is_zero() {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= MAX_CACHED_KEYS {
-            cache.retain(|_, k| k.read_at.elapsed() < self.cache_ttl);
-            if cache.len() >= MAX_CACHED_KEYS {
-                cache.clear();
+        if cache.erasures != erasures_before {
+            return;
+        }
+        if cache.keys.len() >= MAX_CACHED_KEYS {
+            cache.keys.retain(|_, k| k.read_at.elapsed() < self.cache_ttl);
+            if cache.keys.len() >= MAX_CACHED_KEYS {
+                cache.keys.clear();
             }
         }
-        cache.insert((tenant.to_owned(), subject.to_owned()), key);
+        cache.keys.insert((tenant.to_owned(), subject.to_owned()), key);
     }
 
-    fn forget(&self, tenant: &str, subject: &str) {
+    /// Drops the subject's cached key; `erased`: its key item is gone, so a key read or
+    /// created before now is not cached afterwards.
+    fn forget(&self, tenant: &str, subject: &str, erased: bool) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.remove(&(tenant.to_owned(), subject.to_owned()));
+        cache.keys.remove(&(tenant.to_owned(), subject.to_owned()));
+        if erased {
+            cache.erasures += 1;
+        }
     }
 
     fn kms_context<'a>(tenant: &'a str, key_id: &'a str) -> [(&'a str, &'a str); 3] {
@@ -316,6 +341,7 @@ impl SubjectKeys {
     /// Reads and unwraps the subject's key; `None` when there is none (never created,
     /// erased, or past its `expires_at`).
     async fn read(&self, tenant: &str, subject: &str) -> Result<Option<SubjectKey>, ProtectionError> {
+        let erasures = self.erasures();
         let out = self
             .client
             .get_item()
@@ -339,7 +365,7 @@ impl SubjectKeys {
         let blob = item.get("blob").and_then(|v| v.as_b().ok()).ok_or(ProtectionError::Format)?;
         let key = self.kms.decrypt(blob.as_ref(), &Self::kms_context(tenant, key_id_hex)).await?;
         let key = SubjectKey { id, key, read_at: Instant::now() };
-        self.remember(tenant, subject, key);
+        self.remember(tenant, subject, key, erasures);
         Ok(Some(key))
     }
 
@@ -356,6 +382,7 @@ impl SubjectKeys {
         let id_hex = hex(&id);
         let data_key =
             self.kms.generate_data_key(&self.kms_key_id, &Self::kms_context(tenant, &id_hex)).await?;
+        let erasures = self.erasures();
         let put = self
             .client
             .put_item()
@@ -370,7 +397,7 @@ impl SubjectKeys {
         match put {
             Ok(_) => {
                 let key = SubjectKey { id, key: data_key.plaintext, read_at: Instant::now() };
-                self.remember(tenant, subject, key);
+                self.remember(tenant, subject, key, erasures);
                 Ok(key)
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
@@ -424,10 +451,12 @@ impl SubjectKeys {
     }
 
     /// Erases a subject: deletes its key item and this process's cached copy, after which
-    /// no ciphertext under it decrypts anywhere. Returns whether there was a key.
+    /// no ciphertext under it decrypts in this process, nor in any other that has not
+    /// cached the key (see "Other processes' caches" above). A read of the key that was
+    /// under way meanwhile does not cache it afterwards. Returns whether there was a key.
     pub async fn erase(&self, tenant: &str, subject: &str) -> Result<bool, ProtectionError> {
         check_subject(subject)?;
-        self.forget(tenant, subject);
+        self.forget(tenant, subject, false);
         let out = self
             .client
             .delete_item()
@@ -437,8 +466,9 @@ impl SubjectKeys {
             .send()
             .await
             .map_err(|e| store_err(&e))?;
-        // A write racing the erasure may have cached the key again meanwhile.
-        self.forget(tenant, subject);
+        // A read or write racing the erasure may have cached the key again meanwhile, and one
+        // still under way must not cache it later.
+        self.forget(tenant, subject, true);
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
     }
 }
