@@ -447,3 +447,53 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not `latest`, RFC 3339 or epoch milliseconds"));
 }
+
+/// The TTL attribute of `table` when TTL is on.
+async fn ttl_of(client: &Client, table: &str) -> Option<String> {
+    let out = client.describe_time_to_live().table_name(table).send().await.unwrap();
+    let description = out.time_to_live_description()?;
+    let on = matches!(
+        description.time_to_live_status(),
+        Some(
+            aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled
+                | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling
+        )
+    );
+    on.then(|| description.attribute_name().unwrap_or_default().to_owned())
+}
+
+/// A table whose retention is enforced by TTL keeps it when restored: a restored table
+/// without it would keep expired records (PHI past retention) for good. A table without
+/// TTL is restored without it, and a manifest written before TTL was recorded still restores.
+#[tokio::test]
+async fn a_restored_table_keeps_its_time_to_live() {
+    let local = DynamoDbLocal::shared().await.unwrap();
+    let def = TableDef::new("backup-ttl", KeyAttribute::string("pk")).with_ttl("expires_at");
+    let mut f = fixture().await;
+    f.table = local.create_table(&def).await.unwrap();
+    assert_eq!(ttl_of(&f.client, &f.table).await.as_deref(), Some("expires_at"));
+    f.put("item-1", "v1").await;
+    let manifest = f.backup(1).await;
+    assert_eq!(manifest.definition.ttl_attribute.as_deref(), Some("expires_at"));
+    let into = restored_name(&f);
+    f.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert_eq!(ttl_of(&f.client, &into).await.as_deref(), Some("expires_at"), "the restore dropped the TTL");
+    assert_eq!(contents(&f.client, &into).await.len(), 1);
+
+    // An older manifest has no TTL recorded: it restores, without TTL.
+    rewrite_manifest(&f.manifest_path(&manifest), |m| m.definition.ttl_attribute = None);
+    let text = std::fs::read_to_string(f.manifest_path(&manifest)).unwrap();
+    assert!(!text.contains("ttl_attribute"), "{text}");
+    let old = restored_name(&f);
+    f.restore(&old).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert_eq!(ttl_of(&f.client, &old).await, None);
+
+    // The fixture's own table has no TTL, and neither has its restored copy.
+    let plain = fixture().await;
+    plain.put("item-1", "v1").await;
+    let manifest = plain.backup(1).await;
+    assert_eq!(manifest.definition.ttl_attribute, None);
+    let into = restored_name(&plain);
+    plain.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert_eq!(ttl_of(&plain.client, &into).await, None);
+}

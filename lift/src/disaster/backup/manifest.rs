@@ -83,6 +83,11 @@ pub struct TableDefinition {
     /// The stream view type, when the table has a stream.
     #[serde(default)]
     pub stream_view: Option<String>,
+    /// The time-to-live attribute, when TTL is on: a restore turns it on again, so that
+    /// retention enforced by TTL (expired PHI deleted) holds on the restored table too.
+    /// Absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_attribute: Option<String>,
 }
 
 /// A secondary index.
@@ -173,6 +178,8 @@ impl TableDefinition {
                 .filter(|s| s.stream_enabled())
                 .and_then(|s| s.stream_view_type())
                 .map(|v| v.as_str().to_owned()),
+            // DescribeTable does not say; the backup reads it with DescribeTimeToLive.
+            ttl_attribute: None,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_dynamodb::types::{PutRequest, TableStatus, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, TableStatus, TimeToLiveSpecification, WriteRequest};
 use futures_util::stream::{self, StreamExt};
 
 use super::archive::{ArchivedRecord, ChunkIndex};
@@ -356,7 +356,25 @@ impl Restore {
             }
             Err(e) => return Err(BackupError::request("CreateTable", &self.table, &e)),
         }
-        self.wait_active().await
+        self.wait_active().await?;
+        // Retention by TTL holds on the restored table as it did on the backed-up one.
+        if let Some(attribute) = &manifest.definition.ttl_attribute {
+            let spec =
+                TimeToLiveSpecification::builder().enabled(true).attribute_name(attribute).build().map_err(
+                    |e| BackupError::Manifest {
+                        backup: manifest.backup_id.clone(),
+                        reason: format!("ttl attribute: {e}"),
+                    },
+                )?;
+            self.client
+                .update_time_to_live()
+                .table_name(&self.table)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(|e| BackupError::request("UpdateTimeToLive", &self.table, &e))?;
+        }
+        Ok(())
     }
 
     async fn wait_active(&self) -> Result<(), BackupError> {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::manifest::{Manifest, SegmentEntry, TableDefinition, MANIFEST_FORMAT};
@@ -68,6 +68,27 @@ impl TableBackup {
         TableBackupBuilder { client, table: table.into(), target: None, segments: 4, page_size: None }
     }
 
+    /// The table's TTL attribute when TTL is on (or being turned on).
+    async fn ttl_attribute(&self) -> Result<Option<String>, BackupError> {
+        let out = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| BackupError::request("DescribeTimeToLive", &self.table, &e))?;
+        Ok(out
+            .time_to_live_description()
+            .filter(|d| {
+                matches!(
+                    d.time_to_live_status(),
+                    Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+                )
+            })
+            .and_then(|d| d.attribute_name())
+            .map(str::to_owned))
+    }
+
     /// Takes the backup and returns its manifest.
     ///
     /// # Errors
@@ -82,7 +103,8 @@ impl TableBackup {
             .send()
             .await
             .map_err(|e| BackupError::request("DescribeTable", &self.table, &e))?;
-        let definition = described.table().map(TableDefinition::from_description).unwrap_or_default();
+        let mut definition = described.table().map(TableDefinition::from_description).unwrap_or_default();
+        definition.ttl_attribute = self.ttl_attribute().await?;
         let backup_id =
             format!("{:013}-{}", epoch_ms(started), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let segments: Vec<SegmentEntry> = stream::iter(0..self.segments)
