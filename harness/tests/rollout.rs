@@ -6,6 +6,7 @@
 //! no rollout in progress is refused.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -607,4 +608,147 @@ async fn failures_to_fail_forgives_one_transient_reading_but_not_two_in_a_row() 
     let outcome = env.rollout().strategy(canary).failures_to_fail(2).gate(twice).run().await.unwrap();
     assert_eq!(outcome.status, Status::RolledBack);
     assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+}
+
+/// Loses the answer of the first `UpdateAlias` that gives a version traffic: the request
+/// reaches the Lambda API and is applied, then the client sees the connection drop, as after
+/// a reset or a timeout. Everything else goes through untouched.
+#[derive(Debug, Default)]
+struct LoseFirstShiftAnswer {
+    spent: AtomicBool,
+    losing: AtomicBool,
+}
+
+impl aws_sdk_lambda::config::Intercept for LoseFirstShiftAnswer {
+    fn name(&self) -> &'static str {
+        "LoseFirstShiftAnswer"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request();
+        let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        let shift = request.method() == "PUT"
+            && request.uri().contains("/aliases/")
+            && body.contains("\"AdditionalVersionWeights\":{\"");
+        if shift && !self.spent.swap(true, Ordering::SeqCst) {
+            self.losing.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &aws_sdk_lambda::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.losing.swap(false, Ordering::SeqCst) {
+            return Err("connection reset by peer (the answer was lost)".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_shift_applied_but_unanswered_is_rolled_back_not_left_split() {
+    let env = env("rollout-lost-shift").await;
+    let lossy = aws_sdk_lambda::Client::from_conf(
+        env.client.config().to_builder().interceptor(LoseFirstShiftAnswer::default()).build(),
+    );
+    let result = Rollout::new(lossy, env.record.clone(), &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_secs(1))
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .run()
+        .await;
+    match result {
+        Err(RolloutError::Lambda { operation: "UpdateAlias", .. }) => {}
+        other => panic!("the lost answer went unnoticed: {other:?}"),
+    }
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]), "the split that landed was undone");
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!(head.status, Status::RolledBack, "{head:?}");
+    assert!(head.reason.as_deref().unwrap_or_default().contains("stopped by an error"), "{head:?}");
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert_eq!(events.last().unwrap().kind, "rolled_back");
+    // Nothing holds the function: the next run deploys at once.
+    let next = env.rollout().owner("next").run().await.unwrap();
+    assert_eq!(next.status, Status::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_with_nothing_moved_leaves_the_alias_alone() {
+    let env = env("rollout-rollback-idle").await;
+    let before = env.client.get_alias().function_name(&env.name).name("live").send().await.unwrap();
+    // Fails before any traffic: the rollback finds the alias where it was and writes nothing.
+    let outcome = env
+        .rollout()
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .pre_traffic(Arc::new(CommandGate::new("pre", "exit 1")))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::RolledBack);
+    let after = env.client.get_alias().function_name(&env.name).name("live").send().await.unwrap();
+    assert_eq!(after.revision_id(), before.revision_id(), "no UpdateAlias");
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_with_another_strategy_is_refused_and_touches_nothing() {
+    let env = env("rollout-resume-strategy").await;
+    interrupted(&env).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!(head.strategy.as_deref(), Some("canary:40%:60s"), "the record keeps the strategy");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let result =
+        env.rollout().owner("resumer").recovery(Recovery::Resume).strategy(Strategy::AllAtOnce).run().await;
+    match result {
+        Err(RolloutError::CannotResume { deployment, reason, .. }) => {
+            assert_eq!(deployment, head.deployment);
+            assert!(reason.contains("canary:40%:60s") && reason.contains("all-at-once"), "{reason}");
+        }
+        other => panic!("resumed under another strategy: {other:?}"),
+    }
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![("2".to_owned(), 0.4)]), "traffic untouched");
+    assert_eq!(env.record.head(&env.name).await.unwrap().unwrap(), head, "record untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_resume_after_latest_changed_is_refused_and_resumes_once_it_matches_again() {
+    let env = env("rollout-resume-publish").await;
+    interrupted(&env).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let resume = || {
+        env.rollout()
+            .owner("resumer")
+            .target(Target::Publish)
+            .recovery(Recovery::Resume)
+            .strategy(Strategy::Canary { percent: 40.0, interval: Duration::from_millis(100) })
+    };
+    // $LATEST is no longer what version 2 was published from.
+    set_release(&env.client, &env.name, "3").await;
+    match resume().run().await {
+        Err(RolloutError::CannotResume { deployment, reason, .. }) => {
+            assert_eq!(deployment, head.deployment);
+            assert!(reason.contains("$LATEST") && reason.contains("version 2"), "{reason}");
+        }
+        other => panic!("resumed the old version for a changed $LATEST: {other:?}"),
+    }
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![("2".to_owned(), 0.4)]), "traffic untouched");
+    let versions = env.client.list_versions_by_function().function_name(&env.name).send().await.unwrap();
+    assert_eq!(versions.versions().len(), 3, "nothing published: $LATEST, 1 and 2");
+    // Back to what version 2 holds: that is the interrupted deployment, carried on.
+    set_release(&env.client, &env.name, "2").await;
+    let outcome = resume().run().await.unwrap();
+    assert_eq!((outcome.deployment.as_str(), outcome.status), (head.deployment.as_str(), Status::Succeeded));
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
 }

@@ -8,8 +8,10 @@
 //! (`AWS_ENDPOINT_URL_LAMBDA`). Every step, gate reading and decision goes to a DynamoDB
 //! record ([`Record`]) with conditional writes: two rollouts of one function cannot both
 //! run, and a rollout that was interrupted (its lease ran out) is rolled back, or resumed,
-//! by the next run. Traffic is never left split except by a rollout holding the lease, or
-//! one told not to roll back ([`Rollout::auto_rollback`]).
+//! by the next run ([`Recovery`]: a resume that would not carry on the same version by the
+//! same steps is refused). Traffic is never left split except by a rollout holding the
+//! lease, or one told not to roll back ([`Rollout::auto_rollback`]); an error after an
+//! alias update that moves traffic was sent, answered or not, rolls back first.
 //!
 //! # Examples
 //!
@@ -48,6 +50,9 @@ pub use record::{table_def, Head, Record, Status, StoredEvent, TABLE};
 
 use gate::sdk_error;
 use record::{lease_until, now_ms};
+
+/// The unpublished version.
+const LATEST: &str = "$LATEST";
 
 /// Why a rollout could not run, or stopped without a decision.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +98,17 @@ pub enum RolloutError {
         operation: &'static str,
         /// Its error code and message.
         detail: String,
+    },
+    /// Asked to resume an interrupted rollout that this run would not carry on as it was
+    /// (another strategy, or `$LATEST` changed since it was published): nothing was touched.
+    #[error("cannot resume deployment {deployment} of {function}: {reason}; run it again with the same version and strategy, or without resuming to roll it back")]
+    CannotResume {
+        /// The function.
+        function: String,
+        /// The interrupted deployment.
+        deployment: String,
+        /// Why.
+        reason: String,
     },
     /// The deployment record could not be read or written.
     #[error("deployment record: {context}: {detail}")]
@@ -177,6 +193,13 @@ impl Strategy {
         }
     }
 
+    /// Whether `other` moves traffic by the same shares, so a step index means the same
+    /// weight in both (how long each step bakes may differ).
+    pub fn same_steps(&self, other: &Strategy) -> bool {
+        let weights = |s: &Strategy| s.steps(Duration::ZERO).iter().map(|s| s.weight).collect::<Vec<_>>();
+        weights(self) == weights(other)
+    }
+
     /// The steps, ending at weight 1 with `final_bake`.
     pub fn steps(&self, final_bake: Duration) -> Vec<Step> {
         let last = Step { weight: 1.0, bake: final_bake };
@@ -238,7 +261,13 @@ pub enum Target {
 pub enum Recovery {
     /// Put the alias back on the previous version (the default).
     RollBack,
-    /// Carry on from the recorded step, when this run deploys the same version.
+    /// Carry on from the recorded step, when this run deploys the same version (another
+    /// version rolls the interrupted one back, as [`Recovery::RollBack`]). A run that would
+    /// not carry it on as it was is refused with [`RolloutError::CannotResume`], traffic and
+    /// record untouched: another strategy (other shares; the bake may differ), a record
+    /// written before strategies were kept (its step cannot be read), or
+    /// [`Target::Publish`] when `$LATEST` no longer has the code and settings of the
+    /// interrupted version.
     Resume,
 }
 
@@ -328,6 +357,10 @@ struct Run {
     started: Instant,
     events: Vec<RolloutEvent>,
     first_traffic: Option<(Duration, i64)>,
+    /// An UpdateAlias giving the new version traffic was sent: it may have been applied
+    /// even when its answer never came (timeout, reset, a retry refused on a stale
+    /// revision), so from then on an error rolls back whatever the head's weight says.
+    traffic_sent: bool,
     detected: Option<Duration>,
     rolled_back: Option<Duration>,
     recovered: Option<String>,
@@ -492,6 +525,8 @@ impl Rollout {
                 let same_target = matches!(&self.target, Target::Version(v) if *v == head.to_version)
                     || self.target == Target::Publish;
                 if self.recovery == Recovery::Resume && same_target && head.alias == self.alias {
+                    // Asked to carry on: only what was interrupted, or nothing at all.
+                    self.check_resumable(&head).await?;
                     resume = Some(head);
                 } else {
                     recovered = Some(self.roll_back_interrupted(head, started).await?);
@@ -511,6 +546,7 @@ impl Rollout {
                     started,
                     events: Vec::new(),
                     first_traffic: None,
+                    traffic_sent: false,
                     detected: None,
                     rolled_back: None,
                     recovered: Some(format!("resumed deployment {} at step {}", old.deployment, old.step)),
@@ -536,12 +572,95 @@ impl Rollout {
             Err(err @ RolloutError::LeaseLost { .. }) => Err(err),
             Err(err) => {
                 // Whatever failed, traffic does not stay split: back to the previous version.
-                if self.auto_rollback && run.head.weight > 0.0 {
+                // The head's weight is set only once an update was answered, so a sent one
+                // counts too; the rollback reads the alias and changes nothing if nothing moved.
+                if self.auto_rollback && (run.head.weight > 0.0 || run.traffic_sent) {
                     let _ = self.fail(&mut run, format!("stopped by an error: {err}")).await;
                 }
                 Err(err)
             }
         }
+    }
+
+    /// Refuses to resume `old` unless this run would take the same steps (its strategy is
+    /// recorded, and moves traffic by the same shares) to the same version (with
+    /// [`Target::Publish`], `$LATEST` still has the recorded version's code and settings).
+    async fn check_resumable(&self, old: &Head) -> Result<(), RolloutError> {
+        let refuse = |reason: String| RolloutError::CannotResume {
+            function: self.function.clone(),
+            deployment: old.deployment.clone(),
+            reason,
+        };
+        let recorded = old.strategy.as_deref().map(|text| (text, Strategy::parse(text)));
+        match recorded {
+            None => {
+                return Err(refuse(
+                    "its record predates recorded strategies, so its step cannot be read".into(),
+                ))
+            }
+            Some((text, Err(_))) => {
+                return Err(refuse(format!("its recorded strategy {text:?} is not one this version reads")))
+            }
+            Some((text, Ok(strategy))) if !strategy.same_steps(&self.strategy) => {
+                return Err(refuse(format!("it ran {text}, not {}", self.strategy)))
+            }
+            Some(_) => {}
+        }
+        if self.target == Target::Publish {
+            let latest = self.publication(LATEST).await?;
+            let recorded = self.publication(&old.to_version).await?;
+            if latest != recorded {
+                return Err(refuse(format!(
+                    "$LATEST no longer has the code and settings of version {}, which it was deploying",
+                    old.to_version
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What publishing `qualifier` makes a version of: its code and the settings a version
+    /// keeps, as `GetFunctionConfiguration` reports them.
+    async fn publication(&self, qualifier: &str) -> Result<String, RolloutError> {
+        let out = self
+            .lambda
+            .get_function_configuration()
+            .function_name(&self.function)
+            .qualifier(qualifier)
+            .send();
+        let config = match tokio::time::timeout(self.step_timeout, out).await {
+            Ok(Ok(config)) => config,
+            Ok(Err(err)) => {
+                return Err(RolloutError::Lambda {
+                    operation: "GetFunctionConfiguration",
+                    detail: sdk_error(&err),
+                })
+            }
+            Err(_) => {
+                return Err(RolloutError::Lambda {
+                    operation: "GetFunctionConfiguration",
+                    detail: format!("no answer within the step timeout of {:?}", self.step_timeout),
+                })
+            }
+        };
+        let variables: std::collections::BTreeMap<_, _> =
+            config.environment().and_then(|e| e.variables()).into_iter().flatten().collect();
+        let layers: Vec<_> = config.layers().iter().map(|l| l.arn()).collect();
+        Ok(format!(
+            "{:?}",
+            (
+                config.code_sha256(),
+                config.runtime(),
+                config.handler(),
+                config.memory_size(),
+                config.timeout(),
+                variables,
+                layers,
+                config.architectures(),
+                config.tracing_config().and_then(|t| t.mode()),
+                config.ephemeral_storage().map(|e| e.size()),
+            )
+        ))
     }
 
     /// Claims the function and resolves both versions; `Err(outcome)` when there is nothing
@@ -584,7 +703,7 @@ impl Rollout {
                 version
             }
         };
-        if to_version == "$LATEST" || to_version.is_empty() {
+        if to_version == LATEST || to_version.is_empty() {
             return Err(RolloutError::Invalid(
                 "an alias with traffic shifting needs a published version".into(),
             ));
@@ -596,6 +715,7 @@ impl Rollout {
             alias: self.alias.clone(),
             from_version: alias.version.clone(),
             to_version: to_version.clone(),
+            strategy: Some(self.strategy.to_string()),
             step: 0,
             weight: 0.0,
             seq: 0,
@@ -621,8 +741,16 @@ impl Rollout {
             })));
         }
         self.bounded("claiming the function", self.record.claim(&head, None)).await?;
-        let mut run =
-            Run { head, started, events, first_traffic: None, detected: None, rolled_back: None, recovered };
+        let mut run = Run {
+            head,
+            started,
+            events,
+            first_traffic: None,
+            traffic_sent: false,
+            detected: None,
+            rolled_back: None,
+            recovered,
+        };
         let detail = serde_json::json!({
             "from": run.head.from_version,
             "to": run.head.to_version,
@@ -757,6 +885,9 @@ impl Rollout {
         } else {
             (run.head.from_version.clone(), None)
         };
+        if weight > 0.0 {
+            run.traffic_sent = true;
+        }
         let update = self.update_alias(&primary, routing);
         match tokio::time::timeout(self.step_timeout, update).await {
             Ok(result) => result?,
@@ -787,7 +918,7 @@ impl Rollout {
                 .await;
         }
         let from = run.head.from_version.clone();
-        match tokio::time::timeout(self.step_timeout, self.update_alias(&from, None)).await {
+        match tokio::time::timeout(self.step_timeout, self.restore(&self.alias, &from)).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(RolloutError::Lambda {
@@ -812,8 +943,7 @@ impl Rollout {
         head.seq = old.seq;
         head.lease_until_ms = lease_until(self.lease);
         self.bounded("taking over the function", self.record.claim(&head, Some(&old))).await?;
-        let current = self.get_alias_of(&old.alias).await?;
-        self.update_alias_of(&old.alias, &old.from_version, None, current.revision.as_deref()).await?;
+        self.restore(&old.alias, &old.from_version).await?;
         let reason = format!(
             "deployment {} of version {} was interrupted at {:.0}% (lease ran out); rolled back to version {}",
             old.deployment,
@@ -826,6 +956,7 @@ impl Rollout {
             started,
             events: Vec::new(),
             first_traffic: None,
+            traffic_sent: false,
             detected: None,
             rolled_back: None,
             recovered: None,
@@ -943,6 +1074,16 @@ impl Rollout {
         })
     }
 
+    /// Puts `alias` back on `version` with no routing config, as read now: an alias already
+    /// there is left alone, so a rollback after an update that never landed changes nothing.
+    async fn restore(&self, alias: &str, version: &str) -> Result<(), RolloutError> {
+        let current = self.get_alias_of(alias).await?;
+        if current.version == version && current.split.is_none() {
+            return Ok(());
+        }
+        self.update_alias_of(alias, version, None, current.revision.as_deref()).await
+    }
+
     async fn update_alias(&self, primary: &str, routing: Option<(String, f64)>) -> Result<(), RolloutError> {
         let current = self.get_alias().await?;
         self.update_alias_of(&self.alias, primary, routing, current.revision.as_deref()).await
@@ -1017,5 +1158,14 @@ mod tests {
             assert!(Strategy::parse(bad).is_err(), "{bad} is refused");
         }
         assert_eq!(Strategy::parse(&canary.to_string()).unwrap(), canary, "Display round-trips");
+    }
+
+    #[test]
+    fn same_steps_compares_shares_not_bakes() {
+        let parse = |text| Strategy::parse(text).unwrap();
+        assert!(parse("canary:40%:60s").same_steps(&parse("canary:40%:100ms")), "a shorter bake resumes");
+        assert!(!parse("canary:40%:60s").same_steps(&parse("canary:10%:60s")));
+        assert!(!parse("linear:10%:1s").same_steps(&parse("all-at-once")), "step 0 would be 100%");
+        assert!(!parse("blue-green:1s").same_steps(&parse("all-at-once")));
     }
 }

@@ -68,6 +68,9 @@ pub struct Head {
     pub from_version: String,
     /// The version being deployed.
     pub to_version: String,
+    /// The strategy, in its text form ([`Strategy`](super::Strategy)'s `Display`): what the
+    /// step index counts in. `None` in records written before it was kept.
+    pub strategy: Option<String>,
     /// The index of the step in progress (0 before the first shift).
     pub step: u32,
     /// The weight the new version has now, 0 to 1.
@@ -340,6 +343,9 @@ fn head_item(head: &Head) -> HashMap<String, AttributeValue> {
     item.insert("alias".to_owned(), s(&head.alias));
     item.insert("from_version".to_owned(), s(&head.from_version));
     item.insert("to_version".to_owned(), s(&head.to_version));
+    if let Some(strategy) = &head.strategy {
+        item.insert("strategy".to_owned(), s(strategy));
+    }
     item.insert("step".to_owned(), n(head.step));
     item.insert("weight".to_owned(), n(head.weight));
     item.insert("seq".to_owned(), n(head.seq));
@@ -378,6 +384,7 @@ fn parse_head(function: &str, item: &HashMap<String, AttributeValue>) -> Result<
         alias: text("alias")?,
         from_version: text("from_version")?,
         to_version: text("to_version")?,
+        strategy: text("strategy").ok(),
         step: number("step")? as u32,
         weight: number("weight")?,
         seq: number("seq")? as u64,
