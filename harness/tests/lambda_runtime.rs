@@ -301,6 +301,86 @@ async fn idle_sandboxes_are_reaped_after_the_idle_timeout() {
     assert!(invoke(&lambda, json!({})).await.cold_start);
 }
 
+/// A bootstrap that starts helpers which outlive the runtime process, then execs the fixture:
+/// one helper in the bootstrap's process group and, where cgroups hold the sandbox, one that
+/// left the group with `setsid`. Each writes its pid to `$HELPER_DIR/pids`; after 2 s it
+/// logs `orphan`, leaves a marker file and lives 5 s more, unless the sandbox's end killed it.
+fn with_outliving_helpers(name: &str, dir: &std::path::Path) -> FunctionBuilder {
+    std::fs::create_dir_all(dir).unwrap();
+    let setsid = if cgroups_available() {
+        "setsid sh -c 'sleep 2; echo orphan; touch \"$HELPER_DIR/setsid-ran\"; sleep 5' &\necho $! >> \"$HELPER_DIR/pids\"\n"
+    } else {
+        ""
+    };
+    let script = format!(
+        "#!/bin/sh\ntrap '' HUP\n(sleep 2; echo orphan; touch \"$HELPER_DIR/group-ran\"; sleep 5) &\necho $! >> \"$HELPER_DIR/pids\"\n{setsid}exec '{FIXTURE}'\n"
+    );
+    let bootstrap = dir.join("bootstrap");
+    std::fs::write(&bootstrap, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Function::builder(name, bootstrap).env("HELPER_DIR", dir.display().to_string()).timeout_secs(1)
+}
+
+/// Whether `pid` still runs (a zombie waiting for its reaper does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+/// Lambda resets the whole execution environment after a timeout, a crash or the end of an
+/// idle sandbox: no process the function started runs on, frozen or not, in the process
+/// group or out of it.
+#[tokio::test]
+async fn the_end_of_a_sandbox_kills_every_process_it_started_not_only_the_bootstrap() {
+    let _shared = CPU.read().await;
+    let root = std::env::temp_dir().join(format!("lift-orphans-{}", uuid::Uuid::new_v4().simple()));
+    let dir = |name: &str| root.join(name);
+    let lambda = LocalLambda::builder()
+        .function(with_outliving_helpers("times_out", &dir("times_out")).build().unwrap())
+        .function(with_outliving_helpers("exits", &dir("exits")).build().unwrap())
+        .function(with_outliving_helpers("reaped", &dir("reaped")).build().unwrap())
+        .idle_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let (timed_out, exited, idle) = tokio::join!(
+        lambda.invoke("times_out", json!({"action": "sleep", "ms": 5_000}).to_string()),
+        lambda.invoke("exits", json!({"action": "exit"}).to_string()),
+        lambda.invoke("reaped", json!({"action": "echo"}).to_string()),
+    );
+    assert_eq!(timed_out.unwrap().error_type().as_deref(), Some("Sandbox.Timedout"));
+    assert_eq!(exited.unwrap().error_type().as_deref(), Some("Runtime.ExitError"));
+    assert!(idle.unwrap().function_error.is_none());
+    // The reaped sandbox goes frozen, then is reaped after 200 ms idle.
+    let mut waited = Duration::ZERO;
+    while lambda.sandboxes("reaped") > 0 && waited < SETTLE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    assert_eq!(lambda.sandboxes("reaped"), 0, "the idle sandbox was not reaped");
+    // Past the helpers' 2 s, with room for a busy machine.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for name in ["times_out", "exits", "reaped"] {
+        let pids: Vec<u32> = std::fs::read_to_string(dir(name).join("pids"))
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        assert!(!pids.is_empty(), "{name}: the helpers did not start");
+        let living: Vec<u32> = pids.iter().copied().filter(|&pid| running(pid)).collect();
+        assert!(living.is_empty(), "{name}: helpers {living:?} outlived the sandbox");
+        for marker in ["group-ran", "setsid-ran"] {
+            assert!(!dir(name).join(marker).exists(), "{name}: a helper ran on ({marker})");
+        }
+        let log: Vec<String> = lambda.logs(name).into_iter().map(|l| l.message).collect();
+        assert!(!log.iter().any(|l| l == "orphan"), "{name}: a helper wrote to the log stream: {log:#?}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// An init error the runtime reports, and an init that never ends, reach the caller as
 /// Lambda reports them; neither leaves a sandbox behind, and the next invocation starts anew.
 #[tokio::test]

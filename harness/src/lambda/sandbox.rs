@@ -114,16 +114,40 @@ impl Cgroup {
         std::fs::read_to_string(self.dirs[controller].join(file)).ok()
     }
 
+    /// The processes in any of the sandbox's groups.
+    fn procs(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .dirs
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|procs| procs.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// SIGKILLs every process in the groups, then thaws them: a frozen process takes its
+    /// SIGKILL only once thawed. A process that left the bootstrap's process group (`setsid`)
+    /// is still here.
+    fn kill_all(&self) {
+        let pids: Vec<String> = self.procs().iter().map(u32::to_string).collect();
+        send_signal("-KILL", &pids);
+        let _ = std::fs::write(self.dirs[0].join("freezer.state"), "THAWED");
+    }
+
+    /// Removes the groups, once every process in them has died.
     fn remove(&self) {
-        for dir in &self.dirs {
-            // A group still holding a process refuses removal; the kill is asynchronous.
-            for _ in 0..50 {
-                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+        for _ in 0..300 {
+            if self.dirs.iter().all(|d| std::fs::remove_dir(d).is_ok() || !d.exists()) {
+                return;
             }
+            // A group still holding a process refuses removal: the kill is asynchronous, and
+            // a process may have forked after the group was read.
+            self.kill_all();
+            std::thread::sleep(Duration::from_millis(10));
         }
+        tracing::warn!(group = %self.dirs[0].display(), pids = ?self.procs(), "a sandbox's cgroup outlived its processes' kill");
     }
 }
 
@@ -209,6 +233,11 @@ impl Sandbox {
     /// Spawns `function`'s bootstrap with Lambda's environment, in its cgroups when
     /// available; its output goes to `sink`.
     pub async fn spawn(function: &Function, sink: &LogSink) -> Result<Self, SpawnError> {
+        Self::spawn_with(function, sink, cgroups_available()).await
+    }
+
+    /// [`Sandbox::spawn`], in cgroups only if `with_cgroups` (tests take the path without).
+    async fn spawn_with(function: &Function, sink: &LogSink, with_cgroups: bool) -> Result<Self, SpawnError> {
         if !is_executable(&function.bin) {
             return Err(SpawnError::InvalidEntrypoint(function.bin.clone()));
         }
@@ -222,7 +251,7 @@ impl Sandbox {
             function.version
         );
         let (api, events) = RuntimeApi::start().await?;
-        let cgroup = if cgroups_available() { Some(Cgroup::create(&id, function)?) } else { None };
+        let cgroup = if with_cgroups { Some(Cgroup::create(&id, function)?) } else { None };
 
         let mut cmd = match &cgroup {
             // The shell joins the groups, then execs the bootstrap under the same pid, so the
@@ -263,15 +292,13 @@ impl Sandbox {
                 status = child.wait() => status,
                 _ = kill_rx => {
                     let _ = child.start_kill();
-                    if let Some(cg) = &watched {
-                        // A frozen task takes its SIGKILL only once thawed.
-                        let _ = std::fs::write(cg.dirs[0].join("freezer.state"), "THAWED");
-                    } else {
-                        signal_group(pid, "-CONT");
-                    }
+                    kill_environment(pid, watched.as_ref());
                     child.wait().await
                 }
             };
+            // The environment ends with its bootstrap, as on Lambda: a process it started (a
+            // shell's child, a helper) dies with it and writes no more to its log stream.
+            kill_environment(pid, watched.as_ref());
             let out_of_memory = watched
                 .as_ref()
                 .and_then(|cg| cg.read(1, "memory.oom_control"))
@@ -403,18 +430,16 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         if let Some(kill) = self.kill.take() {
             let _ = kill.send(());
-            // Also here and now: the task that owns the child may be gone with its runtime,
-            // and a frozen process takes SIGKILL only once thawed.
+            // Also here and now: the task that owns the child may be gone with its runtime.
+            // Once the bootstrap has exited, that task has killed its process group (whose id
+            // may since have been reused); its cgroup still tells which processes are its own.
             if self.exited().is_none() {
-                signal_group(self.pid, "-KILL");
-                match &self.cgroup {
-                    Some(cg) => {
-                        let _ = std::fs::write(cg.dirs[0].join("freezer.state"), "THAWED");
-                        let cg = cg.clone();
-                        std::thread::spawn(move || cg.remove());
-                    }
-                    None => signal_group(self.pid, "-CONT"),
-                }
+                kill_environment(self.pid, self.cgroup.as_ref());
+            } else if let Some(cg) = &self.cgroup {
+                cg.kill_all();
+            }
+            if let Some(cg) = self.cgroup.clone() {
+                std::thread::spawn(move || cg.remove());
             }
         }
     }
@@ -486,15 +511,33 @@ fn oom_kills(oom_control: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Kills every process of a sandbox whose bootstrap is `pid`: its process group (the spawn
+/// makes the bootstrap a group leader) and, with cgroups, every process in its groups. Frozen
+/// or stopped processes are let run afterwards, so that they take the SIGKILL.
+fn kill_environment(pid: u32, cgroup: Option<&Cgroup>) {
+    signal_group(pid, "-KILL");
+    match cgroup {
+        Some(cg) => cg.kill_all(),
+        None => signal_group(pid, "-CONT"),
+    }
+}
+
 /// Sends `signal` (e.g. `-STOP`) to the process group led by `pid`, without unsafe code.
 fn signal_group(pid: u32, signal: &str) {
-    if pid == 0 {
+    if pid != 0 {
+        send_signal(signal, &[format!("-{pid}")]);
+    }
+}
+
+/// Sends `signal` to `targets`, `kill`'s operands (a pid, or `-pgid` for a process group).
+fn send_signal(signal: &str, targets: &[String]) {
+    if targets.is_empty() {
         return;
     }
     let _ = std::process::Command::new("kill")
         .arg(signal)
         .arg("--")
-        .arg(format!("-{pid}"))
+        .args(targets)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -577,6 +620,100 @@ mod tests {
         if !swap_accounted {
             eprintln!("the swap half is not exercised: no {MEMSW_LIMIT} here");
         }
+    }
+
+    /// A sandbox whose bootstrap starts two helpers that would live 30 s (one in its process
+    /// group, one that left it with `setsid`, the latter only where the cgroup can find it),
+    /// then runs `tail`; and the helpers' pids.
+    async fn sandbox_with_helpers(with_cgroups: bool, tail: &str) -> (Sandbox, Vec<u32>) {
+        let dir = std::env::temp_dir().join(format!("lift-helpers-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let setsid = if with_cgroups { "setsid sleep 30 &\necho $! >> pids\n" } else { "" };
+        let bootstrap = dir.join("bootstrap");
+        std::fs::write(
+            &bootstrap,
+            format!("#!/bin/sh\ntrap '' HUP\nsleep 30 &\necho $! >> pids\n{setsid}{tail}\n"),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let function = Function::builder("helpers", &bootstrap).build().unwrap();
+        let sandbox = Sandbox::spawn_with(&function, &LogSink::new(false), with_cgroups).await.unwrap();
+        let expected = if with_cgroups { 2 } else { 1 };
+        for _ in 0..200 {
+            let pids: Vec<u32> = std::fs::read_to_string(dir.join("pids"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            if pids.len() == expected {
+                let _ = std::fs::remove_dir_all(&dir);
+                return (sandbox, pids);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the helpers did not start");
+    }
+
+    /// Whether `pid` still runs (a zombie waiting for its reaper does not).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    }
+
+    /// The pids among `pids` still running after up to 2 s.
+    async fn survivors(pids: &[u32]) -> Vec<u32> {
+        for _ in 0..200 {
+            if !pids.iter().any(|&pid| running(pid)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        pids.iter().copied().filter(|&pid| running(pid)).collect()
+    }
+
+    /// The cgroup modes this machine can run.
+    fn modes() -> Vec<bool> {
+        if cgroups_available() {
+            vec![false, true]
+        } else {
+            eprintln!("only the path without cgroups: cgroups are not writable here");
+            vec![false]
+        }
+    }
+
+    #[tokio::test]
+    async fn killing_a_frozen_sandbox_kills_every_process_its_bootstrap_started() {
+        let mut outcomes = Vec::new();
+        for with_cgroups in modes() {
+            let (mut sandbox, pids) = sandbox_with_helpers(with_cgroups, "exec sleep 30").await;
+            let group = sandbox.cgroup.clone();
+            sandbox.freeze().await;
+            assert!(sandbox.kill().await.is_some());
+            let survivors = survivors(&pids).await;
+            let mut removed = true;
+            if let Some(group) = group {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                removed = group.dirs.iter().all(|d| !d.exists());
+            }
+            outcomes.push((with_cgroups, survivors, removed));
+        }
+        assert!(
+            outcomes.iter().all(|(_, survivors, removed)| survivors.is_empty() && *removed),
+            "{outcomes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bootstrap_that_exits_takes_the_processes_it_started_with_it() {
+        let mut outcomes = Vec::new();
+        for with_cgroups in modes() {
+            let (sandbox, pids) = sandbox_with_helpers(with_cgroups, "exit 0").await;
+            let mut exit = sandbox.exit.clone();
+            let _ = exit.wait_for(Option::is_some).await;
+            outcomes.push((with_cgroups, survivors(&pids).await));
+        }
+        assert!(outcomes.iter().all(|(_, survivors)| survivors.is_empty()), "{outcomes:?}");
     }
 
     #[test]
