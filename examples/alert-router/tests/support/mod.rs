@@ -129,7 +129,12 @@ pub(crate) async fn answer(hooks: &MockServer, status: u16) {
 /// The router with the channels on `hooks`.
 pub(crate) async fn env_with(hooks: MockServer) -> Env {
     let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
-    let table = ddb.create_table(&alert_router::table_def()).await.expect("the router's table");
+    // The tests' clock stands on 2026-12-03, while DynamoDB Local deletes items whose TTL
+    // attribute the real clock has passed (within seconds): a silence's `expires_at`, a day
+    // after it ends on the tests' clock, would vanish mid-test. The table under test has no TTL.
+    let mut def = alert_router::table_def();
+    def.ttl_attribute = None;
+    let table = ddb.create_table(&def).await.expect("the router's table");
     let sns = SnsMock::start(SNS_REGION).await;
     sns.require_signature(true);
     let topic = sns.create_topic("pages-secondary");
@@ -235,16 +240,17 @@ impl Env {
         if let Some(token) = token {
             headers["authorization"] = format!("Bearer {token}").into();
         }
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
         let event = json!({
             "version": "2.0",
             "routeKey": "$default",
-            "rawPath": uri,
-            "rawQueryString": "",
+            "rawPath": path,
+            "rawQueryString": query,
             "headers": headers,
             "requestContext": {
                 "accountId": "123456789012", "apiId": "alerts", "domainName": "alerts.example.com",
                 "domainPrefix": "alerts",
-                "http": {"method": method, "path": uri, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
                 "requestId": "req-1", "routeKey": "$default", "stage": "$default",
                 "time": "03/Dec/2026:10:00:00 +0000", "timeEpoch": 1_796_292_000_000_i64
             },
@@ -271,6 +277,20 @@ impl Env {
             .expect("scan");
         (out.items().len(), format!("{:?}", out.items()))
     }
+}
+
+/// The fixture alarm in `state` again, changed at `at` (RFC 3339).
+pub(crate) fn fixture_at(state: &str, at: &str) -> Value {
+    let mut event = fixture(EB_ALARM);
+    event["detail"]["state"]["value"] = state.into();
+    event["detail"]["state"]["timestamp"] = at.into();
+    event
+}
+
+/// The group id a PagerDuty event names (its `dedup_key` is `<group>-<episode>`).
+pub(crate) fn group_of(event: &Value) -> String {
+    let key = event["dedup_key"].as_str().expect("a dedup_key");
+    key.rsplit_once('-').expect("<group>-<episode>").0.to_owned()
 }
 
 pub(crate) fn fixture(text: &str) -> Value {
