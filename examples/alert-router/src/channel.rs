@@ -156,7 +156,7 @@ pub fn slack_body(n: &Notification) -> Value {
             {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
             {"type": "section", "text": {"type": "mrkdwn", "text": alerts.join("\n")}},
             {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": format!("<{}|Runbook> · group `{}` · ack: `POST /alerts/{}/ack`", n.runbook, n.group_id, n.group_id)}
+                {"type": "mrkdwn", "text": format!("<{}|Runbook> · group `{}` · ack: `POST /alerts/{}/ack?episode={}`", n.runbook, n.group_id, n.group_id, n.episode)}
             ]}
         ]
     })

@@ -50,7 +50,9 @@
 //! `group_by`, `runbook` and `escalation` from its parent unless it sets them.
 //!
 //! Escalation levels: level 1 is the route's `receiver`, at once; level `n + 1` is
-//! `escalation[n - 1].receiver`, `after` the group fired, unless acknowledged by then.
+//! `escalation[n - 1].receiver`, `after` the group fired, unless acknowledged by then. A
+//! silence or inhibition delays the whole ladder: level `n + 1` also waits, from when
+//! level `n` was sent, the time between the two levels' `after`s (see [`crate::engine`]).
 //!
 //! A runbook is the alarm's own (`Runbook:` in its description, see [`crate::labels`]), else
 //! the route's template with `{label}` replaced by the alert's labels.

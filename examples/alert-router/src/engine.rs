@@ -28,14 +28,22 @@
 //! - a silence in force that mutes every firing alert of the group;
 //! - an inhibition: every firing alert of the group is muted by another firing alert (a
 //!   `region-down` alert mutes the route alerts of its region);
-//! - escalation: level `n + 1` waits until `fired_at + after`, and not at all once the
-//!   episode is acknowledged.
+//! - escalation: level `n + 1` waits until `fired_at + after`, and also until level `n`
+//!   has been sent for as long as the two levels' `after`s are apart (so `after` itself
+//!   for level 2); and not at all once the episode is acknowledged. Without a mute the
+//!   two agree; after a silence or an inhibition that outlasted the deadlines, level 1
+//!   goes out at the next tick and level 2 a full `after` later, never in the same tick.
+//!   Level `n` counts as sent when it was delivered, or when it was first tried if it
+//!   is still failing (a receiver that is down must not hold back the next level).
 //!
 //! A muted group's steps are not created, so a tick after the silence ends (or the
 //! inhibiting alert clears) notifies. A resolution goes to the receivers whose trigger may
-//! have gone out (claimed or delivered); an acknowledgement likewise.
+//! have gone out (claimed or delivered); an acknowledgement likewise. A resolution that has
+//! not gone out is retried even after the group fires again in a new episode, so the earlier
+//! episode's incident (PagerDuty's `<group>-<episode>`) is closed. An acknowledgement names
+//! its episode; one for an episode that is over changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -47,7 +55,7 @@ use crate::alarm::{self, AlarmChange, AlarmError, AlarmState};
 use crate::channel::{Action, AlertView, Notification, Sender};
 use crate::config::{Matcher, Route, RouterConfig};
 use crate::labels::{labels, Labels};
-use crate::store::{AlertStore, Group, Recorded, Silence, StepStatus, StoreError};
+use crate::store::{AlertStore, Group, Recorded, Silence, Step, StepStatus, StoreError};
 
 /// Where the router reads the time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
@@ -120,6 +128,14 @@ pub enum RouterError {
     /// The group does not fire now.
     #[error("the alert group is not firing")]
     NotFiring,
+    /// An acknowledgement names an episode that is over; the group fires in a later one.
+    #[error("episode {episode} of the alert group is over; it fires in episode {current}")]
+    EpisodeOver {
+        /// The episode acknowledged.
+        episode: u64,
+        /// The episode that fires.
+        current: u64,
+    },
     /// A request field is invalid.
     #[error("`{field}`: {problem}")]
     Invalid {
@@ -198,6 +214,15 @@ fn millis(at: OffsetDateTime) -> i64 {
 
 fn duration_ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A step that is due: which episode, its key, and what it sends to whom.
+struct Due {
+    episode: u64,
+    key: String,
+    action: Action,
+    level: u32,
+    receiver: String,
 }
 
 /// The id of the group of `labels` on `route`.
@@ -312,12 +337,22 @@ impl AlertRouter {
         Ok(report)
     }
 
-    /// Acknowledges a firing group: stops its escalation and tells the receivers notified.
-    pub async fn acknowledge(&self, group: &str, by: &str) -> Result<Report, RouterError> {
-        match self.inner.store.acknowledge(group, by).await? {
+    /// Acknowledges `episode` of a firing group: stops its escalation and tells the
+    /// receivers notified. An acknowledgement of an episode that is over (the group
+    /// resolved, or fires again in a later episode) changes nothing and is
+    /// [`RouterError::EpisodeOver`]: whoever acknowledged has not seen the current one.
+    pub async fn acknowledge(&self, group: &str, episode: u64, by: &str) -> Result<Report, RouterError> {
+        match self.inner.store.acknowledge(group, episode, by).await? {
             Some(_) => self.drive(group).await,
-            None if self.inner.store.group(group).await?.is_some() => Err(RouterError::NotFiring),
-            None => Err(RouterError::NotFound),
+            None => match self.inner.store.group(group).await? {
+                Some(g) if g.open && g.episode < episode => Err(RouterError::Invalid {
+                    field: "episode",
+                    problem: format!("the alert group fires in episode {}", g.episode),
+                }),
+                Some(g) if g.open => Err(RouterError::EpisodeOver { episode, current: g.episode }),
+                Some(_) => Err(RouterError::NotFiring),
+                None => Err(RouterError::NotFound),
+            },
         }
     }
 
@@ -394,7 +429,8 @@ impl AlertRouter {
         Ok(inhibited)
     }
 
-    /// Sends what is due for a group's current episode.
+    /// Sends what is due for a group: its current episode's steps, and the resolutions of
+    /// earlier episodes that did not go out yet.
     async fn drive(&self, id: &str) -> Result<Report, RouterError> {
         let store = &self.inner.store;
         let mut report = Report { groups: 1, ..Report::default() };
@@ -407,93 +443,121 @@ impl AlertRouter {
             tracing::warn!(group = %group.id, route = %group.route, "the group's route is gone from the configuration; the root takes it");
             &config.route
         });
-        let steps = store.steps(&group.id, group.episode).await?;
+        let steps = store.steps(&group.id, group.settled + 1).await?;
         let now = self.now_ms();
-        // Receivers a trigger may have reached: they get the acknowledgement and resolution.
-        let reached: BTreeSet<&str> = steps
-            .iter()
-            .filter(|(key, status)| key.starts_with("notify-") && !matches!(status, StepStatus::Failed))
-            .filter_map(|(key, _)| key.split_once('#').map(|(_, receiver)| receiver))
-            .collect();
-        let mut due: Vec<(String, Action, u32, String)> = Vec::new();
-        if group.open {
+        let mut episodes: BTreeSet<u64> = steps.keys().map(|(e, _)| *e).collect();
+        episodes.insert(group.episode);
+        let mut due: Vec<Due> = Vec::new();
+        for &episode in &episodes {
+            let of_episode: BTreeMap<&str, &Step> = steps
+                .range((episode, String::new())..)
+                .take_while(|((e, _), _)| *e == episode)
+                .map(|((_, k), s)| (k.as_str(), s))
+                .collect();
+            // Receivers a trigger may have reached: they get the acknowledgement and resolution.
+            let reached: BTreeSet<&str> = of_episode
+                .iter()
+                .filter(|(key, step)| key.starts_with("notify-") && step.status != StepStatus::Failed)
+                .filter_map(|(key, _)| key.split_once('#').map(|(_, receiver)| receiver))
+                .collect();
+            let step = |key: String, action, level, receiver: &str| Due {
+                episode,
+                key,
+                action,
+                level,
+                receiver: receiver.to_owned(),
+            };
+            if episode < group.episode || !group.open {
+                // A resolution that failed is retried even after the group fired again: the
+                // earlier episode's incident must not stay open.
+                for receiver in &reached {
+                    due.push(step(format!("resolve#{receiver}"), Action::Resolve, 0, receiver));
+                }
+                continue;
+            }
             if !self.muted(&group, now).await? {
-                for (i, level) in route.levels().iter().enumerate() {
+                let levels = route.levels();
+                for (i, level) in levels.iter().enumerate() {
                     let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                    if i > 0 && group.acked_by.is_some() {
-                        break;
+                    if i > 0 {
+                        if group.acked_by.is_some() {
+                            break;
+                        }
+                        // Level n + 1 keeps its distance from level n as actually sent, so
+                        // a mute that outlasts the deadlines does not page two levels at once.
+                        let previous = &levels[i - 1];
+                        let key = format!("notify-{:02}#{}", i, previous.receiver);
+                        let Some(sent) = of_episode.get(key.as_str()) else { break };
+                        let gap = level.after.saturating_sub(previous.after);
+                        if now < sent.sent_at_ms().saturating_add(duration_ms(gap)) {
+                            break;
+                        }
                     }
                     if now < group.fired_at_ms.saturating_add(duration_ms(level.after)) {
                         break;
                     }
-                    due.push((
+                    due.push(step(
                         format!("notify-{number:02}#{}", level.receiver),
                         Action::Trigger,
                         number,
-                        level.receiver.clone(),
+                        &level.receiver,
                     ));
                 }
             }
             if group.acked_by.is_some() {
                 for receiver in &reached {
-                    due.push((format!("ack#{receiver}"), Action::Acknowledge, 0, (*receiver).to_owned()));
+                    due.push(step(format!("ack#{receiver}"), Action::Acknowledge, 0, receiver));
                 }
             }
-        } else {
-            for receiver in &reached {
-                due.push((format!("resolve#{receiver}"), Action::Resolve, 0, (*receiver).to_owned()));
-            }
         }
-        let mut done = true;
-        for (key, action, level, receiver) in due {
-            if steps.get(&key) == Some(&StepStatus::Delivered) {
+        // The first episode with a step not done: the ones before it are settled.
+        let mut unsettled: Option<u64> = None;
+        for step in &due {
+            let (episode, key, receiver) = (step.episode, &step.key, &step.receiver);
+            if steps.get(&(episode, key.clone())).is_some_and(|s| s.status == StepStatus::Delivered) {
                 continue;
             }
-            let step_id = format!("{}/{}/{key}", group.id, group.episode);
+            let step_id = format!("{}/{episode}/{key}", group.id);
             let Some(claim) =
-                store.claim(&group.id, group.episode, &key, now, duration_ms(config.delivery.lease)).await?
+                store.claim(&group.id, episode, key, now, duration_ms(config.delivery.lease)).await?
             else {
                 // Another sender holds it (or just delivered it).
-                done = false;
+                unsettled = Some(unsettled.map_or(episode, |u| u.min(episode)));
                 continue;
             };
-            let notification = self.notification(&group, route, action, level, &receiver, step_id.clone());
-            let Some(channel) = config.receivers.get(&receiver) else {
+            let notification = self.notification(&group, route, step, step_id.clone());
+            let Some(channel) = config.receivers.get(receiver) else {
                 // Only a configuration change between deploys gets here.
-                store.release_failed(&group.id, group.episode, &key, &claim, "unknown receiver").await?;
+                store.release_failed(&group.id, episode, key, &claim, "unknown receiver").await?;
                 report.pending.push(step_id);
-                done = false;
+                unsettled = Some(unsettled.map_or(episode, |u| u.min(episode)));
                 continue;
             };
             match self.inner.sender.deliver(channel, &notification).await {
                 Ok(()) => {
-                    store.delivered(&group.id, group.episode, &key, self.now_ms()).await?;
+                    store.delivered(&group.id, episode, key, self.now_ms()).await?;
                     tracing::info!(step = %step_id, receiver = %receiver, attempts = claim.attempts, "notified");
                     report.delivered.push(step_id);
                 }
                 Err(err) => {
-                    store.release_failed(&group.id, group.episode, &key, &claim, &err.problem).await?;
+                    store.release_failed(&group.id, episode, key, &claim, &err.problem).await?;
                     tracing::warn!(step = %step_id, error = %err, "a step stays pending for the next tick");
                     report.pending.push(step_id);
-                    done = false;
+                    unsettled = Some(unsettled.map_or(episode, |u| u.min(episode)));
                 }
             }
         }
-        if !group.open && done {
-            store.settle(&group.id, group.episode).await?;
+        // An open episode is never settled; the ones before it are once their steps are done.
+        let last_done = if group.open { group.episode - 1 } else { group.episode };
+        let settled = unsettled.map_or(last_done, |u| last_done.min(u - 1));
+        if settled > group.settled {
+            store.settle(&group.id, settled).await?;
         }
         Ok(report)
     }
 
-    fn notification(
-        &self,
-        group: &Group,
-        route: &Route,
-        action: Action,
-        level: u32,
-        receiver: &str,
-        step_id: String,
-    ) -> Notification {
+    fn notification(&self, group: &Group, route: &Route, due: &Due, step_id: String) -> Notification {
+        let (action, level, receiver) = (due.action, due.level, due.receiver.as_str());
         let members = if group.members.is_empty() { &group.last_members } else { &group.members };
         let alerts: Vec<AlertView> = members.values().map(|l| AlertView { labels: l.clone() }).collect();
         let severity = alerts
@@ -525,7 +589,7 @@ impl AlertRouter {
             level,
             receiver: receiver.to_owned(),
             group_id: group.id.clone(),
-            episode: group.episode,
+            episode: due.episode,
             route: group.route.clone(),
             group_labels: group.group_labels.clone(),
             alerts,

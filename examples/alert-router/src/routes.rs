@@ -2,9 +2,15 @@
 //!
 //! | Method | Path | Scope | |
 //! |---|---|---|---|
-//! | POST | `/alerts/:id/ack` | `alerts:write` | acknowledge a firing alert group: its escalation stops, its receivers are told |
+//! | POST | `/alerts/:id/ack?episode=N` | `alerts:write` | acknowledge episode `N` of a firing alert group: its escalation stops, its receivers are told |
 //! | POST | `/silences` | `alerts:write` | create a silence: `{"matchers": ["service=\"payments\""], "duration": "2h", "comment": "..."}` (or `ends_at`, RFC 3339) |
 //! | GET | `/silences` | `alerts:read` | the silences not yet ended |
+//!
+//! An acknowledgement names the episode it is for (`?episode=N`, or `{"episode": N}` as
+//! the body), as the notifications' ack links do: a group that resolved and fired again
+//! is a new episode, and an old message's link must not stop the new one's escalation.
+//! One for an episode that is over answers 409 and changes nothing; one without an
+//! episode answers 400.
 //!
 //! Callers authenticate with a bearer JWT; its subject is recorded as who acknowledged or
 //! silenced. Errors are `application/problem+json` naming the field at fault; they never
@@ -53,6 +59,7 @@ fn problem(err: RouterError) -> Error {
     match err {
         RouterError::NotFound => Error::not_found().with_detail("no alert group has this id"),
         RouterError::NotFiring => Error::conflict("the alert group is not firing"),
+        err @ RouterError::EpisodeOver { .. } => Error::conflict(err.to_string()),
         RouterError::Invalid { field, problem } => Error::validation(field, problem),
         RouterError::Store(err) => {
             tracing::error!(error = %err, "the alert store failed");
@@ -66,6 +73,29 @@ fn valid_group_id(id: &str) -> bool {
     id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// The body an acknowledgement may carry instead of `?episode=`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    episode: u64,
+}
+
+/// The episode an acknowledgement names: the query's `episode`, else the body's.
+fn ack_episode(req: &Request) -> Result<u64, Error> {
+    let query = req.uri().query().unwrap_or("");
+    if let Some(value) = query.split('&').find_map(|pair| pair.strip_prefix("episode=")) {
+        return match value.parse::<u64>() {
+            Ok(episode) if episode > 0 => Ok(episode),
+            _ => Err(Error::validation("episode", "a positive whole number")),
+        };
+    }
+    if req.body().as_bytes().is_empty() {
+        return Err(Error::validation("episode", "name the episode acknowledged (`?episode=N`)"));
+    }
+    let body: AckRequest = read_json(req)?;
+    Ok(body.episode)
+}
+
 async fn acknowledge(req: Request) -> Result<Response, Error> {
     let by = who(&req)?;
     let router = lift::app::state::<AlertRouter>(&req)?;
@@ -73,10 +103,11 @@ async fn acknowledge(req: Request) -> Result<Response, Error> {
     if !valid_group_id(&id) {
         return Err(Error::not_found().with_detail("no alert group has this id"));
     }
-    let report = router.acknowledge(&id, &by).await.map_err(problem)?;
+    let episode = ack_episode(&req)?;
+    let report = router.acknowledge(&id, episode, &by).await.map_err(problem)?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({"group_id": id, "acknowledged_by": by, "notified": report.delivered.len()}),
+        &json!({"group_id": id, "episode": episode, "acknowledged_by": by, "notified": report.delivered.len()}),
     ))
 }
 

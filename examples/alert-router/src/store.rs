@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `ALARM` | fingerprint | the alarm's last state, `changed_at` (ms), labels |
 //! | `GROUP` | group id | `route`, `group_labels`, `members` (fingerprint → labels), `episode`, `open`, `fired_at`, `acked_episode`, `acked_by`, `settled` |
-//! | `STEP#<group>` | `<episode>#<step>#<receiver>` | one notification: `status` (`claimed` / `failed` / `delivered`), `token`, `lease_until`, `attempts`, `last_error` |
+//! | `STEP#<group>` | `<episode>#<step>#<receiver>` | one notification: `status` (`claimed` / `failed` / `delivered`), `token`, `lease_until`, `attempts`, `created_at`, `claimed_at`, `delivered_at`, `last_error` |
 //! | `SILENCE` | silence id | matchers, `starts_at`, `ends_at`, `created_by`, `comment` |
 //!
 //! Every change is a conditional write, so repeats and races settle in DynamoDB:
@@ -113,7 +113,7 @@ pub struct Group {
     pub last_members: BTreeMap<String, Labels>,
     /// Who acknowledged this episode, if someone did.
     pub acked_by: Option<String>,
-    /// The last episode whose steps are all done.
+    /// Every episode up to this one has all its steps done.
     pub settled: u64,
 }
 
@@ -129,6 +129,25 @@ pub enum StepStatus {
     Failed,
     /// Delivered.
     Delivered,
+}
+
+/// A stored step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Where it stands.
+    pub status: StepStatus,
+    /// When it was first claimed, so first tried (ms since the epoch).
+    pub created_at_ms: i64,
+    /// When it was recorded delivered.
+    pub delivered_at_ms: Option<i64>,
+}
+
+impl Step {
+    /// When it went out: its delivery, else its first try (a receiver that is down must
+    /// not hold back the next escalation level).
+    pub fn sent_at_ms(&self) -> i64 {
+        self.delivered_at_ms.unwrap_or(self.created_at_ms)
+    }
 }
 
 /// A claim on a step, held by one sender.
@@ -349,7 +368,9 @@ impl AlertStore {
         Ok(groups.into_iter().filter(|g| g.episode > 0 && (g.open || g.settled < g.episode)).collect())
     }
 
-    /// Marks an episode settled (every step done).
+    /// Marks the episodes up to `episode` settled (every step of each done): `episode`
+    /// must be an earlier one, or the last if the group no longer fires. The mark only
+    /// moves forward.
     pub async fn settle(&self, group: &str, episode: u64) -> Result<(), StoreError> {
         let out = self
             .client
@@ -358,7 +379,9 @@ impl AlertStore {
             .key("pk", s("GROUP"))
             .key("sk", s(group))
             .update_expression("SET settled = :e")
-            .condition_expression("episode = :e AND #open = :false")
+            .condition_expression(
+                "(attribute_not_exists(settled) OR settled < :e) AND (episode > :e OR (episode = :e AND #open = :false))",
+            )
             .expression_attribute_names("#open", "open")
             .expression_attribute_values(":e", n(episode))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
@@ -371,8 +394,14 @@ impl AlertStore {
         }
     }
 
-    /// Acknowledges the group's open episode. `None` when the group does not fire.
-    pub async fn acknowledge(&self, group: &str, by: &str) -> Result<Option<Group>, StoreError> {
+    /// Acknowledges `episode` of the group if it is the episode that fires now. `None`
+    /// when the group does not fire, or fires in another episode.
+    pub async fn acknowledge(
+        &self,
+        group: &str,
+        episode: u64,
+        by: &str,
+    ) -> Result<Option<Group>, StoreError> {
         let out = self
             .client
             .update_item()
@@ -380,9 +409,10 @@ impl AlertStore {
             .key("pk", s("GROUP"))
             .key("sk", s(group))
             .update_expression("SET acked_by = if_not_exists(acked_by, :by)")
-            .condition_expression("#open = :true")
+            .condition_expression("#open = :true AND episode = :episode")
             .expression_attribute_names("#open", "open")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":episode", n(episode))
             .expression_attribute_values(":by", s(by))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -394,13 +424,20 @@ impl AlertStore {
         }
     }
 
-    /// The steps of a group's episode: step key → status.
-    pub async fn steps(&self, group: &str, episode: u64) -> Result<BTreeMap<String, StepStatus>, StoreError> {
-        let items = self.partition(&format!("STEP#{group}"), Some(&format!("{episode:010}#"))).await?;
+    /// The steps of a group's episodes from `from_episode` on: (episode, step key) → step.
+    pub async fn steps(
+        &self,
+        group: &str,
+        from_episode: u64,
+    ) -> Result<BTreeMap<(u64, String), Step>, StoreError> {
+        let items = self.partition_from(&format!("STEP#{group}"), &format!("{from_episode:010}#")).await?;
         let mut out = BTreeMap::new();
         for item in items {
             let sk = get_s(&item, "sk").ok_or(StoreError::Corrupt("step key"))?;
-            let key = sk.split_once('#').map(|(_, k)| k.to_owned()).ok_or(StoreError::Corrupt("step key"))?;
+            let (episode, key) = sk
+                .split_once('#')
+                .and_then(|(e, k)| Some((e.parse::<u64>().ok()?, k.to_owned())))
+                .ok_or(StoreError::Corrupt("step key"))?;
             let status = match get_s(&item, "status").as_deref() {
                 Some("claimed") => {
                     StepStatus::Claimed { lease_until_ms: get_n(&item, "lease_until").unwrap_or(0) }
@@ -409,7 +446,11 @@ impl AlertStore {
                 Some("delivered") => StepStatus::Delivered,
                 _ => return Err(StoreError::Corrupt("step status")),
             };
-            out.insert(key, status);
+            // Items written before `created_at` existed: their last claim is the best guess.
+            let created_at_ms =
+                get_n(&item, "created_at").or_else(|| get_n(&item, "claimed_at")).unwrap_or(0);
+            let delivered_at_ms = get_n(&item, "delivered_at");
+            out.insert((episode, key), Step { status, created_at_ms, delivered_at_ms });
         }
         Ok(out)
     }
@@ -437,6 +478,7 @@ impl AlertStore {
             .item("lease_until", n(now_ms + lease_ms))
             .item("attempts", n(1))
             .item("claimed_at", n(now_ms))
+            .item("created_at", n(now_ms))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -572,6 +614,35 @@ impl AlertStore {
             }
         }
         Ok(out)
+    }
+
+    /// The items of `pk` whose sort key is `from` or after it.
+    async fn partition_from(
+        &self,
+        pk: &str,
+        from: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND sk >= :from")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":from", s(from))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| failed("Query", &e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(items),
+            }
+        }
     }
 
     async fn partition(

@@ -43,6 +43,8 @@ async fn an_acknowledgement_stops_the_escalation() {
     env.clock.set(T0 + Duration::from_secs(5 * 60));
     let token = env.token("alice", alert_router::routes::WRITE_SCOPE);
     let (status, body) = env.api("POST", &format!("/alerts/{group}/ack"), Some(&token), None).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("episode")), "the episode is named: {body}");
+    let (status, body) = env.api("POST", &format!("/alerts/{group}/ack?episode=1"), Some(&token), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["acknowledged_by"], "alice");
     let acks = env.pagerduty("acknowledge").await;
@@ -51,9 +53,62 @@ async fn an_acknowledgement_stops_the_escalation() {
     env.tick_at(T0 + Duration::from_secs(20 * 60)).await;
     assert!(env.sns.published().is_empty(), "acknowledged: no escalation");
     // Unknown and malformed ids.
-    let (status, _) = env.api("POST", "/alerts/00000000000000000000/ack", Some(&token), None).await;
+    let (status, _) = env.api("POST", "/alerts/00000000000000000000/ack?episode=1", Some(&token), None).await;
     assert_eq!(status, 404);
     assert_eq!(env.api("POST", "/alerts/..%2F/ack", Some(&token), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn after_a_long_silence_the_escalation_levels_keep_their_distance() {
+    let env = env().await;
+    let token = env.token("ops", alert_router::routes::WRITE_SCOPE);
+    let silence =
+        serde_json::json!({"matchers": ["alertname=\"payments-availability-page-fast\""], "duration": "1h"});
+    assert_eq!(env.api("POST", "/silences", Some(&token), Some(silence)).await.0, 201);
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    env.tick_at(T0 + Duration::from_secs(30 * 60)).await;
+    assert!(env.pagerduty("trigger").await.is_empty(), "silenced");
+    // The silence outlasted the 15 minutes of level 2: level 1 alone goes out when it ends.
+    env.tick_at(T0 + Duration::from_secs(60 * 60)).await;
+    assert_eq!(env.pagerduty("trigger").await.len(), 1, "level 1 once the silence ends");
+    assert!(env.sns.published().is_empty(), "level 2 not in the same tick as level 1");
+    env.tick_at(T0 + Duration::from_secs(74 * 60 + 59)).await;
+    assert!(env.sns.published().is_empty(), "the primary gets their 15 minutes");
+    env.tick_at(T0 + Duration::from_secs(75 * 60)).await;
+    assert_eq!(env.sns.published().len(), 1, "level 2 15 minutes after level 1");
+}
+
+#[tokio::test]
+async fn an_acknowledgement_of_an_earlier_episode_does_not_stop_the_current_one() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let group = group_of(&env.pagerduty("trigger").await[0]);
+    let slack = env.posted(SLACK_PATH).await;
+    assert!(slack[0].to_string().contains("/ack?episode=1`"), "the ack hint names the episode: {}", slack[0]);
+    // Resolved, then firing again: episode 2.
+    env.clock.set(T0 + Duration::from_secs(5 * 60));
+    env.function.invoke(fixture_at("OK", "2026-12-03T10:05:00.000+0000")).await.unwrap();
+    env.clock.set(T0 + Duration::from_secs(10 * 60));
+    env.function.invoke(fixture_at("ALARM", "2026-12-03T10:10:00.000+0000")).await.unwrap();
+    assert_eq!(env.pagerduty("trigger").await[1]["dedup_key"], format!("{group}-2"));
+    // Someone acts on episode 1's message: refused, and changes nothing.
+    env.clock.set(T0 + Duration::from_secs(12 * 60));
+    let token = env.token("carol", alert_router::routes::WRITE_SCOPE);
+    let (status, body) = env.api("POST", &format!("/alerts/{group}/ack?episode=1"), Some(&token), None).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = env
+        .api("POST", &format!("/alerts/{group}/ack"), Some(&token), Some(serde_json::json!({"episode": 1})))
+        .await;
+    assert_eq!(status, 409, "the body form too: {body}");
+    assert!(env.pagerduty("acknowledge").await.is_empty());
+    env.tick_at(T0 + Duration::from_secs(25 * 60)).await;
+    assert_eq!(env.sns.published().len(), 1, "episode 2 escalates 15 minutes after it fired");
+    // Episode 2's own acknowledgement does count.
+    let (status, body) = env.api("POST", &format!("/alerts/{group}/ack?episode=2"), Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    let acks = env.pagerduty("acknowledge").await;
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["dedup_key"], format!("{group}-2"));
 }
 
 #[tokio::test]
@@ -134,7 +189,8 @@ async fn a_silence_mutes_until_it_expires() {
     let ticket = alarm(name, "eu-west-1", "ticket SLO latency", "ALARM", "2026-12-03T10:00:00.000+0000");
     env.function.invoke(ticket).await.unwrap();
     env.tick_at(T0 + Duration::from_secs(59 * 60)).await;
-    assert!(env.posted(HOOK_PATH).await.is_empty(), "silenced before it expires");
+    let early = env.posted(HOOK_PATH).await;
+    assert!(early.is_empty(), "silenced before it expires: {early:?}");
     env.tick_at(T0 + Duration::from_secs(60 * 60)).await;
     let hooks = env.posted(HOOK_PATH).await;
     assert_eq!(hooks.len(), 1, "notified once it expired");

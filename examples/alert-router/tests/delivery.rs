@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[tokio::test]
@@ -153,4 +153,37 @@ async fn secrets_stay_out_of_errors_and_the_table() {
     }
     // The key does go to PagerDuty, where it belongs.
     assert_eq!(env.posted(PD_PATH).await[0]["routing_key"], PD_KEY);
+}
+
+#[tokio::test]
+async fn a_failed_resolution_is_retried_after_the_group_fires_again() {
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(PD_PATH))
+        .and(body_partial_json(serde_json::json!({"event_action": "resolve"})))
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(1)
+        .mount(&hooks)
+        .await;
+    answer(&hooks, 200).await;
+    let env = env_with(hooks).await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let group = group_of(&env.pagerduty("trigger").await[0]);
+    env.clock.set(T0 + Duration::from_secs(5 * 60));
+    let report = env.router.handle_event(&fixture_at("OK", "2026-12-03T10:05:00.000+0000")).await.unwrap();
+    assert_eq!(report.pending, [format!("{group}/1/resolve#oncall")], "{report:?}");
+    // It fires again before PagerDuty takes the resolution: episode 2.
+    env.clock.set(T0 + Duration::from_secs(10 * 60));
+    env.router.handle_event(&fixture_at("ALARM", "2026-12-03T10:10:00.000+0000")).await.unwrap();
+    assert_eq!(env.pagerduty("trigger").await[1]["dedup_key"], format!("{group}-2"));
+    // PagerDuty recovers: the next tick closes episode 1's incident, and only it.
+    env.hooks.reset().await;
+    answer(&env.hooks, 200).await;
+    env.tick_at(T0 + Duration::from_secs(11 * 60)).await;
+    let resolves = env.pagerduty("resolve").await;
+    assert_eq!(resolves.len(), 1, "{resolves:?}");
+    assert_eq!(resolves[0]["dedup_key"], format!("{group}-1"));
+    env.tick_at(T0 + Duration::from_secs(12 * 60)).await;
+    assert_eq!(env.pagerduty("resolve").await.len(), 1, "once");
+    assert!(env.pagerduty("trigger").await.is_empty(), "episode 2 is not triggered again");
 }
