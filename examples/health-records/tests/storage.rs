@@ -145,6 +145,7 @@ async fn erasure_past_retention_shreds_every_copy() {
     let env = env_with(retention).await;
     let id = seeded(&env, "clinic").await;
     let kept = env.scan(&env.table).await; // a backup taken before the erasure
+    assert_eq!(kept.len(), 2, "the copy holds the patient and the encounter");
     let res =
         env.send(Method::DELETE, &format!("/patients/{id}"), Some(("clinic", OFFICER)), None, &[]).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", text(&res));
