@@ -377,15 +377,9 @@ async fn an_interrupted_rollout_resumes_from_its_recorded_step_when_asked() {
     assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1), "one gap-free record across both runs");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_lease_was_taken_stops_without_touching_traffic() {
-    let env = env("rollout-stolen").await;
-    let run = env.rollout().strategy(Strategy::Canary { percent: 20.0, interval: Duration::from_secs(3) });
-    let task = tokio::spawn(async move { run.run().await });
-    while env.alias().await.1.is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Another run takes the record over (as after a lease it believed expired).
+/// Another run takes the record over, as after a lease it believed expired: the head now
+/// belongs to `thief`, at `weight`, with a lease that never ends.
+async fn steal_the_lease(env: &Env, weight: &str) {
     let mut head = env.record.head(&env.name).await.unwrap().unwrap();
     head.owner = "thief".into();
     head.seq += 100;
@@ -402,13 +396,24 @@ async fn a_run_whose_lease_was_taken_stops_without_touching_traffic() {
         .item("from_version", aws_sdk_dynamodb::types::AttributeValue::S("1".into()))
         .item("to_version", aws_sdk_dynamodb::types::AttributeValue::S("2".into()))
         .item("step", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
-        .item("weight", aws_sdk_dynamodb::types::AttributeValue::N("0.2".into()))
+        .item("weight", aws_sdk_dynamodb::types::AttributeValue::N(weight.into()))
         .item("seq", aws_sdk_dynamodb::types::AttributeValue::N(head.seq.to_string()))
         .item("owner", aws_sdk_dynamodb::types::AttributeValue::S("thief".into()))
         .item("lease_until_ms", aws_sdk_dynamodb::types::AttributeValue::N(i64::MAX.to_string()))
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_was_taken_stops_without_touching_traffic() {
+    let env = env("rollout-stolen").await;
+    let run = env.rollout().strategy(Strategy::Canary { percent: 20.0, interval: Duration::from_secs(3) });
+    let task = tokio::spawn(async move { run.run().await });
+    while env.alias().await.1.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    steal_the_lease(&env, "0.2").await;
     match task.await.unwrap() {
         Err(RolloutError::LeaseLost { .. }) => {}
         other => panic!("it wrote on without the lease: {other:?}"),
@@ -751,4 +756,97 @@ async fn a_publish_resume_after_latest_changed_is_refused_and_resumes_once_it_ma
     let outcome = resume().run().await.unwrap();
     assert_eq!((outcome.deployment.as_str(), outcome.status), (head.deployment.as_str(), Status::Succeeded));
     assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
+}
+
+/// Holds the first `GetAlias` that follows a traffic-moving `UpdateAlias` (the read before the
+/// next shift) until the test lets it go: the run is stalled there, as by a slow network,
+/// while another run takes its lease over.
+#[derive(Debug, Default)]
+struct StallBeforeNextShift {
+    shifted: AtomicBool,
+    stalled: AtomicBool,
+    go: AtomicBool,
+}
+
+/// [`StallBeforeNextShift`], shared with the test that drives it.
+#[derive(Debug, Clone, Default)]
+struct Stall(Arc<StallBeforeNextShift>);
+
+impl aws_sdk_lambda::config::Intercept for Stall {
+    fn name(&self) -> &'static str {
+        "StallBeforeNextShift"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request();
+        let alias = request.uri().contains("/aliases/");
+        let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        let stall = &self.0;
+        if request.method() == "PUT" && alias && body.contains("\"AdditionalVersionWeights\":{\"") {
+            stall.shifted.store(true, Ordering::SeqCst);
+        } else if request.method() == "GET"
+            && alias
+            && stall.shifted.load(Ordering::SeqCst)
+            && !stall.stalled.swap(true, Ordering::SeqCst)
+        {
+            let give_up = std::time::Instant::now() + Duration::from_secs(20);
+            while !stall.go.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A run stalled just before a shift while another run took its lease over does not make
+/// that shift: it learns it lost the lease before it moves traffic, not after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_lease_before_a_shift_does_not_make_it() {
+    let env = env("rollout-stolen-before-shift").await;
+    let stall = Stall::default();
+    let stalling = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .endpoint_url(env._api.endpoint())
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .interceptor(stall.clone())
+            .build(),
+    );
+    // Clients of its own too: connections made on the stalled runtime are driven there.
+    let record = Record::new(DynamoDbLocal::shared().await.unwrap().client().await, env.record.table());
+    let run = Rollout::new(stalling, record, &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(3))
+        .step_timeout(Duration::from_secs(6))
+        .strategy(Strategy::Canary { percent: 20.0, interval: Duration::from_millis(300) });
+    // On a thread and runtime of its own: the stall blocks that thread only.
+    let task = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run.run())
+    });
+    let started = std::time::Instant::now();
+    while !stall.0.stalled.load(Ordering::SeqCst) {
+        assert!(!task.is_finished(), "the run ended before its second shift: {:?}", task.join());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    steal_the_lease(&env, "0.2").await;
+    stall.0.go.store(true, Ordering::SeqCst);
+    let stalled_for = started.elapsed();
+    match tokio::task::spawn_blocking(move || task.join().unwrap()).await.unwrap() {
+        Err(RolloutError::LeaseLost { .. }) => {}
+        other => panic!("it went on without the lease (stalled {stalled_for:?}): {other:?}"),
+    }
+    assert_eq!(
+        env.alias().await,
+        ("1".to_owned(), vec![("2".to_owned(), 0.2)]),
+        "the run that lost its lease moved traffic"
+    );
 }

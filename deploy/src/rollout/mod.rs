@@ -885,10 +885,17 @@ impl Rollout {
         } else {
             (run.head.from_version.clone(), None)
         };
-        if weight > 0.0 {
-            run.traffic_sent = true;
-        }
-        let update = self.update_alias(&primary, routing);
+        let update = async {
+            let current = self.get_alias().await?;
+            // The lease is renewed between the read and the write: a run that lost it (stalled
+            // while another took over) learns it here, before it moves traffic, not from the
+            // event written after.
+            self.renew(run).await?;
+            if weight > 0.0 {
+                run.traffic_sent = true;
+            }
+            self.update_alias_of(&self.alias, &primary, routing, current.revision.as_deref()).await
+        };
         match tokio::time::timeout(self.step_timeout, update).await {
             Ok(result) => result?,
             Err(_) => {
@@ -1082,11 +1089,6 @@ impl Rollout {
             return Ok(());
         }
         self.update_alias_of(alias, version, None, current.revision.as_deref()).await
-    }
-
-    async fn update_alias(&self, primary: &str, routing: Option<(String, f64)>) -> Result<(), RolloutError> {
-        let current = self.get_alias().await?;
-        self.update_alias_of(&self.alias, primary, routing, current.revision.as_deref()).await
     }
 
     async fn update_alias_of(
