@@ -564,7 +564,10 @@ async fn record_goes_dark(name: &str, direction: lift_harness::faults::Direction
         .step_timeout(Duration::from_millis(500))
         .strategy(Strategy::Canary { percent: 30.0, interval: Duration::from_secs(30) });
     let task = tokio::spawn(async move { run.run().await });
-    while env.alias().await.1.is_empty() {
+    // Mid-canary: the alias is split and the record says so (the shift's event landed).
+    while env.alias().await.1.is_empty()
+        || env.record.head(&env.name).await.unwrap().is_none_or(|head| head.weight == 0.0)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     proxy.set(Toxic::blackhole().direction(direction));
