@@ -618,6 +618,14 @@ async fn failures_to_fail_forgives_one_transient_reading_but_not_two_in_a_row() 
     assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
 }
 
+/// Whether `request` is an `UpdateAlias` that gives an additional version traffic.
+fn moves_traffic(request: &aws_sdk_lambda::config::http::HttpRequest) -> bool {
+    let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+    request.method() == "PUT"
+        && request.uri().contains("/aliases/")
+        && body.contains("\"AdditionalVersionWeights\":{\"")
+}
+
 /// Loses the answer of the first `UpdateAlias` that gives a version traffic: the request
 /// reaches the Lambda API and is applied, then the client sees the connection drop, as after
 /// a reset or a timeout. Everything else goes through untouched.
@@ -638,12 +646,7 @@ impl aws_sdk_lambda::config::Intercept for LoseFirstShiftAnswer {
         _components: &aws_sdk_lambda::config::RuntimeComponents,
         _cfg: &mut aws_sdk_lambda::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let request = context.request();
-        let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
-        let shift = request.method() == "PUT"
-            && request.uri().contains("/aliases/")
-            && body.contains("\"AdditionalVersionWeights\":{\"");
-        if shift && !self.spent.swap(true, Ordering::SeqCst) {
+        if moves_traffic(context.request()) && !self.spent.swap(true, Ordering::SeqCst) {
             self.losing.store(true, Ordering::SeqCst);
         }
         Ok(())
@@ -787,13 +790,11 @@ impl aws_sdk_lambda::config::Intercept for Stall {
         _cfg: &mut aws_sdk_lambda::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let request = context.request();
-        let alias = request.uri().contains("/aliases/");
-        let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
         let stall = &self.0;
-        if request.method() == "PUT" && alias && body.contains("\"AdditionalVersionWeights\":{\"") {
+        if moves_traffic(request) {
             stall.shifted.store(true, Ordering::SeqCst);
         } else if request.method() == "GET"
-            && alias
+            && request.uri().contains("/aliases/")
             && stall.shifted.load(Ordering::SeqCst)
             && !stall.stalled.swap(true, Ordering::SeqCst)
         {

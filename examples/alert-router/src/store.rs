@@ -430,7 +430,7 @@ impl AlertStore {
         group: &str,
         from_episode: u64,
     ) -> Result<BTreeMap<(u64, String), Step>, StoreError> {
-        let items = self.partition_from(&format!("STEP#{group}"), &format!("{from_episode:010}#")).await?;
+        let items = self.partition(&format!("STEP#{group}"), Some(&format!("{from_episode:010}#"))).await?;
         let mut out = BTreeMap::new();
         for item in items {
             let sk = get_s(&item, "sk").ok_or(StoreError::Corrupt("step key"))?;
@@ -616,39 +616,11 @@ impl AlertStore {
         Ok(out)
     }
 
-    /// The items of `pk` whose sort key is `from` or after it.
-    async fn partition_from(
-        &self,
-        pk: &str,
-        from: &str,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND sk >= :from")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":from", s(from))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| failed("Query", &e))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(items),
-            }
-        }
-    }
-
+    /// The items of `pk`, every one, or those whose sort key is `from` or after it.
     async fn partition(
         &self,
         pk: &str,
-        sk_prefix: Option<&str>,
+        from: Option<&str>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
@@ -660,10 +632,10 @@ impl AlertStore {
                 .consistent_read(true)
                 .expression_attribute_values(":pk", s(pk))
                 .set_exclusive_start_key(start.take());
-            query = match sk_prefix {
-                Some(prefix) => query
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix)),
+            query = match from {
+                Some(from) => query
+                    .key_condition_expression("pk = :pk AND sk >= :from")
+                    .expression_attribute_values(":from", s(from)),
                 None => query.key_condition_expression("pk = :pk"),
             };
             let out = query.send().await.map_err(|e| failed("Query", &e))?;
