@@ -854,3 +854,332 @@ async fn a_run_that_lost_its_lease_before_a_shift_does_not_make_it() {
         "the run that lost its lease moved traffic"
     );
 }
+
+/// A Lambda client config of its own (its connections are driven by the runtime that
+/// uses it), to add interceptors to.
+fn own_lambda(env: &Env) -> aws_sdk_lambda::config::Builder {
+    aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .endpoint_url(env._api.endpoint())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+}
+
+/// A record client of its own, for a run on a runtime of its own.
+async fn own_record(env: &Env) -> Record {
+    Record::new(DynamoDbLocal::shared().await.unwrap().client().await, env.record.table())
+}
+
+type Ended = Result<lift_deploy::rollout::RolloutOutcome, RolloutError>;
+
+/// Runs `rollout` on a thread and runtime of its own: an interceptor that blocks holds that
+/// thread only.
+fn run_apart(rollout: Rollout) -> std::thread::JoinHandle<Ended> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(rollout.run())
+    })
+}
+
+/// Runs another rollout to its end once the first `GetAlias` has been answered: the read a
+/// run makes before it claims the function.
+#[derive(Clone, Default)]
+struct FinishAnotherAfterFirstRead(Arc<FinishAnother>);
+
+#[derive(Default)]
+struct FinishAnother {
+    first: AtomicBool,
+    answered: AtomicBool,
+    other: Mutex<Option<Rollout>>,
+    ended: Mutex<Option<Ended>>,
+}
+
+impl std::fmt::Debug for FinishAnotherAfterFirstRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FinishAnotherAfterFirstRead")
+    }
+}
+
+impl aws_sdk_lambda::config::Intercept for FinishAnotherAfterFirstRead {
+    fn name(&self) -> &'static str {
+        "FinishAnotherAfterFirstRead"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request();
+        if request.method() == "GET"
+            && request.uri().contains("/aliases/")
+            && !self.0.first.swap(true, Ordering::SeqCst)
+        {
+            self.0.answered.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &aws_sdk_lambda::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.0.answered.swap(false, Ordering::SeqCst) {
+            let other = self.0.other.lock().unwrap().take().expect("another rollout to run");
+            let ended = run_apart(other).join().unwrap();
+            *self.0.ended.lock().unwrap() = Some(ended);
+        }
+        Ok(())
+    }
+}
+
+/// A rollout that ends between another run's first read of the alias and that run's claim
+/// is not undone: the run reads the alias again once it holds the function, and rolls
+/// back to what it found then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_ends_between_the_alias_read_and_the_claim_is_not_undone() {
+    let env = env("rollout-read-before-claim").await;
+    set_release(&env.client, &env.name, "3").await;
+    env.client.publish_version().function_name(&env.name).send().await.unwrap();
+    let other = Rollout::new(
+        aws_sdk_lambda::Client::from_conf(own_lambda(&env).build()),
+        own_record(&env).await,
+        &env.name,
+        "live",
+    )
+    .target(Target::Version("3".into()))
+    .strategy(Strategy::AllAtOnce)
+    .final_bake(Duration::ZERO)
+    .poll(Duration::from_millis(50))
+    .lease(Duration::from_secs(2))
+    .step_timeout(Duration::from_secs(1))
+    .owner("other");
+    let racer = FinishAnotherAfterFirstRead::default();
+    *racer.0.other.lock().unwrap() = Some(other);
+    let failing = Scripted::new("failing", &[Verdict::Fail]);
+    let lambda = aws_sdk_lambda::Client::from_conf(own_lambda(&env).interceptor(racer.clone()).build());
+    let run = Rollout::new(lambda, own_record(&env).await, &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_secs(1))
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .gate(failing.clone())
+        .owner("racer");
+    let ended = tokio::task::spawn_blocking(move || run_apart(run).join().unwrap()).await.unwrap();
+    let other = racer.0.ended.lock().unwrap().take().expect("the other rollout ran");
+    assert_eq!(other.unwrap().status, Status::Succeeded, "the other rollout promoted version 3");
+    let outcome = ended.unwrap();
+    assert_eq!(outcome.status, Status::RolledBack, "{outcome:?}");
+    assert_eq!(outcome.from_version, "3", "the run's baseline is what the alias held once it was claimed");
+    assert_eq!(failing.seen.lock().unwrap()[0], ("3".to_owned(), vec![("2".to_owned(), 0.1)]));
+    assert_eq!(env.alias().await, ("3".to_owned(), vec![]), "the other rollout's promotion was undone");
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!(head.from_version, "3", "the record names the version traffic goes back to");
+}
+
+/// Holds the first traffic-moving `UpdateAlias` until the test lets it go, then fails it
+/// before it is sent, as a connection that hung and dropped: the run's shift fails after
+/// it renewed its lease, and its rollback comes after whatever happened meanwhile.
+#[derive(Debug, Clone, Default)]
+struct HangThenDropFirstShift(Arc<Hang>);
+
+#[derive(Debug, Default)]
+struct Hang {
+    hanging: AtomicBool,
+    go: AtomicBool,
+}
+
+impl aws_sdk_lambda::config::Intercept for HangThenDropFirstShift {
+    fn name(&self) -> &'static str {
+        "HangThenDropFirstShift"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if moves_traffic(context.request()) && !self.0.hanging.swap(true, Ordering::SeqCst) {
+            let give_up = std::time::Instant::now() + Duration::from_secs(20);
+            while !self.0.go.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return Err("connection reset by peer (the request was never answered)".into());
+        }
+        Ok(())
+    }
+}
+
+/// A run whose shift failed after another run took its lease over, and moved traffic on,
+/// does not roll that traffic back: its rollback checks the lease first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_lease_does_not_roll_back_the_new_owners_traffic() {
+    let env = env("rollout-stolen-before-rollback").await;
+    let hang = HangThenDropFirstShift::default();
+    let lambda = aws_sdk_lambda::Client::from_conf(own_lambda(&env).interceptor(hang.clone()).build());
+    let run = Rollout::new(lambda, own_record(&env).await, &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_secs(6))
+        .strategy(Strategy::Canary { percent: 20.0, interval: Duration::from_secs(5) });
+    let task = run_apart(run);
+    while !hang.0.hanging.load(Ordering::SeqCst) {
+        assert!(!task.is_finished(), "the run ended before its first shift: {:?}", task.join());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another run takes the deployment over and moves it on to half the traffic.
+    steal_the_lease(&env, "0.5").await;
+    let weights = [("2".to_owned(), 0.5)].into_iter().collect();
+    env.client
+        .update_alias()
+        .function_name(&env.name)
+        .name("live")
+        .function_version("1")
+        .routing_config(
+            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                .set_additional_version_weights(Some(weights))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    hang.0.go.store(true, Ordering::SeqCst);
+    match tokio::task::spawn_blocking(move || task.join().unwrap()).await.unwrap() {
+        Err(RolloutError::LeaseLost { .. }) => {}
+        other => panic!("a run without the lease rolled back: {other:?}"),
+    }
+    assert_eq!(
+        env.alias().await,
+        ("1".to_owned(), vec![("2".to_owned(), 0.5)]),
+        "the new owner's traffic was rolled back by a run that no longer held the deployment"
+    );
+}
+
+/// Loses the answer of every traffic-moving `UpdateAlias` (each is applied), and fails every
+/// other `UpdateAlias` before it is sent: the run fails mid-shift and cannot roll back.
+#[derive(Debug, Default)]
+struct NoWayBack {
+    losing: AtomicBool,
+}
+
+impl aws_sdk_lambda::config::Intercept for NoWayBack {
+    fn name(&self) -> &'static str {
+        "NoWayBack"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request();
+        if moves_traffic(request) {
+            self.losing.store(true, Ordering::SeqCst);
+        } else if request.method() == "PUT" && request.uri().contains("/aliases/") {
+            return Err("connection refused (the rollback was never sent)".into());
+        }
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &aws_sdk_lambda::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.losing.swap(false, Ordering::SeqCst) {
+            return Err("connection reset by peer (the answer was lost)".into());
+        }
+        Ok(())
+    }
+}
+
+/// A rollback that fails after an error is reported with it, not dropped: the caller learns
+/// that traffic may still be split, and the record stays in progress for the next run to
+/// roll back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_that_fails_is_reported_and_the_next_run_finishes_it() {
+    let env = env("rollout-no-way-back").await;
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        env.client.config().to_builder().interceptor(NoWayBack::default()).build(),
+    );
+    let result = Rollout::new(lambda, env.record.clone(), &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_secs(1))
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .run()
+        .await;
+    match result {
+        Err(err @ RolloutError::RollbackFailed { .. }) => {
+            let RolloutError::RollbackFailed { error, rollback, .. } = &err else { unreachable!() };
+            assert!(matches!(**error, RolloutError::Lambda { operation: "UpdateAlias", .. }), "{error:?}");
+            assert!(
+                matches!(**rollback, RolloutError::Lambda { operation: "UpdateAlias", .. }),
+                "{rollback:?}"
+            );
+            assert!(err.to_string().contains("traffic may still be split"), "{err}");
+        }
+        other => panic!("the failed rollback went unreported: {other:?}"),
+    }
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![("2".to_owned(), 0.1)]), "still split");
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!(head.status, Status::InProgress, "{head:?}");
+    assert!(head.traffic_sent, "the record says traffic moved");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let next = env.rollout().owner("next").strategy(Strategy::AllAtOnce).run().await.unwrap();
+    assert!(next.recovered.unwrap().contains("rolled back to version 1"));
+    assert_eq!(next.from_version, "1");
+}
+
+/// A deployment interrupted before it moved any traffic is closed without touching the
+/// alias: it may have been moved since by someone the deployment never heard of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rollout_that_moved_no_traffic_leaves_the_alias_alone() {
+    let env = env("rollout-interrupted-idle").await;
+    set_release(&env.client, &env.name, "3").await;
+    env.client.publish_version().function_name(&env.name).send().await.unwrap();
+    // Stuck in a pre-traffic hook that never answers, then killed.
+    let run = env
+        .rollout()
+        .step_timeout(Duration::from_secs(5))
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .pre_traffic(Arc::new(Silent));
+    let task = tokio::spawn(async move { run.run().await });
+    loop {
+        if env.record.head(&env.name).await.unwrap().is_some_and(|head| head.seq >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!((head.status, head.traffic_sent), (Status::InProgress, false), "{head:?}");
+    // Someone moves the alias on meanwhile.
+    env.client
+        .update_alias()
+        .function_name(&env.name)
+        .name("live")
+        .function_version("3")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let next = env.rollout().owner("next").strategy(Strategy::AllAtOnce).run().await.unwrap();
+    let recovered = next.recovered.clone().unwrap();
+    assert!(recovered.contains("before it moved any traffic"), "{recovered}");
+    assert_eq!(next.from_version, "3", "the interrupted deployment put the alias back on version 1");
+    assert_eq!(next.status, Status::Succeeded);
+    let old = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert_eq!(old.last().unwrap().kind, "rolled_back", "the interrupted deployment's record is closed");
+}

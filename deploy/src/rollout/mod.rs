@@ -110,6 +110,16 @@ pub enum RolloutError {
         /// Why.
         reason: String,
     },
+    /// A run stopped by `error` could not put traffic back: the alias may still be split.
+    #[error("{error}; rolling {function} back failed too, so traffic may still be split: {rollback}")]
+    RollbackFailed {
+        /// The function.
+        function: String,
+        /// What stopped the run.
+        error: Box<RolloutError>,
+        /// What stopped the rollback.
+        rollback: Box<RolloutError>,
+    },
     /// The deployment record could not be read or written.
     #[error("deployment record: {context}: {detail}")]
     Record {
@@ -357,10 +367,6 @@ struct Run {
     started: Instant,
     events: Vec<RolloutEvent>,
     first_traffic: Option<(Duration, i64)>,
-    /// An UpdateAlias giving the new version traffic was sent: it may have been applied
-    /// even when its answer never came (timeout, reset, a retry refused on a stale
-    /// revision), so from then on an error rolls back whatever the head's weight says.
-    traffic_sent: bool,
     detected: Option<Duration>,
     rolled_back: Option<Duration>,
     recovered: Option<String>,
@@ -546,7 +552,6 @@ impl Rollout {
                     started,
                     events: Vec::new(),
                     first_traffic: None,
-                    traffic_sent: false,
                     detected: None,
                     rolled_back: None,
                     recovered: Some(format!("resumed deployment {} at step {}", old.deployment, old.step)),
@@ -574,8 +579,22 @@ impl Rollout {
                 // Whatever failed, traffic does not stay split: back to the previous version.
                 // The head's weight is set only once an update was answered, so a sent one
                 // counts too; the rollback reads the alias and changes nothing if nothing moved.
-                if self.auto_rollback && (run.head.weight > 0.0 || run.traffic_sent) {
-                    let _ = self.fail(&mut run, format!("stopped by an error: {err}")).await;
+                if self.auto_rollback && (run.head.weight > 0.0 || run.head.traffic_sent) {
+                    match self.fail(&mut run, format!("stopped by an error: {err}")).await {
+                        Ok(()) => {}
+                        // Another run holds the function now: its traffic is left to it.
+                        Err(lost @ RolloutError::LeaseLost { .. }) => return Err(lost),
+                        // Traffic is back; only the record's last event is missing, and the
+                        // next run finds the deployment interrupted and closes it.
+                        Err(_) if run.rolled_back.is_some() => {}
+                        Err(rollback) => {
+                            return Err(RolloutError::RollbackFailed {
+                                function: self.function.clone(),
+                                error: Box::new(err),
+                                rollback: Box::new(rollback),
+                            })
+                        }
+                    }
                 }
                 Err(err)
             }
@@ -708,7 +727,7 @@ impl Rollout {
                 "an alias with traffic shifting needs a published version".into(),
             ));
         }
-        let head = Head {
+        let mut head = Head {
             function: self.function.clone(),
             deployment: format!("d-{}", uuid_like()),
             status: Status::InProgress,
@@ -722,6 +741,7 @@ impl Rollout {
             owner: self.owner.clone(),
             lease_until_ms: lease_until(self.lease),
             reason: None,
+            traffic_sent: false,
         };
         if to_version == alias.version {
             return Ok(Err(Box::new(RolloutOutcome {
@@ -741,16 +761,35 @@ impl Rollout {
             })));
         }
         self.bounded("claiming the function", self.record.claim(&head, None)).await?;
-        let mut run = Run {
-            head,
-            started,
-            events,
-            first_traffic: None,
-            traffic_sent: false,
-            detected: None,
-            rolled_back: None,
-            recovered,
-        };
+        // Read again now that no other rollout can move the alias: one that ended between
+        // the first read and the claim moved it, and rolling back to what the first read saw
+        // would undo that rollout.
+        let claimed = self.get_alias().await?;
+        let moved = claimed.version != alias.version || claimed.split.is_some();
+        head.from_version = claimed.version.clone();
+        let mut run =
+            Run { head, started, events, first_traffic: None, detected: None, rolled_back: None, recovered };
+        if moved {
+            if let Some((version, weight)) = claimed.split {
+                let reason =
+                    format!("the alias was split before any traffic moved (version {version} at {weight})");
+                run.head.status = Status::Halted;
+                run.head.reason = Some(reason.clone());
+                self.emit(&mut run, "halted", serde_json::json!({"reason": reason, "weight": 0.0})).await?;
+                return Err(RolloutError::Split {
+                    function: self.function.clone(),
+                    alias: self.alias.clone(),
+                    version,
+                    weight,
+                });
+            }
+            if claimed.version == to_version {
+                run.head.status = Status::Succeeded;
+                run.head.reason = Some("already live".into());
+                self.emit(&mut run, "succeeded", serde_json::json!({"version": to_version})).await?;
+                return Ok(Err(Box::new(self.outcome(run))));
+            }
+        }
         let detail = serde_json::json!({
             "from": run.head.from_version,
             "to": run.head.to_version,
@@ -889,11 +928,11 @@ impl Rollout {
             let current = self.get_alias().await?;
             // The lease is renewed between the read and the write: a run that lost it (stalled
             // while another took over) learns it here, before it moves traffic, not from the
-            // event written after.
-            self.renew(run).await?;
+            // event written after. The same write records that traffic is about to move.
             if weight > 0.0 {
-                run.traffic_sent = true;
+                run.head.traffic_sent = true;
             }
+            self.renew(run).await?;
             self.update_alias_of(&self.alias, &primary, routing, current.revision.as_deref()).await
         };
         match tokio::time::timeout(self.step_timeout, update).await {
@@ -924,6 +963,12 @@ impl Rollout {
                 .emit(run, "halted", serde_json::json!({"reason": reason, "weight": run.head.weight}))
                 .await;
         }
+        // The lease first: a run that lost it (its record writes stalled past the lease, and
+        // another run took the deployment over and may have resumed it) leaves traffic to the
+        // new owner. A record that does not answer does not hold the rollback back.
+        if let Err(lost @ RolloutError::LeaseLost { .. }) = self.renew(run).await {
+            return Err(lost);
+        }
         let from = run.head.from_version.clone();
         match tokio::time::timeout(self.step_timeout, self.restore(&self.alias, &from)).await {
             Ok(result) => result?,
@@ -950,20 +995,28 @@ impl Rollout {
         head.seq = old.seq;
         head.lease_until_ms = lease_until(self.lease);
         self.bounded("taking over the function", self.record.claim(&head, Some(&old))).await?;
-        self.restore(&old.alias, &old.from_version).await?;
-        let reason = format!(
-            "deployment {} of version {} was interrupted at {:.0}% (lease ran out); rolled back to version {}",
-            old.deployment,
-            old.to_version,
-            old.weight * 100.0,
-            old.from_version
-        );
+        let reason = if old.traffic_sent {
+            self.restore(&old.alias, &old.from_version).await?;
+            format!(
+                "deployment {} of version {} was interrupted at {:.0}% (lease ran out); rolled back to version {}",
+                old.deployment,
+                old.to_version,
+                old.weight * 100.0,
+                old.from_version
+            )
+        } else {
+            // It never sent traffic anywhere, so the alias is not its to put back: another
+            // rollout or a person may have moved it since.
+            format!(
+                "deployment {} of version {} was interrupted before it moved any traffic (lease ran out); alias left as it was",
+                old.deployment, old.to_version
+            )
+        };
         let mut run = Run {
             head,
             started,
             events: Vec::new(),
             first_traffic: None,
-            traffic_sent: false,
             detected: None,
             rolled_back: None,
             recovered: None,

@@ -83,6 +83,12 @@ pub struct Head {
     pub lease_until_ms: i64,
     /// Why it ended, when it ended other than by succeeding.
     pub reason: Option<String>,
+    /// Whether the deployment has sent an alias update that gives the new version traffic.
+    /// Set, and written, before the update goes out: such an update may land unanswered, so
+    /// a run that takes over an interrupted deployment puts the alias back only when this
+    /// is set, and leaves alone an alias the deployment never touched. Records written
+    /// before it was kept read as set.
+    pub traffic_sent: bool,
 }
 
 /// One event of a deployment, as stored.
@@ -286,13 +292,15 @@ impl Record {
             .condition_expression("attribute_not_exists(sk)")
             .build()
             .map_err(|e| RolloutError::record("building the event write", &e))?;
+        // The head as this run holds it. `from_version` too: a run reads the alias again
+        // once it has claimed the function, and records what it found.
+        let set = "SET #st = :st, step = :step, weight = :w, seq = :seq, lease_until_ms = :lease, \
+                   updated_ms = :now, from_version = :from, traffic_sent = :sent";
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("function", s(&head.function))
             .key("sk", s("HEAD"))
-            .update_expression(
-                "SET #st = :st, step = :step, weight = :w, seq = :seq, lease_until_ms = :lease, updated_ms = :now REMOVE reason",
-            )
+            .update_expression(format!("{set} REMOVE reason"))
             .condition_expression("deployment = :d AND #o = :o AND seq = :prev")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#o", "owner")
@@ -302,14 +310,14 @@ impl Record {
             .expression_attribute_values(":seq", n(head.seq))
             .expression_attribute_values(":lease", n(head.lease_until_ms))
             .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":from", s(&head.from_version))
+            .expression_attribute_values(":sent", AttributeValue::Bool(head.traffic_sent))
             .expression_attribute_values(":d", s(&head.deployment))
             .expression_attribute_values(":o", s(&head.owner))
             .expression_attribute_values(":prev", n(head.seq.saturating_sub(1)));
         if let Some(reason) = &head.reason {
             update = update
-                .update_expression(
-                    "SET #st = :st, step = :step, weight = :w, seq = :seq, lease_until_ms = :lease, updated_ms = :now, reason = :r",
-                )
+                .update_expression(format!("{set}, reason = :r"))
                 .expression_attribute_values(":r", s(reason));
         }
         let update = update.build().map_err(|e| RolloutError::record("building the head update", &e))?;
@@ -355,6 +363,7 @@ fn head_item(head: &Head) -> HashMap<String, AttributeValue> {
     if let Some(reason) = &head.reason {
         item.insert("reason".to_owned(), s(reason));
     }
+    item.insert("traffic_sent".to_owned(), AttributeValue::Bool(head.traffic_sent));
     item
 }
 
@@ -391,6 +400,8 @@ fn parse_head(function: &str, item: &HashMap<String, AttributeValue>) -> Result<
         owner: text("owner")?,
         lease_until_ms: number("lease_until_ms")? as i64,
         reason: text("reason").ok(),
+        // Absent in records written before it was kept: traffic may have moved.
+        traffic_sent: item.get("traffic_sent").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
     })
 }
 
