@@ -13,6 +13,12 @@
 //!   alert, with the actions (the `SloPageTopicArn` or `SloTicketTopicArn` parameter, when
 //!   not empty) on ALARM and OK.
 //!
+//! Descriptions end in a label block, `[key=value ...]`, the form the alert router reads
+//! (`examples/alert-router`): an alert's holds its SLO's `route` and `tenant`, when the SLO
+//! has them; a window alarm's holds [`WINDOW_LABEL`] (`[lift_window=long]`), marking it as
+//! a part of an alert, not an alert. CloudWatch sends the state changes of every alarm to
+//! EventBridge, whether its actions are enabled or not, so a router must tell them apart.
+//!
 //! The windows, thresholds and dimensions come from [`SloFile`], as the local
 //! [`evaluator`](crate::evaluator)'s do. The fragment is a JSON object with `Parameters`,
 //! `Conditions` and `Resources`, to merge into a template; [`template`] wraps it into a
@@ -46,6 +52,9 @@ use crate::slo::{AlertRule, Severity, Slo, SloFile, SloKind, Window, LATENCY, RE
 pub const PAGE_TOPIC_PARAMETER: &str = "SloPageTopicArn";
 /// The parameter holding the SNS topic ARN tickets are sent to (empty: no action).
 pub const TICKET_TOPIC_PARAMETER: &str = "SloTicketTopicArn";
+/// The label in a window alarm's description (`[lift_window=long]`, `[lift_window=short]`):
+/// the alarm is one window of an alert, not an alert.
+pub const WINDOW_LABEL: &str = "lift_window";
 
 fn topic(severity: Severity) -> (&'static str, &'static str) {
     match severity {
@@ -96,6 +105,7 @@ pub fn fragment(file: &SloFile) -> Value {
             if let Some(runbook) = slo.runbook() {
                 description.push_str(&format!(". Runbook: {runbook}"));
             }
+            description.push_str(&scope_labels(slo));
             resources.insert(
                 id.clone(),
                 json!({
@@ -125,6 +135,21 @@ pub fn template(file: &SloFile) -> Value {
         t.extend(f);
     }
     template
+}
+
+/// ` [route=/payments tenant=acme]`, or nothing for an SLO of the whole service. The
+/// values have no whitespace and no `]` ([`SloFile`] validates it), so the block parses.
+fn scope_labels(slo: &Slo) -> String {
+    let scope = slo.scope();
+    let pairs: Vec<String> = [("route", &scope.route), ("tenant", &scope.tenant)]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key}={v}")))
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", pairs.join(" "))
+    }
 }
 
 fn objective_text(slo: &Slo) -> String {
@@ -171,9 +196,10 @@ fn window_alarm(
         "Properties": {
             "AlarmName": format!("{name}-{}", suffix.to_ascii_lowercase()),
             "AlarmDescription": format!(
-                "SLO {} error ratio over {window} above {}x its budget (part of {name})",
+                "SLO {} error ratio over {window} above {}x its budget (part of {name}) [{WINDOW_LABEL}={}]",
                 slo.name(),
-                rule.burn_rate()
+                rule.burn_rate(),
+                suffix.to_ascii_lowercase()
             ),
             "Metrics": metrics,
             "ComparisonOperator": "GreaterThanThreshold",

@@ -87,6 +87,51 @@ fn availability_divides_5xx_by_requests_and_latency_counts_values_above_the_thre
     assert_eq!(actions("PaymentsAvailabilityTicket")[1], json!([{"Ref": "SloTicketTopicArn"}]));
 }
 
+#[test]
+fn an_alerts_description_carries_its_slos_route_and_tenant_and_window_alarms_are_marked() {
+    let fragment = alarms::fragment(&payments());
+    let description =
+        |id: &str| fragment["Resources"][id]["Properties"]["AlarmDescription"].as_str().unwrap().to_owned();
+    let tenant = description("PaymentsAcmeCreateAvailabilityPageFast");
+    assert!(
+        tenant
+            .ends_with("Runbook: https://runbooks.example.com/payments/tenant [route=/payments tenant=acme]"),
+        "{tenant}"
+    );
+    let route = description("PaymentsCreateLatencyTicket");
+    assert!(route.ends_with(" [route=/payments]"), "{route}");
+    // A service-wide SLO has neither: no block.
+    assert!(!description("PaymentsAvailabilityPageFast").contains('['));
+    for (id, window) in
+        [("PaymentsAvailabilityPageFastLong", "long"), ("PaymentsAcmeCreateAvailabilityTicketShort", "short")]
+    {
+        let text = description(id);
+        assert!(text.ends_with(&format!(" [{}={window}]", alarms::WINDOW_LABEL)), "{text}");
+    }
+}
+
+#[test]
+fn descriptions_stay_within_cloudwatchs_1024_characters_at_every_limit() {
+    let long = |n: usize| "x".repeat(n);
+    let file = SloFile::parse(&format!(
+        "[service]\nname = \"{}\"\nnamespace = \"P\"\n[[slo]]\nname = \"{}\"\nkind = \"latency\"\nobjective = 99.99999999999999\n\
+         threshold_ms = 0.30000000000000004\nroute = \"/{}\"\ntenant = \"{}\"\nrunbook = \"https://{}\"\n\
+         [[alert]]\nname = \"{}\"\nseverity = \"ticket\"\nburn_rate = 1.0000000000000002\nlong_window = \"7d\"\nshort_window = \"6d\"\n",
+        long(64),
+        long(64),
+        long(127),
+        long(128),
+        long(504),
+        long(64)
+    ))
+    .unwrap();
+    let fragment = alarms::fragment(&file);
+    for (id, resource) in fragment["Resources"].as_object().unwrap() {
+        let text = resource["Properties"]["AlarmDescription"].as_str().unwrap();
+        assert!(text.len() <= 1024, "{id}: {} characters", text.len());
+    }
+}
+
 /// Runs cfn-lint once over the templates (it takes seconds to start): its exit code and
 /// each template's findings, in order.
 fn cfn_lint(templates: &[&Value]) -> (i32, Vec<String>) {

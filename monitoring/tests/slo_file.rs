@@ -72,6 +72,10 @@ fn impossible_objectives_and_thresholds_name_their_key() {
     assert_eq!(key_of(&format!("{AVAILABILITY}threshold_ms = 300\n")), "slo[0].threshold_ms");
     assert_eq!(key_of(&format!("{AVAILABILITY}route = \"payments\"\n")), "slo[0].route");
     assert_eq!(key_of(&format!("{AVAILABILITY}tenant = \" \"\n")), "slo[0].tenant");
+    // Route and tenant go into the alert's description as a `[route=... tenant=...]` label block.
+    assert_eq!(key_of(&format!("{AVAILABILITY}tenant = \"acme corp\"\n")), "slo[0].tenant");
+    assert_eq!(key_of(&format!("{AVAILABILITY}route = \"/pay]ments\"\n")), "slo[0].route");
+    assert_eq!(key_of(&format!("{AVAILABILITY}tenant = \"{}\"\n", "t".repeat(129))), "slo[0].tenant");
     assert_eq!(
         key_of(&AVAILABILITY.replace("\"availability\"\nkind", "\"Availability\"\nkind")),
         "slo[0].name"

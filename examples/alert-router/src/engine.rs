@@ -40,7 +40,8 @@
 //! inhibiting alert clears) notifies. A resolution goes to the receivers whose trigger may
 //! have gone out (claimed or delivered); an acknowledgement likewise. A resolution that has
 //! not gone out is retried even after the group fires again in a new episode, so the earlier
-//! episode's incident (PagerDuty's `<group>-<episode>`) is closed. An acknowledgement names
+//! episode's incident (PagerDuty's `<group>-<episode>`) is closed; it lists the alerts that
+//! episode ended with, kept when the next one opened. An acknowledgement names
 //! its episode; one for an episode that is over changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,7 +55,7 @@ use time::OffsetDateTime;
 use crate::alarm::{self, AlarmChange, AlarmError, AlarmState};
 use crate::channel::{Action, AlertView, Notification, Sender};
 use crate::config::{Matcher, Route, RouterConfig};
-use crate::labels::{labels, Labels};
+use crate::labels::{is_window_alarm, labels, Labels};
 use crate::store::{AlertStore, Group, Recorded, Silence, Step, StepStatus, StoreError};
 
 /// Where the router reads the time.
@@ -299,6 +300,12 @@ impl AlertRouter {
             state => state,
         };
         let labels = labels(change, &self.inner.config.services);
+        if is_window_alarm(&labels) {
+            // Beside each alert, lift-monitoring makes one alarm per window; CloudWatch sends
+            // their changes to EventBridge too. One window alone is no alert.
+            tracing::debug!(alarm = %change.name, "a window alarm of a lift-monitoring alert was ignored");
+            return Ok(Report::default());
+        }
         let fingerprint = change.fingerprint();
         let store = &self.inner.store;
         let recorded =
@@ -518,8 +525,10 @@ impl AlertRouter {
                 continue;
             }
             let step_id = format!("{}/{episode}/{key}", group.id);
-            let Some(claim) =
-                store.claim(&group.id, episode, key, now, duration_ms(config.delivery.lease)).await?
+            // The lease runs from the claim: the steps sent before this one took their time.
+            let Some(claim) = store
+                .claim(&group.id, episode, key, self.now_ms(), duration_ms(config.delivery.lease))
+                .await?
             else {
                 // Another sender holds it (or just delivered it).
                 unsettled = Some(unsettled.map_or(episode, |u| u.min(episode)));
@@ -551,14 +560,22 @@ impl AlertRouter {
         let last_done = if group.open { group.episode - 1 } else { group.episode };
         let settled = unsettled.map_or(last_done, |u| last_done.min(u - 1));
         if settled > group.settled {
-            store.settle(&group.id, settled).await?;
+            store.settle(&group, settled).await?;
         }
         Ok(report)
     }
 
     fn notification(&self, group: &Group, route: &Route, due: &Due, step_id: String) -> Notification {
         let (action, level, receiver) = (due.action, due.level, due.receiver.as_str());
-        let members = if group.members.is_empty() { &group.last_members } else { &group.members };
+        let none = BTreeMap::new();
+        let members = if due.episode < group.episode {
+            // An earlier episode's resolution: its own alerts, not the episode firing now.
+            group.ended.get(&due.episode).unwrap_or(&none)
+        } else if group.members.is_empty() {
+            &group.last_members
+        } else {
+            &group.members
+        };
         let alerts: Vec<AlertView> = members.values().map(|l| AlertView { labels: l.clone() }).collect();
         let severity = alerts
             .iter()

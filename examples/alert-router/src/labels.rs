@@ -16,6 +16,11 @@
 //!    (`region-down`), or any other label, overriding all the above.
 //!
 //! Without a severity, an alarm is a `ticket`.
+//!
+//! lift-monitoring writes the block too: an alert's holds its SLO's `route` and `tenant`;
+//! each of the two window alarms it makes beside an alert holds [`WINDOW_LABEL`]
+//! (`[lift_window=long]`). A window alarm is a part of an alert, not an alert
+//! ([`is_window_alarm`]): the alert is the composite alarm, in ALARM when both windows are.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +31,27 @@ pub type Labels = BTreeMap<String, String>;
 
 /// The severity of an alarm without one.
 pub const DEFAULT_SEVERITY: &str = "ticket";
+
+/// The label lift-monitoring puts in the description of its window alarms
+/// (`lift_monitoring::alarms::WINDOW_LABEL`).
+pub const WINDOW_LABEL: &str = "lift_window";
+
+/// Whether the labels are a lift-monitoring window alarm's: one window of a burn-rate
+/// alert, which fires only when both windows do (its composite alarm).
+///
+/// # Examples
+///
+/// ```
+/// use alert_router::labels::{is_window_alarm, Labels};
+/// let mut labels = Labels::new();
+/// labels.insert("alertname".into(), "payments-checkout-long".into());
+/// assert!(!is_window_alarm(&labels), "a name alone does not make one");
+/// labels.insert("lift_window".into(), "long".into());
+/// assert!(is_window_alarm(&labels));
+/// ```
+pub fn is_window_alarm(labels: &Labels) -> bool {
+    labels.contains_key(WINDOW_LABEL)
+}
 
 /// The labels of `change`, given the known service names.
 ///

@@ -3,7 +3,7 @@
 //! | pk | sk | what |
 //! |---|---|---|
 //! | `ALARM` | fingerprint | the alarm's last state, `changed_at` (ms), labels |
-//! | `GROUP` | group id | `route`, `group_labels`, `members` (fingerprint → labels), `episode`, `open`, `fired_at`, `acked_episode`, `acked_by`, `settled` |
+//! | `GROUP` | group id | `route`, `group_labels`, `members` (fingerprint → labels), `last_members`, `ended` (episode → the `last_members` it ended with, until settled), `episode`, `open`, `fired_at`, `acked_episode`, `acked_by`, `settled` |
 //! | `STEP#<group>` | `<episode>#<step>#<receiver>` | one notification: `status` (`claimed` / `failed` / `delivered`), `token`, `lease_until`, `attempts`, `created_at`, `claimed_at`, `delivered_at`, `last_error` |
 //! | `SILENCE` | silence id | matchers, `starts_at`, `ends_at`, `created_by`, `comment` |
 //!
@@ -111,6 +111,9 @@ pub struct Group {
     pub fired_at_ms: i64,
     /// The last alerts it had (kept through the resolution, for the resolve notification).
     pub last_members: BTreeMap<String, Labels>,
+    /// The last alerts of each earlier episode not yet settled (its `last_members` when
+    /// the next one opened), for a resolution still to go out.
+    pub ended: BTreeMap<u64, BTreeMap<String, Labels>>,
     /// Who acknowledged this episode, if someone did.
     pub acked_by: Option<String>,
     /// Every episode up to this one has all its steps done.
@@ -254,7 +257,8 @@ impl AlertStore {
     }
 
     /// Adds a firing alarm to a group (creating it), then opens an episode unless one is open.
-    /// Safe to repeat: the member is set again, the episode opens once.
+    /// Safe to repeat: the member is set again, the episode opens once. Opening keeps the
+    /// alerts the episode before ended with (`ended`), as the next one replaces them.
     pub async fn join_group(
         &self,
         group: &str,
@@ -269,7 +273,8 @@ impl AlertStore {
         };
         key(self.client.update_item())
             .update_expression(
-                "SET members = if_not_exists(members, :empty), route = :route, group_labels = :gl",
+                "SET members = if_not_exists(members, :empty), ended = if_not_exists(ended, :empty), \
+                 route = :route, group_labels = :gl",
             )
             .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
             .expression_attribute_values(":route", s(route))
@@ -277,29 +282,43 @@ impl AlertStore {
             .send()
             .await
             .map_err(|e| failed("UpdateItem", &e))?;
-        key(self.client.update_item())
+        let joined = key(self.client.update_item())
             .update_expression("SET members.#fp = :labels")
             .expression_attribute_names("#fp", fingerprint)
             .expression_attribute_values(":labels", s(labels_text(labels)))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| failed("UpdateItem", &e))?;
-        let opened = key(self.client.update_item())
-            .update_expression(
-                "SET episode = if_not_exists(episode, :zero) + :one, #open = :true, fired_at = :now, \
-                 last_members = members REMOVE acked_by",
+        let current = joined.attributes().map(group_of).transpose()?.ok_or(StoreError::Corrupt("group"))?;
+        if current.open {
+            return Ok(());
+        }
+        // The episode is named, so that the one before keeps its alerts under its number.
+        let mut open = key(self.client.update_item())
+            .condition_expression(
+                "(attribute_not_exists(#open) OR #open = :false) AND (attribute_not_exists(episode) OR episode = :episode)",
             )
-            .condition_expression("attribute_not_exists(#open) OR #open = :false")
             .expression_attribute_names("#open", "open")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":episode", n(current.episode))
+            .expression_attribute_values(":next", n(current.episode + 1))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":now", n(now_ms))
-            .send()
-            .await;
-        match opened {
+            .expression_attribute_values(":now", n(now_ms));
+        open = if current.episode == 0 {
+            open.update_expression(
+                "SET episode = :next, #open = :true, fired_at = :now, last_members = members REMOVE acked_by",
+            )
+        } else {
+            open.update_expression(
+                "SET episode = :next, #open = :true, fired_at = :now, last_members = members, \
+                 ended.#ended = last_members REMOVE acked_by",
+            )
+            .expression_attribute_names("#ended", current.episode.to_string())
+        };
+        match open.send().await {
             Ok(_) => Ok(()),
+            // Another sender opened it: the member is in, and no episode closes while it is.
             Err(err) if is_condition_failure(&err) => Ok(()),
             Err(err) => Err(failed("UpdateItem", &err)),
         }
@@ -370,23 +389,28 @@ impl AlertStore {
 
     /// Marks the episodes up to `episode` settled (every step of each done): `episode`
     /// must be an earlier one, or the last if the group no longer fires. The mark only
-    /// moves forward.
-    pub async fn settle(&self, group: &str, episode: u64) -> Result<(), StoreError> {
-        let out = self
+    /// moves forward. The alerts kept for the settled episodes in `ended` are dropped.
+    pub async fn settle(&self, group: &Group, episode: u64) -> Result<(), StoreError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s("GROUP"))
-            .key("sk", s(group))
-            .update_expression("SET settled = :e")
+            .key("sk", s(&group.id))
             .condition_expression(
                 "(attribute_not_exists(settled) OR settled < :e) AND (episode > :e OR (episode = :e AND #open = :false))",
             )
             .expression_attribute_names("#open", "open")
             .expression_attribute_values(":e", n(episode))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .send()
-            .await;
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        let mut expression = "SET settled = :e".to_owned();
+        let done: Vec<&u64> = group.ended.keys().filter(|e| **e <= episode).collect();
+        for (i, e) in done.iter().enumerate() {
+            expression.push_str(if i == 0 { " REMOVE " } else { ", " });
+            expression.push_str(&format!("ended.#e{i}"));
+            update = update.expression_attribute_names(format!("#e{i}"), e.to_string());
+        }
+        let out = update.update_expression(expression).send().await;
         match out {
             Ok(_) => Ok(()),
             Err(err) if is_condition_failure(&err) => Ok(()),
@@ -652,13 +676,31 @@ fn members_of(
     item: &HashMap<String, AttributeValue>,
     key: &str,
 ) -> Result<BTreeMap<String, Labels>, StoreError> {
-    match item.get(key) {
-        None => Ok(BTreeMap::new()),
-        Some(AttributeValue::M(map)) => map
+    item.get(key).map_or(Ok(BTreeMap::new()), members)
+}
+
+fn members(value: &AttributeValue) -> Result<BTreeMap<String, Labels>, StoreError> {
+    match value {
+        AttributeValue::M(map) => map
             .iter()
             .map(|(fp, v)| Ok((fp.clone(), labels_of(v.as_s().map_err(|_| StoreError::Corrupt("member"))?)?)))
             .collect(),
-        Some(_) => Err(StoreError::Corrupt("members")),
+        _ => Err(StoreError::Corrupt("members")),
+    }
+}
+
+fn ended_of(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<BTreeMap<u64, BTreeMap<String, Labels>>, StoreError> {
+    match item.get("ended") {
+        None => Ok(BTreeMap::new()),
+        Some(AttributeValue::M(map)) => map
+            .iter()
+            .map(|(episode, alerts)| {
+                Ok((episode.parse().map_err(|_| StoreError::Corrupt("ended episode"))?, members(alerts)?))
+            })
+            .collect(),
+        Some(_) => Err(StoreError::Corrupt("ended")),
     }
 }
 
@@ -670,6 +712,7 @@ fn group_of(item: &HashMap<String, AttributeValue>) -> Result<Group, StoreError>
         group_labels: labels_of(&get_s(item, "group_labels").unwrap_or_else(|| "{}".into()))?,
         members: members_of(item, "members")?,
         last_members: members_of(item, "last_members")?,
+        ended: ended_of(item)?,
         episode: count("episode"),
         open: matches!(item.get("open"), Some(AttributeValue::Bool(true))),
         fired_at_ms: get_n(item, "fired_at").unwrap_or(0),

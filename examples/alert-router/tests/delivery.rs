@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::Value;
 use support::*;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -186,4 +187,116 @@ async fn a_failed_resolution_is_retried_after_the_group_fires_again() {
     env.tick_at(T0 + Duration::from_secs(12 * 60)).await;
     assert_eq!(env.pagerduty("resolve").await.len(), 1, "once");
     assert!(env.pagerduty("trigger").await.is_empty(), "episode 2 is not triggered again");
+}
+
+/// Answers PagerDuty after `by` has passed on the router's clock: a slow receiver.
+struct Slow {
+    clock: alert_router::ManualClock,
+    by: Duration,
+}
+
+impl wiremock::Respond for Slow {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        self.clock.advance(self.by);
+        ResponseTemplate::new(202).set_body_json(serde_json::json!({"status": "success"}))
+    }
+}
+
+fn ms(at: time::OffsetDateTime) -> String {
+    (at.unix_timestamp_nanos() / 1_000_000).to_string()
+}
+
+#[tokio::test]
+async fn a_steps_lease_runs_from_its_claim_not_from_the_start_of_the_drive() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let group = group_of(&env.pagerduty("trigger").await[0]);
+    env.tick_at(T0 + Duration::from_secs(15 * 60)).await;
+    assert_eq!(env.sns.published().len(), 1, "level 2 reached the secondary");
+    // The resolution goes to the on-call, who takes 50 s to answer, then to the secondary.
+    Mock::given(method("POST"))
+        .and(path(PD_PATH))
+        .and(body_partial_json(serde_json::json!({"event_action": "resolve"})))
+        .respond_with(Slow { clock: env.clock.clone(), by: Duration::from_secs(50) })
+        .with_priority(1)
+        .mount(&env.hooks)
+        .await;
+    env.clock.set(T0 + Duration::from_secs(20 * 60));
+    let report = env.router.handle_event(&fixture(EB_OK)).await.unwrap();
+    let secondary = format!("{group}/1/resolve#secondary");
+    assert!(report.delivered.contains(&secondary), "{report:?}");
+    let item = env
+        .ddb
+        .client()
+        .await
+        .get_item()
+        .table_name(&env.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("STEP#{group}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("0000000001#resolve#secondary".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the secondary's resolve step");
+    let number = |key: &str| item[key].as_n().unwrap().clone();
+    let claimed = T0 + Duration::from_secs(20 * 60 + 50);
+    assert_eq!(number("claimed_at"), ms(claimed), "claimed when the on-call had answered");
+    assert_eq!(number("lease_until"), ms(claimed + Duration::from_secs(60)), "the 60 s lease from the claim");
+}
+
+#[tokio::test]
+async fn a_retried_resolution_lists_its_own_episodes_alerts_not_the_firing_ones() {
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(HOOK_PATH))
+        .and(body_partial_json(serde_json::json!({"status": "resolved"})))
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(1)
+        .mount(&hooks)
+        .await;
+    answer(&hooks, 200).await;
+    // Tickets go to the webhook, grouped by service and region: one group, two alarms.
+    let routing = ROUTING
+        .replace(r#"group_by = ["service", "region", "alertname"]"#, r#"group_by = ["service", "region"]"#);
+    let env = env_routed(hooks, &routing).await;
+    let ticket = |name: &str, state: &str, at: &str| alarm(name, "eu-west-1", "ticket SLO", state, at);
+    env.router
+        .handle_event(&ticket("payments-checkout-ticket", "ALARM", "2026-12-03T10:00:00.000+0000"))
+        .await
+        .unwrap();
+    env.clock.set(T0 + Duration::from_secs(5 * 60));
+    let report = env
+        .router
+        .handle_event(&ticket("payments-checkout-ticket", "OK", "2026-12-03T10:05:00.000+0000"))
+        .await
+        .unwrap();
+    assert_eq!(report.pending.len(), 1, "the resolution waits: {report:?}");
+    // Another alarm of the group fires before the webhook takes the resolution: episode 2.
+    env.clock.set(T0 + Duration::from_secs(10 * 60));
+    env.router
+        .handle_event(&ticket("payments-refunds-ticket", "ALARM", "2026-12-03T10:10:00.000+0000"))
+        .await
+        .unwrap();
+    let fired: Vec<Value> =
+        env.posted(HOOK_PATH).await.into_iter().filter(|b| b["status"] == "firing").collect();
+    assert_eq!(
+        (&fired[1]["episode"], &fired[1]["summary"]),
+        (&2.into(), &"payments-refunds-ticket in eu-west-1".into())
+    );
+    // The webhook recovers: episode 1's resolution names episode 1's alert.
+    env.hooks.reset().await;
+    answer(&env.hooks, 200).await;
+    env.tick_at(T0 + Duration::from_secs(11 * 60)).await;
+    let resolved: Vec<_> =
+        env.posted(HOOK_PATH).await.into_iter().filter(|b| b["status"] == "resolved").collect();
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(resolved[0]["episode"], 1);
+    assert_eq!(resolved[0]["summary"], "payments-checkout-ticket in eu-west-1");
+    let names: Vec<&Value> =
+        resolved[0]["alerts"].as_array().unwrap().iter().map(|a| &a["labels"]["alertname"]).collect();
+    assert_eq!(names, ["payments-checkout-ticket"]);
+    // Settled: the alerts kept for it are dropped.
+    let group = env.router.store().group(resolved[0]["group_id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert_eq!((group.settled, group.ended.len()), (1, 0), "{group:?}");
 }

@@ -543,6 +543,23 @@ fn validate_slos(
         if raw.route.as_deref().is_some_and(|r| !r.starts_with('/')) {
             return Err((key("route"), "a route pattern starts with `/`, as lift's router names it".into()));
         }
+        // Both go into the alert's description as labels, `[route=/payments tenant=acme]`.
+        for (field, value) in [("route", &raw.route), ("tenant", &raw.tenant)] {
+            let Some(value) = value.as_deref() else { continue };
+            if value.chars().any(|c| c.is_whitespace() || c == ']') {
+                return Err((
+                    key(field),
+                    "must not contain whitespace or `]` (it goes into the alarm description as a label)"
+                        .into(),
+                ));
+            }
+            if value.len() > 128 {
+                return Err((
+                    key(field),
+                    "at most 128 characters (it goes into the alarm description)".into(),
+                ));
+            }
+        }
         // Both go into alarm descriptions, which CloudWatch caps at 1024 characters.
         for (field, value) in [("runbook", &raw.runbook), ("description", &raw.description)] {
             if value.as_deref().is_some_and(|v| v.len() > 512) {

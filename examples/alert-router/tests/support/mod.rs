@@ -128,6 +128,11 @@ pub(crate) async fn answer(hooks: &MockServer, status: u16) {
 
 /// The router with the channels on `hooks`.
 pub(crate) async fn env_with(hooks: MockServer) -> Env {
+    env_routed(hooks, ROUTING).await
+}
+
+/// The router with the channels on `hooks`, routing by `routing` (a variant of [`ROUTING`]).
+pub(crate) async fn env_routed(hooks: MockServer, routing: &str) -> Env {
     let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
     // The tests' clock stands on 2026-12-03, while DynamoDB Local deletes items whose TTL
     // attribute the real clock has passed (within seconds): a silence's `expires_at`, a day
@@ -147,7 +152,7 @@ pub(crate) async fn env_with(hooks: MockServer) -> Env {
         ("PAGES_TOPIC", topic.clone()),
     ];
     let config =
-        RouterConfig::parse(ROUTING, |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+        RouterConfig::parse(routing, |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
             .expect("a valid routing file");
     let clock = ManualClock::new(T0);
     let router = router_on(&ddb, &table, &config, &sns, &clock).await;
