@@ -2,7 +2,7 @@
 //! duration falls as memory grows up to one vCPU.
 
 use lift_harness::cost::rightsize::{power_tune, Target};
-use lift_harness::lambda::sandbox::cgroups_available;
+use lift_harness::lambda::sandbox::cgroups_for_test;
 use lift_monitoring::cost::rightsize::{recommend, DEFAULT_BALANCE_WEIGHT};
 use lift_monitoring::cost::{Arch, PriceTable};
 
@@ -32,8 +32,7 @@ async fn a_cpu_bound_function_is_faster_with_more_memory_up_to_one_vcpu() {
             assert!(*b as f64 >= d - 0.001 && (*b as f64) < d + 1.0, "{s:?}");
         }
     }
-    if !cgroups_available() {
-        eprintln!("skipped the shape assertion: cgroups are not writable here, so no CPU quota applies");
+    if !cgroups_for_test("the shape assertion of rightsize (no CPU quota applies)") {
         return;
     }
     // 256/1769 of a CPU against a whole one: about 5-7 times slower (the quota is spent in

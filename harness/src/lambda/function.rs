@@ -1,5 +1,6 @@
-//! A function's configuration: its bootstrap binary, memory size, timeout, environment and
-//! reserved concurrency, validated as Lambda validates them.
+//! A function's configuration: its bootstrap binary, memory size, timeout, environment,
+//! reserved concurrency and the retries of asynchronous invocations, validated as Lambda
+//! validates them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct Function {
     pub(crate) freeze: bool,
     pub(crate) active_tracing: bool,
     pub(crate) version: String,
+    pub(crate) max_retry_attempts: u32,
+    pub(crate) retry_delay: Duration,
 }
 
 /// A configuration Lambda would refuse.
@@ -47,6 +50,9 @@ pub enum FunctionConfigError {
     /// Reserved environment variables cannot be set by the user.
     #[error("environment variable {0} is reserved by lambda")]
     ReservedVariable(String),
+    /// An asynchronous invocation is retried 0 to 2 times (`MaximumRetryAttempts`).
+    #[error("maximum retry attempts must be between 0 and 2, not {0}")]
+    RetryAttempts(u32),
 }
 
 /// Builds a [`Function`]; [`FunctionBuilder::build`] validates it.
@@ -92,6 +98,8 @@ impl Function {
                 freeze: true,
                 active_tracing: false,
                 version: LATEST.to_owned(),
+                max_retry_attempts: 2,
+                retry_delay: Duration::from_secs(60),
             },
         }
     }
@@ -119,6 +127,11 @@ impl Function {
     /// The user environment variables.
     pub fn env(&self) -> &[(String, String)] {
         &self.env
+    }
+
+    /// How many times a failed asynchronous invocation is retried (`MaximumRetryAttempts`).
+    pub fn max_retry_attempts(&self) -> u32 {
+        self.max_retry_attempts
     }
 
     /// The version this configuration belongs to: `$LATEST`, or a published `1`, `2`, ...
@@ -205,6 +218,21 @@ impl FunctionBuilder {
         self
     }
 
+    /// How many times a failed asynchronous invocation is run again, 0 to 2
+    /// (`MaximumRetryAttempts`; Lambda's default is 2).
+    pub fn max_retry_attempts(mut self, n: u32) -> Self {
+        self.function.max_retry_attempts = n;
+        self
+    }
+
+    /// The wait before the first retry of a failed asynchronous invocation; the second waits
+    /// twice as long. Lambda waits one minute, then two (the default here too); tests
+    /// shorten it.
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.function.retry_delay = delay;
+        self
+    }
+
     /// Validates the configuration.
     pub fn build(self) -> Result<Function, FunctionConfigError> {
         let f = self.function;
@@ -233,6 +261,9 @@ impl Function {
         if let Some((key, _)) = f.env.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
             return Err(FunctionConfigError::ReservedVariable(key.clone()));
         }
+        if f.max_retry_attempts > 2 {
+            return Err(FunctionConfigError::RetryAttempts(f.max_retry_attempts));
+        }
         Ok(())
     }
 }
@@ -255,6 +286,10 @@ mod tests {
             reserved.unwrap_err(),
             FunctionConfigError::ReservedVariable("AWS_LAMBDA_RUNTIME_API".into())
         );
+        assert_eq!(Function::builder("f", "b").build().unwrap().max_retry_attempts(), 2);
+        assert!(Function::builder("f", "b").max_retry_attempts(0).build().is_ok());
+        let retries = Function::builder("f", "b").max_retry_attempts(3).build();
+        assert_eq!(retries.unwrap_err(), FunctionConfigError::RetryAttempts(3));
     }
 
     #[test]

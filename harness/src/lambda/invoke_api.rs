@@ -64,18 +64,27 @@ async fn handle(lambda: LocalLambda, req: Req) -> Resp {
     let client_context = header("x-amz-client-context")
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
         .and_then(|raw| String::from_utf8(raw).ok());
-    let options =
-        super::InvokeOptions { client_context, cognito_identity: None, trace_id: header("x-amzn-trace-id") };
+    let options = super::InvokeOptions {
+        client_context,
+        cognito_identity: None,
+        trace_id: header("x-amzn-trace-id"),
+        request_id: None,
+    };
     let payload = req.into_body();
     match invocation_type.as_str() {
         "DryRun" => match lambda.route(&target) {
             Ok(_) => http_server::bytes(204, "application/json", Bytes::new()),
             Err(err) => invoke_error(&err),
         },
-        "Event" => match lambda.route(&target) {
-            Ok(_) => {
-                tokio::spawn(async move { lambda.invoke_with(&target, payload, options).await });
-                http_server::bytes(202, "application/json", Bytes::new())
+        // Accepted (202) only once the event passed Lambda's checks; then run, and retried
+        // when it fails.
+        "Event" => match lambda.invoke_async(&target, payload, options) {
+            Ok(request_id) => {
+                let mut resp = http_server::bytes(202, "application/json", Bytes::new());
+                if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                    resp.headers_mut().insert("x-amzn-requestid", v);
+                }
+                resp
             }
             Err(err) => invoke_error(&err),
         },

@@ -62,6 +62,10 @@ pub use pool::{InvokeError, InvokeOptions, InvokeResponse, LocalLambda, LocalLam
 /// InvokeFunction operation".
 pub const REQUEST_LIMIT_BYTES: usize = 6_291_456;
 
+/// The request payload size an asynchronous invocation (`Event`) must stay under: Lambda
+/// documents 1 MB (it was 256 KB until 2025); taken here as 1 MiB, 1,048,576 bytes.
+pub const ASYNC_REQUEST_LIMIT_BYTES: usize = 1_048_576;
+
 /// The largest response payload of a synchronous invocation: 6 MiB and 100 bytes
 /// (6,291,556), 100 bytes more than a request may carry.
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;

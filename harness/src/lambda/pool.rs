@@ -1,6 +1,7 @@
 //! Scaling: an invocation goes to an idle warm sandbox or starts a new one (a cold start);
 //! reserved concurrency turns the excess into throttles; idle sandboxes are frozen, and
-//! reaped after a while.
+//! reaped after a while. Asynchronous invocations are validated, accepted, and retried when
+//! they fail.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +16,7 @@ use super::function::Function;
 use super::logs::{LogLine, LogSink, Report};
 use super::runtime_api::{NextInvocation, RuntimeEvent};
 use super::sandbox::{Exit, Sandbox, SpawnError};
-use super::{EmfMetric, MAX_RESPONSE_BYTES, REQUEST_LIMIT_BYTES};
+use super::{EmfMetric, ASYNC_REQUEST_LIMIT_BYTES, MAX_RESPONSE_BYTES, REQUEST_LIMIT_BYTES};
 
 /// Extra context of one invocation, as the Invoke API carries it.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +27,9 @@ pub struct InvokeOptions {
     pub cognito_identity: Option<String>,
     /// The X-Ray trace header; a new one when absent.
     pub trace_id: Option<String>,
+    /// The request id; a new one when absent (the retries of an asynchronous invocation
+    /// carry the id of its first attempt).
+    pub request_id: Option<String>,
 }
 
 /// The answer to an invocation that reached the function.
@@ -73,9 +77,15 @@ pub enum InvokeError {
     /// The payload is not JSON.
     #[error("could not parse request body into json: {0}")]
     InvalidRequestContent(String),
-    /// The payload is 6 MiB ([`REQUEST_LIMIT_BYTES`]) or more.
-    #[error("request payload of {0} bytes is over the limit")]
-    RequestTooLarge(usize),
+    /// The payload is at or over the limit: 6 MiB ([`REQUEST_LIMIT_BYTES`]) for a synchronous
+    /// invocation, 1 MiB ([`ASYNC_REQUEST_LIMIT_BYTES`]) for an asynchronous one.
+    #[error("request payload of {size} bytes is over the limit of {limit}")]
+    RequestTooLarge {
+        /// The payload's size in bytes.
+        size: usize,
+        /// The size it must stay under.
+        limit: usize,
+    },
     /// Reserved concurrency is exhausted.
     #[error("rate exceeded")]
     TooManyRequests,
@@ -87,7 +97,7 @@ impl InvokeError {
         match self {
             Self::ResourceNotFound(_) => 404,
             Self::InvalidRequestContent(_) => 400,
-            Self::RequestTooLarge(_) => 413,
+            Self::RequestTooLarge { .. } => 413,
             Self::TooManyRequests => 429,
         }
     }
@@ -97,7 +107,7 @@ impl InvokeError {
         match self {
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
             Self::InvalidRequestContent(_) => "InvalidRequestContentException",
-            Self::RequestTooLarge(_) => "RequestTooLargeException",
+            Self::RequestTooLarge { .. } => "RequestTooLargeException",
             Self::TooManyRequests => "TooManyRequestsException",
         }
     }
@@ -111,9 +121,9 @@ impl InvokeError {
             Self::InvalidRequestContent(detail) => {
                 json!({"Type": "User", "message": format!("Could not parse request body into json: {detail}")})
             }
-            Self::RequestTooLarge(_) => json!({
+            Self::RequestTooLarge { limit, .. } => json!({
                 "Type": "User",
-                "message": format!("Request must be smaller than {REQUEST_LIMIT_BYTES} bytes for the InvokeFunction operation")
+                "message": format!("Request must be smaller than {limit} bytes for the InvokeFunction operation")
             }),
             Self::TooManyRequests => json!({
                 "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
@@ -213,17 +223,65 @@ impl LocalLambda {
         payload: impl Into<Bytes>,
         options: InvokeOptions,
     ) -> Result<InvokeResponse, InvokeError> {
-        let Route { pool, invoked_arn } = self.route(name)?;
-        let mut payload: Bytes = payload.into();
-        if payload.len() >= REQUEST_LIMIT_BYTES {
-            return Err(InvokeError::RequestTooLarge(payload.len()));
-        }
-        if payload.iter().all(u8::is_ascii_whitespace) {
-            payload = Bytes::from_static(b"{}");
-        }
-        if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-            return Err(InvokeError::InvalidRequestContent(err.to_string()));
-        }
+        let route = self.route(name)?;
+        let payload = checked_payload(payload.into(), REQUEST_LIMIT_BYTES)?;
+        self.run(route, payload, options).await
+    }
+
+    /// Invokes `name` asynchronously (`Event`), as Lambda does: the event is checked first
+    /// (the function exists, the payload is JSON and under [`ASYNC_REQUEST_LIMIT_BYTES`]), and
+    /// only an event that passes is accepted; it then runs on a task of its own. An attempt
+    /// that fails (a function error, a timeout, a crash, a throttle) is run again up to the
+    /// function's [`max_retry_attempts`](super::FunctionBuilder::max_retry_attempts), after its
+    /// [`retry_delay`](super::FunctionBuilder::retry_delay) and then twice that, under the same
+    /// request id, which this returns. No client context is passed on: Lambda passes it to
+    /// synchronous invocations only.
+    ///
+    /// Not modelled: the event age limit, throttles retried apart from the attempts,
+    /// destinations and dead-letter queues (an event whose attempts all fail is dropped).
+    pub fn invoke_async(
+        &self,
+        name: &str,
+        payload: impl Into<Bytes>,
+        options: InvokeOptions,
+    ) -> Result<String, InvokeError> {
+        let route = self.route(name)?;
+        let payload = checked_payload(payload.into(), ASYNC_REQUEST_LIMIT_BYTES)?;
+        let request_id = options.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let options = InvokeOptions { client_context: None, request_id: Some(request_id.clone()), ..options };
+        let (retries, delay) = (route.pool.function.max_retry_attempts, route.pool.function.retry_delay);
+        // Weak between attempts, so a service dropped while a retry waits is not kept alive.
+        let weak = Arc::downgrade(&self.inner);
+        let name = name.to_owned();
+        let mut first = Some((self.clone(), route));
+        tokio::spawn(async move {
+            for attempt in 0..=retries {
+                let (lambda, route) = match first.take() {
+                    Some(first) => first,
+                    None => {
+                        tokio::time::sleep(delay * attempt).await;
+                        let Some(inner) = weak.upgrade() else { return };
+                        let lambda = LocalLambda { inner };
+                        let Ok(route) = lambda.route(&name) else { return };
+                        (lambda, route)
+                    }
+                };
+                match lambda.run(route, payload.clone(), options.clone()).await {
+                    Ok(out) if out.function_error.is_none() => return,
+                    _ => {}
+                }
+            }
+        });
+        Ok(request_id)
+    }
+
+    /// Runs one invocation that passed the checks.
+    async fn run(
+        &self,
+        Route { pool, invoked_arn }: Route,
+        payload: Bytes,
+        options: InvokeOptions,
+    ) -> Result<InvokeResponse, InvokeError> {
         self.start_reaper();
         // On a task of its own, so a caller that goes away (a closed connection, a timeout in
         // front) neither kills the sandbox mid-invocation nor loses count of it.
@@ -436,7 +494,7 @@ impl FunctionPool {
                 }
             }
         };
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = options.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let cold_start = warm.is_none();
         let (mut sandbox, init_duration) = match warm {
             Some(sandbox) => (sandbox, None),
@@ -713,6 +771,20 @@ impl FunctionPool {
         for mut sandbox in expired {
             sandbox.kill().await;
         }
+    }
+}
+
+/// `payload` as Lambda takes it: under `limit` bytes and JSON (all whitespace is `{}`).
+fn checked_payload(payload: Bytes, limit: usize) -> Result<Bytes, InvokeError> {
+    if payload.len() >= limit {
+        return Err(InvokeError::RequestTooLarge { size: payload.len(), limit });
+    }
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        Ok(_) => Ok(payload),
+        Err(err) => Err(InvokeError::InvalidRequestContent(err.to_string())),
     }
 }
 

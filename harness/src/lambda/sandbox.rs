@@ -1,5 +1,6 @@
 //! One sandbox: the function's bootstrap binary as a child process with Lambda's
-//! environment, its own Runtime API, and its cgroups (freezer, memory limit, CFS quota).
+//! environment, its own Runtime API, its cgroups (freezer, memory limit, CFS quota) and its
+//! own temporary directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -56,6 +57,34 @@ pub fn cgroups_available() -> bool {
         }
         ok
     })
+}
+
+/// Whether a test that needs cgroups can run here. Where it cannot, the reason is written
+/// to stderr past the test harness's capture (a passing run shows it), and with
+/// `LIFT_REQUIRE_CGROUPS=1` in the environment (as CI sets it) the test fails instead.
+///
+/// # Examples
+///
+/// ```no_run
+/// if !lift_harness::lambda::sandbox::cgroups_for_test("the memory limit test") {
+///     return;
+/// }
+/// ```
+pub fn cgroups_for_test(test: &str) -> bool {
+    if cgroups_available() {
+        return true;
+    }
+    let reason =
+        format!("{test}: cgroups v1 (freezer, memory, cpu) under {CGROUP_ROOT} are not writable here");
+    if std::env::var("LIFT_REQUIRE_CGROUPS").is_ok_and(|v| v == "1") {
+        panic!("{reason}, and LIFT_REQUIRE_CGROUPS=1 requires them");
+    }
+    // Straight to the process's stderr: `eprintln!` inside a test is captured and shown only
+    // when the test fails, and a skip is what must not go unseen.
+    use std::io::Write;
+    let _ =
+        writeln!(std::io::stderr(), "SKIPPED {reason} (set LIFT_REQUIRE_CGROUPS=1 to make this a failure)");
+    false
 }
 
 /// Removes groups of sandboxes gone for a minute or more (a process that ended without
@@ -211,6 +240,12 @@ impl Exit {
     }
 }
 
+/// Where the sandboxes' own temporary directories are made: `lift-lambda` in the host's
+/// temporary directory.
+fn tmp_root() -> PathBuf {
+    std::env::temp_dir().join("lift-lambda")
+}
+
 /// A running sandbox.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -220,6 +255,10 @@ pub struct Sandbox {
     pub stream: String,
     /// When the process was spawned.
     pub started: Instant,
+    /// The sandbox's own temporary directory, its `TMPDIR`: Lambda gives each execution
+    /// environment a `/tmp` of its own, kept across its invocations and empty in a new one.
+    /// Removed when the sandbox ends.
+    pub tmp: PathBuf,
     pub(crate) api: RuntimeApi,
     pub(crate) events: mpsc::UnboundedReceiver<RuntimeEvent>,
     pub(crate) exit: watch::Receiver<Option<Exit>>,
@@ -251,7 +290,15 @@ impl Sandbox {
             function.version
         );
         let (api, events) = RuntimeApi::start().await?;
-        let cgroup = if with_cgroups { Some(Cgroup::create(&id, function)?) } else { None };
+        let tmp = tmp_root().join(&id);
+        std::fs::create_dir_all(&tmp)?;
+        let cgroup = match with_cgroups.then(|| Cgroup::create(&id, function)).transpose() {
+            Ok(cgroup) => cgroup,
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(err.into());
+            }
+        };
 
         let mut cmd = match &cgroup {
             // The shell joins the groups, then execs the bootstrap under the same pid, so the
@@ -267,7 +314,7 @@ impl Sandbox {
         };
         let task_root = function.bin.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         cmd.env_clear()
-            .envs(lambda_env(function, &api.host(), &stream, &task_root))
+            .envs(lambda_env(function, &api.host(), &stream, &task_root, &tmp))
             .envs(function.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(&task_root)
             .stdin(Stdio::null())
@@ -276,7 +323,16 @@ impl Sandbox {
             .process_group(0)
             .kill_on_drop(true);
         let started = Instant::now();
-        let mut child = cmd.spawn()?;
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                if let Some(cg) = cgroup {
+                    std::thread::spawn(move || cg.remove());
+                }
+                return Err(err.into());
+            }
+        };
         let pid = child.id().unwrap_or_default();
         if let Some(out) = child.stdout.take() {
             pump(out, sink.clone(), function.name.clone(), stream.clone());
@@ -287,6 +343,7 @@ impl Sandbox {
         let (exit_tx, exit) = watch::channel(None);
         let (kill, kill_rx) = oneshot::channel::<()>();
         let watched = cgroup.clone();
+        let watched_tmp = tmp.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
                 status = child.wait() => status,
@@ -299,6 +356,7 @@ impl Sandbox {
             // The environment ends with its bootstrap, as on Lambda: a process it started (a
             // shell's child, a helper) dies with it and writes no more to its log stream.
             kill_environment(pid, watched.as_ref());
+            let _ = std::fs::remove_dir_all(&watched_tmp);
             let out_of_memory = watched
                 .as_ref()
                 .and_then(|cg| cg.read(1, "memory.oom_control"))
@@ -317,7 +375,7 @@ impl Sandbox {
                 std::thread::spawn(move || cg.remove());
             }
         });
-        Ok(Self { id, stream, started, api, events, exit, pid, cgroup, kill: Some(kill), frozen: false })
+        Ok(Self { id, stream, started, tmp, api, events, exit, pid, cgroup, kill: Some(kill), frozen: false })
     }
 
     /// The process id.
@@ -438,6 +496,7 @@ impl Drop for Sandbox {
             } else if let Some(cg) = &self.cgroup {
                 cg.kill_all();
             }
+            let _ = std::fs::remove_dir_all(&self.tmp);
             if let Some(cg) = self.cgroup.clone() {
                 std::thread::spawn(move || cg.remove());
             }
@@ -466,6 +525,7 @@ fn lambda_env(
     runtime_api: &str,
     stream: &str,
     task_root: &Path,
+    tmp: &Path,
 ) -> Vec<(String, String)> {
     let var = |k: &str, default: &str| {
         std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or(default.to_owned())
@@ -484,6 +544,9 @@ fn lambda_env(
         ("LAMBDA_TASK_ROOT", task_root.display().to_string()),
         ("LAMBDA_RUNTIME_DIR", task_root.display().to_string()),
         ("TZ", ":UTC".to_owned()),
+        // The sandbox's own `/tmp`: without a mount namespace the path `/tmp` stays the
+        // host's, so the directory is handed over the way programs look for one.
+        ("TMPDIR", tmp.display().to_string()),
         ("LANG", "en_US.UTF-8".to_owned()),
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),
         ("LD_LIBRARY_PATH", "/lib64:/usr/lib64:/opt/lib".to_owned()),
@@ -595,8 +658,7 @@ mod tests {
 
     #[test]
     fn a_real_memory_group_takes_both_limits_raised_and_lowered() {
-        if !cgroups_available() {
-            eprintln!("skipped: cgroups are not writable here");
+        if !cgroups_for_test("a_real_memory_group_takes_both_limits_raised_and_lowered") {
             return;
         }
         let dir = Path::new(CGROUP_ROOT)
@@ -672,12 +734,12 @@ mod tests {
         pids.iter().copied().filter(|&pid| running(pid)).collect()
     }
 
-    /// The cgroup modes this machine can run.
-    fn modes() -> Vec<bool> {
-        if cgroups_available() {
+    /// The cgroup modes this machine can run: without cgroups always, with them where they
+    /// can be written (a skip of that half is printed, and fails under LIFT_REQUIRE_CGROUPS=1).
+    fn modes(test: &str) -> Vec<bool> {
+        if cgroups_for_test(&format!("{test} (with cgroups)")) {
             vec![false, true]
         } else {
-            eprintln!("only the path without cgroups: cgroups are not writable here");
             vec![false]
         }
     }
@@ -685,7 +747,7 @@ mod tests {
     #[tokio::test]
     async fn killing_a_frozen_sandbox_kills_every_process_its_bootstrap_started() {
         let mut outcomes = Vec::new();
-        for with_cgroups in modes() {
+        for with_cgroups in modes("killing_a_frozen_sandbox_kills_every_process_its_bootstrap_started") {
             let (mut sandbox, pids) = sandbox_with_helpers(with_cgroups, "exec sleep 30").await;
             let group = sandbox.cgroup.clone();
             sandbox.freeze().await;
@@ -707,7 +769,7 @@ mod tests {
     #[tokio::test]
     async fn a_bootstrap_that_exits_takes_the_processes_it_started_with_it() {
         let mut outcomes = Vec::new();
-        for with_cgroups in modes() {
+        for with_cgroups in modes("a_bootstrap_that_exits_takes_the_processes_it_started_with_it") {
             let (sandbox, pids) = sandbox_with_helpers(with_cgroups, "exit 0").await;
             let mut exit = sandbox.exit.clone();
             let _ = exit.wait_for(Option::is_some).await;
