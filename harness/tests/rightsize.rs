@@ -40,3 +40,38 @@ async fn a_cpu_bound_function_is_faster_with_more_memory_up_to_one_vcpu() {
     assert!(p50(256) > 2.5 * p50(1769), "256 MB {:.1} ms vs 1769 MB {:.1} ms", p50(256), p50(1769));
     assert_eq!(r.fastest, 1769);
 }
+
+/// An answer refusing the event (401 here, as an app with auth gives an event without
+/// credentials) measures the refusal, not the work: no size is measured from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_answer_is_not_a_sample() {
+    let target = Target::Payload {
+        name: "refusing".into(),
+        bin: env!("CARGO_BIN_EXE_lambda-fixture").into(),
+        payload: br#"{"action":"status","status":401}"#.to_vec(),
+        env: vec![],
+    };
+    let err = power_tune(&target, &[256], 0, 2).await.expect_err("a 401 was measured as the work");
+    assert!(err.to_string().contains("answered 401"), "{err}");
+}
+
+/// Without cgroups no CPU share or memory limit applies, so every size runs at full speed:
+/// `rightsize` refuses to recommend a size rather than pick one from durations that say
+/// nothing about memory.
+#[test]
+fn without_cgroups_no_size_is_recommended() {
+    let html = std::env::temp_dir().join(format!("rightsize-{}.html", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .args(["rightsize", "--bin", env!("CARGO_BIN_EXE_lambda-fixture")])
+        .args(["--payload", r#"{"action":"burn","iterations":1000}"#])
+        .args(["--memory", "128,256", "--invocations", "1", "--warmup", "0", "--html"])
+        .arg(&html)
+        .env("LIFT_LAMBDA_NO_CGROUPS", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a size was recommended without a CPU limit:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("no size can be recommended"), "{stderr}");
+    assert!(!stdout.contains("cheapest"), "{stdout}");
+    assert!(!html.exists(), "no chart of durations that say nothing");
+}

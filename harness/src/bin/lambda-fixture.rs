@@ -90,6 +90,8 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             Ok(json!({"scheduled_ms": ms}))
         }
         "fail" => Err("fixture: failing on purpose".into()),
+        // An API Gateway answer with the status asked for (`status`).
+        "status" => Ok(json!({"statusCode": n("status"), "body": ""})),
         "big" => Ok(json!({"data": "x".repeat(n("bytes") as usize)})),
         "exit" => std::process::exit(7),
         "emf" => {

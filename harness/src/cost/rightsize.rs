@@ -96,12 +96,17 @@ pub async fn power_tune(
                     let step = &plan.steps[i % plan.steps.len()];
                     let status = send_step(&front, step, &mut vars).await?;
                     // An error answer has another cost than the route's: not a sample of it.
-                    if step.expect_status.is_some_and(|e| e != status) {
-                        anyhow::bail!(
-                            "{} at {mb} MB answered {status}, the plan expects {:?}",
-                            step.route,
-                            step.expect_status
-                        );
+                    // A step that names no status must succeed.
+                    match step.expect_status {
+                        Some(expected) if expected != status => anyhow::bail!(
+                            "{} at {mb} MB answered {status}, the plan expects {expected}",
+                            step.route
+                        ),
+                        None if status >= 400 => anyhow::bail!(
+                            "{} at {mb} MB answered {status}: an error answer is not a sample of the route's work (give the step an expect_status if this answer is the one to measure)",
+                            step.route
+                        ),
+                        _ => {}
                     }
                     lambda.settle(&name, Duration::from_secs(10)).await;
                 }
@@ -125,6 +130,13 @@ pub async fn power_tune(
                         anyhow::bail!(
                             "{name} at {mb} MB failed: {err} {}",
                             String::from_utf8_lossy(&resp.payload)
+                        );
+                    }
+                    // An API Gateway answer refusing the event (no credentials, a bad request)
+                    // measures the refusal, not the work.
+                    if let Some(status) = resp.json()["statusCode"].as_u64().filter(|s| *s >= 400) {
+                        anyhow::bail!(
+                            "{name} at {mb} MB answered {status}: an error answer is not a sample of the function's work (give it an event it serves)"
                         );
                     }
                     lambda.settle(name, Duration::from_secs(10)).await;
@@ -303,6 +315,13 @@ pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
         Target::Plan { plan, .. } => plan.function.name.clone(),
         Target::Payload { name, .. } => name.clone(),
     };
+    if !crate::lambda::sandbox::cgroups_available() {
+        // Every size would run at full speed: the durations would say nothing about memory
+        // size, and a size picked from them could be too small to run in Lambda.
+        anyhow::bail!(
+            "cgroups are not writable here (or LIFT_LAMBDA_NO_CGROUPS is set): no CPU share or memory limit would apply, so no size can be recommended; run where cgroups v1 cpu and memory are writable (as root)"
+        );
+    }
     let notes = notes(&args.memory);
     for n in &notes {
         eprintln!("note: {n}");
