@@ -433,10 +433,18 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("12 items in 2 segments"));
     let into = restored_name(&f);
+    // No stream archive ran: a restore that replays it is refused, the backup alone restores.
     let out = cli(&["restore", "--from", dir, "--into", &into, "--until", "latest"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no stream archive"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["restore", "--from", dir, "--into", &into, "--until", "latest", "--no-replay"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(contents(&f.client, &into).await.len(), 12);
-    let out = cli(&["restore", "--from", dir, "--into", &into]);
+    let out = cli(&["restore", "--from", dir, "--into", &into, "--no-replay"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already exists"),
@@ -496,4 +504,161 @@ async fn a_restored_table_keeps_its_time_to_live() {
     let into = restored_name(&plain);
     plain.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap();
     assert_eq!(ttl_of(&plain.client, &into).await, None);
+}
+
+/// The chunk indexes of the archive in `dir`: (file stem, record count), in name order.
+fn chunk_indexes(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out: Vec<(PathBuf, u64)> = std::fs::read_dir(dir.join("stream"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let stem = path.to_str()?.strip_suffix(".json")?.to_owned();
+            let index: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            Some((PathBuf::from(stem), index["records"].as_u64().unwrap()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A chunk deleted from the target (index and all, as one with access to the bucket would)
+/// leaves its writes out of the archive: the restore refuses, naming the chunk, rather than
+/// restore a table that lacks them.
+#[tokio::test]
+async fn a_restore_refuses_an_archive_with_a_chunk_missing() {
+    let f = fixture().await;
+    let archive =
+        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    f.put("before", "x").await;
+    f.backup(1).await;
+    f.put("lost", "x").await;
+    archive.caught_up().await.unwrap();
+    let (lost, records) = chunk_indexes(&f.dir).into_iter().rev().find(|(_, n)| *n > 0).unwrap();
+    f.put("after", "x").await;
+    archive.caught_up().await.unwrap();
+    archive.stop().await.unwrap();
+    assert!(records >= 1);
+    std::fs::remove_file(lost.with_extension("jsonl.gz")).unwrap();
+    std::fs::remove_file(lost.with_extension("json")).unwrap();
+
+    let into = restored_name(&f);
+    let err = f.restore(&into).build().unwrap().run().await.unwrap_err();
+    match &err {
+        BackupError::ArchiveIncomplete { reason, to_ms: None, .. } => {
+            assert!(reason.contains("is missing"), "{reason}")
+        }
+        other => panic!("a restore over a lost chunk was not refused: {other:?}"),
+    }
+    let moment = f.restore(&into).until(PointInTime::Moment(SystemTime::now())).build().unwrap();
+    assert!(matches!(moment.run().await.unwrap_err(), BackupError::ArchiveIncomplete { .. }));
+    assert!(!exists(&f.client, &into).await, "a refused restore created the table");
+    // The backup alone still restores, when asked for.
+    f.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert_eq!(contents(&f.client, &into).await.len(), 1);
+}
+
+/// An archive started after the backup, or stopped before the moment, holds nothing of the
+/// time in between: a restore across that time is refused.
+#[tokio::test]
+async fn a_restore_refuses_time_the_archive_did_not_cover() {
+    let f = fixture().await;
+    f.put("before", "x").await;
+    f.backup(1).await;
+    f.put("unarchived", "x").await;
+    let archive =
+        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    f.put("archived", "x").await;
+    archive.caught_up().await.unwrap();
+    archive.stop().await.unwrap();
+    let into = restored_name(&f);
+    let err = f.restore(&into).build().unwrap().run().await.unwrap_err();
+    assert!(
+        matches!(&err, BackupError::ArchiveIncomplete { reason, .. } if reason.contains("after the backup started")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("does not cover the backup's start"), "{err}");
+
+    // A backup inside a second run of the archive, and a moment after the archive stopped.
+    let archive =
+        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    archive.caught_up().await.unwrap();
+    f.backup(1).await;
+    archive.stop().await.unwrap();
+    f.put("after the archive stopped", "x").await;
+    let moment = PointInTime::Moment(SystemTime::now());
+    let err = f.restore(&into).until(moment).build().unwrap().run().await.unwrap_err();
+    assert!(
+        matches!(&err, BackupError::ArchiveIncomplete { reason, to_ms: Some(_), .. } if reason.contains("only until")),
+        "{err:?}"
+    );
+    assert!(!exists(&f.client, &into).await);
+}
+
+/// `stop` returns only once every shard was read to its end: when the stream cannot be
+/// read, it says so rather than leave changes made before it out of the archive.
+#[tokio::test]
+async fn stop_fails_when_the_stream_cannot_be_read_to_its_end() {
+    use lift_harness::faults::{AwsFaultProxy, DynamoDbFault};
+    let f = fixture().await;
+    let local = DynamoDbLocal::shared().await.unwrap();
+    let proxy = AwsFaultProxy::start(local.endpoint()).await.unwrap();
+    let region = RegionSet::builder()
+        .region(RegionConfig::new("us-east-1").dynamodb_endpoint(proxy.endpoint()))
+        .build()
+        .unwrap()
+        .primary()
+        .clone();
+    let archive = StreamArchive::builder(region, &f.table).target(f.target()).start().await.unwrap();
+    f.put("read", "x").await;
+    archive.caught_up().await.unwrap();
+    proxy.inject("DynamoDBStreams_20120810.GetRecords", DynamoDbFault::InternalServerError, 1.0);
+    f.put("never read", "x").await;
+    let err = archive.stop().await.unwrap_err();
+    assert!(err.to_string().contains("read to its end"), "{err}");
+    assert!(proxy.stats("DynamoDBStreams_20120810.GetRecords").injected > 0);
+}
+
+/// A time attribute outside what the archive observed of a change (a wrong clock, or a
+/// forged value) does not move the change across the moment: a write made before the
+/// moment that claims tomorrow is kept, one made after it that claims 1970 is left out, and
+/// both are in the latest state.
+#[tokio::test]
+async fn a_time_attribute_outside_what_the_archive_observed_is_not_believed() {
+    let f = fixture().await;
+    let archive = StreamArchive::builder(f.region.clone(), &f.table)
+        .target(f.target())
+        .time_attribute("written_ms")
+        .start()
+        .await
+        .unwrap();
+    let put_at = |pk: &'static str, written_ms: u64| {
+        f.client
+            .put_item()
+            .table_name(&f.table)
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("value", AttributeValue::S("x".into()))
+            .item("written_ms", AttributeValue::N(written_ms.to_string()))
+            .send()
+    };
+    f.put("seed", "x").await;
+    f.backup(1).await;
+    let tomorrow =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64 + 86_400_000;
+    put_at("before, claims tomorrow", tomorrow).await.unwrap();
+    archive.caught_up().await.unwrap();
+    let moment = SystemTime::now();
+    archive.caught_up().await.unwrap();
+    put_at("after, claims 1970", 1).await.unwrap();
+    archive.caught_up().await.unwrap();
+    archive.stop().await.unwrap();
+
+    let into = restored_name(&f);
+    f.restore(&into).until(PointInTime::Moment(moment)).build().unwrap().run().await.unwrap();
+    let held = contents(&f.client, &into).await;
+    assert!(held.contains_key("before, claims tomorrow"), "{held:?}");
+    assert!(!held.contains_key("after, claims 1970"), "{held:?}");
+    let latest = restored_name(&f);
+    f.restore(&latest).build().unwrap().run().await.unwrap();
+    let held = contents(&f.client, &latest).await;
+    assert_eq!(held.len(), 3, "{held:?}");
 }

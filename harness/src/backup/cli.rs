@@ -26,8 +26,9 @@ pub struct BackupArgs {
     /// The DynamoDB endpoint [default: LIFT_DYNAMODB_ENDPOINT, else AWS].
     #[arg(long, env = "LIFT_DYNAMODB_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// After the backup, keep archiving the table's stream into the same target until
-    /// Ctrl-C (point-in-time restores between backups).
+    /// Archive the table's stream into the same target from before the backup until
+    /// Ctrl-C (point-in-time restores between backups; a restore that replays the archive
+    /// needs it to cover the time from the backup's start to the moment).
     #[arg(long)]
     pub archive: bool,
 }

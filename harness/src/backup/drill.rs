@@ -2,7 +2,7 @@
 //! stream archive runs, the table is dropped mid-load, and a restore brings it back to the
 //! moment before the drop. Measures RTO, RPO (split by the last backup) and restore rate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +13,7 @@ use lift::disaster::{RegionConfig, RegionRouter, RegionSet, ReplicatedTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::items::Items;
+use super::items::{Items, UNCLEAR};
 use crate::cost::CapacityProxy;
 use crate::drill::duration::serde_duration;
 use crate::drill::load::Driver;
@@ -231,7 +231,8 @@ pub struct BackupDrillReport {
     pub items_in_backup: u64,
     /// How long the backup took.
     pub backup_secs: f64,
-    /// Items with an acknowledged effect (seed and load), each checked at its last one.
+    /// Items whose last write was acknowledged (seed and load), each checked at it. An item
+    /// whose last write had no clear answer is not among them, whatever came before.
     pub acknowledged: u64,
     /// Of them, whose last acknowledged effect came before the last backup started.
     pub acknowledged_before_backup: u64,
@@ -242,8 +243,16 @@ pub struct BackupDrillReport {
     pub missing_before_backup: u64,
     /// Acknowledged effects missing or stale after the restore, made after the last backup.
     pub missing_after_backup: u64,
-    /// Per operation kind: items checked and lost.
+    /// Per operation kind: items checked and lost (the unclear ones under `unclear`).
     pub by_op: BTreeMap<String, (u64, u64)>,
+    /// Items whose last write had no clear answer (a timeout, a lost connection): it may
+    /// have landed or not. Known for workloads that say which (the harness's own `items`).
+    #[serde(default)]
+    pub unclear: u64,
+    /// Of them, held after the restore neither as before that write nor as after it (an
+    /// older version, or one never written whole).
+    #[serde(default)]
+    pub unclear_in_neither_state: u64,
     /// Operations that failed before the drop, by error class (not acknowledged: their
     /// effect, if any, is not checked).
     pub failed_before_drop: BTreeMap<String, u64>,
@@ -332,6 +341,11 @@ impl std::fmt::Display for BackupDrillReport {
             self.failed_before_drop,
             self.failed_after_drop,
             self.shed
+        )?;
+        writeln!(
+            f,
+            "  unclear: {} items whose last write had no clear answer, {} of them in neither state",
+            self.unclear, self.unclear_in_neither_state
         )?;
         writeln!(
             f,
@@ -549,16 +563,20 @@ pub async fn run_with<W: Workload>(
     let _ = client.delete_table().table_name(&restored).send().await;
     let _ = std::fs::remove_dir_all(&scratch);
 
-    // Analyse: each item at its last acknowledged effect, before or after the cut.
-    let mut last: HashMap<String, (usize, &'static str)> = HashMap::new();
-    for (i, a) in acked.iter().enumerate() {
-        last.insert(key_label(a.effect.key()), (i, a.op));
-    }
+    // Analyse: each item at its last acknowledged effect, before or after the cut. An item
+    // whose last write had no clear answer is counted apart, not as acknowledged.
+    let unclear: HashSet<String> = (&*workload as &dyn std::any::Any)
+        .downcast_ref::<Items>()
+        .map(Items::unclear_labels)
+        .unwrap_or_default();
+    let last = last_acknowledged(&acked, &unclear);
     let lost: Vec<(String, String)> = check
         .by_op
         .iter()
+        .filter(|(op, _)| op.as_str() != UNCLEAR)
         .flat_map(|(op, c)| c.missing.iter().chain(c.stale.iter()).map(move |k| (key_label(k), op.clone())))
         .collect();
+    let unclear_in_neither_state = check.by_op.get(UNCLEAR).map_or(0, |c| c.lost());
     let before = |label: &str| last.get(label).is_some_and(|(i, _)| *i < cut);
     let acknowledged_before_backup = last.values().filter(|(i, _)| *i < cut).count() as u64;
     let missing_before_backup = lost.iter().filter(|(l, _)| before(l)).count() as u64;
@@ -594,6 +612,8 @@ pub async fn run_with<W: Workload>(
         missing_before_backup,
         missing_after_backup: lost.len() as u64 - missing_before_backup,
         by_op: check.by_op.iter().map(|(op, c)| (op.clone(), (c.checked, c.lost()))).collect(),
+        unclear: unclear.len() as u64,
+        unclear_in_neither_state,
         failed_before_drop,
         failed_after_drop,
         shed: recorder.shed_count(),
@@ -613,12 +633,29 @@ pub async fn run_with<W: Workload>(
     Ok(out)
 }
 
+/// Per item, its last acknowledged effect (its place in `acked`, its operation), leaving out
+/// the items in `unclear`: their last write had no clear answer, whatever was acknowledged
+/// before it.
+fn last_acknowledged(acked: &[Acked], unclear: &HashSet<String>) -> HashMap<String, (usize, &'static str)> {
+    let mut last = HashMap::new();
+    for (i, a) in acked.iter().enumerate() {
+        let label = key_label(a.effect.key());
+        if !unclear.contains(&label) {
+            last.insert(label, (i, a.op));
+        }
+    }
+    last
+}
+
 /// Assert: each bound the scenario sets, against the measured figures.
 fn assert_report(a: &BackupAssertions, out: &mut BackupDrillReport) {
     let mut checks = Vec::new();
     if let Some(max) = a.max_missing_acknowledged {
         let missing = out.missing_before_backup + out.missing_after_backup;
         checks.push(("max_missing_acknowledged", max as f64, missing as f64, missing <= max));
+        // A write with no clear answer may be there or not, but never otherwise.
+        let neither = out.unclear_in_neither_state;
+        checks.push(("max_unclear_in_neither_state", 0.0, neither as f64, neither == 0));
     }
     if let Some(max) = a.max_rto_secs {
         checks.push(("max_rto_secs", max, out.rto_secs, out.rto_secs <= max));
@@ -670,5 +707,35 @@ fn seed_op<W: Workload>(scenario: &BackupScenario, workload: &W) -> anyhow::Resu
                 ops.join(", ")
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use lift::disaster::AckedWrite;
+
+    use super::*;
+    use crate::workload::Effect;
+
+    fn acked(op: &'static str, key: &str) -> Acked {
+        let key = [("pk".to_owned(), AttributeValue::S(key.to_owned()))].into();
+        let effect =
+            if op == "delete" { Effect::Deleted(key) } else { Effect::Written(AckedWrite::new(key)) };
+        Acked { op, region: "us-east-1".into(), effect }
+    }
+
+    /// An item whose last write had no clear answer is not counted as acknowledged, though
+    /// an earlier write of it was.
+    #[test]
+    fn an_item_whose_last_write_was_unclear_is_not_counted_as_acknowledged() {
+        let acked = [acked("put", "a"), acked("put", "b"), acked("overwrite", "a"), acked("delete", "c")];
+        let unclear: HashSet<String> = ["a".to_owned(), "d".to_owned()].into();
+        let last = last_acknowledged(&acked, &unclear);
+        let mut keys: Vec<&str> = last.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["b", "c"]);
+        assert_eq!(last["c"], (3, "delete"));
+        assert_eq!(last_acknowledged(&acked, &HashSet::new()).len(), 3);
     }
 }

@@ -17,7 +17,7 @@ pub use drill::{
     run as run_drill, run_with as run_drill_with, BackupAssertions, BackupDrillReport, BackupLoad,
     BackupPlan, BackupScenario, TargetKind,
 };
-pub use items::{ItemWrite, Items};
+pub use items::{ItemWrite, Items, UNCLEAR};
 #[cfg(feature = "s3")]
 pub use moto::{s3_client, MotoError, MotoS3};
 

@@ -103,6 +103,8 @@ fn figures(r: &BackupDrillReport) -> Vec<(&'static str, String)> {
         ("acknowledged items", r.acknowledged.to_string()),
         ("last written before the last backup", r.acknowledged_before_backup.to_string()),
         ("last written after it (stream archive)", r.acknowledged_after_backup.to_string()),
+        ("unclear writes (not counted as acknowledged)", r.unclear.to_string()),
+        ("unclear writes in neither state", r.unclear_in_neither_state.to_string()),
         ("RPO: missing from before the last backup", r.missing_before_backup.to_string()),
         ("RPO: missing from the stream archive", r.missing_after_backup.to_string()),
         (

@@ -1,6 +1,7 @@
 //! The stream archive: every change of a table's DynamoDB Stream, kept in the backup target
 //! so a restore can replay changes up to a chosen moment between backups.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -26,6 +27,14 @@ const PAGE: i32 = 1000;
 const MAX_PENDING: usize = 10_000;
 /// How often shards are listed while they stay open.
 const SHARD_REFRESH: Duration = Duration::from_secs(5);
+/// How often an idle archive writes an empty chunk, so that what it covers keeps up with
+/// the clock.
+const HEARTBEAT: Duration = Duration::from_secs(60);
+/// Failed rounds after which a stopping archive gives up (and says so).
+const STOP_ATTEMPTS: u32 = 3;
+/// How far the stream's own creation time may lie from a change's: AWS rounds it to the
+/// second, DynamoDB Local to the minute.
+const CREATION_SLACK_MS: u64 = 60_000;
 
 /// One archived change, a line of a chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,27 +59,68 @@ pub(crate) struct ArchivedRecord {
     /// When the writer says it made the change (the time attribute, epoch ms), if it says.
     #[serde(default)]
     pub(crate) written_ms: Option<u64>,
+    /// The stream's `ApproximateCreationDateTime` (epoch ms), when it has one. Absent in
+    /// chunks written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) created_ms: Option<u64>,
 }
 
 impl ArchivedRecord {
     /// The earliest and latest moment the change can have been made: the writer's own time
-    /// when the item carries one, else between the last read of its shard that did not see
-    /// it and the read that did.
+    /// when the item carries one that lies within what the archive observed, else between
+    /// the last read of its shard that did not see it and the read that did.
+    ///
+    /// A writer's time outside those bounds (a wrong clock, or a forged attribute) is not
+    /// believed: it would move the change across a restore's moment.
     pub(crate) fn window_ms(&self) -> (u64, u64) {
+        let earliest =
+            self.created_ms.map_or(self.after_ms, |c| self.after_ms.max(c.saturating_sub(CREATION_SLACK_MS)));
         match self.written_ms {
-            Some(at) => (at, at),
-            None => (self.after_ms, self.observed_ms),
+            Some(at) if (earliest..=self.observed_ms).contains(&at) => (at, at),
+            _ => (self.after_ms, self.observed_ms),
         }
     }
 }
 
+/// Where a chunk leaves one shard: a restore checks that each chunk of a run takes up the
+/// shard where the run's chunk before left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ShardSpan {
+    /// The shard's last sequence number the run archived before this chunk; `None` when
+    /// this chunk holds the first records the run read from the shard (from its oldest).
+    pub(crate) after: Option<String>,
+    /// The shard's last sequence number in this chunk.
+    pub(crate) last: String,
+}
+
 /// The index of one chunk, written after the chunk.
+///
+/// Each start of an archive is a run; a run numbers its chunks from 0 without gaps and
+/// says in each what it covers, so a restore can tell a chunk lost, or a span of time no
+/// run archived. Chunks written before runs were recorded have no run, and cannot show
+/// that the archive is complete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChunkIndex {
     pub(crate) records: u64,
     pub(crate) sha256: String,
     pub(crate) first_ms: u64,
     pub(crate) last_ms: u64,
+    /// The run that wrote the chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) run: Option<String>,
+    /// The chunk's number in its run: 0, 1, 2, ...
+    #[serde(default)]
+    pub(crate) number: u64,
+    /// When the run started (epoch ms): it archives every change made from then on.
+    #[serde(default)]
+    pub(crate) run_started_ms: u64,
+    /// Every change made from the run's start until this moment (epoch ms) is in this chunk
+    /// or in an earlier one of the run.
+    #[serde(default)]
+    pub(crate) covered_to_ms: u64,
+    /// Where the chunk leaves each shard it holds records of.
+    #[serde(default)]
+    pub(crate) shards: BTreeMap<String, ShardSpan>,
 }
 
 /// What the archive did so far.
@@ -92,21 +142,29 @@ pub struct ArchiveStats {
 /// between backups.
 ///
 /// It reads every shard from its oldest record (the stream's 24 hours on AWS), writes the
-/// changes as gzip JSON-lines chunks `stream/chunk-<ms>-<id>.jsonl.gz`, each followed by its
-/// index (record count, SHA-256, time range), every
+/// changes as gzip JSON-lines chunks `stream/chunk-<run start ms>-<run>-<number>.jsonl.gz`,
+/// each followed by its index (record count, SHA-256, time range), every
 /// [`flush_interval`](StreamArchiveBuilder::flush_interval), when a caller waits in
-/// [`caught_up`](Self::caught_up), and when it stops.
+/// [`caught_up`](Self::caught_up), and when it stops; an idle archive writes an empty
+/// chunk every minute.
+///
+/// Each start of the archive is a run. A run numbers its chunks 0, 1, 2, ... and each
+/// index says where the chunk leaves every shard (its last sequence number) and until when
+/// the run holds every change made since it started. A restore checks these: a chunk
+/// missing from a run, or a span of time between the backup and the moment that no run
+/// covers (an archive started after the backup, or stopped before the moment), is refused.
+/// Start the archive before the first backup and keep it running.
 ///
 /// Each change is placed in time at the writer's own time when items carry a
-/// [`time_attribute`](StreamArchiveBuilder::time_attribute) (epoch milliseconds); otherwise
-/// (and always for deletes, which carry no new image) between the last read of its shard
-/// that reached the end without it and the read that returned it: a window of about one
-/// poll interval. A restore to a moment inside a change's window keeps the change and
+/// [`time_attribute`](StreamArchiveBuilder::time_attribute) (epoch milliseconds) that lies
+/// within what the archive observed of the change; otherwise (and always for deletes, which
+/// carry no new image) between the last read of its shard that reached the end without it
+/// and the read that returned it: a window of about one poll interval. A restore to a moment inside a change's window keeps the change and
 /// counts it in [`RestoreReport::changes_near_moment`](super::RestoreReport). The window is
 /// exact on DynamoDB Local, where a change is in the stream when its write returns; on AWS
 /// records appear within about a second, so give the moment that much room. (The stream's
-/// own `ApproximateCreationDateTime` is too coarse: AWS rounds it to the second, DynamoDB
-/// Local to the minute.)
+/// own `ApproximateCreationDateTime` is too coarse to place a change: AWS rounds it to the
+/// second, DynamoDB Local to the minute; it only bounds a time attribute.)
 ///
 /// This is lift's point-in-time recovery for DynamoDB Local and for tables where native PITR
 /// is not available. **On AWS, prefer DynamoDB's native point-in-time recovery**
@@ -140,7 +198,7 @@ pub struct ArchiveStats {
 pub struct StreamArchive {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    task: Option<JoinHandle<Result<(), BackupError>>>,
 }
 
 #[derive(Debug)]
@@ -196,13 +254,19 @@ impl StreamArchive {
 
     /// Reads the stream to its end, writes what is pending, stops, and returns the stats.
     ///
+    /// It returns `Ok` only once a round that started after the call listed the shards,
+    /// read every open one to its end and the children of every closed one, and wrote what
+    /// it read: every change made before the call is then in the target.
+    ///
     /// # Errors
-    /// [`BackupError::Target`] when the last records could not be written (they are lost
-    /// from the archive; the stats say how many).
+    /// [`BackupError::Target`] when the stream could not be read to its end (after a few
+    /// attempts) or the last records could not be written (they are lost from the archive;
+    /// the stats say how many).
     pub async fn stop(mut self) -> Result<ArchiveStats, BackupError> {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
-            let _ = task.await;
+            task.await
+                .map_err(|e| BackupError::target("stream archive", format!("the reader ended: {e}")))??;
         }
         let stats = self.stats();
         if stats.pending > 0 {
@@ -248,7 +312,10 @@ impl StreamArchiveBuilder {
     }
 
     /// Places changes in time by this item attribute (epoch milliseconds, a number, set by
-    /// the writer) rather than by when the archive read them.
+    /// the writer) rather than by when the archive read them. A time outside what the
+    /// archive observed of the change (after the read that returned it, before the last read
+    /// of its shard without it, or more than a minute from the stream's creation time) is not
+    /// believed, and the change keeps the window the archive observed.
     pub fn time_attribute(mut self, attribute: impl Into<String>) -> Self {
         self.time_attribute = Some(attribute.into());
         self
@@ -288,6 +355,8 @@ impl StreamArchiveBuilder {
             });
         };
         let _ = view;
+        // The stream is on now: every change from here on is in it.
+        let started_ms = epoch_ms(SystemTime::now());
         let shared = Arc::new(Shared {
             stats: Mutex::default(),
             caught_up: watch::channel(None).0,
@@ -303,6 +372,7 @@ impl StreamArchiveBuilder {
             flush_interval: self.flush_interval,
             time_attribute: self.time_attribute,
             shared: shared.clone(),
+            started_ms,
         };
         let task = tokio::spawn(reader.run(stopped));
         Ok(StreamArchive { shared, stop, task: Some(task) })
@@ -328,6 +398,26 @@ struct Reader {
     flush_interval: Duration,
     time_attribute: Option<String>,
     shared: Arc<Shared>,
+    /// When the archive started (epoch ms).
+    started_ms: u64,
+}
+
+/// What the chunks of this run hold so far.
+#[derive(Debug)]
+struct Run {
+    id: String,
+    started_ms: u64,
+    next_chunk: u64,
+    covered_to_ms: u64,
+    /// Per shard, the last sequence number written.
+    archived: HashMap<String, String>,
+}
+
+/// Until when every change is read: the last listing of the shards found every shard a
+/// change before it can be in, and every open one was read to its end since (closed ones
+/// were read to their last record).
+fn coverage_ms(shards: &[Shard], listed_ms: u64) -> u64 {
+    shards.iter().filter(|s| !s.closed).map(|s| s.end_read_ms).fold(listed_ms, u64::min)
 }
 
 impl Reader {
@@ -343,19 +433,35 @@ impl Reader {
         });
     }
 
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
+    async fn run(self, mut stopped: watch::Receiver<bool>) -> Result<(), BackupError> {
         let mut shards: Vec<Shard> = Vec::new();
         let mut refreshed: Option<Instant> = None;
+        let mut listed_ms = 0u64;
         let mut pending: Vec<ArchivedRecord> = Vec::new();
         let mut last_flush = Instant::now();
         let mut failures = 0u32;
+        let mut run = Run {
+            id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+            started_ms: self.started_ms,
+            next_chunk: 0,
+            covered_to_ms: self.started_ms,
+            archived: HashMap::new(),
+        };
         loop {
             let round = Instant::now();
             let stopping = *stopped.borrow();
             let mut result = Ok(true);
-            if refreshed.is_none_or(|at| at.elapsed() >= SHARD_REFRESH) {
+            // What the archive covers reaches no further than its last listing of the shards
+            // (a shard created after it is not read yet): a round that stops, or that someone
+            // waits for, lists them again.
+            let waited = self.shared.waiters.load(Ordering::SeqCst) > 0;
+            if stopping || waited || refreshed.is_none_or(|at| at.elapsed() >= SHARD_REFRESH) {
+                let sent_ms = epoch_ms(SystemTime::now());
                 match self.discover(&mut shards).await {
-                    Ok(()) => refreshed = Some(Instant::now()),
+                    Ok(()) => {
+                        refreshed = Some(Instant::now());
+                        listed_ms = sent_ms;
+                    }
                     Err(e) => result = Err(e),
                 }
             }
@@ -368,14 +474,22 @@ impl Reader {
                 }
             }
             self.update(|s| s.pending = pending.len() as u64);
-            match result {
+            let failed = match result {
                 Ok(at_end) => {
-                    failures = 0;
+                    let covered = coverage_ms(&shards, listed_ms).max(run.covered_to_ms);
                     let waited = self.shared.waiters.load(Ordering::SeqCst) > 0;
                     let due = last_flush.elapsed() >= self.flush_interval || pending.len() >= MAX_PENDING;
-                    if !pending.is_empty() && (due || (at_end && (waited || stopping))) {
-                        match self.flush(&pending).await {
-                            Ok(()) => {
+                    let write = if pending.is_empty() {
+                        // An empty chunk carries what the archive covers forward.
+                        covered > run.covered_to_ms
+                            && ((at_end && (waited || stopping)) || last_flush.elapsed() >= HEARTBEAT)
+                    } else {
+                        due || (at_end && (waited || stopping))
+                    };
+                    match if write { self.flush(&mut run, &pending, covered).await } else { Ok(()) } {
+                        Ok(()) => {
+                            failures = 0;
+                            if write {
                                 self.update(|s| {
                                     s.chunks += 1;
                                     s.pending = 0;
@@ -383,43 +497,43 @@ impl Reader {
                                 pending.clear();
                                 last_flush = Instant::now();
                             }
-                            Err(e) => {
-                                self.failed(e.to_string());
-                                if stopping {
-                                    return;
+                            if at_end {
+                                if pending.is_empty() {
+                                    self.shared.caught_up.send_replace(Some(round));
                                 }
-                                tokio::time::sleep(self.poll_interval).await;
-                                continue;
+                                if stopping {
+                                    return Ok(());
+                                }
+                                tokio::select! {
+                                    _ = tokio::time::sleep(self.poll_interval) => {}
+                                    _ = stopped.changed() => {}
+                                }
                             }
+                            None
                         }
-                    }
-                    if at_end {
-                        if pending.is_empty() {
-                            self.shared.caught_up.send_replace(Some(round));
-                        }
-                        if stopping {
-                            return;
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(self.poll_interval) => {}
-                            _ = stopped.changed() => {}
-                        }
+                        Err(e) => Some(e.to_string()),
                     }
                 }
-                Err(message) => {
-                    self.failed(message);
-                    failures += 1;
-                    if stopping && failures >= 3 {
-                        if !pending.is_empty() && self.flush(&pending).await.is_ok() {
-                            self.update(|s| {
-                                s.chunks += 1;
-                                s.pending = 0;
-                            });
-                        }
-                        return;
+                Err(message) => Some(message),
+            };
+            if let Some(message) = failed {
+                self.failed(message.clone());
+                failures += 1;
+                if stopping && failures >= STOP_ATTEMPTS {
+                    // What was read is kept if it can be; the archive is still incomplete.
+                    let covered = coverage_ms(&shards, listed_ms).max(run.covered_to_ms);
+                    if !pending.is_empty() && self.flush(&mut run, &pending, covered).await.is_ok() {
+                        self.update(|s| {
+                            s.chunks += 1;
+                            s.pending = 0;
+                        });
                     }
-                    tokio::time::sleep(self.poll_interval * failures.min(10)).await;
+                    return Err(BackupError::target(
+                        "stream archive",
+                        format!("stopped before every shard was read to its end: {message}"),
+                    ));
                 }
+                tokio::time::sleep(self.poll_interval * failures.min(10)).await;
             }
         }
     }
@@ -457,7 +571,8 @@ impl Reader {
         Ok(())
     }
 
-    /// Reads one page of every open shard; whether every shard was read to its end.
+    /// Reads one page of every open shard; whether every shard was read to its end (not
+    /// when one closed: its children are still to be listed and read).
     async fn read_round(
         &self,
         shards: &mut [Shard],
@@ -503,7 +618,10 @@ impl Reader {
             }
             match out.next_shard_iterator() {
                 Some(next) => shard.iterator = Some(next.to_owned()),
-                None => shard.closed = true,
+                None => {
+                    shard.closed = true;
+                    at_end = false;
+                }
             }
         }
         Ok(at_end)
@@ -555,26 +673,102 @@ impl Reader {
             observed_ms,
             after_ms,
             written_ms,
+            created_ms: data
+                .approximate_creation_date_time()
+                .and_then(|t| u64::try_from(t.to_millis().ok()?).ok()),
         })
     }
 
-    async fn flush(&self, records: &[ArchivedRecord]) -> Result<(), BackupError> {
+    /// Writes `records` as the run's next chunk, with what the run covers up to `covered_ms`.
+    /// A retry writes the same names again, so a chunk is never there twice.
+    async fn flush(
+        &self,
+        run: &mut Run,
+        records: &[ArchivedRecord],
+        covered_ms: u64,
+    ) -> Result<(), BackupError> {
         let mut writer = LineWriter::new();
+        let mut shards: BTreeMap<String, ShardSpan> = BTreeMap::new();
         for record in records {
             writer.push(&serde_json::to_value(record).expect("a record serializes"));
+            shards
+                .entry(record.shard.clone())
+                .or_insert_with(|| ShardSpan {
+                    after: run.archived.get(&record.shard).cloned(),
+                    last: String::new(),
+                })
+                .last = record.seq.clone();
         }
         let bytes = writer.finish();
-        let first_ms = records.iter().map(|r| r.observed_ms).min().unwrap_or_default();
         let index = ChunkIndex {
             records: records.len() as u64,
             sha256: sha256_hex(&bytes),
-            first_ms,
+            first_ms: records.iter().map(|r| r.observed_ms).min().unwrap_or_default(),
             last_ms: records.iter().map(|r| r.observed_ms).max().unwrap_or_default(),
+            run: Some(run.id.clone()),
+            number: run.next_chunk,
+            run_started_ms: run.started_ms,
+            covered_to_ms: covered_ms,
+            shards,
         };
-        let name = format!("stream/chunk-{first_ms:013}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let name = format!("stream/chunk-{:013}-{}-{:06}", run.started_ms, run.id, run.next_chunk);
         self.target.put(&format!("{name}.jsonl.gz"), bytes).await?;
         self.target
             .put(&format!("{name}.json"), serde_json::to_vec(&index).expect("an index serializes"))
-            .await
+            .await?;
+        run.next_chunk += 1;
+        run.covered_to_ms = covered_ms;
+        for (shard, span) in index.shards {
+            run.archived.insert(shard, span.last);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        after_ms: u64,
+        observed_ms: u64,
+        written_ms: Option<u64>,
+        created_ms: Option<u64>,
+    ) -> ArchivedRecord {
+        ArchivedRecord {
+            shard: "s".into(),
+            seq: "1".into(),
+            kind: "put".into(),
+            keys: serde_json::json!({"pk": {"S": "a"}}),
+            image: None,
+            observed_ms,
+            after_ms,
+            written_ms,
+            created_ms,
+        }
+    }
+
+    #[test]
+    fn a_writer_time_within_what_the_archive_observed_places_the_change() {
+        assert_eq!(record(1_000, 2_000, Some(1_500), None).window_ms(), (1_500, 1_500));
+        assert_eq!(record(1_000, 2_000, None, None).window_ms(), (1_000, 2_000));
+        assert_eq!(record(1_000, 2_000, Some(1_000), Some(1_900)).window_ms(), (1_000, 1_000));
+    }
+
+    /// A time attribute before the last read that did not see the change, or after the read
+    /// that did, would move the change across a restore's moment: the archive's own window
+    /// holds instead.
+    #[test]
+    fn a_writer_time_outside_what_the_archive_observed_is_not_believed() {
+        assert_eq!(record(1_000, 2_000, Some(10), None).window_ms(), (1_000, 2_000));
+        assert_eq!(record(1_000, 2_000, Some(999), None).window_ms(), (1_000, 2_000));
+        assert_eq!(record(1_000, 2_000, Some(2_001), None).window_ms(), (1_000, 2_000));
+        assert_eq!(record(1_000, 2_000, Some(u64::MAX), None).window_ms(), (1_000, 2_000));
+        // A shard's first read has no earlier read to bound it: the stream's creation time does.
+        let created = 10_000_000;
+        let first = record(0, created + 500, Some(created - CREATION_SLACK_MS - 1), Some(created));
+        assert_eq!(first.window_ms(), (0, created + 500));
+        let first = record(0, created + 500, Some(created - 1_000), Some(created));
+        assert_eq!(first.window_ms(), (created - 1_000, created - 1_000));
     }
 }

@@ -100,6 +100,18 @@ pub enum BackupError {
         /// The count found.
         found: u64,
     },
+    /// The stream archive does not hold every change from the backup's start to the
+    /// moment (a chunk lost, or time no archive run covered): replaying it would give a
+    /// table that lacks writes.
+    #[error("stream archive does not cover the backup's start ({from_ms} ms) to {}: {reason}", .to_ms.map_or("its end".to_owned(), |t| format!("the moment ({t} ms)")))]
+    ArchiveIncomplete {
+        /// When the backup started (epoch ms).
+        from_ms: u64,
+        /// The moment restored to (epoch ms), `None` for the latest.
+        to_ms: Option<u64>,
+        /// What is missing.
+        reason: String,
+    },
     /// A chunk of the stream archive is missing, changed or unreadable.
     #[error("stream archive chunk {chunk} is unusable: {reason}")]
     ArchiveCorrupt {

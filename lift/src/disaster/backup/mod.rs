@@ -18,9 +18,10 @@
 //! - **Restore.** A [`Restore`] brings a backup back into a *new* table (it refuses a
 //!   table that exists, never merging into one): it checks every segment against the
 //!   manifest first (a missing, changed, truncated or miscounted segment is refused with
-//!   an error that names it), creates the table, writes the items, replays the archived
-//!   changes up to the [`PointInTime`], and reports in a [`RestoreReport`] what it could
-//!   not restore.
+//!   an error that names it), checks that the archive holds every change from the backup's
+//!   start to the moment (a lost chunk, or time no archive run covered, is refused), creates
+//!   the table, writes the items, replays the archived changes up to the [`PointInTime`],
+//!   and reports in a [`RestoreReport`] what it could not restore.
 //!
 //! # Consistency
 //!
@@ -28,8 +29,9 @@
 //! change. A restore replays every archived change from the backup's start (less a margin,
 //! 10 s by default),
 //! per item in stream order, so each restored item ends as its last change at or before
-//! the moment, or as the scan read it when it did not change. Without an archive a restore
-//! gives the table as the scan saw it.
+//! the moment, or as the scan read it when it did not change. A restore that replays the
+//! archive refuses one that does not cover the backup's start to the moment; with
+//! `replay_archive(false)` it gives the table as the scan saw it.
 //!
 //! # Quick start
 //!
@@ -58,6 +60,7 @@
 //! ```
 
 mod archive;
+mod coverage;
 mod error;
 mod json;
 mod manifest;

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{PutRequest, TableStatus, TimeToLiveSpecification, 
 use futures_util::stream::{self, StreamExt};
 
 use super::archive::{ArchivedRecord, ChunkIndex};
+use super::coverage;
 use super::json::json_to_item;
 use super::manifest::Manifest;
 use super::scan::epoch_ms;
@@ -93,14 +94,19 @@ impl RestoreReport {
 ///
 /// Before anything is written, every segment of the backup is checked against the
 /// manifest (present, SHA-256, readable, item count) and so is every archive chunk the
-/// restore needs; a bad one is refused with an error that names it. The target table must
-/// not exist: a restore never merges into a table. The table is created from the manifest's
-/// definition (keys, indexes, capacity), the items are written with BatchWriteItem
-/// (unprocessed items retried), then every archived change from the backup's start up to
-/// the moment is applied in stream order per item: puts write the new image, deletes
-/// delete. The stream, if the table had one, is turned on last, so the new table's stream
-/// starts after the restore rather than replaying every restored item. What could not be written is listed in the [`RestoreReport`], never dropped
-/// silently.
+/// restore needs; a bad one is refused with an error that names it. The archive must hold
+/// every change from the backup's start to the moment (to its newest chunk for
+/// [`PointInTime::Latest`]): a chunk missing from a run, or time no run covered, is refused
+/// by name, and so is a target with no archive, or only chunks written before archive runs
+/// were recorded. [`replay_archive(false)`](RestoreBuilder::replay_archive) restores the
+/// backup alone. The target table must not exist: a restore never merges into a table.
+/// The table is created from the manifest's definition (keys, indexes, capacity), the
+/// items are written with BatchWriteItem (unprocessed items retried), then every archived
+/// change from the backup's start up to the moment is applied in stream order per item:
+/// puts write the new image, deletes delete. The stream, if the table had one, is turned
+/// on last, so the new table's stream starts after the restore rather than replaying every
+/// restored item. What could not be written is listed in the [`RestoreReport`], never
+/// dropped silently.
 ///
 /// # Examples
 ///
@@ -163,8 +169,9 @@ impl Restore {
     /// [`BackupError::Manifest`], [`BackupError::SegmentMissing`],
     /// [`BackupError::SegmentCorrupt`], [`BackupError::SegmentUnreadable`],
     /// [`BackupError::CountMismatch`] or [`BackupError::ArchiveCorrupt`] when the backup
-    /// cannot be trusted (nothing is written then); [`BackupError::Request`] when the table
-    /// cannot be created.
+    /// cannot be trusted, [`BackupError::ArchiveIncomplete`] when the stream archive does not
+    /// hold every change from the backup's start to the moment (nothing is written then);
+    /// [`BackupError::Request`] when the table cannot be created.
     pub async fn run(&self) -> Result<RestoreReport, BackupError> {
         let started = Instant::now();
         self.refuse_existing().await?;
@@ -175,8 +182,11 @@ impl Restore {
         let manifest = self.choose(until_ms).await?;
         let items = self.verified_items(&manifest).await?;
         let window_start = manifest.started_at_ms.saturating_sub(self.margin.as_millis() as u64);
-        let (records, chunks_read) =
-            if self.replay { self.archived(window_start).await? } else { (Vec::new(), 0) };
+        let (records, chunks_read) = if self.replay {
+            self.archived(window_start, manifest.started_at_ms, until_ms).await?
+        } else {
+            (Vec::new(), 0)
+        };
 
         self.create_table(&manifest).await?;
         let mut not_restored = self.write_items(items, &manifest.definition.key_names()).await;
@@ -288,12 +298,20 @@ impl Restore {
         Ok(items)
     }
 
-    /// The archived changes observed from `window_start` on, from verified chunks.
-    async fn archived(&self, window_start: u64) -> Result<(Vec<ArchivedRecord>, u64), BackupError> {
+    /// The archived changes observed from `window_start` on, from verified chunks, once the
+    /// archive is shown to hold every change from `from_ms` (the backup's start) to the
+    /// moment.
+    async fn archived(
+        &self,
+        window_start: u64,
+        from_ms: u64,
+        until_ms: Option<u64>,
+    ) -> Result<(Vec<ArchivedRecord>, u64), BackupError> {
         let keys = self.target.list("stream/").await?;
         let names: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let mut records = Vec::new();
         let mut chunks = 0;
+        let mut indexes = Vec::new();
         for key in &keys {
             let (stem, data) = if let Some(stem) = key.strip_suffix(".jsonl.gz") {
                 (stem, true)
@@ -316,7 +334,8 @@ impl Restore {
             let index_bytes = self.target.get(key).await?.unwrap_or_default();
             let index: ChunkIndex = serde_json::from_slice(&index_bytes)
                 .map_err(|e| corrupt(format!("unreadable index: {e}")))?;
-            if index.last_ms < window_start {
+            indexes.push((format!("{stem}.jsonl.gz"), index.clone()));
+            if index.records == 0 || index.last_ms < window_start {
                 continue;
             }
             let bytes = self
@@ -332,13 +351,25 @@ impl Restore {
             if lines.len() as u64 != index.records {
                 return Err(corrupt(format!("holds {} records, index says {}", lines.len(), index.records)));
             }
+            let mut last: BTreeMap<String, String> = BTreeMap::new();
             for (n, line) in lines.into_iter().enumerate() {
-                records.push(
-                    serde_json::from_value(line).map_err(|e| corrupt(format!("record {}: {e}", n + 1)))?,
-                );
+                let record: ArchivedRecord =
+                    serde_json::from_value(line).map_err(|e| corrupt(format!("record {}: {e}", n + 1)))?;
+                last.insert(record.shard.clone(), record.seq.clone());
+                records.push(record);
+            }
+            let spans: BTreeMap<String, String> =
+                index.shards.iter().map(|(shard, span)| (shard.clone(), span.last.clone())).collect();
+            if index.run.is_some() && spans != last {
+                return Err(corrupt("its records do not end each shard where its index says".to_owned()));
             }
             chunks += 1;
         }
+        coverage::check(&indexes, from_ms, until_ms).map_err(|reason| BackupError::ArchiveIncomplete {
+            from_ms,
+            to_ms: until_ms,
+            reason,
+        })?;
         Ok((records, chunks))
     }
 

@@ -7,7 +7,7 @@ use super::BackupError;
 
 /// Where backups and the stream archive of a table are kept. Keys are `/`-separated paths
 /// under the target's root: `backups/<id>/manifest.json`, `backups/<id>/segment-00000.jsonl.gz`,
-/// `stream/chunk-<ms>-<id>.jsonl.gz` and its `.json` index.
+/// `stream/chunk-<ms>-<run>-<number>.jsonl.gz` and its `.json` index.
 ///
 /// # Examples
 ///
