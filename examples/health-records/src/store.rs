@@ -21,8 +21,8 @@
 //! ciphertext copied onto another record, patient or tenant is refused as corrupt.
 //! Erasing the patient deletes their key: every copy of their PHI, here and in any backup,
 //! becomes unreadable at once in the instance that erased it and in any that had not cached
-//! the key; another running instance that had reads it until its cached copy ages out (60 s,
-//! [`SubjectKeys`]' default cache).
+//! the key; another running instance that had cached the key reads it until its cached copy
+//! ages out (60 s, [`SubjectKeys`]' default cache).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
