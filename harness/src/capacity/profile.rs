@@ -2,7 +2,7 @@
 //! the function that is measured.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use lift_monitoring::capacity::{Limits, TrafficProfile};
@@ -11,7 +11,12 @@ use serde::Deserialize;
 /// A capacity profile (TOML), e.g. `scenarios/capacity_payments.toml`:
 ///
 /// - `[traffic]`: [`TrafficProfile`] (peak, growth, months, percentile, `[traffic.mix]`);
-/// - `[limits]`: [`Limits`] (account and reserved concurrency, per-partition units);
+/// - `deploy`: the service's `lift.toml` (relative to the profile): the plan takes its
+///   reserved concurrency and API throttle rate as limits, and the run its memory and
+///   timeout, so that the plan is of the function as it is deployed; a value this file also
+///   sets must agree with it;
+/// - `[limits]`: [`Limits`] (account and reserved concurrency, per-partition units, the API
+///   throttle);
 /// - `[function]`: the bootstrap binary, memory, timeout and environment; in the
 ///   environment's values `{dynamodb}` is the recording proxy's endpoint, `{jwt_issuer}` and
 ///   `{jwks_url}` the mocked issuer's, `{run}` a suffix unique to the run;
@@ -43,6 +48,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityProfile {
+    /// The service's `lift.toml`, relative to the profile file.
+    #[serde(default)]
+    pub deploy: Option<PathBuf>,
     /// The traffic to plan for.
     pub traffic: TrafficProfile,
     /// The limits to plan against.
@@ -154,18 +162,78 @@ pub struct RouteSpec {
 }
 
 impl CapacityProfile {
-    /// Parses and checks a profile.
+    /// Parses and checks a profile (`deploy` relative to the working directory).
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let profile: Self = toml::from_str(text)?;
-        profile.check()?;
-        Ok(profile)
+        Self::parse_in(text, Path::new(""))
     }
 
     /// Reads, parses and checks a profile file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("{}", path.display()))
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Self::parse_in(&text, dir).with_context(|| format!("{}", path.display()))
+    }
+
+    fn parse_in(text: &str, dir: &Path) -> anyhow::Result<Self> {
+        let mut profile: Self = toml::from_str(text)?;
+        if let Some(deploy) = profile.deploy.clone() {
+            let file = dir.join(deploy);
+            let config = std::fs::read_to_string(&file)
+                .map_err(anyhow::Error::from)
+                .and_then(|t| Ok(lift_deploy::DeployConfig::from_toml(&t)?))
+                .with_context(|| format!("deploy: {}", file.display()))?;
+            let raw: toml::Table = toml::from_str(text)?;
+            profile.take_deployed(&config, &raw, &file)?;
+        }
+        profile.check()?;
+        Ok(profile)
+    }
+
+    /// Takes the deployed memory, timeout, reserved concurrency and API throttle; a value
+    /// `raw` (the profile as written) sets must be the deployed one.
+    fn take_deployed(
+        &mut self,
+        config: &lift_deploy::DeployConfig,
+        raw: &toml::Table,
+        file: &Path,
+    ) -> anyhow::Result<()> {
+        let written = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
+        let differ = |key: &str, here: String, there: String| -> anyhow::Result<()> {
+            bail!(
+                "{key}: {here} here, but {} deploys {there}; leave it out to take the deployed one",
+                file.display()
+            )
+        };
+        let f = &config.function;
+        if written("function", "memory_mb") && self.function.memory_mb != f.memory_mb {
+            differ("function.memory_mb", self.function.memory_mb.to_string(), f.memory_mb.to_string())?;
+        }
+        if written("function", "timeout_secs") && self.function.timeout_secs != u64::from(f.timeout_seconds) {
+            differ(
+                "function.timeout_secs",
+                self.function.timeout_secs.to_string(),
+                f.timeout_seconds.to_string(),
+            )?;
+        }
+        if written("limits", "reserved_concurrency")
+            && self.limits.reserved_concurrency != Some(f.reserved_concurrency)
+        {
+            differ(
+                "limits.reserved_concurrency",
+                format!("{:?}", self.limits.reserved_concurrency),
+                f.reserved_concurrency.to_string(),
+            )?;
+        }
+        let rate = f64::from(config.api.throttle_rate);
+        if written("limits", "api_rate_rps") && self.limits.api_rate_rps != Some(rate) {
+            differ("limits.api_rate_rps", format!("{:?}", self.limits.api_rate_rps), rate.to_string())?;
+        }
+        self.function.memory_mb = f.memory_mb;
+        self.function.timeout_secs = u64::from(f.timeout_seconds);
+        self.limits.reserved_concurrency = Some(f.reserved_concurrency);
+        self.limits.api_rate_rps = Some(rate);
+        Ok(())
     }
 
     /// Checks what the model does not: routes against the mix, tenants, captures.
@@ -226,11 +294,55 @@ mod tests {
         capture = "id"
     "#;
 
+    fn payments_profile() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/profiles/capacity_payments.toml")
+    }
+
     #[test]
     fn the_example_profile_parses() {
-        let text = include_str!("../../../monitoring/profiles/capacity_payments.toml");
-        let p = CapacityProfile::parse(text).unwrap();
+        let p = CapacityProfile::load(&payments_profile()).unwrap();
         assert!(p.routes.iter().any(|r| r.from.as_deref() == Some("create")));
+    }
+
+    /// The payments plan is of payments as `examples/payments/lift.toml` deploys it: its
+    /// memory, timeout, reserved concurrency and the API stage's throttle.
+    #[test]
+    fn the_payments_profile_plans_against_what_is_deployed() {
+        let p = CapacityProfile::load(&payments_profile()).unwrap();
+        let text = include_str!("../../../examples/payments/lift.toml");
+        let deployed = lift_deploy::DeployConfig::from_toml(text).unwrap();
+        assert_eq!(p.function.memory_mb, deployed.function.memory_mb);
+        assert_eq!(p.function.timeout_secs, u64::from(deployed.function.timeout_seconds));
+        assert_eq!(p.limits.reserved_concurrency, Some(deployed.function.reserved_concurrency));
+        assert_eq!(p.limits.api_rate_rps, Some(f64::from(deployed.api.throttle_rate)));
+        // At the profile's peak the stage's throttle refuses requests today.
+        let mut m = lift_monitoring::capacity::Measurements::default();
+        for route in p.traffic.mix.keys() {
+            m.route(route.clone(), vec![20.0; 5]);
+        }
+        let plan = lift_monitoring::capacity::plan(&p.traffic, &p.limits, &m).unwrap();
+        assert!(p.traffic.peak_rps > f64::from(deployed.api.throttle_rate));
+        assert_eq!(plan.request_limits[0].month, Some(0), "{plan}");
+    }
+
+    #[test]
+    fn a_value_that_disagrees_with_the_deployment_is_refused() {
+        let dir = std::env::temp_dir().join(format!("capacity-deploy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("lift.toml"), "[service]\nname = \"x\"\nregions = [\"us-east-1\"]\n[function]\ncode = \"s3://b/x.zip\"\nmemory_mb = 1024\n").unwrap();
+        let with = |extra: &str| {
+            let text = BASE
+                .replace("[traffic]", &format!("deploy = \"lift.toml\"\n[traffic]"))
+                .replace("bin = \"x\"", &format!("bin = \"x\"\n{extra}"));
+            std::fs::write(dir.join("p.toml"), text).unwrap();
+            CapacityProfile::load(&dir.join("p.toml"))
+        };
+        let taken = with("").unwrap();
+        assert_eq!((taken.function.memory_mb, taken.limits.reserved_concurrency), (1024, Some(100)));
+        let err = format!("{:#}", with("memory_mb = 256").unwrap_err());
+        assert!(err.contains("function.memory_mb: 256 here") && err.contains("1024"), "{err}");
+        assert!(with("memory_mb = 1024").is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -206,11 +206,18 @@ pub fn plan(
         .collect();
     keys.sort_by(|a, b| b.utilisation().total_cmp(&a.utilisation()).then_with(|| a.key.cmp(&b.key)));
     let hot_keys = keys.iter().filter(|k| k.hot).map(|k| format!("{} {}", k.table, k.key)).collect();
+    // Requests above the API stage's throttle are refused before the function sees them.
+    let request_limits = limits
+        .api_rate_rps
+        .map(|rate| reach("API throttle rate".into(), rate, profile.peak_rps))
+        .into_iter()
+        .collect();
     Ok(CapacityReport {
         profile: profile.clone(),
         limits: limits.clone(),
         routes,
         concurrency,
+        request_limits,
         keys,
         hot_keys,
         measurements: measured.clone(),
@@ -229,6 +236,25 @@ mod tests {
         let mut m = Measurements::default();
         m.route("r", vec![ms; 10]);
         (profile, m)
+    }
+
+    #[test]
+    fn the_api_throttle_is_a_limit_on_the_peak_rate() {
+        // 500 rps against a 100 rps stage: refused today. 50 rps growing 10 %/month passes
+        // 100 in month 8 (50 × 1.1^8 = 107.2; 1.1^7 = 97.4).
+        let (p, m) = one_route(500.0, 10.0);
+        let r = plan(&p, &Limits::default().api_rate(100.0), &m).unwrap();
+        assert_eq!(r.request_limits.len(), 1);
+        assert_eq!(
+            (r.request_limits[0].limit.as_str(), r.request_limits[0].month),
+            ("API throttle rate", Some(0))
+        );
+        assert!(r.to_string().contains("API throttle rate"), "{r}");
+        let p = TrafficProfile::new(50.0).growth(10.0).months(24).route("r", 1.0);
+        let r = plan(&p, &Limits::default().api_rate(100.0), &m).unwrap();
+        assert_eq!(r.request_limits[0].month, Some(8));
+        // Without a stage, no such limit.
+        assert!(plan(&p, &Limits::default(), &m).unwrap().request_limits.is_empty());
     }
 
     #[test]

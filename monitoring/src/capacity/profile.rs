@@ -170,6 +170,10 @@ pub struct Limits {
     pub partition_wcu: f64,
     /// Read capacity units per second one partition serves (DynamoDB: 3,000).
     pub partition_rcu: f64,
+    /// The API stage's steady throttle in requests per second, when the function is behind
+    /// one (lift-deploy's `api.throttle_rate`): requests above it are refused with 429
+    /// before they reach the function.
+    pub api_rate_rps: Option<f64>,
 }
 
 impl Default for Limits {
@@ -179,6 +183,7 @@ impl Default for Limits {
             reserved_concurrency: None,
             partition_wcu: 1000.0,
             partition_rcu: 3000.0,
+            api_rate_rps: None,
         }
     }
 }
@@ -193,6 +198,12 @@ impl Limits {
     /// Sets the function's reserved concurrency.
     pub fn reserved_concurrency(mut self, reserved: u32) -> Self {
         self.reserved_concurrency = Some(reserved);
+        self
+    }
+
+    /// Sets the API stage's steady throttle (requests per second).
+    pub fn api_rate(mut self, rps: f64) -> Self {
+        self.api_rate_rps = Some(rps);
         self
     }
 
@@ -216,6 +227,9 @@ impl Limits {
             if !(v.is_finite() && v > 0.0) {
                 return Err(CapacityError::invalid(field, "a number > 0", v));
             }
+        }
+        if let Some(v) = self.api_rate_rps.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(CapacityError::invalid("limits.api_rate_rps", "a number > 0", v));
         }
         Ok(())
     }
@@ -260,6 +274,8 @@ mod tests {
         assert!(e.to_string().starts_with("limits.reserved_concurrency: "), "{e}");
         let e = Limits { partition_rcu: 0.0, ..Limits::default() }.validate().unwrap_err();
         assert!(e.to_string().starts_with("limits.partition_rcu: "), "{e}");
+        let e = Limits::default().api_rate(0.0).validate().unwrap_err();
+        assert!(e.to_string().starts_with("limits.api_rate_rps: "), "{e}");
     }
 
     #[test]

@@ -127,6 +127,10 @@ pub struct CapacityReport {
     pub routes: Vec<RouteCapacity>,
     /// Lambda concurrency.
     pub concurrency: ConcurrencyPlan,
+    /// Limits on requests per second in front of the function (the API stage's throttle),
+    /// against the peak rate.
+    #[serde(default)]
+    pub request_limits: Vec<LimitReach>,
     /// Per partition key, busiest first.
     pub keys: Vec<KeyCapacity>,
     /// `table key` of every hot key.
@@ -213,6 +217,21 @@ impl fmt::Display for CapacityReport {
             self.when(c.mean_limit_month)
         )?;
         writeln!(f)?;
+        if !self.request_limits.is_empty() {
+            writeln!(f, "Requests per second ({} at peak today)", p.peak_rps)?;
+            for l in &self.request_limits {
+                writeln!(
+                    f,
+                    "  {:<22} {:>8} reached {:<22} ({:.1} at month {})",
+                    l.limit,
+                    l.value,
+                    self.when(l.month),
+                    l.at_horizon,
+                    p.months
+                )?;
+            }
+            writeln!(f)?;
+        }
         writeln!(
             f,
             "DynamoDB partitions (one partition per partition key, the worst case; limits {} WCU/s, {} RCU/s; adaptive capacity not modelled)",
