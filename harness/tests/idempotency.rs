@@ -649,3 +649,70 @@ async fn an_operation_that_ran_before_its_audit_entry_failed_is_replayed_not_run
     assert!(!retried.headers().contains_key("idempotent-replayed"));
     assert_eq!(handler.calls(), 3);
 }
+
+/// A success whose body is over `max_response_bytes` ran all the same: its record must
+/// complete (not be removed), so the client's retry is told the request was done instead
+/// of running the operation, a charge, a second time.
+#[tokio::test]
+async fn a_response_too_large_to_store_is_not_run_again_on_retry() {
+    let env = env().await;
+    let big = "x".repeat(32);
+    let handler = Handler::new(move |_| {
+        let big = big.clone();
+        Box::pin(async move {
+            Ok(http::Response::builder()
+                .status(StatusCode::CREATED)
+                .header("content-type", "application/json")
+                .header("location", "/payments/p_big")
+                .body(Body::from(big))
+                .unwrap())
+        })
+    });
+    let svc = IdempotencyLayer::builder()
+        .client(env.client.clone())
+        .table(&env.table)
+        .max_response_bytes(16)
+        .build()
+        .unwrap()
+        .layer(handler.clone());
+
+    let first = send(&svc, post("k-big", r#"{"amount":100}"#)).await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(first.body().len(), 32, "the caller gets the whole answer the first time");
+
+    let retry = send(&svc, post("k-big", r#"{"amount":100}"#)).await;
+    assert_eq!(handler.calls(), 1, "the retry did not run the operation again");
+    assert_eq!(retry.status(), 201, "the original status: the request was done");
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.headers()["idempotent-response-omitted"], "true");
+    assert_eq!(retry.headers()["location"], "/payments/p_big");
+    assert!(!retry.headers().contains_key("content-type"), "no body, so no type for one");
+    assert!(retry.body().is_empty(), "the body was never stored");
+
+    let items = env.items().await;
+    assert_eq!(items.len(), 1, "the record is kept");
+    assert_eq!(items[0]["status"].as_s().unwrap(), "COMPLETED");
+    assert_eq!(items[0]["body_omitted"], AttributeValue::Bool(true));
+    assert!(items[0]["response_body"].as_b().unwrap().as_ref().is_empty());
+}
+
+/// The query string is part of the request a key stands for: the same key and body with
+/// another `?amount=` is another payment, refused with 422, not a replay of the first.
+#[tokio::test]
+async fn the_same_key_and_body_with_another_query_answers_422() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    let with_query =
+        |query: &str| request(Method::POST, &format!("/payments?{query}"), "acme", Some("k-q"), "{}");
+
+    assert_eq!(send(&svc, with_query("amount=1")).await.status(), 201);
+    let other = send(&svc, with_query("amount=900")).await;
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem_type(&other), "https://lift.dev/problems/idempotency-key-reused");
+    assert_eq!(handler.calls(), 1, "the handler ran once");
+
+    let same = send(&svc, with_query("amount=1")).await;
+    assert_eq!(same.headers()["idempotent-replayed"], "true", "the same query still replays");
+    assert_eq!(handler.calls(), 1);
+}

@@ -223,6 +223,31 @@ async fn separate_keys_are_independent() {
     }
 }
 
+/// A route-keyed limiter on the whole App runs before routing, so it sees no matched
+/// route: `/payments/1` and `/payments/2` must share a bucket, not get one each (a client
+/// walking ids would never be limited, and would fill the table with keys).
+#[tokio::test]
+async fn an_app_wide_route_key_gives_no_bucket_per_path() {
+    async fn payment(_req: Request) -> Response {
+        Response::new(Body::from("ok"))
+    }
+    let (client, table, _) = table().await;
+    let layer = RateLimitLayer::builder()
+        .client(client)
+        .table(&table)
+        .key(RateLimitKey::Route)
+        .limit(1)
+        .window(DAY)
+        .store_timeout(STORE_TIMEOUT)
+        .build()
+        .unwrap();
+    let app = lift::App::new().get("/payments/:id", payment).layer(layer).into_service();
+    let get = |path: &str| http::Request::get(path).body(Body::empty()).unwrap();
+    assert_eq!(app.clone().oneshot(get("/payments/1")).await.unwrap().status(), StatusCode::OK);
+    let second = app.clone().oneshot(get("/payments/2")).await.unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS, "another id is the same route");
+}
+
 async fn futures_statuses<S>(svc: &S, tenant: &str, n: usize) -> Vec<u16>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone,

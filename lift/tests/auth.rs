@@ -208,6 +208,10 @@ fn routes() -> App {
         .get("/me", me)
         .get("/health", ok)
         .get("/health/ready", ok)
+        // Routes that merely start with `/health`: never exempt under `/health*`.
+        .get("/healthcare/patients", ok)
+        .get("/health-records/:id", ok)
+        .get("/healthz", ok)
         .post("/payments", Route::from_handler(ok).layer(require_scope("payments:write")))
         .get("/reports", Route::from_handler(ok).layer(require_all_scopes(["payments:read", "reports:read"])))
         .group(
@@ -601,6 +605,23 @@ async fn exempt_paths_pass_without_a_token() {
         .unwrap());
     assert_eq!(call(&custom, Method::GET, "/health", None).await.status(), StatusCode::OK);
     assert_eq!(call(&custom, Method::GET, "/health/ready", None).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// `*` in an exemption covers whole path segments: `/health*` lets `/health` and
+/// `/health/ready` through, and a patient route that starts with the same letters still
+/// needs a token.
+#[tokio::test]
+async fn an_exempt_prefix_does_not_cover_paths_that_only_share_its_letters() {
+    let jwks = JwksServer::start().await;
+    let service = app(layer(jwks.issuer()));
+    for path in ["/healthcare/patients", "/health-records/1", "/healthz"] {
+        let res = call(&service, Method::GET, path, None).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path} needs a token");
+    }
+    assert_eq!(call(&service, Method::GET, "/health", None).await.status(), StatusCode::OK);
+    assert_eq!(call(&service, Method::GET, "/health/ready", None).await.status(), StatusCode::OK);
+    let token = sign(Kind::Rsa, "rsa-1", &jwks.claims());
+    assert_eq!(get(&service, "/healthcare/patients", &token).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -305,11 +305,14 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    /// A fake issuer: serves whatever set it holds, or fails, and counts fetches.
+    /// A fake issuer: serves whatever set it holds, or fails, and counts fetches. With a
+    /// latency, each fetch takes that long (on the paused clock), so concurrent callers
+    /// all arrive while one fetch is in flight.
     #[derive(Default)]
     struct FakeIssuer {
         body: Mutex<Option<String>>,
         calls: AtomicUsize,
+        latency: Duration,
     }
 
     impl Fetch for FakeIssuer {
@@ -317,6 +320,9 @@ mod tests {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let body = self.body.lock().unwrap().clone();
             Box::pin(async move {
+                if !self.latency.is_zero() {
+                    tokio::time::sleep(self.latency).await;
+                }
                 body.map(Bytes::from).ok_or(FetchError::Status { url: url.to_string(), status: 500 })
             })
         }
@@ -403,7 +409,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_misses_fetch_once() {
-        let fake = Arc::new(FakeIssuer::default());
+        // The fetch sleeps, so every task misses and enters `refresh` while the first
+        // fetch is still in flight: without the single flight, each would fetch.
+        let fake = Arc::new(FakeIssuer { latency: Duration::from_millis(100), ..FakeIssuer::default() });
         *fake.body.lock().unwrap() = Some(set(&["a"]));
         let cache = Arc::new(cache(&fake, 60, 30));
         let tasks: Vec<_> = (0..8)
@@ -415,7 +423,7 @@ mod tests {
         for task in tasks {
             assert!(task.await.unwrap());
         }
-        assert_eq!(calls(&fake), 1);
+        assert_eq!(calls(&fake), 1, "eight concurrent misses, one fetch");
     }
 
     #[test]

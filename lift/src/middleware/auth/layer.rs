@@ -51,11 +51,21 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn is_exempt(&self, head: &RequestHead<'_>) -> bool {
         let path = head.uri.path();
-        self.exempt_paths.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => path == p,
-        }) || self.exempt.iter().any(|f| f(head))
+        self.exempt_paths.iter().any(|p| exempt_path_matches(p, path)) || self.exempt.iter().any(|f| f(head))
     }
+}
+
+/// Whether `path` falls under an exemption `pattern`: an exact path, or with a trailing `*`
+/// the path before it and anything below it, segment by segment. `/health*` covers
+/// `/health` and `/health/ready`, never `/healthcare/patients` or `/healthz`: a bare
+/// prefix would exempt every route that happens to start with the same letters.
+fn exempt_path_matches(pattern: &str, path: &str) -> bool {
+    let Some(base) = pattern.strip_suffix('*') else {
+        return path == pattern;
+    };
+    // `/health/*` and `/health*` mean the same; `/*` exempts every path.
+    let base = base.strip_suffix('/').unwrap_or(base);
+    path == base || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Authenticates requests with a bearer JWT and puts the [`Principal`](crate::Principal)
@@ -222,8 +232,10 @@ impl JwtBuilder {
         self
     }
 
-    /// Lets requests to a path through without a token: an exact path, or a prefix ending
-    /// in `*` (`/health*` covers `/health` and `/health/ready`).
+    /// Lets requests to a path through without a token: an exact path, or a path ending in
+    /// `*` that covers itself and the paths below it (`/health*` and `/health/*` cover
+    /// `/health` and `/health/ready`, not `/healthz` nor `/healthcare/patients`: `*` matches
+    /// whole path segments, never the rest of one).
     pub fn exempt_path(mut self, pattern: impl Into<String>) -> Self {
         self.exempt_paths.push(pattern.into());
         self
@@ -266,5 +278,25 @@ impl JwtBuilder {
             }
         }
         Ok(JwtLayer { shared: Arc::new(Shared { verifier, realm, exempt_paths, exempt, strip }) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exempt_path_matches;
+
+    #[test]
+    fn a_star_matches_whole_segments_only() {
+        for path in ["/health", "/health/", "/health/live", "/health/ready"] {
+            assert!(exempt_path_matches("/health*", path), "{path}");
+            assert!(exempt_path_matches("/health/*", path), "{path}");
+        }
+        for path in ["/healthcare/patients", "/health-records/1", "/healthz", "/", "/me"] {
+            assert!(!exempt_path_matches("/health*", path), "{path}");
+            assert!(!exempt_path_matches("/health/*", path), "{path}");
+        }
+        assert!(exempt_path_matches("/health", "/health"));
+        assert!(!exempt_path_matches("/health", "/health/ready"), "no star: the exact path only");
+        assert!(exempt_path_matches("/*", "/anything/at/all"));
     }
 }

@@ -122,9 +122,24 @@ pub(crate) fn record_key(scope: &Scope, method: &http::Method, path: &str, key: 
     format!("idem#{}", hex(&digest.finalize()))
 }
 
-/// SHA-256 of the body, hex.
-pub(crate) fn payload_hash(body: &[u8]) -> String {
-    hex(&Sha256::digest(body))
+/// What a repeat must match: the query string and the body.
+///
+/// Without a query, the SHA-256 of the body in hex, as records have always held it. With
+/// one, `q:` and the SHA-256 of query and body, each length-prefixed: `?amount=1` and
+/// `?amount=900` under one key differ, no split of bytes between query and body can
+/// collide, and the prefix keeps the two forms apart.
+pub(crate) fn payload_hash(query: Option<&str>, body: &[u8]) -> String {
+    match query.filter(|q| !q.is_empty()) {
+        None => hex(&Sha256::digest(body)),
+        Some(query) => {
+            let mut digest = Sha256::new();
+            for part in [query.as_bytes(), body] {
+                digest.update((part.len() as u64).to_be_bytes());
+                digest.update(part);
+            }
+            format!("q:{}", hex(&digest.finalize()))
+        }
+    }
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -182,6 +197,20 @@ mod tests {
         assert_ne!(k("a", "s", "/c"), k("a", "s/c", ""));
         assert_ne!(k("t1", "s", "/p"), k("t2", "s", "/p"));
         assert_ne!(k("t", "s:alice", "/p"), k("t", "s:bob", "/p"), "two principals of one tenant");
+    }
+
+    #[test]
+    fn payload_hashes_cover_the_query() {
+        let plain = payload_hash(None, b"{}");
+        assert_eq!(plain, hex(&Sha256::digest(b"{}")), "without a query, the hash records always held");
+        assert_eq!(payload_hash(Some(""), b"{}"), plain);
+        assert_ne!(payload_hash(Some("amount=1"), b"{}"), payload_hash(Some("amount=900"), b"{}"));
+        assert_ne!(payload_hash(Some("amount=1"), b"{}"), plain);
+        assert_ne!(
+            payload_hash(Some("a"), b"b{}"),
+            payload_hash(Some("ab"), b"{}"),
+            "query and body stay apart"
+        );
     }
 
     #[test]

@@ -229,8 +229,13 @@ impl IdempotencyBuilder {
         self
     }
 
-    /// The largest response body stored; a larger response is not stored, and its
-    /// record is removed (default 256 KiB).
+    /// The largest response body stored (default 256 KiB).
+    ///
+    /// A larger successful response is not stored, yet its record completes all the same:
+    /// the operation ran, and a retry must not run it again. A retry under the key gets the
+    /// original status and `Location` with an empty body, `Idempotent-Replayed: true` and
+    /// [`Idempotent-Response-Omitted: true`](super::IDEMPOTENT_RESPONSE_OMITTED); the client
+    /// reads the result through the resource itself.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = Some(bytes);
         self

@@ -15,15 +15,19 @@
 //! [`allow_anonymous`](IdempotencyBuilder::allow_anonymous).
 //!
 //! 1. One conditional `PutItem` (`attribute_not_exists(pk) OR expires_at < :now`) takes
-//!    the lock: an in-progress record holding the SHA-256 of the body. Its expiry is the
-//!    invocation's deadline ([`Context::deadline`](crate::Context::deadline)), so the lock
-//!    of a crashed or timed-out invocation frees itself.
-//! 2. If the key is held: a different payload hash answers 422 ([`PayloadMismatch`]); an
+//!    the lock: an in-progress record holding the SHA-256 of the query string and body.
+//!    Its expiry is the invocation's deadline ([`Context::deadline`](crate::Context::deadline)),
+//!    so the lock of a crashed or timed-out invocation frees itself.
+//! 2. If the key is held: a different payload hash (another body, or the same body with
+//!    another query string) answers 422 ([`PayloadMismatch`]); an
 //!    in-progress record answers 409 ([`KeyInUse`]); a completed one is replayed (status,
 //!    a subset of headers, body) with `Idempotent-Replayed: true`.
 //! 3. The handler runs. A success (2xx) or redirection (3xx) is stored and the record
 //!    completed, to expire after the TTL (24 h by default); with a [`ResponseCipher`] the
-//!    stored body is sealed first. Any other answer (a refusal such as 401 or 403, a
+//!    stored body is sealed first. A body larger than
+//!    [`max_response_bytes`](IdempotencyBuilder::max_response_bytes) is not stored, but the
+//!    record still completes: its replay has the status and `Location`, an empty body and
+//!    [`Idempotent-Response-Omitted: true`](IDEMPOTENT_RESPONSE_OMITTED), never a second run. Any other answer (a refusal such as 401 or 403, a
 //!    validation error, a conflict, a 429, a 5xx) or an error removes the record: those
 //!    changed nothing, so the client's retry runs for real, and a refusal can never be
 //!    replayed to anyone.
@@ -74,4 +78,4 @@ pub use key::{KeySource, IDEMPOTENCY_KEY};
 pub use layer::{
     IdempotencyBuilder, IdempotencyLayer, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TTL,
 };
-pub use service::{Idempotency, IDEMPOTENT_REPLAYED};
+pub use service::{Idempotency, IDEMPOTENT_REPLAYED, IDEMPOTENT_RESPONSE_OMITTED};

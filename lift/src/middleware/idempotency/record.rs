@@ -4,8 +4,9 @@
 //! partition key `pk`, TTL `expires_at` in epoch seconds): `status` (`IN_PROGRESS` or
 //! `COMPLETED`), `payload_hash`, `lock_id` (the invocation holding it), `tenant`, `route`,
 //! and once completed `response_status`, `response_headers` (M of L of S), `response_body` (B)
-//! and `response_sealed` (BOOL: the body is as a [`ResponseCipher`](super::ResponseCipher)
-//! sealed it).
+//! `response_sealed` (BOOL: the body is as a [`ResponseCipher`](super::ResponseCipher)
+//! sealed it) and `body_omitted` (BOOL: the body was too large to store and is empty; absent
+//! on records written before it existed, which stored their body).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,11 +29,13 @@ pub(crate) enum Existing {
     InProgress {
         payload_hash: String,
     },
-    /// `sealed`: the body is as a [`ResponseCipher`](super::ResponseCipher) sealed it.
+    /// `sealed`: the body is as a [`ResponseCipher`](super::ResponseCipher) sealed it;
+    /// `omitted`: the body was too large to store, and the stored one is empty.
     Completed {
         payload_hash: String,
         response: Response,
         sealed: bool,
+        omitted: bool,
     },
 }
 
@@ -59,6 +62,17 @@ pub(crate) struct NewRecord<'a> {
     pub(crate) payload_hash: &'a str,
     pub(crate) lock_id: &'a str,
     pub(crate) expires_at: u64,
+}
+
+/// What a completed record keeps of the response body.
+pub(crate) enum StoredBody<'a> {
+    /// The body as the handler answered it.
+    Clear(&'a [u8]),
+    /// The body as a [`ResponseCipher`](super::ResponseCipher) sealed it.
+    Sealed(Vec<u8>),
+    /// Nothing: the body was larger than the layer stores. The record still completes, so a
+    /// retry is told the request was done instead of running it again.
+    Omitted,
 }
 
 /// Why the store failed: the AWS error code or the kind of failure, no request data.
@@ -155,18 +169,22 @@ impl RecordStore {
     }
 
     /// Stores the response (its status and replayed headers, and `body`: the response's
-    /// own, or as sealed) and marks the record completed, if this invocation still holds it.
-    #[allow(clippy::too_many_arguments)]
+    /// own, as sealed, or none) and marks the record completed, if this invocation still
+    /// holds it.
     pub(crate) async fn complete(
         &self,
         pk: &str,
         lock_id: &str,
         response: &Response,
-        body: &[u8],
-        sealed: bool,
+        body: StoredBody<'_>,
         headers: &[HeaderName],
         expires_at: u64,
     ) -> Result<bool, StoreFailure> {
+        let (body, sealed, omitted) = match &body {
+            StoredBody::Clear(bytes) => (*bytes, false, false),
+            StoredBody::Sealed(bytes) => (bytes.as_slice(), true, false),
+            StoredBody::Omitted => (&[][..], false, true),
+        };
         let mut stored = HashMap::new();
         for name in headers {
             let values: Vec<_> =
@@ -182,7 +200,8 @@ impl RecordStore {
             .key("pk", s(pk))
             .update_expression(
                 "SET #status = :completed, response_status = :code, response_headers = :headers, \
-                 response_body = :body, response_sealed = :sealed, expires_at = :exp",
+                 response_body = :body, response_sealed = :sealed, body_omitted = :omitted, \
+                 expires_at = :exp",
             )
             .condition_expression("lock_id = :me AND #status = :in_progress")
             .expression_attribute_names("#status", "status")
@@ -192,6 +211,7 @@ impl RecordStore {
             .expression_attribute_values(":headers", AttributeValue::M(stored))
             .expression_attribute_values(":body", AttributeValue::B(Blob::new(body)))
             .expression_attribute_values(":sealed", AttributeValue::Bool(sealed))
+            .expression_attribute_values(":omitted", AttributeValue::Bool(omitted))
             .expression_attribute_values(":exp", n(expires_at))
             .expression_attribute_values(":me", s(lock_id))
             .send()
@@ -250,7 +270,8 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Result<Existing, StoreFailur
                 }
             }
             let sealed = matches!(item.get("response_sealed"), Some(AttributeValue::Bool(true)));
-            Ok(Existing::Completed { payload_hash, response, sealed })
+            let omitted = matches!(item.get("body_omitted"), Some(AttributeValue::Bool(true)));
+            Ok(Existing::Completed { payload_hash, response, sealed, omitted })
         }
         _ => Err(StoreFailure("a record has an unknown status".into())),
     }

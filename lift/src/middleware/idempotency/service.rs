@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use tower_service::Service;
 
 use super::key::{payload_hash, record_key, KeySource, Scope};
-use super::record::{now_secs, Existing, Lock, NewRecord, RecordStore};
+use super::record::{now_secs, Existing, Lock, NewRecord, RecordStore, StoredBody};
 use super::{
     IdempotencyUnavailable, InvalidKey, KeyInUse, PayloadMismatch, PrincipalRequired, ResponseCipher,
     ResponseErased, ResponseFuture,
@@ -20,6 +20,11 @@ use crate::BoxError;
 
 /// The header that marks a replayed response.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The header that marks a replay without the body: the request was completed, and its
+/// response was larger than the layer stores
+/// ([`max_response_bytes`](super::IdempotencyBuilder::max_response_bytes)).
+pub const IDEMPOTENT_RESPONSE_OMITTED: HeaderName = HeaderName::from_static("idempotent-response-omitted");
 
 /// Everything an [`IdempotencyLayer`](super::IdempotencyLayer) and its services share.
 pub(crate) struct Config {
@@ -121,7 +126,9 @@ where
     let path = req.uri().path();
     let route = format!("{} {path}", req.method());
     let pk = record_key(&scope, req.method(), path, &key);
-    let hash = payload_hash(req.body().as_bytes());
+    // The query is part of what the key promises: the same key and body with another
+    // `?amount=` is another request.
+    let hash = payload_hash(req.uri().query(), req.body().as_bytes());
     let lock_id = uuid::Uuid::new_v4().to_string();
     let record = NewRecord {
         pk: &pk,
@@ -135,8 +142,8 @@ where
         Ok(Lock::Acquired) => {}
         Ok(Lock::Held(existing)) if existing.payload_hash() != hash => return answer(PayloadMismatch.into()),
         Ok(Lock::Held(Existing::InProgress { .. })) => return answer(KeyInUse.into()),
-        Ok(Lock::Held(Existing::Completed { response, sealed, .. })) => {
-            return match replay(&config, &scope.tenant, response, sealed).await {
+        Ok(Lock::Held(Existing::Completed { response, sealed, omitted, .. })) => {
+            return match replay(&config, &scope.tenant, response, sealed, omitted).await {
                 Ok(response) => Ok(response),
                 Err(err) => answer(err),
             };
@@ -163,19 +170,21 @@ where
         None => result.as_ref().ok(),
     };
     let keep = match outcome {
-        Some(res) if res.body().len() > config.max_response_bytes => {
-            tracing::warn!(
-                bytes = res.body().len(),
-                "response too large to store; idempotency record removed"
-            );
-            None
-        }
         Some(res) if keeps(res.status()) => Some(res),
         _ => None,
     };
-    let sealed = match (keep, &config.cipher, &parts) {
+    let stored = match (keep, &config.cipher, &parts) {
+        // The operation ran: removing the record would let a retry run it again, so the
+        // record completes without the body and its replay says the body was left out.
+        (Some(res), _, _) if res.body().len() > config.max_response_bytes => {
+            tracing::warn!(
+                bytes = res.body().len(),
+                "response too large to store; the record is kept without its body"
+            );
+            Some((res, StoredBody::Omitted))
+        }
         (Some(res), Some(cipher), Some(head)) => match cipher.seal(head, res.body().as_bytes()).await {
-            Ok(body) => Some((res, Some(body))),
+            Ok(body) => Some((res, StoredBody::Sealed(body))),
             Err(err) => {
                 // The operation ran: releasing the lock would let a retry run it again, so
                 // the lock stays until it expires, as when the future is dropped.
@@ -183,22 +192,14 @@ where
                 return result;
             }
         },
-        (Some(res), _, _) => Some((res, None)),
+        (Some(res), _, _) => Some((res, StoredBody::Clear(res.body().as_bytes()))),
         (None, _, _) => None,
     };
-    match sealed {
+    match stored {
         Some((res, body)) => {
             let expires_at = now_secs() + config.ttl.as_secs().max(1);
-            let stored = body.as_deref().unwrap_or(res.body().as_bytes());
-            let completion = config.store.complete(
-                &pk,
-                &lock_id,
-                res,
-                stored,
-                body.is_some(),
-                &config.replay_headers,
-                expires_at,
-            );
+            let completion =
+                config.store.complete(&pk, &lock_id, res, body, &config.replay_headers, expires_at);
             match completion.await {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!("idempotency lock expired before the response was stored"),
@@ -223,13 +224,24 @@ fn keeps(status: StatusCode) -> bool {
 }
 
 /// The stored response, opened when it was sealed, marked as replayed.
+///
+/// A response whose body was too large to store replays its status and `Location` with an
+/// empty body and `Idempotent-Response-Omitted: true`: the request was done, and a retry
+/// must not read the missing body as a failure and run it again under a new key.
 async fn replay(
     config: &Config,
     tenant: &str,
     mut response: Response,
     sealed: bool,
+    omitted: bool,
 ) -> Result<Response, crate::Error> {
-    if sealed {
+    if omitted {
+        // No body: headers describing one would describe nothing.
+        response.headers_mut().remove(http::header::CONTENT_TYPE);
+        response.headers_mut().remove(http::header::CONTENT_LANGUAGE);
+        *response.body_mut() = crate::Body::empty();
+        response.headers_mut().insert(IDEMPOTENT_RESPONSE_OMITTED, HeaderValue::from_static("true"));
+    } else if sealed {
         let Some(cipher) = &config.cipher else {
             tracing::warn!("a sealed idempotency record, and no cipher to open it");
             return Err(IdempotencyUnavailable::new("sealed record without a cipher").into());

@@ -36,7 +36,13 @@ pub enum RateLimitKey {
     /// The client IP: API Gateway's `sourceIp` on Lambda, else a [`ClientIp`] or a
     /// `SocketAddr` extension. Never `X-Forwarded-For`, which any client can write.
     Ip,
-    /// The matched route pattern (per-route layers) or the method and path.
+    /// The method and the matched route pattern (`GET /payments/:id`), which the router
+    /// sets before per-route and group layers run. A layer on the whole
+    /// [`App`](crate::App) runs before routing: there the key is the method alone (one
+    /// bucket per method across every route; a method outside the standard ones, `-`),
+    /// never the raw path, which would give `/payments/1` and `/payments/2` a bucket each
+    /// and let a client make as many buckets as it likes. Put the layer on routes or
+    /// groups for a limit per route.
     Route,
     /// A function of the request head.
     Custom(KeyFn),
@@ -68,11 +74,16 @@ impl RateLimitKey {
             Self::Ip => {
                 return client_ip(head).map(|ip| write!(out, "{ip}").is_ok()).unwrap_or(false);
             }
-            Self::Route => {
-                out.push_str(head.method.as_str());
-                out.push(' ');
-                Some(head.extensions.get::<MatchedRoute>().map_or(head.uri.path(), MatchedRoute::as_str))
-            }
+            Self::Route => match head.extensions.get::<MatchedRoute>() {
+                Some(route) => {
+                    out.push_str(head.method.as_str());
+                    out.push(' ');
+                    Some(route.as_str())
+                }
+                // Before routing: the method alone, and only a standard one, so a client
+                // choosing paths or methods cannot spread requests over fresh buckets.
+                None => standard_method(&head.method),
+            },
             Self::Custom(f) => {
                 return f(head).map(|value| out.push_str(&value)).is_some();
             }
@@ -89,6 +100,13 @@ impl RateLimitKey {
             _ => None,
         }
     }
+}
+
+/// The name of a standard method; `None` for an extension method.
+fn standard_method(method: &http::Method) -> Option<&'static str> {
+    const STANDARD: [&str; 9] =
+        ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+    STANDARD.into_iter().find(|m| *m == method.as_str())
 }
 
 impl fmt::Debug for RateLimitKey {
@@ -117,6 +135,8 @@ impl fmt::Debug for RateLimitKey {
 /// let mut ctx = lift::Context::new("req-1");
 /// ctx.set_tenant("acme");
 /// req.extensions_mut().insert(ctx);
+/// // The router sets the matched route; before routing, the route part is the method alone.
+/// req.extensions_mut().insert(lift::MatchedRoute("/payments".into()));
 /// let (head, _) = req.into_parts();
 /// assert_eq!(compound_key(&[RateLimitKey::Tenant, RateLimitKey::Route], &head), "t:acme|r:POST /payments");
 /// ```
@@ -170,8 +190,21 @@ mod tests {
         let mut ctx = Context::new("r");
         ctx.set_principal(Principal::new("user-1", "acme"));
         let parts = [RateLimitKey::Tenant, RateLimitKey::User, RateLimitKey::Route, RateLimitKey::Ip];
-        assert_eq!(compound_key(&parts, &head(Some(ctx))), "t:acme|u:user-1|r:POST /payments|ip:-");
+        let mut routed = head(Some(ctx));
+        routed.extensions.insert(MatchedRoute("/payments".into()));
+        assert_eq!(compound_key(&parts, &routed), "t:acme|u:user-1|r:POST /payments|ip:-");
         assert_eq!(compound_key(&[RateLimitKey::Tenant], &head(None)), "t:-");
+    }
+
+    #[test]
+    fn route_keys_before_routing_never_hold_the_path() {
+        let route = [RateLimitKey::Route];
+        assert_eq!(compound_key(&route, &head(None)), "r:POST", "the method, not /payments?x=1");
+        let mut other = head(None);
+        other.uri = "/payments/2".parse().unwrap();
+        assert_eq!(compound_key(&route, &other), "r:POST");
+        other.method = http::Method::from_bytes(b"FOO1").unwrap();
+        assert_eq!(compound_key(&route, &other), "r:-", "no bucket per invented method");
     }
 
     #[test]
