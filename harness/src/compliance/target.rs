@@ -87,7 +87,8 @@ pub struct Assembly {
     /// Whether Lift's `ComplianceLayer` (the rules, and their blocking) wraps the app.
     pub compliance: bool,
     /// Paths the JWT layer lets through without a token, besides `/health*` (a trailing
-    /// `*` matches any suffix).
+    /// `*` matches the path itself and every path below it, as `JwtLayer::exempt_path`
+    /// reads it).
     pub public_paths: Vec<String>,
     /// A region the service sets on its app itself, whatever region the scenario runs it in.
     pub pinned_region: Option<String>,

@@ -34,16 +34,23 @@ pub trait ClassifyPriority<B>: Clone + Send + Sync + 'static {
     fn priority(&self, req: &http::Request<B>) -> Priority;
 }
 
-/// The default: paths starting with `/health` are critical, everything else normal.
+/// The default: `/health` and the paths below it (`/health/ready`) are critical, everything
+/// else normal. A path that only shares the letters (`/healthcare/...`, `/healthz`) is not:
+/// it would never be shed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HealthIsCritical;
 
 impl<B> ClassifyPriority<B> for HealthIsCritical {
     #[inline]
     fn priority(&self, req: &http::Request<B>) -> Priority {
-        // The path starts with `/health` exactly when the path and query do: neither holds a
-        // `?` before it. Read whole, it needs no search for where the query starts.
-        if req.uri().path_and_query().is_some_and(|pq| pq.as_str().starts_with("/health")) {
+        // Read from the path and query whole, which needs no search for where the query
+        // starts: `/health`, then its end, a `/` or the `?` of a query.
+        let health = req.uri().path_and_query().is_some_and(|pq| {
+            pq.as_str()
+                .strip_prefix("/health")
+                .is_some_and(|rest| matches!(rest.bytes().next(), None | Some(b'/' | b'?')))
+        });
+        if health {
             Priority::Critical
         } else {
             Priority::Normal
@@ -64,13 +71,18 @@ where
 mod tests {
     use super::*;
 
-    /// The classification reads the path and query whole; it must agree with the path alone.
+    /// The classification reads the path and query whole; it must agree with the path alone:
+    /// `/health` and below, not paths that only share its letters.
     #[test]
     fn health_is_read_from_the_path_alone() {
         for uri in [
             "/health",
             "/health?deep=1",
+            "/health/",
             "/healthz",
+            "/healthz?x",
+            "/healthcare/patients",
+            "/health-records/1",
             "/health/ready?x",
             "/hea?lth",
             "/heal",
@@ -82,8 +94,12 @@ mod tests {
             "*",
         ] {
             let uri: http::Uri = uri.parse().unwrap();
-            let expected =
-                if uri.path().starts_with("/health") { Priority::Critical } else { Priority::Normal };
+            let path = uri.path();
+            let expected = if path == "/health" || path.starts_with("/health/") {
+                Priority::Critical
+            } else {
+                Priority::Normal
+            };
             let req = http::Request::builder().uri(uri.clone()).body(()).unwrap();
             assert_eq!(HealthIsCritical.priority(&req), expected, "{uri}");
         }
