@@ -21,10 +21,18 @@ pub(crate) const FUNCTION_AUTH: &str = "the function authenticates every request
 /// The API's access log line.
 pub(crate) const ACCESS_LOG_FORMAT: &str = "{\"requestId\":\"$context.requestId\",\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\",\"latency\":\"$context.responseLatency\",\"integrationError\":\"$context.integrationErrorMessage\"}";
 
-/// The function's environment: the table prefix, secrets, keys and what lift::disaster reads.
+/// The function's environment: the table prefix, the token issuer, secrets, keys and what
+/// lift::disaster reads. CloudFormation and Terraform both take it from here.
 pub(crate) fn environment_vars(config: &DeployConfig) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = config.function.environment.clone().into_iter().collect();
     env.push(("LIFT_TABLE_PREFIX".into(), config.table_prefix()));
+    // The authorizer checks only routes with a requirement, and not roles or all-of scopes:
+    // the function verifies every token itself, so it must trust the same issuer.
+    if let Some(jwt) = &config.api.jwt {
+        env.push(("LIFT_JWT_ISSUER".into(), jwt.issuer.clone()));
+        env.push(("LIFT_JWT_AUDIENCE".into(), jwt.audience.join(",")));
+        env.push(("LIFT_JWKS_URL".into(), jwt.jwks_url()));
+    }
     for (name, arn) in &config.secrets {
         env.push((format!("LIFT_SECRET_{}_ARN", name.to_ascii_uppercase()), arn.clone()));
     }
@@ -56,6 +64,28 @@ fn get_att(resource: &str, attr: &str) -> Value {
 
 fn reference(resource: &str) -> Value {
     json!({ "Ref": resource })
+}
+
+/// A template's resources, each logical id given once (see [`plan::Names`]).
+#[derive(Default)]
+struct Resources {
+    map: Map<String, Value>,
+    names: plan::Names,
+}
+
+impl Resources {
+    /// A resource lift-deploy always makes, under a fixed id.
+    fn insert(&mut self, id: String, resource: Value) {
+        let from = format!("the synthesized {id}");
+        self.insert_from(id, &from, resource);
+    }
+
+    /// A resource named after a part of the App or the file (`from`, e.g. `route GET /orders/:id`).
+    fn insert_from(&mut self, id: String, from: &str, resource: Value) {
+        if self.names.claim(&id, from) {
+            self.map.insert(id, resource);
+        }
+    }
 }
 
 fn skip(checks: &[(&str, &str)]) -> Value {
@@ -231,7 +261,7 @@ fn data_key(ctx: &Ctx<'_>) -> Value {
 }
 
 fn role(ctx: &Ctx<'_>) -> Value {
-    let statements = plan::policy(ctx.manifest, ctx.config);
+    let statements = plan::policy(ctx.manifest, ctx.config, ctx.primary);
     let mut reasons = Map::new();
     let rendered: Vec<Value> = statements
         .iter()
@@ -256,10 +286,13 @@ fn environment(ctx: &Ctx<'_>) -> Value {
     Value::Object(environment_vars(ctx.config).into_iter().map(|(k, v)| (k, Value::String(v))).collect())
 }
 
-/// The code's hash names the version resource, so new code publishes a new version.
-fn version_id(config: &DeployConfig) -> String {
+/// The hash of the function's whole configuration (its synthesized properties: code,
+/// memory, timeout, environment, keys, architecture...) names the version resource, so any
+/// change publishes a new version and `live` moves to it, as Terraform's `publish` does. A
+/// hash of the code alone would leave `live` on the old settings.
+fn version_id(function_properties: &Value) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(config.function.code.as_bytes());
+    let digest = sha2::Sha256::digest(function_properties.to_string().as_bytes());
     format!("FunctionVersion{}", &hex::encode(digest)[..12])
 }
 
@@ -271,13 +304,18 @@ pub(crate) fn template(
 ) -> Result<Value, Error> {
     let primary = region == config.primary();
     let ctx = Ctx { manifest, config, region, primary, function: config.service.name.clone() };
-    let mut r = Map::new();
+    let mut r = Resources::default();
+    plan::claim_table_statements(&mut r.names, manifest);
     if !config.kms.data_keys.contains_key(region) {
         r.insert("DataKey".into(), data_key(&ctx));
     }
     if primary {
         for t in &manifest.tables {
-            r.insert(format!("{}Table", camel(&t.name)), table_resource(&ctx, t));
+            r.insert_from(
+                format!("{}Table", camel(&t.name)),
+                &format!("table {}", t.name),
+                table_resource(&ctx, t),
+            );
         }
     }
     r.insert("LogGroup".into(), log_group(json!(format!("/aws/lambda/{}", ctx.function)), &ctx));
@@ -286,28 +324,26 @@ pub(crate) fn template(
         "Properties": {"QueueName": format!("{}-dead-letters", ctx.function), "MessageRetentionPeriod": 1_209_600, "KmsMasterKeyId": ctx.data_key()}}));
     r.insert("FunctionRole".into(), role(&ctx));
     let (bucket, key) = config.code();
-    r.insert(
-        "Function".into(),
-        json!({"Type": "AWS::Lambda::Function",
-        "Metadata": skip(&[("CKV_AWS_117", NO_VPC)]),
-        "Properties": {
-            "FunctionName": ctx.function,
-            "Runtime": "provided.al2023",
-            "Handler": "bootstrap",
-            "Architectures": [config.function.architecture],
-            "MemorySize": config.function.memory_mb,
-            "Timeout": config.function.timeout_seconds,
-            "ReservedConcurrentExecutions": config.function.reserved_concurrency,
-            "Role": get_att("FunctionRole", "Arn"),
-            "Code": {"S3Bucket": bucket, "S3Key": key},
-            "TracingConfig": {"Mode": "Active"},
-            "DeadLetterConfig": {"TargetArn": get_att("DeadLetterQueue", "Arn")},
-            "KmsKeyArn": ctx.data_key(),
-            "LoggingConfig": {"LogFormat": "JSON", "LogGroup": reference("LogGroup")},
-            "Environment": {"Variables": environment(&ctx)}
-        }}),
-    );
-    let version = version_id(config);
+    let function = json!({"Type": "AWS::Lambda::Function",
+    "Metadata": skip(&[("CKV_AWS_117", NO_VPC)]),
+    "Properties": {
+        "FunctionName": ctx.function,
+        "Runtime": "provided.al2023",
+        "Handler": "bootstrap",
+        "Architectures": [config.function.architecture],
+        "MemorySize": config.function.memory_mb,
+        "Timeout": config.function.timeout_seconds,
+        "ReservedConcurrentExecutions": config.function.reserved_concurrency,
+        "Role": get_att("FunctionRole", "Arn"),
+        "Code": {"S3Bucket": bucket, "S3Key": key},
+        "TracingConfig": {"Mode": "Active"},
+        "DeadLetterConfig": {"TargetArn": get_att("DeadLetterQueue", "Arn")},
+        "KmsKeyArn": ctx.data_key(),
+        "LoggingConfig": {"LogFormat": "JSON", "LogGroup": reference("LogGroup")},
+        "Environment": {"Variables": environment(&ctx)}
+    }});
+    let version = version_id(&function["Properties"]);
+    r.insert("Function".into(), function);
     r.insert(version.clone(), json!({"Type": "AWS::Lambda::Version", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
         "Properties": {"FunctionName": reference("Function"), "Description": format!("code {}", config.function.code)}}));
     r.insert("LiveAlias".into(), json!({"Type": "AWS::Lambda::Alias",
@@ -330,6 +366,8 @@ pub(crate) fn template(
     if config.alarms.enabled {
         alarms(&ctx, &mut r);
     }
+    r.names.check()?;
+    let mut r = r.map;
     for (name, resource) in extra {
         if r.insert(name.clone(), resource.clone()).is_some() {
             return Err(Error::Extra(name.clone()));
@@ -347,7 +385,12 @@ pub(crate) fn template(
     }))
 }
 
-fn events(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
+/// The non-HTTP sources, in the primary region only: in every region a nightly job would
+/// run once per region, and a message or event be handled twice, against one global table.
+fn events(ctx: &Ctx<'_>, r: &mut Resources) {
+    if !ctx.primary {
+        return;
+    }
     for (i, queue) in ctx.config.events.sqs_queues.iter().enumerate() {
         r.insert(
             format!("QueueSource{i}"),
@@ -357,10 +400,7 @@ fn events(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
         );
     }
     for t in plan::streamed_tables(ctx.manifest, &ctx.config.table_prefix()) {
-        if !ctx.primary {
-            continue;
-        }
-        r.insert(format!("{}StreamSource", camel(&t.name)), json!({"Type": "AWS::Lambda::EventSourceMapping",
+        r.insert_from(format!("{}StreamSource", camel(&t.name)), &format!("the stream of table {}", t.name), json!({"Type": "AWS::Lambda::EventSourceMapping",
             "Properties": {"FunctionName": reference("LiveAlias"),
                 "EventSourceArn": get_att(&format!("{}Table", camel(&t.name)), "StreamArn"),
                 "StartingPosition": "TRIM_HORIZON", "BisectBatchOnFunctionError": true, "MaximumRetryAttempts": 5,
@@ -369,22 +409,28 @@ fn events(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
     }
     let mut n = 0;
     for source in &ctx.manifest.event_sources {
-        let (name, props) = match source {
+        let (name, from, props) = match source {
             EventSourceSpec::Schedule { rule } => (
                 format!("Schedule{}", camel(rule)),
+                format!("schedule {rule}"),
                 json!({"Name": format!("{}-{rule}", ctx.function), "ScheduleExpression": ctx.config.events.schedules[rule], "State": "ENABLED"}),
             ),
             EventSourceSpec::EventBridge { pattern } => {
                 n += 1;
-                (format!("EventRule{n}"), json!({"EventPattern": pattern, "State": "ENABLED"}))
+                (
+                    format!("EventRule{n}"),
+                    format!("event rule {pattern}"),
+                    json!({"EventPattern": pattern, "State": "ENABLED"}),
+                )
             }
             _ => continue,
         };
         let mut props = props;
         props["Targets"] = json!([{"Arn": reference("LiveAlias"), "Id": "live"}]);
-        r.insert(name.clone(), json!({"Type": "AWS::Events::Rule", "Properties": props}));
-        r.insert(
+        r.insert_from(name.clone(), &from, json!({"Type": "AWS::Events::Rule", "Properties": props}));
+        r.insert_from(
             format!("{name}Permission"),
+            &format!("the permission of {from}"),
             json!({"Type": "AWS::Lambda::Permission",
             "Properties": {"Action": "lambda:InvokeFunction", "FunctionName": reference("LiveAlias"),
                 "Principal": "events.amazonaws.com", "SourceArn": get_att(&name, "Arn")}}),
@@ -392,7 +438,7 @@ fn events(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
     }
 }
 
-fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
+fn api(ctx: &Ctx<'_>, r: &mut Resources) {
     let config = ctx.config;
     r.insert("HttpApi".into(), json!({"Type": "AWS::ApiGatewayV2::Api",
         "Properties": {"Name": ctx.function, "ProtocolType": "HTTP", "DisableExecuteApiEndpoint": config.domain.is_some()}}));
@@ -408,13 +454,17 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
                 "JwtConfiguration": {"Issuer": jwt.issuer, "Audience": jwt.audience}}}),
         );
     }
-    let mut routes: Vec<(String, Option<Vec<String>>)> =
-        ctx.manifest.routes.iter().map(|route| (plan::route_key(route), plan::route_auth(route))).collect();
+    let mut routes: Vec<(String, Option<Vec<String>>, String)> = ctx
+        .manifest
+        .routes
+        .iter()
+        .map(|route| (plan::route_key(route), plan::route_auth(route), plan::route_source(route)))
+        .collect();
     if config.api.catch_all {
-        routes.push(("$default".into(), Some(Vec::new())));
+        routes.push(("$default".into(), Some(Vec::new()), "api.catch_all".into()));
     }
     routes.sort();
-    for (key, auth) in routes {
+    for (key, auth, from) in routes {
         let id = format!("Route{}", camel(&key.replace('$', "Default").replace(['{', '}', '+'], "")));
         let mut props = json!({"ApiId": reference("HttpApi"), "RouteKey": key, "Target": sub("integrations/${Integration}")});
         let mut res = json!({"Type": "AWS::ApiGatewayV2::Route"});
@@ -436,7 +486,7 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
             }
         }
         res["Properties"] = props;
-        r.insert(id, res);
+        r.insert_from(id, &from, res);
     }
     r.insert("Stage".into(), json!({"Type": "AWS::ApiGatewayV2::Stage",
         "Properties": {"ApiId": reference("HttpApi"), "StageName": "$default", "AutoDeploy": true,
@@ -448,7 +498,7 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
             "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*")}}));
 }
 
-fn failover(ctx: &Ctx<'_>, domain: &crate::config::DomainConfig, r: &mut Map<String, Value>) {
+fn failover(ctx: &Ctx<'_>, domain: &crate::config::DomainConfig, r: &mut Resources) {
     let regional = domain.regional_name(ctx.region);
     let cert = &domain.certificates[ctx.region];
     for (id, name) in [("DomainName", domain.name.clone()), ("RegionalDomainName", regional.clone())] {
@@ -473,11 +523,14 @@ fn failover(ctx: &Ctx<'_>, domain: &crate::config::DomainConfig, r: &mut Map<Str
             "HealthCheckId": reference("HealthCheck"), "ResourceRecords": [regional]}}));
 }
 
-fn alarms(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
-    let actions: Vec<Value> = ctx.config.alarms.topic.iter().map(|t| json!(t)).collect();
-    let alarm = |metric: &str, namespace: &str, dims: Value, threshold: u32, what: &str| {
+fn alarms(ctx: &Ctx<'_>, r: &mut Resources) {
+    // CloudWatch notifies topics of the alarm's own region only.
+    let actions: Vec<Value> = ctx.config.alarms.topic_in(ctx.region).iter().map(|t| json!(t)).collect();
+    // Named as Terraform names them, so a rollout gate can find them by the service's prefix.
+    let alarm = |name: &str, metric: &str, namespace: &str, dims: Value, threshold: u32, what: &str| {
         json!({"Type": "AWS::CloudWatch::Alarm",
-            "Properties": {"AlarmDescription": format!("{}: {what}", ctx.function), "Namespace": namespace, "MetricName": metric,
+            "Properties": {"AlarmName": plan::alarm_name(ctx.config, ctx.region, name),
+                "AlarmDescription": format!("{}: {what}", ctx.function), "Namespace": namespace, "MetricName": metric,
                 "Dimensions": dims, "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": threshold,
                 "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
                 "AlarmActions": actions, "OKActions": actions}})
@@ -486,6 +539,7 @@ fn alarms(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
     r.insert(
         "ErrorsAlarm".into(),
         alarm(
+            "errors",
             "Errors",
             "AWS/Lambda",
             function.clone(),
@@ -493,10 +547,14 @@ fn alarms(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
             "function errors",
         ),
     );
-    r.insert("ThrottlesAlarm".into(), alarm("Throttles", "AWS/Lambda", function, 1, "invocations throttled"));
+    r.insert(
+        "ThrottlesAlarm".into(),
+        alarm("throttles", "Throttles", "AWS/Lambda", function, 1, "invocations throttled"),
+    );
     r.insert(
         "Api5xxAlarm".into(),
         alarm(
+            "api_5xx",
             "5xx",
             "AWS/ApiGateway",
             json!([{"Name": "ApiId", "Value": reference("HttpApi")}]),

@@ -137,6 +137,34 @@ pub struct JwtConfig {
     pub issuer: String,
     /// The accepted audiences (at least one).
     pub audience: Vec<String>,
+    /// Where the function fetches the issuer's signing keys (`https://`); default
+    /// [`JwtConfig::jwks_url`]'s OIDC/Cognito convention.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+}
+
+impl JwtConfig {
+    /// The issuer's JWK set: `jwks_url`, else the issuer + `/.well-known/jwks.json`, where
+    /// OIDC providers and Cognito user pools publish it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = lift_deploy::DeployConfig::from_toml(
+    ///     "[service]\nname = \"svc\"\nregions = [\"us-east-1\"]\n\
+    ///      [function]\ncode = \"s3://b/k.zip\"\n\
+    ///      [api.jwt]\nissuer = \"https://id.example.com/\"\naudience = [\"svc\"]\n",
+    /// )?;
+    /// let jwt = config.api.jwt.unwrap();
+    /// assert_eq!(jwt.jwks_url(), "https://id.example.com/.well-known/jwks.json");
+    /// # Ok::<(), lift_deploy::Error>(())
+    /// ```
+    pub fn jwks_url(&self) -> String {
+        match &self.jwks_url {
+            Some(url) => url.clone(),
+            None => format!("{}/.well-known/jwks.json", self.issuer.trim_end_matches('/')),
+        }
+    }
 }
 
 /// `[tables]`.
@@ -189,14 +217,32 @@ pub struct AlarmsConfig {
     /// Create the basic alarms (function errors and throttles, API 5xx); default true.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Where alarms notify: an SNS topic ARN.
+    /// Where alarms notify: an SNS topic ARN in one of the service's regions. CloudWatch
+    /// notifies topics of the alarm's own region only, so it serves that region's alarms.
+    /// Without a topic the alarms still change state (rollout gates read them), and
+    /// [`DeployConfig::warnings`] says that they notify no one.
     pub topic: Option<String>,
-    /// Function errors in 5 minutes that raise the alarm (default 5).
+    /// `[alarms.topics]`: a topic per region (region → SNS topic ARN in that region), for a
+    /// service in several regions; instead of `topic`.
+    #[serde(default)]
+    pub topics: BTreeMap<String, String>,
+    /// Function errors in 5 minutes that raise the alarm (default 5, at least 1).
     #[serde(default = "default_errors")]
     pub errors_threshold: u32,
-    /// API 5xx answers in 5 minutes that raise the alarm (default 10).
+    /// API 5xx answers in 5 minutes that raise the alarm (default 10, at least 1).
     #[serde(default = "default_5xx")]
     pub api_5xx_threshold: u32,
+}
+
+impl AlarmsConfig {
+    /// The topic the alarms of `region` notify, if any: its entry in `topics`, or `topic`
+    /// when that topic is in `region`.
+    pub fn topic_in(&self, region: &str) -> Option<&str> {
+        match self.topics.get(region) {
+            Some(arn) => Some(arn),
+            None => self.topic.as_deref().filter(|arn| arn_region(arn) == Some(region)),
+        }
+    }
 }
 
 impl Default for AlarmsConfig {
@@ -204,6 +250,7 @@ impl Default for AlarmsConfig {
         Self {
             enabled: true,
             topic: None,
+            topics: BTreeMap::new(),
             errors_threshold: default_errors(),
             api_5xx_threshold: default_5xx(),
         }
@@ -268,6 +315,11 @@ fn valid_region(region: &str) -> bool {
             .iter()
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
         && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The region field of an ARN (`arn:aws:sns:us-east-1:...` → `us-east-1`).
+fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3)
 }
 
 fn arn_of(key: &str, value: &str, service: &str) -> Result<(), Error> {
@@ -408,6 +460,15 @@ impl DeployConfig {
             if jwt.audience.is_empty() {
                 return Err(invalid("api.jwt.audience", "name at least one audience"));
             }
+            // The function gets them comma-joined (`LIFT_JWT_AUDIENCE`).
+            if jwt.audience.iter().any(|a| a.is_empty() || a.contains(',')) {
+                return Err(invalid("api.jwt.audience", "an audience is not empty and has no ','"));
+            }
+            // The function fetches signing keys from it: over plain http a network attacker
+            // could hand it keys of their own and mint any token.
+            if jwt.jwks_url.as_ref().is_some_and(|url| !url.starts_with("https://")) {
+                return Err(invalid("api.jwt.jwks_url", "the JWK set must be an https:// URL"));
+            }
         }
         for (name, arn) in &self.secrets {
             let key = format!("secrets.{name}");
@@ -440,11 +501,32 @@ impl DeployConfig {
         if !LOG_RETENTION_DAYS.contains(&self.logs.retention_days) {
             return Err(invalid("logs.retention_days", format!("must be one of {LOG_RETENTION_DAYS:?}")));
         }
-        if let Some(topic) = &self.alarms.topic {
-            arn_of("alarms.topic", topic, "sns")?;
+        self.validate_alarms()?;
+        if let Some(prefix) = &self.tables.prefix {
+            // Without a prefix the names, and so the function's rights, would be other services' tables.
+            if prefix.is_empty() {
+                return Err(invalid(
+                    "tables.prefix",
+                    "an empty prefix would give the function access to every unprefixed table of the account; leave the key out for the default <service>-",
+                ));
+            }
+            if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+                return Err(invalid(
+                    "tables.prefix",
+                    "table names allow letters, digits, '-', '_' and '.' only",
+                ));
+            }
         }
         for (i, arn) in self.events.sqs_queues.iter().enumerate() {
-            arn_of(&format!("events.sqs_queues[{i}]"), arn, "sqs")?;
+            let key = format!("events.sqs_queues[{i}]");
+            arn_of(&key, arn, "sqs")?;
+            // Lambda polls queues of its own region, and only the primary polls (see cfn::events).
+            if arn_region(arn) != Some(self.primary()) {
+                return Err(invalid(
+                    &key,
+                    format!("the queue must be in the primary region, {}", self.primary()),
+                ));
+            }
         }
         for (rule, expr) in &self.events.schedules {
             if !(expr.starts_with("rate(") || expr.starts_with("cron(")) || !expr.ends_with(')') {
@@ -482,12 +564,87 @@ impl DeployConfig {
         Ok(())
     }
 
+    fn validate_alarms(&self) -> Result<(), Error> {
+        let alarms = &self.alarms;
+        let regions = &self.service.regions;
+        if let Some(topic) = &alarms.topic {
+            arn_of("alarms.topic", topic, "sns")?;
+            if !alarms.topics.is_empty() {
+                return Err(invalid("alarms.topics", "give either alarms.topic or alarms.topics, not both"));
+            }
+            let region = arn_region(topic).unwrap_or_default();
+            if !regions.iter().any(|r| r == region) {
+                return Err(invalid(
+                    "alarms.topic",
+                    format!(
+                        "the topic is in {region}, where this service has no alarm: CloudWatch notifies topics of the alarm's own region only ({})",
+                        regions.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (region, arn) in &alarms.topics {
+            let key = format!("alarms.topics.{region}");
+            arn_of(&key, arn, "sns")?;
+            if !regions.contains(region) {
+                return Err(invalid(&key, format!("{region} is not in service.regions")));
+            }
+            if arn_region(arn) != Some(region.as_str()) {
+                return Err(invalid(&key, format!("CloudWatch notifies topics of the alarm's own region only: the topic must be in {region}")));
+            }
+        }
+        // A threshold of 0 with "greater than or equal" is in ALARM on every period.
+        if alarms.errors_threshold == 0 {
+            return Err(invalid(
+                "alarms.errors_threshold",
+                "must be at least 1 (0 would always be in ALARM)",
+            ));
+        }
+        if alarms.api_5xx_threshold == 0 {
+            return Err(invalid(
+                "alarms.api_5xx_threshold",
+                "must be at least 1 (0 would always be in ALARM)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the file allows but an operator should know: alarms that notify no one, per
+    /// region. `lift-deploy synth` prints these.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = lift_deploy::DeployConfig::from_toml(r#"
+    ///     [service]
+    ///     name = "payments"
+    ///     regions = ["us-east-1"]
+    ///     [function]
+    ///     code = "s3://artifacts/payments.zip"
+    /// "#)?;
+    /// assert!(config.warnings()[0].starts_with("alarms.topic:"));
+    /// # Ok::<(), lift_deploy::Error>(())
+    /// ```
+    pub fn warnings(&self) -> Vec<String> {
+        if !self.alarms.enabled {
+            return Vec::new();
+        }
+        let key = if self.service.regions.len() > 1 { "alarms.topics" } else { "alarms.topic" };
+        self.service
+            .regions
+            .iter()
+            .filter(|r| self.alarms.topic_in(r).is_none())
+            .map(|r| format!("{key}: the alarms in {r} notify no one (they still change state, which rollout gates read); name an SNS topic in {r}"))
+            .collect()
+    }
+
     /// Checks the file against what the App needs (its event sources).
     ///
     /// # Errors
     /// [`Error::Config`] naming the missing key.
     pub fn check_against(&self, manifest: &crate::Manifest) -> Result<(), Error> {
         use crate::manifest::EventSourceSpec;
+        self.check_sources_are_handled(manifest)?;
         for source in &manifest.event_sources {
             match source {
                 EventSourceSpec::Sqs { .. } if self.events.sqs_queues.is_empty() => {
@@ -499,7 +656,10 @@ impl DeployConfig {
                 EventSourceSpec::Schedule { rule } if !self.events.schedules.contains_key(rule) => {
                     return Err(invalid(
                         &format!("events.schedules.{rule}"),
-                        "the App handles this schedule; give its expression",
+                        format!(
+                            "the App handles this schedule; give its expression (the file has {})",
+                            names(self.events.schedules.keys())
+                        ),
                     ));
                 }
                 EventSourceSpec::DynamodbStream { table: Some(table) } => {
@@ -518,5 +678,113 @@ impl DeployConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `a, b` or `none`, for messages.
+fn names<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    let list: Vec<&str> = items.into_iter().map(String::as_str).collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+impl DeployConfig {
+    /// Refuses what the file wires up and the App does not handle: a schedule the App has
+    /// no handler for would fire into an error each time, a queue's messages would fail to
+    /// the dead-letter queue. And a queue the App handles by name must be in the file.
+    fn check_sources_are_handled(&self, manifest: &crate::Manifest) -> Result<(), Error> {
+        use crate::manifest::EventSourceSpec;
+        let rules: Vec<&String> = manifest
+            .event_sources
+            .iter()
+            .filter_map(|s| match s {
+                EventSourceSpec::Schedule { rule } => Some(rule),
+                _ => None,
+            })
+            .collect();
+        if let Some(rule) = self.events.schedules.keys().find(|r| !rules.contains(r)) {
+            return Err(invalid(
+                &format!("events.schedules.{rule}"),
+                format!("the App handles no schedule {rule:?} (it handles {})", names(rules.iter().copied())),
+            ));
+        }
+        let handled: Vec<&Option<String>> = manifest
+            .event_sources
+            .iter()
+            .filter_map(|s| match s {
+                EventSourceSpec::Sqs { queue } => Some(queue),
+                _ => None,
+            })
+            .collect();
+        let by_name: Vec<&String> = handled.iter().filter_map(|q| q.as_ref()).collect();
+        let any_queue = handled.iter().any(|q| q.is_none());
+        // The App names a queue by its name or its ARN.
+        let matches = |arn: &str, handler: &str| handler == arn || arn.rsplit(':').next() == Some(handler);
+        for (i, arn) in self.events.sqs_queues.iter().enumerate() {
+            if handled.is_empty() {
+                return Err(invalid(
+                    &format!("events.sqs_queues[{i}]"),
+                    format!("the App handles no SQS messages, so every message of {arn} would fail"),
+                ));
+            }
+            if !any_queue && !by_name.iter().any(|h| matches(arn, h)) {
+                return Err(invalid(
+                    &format!("events.sqs_queues[{i}]"),
+                    format!("the App handles queues {} only, not {arn}", names(by_name.iter().copied())),
+                ));
+            }
+        }
+        if let Some(missing) =
+            by_name.iter().find(|h| !self.events.sqs_queues.iter().any(|arn| matches(arn, h)))
+        {
+            return Err(invalid(
+                "events.sqs_queues",
+                format!(
+                    "the App handles queue {missing}; name its ARN (the file has {})",
+                    names(self.events.sqs_queues.iter())
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[service]\nname = \"svc\"\nregions = [\"us-east-1\"]\n\
+                        [function]\ncode = \"s3://artifacts/svc.zip\"\n";
+
+    fn jwt(lines: &str) -> Result<DeployConfig, Error> {
+        DeployConfig::from_toml(&format!("{BASE}[api.jwt]\n{lines}"))
+    }
+
+    fn refused_key(lines: &str) -> String {
+        match jwt(lines) {
+            Err(Error::Config { key, .. }) => key,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_jwk_set_defaults_to_the_issuers_well_known_url_and_must_be_https() {
+        let default = jwt("issuer = \"https://id.example.com/\"\naudience = [\"a\"]\n").unwrap();
+        assert_eq!(default.api.jwt.unwrap().jwks_url(), "https://id.example.com/.well-known/jwks.json");
+        let own = jwt("issuer = \"https://id\"\naudience = [\"a\"]\njwks_url = \"https://keys/jwks.json\"\n")
+            .unwrap();
+        assert_eq!(own.api.jwt.unwrap().jwks_url(), "https://keys/jwks.json");
+        assert_eq!(
+            refused_key(
+                "issuer = \"https://id\"\naudience = [\"a\"]\njwks_url = \"http://keys/jwks.json\"\n"
+            ),
+            "api.jwt.jwks_url"
+        );
+        // The function gets the audiences comma-joined.
+        assert_eq!(refused_key("issuer = \"https://id\"\naudience = [\"a,b\"]\n"), "api.jwt.audience");
+        assert_eq!(refused_key("issuer = \"https://id\"\naudience = [\"\"]\n"), "api.jwt.audience");
     }
 }

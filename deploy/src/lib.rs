@@ -69,6 +69,17 @@ pub enum Error {
     /// An extra resource has the name of a synthesized one.
     #[error("extra resource {0} has the name of a synthesized resource")]
     Extra(String),
+    /// Two parts of the service would make resources of the same name, and one would be
+    /// silently dropped: two routes whose paths differ only in punctuation, say.
+    #[error("two resources would be named {name}: {first} and {second}; rename one")]
+    SameName {
+        /// The logical id (CloudFormation) or `<type>.<name>` (Terraform).
+        name: String,
+        /// What made the name first, e.g. `route GET /orders/:id`.
+        first: String,
+        /// What made it again.
+        second: String,
+    },
     /// A file could not be read or written.
     #[error("cannot access {path}")]
     Io {
@@ -115,6 +126,7 @@ impl Synth {
     /// # Errors
     /// [`Error`] when the file and the manifest disagree, or an extra resource collides.
     pub fn cloudformation(&self, region: &str) -> Result<serde_json::Value, Error> {
+        self.manifest.check()?;
         self.config.check_against(&self.manifest)?;
         cfn::template(&self.manifest, &self.config, region, &self.extra_cfn)
     }
@@ -124,6 +136,7 @@ impl Synth {
     /// # Errors
     /// As [`Synth::cloudformation`].
     pub fn terraform(&self, region: &str) -> Result<serde_json::Value, Error> {
+        self.manifest.check()?;
         self.config.check_against(&self.manifest)?;
         terraform::config(&self.manifest, &self.config, region, &self.extra_tf)
     }

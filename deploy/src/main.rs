@@ -65,5 +65,8 @@ fn run(args: &[String]) -> Result<Vec<PathBuf>, String> {
         std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let manifest = lift_deploy::Manifest::from_json(&text).map_err(|e| e.to_string())?;
     let config = lift_deploy::DeployConfig::from_path(&config).map_err(|e| e.to_string())?;
+    for warning in config.warnings() {
+        eprintln!("lift-deploy: warning: {warning}");
+    }
     lift_deploy::Synth::new(manifest, config).write(&out).map_err(|e| e.to_string())
 }

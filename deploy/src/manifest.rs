@@ -123,6 +123,26 @@ pub struct IndexSpec {
     pub sort_key: Option<(String, String)>,
 }
 
+/// The DynamoDB actions a table's access may name: what a function's code calls on items
+/// and a table's description. Wildcards, table management (`DeleteTable`...) and the stream
+/// actions (synthesis grants those itself) are refused.
+pub const TABLE_ACTIONS: &[&str] = &[
+    "BatchGetItem",
+    "BatchWriteItem",
+    "ConditionCheckItem",
+    "DeleteItem",
+    "DescribeTable",
+    "GetItem",
+    "PartiQLDelete",
+    "PartiQLInsert",
+    "PartiQLSelect",
+    "PartiQLUpdate",
+    "PutItem",
+    "Query",
+    "Scan",
+    "UpdateItem",
+];
+
 /// What the function does with a table: the DynamoDB actions its code calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableAccess {
@@ -131,7 +151,8 @@ pub struct TableAccess {
 }
 
 impl TableAccess {
-    /// Exactly these DynamoDB actions (without the `dynamodb:` prefix), e.g. `["GetItem"]`.
+    /// Exactly these DynamoDB actions (without the `dynamodb:` prefix), e.g. `["GetItem"]`,
+    /// each one of [`TABLE_ACTIONS`] (synthesis refuses others).
     pub fn actions<I: IntoIterator<Item = S>, S: Into<String>>(actions: I) -> Self {
         let mut actions: Vec<String> = actions.into_iter().map(Into::into).collect();
         actions.sort();
@@ -260,11 +281,35 @@ impl Manifest {
     /// Reads a manifest written by [`Manifest::to_json`].
     ///
     /// # Errors
-    /// [`crate::Error::Manifest`] naming the path of the bad field.
+    /// [`crate::Error::Manifest`] naming the path of the bad field, or of a table action
+    /// outside [`TABLE_ACTIONS`].
     pub fn from_json(text: &str) -> Result<Self, crate::Error> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| crate::Error::Manifest { path: e.path().to_string(), reason: e.inner().to_string() })
+        let manifest: Self = serde_path_to_error::deserialize(de).map_err(|e| crate::Error::Manifest {
+            path: e.path().to_string(),
+            reason: e.inner().to_string(),
+        })?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Refuses table actions outside [`TABLE_ACTIONS`]: `*` would become `dynamodb:*`.
+    pub(crate) fn check(&self) -> Result<(), crate::Error> {
+        for (i, table) in self.tables.iter().enumerate() {
+            for (j, action) in table.actions.iter().enumerate() {
+                if !TABLE_ACTIONS.contains(&action.as_str()) {
+                    return Err(crate::Error::Manifest {
+                        path: format!("tables[{i}].actions[{j}]"),
+                        reason: format!(
+                            "{action:?} is not an item action of table {}; use some of {} (without the dynamodb: prefix)",
+                            table.name,
+                            TABLE_ACTIONS.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 

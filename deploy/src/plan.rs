@@ -1,7 +1,66 @@
 //! What both output formats share: names, route keys and the least-privilege policy.
 
+use std::collections::BTreeMap;
+
 use crate::config::DeployConfig;
 use crate::manifest::{EventSourceSpec, Manifest, RouteSpec, TableSpec};
+use crate::Error;
+
+/// The names given out in one output and what made each: a name made twice is refused,
+/// naming both makers, rather than one resource silently replacing the other.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    made_by: BTreeMap<String, String>,
+    clash: Option<Error>,
+}
+
+impl Names {
+    /// Records that `from` makes `name`; false (and the first clash kept) when it is taken.
+    pub(crate) fn claim(&mut self, name: &str, from: &str) -> bool {
+        match self.made_by.get(name) {
+            Some(first) => {
+                if self.clash.is_none() {
+                    self.clash = Some(Error::SameName {
+                        name: name.to_owned(),
+                        first: first.clone(),
+                        second: from.to_owned(),
+                    });
+                }
+                false
+            }
+            None => {
+                self.made_by.insert(name.to_owned(), from.to_owned());
+                true
+            }
+        }
+    }
+
+    /// The first clash, if any.
+    pub(crate) fn check(self) -> Result<(), Error> {
+        self.clash.map_or(Ok(()), Err)
+    }
+}
+
+/// The CloudWatch name of a basic alarm (`errors`, `throttles`, `api_5xx`) in `region`:
+/// `payments-us-east-1-errors`. Both formats use it, and it starts with the service name
+/// as lift-monitoring's SLO alarms do, so one `--alarm-name-prefix <service>-` finds all.
+pub(crate) fn alarm_name(config: &DeployConfig, region: &str, alarm: &str) -> String {
+    format!("{}-{region}-{alarm}", config.service.name)
+}
+
+/// Claims the policy statement ids each table gives (`TableOrders`), in every region: a
+/// secondary region has no table resources to clash, but two tables whose names differ only
+/// in punctuation would still give its policy one statement id twice.
+pub(crate) fn claim_table_statements(names: &mut Names, manifest: &Manifest) {
+    for t in &manifest.tables {
+        names.claim(&format!("Table{} (policy statement)", camel(&t.name)), &format!("table {}", t.name));
+    }
+}
+
+/// What made a route, as the App wrote it: `route GET /orders/:id`.
+pub(crate) fn route_source(route: &RouteSpec) -> String {
+    format!("route {} {}", route.method, route.path)
+}
 
 /// `lift-idempotency` → `LiftIdempotency`.
 pub(crate) fn camel(name: &str) -> String {
@@ -116,7 +175,11 @@ pub(crate) fn streamed_tables<'a>(manifest: &'a Manifest, prefix: &str) -> Vec<&
 }
 
 /// The function's policy: each used feature's actions on exact resources.
-pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig) -> Vec<Statement> {
+///
+/// Queues are polled from the primary region only, as every non-HTTP source is: a
+/// second region would run each job and message twice against the one global table. So
+/// only the primary's policy names the queues.
+pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig, primary: bool) -> Vec<Statement> {
     let mut out =
         vec![statement("Logs", &["logs:CreateLogStream", "logs:PutLogEvents"], vec![Res::LogGroup])];
     let mut xray = statement("XRay", &["xray:PutTelemetryRecords", "xray:PutTraceSegments"], vec![Res::Any]);
@@ -150,7 +213,7 @@ pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig) -> Vec<Statemen
         list.wildcard_reason = Some("dynamodb:ListStreams has no resource-level permissions");
         out.push(list);
     }
-    if !config.events.sqs_queues.is_empty() {
+    if primary && !config.events.sqs_queues.is_empty() {
         out.push(statement(
             "Queues",
             &[

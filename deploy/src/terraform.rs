@@ -60,9 +60,25 @@ impl Ctx<'_> {
     }
 }
 
-fn add(resources: &mut Map<String, Value>, kind: &str, name: &str, body: Value) {
-    let entry = resources.entry(kind.to_owned()).or_insert_with(|| json!({}));
-    entry[name] = body;
+/// A configuration's resources by type and name, each `<type>.<name>` given once (see
+/// [`plan::Names`]).
+#[derive(Default)]
+struct Resources {
+    map: Map<String, Value>,
+    names: plan::Names,
+}
+
+/// A resource lift-deploy always makes, under a fixed name.
+fn add(resources: &mut Resources, kind: &str, name: &str, body: Value) {
+    add_from(resources, kind, name, &format!("the synthesized {kind}.{name}"), body);
+}
+
+/// A resource named after a part of the App or the file (`from`, e.g. `route GET /orders/:id`).
+fn add_from(resources: &mut Resources, kind: &str, name: &str, from: &str, body: Value) {
+    if resources.names.claim(&format!("{kind}.{name}"), from) {
+        let entry = resources.map.entry(kind.to_owned()).or_insert_with(|| json!({}));
+        entry[name] = body;
+    }
 }
 
 fn attributes(t: &TableSpec) -> Value {
@@ -144,7 +160,8 @@ pub(crate) fn config(
 ) -> Result<Value, Error> {
     let primary = region == config.primary();
     let ctx = Ctx { manifest, config, region, primary, function: config.service.name.clone() };
-    let mut r = Map::new();
+    let mut r = Resources::default();
+    plan::claim_table_statements(&mut r.names, manifest);
     if !config.kms.data_keys.contains_key(region) {
         add(
             &mut r,
@@ -163,24 +180,34 @@ pub(crate) fn config(
                      "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                          format!("{ARN_PREFIX}:logs:{region}:${{data.aws_caller_identity.current.account_id}}:log-group:*")}}}
                 ]})).expect("a policy serializes"),
+                // Kept as CloudFormation retains it: the tables, logs and queue are under it.
+                "lifecycle": {"prevent_destroy": true},
             }),
         );
     }
     if primary {
         for t in &manifest.tables {
-            add(&mut r, "aws_dynamodb_table", &snake(&t.name), table(&ctx, t));
+            add_from(
+                &mut r,
+                "aws_dynamodb_table",
+                &snake(&t.name),
+                &format!("table {}", t.name),
+                table(&ctx, t),
+            );
         }
     }
     for (name, group) in [
         ("function", format!("/aws/lambda/{}", ctx.function)),
         ("access", format!("/aws/apigateway/{}", ctx.function)),
     ] {
+        // Kept as CloudFormation retains them: a year of logs outlives a stack.
         add(
             &mut r,
             "aws_cloudwatch_log_group",
             name,
             json!({"name": group,
-            "retention_in_days": config.logs.retention_days, "kms_key_id": ctx.data_key()}),
+            "retention_in_days": config.logs.retention_days, "kms_key_id": ctx.data_key(),
+            "lifecycle": {"prevent_destroy": true}}),
         );
     }
     add(
@@ -190,14 +217,14 @@ pub(crate) fn config(
         json!({"name": format!("{}-dead-letters", ctx.function),
         "message_retention_seconds": 1_209_600, "kms_master_key_id": ctx.data_key()}),
     );
-    let statements: Vec<Value> = plan::policy(manifest, config)
+    let statements: Vec<Value> = plan::policy(manifest, config, primary)
         .iter()
         .map(|s| {
             json!({"Sid": s.sid, "Effect": "Allow", "Action": s.actions,
                 "Resource": s.resources.iter().map(|r| ctx.resolve(r)).collect::<Vec<_>>()})
         })
         .collect();
-    let reasons: Vec<String> = plan::policy(manifest, config)
+    let reasons: Vec<String> = plan::policy(manifest, config, primary)
         .iter()
         .filter_map(|s| s.wildcard_reason.map(|why| format!("{}: {why}", s.sid)))
         .collect();
@@ -276,64 +303,8 @@ pub(crate) fn config(
             "depends_on": ["aws_lambda_alias.live"]}),
         );
     }
-    for (i, queue) in config.events.sqs_queues.iter().enumerate() {
-        add(
-            &mut r,
-            "aws_lambda_event_source_mapping",
-            &format!("queue_{i}"),
-            json!({
-            "function_name": "${aws_lambda_alias.live.arn}", "event_source_arn": queue, "batch_size": 10,
-            "function_response_types": ["ReportBatchItemFailures"]}),
-        );
-    }
     if primary {
-        for t in plan::streamed_tables(manifest, &config.table_prefix()) {
-            add(
-                &mut r,
-                "aws_lambda_event_source_mapping",
-                &format!("{}_stream", snake(&t.name)),
-                json!({
-                "function_name": "${aws_lambda_alias.live.arn}",
-                "event_source_arn": format!("${{aws_dynamodb_table.{}.stream_arn}}", snake(&t.name)),
-                "starting_position": "TRIM_HORIZON", "bisect_batch_on_function_error": true, "maximum_retry_attempts": 5,
-                "function_response_types": ["ReportBatchItemFailures"],
-                "destination_config": {"on_failure": {"destination_arn": "${aws_sqs_queue.dead_letters.arn}"}}}),
-            );
-        }
-    }
-    let mut n = 0;
-    for source in &manifest.event_sources {
-        let (name, mut body) = match source {
-            EventSourceSpec::Schedule { rule } => (
-                format!("schedule_{}", snake(rule)),
-                json!({"name": format!("{}-{rule}", ctx.function), "schedule_expression": config.events.schedules[rule]}),
-            ),
-            EventSourceSpec::EventBridge { pattern } => {
-                n += 1;
-                (
-                    format!("event_rule_{n}"),
-                    json!({"event_pattern": serde_json::to_string(pattern).expect("serializes")}),
-                )
-            }
-            _ => continue,
-        };
-        body["state"] = json!("ENABLED");
-        add(&mut r, "aws_cloudwatch_event_rule", &name, body);
-        add(
-            &mut r,
-            "aws_cloudwatch_event_target",
-            &name,
-            json!({"rule": format!("${{aws_cloudwatch_event_rule.{name}.name}}"),
-            "target_id": "live", "arn": "${aws_lambda_alias.live.arn}"}),
-        );
-        add(
-            &mut r,
-            "aws_lambda_permission",
-            &name,
-            json!({"action": "lambda:InvokeFunction",
-            "function_name": "${aws_lambda_function.function.function_name}", "qualifier": "live",
-            "principal": "events.amazonaws.com", "source_arn": format!("${{aws_cloudwatch_event_rule.{name}.arn}}")}),
-        );
+        events(&ctx, &mut r);
     }
     api(&ctx, &mut r);
     if let Some(domain) = &config.domain {
@@ -383,7 +354,8 @@ pub(crate) fn config(
         );
     }
     if config.alarms.enabled {
-        let actions: Vec<&String> = config.alarms.topic.iter().collect();
+        // CloudWatch notifies topics of the alarm's own region only.
+        let actions: Vec<&str> = config.alarms.topic_in(region).into_iter().collect();
         let fdims = json!({"FunctionName": "${aws_lambda_function.function.function_name}", "Resource": "${aws_lambda_function.function.function_name}:live"});
         for (name, metric, ns, dims, threshold, what) in [
             (
@@ -408,7 +380,7 @@ pub(crate) fn config(
                 &mut r,
                 "aws_cloudwatch_metric_alarm",
                 name,
-                json!({"alarm_name": format!("{}-{region}-{name}", ctx.function),
+                json!({"alarm_name": plan::alarm_name(config, region, name),
                 "alarm_description": format!("{}: {what}", ctx.function), "namespace": ns, "metric_name": metric, "dimensions": dims,
                 "statistic": "Sum", "period": 300, "evaluation_periods": 1, "threshold": threshold,
                 "comparison_operator": "GreaterThanOrEqualToThreshold", "treat_missing_data": "notBreaching",
@@ -416,6 +388,8 @@ pub(crate) fn config(
             );
         }
     }
+    r.names.check()?;
+    let mut r = r.map;
     for (kind, body) in extra {
         let Some(items) = body.as_object() else { return Err(Error::Extra(kind.clone())) };
         for (name, item) in items {
@@ -438,7 +412,7 @@ pub(crate) fn config(
     }))
 }
 
-fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
+fn api(ctx: &Ctx<'_>, r: &mut Resources) {
     let config = ctx.config;
     add(
         r,
@@ -465,13 +439,17 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
             "jwt_configuration": {"issuer": jwt.issuer, "audience": jwt.audience}}),
         );
     }
-    let mut routes: Vec<(String, Option<Vec<String>>)> =
-        ctx.manifest.routes.iter().map(|route| (plan::route_key(route), plan::route_auth(route))).collect();
+    let mut routes: Vec<(String, Option<Vec<String>>, String)> = ctx
+        .manifest
+        .routes
+        .iter()
+        .map(|route| (plan::route_key(route), plan::route_auth(route), plan::route_source(route)))
+        .collect();
     if config.api.catch_all {
-        routes.push(("$default".into(), Some(Vec::new())));
+        routes.push(("$default".into(), Some(Vec::new()), "api.catch_all".into()));
     }
     routes.sort();
-    for (key, auth) in routes {
+    for (key, auth, from) in routes {
         let name = snake(&key.replace('$', "default").replace(['{', '}', '+'], ""))
             .trim_matches('_')
             .replace("__", "_");
@@ -494,7 +472,7 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
                 body["//"] = skips(&[("CKV_AWS_309", crate::cfn::FUNCTION_AUTH)]);
             }
         }
-        add(r, "aws_apigatewayv2_route", &name, body);
+        add_from(r, "aws_apigatewayv2_route", &name, &from, body);
     }
     add(
         r,
@@ -513,4 +491,73 @@ fn api(ctx: &Ctx<'_>, r: &mut Map<String, Value>) {
         "function_name": "${aws_lambda_function.function.function_name}", "qualifier": "live",
         "principal": "apigateway.amazonaws.com", "source_arn": "${aws_apigatewayv2_api.http.execution_arn}/*"}),
     );
+}
+
+/// The non-HTTP sources, in the primary region only (as `cfn::events`): in every region a
+/// nightly job would run once per region, and a message or event be handled twice,
+/// against one global table.
+fn events(ctx: &Ctx<'_>, r: &mut Resources) {
+    let config = ctx.config;
+    for (i, queue) in config.events.sqs_queues.iter().enumerate() {
+        add(
+            r,
+            "aws_lambda_event_source_mapping",
+            &format!("queue_{i}"),
+            json!({
+            "function_name": "${aws_lambda_alias.live.arn}", "event_source_arn": queue, "batch_size": 10,
+            "function_response_types": ["ReportBatchItemFailures"]}),
+        );
+    }
+    for t in plan::streamed_tables(ctx.manifest, &config.table_prefix()) {
+        add_from(
+            r,
+            "aws_lambda_event_source_mapping",
+            &format!("{}_stream", snake(&t.name)),
+            &format!("the stream of table {}", t.name),
+            json!({
+            "function_name": "${aws_lambda_alias.live.arn}",
+            "event_source_arn": format!("${{aws_dynamodb_table.{}.stream_arn}}", snake(&t.name)),
+            "starting_position": "TRIM_HORIZON", "bisect_batch_on_function_error": true, "maximum_retry_attempts": 5,
+            "function_response_types": ["ReportBatchItemFailures"],
+            "destination_config": {"on_failure": {"destination_arn": "${aws_sqs_queue.dead_letters.arn}"}}}),
+        );
+    }
+    let mut n = 0;
+    for source in &ctx.manifest.event_sources {
+        let (name, from, mut body) = match source {
+            EventSourceSpec::Schedule { rule } => (
+                format!("schedule_{}", snake(rule)),
+                format!("schedule {rule}"),
+                json!({"name": format!("{}-{rule}", ctx.function), "schedule_expression": config.events.schedules[rule]}),
+            ),
+            EventSourceSpec::EventBridge { pattern } => {
+                n += 1;
+                (
+                    format!("event_rule_{n}"),
+                    format!("event rule {pattern}"),
+                    json!({"event_pattern": serde_json::to_string(pattern).expect("serializes")}),
+                )
+            }
+            _ => continue,
+        };
+        body["state"] = json!("ENABLED");
+        add_from(r, "aws_cloudwatch_event_rule", &name, &from, body);
+        add_from(
+            r,
+            "aws_cloudwatch_event_target",
+            &name,
+            &from,
+            json!({"rule": format!("${{aws_cloudwatch_event_rule.{name}.name}}"),
+            "target_id": "live", "arn": "${aws_lambda_alias.live.arn}"}),
+        );
+        add_from(
+            r,
+            "aws_lambda_permission",
+            &name,
+            &from,
+            json!({"action": "lambda:InvokeFunction",
+            "function_name": "${aws_lambda_function.function.function_name}", "qualifier": "live",
+            "principal": "events.amazonaws.com", "source_arn": format!("${{aws_cloudwatch_event_rule.{name}.arn}}")}),
+        );
+    }
 }

@@ -139,6 +139,115 @@ fn a_stream_handler_must_name_a_table_with_a_stream() {
     let app = lift::App::new().get("/", h).events(events);
     let manifest =
         Manifest::from_app(&app).table(lift::store::tables::idempotency(), TableAccess::idempotency());
-    let err = Synth::new(manifest, support::config()).cloudformation("eu-west-1").unwrap_err();
+    let err = Synth::new(manifest, support::config_without_events()).cloudformation("eu-west-1").unwrap_err();
     assert!(matches!(&err, Error::Manifest { reason, .. } if reason.contains("without one")), "{err}");
+}
+
+#[test]
+fn values_that_would_let_bad_input_through_are_refused() {
+    // No prefix: the function's rights would cover every unprefixed table of the account.
+    let (key, reason) = refused(&format!("{BASE}[tables]\nprefix = \"\"\n"));
+    assert_eq!(key, "tables.prefix");
+    assert!(reason.contains("every unprefixed table"), "{reason}");
+    // A threshold of 0 is in ALARM on every period.
+    assert_eq!(refused(&format!("{BASE}[alarms]\nerrors_threshold = 0\n")).0, "alarms.errors_threshold");
+    assert_eq!(refused(&format!("{BASE}[alarms]\napi_5xx_threshold = 0\n")).0, "alarms.api_5xx_threshold");
+    DeployConfig::from_toml(&format!("{BASE}[alarms]\nerrors_threshold = 1\n")).unwrap();
+    // CloudWatch notifies topics of the alarm's own region only.
+    let (key, reason) = refused(&format!("{BASE}[alarms]\ntopic = \"arn:aws:sns:eu-west-1:1:oncall\"\n"));
+    assert_eq!(key, "alarms.topic");
+    assert!(reason.contains("eu-west-1"), "{reason}");
+    let two = support::MULTI_CONFIG.replace(
+        "eu-west-1 = \"arn:aws:sns:eu-west-1:111122223333:orders-oncall\"",
+        "eu-west-1 = \"arn:aws:sns:us-east-1:111122223333:orders-oncall\"",
+    );
+    assert_eq!(refused(&two).0, "alarms.topics.eu-west-1");
+    // Lambda polls queues of its own region; only the primary polls.
+    let queue = support::MULTI_CONFIG.replace("sqs:us-east-1", "sqs:eu-west-1");
+    assert_eq!(refused(&queue).0, "events.sqs_queues[0]");
+}
+
+#[test]
+fn alarms_without_a_topic_are_allowed_with_a_warning() {
+    // The file's own default is no topic: alarms still gate rollouts, so warn, not refuse.
+    let config = DeployConfig::from_toml(BASE).unwrap();
+    assert_eq!(config.warnings().len(), 1);
+    assert!(config.warnings()[0].starts_with("alarms.topic: the alarms in us-east-1 notify no one"));
+    let with_topic = format!("{BASE}[alarms]\ntopic = \"arn:aws:sns:us-east-1:1:oncall\"\n");
+    assert!(DeployConfig::from_toml(&with_topic).unwrap().warnings().is_empty());
+    let off = format!("{BASE}[alarms]\nenabled = false\n");
+    assert!(DeployConfig::from_toml(&off).unwrap().warnings().is_empty());
+    // Two regions, one topic: the other region's alarms notify no one, and say so.
+    let one_topic = support::MULTI_CONFIG
+        .replace("[alarms.topics]\nus-east-1 = ", "[alarms]\ntopic = ")
+        .replace("eu-west-1 = \"arn:aws:sns:eu-west-1:111122223333:orders-oncall\"\n", "");
+    let config = DeployConfig::from_toml(&one_topic).unwrap();
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("eu-west-1"), "{warnings:?}");
+    let t = Synth::new(support::manifest(), config).cloudformation("eu-west-1").unwrap();
+    assert_eq!(t["Resources"]["ErrorsAlarm"]["Properties"]["AlarmActions"], serde_json::json!([]));
+}
+
+#[test]
+fn the_file_may_wire_only_what_the_app_handles() {
+    let synth_err = |config: &str| -> (String, String) {
+        match Synth::new(support::manifest(), DeployConfig::from_toml(config).unwrap())
+            .cloudformation("eu-west-1")
+        {
+            Err(Error::Config { key, reason }) => (key, reason),
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    };
+    // A schedule the App does not handle would fail every time it fires.
+    let extra = support::CONFIG.replace(
+        "nightly-settlement = \"cron(0 2 * * ? *)\"",
+        "nightly-settlement = \"cron(0 2 * * ? *)\"\nweekly-report = \"rate(7 days)\"",
+    );
+    let (key, reason) = synth_err(&extra);
+    assert_eq!(key, "events.schedules.weekly-report");
+    assert!(reason.contains("nightly-settlement"), "names what the App handles: {reason}");
+    // Queues for an App that handles no SQS message.
+    use lift_deploy::Manifest;
+    async fn h(_: lift::Request) -> lift::Response {
+        lift::Response::default()
+    }
+    let events = lift::event::EventRouter::new().on_schedule("nightly-settlement", |_| async { Ok(()) });
+    let no_sqs = Manifest::from_app(&lift::App::new().get("/", h).events(events));
+    match Synth::new(no_sqs, support::config()).terraform("eu-west-1") {
+        Err(Error::Config { key, reason }) => {
+            assert_eq!(key, "events.sqs_queues[0]");
+            assert!(reason.contains("orders-jobs"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The App handles one queue by name: the file must list it, and nothing else.
+    let events = lift::event::EventRouter::new()
+        .on_sqs_queue("refunds", |_| async { Ok(()) })
+        .on_schedule("nightly-settlement", |_| async { Ok(()) });
+    let refunds = Manifest::from_app(&lift::App::new().get("/", h).events(events));
+    match Synth::new(refunds.clone(), support::config()).cloudformation("eu-west-1") {
+        Err(Error::Config { key, reason }) => {
+            assert_eq!(key, "events.sqs_queues[0]");
+            assert!(reason.contains("refunds") && reason.contains("orders-jobs"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let listed = support::CONFIG.replace("orders-jobs", "refunds");
+    Synth::new(refunds, DeployConfig::from_toml(&listed).unwrap()).cloudformation("eu-west-1").unwrap();
+}
+
+#[test]
+fn table_actions_outside_the_allow_list_are_refused() {
+    use lift_deploy::{Manifest, TableAccess};
+    let manifest = support::manifest().table(support::orders(), TableAccess::actions(["*"]));
+    let err = Synth::new(manifest.clone(), support::config()).cloudformation("eu-west-1").unwrap_err();
+    assert!(matches!(&err, Error::Manifest { path, .. } if path == "tables[2].actions[0]"), "{err}");
+    // The same from the JSON `lift-deploy synth --manifest` reads.
+    let err = Manifest::from_json(&manifest.to_json()).unwrap_err();
+    assert!(err.to_string().contains("tables[2].actions[0]"), "{err}");
+    for bad in ["dynamodb:GetItem", "DeleteTable", "Get*"] {
+        let m = support::manifest().table(support::orders(), TableAccess::actions([bad]));
+        assert!(Synth::new(m, support::config()).terraform("eu-west-1").is_err(), "{bad}");
+    }
 }

@@ -168,3 +168,159 @@ fn cfn_lint_accepts_every_feature() {
     assert!(out.status.success() && report.trim().is_empty(), "cfn-lint found:\n{report}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn version_of(t: &Value) -> String {
+    let versions = of_type(t, "AWS::Lambda::Version");
+    assert_eq!(versions.len(), 1);
+    assert_eq!(t["Resources"]["LiveAlias"]["Properties"]["FunctionVersion"]["Fn::GetAtt"][0], *versions[0].0);
+    versions[0].0.clone()
+}
+
+fn cfn_with(config: &str) -> Value {
+    Synth::new(support::manifest(), DeployConfig::from_toml(config).unwrap())
+        .cloudformation("eu-west-1")
+        .unwrap()
+}
+
+#[test]
+fn every_configuration_change_publishes_a_new_version() {
+    // Same configuration, same version: a redeploy publishes nothing.
+    assert_eq!(version_of(&template()), version_of(&cfn_with(support::CONFIG)));
+    // Memory, an environment variable: the same code with new settings is a new version,
+    // as Terraform's `publish` makes one, so `live` does not keep the old settings.
+    let memory = support::CONFIG.replace("orders-1.0.0.zip\"", "orders-1.0.0.zip\"\nmemory_mb = 1024");
+    let env = support::CONFIG
+        .replace("orders-1.0.0.zip\"", "orders-1.0.0.zip\"\nenvironment = { MODE = \"strict\" }");
+    let (base, with_memory, with_env) =
+        (version_of(&template()), version_of(&cfn_with(&memory)), version_of(&cfn_with(&env)));
+    assert_ne!(base, with_memory, "memory_mb changed");
+    assert_ne!(base, with_env, "an environment variable changed");
+    assert_ne!(with_memory, with_env);
+}
+
+#[test]
+fn basic_alarms_have_the_names_terraform_gives_them() {
+    let synth = Synth::new(support::manifest(), support::config());
+    let mut cfn: Vec<String> = of_type(&synth.cloudformation("eu-west-1").unwrap(), "AWS::CloudWatch::Alarm")
+        .iter()
+        .map(|(_, a)| a["Properties"]["AlarmName"].as_str().expect("an AlarmName").to_owned())
+        .collect();
+    cfn.sort();
+    let tf = synth.terraform("eu-west-1").unwrap();
+    let mut names: Vec<String> = tf["resource"]["aws_cloudwatch_metric_alarm"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|a| a["alarm_name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(cfn, names);
+    // The READMEs' rollout gate finds them by the service's prefix.
+    assert_eq!(cfn, ["orders-eu-west-1-api_5xx", "orders-eu-west-1-errors", "orders-eu-west-1-throttles"]);
+}
+
+#[test]
+fn two_sources_of_one_resource_name_are_refused_naming_both() {
+    use lift_deploy::Manifest;
+    async fn h(_: lift::Request) -> lift::Response {
+        lift::Response::default()
+    }
+    // `RouteGETOrdersId` and `get_orders_id` from both routes: one would be dropped.
+    let app = lift::App::new().get("/orders/:id", h).get("/orders-id", h);
+    let synth = Synth::new(Manifest::from_app(&app), support::config_without_events());
+    for err in [synth.cloudformation("eu-west-1").unwrap_err(), synth.terraform("eu-west-1").unwrap_err()] {
+        match &err {
+            Error::SameName { first, second, .. } => {
+                let mut both = [first.as_str(), second.as_str()];
+                both.sort_unstable();
+                assert_eq!(both, ["route GET /orders-id", "route GET /orders/:id"], "{err}");
+            }
+            other => panic!("expected SameName, got {other:?}"),
+        }
+    }
+    let cfn = synth.cloudformation("eu-west-1").unwrap_err().to_string();
+    assert!(cfn.contains("RouteGETOrdersId"), "{cfn}");
+}
+
+/// Every `arn:<partition>:<service>:<region>:` region in the strings of `value`.
+fn arn_regions(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => {
+            for (i, _) in s.match_indices("arn:aws:") {
+                if let Some(region) = s[i..].split(':').nth(3) {
+                    out.push(region.to_owned());
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| arn_regions(v, out)),
+        Value::Object(map) => map.values().for_each(|v| arn_regions(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_secondary_region_has_only_its_own_arns_and_no_event_sources() {
+    let synth = Synth::new(support::manifest(), DeployConfig::from_toml(support::MULTI_CONFIG).unwrap());
+    let secondary = synth.cloudformation("eu-west-1").unwrap();
+    let mut regions = Vec::new();
+    arn_regions(&secondary, &mut regions);
+    assert!(!regions.is_empty());
+    assert!(regions.iter().all(|r| r == "eu-west-1" || r.is_empty()), "{regions:?}");
+    let alarm = &secondary["Resources"]["ErrorsAlarm"]["Properties"];
+    assert_eq!(alarm["AlarmActions"], json!(["arn:aws:sns:eu-west-1:111122223333:orders-oncall"]));
+    // A nightly job runs once, from the primary; messages and events are handled there.
+    for kind in ["AWS::Events::Rule", "AWS::Lambda::EventSourceMapping"] {
+        assert!(of_type(&secondary, kind).is_empty(), "{kind} in the secondary");
+    }
+    let tf = synth.terraform("eu-west-1").unwrap();
+    let mut regions = Vec::new();
+    arn_regions(&tf["resource"], &mut regions);
+    assert!(regions.iter().all(|r| r == "eu-west-1" || r.is_empty()), "{regions:?}");
+    for kind in ["aws_cloudwatch_event_rule", "aws_lambda_event_source_mapping"] {
+        assert!(tf["resource"].get(kind).is_none(), "{kind} in the secondary");
+    }
+    // The primary has them all: the schedule, the pattern, the queue and the stream.
+    let primary = synth.cloudformation("us-east-1").unwrap();
+    assert_eq!(of_type(&primary, "AWS::Events::Rule").len(), 2);
+    assert_eq!(of_type(&primary, "AWS::Lambda::EventSourceMapping").len(), 2);
+    let tf = synth.terraform("us-east-1").unwrap();
+    assert_eq!(tf["resource"]["aws_cloudwatch_event_rule"].as_object().unwrap().len(), 2);
+    assert_eq!(tf["resource"]["aws_lambda_event_source_mapping"].as_object().unwrap().len(), 2);
+}
+
+#[test]
+fn terraform_keeps_what_cloudformation_retains() {
+    let tf = Synth::new(support::manifest(), support::config()).terraform("eu-west-1").unwrap();
+    let r = &tf["resource"];
+    for (kind, name) in [
+        ("aws_cloudwatch_log_group", "function"),
+        ("aws_cloudwatch_log_group", "access"),
+        ("aws_kms_key", "data"),
+    ] {
+        assert_eq!(r[kind][name]["lifecycle"]["prevent_destroy"], true, "{kind}.{name}");
+    }
+    let cfn = template();
+    for kind in ["AWS::Logs::LogGroup", "AWS::KMS::Key", "AWS::DynamoDB::Table"] {
+        assert!(of_type(&cfn, kind).iter().all(|(_, r)| r["DeletionPolicy"] == "Retain"), "{kind}");
+    }
+}
+
+#[test]
+fn tables_whose_names_differ_in_punctuation_are_refused_in_every_region() {
+    use lift::store::{KeyAttribute, TableDef};
+    use lift_deploy::TableAccess;
+    let manifest = support::manifest()
+        .table(TableDef::new("ledger-entries", KeyAttribute::string("pk")), TableAccess::read())
+        .table(TableDef::new("ledger_entries", KeyAttribute::string("pk")), TableAccess::read());
+    let synth = Synth::new(manifest, DeployConfig::from_toml(support::MULTI_CONFIG).unwrap());
+    // The secondary has no table resources, but its policy would hold `TableLedgerEntries` twice.
+    for region in ["us-east-1", "eu-west-1"] {
+        for err in [synth.cloudformation(region).unwrap_err(), synth.terraform(region).unwrap_err()] {
+            assert!(
+                matches!(&err, Error::SameName { first, second, .. }
+                    if first == "table ledger-entries" && second == "table ledger_entries"),
+                "{region}: {err}"
+            );
+        }
+    }
+}

@@ -73,3 +73,41 @@ nightly-settlement = "cron(0 2 * * ? *)"
 pub fn config() -> DeployConfig {
     DeployConfig::from_toml(CONFIG).unwrap()
 }
+
+/// [`CONFIG`] without `[events]`: for Apps that handle no queue or schedule.
+pub fn config_without_events() -> DeployConfig {
+    DeployConfig::from_toml(CONFIG.split("[events]").next().unwrap()).unwrap()
+}
+
+/// The orders service in two regions, `us-east-1` primary and `eu-west-1` secondary,
+/// with an alarm topic in each.
+pub const MULTI_CONFIG: &str = r#"
+[service]
+name = "orders"
+regions = ["us-east-1", "eu-west-1"]
+
+[function]
+code = "s3://orders-artifacts/orders-1.0.0.zip"
+
+[kms.data_keys]
+us-east-1 = "arn:aws:kms:us-east-1:111122223333:key/mrk-1"
+eu-west-1 = "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"
+
+[alarms.topics]
+us-east-1 = "arn:aws:sns:us-east-1:111122223333:orders-oncall"
+eu-west-1 = "arn:aws:sns:eu-west-1:111122223333:orders-oncall"
+
+[domain]
+name = "api.orders.example.com"
+hosted_zone_id = "Z1"
+
+[domain.certificates]
+us-east-1 = "arn:aws:acm:us-east-1:111122223333:certificate/a"
+eu-west-1 = "arn:aws:acm:eu-west-1:111122223333:certificate/b"
+
+[events]
+sqs_queues = ["arn:aws:sqs:us-east-1:111122223333:orders-jobs"]
+
+[events.schedules]
+nightly-settlement = "cron(0 2 * * ? *)"
+"#;

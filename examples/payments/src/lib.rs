@@ -9,6 +9,7 @@
 
 pub mod card;
 pub mod currency;
+pub mod fingerprint_key;
 pub mod model;
 pub mod privacy;
 pub mod routes;
@@ -16,6 +17,7 @@ pub mod store;
 #[cfg(feature = "harness")]
 pub mod workload;
 
+pub use fingerprint_key::FingerprintKey;
 pub use routes::{
     app, app_with_jwt, jwt_layer, mount, service, Payments, DEV_TENANT_HEADER, READ_SCOPE, REALM, WRITE_SCOPE,
 };
@@ -53,7 +55,8 @@ pub fn manifest() -> lift_deploy::Manifest {
         .table(tables::subject_keys(), TableAccess::subject_keys())
 }
 
-/// The audience payments tokens must carry unless `PAYMENTS_JWT_AUDIENCE` says otherwise.
+/// The audience payments tokens must carry unless `PAYMENTS_JWT_AUDIENCE` or
+/// `LIFT_JWT_AUDIENCE` says otherwise.
 pub const DEFAULT_AUDIENCE: &str = "payments";
 /// How many requests of one tenant run at once unless `PAYMENTS_TENANT_CONCURRENCY` says
 /// otherwise.
@@ -84,13 +87,16 @@ use lift::security::threat::ThreatLayer;
 pub struct Config {
     /// The payments table (`PAYMENTS_TABLE`, else `LIFT_TABLE_PAYMENTS`/`LIFT_TABLE_PREFIX`).
     pub table: String,
-    /// The key for card fingerprints (`PAYMENTS_FINGERPRINT_KEY`).
-    pub fingerprint_key: Vec<u8>,
+    /// The key for card fingerprints (`PAYMENTS_FINGERPRINT_KEY`), or the Secrets Manager
+    /// secret holding it (`LIFT_SECRET_FINGERPRINT_KEY_ARN`, as `lift-deploy` sets it):
+    /// [`FingerprintKey::load`] fetches it at init.
+    pub fingerprint_key: FingerprintKey,
     /// The token issuer (`PAYMENTS_JWT_ISSUER`, else `LIFT_JWT_ISSUER`).
     pub jwt_issuer: Option<String>,
     /// The issuer's JWK set (`PAYMENTS_JWKS_URL`, else `LIFT_JWKS_URL`).
     pub jwks_url: Option<String>,
-    /// The audience tokens must name (`PAYMENTS_JWT_AUDIENCE`, else `payments`).
+    /// The audiences tokens may name, comma-separated (`PAYMENTS_JWT_AUDIENCE`, else
+    /// `LIFT_JWT_AUDIENCE` as `lift-deploy` sets it from `[api.jwt]`, else `payments`).
     pub jwt_audience: String,
     /// DEVELOPMENT ONLY (`LIFT_DEV_TENANT_HEADER_INSECURE=1`): take the tenant from a header
     /// on requests without a token. Refused on Lambda (`AWS_LAMBDA_RUNTIME_API` set): the
@@ -159,7 +165,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("table", &self.table)
-            .field("fingerprint_key", &"[redacted]")
+            .field("fingerprint_key", &self.fingerprint_key)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwks_url", &self.jwks_url)
             .field("jwt_audience", &self.jwt_audience)
@@ -188,7 +194,9 @@ pub struct ConfigError(String);
 
 impl Config {
     /// Reads the configuration from the environment. A JWT issuer and JWKS URL are
-    /// required unless the development tenant header is on.
+    /// required unless the development tenant header is on; so is the fingerprint key or
+    /// the ARN of the secret holding it, which [`FingerprintKey::load`] then fetches (this
+    /// reads variables only and calls nothing).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_env_vars(lift::config::process_env)
     }
@@ -202,19 +210,16 @@ impl Config {
 
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let table = var("PAYMENTS_TABLE").unwrap_or_else(|| table_def().resolve_name());
-        let fingerprint_key = var("PAYMENTS_FINGERPRINT_KEY")
-            .ok_or_else(|| ConfigError("PAYMENTS_FINGERPRINT_KEY is not set".into()))?
-            .into_bytes();
-        if fingerprint_key.len() < 16 {
-            return Err(ConfigError("PAYMENTS_FINGERPRINT_KEY must be at least 16 bytes".into()));
-        }
+        let fingerprint_key = FingerprintKey::from_vars(&var)?;
         // Refused on Lambda: there, any caller could act as any tenant.
         let dev_tenant_header_insecure = lift::config::Env::from_lookup(&var)
             .development_switch("payments", "LIFT_DEV_TENANT_HEADER_INSECURE")
             .map_err(|e| ConfigError(e.to_string()))?;
         let jwt_issuer = var("PAYMENTS_JWT_ISSUER").or_else(|| var("LIFT_JWT_ISSUER"));
         let jwks_url = var("PAYMENTS_JWKS_URL").or_else(|| var("LIFT_JWKS_URL"));
-        let jwt_audience = var("PAYMENTS_JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
+        let jwt_audience = var("PAYMENTS_JWT_AUDIENCE")
+            .or_else(|| var("LIFT_JWT_AUDIENCE"))
+            .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
         match (&jwt_issuer, &jwks_url) {
             (Some(_), Some(_)) => {}
             (None, None) if dev_tenant_header_insecure => {}
@@ -421,7 +426,10 @@ impl Config {
         let (Some(issuer), Some(url)) = (&self.jwt_issuer, &self.jwks_url) else {
             return Ok(None);
         };
-        let issuer = lift::middleware::auth::Issuer::jwks(issuer, url).audience(&self.jwt_audience);
+        let mut issuer = lift::middleware::auth::Issuer::jwks(issuer, url);
+        for audience in self.jwt_audience.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            issuer = issuer.audience(audience);
+        }
         jwt_layer(issuer, self.dev_tenant_header_insecure).map(Some).map_err(|e| ConfigError(e.to_string()))
     }
 
@@ -517,6 +525,56 @@ mod tests {
             [KEY, ("LIFT_JWT_ISSUER", "http://127.0.0.1:1"), ("LIFT_JWKS_URL", "http://127.0.0.1:1/jwks")];
         let config = Config::from_vars(vars(&lift_only)).unwrap();
         assert!(config.jwt_layer().unwrap().is_some());
+    }
+
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:111122223333:secret:payments/fingerprint-key-AbCdEf";
+
+    #[test]
+    fn the_fingerprint_key_comes_from_the_environment_or_a_secret_arn() {
+        let dev = ("LIFT_DEV_TENANT_HEADER_INSECURE", "1");
+        let from_secret = Config::from_vars(vars(&[dev, ("LIFT_SECRET_FINGERPRINT_KEY_ARN", ARN)])).unwrap();
+        assert_eq!(from_secret.fingerprint_key, FingerprintKey::Secret(ARN.into()));
+        // The key itself wins over the secret, and never prints.
+        let both = Config::from_vars(vars(&[KEY, dev, ("LIFT_SECRET_FINGERPRINT_KEY_ARN", ARN)])).unwrap();
+        assert_eq!(both.fingerprint_key, FingerprintKey::Value(KEY.1.as_bytes().to_vec()));
+        assert!(!format!("{both:?}").contains(KEY.1), "{both:?}");
+        let neither = Config::from_vars(vars(&[dev])).unwrap_err().to_string();
+        assert_eq!(
+            neither,
+            "missing or invalid configuration: PAYMENTS_FINGERPRINT_KEY is not set, nor \
+             LIFT_SECRET_FINGERPRINT_KEY_ARN (a Secrets Manager secret holding the key)"
+        );
+        // A key pasted where the ARN goes is refused without being quoted.
+        let pasted = "0123456789abcdef-not-an-arn";
+        let err = Config::from_vars(vars(&[dev, ("LIFT_SECRET_FINGERPRINT_KEY_ARN", pasted)])).unwrap_err();
+        assert!(!err.to_string().contains(pasted), "{err}");
+        let short = Config::from_vars(vars(&[dev, ("PAYMENTS_FINGERPRINT_KEY", "short")])).unwrap_err();
+        assert!(!short.to_string().contains("short"), "{short}");
+    }
+
+    #[test]
+    fn the_audience_falls_back_to_lift_jwt_audience() {
+        let jwt = [
+            KEY,
+            ("LIFT_JWT_ISSUER", "https://id.example.com"),
+            ("LIFT_JWKS_URL", "https://id.example.com/jwks"),
+        ];
+        let lift = [jwt[0], jwt[1], jwt[2], ("LIFT_JWT_AUDIENCE", "payments,ledger")];
+        let config = Config::from_vars(vars(&lift)).unwrap();
+        assert_eq!(config.jwt_audience, "payments,ledger");
+        assert!(config.jwt_layer().unwrap().is_some());
+        let both = [
+            jwt[0],
+            jwt[1],
+            jwt[2],
+            ("LIFT_JWT_AUDIENCE", "ledger"),
+            ("PAYMENTS_JWT_AUDIENCE", "payments-v2"),
+        ];
+        assert_eq!(Config::from_vars(vars(&both)).unwrap().jwt_audience, "payments-v2");
+        assert_eq!(Config::from_vars(vars(&jwt)).unwrap().jwt_audience, DEFAULT_AUDIENCE);
+        // Only commas: no audience at all, which the JWT layer refuses.
+        let none = [jwt[0], jwt[1], jwt[2], ("LIFT_JWT_AUDIENCE", ",")];
+        assert!(Config::from_vars(vars(&none)).unwrap().jwt_layer().is_err());
     }
 
     #[test]

@@ -17,7 +17,8 @@ async fn run() -> Result<(), lift::BoxError> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     // JWT (PAYMENTS_JWT_ISSUER/PAYMENTS_JWKS_URL, or LIFT_JWT_ISSUER/LIFT_JWKS_URL as
-    // `lift-harness up` exports them) is required unless the development header is on.
+    // `lift-harness up` exports them and lift-deploy sets them from [api.jwt]) is required
+    // unless the development header is on.
     let config = Config::from_env()?;
     if config.dev_tenant_header_insecure {
         tracing::warn!("LIFT_DEV_TENANT_HEADER_INSECURE is on: any caller can act as any tenant");
@@ -44,7 +45,10 @@ async fn run() -> Result<(), lift::BoxError> {
     }
     // Creates and refunds are idempotent: a retry with the same Idempotency-Key replays the
     // first answer and never charges twice.
-    let mut store = PaymentStore::new(client.clone(), config.table.clone(), config.fingerprint_key.clone());
+    // The key itself, or the secret lift-deploy named, fetched now: a missing or unreadable
+    // secret fails the cold start with its ARN, not the first payment.
+    let fingerprint_key = config.fingerprint_key.load().await?;
+    let mut store = PaymentStore::new(client.clone(), config.table.clone(), fingerprint_key);
     // Personal data is encrypted under each customer's key, so erasure reaches every copy.
     // Stored idempotent answers are sealed under the same keys.
     let idempotency = match config.subject_keys(client.clone())? {

@@ -1,5 +1,6 @@
-//! The payments deployment: golden templates, cfn-lint, checkov and a stack created in
-//! moto's CloudFormation.
+//! The payments deployment: golden templates, cfn-lint, checkov, a stack created in moto's
+//! CloudFormation, and the function's synthesized environment configuring payments (with
+//! its fingerprint key fetched from a Secrets Manager mock), as a cold start would.
 //!
 //! The external tools are required: CI installs them (`pip install cfn-lint checkov
 //! "moto[server]"`), and a missing one fails the test with the command that installs it.
@@ -345,5 +346,245 @@ fn failover_records_are_the_ones_lift_disaster_names() {
         } else {
             assert_eq!(tables, 0);
         }
+    }
+}
+
+/// The variables of the function `deploy` synthesizes for `region`, as CloudFormation's
+/// `Environment.Variables` and Terraform's `environment.variables` give them: both must be
+/// plain strings (what Lambda hands the process) and the same.
+fn function_environment(deploy: &DeployConfig, region: &str) -> BTreeMap<String, String> {
+    let synth = Synth::new(payments::manifest(), deploy.clone());
+    let cfn = synth.cloudformation(region).unwrap();
+    let tf = synth.terraform(region).unwrap();
+    let variables = |v: &serde_json::Value, what: &str| -> BTreeMap<String, String> {
+        let v = v.as_object().unwrap_or_else(|| panic!("{what}: no variables"));
+        v.iter()
+            .map(|(k, v)| {
+                let text = v.as_str().unwrap_or_else(|| panic!("{what}: {k} is not a plain string: {v}"));
+                (k.clone(), text.to_owned())
+            })
+            .collect()
+    };
+    let from_cfn = variables(&cfn["Resources"]["Function"]["Properties"]["Environment"]["Variables"], "cfn");
+    let from_tf = variables(
+        &tf["resource"]["aws_lambda_function"]["function"]["environment"]["variables"],
+        "terraform",
+    );
+    assert_eq!(from_cfn, from_tf, "{region}: CloudFormation and Terraform environments differ");
+    from_cfn
+}
+
+/// The example deployment files, and lift.toml with two audiences and its own JWK set URL
+/// (what the examples leave at their defaults), each with what payments must resolve:
+/// audiences and JWK set URL.
+fn deployments() -> Vec<(String, DeployConfig, &'static str, &'static str)> {
+    let load = |file: &str| DeployConfig::from_path(&manifest_dir().join(file)).unwrap();
+    let default_jwks = "https://id.example.com/.well-known/jwks.json";
+    let mut own = load("lift.toml");
+    let jwt = own.api.jwt.as_mut().unwrap();
+    jwt.audience = vec!["payments-api".into(), "ledger".into()];
+    jwt.jwks_url = Some("https://keys.example.com/payments/jwks.json".into());
+    vec![
+        ("lift.toml".into(), load("lift.toml"), "payments", default_jwks),
+        ("lift.multi-region.toml".into(), load("lift.multi-region.toml"), "payments", default_jwks),
+        (
+            "lift.toml with [api.jwt] audience and jwks_url".into(),
+            own,
+            "payments-api,ledger",
+            "https://keys.example.com/payments/jwks.json",
+        ),
+    ]
+}
+
+/// `synthesized` plus only what Lambda itself sets (region, function name, runtime API) and
+/// the endpoint variables `endpoints` (the harness's mocks).
+fn as_lambda_runs_it(
+    synthesized: &BTreeMap<String, String>,
+    region: &str,
+    endpoints: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut env = synthesized.clone();
+    let lambda = [
+        ("AWS_REGION".to_owned(), region.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME".to_owned(), "payments".to_owned()),
+        ("AWS_LAMBDA_RUNTIME_API".to_owned(), "127.0.0.1:9001".to_owned()),
+    ];
+    for (name, value) in lambda.into_iter().chain(endpoints.iter().cloned()) {
+        assert!(name.starts_with("AWS_"), "only what Lambda sets is added, not {name}");
+        assert!(env.insert(name.clone(), value).is_none(), "{name} would hide a synthesized variable");
+    }
+    env
+}
+
+/// The fingerprint key the tests store in the Secrets Manager mock.
+const SECRET_KEY: &str = "fingerprint-key-from-secrets-manager-0123";
+
+#[tokio::test]
+async fn the_synthesized_environment_configures_payments_and_fetches_its_key() {
+    use lift_harness::aws::SecretsManagerMock;
+    use payments::{Config, FingerprintKey, StackParts};
+
+    for (name, deploy, audience, jwks_url) in deployments() {
+        let jwt = deploy.api.jwt.clone().expect("payments configures [api.jwt]");
+        let arn = deploy.secrets["fingerprint_key"].clone();
+        // The mock keeps its own ARNs; a secret named by the full ARN answers only a
+        // `GetSecretValue` for exactly that ARN.
+        let secrets = SecretsManagerMock::start("us-east-1").await;
+        secrets.put_secret(&arn, SECRET_KEY);
+        secrets.require_signature(true);
+        for region in &deploy.service.regions {
+            let synthesized = function_environment(&deploy, region);
+            let endpoints = [("AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(), secrets.uri())];
+            let env = as_lambda_runs_it(&synthesized, region, &endpoints);
+            let lookup = |name: &str| env.get(name).cloned();
+            let what = format!("{name} {region}");
+
+            let config = Config::from_env_vars(lookup).unwrap_or_else(|e| {
+                panic!("{what}: the synthesized environment does not configure payments: {e}")
+            });
+            assert_eq!(config.jwt_issuer.as_deref(), Some(jwt.issuer.as_str()), "{what}");
+            assert_eq!(config.jwt_issuer.as_deref(), Some("https://id.example.com"), "{what}");
+            assert_eq!(config.jwt_audience, jwt.audience.join(","), "{what}");
+            assert_eq!(config.jwt_audience, audience, "{what}");
+            assert_eq!(config.jwks_url.as_deref(), Some(jwt.jwks_url().as_str()), "{what}");
+            assert_eq!(config.jwks_url.as_deref(), Some(jwks_url), "{what}");
+            assert!(config.jwt_layer().unwrap().is_some(), "{what}: tokens are checked");
+            assert_eq!(config.fingerprint_key, FingerprintKey::Secret(arn.clone()), "{what}");
+            assert_eq!(config.kms_key_id, deploy.kms.envelope_key, "{what}");
+            // The stack main builds from it.
+            let stack = config.stack(StackParts::default(), lift::middleware::metrics::MemorySink::new());
+            assert!(stack.is_ok(), "{what}: {:?}", stack.err());
+
+            secrets.clear_calls();
+            let key = config
+                .fingerprint_key
+                .load_with_env_vars(lookup)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: the fingerprint key does not load: {e}"));
+            assert_eq!(key, SECRET_KEY.as_bytes(), "{what}");
+            let calls = secrets.calls_to("GetSecretValue");
+            assert_eq!(calls.len(), 1, "{what}: fetched once at init");
+            assert_eq!(calls[0].body["SecretId"], arn.as_str(), "{what}");
+            // Asked in the secret's region, which a secondary region's function is not in.
+            assert_eq!(calls[0].sigv4().expect("signed").region, "us-east-1", "{what}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_unreachable_fingerprint_secret_is_refused_naming_its_arn() {
+    use lift_harness::aws::{Fault, SecretsManagerMock};
+    use payments::Config;
+
+    let deploy = DeployConfig::from_path(&manifest_dir().join("lift.toml")).unwrap();
+    let synthesized = function_environment(&deploy, "us-east-1");
+    let arn = synthesized["LIFT_SECRET_FINGERPRINT_KEY_ARN"].clone();
+    let secrets = SecretsManagerMock::start("us-east-1").await;
+    let load = |endpoint: String| {
+        let env = as_lambda_runs_it(
+            &synthesized,
+            "us-east-1",
+            &[("AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(), endpoint)],
+        );
+        async move {
+            let lookup = |name: &str| env.get(name).cloned();
+            let config = Config::from_env_vars(lookup).expect("the configuration itself is complete");
+            config.fingerprint_key.load_with_env_vars(lookup).await.map(|_| ()).unwrap_err().to_string()
+        }
+    };
+
+    // No such secret.
+    let missing = load(secrets.uri()).await;
+    assert_eq!(
+        missing,
+        format!("missing or invalid configuration: the fingerprint key (LIFT_SECRET_FINGERPRINT_KEY_ARN): secret {arn} not found")
+    );
+    // Secrets Manager unreachable (nothing listens on port 9).
+    let unreachable = load("http://127.0.0.1:9".to_owned()).await;
+    assert!(unreachable.contains(&arn) && unreachable.contains("dispatch failure"), "{unreachable}");
+    // Secrets Manager failing: the value exists but never reaches an error.
+    secrets.put_secret(&arn, SECRET_KEY);
+    secrets.fault("GetSecretValue", Fault::internal_failure());
+    let failing = load(secrets.uri()).await;
+    assert!(failing.contains(&arn) && !failing.contains(SECRET_KEY), "{failing}");
+    secrets.clear_faults();
+    // A secret too short to key fingerprints: refused, the value not quoted.
+    let short = "too-short";
+    secrets.put_secret(&arn, short);
+    let refused = load(secrets.uri()).await;
+    assert!(refused.contains(&arn) && refused.contains("at least 16 bytes"), "{refused}");
+    assert!(!refused.contains(short), "{refused}");
+}
+
+/// The real `payments` binary in the harness's local Lambda runtime (which sets what Lambda
+/// sets), with exactly the synthesized variables of lift.toml plus the endpoints of the
+/// harness's mocks; its fingerprint secret holds `secret` when given.
+async fn cold_start(
+    secret: Option<&str>,
+) -> (lift_harness::lambda::LocalLambda, lift_harness::aws::AwsMocks, String) {
+    use lift_harness::aws::AwsMocks;
+    use lift_harness::lambda::{Function, LocalLambda};
+
+    let deploy = DeployConfig::from_path(&manifest_dir().join("lift.toml")).unwrap();
+    let region = deploy.primary().to_owned();
+    let synthesized = function_environment(&deploy, &region);
+    let arn = synthesized["LIFT_SECRET_FINGERPRINT_KEY_ARN"].clone();
+    let mocks = AwsMocks::start_in(&region).await.expect("the AWS mocks");
+    if let Some(value) = secret {
+        mocks.secrets.put_secret(&arn, value);
+    }
+    let ddb = lift_harness::dynamodb::DynamoDbLocal::shared().await.expect("DynamoDB Local");
+    // Only the mocks' endpoints: their JWT issuer variables would hide the synthesized ones.
+    let mut endpoints: Vec<(String, String)> =
+        mocks.env_vars().into_iter().filter(|(name, _)| name.starts_with("AWS_ENDPOINT_URL_")).collect();
+    endpoints.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), ddb.endpoint().to_owned()));
+    let mut function = Function::builder("payments", env!("CARGO_BIN_EXE_payments"))
+        .memory_mb(deploy.function.memory_mb)
+        .timeout_secs(u64::from(deploy.function.timeout_seconds))
+        .region(&region);
+    for (name, value) in &synthesized {
+        function = function.env(name, value);
+    }
+    for (name, value) in &endpoints {
+        assert!(!synthesized.contains_key(name), "{name} would hide a synthesized variable");
+        function = function.env(name, value);
+    }
+    let lambda =
+        LocalLambda::builder().function(function.build().expect("a valid function")).build().unwrap();
+    (lambda, mocks, arn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_cold_starts_from_the_synthesized_environment() {
+    use lift_harness::lambda::http_api::HttpApi;
+
+    let (lambda, mocks, arn) = cold_start(Some(SECRET_KEY)).await;
+    let front = HttpApi::start(lambda.clone(), "payments", "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let res =
+        front.send(http::Method::GET, "/payments", &[], String::new()).await.expect("the front answers");
+    let logs: Vec<String> = lambda.logs("payments").into_iter().map(|l| l.message).collect();
+    // Init finished and the JWT layer, trusting the synthesized issuer, refused the request.
+    assert_eq!(res.status, 401, "{}\n{}", String::from_utf8_lossy(&res.body), logs.join("\n"));
+    let calls = mocks.secrets.calls_to("GetSecretValue");
+    assert_eq!(calls.len(), 1, "the key is fetched once, at init");
+    assert_eq!(calls[0].body["SecretId"], arn.as_str());
+    assert!(!logs.iter().any(|l| l.contains(SECRET_KEY)), "the key is logged:\n{}", logs.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_without_its_secret_fails_naming_the_arn_never_the_value() {
+    use lift_harness::lambda::http_api::HttpApi;
+
+    // No secret at the ARN; then one too short to key fingerprints.
+    for (secret, why) in [(None, "not found"), (Some("too-short"), "at least 16 bytes")] {
+        let (lambda, _mocks, arn) = cold_start(secret).await;
+        let front = HttpApi::start(lambda.clone(), "payments", "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let res =
+            front.send(http::Method::GET, "/payments", &[], String::new()).await.expect("the front answers");
+        let logs: Vec<String> = lambda.logs("payments").into_iter().map(|l| l.message).collect();
+        let all = logs.join("\n");
+        assert_ne!(res.status, 401, "{why}: init should have failed:\n{all}");
+        assert!(all.contains(&arn) && all.contains(why), "{why}: the log names the secret and why:\n{all}");
+        assert!(!all.contains("too-short"), "{why}: the value is logged:\n{all}");
     }
 }

@@ -69,7 +69,8 @@ async fn stacked(jwt: bool, extra: &[(&str, &str)]) -> Stacked {
     }
     let config = Config::from_env_vars(|name| vars.get(name).cloned()).expect("a valid configuration");
 
-    let store = PaymentStore::new(client.clone(), config.table.clone(), config.fingerprint_key.clone());
+    let fingerprint_key = config.fingerprint_key.load().await.expect("the key is in the environment");
+    let store = PaymentStore::new(client.clone(), config.table.clone(), fingerprint_key);
     let metrics = MemorySink::new();
     let compliance = ComplianceRecorder::new();
     let parts = StackParts {
