@@ -332,7 +332,7 @@ mod tests {
         std::fs::write(dir.join("lift.toml"), "[service]\nname = \"x\"\nregions = [\"us-east-1\"]\n[function]\ncode = \"s3://b/x.zip\"\nmemory_mb = 1024\n").unwrap();
         let with = |extra: &str| {
             let text = BASE
-                .replace("[traffic]", &format!("deploy = \"lift.toml\"\n[traffic]"))
+                .replace("[traffic]", "deploy = \"lift.toml\"\n[traffic]")
                 .replace("bin = \"x\"", &format!("bin = \"x\"\n{extra}"));
             std::fs::write(dir.join("p.toml"), text).unwrap();
             CapacityProfile::load(&dir.join("p.toml"))
