@@ -716,3 +716,24 @@ async fn the_same_key_and_body_with_another_query_answers_422() {
     assert_eq!(same.headers()["idempotent-replayed"], "true", "the same query still replays");
     assert_eq!(handler.calls(), 1);
 }
+
+/// A record names its route by pattern, never by path: the ids in a path (a customer's, a
+/// patient's) are not kept in the clear for the record's life.
+#[tokio::test]
+async fn a_record_keeps_the_route_pattern_not_the_path() {
+    let env = env().await;
+    let svc = env.layer().layer(Handler::created());
+    let mut routed = request(Method::POST, "/patients/p-4711/records", "acme", Some("k-route"), "{}");
+    routed.extensions_mut().insert(lift::MatchedRoute("/patients/:id/records".into()));
+    assert_eq!(send(&svc, routed).await.status(), 201);
+    let unrouted = request(Method::POST, "/patients/p-0815/records", "acme", Some("k-unrouted"), "{}");
+    assert_eq!(send(&svc, unrouted).await.status(), 201);
+    let mut routes: Vec<String> =
+        env.items().await.iter().map(|i| i["route"].as_s().unwrap().clone()).collect();
+    routes.sort();
+    assert_eq!(routes, ["POST", "POST /patients/:id/records"]);
+    for item in env.items().await {
+        let text = format!("{item:?}");
+        assert!(!text.contains("p-4711") && !text.contains("p-0815"), "an id in the record: {text}");
+    }
+}

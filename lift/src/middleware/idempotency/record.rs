@@ -2,7 +2,9 @@
 //!
 //! One item per record (table [`tables::idempotency`](crate::store::tables::idempotency),
 //! partition key `pk`, TTL `expires_at` in epoch seconds): `status` (`IN_PROGRESS` or
-//! `COMPLETED`), `payload_hash`, `lock_id` (the invocation holding it), `tenant`, `route`,
+//! `COMPLETED`), `payload_hash`, `lock_id` (the invocation holding it), `tenant`, `route`
+//! (the method and the matched route's pattern, `POST /payments/:id/refunds`, or the method
+//! alone before routing: never the path, which holds ids),
 //! and once completed `response_status`, `response_headers` (M of L of S), `response_body` (B)
 //! `response_sealed` (BOOL: the body is as a [`ResponseCipher`](super::ResponseCipher)
 //! sealed it) and `body_omitted` (BOOL: the body was too large to store and is empty; absent

@@ -124,7 +124,12 @@ where
         Err(detail) => return answer(InvalidKey::malformed(detail).into()),
     };
     let path = req.uri().path();
-    let route = format!("{} {path}", req.method());
+    // For whoever reads the table: the route's pattern, never the path, whose ids (a
+    // patient's, a customer's) the record would keep in the clear for its whole life.
+    let route = match req.extensions().get::<crate::context::MatchedRoute>() {
+        Some(matched) => format!("{} {}", req.method(), matched.as_str()),
+        None => req.method().to_string(),
+    };
     let pk = record_key(&scope, req.method(), path, &key);
     // The query is part of what the key promises: the same key and body with another
     // `?amount=` is another request.
