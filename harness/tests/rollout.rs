@@ -626,18 +626,21 @@ fn moves_traffic(request: &aws_sdk_lambda::config::http::HttpRequest) -> bool {
         && body.contains("\"AdditionalVersionWeights\":{\"")
 }
 
-/// Loses the answer of the first `UpdateAlias` that gives a version traffic: the request
-/// reaches the Lambda API and is applied, then the client sees the connection drop, as after
-/// a reset or a timeout. Everything else goes through untouched.
+/// Loses the answer of the first `UpdateAlias` that gives a version traffic (of every one,
+/// with `every`): the request reaches the Lambda API and is applied, then the client sees
+/// the connection drop, as after a reset or a timeout. With `no_way_back`, every other
+/// `UpdateAlias` (the rollback) fails before it is sent. Everything else goes through.
 #[derive(Debug, Default)]
-struct LoseFirstShiftAnswer {
+struct LoseShiftAnswers {
+    every: bool,
+    no_way_back: bool,
     spent: AtomicBool,
     losing: AtomicBool,
 }
 
-impl aws_sdk_lambda::config::Intercept for LoseFirstShiftAnswer {
+impl aws_sdk_lambda::config::Intercept for LoseShiftAnswers {
     fn name(&self) -> &'static str {
-        "LoseFirstShiftAnswer"
+        "LoseShiftAnswers"
     }
 
     fn read_before_transmit(
@@ -646,8 +649,13 @@ impl aws_sdk_lambda::config::Intercept for LoseFirstShiftAnswer {
         _components: &aws_sdk_lambda::config::RuntimeComponents,
         _cfg: &mut aws_sdk_lambda::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        if moves_traffic(context.request()) && !self.spent.swap(true, Ordering::SeqCst) {
-            self.losing.store(true, Ordering::SeqCst);
+        let request = context.request();
+        if moves_traffic(request) {
+            if self.every || !self.spent.swap(true, Ordering::SeqCst) {
+                self.losing.store(true, Ordering::SeqCst);
+            }
+        } else if self.no_way_back && request.method() == "PUT" && request.uri().contains("/aliases/") {
+            return Err("connection refused (the rollback was never sent)".into());
         }
         Ok(())
     }
@@ -669,7 +677,7 @@ impl aws_sdk_lambda::config::Intercept for LoseFirstShiftAnswer {
 async fn a_first_shift_applied_but_unanswered_is_rolled_back_not_left_split() {
     let env = env("rollout-lost-shift").await;
     let lossy = aws_sdk_lambda::Client::from_conf(
-        env.client.config().to_builder().interceptor(LoseFirstShiftAnswer::default()).build(),
+        env.client.config().to_builder().interceptor(LoseShiftAnswers::default()).build(),
     );
     let result = Rollout::new(lossy, env.record.clone(), &env.name, "live")
         .target(Target::Version("2".into()))
@@ -813,29 +821,16 @@ impl aws_sdk_lambda::config::Intercept for Stall {
 async fn a_run_that_lost_its_lease_before_a_shift_does_not_make_it() {
     let env = env("rollout-stolen-before-shift").await;
     let stall = Stall::default();
-    let stalling = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::Config::builder()
-            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
-            .endpoint_url(env._api.endpoint())
-            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .interceptor(stall.clone())
-            .build(),
-    );
+    let stalling = aws_sdk_lambda::Client::from_conf(own_lambda(&env).interceptor(stall.clone()).build());
     // Clients of its own too: connections made on the stalled runtime are driven there.
-    let record = Record::new(DynamoDbLocal::shared().await.unwrap().client().await, env.record.table());
-    let run = Rollout::new(stalling, record, &env.name, "live")
+    let run = Rollout::new(stalling, own_record(&env).await, &env.name, "live")
         .target(Target::Version("2".into()))
         .poll(Duration::from_millis(50))
         .lease(Duration::from_secs(3))
         .step_timeout(Duration::from_secs(6))
         .strategy(Strategy::Canary { percent: 20.0, interval: Duration::from_millis(300) });
     // On a thread and runtime of its own: the stall blocks that thread only.
-    let task = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run.run())
-    });
+    let task = run_apart(run);
     let started = std::time::Instant::now();
     while !stall.0.stalled.load(Ordering::SeqCst) {
         assert!(!task.is_finished(), "the run ended before its second shift: {:?}", task.join());
@@ -1062,46 +1057,6 @@ async fn a_run_that_lost_its_lease_does_not_roll_back_the_new_owners_traffic() {
     );
 }
 
-/// Loses the answer of every traffic-moving `UpdateAlias` (each is applied), and fails every
-/// other `UpdateAlias` before it is sent: the run fails mid-shift and cannot roll back.
-#[derive(Debug, Default)]
-struct NoWayBack {
-    losing: AtomicBool,
-}
-
-impl aws_sdk_lambda::config::Intercept for NoWayBack {
-    fn name(&self) -> &'static str {
-        "NoWayBack"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _components: &aws_sdk_lambda::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let request = context.request();
-        if moves_traffic(request) {
-            self.losing.store(true, Ordering::SeqCst);
-        } else if request.method() == "PUT" && request.uri().contains("/aliases/") {
-            return Err("connection refused (the rollback was never sent)".into());
-        }
-        Ok(())
-    }
-
-    fn read_after_transmit(
-        &self,
-        _context: &aws_sdk_lambda::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
-        _components: &aws_sdk_lambda::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        if self.losing.swap(false, Ordering::SeqCst) {
-            return Err("connection reset by peer (the answer was lost)".into());
-        }
-        Ok(())
-    }
-}
-
 /// A rollback that fails after an error is reported with it, not dropped: the caller learns
 /// that traffic may still be split, and the record stays in progress for the next run to
 /// roll back.
@@ -1109,7 +1064,11 @@ impl aws_sdk_lambda::config::Intercept for NoWayBack {
 async fn a_rollback_that_fails_is_reported_and_the_next_run_finishes_it() {
     let env = env("rollout-no-way-back").await;
     let lambda = aws_sdk_lambda::Client::from_conf(
-        env.client.config().to_builder().interceptor(NoWayBack::default()).build(),
+        env.client
+            .config()
+            .to_builder()
+            .interceptor(LoseShiftAnswers { every: true, no_way_back: true, ..LoseShiftAnswers::default() })
+            .build(),
     );
     let result = Rollout::new(lambda, env.record.clone(), &env.name, "live")
         .target(Target::Version("2".into()))

@@ -150,6 +150,22 @@ impl CapacityReport {
             None => format!("not within {} months", self.profile.months),
         }
     }
+
+    /// One line per limit: its value, when it is reached, the demand at the horizon.
+    fn limit_lines(&self, f: &mut fmt::Formatter<'_>, limits: &[LimitReach]) -> fmt::Result {
+        for l in limits {
+            writeln!(
+                f,
+                "  {:<22} {:>8} reached {:<22} ({:.1} at month {})",
+                l.limit,
+                l.value,
+                self.when(l.month),
+                l.at_horizon,
+                self.profile.months
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for CapacityReport {
@@ -199,17 +215,7 @@ impl fmt::Display for CapacityReport {
         writeln!(f, "{:<16} {:>6} {:>9.1} {:>56.2} {:>10.2}", "total", "", p.peak_rps, c.mean, c.planned)?;
         writeln!(f)?;
         writeln!(f, "Lambda concurrency (p{pct}: {:.2} today)", c.planned)?;
-        for l in &c.limits {
-            writeln!(
-                f,
-                "  {:<22} {:>8} reached {:<22} ({:.1} at month {})",
-                l.limit,
-                l.value,
-                self.when(l.month),
-                l.at_horizon,
-                p.months
-            )?;
-        }
+        self.limit_lines(f, &c.limits)?;
         writeln!(
             f,
             "  on the mean ({:.2} today) the tightest limit is reached {}",
@@ -219,17 +225,7 @@ impl fmt::Display for CapacityReport {
         writeln!(f)?;
         if !self.request_limits.is_empty() {
             writeln!(f, "Requests per second ({} at peak today)", p.peak_rps)?;
-            for l in &self.request_limits {
-                writeln!(
-                    f,
-                    "  {:<22} {:>8} reached {:<22} ({:.1} at month {})",
-                    l.limit,
-                    l.value,
-                    self.when(l.month),
-                    l.at_horizon,
-                    p.months
-                )?;
-            }
+            self.limit_lines(f, &self.request_limits)?;
             writeln!(f)?;
         }
         writeln!(
