@@ -570,6 +570,40 @@ async fn jwks_endpoint_down_is_a_clear_503_not_a_panic() {
 }
 
 #[tokio::test]
+async fn stale_keys_stop_verifying_past_the_max_staleness() {
+    // Keys are fetched on the real clock; then tokio's clock is paused to move past the TTL
+    // and the bound. Every fetch made while it is paused is meant to fail, so a fetch timeout
+    // fired early by the paused clock would not change what the test sees.
+    let jwks = JwksServer::start().await;
+    let issuer = jwks.issuer().jwks_ttl(Duration::from_secs(60)).jwks_max_staleness(Duration::from_secs(300));
+    let service = app(layer(issuer));
+    let token = sign(Kind::Rsa, "rsa-1", &jwks.claims());
+    assert_eq!(get(&service, "/me", &token).await.status(), StatusCode::OK);
+    assert_eq!(jwks.calls(), 1);
+
+    tokio::time::pause();
+    jwks.status.store(500, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(60 + 250)).await;
+    assert_eq!(get(&service, "/me", &token).await.status(), StatusCode::OK, "stale inside the bound");
+    assert_eq!(jwks.calls(), 2, "the refetch was tried");
+
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let res = get(&service, "/me", &token).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "past TTL + max staleness, no key verifies");
+    assert!(res.headers().contains_key("retry-after"));
+    let problem: Problem = serde_json::from_slice(res.body().as_bytes()).unwrap();
+    assert_eq!(problem.detail.as_deref(), Some("the token cannot be verified now; retry later"));
+    assert_eq!(jwks.calls(), 3);
+
+    // The issuer answers again: once the failure backoff is over, its keys verify.
+    jwks.status.store(200, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    tokio::time::resume();
+    assert_eq!(get(&service, "/me", &token).await.status(), StatusCode::OK, "fresh keys again");
+    assert_eq!(jwks.calls(), 4);
+}
+
+#[tokio::test]
 async fn the_verifier_reports_reasons_and_hides_the_token() {
     let jwks = JwksServer::start().await;
     let layer = layer(jwks.issuer());

@@ -9,6 +9,8 @@ use super::error::ConfigError;
 
 /// The default lifetime of a fetched JWKS.
 pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(600);
+/// How long past its TTL a JWKS may still be used while refetches fail, by default.
+pub const DEFAULT_JWKS_MAX_STALENESS: Duration = Duration::from_secs(60 * 60);
 /// The default minimum time between two refetches caused by unknown `kid`s.
 pub const DEFAULT_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
 /// The default time limit of one JWKS fetch.
@@ -41,7 +43,8 @@ pub(crate) enum KeySource {
 /// )
 /// .audience("payments-api")
 /// .algorithms([Algorithm::Rs256])
-/// .jwks_ttl(Duration::from_secs(300));
+/// .jwks_ttl(Duration::from_secs(300))
+/// .jwks_max_staleness(Duration::from_secs(15 * 60));
 ///
 /// let internal = Issuer::hs256("internal-batch", b"a-secret-of-at-least-thirty-two-bytes!".to_vec())
 ///     .audience("payments-api");
@@ -55,6 +58,7 @@ pub struct Issuer {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) keys: Result<KeySource, String>,
     pub(crate) jwks_ttl: Duration,
+    pub(crate) jwks_max_staleness: Duration,
     pub(crate) refetch_cooldown: Duration,
     pub(crate) fetch_timeout: Duration,
     pub(crate) allow_insecure_http: bool,
@@ -75,6 +79,7 @@ impl fmt::Debug for Issuer {
             .field("algorithms", &self.algorithms)
             .field("keys", &keys)
             .field("jwks_ttl", &self.jwks_ttl)
+            .field("jwks_max_staleness", &self.jwks_max_staleness)
             .field("refetch_cooldown", &self.refetch_cooldown)
             .finish_non_exhaustive()
     }
@@ -89,6 +94,7 @@ impl Issuer {
             algorithms,
             keys,
             jwks_ttl: DEFAULT_JWKS_TTL,
+            jwks_max_staleness: DEFAULT_JWKS_MAX_STALENESS,
             refetch_cooldown: DEFAULT_REFETCH_COOLDOWN,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             allow_insecure_http: false,
@@ -166,8 +172,22 @@ impl Issuer {
     }
 
     /// How long a fetched JWKS is used before it is fetched again (default 10 minutes).
+    /// If that refetch fails, the set is used for up to
+    /// [`jwks_max_staleness`](Self::jwks_max_staleness) longer.
     pub fn jwks_ttl(mut self, ttl: Duration) -> Self {
         self.jwks_ttl = ttl;
+        self
+    }
+
+    /// How long past its TTL a JWKS may still be used while refetches fail (default 1 hour).
+    ///
+    /// Past that bound its keys verify nothing: tokens are refused with
+    /// [`AuthError::KeysUnavailable`](super::AuthError::KeysUnavailable) (503) until the
+    /// issuer answers again, so a key the issuer removed (after a compromise, say) stops
+    /// verifying at most TTL + max staleness after the last successful fetch, even while the
+    /// issuer cannot be reached. Zero uses no stale keys at all.
+    pub fn jwks_max_staleness(mut self, staleness: Duration) -> Self {
+        self.jwks_max_staleness = staleness;
         self
     }
 

@@ -1,6 +1,6 @@
 //! An issuer's JWK set: parsed into verification keys, cached with a TTL, refetched when a
 //! token names an unknown `kid` (at most once per cooldown), served stale while the issuer
-//! is unreachable.
+//! is unreachable, but never longer than the max staleness past the TTL.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -171,7 +171,7 @@ pub(crate) enum Lookup {
     Fetch,
     /// No such key, and no fetch allowed now.
     Unknown,
-    /// No keys at all, and the last fetch failed.
+    /// No usable keys (none, or past the max staleness), and the last fetch failed.
     Unavailable(FetchError),
 }
 
@@ -179,6 +179,8 @@ pub(crate) enum Lookup {
 pub(crate) struct JwksCache {
     url: http::Uri,
     ttl: Duration,
+    /// TTL + max staleness: how long after a successful fetch its keys may be used at all.
+    usable_for: Duration,
     cooldown: Duration,
     timeout: Duration,
     allowed: Vec<Algorithm>,
@@ -191,6 +193,7 @@ impl JwksCache {
     pub(crate) fn new(
         url: http::Uri,
         ttl: Duration,
+        max_staleness: Duration,
         cooldown: Duration,
         timeout: Duration,
         allowed: Vec<Algorithm>,
@@ -199,6 +202,7 @@ impl JwksCache {
         Self {
             url,
             ttl,
+            usable_for: ttl.saturating_add(max_staleness),
             cooldown,
             timeout,
             allowed,
@@ -213,12 +217,19 @@ impl JwksCache {
         self.cooldown.min(Duration::from_secs(1))
     }
 
+    /// When the cached keys were fetched, if they may be used at all at `now`: a set older
+    /// than TTL + max staleness is never used, so a key the issuer removed stops verifying
+    /// even while the issuer cannot be reached.
+    fn usable_since(&self, st: &State, now: Instant) -> Option<Instant> {
+        st.fetched_at.filter(|t| now.duration_since(*t) < self.usable_for)
+    }
+
     /// Looks a key up without any I/O.
     pub(crate) fn lookup(&self, kid: Option<&str>) -> Lookup {
         let now = Instant::now();
         let st = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let backing_off = st.failed_at.is_some_and(|t| now.duration_since(t) < self.failure_backoff());
-        let Some(fetched_at) = st.fetched_at else {
+        let Some(fetched_at) = self.usable_since(&st, now) else {
             return match (&st.last_error, backing_off) {
                 (Some(err), true) => Lookup::Unavailable(err.clone()),
                 _ => Lookup::Fetch,
@@ -226,7 +237,7 @@ impl JwksCache {
         };
         let fresh = now.duration_since(fetched_at) < self.ttl;
         match find(&st.keys, kid) {
-            // Stale keys keep working while the issuer cannot be reached.
+            // Stale keys keep working while the issuer cannot be reached, within the bound.
             Some(key) if fresh || backing_off => Lookup::Found(key),
             Some(_) => Lookup::Fetch,
             None if !fresh && !backing_off => Lookup::Fetch,
@@ -255,7 +266,7 @@ impl JwksCache {
             Lookup::Unavailable(err) => Err(AuthError::KeysUnavailable(err)),
             Lookup::Unknown | Lookup::Fetch => {
                 let st = self.state.read().unwrap_or_else(PoisonError::into_inner);
-                match (&st.fetched_at, &st.last_error) {
+                match (self.usable_since(&st, Instant::now()), &st.last_error) {
                     (None, Some(err)) => Err(AuthError::KeysUnavailable(err.clone())),
                     _ => Err(AuthError::UnknownKey),
                 }
@@ -339,9 +350,14 @@ mod tests {
     }
 
     fn cache(fake: &Arc<FakeIssuer>, ttl: u64, cooldown: u64) -> JwksCache {
+        bounded_cache(fake, ttl, 3600, cooldown)
+    }
+
+    fn bounded_cache(fake: &Arc<FakeIssuer>, ttl: u64, max_staleness: u64, cooldown: u64) -> JwksCache {
         JwksCache::new(
             "http://127.0.0.1/jwks".parse().unwrap(),
             Duration::from_secs(ttl),
+            Duration::from_secs(max_staleness),
             Duration::from_secs(cooldown),
             Duration::from_secs(1),
             vec![Algorithm::EdDsa],
@@ -393,6 +409,57 @@ mod tests {
             "a removed key is gone"
         );
         assert_eq!(calls(&fake), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_keys_stop_verifying_past_the_max_staleness() {
+        let fake = Arc::new(FakeIssuer::default());
+        *fake.body.lock().unwrap() = Some(set(&["a"]));
+        let cache = bounded_cache(&fake, 60, 300, 30);
+        assert!(cache.resolve(Some("a")).await.is_ok());
+        *fake.body.lock().unwrap() = None;
+
+        // Past the TTL, inside the bound: the stale key still verifies.
+        tokio::time::advance(Duration::from_secs(60 + 299)).await;
+        assert!(cache.resolve(Some("a")).await.is_ok(), "stale key used inside the bound");
+        assert_eq!(calls(&fake), 2, "the refetch was tried");
+
+        // Past the bound: no key, whether a refetch is due or the cache is backing off.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            matches!(cache.resolve(Some("a")).await, Err(AuthError::KeysUnavailable(_))),
+            "a key past TTL + max staleness must not verify"
+        );
+        assert_eq!(calls(&fake), 3);
+        assert!(matches!(cache.lookup(Some("a")), Lookup::Unavailable(_)), "nor from the cache alone");
+        assert!(matches!(cache.resolve(Some("a")).await, Err(AuthError::KeysUnavailable(_))));
+        assert!(matches!(cache.resolve(None).await, Err(AuthError::KeysUnavailable(_))));
+        assert!(matches!(cache.resolve(Some("zz")).await, Err(AuthError::KeysUnavailable(_))));
+        assert_eq!(calls(&fake), 3, "failures back off");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!matches!(cache.lookup(Some("a")), Lookup::Found(_)), "after the backoff: fetch, no key");
+
+        // The issuer answers again: its keys are fresh again.
+        *fake.body.lock().unwrap() = Some(set(&["a"]));
+        assert!(cache.resolve(Some("a")).await.is_ok(), "keys are fresh once the issuer answers");
+        assert_eq!(calls(&fake), 4);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(matches!(cache.lookup(Some("a")), Lookup::Found(_)), "fresh for a whole TTL");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_bound_without_a_failure_backoff_is_still_unavailable() {
+        // A zero cooldown means no failure backoff: the answer must not fall through to an
+        // "unknown key" 401, nor to the stale key.
+        let fake = Arc::new(FakeIssuer::default());
+        *fake.body.lock().unwrap() = Some(set(&["a"]));
+        let cache = bounded_cache(&fake, 60, 0, 0);
+        assert!(cache.resolve(Some("a")).await.is_ok());
+        *fake.body.lock().unwrap() = None;
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(matches!(cache.resolve(Some("a")).await, Err(AuthError::KeysUnavailable(_))));
+        *fake.body.lock().unwrap() = Some(set(&["a"]));
+        assert!(cache.resolve(Some("a")).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,7 +15,9 @@
 //!    refused whatever the configuration.
 //! 3. The unverified `iss` picks one of the configured [`Issuer`]s; an unknown one is refused.
 //! 4. The key: the issuer's HS256 secret, or the JWKS key with the token's `kid` (cached
-//!    with a TTL; an unknown `kid` refetches the set at most once per cooldown).
+//!    with a TTL; an unknown `kid` refetches the set at most once per cooldown). While the
+//!    issuer cannot be reached, the cached set is used for at most
+//!    [`Issuer::jwks_max_staleness`] past its TTL (default 1 hour), then no key verifies.
 //! 5. The algorithm is the key's (`RSA` → RS256, `EC` P-256 → ES256, `OKP` Ed25519 →
 //!    EdDSA, secret → HS256) and must be in the issuer's allow-list; the header's `alg`
 //!    only has to agree. An HS256 token "signed" with an RSA public key is refused here.
@@ -26,8 +28,8 @@
 //!    from `scope` (space-separated) and `scp`.
 //!
 //! Every refusal is a 401 problem with `WWW-Authenticate: Bearer realm=..., error=
-//! "invalid_token", error_description=...` (RFC 6750), or a 503 when no keys could be
-//! fetched. The token itself never appears in errors, logs or `Debug` output.
+//! "invalid_token", error_description=...` (RFC 6750), or a 503 when no usable keys could
+//! be fetched. The token itself never appears in errors, logs or `Debug` output.
 //!
 //! # Examples
 //!
@@ -75,8 +77,8 @@ pub use claims::{valid_tenant, Claims};
 pub use error::{AuthError, ConfigError, FetchError, INVALID_TOKEN_TYPE};
 pub use future::ResponseFuture;
 pub use issuer::{
-    Issuer, DEFAULT_FETCH_TIMEOUT, DEFAULT_JWKS_TTL, DEFAULT_REFETCH_COOLDOWN, DEFAULT_ROLE_CLAIMS,
-    DEFAULT_TENANT_CLAIMS,
+    Issuer, DEFAULT_FETCH_TIMEOUT, DEFAULT_JWKS_MAX_STALENESS, DEFAULT_JWKS_TTL, DEFAULT_REFETCH_COOLDOWN,
+    DEFAULT_ROLE_CLAIMS, DEFAULT_TENANT_CLAIMS,
 };
 #[allow(deprecated)]
 pub use layer::{JwtBuilder, JwtLayer, JwtLayerBuilder, RequestHead, DEFAULT_REALM, DEFAULT_TENANT_HEADERS};

@@ -150,6 +150,7 @@ impl VerifierBuilder {
                     (Ok(KeySource::Jwks(url)), Some(fetcher)) => Keys::Jwks(Box::new(JwksCache::new(
                         url.clone(),
                         config.jwks_ttl,
+                        config.jwks_max_staleness,
                         config.refetch_cooldown,
                         config.fetch_timeout,
                         config.algorithms.clone(),
