@@ -745,3 +745,29 @@ async fn configuration_is_checked_at_build() {
     assert!(JwtLayer::builder().issuer(hs.clone()).realm("bad\"realm").build().is_err());
     assert!(JwtLayer::builder().issuer(hs).max_token_bytes(10).build().is_err());
 }
+
+/// With several issuers, one bound to some tenants cannot mint tokens for the others: a
+/// partner issuer bound to `globex` naming `acme` is refused, while the customers' issuer
+/// may still name `acme`.
+#[tokio::test]
+async fn an_issuer_bound_to_tenants_cannot_speak_for_another() {
+    const PARTNER_SECRET: &[u8] = b"the-partner-hs256-secret-of-32-bytes!!!";
+    let service = app(JwtLayer::builder()
+        .issuer(Issuer::hs256("customers", HS_SECRET.to_vec()).audience(AUDIENCE))
+        .issuer(Issuer::hs256("partner", PARTNER_SECRET.to_vec()).audience(AUDIENCE).tenants(["globex"]))
+        .realm("test")
+        .build()
+        .unwrap());
+    let customer = sign_hs256(HS_SECRET, None, &claims("customers"));
+    assert_eq!(get(&service, "/me", &customer).await.status(), StatusCode::OK);
+    let mut partner_claims = claims("partner");
+    partner_claims["tenant_id"] = "globex".into();
+    let partner = sign_hs256(PARTNER_SECRET, None, &partner_claims);
+    let res = get(&service, "/me", &partner).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(&res)["tenant"], "globex");
+    // The partner's valid token, naming a tenant it does not serve.
+    partner_claims["tenant_id"] = "acme".into();
+    let overreach = sign_hs256(PARTNER_SECRET, None, &partner_claims);
+    assert_refused(&get(&service, "/me", &overreach).await, &overreach, &AuthError::InvalidTenant);
+}

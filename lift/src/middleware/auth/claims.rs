@@ -122,6 +122,8 @@ pub(crate) fn principal(claims: &Map<String, Value>, issuer: &Issuer) -> Result<
         .find_map(|name| claims.get(name.as_str()))
         .and_then(Value::as_str)
         .filter(|t| valid_tenant(t))
+        // An issuer bound to some tenants speaks for those alone.
+        .filter(|t| issuer.tenants.as_ref().is_none_or(|allowed| allowed.iter().any(|a| a == t)))
         .ok_or(AuthError::InvalidTenant)?;
     let roles = issuer.role_claims.iter().flat_map(|name| strings(claims.get(name.as_str())));
     let scopes = strings(claims.get("scope")).chain(strings(claims.get("scp")));
@@ -201,5 +203,17 @@ mod tests {
         let custom = i.tenant_claims(["org"]);
         let claims = map(json!({"sub": "u", "tenant_id": "a", "org": "b"}));
         assert_eq!(principal(&claims, &custom).unwrap().tenant, "b");
+    }
+
+    #[test]
+    fn an_issuer_bound_to_tenants_speaks_for_those_alone() {
+        let bound = issuer().tenants(["globex", "initech"]);
+        let of = |tenant: &str| map(json!({"sub": "u", "tenant_id": tenant}));
+        assert_eq!(principal(&of("acme"), &bound), Err(AuthError::InvalidTenant));
+        assert_eq!(principal(&of("globex"), &bound).unwrap().tenant, "globex");
+        assert_eq!(principal(&of("initech"), &bound).unwrap().tenant, "initech");
+        // Unbound, as before: any tenant.
+        assert_eq!(principal(&of("acme"), &issuer()).unwrap().tenant, "acme");
+        assert!(issuer().tenants(Vec::<String>::new()).validate().is_err());
     }
 }

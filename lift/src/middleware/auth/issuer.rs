@@ -63,6 +63,7 @@ pub struct Issuer {
     pub(crate) fetch_timeout: Duration,
     pub(crate) allow_insecure_http: bool,
     pub(crate) tenant_claims: Vec<String>,
+    pub(crate) tenants: Option<Vec<String>>,
     pub(crate) role_claims: Vec<String>,
 }
 
@@ -81,6 +82,7 @@ impl fmt::Debug for Issuer {
             .field("jwks_ttl", &self.jwks_ttl)
             .field("jwks_max_staleness", &self.jwks_max_staleness)
             .field("refetch_cooldown", &self.refetch_cooldown)
+            .field("tenants", &self.tenants)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +101,7 @@ impl Issuer {
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             allow_insecure_http: false,
             tenant_claims: DEFAULT_TENANT_CLAIMS.iter().map(|s| (*s).to_owned()).collect(),
+            tenants: None,
             role_claims: DEFAULT_ROLE_CLAIMS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -218,6 +221,16 @@ impl Issuer {
         self
     }
 
+    /// The only tenants this issuer may speak for: a token of this issuer naming another
+    /// tenant is refused ([`AuthError::InvalidTenant`](super::AuthError::InvalidTenant)).
+    /// Without it (the default) an issuer may name any tenant, so with several issuers,
+    /// say customers' pool and a partner's, each can mint tokens for every tenant: bind
+    /// each one that serves only some tenants.
+    pub fn tenants<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tenants: I) -> Self {
+        self.tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// The claims roles are read from, merged (default `roles` and `cognito:groups`).
     pub fn role_claims<I: IntoIterator<Item = S>, S: Into<String>>(mut self, claims: I) -> Self {
         self.role_claims = claims.into_iter().map(Into::into).collect();
@@ -239,6 +252,9 @@ impl Issuer {
         }
         if self.tenant_claims.is_empty() {
             return Err(ConfigError::InvalidSetting("tenant_claims must name at least one claim"));
+        }
+        if self.tenants.as_ref().is_some_and(|t| t.is_empty()) {
+            return Err(ConfigError::InvalidSetting("tenants must name at least one tenant"));
         }
         if self.algorithms.is_empty() {
             return Err(ConfigError::InvalidAlgorithms(name()));

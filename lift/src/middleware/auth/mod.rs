@@ -24,8 +24,10 @@
 //! 6. The signature, then `exp` (required), `nbf` and `iat` with a clock skew (60 s by
 //!    default), and `aud`.
 //! 7. The claims map to a principal: `sub`; the tenant from `tenant_id` or
-//!    `custom:tenant_id` (configurable); roles from `roles` and `cognito:groups`; scopes
-//!    from `scope` (space-separated) and `scp`.
+//!    `custom:tenant_id` (configurable), which must be one of the issuer's
+//!    [`tenants`](Issuer::tenants) when it is bound to some (with several issuers, bind
+//!    each that serves only some tenants: an unbound issuer may name any); roles from
+//!    `roles` and `cognito:groups`; scopes from `scope` (space-separated) and `scp`.
 //!
 //! Every refusal is a 401 problem with `WWW-Authenticate: Bearer realm=..., error=
 //! "invalid_token", error_description=...` (RFC 6750), or a 503 when no usable keys could
