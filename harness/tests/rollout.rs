@@ -727,6 +727,9 @@ async fn a_resume_with_another_strategy_is_refused_and_touches_nothing() {
     let head = env.record.head(&env.name).await.unwrap().unwrap();
     assert_eq!(head.strategy.as_deref(), Some("canary:40%:60s"), "the record keeps the strategy");
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Read again once the lease has run out: a write the killed run had sent (its next
+    // heartbeat) may have landed after the first read.
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
     let result =
         env.rollout().owner("resumer").recovery(Recovery::Resume).strategy(Strategy::AllAtOnce).run().await;
     match result {
