@@ -454,16 +454,7 @@ fn api(ctx: &Ctx<'_>, r: &mut Resources) {
                 "JwtConfiguration": {"Issuer": jwt.issuer, "Audience": jwt.audience}}}),
         );
     }
-    let mut routes: Vec<(String, Option<Vec<String>>, String)> = ctx
-        .manifest
-        .routes
-        .iter()
-        .map(|route| (plan::route_key(route), plan::route_auth(route), plan::route_source(route)))
-        .collect();
-    if config.api.catch_all {
-        routes.push(("$default".into(), Some(Vec::new()), "api.catch_all".into()));
-    }
-    routes.sort();
+    let routes = plan::api_routes(ctx.manifest, config);
     for (key, auth, from) in routes {
         let id = format!("Route{}", camel(&key.replace('$', "Default").replace(['{', '}', '+'], "")));
         let mut props = json!({"ApiId": reference("HttpApi"), "RouteKey": key, "Target": sub("integrations/${Integration}")});

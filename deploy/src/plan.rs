@@ -79,6 +79,25 @@ pub(crate) fn snake(name: &str) -> String {
 }
 
 /// lift's path syntax to API Gateway's: `:id` → `{id}`, `*rest` → `{rest+}`.
+/// The API's routes, sorted: each route's key, its authorization and where it comes from,
+/// and the `$default` catch-all when `api.catch_all` asks for it. CloudFormation and
+/// Terraform make one route resource of each.
+pub(crate) fn api_routes(
+    manifest: &Manifest,
+    config: &DeployConfig,
+) -> Vec<(String, Option<Vec<String>>, String)> {
+    let mut routes: Vec<_> = manifest
+        .routes
+        .iter()
+        .map(|route| (route_key(route), route_auth(route), route_source(route)))
+        .collect();
+    if config.api.catch_all {
+        routes.push(("$default".into(), Some(Vec::new()), "api.catch_all".into()));
+    }
+    routes.sort();
+    routes
+}
+
 pub(crate) fn route_key(route: &RouteSpec) -> String {
     let path: Vec<String> = route
         .path

@@ -439,16 +439,7 @@ fn api(ctx: &Ctx<'_>, r: &mut Resources) {
             "jwt_configuration": {"issuer": jwt.issuer, "audience": jwt.audience}}),
         );
     }
-    let mut routes: Vec<(String, Option<Vec<String>>, String)> = ctx
-        .manifest
-        .routes
-        .iter()
-        .map(|route| (plan::route_key(route), plan::route_auth(route), plan::route_source(route)))
-        .collect();
-    if config.api.catch_all {
-        routes.push(("$default".into(), Some(Vec::new()), "api.catch_all".into()));
-    }
-    routes.sort();
+    let routes = plan::api_routes(ctx.manifest, config);
     for (key, auth, from) in routes {
         let name = snake(&key.replace('$', "default").replace(['{', '}', '+'], ""))
             .trim_matches('_')
