@@ -1,7 +1,9 @@
 //! `lift::disaster::backup` on a real DynamoDB Local (and moto's S3 server): a backup, a
 //! dropped table and a restore lose no acknowledged write; damaged backups are refused and
-//! named; restores never write over a table; a restore to a moment leaves out every later
-//! write kind.
+//! named; backups changed by someone without the key (a manifest or a chunk index rewritten
+//! with its hashes recomputed, copied from another backup, unsigned, or checked with
+//! another key) are refused before anything is created; restores never write over a table;
+//! a restore to a moment leaves out every later write kind.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,18 +12,29 @@ use std::time::SystemTime;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use lift::disaster::backup::{
-    BackupError, BackupTarget, Manifest, PointInTime, Restore, StreamArchive, TableBackup,
+    BackupError, BackupKey, BackupTarget, Manifest, PointInTime, Restore, SignatureProblem, StreamArchive,
+    TableBackup,
 };
 use lift::disaster::{Region, RegionConfig, RegionSet};
 use lift::store::{KeyAttribute, StreamView, TableDef};
 use lift_harness::dynamodb::DynamoDbLocal;
 
-/// A table with a stream, its region, and a fresh directory target.
+/// A table with a stream, its region, a fresh directory target, and the key that signs.
 struct Fixture {
     client: Client,
     region: Region,
     table: String,
     dir: PathBuf,
+    key: BackupKey,
+}
+
+/// The key the fixtures sign with; [`other_key`] is someone else's.
+fn key() -> BackupKey {
+    BackupKey::from_secret("the backup tests' signing key, 32+ bytes").unwrap()
+}
+
+fn other_key() -> BackupKey {
+    BackupKey::from_secret("another team's backup key, also 32+ bytes").unwrap()
 }
 
 impl Drop for Fixture {
@@ -41,7 +54,7 @@ async fn fixture() -> Fixture {
         .primary()
         .clone();
     let dir = std::env::temp_dir().join(format!("lift-backup-test-{}", uuid::Uuid::new_v4().simple()));
-    Fixture { client: local.client().await, region, table, dir }
+    Fixture { client: local.client().await, region, table, dir, key: key() }
 }
 
 impl Fixture {
@@ -75,6 +88,7 @@ impl Fixture {
     async fn backup(&self, segments: u32) -> Manifest {
         TableBackup::builder(self.client.clone(), &self.table)
             .target(self.target())
+            .key(self.key.clone())
             .segments(segments)
             .build()
             .unwrap()
@@ -83,8 +97,14 @@ impl Fixture {
             .unwrap()
     }
 
+    /// A restore from the fixture's target, verified with the fixture's key.
     fn restore(&self, into: &str) -> lift::disaster::backup::RestoreBuilder {
-        Restore::builder(self.client.clone(), self.target(), into)
+        Restore::builder(self.client.clone(), self.target(), into).key(self.key.clone())
+    }
+
+    /// The stream archive of the fixture's table into its target, signed with its key.
+    fn archive(&self) -> lift::disaster::backup::StreamArchiveBuilder {
+        StreamArchive::builder(self.region.clone(), &self.table).target(self.target()).key(self.key.clone())
     }
 
     fn segment_path(&self, manifest: &Manifest, index: usize) -> PathBuf {
@@ -128,17 +148,27 @@ fn restored_name(f: &Fixture) -> String {
     format!("{}-restored-{}", f.table, &uuid::Uuid::new_v4().simple().to_string()[..6])
 }
 
-fn rewrite_manifest(path: &Path, edit: impl FnOnce(&mut Manifest)) {
+/// Edits a manifest and signs it again with `key`, as its backup would have: the checks
+/// that follow the signature's (hashes, counts, definition) are tested on their own.
+fn rewrite_manifest(path: &Path, key: &BackupKey, edit: impl FnOnce(&mut Manifest)) {
     let mut manifest: Manifest = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     edit(&mut manifest);
+    manifest.sign(key);
     std::fs::write(path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+/// Edits a manifest as someone with write access to the target but without the key would:
+/// the signature is left as it was (or removed by `edit`).
+fn tamper_manifest(path: &Path, edit: impl FnOnce(&mut Manifest)) {
+    let mut manifest: Manifest = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
 }
 
 #[tokio::test]
 async fn backup_drop_restore_loses_no_acknowledged_write() {
     let f = fixture().await;
-    let archive =
-        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    let archive = f.archive().start().await.unwrap();
     let mut expected = BTreeMap::new();
     for i in 0..60 {
         f.put(&format!("item-{i:03}"), &format!("v1-{i}")).await;
@@ -171,6 +201,8 @@ async fn backup_drop_restore_loses_no_acknowledged_write() {
     let into = restored_name(&f);
     let report = f.restore(&into).build().unwrap().run().await.unwrap();
     assert_eq!(report.backup_id, manifest.backup_id);
+    assert!(report.authenticated, "the manifest and every chunk index used are signed");
+    assert!(report.chunks_read > 0, "{report:?}");
     assert!(report.not_restored.is_empty(), "{:?}", report.not_restored);
     assert_eq!(report.items_from_backup, 60);
     assert_eq!(
@@ -242,19 +274,19 @@ async fn truncated_and_missing_segments_and_wrong_counts_are_refused() {
     let truncated = original[..original.len() - 12].to_vec();
     std::fs::write(&path, &truncated).unwrap();
     let sha = lift_sha256(&truncated);
-    rewrite_manifest(&f.manifest_path(&manifest), |m| m.segments[0].sha256 = sha);
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |m| m.segments[0].sha256 = sha);
     match attempt().await {
         BackupError::SegmentUnreadable { segment, .. } => assert_eq!(segment, "segment-00000.jsonl.gz"),
         BackupError::CountMismatch { what, .. } => assert_eq!(what, "segment segment-00000.jsonl.gz"),
         other => panic!("a truncated segment was not refused: {other:?}"),
     }
     std::fs::write(&path, &original).unwrap();
-    rewrite_manifest(&f.manifest_path(&manifest), |m| {
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |m| {
         m.segments[0].sha256 = manifest.segments[0].sha256.clone()
     });
 
     // A segment's count off by one.
-    rewrite_manifest(&f.manifest_path(&manifest), |m| m.segments[1].items += 1);
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |m| m.segments[1].items += 1);
     match attempt().await {
         BackupError::CountMismatch { what, expected, found, .. } => {
             assert_eq!(what, "segment segment-00001.jsonl.gz");
@@ -262,15 +294,15 @@ async fn truncated_and_missing_segments_and_wrong_counts_are_refused() {
         }
         other => panic!("a wrong segment count was not refused: {other:?}"),
     }
-    rewrite_manifest(&f.manifest_path(&manifest), |m| m.segments[1].items -= 1);
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |m| m.segments[1].items -= 1);
 
     // The manifest's total off by one.
-    rewrite_manifest(&f.manifest_path(&manifest), |m| m.item_count += 1);
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |m| m.item_count += 1);
     match attempt().await {
         BackupError::CountMismatch { what, expected: 41, found: 40, .. } => assert_eq!(what, "the backup"),
         other => panic!("a wrong total was not refused: {other:?}"),
     }
-    rewrite_manifest(&f.manifest_path(&manifest), |m| m.item_count -= 1);
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |m| m.item_count -= 1);
 
     // A segment gone.
     std::fs::remove_file(f.segment_path(&manifest, 1)).unwrap();
@@ -304,8 +336,7 @@ async fn a_restore_never_writes_over_an_existing_table() {
 #[tokio::test]
 async fn a_restore_to_a_moment_leaves_out_every_later_write() {
     let f = fixture().await;
-    let archive =
-        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    let archive = f.archive().start().await.unwrap();
     for pk in ["keep", "overwrite", "delete", "delete-then-put"] {
         f.put(pk, "before").await;
     }
@@ -365,13 +396,18 @@ async fn s3_round_trip_on_moto() {
     let s3 = moto.client().await;
     s3.create_bucket().bucket("lift-backups").send().await.unwrap();
     let target = BackupTarget::s3(s3.clone(), "lift-backups", "orders/prod");
-    let archive =
-        StreamArchive::builder(f.region.clone(), &f.table).target(target.clone()).start().await.unwrap();
+    let archive = StreamArchive::builder(f.region.clone(), &f.table)
+        .target(target.clone())
+        .key(f.key.clone())
+        .start()
+        .await
+        .unwrap();
     for i in 0..30 {
         f.put(&format!("s3-{i}"), "x").await;
     }
     let manifest = TableBackup::builder(f.client.clone(), &f.table)
         .target(target.clone())
+        .key(f.key.clone())
         .segments(3)
         .build()
         .unwrap()
@@ -391,8 +427,13 @@ async fn s3_round_trip_on_moto() {
     assert!(keys.iter().any(|k| k.starts_with("orders/prod/stream/chunk-")), "{keys:?}");
 
     let into = restored_name(&f);
-    let report =
-        Restore::builder(f.client.clone(), target.clone(), &into).build().unwrap().run().await.unwrap();
+    let report = Restore::builder(f.client.clone(), target.clone(), &into)
+        .key(f.key.clone())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
     assert!(report.not_restored.is_empty());
     let held = contents(&f.client, &into).await;
     assert_eq!(held.len(), 30);
@@ -403,6 +444,7 @@ async fn s3_round_trip_on_moto() {
     let key = format!("orders/prod/backups/{}/segment-00002.jsonl.gz", manifest.backup_id);
     s3.put_object().bucket("lift-backups").key(&key).body(b"tampered".to_vec().into()).send().await.unwrap();
     let err = Restore::builder(f.client.clone(), target, restored_name(&f))
+        .key(f.key.clone())
         .build()
         .unwrap()
         .run()
@@ -421,17 +463,44 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
         f.put(&format!("cli-{i}"), "x").await;
     }
     let endpoint = DynamoDbLocal::shared().await.unwrap().endpoint().to_owned();
-    let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lift-harness"))
-            .args(args)
-            .env("LIFT_DYNAMODB_ENDPOINT", &endpoint)
-            .output()
-            .unwrap()
+    const SECRET: &str = "the cli test's backup key, 32 bytes or more";
+    let with_key = |key: Option<&str>, args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lift-harness"));
+        command.args(args).env("LIFT_DYNAMODB_ENDPOINT", &endpoint).env_remove("LIFT_BACKUP_KEY");
+        if let Some(key) = key {
+            command.env("LIFT_BACKUP_KEY", key);
+        }
+        command.output().unwrap()
     };
+    let cli = |args: &[&str]| with_key(Some(SECRET), args);
     let dir = f.dir.to_str().unwrap();
+    // No key: refused before anything is written, with what to set.
+    let out = with_key(None, &["backup", "--table", &f.table, "--to", dir]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no backup key") && stderr.contains("LIFT_BACKUP_KEY"), "{stderr}");
+    assert!(!f.dir.join("backups").exists(), "a backup without a key wrote something");
+    let out = with_key(Some("too short"), &["backup", "--table", &f.table, "--to", dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("at least 32 bytes") && !stderr.contains("too short"),
+        "{stderr}"
+    );
+
     let out = cli(&["backup", "--table", &f.table, "--to", dir, "--segments", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("12 items in 2 segments"));
+    // Another key, or none, is refused; the key in a file is the same key.
+    let wrong = with_key(
+        Some("somebody else's key, 32 bytes or more"),
+        &["restore", "--from", dir, "--into", "x-new", "--no-replay"],
+    );
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success() && stderr.contains("not signed by the backup key"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+    let none = with_key(None, &["restore", "--from", dir, "--into", "x-new", "--no-replay"]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no backup key"));
+    assert!(!exists(&f.client, "x-new").await);
     let into = restored_name(&f);
     // No stream archive ran: a restore that replays it is refused, the backup alone restores.
     let out = cli(&["restore", "--from", dir, "--into", &into, "--until", "latest"]);
@@ -441,7 +510,25 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = cli(&["restore", "--from", dir, "--into", &into, "--until", "latest", "--no-replay"]);
+    // Kept apart from the target, as a key should be.
+    let key_path = std::env::temp_dir().join(format!("lift-backup-key-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&key_path, format!("{SECRET}\n")).unwrap();
+    let key_file = key_path.to_str().unwrap();
+    let out = with_key(
+        None,
+        &[
+            "restore",
+            "--from",
+            dir,
+            "--into",
+            &into,
+            "--until",
+            "latest",
+            "--no-replay",
+            "--key-file",
+            key_file,
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(contents(&f.client, &into).await.len(), 12);
     let out = cli(&["restore", "--from", dir, "--into", &into, "--no-replay"]);
@@ -454,6 +541,22 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
     let out = cli(&["restore", "--from", dir, "--into", "x-new", "--until", "yesterday"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not `latest`, RFC 3339 or epoch milliseconds"));
+
+    // A backup written before signing restores only with --allow-unsigned, with a warning.
+    let id = std::fs::read_dir(f.dir.join("backups")).unwrap().next().unwrap().unwrap().file_name();
+    let manifest_path = f.dir.join("backups").join(id).join("manifest.json");
+    tamper_manifest(&manifest_path, |m| m.signature = None);
+    let unsigned = restored_name(&f);
+    let out = cli(&["restore", "--from", dir, "--into", &unsigned, "--no-replay"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("has no signature"), "{stderr}");
+    let out =
+        with_key(None, &["restore", "--from", dir, "--into", &unsigned, "--no-replay", "--allow-unsigned"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not authenticated"), "{stderr}");
+    assert_eq!(contents(&f.client, &unsigned).await.len(), 12);
+    let _ = std::fs::remove_file(key_path);
 }
 
 /// The TTL attribute of `table` when TTL is on.
@@ -489,7 +592,7 @@ async fn a_restored_table_keeps_its_time_to_live() {
     assert_eq!(contents(&f.client, &into).await.len(), 1);
 
     // An older manifest has no TTL recorded: it restores, without TTL.
-    rewrite_manifest(&f.manifest_path(&manifest), |m| m.definition.ttl_attribute = None);
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |m| m.definition.ttl_attribute = None);
     let text = std::fs::read_to_string(f.manifest_path(&manifest)).unwrap();
     assert!(!text.contains("ttl_attribute"), "{text}");
     let old = restored_name(&f);
@@ -527,8 +630,7 @@ fn chunk_indexes(dir: &Path) -> Vec<(PathBuf, u64)> {
 #[tokio::test]
 async fn a_restore_refuses_an_archive_with_a_chunk_missing() {
     let f = fixture().await;
-    let archive =
-        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    let archive = f.archive().start().await.unwrap();
     f.put("before", "x").await;
     f.backup(1).await;
     f.put("lost", "x").await;
@@ -565,8 +667,7 @@ async fn a_restore_refuses_time_the_archive_did_not_cover() {
     f.put("before", "x").await;
     f.backup(1).await;
     f.put("unarchived", "x").await;
-    let archive =
-        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    let archive = f.archive().start().await.unwrap();
     f.put("archived", "x").await;
     archive.caught_up().await.unwrap();
     archive.stop().await.unwrap();
@@ -579,8 +680,7 @@ async fn a_restore_refuses_time_the_archive_did_not_cover() {
     assert!(err.to_string().contains("does not cover the backup's start"), "{err}");
 
     // A backup inside a second run of the archive, and a moment after the archive stopped.
-    let archive =
-        StreamArchive::builder(f.region.clone(), &f.table).target(f.target()).start().await.unwrap();
+    let archive = f.archive().start().await.unwrap();
     archive.caught_up().await.unwrap();
     f.backup(1).await;
     archive.stop().await.unwrap();
@@ -608,7 +708,8 @@ async fn stop_fails_when_the_stream_cannot_be_read_to_its_end() {
         .unwrap()
         .primary()
         .clone();
-    let archive = StreamArchive::builder(region, &f.table).target(f.target()).start().await.unwrap();
+    let archive =
+        StreamArchive::builder(region, &f.table).target(f.target()).key(f.key.clone()).start().await.unwrap();
     f.put("read", "x").await;
     archive.caught_up().await.unwrap();
     proxy.inject("DynamoDBStreams_20120810.GetRecords", DynamoDbFault::InternalServerError, 1.0);
@@ -627,6 +728,7 @@ async fn a_time_attribute_outside_what_the_archive_observed_is_not_believed() {
     let f = fixture().await;
     let archive = StreamArchive::builder(f.region.clone(), &f.table)
         .target(f.target())
+        .key(f.key.clone())
         .time_attribute("written_ms")
         .start()
         .await
@@ -661,4 +763,260 @@ async fn a_time_attribute_outside_what_the_archive_observed_is_not_believed() {
     f.restore(&latest).build().unwrap().run().await.unwrap();
     let held = contents(&f.client, &latest).await;
     assert_eq!(held.len(), 3, "{held:?}");
+}
+
+/// The lines of a gzip JSON-lines file (a segment, or a chunk of the archive).
+fn read_lines(path: &Path) -> Vec<serde_json::Value> {
+    use std::io::BufRead as _;
+    let bytes = std::fs::read(path).unwrap();
+    std::io::BufReader::new(flate2::read::GzDecoder::new(&bytes[..]))
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+/// Writes `lines` as gzip JSON lines to `path` and returns the bytes written.
+fn write_lines(path: &Path, lines: &[serde_json::Value]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for line in lines {
+        serde_json::to_writer(&mut gz, line).unwrap();
+        gz.write_all(b"\n").unwrap();
+    }
+    let bytes = gz.finish().unwrap();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// Someone who can write the target but does not hold the key changes an item in a segment
+/// and recomputes the segment's SHA-256 and size in the manifest: the manifest's signature
+/// no longer matches, and the restore refuses before it creates anything. The error names
+/// the manifest, never the key or the signature it expected.
+#[tokio::test]
+async fn an_item_changed_with_its_checksum_recomputed_is_refused() {
+    let f = fixture().await;
+    for i in 0..20 {
+        f.put(&format!("c-{i:02}"), "genuine").await;
+    }
+    let manifest = f.backup(1).await;
+    let path = f.segment_path(&manifest, 0);
+    let mut lines = read_lines(&path);
+    lines[0]["value"] = serde_json::json!({"S": "forged"});
+    let bytes = write_lines(&path, &lines);
+    tamper_manifest(&f.manifest_path(&manifest), |m| {
+        m.segments[0].sha256 = lift_sha256(&bytes);
+        m.segments[0].bytes = bytes.len() as u64;
+    });
+
+    let into = restored_name(&f);
+    let err = f.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap_err();
+    match &err {
+        BackupError::Unauthenticated { what, problem: SignatureProblem::Mismatch } => {
+            assert_eq!(what, &format!("manifest of backup {}", manifest.backup_id))
+        }
+        other => panic!("a manifest changed without the key was accepted: {other:?}"),
+    }
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("changed after it was signed"), "{text}");
+    assert!(
+        !text.contains(&manifest.signature.as_ref().unwrap().mac),
+        "the error shows the expected mac: {text}"
+    );
+    assert!(!exists(&f.client, &into).await, "a refused restore created the table");
+}
+
+/// A manifest copied over another backup's (the signed manifest of an older backup put
+/// where the newest one was, so that a restore of the latest brings back older data) is
+/// refused, and so is one whose backup id was rewritten to fit where it lies.
+#[tokio::test]
+async fn a_manifest_from_another_backup_is_refused() {
+    let f = fixture().await;
+    f.put("a", "old").await;
+    let old = f.backup(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    f.put("a", "new").await;
+    let new = f.backup(1).await;
+    assert!(new.backup_id > old.backup_id, "{} {}", new.backup_id, old.backup_id);
+
+    std::fs::copy(f.manifest_path(&old), f.manifest_path(&new)).unwrap();
+    let into = restored_name(&f);
+    for restore in [f.restore(&into), f.restore(&into).backup(&new.backup_id)] {
+        let err = restore.replay_archive(false).build().unwrap().run().await.unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Unauthenticated { problem: SignatureProblem::OtherBackup { names }, .. }
+                if names == &old.backup_id),
+            "the manifest of another backup was accepted: {err:?}"
+        );
+        assert!(err.to_string().contains(&format!("manifest of backup {}", new.backup_id)), "{err}");
+    }
+
+    // Its id rewritten to the backup it was copied over: the signature covers the id.
+    tamper_manifest(&f.manifest_path(&new), |m| m.backup_id = new.backup_id.clone());
+    let err = f.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap_err();
+    assert!(
+        matches!(&err, BackupError::Unauthenticated { problem: SignatureProblem::Mismatch, .. }),
+        "{err:?}"
+    );
+    assert!(!exists(&f.client, &into).await);
+    // The older backup itself, where it belongs, still restores.
+    let report =
+        f.restore(&into).backup(&old.backup_id).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert_eq!(report.backup_id, old.backup_id);
+    assert_eq!(contents(&f.client, &into).await["a"], "old");
+}
+
+/// A manifest without a signature (written before backups were signed, or stripped) is
+/// refused by default, and restores only with `allow_unsigned`, which the report records.
+#[tokio::test]
+async fn an_unsigned_manifest_is_refused_unless_allowed() {
+    let f = fixture().await;
+    f.put("a", "x").await;
+    f.put("b", "y").await;
+    let manifest = f.backup(1).await;
+    tamper_manifest(&f.manifest_path(&manifest), |m| m.signature = None);
+    let text = std::fs::read_to_string(f.manifest_path(&manifest)).unwrap();
+    assert!(!text.contains("signature"), "{text}");
+
+    let into = restored_name(&f);
+    let err = f.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap_err();
+    assert!(
+        matches!(&err, BackupError::Unauthenticated { problem: SignatureProblem::Missing, .. }),
+        "an unsigned manifest was accepted by default: {err:?}"
+    );
+    assert!(err.to_string().contains("allow_unsigned"), "{err}");
+    assert!(!exists(&f.client, &into).await);
+    // A restore needs a key unless it allows unsigned backups.
+    let unkeyed = Restore::builder(f.client.clone(), f.target(), &into).build().unwrap_err();
+    assert!(unkeyed.to_string().contains("no backup key"), "{unkeyed}");
+
+    let report =
+        f.restore(&into).allow_unsigned(true).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert!(!report.authenticated);
+    assert_eq!(contents(&f.client, &into).await.len(), 2);
+    let keyless = restored_name(&f);
+    let report = Restore::builder(f.client.clone(), f.target(), &keyless)
+        .allow_unsigned(true)
+        .replay_archive(false)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(!report.authenticated);
+
+    // Signed again, it is authenticated whatever the layout of the file.
+    rewrite_manifest(&f.manifest_path(&manifest), &f.key, |_| {});
+    let signed = restored_name(&f);
+    let report = f.restore(&signed).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert!(report.authenticated);
+}
+
+/// A restore with another key than the backup's is refused and says so, without showing
+/// either key or the signature; a key id forged to the restore's does not help.
+#[tokio::test]
+async fn a_restore_with_the_wrong_key_is_refused() {
+    let f = fixture().await;
+    f.put("a", "x").await;
+    let manifest = f.backup(1).await;
+    let into = restored_name(&f);
+    let wrong =
+        || Restore::builder(f.client.clone(), f.target(), &into).key(other_key()).replay_archive(false);
+    let err = wrong().build().unwrap().run().await.unwrap_err();
+    match &err {
+        BackupError::Unauthenticated {
+            problem: SignatureProblem::OtherKey { signed_by, key: used }, ..
+        } => {
+            assert_eq!(signed_by, key().id());
+            assert_eq!(used, other_key().id());
+        }
+        other => panic!("a restore with another key was accepted: {other:?}"),
+    }
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(&manifest.signature.as_ref().unwrap().mac), "{text}");
+    assert!(!text.contains("backup tests' signing key") && !text.contains("another team"), "{text}");
+
+    tamper_manifest(&f.manifest_path(&manifest), |m| {
+        m.signature.as_mut().unwrap().key_id = other_key().id().to_owned()
+    });
+    let err = wrong().build().unwrap().run().await.unwrap_err();
+    assert!(
+        matches!(&err, BackupError::Unauthenticated { problem: SignatureProblem::Mismatch, .. }),
+        "{err:?}"
+    );
+    assert!(!exists(&f.client, &into).await);
+}
+
+/// The chunk of the archive holding `pk`'s change: its path (without extension) and lines.
+fn chunk_holding(dir: &Path, pk: &str) -> (PathBuf, Vec<serde_json::Value>) {
+    for (stem, records) in chunk_indexes(dir) {
+        if records == 0 {
+            continue;
+        }
+        let lines = read_lines(&stem.with_extension("jsonl.gz"));
+        if lines.iter().any(|l| l["keys"]["pk"]["S"] == pk) {
+            return (stem, lines);
+        }
+    }
+    panic!("no chunk holds {pk}");
+}
+
+/// The point-in-time restore trusts the archive's chunk indexes: a chunk changed with the
+/// SHA-256 in its index recomputed is refused (the index's signature no longer matches),
+/// and an index whose signature was removed is not trusted, so the gap it leaves is
+/// refused, unless unsigned chunks are allowed.
+#[tokio::test]
+async fn an_edited_chunk_index_is_refused() {
+    let f = fixture().await;
+    let archive = f.archive().start().await.unwrap();
+    f.put("seed", "x").await;
+    f.backup(1).await;
+    f.put("after", "genuine").await;
+    archive.caught_up().await.unwrap();
+    // A later chunk, so the one holding `after` is not the run's last.
+    f.put("later", "x").await;
+    archive.caught_up().await.unwrap();
+    archive.stop().await.unwrap();
+
+    let (stem, mut lines) = chunk_holding(&f.dir, "after");
+    let chunk_path = stem.with_extension("jsonl.gz");
+    let index_path = stem.with_extension("json");
+    let (original_chunk, original_index) =
+        (std::fs::read(&chunk_path).unwrap(), std::fs::read(&index_path).unwrap());
+    for line in lines.iter_mut().filter(|l| l["keys"]["pk"]["S"] == "after") {
+        line["image"]["value"] = serde_json::json!({"S": "forged"});
+    }
+    let bytes = write_lines(&chunk_path, &lines);
+    let mut index: serde_json::Value = serde_json::from_slice(&original_index).unwrap();
+    index["sha256"] = lift_sha256(&bytes).into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let into = restored_name(&f);
+    let err = f.restore(&into).build().unwrap().run().await.unwrap_err();
+    let name = stem.file_name().unwrap().to_str().unwrap();
+    match &err {
+        BackupError::Unauthenticated { what, problem: SignatureProblem::Mismatch } => {
+            assert!(what.contains(name), "{what}")
+        }
+        other => panic!("a chunk changed with its index recomputed was accepted: {other:?}"),
+    }
+    assert!(!exists(&f.client, &into).await, "a refused restore created the table");
+
+    // The genuine chunk, its index's signature removed: left out, and the gap is refused.
+    std::fs::write(&chunk_path, &original_chunk).unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(&original_index).unwrap();
+    index.as_object_mut().unwrap().remove("signature").expect("the index was signed");
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let err = f.restore(&into).build().unwrap().run().await.unwrap_err();
+    match &err {
+        BackupError::ArchiveIncomplete { reason, .. } => {
+            assert!(reason.contains("is missing") && reason.contains("without a signature"), "{reason}")
+        }
+        other => panic!("an unsigned chunk index was trusted: {other:?}"),
+    }
+    assert!(!exists(&f.client, &into).await);
+    let report = f.restore(&into).allow_unsigned(true).build().unwrap().run().await.unwrap();
+    assert!(!report.authenticated);
+    let held = contents(&f.client, &into).await;
+    assert_eq!(held.get("after").map(String::as_str), Some("genuine"), "{held:?}");
+    assert!(held.contains_key("later"), "{held:?}");
 }

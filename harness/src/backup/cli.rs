@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::Args;
-use lift::disaster::backup::{BackupTarget, PointInTime, Restore, StreamArchive, TableBackup};
+use lift::disaster::backup::{
+    BackupKey, BackupTarget, PointInTime, Restore, StreamArchive, TableBackup, BACKUP_KEY_ENV,
+};
 use lift::disaster::{RegionConfig, RegionSet};
 
 use super::drill::BackupScenario;
@@ -31,6 +33,10 @@ pub struct BackupArgs {
     /// needs it to cover the time from the backup's start to the moment).
     #[arg(long)]
     pub archive: bool,
+    /// A file holding the key that signs the backup and the archive (its text, at least 32
+    /// bytes) [default: the key in LIFT_BACKUP_KEY].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `lift-harness restore`.
@@ -57,6 +63,58 @@ pub struct RestoreArgs {
     /// The DynamoDB endpoint [default: LIFT_DYNAMODB_ENDPOINT, else AWS].
     #[arg(long, env = "LIFT_DYNAMODB_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// A file holding the key the backups were signed with (its text, at least 32 bytes)
+    /// [default: the key in LIFT_BACKUP_KEY].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Restore a backup or archive chunks written before lift signed them. Their contents
+    /// are not authenticated: anyone who could write the target could have changed them.
+    /// Signed ones are still verified when a key is given.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+}
+
+/// The backup key: the text of `file` when given, else `LIFT_BACKUP_KEY`. Errors never hold
+/// the key.
+///
+/// # Errors
+/// When neither is set, the file cannot be read or is not text, or the key is shorter
+/// than 32 bytes.
+pub fn backup_key(file: Option<&Path>) -> anyhow::Result<BackupKey> {
+    backup_key_with(file, lift::config::process_env)
+}
+
+/// [`backup_key`], reading variables through `lookup`; `Ok(None)` when neither a file nor
+/// the variable is given.
+fn optional_key(
+    file: Option<&Path>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<BackupKey>> {
+    if let Some(file) = file {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("reading the backup key file {}", file.display()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("the backup key file {} does not hold text", file.display()))?;
+        let key =
+            BackupKey::from_secret(&text).with_context(|| format!("the backup key in {}", file.display()))?;
+        return Ok(Some(key));
+    }
+    if lift::config::Env::from_lookup(&lookup).get(BACKUP_KEY_ENV).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(BackupKey::from_env_vars(lookup)?))
+}
+
+fn backup_key_with(
+    file: Option<&Path>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<BackupKey> {
+    optional_key(file, lookup)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no backup key: backups are signed and restores verify them; set {BACKUP_KEY_ENV} or pass \
+             --key-file FILE (at least 32 bytes of secret text, e.g. from `openssl rand -hex 32`)"
+        )
+    })
 }
 
 /// A target from the command line: `s3://bucket/prefix` (S3 at `AWS_ENDPOINT_URL_S3`, else
@@ -113,26 +171,35 @@ fn region(endpoint: Option<&str>) -> anyhow::Result<lift::disaster::Region> {
 /// # Errors
 /// When the backup fails.
 pub async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
+    let key = backup_key(args.key_file.as_deref())?;
     let region = region(args.endpoint.as_deref())?;
     let target = parse_target(&args.to).await?;
     let archive = if args.archive {
-        Some(StreamArchive::builder(region.clone(), &args.table).target(target.clone()).start().await?)
+        Some(
+            StreamArchive::builder(region.clone(), &args.table)
+                .target(target.clone())
+                .key(key.clone())
+                .start()
+                .await?,
+        )
     } else {
         None
     };
     let manifest = TableBackup::builder(region.dynamodb().clone(), &args.table)
         .target(target.clone())
+        .key(key.clone())
         .segments(args.segments)
         .build()?
         .run()
         .await?;
     println!(
-        "backup {} of {}: {} items in {} segments, {:.2} s, in {target}",
+        "backup {} of {}: {} items in {} segments, {:.2} s, in {target}, signed with key {}",
         manifest.backup_id,
         manifest.table,
         manifest.item_count,
         manifest.segments.len(),
-        (manifest.ended_at_ms - manifest.started_at_ms) as f64 / 1000.0
+        (manifest.ended_at_ms - manifest.started_at_ms) as f64 / 1000.0,
+        key.id()
     );
     if let Some(archive) = archive {
         println!("archiving the stream of {} into {target}; Ctrl-C to stop", args.table);
@@ -148,16 +215,33 @@ pub async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
 /// # Errors
 /// When the restore is refused or fails, or some items could not be restored.
 pub async fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
+    // Without --allow-unsigned the key is required; with it, a key still verifies what is signed.
+    let key = if args.allow_unsigned {
+        optional_key(args.key_file.as_deref(), lift::config::process_env)?
+    } else {
+        Some(backup_key(args.key_file.as_deref())?)
+    };
     let region = region(args.endpoint.as_deref())?;
     let target = parse_target(&args.from).await?;
     let mut restore = Restore::builder(region.dynamodb().clone(), target, &args.into)
         .until(parse_point_in_time(&args.until)?)
         .replay_archive(!args.no_replay)
+        .allow_unsigned(args.allow_unsigned)
         .concurrency(args.concurrency);
     if let Some(id) = args.backup {
         restore = restore.backup(id);
     }
+    if let Some(key) = key {
+        restore = restore.key(key);
+    }
     let report = restore.build()?.run().await?;
+    if !report.authenticated {
+        eprintln!(
+            "warning: backup {} or archive chunks it replayed carry no signature (--allow-unsigned): \
+             what was restored is not authenticated",
+            report.backup_id
+        );
+    }
     println!(
         "restored backup {} into {}: {} items, {} changes replayed ({} later than the moment left out, {} within a poll of it), {:.2} s, {:.0} items/s",
         report.backup_id,
@@ -221,4 +305,51 @@ pub async fn run_drill_file_with<W: crate::Workload>(
         report.failed_assertions().join(", ")
     );
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "an example backup key of 32+ bytes, for tests";
+
+    fn env(value: Option<&'static str>) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| (name == BACKUP_KEY_ENV).then(|| value.map(str::to_owned)).flatten()
+    }
+
+    #[test]
+    fn the_key_comes_from_the_file_else_the_environment_and_never_shows_in_errors() {
+        let err = format!("{:#}", backup_key_with(None, env(None)).unwrap_err());
+        assert!(
+            err.contains("no backup key") && err.contains("LIFT_BACKUP_KEY") && err.contains("--key-file"),
+            "{err}"
+        );
+        let from_env = backup_key_with(None, env(Some(SECRET))).unwrap();
+        assert_eq!(from_env.id(), BackupKey::from_secret(SECRET).unwrap().id());
+
+        let dir = std::env::temp_dir().join(format!("lift-backup-key-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, format!("{}\n", "f".repeat(64))).unwrap();
+        // The file wins over the environment.
+        let from_file = backup_key_with(Some(&file), env(Some(SECRET))).unwrap();
+        assert_eq!(from_file.id(), BackupKey::from_secret(&"f".repeat(64)).unwrap().id());
+
+        std::fs::write(&file, "short secret").unwrap();
+        let err = format!("{:#}", backup_key_with(Some(&file), env(None)).unwrap_err());
+        assert!(err.contains("at least 32 bytes") && !err.contains("short secret"), "{err}");
+        std::fs::write(&file, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(format!("{:#}", backup_key_with(Some(&file), env(None)).unwrap_err())
+            .contains("does not hold text"));
+        let missing = dir.join("absent");
+        assert!(format!("{:#}", backup_key_with(Some(&missing), env(None)).unwrap_err())
+            .contains("reading the backup key file"));
+        let err = format!("{:#}", backup_key_with(None, env(Some("short secret"))).unwrap_err());
+        assert!(
+            err.contains("LIFT_BACKUP_KEY must hold at least 32 bytes") && !err.contains("short secret"),
+            "{err}"
+        );
+        assert!(optional_key(None, env(None)).unwrap().is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -1,6 +1,8 @@
 //! The backup drill (`scenarios/backup_restore.toml`): under load a backup is taken while a
 //! stream archive runs, the table is dropped mid-load, and a restore brings it back to the
 //! moment before the drop. Measures RTO, RPO (split by the last backup) and restore rate.
+//! The backup and the archive are signed with a key of the drill's own, and the restore
+//! verifies them with it, as in service.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -8,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use lift::disaster::backup::{BackupTarget, PointInTime, Restore, RestoreReport, StreamArchive, TableBackup};
+use lift::disaster::backup::{
+    BackupKey, BackupTarget, PointInTime, Restore, RestoreReport, StreamArchive, TableBackup,
+};
 use lift::disaster::{RegionConfig, RegionRouter, RegionSet, ReplicatedTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -466,10 +470,15 @@ pub async fn run_with<W: Workload>(
         TargetKind::S3 => anyhow::bail!("this harness is built without S3 (feature `s3`)"),
     };
 
+    // The drill's target is its own and deleted at the end, and so is its signing key: fresh
+    // random bytes, never written anywhere.
+    let key = BackupKey::new(rand::random::<[u8; 32]>())?;
+
     // The stream archive runs from the start, as it would in service: it keeps up with the
     // seed, so each change is placed in time within a poll of its write.
     let archive = StreamArchive::builder(region.clone(), &physical)
         .target(target.clone())
+        .key(key.clone())
         .poll_interval(scenario.backup.archive_poll)
         .start()
         .await?;
@@ -511,6 +520,7 @@ pub async fn run_with<W: Workload>(
     let backup_started = Instant::now();
     let manifest = TableBackup::builder(client.clone(), &physical)
         .target(target.clone())
+        .key(key.clone())
         .segments(scenario.backup.segments)
         .build()?
         .run()
@@ -534,6 +544,7 @@ pub async fn run_with<W: Workload>(
     let restored = format!("{physical}-restored");
     say(format!("restoring backup {} into {restored}", manifest.backup_id));
     let restore: RestoreReport = Restore::builder(client.clone(), target.clone(), &restored)
+        .key(key)
         .until(PointInTime::Moment(dropped_at))
         .concurrency(scenario.backup.restore_concurrency)
         .replay_archive(scenario.backup.replay_archive)

@@ -10,8 +10,8 @@ mod moto;
 mod report;
 
 pub use cli::{
-    parse_point_in_time, parse_target, run_backup, run_drill_file, run_drill_file_with, run_restore,
-    BackupArgs, RestoreArgs,
+    backup_key, parse_point_in_time, parse_target, run_backup, run_drill_file, run_drill_file_with,
+    run_restore, BackupArgs, RestoreArgs,
 };
 pub use drill::{
     run as run_drill, run_with as run_drill_with, BackupAssertions, BackupDrillReport, BackupLoad,

@@ -47,9 +47,10 @@
 //!   `traffic_moved_at`, `time_to_detect` and `time_to_failover`; an [`RpoCheck`] reads the
 //!   acknowledged writes back from the new primary and lists the missing ones.
 //! - **Backup and restore** (feature `backup`, S3 targets with `backup-s3`): logical
-//!   backups from a parallel Scan with a SHA-256 manifest, a stream archive for
-//!   point-in-time restores between backups, and restores into a new table that refuse
-//!   damaged backups and existing tables (module `lift::disaster::backup`).
+//!   backups from a parallel Scan with a SHA-256 manifest signed with HMAC-SHA256, a
+//!   signed stream archive for point-in-time restores between backups, and restores into a
+//!   new table that refuse damaged, tampered or unsigned backups and existing tables
+//!   (module `lift::disaster::backup`).
 //!
 //! Instants in health snapshots and records come from `tokio::time::Instant` (converted to
 //! `std::time::Instant`), so tests can run the whole machinery on a paused clock.

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::json::item_to_json;
+use super::key::{BackupKey, Signature, SignatureProblem};
 use super::scan::epoch_ms;
 use super::segment::{sha256_hex, LineWriter};
 use super::{BackupError, BackupTarget};
@@ -35,6 +36,9 @@ const STOP_ATTEMPTS: u32 = 3;
 /// How far the stream's own creation time may lie from a change's: AWS rounds it to the
 /// second, DynamoDB Local to the minute.
 const CREATION_SLACK_MS: u64 = 60_000;
+/// Why a backup or an archive without a key is refused.
+pub(crate) const NO_KEY: &str =
+    "no backup key: backups and the stream archive are signed (BackupKey::from_env reads LIFT_BACKUP_KEY)";
 
 /// One archived change, a line of a chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +103,9 @@ pub(crate) struct ShardSpan {
 /// says in each what it covers, so a restore can tell a chunk lost, or a span of time no
 /// run archived. Chunks written before runs were recorded have no run, and cannot show
 /// that the archive is complete.
+///
+/// The index is signed with the backup key, bound to the chunk's name: it holds the
+/// chunk's SHA-256, so the signature covers the chunk's records too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChunkIndex {
     pub(crate) records: u64,
@@ -121,6 +128,32 @@ pub(crate) struct ChunkIndex {
     /// Where the chunk leaves each shard it holds records of.
     #[serde(default)]
     pub(crate) shards: BTreeMap<String, ShardSpan>,
+    /// The signature of the rest, bound to the chunk's name; absent in indexes written
+    /// before the archive signed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) signature: Option<Signature>,
+}
+
+/// What a chunk index's signature is over: this domain, the chunk's name, the canonical bytes.
+const INDEX_DOMAIN: &str = "lift-backup-chunk-index-v1";
+
+impl ChunkIndex {
+    /// The canonical bytes that are signed: the index's compact JSON without its signature.
+    fn canonical(&self) -> Vec<u8> {
+        let unsigned = ChunkIndex { signature: None, ..self.clone() };
+        serde_json::to_vec(&unsigned).expect("an index serializes")
+    }
+
+    /// Signs the index of the chunk `name` (`stream/chunk-....jsonl.gz`).
+    pub(crate) fn sign(&mut self, key: &BackupKey, name: &str) {
+        self.signature = Some(key.sign(INDEX_DOMAIN, name, &self.canonical()));
+    }
+
+    /// Whether `key` signed this index for the chunk `name`.
+    pub(crate) fn verify(&self, key: &BackupKey, name: &str) -> Result<(), SignatureProblem> {
+        let signature = self.signature.as_ref().ok_or(SignatureProblem::Missing)?;
+        key.verify(INDEX_DOMAIN, name, &self.canonical(), signature)
+    }
 }
 
 /// What the archive did so far.
@@ -155,6 +188,13 @@ pub struct ArchiveStats {
 /// covers (an archive started after the backup, or stopped before the moment), is refused.
 /// Start the archive before the first backup and keep it running.
 ///
+/// Every index is signed with the [`BackupKey`] (HMAC-SHA256, bound to the chunk's name),
+/// and holds the chunk's SHA-256: a restore refuses an index changed or signed with another
+/// key, and does not trust an unsigned one. What signatures cannot show: the newest chunks
+/// of a run deleted together with their indexes leave an older archive that is still
+/// validly signed, and a restore to the latest moment then restores that older state.
+/// Only a record kept outside the target (the newest chunk's name and time) reveals it.
+///
 /// Each change is placed in time at the writer's own time when items carry a
 /// [`time_attribute`](StreamArchiveBuilder::time_attribute) (epoch milliseconds) that lies
 /// within what the archive observed of the change; otherwise (and always for deletes, which
@@ -182,10 +222,11 @@ pub struct ArchiveStats {
 ///
 /// ```no_run
 /// # async fn demo(region: lift::disaster::Region) -> Result<(), lift::disaster::backup::BackupError> {
-/// use lift::disaster::backup::{BackupTarget, StreamArchive};
+/// use lift::disaster::backup::{BackupKey, BackupTarget, StreamArchive};
 ///
 /// let archive = StreamArchive::builder(region, "orders")
 ///     .target(BackupTarget::dir("/var/backups/orders"))
+///     .key(BackupKey::from_env()?)
 ///     .time_attribute("updated_at_ms")
 ///     .start()
 ///     .await?;
@@ -215,6 +256,7 @@ pub struct StreamArchiveBuilder {
     region: Region,
     table: String,
     target: Option<BackupTarget>,
+    key: Option<BackupKey>,
     poll_interval: Duration,
     flush_interval: Duration,
     time_attribute: Option<String>,
@@ -227,6 +269,7 @@ impl StreamArchive {
             region,
             table: table.into(),
             target: None,
+            key: None,
             poll_interval: Duration::from_millis(200),
             flush_interval: Duration::from_secs(5),
             time_attribute: None,
@@ -298,6 +341,12 @@ impl StreamArchiveBuilder {
         self
     }
 
+    /// The key that signs every chunk index (required): the same key as the backups'.
+    pub fn key(mut self, key: BackupKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
     /// The wait between reads of an idle stream (default 200 ms): the most a change read
     /// time lags its write on DynamoDB Local.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -324,11 +373,12 @@ impl StreamArchiveBuilder {
     /// Checks the table has a stream with new images and starts reading it.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] for a missing target or a zero interval,
+    /// [`ConfigError::Invalid`] for a missing target or key or a zero interval,
     /// [`BackupError::NoStream`] when the table has no stream with new images,
     /// [`BackupError::Request`] when DescribeTable fails.
     pub async fn start(self) -> Result<StreamArchive, BackupError> {
         let target = self.target.ok_or_else(|| ConfigError::invalid("target", "no backup target"))?;
+        let key = self.key.ok_or_else(|| ConfigError::invalid("key", NO_KEY))?;
         if self.poll_interval.is_zero() || self.flush_interval.is_zero() {
             return Err(ConfigError::invalid("poll_interval", "intervals must be greater than zero").into());
         }
@@ -368,6 +418,7 @@ impl StreamArchiveBuilder {
             table: self.table,
             stream_arn: arn.to_owned(),
             target,
+            key,
             poll_interval: self.poll_interval,
             flush_interval: self.flush_interval,
             time_attribute: self.time_attribute,
@@ -394,6 +445,7 @@ struct Reader {
     table: String,
     stream_arn: String,
     target: BackupTarget,
+    key: BackupKey,
     poll_interval: Duration,
     flush_interval: Duration,
     time_attribute: Option<String>,
@@ -700,7 +752,7 @@ impl Reader {
                 .last = record.seq.clone();
         }
         let bytes = writer.finish();
-        let index = ChunkIndex {
+        let mut index = ChunkIndex {
             records: records.len() as u64,
             sha256: sha256_hex(&bytes),
             first_ms: records.iter().map(|r| r.observed_ms).min().unwrap_or_default(),
@@ -710,8 +762,10 @@ impl Reader {
             run_started_ms: run.started_ms,
             covered_to_ms: covered_ms,
             shards,
+            signature: None,
         };
         let name = format!("stream/chunk-{:013}-{}-{:06}", run.started_ms, run.id, run.next_chunk);
+        index.sign(&self.key, &format!("{name}.jsonl.gz"));
         self.target.put(&format!("{name}.jsonl.gz"), bytes).await?;
         self.target
             .put(&format!("{name}.json"), serde_json::to_vec(&index).expect("an index serializes"))
@@ -728,6 +782,59 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn index() -> ChunkIndex {
+        ChunkIndex {
+            records: 2,
+            sha256: "ab".repeat(32),
+            first_ms: 10,
+            last_ms: 20,
+            run: Some("r1".into()),
+            number: 3,
+            run_started_ms: 5,
+            covered_to_ms: 25,
+            shards: [("s1".to_owned(), ShardSpan { after: Some("1".into()), last: "9".into() })].into(),
+            signature: None,
+        }
+    }
+
+    /// A signed index verifies under its key and name only; any changed field, a name it
+    /// was moved to, another key or a removed signature is refused.
+    #[test]
+    fn a_chunk_index_is_bound_to_its_key_its_name_and_its_fields() {
+        let key = BackupKey::new([3u8; 32]).unwrap();
+        let name = "stream/chunk-0000000000005-r1-000003.jsonl.gz";
+        let mut signed = index();
+        signed.sign(&key, name);
+        assert_eq!(signed.verify(&key, name), Ok(()));
+        let text = serde_json::to_vec(&signed).unwrap();
+        let parsed: ChunkIndex = serde_json::from_slice(&text).unwrap();
+        assert_eq!(parsed.verify(&key, name), Ok(()), "a stored index verifies once read back");
+        assert_eq!(
+            signed.verify(&key, "stream/chunk-0000000000005-r1-000004.jsonl.gz"),
+            Err(SignatureProblem::Mismatch)
+        );
+        let edits: [fn(&mut ChunkIndex); 6] = [
+            |i| i.sha256 = "cd".repeat(32),
+            |i| i.records += 1,
+            |i| i.covered_to_ms += 1,
+            |i| i.number = 4,
+            |i| i.run = None,
+            |i| i.shards.get_mut("s1").unwrap().after = None,
+        ];
+        for edit in edits {
+            let mut changed = signed.clone();
+            edit(&mut changed);
+            assert_eq!(changed.verify(&key, name), Err(SignatureProblem::Mismatch), "{changed:?}");
+        }
+        let other = BackupKey::new([4u8; 32]).unwrap();
+        assert!(matches!(signed.verify(&other, name), Err(SignatureProblem::OtherKey { .. })));
+        assert_eq!(index().verify(&key, name), Err(SignatureProblem::Missing));
+        // An index written before indexes were signed still reads.
+        let old: ChunkIndex =
+            serde_json::from_str(r#"{"records":0,"sha256":"","first_ms":0,"last_ms":0}"#).unwrap();
+        assert_eq!(old.signature, None);
+    }
 
     fn record(
         after_ms: u64,

@@ -1,6 +1,7 @@
 //! Why a backup, an archive or a restore failed: one named type, lowercase messages that
 //! name the table, the segment or the file at fault.
 
+use super::SignatureProblem;
 use crate::disaster::ConfigError;
 
 /// A backup, stream archive or restore failed.
@@ -111,6 +112,17 @@ pub enum BackupError {
         to_ms: Option<u64>,
         /// What is missing.
         reason: String,
+    },
+    /// A manifest or a stream archive chunk index is not signed by the restore's backup key:
+    /// it was changed after it was signed, signed with another key, copied from another
+    /// backup, or carries no signature. Nothing is created or written then. The message
+    /// names the file and the problem, never the key or the signature expected.
+    #[error("{what} is not signed by the backup key: {problem}")]
+    Unauthenticated {
+        /// The manifest or the chunk index, e.g. `manifest of backup <id>`.
+        what: String,
+        /// What is wrong with its signature.
+        problem: SignatureProblem,
     },
     /// A chunk of the stream archive is missing, changed or unreadable.
     #[error("stream archive chunk {chunk} is unusable: {reason}")]

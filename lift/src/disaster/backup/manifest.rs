@@ -1,5 +1,5 @@
 //! The manifest of a backup: the table definition, the segments with their item counts and
-//! SHA-256, and when the backup started and ended.
+//! SHA-256, when the backup started and ended, and its signature.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex,
@@ -8,20 +8,34 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::key::{BackupKey, Signature, SignatureProblem};
+
 /// The manifest's format version.
 pub const MANIFEST_FORMAT: u32 = 1;
 
 /// What a backup holds: written last, so a backup without one is incomplete.
 ///
+/// A backup signs its manifest with its [`BackupKey`] (HMAC-SHA256 over the manifest's
+/// canonical bytes: its compact JSON without the signature, bound to its backup id). The
+/// manifest holds the SHA-256 of every segment, so the signature covers the data too: a
+/// changed item, a recomputed hash, a manifest copied from another backup or a removed
+/// signature are refused by a restore.
+///
 /// # Examples
 ///
 /// ```
-/// use lift::disaster::backup::Manifest;
+/// use lift::disaster::backup::{BackupKey, Manifest};
 ///
 /// let text = r#"{"format":1,"backup_id":"b1","table":"orders","definition":{"key_schema":[["pk","HASH"]],
 ///   "attributes":[["pk","S"]]},"item_count":0,"segments":[],"started_at_ms":1,"ended_at_ms":2}"#;
-/// let manifest: Manifest = serde_json::from_str(text)?;
+/// let mut manifest: Manifest = serde_json::from_str(text)?;
 /// assert_eq!(manifest.definition.key_schema[0].0, "pk");
+/// let key = BackupKey::new([7u8; 32]).unwrap();
+/// assert!(manifest.verify(&key).is_err(), "unsigned");
+/// manifest.sign(&key);
+/// assert!(manifest.verify(&key).is_ok());
+/// manifest.item_count += 1;
+/// assert!(manifest.verify(&key).is_err(), "changed after it was signed");
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +57,39 @@ pub struct Manifest {
     pub started_at_ms: u64,
     /// When the last segment was written (epoch milliseconds).
     pub ended_at_ms: u64,
+    /// The signature of the rest, by the backup's key. Absent in manifests written before
+    /// backups were signed: a restore refuses them unless it allows unsigned backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// What a manifest's signature is over: this domain, the backup id, the canonical bytes.
+const DOMAIN: &str = "lift-backup-manifest-v1";
+
+impl Manifest {
+    /// The canonical bytes that are signed: the manifest's compact JSON without its
+    /// signature. A restore verifies what it parsed (never the file's own layout), so
+    /// whitespace or key order in the stored file do not matter, and any changed value does.
+    fn canonical(&self) -> Vec<u8> {
+        let unsigned = Manifest { signature: None, ..self.clone() };
+        serde_json::to_vec(&unsigned).expect("a manifest serializes")
+    }
+
+    /// Signs the manifest with `key` (replacing any signature it had).
+    pub fn sign(&mut self, key: &BackupKey) {
+        self.signature = Some(key.sign(DOMAIN, &self.backup_id, &self.canonical()));
+    }
+
+    /// Whether `key` signed the manifest as it is.
+    ///
+    /// # Errors
+    /// [`SignatureProblem::Missing`] without a signature, [`SignatureProblem::OtherKey`] when
+    /// it names another key, [`SignatureProblem::Mismatch`] when it was changed after it was
+    /// signed.
+    pub fn verify(&self, key: &BackupKey) -> Result<(), SignatureProblem> {
+        let signature = self.signature.as_ref().ok_or(SignatureProblem::Missing)?;
+        key.verify(DOMAIN, &self.backup_id, &self.canonical(), signature)
+    }
 }
 
 /// One segment of a backup: the items of one parallel-scan segment.

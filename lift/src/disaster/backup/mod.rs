@@ -10,15 +10,25 @@
 //!   started and ended.
 //! - **Targets.** A [`BackupTarget`]: a local directory, or an S3 bucket and prefix
 //!   (feature `backup-s3`; any S3 endpoint, moto's server in tests).
+//! - **Signatures.** A [`BackupKey`] (HMAC-SHA256, at least 32 bytes, from the caller:
+//!   [`BackupKey::from_env`] reads `LIFT_BACKUP_KEY`) signs every manifest and every index
+//!   of the stream archive. Manifests and indexes hold the SHA-256 of the data they list,
+//!   so whoever can write the target but does not hold the key cannot change a backup and
+//!   have it restored. Keep the key outside the target.
 //! - **Point-in-time recovery.** A [`StreamArchive`] keeps every change of the table's
 //!   DynamoDB Stream in the same target while backups run, so a restore can replay the
 //!   changes up to a chosen moment between two backups. DynamoDB Local has no PITR API;
 //!   **with real AWS, prefer native point-in-time recovery** (35 days, to the second,
 //!   `RestoreTableToPointInTime`) and keep this archive for copies outside the account.
 //! - **Restore.** A [`Restore`] brings a backup back into a *new* table (it refuses a
-//!   table that exists, never merging into one): it checks every segment against the
-//!   manifest first (a missing, changed, truncated or miscounted segment is refused with
-//!   an error that names it), checks that the archive holds every change from the backup's
+//!   table that exists, never merging into one): it verifies the manifest's signature
+//!   first (a manifest changed, signed with another key, copied from another backup or
+//!   unsigned is refused; [`RestoreBuilder::allow_unsigned`] is the explicit opt-in for
+//!   backups written before signing), then checks every segment against the
+//!   manifest (a missing, changed, truncated or miscounted segment is refused with
+//!   an error that names it), verifies every index of the archive (a changed one, or one
+//!   signed with another key, is refused; an unsigned one is not trusted), checks that the
+//!   archive holds every change from the backup's
 //!   start to the moment (a lost chunk, or time no archive run covered, is refused), creates
 //!   the table, writes the items, replays the archived changes up to the [`PointInTime`],
 //!   and reports in a [`RestoreReport`] what it could not restore.
@@ -33,16 +43,31 @@
 //! archive refuses one that does not cover the backup's start to the moment; with
 //! `replay_archive(false)` it gives the table as the scan saw it.
 //!
+//! # What the signatures do not show
+//!
+//! A signature proves a manifest or an index was written by a holder of the key, as it is.
+//! It cannot show that nothing newer existed: deleting the newest backup, or the newest
+//! chunks of an archive run together with their indexes, leaves an older state that is
+//! still validly signed, and a restore to the latest moment then brings back that older
+//! state. Detecting such a rollback needs an anchor outside the target (e.g. the newest
+//! backup id and archive time recorded elsewhere), which this module does not keep.
+//!
 //! # Quick start
 //!
 //! ```no_run
 //! # async fn run(region: lift::disaster::Region) -> Result<(), lift::disaster::backup::BackupError> {
-//! use lift::disaster::backup::{BackupTarget, PointInTime, Restore, StreamArchive, TableBackup};
+//! use lift::disaster::backup::{BackupKey, BackupTarget, PointInTime, Restore, StreamArchive, TableBackup};
 //!
 //! let target = BackupTarget::dir("/var/backups/orders");
-//! let archive = StreamArchive::builder(region.clone(), "orders").target(target.clone()).start().await?;
+//! let key = BackupKey::from_env()?; // LIFT_BACKUP_KEY, at least 32 bytes
+//! let archive = StreamArchive::builder(region.clone(), "orders")
+//!     .target(target.clone())
+//!     .key(key.clone())
+//!     .start()
+//!     .await?;
 //! let manifest = TableBackup::builder(region.dynamodb().clone(), "orders")
 //!     .target(target.clone())
+//!     .key(key.clone())
 //!     .segments(8)
 //!     .build()?
 //!     .run()
@@ -50,6 +75,7 @@
 //! // ... later, the table is lost ...
 //! archive.stop().await?;
 //! let report = Restore::builder(region.dynamodb().clone(), target, "orders-restored")
+//!     .key(key)
 //!     .until(PointInTime::Latest)
 //!     .build()?
 //!     .run()
@@ -63,6 +89,7 @@ mod archive;
 mod coverage;
 mod error;
 mod json;
+mod key;
 mod manifest;
 mod restore;
 mod scan;
@@ -71,6 +98,7 @@ mod target;
 
 pub use archive::{ArchiveStats, StreamArchive, StreamArchiveBuilder};
 pub use error::BackupError;
+pub use key::{BackupKey, Signature, SignatureProblem, BACKUP_KEY_ENV};
 pub use manifest::{IndexDefinition, Manifest, SegmentEntry, TableDefinition, MANIFEST_FORMAT};
 pub use restore::{NotRestored, PointInTime, Restore, RestoreBuilder, RestoreReport};
 pub use scan::{TableBackup, TableBackupBuilder};

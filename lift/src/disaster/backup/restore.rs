@@ -1,5 +1,6 @@
-//! Restoring a backup into a new table: verify every segment, create the table, write the
-//! items, replay the stream archive up to the chosen moment, report what failed.
+//! Restoring a backup into a new table: verify the manifest's signature and every segment,
+//! create the table, write the items, replay the stream archive up to the chosen moment,
+//! report what failed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -10,6 +11,7 @@ use futures_util::stream::{self, StreamExt};
 use super::archive::{ArchivedRecord, ChunkIndex};
 use super::coverage;
 use super::json::json_to_item;
+use super::key::{self, BackupKey, SignatureProblem};
 use super::manifest::Manifest;
 use super::scan::epoch_ms;
 use super::segment::{decode_items, decode_lines, sha256_hex};
@@ -73,6 +75,9 @@ pub struct RestoreReport {
     pub changes_near_moment: u64,
     /// Stream archive chunks read.
     pub chunks_read: u64,
+    /// Whether the manifest and every chunk index used were signed by the restore's key:
+    /// false only when [`allow_unsigned`](RestoreBuilder::allow_unsigned) let an unsigned one in.
+    pub authenticated: bool,
     /// What could not be restored (empty when everything was).
     pub not_restored: Vec<NotRestored>,
     /// How long the restore took, from the first read to the last write.
@@ -92,9 +97,18 @@ impl RestoreReport {
 
 /// Restores a backup into a new table, then replays the stream archive up to a moment.
 ///
-/// Before anything is written, every segment of the backup is checked against the
-/// manifest (present, SHA-256, readable, item count) and so is every archive chunk the
-/// restore needs; a bad one is refused with an error that names it. The archive must hold
+/// Before any table is created or any item read, every manifest the restore looks at is
+/// verified with the [`BackupKey`] the backup was signed with: one without a signature,
+/// changed after it was signed, signed with another key, or copied from another backup is
+/// refused ([`BackupError::Unauthenticated`]). Backups written before manifests were signed
+/// are refused too unless [`allow_unsigned`](RestoreBuilder::allow_unsigned) says otherwise.
+/// Every chunk index of the stream archive is verified the same way: a changed one, or one
+/// signed with another key, is refused; an unsigned one is left out (unless unsigned ones
+/// are allowed), so its records are not replayed and what it covered counts as a gap.
+///
+/// Then every segment of the backup is checked against the manifest (present, SHA-256,
+/// readable, item count) and so is every archive chunk the restore needs against its
+/// index; a bad one is refused with an error that names it. The archive must hold
 /// every change from the backup's start to the moment (to its newest chunk for
 /// [`PointInTime::Latest`]): a chunk missing from a run, or time no run covered, is refused
 /// by name, and so is a target with no archive, or only chunks written before archive runs
@@ -108,14 +122,21 @@ impl RestoreReport {
 /// restored item. What could not be written is listed in the [`RestoreReport`], never
 /// dropped silently.
 ///
+/// What the signatures cannot show: the newest backup, or the newest chunks of the
+/// archive, deleted whole (with their manifest or index) leave an older state that is
+/// still validly signed, and a restore to the latest moment restores that older state.
+/// Only a record kept outside the target (the newest backup id, the newest chunk's time)
+/// reveals such a rollback.
+///
 /// # Examples
 ///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::disaster::backup::BackupError> {
-/// use lift::disaster::backup::{BackupTarget, PointInTime, Restore};
+/// use lift::disaster::backup::{BackupKey, BackupTarget, PointInTime, Restore};
 /// use std::time::{Duration, SystemTime};
 ///
 /// let report = Restore::builder(client, BackupTarget::dir("/var/backups/orders"), "orders-restored")
+///     .key(BackupKey::from_env()?)
 ///     .until(PointInTime::Moment(SystemTime::now() - Duration::from_secs(600)))
 ///     .build()?
 ///     .run()
@@ -129,6 +150,8 @@ pub struct Restore {
     target: BackupTarget,
     table: String,
     backup: Option<String>,
+    key: Option<BackupKey>,
+    allow_unsigned: bool,
     until: PointInTime,
     concurrency: usize,
     replay: bool,
@@ -154,6 +177,8 @@ impl Restore {
                 target,
                 table: table.into(),
                 backup: None,
+                key: None,
+                allow_unsigned: false,
                 until: PointInTime::Latest,
                 concurrency: 16,
                 replay: true,
@@ -165,7 +190,8 @@ impl Restore {
     /// Runs the restore.
     ///
     /// # Errors
-    /// [`BackupError::TableExists`] when the table exists; [`BackupError::NoBackup`],
+    /// [`BackupError::TableExists`] when the table exists; [`BackupError::Unauthenticated`]
+    /// when a manifest or a chunk index is not signed by the key; [`BackupError::NoBackup`],
     /// [`BackupError::Manifest`], [`BackupError::SegmentMissing`],
     /// [`BackupError::SegmentCorrupt`], [`BackupError::SegmentUnreadable`],
     /// [`BackupError::CountMismatch`] or [`BackupError::ArchiveCorrupt`] when the backup
@@ -179,13 +205,13 @@ impl Restore {
             PointInTime::Latest => None,
             PointInTime::Moment(t) => Some(epoch_ms(t)),
         };
-        let manifest = self.choose(until_ms).await?;
+        let (manifest, signed) = self.choose(until_ms).await?;
         let items = self.verified_items(&manifest).await?;
         let window_start = manifest.started_at_ms.saturating_sub(self.margin.as_millis() as u64);
-        let (records, chunks_read) = if self.replay {
+        let (records, chunks_read, chunks_signed) = if self.replay {
             self.archived(window_start, manifest.started_at_ms, until_ms).await?
         } else {
-            (Vec::new(), 0)
+            (Vec::new(), 0, true)
         };
 
         self.create_table(&manifest).await?;
@@ -204,6 +230,7 @@ impl Restore {
             changes_after_moment: replay.later,
             changes_near_moment: replay.near,
             chunks_read,
+            authenticated: signed && chunks_signed,
             not_restored,
             duration: started.elapsed(),
         })
@@ -217,17 +244,18 @@ impl Restore {
         }
     }
 
-    /// The manifest to restore: the one asked for, else the latest that ended by the moment.
-    async fn choose(&self, until_ms: Option<u64>) -> Result<Manifest, BackupError> {
+    /// The manifest to restore (and whether it is signed): the one asked for, else the
+    /// latest that ended by the moment. Every manifest read on the way is verified first.
+    async fn choose(&self, until_ms: Option<u64>) -> Result<(Manifest, bool), BackupError> {
         if let Some(id) = &self.backup {
-            let manifest = self.manifest(id).await?;
+            let (manifest, signed) = self.manifest(id).await?;
             if until_ms.is_some_and(|until| manifest.ended_at_ms > until) {
                 return Err(BackupError::NoBackup {
                     location: self.target.to_string(),
                     reason: Some(format!("backup {id} ended after the moment asked for")),
                 });
             }
-            return Ok(manifest);
+            return Ok((manifest, signed));
         }
         let keys = self.target.list("backups/").await?;
         let mut ids: Vec<&str> =
@@ -235,9 +263,9 @@ impl Restore {
         ids.sort_unstable();
         let any = !ids.is_empty();
         for id in ids.into_iter().rev() {
-            let manifest = self.manifest(id).await?;
+            let (manifest, signed) = self.manifest(id).await?;
             if until_ms.is_none_or(|until| manifest.ended_at_ms <= until) {
-                return Ok(manifest);
+                return Ok((manifest, signed));
             }
         }
         Err(BackupError::NoBackup {
@@ -246,12 +274,27 @@ impl Restore {
         })
     }
 
-    async fn manifest(&self, id: &str) -> Result<Manifest, BackupError> {
+    /// The manifest stored as backup `id`, verified: it must name that backup and be signed
+    /// by the key (or be unsigned, when that is allowed: then `false`).
+    async fn manifest(&self, id: &str) -> Result<(Manifest, bool), BackupError> {
         let bytes = self.target.get(&format!("backups/{id}/manifest.json")).await?.ok_or_else(|| {
             BackupError::Manifest { backup: id.to_owned(), reason: "manifest.json is missing".to_owned() }
         })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| BackupError::Manifest { backup: id.to_owned(), reason: e.to_string() })
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| BackupError::Manifest { backup: id.to_owned(), reason: e.to_string() })?;
+        let refuse =
+            |problem| BackupError::Unauthenticated { what: format!("manifest of backup {id}"), problem };
+        // Its segments are read from the folder of the backup it names: a manifest (or a
+        // whole backup) copied over another backup's would restore the other one's data.
+        if manifest.backup_id != id {
+            return Err(refuse(SignatureProblem::OtherBackup { names: manifest.backup_id }));
+        }
+        let signed =
+            key::check(self.key.as_ref(), self.allow_unsigned, manifest.signature.as_ref(), |key, _| {
+                manifest.verify(key)
+            })
+            .map_err(refuse)?;
+        Ok((manifest, signed))
     }
 
     /// Every segment, checked against the manifest, decoded.
@@ -300,18 +343,24 @@ impl Restore {
 
     /// The archived changes observed from `window_start` on, from verified chunks, once the
     /// archive is shown to hold every change from `from_ms` (the backup's start) to the
-    /// moment.
+    /// moment; the chunks read, and whether every index used was signed.
+    ///
+    /// An index signed with another key, or changed, is refused; an unsigned one is left
+    /// out unless unsigned ones are allowed (nothing unauthenticated is replayed, and a gap
+    /// it leaves is refused by the coverage check).
     async fn archived(
         &self,
         window_start: u64,
         from_ms: u64,
         until_ms: Option<u64>,
-    ) -> Result<(Vec<ArchivedRecord>, u64), BackupError> {
+    ) -> Result<(Vec<ArchivedRecord>, u64, bool), BackupError> {
         let keys = self.target.list("stream/").await?;
         let names: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let mut records = Vec::new();
         let mut chunks = 0;
         let mut indexes = Vec::new();
+        let mut signed = true;
+        let mut unsigned_left_out = 0u64;
         for key in &keys {
             let (stem, data) = if let Some(stem) = key.strip_suffix(".jsonl.gz") {
                 (stem, true)
@@ -334,6 +383,25 @@ impl Restore {
             let index_bytes = self.target.get(key).await?.unwrap_or_default();
             let index: ChunkIndex = serde_json::from_slice(&index_bytes)
                 .map_err(|e| corrupt(format!("unreadable index: {e}")))?;
+            let chunk = format!("{stem}.jsonl.gz");
+            let verified =
+                key::check(self.key.as_ref(), self.allow_unsigned, index.signature.as_ref(), |k, _| {
+                    index.verify(k, &chunk)
+                });
+            match verified {
+                Ok(true) => {}
+                Ok(false) => signed = false,
+                Err(SignatureProblem::Missing) => {
+                    unsigned_left_out += 1;
+                    continue;
+                }
+                Err(problem) => {
+                    return Err(BackupError::Unauthenticated {
+                        what: format!("stream archive index {key}"),
+                        problem,
+                    })
+                }
+            }
             indexes.push((format!("{stem}.jsonl.gz"), index.clone()));
             if index.records == 0 || index.last_ms < window_start {
                 continue;
@@ -365,12 +433,16 @@ impl Restore {
             }
             chunks += 1;
         }
-        coverage::check(&indexes, from_ms, until_ms).map_err(|reason| BackupError::ArchiveIncomplete {
-            from_ms,
-            to_ms: until_ms,
-            reason,
+        coverage::check(&indexes, from_ms, until_ms).map_err(|mut reason| {
+            if unsigned_left_out > 0 {
+                reason.push_str(&format!(
+                    " ({unsigned_left_out} chunk indexes without a signature were left out: they are \
+                     trusted only with allow_unsigned)"
+                ));
+            }
+            BackupError::ArchiveIncomplete { from_ms, to_ms: until_ms, reason }
         })?;
-        Ok((records, chunks))
+        Ok((records, chunks, signed))
     }
 
     async fn create_table(&self, manifest: &Manifest) -> Result<(), BackupError> {
@@ -590,6 +662,24 @@ impl RestoreBuilder {
         self
     }
 
+    /// The key the backups and the stream archive were signed with (required, unless only
+    /// unsigned backups are restored with [`allow_unsigned`](Self::allow_unsigned)).
+    pub fn key(mut self, key: BackupKey) -> Self {
+        self.inner.key = Some(key);
+        self
+    }
+
+    /// Whether a manifest or a chunk index without a signature is restored (default false:
+    /// refused). For backups written before lift signed them; anyone who can write the
+    /// target can then change what is restored, so allow it only for a target you trust,
+    /// and only until its backups are signed again. Signed ones are still verified with
+    /// the key; with no key, a signed one is refused. [`RestoreReport::authenticated`]
+    /// says whether an unsigned one was used.
+    pub fn allow_unsigned(mut self, allow: bool) -> Self {
+        self.inner.allow_unsigned = allow;
+        self
+    }
+
     /// The moment to restore to (default [`PointInTime::Latest`]).
     pub fn until(mut self, until: PointInTime) -> Self {
         self.inner.until = until;
@@ -621,10 +711,19 @@ impl RestoreBuilder {
     /// Validates the configuration.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] for an empty table name or a concurrency of 0.
+    /// [`ConfigError::Invalid`] for an empty table name, a concurrency of 0, or no key
+    /// without [`allow_unsigned`](Self::allow_unsigned).
     pub fn build(self) -> Result<Restore, BackupError> {
         if self.inner.table.is_empty() {
             return Err(ConfigError::invalid("table", "empty table name").into());
+        }
+        if self.inner.key.is_none() && !self.inner.allow_unsigned {
+            return Err(ConfigError::invalid(
+                "key",
+                "no backup key: a restore verifies every manifest and chunk index with the key that \
+                 signed them (BackupKey::from_env reads LIFT_BACKUP_KEY)",
+            )
+            .into());
         }
         if self.inner.concurrency == 0 {
             return Err(ConfigError::invalid("concurrency", "must be at least 1").into());

@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
+use super::archive::NO_KEY;
 use super::manifest::{Manifest, SegmentEntry, TableDefinition, MANIFEST_FORMAT};
 use super::segment::{sha256_hex, LineWriter};
-use super::{BackupError, BackupTarget};
+use super::{BackupError, BackupKey, BackupTarget};
 use crate::disaster::ConfigError;
 
 /// The most segments DynamoDB's parallel Scan takes.
@@ -21,7 +22,7 @@ pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
 /// A logical backup of one table: DescribeTable for its definition, then a parallel Scan of
 /// `segments` segments (strongly consistent reads), each written to the target as
 /// `backups/<id>/segment-NNNNN.jsonl.gz` with its item count and SHA-256 in the manifest,
-/// written last as `backups/<id>/manifest.json`.
+/// written last as `backups/<id>/manifest.json`, signed with the [`BackupKey`].
 ///
 /// A scan is not a snapshot: an item changed while it runs may be read before or after the
 /// change. Run a [`StreamArchive`](super::StreamArchive) on the table while backups run, and
@@ -32,10 +33,11 @@ pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
 ///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::disaster::backup::BackupError> {
-/// use lift::disaster::backup::{BackupTarget, TableBackup};
+/// use lift::disaster::backup::{BackupKey, BackupTarget, TableBackup};
 ///
 /// let manifest = TableBackup::builder(client, "orders")
 ///     .target(BackupTarget::dir("/var/backups/orders"))
+///     .key(BackupKey::from_env()?)
 ///     .segments(8)
 ///     .build()?
 ///     .run()
@@ -48,6 +50,7 @@ pub struct TableBackup {
     client: aws_sdk_dynamodb::Client,
     table: String,
     target: BackupTarget,
+    key: BackupKey,
     segments: u32,
     page_size: Option<i32>,
 }
@@ -58,14 +61,22 @@ pub struct TableBackupBuilder {
     client: aws_sdk_dynamodb::Client,
     table: String,
     target: Option<BackupTarget>,
+    key: Option<BackupKey>,
     segments: u32,
     page_size: Option<i32>,
 }
 
 impl TableBackup {
-    /// A builder for a backup of `table` (4 segments by default, no target yet).
+    /// A builder for a backup of `table` (4 segments by default, no target or key yet).
     pub fn builder(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> TableBackupBuilder {
-        TableBackupBuilder { client, table: table.into(), target: None, segments: 4, page_size: None }
+        TableBackupBuilder {
+            client,
+            table: table.into(),
+            target: None,
+            key: None,
+            segments: 4,
+            page_size: None,
+        }
     }
 
     /// The table's TTL attribute when TTL is on (or being turned on).
@@ -89,7 +100,7 @@ impl TableBackup {
             .map(str::to_owned))
     }
 
-    /// Takes the backup and returns its manifest.
+    /// Takes the backup and returns its manifest, signed.
     ///
     /// # Errors
     /// [`BackupError::Request`] when DescribeTable or a Scan fails, [`BackupError::Target`]
@@ -114,7 +125,7 @@ impl TableBackup {
             .await?;
         let mut segments = segments;
         segments.sort_by_key(|s| s.index);
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             format: MANIFEST_FORMAT,
             backup_id: backup_id.clone(),
             table: self.table.clone(),
@@ -123,7 +134,9 @@ impl TableBackup {
             segments,
             started_at_ms: epoch_ms(started),
             ended_at_ms: epoch_ms(SystemTime::now()),
+            signature: None,
         };
+        manifest.sign(&self.key);
         let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
         self.target.put(&format!("backups/{backup_id}/manifest.json"), text).await?;
         Ok(manifest)
@@ -191,6 +204,13 @@ impl TableBackupBuilder {
         self
     }
 
+    /// The key that signs the manifest (required): keep it outside the target, and restore
+    /// with the same key.
+    pub fn key(mut self, key: BackupKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
     /// Scan segments read in parallel (default 4; 1 to 1,000,000).
     pub fn segments(mut self, segments: u32) -> Self {
         self.segments = segments;
@@ -206,10 +226,11 @@ impl TableBackupBuilder {
     /// Validates the configuration.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] without a target, with an empty table name, with a segment
-    /// count out of range or a page size below 1.
+    /// [`ConfigError::Invalid`] without a target or a key, with an empty table name, with a
+    /// segment count out of range or a page size below 1.
     pub fn build(self) -> Result<TableBackup, BackupError> {
         let target = self.target.ok_or_else(|| ConfigError::invalid("target", "no backup target"))?;
+        let key = self.key.ok_or_else(|| ConfigError::invalid("key", NO_KEY))?;
         if self.table.is_empty() {
             return Err(ConfigError::invalid("table", "empty table name").into());
         }
@@ -227,6 +248,7 @@ impl TableBackupBuilder {
             client: self.client,
             table: self.table,
             target,
+            key,
             segments: self.segments,
             page_size: self.page_size,
         })
@@ -247,14 +269,17 @@ mod tests {
 
     #[test]
     fn the_builder_refuses_what_cannot_work() {
+        let key = || BackupKey::new([1u8; 32]).unwrap();
         let dir = || BackupTarget::dir("/tmp/x");
-        let err = |b: TableBackupBuilder| b.build().unwrap_err().to_string();
+        let err = |b: TableBackupBuilder| b.key(key()).build().unwrap_err().to_string();
         assert_eq!(err(TableBackup::builder(client(), "t")), "invalid target: no backup target");
+        let unkeyed = TableBackup::builder(client(), "t").target(dir()).build().unwrap_err().to_string();
+        assert!(unkeyed.starts_with("invalid key: no backup key"), "{unkeyed}");
         assert!(err(TableBackup::builder(client(), "t").target(dir()).segments(0)).contains("segments"));
         assert!(err(TableBackup::builder(client(), "t").target(dir()).segments(MAX_SEGMENTS + 1))
             .contains("segments"));
         assert!(err(TableBackup::builder(client(), "").target(dir())).contains("table"));
         assert!(err(TableBackup::builder(client(), "t").target(dir()).page_size(0)).contains("page_size"));
-        assert!(TableBackup::builder(client(), "t").target(dir()).segments(16).build().is_ok());
+        assert!(TableBackup::builder(client(), "t").target(dir()).key(key()).segments(16).build().is_ok());
     }
 }
