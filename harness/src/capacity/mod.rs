@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod deployed;
 mod driver;
 mod profile;
 mod recorder;
@@ -38,6 +39,7 @@ use lift_monitoring::capacity::{plan, CapacityReport, Measurements};
 pub use driver::{measure, RunOptions};
 pub use profile::{AuthSpec, CapacityProfile, FunctionSpec, RouteSpec, TenantSpec};
 pub use recorder::DynamoDbRecorder;
+pub(crate) use recorder::{item_size, touched};
 
 /// Where the JSON report goes by default.
 pub const DEFAULT_OUT: &str = "target/capacity/capacity.json";

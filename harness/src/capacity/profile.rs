@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 use lift_monitoring::capacity::{Limits, TrafficProfile};
 use serde::Deserialize;
 
+use super::deployed::Deployed;
+
 /// A capacity profile (TOML), e.g. `scenarios/capacity_payments.toml`:
 ///
 /// - `[traffic]`: [`TrafficProfile`] (peak, growth, months, percentile, `[traffic.mix]`);
@@ -177,63 +179,22 @@ impl CapacityProfile {
 
     fn parse_in(text: &str, dir: &Path) -> anyhow::Result<Self> {
         let mut profile: Self = toml::from_str(text)?;
-        if let Some(deploy) = profile.deploy.clone() {
-            let file = dir.join(deploy);
-            let config = std::fs::read_to_string(&file)
-                .map_err(anyhow::Error::from)
-                .and_then(|t| Ok(lift_deploy::DeployConfig::from_toml(&t)?))
-                .with_context(|| format!("deploy: {}", file.display()))?;
-            let raw: toml::Table = toml::from_str(text)?;
-            profile.take_deployed(&config, &raw, &file)?;
+        if let Some(deploy) = &profile.deploy {
+            let deployed = Deployed::load(dir, deploy, text)?;
+            profile.take_deployed(&deployed)?;
         }
         profile.check()?;
         Ok(profile)
     }
 
     /// Takes the deployed memory, timeout, reserved concurrency and API throttle; a value
-    /// `raw` (the profile as written) sets must be the deployed one.
-    fn take_deployed(
-        &mut self,
-        config: &lift_deploy::DeployConfig,
-        raw: &toml::Table,
-        file: &Path,
-    ) -> anyhow::Result<()> {
-        let written = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
-        let differ = |key: &str, here: String, there: String| -> anyhow::Result<()> {
-            bail!(
-                "{key}: {here} here, but {} deploys {there}; leave it out to take the deployed one",
-                file.display()
-            )
-        };
-        let f = &config.function;
-        if written("function", "memory_mb") && self.function.memory_mb != f.memory_mb {
-            differ("function.memory_mb", self.function.memory_mb.to_string(), f.memory_mb.to_string())?;
-        }
-        if written("function", "timeout_secs") && self.function.timeout_secs != u64::from(f.timeout_seconds) {
-            differ(
-                "function.timeout_secs",
-                self.function.timeout_secs.to_string(),
-                f.timeout_seconds.to_string(),
-            )?;
-        }
-        if written("limits", "reserved_concurrency")
-            && self.limits.reserved_concurrency != Some(f.reserved_concurrency)
-        {
-            differ(
-                "limits.reserved_concurrency",
-                format!("{:?}", self.limits.reserved_concurrency),
-                f.reserved_concurrency.to_string(),
-            )?;
-        }
-        let rate = f64::from(config.api.throttle_rate);
-        if written("limits", "api_rate_rps") && self.limits.api_rate_rps != Some(rate) {
-            differ("limits.api_rate_rps", format!("{:?}", self.limits.api_rate_rps), rate.to_string())?;
-        }
-        self.function.memory_mb = f.memory_mb;
-        self.function.timeout_secs = u64::from(f.timeout_seconds);
-        self.limits.reserved_concurrency = Some(f.reserved_concurrency);
-        self.limits.api_rate_rps = Some(rate);
-        Ok(())
+    /// the profile as written sets must be the deployed one.
+    fn take_deployed(&mut self, deployed: &Deployed) -> anyhow::Result<()> {
+        deployed.take_function(&mut self.function.memory_mb, &mut self.function.timeout_secs)?;
+        let reserved = Some(deployed.config.function.reserved_concurrency);
+        deployed.take("limits.reserved_concurrency", &mut self.limits.reserved_concurrency, reserved)?;
+        let rate = Some(f64::from(deployed.config.api.throttle_rate));
+        deployed.take("limits.api_rate_rps", &mut self.limits.api_rate_rps, rate)
     }
 
     /// Checks what the model does not: routes against the mix, tenants, captures.
@@ -327,9 +288,7 @@ mod tests {
 
     #[test]
     fn a_value_that_disagrees_with_the_deployment_is_refused() {
-        let dir = std::env::temp_dir().join(format!("capacity-deploy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("lift.toml"), "[service]\nname = \"x\"\nregions = [\"us-east-1\"]\n[function]\ncode = \"s3://b/x.zip\"\nmemory_mb = 1024\n").unwrap();
+        let dir = crate::capacity::deployed::test_dir("capacity-deploy", "memory_mb = 1024\n");
         let with = |extra: &str| {
             let text = BASE
                 .replace("[traffic]", "deploy = \"lift.toml\"\n[traffic]")

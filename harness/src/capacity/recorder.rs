@@ -173,15 +173,15 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
 
 /// One item-level touch before its partition key is known.
 #[derive(Debug)]
-struct Touch {
-    table: String,
+pub(crate) struct Touch {
+    pub(crate) table: String,
     index: Option<String>,
     /// The key or item attributes (the partition key among them), or for a query the key
     /// condition's values by attribute name.
     attributes: Map<String, Value>,
-    kind: AccessKind,
-    transactional: bool,
-    bytes: u64,
+    pub(crate) kind: AccessKind,
+    pub(crate) transactional: bool,
+    pub(crate) bytes: u64,
 }
 
 async fn record(state: &State, route: Option<String>, touched: Vec<Touch>) {
@@ -232,7 +232,7 @@ async fn partition_key(state: &State, table: &str, index: Option<&str>) -> Optio
 }
 
 /// The items an operation touched, from its request and answer (DynamoDB's JSON protocol).
-fn touched(operation: &str, req: &Value, answer: &Value) -> Vec<Touch> {
+pub(crate) fn touched(operation: &str, req: &Value, answer: &Value) -> Vec<Touch> {
     let table = |v: &Value| v["TableName"].as_str().unwrap_or_default().to_owned();
     let consistent = |v: &Value| {
         if v["ConsistentRead"].as_bool() == Some(true) {

@@ -12,7 +12,15 @@
 //!   as CloudWatch Logs does: UTF-8 bytes plus 26 per event), and the EMF metric values and
 //!   distinct metrics (namespace, name, dimension values) in them;
 //! - X-Ray: with active tracing every request is sampled, and the trace ids of the segment
-//!   documents the function sends to a local UDP daemon are counted.
+//!   documents the function sends to a local UDP daemon are counted;
+//! - KMS requests, made to the harness's KMS mock (`AWS_ENDPOINT_URL_KMS`): counted, not
+//!   priced (the price table has no KMS prices).
+//!
+//! With the plan's `deploy` ([`Plan`]), the function runs as `lift-deploy` deploys it: the
+//! deployed memory and timeout, `LIFT_KMS_KEY_ID` (a key of the mock) when the deployment
+//! has a KMS envelope key, and the deployed architecture priced. This machine's CPU is the
+//! one measured: an arm64 price of durations measured on x86_64 is an approximation, and
+//! the report says so.
 //!
 //! Prices come from [`lift_monitoring::cost::PriceTable`]: cost per million requests per
 //! route, and a month's projection for a traffic profile with volume tiers applied.
@@ -38,6 +46,8 @@ pub use capacity::{CapacityProxy, CapacityRecord};
 pub use plan::{Plan, PlanAuth, PlanFunction, Step};
 pub use xray::XrayDaemon;
 
+use crate::aws::KmsMock;
+use crate::capacity::deployed::Deployed;
 use crate::dynamodb::DynamoDbLocal;
 use crate::lambda::http_api::HttpApi;
 use crate::lambda::{Function, LocalLambda};
@@ -55,17 +65,20 @@ pub struct Rig {
     pub proxy: CapacityProxy,
     /// The X-Ray daemon.
     pub daemon: XrayDaemon,
+    /// The KMS mock the function's KMS requests go to.
+    pub kms: KmsMock,
     _jwks: Option<crate::aws::JwksIssuer>,
     vars: BTreeMap<String, String>,
 }
 
 impl Rig {
-    /// Starts DynamoDB Local (as [`DynamoDbLocal::shared`] finds it), the proxy, the daemon
-    /// and, when the plan has `[auth]`, the JWKS issuer with a signed token.
+    /// Starts DynamoDB Local (as [`DynamoDbLocal::shared`] finds it), the proxy, the daemon,
+    /// the KMS mock and, when the plan has `[auth]`, the JWKS issuer with a signed token.
     pub async fn start(plan: &Plan) -> anyhow::Result<Self> {
         let ddb = DynamoDbLocal::shared().await.context("DynamoDB Local")?;
         let proxy = CapacityProxy::start(ddb.endpoint()).await.context("the capacity proxy")?;
         let daemon = XrayDaemon::start().await.context("the X-Ray daemon")?;
+        let kms = KmsMock::start(crate::aws::DEFAULT_REGION).await;
         let mut vars = BTreeMap::new();
         let run = uuid::Uuid::new_v4().simple().to_string();
         vars.insert("run".to_owned(), format!("cost-{}", &run[..10]));
@@ -84,11 +97,12 @@ impl Rig {
             }
             None => None,
         };
-        Ok(Self { ddb, proxy, daemon, _jwks: jwks, vars })
+        Ok(Self { ddb, proxy, daemon, kms, _jwks: jwks, vars })
     }
 
     /// The plan's function at `memory_mb`, its environment filled in, DynamoDB through the
-    /// proxy, X-Ray to the daemon, active tracing on.
+    /// proxy, X-Ray to the daemon, KMS to the mock, active tracing on; with a deployed KMS
+    /// envelope key, `LIFT_KMS_KEY_ID` names the mock's key, as lift-deploy names the real one.
     pub fn function(&self, plan: &Plan, bin: &Path, memory_mb: u32) -> anyhow::Result<Function> {
         let f = &plan.function;
         let mut builder = Function::builder(&f.name, bin)
@@ -96,7 +110,11 @@ impl Rig {
             .timeout_secs(f.timeout_secs)
             .active_tracing(true)
             .env("AWS_ENDPOINT_URL_DYNAMODB", self.proxy.endpoint())
-            .env("AWS_XRAY_DAEMON_ADDRESS", self.daemon.address());
+            .env("AWS_XRAY_DAEMON_ADDRESS", self.daemon.address())
+            .env("AWS_ENDPOINT_URL_KMS", self.kms.uri());
+        if plan.deployment().is_some_and(|d| d.kms.envelope_key.is_some()) {
+            builder = builder.env("LIFT_KMS_KEY_ID", crate::aws::DEFAULT_KEY_ALIAS);
+        }
         for (k, v) in &f.env {
             builder = builder.env(k, plan::fill(v, &self.vars).with_context(|| format!("function.env.{k}"))?);
         }
@@ -153,6 +171,10 @@ pub struct Measurement {
     pub metric_series: BTreeSet<String>,
     /// DynamoDB requests by operation.
     pub dynamodb_operations: BTreeMap<String, u64>,
+    /// KMS requests of the measured passes by operation.
+    pub kms_operations: BTreeMap<String, u64>,
+    /// KMS requests of the warm-up (not in the figures).
+    pub kms_warmup_requests: u64,
     /// The warm-up's cold start: its Init Duration in ms.
     pub cold_start_init_ms: Option<f64>,
     /// Steps answered with another status than expected.
@@ -188,6 +210,7 @@ pub async fn measure(
         lambda.reports(&name).first().and_then(|r| r.init_duration).map(|d| d.as_secs_f64() * 1000.0);
     rig.proxy.drain();
     rig.daemon.drain();
+    let kms_warmup_requests = drain_kms(&rig.kms).len() as u64;
     let mut routes: Vec<RouteUsage> = plan
         .routes()
         .into_iter()
@@ -195,6 +218,7 @@ pub async fn measure(
         .collect();
     let mut metric_series = BTreeSet::new();
     let mut operations: BTreeMap<String, u64> = BTreeMap::new();
+    let mut kms_operations: BTreeMap<String, u64> = BTreeMap::new();
     for i in 0..iterations {
         for step in &plan.steps {
             let (logs_before, reports_before) = (lambda.logs(&name).len(), lambda.reports(&name).len());
@@ -220,6 +244,10 @@ pub async fn measure(
                 u.dynamodb_unreported += u64::from(!c.reported);
                 *operations.entry(c.operation).or_default() += 1;
             }
+            for operation in drain_kms(&rig.kms) {
+                u.kms_requests += 1;
+                *kms_operations.entry(operation).or_default() += 1;
+            }
             let traces = rig.daemon.drain();
             u.segments += traces.len() as u64;
             u.traces += traces.iter().collect::<BTreeSet<_>>().len() as u64;
@@ -232,9 +260,29 @@ pub async fn measure(
         routes,
         metric_series,
         dynamodb_operations: operations,
+        kms_operations,
+        kms_warmup_requests,
         cold_start_init_ms,
         failures,
     })
+}
+
+/// What a price of `arch` for durations measured on this machine's CPU is, when that CPU
+/// is another architecture.
+pub(crate) fn arch_note(arch: Arch) -> Option<String> {
+    let host = std::env::consts::ARCH;
+    (host.parse::<Arch>().ok() != Some(arch)).then(|| {
+        format!(
+            "priced as {arch}, measured on this machine's {host} CPU: the billed durations are {host}'s, and {arch} Lambda's differ, so the {arch} figures are an approximation"
+        )
+    })
+}
+
+/// The operations of the KMS requests since the last call.
+fn drain_kms(kms: &KmsMock) -> Vec<String> {
+    let calls = kms.calls();
+    kms.clear_calls();
+    calls.into_iter().map(|c| c.operation).collect()
 }
 
 /// The custom metrics an EMF line publishes: one per metric name and dimension set (each
@@ -299,13 +347,14 @@ pub struct CostArgs {
     /// Measured passes over the plan's steps [default: the plan's `iterations`].
     #[arg(long, value_name = "N")]
     pub iterations: Option<usize>,
-    /// Memory size in MB [default: the plan's].
+    /// Memory size in MB [default: the plan's, which with `deploy` is the deployed one].
     #[arg(long, value_name = "MB")]
     pub memory: Option<u32>,
     /// The region priced [default: the profile's, else us-east-1].
     #[arg(long)]
     pub region: Option<String>,
-    /// The architecture priced, x86_64 or arm64 [default: the profile's, else x86_64].
+    /// The architecture priced, x86_64 or arm64 [default: the profile's, else the one the
+    /// plan's `deploy` deploys, else x86_64].
     #[arg(long)]
     pub arch: Option<Arch>,
     /// A price table file [default: the one built in, aws-2026-12].
@@ -356,12 +405,20 @@ pub fn price(
         Some(p) => Some(p.project(&measurement.routes, measurement.metric_series.len() as u64, table)?),
         None => None,
     };
-    let notes = vec![
-        "measured: billed duration (REPORT lines, warm invocations), DynamoDB request units (ConsumedCapacity reported by DynamoDB Local), log bytes (+26 per event), EMF metrics, X-Ray trace ids sent to a local daemon with every request sampled".to_owned(),
-        "not in the per-request figures: cold starts (the warm-up's Init Duration is reported apart), free tiers, data transfer, DynamoDB storage (set storage_gb in the profile)".to_owned(),
+    let mut notes = vec![
+        "measured: billed duration (REPORT lines, warm invocations), DynamoDB request units (ConsumedCapacity reported by DynamoDB Local; a write refused on its condition charged by its size, at least 1 unit), log bytes (+26 per event), EMF metrics, X-Ray trace ids sent to a local daemon with every request sampled, KMS requests to a local mock".to_owned(),
+        "not in the per-request figures: cold starts (the warm-up's Init Duration is reported apart), free tiers, data transfer, DynamoDB storage (set storage_gb in the profile), point-in-time recovery, global-table replicated writes, KMS and Secrets Manager".to_owned(),
         "custom metrics are billed per metric-month, not per request: the projection prices the distinct metrics seen in this run; dimensions with one value per tenant multiply them".to_owned(),
         format!("prices: {} (read {}), a snapshot of AWS public list prices; check them before deciding", table.version, table.read_on),
     ];
+    notes.extend(arch_note(arch));
+    let measured_kms: u64 = measurement.kms_operations.values().sum();
+    if measured_kms + measurement.kms_warmup_requests > 0 {
+        notes.push(format!(
+            "KMS requests: {} in the warm-up (not in the figures), {measured_kms} in the measured passes; counted, not priced (price table {} has no KMS prices). Every request of the run is one customer's, whose subject key stays cached in the process (60 s by default): traffic from many customers makes more (a GenerateDataKey per new customer, a Decrypt per customer per process and cache period)",
+            measurement.kms_warmup_requests, table.version
+        ));
+    }
     Ok(CostReport {
         price_table: table.version.clone(),
         prices_read_on: table.read_on.clone(),
@@ -396,7 +453,7 @@ impl CostReport {
         }
         let _ = writeln!(
             out,
-            "{:<10} {:>4} {:>9} {:>7} {:>7} {:>8} {:>5} {:>6} | {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<10} {:>4} {:>9} {:>7} {:>7} {:>8} {:>5} {:>6} {:>5} | {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "route",
             "n",
             "billed ms",
@@ -405,6 +462,7 @@ impl CostReport {
             "log B",
             "EMF",
             "traces",
+            "KMS",
             "lambda",
             "req+api",
             "dynamodb",
@@ -416,7 +474,7 @@ impl CostReport {
             let n = u.invocations.max(1) as f64;
             let _ = writeln!(
                 out,
-                "{:<10} {:>4} {:>9.2} {:>7.2} {:>7.2} {:>8.0} {:>5.1} {:>6.2} | {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+                "{:<10} {:>4} {:>9.2} {:>7.2} {:>7.2} {:>8.0} {:>5.1} {:>6.2} {:>5.2} | {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
                 u.route,
                 u.invocations,
                 u.billed_ms_per_request(),
@@ -425,6 +483,7 @@ impl CostReport {
                 u.log_bytes_per_request(),
                 u.emf_values as f64 / n,
                 u.traces_per_request(),
+                u.kms_requests_per_request(),
                 c.lambda_compute,
                 c.lambda_requests + c.api_gateway,
                 c.dynamodb_reads + c.dynamodb_writes,
@@ -438,7 +497,7 @@ impl CostReport {
         if let Some(p) = &self.projection {
             let _ = writeln!(
                 out,
-                "monthly projection: {:.0} requests ({} {}): lambda ${:.2} (GB-s {:.0}) + requests ${:.2} + API Gateway ${:.2} + DynamoDB ${:.2} + storage ${:.2} + logs ${:.2} ({:.2} GB) + metrics ${:.2} ({}) + X-Ray ${:.2} ({:.0} traces) = ${:.2}",
+                "monthly projection: {:.0} requests ({} {}): lambda ${:.2} (GB-s {:.0}) + requests ${:.2} + API Gateway ${:.2} + DynamoDB ${:.2} + storage ${:.2} + logs ${:.2} ({:.2} GB) + metrics ${:.2} ({}) + X-Ray ${:.2} ({:.0} traces) = ${:.2}; KMS requests {:.0}, not priced",
                 p.requests,
                 p.region,
                 p.arch,
@@ -454,7 +513,8 @@ impl CostReport {
                 p.metric_series,
                 p.xray,
                 p.traces,
-                p.total
+                p.total,
+                p.kms_requests
             );
         }
         for f in &m.failures {
@@ -475,14 +535,35 @@ pub fn load_prices(path: Option<&Path>) -> anyhow::Result<PriceTable> {
     })
 }
 
+/// Reads a traffic profile. With its `deploy` (relative to the profile), or else the
+/// deployment of `plan`, `arch` is the deployed architecture; an `arch` the profile sets
+/// that differs is refused naming both.
+pub fn load_profile(path: &Path, plan: Option<&Plan>) -> anyhow::Result<TrafficProfile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read traffic profile {}", path.display()))?;
+    let mut profile = TrafficProfile::parse(&text).with_context(|| path.display().to_string())?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let deploy = match &profile.deploy {
+        Some(deploy) => Some(dir.join(deploy)),
+        None => plan.and_then(|p| p.deploy.clone()),
+    };
+    if let Some(deploy) = deploy {
+        let deployed = Deployed::load(Path::new(""), &deploy, &text)?;
+        let arch = plan::arch_of(&deployed.config)?;
+        deployed.take("arch", &mut profile.arch, arch).with_context(|| path.display().to_string())?;
+    }
+    Ok(profile)
+}
+
 /// Runs `lift-harness cost`.
 pub async fn run_cost(args: CostArgs) -> anyhow::Result<()> {
     let plan = Plan::from_path(&args.plan)?;
     let table = load_prices(args.prices.as_deref())?;
-    let profile = args.profile.as_deref().map(TrafficProfile::from_path).transpose()?;
+    let profile = args.profile.as_deref().map(|p| load_profile(p, Some(&plan))).transpose()?;
     let region =
         args.region.or_else(|| profile.as_ref().map(|p| p.region.clone())).unwrap_or("us-east-1".into());
-    let arch = args.arch.or(profile.as_ref().map(|p| p.arch)).unwrap_or_default();
+    let deployed_arch = plan.deployed_arch()?;
+    let arch = args.arch.or(profile.as_ref().map(|p| p.arch)).or(deployed_arch).unwrap_or_default();
     // Refused before anything runs.
     table.region(&region)?;
     let profile = profile.map(|p| TrafficProfile { region: region.clone(), arch, ..p });
@@ -490,7 +571,23 @@ pub async fn run_cost(args: CostArgs) -> anyhow::Result<()> {
     let memory = args.memory.unwrap_or(plan.function.memory_mb);
     let iterations = args.iterations.unwrap_or(plan.iterations);
     let measurement = measure(&plan, &bin, memory, iterations).await?;
-    let report = price(measurement, &table, &region, arch, profile.as_ref())?;
+    let mut report = price(measurement, &table, &region, arch, profile.as_ref())?;
+    if let (Some(d), Some(file)) = (plan.deployment(), &plan.deploy) {
+        if memory != d.function.memory_mb {
+            report.notes.push(format!(
+                "measured at {memory} MB (--memory), not as deployed: {} deploys {} MB",
+                file.display(),
+                d.function.memory_mb
+            ));
+        }
+        if Some(arch) != deployed_arch {
+            report.notes.push(format!(
+                "priced as {arch}, not as deployed: {} deploys {}",
+                file.display(),
+                d.function.architecture
+            ));
+        }
+    }
     print!("{}", report.table());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
@@ -525,5 +622,83 @@ mod tests {
         );
         assert!(emf_series(r#"{"level":"INFO","message":"CloudWatchMetrics"}"#).is_empty());
         assert!(emf_series("START RequestId: x").is_empty());
+    }
+
+    fn payments(file: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments").join(file)
+    }
+
+    /// The payments projection prices the architecture `examples/payments/lift.toml` deploys.
+    #[test]
+    fn the_payments_profile_prices_the_deployed_architecture() {
+        let profile = load_profile(&payments("traffic.toml"), None).unwrap();
+        let deployed = lift_deploy::DeployConfig::from_path(&payments("lift.toml")).unwrap();
+        assert_eq!(profile.arch.to_string(), deployed.function.architecture);
+        assert_eq!(profile.arch, Arch::Arm64);
+    }
+
+    #[test]
+    fn a_profile_arch_that_disagrees_with_the_deployment_is_refused() {
+        let dir = crate::capacity::deployed::test_dir("cost-profile-deploy", "");
+        let profile = |text: &str| {
+            std::fs::write(
+                dir.join("traffic.toml"),
+                format!("region = \"us-east-1\"\nrequests_per_second = 1\n{text}\n[mix]\nr = 1\n"),
+            )
+            .unwrap();
+            dir.join("traffic.toml")
+        };
+        let err = format!(
+            "{:#}",
+            load_profile(&profile("deploy = \"lift.toml\"\narch = \"x86_64\""), None).unwrap_err()
+        );
+        assert!(err.contains("arch: \"x86_64\" here") && err.contains("deploys \"arm64\""), "{err}");
+        let taken = load_profile(&profile("deploy = \"lift.toml\""), None).unwrap();
+        assert_eq!(taken.arch, Arch::Arm64);
+        // Without a deploy of its own, the profile is held to the plan's.
+        std::fs::write(
+            dir.join("cost.toml"),
+            "deploy = \"lift.toml\"\n[function]\nname = \"f\"\nbin = \"b\"\n[[step]]\nroute = \"r\"\nmethod = \"GET\"\npath = \"/\"\n",
+        )
+        .unwrap();
+        let plan = Plan::from_path(&dir.join("cost.toml")).unwrap();
+        assert_eq!(load_profile(&profile(""), Some(&plan)).unwrap().arch, Arch::Arm64);
+        assert!(load_profile(&profile("arch = \"x86_64\""), Some(&plan)).is_err());
+        assert_eq!(load_profile(&profile("arch = \"x86_64\""), None).unwrap().arch, Arch::X86_64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_arm64_price_of_durations_measured_on_another_cpu_says_it_is_an_approximation() {
+        let measurement = Measurement {
+            function: "f".into(),
+            memory_mb: 512,
+            iterations: 1,
+            routes: vec![RouteUsage {
+                route: "r".into(),
+                invocations: 1,
+                memory_mb: 512,
+                kms_requests: 2,
+                ..RouteUsage::default()
+            }],
+            metric_series: BTreeSet::new(),
+            dynamodb_operations: BTreeMap::new(),
+            kms_operations: [("Decrypt".to_owned(), 2)].into(),
+            kms_warmup_requests: 1,
+            cold_start_init_ms: None,
+            failures: Vec::new(),
+        };
+        let table = PriceTable::embedded();
+        let other = if std::env::consts::ARCH == "x86_64" { Arch::Arm64 } else { Arch::X86_64 };
+        let report = price(measurement.clone(), &table, "us-east-1", other, None).unwrap();
+        assert!(report.notes.iter().any(|n| n.contains("approximation")), "{:?}", report.notes);
+        assert!(report
+            .notes
+            .iter()
+            .any(|n| n.contains("KMS requests: 1 in the warm-up") && n.contains("2 in the measured passes")));
+        assert!(report.table().contains("KMS"));
+        let here = std::env::consts::ARCH.parse::<Arch>().unwrap();
+        let report = price(measurement, &table, "us-east-1", here, None).unwrap();
+        assert!(!report.notes.iter().any(|n| n.contains("approximation")), "{:?}", report.notes);
     }
 }

@@ -5,18 +5,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use lift_monitoring::cost::Arch;
 use serde::Deserialize;
+
+use crate::capacity::deployed::Deployed;
 
 /// A plan file (`examples/payments/cost.toml` is one).
 ///
 /// ```toml
 /// iterations = 10                    # passes over the steps (after one warm-up pass)
+/// deploy = "lift.toml"                # optional: the service's deployment file, see below
 ///
 /// [function]
 /// name = "payments"
 /// bin = "{target_dir}/debug/payments" # {target_dir}: $CARGO_TARGET_DIR, else target
-/// memory_mb = 256
-/// timeout_secs = 10
+/// memory_mb = 256                     # default 128; with deploy, the deployed one
+/// timeout_secs = 10                   # default 3; with deploy, the deployed one
 ///
 /// [function.env]                      # placeholders: {run} (unique per run), {jwt_issuer},
 /// PAYMENTS_TABLE = "{run}-payments"   # {jwks_url}; AWS_ENDPOINT_URL_DYNAMODB and
@@ -34,6 +38,13 @@ use serde::Deserialize;
 /// expect_status = 201
 /// capture = { payment = "/id" }       # JSON pointer into the answer; then {payment}
 /// ```
+///
+/// With `deploy` (the service's `lift.toml`, relative to the plan, as `lift-deploy` reads
+/// it), the run is of the function as deployed: it takes the deployed memory and timeout,
+/// the report prices the deployed architecture, and when the deployment names a KMS
+/// envelope key (`[kms] envelope_key`) the function gets `LIFT_KMS_KEY_ID` as lift-deploy
+/// sets it, naming a key of the harness's KMS mock. A `memory_mb` or `timeout_secs` the
+/// plan also sets must be the deployed one, or the plan is refused naming both.
 ///
 /// # Examples
 ///
@@ -59,6 +70,13 @@ pub struct Plan {
     /// Passes over the steps to measure.
     #[serde(default = "default_iterations")]
     pub iterations: usize,
+    /// The service's `lift.toml`: relative to the plan file as written, joined to the
+    /// plan's directory once read ([`Plan::from_path`]).
+    #[serde(default)]
+    pub deploy: Option<PathBuf>,
+    /// The deployment `deploy` names, read.
+    #[serde(skip)]
+    deployment: Option<lift_deploy::DeployConfig>,
     /// The function.
     pub function: PlanFunction,
     /// A token from the harness's mocked JWKS issuer, as `{token}`.
@@ -143,28 +161,50 @@ pub struct Step {
 }
 
 impl Plan {
-    /// Parses and checks a plan.
+    /// Parses and checks a plan (`deploy` relative to the working directory).
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let plan: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid cost plan: {e}"))?;
-        if plan.steps.is_empty() {
-            anyhow::bail!("invalid cost plan: no [[step]]");
-        }
-        for (i, step) in plan.steps.iter().enumerate() {
-            if step.method.parse::<http::Method>().is_err() {
-                anyhow::bail!("invalid cost plan: step[{i}].method {:?} is not an HTTP method", step.method);
-            }
-            if !step.path.starts_with('/') {
-                anyhow::bail!("invalid cost plan: step[{i}].path must start with /");
-            }
-        }
-        Ok(plan)
+        Self::parse_in(text, Path::new("")).map_err(|e| anyhow::anyhow!("invalid cost plan: {e:#}"))
     }
 
     /// Reads a plan file.
     pub fn from_path(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read cost plan {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Self::parse_in(&text, dir)
+            .map_err(|e| anyhow::anyhow!("{}: invalid cost plan: {e:#}", path.display()))
+    }
+
+    fn parse_in(text: &str, dir: &Path) -> anyhow::Result<Self> {
+        let mut plan: Self = toml::from_str(text)?;
+        if plan.steps.is_empty() {
+            anyhow::bail!("no [[step]]");
+        }
+        for (i, step) in plan.steps.iter().enumerate() {
+            if step.method.parse::<http::Method>().is_err() {
+                anyhow::bail!("step[{i}].method {:?} is not an HTTP method", step.method);
+            }
+            if !step.path.starts_with('/') {
+                anyhow::bail!("step[{i}].path must start with /");
+            }
+        }
+        if let Some(deploy) = &plan.deploy {
+            let deployed = Deployed::load(dir, deploy, text)?;
+            deployed.take_function(&mut plan.function.memory_mb, &mut plan.function.timeout_secs)?;
+            plan.deploy = Some(deployed.file().to_owned());
+            plan.deployment = Some(deployed.config);
+        }
+        Ok(plan)
+    }
+
+    /// The deployment `deploy` names, if any.
+    pub fn deployment(&self) -> Option<&lift_deploy::DeployConfig> {
+        self.deployment.as_ref()
+    }
+
+    /// The architecture the deployment runs on, if the plan names one.
+    pub fn deployed_arch(&self) -> anyhow::Result<Option<Arch>> {
+        self.deployment.as_ref().map(arch_of).transpose()
     }
 
     /// The routes, in order of first appearance.
@@ -183,6 +223,11 @@ impl Plan {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
         PathBuf::from(self.function.bin.replace("{target_dir}", &target))
     }
+}
+
+/// The architecture `config` deploys.
+pub(crate) fn arch_of(config: &lift_deploy::DeployConfig) -> anyhow::Result<Arch> {
+    config.function.architecture.parse::<Arch>().map_err(anyhow::Error::msg)
 }
 
 /// Replaces `{name}` by its value; `{uuid}` by a new UUID each time. Unknown names are an
@@ -244,5 +289,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    /// The payments plan measures payments as `examples/payments/lift.toml` deploys it.
+    #[test]
+    fn the_payments_plan_measures_what_is_deployed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
+        let plan = Plan::from_path(&dir.join("cost.toml")).unwrap();
+        let deployed = lift_deploy::DeployConfig::from_path(&dir.join("lift.toml")).unwrap();
+        assert_eq!(plan.function.memory_mb, deployed.function.memory_mb);
+        assert_eq!(plan.function.timeout_secs, u64::from(deployed.function.timeout_seconds));
+        assert_eq!(plan.deployed_arch().unwrap(), Some(Arch::Arm64));
+        assert!(plan.deployment().unwrap().kms.envelope_key.is_some());
+    }
+
+    #[test]
+    fn a_plan_value_that_disagrees_with_the_deployment_is_refused() {
+        let dir = crate::capacity::deployed::test_dir(
+            "cost-plan-deploy",
+            "memory_mb = 1024\narchitecture = \"x86_64\"\n",
+        );
+        let with = |extra: &str| {
+            let text = format!(
+                "deploy = \"lift.toml\"\n[function]\nname = \"f\"\nbin = \"b\"\n{extra}\n[[step]]\nroute = \"r\"\nmethod = \"GET\"\npath = \"/\"\n"
+            );
+            std::fs::write(dir.join("cost.toml"), text).unwrap();
+            Plan::from_path(&dir.join("cost.toml"))
+        };
+        let taken = with("").unwrap();
+        assert_eq!((taken.function.memory_mb, taken.function.timeout_secs), (1024, 10));
+        assert_eq!(taken.deployed_arch().unwrap(), Some(Arch::X86_64));
+        let err = with("memory_mb = 256").unwrap_err().to_string();
+        assert!(err.contains("function.memory_mb: 256 here") && err.contains("deploys 1024"), "{err}");
+        let err = with("timeout_secs = 3").unwrap_err().to_string();
+        assert!(err.contains("function.timeout_secs: 3 here") && err.contains("deploys 10"), "{err}");
+        assert!(with("memory_mb = 1024").is_ok());
+        std::fs::write(dir.join("lift.toml"), "[service]\nname = \"x\"\n").unwrap();
+        let err = with("").unwrap_err().to_string();
+        assert!(err.contains("deploy: ") && err.contains("lift.toml"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -41,7 +41,7 @@ use lift_monitoring::cost::rightsize::{recommend, Recommendation, SizeSamples, D
 use lift_monitoring::cost::{rightsize_html, Arch};
 use serde::Serialize;
 
-use super::{load_prices, send_step, Plan, Rig};
+use super::{arch_note, load_prices, send_step, Plan, Rig};
 use crate::lambda::http_api::HttpApi;
 use crate::lambda::{Function, LocalLambda};
 
@@ -216,9 +216,9 @@ pub struct RightsizeArgs {
     /// The region priced.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
-    /// The architecture priced.
-    #[arg(long, default_value = "x86_64")]
-    pub arch: Arch,
+    /// The architecture priced [default: the one the plan's `deploy` deploys, else x86_64].
+    #[arg(long)]
+    pub arch: Option<Arch>,
     /// A price table file [default: the built-in one].
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
@@ -284,7 +284,7 @@ pub fn summary_table(r: &Recommendation) -> String {
 /// Runs `lift-harness rightsize`.
 pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
     let table = load_prices(args.prices.as_deref())?;
-    let prices = table.region(&args.region)?.lambda.arch(args.arch).clone();
+    table.region(&args.region)?;
     if let Some(bad) = args.memory.iter().find(|m| !(128..=10_240).contains(*m)) {
         anyhow::bail!("--memory {bad}: sizes are 128 to 10240 MB");
     }
@@ -315,6 +315,12 @@ pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
         Target::Plan { plan, .. } => plan.function.name.clone(),
         Target::Payload { name, .. } => name.clone(),
     };
+    let deployed_arch = match &target {
+        Target::Plan { plan, .. } => plan.deployed_arch()?,
+        Target::Payload { .. } => None,
+    };
+    let arch = args.arch.or(deployed_arch).unwrap_or_default();
+    let prices = table.region(&args.region)?.lambda.arch(arch).clone();
     if !crate::lambda::sandbox::cgroups_available() {
         // Every size would run at full speed: the durations would say nothing about memory
         // size, and a size picked from them could be too small to run in Lambda.
@@ -322,7 +328,8 @@ pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
             "cgroups are not writable here (or LIFT_LAMBDA_NO_CGROUPS is set): no CPU share or memory limit would apply, so no size can be recommended; run where cgroups v1 cpu and memory are writable (as root)"
         );
     }
-    let notes = notes(&args.memory);
+    let mut notes = notes(&args.memory);
+    notes.extend(arch_note(arch));
     for n in &notes {
         eprintln!("note: {n}");
     }
@@ -330,7 +337,7 @@ pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
     let r = recommend(&samples, &prices, args.balance_weight).context("no size was measured")?;
     println!(
         "{name}: {} warm invocations per size; prices {} {} {}",
-        args.invocations, table.version, args.region, args.arch
+        args.invocations, table.version, args.region, arch
     );
     print!("{}", summary_table(&r));
     println!(
@@ -350,7 +357,7 @@ pub async fn run_rightsize(args: RightsizeArgs) -> anyhow::Result<()> {
             function: name,
             price_table: table.version.clone(),
             region: args.region.clone(),
-            arch: args.arch,
+            arch,
             recommendation: r,
             notes,
         };

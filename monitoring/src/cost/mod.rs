@@ -74,9 +74,14 @@ pub struct RouteUsage {
     pub write_units: f64,
     /// DynamoDB requests made.
     pub dynamodb_requests: u64,
-    /// DynamoDB requests whose answer carried no consumed capacity (errors), so not counted
-    /// in the units.
+    /// DynamoDB requests that failed without consuming capacity (errors other than a write
+    /// refused on its condition, which DynamoDB charges and the units count), so not in the
+    /// units.
     pub dynamodb_unreported: u64,
+    /// KMS requests made (`GenerateDataKey`, `Decrypt`, `Encrypt`), summed. Not priced: the
+    /// price table has no KMS prices.
+    #[serde(default)]
+    pub kms_requests: u64,
     /// Log bytes as CloudWatch Logs counts them (message bytes plus 26 per event), summed.
     pub log_bytes: u64,
     /// Log events written (lines).
@@ -121,6 +126,11 @@ impl RouteUsage {
     /// Mean log bytes per invocation.
     pub fn log_bytes_per_request(&self) -> f64 {
         self.per(self.log_bytes as f64)
+    }
+
+    /// Mean KMS requests per invocation.
+    pub fn kms_requests_per_request(&self) -> f64 {
+        self.per(self.kms_requests as f64)
     }
 
     /// Traces recorded per invocation when every request is sampled.
@@ -205,6 +215,7 @@ impl Default for XraySampling {
 ///
 /// ```toml
 /// region = "eu-west-1"            # a region of the price table
+/// deploy = "lift.toml"            # optional, see below
 /// arch = "arm64"                  # x86_64 (default) or arm64
 /// requests_per_second = 50        # or requests_per_month = 1.3e8 (exactly one of them)
 /// hours_per_month = 730           # default 730, as AWS's calculator
@@ -217,6 +228,12 @@ impl Default for XraySampling {
 /// reservoir_per_second = 1
 /// rate = 0.05
 /// ```
+///
+/// `deploy` names the service's `lift.toml` (relative to the profile): `lift-harness cost`
+/// then prices the architecture it deploys (`function.architecture`, arm64 by default) and
+/// refuses an `arch` here that differs, naming both. This crate does not read deployment
+/// files: [`TrafficProfile::parse`] keeps the path as written and `arch` as the profile
+/// sets it.
 ///
 /// # Examples
 ///
@@ -233,6 +250,9 @@ impl Default for XraySampling {
 pub struct TrafficProfile {
     /// The region whose prices apply.
     pub region: String,
+    /// The service's `lift.toml`, relative to the profile (read by `lift-harness cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<std::path::PathBuf>,
     /// The architecture whose Lambda prices apply.
     #[serde(default)]
     pub arch: Arch,
@@ -331,6 +351,7 @@ impl TrafficProfile {
         let mut routes = Vec::new();
         let (mut gb_seconds, mut rru, mut wru, mut log_bytes, mut traces_per_request) =
             (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut kms_requests = 0.0;
         for (route, w) in &self.mix {
             let Some(u) = usage.iter().find(|u| &u.route == route) else {
                 let known: Vec<&str> = usage.iter().map(|u| u.route.as_str()).collect();
@@ -344,6 +365,7 @@ impl TrafficProfile {
             rru += n * u.read_units_per_request();
             wru += n * u.write_units_per_request();
             log_bytes += n * u.log_bytes_per_request();
+            kms_requests += n * u.kms_requests_per_request();
             traces_per_request += w / weight * u.traces_per_request();
             routes.push((route.clone(), n));
         }
@@ -365,6 +387,7 @@ impl TrafficProfile {
             read_units: rru,
             write_units: wru,
             log_gb: log_bytes / BYTES_PER_GB,
+            kms_requests,
             traces,
             metric_series,
             lambda_compute: lambda.gb_second.cost(gb_seconds),
@@ -412,6 +435,9 @@ pub struct Projection {
     pub write_units: f64,
     /// Log GB ingested.
     pub log_gb: f64,
+    /// KMS requests (counted, not priced: the price table has no KMS prices).
+    #[serde(default)]
+    pub kms_requests: f64,
     /// X-Ray traces recorded.
     pub traces: f64,
     /// Custom metrics (metric-months).
@@ -500,6 +526,7 @@ mod tests {
         };
         let profile = TrafficProfile {
             region: "us-east-1".into(),
+            deploy: None,
             arch: Arch::X86_64,
             requests_per_second: None,
             requests_per_month: Some(1e9),
@@ -546,6 +573,12 @@ mod tests {
         let traced = 3600.0 * 730.0 * (1.0 + 0.05 * 10.0);
         assert!((p.traces - traced).abs() < 1e-6 * traced, "{} vs {traced}", p.traces);
         assert!((p.metrics - 12.0 * 0.30).abs() < 1e-12);
+        // KMS requests are counted by the mix, and priced at nothing (no KMS prices).
+        let mut with_kms = routes.clone();
+        with_kms[0].kms_requests = 4; // one per create
+        let k = profile.project(&with_kms, 12, &table).unwrap();
+        assert_eq!((p.kms_requests, k.kms_requests), (0.0, month / 4.0));
+        assert_eq!(k.total, p.total);
     }
 
     #[test]
