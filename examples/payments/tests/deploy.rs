@@ -25,6 +25,16 @@ fn synth(config: &str) -> Synth {
     Synth::new(payments::manifest(), config)
 }
 
+/// Both example deployments page someone: `lift-deploy synth` warns about a region whose
+/// alarms notify no topic, and an example that deploys alarms nobody receives teaches that.
+#[test]
+fn the_example_deployments_synthesize_without_warnings() {
+    for config in CONFIGS {
+        let deploy = DeployConfig::from_path(&manifest_dir().join(config)).unwrap();
+        assert_eq!(deploy.warnings(), Vec::<String>::new(), "{config}");
+    }
+}
+
 /// Every output file of both deployment files, by golden path (`single/...`, `multi/...`).
 fn outputs() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
