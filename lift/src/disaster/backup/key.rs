@@ -171,12 +171,17 @@ impl BackupKey {
 
     /// HMAC-SHA256 of the parts, each length-prefixed so parts cannot run together.
     fn raw(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.over(parts).finalize().into_bytes().into()
+    }
+
+    /// The MAC state after the parts, each length-prefixed.
+    fn over(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
-        mac.finalize().into_bytes().into()
+        mac
     }
 
     /// Signs `body` as a `domain` thing named `name` (a backup id, a chunk's name).
@@ -207,12 +212,9 @@ impl BackupKey {
         if signature.algorithm != ALGORITHM {
             return Err(SignatureProblem::Mismatch);
         }
-        let mut mac = self.mac.clone();
-        for part in [domain.as_bytes(), name.as_bytes(), body] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac.verify_slice(&mac_bytes).map_err(|_| SignatureProblem::Mismatch)
+        self.over(&[domain.as_bytes(), name.as_bytes(), body])
+            .verify_slice(&mac_bytes)
+            .map_err(|_| SignatureProblem::Mismatch)
     }
 }
 
