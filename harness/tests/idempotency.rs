@@ -458,6 +458,31 @@ async fn keys_are_scoped_to_the_principal_not_only_the_tenant() {
     assert_eq!(handler.calls(), 2);
 }
 
+/// Two trusted issuers may both have a user `alice` of tenant `acme` (a subject is unique
+/// within its issuer only): the partner's `alice`, sending our `alice`'s key and body, runs
+/// the handler and gets an answer of her own, not ours. Scoped by tenant and subject alone,
+/// she was served the stored answer.
+#[tokio::test]
+async fn keys_are_scoped_to_the_issuer_of_the_subject() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    let body = r#"{"amount":100}"#;
+    let ours = || Some(Principal::new("alice", "acme").with_issuer("https://id.example.com"));
+    let partner = || Some(Principal::new("alice", "acme").with_issuer("https://partner.example.net"));
+    let first = send(&svc, request_by(Method::POST, "/payments", ours(), Some("k-alice"), body)).await;
+    assert_eq!(first.status(), 201);
+    let other = send(&svc, request_by(Method::POST, "/payments", partner(), Some("k-alice"), body)).await;
+    assert_eq!(other.status(), 201);
+    assert!(!other.headers().contains_key("idempotent-replayed"), "another issuer's alice got ours");
+    assert_ne!(self::body(&other), self::body(&first));
+    assert_eq!(handler.calls(), 2);
+    let again = send(&svc, request_by(Method::POST, "/payments", ours(), Some("k-alice"), body)).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(self::body(&again), self::body(&first));
+    assert_eq!(handler.calls(), 2);
+}
+
 #[tokio::test]
 async fn an_unauthenticated_request_is_refused_unless_anonymous_is_allowed() {
     let env = env().await;

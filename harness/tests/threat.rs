@@ -271,6 +271,36 @@ async fn a_principal_touching_too_many_tenants_is_refused() {
     assert!(incidents[0].entry.detail.contains("tenant_hopping"));
 }
 
+/// Tenants are counted per issuer and subject: another issuer's `mallory`, touching two
+/// tenants of her own, does not make this one a tenant hopper. Counted by subject alone,
+/// the partner's first request was refused as this one's third tenant.
+#[tokio::test]
+async fn tenants_are_counted_per_issuer_and_subject() {
+    let (_, store, _) = store().await;
+    let monitor = BehaviourMonitor::new(store.clone())
+        .tenants_per_principal(2)
+        .tenant_window(Duration::from_secs(3600));
+    let svc = ThreatLayer::builder()
+        .behaviour(monitor)
+        .track_tenants(true)
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(echo_score));
+    let mut statuses = Vec::new();
+    for (issuer, tenant) in
+        [("ours", "t-1"), ("ours", "t-2"), ("partner", "t-3"), ("partner", "t-4"), ("ours", "t-5")]
+    {
+        let mut req = request("GET", "/records", "198.51.100.61", "");
+        let ctx = Context::of_mut(&mut req).unwrap();
+        ctx.set_principal(
+            Principal::new("mallory", "t-1").with_issuer(format!("https://{issuer}.example.com")),
+        );
+        ctx.set_tenant(tenant);
+        statuses.push(svc.clone().oneshot(req).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 403], "only our caller's third tenant trips");
+}
+
 #[tokio::test]
 async fn benign_payment_requests_pass_with_score_zero() {
     let (_, store, _) = store().await;

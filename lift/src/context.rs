@@ -74,16 +74,30 @@ impl<B> std::fmt::Debug for CommittedAnswer<B> {
 
 /// Who is calling: set by authentication middleware.
 ///
+/// A subject is unique only within its issuer: OpenID Connect makes `sub` "locally unique
+/// ... within the Issuer", so two trusted issuers may each have a user `alice`. Anything
+/// kept per caller must be kept by [`qualified_subject`](Self::qualified_subject), which
+/// names the issuer too; Lift's idempotency records and per-user rate limits are.
+///
 /// # Examples
 ///
 /// ```
 /// let p = lift::Principal::new("user-1", "tenant-a").with_roles(["admin"]).with_scopes(["payments:write"]);
 /// assert!(p.has_role("admin") && p.has_scope("payments:write") && !p.has_role("auditor"));
+///
+/// // The same subject from two issuers is two callers.
+/// let ours = lift::Principal::new("alice", "acme").with_issuer("https://id.example.com");
+/// let partner = lift::Principal::new("alice", "acme").with_issuer("https://partner.example.net");
+/// assert_ne!(ours.qualified_subject(), partner.qualified_subject());
+/// assert_eq!(ours.qualified_subject(), "22:https://id.example.com|alice");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The subject (user or client id).
+    /// The subject (user or client id), unique within its [`issuer`](Self::issuer) only.
     pub subject: String,
+    /// Who vouched for the subject: the `iss` of the verified token. `None` for a principal
+    /// made without one (tests, custom authentication); its subject then stands alone.
+    pub issuer: Option<String>,
     /// The tenant the subject acts for.
     pub tenant: String,
     /// Roles granted to the subject.
@@ -97,10 +111,27 @@ impl Principal {
     pub fn new(subject: impl Into<String>, tenant: impl Into<String>) -> Self {
         Self {
             subject: subject.into(),
+            issuer: None,
             tenant: tenant.into(),
             roles: BTreeSet::new(),
             scopes: BTreeSet::new(),
         }
+    }
+
+    /// Sets the issuer that vouched for the subject.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The caller across issuers: the issuer's length in bytes, the issuer and the subject
+    /// (`22:https://id.example.com|alice`; without an issuer, `0:|alice`). The length comes
+    /// first, so no issuer and subject can spell another pair's: a subject that contains `|`
+    /// or looks like an issuer cannot pass for another issuer's user, and a principal
+    /// without an issuer cannot pass for one with.
+    pub fn qualified_subject(&self) -> String {
+        let issuer = self.issuer.as_deref().unwrap_or_default();
+        format!("{}:{issuer}|{}", issuer.len(), self.subject)
     }
 
     /// Adds roles.
@@ -514,5 +545,38 @@ mod tests {
         assert_eq!(ctx.tenant(), Some("t-1"));
         ctx.set_deadline(SystemTime::now() - Duration::from_secs(1));
         assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+    }
+
+    proptest::proptest! {
+        /// Two (issuer, subject) pairs have the same qualified subject only when they are the
+        /// same pair: whatever `|`, `:` or digits either holds, and with no issuer as the empty
+        /// one. A scheme without the length (`issuer|subject`) fails: `("a|b", "c")` and
+        /// `("a", "b|c")` spell the same.
+        #[test]
+        fn qualified_subjects_never_collide(
+            a in (proptest::option::of("[a-c|:0-9]{0,6}"), "[a-c|:0-9]{0,6}"),
+            b in (proptest::option::of("[a-c|:0-9]{0,6}"), "[a-c|:0-9]{0,6}"),
+        ) {
+            let principal = |(issuer, subject): &(Option<String>, String)| {
+                let p = Principal::new(subject.as_str(), "t");
+                match issuer {
+                    Some(issuer) => p.with_issuer(issuer.as_str()),
+                    None => p,
+                }
+            };
+            let same = a.0.as_deref().unwrap_or_default() == b.0.as_deref().unwrap_or_default() && a.1 == b.1;
+            proptest::prop_assert_eq!(principal(&a).qualified_subject() == principal(&b).qualified_subject(), same);
+        }
+
+        /// The pairs random ones rarely hit: a `|` (or any text) moved from the end of the
+        /// issuer to the start of the subject, the spelling a naive `issuer|subject` shares.
+        #[test]
+        fn text_moved_across_the_join_changes_the_qualified_subject(
+            x in "[a-c|:0-9]{0,4}", y in "[a-c|:0-9]{0,4}", z in "[a-c|:0-9]{0,4}",
+        ) {
+            let issuer_has_it = Principal::new(z.as_str(), "t").with_issuer(format!("{x}|{y}"));
+            let subject_has_it = Principal::new(format!("{y}|{z}"), "t").with_issuer(x.as_str());
+            proptest::prop_assert_ne!(issuer_has_it.qualified_subject(), subject_has_it.qualified_subject());
+        }
     }
 }

@@ -17,7 +17,7 @@ use lift::app::{AppService, Route};
 use lift::error::Problem;
 use lift::middleware::auth::{
     require_all_scopes, require_any_role, require_role, require_scope, Algorithm, AuthError, Claims,
-    ConfigError, Issuer, JwtLayer,
+    ConfigError, Issuer, JwtLayer, Verifier,
 };
 use lift::{json_response, App, Body, Context, Request, Response, RouteGroup};
 use serde_json::{json, Value};
@@ -190,6 +190,7 @@ async fn me(req: Request) -> Response {
         StatusCode::OK,
         &json!({
             "sub": principal.subject,
+            "iss": principal.issuer,
             "tenant": ctx.tenant(),
             "roles": principal.roles,
             "scopes": principal.scopes,
@@ -321,14 +322,19 @@ async fn hs256_with_a_configured_secret() {
 async fn several_issuers_are_picked_by_iss() {
     let (a, b) = (JwksServer::start().await, JwksServer::serving(vec![jwk(Kind::Ec, "b-ec")]).await);
     let service = app(JwtLayer::builder()
-        .issuer(a.issuer())
-        .issuer(b.issuer())
-        .issuer(Issuer::hs256("internal", HS_SECRET.to_vec()).audience(AUDIENCE))
+        .issuer(a.issuer().any_tenant())
+        .issuer(b.issuer().any_tenant())
+        .issuer(Issuer::hs256("internal", HS_SECRET.to_vec()).audience(AUDIENCE).any_tenant())
         .realm("test")
         .build()
         .unwrap());
-    assert_eq!(get(&service, "/me", &sign(Kind::Rsa, "rsa-1", &a.claims())).await.status(), StatusCode::OK);
-    assert_eq!(get(&service, "/me", &sign(Kind::Ec, "b-ec", &b.claims())).await.status(), StatusCode::OK);
+    let from_a = get(&service, "/me", &sign(Kind::Rsa, "rsa-1", &a.claims())).await;
+    let from_b = get(&service, "/me", &sign(Kind::Ec, "b-ec", &b.claims())).await;
+    assert_eq!((from_a.status(), from_b.status()), (StatusCode::OK, StatusCode::OK));
+    // One subject, two issuers: the principal says which issuer vouched for it.
+    assert_eq!((&body(&from_a)["sub"], &body(&from_b)["sub"]), (&json!("user-1"), &json!("user-1")));
+    assert_eq!(body(&from_a)["iss"], json!(a.issuer));
+    assert_eq!(body(&from_b)["iss"], json!(b.issuer));
     let internal = sign_hs256(HS_SECRET, None, &claims("internal"));
     assert_eq!(get(&service, "/me", &internal).await.status(), StatusCode::OK);
     // Issuer b's kid under issuer a's name: a's key set does not have it.
@@ -753,7 +759,7 @@ async fn configuration_is_checked_at_build() {
 async fn an_issuer_bound_to_tenants_cannot_speak_for_another() {
     const PARTNER_SECRET: &[u8] = b"the-partner-hs256-secret-of-32-bytes!!!";
     let service = app(JwtLayer::builder()
-        .issuer(Issuer::hs256("customers", HS_SECRET.to_vec()).audience(AUDIENCE))
+        .issuer(Issuer::hs256("customers", HS_SECRET.to_vec()).audience(AUDIENCE).any_tenant())
         .issuer(Issuer::hs256("partner", PARTNER_SECRET.to_vec()).audience(AUDIENCE).tenants(["globex"]))
         .realm("test")
         .build()
@@ -770,4 +776,27 @@ async fn an_issuer_bound_to_tenants_cannot_speak_for_another() {
     partner_claims["tenant_id"] = "acme".into();
     let overreach = sign_hs256(PARTNER_SECRET, None, &partner_claims);
     assert_refused(&get(&service, "/me", &overreach).await, &overreach, &AuthError::InvalidTenant);
+}
+
+/// Beside another issuer, an issuer that says nothing of its tenants is refused at build
+/// time: left to speak for every tenant, a partner's pool could mint tokens for all of them.
+/// A lone issuer needs no binding; saying both is refused too.
+#[test]
+fn several_issuers_must_each_say_which_tenants_they_speak_for() {
+    const PARTNER_SECRET: &[u8] = b"the-partner-hs256-secret-of-32-bytes!!!";
+    let customers = || Issuer::hs256("customers", HS_SECRET.to_vec()).audience(AUDIENCE);
+    let partner = || Issuer::hs256("partner", PARTNER_SECRET.to_vec()).audience(AUDIENCE);
+    let unbound = JwtLayer::builder().issuer(customers().any_tenant()).issuer(partner()).build();
+    assert_eq!(unbound.err(), Some(ConfigError::UnboundIssuer("partner".into())));
+    let message = ConfigError::UnboundIssuer("partner".into()).to_string();
+    assert!(message.contains("partner") && message.contains("any_tenant"), "{message}");
+    assert!(JwtLayer::builder()
+        .issuer(customers().any_tenant())
+        .issuer(partner().tenants(["globex"]))
+        .build()
+        .is_ok());
+    assert!(JwtLayer::builder().issuer(customers()).build().is_ok(), "a lone issuer speaks for any tenant");
+    assert!(Verifier::builder().issuer(customers()).issuer(partner().tenants(["globex"])).build().is_err());
+    let both = customers().tenants(["acme"]).any_tenant();
+    assert!(matches!(JwtLayer::builder().issuer(both).build(), Err(ConfigError::InvalidSetting(_))));
 }

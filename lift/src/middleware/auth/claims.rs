@@ -127,7 +127,7 @@ pub(crate) fn principal(claims: &Map<String, Value>, issuer: &Issuer) -> Result<
         .ok_or(AuthError::InvalidTenant)?;
     let roles = issuer.role_claims.iter().flat_map(|name| strings(claims.get(name.as_str())));
     let scopes = strings(claims.get("scope")).chain(strings(claims.get("scp")));
-    Ok(Principal::new(subject, tenant).with_roles(roles).with_scopes(scopes))
+    Ok(Principal::new(subject, tenant).with_issuer(&issuer.issuer).with_roles(roles).with_scopes(scopes))
 }
 
 pub(crate) fn into_claims(map: Map<String, Value>) -> Claims {
@@ -188,6 +188,7 @@ mod tests {
         }));
         let p = principal(&claims, &issuer()).unwrap();
         assert_eq!((p.subject.as_str(), p.tenant.as_str()), ("u-1", "acme"));
+        assert_eq!(p.issuer.as_deref(), Some("i"), "the principal names its issuer");
         assert!(p.has_role("admin") && p.has_role("auditor"));
         assert!(p.has_scope("payments:read") && p.has_scope("payments:write") && p.has_scope("profile"));
     }

@@ -201,6 +201,11 @@ pub enum ConfigError {
     /// The JWKS URL is plain http to a host other than localhost.
     #[error("jwks url {0:?} must be https (plain http only for localhost or when explicitly allowed)")]
     InsecureJwksUrl(String),
+    /// Several issuers are trusted and this one is neither bound to its tenants
+    /// ([`Issuer::tenants`](super::Issuer::tenants)) nor declared to speak for any
+    /// ([`Issuer::any_tenant`](super::Issuer::any_tenant)).
+    #[error("jwt issuer {0:?} is trusted beside others: bind it to its tenants or declare any_tenant()")]
+    UnboundIssuer(String),
     /// A duration or size is zero or out of range.
     #[error("invalid jwt setting: {0}")]
     InvalidSetting(&'static str),

@@ -64,6 +64,7 @@ pub struct Issuer {
     pub(crate) allow_insecure_http: bool,
     pub(crate) tenant_claims: Vec<String>,
     pub(crate) tenants: Option<Vec<String>>,
+    pub(crate) any_tenant: bool,
     pub(crate) role_claims: Vec<String>,
 }
 
@@ -83,6 +84,7 @@ impl fmt::Debug for Issuer {
             .field("jwks_max_staleness", &self.jwks_max_staleness)
             .field("refetch_cooldown", &self.refetch_cooldown)
             .field("tenants", &self.tenants)
+            .field("any_tenant", &self.any_tenant)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +104,7 @@ impl Issuer {
             allow_insecure_http: false,
             tenant_claims: DEFAULT_TENANT_CLAIMS.iter().map(|s| (*s).to_owned()).collect(),
             tenants: None,
+            any_tenant: false,
             role_claims: DEFAULT_ROLE_CLAIMS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -223,11 +226,22 @@ impl Issuer {
 
     /// The only tenants this issuer may speak for: a token of this issuer naming another
     /// tenant is refused ([`AuthError::InvalidTenant`](super::AuthError::InvalidTenant)).
-    /// Without it (the default) an issuer may name any tenant, so with several issuers,
-    /// say customers' pool and a partner's, each can mint tokens for every tenant: bind
-    /// each one that serves only some tenants.
+    ///
+    /// A lone issuer speaks for any tenant unless bound. With several, say the customers'
+    /// pool and a partner's, each must be bound with this or declared with
+    /// [`any_tenant`](Self::any_tenant): a build that trusts an issuer that is neither is
+    /// refused ([`ConfigError::UnboundIssuer`](super::ConfigError::UnboundIssuer)), since
+    /// otherwise every issuer could mint tokens for every tenant.
     pub fn tenants<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tenants: I) -> Self {
         self.tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Declares that this issuer speaks for every tenant, which an issuer trusted beside
+    /// others must say in so many words (see [`tenants`](Self::tenants)). For the issuer
+    /// of the service's own users, whose tenant claim it alone controls.
+    pub fn any_tenant(mut self) -> Self {
+        self.any_tenant = true;
         self
     }
 
@@ -255,6 +269,11 @@ impl Issuer {
         }
         if self.tenants.as_ref().is_some_and(|t| t.is_empty()) {
             return Err(ConfigError::InvalidSetting("tenants must name at least one tenant"));
+        }
+        if self.tenants.is_some() && self.any_tenant {
+            return Err(ConfigError::InvalidSetting(
+                "an issuer is bound to tenants or speaks for any, not both",
+            ));
         }
         if self.algorithms.is_empty() {
             return Err(ConfigError::InvalidAlgorithms(name()));

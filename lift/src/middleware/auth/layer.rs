@@ -208,7 +208,8 @@ impl JwtBuilder {
         Ok(builder)
     }
 
-    /// Trusts an issuer (call again for several).
+    /// Trusts an issuer (call again for several; then each must be bound to its tenants or
+    /// declared to speak for any: see [`Issuer::tenants`]).
     pub fn issuer(mut self, issuer: Issuer) -> Self {
         self.verifier = self.verifier.issuer(issuer);
         self

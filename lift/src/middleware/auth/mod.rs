@@ -23,11 +23,14 @@
 //!    only has to agree. An HS256 token "signed" with an RSA public key is refused here.
 //! 6. The signature, then `exp` (required), `nbf` and `iat` with a clock skew (60 s by
 //!    default), and `aud`.
-//! 7. The claims map to a principal: `sub`; the tenant from `tenant_id` or
-//!    `custom:tenant_id` (configurable), which must be one of the issuer's
-//!    [`tenants`](Issuer::tenants) when it is bound to some (with several issuers, bind
-//!    each that serves only some tenants: an unbound issuer may name any); roles from
-//!    `roles` and `cognito:groups`; scopes from `scope` (space-separated) and `scp`.
+//! 7. The claims map to a principal: `sub`, and the `iss` that vouched for it (a subject
+//!    is unique within its issuer only, so what is kept per caller is kept by
+//!    [`Principal::qualified_subject`](crate::Principal::qualified_subject)); the tenant
+//!    from `tenant_id` or `custom:tenant_id` (configurable), which must be one of the
+//!    issuer's [`tenants`](Issuer::tenants) when it is bound to some (with several issuers,
+//!    each must be bound or declared [`any_tenant`](Issuer::any_tenant), or the build is
+//!    refused); roles from `roles` and `cognito:groups`; scopes from `scope`
+//!    (space-separated) and `scp`.
 //!
 //! Every refusal is a 401 problem with `WWW-Authenticate: Bearer realm=..., error=
 //! "invalid_token", error_description=...` (RFC 6750), or a 503 when no usable keys could

@@ -96,7 +96,8 @@ impl Default for VerifierBuilder {
 }
 
 impl VerifierBuilder {
-    /// Trusts an issuer (call again for several; each `iss` at most once).
+    /// Trusts an issuer (call again for several; each `iss` at most once, and each bound to
+    /// its tenants or declared to speak for any: see [`Issuer::tenants`]).
     pub fn issuer(mut self, issuer: Issuer) -> Self {
         self.issuers.push(issuer);
         self
@@ -133,6 +134,12 @@ impl VerifierBuilder {
             issuer.validate()?;
             if self.issuers[..i].iter().any(|other| other.issuer == issuer.issuer) {
                 return Err(ConfigError::InvalidIssuer(issuer.issuer.clone()));
+            }
+        }
+        // Beside others, an issuer says which tenants it speaks for, or that it speaks for all.
+        if self.issuers.len() > 1 {
+            if let Some(unbound) = self.issuers.iter().find(|i| i.tenants.is_none() && !i.any_tenant) {
+                return Err(ConfigError::UnboundIssuer(unbound.issuer.clone()));
             }
         }
         let needs_http = self.issuers.iter().any(|i| matches!(i.keys, Ok(KeySource::Jwks(_))));

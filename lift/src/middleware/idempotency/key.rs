@@ -84,7 +84,8 @@ impl KeySource {
     }
 }
 
-/// Who a record belongs to: the authenticated principal's tenant and subject.
+/// Who a record belongs to: the authenticated principal's tenant, and its subject qualified
+/// by the issuer that vouched for it, since two issuers may both have a user `alice`.
 ///
 /// Keys are scoped to the principal, as Stripe scopes them to the account and API key: a
 /// key one caller used is invisible to every other caller, even of the same tenant, so
@@ -101,7 +102,13 @@ impl Scope {
     pub(crate) fn of(req: &Request, allow_anonymous: bool) -> Option<Self> {
         let ctx = Context::of(req);
         if let Some(p) = ctx.and_then(Context::principal) {
-            return Some(Self { tenant: p.tenant.clone(), subject: format!("s:{}", p.subject) });
+            // A subject is unique within its issuer only: with one, the scope names both.
+            // Without one, the form records have always had (`s:` and the subject).
+            let subject = match p.issuer {
+                Some(_) => format!("i:{}", p.qualified_subject()),
+                None => format!("s:{}", p.subject),
+            };
+            return Some(Self { tenant: p.tenant.clone(), subject });
         }
         allow_anonymous.then(|| Self {
             tenant: ctx.and_then(Context::tenant).unwrap_or("-").to_owned(),
@@ -227,5 +234,27 @@ mod tests {
         ctx.set_principal(crate::Principal::new("alice", "acme"));
         assert_eq!(Scope::of(&req, false), Some(scope("acme", "s:alice")));
         assert_eq!(Scope::of(&req, true), Some(scope("acme", "s:alice")));
+    }
+
+    /// The same subject of the same tenant from two issuers is two callers: the records of
+    /// one are invisible to the other. A scope of tenant and subject alone gave both one.
+    #[test]
+    fn the_scope_names_the_issuer_of_the_subject() {
+        let scope_by = |principal: crate::Principal| {
+            let mut req = req(Some("k"), "");
+            let mut ctx = Context::new("r");
+            ctx.set_principal(principal);
+            req.extensions_mut().insert(ctx);
+            Scope::of(&req, false).expect("a principal has a scope")
+        };
+        let ours = scope_by(crate::Principal::new("alice", "acme").with_issuer("https://id.example.com"));
+        let partner =
+            scope_by(crate::Principal::new("alice", "acme").with_issuer("https://partner.example.net"));
+        let bare = scope_by(crate::Principal::new("alice", "acme"));
+        assert_eq!(ours, scope("acme", "i:22:https://id.example.com|alice"));
+        assert_ne!(ours, partner);
+        assert_ne!(ours, bare);
+        let m = http::Method::POST;
+        assert_ne!(record_key(&ours, &m, "/p", "k"), record_key(&partner, &m, "/p", "k"));
     }
 }

@@ -31,7 +31,9 @@ pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 pub enum RateLimitKey {
     /// The tenant of the request's [`Context`].
     Tenant,
-    /// The subject of the authenticated [`Principal`](crate::Principal).
+    /// The authenticated [`Principal`](crate::Principal): its subject qualified by its issuer
+    /// ([`Principal::qualified_subject`](crate::Principal::qualified_subject)), so the same
+    /// subject from two issuers has two buckets.
     User,
     /// The client IP: API Gateway's `sourceIp` on Lambda, else a [`ClientIp`] or a
     /// `SocketAddr` extension. Never `X-Forwarded-For`, which any client can write.
@@ -70,7 +72,13 @@ impl RateLimitKey {
         let ctx = || head.extensions.get::<Context>();
         let text = match self {
             Self::Tenant => ctx().and_then(Context::tenant),
-            Self::User => ctx().and_then(Context::principal).map(|p| p.subject.as_str()),
+            Self::User => {
+                // Qualified by its issuer: another issuer's `alice` must not drain this one's.
+                return ctx()
+                    .and_then(Context::principal)
+                    .map(|p| out.push_str(&p.qualified_subject()))
+                    .is_some();
+            }
             Self::Ip => {
                 return client_ip(head).map(|ip| write!(out, "{ip}").is_ok()).unwrap_or(false);
             }
@@ -192,8 +200,24 @@ mod tests {
         let parts = [RateLimitKey::Tenant, RateLimitKey::User, RateLimitKey::Route, RateLimitKey::Ip];
         let mut routed = head(Some(ctx));
         routed.extensions.insert(MatchedRoute("/payments".into()));
-        assert_eq!(compound_key(&parts, &routed), "t:acme|u:user-1|r:POST /payments|ip:-");
+        assert_eq!(compound_key(&parts, &routed), "t:acme|u:0:|user-1|r:POST /payments|ip:-");
         assert_eq!(compound_key(&[RateLimitKey::Tenant], &head(None)), "t:-");
+    }
+
+    /// Another issuer's `alice` has a bucket of her own: with the subject alone, a partner
+    /// issuer's user could drain the limit of a customer of the same name.
+    #[test]
+    fn user_keys_name_the_issuer() {
+        let key = |principal: Principal| {
+            let mut ctx = Context::new("r");
+            ctx.set_principal(principal);
+            compound_key(&[RateLimitKey::User], &head(Some(ctx)))
+        };
+        let ours = key(Principal::new("alice", "acme").with_issuer("https://id.example.com"));
+        let partner = key(Principal::new("alice", "acme").with_issuer("https://partner.example.net"));
+        assert_eq!(ours, "u:22:https://id.example.com|alice");
+        assert_ne!(ours, partner);
+        assert_eq!(compound_key(&[RateLimitKey::User], &head(None)), "u:-");
     }
 
     #[test]

@@ -31,7 +31,10 @@ impl Signal {
 }
 
 /// Counts failed authentication per IP and per user, and distinct tenants per principal,
-/// in fixed windows, in a [`ThreatStore`]: every Lambda instance sees the same counts.
+/// in fixed windows, in a [`ThreatStore`]: every Lambda instance sees the same counts. The
+/// threat layer names a principal by issuer and subject
+/// ([`Principal::qualified_subject`](crate::Principal::qualified_subject)) when it has an
+/// issuer, so two issuers' users of one name are counted apart.
 ///
 /// Defaults: 10 failures per IP and 5 per user in 5 minutes; 3 tenants per principal in
 /// an hour.

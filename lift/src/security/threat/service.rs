@@ -117,20 +117,26 @@ where
     let mut req = Request::from_parts(parts, body);
     let ctx = Context::of(&req);
     let request_id = ctx.map(|c| c.request_id().to_owned());
-    let principal = ctx.and_then(Context::principal).map(|p| p.subject.clone());
+    let principal = ctx.and_then(Context::principal);
+    // Blocks name a subject, from any issuer: an operator's block errs on the side of refusing.
+    let subject = principal.map(|p| p.subject.clone());
+    // What is counted per caller is counted per issuer and subject: another issuer's user of
+    // the same name must not add to this one's tenants or failures, nor trip them for it.
+    let caller =
+        principal.map(|p| if p.issuer.is_some() { p.qualified_subject() } else { p.subject.clone() });
     let tenant = ctx.and_then(Context::tenant).map(str::to_owned);
 
     if let Some(store) = &config.store {
-        if Box::pin(is_blocked(store, ip, principal.as_deref())).await {
+        if Box::pin(is_blocked(store, ip, subject.as_deref())).await {
             return Ok(crate::Error::from(Refused::Blocked).render(request_id.as_deref()));
         }
     }
 
     let mut assessment = config.detectors.inspect(&req);
-    if let (Some(monitor), true, Some(principal), Some(tenant)) =
-        (&config.monitor, config.track_tenants, &principal, &tenant)
+    if let (Some(monitor), true, Some(caller), Some(tenant)) =
+        (&config.monitor, config.track_tenants, &caller, &tenant)
     {
-        match Box::pin(monitor.tenant_touched(principal, tenant)).await {
+        match Box::pin(monitor.tenant_touched(caller, tenant)).await {
             Ok(signal) if signal.tripped() => {
                 assessment.extend([finding(FindingKind::TenantHopping, "too many tenants in a window")])
             }
@@ -153,7 +159,7 @@ where
     req.extensions_mut().insert(assessment);
     let res = inner.call(req).await?;
     if res.status() == http::StatusCode::UNAUTHORIZED {
-        let user = res.extensions().get::<FailedLogin>().map(|f| f.0.as_str()).or(principal.as_deref());
+        let user = res.extensions().get::<FailedLogin>().map(|f| f.0.as_str()).or(caller.as_deref());
         match Box::pin(monitor.auth_failed(ip, user)).await {
             Ok((by_ip, by_user)) => {
                 let mut burst = ThreatAssessment::default();
