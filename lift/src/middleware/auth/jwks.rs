@@ -226,9 +226,18 @@ impl JwksCache {
 
     /// Looks a key up without any I/O.
     pub(crate) fn lookup(&self, kid: Option<&str>) -> Lookup {
+        self.lookup_after(kid, false)
+    }
+
+    /// Looks a key up; `fetched` right after a fetch was attempted for this call. A failure
+    /// then counts as backing off however short the backoff is: with a zero cooldown there
+    /// is none, and a stale key the bound still allows was refused as unknown (401) while
+    /// the issuer was down.
+    fn lookup_after(&self, kid: Option<&str>, fetched: bool) -> Lookup {
         let now = Instant::now();
         let st = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        let backing_off = st.failed_at.is_some_and(|t| now.duration_since(t) < self.failure_backoff());
+        let backing_off =
+            st.failed_at.is_some_and(|t| fetched || now.duration_since(t) < self.failure_backoff());
         let Some(fetched_at) = self.usable_since(&st, now) else {
             return match (&st.last_error, backing_off) {
                 (Some(err), true) => Lookup::Unavailable(err.clone()),
@@ -261,7 +270,7 @@ impl JwksCache {
             Lookup::Fetch => {}
         }
         self.refresh(kid).await;
-        match self.lookup(kid) {
+        match self.lookup_after(kid, true) {
             Lookup::Found(key) => Ok(key),
             Lookup::Unavailable(err) => Err(AuthError::KeysUnavailable(err)),
             Lookup::Unknown | Lookup::Fetch => {
@@ -460,6 +469,27 @@ mod tests {
         assert!(matches!(cache.resolve(Some("a")).await, Err(AuthError::KeysUnavailable(_))));
         *fake.body.lock().unwrap() = Some(set(&["a"]));
         assert!(cache.resolve(Some("a")).await.is_ok());
+    }
+
+    /// A zero cooldown (no failure backoff) must not change what the staleness bound
+    /// promises: within it, a stale key keeps verifying while the issuer is down. It was
+    /// refused as an unknown key (401) once the refetch failed.
+    #[tokio::test(start_paused = true)]
+    async fn within_the_bound_without_a_failure_backoff_the_stale_key_still_verifies() {
+        let fake = Arc::new(FakeIssuer::default());
+        *fake.body.lock().unwrap() = Some(set(&["a"]));
+        let cache = bounded_cache(&fake, 60, 3600, 0);
+        assert!(cache.resolve(Some("a")).await.is_ok());
+        *fake.body.lock().unwrap() = None;
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(cache.resolve(Some("a")).await.is_ok(), "stale and within the bound: still verifies");
+        assert_eq!(calls(&fake), 2, "the stale set was refetched first");
+        assert!(matches!(cache.resolve(Some("b")).await, Err(AuthError::UnknownKey)), "a kid the set lacks");
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(
+            matches!(cache.resolve(Some("a")).await, Err(AuthError::KeysUnavailable(_))),
+            "past the bound"
+        );
     }
 
     #[tokio::test(start_paused = true)]
