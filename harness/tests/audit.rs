@@ -113,7 +113,9 @@ async fn tampering_in_the_table_is_named() {
     let trail = anchored(&client, &table, &checkpoints);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     for i in 0..5u64 {
-        trail.try_append(entry("acme", "alice", "records.read", now + i)).unwrap();
+        trail
+            .try_append(entry("acme", "alice", "records.read", now + i).issuer("https://id.example.com"))
+            .unwrap();
     }
     trail.flush().await.unwrap();
     let key = |seq: u64| {
@@ -123,16 +125,21 @@ async fn tampering_in_the_table_is_named() {
         ]
     };
 
-    // Someone with table access rewrites who did it.
-    client
-        .update_item()
-        .table_name(&table)
-        .set_key(Some(key(3).into()))
-        .update_expression("SET actor = :m")
-        .expression_attribute_values(":m", AttributeValue::S("mallory".into()))
+    // Someone with table access rewrites entry 3: `SET <attribute> = <value>`, or, without a
+    // value, `REMOVE <attribute>`.
+    let rewrite = |attribute: &'static str, value: Option<&'static str>| {
+        let update = client.update_item().table_name(&table).set_key(Some(key(3).into()));
+        match value {
+            Some(value) => update
+                .update_expression(format!("SET {attribute} = :v"))
+                .expression_attribute_values(":v", AttributeValue::S(value.into())),
+            None => update.update_expression(format!("REMOVE {attribute}")),
+        }
         .send()
-        .await
-        .unwrap();
+    };
+
+    // Who did it.
+    rewrite("actor", Some("mallory")).await.unwrap();
     match trail.verify("acme").await {
         Err(AuditError::Broken { tenant, broken }) => {
             assert_eq!(tenant, "acme");
@@ -140,16 +147,20 @@ async fn tampering_in_the_table_is_named() {
         }
         other => panic!("the change went unnoticed: {other:?}"),
     }
-    // Put it back, then delete an entry.
-    client
-        .update_item()
-        .table_name(&table)
-        .set_key(Some(key(3).into()))
-        .update_expression("SET actor = :a")
-        .expression_attribute_values(":a", AttributeValue::S("alice".into()))
-        .send()
-        .await
-        .unwrap();
+    rewrite("actor", Some("alice")).await.unwrap();
+    trail.verify("acme").await.unwrap();
+    // Which issuer vouched for who did it: another issuer's `alice`, or none at all.
+    for value in [Some("https://partner.example.net"), None] {
+        rewrite("issuer", value).await.unwrap();
+        assert!(
+            matches!(
+                trail.verify("acme").await,
+                Err(AuditError::Broken { broken: ChainBreak::Changed { seq: 3 }, .. })
+            ),
+            "issuer {value:?} went unnoticed"
+        );
+    }
+    rewrite("issuer", Some("https://id.example.com")).await.unwrap();
     trail.verify("acme").await.unwrap();
     // Deleting the newest entry leaves a valid shorter chain: the trail that wrote the head
     // notices, and so does a fresh reader, from the signed checkpoint of that head.
@@ -211,7 +222,7 @@ async fn the_layer_records_and_flushes_every_request() {
     let trail = trail(&client, &table);
     let authenticate = tower::util::MapRequestLayer::new(|mut req: Request| {
         if let Some(ctx) = Context::of_mut(&mut req) {
-            ctx.set_principal(Principal::new("dr-who", "clinic-1"));
+            ctx.set_principal(Principal::new("dr-who", "clinic-1").with_issuer("https://id.example.com"));
         }
         req
     });
@@ -234,6 +245,7 @@ async fn the_layer_records_and_flushes_every_request() {
         ("dr-who", "GET /records/:id", "record/r-1", Outcome::Success)
     );
     assert_eq!(read.data_classes, ["phi"]);
+    assert_eq!(read.issuer.as_deref(), Some("https://id.example.com"), "who vouched for the actor");
     assert!(!read.request_id.is_empty());
     assert_eq!(entries[1].entry.outcome, Outcome::Denied);
     trail.verify("clinic-1").await.unwrap();

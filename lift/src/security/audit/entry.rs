@@ -69,6 +69,10 @@ pub struct AuditEntry {
     pub tenant: String,
     /// Who: the principal's subject (or `anonymous`).
     pub actor: String,
+    /// Who vouched for the actor: the issuer of its token (`iss`), when it had one. A
+    /// subject is unique within its issuer only, so with several issuers the actor is one
+    /// person only together with this (HIPAA's unique user identification).
+    pub issuer: Option<String>,
     /// What: a verb such as `payments.refund` or `GET /payments/:id`.
     pub action: String,
     /// On what: the resource, e.g. `payment/pay_123`.
@@ -99,6 +103,7 @@ impl AuditEntry {
         Self {
             tenant: tenant.into(),
             actor: actor.into(),
+            issuer: None,
             action: action.into(),
             resource: resource.into(),
             outcome,
@@ -108,6 +113,12 @@ impl AuditEntry {
             data_classes: Vec::new(),
             detail: String::new(),
         }
+    }
+
+    /// Sets the issuer that vouched for the actor.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
     }
 
     /// Sets where the request came from.
@@ -178,7 +189,9 @@ impl SealedEntry {
 
 /// SHA-256 over the previous hash and a canonical encoding: every field in a fixed order,
 /// each as its byte length (u64, big endian) then its bytes, so no two different entries
-/// encode alike.
+/// encode alike. The issuer, when there is one, comes last, after a field naming it: an
+/// entry without one encodes as entries did before the issuer was recorded, so chains
+/// written then verify unchanged, and no entry with one encodes like one without.
 pub fn chain_hash(prev_hash: &[u8; 32], seq: u64, entry: &AuditEntry) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev_hash);
@@ -200,6 +213,10 @@ pub fn chain_hash(prev_hash: &[u8; 32], seq: u64, entry: &AuditEntry) -> [u8; 32
         field(class.as_bytes());
     }
     field(entry.detail.as_bytes());
+    if let Some(issuer) = &entry.issuer {
+        field(b"issuer");
+        field(issuer.as_bytes());
+    }
     h.finalize().into()
 }
 
@@ -417,6 +434,7 @@ mod tests {
             .from_where("203.0.113.7")
             .request_id(format!("req-{seq}"))
             .data_classes(["pci.pan_last4"]);
+            let e = if seq % 2 == 0 { e.issuer("https://id.example.com") } else { e };
             let sealed = SealedEntry::seal(seq, e, prev);
             prev = sealed.hash;
             out.push(sealed);
@@ -470,8 +488,33 @@ mod tests {
         assert_eq!(unhex("zz"), None);
     }
 
+    /// The hash of the entry in the test below, computed outside this code from the encoding
+    /// entries had before the issuer was recorded.
+    const OLD_HASH: &str = "08c91155208bc930dd27fdca63ef5a2e256d15227ffa591221257ab15a57776b";
+
+    /// An entry without an issuer hashes as entries did before the issuer was recorded, so
+    /// old chains still verify; with one,
+    /// the hash differs, and moving text between the detail and the issuer changes it too.
+    #[test]
+    fn the_issuer_leaves_old_hashes_alone_and_is_bound_when_present() {
+        let old = AuditEntry::new("acme", "user-1", "payments.read", "payment/1", Outcome::Success)
+            .at(1_700_000_000_001)
+            .from_where("203.0.113.7")
+            .request_id("req-1")
+            .data_classes(["pci.pan_last4"]);
+        assert_eq!(hex(&chain_hash(&GENESIS, 1, &old)), OLD_HASH);
+        let with = old.clone().issuer("https://id.example.com");
+        assert_ne!(chain_hash(&GENESIS, 1, &with), chain_hash(&GENESIS, 1, &old));
+        let other = old.clone().issuer("https://partner.example.net");
+        assert_ne!(chain_hash(&GENESIS, 1, &with), chain_hash(&GENESIS, 1, &other));
+        // The detail cannot spell the issuer's fields.
+        let mut spelled = old.clone();
+        spelled.detail.push_str("\0\0\0\0\0\0\0\x06issuer");
+        assert_ne!(chain_hash(&GENESIS, 1, &spelled), chain_hash(&GENESIS, 1, &old.issuer("")));
+    }
+
     fn field_change() -> impl Strategy<Value = (usize, usize, String)> {
-        (0usize..8, 0usize..11, "[a-z0-9]{1,8}")
+        (0usize..8, 0usize..13, "[a-z0-9]{1,8}")
     }
 
     proptest! {
@@ -493,6 +536,11 @@ mod tests {
                 7 => e.entry.request_id.push_str(&value),
                 8 => e.entry.data_classes.push(value.clone()),
                 9 => e.entry.detail.push_str(&value),
+                10 => match &mut e.entry.issuer {
+                    Some(issuer) => issuer.push_str(&value),
+                    None => e.entry.issuer = Some(value.clone()),
+                },
+                11 => e.entry.issuer = match e.entry.issuer { Some(_) => None, None => Some(value.clone()) },
                 _ => e.hash[value.len() % 32] ^= 1,
             }
             prop_assert_ne!(&t, &original);

@@ -201,6 +201,7 @@ where
         let tenant =
             principal.map(|p| p.tenant.clone()).or_else(|| ctx.and_then(Context::tenant).map(str::to_owned));
         let actor = principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone());
+        let issuer = principal.and_then(|p| p.issuer.clone());
         let request_id = ctx.map(|c| c.request_id().to_owned()).unwrap_or_default();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -231,6 +232,10 @@ where
             .request_id(request_id)
             .data_classes(notes.data_classes)
             .detail(notes.detail.unwrap_or_default());
+            let entry = match issuer {
+                Some(issuer) => entry.issuer(issuer),
+                None => entry,
+            };
             let request_id = entry.request_id.clone();
             trail.append(entry.clone()).await;
             let storage = match trail.flush().await {

@@ -754,7 +754,7 @@ impl AuditTrail {
         let expires_at = e.at_ms / 1000 + self.inner.retention.as_secs();
         let s = |v: &str| AttributeValue::S(v.to_owned());
         let n = |v: u64| AttributeValue::N(v.to_string());
-        HashMap::from([
+        let mut item = HashMap::from([
             ("pk".to_owned(), s(&pk(&e.tenant))),
             ("seq".to_owned(), n(sealed.seq)),
             ("tenant".to_owned(), s(&e.tenant)),
@@ -771,7 +771,11 @@ impl AuditTrail {
             ("hash".to_owned(), s(&hex(&sealed.hash))),
             ("expires_at".to_owned(), n(expires_at)),
             ("write_id".to_owned(), s(write_id)),
-        ])
+        ]);
+        if let Some(issuer) = &e.issuer {
+            item.insert("issuer".to_owned(), s(issuer));
+        }
+        item
     }
 
     /// A tenant's entries that match the query, oldest first.
@@ -1012,6 +1016,7 @@ fn sealed_from(item: &HashMap<String, AttributeValue>) -> Option<SealedEntry> {
     let entry = AuditEntry {
         tenant: string(item, "tenant")?.to_owned(),
         actor: string(item, "actor")?.to_owned(),
+        issuer: string(item, "issuer").map(str::to_owned),
         action: string(item, "action")?.to_owned(),
         resource: string(item, "resource")?.to_owned(),
         outcome: Outcome::parse(string(item, "outcome")?)?,
