@@ -537,16 +537,35 @@ pub fn load_prices(path: Option<&Path>) -> anyhow::Result<PriceTable> {
 
 /// Reads a traffic profile. With its `deploy` (relative to the profile), or else the
 /// deployment of `plan`, `arch` is the deployed architecture; an `arch` the profile sets
-/// that differs is refused naming both.
+/// that differs is refused naming both. A profile and a plan that each name a deployment
+/// must name the same file.
 pub fn load_profile(path: &Path, plan: Option<&Plan>) -> anyhow::Result<TrafficProfile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read traffic profile {}", path.display()))?;
     let mut profile = TrafficProfile::parse(&text).with_context(|| path.display().to_string())?;
     let dir = path.parent().unwrap_or(Path::new(""));
+    let plans = plan.and_then(|p| p.deploy.as_ref());
     let deploy = match &profile.deploy {
         Some(deploy) => Some(dir.join(deploy)),
-        None => plan.and_then(|p| p.deploy.clone()),
+        None => plans.cloned(),
     };
+    // Both name a deployment: one, or the traffic is priced for one deployment and measured
+    // for another.
+    if let (Some(own), Some(plans)) = (&deploy, plans) {
+        let same = match (std::fs::canonicalize(own), std::fs::canonicalize(plans)) {
+            (Ok(own), Ok(plans)) => own == plans,
+            _ => own == plans,
+        };
+        if !same {
+            anyhow::bail!(
+                "{}: deploy {} is not the cost plan's deploy {}: the traffic would be priced for one \
+                 deployment and measured as another",
+                path.display(),
+                own.display(),
+                plans.display()
+            );
+        }
+    }
     if let Some(deploy) = deploy {
         let deployed = Deployed::load(Path::new(""), &deploy, &text)?;
         let arch = plan::arch_of(&deployed.config)?;
@@ -665,6 +684,19 @@ mod tests {
         assert_eq!(load_profile(&profile(""), Some(&plan)).unwrap().arch, Arch::Arm64);
         assert!(load_profile(&profile("arch = \"x86_64\""), Some(&plan)).is_err());
         assert_eq!(load_profile(&profile("arch = \"x86_64\""), None).unwrap().arch, Arch::X86_64);
+        // The profile's own deploy and the plan's must be one file: another deployment, even
+        // one of the same architecture, would price the traffic of a function not measured.
+        std::fs::copy(dir.join("lift.toml"), dir.join("other.toml")).unwrap();
+        let err =
+            format!("{:#}", load_profile(&profile("deploy = \"other.toml\""), Some(&plan)).unwrap_err());
+        assert!(
+            err.contains("other.toml") && err.contains("lift.toml") && err.contains("cost plan"),
+            "{err}"
+        );
+        assert_eq!(
+            load_profile(&profile("deploy = \"./lift.toml\""), Some(&plan)).unwrap().arch,
+            Arch::Arm64
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
