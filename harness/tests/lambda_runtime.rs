@@ -941,6 +941,22 @@ async fn the_cold_start_gate_counts_setup_deferred_to_the_first_request() {
     assert!(line.contains("; init median ") && line.contains("; first invocation median 4"), "{stdout}");
 }
 
+/// A baseline that never starts leaves nothing to compare with: the gate fails saying so,
+/// and prints no ratio (against an empty median it printed one of 10^15).
+#[tokio::test]
+async fn the_cold_start_gate_refuses_to_compare_with_a_baseline_that_never_started() {
+    let _shared = CPU.read().await;
+    let args =
+        ["--bin", HELLO, "--vs", FIXTURE, "--runs", "2", "--env", "FIXTURE_INIT=crash", "--budget-ms", "5"];
+    let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || coldstart_gate(&args)).await.unwrap();
+    assert!(!passed, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("no cold start of lambda-fixture succeeded (2 failed): there is nothing to compare"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stdout.contains("ratio"), "{stdout}");
+}
+
 #[tokio::test]
 async fn the_cold_start_gate_says_when_the_app_refuses_its_event() {
     let _shared = CPU.read().await;

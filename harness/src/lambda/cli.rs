@@ -215,6 +215,15 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
                 }
             }
             if let [a, b] = stats.as_slice() {
+                // A side with no cold start measured has no median: a ratio against it is
+                // a division by nothing (it printed 10^15).
+                if let Some(none) = [a, b].into_iter().find(|s| s.cold_start.is_empty()) {
+                    bail!(
+                        "no cold start of {} succeeded ({} failed): there is nothing to compare",
+                        none.name,
+                        none.failures
+                    );
+                }
                 let (ma, mb) = (a.cold_start_median(), b.cold_start_median());
                 let ratio = ms(ma) / ms(mb).max(f64::EPSILON);
                 println!(

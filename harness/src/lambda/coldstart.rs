@@ -14,7 +14,8 @@ use super::{Function, LocalLambda};
 pub struct ColdStarts {
     /// The function's name.
     pub name: String,
-    /// Each run's cold start: its Init Duration plus its first invocation's Duration.
+    /// Each successful run's cold start: its Init Duration plus its first invocation's
+    /// Duration.
     pub cold_start: Vec<Duration>,
     /// Each run's Init Duration.
     pub init: Vec<Duration>,
@@ -27,7 +28,8 @@ pub struct ColdStarts {
     pub statuses: BTreeMap<u16, usize>,
     /// The largest Max Memory Used of any run, in MB.
     pub max_memory_used_mb: u64,
-    /// Runs whose invocation failed.
+    /// Runs whose invocation failed (an init or function error, or no answer): counted
+    /// here and in no timing above.
     pub failures: usize,
 }
 
@@ -95,7 +97,7 @@ impl ColdStarts {
             part(&self.first_duration),
             part(&self.first_invocation),
             self.max_memory_used_mb,
-            self.init.len(),
+            self.init.len() + self.failures,
             self.failures,
         )
     }
@@ -129,7 +131,9 @@ pub async fn measure(
             let result = lambda.invoke(&stats.name, payload.to_vec()).await;
             let latency = started.elapsed();
             match result {
-                Ok(resp) if resp.report.init_duration.is_some() => {
+                // A run that failed is counted, not timed: how fast a start crashes says
+                // nothing of how fast it starts, and a median of crashes is no baseline.
+                Ok(resp) if resp.report.init_duration.is_some() && resp.function_error.is_none() => {
                     let init = resp.report.init_duration.unwrap_or_default();
                     stats.init.push(init);
                     stats.first_duration.push(resp.report.duration);
@@ -139,9 +143,6 @@ pub async fn measure(
                         *stats.statuses.entry(u16::try_from(status).unwrap_or(u16::MAX)).or_default() += 1;
                     }
                     stats.max_memory_used_mb = stats.max_memory_used_mb.max(resp.report.max_memory_used_mb);
-                    if resp.function_error.is_some() {
-                        stats.failures += 1;
-                    }
                 }
                 _ => stats.failures += 1,
             }
