@@ -97,9 +97,11 @@ impl Fixture {
             .unwrap()
     }
 
-    /// A restore from the fixture's target, verified with the fixture's key.
+    /// A restore of the fixture's table from its target, verified with the fixture's key.
     fn restore(&self, into: &str) -> lift::disaster::backup::RestoreBuilder {
-        Restore::builder(self.client.clone(), self.target(), into).key(self.key.clone())
+        Restore::builder(self.client.clone(), self.target(), into)
+            .source_table(&self.table)
+            .key(self.key.clone())
     }
 
     /// The stream archive of the fixture's table into its target, signed with its key.
@@ -428,6 +430,7 @@ async fn s3_round_trip_on_moto() {
 
     let into = restored_name(&f);
     let report = Restore::builder(f.client.clone(), target.clone(), &into)
+        .source_table(&f.table)
         .key(f.key.clone())
         .build()
         .unwrap()
@@ -444,6 +447,7 @@ async fn s3_round_trip_on_moto() {
     let key = format!("orders/prod/backups/{}/segment-00002.jsonl.gz", manifest.backup_id);
     s3.put_object().bucket("lift-backups").key(&key).body(b"tampered".to_vec().into()).send().await.unwrap();
     let err = Restore::builder(f.client.clone(), target, restored_name(&f))
+        .source_table(&f.table)
         .key(f.key.clone())
         .build()
         .unwrap()
@@ -493,17 +497,33 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
     // Another key, or none, is refused; the key in a file is the same key.
     let wrong = with_key(
         Some("somebody else's key, 32 bytes or more"),
-        &["restore", "--from", dir, "--into", "x-new", "--no-replay"],
+        &["restore", "--source-table", &f.table, "--from", dir, "--into", "x-new", "--no-replay"],
     );
     let stderr = String::from_utf8_lossy(&wrong.stderr);
     assert!(!wrong.status.success() && stderr.contains("not signed by the backup key"), "{stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
-    let none = with_key(None, &["restore", "--from", dir, "--into", "x-new", "--no-replay"]);
+    let none = with_key(
+        None,
+        &["restore", "--source-table", &f.table, "--from", dir, "--into", "x-new", "--no-replay"],
+    );
     assert!(String::from_utf8_lossy(&none.stderr).contains("no backup key"));
+    assert!(!exists(&f.client, "x-new").await);
+    // The table the backup was taken of is stated, never taken from the backup itself:
+    // without it the restore is refused before anything is read; another table's name is
+    // refused once the manifest's signed table is known, before anything is created.
+    let unnamed = cli(&["restore", "--from", dir, "--into", "x-new", "--no-replay"]);
+    let stderr = String::from_utf8_lossy(&unnamed.stderr);
+    assert!(!unnamed.status.success() && stderr.contains("--source-table"), "{stderr}");
+    let other =
+        cli(&["restore", "--source-table", "patients", "--from", dir, "--into", "x-new", "--no-replay"]);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("is a backup of table {}, not of patients", f.table)), "{stderr}");
     assert!(!exists(&f.client, "x-new").await);
     let into = restored_name(&f);
     // No stream archive ran: a restore that replays it is refused, the backup alone restores.
-    let out = cli(&["restore", "--from", dir, "--into", &into, "--until", "latest"]);
+    let out =
+        cli(&["restore", "--source-table", &f.table, "--from", dir, "--into", &into, "--until", "latest"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("there is no stream archive"),
@@ -518,6 +538,8 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
         None,
         &[
             "restore",
+            "--source-table",
+            &f.table,
             "--from",
             dir,
             "--into",
@@ -531,14 +553,24 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(contents(&f.client, &into).await.len(), 12);
-    let out = cli(&["restore", "--from", dir, "--into", &into, "--no-replay"]);
+    let out = cli(&["restore", "--source-table", &f.table, "--from", dir, "--into", &into, "--no-replay"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already exists"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = cli(&["restore", "--from", dir, "--into", "x-new", "--until", "yesterday"]);
+    let out = cli(&[
+        "restore",
+        "--source-table",
+        &f.table,
+        "--from",
+        dir,
+        "--into",
+        "x-new",
+        "--until",
+        "yesterday",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not `latest`, RFC 3339 or epoch milliseconds"));
 
@@ -547,11 +579,24 @@ async fn the_cli_backs_up_and_restores_and_refuses_an_existing_table() {
     let manifest_path = f.dir.join("backups").join(id).join("manifest.json");
     tamper_manifest(&manifest_path, |m| m.signature = None);
     let unsigned = restored_name(&f);
-    let out = cli(&["restore", "--from", dir, "--into", &unsigned, "--no-replay"]);
+    let out =
+        cli(&["restore", "--source-table", &f.table, "--from", dir, "--into", &unsigned, "--no-replay"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("has no signature"), "{stderr}");
-    let out =
-        with_key(None, &["restore", "--from", dir, "--into", &unsigned, "--no-replay", "--allow-unsigned"]);
+    let out = with_key(
+        None,
+        &[
+            "restore",
+            "--source-table",
+            &f.table,
+            "--from",
+            dir,
+            "--into",
+            &unsigned,
+            "--no-replay",
+            "--allow-unsigned",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("not authenticated"), "{stderr}");
@@ -865,6 +910,113 @@ async fn a_manifest_from_another_backup_is_refused() {
     assert_eq!(contents(&f.client, &into).await["a"], "old");
 }
 
+/// One key signs the backups of several tables. A validly signed backup of `orders`, put
+/// where a restore of `patients` looks (by someone who can write the target, or by an
+/// operator's mistyped path), is refused: asked for by id or as the latest, the restore
+/// names both tables, and nothing is created. A restore must say which table it expects.
+#[tokio::test]
+async fn a_signed_backup_of_another_table_is_refused() {
+    let orders = fixture().await;
+    let patients = fixture().await;
+    orders.put("a", "an order").await;
+    let manifest = orders.backup(1).await;
+    assert_eq!(manifest.table, orders.table);
+
+    let into = restored_name(&patients);
+    let restore = || {
+        Restore::builder(patients.client.clone(), orders.target(), &into)
+            .source_table(&patients.table)
+            .key(key())
+            .replay_archive(false)
+    };
+    for restore in [restore(), restore().backup(&manifest.backup_id)] {
+        let err = restore.build().unwrap().run().await.unwrap_err();
+        match &err {
+            BackupError::WrongTable { expected, found, backup } => {
+                assert_eq!((expected, found, backup), (&patients.table, &orders.table, &manifest.backup_id))
+            }
+            other => panic!("a signed backup of another table was accepted: {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains(&orders.table) && text.contains(&patients.table), "{text}");
+    }
+    assert!(!exists(&patients.client, &into).await, "a refused restore created the table");
+
+    // A restore that does not say which table it expects is refused before it reads anything.
+    let unnamed = Restore::builder(patients.client.clone(), orders.target(), &into).key(key()).build();
+    let err = unnamed.unwrap_err();
+    assert!(matches!(&err, BackupError::Config(_)) && err.to_string().contains("no source table"), "{err}");
+    // The backup restores as what it is.
+    let report = orders.restore(&into).replay_archive(false).build().unwrap().run().await.unwrap();
+    assert_eq!(report.backup_id, manifest.backup_id);
+}
+
+/// Two tables back up, and archive their streams, into one target under one key. A restore
+/// of the table backed up first (so the other's backup is the newest there) restores its
+/// own backup and replays its own archive only, to the latest moment and to a moment after
+/// the other's backup; never the other table's items or changes.
+#[tokio::test]
+async fn backups_of_two_tables_in_one_target_restore_each_its_own() {
+    let orders = fixture().await;
+    let patients = fixture().await;
+    let shared = orders.target();
+    let orders_archive = orders.archive().start().await.unwrap();
+    let patients_archive = StreamArchive::builder(patients.region.clone(), &patients.table)
+        .target(shared.clone())
+        .key(key())
+        .start()
+        .await
+        .unwrap();
+    let backup = |f: &Fixture| {
+        TableBackup::builder(f.client.clone(), &f.table).target(shared.clone()).key(key()).build().unwrap()
+    };
+    let mut expected_orders = BTreeMap::new();
+    for i in 0..5 {
+        orders.put(&format!("order-{i}"), "before").await;
+        expected_orders.insert(format!("order-{i}"), "before".to_owned());
+    }
+    let orders_backup = backup(&orders).run().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for i in 0..7 {
+        patients.put(&format!("patient-{i}"), "before").await;
+    }
+    let patients_backup = backup(&patients).run().await.unwrap();
+    assert!(patients_backup.backup_id > orders_backup.backup_id);
+    orders.put("order-late", "after").await;
+    expected_orders.insert("order-late".to_owned(), "after".to_owned());
+    patients.put("patient-late", "after").await;
+    orders_archive.caught_up().await.unwrap();
+    patients_archive.caught_up().await.unwrap();
+    let moment = SystemTime::now();
+    orders_archive.stop().await.unwrap();
+    patients_archive.stop().await.unwrap();
+
+    for until in [PointInTime::Latest, PointInTime::Moment(moment)] {
+        let into = restored_name(&orders);
+        let report = orders.restore(&into).until(until).build().unwrap().run().await.unwrap();
+        assert_eq!(report.backup_id, orders_backup.backup_id, "{until:?}: another table's backup was chosen");
+        assert!(report.authenticated && report.not_restored.is_empty(), "{report:?}");
+        assert_eq!(
+            contents(&orders.client, &into).await,
+            expected_orders,
+            "{until:?}: the restore holds another table's items or changes"
+        );
+    }
+    let into = restored_name(&patients);
+    let report = Restore::builder(patients.client.clone(), shared, &into)
+        .source_table(&patients.table)
+        .key(key())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.backup_id, patients_backup.backup_id);
+    let held = contents(&patients.client, &into).await;
+    assert_eq!(held.len(), 8, "{held:?}");
+    assert!(held.keys().all(|k| k.starts_with("patient-")), "{held:?}");
+}
+
 /// A manifest without a signature (written before backups were signed, or stripped) is
 /// refused by default, and restores only with `allow_unsigned`, which the report records.
 #[tokio::test]
@@ -886,7 +1038,8 @@ async fn an_unsigned_manifest_is_refused_unless_allowed() {
     assert!(err.to_string().contains("allow_unsigned"), "{err}");
     assert!(!exists(&f.client, &into).await);
     // A restore needs a key unless it allows unsigned backups.
-    let unkeyed = Restore::builder(f.client.clone(), f.target(), &into).build().unwrap_err();
+    let unkeyed =
+        Restore::builder(f.client.clone(), f.target(), &into).source_table(&f.table).build().unwrap_err();
     assert!(unkeyed.to_string().contains("no backup key"), "{unkeyed}");
 
     let report =
@@ -895,6 +1048,7 @@ async fn an_unsigned_manifest_is_refused_unless_allowed() {
     assert_eq!(contents(&f.client, &into).await.len(), 2);
     let keyless = restored_name(&f);
     let report = Restore::builder(f.client.clone(), f.target(), &keyless)
+        .source_table(&f.table)
         .allow_unsigned(true)
         .replay_archive(false)
         .build()
@@ -919,8 +1073,12 @@ async fn a_restore_with_the_wrong_key_is_refused() {
     f.put("a", "x").await;
     let manifest = f.backup(1).await;
     let into = restored_name(&f);
-    let wrong =
-        || Restore::builder(f.client.clone(), f.target(), &into).key(other_key()).replay_archive(false);
+    let wrong = || {
+        Restore::builder(f.client.clone(), f.target(), &into)
+            .source_table(&f.table)
+            .key(other_key())
+            .replay_archive(false)
+    };
     let err = wrong().build().unwrap().run().await.unwrap_err();
     match &err {
         BackupError::Unauthenticated {

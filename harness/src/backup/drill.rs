@@ -544,6 +544,7 @@ pub async fn run_with<W: Workload>(
     let restored = format!("{physical}-restored");
     say(format!("restoring backup {} into {restored}", manifest.backup_id));
     let restore: RestoreReport = Restore::builder(client.clone(), target.clone(), &restored)
+        .source_table(&physical)
         .key(key)
         .until(PointInTime::Moment(dropped_at))
         .concurrency(scenario.backup.restore_concurrency)

@@ -105,7 +105,8 @@ pub(crate) struct ShardSpan {
 /// that the archive is complete.
 ///
 /// The index is signed with the backup key, bound to the chunk's name: it holds the
-/// chunk's SHA-256, so the signature covers the chunk's records too.
+/// chunk's SHA-256, so the signature covers the chunk's records too. It names the archived
+/// table, so that archives of several tables may share a target and key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChunkIndex {
     pub(crate) records: u64,
@@ -128,6 +129,11 @@ pub(crate) struct ChunkIndex {
     /// Where the chunk leaves each shard it holds records of.
     #[serde(default)]
     pub(crate) shards: BTreeMap<String, ShardSpan>,
+    /// The table whose stream the chunk holds, under the signature: a restore replays only
+    /// chunks of its source table. Absent in indexes written before it was recorded; a
+    /// restore trusts those only as it trusts unsigned ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) table: Option<String>,
     /// The signature of the rest, bound to the chunk's name; absent in indexes written
     /// before the archive signed them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,7 +196,10 @@ pub struct ArchiveStats {
 ///
 /// Every index is signed with the [`BackupKey`] (HMAC-SHA256, bound to the chunk's name),
 /// and holds the chunk's SHA-256: a restore refuses an index changed or signed with another
-/// key, and does not trust an unsigned one. What signatures cannot show: the newest chunks
+/// key, and does not trust an unsigned one. Every index names the archived table, so a
+/// restore replays only chunks of the table it restores
+/// ([`source_table`](super::RestoreBuilder::source_table)): archives of several tables may
+/// share a target and a key. What signatures cannot show: the newest chunks
 /// of a run deleted together with their indexes leave an older archive that is still
 /// validly signed, and a restore to the latest moment then restores that older state.
 /// Only a record kept outside the target (the newest chunk's name and time) reveals it.
@@ -762,6 +771,7 @@ impl Reader {
             run_started_ms: run.started_ms,
             covered_to_ms: covered_ms,
             shards,
+            table: Some(self.table.clone()),
             signature: None,
         };
         let name = format!("stream/chunk-{:013}-{}-{:06}", run.started_ms, run.id, run.next_chunk);
@@ -794,6 +804,7 @@ mod tests {
             run_started_ms: 5,
             covered_to_ms: 25,
             shards: [("s1".to_owned(), ShardSpan { after: Some("1".into()), last: "9".into() })].into(),
+            table: Some("orders".into()),
             signature: None,
         }
     }
@@ -814,7 +825,9 @@ mod tests {
             signed.verify(&key, "stream/chunk-0000000000005-r1-000004.jsonl.gz"),
             Err(SignatureProblem::Mismatch)
         );
-        let edits: [fn(&mut ChunkIndex); 6] = [
+        let edits: [fn(&mut ChunkIndex); 8] = [
+            |i| i.table = Some("patients".into()),
+            |i| i.table = None,
             |i| i.sha256 = "cd".repeat(32),
             |i| i.records += 1,
             |i| i.covered_to_ms += 1,
@@ -833,7 +846,14 @@ mod tests {
         // An index written before indexes were signed still reads.
         let old: ChunkIndex =
             serde_json::from_str(r#"{"records":0,"sha256":"","first_ms":0,"last_ms":0}"#).unwrap();
-        assert_eq!(old.signature, None);
+        assert_eq!((old.signature, old.table), (None, None));
+        // One signed before indexes named their table still verifies: the field is left out
+        // of the signed bytes when absent.
+        let mut unnamed = ChunkIndex { table: None, ..index() };
+        unnamed.sign(&key, name);
+        let text = serde_json::to_string(&unnamed).unwrap();
+        assert!(!text.contains("table"), "{text}");
+        assert_eq!(serde_json::from_str::<ChunkIndex>(&text).unwrap().verify(&key, name), Ok(()));
     }
 
     fn record(

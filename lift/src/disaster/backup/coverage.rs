@@ -145,6 +145,7 @@ mod tests {
                     ((*s).to_owned(), ShardSpan { after: after.map(str::to_owned), last: (*last).to_owned() })
                 })
                 .collect(),
+            table: Some("orders".to_owned()),
             signature: None,
         };
         (format!("stream/chunk-{started:013}-{run}-{number:06}"), index)

@@ -124,6 +124,22 @@ pub enum BackupError {
         /// What is wrong with its signature.
         problem: SignatureProblem,
     },
+    /// The backup is a backup of another table than the restore's source table
+    /// ([`source_table`](super::RestoreBuilder::source_table)): asked for by id, or the
+    /// newest in a target that holds no backup of the source table. It may be validly
+    /// signed (one key shared by several tables); nothing is created or written then.
+    #[error(
+        "backup {backup} is a backup of table {found}, not of {expected} (the restore's source table); \
+         nothing was restored"
+    )]
+    WrongTable {
+        /// The restore's source table.
+        expected: String,
+        /// The table the backup's signed manifest names.
+        found: String,
+        /// The backup.
+        backup: String,
+    },
     /// A chunk of the stream archive is missing, changed or unreadable.
     #[error("stream archive chunk {chunk} is unusable: {reason}")]
     ArchiveCorrupt {

@@ -14,7 +14,11 @@
 //!   [`BackupKey::from_env`] reads `LIFT_BACKUP_KEY`) signs every manifest and every index
 //!   of the stream archive. Manifests and indexes hold the SHA-256 of the data they list,
 //!   so whoever can write the target but does not hold the key cannot change a backup and
-//!   have it restored. Keep the key outside the target.
+//!   have it restored. Keep the key outside the target. Manifests and indexes name their
+//!   table under the signature, and a restore names the table it expects
+//!   ([`RestoreBuilder::source_table`], required): a validly signed backup of another table
+//!   (one key shared by several tables, a mistyped target) is never restored in its place
+//!   ([`BackupError::WrongTable`]).
 //! - **Point-in-time recovery.** A [`StreamArchive`] keeps every change of the table's
 //!   DynamoDB Stream in the same target while backups run, so a restore can replay the
 //!   changes up to a chosen moment between two backups. DynamoDB Local has no PITR API;
@@ -75,6 +79,7 @@
 //! // ... later, the table is lost ...
 //! archive.stop().await?;
 //! let report = Restore::builder(region.dynamodb().clone(), target, "orders-restored")
+//!     .source_table("orders")
 //!     .key(key)
 //!     .until(PointInTime::Latest)
 //!     .build()?

@@ -75,8 +75,10 @@ pub struct RestoreReport {
     pub changes_near_moment: u64,
     /// Stream archive chunks read.
     pub chunks_read: u64,
-    /// Whether the manifest and every chunk index used were signed by the restore's key:
-    /// false only when [`allow_unsigned`](RestoreBuilder::allow_unsigned) let an unsigned one in.
+    /// Whether the manifest and every chunk index used were signed by the restore's key, and
+    /// every chunk index used names the source table: false only when
+    /// [`allow_unsigned`](RestoreBuilder::allow_unsigned) let in an unsigned one, or one
+    /// written before indexes named their table.
     pub authenticated: bool,
     /// What could not be restored (empty when everything was).
     pub not_restored: Vec<NotRestored>,
@@ -105,6 +107,25 @@ impl RestoreReport {
 /// Every chunk index of the stream archive is verified the same way: a changed one, or one
 /// signed with another key, is refused; an unsigned one is left out (unless unsigned ones
 /// are allowed), so its records are not replayed and what it covered counts as a gap.
+///
+/// A restore also names the table the backup must have been taken of
+/// ([`source_table`](RestoreBuilder::source_table), required), because a signature only
+/// shows that a holder of the key wrote a backup, not of which table: with one key shared
+/// by several tables, a validly signed backup of another table (a mistyped target, or one
+/// put there by someone who can write the target) would otherwise restore in its place.
+/// Every manifest names its table under its signature. A backup chosen by
+/// [`backup`](RestoreBuilder::backup) that is of another table is refused
+/// ([`BackupError::WrongTable`]). Choosing the latest backup (by the moment, or of all)
+/// considers only backups of the source table: backups of other tables in the same target
+/// are passed over, whether newer or older, and a target that holds backups of other tables
+/// but none of the source table is refused with [`BackupError::WrongTable`] as well (it names
+/// the newest one found). Every manifest met on the way is still verified first, so a
+/// manifest of another table that is not signed by the key refuses the restore, as any
+/// other does. Every chunk index of the stream archive names its table too: chunks of
+/// another table's archive in the same target are left out (neither replayed nor counted
+/// as covering time), and an index written before indexes named their table is left out
+/// like an unsigned one (trusted only with [`allow_unsigned`](RestoreBuilder::allow_unsigned),
+/// and then reported as not authenticated).
 ///
 /// Then every segment of the backup is checked against the manifest (present, SHA-256,
 /// readable, item count) and so is every archive chunk the restore needs against its
@@ -136,6 +157,7 @@ impl RestoreReport {
 /// use std::time::{Duration, SystemTime};
 ///
 /// let report = Restore::builder(client, BackupTarget::dir("/var/backups/orders"), "orders-restored")
+///     .source_table("orders")
 ///     .key(BackupKey::from_env()?)
 ///     .until(PointInTime::Moment(SystemTime::now() - Duration::from_secs(600)))
 ///     .build()?
@@ -149,6 +171,7 @@ pub struct Restore {
     client: aws_sdk_dynamodb::Client,
     target: BackupTarget,
     table: String,
+    source: Option<String>,
     backup: Option<String>,
     key: Option<BackupKey>,
     allow_unsigned: bool,
@@ -176,6 +199,7 @@ impl Restore {
                 client,
                 target,
                 table: table.into(),
+                source: None,
                 backup: None,
                 key: None,
                 allow_unsigned: false,
@@ -191,7 +215,9 @@ impl Restore {
     ///
     /// # Errors
     /// [`BackupError::TableExists`] when the table exists; [`BackupError::Unauthenticated`]
-    /// when a manifest or a chunk index is not signed by the key; [`BackupError::NoBackup`],
+    /// when a manifest or a chunk index is not signed by the key; [`BackupError::WrongTable`]
+    /// when the backup asked for, or every backup in the target, is of another table than
+    /// the source table; [`BackupError::NoBackup`],
     /// [`BackupError::Manifest`], [`BackupError::SegmentMissing`],
     /// [`BackupError::SegmentCorrupt`], [`BackupError::SegmentUnreadable`],
     /// [`BackupError::CountMismatch`] or [`BackupError::ArchiveCorrupt`] when the backup
@@ -245,10 +271,20 @@ impl Restore {
     }
 
     /// The manifest to restore (and whether it is signed): the one asked for, else the
-    /// latest that ended by the moment. Every manifest read on the way is verified first.
+    /// latest of the source table that ended by the moment. Every manifest read on the way
+    /// is verified before its table is looked at: only a signed table name is believed.
     async fn choose(&self, until_ms: Option<u64>) -> Result<(Manifest, bool), BackupError> {
+        let source = self.source.as_deref().unwrap_or_default();
+        let wrong = |manifest: Manifest| BackupError::WrongTable {
+            expected: source.to_owned(),
+            found: manifest.table,
+            backup: manifest.backup_id,
+        };
         if let Some(id) = &self.backup {
             let (manifest, signed) = self.manifest(id).await?;
+            if manifest.table != source {
+                return Err(wrong(manifest));
+            }
             if until_ms.is_some_and(|until| manifest.ended_at_ms > until) {
                 return Err(BackupError::NoBackup {
                     location: self.target.to_string(),
@@ -261,16 +297,27 @@ impl Restore {
         let mut ids: Vec<&str> =
             keys.iter().filter_map(|k| k.strip_prefix("backups/")?.strip_suffix("/manifest.json")).collect();
         ids.sort_unstable();
-        let any = !ids.is_empty();
+        let mut of_source = false;
+        let mut newest_other: Option<Manifest> = None;
         for id in ids.into_iter().rev() {
             let (manifest, signed) = self.manifest(id).await?;
+            if manifest.table != source {
+                // Another table's backup sharing the target: passed over, whatever its age.
+                newest_other.get_or_insert(manifest);
+                continue;
+            }
+            of_source = true;
             if until_ms.is_none_or(|until| manifest.ended_at_ms <= until) {
                 return Ok((manifest, signed));
             }
         }
+        if let (false, Some(other)) = (of_source, newest_other) {
+            return Err(wrong(other));
+        }
         Err(BackupError::NoBackup {
             location: self.target.to_string(),
-            reason: any.then(|| "every backup ended after the moment asked for".to_owned()),
+            reason: of_source
+                .then(|| format!("every backup of table {source} ended after the moment asked for")),
         })
     }
 
@@ -347,7 +394,9 @@ impl Restore {
     ///
     /// An index signed with another key, or changed, is refused; an unsigned one is left
     /// out unless unsigned ones are allowed (nothing unauthenticated is replayed, and a gap
-    /// it leaves is refused by the coverage check).
+    /// it leaves is refused by the coverage check). So is one of another table than the
+    /// source table (another table's archive sharing the target), and one that names no
+    /// table (written before indexes did) unless unsigned ones are allowed.
     async fn archived(
         &self,
         window_start: u64,
@@ -361,6 +410,9 @@ impl Restore {
         let mut indexes = Vec::new();
         let mut signed = true;
         let mut unsigned_left_out = 0u64;
+        let mut unnamed_left_out = 0u64;
+        let mut other_tables = 0u64;
+        let source = self.source.as_deref().unwrap_or_default();
         for key in &keys {
             let (stem, data) = if let Some(stem) = key.strip_suffix(".jsonl.gz") {
                 (stem, true)
@@ -402,6 +454,20 @@ impl Restore {
                     })
                 }
             }
+            // The table an index names is believed once its signature is: a chunk of another
+            // table's archive is not this table's history, whatever its time.
+            match index.table.as_deref() {
+                Some(table) if table == source => {}
+                Some(_) => {
+                    other_tables += 1;
+                    continue;
+                }
+                None if self.allow_unsigned => signed = false,
+                None => {
+                    unnamed_left_out += 1;
+                    continue;
+                }
+            }
             indexes.push((format!("{stem}.jsonl.gz"), index.clone()));
             if index.records == 0 || index.last_ms < window_start {
                 continue;
@@ -438,6 +504,17 @@ impl Restore {
                 reason.push_str(&format!(
                     " ({unsigned_left_out} chunk indexes without a signature were left out: they are \
                      trusted only with allow_unsigned)"
+                ));
+            }
+            if unnamed_left_out > 0 {
+                reason.push_str(&format!(
+                    " ({unnamed_left_out} chunk indexes that do not name their table were left out: they \
+                     were written before indexes named it, and are trusted only with allow_unsigned)"
+                ));
+            }
+            if other_tables > 0 {
+                reason.push_str(&format!(
+                    " ({other_tables} chunks of other tables' archives in the target were left out)"
                 ));
             }
             BackupError::ArchiveIncomplete { from_ms, to_ms: until_ms, reason }
@@ -656,6 +733,32 @@ impl Restore {
 }
 
 impl RestoreBuilder {
+    /// The table the backup must have been taken of (required): the name the backed-up
+    /// table had, as its manifest records it under the signature. A backup of another
+    /// table is never restored: one asked for by id is refused with
+    /// [`BackupError::WrongTable`], and the latest backup is chosen among the source
+    /// table's backups only. Chunks of the stream archive are replayed only when their
+    /// signed index names this table.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::disaster::backup::BackupError> {
+    /// use lift::disaster::backup::{BackupKey, BackupTarget, Restore};
+    ///
+    /// let target = BackupTarget::dir("/var/backups/orders");
+    /// let key = BackupKey::new([7u8; 32])?;
+    /// let unnamed = Restore::builder(client.clone(), target.clone(), "orders-restored").key(key.clone());
+    /// assert!(unnamed.build().unwrap_err().to_string().contains("no source table"));
+    /// let restore = Restore::builder(client, target, "orders-restored").source_table("orders").key(key).build()?;
+    /// # let _ = restore;
+    /// # Ok(()) }
+    /// ```
+    pub fn source_table(mut self, table: impl Into<String>) -> Self {
+        self.inner.source = Some(table.into());
+        self
+    }
+
     /// Restores this backup (by id) instead of the latest one that fits the moment.
     pub fn backup(mut self, id: impl Into<String>) -> Self {
         self.inner.backup = Some(id.into());
@@ -711,11 +814,21 @@ impl RestoreBuilder {
     /// Validates the configuration.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] for an empty table name, a concurrency of 0, or no key
-    /// without [`allow_unsigned`](Self::allow_unsigned).
+    /// [`ConfigError::Invalid`] for an empty table name, no (or an empty)
+    /// [`source_table`](Self::source_table), a concurrency of 0, or no key without
+    /// [`allow_unsigned`](Self::allow_unsigned).
     pub fn build(self) -> Result<Restore, BackupError> {
         if self.inner.table.is_empty() {
             return Err(ConfigError::invalid("table", "empty table name").into());
+        }
+        if self.inner.source.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::invalid(
+                "source_table",
+                "no source table: a restore names the table its backup was taken of \
+                 (RestoreBuilder::source_table), so that a backup of another table signed with the \
+                 same key is never restored in its place",
+            )
+            .into());
         }
         if self.inner.key.is_none() && !self.inner.allow_unsigned {
             return Err(ConfigError::invalid(
@@ -741,4 +854,216 @@ fn key_text(item: &Item, keys: &[&str]) -> String {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     super::json::item_to_json(&key).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::archive::ShardSpan;
+    use super::super::manifest::{TableDefinition, MANIFEST_FORMAT};
+    use super::super::segment::LineWriter;
+    use super::*;
+
+    /// A directory target, removed when the test ends.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Self {
+            Self(std::env::temp_dir().join(format!("lift-restore-test-{}", uuid::Uuid::new_v4().simple())))
+        }
+
+        fn target(&self) -> BackupTarget {
+            BackupTarget::dir(&self.0)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn key() -> BackupKey {
+        BackupKey::new([9u8; 32]).unwrap()
+    }
+
+    /// A restore of `source` from `target`, with a client that is never called: what these
+    /// tests run (choosing a backup, reading the archive) reads the target only.
+    fn restore(target: &BackupTarget, source: &str) -> RestoreBuilder {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        Restore::builder(aws_sdk_dynamodb::Client::from_conf(config), target.clone(), "restored")
+            .source_table(source)
+            .key(key())
+    }
+
+    /// Stores a signed manifest of an empty backup `id` of `table`, ended at `ended_at_ms`.
+    async fn put_backup(target: &BackupTarget, id: &str, table: &str, ended_at_ms: u64) {
+        let mut manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            backup_id: id.to_owned(),
+            table: table.to_owned(),
+            definition: TableDefinition::default(),
+            item_count: 0,
+            segments: Vec::new(),
+            started_at_ms: ended_at_ms - 10,
+            ended_at_ms,
+            signature: None,
+        };
+        manifest.sign(&key());
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        target.put(&format!("backups/{id}/manifest.json"), bytes).await.unwrap();
+    }
+
+    /// Stores chunk 0 of archive run `run` (started at 100 ms, covering to 1,000 ms) holding a
+    /// put of `pk`, its index naming `table` (none: an index written before they did).
+    async fn put_chunk(target: &BackupTarget, run: &str, table: Option<&str>, pk: &str) {
+        let record = ArchivedRecord {
+            shard: format!("shard-{run}"),
+            seq: "1".into(),
+            kind: "put".into(),
+            keys: serde_json::json!({"pk": {"S": pk}}),
+            image: Some(serde_json::json!({"pk": {"S": pk}})),
+            observed_ms: 500,
+            after_ms: 400,
+            written_ms: None,
+            created_ms: None,
+        };
+        let mut writer = LineWriter::new();
+        writer.push(&serde_json::to_value(&record).unwrap());
+        let bytes = writer.finish();
+        let name = format!("stream/chunk-0000000000100-{run}-000000");
+        let mut index = ChunkIndex {
+            records: 1,
+            sha256: sha256_hex(&bytes),
+            first_ms: 500,
+            last_ms: 500,
+            run: Some(run.to_owned()),
+            number: 0,
+            run_started_ms: 100,
+            covered_to_ms: 1_000,
+            shards: [(record.shard.clone(), ShardSpan { after: None, last: "1".into() })].into(),
+            table: table.map(str::to_owned),
+            signature: None,
+        };
+        index.sign(&key(), &format!("{name}.jsonl.gz"));
+        target.put(&format!("{name}.jsonl.gz"), bytes).await.unwrap();
+        target.put(&format!("{name}.json"), serde_json::to_vec(&index).unwrap()).await.unwrap();
+    }
+
+    /// The keys (`pk`) of the archived changes a restore of `restore` would replay.
+    fn keys(records: &[ArchivedRecord]) -> Vec<String> {
+        records.iter().map(|r| r.keys["pk"]["S"].as_str().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn a_restore_without_a_source_table_is_refused() {
+        let target = BackupTarget::dir("/nonexistent");
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let unnamed = Restore::builder(client, target.clone(), "restored").key(key()).build().unwrap_err();
+        assert!(
+            matches!(&unnamed, BackupError::Config(ConfigError::Invalid { setting: "source_table", .. })),
+            "{unnamed:?}"
+        );
+        assert!(unnamed.to_string().contains("no source table"), "{unnamed}");
+        let empty = restore(&target, "").build().unwrap_err();
+        assert!(empty.to_string().contains("no source table"), "{empty}");
+        assert!(restore(&target, "orders").build().is_ok());
+    }
+
+    /// One key, one target, backups of two tables: each restore chooses among its own
+    /// table's backups only, newer backups of the other table are passed over, a backup of
+    /// the other table asked for by id is refused, and so is a target that holds no backup
+    /// of the source table.
+    #[tokio::test]
+    async fn only_a_backup_of_the_source_table_is_chosen() {
+        let scratch = Scratch::new();
+        let target = scratch.target();
+        put_backup(&target, "0000000001000-aaaa", "orders", 1_100).await;
+        put_backup(&target, "0000000002000-bbbb", "patients", 2_100).await;
+        put_backup(&target, "0000000003000-cccc", "patients", 3_100).await;
+
+        let chosen = |source: &'static str, until: Option<u64>| {
+            let target = target.clone();
+            async move { restore(&target, source).build().unwrap().choose(until).await }
+        };
+        let (orders, signed) = chosen("orders", None).await.unwrap();
+        assert_eq!(
+            (orders.backup_id.as_str(), orders.table.as_str(), signed),
+            ("0000000001000-aaaa", "orders", true)
+        );
+        assert_eq!(chosen("patients", None).await.unwrap().0.backup_id, "0000000003000-cccc");
+        assert_eq!(chosen("patients", Some(3_000)).await.unwrap().0.backup_id, "0000000002000-bbbb");
+        assert_eq!(chosen("orders", Some(3_000)).await.unwrap().0.backup_id, "0000000001000-aaaa");
+        let err = chosen("patients", Some(1_500)).await.unwrap_err();
+        assert!(
+            matches!(&err, BackupError::NoBackup { reason: Some(r), .. } if r.contains("every backup of table patients")),
+            "{err:?}"
+        );
+
+        let by_id = restore(&target, "orders").backup("0000000003000-cccc").build().unwrap();
+        let err = by_id.choose(None).await.unwrap_err();
+        match &err {
+            BackupError::WrongTable { expected, found, backup } => {
+                assert_eq!((expected.as_str(), found.as_str()), ("orders", "patients"));
+                assert_eq!(backup, "0000000003000-cccc");
+            }
+            other => panic!("a backup of another table was accepted: {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("table patients") && text.contains("not of orders"), "{text}");
+
+        let err = chosen("inventory", None).await.unwrap_err();
+        assert!(
+            matches!(&err, BackupError::WrongTable { expected, found, .. } if expected == "inventory" && found == "patients"),
+            "{err:?}"
+        );
+    }
+
+    /// Archives of two tables in one target, signed with one key: a restore replays the
+    /// chunks of its source table only; a chunk index that names no table (written before
+    /// they did) is left out as an unsigned one is, and used only with `allow_unsigned`.
+    #[tokio::test]
+    async fn only_chunks_of_the_source_table_are_replayed() {
+        let scratch = Scratch::new();
+        let target = scratch.target();
+        put_chunk(&target, "a", Some("orders"), "order-1").await;
+        put_chunk(&target, "b", Some("patients"), "patient-1").await;
+        let replayed = |source: &'static str, allow_unsigned: bool| {
+            let target = target.clone();
+            async move {
+                let restore = restore(&target, source).allow_unsigned(allow_unsigned).build().unwrap();
+                restore.archived(0, 150, None).await
+            }
+        };
+        let (records, chunks, signed) = replayed("orders", false).await.unwrap();
+        assert_eq!((keys(&records), chunks, signed), (vec!["order-1".to_owned()], 1, true));
+        assert_eq!(keys(&replayed("patients", false).await.unwrap().0), ["patient-1"]);
+        let err = replayed("inventory", false).await.unwrap_err();
+        assert!(
+            matches!(&err, BackupError::ArchiveIncomplete { reason, .. }
+                if reason.contains("no stream archive") && reason.contains("2 chunks of other tables")),
+            "{err:?}"
+        );
+
+        let scratch = Scratch::new();
+        let target = scratch.target();
+        put_chunk(&target, "c", None, "unnamed-1").await;
+        let err = restore(&target, "orders").build().unwrap().archived(0, 150, None).await.unwrap_err();
+        assert!(
+            matches!(&err, BackupError::ArchiveIncomplete { reason, .. } if reason.contains("do not name their table")),
+            "{err:?}"
+        );
+        let allowed = restore(&target, "orders").allow_unsigned(true).build().unwrap();
+        let (records, _, signed) = allowed.archived(0, 150, None).await.unwrap();
+        assert_eq!(keys(&records), ["unnamed-1"]);
+        assert!(!signed, "a chunk that names no table is not authenticated as the source table's");
+    }
 }
