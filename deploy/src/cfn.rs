@@ -21,9 +21,10 @@ pub(crate) const FUNCTION_AUTH: &str = "the function authenticates every request
 /// The API's access log line.
 pub(crate) const ACCESS_LOG_FORMAT: &str = "{\"requestId\":\"$context.requestId\",\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\",\"latency\":\"$context.responseLatency\",\"integrationError\":\"$context.integrationErrorMessage\"}";
 
-/// The function's environment: the table prefix, the token issuer, secrets, keys and what
-/// lift::disaster reads. CloudFormation and Terraform both take it from here.
-pub(crate) fn environment_vars(config: &DeployConfig) -> Vec<(String, String)> {
+/// The function's environment in `region`: the table prefix, the token issuer, that
+/// region's secrets and keys, and what lift::disaster reads. CloudFormation and Terraform
+/// both take it from here.
+pub(crate) fn environment_vars(config: &DeployConfig, region: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = config.function.environment.clone().into_iter().collect();
     env.push(("LIFT_TABLE_PREFIX".into(), config.table_prefix()));
     // The authorizer checks only routes with a requirement, and not roles or all-of scopes:
@@ -33,11 +34,13 @@ pub(crate) fn environment_vars(config: &DeployConfig) -> Vec<(String, String)> {
         env.push(("LIFT_JWT_AUDIENCE".into(), jwt.audience.join(",")));
         env.push(("LIFT_JWKS_URL".into(), jwt.jwks_url()));
     }
-    for (name, arn) in &config.secrets {
-        env.push((format!("LIFT_SECRET_{}_ARN", name.to_ascii_uppercase()), arn.clone()));
+    // Each region's own replica: a function that fetched another region's would stop
+    // cold-starting when that region goes dark.
+    for (name, arn) in plan::secrets_in(config, region) {
+        env.push((format!("LIFT_SECRET_{}_ARN", name.to_ascii_uppercase()), arn.to_owned()));
     }
-    if let Some(key) = &config.kms.envelope_key {
-        env.push(("LIFT_KMS_KEY_ID".into(), key.clone()));
+    if let Some(key) = plan::envelope_key_in(config, region) {
+        env.push(("LIFT_KMS_KEY_ID".into(), key.to_owned()));
     }
     // lift::disaster: the regions, primary first, and each region's readiness URL.
     if let Some(domain) = &config.domain {
@@ -261,7 +264,7 @@ fn data_key(ctx: &Ctx<'_>) -> Value {
 }
 
 fn role(ctx: &Ctx<'_>) -> Value {
-    let statements = plan::policy(ctx.manifest, ctx.config, ctx.primary);
+    let statements = plan::policy(ctx.manifest, ctx.config, ctx.region);
     let mut reasons = Map::new();
     let rendered: Vec<Value> = statements
         .iter()
@@ -283,7 +286,9 @@ fn role(ctx: &Ctx<'_>) -> Value {
 }
 
 fn environment(ctx: &Ctx<'_>) -> Value {
-    Value::Object(environment_vars(ctx.config).into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+    Value::Object(
+        environment_vars(ctx.config, ctx.region).into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+    )
 }
 
 /// The hash of the function's whole configuration (its synthesized properties: code,

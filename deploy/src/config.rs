@@ -29,10 +29,12 @@ pub struct DeployConfig {
     /// `[tables]`.
     #[serde(default)]
     pub tables: TablesConfig,
-    /// `[secrets]`: name → Secrets Manager secret ARN. The function gets
-    /// `LIFT_SECRET_<NAME>_ARN` and `secretsmanager:GetSecretValue` on exactly that ARN.
+    /// `[secrets]`: name → Secrets Manager secret ARN, or (`[secrets.<name>]`) region →
+    /// the ARN of that region's replica. Each region's function gets
+    /// `LIFT_SECRET_<NAME>_ARN` and `secretsmanager:GetSecretValue` on exactly its own
+    /// region's ARN ([`RegionalArn::in_region`]).
     #[serde(default)]
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, RegionalArn>,
     /// `[kms]`.
     #[serde(default)]
     pub kms: KmsConfig,
@@ -186,8 +188,75 @@ pub struct KmsConfig {
     #[serde(default)]
     pub data_keys: BTreeMap<String, String>,
     /// The key lift's envelope encryption and subject keys use (`LIFT_KMS_KEY_ID`): the
-    /// function may encrypt, decrypt and generate data keys with it, nothing else.
-    pub envelope_key: Option<String>,
+    /// function may encrypt, decrypt and generate data keys with it, nothing else. One ARN
+    /// in the service's region, or (`[kms.envelope_key]`) region → that region's replica of
+    /// one multi-region key.
+    pub envelope_key: Option<RegionalArn>,
+}
+
+/// An ARN from the file that each region's function uses at run time: one ARN, or one per
+/// region (`[secrets.<name>]` with `us-east-1 = "..."`, `eu-west-1 = "..."`).
+///
+/// A service in several regions names each region's own replica: a function that reached
+/// into another region would stop cold-starting when that region goes dark, the very event
+/// the second region exists for.
+///
+/// # Examples
+///
+/// ```
+/// let config = lift_deploy::DeployConfig::from_toml(r#"
+///     [service]
+///     name = "svc"
+///     regions = ["us-east-1"]
+///     [function]
+///     code = "s3://b/k.zip"
+///     [secrets]
+///     key = "arn:aws:secretsmanager:us-east-1:1:secret:key-AbCdEf"
+/// "#)?;
+/// let arn = config.secrets["key"].in_region("us-east-1");
+/// assert_eq!(arn, Some("arn:aws:secretsmanager:us-east-1:1:secret:key-AbCdEf"));
+/// # Ok::<(), lift_deploy::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionalArn {
+    /// One ARN (`name = "arn:..."`): for a service in one region.
+    One(String),
+    /// Region → the ARN of that region's replica.
+    PerRegion(BTreeMap<String, String>),
+}
+
+impl RegionalArn {
+    /// The ARN the stack of `region` uses: its entry, or the one ARN (which validation
+    /// allows for a single-region service only).
+    pub fn in_region(&self, region: &str) -> Option<&str> {
+        match self {
+            Self::One(arn) => Some(arn),
+            Self::PerRegion(arns) => arns.get(region).map(String::as_str),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RegionalArn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RegionalArn;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an ARN, or a table of region = ARN")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, arn: &str) -> Result<RegionalArn, E> {
+                Ok(RegionalArn::One(arn.to_owned()))
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<RegionalArn, M::Error> {
+                let arns = Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RegionalArn::PerRegion(arns))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `[logs]`.
@@ -321,6 +390,13 @@ fn valid_region(region: &str) -> bool {
 fn arn_region(arn: &str) -> Option<&str> {
     arn.split(':').nth(3)
 }
+
+/// How a service in several regions gets a secret into each of them.
+const REPLICATE_SECRET: &str =
+    "replicate the secret to every region of the service (Secrets Manager keeps a replica of the same name in each)";
+/// How it gets the envelope key into each of them.
+const REPLICATE_KEY: &str =
+    "make the key a multi-region key (key/mrk-...) and replicate it to every region of the service";
 
 fn arn_of(key: &str, value: &str, service: &str) -> Result<(), Error> {
     let parts: Vec<&str> = value.splitn(6, ':').collect();
@@ -475,7 +551,7 @@ impl DeployConfig {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(invalid(&key, "secret names are letters, digits and '_'"));
             }
-            arn_of(&key, arn, "secretsmanager")?;
+            self.validate_regional(&key, arn, "secretsmanager", REPLICATE_SECRET)?;
         }
         for (region, arn) in &self.kms.data_keys {
             let key = format!("kms.data_keys.{region}");
@@ -496,7 +572,7 @@ impl DeployConfig {
             }
         }
         if let Some(arn) = &self.kms.envelope_key {
-            arn_of("kms.envelope_key", arn, "kms")?;
+            self.validate_envelope_key(arn)?;
         }
         if !LOG_RETENTION_DAYS.contains(&self.logs.retention_days) {
             return Err(invalid("logs.retention_days", format!("must be one of {LOG_RETENTION_DAYS:?}")));
@@ -564,6 +640,80 @@ impl DeployConfig {
         Ok(())
     }
 
+    /// Checks an ARN the function uses at run time (`secrets.<name>`, `kms.envelope_key`):
+    /// in a service of several regions, one per region, each in its region.
+    fn validate_regional(
+        &self,
+        key: &str,
+        value: &RegionalArn,
+        service: &str,
+        replicate: &str,
+    ) -> Result<(), Error> {
+        let regions = &self.service.regions;
+        match value {
+            RegionalArn::One(arn) => {
+                arn_of(key, arn, service)?;
+                if regions.len() > 1 {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "one ARN would make every region's function depend on {} at run time, so its outage would stop the others too; {replicate} and name each region's replica ARN under [{key}] ({})",
+                            arn_region(arn).unwrap_or_default(),
+                            regions.iter().map(|r| format!("{r} = \"arn:aws:{service}:{r}:...\"")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            RegionalArn::PerRegion(arns) => {
+                for (region, arn) in arns {
+                    let key = format!("{key}.{region}");
+                    arn_of(&key, arn, service)?;
+                    if !regions.contains(region) {
+                        return Err(invalid(&key, format!("{region} is not in service.regions")));
+                    }
+                    if arn_region(arn) != Some(region.as_str()) {
+                        return Err(invalid(&key, format!("the replica must be in {region}")));
+                    }
+                }
+                if let Some(missing) = regions.iter().find(|r| !arns.contains_key(*r)) {
+                    return Err(invalid(
+                        &format!("{key}.{missing}"),
+                        format!("every region of the service needs its own replica; {replicate}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The envelope key: as [`Self::validate_regional`], and KMS serves a key in its own
+    /// region only, and what one region encrypts the others decrypt.
+    fn validate_envelope_key(&self, value: &RegionalArn) -> Result<(), Error> {
+        const KEY: &str = "kms.envelope_key";
+        self.validate_regional(KEY, value, "kms", REPLICATE_KEY)?;
+        match value {
+            // The function's KMS client calls its own region, where a key of another is not found.
+            RegionalArn::One(arn) if arn_region(arn) != Some(self.primary()) => Err(invalid(
+                KEY,
+                format!("KMS serves a key in its own region only: the key must be in {}", self.primary()),
+            )),
+            // Subject keys wrapped in one region reach the others through the global table:
+            // only a replica of the same multi-region key decrypts them there.
+            RegionalArn::PerRegion(arns) if arns.len() > 1 => {
+                let ids: Vec<&str> = arns.values().filter_map(|arn| arn.splitn(6, ':').nth(5)).collect();
+                if ids.iter().all(|id| id.starts_with("key/mrk-") && *id == ids[0]) {
+                    Ok(())
+                } else {
+                    Err(invalid(
+                        KEY,
+                        format!("what one region encrypts, another decrypts (subject keys replicate with the global table): name the replicas of one multi-region key, the same key/mrk-... in every region (got {})", ids.join(", ")),
+                    ))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn validate_alarms(&self) -> Result<(), Error> {
         let alarms = &self.alarms;
         let regions = &self.service.regions;
@@ -610,7 +760,8 @@ impl DeployConfig {
     }
 
     /// What the file allows but an operator should know: alarms that notify no one, per
-    /// region. `lift-deploy synth` prints these.
+    /// region, and a secret fetched from another region than the service's (it works, but
+    /// every cold start then depends on that region too). `lift-deploy synth` prints these.
     ///
     /// # Examples
     ///
@@ -626,16 +777,24 @@ impl DeployConfig {
     /// # Ok::<(), lift_deploy::Error>(())
     /// ```
     pub fn warnings(&self) -> Vec<String> {
-        if !self.alarms.enabled {
-            return Vec::new();
+        let mut out = Vec::new();
+        if self.alarms.enabled {
+            let key = if self.service.regions.len() > 1 { "alarms.topics" } else { "alarms.topic" };
+            out.extend(self.service.regions.iter().filter(|r| self.alarms.topic_in(r).is_none()).map(|r| {
+                format!("{key}: the alarms in {r} notify no one (they still change state, which rollout gates read); name an SNS topic in {r}")
+            }));
         }
-        let key = if self.service.regions.len() > 1 { "alarms.topics" } else { "alarms.topic" };
-        self.service
-            .regions
-            .iter()
-            .filter(|r| self.alarms.topic_in(r).is_none())
-            .map(|r| format!("{key}: the alarms in {r} notify no one (they still change state, which rollout gates read); name an SNS topic in {r}"))
-            .collect()
+        // Validation refuses one ARN in a service of several regions; here there is one region.
+        let region = self.primary();
+        for (name, arn) in &self.secrets {
+            if let RegionalArn::One(arn) = arn {
+                let home = arn_region(arn).unwrap_or_default();
+                if home != region {
+                    out.push(format!("secrets.{name}: the secret is in {home}, so every cold start in {region} depends on {home} too; replicate it to {region} and name that replica"));
+                }
+            }
+        }
+        out
     }
 
     /// Checks the file against what the App needs (its event sources).

@@ -193,12 +193,24 @@ pub(crate) fn streamed_tables<'a>(manifest: &'a Manifest, prefix: &str) -> Vec<&
     out
 }
 
-/// The function's policy: each used feature's actions on exact resources.
+/// The secrets the function of `region` reads: name → that region's ARN.
+pub(crate) fn secrets_in<'a>(config: &'a DeployConfig, region: &str) -> Vec<(&'a str, &'a str)> {
+    config.secrets.iter().filter_map(|(name, arn)| Some((name.as_str(), arn.in_region(region)?))).collect()
+}
+
+/// The envelope key of `region`, if any.
+pub(crate) fn envelope_key_in<'a>(config: &'a DeployConfig, region: &str) -> Option<&'a str> {
+    config.kms.envelope_key.as_ref().and_then(|key| key.in_region(region))
+}
+
+/// The function's policy in `region`: each used feature's actions on exact resources, the
+/// secrets and keys of that region only.
 ///
 /// Queues are polled from the primary region only, as every non-HTTP source is: a
 /// second region would run each job and message twice against the one global table. So
 /// only the primary's policy names the queues.
-pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig, primary: bool) -> Vec<Statement> {
+pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig, region: &str) -> Vec<Statement> {
+    let primary = region == config.primary();
     let mut out =
         vec![statement("Logs", &["logs:CreateLogStream", "logs:PutLogEvents"], vec![Res::LogGroup])];
     let mut xray = statement("XRay", &["xray:PutTelemetryRecords", "xray:PutTraceSegments"], vec![Res::Any]);
@@ -247,18 +259,19 @@ pub(crate) fn policy(manifest: &Manifest, config: &DeployConfig, primary: bool) 
     out.push(statement("DeadLetters", &["sqs:SendMessage"], vec![Res::Dlq]));
     // The queue and the environment are encrypted under the data key.
     out.push(statement("DataKey", &["kms:Decrypt", "kms:GenerateDataKey"], vec![Res::DataKey]));
-    if let Some(key) = &config.kms.envelope_key {
+    if let Some(key) = envelope_key_in(config, region) {
         out.push(statement(
             "EnvelopeKey",
             &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            vec![Res::Arn(key.clone())],
+            vec![Res::Arn(key.to_owned())],
         ));
     }
-    if !config.secrets.is_empty() {
+    let secrets = secrets_in(config, region);
+    if !secrets.is_empty() {
         out.push(statement(
             "Secrets",
             &["secretsmanager:GetSecretValue"],
-            config.secrets.values().map(|a| Res::Arn(a.clone())).collect(),
+            secrets.into_iter().map(|(_, arn)| Res::Arn(arn.to_owned())).collect(),
         ));
     }
     out

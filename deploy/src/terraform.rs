@@ -217,14 +217,14 @@ pub(crate) fn config(
         json!({"name": format!("{}-dead-letters", ctx.function),
         "message_retention_seconds": 1_209_600, "kms_master_key_id": ctx.data_key()}),
     );
-    let statements: Vec<Value> = plan::policy(manifest, config, primary)
+    let statements: Vec<Value> = plan::policy(manifest, config, region)
         .iter()
         .map(|s| {
             json!({"Sid": s.sid, "Effect": "Allow", "Action": s.actions,
                 "Resource": s.resources.iter().map(|r| ctx.resolve(r)).collect::<Vec<_>>()})
         })
         .collect();
-    let reasons: Vec<String> = plan::policy(manifest, config, primary)
+    let reasons: Vec<String> = plan::policy(manifest, config, region)
         .iter()
         .filter_map(|s| s.wildcard_reason.map(|why| format!("{}: {why}", s.sid)))
         .collect();
@@ -250,7 +250,7 @@ pub(crate) fn config(
     );
     let (bucket, key) = config.code();
     let mut env = Map::new();
-    for (k, v) in crate::cfn::environment_vars(config) {
+    for (k, v) in crate::cfn::environment_vars(config, region) {
         env.insert(k, json!(v));
     }
     add(

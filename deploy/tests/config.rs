@@ -251,3 +251,127 @@ fn table_actions_outside_the_allow_list_are_refused() {
         assert!(Synth::new(m, support::config()).terraform("eu-west-1").is_err(), "{bad}");
     }
 }
+
+/// [`support::MULTI_CONFIG`] with `[secrets.signing_key]`'s table replaced by `lines`.
+fn multi_with_secret(lines: &str) -> String {
+    let table = format!(
+        "[secrets.signing_key]\nus-east-1 = \"{}\"\neu-west-1 = \"{}\"\n",
+        support::secret_in("us-east-1"),
+        support::secret_in("eu-west-1")
+    );
+    assert!(support::MULTI_CONFIG.contains(&table));
+    support::MULTI_CONFIG.replace(&table, lines)
+}
+
+#[test]
+fn a_multi_region_service_names_each_regions_replica_of_a_secret() {
+    // Each region its own replica: accepted, and each region's stack gets its own.
+    let config = DeployConfig::from_toml(support::MULTI_CONFIG).unwrap();
+    let secret = &config.secrets["signing_key"];
+    assert_eq!(secret.in_region("eu-west-1"), Some(support::secret_in("eu-west-1").as_str()));
+    assert_eq!(secret.in_region("us-east-1"), Some(support::secret_in("us-east-1").as_str()));
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    // One ARN for both regions: eu-west-1 could not cold-start while us-east-1 is dark.
+    let one = format!("[secrets]\nsigning_key = \"{}\"\n", support::secret_in("us-east-1"));
+    let (key, reason) = refused(&multi_with_secret(&one));
+    assert_eq!(key, "secrets.signing_key");
+    assert!(reason.contains("replicate the secret") && reason.contains("[secrets.signing_key]"), "{reason}");
+    assert!(reason.contains("eu-west-1 = \"arn:aws:secretsmanager:eu-west-1:...\""), "{reason}");
+    // A region without its replica.
+    let us_only = format!("[secrets.signing_key]\nus-east-1 = \"{}\"\n", support::secret_in("us-east-1"));
+    let (key, reason) = refused(&multi_with_secret(&us_only));
+    assert_eq!(key, "secrets.signing_key.eu-west-1");
+    assert!(reason.contains("replicate the secret"), "{reason}");
+    // Another region's ARN under a region.
+    let swapped = format!(
+        "[secrets.signing_key]\nus-east-1 = \"{}\"\neu-west-1 = \"{}\"\n",
+        support::secret_in("us-east-1"),
+        support::secret_in("us-east-1")
+    );
+    let (key, reason) = refused(&multi_with_secret(&swapped));
+    assert_eq!(key, "secrets.signing_key.eu-west-1");
+    assert!(reason.contains("must be in eu-west-1"), "{reason}");
+    // A region the service is not in.
+    let extra = format!(
+        "[secrets.signing_key]\nus-east-1 = \"{}\"\neu-west-1 = \"{}\"\nap-south-1 = \"{}\"\n",
+        support::secret_in("us-east-1"),
+        support::secret_in("eu-west-1"),
+        support::secret_in("ap-south-1")
+    );
+    let (key, reason) = refused(&multi_with_secret(&extra));
+    assert_eq!(key, "secrets.signing_key.ap-south-1");
+    assert!(reason.contains("not in service.regions"), "{reason}");
+    // Not a secret.
+    let kms = format!(
+        "[secrets.signing_key]\nus-east-1 = \"{}\"\neu-west-1 = \"arn:aws:kms:eu-west-1:1:key/x\"\n",
+        support::secret_in("us-east-1")
+    );
+    let (key, reason) = refused(&multi_with_secret(&kms));
+    assert_eq!(key, "secrets.signing_key.eu-west-1");
+    assert!(reason.contains("secretsmanager ARN"), "{reason}");
+    // Neither an ARN nor a table.
+    let (key, reason) = refused(&multi_with_secret("[secrets]\nsigning_key = 42\n"));
+    assert_eq!(key, "secrets.signing_key");
+    assert!(reason.contains("an ARN, or a table of region = ARN"), "{reason}");
+    let (key, _) = refused(&multi_with_secret("[secrets.signing_key]\n"));
+    assert_eq!(key, "secrets.signing_key.us-east-1");
+}
+
+#[test]
+fn a_single_region_service_may_name_its_secret_either_way() {
+    let arn = "arn:aws:secretsmanager:us-east-1:1:secret:fingerprint-AbCdEf";
+    for form in [
+        format!("[secrets]\nfingerprint = \"{arn}\"\n"),
+        format!("[secrets.fingerprint]\nus-east-1 = \"{arn}\"\n"),
+    ] {
+        let config = DeployConfig::from_toml(&format!("{BASE}{form}")).unwrap();
+        assert_eq!(config.secrets["fingerprint"].in_region("us-east-1"), Some(arn), "{form}");
+        assert_eq!(config.warnings().len(), 1, "only the alarm topic's: {:?}", config.warnings());
+    }
+    // In another region it works (the function asks the secret's region) but ties every
+    // cold start to that region too: allowed, with a warning.
+    let remote = format!("{BASE}[secrets]\nfingerprint = \"{}\"\n", arn.replace("us-east-1", "eu-west-1"));
+    let warnings = DeployConfig::from_toml(&remote).unwrap().warnings();
+    assert!(
+        warnings.iter().any(|w| w.starts_with("secrets.fingerprint: the secret is in eu-west-1")
+            && w.contains("replicate it to us-east-1")),
+        "{warnings:?}"
+    );
+    // The table form is held to the service's one region.
+    let table =
+        format!("{BASE}[secrets.fingerprint]\neu-west-1 = \"{}\"\n", arn.replace("us-east-1", "eu-west-1"));
+    assert_eq!(refused(&table).0, "secrets.fingerprint.eu-west-1");
+}
+
+#[test]
+fn the_envelope_key_is_in_each_functions_region_and_one_multi_region_key() {
+    let envelope = format!(
+        "[kms.envelope_key]\nus-east-1 = \"{}\"\neu-west-1 = \"{}\"\n",
+        support::envelope_key_in("us-east-1"),
+        support::envelope_key_in("eu-west-1")
+    );
+    assert!(support::MULTI_CONFIG.contains(&envelope));
+    let config = DeployConfig::from_toml(support::MULTI_CONFIG).unwrap();
+    let key = config.kms.envelope_key.as_ref().unwrap();
+    assert_eq!(key.in_region("eu-west-1"), Some(support::envelope_key_in("eu-west-1").as_str()));
+    let with = |lines: &str| support::MULTI_CONFIG.replace(&envelope, lines);
+    // One key for both regions.
+    let (key, reason) =
+        refused(&with(&format!("[kms]\nenvelope_key = \"{}\"\n", support::envelope_key_in("us-east-1"))));
+    assert_eq!(key, "kms.envelope_key");
+    assert!(reason.contains("multi-region key") && reason.contains("[kms.envelope_key]"), "{reason}");
+    // Two unrelated keys: what us-east-1 wraps, eu-west-1 could not unwrap.
+    let unrelated = envelope.replace("eu-west-1:111122223333:key/mrk-2", "eu-west-1:111122223333:key/mrk-3");
+    let (key, reason) = refused(&with(&unrelated));
+    assert_eq!(key, "kms.envelope_key");
+    assert!(reason.contains("the same key/mrk-"), "{reason}");
+    let single_region_keys = envelope.replace("key/mrk-2", "key/2");
+    assert_eq!(refused(&with(&single_region_keys)).0, "kms.envelope_key");
+    assert_eq!(refused(&with("[kms.envelope_key]\n")).0, "kms.envelope_key.us-east-1");
+    // A single-region service: KMS serves a key in its own region only.
+    let remote = format!("{BASE}[kms]\nenvelope_key = \"arn:aws:kms:eu-west-1:1:key/a\"\n");
+    let (key, reason) = refused(&remote);
+    assert_eq!(key, "kms.envelope_key");
+    assert!(reason.contains("must be in us-east-1"), "{reason}");
+    DeployConfig::from_toml(&remote.replace("eu-west-1", "us-east-1")).unwrap();
+}

@@ -324,3 +324,163 @@ fn tables_whose_names_differ_in_punctuation_are_refused_in_every_region() {
         }
     }
 }
+
+/// The function's variables and its policy's statements, from CloudFormation and from
+/// Terraform, in `region`.
+fn function_of(synth: &Synth, region: &str) -> Vec<(&'static str, Value, Vec<Value>)> {
+    let cfn = synth.cloudformation(region).unwrap();
+    let tf = synth.terraform(region).unwrap();
+    let tf_policy: Value =
+        serde_json::from_str(tf["resource"]["aws_iam_role_policy"]["function"]["policy"].as_str().unwrap())
+            .unwrap();
+    vec![
+        (
+            "cloudformation",
+            cfn["Resources"]["Function"]["Properties"]["Environment"]["Variables"].clone(),
+            cfn["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap()
+                .clone(),
+        ),
+        (
+            "terraform",
+            tf["resource"]["aws_lambda_function"]["function"]["environment"]["variables"].clone(),
+            tf_policy["Statement"].as_array().unwrap().clone(),
+        ),
+    ]
+}
+
+#[test]
+fn each_region_reads_its_own_replica_of_the_secret_and_envelope_key() {
+    let synth = Synth::new(support::manifest(), DeployConfig::from_toml(support::MULTI_CONFIG).unwrap());
+    for region in ["us-east-1", "eu-west-1"] {
+        for (format, env, statements) in function_of(&synth, region) {
+            let what = format!("{region} {format}");
+            assert_eq!(env["LIFT_SECRET_SIGNING_KEY_ARN"], json!(support::secret_in(region)), "{what}");
+            assert_eq!(env["LIFT_KMS_KEY_ID"], json!(support::envelope_key_in(region)), "{what}");
+            let resource = |sid: &str| {
+                statements.iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("{what}: no {sid}"))
+                    ["Resource"]
+                    .clone()
+            };
+            assert_eq!(resource("Secrets"), json!([support::secret_in(region)]), "{what}");
+            assert_eq!(resource("EnvelopeKey"), json!([support::envelope_key_in(region)]), "{what}");
+        }
+    }
+    // A single-region service's one ARN, as before.
+    let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders/signing-key-AbCdEf";
+    let one = support::CONFIG.replace("[api.jwt]", &format!("[secrets]\nsigning_key = \"{arn}\"\n[api.jwt]"));
+    let synth = Synth::new(support::manifest(), DeployConfig::from_toml(&one).unwrap());
+    for (format, env, statements) in function_of(&synth, "eu-west-1") {
+        assert_eq!(env["LIFT_SECRET_SIGNING_KEY_ARN"], arn, "{format}");
+        let secrets = statements.iter().find(|s| s["Sid"] == "Secrets").unwrap();
+        assert_eq!(secrets["Resource"], json!([arn]), "{format}");
+    }
+}
+
+/// The ARNs in the strings of `value` (`at` says where) that name a region other than
+/// `region`. Region-free ARNs (IAM, Route 53, S3) and the template's own region
+/// (`${AWS::Region}`) are `region`'s; a global table's replica (an object whose `Region` or
+/// `region_name` is R) is by nature configured from the primary with R's key, so R's ARNs
+/// are allowed inside it.
+fn foreign_arns(value: &Value, region: &str, replica: Option<&str>, at: &str, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => {
+            for (i, _) in s.match_indices("arn:") {
+                if s[..i].ends_with(|c: char| c.is_ascii_alphanumeric()) {
+                    continue;
+                }
+                let rest = &s[i + 4..];
+                // The partition: `aws`, or a reference such as `${AWS::Partition}`.
+                let after_partition = match rest.strip_prefix("${") {
+                    Some(r) => r.split_once('}').map_or("", |(_, r)| r),
+                    None => {
+                        rest.split_once(':').map_or("", |(p, r)| if p.starts_with("aws") { r } else { "" })
+                    }
+                };
+                let Some(after_partition) = after_partition.strip_prefix(':').or(Some(after_partition))
+                else {
+                    continue;
+                };
+                let mut fields = after_partition.split(':');
+                let (Some(_service), Some(arn_region)) = (fields.next(), fields.next()) else { continue };
+                let own = arn_region.is_empty()
+                    || arn_region.starts_with("${")
+                    || arn_region == region
+                    || Some(arn_region) == replica;
+                if !own {
+                    let end = s[i..].find(['"', ' ', ',']).map_or(s.len(), |e| i + e);
+                    out.push(format!("{at}: {}", &s[i..end]));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                foreign_arns(v, region, replica, &format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            let replica = ["Region", "region_name"]
+                .iter()
+                .find_map(|k| map.get(*k).and_then(Value::as_str))
+                .or(replica);
+            for (k, v) in map {
+                foreign_arns(v, region, replica, &format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every region's templates, by name.
+fn every_template(synth: &Synth, regions: &[&str]) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for region in regions {
+        out.push((format!("{region}.cfn"), (*region).to_owned(), synth.cloudformation(region).unwrap()));
+        out.push((format!("{region}.tf"), (*region).to_owned(), synth.terraform(region).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn no_region_names_an_arn_of_another_region() {
+    // The scan itself: another region's ARN is found, in a policy document held as a
+    // string too; the template's own region and region-free ARNs are not.
+    let mut found = Vec::new();
+    let probe = json!({"a": "arn:aws:secretsmanager:us-east-1:1:secret:s", "b": "{\"Resource\":[\"arn:${data.aws_partition.current.partition}:kms:us-east-1:1:key/k\"]}",
+        "ok": ["arn:aws:iam::1:root", {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:x"}, "arn:aws:sns:eu-west-1:1:t"]});
+    foreign_arns(&probe, "eu-west-1", None, "probe", &mut found);
+    assert_eq!(found.len(), 2, "{found:?}");
+    // Every feature in two regions, and the payments example's goldens.
+    let synth = Synth::new(support::manifest(), DeployConfig::from_toml(support::MULTI_CONFIG).unwrap());
+    let mut templates = every_template(&synth, &["us-east-1", "eu-west-1"]);
+    for (name, text) in [
+        (
+            "payments-us-east-1.cfn.json",
+            include_str!("../../examples/payments/tests/fixtures/deploy/multi/payments-us-east-1.cfn.json"),
+        ),
+        (
+            "payments-us-east-1.tf.json",
+            include_str!("../../examples/payments/tests/fixtures/deploy/multi/payments-us-east-1.tf.json"),
+        ),
+        (
+            "payments-eu-west-1.cfn.json",
+            include_str!("../../examples/payments/tests/fixtures/deploy/multi/payments-eu-west-1.cfn.json"),
+        ),
+        (
+            "payments-eu-west-1.tf.json",
+            include_str!("../../examples/payments/tests/fixtures/deploy/multi/payments-eu-west-1.tf.json"),
+        ),
+    ] {
+        let region = name.trim_start_matches("payments-").split('.').next().unwrap().to_owned();
+        templates.push((name.to_owned(), region, serde_json::from_str(text).unwrap()));
+    }
+    let mut found = Vec::new();
+    for (name, region, template) in &templates {
+        let mut arns = Vec::new();
+        arn_regions(template, &mut arns);
+        assert!(!arns.is_empty(), "{name}: the scan saw no ARN");
+        foreign_arns(template, region, None, name, &mut found);
+    }
+    assert!(found.is_empty(), "ARNs of another region:\n{}", found.join("\n"));
+}

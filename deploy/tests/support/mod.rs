@@ -80,7 +80,7 @@ pub fn config_without_events() -> DeployConfig {
 }
 
 /// The orders service in two regions, `us-east-1` primary and `eu-west-1` secondary,
-/// with an alarm topic in each.
+/// with an alarm topic, a replica of its secret and of its envelope key in each.
 pub const MULTI_CONFIG: &str = r#"
 [service]
 name = "orders"
@@ -89,9 +89,17 @@ regions = ["us-east-1", "eu-west-1"]
 [function]
 code = "s3://orders-artifacts/orders-1.0.0.zip"
 
+[secrets.signing_key]
+us-east-1 = "arn:aws:secretsmanager:us-east-1:111122223333:secret:orders/signing-key-AbCdEf"
+eu-west-1 = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders/signing-key-AbCdEf"
+
 [kms.data_keys]
 us-east-1 = "arn:aws:kms:us-east-1:111122223333:key/mrk-1"
 eu-west-1 = "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"
+
+[kms.envelope_key]
+us-east-1 = "arn:aws:kms:us-east-1:111122223333:key/mrk-2"
+eu-west-1 = "arn:aws:kms:eu-west-1:111122223333:key/mrk-2"
 
 [alarms.topics]
 us-east-1 = "arn:aws:sns:us-east-1:111122223333:orders-oncall"
@@ -111,3 +119,13 @@ sqs_queues = ["arn:aws:sqs:us-east-1:111122223333:orders-jobs"]
 [events.schedules]
 nightly-settlement = "cron(0 2 * * ? *)"
 "#;
+
+/// [`MULTI_CONFIG`]'s secret in `region`.
+pub fn secret_in(region: &str) -> String {
+    format!("arn:aws:secretsmanager:{region}:111122223333:secret:orders/signing-key-AbCdEf")
+}
+
+/// [`MULTI_CONFIG`]'s envelope key in `region`.
+pub fn envelope_key_in(region: &str) -> String {
+    format!("arn:aws:kms:{region}:111122223333:key/mrk-2")
+}

@@ -436,13 +436,17 @@ async fn the_synthesized_environment_configures_payments_and_fetches_its_key() {
 
     for (name, deploy, audience, jwks_url) in deployments() {
         let jwt = deploy.api.jwt.clone().expect("payments configures [api.jwt]");
-        let arn = deploy.secrets["fingerprint_key"].clone();
         // The mock keeps its own ARNs; a secret named by the full ARN answers only a
-        // `GetSecretValue` for exactly that ARN.
+        // `GetSecretValue` for exactly that ARN: each region's replica is put in.
         let secrets = SecretsManagerMock::start("us-east-1").await;
-        secrets.put_secret(&arn, SECRET_KEY);
+        let fingerprint_key = &deploy.secrets["fingerprint_key"];
+        for region in &deploy.service.regions {
+            secrets.put_secret(fingerprint_key.in_region(region).expect("a replica per region"), SECRET_KEY);
+        }
         secrets.require_signature(true);
         for region in &deploy.service.regions {
+            let arn = fingerprint_key.in_region(region).unwrap().to_owned();
+            let envelope_key = deploy.kms.envelope_key.as_ref().and_then(|k| k.in_region(region));
             let synthesized = function_environment(&deploy, region);
             let endpoints = [("AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(), secrets.uri())];
             let env = as_lambda_runs_it(&synthesized, region, &endpoints);
@@ -460,7 +464,7 @@ async fn the_synthesized_environment_configures_payments_and_fetches_its_key() {
             assert_eq!(config.jwks_url.as_deref(), Some(jwks_url), "{what}");
             assert!(config.jwt_layer().unwrap().is_some(), "{what}: tokens are checked");
             assert_eq!(config.fingerprint_key, FingerprintKey::Secret(arn.clone()), "{what}");
-            assert_eq!(config.kms_key_id, deploy.kms.envelope_key, "{what}");
+            assert_eq!(config.kms_key_id.as_deref(), envelope_key, "{what}");
             // The stack main builds from it.
             let stack = config.stack(StackParts::default(), lift::middleware::metrics::MemorySink::new());
             assert!(stack.is_ok(), "{what}: {:?}", stack.err());
@@ -475,8 +479,10 @@ async fn the_synthesized_environment_configures_payments_and_fetches_its_key() {
             let calls = secrets.calls_to("GetSecretValue");
             assert_eq!(calls.len(), 1, "{what}: fetched once at init");
             assert_eq!(calls[0].body["SecretId"], arn.as_str(), "{what}");
-            // Asked in the secret's region, which a secondary region's function is not in.
-            assert_eq!(calls[0].sigv4().expect("signed").region, "us-east-1", "{what}");
+            // Asked in the function's own region, for that region's replica: a region's cold
+            // start never depends on another region.
+            assert!(arn.starts_with(&format!("arn:aws:secretsmanager:{region}:")), "{what}: {arn}");
+            assert_eq!(calls[0].sigv4().expect("signed").region, region.as_str(), "{what}");
         }
     }
 }
