@@ -122,8 +122,14 @@ where
     let subject = principal.map(|p| p.subject.clone());
     // What is counted per caller is counted per issuer and subject: another issuer's user of
     // the same name must not add to this one's tenants or failures, nor trip them for it.
-    let caller =
-        principal.map(|p| if p.issuer.is_some() { p.qualified_subject() } else { p.subject.clone() });
+    // Only a monitor counts: without one, no name is built.
+    let caller = config.monitor.as_ref().and(principal).map(|p| {
+        if p.issuer.is_some() {
+            p.qualified_subject()
+        } else {
+            p.subject.clone()
+        }
+    });
     let tenant = ctx.and_then(Context::tenant).map(str::to_owned);
 
     if let Some(store) = &config.store {
