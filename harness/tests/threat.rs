@@ -39,7 +39,7 @@ fn request(method: &str, uri: &str, ip: &str, body: &str) -> Request {
         .body(Body::from(body.to_owned()))
         .unwrap();
     let mut ctx = Context::new(format!("req-{}", uuid::Uuid::new_v4()));
-    ctx.set_principal(Principal::new("alice", "acme"));
+    ctx.set_principal(Principal::new("alice", "acme").with_issuer("https://id.example.com"));
     req.extensions_mut().insert(ctx);
     req.extensions_mut().insert(ClientIp(ip.parse().unwrap()));
     req
@@ -78,7 +78,10 @@ async fn sql_injection_is_refused_audited_and_the_ip_blocked() {
     assert_eq!(entries.len(), 1);
     let entry = &entries[0].entry;
     assert_eq!((entry.actor.as_str(), entry.outcome, entry.source.as_str()), ("alice", Outcome::Denied, ip));
+    // Which issuer's `alice`: in the entry, under the chain's hash, and in the snapshot.
+    assert_eq!(entry.issuer.as_deref(), Some("https://id.example.com"));
     let snapshot: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
+    assert_eq!(snapshot["issuer"], "https://id.example.com");
     assert_eq!(snapshot["findings"][0]["kind"], "sql_injection");
     assert_eq!(snapshot["findings"][0]["location"], serde_json::json!({"in": "query", "name": "id"}));
     assert!(snapshot["score"].as_u64().unwrap() >= 70);

@@ -54,6 +54,10 @@ pub struct Incident {
     pub client_ip: Option<IpAddr>,
     /// The principal's subject.
     pub principal: Option<String>,
+    /// The issuer that vouched for the principal (its token's `iss`), when it had one: a
+    /// subject is unique within its issuer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// The tenant.
     pub tenant: Option<String>,
     /// The risk score.
@@ -89,6 +93,7 @@ impl Incident {
                 .collect(),
             client_ip,
             principal: principal.map(|p| p.subject.clone()),
+            issuer: principal.and_then(|p| p.issuer.clone()),
             tenant: principal
                 .map(|p| p.tenant.clone())
                 .or_else(|| ctx.and_then(|c| c.tenant()).map(str::to_owned)),
@@ -249,6 +254,10 @@ impl Playbook {
             .from_where(incident.client_ip.map(|ip| ip.to_string()).unwrap_or_default())
             .request_id(incident.request_id.clone())
             .detail(incident.to_json());
+            let entry = match &incident.issuer {
+                Some(issuer) => entry.issuer(issuer.clone()),
+                None => entry,
+            };
             trail.append(entry).await;
             if let Err(err) = trail.flush().await {
                 tracing::error!(error = %err, "threat incident not stored in the audit trail yet");
@@ -273,13 +282,13 @@ mod tests {
             .body(())
             .unwrap();
         let mut ctx = crate::Context::new("r-1");
-        ctx.set_principal(crate::Principal::new("alice", "acme"));
+        ctx.set_principal(crate::Principal::new("alice", "acme").with_issuer("https://id.example.com"));
         req.extensions_mut().insert(ctx);
         let json = Incident::capture(&req, "203.0.113.9".parse().ok(), ThreatAssessment::default()).to_json();
         for secret in ["eyJsecret", "session=abc", "k-123", "tok123", "4111111111111111"] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
         }
-        for kept in ["sqlmap/1.7", "alice", "acme", "r-1", "id=7", "203.0.113.9"] {
+        for kept in ["sqlmap/1.7", "alice", "https://id.example.com", "acme", "r-1", "id=7", "203.0.113.9"] {
             assert!(json.contains(kept), "{kept} missing: {json}");
         }
     }
