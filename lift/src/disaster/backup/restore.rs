@@ -171,7 +171,8 @@ pub struct Restore {
     client: aws_sdk_dynamodb::Client,
     target: BackupTarget,
     table: String,
-    source: Option<String>,
+    /// The source table: empty until set, which `build` refuses.
+    source: String,
     backup: Option<String>,
     key: Option<BackupKey>,
     allow_unsigned: bool,
@@ -199,7 +200,7 @@ impl Restore {
                 client,
                 target,
                 table: table.into(),
-                source: None,
+                source: String::new(),
                 backup: None,
                 key: None,
                 allow_unsigned: false,
@@ -274,7 +275,7 @@ impl Restore {
     /// latest of the source table that ended by the moment. Every manifest read on the way
     /// is verified before its table is looked at: only a signed table name is believed.
     async fn choose(&self, until_ms: Option<u64>) -> Result<(Manifest, bool), BackupError> {
-        let source = self.source.as_deref().unwrap_or_default();
+        let source = self.source.as_str();
         let wrong = |manifest: Manifest| BackupError::WrongTable {
             expected: source.to_owned(),
             found: manifest.table,
@@ -412,7 +413,7 @@ impl Restore {
         let mut unsigned_left_out = 0u64;
         let mut unnamed_left_out = 0u64;
         let mut other_tables = 0u64;
-        let source = self.source.as_deref().unwrap_or_default();
+        let source = self.source.as_str();
         for key in &keys {
             let (stem, data) = if let Some(stem) = key.strip_suffix(".jsonl.gz") {
                 (stem, true)
@@ -755,7 +756,7 @@ impl RestoreBuilder {
     /// # Ok(()) }
     /// ```
     pub fn source_table(mut self, table: impl Into<String>) -> Self {
-        self.inner.source = Some(table.into());
+        self.inner.source = table.into();
         self
     }
 
@@ -821,7 +822,7 @@ impl RestoreBuilder {
         if self.inner.table.is_empty() {
             return Err(ConfigError::invalid("table", "empty table name").into());
         }
-        if self.inner.source.as_deref().is_none_or(str::is_empty) {
+        if self.inner.source.is_empty() {
             return Err(ConfigError::invalid(
                 "source_table",
                 "no source table: a restore names the table its backup was taken of \
