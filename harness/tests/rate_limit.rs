@@ -223,6 +223,53 @@ async fn separate_keys_are_independent() {
     }
 }
 
+/// A per-user limit through the layer and DynamoDB: a partner issuer's `alice` draining her
+/// bucket leaves our `alice` hers, and text moved between issuer and subject makes another
+/// user.
+#[tokio::test]
+async fn a_user_is_limited_per_issuer_and_subject() {
+    let (client, table, _) = table().await;
+    let layer = RateLimitLayer::builder()
+        .client(client)
+        .table(&table)
+        .key(RateLimitKey::User)
+        .limit(2)
+        .window(DAY)
+        .store_timeout(STORE_TIMEOUT)
+        .build()
+        .unwrap();
+    let (svc, _) = limited(&layer);
+    let as_user = |issuer: &str, subject: &str| {
+        let mut req = http::Request::builder().method("POST").uri("/payments").body(Body::empty()).unwrap();
+        let mut ctx = Context::new("req-1");
+        ctx.set_tenant("acme");
+        ctx.set_principal(lift::Principal::new(subject, "acme").with_issuer(issuer));
+        req.extensions_mut().insert(ctx);
+        req
+    };
+    let statuses = |issuer: &'static str, subject: &'static str, n: usize| {
+        let svc = svc.clone();
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(svc.clone().oneshot(as_user(issuer, subject)).await.unwrap().status().as_u16());
+            }
+            out
+        }
+    };
+    let (ours, partner) = ("https://id.example.com", "https://id.partner.example");
+    assert_eq!(statuses(partner, "alice", 3).await, [200, 200, 429], "the partner's alice, drained");
+    assert_eq!(statuses(ours, "alice", 3).await, [200, 200, 429], "our alice has her own bucket");
+    // Joined naively with `|`, (`…partner.example`, `x|alice`) and (`…partner.example|x`,
+    // `alice`) would share a bucket.
+    assert_eq!(statuses(partner, "x|alice", 3).await, [200, 200, 429]);
+    assert_eq!(
+        statuses("https://id.partner.example|x", "alice", 1).await,
+        [200],
+        "a look-alike is another user"
+    );
+}
+
 /// A route-keyed limiter on the whole App runs before routing, so it sees no matched
 /// route: `/payments/1` and `/payments/2` must share a bucket, not get one each (a client
 /// walking ids would never be limited, and would fill the table with keys).

@@ -29,6 +29,14 @@ async fn store() -> (aws_sdk_dynamodb::Client, ThreatStore, AuditTrail) {
 }
 
 fn request(method: &str, uri: &str, ip: &str, body: &str) -> Request {
+    request_as(Principal::new("alice", "acme").with_issuer(OURS), method, uri, ip, body)
+}
+
+/// Our identity provider, and a partner's that also has a user called `alice`.
+const OURS: &str = "https://id.example.com";
+const PARTNER: &str = "https://id.partner.example";
+
+fn request_as(principal: Principal, method: &str, uri: &str, ip: &str, body: &str) -> Request {
     let mut req = http::Request::builder()
         .method(method)
         .uri(uri)
@@ -39,7 +47,7 @@ fn request(method: &str, uri: &str, ip: &str, body: &str) -> Request {
         .body(Body::from(body.to_owned()))
         .unwrap();
     let mut ctx = Context::new(format!("req-{}", uuid::Uuid::new_v4()));
-    ctx.set_principal(Principal::new("alice", "acme").with_issuer("https://id.example.com"));
+    ctx.set_principal(principal);
     req.extensions_mut().insert(ctx);
     req.extensions_mut().insert(ClientIp(ip.parse().unwrap()));
     req
@@ -192,6 +200,95 @@ async fn a_blocked_ip_or_principal_is_refused_until_the_block_expires() {
     );
     store.unblock(&principal).await.unwrap();
     assert_eq!(svc.oneshot(request("GET", "/p", ip, "")).await.unwrap().status(), StatusCode::OK);
+}
+
+/// A block of one issuer's `alice` refuses her and leaves another issuer's `alice`, and an
+/// `alice` with no issuer, alone; a block of the subject refuses every `alice`.
+#[tokio::test]
+async fn a_caller_block_refuses_that_issuers_user_alone() {
+    let (_, store, _) = store().await;
+    let svc =
+        ThreatLayer::builder().store(store.clone()).build().unwrap().layer(tower::service_fn(echo_score));
+    let status = |principal: Principal| {
+        let svc = svc.clone();
+        async move { svc.oneshot(request_as(principal, "GET", "/p", "198.51.100.61", "")).await.unwrap().status() }
+    };
+    let ours = || Principal::new("alice", "acme").with_issuer(OURS);
+    let partners = || Principal::new("alice", "acme").with_issuer(PARTNER);
+    let unissued = || Principal::new("alice", "acme");
+
+    let partner_alice = BlockTarget::caller(PARTNER, "alice");
+    store.block(&partner_alice, Duration::from_secs(60), "test").await.unwrap();
+    assert_eq!(status(partners()).await, StatusCode::FORBIDDEN, "the blocked caller");
+    assert_eq!(status(ours()).await, StatusCode::OK, "another issuer's alice");
+    assert_eq!(status(unissued()).await, StatusCode::OK, "an alice with no issuer");
+    store.unblock(&partner_alice).await.unwrap();
+    assert_eq!(status(partners()).await, StatusCode::OK, "unblocked");
+
+    // Joined naively, issuer `…|x` with subject `alice` and our issuer with subject
+    // `x|alice` would share a key: blocking the first must not refuse the second.
+    let look_alike = BlockTarget::caller(format!("{OURS}|x"), "alice");
+    store.block(&look_alike, Duration::from_secs(60), "test").await.unwrap();
+    let spelled = Principal::new("x|alice", "acme").with_issuer(OURS);
+    assert_eq!(status(spelled).await, StatusCode::OK, "a look-alike key blocks no one else");
+    store.unblock(&look_alike).await.unwrap();
+
+    let unissued_alice = BlockTarget::caller("", "alice");
+    store.block(&unissued_alice, Duration::from_secs(60), "test").await.unwrap();
+    assert_eq!(status(unissued()).await, StatusCode::FORBIDDEN, "the alice with no issuer");
+    assert_eq!(status(ours()).await, StatusCode::OK);
+    store.unblock(&unissued_alice).await.unwrap();
+
+    let every_alice = BlockTarget::Principal("alice".into());
+    store.block(&every_alice, Duration::from_secs(60), "test").await.unwrap();
+    for principal in [ours(), partners(), unissued()] {
+        assert_eq!(status(principal).await, StatusCode::FORBIDDEN, "a subject block holds for every issuer");
+    }
+    store.unblock(&every_alice).await.unwrap();
+    assert_eq!(status(ours()).await, StatusCode::OK);
+}
+
+/// An attack made under a partner's `alice` blocks that caller: she is refused afterwards,
+/// and our own `alice` is not locked out by a namesake's attack.
+#[tokio::test]
+async fn an_incident_blocks_its_principal_not_another_issuers_namesake() {
+    let (_, store, trail) = store().await;
+    let svc = ThreatLayer::builder()
+        .store(store.clone())
+        .audit(trail.clone())
+        .block_principal_for(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(echo_score));
+    let tenant = format!("acme-{}", uuid::Uuid::new_v4());
+    let ours = || Principal::new("alice", tenant.as_str()).with_issuer(OURS);
+    let partners = || Principal::new("alice", tenant.as_str()).with_issuer(PARTNER);
+    // Each from its own IP: an IP block would not explain what follows.
+    let attack =
+        request_as(partners(), "GET", "/payments?id=1%27%20OR%20%271%27%3D%271", "198.51.100.71", "");
+    assert_eq!(svc.clone().oneshot(attack).await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    let benign = |principal: Principal, ip: &str| request_as(principal, "GET", "/p", ip, "");
+    assert_eq!(
+        svc.clone().oneshot(benign(partners(), "198.51.100.72")).await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "the attacking caller is blocked from any IP"
+    );
+    assert_eq!(
+        svc.clone().oneshot(benign(ours(), "198.51.100.73")).await.unwrap().status(),
+        StatusCode::OK,
+        "our alice is not blocked for the partner's"
+    );
+    assert!(store.blocked_until(&BlockTarget::caller(PARTNER, "alice")).await.unwrap().is_some());
+    assert!(store.blocked_until(&BlockTarget::caller(OURS, "alice")).await.unwrap().is_none());
+    assert!(store.blocked_until(&BlockTarget::Principal("alice".into())).await.unwrap().is_none());
+
+    let entries = trail.query(AuditQuery::tenant(&tenant).action(INCIDENT_ACTION)).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    let detail: serde_json::Value = serde_json::from_str(&entries[0].entry.detail).unwrap();
+    assert_eq!(detail["actions"], serde_json::json!(["blocked_principal", "audited"]));
+    assert_eq!(entries[0].entry.issuer.as_deref(), Some(PARTNER));
+    store.unblock(&BlockTarget::caller(PARTNER, "alice")).await.unwrap();
 }
 
 #[tokio::test]

@@ -130,8 +130,15 @@ impl Principal {
     /// or looks like an issuer cannot pass for another issuer's user, and a principal
     /// without an issuer cannot pass for one with.
     pub fn qualified_subject(&self) -> String {
-        let issuer = self.issuer.as_deref().unwrap_or_default();
-        format!("{}:{issuer}|{}", issuer.len(), self.subject)
+        let mut out = String::new();
+        self.write_qualified_subject(&mut out);
+        out
+    }
+
+    /// Appends [`qualified_subject`](Self::qualified_subject) to `out`, for keys built in
+    /// one string.
+    pub fn write_qualified_subject(&self, out: &mut String) {
+        write_qualified(out, self.issuer.as_deref().unwrap_or_default(), &self.subject);
     }
 
     /// Adds roles.
@@ -504,6 +511,13 @@ fn lambda_source_ip(head: &http::request::Parts) -> Option<std::net::IpAddr> {
         _ => None,
     };
     source.and_then(|s| s.parse().ok())
+}
+
+/// Appends `subject` qualified by `issuer` (empty for none) to `out`, as
+/// [`Principal::qualified_subject`] spells it.
+pub(crate) fn write_qualified(out: &mut String, issuer: &str, subject: &str) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{}:{issuer}|{subject}", issuer.len());
 }
 
 #[cfg(test)]

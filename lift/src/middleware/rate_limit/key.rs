@@ -74,10 +74,7 @@ impl RateLimitKey {
             Self::Tenant => ctx().and_then(Context::tenant),
             Self::User => {
                 // Qualified by its issuer: another issuer's `alice` must not drain this one's.
-                return ctx()
-                    .and_then(Context::principal)
-                    .map(|p| out.push_str(&p.qualified_subject()))
-                    .is_some();
+                return ctx().and_then(Context::principal).map(|p| p.write_qualified_subject(out)).is_some();
             }
             Self::Ip => {
                 return client_ip(head).map(|ip| write!(out, "{ip}").is_ok()).unwrap_or(false);

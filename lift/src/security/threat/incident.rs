@@ -64,7 +64,7 @@ pub struct Incident {
     pub score: u8,
     /// The findings.
     pub findings: Vec<Finding>,
-    /// What the playbook did (`blocked_ip`, `alerted`...), filled in as it runs.
+    /// What the playbook did (`blocked_ip`, `blocked_principal`, `alerted`...), filled in as it runs.
     pub actions: Vec<&'static str>,
 }
 
@@ -169,7 +169,7 @@ fn clip(text: &str) -> String {
 }
 
 /// What to do when an incident is raised: write the snapshot to the audit trail, alert a
-/// webhook, block the client IP for a while. Each step that fails is logged and the next
+/// webhook, block the client IP or the principal for a while. Each step that fails is logged and the next
 /// one still runs.
 ///
 /// # Examples
@@ -191,6 +191,7 @@ pub struct Playbook {
     trail: Option<AuditTrail>,
     alert: Option<WebhookAlert>,
     block: Option<(ThreatStore, Duration)>,
+    block_caller: Option<(ThreatStore, Duration)>,
 }
 
 impl Playbook {
@@ -222,6 +223,14 @@ impl Playbook {
         self
     }
 
+    /// Blocks the incident's principal for `duration`: that issuer's subject alone
+    /// ([`BlockTarget::of`]), so another issuer's user of the same name is not locked out
+    /// by an attack made under it. An incident without a principal blocks no one.
+    pub fn block_principal(mut self, store: ThreatStore, duration: Duration) -> Self {
+        self.block_caller = Some((store, duration));
+        self
+    }
+
     /// Runs the playbook for an incident; returns the incident with the actions taken.
     pub async fn run(&self, mut incident: Incident) -> Incident {
         tracing::warn!(
@@ -235,6 +244,15 @@ impl Playbook {
             match store.block(&BlockTarget::Ip(ip), *duration, reason).await {
                 Ok(()) => incident.actions.push("blocked_ip"),
                 Err(err) => tracing::error!(error = %err, "client ip not blocked"),
+            }
+        }
+        if let (Some((store, duration)), Some(subject)) = (&self.block_caller, &incident.principal) {
+            let reason = incident.findings.first().map_or("threat", |f| f.kind.as_str());
+            let target =
+                BlockTarget::caller(incident.issuer.as_deref().unwrap_or_default(), subject.as_str());
+            match store.block(&target, *duration, reason).await {
+                Ok(()) => incident.actions.push("blocked_principal"),
+                Err(err) => tracing::error!(error = %err, "principal not blocked"),
             }
         }
         if let Some(alert) = &self.alert {

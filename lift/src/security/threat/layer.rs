@@ -94,9 +94,11 @@ pub struct ThreatBuilder {
     store: Option<ThreatStore>,
     monitor: Option<BehaviourMonitor>,
     track_tenants: bool,
-    /// Audit and alert actions; the IP block is added at build (it needs the store).
+    /// Audit and alert actions; the IP and principal blocks are added at build (they need
+    /// the store).
     playbook: Playbook,
     block_for: Option<Duration>,
+    block_principal_for: Option<Duration>,
     webhook_url: Option<String>,
     /// PEM CA certificates for an https webhook behind a private CA.
     webhook_ca: Option<Vec<u8>>,
@@ -115,6 +117,7 @@ impl ThreatBuilder {
     /// | `LIFT_THREAT_WEBHOOK_URL` | the alert webhook (`https://`, or `http://` inside the VPC) |
     /// | `LIFT_THREAT_WEBHOOK_CA_FILE` | a PEM file of CA certificates the https webhook is also trusted with |
     /// | `LIFT_THREAT_BLOCK_SECS` | how long an incident blocks the client IP (needs a store) |
+    /// | `LIFT_THREAT_BLOCK_PRINCIPAL_SECS` | how long an incident blocks its principal, that issuer's subject alone (needs a store) |
     /// | `LIFT_THREAT_MAX_BODY_BYTES` | the body size limit |
     /// | `LIFT_THREAT_MAX_DEPTH` | the JSON depth limit |
     ///
@@ -139,6 +142,7 @@ impl ThreatBuilder {
             builder.webhook_ca = Some(pem);
         }
         builder.block_for = num("LIFT_THREAT_BLOCK_SECS")?.map(Duration::from_secs);
+        builder.block_principal_for = num("LIFT_THREAT_BLOCK_PRINCIPAL_SECS")?.map(Duration::from_secs);
         let mut detectors = Detectors::new();
         if let Some(bytes) = num("LIFT_THREAT_MAX_BODY_BYTES")? {
             detectors = detectors.max_body_bytes(bytes as usize);
@@ -202,6 +206,14 @@ impl ThreatBuilder {
         self
     }
 
+    /// Blocks the principal of every incident for `duration` (needs a [store](Self::store)):
+    /// that issuer's subject alone ([`BlockTarget::of`](super::BlockTarget::of)), so an
+    /// attack made under another issuer's user of the same name does not lock this one out.
+    pub fn block_principal_for(mut self, duration: Duration) -> Self {
+        self.block_principal_for = Some(duration);
+        self
+    }
+
     /// Builds the layer.
     ///
     /// # Errors
@@ -213,6 +225,9 @@ impl ThreatBuilder {
         }
         if self.block_for.is_some() && self.store.is_none() {
             return Err(InvalidConfig::new("threat", "blocking ips needs a store"));
+        }
+        if self.block_principal_for.is_some() && self.store.is_none() {
+            return Err(InvalidConfig::new("threat", "blocking principals needs a store"));
         }
         if self.track_tenants && self.monitor.is_none() {
             return Err(InvalidConfig::new("threat", "tracking tenants needs a behaviour monitor"));
@@ -236,6 +251,9 @@ impl ThreatBuilder {
         let mut playbook = self.playbook;
         if let (Some(store), Some(duration)) = (&self.store, self.block_for) {
             playbook = playbook.block_ip(store.clone(), duration);
+        }
+        if let (Some(store), Some(duration)) = (&self.store, self.block_principal_for) {
+            playbook = playbook.block_principal(store.clone(), duration);
         }
         Config {
             detectors: self.detectors.unwrap_or_default(),

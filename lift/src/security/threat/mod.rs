@@ -120,6 +120,11 @@ mod tests {
     fn builder_checks_what_it_needs() {
         assert!(ThreatLayer::builder().threshold(0).build().is_err());
         assert!(ThreatLayer::builder().block_ip_for(std::time::Duration::from_secs(1)).build().is_err());
+        let err = ThreatLayer::builder()
+            .block_principal_for(std::time::Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.reason(), "blocking principals needs a store");
         assert!(ThreatLayer::builder().track_tenants(true).build().is_err());
     }
 }

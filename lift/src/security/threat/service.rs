@@ -118,8 +118,6 @@ where
     let ctx = Context::of(&req);
     let request_id = ctx.map(|c| c.request_id().to_owned());
     let principal = ctx.and_then(Context::principal);
-    // Blocks name a subject, from any issuer: an operator's block errs on the side of refusing.
-    let subject = principal.map(|p| p.subject.clone());
     // What is counted per caller is counted per issuer and subject: another issuer's user of
     // the same name must not add to this one's tenants or failures, nor trip them for it.
     // Only a monitor counts: without one, no name is built.
@@ -133,7 +131,7 @@ where
     let tenant = ctx.and_then(Context::tenant).map(str::to_owned);
 
     if let Some(store) = &config.store {
-        if Box::pin(is_blocked(store, ip, subject.as_deref())).await {
+        if Box::pin(is_blocked(store, ip, principal)).await {
             return Ok(crate::Error::from(Refused::Blocked).render(request_id.as_deref()));
         }
     }
@@ -188,27 +186,21 @@ where
     Ok(res)
 }
 
-/// Whether the IP or the principal is blocked. Fails open: a blocklist that cannot be read
-/// is logged, and the detectors still run.
-async fn is_blocked(store: &ThreatStore, ip: Option<IpAddr>, principal: Option<&str>) -> bool {
-    let by_ip = async {
-        match ip {
-            Some(ip) => store.blocked_until(&BlockTarget::Ip(ip)).await,
-            None => Ok(None),
-        }
-    };
-    let by_principal = async {
-        match principal {
-            Some(p) => store.blocked_until(&BlockTarget::Principal(p.to_owned())).await,
-            None => Ok(None),
-        }
-    };
-    let (a, b) = futures_util::future::join(by_ip, by_principal).await;
-    [a, b].into_iter().any(|r| match r {
-        Ok(until) => until.is_some(),
+/// Whether the IP, the subject (from any issuer) or the caller (this issuer's subject) is
+/// blocked, in one read. Fails open: a blocklist that cannot be read is logged, and the
+/// detectors still run.
+async fn is_blocked(store: &ThreatStore, ip: Option<IpAddr>, principal: Option<&crate::Principal>) -> bool {
+    let mut targets = Vec::with_capacity(3);
+    targets.extend(ip.map(BlockTarget::Ip));
+    if let Some(p) = principal {
+        targets.push(BlockTarget::Principal(p.subject.clone()));
+        targets.push(BlockTarget::of(p));
+    }
+    match store.any_blocked(&targets).await {
+        Ok(blocked) => blocked,
         Err(err) => {
             tracing::warn!(error = %err, "blocklist not read");
             false
         }
-    })
+    }
 }

@@ -4,25 +4,65 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use sha2::{Digest, Sha256};
 
 use super::error::StoreUnavailable;
 
 /// Who a block applies to.
+///
+/// A JWT's subject is unique only within its issuer: [`Caller`](Self::Caller) blocks one
+/// issuer's user and leaves another issuer's user of the same name alone;
+/// [`Principal`](Self::Principal) blocks a subject whoever vouched for it.
+///
+/// # Examples
+///
+/// ```
+/// use lift::security::threat::BlockTarget;
+///
+/// let partners_alice = BlockTarget::caller("https://partner.example", "alice");
+/// assert_ne!(partners_alice, BlockTarget::caller("https://id.example.com", "alice"));
+/// let every_alice = BlockTarget::Principal("alice".into());
+/// # let _ = every_alice;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BlockTarget {
     /// A client IP.
     Ip(IpAddr),
-    /// A principal, by subject.
+    /// A subject, from any issuer (and principals without one).
     Principal(String),
+    /// One issuer's subject: a principal with this issuer and this subject.
+    Caller {
+        /// The issuer that vouched for the subject (the token's `iss`); empty for a
+        /// principal without an issuer.
+        issuer: String,
+        /// The subject (the token's `sub`).
+        subject: String,
+    },
 }
 
 impl BlockTarget {
+    /// One issuer's subject.
+    pub fn caller(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self::Caller { issuer: issuer.into(), subject: subject.into() }
+    }
+
+    /// This principal alone: its issuer's subject (an empty issuer when it has none).
+    pub fn of(principal: &crate::Principal) -> Self {
+        Self::caller(principal.issuer.as_deref().unwrap_or_default(), principal.subject.as_str())
+    }
+
     fn key(&self) -> String {
         match self {
             Self::Ip(ip) => format!("BLOCK#ip#{ip}"),
             Self::Principal(subject) => format!("BLOCK#principal#{subject}"),
+            // Qualified as `Principal::qualified_subject` is: the issuer's length first, so
+            // no issuer and subject spell another pair's key.
+            Self::Caller { issuer, subject } => {
+                let mut key = String::from("BLOCK#caller#");
+                crate::context::write_qualified(&mut key, issuer, subject);
+                key
+            }
         }
     }
 }
@@ -69,7 +109,8 @@ impl TokenRef {
 /// The blocklist, token revocations and behaviour counters of a service, in the
 /// [`blocklist`](crate::store::tables::blocklist) table.
 ///
-/// Items by partition key prefix: `BLOCK#ip#<ip>` and `BLOCK#principal#<subject>` (blocks),
+/// Items by partition key prefix: `BLOCK#ip#<ip>`, `BLOCK#principal#<subject>` and
+/// `BLOCK#caller#<issuer length>:<issuer>|<subject>` (blocks),
 /// `REVOKED#jti#<jti>` and `REVOKED#sha256#<hash>` (revoked tokens),
 /// `AUTHFAIL#ip#<ip>#<window>`, `AUTHFAIL#user#<user>#<window>` and
 /// `TENANTS#<subject>#<window>` (counters). Every item has `expires_at` (epoch seconds,
@@ -147,6 +188,53 @@ impl ThreatStore {
     /// [`StoreUnavailable`] when DynamoDB fails.
     pub async fn blocked_until(&self, target: &BlockTarget) -> Result<Option<SystemTime>, StoreUnavailable> {
         self.live_until(target.key()).await
+    }
+
+    /// Whether any of `targets` is blocked now: one strongly consistent `BatchGetItem`, so
+    /// a request's IP, subject and caller cost one round trip. Keys DynamoDB leaves
+    /// unprocessed are asked for once more; still unprocessed, the read fails.
+    ///
+    /// # Errors
+    /// [`StoreUnavailable`] when DynamoDB fails or leaves keys unread.
+    pub async fn any_blocked(&self, targets: &[BlockTarget]) -> Result<bool, StoreUnavailable> {
+        let mut keys: Vec<String> = targets.iter().map(BlockTarget::key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut pending: Vec<HashMap<String, AttributeValue>> =
+            keys.into_iter().map(|pk| HashMap::from([("pk".to_owned(), AttributeValue::S(pk))])).collect();
+        let now = now_ms();
+        for _ in 0..2 {
+            if pending.is_empty() {
+                return Ok(false);
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .projection_expression("until_ms")
+                .build()
+                .map_err(|e| StoreUnavailable::new(e.to_string()))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let found =
+                out.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default();
+            if found.iter().any(|item| number(item, "until_ms").is_some_and(|ms| ms > now)) {
+                return Ok(true);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        Err(StoreUnavailable::new(format!("{} blocklist keys left unread", pending.len())))
     }
 
     /// Revokes a token until `expires_at` (its `exp`: after that it is refused anyway).
@@ -265,8 +353,54 @@ mod tests {
     fn keys_have_their_prefixes() {
         assert_eq!(BlockTarget::Ip("10.0.0.1".parse().unwrap()).key(), "BLOCK#ip#10.0.0.1");
         assert_eq!(BlockTarget::Principal("u-1".into()).key(), "BLOCK#principal#u-1");
+        assert_eq!(
+            BlockTarget::caller("https://id.example.com", "u-1").key(),
+            "BLOCK#caller#22:https://id.example.com|u-1"
+        );
         assert_eq!(TokenRef::jti("j1").key(), "REVOKED#jti#j1");
         let TokenRef::Sha256(hash) = TokenRef::token("abc") else { panic!("a hash") };
         assert_eq!(hash, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn a_caller_is_blocked_as_its_principal_qualifies_it() {
+        let principal = crate::Principal::new("alice", "acme").with_issuer("https://partner.example");
+        let BlockTarget::Caller { issuer, subject } = BlockTarget::of(&principal) else { panic!("a caller") };
+        assert_eq!((issuer.as_str(), subject.as_str()), ("https://partner.example", "alice"));
+        assert_eq!(
+            BlockTarget::of(&principal).key(),
+            format!("BLOCK#caller#{}", principal.qualified_subject()),
+            "one way to qualify a caller"
+        );
+        let no_issuer = crate::Principal::new("alice", "acme");
+        assert_eq!(BlockTarget::of(&no_issuer), BlockTarget::caller("", "alice"));
+        assert_eq!(
+            BlockTarget::of(&no_issuer).key(),
+            format!("BLOCK#caller#{}", no_issuer.qualified_subject())
+        );
+    }
+
+    proptest::proptest! {
+        /// Two callers share a block key only when issuer and subject are both the same,
+        /// whatever `|`, `:` and digits they hold: a subject that spells another issuer's
+        /// user cannot be blocked for it, nor lift its block.
+        #[test]
+        fn caller_keys_never_collide(
+            a in ("[a-c|:0-9]{0,6}", "[a-c|:0-9]{0,6}"),
+            b in ("[a-c|:0-9]{0,6}", "[a-c|:0-9]{0,6}"),
+        ) {
+            let key = |(issuer, subject): &(String, String)| BlockTarget::caller(issuer.as_str(), subject.as_str()).key();
+            proptest::prop_assert_eq!(key(&a) == key(&b), a == b);
+        }
+
+        /// A subject moved across the join: `("a|b", "c")` and `("a", "b|c")` are two callers.
+        #[test]
+        fn text_moved_across_the_join_is_another_caller(
+            left in "[a-c]{0,4}", middle in "[a-c|:0-9]{0,4}", right in "[a-c]{0,4}",
+        ) {
+            let one = BlockTarget::caller(format!("{left}|{middle}"), right.as_str()).key();
+            let other = BlockTarget::caller(left.as_str(), format!("{middle}|{right}")).key();
+            proptest::prop_assert_ne!(one, other);
+        }
     }
 }
