@@ -199,7 +199,9 @@ pub struct KmsConfig {
 ///
 /// A service in several regions names each region's own replica: a function that reached
 /// into another region would stop cold-starting when that region goes dark, the very event
-/// the second region exists for.
+/// the second region exists for. Validation also refuses entries that are not replicas of
+/// one secret or key (another account, name, suffix or key id than the primary region's),
+/// which would otherwise fail only at failover.
 ///
 /// # Examples
 ///
@@ -398,6 +400,129 @@ const REPLICATE_SECRET: &str =
 const REPLICATE_KEY: &str =
     "make the key a multi-region key (key/mrk-...) and replicate it to every region of the service";
 
+/// A setting whose per-region ARNs must name replicas of one thing: what each region's
+/// function reads must be what the others read (a secret) or decrypt (a key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replicated {
+    /// `secrets.<name>`: a Secrets Manager secret.
+    Secret,
+    /// `kms.envelope_key`: a KMS key.
+    Key,
+}
+
+/// The fields of an ARN a replica shares with its primary: all but the region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReplicaArn<'a> {
+    partition: &'a str,
+    account: &'a str,
+    /// `secret:<name>-<suffix>`, `key/<id>` or `alias/<name>`.
+    resource: &'a str,
+}
+
+impl Replicated {
+    fn service(self) -> &'static str {
+        match self {
+            Self::Secret => "secretsmanager",
+            Self::Key => "kms",
+        }
+    }
+
+    fn replicate(self) -> &'static str {
+        match self {
+            Self::Secret => REPLICATE_SECRET,
+            Self::Key => REPLICATE_KEY,
+        }
+    }
+
+    /// Parses `value` as an ARN of this kind, or refuses it under `key`.
+    fn parse<'a>(self, key: &str, value: &'a str) -> Result<ReplicaArn<'a>, Error> {
+        arn_of(key, value, self.service())?;
+        let parts: Vec<&str> = value.splitn(6, ':').collect();
+        let arn = ReplicaArn { partition: parts[1], account: parts[4], resource: parts[5] };
+        let expected = match self {
+            Self::Secret => "arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters> (the full ARN, with the suffix Secrets Manager adds to the name)",
+            Self::Key => "arn:<partition>:kms:<region>:<account>:key/<key id> or ...:alias/<alias name>",
+        };
+        let well_formed = !arn.partition.is_empty()
+            && !arn.account.is_empty()
+            && arn.account.chars().all(|c| c.is_ascii_digit())
+            && match self {
+                Self::Secret => {
+                    arn.resource.strip_prefix("secret:").and_then(|r| r.rsplit_once('-')).is_some_and(
+                        |(name, suffix)| {
+                            !name.is_empty()
+                                && suffix.len() == 6
+                                && suffix.chars().all(|c| c.is_ascii_alphanumeric())
+                        },
+                    )
+                }
+                Self::Key => ["key/", "alias/"]
+                    .iter()
+                    .any(|p| arn.resource.strip_prefix(p).is_some_and(|rest| !rest.is_empty())),
+            };
+        if well_formed {
+            Ok(arn)
+        } else {
+            Err(invalid(key, format!("expected {expected}, got {value:?}")))
+        }
+    }
+
+    /// Refuses `other`, the ARN listed for `region`, unless it names a replica of `first`,
+    /// the primary's.
+    fn check_same(
+        self,
+        key: &str,
+        (primary, first): (&str, ReplicaArn<'_>),
+        (region, other): (&str, ReplicaArn<'_>),
+    ) -> Result<(), Error> {
+        let what = match self {
+            Self::Secret => "secret",
+            Self::Key => "key",
+        };
+        let two = |reason: String| {
+            Err(invalid(key, format!("{reason}; {}, and name its replica in each region", self.replicate())))
+        };
+        if first.partition != other.partition {
+            return two(format!(
+                "{primary} names a {what} in partition {} and {region} one in {}: replicas stay in their primary's partition, so these are two {what}s",
+                first.partition, other.partition
+            ));
+        }
+        if first.account != other.account {
+            return two(format!(
+                "{primary} names a {what} of account {} and {region} one of account {}: replicas stay in their primary's account, so these are two {what}s",
+                first.account, other.account
+            ));
+        }
+        match self {
+            Self::Secret if first.resource != other.resource => {
+                let (name, _) = first.resource.rsplit_once('-').unwrap_or_default();
+                let (other_name, _) = other.resource.rsplit_once('-').unwrap_or_default();
+                let why = if name == other_name {
+                    "the same name with another suffix is another secret (a secret deleted and created again gets a new suffix)"
+                } else {
+                    "a replica keeps its primary's name and suffix"
+                };
+                two(format!(
+                    "{primary} names {} and {region} {}: {why}, so after a failover {region} would read another value than {primary} does",
+                    first.resource, other.resource
+                ))
+            }
+            // Subject keys wrapped in one region reach the others through the global table:
+            // only a replica of the same multi-region key unwraps them there.
+            Self::Key if first.resource != other.resource => two(format!(
+                "{primary} names {} and {region} {}: what one region encrypts, another decrypts (subject keys replicate with the global table), so every region needs a replica of the same key/mrk-...",
+                first.resource, other.resource
+            )),
+            Self::Key if !first.resource.starts_with("key/mrk-") => two(format!(
+                "{primary} and {region} both name {}, a single-region key: it exists in one region only, and only a multi-region key (key/mrk-...) has replicas that decrypt what another region encrypted",
+                first.resource
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn arn_of(key: &str, value: &str, service: &str) -> Result<(), Error> {
     let parts: Vec<&str> = value.splitn(6, ':').collect();
     if parts.len() == 6 && parts[0] == "arn" && parts[2] == service && !parts[5].is_empty() {
@@ -551,7 +676,7 @@ impl DeployConfig {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(invalid(&key, "secret names are letters, digits and '_'"));
             }
-            self.validate_regional(&key, arn, "secretsmanager", REPLICATE_SECRET)?;
+            self.validate_regional(&key, arn, Replicated::Secret)?;
         }
         for (region, arn) in &self.kms.data_keys {
             let key = format!("kms.data_keys.{region}");
@@ -641,18 +766,15 @@ impl DeployConfig {
     }
 
     /// Checks an ARN the function uses at run time (`secrets.<name>`, `kms.envelope_key`):
-    /// in a service of several regions, one per region, each in its region.
-    fn validate_regional(
-        &self,
-        key: &str,
-        value: &RegionalArn,
-        service: &str,
-        replicate: &str,
-    ) -> Result<(), Error> {
+    /// in a service of several regions, one per region, each in its region, and all of
+    /// them replicas of one secret or key.
+    fn validate_regional(&self, key: &str, value: &RegionalArn, kind: Replicated) -> Result<(), Error> {
         let regions = &self.service.regions;
+        let service = kind.service();
+        let replicate = kind.replicate();
         match value {
             RegionalArn::One(arn) => {
-                arn_of(key, arn, service)?;
+                kind.parse(key, arn)?;
                 if regions.len() > 1 {
                     return Err(invalid(
                         key,
@@ -667,7 +789,7 @@ impl DeployConfig {
             RegionalArn::PerRegion(arns) => {
                 for (region, arn) in arns {
                     let key = format!("{key}.{region}");
-                    arn_of(&key, arn, service)?;
+                    kind.parse(&key, arn)?;
                     if !regions.contains(region) {
                         return Err(invalid(&key, format!("{region} is not in service.regions")));
                     }
@@ -681,35 +803,58 @@ impl DeployConfig {
                         format!("every region of the service needs its own replica; {replicate}"),
                     ));
                 }
+                self.validate_replicas(key, arns, kind)?;
             }
         }
         Ok(())
     }
 
+    /// Each region's entry names a replica of the primary's: a standby that read another
+    /// secret, or could not decrypt what the primary encrypted, would fail only at failover.
+    fn validate_replicas(
+        &self,
+        key: &str,
+        arns: &BTreeMap<String, String>,
+        kind: Replicated,
+    ) -> Result<(), Error> {
+        let [primary, others @ ..] = self.service.regions.as_slice() else { return Ok(()) };
+        if others.is_empty() {
+            return Ok(());
+        }
+        // Validation has checked every entry's form; `parse` cannot fail here.
+        let parse = |region: &str| kind.parse(&format!("{key}.{region}"), &arns[region]);
+        if kind == Replicated::Key {
+            // A policy naming an alias ARN grants the alias, not its key, and which key an
+            // alias points at in each region cannot be known from the file.
+            if let Some(region) =
+                self.service.regions.iter().find(|r| parse(r).is_ok_and(|a| a.resource.starts_with("alias/")))
+            {
+                return Err(invalid(
+                    &format!("{key}.{region}"),
+                    format!(
+                        "an alias cannot be checked to name a replica of the other regions' key (each region's alias may point at any key there), and an IAM policy that names an alias ARN grants the alias, not its key; name the key ARN (arn:aws:kms:{region}:<account>:key/mrk-...) of each region's replica of one multi-region key"
+                    ),
+                ));
+            }
+        }
+        let first = parse(primary)?;
+        for region in others {
+            kind.check_same(key, (primary, first), (region, parse(region)?))?;
+        }
+        Ok(())
+    }
+
     /// The envelope key: as [`Self::validate_regional`], and KMS serves a key in its own
-    /// region only, and what one region encrypts the others decrypt.
+    /// region only.
     fn validate_envelope_key(&self, value: &RegionalArn) -> Result<(), Error> {
         const KEY: &str = "kms.envelope_key";
-        self.validate_regional(KEY, value, "kms", REPLICATE_KEY)?;
+        self.validate_regional(KEY, value, Replicated::Key)?;
         match value {
             // The function's KMS client calls its own region, where a key of another is not found.
             RegionalArn::One(arn) if arn_region(arn) != Some(self.primary()) => Err(invalid(
                 KEY,
                 format!("KMS serves a key in its own region only: the key must be in {}", self.primary()),
             )),
-            // Subject keys wrapped in one region reach the others through the global table:
-            // only a replica of the same multi-region key decrypts them there.
-            RegionalArn::PerRegion(arns) if arns.len() > 1 => {
-                let ids: Vec<&str> = arns.values().filter_map(|arn| arn.splitn(6, ':').nth(5)).collect();
-                if ids.iter().all(|id| id.starts_with("key/mrk-") && *id == ids[0]) {
-                    Ok(())
-                } else {
-                    Err(invalid(
-                        KEY,
-                        format!("what one region encrypts, another decrypts (subject keys replicate with the global table): name the replicas of one multi-region key, the same key/mrk-... in every region (got {})", ids.join(", ")),
-                    ))
-                }
-            }
             _ => Ok(()),
         }
     }

@@ -375,3 +375,271 @@ fn the_envelope_key_is_in_each_functions_region_and_one_multi_region_key() {
     assert!(reason.contains("must be in us-east-1"), "{reason}");
     DeployConfig::from_toml(&remote.replace("eu-west-1", "us-east-1")).unwrap();
 }
+
+/// [`multi_with_secret`] with `eu-west-1`'s replica named `arn` (us-east-1's unchanged).
+fn multi_with_eu_secret(arn: &str) -> String {
+    multi_with_secret(&format!(
+        "[secrets.signing_key]\nus-east-1 = \"{}\"\neu-west-1 = \"{arn}\"\n",
+        support::secret_in("us-east-1")
+    ))
+}
+
+#[test]
+fn a_secret_named_differently_in_another_region_is_refused() {
+    // Another secret's name: the standby would read another value after a failover.
+    let (key, reason) = refused(&multi_with_eu_secret(
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders/other-key-AbCdEf",
+    ));
+    assert_eq!(key, "secrets.signing_key");
+    assert!(
+        reason.contains("us-east-1 names secret:orders/signing-key-AbCdEf")
+            && reason.contains("eu-west-1 secret:orders/other-key-AbCdEf")
+            && reason.contains("a replica keeps its primary's name and suffix"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_secret_with_another_suffix_in_another_region_is_refused() {
+    // The same name with another suffix: a secret deleted and created again, not a replica.
+    let (key, reason) = refused(&multi_with_eu_secret(
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders/signing-key-XyZ123",
+    ));
+    assert_eq!(key, "secrets.signing_key");
+    assert!(
+        reason.contains(
+            "us-east-1 names secret:orders/signing-key-AbCdEf and eu-west-1 secret:orders/signing-key-XyZ123"
+        ) && reason.contains("another suffix"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_secret_of_another_account_or_partition_in_another_region_is_refused() {
+    let (key, reason) = refused(&multi_with_eu_secret(
+        "arn:aws:secretsmanager:eu-west-1:444455556666:secret:orders/signing-key-AbCdEf",
+    ));
+    assert_eq!(key, "secrets.signing_key");
+    assert!(
+        reason.contains(
+            "us-east-1 names a secret of account 111122223333 and eu-west-1 one of account 444455556666"
+        ),
+        "{reason}"
+    );
+    let (key, reason) = refused(&multi_with_eu_secret(
+        "arn:aws-cn:secretsmanager:eu-west-1:111122223333:secret:orders/signing-key-AbCdEf",
+    ));
+    assert_eq!(key, "secrets.signing_key");
+    assert!(
+        reason.contains("us-east-1 names a secret in partition aws and eu-west-1 one in aws-cn"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_secret_arn_without_its_full_name_is_refused() {
+    // Not a full secret ARN: without its suffix, a short suffix, without `secret:`, no account.
+    for malformed in [
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders/signing-key",
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders/signing-key-AbC",
+        "arn:aws:secretsmanager:eu-west-1:111122223333:orders/signing-key-AbCdEf",
+        "arn:aws:secretsmanager:eu-west-1::secret:orders/signing-key-AbCdEf",
+    ] {
+        let (key, reason) = refused(&multi_with_eu_secret(malformed));
+        assert_eq!(key, "secrets.signing_key.eu-west-1", "{malformed}");
+        assert!(reason.contains("secret:<name>-<6 characters>"), "{malformed}: {reason}");
+    }
+}
+
+/// [`support::MULTI_CONFIG`]'s `[kms.envelope_key]` table.
+fn envelope_table() -> String {
+    let table = format!(
+        "[kms.envelope_key]\nus-east-1 = \"{}\"\neu-west-1 = \"{}\"\n",
+        support::envelope_key_in("us-east-1"),
+        support::envelope_key_in("eu-west-1")
+    );
+    assert!(support::MULTI_CONFIG.contains(&table));
+    table
+}
+
+/// [`support::MULTI_CONFIG`] with the envelope key of us-east-1 `us` and of eu-west-1 `eu`.
+fn multi_with_envelope_keys(us: &str, eu: &str) -> String {
+    support::MULTI_CONFIG.replace(
+        &envelope_table(),
+        &format!("[kms.envelope_key]\nus-east-1 = \"{us}\"\neu-west-1 = \"{eu}\"\n"),
+    )
+}
+
+#[test]
+fn an_envelope_key_with_another_id_in_another_region_is_refused() {
+    // What us-east-1 wraps, eu-west-1 could not unwrap.
+    let (key, reason) = refused(&multi_with_envelope_keys(
+        &support::envelope_key_in("us-east-1"),
+        "arn:aws:kms:eu-west-1:111122223333:key/mrk-3",
+    ));
+    assert_eq!(key, "kms.envelope_key");
+    assert!(reason.contains("us-east-1 names key/mrk-2 and eu-west-1 key/mrk-3"), "{reason}");
+}
+
+#[test]
+fn an_envelope_key_of_another_account_in_another_region_is_refused() {
+    let (key, reason) = refused(&multi_with_envelope_keys(
+        &support::envelope_key_in("us-east-1"),
+        "arn:aws:kms:eu-west-1:444455556666:key/mrk-2",
+    ));
+    assert_eq!(key, "kms.envelope_key");
+    assert!(
+        reason.contains(
+            "us-east-1 names a key of account 111122223333 and eu-west-1 one of account 444455556666"
+        ),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_single_region_envelope_key_listed_for_two_regions_is_refused() {
+    // The same single-region key id under both regions: it exists in one of them only.
+    let (key, reason) = refused(&multi_with_envelope_keys(
+        "arn:aws:kms:us-east-1:111122223333:key/0b7c2a9e-5f0e-4a53-9d8e-3b1f2c4d5e6f",
+        "arn:aws:kms:eu-west-1:111122223333:key/0b7c2a9e-5f0e-4a53-9d8e-3b1f2c4d5e6f",
+    ));
+    assert_eq!(key, "kms.envelope_key");
+    assert!(
+        reason.contains(
+            "us-east-1 and eu-west-1 both name key/0b7c2a9e-5f0e-4a53-9d8e-3b1f2c4d5e6f, a single-region key"
+        ),
+        "{reason}"
+    );
+}
+
+#[test]
+fn an_envelope_key_arn_that_names_neither_a_key_nor_an_alias_is_refused() {
+    let (key, reason) = refused(&multi_with_envelope_keys(
+        &support::envelope_key_in("us-east-1"),
+        "arn:aws:kms:eu-west-1:111122223333:mrk-2",
+    ));
+    assert_eq!(key, "kms.envelope_key.eu-west-1");
+    assert!(reason.contains("key/<key id> or ...:alias/<alias name>"), "{reason}");
+}
+
+/// Each region's alias may point at any key of its region, and the function's policy would
+/// grant the alias, not the key: aliases are refused whatever their names.
+fn refused_alias(us: &str, eu: &str) -> (String, String) {
+    let (key, reason) = refused(&multi_with_envelope_keys(us, eu));
+    assert!(
+        reason.contains("an IAM policy that names an alias ARN grants the alias, not its key")
+            && reason.contains("key/mrk-"),
+        "{reason}"
+    );
+    (key, reason)
+}
+
+#[test]
+fn envelope_key_aliases_with_different_names_are_refused() {
+    let (key, _) = refused_alias(
+        "arn:aws:kms:us-east-1:111122223333:alias/orders-envelope",
+        "arn:aws:kms:eu-west-1:111122223333:alias/orders-other",
+    );
+    assert_eq!(key, "kms.envelope_key.us-east-1");
+}
+
+#[test]
+fn envelope_key_aliases_with_the_same_name_are_refused_too() {
+    let (key, _) = refused_alias(
+        "arn:aws:kms:us-east-1:111122223333:alias/orders-envelope",
+        "arn:aws:kms:eu-west-1:111122223333:alias/orders-envelope",
+    );
+    assert_eq!(key, "kms.envelope_key.us-east-1");
+    let (key, _) = refused_alias(
+        &support::envelope_key_in("us-east-1"),
+        "arn:aws:kms:eu-west-1:111122223333:alias/orders-envelope",
+    );
+    assert_eq!(key, "kms.envelope_key.eu-west-1");
+}
+
+#[test]
+fn settings_that_differ_per_region_by_nature_are_not_held_to_one_arn() {
+    // Each global-table replica, log group, queue and environment is encrypted in its own
+    // region with that region's data key: nothing one region's key encrypts is decrypted
+    // in another, so the keys may be unrelated (so may certificates and topics).
+    let config = support::MULTI_CONFIG.replace(
+        "eu-west-1 = \"arn:aws:kms:eu-west-1:111122223333:key/mrk-1\"",
+        "eu-west-1 = \"arn:aws:kms:eu-west-1:111122223333:key/0b7c2a9e-5f0e-4a53-9d8e-3b1f2c4d5e6f\"",
+    );
+    assert_ne!(config, support::MULTI_CONFIG);
+    DeployConfig::from_toml(&config).unwrap();
+}
+
+#[test]
+fn the_payments_multi_region_file_names_replicas_and_warns_of_nothing() {
+    let config =
+        DeployConfig::from_toml(include_str!("../../examples/payments/lift.multi-region.toml")).unwrap();
+    assert_eq!(config.warnings(), Vec::<String>::new());
+    let secret = &config.secrets["fingerprint_key"];
+    assert_eq!(
+        secret.in_region("eu-west-1"),
+        Some("arn:aws:secretsmanager:eu-west-1:111122223333:secret:payments/fingerprint-key-AbCdEf")
+    );
+}
+
+mod replicas {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn secret(region: &str, account: &str, name: &str) -> String {
+        format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}")
+    }
+
+    proptest! {
+        /// Two per-region secret ARNs are accepted exactly when they are one secret's
+        /// replicas: the same account, name and suffix.
+        #[test]
+        fn secrets_are_accepted_only_as_replicas_of_one(
+            us_name in "[a-z][a-z0-9/_.-]{0,12}-[A-Za-z0-9]{6}",
+            eu_name in "[a-z][a-z0-9/_.-]{0,12}-[A-Za-z0-9]{6}",
+            same_name in any::<bool>(),
+            eu_account in prop_oneof![Just("111122223333"), Just("444455556666")],
+        ) {
+            let eu_name = if same_name { us_name.clone() } else { eu_name };
+            let text = multi_with_secret(&format!(
+                "[secrets.signing_key]\nus-east-1 = \"{}\"\neu-west-1 = \"{}\"\n",
+                secret("us-east-1", "111122223333", &us_name),
+                secret("eu-west-1", eu_account, &eu_name),
+            ));
+            let replicas = us_name == eu_name && eu_account == "111122223333";
+            match DeployConfig::from_toml(&text) {
+                Ok(_) => prop_assert!(replicas, "accepted {us_name} / {eu_name} in {eu_account}"),
+                Err(Error::Config { key, reason }) => {
+                    prop_assert!(!replicas, "refused replicas: {reason}");
+                    prop_assert_eq!(key, "secrets.signing_key");
+                    prop_assert!(reason.contains("us-east-1") && reason.contains("eu-west-1"), "{}", reason);
+                }
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+        }
+
+        /// Two per-region key ids are accepted exactly when they are the same multi-region
+        /// key's (`mrk-`); a single-region key id is refused even when both regions agree.
+        #[test]
+        fn keys_are_accepted_only_as_replicas_of_one_multi_region_key(
+            us in "(mrk-)?[0-9a-f]{1,32}",
+            eu in "(mrk-)?[0-9a-f]{1,32}",
+            same in any::<bool>(),
+        ) {
+            let eu = if same { us.clone() } else { eu };
+            let replicas = us == eu && us.starts_with("mrk-");
+            match DeployConfig::from_toml(&multi_with_envelope_keys(
+                &format!("arn:aws:kms:us-east-1:111122223333:key/{us}"),
+                &format!("arn:aws:kms:eu-west-1:111122223333:key/{eu}"),
+            )) {
+                Ok(_) => prop_assert!(replicas, "accepted {us} / {eu}"),
+                Err(Error::Config { key, reason }) => {
+                    prop_assert!(!replicas, "refused replicas: {reason}");
+                    prop_assert_eq!(key, "kms.envelope_key");
+                    prop_assert!(reason.contains("us-east-1") && reason.contains("eu-west-1"), "{}", reason);
+                }
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+        }
+    }
+}
