@@ -92,6 +92,9 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
+/// Attempts at a refund whose transaction a racing write on the same payment cancelled.
+const REFUND_ATTEMPTS: u64 = 4;
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -484,23 +487,24 @@ impl PaymentStore {
             (None, _) => {}
         }
         let put = put.build().map_err(|e| StoreError::Other(e.to_string()))?;
-        let result = if let Some(writer) = &self.writer {
-            match writer.transact(vec![replicated_update(&update), replicated_put(&put)]).await {
-                Ok(_) => Ok(()),
-                Err(err) if err.is_rejected() => Err(None),
-                Err(err) => return Err(replication_error(err)),
-            }
-        } else {
-            self.client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update).build())
-                .transact_items(TransactWriteItem::builder().put(put).build())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(Some)
-        };
-        if let Err(err) = result {
+        for attempt in 1..=REFUND_ATTEMPTS {
+            let result = if let Some(writer) = &self.writer {
+                match writer.transact(vec![replicated_update(&update), replicated_put(&put)]).await {
+                    Ok(_) => Ok(()),
+                    Err(err) if err.is_rejected() => Err(None),
+                    Err(err) => return Err(replication_error(err)),
+                }
+            } else {
+                self.client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(Some)
+            };
+            let Err(err) = result else { break };
             if let Some(err) = err {
                 let cancelled =
                     err.as_service_error().is_some_and(|e| e.code() == Some("TransactionCanceledException"));
@@ -508,9 +512,20 @@ impl PaymentStore {
                     return Err(classify(err));
                 }
             }
-            // The condition failed: either there is no such payment, or not enough is left.
+            // Nothing was written. Either not enough is left, or a write racing this one on
+            // the same payment cancelled it (a transaction conflict, or the replicated
+            // writer's version condition): only the first is an over-refund.
             let payment = self.get(tenant, payment_id).await?;
-            return Err(StoreError::OverRefund { refundable: payment.amount - payment.refunded_amount });
+            let refundable = payment.amount - payment.refunded_amount;
+            if refundable < amount {
+                return Err(StoreError::OverRefund { refundable });
+            }
+            if attempt == REFUND_ATTEMPTS {
+                return Err(StoreError::Unavailable("TransactionConflict".into()));
+            }
+            // Apart, so the racing writes do not meet again at once.
+            let jitter = (uuid::Uuid::new_v4().as_u128() % 20) as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(10 * attempt + jitter)).await;
         }
         let payment = self.get(tenant, payment_id).await?;
         Ok(Refund { id: refund_id, payment_id: payment_id.to_owned(), amount, reason, created_at, payment })

@@ -340,3 +340,58 @@ async fn a_newer_version_that_lost_a_refund_is_caught_by_the_payments_check() {
     assert_eq!(check.by_op["refund"].stale, [key("pay_lww")], "{check:?}");
     assert_eq!(workload.check(us, &p.table, &acked).await.unwrap().lost(), 0);
 }
+
+/// Refunds racing on one payment: each is a transaction on the payment item, and a racing
+/// write cancels it (a transaction conflict, or the replicated writer's version condition)
+/// though enough is left. None of them may be refused as an over-refund, and every one
+/// acknowledged is counted; a refund larger than what is left still is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refunds_racing_on_one_payment_are_all_taken_and_none_called_an_over_refund() {
+    let p = pair().await;
+    let us = p.regions.by_name(US).unwrap();
+    // The writer's version condition is where a race cancels a refund; one target, as the
+    // async mode and the backup drill write.
+    let writer = ReplicatedWriter::async_(p.regions.clone(), p.table.clone()).build().unwrap();
+    let plain = PaymentStore::new(us.dynamodb().clone(), p.table.name_in(US), KEY);
+    for (label, store) in [("plain", plain), ("through the replicated writer", store(us, &p.table, writer))] {
+        let id = format!("pay_race_{}", uuid::Uuid::new_v4().simple());
+        let new = CreatePayment {
+            id: Some(id.clone()),
+            card_number: "4111 1111 1111 1111".into(),
+            amount: 1_000,
+            currency: "USD".into(),
+            customer: Customer { id: format!("c_{id}"), name: None, email: None, country: None },
+            description: None,
+        }
+        .validate()
+        .unwrap();
+        store.create(TENANT, new).await.unwrap();
+        let mut taken = 0;
+        for _round in 0..4 {
+            let racing: Vec<_> = (0..12)
+                .map(|_| {
+                    let (store, id) = (store.clone(), id.clone());
+                    tokio::spawn(async move { store.refund(TENANT, &id, 1, None).await })
+                })
+                .collect();
+            for refund in racing {
+                match refund.await.unwrap() {
+                    Ok(_) => taken += 1,
+                    Err(payments::StoreError::Unavailable(code)) => {
+                        assert_eq!(code, "TransactionConflict", "{label}: retry later, never lost")
+                    }
+                    Err(err) => panic!("{label}: a refund with 1,000 left was refused: {err}"),
+                }
+            }
+        }
+        assert!(taken > 0, "{label}");
+        let payment = store.get(TENANT, &id).await.unwrap();
+        assert_eq!(payment.refunded_amount, taken, "{label}: every acknowledged refund is counted");
+        match store.refund(TENANT, &id, 1_000, None).await {
+            Err(payments::StoreError::OverRefund { refundable }) => {
+                assert_eq!(refundable, 1_000 - taken, "{label}")
+            }
+            other => panic!("{label}: {other:?}"),
+        }
+    }
+}
