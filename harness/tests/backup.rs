@@ -1178,3 +1178,166 @@ async fn an_edited_chunk_index_is_refused() {
     assert_eq!(held.get("after").map(String::as_str), Some("genuine"), "{held:?}");
     assert!(held.contains_key("later"), "{held:?}");
 }
+
+/// The chunks of the archive in `dir` whose index names `table`: (file stem, record count),
+/// in name order.
+fn chunks_of(dir: &Path, table: &str) -> Vec<(PathBuf, u64)> {
+    chunk_indexes(dir)
+        .into_iter()
+        .filter(|(stem, _)| {
+            let index: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(stem.with_extension("json")).unwrap()).unwrap();
+            index["table"] == table
+        })
+        .collect()
+}
+
+/// Two tables back up and archive their streams into one target under one key, and the
+/// other table's archive is damaged: a chunk deleted, a chunk changed, an index deleted.
+/// This table's restore replays its own archive all the same and holds every acknowledged
+/// write, whether its source is named by name or by the table's ARN. A chunk of this table
+/// deleted or changed still refuses its restore, naming the chunk, and so does its index
+/// rewritten to name the other table (the signature no longer matches); nothing is created.
+#[tokio::test]
+async fn another_tables_damaged_archive_does_not_stop_a_restore_but_this_tables_does() {
+    let orders = fixture().await;
+    let patients = fixture().await;
+    let shared = orders.target();
+    let orders_archive = orders.archive().start().await.unwrap();
+    let patients_archive = StreamArchive::builder(patients.region.clone(), &patients.table)
+        .target(shared.clone())
+        .key(key())
+        .start()
+        .await
+        .unwrap();
+    let mut expected = BTreeMap::new();
+    for i in 0..5 {
+        orders.put(&format!("order-{i}"), "before").await;
+        expected.insert(format!("order-{i}"), "before".to_owned());
+        patients.put(&format!("patient-{i}"), "before").await;
+    }
+    let manifest = orders.backup(1).await;
+    TableBackup::builder(patients.client.clone(), &patients.table)
+        .target(shared.clone())
+        .key(key())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    // Several chunks of each table after the backup, each holding writes.
+    for round in 0..4 {
+        orders.put(&format!("order-late-{round}"), "after").await;
+        expected.insert(format!("order-late-{round}"), "after".to_owned());
+        orders.delete(&format!("order-{round}")).await;
+        expected.remove(&format!("order-{round}"));
+        patients.put(&format!("patient-late-{round}"), "after").await;
+        orders_archive.caught_up().await.unwrap();
+        patients_archive.caught_up().await.unwrap();
+    }
+    let moment = SystemTime::now();
+    orders_archive.stop().await.unwrap();
+    patients_archive.stop().await.unwrap();
+
+    let theirs: Vec<PathBuf> =
+        chunks_of(&orders.dir, &patients.table).into_iter().filter(|(_, n)| *n > 0).map(|(s, _)| s).collect();
+    assert!(theirs.len() >= 3, "{theirs:?}");
+    std::fs::remove_file(theirs[0].with_extension("jsonl.gz")).unwrap();
+    let mut bytes = std::fs::read(theirs[1].with_extension("jsonl.gz")).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(theirs[1].with_extension("jsonl.gz"), &bytes).unwrap();
+    std::fs::remove_file(theirs[2].with_extension("json")).unwrap();
+
+    let into = restored_name(&orders);
+    let report = orders
+        .restore(&into)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .expect("another table's damaged archive stopped this table's restore");
+    assert_eq!(report.backup_id, manifest.backup_id);
+    assert!(report.authenticated && report.not_restored.is_empty() && report.chunks_read > 0, "{report:?}");
+    assert_eq!(contents(&orders.client, &into).await, expected, "acknowledged writes were lost");
+    // The same table named by its ARN (as DescribeTable gives it).
+    let described = orders.client.describe_table().table_name(&orders.table).send().await.unwrap();
+    let arn = described
+        .table()
+        .and_then(|t| t.table_arn())
+        .expect("DescribeTable gives the table's arn")
+        .to_owned();
+    let by_arn = restored_name(&orders);
+    Restore::builder(orders.client.clone(), shared.clone(), &by_arn)
+        .source_table(&arn)
+        .key(key())
+        .until(PointInTime::Moment(moment))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("a restore of {arn} from a backup of {}: {e}", orders.table));
+    assert_eq!(contents(&orders.client, &by_arn).await, expected);
+
+    // This table's own chunk, damaged: refused and named.
+    let stem = chunks_of(&orders.dir, &orders.table)
+        .into_iter()
+        .filter(|(_, records)| *records > 0)
+        .map(|(stem, _)| stem)
+        .find(|stem| {
+            read_lines(&stem.with_extension("jsonl.gz"))
+                .iter()
+                .any(|l| l["keys"]["pk"]["S"] == "order-late-1")
+        })
+        .expect("a chunk of the table holds order-late-1");
+    let name = stem.file_name().unwrap().to_str().unwrap().to_owned();
+    let (chunk_path, index_path) = (stem.with_extension("jsonl.gz"), stem.with_extension("json"));
+    let (chunk, index) = (std::fs::read(&chunk_path).unwrap(), std::fs::read(&index_path).unwrap());
+    let refused = || async {
+        let into = restored_name(&orders);
+        let err = orders.restore(&into).build().unwrap().run().await.unwrap_err();
+        assert!(!exists(&orders.client, &into).await, "a refused restore created the table");
+        err
+    };
+    std::fs::remove_file(&chunk_path).unwrap();
+    match refused().await {
+        BackupError::ArchiveCorrupt { chunk, reason } => {
+            assert!(chunk.contains(&name) && reason.contains("the chunk is missing"), "{chunk}: {reason}")
+        }
+        other => panic!("a restore without a chunk of its own table was not refused: {other:?}"),
+    }
+    let mut changed = chunk.clone();
+    changed[chunk.len() / 2] ^= 0x40;
+    std::fs::write(&chunk_path, &changed).unwrap();
+    match refused().await {
+        BackupError::ArchiveCorrupt { chunk, reason } => {
+            assert!(chunk.contains(&name) && reason.contains("sha-256"), "{chunk}: {reason}")
+        }
+        other => panic!("a changed chunk of its own table was replayed: {other:?}"),
+    }
+    // Someone without the key passes the damaged chunk off as the other table's.
+    let mut claimed: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    claimed["table"] = patients.table.clone().into();
+    std::fs::write(&index_path, serde_json::to_vec(&claimed).unwrap()).unwrap();
+    match refused().await {
+        BackupError::Unauthenticated { what, problem: SignatureProblem::Mismatch } => {
+            assert!(what.contains(&name), "{what}")
+        }
+        other => panic!("a chunk passed off as another table's was left out: {other:?}"),
+    }
+    std::fs::write(&chunk_path, &chunk).unwrap();
+    std::fs::write(&index_path, &index).unwrap();
+
+    // The damaged table's own restore is refused, naming one of its chunks.
+    let into = restored_name(&patients);
+    let err = Restore::builder(patients.client.clone(), shared, &into)
+        .source_table(&patients.table)
+        .key(key())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(theirs[..3].iter().any(|s| text.contains(s.file_name().unwrap().to_str().unwrap())), "{text}");
+}

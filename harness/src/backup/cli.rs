@@ -48,9 +48,11 @@ pub struct RestoreArgs {
     /// The new table to restore into (it must not exist).
     #[arg(long)]
     pub into: String,
-    /// The table the backup was taken of (required): only a backup whose signed manifest
-    /// names this table is restored, never one of another table in the same target, even
-    /// when it is signed with the same key.
+    /// The table the backup was taken of (required): its name or its ARN
+    /// (arn:aws:dynamodb:<region>:<account>:table/<name>). Only a backup whose signed
+    /// manifest names this table is restored, never one of another table in the same
+    /// target, even when it is signed with the same key; a name matches its ARN, an ARN of
+    /// another region or account does not. A malformed ARN is refused.
     #[arg(long, value_name = "TABLE")]
     pub source_table: String,
     /// The moment to restore to: `latest`, RFC 3339 (2026-12-03T12:00:00Z) or epoch ms.

@@ -140,6 +140,12 @@ pub(crate) struct ChunkIndex {
     pub(crate) signature: Option<Signature>,
 }
 
+/// The name of chunk `number` of the run `run` started at `started_ms`, without its
+/// extension (`.jsonl.gz` for the chunk, `.json` for its index).
+pub(crate) fn chunk_stem(started_ms: u64, run: &str, number: u64) -> String {
+    format!("stream/chunk-{started_ms:013}-{run}-{number:06}")
+}
+
 /// What a chunk index's signature is over: this domain, the chunk's name, the canonical bytes.
 const INDEX_DOMAIN: &str = "lift-backup-chunk-index-v1";
 
@@ -774,7 +780,7 @@ impl Reader {
             table: Some(self.table.clone()),
             signature: None,
         };
-        let name = format!("stream/chunk-{:013}-{}-{:06}", run.started_ms, run.id, run.next_chunk);
+        let name = chunk_stem(run.started_ms, &run.id, run.next_chunk);
         index.sign(&self.key, &format!("{name}.jsonl.gz"));
         self.target.put(&format!("{name}.jsonl.gz"), bytes).await?;
         self.target

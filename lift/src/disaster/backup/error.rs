@@ -140,7 +140,10 @@ pub enum BackupError {
         /// The backup.
         backup: String,
     },
-    /// A chunk of the stream archive is missing, changed or unreadable.
+    /// A chunk of the stream archive is missing, changed or unreadable, and it is the source
+    /// table's, or its table cannot be told (its index missing, unreadable or unsigned) and
+    /// its archive run is not shown to be another table's. A chunk whose signed index names
+    /// another table never causes it.
     #[error("stream archive chunk {chunk} is unusable: {reason}")]
     ArchiveCorrupt {
         /// The chunk file.

@@ -18,7 +18,9 @@
 //!   table under the signature, and a restore names the table it expects
 //!   ([`RestoreBuilder::source_table`], required): a validly signed backup of another table
 //!   (one key shared by several tables, a mistyped target) is never restored in its place
-//!   ([`BackupError::WrongTable`]).
+//!   ([`BackupError::WrongTable`]). A table may be named by its name or its ARN; the two
+//!   match, two ARNs that differ in partition, region or account do not. A missing or damaged chunk of
+//!   another table's archive does not stop a restore; one of the source table's does.
 //! - **Point-in-time recovery.** A [`StreamArchive`] keeps every change of the table's
 //!   DynamoDB Stream in the same target while backups run, so a restore can replay the
 //!   changes up to a chosen moment between two backups. DynamoDB Local has no PITR API;
@@ -31,7 +33,8 @@
 //!   backups written before signing), then checks every segment against the
 //!   manifest (a missing, changed, truncated or miscounted segment is refused with
 //!   an error that names it), verifies every index of the archive (a changed one, or one
-//!   signed with another key, is refused; an unsigned one is not trusted), checks that the
+//!   signed with another key, is refused unless its archive run is shown to be another
+//!   table's; an unsigned one is not trusted), checks that the
 //!   archive holds every change from the backup's
 //!   start to the moment (a lost chunk, or time no archive run covered, is refused), creates
 //!   the table, writes the items, replays the archived changes up to the [`PointInTime`],
@@ -99,6 +102,7 @@ mod manifest;
 mod restore;
 mod scan;
 mod segment;
+mod table;
 mod target;
 
 pub use archive::{ArchiveStats, StreamArchive, StreamArchiveBuilder};

@@ -2,19 +2,20 @@
 //! create the table, write the items, replay the stream archive up to the chosen moment,
 //! report what failed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodb::types::{PutRequest, TableStatus, TimeToLiveSpecification, WriteRequest};
 use futures_util::stream::{self, StreamExt};
 
-use super::archive::{ArchivedRecord, ChunkIndex};
+use super::archive::{chunk_stem, ArchivedRecord, ChunkIndex};
 use super::coverage;
 use super::json::json_to_item;
 use super::key::{self, BackupKey, SignatureProblem};
 use super::manifest::Manifest;
 use super::scan::epoch_ms;
 use super::segment::{decode_items, decode_lines, sha256_hex};
+use super::table::TableRef;
 use super::{BackupError, BackupTarget};
 use crate::disaster::{ConfigError, Item};
 
@@ -127,6 +128,26 @@ impl RestoreReport {
 /// like an unsigned one (trusted only with [`allow_unsigned`](RestoreBuilder::allow_unsigned),
 /// and then reported as not authenticated).
 ///
+/// A table is named by its name or by its ARN, and the two are compared as tables: `orders`
+/// and `arn:aws:dynamodb:us-east-1:123456789012:table/orders` are the same table, two ARNs
+/// that differ in partition, region or account are two tables, and a bare name (which says
+/// nothing of where its table is) matches its ARN in any account and region. A source table
+/// given by name, whose chosen backup names an ARN, replays only chunks of that ARN's table
+/// (or of the bare name).
+///
+/// A chunk's table is read from its index, and only from a trusted one (signed by the key,
+/// or unsigned with `allow_unsigned`), before the chunk itself is looked at. So a missing
+/// or damaged chunk of another table's archive in the same target does not stop the
+/// restore (its signed index names the other table), while a missing or damaged chunk of
+/// the source table refuses it. A chunk whose table cannot be read from a trusted index
+/// (its index missing, unreadable, or not signed by the key; or, unsigned or naming no
+/// table, its chunk missing) may be the source table's, and refuses the restore too,
+/// unless its name puts it in an archive run whose trusted indexes all name other tables:
+/// a run is one archive of one table, a signed index vouches for the name of its chunk,
+/// and a chunk of the source table moved into another table's run is gone from its own
+/// run, which the coverage check below refuses as it refuses a deleted chunk (unless it
+/// was the run's newest: see below).
+///
 /// Then every segment of the backup is checked against the manifest (present, SHA-256,
 /// readable, item count) and so is every archive chunk the restore needs against its
 /// index; a bad one is refused with an error that names it. The archive must hold
@@ -216,13 +237,14 @@ impl Restore {
     ///
     /// # Errors
     /// [`BackupError::TableExists`] when the table exists; [`BackupError::Unauthenticated`]
-    /// when a manifest or a chunk index is not signed by the key; [`BackupError::WrongTable`]
+    /// when a manifest, or a chunk index that may be the source table's, is not signed by the
+    /// key; [`BackupError::WrongTable`]
     /// when the backup asked for, or every backup in the target, is of another table than
     /// the source table; [`BackupError::NoBackup`],
     /// [`BackupError::Manifest`], [`BackupError::SegmentMissing`],
     /// [`BackupError::SegmentCorrupt`], [`BackupError::SegmentUnreadable`],
-    /// [`BackupError::CountMismatch`] or [`BackupError::ArchiveCorrupt`] when the backup
-    /// cannot be trusted, [`BackupError::ArchiveIncomplete`] when the stream archive does not
+    /// [`BackupError::CountMismatch`] or [`BackupError::ArchiveCorrupt`] when the backup, or
+    /// a chunk of the archive that is or may be the source table's, cannot be trusted, [`BackupError::ArchiveIncomplete`] when the stream archive does not
     /// hold every change from the backup's start to the moment (nothing is written then);
     /// [`BackupError::Request`] when the table cannot be created.
     pub async fn run(&self) -> Result<RestoreReport, BackupError> {
@@ -236,7 +258,10 @@ impl Restore {
         let items = self.verified_items(&manifest).await?;
         let window_start = manifest.started_at_ms.saturating_sub(self.margin.as_millis() as u64);
         let (records, chunks_read, chunks_signed) = if self.replay {
-            self.archived(window_start, manifest.started_at_ms, until_ms).await?
+            // A source named without account and region replays the chunks of the table the
+            // chosen backup names, not of a table of that name elsewhere.
+            let table = self.source_ref()?.narrowed(&manifest.table);
+            self.archived(&table, window_start, manifest.started_at_ms, until_ms).await?
         } else {
             (Vec::new(), 0, true)
         };
@@ -275,6 +300,7 @@ impl Restore {
     /// latest of the source table that ended by the moment. Every manifest read on the way
     /// is verified before its table is looked at: only a signed table name is believed.
     async fn choose(&self, until_ms: Option<u64>) -> Result<(Manifest, bool), BackupError> {
+        let table = self.source_ref()?;
         let source = self.source.as_str();
         let wrong = |manifest: Manifest| BackupError::WrongTable {
             expected: source.to_owned(),
@@ -283,7 +309,7 @@ impl Restore {
         };
         if let Some(id) = &self.backup {
             let (manifest, signed) = self.manifest(id).await?;
-            if manifest.table != source {
+            if !table.names(&manifest.table) {
                 return Err(wrong(manifest));
             }
             if until_ms.is_some_and(|until| manifest.ended_at_ms > until) {
@@ -302,7 +328,7 @@ impl Restore {
         let mut newest_other: Option<Manifest> = None;
         for id in ids.into_iter().rev() {
             let (manifest, signed) = self.manifest(id).await?;
-            if manifest.table != source {
+            if !table.names(&manifest.table) {
                 // Another table's backup sharing the target: passed over, whatever its age.
                 newest_other.get_or_insert(manifest);
                 continue;
@@ -389,95 +415,147 @@ impl Restore {
         Ok(items)
     }
 
-    /// The archived changes observed from `window_start` on, from verified chunks, once the
-    /// archive is shown to hold every change from `from_ms` (the backup's start) to the
-    /// moment; the chunks read, and whether every index used was signed.
+    /// The source table as a table (a name or an ARN), checked by `build`.
+    fn source_ref(&self) -> Result<TableRef, BackupError> {
+        TableRef::parse(&self.source).map_err(|reason| ConfigError::invalid("source_table", reason).into())
+    }
+
+    /// The archived changes observed from `window_start` on, from verified chunks of
+    /// `table`, once the archive is shown to hold every change from `from_ms` (the backup's
+    /// start) to the moment; the chunks read, and whether every index used was signed.
     ///
-    /// An index signed with another key, or changed, is refused; an unsigned one is left
-    /// out unless unsigned ones are allowed (nothing unauthenticated is replayed, and a gap
-    /// it leaves is refused by the coverage check). So is one of another table than the
-    /// source table (another table's archive sharing the target), and one that names no
-    /// table (written before indexes did) unless unsigned ones are allowed.
+    /// Every index is read and verified before any chunk's data is looked at, because only
+    /// a trusted index (signed by the key, or unsigned with `allow_unsigned`) tells whose
+    /// chunk it is:
+    ///
+    /// - one that names `table` (or, with `allow_unsigned`, names no table) is the source
+    ///   table's: its chunk must be there, and one the replay needs must match its index;
+    ///   any damage refuses the restore;
+    /// - one that names another table is left out whole, whatever state its chunk is in;
+    /// - one without a signature (without `allow_unsigned`), or signed but naming no table,
+    ///   is left out as untrusted (nothing of it is replayed, and a gap it leaves is
+    ///   refused by the coverage check); its chunk missing refuses the restore as below;
+    /// - a chunk whose table cannot be read from a trusted index (its index missing or
+    ///   unreadable, its signature not the key's, or, for an untrusted one, its chunk
+    ///   missing) refuses the restore, unless its name puts it in an archive run that only
+    ///   trusted indexes of other tables are known in. A run is one archive of one table,
+    ///   and a trusted index vouches for its chunk's name; moving a chunk into another
+    ///   table's run takes it out of its own run, which the coverage check finds as it
+    ///   finds a deleted chunk.
     async fn archived(
         &self,
+        table: &TableRef,
         window_start: u64,
         from_ms: u64,
         until_ms: Option<u64>,
     ) -> Result<(Vec<ArchivedRecord>, u64, bool), BackupError> {
         let keys = self.target.list("stream/").await?;
         let names: HashSet<&str> = keys.iter().map(String::as_str).collect();
-        let mut records = Vec::new();
-        let mut chunks = 0;
-        let mut indexes = Vec::new();
+        let unusable = |stem: &str, reason: String| BackupError::ArchiveCorrupt {
+            chunk: format!("{stem}.jsonl.gz"),
+            reason,
+        };
+        let mut ours: Vec<(String, ChunkIndex)> = Vec::new();
+        // Chunks whose table no trusted index tells, with why they are unusable.
+        let mut unknown: Vec<(&str, BackupError)> = Vec::new();
+        // Archive runs (their chunks' names without the number), and whether trusted indexes
+        // in them name the source table (`true`) or only other tables (`false`).
+        let mut runs: HashMap<&str, bool> = HashMap::new();
         let mut signed = true;
         let mut unsigned_left_out = 0u64;
         let mut unnamed_left_out = 0u64;
         let mut other_tables = 0u64;
-        let source = self.source.as_str();
         for key in &keys {
-            let (stem, data) = if let Some(stem) = key.strip_suffix(".jsonl.gz") {
-                (stem, true)
-            } else if let Some(stem) = key.strip_suffix(".json") {
-                (stem, false)
-            } else {
-                continue;
-            };
-            let corrupt =
-                |reason: String| BackupError::ArchiveCorrupt { chunk: format!("{stem}.jsonl.gz"), reason };
-            if data {
-                if !names.contains(format!("{stem}.json").as_str()) {
-                    return Err(corrupt("its index is missing".to_owned()));
+            let Some(stem) = key.strip_suffix(".json") else {
+                if let Some(stem) = key.strip_suffix(".jsonl.gz") {
+                    if !names.contains(format!("{stem}.json").as_str()) {
+                        unknown.push((stem, unusable(stem, "its index is missing".to_owned())));
+                    }
                 }
                 continue;
-            }
-            if !names.contains(format!("{stem}.jsonl.gz").as_str()) {
-                return Err(corrupt("the chunk is missing".to_owned()));
-            }
-            let index_bytes = self.target.get(key).await?.unwrap_or_default();
-            let index: ChunkIndex = serde_json::from_slice(&index_bytes)
-                .map_err(|e| corrupt(format!("unreadable index: {e}")))?;
+            };
             let chunk = format!("{stem}.jsonl.gz");
+            let index = match self.target.get(key).await?.map(|b| serde_json::from_slice::<ChunkIndex>(&b)) {
+                Some(Ok(index)) => index,
+                Some(Err(e)) => {
+                    unknown.push((stem, unusable(stem, format!("unreadable index: {e}"))));
+                    continue;
+                }
+                None => {
+                    unknown.push((stem, unusable(stem, "its index vanished while it was read".to_owned())));
+                    continue;
+                }
+            };
             let verified =
                 key::check(self.key.as_ref(), self.allow_unsigned, index.signature.as_ref(), |k, _| {
                     index.verify(k, &chunk)
                 });
-            match verified {
-                Ok(true) => {}
-                Ok(false) => signed = false,
+            let trusted_signed = match verified {
+                Ok(signed) => signed,
                 Err(SignatureProblem::Missing) => {
                     unsigned_left_out += 1;
+                    if !names.contains(chunk.as_str()) {
+                        unknown.push((stem, unusable(stem, "the chunk is missing".to_owned())));
+                    }
                     continue;
                 }
                 Err(problem) => {
-                    return Err(BackupError::Unauthenticated {
-                        what: format!("stream archive index {key}"),
-                        problem,
-                    })
-                }
-            }
-            // The table an index names is believed once its signature is: a chunk of another
-            // table's archive is not this table's history, whatever its time.
-            match index.table.as_deref() {
-                Some(table) if table == source => {}
-                Some(_) => {
-                    other_tables += 1;
+                    let what = format!("stream archive index {key}");
+                    unknown.push((stem, BackupError::Unauthenticated { what, problem }));
                     continue;
                 }
-                None if self.allow_unsigned => signed = false,
+            };
+            // The table an index names is believed once its signature is: a chunk of another
+            // table's archive is not this table's history, whatever its time or its state.
+            let is_source = match index.table.as_deref() {
+                Some(named) => table.names(named),
+                None if self.allow_unsigned => true,
                 None => {
                     unnamed_left_out += 1;
+                    if !names.contains(chunk.as_str()) {
+                        unknown.push((stem, unusable(stem, "the chunk is missing".to_owned())));
+                    }
                     continue;
                 }
+            };
+            if let Some(run) = run_of(stem, &index) {
+                *runs.entry(run).or_insert(is_source) |= is_source;
             }
-            indexes.push((format!("{stem}.jsonl.gz"), index.clone()));
+            if !is_source {
+                other_tables += 1;
+                continue;
+            }
+            if !trusted_signed || index.table.is_none() {
+                signed = false;
+            }
+            ours.push((stem.to_owned(), index));
+        }
+        for (stem, err) in unknown {
+            let of_other_run = run_in_name(stem).is_some_and(|run| runs.get(run) == Some(&false));
+            if !of_other_run {
+                return Err(err);
+            }
+            tracing::warn!(
+                chunk = %stem,
+                error = %err,
+                "an unusable stream archive chunk in another table's archive run is left out"
+            );
+            other_tables += 1;
+        }
+
+        let mut records = Vec::new();
+        let mut chunks = 0;
+        for (stem, index) in &ours {
+            let corrupt = |reason: String| unusable(stem, reason);
+            let name = format!("{stem}.jsonl.gz");
+            if !names.contains(name.as_str()) {
+                return Err(corrupt("the chunk is missing".to_owned()));
+            }
             if index.records == 0 || index.last_ms < window_start {
                 continue;
             }
-            let bytes = self
-                .target
-                .get(&format!("{stem}.jsonl.gz"))
-                .await?
-                .ok_or_else(|| corrupt("the chunk is missing".into()))?;
+            let bytes =
+                self.target.get(&name).await?.ok_or_else(|| corrupt("the chunk is missing".into()))?;
             let found = sha256_hex(&bytes);
             if found != index.sha256 {
                 return Err(corrupt(format!("sha-256 {found}, index says {}", index.sha256)));
@@ -500,6 +578,8 @@ impl Restore {
             }
             chunks += 1;
         }
+        let indexes: Vec<(String, ChunkIndex)> =
+            ours.into_iter().map(|(stem, index)| (format!("{stem}.jsonl.gz"), index)).collect();
         coverage::check(&indexes, from_ms, until_ms).map_err(|mut reason| {
             if unsigned_left_out > 0 {
                 reason.push_str(&format!(
@@ -734,9 +814,11 @@ impl Restore {
 }
 
 impl RestoreBuilder {
-    /// The table the backup must have been taken of (required): the name the backed-up
-    /// table had, as its manifest records it under the signature. A backup of another
-    /// table is never restored: one asked for by id is refused with
+    /// The table the backup must have been taken of (required): its name (`orders`) or its
+    /// ARN (`arn:aws:dynamodb:us-east-1:123456789012:table/orders`), compared with the table
+    /// its manifest records under the signature as a table, not as a string: a name and its
+    /// ARN are the same table; two ARNs of another partition, region or account are not. A
+    /// backup of another table is never restored: one asked for by id is refused with
     /// [`BackupError::WrongTable`], and the latest backup is chosen among the source
     /// table's backups only. Chunks of the stream archive are replayed only when their
     /// signed index names this table.
@@ -751,8 +833,16 @@ impl RestoreBuilder {
     /// let key = BackupKey::new([7u8; 32])?;
     /// let unnamed = Restore::builder(client.clone(), target.clone(), "orders-restored").key(key.clone());
     /// assert!(unnamed.build().unwrap_err().to_string().contains("no source table"));
+    /// let malformed = Restore::builder(client.clone(), target.clone(), "orders-restored")
+    ///     .source_table("arn:aws:dynamodb:us-east-1:1234:table/orders")
+    ///     .key(key.clone());
+    /// assert!(malformed.build().unwrap_err().to_string().contains("account is not 12 digits"));
+    /// let by_arn = Restore::builder(client.clone(), target.clone(), "orders-restored")
+    ///     .source_table("arn:aws:dynamodb:us-east-1:123456789012:table/orders")
+    ///     .key(key.clone())
+    ///     .build()?;
     /// let restore = Restore::builder(client, target, "orders-restored").source_table("orders").key(key).build()?;
-    /// # let _ = restore;
+    /// # let _ = (restore, by_arn);
     /// # Ok(()) }
     /// ```
     pub fn source_table(mut self, table: impl Into<String>) -> Self {
@@ -816,7 +906,8 @@ impl RestoreBuilder {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for an empty table name, no (or an empty)
-    /// [`source_table`](Self::source_table), a concurrency of 0, or no key without
+    /// [`source_table`](Self::source_table), one that is neither a table name nor a table
+    /// ARN (a malformed ARN, or the ARN of a stream or an index), a concurrency of 0, or no key without
     /// [`allow_unsigned`](Self::allow_unsigned).
     pub fn build(self) -> Result<Restore, BackupError> {
         if self.inner.table.is_empty() {
@@ -831,6 +922,9 @@ impl RestoreBuilder {
             )
             .into());
         }
+        if let Err(reason) = TableRef::parse(&self.inner.source) {
+            return Err(ConfigError::invalid("source_table", reason).into());
+        }
         if self.inner.key.is_none() && !self.inner.allow_unsigned {
             return Err(ConfigError::invalid(
                 "key",
@@ -844,6 +938,24 @@ impl RestoreBuilder {
         }
         Ok(self.inner)
     }
+}
+
+/// The archive run a chunk's name puts it in: the name without its number
+/// (`stream/chunk-<run start>-<run>`), or `None` for a name that ends in no number.
+fn run_in_name(stem: &str) -> Option<&str> {
+    let (run, number) = stem.rsplit_once('-')?;
+    (!number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())).then_some(run)
+}
+
+/// The archive run a trusted index vouches `stem` is in: its run, when `stem` is the name
+/// that run gives the chunk; `None` for a chunk written before runs were recorded, or one
+/// stored under another name than its run's.
+fn run_of<'a>(stem: &'a str, index: &ChunkIndex) -> Option<&'a str> {
+    let run = index.run.as_deref()?;
+    if stem != chunk_stem(index.run_started_ms, run, index.number) {
+        return None;
+    }
+    run_in_name(stem)
 }
 
 /// The key attributes of `item` in DynamoDB JSON: never its other values, which may be
@@ -922,37 +1034,59 @@ mod tests {
     /// Stores chunk 0 of archive run `run` (started at 100 ms, covering to 1,000 ms) holding a
     /// put of `pk`, its index naming `table` (none: an index written before they did).
     async fn put_chunk(target: &BackupTarget, run: &str, table: Option<&str>, pk: &str) {
+        put_run_chunk(target, run, 0, table, pk).await;
+    }
+
+    /// Stores chunk `number` of archive run `run` (started at 100 ms; chunk n observed at
+    /// 500 + 1,000 n ms and covering to 1,000 + 1,000 n ms) holding a put of `pk` on the run's
+    /// shard, its index naming `table` and signed with [`key`]; returns its name without
+    /// extension.
+    async fn put_run_chunk(
+        target: &BackupTarget,
+        run: &str,
+        number: u64,
+        table: Option<&str>,
+        pk: &str,
+    ) -> String {
         let record = ArchivedRecord {
             shard: format!("shard-{run}"),
-            seq: "1".into(),
+            seq: (number + 1).to_string(),
             kind: "put".into(),
             keys: serde_json::json!({"pk": {"S": pk}}),
             image: Some(serde_json::json!({"pk": {"S": pk}})),
-            observed_ms: 500,
-            after_ms: 400,
+            observed_ms: 500 + 1_000 * number,
+            after_ms: 400 + 1_000 * number,
             written_ms: None,
             created_ms: None,
         };
         let mut writer = LineWriter::new();
         writer.push(&serde_json::to_value(&record).unwrap());
         let bytes = writer.finish();
-        let name = format!("stream/chunk-0000000000100-{run}-000000");
+        let name = chunk_stem(100, run, number);
+        let span = ShardSpan { after: (number > 0).then(|| number.to_string()), last: record.seq.clone() };
         let mut index = ChunkIndex {
             records: 1,
             sha256: sha256_hex(&bytes),
-            first_ms: 500,
-            last_ms: 500,
+            first_ms: record.observed_ms,
+            last_ms: record.observed_ms,
             run: Some(run.to_owned()),
-            number: 0,
+            number,
             run_started_ms: 100,
-            covered_to_ms: 1_000,
-            shards: [(record.shard.clone(), ShardSpan { after: None, last: "1".into() })].into(),
+            covered_to_ms: 1_000 + 1_000 * number,
+            shards: [(record.shard.clone(), span)].into(),
             table: table.map(str::to_owned),
             signature: None,
         };
         index.sign(&key(), &format!("{name}.jsonl.gz"));
         target.put(&format!("{name}.jsonl.gz"), bytes).await.unwrap();
         target.put(&format!("{name}.json"), serde_json::to_vec(&index).unwrap()).await.unwrap();
+        name
+    }
+
+    /// What `restore` would replay of the archive, for a backup that started at 150 ms,
+    /// to the latest moment.
+    async fn replay_of(restore: &Restore) -> Result<(Vec<ArchivedRecord>, u64, bool), BackupError> {
+        restore.archived(&restore.source_ref()?, 0, 150, None).await
     }
 
     /// The keys (`pk`) of the archived changes a restore of `restore` would replay.
@@ -1041,7 +1175,7 @@ mod tests {
             let target = target.clone();
             async move {
                 let restore = restore(&target, source).allow_unsigned(allow_unsigned).build().unwrap();
-                restore.archived(0, 150, None).await
+                replay_of(&restore).await
             }
         };
         let (records, chunks, signed) = replayed("orders", false).await.unwrap();
@@ -1057,14 +1191,237 @@ mod tests {
         let scratch = Scratch::new();
         let target = scratch.target();
         put_chunk(&target, "c", None, "unnamed-1").await;
-        let err = restore(&target, "orders").build().unwrap().archived(0, 150, None).await.unwrap_err();
+        let err = replay_of(&restore(&target, "orders").build().unwrap()).await.unwrap_err();
         assert!(
             matches!(&err, BackupError::ArchiveIncomplete { reason, .. } if reason.contains("do not name their table")),
             "{err:?}"
         );
         let allowed = restore(&target, "orders").allow_unsigned(true).build().unwrap();
-        let (records, _, signed) = allowed.archived(0, 150, None).await.unwrap();
+        let (records, _, signed) = replay_of(&allowed).await.unwrap();
         assert_eq!(keys(&records), ["unnamed-1"]);
         assert!(!signed, "a chunk that names no table is not authenticated as the source table's");
+    }
+
+    /// Edits the chunk index stored at `path` as someone who can write the target but does
+    /// not hold the key would: its signature is left as it was.
+    fn tamper_index(path: &std::path::Path, edit: impl FnOnce(&mut ChunkIndex)) {
+        let mut index: ChunkIndex = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        edit(&mut index);
+        std::fs::write(path, serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+
+    impl Scratch {
+        /// The file of `stem` (a chunk's name without extension) with extension `ext`.
+        fn file(&self, stem: &str, ext: &str) -> PathBuf {
+            self.0.join(format!("{stem}.{ext}"))
+        }
+    }
+
+    /// Archives of two tables share a target and a key, and the other table's archive is
+    /// damaged every way a chunk can be: a chunk deleted, a chunk changed, an index deleted,
+    /// an index changed. The source table's replay is untouched by it, as its chunks are;
+    /// the damaged table's own restore is refused.
+    #[tokio::test]
+    async fn a_damaged_chunk_of_another_table_does_not_stop_the_restore() {
+        let scratch = Scratch::new();
+        let target = scratch.target();
+        for n in 0..2 {
+            put_run_chunk(&target, "a", n, Some("orders"), &format!("order-{n}")).await;
+        }
+        let mut other = Vec::new();
+        for n in 0..5 {
+            other.push(put_run_chunk(&target, "b", n, Some("patients"), &format!("patient-{n}")).await);
+        }
+        std::fs::remove_file(scratch.file(&other[0], "jsonl.gz")).unwrap();
+        std::fs::write(scratch.file(&other[1], "jsonl.gz"), b"not gzip").unwrap();
+        std::fs::remove_file(scratch.file(&other[2], "json")).unwrap();
+        tamper_index(&scratch.file(&other[3], "json"), |i| i.records += 1);
+
+        let orders = restore(&target, "orders").build().unwrap();
+        let (records, chunks, signed) = replay_of(&orders).await.unwrap();
+        assert_eq!(keys(&records), ["order-0", "order-1"]);
+        assert_eq!((chunks, signed), (2, true));
+
+        let err = replay_of(&restore(&target, "patients").build().unwrap()).await.unwrap_err();
+        let named = match &err {
+            BackupError::ArchiveCorrupt { chunk, .. } => chunk.clone(),
+            BackupError::Unauthenticated { what, .. } => what.clone(),
+            other => panic!("a damaged archive was replayed: {other:?}"),
+        };
+        assert!(other.iter().any(|stem| named.contains(stem.as_str())), "{err}");
+    }
+
+    /// Someone who can write the target damages a chunk of the source table, and tries to
+    /// pass it off as another table's, in a target where another table's damaged chunks
+    /// are rightly passed over: the chunk deleted or changed under its signed index, its
+    /// index rewritten to name the other table (with its signature kept, re-signed with
+    /// another key, or removed), deleted, or the chunk moved into the other table's run.
+    /// Each is refused, or leaves a gap the coverage check refuses; a damaged chunk in a run
+    /// that no trusted index attributes is refused too.
+    #[tokio::test]
+    async fn a_damaged_chunk_of_the_source_table_refuses_the_restore_however_it_is_passed_off() {
+        let scratch = Scratch::new();
+        let target = scratch.target();
+        let mut ours = Vec::new();
+        for n in 0..3 {
+            ours.push(put_run_chunk(&target, "a", n, Some("orders"), &format!("order-{n}")).await);
+        }
+        let mut other = Vec::new();
+        for n in 0..2 {
+            other.push(put_run_chunk(&target, "b", n, Some("patients"), &format!("patient-{n}")).await);
+        }
+        std::fs::remove_file(scratch.file(&other[0], "jsonl.gz")).unwrap();
+        let orders = restore(&target, "orders").build().unwrap();
+        let (records, _, _) =
+            replay_of(&orders).await.expect("another table's damaged chunk stopped the restore");
+        assert_eq!(keys(&records), ["order-0", "order-1", "order-2"]);
+
+        let victim = ours[1].clone();
+        let (index_path, chunk_path) = (scratch.file(&victim, "json"), scratch.file(&victim, "jsonl.gz"));
+        let (index, chunk) = (std::fs::read(&index_path).unwrap(), std::fs::read(&chunk_path).unwrap());
+        let moved = chunk_stem(100, "b", 7);
+        let heal = || {
+            std::fs::write(&index_path, &index).unwrap();
+            std::fs::write(&chunk_path, &chunk).unwrap();
+            let _ = std::fs::remove_file(scratch.file(&moved, "json"));
+            let _ = std::fs::remove_file(scratch.file(&moved, "jsonl.gz"));
+        };
+        let claim_patients = |i: &mut ChunkIndex| i.table = Some("patients".into());
+        let refusal = || async { replay_of(&orders).await.map(|(records, ..)| keys(&records)).unwrap_err() };
+        let corrupt = |err: BackupError, why: &str| match err {
+            BackupError::ArchiveCorrupt { chunk, reason } => {
+                assert_eq!(chunk, format!("{victim}.jsonl.gz"));
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("expected the chunk {victim} refused for {why:?}: {other:?}"),
+        };
+        let unauthenticated = |err: BackupError| match err {
+            BackupError::Unauthenticated { what, problem } => {
+                assert!(what.contains(&victim), "{what}");
+                problem
+            }
+            other => panic!("expected the index of {victim} refused: {other:?}"),
+        };
+
+        // The chunk gone, or changed, under its signed index.
+        std::fs::remove_file(&chunk_path).unwrap();
+        corrupt(refusal().await, "the chunk is missing");
+        heal();
+        std::fs::write(&chunk_path, b"not gzip").unwrap();
+        corrupt(refusal().await, "sha-256");
+        heal();
+        // Its index rewritten to name the other table: the signature no longer matches, and
+        // its run is the source table's.
+        tamper_index(&index_path, claim_patients);
+        std::fs::remove_file(&chunk_path).unwrap();
+        assert_eq!(unauthenticated(refusal().await), SignatureProblem::Mismatch);
+        heal();
+        // Re-signed, with a key that is not the restore's.
+        let mut forged: ChunkIndex = serde_json::from_slice(&index).unwrap();
+        claim_patients(&mut forged);
+        forged.sign(&BackupKey::new([1u8; 32]).unwrap(), &format!("{victim}.jsonl.gz"));
+        std::fs::write(&index_path, serde_json::to_vec(&forged).unwrap()).unwrap();
+        assert!(matches!(unauthenticated(refusal().await), SignatureProblem::OtherKey { .. }));
+        heal();
+        // Its index deleted, the chunk left.
+        std::fs::remove_file(&index_path).unwrap();
+        corrupt(refusal().await, "its index is missing");
+        heal();
+        // Its signature removed: not trusted, so left out, and the gap is refused; with the
+        // chunk gone too, the chunk is named.
+        tamper_index(&index_path, |i| {
+            claim_patients(i);
+            i.signature = None;
+        });
+        let err = refusal().await;
+        assert!(
+            matches!(&err, BackupError::ArchiveIncomplete { reason, .. }
+                if reason.contains("chunk 1 of archive run a is missing") && reason.contains("without a signature")),
+            "{err:?}"
+        );
+        std::fs::remove_file(&chunk_path).unwrap();
+        corrupt(refusal().await, "the chunk is missing");
+        heal();
+        // Moved, index and all, into the other table's run: its signature is bound to its
+        // name, so it is left out as that run's damaged chunk, and the source table's run
+        // now lacks it.
+        std::fs::rename(&index_path, scratch.file(&moved, "json")).unwrap();
+        std::fs::rename(&chunk_path, scratch.file(&moved, "jsonl.gz")).unwrap();
+        let err = refusal().await;
+        assert!(
+            matches!(&err, BackupError::ArchiveIncomplete { reason, .. } if reason.contains("chunk 1 of archive run a is missing")),
+            "{err:?}"
+        );
+        heal();
+        assert_eq!(replay_of(&orders).await.unwrap().0.len(), 3, "healed");
+
+        // A run no trusted index attributes: its damaged chunk may be the source table's.
+        let lone = put_run_chunk(&target, "c", 0, Some("orders"), "order-lone").await;
+        tamper_index(&scratch.file(&lone, "json"), claim_patients);
+        let err = refusal().await;
+        assert!(
+            matches!(&err, BackupError::Unauthenticated { what, problem: SignatureProblem::Mismatch } if what.contains(&lone)),
+            "{err:?}"
+        );
+    }
+
+    const ORDERS_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
+    const ORDERS_EU_ARN: &str = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders";
+
+    /// A table named by its name or its ARN is one table, whichever way the restore and the
+    /// backup name it; an ARN of another region is another table, for the backup chosen and
+    /// for the chunks replayed; a source named by name replays the chunks of the table its
+    /// backup names; a malformed ARN is refused before anything is read.
+    #[tokio::test]
+    async fn a_table_is_one_table_by_name_or_by_arn_and_another_region_is_another_table() {
+        let scratch = Scratch::new();
+        let target = scratch.target();
+        put_backup(&target, "0000000001000-aaaa", "orders", 1_100).await;
+        put_backup(&target, "0000000002000-bbbb", ORDERS_ARN, 2_100).await;
+        put_backup(&target, "0000000003000-cccc", ORDERS_EU_ARN, 3_100).await;
+        put_backup(&target, "0000000004000-dddd", "patients", 4_100).await;
+        let chosen = |source: &'static str, backup: Option<&'static str>, until: Option<u64>| {
+            let target = target.clone();
+            async move {
+                let mut restore = restore(&target, source);
+                if let Some(id) = backup {
+                    restore = restore.backup(id);
+                }
+                restore.build().unwrap().choose(until).await.map(|(m, _)| m.backup_id)
+            }
+        };
+        assert_eq!(chosen(ORDERS_ARN, None, None).await.unwrap(), "0000000002000-bbbb");
+        assert_eq!(chosen(ORDERS_ARN, None, Some(1_500)).await.unwrap(), "0000000001000-aaaa");
+        assert_eq!(chosen(ORDERS_ARN, Some("0000000001000-aaaa"), None).await.unwrap(), "0000000001000-aaaa");
+        assert_eq!(chosen("orders", Some("0000000002000-bbbb"), None).await.unwrap(), "0000000002000-bbbb");
+        assert_eq!(chosen(ORDERS_EU_ARN, None, None).await.unwrap(), "0000000003000-cccc");
+        let err = chosen(ORDERS_EU_ARN, Some("0000000002000-bbbb"), None).await.unwrap_err();
+        assert!(
+            matches!(&err, BackupError::WrongTable { expected, found, .. } if expected == ORDERS_EU_ARN && found == ORDERS_ARN),
+            "{err:?}"
+        );
+        let patients_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/patients";
+        let err = chosen(patients_arn, Some("0000000001000-aaaa"), None).await.unwrap_err();
+        assert!(matches!(&err, BackupError::WrongTable { .. }), "{err:?}");
+        assert_eq!(chosen(patients_arn, None, None).await.unwrap(), "0000000004000-dddd");
+
+        let err = restore(&target, "arn:aws:dynamodb:us-east-1:123456789012:orders").build().unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Config(ConfigError::Invalid { setting: "source_table", .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("is not a table ARN"), "{err}");
+
+        put_chunk(&target, "u", Some(ORDERS_ARN), "us").await;
+        put_chunk(&target, "e", Some(ORDERS_EU_ARN), "eu").await;
+        put_chunk(&target, "n", Some("orders"), "named").await;
+        let mut replayed = keys(&replay_of(&restore(&target, ORDERS_ARN).build().unwrap()).await.unwrap().0);
+        replayed.sort();
+        assert_eq!(replayed, ["named", "us"]);
+        let by_name = restore(&target, "orders").build().unwrap();
+        let narrowed = by_name.source_ref().unwrap().narrowed(ORDERS_ARN);
+        let mut replayed = keys(&by_name.archived(&narrowed, 0, 150, None).await.unwrap().0);
+        replayed.sort();
+        assert_eq!(replayed, ["named", "us"]);
     }
 }
