@@ -192,7 +192,9 @@ impl ThreatStore {
 
     /// Whether any of `targets` is blocked now: one strongly consistent `BatchGetItem`, so
     /// a request's IP, subject and caller cost one round trip. Keys DynamoDB leaves
-    /// unprocessed are asked for once more; still unprocessed, the read fails.
+    /// unprocessed are asked for once more; still unprocessed, the read fails. The layer
+    /// calls this on every request: its role needs `dynamodb:BatchGetItem` on the table (a
+    /// refused read fails open, logged).
     ///
     /// # Errors
     /// [`StoreUnavailable`] when DynamoDB fails or leaves keys unread.
