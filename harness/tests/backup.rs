@@ -106,7 +106,13 @@ impl Fixture {
 
     /// The stream archive of the fixture's table into its target, signed with its key.
     fn archive(&self) -> lift::disaster::backup::StreamArchiveBuilder {
-        StreamArchive::builder(self.region.clone(), &self.table).target(self.target()).key(self.key.clone())
+        self.archive_to(self.target())
+    }
+
+    /// The stream archive of the fixture's table into `target` (one shared with another
+    /// table's), signed with its key.
+    fn archive_to(&self, target: BackupTarget) -> lift::disaster::backup::StreamArchiveBuilder {
+        StreamArchive::builder(self.region.clone(), &self.table).target(target).key(self.key.clone())
     }
 
     fn segment_path(&self, manifest: &Manifest, index: usize) -> PathBuf {
@@ -961,12 +967,7 @@ async fn backups_of_two_tables_in_one_target_restore_each_its_own() {
     let patients = fixture().await;
     let shared = orders.target();
     let orders_archive = orders.archive().start().await.unwrap();
-    let patients_archive = StreamArchive::builder(patients.region.clone(), &patients.table)
-        .target(shared.clone())
-        .key(key())
-        .start()
-        .await
-        .unwrap();
+    let patients_archive = patients.archive_to(shared.clone()).start().await.unwrap();
     let backup = |f: &Fixture| {
         TableBackup::builder(f.client.clone(), &f.table).target(shared.clone()).key(key()).build().unwrap()
     };
@@ -1204,12 +1205,7 @@ async fn another_tables_damaged_archive_does_not_stop_a_restore_but_this_tables_
     let patients = fixture().await;
     let shared = orders.target();
     let orders_archive = orders.archive().start().await.unwrap();
-    let patients_archive = StreamArchive::builder(patients.region.clone(), &patients.table)
-        .target(shared.clone())
-        .key(key())
-        .start()
-        .await
-        .unwrap();
+    let patients_archive = patients.archive_to(shared.clone()).start().await.unwrap();
     let mut expected = BTreeMap::new();
     for i in 0..5 {
         orders.put(&format!("order-{i}"), "before").await;
