@@ -99,9 +99,13 @@ impl Fixture {
 
     /// A restore of the fixture's table from its target, verified with the fixture's key.
     fn restore(&self, into: &str) -> lift::disaster::backup::RestoreBuilder {
-        Restore::builder(self.client.clone(), self.target(), into)
-            .source_table(&self.table)
-            .key(self.key.clone())
+        self.restore_from(self.target(), into)
+    }
+
+    /// A restore of the fixture's table from `target` (one shared with another table's),
+    /// verified with the fixture's key.
+    fn restore_from(&self, target: BackupTarget, into: &str) -> lift::disaster::backup::RestoreBuilder {
+        Restore::builder(self.client.clone(), target, into).source_table(&self.table).key(self.key.clone())
     }
 
     /// The stream archive of the fixture's table into its target, signed with its key.
@@ -1004,14 +1008,7 @@ async fn backups_of_two_tables_in_one_target_restore_each_its_own() {
         );
     }
     let into = restored_name(&patients);
-    let report = Restore::builder(patients.client.clone(), shared, &into)
-        .source_table(&patients.table)
-        .key(key())
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+    let report = patients.restore_from(shared, &into).build().unwrap().run().await.unwrap();
     assert_eq!(report.backup_id, patients_backup.backup_id);
     let held = contents(&patients.client, &into).await;
     assert_eq!(held.len(), 8, "{held:?}");
@@ -1326,14 +1323,7 @@ async fn another_tables_damaged_archive_does_not_stop_a_restore_but_this_tables_
 
     // The damaged table's own restore is refused, naming one of its chunks.
     let into = restored_name(&patients);
-    let err = Restore::builder(patients.client.clone(), shared, &into)
-        .source_table(&patients.table)
-        .key(key())
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap_err();
+    let err = patients.restore_from(shared, &into).build().unwrap().run().await.unwrap_err();
     let text = err.to_string();
     assert!(theirs[..3].iter().any(|s| text.contains(s.file_name().unwrap().to_str().unwrap())), "{text}");
 }
