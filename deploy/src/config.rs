@@ -855,6 +855,17 @@ impl DeployConfig {
                 KEY,
                 format!("KMS serves a key in its own region only: the key must be in {}", self.primary()),
             )),
+            // The function's policy names the configured ARN: an alias ARN there grants the
+            // alias, not its key, so every call with the key would be refused at run time.
+            RegionalArn::One(arn) if arn.splitn(6, ':').nth(5).is_some_and(|r| r.starts_with("alias/")) => {
+                Err(invalid(
+                    KEY,
+                    format!(
+                        "an IAM policy that names an alias ARN grants the alias, not its key, and the function's policy names this ARN: name the key ARN (arn:aws:kms:{}:<account>:key/<key id>)",
+                        self.primary()
+                    ),
+                ))
+            }
             _ => Ok(()),
         }
     }

@@ -374,6 +374,11 @@ fn the_envelope_key_is_in_each_functions_region_and_one_multi_region_key() {
     assert_eq!(key, "kms.envelope_key");
     assert!(reason.contains("must be in us-east-1"), "{reason}");
     DeployConfig::from_toml(&remote.replace("eu-west-1", "us-east-1")).unwrap();
+    // An alias: the function's policy would grant the alias, not the key behind it.
+    let alias = format!("{BASE}[kms]\nenvelope_key = \"arn:aws:kms:us-east-1:111122223333:alias/orders\"\n");
+    let (key, reason) = refused(&alias);
+    assert_eq!(key, "kms.envelope_key");
+    assert!(reason.contains("grants the alias, not its key") && reason.contains("key/<key id>"), "{reason}");
 }
 
 /// [`multi_with_secret`] with `eu-west-1`'s replica named `arn` (us-east-1's unchanged).
