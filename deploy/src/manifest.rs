@@ -186,6 +186,15 @@ impl TableAccess {
         Self::actions(["GetItem", "PutItem", "Query"])
     }
 
+    /// What lift's threat layer calls on its blocklist
+    /// ([`lift::store::tables::blocklist`]): `BatchGetItem` for the block check on every
+    /// request, `GetItem`, `PutItem` and `DeleteItem` for blocks and revocations,
+    /// `UpdateItem` for the behaviour counters. Without `BatchGetItem` every check is
+    /// refused, and the layer fails open.
+    pub fn blocklist() -> Self {
+        Self::actions(["BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem"])
+    }
+
     /// What lift's subject keys (crypto-shredding) call; the table is kept out of backups,
     /// as [`lift::store::tables::subject_keys`] asks.
     pub fn subject_keys() -> Self {
@@ -321,6 +330,8 @@ mod tests {
     fn access_presets_are_sorted_and_deduplicated() {
         assert_eq!(TableAccess::actions(["Query", "GetItem", "Query"]).actions, ["GetItem", "Query"]);
         assert!(!TableAccess::subject_keys().backups);
+        assert!(TableAccess::blocklist().actions.iter().all(|a| TABLE_ACTIONS.contains(&a.as_str())));
+        assert!(TableAccess::blocklist().actions.iter().any(|a| a == "BatchGetItem"));
         assert!(TableAccess::audit().backups);
         // The audit trail is append-only: no update or delete.
         assert!(!TableAccess::audit().actions.iter().any(|a| a == "DeleteItem" || a == "UpdateItem"));
