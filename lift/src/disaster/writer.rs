@@ -159,9 +159,6 @@ pub enum WriteMode {
 ///   conditions judged there), and the others receive the items it left, each applied
 ///   only over an older version: an update computed again in a region that missed earlier
 ///   writes would leave another item under the same version, which no replication repairs.
-///   An image a region refuses because it already holds that version or a newer one (a
-///   racing write's image, which the first target left after this write and so includes
-///   it) is held there; the write's other images are sent again without it.
 /// - [`WriteMode::Async`]: every write goes to the first target; stream replication
 ///   carries puts, updates (as the new image) and deletes (the `REMOVE` record) on.
 ///
@@ -392,72 +389,18 @@ impl ReplicatedWriter {
             });
         }
         outcomes.push(Ok(()));
-        let images: Vec<Image> = images.into_iter().flatten().collect();
-        let sends = targets[1..].iter().map(|region| self.send_images(region, &images, version));
+        let sends = targets[1..].iter().map(|region| {
+            let replicas: Vec<Stamped> =
+                images.iter().flatten().map(|image| self.replica(image, version, region)).collect();
+            async move {
+                if replicas.is_empty() {
+                    return Ok(());
+                }
+                self.send(region, replicas).await.map(|_| ())
+            }
+        });
         outcomes.extend(futures_util::future::join_all(sends).await);
         outcomes
-    }
-
-    /// Sends the first target's images to `region`. A write racing this one on the same
-    /// item can have sent a newer image already, which the first target left after this
-    /// write and so holds it: an image refused there only because the region holds its
-    /// version or a newer one is superseded, not missing. The others are sent again,
-    /// without the superseded ones (a transaction cancelled by one image wrote none).
-    async fn send_images(
-        &self,
-        region: &Region,
-        images: &[Image],
-        version: &AttributeValue,
-    ) -> Result<(), (bool, String)> {
-        let mut pending: Vec<&Image> = images.iter().collect();
-        loop {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let replicas: Vec<Stamped> =
-                pending.iter().map(|image| self.replica(image, version, region)).collect();
-            let err = match self.send(region, replicas).await {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            if !err.0 {
-                return Err(err);
-            }
-            let mut left = Vec::with_capacity(pending.len());
-            for image in &pending {
-                if !self.superseded(region, image, version).await.map_err(|reason| (false, reason))? {
-                    left.push(*image);
-                }
-            }
-            if left.len() == pending.len() {
-                // Refused on a condition, and nothing the region holds explains it.
-                return Err(err);
-            }
-            pending = left;
-        }
-    }
-
-    /// Whether `region` holds `image`'s item at its version or a newer one (for a
-    /// delete, at the delete's version or newer).
-    async fn superseded(
-        &self,
-        region: &Region,
-        image: &Image,
-        version: &AttributeValue,
-    ) -> Result<bool, String> {
-        let (key, wanted) = match image {
-            Image::Put(item) => (
-                self.table.key_of(item).unwrap_or_default(),
-                item.get(&self.version_attribute).cloned().unwrap_or_else(|| version.clone()),
-            ),
-            Image::Delete(key) => (key.clone(), version.clone()),
-        };
-        let held = self.read(region, &key).await?;
-        Ok(held
-            .as_ref()
-            .and_then(|item| item.get(&self.version_attribute))
-            .and_then(|stored| super::conflict::compare_versions(stored, &wanted))
-            .is_some_and(|order| order != std::cmp::Ordering::Less))
     }
 
     /// An item as the first target holds it now (consistent read).
