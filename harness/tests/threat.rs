@@ -291,6 +291,24 @@ async fn an_incident_blocks_its_principal_not_another_issuers_namesake() {
     store.unblock(&BlockTarget::caller(PARTNER, "alice")).await.unwrap();
 }
 
+/// The blocklist read is one BatchGetItem: with DynamoDB unreachable it fails open, as
+/// documented (the request passes, the detectors still run and still refuse an attack),
+/// and never answers a 5xx for the lookup.
+#[tokio::test]
+async fn an_unreachable_blocklist_fails_open_and_the_detectors_still_refuse() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = lift_harness::dynamodb::client_for(&format!("http://127.0.0.1:{port}"), "us-east-1");
+    let svc = ThreatLayer::builder()
+        .store(ThreatStore::new(dead).with_table("lift-blocklist"))
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(echo_score));
+    let benign = svc.clone().oneshot(request("GET", "/p", "198.51.100.81", "")).await.unwrap();
+    assert_eq!((benign.status(), benign.into_body().as_bytes().to_vec()), (StatusCode::OK, b"0".to_vec()));
+    let attack = request("GET", "/payments?id=1%27%20OR%20%271%27%3D%271", "198.51.100.81", "");
+    assert_eq!(svc.oneshot(attack).await.unwrap().status(), StatusCode::FORBIDDEN);
+}
+
 #[tokio::test]
 async fn revoked_tokens_are_reported_revoked_until_their_expiry() {
     let (_, store, _) = store().await;
