@@ -436,6 +436,65 @@ async fn a_sync_update_leaves_one_item_in_every_region_even_one_that_missed_a_wr
     assert!(get(&eu, &table, "refund-of-acct-s").await.is_some());
 }
 
+/// Sync updates racing on one item: each is applied in us and its item sent to eu, where a
+/// racing write's image can land first (newer than ours, or the same item read back twice)
+/// and ours is refused. Every one must still be acknowledged by both regions (it is held
+/// there), both regions end with one item, and a transaction's other item reaches eu even
+/// when the item it raced on was refused there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_sync_updates_on_one_item_are_each_held_by_both_regions() {
+    let (regions, table) = shared_pair().await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    let writer = ReplicatedWriter::sync(regions.clone(), table.clone()).build().unwrap();
+    // A second writer (another instance of the service) racing the first.
+    let other = ReplicatedWriter::sync(regions.clone(), table.clone()).build().unwrap();
+    writer.write(Write::put(account("acct-race"))).await.unwrap();
+    let mut taken = 0;
+    for round in 0..3 {
+        let mut racing = tokio::task::JoinSet::new();
+        for i in 0..12 {
+            let w = if i % 2 == 0 { writer.clone() } else { other.clone() };
+            racing.spawn(async move {
+                // Two updates racing in us itself: one is refused there on the version
+                // condition, nothing is written anywhere, and the service tries again.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let result = if i % 3 == 0 {
+                        let child = Write::put(account(&format!("child-{round}-{i}")));
+                        w.transact(vec![refund("acct-race", 1), child]).await
+                    } else {
+                        w.write(refund("acct-race", 1)).await
+                    };
+                    match result {
+                        Err(err) if err.is_rejected() && err.condition_failed == [US] && attempt < 50 => {
+                            tokio::time::sleep(Duration::from_millis(attempt)).await
+                        }
+                        result => return (i, attempt, result),
+                    }
+                }
+            });
+        }
+        for (i, attempts, result) in racing.join_all().await {
+            let ack =
+                result.unwrap_or_else(|err| panic!("round {round}, write {i}, attempt {attempts}: {err:?}"));
+            assert_eq!(ack.acknowledged, [US, EU], "round {round}, write {i}");
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 36, "every racing write taken");
+    let (in_us, in_eu) =
+        (get(&us, &table, "acct-race").await.unwrap(), get(&eu, &table, "acct-race").await.unwrap());
+    assert_eq!(text(&in_us, "refunded"), taken.to_string(), "every acknowledged refund counted once");
+    assert_eq!(in_us, in_eu, "one item in both regions");
+    for round in 0..3 {
+        for i in (0..12).step_by(3) {
+            let child = format!("child-{round}-{i}");
+            assert_eq!(get(&us, &table, &child).await, get(&eu, &table, &child).await, "{child}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_write_of_any_kind_to_an_unreachable_region_says_which_regions_hold_it() {
     let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");

@@ -344,16 +344,23 @@ async fn a_newer_version_that_lost_a_refund_is_caught_by_the_payments_check() {
 /// Refunds racing on one payment: each is a transaction on the payment item, and a racing
 /// write cancels it (a transaction conflict, or the replicated writer's version condition)
 /// though enough is left. None of them may be refused as an over-refund, and every one
-/// acknowledged is counted; a refund larger than what is left still is one.
+/// acknowledged is counted; a refund larger than what is left still is one. Through the
+/// sync writer over two regions, a refund whose image reached eu-west-1 after a newer one
+/// is held there all the same: it is acknowledged, and both regions hold every refund.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refunds_racing_on_one_payment_are_all_taken_and_none_called_an_over_refund() {
     let p = pair().await;
-    let us = p.regions.by_name(US).unwrap();
-    // The writer's version condition is where a race cancels a refund; one target, as the
-    // async mode and the backup drill write.
-    let writer = ReplicatedWriter::async_(p.regions.clone(), p.table.clone()).build().unwrap();
+    let (us, eu) = (p.regions.by_name(US).unwrap(), p.regions.by_name(EU).unwrap());
+    // The writer's version condition is where a race cancels a refund.
+    let one_target = ReplicatedWriter::async_(p.regions.clone(), p.table.clone()).build().unwrap();
+    let sync = ReplicatedWriter::sync(p.regions.clone(), p.table.clone()).build().unwrap();
     let plain = PaymentStore::new(us.dynamodb().clone(), p.table.name_in(US), KEY);
-    for (label, store) in [("plain", plain), ("through the replicated writer", store(us, &p.table, writer))] {
+    let stores = [
+        ("plain", plain, false),
+        ("through the replicated writer", store(us, &p.table, one_target), false),
+        ("through the sync writer over two regions", store(us, &p.table, sync), true),
+    ];
+    for (label, store, both_regions) in stores {
         let id = format!("pay_race_{}", uuid::Uuid::new_v4().simple());
         let new = CreatePayment {
             id: Some(id.clone()),
@@ -387,11 +394,78 @@ async fn refunds_racing_on_one_payment_are_all_taken_and_none_called_an_over_ref
         assert!(taken > 0, "{label}");
         let payment = store.get(TENANT, &id).await.unwrap();
         assert_eq!(payment.refunded_amount, taken, "{label}: every acknowledged refund is counted");
+        if both_regions {
+            let held = item(eu, &p.table, &id).await.expect("the payment in eu-west-1");
+            assert_eq!(number(&held, "refunded"), taken, "{label}: eu-west-1 holds every refund");
+            assert_eq!(refund_items(us, &p.table, &id).await, taken, "{label}: us-east-1's refund items");
+            assert_eq!(refund_items(eu, &p.table, &id).await, taken, "{label}: eu-west-1's refund items");
+        }
         match store.refund(TENANT, &id, 1_000, None).await {
             Err(payments::StoreError::OverRefund { refundable }) => {
                 assert_eq!(refundable, 1_000 - taken, "{label}")
             }
             other => panic!("{label}: {other:?}"),
         }
+    }
+}
+
+/// The refund items of payment `id` that `region` holds.
+async fn refund_items(region: &Region, table: &ReplicatedTable, id: &str) -> u64 {
+    region
+        .dynamodb()
+        .query()
+        .table_name(table.name_in(region.name()))
+        .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{TENANT}")))
+        .expression_attribute_values(":sk", AttributeValue::S(format!("REFUND#{id}#")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .count() as u64
+}
+
+/// A refund cancelled on every attempt though enough is left (here the stored payment
+/// carries a version a clock far ahead of ours stamped, so the writer's version condition
+/// refuses each one): after its attempts it answers "try again later", never an
+/// over-refund, and nothing of it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_cancelled_on_every_attempt_is_retry_later_and_writes_nothing() {
+    let p = pair().await;
+    let us = p.regions.by_name(US).unwrap();
+    let writer = ReplicatedWriter::async_(p.regions.clone(), p.table.clone()).build().unwrap();
+    let store = store(us, &p.table, writer);
+    let id = format!("pay_ahead_{}", uuid::Uuid::new_v4().simple());
+    let new = CreatePayment {
+        id: Some(id.clone()),
+        card_number: "4111 1111 1111 1111".into(),
+        amount: 1_000,
+        currency: "USD".into(),
+        customer: Customer { id: format!("c_{id}"), name: None, email: None, country: None },
+        description: None,
+    }
+    .validate()
+    .unwrap();
+    store.create(TENANT, new).await.unwrap();
+    let mut ahead = item(us, &p.table, &id).await.unwrap();
+    ahead.insert(VERSION_ATTRIBUTE.into(), AttributeValue::N((u64::MAX / 2).to_string()));
+    us.dynamodb()
+        .put_item()
+        .table_name(p.table.name_in(US))
+        .set_item(Some(ahead.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    match store.refund(TENANT, &id, 5, None).await {
+        Err(payments::StoreError::Unavailable(code)) => assert_eq!(code, "TransactionConflict"),
+        other => panic!("a refund with 1,000 left: {other:?}"),
+    }
+    assert_eq!(item(us, &p.table, &id).await.unwrap(), ahead, "the payment is untouched");
+    assert_eq!(refund_items(us, &p.table, &id).await, 0, "no refund item");
+    // A refund larger than what is left is still an over-refund, at the first attempt.
+    match store.refund(TENANT, &id, 1_001, None).await {
+        Err(payments::StoreError::OverRefund { refundable }) => assert_eq!(refundable, 1_000),
+        other => panic!("{other:?}"),
     }
 }

@@ -159,13 +159,19 @@ pub enum WriteMode {
 ///   conditions judged there), and the others receive the items it left, each applied
 ///   only over an older version: an update computed again in a region that missed earlier
 ///   writes would leave another item under the same version, which no replication repairs.
+///   A region that refuses an image because a racing write's image got there first, or
+///   whose transaction a racing one cancelled, is compared item by item with the first
+///   target: holding what the first target holds now, it holds this write; behind it, it
+///   is sent the first target's item as it is now; holding a version the first target
+///   does not, the write is not acknowledged there.
 /// - [`WriteMode::Async`]: every write goes to the first target; stream replication
 ///   carries puts, updates (as the new image) and deletes (the `REMOVE` record) on.
 ///
 /// Deletes leave no tombstone: a delete removes the item if it is not newer than the
 /// writer's clock, and a replicated delete removes it if the target holds the deleted
 /// version or an older one. A put older than the delete that reaches a region after it
-/// (async mode, a region that was cut off) can bring the item back; services that must
+/// (async mode, a region that was cut off, or in sync mode an update's image racing a
+/// delete of the same item) can bring the item back; services that must
 /// never see that erase attributes with an update instead (as payments' erasure does),
 /// which replicates by version like any update.
 ///
@@ -294,7 +300,7 @@ impl ReplicatedWriter {
             let sends = targets.iter().map(|region| {
                 let stamped: Vec<Stamped> =
                     writes.iter().map(|w| self.stamp(w, &version, &origin, region)).collect();
-                async move { self.send(region, stamped).await.map(|_| ()) }
+                async move { self.send(region, stamped).await.map(|_| ()).map_err(Refusal::outcome) }
             });
             futures_util::future::join_all(sends).await
         };
@@ -353,7 +359,7 @@ impl ReplicatedWriter {
             Ok(image) => image,
             Err(failure) => {
                 // Nothing was written: the others are not asked.
-                outcomes.push(Err(failure));
+                outcomes.push(Err(failure.outcome()));
                 return outcomes;
             }
         };
@@ -389,18 +395,111 @@ impl ReplicatedWriter {
             });
         }
         outcomes.push(Ok(()));
-        let sends = targets[1..].iter().map(|region| {
-            let replicas: Vec<Stamped> =
-                images.iter().flatten().map(|image| self.replica(image, version, region)).collect();
-            async move {
-                if replicas.is_empty() {
-                    return Ok(());
-                }
-                self.send(region, replicas).await.map(|_| ())
-            }
-        });
+        let images: Vec<Image> = images.into_iter().flatten().collect();
+        let sends =
+            targets[1..].iter().map(|region| self.send_images(first, region, images.clone(), version));
         outcomes.extend(futures_util::future::join_all(sends).await);
         outcomes
+    }
+
+    /// Sends the first target's images to `region`, each applied only over an older
+    /// version.
+    ///
+    /// A write racing this one on the same item can get there first: its image may be
+    /// newer than ours (the first target applied it after ours), or the very same item
+    /// (both read back the first target's item after both writes). The region then refuses
+    /// ours, though nothing is missing. So after a refusal each image's item is read in
+    /// both regions ([`catch_up`]): a region that holds exactly what the first target holds
+    /// now holds this write, since the first target's item only moves forward from it; a
+    /// region behind the first target is sent its item as it is now. A region holding a
+    /// version the first target does not (a clock ahead of ours stamped it there) stays a
+    /// failure: a newer version in a region is no evidence by itself. A transaction
+    /// cancelled by one image wrote none of them, so the others are sent again too.
+    async fn send_images(
+        &self,
+        first: &Region,
+        region: &Region,
+        images: Vec<Image>,
+        version: &AttributeValue,
+    ) -> Result<(), (bool, String)> {
+        let mut pending: Vec<(Image, AttributeValue)> =
+            images.into_iter().map(|image| (image, version.clone())).collect();
+        let mut waiting = Vec::new();
+        for round in 1..=CATCH_UP_ROUNDS {
+            if pending.is_empty() && waiting.is_empty() {
+                return Ok(());
+            }
+            if round > 1 {
+                // Racing writers send the same items: back off, jittered, so that one of
+                // them lands and the others find it there.
+                let jitter = (now_micros() % 10) as u64;
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(round - 1) + jitter)).await;
+            }
+            let refusal = if pending.is_empty() {
+                // Only items the first target deleted after this write, while the region
+                // holds them still: a racing delete on its way there.
+                "waiting for a racing delete".to_owned()
+            } else {
+                let replicas: Vec<Stamped> =
+                    pending.iter().map(|(image, v)| self.replica(image, v, region)).collect();
+                match self.send(region, replicas).await {
+                    Ok(_) if waiting.is_empty() => return Ok(()),
+                    Ok(_) => {
+                        pending.clear();
+                        continue;
+                    }
+                    // Refused on a version condition, or cancelled by a transaction racing
+                    // on one of the items (the images are conditional: sending them again
+                    // is safe): compare. Anything else is the region's failure.
+                    Err(refusal) if refusal.condition || refusal.conflict => refusal.reason,
+                    Err(failure) => return Err(failure.outcome()),
+                }
+            };
+            let checks = pending.drain(..).chain(waiting.drain(..)).map(|(image, v)| async move {
+                let key = match &image {
+                    Image::Put(item) => self.table.key_of(item).unwrap_or_default(),
+                    Image::Delete(key) => key.clone(),
+                };
+                // The region first, then the first target: an item the region got from the
+                // first target is then never newer than the one read there, whatever
+                // racing writes land between the reads.
+                let not_checked = |reason: String| {
+                    (false, format!("refused, and the items could not be compared: {reason}"))
+                };
+                let held = self.read(region, &key).await.map_err(not_checked)?;
+                let now = self.read(first, &key).await.map_err(not_checked)?;
+                Ok::<_, (bool, String)>(catch_up(image, v, now, held, &self.version_attribute))
+            });
+            for verdict in futures_util::future::join_all(checks).await {
+                match verdict? {
+                    CatchUp::Held => {}
+                    CatchUp::Send(image, v) => pending.push((image, v)),
+                    CatchUp::Wait(image, v) => waiting.push((image, v)),
+                    CatchUp::Diverged => {
+                        return Err((
+                            true,
+                            format!(
+                                "{} holds a version that {} does not: {}",
+                                region.name(),
+                                first.name(),
+                                refusal
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        if pending.is_empty() && waiting.is_empty() {
+            return Ok(());
+        }
+        Err((
+            true,
+            format!(
+                "{} still behind {} after {CATCH_UP_ROUNDS} rounds of racing writes",
+                region.name(),
+                first.name()
+            ),
+        ))
     }
 
     /// An item as the first target holds it now (consistent read).
@@ -483,22 +582,33 @@ impl ReplicatedWriter {
 
     /// Sends the writes to one region (a transaction when there are several); a single
     /// update returns the item it left.
-    async fn send(&self, region: &Region, writes: Vec<Stamped>) -> Result<Option<Item>, (bool, String)> {
+    async fn send(&self, region: &Region, writes: Vec<Stamped>) -> Result<Option<Item>, Refusal> {
         let client = region.dynamodb();
         let attempt = async move {
             if writes.len() != 1 {
                 let mut items = Vec::with_capacity(writes.len());
                 for write in writes {
-                    items.push(transact_item(write).map_err(|e| (false, e))?);
+                    items.push(transact_item(write).map_err(Refusal::failed)?);
                 }
-                return client.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| None).map_err(
-                    |e| {
+                return client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| {
                         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as T;
-                        let conditional = matches!(e.as_service_error(), Some(T::TransactionCanceledException(c))
-                            if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")));
-                        (conditional, sdk_message(&e))
-                    },
-                );
+                        let reasons = match e.as_service_error() {
+                            Some(T::TransactionCanceledException(c)) => c.cancellation_reasons(),
+                            _ => &[],
+                        };
+                        let any = |code: &str| reasons.iter().any(|r| r.code() == Some(code));
+                        Refusal {
+                            condition: any("ConditionalCheckFailed"),
+                            conflict: any("TransactionConflict"),
+                            reason: sdk_message(&e),
+                        }
+                    });
             }
             match writes.into_iter().next().expect("one write") {
                 Stamped::Put { table, item, condition, names, values } => client
@@ -540,12 +650,129 @@ impl ReplicatedWriter {
         };
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err((false, format!("no answer within {:?}", self.timeout))),
+            Err(_) => Err(Refusal::failed(format!("no answer within {:?}", self.timeout))),
         }
     }
 }
 
+/// Why a region did not take a write.
+#[derive(Debug)]
+struct Refusal {
+    /// A condition failed: the caller's, or the version condition.
+    condition: bool,
+    /// A transaction racing on one of the items cancelled it (`TransactionConflict`).
+    conflict: bool,
+    reason: String,
+}
+
+impl Refusal {
+    fn failed(reason: String) -> Self {
+        Self { condition: false, conflict: false, reason }
+    }
+
+    /// The outcome of a target: whether a condition refused the write, and why.
+    fn outcome(self) -> (bool, String) {
+        (self.condition, self.reason)
+    }
+}
+
+/// How many times a region that refused an image is compared with the first target and
+/// sent what it lacks before the write is reported as not held there (waiting 5 ms more
+/// each round, 0–9 ms of jitter added: about 140–210 ms in all).
+const CATCH_UP_ROUNDS: u32 = 8;
+
+/// What a region that refused an image (or was cancelled with it in one transaction) still
+/// needs, judged from the item the first target holds now (`now`) and the one the region
+/// holds (`held`), both read after the refusal.
+#[derive(Debug, PartialEq)]
+enum CatchUp {
+    /// The region holds what the first target holds: this write, or a later one of the
+    /// first target's that includes it.
+    Held,
+    /// The region is behind: send this image, applied over a version older than this one.
+    Send(Image, AttributeValue),
+    /// The first target deleted the item after this write and the region still holds an
+    /// item at least as new as this image: a racing delete is on its way. Look again.
+    Wait(Image, AttributeValue),
+    /// The region holds a version of the item the first target does not: not this write.
+    Diverged,
+}
+
+/// See [`CatchUp`]. `image` is what was sent, at `version` (a put image's own version
+/// when it has one).
+fn catch_up(
+    image: Image,
+    version: AttributeValue,
+    now: Option<Item>,
+    held: Option<Item>,
+    version_attribute: &str,
+) -> CatchUp {
+    use std::cmp::Ordering;
+    let version_of = |item: &Item| item.get(version_attribute).cloned();
+    match (now, held) {
+        (None, None) => CatchUp::Held,
+        (Some(now), Some(held)) if same_item(&now, &held) => CatchUp::Held,
+        (Some(now), held) => {
+            let Some(now_version) = version_of(&now) else {
+                // The first target's item was written around the writer: no version to
+                // replicate by.
+                return CatchUp::Diverged;
+            };
+            let behind = match held.as_ref().and_then(version_of) {
+                None => true,
+                Some(held_version) => {
+                    super::conflict::compare_versions(&held_version, &now_version) == Some(Ordering::Less)
+                }
+            };
+            if behind {
+                CatchUp::Send(Image::Put(now), now_version)
+            } else {
+                CatchUp::Diverged
+            }
+        }
+        (None, Some(held)) => {
+            let held_version = version_of(&held);
+            let older = held_version
+                .as_ref()
+                .is_none_or(|h| super::conflict::compare_versions(h, &version) == Some(Ordering::Less));
+            match image {
+                // Our delete, cancelled with another image: still ours to apply.
+                Image::Delete(key) if older => CatchUp::Send(Image::Delete(key), version),
+                image => CatchUp::Wait(image, version),
+            }
+        }
+    }
+}
+
+/// Whether two items are the same, sets compared as sets (their order on the wire is not
+/// theirs).
+fn same_item(a: &Item, b: &Item) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|(name, value)| b.get(name).is_some_and(|other| same_value(value, other)))
+}
+
+fn same_value(a: &AttributeValue, b: &AttributeValue) -> bool {
+    use AttributeValue as A;
+    fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
+        let (mut a, mut b) = (a.to_vec(), b.to_vec());
+        a.sort();
+        b.sort();
+        a == b
+    }
+    match (a, b) {
+        (A::Ss(a), A::Ss(b)) | (A::Ns(a), A::Ns(b)) => same_set(a, b),
+        (A::Bs(a), A::Bs(b)) => same_set(
+            &a.iter().map(|x| x.as_ref().to_vec()).collect::<Vec<_>>(),
+            &b.iter().map(|x| x.as_ref().to_vec()).collect::<Vec<_>>(),
+        ),
+        (A::M(a), A::M(b)) => same_item(a, b),
+        (A::L(a), A::L(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_value(a, b)),
+        _ => a == b,
+    }
+}
+
 /// What another target must hold after a synchronous write with updates.
+#[derive(Debug, Clone, PartialEq)]
 enum Image {
     /// The item, as the first target left it.
     Put(Item),
@@ -743,14 +970,17 @@ impl ReplicatedWriterBuilder {
 }
 
 /// How a single-item write failed: whether its condition did, and the message.
-fn single_failure<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> (bool, String)
+fn single_failure<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Refusal
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
-    let conditional =
-        err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException");
-    (conditional, sdk_message(&err))
+    let code = err.as_service_error().and_then(|e| e.code());
+    Refusal {
+        condition: code == Some("ConditionalCheckFailedException"),
+        conflict: code == Some("TransactionConflictException"),
+        reason: sdk_message(&err),
+    }
 }
 
 #[cfg(test)]
@@ -829,6 +1059,82 @@ mod tests {
         assert_eq!(one.targets(), ["eu-west-1"]);
         let err = ReplicatedWriter::async_(regions(), table()).targets(["mars-1"]).build().unwrap_err();
         assert_eq!(err, ConfigError::UnknownRegion("mars-1".into()));
+    }
+
+    fn at(version: u64, refunded: u64) -> Item {
+        [
+            ("pk".to_owned(), AttributeValue::S("pay-1".into())),
+            (VERSION_ATTRIBUTE.to_owned(), AttributeValue::N(version.to_string())),
+            ("refunded".to_owned(), AttributeValue::N(refunded.to_string())),
+        ]
+        .into()
+    }
+
+    fn v(version: u64) -> AttributeValue {
+        AttributeValue::N(version.to_string())
+    }
+
+    fn judge(image: Image, version: u64, now: Option<Item>, held: Option<Item>) -> CatchUp {
+        catch_up(image, v(version), now, held, VERSION_ATTRIBUTE)
+    }
+
+    #[test]
+    fn a_region_holding_what_the_first_holds_holds_the_write() {
+        // A racing refund's newer image got there first: the first target holds it too.
+        assert_eq!(judge(Image::Put(at(10, 5)), 10, Some(at(11, 8)), Some(at(11, 8))), CatchUp::Held);
+        // The same read-back image sent twice.
+        assert_eq!(judge(Image::Put(at(11, 8)), 10, Some(at(11, 8)), Some(at(11, 8))), CatchUp::Held);
+        // A delete, and the item gone in both.
+        assert_eq!(judge(Image::Delete(at(0, 0)), 10, None, None), CatchUp::Held);
+        // Sets compared as sets.
+        let with_tags = |tags: [&str; 2]| {
+            let mut item = at(11, 8);
+            item.insert("tags".into(), AttributeValue::Ss(tags.map(str::to_owned).to_vec()));
+            item
+        };
+        assert_eq!(
+            judge(Image::Put(at(10, 5)), 10, Some(with_tags(["a", "b"])), Some(with_tags(["b", "a"]))),
+            CatchUp::Held
+        );
+    }
+
+    #[test]
+    fn a_region_behind_the_first_is_sent_the_first_targets_item_now() {
+        // The first target moved on after the image was taken; the region is behind it.
+        assert_eq!(
+            judge(Image::Put(at(10, 5)), 10, Some(at(12, 9)), Some(at(11, 8))),
+            CatchUp::Send(Image::Put(at(12, 9)), v(12))
+        );
+        assert_eq!(
+            judge(Image::Put(at(10, 5)), 10, Some(at(12, 9)), None),
+            CatchUp::Send(Image::Put(at(12, 9)), v(12))
+        );
+        // Our delete, cancelled with another image of its transaction.
+        assert_eq!(
+            judge(Image::Delete(at(0, 0)), 10, None, Some(at(9, 1))),
+            CatchUp::Send(Image::Delete(at(0, 0)), v(10))
+        );
+    }
+
+    #[test]
+    fn a_version_the_first_target_does_not_hold_is_not_the_write() {
+        // A clock ahead of ours stamped the region's item: newer, and not the first's.
+        assert_eq!(judge(Image::Put(at(10, 5)), 10, Some(at(10, 5)), Some(at(99, 5))), CatchUp::Diverged);
+        // The first target's version, with other contents: not what the first holds.
+        assert_eq!(judge(Image::Put(at(10, 5)), 10, Some(at(11, 8)), Some(at(11, 7))), CatchUp::Diverged);
+        // An item written around the writer in the first target: nothing to order by.
+        let mut unversioned = at(11, 8);
+        unversioned.remove(VERSION_ATTRIBUTE);
+        assert_eq!(judge(Image::Put(at(10, 5)), 10, Some(unversioned), Some(at(9, 1))), CatchUp::Diverged);
+    }
+
+    #[test]
+    fn an_item_the_first_target_deleted_since_is_waited_for() {
+        let wait = judge(Image::Put(at(10, 5)), 10, None, Some(at(11, 8)));
+        assert_eq!(wait, CatchUp::Wait(Image::Put(at(10, 5)), v(10)));
+        // Our own delete, where the region holds a newer item than it: not ours to delete.
+        let wait = judge(Image::Delete(at(0, 0)), 10, None, Some(at(11, 8)));
+        assert_eq!(wait, CatchUp::Wait(Image::Delete(at(0, 0)), v(10)));
     }
 
     #[test]
