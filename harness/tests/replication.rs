@@ -261,6 +261,32 @@ async fn synchronous_writes_are_in_both_regions_when_acknowledged_and_rpo_checks
     assert!(primary.is_zero(), "{primary:?}");
 }
 
+/// DynamoDB may answer a batch with its keys handed back unprocessed, with a 200. The RPO
+/// check asks again, backing off, and when they stay unread it fails: a key it never read is
+/// counted neither held nor lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpo_check_asks_again_for_keys_left_unprocessed_and_never_guesses() {
+    use lift::disaster::RpoError;
+    use lift_harness::faults::AwsFaultProxy;
+    let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
+    let us_table = ddb.create_table(&orders()).await.unwrap();
+    let proxy = AwsFaultProxy::start(ddb.endpoint()).await.unwrap();
+    let (regions, table) =
+        regions_and_table(&proxy.endpoint(), ddb.endpoint(), us_table, "orders-eu-unused".into()).await;
+    let us = regions.by_name(US).unwrap().clone();
+    put(&us, &table, item("pay-held", 1, "v1")).await;
+    let acked = [AckedWrite::new(key("pay-held")).with_version(n(1)), AckedWrite::new(key("pay-lost"))];
+
+    proxy.leave_unprocessed("BatchGetItem", 3);
+    let report = RpoCheck::new(&us, &table).check(&acked).await.unwrap();
+    assert_eq!((report.checked, report.missing.clone(), report.stale.len()), (2, vec![key("pay-lost")], 0));
+    assert_eq!(proxy.stats("BatchGetItem").injected, 3, "asked again after each");
+
+    proxy.leave_unprocessed("BatchGetItem", 100);
+    let err = RpoCheck::new(&us, &table).check(&acked).await.unwrap_err();
+    assert!(matches!(&err, RpoError::Unprocessed { remaining: 2, .. }), "{err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_region_fails_synchronous_writes_and_catches_up_from_the_stream_when_it_returns() {
     let shared = DynamoDbLocal::shared().await.expect("dynamodb local");

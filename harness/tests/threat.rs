@@ -309,6 +309,43 @@ async fn an_unreachable_blocklist_fails_open_and_the_detectors_still_refuse() {
     assert_eq!(svc.oneshot(attack).await.unwrap().status(), StatusCode::FORBIDDEN);
 }
 
+/// DynamoDB may answer a batch with its keys handed back unprocessed (throttling, size
+/// limits), with a 200. The blocklist check asks once more: a block behind one such answer
+/// is still found, by the store and by the layer; behind two, the check fails (the layer
+/// then fails open, logged) and never reads as "not blocked".
+#[tokio::test]
+async fn keys_left_unprocessed_are_asked_for_again_and_never_read_as_not_blocked() {
+    use lift_harness::faults::{AwsFaultProxy, OperationStats};
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let blocklist = local.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
+    let proxy = AwsFaultProxy::start(local.endpoint()).await.unwrap();
+    let client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let store = ThreatStore::new(client).with_table(blocklist);
+    let ip = "198.51.100.90";
+    store.block(&BlockTarget::Ip(ip.parse().unwrap()), Duration::from_secs(60), "test").await.unwrap();
+    let targets = [
+        BlockTarget::Ip(ip.parse().unwrap()),
+        BlockTarget::Principal("mallory".into()),
+        BlockTarget::caller("https://issuer.example.com", "mallory"),
+    ];
+
+    proxy.leave_unprocessed("BatchGetItem", 1);
+    assert!(store.any_blocked(&targets).await.unwrap(), "found at the second ask");
+    assert_eq!(proxy.stats("BatchGetItem"), OperationStats { forwarded: 1, injected: 1 });
+    proxy.leave_unprocessed("BatchGetItem", 2);
+    let err = store.any_blocked(&targets).await.unwrap_err();
+    assert!(err.to_string().contains("3 blocklist keys left unread"), "{err}");
+
+    let clean = [BlockTarget::Ip("198.51.100.91".parse().unwrap())];
+    assert!(!store.any_blocked(&clean).await.unwrap());
+    proxy.leave_unprocessed("BatchGetItem", 2);
+    assert!(store.any_blocked(&clean).await.is_err(), "keys never read are not clean");
+
+    let svc = ThreatLayer::builder().store(store).build().unwrap().layer(tower::service_fn(echo_score));
+    proxy.leave_unprocessed("BatchGetItem", 1);
+    assert_eq!(svc.oneshot(request("GET", "/p", ip, "")).await.unwrap().status(), StatusCode::FORBIDDEN);
+}
+
 #[tokio::test]
 async fn revoked_tokens_are_reported_revoked_until_their_expiry() {
     let (_, store, _) = store().await;

@@ -224,12 +224,24 @@ pub mod tables {
 }
 
 #[cfg(feature = "dynamodb")]
+pub(crate) use sdk::unprocessed_keys;
+
+#[cfg(feature = "dynamodb")]
 mod sdk {
     use super::{AttributeType, StreamView, TableDef};
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
         ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     };
+
+    /// The keys of `table` a `BatchGetItem` handed back unprocessed (its
+    /// `UnprocessedKeys`), to ask for again.
+    pub(crate) fn unprocessed_keys(
+        unprocessed: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::KeysAndAttributes>>,
+        table: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        unprocessed.and_then(|mut u| u.remove(table)).map(|k| k.keys).unwrap_or_default()
+    }
 
     fn scalar(kind: AttributeType) -> ScalarAttributeType {
         match kind {

@@ -108,6 +108,8 @@ struct State {
     rules: Mutex<HashMap<String, Rule>>,
     /// Operations whose next answers are lost: forwarded, then answered with a fault.
     lost: Mutex<HashMap<String, (DynamoDbFault, u32)>>,
+    /// Batch operations whose next requests are handed back unprocessed, and how many.
+    unprocessed: Mutex<HashMap<String, u32>>,
     stats: Mutex<HashMap<String, OperationStats>>,
     rng: Mutex<StdRng>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
@@ -160,6 +162,7 @@ impl AwsFaultProxy {
             upstream,
             rules: Mutex::new(HashMap::new()),
             lost: Mutex::new(HashMap::new()),
+            unprocessed: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             client,
@@ -196,6 +199,23 @@ impl AwsFaultProxy {
     /// succeeded on the server and failed on the client).
     pub fn lose_answers(&self, operation: &str, fault: DynamoDbFault, count: u32) {
         self.state.lost.lock().expect("lost lock").insert(short(operation).to_owned(), (fault, count));
+    }
+
+    /// Hands the next `count` requests of a batch operation (`BatchGetItem` or
+    /// `BatchWriteItem`) back unprocessed, as DynamoDB does when a batch meets throttling or
+    /// a size limit: `200`, nothing read or written, and every key of the request in
+    /// `UnprocessedKeys` (every write in `UnprocessedItems`), for the client to ask again.
+    /// Counted as injected.
+    ///
+    /// # Panics
+    /// When `operation` is not one of the two batch operations.
+    pub fn leave_unprocessed(&self, operation: &str, count: u32) {
+        let operation = short(operation);
+        assert!(
+            matches!(operation, "BatchGetItem" | "BatchWriteItem"),
+            "only batch operations leave work unprocessed, not {operation}"
+        );
+        self.state.unprocessed.lock().expect("unprocessed lock").insert(operation.to_owned(), count);
     }
 
     /// Stops injecting into `operation`.
@@ -288,6 +308,21 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         forward(req, &state).await.map_err(Unforwarded)?;
         return Ok(error_response(fault));
     }
+    let unprocessed = {
+        let mut unprocessed = state.unprocessed.lock().expect("unprocessed lock");
+        match unprocessed.get_mut(&operation) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    };
+    if unprocessed {
+        state.stats.lock().expect("stats lock").entry(operation.clone()).or_default().injected += 1;
+        let body = req.into_body().collect().await.map_err(|e| Unforwarded(e.to_string()))?.to_bytes();
+        return Ok(unprocessed_response(&operation, &body));
+    }
     let injected = {
         let rules = state.rules.lock().expect("rules lock");
         rules.get(&operation).or_else(|| rules.get(ANY_OPERATION)).and_then(|rule| {
@@ -344,6 +379,32 @@ fn error_response(fault: DynamoDbFault) -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
+/// The answer to a batch request of which nothing was done: its `RequestItems` handed back
+/// whole, as `UnprocessedKeys` (with an empty `Responses`) or `UnprocessedItems`.
+fn unprocessed_response(operation: &str, request: &[u8]) -> Response<Full<Bytes>> {
+    let items = serde_json::from_slice::<serde_json::Value>(request)
+        .ok()
+        .and_then(|mut v| v.get_mut("RequestItems").map(serde_json::Value::take))
+        .unwrap_or_else(|| serde_json::json!({}));
+    let body = if operation == "BatchGetItem" {
+        let responses: serde_json::Map<String, serde_json::Value> = items
+            .as_object()
+            .map(|tables| tables.keys().map(|t| (t.clone(), serde_json::json!([]))).collect())
+            .unwrap_or_default();
+        serde_json::json!({ "Responses": responses, "UnprocessedKeys": items })
+    } else {
+        serde_json::json!({ "UnprocessedItems": items })
+    };
+    let body = body.to_string();
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-requestid", request_id())
+        .header("x-amz-crc32", crc32(body.as_bytes()).to_string())
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
 /// A request id shaped like DynamoDB's: 52 characters of `A-Z0-9`.
 fn request_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -385,6 +446,31 @@ mod tests {
         );
         assert_eq!(DynamoDbFault::ServiceUnavailable.status(), 503);
         assert_eq!(DynamoDbFault::InternalServerError.status(), 500);
+    }
+
+    #[tokio::test]
+    async fn an_unprocessed_batch_hands_every_key_back() {
+        let request =
+            br#"{"RequestItems":{"blocks":{"Keys":[{"pk":{"S":"BLOCK#ip#1"}}],"ConsistentRead":true}}}"#;
+        let response = unprocessed_response("BatchGetItem", request);
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+        assert_eq!(body["Responses"]["blocks"], serde_json::json!([]));
+        assert_eq!(body["UnprocessedKeys"]["blocks"]["Keys"][0]["pk"]["S"], "BLOCK#ip#1");
+        assert_eq!(body["UnprocessedKeys"]["blocks"]["ConsistentRead"], true);
+        let writes = br#"{"RequestItems":{"t":[{"PutRequest":{"Item":{"pk":{"S":"1"}}}}]}}"#;
+        let response = unprocessed_response("BatchWriteItem", writes);
+        let body = response.into_body().collect().await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+        assert_eq!(body["UnprocessedItems"]["t"][0]["PutRequest"]["Item"]["pk"]["S"], "1");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "only batch operations")]
+    async fn only_batches_leave_work_unprocessed() {
+        let proxy = AwsFaultProxy::start("http://127.0.0.1:9").await.unwrap();
+        proxy.leave_unprocessed("GetItem", 1);
     }
 
     #[test]

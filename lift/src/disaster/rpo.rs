@@ -181,11 +181,7 @@ impl RpoCheck {
             if let Some(mut responses) = out.responses {
                 items.extend(responses.remove(&self.table).unwrap_or_default());
             }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
+            pending = crate::store::unprocessed_keys(out.unprocessed_keys, &self.table);
             if pending.is_empty() {
                 return Ok(items);
             }

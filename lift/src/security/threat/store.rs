@@ -227,11 +227,7 @@ impl ThreatStore {
             if found.iter().any(|item| number(item, "until_ms").is_some_and(|ms| ms > now)) {
                 return Ok(true);
             }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
+            pending = crate::store::unprocessed_keys(out.unprocessed_keys, &self.table);
         }
         if pending.is_empty() {
             return Ok(false);
