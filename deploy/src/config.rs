@@ -687,6 +687,17 @@ impl DeployConfig {
             if arn.split(':').nth(3) != Some(region.as_str()) {
                 return Err(invalid(&key, format!("the key must be in {region}")));
             }
+            // The function's policy grants its data key by the configured ARN (and CloudWatch
+            // Logs and Lambda take a key ARN only): an alias ARN would grant the alias, not
+            // the key that encrypts the table, logs and queue.
+            if !arn.splitn(6, ':').nth(5).is_some_and(|r| r.starts_with("key/")) {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "name the key ARN (arn:aws:kms:{region}:<account>:key/<key id>): an IAM policy that names an alias ARN grants the alias, not its key"
+                    ),
+                ));
+            }
         }
         if regions.len() > 1 {
             if let Some(missing) = regions.iter().find(|r| !self.kms.data_keys.contains_key(*r)) {

@@ -91,6 +91,20 @@ fn contradictions_name_the_key() {
         refused(&format!("{BASE}[kms.data_keys]\nus-east-1 = \"arn:aws:kms:eu-west-1:1:key/a\"\n"));
     assert_eq!(key, "kms.data_keys.us-east-1");
     assert!(reason.contains("us-east-1"), "{reason}");
+    // An alias, or anything else than a key: the policy grants the data key by this ARN.
+    for resource in ["alias/orders", "alias/aws/dynamodb", "mrk-1"] {
+        let (key, reason) =
+            refused(&format!("{BASE}[kms.data_keys]\nus-east-1 = \"arn:aws:kms:us-east-1:1:{resource}\"\n"));
+        assert_eq!(key, "kms.data_keys.us-east-1", "{resource}");
+        assert!(
+            reason.contains("key/<key id>") && reason.contains("grants the alias, not its key"),
+            "{reason}"
+        );
+    }
+    DeployConfig::from_toml(&format!(
+        "{BASE}[kms.data_keys]\nus-east-1 = \"arn:aws:kms:us-east-1:1:key/mrk-1\"\n"
+    ))
+    .unwrap();
     // A domain without a region's certificate.
     let domain = "[domain]\nname = \"api.example.com\"\nhosted_zone_id = \"Z1\"\n[domain.certificates]\nus-east-1 = \"arn:aws:acm:us-east-1:1:certificate/a\"\n";
     assert_eq!(refused(&format!("{two}{keys}{domain}")).0, "domain.certificates.eu-west-1");
