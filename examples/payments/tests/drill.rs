@@ -95,6 +95,12 @@ async fn the_ci_noise_drill_moves_no_traffic_and_catches_a_detector_that_would()
     assert!(report.target.contains("passive detection"), "{}", report.target);
     assert!(report.faults[0].errors_in_window > 0, "the noise did not reach the load: {summary}");
     assert_eq!(report.writes.lost, 0, "{summary}");
+    // Writes racing on one payment are held by both regions, not reported as partial: a
+    // sync writer that took a racing write's image for a missing one failed 6.6% of this
+    // drill's operations as sync_incomplete (73 of 1,101). What is left is a leg that
+    // timed out in the jittery region.
+    let incomplete = report.totals.errors_by_class.get("sync_incomplete").copied().unwrap_or(0);
+    assert!(incomplete * 50 <= report.totals.completed, "{incomplete} partial writes: {summary}");
 
     let mut jumpy = scenario;
     jumpy.name = "ci_noise_jumpy_detector".into();
