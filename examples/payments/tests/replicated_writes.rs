@@ -361,18 +361,7 @@ async fn refunds_racing_on_one_payment_are_all_taken_and_none_called_an_over_ref
         ("through the sync writer over two regions", store(us, &p.table, sync), true),
     ];
     for (label, store, both_regions) in stores {
-        let id = format!("pay_race_{}", uuid::Uuid::new_v4().simple());
-        let new = CreatePayment {
-            id: Some(id.clone()),
-            card_number: "4111 1111 1111 1111".into(),
-            amount: 1_000,
-            currency: "USD".into(),
-            customer: Customer { id: format!("c_{id}"), name: None, email: None, country: None },
-            description: None,
-        }
-        .validate()
-        .unwrap();
-        store.create(TENANT, new).await.unwrap();
+        let id = create_payment(&store, "pay_race").await;
         let mut taken = 0;
         for _round in 0..4 {
             let racing: Vec<_> = (0..12)
@@ -435,18 +424,7 @@ async fn a_refund_cancelled_on_every_attempt_is_retry_later_and_writes_nothing()
     let us = p.regions.by_name(US).unwrap();
     let writer = ReplicatedWriter::async_(p.regions.clone(), p.table.clone()).build().unwrap();
     let store = store(us, &p.table, writer);
-    let id = format!("pay_ahead_{}", uuid::Uuid::new_v4().simple());
-    let new = CreatePayment {
-        id: Some(id.clone()),
-        card_number: "4111 1111 1111 1111".into(),
-        amount: 1_000,
-        currency: "USD".into(),
-        customer: Customer { id: format!("c_{id}"), name: None, email: None, country: None },
-        description: None,
-    }
-    .validate()
-    .unwrap();
-    store.create(TENANT, new).await.unwrap();
+    let id = create_payment(&store, "pay_ahead").await;
     let mut ahead = item(us, &p.table, &id).await.unwrap();
     ahead.insert(VERSION_ATTRIBUTE.into(), AttributeValue::N((u64::MAX / 2).to_string()));
     us.dynamodb()
@@ -468,4 +446,21 @@ async fn a_refund_cancelled_on_every_attempt_is_retry_later_and_writes_nothing()
         Err(payments::StoreError::OverRefund { refundable }) => assert_eq!(refundable, 1_000),
         other => panic!("{other:?}"),
     }
+}
+
+/// Creates a payment of 1,000 with a new id starting with `prefix`, and returns the id.
+async fn create_payment(store: &PaymentStore, prefix: &str) -> String {
+    let id = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let new = CreatePayment {
+        id: Some(id.clone()),
+        card_number: "4111 1111 1111 1111".into(),
+        amount: 1_000,
+        currency: "USD".into(),
+        customer: Customer { id: format!("c_{id}"), name: None, email: None, country: None },
+        description: None,
+    }
+    .validate()
+    .unwrap();
+    store.create(TENANT, new).await.unwrap();
+    id
 }
