@@ -1137,6 +1137,66 @@ mod tests {
         assert_eq!(wait, CatchUp::Wait(Image::Delete(at(0, 0)), v(10)));
     }
 
+    /// The first target's history of one item: versions rising, each with its refunds.
+    fn history(steps: &[u64]) -> Vec<Item> {
+        let mut version = 100;
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                version += step;
+                at(version, i as u64)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Whatever order racing writes' images reach the region in, judged from the first
+        /// target's history: an image of state `i` was sent; the region holds state `j` (or
+        /// nothing yet), read before the first target, which holds state `k >= i, j` by
+        /// then. The region holds the write exactly when it holds what the first target
+        /// holds; when behind, it is sent the first target's item; it never diverges.
+        #[test]
+        fn a_region_on_the_first_targets_history_is_never_taken_for_diverged(
+            steps in proptest::collection::vec(1u64..1_000, 1..12),
+            picks in (0usize..64, 0usize..64, 0usize..64),
+            region_has_it in proptest::bool::ANY,
+        ) {
+            let states = history(&steps);
+            let n = states.len();
+            let (i, j) = (picks.0 % n, picks.1 % n);
+            let k = i.max(j) + picks.2 % (n - i.max(j));
+            let held = region_has_it.then(|| states[j].clone());
+            let image = Image::Put(states[i].clone());
+            let verdict = catch_up(image, v(0), Some(states[k].clone()), held.clone(), VERSION_ATTRIBUTE);
+            if held.as_ref() == Some(&states[k]) {
+                proptest::prop_assert_eq!(verdict, CatchUp::Held);
+            } else {
+                proptest::prop_assert_eq!(verdict, CatchUp::Send(Image::Put(states[k].clone()), v(100 + steps[..=k].iter().sum::<u64>())));
+            }
+        }
+
+        /// A region holding an item the first target's history does not: a version past
+        /// the first target's, or one of its versions with other contents. Never held,
+        /// never overwritten: the write is reported as not acknowledged there.
+        #[test]
+        fn an_item_off_the_first_targets_history_is_never_taken_for_the_write(
+            steps in proptest::collection::vec(1u64..1_000, 1..12),
+            picks in (0usize..64, 0usize..64),
+            ahead in 1u64..1_000_000,
+            same_version in proptest::bool::ANY,
+        ) {
+            let states = history(&steps);
+            let n = states.len();
+            let i = picks.0 % n;
+            let k = i + picks.1 % (n - i);
+            let now_version = 100 + steps[..=k].iter().sum::<u64>();
+            let foreign = if same_version { at(now_version, 999) } else { at(now_version + ahead, k as u64) };
+            let verdict = catch_up(Image::Put(states[i].clone()), v(0), Some(states[k].clone()), Some(foreign), VERSION_ATTRIBUTE);
+            proptest::prop_assert_eq!(verdict, CatchUp::Diverged);
+        }
+    }
+
     #[test]
     fn a_rejection_is_a_condition_failure_everywhere() {
         let failure = |r: &str| RegionFailure { region: r.into(), reason: "condition".into() };
