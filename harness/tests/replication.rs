@@ -375,6 +375,7 @@ async fn sync_writes_of_every_kind_are_in_both_regions_with_one_new_version_befo
     let duplicate =
         writer.write(Write::put(account("acct-1")).when("attribute_not_exists(pk)")).await.unwrap_err();
     assert!(duplicate.is_rejected(), "{duplicate:?}");
+    assert!(!duplicate.is_superseded(), "the caller's condition, not a newer version: {duplicate:?}");
 
     let refunded = writer.write(refund("acct-1", 30)).await.unwrap();
     assert_eq!(refunded.acknowledged, [US, EU]);
@@ -396,6 +397,7 @@ async fn sync_writes_of_every_kind_are_in_both_regions_with_one_new_version_befo
     // update's condition) and changes nothing anywhere.
     let over = writer.write(refund("acct-1", 71)).await.unwrap_err();
     assert!(over.is_rejected() && over.condition_failed == [US], "{over:?}");
+    assert!(!over.is_superseded(), "{over:?}");
     for region in [&us, &eu] {
         assert_eq!(
             get(region, &table, "acct-1").await.unwrap().get(VERSION_ATTRIBUTE),
@@ -410,14 +412,28 @@ async fn sync_writes_of_every_kind_are_in_both_regions_with_one_new_version_befo
     let behind = writer.write(refund("acct-1", 1)).await.unwrap_err();
     assert_eq!(behind.acknowledged, [US]);
     assert_eq!(behind.condition_failed, [EU]);
-    assert!(!behind.is_rejected(), "a write one region holds is not a rejection");
+    assert_eq!(behind.superseded, [EU]);
+    assert!(!behind.is_rejected() && !behind.is_superseded(), "a write one region holds is not a rejection");
+    // The same clock ahead in the writing region: nothing written, and the caller can tell
+    // a newer version from its own condition, for one item and in a transaction.
+    let mut future = get(&us, &table, "acct-1").await.unwrap();
+    future.insert(VERSION_ATTRIBUTE.into(), n(u64::MAX / 2));
+    put(&us, &table, future).await;
+    let lost = writer.write(refund("acct-1", 1)).await.unwrap_err();
+    assert!(lost.is_superseded() && lost.superseded == [US], "{lost:?}");
+    let lost = writer.transact(vec![Write::put(account("acct-4")), refund("acct-1", 1)]).await.unwrap_err();
+    assert!(lost.is_superseded(), "{lost:?}");
+    assert!(get(&us, &table, "acct-4").await.is_none(), "nothing of the transaction");
+    let own =
+        writer.transact(vec![Write::put(account("acct-4")), refund("acct-1", 1_000)]).await.unwrap_err();
+    assert!(own.is_superseded(), "a newer version refused it too: {own:?}");
 
     // Transactions: both items or neither, in each region.
     let pair = writer
         .transact(vec![refund("acct-2", 1), Write::put(account("refund-of-acct-2"))])
         .await
         .unwrap_err();
-    assert!(pair.is_rejected(), "no acct-2 to refund: {pair:?}");
+    assert!(pair.is_rejected() && !pair.is_superseded(), "no acct-2 to refund: {pair:?}");
     for region in [&us, &eu] {
         assert!(get(region, &table, "refund-of-acct-2").await.is_none(), "nothing of a refused transaction");
     }
@@ -493,7 +509,7 @@ async fn racing_sync_updates_on_one_item_are_each_held_by_both_regions() {
                         w.write(refund("acct-race", 1)).await
                     };
                     match result {
-                        Err(err) if err.is_rejected() && err.condition_failed == [US] && attempt < 50 => {
+                        Err(err) if err.is_superseded() && err.superseded == [US] && attempt < 50 => {
                             tokio::time::sleep(Duration::from_millis(attempt)).await
                         }
                         result => return (i, attempt, result),

@@ -602,6 +602,7 @@ mod tests {
                 reason: "ConditionalCheckFailed".into(),
             }],
             condition_failed: vec!["eu-west-1".into()],
+            superseded: vec![],
         }
     }
 

@@ -124,6 +124,11 @@ pub struct WriteError {
     /// The regions whose copy refused the write on a condition (the caller's, or a newer
     /// version stored there).
     pub condition_failed: Vec<String>,
+    /// Of those, the regions that held a version at least as new as this write's: it lost
+    /// a race with another write of the same item there (or met a version a clock ahead of
+    /// ours stamped). DynamoDB hands the stored item back with the refusal
+    /// (`ReturnValuesOnConditionCheckFailure`), and its version says so.
+    pub superseded: Vec<String>,
 }
 
 impl WriteError {
@@ -131,6 +136,15 @@ impl WriteError {
     /// the caller's condition (or a newer version) is why.
     pub fn is_rejected(&self) -> bool {
         self.acknowledged.is_empty() && self.condition_failed.len() == self.failures.len()
+    }
+
+    /// Whether nothing was written and a newer version stored in a region is why: the
+    /// write lost a race with another write of the same item, and was not judged against
+    /// the caller's condition there. Trying again, with a new version, may succeed (and
+    /// may then fail on the caller's condition). A rejection that is not superseded is the
+    /// caller's condition.
+    pub fn is_superseded(&self) -> bool {
+        self.is_rejected() && !self.superseded.is_empty()
     }
 }
 
@@ -282,6 +296,7 @@ impl ReplicatedWriter {
                             reason: "the item lacks a key attribute".into(),
                         }],
                         condition_failed: Vec::new(),
+                        superseded: Vec::new(),
                     })
                 }
             }
@@ -300,21 +315,25 @@ impl ReplicatedWriter {
             let sends = targets.iter().map(|region| {
                 let stamped: Vec<Stamped> =
                     writes.iter().map(|w| self.stamp(w, &version, &origin, region)).collect();
-                async move { self.send(region, stamped).await.map(|_| ()).map_err(Refusal::outcome) }
+                async move { self.send(region, stamped).await.map(|_| ()) }
             });
             futures_util::future::join_all(sends).await
         };
         let mut acknowledged = Vec::new();
         let mut failures = Vec::new();
         let mut condition_failed = Vec::new();
+        let mut superseded = Vec::new();
         for (region, outcome) in targets.iter().zip(outcomes) {
             match outcome {
                 Ok(()) => acknowledged.push(region.name().to_owned()),
-                Err((conditional, reason)) => {
-                    if conditional {
+                Err(refusal) => {
+                    if refusal.condition {
                         condition_failed.push(region.name().to_owned());
                     }
-                    failures.push(RegionFailure { region: region.name().to_owned(), reason });
+                    if refusal.superseded {
+                        superseded.push(region.name().to_owned());
+                    }
+                    failures.push(RegionFailure { region: region.name().to_owned(), reason: refusal.reason });
                 }
             }
         }
@@ -333,7 +352,7 @@ impl ReplicatedWriter {
                     "replicated write not acknowledged by every region"
                 );
             }
-            Err(WriteError { kind, acknowledged, failures, condition_failed })
+            Err(WriteError { kind, acknowledged, failures, condition_failed, superseded })
         }
     }
 
@@ -351,7 +370,7 @@ impl ReplicatedWriter {
         keys: &[Item],
         version: &AttributeValue,
         origin: &str,
-    ) -> Vec<Result<(), (bool, String)>> {
+    ) -> Vec<Result<(), Refusal>> {
         let first = targets[0];
         let stamped: Vec<Stamped> = writes.iter().map(|w| self.stamp(w, version, origin, first)).collect();
         let mut outcomes = Vec::with_capacity(targets.len());
@@ -359,7 +378,7 @@ impl ReplicatedWriter {
             Ok(image) => image,
             Err(failure) => {
                 // Nothing was written: the others are not asked.
-                outcomes.push(Err(failure.outcome()));
+                outcomes.push(Err(failure));
                 return outcomes;
             }
         };
@@ -379,13 +398,10 @@ impl ReplicatedWriter {
                         Err(reason) => {
                             outcomes.push(Ok(()));
                             for _ in 1..targets.len() {
-                                outcomes.push(Err((
-                                    false,
-                                    format!(
-                                        "not sent: the item could not be read back from {}: {reason}",
-                                        first.name()
-                                    ),
-                                )));
+                                outcomes.push(Err(Refusal::failed(format!(
+                                    "not sent: the item could not be read back from {}: {reason}",
+                                    first.name()
+                                ))));
                             }
                             return outcomes;
                         }
@@ -421,7 +437,7 @@ impl ReplicatedWriter {
         region: &Region,
         images: Vec<Image>,
         version: &AttributeValue,
-    ) -> Result<(), (bool, String)> {
+    ) -> Result<(), Refusal> {
         let mut pending: Vec<(Image, AttributeValue)> =
             images.into_iter().map(|image| (image, version.clone())).collect();
         let mut waiting = Vec::new();
@@ -452,7 +468,7 @@ impl ReplicatedWriter {
                     // on one of the items (the images are conditional: sending them again
                     // is safe): compare. Anything else is the region's failure.
                     Err(refusal) if refusal.condition || refusal.conflict => refusal.reason,
-                    Err(failure) => return Err(failure.outcome()),
+                    Err(failure) => return Err(failure),
                 }
             };
             let checks = pending.drain(..).chain(waiting.drain(..)).map(|(image, v)| async move {
@@ -464,11 +480,11 @@ impl ReplicatedWriter {
                 // first target is then never newer than the one read there, whatever
                 // racing writes land between the reads.
                 let not_checked = |reason: String| {
-                    (false, format!("refused, and the items could not be compared: {reason}"))
+                    Refusal::failed(format!("refused, and the items could not be compared: {reason}"))
                 };
                 let held = self.read(region, &key).await.map_err(not_checked)?;
                 let now = self.read(first, &key).await.map_err(not_checked)?;
-                Ok::<_, (bool, String)>(catch_up(image, v, now, held, &self.version_attribute))
+                Ok::<_, Refusal>(catch_up(image, v, now, held, &self.version_attribute))
             });
             for verdict in futures_util::future::join_all(checks).await {
                 match verdict? {
@@ -476,15 +492,12 @@ impl ReplicatedWriter {
                     CatchUp::Send(image, v) => pending.push((image, v)),
                     CatchUp::Wait(image, v) => waiting.push((image, v)),
                     CatchUp::Diverged => {
-                        return Err((
-                            true,
-                            format!(
-                                "{} holds a version that {} does not: {}",
-                                region.name(),
-                                first.name(),
-                                refusal
-                            ),
-                        ))
+                        return Err(Refusal::superseded(format!(
+                            "{} holds a version that {} does not: {}",
+                            region.name(),
+                            first.name(),
+                            refusal
+                        )))
                     }
                 }
             }
@@ -492,14 +505,11 @@ impl ReplicatedWriter {
         if pending.is_empty() && waiting.is_empty() {
             return Ok(());
         }
-        Err((
-            true,
-            format!(
-                "{} still behind {} after {CATCH_UP_ROUNDS} rounds of racing writes",
-                region.name(),
-                first.name()
-            ),
-        ))
+        Err(Refusal::superseded(format!(
+            "{} still behind {} after {CATCH_UP_ROUNDS} rounds of racing writes",
+            region.name(),
+            first.name()
+        )))
     }
 
     /// An item as the first target holds it now (consistent read).
@@ -583,9 +593,13 @@ impl ReplicatedWriter {
     /// Sends the writes to one region (a transaction when there are several); a single
     /// update returns the item it left.
     async fn send(&self, region: &Region, writes: Vec<Stamped>) -> Result<Option<Item>, Refusal> {
+        use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld;
         let client = region.dynamodb();
+        let attribute = self.version_attribute.as_str();
         let attempt = async move {
             if writes.len() != 1 {
+                // Each item's version, to judge the stored item handed back with a refusal.
+                let versions: Vec<Option<AttributeValue>> = writes.iter().map(Stamped::version).collect();
                 let mut items = Vec::with_capacity(writes.len());
                 for write in writes {
                     items.push(transact_item(write).map_err(Refusal::failed)?);
@@ -603,14 +617,23 @@ impl ReplicatedWriter {
                             _ => &[],
                         };
                         let any = |code: &str| reasons.iter().any(|r| r.code() == Some(code));
+                        // Reasons come in the order of the items, one each.
+                        let superseded = reasons.iter().zip(&versions).any(|(r, v)| {
+                            r.code() == Some("ConditionalCheckFailed")
+                                && holds_newer(r.item(), attribute, v.as_ref())
+                        });
                         Refusal {
                             condition: any("ConditionalCheckFailed"),
+                            superseded,
                             conflict: any("TransactionConflict"),
                             reason: sdk_message(&e),
                         }
                     });
             }
-            match writes.into_iter().next().expect("one write") {
+            let write = writes.into_iter().next().expect("one write");
+            let version = write.version();
+            let judge = |stored: Option<&Item>| holds_newer(stored, attribute, version.as_ref());
+            match write {
                 Stamped::Put { table, item, condition, names, values } => client
                     .put_item()
                     .table_name(table)
@@ -618,10 +641,19 @@ impl ReplicatedWriter {
                     .condition_expression(condition)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
+                    .return_values_on_condition_check_failure(AllOld)
                     .send()
                     .await
                     .map(|_| None)
-                    .map_err(single_failure),
+                    .map_err(|e| {
+                        use aws_sdk_dynamodb::operation::put_item::PutItemError as E;
+                        let stored = match e.as_service_error() {
+                            Some(E::ConditionalCheckFailedException(c)) => c.item(),
+                            _ => None,
+                        };
+                        let superseded = judge(stored);
+                        single_failure(e, superseded)
+                    }),
                 Stamped::Update { table, key, expression, condition, names, values } => client
                     .update_item()
                     .table_name(table)
@@ -631,10 +663,19 @@ impl ReplicatedWriter {
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
                     .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                    .return_values_on_condition_check_failure(AllOld)
                     .send()
                     .await
                     .map(|out| out.attributes)
-                    .map_err(single_failure),
+                    .map_err(|e| {
+                        use aws_sdk_dynamodb::operation::update_item::UpdateItemError as E;
+                        let stored = match e.as_service_error() {
+                            Some(E::ConditionalCheckFailedException(c)) => c.item(),
+                            _ => None,
+                        };
+                        let superseded = judge(stored);
+                        single_failure(e, superseded)
+                    }),
                 Stamped::Delete { table, key, condition, names, values } => client
                     .delete_item()
                     .table_name(table)
@@ -642,10 +683,19 @@ impl ReplicatedWriter {
                     .condition_expression(condition)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
+                    .return_values_on_condition_check_failure(AllOld)
                     .send()
                     .await
                     .map(|_| None)
-                    .map_err(single_failure),
+                    .map_err(|e| {
+                        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError as E;
+                        let stored = match e.as_service_error() {
+                            Some(E::ConditionalCheckFailedException(c)) => c.item(),
+                            _ => None,
+                        };
+                        let superseded = judge(stored);
+                        single_failure(e, superseded)
+                    }),
             }
         };
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -660,6 +710,9 @@ impl ReplicatedWriter {
 struct Refusal {
     /// A condition failed: the caller's, or the version condition.
     condition: bool,
+    /// The region held a version at least as new as the write's (so the version condition
+    /// failed, whatever the caller's did).
+    superseded: bool,
     /// A transaction racing on one of the items cancelled it (`TransactionConflict`).
     conflict: bool,
     reason: String,
@@ -667,12 +720,23 @@ struct Refusal {
 
 impl Refusal {
     fn failed(reason: String) -> Self {
-        Self { condition: false, conflict: false, reason }
+        Self { condition: false, superseded: false, conflict: false, reason }
     }
 
-    /// The outcome of a target: whether a condition refused the write, and why.
-    fn outcome(self) -> (bool, String) {
-        (self.condition, self.reason)
+    fn superseded(reason: String) -> Self {
+        Self { condition: true, superseded: true, conflict: false, reason }
+    }
+}
+
+/// Whether `stored` (the item DynamoDB handed back with a failed condition) holds a
+/// version at least as new as `version`.
+fn holds_newer(stored: Option<&Item>, version_attribute: &str, version: Option<&AttributeValue>) -> bool {
+    let stored = stored.and_then(|item| item.get(version_attribute));
+    match (stored, version) {
+        (Some(stored), Some(version)) => {
+            super::conflict::compare_versions(stored, version).is_some_and(|o| o != std::cmp::Ordering::Less)
+        }
+        _ => false,
     }
 }
 
@@ -806,7 +870,19 @@ enum Stamped {
     },
 }
 
+impl Stamped {
+    /// The version its condition compares the stored one with.
+    fn version(&self) -> Option<AttributeValue> {
+        match self {
+            Self::Put { values, .. } | Self::Update { values, .. } | Self::Delete { values, .. } => {
+                values.get(V_VALUE).cloned()
+            }
+        }
+    }
+}
+
 fn transact_item(write: Stamped) -> Result<TransactWriteItem, String> {
+    use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld;
     let item = match write {
         Stamped::Put { table, item, condition, names, values } => TransactWriteItem::builder().put(
             Put::builder()
@@ -815,6 +891,7 @@ fn transact_item(write: Stamped) -> Result<TransactWriteItem, String> {
                 .condition_expression(condition)
                 .set_expression_attribute_names(Some(names))
                 .set_expression_attribute_values(Some(values))
+                .return_values_on_condition_check_failure(AllOld)
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
@@ -827,6 +904,7 @@ fn transact_item(write: Stamped) -> Result<TransactWriteItem, String> {
                     .condition_expression(condition)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
+                    .return_values_on_condition_check_failure(AllOld)
                     .build()
                     .map_err(|e| e.to_string())?,
             ),
@@ -837,6 +915,7 @@ fn transact_item(write: Stamped) -> Result<TransactWriteItem, String> {
                 .condition_expression(condition)
                 .set_expression_attribute_names(Some(names))
                 .set_expression_attribute_values(Some(values))
+                .return_values_on_condition_check_failure(AllOld)
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
@@ -970,14 +1049,16 @@ impl ReplicatedWriterBuilder {
 }
 
 /// How a single-item write failed: whether its condition did, and the message.
-fn single_failure<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Refusal
+fn single_failure<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>, superseded: bool) -> Refusal
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     let code = err.as_service_error().and_then(|e| e.code());
+    let condition = code == Some("ConditionalCheckFailedException");
     Refusal {
-        condition: code == Some("ConditionalCheckFailedException"),
+        condition,
+        superseded: condition && superseded,
         conflict: code == Some("TransactionConflictException"),
         reason: sdk_message(&err),
     }
@@ -1205,8 +1286,12 @@ mod tests {
             acknowledged: vec![],
             failures: vec![failure("a"), failure("b")],
             condition_failed: vec!["a".into(), "b".into()],
+            superseded: vec![],
         };
         assert!(err.is_rejected());
+        assert!(!err.is_superseded(), "no region held a newer version: the caller's condition");
+        let raced = WriteError { superseded: vec!["b".into()], ..err.clone() };
+        assert!(raced.is_rejected() && raced.is_superseded());
         assert_eq!(err.to_string(), "update acknowledged by 0 of 2 regions");
         let partial =
             WriteError { acknowledged: vec!["a".into()], failures: vec![failure("b")], ..err.clone() };
