@@ -138,11 +138,11 @@ impl WriteError {
         self.acknowledged.is_empty() && self.condition_failed.len() == self.failures.len()
     }
 
-    /// Whether nothing was written and a newer version stored in a region is why: the
-    /// write lost a race with another write of the same item, and was not judged against
-    /// the caller's condition there. Trying again, with a new version, may succeed (and
-    /// may then fail on the caller's condition). A rejection that is not superseded is the
-    /// caller's condition.
+    /// Whether nothing was written and a newer version stored in a region is a reason: the
+    /// write lost a race with another write of the same item (or met a clock ahead of
+    /// ours). The caller's condition may have held there or not: trying again, with a new
+    /// version, may succeed, or fail on that condition. A rejection that is not superseded
+    /// is the caller's condition alone.
     pub fn is_superseded(&self) -> bool {
         self.is_rejected() && !self.superseded.is_empty()
     }
