@@ -632,7 +632,6 @@ impl ReplicatedWriter {
             }
             let write = writes.into_iter().next().expect("one write");
             let version = write.version();
-            let judge = |stored: Option<&Item>| holds_newer(stored, attribute, version.as_ref());
             match write {
                 Stamped::Put { table, item, condition, names, values } => client
                     .put_item()
@@ -645,15 +644,7 @@ impl ReplicatedWriter {
                     .send()
                     .await
                     .map(|_| None)
-                    .map_err(|e| {
-                        use aws_sdk_dynamodb::operation::put_item::PutItemError as E;
-                        let stored = match e.as_service_error() {
-                            Some(E::ConditionalCheckFailedException(c)) => c.item(),
-                            _ => None,
-                        };
-                        let superseded = judge(stored);
-                        single_failure(e, superseded)
-                    }),
+                    .map_err(|e| single_failure(e, attribute, version.as_ref())),
                 Stamped::Update { table, key, expression, condition, names, values } => client
                     .update_item()
                     .table_name(table)
@@ -667,15 +658,7 @@ impl ReplicatedWriter {
                     .send()
                     .await
                     .map(|out| out.attributes)
-                    .map_err(|e| {
-                        use aws_sdk_dynamodb::operation::update_item::UpdateItemError as E;
-                        let stored = match e.as_service_error() {
-                            Some(E::ConditionalCheckFailedException(c)) => c.item(),
-                            _ => None,
-                        };
-                        let superseded = judge(stored);
-                        single_failure(e, superseded)
-                    }),
+                    .map_err(|e| single_failure(e, attribute, version.as_ref())),
                 Stamped::Delete { table, key, condition, names, values } => client
                     .delete_item()
                     .table_name(table)
@@ -687,15 +670,7 @@ impl ReplicatedWriter {
                     .send()
                     .await
                     .map(|_| None)
-                    .map_err(|e| {
-                        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError as E;
-                        let stored = match e.as_service_error() {
-                            Some(E::ConditionalCheckFailedException(c)) => c.item(),
-                            _ => None,
-                        };
-                        let superseded = judge(stored);
-                        single_failure(e, superseded)
-                    }),
+                    .map_err(|e| single_failure(e, attribute, version.as_ref())),
             }
         };
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -1049,20 +1024,52 @@ impl ReplicatedWriterBuilder {
 }
 
 /// How a single-item write failed: whether its condition did, and the message.
-fn single_failure<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>, superseded: bool) -> Refusal
+/// Whether the write's condition failed, and whether on a version at least as new as
+/// `version` (the stored item handed back with the refusal), or a conflict, and why.
+fn single_failure<E, R>(
+    err: aws_sdk_dynamodb::error::SdkError<E, R>,
+    version_attribute: &str,
+    version: Option<&AttributeValue>,
+) -> Refusal
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + StoredOnRefusal + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     let code = err.as_service_error().and_then(|e| e.code());
     let condition = code == Some("ConditionalCheckFailedException");
+    let stored = err.as_service_error().and_then(StoredOnRefusal::stored);
     Refusal {
         condition,
-        superseded: condition && superseded,
+        superseded: condition && holds_newer(stored, version_attribute, version),
         conflict: code == Some("TransactionConflictException"),
         reason: sdk_message(&err),
     }
 }
+
+/// The stored item a single-item write's error hands back when its condition failed
+/// (`ReturnValuesOnConditionCheckFailure`).
+trait StoredOnRefusal {
+    fn stored(&self) -> Option<&Item>;
+}
+
+macro_rules! stored_on_refusal {
+    ($($error:ty),*) => {$(
+        impl StoredOnRefusal for $error {
+            fn stored(&self) -> Option<&Item> {
+                match self {
+                    Self::ConditionalCheckFailedException(c) => c.item(),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+stored_on_refusal!(
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError
+);
 
 #[cfg(test)]
 mod tests {
