@@ -393,6 +393,11 @@ fn arn_region(arn: &str) -> Option<&str> {
     arn.split(':').nth(3)
 }
 
+/// The resource field of an ARN (`arn:aws:kms:us-east-1:1:key/a` → `key/a`).
+fn arn_resource(arn: &str) -> Option<&str> {
+    arn.splitn(6, ':').nth(5)
+}
+
 /// How a service in several regions gets a secret into each of them.
 const REPLICATE_SECRET: &str =
     "replicate the secret to every region of the service (Secrets Manager keeps a replica of the same name in each)";
@@ -690,7 +695,7 @@ impl DeployConfig {
             // The function's policy grants its data key by the configured ARN (and CloudWatch
             // Logs and Lambda take a key ARN only): an alias ARN would grant the alias, not
             // the key that encrypts the table, logs and queue.
-            if !arn.splitn(6, ':').nth(5).is_some_and(|r| r.starts_with("key/")) {
+            if !arn_resource(arn).is_some_and(|r| r.starts_with("key/")) {
                 return Err(invalid(
                     &key,
                     format!(
@@ -868,7 +873,7 @@ impl DeployConfig {
             )),
             // The function's policy names the configured ARN: an alias ARN there grants the
             // alias, not its key, so every call with the key would be refused at run time.
-            RegionalArn::One(arn) if arn.splitn(6, ':').nth(5).is_some_and(|r| r.starts_with("alias/")) => {
+            RegionalArn::One(arn) if arn_resource(arn).is_some_and(|r| r.starts_with("alias/")) => {
                 Err(invalid(
                     KEY,
                     format!(

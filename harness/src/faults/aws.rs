@@ -310,13 +310,11 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
     }
     let unprocessed = {
         let mut unprocessed = state.unprocessed.lock().expect("unprocessed lock");
-        match unprocessed.get_mut(&operation) {
-            Some(left) if *left > 0 => {
-                *left -= 1;
-                true
-            }
-            _ => false,
-        }
+        unprocessed.get_mut(&operation).is_some_and(|left| {
+            let take = *left > 0;
+            *left = left.saturating_sub(1);
+            take
+        })
     };
     if unprocessed {
         state.stats.lock().expect("stats lock").entry(operation.clone()).or_default().injected += 1;
@@ -369,9 +367,13 @@ async fn forward(req: Request<Incoming>, state: &State) -> Result<Response<Full<
 }
 
 fn error_response(fault: DynamoDbFault) -> Response<Full<Bytes>> {
-    let body = fault.body();
+    json_response(fault.status(), fault.body())
+}
+
+/// An answer as DynamoDB sends it: its JSON content type, a request id and the body's CRC-32.
+fn json_response(status: u16, body: String) -> Response<Full<Bytes>> {
     Response::builder()
-        .status(fault.status())
+        .status(status)
         .header("content-type", "application/x-amz-json-1.0")
         .header("x-amzn-requestid", request_id())
         .header("x-amz-crc32", crc32(body.as_bytes()).to_string())
@@ -395,14 +397,7 @@ fn unprocessed_response(operation: &str, request: &[u8]) -> Response<Full<Bytes>
     } else {
         serde_json::json!({ "UnprocessedItems": items })
     };
-    let body = body.to_string();
-    Response::builder()
-        .status(200)
-        .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amzn-requestid", request_id())
-        .header("x-amz-crc32", crc32(body.as_bytes()).to_string())
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
+    json_response(200, body.to_string())
 }
 
 /// A request id shaped like DynamoDB's: 52 characters of `A-Z0-9`.
