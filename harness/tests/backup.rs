@@ -774,6 +774,64 @@ async fn stop_fails_when_the_stream_cannot_be_read_to_its_end() {
     assert!(proxy.stats("DynamoDBStreams_20120810.GetRecords").injected > 0);
 }
 
+/// DynamoDB may take a `BatchWriteItem` and hand writes back unprocessed (it does when a
+/// table is throttled; DynamoDB Local never does). A restore writes them again, and the
+/// restored table is whole. When DynamoDB keeps handing them back, the restore names every
+/// item it never wrote, with the reason, and counts none of them restored: a broken loop that
+/// took the 200 for "written" would report a complete table with items missing.
+#[tokio::test]
+async fn a_restore_writes_again_what_dynamodb_left_unprocessed_and_names_what_it_never_wrote() {
+    use lift_harness::faults::AwsFaultProxy;
+    let f = fixture().await;
+    // Two batches: 25 items and 5.
+    for i in 0..30 {
+        f.put(&format!("item-{i:02}"), "x").await;
+    }
+    f.backup(1).await;
+    let local = DynamoDbLocal::shared().await.unwrap();
+    let proxy = AwsFaultProxy::start(local.endpoint()).await.unwrap();
+    let through_proxy = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let restore = |into: &str| {
+        Restore::builder(through_proxy.clone(), f.target(), into)
+            .source_table(&f.table)
+            .key(f.key.clone())
+            .replay_archive(false)
+            .concurrency(1)
+            .build()
+            .unwrap()
+    };
+
+    proxy.leave_unprocessed("BatchWriteItem", 3);
+    let into = restored_name(&f);
+    let report = restore(&into).run().await.unwrap();
+    assert!(report.not_restored.is_empty(), "{:?}", report.not_restored);
+    assert_eq!(report.items_from_backup, 30);
+    assert_eq!(contents(&f.client, &into).await, contents(&f.client, &f.table).await);
+    assert_eq!(proxy.stats("BatchWriteItem").injected, 3, "the writes handed back were sent again");
+
+    // Handed back on every attempt of the first batch (8), then written.
+    proxy.leave_unprocessed("BatchWriteItem", 8);
+    let into = restored_name(&f);
+    let report = restore(&into).run().await.unwrap();
+    assert_eq!(report.items_from_backup, 5, "only the second batch was written: {report:?}");
+    assert_eq!(report.not_restored.len(), 25, "{:?}", report.not_restored);
+    for missing in &report.not_restored {
+        assert!(missing.reason.contains("left unprocessed"), "{missing:?}");
+        assert!(missing.key.contains("item-"), "the item is named by its key: {missing:?}");
+    }
+    let held = contents(&f.client, &into).await;
+    assert_eq!(held.len(), 5, "{held:?}");
+    let named: std::collections::BTreeSet<&str> =
+        report.not_restored.iter().map(|n| n.key.as_str()).collect();
+    assert_eq!(named.len(), 25, "every missing item named once");
+    for pk in contents(&f.client, &f.table).await.keys() {
+        assert!(
+            held.contains_key(pk) != named.iter().any(|k| k.contains(pk.as_str())),
+            "{pk} is either restored or named as not restored"
+        );
+    }
+}
+
 /// A time attribute outside what the archive observed of a change (a wrong clock, or a
 /// forged value) does not move the change across the moment: a write made before the
 /// moment that claims tomorrow is kept, one made after it that claims 1970 is left out, and
