@@ -809,6 +809,15 @@ async fn a_restore_writes_again_what_dynamodb_left_unprocessed_and_names_what_it
     assert_eq!(contents(&f.client, &into).await, contents(&f.client, &f.table).await);
     assert_eq!(proxy.stats("BatchWriteItem").injected, 3, "the writes handed back were sent again");
 
+    // Part of a batch handed back, twice: 13 of the first 25 written, then 6 of the 12 sent
+    // again, then the rest.
+    proxy.hand_back_part("BatchWriteItem", 2);
+    let into = restored_name(&f);
+    let report = restore(&into).run().await.unwrap();
+    assert!(report.not_restored.is_empty(), "{:?}", report.not_restored);
+    assert_eq!(contents(&f.client, &into).await, contents(&f.client, &f.table).await);
+    assert_eq!(proxy.stats("BatchWriteItem").injected, 5);
+
     // Handed back on every attempt of the first batch (8), then written.
     proxy.leave_unprocessed("BatchWriteItem", 8);
     let into = restored_name(&f);

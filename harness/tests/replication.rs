@@ -287,6 +287,30 @@ async fn an_rpo_check_asks_again_for_keys_left_unprocessed_and_never_guesses() {
     assert!(matches!(&err, RpoError::Unprocessed { remaining: 2, .. }), "{err:?}");
 }
 
+/// DynamoDB may also read part of a batch and hand the rest back. What each answer read is
+/// kept: a check that kept only its last answer would count writes read at the first as lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpo_check_keeps_what_every_partial_answer_read() {
+    use lift_harness::faults::AwsFaultProxy;
+    let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
+    let us_table = ddb.create_table(&orders()).await.unwrap();
+    let proxy = AwsFaultProxy::start(ddb.endpoint()).await.unwrap();
+    let (regions, table) =
+        regions_and_table(&proxy.endpoint(), ddb.endpoint(), us_table, "orders-eu-unused".into()).await;
+    let us = regions.by_name(US).unwrap().clone();
+    let mut acked = Vec::new();
+    for pk in ["pay-a", "pay-b", "pay-c", "pay-d"] {
+        put(&us, &table, item(pk, 2, "v2")).await;
+        acked.push(AckedWrite::new(key(pk)).with_version(n(2)));
+    }
+    acked.insert(2, AckedWrite::new(key("pay-lost")));
+    // 5 keys: 3 read and 2 handed back; of those, 1 read and 1 handed back; then the last.
+    proxy.hand_back_part("BatchGetItem", 2);
+    let report = RpoCheck::new(&us, &table).check(&acked).await.unwrap();
+    assert_eq!(proxy.stats("BatchGetItem").injected, 2);
+    assert_eq!((report.checked, report.missing.clone(), report.stale.len()), (5, vec![key("pay-lost")], 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_region_fails_synchronous_writes_and_catches_up_from_the_stream_when_it_returns() {
     let shared = DynamoDbLocal::shared().await.expect("dynamodb local");

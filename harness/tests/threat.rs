@@ -346,6 +346,39 @@ async fn keys_left_unprocessed_are_asked_for_again_and_never_read_as_not_blocked
     assert_eq!(svc.oneshot(request("GET", "/p", ip, "")).await.unwrap().status(), StatusCode::FORBIDDEN);
 }
 
+/// DynamoDB may also answer a batch in part: some keys read, the rest handed back. Whichever
+/// of the three keys is blocked, in the half read first or the half asked for again, it is
+/// found; keys all read over the two asks, none blocked, are "not blocked", not an error.
+#[tokio::test]
+async fn a_batch_answered_in_part_finds_a_block_in_either_part() {
+    use lift_harness::faults::AwsFaultProxy;
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let blocklist = local.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
+    let proxy = AwsFaultProxy::start(local.endpoint()).await.unwrap();
+    let client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let store = ThreatStore::new(client).with_table(blocklist);
+    let targets = |n: u32| {
+        [
+            BlockTarget::Ip(format!("198.51.100.{n}").parse().unwrap()),
+            BlockTarget::Principal(format!("user-{n}")),
+            BlockTarget::caller("https://issuer.example.com", format!("user-{n}")),
+        ]
+    };
+    for (n, blocked) in (0..3).enumerate() {
+        let targets = targets(100 + n as u32);
+        store.block(&targets[blocked], Duration::from_secs(60), "test").await.unwrap();
+        proxy.hand_back_part("BatchGetItem", 1);
+        assert!(store.any_blocked(&targets).await.unwrap(), "{:?} found", targets[blocked]);
+    }
+    assert_eq!(proxy.stats("BatchGetItem").injected, 3);
+    let clean = targets(110);
+    let before = proxy.stats("BatchGetItem");
+    proxy.hand_back_part("BatchGetItem", 1);
+    assert!(!store.any_blocked(&clean).await.unwrap(), "every key read over two asks");
+    let after = proxy.stats("BatchGetItem");
+    assert_eq!((after.injected - before.injected, after.forwarded - before.forwarded), (1, 1), "asked twice");
+}
+
 #[tokio::test]
 async fn revoked_tokens_are_reported_revoked_until_their_expiry() {
     let (_, store, _) = store().await;

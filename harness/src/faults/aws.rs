@@ -96,6 +96,15 @@ pub struct OperationStats {
     pub injected: u64,
 }
 
+/// How much of a batch request the proxy hands back unprocessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandBack {
+    /// Every key or write: nothing is forwarded.
+    All,
+    /// The later half of each table's keys or writes: the earlier half is forwarded.
+    LaterHalf,
+}
+
 #[derive(Debug)]
 struct Rule {
     fault: DynamoDbFault,
@@ -108,8 +117,9 @@ struct State {
     rules: Mutex<HashMap<String, Rule>>,
     /// Operations whose next answers are lost: forwarded, then answered with a fault.
     lost: Mutex<HashMap<String, (DynamoDbFault, u32)>>,
-    /// Batch operations whose next requests are handed back unprocessed, and how many.
-    unprocessed: Mutex<HashMap<String, u32>>,
+    /// Batch operations whose next requests are handed back unprocessed (whole or in part),
+    /// and how many.
+    unprocessed: Mutex<HashMap<String, (HandBack, u32)>>,
     stats: Mutex<HashMap<String, OperationStats>>,
     rng: Mutex<StdRng>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
@@ -210,12 +220,32 @@ impl AwsFaultProxy {
     /// # Panics
     /// When `operation` is not one of the two batch operations.
     pub fn leave_unprocessed(&self, operation: &str, count: u32) {
+        self.hand_back(operation, HandBack::All, count);
+    }
+
+    /// Hands part of the next `count` requests of a batch operation back unprocessed, as
+    /// DynamoDB does when a batch meets a limit part of the way: the earlier half of each
+    /// table's keys or writes (rounded up) is forwarded and carried out, and the answer is
+    /// DynamoDB's, with the later half added to `UnprocessedKeys` (`UnprocessedItems`). A
+    /// client that keeps only its last answer, or sends again what was done, shows it.
+    /// Counted as injected.
+    ///
+    /// The forwarded request's body is not the one its client signed: DynamoDB Local does
+    /// not check signatures; DynamoDB would refuse it.
+    ///
+    /// # Panics
+    /// When `operation` is not one of the two batch operations.
+    pub fn hand_back_part(&self, operation: &str, count: u32) {
+        self.hand_back(operation, HandBack::LaterHalf, count);
+    }
+
+    fn hand_back(&self, operation: &str, how: HandBack, count: u32) {
         let operation = short(operation);
         assert!(
             matches!(operation, "BatchGetItem" | "BatchWriteItem"),
             "only batch operations leave work unprocessed, not {operation}"
         );
-        self.state.unprocessed.lock().expect("unprocessed lock").insert(operation.to_owned(), count);
+        self.state.unprocessed.lock().expect("unprocessed lock").insert(operation.to_owned(), (how, count));
     }
 
     /// Stops injecting into `operation`.
@@ -308,18 +338,28 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         forward(req, &state).await.map_err(Unforwarded)?;
         return Ok(error_response(fault));
     }
-    let unprocessed = {
+    let hand_back = {
         let mut unprocessed = state.unprocessed.lock().expect("unprocessed lock");
-        unprocessed.get_mut(&operation).is_some_and(|left| {
+        unprocessed.get_mut(&operation).and_then(|(how, left)| {
             let take = *left > 0;
             *left = left.saturating_sub(1);
-            take
+            take.then_some(*how)
         })
     };
-    if unprocessed {
+    if let Some(how) = hand_back {
         state.stats.lock().expect("stats lock").entry(operation.clone()).or_default().injected += 1;
-        let body = req.into_body().collect().await.map_err(|e| Unforwarded(e.to_string()))?.to_bytes();
-        return Ok(unprocessed_response(&operation, &body));
+        let (mut parts, body) = req.into_parts();
+        let body = body.collect().await.map_err(|e| Unforwarded(e.to_string()))?.to_bytes();
+        if how == HandBack::All {
+            return Ok(unprocessed_response(&operation, &body));
+        }
+        let Some((forwarded, handed_back)) = split_batch(&operation, &body) else {
+            return Ok(unprocessed_response(&operation, &body));
+        };
+        let forwarded = Bytes::from(forwarded.to_string());
+        parts.headers.insert(http::header::CONTENT_LENGTH, forwarded.len().into());
+        let answer = forward_bytes(parts, forwarded, &state).await.map_err(Unforwarded)?;
+        return Ok(with_handed_back(&operation, answer, handed_back).await);
     }
     let injected = {
         let rules = state.rules.lock().expect("rules lock");
@@ -350,8 +390,16 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
 }
 
 async fn forward(req: Request<Incoming>, state: &State) -> Result<Response<Full<Bytes>>, String> {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    forward_bytes(parts, body, state).await
+}
+
+async fn forward_bytes(
+    mut parts: http::request::Parts,
+    body: Bytes,
+    state: &State,
+) -> Result<Response<Full<Bytes>>, String> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri =
         format!("{}{path}", state.upstream).parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
@@ -398,6 +446,74 @@ fn unprocessed_response(operation: &str, request: &[u8]) -> Response<Full<Bytes>
         serde_json::json!({ "UnprocessedItems": items })
     };
     json_response(200, body.to_string())
+}
+
+/// A batch request split in two: the request with the earlier half of each table's keys
+/// (writes), rounded up, and what is handed back: per table, the request's `KeysAndAttributes`
+/// with the later half of its keys (for `BatchWriteItem`, the later half of its writes).
+/// `None` when the body is not a batch request.
+fn split_batch(operation: &str, request: &[u8]) -> Option<(serde_json::Value, serde_json::Value)> {
+    let mut request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    let tables = request.get_mut("RequestItems")?.as_object_mut()?;
+    let mut handed_back = serde_json::Map::new();
+    for (table, asked) in tables.iter_mut() {
+        let later = {
+            let list = if operation == "BatchGetItem" { asked.get_mut("Keys")? } else { &mut *asked };
+            let list = list.as_array_mut()?;
+            list.split_off(list.len().div_ceil(2))
+        };
+        if later.is_empty() {
+            continue;
+        }
+        let back = if operation == "BatchGetItem" {
+            let mut back = asked.clone();
+            back["Keys"] = serde_json::Value::Array(later);
+            back
+        } else {
+            serde_json::Value::Array(later)
+        };
+        handed_back.insert(table.clone(), back);
+    }
+    Some((request, serde_json::Value::Object(handed_back)))
+}
+
+/// DynamoDB's answer to the forwarded half, with the handed-back half added to its
+/// `UnprocessedKeys` (`UnprocessedItems`). An answer that is not a 200 is passed on as it is.
+async fn with_handed_back(
+    operation: &str,
+    answer: Response<Full<Bytes>>,
+    handed_back: serde_json::Value,
+) -> Response<Full<Bytes>> {
+    if answer.status() != 200 {
+        return answer;
+    }
+    let status = answer.status().as_u16();
+    let Ok(body) = answer.into_body().collect().await.map(|b| b.to_bytes());
+    let mut body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::json!({}));
+    let field = if operation == "BatchGetItem" { "UnprocessedKeys" } else { "UnprocessedItems" };
+    let unprocessed = body.as_object_mut().map(|b| b.entry(field).or_insert_with(|| serde_json::json!({})));
+    if let (Some(serde_json::Value::Object(unprocessed)), serde_json::Value::Object(handed_back)) =
+        (unprocessed, handed_back)
+    {
+        for (table, back) in handed_back {
+            match (unprocessed.get_mut(&table), back) {
+                // DynamoDB left some of this table's keys unprocessed too: both go back.
+                (Some(left), back) if operation == "BatchGetItem" => {
+                    if let (Some(keys), Some(more)) = (
+                        left.get_mut("Keys").and_then(serde_json::Value::as_array_mut),
+                        back.get("Keys").and_then(serde_json::Value::as_array),
+                    ) {
+                        keys.extend(more.iter().cloned());
+                    }
+                }
+                (Some(serde_json::Value::Array(left)), serde_json::Value::Array(more)) => left.extend(more),
+                (_, back) => {
+                    unprocessed.insert(table, back);
+                }
+            }
+        }
+    }
+    json_response(status, body.to_string())
 }
 
 /// A request id shaped like DynamoDB's: 52 characters of `A-Z0-9`.
@@ -459,6 +575,54 @@ mod tests {
         let body = response.into_body().collect().await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
         assert_eq!(body["UnprocessedItems"]["t"][0]["PutRequest"]["Item"]["pk"]["S"], "1");
+    }
+
+    /// A part handed back: the earlier half of each table's keys (rounded up) is forwarded,
+    /// with the request's other fields; the later half goes back with them too; a table of
+    /// one key is forwarded whole. DynamoDB's own unprocessed keys are kept beside ours.
+    #[tokio::test]
+    async fn a_part_handed_back_is_the_later_half_of_each_table() {
+        let request = br#"{"RequestItems":{
+            "a":{"Keys":[{"pk":{"S":"1"}},{"pk":{"S":"2"}},{"pk":{"S":"3"}}],"ConsistentRead":true,"ProjectionExpression":"until_ms"},
+            "b":{"Keys":[{"pk":{"S":"only"}}]}}}"#;
+        let (forwarded, back) = split_batch("BatchGetItem", request).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v["Keys"].as_array().unwrap().iter().map(|k| k["pk"]["S"].as_str().unwrap().to_owned()).collect()
+        };
+        assert_eq!(keys(&forwarded["RequestItems"]["a"]), ["1", "2"]);
+        assert_eq!(keys(&forwarded["RequestItems"]["b"]), ["only"]);
+        assert_eq!(keys(&back["a"]), ["3"]);
+        assert_eq!(back["a"]["ConsistentRead"], true);
+        assert_eq!(back["a"]["ProjectionExpression"], "until_ms");
+        assert!(back.get("b").is_none(), "{back}");
+
+        let answer = json_response(
+            200,
+            r#"{"Responses":{"a":[{"pk":{"S":"1"}}]},"UnprocessedKeys":{"a":{"Keys":[{"pk":{"S":"2"}}],"ConsistentRead":true}}}"#
+                .to_owned(),
+        );
+        let answer = with_handed_back("BatchGetItem", answer, back).await;
+        let crc = answer.headers()["x-amz-crc32"].to_str().unwrap().to_owned();
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(crc, crc32(&body).to_string(), "the answer's checksum is of its new body");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(keys(&body["UnprocessedKeys"]["a"]), ["2", "3"]);
+        assert_eq!(body["Responses"]["a"][0]["pk"]["S"], "1");
+
+        let writes = br#"{"RequestItems":{"t":[{"PutRequest":{"Item":{"pk":{"S":"1"}}}},{"DeleteRequest":{"Key":{"pk":{"S":"2"}}}}]}}"#;
+        let (forwarded, back) = split_batch("BatchWriteItem", writes).unwrap();
+        assert_eq!(forwarded["RequestItems"]["t"].as_array().unwrap().len(), 1);
+        assert_eq!(back["t"][0]["DeleteRequest"]["Key"]["pk"]["S"], "2");
+        let answer = with_handed_back(
+            "BatchWriteItem",
+            json_response(200, r#"{"UnprocessedItems":{}}"#.to_owned()),
+            back,
+        )
+        .await;
+        let body: serde_json::Value =
+            serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body["UnprocessedItems"]["t"][0]["DeleteRequest"]["Key"]["pk"]["S"], "2");
+        assert!(split_batch("BatchGetItem", b"not json").is_none());
     }
 
     #[tokio::test]
