@@ -261,12 +261,8 @@ async fn synchronous_writes_are_in_both_regions_when_acknowledged_and_rpo_checks
     assert!(primary.is_zero(), "{primary:?}");
 }
 
-/// DynamoDB may answer a batch with its keys handed back unprocessed, with a 200. The RPO
-/// check asks again, backing off, and when they stay unread it fails: a key it never read is
-/// counted neither held nor lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_rpo_check_asks_again_for_keys_left_unprocessed_and_never_guesses() {
-    use lift::disaster::RpoError;
+/// us-east-1 on a new orders table, reached through a fault proxy (eu-west-1 is not used).
+async fn us_behind_proxy() -> (lift_harness::faults::AwsFaultProxy, Region, ReplicatedTable) {
     use lift_harness::faults::AwsFaultProxy;
     let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
     let us_table = ddb.create_table(&orders()).await.unwrap();
@@ -274,6 +270,16 @@ async fn an_rpo_check_asks_again_for_keys_left_unprocessed_and_never_guesses() {
     let (regions, table) =
         regions_and_table(&proxy.endpoint(), ddb.endpoint(), us_table, "orders-eu-unused".into()).await;
     let us = regions.by_name(US).unwrap().clone();
+    (proxy, us, table)
+}
+
+/// DynamoDB may answer a batch with its keys handed back unprocessed, with a 200. The RPO
+/// check asks again, backing off, and when they stay unread it fails: a key it never read is
+/// counted neither held nor lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpo_check_asks_again_for_keys_left_unprocessed_and_never_guesses() {
+    use lift::disaster::RpoError;
+    let (proxy, us, table) = us_behind_proxy().await;
     put(&us, &table, item("pay-held", 1, "v1")).await;
     let acked = [AckedWrite::new(key("pay-held")).with_version(n(1)), AckedWrite::new(key("pay-lost"))];
 
@@ -291,13 +297,7 @@ async fn an_rpo_check_asks_again_for_keys_left_unprocessed_and_never_guesses() {
 /// kept: a check that kept only its last answer would count writes read at the first as lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rpo_check_keeps_what_every_partial_answer_read() {
-    use lift_harness::faults::AwsFaultProxy;
-    let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
-    let us_table = ddb.create_table(&orders()).await.unwrap();
-    let proxy = AwsFaultProxy::start(ddb.endpoint()).await.unwrap();
-    let (regions, table) =
-        regions_and_table(&proxy.endpoint(), ddb.endpoint(), us_table, "orders-eu-unused".into()).await;
-    let us = regions.by_name(US).unwrap().clone();
+    let (proxy, us, table) = us_behind_proxy().await;
     let mut acked = Vec::new();
     for pk in ["pay-a", "pay-b", "pay-c", "pay-d"] {
         put(&us, &table, item(pk, 2, "v2")).await;

@@ -309,18 +309,24 @@ async fn an_unreachable_blocklist_fails_open_and_the_detectors_still_refuse() {
     assert_eq!(svc.oneshot(attack).await.unwrap().status(), StatusCode::FORBIDDEN);
 }
 
+/// A threat store on a new blocklist table, reaching DynamoDB Local through a fault proxy.
+async fn store_behind_proxy() -> (lift_harness::faults::AwsFaultProxy, ThreatStore) {
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let blocklist = local.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
+    let proxy = lift_harness::faults::AwsFaultProxy::start(local.endpoint()).await.unwrap();
+    let client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let store = ThreatStore::new(client).with_table(blocklist);
+    (proxy, store)
+}
+
 /// DynamoDB may answer a batch with its keys handed back unprocessed (throttling, size
 /// limits), with a 200. The blocklist check asks once more: a block behind one such answer
 /// is still found, by the store and by the layer; behind two, the check fails (the layer
 /// then fails open, logged) and never reads as "not blocked".
 #[tokio::test]
 async fn keys_left_unprocessed_are_asked_for_again_and_never_read_as_not_blocked() {
-    use lift_harness::faults::{AwsFaultProxy, OperationStats};
-    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
-    let blocklist = local.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
-    let proxy = AwsFaultProxy::start(local.endpoint()).await.unwrap();
-    let client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
-    let store = ThreatStore::new(client).with_table(blocklist);
+    use lift_harness::faults::OperationStats;
+    let (proxy, store) = store_behind_proxy().await;
     let ip = "198.51.100.90";
     store.block(&BlockTarget::Ip(ip.parse().unwrap()), Duration::from_secs(60), "test").await.unwrap();
     let targets = [
@@ -351,12 +357,7 @@ async fn keys_left_unprocessed_are_asked_for_again_and_never_read_as_not_blocked
 /// found; keys all read over the two asks, none blocked, are "not blocked", not an error.
 #[tokio::test]
 async fn a_batch_answered_in_part_finds_a_block_in_either_part() {
-    use lift_harness::faults::AwsFaultProxy;
-    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
-    let blocklist = local.create_table(&lift::store::tables::blocklist()).await.expect("blocklist table");
-    let proxy = AwsFaultProxy::start(local.endpoint()).await.unwrap();
-    let client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
-    let store = ThreatStore::new(client).with_table(blocklist);
+    let (proxy, store) = store_behind_proxy().await;
     let targets = |n: u32| {
         [
             BlockTarget::Ip(format!("198.51.100.{n}").parse().unwrap()),
