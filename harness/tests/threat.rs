@@ -365,8 +365,8 @@ async fn a_batch_answered_in_part_finds_a_block_in_either_part() {
             BlockTarget::caller("https://issuer.example.com", format!("user-{n}")),
         ]
     };
-    for (n, blocked) in (0..3).enumerate() {
-        let targets = targets(100 + n as u32);
+    for blocked in 0..3 {
+        let targets = targets(100 + blocked as u32);
         store.block(&targets[blocked], Duration::from_secs(60), "test").await.unwrap();
         proxy.hand_back_part("BatchGetItem", 1);
         assert!(store.any_blocked(&targets).await.unwrap(), "{:?} found", targets[blocked]);

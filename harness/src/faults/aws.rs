@@ -479,6 +479,9 @@ fn split_batch(operation: &str, request: &[u8]) -> Option<(serde_json::Value, se
 
 /// DynamoDB's answer to the forwarded half, with the handed-back half added to its
 /// `UnprocessedKeys` (`UnprocessedItems`). An answer that is not a 200 is passed on as it is.
+/// A 200 whose body is not a JSON object (one compressed on the way, say) cannot be
+/// amended: it is answered with a 500, which the client retries whole, rather than with an
+/// answer that would leave out what was read.
 async fn with_handed_back(
     operation: &str,
     answer: Response<Full<Bytes>>,
@@ -487,12 +490,13 @@ async fn with_handed_back(
     if answer.status() != 200 {
         return answer;
     }
-    let status = answer.status().as_u16();
     let Ok(body) = answer.into_body().collect().await.map(|b| b.to_bytes());
-    let mut body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::json!({}));
+    let Ok(serde_json::Value::Object(mut body)) = serde_json::from_slice(&body) else {
+        return error_response(DynamoDbFault::InternalServerError);
+    };
     let field = if operation == "BatchGetItem" { "UnprocessedKeys" } else { "UnprocessedItems" };
-    let unprocessed = body.as_object_mut().map(|b| b.entry(field).or_insert_with(|| serde_json::json!({})));
-    if let (Some(serde_json::Value::Object(unprocessed)), serde_json::Value::Object(handed_back)) =
+    let unprocessed = body.entry(field).or_insert_with(|| serde_json::json!({}));
+    if let (serde_json::Value::Object(unprocessed), serde_json::Value::Object(handed_back)) =
         (unprocessed, handed_back)
     {
         for (table, back) in handed_back {
@@ -513,7 +517,7 @@ async fn with_handed_back(
             }
         }
     }
-    json_response(status, body.to_string())
+    json_response(200, serde_json::Value::Object(body).to_string())
 }
 
 /// A request id shaped like DynamoDB's: 52 characters of `A-Z0-9`.
@@ -623,6 +627,12 @@ mod tests {
             serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
         assert_eq!(body["UnprocessedItems"]["t"][0]["DeleteRequest"]["Key"]["pk"]["S"], "2");
         assert!(split_batch("BatchGetItem", b"not json").is_none());
+        // A 200 that cannot be read is never passed on without what it read: a 500 instead.
+        let unreadable =
+            Response::builder().status(200).body(Full::new(Bytes::from_static(b"\x1f\x8b"))).unwrap();
+        let answer =
+            with_handed_back("BatchGetItem", unreadable, serde_json::json!({"a": {"Keys": []}})).await;
+        assert_eq!(answer.status(), 500);
     }
 
     #[tokio::test]
