@@ -7,8 +7,9 @@
 //! ([`lift_benches::call_ready`]: `poll_ready`, `call`, the response future polled once)
 //! inside a current-thread runtime's context. The service is built, warmed up (first-call
 //! allocations out of the count) and given its requests in the setup, which is not counted;
-//! the responses are returned, so they are dropped outside the count too. A layer's cost is
-//! its count minus `bare`'s.
+//! the responses are returned, so they are dropped outside the count too; the warm-up checks
+//! that a service leaves nothing to those drops beyond what `bare` does
+//! ([`lift_benches::check_nothing_deferred`]). A layer's cost is its count minus `bare`'s.
 //!
 //! Run: `cargo bench -p lift-benches --bench instructions` (needs valgrind and
 //! `gungraun-runner` of the same version as the `gungraun` crate; `.ci/run` installs both).
@@ -24,7 +25,9 @@ use lift::middleware::load_shed::{LoadShed, LoadShedLayer};
 use lift::middleware::retry::{Retry, RetryLayer};
 use lift::middleware::timeout::{Timeout, TimeoutLayer};
 use lift::{Request, Response};
-use lift_benches::{call_ready, get_request, keep_room, noop, twins, Noop, NoopAgain};
+use lift_benches::{
+    call_ready, check_nothing_deferred, get_request, keep_room, noop, twins, Noop, NoopAgain,
+};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service};
 
@@ -54,7 +57,7 @@ where
         let _context = rt.enter();
         for _ in 0..WARM_UP {
             let res = call_ready(&mut service, get_request()).expect("the service answers");
-            assert_eq!(res.status(), 200);
+            check_nothing_deferred(&res).expect("the service leaves no work to the uncounted drop");
         }
     }
     // Drops what the warm-up kept; the requests made below are kept by `noop()` when called,

@@ -95,6 +95,11 @@ pub fn drop_kept() {
 /// A GET request with a small set of realistic headers. Drops the requests [`noop`] kept.
 pub fn get_request() -> Request {
     drop_kept();
+    request_as_made()
+}
+
+/// [`get_request`]'s request, leaving what [`noop`] kept alone.
+fn request_as_made() -> Request {
     http::Request::builder()
         .method("GET")
         .uri("/payments/pay_123")
@@ -188,6 +193,48 @@ impl Daemon {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.drain.join().expect("the drain thread")
     }
+}
+
+/// Checks that a call left nothing for the untimed part to do that a call to [`noop`] alone
+/// does not: the benches drop responses, and the requests [`noop`] kept, outside what they
+/// time and count, so a layer that hung work on either (a guard in the response's or the
+/// request's extensions, a header to free) would have it left out of its cost. Call it on a
+/// call's response before the next [`get_request`].
+///
+/// # Errors
+/// What the response or the kept request carries beyond what [`noop`] and [`get_request`]
+/// made.
+pub fn check_nothing_deferred(response: &Response) -> Result<(), String> {
+    if response.status() != 200 {
+        return Err(format!("the response is {}, not noop's 200", response.status()));
+    }
+    if !response.headers().is_empty() || !response.extensions().is_empty() || !response.body().is_empty() {
+        return Err(format!(
+            "the response carries {} header(s), {} extension(s) and {} body byte(s) that noop's does not: \
+             their drop would not be measured",
+            response.headers().len(),
+            response.extensions().len(),
+            response.body().len()
+        ));
+    }
+    let sent = request_as_made();
+    KEPT.with_borrow(|kept| match kept.last() {
+        None => Err("noop kept no request: the call did not reach it".to_owned()),
+        Some(req)
+            if req.extensions().len() > sent.extensions().len()
+                || req.headers().len() > sent.headers().len() =>
+        {
+            Err(format!(
+                "the request noop kept carries {} extension(s) and {} header(s), {} and {} when made: \
+                 their drop would not be measured",
+                req.extensions().len(),
+                req.headers().len(),
+                sent.extensions().len(),
+                sent.headers().len()
+            ))
+        }
+        Some(_) => Ok(()),
+    })
 }
 
 /// Polls a future once with a no-op waker and returns its output: every call over [`noop`]
@@ -408,6 +455,47 @@ pub async fn serve_jwks() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layer's response and kept request are checked against noop's: a guard hung on
+    /// either, whose drop the benches would not measure, is caught; noop alone, and a layer
+    /// that only passes the call on, pass.
+    #[test]
+    fn work_left_for_the_untimed_drop_is_caught() {
+        use tower::ServiceExt;
+        /// Work for a drop: what a layer could hang on a request or a response.
+        #[derive(Clone)]
+        struct Guard;
+        let run = |service: &mut dyn FnMut(Request) -> Response| {
+            let response = service(get_request());
+            check_nothing_deferred(&response)
+        };
+        let mut bare = noop();
+        assert_eq!(run(&mut |req| call_ready(&mut bare, req).unwrap()), Ok(()));
+        let mut passing = noop().map_request(|req: Request| req);
+        assert_eq!(run(&mut |req| call_ready(&mut passing, req).unwrap()), Ok(()));
+
+        let mut on_response = noop().map_response(|mut res: Response| {
+            res.extensions_mut().insert(Guard);
+            res
+        });
+        let err = run(&mut |req| call_ready(&mut on_response, req).unwrap()).unwrap_err();
+        assert!(err.contains("1 extension(s)"), "{err}");
+        let mut header = noop().map_response(|mut res: Response| {
+            res.headers_mut().insert("x-layer", http::HeaderValue::from_static("1"));
+            res
+        });
+        assert!(run(&mut |req| call_ready(&mut header, req).unwrap()).is_err());
+        let mut on_request = noop().map_request(|mut req: Request| {
+            req.extensions_mut().insert(Guard);
+            req
+        });
+        let err = run(&mut |req| call_ready(&mut on_request, req).unwrap()).unwrap_err();
+        assert!(err.contains("request noop kept carries 1 extension(s)"), "{err}");
+
+        drop_kept();
+        let err = check_nothing_deferred(&Response::new(Body::empty())).unwrap_err();
+        assert!(err.contains("kept no request"), "{err}");
+    }
 
     /// Four turns in a row run at four stack addresses, one in each 16-byte slot of a
     /// 64-byte cache line, and the fifth turn runs where the first did. Were `below` inlined
