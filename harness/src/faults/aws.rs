@@ -503,11 +503,13 @@ async fn with_handed_back(
             match (unprocessed.get_mut(&table), back) {
                 // DynamoDB left some of this table's keys unprocessed too: both go back.
                 (Some(left), back) if operation == "BatchGetItem" => {
-                    if let (Some(keys), Some(more)) = (
-                        left.get_mut("Keys").and_then(serde_json::Value::as_array_mut),
-                        back.get("Keys").and_then(serde_json::Value::as_array),
-                    ) {
-                        keys.extend(more.iter().cloned());
+                    let more =
+                        back.get("Keys").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+                    match left.get_mut("Keys").and_then(serde_json::Value::as_array_mut) {
+                        Some(keys) => keys.extend(more),
+                        // An entry without a list of keys to add to: ours takes its place, so
+                        // no handed-back key is dropped.
+                        None => *left = back,
                     }
                 }
                 (Some(serde_json::Value::Array(left)), serde_json::Value::Array(more)) => left.extend(more),
@@ -627,6 +629,19 @@ mod tests {
             serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
         assert_eq!(body["UnprocessedItems"]["t"][0]["DeleteRequest"]["Key"]["pk"]["S"], "2");
         assert!(split_batch("BatchGetItem", b"not json").is_none());
+        // DynamoDB's entry for a table with no list of keys: the handed-back keys are not lost.
+        let answer = with_handed_back(
+            "BatchGetItem",
+            json_response(
+                200,
+                r#"{"Responses":{"a":[]},"UnprocessedKeys":{"a":{"ConsistentRead":true}}}"#.to_owned(),
+            ),
+            serde_json::json!({"a": {"Keys": [{"pk": {"S": "3"}}]}}),
+        )
+        .await;
+        let body: serde_json::Value =
+            serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(keys(&body["UnprocessedKeys"]["a"]), ["3"]);
         // A 200 that cannot be read is never passed on without what it read: a 500 instead.
         let unreadable =
             Response::builder().status(200).body(Full::new(Bytes::from_static(b"\x1f\x8b"))).unwrap();
