@@ -247,6 +247,43 @@ async fn a_tail_deleted_with_its_checkpoints_is_caught_by_an_anchor_kept_elsewhe
     ));
 }
 
+/// After the tail and its checkpoint are cut, the service's next write grows the chain
+/// again: a new checkpoint of the cut one's number, signed with the key and linked to the
+/// last one left. The anchor kept elsewhere is not outvoted by it, nor by a later one.
+#[tokio::test]
+async fn an_anchor_is_not_outvoted_by_a_regrown_checkpoint_of_its_number() {
+    let env = env().await;
+    env.six_entries().await;
+    let anchor: Checkpoint = env.trail().verify("acme").await.unwrap().latest_checkpoint.unwrap();
+    assert_eq!((anchor.number, anchor.seq), (2, 6));
+    for seq in 4..=6 {
+        env.delete_entry(seq).await;
+    }
+    env.delete_checkpoint(2).await;
+    let service = env.trail();
+    service.try_append(entry("acme", 10)).unwrap();
+    service.flush().await.unwrap();
+    let regrown = env.trail().verify("acme").await.unwrap();
+    assert_eq!((regrown.head.0, regrown.latest_checkpoint.as_ref().map(|c| c.number)), (4, Some(2)));
+    assert!(
+        matches!(
+            env.trail().verify_against("acme", &anchor).await,
+            Err(AuditError::Broken { broken: ChainBreak::ForgedCheckpoint { number: 2 }, .. })
+        ),
+        "a regrown checkpoint 2 stood in for the anchor"
+    );
+    // Grown further, past the anchor's seq and number.
+    for i in 0..3 {
+        service.try_append(entry("acme", 20 + i)).unwrap();
+        service.flush().await.unwrap();
+    }
+    assert_eq!(env.trail().verify("acme").await.unwrap().head.0, 7);
+    assert!(matches!(
+        env.trail().verify_against("acme", &anchor).await,
+        Err(AuditError::Broken { broken: ChainBreak::ForgedCheckpoint { number: 2 }, .. })
+    ));
+}
+
 #[tokio::test]
 async fn expired_entries_are_not_called_deleted() {
     let env = env().await;

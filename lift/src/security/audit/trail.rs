@@ -864,7 +864,8 @@ impl AuditTrail {
     ///
     /// # Errors
     /// As [`verify`](Self::verify); [`ChainBreak::ForgedCheckpoint`] for an anchor the key
-    /// did not sign.
+    /// did not sign, or when the stored checkpoint of the anchor's number is another one (a
+    /// chain cut and grown again).
     pub async fn verify_against(&self, tenant: &str, anchor: &Checkpoint) -> Result<Verified, AuditError> {
         self.verify_inner(tenant, Some(anchor)).await
     }
@@ -889,8 +890,16 @@ impl AuditTrail {
             if anchor.tenant != tenant || !anchor.is_signed_by(&anchors.key) {
                 return Err(broken(ChainBreak::ForgedCheckpoint { number: anchor.number }));
             }
-            if !checkpoints.iter().any(|c| c.number == anchor.number) {
-                checkpoints.push(anchor.clone());
+            // A stored checkpoint of the anchor's number must be the anchor itself: after a
+            // cut, a writer grows new checkpoints under the old numbers, each signed and
+            // linked to the last one left. (A stored chain that stops below the anchor's
+            // number is held to the anchor's head by `check_anchors`.)
+            match checkpoints.iter().find(|c| c.number == anchor.number) {
+                Some(stored) if stored.digest() != anchor.digest() => {
+                    return Err(broken(ChainBreak::ForgedCheckpoint { number: anchor.number }));
+                }
+                Some(_) => {}
+                None => checkpoints.push(anchor.clone()),
             }
         }
         check_anchors(&entries, &checkpoints, self.inner.retention.as_secs(), now_ms() / 1000)
