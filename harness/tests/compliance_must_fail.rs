@@ -296,3 +296,32 @@ fn each_must_fail_feature_fails_against_the_service_that_breaks_its_rule_and_pas
         }
     }
 }
+
+/// The report's verdict fails the run too: a scenario that pays with a card number and only
+/// checks the status, never asking whether PCI-DSS 3.4 held, passes every step against a
+/// handler that logs the number, and the run still fails on the recorded breach. Against
+/// the correct handler it passes.
+#[test]
+fn a_breach_no_step_asserted_on_fails_the_run() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail/unasserted");
+    std::fs::create_dir_all(&out).unwrap();
+    let feature = out.join("pays_without_asking.feature");
+    std::fs::write(
+        &feature,
+        "@pci_dss\nFeature: a payment, and no question about the logs\n\n  @PCI-DSS-3.4\n  \
+         Scenario: a card payment is accepted\n    Given the service runs in region eu-west-1\n    \
+         When tenant acme pays 1999 USD with card \"4111 1111 1111 1111\"\n    Then the answer is 201\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let good = rt
+        .block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &feature, &out.join("good")))
+        .unwrap();
+    assert_eq!((good.failed, good.failed_frameworks.len()), (0, 0), "{:?}", good.problems);
+    let bad = rt
+        .block_on(lift_harness::compliance::run(Ledger(Break::LogsCardNumber), &feature, &out.join("bad")))
+        .unwrap();
+    assert!(bad.passed > 0 && bad.problems.is_empty(), "every step ran: {:?}", bad.problems);
+    assert_eq!(bad.failed_frameworks, ["pci_dss"], "the breach was recorded but did not fail PCI-DSS");
+    assert!(bad.failed > 0, "a run with a failing framework exited as passed");
+}

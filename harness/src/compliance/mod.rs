@@ -115,14 +115,18 @@ fn after_scenario<'a>(
 /// What a run produced.
 #[derive(Debug)]
 pub struct SuiteRun {
-    /// Steps that failed, plus features that did not parse, steps that match no library
-    /// step or several, and hooks that failed.
+    /// Steps that failed (or passed only when retried), plus features that did not parse,
+    /// steps that match no library step or several, hooks that failed, and frameworks the
+    /// report fails ([`failed_frameworks`](Self::failed_frameworks)).
     pub failed: usize,
     /// Steps that passed.
     pub passed: usize,
     /// What was wrong with the features before they ran: `file:line: ...`, with the
     /// closest library step for a step that matches none.
     pub problems: Vec<String>,
+    /// The frameworks (their tags, `pci_dss`...) the report fails: on a failed scenario,
+    /// a broken audit chain, or evidence of a breach, whether or not a step asserted on it.
+    pub failed_frameworks: Vec<&'static str>,
     /// The JUnit XML file.
     pub junit: PathBuf,
     /// The cucumber JSON file.
@@ -137,9 +141,15 @@ pub struct SuiteRun {
 /// scenario at a time, writing `compliance.junit.xml`, `compliance.cucumber.json` and
 /// `compliance-report.{json,md}` into `out`.
 ///
+/// One run at a time in a process: the target and the evidence gathered are the process's
+/// (cucumber builds each scenario's world with no argument), so a second run waits for the
+/// first to end rather than mixing its evidence and its target with the first's.
+///
 /// # Errors
 /// When the output files cannot be written.
 pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> std::io::Result<SuiteRun> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     target::set(Arc::new(target));
     std::fs::create_dir_all(out)?;
     *gathered().lock().unwrap_or_else(|p| p.into_inner()) = Gathered::default();
@@ -167,7 +177,10 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
         .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
         .run(features)
         .await;
-    let failed = result.failed_steps()
+    // A step that passed only when retried (cucumber's `@retry` tags) failed once: a
+    // compliance proof that passes some of the time is not one.
+    let steps_failed = result.failed_steps()
+        + result.retried_steps()
         + result.skipped_steps()
         + result.parsing_errors()
         + result.hook_errors()
@@ -179,6 +192,11 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
     };
     let scenarios = scenarios(&std::fs::read_to_string(&json).unwrap_or_default());
     let report = verdicts(recorder.report(), &chains, &scenarios);
+    // The report's verdict decides too: evidence of a breach that no step asserted on (a
+    // handler that logged a card number in a scenario that never asks) fails the run.
+    let failed_frameworks: Vec<&'static str> =
+        report.frameworks.iter().filter(|f| f.status == Status::Fail).map(|f| tag(f.framework)).collect();
+    let failed = steps_failed + failed_frameworks.len();
     let mut report_json = report.to_json();
     let mut markdown = report.to_markdown();
     if !problems.is_empty() {
@@ -209,7 +227,16 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
     std::fs::write(&report_path, serde_json::to_string_pretty(&report_json).unwrap_or_default())?;
     let report_markdown = out.join("compliance-report.md");
     std::fs::write(&report_markdown, markdown)?;
-    Ok(SuiteRun { failed, passed, problems, junit, json, report: report_path, report_markdown })
+    Ok(SuiteRun {
+        failed,
+        passed,
+        problems,
+        failed_frameworks,
+        junit,
+        json,
+        report: report_path,
+        report_markdown,
+    })
 }
 
 /// The framework's tag in the features.
