@@ -251,6 +251,61 @@ async fn the_layer_records_and_flushes_every_request() {
     trail.verify("clinic-1").await.unwrap();
 }
 
+async fn not_found(_req: Request) -> Response {
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::NOT_FOUND;
+    res
+}
+
+/// A card number sent as a path segment, plain, grouped or percent-encoded, never reaches
+/// the trail, whose entries cannot be cleaned afterwards without breaking the chain: the
+/// default resource is the path with it redacted, and the action names the route, with the
+/// layer outside the router (it reads the route from the response) and inside it, per
+/// route (from the request).
+#[tokio::test]
+async fn a_card_number_in_the_path_never_reaches_the_trail() {
+    let (client, table) = table().await;
+    let trail = trail(&client, &table);
+    let authenticate = tower::util::MapRequestLayer::new(|mut req: Request| {
+        if let Some(ctx) = Context::of_mut(&mut req) {
+            ctx.set_principal(Principal::new("mallory", "acme"));
+        }
+        req
+    });
+    let outside = App::new()
+        .get("/payments/:id", not_found)
+        .layer(AuditLayer::new(trail.clone()))
+        .layer(authenticate.clone());
+    let per_route = App::new()
+        .get("/payments/:id", lift::app::Route::from_handler(not_found).layer(AuditLayer::new(trail.clone())))
+        .layer(authenticate);
+    let paths = [
+        "/payments/4111111111111111",
+        "/payments/4111-1111-1111-1111",
+        "/payments/4111%201111%201111%201111",
+        "/payments/card%3D4111111111111111",
+    ];
+    for app in [outside.into_service(), per_route.into_service()] {
+        for path in paths {
+            let req = http::Request::builder().uri(path).body(Body::empty()).unwrap();
+            assert_eq!(app.clone().oneshot(req).await.unwrap().status(), StatusCode::NOT_FOUND);
+        }
+    }
+    let entries = trail.query(AuditQuery::tenant("acme")).await.unwrap();
+    assert_eq!(entries.len(), 2 * paths.len());
+    for stored in &entries {
+        let e = &stored.entry;
+        assert_eq!(e.action, "GET /payments/:id");
+        assert_eq!(e.resource.matches("[REDACTED:pan]").count(), 1, "{}", e.resource);
+        let digits: String = format!("{} {} {}", e.action, e.resource, e.detail)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        assert!(!digits.contains("4111111111111111"), "a card number in {e:?}");
+    }
+    trail.verify("acme").await.unwrap();
+}
+
 /// A payment handler that names its cardholder data for the audit entry.
 async fn pay(req: Request) -> Response {
     if let Some(audit) = AuditHandle::of(&req) {

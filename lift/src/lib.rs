@@ -38,7 +38,9 @@ pub(crate) mod hex;
 #[cfg(feature = "observability")]
 pub(crate) mod json;
 pub mod middleware;
-#[cfg(feature = "observability")]
+#[cfg(any(feature = "observability", feature = "audit"))]
+// With `audit` alone, only `scrub` itself is used (for the audit entry's path).
+#[cfg_attr(not(feature = "observability"), allow(dead_code, unreachable_pub))]
 pub(crate) mod scrub;
 #[cfg(any(
     feature = "secrets",
@@ -58,8 +60,8 @@ pub(crate) mod scrub;
     )))
 )]
 pub mod security;
-#[cfg(any(feature = "observability", feature = "protection"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "observability", feature = "protection"))))]
+#[cfg(any(feature = "observability", feature = "protection", feature = "audit"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "observability", feature = "protection", feature = "audit"))))]
 pub mod sensitive;
 #[cfg(feature = "resilience")]
 pub(crate) mod sharded;

@@ -10,6 +10,7 @@
 mod describe;
 mod route;
 mod router;
+pub(crate) use router::percent_decode;
 mod service;
 
 #[cfg(feature = "lambda")]

@@ -87,7 +87,7 @@ fn translate(pattern: &str) -> (String, Vec<String>) {
 }
 
 /// Decodes `%XX` escapes; a value that does not decode to UTF-8 stays as it was.
-fn percent_decode(raw: &str) -> String {
+pub(crate) fn percent_decode(raw: &str) -> String {
     if !raw.contains('%') {
         return raw.to_owned();
     }

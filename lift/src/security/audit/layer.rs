@@ -56,7 +56,8 @@ impl AuditHandle {
         self.with(|n| n.action = Some(action.into()))
     }
 
-    /// Names the resource (default: the path).
+    /// Names the resource (default: the path, decoded, with card numbers, SSNs and secrets
+    /// redacted).
     pub fn resource(&self, resource: impl Into<String>) -> &Self {
         self.with(|n| n.resource = Some(resource.into()))
     }
@@ -107,7 +108,8 @@ pub enum OnFlushFailure {
 ///
 /// The entry: the tenant and actor from the [`Context`]'s principal (`anonymous` when
 /// there is none, under the tenant `-`), the action `METHOD /route/:pattern` and the path
-/// as resource unless the handler names them ([`AuditHandle`]), the outcome from the
+/// (decoded, card numbers, SSNs and secrets redacted) as resource unless the handler names
+/// them ([`AuditHandle`]), the outcome from the
 /// status, the client IP ([`client_ip`]), the request id. Mount it inside authentication.
 ///
 /// Every route is audit-critical by default: when the trail cannot store the entry, the
@@ -204,7 +206,14 @@ where
         let issuer = principal.and_then(|p| p.issuer.clone());
         let request_id = ctx.map(|c| c.request_id().to_owned()).unwrap_or_default();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // The path, decoded and scrubbed: a card number or an SSN sent as a path segment
+        // (`/payments/4111%201111%201111%201111`) is never written to the trail, which cannot
+        // be cleaned afterwards without breaking its chain.
+        let path = crate::scrub::scrub(&crate::app::percent_decode(req.uri().path())).into_owned();
+        // The router names the route on the request (a layer inside it, as `Stack::audit`
+        // mounts this one, sees no `MatchedRoute` on the response) and on the response (for
+        // a layer outside it).
+        let route_of_request = req.extensions().get::<MatchedRoute>().map(|r| r.as_str().to_owned());
         let (head, body) = req.into_parts();
         let source = client_ip(&head).map(|ip| ip.to_string()).unwrap_or_default();
         let req = Request::from_parts(head, body);
@@ -216,9 +225,10 @@ where
             let (outcome, route) = match &result {
                 Ok(res) => (
                     Outcome::from_status(res.status().as_u16()),
-                    res.extensions().get::<MatchedRoute>().map(|r| r.as_str().to_owned()),
+                    route_of_request
+                        .or_else(|| res.extensions().get::<MatchedRoute>().map(|r| r.as_str().to_owned())),
                 ),
-                Err(_) => (Outcome::Failure, None),
+                Err(_) => (Outcome::Failure, route_of_request),
             };
             let notes = std::mem::take(&mut *handle.0.lock().unwrap_or_else(|p| p.into_inner()));
             let entry = AuditEntry::new(
