@@ -81,14 +81,14 @@ impl Incident {
             request_id: ctx.map(|c| c.request_id().to_owned()).unwrap_or_default(),
             at_ms: now_ms(),
             method: req.method().to_string(),
-            path: clip(req.uri().path()),
+            path: clip(&redact(req.uri().path())),
             query: req.uri().query().map(scrub_query),
             headers: req
                 .headers()
                 .iter()
                 .filter(|(name, _)| !is_credential(name.as_str()))
                 .map(|(name, value)| {
-                    (name.as_str().to_owned(), clip(&String::from_utf8_lossy(value.as_bytes())))
+                    (name.as_str().to_owned(), clip(&redact(&String::from_utf8_lossy(value.as_bytes()))))
                 })
                 .collect(),
             client_ip,
@@ -135,7 +135,14 @@ fn scrub_query(query: &str) -> String {
             pair.to_owned()
         }
     });
-    clip(&mask_digits(&pairs.collect::<Vec<_>>().join("&")))
+    clip(&redact(&mask_digits(&pairs.collect::<Vec<_>>().join("&"))))
+}
+
+/// Text as a snapshot keeps it: percent-decoded, with card numbers, SSNs, IBANs and secrets
+/// redacted as in the logs (`4111-1111-1111-1111` and `4111%201111%201111%201111` are card
+/// numbers too, which a plain digit run misses).
+fn redact(text: &str) -> String {
+    crate::scrub::scrub(&crate::app::percent_decode(text)).into_owned()
 }
 
 /// Masks runs of 12 or more digits (card and account numbers).
@@ -292,8 +299,10 @@ mod tests {
     #[test]
     fn snapshots_never_carry_credentials() {
         let mut req = http::Request::builder()
-            .uri("/pay?access_token=tok123&card=4111111111111111&id=7&q=4111111111111111")
+            .uri("/pay/4111%201111%201111%201111?access_token=tok123&card=4111111111111111&id=7&q=4111111111111111&r=4111-1111-1111-1111&s=078-05-1120")
             .header("authorization", "Bearer eyJsecret")
+            .header("referer", "https://shop.example.com/?card=4111 1111 1111 1111")
+            .header("x-ref", "4111-1111-1111-1111")
             .header("cookie", "session=abc")
             .header("x-api-key", "k-123")
             .header("user-agent", "sqlmap/1.7")
@@ -303,9 +312,11 @@ mod tests {
         ctx.set_principal(crate::Principal::new("alice", "acme").with_issuer("https://id.example.com"));
         req.extensions_mut().insert(ctx);
         let json = Incident::capture(&req, "203.0.113.9".parse().ok(), ThreatAssessment::default()).to_json();
-        for secret in ["eyJsecret", "session=abc", "k-123", "tok123", "4111111111111111"] {
+        for secret in ["eyJsecret", "session=abc", "k-123", "tok123", "4111111111111111", "078-05-1120"] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
         }
+        let digits: String = json.chars().filter(char::is_ascii_digit).collect();
+        assert!(!digits.contains("4111111111111111"), "a card number, grouped or encoded, leaked: {json}");
         for kept in ["sqlmap/1.7", "alice", "https://id.example.com", "acme", "r-1", "id=7", "203.0.113.9"] {
             assert!(json.contains(kept), "{kept} missing: {json}");
         }
