@@ -400,6 +400,64 @@ async fn revoked_tokens_are_reported_revoked_until_their_expiry() {
     assert!(!store.is_revoked(&expired).await.unwrap());
 }
 
+/// A revoked token is refused by the layer from its next request on, whether it was revoked
+/// by its `jti` or by its hash, through the real JWT layer; another token of the same user
+/// passes, and so does the revoked one's namesake `jti` once its revocation expired.
+#[tokio::test]
+async fn a_revoked_token_is_refused_by_the_layer() {
+    use lift::middleware::auth::{Issuer, JwtLayer};
+    const SECRET: &[u8] = b"threat-tests-hs256-secret-0123456789";
+    let (_, store, _) = store().await;
+    let jwt = JwtLayer::builder()
+        .issuer(Issuer::hs256("internal", SECRET.to_vec()).audience("payments").any_tenant())
+        .realm("test")
+        .build()
+        .unwrap();
+    let threat = ThreatLayer::builder().store(store.clone()).build().unwrap();
+    let app = lift::App::new()
+        .get("/p", |_req: Request| async { Response::new(Body::from("ok")) })
+        .layer(threat)
+        .layer(jwt)
+        .into_service();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let token = |jti: &str| {
+        let claims = serde_json::json!({
+            "iss": "internal", "sub": "user-1", "aud": "payments", "iat": now, "exp": now + 600,
+            "tenant_id": "acme", "jti": jti,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    };
+    let status = |token: String| {
+        let app = app.clone();
+        async move {
+            let req = http::Request::builder()
+                .uri("/p")
+                .header("authorization", format!("Bearer {token}"))
+                .extension(ClientIp("198.51.100.77".parse().unwrap()))
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(req).await.unwrap().status()
+        }
+    };
+    let (stolen, other, by_hash) = (token("j-stolen"), token("j-other"), token("j-hashed"));
+    for t in [&stolen, &other, &by_hash] {
+        assert_eq!(status(t.clone()).await, StatusCode::OK);
+    }
+    let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+    store.revoke(&TokenRef::jti("j-stolen"), in_an_hour).await.unwrap();
+    store.revoke(&TokenRef::token(&by_hash), in_an_hour).await.unwrap();
+    assert_eq!(status(stolen).await, StatusCode::FORBIDDEN, "revoked by jti");
+    assert_eq!(status(by_hash).await, StatusCode::FORBIDDEN, "revoked by hash");
+    assert_eq!(status(other).await, StatusCode::OK, "the same user's other token");
+    store.revoke(&TokenRef::jti("j-late"), SystemTime::now() - Duration::from_secs(1)).await.unwrap();
+    assert_eq!(status(token("j-late")).await, StatusCode::OK, "a revocation past its expiry");
+}
+
 #[tokio::test]
 async fn the_webhook_receives_the_alert_and_a_dead_one_fails_nothing() {
     let server = MockServer::start().await;

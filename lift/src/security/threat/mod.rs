@@ -16,9 +16,12 @@
 //! - **Playbooks** ([`Playbook`], [`ThreatStore`]): block an IP or a principal for a time,
 //!   revoke a token by `jti` or hash, alert a webhook ([`WebhookAlert`]), and write a
 //!   scrubbed forensic snapshot ([`Incident`]) to the audit trail.
-//! - **The layer** ([`ThreatLayer`]): refuses blocked clients and requests whose score
-//!   reaches the threshold (403 problem+json) and runs the playbook for them; the rest
-//!   pass with their [`ThreatAssessment`] in the request's extensions.
+//! - **The layer** ([`ThreatLayer`]): refuses blocked clients, revoked tokens (the bearer
+//!   token's hash, and its `jti` as the JWT layer verified it; `jti`s are not
+//!   issuer-qualified) and requests whose score reaches the threshold (403 problem+json)
+//!   and runs the playbook for them; the rest pass with their [`ThreatAssessment`] in the
+//!   request's extensions. Blocks and revocations are read in one `BatchGetItem` per
+//!   request; a store that cannot be read fails open, logged.
 //!
 //! Mount it outside the handlers and inside authentication (so the principal is known).
 //!

@@ -12,7 +12,7 @@ use super::error::Refused;
 use super::finding::{FindingKind, ThreatAssessment};
 use super::future::ResponseFuture;
 use super::incident::{Incident, Playbook};
-use super::store::{BlockTarget, ThreatStore};
+use super::store::{BlockTarget, ThreatStore, TokenRef};
 use crate::body::{Request, Response};
 use crate::buffered::around;
 use crate::context::{client_ip, Context};
@@ -131,7 +131,7 @@ where
     let tenant = ctx.and_then(Context::tenant).map(str::to_owned);
 
     if let Some(store) = &config.store {
-        if Box::pin(is_blocked(store, ip, principal)).await {
+        if Box::pin(is_blocked(store, ip, principal, &presented_tokens(&req))).await {
             return Ok(crate::Error::from(Refused::Blocked).render(request_id.as_deref()));
         }
     }
@@ -186,17 +186,48 @@ where
     Ok(res)
 }
 
+/// The request's token as [`ThreatStore::revoke`] names it: the SHA-256 of the bearer token,
+/// and its `jti` when the JWT layer verified it ([`Claims`](crate::middleware::auth::Claims)).
+fn presented_tokens(req: &Request) -> Vec<TokenRef> {
+    let mut tokens = Vec::with_capacity(2);
+    if let Some(raw) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim())
+    {
+        tokens.push(TokenRef::token(raw));
+    }
+    #[cfg(feature = "auth")]
+    if let Some(jti) = req
+        .extensions()
+        .get::<crate::middleware::auth::Claims>()
+        .and_then(|c| c.get("jti"))
+        .and_then(serde_json::Value::as_str)
+    {
+        tokens.push(TokenRef::jti(jti));
+    }
+    tokens
+}
+
 /// Whether the IP, the subject (from any issuer) or the caller (this issuer's subject) is
-/// blocked, in one read. Fails open: a blocklist that cannot be read is logged, and the
-/// detectors still run.
-async fn is_blocked(store: &ThreatStore, ip: Option<IpAddr>, principal: Option<&crate::Principal>) -> bool {
+/// blocked, or the request's token revoked, in one read. Fails open: a blocklist that
+/// cannot be read is logged, and the detectors still run.
+async fn is_blocked(
+    store: &ThreatStore,
+    ip: Option<IpAddr>,
+    principal: Option<&crate::Principal>,
+    tokens: &[TokenRef],
+) -> bool {
     let mut targets = Vec::with_capacity(3);
     targets.extend(ip.map(BlockTarget::Ip));
     if let Some(p) = principal {
         targets.push(BlockTarget::Principal(p.subject.clone()));
         targets.push(BlockTarget::of(p));
     }
-    match store.any_blocked(&targets).await {
+    match store.any_blocked_or_revoked(&targets, tokens).await {
         Ok(blocked) => blocked,
         Err(err) => {
             tracing::warn!(error = %err, "blocklist not read");

@@ -199,7 +199,21 @@ impl ThreatStore {
     /// # Errors
     /// [`StoreUnavailable`] when DynamoDB fails or leaves keys unread.
     pub async fn any_blocked(&self, targets: &[BlockTarget]) -> Result<bool, StoreUnavailable> {
-        let mut keys: Vec<String> = targets.iter().map(BlockTarget::key).collect();
+        self.any_blocked_or_revoked(targets, &[]).await
+    }
+
+    /// Whether any of `targets` is blocked or any of `tokens` revoked, in the same read as
+    /// [`any_blocked`](Self::any_blocked): the layer's check of every request.
+    ///
+    /// # Errors
+    /// As [`any_blocked`](Self::any_blocked).
+    pub async fn any_blocked_or_revoked(
+        &self,
+        targets: &[BlockTarget],
+        tokens: &[TokenRef],
+    ) -> Result<bool, StoreUnavailable> {
+        let mut keys: Vec<String> =
+            targets.iter().map(BlockTarget::key).chain(tokens.iter().map(TokenRef::key)).collect();
         keys.sort_unstable();
         keys.dedup();
         let mut pending: Vec<HashMap<String, AttributeValue>> =
