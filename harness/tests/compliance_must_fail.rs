@@ -325,3 +325,34 @@ fn a_breach_no_step_asserted_on_fails_the_run() {
     assert_eq!(bad.failed_frameworks, ["pci_dss"], "the breach was recorded but did not fail PCI-DSS");
     assert!(bad.failed > 0, "a run with a failing framework exited as passed");
 }
+
+/// An absence in the trail is asserted only of a tenant that sent a request and of an action
+/// the service records: with the action or the tenant misspelled, the step fails instead of
+/// passing on the nothing it matched. Spelled right, it passes where the request was
+/// refused before the handler.
+#[test]
+fn an_absence_asserted_with_a_typo_fails() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail/absence");
+    std::fs::create_dir_all(&out).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run = |name: &str, absence: &str| {
+        let feature = out.join(format!("{name}.feature"));
+        std::fs::write(
+            &feature,
+            format!(
+                "@pci_dss\nFeature: {name}\n\n  @PCI-DSS-4.2.1\n  Scenario: refused over plain HTTP\n    \
+                 Given the service runs in region eu-west-1\n    And the next request goes over plain HTTP\n    \
+                 When tenant acme pays 1999 USD with card \"4111 1111 1111 1111\"\n    Then the answer is 403\n    \
+                 And {absence}\n"
+            ),
+        )
+        .unwrap();
+        rt.block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &feature, &out.join(name))).unwrap()
+    };
+    let right = run("right", "the audit trail of tenant acme does not record \"POST /payments\"");
+    assert_eq!(right.failed, 0, "{:?}", right.problems);
+    let action = run("action", "the audit trail of tenant acme does not record \"POST /payment\"");
+    assert!(action.failed > 0, "an absence of a misspelled action passed");
+    let tenant = run("tenant", "the audit trail of tenant acmee does not record \"POST /payments\"");
+    assert!(tenant.failed > 0, "an absence in a misspelled tenant's trail passed");
+}

@@ -64,6 +64,8 @@ pub(crate) struct Env {
     tables: Vec<String>,
     audit_table: String,
     pub(crate) trail: AuditTrail,
+    /// The actions the audit layer names by default: each route's `METHOD /pattern`.
+    route_actions: HashSet<String>,
 }
 
 impl std::fmt::Debug for Env {
@@ -259,9 +261,10 @@ impl ComplianceWorld {
                 ComplianceLayer::new(self.recorder.clone()).logs(super::logs().clone()).audit(trail.clone()),
             );
         }
+        let route_actions = app.routes().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
         let service = app.layer(threat).layer(jwt).into_service();
         tables.push(records_table);
-        let env = Env { service, client, tables, audit_table, trail };
+        let env = Env { service, client, tables, audit_table, trail, route_actions };
         self.env = Some(env.clone());
         self.log_mark = super::logs().lines().len();
         env
@@ -715,8 +718,40 @@ async fn audit_violation(w: &mut ComplianceWorld, tenant: String, rule: String) 
     );
 }
 
+/// An absence proves something only of a tenant that sent a request in the scenario and of
+/// an action the service records: a misspelled tenant or action (`"POST /payment"`) would
+/// match nothing and pass whatever the service did, so each is refused with a message.
 #[then(expr = "the audit trail of tenant {word} does not record {string}")]
 async fn audit_lacks(w: &mut ComplianceWorld, tenant: String, action: String) {
+    assert!(
+        w.tenants.contains(&tenant),
+        "tenant {tenant} sent no request in this scenario (it sent as: {:?}): its trail lacks anything",
+        w.tenants
+    );
+    let env = w.env().await;
+    let recorded_somewhere = {
+        let tenants: Vec<String> = w.tenants.iter().cloned().collect();
+        let mut found = false;
+        for t in &tenants {
+            found |= !entries(w, t, Some(&action)).await.is_empty();
+        }
+        found
+    };
+    let known = env.route_actions.contains(&action)
+        || action == "compliance.violation"
+        || action == lift::security::threat::INCIDENT_ACTION
+        || recorded_somewhere;
+    assert!(
+        known,
+        "{action:?} is no action this service records: its routes record {:?} (or a name a handler gives, \
+         once recorded), compliance.violation and {}",
+        {
+            let mut routes: Vec<&String> = env.route_actions.iter().collect();
+            routes.sort();
+            routes
+        },
+        lift::security::threat::INCIDENT_ACTION
+    );
     let entries = entries(w, &tenant, Some(&action)).await;
     assert!(entries.is_empty(), "{} {action} entries recorded", entries.len());
 }
