@@ -136,6 +136,15 @@ pub fn problems(path: &Path) -> Vec<String> {
                     continue;
                 }
             };
+        let tagged =
+            feature.scenarios.iter().map(|s| (s, Vec::new())).chain(
+                feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (s, r.tags.clone()))),
+            );
+        for (scenario, rule_tags) in tagged {
+            let tags: Vec<&String> = feature.tags.iter().chain(&rule_tags).chain(&scenario.tags).collect();
+            let at = format!("{}:{}", file.display(), scenario.position.line);
+            out.extend(tag_problems(&at, &scenario.name, &tags));
+        }
         let scenarios = feature.scenarios.iter().chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()));
         let backgrounds =
             feature.background.iter().chain(feature.rules.iter().filter_map(|r| r.background.as_ref()));
@@ -167,6 +176,52 @@ pub fn problems(path: &Path) -> Vec<String> {
                 )),
             }
         }
+    }
+    out
+}
+
+/// The framework tags, as the report counts scenarios under them.
+pub const FRAMEWORK_TAGS: [&str; 4] = ["pci_dss", "hipaa", "soc2", "gdpr"];
+
+/// A built-in rule's requirement tag: its id with `@`-safe spelling (`PCI-DSS 3.4` is
+/// `PCI-DSS-3.4`, `HIPAA 164.312(a)(1)` is `HIPAA-164.312-a-1`, `GDPR Art. 17` is
+/// `GDPR-Art.17`).
+pub fn requirement_tag(rule_id: &str) -> String {
+    rule_id.replace(". ", ".").replace(' ', "-").replace(")(", "-").replace('(', "-").replace(')', "")
+}
+
+/// What is wrong with a scenario's tags (its own, its rule's and its feature's): it needs a
+/// framework tag, or the report counts it under none and its failure fails no framework; a
+/// requirement tag must name a built-in rule; and any other tag is refused, cucumber's own
+/// (`@retry`, `@allow.skipped`) included: a retried compliance scenario that passes the
+/// second time hides a failure.
+fn tag_problems(at: &str, scenario: &str, tags: &[&String]) -> Vec<String> {
+    let requirements: Vec<String> =
+        lift::security::compliance::builtin().iter().map(|r| requirement_tag(r.id())).collect();
+    let mut out = Vec::new();
+    if !tags.iter().any(|t| FRAMEWORK_TAGS.contains(&t.as_str())) {
+        out.push(format!(
+            "{at}: scenario \"{scenario}\" has no framework tag ({}): the report would count it under none",
+            FRAMEWORK_TAGS.map(|t| format!("@{t}")).join(", ")
+        ));
+    }
+    for tag in tags {
+        if FRAMEWORK_TAGS.contains(&tag.as_str()) || requirements.contains(tag) {
+            continue;
+        }
+        let close = FRAMEWORK_TAGS
+            .iter()
+            .map(|t| (*t).to_owned())
+            .chain(requirements.iter().cloned())
+            .max_by(|a, b| {
+                strsim::normalized_levenshtein(tag, a).total_cmp(&strsim::normalized_levenshtein(tag, b))
+            })
+            .unwrap_or_default();
+        out.push(format!(
+            "{at}: scenario \"{scenario}\" has the unknown tag @{tag}; the closest is @{close} (framework tags: {}; \
+             requirement tags name a built-in rule)",
+            FRAMEWORK_TAGS.join(", ")
+        ));
     }
     out
 }
@@ -207,6 +262,39 @@ mod tests {
         assert_eq!(matching("the answer is <status>").len(), 1, "outline placeholders match");
     }
 
+    /// A misspelled framework tag, a requirement no rule has and cucumber's retry tag are
+    /// each named; the tags the shipped features use are not.
+    #[test]
+    fn misspelled_unknown_and_control_tags_are_problems() {
+        let dir = std::env::temp_dir().join(format!("lift-features-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("tags.feature"),
+            "@pci-dss\nFeature: tags\n  @PCI-DSS-9.9 @retry(3)\n  Scenario: a\n    \
+             Given the service runs in region eu-west-1\n",
+        )
+        .unwrap();
+        let found = problems(&dir);
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].contains("tags.feature:4: scenario \"a\" has no framework tag"), "{found:?}");
+        assert!(found[1].contains("unknown tag @pci-dss; the closest is @pci_dss"), "{found:?}");
+        assert!(found[2].contains("unknown tag @PCI-DSS-9.9"), "{found:?}");
+        assert!(found[3].contains("unknown tag @retry(3)"), "{found:?}");
+        std::fs::write(
+            dir.join("tags.feature"),
+            "@hipaa\nFeature: tags\n  @HIPAA-164.312-a-1 @HIPAA-164.312-b\n  Scenario: a\n    \
+             Given the service runs in region eu-west-1\n",
+        )
+        .unwrap();
+        assert_eq!(problems(&dir), Vec::<String>::new());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let ids: Vec<String> =
+            lift::security::compliance::builtin().iter().map(|r| requirement_tag(r.id())).collect();
+        for tag in ["PCI-DSS-3.4", "HIPAA-164.312-e-1", "GDPR-Art.17", "SOC2-CC6.1"] {
+            assert!(ids.iter().any(|id| id == tag), "{tag} among {ids:?}");
+        }
+    }
+
     #[test]
     fn a_feature_that_does_not_parse_is_named_with_its_line() {
         let dir = std::env::temp_dir().join(format!("lift-features-{}", uuid::Uuid::new_v4().simple()));
@@ -219,10 +307,10 @@ mod tests {
         let found = problems(&dir);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("bad.feature: does not parse: Error at 6:1"), "{found:?}");
-        std::fs::write(dir.join("bad.feature"), "Feature: one\n  Scenario: a\n    When the answer is 200\n")
+        std::fs::write(dir.join("bad.feature"), "@gdpr\nFeature: one\n  Scenario: a\n    When the answer is 200\n")
             .unwrap();
         let found = problems(&dir);
-        assert!(found[0].contains("bad.feature:3: \"the answer is 200\" is a Then step"), "{found:?}");
+        assert!(found[0].contains("bad.feature:4: \"the answer is 200\" is a Then step"), "{found:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
