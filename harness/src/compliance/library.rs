@@ -307,8 +307,11 @@ mod tests {
         let found = problems(&dir);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("bad.feature: does not parse: Error at 6:1"), "{found:?}");
-        std::fs::write(dir.join("bad.feature"), "@gdpr\nFeature: one\n  Scenario: a\n    When the answer is 200\n")
-            .unwrap();
+        std::fs::write(
+            dir.join("bad.feature"),
+            "@gdpr\nFeature: one\n  Scenario: a\n    When the answer is 200\n",
+        )
+        .unwrap();
         let found = problems(&dir);
         assert!(found[0].contains("bad.feature:4: \"the answer is 200\" is a Then step"), "{found:?}");
         std::fs::remove_dir_all(&dir).unwrap();

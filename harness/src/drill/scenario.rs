@@ -637,6 +637,26 @@ impl Scenario {
                 return bad(format!("assertions.fault.{name}: bounds nothing"));
             }
         }
+        // A time bound longer than the load bounds nothing (one meant in milliseconds, say).
+        let load_secs = self.load.duration.as_secs_f64();
+        let times = [
+            ("assertions.max_detect_secs".to_owned(), self.assertions.max_detect_secs),
+            ("assertions.max_failover_secs".to_owned(), self.assertions.max_failover_secs),
+        ]
+        .into_iter()
+        .chain(self.assertions.faults.iter().flat_map(|(name, b)| {
+            [
+                (format!("assertions.fault.{name}.max_detect_secs"), b.max_detect_secs),
+                (format!("assertions.fault.{name}.max_failover_secs"), b.max_failover_secs),
+            ]
+        }));
+        for (field, secs) in times {
+            if let Some(secs) = secs.filter(|s| !(*s > 0.0 && *s <= load_secs)) {
+                return bad(format!(
+                    "{field} = {secs}: a bound in seconds, above 0 and within the load's {load_secs} s"
+                ));
+            }
+        }
         for fault in &self.faults {
             let what = format!("fault {} at {:?}", fault.kind.name(), fault.at);
             let Some(region) = self.region(&fault.region) else {
@@ -655,8 +675,35 @@ impl Scenario {
             if fault.heal_at.is_some_and(|h| h <= fault.at) {
                 return bad(format!("{what}: heal_at must come after at"));
             }
-            if fault.rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
-                return bad(format!("{what}: rate must be within 0.0..=1.0"));
+            if fault.rate.is_some_and(|r| !(r > 0.0 && r <= 1.0)) {
+                return bad(format!(
+                    "{what}: rate must be above 0.0 and at most 1.0 (a fault that never fires tests nothing)"
+                ));
+            }
+            // A field another kind of fault reads would be ignored here, silently: refused.
+            let ignored = [
+                (
+                    "rate",
+                    fault.rate.is_some()
+                        && matches!(fault.kind, FaultKind::Partition | FaultKind::ProcessKill),
+                ),
+                ("latency", fault.latency.is_some() && fault.kind != FaultKind::Latency),
+                ("jitter", fault.jitter.is_some() && fault.kind != FaultKind::Latency),
+                ("error", fault.error.is_some() && fault.kind != FaultKind::Throttling),
+                ("operations", !fault.operations.is_empty() && fault.kind != FaultKind::Throttling),
+                ("peer", fault.peer.is_some() && fault.kind != FaultKind::Partition),
+                ("action", fault.action.is_some() && fault.kind != FaultKind::ProcessKill),
+            ];
+            if let Some((field, _)) = ignored.iter().find(|(_, set)| *set) {
+                return bad(format!("{what}: {field} does nothing for a {} fault", fault.kind.name()));
+            }
+            if let Some(op) = fault.operations.iter().find(|op| {
+                op.as_str() != crate::faults::ANY_OPERATION
+                    && !crate::faults::DYNAMODB_OPERATIONS.contains(&op.as_str())
+            }) {
+                return bad(format!(
+                    "{what}: {op:?} is no DynamoDB operation (PutItem, TransactWriteItems...)"
+                ));
             }
             match fault.kind {
                 FaultKind::Latency if fault.latency.is_none() => {
@@ -821,6 +868,40 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
         let err = with("at = \"2s\"\nkind = \"meteor\"\nregion = \"a\"").unwrap_err();
         assert!(err.to_string().contains("meteor"), "{err}");
+    }
+
+    /// What would make a fault do nothing, or a bound bind nothing, fails to load, naming
+    /// the field: a rate of zero, a field another kind of fault reads, an operation DynamoDB
+    /// does not have, a time bound beyond the load (seconds written as milliseconds).
+    #[test]
+    fn fault_fields_that_do_nothing_are_refused() {
+        let with = |fault: &str| {
+            Scenario::parse(&format!("{MINIMAL}\n[[fault]]\nat = \"2s\"\nregion = \"a\"\n{fault}"))
+        };
+        let refused = |fault: &str, needle: &str| {
+            let err = with(fault).unwrap_err().to_string();
+            assert!(err.contains(needle), "{fault:?}: {err}");
+        };
+        refused("kind = \"throttling\"\nrate = 0.0", "rate must be above 0.0");
+        refused("kind = \"throttling\"\noperations = [\"PutItm\"]", "\"PutItm\" is no DynamoDB operation");
+        refused("kind = \"throttling\"\noperations = [\"TransactWriteItem\"]", "no DynamoDB operation");
+        refused(
+            "kind = \"latency\"\nlatency = \"50ms\"\noperations = [\"PutItem\"]",
+            "operations does nothing for a latency fault",
+        );
+        refused("kind = \"latency\"\nlatency = \"50ms\"\nerror = \"throttling\"", "error does nothing");
+        refused("kind = \"region_outage\"\npeer = \"b\"", "peer does nothing for a region_outage fault");
+        refused("kind = \"region_outage\"\naction = \"pause\"", "action does nothing");
+        refused("kind = \"partition\"\nrate = 0.5", "rate does nothing for a partition fault");
+        refused("kind = \"throttling\"\njitter = \"5ms\"", "jitter does nothing");
+        with("kind = \"throttling\"\nrate = 0.5\noperations = [\"PutItem\", \"TransactWriteItems\"]")
+            .unwrap();
+        with("kind = \"latency\"\nlatency = \"50ms\"\njitter = \"10ms\"\nrate = 0.5").unwrap();
+        let bound = |b: &str| Scenario::parse(&MINIMAL.replace("max_failover_secs = 10", b));
+        let err = bound("max_detect_secs = 500").unwrap_err().to_string();
+        assert!(err.contains("assertions.max_detect_secs = 500: a bound in seconds"), "{err}");
+        assert!(bound("max_failover_secs = 0").is_err());
+        bound("max_detect_secs = 0.5").unwrap();
     }
 
     #[test]

@@ -22,6 +22,43 @@ pub const DYNAMODB_TARGET_PREFIX: &str = "DynamoDB_20120810.";
 /// Matches every operation in [`AwsFaultProxy::inject`].
 pub const ANY_OPERATION: &str = "*";
 
+/// DynamoDB's operations (the `X-Amz-Target` suffixes) a fault can name: a name not here
+/// would match no request, and the fault would do nothing.
+pub const DYNAMODB_OPERATIONS: &[&str] = &[
+    "BatchExecuteStatement",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "CreateBackup",
+    "CreateTable",
+    "DeleteBackup",
+    "DeleteItem",
+    "DeleteTable",
+    "DescribeBackup",
+    "DescribeContinuousBackups",
+    "DescribeEndpoints",
+    "DescribeTable",
+    "DescribeTimeToLive",
+    "ExecuteStatement",
+    "ExecuteTransaction",
+    "GetItem",
+    "ListBackups",
+    "ListTables",
+    "ListTagsOfResource",
+    "PutItem",
+    "Query",
+    "RestoreTableFromBackup",
+    "RestoreTableToPointInTime",
+    "Scan",
+    "TagResource",
+    "TransactGetItems",
+    "TransactWriteItems",
+    "UntagResource",
+    "UpdateContinuousBackups",
+    "UpdateItem",
+    "UpdateTable",
+    "UpdateTimeToLive",
+];
+
 /// An error DynamoDB answers with when it is overloaded or failing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

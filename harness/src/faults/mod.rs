@@ -34,7 +34,9 @@ mod process;
 mod tcp;
 mod toxic;
 
-pub use aws::{AwsFaultProxy, DynamoDbFault, OperationStats, ANY_OPERATION, DYNAMODB_TARGET_PREFIX};
+pub use aws::{
+    AwsFaultProxy, DynamoDbFault, OperationStats, ANY_OPERATION, DYNAMODB_OPERATIONS, DYNAMODB_TARGET_PREFIX,
+};
 pub use process::ProcessFault;
 pub use tcp::{FaultProxy, ProxyStats};
 pub use toxic::{Direction, Toxic, ToxicKind};
