@@ -66,3 +66,33 @@ async fn writes_updates_and_deletes_are_checked_per_operation() {
     let check = check_effects(region, &table, &effects).await.unwrap();
     assert_eq!(check.lost(), 0, "{check:?}");
 }
+
+/// Two items whose key values join alike with `/` (`a/b` + `c`, `a` + `b/c`) are checked
+/// apart: a delete acknowledged for one does not stand in for a write acknowledged for the
+/// other, so the write lost from the table is named.
+#[tokio::test]
+async fn keys_that_read_alike_are_checked_apart() {
+    use lift::store::{KeyAttribute, TableDef};
+    let ddb = DynamoDbLocal::shared().await.unwrap();
+    let def =
+        TableDef::new("composite", KeyAttribute::string("pk")).with_sort_key(KeyAttribute::string("sk"));
+    let name = ddb.create_table(&def).await.unwrap();
+    let regions = RegionSet::builder()
+        .region(RegionConfig::new("local").dynamodb_endpoint(ddb.endpoint()))
+        .build()
+        .unwrap();
+    let table = ReplicatedTable::new(def).with_name_in("local", name);
+    let key = |pk: &str, sk: &str| -> lift::disaster::Item {
+        [("pk".to_owned(), AttributeValue::S(pk.into())), ("sk".to_owned(), AttributeValue::S(sk.into()))]
+            .into()
+    };
+    // The write of a/b + c was acknowledged and never reached the table; a + b/c was deleted.
+    let effects = vec![
+        acked("put", Effect::written(key("a/b", "c"))),
+        acked("delete", Effect::Deleted(key("a", "b/c"))),
+    ];
+    let check = check_effects(regions.by_name("local").unwrap(), &table, &effects).await.unwrap();
+    assert_eq!(check.by_op["put"].missing, vec![key("a/b", "c")], "{check:?}");
+    assert_eq!((check.by_op["put"].checked, check.by_op["delete"].checked), (1, 1), "{check:?}");
+    assert_eq!(check.lost(), 1);
+}

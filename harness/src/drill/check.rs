@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::report::{KindCheck, WriteCheck};
 use super::DrillError;
-use crate::workload::{key_label, Acked, EffectCheck, OpCheck, Workload};
+use crate::workload::{key_id, Acked, EffectCheck, OpCheck, Workload};
 
 /// Reads the acknowledged effects back from `final_primary`, then waits up to `settle`
 /// for the other regions to agree with it (to hold what it holds).
@@ -66,8 +66,7 @@ pub(crate) async fn check_writes<W: Workload>(
 /// lacks (what never reached it), and, per kind, every effect held by one of the two only.
 /// An effect lost in both regions is not a disagreement: it is lost, and counted so.
 fn disagreement(primary: &EffectCheck, other: &EffectCheck) -> (u64, BTreeMap<String, u64>) {
-    let lost =
-        |c: &OpCheck| -> BTreeSet<String> { c.missing.iter().chain(&c.stale).map(key_label).collect() };
+    let lost = |c: &OpCheck| -> BTreeSet<String> { c.missing.iter().chain(&c.stale).map(key_id).collect() };
     let none = OpCheck::default();
     let mut not_reached = 0;
     let mut by_kind = BTreeMap::new();

@@ -52,6 +52,14 @@ pub(crate) fn key_label(key: &Item) -> String {
     text.into_values().collect::<Vec<_>>().join("/")
 }
 
+/// A key as text that names it alone: every attribute's name, type and value, in name order.
+/// [`key_label`] joins values with `/`, so `{pk: "a/b", sk: "c"}` and `{pk: "a", sk: "b/c"}`
+/// read alike there; here they do not.
+pub(crate) fn key_id(key: &Item) -> String {
+    let sorted: BTreeMap<&String, &aws_sdk_dynamodb::types::AttributeValue> = key.iter().collect();
+    format!("{sorted:?}")
+}
+
 /// The default [`Workload::check`](super::Workload::check): per key, the last effect
 /// acknowledged wins (a delete after a create expects the item gone; a write after a
 /// delete expects it back). Writes and updates are read with `RpoCheck` (missing, or
@@ -68,7 +76,7 @@ pub async fn check_effects(
     let mut last: HashMap<String, (&'static str, Expect)> = HashMap::new();
     let mut order = Vec::new();
     for a in acked {
-        let label = key_label(a.effect.key());
+        let label = key_id(a.effect.key());
         let entry = last.entry(label.clone()).or_insert_with(|| {
             order.push(label);
             (a.op, Expect::Present(Vec::new()))
@@ -94,7 +102,7 @@ pub async fn check_effects(
             Expect::Absent(key) => absent.push(AckedWrite::new(key.clone())),
         }
     }
-    let op_of = |key: &Item| last[&key_label(key)].0;
+    let op_of = |key: &Item| last[&key_id(key)].0;
     let held = check.check(&present).await?;
     for key in held.missing {
         out.by_op.entry(op_of(&key).to_owned()).or_default().missing.push(key);
