@@ -762,3 +762,44 @@ async fn a_record_keeps_the_route_pattern_not_the_path() {
         assert!(!text.contains("p-4711") && !text.contains("p-0815"), "an id in the record: {text}");
     }
 }
+
+/// With a payload key, the record holds an HMAC of the body, not the SHA-256 that anyone
+/// with the table could test card numbers against; a repeat still replays and another body
+/// still answers 422. A record written before the key was set (a plain digest) is still
+/// matched, so turning the key on refuses no retry in flight.
+#[tokio::test]
+async fn a_payload_key_keeps_the_body_digest_out_of_reach() {
+    use sha2::Digest as _;
+    let env = env().await;
+    let keyed = || {
+        IdempotencyLayer::builder()
+            .client(env.client.clone())
+            .table(&env.table)
+            .payload_key(b"payload-key-for-tests-0123456789")
+            .build()
+            .unwrap()
+    };
+    let handler = Handler::created();
+    let svc = keyed().layer(handler.clone());
+    let card = r#"{"amount":100,"card_number":"4111111111111111"}"#;
+    assert_eq!(send(&svc, post("k-card", card)).await.status(), 201);
+    let plain: String = sha2::Sha256::digest(card.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let stored = env.items().await[0]["payload_hash"].as_s().unwrap().clone();
+    assert!(stored.starts_with("k:") && !stored.contains(&plain), "{stored}");
+    let replay = send(&svc, post("k-card", card)).await;
+    assert_eq!((replay.status().as_u16(), handler.calls()), (201, 1));
+    assert_eq!(send(&svc, post("k-card", r#"{"amount":900}"#)).await.status(), 422);
+
+    // Written before the key: replayed by the keyed layer, and still told apart from another body.
+    let before = Handler::created();
+    assert_eq!(send(&env.layer().layer(before.clone()), post("k-old", card)).await.status(), 201);
+    let after = Handler::created();
+    let svc = keyed().layer(after.clone());
+    assert_eq!(send(&svc, post("k-old", card)).await.status(), 201);
+    assert_eq!(after.calls(), 0, "the old record was replayed, not run again");
+    assert_eq!(send(&svc, post("k-old", r#"{"amount":1}"#)).await.status(), 422);
+    assert!(
+        IdempotencyLayer::builder().client(env.client.clone()).payload_key(b"short").build().is_err(),
+        "a key under 16 bytes is refused"
+    );
+}

@@ -439,8 +439,9 @@ impl Config {
     pub fn idempotency_layer(
         &self,
         client: aws_sdk_dynamodb::Client,
+        fingerprint_key: &[u8],
     ) -> Result<lift::middleware::idempotency::IdempotencyLayer, ConfigError> {
-        self.idempotency_builder(client).build().map_err(|e| ConfigError(e.to_string()))
+        self.idempotency_builder(client, fingerprint_key).build().map_err(|e| ConfigError(e.to_string()))
     }
 
     /// [`Config::idempotency_layer`] with stored answers sealed under the key of the
@@ -450,23 +451,38 @@ impl Config {
         &self,
         client: aws_sdk_dynamodb::Client,
         keys: lift::security::protection::SubjectKeys,
+        fingerprint_key: &[u8],
     ) -> Result<lift::middleware::idempotency::IdempotencyLayer, ConfigError> {
-        self.idempotency_builder(client)
+        self.idempotency_builder(client, fingerprint_key)
             .response_cipher(privacy::ResponseSealer::new(keys))
             .build()
             .map_err(|e| ConfigError(e.to_string()))
     }
 
+    /// The records' digests of request bodies (which carry card numbers) are keyed with a
+    /// key derived from the fingerprint key ([`idempotency_payload_key`]).
     fn idempotency_builder(
         &self,
         client: aws_sdk_dynamodb::Client,
+        fingerprint_key: &[u8],
     ) -> lift::middleware::idempotency::IdempotencyBuilder {
         lift::middleware::idempotency::IdempotencyLayer::builder()
             .client(client)
             .table(&self.idempotency_table)
             .methods([http::Method::POST])
             .require_key(self.idempotency_key_required)
+            .payload_key(idempotency_payload_key(fingerprint_key))
     }
+}
+
+/// The key of the idempotency records' body digests: HMAC-SHA256 of a fixed label under the
+/// fingerprint key, so the one secret serves both without either use revealing the other's.
+pub fn idempotency_payload_key(fingerprint_key: &[u8]) -> [u8; 32] {
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(fingerprint_key)
+        .expect("HMAC takes any key length");
+    mac.update(b"payments idempotency payload digest v1");
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

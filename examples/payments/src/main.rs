@@ -48,19 +48,19 @@ async fn run() -> Result<(), lift::BoxError> {
     // The key itself, or the secret lift-deploy named, fetched now: a missing or unreadable
     // secret fails the cold start with its ARN, not the first payment.
     let fingerprint_key = config.fingerprint_key.load().await?;
-    let mut store = PaymentStore::new(client.clone(), config.table.clone(), fingerprint_key);
+    let mut store = PaymentStore::new(client.clone(), config.table.clone(), fingerprint_key.clone());
     // Personal data is encrypted under each customer's key, so erasure reaches every copy.
     // Stored idempotent answers are sealed under the same keys.
     let idempotency = match config.subject_keys(client.clone())? {
         Some(keys) => {
             store = store.with_subject_keys(keys.clone());
-            config.idempotency_layer_sealed(client.clone(), keys)?
+            config.idempotency_layer_sealed(client.clone(), keys, &fingerprint_key)?
         }
         None => {
             tracing::warn!(
                 "no PAYMENTS_KMS_KEY_ID: personal data is stored in clear and erasure cannot reach backups"
             );
-            config.idempotency_layer(client.clone())?
+            config.idempotency_layer(client.clone(), &fingerprint_key)?
         }
     };
     let payments = Payments { store, dev_tenant_header_insecure: config.dev_tenant_header_insecure };

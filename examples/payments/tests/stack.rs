@@ -70,12 +70,14 @@ async fn stacked(jwt: bool, extra: &[(&str, &str)]) -> Stacked {
     let config = Config::from_env_vars(|name| vars.get(name).cloned()).expect("a valid configuration");
 
     let fingerprint_key = config.fingerprint_key.load().await.expect("the key is in the environment");
-    let store = PaymentStore::new(client.clone(), config.table.clone(), fingerprint_key);
+    let store = PaymentStore::new(client.clone(), config.table.clone(), fingerprint_key.clone());
     let metrics = MemorySink::new();
     let compliance = ComplianceRecorder::new();
     let parts = StackParts {
         dynamodb: Some(client.clone()),
-        idempotency: Some(config.idempotency_layer(client.clone()).expect("idempotency layer")),
+        idempotency: Some(
+            config.idempotency_layer(client.clone(), &fingerprint_key).expect("idempotency layer"),
+        ),
         compliance: compliance.clone(),
     };
     let stack = config.stack(parts, metrics.clone()).expect("the stack builds");
@@ -287,7 +289,7 @@ async fn the_stack_holds_every_layer_in_the_documented_order() {
         .expect("config");
     let parts = StackParts {
         dynamodb: Some(client.clone()),
-        idempotency: Some(config.idempotency_layer(client).unwrap()),
+        idempotency: Some(config.idempotency_layer(client, b"0123456789abcdef0123").unwrap()),
         compliance: ComplianceRecorder::new(),
     };
     let stack = config.stack(parts, MemorySink::new()).unwrap();

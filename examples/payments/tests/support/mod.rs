@@ -250,6 +250,7 @@ pub(crate) async fn protected() -> Protected {
         .methods([Method::POST])
         .require_key(true)
         .response_cipher(payments::privacy::ResponseSealer::new(keys.clone()))
+        .payload_key(payments::idempotency_payload_key(FINGERPRINT_KEY))
         .build()
         .expect("a valid idempotency configuration");
     let payments = Payments { store: store.clone(), dev_tenant_header_insecure: false };

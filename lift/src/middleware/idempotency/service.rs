@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use tower_service::Service;
 
-use super::key::{payload_hash, record_key, KeySource, Scope};
+use super::key::{keyed_payload_hash, payload_hash, record_key, KeySource, Scope};
 use super::record::{now_secs, Existing, Lock, NewRecord, RecordStore, StoredBody};
 use super::{
     IdempotencyUnavailable, InvalidKey, KeyInUse, PayloadMismatch, PrincipalRequired, ResponseCipher,
@@ -38,6 +38,7 @@ pub(crate) struct Config {
     pub(crate) allow_anonymous: bool,
     pub(crate) max_response_bytes: usize,
     pub(crate) cipher: Option<Arc<dyn ResponseCipher>>,
+    pub(crate) payload_key: Option<Arc<[u8]>>,
 }
 
 /// Makes POST and PATCH requests idempotent by key: the first request runs, repeats get
@@ -133,7 +134,17 @@ where
     let pk = record_key(&scope, req.method(), path, &key);
     // The query is part of what the key promises: the same key and body with another
     // `?amount=` is another request.
-    let hash = payload_hash(req.uri().query(), req.body().as_bytes());
+    let hash = match &config.payload_key {
+        Some(key) => keyed_payload_hash(key, req.uri().query(), req.body().as_bytes()),
+        None => payload_hash(req.uri().query(), req.body().as_bytes()),
+    };
+    // A record from before the payload key was set holds the plain digest.
+    let matches = |stored: &str| {
+        stored == hash
+            || (config.payload_key.is_some()
+                && !stored.starts_with("k:")
+                && stored == payload_hash(req.uri().query(), req.body().as_bytes()))
+    };
     let lock_id = uuid::Uuid::new_v4().to_string();
     let record = NewRecord {
         pk: &pk,
@@ -145,7 +156,9 @@ where
     };
     match config.store.lock(&record).await {
         Ok(Lock::Acquired) => {}
-        Ok(Lock::Held(existing)) if existing.payload_hash() != hash => return answer(PayloadMismatch.into()),
+        Ok(Lock::Held(existing)) if !matches(existing.payload_hash()) => {
+            return answer(PayloadMismatch.into())
+        }
         Ok(Lock::Held(Existing::InProgress { .. })) => return answer(KeyInUse.into()),
         Ok(Lock::Held(Existing::Completed { response, sealed, omitted, .. })) => {
             return match replay(&config, &scope.tenant, response, sealed, omitted).await {
