@@ -223,7 +223,7 @@ pub mod tables {
     }
 }
 
-#[cfg(feature = "dynamodb")]
+#[cfg(any(feature = "disaster", feature = "threat"))]
 pub(crate) use sdk::unprocessed_keys;
 
 #[cfg(feature = "dynamodb")]
@@ -236,6 +236,7 @@ mod sdk {
 
     /// The keys of `table` a `BatchGetItem` handed back unprocessed (its
     /// `UnprocessedKeys`), to ask for again.
+    #[cfg(any(feature = "disaster", feature = "threat"))]
     pub(crate) fn unprocessed_keys(
         unprocessed: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::KeysAndAttributes>>,
         table: &str,

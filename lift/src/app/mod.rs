@@ -10,6 +10,7 @@
 mod describe;
 mod route;
 mod router;
+#[cfg(feature = "audit")]
 pub(crate) use router::percent_decode;
 mod service;
 
