@@ -207,13 +207,14 @@ fn attribute(
                 .map(|(s, _)| recorder.ms(s.at))
         });
         // The first success in the region traffic moved to, after the fault and the move
-        // (traffic may have been there before, when the region was already held down).
+        // (traffic may have been there before, when the region was already held down): when
+        // it ended, not when it was sent, so a slow first answer counts in full.
         let first_there = failover.and_then(|s| {
             let from_ms = injected_ms.max(recorder.ms(s.at) - SWITCH_SLACK_MS);
             records
                 .iter()
                 .filter(|r| r.ok && r.start_ms >= from_ms && r.region.as_deref() == Some(s.to.as_str()))
-                .map(|r| r.start_ms)
+                .map(|r| r.end_ms)
                 .min_by(f64::total_cmp)
         });
         // Each operation counts for the region it called.
@@ -482,7 +483,8 @@ mod tests {
         for f in &outages {
             assert_eq!(f.time_to_detect_ms.map(f64::round), Some(1_400.0), "{f:?}");
             assert_eq!(f.time_to_detect_from_probe_ms.map(f64::round), Some(1_300.0), "{f:?}");
-            assert_eq!(f.time_to_failover_ms.map(f64::round), Some(1_500.0), "{f:?}");
+            // The first success in eu-west-1 is sent at 1.5 s and answered 5 ms later.
+            assert_eq!(f.time_to_failover_ms.map(f64::round), Some(1_505.0), "{f:?}");
             assert_eq!(f.failed_over_to.as_deref(), Some("eu-west-1"));
             assert_eq!(f.time_to_recover_ms.map(f64::round), Some(1_500.0));
             assert!(f.detect_bound && f.failover_bound);
@@ -500,7 +502,7 @@ mod tests {
         );
         assert_eq!(
             worst(&a.reports, |f| f.failover_bound, |f| f.time_to_failover_ms).map(f64::round),
-            Some(1_500.0)
+            Some(1_505.0)
         );
         assert!(verdicts.iter().all(|v| v.passed), "{verdicts:#?}");
         assert_eq!(verdict(&verdicts, "max_detect_secs").actual, "1.40");
@@ -656,7 +658,30 @@ mod tests {
         records.extend(ops(11_420.0, 20_000.0, "eu-west-1", true));
         records.push(op(10_010.0, "eu-west-1", true));
         let a = attribute(&applied, &events, &records, &r, r.at(40_000.0));
-        assert_eq!(a.reports[0].time_to_failover_ms.map(f64::round), Some(1_420.0), "{:?}", a.reports[0]);
+        assert_eq!(a.reports[0].time_to_failover_ms.map(f64::round), Some(1_425.0), "{:?}", a.reports[0]);
+    }
+
+    /// The failover is timed to the first success's answer, not to when it was sent: a first
+    /// request in the new region that takes 900 ms counts in full.
+    #[test]
+    fn failover_is_timed_to_the_first_answer() {
+        let r = Recorder::new(Instant::now());
+        let applied = vec![fault(&r, OUTAGE, 5_000.0, 20_000.0, "us-east-1")];
+        let events = vec![
+            down(&r, "us-east-1", 5_300.0, 5_100.0),
+            switch(&r, true, "us-east-1", "eu-west-1", 5_300.0),
+        ];
+        let mut records = ops(5_000.0, 5_300.0, "us-east-1", false);
+        let mut slow = op(5_310.0, "eu-west-1", true);
+        slow.end_ms = 6_210.0;
+        records.push(slow);
+        records.extend(ops(6_300.0, 10_000.0, "eu-west-1", true));
+        let (a, verdicts) = judge(&r, &applied, &events, &records, "max_failover_secs = 1.0");
+        assert_eq!(a.reports[0].time_to_failover_ms.map(f64::round), Some(1_210.0), "{:?}", a.reports[0]);
+        assert!(
+            !verdict(&verdicts, "max_failover_secs").passed,
+            "sent at 0.31 s, answered at 1.21 s: over 1 s"
+        );
     }
 
     #[test]
@@ -687,7 +712,11 @@ mod tests {
         let f = &w.reports[0];
         assert_eq!(f.detected_at_ms.map(f64::round), Some(2_500.0));
         assert_eq!(f.failed_over_to.as_deref(), Some("b"));
-        assert_eq!(f.time_to_failover_ms.map(f64::round), Some(2_000.0));
+        assert_eq!(
+            f.time_to_failover_ms.map(f64::round),
+            Some(2_005.0),
+            "to the first answer, 5 ms after it was sent"
+        );
         assert_eq!(w.errors, 1);
         assert_eq!(
             worst(&w.reports, |f| f.detect_bound, |f| f.time_to_detect_ms).map(f64::round),
