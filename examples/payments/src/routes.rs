@@ -18,7 +18,7 @@ use std::task::{Context as TaskContext, Poll};
 use http::StatusCode;
 use lift::app::Route;
 use lift::middleware::auth::{require_scope, ConfigError, Issuer, JwtLayer};
-use lift::middleware::idempotency::IdempotencyLayer;
+use lift::middleware::idempotency::{IdempotencyLayer, IdempotentRequest};
 use lift::{json_response, read_json, App, Context, Error, Principal, Request, Response, RouteGroup};
 
 use crate::model::{valid_id, validate_amount, CreatePayment, CreateRefund, Invalid};
@@ -192,6 +192,9 @@ fn invalid(err: Invalid) -> Error {
 fn store_error(err: StoreError) -> Error {
     match err {
         StoreError::Duplicate => Error::conflict("a payment with this id already exists"),
+        StoreError::KeyReused => {
+            Error::unprocessable("this idempotency key was used for another request; use a new key")
+        }
         StoreError::NotFound => Error::not_found().with_detail("payment not found"),
         StoreError::OverRefund { refundable } => {
             Error::unprocessable(format!("the refund exceeds the refundable amount of {refundable}"))
@@ -215,8 +218,36 @@ async fn create_payment(req: Request) -> Result<Response, Error> {
     let payments = lift::app::state::<Payments>(&req)?;
     let tenant = tenant(&req)?;
     let body: CreatePayment = read_json(&req)?;
-    let new = body.validate().map_err(invalid)?;
-    let payment = payments.store.create(&tenant, new).await.map_err(store_error)?;
+    // Without an id of the caller's, one derived from the idempotency key: a retry that runs
+    // again after the first attempt's answer was lost meets its own payment, not a second.
+    let derived =
+        body.id.is_none().then(|| IdempotentRequest::of(&req).map(|i| format!("pay_{}", &i.id()[..32])));
+    let mut new = body.validate().map_err(invalid)?;
+    if let Some(Some(id)) = &derived {
+        new.id = id.clone();
+    }
+    let (id, amount, currency, customer, last4) = (
+        new.id.clone(),
+        new.amount,
+        new.currency.clone(),
+        new.customer.id.clone(),
+        new.card.last4().to_owned(),
+    );
+    let payment = match payments.store.create(&tenant, new).await {
+        Ok(payment) => payment,
+        Err(StoreError::Duplicate) if matches!(derived, Some(Some(_))) => {
+            let stored = payments.store.get(&tenant, &id).await.map_err(store_error)?;
+            let same = stored.amount == amount
+                && stored.currency == currency
+                && stored.customer.id == customer
+                && stored.card.last4 == last4;
+            if !same {
+                return Err(store_error(StoreError::KeyReused));
+            }
+            stored
+        }
+        Err(err) => return Err(store_error(err)),
+    };
     let mut res = json_response(StatusCode::CREATED, &payment);
     if let Ok(location) = http::HeaderValue::from_str(&format!("/payments/{}", payment.id)) {
         res.headers_mut().insert(http::header::LOCATION, location);
@@ -285,6 +316,14 @@ async fn refund_payment(req: Request) -> Result<Response, Error> {
     if body.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(Error::validation("reason", "the reason must be at most 500 characters"));
     }
-    let refund = payments.store.refund(&tenant, &id, amount, body.reason).await.map_err(store_error)?;
+    let refund = match IdempotentRequest::of(&req) {
+        // The same refund id for every retry under the key (see `PaymentStore::refund_as`).
+        Some(idem) => {
+            let refund_id = format!("re_{}", &idem.id()[..32]);
+            payments.store.refund_as(&tenant, &id, &refund_id, amount, body.reason).await
+        }
+        None => payments.store.refund(&tenant, &id, amount, body.reason).await,
+    }
+    .map_err(store_error)?;
     Ok(json_response(StatusCode::CREATED, &refund))
 }

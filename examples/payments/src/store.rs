@@ -61,6 +61,10 @@ pub enum StoreError {
     /// missed: not acknowledged; retry later. The region called may well have answered.
     #[error("the payment was not replicated to every region: {0}")]
     NotReplicated(String),
+    /// What a request under an idempotency key would create exists already, different: the
+    /// key was used again for another request.
+    #[error("this idempotency key was used for another request")]
+    KeyReused,
     /// Anything else.
     #[error("payments store error: {0}")]
     Other(String),
@@ -453,11 +457,28 @@ impl PaymentStore {
         amount: u64,
         reason: Option<String>,
     ) -> Result<Refund, StoreError> {
+        let refund_id = format!("re_{}", uuid::Uuid::new_v4().simple());
+        self.refund_as(tenant, payment_id, &refund_id, amount, reason).await
+    }
+
+    /// [`refund`](Self::refund) under an id the caller chose, the same for every retry of
+    /// one request (derived from its idempotency key): a retry that runs again after the
+    /// first attempt committed and its answer was lost finds its own refund item and
+    /// answers with it, instead of refunding a second time. The refund item of that id
+    /// with another amount is [`StoreError::KeyReused`].
+    pub async fn refund_as(
+        &self,
+        tenant: &str,
+        payment_id: &str,
+        refund_id: &str,
+        amount: u64,
+        reason: Option<String>,
+    ) -> Result<Refund, StoreError> {
         // The refund is the customer's: its reason is theirs to erase. Reading the payment
         // first also answers 404 before anything is written.
         let customer_id = self.customer_of(tenant, payment_id).await?;
         let reason = reason.map(|r| privacy::mask_free_text(&r, &self.mask));
-        let refund_id = format!("re_{}", uuid::Uuid::new_v4().simple());
+        let refund_id = refund_id.to_owned();
         let created_at = now_rfc3339();
         let update = Update::builder()
             .table_name(&self.table)
@@ -512,9 +533,27 @@ impl PaymentStore {
                     return Err(classify(err));
                 }
             }
-            // Nothing was written. Either not enough is left, or a write racing this one on
-            // the same payment cancelled it (a transaction conflict, or the replicated
-            // writer's version condition): only the first is an over-refund.
+            // Nothing was written by this attempt. The refund may be there already: written
+            // by an earlier attempt whose answer was lost (the SDK's retry, or the client's
+            // under the same idempotency key).
+            if let Some(stored) = self.refund_item(tenant, payment_id, &refund_id).await? {
+                if get_n(&stored, "amount")? != amount {
+                    return Err(StoreError::KeyReused);
+                }
+                let created_at = opt_s(&stored, "created_at").unwrap_or_default();
+                let payment = self.get(tenant, payment_id).await?;
+                return Ok(Refund {
+                    id: refund_id,
+                    payment_id: payment_id.to_owned(),
+                    amount,
+                    reason,
+                    created_at,
+                    payment,
+                });
+            }
+            // Either not enough is left, or a write racing this one on the same payment
+            // cancelled it (a transaction conflict, or the replicated writer's version
+            // condition): only the first is an over-refund.
             let payment = self.get(tenant, payment_id).await?;
             let refundable = payment.amount - payment.refunded_amount;
             if refundable < amount {
@@ -533,6 +572,26 @@ impl PaymentStore {
 }
 
 impl PaymentStore {
+    /// A refund item, read consistently.
+    async fn refund_item(
+        &self,
+        tenant: &str,
+        payment_id: &str,
+        refund_id: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(tenant)))
+            .key("sk", s(format!("REFUND#{payment_id}#{refund_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
     /// The customer id of one of the tenant's payments.
     async fn customer_of(&self, tenant: &str, payment_id: &str) -> Result<String, StoreError> {
         let out = self

@@ -209,3 +209,81 @@ fn uuid_like() -> String {
     use rand::Rng;
     format!("{:016x}", rand::thread_rng().gen::<u64>())
 }
+
+/// A create and a refund whose writes committed while every answer DynamoDB sent was lost
+/// (the SDK's retries included) are answered 503, which frees the idempotency key. The
+/// client's retry under the same key then finds its own payment and its own refund: one
+/// payment, refunded once. Without ids derived from the key, the retry wrote a second
+/// payment and refunded twice (600 of 1 000).
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_not_made_twice_on_retry() {
+    use lift_harness::faults::{AwsFaultProxy, DynamoDbFault};
+    let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
+    let payments_table = ddb.create_table(&payments::table_def()).await.expect("the payments table");
+    let idempotency_table =
+        ddb.create_table(&lift::store::tables::idempotency()).await.expect("the idempotency table");
+    let proxy = AwsFaultProxy::start(ddb.endpoint()).await.expect("the fault proxy");
+    let store_client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let client = ddb.client().await;
+    let store = PaymentStore::new(store_client, payments_table.clone(), FINGERPRINT_KEY);
+    let idempotency = IdempotencyLayer::builder()
+        .client(client.clone())
+        .table(idempotency_table)
+        .methods([Method::POST])
+        .require_key(true)
+        .build()
+        .expect("a valid idempotency configuration");
+    let payments = Payments { store, dev_tenant_header_insecure: true };
+    let env = Env {
+        service: payments::service(payments, None, Some(idempotency)).into_service(),
+        client,
+        payments_table,
+    };
+
+    let body = new_payment(1_000, "EUR");
+    proxy.lose_answers("PutItem", DynamoDbFault::InternalServerError, 10);
+    let lost = env.call(create("acme", "k-lost", &body)).await;
+    assert_eq!(lost.status(), StatusCode::SERVICE_UNAVAILABLE, "{lost:?}");
+    assert_eq!(env.payments_in_table().await, 1, "the first attempt committed");
+    proxy.clear();
+    let retried = env.call(create("acme", "k-lost", &body)).await;
+    assert_eq!(retried.status(), StatusCode::CREATED, "{retried:?}");
+    assert_eq!(env.payments_in_table().await, 1, "the retry found its own payment");
+    let id = payment_id(&retried);
+    // The same key with another body is not taken for the lost request.
+    proxy.lose_answers("PutItem", DynamoDbFault::InternalServerError, 10);
+    assert_eq!(env.call(create("acme", "k-other", &body)).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    proxy.clear();
+    let other = env.call(create("acme", "k-other", &new_payment(2_000, "EUR"))).await;
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY, "{other:?}");
+
+    let refund = || {
+        let body = serde_json::json!({ "amount": 300 });
+        let mut req =
+            support::request(Method::POST, &format!("/payments/{id}/refunds"), Some("acme"), Some(body));
+        req.headers_mut().insert("idempotency-key", "r-lost".parse().unwrap());
+        req
+    };
+    proxy.lose_answers("TransactWriteItems", DynamoDbFault::InternalServerError, 10);
+    let lost = env.call(refund()).await;
+    assert_eq!(lost.status(), StatusCode::SERVICE_UNAVAILABLE, "{lost:?}");
+    proxy.clear();
+    let retried = env.call(refund()).await;
+    assert_eq!(retried.status(), StatusCode::CREATED, "{retried:?}");
+    let get = support::request(Method::GET, &format!("/payments/{id}"), Some("acme"), None);
+    let payment: serde_json::Value = serde_json::from_slice(env.call(get).await.body().as_bytes()).unwrap();
+    assert_eq!(payment["refunded_amount"], 300, "refunded once: {payment}");
+    let refunds = env
+        .client
+        .scan()
+        .table_name(&env.payments_table)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter(|i| i["sk"].as_s().is_ok_and(|sk| sk.starts_with("REFUND#")))
+        .count();
+    assert_eq!(refunds, 1);
+}

@@ -290,9 +290,11 @@ impl AwsFaultProxy {
         self.state.rules.lock().expect("rules lock").remove(short(operation));
     }
 
-    /// Stops injecting anything.
+    /// Stops injecting anything: rules, answers still to lose, batches still to hand back.
     pub fn clear(&self) {
         self.state.rules.lock().expect("rules lock").clear();
+        self.state.lost.lock().expect("lost lock").clear();
+        self.state.unprocessed.lock().expect("unprocessed lock").clear();
     }
 
     /// Counts for `operation` (short name, e.g. `PutItem`).

@@ -117,6 +117,49 @@ impl Scope {
     }
 }
 
+/// Put in the request's extensions by the idempotency layer once it holds the request's
+/// key: a name for the operation the key stands for, the same for every retry under that
+/// key (same tenant, subject, method and path) and for no other operation.
+///
+/// A handler that creates something under a name it makes up (a payment id, a refund id)
+/// should derive the name from [`id`](Self::id): a retry that runs again after the first
+/// attempt's answer was lost (a timeout, a 503 after the write committed, which releases
+/// the key) then meets its own conditional write instead of writing a second time.
+///
+/// # Examples
+///
+/// ```
+/// use lift::middleware::idempotency::IdempotentRequest;
+///
+/// fn refund_id(req: &lift::Request) -> String {
+///     match IdempotentRequest::of(req) {
+///         Some(idem) => format!("re_{}", &idem.id()[..32]),
+///         None => format!("re_{}", uuid::Uuid::new_v4().simple()),
+///     }
+/// }
+/// # let _ = refund_id;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    id: String,
+}
+
+impl IdempotentRequest {
+    pub(crate) fn new(record_key: &str) -> Self {
+        Self { id: record_key.trim_start_matches("idem#").to_owned() }
+    }
+
+    /// 64 lowercase hex digits: a SHA-256 over tenant, subject, method, path and key.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The request's, when the idempotency layer holds its key.
+    pub fn of<B>(req: &http::Request<B>) -> Option<&Self> {
+        req.extensions().get()
+    }
+}
+
 /// The record key: a digest of tenant, subject, method, path and key, each
 /// length-prefixed so no two different tuples can collide, and never longer than a
 /// partition key allows.

@@ -74,7 +74,7 @@ pub use error::{
     ResponseErased,
 };
 pub use future::ResponseFuture;
-pub use key::{KeySource, IDEMPOTENCY_KEY};
+pub use key::{IdempotentRequest, KeySource, IDEMPOTENCY_KEY};
 pub use layer::{
     IdempotencyBuilder, IdempotencyLayer, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TTL,
 };

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use tower_service::Service;
 
-use super::key::{keyed_payload_hash, payload_hash, record_key, KeySource, Scope};
+use super::key::{keyed_payload_hash, payload_hash, record_key, IdempotentRequest, KeySource, Scope};
 use super::record::{now_secs, Existing, Lock, NewRecord, RecordStore, StoredBody};
 use super::{
     IdempotencyUnavailable, InvalidKey, KeyInUse, PayloadMismatch, PrincipalRequired, ResponseCipher,
@@ -171,6 +171,8 @@ where
             return answer(IdempotencyUnavailable::new(failure.0).into());
         }
     }
+    let mut req = req;
+    req.extensions_mut().insert(IdempotentRequest::new(&pk));
     // Copied before the handler consumes the request: the cipher reads it after.
     let parts = config.cipher.as_ref().map(|_| copy_request(&req));
     let result = inner.call(req).await;
