@@ -219,6 +219,27 @@ async fn an_older_write_never_overwrites_a_newer_one_and_ties_go_to_the_first_re
     assert_eq!((stats.applied, stats.superseded), (3, 3), "{stats:?}");
 }
 
+/// Two different puts of one version are never both acknowledged: the second is refused
+/// where the first is held, so no two regions can end holding one each under the same
+/// version (which no replication repairs: both carry the same origin). The same put sent
+/// again (an attempt whose answer was lost) is acknowledged, and a newer version replaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_puts_of_one_version_are_never_both_acknowledged() {
+    let (regions, table) = shared_pair().await;
+    let writer = SyncWriter::builder(regions.clone(), table.clone()).build().unwrap();
+    let x = item("pay-tie", 5, "x");
+    writer.put(x.clone()).await.unwrap();
+    let err = writer.put(item("pay-tie", 5, "y")).await.unwrap_err();
+    assert!(err.acknowledged.is_empty(), "{err}");
+    for region in [US, EU] {
+        let held = get(regions.by_name(region).unwrap(), &table, "pay-tie").await.unwrap();
+        assert_eq!(held["value"], AttributeValue::S("x".into()), "{region}");
+    }
+    let again = writer.put(x).await.unwrap();
+    assert_eq!(again.acknowledged, [US, EU], "the same put again holds");
+    writer.put(item("pay-tie", 6, "z")).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_writes_are_in_both_regions_when_acknowledged_and_rpo_checks_find_lost_writes() {
     let (regions, table) = shared_pair().await;

@@ -26,8 +26,9 @@ pub struct SyncAck {
 /// A put without a version gets one ([`VERSION_ATTRIBUTE`], epoch microseconds), so stream
 /// replication and [`LastWriterWins`](super::LastWriterWins) order it like any other write.
 /// Both copies carry the first target as [`ORIGIN_ATTRIBUTE`]: the streams then see one
-/// write, not two. A put never replaces a newer version already in a region; that region
-/// reports a failure instead.
+/// write, not two. A put never replaces a newer version already in a region, nor another
+/// item of the same version; that region reports a failure instead (a region that holds
+/// this very put already, from an attempt whose answer was lost, holds the write).
 ///
 /// # Examples
 ///
@@ -90,10 +91,17 @@ impl SyncWriter {
                 .put_item()
                 .table_name(self.table.name_in(region.name()))
                 .set_item(Some(item.clone()))
-                .condition_expression("attribute_not_exists(#k) OR attribute_not_exists(#v) OR #v <= :v")
+                // Strictly older only: two different puts of one version (caller-chosen, or
+                // stamped in the same microsecond) must not both be acknowledged, each region
+                // holding the one it took last, which no replication would ever repair.
+                .condition_expression("attribute_not_exists(#k) OR attribute_not_exists(#v) OR #v < :v")
                 .expression_attribute_names("#k", &pk)
                 .expression_attribute_names("#v", &self.version_attribute)
-                .expression_attribute_values(":v", version.clone());
+                .expression_attribute_values(":v", version.clone())
+                .return_values_on_condition_check_failure(
+                    aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            let item = &item;
             async move {
                 match tokio::time::timeout(self.timeout, request.send()).await {
                     Ok(Ok(_)) => Ok(()),
@@ -102,7 +110,19 @@ impl SyncWriter {
                             .as_service_error()
                             .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
                     {
-                        Err("a newer version exists".to_owned())
+                        // The region holds this very put already (an attempt whose answer
+                        // was lost): it holds the write.
+                        let held = match err.as_service_error() {
+                            Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
+                                e,
+                            )) => e.item(),
+                            _ => None,
+                        };
+                        if held == Some(item) {
+                            Ok(())
+                        } else {
+                            Err("an equal or newer version of another item exists".to_owned())
+                        }
                     }
                     Ok(Err(err)) => Err(sdk_message(&err)),
                     Err(_) => Err(format!("no answer within {:?}", self.timeout)),
