@@ -148,7 +148,9 @@ impl Workload for PaymentsWorkload {
     /// [`check_effects`] (every effect at its acknowledged version or newer), and beyond the
     /// version: each refunded payment's `refunded` is at least its acknowledged one-cent
     /// refunds, else the payment counts as a stale refund (a newer version that lost a
-    /// refund: a concurrent write in another region replaced it).
+    /// refund: a concurrent write in another region replaced it); and each erased payment
+    /// holds none of the customer's data, else it counts as a stale erasure (a newer write
+    /// made from a copy the erasure had not reached brought it back).
     async fn check<'a>(
         &'a self,
         region: &'a Region,
@@ -162,22 +164,27 @@ impl Workload for PaymentsWorkload {
             let label: BTreeMap<String, String> = key_text(key).into_iter().collect();
             refunds.entry(format!("{label:?}")).or_insert_with(|| (key.clone(), 0)).1 += 1;
         }
+        // An erasure is held only while the payment holds none of what it removed: a newer
+        // write made from a copy that still had the customer's data (a refund in a region
+        // the erasure had not reached) passes the version check and brings the data back.
+        let mut erased: HashMap<String, Item> = HashMap::new();
+        for a in acked.iter().filter(|a| a.op == "erase") {
+            let key = a.effect.key();
+            let label: BTreeMap<String, String> = key_text(key).into_iter().collect();
+            erased.entry(format!("{label:?}")).or_insert_with(|| key.clone());
+        }
+        for key in erased.into_values() {
+            let held = read(region, table, &key).await?;
+            let restored = held.as_ref().is_some_and(|item| ERASED.iter().any(|a| item.contains_key(*a)));
+            let counted = check.by_op.values().any(|c| c.missing.contains(&key) || c.stale.contains(&key));
+            if restored && !counted {
+                check.by_op.entry("erase".into()).or_default().stale.push(key);
+            }
+        }
         for (key, count) in refunds.into_values() {
-            let out = region
-                .dynamodb()
-                .get_item()
-                .table_name(table.name_in(region.name()))
-                .set_key(Some(key.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| RpoError::Request {
-                    operation: "GetItem",
-                    region: region.name().to_owned(),
-                    message: e.to_string(),
-                })?;
-            let refunded = out
-                .item()
+            let held = read(region, table, &key).await?;
+            let refunded = held
+                .as_ref()
                 .and_then(|i| i.get("refunded"))
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse::<u64>().ok());
@@ -306,6 +313,27 @@ fn new_payment() -> NewPayment {
     }
     .validate()
     .expect("the drill's payment is valid")
+}
+
+/// What an erasure removes from a payment (`PaymentStore::erase_customer`).
+const ERASED: [&str; 4] = ["customer_name", "customer_email", "customer_country", "description"];
+
+/// An item as `region` holds it now.
+async fn read(region: &Region, table: &ReplicatedTable, key: &Item) -> Result<Option<Item>, RpoError> {
+    let out = region
+        .dynamodb()
+        .get_item()
+        .table_name(table.name_in(region.name()))
+        .set_key(Some(key.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| RpoError::Request {
+            operation: "GetItem",
+            region: region.name().to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(out.item)
 }
 
 /// The key of a payment item, as `PaymentStore` lays it out.

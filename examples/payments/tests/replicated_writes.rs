@@ -341,6 +341,59 @@ async fn a_newer_version_that_lost_a_refund_is_caught_by_the_payments_check() {
     assert_eq!(workload.check(us, &p.table, &acked).await.unwrap().lost(), 0);
 }
 
+/// An acknowledged erasure overwritten by a newer write made from a copy that still had
+/// the customer's data (a refund in a region the erasure had not reached) passes the
+/// version check; payments' own check names it: the data is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_overwritten_from_a_stale_copy_is_caught_by_the_payments_check() {
+    use lift_harness::Workload as _;
+    let p = pair().await;
+    let (us, eu) = (p.regions.by_name(US).unwrap(), p.regions.by_name(EU).unwrap());
+    let writer = ReplicatedWriter::sync(p.regions.clone(), p.table.clone()).record_acks().build().unwrap();
+    let store = store(us, &p.table, writer.clone());
+    let new = CreatePayment {
+        id: Some("pay_erased".into()),
+        card_number: "4111 1111 1111 1111".into(),
+        amount: 1_000,
+        currency: "USD".into(),
+        customer: Customer {
+            id: "c_erased".into(),
+            name: Some("Ada Lovelace".into()),
+            email: Some("ada@example.com".into()),
+            country: Some("GB".into()),
+        },
+        description: None,
+    }
+    .validate()
+    .unwrap();
+    store.create(TENANT, new).await.unwrap();
+    let before_erasure = item(eu, &p.table, "pay_erased").await.unwrap();
+    assert!(before_erasure.contains_key("customer_name"));
+    assert_eq!(store.erase_customer(TENANT, "c_erased").await.unwrap(), 1);
+    let version = writer.acks().last().unwrap().version.clone();
+    let acked = vec![Acked {
+        op: "erase",
+        region: US.into(),
+        effect: Effect::Updated(AckedWrite::new(key("pay_erased")).with_version(version)),
+    }];
+    let workload = payments::workload::PaymentsWorkload::default();
+    for region in [us, eu] {
+        assert_eq!(workload.check(region, &p.table, &acked).await.unwrap().lost(), 0, "{}", region.name());
+    }
+    // eu-west-1 now holds a newer version written over the copy from before the erasure.
+    let mut restored = before_erasure;
+    restored.insert(VERSION_ATTRIBUTE.into(), AttributeValue::N(u64::MAX.to_string()));
+    eu.dynamodb().put_item().table_name(p.table.name_in(EU)).set_item(Some(restored)).send().await.unwrap();
+    assert_eq!(
+        check_effects(eu, &p.table, &acked).await.unwrap().lost(),
+        0,
+        "the version alone does not see it"
+    );
+    let check = workload.check(eu, &p.table, &acked).await.unwrap();
+    assert_eq!(check.by_op["erase"].stale, [key("pay_erased")], "{check:?}");
+    assert_eq!(workload.check(us, &p.table, &acked).await.unwrap().lost(), 0);
+}
+
 /// Refunds racing on one payment: each is a transaction on the payment item, and a racing
 /// write cancels it (a transaction conflict, or the replicated writer's version condition)
 /// though enough is left. None of them may be refused as an over-refund, and every one
