@@ -77,6 +77,15 @@ impl Env {
             .unwrap();
     }
 
+    /// Deletes the tail of [`six_entries`](Self::six_entries) (entries 4 to 6) and its
+    /// checkpoint (2), as someone with write access to both tables could.
+    async fn cut_the_tail(&self) {
+        for seq in 4..=6 {
+            self.delete_entry(seq).await;
+        }
+        self.delete_checkpoint(2).await;
+    }
+
     async fn delete_checkpoint(&self, number: u64) {
         self.client
             .delete_item()
@@ -228,10 +237,7 @@ async fn a_tail_deleted_with_its_checkpoints_is_caught_by_an_anchor_kept_elsewhe
     env.six_entries().await;
     let anchor: Checkpoint = env.trail().verify("acme").await.unwrap().latest_checkpoint.unwrap();
     assert_eq!((anchor.number, anchor.seq), (2, 6));
-    for seq in 4..=6 {
-        env.delete_entry(seq).await;
-    }
-    env.delete_checkpoint(2).await;
+    env.cut_the_tail().await;
     // The tables alone now hold an older valid state (the documented limit) ...
     env.fresh_verify().await.unwrap();
     // ... which the anchor kept outside them names.
@@ -256,10 +262,7 @@ async fn an_anchor_is_not_outvoted_by_a_regrown_checkpoint_of_its_number() {
     env.six_entries().await;
     let anchor: Checkpoint = env.trail().verify("acme").await.unwrap().latest_checkpoint.unwrap();
     assert_eq!((anchor.number, anchor.seq), (2, 6));
-    for seq in 4..=6 {
-        env.delete_entry(seq).await;
-    }
-    env.delete_checkpoint(2).await;
+    env.cut_the_tail().await;
     let service = env.trail();
     service.try_append(entry("acme", 10)).unwrap();
     service.flush().await.unwrap();

@@ -31,11 +31,18 @@ async fn env() -> Env {
 }
 
 async fn env_on(payments_table: String) -> Env {
+    env_with(payments_table, None).await
+}
+
+/// [`env_on`], the store reaching DynamoDB through `store_client` when given (a fault
+/// proxy, say); the idempotency records always directly.
+async fn env_with(payments_table: String, store_client: Option<aws_sdk_dynamodb::Client>) -> Env {
     let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
     let idempotency_table =
         ddb.create_table(&lift::store::tables::idempotency()).await.expect("the idempotency table");
     let client = ddb.client().await;
-    let store = PaymentStore::new(client.clone(), payments_table.clone(), FINGERPRINT_KEY);
+    let store_client = store_client.unwrap_or_else(|| client.clone());
+    let store = PaymentStore::new(store_client, payments_table.clone(), FINGERPRINT_KEY);
     let idempotency = IdempotencyLayer::builder()
         .client(client.clone())
         .table(idempotency_table)
@@ -220,25 +227,9 @@ async fn a_write_whose_answer_was_lost_is_not_made_twice_on_retry() {
     use lift_harness::faults::{AwsFaultProxy, DynamoDbFault};
     let ddb = DynamoDbLocal::shared().await.expect("DynamoDB Local");
     let payments_table = ddb.create_table(&payments::table_def()).await.expect("the payments table");
-    let idempotency_table =
-        ddb.create_table(&lift::store::tables::idempotency()).await.expect("the idempotency table");
     let proxy = AwsFaultProxy::start(ddb.endpoint()).await.expect("the fault proxy");
     let store_client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
-    let client = ddb.client().await;
-    let store = PaymentStore::new(store_client, payments_table.clone(), FINGERPRINT_KEY);
-    let idempotency = IdempotencyLayer::builder()
-        .client(client.clone())
-        .table(idempotency_table)
-        .methods([Method::POST])
-        .require_key(true)
-        .build()
-        .expect("a valid idempotency configuration");
-    let payments = Payments { store, dev_tenant_header_insecure: true };
-    let env = Env {
-        service: payments::service(payments, None, Some(idempotency)).into_service(),
-        client,
-        payments_table,
-    };
+    let env = env_with(payments_table, Some(store_client)).await;
 
     let body = new_payment(1_000, "EUR");
     proxy.lose_answers("PutItem", DynamoDbFault::InternalServerError, 10);
