@@ -623,3 +623,31 @@ fn the_json_report_matches_its_golden_file() {
     assert_eq!(value["frameworks"][3]["not_exercised"], serde_json::json!(["GDPR Art. 17", "GDPR Art. 32"]));
     assert_eq!(value["audit_storage"]["degraded"], 1);
 }
+
+/// A card number in an audit entry breaks PCI-DSS 3.4 wherever in the entry it is: its
+/// details, and its resource or action (which default to what the caller sent in the path).
+#[test]
+fn a_card_number_anywhere_in_an_audit_entry_breaks_pci_dss_3_4() {
+    let base = || {
+        let mut r = respond(
+            record(Method::POST, "/payments", serde_json::json!({"card_number": PAN, "amount": 100})),
+            201,
+            serde_json::json!({"id": "pay_1"}),
+        );
+        r.audit_storage = Some(AuditStorage::Stored);
+        r
+    };
+    let clean = AuditEntry::new("acme", "user-1", "POST /payments", "/payments", Outcome::Success);
+    let mut r = base();
+    r.audit.push(clean.clone());
+    assert_eq!(verdict("PCI-DSS 3.4", &r), Verdict::Held);
+    for entry in [
+        AuditEntry::new("acme", "user-1", "POST /payments", format!("/payments/{PAN}"), Outcome::Success),
+        AuditEntry::new("acme", "user-1", format!("GET /payments/{PAN}"), "/payments", Outcome::Success),
+        clean.clone().detail(format!("card {PAN}")),
+    ] {
+        let mut r = base();
+        r.audit.push(entry.clone());
+        assert!(matches!(verdict("PCI-DSS 3.4", &r), Verdict::Violated(_)), "{entry:?}");
+    }
+}

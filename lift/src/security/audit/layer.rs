@@ -109,8 +109,8 @@ pub enum OnFlushFailure {
 /// The entry: the tenant and actor from the [`Context`]'s principal (`anonymous` when
 /// there is none, under the tenant `-`), the action `METHOD /route/:pattern` and the path
 /// (decoded, card numbers, SSNs and secrets redacted) as resource unless the handler names
-/// them ([`AuditHandle`]), the outcome from the
-/// status, the client IP ([`client_ip`]), the request id. Mount it inside authentication.
+/// them ([`AuditHandle`]), the outcome from the status, the client IP ([`client_ip`]), the
+/// request id. Mount it inside authentication.
 ///
 /// Every route is audit-critical by default: when the trail cannot store the entry, the
 /// request is answered `503` with the problem type `audit-unavailable` (the handler's

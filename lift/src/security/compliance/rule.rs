@@ -239,10 +239,16 @@ impl<'a> Facts<'a> {
         self.log_classes.get_or_init(|| self.record.logs.iter().map(|l| classes(l.as_bytes())).collect())
     }
 
-    /// The classes of sensitive values in each audit entry's details.
+    /// The classes of sensitive values in each audit entry's action, resource and details
+    /// (a resource that defaulted to a path can carry what the caller put in the path).
     pub fn audit_classes(&self) -> &[Vec<DataClass>] {
-        self.audit_classes
-            .get_or_init(|| self.record.audit.iter().map(|e| classes(e.detail.as_bytes())).collect())
+        self.audit_classes.get_or_init(|| {
+            self.record
+                .audit
+                .iter()
+                .map(|e| classes(format!("{}\n{}\n{}", e.action, e.resource, e.detail).as_bytes()))
+                .collect()
+        })
     }
 }
 

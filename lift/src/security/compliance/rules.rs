@@ -257,7 +257,7 @@ fn list(places: Vec<String>, what: &str) -> Option<String> {
 ///
 /// | Id | Applies when | Holds when |
 /// |---|---|---|
-/// | `PCI-DSS 3.4` | cardholder data is in the request, response, logs or audit entries | no card number in clear in the response, log lines or audit details |
+/// | `PCI-DSS 3.4` | cardholder data is in the request, response, logs or audit entries | no card number in clear in the response, log lines or audit entries (action, resource, details) |
 /// | `PCI-DSS 3.2.2` | cardholder data is handled, or a verification code shows up | no card verification code in the response or log lines |
 /// | `PCI-DSS 4.2.1` | a card number is in the request | it came over TLS (plain HTTP blocks; unknown transport is unknown) |
 /// | `PCI-DSS 10.2.1` | a 2xx answer handled cardholder data | an audit entry was durably stored before the response |
@@ -265,7 +265,7 @@ fn list(places: Vec<String>, what: &str) -> Option<String> {
 /// | `HIPAA 164.312(b)` | a 2xx answer handled ePHI | a stored audit entry of class `phi` records it |
 /// | `HIPAA 164.312(e)(1)` | ePHI is in the request | it came over TLS (plain HTTP blocks; unknown is unknown) |
 /// | `GDPR Art. 44` | the request declares EU personal data | the function runs in an `eu-*` region (else blocks with 451; no region is unknown) |
-/// | `GDPR Art. 32` | personal data (email, phone, SSN, IBAN) is in the request, response, logs or audit | none of it is in clear in the log lines or audit details |
+/// | `GDPR Art. 32` | personal data (email, phone, SSN, IBAN) is in the request, response, logs or audit | none of it is in clear in the log lines or audit entries (action, resource, details) |
 /// | `GDPR Art. 17` | a DELETE (erasure) is answered 2xx | an audit entry was durably stored before the response |
 /// | `SOC2 CC6.1` | a route other than `/health*` answers | a 2xx answer went to an authenticated principal |
 /// | `SOC2 CC6.7` | a route other than `/health*` answers | no secret (API key, token, private key) in the response, logs or audit |
