@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lift::disaster::{key_text, AckedWrite, Item, Region, ReplicatedTable, ReplicatedWriter, RpoError};
+use lift::disaster::{AckedWrite, Item, Region, ReplicatedTable, ReplicatedWriter, RpoError};
 use lift::store::TableDef;
 use lift_harness::drill::Load;
-use lift_harness::workload::check_effects;
+use lift_harness::workload::{check_effects, key_id};
 use lift_harness::{Acked, Call, Effect, EffectCheck, OpError, Workload};
 use rand::Rng as _;
 
@@ -161,8 +161,7 @@ impl Workload for PaymentsWorkload {
         let mut refunds: HashMap<String, (Item, u64)> = HashMap::new();
         for a in acked.iter().filter(|a| a.op == "refund") {
             let key = a.effect.key();
-            let label: BTreeMap<String, String> = key_text(key).into_iter().collect();
-            refunds.entry(format!("{label:?}")).or_insert_with(|| (key.clone(), 0)).1 += 1;
+            refunds.entry(key_id(key)).or_insert_with(|| (key.clone(), 0)).1 += 1;
         }
         // An erasure is held only while the payment holds none of what it removed: a newer
         // write made from a copy that still had the customer's data (a refund in a region
@@ -170,8 +169,7 @@ impl Workload for PaymentsWorkload {
         let mut erased: HashMap<String, Item> = HashMap::new();
         for a in acked.iter().filter(|a| a.op == "erase") {
             let key = a.effect.key();
-            let label: BTreeMap<String, String> = key_text(key).into_iter().collect();
-            erased.entry(format!("{label:?}")).or_insert_with(|| key.clone());
+            erased.entry(key_id(key)).or_insert_with(|| key.clone());
         }
         for key in erased.into_values() {
             let held = read(region, table, &key).await?;

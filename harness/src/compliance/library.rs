@@ -123,6 +123,8 @@ pub fn closest(text: &str) -> &'static StepDef {
 /// that match several.
 pub fn problems(path: &Path) -> Vec<String> {
     let mut out = Vec::new();
+    let requirements: Vec<String> =
+        lift::security::compliance::builtin().iter().map(|r| requirement_tag(r.id())).collect();
     for file in feature_files(path) {
         let feature =
             match cucumber::gherkin::Feature::parse_path(&file, cucumber::gherkin::GherkinEnv::default()) {
@@ -143,7 +145,7 @@ pub fn problems(path: &Path) -> Vec<String> {
         for (scenario, rule_tags) in tagged {
             let tags: Vec<&String> = feature.tags.iter().chain(&rule_tags).chain(&scenario.tags).collect();
             let at = format!("{}:{}", file.display(), scenario.position.line);
-            out.extend(tag_problems(&at, &scenario.name, &tags));
+            out.extend(tag_problems(&at, &scenario.name, &tags, &requirements));
         }
         let scenarios = feature.scenarios.iter().chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()));
         let backgrounds =
@@ -194,10 +196,8 @@ pub fn requirement_tag(rule_id: &str) -> String {
 /// framework tag, or the report counts it under none and its failure fails no framework; a
 /// requirement tag must name a built-in rule; and any other tag is refused, cucumber's own
 /// (`@retry`, `@allow.skipped`) included: a retried compliance scenario that passes the
-/// second time hides a failure.
-fn tag_problems(at: &str, scenario: &str, tags: &[&String]) -> Vec<String> {
-    let requirements: Vec<String> =
-        lift::security::compliance::builtin().iter().map(|r| requirement_tag(r.id())).collect();
+/// second time hides a failure. `requirements` are the built-in rules' tags.
+fn tag_problems(at: &str, scenario: &str, tags: &[&String], requirements: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     if !tags.iter().any(|t| FRAMEWORK_TAGS.contains(&t.as_str())) {
         out.push(format!(

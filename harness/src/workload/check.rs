@@ -55,7 +55,7 @@ pub(crate) fn key_label(key: &Item) -> String {
 /// A key as text that names it alone: every attribute's name, type and value, in name order.
 /// [`key_label`] joins values with `/`, so `{pk: "a/b", sk: "c"}` and `{pk: "a", sk: "b/c"}`
 /// read alike there; here they do not.
-pub(crate) fn key_id(key: &Item) -> String {
+pub fn key_id(key: &Item) -> String {
     let sorted: BTreeMap<&String, &aws_sdk_dynamodb::types::AttributeValue> = key.iter().collect();
     format!("{sorted:?}")
 }

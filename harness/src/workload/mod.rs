@@ -48,8 +48,8 @@ use lift::disaster::{Item, Region, ReplicatedTable};
 use lift::store::{AttributeType, TableDef};
 
 pub use call::Call;
-pub use check::{check_effects, EffectCheck, OpCheck};
-pub(crate) use check::{key_id, key_label};
+pub(crate) use check::key_label;
+pub use check::{check_effects, key_id, EffectCheck, OpCheck};
 pub use effect::{Acked, Effect, OpError};
 
 use crate::drill::Load;
