@@ -181,3 +181,73 @@ async fn a_tenant_resolved_inside_the_layer_is_the_documents_tenant() {
         docs.iter().filter(|d| d.get("Requests").is_some()).map(|d| d.get("Tenant").cloned()).collect();
     assert_eq!(tenants, [Some("acme".into()), None, Some("globex".into())]);
 }
+
+/// A handler that panics leaves the layer no response: the request is still recorded, as a
+/// server error. Without it a handler panicking on every third request would show the SLO
+/// alarms and the rollout gates its successes only.
+#[tokio::test]
+async fn a_request_whose_handler_panics_is_a_server_error() {
+    use futures_util::FutureExt;
+    let sink = MemorySink::new();
+    let mut svc = metrics_layer(&sink).layer(tower::service_fn(|_req: lift::Request| async move {
+        if std::hint::black_box(true) {
+            panic!("handler bug");
+        }
+        Ok::<_, Infallible>(lift::Response::default())
+    }));
+    let call = svc.ready().await.unwrap().call(lift_request("r", "tenant-7"));
+    assert!(std::panic::AssertUnwindSafe(call).catch_unwind().await.is_err(), "the handler panicked");
+
+    let docs = sink.json();
+    let doc = request_doc(&docs);
+    assert_eq!(
+        (doc["Requests"].as_f64(), doc["4xx"].as_f64(), doc["5xx"].as_f64()),
+        (Some(1.0), Some(0.0), Some(1.0))
+    );
+    assert_eq!(doc["Tenant"], "tenant-7");
+}
+
+/// A request dropped before it answered (an outer timeout drops it) is recorded once, as a
+/// server error; a request that answered is not recorded again when it is dropped.
+#[tokio::test]
+async fn a_request_dropped_unanswered_is_a_server_error_recorded_once() {
+    let sink = MemorySink::new();
+    let mut svc = metrics_layer(&sink).layer(tower::service_fn(|_req: lift::Request| async move {
+        std::future::pending::<()>().await;
+        Ok::<_, Infallible>(lift::Response::default())
+    }));
+    let call = svc.ready().await.unwrap().call(lift_request("r", "tenant-7"));
+    assert!(tokio::time::timeout(Duration::from_millis(5), call).await.is_err(), "still pending");
+    let docs = sink.json();
+    assert_eq!(docs.iter().filter(|d| d.get("Requests").is_some()).count(), 1);
+    assert_eq!(request_doc(&docs)["5xx"].as_f64(), Some(1.0));
+
+    let sink = MemorySink::new();
+    let mut svc = metrics_layer(&sink).layer(tower::service_fn(status_handler(200)));
+    let call = svc.ready().await.unwrap().call(lift_request("r", "tenant-7"));
+    drop(call.await.unwrap());
+    let docs = sink.json();
+    assert_eq!(docs.iter().filter(|d| d.get("Requests").is_some()).count(), 1, "recorded once");
+    assert_eq!(request_doc(&docs)["5xx"].as_f64(), Some(0.0));
+}
+
+/// In an App, a route whose handler panics is recorded under its route, where its SLO
+/// looks: the route comes from the router, not from the response there is none of.
+#[tokio::test]
+async fn a_panicking_route_is_recorded_under_its_route() {
+    use futures_util::FutureExt;
+    async fn broken(_req: lift::Request) -> Result<lift::Response, lift::Error> {
+        if std::hint::black_box(true) {
+            panic!("handler bug");
+        }
+        Ok(lift::Response::default())
+    }
+    let sink = MemorySink::new();
+    let app = lift::App::new().post("/payments", broken).layer(metrics_layer(&sink));
+    let req = Request::builder().method("POST").uri("/payments").body(Body::empty()).unwrap();
+    let call = app.into_service().oneshot(req);
+    assert!(std::panic::AssertUnwindSafe(call).catch_unwind().await.is_err());
+    let docs = sink.json();
+    let doc = request_doc(&docs);
+    assert_eq!((&doc["Route"], doc["5xx"].as_f64()), (&"/payments".into(), Some(1.0)));
+}

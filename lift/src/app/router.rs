@@ -176,6 +176,11 @@ impl Service<Request> for Router {
             .collect();
         req.extensions_mut().insert(PathParams(params));
         let matched = entry.matched.clone();
+        // A request that panics leaves the metrics layer no response to read its route from.
+        #[cfg(feature = "observability")]
+        if let Some(metrics) = crate::middleware::metrics::MetricsHandle::of(&req) {
+            metrics.note_route(&matched);
+        }
         req.extensions_mut().insert(matched.clone());
         let is_head = req.method() == Method::HEAD;
         Box::pin(async move {

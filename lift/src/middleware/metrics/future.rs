@@ -25,10 +25,23 @@ pub(crate) struct Pending {
 pin_project! {
     /// Records the standard metrics and flushes the request's documents when the inner
     /// future completes.
+    ///
+    /// A request that ends without a response (the handler panicked, or the future was
+    /// dropped unfinished, as an outer timeout drops it) is recorded when the future is
+    /// dropped, as a server error: left out, a handler panicking on every third request
+    /// would show only its successes to the SLO alarms and the rollout gates.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         pending: Option<Pending>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(p) = this.project().pending.take() {
+                p.record(None, None);
+            }
+        }
     }
 }
 
@@ -53,24 +66,35 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        let Some(p) = this.pending.take() else { return Poll::Ready(result) };
-        let latency_ms = p.start.elapsed().as_secs_f64() * 1000.0;
-        let (status, route) = match &result {
-            Ok(res) => (Some(res.status().as_u16()), res.extensions().get::<MatchedRoute>()),
-            Err(_) => (None, None),
-        };
+        if let Some(p) = this.pending.take() {
+            match &result {
+                Ok(res) => p.record(Some(res.status().as_u16()), res.extensions().get::<MatchedRoute>()),
+                Err(_) => p.record(None, None),
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl Pending {
+    /// Writes the request's documents: `status` is `None` for a request that ended in an
+    /// error or without a response, a server error.
+    fn record(self, status: Option<u16>, route: Option<&MatchedRoute>) {
+        let Self { shared, handle, start, cold_start, tenant } = self;
+        let route = route.cloned().or_else(|| handle.noted_route());
+        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
         let client = status.is_some_and(|s| (400..500).contains(&s));
         let server = status.is_none_or(|s| s >= 500);
-        if p.cold_start {
-            p.shared.cold_start.write_documents(SystemTime::now(), |doc| p.shared.sink.emit(doc));
+        if cold_start {
+            shared.cold_start.write_documents(SystemTime::now(), |doc| shared.sink.emit(doc));
         }
-        p.handle.finish(&*p.shared.sink, |m| {
+        handle.finish(&*shared.sink, |m| {
             if m.dimension(TENANT).is_none() {
-                if let Some(tenant) = p.tenant.as_ref().and_then(ResolvedTenant::get) {
+                if let Some(tenant) = tenant.as_ref().and_then(ResolvedTenant::get) {
                     let _ = m.set_dimension(TENANT, tenant);
                 }
             }
-            if let (Some(route), None) = (route, m.dimension(ROUTE)) {
+            if let (Some(route), None) = (&route, m.dimension(ROUTE)) {
                 let _ = m.set_dimension(ROUTE, route.as_str().to_owned());
             }
             // Static names and finite values: these records cannot fail.
@@ -79,6 +103,5 @@ where
             let _ = m.record(CLIENT_ERRORS, f64::from(u8::from(client)), Unit::Count);
             let _ = m.record(SERVER_ERRORS, f64::from(u8::from(server)), Unit::Count);
         });
-        Poll::Ready(result)
     }
 }

@@ -8,6 +8,7 @@ use super::error::MetricsError;
 use super::recorder::Metrics;
 use super::sink::MetricsSink;
 use super::unit::Unit;
+use crate::context::MatchedRoute;
 
 /// The metrics of one request, shared between the [`MetricsLayer`](super::MetricsLayer)
 /// and the handler through request extensions. Clones share one recorder.
@@ -36,12 +37,14 @@ pub struct MetricsHandle {
 struct State {
     metrics: Metrics,
     flushed: bool,
+    /// The route the router matched, for a request that ends without a response to carry it.
+    route: Option<MatchedRoute>,
 }
 
 impl MetricsHandle {
     /// A handle over a recorder (the layer makes one per request).
     pub fn new(metrics: Metrics) -> Self {
-        Self { inner: Arc::new(Mutex::new(State { metrics, flushed: false })) }
+        Self { inner: Arc::new(Mutex::new(State { metrics, flushed: false, route: None })) }
     }
 
     /// The handle of a request, if a [`MetricsLayer`](super::MetricsLayer) is mounted.
@@ -51,6 +54,17 @@ impl MetricsHandle {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes the route the router matched: the layer reads it from the response, but a
+    /// request that panics or is dropped has no response.
+    pub(crate) fn note_route(&self, route: &MatchedRoute) {
+        self.state().route = Some(route.clone());
+    }
+
+    /// The route noted by [`note_route`](Self::note_route).
+    pub(crate) fn noted_route(&self) -> Option<MatchedRoute> {
+        self.state().route.clone()
     }
 
     /// Records one value; see [`Metrics::record`].
