@@ -15,6 +15,8 @@
 //!   that is late, counted in the report and not evaluated. [`evaluate_log`] sorts a log
 //!   by timestamp first, so a log has no late documents.
 //! - An SLO that no document matched has no data: [`SloStatus::NoData`], never healthy.
+//! - An SLO with no alert firing at the end whose window's budget is spent (a burn that
+//!   paged and stopped) is [`SloStatus::Exhausted`], not healthy.
 //!
 //! # Examples
 //!
@@ -105,6 +107,9 @@ pub enum SloStatus {
     NoData,
     /// Requests seen, no alert firing.
     Healthy,
+    /// No alert firing at the end, but the error budget over the SLO's window is spent
+    /// (budget left below zero): a burn that paged and stopped still used it up.
+    Exhausted,
     /// An alert is firing.
     Firing,
 }
@@ -168,6 +173,11 @@ impl Report {
     /// Whether an alert is firing at the end.
     pub fn is_firing(&self) -> bool {
         self.slos.iter().any(|s| s.status == SloStatus::Firing)
+    }
+
+    /// Whether some SLO has spent its error budget over its window.
+    pub fn is_exhausted(&self) -> bool {
+        self.slos.iter().any(|s| s.status == SloStatus::Exhausted)
     }
 }
 
@@ -365,12 +375,14 @@ impl Evaluator {
             .filter(|(_, on)| **on)
             .map(|(rule, _)| rule.name().to_owned())
             .collect();
+        let ratio = in_window.ratio();
+        let budget_remaining = ratio.map(|r| 1.0 - r / budget);
         let status = match () {
             () if series.seen.requests == 0.0 => SloStatus::NoData,
             () if !firing.is_empty() => SloStatus::Firing,
+            () if budget_remaining.is_some_and(|left| left < 0.0) => SloStatus::Exhausted,
             () => SloStatus::Healthy,
         };
-        let ratio = in_window.ratio();
         SloReport {
             name: slo.name().to_owned(),
             status,
@@ -379,7 +391,7 @@ impl Evaluator {
             sli: ratio.map(|r| (1.0 - r) * 100.0),
             objective: slo.objective(),
             error_budget: budget,
-            budget_remaining: ratio.map(|r| 1.0 - r / budget),
+            budget_remaining,
             burn_rates,
             firing,
         }
@@ -424,7 +436,31 @@ pub enum EvalError {
         /// What is wrong.
         source: EmfError,
     },
+    /// The documents span more than [`MAX_LOG_SPAN_DAYS`]: the evaluator steps through every
+    /// minute between the first and the last, and such a span is almost always one
+    /// timestamp in seconds, or zero, among timestamps in milliseconds.
+    #[error(
+        "the log's documents span {} to {}, more than {MAX_LOG_SPAN_DAYS} days: \
+         is a timestamp in seconds, not milliseconds? (the first on line {first_line}, \
+         the last on line {last_line})",
+        utc(*first_ms),
+        utc(*last_ms)
+    )]
+    Span {
+        /// The earliest timestamp.
+        first_ms: i64,
+        /// Its line, 1-based.
+        first_line: usize,
+        /// The latest timestamp.
+        last_ms: i64,
+        /// Its line, 1-based.
+        last_line: usize,
+    },
 }
+
+/// The longest span of a log [`evaluate_log`] evaluates: a year and a month, past the
+/// longest SLO window (a quarter) with room for a report over a year of logs.
+pub const MAX_LOG_SPAN_DAYS: i64 = 400;
 
 /// Evaluates a whole log (EMF documents among other lines), sorted by timestamp first.
 ///
@@ -436,12 +472,23 @@ pub fn evaluate_log(file: SloFile, log: impl BufRead) -> Result<Report, EvalErro
         if let Some(doc) =
             EmfDocument::parse(&line?).map_err(|source| EvalError::Emf { line: n + 1, source })?
         {
-            docs.push(doc);
+            docs.push((n + 1, doc));
         }
     }
-    docs.sort_by_key(EmfDocument::timestamp_ms);
+    docs.sort_by_key(|(_, doc)| doc.timestamp_ms());
+    if let (Some((first_line, first)), Some((last_line, last))) = (docs.first(), docs.last()) {
+        let (first_ms, last_ms) = (first.timestamp_ms(), last.timestamp_ms());
+        if last_ms - first_ms > MAX_LOG_SPAN_DAYS * 24 * 60 * MINUTE_MS {
+            return Err(EvalError::Span {
+                first_ms,
+                first_line: *first_line,
+                last_ms,
+                last_line: *last_line,
+            });
+        }
+    }
     let mut evaluator = Evaluator::new(file);
-    for doc in &docs {
+    for (_, doc) in &docs {
         evaluator.observe(doc);
     }
     Ok(evaluator.finish())
@@ -492,6 +539,7 @@ impl fmt::Display for Report {
             let status = match s.status {
                 SloStatus::NoData => "NO DATA",
                 SloStatus::Healthy => "healthy",
+                SloStatus::Exhausted => "EXHAUSTED",
                 SloStatus::Firing => "FIRING",
             };
             write!(

@@ -18,7 +18,8 @@ const USAGE: &str = "usage:
       run the alert rules over an EMF log (a file, or - for stdin), in event time
 
 exit status: 0 ok; 1 an alert is firing at the end of the log; 2 bad input;
-3 an SLO had no data (and nothing is firing)";
+3 an SLO had no data (and nothing is firing); 4 an SLO spent its error budget over its
+window (and nothing is firing at the end)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,6 +69,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             }
             Ok(match () {
                 () if report.is_firing() => ExitCode::from(1),
+                () if report.is_exhausted() => ExitCode::from(4),
                 () if report.has_no_data() => ExitCode::from(3),
                 () => ExitCode::SUCCESS,
             })

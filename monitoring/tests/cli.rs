@@ -96,3 +96,39 @@ fn eval_exits_1_while_firing_0_when_healthy_and_3_without_data() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("line 1: not an EMF document"), "{}", text(&out.stderr));
 }
+
+/// A burn that paged and stopped still spent the budget: no alert fires at the end, but the
+/// SLO is not healthy, and `slo eval` says so with its own exit status.
+#[test]
+fn eval_exits_4_when_the_budget_is_spent_though_nothing_fires_at_the_end() {
+    let only = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("spent-{}.toml", std::process::id()));
+    std::fs::write(&only, "[service]\nname = \"payments\"\nnamespace = \"Payments\"\n[[slo]]\nname = \"availability\"\nkind = \"availability\"\nobjective = 99.9\n").unwrap();
+    // A day at 10 requests a minute, one of them failing in each minute of the first hour:
+    // 60 bad of 14,410 is 0.42%, four times the 0.1% budget; the last six hours are clean,
+    // so every rule's short window is clean at the end.
+    let day = log("spent", &support::series(0..=1440, 10, |m| i64::from(m < 60)));
+    let out = run(&["slo", "eval", "--json", only.to_str().unwrap(), day.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slo = &report["slos"][0];
+    assert_eq!((&slo["status"], &slo["firing"]), (&"exhausted".into(), &serde_json::json!([])));
+    assert!(slo["budget_remaining"].as_f64().unwrap() < -2.0, "{slo}");
+    let fired = report["transitions"].as_array().unwrap();
+    assert!(fired.iter().any(|t| t["state"] == "firing"), "it paged on the way: {fired:?}");
+
+    let out = run(&["slo", "eval", only.to_str().unwrap(), day.to_str().unwrap()]);
+    assert!(text(&out.stdout).contains("availability             EXHAUSTED"), "{}", text(&out.stdout));
+}
+
+/// One document stamped in seconds among documents in milliseconds would have the evaluator
+/// step through 56 years of minutes; the log is refused, naming the line.
+#[test]
+fn eval_refuses_a_log_spanning_decades_naming_the_line() {
+    let mut lines = support::series(0..=2, 10, |_| 0);
+    lines.insert(5, support::request_doc(support::minute(1) / 1000, &[&[]], &[], false, 5.0));
+    let mixed = log("seconds", &lines);
+    let out = run(&["slo", "eval", PAYMENTS, mixed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("more than 400 days") && stderr.contains("on line 6"), "{stderr}");
+}
