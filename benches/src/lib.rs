@@ -201,10 +201,22 @@ impl Daemon {
 /// request's extensions, a header to free) would have it left out of its cost. Call it on a
 /// call's response before the next [`get_request`].
 ///
+/// Work handed to a task is left out the same way: the benches enter a runtime but never
+/// drive it, so a task a layer spawned per call would never run in what they measure, and
+/// none may be alive on the runtime of the calling context.
+///
 /// # Errors
 /// What the response or the kept request carries beyond what [`noop`] and [`get_request`]
-/// made.
+/// made, or the tasks alive on the current runtime.
 pub fn check_nothing_deferred(response: &Response) -> Result<(), String> {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let alive = runtime.metrics().num_alive_tasks();
+        if alive > 0 {
+            return Err(format!(
+                "{alive} task(s) alive on the runtime: work spawned by a call would not be measured"
+            ));
+        }
+    }
     if response.status() != 200 {
         return Err(format!("the response is {}, not noop's 200", response.status()));
     }
@@ -495,6 +507,18 @@ mod tests {
         drop_kept();
         let err = check_nothing_deferred(&Response::new(Body::empty())).unwrap_err();
         assert!(err.contains("kept no request"), "{err}");
+
+        // Work handed to a task on the runtime the benches enter and never drive.
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _context = rt.enter();
+        let mut bare = noop();
+        assert_eq!(run(&mut |req| call_ready(&mut bare, req).unwrap()), Ok(()));
+        let mut spawning = noop().map_request(|req: Request| {
+            tokio::spawn(async { std::hint::black_box(0u64) });
+            req
+        });
+        let err = run(&mut |req| call_ready(&mut spawning, req).unwrap()).unwrap_err();
+        assert!(err.contains("1 task(s) alive"), "{err}");
     }
 
     /// Four turns in a row run at four stack addresses, one in each 16-byte slot of a
