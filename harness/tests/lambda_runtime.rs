@@ -1,8 +1,9 @@
 //! The local Lambda runtime against real `lambda_runtime` binaries (`lambda-fixture`,
 //! `lambda-hello`): Lambda's environment and headers, timeouts, freeze, memory and CPU
 //! limits, reserved concurrency, reaping, each sandbox's own `/tmp`, Lambda's errors, the
-//! Invoke API (also through the stock `aws` CLI) with its asynchronous invocations and their
-//! retries, the HTTP API front, the cold-start gate, and how cgroup tests skip.
+//! Runtime API's answers to late, oversized and repeated posts, the Invoke API (also through
+//! the stock `aws` CLI) with its asynchronous invocations and their retries, the HTTP API
+//! front, the cold-start gate, and how cgroup tests skip.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use lift_harness::lambda::http_api::HttpApi;
 use lift_harness::lambda::invoke_api::InvokeApi;
+use lift_harness::lambda::runtime_api::{NextInvocation, RuntimeApi, RuntimeEvent};
 use lift_harness::lambda::sandbox::{cgroups_available, cgroups_for_test};
 use lift_harness::lambda::{
     Function, FunctionBuilder, InvokeError, InvokeOptions, LocalLambda, ASYNC_REQUEST_LIMIT_BYTES,
@@ -727,24 +729,39 @@ async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, http::He
     (status, headers, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
-/// A function whose bootstrap is a shell script speaking the Runtime API with curl: each
-/// event (in `$event`) is answered with what `handler` prints.
-fn shell_function(name: &str, handler: &str) -> FunctionBuilder {
+/// A function whose bootstrap is `script`, a shell script.
+fn script_function(name: &str, script: &str) -> FunctionBuilder {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("lift-shell-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bootstrap = dir.join("bootstrap");
-    std::fs::write(
-        &bootstrap,
-        format!(
-            r#"#!/bin/sh
+    std::fs::write(&bootstrap, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Function::builder(name, bootstrap).memory_mb(256).timeout_secs(3)
+}
+
+/// The start of a shell bootstrap speaking the Runtime API with curl: `$api` is the invocation
+/// path, and `header NAME` prints a header of the `/next` answer in `$next`.
+const SHELL_PRELUDE: &str = r#"#!/bin/sh
 api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
-handle() {{
+header() {
+  printf '%s\n' "$next" | grep -i "^$1:" | sed 's/^[^:]*: *//'
+}
+"#;
+
+/// A function whose bootstrap is a shell script speaking the Runtime API with curl: each
+/// event (in `$event`) is answered with what `handler` prints.
+fn shell_function(name: &str, handler: &str) -> FunctionBuilder {
+    script_function(
+        name,
+        &format!(
+            r#"{SHELL_PRELUDE}handle() {{
 {handler}
 }}
 while :; do
   next=$(curl -sS -i "$api/next" | tr -d '\r')
-  id=$(printf '%s\n' "$next" | sed -n 's/^[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *//p')
+  id=$(header lambda-runtime-aws-request-id)
   event=$(printf '%s\n' "$next" | tail -n 1)
   answer=$(handle)
   curl -sS -o /dev/null -X POST --data-binary "$answer" "$api/$id/response"
@@ -752,10 +769,192 @@ done
 "#
         ),
     )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Function::builder(name, bootstrap).memory_mb(256).timeout_secs(3)
+}
+
+/// Lambda takes an answer only until the deadline it handed out: a response posted after
+/// `Lambda-Runtime-Deadline-Ms` makes no success of a timed-out invocation.
+#[tokio::test]
+async fn a_response_posted_after_the_deadline_is_a_timeout_not_a_success() {
+    let _shared = CPU.read().await;
+    let script = format!(
+        r#"{SHELL_PRELUDE}while :; do
+  next=$(curl -sS -i "$api/next" | tr -d '\r')
+  id=$(header lambda-runtime-aws-request-id)
+  late=$(( $(header lambda-runtime-deadline-ms) + 30 - $(date +%s%3N) ))
+  sleep "$(awk -v ms="$late" 'BEGIN {{ printf "%.3f", (ms > 0 ? ms : 0) / 1000 }}')"
+  status=$(curl -sS -o /dev/null -w '%{{http_code}}' -X POST --data-binary '{{"late":true}}' "$api/$id/response")
+  echo "late response: $status"
+done
+"#
+    );
+    let lambda = lambda_with(script_function("late", &script).timeout_secs(1));
+    let out = lambda.invoke("late", "{}").await.unwrap();
+    assert_eq!(out.function_error.as_deref(), Some("Unhandled"), "{:?}", out.payload);
+    assert_eq!(out.error_type().as_deref(), Some("Sandbox.Timedout"), "{:?}", out.payload);
+    assert_eq!(out.report.status.as_deref(), Some("timeout"));
+    assert!(out.report.duration <= Duration::from_secs(1), "{:?}", out.report);
+    // The sandbox dies at its deadline; a post that got out before the kill was refused.
+    let log: Vec<String> = lambda.logs("late").into_iter().map(|l| l.message).collect();
+    for line in log.iter().filter(|l| l.starts_with("late response: ")) {
+        assert_eq!(line, "late response: 410", "{log:#?}");
+    }
+}
+
+async fn get(url: &str) -> (u16, http::HeaderMap, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// The Runtime API on its own, as a runtime speaks to it: an answer after the deadline gets
+/// Lambda's `410 InvokeTimeout` (which `lambda_runtime` logs as "invocation timed out or
+/// response was stale"), reaches no one, and disarms the request id.
+#[tokio::test]
+async fn the_runtime_api_refuses_an_answer_after_the_deadline_with_410() {
+    let (api, mut events) = RuntimeApi::start().await.unwrap();
+    let base = format!("http://{}/2018-06-01/runtime/invocation", api.host());
+    let timeout = Duration::from_millis(300);
+    let deadline = Instant::now() + timeout;
+    let deadline_ms =
+        (std::time::SystemTime::now() + timeout).duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let invocation = NextInvocation {
+        request_id: "late-1".into(),
+        deadline_ms,
+        deadline,
+        invoked_function_arn: "arn:aws:lambda:us-east-1:000000000000:function:late".into(),
+        trace_id: "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".into(),
+        client_context: None,
+        cognito_identity: None,
+        payload: Bytes::from_static(b"{}"),
+    };
+    assert!(api.dispatch(invocation).await);
+    let (status, headers, _) = get(&format!("{base}/next")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("lambda-runtime-aws-request-id").unwrap(), "late-1");
+    assert_eq!(headers.get("lambda-runtime-deadline-ms").unwrap().to_str().unwrap(), deadline_ms.to_string());
+
+    tokio::time::sleep_until((deadline + Duration::from_millis(30)).into()).await;
+    let (status, _, body) = post(&format!("{base}/late-1/response"), &[], r#"{"late":true}"#).await;
+    assert_eq!(status, 410, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"errorMessage": "Invoke timeout", "errorType": "InvokeTimeout"})
+    );
+    let (status, _, _) = post(&format!("{base}/late-1/error"), &[], r#"{"errorMessage":"late"}"#).await;
+    assert_eq!(status, 400, "the request id is disarmed");
+    let received: Vec<RuntimeEvent> =
+        std::iter::from_fn(|| events.try_recv().ok()).map(|r| r.event).collect();
+    assert!(matches!(received[..], [RuntimeEvent::Next]), "{received:?}");
+}
+
+/// Past the Runtime API's read limit (16 MiB), a response ends its invocation at once with
+/// Lambda's `Function.ResponseSizeTooLarge`, as one over 6 MB does, and its request id takes
+/// no other answer.
+#[tokio::test]
+async fn a_response_past_the_read_limit_fails_the_invocation_at_once_and_disarms_its_id() {
+    let _shared = CPU.read().await;
+    let script = format!(
+        r#"{SHELL_PRELUDE}head -c 17000000 /dev/zero | tr '\0' x > "$TMPDIR/big"
+while :; do
+  next=$(curl -sS -i "$api/next" | tr -d '\r')
+  id=$(header lambda-runtime-aws-request-id)
+  status=$(curl -sS -o /dev/null -w '%{{http_code}}' -X POST --data-binary @"$TMPDIR/big" "$api/$id/response")
+  echo "big response: $status"
+  status=$(curl -sS -o /dev/null -w '%{{http_code}}' -X POST --data-binary '{{"small":true}}' "$api/$id/response")
+  echo "small response: $status"
+done
+"#
+    );
+    let lambda = lambda_with(script_function("big", &script).timeout_secs(10));
+    let started = Instant::now();
+    let out = lambda.invoke("big", "{}").await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(out.error_type().as_deref(), Some("Function.ResponseSizeTooLarge"), "{:?}", out.payload);
+    assert_eq!(
+        out.json()["errorMessage"],
+        "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
+    );
+    assert!(elapsed < Duration::from_secs(5), "answered after {elapsed:?}, not at once");
+    let mut small = None;
+    let until = Instant::now() + SETTLE;
+    while small.is_none() && Instant::now() < until {
+        small = lambda.logs("big").into_iter().map(|l| l.message).find(|l| l.starts_with("small response: "));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(small.as_deref(), Some("small response: 400"), "{:#?}", lambda.logs("big"));
+}
+
+/// A runtime that asks for its next invocation before it has answered the current one is
+/// handed the current one again, as Lambda's Runtime API does, and may still answer it.
+#[tokio::test]
+async fn asking_for_the_next_invocation_before_answering_hands_out_the_same_one() {
+    let _shared = CPU.read().await;
+    let script = format!(
+        r#"{SHELL_PRELUDE}while :; do
+  next=$(curl -sS -i "$api/next" | tr -d '\r')
+  id=$(header lambda-runtime-aws-request-id)
+  next=$(curl -sS -i "$api/next" | tr -d '\r')
+  again=$(header lambda-runtime-aws-request-id)
+  event=$(printf '%s\n' "$next" | tail -n 1)
+  curl -sS -o /dev/null -X POST --data-binary "{{\"again\":\"$again\",\"event\":$event}}" "$api/$id/response"
+done
+"#
+    );
+    let lambda = lambda_with(script_function("asks_twice", &script).timeout_secs(2));
+    for _ in 0..2 {
+        let out = lambda.invoke("asks_twice", r#"{"n":7}"#).await.unwrap();
+        assert!(out.function_error.is_none(), "{:?}", out.payload);
+        assert_eq!(out.json(), json!({"again": out.request_id, "event": {"n": 7}}));
+        assert!(lambda.settle("asks_twice", SETTLE).await);
+    }
+    assert_eq!(lambda.cold_starts("asks_twice"), 1);
+}
+
+/// A sandbox whose freeze fails is killed, not parked as frozen to run on while idle. The
+/// failure here is real: the sandbox's freezer group is taken away (its processes moved to
+/// the parent group) between its answer and its next `/next`, so freezing it cannot work.
+#[tokio::test]
+async fn a_sandbox_that_cannot_be_frozen_is_killed_instead_of_parked() {
+    let _shared = CPU.read().await;
+    if !cgroups_for_test("a_sandbox_that_cannot_be_frozen_is_killed_instead_of_parked") {
+        return;
+    }
+    let script = format!(
+        r#"{SHELL_PRELUDE}while :; do
+  next=$(curl -sS -i "$api/next" | tr -d '\r')
+  id=$(header lambda-runtime-aws-request-id)
+  curl -sS -o /dev/null -X POST --data-binary '{{}}' "$api/$id/response"
+  sleep 2
+done
+"#
+    );
+    let lambda = lambda_with(script_function("unfreezable", &script).timeout_secs(5));
+    let out = lambda.invoke("unfreezable", "{}").await.unwrap();
+    assert!(out.function_error.is_none(), "{:?}", out.payload);
+    let parent = std::path::Path::new("/sys/fs/cgroup/freezer/lift-lambda");
+    let group = parent.join(&out.sandbox_id);
+    let mut removed = false;
+    for _ in 0..100 {
+        for pid in std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default().lines() {
+            let _ = std::fs::write(parent.join("cgroup.procs"), pid);
+        }
+        if std::fs::remove_dir(&group).is_ok() {
+            removed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(removed, "the freezer group {} could not be taken away", group.display());
+    let until = Instant::now() + SETTLE + Duration::from_secs(2);
+    while lambda.sandboxes("unfreezable") > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(lambda.sandboxes("unfreezable"), 0, "the sandbox was parked although it could not be frozen");
+    let next = lambda.invoke("unfreezable", "{}").await.unwrap();
+    assert!(next.cold_start);
+    assert!(next.function_error.is_none(), "{:?}", next.payload);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::control::{Route, Versions};
 use super::function::Function;
 use super::logs::{LogLine, LogSink, Report};
-use super::runtime_api::{NextInvocation, RuntimeEvent};
+use super::runtime_api::{NextInvocation, Received, RuntimeEvent};
 use super::sandbox::{Exit, Sandbox, SpawnError};
 use super::{EmfMetric, ASYNC_REQUEST_LIMIT_BYTES, MAX_RESPONSE_BYTES, REQUEST_LIMIT_BYTES};
 
@@ -427,6 +427,7 @@ impl LocalLambdaBuilder {
 }
 
 /// What ended an invocation inside the sandbox.
+#[derive(Debug)]
 enum Ended {
     Answer(Bytes),
     FunctionError(Bytes),
@@ -531,18 +532,21 @@ impl FunctionPool {
         let invocation = NextInvocation {
             request_id: request_id.clone(),
             deadline_ms,
+            deadline,
             invoked_function_arn: invoked_arn,
             trace_id: options.trace_id.unwrap_or_else(|| new_trace_id(f.active_tracing)),
             client_context: options.client_context,
             cognito_identity: options.cognito_identity,
             payload,
         };
-        let ended = if sandbox.api.dispatch(invocation).await {
+        let (ended, ended_at) = if sandbox.api.dispatch(invocation).await {
             self.await_answer(&mut sandbox, &request_id, deadline).await
         } else {
-            Ended::Lambda("Runtime.ExitError", "Runtime exited without providing a reason".to_owned())
+            let ended =
+                Ended::Lambda("Runtime.ExitError", "Runtime exited without providing a reason".to_owned());
+            (ended, Instant::now())
         };
-        let duration = started.elapsed().min(f.timeout);
+        let duration = ended_at.saturating_duration_since(started);
         let cpu_throttled = sandbox.cpu_throttled().saturating_sub(throttled_before);
         let max_memory = sandbox.max_memory_used_mb();
         let keep = !matches!(ended, Ended::Lambda(..)) && sandbox.exited().is_none();
@@ -590,7 +594,7 @@ impl FunctionPool {
         let mut exit = sandbox.exit.clone();
         let outcome = loop {
             tokio::select! {
-                event = sandbox.events.recv() => match event {
+                event = sandbox.events.recv() => match event.map(|r| r.event) {
                     Some(RuntimeEvent::Next) => break Ok(()),
                     Some(RuntimeEvent::InitError { error_type, body }) => break Err(init_error(error_type, body)),
                     Some(_) => continue,
@@ -622,32 +626,26 @@ impl FunctionPool {
         }
     }
 
-    async fn await_answer(&self, sandbox: &mut Sandbox, request_id: &str, deadline: Instant) -> Ended {
+    /// Waits for the runtime's answer to `request_id`: what ended the invocation, and when (the
+    /// answer's arrival, the deadline for a timeout), which the REPORT's duration runs to.
+    async fn await_answer(
+        &self,
+        sandbox: &mut Sandbox,
+        request_id: &str,
+        deadline: Instant,
+    ) -> (Ended, Instant) {
         let mut exit = sandbox.exit.clone();
-        loop {
-            tokio::select! {
-                event = sandbox.events.recv() => match event {
-                    Some(RuntimeEvent::Response { request_id: id, body }) if id == request_id => return Ended::Answer(body),
-                    Some(RuntimeEvent::Error { request_id: id, error_type, body }) if id == request_id => {
-                        return Ended::FunctionError(error_document(error_type, body));
-                    }
-                    Some(RuntimeEvent::ResponseTooLarge { request_id: id, .. }) if id == request_id => {
-                        let doc = json!({
-                            "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
-                            "errorType": "Function.ResponseSizeTooLarge",
-                        });
-                        return Ended::FunctionError(Bytes::from(doc.to_string()));
-                    }
-                    Some(_) => continue,
-                    None => return Ended::Lambda("Runtime.ExitError", "Runtime exited without providing a reason".into()),
-                },
-                e = wait_exit(&mut exit) => return exit_error(e),
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    // The sandbox dies at its deadline, before anything is answered.
-                    sandbox.kill().await;
-                    let secs = self.function.timeout.as_secs_f64();
-                    return Ended::Lambda("Sandbox.Timedout", format!("Task timed out after {secs:.2} seconds"));
-                }
+        match wait_for_answer(&mut sandbox.events, &mut exit, request_id, deadline).await {
+            Waited::Answered(ended, at) => (ended, at),
+            Waited::Exited(exit) => (exit_error(exit), Instant::now()),
+            Waited::TimedOut => {
+                // The sandbox dies at its deadline, before anything is answered.
+                sandbox.kill().await;
+                let secs = self.function.timeout.as_secs_f64();
+                (
+                    Ended::Lambda("Sandbox.Timedout", format!("Task timed out after {secs:.2} seconds")),
+                    deadline,
+                )
             }
         }
     }
@@ -717,7 +715,7 @@ impl FunctionPool {
         let mut exit = sandbox.exit.clone();
         let polled = loop {
             tokio::select! {
-                event = sandbox.events.recv() => match event {
+                event = sandbox.events.recv() => match event.map(|r| r.event) {
                     Some(RuntimeEvent::Next) => break true,
                     Some(_) => continue,
                     None => break false,
@@ -732,7 +730,14 @@ impl FunctionPool {
             return;
         }
         if self.function.freeze {
-            sandbox.freeze().await;
+            if let Err(err) = sandbox.freeze().await {
+                // A sandbox that may still run is not parked as frozen: it would run on while
+                // idle, which Lambda never lets a function do.
+                tracing::warn!(sandbox = %sandbox.id, error = %err, "a sandbox could not be frozen; killed instead of parked");
+                sandbox.kill().await;
+                self.release(None);
+                return;
+            }
         }
         self.release(Some(sandbox));
     }
@@ -785,6 +790,73 @@ fn checked_payload(payload: Bytes, limit: usize) -> Result<Bytes, InvokeError> {
     match serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
         Ok(_) => Ok(payload),
         Err(err) => Err(InvokeError::InvalidRequestContent(err.to_string())),
+    }
+}
+
+/// How the wait for an invocation's answer ended.
+#[derive(Debug)]
+enum Waited {
+    /// The runtime answered by the deadline (a response, an error, a response too large),
+    /// at this instant.
+    Answered(Ended, Instant),
+    /// The process ended first, this way (`None` if that is unknown).
+    Exited(Option<Exit>),
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Waits on `events` for the answer to `request_id`, until `deadline` or the end of the
+/// process. An answer counts only if it arrived by the deadline: the deadline is polled
+/// first, and an answer stamped after it is a timeout however the branches are polled.
+async fn wait_for_answer(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<Received>,
+    exit: &mut tokio::sync::watch::Receiver<Option<Exit>>,
+    request_id: &str,
+    deadline: Instant,
+) -> Waited {
+    loop {
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                // An answer that arrived in time may still be queued behind the timer.
+                while let Ok(received) = events.try_recv() {
+                    if let Some(ended) = answer(received.event, request_id) {
+                        if received.at <= deadline {
+                            return Waited::Answered(ended, received.at);
+                        }
+                    }
+                }
+                return Waited::TimedOut;
+            }
+            received = events.recv() => match received {
+                Some(Received { at, event }) => match answer(event, request_id) {
+                    Some(_) if at > deadline => return Waited::TimedOut,
+                    Some(ended) => return Waited::Answered(ended, at),
+                    None => continue,
+                },
+                None => return Waited::Exited(None),
+            },
+            // After the events: a runtime that answered and then exited has answered.
+            e = wait_exit(exit) => return Waited::Exited(e),
+        }
+    }
+}
+
+/// What `event` ends, if it answers `request_id`.
+fn answer(event: RuntimeEvent, request_id: &str) -> Option<Ended> {
+    match event {
+        RuntimeEvent::Response { request_id: id, body } if id == request_id => Some(Ended::Answer(body)),
+        RuntimeEvent::Error { request_id: id, error_type, body } if id == request_id => {
+            Some(Ended::FunctionError(error_document(error_type, body)))
+        }
+        RuntimeEvent::ResponseTooLarge { request_id: id, .. } if id == request_id => {
+            let doc = json!({
+                "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+                "errorType": "Function.ResponseSizeTooLarge",
+            });
+            Some(Ended::FunctionError(Bytes::from(doc.to_string())))
+        }
+        _ => None,
     }
 }
 
@@ -861,6 +933,51 @@ mod tests {
         assert_eq!(doc, json!({"errorMessage": "boom", "errorType": "Runtime.InitError"}));
         let already = Bytes::from_static(br#"{"errorType":"E","errorMessage":"m"}"#);
         assert_eq!(error_document(None, already.clone()), already);
+    }
+
+    /// An answer to `r` that arrived at `at`, queued, and a process that has not ended.
+    fn queued_answer(
+        at: Instant,
+    ) -> (
+        tokio::sync::mpsc::UnboundedReceiver<Received>,
+        tokio::sync::watch::Sender<Option<Exit>>,
+        tokio::sync::watch::Receiver<Option<Exit>>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let event = RuntimeEvent::Response { request_id: "r".into(), body: Bytes::from_static(b"{}") };
+        tx.send(Received { at, event }).unwrap();
+        let (exit_tx, exit) = tokio::sync::watch::channel(None);
+        (rx, exit_tx, exit)
+    }
+
+    #[tokio::test]
+    async fn an_answer_stamped_after_the_deadline_is_a_timeout_every_time() {
+        for round in 0..100 {
+            // Both ready at once: the deadline has passed and the late answer is queued.
+            let deadline = Instant::now() - Duration::from_millis(5);
+            let (mut events, _exit_tx, mut exit) = queued_answer(deadline + Duration::from_millis(1));
+            let waited = wait_for_answer(&mut events, &mut exit, "r", deadline).await;
+            assert!(matches!(waited, Waited::TimedOut), "round {round}: {waited:?}");
+        }
+        // The timer has not fired yet, but the answer's stamp is past the deadline.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut events, _exit_tx, mut exit) = queued_answer(deadline + Duration::from_millis(1));
+        let waited = wait_for_answer(&mut events, &mut exit, "r", deadline).await;
+        assert!(matches!(waited, Waited::TimedOut), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_arrived_in_time_counts_even_when_the_deadline_is_polled_first() {
+        for round in 0..100 {
+            let deadline = Instant::now() - Duration::from_millis(5);
+            let at = deadline - Duration::from_millis(1);
+            let (mut events, _exit_tx, mut exit) = queued_answer(at);
+            let waited = wait_for_answer(&mut events, &mut exit, "r", deadline).await;
+            assert!(
+                matches!(waited, Waited::Answered(Ended::Answer(_), answered) if answered == at),
+                "round {round}: {waited:?}"
+            );
+        }
     }
 
     #[test]

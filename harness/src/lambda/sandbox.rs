@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::function::Function;
 use super::logs::LogSink;
-use super::runtime_api::{RuntimeApi, RuntimeEvent};
+use super::runtime_api::{Received, RuntimeApi};
 
 /// The cgroup v1 hierarchy root.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -28,6 +28,9 @@ const CFS_PERIOD_US: u64 = 100_000;
 const MEMORY_LIMIT: &str = "memory.limit_in_bytes";
 /// The memory group's limit of memory and swap together, present when swap is accounted.
 const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
+/// How long a freeze may take before the sandbox counts as unfreezable: freezing takes
+/// milliseconds, and a busy machine may stretch that.
+const FREEZE_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether cgroups v1 can be written here; probed once, with one printed notice when not.
 pub fn cgroups_available() -> bool {
@@ -260,7 +263,7 @@ pub struct Sandbox {
     /// Removed when the sandbox ends.
     pub tmp: PathBuf,
     pub(crate) api: RuntimeApi,
-    pub(crate) events: mpsc::UnboundedReceiver<RuntimeEvent>,
+    pub(crate) events: mpsc::UnboundedReceiver<Received>,
     pub(crate) exit: watch::Receiver<Option<Exit>>,
     pid: u32,
     cgroup: Option<Cgroup>,
@@ -394,25 +397,47 @@ impl Sandbox {
     }
 
     /// Stops every thread of the sandbox (cgroup freezer, else SIGSTOP of its group).
-    pub async fn freeze(&mut self) {
+    ///
+    /// # Errors
+    ///
+    /// The freezer could not be written or read, its group did not reach `FROZEN` within
+    /// a second (a task that cannot be frozen keeps it `FREEZING`), or the `SIGSTOP`
+    /// could not be sent. The sandbox may then still run, and is not marked frozen: kill it
+    /// rather than keep it.
+    pub async fn freeze(&mut self) -> std::io::Result<()> {
         if self.frozen {
-            return;
+            return Ok(());
         }
         match &self.cgroup {
             Some(cg) => {
                 let state = cg.dirs[0].join("freezer.state");
-                let _ = tokio::fs::write(&state, "FROZEN").await;
-                for _ in 0..200 {
-                    match tokio::fs::read_to_string(&state).await {
-                        Ok(s) if s.trim() == "FROZEN" => break,
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-                        Err(_) => break,
+                tokio::fs::write(&state, "FROZEN").await?;
+                let until = Instant::now() + FREEZE_WAIT;
+                loop {
+                    let now = tokio::fs::read_to_string(&state).await?;
+                    if now.trim() == "FROZEN" {
+                        break;
                     }
+                    if Instant::now() >= until {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("{} still reads {} after {FREEZE_WAIT:?}", state.display(), now.trim()),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
-            None => signal_group(self.pid, "-STOP"),
+            None => {
+                if !signal_group(self.pid, "-STOP") {
+                    return Err(std::io::Error::other(format!(
+                        "SIGSTOP of process group {} failed",
+                        self.pid
+                    )));
+                }
+            }
         }
         self.frozen = true;
+        Ok(())
     }
 
     /// Lets the sandbox run again.
@@ -424,7 +449,9 @@ impl Sandbox {
             Some(cg) => {
                 let _ = tokio::fs::write(cg.dirs[0].join("freezer.state"), "THAWED").await;
             }
-            None => signal_group(self.pid, "-CONT"),
+            None => {
+                signal_group(self.pid, "-CONT");
+            }
         }
         self.frozen = false;
     }
@@ -581,29 +608,32 @@ fn kill_environment(pid: u32, cgroup: Option<&Cgroup>) {
     signal_group(pid, "-KILL");
     match cgroup {
         Some(cg) => cg.kill_all(),
-        None => signal_group(pid, "-CONT"),
+        None => {
+            signal_group(pid, "-CONT");
+        }
     }
 }
 
-/// Sends `signal` (e.g. `-STOP`) to the process group led by `pid`, without unsafe code.
-fn signal_group(pid: u32, signal: &str) {
-    if pid != 0 {
-        send_signal(signal, &[format!("-{pid}")]);
-    }
+/// Sends `signal` (e.g. `-STOP`) to the process group led by `pid`, without unsafe code;
+/// whether it was delivered.
+fn signal_group(pid: u32, signal: &str) -> bool {
+    pid != 0 && send_signal(signal, &[format!("-{pid}")])
 }
 
-/// Sends `signal` to `targets`, `kill`'s operands (a pid, or `-pgid` for a process group).
-fn send_signal(signal: &str, targets: &[String]) {
+/// Sends `signal` to `targets`, `kill`'s operands (a pid, or `-pgid` for a process group);
+/// whether `kill` delivered it to every target.
+fn send_signal(signal: &str, targets: &[String]) -> bool {
     if targets.is_empty() {
-        return;
+        return true;
     }
-    let _ = std::process::Command::new("kill")
+    std::process::Command::new("kill")
         .arg(signal)
         .arg("--")
         .args(targets)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 #[cfg(test)]
@@ -750,7 +780,7 @@ mod tests {
         for with_cgroups in modes("killing_a_frozen_sandbox_kills_every_process_its_bootstrap_started") {
             let (mut sandbox, pids) = sandbox_with_helpers(with_cgroups, "exec sleep 30").await;
             let group = sandbox.cgroup.clone();
-            sandbox.freeze().await;
+            sandbox.freeze().await.unwrap();
             assert!(sandbox.kill().await.is_some());
             let survivors = survivors(&pids).await;
             let mut removed = true;
