@@ -62,8 +62,9 @@ enum Command {
         /// one run of the benches wrote) and decide on each bench's median over them.
         #[arg(long, value_name = "DIR")]
         attempts: Option<PathBuf>,
-        /// Refuse results written before this time (seconds since the Unix epoch: the
-        /// run's start), so a bench that did not run cannot pass on an old measurement.
+        /// Refuse results (with --instructions, callgrind outputs) written before this time
+        /// (seconds since the Unix epoch: the run's start), so a bench that did not run
+        /// cannot pass on an old measurement.
         #[arg(long, value_name = "UNIX_SECONDS")]
         since: Option<u64>,
         /// Check instruction counts (the `instructions` bench, run by gungraun) against
@@ -144,8 +145,9 @@ async fn main() -> ExitCode {
         Command::Compliance { .. } => Err(anyhow::anyhow!(lift_harness::service_cli::NEEDS_A_SERVICE)),
         Command::Backup(args) => lift_harness::backup::run_backup(args).await,
         Command::Restore(args) => lift_harness::backup::run_restore(args).await,
-        Command::Budget { instructions: true, baseline, callgrind_dir, update, .. } => {
-            lift_harness::budget::run_instructions(&baseline, callgrind_dir, update)
+        Command::Budget { instructions: true, baseline, callgrind_dir, update, since, .. } => {
+            let since = since.map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+            lift_harness::budget::run_instructions(&baseline, callgrind_dir, update, since)
         }
         Command::Budget { trend: true, history, trend_runs, trend_threshold, fail_on_regression, .. } => {
             let policy = lift_harness::budget::TrendPolicy {

@@ -958,6 +958,11 @@ fn fake_callgrind(dir: &Path, bench: &str, instructions: u64) {
 const BASELINE: &str = r#"# comment kept
 max_rise = 0.02
 max_twin_ratio = 1.2
+bare_instructions = 10000
+
+[twins]
+tower_concurrency_limit = 10900
+tower_stack = 12000
 
 [layers.bulkhead]
 # comment kept too
@@ -979,6 +984,26 @@ fn counted(bulkhead: u64) -> lift_harness::budget::InstructionCounts {
     fake_callgrind(&dir, "stack", 13_000);
     fake_callgrind(&dir, "tower_stack", 12_000);
     lift_harness::budget::InstructionCounts::new(dir)
+}
+
+/// Counts of these benches, written now.
+fn counts_of(benches: &[(&str, u64)]) -> lift_harness::budget::InstructionCounts {
+    let dir = temp_dir("callgrind");
+    for (bench, instructions) in benches {
+        fake_callgrind(&dir, bench, *instructions);
+    }
+    lift_harness::budget::InstructionCounts::new(dir)
+}
+
+/// The callgrind output `fake_callgrind` wrote for a bench.
+fn callgrind_out(dir: &Path, bench: &str) -> PathBuf {
+    dir.join(format!("{bench}.calls")).join(format!("callgrind.{bench}.calls.out"))
+}
+
+/// Sets a file's modification time this long ago.
+fn backdate(path: &Path, ago: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - ago).unwrap();
 }
 
 #[test]
@@ -1023,6 +1048,38 @@ fn the_instruction_baseline_updates_in_place_and_a_missing_bench_is_an_error() {
     assert!(updated.contains("over_bare = 1050\n") && updated.contains("over_bare = 3000\n"), "{updated}");
     let again = lift_harness::budget::InstructionBaseline::parse(&updated, "instructions.toml").unwrap();
     assert!(again.check(&counted(11_050)).unwrap().passed);
+    // Bare's and the twins' counts are written too, and the layers' over the new bare.
+    let moved = counts_of(&[
+        ("bare", 10_100),
+        ("bulkhead", 11_000),
+        ("tower_concurrency_limit", 11_500),
+        ("stack", 13_000),
+        ("tower_stack", 11_900),
+    ]);
+    let updated = lift_harness::budget::InstructionBaseline::updated(BASELINE, &baseline, &moved).unwrap();
+    for line in [
+        "bare_instructions = 10100\n",
+        "tower_concurrency_limit = 11500\n",
+        "tower_stack = 11900\n",
+        "over_bare = 900\n",
+        "over_bare = 2900\n",
+    ] {
+        assert!(updated.contains(line), "{line:?} not in {updated}");
+    }
+    let again = lift_harness::budget::InstructionBaseline::parse(&updated, "instructions.toml").unwrap();
+    assert_eq!((again.bare_instructions, again.twins()[0].instructions), (10_100, 11_500));
+    assert!(again.check(&moved).unwrap().passed);
+    // A count the rewrite cannot reach (an inline table) is an error, not a baseline left
+    // partly old.
+    let inline = BASELINE.replace(
+        "[twins]\ntower_concurrency_limit = 10900\ntower_stack = 12000\n",
+        "twins = { tower_concurrency_limit = 10900, tower_stack = 12000 }\n",
+    );
+    let inline_baseline =
+        lift_harness::budget::InstructionBaseline::parse(&inline, "instructions.toml").unwrap();
+    let err =
+        lift_harness::budget::InstructionBaseline::updated(&inline, &inline_baseline, &moved).unwrap_err();
+    assert!(err.to_string().contains("write twins.tower_concurrency_limit on a line of its own"), "{err}");
 
     let dir = temp_dir("callgrind-missing");
     fake_callgrind(&dir, "bare", 10_000);
@@ -1038,6 +1095,7 @@ fn the_workspace_instruction_baseline_covers_every_resilience_layer_with_its_twi
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/instructions.toml");
     let baseline = lift_harness::budget::InstructionBaseline::load(&path).unwrap();
     assert_eq!((baseline.max_rise, baseline.max_twin_ratio), (0.02, 1.2));
+    assert_eq!(baseline.bare, "bare");
     let twins: Vec<(&str, Option<&str>)> =
         baseline.layers().iter().map(|l| (l.name.as_str(), l.twin.as_deref())).collect();
     for expected in [
@@ -1051,6 +1109,296 @@ fn the_workspace_instruction_baseline_covers_every_resilience_layer_with_its_twi
     }
     for layer in baseline.layers() {
         assert!(layer.over_bare > 0, "{}: no baseline count", layer.name);
+    }
+    // Every layer's own ratios, as reviewed: loosening one (or adding one) shows here.
+    let mut ratios: Vec<_> = baseline
+        .layers()
+        .iter()
+        .map(|l| {
+            let also: Vec<(&str, f64)> = l.also.iter().map(|a| (a.twin.as_str(), a.max_twin_ratio)).collect();
+            (l.name.as_str(), l.max_twin_ratio, also)
+        })
+        .collect();
+    ratios.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        ratios,
+        [
+            ("bulkhead", None, vec![]),
+            ("load_shed", Some(1.38), vec![("tower_limited_load_shed", 1.0)]),
+            ("retry", None, vec![]),
+            ("stack", Some(1.3), vec![]),
+            ("timeout", None, vec![]),
+        ]
+    );
+    // Bare and every twin have a count of their own (parse refuses a twin without one).
+    assert!(baseline.bare_instructions > 0);
+    let mut counted: Vec<&str> = baseline.twins().iter().map(|t| t.name.as_str()).collect();
+    counted.sort_unstable();
+    assert_eq!(
+        counted,
+        [
+            "tower_concurrency_limit",
+            "tower_limited_load_shed",
+            "tower_load_shed",
+            "tower_retry",
+            "tower_stack",
+            "tower_timeout"
+        ]
+    );
+    // The bench group is exactly bare, the layers and the twins: a bench the baseline does
+    // not name would fail the gate on its output directory.
+    let bench = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/benches/instructions.rs"),
+    )
+    .unwrap();
+    let group = bench.split("benchmarks = [").nth(1).and_then(|rest| rest.split(']').next()).unwrap();
+    let mut in_code: Vec<&str> = group.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
+    in_code.sort_unstable();
+    let mut in_baseline: Vec<&str> = std::iter::once(baseline.bare.as_str())
+        .chain(baseline.layers().iter().map(|l| l.name.as_str()))
+        .chain(counted)
+        .collect();
+    in_baseline.sort_unstable();
+    assert_eq!(in_code, in_baseline);
+}
+
+/// gungraun's directory outlives a run: with `--since`, an output written before the run is
+/// refused, naming the file, in a check and in an update alike; without it, nothing checks.
+#[test]
+fn the_instruction_gate_refuses_output_older_than_the_run() {
+    let baseline = lift_harness::budget::InstructionBaseline::parse(BASELINE, "instructions.toml").unwrap();
+    let counts = counted(11_000);
+    let start = std::time::SystemTime::now() - Duration::from_secs(60);
+    assert!(baseline.check(&counts.clone().fresh_since(start)).unwrap().passed);
+    // The bulkhead was not benched this time (filtered out, say): its output is an hour old.
+    let old = callgrind_out(counts.dir(), "bulkhead");
+    backdate(&old, Duration::from_secs(3600));
+    let fresh = counts.clone().fresh_since(start);
+    let err = baseline.check(&fresh).unwrap_err();
+    match &err {
+        BudgetError::StaleResults { function, path, .. } => {
+            assert_eq!((function.as_str(), path), ("bulkhead", &old))
+        }
+        other => panic!("expected stale results, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with("results for instructions/bulkhead are "), "{err}");
+    assert!(err.to_string().contains(&old.display().to_string()), "{err}");
+    let err = lift_harness::budget::InstructionBaseline::updated(BASELINE, &baseline, &fresh).unwrap_err();
+    assert!(matches!(err, BudgetError::StaleResults { ref function, .. } if function == "bulkhead"), "{err}");
+    assert!(baseline.check(&counts).unwrap().passed, "no --since, no time check");
+}
+
+/// The command passes `--since` to the instruction gate: an old output fails the check and
+/// the update (which leaves the baseline as it was), fresh ones pass and update every count.
+#[test]
+fn the_instruction_command_refuses_output_older_than_since() {
+    let file = temp_dir("instructions").join("instructions.toml");
+    std::fs::write(&file, BASELINE).unwrap();
+    let counts = counted(11_000);
+    let since = (std::time::SystemTime::now() - Duration::from_secs(60))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let gate = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+            .args(["budget", "--instructions", "--baseline"])
+            .arg(&file)
+            .arg("--callgrind-dir")
+            .arg(counts.dir())
+            .args(["--since", &since])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = gate(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("gate passed"), "{stdout}");
+
+    let old = callgrind_out(counts.dir(), "bare");
+    backdate(&old, Duration::from_secs(3600));
+    for extra in [&[][..], &["--update"][..]] {
+        let out = gate(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(stderr.contains("results for instructions/bare are "), "{extra:?}: {stderr}");
+        assert!(stderr.contains(&old.display().to_string()), "{extra:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), BASELINE);
+
+    fake_callgrind(counts.dir(), "bare", 10_100);
+    let out = gate(&["--update"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let updated = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        updated.contains("bare_instructions = 10100\n") && updated.contains("over_bare = 900\n"),
+        "{updated}"
+    );
+}
+
+/// One output per bench: a bench that ran several threads, or under a second bench id, is an
+/// error naming its outputs, not whichever the directory listing gives first; gungraun's
+/// previous run (`.out.old`) and the logs are not outputs.
+#[test]
+fn a_bench_with_several_callgrind_outputs_is_an_error() {
+    let baseline = lift_harness::budget::InstructionBaseline::parse(BASELINE, "instructions.toml").unwrap();
+    let counts = counted(11_000);
+    let calls = counts.dir().join("bulkhead.calls");
+    std::fs::write(calls.join("callgrind.bulkhead.calls.log"), "==1== Callgrind\n").unwrap();
+    std::fs::write(calls.join("callgrind.bulkhead.calls.log.old"), "==1== Callgrind\n").unwrap();
+    assert!(baseline.check(&counts).unwrap().passed);
+
+    // Two threads: gungraun names their outputs `.t1.p1.out` and `.t2.p1.out`.
+    std::fs::remove_file(calls.join("callgrind.bulkhead.calls.out")).unwrap();
+    let text = |ir: u64| format!("events: Ir Dr Dw\nsummary: {ir} 1 1\ntotals: {ir} 1 1\n");
+    let threads =
+        [calls.join("callgrind.bulkhead.calls.t1.p1.out"), calls.join("callgrind.bulkhead.calls.t2.p1.out")];
+    std::fs::write(&threads[0], text(11_000)).unwrap();
+    std::fs::write(&threads[1], text(500)).unwrap();
+    let err = baseline.check(&counts).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, BudgetError::BadInstructionCounts { ref bench, .. } if bench == "bulkhead"),
+        "{err:?}"
+    );
+    assert!(
+        message.starts_with(
+            "instruction counts of bulkhead: 2 callgrind outputs, one expected (it ran 2 threads): "
+        ),
+        "{message}"
+    );
+    assert!(threads.iter().all(|t| message.contains(&t.display().to_string())), "{message}");
+
+    // A second bench id: another directory.
+    let counts = counted(11_000);
+    let light = counts.dir().join("bulkhead.light");
+    std::fs::create_dir_all(&light).unwrap();
+    let second = light.join("callgrind.bulkhead.light.out");
+    std::fs::write(&second, text(10_500)).unwrap();
+    for err in [
+        baseline.check(&counts).unwrap_err(),
+        lift_harness::budget::InstructionBaseline::updated(BASELINE, &baseline, &counts).unwrap_err(),
+    ] {
+        let message = err.to_string();
+        assert!(
+            message.contains("2 callgrind outputs, one expected (it ran under 2 bench ids)"),
+            "{message}"
+        );
+        assert!(message.contains(&second.display().to_string()), "{message}");
+        assert!(
+            message.contains(&callgrind_out(counts.dir(), "bulkhead").display().to_string()),
+            "{message}"
+        );
+    }
+}
+
+/// A bench in the group but not in the baseline would never be gated: its output directory
+/// fails the gate.
+#[test]
+fn an_output_of_a_bench_the_baseline_does_not_name_is_an_error() {
+    let baseline = lift_harness::budget::InstructionBaseline::parse(BASELINE, "instructions.toml").unwrap();
+    let counts = counted(11_000);
+    fake_callgrind(counts.dir(), "circuit_breaker", 12_000);
+    let dir = counts.dir().join("circuit_breaker.calls");
+    for err in [
+        baseline.check(&counts).unwrap_err(),
+        lift_harness::budget::InstructionBaseline::updated(BASELINE, &baseline, &counts).unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, BudgetError::BadInstructionCounts { ref bench, .. } if bench == "circuit_breaker"),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains(&dir.display().to_string()), "{message}");
+        assert!(message.contains("neither bare, a layer nor a twin in instructions.toml"), "{message}");
+    }
+}
+
+/// A count of 0 (bare, a layer or a twin) and a layer below bare are errors, not counts: with
+/// them over_bare and the ratios mean nothing (0 / 0 was a ratio of 0).
+#[test]
+fn zero_counts_and_a_layer_below_bare_are_errors() {
+    let baseline = lift_harness::budget::InstructionBaseline::parse(BASELINE, "instructions.toml").unwrap();
+    for bench in ["bare", "bulkhead", "tower_concurrency_limit"] {
+        let counts = counted(11_000);
+        fake_callgrind(counts.dir(), bench, 0);
+        let err = baseline.check(&counts).unwrap_err();
+        let expected = format!(
+            "instruction counts of {bench}: 0 instructions in {}",
+            callgrind_out(counts.dir(), bench).display()
+        );
+        assert!(err.to_string().starts_with(&expected), "{err}");
+    }
+    // Layer and twin both 0: no longer a ratio of 0.
+    let counts = counted(0);
+    fake_callgrind(counts.dir(), "tower_concurrency_limit", 0);
+    assert!(matches!(baseline.check(&counts), Err(BudgetError::BadInstructionCounts { .. })));
+    let err = baseline.check(&counted(9_000)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("instruction counts of bulkhead: 9000 instructions, fewer than bare's 10000"),
+        "{err}"
+    );
+    let err =
+        lift_harness::budget::InstructionBaseline::updated(BASELINE, &baseline, &counted(9_000)).unwrap_err();
+    assert!(
+        matches!(err, BudgetError::BadInstructionCounts { ref bench, .. } if bench == "bulkhead"),
+        "{err}"
+    );
+}
+
+/// Bare's and each twin's own counts are held with max_rise: a costlier bare shrinks every
+/// over_bare and a costlier twin loosens every ratio, so either fails the gate though every
+/// layer passes. Lower passes, as for layers.
+#[test]
+fn bare_and_the_twins_are_held_at_their_baseline_counts() {
+    let baseline = lift_harness::budget::InstructionBaseline::parse(BASELINE, "instructions.toml").unwrap();
+    let run = |bare: u64, twin: u64| {
+        baseline
+            .check(&counts_of(&[
+                ("bare", bare),
+                ("bulkhead", bare + 1_000),
+                ("tower_concurrency_limit", twin),
+                ("stack", bare + 3_000),
+                ("tower_stack", 12_000),
+            ]))
+            .unwrap()
+    };
+    assert!(run(10_000, 10_900).passed);
+    // Bare 3% dearer, every layer the same over it: the layers pass, bare fails.
+    let dearer = run(10_300, 10_900);
+    assert!(dearer.layers.iter().all(|l| l.passed), "{dearer}");
+    assert!(!dearer.passed, "{dearer}");
+    assert_eq!(dearer.failed(), ["bare"]);
+    let table = dearer.to_string();
+    assert!(table.lines().any(|l| l.starts_with("bare ") && l.ends_with("FAIL")), "{table}");
+    assert!(table.ends_with("gate FAILED"), "{table}");
+    // 2% is within; cheaper passes.
+    assert!(run(10_200, 10_900).passed);
+    assert!(run(9_500, 10_900).passed);
+    // A twin 2.75% dearer: the bulkhead's ratio looks better (0.98x), and the twin fails.
+    let twin = run(10_000, 11_200);
+    assert_eq!(twin.failed(), ["tower_concurrency_limit"], "{twin}");
+    assert!(run(10_000, 11_118).passed, "2% is within");
+    assert!(run(10_000, 10_000).passed);
+
+    // Bare and every twin need a count, and every count a twin.
+    for (text, reason) in [
+        (BASELINE.replace("bare_instructions = 10000\n", ""), "missing field `bare_instructions`"),
+        (BASELINE.replace("bare_instructions = 10000", "bare_instructions = 0"), "bare_instructions must be a count above 0"),
+        (
+            BASELINE.replace("tower_stack = 12000\n", ""),
+            "layers.stack: twin \"tower_stack\" has no count: add `tower_stack = <instructions>` under [twins]",
+        ),
+        (BASELINE.replace("tower_stack = 12000\n", "tower_stack = 0\n"), "twins.tower_stack must be a count above 0"),
+        (
+            BASELINE.replace("[twins]\n", "[twins]\ntower_retry = 100\n"),
+            "twins.tower_retry: no layer names it as a twin",
+        ),
+    ] {
+        let err = lift_harness::budget::InstructionBaseline::parse(&text, "instructions.toml").unwrap_err();
+        assert!(err.to_string().contains(reason), "{reason}: {err}");
     }
 }
 
@@ -1244,10 +1592,12 @@ fn the_gate_appends_each_run_and_budget_trend_flags_a_sustained_regression() {
 /// error, not a pass; a ratio of 0 is refused.
 #[test]
 fn the_instruction_gate_holds_a_layer_against_its_other_twins() {
-    let text = BASELINE.replace(
-        "twin = \"tower_concurrency_limit\"\n",
-        "twin = \"tower_concurrency_limit\"\nalso = [{ twin = \"tower_limited\", max_twin_ratio = 1.0 }]\n",
-    );
+    let text = BASELINE
+        .replace(
+            "twin = \"tower_concurrency_limit\"\n",
+            "twin = \"tower_concurrency_limit\"\nalso = [{ twin = \"tower_limited\", max_twin_ratio = 1.0 }]\n",
+        )
+        .replace("[twins]\n", "[twins]\ntower_limited = 11000\n");
     let baseline = lift_harness::budget::InstructionBaseline::parse(&text, "instructions.toml").unwrap();
     let counts = |limited: u64| {
         let counts = counted(11_000);

@@ -89,6 +89,16 @@ pub enum BudgetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The instruction bench's callgrind output is not one plausible count per bench: a bench
+    /// with several outputs, a count of 0, a layer below bare, or the output of a bench the
+    /// baseline does not name.
+    #[error("instruction counts of {bench}: {reason}")]
+    BadInstructionCounts {
+        /// The bench.
+        bench: String,
+        /// What is wrong, naming the files.
+        reason: String,
+    },
     /// A criterion `estimates.json` cannot be parsed or holds no usable median.
     #[error("malformed criterion estimates {}: {reason}", path.display())]
     MalformedEstimates {

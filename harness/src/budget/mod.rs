@@ -53,7 +53,8 @@
 //! budget (the last 3 runs more than 20% over the baseline at the same speed).
 //!
 //! The instruction gate ([`InstructionBaseline`]) checks callgrind's instruction counts of
-//! the resilience layers and their tower twins against a committed baseline.
+//! the resilience layers, their tower twins and the bare service against a committed
+//! baseline; with [`InstructionCounts::fresh_since`], outputs older than the run are refused.
 //!
 //! # Examples
 //!
@@ -86,8 +87,8 @@ pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
 pub use history::{HistoryEntry, HistoryRecord, DEFAULT_HISTORY_FILE, HISTORY_ENV};
 pub use instructions::{
-    AlsoTwin, InstructionBaseline, InstructionCounts, InstructionReport, LayerBaseline, LayerCount,
-    TwinCount, DEFAULT_BASELINE_FILE, DEFAULT_CALLGRIND_SUBDIR,
+    AlsoTwin, BenchCount, InstructionBaseline, InstructionCounts, InstructionReport, LayerBaseline,
+    LayerCount, TwinBaseline, TwinCount, DEFAULT_BASELINE_FILE, DEFAULT_CALLGRIND_SUBDIR,
 };
 use report::effective_budget_ns;
 pub use report::{
@@ -286,17 +287,21 @@ pub fn run_trend(history: &Path, policy: TrendPolicy, fail_on_regression: bool) 
 
 /// `lift-harness budget --instructions`: checks the instruction counts against the baseline,
 /// prints the table, and fails when a layer rose above it or costs too much against its
-/// twin; with `update`, rewrites the baseline's counts instead.
+/// twin, or bare or a twin rose above its count; with `update`, rewrites the baseline's
+/// counts instead.
 ///
-/// `callgrind_dir` defaults to [`DEFAULT_CALLGRIND_SUBDIR`] under the cargo target directory.
+/// `callgrind_dir` defaults to [`DEFAULT_CALLGRIND_SUBDIR`] under the cargo target directory;
+/// `since` refuses outputs written before it ([`InstructionCounts::fresh_since`]), in a check
+/// and in an update alike.
 ///
 /// # Errors
-/// A [`BudgetError`] when the inputs cannot be read; an error naming the failed layers when
-/// the gate fails.
+/// A [`BudgetError`] when the inputs cannot be read or are not one plausible count per
+/// bench; an error naming the failed layers and benches when the gate fails.
 pub fn run_instructions(
     baseline_file: &Path,
     callgrind_dir: Option<PathBuf>,
     update: bool,
+    since: Option<std::time::SystemTime>,
 ) -> anyhow::Result<()> {
     let baseline = InstructionBaseline::load(baseline_file)?;
     let dir = callgrind_dir.unwrap_or_else(|| {
@@ -306,7 +311,10 @@ pub fn run_instructions(
             .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
             .join(DEFAULT_CALLGRIND_SUBDIR)
     });
-    let counts = InstructionCounts::new(dir);
+    let mut counts = InstructionCounts::new(dir);
+    if let Some(since) = since {
+        counts = counts.fresh_since(since);
+    }
     if update {
         let text = std::fs::read_to_string(baseline_file)
             .with_context(|| format!("reading {}", baseline_file.display()))?;
@@ -319,9 +327,7 @@ pub fn run_instructions(
     let report = baseline.check(&counts)?;
     println!("{report}");
     if !report.passed {
-        let failed: Vec<&str> =
-            report.layers.iter().filter(|l| !l.passed).map(|l| l.layer.as_str()).collect();
-        anyhow::bail!("instruction gate failed: {}", failed.join(", "));
+        anyhow::bail!("instruction gate failed: {}", report.failed().join(", "));
     }
     Ok(())
 }
