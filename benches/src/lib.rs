@@ -382,8 +382,14 @@ pub fn bench_call<S>(
     });
 }
 
-/// The input of the calibration workload: an API Gateway v2 event (1.7 KB of JSON).
-const CALIBRATION_INPUT: &str = include_str!("../../lift/tests/fixtures/apigw-v2-request.json");
+/// The input of the calibration workload: an API Gateway v2 event (1.7 KB of JSON), a copy
+/// of its own rather than a test fixture, so that no edit made for a test moves the
+/// calibration. Every time budget scales with the workload's cost against `reference_ns`
+/// (up to `max_factor`): a longer input would widen them all. A test pins its length and
+/// digest; change them only together with `reference_ns` in `budgets.toml`.
+const CALIBRATION_INPUT: &str = include_str!("../fixtures/calibration-input.json");
+/// How many times the workload parses its input; pinned with the input.
+const CALIBRATION_ROUNDS: usize = 4;
 
 /// The calibration workload: checks an API Gateway v2 event's JSON four times over with
 /// `serde_json`, building nothing. It is the byte scanning and branching request handling is
@@ -399,7 +405,7 @@ const CALIBRATION_INPUT: &str = include_str!("../../lift/tests/fixtures/apigw-v2
 /// Never: the input is a fixed JSON document.
 pub fn calibration_workload(input: &str) -> usize {
     let mut total = 0;
-    for _ in 0..4 {
+    for _ in 0..CALIBRATION_ROUNDS {
         let mut de = serde_json::Deserializer::from_str(std::hint::black_box(input));
         let _: serde::de::IgnoredAny =
             serde::Deserialize::deserialize(&mut de).expect("the calibration input is JSON");
@@ -520,6 +526,27 @@ mod tests {
         let err = run(&mut |req| call_ready(&mut spawning, req).unwrap()).unwrap_err();
         assert!(err.contains("1 task(s) alive"), "{err}");
     }
+
+    /// The calibration workload is what `reference_ns` in `budgets.toml` was measured on:
+    /// an input twice as long would double the speed factor and so every time budget, up to
+    /// `max_factor`. Its input, its rounds and its result are pinned here; a change to them
+    /// must come with `reference_ns` measured again on the reference machine.
+    #[test]
+    fn the_calibration_workload_is_the_one_its_reference_was_measured_on() {
+        // FNV-1a, 64 bits: enough to notice an edit, with no dependency.
+        let digest = CALIBRATION_INPUT
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        assert_eq!(
+            (CALIBRATION_INPUT.len(), CALIBRATION_ROUNDS, digest),
+            (1683, 4, PINNED_DIGEST),
+            "the calibration input or rounds changed: measure reference_ns again (budgets.toml)"
+        );
+        assert_eq!(calibration_workload(CALIBRATION_INPUT), 4 * 1683);
+    }
+
+    /// FNV-1a of `benches/fixtures/calibration-input.json` as `reference_ns` was measured.
+    const PINNED_DIGEST: u64 = 0x72f8_eecc_8aba_f34c;
 
     /// Four turns in a row run at four stack addresses, one in each 16-byte slot of a
     /// 64-byte cache line, and the fifth turn runs where the first did. Were `below` inlined
