@@ -33,6 +33,7 @@
 //! runbook = "https://runbooks.example.com/{service}/{alertname}"
 //!
 //! [[route.routes]]
+//! id = "pages"                             # optional; see "Route ids" below
 //! matchers = ['severity="page"']           # =, !=, =~ and !~ (a regex for the whole value)
 //! receiver = "oncall"
 //! continue = true                          # also try the next siblings
@@ -54,14 +55,30 @@
 //! silence or inhibition delays the whole ladder: level `n + 1` also waits, from when
 //! level `n` was sent, the time between the two levels' `after`s (see [`crate::engine`]).
 //!
+//! # Route ids
+//!
+//! Every route has an id, stored with each group it forms and shown in its notifications
+//! (`route` in the webhook JSON, `group` in PagerDuty's payload). The root's is `root`. A
+//! child's is its `id` if it sets one (letters, digits, `-` and `_`; unique in the tree),
+//! else `<parent's id>.<receiver>-<hash>`, the hash taken over the parent's id, the child's
+//! matchers (in any order) and its receiver: `root.oncall-9b299c72`. So adding, removing or
+//! reordering routes leaves the other routes' ids, and so their groups, alone; a route
+//! whose matchers or receiver change (or whose parent's id does) is a new route, unless it
+//! sets an `id`. Two siblings with the same matchers and receiver need an `id` on one.
+//!
+//! A group whose route is no longer in the tree (removed, or changed without an `id`)
+//! falls to the root: while it fires, the root's receiver and escalation notify it; when
+//! it resolves, every receiver it notified is told, as always (see [`crate::engine`]).
+//!
 //! A runbook is the alarm's own (`Runbook:` in its description, see [`crate::labels`]), else
 //! the route's template with `{label}` replaced by the alert's labels.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::labels::Labels;
 
@@ -131,6 +148,19 @@ impl Pattern {
         regex_lite::Regex::new(text)?;
         let regex = regex_lite::Regex::new(&format!("^(?:{text})$"))?;
         Ok(Self { text: text.to_owned(), regex })
+    }
+}
+
+impl fmt::Display for Matcher {
+    /// The matcher as written, with no spaces: `severity="page"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (op, value) = match &self.op {
+            MatchOp::Equal(v) => ("=", v.as_str()),
+            MatchOp::NotEqual(v) => ("!=", v.as_str()),
+            MatchOp::Regex(p) => ("=~", p.text.as_str()),
+            MatchOp::NotRegex(p) => ("!~", p.text.as_str()),
+        };
+        write!(f, "{}{op}\"{value}\"", self.name)
     }
 }
 
@@ -258,7 +288,9 @@ pub struct Level {
 /// A node of the route tree, with what it inherits applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Its place in the tree: `root`, `root.0`, `root.0.1`, ... (stored with each group).
+    /// Its id, stored with each group it forms: `root`, the `id` the file gives it, or one
+    /// derived from its parent's id, matchers and receiver (`root.oncall-9b299c72`), so that
+    /// it does not change when other routes are added, removed or reordered.
     pub id: String,
     /// What an alert must match to enter.
     pub matchers: Vec<Matcher>,
@@ -447,6 +479,7 @@ struct ReceiverFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouteFile {
+    id: Option<String>,
     #[serde(default)]
     matchers: Vec<String>,
     #[serde(default, rename = "continue")]
@@ -559,7 +592,11 @@ impl RouterConfig {
             escalation: Vec::new(),
             routes: Vec::new(),
         };
-        let route = route(&file.route, "root".into(), &base, &receivers, &duration)?;
+        if file.route.id.is_some() {
+            return Err(ConfigError("route: the root's id is always `root`; it takes no `id`".into()));
+        }
+        let mut ids = BTreeSet::new();
+        let route = route(&file.route, "route", None, &base, &receivers, &duration, &mut ids)?;
         if route.runbook.is_none() {
             return Err(ConfigError(
                 "route: the root needs a runbook (every notification carries one)".into(),
@@ -655,35 +692,37 @@ fn receiver(r: &ReceiverFile, env: &impl Fn(&str) -> Option<String>) -> Result<C
 
 type DurationField<'a> = dyn Fn(&str, Option<&String>, Duration) -> Result<Duration, ConfigError> + 'a;
 
+/// The route `file` at `at` (its place in the file, for errors: `route.routes[0]`), a child
+/// of `parent` unless it is the root. `ids` holds the ids taken so far.
 fn route(
     file: &RouteFile,
-    id: String,
-    parent: &Route,
+    at: &str,
+    parent: Option<&Route>,
+    base: &Route,
     receivers: &BTreeMap<String, ChannelConfig>,
     duration: &DurationField<'_>,
+    ids: &mut BTreeSet<String>,
 ) -> Result<Route, ConfigError> {
-    let at = |what: String| ConfigError(format!("route {id}: {what}"));
+    let err = |what: String| ConfigError(format!("{at}: {what}"));
+    let inherited = parent.unwrap_or(base);
     let matchers = file
         .matchers
         .iter()
-        .map(|m| Matcher::parse(m).map_err(|e| at(e.0)))
+        .map(|m| Matcher::parse(m).map_err(|e| err(e.0)))
         .collect::<Result<Vec<_>, _>>()?;
-    let receiver = file.receiver.clone().unwrap_or_else(|| parent.receiver.clone());
+    let receiver = file.receiver.clone().unwrap_or_else(|| inherited.receiver.clone());
     if receiver.is_empty() {
-        return Err(at("has no receiver (set one on the root)".into()));
+        return Err(err("has no receiver (set one on the root)".into()));
     }
     let escalation = match &file.escalation {
-        None => parent.escalation.clone(),
+        None => inherited.escalation.clone(),
         Some(levels) => {
             let mut out = Vec::new();
             for (i, level) in levels.iter().enumerate() {
-                let after = duration(
-                    &format!("route {id}: escalation[{i}].after"),
-                    Some(&level.after),
-                    Duration::ZERO,
-                )?;
+                let after =
+                    duration(&format!("{at}: escalation[{i}].after"), Some(&level.after), Duration::ZERO)?;
                 if out.last().is_some_and(|prev: &Level| prev.after >= after) || after.is_zero() {
-                    return Err(at(format!("escalation[{i}].after must be later than the level before")));
+                    return Err(err(format!("escalation[{i}].after must be later than the level before")));
                 }
                 out.push(Level { after, receiver: level.receiver.clone() });
             }
@@ -692,27 +731,65 @@ fn route(
     };
     for name in std::iter::once(&receiver).chain(escalation.iter().map(|l| &l.receiver)) {
         if !receivers.contains_key(name) {
-            return Err(at(format!("receiver `{name}` is not defined")));
+            return Err(err(format!("receiver `{name}` is not defined")));
         }
     }
+    let id = match (parent, &file.id) {
+        (None, _) => "root".to_owned(),
+        (Some(_), Some(id)) => {
+            let valid = !id.is_empty()
+                && id.len() <= 64
+                && id != "root"
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(err(format!(
+                    "id `{id}`: use up to 64 letters, digits, `-` and `_` (and not `root`)"
+                )));
+            }
+            id.clone()
+        }
+        (Some(parent), None) => derived_id(&parent.id, &matchers, &receiver),
+    };
+    if !ids.insert(id.clone()) {
+        return Err(err(format!(
+            "another route has the id `{id}` (the same matchers and receiver under the same parent, \
+             or the same `id`); give one of them an `id` of its own"
+        )));
+    }
     let mut node = Route {
-        id: id.clone(),
+        id,
         matchers,
         continue_matching: file.continue_matching,
         receiver,
-        group_by: file.group_by.clone().unwrap_or_else(|| parent.group_by.clone()),
-        runbook: file.runbook.clone().or_else(|| parent.runbook.clone()),
+        group_by: file.group_by.clone().unwrap_or_else(|| inherited.group_by.clone()),
+        runbook: file.runbook.clone().or_else(|| inherited.runbook.clone()),
         escalation,
         routes: Vec::new(),
     };
-    let children = file
-        .routes
-        .iter()
-        .enumerate()
-        .map(|(i, child)| route(child, format!("{id}.{i}"), &node, receivers, duration))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut children = Vec::with_capacity(file.routes.len());
+    for (i, child) in file.routes.iter().enumerate() {
+        let at = format!("{at}.routes[{i}]");
+        children.push(route(child, &at, Some(&node), base, receivers, duration, ids)?);
+    }
     node.routes = children;
     Ok(node)
+}
+
+/// The id of a child route without an `id`: `<parent>.<receiver>-<hash>`. The hash covers
+/// what the route is (where it hangs, what it matches, whom it notifies), not its place
+/// among its siblings, so adding or reordering siblings keeps it.
+fn derived_id(parent: &str, matchers: &[Matcher], receiver: &str) -> String {
+    let mut written: Vec<String> = matchers.iter().map(Matcher::to_string).collect();
+    written.sort();
+    let mut text = format!("{parent}\n{receiver}");
+    for matcher in &written {
+        text.push('\n');
+        text.push_str(matcher);
+    }
+    // The receiver is there to be read; the hash keeps ids apart.
+    let readable: String =
+        receiver.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    format!("{parent}.{readable}-{}", hex::encode(&Sha256::digest(text)[..4]))
 }
 
 #[cfg(test)]
@@ -753,18 +830,105 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
+    /// The ids of the routes `labels` take.
+    fn ids(config: &RouterConfig, labels: &Labels) -> Vec<String> {
+        config.routes_for(labels).iter().map(|r| r.id.clone()).collect()
+    }
+
     #[test]
     fn the_tree_routes_like_alertmanager() {
         let config = RouterConfig::parse(TREE, |_| None).unwrap();
-        let ids = |l: &Labels| config.routes_for(l).iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(&labels(&[("severity", "ticket"), ("service", "web")])), ["root"]);
-        assert_eq!(ids(&labels(&[("severity", "page"), ("service", "web")])), ["root.0"]);
+        let (page, cache) = (&config.route.routes[0], &config.route.routes[1]);
+        let db = &page.routes[0];
+        assert_eq!(ids(&config, &labels(&[("severity", "ticket"), ("service", "web")])), ["root"]);
+        assert_eq!(ids(&config, &labels(&[("severity", "page"), ("service", "web")])), [page.id.as_str()]);
         // continue: the page route and the db route both take it; the page route's child wins there.
-        assert_eq!(ids(&labels(&[("severity", "page"), ("service", "db")])), ["root.0.0", "root.1"]);
-        let child = config.route("root.0.0").unwrap();
+        assert_eq!(
+            ids(&config, &labels(&[("severity", "page"), ("service", "db")])),
+            [db.id.as_str(), cache.id.as_str()]
+        );
+        let child = config.route(&db.id).unwrap();
         assert_eq!(child.receiver, "db");
         assert_eq!(child.escalation.len(), 1, "inherits the escalation");
-        assert_eq!(config.route("root.1").unwrap().receiver, "default", "inherits the receiver");
+        assert_eq!(config.route(&cache.id).unwrap().receiver, "default", "inherits the receiver");
+        // Readable: the parent's id, then the receiver.
+        assert!(
+            page.id.starts_with("root.pager-") && db.id.starts_with(&format!("{}.db-", page.id)),
+            "{db:?}"
+        );
+        assert!(cache.id.starts_with("root.default-"), "{cache:?}");
+    }
+
+    #[test]
+    fn route_ids_do_not_move_when_routes_are_added_removed_or_reordered() {
+        let before = RouterConfig::parse(TREE, |_| None).unwrap();
+        let page_db = labels(&[("severity", "page"), ("service", "db")]);
+        // A route in front of the others.
+        let front =
+            "[[route.routes]]\n        matchers = ['tenant=\"globex\"']\n        receiver = \"db\"\n        ";
+        let added = TREE.replacen("[[route.routes]]", &format!("{front}[[route.routes]]"), 1);
+        let added = RouterConfig::parse(&added, |_| None).unwrap();
+        assert_eq!(added.route.routes.len(), 3);
+        assert_eq!(ids(&added, &page_db), ids(&before, &page_db));
+        // The page route removed: the db|cache route keeps its id.
+        let cache_id = before.route.routes[1].id.clone();
+        let page = &TREE[TREE.find("[[route.routes]]").unwrap()..TREE.rfind("[[route.routes]]").unwrap()];
+        let removed = RouterConfig::parse(&TREE.replace(page, ""), |_| None).unwrap();
+        assert_eq!(ids(&removed, &page_db), [cache_id]);
+        // Matchers in another order are the same route.
+        let two = TREE.replace(r#"['service="db"']"#, r#"['service="db"', 'region!="us-east-1"']"#);
+        let swapped = TREE.replace(r#"['service="db"']"#, r#"['region!="us-east-1"', 'service="db"']"#);
+        let (two, swapped) =
+            (RouterConfig::parse(&two, |_| None).unwrap(), RouterConfig::parse(&swapped, |_| None).unwrap());
+        assert_eq!(two.route.routes[0].routes[0].id, swapped.route.routes[0].routes[0].id);
+        // Other matchers or another receiver make another route.
+        assert_ne!(two.route.routes[0].routes[0].id, before.route.routes[0].routes[0].id);
+        let other = RouterConfig::parse(&TREE.replace("receiver = \"db\"", "receiver = \"pager\""), |_| None);
+        assert_ne!(other.unwrap().route.routes[0].routes[0].id, before.route.routes[0].routes[0].id);
+    }
+
+    #[test]
+    fn an_explicit_id_names_a_route_and_anchors_its_children() {
+        let tree = TREE.replacen(
+            "matchers = ['severity=\"page\"']",
+            "id = \"pages\"\n        matchers = ['severity=\"page\"']",
+            1,
+        );
+        let config = RouterConfig::parse(&tree, |_| None).unwrap();
+        assert_eq!(config.route.routes[0].id, "pages");
+        assert!(config.route.routes[0].routes[0].id.starts_with("pages.db-"));
+        // It stays when the route's matchers change.
+        let edited = RouterConfig::parse(
+            &tree.replace(r#"'severity="page"'"#, r#"'severity=~"page|critical"'"#),
+            |_| None,
+        );
+        assert_eq!(edited.unwrap().route.routes[0].id, "pages");
+        // Ids are unique, well formed, and the root's is `root`.
+        let twice = tree.replace(
+            "group_by = [\"service\", \"region\"]",
+            "id = \"pages\"\n        group_by = [\"service\", \"region\"]",
+        );
+        let err = RouterConfig::parse(&twice, |_| None).unwrap_err().to_string();
+        assert!(err.contains("route.routes[1]") && err.contains("`pages`"), "{err}");
+        for bad in ["root", "", "a.b", "with space"] {
+            let tree = tree.replace("id = \"pages\"", &format!("id = \"{bad}\""));
+            let err = RouterConfig::parse(&tree, |_| None).unwrap_err().to_string();
+            assert!(err.contains("route.routes[0]: id"), "{bad}: {err}");
+        }
+        let root = TREE.replace(
+            "receiver = \"default\"\n        group_by",
+            "id = \"top\"\n        receiver = \"default\"\n        group_by",
+        );
+        assert!(RouterConfig::parse(&root, |_| None).unwrap_err().to_string().contains("root"));
+        // Siblings that are the same route need an id to tell them apart.
+        let copy = "[[route.routes]]\n        matchers = ['service=~\"db|cache\"']\n        ";
+        let copied = TREE.replacen(
+            "[[route.routes]]\n        matchers = ['service=~",
+            &format!("{copy}[[route.routes]]\n        matchers = ['service=~"),
+            1,
+        );
+        let err = RouterConfig::parse(&copied, |_| None).unwrap_err().to_string();
+        assert!(err.contains("route.routes[2]") && err.contains("give one of them an `id`"), "{err}");
     }
 
     #[test]
@@ -779,13 +943,15 @@ mod tests {
         .unwrap();
         assert_eq!(config.receivers.len(), 4);
         assert_eq!(config.route.routes[0].escalation[0].after, Duration::from_secs(900));
+        let ids: Vec<&str> = config.route.routes.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["pages-oncall", "team-chat"]);
     }
 
     #[test]
     fn mistakes_are_named() {
         let unknown = TREE.replace("receiver = \"db\"", "receiver = \"nobody\"");
         let err = RouterConfig::parse(&unknown, |_| None).unwrap_err().to_string();
-        assert!(err.contains("route root.0.0") && err.contains("nobody"), "{err}");
+        assert!(err.contains("route.routes[0].routes[0]:") && err.contains("nobody"), "{err}");
         let matcher = TREE.replace(r#"'severity="page"'"#, "'severity page'");
         assert!(RouterConfig::parse(&matcher, |_| None).unwrap_err().to_string().contains("severity page"));
         let order = TREE.replace("after = \"15m\"", "after = \"0s\"");

@@ -23,6 +23,16 @@
 //! would lose a step whose sender died. Steps are driven on every alarm change of the
 //! group and on every schedule tick, so a due step waits at most one tick interval.
 //!
+//! # Which groups an alarm leaves
+//!
+//! An alarm records each group it joins on its own item before joining it, and its OK
+//! leaves those groups (plus the ones routing gives it now), dropping each from the record
+//! only once it has left. Routing alone would miss a group when a route was added, removed
+//! or edited since the alarm fired, or the alarm's labels changed: that group would stay
+//! open, escalate, and never send its resolution. Route ids do not depend on a route's
+//! place in the tree ([`crate::config`]), so a group keeps its route across deploys; one
+//! whose route is gone falls to the root.
+//!
 //! # What holds a step back
 //!
 //! - a silence in force that mutes every firing alert of the group;
@@ -310,26 +320,47 @@ impl AlertRouter {
         let store = &self.inner.store;
         let recorded =
             store.record_alarm(&fingerprint, state.as_str(), millis(change.changed_at), &labels).await?;
-        if recorded == Recorded::Stale {
+        let Recorded::Applied(memberships) = recorded else {
             tracing::info!(alarm = %change.name, "an alarm change older than the stored state was dropped");
             return Ok(Report { stale: 1, ..Report::default() });
-        }
+        };
         let mut report = Report::default();
-        for route in self.inner.config.routes_for(&labels) {
-            let group = group_id(route, &labels);
-            if state == AlarmState::Alarm {
+        if state == AlarmState::Alarm {
+            for route in self.inner.config.routes_for(&labels) {
+                let group = group_id(route, &labels);
                 let group_labels: Labels = route
                     .group_by
                     .iter()
                     .filter_map(|l| labels.get(l).map(|v| (l.clone(), v.clone())))
                     .collect();
+                // Recorded first: a crash between the two leaves a group the OK still leaves.
+                store.add_membership(&fingerprint, &group, memberships.complete).await?;
                 store
                     .join_group(&group, &route.id, &group_labels, &fingerprint, &labels, self.now_ms())
                     .await?;
-            } else {
-                store.leave_group(&group, &fingerprint).await?;
+                report.merge(self.drive(&group).await?);
             }
-            report.merge(self.drive(&group).await?);
+            return Ok(report);
+        }
+        // The OK leaves the groups the alarm joined, not the ones routing gives it now: a
+        // route added or removed since, or labels the alarm's description changed, would
+        // miss them. Routing still counts for what the alarm's item does not record.
+        let mut groups = memberships.groups.clone();
+        groups
+            .extend(self.inner.config.routes_for(&labels).into_iter().map(|route| group_id(route, &labels)));
+        if !memberships.complete {
+            groups.extend(store.groups_with_member(&fingerprint).await?);
+        }
+        for group in &groups {
+            store.leave_group(group, &fingerprint).await?;
+            report.merge(self.drive(group).await?);
+            // Dropped only once left (and driven): a retry of this OK finds what is left to do.
+            if memberships.groups.contains(group) {
+                store.remove_membership(&fingerprint, group).await?;
+            }
+        }
+        if !memberships.complete {
+            store.mark_memberships_complete(&fingerprint).await?;
         }
         Ok(report)
     }
@@ -446,6 +477,9 @@ impl AlertRouter {
             return Ok(report);
         }
         let config = &self.inner.config;
+        // A route removed (or changed without an `id`) since the group formed: the root,
+        // which takes every alert, takes the group. Its resolution does not need the route:
+        // it goes to the receivers the episode's steps reached.
         let route = config.route(&group.route).unwrap_or_else(|| {
             tracing::warn!(group = %group.id, route = %group.route, "the group's route is gone from the configuration; the root takes it");
             &config.route

@@ -2,7 +2,7 @@
 //!
 //! | pk | sk | what |
 //! |---|---|---|
-//! | `ALARM` | fingerprint | the alarm's last state, `changed_at` (ms), labels |
+//! | `ALARM` | fingerprint | the alarm's last state, `changed_at` (ms), labels, `groups` (a string set: the groups it joined and has not left), `groups_complete` (true once `groups` is known to hold every group it is in; items from before `groups` existed lack it) |
 //! | `GROUP` | group id | `route`, `group_labels`, `members` (fingerprint → labels), `last_members`, `ended` (episode → the `last_members` it ended with, until settled), `episode`, `open`, `fired_at`, `acked_episode`, `acked_by`, `settled` |
 //! | `STEP#<group>` | `<episode>#<step>#<receiver>` | one notification: `status` (`claimed` / `failed` / `delivered`), `token`, `lease_until`, `attempts`, `created_at`, `claimed_at`, `delivered_at`, `last_error` |
 //! | `SILENCE` | silence id | matchers, `starts_at`, `ends_at`, `created_by`, `comment` |
@@ -11,6 +11,9 @@
 //!
 //! - an alarm change is applied only if it is newer than the stored one, or the same
 //!   change again (a redelivery carries on where an interrupted one stopped);
+//! - an alarm records a group in its `groups` before it joins the group, and drops it
+//!   only after it left, so a group it is in is always in its set (adding and dropping a
+//!   set element are safe to repeat);
 //! - a group opens an episode only if it is not open (`open <> true`), and closes only if
 //!   it is open and has no members left;
 //! - a step is claimed by creating it (`attribute_not_exists`), or by taking over one that
@@ -20,7 +23,7 @@
 //! groups, inhibition reads firing alarms): fine for the thousands of alarms of a
 //! service, not for millions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -188,11 +191,22 @@ impl Silence {
     }
 }
 
+/// The groups an alarm is in, as its item recorded them before a change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Memberships {
+    /// The groups it joined and has not left.
+    pub groups: BTreeSet<String>,
+    /// Whether `groups` holds every group the alarm is in. False for an item written
+    /// before the router recorded memberships: such an alarm may be in groups that only a
+    /// search of the groups finds ([`AlertStore::groups_with_member`]).
+    pub complete: bool,
+}
+
 /// The outcome of recording an alarm change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    /// New, or the same change again: go on.
-    Applied,
+    /// New, or the same change again: go on. The alarm's memberships as they stood.
+    Applied(Memberships),
     /// Older than the stored state: dropped.
     Stale,
 }
@@ -215,7 +229,8 @@ impl AlertStore {
         &self.table
     }
 
-    /// Records an alarm's state if the change is newer than the stored one, or the same.
+    /// Records an alarm's state if the change is newer than the stored one, or the same,
+    /// and tells the groups the alarm is in (its item's `groups`, which this leaves alone).
     pub async fn record_alarm(
         &self,
         fingerprint: &str,
@@ -237,13 +252,107 @@ impl AlertStore {
             .expression_attribute_values(":state", s(state))
             .expression_attribute_values(":t", n(changed_at_ms))
             .expression_attribute_values(":labels", s(labels_text(labels)))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match out {
-            Ok(_) => Ok(Recorded::Applied),
+            Ok(out) => Ok(Recorded::Applied(match out.attributes() {
+                // A new alarm is in no group yet: its set is complete from the start.
+                None => Memberships { groups: BTreeSet::new(), complete: true },
+                Some(old) => Memberships {
+                    groups: match old.get("groups") {
+                        Some(AttributeValue::Ss(groups)) => groups.iter().cloned().collect(),
+                        _ => BTreeSet::new(),
+                    },
+                    complete: matches!(old.get("groups_complete"), Some(AttributeValue::Bool(true))),
+                },
+            })),
             Err(err) if is_condition_failure(&err) => Ok(Recorded::Stale),
             Err(err) => Err(failed("UpdateItem", &err)),
         }
+    }
+
+    /// Records that the alarm is joining `group`; call it before [`join_group`](Self::join_group),
+    /// so the alarm's OK finds the group whatever the routing or its labels are by then.
+    /// `complete` marks the set as holding every group the alarm is in (the caller knows
+    /// it did before). Safe to repeat.
+    pub async fn add_membership(
+        &self,
+        fingerprint: &str,
+        group: &str,
+        complete: bool,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("ALARM"))
+            .key("sk", s(fingerprint))
+            .expression_attribute_names("#groups", "groups")
+            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]));
+        update = if complete {
+            update
+                .update_expression("ADD #groups :group SET groups_complete = :true")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+        } else {
+            update.update_expression("ADD #groups :group")
+        };
+        update.send().await.map_err(|e| failed("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    /// Drops `group` from the alarm's groups; call it after [`leave_group`](Self::leave_group).
+    /// Safe to repeat.
+    pub async fn remove_membership(&self, fingerprint: &str, group: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("ALARM"))
+            .key("sk", s(fingerprint))
+            .update_expression("DELETE #groups :group")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#groups", "groups")
+            .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .send()
+            .await;
+        match out {
+            // No alarm item, so no set to drop it from.
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// Marks the alarm's groups as complete: it has left every group a search found it in.
+    pub async fn mark_memberships_complete(&self, fingerprint: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("ALARM"))
+            .key("sk", s(fingerprint))
+            .update_expression("SET groups_complete = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    /// The groups that have the alarm among their members: a read of every group, for
+    /// alarms whose item does not record its groups (written before it did).
+    pub async fn groups_with_member(&self, fingerprint: &str) -> Result<Vec<String>, StoreError> {
+        let items = self.partition("GROUP", None).await?;
+        Ok(items
+            .iter()
+            .filter(|i| matches!(i.get("members"), Some(AttributeValue::M(m)) if m.contains_key(fingerprint)))
+            .filter_map(|i| get_s(i, "sk"))
+            .collect())
     }
 
     /// The labels of every alarm now in `ALARM`.

@@ -273,3 +273,134 @@ async fn malformed_events_are_refused_by_field_and_write_nothing() {
     assert_eq!(env.table_text().await.0, 0, "nothing written");
     assert!(env.hooks.received_requests().await.unwrap().is_empty(), "nothing sent");
 }
+
+/// The page route of [`ROUTING`] that pages the on-call and escalates to the secondary.
+const ONCALL_ROUTE: &str = r#"[[route.routes]]
+matchers = ['severity="page"']
+receiver = "oncall"
+continue = true
+escalation = [{ after = "15m", receiver = "secondary" }]
+
+"#;
+
+/// The description of the fixture alarm after an edit that made it a ticket.
+const TICKET_DESCRIPTION: &str = "ticket SLO availability (99.9% of requests not 5xx). \
+    Runbook: https://runbooks.example.com/payments/availability [route=POST:/payments tenant=acme]";
+
+#[tokio::test]
+async fn an_alarm_that_clears_after_a_route_was_inserted_before_its_own_resolves_its_group() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let trigger = env.pagerduty("trigger").await.remove(0);
+    let group = group_of(&trigger);
+    // A deploy puts a route for another tenant in front of the others.
+    let front = "[[route.routes]]\nmatchers = ['tenant=\"globex\"']\nreceiver = \"team-webhook\"\n\n";
+    let routing = ROUTING.replacen("[[route.routes]]", &format!("{front}[[route.routes]]"), 1);
+    let deployed = env.redeployed(&routing).await;
+    env.clock.set(T0 + Duration::from_secs(20 * 60));
+    deployed.handle_event(&fixture(EB_OK)).await.unwrap();
+    let stored = deployed.store().group(&group).await.unwrap().expect("the on-call group");
+    assert!(!stored.open, "the group closed: {stored:?}");
+    let resolves = env.pagerduty("resolve").await;
+    assert_eq!(resolves.len(), 1, "{resolves:?}");
+    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"], "the trigger's incident");
+    env.tick_with(&deployed, T0 + Duration::from_secs(40 * 60)).await;
+    assert!(env.sns.published().is_empty(), "a cleared alarm does not escalate");
+    assert!(env.posted(HOOK_PATH).await.is_empty(), "the new route took nothing");
+}
+
+#[tokio::test]
+async fn an_alarm_whose_labels_changed_before_it_cleared_resolves_the_groups_it_joined() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let trigger = env.pagerduty("trigger").await.remove(0);
+    let group = group_of(&trigger);
+    // The alarm's description was edited while it fired: its OK carries other labels, which
+    // route it elsewhere (the root, as a ticket), yet it is the same alarm.
+    let mut ok = fixture(EB_OK);
+    ok["detail"]["configuration"]["description"] = TICKET_DESCRIPTION.into();
+    let change = AlarmChange::from_eventbridge(&ok).unwrap();
+    assert_eq!(
+        change.fingerprint(),
+        AlarmChange::from_eventbridge(&fixture(EB_ALARM)).unwrap().fingerprint()
+    );
+    assert_eq!(labels(&change, &["payments".to_owned()])["severity"], "ticket");
+    env.clock.set(T0 + Duration::from_secs(20 * 60));
+    env.function.invoke(ok).await.unwrap();
+    let stored = env.router.store().group(&group).await.unwrap().expect("the on-call group");
+    assert!(!stored.open, "the group closed: {stored:?}");
+    let resolves = env.pagerduty("resolve").await;
+    assert_eq!(resolves.len(), 1, "{resolves:?}");
+    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"]);
+    let slack = env.posted(SLACK_PATH).await;
+    assert_eq!(slack.len(), 2, "{slack:?}");
+    assert!(slack[1]["text"].as_str().unwrap().starts_with("RESOLVED"), "{}", slack[1]);
+    env.tick_at(T0 + Duration::from_secs(40 * 60)).await;
+    assert!(env.sns.published().is_empty(), "a cleared alarm does not escalate");
+    assert!(env.posted(HOOK_PATH).await.is_empty(), "nothing fired under the new labels");
+}
+
+#[tokio::test]
+async fn a_group_whose_route_was_removed_falls_to_the_root_and_still_resolves() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let trigger = env.pagerduty("trigger").await.remove(0);
+    let group = group_of(&trigger);
+    let route = env.router.store().group(&group).await.unwrap().expect("the on-call group").route;
+    // A deploy removes the on-call route while the alarm fires.
+    assert!(ROUTING.contains(ONCALL_ROUTE));
+    let deployed = env.redeployed(&ROUTING.replace(ONCALL_ROUTE, "")).await;
+    assert!(deployed.config().route(&route).is_none(), "{route} is gone");
+    // The root takes the firing group: its receiver is told, and the removed route's
+    // escalation is gone with it.
+    env.tick_with(&deployed, T0 + Duration::from_secs(5 * 60)).await;
+    let hooks = env.posted(HOOK_PATH).await;
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!((&hooks[0]["status"], &hooks[0]["group_id"]), (&"firing".into(), &group.clone().into()));
+    assert_eq!(hooks[0]["route"], route, "notifications name the route that formed the group");
+    env.tick_with(&deployed, T0 + Duration::from_secs(16 * 60)).await;
+    assert!(env.sns.published().is_empty(), "no escalation of the removed route");
+    // The alarm clears: the group resolves, and every receiver it reached hears so.
+    env.clock.set(T0 + Duration::from_secs(20 * 60));
+    deployed.handle_event(&fixture(EB_OK)).await.unwrap();
+    let stored = deployed.store().group(&group).await.unwrap().expect("the on-call group");
+    assert!(!stored.open, "the group closed: {stored:?}");
+    let resolves = env.pagerduty("resolve").await;
+    assert_eq!(resolves.len(), 1, "{resolves:?}");
+    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"]);
+    let hooks = env.posted(HOOK_PATH).await;
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert_eq!((&hooks[1]["status"], &hooks[1]["group_id"]), (&"resolved".into(), &group.clone().into()));
+    let slack = env.posted(SLACK_PATH).await;
+    assert_eq!(slack.len(), 2, "the Slack route's group resolves too: {slack:?}");
+    env.tick_with(&deployed, T0 + Duration::from_secs(40 * 60)).await;
+    assert_eq!(env.posted(HOOK_PATH).await.len(), 2, "nothing more");
+    assert!(env.sns.published().is_empty());
+}
+
+#[tokio::test]
+async fn an_alarm_stored_before_its_groups_were_recorded_leaves_the_groups_it_is_in() {
+    let env = env().await;
+    // What the router left before alarms recorded their groups: an alarm firing in a group
+    // formed under a positional route id (`root.0`), and no record of it on the alarm.
+    let change = AlarmChange::from_eventbridge(&fixture(EB_ALARM)).unwrap();
+    let (fingerprint, alarm_labels) = (change.fingerprint(), labels(&change, &env.config.services));
+    let at = i64::try_from(change.changed_at.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let store = env.router.store();
+    store.record_alarm(&fingerprint, "ALARM", at, &alarm_labels).await.unwrap();
+    let legacy = "0123456789abcdef0123";
+    store.join_group(legacy, "root.0", &Default::default(), &fingerprint, &alarm_labels, at).await.unwrap();
+    // No route has that id now: the root takes the group.
+    env.tick_at(T0 + Duration::from_secs(60)).await;
+    let hooks = env.posted(HOOK_PATH).await;
+    assert_eq!((hooks.len(), &hooks[0]["group_id"]), (1, &legacy.into()), "{hooks:?}");
+    // Neither the alarm's item nor the routing names the group; the OK finds it all the same.
+    env.clock.set(T0 + Duration::from_secs(20 * 60));
+    env.function.invoke(fixture(EB_OK)).await.unwrap();
+    assert!(!store.group(legacy).await.unwrap().expect("the group").open, "closed");
+    let hooks = env.posted(HOOK_PATH).await;
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert_eq!((&hooks[1]["status"], &hooks[1]["group_id"]), (&"resolved".into(), &legacy.into()));
+    let (_, stored) = env.table_text().await;
+    assert!(stored.contains("groups_complete"), "searched once, not at every change: {stored}");
+}

@@ -45,6 +45,29 @@ async fn two_instances_racing_on_one_event_notify_once() {
     assert_eq!(env.posted(SLACK_PATH).await.len(), 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_racing_on_an_ok_resolve_once_and_leave_no_membership() {
+    let env = env().await;
+    env.function.invoke(fixture(EB_ALARM)).await.unwrap();
+    let trigger = env.pagerduty("trigger").await.remove(0);
+    env.clock.set(T0 + Duration::from_secs(20 * 60));
+    let (a, b) = (env.another_instance().await, env.another_instance().await);
+    let first = tokio::spawn(async move { a.handle_event(&fixture(EB_OK)).await });
+    let second = tokio::spawn(async move { b.handle_event(&fixture(EB_OK)).await });
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    // And a redelivery after both.
+    env.router.handle_event(&fixture(EB_OK)).await.unwrap();
+    let resolves = env.pagerduty("resolve").await;
+    assert_eq!(resolves.len(), 1, "{resolves:?}");
+    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"]);
+    assert_eq!(env.posted(SLACK_PATH).await.len(), 2, "firing, then resolved, once");
+    let (_, stored) = env.table_text().await;
+    assert!(!stored.contains("\"groups\""), "every membership dropped: {stored}");
+    env.tick_at(T0 + Duration::from_secs(40 * 60)).await;
+    assert!(env.sns.published().is_empty());
+}
+
 #[tokio::test]
 async fn a_channel_answering_500_twice_is_retried_and_delivers_once() {
     let hooks = MockServer::start().await;
@@ -103,7 +126,10 @@ async fn a_step_claimed_by_a_sender_that_died_is_sent_after_its_lease() {
     assert_eq!(env.api("POST", "/silences", Some(&token), Some(matchers)).await.0, 201);
     env.router.handle_event(&fixture(EB_ALARM)).await.unwrap();
     let group = env.router.store().unsettled_groups().await.unwrap();
-    let oncall = group.iter().find(|g| g.route == "root.0").expect("the oncall group");
+    let oncall = group
+        .iter()
+        .find(|g| env.config.route(&g.route).is_some_and(|r| r.receiver == "oncall"))
+        .expect("the oncall group");
     let t0_ms = i64::try_from(T0.unix_timestamp_nanos() / 1_000_000).unwrap();
     let claimed =
         env.router.store().claim(&oncall.id, oncall.episode, "notify-01#oncall", t0_ms, 120_000).await;

@@ -144,16 +144,7 @@ pub(crate) async fn env_routed(hooks: MockServer, routing: &str) -> Env {
     sns.require_signature(true);
     let topic = sns.create_topic("pages-secondary");
     let jwks = JwksIssuer::start().await.expect("the JWKS issuer");
-    let vars = [
-        ("HOOK_URL", format!("{}{HOOK_PATH}", hooks.uri())),
-        ("SLACK_URL", format!("{}{SLACK_PATH}", hooks.uri())),
-        ("PD_URL", format!("{}/pd", hooks.uri())),
-        ("PD_KEY", PD_KEY.to_owned()),
-        ("PAGES_TOPIC", topic.clone()),
-    ];
-    let config =
-        RouterConfig::parse(routing, |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
-            .expect("a valid routing file");
+    let config = parse_routing(routing, &hooks, &topic);
     let clock = ManualClock::new(T0);
     let router = router_on(&ddb, &table, &config, &sns, &clock).await;
     let stack = lift::stack()
@@ -168,6 +159,19 @@ pub(crate) async fn env_routed(hooks: MockServer, routing: &str) -> Env {
         .expect("the stack");
     let function = Function::new(router.clone(), stack);
     Env { router, function, clock, hooks, sns, topic, jwks, ddb, table, config }
+}
+
+/// `routing` parsed, its receivers on `hooks` and the SNS `topic`.
+fn parse_routing(routing: &str, hooks: &MockServer, topic: &str) -> RouterConfig {
+    let vars = [
+        ("HOOK_URL", format!("{}{HOOK_PATH}", hooks.uri())),
+        ("SLACK_URL", format!("{}{SLACK_PATH}", hooks.uri())),
+        ("PD_URL", format!("{}/pd", hooks.uri())),
+        ("PD_KEY", PD_KEY.to_owned()),
+        ("PAGES_TOPIC", topic.to_owned()),
+    ];
+    RouterConfig::parse(routing, |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+        .expect("a valid routing file")
 }
 
 /// A router with its own DynamoDB and SNS clients over the same table (another instance).
@@ -202,6 +206,13 @@ impl Env {
         router_on(&self.ddb, &self.table, &self.config, &self.sns, &self.clock).await
     }
 
+    /// Another instance over the same table, endpoints and clock, routing by `routing`:
+    /// the router after a deploy that changed the routing file.
+    pub(crate) async fn redeployed(&self, routing: &str) -> AlertRouter {
+        let config = parse_routing(routing, &self.hooks, &self.topic);
+        router_on(&self.ddb, &self.table, &config, &self.sns, &self.clock).await
+    }
+
     /// The JSON bodies POSTed to `p`.
     pub(crate) async fn posted(&self, p: &str) -> Vec<Value> {
         self.hooks
@@ -223,6 +234,12 @@ impl Env {
     pub(crate) async fn tick_at(&self, at: OffsetDateTime) -> Value {
         self.clock.set(at);
         self.function.invoke(fixture(SCHEDULED)).await.expect("a tick")
+    }
+
+    /// A tick at `at`, handled by `router` (another instance, or a redeployed one).
+    pub(crate) async fn tick_with(&self, router: &AlertRouter, at: OffsetDateTime) -> alert_router::Report {
+        self.clock.set(at);
+        router.handle_event(&fixture(SCHEDULED)).await.expect("a tick")
     }
 
     /// A signed token with `scope`.
