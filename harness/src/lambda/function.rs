@@ -1,6 +1,6 @@
 //! A function's configuration: its bootstrap binary, memory size, timeout, environment,
-//! reserved concurrency and the retries of asynchronous invocations, validated as Lambda
-//! validates them.
+//! execution role credentials, reserved concurrency and the retries of asynchronous
+//! invocations, validated as Lambda validates them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +25,7 @@ pub struct Function {
     pub(crate) timeout: Duration,
     pub(crate) init_timeout: Duration,
     pub(crate) env: Vec<(String, String)>,
+    pub(crate) credentials: Credentials,
     pub(crate) reserved_concurrency: Option<u32>,
     pub(crate) region: String,
     pub(crate) account: String,
@@ -50,6 +51,10 @@ pub enum FunctionConfigError {
     /// Reserved environment variables cannot be set by the user.
     #[error("environment variable {0} is reserved by lambda")]
     ReservedVariable(String),
+    /// The environment variables, measured as Lambda measures them (the bytes of their JSON
+    /// object, keys and values), are over 4 KB (4,096 bytes).
+    #[error("environment variables take {0} bytes as json, over lambda's limit of 4096")]
+    EnvironmentTooLarge(usize),
     /// An asynchronous invocation is retried 0 to 2 times (`MaximumRetryAttempts`).
     #[error("maximum retry attempts must be between 0 and 2, not {0}")]
     RetryAttempts(u32),
@@ -64,10 +69,14 @@ pub struct FunctionBuilder {
 /// The version name of the unpublished, mutable configuration.
 pub(crate) const LATEST: &str = "$LATEST";
 
-/// Variables Lambda sets itself and refuses from the user.
+/// Variables Lambda sets itself and refuses from the user: its list of reserved runtime
+/// environment variables. `TZ`, `LANG`, `PATH` and `LD_LIBRARY_PATH` are set too but not
+/// reserved: a function may change them.
 const RESERVED: &[&str] = &[
     "_HANDLER",
     "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
     "AWS_EXECUTION_ENV",
     "AWS_LAMBDA_FUNCTION_NAME",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
@@ -75,10 +84,45 @@ const RESERVED: &[&str] = &[
     "AWS_LAMBDA_INITIALIZATION_TYPE",
     "AWS_LAMBDA_LOG_GROUP_NAME",
     "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
     "AWS_LAMBDA_RUNTIME_API",
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
 ];
+
+/// The most bytes a function's environment variables may take: Lambda's 4 KB, measured over
+/// the JSON object of the variables (`{"KEY":"value",...}`, keys and values with their quotes,
+/// colons and commas), the string Lambda's refusal quotes as "String measured".
+pub(crate) const ENV_LIMIT_BYTES: usize = 4096;
+
+/// The execution role's credentials a sandbox gets as `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`. The secret parts stay out of `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: String,
+    pub(crate) session_token: Option<String>,
+}
+
+impl Credentials {
+    /// The static credentials every local endpoint (DynamoDB Local, the mocks) accepts.
+    fn placeholder() -> Self {
+        Self { access_key_id: "local".to_owned(), secret_access_key: "local".to_owned(), session_token: None }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
 
 impl Function {
     /// A builder for a function named `name` whose bootstrap is `bin`: 128 MB, 3 seconds, as
@@ -92,6 +136,7 @@ impl Function {
                 timeout: Duration::from_secs(3),
                 init_timeout: Duration::from_secs(10),
                 env: Vec::new(),
+                credentials: Credentials::placeholder(),
                 reserved_concurrency: None,
                 region: crate::dynamodb::default_region(),
                 account: "000000000000".to_owned(),
@@ -184,9 +229,42 @@ impl FunctionBuilder {
         self
     }
 
-    /// A user environment variable.
+    /// A user environment variable. [`build`](Self::build) refuses one Lambda reserves
+    /// (`AWS_REGION`, the credentials, `AWS_LAMBDA_*`, ...) and variables over 4 KB in all
+    /// (measured as Lambda does, over their JSON object).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.function.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The execution role's credentials, handed to the sandbox as `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and, when given, `AWS_SESSION_TOKEN`. Without them the sandbox
+    /// gets the placeholders `local`/`local`, which every local endpoint accepts; never the
+    /// credentials of the process running the harness, which the function's role would not
+    /// have on Lambda.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift_harness::lambda::Function;
+    ///
+    /// let f = Function::builder("payments", "bootstrap")
+    ///     .credentials("ASIAEXAMPLE", "role-secret", Some("role-session-token".to_owned()))
+    ///     .build()?;
+    /// assert!(!format!("{f:?}").contains("role-secret"));
+    /// # Ok::<(), lift_harness::lambda::FunctionConfigError>(())
+    /// ```
+    pub fn credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: Option<String>,
+    ) -> Self {
+        self.function.credentials = Credentials {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token,
+        };
         self
     }
 
@@ -261,11 +339,23 @@ impl Function {
         if let Some((key, _)) = f.env.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
             return Err(FunctionConfigError::ReservedVariable(key.clone()));
         }
+        let size = env_json_bytes(&f.env);
+        if size > ENV_LIMIT_BYTES {
+            return Err(FunctionConfigError::EnvironmentTooLarge(size));
+        }
         if f.max_retry_attempts > 2 {
             return Err(FunctionConfigError::RetryAttempts(f.max_retry_attempts));
         }
         Ok(())
     }
+}
+
+/// The size of `env` as Lambda measures it: its JSON object, a key set twice counted once
+/// (the later value wins, as in the sandbox).
+fn env_json_bytes(env: &[(String, String)]) -> usize {
+    let object: serde_json::Map<String, serde_json::Value> =
+        env.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    serde_json::Value::Object(object).to_string().len()
 }
 
 #[cfg(test)]
@@ -286,10 +376,50 @@ mod tests {
             reserved.unwrap_err(),
             FunctionConfigError::ReservedVariable("AWS_LAMBDA_RUNTIME_API".into())
         );
+        for key in [
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
+            let reserved = Function::builder("f", "b").env("USER_VAR", "x").env(key, "x").build();
+            assert_eq!(reserved.unwrap_err(), FunctionConfigError::ReservedVariable(key.into()));
+        }
+        assert!(Function::builder("f", "b").env("TZ", "Europe/Paris").env("LANG", "C").build().is_ok());
         assert_eq!(Function::builder("f", "b").build().unwrap().max_retry_attempts(), 2);
         assert!(Function::builder("f", "b").max_retry_attempts(0).build().is_ok());
         let retries = Function::builder("f", "b").max_retry_attempts(3).build();
         assert_eq!(retries.unwrap_err(), FunctionConfigError::RetryAttempts(3));
+    }
+
+    #[test]
+    fn environment_variables_over_4_kb_as_json_are_refused() {
+        // `{"BIG":"..."}` takes 10 bytes besides the value.
+        let sized = |value_len: usize| Function::builder("f", "b").env("BIG", "x".repeat(value_len)).build();
+        assert!(sized(ENV_LIMIT_BYTES - 10).is_ok());
+        assert_eq!(sized(ENV_LIMIT_BYTES - 9).unwrap_err(), FunctionConfigError::EnvironmentTooLarge(4097));
+        // Keys count too: 64 variables of 60-byte values fit by their values alone (3,840
+        // bytes), not with their keys.
+        let many =
+            (0..64).fold(Function::builder("f", "b"), |b, i| b.env(format!("KEY_{i:02}"), "v".repeat(60)));
+        assert!(
+            matches!(many.build(), Err(FunctionConfigError::EnvironmentTooLarge(n)) if n > ENV_LIMIT_BYTES)
+        );
+        // The JSON's escapes count: 2,045 quotes take 4,090 bytes escaped.
+        let quoted = Function::builder("f", "b").env("Q", "\"".repeat(2045)).build();
+        assert_eq!(quoted.unwrap_err(), FunctionConfigError::EnvironmentTooLarge(4098));
+    }
+
+    #[test]
+    fn the_secret_credentials_stay_out_of_debug_output() {
+        let f =
+            Function::builder("f", "b").credentials("AKID", "s3cr3t", Some("t0ken".into())).build().unwrap();
+        let shown = format!("{f:?}");
+        assert!(shown.contains("AKID") && !shown.contains("s3cr3t") && !shown.contains("t0ken"), "{shown}");
+        let default = Function::builder("f", "b").build().unwrap();
+        assert_eq!(default.credentials, Credentials::placeholder());
     }
 
     #[test]

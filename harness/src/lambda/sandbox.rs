@@ -90,6 +90,45 @@ pub fn cgroups_for_test(test: &str) -> bool {
     false
 }
 
+/// Whether the stock `aws` CLI runs here, for a test that drives it (the Invoke API as the CLI
+/// calls it). Where it does not, the reason is written to stderr past the test harness's
+/// capture and the test is skipped; with `LIFT_REQUIRE_CGROUPS=1`, the strictness CI runs with
+/// (`.ci/run` sets it, and `.ci/tools` installs the CLI), the test fails instead.
+///
+/// # Examples
+///
+/// ```no_run
+/// if !lift_harness::lambda::sandbox::aws_cli_for_test("the Invoke API through the aws CLI") {
+///     return;
+/// }
+/// ```
+pub fn aws_cli_for_test(test: &str) -> bool {
+    tool_for_test(test, "aws", std::env::var("LIFT_REQUIRE_CGROUPS").is_ok_and(|v| v == "1"))
+}
+
+/// Whether `tool` runs here (`tool --version` starts); if not, fails when `required`, else
+/// says the test is skipped where a passing run shows it.
+fn tool_for_test(test: &str, tool: &str, required: bool) -> bool {
+    let runs = std::process::Command::new(tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if runs {
+        return true;
+    }
+    let reason = format!("{test}: no `{tool}` on PATH (`bash .ci/tools` installs it)");
+    if required {
+        panic!("{reason}, and LIFT_REQUIRE_CGROUPS=1 (as CI runs) requires it");
+    }
+    use std::io::Write;
+    let _ =
+        writeln!(std::io::stderr(), "SKIPPED {reason} (set LIFT_REQUIRE_CGROUPS=1 to make this a failure)");
+    false
+}
+
 /// Removes groups of sandboxes gone for a minute or more (a process that ended without
 /// cleaning up, e.g. a test runtime shut down).
 fn remove_stale_groups(parent: &Path) {
@@ -318,6 +357,8 @@ impl Sandbox {
         let task_root = function.bin.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         cmd.env_clear()
             .envs(lambda_env(function, &api.host(), &stream, &task_root, &tmp))
+            // After Lambda's own: build refuses the reserved keys, and the others Lambda sets
+            // (`TZ`, `LANG`, `PATH`, `LD_LIBRARY_PATH`) a function may change.
             .envs(function.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(&task_root)
             .stdin(Stdio::null())
@@ -531,7 +572,10 @@ impl Drop for Sandbox {
     }
 }
 
-/// Copies a pipe into the log, line by line.
+/// Copies a pipe into the log, line by line, until the process closes it. Lines are read as
+/// bytes and converted lossily: a line that is not UTF-8 must not end the copy, or every later
+/// line (EMF metrics, errors) would be lost and the function's next write would fail on a pipe
+/// nobody reads any more.
 fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     pipe: R,
     sink: LogSink,
@@ -539,11 +583,24 @@ fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     stream: String,
 ) {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.push(&function, &stream, line);
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => sink.push(&function, &stream, log_text(&line)),
+            }
         }
     });
+}
+
+/// One line of output as log text: without its `\n` or `\r\n`, bytes that are not UTF-8
+/// replaced by U+FFFD.
+fn log_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
 }
 
 /// The environment Lambda gives an OS-only runtime (`provided.al2023`).
@@ -554,9 +611,6 @@ fn lambda_env(
     task_root: &Path,
     tmp: &Path,
 ) -> Vec<(String, String)> {
-    let var = |k: &str, default: &str| {
-        std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or(default.to_owned())
-    };
     let mut env = vec![
         ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
         ("AWS_LAMBDA_FUNCTION_NAME", function.name.clone()),
@@ -577,13 +631,14 @@ fn lambda_env(
         ("LANG", "en_US.UTF-8".to_owned()),
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),
         ("LD_LIBRARY_PATH", "/lib64:/usr/lib64:/opt/lib".to_owned()),
-        // The execution role's credentials: the caller's, else the static local ones every
-        // local endpoint accepts.
-        ("AWS_ACCESS_KEY_ID", var("AWS_ACCESS_KEY_ID", "local")),
-        ("AWS_SECRET_ACCESS_KEY", var("AWS_SECRET_ACCESS_KEY", "local")),
+        // The execution role's credentials are the function's configured ones, never the
+        // harness's own: a developer's real credentials would let code pass here that the role
+        // denies on Lambda, and would hand their secret to any bootstrap.
+        ("AWS_ACCESS_KEY_ID", function.credentials.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", function.credentials.secret_access_key.clone()),
     ];
-    if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
-        env.push(("AWS_SESSION_TOKEN", token));
+    if let Some(token) = &function.credentials.session_token {
+        env.push(("AWS_SESSION_TOKEN", token.clone()));
     }
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -806,6 +861,27 @@ mod tests {
             outcomes.push((with_cgroups, survivors(&pids).await));
         }
         assert!(outcomes.iter().all(|(_, survivors)| survivors.is_empty()), "{outcomes:?}");
+    }
+
+    #[test]
+    fn a_missing_tool_skips_the_test_unless_tools_are_required() {
+        // The skip this prints names a tool missing on purpose.
+        let test = "a_missing_tool_skips_the_test_unless_tools_are_required";
+        let missing = "lift-no-such-tool-on-path";
+        assert!(!tool_for_test(test, missing, false));
+        let required = std::panic::catch_unwind(|| tool_for_test(test, missing, true));
+        let message = required.expect_err("a missing tool fails where tools are required");
+        let message = message.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("no `lift-no-such-tool-on-path` on PATH"), "{message}");
+        assert!(tool_for_test(test, "sh", true), "a tool that runs is there");
+    }
+
+    #[test]
+    fn output_lines_that_are_not_utf8_are_kept_lossily() {
+        assert_eq!(log_text(b"after\n"), "after");
+        assert_eq!(log_text(b"crlf\r\n"), "crlf");
+        assert_eq!(log_text(b"\xff\n"), "\u{fffd}");
+        assert_eq!(log_text(b"no newline at the end"), "no newline at the end");
     }
 
     #[test]
