@@ -59,7 +59,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
         /// Read every attempt's results from the subdirectories of DIR (each a copy of what
-        /// one run of the benches wrote) and decide on each bench's median over them.
+        /// one run of the benches wrote); each group is judged within each attempt (its
+        /// overhead over that attempt's own budget, its twin ratio) and decided on the
+        /// medians of those over the attempts.
         #[arg(long, value_name = "DIR")]
         attempts: Option<PathBuf>,
         /// Refuse results (with --instructions, callgrind outputs) written before this time

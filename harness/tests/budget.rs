@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
 use lift_harness::budget::{
-    history, BudgetError, Budgets, CriterionResults, Gate, GateFailed, HistoryEntry, HistoryRecord, Report,
-    TrendPolicy, TrendReport, TrendVerdict, Verdict, HISTORY_ENV,
+    history, BudgetError, Budgets, CriterionResults, Gate, GateFailed, HistoryEntry, HistoryRecord,
+    RemeasureReason, Report, TrendPolicy, TrendReport, TrendVerdict, Verdict, HISTORY_ENV,
 };
 use tower::{Layer, Service, ServiceExt};
 
@@ -940,6 +940,352 @@ fn attempts_that_did_not_measure_a_group_do_not_count_for_it() {
     assert_eq!((g.verdict(), g.attempts()), (Verdict::Pass, 1));
 }
 
+/// Writes each attempt's medians of one group under `<dir>/<n>/` (attempts numbered from 1).
+fn write_attempts(dir: &Path, group: &str, attempts: &[&[(&str, f64)]]) {
+    for (i, medians) in attempts.iter().enumerate() {
+        for (function, median_ns) in medians.iter() {
+            fake_estimates(&dir.join(format!("{}", i + 1)), group, function, *median_ns);
+        }
+    }
+}
+
+/// The gate over the attempts in `dir`, with this budgets file.
+fn gate_attempts(budgets: &str, dir: &Path) -> Report {
+    let budgets = Budgets::load(write_budgets(budgets)).unwrap();
+    Gate::new(budgets, CriterionResults::new(temp_dir("live")).with_attempts(dir)).check().unwrap()
+}
+
+/// Attempts of the pass-through group with these (bare, layer) medians, under a 50 ns budget.
+fn bare_layer_attempts(attempts: &[(f64, f64)]) -> Report {
+    let dir = temp_dir("per-attempt");
+    let rows: Vec<[(&str, f64); 2]> =
+        attempts.iter().map(|&(bare, layer)| [("bare", bare), ("layer", layer)]).collect();
+    let rows: Vec<&[(&str, f64)]> = rows.iter().map(|r| &r[..]).collect();
+    write_attempts(&dir, "pass_through", &rows);
+    gate_attempts("[budgets.pass_through]\nbudget_ns = 50\n", &dir)
+}
+
+/// Two attempts of three are over budget (overheads 60, 10 and 60 ns against 50): the gate
+/// fails. Medians taken per function, then combined, made 300 - 250 = 50 ns and passed.
+#[test]
+fn two_attempts_of_three_over_budget_fail_however_the_medians_of_bare_and_layer_fall() {
+    let report = bare_layer_attempts(&[(40.0, 100.0), (290.0, 300.0), (250.0, 310.0)]);
+    let g = report.group("pass_through").unwrap();
+    assert_eq!((g.verdict(), g.attempts()), (Verdict::Fail, 3), "{report}");
+    let overheads: Vec<f64> = g.per_attempt().iter().map(|a| a.overhead_ns()).collect();
+    assert_eq!(overheads, [60.0, 10.0, 60.0]);
+    let attempts: Vec<Option<&str>> = g.per_attempt().iter().map(|a| a.attempt()).collect();
+    assert_eq!(attempts, [Some("1"), Some("2"), Some("3")]);
+    // The verdict's figure and the printed overhead are medians of the attempts' own.
+    assert_eq!(g.budget_fraction(), Some(1.2));
+    let m = g.measurement().unwrap();
+    assert_eq!((m.overhead_ns(), m.layer_median_ns(), m.bare_median_ns()), (60.0, 300.0, 250.0));
+    let table = report.to_string();
+    assert!(
+        table.lines().any(|l| l.starts_with("pass_through") && l.contains("120%") && l.ends_with("FAIL")),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "each figure is the median over the attempts that measured the group of that attempt's own"
+        ),
+        "{table}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["groups"][0]["budget_fraction"], 1.2);
+    assert_eq!(json["groups"][0]["per_attempt"][1]["overhead_ns"], 10.0);
+}
+
+/// Two of three attempts within budget (overheads 30, 300 and 40 ns against 50): passes.
+#[test]
+fn two_attempts_of_three_within_budget_pass() {
+    let report = bare_layer_attempts(&[(100.0, 130.0), (100.0, 400.0), (100.0, 140.0)]);
+    let g = report.group("pass_through").unwrap();
+    assert_eq!(g.verdict(), Verdict::Pass, "{report}");
+    assert_eq!(g.budget_fraction(), Some(0.8));
+    assert_eq!(g.measurement().unwrap().overhead_ns(), 40.0);
+}
+
+/// Each attempt's speed is its own faster reading: 4 900 ns in both attempts, so 1.0x, and
+/// 60 ns is over 50. Medians taken per function made min(7 350, 7 350) / 4 900 = 1.5x and
+/// a 75 ns budget.
+#[test]
+fn each_attempt_scales_its_budget_by_its_own_calibration() {
+    let dir = temp_dir("per-attempt-speed");
+    write_attempts(
+        &dir,
+        "pass_through",
+        &[
+            &[("bare", 100.0), ("layer", 160.0), ("calibrate_before", 4_900.0), ("calibrate_after", 9_800.0)],
+            &[("bare", 100.0), ("layer", 160.0), ("calibrate_before", 9_800.0), ("calibrate_after", 4_900.0)],
+        ],
+    );
+    let report = gate_attempts(
+        "[calibration]\nreference_ns = 4900\nmax_factor = 2.0\n[budgets.pass_through]\nbudget_ns = 50\n",
+        &dir,
+    );
+    let g = report.group("pass_through").unwrap();
+    assert_eq!(g.verdict(), Verdict::Fail, "{report}");
+    let speed = g.speed().unwrap();
+    assert_eq!((speed.factor(), speed.measured_factor()), (1.0, 1.0));
+    let factors: Vec<Option<f64>> = g.per_attempt().iter().map(|a| a.speed_factor()).collect();
+    assert_eq!(factors, [Some(1.0), Some(1.0)]);
+    assert_eq!((g.effective_budget_ns(), g.budget_fraction()), (50.0, Some(1.2)));
+    let table = report.to_string();
+    assert!(table.lines().any(|l| l.starts_with("pass_through") && l.contains("1.00x")), "{table}");
+}
+
+/// The twin ratio is each attempt's layer over that attempt's twin (2.0x, 1.03x, 2.0x: a
+/// median of 2.0x, over 1.5x), not the median layer over the median twin (300 / 200).
+#[test]
+fn the_twin_ratio_is_taken_within_each_attempt() {
+    let dir = temp_dir("per-attempt-twin");
+    write_attempts(
+        &dir,
+        "load_shed",
+        &[
+            &[("bare", 30.0), ("layer", 100.0), ("tower", 50.0)],
+            &[("bare", 30.0), ("layer", 300.0), ("tower", 290.0)],
+            &[("bare", 30.0), ("layer", 400.0), ("tower", 200.0)],
+        ],
+    );
+    let report = gate_attempts(
+        "[budgets.load_shed]\nbudget_ns = 1000\ntwin = \"tower\"\nmax_twin_ratio = 1.5\n",
+        &dir,
+    );
+    let g = report.group("load_shed").unwrap();
+    assert_eq!(g.verdict(), Verdict::Fail, "{report}");
+    assert!(g.budget_fraction().unwrap() < 1.0);
+    assert_eq!(g.twin().unwrap().ratio(), 2.0);
+    assert!(!g.twin().unwrap().within());
+    assert_eq!(report.remeasure()[0].why, "fails: 2.00x its twin, above 1.50x (median over 3 attempts)");
+}
+
+/// An attempt that measured some of a group's functions but not all is not a figure of that
+/// attempt: the group is missing, not decided on the other attempts.
+#[test]
+fn an_attempt_that_measured_part_of_a_group_makes_it_missing() {
+    let dir = temp_dir("per-attempt-partial");
+    write_attempts(&dir, "pass_through", &[&[("bare", 100.0), ("layer", 120.0)], &[("layer", 400.0)]]);
+    let report = gate_attempts("[budgets.pass_through]\nbudget_ns = 50\n", &dir);
+    let g = report.group("pass_through").unwrap();
+    assert_eq!(g.verdict(), Verdict::Missing, "{report}");
+    assert!(g.missing().unwrap().starts_with("no results for pass_through/bare"), "{:?}", g.missing());
+    assert!(g.missing().unwrap().contains(&dir.join("2").display().to_string()), "{:?}", g.missing());
+}
+
+// ------------------------------------------------------------ which groups are measured again
+
+const CLOSE: &str = r#"
+[budgets.close]
+budget_ns = 100
+
+[budgets.far]
+budget_ns = 100
+
+[budgets.over]
+budget_ns = 100
+
+[budgets.twin_close]
+budget_ns = 1000
+twin = "tower"
+max_twin_ratio = 2.0
+"#;
+
+/// Attempt `n` (from 1) of the CLOSE groups: `close` and `over` at these overheads, `far`
+/// at 50 ns, `twin_close` at 1.7x its twin (0.85 of its limit) and 10% of its budget.
+fn close_attempt(dir: &Path, n: usize, close_ns: f64, over_ns: f64) {
+    let attempt = dir.join(n.to_string());
+    for (group, overhead) in [("close", close_ns), ("far", 50.0), ("over", over_ns)] {
+        fake_estimates(&attempt, group, "bare", 100.0);
+        fake_estimates(&attempt, group, "layer", 100.0 + overhead);
+    }
+    fake_estimates(&attempt, "twin_close", "bare", 100.0);
+    fake_estimates(&attempt, "twin_close", "layer", 170.0);
+    fake_estimates(&attempt, "twin_close", "tower", 100.0);
+}
+
+fn remeasured(report: &Report) -> Vec<(&str, RemeasureReason)> {
+    report.remeasure().iter().map(|r| (r.group.as_str(), r.reason)).collect()
+}
+
+/// A group whose first attempt is above 0.8 of its budget or twin limit is measured until it
+/// has three attempts, a failing one always (the CI stops at its limit), one well within
+/// once; the decision is the median over all its attempts.
+#[test]
+fn groups_close_to_their_budget_in_the_first_attempt_are_measured_in_three() {
+    let dir = temp_dir("remeasure");
+    // Attempt 1: close at 0.85, over at 1.2.
+    close_attempt(&dir, 1, 85.0, 120.0);
+    let report = gate_attempts(CLOSE, &dir);
+    assert!(!report.passed());
+    assert_eq!(
+        remeasured(&report),
+        [
+            ("close", RemeasureReason::Close),
+            ("over", RemeasureReason::Fails),
+            ("twin_close", RemeasureReason::Close)
+        ],
+        "{report}"
+    );
+    let close = &report.remeasure()[0];
+    assert_eq!((close.attempts, close.first_attempt), (1, Some(0.85)));
+    assert_eq!(
+        close.why,
+        "close: its first attempt came to 0.85 of its budget, above 0.80: measured in at least 3 attempts, 1 so far"
+    );
+    let twin = &report.remeasure()[2];
+    assert_eq!(twin.first_attempt, Some(0.85), "the twin ratio over its limit");
+    assert!(
+        twin.why.starts_with("close: its first attempt came to 1.70x its twin, 0.85 of its limit 2.00x"),
+        "{}",
+        twin.why
+    );
+    // Measured again (only those groups), within budget now: still fewer than 3 attempts.
+    let again = dir.join("2");
+    for (group, overhead) in [("close", 40.0), ("over", 40.0)] {
+        fake_estimates(&again, group, "bare", 100.0);
+        fake_estimates(&again, group, "layer", 100.0 + overhead);
+    }
+    for (function, median) in [("bare", 100.0), ("layer", 170.0), ("tower", 100.0)] {
+        fake_estimates(&again, "twin_close", function, median);
+    }
+    // `over` passes on the median of 120 and 40 ns, but its first attempt was close (over,
+    // even): it too wants a third.
+    let report = gate_attempts(CLOSE, &dir);
+    assert!(report.passed(), "{report}");
+    assert_eq!(
+        remeasured(&report),
+        [
+            ("close", RemeasureReason::Close),
+            ("over", RemeasureReason::Close),
+            ("twin_close", RemeasureReason::Close)
+        ],
+        "{report}"
+    );
+    assert_eq!(report.group("far").unwrap().attempts(), 1);
+    // A third attempt, over budget again for `close`: the median of 85, 40 and 120 ns is
+    // 85 ns, it passes and is done; `over` (120, 40, 130) fails on its median.
+    let third = dir.join("3");
+    for (group, overhead) in [("close", 120.0), ("over", 130.0)] {
+        fake_estimates(&third, group, "bare", 100.0);
+        fake_estimates(&third, group, "layer", 100.0 + overhead);
+    }
+    for (function, median) in [("bare", 100.0), ("layer", 170.0), ("tower", 100.0)] {
+        fake_estimates(&third, "twin_close", function, median);
+    }
+    let report = gate_attempts(CLOSE, &dir);
+    assert_eq!(report.group("close").unwrap().verdict(), Verdict::Pass, "{report}");
+    assert_eq!(report.group("over").unwrap().verdict(), Verdict::Fail, "{report}");
+    assert_eq!(remeasured(&report), [("over", RemeasureReason::Fails)], "{report}");
+    assert_eq!(report.remeasure()[0].why, "fails: 1.20 of its budget (median over 3 attempts)");
+}
+
+/// A lucky first attempt does not decide alone: `close` passed attempt 1 at 0.85 and fails
+/// once its other attempts count.
+#[test]
+fn a_close_first_attempt_that_passed_can_fail_on_the_median() {
+    let dir = temp_dir("remeasure-lucky");
+    close_attempt(&dir, 1, 85.0, 50.0);
+    assert!(gate_attempts(CLOSE, &dir).passed());
+    close_attempt(&dir, 2, 130.0, 50.0);
+    close_attempt(&dir, 3, 125.0, 50.0);
+    let report = gate_attempts(CLOSE, &dir);
+    assert_eq!(report.group("close").unwrap().verdict(), Verdict::Fail, "{report}");
+}
+
+/// The first attempt is attempt 1, then 2, ... 10 (not "10" before "2"): here 9 is the first
+/// and well within, 10 close, so nothing is measured again.
+#[test]
+fn attempts_are_ordered_by_number() {
+    let dir = temp_dir("remeasure-order");
+    for (n, overhead) in [(9, 30.0), (10, 90.0)] {
+        fake_estimates(&dir.join(n.to_string()), "far", "bare", 100.0);
+        fake_estimates(&dir.join(n.to_string()), "far", "layer", 100.0 + overhead);
+    }
+    let report = gate_attempts("[budgets.far]\nbudget_ns = 100\n", &dir);
+    let g = report.group("far").unwrap();
+    let attempts: Vec<Option<&str>> = g.per_attempt().iter().map(|a| a.attempt()).collect();
+    assert_eq!(attempts, [Some("9"), Some("10")]);
+    assert!(report.remeasure().is_empty(), "{:?}", report.remeasure());
+}
+
+/// The JSON report of `lift-harness budget --attempts` lists the groups to measure again:
+/// what `.ci/bench-gate` reads.
+#[test]
+fn the_json_report_lists_the_groups_to_measure_again() {
+    let dir = temp_dir("remeasure-cli");
+    close_attempt(&dir, 1, 85.0, 120.0);
+    let json = temp_dir("remeasure-json").join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .env(HISTORY_ENV, temp_dir("history").join("history.jsonl"))
+        .args(["budget", "--budgets"])
+        .arg(write_budgets(CLOSE))
+        .arg("--criterion-dir")
+        .arg(temp_dir("live"))
+        .arg("--attempts")
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "over fails");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let listed: Vec<(&str, &str)> = report["remeasure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["group"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, [("close", "close"), ("over", "fails"), ("twin_close", "close")]);
+    assert!(report["remeasure"][0]["why"].as_str().unwrap().contains("at least 3 attempts"));
+}
+
+/// With CRITERION_HOME set, the default `--callgrind-dir` of `budget --instructions` is
+/// still under the cargo target directory, not beside criterion's home, and so is the
+/// default history file.
+#[test]
+fn criterion_home_does_not_move_the_target_directory() {
+    let target = temp_dir("target");
+    let home = temp_dir("elsewhere").join("criterion");
+    let callgrind = target.join(lift_harness::budget::DEFAULT_CALLGRIND_SUBDIR);
+    for (bench, instructions) in [
+        ("bare", 10_000),
+        ("bulkhead", 11_000),
+        ("tower_concurrency_limit", 10_900),
+        ("stack", 13_000),
+        ("tower_stack", 12_000),
+    ] {
+        fake_callgrind(&callgrind, bench, instructions);
+    }
+    let baseline = temp_dir("instructions").join("instructions.toml");
+    std::fs::write(&baseline, BASELINE).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .env("CRITERION_HOME", &home)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["budget", "--instructions", "--baseline"])
+        .arg(&baseline)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("gate passed"), "{stdout}");
+
+    fake_estimates(&home, "pass_through", "bare", 100.0);
+    fake_estimates(&home, "pass_through", "layer", 110.0);
+    let out = Command::new(env!("CARGO_BIN_EXE_lift-harness"))
+        .env("CRITERION_HOME", &home)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove(HISTORY_ENV)
+        .args(["budget", "--budgets"])
+        .arg(write_budgets(CHEAP_ONLY))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(target.join(lift_harness::budget::DEFAULT_HISTORY_FILE).is_file());
+    assert!(!home.parent().unwrap().join(lift_harness::budget::DEFAULT_HISTORY_FILE).exists());
+}
+
 // ------------------------------------------------------------ the instruction gate
 
 /// Writes gungraun's callgrind output for a bench with this instruction count.
@@ -1413,6 +1759,7 @@ fn history_run(run: u64, overhead_ns: f64, speed_factor: Option<f64>) -> History
             group: "pass_through".into(),
             layer_median_ns: 50.0 + overhead_ns,
             bare_median_ns: 50.0,
+            overhead_ns: None,
             speed_factor,
             effective_budget_ns: 500.0 * speed_factor.unwrap_or(1.0),
             verdict: "PASS".into(),
@@ -1545,6 +1892,7 @@ fn the_gate_appends_each_run_and_budget_trend_flags_a_sustained_regression() {
         (first["groups"][0]["layer_median_ns"].as_f64(), first["groups"][0]["bare_median_ns"].as_f64()),
         (Some(150.0), Some(50.0))
     );
+    assert_eq!(first["groups"][0]["overhead_ns"].as_f64(), Some(100.0), "the overhead the gate reported");
     // No calibration in this budgets file: no speed factor.
     assert!(first["groups"][0]["speed_factor"].is_null());
 

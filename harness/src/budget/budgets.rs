@@ -59,9 +59,10 @@ pub struct Budgets {
 ///
 /// The fastest reading counts: a slowdown that lasts through the group shows in all of them,
 /// while a burst of a few seconds that hits one reading does not loosen the budget (a burst
-/// that hits the layer fails it, and the CI measures it again). The workload is the same in
-/// every commit, so a slower layer is never excused by it, and on a machine so slow that
-/// `max_factor` caps the speed, the budgets stop loosening.
+/// that hits the layer fails it, and the CI measures it again). With several attempts, each
+/// attempt's speed comes from its own readings, never from readings of different attempts.
+/// The workload is the same in every commit, so a slower layer is never excused by it, and
+/// on a machine so slow that `max_factor` caps the speed, the budgets stop loosening.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     functions: Vec<String>,

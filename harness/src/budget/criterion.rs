@@ -37,8 +37,10 @@ impl CriterionResults {
     /// Reads the results of every attempt instead of the directory's latest: each
     /// subdirectory of `dir` holds what one run of the benches wrote (criterion's layout,
     /// `<attempt>/<group>/<function>/new/estimates.json`, only for the groups that run
-    /// measured), and a bench's median is the median of its medians over the attempts that
-    /// measured it. A noisy attempt then moves the verdict no more than any other one does.
+    /// measured), [`median_ns`](Self::median_ns) is the median of a bench's medians over the
+    /// attempts that measured it, and the [`Gate`](super::Gate) takes each attempt's figures
+    /// from that attempt's medians and decides on their median over the attempts. A noisy
+    /// attempt then moves the verdict no more than any other one does.
     ///
     /// # Examples
     ///
@@ -97,13 +99,7 @@ impl CriterionResults {
         if let Some(home) = std::env::var_os("CRITERION_HOME").filter(|v| !v.is_empty()) {
             return Self::new(home);
         }
-        if let Some(target) = std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
-            return Self::new(PathBuf::from(target).join("criterion"));
-        }
-        if let Some(target) = cargo_target_directory() {
-            return Self::new(target.join("criterion"));
-        }
-        Self::new("target/criterion")
+        Self::new(target_directory().join("criterion"))
     }
 
     /// The directory.
@@ -133,56 +129,118 @@ impl CriterionResults {
     /// # Errors
     /// As [`median_ns`](Self::median_ns).
     pub fn medians_ns(&self, group: &str, function: &str) -> Result<Vec<f64>, BudgetError> {
-        let sources = match &self.attempts {
-            None => vec![self.dir.clone()],
-            Some(attempts) => {
-                let mut dirs: Vec<PathBuf> = std::fs::read_dir(attempts)
-                    .map_err(|source| BudgetError::Io { path: attempts.clone(), source })?
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect();
-                dirs.sort();
-                dirs
-            }
-        };
+        let sources = self.sources()?;
         let mut medians = Vec::with_capacity(sources.len());
-        for source in &sources {
+        for (_, source) in &sources {
             let Some(path) = estimates_in(source, group, function) else { continue };
-            if let Some(start) = self.since {
-                let written = std::fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .map_err(|source| BudgetError::Io { path: path.clone(), source })?;
-                if written < start {
-                    return Err(BudgetError::StaleResults {
-                        group: group.to_owned(),
-                        function: function.to_owned(),
-                        path,
-                        age_s: start.duration_since(written).unwrap_or_default().as_secs(),
-                    });
-                }
-            }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| BudgetError::Io { path: path.clone(), source })?;
-            medians.push(
-                parse_median(&text).map_err(|reason| BudgetError::MalformedEstimates { path, reason })?,
-            );
+            medians.push(self.read_median(group, function, path)?);
         }
         if medians.is_empty() {
-            let path = estimates_path(sources.first().unwrap_or(&self.dir), group, function);
-            return Err(BudgetError::MissingResults {
-                group: group.to_owned(),
-                function: function.to_owned(),
-                path,
-            });
+            return Err(missing(sources.first().map_or(&self.dir, |(_, dir)| dir), group, function));
         }
         Ok(medians)
+    }
+
+    /// Each attempt's medians of these functions of a group, in the order of `functions`,
+    /// one row per attempt that measured the group (one row without attempts), in attempt
+    /// order: what the gate decides on attempt by attempt. An attempt that measured none of
+    /// them did not measure the group and has no row.
+    ///
+    /// # Errors
+    /// [`BudgetError::MissingResults`] when no attempt measured the group, or when one
+    /// measured some of the functions but not all (its figures would mix attempts),
+    /// naming the first function missing; otherwise as [`median_ns`](Self::median_ns).
+    pub(super) fn group_medians(
+        &self,
+        group: &str,
+        functions: &[&str],
+    ) -> Result<Vec<AttemptMedians>, BudgetError> {
+        let sources = self.sources()?;
+        let mut rows = Vec::with_capacity(sources.len());
+        for (attempt, source) in &sources {
+            let paths: Vec<Option<PathBuf>> =
+                functions.iter().map(|f| estimates_in(source, group, f)).collect();
+            if paths.iter().all(Option::is_none) {
+                continue;
+            }
+            let mut medians_ns = Vec::with_capacity(functions.len());
+            for (function, path) in functions.iter().zip(paths) {
+                let path = path.ok_or_else(|| missing(source, group, function))?;
+                medians_ns.push(self.read_median(group, function, path)?);
+            }
+            rows.push(AttemptMedians { attempt: attempt.clone(), medians_ns });
+        }
+        if rows.is_empty() {
+            let first = functions.first().copied().unwrap_or_default();
+            return Err(missing(sources.first().map_or(&self.dir, |(_, dir)| dir), group, first));
+        }
+        Ok(rows)
+    }
+
+    /// The directories to read, each with its attempt's name (none without attempts), in
+    /// attempt order: `2` before `10`, as the gate numbers them.
+    fn sources(&self) -> Result<Vec<(Option<String>, PathBuf)>, BudgetError> {
+        let Some(attempts) = &self.attempts else { return Ok(vec![(None, self.dir.clone())]) };
+        let mut dirs: Vec<(Option<String>, PathBuf)> = std::fs::read_dir(attempts)
+            .map_err(|source| BudgetError::Io { path: attempts.clone(), source })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .map(|p| (p.file_name().map(|n| n.to_string_lossy().into_owned()), p))
+            .collect();
+        dirs.sort_by(|(a, _), (b, _)| {
+            let number = |name: &Option<String>| name.as_deref().and_then(|n| n.parse::<u64>().ok());
+            match (number(a), number(b)) {
+                (Some(a), Some(b)) => a.cmp(&b),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => a.cmp(b),
+            }
+        });
+        Ok(dirs)
+    }
+
+    /// The median in an `estimates.json`, refused when it is older than the run.
+    fn read_median(&self, group: &str, function: &str, path: PathBuf) -> Result<f64, BudgetError> {
+        if let Some(start) = self.since {
+            let written = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(|source| BudgetError::Io { path: path.clone(), source })?;
+            if written < start {
+                return Err(BudgetError::StaleResults {
+                    group: group.to_owned(),
+                    function: function.to_owned(),
+                    path,
+                    age_s: start.duration_since(written).unwrap_or_default().as_secs(),
+                });
+            }
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| BudgetError::Io { path: path.clone(), source })?;
+        parse_median(&text).map_err(|reason| BudgetError::MalformedEstimates { path, reason })
+    }
+}
+
+/// One attempt's medians of a group's functions.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct AttemptMedians {
+    /// The attempt's directory name (none without attempts).
+    pub(super) attempt: Option<String>,
+    /// The medians, in the order the functions were asked for.
+    pub(super) medians_ns: Vec<f64>,
+}
+
+fn missing(dir: &Path, group: &str, function: &str) -> BudgetError {
+    BudgetError::MissingResults {
+        group: group.to_owned(),
+        function: function.to_owned(),
+        path: estimates_path(dir, group, function),
     }
 }
 
 /// The median of some values (the mean of the middle two for an even count); `values` is
 /// never empty here.
-fn median(values: &[f64]) -> f64 {
+pub(super) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
@@ -264,6 +322,16 @@ fn parse_median(text: &str) -> Result<f64, String> {
         Some(ns) if ns.is_finite() && ns >= 0.0 => Ok(ns),
         _ => Err(format!("median.point_estimate is {point}, not a duration in nanoseconds")),
     }
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else the one `cargo metadata` reports
+/// (under `cargo run`, which sets `$CARGO`), else `target`. Criterion's `$CRITERION_HOME`
+/// moves criterion's results only, never the target directory.
+pub(super) fn target_directory() -> PathBuf {
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(target);
+    }
+    cargo_target_directory().unwrap_or_else(|| PathBuf::from("target"))
 }
 
 /// The target directory `cargo metadata` reports, when running under cargo.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{BudgetError, CriterionResults, Report};
+use super::{BudgetError, Report};
 
 /// The environment variable naming the history file (`--history` wins over it).
 pub const HISTORY_ENV: &str = "LIFT_BENCH_HISTORY";
@@ -17,13 +17,7 @@ pub const DEFAULT_HISTORY_FILE: &str = "bench-history.jsonl";
 pub fn history_path(explicit: Option<PathBuf>) -> PathBuf {
     explicit
         .or_else(|| std::env::var_os(HISTORY_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| {
-            CriterionResults::locate()
-                .dir()
-                .parent()
-                .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
-                .join(DEFAULT_HISTORY_FILE)
-        })
+        .unwrap_or_else(|| super::criterion::target_directory().join(DEFAULT_HISTORY_FILE))
 }
 
 /// One group's reading in one run.
@@ -35,6 +29,11 @@ pub struct HistoryEntry {
     pub layer_median_ns: f64,
     /// Median of `<group>/bare`, in ns.
     pub bare_median_ns: f64,
+    /// The overhead the gate reported: over several attempts the median of each attempt's
+    /// `layer - bare`, which need not be the difference of the two medians above (none in
+    /// records written before it was kept: then it is that difference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_ns: Option<f64>,
     /// What the budget was scaled by for the machine's speed in the run (none: the budgets
     /// file has no calibration).
     pub speed_factor: Option<f64>,
@@ -45,9 +44,9 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
-    /// `layer - bare`, in ns.
+    /// The overhead the gate reported, in ns (`layer - bare` for older records).
     pub fn overhead_ns(&self) -> f64 {
-        self.layer_median_ns - self.bare_median_ns
+        self.overhead_ns.unwrap_or(self.layer_median_ns - self.bare_median_ns)
     }
 
     /// The overhead at the reference machine's speed: `overhead / speed factor`, the gate's
@@ -83,6 +82,7 @@ impl HistoryRecord {
                     group: g.group().to_owned(),
                     layer_median_ns: m.layer_median_ns(),
                     bare_median_ns: m.bare_median_ns(),
+                    overhead_ns: Some(m.overhead_ns()),
                     speed_factor: g.speed().map(|s| s.factor()),
                     effective_budget_ns: g.effective_budget_ns(),
                     verdict: g.verdict().to_string(),

@@ -42,10 +42,19 @@
 //! cancels out.
 //!
 //! Honest medians: with [`CriterionResults::with_attempts`] every run of the benches is one
-//! attempt and each bench's median is the median over the attempts that measured it, so
-//! neither a noisy nor a lucky attempt decides alone; with
-//! [`CriterionResults::fresh_since`], results older than the run are refused
-//! ([`Verdict::Stale`]).
+//! attempt. Each attempt's figures come from that attempt's medians alone
+//! ([`AttemptFigures`]): its overhead, its speed (its own calibration readings, the faster
+//! one, capped), its kernel term (capped), its effective budget and its twin ratio. The
+//! verdict is on the median over the attempts that measured the group of
+//! `overhead / effective budget` (at most 1 passes) and of the twin ratio (at most its
+//! limit), so neither a noisy nor a lucky attempt decides alone, and figures of different
+//! attempts never mix (a bare service measured fast in one attempt is not set against a
+//! layer measured slow in another, nor a calibration reading of one attempt against the
+//! other reading of another). The report's figures are the medians of the attempts' own.
+//! [`Report::remeasure`] lists the groups the CI measures again ([`RemeasurePolicy`]): those
+//! that fail, and those whose first attempt came above 0.8 of their budget or twin limit,
+//! until they have 3 attempts. With [`CriterionResults::fresh_since`], results older than
+//! the run are refused ([`Verdict::Stale`]).
 //!
 //! The history ([`history`]): `lift-harness budget` appends each run's medians and speed
 //! factors to a JSON-lines file, and `lift-harness budget --trend` ([`TrendReport`]) shows
@@ -90,10 +99,9 @@ pub use instructions::{
     AlsoTwin, BenchCount, InstructionBaseline, InstructionCounts, InstructionReport, LayerBaseline,
     LayerCount, TwinBaseline, TwinCount, DEFAULT_BASELINE_FILE, DEFAULT_CALLGRIND_SUBDIR,
 };
-use report::effective_budget_ns;
 pub use report::{
-    GroupReport, KernelAdjustment, Measurement, Reading, Report, SpeedAdjustment, TwinComparison, Verdict,
-    KERNEL_CAP_FACTOR,
+    AttemptFigures, GroupReport, KernelAdjustment, Measurement, Reading, Remeasure, RemeasurePolicy,
+    RemeasureReason, Report, SpeedAdjustment, TwinComparison, Verdict, KERNEL_CAP_FACTOR,
 };
 pub use trend::{trends, Trend, TrendPolicy, TrendReport, TrendVerdict};
 
@@ -117,17 +125,25 @@ pub struct Gate {
     budgets: Budgets,
     results: CriterionResults,
     allow_missing: bool,
+    remeasure: RemeasurePolicy,
 }
 
 impl Gate {
     /// A gate over these budgets and results; missing results fail it.
     pub fn new(budgets: Budgets, results: CriterionResults) -> Self {
-        Self { budgets, results, allow_missing: false }
+        Self { budgets, results, allow_missing: false, remeasure: RemeasurePolicy::default() }
     }
 
     /// Whether a budget without criterion results is skipped instead of failing the gate.
     pub fn allow_missing(mut self, allow: bool) -> Self {
         self.allow_missing = allow;
+        self
+    }
+
+    /// Which groups the report lists to measure again ([`Report::remeasure`]); the default
+    /// policy unless told otherwise.
+    pub fn remeasure_policy(mut self, policy: RemeasurePolicy) -> Self {
+        self.remeasure = policy;
         self
     }
 
@@ -151,64 +167,49 @@ impl Gate {
             budgets_file: self.budgets.path().to_owned(),
             criterion_dir: self.results.dir().to_owned(),
             allow_missing: self.allow_missing,
+            remeasure: groups.iter().filter_map(|g| g.remeasure(&self.remeasure)).collect(),
             groups,
         })
     }
 
     fn check_one(&self, budget: &Budget) -> Result<GroupReport, BudgetError> {
-        let median = |function| self.results.median_ns(budget.group(), function);
-        let medians = median(budget.layer_function()).and_then(|layer| {
-            let bare = median(budget.bare_function())?;
-            let kernel = match budget.kernel() {
-                Some(kernel) => Some(KernelAdjustment::new(kernel, median(kernel.function())?)),
-                None => None,
-            };
-            let speed = match self.budgets.calibration() {
-                Some(calibration) => {
-                    let medians =
-                        calibration.functions().iter().map(|f| median(f)).collect::<Result<Vec<_>, _>>()?;
-                    Some(SpeedAdjustment::new(calibration, &medians))
-                }
-                None => None,
-            };
-            let twin = match budget.twin() {
-                Some(twin) => Some(TwinComparison::new(twin, median(twin.function())?, bare, layer)),
-                None => None,
-            };
-            Ok((layer, bare, kernel, speed, twin))
-        });
-        let attempts =
-            self.results.medians_ns(budget.group(), budget.layer_function()).map_or(0, |m| m.len());
-        let (verdict, measurement, kernel, speed, twin, missing) = match medians {
-            Ok((layer, bare, kernel, speed, twin)) => {
-                let measurement = Measurement::new(layer, bare);
-                let within = measurement.overhead_ns()
-                    <= effective_budget_ns(budget.budget_ns(), kernel.as_ref(), speed.as_ref())
-                    && twin.as_ref().is_none_or(TwinComparison::within);
-                let verdict = if within { Verdict::Pass } else { Verdict::Fail };
-                (verdict, Some(measurement), kernel, speed, twin, None)
-            }
-            Err(err @ BudgetError::MissingResults { .. }) => {
-                let verdict = if self.allow_missing { Verdict::Skipped } else { Verdict::Missing };
-                (verdict, None, None, None, None, Some(err.to_string()))
-            }
-            Err(err @ BudgetError::StaleResults { .. }) => {
-                (Verdict::Stale, None, None, None, None, Some(err.to_string()))
+        // Every function the group's figures need, read attempt by attempt: the layer first,
+        // so a group nothing measured is missing its layer.
+        let calibration = self.budgets.calibration();
+        let mut functions = vec![budget.layer_function(), budget.bare_function()];
+        functions.extend(budget.kernel().map(Kernel::function));
+        functions.extend(calibration.into_iter().flat_map(|c| c.functions().iter().map(String::as_str)));
+        functions.extend(budget.twin().map(Twin::function));
+        let rows = match self.results.group_medians(budget.group(), &functions) {
+            Ok(rows) => rows,
+            Err(err @ (BudgetError::MissingResults { .. } | BudgetError::StaleResults { .. })) => {
+                let verdict = match err {
+                    BudgetError::StaleResults { .. } => Verdict::Stale,
+                    _ if self.allow_missing => Verdict::Skipped,
+                    _ => Verdict::Missing,
+                };
+                let attempts =
+                    self.results.medians_ns(budget.group(), budget.layer_function()).map_or(0, |m| m.len());
+                return Ok(GroupReport::unmeasured(budget, verdict, attempts, err.to_string()));
             }
             Err(err) => return Err(err),
         };
-        Ok(GroupReport {
-            group: budget.group().to_owned(),
-            description: budget.description().to_owned(),
-            budget_ns: budget.budget_ns(),
-            verdict,
-            measurement,
-            kernel,
-            speed,
-            twin,
-            attempts,
-            missing,
-        })
+        let per_attempt = rows
+            .into_iter()
+            .map(|row| {
+                let mut medians = row.medians_ns.into_iter();
+                let mut next = || medians.next().expect("one median per function asked for");
+                let (layer, bare) = (next(), next());
+                let kernel = budget.kernel().map(|kernel| KernelAdjustment::new(kernel, next()));
+                let speed = calibration.map(|calibration| {
+                    let readings: Vec<f64> = calibration.functions().iter().map(|_| next()).collect();
+                    SpeedAdjustment::new(calibration, &readings)
+                });
+                let twin = budget.twin().map(|twin| TwinComparison::new(twin, next(), bare, layer));
+                AttemptFigures::new(row.attempt, budget.budget_ns(), layer, bare, kernel, speed, twin)
+            })
+            .collect();
+        Ok(GroupReport::measured(budget, per_attempt))
     }
 }
 
@@ -216,7 +217,8 @@ impl Gate {
 /// asked, and fails when the gate fails.
 ///
 /// `criterion_dir` defaults to [`CriterionResults::locate`]; `attempts` reads every attempt's
-/// results instead ([`CriterionResults::with_attempts`]); `since` refuses results written
+/// results instead ([`CriterionResults::with_attempts`]) and the JSON report then lists the
+/// groups to measure again ([`Report::remeasure`]); `since` refuses results written
 /// before it ([`CriterionResults::fresh_since`]). With `history`, the run's medians and
 /// speed factors are appended there ([`history::append`]), under the run id `since` (so the
 /// gate's retries within a run count once), else the time the newest result it read was
@@ -304,13 +306,7 @@ pub fn run_instructions(
     since: Option<std::time::SystemTime>,
 ) -> anyhow::Result<()> {
     let baseline = InstructionBaseline::load(baseline_file)?;
-    let dir = callgrind_dir.unwrap_or_else(|| {
-        CriterionResults::locate()
-            .dir()
-            .parent()
-            .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
-            .join(DEFAULT_CALLGRIND_SUBDIR)
-    });
+    let dir = callgrind_dir.unwrap_or_else(|| criterion::target_directory().join(DEFAULT_CALLGRIND_SUBDIR));
     let mut counts = InstructionCounts::new(dir);
     if let Some(since) = since {
         counts = counts.fresh_since(since);
