@@ -1,6 +1,8 @@
 //! The rollout's SLO gate over EMF documents shaped as Lift's metrics layer writes them: a
-//! burn rate proven with 99% confidence fails, a clean canary passes, one error among a
-//! handful of requests is not yet a verdict, and a bad version is never judged healthy.
+//! burn rate proven too high with 99% confidence fails, one proven low enough passes, and
+//! anything in between (a clean but small canary, one error among a handful of requests) is
+//! not yet a verdict. Computed exactly over the binomial distribution: a version failing
+//! twice the limit almost never passes, and a healthy one passes given enough requests.
 
 use std::sync::Arc;
 
@@ -59,8 +61,16 @@ fn docs(total: usize, errors: usize, slow: usize) -> Vec<EmfDocument> {
 }
 
 #[test]
-fn a_clean_canary_passes_and_a_fifth_failing_fails() {
-    assert_eq!(gate().judge(&docs(50, 0, 0)).verdict, Verdict::Pass);
+fn a_clean_canary_passes_once_it_is_proof_and_a_fifth_failing_fails() {
+    // The 99.9% SLO's limit is 14.4 x 0.1% = 1.44%: 455 clean requests put the upper bound
+    // under it, 454 do not.
+    assert_eq!(gate().requests_to_pass(), 455);
+    let small = gate().judge(&docs(50, 0, 0));
+    assert_eq!(small.verdict, Verdict::NoData, "50 clean requests prove nothing under 1.44%: {small:?}");
+    assert!(small.detail.contains("a pass takes 455 requests"), "{}", small.detail);
+    assert_eq!(gate().judge(&docs(454, 0, 0)).verdict, Verdict::NoData);
+    let proven = gate().judge(&docs(455, 0, 0));
+    assert_eq!(proven.verdict, Verdict::Pass, "{proven:?}");
     let bad = gate().judge(&docs(20, 4, 0));
     assert_eq!(bad.verdict, Verdict::Fail, "{bad:?}");
     assert!(bad.detail.contains("availability: 4/20 bad"), "{}", bad.detail);
@@ -71,8 +81,10 @@ fn one_error_among_a_handful_is_not_a_verdict_yet_and_more_good_requests_clear_i
     let one = gate().judge(&docs(11, 1, 0));
     assert_eq!(one.verdict, Verdict::NoData, "{one:?}");
     assert!(one.detail.contains("not yet conclusive"), "{}", one.detail);
-    // The same error among 100 requests is a 1% rate: under 14.4 × 0.1%.
-    assert_eq!(gate().judge(&docs(100, 1, 0)).verdict, Verdict::Pass);
+    // The same error among 100 requests is a 1% rate, under 14.4 × 0.1%, but a true rate of
+    // up to 8% would show it as often: among 1000, it is proof.
+    assert_eq!(gate().judge(&docs(100, 1, 0)).verdict, Verdict::NoData);
+    assert_eq!(gate().judge(&docs(1000, 1, 0)).verdict, Verdict::Pass);
     // Observed alone (no confidence), one in 11 would have failed it.
     assert_eq!(gate().confidence_z(0.0).judge(&docs(11, 1, 0)).verdict, Verdict::Fail);
 }
@@ -132,6 +144,7 @@ threshold_ms = 300
     assert!(every_request_slow.detail.contains("set max_burn below 10.0"), "{}", every_request_slow.detail);
     // Reachable again below 1 / budget: a clean canary passes, a slow one fails on evidence.
     let p90_gate = p90_gate.max_burn(5.0);
+    assert_eq!(p90_gate.requests_to_pass(), 10, "a 50% limit is quickly proven: min_requests decides");
     assert_eq!(p90_gate.judge(&docs(100, 0, 0)).verdict, Verdict::Pass);
     assert!(p90_gate.judge(&docs(100, 0, 100)).detail.contains("latency: 100/100 bad"));
     // The same for a limit set too high on the 99.9% SLO: 1000 x 0.1% is every request.
@@ -141,19 +154,136 @@ threshold_ms = 300
 }
 
 proptest! {
-    /// A version whose every request fails, or whose observed rate is above the limit, is
-    /// never judged healthy, however many requests; one with no bad request always passes
-    /// once the minimum is met.
+    /// A version whose observed rate is above the limit is never judged healthy, however
+    /// many requests; one with no bad request never fails, and passes once there are enough.
     #[test]
-    fn a_bad_version_never_passes_and_a_clean_one_never_fails(total in 10usize..400, bad_share in 0.0f64..1.0) {
-        let errors = (total as f64 * bad_share).round() as usize;
-        let reading = gate().judge(&docs(total, errors, 0));
+    fn a_bad_version_never_passes_and_a_clean_one_never_fails(
+        total in 10u64..2000,
+        bad_share in prop_oneof![Just(0.0), 0.0f64..0.05, 0.0f64..1.0],
+    ) {
+        let errors = (total as f64 * bad_share).round() as u64;
+        let reading = availability_gate().judge(&[counted(total, errors)]);
         let limit = 14.4 * 0.001;
         if errors as f64 / total as f64 > limit {
             prop_assert_ne!(reading.verdict, Verdict::Pass, "{:?}", reading);
         }
         if errors == 0 {
-            prop_assert_eq!(reading.verdict, Verdict::Pass);
+            let expected = if total >= 455 { Verdict::Pass } else { Verdict::NoData };
+            prop_assert_eq!(reading.verdict, expected, "{:?}", reading);
         }
+    }
+}
+
+/// The availability SLO alone, at the gate's defaults (20 requests at least, 14.4, z = 2.576).
+fn availability_gate() -> SloGate {
+    let file = SloFile::parse(
+        r#"
+[service]
+name = "payments"
+namespace = "Payments"
+
+[[slo]]
+name = "availability"
+kind = "availability"
+objective = 99.9
+"#,
+    )
+    .unwrap();
+    SloGate::new(file, Arc::new(NoSource))
+}
+
+/// `requests` requests of which `bad` answered 5xx, in one document (the metrics layer may
+/// aggregate; the gate sums whatever it is given).
+fn counted(requests: u64, bad: u64) -> EmfDocument {
+    let line = serde_json::json!({
+        "_aws": {"Timestamp": 1_764_720_000_000_i64, "CloudWatchMetrics": [{
+            "Namespace": "Payments", "Dimensions": [[]],
+            "Metrics": [{"Name": "Requests", "Unit": "Count"}, {"Name": "5xx", "Unit": "Count"}]
+        }]},
+        "Requests": requests as f64, "5xx": bad as f64,
+    });
+    EmfDocument::parse(&line.to_string()).unwrap().unwrap()
+}
+
+/// ln P(X = k) for X ~ Binomial(n, p), 0 < p < 1.
+fn ln_binomial(n: u64, k: u64, p: f64) -> f64 {
+    let ln_choose: f64 = (0..k).map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln()).sum();
+    ln_choose + k as f64 * p.ln() + (n - k) as f64 * (-p).ln_1p()
+}
+
+/// The probabilities that a reading of `n` requests from a version whose requests fail
+/// independently at `rate` passes, and that it fails: the binomial distribution summed over
+/// every bad count the gate judges so. Counts too improbable to matter (below 1e-18 each)
+/// are not judged and are added to both, so neither is understated.
+fn verdict_probabilities(gate: &SloGate, n: u64, rate: f64) -> (f64, f64) {
+    let (mut pass, mut fail) = (0.0, 0.0);
+    for bad in 0..=n {
+        let p = ln_binomial(n, bad, rate).exp();
+        if p < 1e-18 {
+            pass += p;
+            fail += p;
+            // Past the mode every further count is less likely still.
+            if bad as f64 > n as f64 * rate {
+                pass += (n - bad) as f64 * p;
+                fail += (n - bad) as f64 * p;
+                break;
+            }
+            continue;
+        }
+        match gate.judge(&[counted(n, bad)]).verdict {
+            Verdict::Pass => pass += p,
+            Verdict::Fail => fail += p,
+            Verdict::NoData => {}
+        }
+    }
+    (pass, fail)
+}
+
+/// Every reading size from the minimum to 1000, then sparser to 6000: wherever a step ends,
+/// its reading is one of these.
+fn reading_sizes() -> impl Iterator<Item = u64> {
+    (20..=1000).chain((1050..=6000).step_by(50))
+}
+
+#[test]
+fn a_version_failing_at_twice_the_limit_passes_less_than_one_reading_in_a_hundred() {
+    let gate = availability_gate();
+    let limit = 14.4 * 0.001;
+    for n in reading_sizes() {
+        let (pass, _) = verdict_probabilities(&gate, n, 2.0 * limit);
+        assert!(pass < 0.01, "at {n} requests a version failing 2.88% passes with probability {pass}");
+        assert!(pass < 1e-5, "at {n} requests: {pass}, more than the README says");
+    }
+    // A version failing 5% of requests (a burn rate of 50) shows none bad among 20 requests
+    // 36% of the time: that is no pass.
+    let (pass, _) = verdict_probabilities(&gate, 20, 0.05);
+    assert!(pass < 1e-6, "{pass}");
+    assert_ne!(gate.judge(&[counted(20, 0)]).verdict, Verdict::Pass);
+}
+
+#[test]
+fn a_version_failing_at_the_limit_passes_about_one_reading_in_two_hundred_at_most() {
+    let gate = availability_gate();
+    let worst = reading_sizes().map(|n| verdict_probabilities(&gate, n, 14.4 * 0.001).0).fold(0.0, f64::max);
+    assert!(worst < 0.006, "the one-sided 99.5% bound let {worst} through");
+}
+
+#[test]
+fn a_healthy_version_passes_given_enough_requests_and_is_not_failed() {
+    let gate = availability_gate();
+    // No bad request at all: a pass from 455 on, never before, never a failure.
+    assert_eq!(gate.judge(&[counted(454, 0)]).verdict, Verdict::NoData);
+    for n in [455, 500, 1000, 6000] {
+        assert_eq!(gate.judge(&[counted(n, 0)]).verdict, Verdict::Pass, "{n}");
+    }
+    // Failing exactly at its budget (0.1%, a burn rate of 1): 99% of readings of 1000 pass,
+    // nearly all of 1500; hardly any reading fails it, small or large.
+    for (n, at_least) in [(1000, 0.99), (1500, 0.9999)] {
+        let (pass, _) = verdict_probabilities(&gate, n, 0.001);
+        assert!(pass > at_least, "a healthy version passes {pass} of readings of {n}");
+    }
+    for (n, at_most) in [(20, 1e-3), (100, 1e-6), (1000, 1e-12)] {
+        let (_, fail) = verdict_probabilities(&gate, n, 0.001);
+        assert!(fail < at_most, "a healthy version fails {fail} of readings of {n}");
     }
 }

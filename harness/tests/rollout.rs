@@ -3,7 +3,8 @@
 //! the alias's real routing config, failed or silent gates roll back, two rollouts of one
 //! function cannot both run, an interrupted rollout is rolled back or resumed by the next
 //! run, a run whose lease was taken stops without touching traffic, and a split alias with
-//! no rollout in progress is refused.
+//! no rollout in progress is refused, as is a rollout that would prove nothing (no gate, or
+//! blue/green with only gates that need traffic).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,9 +65,12 @@ async fn set_release(client: &aws_sdk_lambda::Client, name: &str, release: &str)
 }
 
 impl Env {
+    /// A rollout with no gate unless a test adds one: these tests are about traffic and the
+    /// record, so the refusal of a gateless rollout is allowed away here (and tested alone).
     fn rollout(&self) -> Rollout {
         Rollout::new(self.client.clone(), self.record.clone(), &self.name, "live")
             .target(Target::Version("2".into()))
+            .allow_no_gates(true)
             .poll(Duration::from_millis(50))
             .lease(Duration::from_secs(2))
             .step_timeout(Duration::from_secs(1))
@@ -474,6 +478,37 @@ async fn blue_green_tests_with_no_traffic_then_switches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_would_prove_nothing_is_refused_and_touches_nothing() {
+    let env = env("rollout-unproven").await;
+    let bare = Rollout::new(env.client.clone(), env.record.clone(), &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_secs(1));
+    match bare.clone().run().await {
+        Err(RolloutError::Invalid(reason)) => assert!(reason.contains("no gate"), "{reason}"),
+        other => panic!("a rollout with no gate ran: {other:?}"),
+    }
+    // Blue/green whose only gate reads traffic: its test stage would pass unread.
+    let traffic = Arc::new(Scripted {
+        name: "slo",
+        script: Mutex::new(VecDeque::new()),
+        last: Verdict::Pass,
+        seen: Mutex::default(),
+        traffic: true,
+    });
+    let blue_green =
+        bare.strategy(Strategy::BlueGreen { test: Duration::from_millis(200) }).gate(traffic.clone());
+    match blue_green.run().await {
+        Err(RolloutError::Invalid(reason)) => assert!(reason.contains("blue/green"), "{reason}"),
+        other => panic!("blue/green with only a traffic gate ran: {other:?}"),
+    }
+    assert!(traffic.seen.lock().unwrap().is_empty());
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+    assert!(env.record.head(&env.name).await.unwrap().is_none(), "nothing was claimed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_promotes_rolls_back_and_exits_accordingly() {
     use lift_deploy::rollout::cli;
     let env = env("rollout-cli").await;
@@ -504,7 +539,8 @@ async fn the_command_line_promotes_rolls_back_and_exits_accordingly() {
     assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
 
     // Back to 1 (a rollout too), then a version 2 whose check fails: rolled back, exit 1.
-    let code = cli::run_with(&args("--version 1"), env.client.clone(), ddb.client().await).await;
+    let code =
+        cli::run_with(&args("--version 1 --check ok=true"), env.client.clone(), ddb.client().await).await;
     assert_eq!(code, 0);
     let code = cli::run_with(
         &args("--version 2 --strategy canary:50%:1s --check errors=false"),
@@ -523,6 +559,13 @@ async fn the_command_line_promotes_rolls_back_and_exits_accordingly() {
         2,
         "usage"
     );
+    // No gate: refused before anything is touched.
+    let code = cli::run_with(&args("--version 2"), env.client.clone(), ddb.client().await).await;
+    assert_eq!(code, 2, "a rollout with no gate runs only with --no-gates");
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]));
+    let code = cli::run_with(&args("--version 2 --no-gates"), env.client.clone(), ddb.client().await).await;
+    assert_eq!(code, 0, "promoted on the clock alone, as asked");
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -559,6 +602,7 @@ async fn record_goes_dark(name: &str, direction: lift_harness::faults::Direction
     let record = Record::new(client, env.record.table());
     let run = Rollout::new(env.client.clone(), record, &env.name, "live")
         .target(Target::Version("2".into()))
+        .allow_no_gates(true)
         .poll(Duration::from_millis(50))
         .lease(Duration::from_secs(2))
         .step_timeout(Duration::from_millis(500))
@@ -681,6 +725,7 @@ async fn a_first_shift_applied_but_unanswered_is_rolled_back_not_left_split() {
     );
     let result = Rollout::new(lossy, env.record.clone(), &env.name, "live")
         .target(Target::Version("2".into()))
+        .allow_no_gates(true)
         .poll(Duration::from_millis(50))
         .lease(Duration::from_secs(2))
         .step_timeout(Duration::from_secs(1))
@@ -828,6 +873,7 @@ async fn a_run_that_lost_its_lease_before_a_shift_does_not_make_it() {
     // Clients of its own too: connections made on the stalled runtime are driven there.
     let run = Rollout::new(stalling, own_record(&env).await, &env.name, "live")
         .target(Target::Version("2".into()))
+        .allow_no_gates(true)
         .poll(Duration::from_millis(50))
         .lease(Duration::from_secs(3))
         .step_timeout(Duration::from_secs(6))
@@ -950,6 +996,7 @@ async fn a_rollout_that_ends_between_the_alias_read_and_the_claim_is_not_undone(
         "live",
     )
     .target(Target::Version("3".into()))
+    .allow_no_gates(true)
     .strategy(Strategy::AllAtOnce)
     .final_bake(Duration::ZERO)
     .poll(Duration::from_millis(50))
@@ -1023,6 +1070,7 @@ async fn a_run_that_lost_its_lease_does_not_roll_back_the_new_owners_traffic() {
     let lambda = aws_sdk_lambda::Client::from_conf(own_lambda(&env).interceptor(hang.clone()).build());
     let run = Rollout::new(lambda, own_record(&env).await, &env.name, "live")
         .target(Target::Version("2".into()))
+        .allow_no_gates(true)
         .poll(Duration::from_millis(50))
         .lease(Duration::from_secs(2))
         .step_timeout(Duration::from_secs(6))
@@ -1075,6 +1123,7 @@ async fn a_rollback_that_fails_is_reported_and_the_next_run_finishes_it() {
     );
     let result = Rollout::new(lambda, env.record.clone(), &env.name, "live")
         .target(Target::Version("2".into()))
+        .allow_no_gates(true)
         .poll(Duration::from_millis(50))
         .lease(Duration::from_secs(2))
         .step_timeout(Duration::from_secs(1))

@@ -12,11 +12,18 @@ pub const USAGE: &str =
          [--final-bake <t>] [--poll <t>] [--step-timeout <t>] [--lease <t>] [--failures-to-fail <n>]
          [--health <path>] [--check <name>=<command>]... [--pre-traffic <command>]...
          [--post-traffic <command>]... [--table <name>] [--resume] [--no-rollback] [--json <file>]
+         [--no-gates]
 
   Shifts the alias to the new version step by step, reading the gates between steps, and
-  rolls back when one fails. The Lambda API and DynamoDB are AWS's, or whatever
+  rolls back when one fails. At least one gate (--health or --check) is required;
+  --no-gates runs without any, promoting the new version on the clock alone (only a failing
+  hook can stop it). The Lambda API and DynamoDB are AWS's, or whatever
   AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL_DYNAMODB point at. Exit status: 0 promoted,
   1 rolled back or halted, 2 could not run.";
+
+/// The warning `--no-gates` prints before the rollout starts.
+const NO_GATES_WARNING: &str = "warning: --no-gates: no gate reads the new version; every step ends \
+     when its time runs out and the version is promoted whatever it does (only a failing hook stops it)";
 
 /// Parsed arguments.
 #[derive(Debug)]
@@ -37,6 +44,7 @@ struct Args {
     table: Option<String>,
     resume: bool,
     rollback: bool,
+    no_gates: bool,
     json: Option<std::path::PathBuf>,
 }
 
@@ -61,6 +69,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         table: None,
         resume: false,
         rollback: true,
+        no_gates: false,
         json: None,
     };
     let mut it = args.iter();
@@ -97,12 +106,23 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--json" => parsed.json = Some(value()?.into()),
             "--resume" => parsed.resume = true,
             "--no-rollback" => parsed.rollback = false,
+            "--no-gates" => parsed.no_gates = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
     parsed.function = function.ok_or("--function is required")?;
     parsed.alias = alias.ok_or("--alias is required")?;
     parsed.target = target.ok_or("--version <n> or --publish is required")?;
+    let has_gate = parsed.health.is_some() || !parsed.checks.is_empty();
+    if !has_gate && !parsed.no_gates {
+        return Err("no gate: give --health <path> or --check <name>=<command>, so the new version is \
+                    judged before it takes all traffic (hooks run only once, at the edges), or \
+                    --no-gates to promote it on the clock alone"
+            .into());
+    }
+    if has_gate && parsed.no_gates {
+        return Err("--no-gates with --health or --check: drop one".into());
+    }
     Ok(parsed)
 }
 
@@ -110,8 +130,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
 /// environment (region, credentials, `AWS_ENDPOINT_URL_LAMBDA`, `AWS_ENDPOINT_URL_DYNAMODB`):
 /// the exit status.
 pub async fn run(args: &[String]) -> u8 {
+    // Arguments first: a mistake is named at once, before the environment is read.
+    let Some(args) = parse_or_usage(args) else { return 2 };
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    run_with(args, aws_sdk_lambda::Client::new(&config), aws_sdk_dynamodb::Client::new(&config)).await
+    execute(args, aws_sdk_lambda::Client::new(&config), aws_sdk_dynamodb::Client::new(&config)).await
 }
 
 /// As [`run`], with the clients given.
@@ -120,13 +142,25 @@ pub async fn run_with(
     lambda: aws_sdk_lambda::Client,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> u8 {
-    let args = match parse(args) {
-        Ok(args) => args,
+    let Some(args) = parse_or_usage(args) else { return 2 };
+    execute(args, lambda, dynamodb).await
+}
+
+/// The parsed arguments, or `None` after printing what is wrong and the usage.
+fn parse_or_usage(args: &[String]) -> Option<Args> {
+    match parse(args) {
+        Ok(args) => Some(args),
         Err(message) => {
             eprintln!("lift-deploy rollout: {message}\n{USAGE}");
-            return 2;
+            None
         }
-    };
+    }
+}
+
+async fn execute(args: Args, lambda: aws_sdk_lambda::Client, dynamodb: aws_sdk_dynamodb::Client) -> u8 {
+    if args.no_gates {
+        eprintln!("lift-deploy rollout: {NO_GATES_WARNING}");
+    }
     let table = args.table.clone().unwrap_or_else(|| super::table_def().resolve_name());
     let mut rollout = Rollout::new(lambda, Record::new(dynamodb, table), &args.function, &args.alias)
         .target(args.target.clone())
@@ -138,6 +172,7 @@ pub async fn run_with(
         .failures_to_fail(args.failures_to_fail)
         .auto_rollback(args.rollback)
         .recovery(if args.resume { Recovery::Resume } else { Recovery::RollBack })
+        .allow_no_gates(args.no_gates)
         .on_event(|event| println!("{:>8} ms  {:<12} {}", event.after_ms, event.kind, event.detail));
     if let Some(path) = &args.health {
         let gate = Arc::new(HealthGate::new(path));
@@ -209,5 +244,20 @@ mod tests {
             .unwrap_err()
             .contains("<name>="));
         assert!(parse(&args("--function f --alias a --publish --bogus")).unwrap_err().contains("--bogus"));
+    }
+
+    #[test]
+    fn a_rollout_with_no_gate_is_refused_unless_asked_for_by_name() {
+        for hooks_only in ["", "--pre-traffic true --post-traffic true"] {
+            let refused =
+                parse(&args(&format!("--function f --alias a --publish {hooks_only}"))).unwrap_err();
+            assert!(refused.starts_with("no gate") && refused.contains("--no-gates"), "{refused}");
+        }
+        let allowed = parse(&args("--function f --alias a --publish --no-gates")).unwrap();
+        assert!(allowed.no_gates);
+        assert!(parse(&args("--function f --alias a --publish --health /health/ready")).is_ok());
+        assert!(parse(&args("--function f --alias a --publish --check ok=true")).is_ok());
+        let both = parse(&args("--function f --alias a --publish --no-gates --check ok=true")).unwrap_err();
+        assert!(both.contains("drop one"), "{both}");
     }
 }

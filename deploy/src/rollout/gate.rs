@@ -206,13 +206,25 @@ pub trait MetricSource: Send + Sync {
 /// The burn rate of each SLO of a file, over the new version's own requests since it first
 /// got traffic.
 ///
-/// A canary sees few requests, so the gate decides on evidence, not on a point estimate:
-/// it fails when the Wilson lower bound (99% by default) of the bad fraction is above
-/// `max_burn` times the error budget, that is, when the new version burns budget faster
-/// than `max_burn` with that confidence; it passes when the observed fraction is at or below
-/// that rate; in between (a single error among a handful of requests) it has no verdict
-/// yet, which at the end of a step counts as a failure. Nothing is decided on fewer than
-/// `min_requests` requests.
+/// A canary sees few requests, so the gate decides on evidence, not on a point estimate,
+/// and the same way in both directions. For each SLO it draws the Wilson score interval of
+/// the bad fraction, each bound one-sided at 99.5% (z = 2.576), so the two together are a
+/// two-sided 99% interval, and compares it with the limit, `max_burn` times the error budget:
+/// - the lower bound above the limit fails the gate: the new version burns budget faster
+///   than `max_burn`, with that confidence;
+/// - the upper bound at or below the limit passes the SLO: it burns no faster, with the same
+///   confidence;
+/// - in between there is no verdict yet (keep collecting), which at the end of a step
+///   counts as a failure.
+///
+/// A version whose true rate is at the limit passes a reading at most about 0.5% of the
+/// time, and one at twice the limit almost never. The price is evidence: with no bad request
+/// the upper bound is z² / (n + z²), so a pass takes at least z² (1 − L) / L requests for a
+/// limit L ([`SloGate::requests_to_pass`]). At the default 14.4 that is 40 requests for a 99%
+/// objective, 455 for 99.9% and 915 for 99.95%, and more with any bad request among them.
+/// By the end of each step the new version must have served that many since its first
+/// traffic, or the step ends without a verdict and rolls back. Nothing is decided on fewer
+/// than `min_requests` requests.
 #[derive(Clone)]
 pub struct SloGate {
     file: SloFile,
@@ -233,21 +245,61 @@ impl std::fmt::Debug for SloGate {
     }
 }
 
-/// The Wilson score interval's lower bound of `bad` in `n` at `z` standard deviations.
-pub(crate) fn wilson_lower(bad: f64, n: f64, z: f64) -> f64 {
+/// The Wilson score interval of `bad` in `n` at `z` standard deviations: its lower and
+/// upper bounds, each one-sided at the normal quantile `z`.
+pub(crate) fn wilson(bad: f64, n: f64, z: f64) -> (f64, f64) {
     if n <= 0.0 {
-        return 0.0;
+        return (0.0, 1.0);
     }
     let p = bad / n;
     let z2 = z * z;
     let centre = p + z2 / (2.0 * n);
     let margin = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - margin) / (1.0 + z2 / n)).max(0.0)
+    let scale = 1.0 + z2 / n;
+    // At either end the bound on that side is exact; the formula leaves rounding crumbs.
+    let lower = if bad <= 0.0 { 0.0 } else { ((centre - margin) / scale).max(0.0) };
+    let upper = if bad >= n { 1.0 } else { ((centre + margin) / scale).min(1.0) };
+    (lower, upper)
+}
+
+/// The Wilson score interval's lower bound of `bad` in `n` at `z` standard deviations.
+#[cfg(test)]
+fn wilson_lower(bad: f64, n: f64, z: f64) -> f64 {
+    wilson(bad, n, z).0
+}
+
+/// The Wilson score interval's upper bound of `bad` in `n` at `z` standard deviations.
+pub(crate) fn wilson_upper(bad: f64, n: f64, z: f64) -> f64 {
+    wilson(bad, n, z).1
+}
+
+/// The fewest requests, none bad, whose Wilson upper bound at `z` is at or below `limit`.
+fn clean_requests_to_pass(limit: f64, z: f64) -> u64 {
+    if limit <= 0.0 {
+        // Only z = 0 reaches an upper bound of 0, on any clean request.
+        return if z == 0.0 { 1 } else { u64::MAX };
+    }
+    // With no bad request the upper bound is z² / (n + z²); the float answer is nudged onto
+    // the integer the comparison in `judge` agrees with (a limit so small that no count of
+    // requests fits in memory needs no nudging).
+    let estimate = (z * z * (1.0 - limit) / limit).ceil().max(1.0);
+    if estimate.is_nan() || estimate >= 1e12 {
+        return estimate as u64;
+    }
+    let mut n = estimate as u64;
+    while wilson_upper(0.0, n as f64, z) > limit {
+        n += 1;
+    }
+    while n > 1 && wilson_upper(0.0, (n - 1) as f64, z) <= limit {
+        n -= 1;
+    }
+    n
 }
 
 impl SloGate {
-    /// The SLOs of `file`, read from `source`: fails above a burn rate of 14.4 (the
-    /// workbook's page threshold) with 99% confidence, on at least 20 requests.
+    /// The SLOs of `file`, read from `source`, judged against a burn rate of 14.4 (the
+    /// workbook's page threshold) with a two-sided 99% Wilson interval (z = 2.576), on at
+    /// least 20 requests. See the type's docs for how many requests a pass takes.
     pub fn new(file: SloFile, source: Arc<dyn MetricSource>) -> Self {
         Self { file, source, max_burn: 14.4, min_requests: 20, z: 2.576 }
     }
@@ -259,21 +311,40 @@ impl SloGate {
         self
     }
 
-    /// The fewest requests a verdict is drawn from.
+    /// The fewest requests a verdict is drawn from (20 by default). Failing can be proven on
+    /// few requests (two bad among 20 prove a burn rate above 14.4 on a 99.9% SLO); passing
+    /// takes more, however low this is set ([`SloGate::requests_to_pass`]).
     pub fn min_requests(mut self, requests: u64) -> Self {
         self.min_requests = requests;
         self
     }
 
-    /// The confidence of a failure, as a one-sided normal quantile (2.576 for 99%, 1.645
-    /// for 95%; 0 decides on the observed fraction alone).
+    /// The normal quantile each bound of the interval is drawn at, one-sided: 2.576 (the
+    /// default) is the one-sided 99.5% quantile, so both bounds together are a two-sided 99%
+    /// interval; 1.960 is one-sided 97.5% (two-sided 95%); 0 decides on the observed
+    /// fraction alone. A negative or NaN value is taken as 0.
     pub fn confidence_z(mut self, z: f64) -> Self {
-        self.z = z;
+        self.z = z.max(0.0);
         self
     }
 
+    /// The fewest requests, none of them bad, on which every SLO of the file can pass: the
+    /// larger of `min_requests` and, for the SLO with the smallest limit L, z² (1 − L) / L.
+    /// An SLO whose limit no version can reach (see [`SloGate::max_burn`]) never passes and
+    /// is left out. A step that gives the new version fewer requests (its share of the
+    /// traffic times its length) ends without a verdict, and rolls back.
+    pub fn requests_to_pass(&self) -> u64 {
+        self.file
+            .slos()
+            .iter()
+            .map(|slo| self.max_burn * slo.error_budget())
+            .filter(|limit| *limit < 1.0 - 1e-9)
+            .map(|limit| clean_requests_to_pass(limit, self.z))
+            .fold(self.min_requests, u64::max)
+    }
+
     /// The reading of `docs`: any SLO burning too fast fails it; any SLO without a verdict
-    /// leaves it without one.
+    /// leaves it without one; it passes when every SLO the requests touched passes.
     pub fn judge(&self, docs: &[EmfDocument]) -> Reading {
         let service = self.file.service();
         let mut lines = Vec::new();
@@ -306,18 +377,29 @@ impl SloGate {
             if requests == 0.0 {
                 continue;
             }
-            let burn = (bad / requests) / slo.error_budget();
-            let lower = wilson_lower(bad, requests, self.z) / slo.error_budget();
-            let line =
-                format!("{}: {bad}/{requests} bad, burn rate {burn:.1} (at least {lower:.1})", slo.name());
+            let budget = slo.error_budget();
+            let burn = (bad / requests) / budget;
+            let (lower, upper) = wilson(bad, requests, self.z);
+            let line = format!(
+                "{}: {bad}/{requests} bad, burn rate {burn:.1} (between {:.1} and {:.1})",
+                slo.name(),
+                lower / budget,
+                upper / budget
+            );
             if (requests as u64) < self.min_requests {
                 undecided.push(format!("{line}, fewer than {} requests", self.min_requests));
-            } else if wilson_lower(bad, requests, self.z) > limit {
+            } else if lower > limit {
                 failed.push(format!("{line} > {}", self.max_burn));
-            } else if bad / requests > limit {
-                undecided.push(format!("{line}, not yet conclusive against {}", self.max_burn));
+            } else if upper <= limit {
+                lines.push(format!("{line} <= {}", self.max_burn));
             } else {
-                lines.push(line);
+                // Symmetric with failing: an observed rate under the limit is not yet proof
+                // that the true one is, and a pass on it would promote bad versions by luck.
+                undecided.push(format!(
+                    "{line}, not yet conclusive against {} (with none bad, a pass takes {} requests)",
+                    self.max_burn,
+                    clean_requests_to_pass(limit, self.z).max(self.min_requests)
+                ));
             }
         }
         if !failed.is_empty() {
@@ -462,5 +544,28 @@ mod tests {
         );
         assert_eq!(wilson_lower(1.0, 11.0, 0.0), 1.0 / 11.0, "z = 0 is the observed fraction");
         assert_eq!(wilson_lower(0.0, 0.0, 2.576), 0.0);
+    }
+
+    #[test]
+    fn the_upper_bound_is_above_the_observed_fraction_and_a_clean_sample_needs_z2_over_l() {
+        let z = 2.576;
+        for (bad, n) in [(0.0, 20.0), (1.0, 11.0), (3.0, 15.0), (10.0, 1000.0)] {
+            let (lower, upper) = wilson(bad, n, z);
+            assert!(lower <= bad / n && bad / n < upper, "{bad}/{n}: {lower} {upper}");
+        }
+        // No bad request: z² / (n + z²), so none bad in 20 still leaves a 24.9% rate possible.
+        assert!((wilson_upper(0.0, 20.0, z) - z * z / (20.0 + z * z)).abs() < 1e-12);
+        assert!(wilson_upper(0.0, 20.0, z) > 0.24);
+        assert_eq!(wilson_upper(1.0, 11.0, 0.0), 1.0 / 11.0, "z = 0 is the observed fraction");
+        assert_eq!(wilson_upper(0.0, 0.0, z), 1.0, "no evidence bounds nothing");
+        // 14.4 times the budget of a 99%, 99.9% and 99.95% objective.
+        for (limit, needed) in [(0.144, 40), (0.0144, 455), (0.0072, 915)] {
+            let n = clean_requests_to_pass(limit, z);
+            assert_eq!(n, needed, "limit {limit}");
+            assert!(wilson_upper(0.0, n as f64, z) <= limit);
+            assert!(wilson_upper(0.0, (n - 1) as f64, z) > limit);
+        }
+        assert_eq!(clean_requests_to_pass(0.0144, 0.0), 1, "the observed fraction alone");
+        assert_eq!(clean_requests_to_pass(1e-300, z), u64::MAX, "beyond any count, without a loop");
     }
 }

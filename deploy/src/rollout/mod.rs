@@ -11,7 +11,9 @@
 //! by the next run ([`Recovery`]: a resume that would not carry on the same version by the
 //! same steps is refused). Traffic is never left split except by a rollout holding the
 //! lease, or one told not to roll back ([`Rollout::auto_rollback`]); an error after an
-//! alias update that moves traffic was sent, answered or not, rolls back first.
+//! alias update that moves traffic was sent, answered or not, rolls back first. A rollout
+//! with no gate is refused unless allowed ([`Rollout::allow_no_gates`]): nothing would
+//! judge the new version before it takes all traffic.
 //!
 //! # Examples
 //!
@@ -157,7 +159,9 @@ pub enum Strategy {
         interval: Duration,
     },
     /// A test stage with no traffic (the gates read the new version directly), then the
-    /// switch.
+    /// switch. Gates that read the new version's traffic ([`Gate::needs_traffic`], as
+    /// [`SloGate`]) are not read in the test stage, so a rollout whose every gate does is
+    /// refused.
     BlueGreen {
         /// How long the test stage lasts.
         test: Duration,
@@ -342,6 +346,7 @@ pub struct Rollout {
     auto_rollback: bool,
     failures_to_fail: u32,
     recovery: Recovery,
+    allow_no_gates: bool,
     gates: Vec<Arc<dyn Gate>>,
     pre_traffic: Vec<Arc<dyn Gate>>,
     post_traffic: Vec<Arc<dyn Gate>>,
@@ -396,6 +401,7 @@ impl Rollout {
             auto_rollback: true,
             failures_to_fail: 1,
             recovery: Recovery::RollBack,
+            allow_no_gates: false,
             gates: Vec::new(),
             pre_traffic: Vec::new(),
             post_traffic: Vec::new(),
@@ -460,6 +466,15 @@ impl Rollout {
         self
     }
 
+    /// Lets the rollout run with no gate (default: refused). Such a rollout promotes the new
+    /// version on the clock alone: each step ends when its bake runs out with nothing read,
+    /// and only a failing hook, if there is one, can stop it. Use it only where something
+    /// outside the rollout judges the version.
+    pub fn allow_no_gates(mut self, allow: bool) -> Self {
+        self.allow_no_gates = allow;
+        self
+    }
+
     /// A gate read between steps, and while each step bakes.
     pub fn gate(mut self, gate: Arc<dyn Gate>) -> Self {
         self.gates.push(gate);
@@ -503,6 +518,29 @@ impl Rollout {
                 self.step_timeout, self.lease
             )));
         }
+        // Hooks run once, at the edges; without a gate no step is watched, and every step
+        // "passes" when its time runs out.
+        if self.gates.is_empty() && !self.allow_no_gates {
+            return Err(RolloutError::Invalid(
+                "no gate reads the new version, so it would be promoted on the clock alone; add a gate \
+                 (HealthGate, SloGate, AlarmGate, CommandGate), or allow it with allow_no_gates(true)"
+                    .into(),
+            ));
+        }
+        // A test stage with no traffic is read only by gates that need none: with none of
+        // those it would pass on zero readings.
+        if matches!(self.strategy, Strategy::BlueGreen { .. })
+            && !self.gates.is_empty()
+            && self.gates.iter().all(|gate| gate.needs_traffic())
+        {
+            let names: Vec<&str> = self.gates.iter().map(|gate| gate.name()).collect();
+            return Err(RolloutError::Invalid(format!(
+                "blue/green's test stage sends the new version no traffic, and every gate ({}) reads \
+                 its traffic, so the stage would pass unread; add a gate that reads the new version \
+                 directly (HealthGate, CommandGate) or use another strategy",
+                names.join(", ")
+            )));
+        }
         Ok(())
     }
 
@@ -510,7 +548,9 @@ impl Rollout {
     ///
     /// # Errors
     /// [`RolloutError`] when it cannot start (another run holds the function, the alias
-    /// is split, an API fails) or loses its lease. After it has shifted traffic, an API
+    /// is split, an API fails; [`RolloutError::Invalid`] for settings that would prove
+    /// nothing: no gate unless [`Rollout::allow_no_gates`], or blue/green with only gates
+    /// that need traffic) or loses its lease. After it has shifted traffic, an API
     /// or record failure rolls back first, then reports the error.
     pub async fn run(&self) -> Result<RolloutOutcome, RolloutError> {
         self.validate()?;

@@ -160,7 +160,10 @@ pub struct DeploySpec {
     /// The burn rate that fails the SLO gate.
     #[serde(default = "default_burn")]
     pub max_burn: f64,
-    /// The fewest requests an SLO verdict is drawn from.
+    /// The fewest requests an SLO verdict is drawn from. A pass takes more whatever this
+    /// says (455 clean requests on a 99.9% SLO at 14.4: see `SloGate::requests_to_pass`), so
+    /// a drill expected to promote must send the new version that many by the end of its
+    /// first step with traffic.
     #[serde(default = "default_min_requests")]
     pub min_requests: u64,
 }
