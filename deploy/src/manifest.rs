@@ -111,6 +111,22 @@ pub struct TableSpec {
     pub backups: bool,
 }
 
+impl TableSpec {
+    /// Whether the table is shaped as lift's subject keys and used as they are: its key and
+    /// TTL, no sort key, index or stream, and exactly [`TableAccess::subject_keys`]' actions.
+    fn is_subject_keys(&self) -> bool {
+        let def = lift::store::tables::subject_keys();
+        let key = |k: &lift::store::KeyAttribute| (k.name.clone(), attribute_type(k.kind));
+        self.partition_key == key(&def.partition_key)
+            && self.sort_key.is_none()
+            && def.sort_key.is_none()
+            && self.indexes.is_empty()
+            && self.stream.is_none()
+            && self.ttl_attribute == def.ttl_attribute
+            && self.actions == TableAccess::subject_keys().actions
+    }
+}
+
 /// A global secondary index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -302,9 +318,25 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Refuses table actions outside [`TABLE_ACTIONS`]: `*` would become `dynamodb:*`.
+    /// Refuses table actions outside [`TABLE_ACTIONS`] (`*` would become `dynamodb:*`), and
+    /// backups turned off for any table but lift's subject keys: `backups` is a field of the
+    /// JSON `lift-deploy synth --manifest` reads, and `false` on the payments table would
+    /// synthesize it without point-in-time recovery, with checkov's findings silenced by the
+    /// subject keys' reason.
     pub(crate) fn check(&self) -> Result<(), crate::Error> {
         for (i, table) in self.tables.iter().enumerate() {
+            if !table.backups && !table.is_subject_keys() {
+                return Err(crate::Error::Manifest {
+                    path: format!("tables[{i}].backups"),
+                    reason: format!(
+                        "backups are off only for lift's subject keys table (crypto-shredding: \
+                         TableAccess::subject_keys over lift::store::tables::subject_keys), whose \
+                         copies would bring erased keys back; table {} is not one, and keeps \
+                         point-in-time recovery",
+                        table.name
+                    ),
+                });
+            }
             for (j, action) in table.actions.iter().enumerate() {
                 if !TABLE_ACTIONS.contains(&action.as_str()) {
                     return Err(crate::Error::Manifest {
@@ -335,6 +367,25 @@ mod tests {
         assert!(TableAccess::audit().backups);
         // The audit trail is append-only: no update or delete.
         assert!(!TableAccess::audit().actions.iter().any(|a| a == "DeleteItem" || a == "UpdateItem"));
+    }
+
+    /// `backups: false` is honoured for lift's subject keys only: on any other table it is
+    /// refused, naming the field, rather than synthesized without point-in-time recovery.
+    #[test]
+    fn backups_are_off_for_the_subject_keys_only() {
+        let keys = Manifest::default()
+            .table(lift::store::tables::audit(), TableAccess::audit())
+            .table(lift::store::tables::subject_keys(), TableAccess::subject_keys());
+        assert_eq!(Manifest::from_json(&keys.to_json()).unwrap(), keys);
+        let mut audit_off = keys.clone();
+        audit_off.tables[0].backups = false;
+        let err = Manifest::from_json(&audit_off.to_json()).unwrap_err().to_string();
+        assert!(err.contains("tables[0].backups") && err.contains("lift-audit"), "{err}");
+        // The subject keys' shape used for something else (more actions) keeps its backups.
+        let mut wider = keys.clone();
+        wider.tables[1].actions.push("Query".into());
+        let err = Manifest::from_json(&wider.to_json()).unwrap_err().to_string();
+        assert!(err.contains("tables[1].backups"), "{err}");
     }
 
     #[test]
