@@ -13,8 +13,9 @@
 //!
 //! Run: `cargo bench -p lift-benches --bench instructions` (needs valgrind and
 //! `gungraun-runner` of the same version as the `gungraun` crate; `.ci/run` installs both).
-//! `LIFT_BENCH_EXTRA_WORK=<percent>` makes every Lift layer spin that share of its own count
-//! more, to show the gate catching a slower layer.
+//! `LIFT_BENCH_EXTRA_WORK=<percent>` makes every Lift layer spin that share of its baseline
+//! count over bare more, to show the gate catching a slower layer (`.ci/bench-gate` runs it
+//! at 5% and requires the gate to fail on every layer).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -83,13 +84,39 @@ fn calls<S: Service<Request>>(mut p: Prepared<S>) -> Prepared<S> {
     p
 }
 
-/// The extra work `LIFT_BENCH_EXTRA_WORK` asks a Lift layer to do (see the module docs):
-/// `percent` of `per_call`, the instructions the layer is expected to add per call, in spin
-/// iterations of about 4 instructions each, made before each call in the counted part (not
-/// a wrapping service, which would move the request once more).
-fn extra(per_call: u64) -> u64 {
+/// The baseline the gate checks these counts against, for `LIFT_BENCH_EXTRA_WORK`.
+const BASELINE: &str = include_str!("../instructions.toml");
+
+/// Instructions a call to [`spin`] costs besides its iterations (the call, its set-up, its
+/// return), and those of one iteration.
+const SPIN_CALL: u64 = 8;
+const SPIN_ITERATION: u64 = 4;
+
+/// The extra work `LIFT_BENCH_EXTRA_WORK` asks `layer` to do (see the module docs): `percent`
+/// of the instructions its baseline says it adds over bare (`over_bare`, all `CALLS` calls),
+/// as a call to [`spin`] before each call in the counted part (not a wrapping service, which
+/// would move the request once more). At least one iteration: for a layer whose share per
+/// call is below the call to the spin itself (load shed's 5% is under 5 instructions a call),
+/// the rise is that call's, more than `percent`.
+fn extra(layer: &str) -> u64 {
     let percent: u64 = std::env::var("LIFT_BENCH_EXTRA_WORK").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    per_call * percent / 100 / 4
+    if percent == 0 {
+        return 0;
+    }
+    let per_call = (baseline_over_bare(layer) * percent / 100).div_ceil(CALLS as u64);
+    per_call.saturating_sub(SPIN_CALL).div_ceil(SPIN_ITERATION).max(1)
+}
+
+/// `over_bare` of `[layers.<layer>]` in the baseline.
+fn baseline_over_bare(layer: &str) -> u64 {
+    let table = format!("[layers.{layer}]");
+    BASELINE
+        .lines()
+        .skip_while(|line| line.trim() != table)
+        .skip(1)
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .find_map(|line| line.trim().strip_prefix("over_bare")?.trim().strip_prefix('=')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("benches/instructions.toml gives no over_bare for {table}"))
 }
 
 /// `spins` iterations of work the optimizer cannot remove.
@@ -110,13 +137,16 @@ fn bare_setup() -> Prepared<Noop> {
     prepare(noop(), 0)
 }
 fn bulkhead_setup() -> Prepared<Bulkhead<Noop>> {
-    prepare(BulkheadLayer::new(64).layer(noop()), extra(300))
+    prepare(BulkheadLayer::new(64).layer(noop()), extra("bulkhead"))
 }
 fn tower_concurrency_limit_setup() -> Prepared<Twin<tower::limit::ConcurrencyLimitLayer>> {
     prepare(twins::concurrency_limit(64).layer(noop()), 0)
 }
 fn load_shed_setup() -> Prepared<LoadShed<Noop>> {
-    prepare(LoadShedLayer::builder().initial_limit(64).build().expect("valid").layer(noop()), extra(150))
+    prepare(
+        LoadShedLayer::builder().initial_limit(64).build().expect("valid").layer(noop()),
+        extra("load_shed"),
+    )
 }
 fn tower_load_shed_setup() -> Prepared<Twin<tower::load_shed::LoadShedLayer>> {
     prepare(twins::load_shed().layer(noop()), 0)
@@ -125,13 +155,13 @@ fn tower_limited_load_shed_setup() -> Prepared<LimitedLoadShed> {
     prepare(twins::limited_load_shed(64).service(NoopAgain), 0)
 }
 fn timeout_setup() -> Prepared<Timeout<Noop>> {
-    prepare(TimeoutLayer::new(Duration::from_secs(3)).layer(noop()), extra(200))
+    prepare(TimeoutLayer::new(Duration::from_secs(3)).layer(noop()), extra("timeout"))
 }
 fn tower_timeout_setup() -> Prepared<Twin<tower::timeout::TimeoutLayer>> {
     prepare(twins::timeout(Duration::from_secs(3)).layer(noop()), 0)
 }
 fn retry_setup() -> Prepared<Retry<Noop>> {
-    prepare(RetryLayer::new().layer(noop()), extra(600))
+    prepare(RetryLayer::new().layer(noop()), extra("retry"))
 }
 fn tower_retry_setup() -> Prepared<Twin<tower::retry::RetryLayer<twins::CopyAndBudget>>> {
     prepare(twins::retry().layer(noop()), 0)
@@ -142,7 +172,7 @@ fn stack_setup() -> Prepared<Bulkhead<Timeout<LoadShed<Noop>>>> {
         .layer(TimeoutLayer::new(Duration::from_secs(3)))
         .layer(LoadShedLayer::builder().initial_limit(64).build().expect("valid"))
         .service(noop());
-    prepare(service, extra(650))
+    prepare(service, extra("stack"))
 }
 #[allow(clippy::type_complexity)]
 fn tower_stack_setup(
