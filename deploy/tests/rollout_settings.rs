@@ -3,30 +3,15 @@
 //! never sends. The clients point at a port nothing listens on, so a rollout that got past
 //! its settings would fail on the network instead, not with `RolloutError::Invalid`.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use lift_deploy::rollout::{
-    BoxFuture, HealthGate, MetricSource, Record, Rollout, RolloutError, SloGate, Strategy, Target,
-};
-use lift_monitoring::emf::EmfDocument;
-use lift_monitoring::slo::SloFile;
+use lift_deploy::rollout::{HealthGate, Record, Rollout, RolloutError, SloGate, Strategy, Target};
 
 /// Nothing listens here: the discard port, refused at once.
 const NOWHERE: &str = "http://127.0.0.1:9";
-
-struct NoSource;
-
-impl MetricSource for NoSource {
-    fn documents<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: i64,
-    ) -> BoxFuture<'a, Result<Vec<EmfDocument>, String>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-}
 
 fn rollout() -> Rollout {
     let lambda = aws_sdk_lambda::Client::from_conf(
@@ -55,20 +40,7 @@ fn rollout() -> Rollout {
 }
 
 fn slo_gate() -> Arc<SloGate> {
-    let file = SloFile::parse(
-        r#"
-[service]
-name = "payments"
-namespace = "Payments"
-
-[[slo]]
-name = "availability"
-kind = "availability"
-objective = 99.9
-"#,
-    )
-    .unwrap();
-    Arc::new(SloGate::new(file, Arc::new(NoSource)))
+    Arc::new(support::availability_gate())
 }
 
 #[tokio::test]

@@ -4,12 +4,15 @@
 //! not yet a verdict. Computed exactly over the binomial distribution: a version failing
 //! twice the limit almost never passes, and a healthy one passes given enough requests.
 
+mod support;
+
 use std::sync::Arc;
 
-use lift_deploy::rollout::{BoxFuture, MetricSource, SloGate, Verdict};
+use lift_deploy::rollout::{SloGate, Verdict};
 use lift_monitoring::emf::EmfDocument;
 use lift_monitoring::slo::SloFile;
 use proptest::prelude::*;
+use support::{availability_gate, NoSource};
 
 const SLOS: &str = r#"
 [service]
@@ -27,19 +30,6 @@ kind = "latency"
 objective = 99.0
 threshold_ms = 300
 "#;
-
-struct NoSource;
-
-impl MetricSource for NoSource {
-    fn documents<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: i64,
-    ) -> BoxFuture<'a, Result<Vec<EmfDocument>, String>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-}
 
 fn gate() -> SloGate {
     SloGate::new(SloFile::parse(SLOS).unwrap(), Arc::new(NoSource)).min_requests(10)
@@ -172,24 +162,6 @@ proptest! {
             prop_assert_eq!(reading.verdict, expected, "{:?}", reading);
         }
     }
-}
-
-/// The availability SLO alone, at the gate's defaults (20 requests at least, 14.4, z = 2.576).
-fn availability_gate() -> SloGate {
-    let file = SloFile::parse(
-        r#"
-[service]
-name = "payments"
-namespace = "Payments"
-
-[[slo]]
-name = "availability"
-kind = "availability"
-objective = 99.9
-"#,
-    )
-    .unwrap();
-    SloGate::new(file, Arc::new(NoSource))
 }
 
 /// `requests` requests of which `bad` answered 5xx, in one document (the metrics layer may

@@ -5,7 +5,10 @@ use lift::event::{EventRouter, EventRule};
 use lift::middleware::auth::{require_all_scopes, require_any_role, require_scope};
 use lift::store::{IndexDef, KeyAttribute, StreamView, TableDef};
 use lift::{App, Request, Response, RouteGroup};
+use lift_deploy::rollout::{BoxFuture, MetricSource, SloGate};
 use lift_deploy::{DeployConfig, Manifest, TableAccess};
+use lift_monitoring::emf::EmfDocument;
+use lift_monitoring::slo::SloFile;
 
 async fn h(_: Request) -> Response {
     Response::default()
@@ -128,4 +131,38 @@ pub fn secret_in(region: &str) -> String {
 /// [`MULTI_CONFIG`]'s envelope key in `region`.
 pub fn envelope_key_in(region: &str) -> String {
     format!("arn:aws:kms:{region}:111122223333:key/mrk-2")
+}
+
+/// A metric source with no documents: for gates judged directly (`SloGate::judge`) or never
+/// read (a rollout refused before it starts).
+pub struct NoSource;
+
+impl MetricSource for NoSource {
+    fn documents<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: i64,
+    ) -> BoxFuture<'a, Result<Vec<EmfDocument>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// The SLO gate over one service-wide 99.9% availability SLO, at its defaults (20 requests
+/// at least, 14.4, z = 2.576), reading [`NoSource`].
+pub fn availability_gate() -> SloGate {
+    let file = SloFile::parse(
+        r#"
+[service]
+name = "payments"
+namespace = "Payments"
+
+[[slo]]
+name = "availability"
+kind = "availability"
+objective = 99.9
+"#,
+    )
+    .unwrap();
+    SloGate::new(file, std::sync::Arc::new(NoSource))
 }

@@ -67,6 +67,18 @@ fn failed<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E,
     StoreError::Dynamo { operation, code: err.code().unwrap_or("unreachable").to_owned() }
 }
 
+/// The outcome of an update whose condition may refuse it harmlessly (a repeat, or another
+/// sender first): done either way; any other error is the store's.
+fn done_unless_refused<T, E: ProvideErrorMetadata, R>(
+    out: Result<T, SdkError<E, R>>,
+) -> Result<(), StoreError> {
+    match out {
+        Ok(_) => Ok(()),
+        Err(err) if is_condition_failure(&err) => Ok(()),
+        Err(err) => Err(failed("UpdateItem", &err)),
+    }
+}
+
 fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }
@@ -316,12 +328,8 @@ impl AlertStore {
             .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
             .send()
             .await;
-        match out {
-            // No alarm item, so no set to drop it from.
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(failed("UpdateItem", &err)),
-        }
+        // No alarm item, so no set to drop it from.
+        done_unless_refused(out)
     }
 
     /// Marks the alarm's groups as complete: it has left every group a search found it in.
@@ -337,11 +345,7 @@ impl AlertStore {
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(failed("UpdateItem", &err)),
-        }
+        done_unless_refused(out)
     }
 
     /// The groups that have the alarm among their members: a read of every group, for
@@ -425,12 +429,8 @@ impl AlertStore {
             )
             .expression_attribute_names("#ended", current.episode.to_string())
         };
-        match open.send().await {
-            Ok(_) => Ok(()),
-            // Another sender opened it: the member is in, and no episode closes while it is.
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(failed("UpdateItem", &err)),
-        }
+        // Another sender opened it: the member is in, and no episode closes while it is.
+        done_unless_refused(open.send().await)
     }
 
     /// Removes a cleared alarm from a group, and closes the episode when none is left.
@@ -447,12 +447,8 @@ impl AlertStore {
             .expression_attribute_names("#fp", fingerprint)
             .send()
             .await;
-        match removed {
-            // Gone already (a repeat): still close below, in case the first try stopped here.
-            Ok(_) => {}
-            Err(err) if is_condition_failure(&err) => {}
-            Err(err) => return Err(failed("UpdateItem", &err)),
-        }
+        // Gone already (a repeat): still close below, in case the first try stopped here.
+        done_unless_refused(removed)?;
         let closed = self
             .client
             .update_item()
@@ -467,11 +463,7 @@ impl AlertStore {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match closed {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(failed("UpdateItem", &err)),
-        }
+        done_unless_refused(closed)
     }
 
     /// A group, read consistently.
@@ -520,11 +512,7 @@ impl AlertStore {
             update = update.expression_attribute_names(format!("#e{i}"), e.to_string());
         }
         let out = update.update_expression(expression).send().await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(failed("UpdateItem", &err)),
-        }
+        done_unless_refused(out)
     }
 
     /// Acknowledges `episode` of the group if it is the episode that fires now. `None`
@@ -697,11 +685,7 @@ impl AlertStore {
             .expression_attribute_values(":problem", s(problem))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(failed("UpdateItem", &err)),
-        }
+        done_unless_refused(out)
     }
 
     /// Stores a silence; it expires from the table a day after it ends.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use alert_router::alarm::{self, AlarmChange};
 use alert_router::labels::labels;
+use alert_router::AlertRouter;
+use serde_json::Value;
 use support::*;
 
 #[tokio::test]
@@ -274,6 +276,16 @@ async fn malformed_events_are_refused_by_field_and_write_nothing() {
     assert!(env.hooks.received_requests().await.unwrap().is_empty(), "nothing sent");
 }
 
+/// The on-call group, read through `router`, is closed, and PagerDuty got one resolve: for
+/// the trigger's incident.
+async fn assert_resolved_once(env: &Env, router: &AlertRouter, group: &str, trigger: &Value) {
+    let stored = router.store().group(group).await.unwrap().expect("the on-call group");
+    assert!(!stored.open, "the group closed: {stored:?}");
+    let resolves = env.pagerduty("resolve").await;
+    assert_eq!(resolves.len(), 1, "{resolves:?}");
+    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"], "the trigger's incident");
+}
+
 /// The page route of [`ROUTING`] that pages the on-call and escalates to the secondary.
 const ONCALL_ROUTE: &str = r#"[[route.routes]]
 matchers = ['severity="page"']
@@ -299,11 +311,7 @@ async fn an_alarm_that_clears_after_a_route_was_inserted_before_its_own_resolves
     let deployed = env.redeployed(&routing).await;
     env.clock.set(T0 + Duration::from_secs(20 * 60));
     deployed.handle_event(&fixture(EB_OK)).await.unwrap();
-    let stored = deployed.store().group(&group).await.unwrap().expect("the on-call group");
-    assert!(!stored.open, "the group closed: {stored:?}");
-    let resolves = env.pagerduty("resolve").await;
-    assert_eq!(resolves.len(), 1, "{resolves:?}");
-    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"], "the trigger's incident");
+    assert_resolved_once(&env, &deployed, &group, &trigger).await;
     env.tick_with(&deployed, T0 + Duration::from_secs(40 * 60)).await;
     assert!(env.sns.published().is_empty(), "a cleared alarm does not escalate");
     assert!(env.posted(HOOK_PATH).await.is_empty(), "the new route took nothing");
@@ -327,11 +335,7 @@ async fn an_alarm_whose_labels_changed_before_it_cleared_resolves_the_groups_it_
     assert_eq!(labels(&change, &["payments".to_owned()])["severity"], "ticket");
     env.clock.set(T0 + Duration::from_secs(20 * 60));
     env.function.invoke(ok).await.unwrap();
-    let stored = env.router.store().group(&group).await.unwrap().expect("the on-call group");
-    assert!(!stored.open, "the group closed: {stored:?}");
-    let resolves = env.pagerduty("resolve").await;
-    assert_eq!(resolves.len(), 1, "{resolves:?}");
-    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"]);
+    assert_resolved_once(&env, &env.router, &group, &trigger).await;
     let slack = env.posted(SLACK_PATH).await;
     assert_eq!(slack.len(), 2, "{slack:?}");
     assert!(slack[1]["text"].as_str().unwrap().starts_with("RESOLVED"), "{}", slack[1]);
@@ -363,11 +367,7 @@ async fn a_group_whose_route_was_removed_falls_to_the_root_and_still_resolves() 
     // The alarm clears: the group resolves, and every receiver it reached hears so.
     env.clock.set(T0 + Duration::from_secs(20 * 60));
     deployed.handle_event(&fixture(EB_OK)).await.unwrap();
-    let stored = deployed.store().group(&group).await.unwrap().expect("the on-call group");
-    assert!(!stored.open, "the group closed: {stored:?}");
-    let resolves = env.pagerduty("resolve").await;
-    assert_eq!(resolves.len(), 1, "{resolves:?}");
-    assert_eq!(resolves[0]["dedup_key"], trigger["dedup_key"]);
+    assert_resolved_once(&env, &deployed, &group, &trigger).await;
     let hooks = env.posted(HOOK_PATH).await;
     assert_eq!(hooks.len(), 2, "{hooks:?}");
     assert_eq!((&hooks[1]["status"], &hooks[1]["group_id"]), (&"resolved".into(), &group.clone().into()));
