@@ -1307,6 +1307,17 @@ async fn the_cold_start_gate_refuses_to_compare_with_a_baseline_that_never_start
     assert!(!stdout.contains("ratio"), "{stdout}");
 }
 
+/// A budget is a difference from the `--vs` function: without one the gate checked nothing
+/// and passed. It is refused before anything runs.
+#[tokio::test]
+async fn a_cold_start_budget_without_a_baseline_is_refused() {
+    let args = ["--bin", HELLO, "--runs", "1", "--budget-ms", "5"];
+    let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || coldstart_gate(&args)).await.unwrap();
+    assert!(!passed, "{stdout}\n{stderr}");
+    assert!(stderr.contains("--budget-ms is a budget over the --vs function's cold start"), "{stderr}");
+    assert!(stdout.is_empty(), "nothing measured: {stdout}");
+}
+
 #[tokio::test]
 async fn the_cold_start_gate_says_when_the_app_refuses_its_event() {
     let _shared = CPU.read().await;

@@ -183,6 +183,11 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
             Ok(())
         }
         LambdaCommand::Coldstart { function, vs, runs, payload, budget_ms, expect_status } => {
+            if budget_ms.is_some() && vs.is_none() {
+                // The budget is a difference from the --vs function: without one, nothing
+                // would be checked, and the command would pass as if it had been.
+                bail!("--budget-ms is a budget over the --vs function's cold start: give --vs");
+            }
             let mut functions = vec![function.function(&function.bin, None)?];
             if let Some(vs) = &vs {
                 let other = function.function(vs, None)?;

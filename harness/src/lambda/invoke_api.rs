@@ -115,11 +115,28 @@ async fn handle(lambda: LocalLambda, req: Req) -> Resp {
 
 /// The last 4 KB of the invocation's log lines, as `--log-type Tail` returns them.
 fn tail_log(lambda: &LocalLambda, name: &str, request_id: &str) -> String {
-    let lines = lambda.logs(name);
-    let start = lines
-        .iter()
-        .rposition(|l| l.message.starts_with("START RequestId: ") && l.message.contains(request_id));
-    let text: String = lines[start.unwrap_or(0)..].iter().map(|l| format!("{}\n", l.message)).collect();
+    tail_of(&lambda.logs(name), request_id)
+}
+
+/// The invocation's own lines, from its `START` to its `REPORT`, in its sandbox's stream
+/// only, cut to their last 4 KB. The function's other sandboxes write into the same log at
+/// the same time, other callers' invocations (another tenant's, say): their lines are not
+/// this caller's to see. No `START` for the request: nothing.
+fn tail_of(lines: &[super::LogLine], request_id: &str) -> String {
+    let start_line = format!("START RequestId: {request_id} ");
+    let Some(start) = lines.iter().rposition(|l| l.message.starts_with(&start_line)) else {
+        return String::new();
+    };
+    let stream = &lines[start].stream;
+    let report = format!("REPORT RequestId: {request_id}");
+    let mut text = String::new();
+    for line in lines[start..].iter().filter(|l| &l.stream == stream) {
+        text.push_str(&line.message);
+        text.push('\n');
+        if line.message.starts_with(&report) {
+            break;
+        }
+    }
     let cut = text.len().saturating_sub(4096);
     let cut = (cut..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
     text[cut..].to_owned()
@@ -153,6 +170,41 @@ pub(super) fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tail is the invocation's own: lines another sandbox of the function wrote in
+    /// between (another caller's invocation) and lines after its `REPORT` are left out, and a
+    /// request with no `START` gets nothing rather than the whole log.
+    #[test]
+    fn the_tail_holds_the_invocations_own_lines_only() {
+        let line = |stream: &str, message: &str| super::super::LogLine {
+            function: "payments".into(),
+            stream: stream.into(),
+            message: message.into(),
+        };
+        let lines = [
+            line("a", "START RequestId: r1 Version: $LATEST"),
+            line("b", "START RequestId: r2 Version: $LATEST"),
+            line("a", "charging card for tenant acme"),
+            line("b", "charging card for tenant globex"),
+            line("a", "END RequestId: r1"),
+            line("a", "REPORT RequestId: r1\tDuration: 1.00 ms"),
+            line("b", "END RequestId: r2"),
+            line("a", "START RequestId: r3 Version: $LATEST"),
+        ];
+        let tail = tail_of(&lines, "r1");
+        assert_eq!(
+            tail,
+            "START RequestId: r1 Version: $LATEST\ncharging card for tenant acme\nEND RequestId: r1\n\
+             REPORT RequestId: r1\tDuration: 1.00 ms\n"
+        );
+        assert!(!tail.contains("globex") && !tail.contains("r3"), "{tail}");
+        assert_eq!(tail_of(&lines, "r9"), "", "no START, no lines");
+        let long: Vec<_> = std::iter::once(line("a", "START RequestId: r4 Version: 1"))
+            .chain((0..100).map(|i| line("a", &format!("{i:0>99}"))))
+            .collect();
+        let tail = tail_of(&long, "r4");
+        assert!(tail.len() <= 4096 && tail.ends_with(&format!("{:0>99}\n", 99)), "{}", tail.len());
+    }
 
     #[test]
     fn names_arns_and_partial_arns_name_the_function() {
