@@ -299,9 +299,24 @@ pub enum ProfileError {
 }
 
 impl TrafficProfile {
-    /// Parses a TOML profile.
+    /// Parses a TOML profile. A month of no hours, or of negative hours or storage, is
+    /// refused, naming the field: it would give infinite rates (every request traced) or a
+    /// negative cost.
     pub fn parse(text: &str) -> Result<Self, ProfileError> {
-        toml::from_str(text).map_err(|e| ProfileError::Invalid(e.to_string()))
+        let profile: Self = toml::from_str(text).map_err(|e| ProfileError::Invalid(e.to_string()))?;
+        if !(profile.hours_per_month.is_finite() && profile.hours_per_month > 0.0) {
+            return Err(ProfileError::Invalid(format!(
+                "hours_per_month must be a positive number, not {}",
+                profile.hours_per_month
+            )));
+        }
+        if !(profile.storage_gb.is_finite() && profile.storage_gb >= 0.0) {
+            return Err(ProfileError::Invalid(format!(
+                "storage_gb must be a non-negative number, not {}",
+                profile.storage_gb
+            )));
+        }
+        Ok(profile)
     }
 
     /// Reads a TOML profile.
@@ -602,5 +617,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("rps"));
+        // A month of no hours makes the rate infinite (every request traced); negative hours or
+        // storage make negative costs.
+        for (field, value) in [
+            ("hours_per_month", "0"),
+            ("hours_per_month", "-730"),
+            ("storage_gb", "-20"),
+            ("storage_gb", "nan"),
+        ] {
+            let text =
+                format!("region = \"us-east-1\"\nrequests_per_month = 5\n{field} = {value}\n[mix]\nget = 1");
+            let err = TrafficProfile::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(field), "{field} = {value}: {err}");
+        }
     }
 }

@@ -140,9 +140,10 @@ impl Slo {
         self.runbook.as_deref()
     }
 
-    /// The error budget: the fraction of requests that may be bad, `1 - objective / 100`.
+    /// The error budget: the fraction of requests that may be bad, `1 - objective / 100`
+    /// (to 12 decimal places: see [`decimal`]).
     pub fn error_budget(&self) -> f64 {
-        (100.0 - self.objective) / 100.0
+        decimal((100.0 - self.objective) / 100.0)
     }
 
     /// Whether `latency_ms` is bad for this (latency) SLO: strictly above the threshold,
@@ -235,9 +236,10 @@ impl AlertRule {
         self.short_window
     }
 
-    /// The error ratio above which both windows must be for `slo`: `burn_rate x error budget`.
+    /// The error ratio above which both windows must be for `slo`: `burn_rate x error budget`
+    /// (to 12 decimal places: see [`decimal`]).
     pub fn threshold(&self, slo: &Slo) -> f64 {
-        self.burn_rate * slo.error_budget()
+        decimal(self.burn_rate * slo.error_budget())
     }
 }
 
@@ -398,6 +400,14 @@ fn alarm_parts(id: &str, name: &str) -> [(String, String, &'static str); 3] {
 
 /// Names go into alarm names and logical ids: lowercase letters, digits and single dashes,
 /// starting with a letter.
+/// `x` to 12 decimal places. Objectives and burn rates are written in decimal, and binary
+/// arithmetic leaves `1 - 99.9 / 100` at 0.000999999999999943 and 14.4 times it at
+/// 0.014399999999999183: 144 bad requests in 10,000 were then "strictly above" a 14.4x
+/// threshold on a 99.9% SLO, which they equal.
+fn decimal(x: f64) -> f64 {
+    (x * 1e12).round() / 1e12
+}
+
 fn check_name(key: &str, name: &str) -> Result<(), Invalid> {
     let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -648,6 +658,29 @@ mod tests {
     fn logical_id_parts_are_pascal_case() {
         assert_eq!(pascal("page-fast"), "PageFast");
         assert_eq!(pascal("create-p99-latency"), "CreateP99Latency");
+    }
+
+    /// A ratio equal to the threshold, as written in decimal, is not above it.
+    #[test]
+    fn budgets_and_thresholds_are_the_decimal_numbers_written() {
+        let slo = |objective: f64| Slo {
+            name: "a".into(),
+            kind: SloKind::Availability,
+            objective,
+            threshold_ms: None,
+            scope: Scope::default(),
+            window: DEFAULT_SLO_WINDOW,
+            description: None,
+            runbook: None,
+        };
+        let rules = AlertRule::workbook_defaults();
+        let page_fast = rules.iter().find(|r| r.burn_rate == 14.4).expect("the 14.4x rule");
+        assert_eq!(slo(99.9).error_budget(), 0.001);
+        assert_eq!(page_fast.threshold(&slo(99.9)), 0.0144);
+        assert!(144.0 / 10_000.0 <= page_fast.threshold(&slo(99.9)), "exactly at the threshold");
+        assert!(145.0 / 10_000.0 > page_fast.threshold(&slo(99.9)));
+        assert_eq!(page_fast.threshold(&slo(99.95)), 0.0072);
+        assert_eq!(slo(99.0).error_budget(), 0.01);
     }
 
     #[test]
