@@ -575,6 +575,21 @@ impl RouterConfig {
             timeout: duration("delivery.timeout", file.delivery.timeout.as_ref(), defaults.timeout)?,
             lease: duration("delivery.lease", file.delivery.lease.as_ref(), defaults.lease)?,
         };
+        // A sender keeps its claim on a step for the lease; every try of a step (each up to
+        // the timeout, with the backoffs between) must fit in it, or a tick would claim the
+        // step again while its first sender still retries, and send it twice.
+        let longest = (1..delivery.attempts)
+            .fold(delivery.timeout.saturating_mul(delivery.attempts), |d, n| {
+                d.saturating_add(delivery.backoff_after(n))
+            });
+        if longest >= delivery.lease {
+            return Err(ConfigError(format!(
+                "delivery.lease: {:?} is not longer than a step's tries can take ({} attempts of up to {:?} \
+                 each, with their backoffs: {:?}); a step would be claimed again while its sender still \
+                 tries, and sent twice",
+                delivery.lease, delivery.attempts, delivery.timeout, longest
+            )));
+        }
         let mut receivers = BTreeMap::new();
         for r in file.receivers {
             let channel = receiver(&r, &env)?;
@@ -956,6 +971,10 @@ mod tests {
         assert!(RouterConfig::parse(&matcher, |_| None).unwrap_err().to_string().contains("severity page"));
         let order = TREE.replace("after = \"15m\"", "after = \"0s\"");
         assert!(RouterConfig::parse(&order, |_| None).is_err());
+        // Eight tries of up to 10 s cannot fit in the default 60 s lease.
+        let slow = format!("[delivery]\nattempts = 8\ntimeout = \"10s\"\n{TREE}");
+        let err = RouterConfig::parse(&slow, |_| None).unwrap_err().to_string();
+        assert!(err.contains("delivery.lease") && err.contains("8 attempts"), "{err}");
     }
 
     #[test]

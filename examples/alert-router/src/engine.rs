@@ -570,7 +570,9 @@ impl AlertRouter {
             };
             let notification = self.notification(&group, route, step, step_id.clone());
             let Some(channel) = config.receivers.get(receiver) else {
-                // Only a configuration change between deploys gets here.
+                // Only a configuration change between deploys gets here; said at every tick,
+                // since the step waits, unsent, until the receiver is configured again.
+                tracing::error!(group = %group.id, step = %step_id, receiver = %receiver, "a step's receiver is not configured: it cannot be sent");
                 store.release_failed(&group.id, episode, key, &claim, "unknown receiver").await?;
                 report.pending.push(step_id);
                 unsettled = Some(unsettled.map_or(episode, |u| u.min(episode)));
