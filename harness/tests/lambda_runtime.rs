@@ -923,7 +923,11 @@ fn the_harnesss_own_credentials_never_reach_a_sandbox() {
 }
 
 /// Lambda takes an answer only until the deadline it handed out: a response posted after
-/// `Lambda-Runtime-Deadline-Ms` makes no success of a timed-out invocation.
+/// `Lambda-Runtime-Deadline-Ms` makes no success of a timed-out invocation. End to end, this
+/// passed before late answers were refused too, since the sandbox is usually killed at the
+/// deadline before its post gets out: it guards the whole path. The race it stands for (a
+/// late answer and the deadline ready at once) is the unit tests' in `pool.rs` and
+/// `runtime_api.rs`, and the refusal is `the_runtime_api_refuses_an_answer_after_the_deadline_with_410`.
 #[tokio::test]
 async fn a_response_posted_after_the_deadline_is_a_timeout_not_a_success() {
     let _shared = CPU.read().await;

@@ -655,7 +655,24 @@ impl RouterConfig {
 
     /// The route with this id, if the tree has it.
     pub fn route(&self, id: &str) -> Option<&Route> {
-        self.route.find(id)
+        self.route.find(id).or_else(|| self.positional_route(id))
+    }
+
+    /// A route by the positional id earlier versions of the router gave routes (`root.0.1`:
+    /// the second child of the first child). Groups opened before ids were stable stored
+    /// their route under such an id; read by position in the tree they formed under, they
+    /// keep their route across the upgrade instead of all falling to the root at once. No id
+    /// of this version has that form: an explicit id has no `.`, a derived one ends in
+    /// `<receiver>-<hash>`.
+    fn positional_route(&self, id: &str) -> Option<&Route> {
+        let mut route = &self.route;
+        for index in id.strip_prefix("root.")?.split('.') {
+            if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            route = route.routes.get(index.parse::<usize>().ok()?)?;
+        }
+        Some(route)
     }
 
     /// Whether one of `firing` (other alerts) mutes `target` through an inhibition rule.
@@ -872,6 +889,19 @@ mod tests {
             "{db:?}"
         );
         assert!(cache.id.starts_with("root.default-"), "{cache:?}");
+    }
+
+    /// Groups stored under an earlier version's positional ids keep their routes.
+    #[test]
+    fn positional_ids_of_earlier_versions_find_their_routes() {
+        let config = RouterConfig::parse(TREE, |_| None).unwrap();
+        let first = &config.route.routes[0];
+        assert_eq!(config.route("root.0").map(|r| &r.id), Some(&first.id));
+        assert_eq!(config.route("root.0.0").map(|r| &r.id), Some(&first.routes[0].id));
+        assert_eq!(config.route("root.1").map(|r| &r.id), Some(&config.route.routes[1].id));
+        for gone in ["root.2", "root.0.5", "root.", "root.0.", "root.x", "root.+1", "0"] {
+            assert!(config.route(gone).is_none(), "{gone}");
+        }
     }
 
     #[test]

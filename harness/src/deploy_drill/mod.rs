@@ -327,7 +327,8 @@ pub async fn run(
 
 /// Invocations of `version` that were client traffic: its `REPORT`s, less the invocations
 /// the gates made of it directly. The reports are the runtime's own records, one per
-/// invocation: counting `START` lines in the log would also count any the function printed.
+/// invocation, one that failed in init included (it was routed to the version): counting
+/// `START` lines in the log would also count any the function printed.
 fn served_by(lambda: &LocalLambda, function: &str, version: &str, outcome: &RolloutOutcome) -> u64 {
     let starts = lambda.reports_of(function, version).len() as u64;
     let direct = outcome

@@ -398,16 +398,16 @@ fn alarm_parts(id: &str, name: &str) -> [(String, String, &'static str); 3] {
     ]
 }
 
-/// Names go into alarm names and logical ids: lowercase letters, digits and single dashes,
-/// starting with a letter.
 /// `x` to 12 decimal places. Objectives and burn rates are written in decimal, and binary
-/// arithmetic leaves `1 - 99.9 / 100` at 0.000999999999999943 and 14.4 times it at
+/// arithmetic leaves `(100 - 99.9) / 100` at 0.000999999999999943 and 14.4 times it at
 /// 0.014399999999999183: 144 bad requests in 10,000 were then "strictly above" a 14.4x
 /// threshold on a 99.9% SLO, which they equal.
 fn decimal(x: f64) -> f64 {
     (x * 1e12).round() / 1e12
 }
 
+/// Names go into alarm names and logical ids: lowercase letters, digits and single dashes,
+/// starting with a letter.
 fn check_name(key: &str, name: &str) -> Result<(), Invalid> {
     let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')

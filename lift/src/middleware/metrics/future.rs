@@ -29,7 +29,9 @@ pin_project! {
     /// A request that ends without a response (the handler panicked, or the future was
     /// dropped unfinished, as an outer timeout drops it) is recorded when the future is
     /// dropped, as a server error: left out, a handler panicking on every third request
-    /// would show only its successes to the SLO alarms and the rollout gates.
+    /// would show only its successes to the SLO alarms and the rollout gates. On Lambda
+    /// nothing else drops it; under `App::serve_local`, a client that hangs up before the
+    /// answer drops it too, and counts as a server error there.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
