@@ -334,8 +334,15 @@ pub(super) fn target_directory() -> PathBuf {
     cargo_target_directory().unwrap_or_else(|| PathBuf::from("target"))
 }
 
-/// The target directory `cargo metadata` reports, when running under cargo.
+/// The target directory `cargo metadata` reports, when running under cargo. Asked once per
+/// process: the criterion results, the history and the callgrind outputs all default to it,
+/// and each ask is a cargo process.
 fn cargo_target_directory() -> Option<PathBuf> {
+    static ASKED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ASKED.get_or_init(ask_cargo_target_directory).clone()
+}
+
+fn ask_cargo_target_directory() -> Option<PathBuf> {
     #[derive(serde::Deserialize)]
     struct Metadata {
         target_directory: PathBuf,
