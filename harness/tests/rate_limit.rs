@@ -1,6 +1,7 @@
 //! `lift::middleware::rate_limit` against a real DynamoDB Local: exact admission under
-//! concurrency for every algorithm, independent keys, headers, failing open and closed,
-//! and the local pre-filter answering without a round trip.
+//! concurrency for every algorithm, independent keys, IPv6 clients counted by prefix, HEAD
+//! counted as GET, limiters of one name kept apart, headers, failing open and closed, and
+//! the local pre-filter answering without a round trip.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -198,7 +199,7 @@ async fn sliding_window_counts_the_weighted_previous_window() {
     client
         .put_item()
         .table_name(&table)
-        .item("pk", AttributeValue::S(format!("lift#t:busy#{}", start - window_ms)))
+        .item("pk", AttributeValue::S(format!("lift#t:busy#sw:50/{window_ms}#{}", start - window_ms)))
         .item("count", AttributeValue::N("40".into()))
         .send()
         .await
@@ -293,6 +294,120 @@ async fn an_app_wide_route_key_gives_no_bucket_per_path() {
     assert_eq!(app.clone().oneshot(get("/payments/1")).await.unwrap().status(), StatusCode::OK);
     let second = app.clone().oneshot(get("/payments/2")).await.unwrap();
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS, "another id is the same route");
+}
+
+/// One client with an IPv6 /64 could otherwise take a fresh address, and so a fresh bucket
+/// (and a fresh item and pre-filter entry), for every request.
+#[tokio::test]
+async fn ipv6_clients_are_limited_by_prefix_and_mapped_ipv4_as_ipv4() {
+    let (client, table, _) = table().await;
+    let per_ip = |prefix: Option<u8>| {
+        let builder = RateLimitLayer::builder()
+            .client(client.clone())
+            .table(&table)
+            .key(RateLimitKey::Ip)
+            .limit(2)
+            .window(DAY)
+            .store_timeout(STORE_TIMEOUT);
+        match prefix {
+            Some(len) => builder.ipv6_prefix(len),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
+    let statuses = |layer: RateLimitLayer, ips: &'static [&'static str]| async move {
+        let (svc, _) = limited(&layer);
+        let mut out = Vec::new();
+        for ip in ips {
+            let mut req =
+                http::Request::builder().method("POST").uri("/payments").body(Body::empty()).unwrap();
+            req.extensions_mut().insert(lift::ClientIp(ip.parse().unwrap()));
+            out.push(svc.clone().oneshot(req).await.unwrap().status().as_u16());
+        }
+        out
+    };
+    let by_64 = per_ip(None);
+    assert_eq!(
+        statuses(by_64.clone(), &["2001:db8::1", "2001:db8::2", "2001:db8::3"]).await,
+        [200, 200, 429],
+        "one /64, one bucket"
+    );
+    assert_eq!(statuses(by_64.clone(), &["2001:db8:0:1::1"]).await, [200], "another /64");
+    assert_eq!(
+        statuses(by_64, &["::ffff:192.0.2.1", "192.0.2.1", "::ffff:192.0.2.1", "192.0.2.2"]).await,
+        [200, 200, 429, 200],
+        "an IPv4-mapped address is its IPv4 address; IPv4 counts per address"
+    );
+    assert_eq!(
+        statuses(per_ip(Some(48)), &["2001:db8:1::1", "2001:db8:1:1::1", "2001:db8:1:ffff::1"]).await,
+        [200, 200, 429],
+        "a configured /48"
+    );
+}
+
+/// The router answers HEAD with the GET route's handler: a HEAD bucket of its own would
+/// double a route's GET limit.
+#[tokio::test]
+async fn head_counts_against_the_get_route() {
+    async fn payment(_req: Request) -> Response {
+        Response::new(Body::from("ok"))
+    }
+    let (client, table, _) = table().await;
+    let layer = RateLimitLayer::builder()
+        .client(client)
+        .table(&table)
+        .key(RateLimitKey::Route)
+        .limit(2)
+        .window(DAY)
+        .store_timeout(STORE_TIMEOUT)
+        .build()
+        .unwrap();
+    let app = lift::App::new()
+        .get("/payments/:id", lift::app::Route::from_handler(payment).layer(layer))
+        .into_service();
+    let mut statuses = Vec::new();
+    for method in [http::Method::GET, http::Method::HEAD, http::Method::GET] {
+        let req = http::Request::builder().method(method).uri("/payments/1").body(Body::empty()).unwrap();
+        statuses.push(app.clone().oneshot(req).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+}
+
+/// Two token buckets per tenant, both on the default name: each must keep its own item.
+/// Sharing `lift#t:acme#tb`, the hourly bucket's arrival time (36 s a token) ran far ahead
+/// of the per-minute bucket's, which then refused the second request.
+#[tokio::test]
+async fn limiters_of_one_name_keep_their_own_items() {
+    let (client, table, _) = table().await;
+    let bucket = |limit: u32, window: Duration| {
+        RateLimitLayer::builder()
+            .client(client.clone())
+            .table(&table)
+            .key(RateLimitKey::Tenant)
+            .limit(limit)
+            .window(window)
+            .algorithm(Algorithm::TokenBucket)
+            .store_timeout(STORE_TIMEOUT)
+            .build()
+            .unwrap()
+    };
+    // A minute rather than a second for the short bucket: four requests through DynamoDB
+    // Local on a loaded machine may take longer than a 3/s bucket's refill of one token.
+    let short = bucket(3, Duration::from_secs(60));
+    let long = bucket(100, Duration::from_secs(3600));
+    let (handler, served) = limited(&long);
+    let svc = short.layer(handler);
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..4 {
+        let res = svc.clone().oneshot(request("acme")).await.unwrap();
+        statuses.push(res.status().as_u16());
+        last = Some(res);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert_eq!(last.unwrap().headers()["ratelimit-limit"], "3", "refused by the short bucket");
+    assert_eq!(served.load(Ordering::SeqCst), 3);
 }
 
 async fn futures_statuses<S>(svc: &S, tenant: &str, n: usize) -> Vec<u16>

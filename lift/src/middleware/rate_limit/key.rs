@@ -1,12 +1,18 @@
 //! What a request is limited by: tenant, user, client IP, route, or a function.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::request::Parts;
 
 pub use crate::context::{client_ip, ClientIp};
 use crate::context::{Context, MatchedRoute};
+
+/// How many leading bits of an IPv6 client address make its [`RateLimitKey::Ip`] bucket
+/// unless [`RateLimitBuilder::ipv6_prefix`](super::RateLimitBuilder::ipv6_prefix) says
+/// otherwise: a /64 is what one subscriber or one host commonly holds.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 /// A function that derives a rate-limit key from a request's head.
 ///
@@ -37,14 +43,22 @@ pub enum RateLimitKey {
     User,
     /// The client IP: API Gateway's `sourceIp` on Lambda, else a [`ClientIp`] or a
     /// `SocketAddr` extension. Never `X-Forwarded-For`, which any client can write.
+    ///
+    /// An IPv4 address is its own bucket. An IPv6 address counts by its prefix, /64 unless
+    /// [`RateLimitBuilder::ipv6_prefix`](super::RateLimitBuilder::ipv6_prefix) says
+    /// otherwise (`ip:2001:db8::/64`): a client commonly holds a whole /64 and could
+    /// otherwise take a fresh address, and a fresh bucket, for every request. An
+    /// IPv4-mapped address (`::ffff:192.0.2.1`) counts as its IPv4 address.
     Ip,
     /// The method and the matched route pattern (`GET /payments/:id`), which the router
-    /// sets before per-route and group layers run. A layer on the whole
-    /// [`App`](crate::App) runs before routing: there the key is the method alone (one
-    /// bucket per method across every route; a method outside the standard ones, `-`),
-    /// never the raw path, which would give `/payments/1` and `/payments/2` a bucket each
-    /// and let a client make as many buckets as it likes. Put the layer on routes or
-    /// groups for a limit per route.
+    /// sets before per-route and group layers run. HEAD counts as GET: the router answers
+    /// it with the GET route's handler, and a bucket of its own would double the GET limit
+    /// (a route with a HEAD handler of its own shares the GET bucket too). A layer on the
+    /// whole [`App`](crate::App) runs before routing: there the key is the method alone
+    /// (one bucket per method across every route, HEAD again as GET; a method outside the
+    /// standard ones, `-`), never the raw path, which would give `/payments/1` and
+    /// `/payments/2` a bucket each and let a client make as many buckets as it likes. Put
+    /// the layer on routes or groups for a limit per route.
     Route,
     /// A function of the request head.
     Custom(KeyFn),
@@ -67,7 +81,7 @@ impl RateLimitKey {
     }
 
     /// Appends this part's value for the request to `out`; false when the request has none.
-    fn write_value(&self, head: &Parts, out: &mut String) -> bool {
+    fn write_value(&self, head: &Parts, ipv6_prefix: u8, out: &mut String) -> bool {
         use std::fmt::Write as _;
         let ctx = || head.extensions.get::<Context>();
         let text = match self {
@@ -77,17 +91,22 @@ impl RateLimitKey {
                 return ctx().and_then(Context::principal).map(|p| p.write_qualified_subject(out)).is_some();
             }
             Self::Ip => {
-                return client_ip(head).map(|ip| write!(out, "{ip}").is_ok()).unwrap_or(false);
+                let Some(ip) = client_ip(head) else { return false };
+                return match ip_prefix(ip, ipv6_prefix) {
+                    IpAddr::V4(v4) => write!(out, "{v4}"),
+                    IpAddr::V6(v6) => write!(out, "{v6}/{ipv6_prefix}"),
+                }
+                .is_ok();
             }
             Self::Route => match head.extensions.get::<MatchedRoute>() {
                 Some(route) => {
-                    out.push_str(head.method.as_str());
+                    out.push_str(fold_head(head.method.as_str()));
                     out.push(' ');
                     Some(route.as_str())
                 }
                 // Before routing: the method alone, and only a standard one, so a client
                 // choosing paths or methods cannot spread requests over fresh buckets.
-                None => standard_method(&head.method),
+                None => standard_method(&head.method).map(fold_head),
             },
             Self::Custom(f) => {
                 return f(head).map(|value| out.push_str(&value)).is_some();
@@ -104,6 +123,31 @@ impl RateLimitKey {
             "route" => Some(Self::Route),
             _ => None,
         }
+    }
+}
+
+/// The address a client is counted by: an IPv4 address as it is (also when mapped into
+/// IPv6), an IPv6 address cut to its first `ipv6_prefix` bits (at most 128).
+fn ip_prefix(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(ipv6_prefix.min(128))).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
+}
+
+/// The method a route key names: HEAD as GET, because the router answers HEAD with the GET
+/// route's handler, and a bucket of its own would double that route's limit.
+fn fold_head(method: &str) -> &str {
+    if method == "HEAD" {
+        "GET"
+    } else {
+        method
     }
 }
 
@@ -126,7 +170,8 @@ impl fmt::Debug for RateLimitKey {
     }
 }
 
-/// The key of a request under a list of key parts, e.g. `t:acme|r:POST /payments`.
+/// The key of a request under a list of key parts, e.g. `t:acme|r:POST /payments`, with
+/// IPv6 clients counted by their [`DEFAULT_IPV6_PREFIX`] (see [`RateLimitKey::Ip`]).
 ///
 /// A missing part (no tenant, no IP) becomes `-`: every such request shares one bucket,
 /// so leaving out an identity never escapes the limit.
@@ -146,6 +191,11 @@ impl fmt::Debug for RateLimitKey {
 /// assert_eq!(compound_key(&[RateLimitKey::Tenant, RateLimitKey::Route], &head), "t:acme|r:POST /payments");
 /// ```
 pub fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
+    compound_key_with(parts, head, DEFAULT_IPV6_PREFIX)
+}
+
+/// [`compound_key`] with IPv6 clients counted by their first `ipv6_prefix` bits.
+pub(crate) fn compound_key_with(parts: &[RateLimitKey], head: &Parts, ipv6_prefix: u8) -> String {
     let mut key = String::with_capacity(48);
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -153,7 +203,7 @@ pub fn compound_key(parts: &[RateLimitKey], head: &Parts) -> String {
         }
         key.push_str(part.tag());
         key.push(':');
-        if !part.write_value(head, &mut key) {
+        if !part.write_value(head, ipv6_prefix, &mut key) {
             key.push('-');
         }
     }
@@ -226,6 +276,62 @@ mod tests {
         assert_eq!(compound_key(&route, &other), "r:POST");
         other.method = http::Method::from_bytes(b"FOO1").unwrap();
         assert_eq!(compound_key(&route, &other), "r:-", "no bucket per invented method");
+    }
+
+    /// HEAD is answered by the GET route's handler: a bucket of its own would let a client
+    /// double a route's GET limit.
+    #[test]
+    fn head_is_keyed_as_get() {
+        let route = [RateLimitKey::Route];
+        let mut h = head(None);
+        h.method = http::Method::HEAD;
+        assert_eq!(compound_key(&route, &h), "r:GET", "before routing");
+        h.extensions.insert(MatchedRoute("/payments/:id".into()));
+        assert_eq!(compound_key(&route, &h), "r:GET /payments/:id");
+        h.method = http::Method::GET;
+        assert_eq!(compound_key(&route, &h), "r:GET /payments/:id");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_cut_to_their_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let cut = |s: &str, len: u8| ip_prefix(ip(s), len);
+        assert_eq!(cut("2001:db8::1", 64), ip("2001:db8::"));
+        assert_eq!(cut("2001:db8::ffff:ffff:ffff:ffff", 64), ip("2001:db8::"));
+        assert_eq!(cut("2001:db8:0:1::1", 64), ip("2001:db8:0:1::"), "another /64");
+        assert_eq!(cut("2001:db8:aaaa:bbbb::1", 48), ip("2001:db8:aaaa::"));
+        assert_eq!(cut("2001:db8:0:ff::1", 60), ip("2001:db8:0:f0::"), "not on a group boundary");
+        assert_eq!(cut("2001:db8::1", 128), ip("2001:db8::1"));
+        assert_eq!(cut("2001:db8::1", 1), ip("::"));
+        assert_eq!(cut("::1", 64), ip("::"));
+    }
+
+    #[test]
+    fn ipv4_addresses_count_per_address_mapped_or_not() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(ip_prefix(ip("192.0.2.1"), 64), ip("192.0.2.1"));
+        assert_eq!(ip_prefix(ip("192.0.2.1"), 1), ip("192.0.2.1"), "the IPv6 prefix never applies");
+        assert_eq!(ip_prefix(ip("::ffff:192.0.2.1"), 64), ip("192.0.2.1"));
+        assert_eq!(ip_prefix(ip("::ffff:192.0.2.1"), 128), ip("192.0.2.1"));
+        // Only the mapped form is IPv4: the deprecated compatible form is an IPv6 address.
+        assert_eq!(ip_prefix(ip("::192.0.2.1"), 64), ip("::"));
+    }
+
+    #[test]
+    fn ip_keys_name_the_prefix() {
+        let key = |ip: &str, len: u8| {
+            let mut h = head(None);
+            h.extensions.insert(ClientIp(ip.parse().unwrap()));
+            compound_key_with(&[RateLimitKey::Ip], &h, len)
+        };
+        assert_eq!(key("2001:db8::1", 64), "ip:2001:db8::/64");
+        assert_eq!(key("2001:db8::2", 64), key("2001:db8::1", 64));
+        assert_eq!(key("2001:db8::1", 48), "ip:2001:db8::/48", "another setting, another key");
+        assert_eq!(key("::ffff:192.0.2.1", 64), "ip:192.0.2.1");
+        assert_eq!(key("192.0.2.1", 64), "ip:192.0.2.1");
+        let mut h = head(None);
+        h.extensions.insert(ClientIp("2001:db8::1".parse().unwrap()));
+        assert_eq!(compound_key(&[RateLimitKey::Ip], &h), "ip:2001:db8::/64", "the default prefix");
     }
 
     #[test]

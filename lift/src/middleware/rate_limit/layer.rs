@@ -7,7 +7,9 @@ use tower_layer::Layer;
 
 use super::service::Limiter;
 use super::store::SharedLimit;
-use super::{Algorithm, FailMode, InvalidConfig, LocalPrefilter, RateLimit, RateLimitKey};
+use super::{
+    Algorithm, FailMode, InvalidConfig, LocalPrefilter, RateLimit, RateLimitKey, DEFAULT_IPV6_PREFIX,
+};
 
 /// The default time the shared limit may take before the fail mode applies.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -44,6 +46,7 @@ impl std::fmt::Debug for RateLimitLayer {
             .field("name", &l.shared.name)
             .field("table", &l.shared.table)
             .field("keys", &l.keys)
+            .field("ipv6_prefix", &l.ipv6_prefix)
             .field("algorithm", &l.shared.algorithm)
             .field("limit", &l.shared.limit)
             .field("window", &l.shared.window)
@@ -85,7 +88,7 @@ impl<S> Layer<S> for RateLimitLayer {
 /// Required: a DynamoDB client, at least one key, a limit and a window. Defaults: fixed
 /// window, fail closed, the local pre-filter on, table
 /// [`tables::rate_limits`](crate::store::tables::rate_limits)`().resolve_name()`, name
-/// `lift`, store timeout 500 ms.
+/// `lift`, store timeout 500 ms, IPv6 clients counted per /64.
 ///
 /// [`RateLimitBuilder::from_env`] reads the same settings from the environment;
 /// methods called afterwards win over it.
@@ -97,6 +100,7 @@ pub struct RateLimitBuilder {
     name: Option<String>,
     keys: Vec<RateLimitKey>,
     env_keys: bool,
+    ipv6_prefix: Option<u8>,
     limit: Option<u32>,
     window: Option<Duration>,
     algorithm: Algorithm,
@@ -128,6 +132,7 @@ impl RateLimitBuilder {
     /// | `LIFT_RATE_LIMIT_WINDOW_SECS` | window length |
     /// | `LIFT_RATE_LIMIT_ALGORITHM` | `fixed-window`, `sliding-window` or `token-bucket` |
     /// | `LIFT_RATE_LIMIT_KEY` | comma-separated `tenant`, `user`, `ip`, `route` |
+    /// | `LIFT_RATE_LIMIT_IPV6_PREFIX` | the IPv6 prefix length an `ip` key counts by |
     /// | `LIFT_RATE_LIMIT_FAIL` | `open` or `closed` |
     /// | `LIFT_RATE_LIMIT_NAME` | the limiter's name in its item keys |
     ///
@@ -182,6 +187,11 @@ impl RateLimitBuilder {
                 })?);
             }
         }
+        if let Some(len) = var("LIFT_RATE_LIMIT_IPV6_PREFIX") {
+            builder.ipv6_prefix = Some(len.parse().map_err(|_| {
+                InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_IPV6_PREFIX must be a number from 1 to 128")
+            })?);
+        }
         if let Some(mode) = var("LIFT_RATE_LIMIT_FAIL") {
             builder.fail_mode = FailMode::parse(&mode).ok_or_else(|| {
                 InvalidConfig::new("rate limit", "LIFT_RATE_LIMIT_FAIL must be open or closed")
@@ -203,8 +213,10 @@ impl RateLimitBuilder {
         self
     }
 
-    /// The limiter's name, the first part of its item keys: layers with different limits
-    /// on the same table need different names.
+    /// The limiter's name, the first part of its item keys. Item keys also name the
+    /// algorithm, limit and window, so layers that differ in those never share an item;
+    /// layers alike in all three but meant to count apart on one table (the same tenant
+    /// limit on two groups of routes, say) need different names.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -224,6 +236,31 @@ impl RateLimitBuilder {
     pub fn keys(mut self, keys: impl IntoIterator<Item = RateLimitKey>) -> Self {
         self.env_keys = false;
         self.keys = keys.into_iter().collect();
+        self
+    }
+
+    /// How many leading bits of an IPv6 client address make its bucket under
+    /// [`RateLimitKey::Ip`], from 1 to 128 (default [`DEFAULT_IPV6_PREFIX`], 64). 128
+    /// counts each address, which a client holding a whole prefix escapes by changing
+    /// address; 48 or 56 counts a whole site. IPv4 clients always count per address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::middleware::rate_limit::InvalidConfig> {
+    /// use lift::middleware::rate_limit::{RateLimitKey, RateLimitLayer};
+    ///
+    /// let per_site = RateLimitLayer::builder()
+    ///     .client(client)
+    ///     .key(RateLimitKey::Ip)
+    ///     .ipv6_prefix(56)
+    ///     .limit(100)
+    ///     .window(std::time::Duration::from_secs(60))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ipv6_prefix(mut self, len: u8) -> Self {
+        self.ipv6_prefix = Some(len);
         self
     }
 
@@ -285,6 +322,10 @@ impl RateLimitBuilder {
             .window
             .filter(|w| *w >= Duration::from_millis(1))
             .ok_or_else(|| InvalidConfig::new("rate limit", "set a window of at least 1 ms"))?;
+        let ipv6_prefix = self
+            .ipv6_prefix
+            .map_or(Some(DEFAULT_IPV6_PREFIX), |len| (1..=128).contains(&len).then_some(len))
+            .ok_or_else(|| InvalidConfig::new("rate limit", "the ipv6 prefix must be from 1 to 128 bits"))?;
         let name = self.name.unwrap_or_else(|| "lift".to_owned());
         if name.is_empty() || name.contains('#') {
             return Err(InvalidConfig::new("rate limit", "the name must be non-empty and without `#`"));
@@ -300,6 +341,7 @@ impl RateLimitBuilder {
         Ok(RateLimitLayer {
             limiter: Arc::new(Limiter {
                 keys: self.keys,
+                ipv6_prefix,
                 prefilter,
                 shared,
                 fail_mode: self.fail_mode,
@@ -324,8 +366,10 @@ mod tests {
             ("LIFT_RATE_LIMIT_WINDOW_SECS", "60"),
             ("LIFT_RATE_LIMIT_KEY", "tenant,route"),
             ("LIFT_RATE_LIMIT_NAME", "   "),
+            ("LIFT_RATE_LIMIT_IPV6_PREFIX", "56"),
         ]))
         .unwrap();
+        assert_eq!(builder.ipv6_prefix, Some(56));
         assert_eq!(builder.limit, Some(50), "values are trimmed");
         assert_eq!(builder.window, Some(Duration::from_secs(60)));
         assert_eq!(builder.keys.len(), 2);
@@ -333,6 +377,42 @@ mod tests {
         // Explicit settings win over the environment.
         let builder = builder.limit(7).key(RateLimitKey::Ip);
         assert_eq!((builder.limit, builder.keys.len()), (Some(7), 1));
+    }
+
+    #[test]
+    fn the_ipv6_prefix_is_checked_at_build() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let build = |len: Option<u8>| {
+            let builder = RateLimitLayer::builder()
+                .client(client.clone())
+                .table("t")
+                .key(RateLimitKey::Ip)
+                .limit(1)
+                .window(Duration::from_secs(1));
+            match len {
+                Some(len) => builder.ipv6_prefix(len),
+                None => builder,
+            }
+            .build()
+            .map(|l| l.limiter.ipv6_prefix)
+        };
+        assert_eq!(build(None).unwrap(), DEFAULT_IPV6_PREFIX);
+        assert_eq!(build(Some(128)).unwrap(), 128);
+        assert_eq!(build(Some(1)).unwrap(), 1);
+        for bad in [0, 129] {
+            let err = build(Some(bad)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid rate limit configuration: the ipv6 prefix must be from 1 to 128 bits"
+            );
+        }
+        let err =
+            RateLimitBuilder::from_env_vars(vars(&[("LIFT_RATE_LIMIT_IPV6_PREFIX", "/64")])).unwrap_err();
+        assert!(err.to_string().contains("LIFT_RATE_LIMIT_IPV6_PREFIX"), "{err}");
     }
 
     #[test]

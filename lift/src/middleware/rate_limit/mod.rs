@@ -1,7 +1,11 @@
 //! Rate limiting: a local GCRA pre-filter in front of a limit shared through DynamoDB.
 //!
 //! Each request gets a key (tenant, user, client IP, route, a function of the request, or
-//! several of these: [`RateLimitKey`]). Then:
+//! several of these: [`RateLimitKey`]). An IPv6 client counts by its /64 (an address
+//! prefix one client commonly holds whole; [`RateLimitBuilder::ipv6_prefix`] changes the
+//! length), an IPv4 client by its address, also when it arrives mapped into IPv6
+//! (`::ffff:192.0.2.1`). A route key counts HEAD as GET, since the router answers HEAD with
+//! the GET route's handler. Then:
 //!
 //! 1. the [`LocalPrefilter`] (governor's keyed GCRA, plus the refusals DynamoDB already
 //!    gave) refuses obvious excess in the process, without a round trip;
@@ -19,15 +23,20 @@
 //! # Items
 //!
 //! In the table (partition key `pk`, TTL `expires_at` in epoch seconds), with `name` the
-//! limiter's [name](RateLimitBuilder::name) (default `lift`) and `key` its
-//! [compound key](compound_key) (SHA-256 hex after `h:` when longer than 256 bytes):
+//! limiter's [name](RateLimitBuilder::name) (default `lift`), `key` its
+//! [compound key](compound_key) (SHA-256 hex after `h:` when longer than 256 bytes) and
+//! `sig` its algorithm (`fw`, `sw`, `tb`), limit and window in milliseconds (`tb:10/1000`:
+//! 10 per second), so two limiters of the same name (both left on `lift`, say) share an
+//! item only when they count alike:
 //!
-//! - windows: `pk = "<name>#<key>#<window start, epoch ms>"` with a number `count`, under
-//!   `ADD count :one` if `attribute_not_exists(count) OR count < :limit`. The sliding
-//!   window lowers `:limit` by the previous window's count weighted by its overlap (rounded
-//!   up), read with one `GetItem` per key and window per process: once its window has
-//!   passed, that count no longer changes.
-//! - token bucket: `pk = "<name>#<key>#tb"` with `tat`, the GCRA theoretical arrival
+//! - windows: `pk = "<name>#<key>#<sig>#<window start, epoch ms>"` with a number
+//!   `count`, under `ADD count :one` if `attribute_not_exists(count) OR count < :limit`.
+//!   The sliding window lowers `:limit` by the previous window's count weighted by its
+//!   overlap (rounded up), read with one `GetItem` per key and window per process: once
+//!   its window has passed, that count no longer changes. A process keeps at most 16,384
+//!   such counts, so clients choosing fresh keys cannot grow it; a count it dropped is read
+//!   again.
+//! - token bucket: `pk = "<name>#<key>#<sig>"` with `tat`, the GCRA theoretical arrival
 //!   time in epoch µs, which is the token bucket written as one number (tokens left =
 //!   `(now + limit × T - tat) / T`, `T = window / limit`). A request takes a token with
 //!   `SET tat = tat + :t` if `tat BETWEEN :now AND :now + (limit - 1) × T`; a full bucket
@@ -37,6 +46,11 @@
 //!
 //! A request whose DynamoDB call times out may still have been counted: the limiter errs
 //! on the side of the limit.
+//!
+//! Upgrading from a release whose item keys lacked `<sig>` (`<name>#<key>#tb`,
+//! `<name>#<key>#<window start>`), or whose IP keys named a whole IPv6 address or HEAD
+//! routes apart from GET, resets every counter once: the new keys start empty, and the old
+//! items expire through their TTL.
 //!
 //! The client IP is API Gateway's `sourceIp` on Lambda, or a trusted [`ClientIp`] /
 //! `SocketAddr` extension elsewhere; `X-Forwarded-For` is never trusted ([`client_ip`]).
@@ -74,7 +88,7 @@ pub use error::{
     InvalidConfig, LimiterUnavailable, RateLimited, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,
 };
 pub use future::ResponseFuture;
-pub use key::{client_ip, compound_key, ClientIp, KeyFn, RateLimitKey};
+pub use key::{client_ip, compound_key, ClientIp, KeyFn, RateLimitKey, DEFAULT_IPV6_PREFIX};
 pub use layer::{RateLimitBuilder, RateLimitLayer, DEFAULT_STORE_TIMEOUT};
 pub use prefilter::LocalPrefilter;
 pub use service::RateLimit;

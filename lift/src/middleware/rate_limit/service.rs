@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use tower_service::Service;
 
 use super::future::{problem_response, ResponseFuture};
-use super::key::{compound_key, is_unscoped, RateLimitKey};
+use super::key::{compound_key_with, is_unscoped, RateLimitKey};
 use super::store::{SharedLimit, Verdict};
 use super::{FailMode, LimiterUnavailable, LocalPrefilter};
 use crate::unscoped::Unscoped;
@@ -16,6 +16,8 @@ use crate::unscoped::Unscoped;
 /// Everything a [`RateLimitLayer`](super::RateLimitLayer) and its services share.
 pub(crate) struct Limiter {
     pub(crate) keys: Vec<RateLimitKey>,
+    /// The leading bits of an IPv6 client address that make its `Ip` key.
+    pub(crate) ipv6_prefix: u8,
     pub(crate) prefilter: Option<LocalPrefilter>,
     pub(crate) shared: SharedLimit,
     pub(crate) fail_mode: FailMode,
@@ -87,7 +89,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (head, body) = req.into_parts();
-        let key = compound_key(&self.limiter.keys, &head);
+        let key = compound_key_with(&self.limiter.keys, &head, self.limiter.ipv6_prefix);
         if is_unscoped(&self.limiter.keys, &head) {
             self.limiter.unscoped.note();
         }

@@ -15,8 +15,9 @@ use super::{Algorithm, LimiterUnavailable, RateLimited};
 
 /// Keys longer than this are hashed: a partition key holds at most 2048 bytes.
 const MAX_KEY_LEN: usize = 256;
-/// How many previous-window counts a process keeps before sweeping old windows.
-const PREVIOUS_SWEEP_AT: usize = 4096;
+/// How many previous-window counts a process keeps at most: about 250 bytes each with a key
+/// of 50 bytes, so some 4 MiB.
+const PREVIOUS_MAX: usize = 16_384;
 /// Tries of the token bucket's conditional updates under contention.
 const BUCKET_ATTEMPTS: usize = 6;
 
@@ -38,6 +39,9 @@ pub(crate) struct SharedLimit {
     pub(crate) limit: u32,
     pub(crate) window: Duration,
     pub(crate) timeout: Duration,
+    /// The algorithm, limit and window in every item key (`tb:10/1000`): limiters that share
+    /// a name and a table never share an item unless they count the same way.
+    signature: String,
     previous: Mutex<PreviousWindows>,
 }
 
@@ -52,7 +56,13 @@ impl SharedLimit {
         window: Duration,
         timeout: Duration,
     ) -> Self {
-        Self { client, table, name, algorithm, limit, window, timeout, previous: Mutex::default() }
+        let signature = signature(algorithm, limit, window);
+        Self { client, table, name, algorithm, limit, window, timeout, signature, previous: Mutex::default() }
+    }
+
+    /// The partition key of `key`'s window starting at `start` (epoch ms).
+    fn window_item(&self, key: &str, start: u64) -> String {
+        format!("{}#{key}#{}#{start}", self.name, self.signature)
     }
 
     /// Decides one request of `key`, within the store timeout.
@@ -98,7 +108,7 @@ impl SharedLimit {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("{}#{key}#{start}", self.name)))
+            .key("pk", AttributeValue::S(self.window_item(key, start)))
             .update_expression("ADD #count :one SET #exp = :exp")
             .condition_expression("attribute_not_exists(#count) OR #count < :limit")
             .expression_attribute_names("#count", "count")
@@ -158,13 +168,10 @@ impl SharedLimit {
 
     /// The final count of the previous window, read once per key and window per process.
     async fn previous_count(&self, key: &str, previous_start: u64) -> Result<u64, LimiterUnavailable> {
-        let pk = format!("{}#{key}#{previous_start}", self.name);
+        let pk = self.window_item(key, previous_start);
         let cell = {
             let mut cache = self.previous.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.len() >= PREVIOUS_SWEEP_AT {
-                cache.retain(|_, (start, _)| *start >= previous_start);
-            }
-            cache.entry(pk.clone()).or_insert_with(|| (previous_start, Arc::new(OnceCell::new()))).1.clone()
+            previous_cell(&mut cache, pk.clone(), previous_start)
         };
         let count = cell
             .get_or_try_init(|| async {
@@ -189,7 +196,7 @@ impl SharedLimit {
         let limit = u64::from(self.limit);
         let t = (self.window.as_micros() as u64 / limit).max(1);
         let tau = t * limit;
-        let pk = AttributeValue::S(format!("{}#{key}#tb", self.name));
+        let pk = AttributeValue::S(format!("{}#{key}#{}", self.name, self.signature));
         for _ in 0..BUCKET_ATTEMPTS {
             let now = now_micros();
             let max = now + tau - t;
@@ -273,6 +280,40 @@ impl SharedLimit {
     }
 }
 
+/// The cell of the count at `pk`, added to `cache` when missing; a full cache first drops
+/// the counts of older windows, and when those of `previous_start` alone fill half of it
+/// (clients choosing fresh keys), drops them all. A dropped count costs a second read when
+/// its key comes back, and reads the same: its window has passed. Keeping them would grow
+/// the cache by an entry per fresh key for a whole window, and a sweep that frees nothing
+/// would scan it for every new key.
+fn previous_cell(cache: &mut PreviousWindows, pk: String, previous_start: u64) -> Arc<OnceCell<u64>> {
+    if cache.len() >= PREVIOUS_MAX && !cache.contains_key(&pk) {
+        cache.retain(|_, (start, _)| *start >= previous_start);
+        if cache.len() >= PREVIOUS_MAX / 2 {
+            cache.clear();
+        }
+    }
+    cache.entry(pk).or_insert_with(|| (previous_start, Arc::new(OnceCell::new()))).1.clone()
+}
+
+/// `<algorithm>:<limit>/<window in ms>`, e.g. `fw:100/60000`, `sw:5/1000`, `tb:10/1000`; a
+/// window with a fraction of a millisecond keeps it (`tb:3/1.5`), so no two windows meet.
+fn signature(algorithm: Algorithm, limit: u32, window: Duration) -> String {
+    let tag = match algorithm {
+        Algorithm::FixedWindow => "fw",
+        Algorithm::SlidingWindow => "sw",
+        Algorithm::TokenBucket => "tb",
+    };
+    let fraction = window.as_nanos() % 1_000_000;
+    let mut out = format!("{tag}:{limit}/{}", window.as_millis());
+    if fraction > 0 {
+        let digits = format!("{fraction:06}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out
+}
+
 fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or_default()
 }
@@ -317,6 +358,43 @@ fn unavailable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> LimiterUnava
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two limiters on the default name must not write one item: a 10/s and a 1000/h token
+    /// bucket sharing `lift#t:acme#tb` throttled the tenant far below both.
+    #[test]
+    fn item_keys_name_the_algorithm_limit_and_window() {
+        let sig = signature;
+        assert_eq!(sig(Algorithm::TokenBucket, 10, Duration::from_secs(1)), "tb:10/1000");
+        assert_eq!(sig(Algorithm::TokenBucket, 1000, Duration::from_secs(3600)), "tb:1000/3600000");
+        assert_eq!(sig(Algorithm::FixedWindow, 10, Duration::from_secs(1)), "fw:10/1000");
+        assert_eq!(sig(Algorithm::SlidingWindow, 10, Duration::from_secs(1)), "sw:10/1000");
+        assert_eq!(sig(Algorithm::TokenBucket, 3, Duration::from_micros(1500)), "tb:3/1.5");
+        assert_eq!(sig(Algorithm::TokenBucket, 3, Duration::from_nanos(1_000_001)), "tb:3/1.000001");
+    }
+
+    /// A client choosing a fresh key per request must not grow the cache for a whole window.
+    #[test]
+    fn previous_counts_stay_bounded_under_fresh_keys() {
+        let mut cache = PreviousWindows::new();
+        for i in 0..3 * PREVIOUS_MAX {
+            previous_cell(&mut cache, format!("lift#f:{i}#sw:1/1000#5000"), 5000);
+            assert!(cache.len() <= PREVIOUS_MAX, "{} entries after {i} keys", cache.len());
+        }
+    }
+
+    #[test]
+    fn a_full_cache_drops_older_windows_first() {
+        let mut cache = PreviousWindows::new();
+        for i in 0..PREVIOUS_MAX - 10 {
+            previous_cell(&mut cache, format!("k{i}#4000"), 4000);
+        }
+        let kept: Vec<_> = (0..10).map(|i| previous_cell(&mut cache, format!("k{i}#5000"), 5000)).collect();
+        kept[0].set(7).unwrap();
+        previous_cell(&mut cache, "fresh#5000".to_owned(), 5000);
+        assert_eq!(cache.len(), 11, "the older window's counts went");
+        let again = previous_cell(&mut cache, "k0#5000".to_owned(), 5000);
+        assert_eq!(again.get(), Some(&7), "the current window's counts stayed");
+    }
 
     #[test]
     fn long_keys_are_hashed_short_ones_kept() {
