@@ -1,6 +1,7 @@
 //! `lift::security::secrets` against the mocked Secrets Manager: prefetch, cache hits,
-//! TTL expiry and rotation, stale values while throttled (bounded), and values that never
-//! reach an error message or a log line.
+//! TTL expiry and rotation, stale values while throttled (bounded) but never once the secret
+//! is gone or access to it is denied, one call per backoff while calls fail, and values that
+//! never reach an error message or a log line.
 //!
 //! Time moves with tokio's clock (`pause`, `advance`, `resume`): the cache measures ages
 //! with `tokio::time::Instant`, while the HTTP calls to the mock run in real time.
@@ -151,6 +152,106 @@ async fn throttled_with_nothing_cached_is_an_error_naming_the_secret() {
     assert_eq!(err.to_string(), "failed to fetch secret fingerprint-key: ThrottlingException");
 }
 
+/// With nothing cached, a failed call is remembered for the backoff: the callers queued
+/// behind it, and those after it, get its error without calling again.
+#[tokio::test]
+async fn failing_calls_with_nothing_cached_are_made_once_per_backoff() {
+    let mock = mock().await;
+    let cache =
+        SecretsCache::builder().retry_backoff(Duration::from_secs(10)).build(client(&mock)).await.unwrap();
+    mock.fault(GET, Fault::throttling());
+    let gets: Vec<_> = (0..5)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("db").await.map(|v| v.expose().to_owned()) })
+        })
+        .collect();
+    let throttled = SecretsError::Fetch { id: "db".into(), reason: "ThrottlingException".into() };
+    for get in gets {
+        let err = get.await.unwrap().unwrap_err();
+        assert_eq!(err, throttled);
+        assert!(!format!("{err} {err:?}").contains("db-password-1"));
+    }
+    assert_eq!(mock.calls_to(GET).len(), 1, "one call for all five callers");
+
+    advance(Duration::from_secs(9)).await;
+    assert_eq!(cache.get("db").await.unwrap_err(), throttled);
+    assert_eq!(mock.calls_to(GET).len(), 1, "no call within the backoff");
+
+    mock.clear_faults();
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(cache.get("db").await.unwrap().expose(), "db-password-1", "called again after the backoff");
+    assert_eq!(mock.calls_to(GET).len(), 2);
+}
+
+/// Not found and access denied (and a secret marked for deletion, which AWS answers with
+/// `InvalidRequestException`) mean the secret is gone or no longer ours: the cached value is
+/// not served, stale or not.
+#[tokio::test]
+async fn a_deleted_or_revoked_secret_is_never_served_from_the_cache() {
+    let answers = [
+        ("ResourceNotFoundException", "Secrets Manager can't find the specified secret."),
+        ("AccessDeniedException", "User is not authorized to perform: secretsmanager:GetSecretValue"),
+        ("InvalidRequestException", "You can't perform this operation on the secret because it was deleted."),
+    ];
+    for (code, message) in answers {
+        let mock = mock().await;
+        let cache = SecretsCache::builder()
+            .ttl(Duration::from_secs(60))
+            .max_staleness(Duration::from_secs(600))
+            .retry_backoff(Duration::from_secs(10))
+            .build(client(&mock))
+            .await
+            .unwrap();
+        assert_eq!(cache.get("db").await.unwrap().expose(), "db-password-1");
+
+        mock.fault(GET, Fault::aws_error(400, code, message));
+        advance(Duration::from_secs(61)).await;
+        let err = cache.get("db").await.unwrap_err();
+        let expected = match code {
+            "ResourceNotFoundException" => SecretsError::NotFound { id: "db".into() },
+            _ => SecretsError::Fetch { id: "db".into(), reason: code.into() },
+        };
+        assert_eq!(err, expected, "{code}: past the TTL, no stale value");
+        assert!(!format!("{err} {err:?}").contains("db-password-1"), "{code}");
+        assert_eq!(cache.get("db").await.unwrap_err(), expected, "{code}: within the backoff");
+        assert_eq!(mock.calls_to(GET).len(), 2, "{code}: no call within the backoff");
+
+        // Learnt by a forced refresh while the value is still fresh: not served either.
+        mock.clear_faults();
+        advance(Duration::from_secs(11)).await;
+        assert_eq!(cache.get("db").await.unwrap().expose(), "db-password-1", "{code}: readable again");
+        mock.fault(GET, Fault::aws_error(400, code, message));
+        assert_eq!(cache.refresh("db").await.unwrap_err(), expected);
+        assert_eq!(cache.get("db").await.unwrap_err(), expected, "{code}: the fresh value was dropped");
+    }
+}
+
+/// Throttling, server errors and a dropped connection may pass: past the TTL the cached
+/// value is still served (inside the staleness bound).
+#[tokio::test]
+async fn passing_failures_past_the_ttl_still_serve_the_stale_value() {
+    for fault in [
+        Fault::throttling(),
+        Fault::internal_failure(),
+        Fault::service_unavailable(),
+        Fault::drop_connection(),
+    ] {
+        let mock = mock().await;
+        let cache = SecretsCache::builder()
+            .ttl(Duration::from_secs(60))
+            .max_staleness(Duration::from_secs(600))
+            .build(client(&mock))
+            .await
+            .unwrap();
+        assert_eq!(cache.get("db").await.unwrap().expose(), "db-password-1");
+        mock.fault(GET, fault.clone());
+        advance(Duration::from_secs(61)).await;
+        assert_eq!(cache.get("db").await.unwrap().expose(), "db-password-1", "{fault:?}");
+        assert_eq!(mock.calls_to(GET).len(), 2, "{fault:?}: the refresh was tried");
+    }
+}
+
 #[tokio::test]
 async fn binary_secrets_come_as_bytes() {
     let mock = mock().await;
@@ -221,6 +322,8 @@ async fn values_never_reach_errors_or_logs() {
         errors.push(cache.get(id).await.unwrap_err());
     }
     mock.clear_faults();
+    // Past the backoff the throttled "missing" is asked for again, and is not found.
+    advance(Duration::from_secs(6)).await;
     errors.push(cache.get("missing").await.unwrap_err());
 
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();

@@ -79,6 +79,10 @@ pub(crate) mod unscoped;
 
 pub use app::{App, RouteGroup};
 pub use body::{json_response, read_json, Body, Request, Response};
+/// How much of a request body a layer that reads it whole (idempotency, compliance, threat
+/// detection, residency) buffers before answering 413.
+#[cfg(any(feature = "threat", feature = "compliance", feature = "protection", feature = "idempotency"))]
+pub use buffered::BodyLimit;
 pub use context::{
     client_ip, path_param, ClientIp, Context, Invocation, MatchedRoute, PathParams, Principal,
 };

@@ -457,6 +457,107 @@ async fn wrong_audience_and_issuer_are_refused() {
     assert_refused(&get(&service, "/me", &other_iss).await, &other_iss, &AuthError::UntrustedIssuer);
 }
 
+/// Cognito access tokens have no `aud`, so a pool is trusted with `any_audience()`; then
+/// `token_use("access")` is what keeps the pool's ID tokens out, whose `custom:` attributes
+/// a user may be able to write (here: another tenant).
+#[tokio::test]
+async fn token_use_is_checked_when_required() {
+    let jwks = JwksServer::start().await;
+    let pool = || Issuer::jwks(&jwks.issuer, &jwks.jwks_url).any_audience();
+    let service = app(layer(pool().token_use("access")));
+    let mut access = jwks.claims();
+    access.as_object_mut().unwrap().remove("aud");
+    access["token_use"] = "access".into();
+    access["client_id"] = "app-client".into();
+    let token = sign(Kind::Rsa, "rsa-1", &access);
+    assert_eq!(get(&service, "/me", &token).await.status(), StatusCode::OK);
+
+    let mut id = jwks.claims();
+    id.as_object_mut().unwrap().remove("tenant_id");
+    id["aud"] = "app-client".into();
+    id["token_use"] = "id".into();
+    id["custom:tenant_id"] = "globex".into();
+    let id_token = sign(Kind::Rsa, "rsa-1", &id);
+    assert_refused(&get(&service, "/me", &id_token).await, &id_token, &AuthError::WrongTokenUse);
+
+    access.as_object_mut().unwrap().remove("token_use");
+    let untyped = sign(Kind::Rsa, "rsa-1", &access);
+    assert_refused(&get(&service, "/me", &untyped).await, &untyped, &AuthError::WrongTokenUse);
+
+    // Unchanged by default: an issuer that does not ask takes both.
+    let lenient = app(layer(pool()));
+    assert_eq!(get(&lenient, "/me", &id_token).await.status(), StatusCode::OK);
+    assert_eq!(get(&lenient, "/me", &untyped).await.status(), StatusCode::OK);
+}
+
+/// A pool mints tokens for each of its app clients alike: `client_ids` names the ones that
+/// may call this service, read from `client_id` (access tokens) or else `aud` (ID tokens).
+#[tokio::test]
+async fn client_ids_limit_the_clients_a_token_may_be_issued_to() {
+    let jwks = JwksServer::start().await;
+    let pool = || Issuer::jwks(&jwks.issuer, &jwks.jwks_url).any_audience();
+    let service = app(layer(pool().client_ids(["a"])));
+    let mut access = jwks.claims();
+    access.as_object_mut().unwrap().remove("aud");
+    access["token_use"] = "access".into();
+    access["client_id"] = "a".into();
+    assert_eq!(get(&service, "/me", &sign(Kind::Rsa, "rsa-1", &access)).await.status(), StatusCode::OK);
+    access["client_id"] = "b".into();
+    let other_client = sign(Kind::Rsa, "rsa-1", &access);
+    assert_refused(&get(&service, "/me", &other_client).await, &other_client, &AuthError::WrongClient);
+
+    // A token that names its client is judged by it, whatever its `aud` says.
+    access["aud"] = "a".into();
+    let mixed = sign(Kind::Rsa, "rsa-1", &access);
+    assert_refused(&get(&service, "/me", &mixed).await, &mixed, &AuthError::WrongClient);
+
+    // ID tokens name their client in `aud`.
+    let mut id = jwks.claims();
+    id["aud"] = "a".into();
+    assert_eq!(get(&service, "/me", &sign(Kind::Rsa, "rsa-1", &id)).await.status(), StatusCode::OK);
+    id["aud"] = "b".into();
+    let other_aud = sign(Kind::Rsa, "rsa-1", &id);
+    assert_refused(&get(&service, "/me", &other_aud).await, &other_aud, &AuthError::WrongClient);
+    id.as_object_mut().unwrap().remove("aud");
+    let no_client = sign(Kind::Rsa, "rsa-1", &id);
+    assert_refused(&get(&service, "/me", &no_client).await, &no_client, &AuthError::WrongClient);
+
+    // Unchanged by default: any client.
+    let lenient = app(layer(pool()));
+    assert_eq!(get(&lenient, "/me", &other_client).await.status(), StatusCode::OK);
+}
+
+/// RFC 9068 access tokens are typed `at+jwt`: requiring it keeps the issuer's other JWTs
+/// (typed `JWT`, or untyped) out. RFC 7515: case does not matter, `application/` may be left
+/// out.
+#[tokio::test]
+async fn typ_is_checked_when_required() {
+    let jwks = JwksServer::start().await;
+    let service = app(layer(jwks.issuer().typ("at+jwt")));
+    let typed = |typ: Option<&str>| {
+        let mut header = Header::new(Kind::Rsa.alg());
+        header.kid = Some("rsa-1".into());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, &jwks.claims(), &Kind::Rsa.key()).unwrap()
+    };
+    for ok in ["at+jwt", "application/at+jwt", "AT+JWT", "Application/AT+jwt"] {
+        assert_eq!(get(&service, "/me", &typed(Some(ok))).await.status(), StatusCode::OK, "{ok}");
+    }
+    for bad in [Some("JWT"), Some("application/jwt"), Some("at+jwt-not"), None] {
+        let token = typed(bad);
+        assert_refused(&get(&service, "/me", &token).await, &token, &AuthError::WrongType);
+    }
+    // `application/` on the configured side is the same type.
+    let prefixed = app(layer(jwks.issuer().typ("application/at+jwt")));
+    assert_eq!(get(&prefixed, "/me", &typed(Some("at+jwt"))).await.status(), StatusCode::OK);
+
+    // Unchanged by default: any typ, or none.
+    let lenient = app(layer(jwks.issuer()));
+    for typ in [Some("JWT"), Some("at+jwt"), None] {
+        assert_eq!(get(&lenient, "/me", &typed(typ)).await.status(), StatusCode::OK, "{typ:?}");
+    }
+}
+
 #[tokio::test]
 async fn bad_signatures_are_refused() {
     let jwks = JwksServer::start().await;

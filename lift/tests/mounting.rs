@@ -320,15 +320,17 @@ mod body_reading {
         ))
     }
 
+    use axum::error_handling::HandleErrorLayer;
+    use axum_router::handle as axum_router_handle;
+
     mod axum_router {
         use super::*;
         use axum::body::Body;
-        use axum::error_handling::HandleErrorLayer;
         use axum::response::IntoResponse;
         use axum::routing::post;
         use axum::Router;
 
-        async fn handle(err: BoxError) -> axum::response::Response {
+        pub(super) async fn handle(err: BoxError) -> axum::response::Response {
             lift::Error::from_boxed(err).into_response().into_response()
         }
 
@@ -399,6 +401,151 @@ mod body_reading {
             assert_eq!(send(&stack, ATTACK).await.0, 403);
             assert_eq!(send(&stack, EU).await.0, 451);
             assert_eq!(send(&stack, r#"{"forbidden": 1}"#).await.0, 403);
+        }
+    }
+
+    /// These layers buffer the whole body, so they bound it: 6 MiB by default (Lambda's
+    /// payload limit), or the [`BodyLimit`] an outer layer put in the request. A larger body
+    /// is a 413 problem: the handler never runs and compliance records nothing.
+    mod body_limit {
+        use super::*;
+        use axum::body::Body;
+        use axum::routing::post;
+        use axum::{Extension, Router};
+        use lift::security::threat::BodyLimit;
+
+        const DEFAULT: usize = 6 * 1024 * 1024;
+
+        /// A JSON body of exactly `len` bytes.
+        fn json_of_len(len: usize) -> String {
+            let body = format!(r#"{{"note":"{}"}}"#, "x".repeat(len - 11));
+            assert_eq!(body.len(), len);
+            body
+        }
+
+        /// A handler that counts its calls and answers the length of the body it got
+        /// (read whole: axum's own extractors would apply their 2 MB default first).
+        fn counting(calls: &Arc<AtomicU32>) -> Router {
+            let seen = calls.clone();
+            Router::new().route(
+                "/echo",
+                post(move |req: axum::extract::Request| {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        axum::body::to_bytes(req.into_body(), usize::MAX).await.unwrap().len().to_string()
+                    }
+                }),
+            )
+        }
+
+        async fn send(router: &Router, body: Body) -> (u16, String, String) {
+            let req =
+                http::Request::post("/echo").header("content-type", "application/json").body(body).unwrap();
+            let res = router.clone().oneshot(req).await.unwrap();
+            let status = res.status().as_u16();
+            let kind =
+                res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+            let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024).await.unwrap();
+            (status, kind, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+
+        /// `len` bytes in 8 KiB chunks with no length given in advance.
+        fn streamed(len: usize) -> Body {
+            let body = json_of_len(len).into_bytes();
+            let chunks: Vec<Result<Vec<u8>, Infallible>> =
+                body.chunks(8 * 1024).map(|c| Ok(c.to_vec())).collect();
+            Body::from_stream(futures_util::stream::iter(chunks))
+        }
+
+        #[tokio::test]
+        async fn a_limit_set_outside_the_threat_layer_bounds_it() {
+            let calls = Arc::new(AtomicU32::new(0));
+            let router =
+                counting(&calls).layer(ThreatLayer::new()).layer(Extension(BodyLimit::new(64 * 1024)));
+
+            let (status, _, body) = send(&router, Body::from(json_of_len(64 * 1024))).await;
+            assert_eq!((status, body.as_str()), (200, "65536"), "a body at the limit passes whole");
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+            for over in
+                [Body::from(json_of_len(64 * 1024 + 1)), streamed(64 * 1024 + 1), streamed(1024 * 1024)]
+            {
+                let (status, kind, problem) = send(&router, over).await;
+                assert_eq!(status, 413);
+                assert_eq!(kind, "application/problem+json");
+                assert!(problem.contains("the request body is larger than 65536 bytes"), "{problem}");
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler never ran for them");
+        }
+
+        #[tokio::test]
+        async fn compliance_refuses_a_body_over_the_default_and_records_nothing() {
+            let recorder = ComplianceRecorder::new();
+            let layer = ComplianceLayer::with_rules(recorder.clone(), Vec::new()).rule(rule(
+                "TEST 1",
+                Framework::Soc2,
+                Severity::Critical,
+                Phase::Request,
+                "no forbidden word",
+                |f: &Facts<'_>| {
+                    std::str::from_utf8(&f.request.body)
+                        .is_ok_and(|b| b.contains("forbidden"))
+                        .then(|| "forbidden word".to_owned())
+                },
+            ));
+            let calls = Arc::new(AtomicU32::new(0));
+            let router = counting(&calls).layer(
+                ServiceBuilder::new().layer(HandleErrorLayer::new(super::axum_router_handle)).layer(layer),
+            );
+
+            let (status, _, body) = send(&router, Body::from(json_of_len(DEFAULT))).await;
+            assert_eq!((status, body), (200, DEFAULT.to_string()), "a body of exactly 6 MiB passes");
+            let recorded = recorder.records();
+            assert_eq!(recorded[0].applied, 1);
+
+            let (status, kind, problem) = send(&router, Body::from(json_of_len(DEFAULT + 1))).await;
+            assert_eq!((status, kind.as_str()), (413, "application/problem+json"));
+            assert!(
+                problem.contains(&format!("the request body is larger than {DEFAULT} bytes")),
+                "{problem}"
+            );
+            let (status, ..) = send(&router, streamed(DEFAULT + 1)).await;
+            assert_eq!(status, 413);
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler never ran for them");
+            assert_eq!(recorder.records(), recorded, "nothing recorded for them");
+        }
+
+        #[tokio::test]
+        async fn residency_and_threat_in_a_lambda_http_stack_refuse_a_body_over_the_default() {
+            use lambda_http::{Body, Request, Response};
+            let calls = Arc::new(AtomicU32::new(0));
+            let seen = calls.clone();
+            let handler = lambda_http::service_fn(move |req: Request| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let len = match req.body() {
+                    Body::Text(t) => t.len(),
+                    Body::Binary(b) => b.len(),
+                    _ => 0,
+                };
+                async move { Ok::<_, lambda_http::Error>(Response::new(Body::from(len.to_string()))) }
+            });
+            let residency_only = ServiceBuilder::new().layer(residency()).service(handler.clone());
+            let threat_only = ServiceBuilder::new().layer(ThreatLayer::new()).service(handler);
+            let post = |len: usize| -> Request {
+                http::Request::post("/echo").body(Body::from(json_of_len(len))).unwrap()
+            };
+
+            let res = residency_only.clone().oneshot(post(DEFAULT)).await.unwrap();
+            assert_eq!(res.status(), 200, "a body of exactly 6 MiB passes");
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            for res in [
+                residency_only.clone().oneshot(post(DEFAULT + 1)).await.unwrap(),
+                threat_only.clone().oneshot(post(DEFAULT + 1)).await.unwrap(),
+            ] {
+                assert_eq!(res.status(), 413);
+                assert_eq!(res.headers()["content-type"], "application/problem+json");
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler never ran for them");
         }
     }
 }
@@ -484,5 +631,26 @@ mod idempotency {
         assert_eq!(calls.load(Ordering::SeqCst), 0, "neither reached the handler");
         let res = stack.clone().oneshot(http::Request::get("/pay").body(Body::Empty).unwrap()).await.unwrap();
         assert_eq!((res.status().as_u16(), calls.load(Ordering::SeqCst)), (200, 1));
+    }
+
+    /// A keyed request with a body over the 6 MiB default is a 413 before the store is asked
+    /// (it is down here: asking would be a 503), so no record is written and the handler
+    /// never runs.
+    #[tokio::test]
+    async fn idempotency_refuses_a_body_over_the_default_before_the_store() {
+        use lambda_http::{Body, Request, Response};
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let stack =
+            ServiceBuilder::new().layer(layer()).service(lambda_http::service_fn(move |_req: Request| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, lambda_http::Error>(Response::new(Body::from("ok"))) }
+            }));
+        let huge = vec![b'x'; 6 * 1024 * 1024 + 1];
+        let req = http::Request::post("/pay").header("idempotency-key", "key-0001").body(Body::Binary(huge));
+        let res = stack.clone().oneshot(with_principal(req.unwrap())).await.unwrap();
+        assert_eq!(res.status(), 413);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 }

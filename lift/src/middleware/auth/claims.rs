@@ -1,4 +1,5 @@
-//! Checking the registered claims (`exp`, `nbf`, `iat`, `aud`) and mapping the rest to a
+//! Checking the registered claims (`exp`, `nbf`, `iat`, `aud`), the token's kind (`typ`,
+//! `token_use`) and client when the issuer asks for them, and mapping the rest to a
 //! [`Principal`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -91,6 +92,57 @@ pub(crate) fn check_audience(claims: &Map<String, Value>, issuer: &Issuer) -> Re
     }
 }
 
+/// Checks the JOSE header's `typ` when the issuer requires one.
+pub(crate) fn check_type(typ: Option<&Value>, issuer: &Issuer) -> Result<(), AuthError> {
+    let Some(required) = issuer.typ.as_deref() else {
+        return Ok(());
+    };
+    match typ {
+        Some(Value::String(typ)) if media_type(typ).eq_ignore_ascii_case(media_type(required)) => Ok(()),
+        _ => Err(AuthError::WrongType),
+    }
+}
+
+/// A `typ` value as RFC 7515 (4.1.9) compares it: `at+jwt` and `application/at+jwt` are
+/// one type; case is ignored by the caller.
+pub(crate) fn media_type(typ: &str) -> &str {
+    let typ = typ.trim();
+    match typ.get(.."application/".len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ["application/".len()..],
+        _ => typ,
+    }
+}
+
+/// Checks `token_use` when the issuer requires one: a token without the claim is refused.
+pub(crate) fn check_token_use(claims: &Map<String, Value>, issuer: &Issuer) -> Result<(), AuthError> {
+    match issuer.token_use.as_deref() {
+        None => Ok(()),
+        Some(required) if claims.get("token_use").and_then(Value::as_str) == Some(required) => Ok(()),
+        Some(_) => Err(AuthError::WrongTokenUse),
+    }
+}
+
+/// Checks the client when the issuer lists its clients: `client_id` when the token has one
+/// (access tokens), else `aud` (ID tokens name their client there).
+pub(crate) fn check_client(claims: &Map<String, Value>, issuer: &Issuer) -> Result<(), AuthError> {
+    let Some(allowed) = issuer.client_ids.as_deref() else {
+        return Ok(());
+    };
+    let listed = |client: &str| allowed.iter().any(|a| a == client);
+    let ok = match (claims.get("client_id"), claims.get("aud")) {
+        // A token that names its client is judged by that name alone, whatever its `aud`.
+        (Some(client), _) => client.as_str().is_some_and(listed),
+        (None, Some(Value::String(aud))) => listed(aud),
+        (None, Some(Value::Array(auds))) => auds.iter().filter_map(Value::as_str).any(listed),
+        (None, _) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::WrongClient)
+    }
+}
+
 /// Whether a tenant id from a token is one Lift will carry: 1 to 128 characters among
 /// ASCII letters, digits and `-_.:@`, so it can never smuggle a key separator (`#`) or a
 /// path into storage keys, logs or headers.
@@ -174,6 +226,49 @@ mod tests {
         assert_eq!(check_audience(&map(json!({"aud": "x"})), &i), Err(AuthError::WrongAudience));
         assert_eq!(check_audience(&map(json!({})), &i), Err(AuthError::WrongAudience));
         assert!(check_audience(&map(json!({})), &i.any_audience()).is_ok());
+    }
+
+    #[test]
+    fn typ_is_compared_as_a_media_type() {
+        let i = issuer().typ("at+jwt");
+        for ok in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+JWT"] {
+            assert_eq!(check_type(Some(&json!(ok)), &i), Ok(()), "{ok}");
+        }
+        for bad in [json!("JWT"), json!("application/jwt"), json!("at+jwt2"), json!(["at+jwt"]), json!(1)] {
+            assert_eq!(check_type(Some(&bad), &i), Err(AuthError::WrongType), "{bad}");
+        }
+        assert_eq!(check_type(None, &i), Err(AuthError::WrongType));
+        let prefixed = issuer().typ("application/at+jwt");
+        assert_eq!(check_type(Some(&json!("at+jwt")), &prefixed), Ok(()));
+        assert_eq!(check_type(None, &issuer()), Ok(()), "not required by default");
+        assert_eq!(check_type(Some(&json!(7)), &issuer()), Ok(()));
+    }
+
+    #[test]
+    fn token_use_must_match_when_required() {
+        let i = issuer().token_use("access");
+        assert_eq!(check_token_use(&map(json!({"token_use": "access"})), &i), Ok(()));
+        for bad in
+            [json!({"token_use": "id"}), json!({"token_use": "Access"}), json!({}), json!({"token_use": 1})]
+        {
+            assert_eq!(check_token_use(&map(bad.clone()), &i), Err(AuthError::WrongTokenUse), "{bad}");
+        }
+        assert_eq!(check_token_use(&map(json!({"token_use": "id"})), &issuer()), Ok(()), "not by default");
+    }
+
+    #[test]
+    fn the_client_is_client_id_else_aud() {
+        let i = issuer().client_ids(["a", "b"]);
+        let check = |claims: Value| check_client(&map(claims), &i);
+        assert_eq!(check(json!({"client_id": "a"})), Ok(()));
+        assert_eq!(check(json!({"aud": "b"})), Ok(()));
+        assert_eq!(check(json!({"aud": ["x", "b"]})), Ok(()));
+        assert_eq!(check(json!({"client_id": "c"})), Err(AuthError::WrongClient));
+        assert_eq!(check(json!({"client_id": "c", "aud": "a"})), Err(AuthError::WrongClient));
+        assert_eq!(check(json!({"client_id": ["a"]})), Err(AuthError::WrongClient));
+        assert_eq!(check(json!({"aud": ["x"]})), Err(AuthError::WrongClient));
+        assert_eq!(check(json!({})), Err(AuthError::WrongClient));
+        assert_eq!(check_client(&map(json!({"client_id": "c"})), &issuer()), Ok(()), "any by default");
     }
 
     #[test]

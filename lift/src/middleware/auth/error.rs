@@ -67,6 +67,18 @@ pub enum AuthError {
     /// The token's `aud` names none of the configured audiences.
     #[error("the token is not meant for this audience")]
     WrongAudience,
+    /// The header's `typ` is not the one the issuer requires
+    /// ([`Issuer::typ`](super::Issuer::typ)).
+    #[error("the token's type is not accepted")]
+    WrongType,
+    /// The `token_use` claim is missing or not the one the issuer requires
+    /// ([`Issuer::token_use`](super::Issuer::token_use)).
+    #[error("the token's use is not accepted")]
+    WrongTokenUse,
+    /// The token was issued to a client the issuer does not list
+    /// ([`Issuer::client_ids`](super::Issuer::client_ids)).
+    #[error("the token was issued to a client that is not accepted")]
+    WrongClient,
     /// The token has no usable `sub`.
     #[error("the token has no subject")]
     MissingSubject,
@@ -236,6 +248,9 @@ mod tests {
             AuthError::Expired,
             AuthError::NotYetValid,
             AuthError::WrongAudience,
+            AuthError::WrongType,
+            AuthError::WrongTokenUse,
+            AuthError::WrongClient,
             AuthError::MissingSubject,
             AuthError::InvalidTenant,
         ];

@@ -16,6 +16,14 @@ pub const DEFAULT_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
 /// The default time limit of one JWKS fetch.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// The claims the tenant is read from by default, first found wins.
+///
+/// The tenant claim decides whose data a caller reaches, so it must be one the user cannot
+/// write. `custom:tenant_id` is a Cognito custom attribute, and custom attributes are
+/// writable by the user (`UpdateUserAttributes` with their own access token) unless the app
+/// client's write attributes leave it out; a user who can write it can name another
+/// tenant in their next ID token. With Cognito, make the attribute read-only for every app
+/// client, and prefer [`Issuer::token_use`]`("access")` with [`Issuer::client_ids`] (access
+/// tokens carry custom attributes only when a pre-token-generation trigger adds them).
 pub const DEFAULT_TENANT_CLAIMS: [&str; 2] = ["tenant_id", "custom:tenant_id"];
 /// The claims roles are read from by default (all of them, merged).
 pub const DEFAULT_ROLE_CLAIMS: [&str; 2] = ["roles", "cognito:groups"];
@@ -46,6 +54,15 @@ pub(crate) enum KeySource {
 /// .jwks_ttl(Duration::from_secs(300))
 /// .jwks_max_staleness(Duration::from_secs(15 * 60));
 ///
+/// // Cognito access tokens carry no `aud`: accept access tokens of the app's own clients.
+/// let pool = Issuer::jwks(
+///     "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc",
+///     "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc/.well-known/jwks.json",
+/// )
+/// .any_audience()
+/// .token_use("access")
+/// .client_ids(["4f1b2c3d4e5f6a7b8c9d0e1f2a"]);
+///
 /// let internal = Issuer::hs256("internal-batch", b"a-secret-of-at-least-thirty-two-bytes!".to_vec())
 ///     .audience("payments-api");
 /// ```
@@ -66,6 +83,9 @@ pub struct Issuer {
     pub(crate) tenants: Option<Vec<String>>,
     pub(crate) any_tenant: bool,
     pub(crate) role_claims: Vec<String>,
+    pub(crate) token_use: Option<String>,
+    pub(crate) client_ids: Option<Vec<String>>,
+    pub(crate) typ: Option<String>,
 }
 
 impl fmt::Debug for Issuer {
@@ -85,6 +105,9 @@ impl fmt::Debug for Issuer {
             .field("refetch_cooldown", &self.refetch_cooldown)
             .field("tenants", &self.tenants)
             .field("any_tenant", &self.any_tenant)
+            .field("token_use", &self.token_use)
+            .field("client_ids", &self.client_ids)
+            .field("typ", &self.typ)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +129,9 @@ impl Issuer {
             tenants: None,
             any_tenant: false,
             role_claims: DEFAULT_ROLE_CLAIMS.iter().map(|s| (*s).to_owned()).collect(),
+            token_use: None,
+            client_ids: None,
+            typ: None,
         }
     }
 
@@ -161,6 +187,11 @@ impl Issuer {
 
     /// Accepts tokens for any audience. Only for issuers that mint tokens for this
     /// service alone: otherwise a token meant for another service would be accepted.
+    ///
+    /// A Cognito user pool is such an issuer only together with [`token_use`](Self::token_use)
+    /// and [`client_ids`](Self::client_ids): its access tokens have no `aud`, and without
+    /// those two every ID token of the pool, and every token minted for any app client of
+    /// the pool, is accepted as well.
     pub fn any_audience(mut self) -> Self {
         self.any_audience = true;
         self
@@ -219,6 +250,10 @@ impl Issuer {
 
     /// The claims the tenant is read from, first found wins (default `tenant_id`, then
     /// `custom:tenant_id`).
+    ///
+    /// Name only claims the user cannot write: whoever writes the tenant claim chooses
+    /// whose data the token reaches. See [`DEFAULT_TENANT_CLAIMS`] on Cognito's
+    /// `custom:` attributes.
     pub fn tenant_claims<I: IntoIterator<Item = S>, S: Into<String>>(mut self, claims: I) -> Self {
         self.tenant_claims = claims.into_iter().map(Into::into).collect();
         self
@@ -242,6 +277,39 @@ impl Issuer {
     /// of the service's own users, whose tenant claim it alone controls.
     pub fn any_tenant(mut self) -> Self {
         self.any_tenant = true;
+        self
+    }
+
+    /// Accepts only tokens whose `token_use` claim is `token_use` (by default the claim is
+    /// not looked at). Cognito puts `access` or `id` there: `token_use("access")` refuses
+    /// ID tokens, whose claims (custom attributes among them) are meant for the client, not
+    /// for an API. A token without the claim is refused
+    /// ([`AuthError::WrongTokenUse`](super::AuthError::WrongTokenUse)).
+    pub fn token_use(mut self, token_use: impl Into<String>) -> Self {
+        self.token_use = Some(token_use.into());
+        self
+    }
+
+    /// Accepts only tokens issued to one of these clients (by default any client).
+    ///
+    /// The client is the `client_id` claim when the token has one (Cognito and RFC 9068
+    /// access tokens), else the `aud` claim (ID tokens name their client there; with several
+    /// audiences one must be listed). A token naming no listed client is refused
+    /// ([`AuthError::WrongClient`](super::AuthError::WrongClient)). Call it with every app
+    /// client of a Cognito pool that may call this service: the pool mints tokens for all
+    /// its app clients alike.
+    pub fn client_ids<I: IntoIterator<Item = S>, S: Into<String>>(mut self, clients: I) -> Self {
+        self.client_ids = Some(clients.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accepts only tokens whose JOSE header `typ` is this media type (by default `typ` is
+    /// not looked at), e.g. `at+jwt` for RFC 9068 access tokens, which keeps other JWTs
+    /// of the same issuer (ID tokens, logout tokens) out. Compared as RFC 7515 says: without
+    /// regard to case, and `at+jwt` is `application/at+jwt`. A token with another `typ`, or
+    /// none, is refused ([`AuthError::WrongType`](super::AuthError::WrongType)).
+    pub fn typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
         self
     }
 
@@ -274,6 +342,15 @@ impl Issuer {
             return Err(ConfigError::InvalidSetting(
                 "an issuer is bound to tenants or speaks for any, not both",
             ));
+        }
+        if self.token_use.as_ref().is_some_and(|u| u.is_empty()) {
+            return Err(ConfigError::InvalidSetting("token_use must not be empty"));
+        }
+        if self.client_ids.as_ref().is_some_and(|c| c.is_empty() || c.iter().any(String::is_empty)) {
+            return Err(ConfigError::InvalidSetting("client_ids must name at least one client, none empty"));
+        }
+        if self.typ.as_deref().is_some_and(|t| super::claims::media_type(t).is_empty()) {
+            return Err(ConfigError::InvalidSetting("typ must name a media type"));
         }
         if self.algorithms.is_empty() {
             return Err(ConfigError::InvalidAlgorithms(name()));
@@ -369,6 +446,21 @@ mod tests {
         ));
         assert!(matches!(Issuer::hs256("i", vec![1; 32]).validate(), Err(ConfigError::MissingAudience(_))));
         assert!(Issuer::hs256("i", vec![1; 32]).any_audience().validate().is_ok());
+    }
+
+    #[test]
+    fn token_use_clients_and_typ_must_name_something() {
+        let issuer = || Issuer::hs256("i", vec![1; 32]).any_audience();
+        assert!(issuer().token_use("access").client_ids(["a"]).typ("at+jwt").validate().is_ok());
+        assert!(matches!(issuer().token_use("").validate(), Err(ConfigError::InvalidSetting(_))));
+        assert!(matches!(
+            issuer().client_ids(Vec::<String>::new()).validate(),
+            Err(ConfigError::InvalidSetting(_))
+        ));
+        assert!(matches!(issuer().client_ids(["a", ""]).validate(), Err(ConfigError::InvalidSetting(_))));
+        for typ in ["", "application/", " "] {
+            assert!(matches!(issuer().typ(typ).validate(), Err(ConfigError::InvalidSetting(_))), "{typ:?}");
+        }
     }
 
     #[test]

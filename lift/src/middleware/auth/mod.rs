@@ -22,7 +22,10 @@
 //!    EdDSA, secret → HS256) and must be in the issuer's allow-list; the header's `alg`
 //!    only has to agree. An HS256 token "signed" with an RSA public key is refused here.
 //! 6. The signature, then `exp` (required), `nbf` and `iat` with a clock skew (60 s by
-//!    default), and `aud`.
+//!    default), and `aud`; then, for an issuer configured to ask, the header's `typ`
+//!    ([`Issuer::typ`]), the `token_use` claim ([`Issuer::token_use`]) and the client
+//!    (`client_id`, else `aud`: [`Issuer::client_ids`]). None of these three is checked by
+//!    default.
 //! 7. The claims map to a principal: `sub`, and the `iss` that vouched for it (a subject
 //!    is unique within its issuer only, so what is kept per caller is kept by
 //!    [`Principal::qualified_subject`](crate::Principal::qualified_subject)); the tenant
@@ -31,6 +34,30 @@
 //!    each must be bound or declared [`any_tenant`](Issuer::any_tenant), or the build is
 //!    refused); roles from `roles` and `cognito:groups`; scopes from `scope`
 //!    (space-separated) and `scp`.
+//!
+//! # The tenant claim, and Cognito
+//!
+//! The tenant claim decides whose data a request reaches, so it must be a claim the user
+//! cannot write. A Cognito `custom:` attribute such as `custom:tenant_id` is writable by
+//! its user unless every app client's write attributes leave it out: make it read-only, or
+//! read the tenant from a claim the pool sets itself ([`Issuer::tenant_claims`]).
+//!
+//! Cognito access tokens carry no `aud`, so a pool is configured with
+//! [`any_audience`](Issuer::any_audience). Add [`token_use`](Issuer::token_use)`("access")`
+//! and [`client_ids`](Issuer::client_ids) with the app clients that may call the service:
+//! without them the pool's ID tokens, and tokens of every other app client of the pool, are
+//! accepted too.
+//!
+//! ```
+//! use lift::middleware::auth::Issuer;
+//!
+//! let pool = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc";
+//! let issuer = Issuer::jwks(pool, format!("{pool}/.well-known/jwks.json"))
+//!     .any_audience()
+//!     .token_use("access")
+//!     .client_ids(["4f1b2c3d4e5f6a7b8c9d0e1f2a"]);
+//! # let _ = issuer;
+//! ```
 //!
 //! Every refusal is a 401 problem with `WWW-Authenticate: Bearer realm=..., error=
 //! "invalid_token", error_description=...` (RFC 6750), or a 503 when no usable keys could

@@ -18,6 +18,10 @@ pub(crate) struct JoseHeader {
     pub(crate) alg: String,
     #[serde(default)]
     pub(crate) kid: Option<String>,
+    /// Kept as any JSON value: a `typ` that is not a string must not make every token of
+    /// an issuer that does not ask for one malformed.
+    #[serde(default)]
+    pub(crate) typ: Option<Value>,
     #[serde(default)]
     crit: Option<serde::de::IgnoredAny>,
 }

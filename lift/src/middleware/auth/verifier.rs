@@ -239,6 +239,9 @@ impl Verifier {
         }
         claims::check_times(&parsed.claims, SystemTime::now(), self.inner.clock_skew)?;
         claims::check_audience(&parsed.claims, &trusted.config)?;
+        claims::check_type(parsed.header.typ.as_ref(), &trusted.config)?;
+        claims::check_token_use(&parsed.claims, &trusted.config)?;
+        claims::check_client(&parsed.claims, &trusted.config)?;
         let principal = claims::principal(&parsed.claims, &trusted.config)?;
         Ok(Verified { principal, claims: claims::into_claims(parsed.claims) })
     }

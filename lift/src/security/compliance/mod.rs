@@ -7,7 +7,9 @@
 //!   audit entries, as held, violated, unknown or not applicable ([`Verdict`]).
 //!   [`builtin`] lists the shipped ones; [`rule`] makes a custom one from a closure.
 //! - **The middleware** ([`ComplianceLayer`]) sanitizes headers and query strings, blocks
-//!   critical violations before the handler runs, and records every check.
+//!   critical violations before the handler runs, and records every check. It buffers the
+//!   request body up to a [`BodyLimit`] (6 MiB unless the request carries another) and
+//!   answers a larger one 413, recording nothing.
 //! - **The report** ([`ComplianceReport`]), per framework: its requirements, how often each
 //!   applied, held, was violated, blocked or unknown, the evidence (request ids, details),
 //!   and the verified audit chains. A framework is [`Status::Pass`] only when every one of
@@ -33,6 +35,7 @@ mod report;
 mod rule;
 mod rules;
 
+pub use crate::buffered::BodyLimit;
 pub use layer::{check, judge, sanitize, Compliance, ComplianceLayer, LogTap};
 pub use report::{
     AuditEvidence, AuditStorageCounts, CheckpointEvidence, ComplianceRecorder, ComplianceReport, Evidence,

@@ -14,7 +14,7 @@ use super::{SecretBytes, SecretString, SecretsError};
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// How long past its TTL a value may still be served while refreshes fail, by default.
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(15 * 60);
-/// How long a failed refresh keeps the cache from calling again, by default.
+/// How long a failed fetch keeps the cache from calling again, by default.
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A Secrets Manager client with a TTL cache, shared by every invocation of the process.
@@ -22,9 +22,17 @@ pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// - a value is fetched once, then served from memory for the TTL;
 /// - after the TTL the next [`get`](SecretsCache::get) fetches it again (one call for
 ///   all concurrent callers of the same secret) and so picks up rotations;
-/// - if that refresh fails (throttled, unreachable), the last value is served with a
-///   warning for up to `max_staleness` past its TTL, and the cache waits `retry_backoff`
-///   before it calls again; past that bound, or with nothing cached, `get` fails.
+/// - if that refresh fails for a reason that may pass (throttled, unreachable, a 5xx), the
+///   last value is served with a warning for up to `max_staleness` past its TTL; past that
+///   bound, or with nothing cached, `get` fails;
+/// - if Secrets Manager answers that the secret is gone or no longer readable
+///   (`ResourceNotFoundException`, `AccessDeniedException`, `InvalidRequestException` for
+///   a secret marked for deletion, `DecryptionFailure` for a KMS key that is disabled or
+///   no longer usable), the cached value is dropped and never served again: `get` fails
+///   until a fetch succeeds;
+/// - every failed fetch, with or without a cached value, keeps the cache from calling again
+///   for `retry_backoff`: meanwhile callers get the stale value (when allowed above) or the
+///   same error, so a failing secret costs one call per backoff, not one per caller.
 ///
 /// Ages are measured with `tokio::time::Instant`, so tests can move time with tokio's
 /// clock. Values are never logged; errors carry the secret id, never a value.
@@ -61,16 +69,36 @@ struct Inner {
 
 #[derive(Default)]
 struct Slot {
-    entry: RwLock<Option<Entry>>,
+    state: RwLock<State>,
     /// Held while fetching, so concurrent callers of one secret make one call.
     refresh: tokio::sync::Mutex<()>,
+}
+
+/// What is known of one secret: the last value fetched, and the last fetch that failed
+/// since (kept even with no value, so callers within the backoff do not call again).
+#[derive(Clone, Default)]
+struct State {
+    entry: Option<Entry>,
+    failure: Option<Failure>,
 }
 
 #[derive(Clone)]
 struct Entry {
     value: SecretValue,
     fetched_at: Instant,
-    failed_at: Option<Instant>,
+}
+
+#[derive(Clone)]
+struct Failure {
+    error: SecretsError,
+    at: Instant,
+}
+
+/// What a caller gets without calling Secrets Manager, if anything.
+enum Cached {
+    Serve(SecretValue),
+    Fail(SecretsError),
+    Fetch,
 }
 
 impl std::fmt::Debug for SecretsCache {
@@ -107,57 +135,89 @@ impl SecretsCache {
         })
     }
 
-    /// Fetches a secret now, whatever its age (after a known rotation, say).
+    /// Fetches a secret now, whatever its age or a recent failure (after a known rotation,
+    /// say). A failure is recorded as one by [`get`](Self::get) is.
     pub async fn refresh(&self, id: &str) -> Result<(), SecretsError> {
         let slot = self.slot(id);
         let _fetching = slot.refresh.lock().await;
-        let value = self.fetch(id).await?;
-        slot.store(Entry { value, fetched_at: Instant::now(), failed_at: None });
-        Ok(())
+        self.fetch_into(id, &slot).await.map(drop)
     }
 
     async fn value(&self, id: &str) -> Result<SecretValue, SecretsError> {
         let slot = self.slot(id);
-        if let Some(value) = self.usable(&slot) {
-            return Ok(value);
+        match self.cached(&slot) {
+            Cached::Serve(value) => return Ok(value),
+            Cached::Fail(err) => return Err(err),
+            Cached::Fetch => {}
         }
         let _fetching = slot.refresh.lock().await;
         // Another caller may have refreshed it, or just failed to, while we waited.
-        if let Some(value) = self.usable(&slot) {
-            return Ok(value);
+        match self.cached(&slot) {
+            Cached::Serve(value) => return Ok(value),
+            Cached::Fail(err) => return Err(err),
+            Cached::Fetch => {}
         }
-        match self.fetch(id).await {
-            Ok(value) => {
-                slot.store(Entry { value: value.clone(), fetched_at: Instant::now(), failed_at: None });
-                Ok(value)
-            }
-            Err(err) => {
-                let current = slot.current();
-                match current {
-                    Some(mut entry)
-                        if entry.fetched_at.elapsed() < self.inner.ttl + self.inner.max_staleness =>
-                    {
-                        tracing::warn!(secret_id = id, error = %err, "secret refresh failed; serving the cached value");
-                        entry.failed_at = Some(Instant::now());
-                        slot.store(entry.clone());
-                        Ok(entry.value)
-                    }
-                    _ => Err(err),
+        match self.fetch_into(id, &slot).await {
+            Ok(value) => Ok(value),
+            Err(err) => match self.stale(&slot.current()) {
+                Some(value) => {
+                    tracing::warn!(secret_id = id, error = %err, "secret refresh failed; serving the cached value");
+                    Ok(value)
                 }
-            }
+                None => Err(err),
+            },
         }
     }
 
-    /// The cached value if it is fresh, or stale but inside the bounds while the last
-    /// refresh failed recently (no call then: the service is throttled or down).
-    fn usable(&self, slot: &Slot) -> Option<SecretValue> {
-        let entry = slot.current()?;
-        let age = entry.fetched_at.elapsed();
-        if age < self.inner.ttl {
-            return Some(entry.value);
+    /// Calls Secrets Manager and records the outcome: the value, or the failure (and, for a
+    /// secret that is gone or no longer readable, no value any more).
+    async fn fetch_into(&self, id: &str, slot: &Slot) -> Result<SecretValue, SecretsError> {
+        let outcome = self.fetch(id).await;
+        let mut state = slot.state.write().unwrap_or_else(|e| e.into_inner());
+        match &outcome {
+            Ok(value) => {
+                *state = State {
+                    entry: Some(Entry { value: value.clone(), fetched_at: Instant::now() }),
+                    failure: None,
+                };
+            }
+            Err(error) => {
+                if revoked(error) {
+                    state.entry = None;
+                }
+                state.failure = Some(Failure { error: error.clone(), at: Instant::now() });
+            }
         }
-        let backing_off = entry.failed_at.is_some_and(|at| at.elapsed() < self.inner.retry_backoff);
-        (backing_off && age < self.inner.ttl + self.inner.max_staleness).then_some(entry.value)
+        outcome
+    }
+
+    /// What the cache answers without a call: a fresh value; while the last fetch failed
+    /// less than the backoff ago, the stale value if it may be served, else that failure's
+    /// error; otherwise nothing (fetch).
+    fn cached(&self, slot: &Slot) -> Cached {
+        let state = slot.current();
+        if let Some(entry) = &state.entry {
+            if entry.fetched_at.elapsed() < self.inner.ttl {
+                return Cached::Serve(entry.value.clone());
+            }
+        }
+        match &state.failure {
+            Some(failure) if failure.at.elapsed() < self.inner.retry_backoff => match self.stale(&state) {
+                Some(value) => Cached::Serve(value),
+                None => Cached::Fail(failure.error.clone()),
+            },
+            _ => Cached::Fetch,
+        }
+    }
+
+    /// The cached value while it is inside TTL + max staleness, when the last failure (if
+    /// any) allows a stale value at all.
+    fn stale(&self, state: &State) -> Option<SecretValue> {
+        if state.failure.as_ref().is_some_and(|f| revoked(&f.error)) {
+            return None;
+        }
+        let entry = state.entry.as_ref()?;
+        (entry.fetched_at.elapsed() < self.inner.ttl + self.inner.max_staleness).then(|| entry.value.clone())
     }
 
     fn slot(&self, id: &str) -> Arc<Slot> {
@@ -188,12 +248,28 @@ impl SecretsCache {
 }
 
 impl Slot {
-    fn current(&self) -> Option<Entry> {
-        self.entry.read().unwrap_or_else(|e| e.into_inner()).clone()
+    fn current(&self) -> State {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
 
-    fn store(&self, entry: Entry) {
-        *self.entry.write().unwrap_or_else(|e| e.into_inner()) = Some(entry);
+/// Whether a failure says the secret is gone or no longer readable by this function, rather
+/// than that the service could not answer now: after one of these no cached value is
+/// served, however fresh, so a deleted or revoked secret stops working at the next fetch.
+///
+/// `InvalidRequestException` is what `GetSecretValue` answers for a secret marked for
+/// deletion (during its recovery window); `DecryptionFailure`, for a KMS key that is
+/// disabled or that the function may no longer use.
+fn revoked(err: &SecretsError) -> bool {
+    match err {
+        SecretsError::NotFound { .. } | SecretsError::Empty { .. } => true,
+        SecretsError::Fetch { reason, .. } => {
+            matches!(
+                reason.as_str(),
+                "AccessDeniedException" | "InvalidRequestException" | "DecryptionFailure"
+            )
+        }
+        SecretsError::NotText { .. } | SecretsError::InvalidConfig(_) => false,
     }
 }
 
@@ -286,7 +362,8 @@ impl SecretsCacheBuilder {
         self
     }
 
-    /// How long a failed refresh keeps the cache from calling again (serving the stale value).
+    /// How long a failed fetch keeps the cache from calling again: meanwhile callers get the
+    /// stale value where one may be served, else the failure's error.
     pub fn retry_backoff(mut self, backoff: Duration) -> Self {
         self.retry_backoff = Some(backoff);
         self
@@ -309,5 +386,37 @@ impl SecretsCacheBuilder {
         };
         futures_util::future::try_join_all(self.prefetch.iter().map(|id| cache.refresh(id))).await?;
         Ok(cache)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(reason: &str) -> SecretsError {
+        SecretsError::Fetch { id: "db".into(), reason: reason.into() }
+    }
+
+    #[test]
+    fn only_answers_that_the_secret_is_gone_or_unreadable_forbid_stale_values() {
+        for gone in [
+            SecretsError::NotFound { id: "db".into() },
+            SecretsError::Empty { id: "db".into() },
+            fetch("AccessDeniedException"),
+            fetch("InvalidRequestException"),
+            fetch("DecryptionFailure"),
+        ] {
+            assert!(revoked(&gone), "{gone}");
+        }
+        for passing in [
+            fetch("ThrottlingException"),
+            fetch("InternalServiceError"),
+            fetch("ServiceUnavailable"),
+            fetch("timeout"),
+            fetch("dispatch failure"),
+            fetch("unreadable response"),
+        ] {
+            assert!(!revoked(&passing), "{passing}");
+        }
     }
 }

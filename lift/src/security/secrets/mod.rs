@@ -2,8 +2,11 @@
 //!
 //! [`SecretsCache`] fetches secrets with `GetSecretValue`, prefetches the ones a function
 //! needs at init, serves them from memory for a TTL, refreshes them on expiry (so
-//! rotations are picked up), and while a refresh fails serves the last value for a
-//! bounded time with a warning. Values come back as [`SecretString`] / [`SecretBytes`],
+//! rotations are picked up), and while a refresh fails for a passing reason (throttled,
+//! unreachable, 5xx) serves the last value for a bounded time with a warning; a secret
+//! that is gone or no longer readable (not found, access denied) is never served from the
+//! cache again. A failed fetch is remembered for a backoff, so callers meanwhile make no
+//! further calls. Values come back as [`SecretString`] / [`SecretBytes`],
 //! whose `Debug` and `Display` print `[REDACTED]`; only `expose()` yields the value.
 //! Errors ([`SecretsError`]) name the secret id, never a value.
 //!

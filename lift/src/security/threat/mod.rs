@@ -24,6 +24,8 @@
 //!   request; a store that cannot be read fails open, logged.
 //!
 //! Mount it outside the handlers and inside authentication (so the principal is known).
+//! It buffers the request body up to a [`BodyLimit`] (6 MiB unless the request carries
+//! another) and answers a larger one 413 without looking further.
 //!
 //! # Examples
 //!
@@ -59,6 +61,7 @@ mod service;
 mod ssrf;
 mod store;
 
+pub use crate::buffered::BodyLimit;
 pub use alert::{WebhookAlert, DEFAULT_ALERT_TIMEOUT};
 pub use behaviour::{BehaviourMonitor, Signal};
 pub use detect::{Detectors, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH};
