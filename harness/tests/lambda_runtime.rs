@@ -2,9 +2,10 @@
 //! `lambda-hello`) and shell bootstraps: Lambda's environment and headers, the function's
 //! credentials (never the harness's own), timeouts, freeze, memory and CPU limits, reserved
 //! concurrency, reaping, each sandbox's own `/tmp`, output that is not UTF-8, Lambda's errors,
-//! the Runtime API's answers to late, oversized and repeated posts, the Invoke API (also
-//! through the stock `aws` CLI) with its asynchronous invocations and their retries, the HTTP
-//! API front, the cold-start gate, and how cgroup tests skip.
+//! the Runtime API's answers to late, oversized and repeated posts, the unprivileged sandbox
+//! user with Lambda's open-file and process limits, the Invoke API (also through the stock
+//! `aws` CLI) with its asynchronous invocations and their retries, the HTTP API front, the
+//! cold-start gate, and how cgroup tests skip.
 
 use std::time::{Duration, Instant};
 
@@ -277,7 +278,8 @@ async fn reserved_concurrency_runs_exactly_that_many_at_once_and_throttles_the_r
     let _shared = CPU.read().await;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("lift-concurrency-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(dir.join("running")).unwrap();
+    shared_dir(&dir);
+    shared_dir(&dir.join("running"));
     // Each invocation marks itself running, records how many are running with it, and holds
     // until the test releases it.
     let handler = r#"mkdir "$DIR/running/$id"
@@ -337,12 +339,21 @@ async fn idle_sandboxes_are_reaped_after_the_idle_timeout() {
     assert!(invoke(&lambda, json!({})).await.cold_start);
 }
 
+/// Makes `dir`, writable by every user: a place outside its `TMPDIR` where a sandbox, which
+/// runs as an unprivileged user of its own when the tests run as root, leaves what the test
+/// reads after the sandbox (and its `TMPDIR`) is gone.
+fn shared_dir(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
 /// A bootstrap that starts helpers which outlive the runtime process, then execs the fixture:
 /// one helper in the bootstrap's process group and, where cgroups hold the sandbox, one that
 /// left the group with `setsid`. Each writes its pid to `$HELPER_DIR/pids`; after 2 s it
 /// logs `orphan`, leaves a marker file and lives 5 s more, unless the sandbox's end killed it.
 fn with_outliving_helpers(name: &str, dir: &std::path::Path) -> FunctionBuilder {
-    std::fs::create_dir_all(dir).unwrap();
+    shared_dir(dir);
     let setsid = if cgroups_available() {
         "setsid sh -c 'sleep 2; echo orphan; touch \"$HELPER_DIR/setsid-ran\"; sleep 5' &\necho $! >> \"$HELPER_DIR/pids\"\n"
     } else {
@@ -1160,6 +1171,72 @@ async fn each_sandbox_has_its_own_tmp_kept_across_warm_invocations_and_removed_w
     let next = lambda.invoke("tmp", "{}").await.unwrap();
     assert!(next.cold_start);
     assert_eq!(next.json()["files"], "", "{}", next.json());
+}
+
+/// `Uid:` or `Gid:` of this process, effective: the second number of that line of
+/// `/proc/self/status`.
+fn own_id(line: &str) -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let ids = status.lines().find_map(|l| l.strip_prefix(line)).unwrap();
+    ids.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+/// The test [`the_sandbox_user_is_the_one_lift_lambda_sandbox_user_names`] runs again with
+/// another sandbox user.
+const SANDBOX_USER_TEST: &str = "a_function_runs_as_an_unprivileged_user_that_may_write_only_its_tmp";
+
+/// As on Lambda, where a function runs as `sbx_user1051`: a harness running as root runs its
+/// sandboxes as 65534:65534 (or the ids `LIFT_LAMBDA_SANDBOX_USER` names), which may write the
+/// sandbox's `TMPDIR` and not its task root, under Lambda's limits of 1,024 open files and
+/// 1,024 processes.
+#[tokio::test]
+async fn a_function_runs_as_an_unprivileged_user_that_may_write_only_its_tmp() {
+    let _shared = CPU.read().await;
+    let handler = r#"  if touch "$LAMBDA_TASK_ROOT/written" 2>/dev/null; then root=writable; else root=read-only; fi
+  if touch "$TMPDIR/written" 2>/dev/null; then tmp=writable; else tmp=read-only; fi
+  pids=$(grep ':pids:' /proc/self/cgroup | cut -d: -f3)
+  printf '{"uid":"%s","gid":"%s","task_root":"%s","tmp":"%s","nofile":"%s %s","pids":"%s"}' \
+    "$(id -u)" "$(id -g)" "$root" "$tmp" "$(ulimit -Sn)" "$(ulimit -Hn)" "$pids""#;
+    let lambda = lambda_with(shell_function("identity", handler));
+    let out = lambda.invoke("identity", "{}").await.unwrap();
+    assert!(out.function_error.is_none(), "{:?}", out.payload);
+    let seen = out.json();
+    let (own_uid, own_gid) = (own_id("Uid:"), own_id("Gid:"));
+    let (uid, gid) = match std::env::var("LIFT_LAMBDA_SANDBOX_USER") {
+        _ if own_uid != "0" => (own_uid.clone(), own_gid),
+        Ok(ids) => ids.split_once(':').map(|(u, g)| (u.to_owned(), g.to_owned())).unwrap(),
+        Err(_) => ("65534".to_owned(), "65534".to_owned()),
+    };
+    assert_eq!((seen["uid"].as_str(), seen["gid"].as_str()), (Some(&*uid), Some(&*gid)), "{seen}");
+    assert_eq!(seen["tmp"], "writable", "{seen}");
+    // The task root belongs to this process's user: only another user is kept out of it.
+    if uid != own_uid {
+        assert_eq!(seen["task_root"], "read-only", "{seen}");
+    }
+    assert_eq!(seen["nofile"], "1024 1024", "{seen}");
+    if cgroups_for_test("a_function_runs_as_an_unprivileged_user_that_may_write_only_its_tmp (pids)") {
+        assert_eq!(seen["pids"], format!("/lift-lambda/{}", out.sandbox_id), "{seen}");
+        // The sandbox stays, idle, with its groups: the limit it ran under.
+        let group = std::path::Path::new("/sys/fs/cgroup/pids/lift-lambda").join(&out.sandbox_id);
+        assert_eq!(std::fs::read_to_string(group.join("pids.max")).unwrap().trim(), "1024");
+    }
+}
+
+#[test]
+fn the_sandbox_user_is_the_one_lift_lambda_sandbox_user_names() {
+    // Set for the child process only, which reads it once, at its first sandbox.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", SANDBOX_USER_TEST, "--test-threads", "1"])
+        .env("LIFT_LAMBDA_SANDBOX_USER", "4321:4322")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(&format!("test {SANDBOX_USER_TEST} ... ok")),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 #[tokio::test]

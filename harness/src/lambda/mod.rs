@@ -20,10 +20,13 @@
 //! the bootstrap, so rebuilding it changes what every version runs), deleting versions,
 //! provisioned concurrency, and per-alias or per-version concurrency settings.
 //!
-//! Limits use cgroups v1 (`freezer`, `memory`, `cpu`) under `/sys/fs/cgroup/<ctl>/lift-lambda`,
-//! the memory limit covering swap too where the kernel accounts for swap (Lambda has none);
-//! where those cannot be written, one notice is printed and sandboxes run without memory and
-//! CPU limits, frozen with `SIGSTOP`/`SIGCONT` of their process group instead.
+//! Limits use cgroups v1 (`freezer`, `memory`, `cpu`, `pids`) under
+//! `/sys/fs/cgroup/<ctl>/lift-lambda`, the memory limit covering swap too where the kernel
+//! accounts for swap (Lambda has none), `pids.max` being Lambda's 1,024 processes and threads;
+//! where those cannot be written, one notice is printed and sandboxes run without memory, CPU
+//! and process limits, frozen with `SIGSTOP`/`SIGCONT` of their process group instead. Each
+//! process of a sandbox may open 1,024 files, and a harness running as root runs sandboxes as
+//! an unprivileged user (see [`sandbox`]).
 //!
 //! # Examples
 //!

@@ -1,6 +1,28 @@
 //! One sandbox: the function's bootstrap binary as a child process with Lambda's
-//! environment, its own Runtime API, its cgroups (freezer, memory limit, CFS quota) and its
-//! own temporary directory.
+//! environment, its own Runtime API, its cgroups (freezer, memory limit, CFS quota, process
+//! limit), its own temporary directory, an open-file limit, and, when the harness runs as
+//! root, an unprivileged user of its own.
+//!
+//! Lambda's limits on an execution environment that no function configures are constants
+//! here, with Lambda's documented values: [`FILE_DESCRIPTOR_LIMIT`], [`PROCESS_LIMIT`], and
+//! the user a function runs as, [`SANDBOX_USER`] (`LIFT_LAMBDA_SANDBOX_USER=UID:GID` in the
+//! harness's environment chooses another). A sandbox's process starts as `/bin/sh`, which
+//! joins the cgroups, sets the open-file limit, drops to the sandbox user through util-linux's
+//! `setpriv` and execs the bootstrap: one process all along, limited from the bootstrap's first
+//! instruction.
+//!
+//! The user makes what Lambda forbids fail here too: writing next to the bootstrap (Lambda's
+//! `/var/task` is read-only), reading the harness user's private files (`/root/.aws`), binding
+//! a port below 1024 (where the kernel keeps its default `ip_unprivileged_port_start`). The
+//! task root is read-only to the sandbox only as far as its permissions say: there is no mount
+//! namespace, so a directory the sandbox user may write stays writable, and so does the host's
+//! `/tmp`. `setpriv` also sets `no_new_privs`, so a set-user-ID program (`sudo`, `su`) cannot
+//! take the sandbox back to root. A harness running as root without a working `setpriv` starts
+//! no sandbox (the invocation fails with `Runtime.Unknown`, naming util-linux) rather than
+//! quietly running functions as root; `LIFT_LAMBDA_SANDBOX_USER=0:0` is the way to choose
+//! root. A bootstrap the sandbox user may not read and execute, or whose directories it may
+//! not search, is Lambda's `Runtime.InvalidEntrypoint`, with a warning that names the path in
+//! the way.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -16,8 +38,13 @@ use super::runtime_api::{Received, RuntimeApi};
 
 /// The cgroup v1 hierarchy root.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-/// The controllers a sandbox uses.
-const CONTROLLERS: [&str; 3] = ["freezer", "memory", "cpu"];
+/// The controllers a sandbox uses; a sandbox's group directories are in this order.
+const CONTROLLERS: [&str; 4] = ["freezer", "memory", "cpu", "pids"];
+// The index of each controller in `CONTROLLERS`, and of its group in a sandbox's `dirs`.
+const FREEZER: usize = 0;
+const MEMORY: usize = 1;
+const CPU: usize = 2;
+const PIDS: usize = 3;
 /// Our parent group under each controller.
 const PARENT: &str = "lift-lambda";
 /// The sandbox group's CFS weight (a plain process has 1024).
@@ -32,12 +59,32 @@ const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
 /// milliseconds, and a busy machine may stretch that.
 const FREEZE_WAIT: Duration = Duration::from_secs(1);
 
+/// The open files each process of a sandbox may have: Lambda's quota of 1,024 file
+/// descriptors per execution environment, set as the soft and the hard `RLIMIT_NOFILE`, so
+/// the function cannot raise it. A limit per process: a sandbox of several processes could
+/// hold more in all, which Lambda would refuse.
+pub const FILE_DESCRIPTOR_LIMIT: u64 = 1024;
+
+/// The processes and threads a sandbox may run at once: Lambda's quota of 1,024 per execution
+/// environment, the `pids.max` of the sandbox's pids cgroup (without cgroups, no limit). Not
+/// an `RLIMIT_NPROC`: that counts every process of the user, across sandboxes and beyond, and
+/// binds no process running as root.
+pub const PROCESS_LIMIT: u64 = 1024;
+
+/// The user and group ids a sandbox runs as when the harness runs as root: 65534, `nobody` and
+/// `nogroup` on most systems, used by number so that no named user need exist. Lambda runs a
+/// function as an unprivileged user (`sbx_user1051`), never as root.
+/// `LIFT_LAMBDA_SANDBOX_USER=UID:GID` in the harness's environment chooses other ids, e.g. a
+/// user that may read a project under a private home directory; `0:0` runs sandboxes as root,
+/// unlike Lambda. A harness that does not run as root runs its sandboxes as its own user.
+pub const SANDBOX_USER: (u32, u32) = (65534, 65534);
+
 /// Whether cgroups v1 can be written here; probed once, with one printed notice when not.
 pub fn cgroups_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         if std::env::var_os("LIFT_LAMBDA_NO_CGROUPS").is_some() {
-            eprintln!("lift-harness lambda: LIFT_LAMBDA_NO_CGROUPS is set: sandboxes run without memory and CPU limits, frozen with SIGSTOP");
+            eprintln!("lift-harness lambda: LIFT_LAMBDA_NO_CGROUPS is set: sandboxes run without memory, CPU and process limits, frozen with SIGSTOP");
             return false;
         }
         let ok = CONTROLLERS.iter().all(|c| {
@@ -54,8 +101,9 @@ pub fn cgroups_available() -> bool {
         });
         if !ok {
             eprintln!(
-                "lift-harness lambda: cgroups v1 (freezer, memory, cpu) under {CGROUP_ROOT} are not writable: \
-                 sandboxes run without memory and CPU limits, frozen with SIGSTOP/SIGCONT (run as root for the limits)"
+                "lift-harness lambda: cgroups v1 ({}) under {CGROUP_ROOT} are not writable: \
+                 sandboxes run without memory, CPU and process limits, frozen with SIGSTOP/SIGCONT (run as root for the limits)",
+                CONTROLLERS.join(", ")
             );
         }
         ok
@@ -78,7 +126,7 @@ pub fn cgroups_for_test(test: &str) -> bool {
         return true;
     }
     let reason =
-        format!("{test}: cgroups v1 (freezer, memory, cpu) under {CGROUP_ROOT} are not writable here");
+        format!("{test}: cgroups v1 ({}) under {CGROUP_ROOT} are not writable here", CONTROLLERS.join(", "));
     if std::env::var("LIFT_REQUIRE_CGROUPS").is_ok_and(|v| v == "1") {
         panic!("{reason}, and LIFT_REQUIRE_CGROUPS=1 requires them");
     }
@@ -172,12 +220,13 @@ impl Cgroup {
         for dir in &dirs {
             std::fs::create_dir_all(dir)?;
         }
-        set_memory_limit(&dirs[1], u64::from(function.memory_mb) * 1024 * 1024)?;
-        std::fs::write(dirs[2].join("cpu.cfs_period_us"), CFS_PERIOD_US.to_string())?;
-        std::fs::write(dirs[2].join("cpu.cfs_quota_us"), function.cpu_quota_us(CFS_PERIOD_US).to_string())?;
+        set_memory_limit(&dirs[MEMORY], u64::from(function.memory_mb) * 1024 * 1024)?;
+        std::fs::write(dirs[CPU].join("cpu.cfs_period_us"), CFS_PERIOD_US.to_string())?;
+        std::fs::write(dirs[CPU].join("cpu.cfs_quota_us"), function.cpu_quota_us(CFS_PERIOD_US).to_string())?;
         // On Lambda the share is the sandbox's own; on a shared machine a high weight lets
         // the sandbox take its share from busy neighbours, so the quota is what limits it.
-        std::fs::write(dirs[2].join("cpu.shares"), SANDBOX_CPU_SHARES.to_string())?;
+        std::fs::write(dirs[CPU].join("cpu.shares"), SANDBOX_CPU_SHARES.to_string())?;
+        std::fs::write(dirs[PIDS].join("pids.max"), PROCESS_LIMIT.to_string())?;
         Ok(Self { dirs })
     }
 
@@ -204,7 +253,7 @@ impl Cgroup {
     fn kill_all(&self) {
         let pids: Vec<String> = self.procs().iter().map(u32::to_string).collect();
         send_signal("-KILL", &pids);
-        let _ = std::fs::write(self.dirs[0].join("freezer.state"), "THAWED");
+        let _ = std::fs::write(self.dirs[FREEZER].join("freezer.state"), "THAWED");
     }
 
     /// Removes the groups, once every process in them has died.
@@ -218,7 +267,7 @@ impl Cgroup {
             self.kill_all();
             std::thread::sleep(Duration::from_millis(10));
         }
-        tracing::warn!(group = %self.dirs[0].display(), pids = ?self.procs(), "a sandbox's cgroup outlived its processes' kill");
+        tracing::warn!(group = %self.dirs[FREEZER].display(), pids = ?self.procs(), "a sandbox's cgroup outlived its processes' kill");
     }
 }
 
@@ -288,6 +337,149 @@ fn tmp_root() -> PathBuf {
     std::env::temp_dir().join("lift-lambda")
 }
 
+/// The ids a sandbox drops to, or `None` to run it as the harness runs: a harness that does
+/// not run as root cannot switch users, and `LIFT_LAMBDA_SANDBOX_USER=0:0` asks for root. Read
+/// once; a malformed `LIFT_LAMBDA_SANDBOX_USER` fails every spawn, saying why.
+fn sandbox_user() -> Result<Option<(u32, u32)>, String> {
+    static USER: OnceLock<Result<Option<(u32, u32)>, String>> = OnceLock::new();
+    USER.get_or_init(|| {
+        if effective_uid() != Some(0) {
+            return Ok(None);
+        }
+        let user = match std::env::var("LIFT_LAMBDA_SANDBOX_USER") {
+            Ok(value) => parse_user(&value)?,
+            Err(_) => SANDBOX_USER,
+        };
+        Ok((user != (0, 0)).then_some(user))
+    })
+    .clone()
+}
+
+/// `UID:GID`, both numbers.
+fn parse_user(value: &str) -> Result<(u32, u32), String> {
+    value
+        .split_once(':')
+        .and_then(|(uid, gid)| Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?)))
+        .ok_or_else(|| {
+            format!("LIFT_LAMBDA_SANDBOX_USER must be UID:GID in numbers (e.g. 65534:65534), not {value:?}")
+        })
+}
+
+/// This process's effective user id: the second number of `Uid:` in `/proc/self/status`.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The absolute path of util-linux's `setpriv`, with which a sandbox started as root drops to
+/// its user: the first on the harness's `PATH` or in the system's directories that answers
+/// `--version`, looked up once. The wrapper names it by path because the sandbox gets Lambda's
+/// `PATH`, which a function may change.
+fn setpriv() -> Option<&'static Path> {
+    static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
+    SETPRIV
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+                .map(|dir| dir.join("setpriv"))
+                .filter(|p| p.is_absolute() && is_executable(p))
+                .find(|p| {
+                    std::process::Command::new(p)
+                        .arg("--version")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+        })
+        .as_deref()
+}
+
+/// Why a sandbox cannot drop to `user` without `setpriv`.
+fn no_setpriv((uid, gid): (u32, u32)) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "the harness runs as root, so its sandboxes run unprivileged as on Lambda, as {uid}:{gid}; dropping to \
+             that user needs `setpriv` from util-linux, and none answers `setpriv --version` on PATH or in \
+             /usr/bin, /bin, /usr/sbin, /sbin. Install util-linux (on Alpine, the setpriv package), or set \
+             LIFT_LAMBDA_SANDBOX_USER=0:0 to run sandboxes as root, unlike Lambda"
+        ),
+    )
+}
+
+/// The open-file limit a sandbox gets: [`FILE_DESCRIPTOR_LIMIT`], or the harness's own hard
+/// limit where that is lower (anyone may lower a limit; raising one takes
+/// `CAP_SYS_RESOURCE`), which is said once.
+fn file_descriptor_limit() -> u64 {
+    static LIMIT: OnceLock<u64> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let hard = std::fs::read_to_string("/proc/self/limits").ok().and_then(|l| hard_open_files(&l));
+        match hard {
+            Some(hard) if hard < FILE_DESCRIPTOR_LIMIT => {
+                tracing::warn!(
+                    "the harness may open only {hard} files (its hard RLIMIT_NOFILE): sandboxes get {hard}, not Lambda's {FILE_DESCRIPTOR_LIMIT}"
+                );
+                hard
+            }
+            _ => FILE_DESCRIPTOR_LIMIT,
+        }
+    })
+}
+
+/// The hard limit of `Max open files` in `/proc/<pid>/limits`; `None` when unlimited.
+fn hard_open_files(limits: &str) -> Option<u64> {
+    limits.lines().find_map(|l| l.strip_prefix("Max open files"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The `/bin/sh -c` script that makes the shell the sandbox: it joins the cgroups in `groups`,
+/// sets the open-file limit to `nofile`, then execs the bootstrap (`$0`), through `setpriv`
+/// (`$1`) as `user` when one is given. One process throughout, which keeps the bootstrap's pid
+/// and process group, so the bootstrap is limited from its first instruction and nothing of
+/// the wrapper stays behind.
+fn wrapper_script(groups: &[PathBuf], nofile: u64, user: Option<(u32, u32)>) -> String {
+    let mut steps: Vec<String> =
+        groups.iter().map(|d| format!("echo $$ > {}/cgroup.procs", d.display())).collect();
+    // Soft first: a hard limit below the soft one is refused.
+    steps.push(format!("ulimit -Sn {nofile}"));
+    steps.push(format!("ulimit -Hn {nofile}"));
+    steps.push(match user {
+        // `--no-new-privs`: no set-user-ID program takes the sandbox back to root.
+        Some((uid, gid)) => {
+            format!("exec \"$1\" --reuid={uid} --regid={gid} --clear-groups --no-new-privs -- \"$0\"")
+        }
+        None => "exec \"$0\"".to_owned(),
+    });
+    steps.join(" && ")
+}
+
+/// What keeps `user` from running `bin`, judged by permission bits (ACLs are not read): the
+/// first directory on the way, from `/` down, that it cannot search, else `bin` itself if it
+/// cannot read and execute it.
+fn blocked_path(bin: &Path, (uid, gid): (u32, u32)) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let allows = |path: &Path, bits: u32| {
+        std::fs::metadata(path).is_ok_and(|m| {
+            let shift = if m.uid() == uid {
+                6
+            } else if m.gid() == gid {
+                3
+            } else {
+                0
+            };
+            (m.mode() >> shift) & bits == bits
+        })
+    };
+    let bin = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+    let dirs: Vec<&Path> = bin.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()).collect();
+    match dirs.into_iter().rev().find(|d| !allows(d, 0o1)) {
+        Some(dir) => Some(dir.to_path_buf()),
+        None => (!allows(&bin, 0o5)).then_some(bin),
+    }
+}
+
 /// A running sandbox.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -322,6 +514,25 @@ impl Sandbox {
         if !is_executable(&function.bin) {
             return Err(SpawnError::InvalidEntrypoint(function.bin.clone()));
         }
+        let user = sandbox_user().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let setpriv = match user {
+            Some(user) => Some(setpriv().ok_or_else(|| no_setpriv(user))?),
+            None => None,
+        };
+        if let Some((uid, gid)) = user {
+            if let Some(blocked) = blocked_path(&function.bin, (uid, gid)) {
+                // Lambda's answer to a bootstrap its user cannot run; the cause here is often
+                // the machine (a project in a private home directory), so it is said too.
+                tracing::warn!(
+                    bootstrap = %function.bin.display(),
+                    "the sandbox user {uid}:{gid} cannot run the bootstrap: {} is not open to it. Lambda runs a \
+                     function unprivileged: make the path readable and searchable by others, or set \
+                     LIFT_LAMBDA_SANDBOX_USER=UID:GID to a user that may read it (0:0 runs sandboxes as root, unlike Lambda)",
+                    blocked.display()
+                );
+                return Err(SpawnError::InvalidEntrypoint(function.bin.clone()));
+            }
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let date = time::OffsetDateTime::now_utc();
         let stream = format!(
@@ -334,6 +545,15 @@ impl Sandbox {
         let (api, events) = RuntimeApi::start().await?;
         let tmp = tmp_root().join(&id);
         std::fs::create_dir_all(&tmp)?;
+        if let Some((uid, gid)) = user {
+            // The sandbox's `/tmp` is the one place it may write, as on Lambda.
+            if let Err(err) = std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                let message =
+                    format!("the sandbox's TMPDIR {} cannot go to {uid}:{gid}: {err}", tmp.display());
+                return Err(std::io::Error::new(err.kind(), message).into());
+            }
+        }
         let cgroup = match with_cgroups.then(|| Cgroup::create(&id, function)).transpose() {
             Ok(cgroup) => cgroup,
             Err(err) => {
@@ -342,18 +562,10 @@ impl Sandbox {
             }
         };
 
-        let mut cmd = match &cgroup {
-            // The shell joins the groups, then execs the bootstrap under the same pid, so the
-            // process is limited from its first instruction.
-            Some(cg) => {
-                let joins: Vec<String> =
-                    cg.dirs.iter().map(|d| format!("echo $$ > {}/cgroup.procs", d.display())).collect();
-                let mut cmd = tokio::process::Command::new("/bin/sh");
-                cmd.arg("-c").arg(format!("{} && exec \"$0\"", joins.join(" && "))).arg(&function.bin);
-                cmd
-            }
-            None => tokio::process::Command::new(&function.bin),
-        };
+        let groups = cgroup.as_ref().map(|cg| cg.dirs.as_slice()).unwrap_or_default();
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c").arg(wrapper_script(groups, file_descriptor_limit(), user)).arg(&function.bin);
+        cmd.args(setpriv);
         let task_root = function.bin.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         cmd.env_clear()
             .envs(lambda_env(function, &api.host(), &stream, &task_root, &tmp))
@@ -403,14 +615,14 @@ impl Sandbox {
             let _ = std::fs::remove_dir_all(&watched_tmp);
             let out_of_memory = watched
                 .as_ref()
-                .and_then(|cg| cg.read(1, "memory.oom_control"))
+                .and_then(|cg| cg.read(MEMORY, "memory.oom_control"))
                 .map(|s| oom_kills(&s) > 0)
                 .unwrap_or(false);
             // Read before the group goes: the invocation's REPORT needs the peak after the
             // process has died (an OOM kill above all).
             let peak_bytes = watched
                 .as_ref()
-                .and_then(|cg| cg.read(1, "memory.max_usage_in_bytes"))
+                .and_then(|cg| cg.read(MEMORY, "memory.max_usage_in_bytes"))
                 .and_then(|b| b.trim().parse::<u64>().ok());
             if let Ok(status) = status {
                 let _ = exit_tx.send(Some(Exit { status, out_of_memory, peak_bytes }));
@@ -451,7 +663,7 @@ impl Sandbox {
         }
         match &self.cgroup {
             Some(cg) => {
-                let state = cg.dirs[0].join("freezer.state");
+                let state = cg.dirs[FREEZER].join("freezer.state");
                 tokio::fs::write(&state, "FROZEN").await?;
                 let until = Instant::now() + FREEZE_WAIT;
                 loop {
@@ -488,7 +700,7 @@ impl Sandbox {
         }
         match &self.cgroup {
             Some(cg) => {
-                let _ = tokio::fs::write(cg.dirs[0].join("freezer.state"), "THAWED").await;
+                let _ = tokio::fs::write(cg.dirs[FREEZER].join("freezer.state"), "THAWED").await;
             }
             None => {
                 signal_group(self.pid, "-CONT");
@@ -506,7 +718,8 @@ impl Sandbox {
     /// process's `VmHWM`).
     pub fn max_memory_used_mb(&self) -> u64 {
         const MB: u64 = 1024 * 1024;
-        if let Some(bytes) = self.cgroup.as_ref().and_then(|cg| cg.read(1, "memory.max_usage_in_bytes")) {
+        let peak = self.cgroup.as_ref().and_then(|cg| cg.read(MEMORY, "memory.max_usage_in_bytes"));
+        if let Some(bytes) = peak {
             if let Ok(bytes) = bytes.trim().parse::<u64>() {
                 return bytes.div_ceil(MB);
             }
@@ -531,7 +744,7 @@ impl Sandbox {
         let ns = self
             .cgroup
             .as_ref()
-            .and_then(|cg| cg.read(2, "cpu.stat"))
+            .and_then(|cg| cg.read(CPU, "cpu.stat"))
             .and_then(|s| {
                 s.lines().find_map(|l| l.strip_prefix("throttled_time ").and_then(|v| v.trim().parse().ok()))
             })
@@ -769,22 +982,41 @@ mod tests {
         }
     }
 
+    /// A function named `name` whose bootstrap is `script`, in a new directory (its task root)
+    /// that only the harness's user may write; and that directory.
+    fn script_function(name: &str, script: &str) -> (PathBuf, Function) {
+        let dir = std::env::temp_dir().join(format!("lift-{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bootstrap = dir.join("bootstrap");
+        std::fs::write(&bootstrap, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, Function::builder(name, &bootstrap).build().unwrap())
+    }
+
+    /// Waits up to 5 s for `path` to exist, then reads it.
+    async fn read_when_written(path: &Path) -> Option<String> {
+        for _ in 0..500 {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                return Some(text);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
     /// A sandbox whose bootstrap starts two helpers that would live 30 s (one in its process
     /// group, one that left it with `setsid`, the latter only where the cgroup can find it),
     /// then runs `tail`; and the helpers' pids.
     async fn sandbox_with_helpers(with_cgroups: bool, tail: &str) -> (Sandbox, Vec<u32>) {
-        let dir = std::env::temp_dir().join(format!("lift-helpers-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
         let setsid = if with_cgroups { "setsid sleep 30 &\necho $! >> pids\n" } else { "" };
-        let bootstrap = dir.join("bootstrap");
-        std::fs::write(
-            &bootstrap,
-            format!("#!/bin/sh\ntrap '' HUP\nsleep 30 &\necho $! >> pids\n{setsid}{tail}\n"),
-        )
-        .unwrap();
+        let script = format!("#!/bin/sh\ntrap '' HUP\nsleep 30 &\necho $! >> pids\n{setsid}{tail}\n");
+        let (dir, function) = script_function("helpers", &script);
+        // The pids are written to the task root, which outlives a bootstrap that exits (its
+        // TMPDIR does not): open to the sandbox's user here.
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let function = Function::builder("helpers", &bootstrap).build().unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let sandbox = Sandbox::spawn_with(&function, &LogSink::new(false), with_cgroups).await.unwrap();
         let expected = if with_cgroups { 2 } else { 1 };
         for _ in 0..200 {
@@ -861,6 +1093,135 @@ mod tests {
             outcomes.push((with_cgroups, survivors(&pids).await));
         }
         assert!(outcomes.iter().all(|(_, survivors)| survivors.is_empty()), "{outcomes:?}");
+    }
+
+    /// A bootstrap that writes what it sees of its user and limits to `$TMPDIR/report` (a
+    /// report there is the proof that it may write its `/tmp`), then waits.
+    const REPORT_SCRIPT: &str = r#"#!/bin/sh
+{
+  echo "uid $(id -u)"
+  echo "gid $(id -g)"
+  echo "groups $(id -G)"
+  if touch "$LAMBDA_TASK_ROOT/written" 2>/dev/null; then echo "task_root writable"; else echo "task_root read-only"; fi
+  echo "nofile $(ulimit -Sn) $(ulimit -Hn)"
+  grep '^Max open files' /proc/self/limits
+  if command -v bash >/dev/null; then
+    echo "opened $(bash -c 'n=0; while [ $n -lt 1100 ] && exec {fd}</dev/null; do n=$((n+1)); done 2>/dev/null; echo $n')"
+  fi
+  echo "pids $(grep ':pids:' /proc/self/cgroup | cut -d: -f3)"
+} > "$TMPDIR/report.part" && mv "$TMPDIR/report.part" "$TMPDIR/report"
+exec sleep 30
+"#;
+
+    #[tokio::test]
+    async fn a_sandbox_runs_unprivileged_writing_only_its_tmp_under_lambdas_file_and_process_limits() {
+        let mut reports = Vec::new();
+        for with_cgroups in
+            modes("a_sandbox_runs_unprivileged_writing_only_its_tmp_under_lambdas_file_and_process_limits")
+        {
+            let (dir, function) = script_function("limits", REPORT_SCRIPT);
+            let mut sandbox =
+                Sandbox::spawn_with(&function, &LogSink::new(false), with_cgroups).await.unwrap();
+            let report = read_when_written(&sandbox.tmp.join("report")).await;
+            let pids_max = sandbox.cgroup.as_ref().and_then(|cg| cg.read(PIDS, "pids.max"));
+            sandbox.kill().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            reports.push((with_cgroups, sandbox.id.clone(), report, pids_max));
+        }
+        let limit = file_descriptor_limit();
+        for (with_cgroups, id, report, pids_max) in reports {
+            let report =
+                report.unwrap_or_else(|| panic!("cgroups {with_cgroups}: no report in the sandbox's TMPDIR"));
+            let field = |key: &str| {
+                report.lines().find_map(|l| l.strip_prefix(&format!("{key} "))).unwrap_or_default()
+            };
+            let context = format!("cgroups {with_cgroups}:\n{report}");
+            match sandbox_user().unwrap() {
+                Some((uid, gid)) => {
+                    assert_eq!(field("uid"), uid.to_string(), "{context}");
+                    assert_eq!(field("gid"), gid.to_string(), "{context}");
+                    assert_eq!(field("groups"), gid.to_string(), "no supplementary groups: {context}");
+                    assert_eq!(field("task_root"), "read-only", "{context}");
+                }
+                // Not root: the harness's own user, which may write the directory it made.
+                None => assert_eq!(field("uid"), effective_uid().unwrap().to_string(), "{context}"),
+            }
+            assert_eq!(field("nofile"), format!("{limit} {limit}"), "{context}");
+            let limits = field("Max").split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(limits, format!("open files {limit} {limit} files"), "{context}");
+            match field("opened").parse::<u64>() {
+                Ok(opened) => assert!(opened < limit, "opened {opened} files: {context}"),
+                Err(_) => eprintln!("the open-files half is not exercised: no bash here"),
+            }
+            if with_cgroups {
+                assert_eq!(field("pids"), format!("/{PARENT}/{id}"), "{context}");
+                assert_eq!(pids_max.as_deref().map(str::trim), Some("1024"), "{context}");
+            }
+        }
+    }
+
+    #[test]
+    fn sandbox_user_ids_are_two_numbers() {
+        assert_eq!(parse_user("65534:65534"), Ok((65534, 65534)));
+        assert_eq!(parse_user("1000:100"), Ok((1000, 100)));
+        for bad in ["nobody", "1000", "1000:", ":100", "-1:0", "nobody:nogroup"] {
+            let err = parse_user(bad).unwrap_err();
+            assert!(err.contains("LIFT_LAMBDA_SANDBOX_USER must be UID:GID"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_hard_open_file_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             63432                63432                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(hard_open_files(limits), Some(524_288));
+        assert_eq!(
+            hard_open_files("Max open files            unlimited            unlimited            files"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_wrapper_joins_the_groups_limits_open_files_then_execs_once_as_the_sandbox_user() {
+        let groups = [PathBuf::from("/cg/freezer/p/id"), PathBuf::from("/cg/pids/p/id")];
+        assert_eq!(
+            wrapper_script(&groups, 1024, Some((65534, 65534))),
+            "echo $$ > /cg/freezer/p/id/cgroup.procs && echo $$ > /cg/pids/p/id/cgroup.procs \
+             && ulimit -Sn 1024 && ulimit -Hn 1024 \
+             && exec \"$1\" --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- \"$0\""
+        );
+        assert_eq!(wrapper_script(&[], 1024, None), "ulimit -Sn 1024 && ulimit -Hn 1024 && exec \"$0\"");
+    }
+
+    #[tokio::test]
+    async fn a_bootstrap_the_sandbox_user_cannot_reach_is_an_invalid_entrypoint() {
+        use std::os::unix::fs::PermissionsExt;
+        let user = (65534, 65534);
+        let (dir, function) = script_function("private", "#!/bin/sh\nexit 0\n");
+        let bin = std::fs::canonicalize(function.bin()).unwrap();
+        let dir = std::fs::canonicalize(dir).unwrap();
+        let open = blocked_path(&bin, user);
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let unreadable = blocked_path(&bin, user);
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let private = blocked_path(&bin, user);
+        // The spawn refuses it as Lambda refuses a bootstrap it cannot run, when it would drop.
+        let spawned = match sandbox_user() {
+            Ok(Some(_)) => Some(Sandbox::spawn_with(&function, &LogSink::new(false), false).await),
+            _ => None,
+        };
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(open, None);
+        assert_eq!(unreadable, Some(bin.clone()));
+        assert_eq!(private, Some(dir));
+        if let Some(spawned) = spawned {
+            assert!(
+                matches!(spawned, Err(SpawnError::InvalidEntrypoint(ref p)) if *p == function.bin),
+                "{spawned:?}"
+            );
+        }
     }
 
     #[test]
