@@ -803,3 +803,231 @@ async fn a_payload_key_keeps_the_body_digest_out_of_reach() {
         "a key under 16 bytes is refused"
     );
 }
+
+/// The router decodes path parameters, so `/payments/p%5F1/refunds` and
+/// `/payments/p_1/refunds` are one refund of one payment: they share a record, and a retry
+/// whose path a proxy re-encoded replays instead of refunding twice. An escaped reserved
+/// character (`%2F`) is not its decoded form: `a%2Fb` is one id, `a/b` two segments.
+#[tokio::test]
+async fn percent_escapes_of_unreserved_characters_share_a_record_and_reserved_ones_do_not() {
+    let env = env().await;
+    let handler = Handler::created();
+    let svc = env.layer().layer(handler.clone());
+    let refund = |path: &str, key: &str| request(Method::POST, path, "acme", Some(key), r#"{"amount":100}"#);
+
+    let first = send(&svc, refund("/payments/p%5F1/refunds", "k-escaped")).await;
+    assert_eq!(first.status(), 201);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+    for retry in ["/payments/p_1/refunds", "/payments/p%5f1/refunds"] {
+        let replay = send(&svc, refund(retry, "k-escaped")).await;
+        assert_eq!(replay.headers()["idempotent-replayed"], "true", "{retry}");
+        assert_eq!(body(&replay), body(&first));
+    }
+    assert_eq!(handler.calls(), 1, "the refund ran once");
+
+    assert_eq!(send(&svc, refund("/payments/a%2Fb/refunds", "k-slash")).await.status(), 201);
+    let other = send(&svc, refund("/payments/a/b/refunds", "k-slash")).await;
+    assert_eq!(other.status(), 201);
+    assert!(!other.headers().contains_key("idempotent-replayed"), "a%2Fb and a/b are two paths");
+    let same = send(&svc, refund("/payments/a%2fb/refunds", "k-slash")).await;
+    assert_eq!(same.headers()["idempotent-replayed"], "true", "the case of an escape's hex is not a path");
+    assert_eq!(handler.calls(), 3);
+    assert_eq!(env.items().await.len(), 3);
+}
+
+const ISSUER: &str = "https://id.test.example";
+const SECRET: &[u8] = b"a-test-secret-of-thirty-two-bytes!";
+
+fn jwt() -> lift::middleware::auth::JwtLayer {
+    use lift::middleware::auth::{Issuer, JwtLayer};
+    JwtLayer::builder().issuer(Issuer::hs256(ISSUER, SECRET.to_vec()).any_audience()).build().unwrap()
+}
+
+/// A token of tenant `acme` with the scope `payments:write`.
+fn token(sub: &str, jti: &str) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "iss": ISSUER, "sub": sub, "iat": now, "exp": now + 600, "jti": jti,
+        "tenant_id": "acme", "scope": "payments:write",
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).unwrap()
+}
+
+/// The recommended stack puts idempotency innermost: a replay passes threat detection and
+/// the audit trail like a first attempt. Once the token's `jti` is revoked (or the caller
+/// blocked), the same key and body are refused 403, not answered the stored 201; every
+/// attempt has its audit entry, the replay marked as one. With idempotency outermost, as
+/// the stack had it, the revoked token kept getting the stored answer, unaudited.
+#[tokio::test]
+async fn a_replay_passes_threat_detection_and_the_audit_trail() {
+    use lift::middleware::auth::require_scope;
+    use lift::security::audit::{AuditLayer, AuditQuery, AuditTrail, Outcome};
+    use lift::security::threat::{BlockTarget, ThreatLayer, ThreatStore, TokenRef};
+
+    let env = env().await;
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let blocklist = local.create_table(&lift::store::tables::blocklist()).await.expect("the blocklist");
+    let audit = local.create_table(&lift::store::tables::audit()).await.expect("the audit table");
+    let threats = ThreatStore::new(env.client.clone()).with_table(blocklist);
+    let trail = AuditTrail::builder().client(env.client.clone()).table(audit).build().expect("a trail");
+    // Named in the order the stack used to apply, idempotency outermost.
+    let stack = lift::stack()
+        .idempotency(env.layer())
+        .audit(AuditLayer::new(trail.clone()))
+        .threat(ThreatLayer::builder().store(threats.clone()).build().unwrap())
+        .jwt(jwt())
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let create = {
+        let calls = Arc::clone(&calls);
+        move |_req: Request| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { created(n) }) as BoxFuture<'static, Response>
+        }
+    };
+    let payments =
+        stack.guard(lift::RouteGroup::new("/payments").post("/", create), require_scope("payments:write"));
+    let app = stack.apply(lift::App::new().group(payments)).into_service();
+    let pay = |token: &str, key: &str| {
+        http::Request::post("/payments")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(r#"{"amount":100}"#))
+            .unwrap()
+    };
+    let stolen = token("user-1", "jti-stolen");
+
+    let first = app.clone().oneshot(pay(&stolen, "k-stolen")).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let replay = app.clone().oneshot(pay(&stolen, "k-stolen")).await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+    threats.revoke(&TokenRef::jti("jti-stolen"), in_an_hour).await.unwrap();
+    let refused = app.clone().oneshot(pay(&stolen, "k-stolen")).await.unwrap();
+    assert_eq!(refused.status(), 403, "a revoked token gets no stored answer");
+    assert_eq!(problem_type(&refused), "https://lift.dev/problems/blocked");
+    assert!(!refused.headers().contains_key("idempotent-replayed"));
+
+    let blocked = token("user-2", "jti-2");
+    assert_eq!(app.clone().oneshot(pay(&blocked, "k-blocked")).await.unwrap().status(), 201);
+    threats.block(&BlockTarget::Principal("user-2".into()), Duration::from_secs(3600), "test").await.unwrap();
+    let refused = app.clone().oneshot(pay(&blocked, "k-blocked")).await.unwrap();
+    assert_eq!(refused.status(), 403, "a blocked caller gets no stored answer");
+    assert!(!refused.headers().contains_key("idempotent-replayed"));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the handler ran once per key");
+
+    let entries = trail.query(AuditQuery::tenant("acme")).await.unwrap();
+    let seen: Vec<_> =
+        entries.iter().map(|e| (e.entry.actor.as_str(), e.entry.outcome, e.entry.replayed)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("user-1", Outcome::Success, false),
+            ("user-1", Outcome::Success, true),
+            ("user-1", Outcome::Denied, false),
+            ("user-2", Outcome::Success, false),
+            ("user-2", Outcome::Denied, false),
+        ],
+        "every attempt is audited, the replay marked"
+    );
+    trail.verify("acme").await.expect("the stored chain, replay mark included, verifies");
+    let items = env.items().await;
+    assert!(items.iter().all(|i| i["status"].as_s().unwrap() == "COMPLETED"), "no refusal was stored");
+}
+
+/// In the stack's order the audit layer sits outside idempotency: when it cannot store the
+/// entry of a refund that ran, its 503 comes after idempotency stored the handler's answer,
+/// so the client's retry replays the refund (and is audited) instead of refunding twice.
+#[tokio::test]
+async fn inside_the_audit_layer_a_ran_operation_whose_entry_failed_is_replayed_not_run_again() {
+    use lift::security::audit::{AuditLayer, AuditTrail, AUDIT_UNAVAILABLE};
+    use lift_harness::faults::{AwsFaultProxy, DynamoDbFault, ANY_OPERATION};
+
+    let env = env().await;
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let audit_table = local.create_table(&lift::store::tables::audit()).await.expect("the audit table");
+    let proxy = AwsFaultProxy::start(local.endpoint()).await.expect("the fault proxy");
+    let audit_client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+    let trail = AuditTrail::builder().client(audit_client).table(&audit_table).build().expect("a trail");
+    let handler = Handler::created();
+    let svc = AuditLayer::new(trail.clone()).layer(env.layer().layer(handler.clone()));
+
+    proxy.inject(ANY_OPERATION, DynamoDbFault::InternalServerError, 1.0);
+    let refused = send(&svc, post("k-audit-in", r#"{"amount":100}"#)).await;
+    assert_eq!(problem_type(&refused), AUDIT_UNAVAILABLE);
+    assert_eq!(env.items().await[0]["status"].as_s().unwrap(), "COMPLETED");
+    proxy.clear();
+
+    let replay = send(&svc, post("k-audit-in", r#"{"amount":100}"#)).await;
+    assert_eq!(replay.status(), StatusCode::CREATED);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(body(&replay), r#"{"id":"p_0"}"#);
+    assert_eq!(handler.calls(), 1, "the refund ran once");
+    assert_eq!(trail.pending(), 0, "both attempts' entries are stored");
+}
+
+/// The handler of a replay does not run, so it names no data classes; the record keeps the
+/// ones its first attempt named, and the replay's audit entry names them again. The
+/// compliance rules, which see every replay now, then find the entry HIPAA asks for
+/// instead of reporting ePHI handled without one.
+#[tokio::test]
+async fn a_replay_is_audited_with_the_data_classes_of_its_first_attempt() {
+    use lift::security::audit::{AuditHandle, AuditLayer, AuditQuery, AuditTrail};
+    use lift::security::compliance::{ComplianceLayer, ComplianceRecorder};
+
+    let env = env().await;
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let audit = local.create_table(&lift::store::tables::audit()).await.expect("the audit table");
+    let trail = AuditTrail::builder().client(env.client.clone()).table(audit).build().expect("a trail");
+    let recorder = ComplianceRecorder::new();
+    let stack = lift::stack()
+        .jwt(jwt())
+        .idempotency(env.layer())
+        .audit(AuditLayer::new(trail.clone()))
+        .compliance(ComplianceLayer::new(recorder.clone()))
+        .build()
+        .unwrap();
+    let handler = Handler::created();
+    let record = {
+        let handler = handler.clone();
+        move |req: Request| {
+            if let Some(audit) = AuditHandle::of(&req) {
+                audit.action("records.write").data_class("phi");
+            }
+            let mut handler = handler.clone();
+            Box::pin(async move { handler.call(req).await.unwrap() }) as BoxFuture<'static, Response>
+        }
+    };
+    let records = stack.routes(lift::RouteGroup::new("/records").post("/", record));
+    let app = stack.apply(lift::App::new().group(records)).into_service();
+    let write = || {
+        http::Request::post("/records")
+            .header("authorization", format!("Bearer {}", token("dr-1", "jti-dr-1")))
+            .header("content-type", "application/json")
+            .header("x-forwarded-proto", "https")
+            .header("idempotency-key", "k-phi")
+            .body(Body::from(r#"{"diagnosis":"influenza"}"#))
+            .unwrap()
+    };
+    assert_eq!(app.clone().oneshot(write()).await.unwrap().status(), 201);
+    let replay = app.clone().oneshot(write()).await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(handler.calls(), 1);
+
+    let entries = trail.query(AuditQuery::tenant("acme")).await.unwrap();
+    let seen: Vec<_> = entries
+        .iter()
+        .map(|e| (e.entry.action.as_str(), e.entry.data_classes.clone(), e.entry.replayed))
+        .collect();
+    assert_eq!(
+        seen,
+        [("records.write", vec!["phi".to_owned()], false), ("POST /records", vec!["phi".to_owned()], true)]
+    );
+    let hipaa = recorder.records().into_iter().find(|r| r.id == "HIPAA 164.312(b)").expect("the rule");
+    assert_eq!((hipaa.applied, hipaa.held, hipaa.violated), (2, 2, 0), "{hipaa:?}");
+}

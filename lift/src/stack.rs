@@ -36,7 +36,6 @@ enum Slot {
 // Which slots a build uses depends on its features.
 #[allow(dead_code)]
 enum RouteSlot {
-    Idempotency,
     // Outside the audit trail: the invocation-phase rules read the entry the audit layer
     // puts in the response (PCI-DSS 10.2.1, GDPR Art. 17), and the trail records the
     // request as compliance sanitized it.
@@ -44,6 +43,11 @@ enum RouteSlot {
     Audit,
     Threat,
     Residency,
+    // Innermost, just outside the handler: a completed record is answered without calling
+    // what is inside, so every check outside it (revoked tokens and blocklists, compliance
+    // blocks, residency) runs on a replay as on a first attempt, and the trail records
+    // every attempt. A refusal from those layers never reaches it, so it is never stored.
+    Idempotency,
 }
 
 /// A builder for the recommended stack; the same as [`Stack::builder`].
@@ -65,7 +69,9 @@ pub fn stack() -> StackBuilder {
 /// JWT, a service's own authentication for requests the JWT layer exempts, then the
 /// per-tenant bulkhead, breaker and rate limits, then the timeout, then (with the `chaos` feature) fault injection. Per-route layers
 /// ([`guard`](Self::guard), [`routes`](Self::routes)): the route group's role or scope check,
-/// then idempotency, compliance, audit, threat detection and residency, then the handler.
+/// then compliance, audit, threat detection, residency and idempotency, then the handler.
+/// Idempotency comes last so that a replayed answer passes every check and is audited like
+/// a first attempt: it only keeps the handler from running twice.
 ///
 /// # Examples
 ///
@@ -118,8 +124,8 @@ impl Stack {
         self.app.into_iter().rev().fold(app, |app, (_, layer)| layer(app))
     }
 
-    /// Wraps every route of `group` in the per-route layers (idempotency, audit, compliance,
-    /// threat detection, residency), without a role or scope check.
+    /// Wraps every route of `group` in the per-route layers (compliance, audit, threat
+    /// detection, residency, idempotency), without a role or scope check.
     pub fn routes(&self, group: RouteGroup) -> RouteGroup {
         self.routes.iter().rev().fold(group, |group, (_, layer)| layer(group))
     }
@@ -267,7 +273,8 @@ impl StackBuilder {
     }
 
     /// Idempotency records ([`IdempotencyLayer`](crate::middleware::idempotency::IdempotencyLayer)),
-    /// per route, after the route's scope check.
+    /// per route, innermost: after the route's scope check and every other per-route layer,
+    /// so a replay is checked and audited as its first attempt was.
     #[cfg(feature = "idempotency")]
     pub fn idempotency(self, layer: crate::middleware::idempotency::IdempotencyLayer) -> Self {
         self.route_layer(RouteSlot::Idempotency, move |group| group.layer(layer.clone()))
@@ -358,6 +365,44 @@ mod tests {
         );
         // Without it or a JWT layer, still refused.
         assert!(stack_without_auth(bulkhead()).is_err());
+    }
+
+    /// The per-route layers named outermost-first as the order used to be: the preset puts
+    /// idempotency innermost, so a replay passes compliance, audit, threat detection and
+    /// residency before it is answered.
+    #[cfg(all(
+        feature = "idempotency",
+        feature = "audit",
+        feature = "compliance",
+        feature = "threat",
+        feature = "protection"
+    ))]
+    #[test]
+    fn idempotency_is_the_innermost_per_route_layer() {
+        use crate::middleware::idempotency::IdempotencyLayer;
+        use crate::security::audit::{AuditLayer, AuditTrail};
+        use crate::security::compliance::{ComplianceLayer, ComplianceRecorder};
+        use crate::security::protection::{ResidencyLayer, ResidencyRules};
+        use crate::security::threat::ThreatLayer;
+
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let trail = AuditTrail::builder().client(client.clone()).table("audit").build().unwrap();
+        let stack = stack()
+            .idempotency(IdempotencyLayer::builder().client(client).table("idem").build().unwrap())
+            .compliance(ComplianceLayer::new(ComplianceRecorder::new()))
+            .audit(AuditLayer::new(trail))
+            .threat(ThreatLayer::new())
+            .residency(ResidencyLayer::new(ResidencyRules::new().allow("eu", ["eu-west-1"])))
+            .build()
+            .unwrap();
+        assert_eq!(
+            format!("{stack:?}"),
+            "Stack { app: [], routes: [Compliance, Audit, Threat, Residency, Idempotency] }"
+        );
     }
 
     #[cfg(feature = "resilience")]

@@ -1,6 +1,8 @@
 //! The recommended stack, mounted through the `lift::stack()` preset: the per-tenant layers
-//! see the tenant the JWT layer sets, and a caller without the route's scope is refused
-//! before idempotency or audit run.
+//! see the tenant the JWT layer sets, a caller without the route's scope is refused before
+//! idempotency or audit run, and idempotency runs innermost, after threat detection and
+//! compliance and inside the audit trail. (A replay refused for a revoked token is in
+//! `harness/tests/idempotency.rs`, on DynamoDB Local.)
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -176,15 +178,66 @@ async fn a_caller_without_the_scope_is_refused_before_idempotency_and_audit() {
     assert_eq!(held.calls.load(Ordering::SeqCst), 0);
 
     // With the scope the request reaches idempotency, whose store is down: 503 before the
-    // handler, and before audit (which sits inside idempotency).
+    // handler. The audit trail, outside idempotency, records the attempt (and, its own store
+    // down too, answers its own 503).
     let res = call(&app, Method::POST, "/payments", &token("acme", "payments:write"), false).await;
     assert_eq!(res.status(), 503);
-    assert_eq!(problem_type(&res), "https://lift.dev/problems/idempotency-unavailable");
-    assert_eq!(trail.pending(), 0);
+    assert_eq!(trail.pending(), 1, "the attempt idempotency refused is audited");
     assert_eq!(held.calls.load(Ordering::SeqCst), 0);
 
     // No token at all: the JWT layer refuses before the route group.
     let res =
         app.clone().oneshot(http::Request::post("/payments").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), 401);
+}
+
+/// Threat detection and compliance run before idempotency, whatever order the layers are
+/// named in: a request they refuse never reaches an idempotency record, so a replay could
+/// not skip them. Here the idempotency store is down: had idempotency run first, both
+/// requests would have been answered its 503.
+#[cfg(all(feature = "threat", feature = "compliance"))]
+#[tokio::test]
+async fn threat_detection_and_compliance_refuse_before_idempotency_is_asked() {
+    use lift::security::compliance::{ComplianceLayer, ComplianceRecorder};
+    use lift::security::threat::ThreatLayer;
+
+    let client = unreachable_dynamodb();
+    let trail = AuditTrail::builder().client(client.clone()).table("audit").build().unwrap();
+    let idempotency = IdempotencyLayer::builder().client(client).table("idempotency").build().unwrap();
+    let held = Held::default();
+    // Named in the order the preset used to apply, idempotency outermost.
+    let stack = lift::stack()
+        .idempotency(idempotency)
+        .compliance(ComplianceLayer::new(ComplianceRecorder::new()))
+        .audit(AuditLayer::new(trail.clone()).degrade())
+        .threat(ThreatLayer::new())
+        .jwt(jwt())
+        .build()
+        .unwrap();
+    let payments =
+        stack.guard(RouteGroup::new("/payments").post("/", held.route()), require_scope("payments:write"));
+    let app = stack.apply(App::new().group(payments)).into_service();
+    let post = |body: &'static str, proto: &'static str| {
+        http::Request::post("/payments")
+            .header("authorization", format!("Bearer {}", token("acme", "payments:write")))
+            .header("idempotency-key", "key-0002")
+            .header("x-forwarded-proto", proto)
+            .body(Body::from(body))
+            .unwrap()
+    };
+
+    let res = app.clone().oneshot(post(r#"{"note":"1' OR '1'='1"}"#, "https")).await.unwrap();
+    assert_eq!(res.status(), 403, "threat detection refuses the injection");
+    assert_eq!(problem_type(&res), "https://lift.dev/problems/threat");
+    assert_eq!(trail.pending(), 1, "and the audit trail, outside it, records the refusal");
+
+    let res = app.clone().oneshot(post(r#"{"card_number":"4111 1111 1111 1111"}"#, "http")).await.unwrap();
+    assert_eq!(res.status(), 403, "compliance refuses a card number over plain HTTP");
+    let body: Value = serde_json::from_slice(res.body().as_bytes()).unwrap();
+    assert!(body["detail"].as_str().unwrap_or_default().contains("PCI-DSS 4.2.1"), "{body}");
+
+    let res = app.clone().oneshot(post(r#"{"amount":100}"#, "https")).await.unwrap();
+    assert_eq!(res.status(), 503, "a clean request reaches idempotency, whose store is down");
+    assert_eq!(problem_type(&res), "https://lift.dev/problems/idempotency-unavailable");
+    assert_eq!(held.calls.load(Ordering::SeqCst), 0);
 }

@@ -263,7 +263,8 @@ impl Config {
     /// The recommended stack ([`lift::stack()`]) as the service mounts it: request log,
     /// metrics and X-Ray outermost; JWT; per tenant a bulkhead, a circuit breaker, a rate
     /// limit shared through DynamoDB and the timeout; per route (after the scope and role
-    /// checks) idempotency on POST, the compliance rules, the audit trail, threat detection.
+    /// checks) the compliance rules, the audit trail, threat detection and, innermost,
+    /// idempotency on POST.
     pub fn stack(
         &self,
         parts: StackParts,

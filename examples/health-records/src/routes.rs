@@ -51,8 +51,8 @@ pub struct HealthRecords {
 }
 
 /// The routes inside `stack` (see [`Config::stack`](crate::Config::stack)): each group
-/// behind its scope (and role) check, then the stack's per-route layers (idempotency on
-/// POST, audit, compliance, threat detection), then its app-wide layers.
+/// behind its scope (and role) check, then the stack's per-route layers (compliance, audit,
+/// threat detection, then idempotency on POST innermost), then its app-wide layers.
 pub fn mount(records: HealthRecords, stack: lift::Stack) -> App {
     let writes = RouteGroup::new("/patients")
         .post("/", register_patient)

@@ -327,9 +327,10 @@ impl Config {
     ///   breaker, a rate limit shared through DynamoDB ([`rate_limit`](Self::rate_limit)), then
     ///   the deadline-aware timeout;
     /// - with the `chaos` feature, fault injection ([`Config::chaos`]);
-    /// - per route, after the route's scope check: idempotency (creates and refunds), the
-    ///   compliance rules of every framework (recorded to `parts.compliance`, violations
-    ///   audited too), the audit trail, threat detection.
+    /// - per route, after the route's scope check: the compliance rules of every framework
+    ///   (recorded to `parts.compliance`, violations audited too), the audit trail, threat
+    ///   detection, and innermost idempotency (creates and refunds), so a replay is checked
+    ///   and audited like a first attempt.
     ///
     /// # Errors
     /// [`ConfigError`] when a layer refuses its settings.

@@ -69,7 +69,8 @@ async fn run() -> Result<(), lift::BoxError> {
     }
     // The recommended stack, configured from the environment (see `Config::stack`): logs,
     // EMF metrics to stdout, X-Ray, JWT, per-tenant bulkhead, breaker, rate limit and
-    // timeout, then per route idempotency, compliance, audit and threat detection.
+    // timeout, then per route compliance, audit, threat detection and, innermost,
+    // idempotency (so a replay is checked and audited like a first attempt).
     let health_client = client.clone();
     let parts = StackParts {
         dynamodb: Some(client),

@@ -84,9 +84,10 @@ pub fn service(payments: Payments, jwt: Option<JwtLayer>, idempotency: Option<Id
 /// the inside out:
 ///
 /// 1. the routes;
-/// 2. the stack's per-route layers, on every route group: idempotency (on POST: create and
-///    refund; a retried create or refund with the same `Idempotency-Key` replays the first
-///    answer instead of charging again), compliance, audit, threat detection. They run
+/// 2. the stack's per-route layers, on every route group: compliance, audit, threat
+///    detection, then innermost idempotency (on POST: create and refund; a retried create or
+///    refund with the same `Idempotency-Key` replays the first answer instead of charging
+///    again, after the outer layers checked and audited the retry). They run
 ///    *after* authentication and the route's scope check, so a caller who may not create or
 ///    refund never reaches an idempotency record, and records are scoped to the
 ///    authenticated principal (tenant and subject);

@@ -299,7 +299,7 @@ async fn the_stack_holds_every_layer_in_the_documented_order() {
         format!("{stack:?}"),
         format!(
             "Stack {{ app: [RequestLog, Metrics, Xray, Jwt, TenantBulkhead, TenantBreaker, RateLimit, Timeout{chaos}], \
-             routes: [Idempotency, Compliance, Audit, Threat] }}"
+             routes: [Compliance, Audit, Threat, Idempotency] }}"
         )
     );
     // Without DynamoDB (the benches) only the in-process layers are mounted.

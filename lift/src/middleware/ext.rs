@@ -96,7 +96,9 @@ pub trait LiftServiceBuilderExt<L>: sealed::Sealed {
         layer: super::auth::RequireLayer,
     ) -> ServiceBuilder<tower::layer::util::Stack<super::auth::RequireLayer, L>>;
 
-    /// Adds [`IdempotencyLayer`](super::idempotency::IdempotencyLayer); after the scope check.
+    /// Adds [`IdempotencyLayer`](super::idempotency::IdempotencyLayer): innermost, after the
+    /// scope check and after compliance, audit, threat detection and residency, so a replay
+    /// passes every check and is audited.
     #[cfg(feature = "idempotency")]
     fn idempotency(
         self,

@@ -22,11 +22,16 @@
 //!    above sees its latency and errors as a caller would.
 //! 4. **Per route, the role or scope check** ([`auth::require_scope`] and friends, on the
 //!    route group): a caller without the right is refused here, before anything is stored.
-//! 5. **Idempotency**: records are scoped to the principal, so it runs after authorization;
-//!    refusals are never stored.
-//! 6. **Compliance, audit and protection** (compliance rules, then the audit trail, threat
+//! 5. **Compliance, audit and protection** (compliance rules, then the audit trail, threat
 //!    detection, data residency): compliance sits outside the audit trail, so its rules see
 //!    each invocation's audit entry and the trail records the request compliance sanitized.
+//! 6. **Idempotency**, innermost, just outside the handler: every attempt, a replay or not,
+//!    passes every check above (revoked tokens and blocklists, compliance blocks, residency)
+//!    and is audited, the replay marked as one; idempotency only keeps the handler from
+//!    running twice. Outside those layers, a replay would be answered before any of them
+//!    ran: a revoked token would still get its stored answer, with no audit entry. Records
+//!    are scoped to the principal, so it runs after authorization, and a refusal from an
+//!    outer layer never reaches it, so refusals are never stored.
 //! 7. The handler.
 //!
 //! [`App::layer`](crate::App::layer) and [`RouteGroup::layer`](crate::RouteGroup::layer)
@@ -74,10 +79,10 @@
 //!             .window(Duration::from_secs(60))
 //!             .build()?,
 //!     )
-//!     .idempotency(IdempotencyLayer::builder().client(client.clone()).build()?)
-//!     .audit(AuditLayer::new(AuditTrail::builder().client(client.clone()).build()?))
 //!     .compliance(ComplianceLayer::new(ComplianceRecorder::new()))
+//!     .audit(AuditLayer::new(AuditTrail::builder().client(client.clone()).build()?))
 //!     .threat(ThreatLayer::new())
+//!     .idempotency(IdempotencyLayer::builder().client(client.clone()).build()?)
 //!     .build()?;
 //! let writes = stack.guard(RouteGroup::new("/payments").post("/", create), require_scope("payments:write"));
 //! let reads = stack.guard(RouteGroup::new("/payments").get("/:id", get), require_scope("payments:read"));

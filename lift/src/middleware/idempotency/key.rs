@@ -149,7 +149,9 @@ impl IdempotentRequest {
         Self { id: record_key.trim_start_matches("idem#").to_owned() }
     }
 
-    /// 64 lowercase hex digits: a SHA-256 over tenant, subject, method, path and key.
+    /// 64 lowercase hex digits: a SHA-256 over tenant, subject, method, path and key (the
+    /// record's key, so a path spelled with other percent-escapes of the same characters
+    /// gives the same id).
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -160,16 +162,65 @@ impl IdempotentRequest {
     }
 }
 
-/// The record key: a digest of tenant, subject, method, path and key, each
-/// length-prefixed so no two different tuples can collide, and never longer than a
-/// partition key allows.
+/// The record key: a digest of tenant, subject, method, path ([normalized](normalized_path))
+/// and key, each length-prefixed so no two different tuples can collide, and never longer
+/// than a partition key allows.
 pub(crate) fn record_key(scope: &Scope, method: &http::Method, path: &str, key: &str) -> String {
+    let path = normalized_path(path);
     let mut digest = Sha256::new();
-    for part in [scope.tenant.as_str(), scope.subject.as_str(), method.as_str(), path, key] {
+    for part in [scope.tenant.as_str(), scope.subject.as_str(), method.as_str(), &path, key] {
         digest.update((part.len() as u64).to_be_bytes());
         digest.update(part.as_bytes());
     }
     format!("idem#{}", hex(&digest.finalize()))
+}
+
+/// The path with its percent-encoding normalized (RFC 3986 §6.2.2.1 and §6.2.2.2): escaped
+/// unreserved characters (`A-Z a-z 0-9 - . _ ~`) decoded, the hex of every other escape in
+/// upper case.
+///
+/// The router decodes path parameters, so `/payments/p%5F1/refunds` and
+/// `/payments/p_1/refunds` reach one handler with one id: keyed on the raw path, a retry
+/// whose path a proxy re-encoded would get a record of its own and run again. Escapes of
+/// reserved characters stay escapes: `a%2Fb` is one segment, `a/b` two. A path without
+/// escapes, or already normalized, is returned as it is, so its records keep their keys.
+fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = match bytes.get(i + 1..i + 3) {
+            Some(&[hi, lo]) if bytes[i] == b'%' => hex_value(hi).zip(hex_value(lo)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escape {
+            Some(byte) if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') => {
+                out.push(char::from(byte));
+                i += 3;
+            }
+            Some(byte) => {
+                const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+                out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+                i += 3;
+            }
+            // A `%` that starts no escape is left as it is, as the router leaves it.
+            None => {
+                let end = bytes[i + 1..].iter().position(|&b| b == b'%').map_or(bytes.len(), |p| i + 1 + p);
+                out.push_str(&path[i..end]);
+                i = end;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// What a repeat must match: the query string and the body.
@@ -261,6 +312,47 @@ mod tests {
         assert_ne!(k("a", "s", "/c"), k("a", "s/c", ""));
         assert_ne!(k("t1", "s", "/p"), k("t2", "s", "/p"));
         assert_ne!(k("t", "s:alice", "/p"), k("t", "s:bob", "/p"), "two principals of one tenant");
+    }
+
+    /// A path without escapes keys its record as it always has (the digest below was
+    /// computed outside this code, from the raw path), and escapes of the same characters
+    /// give the same key.
+    #[test]
+    fn record_keys_of_unescaped_paths_are_unchanged_and_escapes_are_normalized() {
+        let m = http::Method::POST;
+        let alice = scope("acme", "s:alice");
+        let key = |path: &str| record_key(&alice, &m, path, "h:k-1");
+        assert_eq!(
+            key("/payments/p_1/refunds"),
+            "idem#3b1737453d476bea40d1c63aeba9483695b140b70ef2f86629bf4123ff015e83"
+        );
+        for spelled in ["/payments/p%5F1/refunds", "/payments/p%5f1/refunds", "/pay%6Dents/%70_%31/refunds"] {
+            assert_eq!(key(spelled), key("/payments/p_1/refunds"), "{spelled}");
+        }
+        assert_ne!(
+            key("/payments/a%2Fb/refunds"),
+            key("/payments/a/b/refunds"),
+            "a reserved escape stays one"
+        );
+        assert_eq!(key("/payments/a%2fb/refunds"), key("/payments/a%2Fb/refunds"));
+        assert_eq!(
+            IdempotentRequest::new(&key("/payments/p%5F1/refunds")),
+            IdempotentRequest::new(&key("/payments/p_1/refunds")),
+            "one operation, one id"
+        );
+    }
+
+    #[test]
+    fn paths_are_normalized_per_rfc_3986() {
+        let norm = |p: &str| normalized_path(p).into_owned();
+        assert!(matches!(normalized_path("/payments/p_1"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(normalized_path("/a%2Fb"), std::borrow::Cow::Owned(ref p) if p == "/a%2Fb"));
+        assert_eq!(norm("/%41%7a%30%2D%2e%5F%7E"), "/Az0-._~");
+        assert_eq!(norm("/a%2fb%3a%20c%c3%a9"), "/a%2Fb%3A%20c%C3%A9");
+        assert_eq!(norm("/100%"), "/100%");
+        assert_eq!(norm("/%zz%4"), "/%zz%4");
+        assert_eq!(norm("/%%41"), "/%A");
+        assert_eq!(norm("%"), "%");
     }
 
     #[test]

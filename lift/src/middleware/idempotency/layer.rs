@@ -7,7 +7,7 @@ use http::{header, HeaderName, Method};
 use tower_layer::Layer;
 
 use super::record::RecordStore;
-use super::service::Config;
+use super::service::{Config, Unrouted};
 use super::{Idempotency, InvalidConfig, KeySource, ResponseCipher};
 
 /// How long completed records are replayed by default: 24 hours.
@@ -19,24 +19,35 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// Applies [`Idempotency`] to services; every service it makes shares one record table.
 ///
+/// It belongs per route, innermost, just outside the handler (see the
+/// [module docs](super)): [`lift::stack()`](crate::stack()) puts it there.
+///
 /// # Examples
 ///
 /// ```
-/// # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::middleware::idempotency::InvalidConfig> {
+/// # #[cfg(feature = "auth")]
+/// # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
+/// use lift::middleware::auth::require_scope;
 /// use lift::middleware::idempotency::IdempotencyLayer;
+/// use lift::{App, Request, Response, RouteGroup};
+///
+/// async fn create(_req: Request) -> Response { Response::default() }
 ///
 /// let layer = IdempotencyLayer::builder()
 ///     .client(client)
 ///     .ttl(Duration::from_secs(24 * 3600))
 ///     .require_key(true)
 ///     .build()?;
-/// let app = lift::App::new().layer(layer);
-/// # Ok(()) }
+/// // Per route, inside the scope check and the stack's other per-route layers.
+/// let stack = lift::stack().idempotency(layer).build()?;
+/// let payments = stack.guard(RouteGroup::new("/payments").post("/", create), require_scope("payments:write"));
+/// let app = stack.apply(App::new().group(payments));
+/// # let _ = app; Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct IdempotencyLayer {
-    config: Arc<Config>,
+    pub(super) config: Arc<Config>,
 }
 
 impl std::fmt::Debug for IdempotencyLayer {
@@ -55,6 +66,24 @@ impl IdempotencyLayer {
     /// A builder.
     pub fn builder() -> IdempotencyBuilder {
         IdempotencyBuilder::default()
+    }
+
+    /// How many keyed requests reached the layer without the router's
+    /// [`MatchedRoute`](crate::MatchedRoute): mounted app-wide rather than per route. The
+    /// first one logs a warning. Such a record names its route by the method alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), lift::middleware::idempotency::InvalidConfig> {
+    /// use lift::middleware::idempotency::IdempotencyLayer;
+    ///
+    /// let layer = IdempotencyLayer::builder().client(client).build()?;
+    /// assert_eq!(layer.unrouted_requests(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn unrouted_requests(&self) -> u64 {
+        self.config.unrouted.count()
     }
 }
 
@@ -315,6 +344,7 @@ impl IdempotencyBuilder {
                 max_response_bytes,
                 cipher: self.cipher,
                 payload_key: self.payload_key,
+                unrouted: Unrouted::default(),
             }),
         })
     }

@@ -7,12 +7,27 @@
 //! subject) of the request's [`Context`](crate::Context), and to method and path, so no
 //! caller can replay another's answer or poison another's key, not even within one tenant.
 //!
-//! **Where it goes:** after authentication *and* authorization, per route: in a
-//! [`RouteGroup`](crate::RouteGroup), add it before the group's `require_scope` (group
-//! layers added first run innermost), so a caller without the route's scope is refused
-//! before any record is read or written. A request that reaches the layer without a
-//! principal is refused with 401 ([`PrincipalRequired`]) unless the layer was built with
+//! **Where it goes:** per route, innermost, just outside the handler: after authentication,
+//! the route's scope check and the compliance, audit, threat detection and residency
+//! layers ([`lift::stack()`](crate::stack()) puts it there; in a
+//! [`RouteGroup`](crate::RouteGroup), add it first, since group layers added first run
+//! innermost). A completed record is answered without calling what is inside the layer:
+//! mounted outside those checks, a replay would skip them, and a revoked token or a blocked
+//! caller would still get the stored answer, unaudited. Inside them, every attempt is
+//! checked and audited (the audit entry of a replay says so, and names the data classes
+//! the first attempt's handler named, which the record keeps), a caller without the route's
+//! scope is refused before any record is read or written, and a refusal from those layers
+//! is never stored. A request that reaches the layer without a principal is refused with
+//! 401 ([`PrincipalRequired`]) unless the layer was built with
 //! [`allow_anonymous`](IdempotencyBuilder::allow_anonymous).
+//!
+//! Records are keyed by the request's path with its percent-encoding normalized (escaped
+//! unreserved characters decoded, the hex of other escapes in upper case, RFC 3986
+//! §6.2.2), so `/payments/p%5F1/refunds` and `/payments/p_1/refunds`, which the router
+//! hands to one handler with one id, share a record. The layer expects the router's
+//! [`MatchedRoute`](crate::MatchedRoute) on the request; mounted app-wide it sees none,
+//! warns once and counts such requests
+//! ([`unrouted_requests`](IdempotencyLayer::unrouted_requests)).
 //!
 //! 1. One conditional `PutItem` (`attribute_not_exists(pk) OR expires_at < :now`) takes
 //!    the lock: an in-progress record holding the SHA-256 of the query string and body.
@@ -50,7 +65,9 @@
 //!     .client(client)
 //!     .key_source(KeySource::json_fields(["/customer/id", "/reference"]))
 //!     .build()?;
-//! // Inside the scope check: a caller without `payments:write` never reaches a record.
+//! // Added first, so innermost: any audit, compliance or threat layer added after it runs
+//! // on replays too, and the scope check added last refuses a caller without
+//! // `payments:write` before a record is read.
 //! let payments = lift::RouteGroup::new("/payments")
 //!     .post("/", create)
 //!     .layer(by_header)

@@ -8,7 +8,9 @@
 //! and once completed `response_status`, `response_headers` (M of L of S), `response_body` (B)
 //! `response_sealed` (BOOL: the body is as a [`ResponseCipher`](super::ResponseCipher)
 //! sealed it) and `body_omitted` (BOOL: the body was too large to store and is empty; absent
-//! on records written before it existed, which stored their body).
+//! on records written before it existed, which stored their body), and `audit_classes` (L
+//! of S: the data classes the handler named for the audit trail, `phi`, `pci`..., so the
+//! audit entry of a replay names what the replayed answer holds; absent when it named none).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,11 +35,13 @@ pub(crate) enum Existing {
     },
     /// `sealed`: the body is as a [`ResponseCipher`](super::ResponseCipher) sealed it;
     /// `omitted`: the body was too large to store, and the stored one is empty.
+    /// `audit_classes`: the data classes the handler named for the audit trail.
     Completed {
         payload_hash: String,
         response: Response,
         sealed: bool,
         omitted: bool,
+        audit_classes: Vec<String>,
     },
 }
 
@@ -171,8 +175,9 @@ impl RecordStore {
     }
 
     /// Stores the response (its status and replayed headers, and `body`: the response's
-    /// own, as sealed, or none) and marks the record completed, if this invocation still
-    /// holds it.
+    /// own, as sealed, or none) and the data classes the handler named for the audit trail,
+    /// and marks the record completed, if this invocation still holds it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn complete(
         &self,
         pk: &str,
@@ -180,6 +185,7 @@ impl RecordStore {
         response: &Response,
         body: StoredBody<'_>,
         headers: &[HeaderName],
+        audit_classes: &[String],
         expires_at: u64,
     ) -> Result<bool, StoreFailure> {
         let (body, sealed, omitted) = match &body {
@@ -195,16 +201,28 @@ impl RecordStore {
                 stored.insert(name.as_str().to_owned(), AttributeValue::L(values));
             }
         }
+        let mut update = String::from(
+            "SET #status = :completed, response_status = :code, response_headers = :headers, \
+             response_body = :body, response_sealed = :sealed, body_omitted = :omitted, \
+             expires_at = :exp",
+        );
+        // Only when there are some: a record of a layer without an audit trail keeps the
+        // attributes it has always had.
+        if !audit_classes.is_empty() {
+            update.push_str(", audit_classes = :classes");
+        }
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk))
-            .update_expression(
-                "SET #status = :completed, response_status = :code, response_headers = :headers, \
-                 response_body = :body, response_sealed = :sealed, body_omitted = :omitted, \
-                 expires_at = :exp",
-            )
+            .update_expression(update)
+            .set_expression_attribute_values((!audit_classes.is_empty()).then(|| {
+                HashMap::from([(
+                    ":classes".to_owned(),
+                    AttributeValue::L(audit_classes.iter().map(|c| s(c)).collect()),
+                )])
+            }))
             .condition_expression("lock_id = :me AND #status = :in_progress")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", s(COMPLETED))
@@ -273,7 +291,12 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Result<Existing, StoreFailur
             }
             let sealed = matches!(item.get("response_sealed"), Some(AttributeValue::Bool(true)));
             let omitted = matches!(item.get("body_omitted"), Some(AttributeValue::Bool(true)));
-            Ok(Existing::Completed { payload_hash, response, sealed, omitted })
+            let audit_classes = item
+                .get("audit_classes")
+                .and_then(|v| v.as_l().ok())
+                .map(|classes| classes.iter().filter_map(|c| c.as_s().ok().cloned()).collect())
+                .unwrap_or_default();
+            Ok(Existing::Completed { payload_hash, response, sealed, omitted, audit_classes })
         }
         _ => Err(StoreFailure("a record has an unknown status".into())),
     }

@@ -1,5 +1,6 @@
 //! The service.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, UNIX_EPOCH};
@@ -39,6 +40,36 @@ pub(crate) struct Config {
     pub(crate) max_response_bytes: usize,
     pub(crate) cipher: Option<Arc<dyn ResponseCipher>>,
     pub(crate) payload_key: Option<Arc<[u8]>>,
+    pub(crate) unrouted: Unrouted,
+}
+
+/// The keyed requests one layer saw without the router's [`MatchedRoute`]: it warns at the
+/// first and counts them all.
+///
+/// [`MatchedRoute`]: crate::context::MatchedRoute
+#[derive(Debug, Default)]
+pub(crate) struct Unrouted {
+    count: AtomicU64,
+    warned: AtomicBool,
+}
+
+impl Unrouted {
+    /// Records a request without a matched route; the first one logs a warning.
+    fn note(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "a keyed request reached the idempotency layer without a matched route: the layer \
+                 is most likely mounted app-wide; mount it per route, innermost (see \
+                 lift::middleware for the order), or its records name their route by the method alone"
+            );
+        }
+    }
+
+    /// How many requests came without a matched route.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
 }
 
 /// Makes POST and PATCH requests idempotent by key: the first request runs, repeats get
@@ -124,14 +155,16 @@ where
         Ok(None) => return inner.call(req).await,
         Err(detail) => return answer(InvalidKey::malformed(detail).into()),
     };
-    let path = req.uri().path();
     // For whoever reads the table: the route's pattern, never the path, whose ids (a
     // patient's, a customer's) the record would keep in the clear for its whole life.
     let route = match req.extensions().get::<crate::context::MatchedRoute>() {
         Some(matched) => format!("{} {}", req.method(), matched.as_str()),
-        None => req.method().to_string(),
+        None => {
+            config.unrouted.note();
+            req.method().to_string()
+        }
     };
-    let pk = record_key(&scope, req.method(), path, &key);
+    let pk = record_key(&scope, req.method(), req.uri().path(), &key);
     // The query is part of what the key promises: the same key and body with another
     // `?amount=` is another request.
     let hash = match &config.payload_key {
@@ -160,7 +193,17 @@ where
             return answer(PayloadMismatch.into())
         }
         Ok(Lock::Held(Existing::InProgress { .. })) => return answer(KeyInUse.into()),
-        Ok(Lock::Held(Existing::Completed { response, sealed, omitted, .. })) => {
+        Ok(Lock::Held(Existing::Completed { response, sealed, omitted, audit_classes, .. })) => {
+            // The handler does not run: the audit entry of the replay names the data classes
+            // it named, since the replayed answer holds the same data.
+            #[cfg(feature = "audit")]
+            if let Some(handle) = crate::security::audit::AuditHandle::of(&req) {
+                for class in audit_classes {
+                    handle.data_class(class);
+                }
+            }
+            #[cfg(not(feature = "audit"))]
+            let _ = audit_classes;
             return match replay(&config, &scope.tenant, response, sealed, omitted).await {
                 Ok(response) => Ok(response),
                 Err(err) => answer(err),
@@ -175,6 +218,9 @@ where
     req.extensions_mut().insert(IdempotentRequest::new(&pk));
     // Copied before the handler consumes the request: the cipher reads it after.
     let parts = config.cipher.as_ref().map(|_| copy_request(&req));
+    // The audit layer outside, if any: the record keeps the data classes the handler names.
+    #[cfg(feature = "audit")]
+    let audit = crate::security::audit::AuditHandle::of(&req).cloned();
     let result = inner.call(req).await;
     // A failure answered after the handler's effects were written (an audit entry that
     // could not be stored) carries the handler's own answer: that is the outcome to keep,
@@ -218,8 +264,19 @@ where
     match stored {
         Some((res, body)) => {
             let expires_at = now_secs() + config.ttl.as_secs().max(1);
-            let completion =
-                config.store.complete(&pk, &lock_id, res, body, &config.replay_headers, expires_at);
+            #[cfg(feature = "audit")]
+            let audit_classes = audit.map(|handle| handle.data_classes()).unwrap_or_default();
+            #[cfg(not(feature = "audit"))]
+            let audit_classes = Vec::new();
+            let completion = config.store.complete(
+                &pk,
+                &lock_id,
+                res,
+                body,
+                &config.replay_headers,
+                &audit_classes,
+                expires_at,
+            );
             match completion.await {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!("idempotency lock expired before the response was stored"),
@@ -330,6 +387,60 @@ mod tests {
         let bare = http::Request::new(crate::Body::empty());
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         assert!((now + 59..=now + 61).contains(&lock_expiry(&bare, Duration::from_secs(60))));
+    }
+
+    /// A DynamoDB client for a port nothing listens on: the lock fails at once (503).
+    fn unreachable() -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "t"))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// Mounted app-wide, the layer sees no matched route: it counts each keyed request and
+    /// warns at the first, and keeps answering as before.
+    #[tokio::test]
+    async fn keyed_requests_without_a_matched_route_are_counted_and_warned_once() {
+        use tower::{Layer as _, ServiceExt as _};
+
+        let layer =
+            super::super::IdempotencyLayer::builder().client(unreachable()).table("t").build().unwrap();
+        let svc = layer.layer(tower::service_fn(|_req: Request| async {
+            Ok::<_, std::convert::Infallible>(Response::default())
+        }));
+        let request = |key: Option<&str>, route: Option<&str>| {
+            let mut b = http::Request::builder().method("POST").uri("/payments");
+            if let Some(key) = key {
+                b = b.header("idempotency-key", key);
+            }
+            let mut req = b.body(Body::from("{}")).unwrap();
+            let mut ctx = Context::new("r");
+            ctx.set_principal(crate::Principal::new("alice", "acme"));
+            req.extensions_mut().insert(ctx);
+            if let Some(route) = route {
+                req.extensions_mut().insert(crate::context::MatchedRoute(route.into()));
+            }
+            req
+        };
+        assert_eq!(layer.unrouted_requests(), 0);
+        assert!(!layer.config.unrouted.warned.load(Ordering::Relaxed));
+        for _ in 0..2 {
+            let res = svc.clone().oneshot(request(Some("k-1"), None)).await.unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is down: behaviour unchanged"
+            );
+        }
+        assert_eq!(layer.unrouted_requests(), 2);
+        assert!(layer.config.unrouted.warned.load(Ordering::Relaxed));
+        svc.clone().oneshot(request(Some("k-1"), Some("/payments"))).await.unwrap();
+        svc.clone().oneshot(request(None, None)).await.unwrap();
+        assert_eq!(layer.unrouted_requests(), 2, "routed and unkeyed requests are not counted");
     }
 
     #[test]

@@ -89,6 +89,10 @@ pub struct AuditEntry {
     pub data_classes: Vec<String>,
     /// Free-form details (already scrubbed by the caller: never raw card numbers or PHI).
     pub detail: String,
+    /// Whether the answer was an idempotent replay (`Idempotent-Replayed: true`): the
+    /// stored response of an earlier attempt under the same key, given without running the
+    /// handler. The attempt was checked as any other; the action it names ran only once.
+    pub replayed: bool,
 }
 
 impl AuditEntry {
@@ -112,6 +116,7 @@ impl AuditEntry {
             request_id: String::new(),
             data_classes: Vec::new(),
             detail: String::new(),
+            replayed: false,
         }
     }
 
@@ -144,6 +149,12 @@ impl AuditEntry {
     /// Sets the details.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = detail.into();
+        self
+    }
+
+    /// Marks the entry as the record of an idempotent replay.
+    pub fn replayed(mut self, replayed: bool) -> Self {
+        self.replayed = replayed;
         self
     }
 
@@ -189,9 +200,10 @@ impl SealedEntry {
 
 /// SHA-256 over the previous hash and a canonical encoding: every field in a fixed order,
 /// each as its byte length (u64, big endian) then its bytes, so no two different entries
-/// encode alike. The issuer, when there is one, comes last, after a field naming it: an
-/// entry without one encodes as entries did before the issuer was recorded, so chains
-/// written then verify unchanged, and no entry with one encodes like one without.
+/// encode alike. The fields added later come last, each only when set and after a field
+/// naming it: the issuer, when there is one, then `replayed` when the entry records a
+/// replay. An entry without them encodes as entries did before they were recorded, so
+/// chains written then verify unchanged, and no entry with one encodes like one without.
 pub fn chain_hash(prev_hash: &[u8; 32], seq: u64, entry: &AuditEntry) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev_hash);
@@ -216,6 +228,10 @@ pub fn chain_hash(prev_hash: &[u8; 32], seq: u64, entry: &AuditEntry) -> [u8; 32
     if let Some(issuer) = &entry.issuer {
         field(b"issuer");
         field(issuer.as_bytes());
+    }
+    if entry.replayed {
+        field(b"replayed");
+        field(b"true");
     }
     h.finalize().into()
 }
@@ -435,6 +451,7 @@ mod tests {
             .request_id(format!("req-{seq}"))
             .data_classes(["pci.pan_last4"]);
             let e = if seq % 2 == 0 { e.issuer("https://id.example.com") } else { e };
+            let e = e.replayed(seq % 3 == 0);
             let sealed = SealedEntry::seal(seq, e, prev);
             prev = sealed.hash;
             out.push(sealed);
@@ -513,8 +530,32 @@ mod tests {
         assert_ne!(chain_hash(&GENESIS, 1, &spelled), chain_hash(&GENESIS, 1, &old.issuer("")));
     }
 
+    /// A replay's entry hashes apart from the same entry of a first attempt, with or without
+    /// an issuer, and an entry that is not one hashes as entries always have.
+    #[test]
+    fn the_replay_mark_leaves_old_hashes_alone_and_is_bound_when_set() {
+        let old = AuditEntry::new("acme", "user-1", "payments.read", "payment/1", Outcome::Success)
+            .at(1_700_000_000_001)
+            .from_where("203.0.113.7")
+            .request_id("req-1")
+            .data_classes(["pci.pan_last4"]);
+        assert_eq!(hex(&chain_hash(&GENESIS, 1, &old.clone().replayed(false))), OLD_HASH);
+        let replay = old.clone().replayed(true);
+        assert_ne!(chain_hash(&GENESIS, 1, &replay), chain_hash(&GENESIS, 1, &old));
+        let issued = old.clone().issuer("https://id.example.com");
+        let issued_replay = issued.clone().replayed(true);
+        assert_ne!(chain_hash(&GENESIS, 1, &issued_replay), chain_hash(&GENESIS, 1, &issued));
+        assert_ne!(chain_hash(&GENESIS, 1, &issued_replay), chain_hash(&GENESIS, 1, &replay));
+        // Neither an issuer nor the detail can spell the mark.
+        let spelled = old.clone().issuer("replayed");
+        assert_ne!(chain_hash(&GENESIS, 1, &spelled), chain_hash(&GENESIS, 1, &replay));
+        let mut spelled = old.clone();
+        spelled.detail.push_str("\0\0\0\0\0\0\0\x08replayed\0\0\0\0\0\0\0\x04true");
+        assert_ne!(chain_hash(&GENESIS, 1, &spelled), chain_hash(&GENESIS, 1, &replay));
+    }
+
     fn field_change() -> impl Strategy<Value = (usize, usize, String)> {
-        (0usize..8, 0usize..13, "[a-z0-9]{1,8}")
+        (0usize..8, 0usize..14, "[a-z0-9]{1,8}")
     }
 
     proptest! {
@@ -541,6 +582,7 @@ mod tests {
                     None => e.entry.issuer = Some(value.clone()),
                 },
                 11 => e.entry.issuer = match e.entry.issuer { Some(_) => None, None => Some(value.clone()) },
+                12 => e.entry.replayed = !e.entry.replayed,
                 _ => e.hash[value.len() % 32] ^= 1,
             }
             prop_assert_ne!(&t, &original);

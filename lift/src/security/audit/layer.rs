@@ -71,6 +71,13 @@ impl AuditHandle {
     pub fn detail(&self, detail: impl Into<String>) -> &Self {
         self.with(|n| n.detail = Some(detail.into()))
     }
+
+    /// The data classes named so far (for an idempotency record to name them again on its
+    /// replays, whose handler does not run).
+    #[cfg_attr(not(feature = "idempotency"), allow(dead_code))]
+    pub(crate) fn data_classes(&self) -> Vec<String> {
+        self.0.lock().map(|n| n.data_classes.clone()).unwrap_or_default()
+    }
 }
 
 /// The entry recorded for a request, in its response's extensions (for the compliance
@@ -110,7 +117,11 @@ pub enum OnFlushFailure {
 /// there is none, under the tenant `-`), the action `METHOD /route/:pattern` and the path
 /// (decoded, card numbers, SSNs and secrets redacted) as resource unless the handler names
 /// them ([`AuditHandle`]), the outcome from the status, the client IP ([`client_ip`]), the
-/// request id. Mount it inside authentication.
+/// request id, and whether the answer was an idempotent replay (`Idempotent-Replayed:
+/// true`, [`AuditEntry::replayed`]). A replay's handler does not run: its entry has the
+/// default action and resource, and the data classes the first attempt's handler named,
+/// which the idempotency record keeps. Mount it inside authentication and outside
+/// idempotency, so replays are audited too.
 ///
 /// Every route is audit-critical by default: when the trail cannot store the entry, the
 /// request is answered `503` with the problem type `audit-unavailable` (the handler's
@@ -119,10 +130,12 @@ pub enum OnFlushFailure {
 /// [`AuditStorage::Degraded`]. When the buffer is full, the request waits for room.
 ///
 /// The 503 comes after the handler ran: whatever it wrote stays written, and the entry
-/// stays buffered for the next flush. When the handler's answer was a success, the 503
-/// carries it as a [`CommittedAnswer`]: an idempotency layer mounted outside stores that
-/// answer, so a client's retry with the same key replays the outcome instead of running
-/// the operation twice. Without idempotency, a retry runs the handler again.
+/// stays buffered for the next flush. An idempotency layer inside this one (where
+/// [`lift::stack()`](crate::stack()) mounts it) has already stored the handler's answer, so
+/// a client's retry with the same key replays the outcome instead of running the operation
+/// twice. When the handler's answer was a success, the 503 also carries it as a
+/// [`CommittedAnswer`], for an idempotency layer mounted outside to store instead. Without
+/// idempotency, a retry runs the handler again.
 ///
 /// # Examples
 ///
@@ -222,13 +235,14 @@ where
         let future = self.inner.call(req);
         Box::pin(async move {
             let result = future.await;
-            let (outcome, route) = match &result {
+            let (outcome, route, replayed) = match &result {
                 Ok(res) => (
                     Outcome::from_status(res.status().as_u16()),
                     route_of_request
                         .or_else(|| res.extensions().get::<MatchedRoute>().map(|r| r.as_str().to_owned())),
+                    is_replay(res),
                 ),
-                Err(_) => (Outcome::Failure, route_of_request),
+                Err(_) => (Outcome::Failure, route_of_request, false),
             };
             let notes = std::mem::take(&mut *handle.0.lock().unwrap_or_else(|p| p.into_inner()));
             let entry = AuditEntry::new(
@@ -241,7 +255,8 @@ where
             .from_where(source)
             .request_id(request_id)
             .data_classes(notes.data_classes)
-            .detail(notes.detail.unwrap_or_default());
+            .detail(notes.detail.unwrap_or_default())
+            .replayed(replayed);
             let entry = match issuer {
                 Some(issuer) => entry.issuer(issuer),
                 None => entry,
@@ -263,8 +278,9 @@ where
                     let ran = answer.status().is_success() || answer.status().is_redirection();
                     let mut refused = unavailable(&request_id);
                     if ran {
-                        // The handler's effects are written: idempotency (outside) stores
-                        // this answer, so a retry replays it instead of running again.
+                        // The handler's effects are written: an idempotency layer mounted
+                        // outside stores this answer, so a retry replays it instead of
+                        // running again (one inside has stored it already).
                         refused.extensions_mut().insert(CommittedAnswer::new(answer));
                     }
                     refused
@@ -279,6 +295,17 @@ where
     }
 }
 
+/// The header an idempotency layer puts on a replayed answer
+/// (`lift::middleware::idempotency::IDEMPOTENT_REPLAYED`, named here too since the audit
+/// trail is built without that feature as well).
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// Whether the answer is an idempotent replay: the stored response of an earlier attempt,
+/// which the handler did not produce this time.
+fn is_replay<B>(res: &Response<B>) -> bool {
+    res.headers().get(IDEMPOTENT_REPLAYED).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+}
+
 /// `503 audit unavailable` as problem+json, in the service's body type.
 fn unavailable<B: From<Vec<u8>>>(request_id: &str) -> Response<B> {
     let res = crate::Error::service_unavailable(1)
@@ -287,4 +314,60 @@ fn unavailable<B: From<Vec<u8>>>(request_id: &str) -> Response<B> {
         .render((!request_id.is_empty()).then_some(request_id));
     let (parts, body) = res.into_parts();
     Response::from_parts(parts, B::from(body.into_bytes().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    /// A trail whose store is a port nothing listens on: flushes fail at once.
+    fn unreachable_trail() -> AuditTrail {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "t"))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        AuditTrail::builder().client(client).table("audit").build().unwrap()
+    }
+
+    /// A replayed answer gets an entry like any other, marked as a replay.
+    #[tokio::test]
+    async fn an_idempotent_replay_is_audited_and_marked() {
+        let trail = unreachable_trail();
+        let svc = AuditLayer::new(trail.clone()).degrade().layer(tower::service_fn(
+            |req: crate::Request| async move {
+                let mut res = crate::Response::new(crate::Body::from("{}"));
+                *res.status_mut() = http::StatusCode::CREATED;
+                if let Some(replayed) = req.headers().get("x-replayed") {
+                    res.headers_mut().insert(IDEMPOTENT_REPLAYED, replayed.clone());
+                }
+                Ok::<_, std::convert::Infallible>(res)
+            },
+        ));
+        let call = |replayed: Option<&'static str>| {
+            let mut req = http::Request::post("/payments").body(crate::Body::empty()).unwrap();
+            if let Some(value) = replayed {
+                req.headers_mut().insert("x-replayed", http::HeaderValue::from_static(value));
+            }
+            svc.clone().oneshot(req)
+        };
+        for (header, marked) in
+            [(None, false), (Some("true"), true), (Some("TRUE"), true), (Some("false"), false)]
+        {
+            let res = call(header).await.unwrap();
+            let Audited(entry) = res.extensions().get::<Audited>().expect("an entry").clone();
+            assert_eq!((entry.replayed, entry.outcome), (marked, Outcome::Success), "{header:?}");
+        }
+        assert_eq!(trail.pending(), 4, "every attempt has its entry");
+    }
+
+    #[cfg(feature = "idempotency")]
+    #[test]
+    fn the_replay_header_is_the_idempotency_layers() {
+        assert_eq!(IDEMPOTENT_REPLAYED, crate::middleware::idempotency::IDEMPOTENT_REPLAYED.as_str());
+    }
 }

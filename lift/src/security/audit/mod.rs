@@ -1,7 +1,8 @@
 //! A tamper-evident audit trail (feature `audit`).
 //!
 //! - **Entries** ([`AuditEntry`]) record who, tenant, action, resource, outcome, when, from
-//!   where, the request, and the data classes touched.
+//!   where, the request, the data classes touched, and whether the answer was an
+//!   idempotent replay.
 //! - **Chains.** Each tenant has one hash chain: entry `n` stores SHA-256 over the hash of
 //!   entry `n - 1` and a canonical, length-prefixed encoding of `n` and every field
 //!   ([`chain_hash`]). [`verify_chain`] walks a chain and names the first entry that was

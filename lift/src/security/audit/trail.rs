@@ -775,6 +775,11 @@ impl AuditTrail {
         if let Some(issuer) = &e.issuer {
             item.insert("issuer".to_owned(), s(issuer));
         }
+        // Only when set, as the hash binds it: entries that are not replays keep the items
+        // they have always had.
+        if e.replayed {
+            item.insert("replayed".to_owned(), AttributeValue::Bool(true));
+        }
         item
     }
 
@@ -1040,6 +1045,10 @@ fn sealed_from(item: &HashMap<String, AttributeValue>) -> Option<SealedEntry> {
             .map(|v| v.as_s().ok().cloned())
             .collect::<Option<Vec<_>>>()?,
         detail: string(item, "detail")?.to_owned(),
+        replayed: match item.get("replayed") {
+            None => false,
+            Some(flag) => *flag.as_bool().ok()?,
+        },
     };
     Some(SealedEntry {
         seq: number(item, "seq")?,
