@@ -785,3 +785,263 @@ async fn a_backlog_applied_concurrently_ends_with_each_items_newest_version_and_
     assert!(forth.superseded >= newer_in_eu.len() as u64 * VERSIONS, "{forth:?}");
     println!("backlog of {KEYS} items x {VERSIONS} versions: {forth:?}");
 }
+
+// Answers lost after the write: the SDK sends the request again, and DynamoDB refuses it on
+// the version the first attempt stored.
+
+/// Two regions on the shared DynamoDB Local, us-east-1 reached through a fault proxy.
+async fn pair_with_us_behind_proxy() -> (lift_harness::faults::AwsFaultProxy, RegionSet, ReplicatedTable) {
+    use lift_harness::faults::AwsFaultProxy;
+    let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
+    let (us_table, eu_table) =
+        (ddb.create_table(&orders()).await.unwrap(), ddb.create_table(&orders()).await.unwrap());
+    let proxy = AwsFaultProxy::start(ddb.endpoint()).await.unwrap();
+    let (regions, table) = regions_and_table(&proxy.endpoint(), ddb.endpoint(), us_table, eu_table).await;
+    (proxy, regions, table)
+}
+
+/// A write whose answer us-east-1 lost (committed, then answered with a 500 the SDK
+/// retries) is acknowledged by both regions and held by both at its version: never
+/// reported as rejected (nothing written) while us holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_write_whose_answer_was_lost_is_held_by_both_regions_and_never_rejected() {
+    use lift_harness::faults::DynamoDbFault::InternalServerError;
+    let (proxy, regions, table) = pair_with_us_behind_proxy().await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    // No replicator: whatever eu holds came through the synchronous write. Room for the
+    // SDK's backoff between attempts (up to 1 s, then 2 s).
+    let writer = ReplicatedWriter::sync(regions.clone(), table.clone())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let cases: [(&str, &str, Vec<Write>); 3] = [
+        ("PutItem", "lost-put", vec![Write::put(account("lost-put")).when("attribute_not_exists(pk)")]),
+        ("UpdateItem", "lost-put", vec![refund("lost-put", 5)]),
+        (
+            "TransactWriteItems",
+            "lost-put",
+            vec![refund("lost-put", 7), Write::put(account("refund-of-lost-put"))],
+        ),
+    ];
+    for (operation, pk, writes) in cases {
+        proxy.lose_answers(operation, InternalServerError, 1);
+        let result = if writes.len() == 1 {
+            writer.write(writes.into_iter().next().unwrap()).await
+        } else {
+            writer.transact(writes).await
+        };
+        assert_eq!(proxy.stats(operation).injected, 1, "{operation}: the answer was lost");
+        let held = get(&us, &table, pk).await;
+        let ack = match result {
+            Ok(ack) => ack,
+            Err(err) => {
+                assert!(!err.is_rejected(), "{operation}: rejected while us holds it: {err:?}, us: {held:?}");
+                panic!("{operation}: not acknowledged: {err:?}");
+            }
+        };
+        assert_eq!(ack.acknowledged, [US, EU], "{operation}");
+        for region in [&us, &eu] {
+            let held = get(region, &table, pk).await.unwrap();
+            assert_eq!(held.get(VERSION_ATTRIBUTE), Some(&ack.version), "{operation} in {}", region.name());
+        }
+    }
+    for region in [&us, &eu] {
+        let held = get(region, &table, "lost-put").await.unwrap();
+        assert_eq!((text(&held, "refunded"), text(&held, "refundable")), ("12", "88"), "{}", region.name());
+        assert!(get(region, &table, "refund-of-lost-put").await.is_some(), "{}", region.name());
+    }
+    // A transaction's answer lost twice: the retries meet the stored version each time.
+    proxy.lose_answers("TransactWriteItems", InternalServerError, 2);
+    let ack =
+        writer.transact(vec![refund("lost-put", 1), Write::put(account("second-refund"))]).await.unwrap();
+    assert_eq!(ack.acknowledged, [US, EU]);
+    assert_eq!(get(&eu, &table, "lost-put").await.unwrap().get(VERSION_ATTRIBUTE), Some(&ack.version));
+}
+
+/// With `StartPosition::Latest`, a link whose first changes fail to apply (the target
+/// refuses every write) resumes at the first change it did not apply, not at the stream's
+/// end: once the target is back, it holds every change made since the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latest_link_that_fails_before_its_first_change_is_applied_skips_nothing() {
+    use lift::disaster::StartPosition;
+    use lift_harness::faults::{AwsFaultProxy, DynamoDbFault::InternalServerError};
+    let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
+    let (us_table, eu_table) =
+        (ddb.create_table(&orders()).await.unwrap(), ddb.create_table(&orders()).await.unwrap());
+    // eu-west-1, the target, behind a proxy that fails its writes.
+    let proxy = AwsFaultProxy::start(ddb.endpoint()).await.unwrap();
+    let (regions, table) = regions_and_table(ddb.endpoint(), &proxy.endpoint(), us_table, eu_table).await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    let replicator = Replicator::builder(regions.clone())
+        .table(table.clone())
+        .start_position(StartPosition::Latest)
+        .poll_interval(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    // The links run: the one from eu reads eu's stream (the one from us started with it).
+    eventually(Duration::from_secs(15), "the links reading their streams", || async {
+        (proxy.stats("DynamoDBStreams_20120810.GetRecords").forwarded > 1).then_some(())
+    })
+    .await;
+    proxy.inject("PutItem", InternalServerError, 1.0);
+    put(&us, &table, item("during-1", 1, "eu refuses writes")).await;
+    eventually(Duration::from_secs(15), "the link to eu failing", || async {
+        (link(&replicator, US, EU).stats.errors > 0).then_some(())
+    })
+    .await;
+    put(&us, &table, item("during-2", 1, "eu still refuses writes")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.clear();
+    put(&us, &table, item("after", 1, "eu is back")).await;
+    for pk in ["after", "during-1", "during-2"] {
+        eventually(Duration::from_secs(15), pk, || get(&eu, &table, pk)).await;
+    }
+}
+
+/// The same when the source's stream fails before the link has read a change (GetRecords
+/// answered with 500s): what was written meanwhile is read once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latest_link_whose_stream_reads_fail_before_its_first_change_skips_nothing() {
+    use lift::disaster::StartPosition;
+    use lift_harness::faults::{AwsFaultProxy, DynamoDbFault::InternalServerError};
+    const GET_RECORDS: &str = "DynamoDBStreams_20120810.GetRecords";
+    let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
+    let (us_table, eu_table) =
+        (ddb.create_table(&orders()).await.unwrap(), ddb.create_table(&orders()).await.unwrap());
+    // us-east-1, the source, behind a proxy that fails its stream reads.
+    let proxy = AwsFaultProxy::start(ddb.endpoint()).await.unwrap();
+    let (regions, table) = regions_and_table(&proxy.endpoint(), ddb.endpoint(), us_table, eu_table).await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    let replicator = Replicator::builder(regions.clone())
+        .table(table.clone())
+        .start_position(StartPosition::Latest)
+        .poll_interval(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    // The link reads its (empty) stream, then the reads fail.
+    eventually(Duration::from_secs(15), "the link reading us's stream", || async {
+        (proxy.stats(GET_RECORDS).forwarded > 0).then_some(())
+    })
+    .await;
+    proxy.inject(GET_RECORDS, InternalServerError, 1.0);
+    put(&us, &table, item("unread", 1, "written while the stream fails")).await;
+    eventually(Duration::from_secs(15), "the link from us failing", || async {
+        (link(&replicator, US, EU).stats.errors > 0).then_some(())
+    })
+    .await;
+    proxy.clear();
+    eventually(Duration::from_secs(15), "the change written while the stream failed", || {
+        get(&eu, &table, "unread")
+    })
+    .await;
+}
+
+/// Log lines of this test binary at warning level and above. Global, not per test:
+/// `tracing` caches per call site whether anyone listens.
+fn warnings() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
+        logs
+    })
+}
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).lines().map(str::to_owned).collect()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A raw `UpdateItem` on `pk` in `region`: no new version, the origin left as it was.
+async fn raw_update(region: &Region, table: &ReplicatedTable, pk: &str, name: &str) {
+    region
+        .dynamodb()
+        .update_item()
+        .table_name(table.name_in(region.name()))
+        .set_key(Some(key(pk)))
+        .update_expression("SET #n = :n")
+        .expression_attribute_names("#n", "name")
+        .expression_attribute_values(":n", AttributeValue::S(name.to_owned()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A change written around the writer keeps the item's version, so nothing orders it
+/// against the other region's copy: it is counted as unversioned and logged once per link
+/// (table and key, never the values), neither dropped as superseded nor taken for an echo
+/// (a raw update in eu on an item born in us keeps us as its origin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_without_a_new_version_is_counted_and_logged_never_dropped_in_silence() {
+    let logs = warnings();
+    let (regions, table) = shared_pair().await;
+    let (us, eu) = (regions.by_name(US).unwrap().clone(), regions.by_name(EU).unwrap().clone());
+    let replicator = Replicator::builder(regions.clone())
+        .table(table.clone())
+        .poll_interval(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let writer = ReplicatedWriter::async_(regions.clone(), table.clone()).targets([US]).build().unwrap();
+    let mut versions = Vec::new();
+    for pk in ["raw-1", "raw-2"] {
+        let ack = writer.put(account(pk)).await.unwrap();
+        eventually(Duration::from_secs(15), pk, || async {
+            get(&eu, &table, pk).await.filter(|i| i.get(VERSION_ATTRIBUTE) == Some(&ack.version))
+        })
+        .await;
+        versions.push(ack.version);
+    }
+    // eu's stream carries the replicated puts back: echoes, skipped.
+    eventually(Duration::from_secs(15), "the echoes", || async {
+        (link(&replicator, EU, US).stats.skipped_replicated == 2).then_some(())
+    })
+    .await;
+
+    raw_update(&us, &table, "raw-1", "Raw Write One").await;
+    raw_update(&us, &table, "raw-2", "Raw Write Two").await;
+    raw_update(&eu, &table, "raw-1", "Raw Write Three").await;
+    eventually(Duration::from_secs(15), "the raw updates counted", || async {
+        let (forth, back) = (link(&replicator, US, EU).stats, link(&replicator, EU, US).stats);
+        (forth.unversioned == 2 && back.unversioned == 1).then_some(())
+    })
+    .await;
+    let (forth, back) = (link(&replicator, US, EU).stats, link(&replicator, EU, US).stats);
+    assert_eq!((forth.applied, forth.superseded, forth.skipped_replicated), (2, 0, 0), "{forth:?}");
+    assert_eq!((back.applied, back.superseded, back.skipped_replicated), (0, 0, 2), "not an echo: {back:?}");
+    assert_eq!(replicator.stats().unversioned, 3);
+    // Not replicated: each region keeps its own copy under the one version.
+    assert_eq!(text(&get(&eu, &table, "raw-2").await.unwrap(), "name"), "Jane Roe");
+    assert_eq!(get(&us, &table, "raw-2").await.unwrap().get(VERSION_ATTRIBUTE), Some(&versions[1]));
+
+    let warned: Vec<String> = logs.lines().into_iter().filter(|l| l.contains("raw-")).collect();
+    assert_eq!(warned.len(), 2, "one warning per link: {warned:#?}");
+    for line in &warned {
+        assert!(line.contains("WARN") && line.contains("orders"), "the table: {line}");
+        assert!(!line.contains("Raw Write") && !line.contains("Jane Roe"), "no values: {line}");
+    }
+    assert!(warned.iter().any(|l| l.contains("raw-1") && l.contains("eu-west-1")));
+}

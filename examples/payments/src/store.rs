@@ -466,6 +466,12 @@ impl PaymentStore {
     /// first attempt committed and its answer was lost finds its own refund item and
     /// answers with it, instead of refunding a second time. The refund item of that id
     /// with another amount is [`StoreError::KeyReused`].
+    ///
+    /// With a writer, the refund item found in the region called is no evidence that the
+    /// other regions hold it (the earlier attempt may have been refused or missed there):
+    /// it is answered with only once the writer has every region it targets hold the
+    /// refund and its payment ([`ReplicatedWriter::replicate`]), and is not acknowledged
+    /// otherwise.
     pub async fn refund_as(
         &self,
         tenant: &str,
@@ -539,6 +545,16 @@ impl PaymentStore {
             if let Some(stored) = self.refund_item(tenant, payment_id, &refund_id).await? {
                 if get_n(&stored, "amount")? != amount {
                     return Err(StoreError::KeyReused);
+                }
+                if let Some(writer) = &self.writer {
+                    let refund_key = HashMap::from([
+                        ("pk".to_owned(), s(pk(tenant))),
+                        ("sk".to_owned(), s(format!("REFUND#{payment_id}#{refund_id}"))),
+                    ]);
+                    writer
+                        .replicate(vec![update.key().clone(), refund_key])
+                        .await
+                        .map_err(replication_error)?;
                 }
                 let created_at = opt_s(&stored, "created_at").unwrap_or_default();
                 let payment = self.get(tenant, payment_id).await?;
@@ -669,5 +685,75 @@ mod tests {
     fn a_write_some_regions_hold_is_not_replicated_and_one_none_hold_is_unavailable() {
         assert!(matches!(replication_error(refused_by(&["us-east-1"])), StoreError::NotReplicated(_)));
         assert!(matches!(replication_error(refused_by(&[])), StoreError::Unavailable(_)));
+    }
+
+    /// A refund item the region called holds, that the other region lacks (an earlier
+    /// attempt's, refused or missed there, or whose every answer was lost), is never
+    /// answered with on its own: the retry under the same id is acknowledged once both
+    /// regions hold the refund and the payment it took from.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refund_found_in_the_region_called_is_acknowledged_only_once_every_region_holds_it() {
+        use lift::disaster::{RegionConfig, RegionSet, ReplicatedTable};
+        use lift_harness::dynamodb::DynamoDbLocal;
+        use lift_harness::faults::{AwsFaultProxy, DynamoDbFault};
+
+        const TENANT: &str = "acme";
+        const KEY: &[u8] = b"test-fingerprint-key-0123456789ab";
+        let ddb = DynamoDbLocal::shared().await.expect("dynamodb local");
+        let def = table_def();
+        let (us_table, eu_table) =
+            (ddb.create_table(&def).await.unwrap(), ddb.create_table(&def).await.unwrap());
+        // us-east-1, the region called, behind a proxy that can lose answers.
+        let proxy = AwsFaultProxy::start(ddb.endpoint()).await.unwrap();
+        let regions = RegionSet::builder()
+            .region(RegionConfig::new("us-east-1").dynamodb_endpoint(proxy.endpoint()))
+            .region(RegionConfig::new("eu-west-1").dynamodb_endpoint(ddb.endpoint()))
+            .build()
+            .unwrap();
+        let table =
+            ReplicatedTable::new(def).with_name_in("us-east-1", us_table).with_name_in("eu-west-1", eu_table);
+        let (us, eu) = (regions.by_name("us-east-1").unwrap(), regions.by_name("eu-west-1").unwrap());
+        let store_with = |writer: ReplicatedWriter| {
+            PaymentStore::new(us.dynamodb().clone(), table.name_in("us-east-1"), KEY).with_writer(writer)
+        };
+        let store = store_with(ReplicatedWriter::sync(regions.clone(), table.clone()).build().unwrap());
+        let in_eu = PaymentStore::new(eu.dynamodb().clone(), table.name_in("eu-west-1"), KEY);
+        let new = crate::model::CreatePayment {
+            id: Some("pay_1".into()),
+            card_number: "4111 1111 1111 1111".into(),
+            amount: 1_000,
+            currency: "USD".into(),
+            customer: crate::model::Customer {
+                id: "c_1".into(),
+                name: Some("Jane Roe".into()),
+                email: None,
+                country: None,
+            },
+            description: None,
+        }
+        .validate()
+        .unwrap();
+        store.create(TENANT, new).await.unwrap();
+
+        // An earlier attempt's refund reached us only.
+        let us_only =
+            ReplicatedWriter::async_(regions.clone(), table.clone()).targets(["us-east-1"]).build().unwrap();
+        store_with(us_only).refund_as(TENANT, "pay_1", "re_1", 100, None).await.unwrap();
+        assert!(in_eu.refund_item(TENANT, "pay_1", "re_1").await.unwrap().is_none());
+        let refund = store.refund_as(TENANT, "pay_1", "re_1", 100, None).await.unwrap();
+        assert_eq!(refund.payment.refunded_amount, 100);
+        assert!(in_eu.refund_item(TENANT, "pay_1", "re_1").await.unwrap().is_some(), "acknowledged: in eu");
+        assert_eq!(in_eu.get(TENANT, "pay_1").await.unwrap().refunded_amount, 100);
+
+        // Every answer of a refund's transaction lost: us holds it, eu was never sent it.
+        proxy.lose_answers("TransactWriteItems", DynamoDbFault::InternalServerError, 3);
+        let err = store.refund_as(TENANT, "pay_1", "re_2", 50, None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(store.refund_item(TENANT, "pay_1", "re_2").await.unwrap().is_some());
+        assert!(in_eu.refund_item(TENANT, "pay_1", "re_2").await.unwrap().is_none());
+        let refund = store.refund_as(TENANT, "pay_1", "re_2", 50, None).await.unwrap();
+        assert_eq!(refund.payment.refunded_amount, 150, "refunded once");
+        assert!(in_eu.refund_item(TENANT, "pay_1", "re_2").await.unwrap().is_some(), "acknowledged: in eu");
+        assert_eq!(in_eu.get(TENANT, "pay_1").await.unwrap().refunded_amount, 150);
     }
 }

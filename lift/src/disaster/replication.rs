@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -13,16 +14,21 @@ use futures_util::stream::{self, StreamExt};
 use tokio::task::JoinHandle;
 
 use super::conflict::{
-    Change, ChangeKind, ConflictResolver, LastWriterWins, WriteCondition, ORIGIN_ATTRIBUTE,
+    compare_versions, Change, ChangeKind, ConflictResolver, LastWriterWins, WriteCondition, ORIGIN_ATTRIBUTE,
 };
 use super::error::sdk_message;
+use super::rpo::key_text;
 use super::table::{Item, ReplicatedTable};
+use super::writer::same_item;
 use super::{ConfigError, Region, RegionSet, ReplicationError};
 
 /// The longest wait between retries of a failing link.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often a link looks for new shards while its shards are open.
 const SHARD_REFRESH: Duration = Duration::from_secs(10);
+/// How far a stream record's `ApproximateCreationDateTime` may lie before the change: AWS
+/// rounds it down to the second, DynamoDB Local to the minute.
+const STREAM_TIME_ROUNDING: Duration = Duration::from_secs(60);
 
 /// Where a link starts reading the shards that exist when replication starts (shards that
 /// appear later are always read from their start).
@@ -32,7 +38,17 @@ pub enum StartPosition {
     /// replicator started is missed.
     #[default]
     TrimHorizon,
-    /// Only changes made after the replicator started.
+    /// Only changes made after the replicator started: [`ReplicatorBuilder::start`]
+    /// returns once each link that reaches its source holds a place at the end of each
+    /// shard, and a link resumes after the last change it applied, or at the first it did
+    /// not (a target down, a failed write). A link that has no such place (its source did
+    /// not answer at the start) or lost it before reading a change (its stream reads
+    /// failed) reads the shard from its oldest record instead and skips the changes made
+    /// before the start. Record times are coarse ([`ReplicationStats`]), so a change made
+    /// up to a minute before the start may be applied too, only where it is newer: nothing
+    /// made after the start is skipped. A restarted replicator is a new start: what the
+    /// previous one had not applied is skipped; use [`TrimHorizon`](Self::TrimHorizon) for
+    /// a replicator that must resume where another stopped.
     Latest,
 }
 
@@ -51,6 +67,13 @@ pub struct ReplicationStats {
     pub superseded: u64,
     /// Stream records that were themselves replicated writes, not sent on (no loops).
     pub skipped_replicated: u64,
+    /// Changes made without a new version (a raw `UpdateItem`, `PutItem` or
+    /// `BatchWriteItem` around [`ReplicatedWriter`](super::ReplicatedWriter)): the same
+    /// version as the item before with other contents, or the version removed. Nothing
+    /// orders them against the target's copy, so they are not replicated and the regions
+    /// differ on those items until a versioned write; each link logs a warning (table and
+    /// key, never the item's values) at the first.
+    pub unversioned: u64,
     /// Failed requests (each retried).
     pub errors: u64,
     /// The lag of the last measured applied change.
@@ -68,6 +91,7 @@ impl ReplicationStats {
         self.applied += other.applied;
         self.superseded += other.superseded;
         self.skipped_replicated += other.skipped_replicated;
+        self.unversioned += other.unversioned;
         self.errors += other.errors;
         self.max_lag = self.max_lag.max(other.max_lag);
         if other.last_applied_at > self.last_applied_at {
@@ -115,9 +139,13 @@ pub struct LinkStats {
 /// never written back, and no write loops), whatever its origin: an update made after a
 /// failover on an item born in the other region replicates back to it. Deletes replicate
 /// from the `REMOVE` record (no tombstones, see [`ReplicatedWriter`](super::ReplicatedWriter)). Tables need a stream with new and old
-/// images ([`TableDef::with_stream`](crate::store::TableDef::with_stream)). Progress is
-/// kept in memory: a restarted replicator starts from its [`StartPosition`] again, which
-/// conditional writes make harmless. The tasks stop when the replicator is dropped.
+/// images ([`TableDef::with_stream`](crate::store::TableDef::with_stream)). A change made
+/// around the versioning (a raw write that keeps the item's version) cannot be ordered: it
+/// is counted in [`ReplicationStats::unversioned`] and logged, not replicated. Progress is
+/// kept in memory: a restarted replicator starts from its [`StartPosition`] again; from
+/// [`TrimHorizon`](StartPosition::TrimHorizon) the conditional writes make the records
+/// read again harmless, from [`Latest`](StartPosition::Latest) the changes the previous
+/// replicator had not applied are skipped. The tasks stop when the replicator is dropped.
 ///
 /// # Examples
 ///
@@ -255,8 +283,11 @@ impl ReplicatorBuilder {
 
     /// Validates the configuration, checks that every table has a stream with new and old
     /// images in every region that answers, and starts a task per link. A region that does
-    /// not answer is not an error: its links retry until it does.
+    /// not answer is not an error: its links retry until it does. From
+    /// [`StartPosition::Latest`], each link first takes its place at the end of its
+    /// source's shards (see there).
     pub async fn start(self) -> Result<Replicator, ReplicationError> {
+        let started_at = SystemTime::now();
         if self.regions.len() < 2 {
             return Err(ConfigError::TooFewRegions(self.regions.len()).into());
         }
@@ -288,12 +319,19 @@ impl ReplicatorBuilder {
                         start_position: self.start_position,
                         lag_attribute: self.lag_attribute.clone(),
                         skip_modify: self.skip_modify,
+                        started_at,
+                        warned_unversioned: AtomicBool::new(false),
                         stats: Mutex::new(ReplicationStats::default()),
                     }));
                 }
             }
         }
-        let tasks = links.iter().map(|link| tokio::spawn(link.clone().run())).collect();
+        let cursors = match self.start_position {
+            StartPosition::Latest => join_all(links.iter().map(|link| link.at_the_end())).await,
+            StartPosition::TrimHorizon => links.iter().map(|_| Cursor::default()).collect(),
+        };
+        let tasks =
+            links.iter().zip(cursors).map(|(link, cursor)| tokio::spawn(link.clone().run(cursor))).collect();
         Ok(Replicator { links, tasks })
     }
 }
@@ -337,17 +375,40 @@ struct Link {
     start_position: StartPosition,
     lag_attribute: Option<String>,
     skip_modify: bool,
+    /// When the replicator started: shards read from [`StartPosition::Latest`] skip the
+    /// records made before.
+    started_at: SystemTime,
+    /// Whether this link warned of an unversioned change already (once per link).
+    warned_unversioned: AtomicBool,
     stats: Mutex<ReplicationStats>,
 }
 
-/// Reading progress in one shard.
+/// Reading progress in one shard: the iterator to read next, and where a new one starts
+/// when it is lost (an error, or expired).
 #[derive(Debug)]
 struct Shard {
     id: String,
     iterator: Option<String>,
-    last_sequence: Option<String>,
-    start: ShardIteratorType,
+    position: Position,
+    /// Records made before this are skipped: a shard read from [`StartPosition::Latest`].
+    /// Its first iterator (`LATEST`, taken at the start) marks the end of the shard then
+    /// and nothing else: when it is lost before a record was read, a new `LATEST` iterator
+    /// would skip whatever came since, and having read no record the link has no sequence
+    /// number to resume from, so the shard is read from its oldest record instead, bounded
+    /// by the start time.
+    since: Option<SystemTime>,
     closed: bool,
+}
+
+/// Where a new iterator of a shard starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Position {
+    /// The shard's oldest record.
+    TrimHorizon,
+    /// This record, the first not applied yet.
+    At(String),
+    /// After this record, the last applied.
+    After(String),
 }
 
 #[derive(Debug, Default)]
@@ -369,10 +430,68 @@ enum Outcome {
     Applied(Option<Duration>),
     Superseded,
     Replicated,
+    Unversioned,
     Ignored,
 }
 
+/// Whether a change was made without a new version: the item had a version, and the change
+/// removed it, or kept it (and the origin) with other contents. A versioned write always
+/// stamps a newer version; the conflict resolver's tie-break replaces an item with one of
+/// the same version from another origin, which is not this.
+fn unversioned(old: Option<&Item>, new: &Item, version_attribute: &str) -> bool {
+    let Some(old) = old else { return false };
+    let Some(old_version) = old.get(version_attribute) else { return false };
+    match new.get(version_attribute) {
+        None => true,
+        Some(version) => {
+            compare_versions(version, old_version) == Some(std::cmp::Ordering::Equal)
+                && new.get(ORIGIN_ATTRIBUTE) == old.get(ORIGIN_ATTRIBUTE)
+                && !same_item(old, new)
+        }
+    }
+}
+
+/// Whether a record whose stream time is `created` was certainly made before `since`: its
+/// time is rounded down ([`STREAM_TIME_ROUNDING`]), so only a time that far before counts.
+/// A record without a time is kept.
+fn made_before(created: Option<SystemTime>, since: SystemTime) -> bool {
+    created.is_some_and(|created| created + STREAM_TIME_ROUNDING <= since)
+}
+
 impl Link {
+    /// A cursor holding a `LATEST` iterator of each of the source's shards, taken now (for
+    /// [`StartPosition::Latest`]). Shards without one are read whole, skipping the records
+    /// made before the start ([`Shard::since`]).
+    async fn at_the_end(self: &Arc<Self>) -> Cursor {
+        let mut cursor = Cursor::default();
+        let stream_arn = match self.open(&mut cursor).await {
+            Ok(arn) => arn,
+            Err(message) => {
+                tracing::debug!(
+                    table = %self.table.def().name,
+                    source = self.source.name(),
+                    error = %message,
+                    "no place at the end of the stream yet; the link reads the changes made since the start"
+                );
+                return cursor;
+            }
+        };
+        let ends = cursor.shards.iter().map(|shard| {
+            self.source
+                .streams()
+                .get_shard_iterator()
+                .stream_arn(&stream_arn)
+                .shard_id(&shard.id)
+                .shard_iterator_type(ShardIteratorType::Latest)
+                .send()
+        });
+        let ends = join_all(ends).await;
+        for (shard, end) in cursor.shards.iter_mut().zip(ends) {
+            shard.iterator = end.ok().and_then(|out| out.shard_iterator);
+        }
+        cursor
+    }
+
     fn stats(&self) -> ReplicationStats {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -381,8 +500,7 @@ impl Link {
         f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    async fn run(self: Arc<Self>) {
-        let mut cursor = Cursor::default();
+    async fn run(self: Arc<Self>, mut cursor: Cursor) {
         let mut backoff = self.poll_interval;
         loop {
             match self.step(&mut cursor).await {
@@ -413,6 +531,30 @@ impl Link {
 
     /// Reads every open shard once and applies what it finds; returns how many records.
     async fn step(&self, cursor: &mut Cursor) -> Result<usize, String> {
+        let stream_arn = self.open(cursor).await?;
+        let reads = join_all(
+            cursor.shards.iter_mut().filter(|s| !s.closed).map(|shard| self.read_shard(&stream_arn, shard)),
+        )
+        .await;
+        let mut read = 0;
+        let mut failure = None;
+        for result in reads {
+            match result {
+                Ok(ShardRead { records, closed }) => {
+                    read += records;
+                    cursor.refresh |= closed;
+                }
+                Err(message) => failure = failure.or(Some(message)),
+            }
+        }
+        match failure {
+            Some(message) => Err(message),
+            None => Ok(read),
+        }
+    }
+
+    /// The source's stream, its shards discovered (again, when due); returns its ARN.
+    async fn open(&self, cursor: &mut Cursor) -> Result<String, String> {
         let source_table = self.table.name_in(self.source.name());
         let stream_arn = match &cursor.stream_arn {
             Some(arn) => arn.clone(),
@@ -438,25 +580,7 @@ impl Link {
         if cursor.refresh || stale {
             self.discover_shards(cursor, &stream_arn).await?;
         }
-        let reads = join_all(
-            cursor.shards.iter_mut().filter(|s| !s.closed).map(|shard| self.read_shard(&stream_arn, shard)),
-        )
-        .await;
-        let mut read = 0;
-        let mut failure = None;
-        for result in reads {
-            match result {
-                Ok(ShardRead { records, closed }) => {
-                    read += records;
-                    cursor.refresh |= closed;
-                }
-                Err(message) => failure = failure.or(Some(message)),
-            }
-        }
-        match failure {
-            Some(message) => Err(message),
-            None => Ok(read),
-        }
+        Ok(stream_arn)
     }
 
     /// Reads one batch of a shard and applies it, item by item concurrently.
@@ -473,15 +597,19 @@ impl Link {
                     e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception()
                 });
                 if expired {
-                    // A fresh iterator after the last applied record, next round.
+                    // A fresh iterator from the shard's position, next round. (DynamoDB Local
+                    // answers so a `LATEST` iterator taken on an empty shard once the shard's
+                    // first record is written: a new `LATEST` one would skip that record.)
                     return Ok(ShardRead { records: 0, closed: false });
                 }
                 return Err(format!("GetRecords: {}", sdk_message(&err)));
             }
         };
         let records = out.records();
+        let since = shard.since;
         let batch =
-            apply_by_key(records, record_key, self.apply_concurrency, |record| self.apply(record)).await;
+            apply_by_key(records, record_key, self.apply_concurrency, |record| self.apply(record, since))
+                .await;
         let applied_at = SystemTime::now();
         self.update(|s| {
             for outcome in batch.outcomes.iter().flatten() {
@@ -496,17 +624,23 @@ impl Link {
                     }
                     Outcome::Superseded => s.superseded += 1,
                     Outcome::Replicated => s.skipped_replicated += 1,
+                    Outcome::Unversioned => s.unversioned += 1,
                     Outcome::Ignored => {}
                 }
             }
         });
         // Progress is the unbroken prefix of applied records: after a failure the next round
-        // resumes right after it (the iterator stays taken), so nothing is skipped while the
-        // target is down. Records of other items past that point that were applied already
-        // come again and are dropped by their version condition.
-        if let Some(last) = batch.done.checked_sub(1) {
-            shard.last_sequence =
-                records[last].dynamodb().and_then(|r| r.sequence_number()).map(str::to_owned);
+        // resumes at the first record not applied (the iterator stays taken), so nothing is
+        // skipped while the target is down, whatever the start position. Records of other
+        // items past that point that were applied already come again and are dropped by
+        // their version condition.
+        let sequence = |i: usize| records[i].dynamodb().and_then(|r| r.sequence_number()).map(str::to_owned);
+        let resume = match records.get(batch.done) {
+            Some(_) => sequence(batch.done).map(Position::At),
+            None => batch.done.checked_sub(1).and_then(sequence).map(Position::After),
+        };
+        if let Some(position) = resume {
+            shard.position = position;
         }
         if let Some(message) = batch.error {
             return Err(message);
@@ -543,15 +677,14 @@ impl Link {
                 if cursor.shards.iter().any(|s| s.id == id) {
                     continue;
                 }
-                let start = match (first, self.start_position) {
-                    (true, StartPosition::Latest) => ShardIteratorType::Latest,
-                    _ => ShardIteratorType::TrimHorizon,
-                };
+                // Shards found later were made after the start: read whole.
+                let since =
+                    (first && self.start_position == StartPosition::Latest).then_some(self.started_at);
                 cursor.shards.push(Shard {
                     id: id.to_owned(),
                     iterator: None,
-                    last_sequence: None,
-                    start,
+                    position: Position::TrimHorizon,
+                    since,
                     closed: false,
                 });
             }
@@ -567,17 +700,21 @@ impl Link {
 
     async fn iterator(&self, stream_arn: &str, shard: &Shard) -> Result<String, String> {
         let request = self.source.streams().get_shard_iterator().stream_arn(stream_arn).shard_id(&shard.id);
-        let request = match &shard.last_sequence {
-            Some(seq) => {
+        let request = match &shard.position {
+            Position::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            Position::At(seq) => {
+                request.shard_iterator_type(ShardIteratorType::AtSequenceNumber).sequence_number(seq)
+            }
+            Position::After(seq) => {
                 request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq)
             }
-            None => request.shard_iterator_type(shard.start.clone()),
         };
         let out = request.send().await.map_err(|err| format!("GetShardIterator: {}", sdk_message(&err)))?;
         out.shard_iterator().map(str::to_owned).ok_or_else(|| format!("no iterator for shard {}", shard.id))
     }
 
-    async fn apply(&self, record: &Record) -> Result<Outcome, String> {
+    /// Applies one record; with `since`, a record made before it is skipped.
+    async fn apply(&self, record: &Record, since: Option<SystemTime>) -> Result<Outcome, String> {
         let kind = match record.event_name() {
             Some(OperationType::Modify) if self.skip_modify => return Ok(Outcome::Ignored),
             Some(OperationType::Insert | OperationType::Modify) => ChangeKind::Put,
@@ -585,6 +722,12 @@ impl Link {
             _ => return Ok(Outcome::Ignored),
         };
         let Some(data) = record.dynamodb() else { return Ok(Outcome::Ignored) };
+        if let Some(since) = since {
+            let created = data.approximate_creation_date_time().and_then(|t| SystemTime::try_from(*t).ok());
+            if made_before(created, since) {
+                return Ok(Outcome::Ignored);
+            }
+        }
         let key = data.keys().map(convert_item).unwrap_or_default();
         let new_image = data.new_image().map(convert_item);
         let old_image = data.old_image().map(convert_item);
@@ -595,6 +738,12 @@ impl Link {
                     self.table.name_in(self.source.name())
                 ));
             };
+            // Before the origin is looked at: a raw update keeps the origin of the write
+            // before it, and would pass for an echo or for another region's write.
+            if unversioned(old_image.as_ref(), image, self.resolver_attribute()) {
+                self.warn_unversioned(&key);
+                return Ok(Outcome::Unversioned);
+            }
             if let Some(AttributeValue::S(origin)) = image.get(ORIGIN_ATTRIBUTE) {
                 if origin == self.target.name() {
                     // The echo of the target's own write: it holds that version or a newer
@@ -697,6 +846,22 @@ impl Link {
 
     fn resolver_attribute(&self) -> &str {
         self.resolver.version_attribute()
+    }
+
+    fn warn_unversioned(&self, key: &Item) {
+        if self.warned_unversioned.swap(true, AtomicOrdering::Relaxed) {
+            return;
+        }
+        // The key only: the item's values may be personal data.
+        tracing::warn!(
+            table = %self.table.def().name,
+            source = self.source.name(),
+            source_table = self.table.name_in(self.source.name()),
+            target = self.target.name(),
+            key = ?key_text(key),
+            "a change without a new version (written around the replicated writer) is not replicated: \
+             the regions differ on this item until a versioned write; later ones on this link are only counted"
+        );
     }
 
     fn lag(
@@ -963,6 +1128,47 @@ mod tests {
         ));
         assert_eq!(batch.error.as_deref(), Some("slow failed"));
         assert_eq!(batch.done, 0);
+    }
+
+    fn image(version: Option<u64>, origin: Option<&str>, name: &str) -> Item {
+        let mut item: Item = [("pk".to_owned(), AttributeValue::S("k".into()))].into();
+        if let Some(version) = version {
+            item.insert("_version".into(), AttributeValue::N(version.to_string()));
+        }
+        if let Some(origin) = origin {
+            item.insert(ORIGIN_ATTRIBUTE.into(), AttributeValue::S(origin.into()));
+        }
+        item.insert("name".into(), AttributeValue::S(name.into()));
+        item
+    }
+
+    #[test]
+    fn a_change_that_keeps_or_removes_the_version_is_unversioned() {
+        let old = image(Some(5), Some("us-east-1"), "a");
+        let unversioned = |new: Item| super::unversioned(Some(&old), &new, "_version");
+        // A raw update: same version, same origin, other contents.
+        assert!(unversioned(image(Some(5), Some("us-east-1"), "b")));
+        // A raw put without the version.
+        assert!(unversioned(image(None, None, "b")));
+        // A versioned write, the tie-break's replacement from another origin, no change.
+        assert!(!unversioned(image(Some(6), Some("us-east-1"), "b")));
+        assert!(!unversioned(image(Some(5), Some("eu-west-1"), "b")));
+        assert!(!unversioned(old.clone()));
+        // Nothing to compare with: a new item, or one that never had a version.
+        assert!(!super::unversioned(None, &image(None, None, "b"), "_version"));
+        let never = image(None, None, "a");
+        assert!(!super::unversioned(Some(&never), &image(None, None, "b"), "_version"));
+    }
+
+    #[test]
+    fn only_records_certainly_made_before_the_start_are_skipped() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        // DynamoDB Local rounds down to the minute: a change 1 s after the start can read
+        // 59 s before it.
+        assert!(!made_before(Some(start - Duration::from_secs(59)), start));
+        assert!(!made_before(Some(start + Duration::from_secs(1)), start));
+        assert!(!made_before(None, start), "no time: kept");
+        assert!(made_before(Some(start - Duration::from_secs(60)), start));
     }
 
     #[test]

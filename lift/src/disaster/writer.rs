@@ -2,9 +2,13 @@
 //! transactions, each stamped with a new version and the writing region.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use super::conflict::{WriteCondition, ORIGIN_ATTRIBUTE, VERSION_ATTRIBUTE};
@@ -133,7 +137,11 @@ pub struct WriteError {
 
 impl WriteError {
     /// Whether every target refused the write on a condition: nothing was written, and
-    /// the caller's condition (or a newer version) is why.
+    /// the caller's condition (or a newer version) is why. A write whose answer was lost
+    /// after it was applied, sent again by the SDK and refused on the version its earlier
+    /// attempt stored, does not count as refused there: the writer recognises the write in
+    /// the stored item handed back and goes on as if the answer had come (see
+    /// [`ReplicatedWriter`]).
     pub fn is_rejected(&self) -> bool {
         self.acknowledged.is_empty() && self.condition_failed.len() == self.failures.len()
     }
@@ -180,6 +188,17 @@ pub enum WriteMode {
 ///   does not, the write is not acknowledged there.
 /// - [`WriteMode::Async`]: every write goes to the first target; stream replication
 ///   carries puts, updates (as the new image) and deletes (the `REMOVE` record) on.
+///
+/// A write whose answer was lost after DynamoDB applied it (a 5xx or a reset connection)
+/// is sent again by the SDK, and its version condition then fails on the version the first
+/// attempt stored. Such a refusal is taken as the write applied when the request was sent
+/// more than once and the stored item handed back is the write itself: a put's exact item,
+/// an update's version and origin (versions never repeat within a process), a transaction
+/// with an item holding its write and none holding what it could not have left. A
+/// transaction also carries a `ClientRequestToken` derived from its content, so DynamoDB
+/// answers its repetition as the first one. A delete leaves nothing to recognise: a delete
+/// with a condition on the item's existence, whose answer is lost, is refused when sent
+/// again.
 ///
 /// Deletes leave no tombstone: a delete removes the item if it is not newer than the
 /// writer's clock, and a replicated delete removes it if the target holds the deleted
@@ -277,6 +296,96 @@ impl ReplicatedWriter {
         self.run("transaction", writes).await
     }
 
+    /// Makes every target hold what the first target holds under `keys`, and acknowledges
+    /// only then: for a caller that finds its write in the first target already (an
+    /// earlier attempt's, whose answer it never got, or that another region refused or
+    /// missed), which is no evidence that the other targets hold it too.
+    ///
+    /// The items are read in the first target (consistently) and sent to the others as a
+    /// synchronous write's images are: each applied only over an older version, and a
+    /// region that refuses one is compared with the first target (see
+    /// [`WriteMode::Sync`]). In async mode the first target is the only target. A key the
+    /// first target does not hold, or holds without a version, is a failure: there is
+    /// nothing to replicate by. The acknowledgement's version is the lowest of the items'
+    /// versions: every key holds at least it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(writer: lift::disaster::ReplicatedWriter, key: lift::disaster::Item)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// // The refund is in the region called; acknowledge it once every region holds it.
+    /// let ack = writer.replicate(vec![key]).await?;
+    /// println!("held by {:?}", ack.acknowledged);
+    /// # Ok(()) }
+    /// ```
+    pub async fn replicate(&self, keys: Vec<Item>) -> Result<WriteAck, WriteError> {
+        const KIND: &str = "replicate";
+        let first = &self.targets[0];
+        let failed = |reason: String| WriteError {
+            kind: KIND,
+            acknowledged: Vec::new(),
+            failures: vec![RegionFailure { region: first.name().to_owned(), reason }],
+            condition_failed: Vec::new(),
+            superseded: Vec::new(),
+        };
+        let mut images = Vec::with_capacity(keys.len());
+        let mut lowest: Option<AttributeValue> = None;
+        let mut checked = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let key =
+                self.table.key_of(key).ok_or_else(|| failed("the item lacks a key attribute".into()))?;
+            let item = self
+                .read(first, &key)
+                .await
+                .map_err(|reason| failed(format!("the item could not be read: {reason}")))?
+                .ok_or_else(|| failed("the item is not there".into()))?;
+            let version = item
+                .get(&self.version_attribute)
+                .cloned()
+                .ok_or_else(|| failed("the item has no version to replicate by".into()))?;
+            let lower = lowest.as_ref().is_none_or(|l| {
+                super::conflict::compare_versions(&version, l) == Some(std::cmp::Ordering::Less)
+            });
+            if lower {
+                lowest = Some(version);
+            }
+            images.push(Image::Put(item));
+            checked.push(key);
+        }
+        let version = lowest.unwrap_or_else(|| AttributeValue::N("0".into()));
+        let sends =
+            self.targets[1..].iter().map(|region| self.send_images(first, region, images.clone(), &version));
+        let outcomes = futures_util::future::join_all(sends).await;
+        let mut acknowledged = vec![first.name().to_owned()];
+        let mut failures = Vec::new();
+        let mut condition_failed = Vec::new();
+        let mut superseded = Vec::new();
+        for (region, outcome) in self.targets[1..].iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => acknowledged.push(region.name().to_owned()),
+                Err(refusal) => {
+                    if refusal.condition {
+                        condition_failed.push(region.name().to_owned());
+                    }
+                    if refusal.superseded {
+                        superseded.push(region.name().to_owned());
+                    }
+                    failures.push(RegionFailure { region: region.name().to_owned(), reason: refusal.reason });
+                }
+            }
+        }
+        if !failures.is_empty() {
+            tracing::warn!(?acknowledged, ?failures, "items not held by every region");
+            return Err(WriteError { kind: KIND, acknowledged, failures, condition_failed, superseded });
+        }
+        let ack = WriteAck { acknowledged, keys: checked, version };
+        if let Some(acks) = &self.acks {
+            acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack.clone());
+        }
+        Ok(ack)
+    }
+
     async fn run(&self, kind: &'static str, writes: Vec<Write>) -> Result<WriteAck, WriteError> {
         let origin = self.targets[0].name().to_owned();
         let mut keys = Vec::with_capacity(writes.len());
@@ -301,7 +410,7 @@ impl ReplicatedWriter {
                 }
             }
         }
-        let version = AttributeValue::N(now_micros().to_string());
+        let version = AttributeValue::N(next_version().to_string());
         let updates = writes.iter().any(|w| matches!(w, Write::Update { .. }));
         let targets: Vec<&Region> = if self.skip_updates && updates {
             // The drill's broken-replication switch: the update stays in the first region.
@@ -315,7 +424,7 @@ impl ReplicatedWriter {
             let sends = targets.iter().map(|region| {
                 let stamped: Vec<Stamped> =
                     writes.iter().map(|w| self.stamp(w, &version, &origin, region)).collect();
-                async move { self.send(region, stamped).await.map(|_| ()) }
+                async move { self.send(region, stamped, 0).await.map(|_| ()) }
             });
             futures_util::future::join_all(sends).await
         };
@@ -374,7 +483,7 @@ impl ReplicatedWriter {
         let first = targets[0];
         let stamped: Vec<Stamped> = writes.iter().map(|w| self.stamp(w, version, origin, first)).collect();
         let mut outcomes = Vec::with_capacity(targets.len());
-        let image = match self.send(first, stamped).await {
+        let image = match self.send(first, stamped, 0).await {
             Ok(image) => image,
             Err(failure) => {
                 // Nothing was written: the others are not asked.
@@ -458,7 +567,7 @@ impl ReplicatedWriter {
             } else {
                 let replicas: Vec<Stamped> =
                     pending.iter().map(|(image, v)| self.replica(image, v, region)).collect();
-                match self.send(region, replicas).await {
+                match self.send(region, replicas, round).await {
                     Ok(_) if waiting.is_empty() => return Ok(()),
                     Ok(_) => {
                         pending.clear();
@@ -591,87 +700,143 @@ impl ReplicatedWriter {
     }
 
     /// Sends the writes to one region (a transaction when there are several); a single
-    /// update returns the item it left.
-    async fn send(&self, region: &Region, writes: Vec<Stamped>) -> Result<Option<Item>, Refusal> {
+    /// update returns the item it left. `round` is the catch-up round of an image sent
+    /// again (0 for a first sending); it keeps that sending's request token its own.
+    ///
+    /// A request the SDK sent more than once (a 5xx or a reset connection after the first
+    /// attempt) can be refused because an earlier attempt applied it: the version
+    /// condition meets the version that attempt stored. A single write whose refusal hands
+    /// back exactly its own write ([`Proof`]) is taken as applied; so is a transaction
+    /// cancelled on conditions whose items hold its write ([`transaction_applied`]), which
+    /// its request token (the same for every attempt) normally spares: DynamoDB answers
+    /// the repeated transaction as the first one.
+    async fn send(&self, region: &Region, writes: Vec<Stamped>, round: u32) -> Result<Option<Item>, Refusal> {
         use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld;
         let client = region.dynamodb();
         let attribute = self.version_attribute.as_str();
-        let attempt = async move {
+        let attempts = Attempts::default();
+        let applied = |what: &str| {
+            tracing::info!(
+                region = region.name(),
+                table = self.table.name_in(region.name()),
+                "a {what} sent again by the SDK was refused on the version an earlier attempt of it stored: applied"
+            );
+        };
+        let attempt = async {
             if writes.len() != 1 {
                 // Each item's version, to judge the stored item handed back with a refusal.
                 let versions: Vec<Option<AttributeValue>> = writes.iter().map(Stamped::version).collect();
+                let proofs: Vec<Proof> = writes.iter().map(Stamped::proof).collect();
+                let token = request_token(&writes, round);
                 let mut items = Vec::with_capacity(writes.len());
                 for write in writes {
                     items.push(transact_item(write).map_err(Refusal::failed)?);
                 }
-                return client
+                let result = client
                     .transact_write_items()
                     .set_transact_items(Some(items))
+                    .client_request_token(token)
+                    .customize()
+                    .interceptor(attempts.clone())
                     .send()
-                    .await
-                    .map(|_| None)
-                    .map_err(|e| {
-                        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as T;
-                        let reasons = match e.as_service_error() {
-                            Some(T::TransactionCanceledException(c)) => c.cancellation_reasons(),
-                            _ => &[],
-                        };
-                        let any = |code: &str| reasons.iter().any(|r| r.code() == Some(code));
-                        // Reasons come in the order of the items, one each.
-                        let superseded = reasons.iter().zip(&versions).any(|(r, v)| {
-                            r.code() == Some("ConditionalCheckFailed")
-                                && holds_newer(r.item(), attribute, v.as_ref())
-                        });
-                        Refusal {
-                            condition: any("ConditionalCheckFailed"),
-                            superseded,
-                            conflict: any("TransactionConflict"),
-                            reason: sdk_message(&e),
-                        }
-                    });
+                    .await;
+                let Err(e) = result else { return Ok(None) };
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as T;
+                let reasons = match e.as_service_error() {
+                    Some(T::TransactionCanceledException(c)) => c.cancellation_reasons(),
+                    _ => &[],
+                };
+                let any = |code: &str| reasons.iter().any(|r| r.code() == Some(code));
+                let judged: Vec<(Option<&str>, Option<&Item>)> =
+                    reasons.iter().map(|r| (r.code(), r.item())).collect();
+                if any("ConditionalCheckFailed")
+                    && attempts.retried()
+                    && transaction_applied(&judged, &proofs, attribute)
+                {
+                    applied("transaction");
+                    return Ok(None);
+                }
+                // Reasons come in the order of the items, one each.
+                let superseded = reasons.iter().zip(&versions).any(|(r, v)| {
+                    r.code() == Some("ConditionalCheckFailed") && holds_newer(r.item(), attribute, v.as_ref())
+                });
+                return Err(Refusal {
+                    condition: any("ConditionalCheckFailed"),
+                    superseded,
+                    conflict: any("TransactionConflict"),
+                    reason: sdk_message(&e),
+                });
             }
             let write = writes.into_iter().next().expect("one write");
             let version = write.version();
-            match write {
-                Stamped::Put { table, item, condition, names, values } => client
-                    .put_item()
-                    .table_name(table)
-                    .set_item(Some(item))
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .return_values_on_condition_check_failure(AllOld)
-                    .send()
-                    .await
-                    .map(|_| None)
-                    .map_err(|e| single_failure(e, attribute, version.as_ref())),
-                Stamped::Update { table, key, expression, condition, names, values } => client
-                    .update_item()
-                    .table_name(table)
-                    .set_key(Some(key))
-                    .update_expression(expression)
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-                    .return_values_on_condition_check_failure(AllOld)
-                    .send()
-                    .await
-                    .map(|out| out.attributes)
-                    .map_err(|e| single_failure(e, attribute, version.as_ref())),
-                Stamped::Delete { table, key, condition, names, values } => client
-                    .delete_item()
-                    .table_name(table)
-                    .set_key(Some(key))
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .return_values_on_condition_check_failure(AllOld)
-                    .send()
-                    .await
-                    .map(|_| None)
-                    .map_err(|e| single_failure(e, attribute, version.as_ref())),
+            let proof = write.proof();
+            let (result, stored) = match write {
+                Stamped::Put { table, item, condition, names, values } => {
+                    match client
+                        .put_item()
+                        .table_name(table)
+                        .set_item(Some(item))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .return_values_on_condition_check_failure(AllOld)
+                        .customize()
+                        .interceptor(attempts.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(_) => return Ok(None),
+                        Err(e) => single_failure(e, attribute, version.as_ref()),
+                    }
+                }
+                Stamped::Update { table, key, expression, condition, names, values } => {
+                    match client
+                        .update_item()
+                        .table_name(table)
+                        .set_key(Some(key))
+                        .update_expression(expression)
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                        .return_values_on_condition_check_failure(AllOld)
+                        .customize()
+                        .interceptor(attempts.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(out) => return Ok(out.attributes),
+                        Err(e) => single_failure(e, attribute, version.as_ref()),
+                    }
+                }
+                Stamped::Delete { table, key, condition, names, values } => {
+                    match client
+                        .delete_item()
+                        .table_name(table)
+                        .set_key(Some(key))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .return_values_on_condition_check_failure(AllOld)
+                        .customize()
+                        .interceptor(attempts.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(_) => return Ok(None),
+                        Err(e) => single_failure(e, attribute, version.as_ref()),
+                    }
+                }
+            };
+            if result.condition
+                && attempts.retried()
+                && proof.judge(stored.as_ref(), attribute) == Stored::Ours
+            {
+                // The item as the earlier attempt left it: an update's image for the others.
+                applied("write");
+                return Ok(stored);
             }
+            Err(result)
         };
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
@@ -785,7 +950,7 @@ fn catch_up(
 
 /// Whether two items are the same, sets compared as sets (their order on the wire is not
 /// theirs).
-fn same_item(a: &Item, b: &Item) -> bool {
+pub(super) fn same_item(a: &Item, b: &Item) -> bool {
     a.len() == b.len()
         && a.iter().all(|(name, value)| b.get(name).is_some_and(|other| same_value(value, other)))
 }
@@ -854,6 +1019,40 @@ impl Stamped {
             }
         }
     }
+
+    /// What the stored item holds once this write is applied, as far as it can be told.
+    fn proof(&self) -> Proof {
+        match self {
+            Self::Put { item, .. } => Proof::Image(item.clone()),
+            Self::Update { values, .. } => match (values.get(V_VALUE), values.get(O_VALUE)) {
+                (Some(version), Some(origin)) => {
+                    Proof::Stamp { version: version.clone(), origin: origin.clone() }
+                }
+                _ => Proof::Nothing,
+            },
+            Self::Delete { .. } => Proof::Nothing,
+        }
+    }
+
+    /// Hashes what the write sends, maps in a fixed order.
+    fn hash_content(&self, hasher: &mut impl Hasher) {
+        let strings = |v: &String, mut h: &mut dyn Hasher| v.hash(&mut h);
+        let (kind, table, item, expression, condition, names, values) = match self {
+            Self::Put { table, item, condition, names, values } => {
+                (0u8, table, item, "", condition, names, values)
+            }
+            Self::Update { table, key, expression, condition, names, values } => {
+                (1, table, key, expression.as_str(), condition, names, values)
+            }
+            Self::Delete { table, key, condition, names, values } => {
+                (2, table, key, "", condition, names, values)
+            }
+        };
+        (kind, table, expression, condition).hash(hasher);
+        hash_map(item, hasher, hash_value);
+        hash_map(names, hasher, strings);
+        hash_map(values, hasher, hash_value);
+    }
 }
 
 fn transact_item(write: Stamped) -> Result<TransactWriteItem, String> {
@@ -900,6 +1099,174 @@ fn transact_item(write: Stamped) -> Result<TransactWriteItem, String> {
 
 fn now_micros() -> u128 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros()
+}
+
+/// A new version: the clock in epoch microseconds, and above every version this process
+/// stamped before. Two writes of one process never share a version, so a refusal that
+/// hands back this process's origin and this exact version can only be of this write (see
+/// [`Proof`]), and two transactions never share a request token.
+fn next_version() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(now_micros()).unwrap_or(u64::MAX - 1);
+    // The closure always returns `Some`: `fetch_update` cannot fail.
+    let last = LAST.fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |last| {
+        Some(now.max(last.saturating_add(1)))
+    });
+    now.max(last.unwrap_or_else(|last| last).saturating_add(1))
+}
+
+/// Counts the attempts the SDK makes for one request, its retries included. A request
+/// refused after more than one attempt may be refused because an earlier attempt wrote it
+/// (committed, and its answer lost); after one attempt, it cannot.
+#[derive(Debug, Clone, Default)]
+struct Attempts(Arc<AtomicU32>);
+
+impl Attempts {
+    fn retried(&self) -> bool {
+        self.0.load(AtomicOrdering::Relaxed) > 1
+    }
+}
+
+impl Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "LiftWriteAttempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, AtomicOrdering::Relaxed);
+        Ok(())
+    }
+}
+
+/// What the stored item handed back with a refusal must be for the refused request to be
+/// one whose earlier attempt wrote it: the SDK sends a write again after a 5xx or a reset
+/// connection that came after DynamoDB applied it, and the version condition then fails
+/// on the version that attempt stored.
+#[derive(Debug, Clone, PartialEq)]
+enum Proof {
+    /// A put: exactly its item (version and origin included).
+    Image(Item),
+    /// An update: its version and origin (what else it did cannot be told from the item).
+    Stamp { version: AttributeValue, origin: AttributeValue },
+    /// A delete leaves nothing to recognise.
+    Nothing,
+}
+
+/// How the stored item handed back with a refusal relates to the refused write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// The write itself (its version, its origin, its item for a put).
+    Ours,
+    /// A newer version: a later write.
+    Newer,
+    /// Anything else: not the write.
+    Other,
+}
+
+impl Proof {
+    fn judge(&self, stored: Option<&Item>, version_attribute: &str) -> Stored {
+        let Some(stored) = stored else { return Stored::Other };
+        let (version, origin) = match self {
+            Proof::Image(item) if same_item(item, stored) => return Stored::Ours,
+            Proof::Image(item) => (item.get(version_attribute), item.get(ORIGIN_ATTRIBUTE)),
+            Proof::Stamp { version, origin } => (Some(version), Some(origin)),
+            Proof::Nothing => return Stored::Other,
+        };
+        let Some(version) = version else { return Stored::Other };
+        match stored.get(version_attribute).and_then(|v| super::conflict::compare_versions(v, version)) {
+            Some(std::cmp::Ordering::Greater) => Stored::Newer,
+            Some(std::cmp::Ordering::Equal)
+                if matches!(self, Proof::Stamp { .. }) && stored.get(ORIGIN_ATTRIBUTE) == origin =>
+            {
+                Stored::Ours
+            }
+            _ => Stored::Other,
+        }
+    }
+}
+
+/// Whether a transaction cancelled on conditions is one an earlier attempt of the same
+/// request committed: an item holds exactly this transaction's write, and no item holds
+/// what the transaction could not have left (an older version, another item under its
+/// version, or a refusal for another reason). Items a later write changed since, and
+/// deletes (nothing left to recognise), say nothing either way. `reasons` come in the
+/// order of the writes, one each.
+fn transaction_applied(
+    reasons: &[(Option<&str>, Option<&Item>)],
+    proofs: &[Proof],
+    version_attribute: &str,
+) -> bool {
+    let mut ours = false;
+    for ((code, stored), proof) in reasons.iter().zip(proofs) {
+        match *code {
+            None | Some("None") | Some("NONE") => {}
+            Some("ConditionalCheckFailed") => match proof.judge(*stored, version_attribute) {
+                Stored::Ours => ours = true,
+                Stored::Newer => {}
+                Stored::Other if *proof == Proof::Nothing => {}
+                Stored::Other => return false,
+            },
+            Some(_) => return false,
+        }
+    }
+    ours && reasons.len() == proofs.len()
+}
+
+/// The `ClientRequestToken` of a transaction: a hash of its content (versions included)
+/// and of the catch-up round that sends it, so that the SDK's retries of one request are
+/// one transaction to DynamoDB (for 10 minutes), while two requests never share a token
+/// (an identical token with other content would be refused as an
+/// `IdempotentParameterMismatch`; with the same content it would not be applied). Versions
+/// are unique within the process ([`next_version`]), and the hash is keyed per process, so
+/// two processes sending the same content in the same microsecond do not share one either.
+fn request_token(writes: &[Stamped], round: u32) -> String {
+    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let key = KEY.get_or_init(std::collections::hash_map::RandomState::new);
+    let half = |part: u8| {
+        let mut hasher = key.build_hasher();
+        (part, round).hash(&mut hasher);
+        for write in writes {
+            write.hash_content(&mut hasher);
+        }
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", half(0), half(1))
+}
+
+/// Hashes a map in the order of its names (a `HashMap` iterates in no fixed order).
+fn hash_map<V>(map: &HashMap<String, V>, hasher: &mut impl Hasher, value: impl Fn(&V, &mut dyn Hasher)) {
+    let mut names: Vec<&String> = map.keys().collect();
+    names.sort_unstable();
+    names.len().hash(hasher);
+    for name in names {
+        name.hash(hasher);
+        value(&map[name], hasher);
+    }
+}
+
+fn hash_value(value: &AttributeValue, mut hasher: &mut dyn Hasher) {
+    use AttributeValue as A;
+    std::mem::discriminant(value).hash(&mut hasher);
+    match value {
+        A::S(s) | A::N(s) => s.hash(&mut hasher),
+        A::B(b) => b.as_ref().hash(&mut hasher),
+        A::Ss(v) | A::Ns(v) => v.hash(&mut hasher),
+        A::Bs(v) => v.iter().for_each(|b| b.as_ref().hash(&mut hasher)),
+        A::Bool(b) | A::Null(b) => b.hash(&mut hasher),
+        A::L(list) => {
+            list.len().hash(&mut hasher);
+            for v in list {
+                hash_value(v, &mut *hasher);
+            }
+        }
+        A::M(map) => hash_map(map, &mut hasher, hash_value),
+        other => format!("{other:?}").hash(&mut hasher),
+    }
 }
 
 /// Adds `assignments` to the `SET` clause of `expression`, or a `SET` clause if it has none.
@@ -1023,14 +1390,14 @@ impl ReplicatedWriterBuilder {
     }
 }
 
-/// How a single-item write failed: whether its condition did, and the message.
-/// Whether the write's condition failed, and whether on a version at least as new as
-/// `version` (the stored item handed back with the refusal), or a conflict, and why.
+/// How a single-item write failed: whether its condition did, on a version at least as new
+/// as `version` (the stored item handed back with the refusal), or a conflict, and why;
+/// with that stored item.
 fn single_failure<E, R>(
     err: aws_sdk_dynamodb::error::SdkError<E, R>,
     version_attribute: &str,
     version: Option<&AttributeValue>,
-) -> Refusal
+) -> (Refusal, Option<Item>)
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + StoredOnRefusal + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -1038,12 +1405,13 @@ where
     let code = err.as_service_error().and_then(|e| e.code());
     let condition = code == Some("ConditionalCheckFailedException");
     let stored = err.as_service_error().and_then(StoredOnRefusal::stored);
-    Refusal {
+    let refusal = Refusal {
         condition,
         superseded: condition && holds_newer(stored, version_attribute, version),
         conflict: code == Some("TransactionConflictException"),
         reason: sdk_message(&err),
-    }
+    };
+    (refusal, stored.cloned())
 }
 
 /// The stored item a single-item write's error hands back when its condition failed
@@ -1283,6 +1651,96 @@ mod tests {
             let verdict = catch_up(Image::Put(states[i].clone()), v(0), Some(states[k].clone()), Some(foreign), VERSION_ATTRIBUTE);
             proptest::prop_assert_eq!(verdict, CatchUp::Diverged);
         }
+    }
+
+    #[test]
+    fn versions_of_one_process_never_repeat() {
+        let versions: Vec<u64> = (0..10_000).map(|_| next_version()).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "strictly increasing, even within a microsecond");
+        let now = u64::try_from(now_micros()).unwrap();
+        assert!(now.abs_diff(versions[0]) < 60_000_000, "epoch microseconds");
+    }
+
+    fn stamped(writer: &ReplicatedWriter, write: &Write, version: u64) -> Stamped {
+        writer.stamp(write, &v(version), "us-east-1", &writer.targets[0])
+    }
+
+    #[test]
+    fn a_refusal_that_hands_back_the_write_itself_proves_it_applied() {
+        let writer = ReplicatedWriter::sync(regions(), table()).build().unwrap();
+        let key: Item = [("pk".to_owned(), AttributeValue::S("pay-1".into()))].into();
+        let origin = |item: &mut Item, region: &str| {
+            item.insert(ORIGIN_ATTRIBUTE.into(), AttributeValue::S(region.into()));
+        };
+        // An update: its version and origin.
+        let update = stamped(&writer, &Write::update(key.clone(), "SET refunded = :a"), 10).proof();
+        let mut ours = at(10, 5);
+        origin(&mut ours, "us-east-1");
+        assert_eq!(update.judge(Some(&ours), VERSION_ATTRIBUTE), Stored::Ours);
+        let mut other_origin = at(10, 5);
+        origin(&mut other_origin, "eu-west-1");
+        assert_eq!(update.judge(Some(&other_origin), VERSION_ATTRIBUTE), Stored::Other, "another region's");
+        assert_eq!(update.judge(Some(&at(10, 5)), VERSION_ATTRIBUTE), Stored::Other, "no origin");
+        assert_eq!(update.judge(Some(&at(9, 5)), VERSION_ATTRIBUTE), Stored::Other, "older");
+        assert_eq!(update.judge(Some(&at(11, 5)), VERSION_ATTRIBUTE), Stored::Newer);
+        assert_eq!(update.judge(None, VERSION_ATTRIBUTE), Stored::Other, "nothing handed back");
+        // A put: exactly its item.
+        let put = stamped(&writer, &Write::put(at(0, 5)), 10).proof();
+        assert_eq!(put.judge(Some(&ours), VERSION_ATTRIBUTE), Stored::Ours);
+        let mut changed = ours.clone();
+        changed.insert("refunded".into(), v(6));
+        assert_eq!(put.judge(Some(&changed), VERSION_ATTRIBUTE), Stored::Other, "another item, same version");
+        // A delete leaves nothing to recognise.
+        let delete = stamped(&writer, &Write::delete(key), 10).proof();
+        assert_eq!(delete.judge(Some(&ours), VERSION_ATTRIBUTE), Stored::Other);
+    }
+
+    #[test]
+    fn a_cancelled_transaction_is_applied_only_when_an_item_holds_it_and_none_contradicts() {
+        let writer = ReplicatedWriter::sync(regions(), table()).build().unwrap();
+        let key: Item = [("pk".to_owned(), AttributeValue::S("pay-1".into()))].into();
+        let child: Item = [("pk".to_owned(), AttributeValue::S("re-1".into()))].into();
+        let writes = [Write::update(key.clone(), "SET refunded = :a"), Write::put(child.clone())];
+        let proofs: Vec<Proof> = writes.iter().map(|w| stamped(&writer, w, 10).proof()).collect();
+        let mut payment = at(10, 5);
+        payment.insert(ORIGIN_ATTRIBUTE.into(), AttributeValue::S("us-east-1".into()));
+        let Proof::Image(refund) = &proofs[1] else { panic!("a put's proof is its item") };
+        let ccf = Some("ConditionalCheckFailed");
+        let judge = |reasons: &[(Option<&str>, Option<&Item>)]| {
+            transaction_applied(reasons, &proofs, VERSION_ATTRIBUTE)
+        };
+        assert!(judge(&[(ccf, Some(&payment)), (ccf, Some(refund))]), "both items hold it");
+        assert!(judge(&[(ccf, Some(&at(12, 6))), (ccf, Some(refund))]), "the payment moved on since");
+        assert!(judge(&[(Some("None"), None), (ccf, Some(refund))]));
+        assert!(!judge(&[(ccf, Some(&at(9, 5))), (ccf, Some(refund))]), "an older payment: not committed");
+        assert!(!judge(&[(ccf, Some(&at(12, 6))), (Some("None"), None)]), "nothing proves it");
+        assert!(!judge(&[(ccf, Some(&payment)), (Some("TransactionConflict"), None)]));
+        assert!(!judge(&[(ccf, Some(&payment))]), "a reason for every item");
+        let mut other = refund.clone();
+        other.insert("amount".into(), v(1));
+        assert!(!judge(&[(ccf, Some(&payment)), (ccf, Some(&other))]), "another item under its version");
+    }
+
+    #[test]
+    fn a_request_token_is_the_same_for_the_same_sending_and_differs_otherwise() {
+        let writer = ReplicatedWriter::sync(regions(), table()).build().unwrap();
+        let key: Item = [("pk".to_owned(), AttributeValue::S("pay-1".into()))].into();
+        let writes = |version| {
+            vec![
+                stamped(&writer, &Write::update(key.clone(), "SET n = :a").value(":a", v(1)), version),
+                stamped(&writer, &Write::put(at(0, 5)), version),
+            ]
+        };
+        let token = request_token(&writes(10), 0);
+        assert_eq!(token.len(), 32, "within ClientRequestToken's 36 characters");
+        assert_eq!(token, request_token(&writes(10), 0), "maps hashed in a fixed order");
+        assert_ne!(token, request_token(&writes(11), 0), "another version");
+        assert_ne!(token, request_token(&writes(10), 1), "another catch-up round");
+        let other = vec![
+            stamped(&writer, &Write::update(key.clone(), "SET n = :a").value(":a", v(2)), 10),
+            stamped(&writer, &Write::put(at(0, 5)), 10),
+        ];
+        assert_ne!(token, request_token(&other, 0), "another value");
     }
 
     #[test]
