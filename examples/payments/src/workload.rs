@@ -3,7 +3,7 @@
 
 mod compliance;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -68,8 +68,9 @@ pub enum Op {
 ///
 /// Each acknowledged write must leave its effect in every region, checked by version (the
 /// writer stamps a new `_version` on every write kind): a create, the payment
-/// ([`Effect::Written`]); a refund, the payment at the refund's version or newer
-/// ([`Effect::Updated`]: its `refunded`/`refundable` totals include the refund); an
+/// ([`Effect::Written`]); a refund, its own `REFUND#<payment>#<refund>` item, written in the
+/// same transaction as the payment's totals ([`Effect::Written`], so the effect names the
+/// refund), and the payment's `refunded` equal to the sum of its refund items; an
 /// erasure, the payment at the erasure's version or newer ([`Effect::Updated`]: no later
 /// write restores the customer's name, email or country). Reads leave nothing.
 ///
@@ -145,12 +146,14 @@ impl Workload for PaymentsWorkload {
             .collect()
     }
 
-    /// [`check_effects`] (every effect at its acknowledged version or newer), and beyond the
-    /// version: each refunded payment's `refunded` is at least its acknowledged one-cent
-    /// refunds, else the payment counts as a stale refund (a newer version that lost a
-    /// refund: a concurrent write in another region replaced it); and each erased payment
-    /// holds none of the customer's data, else it counts as a stale erasure (a newer write
-    /// made from a copy the erasure had not reached brought it back).
+    /// [`check_effects`] (every effect at its acknowledged version or newer: each
+    /// acknowledged refund's own item is there), and beyond the version, from one read of
+    /// each tenant's partition: each payment with acknowledged refunds holds, in `refunded`,
+    /// the sum of the refund items it has there, else its acknowledged refunds count as stale
+    /// (a newer version of the payment made from a copy without a refund replaced it, last
+    /// writer wins, while the refund's item stayed); and each erased payment holds none of
+    /// the customer's data, else it counts as a stale erasure (a newer write made from a copy
+    /// the erasure had not reached brought it back).
     async fn check<'a>(
         &'a self,
         region: &'a Region,
@@ -158,11 +161,23 @@ impl Workload for PaymentsWorkload {
         acked: &'a [Acked],
     ) -> Result<EffectCheck, RpoError> {
         let mut check = check_effects(region, table, acked).await?;
-        let mut refunds: HashMap<String, (Item, u64)> = HashMap::new();
-        for a in acked.iter().filter(|a| a.op == "refund") {
-            let key = a.effect.key();
-            refunds.entry(key_id(key)).or_insert_with(|| (key.clone(), 0)).1 += 1;
+        let tenants: BTreeSet<&str> = acked
+            .iter()
+            .filter_map(|a| a.effect.key().get("pk"))
+            .filter_map(|pk| pk.as_s().ok())
+            .map(String::as_str)
+            .collect();
+        let mut held: HashMap<(String, String), Item> = HashMap::new();
+        for pk in tenants {
+            for item in partition(region, table, pk).await? {
+                if let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) {
+                    held.insert((pk.to_owned(), sk.clone()), item);
+                }
+            }
         }
+        let counted = |check: &EffectCheck, key: &Item| {
+            check.by_op.values().any(|c| c.missing.contains(key) || c.stale.contains(key))
+        };
         // An erasure is held only while the payment holds none of what it removed: a newer
         // write made from a copy that still had the customer's data (a refund in a region
         // the erasure had not reached) passes the version check and brings the data back.
@@ -172,24 +187,43 @@ impl Workload for PaymentsWorkload {
             erased.entry(key_id(key)).or_insert_with(|| key.clone());
         }
         for key in erased.into_values() {
-            let held = read(region, table, &key).await?;
-            let restored = held.as_ref().is_some_and(|item| ERASED.iter().any(|a| item.contains_key(*a)));
-            let counted = check.by_op.values().any(|c| c.missing.contains(&key) || c.stale.contains(&key));
-            if restored && !counted {
+            let restored =
+                held_at(&held, &key).is_some_and(|item| ERASED.iter().any(|a| item.contains_key(*a)));
+            if restored && !counted(&check, &key) {
                 check.by_op.entry("erase".into()).or_default().stale.push(key);
             }
         }
-        for (key, count) in refunds.into_values() {
-            let held = read(region, table, &key).await?;
-            let refunded = held
-                .as_ref()
-                .and_then(|i| i.get("refunded"))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<u64>().ok());
-            let short = refunded.is_some_and(|r| r < count);
-            let counted = check.by_op.values().any(|c| c.missing.contains(&key) || c.stale.contains(&key));
-            if short && !counted {
-                check.by_op.entry("refund".into()).or_default().stale.push(key);
+        // What each payment's refund items there add up to, by the payment's key.
+        let mut refund_items: HashMap<(String, String), u64> = HashMap::new();
+        for ((pk, sk), item) in &held {
+            if let Some(payment) = payment_of_refund_sk(sk) {
+                // An amount that does not read adds nothing, and the totals disagree.
+                let amount =
+                    item.get("amount").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+                *refund_items.entry((pk.clone(), payment)).or_default() += amount.unwrap_or(0);
+            }
+        }
+        // The acknowledged refunds of each payment, by the payment's key.
+        let mut refunds: BTreeMap<(String, String), Vec<Item>> = BTreeMap::new();
+        for a in acked.iter().filter(|a| a.op == "refund") {
+            let key = a.effect.key();
+            if let Some(payment) = payment_of_refund(key) {
+                refunds.entry(payment).or_default().push(key.clone());
+            }
+        }
+        for ((pk, payment_sk), refund_keys) in refunds {
+            let refunded = held.get(&(pk.clone(), payment_sk.clone())).map(|payment| {
+                payment.get("refunded").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok())
+            });
+            let items = refund_items.get(&(pk, payment_sk)).copied().unwrap_or(0);
+            // A payment that is gone, or whose total is not its refund items', does not
+            // hold its refunds, whichever of them it lost.
+            if refunded != Some(Some(items)) {
+                for key in refund_keys {
+                    if !counted(&check, &key) {
+                        check.by_op.entry("refund".into()).or_default().stale.push(key);
+                    }
+                }
             }
         }
         Ok(check)
@@ -239,8 +273,8 @@ impl Workload for PaymentsWorkload {
             }
             Op::Refund { tenant, id } => {
                 let (store, writer) = self.store(call)?;
-                store.refund(tenant, id, 1, Some("drill".into())).await.map_err(store_error)?;
-                Ok(Some(Effect::Updated(acked(&writer, payment_key(tenant, id)))))
+                let refund = store.refund(tenant, id, 1, Some("drill".into())).await.map_err(store_error)?;
+                Ok(Some(Effect::Written(acked(&writer, refund_key(tenant, id, &refund.id)))))
             }
             Op::Erase { tenant, id, customer } => {
                 let (store, writer) = self.store(call)?;
@@ -316,22 +350,39 @@ fn new_payment() -> NewPayment {
 /// What an erasure removes from a payment (`PaymentStore::erase_customer`).
 const ERASED: [&str; 4] = ["customer_name", "customer_email", "customer_country", "description"];
 
-/// An item as `region` holds it now.
-async fn read(region: &Region, table: &ReplicatedTable, key: &Item) -> Result<Option<Item>, RpoError> {
-    let out = region
-        .dynamodb()
-        .get_item()
-        .table_name(table.name_in(region.name()))
-        .set_key(Some(key.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| RpoError::Request {
-            operation: "GetItem",
-            region: region.name().to_owned(),
-            message: e.to_string(),
-        })?;
-    Ok(out.item)
+/// Every item of the partition `pk` as `region` holds it now (one tenant's payments and
+/// refunds), read consistently.
+async fn partition(region: &Region, table: &ReplicatedTable, pk: &str) -> Result<Vec<Item>, RpoError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = region
+            .dynamodb()
+            .query()
+            .table_name(table.name_in(region.name()))
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .set_exclusive_start_key(start.take())
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RpoError::Request {
+                operation: "Query",
+                region: region.name().to_owned(),
+                message: e.to_string(),
+            })?;
+        items.extend(out.items().iter().cloned());
+        match out.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// The item with `key` among those read.
+fn held_at<'h>(held: &'h HashMap<(String, String), Item>, key: &Item) -> Option<&'h Item> {
+    let text = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+    held.get(&(text("pk")?, text("sk")?))
 }
 
 /// The key of a payment item, as `PaymentStore` lays it out.
@@ -340,6 +391,26 @@ fn payment_key(tenant: &str, id: &str) -> Item {
         ("pk".to_owned(), AttributeValue::S(format!("TENANT#{tenant}"))),
         ("sk".to_owned(), AttributeValue::S(format!("PAYMENT#{id}"))),
     ])
+}
+
+/// The key of a refund item, as `PaymentStore` lays it out.
+fn refund_key(tenant: &str, payment: &str, refund: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("TENANT#{tenant}"))),
+        ("sk".to_owned(), AttributeValue::S(format!("REFUND#{payment}#{refund}"))),
+    ])
+}
+
+/// The partition and sort key of the payment a refund item's key names.
+fn payment_of_refund(key: &Item) -> Option<(String, String)> {
+    let pk = key.get("pk")?.as_s().ok()?;
+    Some((pk.clone(), payment_of_refund_sk(key.get("sk")?.as_s().ok()?)?))
+}
+
+/// The sort key of the payment a refund's sort key (`REFUND#<payment>#<refund>`) names.
+fn payment_of_refund_sk(sk: &str) -> Option<String> {
+    let (payment, _refund) = sk.strip_prefix("REFUND#")?.rsplit_once('#')?;
+    Some(format!("PAYMENT#{payment}"))
 }
 
 #[cfg(test)]
@@ -381,6 +452,15 @@ mod tests {
         assert!(matches!(w.next("refund", &load()), Op::Refund { .. }));
         assert!(matches!(w.next("erase", &load()), Op::Erase { ref customer, .. } if customer == "c_1"));
         assert_eq!(w.kind(&w.next("create", &load())), "create");
+    }
+
+    #[test]
+    fn a_refund_key_names_its_payment() {
+        let key = refund_key("drill-t1", "pay_1", "re_2");
+        assert_eq!(key["sk"], AttributeValue::S("REFUND#pay_1#re_2".into()));
+        assert_eq!(payment_of_refund(&key), Some(("TENANT#drill-t1".into(), "PAYMENT#pay_1".into())));
+        assert_eq!(payment_key("drill-t1", "pay_1")["sk"], AttributeValue::S("PAYMENT#pay_1".into()));
+        assert_eq!(payment_of_refund_sk("PAYMENT#pay_1"), None);
     }
 
     #[test]

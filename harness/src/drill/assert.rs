@@ -142,6 +142,54 @@ pub(crate) fn evaluate(a: &Assertions, r: &Figures<'_>) -> Vec<AssertionResult> 
             Some(format!("{missing} acknowledged writes never reached the other regions")),
         );
     }
+    if let Some(max) = a.max_writes_missing_in_primary_after_settle {
+        let missing: u64 = r.writes.missing_in_primary_by_region.values().sum();
+        check(
+            "max_writes_missing_in_primary_after_settle",
+            max.to_string(),
+            missing.to_string(),
+            missing <= max,
+            Some(format!(
+                "{missing} acknowledged writes held elsewhere never reached {}",
+                r.writes.checked_in
+            )),
+        );
+    }
+    if let Some(max) = a.max_writes_missing_at_failover {
+        let worst = r.writes.missing_at_failover.iter().max().copied();
+        let unmeasured = r.writes.failovers_unmeasured;
+        let actual = match (worst, unmeasured) {
+            (_, 1..) => format!("{unmeasured} failover(s) not measured"),
+            (Some(n), 0) => n.to_string(),
+            (None, 0) => "no failover".to_owned(),
+        };
+        check(
+            "max_writes_missing_at_failover",
+            max.to_string(),
+            actual,
+            unmeasured == 0 && worst.is_none_or(|n| n <= max),
+            Some(if unmeasured > 0 {
+                format!("{unmeasured} failover(s): the new primary could not be read")
+            } else {
+                format!(
+                    "acknowledged writes missing in the new primary when traffic moved: {:?}",
+                    r.writes.missing_at_failover
+                )
+            }),
+        );
+    }
+    if let Some(max) = a.max_degraded_writes {
+        check(
+            "max_degraded_writes",
+            max.to_string(),
+            r.writes.degraded.to_string(),
+            r.writes.degraded <= max,
+            Some(format!(
+                "{} acknowledged operations were written to one region alone (no other was healthy)",
+                r.writes.degraded
+            )),
+        );
+    }
     if let Some(max) = a.max_failovers {
         check(
             "max_failovers",
@@ -240,5 +288,58 @@ fn fault_bounds(
                 format!("traffic never moved away from {} after {}", f.region, f.label())
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(a: &Assertions, writes: &WriteCheck) -> AssertionResult {
+        let figures = Figures {
+            faults: &[],
+            final_primary: "b",
+            errors_in_window: 0,
+            writes,
+            max_lag_ms: None,
+            success_rate: 1.0,
+            failovers: writes.missing_at_failover.len() as u32,
+            failbacks: 0,
+        };
+        let mut out = evaluate(a, &figures);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out.remove(0)
+    }
+
+    /// The worst failover counts; none holds; one that could not be measured fails.
+    #[test]
+    fn writes_missing_at_failover_are_bounded_at_the_worst_failover() {
+        let a = Assertions { max_writes_missing_at_failover: Some(0), ..Default::default() };
+        let none = verdict(&a, &WriteCheck::default());
+        assert!(none.passed && none.actual == "no failover", "{none:?}");
+        let writes = WriteCheck { missing_at_failover: vec![0, 3], ..Default::default() };
+        let worst = verdict(&a, &writes);
+        assert!(!worst.passed && worst.actual == "3", "{worst:?}");
+        let writes =
+            WriteCheck { missing_at_failover: vec![0], failovers_unmeasured: 1, ..Default::default() };
+        let unmeasured = verdict(&a, &writes);
+        assert!(!unmeasured.passed && unmeasured.actual.contains("not measured"), "{unmeasured:?}");
+    }
+
+    #[test]
+    fn both_directions_of_convergence_and_degraded_writes_have_bounds_of_their_own() {
+        let writes = WriteCheck {
+            missing_by_region: [("a".to_owned(), 0)].into(),
+            missing_in_primary_by_region: [("a".to_owned(), 4)].into(),
+            degraded: 2,
+            ..Default::default()
+        };
+        let settle = Assertions { max_writes_missing_after_settle: Some(0), ..Default::default() };
+        assert!(verdict(&settle, &writes).passed, "a lacks nothing the primary holds");
+        let back = Assertions { max_writes_missing_in_primary_after_settle: Some(0), ..Default::default() };
+        let back = verdict(&back, &writes);
+        assert!(!back.passed && back.actual == "4", "{back:?}");
+        let degraded = Assertions { max_degraded_writes: Some(1), ..Default::default() };
+        assert!(!verdict(&degraded, &writes).passed);
     }
 }

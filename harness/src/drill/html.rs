@@ -70,6 +70,23 @@ pub(crate) fn render(report: &DrillReport) -> String {
             format!("{} (read back in {})", report.writes.lost, report.writes.checked_in),
         ),
         (
+            "missing in the new primary at failover",
+            if report.writes.missing_at_failover.is_empty() && report.writes.failovers_unmeasured == 0 {
+                "no failover".to_owned()
+            } else {
+                format!(
+                    "{:?}{}",
+                    report.writes.missing_at_failover,
+                    if report.writes.failovers_unmeasured > 0 {
+                        format!(", {} failover(s) not measured", report.writes.failovers_unmeasured)
+                    } else {
+                        String::new()
+                    }
+                )
+            },
+        ),
+        ("degraded writes (one region alone)", report.writes.degraded.to_string()),
+        (
             "write kinds checked",
             if report.writes.by_kind.is_empty() { "none".to_owned() } else { report.writes.kinds_text() },
         ),

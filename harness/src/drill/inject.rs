@@ -207,13 +207,15 @@ pub(crate) struct Applied {
 
 /// Runs the fault timeline on the real clock from `start` until `end`: injects each fault
 /// at its time, heals it at its `heal_at`, heals what is left at `end`, and sends a typed
-/// event for each. Every fault is healed when this returns, also on error.
+/// event for each; `healed` is called with each fault healed. Every fault is healed when
+/// this returns, also on error.
 pub(crate) async fn run_timeline(
     topology: &Topology,
     faults: &[FaultSpec],
     start: Instant,
     end: Duration,
     active: impl Fn() -> String,
+    healed: impl Fn(&FaultSpec),
     events: &mpsc::UnboundedSender<DrillEvent>,
 ) -> Result<Vec<Applied>, DrillError> {
     let mut steps: Vec<(Duration, usize, bool)> = Vec::new();
@@ -262,6 +264,7 @@ pub(crate) async fn run_timeline(
                 failure = Some(err);
                 break;
             }
+            healed(spec);
         }
     }
     if failure.is_none() {
@@ -270,9 +273,12 @@ pub(crate) async fn run_timeline(
     // The end of the load: what is still in effect is healed before anything is checked.
     for (i, guard) in guards.iter_mut().enumerate() {
         if let Some(guard) = guard.take() {
-            if let Err(err) = heal(guard, &faults[i], i, &mut applied, events).await {
-                tracing::warn!("{err}");
-                failure.get_or_insert(err);
+            match heal(guard, &faults[i], i, &mut applied, events).await {
+                Ok(()) => healed(&faults[i]),
+                Err(err) => {
+                    tracing::warn!("{err}");
+                    failure.get_or_insert(err);
+                }
             }
         }
     }
@@ -389,8 +395,9 @@ mod tests {
         let (events, _received) = mpsc::unbounded_channel();
         let kill = FaultSpec { at: Duration::ZERO, ..spec("process_kill", "a", "") };
         let end = Duration::from_millis(1);
-        let applied =
-            run_timeline(&topology, &[kill], Instant::now(), end, || "a".into(), &events).await.unwrap();
+        let applied = run_timeline(&topology, &[kill], Instant::now(), end, || "a".into(), |_| (), &events)
+            .await
+            .unwrap();
         let refused = refused.join().unwrap().expect("the JVM still answers 30 s after its kill");
         assert!(
             applied[0].injected < refused,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::Rng as _;
 use tokio::sync::watch;
 
-use super::client::FailoverClient;
+use super::client::{one_operation, FailoverClient, REGION_HELD_DOWN};
 use super::metrics::{OpRecord, Recorder};
 use super::scenario::Load;
 use crate::workload::{Acked, OpError, Workload};
@@ -83,18 +83,24 @@ impl<W: Workload> Driver<W> {
         let began = Instant::now();
         let call = self.client.call();
         let region = call.region().name().to_owned();
+        // In flight until its effect, if any, is among the acknowledged: the check at a
+        // failover waits for the calls to the region traffic left.
+        let _in_flight = recorder.calling(&region, began);
         // Passive detection: the operation's adaptive timeout in this region (the load's own
         // in probe-only mode), and its outcome reported back.
         let observer = &self.client.observer;
         let timeout = observer.timeout(&region, kind, self.load.timeout);
-        let outcome = tokio::time::timeout(timeout, self.workload.execute(&op, &call))
-            .await
-            .unwrap_or_else(|_| Err(OpError::timeout(timeout)));
+        let (outcome, one_region) =
+            one_operation(tokio::time::timeout(timeout, self.workload.execute(&op, &call))).await;
+        let outcome = outcome.unwrap_or_else(|_| Err(OpError::timeout(timeout)));
         let ended = Instant::now();
         if let Some(verdict) = passive_verdict(&outcome) {
             observer.record(&region, kind, began, verdict);
         }
         if let Ok(Some(effect)) = &outcome {
+            if one_region {
+                self.client.acknowledged_degraded();
+            }
             let effect = effect.clone();
             acked.lock().expect("acked lock").push(Acked { op: kind, region: region.clone(), effect });
         }
@@ -113,13 +119,14 @@ impl<W: Workload> Driver<W> {
 }
 
 /// What an operation's outcome says about the region it called: `None` when it says
-/// nothing about that region alone (a synchronous write another region did not take).
+/// nothing about that region alone (a synchronous write another region did not take, or a
+/// write refused unsent because the monitor already holds the region down).
 fn passive_verdict<T>(outcome: &Result<T, OpError>) -> Option<Result<(), FailureKind>> {
     let Err(err) = outcome else { return Some(Ok(())) };
     match err.class.as_str() {
         "timeout" => Some(Err(FailureKind::Timeout)),
         "unavailable" => Some(Err(FailureKind::Connection)),
-        "sync_incomplete" => None,
+        "sync_incomplete" | REGION_HELD_DOWN => None,
         code => Some(FailureKind::from_error_code(code).map_or(Ok(()), Err)),
     }
 }
@@ -204,6 +211,7 @@ mod tests {
             assert_eq!(passive_verdict(&err(answer)), Some(Ok(())), "{answer}");
         }
         assert_eq!(passive_verdict(&err("sync_incomplete")), None, "another region may have failed it");
+        assert_eq!(passive_verdict(&err(REGION_HELD_DOWN)), None, "nothing was sent");
     }
 
     #[tokio::test(start_paused = true)]

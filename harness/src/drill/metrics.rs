@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 /// One finished operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +72,24 @@ pub(crate) struct Recorder {
     in_flight: AtomicU64,
     shed: AtomicU64,
     started: AtomicU64,
+    /// The calls in flight: the region each called and when it began, by call number.
+    calls: Mutex<BTreeMap<u64, (String, Instant)>>,
+    next_call: AtomicU64,
+    call_ended: Notify,
+}
+
+/// A call in flight ([`Recorder::calling`]); it ends when dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight<'r> {
+    recorder: &'r Recorder,
+    id: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.recorder.calls.lock().expect("calls lock").remove(&self.id);
+        self.recorder.call_ended.notify_waiters();
+    }
 }
 
 impl Recorder {
@@ -82,6 +101,38 @@ impl Recorder {
             in_flight: AtomicU64::new(0),
             shed: AtomicU64::new(0),
             started: AtomicU64::new(0),
+            calls: Mutex::new(BTreeMap::new()),
+            next_call: AtomicU64::new(0),
+            call_ended: Notify::new(),
+        }
+    }
+
+    /// A call to `region`, begun at `began`, in flight until the guard is dropped.
+    pub(crate) fn calling(&self, region: &str, began: Instant) -> InFlight<'_> {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        self.calls.lock().expect("calls lock").insert(id, (region.to_owned(), began));
+        InFlight { recorder: self, id }
+    }
+
+    /// Waits until no call to `region` begun at or before `began_by` is in flight, or
+    /// `deadline`; whether none is.
+    pub(crate) async fn calls_ended(&self, region: &str, began_by: Instant, deadline: Instant) -> bool {
+        loop {
+            let ended = self.call_ended.notified();
+            tokio::pin!(ended);
+            // Registered before looking, so an end between the look and the wait wakes it.
+            ended.as_mut().enable();
+            let pending = {
+                let calls = self.calls.lock().expect("calls lock");
+                calls.values().any(|(r, began)| r == region && *began <= began_by)
+            };
+            if !pending {
+                return true;
+            }
+            tokio::select! {
+                () = ended => {}
+                () = tokio::time::sleep_until(deadline.into()) => return false,
+            }
         }
     }
 
@@ -202,6 +253,33 @@ mod tests {
         assert_eq!(percentile(&values, 0.99), Some(99.0));
         assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
         assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[tokio::test]
+    async fn calls_to_a_region_begun_before_a_moment_are_waited_for() {
+        let start = Instant::now();
+        let recorder = Recorder::new(start);
+        let moved = start + Duration::from_millis(10);
+        let before = recorder.calling("a", start);
+        let _elsewhere = recorder.calling("b", start);
+        let _after = recorder.calling("a", moved + Duration::from_millis(1));
+        let waited = async {
+            let ended = recorder.calls_ended("a", moved, Instant::now() + Duration::from_secs(5)).await;
+            (ended, Instant::now())
+        };
+        let end = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let at = Instant::now();
+            drop(before);
+            at
+        };
+        let ((ended, returned), dropped) = tokio::join!(waited, end);
+        assert!(ended, "only the call to a begun before the move is waited for");
+        assert!(returned >= dropped, "it returned once that call ended");
+        let stuck = recorder.calling("a", start);
+        assert!(!recorder.calls_ended("a", moved, Instant::now() + Duration::from_millis(50)).await);
+        drop(stuck);
+        assert!(recorder.calls_ended("a", moved, Instant::now()).await);
     }
 
     #[test]

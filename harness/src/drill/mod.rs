@@ -7,9 +7,12 @@
 //! settings and the assertions.
 //!
 //! A drill runs in stages, in one direction: provision (regions, failover client) →
-//! inject ([`FaultGuard`]s on the timeline) while the load runs and the sampler samples →
-//! check (after every fault is healed, the workload's effects read back) → analyse
-//! ([`DrillEvent`]s to one [`DrillReport`]) → assert → report.
+//! inject ([`FaultGuard`]s on the timeline) while the load runs, the sampler samples and
+//! each failover is checked (the acknowledged effects read back from the new primary while
+//! replication from the region traffic left is held cut: what that failover would lose) →
+//! check (after every fault is healed, the workload's effects read back from every region
+//! until they agree both ways) → analyse ([`DrillEvent`]s to one [`DrillReport`]) → assert →
+//! report.
 //!
 //! # Examples
 //!

@@ -286,23 +286,35 @@ pub struct EventRecord {
     pub detail: String,
 }
 
-/// Every acknowledged create, read back after the drill.
+/// Every acknowledged effect, read back at each failover and after the drill.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WriteCheck {
-    /// Creates acknowledged to the caller.
+    /// Operations acknowledged to the caller that left an effect.
     pub acknowledged: u64,
     /// Where they were read back (the final primary).
     pub checked_in: String,
-    /// Acknowledged creates missing there.
+    /// Acknowledged effects missing or stale there after settle.
     pub lost: u64,
-    /// Up to 20 of the missing `tenant/id`s.
+    /// Up to 20 of the lost keys.
     pub lost_examples: Vec<String>,
     /// Acknowledged effects the final primary holds and each other region still lacks after
     /// settle (not yet, or never, replicated).
     pub missing_by_region: std::collections::BTreeMap<String, u64>,
-    /// At each failover: acknowledged creates the new primary did not hold when traffic
-    /// moved (the RPO exposure of that moment; 0 with sync replication).
+    /// Acknowledged effects each other region holds and the final primary still lacks after
+    /// settle (that region's writes not yet, or never, replicated to it).
+    #[serde(default)]
+    pub missing_in_primary_by_region: std::collections::BTreeMap<String, u64>,
+    /// At each failover: acknowledged effects the new primary did not hold when traffic
+    /// moved, read from it while replication from the region traffic left was held cut
+    /// (the RPO exposure of that moment; 0 with sync replication).
     pub missing_at_failover: Vec<u64>,
+    /// Failovers whose new primary could not be read (no figure in `missing_at_failover`).
+    #[serde(default)]
+    pub failovers_unmeasured: u64,
+    /// Sync replication: acknowledged operations whose writes one region alone held, because
+    /// the monitor held every other region unhealthy (degraded writes).
+    #[serde(default)]
+    pub degraded: u64,
     /// Per operation kind that left an effect (`create`, `refund`, `erase`): what was
     /// checked, lost in the final primary and still divergent elsewhere after settle.
     #[serde(default)]
@@ -410,6 +422,11 @@ impl DrillReport {
             ("failbacks", self.failbacks.to_string()),
             ("errors_in_window", self.errors_in_window.to_string()),
             ("acknowledged_writes_lost", self.writes.lost.to_string()),
+            (
+                "writes_missing_at_failover",
+                self.writes.missing_at_failover.iter().max().map_or("-".to_owned(), u64::to_string),
+            ),
+            ("degraded_writes", self.writes.degraded.to_string()),
             ("replication_lag_max_ms", fmt_opt(self.replication_lag.max_ms)),
             ("cost", self.cost.as_ref().map_or("-".to_owned(), DrillCost::line)),
         ]
@@ -571,19 +588,35 @@ impl std::fmt::Display for Summary<'_> {
             r.failbacks,
             r.errors_in_window
         )?;
+        let w = &r.writes;
         writeln!(
             f,
-            "  acknowledged writes: {}, lost in {}: {}, missing in the new primary at failover: {:?}{}",
-            r.writes.acknowledged,
-            r.writes.checked_in,
-            r.writes.lost,
-            r.writes.missing_at_failover,
-            r.writes
+            "  acknowledged writes: {}, lost in {}: {}, missing in the new primary at failover: {:?}{}, degraded (one region alone): {}",
+            w.acknowledged,
+            w.checked_in,
+            w.lost,
+            w.missing_at_failover,
+            if w.failovers_unmeasured > 0 {
+                format!(" ({} failover(s) not measured)", w.failovers_unmeasured)
+            } else {
+                String::new()
+            },
+            w.degraded
+        )?;
+        if !w.missing_by_region.is_empty() {
+            let text: Vec<String> = w
                 .missing_by_region
                 .iter()
-                .map(|(region, n)| format!(", missing in {region}: {n}"))
-                .collect::<String>()
-        )?;
+                .map(|(region, n)| {
+                    let back = w.missing_in_primary_by_region.get(region).copied().unwrap_or(0);
+                    format!(
+                        "missing in {region}: {n}, held by {region} and missing in {}: {back}",
+                        w.checked_in
+                    )
+                })
+                .collect();
+            writeln!(f, "  after settle: {}", text.join("; "))?;
+        }
         if !r.writes.by_kind.is_empty() {
             writeln!(f, "  write kinds checked: {}", r.writes.kinds_text())?;
         }

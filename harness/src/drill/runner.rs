@@ -1,6 +1,7 @@
 //! The drill: its stages in one direction. Provision → inject (fault guards, on the
-//! timeline) alongside the load and the sampler → check (after every fault is healed) →
-//! analyse (typed events to the report) → assert.
+//! timeline) alongside the load, the sampler and the check at each failover (the new
+//! primary read while replication from the old is held cut) → check (after every fault is
+//! healed, until the regions agree) → analyse (typed events to the report) → assert.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +26,23 @@ use crate::workload::{Acked, Workload};
 /// The longest the warm-up goes on past `load.warmup` waiting for clean load.
 const MAX_WARM_UP: Duration = Duration::from_secs(30);
 
+/// How long past its deadline the check at a failover waits for a call to the region
+/// traffic left: each ends on its own deadline (at most the load's timeout), and this is
+/// room for the task to be scheduled and its effect recorded.
+const CALLS_END_MARGIN: Duration = Duration::from_secs(1);
+
+/// The stream read that [`Drill::stop_replication_from_healed_regions`] answers with errors.
+const STREAM_READ: &str = "DynamoDBStreams_20120810.GetRecords";
+
+/// Stops every read of `region`'s stream from now on (the drill's broken-replication
+/// switch): its API proxy answers them with server errors, whatever path they take.
+fn stop_stream_reads(topology: &Topology, region: &str) {
+    if let Some(api) = topology.region(region).and_then(|node| node.api()) {
+        api.inject(STREAM_READ, crate::faults::DynamoDbFault::InternalServerError, 1.0);
+        tracing::warn!(region, "replication out of {region} stopped for the rest of the drill");
+    }
+}
+
 /// A drill: a scenario, the workload it drives, and how to run it.
 ///
 /// # Examples
@@ -48,6 +66,8 @@ pub struct Drill<W> {
     quiet: bool,
     settle: Duration,
     break_updates: bool,
+    first_region_acks: bool,
+    stop_healed_streams: bool,
 }
 
 impl<W: Workload> Drill<W> {
@@ -75,6 +95,8 @@ impl<W: Workload> Drill<W> {
             quiet: false,
             settle: Duration::from_secs(15),
             break_updates: false,
+            first_region_acks: false,
+            stop_healed_streams: false,
         })
     }
 
@@ -84,8 +106,8 @@ impl<W: Workload> Drill<W> {
         self
     }
 
-    /// How long to wait after the load for the other regions to catch up before counting
-    /// what they miss.
+    /// How long to wait after the load for the regions to agree (each holding what the
+    /// final primary holds, and it what they hold) before counting what they miss.
     pub fn settle(mut self, settle: Duration) -> Self {
         self.settle = settle;
         self
@@ -97,6 +119,28 @@ impl<W: Workload> Drill<W> {
     #[doc(hidden)]
     pub fn break_update_replication(mut self) -> Self {
         self.break_updates = true;
+        self
+    }
+
+    /// Acknowledges every write once the region called holds it, for the test that proves
+    /// the check at failover catches it: sync mode writes through the one-region writer
+    /// always (stream replication carries the write on later), as a client that acknowledged
+    /// after the first region would, and counts none of them as degraded. A sync drill with
+    /// a failover run so must fail.
+    #[doc(hidden)]
+    pub fn acknowledge_after_first_region(mut self) -> Self {
+        self.first_region_acks = true;
+        self
+    }
+
+    /// Stops replication out of each region once a fault on it is healed, for the test that
+    /// proves the settle check reads both directions: from the heal on, the region's stream
+    /// is never read again (the stream API answers it with errors), so what it alone held
+    /// never reaches the others, while their writes still reach it. A drill whose final
+    /// primary is another region run so must fail when the healed region held anything.
+    #[doc(hidden)]
+    pub fn stop_replication_from_healed_regions(mut self) -> Self {
+        self.stop_healed_streams = true;
         self
     }
 
@@ -122,6 +166,7 @@ impl<W: Workload> Drill<W> {
     async fn run_on(&self, topology: &Topology) -> Result<DrillReport, DrillError> {
         let s = &self.scenario;
         let p = provision(s, topology, self.break_updates).await?;
+        p.client.degraded.force(self.first_region_acks);
         let driver = Driver {
             load: s.load.clone(),
             weights: self.weights.clone(),
@@ -129,6 +174,8 @@ impl<W: Workload> Drill<W> {
             client: p.client.clone(),
         };
         self.warm_up(&p, &driver).await?;
+        // Degraded writes count from here, as the meters do.
+        let degraded_before = p.client.degraded();
         // The meters count from here: the warm-up's traffic is not the drill's.
         for node in topology.regions() {
             if let Some(meter) = node.meter() {
@@ -159,14 +206,6 @@ impl<W: Workload> Drill<W> {
             lag_state.clone(),
             stop_rx.clone(),
         ));
-        let rpo = tokio::spawn(watch_failovers(
-            self.workload.clone(),
-            p.orchestrator.subscribe(),
-            direct.clone(),
-            topology.table().clone(),
-            acked.clone(),
-            stop_rx.clone(),
-        ));
         let (samples_tx, samples_rx) = watch::channel(None);
         let bar = progress(&s.name, s.load.duration.as_millis() as u64, self.quiet, samples_rx);
         let sampler = tokio::spawn(sample(
@@ -178,11 +217,33 @@ impl<W: Workload> Drill<W> {
         ));
         let load = tokio::spawn(driver.run(recorder.clone(), acked.clone(), stop_rx.clone()));
 
-        // The fault timeline; every fault is healed when it returns.
+        // The fault timeline, every fault healed when it returns; beside it, the check at
+        // each failover, which holds replication cut while it reads (it borrows the
+        // topology's proxies, so it runs in this task).
         let active = || router.active().name().to_owned();
-        let timeline = run_timeline(topology, &s.faults, start, s.load.duration, active, &events_tx).await;
-        let load_end = Instant::now();
-        let _ = stop_tx.send(true);
+        let healed = |fault: &super::FaultSpec| {
+            if self.stop_healed_streams {
+                stop_stream_reads(topology, &fault.region);
+            }
+        };
+        let timeline = async {
+            let applied =
+                run_timeline(topology, &s.faults, start, s.load.duration, active, healed, &events_tx).await;
+            let load_end = Instant::now();
+            let _ = stop_tx.send(true);
+            (applied, load_end)
+        };
+        let at_failover = watch_failovers(
+            &*self.workload,
+            p.orchestrator.subscribe(),
+            topology,
+            &direct,
+            &acked,
+            &recorder,
+            s.load.timeout + CALLS_END_MARGIN,
+            stop_rx.clone(),
+        );
+        let ((timeline, load_end), at_failover) = tokio::join!(timeline, at_failover);
         let _ = load.await;
         let metered: Option<Vec<(String, Vec<crate::cost::CapacityRecord>)>> = topology
             .regions()
@@ -193,7 +254,6 @@ impl<W: Workload> Drill<W> {
         let _ = bar.await;
         let _ = health.await;
         let _ = lag_task.await;
-        let missing_at_failover = rpo.await.unwrap_or_default();
         let applied = timeline?;
         let final_primary = router.active().name().to_owned();
 
@@ -201,7 +261,9 @@ impl<W: Workload> Drill<W> {
         let table = topology.table();
         let mut writes =
             check_writes(&*self.workload, &direct, table, &final_primary, &acked, self.settle).await?;
-        writes.missing_at_failover = missing_at_failover;
+        writes.missing_at_failover = at_failover.missing;
+        writes.failovers_unmeasured = at_failover.unmeasured;
+        writes.degraded = p.client.degraded() - degraded_before;
         let (lags_ms, unseen_heartbeats) = lag_state.lock().expect("lag lock").lags_ms(Instant::now());
         // Switches during the warm-up were undone before the clock started: not the drill's.
         for record in p.orchestrator.records().iter().filter(|r| r.traffic_moved_at >= start) {
@@ -286,12 +348,11 @@ impl<W: Workload> Drill<W> {
             None => "global table replication".into(),
         };
         format!(
-            "{} through lift::disaster (FailoverOrchestrator + RegionRouter{}; {} detection; {}; {} degraded writes)",
+            "{} through lift::disaster (FailoverOrchestrator + RegionRouter{}; {} detection; {})",
             self.workload.name(),
             if s.failover.replication == ReplicationMode::Sync { " + SyncWriter" } else { "" },
             s.failover.detection.name(),
             replication,
-            p.client.degraded()
         )
     }
 }

@@ -466,7 +466,10 @@ pub struct Assertions {
     /// Most failed operations within the fault windows (injection to heal, or to the end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors_in_window: Option<u64>,
-    /// Most acknowledged creates missing from the final primary after the drill.
+    /// Most acknowledged effects (every write kind) missing or stale in the final primary
+    /// after the drill, once every fault is healed and replication settled: a write the
+    /// failed region alone held and replicated after the heal is not lost here
+    /// (`max_writes_missing_at_failover` bounds it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_acknowledged_writes_lost: Option<u64>,
     /// Highest replication lag observed.
@@ -483,6 +486,24 @@ pub struct Assertions {
     /// (convergence). An effect lost everywhere is counted as lost, not here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_writes_missing_after_settle: Option<u64>,
+    /// Most acknowledged effects another region holds and the final primary still lacks
+    /// after settle: the other direction of convergence (a region whose writes never
+    /// replicated to the final primary, such as a restarted node whose stream is not read).
+    /// Both regions are read again until they agree or the settle time runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_writes_missing_in_primary_after_settle: Option<u64>,
+    /// Most acknowledged effects missing from the new primary at a failover (the worst
+    /// failover), read from it straight away while replication from the region traffic
+    /// left is held cut, so nothing that region alone held can reach it first: what a
+    /// failover at that moment loses if the region never comes back. 0 is the promise of
+    /// synchronous replication; asynchronous replication loses its in-flight tail. Holds
+    /// when nothing failed over; fails when a failover could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_writes_missing_at_failover: Option<u64>,
+    /// Sync replication: most acknowledged operations whose writes one region alone held
+    /// (the monitor held every other region unhealthy: degraded writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_degraded_writes: Option<u64>,
     /// Fewest failovers (traffic moved away from an unhealthy region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_failovers: Option<u32>,
@@ -745,6 +766,9 @@ impl Assertions {
             min_success_rate,
             max_failovers,
             max_writes_missing_after_settle,
+            max_writes_missing_in_primary_after_settle,
+            max_writes_missing_at_failover,
+            max_degraded_writes,
             min_failovers,
             max_failbacks,
             min_failbacks,
@@ -758,6 +782,9 @@ impl Assertions {
             && min_success_rate.is_none()
             && max_failovers.is_none()
             && max_writes_missing_after_settle.is_none()
+            && max_writes_missing_in_primary_after_settle.is_none()
+            && max_writes_missing_at_failover.is_none()
+            && max_degraded_writes.is_none()
             && min_failovers.is_none()
             && max_failbacks.is_none()
             && min_failbacks.is_none()

@@ -43,7 +43,9 @@ impl<'a> Call<'a> {
     /// The writer every replicated write of this call should go through: in sync mode to
     /// the region called and every other region the monitor does not hold unhealthy
     /// (acknowledged once all hold it; the region alone when no other is healthy, counted
-    /// as a degraded write), in async mode to the region called (the stream carries it on).
+    /// as a degraded write, unless the monitor holds the region called unhealthy too: then
+    /// the write is refused unsent, `region_held_down`), in async mode to the region called
+    /// (the stream carries it on).
     /// Every write kind it makes carries a new version and the region called as origin;
     /// it records its acknowledgements ([`ReplicatedWriter::acks`]) for the effects.
     pub fn writer(&self) -> Result<ReplicatedWriter, OpError> {
@@ -53,7 +55,8 @@ impl<'a> Call<'a> {
     /// Sync replication: writes `item` to the region called and every other region the
     /// monitor does not hold unhealthy, and acknowledges once all hold it. `None` when no
     /// other region is healthy: the workload then writes to this region alone (counted as
-    /// a degraded write).
+    /// a degraded write); a refusal (`region_held_down`) when the region called is held
+    /// unhealthy and no other is healthy.
     pub async fn put_in_healthy_regions(&self, item: Item) -> Option<Result<AckedWrite, OpError>> {
         self.client.put_in_healthy_regions(&self.region, item).await
     }
