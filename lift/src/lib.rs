@@ -70,6 +70,8 @@ pub mod store;
 #[cfg(feature = "dynamodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub mod tenant;
+#[cfg(all(test, any(feature = "idempotency", feature = "audit")))]
+pub(crate) mod test_support;
 #[cfg(any(feature = "auth", feature = "threat"))]
 mod tls;
 #[cfg(feature = "observability")]

@@ -323,14 +323,7 @@ mod tests {
 
     /// A trail whose store is a port nothing listens on: flushes fail at once.
     fn unreachable_trail() -> AuditTrail {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "t"))
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .build();
-        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let client = crate::test_support::unreachable_dynamodb();
         AuditTrail::builder().client(client).table("audit").build().unwrap()
     }
 
