@@ -301,6 +301,20 @@ async fn a_client_acknowledging_after_the_first_region_fails_the_check_at_failov
     assert_eq!(report.writes.degraded, 0, "{summary}");
 }
 
+/// The control of the test above: the same lagging scenario with a synchronous client
+/// passes, nothing missing at the failover, so what fails there is the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_client_passes_the_check_at_failover_with_replication_lagging() {
+    let _one_at_a_time = DRILLS.lock().await;
+    let drill = Drill::new(ci_scenario_lagging_at_the_outage(), Notes::default()).unwrap();
+    let report = drill.quiet(true).settle(Duration::from_secs(2)).run().await.unwrap();
+    let summary = Summary(&report).to_string();
+    println!("{summary}");
+    assert!(report.passed, "{summary}");
+    assert_eq!(report.failovers, 1, "{summary}");
+    assert_eq!(report.writes.missing_at_failover, [0], "{summary}");
+}
+
 /// `process_crash` over notes (its mix is payments': create, get, refund), with replication
 /// between the regions cut from 7 s until the kill at 10 s: asynchronous replication's tail
 /// at the kill is then the writes of those 3 s, where unfaulted it is a handful at most

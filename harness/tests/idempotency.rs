@@ -806,10 +806,11 @@ async fn a_payload_key_keeps_the_body_digest_out_of_reach() {
 
 /// The router decodes path parameters, so `/payments/p%5F1/refunds` and
 /// `/payments/p_1/refunds` are one refund of one payment: they share a record, and a retry
-/// whose path a proxy re-encoded replays instead of refunding twice. An escaped reserved
-/// character (`%2F`) is not its decoded form: `a%2Fb` is one id, `a/b` two segments.
+/// whose path a proxy re-encoded replays instead of refunding twice; so do `%3A%40` and
+/// `:@`. An escaped slash (`%2F`) is not its decoded form: `a%2Fb` is one id, `a/b` two
+/// segments.
 #[tokio::test]
-async fn percent_escapes_of_unreserved_characters_share_a_record_and_reserved_ones_do_not() {
+async fn percent_escapes_the_router_decodes_share_a_record_and_an_escaped_slash_does_not() {
     let env = env().await;
     let handler = Handler::created();
     let svc = env.layer().layer(handler.clone());
@@ -823,7 +824,15 @@ async fn percent_escapes_of_unreserved_characters_share_a_record_and_reserved_on
         assert_eq!(replay.headers()["idempotent-replayed"], "true", "{retry}");
         assert_eq!(body(&replay), body(&first));
     }
-    assert_eq!(handler.calls(), 1, "the refund ran once");
+    // A reserved character the router decodes all the same: `alice%40x` is `alice@x`.
+    let first = send(&svc, refund("/payments/p%3A%40x/refunds", "k-reserved")).await;
+    assert_eq!(first.status(), 201);
+    for retry in ["/payments/p:@x/refunds", "/payments/p%3a@x/refunds"] {
+        let replay = send(&svc, refund(retry, "k-reserved")).await;
+        assert_eq!(replay.headers()["idempotent-replayed"], "true", "{retry}");
+        assert_eq!(body(&replay), body(&first));
+    }
+    assert_eq!(handler.calls(), 2, "each refund ran once");
 
     assert_eq!(send(&svc, refund("/payments/a%2Fb/refunds", "k-slash")).await.status(), 201);
     let other = send(&svc, refund("/payments/a/b/refunds", "k-slash")).await;
@@ -831,8 +840,8 @@ async fn percent_escapes_of_unreserved_characters_share_a_record_and_reserved_on
     assert!(!other.headers().contains_key("idempotent-replayed"), "a%2Fb and a/b are two paths");
     let same = send(&svc, refund("/payments/a%2fb/refunds", "k-slash")).await;
     assert_eq!(same.headers()["idempotent-replayed"], "true", "the case of an escape's hex is not a path");
-    assert_eq!(handler.calls(), 3);
-    assert_eq!(env.items().await.len(), 3);
+    assert_eq!(handler.calls(), 4);
+    assert_eq!(env.items().await.len(), 4);
 }
 
 const ISSUER: &str = "https://id.test.example";

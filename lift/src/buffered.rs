@@ -64,8 +64,9 @@ use crate::BoxError;
 ///
 /// In a `tower::ServiceBuilder` (lambda_http), insert it with
 /// `.map_request(|mut req: lambda_http::Request| { req.extensions_mut().insert(BodyLimit::new(n)); req })`
-/// before the layers that read the body; in Lift's [`App`](crate::App), with
-/// [`App::with_state`](crate::App::with_state).
+/// before the layers that read the body. In Lift's [`App`](crate::App) the router puts
+/// the app's own limit ([`App::body_limit`](crate::App::body_limit)) in every request that
+/// carries none, so the layers admit what the app admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BodyLimit(usize);
 

@@ -457,6 +457,38 @@ mod body_reading {
             Body::from_stream(futures_util::stream::iter(chunks))
         }
 
+        /// In Lift's App the app's own limit is the one in force: a body the app admits
+        /// (here 7 MiB under an 8 MiB `body_limit`) is not refused by a layer's 6 MiB
+        /// default, and one over it is the app's 413.
+        #[tokio::test]
+        async fn in_the_app_the_apps_body_limit_is_the_layers_limit() {
+            let app = lift::App::new()
+                .group(
+                    lift::RouteGroup::new("/notes")
+                        .post("/", |req: lift::Request| async move {
+                            lift::Response::new(lift::Body::from(req.body().len().to_string()))
+                        })
+                        // No rules: what is tested is only that it reads the body whole.
+                        .layer(ComplianceLayer::with_rules(ComplianceRecorder::new(), Vec::new())),
+                )
+                .body_limit(8 * 1024 * 1024)
+                .into_service();
+            let send = |len: usize| {
+                let app = app.clone();
+                async move {
+                    let req = http::Request::post("/notes")
+                        .header("content-type", "application/json")
+                        .body(lift::Body::from(json_of_len(len)))
+                        .unwrap();
+                    let res: Result<lift::Response, Infallible> = app.oneshot(req).await;
+                    let res = res.unwrap();
+                    (res.status().as_u16(), String::from_utf8_lossy(res.body().as_bytes()).into_owned())
+                }
+            };
+            assert_eq!(send(7 * 1024 * 1024).await, (200, (7 * 1024 * 1024).to_string()));
+            assert_eq!(send(8 * 1024 * 1024 + 1).await.0, 413);
+        }
+
         #[tokio::test]
         async fn a_limit_set_outside_the_threat_layer_bounds_it() {
             let calls = Arc::new(AtomicU32::new(0));

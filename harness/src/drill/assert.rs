@@ -157,7 +157,9 @@ pub(crate) fn evaluate(a: &Assertions, r: &Figures<'_>) -> Vec<AssertionResult> 
     }
     if let Some(max) = a.max_writes_missing_at_failover {
         let worst = r.writes.missing_at_failover.iter().max().copied();
-        let unmeasured = r.writes.failovers_unmeasured;
+        // A failover the watcher never saw is one not measured: its evidence is missing.
+        let watched = r.writes.missing_at_failover.len() as u64 + r.writes.failovers_unmeasured;
+        let unmeasured = r.writes.failovers_unmeasured + u64::from(r.failovers).saturating_sub(watched);
         let actual = match (worst, unmeasured) {
             (_, 1..) => format!("{unmeasured} failover(s) not measured"),
             (Some(n), 0) => n.to_string(),
@@ -169,7 +171,10 @@ pub(crate) fn evaluate(a: &Assertions, r: &Figures<'_>) -> Vec<AssertionResult> 
             actual,
             unmeasured == 0 && worst.is_none_or(|n| n <= max),
             Some(if unmeasured > 0 {
-                format!("{unmeasured} failover(s): the new primary could not be read")
+                format!(
+                    "{unmeasured} of {} failover(s): the new primary could not be read, or the failover was not watched",
+                    r.failovers
+                )
             } else {
                 format!(
                     "acknowledged writes missing in the new primary when traffic moved: {:?}",
@@ -296,6 +301,10 @@ mod tests {
     use super::*;
 
     fn verdict(a: &Assertions, writes: &WriteCheck) -> AssertionResult {
+        verdict_of(a, writes, writes.missing_at_failover.len() as u32 + writes.failovers_unmeasured as u32)
+    }
+
+    fn verdict_of(a: &Assertions, writes: &WriteCheck, failovers: u32) -> AssertionResult {
         let figures = Figures {
             faults: &[],
             final_primary: "b",
@@ -303,7 +312,7 @@ mod tests {
             writes,
             max_lag_ms: None,
             success_rate: 1.0,
-            failovers: writes.missing_at_failover.len() as u32,
+            failovers,
             failbacks: 0,
         };
         let mut out = evaluate(a, &figures);
@@ -324,6 +333,11 @@ mod tests {
             WriteCheck { missing_at_failover: vec![0], failovers_unmeasured: 1, ..Default::default() };
         let unmeasured = verdict(&a, &writes);
         assert!(!unmeasured.passed && unmeasured.actual.contains("not measured"), "{unmeasured:?}");
+        // Two failovers in the report, one watched: the other has no evidence.
+        let writes = WriteCheck { missing_at_failover: vec![0], ..Default::default() };
+        let unwatched = verdict_of(&a, &writes, 2);
+        assert!(!unwatched.passed && unwatched.actual == "1 failover(s) not measured", "{unwatched:?}");
+        assert!(verdict_of(&a, &writes, 1).passed);
     }
 
     #[test]

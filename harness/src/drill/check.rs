@@ -148,10 +148,12 @@ pub(crate) async fn watch_failovers<W: Workload>(
     let mut seen = records.borrow_and_update().len();
     let mut out = AtFailover::default();
     loop {
-        tokio::select! {
-            _ = stop.changed() => return out,
-            changed = records.changed() => if changed.is_err() { return out },
-        }
+        // A record published with the stop is still measured: the assertion counts a
+        // failover the watcher never saw as not measured.
+        let last = tokio::select! {
+            _ = stop.changed() => true,
+            changed = records.changed() => changed.is_err(),
+        };
         let new: Vec<_> = records.borrow_and_update()[seen..].to_vec();
         seen += new.len();
         for record in new.iter().filter(|r| r.kind == SwitchKind::FailOver) {
@@ -182,6 +184,9 @@ pub(crate) async fn watch_failovers<W: Workload>(
                 Some(missing) => out.missing.push(missing),
                 None => out.unmeasured += 1,
             }
+        }
+        if last {
+            return out;
         }
     }
 }

@@ -146,6 +146,17 @@ impl Service<Request> for Router {
         if req.body().len() > table.body_limit || declared.is_some_and(|n| n > table.body_limit as u64) {
             return fail(Error::payload_too_large(table.body_limit));
         }
+        // The layers that read the body whole bound it by the app's limit, not their own
+        // default: a body the app admits is one they admit.
+        #[cfg(any(
+            feature = "threat",
+            feature = "compliance",
+            feature = "protection",
+            feature = "idempotency"
+        ))]
+        if req.extensions().get::<crate::BodyLimit>().is_none() {
+            req.extensions_mut().insert(crate::BodyLimit::new(table.body_limit));
+        }
         let matched = match table.matcher.at(req.uri().path()) {
             Ok(m) => m,
             Err(_) => return fail(Error::not_found()),

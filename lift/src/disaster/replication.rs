@@ -45,8 +45,10 @@ pub enum StartPosition {
     /// not answer at the start) or lost it before reading a change (its stream reads
     /// failed) reads the shard from its oldest record instead and skips the changes made
     /// before the start. Record times are coarse ([`ReplicationStats`]), so a change made
-    /// up to a minute before the start may be applied too, only where it is newer: nothing
-    /// made after the start is skipped. A restarted replicator is a new start: what the
+    /// up to a minute before the start may be applied too, only where it is newer. Nothing
+    /// made after `start` returned is skipped; a change made while it ran (between its
+    /// first stream check and a link's place at the end) may be. A restarted replicator is
+    /// a new start: what the
     /// previous one had not applied is skipped; use [`TrimHorizon`](Self::TrimHorizon) for
     /// a replicator that must resume where another stopped.
     Latest,

@@ -1102,9 +1102,12 @@ fn now_micros() -> u128 {
 }
 
 /// A new version: the clock in epoch microseconds, and above every version this process
-/// stamped before. Two writes of one process never share a version, so a refusal that
-/// hands back this process's origin and this exact version can only be of this write (see
-/// [`Proof`]), and two transactions never share a request token.
+/// stamped before. Two writes of one process never share a version, and two transactions
+/// never share a request token. The origin is a region, not a process: an update refused
+/// with this exact version and origin is taken as this write's, which another process of the
+/// same region writing the same item in the same microsecond would also match ([`Proof`];
+/// a transaction is taken as applied only if none of its items contradicts it, which a
+/// put of a new item does).
 fn next_version() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = u64::try_from(now_micros()).unwrap_or(u64::MAX - 1);
@@ -1204,7 +1207,12 @@ fn transaction_applied(
     let mut ours = false;
     for ((code, stored), proof) in reasons.iter().zip(proofs) {
         match *code {
-            None | Some("None") | Some("NONE") => {}
+            // An item that passed its condition does not hold this write: the write's own
+            // version condition refuses its second sending. Only an item whose write leaves
+            // nothing to recognise says nothing either way. (An item deleted since passes
+            // too: refusing then is the safe side.)
+            None | Some("None") | Some("NONE") if *proof == Proof::Nothing => {}
+            None | Some("None") | Some("NONE") => return false,
             Some("ConditionalCheckFailed") => match proof.judge(*stored, version_attribute) {
                 Stored::Ours => ours = true,
                 Stored::Newer => {}
@@ -1711,7 +1719,14 @@ mod tests {
         };
         assert!(judge(&[(ccf, Some(&payment)), (ccf, Some(refund))]), "both items hold it");
         assert!(judge(&[(ccf, Some(&at(12, 6))), (ccf, Some(refund))]), "the payment moved on since");
-        assert!(judge(&[(Some("None"), None), (ccf, Some(refund))]));
+        // Another process's write under the same version and origin holds the payment; the
+        // refund item passed its condition, so this transaction never committed.
+        assert!(!judge(&[(ccf, Some(&payment)), (Some("None"), None)]), "an item without it: not committed");
+        assert!(
+            !judge(&[(Some("None"), None), (ccf, Some(refund))]),
+            "a payment without it (deleted since?)"
+        );
+        assert!(!judge(&[(None, None), (ccf, Some(refund))]), "a reason missing says nothing for it");
         assert!(!judge(&[(ccf, Some(&at(9, 5))), (ccf, Some(refund))]), "an older payment: not committed");
         assert!(!judge(&[(ccf, Some(&at(12, 6))), (Some("None"), None)]), "nothing proves it");
         assert!(!judge(&[(ccf, Some(&payment)), (Some("TransactionConflict"), None)]));

@@ -31,7 +31,9 @@
 //!    running twice. Outside those layers, a replay would be answered before any of them
 //!    ran: a revoked token would still get its stored answer, with no audit entry. Records
 //!    are scoped to the principal, so it runs after authorization, and a refusal from an
-//!    outer layer never reaches it, so refusals are never stored.
+//!    outer layer never reaches it, so refusals are never stored. Retries count as requests
+//!    everywhere outside it: in the rate limits, and in threat detection's behaviour
+//!    counters (a retried 401 is another failed login).
 //! 7. The handler.
 //!
 //! [`App::layer`](crate::App::layer) and [`RouteGroup::layer`](crate::RouteGroup::layer)

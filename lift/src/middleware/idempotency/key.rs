@@ -175,15 +175,17 @@ pub(crate) fn record_key(scope: &Scope, method: &http::Method, path: &str, key: 
     format!("idem#{}", hex(&digest.finalize()))
 }
 
-/// The path with its percent-encoding normalized (RFC 3986 §6.2.2.1 and §6.2.2.2): escaped
-/// unreserved characters (`A-Z a-z 0-9 - . _ ~`) decoded, the hex of every other escape in
-/// upper case.
+/// The path with its percent-encoding normalized as the router reads it: escapes of
+/// printable ASCII characters but `/` and `%` [decoded](decodes), the hex of every other
+/// escape in upper case (RFC 3986 §6.2.2.1).
 ///
 /// The router decodes path parameters, so `/payments/p%5F1/refunds` and
 /// `/payments/p_1/refunds` reach one handler with one id: keyed on the raw path, a retry
-/// whose path a proxy re-encoded would get a record of its own and run again. Escapes of
-/// reserved characters stay escapes: `a%2Fb` is one segment, `a/b` two. A path without
-/// escapes, or already normalized, is returned as it is, so its records keep their keys.
+/// whose path a proxy re-encoded would get a record of its own and run again. `%2F` stays
+/// an escape: `a%2Fb` is one segment, `a/b` two. A path without escapes, or already
+/// normalized, is returned as it is, so its records keep their keys; a record keyed before
+/// this normalization under a path with escapes gets a new key once, so a retry that spans
+/// the upgrade runs again.
 fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
     if !path.contains('%') {
         return std::borrow::Cow::Borrowed(path);
@@ -197,7 +199,7 @@ fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
             _ => None,
         };
         match escape {
-            Some(byte) if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') => {
+            Some(byte) if decodes(byte) => {
                 out.push(char::from(byte));
                 i += 3;
             }
@@ -217,6 +219,17 @@ fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether the escape of `byte` is keyed as the character itself: every printable ASCII
+/// character but `/` and `%`. The router decodes every escape in a path parameter, so
+/// `alice%40example.com` and `alice@example.com` reach the handler as one id; a character
+/// that cannot stand raw in a path (`?`, `#`, space) decodes without meeting a raw
+/// spelling. `%2F` stays an escape (`a%2Fb` is one segment, `a/b` two), `%25` too (decoded,
+/// `%2541` would meet `%41`), and so do control characters and bytes beyond ASCII, in
+/// upper-case hex.
+fn decodes(byte: u8) -> bool {
+    (0x20..=0x7e).contains(&byte) && byte != b'/' && byte != b'%'
 }
 
 fn hex_value(digit: u8) -> Option<u8> {
@@ -348,7 +361,11 @@ mod tests {
         assert!(matches!(normalized_path("/payments/p_1"), std::borrow::Cow::Borrowed(_)));
         assert!(matches!(normalized_path("/a%2Fb"), std::borrow::Cow::Owned(ref p) if p == "/a%2Fb"));
         assert_eq!(norm("/%41%7a%30%2D%2e%5F%7E"), "/Az0-._~");
-        assert_eq!(norm("/a%2fb%3a%20c%c3%a9"), "/a%2Fb%3A%20c%C3%A9");
+        // What the router decodes in a parameter decodes here too, but `/` and `%`.
+        assert_eq!(norm("/a%2fb%3a%20c%c3%a9"), "/a%2Fb: c%C3%A9");
+        assert_eq!(norm("/users/alice%40example.com/orders"), "/users/alice@example.com/orders");
+        assert_eq!(norm("/x%2B%2C%3B%3D%21%24%26%27%28%29%2A"), "/x+,;=!$&'()*");
+        assert_eq!(norm("/x%2541%0a%7f"), "/x%2541%0A%7F");
         assert_eq!(norm("/100%"), "/100%");
         assert_eq!(norm("/%zz%4"), "/%zz%4");
         assert_eq!(norm("/%%41"), "/%A");

@@ -152,7 +152,7 @@ where
     let key = match config.key_source.extract(&req) {
         Ok(Some(key)) => key,
         Ok(None) if config.require_key => return answer(InvalidKey::missing().into()),
-        Ok(None) => return inner.call(req).await,
+        Ok(None) => return not_replayed(inner.call(req).await),
         Err(detail) => return answer(InvalidKey::malformed(detail).into()),
     };
     // For whoever reads the table: the route's pattern, never the path, whose ids (a
@@ -221,7 +221,7 @@ where
     // The audit layer outside, if any: the record keeps the data classes the handler names.
     #[cfg(feature = "audit")]
     let audit = crate::security::audit::AuditHandle::of(&req).cloned();
-    let result = inner.call(req).await;
+    let result = not_replayed(inner.call(req).await);
     // A failure answered after the handler's effects were written (an audit entry that
     // could not be stored) carries the handler's own answer: that is the outcome to keep,
     // or a retry would run the operation a second time.
@@ -288,6 +288,16 @@ where
                 tracing::warn!(error = %failure, "idempotency record not removed; it expires with the lock");
             }
         }
+    }
+    result
+}
+
+/// The answer of a request that ran, without an `Idempotent-Replayed` header an inner
+/// service set: only this layer says an answer is a replay, and the audit trail outside
+/// records what it says.
+fn not_replayed<E>(mut result: Result<Response, E>) -> Result<Response, E> {
+    if let Ok(res) = &mut result {
+        res.headers_mut().remove(IDEMPOTENT_REPLAYED);
     }
     result
 }
@@ -434,6 +444,29 @@ mod tests {
         svc.clone().oneshot(request(Some("k-1"), Some("/payments"))).await.unwrap();
         svc.clone().oneshot(request(None, None)).await.unwrap();
         assert_eq!(layer.unrouted_requests(), 2, "routed and unkeyed requests are not counted");
+    }
+
+    /// An inner service cannot have its answer taken for a replay: the audit trail marks
+    /// replays from the header, so the layer removes one it did not set.
+    #[tokio::test]
+    async fn a_replay_header_from_inside_is_removed() {
+        use tower::{Layer as _, ServiceExt as _};
+
+        let layer =
+            super::super::IdempotencyLayer::builder().client(unreachable()).table("t").build().unwrap();
+        let svc = layer.layer(tower::service_fn(|_req: Request| async {
+            let mut res = Response::default();
+            res.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            Ok::<_, std::convert::Infallible>(res)
+        }));
+        let mut req = http::Request::post("/payments").body(Body::from("{}")).unwrap();
+        let mut ctx = Context::new("r");
+        ctx.set_principal(crate::Principal::new("alice", "acme"));
+        req.extensions_mut().insert(ctx);
+        req.extensions_mut().insert(crate::context::MatchedRoute("/payments".into()));
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(!res.headers().contains_key(IDEMPOTENT_REPLAYED), "{:?}", res.headers());
     }
 
     #[test]
