@@ -335,9 +335,16 @@ impl AlertRouter {
                     .collect();
                 // Recorded first: a crash between the two leaves a group the OK still leaves.
                 store.add_membership(&fingerprint, &group, memberships.complete).await?;
-                store
-                    .join_group(&group, &route.id, &group_labels, &fingerprint, &labels, self.now_ms())
+                let at = millis(change.changed_at);
+                let joined = store
+                    .join_group(&group, &route.id, &group_labels, &fingerprint, &labels, at, self.now_ms())
                     .await?;
+                if !joined {
+                    // A newer change of the alarm was applied meanwhile (its OK may have
+                    // left already): this ALARM is stale now and joins nothing.
+                    tracing::info!(alarm = %change.name, "an alarm change overtaken by a newer one joined no group");
+                    return Ok(Report { stale: report.stale + 1, ..report });
+                }
                 report.merge(self.drive(&group).await?);
             }
             return Ok(report);
@@ -351,12 +358,18 @@ impl AlertRouter {
         if !memberships.complete {
             groups.extend(store.groups_with_member(&fingerprint).await?);
         }
+        let at = millis(change.changed_at);
         for group in &groups {
-            store.leave_group(group, &fingerprint).await?;
+            if !store.leave_group(group, &fingerprint, at).await? {
+                // A newer ALARM was applied meanwhile: the alarm stays in its groups, and the
+                // groups stay open. Its own OK will leave them.
+                tracing::info!(alarm = %change.name, "an OK overtaken by a newer alarm change left no group");
+                return Ok(Report { stale: report.stale + 1, ..report });
+            }
             report.merge(self.drive(group).await?);
             // Dropped only once left (and driven): a retry of this OK finds what is left to do.
             if memberships.groups.contains(group) {
-                store.remove_membership(&fingerprint, group).await?;
+                store.remove_membership(&fingerprint, group, at).await?;
             }
         }
         if !memberships.complete {

@@ -83,6 +83,50 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> boo
     err.code() == Some("ConditionalCheckFailedException")
 }
 
+/// Which items of a cancelled transaction failed their condition, in the order they were
+/// given; `None` when the transaction was not cancelled on a condition (a conflict, a
+/// throttle, an unreachable table), which is the store's error.
+fn failed_conditions<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<bool>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error()
+    else {
+        return None;
+    };
+    let failed: Vec<bool> = if cancelled.cancellation_reasons().is_empty() {
+        // Without reasons, the message lists them: "... [ConditionalCheckFailed, None]".
+        let message = cancelled.message().unwrap_or_default();
+        let list = message.rsplit_once('[').map_or("", |(_, rest)| rest.trim_end_matches(']'));
+        list.split(',').map(|code| code.trim() == "ConditionalCheckFailed").collect()
+    } else {
+        cancelled.cancellation_reasons().iter().map(|r| r.code() == Some("ConditionalCheckFailed")).collect()
+    };
+    failed.contains(&true).then_some(failed)
+}
+
+/// A check that the alarm's stored change is still the one being applied: `state` at
+/// `changed_at_ms`. A join or a leave made under it cannot undo a newer change of the alarm
+/// that another delivery applied meanwhile.
+fn still_current(
+    table: &str,
+    fingerprint: &str,
+    state: &str,
+    changed_at_ms: i64,
+) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+    let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(table)
+        .key("pk", s("ALARM"))
+        .key("sk", s(fingerprint))
+        .condition_expression("#state = :state AND changed_at = :t")
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_values(":state", s(state))
+        .expression_attribute_values(":t", n(changed_at_ms))
+        .build()
+        .map_err(|_| StoreError::Corrupt("condition check"))?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().condition_check(check).build())
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -313,9 +357,16 @@ impl AlertStore {
         Ok(())
     }
 
-    /// Drops `group` from the alarm's groups; call it after [`leave_group`](Self::leave_group).
-    /// Safe to repeat.
-    pub async fn remove_membership(&self, fingerprint: &str, group: &str) -> Result<(), StoreError> {
+    /// Drops `group` from the alarm's groups; call it after [`leave_group`](Self::leave_group),
+    /// with the OK change (`changed_at_ms`) that left. Only while that OK is still the
+    /// alarm's stored change: a newer ALARM may have added the group back, and its OK must
+    /// find it. Safe to repeat.
+    pub async fn remove_membership(
+        &self,
+        fingerprint: &str,
+        group: &str,
+        changed_at_ms: i64,
+    ) -> Result<(), StoreError> {
         let out = self
             .client
             .update_item()
@@ -323,12 +374,15 @@ impl AlertStore {
             .key("pk", s("ALARM"))
             .key("sk", s(fingerprint))
             .update_expression("DELETE #groups :group")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("#state = :ok AND changed_at = :t")
             .expression_attribute_names("#groups", "groups")
+            .expression_attribute_names("#state", "state")
             .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
+            .expression_attribute_values(":ok", s("OK"))
+            .expression_attribute_values(":t", n(changed_at_ms))
             .send()
             .await;
-        // No alarm item, so no set to drop it from.
+        // No alarm item (so no set to drop it from), or a newer change of the alarm.
         done_unless_refused(out)
     }
 
@@ -372,6 +426,12 @@ impl AlertStore {
     /// Adds a firing alarm to a group (creating it), then opens an episode unless one is open.
     /// Safe to repeat: the member is set again, the episode opens once. Opening keeps the
     /// alerts the episode before ended with (`ended`), as the next one replaces them.
+    ///
+    /// The member is added only while the alarm's stored change is still this ALARM
+    /// (`changed_at_ms`): an OK applied meanwhile may have left the group already, and a
+    /// join after it would keep an alert open for an alarm that cleared. Returns whether
+    /// the alarm joined (`false`: a newer change of the alarm came first).
+    #[allow(clippy::too_many_arguments)]
     pub async fn join_group(
         &self,
         group: &str,
@@ -379,8 +439,9 @@ impl AlertStore {
         group_labels: &Labels,
         fingerprint: &str,
         labels: &Labels,
+        changed_at_ms: i64,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let key = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
             b.table_name(&self.table).key("pk", s("GROUP")).key("sk", s(group))
         };
@@ -395,17 +456,30 @@ impl AlertStore {
             .send()
             .await
             .map_err(|e| failed("UpdateItem", &e))?;
-        let joined = key(self.client.update_item())
+        let member = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key("pk", s("GROUP"))
+            .key("sk", s(group))
             .update_expression("SET members.#fp = :labels")
             .expression_attribute_names("#fp", fingerprint)
             .expression_attribute_values(":labels", s(labels_text(labels)))
-            .return_values(ReturnValue::AllNew)
+            .build()
+            .map_err(|_| StoreError::Corrupt("group update"))?;
+        let joined = self
+            .client
+            .transact_write_items()
+            .transact_items(still_current(&self.table, fingerprint, "ALARM", changed_at_ms)?)
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(member).build())
             .send()
-            .await
-            .map_err(|e| failed("UpdateItem", &e))?;
-        let current = joined.attributes().map(group_of).transpose()?.ok_or(StoreError::Corrupt("group"))?;
+            .await;
+        match joined {
+            Ok(_) => {}
+            Err(err) if failed_conditions(&err).is_some() => return Ok(false),
+            Err(err) => return Err(failed("TransactWriteItems", &err)),
+        }
+        let current = self.group(group).await?.ok_or(StoreError::Corrupt("group"))?;
         if current.open {
-            return Ok(());
+            return Ok(true);
         }
         // The episode is named, so that the one before keeps its alerts under its number.
         let mut open = key(self.client.update_item())
@@ -430,25 +504,47 @@ impl AlertStore {
             .expression_attribute_names("#ended", current.episode.to_string())
         };
         // Another sender opened it: the member is in, and no episode closes while it is.
-        done_unless_refused(open.send().await)
+        done_unless_refused(open.send().await)?;
+        Ok(true)
     }
 
     /// Removes a cleared alarm from a group, and closes the episode when none is left.
-    /// Safe to repeat.
-    pub async fn leave_group(&self, group: &str, fingerprint: &str) -> Result<(), StoreError> {
-        let removed = self
-            .client
-            .update_item()
+    ///
+    /// The member is removed only while the alarm's stored change is still this OK
+    /// (`changed_at_ms`): a newer ALARM applied meanwhile keeps it in, and the group open.
+    /// Returns whether the OK still held (`false`: a newer change of the alarm came first,
+    /// and nothing was changed). Safe to repeat.
+    pub async fn leave_group(
+        &self,
+        group: &str,
+        fingerprint: &str,
+        changed_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let member = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key("pk", s("GROUP"))
             .key("sk", s(group))
             .update_expression("SET last_members = members REMOVE members.#fp")
             .condition_expression("attribute_exists(members.#fp)")
             .expression_attribute_names("#fp", fingerprint)
+            .build()
+            .map_err(|_| StoreError::Corrupt("group update"))?;
+        let removed = self
+            .client
+            .transact_write_items()
+            .transact_items(still_current(&self.table, fingerprint, "OK", changed_at_ms)?)
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(member).build())
             .send()
             .await;
-        // Gone already (a repeat): still close below, in case the first try stopped here.
-        done_unless_refused(removed)?;
+        match removed {
+            Ok(_) => {}
+            Err(err) => match failed_conditions(&err) {
+                Some(failed) if failed.first() == Some(&true) => return Ok(false),
+                // Gone already (a repeat): still close below, in case the first try stopped here.
+                Some(_) => {}
+                None => return Err(failed("TransactWriteItems", &err)),
+            },
+        }
         let closed = self
             .client
             .update_item()
@@ -463,7 +559,8 @@ impl AlertStore {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        done_unless_refused(closed)
+        done_unless_refused(closed)?;
+        Ok(true)
     }
 
     /// A group, read consistently.

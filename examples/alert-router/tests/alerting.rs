@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use alert_router::alarm::{self, AlarmChange};
 use alert_router::labels::labels;
+use alert_router::store::Recorded;
 use alert_router::AlertRouter;
 use serde_json::Value;
 use support::*;
@@ -389,7 +390,10 @@ async fn an_alarm_stored_before_its_groups_were_recorded_leaves_the_groups_it_is
     let store = env.router.store();
     store.record_alarm(&fingerprint, "ALARM", at, &alarm_labels).await.unwrap();
     let legacy = "0123456789abcdef0123";
-    store.join_group(legacy, "root.0", &Default::default(), &fingerprint, &alarm_labels, at).await.unwrap();
+    assert!(store
+        .join_group(legacy, "root.0", &Default::default(), &fingerprint, &alarm_labels, at, at)
+        .await
+        .unwrap());
     // `root.0` is read by position: the first child, the on-call page route. The group keeps
     // its route across the upgrade rather than falling to the root.
     env.tick_at(T0 + Duration::from_secs(60)).await;
@@ -406,4 +410,72 @@ async fn an_alarm_stored_before_its_groups_were_recorded_leaves_the_groups_it_is
     assert_eq!(resolves[0]["dedup_key"], triggers[0]["dedup_key"]);
     let (_, stored) = env.table_text().await;
     assert!(stored.contains("groups_complete"), "searched once, not at every change: {stored}");
+}
+
+/// One alarm's ALARM, OK and newer ALARM handled by concurrent deliveries: the OK's leave
+/// runs after the newer ALARM joined again. The group stays open with the alarm in it, and
+/// the alarm keeps the group in its set, so its own next OK leaves it. A leave made without
+/// checking that its OK is still the alarm's stored change removes the member and closes the
+/// group: a page resolved while the alarm fires.
+#[tokio::test]
+async fn an_ok_overtaken_by_a_newer_alarm_leaves_the_group_open() {
+    let env = env().await;
+    let change = AlarmChange::from_eventbridge(&fixture(EB_ALARM)).unwrap();
+    let (fp, alarm_labels) = (change.fingerprint(), labels(&change, &env.config.services));
+    let t1 = i64::try_from(change.changed_at.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let (t2, t3, t4) = (t1 + 1_000, t1 + 2_000, t1 + 3_000);
+    let store = env.router.store();
+    let group = "race-ok-then-alarm";
+    store.record_alarm(&fp, "ALARM", t1, &alarm_labels).await.unwrap();
+    store.add_membership(&fp, group, true).await.unwrap();
+    assert!(store
+        .join_group(group, "root.0", &Default::default(), &fp, &alarm_labels, t1, t1)
+        .await
+        .unwrap());
+    // The OK is recorded; before it leaves, a newer ALARM is recorded and joins.
+    store.record_alarm(&fp, "OK", t2, &alarm_labels).await.unwrap();
+    store.record_alarm(&fp, "ALARM", t3, &alarm_labels).await.unwrap();
+    store.add_membership(&fp, group, true).await.unwrap();
+    assert!(store
+        .join_group(group, "root.0", &Default::default(), &fp, &alarm_labels, t3, t3)
+        .await
+        .unwrap());
+    // Now the OK's leave and its membership removal.
+    assert!(!store.leave_group(group, &fp, t2).await.unwrap(), "the OK was overtaken");
+    store.remove_membership(&fp, group, t2).await.unwrap();
+    let firing = store.group(group).await.unwrap().expect("the group");
+    assert!(firing.open, "the group still fires");
+    assert!(firing.members.contains_key(&fp), "with the alarm in it");
+    // The same ALARM again (a redelivery) answers with the alarm's memberships as stored.
+    let Recorded::Applied(memberships) = store.record_alarm(&fp, "ALARM", t3, &alarm_labels).await.unwrap()
+    else {
+        panic!("a redelivery is applied")
+    };
+    assert!(memberships.groups.contains(group), "the alarm keeps the group in its set: {memberships:?}");
+    // The alarm's own OK leaves and closes it.
+    store.record_alarm(&fp, "OK", t4, &alarm_labels).await.unwrap();
+    assert!(store.leave_group(group, &fp, t4).await.unwrap());
+    assert!(!store.group(group).await.unwrap().expect("the group").open, "closed by the alarm's own OK");
+}
+
+/// The reverse race: the ALARM's join runs after its OK was applied and left. The alarm
+/// joins nothing, so no group fires for an alarm that has cleared. A join that does not check
+/// that its ALARM is still the alarm's stored change opens an alert nothing will resolve.
+#[tokio::test]
+async fn an_alarm_overtaken_by_its_ok_joins_no_group() {
+    let env = env().await;
+    let change = AlarmChange::from_eventbridge(&fixture(EB_ALARM)).unwrap();
+    let (fp, alarm_labels) = (change.fingerprint(), labels(&change, &env.config.services));
+    let t1 = i64::try_from(change.changed_at.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let store = env.router.store();
+    let group = "race-alarm-then-ok";
+    store.record_alarm(&fp, "ALARM", t1, &alarm_labels).await.unwrap();
+    store.record_alarm(&fp, "OK", t1 + 1_000, &alarm_labels).await.unwrap();
+    assert!(store.leave_group(group, &fp, t1 + 1_000).await.unwrap(), "nothing to leave yet");
+    assert!(
+        !store.join_group(group, "root.0", &Default::default(), &fp, &alarm_labels, t1, t1).await.unwrap(),
+        "the ALARM was overtaken"
+    );
+    let group = store.group(group).await.unwrap();
+    assert!(group.as_ref().is_none_or(|g| !g.open && g.members.is_empty()), "{group:?}");
 }
