@@ -1,7 +1,8 @@
 //! The step library as data: every step's cucumber expression, an example and what it
 //! does. The features are checked against it before they run (a step that matches nothing,
 //! or more than one, fails the run and names the closest step), and `features/README.md`
-//! lists it.
+//! lists it. The same check ([`problems`]) refuses what would make a scenario not test what
+//! it names: tags the report cannot count, placeholders nothing fills, Examples with no row.
 
 use std::path::{Path, PathBuf};
 
@@ -119,12 +120,15 @@ pub fn closest(text: &str) -> &'static StepDef {
 }
 
 /// What is wrong with the features under `path` before any runs: files that do not parse
-/// (with file and line), steps that match no library step (with the closest one), steps
+/// (with file and line), tags the report cannot count, outlines and placeholders that would
+/// not run what they name, steps that match no library step (with the closest one), steps
 /// that match several.
 pub fn problems(path: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let requirements: Vec<String> =
-        lift::security::compliance::builtin().iter().map(|r| requirement_tag(r.id())).collect();
+    let requirements: Vec<(String, &'static str)> = lift::security::compliance::builtin()
+        .iter()
+        .map(|r| (requirement_tag(r.id()), framework_tag(r.framework())))
+        .collect();
     for file in feature_files(path) {
         let feature =
             match cucumber::gherkin::Feature::parse_path(&file, cucumber::gherkin::GherkinEnv::default()) {
@@ -138,18 +142,48 @@ pub fn problems(path: &Path) -> Vec<String> {
                     continue;
                 }
             };
-        let tagged =
-            feature.scenarios.iter().map(|s| (s, Vec::new())).chain(
-                feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (s, r.tags.clone()))),
-            );
-        for (scenario, rule_tags) in tagged {
-            let tags: Vec<&String> = feature.tags.iter().chain(&rule_tags).chain(&scenario.tags).collect();
-            let at = format!("{}:{}", file.display(), scenario.position.line);
-            out.extend(tag_problems(&at, &scenario.name, &tags, &requirements));
+        // The report counts scenarios under the tags of cucumber's JSON, which holds the
+        // feature's and each scenario's tags but leaves a Rule's out.
+        for rule in &feature.rules {
+            for tag in &rule.tags {
+                out.push(format!(
+                    "{}:{}: rule \"{}\" has the tag @{tag}, which the report never sees (cucumber's JSON \
+                     leaves a Rule's tags out): tag the feature or the rule's scenarios instead",
+                    file.display(),
+                    rule.position.line,
+                    rule.name
+                ));
+            }
         }
         let scenarios = feature.scenarios.iter().chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()));
+        for scenario in scenarios {
+            let tags: Vec<&String> = feature.tags.iter().chain(&scenario.tags).collect();
+            out.extend(outline_problems(&file, scenario));
+            if scenario.examples.is_empty() {
+                let at = format!("{}:{}", file.display(), scenario.position.line);
+                out.extend(tag_problems(&at, &scenario.name, &tags, &requirements));
+            }
+            // Cucumber adds an Examples block's tags to each scenario it expands to, so each
+            // block is checked with its own tags, at its own line.
+            for examples in &scenario.examples {
+                let tags: Vec<&String> = tags.iter().copied().chain(&examples.tags).collect();
+                let at = format!("{}:{}", file.display(), examples.position.line);
+                out.extend(tag_problems(&at, &scenario.name, &tags, &requirements));
+            }
+        }
         let backgrounds =
             feature.background.iter().chain(feature.rules.iter().filter_map(|r| r.background.as_ref()));
+        for step in backgrounds.clone().flat_map(|b| b.steps.iter()) {
+            for placeholder in placeholders(step_texts(step)) {
+                out.push(format!(
+                    "{}:{}: {placeholder} is an outline placeholder in a Background, which cucumber never \
+                     expands: the step would run with the text {placeholder} as written",
+                    file.display(),
+                    step.position.line
+                ));
+            }
+        }
+        let scenarios = feature.scenarios.iter().chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()));
         let steps = scenarios.flat_map(|s| s.steps.iter()).chain(backgrounds.flat_map(|b| b.steps.iter()));
         for step in steps {
             let kind = match step.ty {
@@ -182,8 +216,103 @@ pub fn problems(path: &Path) -> Vec<String> {
     out
 }
 
+/// An outline placeholder, as cucumber finds them when it expands Examples (its
+/// `TEMPLATE_REGEX` in `feature.rs`).
+static PLACEHOLDER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"<([^>\s](?:[^>\s]?|[^>\t\n\r\v\f]*[^>\s]))>").expect("the placeholder pattern")
+});
+
+/// The texts of a step cucumber fills an outline's placeholders into: the step, its doc
+/// string and its table's cells.
+fn step_texts(step: &cucumber::gherkin::Step) -> impl Iterator<Item = &str> + '_ {
+    std::iter::once(step.value.as_str())
+        .chain(step.docstring.as_deref())
+        .chain(step.table.iter().flat_map(|t| t.rows.iter().flatten().map(String::as_str)))
+}
+
+/// The distinct placeholders (`<card>`) in `texts`, in order of appearance.
+fn placeholders<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for found in texts.flat_map(|t| PLACEHOLDER.find_iter(t)) {
+        if !out.contains(&found.as_str()) {
+            out.push(found.as_str());
+        }
+    }
+    out
+}
+
+/// What makes a scenario not run what it names: a placeholder in a scenario without
+/// Examples (cucumber runs it with the literal `<secret>`, and the library steps accept
+/// placeholders, so `the answer does not contain "<secret>"` passes), a placeholder no
+/// column of an Examples block fills (cucumber cannot expand it), and an Examples block
+/// without rows under its header (it expands to no scenario, so nothing runs for it).
+///
+/// A literal `<...>` that a scenario needs goes in an Examples cell: cucumber does not
+/// expand the values it fills in.
+fn outline_problems(file: &Path, scenario: &cucumber::gherkin::Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = &scenario.name;
+    if scenario.examples.is_empty() {
+        for step in &scenario.steps {
+            for placeholder in placeholders(step_texts(step)) {
+                out.push(format!(
+                    "{}:{}: {placeholder} is an outline placeholder, but scenario \"{name}\" has no Examples: \
+                     the step would run with the text {placeholder} as written",
+                    file.display(),
+                    step.position.line
+                ));
+            }
+        }
+        return out;
+    }
+    for examples in &scenario.examples {
+        let header = examples.table.as_ref().and_then(|t| t.rows.first());
+        if examples.table.as_ref().is_none_or(|t| t.rows.len() < 2) {
+            out.push(format!(
+                "{}:{}: the Examples of scenario \"{name}\" have no row under the header: cucumber expands \
+                 them to no scenario, so nothing runs for them",
+                file.display(),
+                examples.position.line
+            ));
+        }
+        let Some(header) = header else { continue };
+        let unfilled = |text: &str| -> Vec<String> {
+            placeholders(std::iter::once(text))
+                .into_iter()
+                .filter(|p| !header.iter().any(|column| p[1..p.len() - 1] == *column))
+                .map(str::to_owned)
+                .collect()
+        };
+        let lines = std::iter::once((scenario.position.line, name.as_str()))
+            .chain(scenario.steps.iter().flat_map(|s| step_texts(s).map(|t| (s.position.line, t))));
+        for (line, text) in lines {
+            for placeholder in unfilled(text) {
+                out.push(format!(
+                    "{}:{line}: {placeholder} has no column in the Examples at line {} of scenario \"{name}\" \
+                     (columns: {})",
+                    file.display(),
+                    examples.position.line,
+                    header.join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The framework tags, as the report counts scenarios under them.
 pub const FRAMEWORK_TAGS: [&str; 4] = ["pci_dss", "hipaa", "soc2", "gdpr"];
+
+/// A framework's tag in the features (one of [`FRAMEWORK_TAGS`]).
+pub fn framework_tag(framework: lift::security::compliance::Framework) -> &'static str {
+    use lift::security::compliance::Framework;
+    match framework {
+        Framework::PciDss => "pci_dss",
+        Framework::Hipaa => "hipaa",
+        Framework::Soc2 => "soc2",
+        Framework::Gdpr => "gdpr",
+    }
+}
 
 /// A built-in rule's requirement tag: its id with `@`-safe spelling (`PCI-DSS 3.4` is
 /// `PCI-DSS-3.4`, `HIPAA 164.312(a)(1)` is `HIPAA-164.312-a-1`, `GDPR Art. 17` is
@@ -192,12 +321,20 @@ pub fn requirement_tag(rule_id: &str) -> String {
     rule_id.replace(". ", ".").replace(' ', "-").replace(")(", "-").replace('(', "-").replace(')', "")
 }
 
-/// What is wrong with a scenario's tags (its own, its rule's and its feature's): it needs a
-/// framework tag, or the report counts it under none and its failure fails no framework; a
-/// requirement tag must name a built-in rule; and any other tag is refused, cucumber's own
-/// (`@retry`, `@allow.skipped`) included: a retried compliance scenario that passes the
-/// second time hides a failure. `requirements` are the built-in rules' tags.
-fn tag_problems(at: &str, scenario: &str, tags: &[&String], requirements: &[String]) -> Vec<String> {
+/// What is wrong with a scenario's tags (its own, its feature's and, for each Examples block,
+/// the block's): it needs a framework tag, or the report counts it under none and its
+/// failure fails no framework; a requirement tag must name a built-in rule of a framework
+/// the scenario is tagged with, since the report counts the scenario's result under its
+/// framework tags only (a `@soc2` scenario tagged `@PCI-DSS-3.4` would fail SOC 2
+/// and never PCI DSS); and any other tag is refused, cucumber's own (`@retry`,
+/// `@allow.skipped`) included: a retried compliance scenario that passes the second time
+/// hides a failure. `requirements` are the built-in rules' tags with their framework's tag.
+fn tag_problems(
+    at: &str,
+    scenario: &str,
+    tags: &[&String],
+    requirements: &[(String, &'static str)],
+) -> Vec<String> {
     let mut out = Vec::new();
     if !tags.iter().any(|t| FRAMEWORK_TAGS.contains(&t.as_str())) {
         out.push(format!(
@@ -206,13 +343,28 @@ fn tag_problems(at: &str, scenario: &str, tags: &[&String], requirements: &[Stri
         ));
     }
     for tag in tags {
-        if FRAMEWORK_TAGS.contains(&tag.as_str()) || requirements.contains(tag) {
+        if FRAMEWORK_TAGS.contains(&tag.as_str()) {
+            continue;
+        }
+        if let Some((_, framework)) = requirements.iter().find(|(r, _)| r == *tag) {
+            if !tags.iter().any(|t| t == framework) {
+                let counted: Vec<String> = tags
+                    .iter()
+                    .filter(|t| FRAMEWORK_TAGS.contains(&t.as_str()))
+                    .map(|t| format!("@{t}"))
+                    .collect();
+                let counted = if counted.is_empty() { "no framework".to_owned() } else { counted.join(", ") };
+                out.push(format!(
+                    "{at}: scenario \"{scenario}\" has the requirement tag @{tag} of @{framework} but not the \
+                     tag @{framework}: the report would count its result under {counted} only"
+                ));
+            }
             continue;
         }
         let close = FRAMEWORK_TAGS
             .iter()
             .map(|t| (*t).to_owned())
-            .chain(requirements.iter().cloned())
+            .chain(requirements.iter().map(|(r, _)| r.clone()))
             .max_by(|a, b| {
                 strsim::normalized_levenshtein(tag, a).total_cmp(&strsim::normalized_levenshtein(tag, b))
             })
@@ -226,18 +378,28 @@ fn tag_problems(at: &str, scenario: &str, tags: &[&String], requirements: &[Stri
     out
 }
 
-/// The `.feature` files under `path` (a file or a directory), sorted.
+/// The feature files under `path` (a file or a directory), sorted, as cucumber's parser
+/// finds them: every entry under the directory, at any depth, whose name ends in `.feature`
+/// in any case. Like cucumber's walker, it does not follow symbolic links into
+/// directories, and lists a directory whose name matches (cucumber then fails to read it,
+/// and so do the checks).
 pub fn feature_files(path: &Path) -> Vec<PathBuf> {
     if path.is_file() {
         return vec![path.to_owned()];
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "feature"))
-        .collect();
+    let mut files = Vec::new();
+    let mut dirs = vec![path.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().to_lowercase();
+            if name.ends_with(".feature") {
+                files.push(entry.path());
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+    }
     files.sort();
     files
 }
@@ -315,6 +477,180 @@ mod tests {
         let found = problems(&dir);
         assert!(found[0].contains("bad.feature:4: \"the answer is 200\" is a Then step"), "{found:?}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh directory holding `files` (name, text); the caller removes it.
+    fn scratch(files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lift-features-{}", uuid::Uuid::new_v4().simple()));
+        for (name, text) in files {
+            let file = dir.join(name);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Cucumber gives each scenario an Examples block expands to the block's tags: they are
+    /// checked like the scenario's, and a framework tag there counts.
+    #[test]
+    fn examples_tags_are_checked_like_scenario_tags() {
+        let dir = scratch(&[(
+            "outline.feature",
+            "Feature: outline\n  Scenario Outline: a\n    Then the answer is <status>\n\n    \
+             @gdpr @retry(2)\n    Examples:\n      | status |\n      | 201    |\n\n    \
+             @soc2 @SOC2-CC6.1\n    Examples:\n      | status |\n      | 403    |\n",
+        )]);
+        let found = problems(&dir);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains("outline.feature:6: scenario \"a\" has the unknown tag @retry(2)"),
+            "{found:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn examples_without_rows_are_refused() {
+        let dir = scratch(&[(
+            "outline.feature",
+            "@gdpr\nFeature: outline\n  Scenario Outline: a\n    Then the answer is <status>\n\n    \
+             Examples:\n      | status |\n\n    Examples:\n      | status |\n      | 201    |\n",
+        )]);
+        let found = problems(&dir);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0]
+                .contains("outline.feature:6: the Examples of scenario \"a\" have no row under the header"),
+            "{found:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Cucumber runs a placeholder it does not expand as written, and the library steps
+    /// accept placeholders: a scenario without Examples, a Background and an Examples block
+    /// without the placeholder's column would each pass without testing anything.
+    #[test]
+    fn placeholders_that_nothing_fills_are_refused() {
+        let dir = scratch(&[(
+            "outline.feature",
+            "@soc2\nFeature: outline\n  Background:\n    Given the next request carries header \"x\" with value \"<v>\"\n\n  \
+             Scenario Outline: no examples\n    Then the answer does not contain \"<secret>\"\n\n  \
+             Scenario Outline: <who> reads\n    Then the answer is <status>\n\n    \
+             Examples:\n      | status |\n      | 201    |\n\n  \
+             Scenario Outline: filled\n    Then the answer does not contain \"<secret>\"\n\n    \
+             Examples:\n      | secret |\n      | 4111   |\n",
+        )]);
+        let found = problems(&dir);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].contains("outline.feature:7: <secret> is an outline placeholder, but scenario"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].contains("outline.feature:9: <who> has no column in the Examples at line 12"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].contains("outline.feature:4: <v> is an outline placeholder in a Background"),
+            "{found:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The report counts a scenario's result under its framework tags only, so a
+    /// requirement of another framework would be claimed and never judged.
+    #[test]
+    fn requirement_tags_of_another_framework_are_refused() {
+        let dir = scratch(&[(
+            "cross.feature",
+            "@soc2\nFeature: cross\n  @PCI-DSS-3.4 @SOC2-CC6.1\n  Scenario: a\n    Then the answer is 201\n\n  \
+             @pci_dss @PCI-DSS-3.4\n  Scenario: b\n    Then the answer is 201\n",
+        )]);
+        let found = problems(&dir);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains(
+                "cross.feature:4: scenario \"a\" has the requirement tag @PCI-DSS-3.4 of @pci_dss but not the tag \
+                 @pci_dss: the report would count its result under @soc2 only"
+            ),
+            "{found:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The report reads the tags from cucumber's JSON, which leaves a Rule's tags out: a
+    /// framework tag there would leave the rule's scenarios counted under none.
+    #[test]
+    fn rule_tags_are_refused() {
+        let dir = scratch(&[(
+            "rule.feature",
+            "Feature: rule
+  @gdpr
+  Rule: r
+    Scenario: a
+      Then the answer is 201
+",
+        )]);
+        let found = problems(&dir);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].contains("rule.feature:3: rule \"r\" has the tag @gdpr, which the report never sees")
+        );
+        assert!(found[1].contains("rule.feature:4: scenario \"a\" has no framework tag"), "{found:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The checks see every file cucumber runs: compared with cucumber's own parser over
+    /// nested, upper-case, symlinked and misleadingly named entries.
+    #[test]
+    fn feature_files_lists_what_cucumber_runs() {
+        use cucumber::Parser as _;
+        let ok = "@gdpr\nFeature: f\n  Scenario: a\n    Then the answer is 201\n";
+        let dir = scratch(&[
+            ("top.feature", ok),
+            ("Upper.Feature", ok),
+            ("nested/deeper/SHOUT.FEATURE", "@gdpr\nFeature: f\n  Scenario: a\n    Then the anwser is 201\n"),
+            ("named.feature/inside.feature", ok),
+            ("README.md", "not a feature"),
+            ("notes.feature.txt", "not a feature"),
+        ]);
+        let outside = scratch(&[("linked.feature", ok)]);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let ours = feature_files(&dir);
+        let theirs: Vec<PathBuf> = cucumber::parser::Basic::default()
+            .parse(&dir, cucumber::parser::basic::Cli::default())
+            .into_inner()
+            .map(|f| match f {
+                Ok(f) => f.path.unwrap(),
+                Err(cucumber::parser::Error::Parsing(e)) => match &*e {
+                    cucumber::gherkin::ParseFileError::Reading { path, .. }
+                    | cucumber::gherkin::ParseFileError::Parsing { path, .. } => path.clone(),
+                },
+                Err(e) => panic!("{e}"),
+            })
+            .collect();
+        assert_eq!(ours, theirs);
+        assert_eq!(ours.len(), 5, "{ours:?}");
+        let found = problems(&dir);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].contains("named.feature: Could not read path"), "{found:?}");
+        assert!(found[1].contains("SHOUT.FEATURE:4: no step matches \"the anwser is 201\""), "{found:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    /// The features the project ships, the must-fail ones included, pass the checks.
+    #[test]
+    fn the_shipped_features_pass_the_checks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in ["../features", "../examples/health-records/features", "tests/features"] {
+            let dir = root.join(dir);
+            assert!(!feature_files(&dir).is_empty(), "no features under {}", dir.display());
+            assert_eq!(problems(&dir), Vec::<String>::new(), "{}", dir.display());
+        }
     }
 
     #[test]
