@@ -46,6 +46,31 @@ Feature: HIPAA: access to electronic protected health information
     And the answer does not contain "F32.9"
     And the audit trail of tenant clinic records "GET /patients/:id/records" as denied
 
+  @HIPAA-164.312-a-1
+  Scenario: PHI read with the read scope by a role outside the access table gets 403
+    Given the service runs in region us-east-1
+    When tenant clinic stores a record for patient p-10 with diagnosis "F32.9" and notes "low mood for months"
+    Given users of tenant clinic have roles "receptionist" and scopes "records:read"
+    When tenant clinic reads the records of patient p-10
+    Then the answer is 403
+    And the answer does not contain "F32.9"
+    And the audit trail of tenant clinic records "records.read" as denied
+    Given the next request carries header "x-break-glass-reason" with value "patient unconscious in the emergency room"
+    When tenant clinic reads the records of patient p-10
+    Then the answer is 403
+    And the answer does not contain "low mood for months"
+    And the audit trail of tenant clinic does not record "threat.incident"
+
+  @HIPAA-164.312-a-1
+  Scenario: Another tenant's patient reads as not there
+    Given the service runs in region us-east-1
+    When tenant clinic stores a record for patient p-11 with diagnosis "J45.909"
+    Then the answer is 201
+    When tenant other-clinic reads the records of patient p-11
+    Then the answer is 404
+    And the answer does not contain "J45.909"
+    And the rule "HIPAA 164.312(a)(1)" was never violated
+
   @HIPAA-164.312-a-1 @HIPAA-164.312-b
   Scenario: Minimum necessary: billing sees the codes, never the clinician's notes
     Given the service runs in region us-east-1

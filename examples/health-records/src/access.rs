@@ -5,12 +5,13 @@
 //! | role `clinician` | clinical (treatment) | name, date of birth; encounters with diagnoses, procedures, medications, notes; observations |
 //! | role `billing` | billing (payment) | name, date of birth, member id; encounters with date, diagnosis and procedure codes only: no medications, no notes, no observations |
 //! | role `patient`, subject = the patient id | own (right of access) | everything of their own record; any other patient is 404, as if it did not exist |
-//! | any other staff, with `X-Break-Glass-Reason` | clinical (break-glass) | as a clinician; audited with the reason, alerted |
-//! | anyone else | none | 403 |
+//! | other staff (role `billing` or `privacy_officer`), with `X-Break-Glass-Reason` | clinical (break-glass) | as a clinician; audited with the reason, alerted |
+//! | anyone else, with a reason or without | none | 403 |
 //!
-//! Break-glass is for staff whose role does not cover what they need (an emergency). The
-//! reason must be stated ([`MIN_REASON`] characters at least); a header without one is
-//! refused (403), never silently downgraded. Patients cannot break the glass.
+//! Break-glass is for staff ([`STAFF`]) whose role does not cover what they need (an
+//! emergency). The reason must be stated ([`MIN_REASON`] characters at least); a header
+//! without one is refused (403), never silently downgraded. Patients, tokens without a role
+//! and roles this table does not know cannot break the glass.
 
 use lift::Principal;
 use serde_json::{json, Value};
@@ -25,6 +26,8 @@ pub const BILLING: &str = "billing";
 pub const PATIENT: &str = "patient";
 /// The role that may erase a patient's record where the law allows it.
 pub const PRIVACY_OFFICER: &str = "privacy_officer";
+/// The roles of staff: only they may break the glass (a clinician never needs to).
+pub const STAFF: [&str; 3] = [CLINICIAN, BILLING, PRIVACY_OFFICER];
 /// The header that states why a caller breaks the glass.
 pub const BREAK_GLASS_HEADER: &str = "x-break-glass-reason";
 /// The fewest characters a break-glass reason may have (without surrounding spaces).
@@ -97,10 +100,15 @@ pub fn decide(principal: &Principal, patient_id: &str, reason: Option<&str>) -> 
     if principal.has_role(CLINICIAN) {
         return Decision::Allow(View::Clinical);
     }
-    let staff = principal.has_role(BILLING) || principal.has_role(PRIVACY_OFFICER);
+    let staff = STAFF.iter().any(|role| principal.has_role(role));
     if principal.has_role(PATIENT) && !staff {
         // Another patient's record does not exist for a patient, break-glass or not.
         return if principal.subject == patient_id { Decision::Allow(View::Own) } else { Decision::NotFound };
+    }
+    if !staff {
+        // A token that names no staff role (none at all, or one this table does not know)
+        // is no one's emergency access: a reason does not make it staff.
+        return Decision::Forbidden("your role may not read health records");
     }
     if let Some(reason) = reason {
         let reason = reason.trim();
@@ -220,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn break_glass_needs_a_reason_and_is_not_for_patients() {
+    fn break_glass_needs_a_reason_and_a_staff_role_and_is_not_for_patients() {
         let reason = "unconscious in the emergency room";
         assert_eq!(
             decide(&who("b-1", &["billing"]), "p-1", Some(reason)),
@@ -231,6 +239,19 @@ mod tests {
             assert!(matches!(decide(&who("u-1", &[]), "p-1", Some(empty)), Decision::Forbidden(_)));
         }
         assert!(matches!(decide(&who("u-1", &[]), "p-1", Some(&"x".repeat(501))), Decision::Forbidden(_)));
+        assert_eq!(
+            decide(&who("o-1", &["privacy_officer"]), "p-1", Some(reason)),
+            Decision::BreakGlass { reason: reason.into() }
+        );
+        // A reason does not make staff of a token without a role, or with one the table
+        // does not know.
+        for roles in [&[][..], &["receptionist"], &["auditor", "reader"]] {
+            assert_eq!(
+                decide(&who("u-1", roles), "p-1", Some(reason)),
+                Decision::Forbidden("your role may not read health records"),
+                "{roles:?}"
+            );
+        }
         // A patient breaking the glass into another record still finds nothing.
         assert_eq!(decide(&who("p-2", &["patient"]), "p-1", Some(reason)), Decision::NotFound);
     }

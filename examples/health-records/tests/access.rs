@@ -4,6 +4,7 @@
 mod support;
 
 use http::{Method, StatusCode};
+use lift::security::audit::Outcome;
 use support::{env, json, patient_id, text, Caller, Env, BILLING, CLINICIAN, OFFICER};
 
 const NOTES: &str = "reports night-time wheezing since moving flats";
@@ -127,6 +128,31 @@ async fn break_glass_without_a_stated_reason_is_refused_and_raises_nothing() {
 }
 
 #[tokio::test]
+async fn break_glass_is_for_staff_roles_a_reason_makes_no_one_staff() {
+    let env = env().await;
+    let id = seeded(&env, "clinic").await;
+    let glass = [("x-break-glass-reason", "patient unconscious in the emergency room")];
+    // A token with records:read and no role, or a role the access table does not know.
+    for caller in [Caller::Staff("svc-1", &[]), Caller::Staff("desk-1", &["receptionist"])] {
+        let res = env.read("clinic", caller, &id, &glass).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{caller:?}: {}", text(&res));
+        assert!(!text(&res).contains(NOTES) && !text(&res).contains("J45"), "{}", text(&res));
+    }
+    assert!(env.alerts().await.is_empty(), "a refused break-glass alerted");
+    let entries = env.audit("clinic").await;
+    assert!(!entries.iter().any(|e| e.action == "threat.incident"), "{entries:?}");
+    for actor in ["svc-1", "desk-1"] {
+        let read = entries.iter().find(|e| e.actor == actor).expect("the refused read is audited");
+        assert_eq!((read.action.as_str(), read.outcome), ("records.read", Outcome::Denied));
+    }
+    // Staff whose role has no view still break the glass with the same reason.
+    let res = env.read("clinic", OFFICER, &id, &glass).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", text(&res));
+    assert_eq!(json(&res)["break_glass"], true);
+    assert!(text(&res).contains(NOTES), "break-glass gives the clinical view");
+}
+
+#[tokio::test]
 async fn break_glass_with_a_reason_is_allowed_audited_alerted_and_disclosed() {
     let env = env().await;
     let id = seeded(&env, "clinic").await;
@@ -221,7 +247,12 @@ async fn the_164_528_accounting_excludes_treatment_payment_and_own_access_but_no
     assert_eq!(env.read("clinic", Caller::Patient(&id), &id, &[]).await.status(), StatusCode::OK);
     let reason = "covering the night shift";
     let glass = env
-        .read("clinic", Caller::Staff("aud-7", &["auditor"]), &id, &[("x-break-glass-reason", reason)])
+        .read(
+            "clinic",
+            Caller::Staff("officer-7", &["privacy_officer"]),
+            &id,
+            &[("x-break-glass-reason", reason)],
+        )
         .await;
     assert_eq!(glass.status(), StatusCode::OK, "{}", text(&glass));
 
@@ -245,7 +276,7 @@ async fn the_164_528_accounting_excludes_treatment_payment_and_own_access_but_no
     assert!(body["basis"].as_str().unwrap().contains("164.528"));
     let kept = list(&acc);
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!((kept[0]["actor"].as_str(), kept[0]["reason"].as_str()), (Some("aud-7"), Some(reason)));
+    assert_eq!((kept[0]["actor"].as_str(), kept[0]["reason"].as_str()), (Some("officer-7"), Some(reason)));
     assert_eq!(
         body["excluded"],
         serde_json::json!({ "treatment": 1, "payment": 1, "patient access": 1 }),
