@@ -3,6 +3,8 @@
 //! anything in between (a clean but small canary, one error among a handful of requests) is
 //! not yet a verdict. Computed exactly over the binomial distribution: a version failing
 //! twice the limit almost never passes, and a healthy one passes given enough requests.
+//! Missing documents are not health: an SLO the new version's documents stop feeding (the
+//! service-wide one, or one the old version still feeds) has no verdict.
 
 mod support;
 
@@ -258,4 +260,70 @@ fn a_healthy_version_passes_given_enough_requests_and_is_not_failed() {
         let (_, fail) = verdict_probabilities(&gate, n, 0.001);
         assert!(fail < at_most, "a healthy version fails {fail} of readings of {n}");
     }
+}
+
+/// A service-wide availability SLO, and one for acme's requests to `/payments`.
+const SCOPED_SLOS: &str = r#"
+[service]
+name = "payments"
+namespace = "Payments"
+
+[[slo]]
+name = "availability"
+kind = "availability"
+objective = 99.9
+
+[[slo]]
+name = "acme-create-availability"
+kind = "availability"
+route = "/payments"
+tenant = "acme"
+objective = 99.9
+"#;
+
+/// `requests` clean requests under the dimension sets `sets` (`[]` is the service-wide one).
+fn under(sets: serde_json::Value, requests: u64) -> EmfDocument {
+    let line = serde_json::json!({
+        "_aws": {"Timestamp": 1_764_720_000_000_i64, "CloudWatchMetrics": [{
+            "Namespace": "Payments", "Dimensions": sets,
+            "Metrics": [{"Name": "Requests", "Unit": "Count"}, {"Name": "5xx", "Unit": "Count"}]
+        }]},
+        "Route": "/payments", "Tenant": "acme", "Requests": requests as f64, "5xx": 0.0,
+    });
+    EmfDocument::parse(&line.to_string()).unwrap().unwrap()
+}
+
+/// A new version whose documents carry only the `[Route, Tenant]` set feeds the scoped SLO
+/// but not the service-wide one, which counts every request: that SLO has no evidence, and
+/// the gate does not pass on the scoped one alone.
+#[test]
+fn documents_that_stop_feeding_the_service_wide_slo_do_not_pass() {
+    let gate = SloGate::new(SloFile::parse(SCOPED_SLOS).unwrap(), Arc::new(NoSource));
+    let both = gate.judge(&[under(serde_json::json!([[], ["Route", "Tenant"]]), 1000)]);
+    assert_eq!(both.verdict, Verdict::Pass, "{both:?}");
+    let scoped_only = gate.judge(&[under(serde_json::json!([["Route", "Tenant"]]), 1000)]);
+    assert_eq!(scoped_only.verdict, Verdict::NoData, "{scoped_only:?}");
+    assert!(scoped_only.detail.contains("availability: covers every request"), "{}", scoped_only.detail);
+}
+
+/// An SLO the old version's documents feed over the same time, and the new version's do
+/// not, has no verdict: the new version stopped writing what it reads, or never reached it.
+#[test]
+fn an_slo_the_old_version_feeds_and_the_new_one_does_not_is_no_evidence() {
+    let gate = SloGate::new(SloFile::parse(SCOPED_SLOS).unwrap(), Arc::new(NoSource));
+    let old = [under(serde_json::json!([[], ["Route", "Tenant"]]), 100)];
+    let service_wide_only = [under(serde_json::json!([[]]), 1000)];
+    assert_eq!(gate.judge(&service_wide_only).verdict, Verdict::Pass, "alone, the scoped SLO has no say");
+    let against_old = gate.judge_against(&service_wide_only, &old);
+    assert_eq!(against_old.verdict, Verdict::NoData, "{against_old:?}");
+    assert!(
+        against_old
+            .detail
+            .contains("acme-create-availability: no request of the new version counted, though 100"),
+        "{}",
+        against_old.detail
+    );
+    // Fed by both: judged as before.
+    let fed = [under(serde_json::json!([[], ["Route", "Tenant"]]), 1000)];
+    assert_eq!(gate.judge_against(&fed, &old).verdict, Verdict::Pass);
 }

@@ -1194,3 +1194,167 @@ async fn an_interrupted_rollout_that_moved_no_traffic_leaves_the_alias_alone() {
     let old = env.record.events(&env.name, &head.deployment).await.unwrap();
     assert_eq!(old.last().unwrap().kind, "rolled_back", "the interrupted deployment's record is closed");
 }
+
+/// Fails the first `TransactWriteItems` that writes an event of `kind`, once: before it is
+/// sent when `landed` is false (a throttle, a request that never reached the table), or
+/// after it was applied, losing only its answer, when `landed` is true. Everything else
+/// goes through.
+#[derive(Debug, Clone)]
+struct FailOneEventWrite(Arc<OneEventWrite>);
+
+#[derive(Debug)]
+struct OneEventWrite {
+    kind: &'static str,
+    landed: bool,
+    spent: AtomicBool,
+    losing: AtomicBool,
+}
+
+impl FailOneEventWrite {
+    fn new(kind: &'static str, landed: bool) -> Self {
+        Self(Arc::new(OneEventWrite {
+            kind,
+            landed,
+            spent: AtomicBool::default(),
+            losing: AtomicBool::default(),
+        }))
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for FailOneEventWrite {
+    fn name(&self) -> &'static str {
+        "FailOneEventWrite"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request();
+        let transaction =
+            request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
+        let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        let of_kind = body.contains(&format!("\"kind\":{{\"S\":\"{}\"}}", self.0.kind));
+        if transaction && of_kind && !self.0.spent.swap(true, Ordering::SeqCst) {
+            if !self.0.landed {
+                return Err("throttled (the write never reached the table)".into());
+            }
+            self.0.losing.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.0.losing.swap(false, Ordering::SeqCst) {
+            return Err("connection reset by peer (the answer was lost)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Runs a 10% canary, read by a passing gate, whose first `gate` event write fails as
+/// `fault` says and the record then answers again: the run stops with that record error,
+/// and rolls back rather than taking its own sequence for another run's lease.
+async fn one_gate_write_fails(name: &str, fault: FailOneEventWrite) -> Env {
+    let env = env(name).await;
+    let ddb = DynamoDbLocal::shared().await.unwrap();
+    let client = ddb.client().await;
+    let faulty =
+        aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(fault.clone()).build());
+    let result = Rollout::new(env.client.clone(), Record::new(faulty, env.record.table()), &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_secs(1))
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .gate(Scripted::new("watch", &[Verdict::Pass]))
+        .run()
+        .await;
+    assert!(fault.0.spent.load(Ordering::SeqCst), "no gate event was written");
+    match result {
+        Err(RolloutError::Record { context, .. }) => assert!(context.contains("event"), "{context}"),
+        other => panic!("one failed write ended otherwise: {other:?}"),
+    }
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]), "traffic is back on version 1, not left split");
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!((head.status, head.owner.contains("thief")), (Status::RolledBack, false), "{head:?}");
+    assert!(head.reason.as_deref().unwrap_or_default().contains("stopped by an error"), "{head:?}");
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1), "gap-free sequence: {events:?}");
+    assert_eq!(events.last().unwrap().kind, "rolled_back");
+    assert_eq!(events.last().unwrap().seq, head.seq, "the head is at the last event");
+    env
+}
+
+/// A write that failed without landing leaves the sequence where it was: the rollback's
+/// writes meet their condition, and the alias is put back. (The sequence moved on before
+/// each write, so after one lost write every later one failed its condition, the run took
+/// that for another run's takeover and left the canary split.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_write_that_never_landed_still_rolls_back() {
+    let env = one_gate_write_fails("rollout-write-dropped", FailOneEventWrite::new("gate", false)).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert!(
+        events.iter().all(|e| e.kind != "gate"),
+        "the dropped gate event is not in the record: {events:?}"
+    );
+}
+
+/// A write that landed but whose answer was lost is not written again: the next write
+/// fails its condition, the head read again is still this run's one step on, and the run
+/// follows it and rolls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_write_whose_answer_was_lost_is_not_written_twice_and_rolls_back() {
+    let env = one_gate_write_fails("rollout-write-unanswered", FailOneEventWrite::new("gate", true)).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "gate").count(),
+        1,
+        "the landed gate event, once: {events:?}"
+    );
+}
+
+/// An interrupted rollout whose alias someone moved on meanwhile (a hotfix to another
+/// version) is closed without putting the alias back: the traffic is no longer its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rollout_whose_alias_was_moved_on_leaves_the_hotfix_alone() {
+    let env = env("rollout-interrupted-hotfix").await;
+    set_release(&env.client, &env.name, "3").await;
+    env.client.publish_version().function_name(&env.name).send().await.unwrap();
+    interrupted(&env).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert!(head.traffic_sent, "{head:?}");
+    // An operator's hotfix: everything on version 3, the split cleared.
+    env.client
+        .update_alias()
+        .function_name(&env.name)
+        .name("live")
+        .function_version("3")
+        .routing_config(
+            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                .set_additional_version_weights(Some(Default::default()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(env.alias().await, ("3".to_owned(), vec![]));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let next = env.rollout().owner("next").strategy(Strategy::AllAtOnce).run().await.unwrap();
+    let recovered = next.recovered.clone().unwrap();
+    assert!(recovered.contains(&head.deployment) && recovered.contains("left as it is"), "{recovered}");
+    assert_eq!(next.from_version, "3", "the hotfix was reverted to version 1 before the next run");
+    assert_eq!(next.status, Status::Succeeded);
+    let old = env.record.events(&env.name, &head.deployment).await.unwrap();
+    let closed = old.last().unwrap();
+    assert_eq!((closed.kind.as_str(), &closed.detail["version"]), ("rolled_back", &serde_json::json!("3")));
+}

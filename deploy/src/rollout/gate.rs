@@ -2,6 +2,7 @@
 //! rates over the new version's own EMF metrics, CloudWatch alarm states (the hook) and
 //! custom checks (a command, or any [`Gate`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,6 +82,12 @@ pub trait Gate: Send + Sync {
     /// new version has none, as in a blue/green test stage).
     fn needs_traffic(&self) -> bool {
         false
+    }
+
+    /// The shortest bake over which its readings say anything of the new version (none by
+    /// default): a rollout refuses any step the gate reads that bakes for less.
+    fn min_bake(&self) -> Duration {
+        Duration::ZERO
     }
 
     /// Reads the gate once.
@@ -225,6 +232,12 @@ pub trait MetricSource: Send + Sync {
 /// By the end of each step the new version must have served that many since its first
 /// traffic, or the step ends without a verdict and rolls back. Nothing is decided on fewer
 /// than `min_requests` requests.
+///
+/// Missing documents are not taken for health: an SLO the old version's documents feed over
+/// the same time, or a service-wide one while another SLO counted requests, has no verdict
+/// when none of the new version's requests count for it. The gate counts only the documents
+/// the new version wrote, though: an invocation that ends before its document is written (a
+/// timeout, running out of memory, a crash in init) is not counted at all, bad or good.
 #[derive(Clone)]
 pub struct SloGate {
     file: SloFile,
@@ -344,9 +357,25 @@ impl SloGate {
     }
 
     /// The reading of `docs`: any SLO burning too fast fails it; any SLO without a verdict
-    /// leaves it without one; it passes when every SLO the requests touched passes.
+    /// leaves it without one; it passes when every SLO the requests touched passes. A
+    /// service-wide SLO (no route, no tenant) counts every request, so one the documents do
+    /// not feed while another SLO counted requests has no verdict: the new version's
+    /// documents lack the dimension set it is read under, and that is no evidence of health.
     pub fn judge(&self, docs: &[EmfDocument]) -> Reading {
+        self.judge_against(docs, &[])
+    }
+
+    /// As [`SloGate::judge`], with `baseline`, the old version's documents over the same
+    /// time: an SLO they feed that the new version's `docs` do not has no verdict either, so
+    /// a new version that stops writing what an SLO reads is not promoted for it.
+    pub fn judge_against(&self, docs: &[EmfDocument], baseline: &[EmfDocument]) -> Reading {
         let service = self.file.service();
+        let counted = |slo: &lift_monitoring::slo::Slo, docs: &[EmfDocument]| -> (f64, f64) {
+            docs.iter()
+                .filter_map(|doc| lift_monitoring::evaluator::slo_counts(slo, service, doc))
+                .fold((0.0, 0.0), |(r, b), (dr, db)| (r + dr, b + db))
+        };
+        let touched = self.file.slos().iter().any(|slo| counted(slo, docs).0 > 0.0);
         let mut lines = Vec::new();
         let mut failed = Vec::new();
         let mut undecided = Vec::new();
@@ -366,15 +395,24 @@ impl SloGate {
                 ));
                 continue;
             }
-            let (mut requests, mut bad) = (0.0, 0.0);
-            for doc in docs {
-                if let Some((r, b)) = lift_monitoring::evaluator::slo_counts(slo, service, doc) {
-                    requests += r;
-                    bad += b;
-                }
-            }
-            // An SLO scoped to a route or tenant the canary's traffic never touched has no say.
+            let (requests, bad) = counted(slo, docs);
             if requests == 0.0 {
+                let fed = counted(slo, baseline).0;
+                let service_wide = slo.scope().route.is_none() && slo.scope().tenant.is_none();
+                if fed > 0.0 {
+                    undecided.push(format!(
+                        "{}: no request of the new version counted, though {fed} of the old version's did \
+                         (does the new version still write what it reads?)",
+                        slo.name()
+                    ));
+                } else if service_wide && touched {
+                    undecided.push(format!(
+                        "{}: covers every request, yet none of the new version's counted (its documents \
+                         lack the dimension set it is read under)",
+                        slo.name()
+                    ));
+                }
+                // Otherwise an SLO scoped to a route or tenant no traffic touched has no say.
                 continue;
             }
             let budget = slo.error_budget();
@@ -428,31 +466,100 @@ impl Gate for SloGate {
             let Some(since) = ctx.traffic_since_ms else {
                 return Reading::no_data("the new version has had no traffic");
             };
-            match self.source.documents(&ctx.function, &ctx.to_version, since).await {
-                Ok(docs) => self.judge(&docs),
-                Err(err) => Reading::fail(format!("cannot read the new version's metrics: {err}")),
+            let docs = match self.source.documents(&ctx.function, &ctx.to_version, since).await {
+                Ok(docs) => docs,
+                Err(err) => return Reading::fail(format!("cannot read the new version's metrics: {err}")),
+            };
+            match self.source.documents(&ctx.function, &ctx.from_version, since).await {
+                Ok(baseline) => self.judge_against(&docs, &baseline),
+                Err(err) => Reading::fail(format!("cannot read the old version's metrics: {err}")),
             }
         })
     }
 }
 
-/// Where an [`AlarmGate`] reads alarm states: the hook for CloudWatch's `DescribeAlarms`.
-pub trait AlarmSource: Send + Sync {
-    /// The names among `names` that are in `ALARM`.
-    fn in_alarm<'a>(&'a self, names: &'a [String]) -> BoxFuture<'a, Result<Vec<String>, String>>;
+/// The state of one CloudWatch alarm, as `DescribeAlarms` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    /// `OK`: the metric is within its threshold.
+    Ok,
+    /// `ALARM`: the metric crossed its threshold.
+    Alarm,
+    /// `INSUFFICIENT_DATA`: too few data points to say either.
+    InsufficientData,
 }
 
-/// Fails while any of its alarms is in `ALARM`.
+impl AlarmState {
+    /// Reads `OK`, `ALARM` or `INSUFFICIENT_DATA` (CloudWatch's `StateValue`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "OK" => Some(Self::Ok),
+            "ALARM" => Some(Self::Alarm),
+            "INSUFFICIENT_DATA" => Some(Self::InsufficientData),
+            _ => None,
+        }
+    }
+}
+
+/// Where an [`AlarmGate`] reads alarm states: the hook for CloudWatch's `DescribeAlarms`.
+pub trait AlarmSource: Send + Sync {
+    /// The state of each alarm among `names` that exists. A name that names no alarm is left
+    /// out of the answer, so the gate can tell it from an alarm that is quiet.
+    fn states<'a>(
+        &'a self,
+        names: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, AlarmState>, String>>;
+}
+
+/// Passes while every one of its alarms is `OK`; fails while any is in `ALARM` or does not
+/// exist; has no verdict while any has `INSUFFICIENT_DATA` (no evidence is no pass).
+///
+/// An alarm watches the function as a whole, so while the new version has no traffic its
+/// state speaks for the old one: the gate needs traffic ([`Gate::needs_traffic`]), is not
+/// read in a blue/green test stage, and a blue/green rollout whose only gates need traffic is
+/// refused. An alarm also takes its evaluation window to see new traffic at all: with
+/// [`AlarmGate::period`] a rollout refuses any step this gate reads that bakes for less.
 #[derive(Clone)]
 pub struct AlarmGate {
     names: Vec<String>,
     source: Arc<dyn AlarmSource>,
+    period: Duration,
+}
+
+impl std::fmt::Debug for AlarmGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlarmGate")
+            .field("names", &self.names)
+            .field("period", &self.period)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AlarmGate {
     /// Watches `names` through `source`.
-    pub fn new(names: Vec<String>, source: Arc<dyn AlarmSource>) -> Self {
-        Self { names, source }
+    ///
+    /// # Errors
+    /// [`RolloutError::Invalid`](super::RolloutError::Invalid) when `names` is empty or
+    /// holds an empty name: such a gate would watch nothing and pass every reading.
+    pub fn new(names: Vec<String>, source: Arc<dyn AlarmSource>) -> Result<Self, super::RolloutError> {
+        if names.is_empty() {
+            return Err(super::RolloutError::Invalid(
+                "an alarm gate with no alarm would pass every reading; name at least one alarm".into(),
+            ));
+        }
+        if names.iter().any(|name| name.trim().is_empty()) {
+            return Err(super::RolloutError::Invalid("an alarm gate was given an empty alarm name".into()));
+        }
+        Ok(Self { names, source, period: Duration::ZERO })
+    }
+
+    /// How long the alarms take to judge new traffic: the longest period times evaluation
+    /// periods among them. A rollout refuses any step this gate reads that bakes for less,
+    /// since its last reading would still speak for the old version.
+    pub fn period(mut self, window: Duration) -> Self {
+        self.period = window;
+        self
     }
 }
 
@@ -461,12 +568,42 @@ impl Gate for AlarmGate {
         "alarms"
     }
 
+    fn needs_traffic(&self) -> bool {
+        true
+    }
+
+    fn min_bake(&self) -> Duration {
+        self.period
+    }
+
     fn check<'a>(&'a self, _ctx: &'a GateContext) -> BoxFuture<'a, Reading> {
         Box::pin(async move {
-            match self.source.in_alarm(&self.names).await {
-                Ok(firing) if firing.is_empty() => Reading::pass(format!("{} alarms OK", self.names.len())),
-                Ok(firing) => Reading::fail(format!("in ALARM: {}", firing.join(", "))),
-                Err(err) => Reading::fail(format!("cannot read alarm states: {err}")),
+            let states = match self.source.states(&self.names).await {
+                Ok(states) => states,
+                Err(err) => return Reading::fail(format!("cannot read alarm states: {err}")),
+            };
+            let named = |wanted: Option<AlarmState>| -> Vec<&str> {
+                self.names
+                    .iter()
+                    .filter(|name| states.get(name.as_str()).copied() == wanted)
+                    .map(String::as_str)
+                    .collect()
+            };
+            let (missing, firing, quiet) =
+                (named(None), named(Some(AlarmState::Alarm)), named(Some(AlarmState::InsufficientData)));
+            let mut failures = Vec::new();
+            if !firing.is_empty() {
+                failures.push(format!("in ALARM: {}", firing.join(", ")));
+            }
+            if !missing.is_empty() {
+                failures.push(format!("no such alarm: {}", missing.join(", ")));
+            }
+            if !failures.is_empty() {
+                Reading::fail(failures.join("; "))
+            } else if !quiet.is_empty() {
+                Reading::no_data(format!("INSUFFICIENT_DATA: {}", quiet.join(", ")))
+            } else {
+                Reading::pass(format!("{} alarms OK", self.names.len()))
             }
         })
     }

@@ -45,8 +45,8 @@ use aws_sdk_lambda::types::AliasRoutingConfiguration;
 use serde::Serialize;
 
 pub use gate::{
-    AlarmGate, AlarmSource, BoxFuture, CommandGate, Gate, GateContext, HealthGate, MetricSource, Reading,
-    SloGate, Verdict,
+    AlarmGate, AlarmSource, AlarmState, BoxFuture, CommandGate, Gate, GateContext, HealthGate, MetricSource,
+    Reading, SloGate, Verdict,
 };
 pub use record::{table_def, Head, Record, Status, StoredEvent, TABLE};
 
@@ -160,8 +160,8 @@ pub enum Strategy {
     },
     /// A test stage with no traffic (the gates read the new version directly), then the
     /// switch. Gates that read the new version's traffic ([`Gate::needs_traffic`], as
-    /// [`SloGate`]) are not read in the test stage, so a rollout whose every gate does is
-    /// refused.
+    /// [`SloGate`] and [`AlarmGate`]) are not read in the test stage, so a rollout whose
+    /// every gate does is refused.
     BlueGreen {
         /// How long the test stage lasts.
         test: Duration,
@@ -541,6 +541,22 @@ impl Rollout {
                 names.join(", ")
             )));
         }
+        // A gate read over less than its window ends the step on a reading of the old version.
+        for step in self.strategy.steps(self.final_bake) {
+            for gate in &self.gates {
+                let read = !(gate.needs_traffic() && step.weight == 0.0);
+                if read && step.bake < gate.min_bake() {
+                    return Err(RolloutError::Invalid(format!(
+                        "gate {} needs a bake of at least {:?} to see the new version, and the step at \
+                         {}% bakes {:?}; lengthen the step (or the final bake)",
+                        gate.name(),
+                        gate.min_bake(),
+                        step.weight * 100.0,
+                        step.bake
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -549,8 +565,9 @@ impl Rollout {
     /// # Errors
     /// [`RolloutError`] when it cannot start (another run holds the function, the alias
     /// is split, an API fails; [`RolloutError::Invalid`] for settings that would prove
-    /// nothing: no gate unless [`Rollout::allow_no_gates`], or blue/green with only gates
-    /// that need traffic) or loses its lease. After it has shifted traffic, an API
+    /// nothing: no gate unless [`Rollout::allow_no_gates`], blue/green with only gates that
+    /// need traffic, or a step that bakes for less than a gate it reads needs,
+    /// [`Gate::min_bake`]) or loses its lease. After it has shifted traffic, an API
     /// or record failure rolls back first, then reports the error.
     pub async fn run(&self) -> Result<RolloutOutcome, RolloutError> {
         self.validate()?;
@@ -1035,15 +1052,35 @@ impl Rollout {
         head.seq = old.seq;
         head.lease_until_ms = lease_until(self.lease);
         self.bounded("taking over the function", self.record.claim(&head, Some(&old))).await?;
+        let mut left_on = old.from_version.clone();
         let reason = if old.traffic_sent {
-            self.restore(&old.alias, &old.from_version).await?;
-            format!(
-                "deployment {} of version {} was interrupted at {:.0}% (lease ran out); rolled back to version {}",
-                old.deployment,
-                old.to_version,
-                old.weight * 100.0,
-                old.from_version
-            )
+            // Only traffic the deployment still has is its to take back: an alias moved on
+            // to another version meanwhile (a hotfix) is someone else's decision.
+            let alias = self.get_alias_of(&old.alias).await?;
+            let serves_it = alias.version == old.to_version
+                || alias.split.as_ref().is_some_and(|(version, _)| *version == old.to_version);
+            let already_back = alias.version == old.from_version && alias.split.is_none();
+            if serves_it || already_back {
+                self.restore(&old.alias, &old.from_version).await?;
+                format!(
+                    "deployment {} of version {} was interrupted at {:.0}% (lease ran out); rolled back to version {}",
+                    old.deployment,
+                    old.to_version,
+                    old.weight * 100.0,
+                    old.from_version
+                )
+            } else {
+                left_on = alias.version.clone();
+                let split = alias
+                    .split
+                    .map(|(version, weight)| format!(" ({:.0}% to version {version})", weight * 100.0))
+                    .unwrap_or_default();
+                format!(
+                    "deployment {} of version {} was interrupted (lease ran out), and alias {} no longer \
+                     routes to version {}: it is on version {}{split}, left as it is",
+                    old.deployment, old.to_version, old.alias, old.to_version, alias.version
+                )
+            }
         } else {
             // It never sent traffic anywhere, so the alias is not its to put back: another
             // rollout or a person may have moved it since.
@@ -1064,12 +1101,7 @@ impl Rollout {
         run.head.status = Status::RolledBack;
         run.head.weight = 0.0;
         run.head.reason = Some(reason.clone());
-        self.emit(
-            &mut run,
-            "rolled_back",
-            serde_json::json!({"reason": reason, "version": old.from_version}),
-        )
-        .await?;
+        self.emit(&mut run, "rolled_back", serde_json::json!({"reason": reason, "version": left_on})).await?;
         Ok(reason)
     }
 
@@ -1088,10 +1120,7 @@ impl Rollout {
 
     /// Writes an event (and renews the lease), and tells the observer.
     async fn emit(&self, run: &mut Run, kind: &str, detail: serde_json::Value) -> Result<(), RolloutError> {
-        run.head.seq += 1;
-        run.head.lease_until_ms = lease_until(self.lease);
-        self.bounded("writing a deployment event", self.record.append(&run.head, kind, detail.clone()))
-            .await?;
+        self.write(run, "writing a deployment event", kind, &detail).await?;
         let event = RolloutEvent {
             after_ms: run.started.elapsed().as_millis() as u64,
             kind: kind.to_owned(),
@@ -1106,13 +1135,54 @@ impl Rollout {
 
     /// Renews the lease with a `heartbeat` event when nothing else was written.
     async fn renew(&self, run: &mut Run) -> Result<(), RolloutError> {
-        run.head.seq += 1;
+        self.write(run, "renewing the lease", "heartbeat", &serde_json::Value::Null).await
+    }
+
+    /// Appends one event at the sequence after the last write known to have landed.
+    ///
+    /// The head's sequence moves on only once a write is known to have landed: one that
+    /// failed without landing (a throttle, a cancelled transaction, a request that never
+    /// arrived) leaves it, so the next write still meets its condition. One whose answer was
+    /// lost may have landed all the same; the next write then fails its condition, and the
+    /// head read again decides: still this run's deployment and owner means the write that
+    /// moved it on was this run's own, so the sequence follows it and the write goes once
+    /// more, without writing the lost one again. Anything else is another run's.
+    async fn write(
+        &self,
+        run: &mut Run,
+        context: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), RolloutError> {
         run.head.lease_until_ms = lease_until(self.lease);
-        self.bounded(
-            "renewing the lease",
-            self.record.append(&run.head, "heartbeat", serde_json::Value::Null),
-        )
-        .await
+        let mut resynced = false;
+        loop {
+            let landed = run.head.seq;
+            run.head.seq = landed + 1;
+            let result = self.bounded(context, self.record.append(&run.head, kind, detail.clone())).await;
+            if result.is_err() {
+                run.head.seq = landed;
+            }
+            match result {
+                Err(lost @ RolloutError::LeaseLost { .. }) if !resynced => {
+                    let read = self.bounded(context, self.record.head(&self.function)).await;
+                    match read {
+                        Ok(Some(head))
+                            if head.deployment == run.head.deployment
+                                && head.owner == run.head.owner
+                                && head.seq > landed =>
+                        {
+                            run.head.seq = head.seq;
+                            resynced = true;
+                        }
+                        // Another owner, or a head that cannot be read: the condition failing
+                        // is the only fact, and traffic is left to whoever holds it.
+                        _ => return Err(lost),
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A record operation, failed when DynamoDB does not answer within the step timeout: a
