@@ -306,6 +306,44 @@ async fn a_card_number_in_the_path_never_reaches_the_trail() {
     trail.verify("acme").await.unwrap();
 }
 
+/// An email address as a path segment, plain or percent-encoded, is personal data the
+/// trail could never erase (removing it would break the chain): it is masked before the
+/// entry is written.
+#[tokio::test]
+async fn an_email_in_the_path_never_reaches_the_trail() {
+    let (client, table) = table().await;
+    let trail = trail(&client, &table);
+    let authenticate = tower::util::MapRequestLayer::new(|mut req: Request| {
+        if let Some(ctx) = Context::of_mut(&mut req) {
+            ctx.set_principal(Principal::new("mallory", "acme"));
+        }
+        req
+    });
+    let app = App::new()
+        .get("/customers/:id", not_found)
+        .layer(AuditLayer::new(trail.clone()))
+        .layer(authenticate)
+        .into_service();
+    let paths = [
+        "/customers/ada@example.com",
+        "/customers/ada%40example.com",
+        "/customers/Ada.Lovelace%40Example.org",
+    ];
+    for path in paths {
+        let req = http::Request::builder().uri(path).body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(req).await.unwrap().status(), StatusCode::NOT_FOUND);
+    }
+    let entries = trail.query(AuditQuery::tenant("acme")).await.unwrap();
+    assert_eq!(entries.len(), paths.len());
+    for stored in &entries {
+        let e = &stored.entry;
+        assert_eq!(e.resource.matches("[REDACTED:email]").count(), 1, "{}", e.resource);
+        let text = format!("{} {} {}", e.action, e.resource, e.detail).to_lowercase();
+        assert!(!text.contains("ada") && !text.contains("example"), "an address in {e:?}");
+    }
+    trail.verify("acme").await.unwrap();
+}
+
 /// A payment handler that names its cardholder data for the audit entry.
 async fn pay(req: Request) -> Response {
     if let Some(audit) = AuditHandle::of(&req) {

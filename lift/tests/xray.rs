@@ -99,3 +99,27 @@ async fn without_a_header_a_new_trace_follows_the_local_rule() {
     assert_eq!(doc["trace_id"].as_str().unwrap(), &header[5..40]);
     assert!(doc.get("parent_id").is_none());
 }
+
+/// A segment document goes to X-Ray, outside the account's own logs: a card number or an
+/// email address in a path segment, plain or percent-encoded, never reaches it.
+#[tokio::test]
+async fn a_segments_url_masks_card_numbers_and_emails_in_the_path() {
+    let daemon = Daemon::bind();
+    let mut svc = daemon.layer(SamplingRule::new(0, 0.0), false).layer(tower::service_fn(downstream_handler));
+    let req = Request::builder()
+        .uri("/users/ada%40example.com/cards/4111%201111%201111%201111")
+        .header("host", "api.example.com")
+        .header("x-amzn-trace-id", trace_header("1"))
+        .body(Body::empty())
+        .unwrap();
+    svc.ready().await.unwrap().call(req).await.unwrap();
+    let doc = daemon.receive();
+    let text = doc.to_string();
+    for leak in ["ada%40", "ada@", "4111"] {
+        assert!(!text.contains(leak), "{leak} in the segment: {text}");
+    }
+    assert_eq!(
+        doc["http"]["request"]["url"],
+        "https://api.example.com/users/[REDACTED:email]/cards/[REDACTED:pan]"
+    );
+}

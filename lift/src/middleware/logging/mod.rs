@@ -58,7 +58,7 @@ mod layer;
 mod service;
 mod writer;
 
-pub use crate::scrub::{is_secret_name, scrub, Redaction};
+pub use crate::scrub::{is_secret_name, scrub, scrub_path, Redaction};
 pub use config::LogConfig;
 pub use error::LogConfigError;
 pub use format::{JsonLogLayer, REQUEST_SPAN_TARGET};

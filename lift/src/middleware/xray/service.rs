@@ -13,7 +13,7 @@ use super::layer::Shared;
 use super::sampling::now_secs;
 use super::segment::{begin, HttpRequest, SegmentStart};
 use crate::context::Context;
-use crate::scrub::scrub;
+use crate::scrub::scrub_path;
 use crate::trace::{SamplingDecision, TraceHeader, TRACE_HEADER_NAME};
 
 /// The header X-Ray reads and writes.
@@ -86,7 +86,7 @@ where
         };
         let segment_id = shared.ids.segment_id();
         let document = sampled.then(|| {
-            let path = scrub(req.uri().path());
+            let path = scrub_path(req.uri().path());
             let start = SegmentStart {
                 name: &shared.name,
                 id: segment_id,

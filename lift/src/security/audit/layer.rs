@@ -219,10 +219,11 @@ where
         let issuer = principal.and_then(|p| p.issuer.clone());
         let request_id = ctx.map(|c| c.request_id().to_owned()).unwrap_or_default();
         let method = req.method().clone();
-        // The path, decoded and scrubbed: a card number or an SSN sent as a path segment
-        // (`/payments/4111%201111%201111%201111`) is never written to the trail, which cannot
-        // be cleaned afterwards without breaking its chain.
-        let path = crate::scrub::scrub(&crate::app::percent_decode(req.uri().path())).into_owned();
+        // The path, decoded and scrubbed: a card number, an SSN or an email address sent as a
+        // path segment (`/payments/4111%201111%201111%201111`, `/users/ada%40example.com`) is
+        // never written to the trail, which cannot be cleaned afterwards (nor a subject erased
+        // from it) without breaking its chain.
+        let path = crate::scrub::scrub_path(&crate::app::percent_decode(req.uri().path())).into_owned();
         // The router names the route on the request (a layer inside it, as `Stack::audit`
         // mounts this one, sees no `MatchedRoute` on the response) and on the response (for
         // a layer outside it).
