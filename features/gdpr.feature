@@ -29,6 +29,8 @@ Feature: GDPR: personal data of people in the EU
   Scenario: Erasure removes a subject's personal data and leaves an audit entry
     Given the service runs in region eu-west-1
     When tenant acme pays for a customer in DE
+    And tenant acme pays 300 EUR with card "4111 1111 1111 1111" described as "call Ada on ada@example.com"
+    And tenant acme refunds 100 of the last payment
     And tenant acme erases customer cus_1
     Then the answer is 200
     And no stored payment of tenant acme names customer cus_1

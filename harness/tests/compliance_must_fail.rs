@@ -18,6 +18,12 @@
 //!   treatment it paid for.
 //! - GDPR Art. 44: the app pins its region to `us-east-1` whatever region it is deployed
 //!   in, so EU personal data would be processed outside the EU.
+//!
+//! Some features also fail against a service that breaks them in a way the rule's own
+//! evidence cannot show, so the steps must: a handler that leaks through `tracing` (which
+//! a redacting log layer would have hidden), routes that name no audit data class, a card
+//! number stored as a number or inside a map, a name kept under another attribute after
+//! the erasure.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -29,6 +35,7 @@ use lift::app::App;
 use lift::middleware::auth::require_scope;
 use lift::middleware::logging::tracing_subscriber::fmt::MakeWriter as _;
 use lift::middleware::logging::MemoryWriter;
+use lift::security::audit::AuditHandle;
 use lift::store::{KeyAttribute, TableDef};
 use lift::{Context, Request, Response};
 use lift_harness::compliance::{Assembly, ComplianceTarget, TargetEnv};
@@ -38,6 +45,16 @@ use lift_harness::compliance::{Assembly, ComplianceTarget, TargetEnv};
 enum Break {
     Nothing,
     LogsCardNumber,
+    /// Logs the card number with `tracing::info!`, as a handler does.
+    TracesCardNumber,
+    /// Stores the card number as a DynamoDB number.
+    StoresCardAsNumber,
+    /// Stores the card number inside a map.
+    StoresCardInMap,
+    /// Names no data class in the audit entries of its routes.
+    ClassifiesNothing,
+    /// Also keeps the customer's name under another attribute, which erasure forgets.
+    KeepsNameElsewhere,
     AnswersCvv,
     LogsEmail,
     KeepsErasedData,
@@ -54,8 +71,8 @@ enum Break {
 }
 
 /// A tiny payments-like service of a clinic: `POST /payments` (with the treatment paid
-/// for, from the description), `GET /payments/:id` (which fails, unless the service is
-/// open), `DELETE /customers/:id`.
+/// for, from the description), `GET /payments/:id` (which fails for payments in USD, kept
+/// in a ledger that is down), `DELETE /customers/:id`.
 #[derive(Debug, Clone, Copy)]
 struct Ledger(Break);
 
@@ -76,35 +93,53 @@ impl Shared {
         let _ = writeln!(self.logs.make_writer(), "{line}");
     }
 
+    /// Names the data class of the request in its audit entry, as a service must.
+    fn classify(&self, req: &Request, class: &str) {
+        if let (false, Some(audit)) = (self.broken == Break::ClassifiesNothing, AuditHandle::of(req)) {
+            audit.data_class(class);
+        }
+    }
+
     async fn pay(&self, req: Request) -> Response {
+        self.classify(&req, "pci");
         let body: serde_json::Value = serde_json::from_slice(req.body().as_bytes()).unwrap_or_default();
         let pan = body["card_number"].as_str().unwrap_or_default().replace(' ', "");
         let email = body["customer"]["email"].as_str().unwrap_or_default().to_owned();
+        let name = body["customer"]["name"].as_str().unwrap_or_default().to_owned();
         match self.broken {
             Break::LogsCardNumber => self.log(&format!("charging card {pan}")),
+            Break::TracesCardNumber => lift::middleware::logging::tracing::info!("charging card {}", pan),
             Break::LogsEmail => self.log(&format!("receipt sent to {email}")),
             _ => self.log("{\"level\":\"INFO\",\"message\":\"payment created\"}"),
         }
         let id = format!("pay_{}", uuid::Uuid::new_v4().simple());
         let last4 = pan.get(pan.len().saturating_sub(4)..).unwrap_or_default().to_owned();
-        self.client
+        let card = match self.broken {
+            Break::StoresCardAsNumber => AttributeValue::N(pan.clone()),
+            Break::StoresCardInMap => AttributeValue::M(
+                [("number".to_owned(), AttributeValue::S(pan.clone()))].into_iter().collect(),
+            ),
+            _ => AttributeValue::S(last4.clone()),
+        };
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
             .item("sk", AttributeValue::S(id.clone()))
-            .item("card_last4", AttributeValue::S(last4.clone()))
+            .item("card", card)
+            .item("currency", AttributeValue::S(body["currency"].as_str().unwrap_or_default().into()))
             .item(
                 "customer_id",
                 AttributeValue::S(body["customer"]["id"].as_str().unwrap_or_default().into()),
             )
-            .item(
-                "customer_name",
-                AttributeValue::S(body["customer"]["name"].as_str().unwrap_or_default().into()),
-            )
-            .item("treatment", AttributeValue::S(body["description"].as_str().unwrap_or_default().into()))
-            .send()
-            .await
-            .expect("store the payment");
+            .item("customer_name", AttributeValue::S(name.clone()))
+            .item("treatment", AttributeValue::S(body["description"].as_str().unwrap_or_default().into()));
+        if self.broken == Break::KeepsNameElsewhere {
+            let receipt = [("to".to_owned(), AttributeValue::S(name))].into_iter().collect();
+            put = put.item("receipt", AttributeValue::M(receipt));
+        }
+        put.send().await.expect("store the payment");
         let mut answer = serde_json::json!({ "id": id, "card": { "last4": last4 } });
         match self.broken {
             Break::AnswersCvv => answer["card"]["cvv"] = "123".into(),
@@ -115,23 +150,26 @@ impl Shared {
     }
 
     async fn read(&self, req: Request) -> Response {
-        if self.broken == Break::OpensPayments {
-            // Answers whoever asks: the route is public, the tenant is whatever the caller has.
-            let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();
-            let found = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
-                .key("sk", AttributeValue::S(id.clone()))
-                .send()
-                .await
-                .expect("read the payment");
-            let treatment =
-                found.item().and_then(|i| i.get("treatment")).and_then(|v| v.as_s().ok()).cloned();
+        // Answers whoever asks when the service is open: the route is public, the tenant is
+        // whatever the caller has.
+        let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
+            .key("sk", AttributeValue::S(id.clone()))
+            .send()
+            .await
+            .expect("read the payment");
+        let Some(item) = found.item() else {
+            return lift::Error::not_found().into_response();
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        if self.broken == Break::OpensPayments || text("currency").as_deref() != Some("USD") {
             return lift::json_response(
                 StatusCode::OK,
-                &serde_json::json!({ "id": id, "treatment": treatment }),
+                &serde_json::json!({ "id": id, "treatment": text("treatment"), "customer_name": text("customer_name") }),
             );
         }
         if self.broken == Break::FailsSilently {
@@ -145,6 +183,7 @@ impl Shared {
     }
 
     async fn erase(&self, req: Request) -> Response {
+        self.classify(&req, "pii");
         let customer = lift::path_param(&req, "id").unwrap_or_default().to_owned();
         if self.broken != Break::KeepsErasedData {
             let items = self
@@ -243,12 +282,17 @@ fn each_must_fail_feature_fails_against_the_service_that_breaks_its_rule_and_pas
     // request is accepted instead of refused).
     let cases = [
         ("pci_dss_3_4.feature", Break::LogsCardNumber, Some("PCI-DSS 3.4")),
+        ("pci_dss_3_4.feature", Break::TracesCardNumber, Some("PCI-DSS 3.4")),
+        ("pci_dss_3_4.feature", Break::StoresCardAsNumber, None),
+        ("pci_dss_3_4.feature", Break::StoresCardInMap, None),
         ("pci_dss_3_2_2.feature", Break::AnswersCvv, Some("PCI-DSS 3.2.2")),
         ("gdpr_art_32.feature", Break::LogsEmail, Some("GDPR Art. 32")),
         ("gdpr_art_17.feature", Break::KeepsErasedData, None),
+        ("gdpr_art_17.feature", Break::KeepsNameElsewhere, None),
         ("soc2_cc6_7.feature", Break::AnswersSecret, Some("SOC2 CC6.7")),
         ("soc2_cc7_2.feature", Break::FailsSilently, Some("SOC2 CC7.2")),
         ("pci_dss_10_2_1.feature", Break::ForgetsAudit, Some("PCI-DSS 10.2.1")),
+        ("pci_dss_10_2_1.feature", Break::ClassifiesNothing, None),
         ("hipaa_164_312_b.feature", Break::ForgetsAudit, Some("HIPAA 164.312(b)")),
         ("pci_dss_4_2_1.feature", Break::ForgetsCompliance, None),
         ("hipaa_164_312_e_1.feature", Break::ForgetsCompliance, None),
@@ -256,8 +300,15 @@ fn each_must_fail_feature_fails_against_the_service_that_breaks_its_rule_and_pas
         ("soc2_cc6_1.feature", Break::OpensPayments, Some("SOC2 CC6.1")),
         ("gdpr_art_44.feature", Break::PinsUsRegion, Some("GDPR Art. 44")),
     ];
-    let features = lift_harness::compliance::library::feature_files(&dir);
-    assert_eq!(features.len(), cases.len(), "a case per must-fail feature: {features:?}");
+    let mut features: Vec<String> = lift_harness::compliance::library::feature_files(&dir)
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    features.sort();
+    let mut covered: Vec<String> = cases.iter().map(|(f, _, _)| (*f).to_owned()).collect();
+    covered.sort();
+    covered.dedup();
+    assert_eq!(features, covered, "a case or more per must-fail feature");
     for (feature, broken, rule) in cases {
         let path = dir.join(feature);
         let good = rt
@@ -355,4 +406,137 @@ fn an_absence_asserted_with_a_typo_fails() {
     assert!(action.failed > 0, "an absence of a misspelled action passed");
     let tenant = run("tenant", "the audit trail of tenant acmee does not record \"POST /payments\"");
     assert!(tenant.failed > 0, "an absence in a misspelled tenant's trail passed");
+}
+
+/// A negative text check is accepted only of a text a request of the scenario sent: with the
+/// text misspelled, `the answer does not contain` and `no stored item contains` fail
+/// instead of passing on a text the service could never have answered or stored.
+#[test]
+fn an_absence_of_a_text_never_sent_fails() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail/never-sent");
+    std::fs::create_dir_all(&out).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run = |name: &str, absence: &str| {
+        let feature = out.join(format!("{name}.feature"));
+        std::fs::write(
+            &feature,
+            format!(
+                "@hipaa\nFeature: {name}\n\n  @HIPAA-164.312-a-1\n  Scenario: stored encrypted, refused to others\n    \
+                 Given the service runs in region eu-west-1\n    \
+                 When tenant clinic stores a record for patient p-1 with diagnosis \"J45.909\" and notes \"wheezing since the move\"\n    \
+                 And tenant globex reads the records of patient p-1\n    Then the answer is 404\n    \
+                 And {absence}\n"
+            ),
+        )
+        .unwrap();
+        rt.block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &feature, &out.join(name))).unwrap()
+    };
+    let answered = run("answered", "the answer does not contain \"wheezing since the move\"");
+    assert_eq!(answered.failed, 0, "{:?}", answered.problems);
+    let stored = run("stored", "no stored item contains \"wheezing since the move\"");
+    assert_eq!(stored.failed, 0, "{:?}", stored.problems);
+    let answered_typo = run("answered-typo", "the answer does not contain \"wheezing since teh move\"");
+    assert!(answered_typo.failed > 0, "an absence from the answer of a text never sent passed");
+    let stored_typo = run("stored-typo", "no stored item contains \"wheezing since teh move\"");
+    assert!(stored_typo.failed > 0, "an absence from the stored items of a text never sent passed");
+}
+
+/// A scenario that moves its service to another region builds a new service with a new
+/// trail: the chains of the one it replaces are verified then and reported, not dropped.
+#[test]
+fn the_audit_chains_of_a_replaced_service_are_verified() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail/replaced");
+    std::fs::create_dir_all(&out).unwrap();
+    let feature = out.join("moves.feature");
+    std::fs::write(
+        &feature,
+        "@pci_dss\nFeature: moves\n\n  @PCI-DSS-10.2.1\n  Scenario: pays, then moves\n    \
+         Given the service runs in region eu-west-1\n    \
+         When tenant acme pays 1999 USD with card \"4111 1111 1111 1111\"\n    \
+         Given the service runs in region eu-central-1\n    \
+         When tenant globex pays 1999 USD with card \"4111 1111 1111 1111\"\n    Then the answer is 201\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run = rt
+        .block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &feature, &out.join("run")))
+        .unwrap();
+    assert_eq!(run.failed, 0, "{:?}", run.problems);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&run.report).unwrap()).unwrap();
+    let chains: Vec<&str> = report["frameworks"][0]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["problem"].is_null() && c["entries"].as_u64() > Some(0))
+        .filter_map(|c| c["tenant"].as_str())
+        .collect();
+    assert!(
+        chains.iter().any(|t| t.starts_with("acme ")),
+        "the replaced service's chain is missing: {chains:?}"
+    );
+    assert!(chains.iter().any(|t| t.starts_with("globex ")), "{chains:?}");
+}
+
+/// A failing step's message goes into the JUnit and cucumber JSON files: the answer's body it
+/// quotes is scrubbed, so a card number the service answered is not copied into them.
+#[test]
+fn a_failure_message_quotes_no_card_number() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail/quoted");
+    std::fs::create_dir_all(&out).unwrap();
+    let feature = out.join("quotes.feature");
+    std::fs::write(
+        &feature,
+        "@hipaa\nFeature: quotes\n\n  @HIPAA-164.312-b\n  Scenario: a record holding a card number is read back\n    \
+         Given the service runs in region eu-west-1\n    \
+         When tenant clinic stores a record for patient p-1 with diagnosis \"4111 1111 1111 1111\"\n    \
+         And tenant clinic reads the records of patient p-1\n    Then the answer is 201\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run = rt
+        .block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &feature, &out.join("run")))
+        .unwrap();
+    assert!(run.failed > 0, "the answer was 200, the step asked for 201");
+    for file in [&run.junit, &run.json] {
+        let text = std::fs::read_to_string(file).unwrap();
+        // The feature's own step text holds the number; the answer's body holds it inside
+        // the record's JSON list, which is what must not be copied (in any of the files'
+        // escapings).
+        let quoted = ["1111 1111\"]", "1111 1111\\\"]", "1111 1111&quot;]"];
+        assert!(!quoted.iter().any(|q| text.contains(q)), "{}: {text}", file.display());
+        assert!(
+            text.contains("REDACTED:pan"),
+            "{}: the failure message is not there: {text}",
+            file.display()
+        );
+    }
+}
+
+/// The scenario's log lines are all of them, from its first request on: moving the service
+/// to another region does not skip the lines its first service wrote.
+#[test]
+fn a_card_number_logged_before_a_move_is_still_found() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail/moved-logs");
+    std::fs::create_dir_all(&out).unwrap();
+    let feature = out.join("moves.feature");
+    std::fs::write(
+        &feature,
+        "@pci_dss\nFeature: moves\n\n  @PCI-DSS-3.4\n  Scenario: pays, then moves\n    \
+         Given the service runs in region eu-west-1\n    \
+         When tenant acme pays 1999 USD with card \"4111 1111 1111 1111\"\n    \
+         Given the service runs in region eu-central-1\n    \
+         Then no card number appears in the answer, the logs or the stored payments\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let good = rt
+        .block_on(lift_harness::compliance::run(Ledger(Break::Nothing), &feature, &out.join("good")))
+        .unwrap();
+    assert_eq!(good.failed, 0, "{:?}", good.problems);
+    let bad = rt
+        .block_on(lift_harness::compliance::run(Ledger(Break::TracesCardNumber), &feature, &out.join("bad")))
+        .unwrap();
+    let junit = std::fs::read_to_string(&bad.junit).unwrap();
+    assert!(junit.contains("log line(s) carry a card number"), "the step passed: {junit}");
 }

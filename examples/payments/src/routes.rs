@@ -8,6 +8,8 @@
 //! | POST | `/payments/:id/refunds` | `payments:write` | refund part or all of it |
 //! | DELETE | `/customers/:id` | `payments:write` | erase the customer's personal data (GDPR Art. 17) |
 //!
+//! Creates and refunds name the data class `pci` in their audit entries, erasures `pii`.
+//!
 //! Callers authenticate with a bearer JWT ([`service`], [`jwt_layer`]); the tenant is
 //! the token's, never a header's. For local development only, [`Payments::dev_tenant_header_insecure`]
 //! lets a request without a token name its tenant in `X-Lift-Dev-Tenant`.
@@ -215,7 +217,17 @@ fn tenant(req: &Request) -> Result<String, Error> {
         .ok_or_else(|| Error::unauthorized("Bearer").with_detail("authentication is required"))
 }
 
+/// Names, in the request's audit entry, the class of data its route touches: the audit
+/// trail says which requests handled cardholder data (`pci`, PCI DSS 10.2.1) or a person's
+/// data (`pii`, GDPR Art. 17 and 30), whatever the request's outcome.
+fn audit_class(req: &Request, class: &str) {
+    if let Some(audit) = lift::security::audit::AuditHandle::of(req) {
+        audit.data_class(class);
+    }
+}
+
 async fn create_payment(req: Request) -> Result<Response, Error> {
+    audit_class(&req, "pci");
     let payments = lift::app::state::<Payments>(&req)?;
     let tenant = tenant(&req)?;
     let body: CreatePayment = read_json(&req)?;
@@ -295,6 +307,7 @@ async fn list_payments(req: Request) -> Result<Response, Error> {
 
 /// `DELETE /customers/:id`: erases the customer's personal data from the tenant's payments.
 async fn erase_customer(req: Request) -> Result<Response, Error> {
+    audit_class(&req, "pii");
     let payments = lift::app::state::<Payments>(&req)?;
     let tenant = tenant(&req)?;
     let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();
@@ -306,6 +319,7 @@ async fn erase_customer(req: Request) -> Result<Response, Error> {
 }
 
 async fn refund_payment(req: Request) -> Result<Response, Error> {
+    audit_class(&req, "pci");
     let payments = lift::app::state::<Payments>(&req)?;
     let tenant = tenant(&req)?;
     let id = lift::path_param(&req, "id").unwrap_or_default().to_owned();

@@ -37,17 +37,47 @@ use lift::security::compliance::{AuditEvidence, ComplianceRecorder, ComplianceRe
 pub use steps::ComplianceWorld;
 pub use target::{Assembly, ComplianceTarget, TargetEnv};
 
-/// The log lines of the services under test (one process-wide sink, read per scenario).
+/// The log lines of the services under test (one process-wide sink, read per scenario), as
+/// the service wrote them: every event and span field in clear, JSON per line
+/// (`"level":"ERROR"`...). Lift's own log layer scrubs card numbers, SSNs, IBANs, tokens
+/// and secret-named values before they reach its writer; the rules must judge what the
+/// handler wrote, not what a redacting logger made of it, so a handler that passes a card
+/// number to `tracing::info!` breaks PCI-DSS 3.4 here even though production's logs would
+/// show `[REDACTED:pan]`.
+///
+/// Debug events are kept (a sampled request logs at debug), except those of the AWS SDK
+/// and the HTTP stack beneath it, which speak of the transport, not of the request's data.
 pub(crate) fn logs() -> &'static MemoryWriter {
-    static LOGS: OnceLock<MemoryWriter> = OnceLock::new();
+    &capture().0
+}
+
+/// Whether the suites' log capture is the process's subscriber: when another subscriber
+/// was installed first, the capture sees nothing, and every log-based rule would hold on
+/// no lines at all.
+fn logs_captured() -> bool {
+    capture().1
+}
+
+fn capture() -> &'static (MemoryWriter, bool) {
+    static LOGS: OnceLock<(MemoryWriter, bool)> = OnceLock::new();
     LOGS.get_or_init(|| {
+        use tracing_subscriber::filter::{LevelFilter, Targets};
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::Layer as _;
         let logs = MemoryWriter::new();
-        if let Ok(layer) = lift::middleware::logging::LogConfig::new().writer(logs.clone()).build() {
-            use lift::middleware::logging::tracing_subscriber::layer::SubscriberExt as _;
-            let subscriber = lift::middleware::logging::tracing_subscriber::registry().with(layer);
-            let _ = lift::middleware::logging::tracing::subscriber::set_global_default(subscriber);
-        }
-        logs
+        let transport =
+            ["aws_smithy", "aws_sdk", "aws_config", "aws_runtime", "hyper", "h2", "rustls", "reqwest"];
+        let filter = transport.into_iter().fold(Targets::new().with_default(LevelFilter::DEBUG), |f, t| {
+            f.with_target(t, LevelFilter::INFO)
+        });
+        let raw = tracing_subscriber::fmt::layer()
+            .json()
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .with_filter(filter);
+        let installed =
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(raw)).is_ok();
+        (logs, installed)
     })
 }
 
@@ -105,7 +135,8 @@ fn after_scenario<'a>(
         };
         let mut gathered = gathered().lock().unwrap_or_else(|p| p.into_inner());
         gathered.recorder.absorb(&world.recorder);
-        for mut chain in chains {
+        // The chains of a service the scenario replaced (it moved region) were verified then.
+        for mut chain in world.earlier_chains.drain(..).chain(chains) {
             chain.tenant = format!("{} ({})", chain.tenant, scenario.name);
             gathered.chains.push(chain);
         }
@@ -122,7 +153,8 @@ pub struct SuiteRun {
     /// Steps that passed.
     pub passed: usize,
     /// What was wrong with the features before they ran: `file:line: ...`, with the
-    /// closest library step for a step that matches none.
+    /// closest library step for a step that matches none; or with the process, when the
+    /// suites cannot capture the service's logs (another tracing subscriber came first).
     pub problems: Vec<String>,
     /// The frameworks (their tags, `pci_dss`...) the report fails: on a failed scenario,
     /// a broken audit chain, or evidence of a breach, whether or not a step asserted on it.
@@ -153,13 +185,19 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
     target::set(Arc::new(target));
     std::fs::create_dir_all(out)?;
     *gathered().lock().unwrap_or_else(|p| p.into_inner()) = Gathered::default();
-    let problems = library::problems(features);
+    let mut problems = library::problems(features);
+    if !logs_captured() {
+        problems.push(
+            "the suites cannot read the service's logs: another tracing subscriber is the process's default \
+             (install none before `compliance::run`)"
+                .to_owned(),
+        );
+    }
     for problem in &problems {
         eprintln!("compliance suites: {problem}");
     }
     let junit = out.join("compliance.junit.xml");
     let json = out.join("compliance.cucumber.json");
-    let _ = logs();
     let result = ComplianceWorld::cucumber()
         .max_concurrent_scenarios(1)
         .after(after_scenario)

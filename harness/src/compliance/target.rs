@@ -35,8 +35,9 @@ use lift::store::TableDef;
 /// }
 /// ```
 pub trait ComplianceTarget: Send + Sync + 'static {
-    /// The service's tables, created fresh for each scenario. The steps about stored
-    /// payments scan the first.
+    /// The service's tables, created fresh for each scenario. The steps about a tenant's
+    /// stored payments read the first; the scans for text or card numbers in clear read
+    /// them all.
     fn tables(&self) -> Vec<TableDef>;
 
     /// The scopes the suites' callers are granted.
@@ -133,7 +134,8 @@ pub struct TargetEnv {
     pub client: aws_sdk_dynamodb::Client,
     /// The physical names of [`ComplianceTarget::tables`], in the same order.
     pub tables: Vec<String>,
-    /// The log sink the suites read (what the service writes to its log ends up here).
+    /// The log sink the suites read: every `tracing` event of the process lands here as the
+    /// service wrote it, fields in clear (JSON per line), before any redaction.
     pub logs: MemoryWriter,
     /// The scenario's audit trail, the one the suites' audit layer writes (a service that
     /// reads its own trail, e.g. an accounting of disclosures, reads this one).
