@@ -16,11 +16,14 @@
 //! speak of the scenario's own requests. Requests carry real RS256 JWTs signed by the
 //! harness's JWKS issuer ([`crate::aws::JwksIssuer`]).
 //!
-//! A step that matches no library step, or several, fails the run before it starts and
-//! names the closest step; a feature that does not parse fails it with its file and line.
+//! Before anything runs, the features are checked ([`library::problems`]): a step that
+//! matches no library step, or several, fails the run and names the closest step; so do a
+//! feature that does not parse (with its file and line), a tag the report cannot count,
+//! a placeholder nothing fills and Examples with no row.
 //!
 //! Tags: `@pci_dss`, `@hipaa`, `@soc2`, `@gdpr` per framework, and one per requirement
-//! (`@PCI-DSS-3.4`...). A framework without a scenario of its own is never Pass.
+//! (`@PCI-DSS-3.4`...) beside its own framework's tag. A framework without a scenario of
+//! its own is never Pass.
 
 pub mod library;
 mod steps;
@@ -279,12 +282,7 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
 
 /// The framework's tag in the features.
 fn tag(framework: Framework) -> &'static str {
-    match framework {
-        Framework::PciDss => "pci_dss",
-        Framework::Hipaa => "hipaa",
-        Framework::Soc2 => "soc2",
-        Framework::Gdpr => "gdpr",
-    }
+    library::framework_tag(framework)
 }
 
 /// The run's verdicts, one place for both report formats: the recorded checks, the audit
