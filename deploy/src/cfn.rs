@@ -57,6 +57,12 @@ pub(crate) fn environment_vars(config: &DeployConfig, region: &str) -> Vec<(Stri
     env
 }
 
+/// The parameter `live`'s version comes from (see [`template`]).
+pub(crate) const LIVE_VERSION: &str = "LiveVersion";
+/// Written on the alias, so whoever reads the stack knows what moves it.
+pub(crate) const LIVE_ALIAS_DESCRIPTION: &str =
+    "moved only by lift-deploy rollout, behind its gates; a stack or Terraform update publishes a version and leaves this alias as it is";
+
 fn sub(s: &str) -> Value {
     json!({ "Fn::Sub": s })
 }
@@ -93,6 +99,61 @@ impl Resources {
 
 fn skip(checks: &[(&str, &str)]) -> Value {
     json!({ "checkov": { "skip": checks.iter().map(|(id, why)| json!({"id": id, "comment": why})).collect::<Vec<_>>() } })
+}
+
+/// What [`crate::Synth`] adds to every template beyond what it synthesizes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    pub(crate) resources: Map<String, Value>,
+    parameters: Map<String, Value>,
+    conditions: Map<String, Value>,
+    /// What a fragment could not give (a section other than these three, a parameter or
+    /// condition defined twice differently): refused when a template is made.
+    refused: Vec<String>,
+}
+
+impl Extra {
+    /// Takes a fragment's `Parameters`, `Conditions` and `Resources`.
+    pub(crate) fn add_fragment(&mut self, fragment: &Value) {
+        let Some(sections) = fragment.as_object() else {
+            self.refused.push("a fragment that is not a JSON object".into());
+            return;
+        };
+        for (section, body) in sections {
+            let Some(items) = body.as_object() else {
+                self.refused.push(section.clone());
+                continue;
+            };
+            let into = match section.as_str() {
+                "Parameters" => &mut self.parameters,
+                "Conditions" => &mut self.conditions,
+                "Resources" => &mut self.resources,
+                _ => {
+                    self.refused.push(section.clone());
+                    continue;
+                }
+            };
+            for (name, item) in items {
+                // Two fragments may share a parameter (the same page topic), not redefine it.
+                match into.get(name) {
+                    Some(existing) if existing != item => self.refused.push(format!("{section}.{name}")),
+                    _ => {
+                        into.insert(name.clone(), item.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `extra` to `into`, refusing a name `into` already has.
+fn merge(into: &mut Map<String, Value>, extra: &Map<String, Value>) -> Result<(), Error> {
+    for (name, item) in extra {
+        if into.insert(name.clone(), item.clone()).is_some() {
+            return Err(Error::Extra(name.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// What one region's template needs to know.
@@ -293,8 +354,9 @@ fn environment(ctx: &Ctx<'_>) -> Value {
 
 /// The hash of the function's whole configuration (its synthesized properties: code,
 /// memory, timeout, environment, keys, architecture...) names the version resource, so any
-/// change publishes a new version and `live` moves to it, as Terraform's `publish` does. A
-/// hash of the code alone would leave `live` on the old settings.
+/// change publishes a new version, as Terraform's `publish` does: the candidate that
+/// `lift-deploy rollout --version` then shifts `live` to behind its gates. A hash of the
+/// code alone would publish nothing for new settings, and a rollout could not move them.
 fn version_id(function_properties: &Value) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(function_properties.to_string().as_bytes());
@@ -305,8 +367,11 @@ pub(crate) fn template(
     manifest: &Manifest,
     config: &DeployConfig,
     region: &str,
-    extra: &Map<String, Value>,
+    extra: &Extra,
 ) -> Result<Value, Error> {
+    if let Some(refused) = extra.refused.first() {
+        return Err(Error::Extra(refused.clone()));
+    }
     let primary = region == config.primary();
     let ctx = Ctx { manifest, config, region, primary, function: config.service.name.clone() };
     let mut r = Resources::default();
@@ -351,8 +416,16 @@ pub(crate) fn template(
     r.insert("Function".into(), function);
     r.insert(version.clone(), json!({"Type": "AWS::Lambda::Version", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
         "Properties": {"FunctionName": reference("Function"), "Description": format!("code {}", config.function.code)}}));
-    r.insert("LiveAlias".into(), json!({"Type": "AWS::Lambda::Alias",
-        "Properties": {"FunctionName": reference("Function"), "Name": "live", "FunctionVersion": get_att(&version, "Version")}}));
+    // `live` takes its version from a parameter, never from the version just published:
+    // its properties stay the same on every update, so CloudFormation never touches it
+    // again, and neither shifts traffic to an ungated version nor undoes a rollout's split
+    // or rollback. DependsOn only orders the first creation after version 1 exists.
+    r.insert(
+        "LiveAlias".into(),
+        json!({"Type": "AWS::Lambda::Alias", "DependsOn": [version],
+        "Properties": {"FunctionName": reference("Function"), "Name": "live", "FunctionVersion": reference(LIVE_VERSION),
+            "Description": LIVE_ALIAS_DESCRIPTION}}),
+    );
     let asynchronous = manifest
         .event_sources
         .iter()
@@ -373,21 +446,36 @@ pub(crate) fn template(
     }
     r.names.check()?;
     let mut r = r.map;
-    for (name, resource) in extra {
-        if r.insert(name.clone(), resource.clone()).is_some() {
-            return Err(Error::Extra(name.clone()));
-        }
-    }
+    merge(&mut r, &extra.resources)?;
     let mut outputs = Map::new();
     outputs.insert("ApiEndpoint".into(), json!({"Value": get_att("HttpApi", "ApiEndpoint")}));
     outputs.insert("LiveAlias".into(), json!({"Value": reference("LiveAlias")}));
-    Ok(json!({
+    outputs.insert(
+        "CandidateVersion".into(),
+        json!({"Description": "the version this deployment published: `lift-deploy rollout --version <it>` moves live to it",
+            "Value": get_att(&version, "Version")}),
+    );
+    let mut parameters = Map::new();
+    parameters.insert(
+        LIVE_VERSION.into(),
+        json!({"Type": "String", "Default": "1", "AllowedPattern": "^[0-9]+$",
+            "Description": "The version live points at when the stack creates it (a new function's first published version is 1). \
+                lift-deploy rollout moves live after that: keep this value on every update (UsePreviousValue); \
+                a new value moves all traffic at once with no gate"}),
+    );
+    merge(&mut parameters, &extra.parameters)?;
+    let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!("{} in {region} ({}), synthesized by lift-deploy from the App", config.service.name,
             if primary { "primary" } else { "secondary" }),
+        "Parameters": parameters,
         "Resources": r,
         "Outputs": outputs,
-    }))
+    });
+    if !extra.conditions.is_empty() {
+        template["Conditions"] = Value::Object(extra.conditions.clone());
+    }
+    Ok(template)
 }
 
 /// The non-HTTP sources, in the primary region only: in every region a nightly job would
@@ -526,7 +614,7 @@ fn alarms(ctx: &Ctx<'_>, r: &mut Resources) {
     let alarm = |name: &str, metric: &str, namespace: &str, dims: Value, threshold: u32, what: &str| {
         json!({"Type": "AWS::CloudWatch::Alarm",
             "Properties": {"AlarmName": plan::alarm_name(ctx.config, ctx.region, name),
-                "AlarmDescription": format!("{}: {what}", ctx.function), "Namespace": namespace, "MetricName": metric,
+                "AlarmDescription": plan::alarm_description(&ctx.function, name, what), "Namespace": namespace, "MetricName": metric,
                 "Dimensions": dims, "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": threshold,
                 "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
                 "AlarmActions": actions, "OKActions": actions}})

@@ -528,13 +528,28 @@ impl Replicated {
     }
 }
 
+/// Refuses `value` unless it is one ARN of `service`. Every ARN of the file ends up in
+/// the function's policy or names one resource: IAM reads `*` and `?` in a resource as
+/// wildcards, so `...:key/*` would grant every key of the account (and a secret's name
+/// with `*` every matching secret), against the one-ARN-per-statement rule that leaves
+/// `*` to X-Ray and ListStreams only.
 fn arn_of(key: &str, value: &str, service: &str) -> Result<(), Error> {
     let parts: Vec<&str> = value.splitn(6, ':').collect();
-    if parts.len() == 6 && parts[0] == "arn" && parts[2] == service && !parts[5].is_empty() {
-        Ok(())
-    } else {
-        Err(invalid(key, format!("expected an {service} ARN (arn:aws:{service}:...), got {value:?}")))
+    if !(parts.len() == 6 && parts[0] == "arn" && parts[2] == service && !parts[5].is_empty()) {
+        return Err(invalid(
+            key,
+            format!("expected an {service} ARN (arn:aws:{service}:...), got {value:?}"),
+        ));
     }
+    if value.contains(['*', '?']) {
+        return Err(invalid(
+            key,
+            format!(
+                "{value:?} has a wildcard ('*' or '?'): IAM would grant every {service} resource it matches; name one resource's full ARN"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl DeployConfig {

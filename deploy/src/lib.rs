@@ -66,8 +66,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// An extra resource has the name of a synthesized one.
-    #[error("extra resource {0} has the name of a synthesized resource")]
+    /// An extra resource or parameter has the name of a synthesized one, or a fragment has
+    /// a section that is not merged or defines a parameter or condition twice differently.
+    #[error("extra {0} has the name of a synthesized one or cannot be merged")]
     Extra(String),
     /// Two parts of the service would make resources of the same name, and one would be
     /// silently dropped: two routes whose paths differ only in punctuation, say.
@@ -96,7 +97,7 @@ pub enum Error {
 pub struct Synth {
     manifest: Manifest,
     config: DeployConfig,
-    extra_cfn: serde_json::Map<String, serde_json::Value>,
+    extra_cfn: cfn::Extra,
     extra_tf: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -106,11 +107,40 @@ impl Synth {
         Self { manifest, config, extra_cfn: Default::default(), extra_tf: Default::default() }
     }
 
-    /// The hook for resources synthesis does not make itself, such as the SLO alarms of
-    /// `lift-monitoring`: CloudFormation resources by logical id, added to every region's
-    /// template. A name that collides with a synthesized resource is an error.
+    /// The hook for resources synthesis does not make itself: CloudFormation resources by
+    /// logical id, added to every region's template. A name that collides with a
+    /// synthesized resource is an error.
     pub fn extra_cloudformation(mut self, resources: serde_json::Map<String, serde_json::Value>) -> Self {
-        self.extra_cfn.extend(resources);
+        self.extra_cfn.resources.extend(resources);
+        self
+    }
+
+    /// A template fragment with `Parameters`, `Conditions` and `Resources`, such as the SLO
+    /// alarms of `lift-monitoring` (`lift_monitoring::alarms::fragment`), whose resources
+    /// refer to its own parameters and conditions: all three are added to every region's
+    /// template. A name that collides with a synthesized one, or a parameter or condition
+    /// defined twice differently, is an error; the fragment's other sections are too, as
+    /// they would be dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use lift_deploy::{DeployConfig, Manifest, Synth};
+    /// # async fn get(_: lift::Request) -> lift::Response { lift::Response::default() }
+    /// # let manifest = Manifest::from_app(&lift::App::new().get("/orders/:id", get));
+    /// # let config = DeployConfig::from_toml("[service]\nname = \"orders\"\nregions = [\"eu-west-1\"]\n[function]\ncode = \"s3://a/o.zip\"\n")?;
+    /// let fragment = serde_json::json!({
+    ///     "Parameters": {"PageTopicArn": {"Type": "String", "Default": ""}},
+    ///     "Conditions": {"HasPageTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "PageTopicArn"}, ""]}]}},
+    ///     "Resources": {"PageTopicAlarm": {"Type": "AWS::CloudWatch::Alarm", "Condition": "HasPageTopic", "Properties": {}}},
+    /// });
+    /// let synth = Synth::new(manifest, config).extra_cloudformation_fragment(&fragment);
+    /// let template = synth.cloudformation("eu-west-1")?;
+    /// assert_eq!(template["Conditions"]["HasPageTopic"], fragment["Conditions"]["HasPageTopic"]);
+    /// # Ok::<(), lift_deploy::Error>(())
+    /// ```
+    pub fn extra_cloudformation_fragment(mut self, fragment: &serde_json::Value) -> Self {
+        self.extra_cfn.add_fragment(fragment);
         self
     }
 

@@ -48,6 +48,22 @@ pub(crate) fn alarm_name(config: &DeployConfig, region: &str, alarm: &str) -> St
     format!("{}-{region}-{alarm}", config.service.name)
 }
 
+/// Who is told when the basic alarm `alarm` fires: function errors and API 5xx are
+/// users' requests failing now, a page; throttles are capacity, a ticket.
+pub(crate) fn alarm_severity(alarm: &str) -> &'static str {
+    match alarm {
+        "errors" | "api_5xx" => "page",
+        _ => "ticket",
+    }
+}
+
+/// The description of the basic alarm `alarm` (`what` it counts), ending in the label block
+/// the alert router reads (`[severity=page]`, see `examples/alert-router/src/labels.rs`):
+/// without one the router takes an alarm for a ticket.
+pub(crate) fn alarm_description(function: &str, alarm: &str, what: &str) -> String {
+    format!("{function}: {what} [severity={}]", alarm_severity(alarm))
+}
+
 /// Claims the policy statement ids each table gives (`TableOrders`), in every region: a
 /// secondary region has no table resources to clash, but two tables whose names differ only
 /// in punctuation would still give its policy one statement id twice.

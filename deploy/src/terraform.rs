@@ -281,12 +281,18 @@ pub(crate) fn config(
             "depends_on": ["aws_iam_role_policy.function"],
         }),
     );
+    // `publish` makes each change a new version, the candidate a rollout shifts to; `live`
+    // points at the first one only. Terraform leaves its version and split to
+    // `lift-deploy rollout` after that: an apply would otherwise move all traffic at once
+    // with no gate, or undo a canary split or a rollback.
     add(
         &mut r,
         "aws_lambda_alias",
         "live",
         json!({"name": "live", "function_name": "${aws_lambda_function.function.function_name}",
-        "function_version": "${aws_lambda_function.function.version}"}),
+        "description": crate::cfn::LIVE_ALIAS_DESCRIPTION,
+        "function_version": "${aws_lambda_function.function.version}",
+        "lifecycle": {"ignore_changes": ["function_version", "routing_config"]}}),
     );
     if manifest
         .event_sources
@@ -381,7 +387,7 @@ pub(crate) fn config(
                 "aws_cloudwatch_metric_alarm",
                 name,
                 json!({"alarm_name": plan::alarm_name(config, region, name),
-                "alarm_description": format!("{}: {what}", ctx.function), "namespace": ns, "metric_name": metric, "dimensions": dims,
+                "alarm_description": plan::alarm_description(&ctx.function, name, what), "namespace": ns, "metric_name": metric, "dimensions": dims,
                 "statistic": "Sum", "period": 300, "evaluation_periods": 1, "threshold": threshold,
                 "comparison_operator": "GreaterThanOrEqualToThreshold", "treat_missing_data": "notBreaching",
                 "alarm_actions": actions, "ok_actions": actions}),
@@ -408,7 +414,9 @@ pub(crate) fn config(
         "data": {"aws_partition": {"current": {}}, "aws_caller_identity": {"current": {}}},
         "resource": r,
         "output": {"api_endpoint": {"value": "${aws_apigatewayv2_api.http.api_endpoint}"},
-                   "live_alias": {"value": "${aws_lambda_alias.live.arn}"}},
+                   "live_alias": {"value": "${aws_lambda_alias.live.arn}"},
+                   "candidate_version": {"value": "${aws_lambda_function.function.version}",
+                       "description": "the version this apply published: `lift-deploy rollout --version <it>` moves live to it"}},
     }))
 }
 

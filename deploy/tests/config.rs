@@ -662,3 +662,69 @@ mod replicas {
         }
     }
 }
+
+#[test]
+fn wildcards_in_arns_are_refused_as_the_policy_would_grant_everything_they_match() {
+    // Each ARN becomes a policy resource (or names one resource): `*` and `?` there would
+    // grant every key, queue or secret they match, not the one meant.
+    let kms = "arn:aws:kms:us-east-1:111122223333";
+    let sqs = "arn:aws:sqs:us-east-1:111122223333";
+    let secret = "arn:aws:secretsmanager:us-east-1:111122223333:secret";
+    let cases = [
+        (
+            "[kms]\nenvelope_key = \"ARN\"\n",
+            "kms.envelope_key",
+            format!("{kms}:key/*"),
+            format!("{kms}:key/1234abcd"),
+        ),
+        (
+            "[kms]\nenvelope_key = \"ARN\"\n",
+            "kms.envelope_key",
+            format!("{kms}:key/mrk-?"),
+            format!("{kms}:key/mrk-1"),
+        ),
+        (
+            "[kms.data_keys]\nus-east-1 = \"ARN\"\n",
+            "kms.data_keys.us-east-1",
+            format!("{kms}:key/*"),
+            format!("{kms}:key/1234abcd"),
+        ),
+        (
+            "[events]\nsqs_queues = [\"ARN\"]\n",
+            "events.sqs_queues[0]",
+            format!("{sqs}:*"),
+            format!("{sqs}:jobs"),
+        ),
+        (
+            "[events]\nsqs_queues = [\"ARN\"]\n",
+            "events.sqs_queues[0]",
+            format!("{sqs}:orders-*"),
+            format!("{sqs}:orders-jobs"),
+        ),
+        (
+            "[secrets]\nsigning_key = \"ARN\"\n",
+            "secrets.signing_key",
+            format!("{secret}:orders/*-AbCdEf"),
+            format!("{secret}:orders/signing-AbCdEf"),
+        ),
+        (
+            "[secrets]\nsigning_key = \"ARN\"\n",
+            "secrets.signing_key",
+            format!("{secret}:orders/signing-??????"),
+            format!("{secret}:orders/signing-AbCdEf"),
+        ),
+    ];
+    for (lines, expected_key, wildcard, exact) in cases {
+        let (key, reason) = refused(&format!("{BASE}{}", lines.replace("ARN", &wildcard)));
+        assert_eq!(key, expected_key, "{wildcard}");
+        assert!(reason.contains("wildcard") && reason.contains("full ARN"), "{wildcard}: {reason}");
+        // The same setting naming one resource is accepted: the wildcard is what is refused.
+        DeployConfig::from_toml(&format!("{BASE}{}", lines.replace("ARN", &exact)))
+            .unwrap_or_else(|e| panic!("{exact}: {e}"));
+    }
+    // A region's replica of a secret, in a service of several regions.
+    let eu = support::secret_in("eu-west-1");
+    let (key, reason) = refused(&support::MULTI_CONFIG.replace(&eu, &eu.replace("signing-key", "signing-*")));
+    assert_eq!(key, "secrets.signing_key.eu-west-1");
+    assert!(reason.contains("wildcard"), "{reason}");
+}

@@ -169,10 +169,59 @@ fn cfn_lint_accepts_every_feature() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn the_slo_alarms_merge_with_their_parameters_and_conditions_and_cfn_lint_accepts_the_stack() {
+    let file = lift_monitoring::slo::SloFile::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../monitoring/slo/payments.toml"
+    ))
+    .unwrap();
+    let fragment = lift_monitoring::alarms::fragment(&file);
+    // The alarms refer to the fragment's own parameters and conditions: all three come in.
+    let synth = Synth::new(support::manifest(), support::config())
+        .extra_cloudformation_fragment(&fragment)
+        .extra_cloudformation_fragment(&fragment);
+    let t = synth.cloudformation("eu-west-1").unwrap();
+    for section in ["Parameters", "Conditions", "Resources"] {
+        let items = fragment[section].as_object().unwrap();
+        assert!(!items.is_empty(), "{section}");
+        for (name, item) in items {
+            assert_eq!(t[section][name], *item, "{section}.{name}");
+        }
+    }
+    assert!(t["Parameters"].get("LiveVersion").is_some(), "the synthesized parameter is kept");
+    let path = std::env::temp_dir().join(format!("lift-deploy-slo-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_string_pretty(&t).unwrap()).unwrap();
+    let out = std::process::Command::new("cfn-lint")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cfn-lint is required ({e}); install it with `pip install cfn-lint`"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && report.trim().is_empty(), "cfn-lint found:\n{report}");
+    let _ = std::fs::remove_file(path);
+    // A fragment may not redefine a synthesized parameter, give a parameter two meanings,
+    // or carry a section that would be dropped.
+    let refused = |extra: Value| match Synth::new(support::manifest(), support::config())
+        .extra_cloudformation_fragment(&fragment)
+        .extra_cloudformation_fragment(&extra)
+        .cloudformation("eu-west-1")
+    {
+        Err(Error::Extra(name)) => name,
+        other => panic!("expected Error::Extra, got {other:?}"),
+    };
+    assert_eq!(refused(json!({"Parameters": {"LiveVersion": {"Type": "String"}}})), "LiveVersion");
+    assert_eq!(
+        refused(json!({"Parameters": {"SloPageTopicArn": {"Type": "String"}}})),
+        "Parameters.SloPageTopicArn"
+    );
+    assert_eq!(refused(json!({"Outputs": {}})), "Outputs");
+}
+
 fn version_of(t: &Value) -> String {
     let versions = of_type(t, "AWS::Lambda::Version");
     assert_eq!(versions.len(), 1);
-    assert_eq!(t["Resources"]["LiveAlias"]["Properties"]["FunctionVersion"]["Fn::GetAtt"][0], *versions[0].0);
+    // Published for the rollout to shift to, and named in the output it reads.
+    assert_eq!(t["Outputs"]["CandidateVersion"]["Value"]["Fn::GetAtt"], json!([versions[0].0, "Version"]));
     versions[0].0.clone()
 }
 
@@ -187,7 +236,7 @@ fn every_configuration_change_publishes_a_new_version() {
     // Same configuration, same version: a redeploy publishes nothing.
     assert_eq!(version_of(&template()), version_of(&cfn_with(support::CONFIG)));
     // Memory, an environment variable: the same code with new settings is a new version,
-    // as Terraform's `publish` makes one, so `live` does not keep the old settings.
+    // as Terraform's `publish` makes one, so a rollout can move `live` to the new settings.
     let memory = support::CONFIG.replace("orders-1.0.0.zip\"", "orders-1.0.0.zip\"\nmemory_mb = 1024");
     let env = support::CONFIG
         .replace("orders-1.0.0.zip\"", "orders-1.0.0.zip\"\nenvironment = { MODE = \"strict\" }");
@@ -196,6 +245,46 @@ fn every_configuration_change_publishes_a_new_version() {
     assert_ne!(base, with_memory, "memory_mb changed");
     assert_ne!(base, with_env, "an environment variable changed");
     assert_ne!(with_memory, with_env);
+}
+
+/// The `live` alias of both formats, synthesized from `config`.
+fn live_alias(config: &str) -> (Value, Value) {
+    let synth = Synth::new(support::manifest(), DeployConfig::from_toml(config).unwrap());
+    let cfn = synth.cloudformation("eu-west-1").unwrap();
+    let tf = synth.terraform("eu-west-1").unwrap();
+    (cfn["Resources"]["LiveAlias"]["Properties"].clone(), tf["resource"]["aws_lambda_alias"]["live"].clone())
+}
+
+#[test]
+fn a_deploy_publishes_a_version_and_leaves_live_to_the_rollout() {
+    // New code, new memory: each publishes another version, and neither touches `live`.
+    // CloudFormation updates a resource only when its properties change, and the alias's
+    // never do; Terraform is told to leave its version and split alone.
+    let code = support::CONFIG.replace("1.0.0", "1.0.1");
+    let memory = support::CONFIG.replace("orders-1.0.0.zip\"", "orders-1.0.0.zip\"\nmemory_mb = 1024");
+    let (cfn, tf) = live_alias(support::CONFIG);
+    for changed in [&code, &memory] {
+        assert_ne!(version_of(&template()), version_of(&cfn_with(changed)), "a new version is published");
+        let (cfn_after, tf_after) = live_alias(changed);
+        assert_eq!(cfn, cfn_after, "the CloudFormation alias is unchanged");
+        assert_eq!(tf, tf_after, "the Terraform alias is unchanged");
+    }
+    // CloudFormation: the version `live` is created on comes from a parameter the rollout
+    // owns (a new function's first version is 1), not from the version just published.
+    assert_eq!(cfn["FunctionVersion"], json!({"Ref": "LiveVersion"}));
+    let t = template();
+    assert_eq!(t["Parameters"]["LiveVersion"]["Default"], "1");
+    let version = version_of(&t);
+    assert_eq!(t["Resources"]["LiveAlias"]["DependsOn"], json!([version]), "created once version 1 exists");
+    assert!(!t["Resources"]["LiveAlias"]["Properties"].to_string().contains(&version));
+    // Terraform: the first version, then the rollout's.
+    assert_eq!(tf["function_version"], "${aws_lambda_function.function.version}");
+    let mut ignored: Vec<&str> =
+        tf["lifecycle"]["ignore_changes"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    ignored.sort_unstable();
+    assert_eq!(ignored, ["function_version", "routing_config"]);
+    let tf_full = Synth::new(support::manifest(), support::config()).terraform("eu-west-1").unwrap();
+    assert_eq!(tf_full["output"]["candidate_version"]["value"], "${aws_lambda_function.function.version}");
 }
 
 #[test]
@@ -217,6 +306,26 @@ fn basic_alarms_have_the_names_terraform_gives_them() {
     assert_eq!(cfn, names);
     // The READMEs' rollout gate finds them by the service's prefix.
     assert_eq!(cfn, ["orders-eu-west-1-api_5xx", "orders-eu-west-1-errors", "orders-eu-west-1-throttles"]);
+}
+
+#[test]
+fn failing_requests_page_and_throttles_open_a_ticket_in_both_formats() {
+    // The alert router reads the severity from the description's label block; without one
+    // it takes an alarm for a ticket, and failing requests would reach no one on call.
+    let synth = Synth::new(support::manifest(), support::config());
+    let cfn = synth.cloudformation("eu-west-1").unwrap();
+    let tf = synth.terraform("eu-west-1").unwrap();
+    for (cfn_id, tf_name, severity) in [
+        ("ErrorsAlarm", "errors", "page"),
+        ("Api5xxAlarm", "api_5xx", "page"),
+        ("ThrottlesAlarm", "throttles", "ticket"),
+    ] {
+        let from_cfn = cfn["Resources"][cfn_id]["Properties"]["AlarmDescription"].as_str().unwrap();
+        let from_tf =
+            tf["resource"]["aws_cloudwatch_metric_alarm"][tf_name]["alarm_description"].as_str().unwrap();
+        assert_eq!(from_cfn, from_tf);
+        assert!(from_cfn.ends_with(&format!(" [severity={severity}]")), "{from_cfn}");
+    }
 }
 
 #[test]

@@ -8,7 +8,13 @@
 //!   - availability: `bad / requests` with `bad` the `Sum` of `5xx` and `requests` the
 //!     `Sum` of `Requests`;
 //!   - latency: `(100 - good) / 100` with `good` the `PR(:threshold)` of `Latency` (the
-//!     percentage of values at or below the threshold);
+//!     percentage of values at or below the threshold), `requests` its `SampleCount`;
+//!   - the long window counts only with at least [`MIN_REQUESTS_PARAMETER`] requests in it
+//!     (`IF(requests >= ${SloMinRequests}, bad / requests, 0)`, default
+//!     [`DEFAULT_MIN_REQUESTS`]): at low traffic one error is a large ratio (one 5xx in 60
+//!     requests is 1.7%, above the 1.44% a 99.9% SLO pages at), and a page on it is noise.
+//!     The short window only confirms the burn is still going on, so it has no minimum:
+//!     one there would keep a real outage of a quiet service from paging for longer;
 //! - `<Id>`, an `AWS::CloudWatch::CompositeAlarm`, `ALARM(long) AND ALARM(short)`: the
 //!   alert, with the actions (the `SloPageTopicArn` or `SloTicketTopicArn` parameter, when
 //!   not empty) on ALARM and OK.
@@ -52,6 +58,16 @@ use crate::slo::{AlertRule, Severity, Slo, SloFile, SloKind, Window, LATENCY, RE
 pub const PAGE_TOPIC_PARAMETER: &str = "SloPageTopicArn";
 /// The parameter holding the SNS topic ARN tickets are sent to (empty: no action).
 pub const TICKET_TOPIC_PARAMETER: &str = "SloTicketTopicArn";
+/// The parameter holding the fewest requests a long window needs for its ratio to count
+/// (fewer: 0, no breach). The local [`evaluator`](crate::evaluator) applies the same rule
+/// ([`Evaluator::with_min_requests`](crate::evaluator::Evaluator::with_min_requests)).
+pub const MIN_REQUESTS_PARAMETER: &str = "SloMinRequests";
+/// The default of [`MIN_REQUESTS_PARAMETER`]. From `1 / threshold` requests on, one error
+/// alone cannot breach a rule: 200 (one error is 0.5%) covers both workbook page rules of a
+/// 99.9% SLO (above 1.44% over 1h, above 0.6% over 6h). A stricter SLO needs more (99.99%:
+/// 1,667 for its 6h page) or one error can page; a higher minimum keeps a quiet service's
+/// outage from paging until its window holds that many requests.
+pub const DEFAULT_MIN_REQUESTS: u32 = 200;
 /// The label in a window alarm's description (`[lift_window=long]`, `[lift_window=short]`):
 /// the alarm is one window of an alert, not an alert.
 pub const WINDOW_LABEL: &str = "lift_window";
@@ -83,6 +99,17 @@ pub fn fragment(file: &SloFile) -> Value {
         }
     }
     let mut resources = Map::new();
+    if !file.slos().is_empty() && !file.alerts().is_empty() {
+        parameters.insert(
+            MIN_REQUESTS_PARAMETER.to_owned(),
+            json!({
+                "Type": "Number",
+                "Default": DEFAULT_MIN_REQUESTS,
+                "MinValue": 1,
+                "Description": "Fewest requests in an SLO alert's long window for its error ratio to count (fewer: no alert): one error among a few requests is noise, not a burn",
+            }),
+        );
+    }
     for slo in file.slos() {
         for rule in file.alerts() {
             let id = slo.alarm_id(file.service(), rule);
@@ -180,15 +207,30 @@ fn window_alarm(
             "ReturnData": false,
         })
     };
+    let long = suffix == "Long";
+    // The long window's ratio counts from the minimum number of requests on (see the
+    // module's docs); below it the alarm reads 0, which never breaches.
+    let expression = |ratio: &str| {
+        if long {
+            json!({"Fn::Sub": format!("IF(requests >= ${{{MIN_REQUESTS_PARAMETER}}}, {ratio}, 0)")})
+        } else {
+            json!(ratio)
+        }
+    };
+    let below = if long { format!(", 0 under {MIN_REQUESTS_PARAMETER} requests") } else { String::new() };
     let metrics = match (slo.kind(), slo.threshold_ms()) {
-        (SloKind::Latency, Some(t)) => vec![
-            stat("good", LATENCY, format!("PR(:{t})")),
-            json!({"Id": "ratio", "Expression": "(100 - good) / 100", "Label": format!("latency above {t} ms, ratio over {window}"), "ReturnData": true}),
-        ],
+        (SloKind::Latency, Some(t)) => {
+            let mut metrics = vec![stat("good", LATENCY, format!("PR(:{t})"))];
+            if long {
+                metrics.push(stat("requests", LATENCY, "SampleCount".to_owned()));
+            }
+            metrics.push(json!({"Id": "ratio", "Expression": expression("(100 - good) / 100"), "Label": format!("latency above {t} ms, ratio over {window}{below}"), "ReturnData": true}));
+            metrics
+        }
         _ => vec![
             stat("bad", SERVER_ERRORS, "Sum".to_owned()),
             stat("requests", REQUESTS, "Sum".to_owned()),
-            json!({"Id": "ratio", "Expression": "bad / requests", "Label": format!("5xx ratio over {window}"), "ReturnData": true}),
+            json!({"Id": "ratio", "Expression": expression("bad / requests"), "Label": format!("5xx ratio over {window}{below}"), "ReturnData": true}),
         ],
     };
     json!({

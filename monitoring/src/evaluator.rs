@@ -10,7 +10,11 @@
 //!   sum of `Requests`; latency: values above the threshold over all values). A window with
 //!   no requests does not breach (the alarms' `TreatMissingData: notBreaching`).
 //! - A rule fires at the first boundary where the ratio over both its windows is above its
-//!   threshold (strictly), and resolves at the first boundary where either is not.
+//!   threshold (strictly), and resolves at the first boundary where either is not. The long
+//!   window's ratio counts only when it holds at least the minimum number of requests
+//!   ([`Evaluator::with_min_requests`], by default the alarms' own default,
+//!   [`DEFAULT_MIN_REQUESTS`]): below it the window does not breach, as the alarms'
+//!   `IF(requests >= ${SloMinRequests}, ..., 0)` reads 0.
 //! - A minute is closed once a document of a later minute arrives: a document older than
 //!   that is late, counted in the report and not evaluated. [`evaluate_log`] sorts a log
 //!   by timestamp first, so a log has no late documents.
@@ -44,6 +48,7 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
+pub use crate::alarms::DEFAULT_MIN_REQUESTS;
 use crate::emf::{EmfDocument, EmfError};
 use crate::slo::{Severity, Slo, SloFile, SloKind, Window, LATENCY, REQUESTS, SERVER_ERRORS};
 
@@ -203,6 +208,7 @@ pub struct Evaluator {
     transitions: Vec<Transition>,
     documents: u64,
     late: u64,
+    min_requests: f64,
 }
 
 impl fmt::Debug for Evaluator {
@@ -210,6 +216,7 @@ impl fmt::Debug for Evaluator {
         f.debug_struct("Evaluator")
             .field("service", &self.file.service().name())
             .field("next_boundary_ms", &(self.next_boundary * MINUTE_MS))
+            .field("min_requests", &self.min_requests)
             .finish_non_exhaustive()
     }
 }
@@ -237,7 +244,25 @@ impl Evaluator {
             transitions: Vec::new(),
             documents: 0,
             late: 0,
+            min_requests: f64::from(DEFAULT_MIN_REQUESTS),
         }
+    }
+
+    /// The same evaluator with a long window counting only from `min_requests` requests on:
+    /// set it to the stack's `SloMinRequests` when that is not the default, so the evaluator
+    /// pages when the alarms do.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use lift_monitoring::{evaluator::Evaluator, slo::SloFile};
+    /// # let file = SloFile::parse("[service]\nname = \"p\"\nnamespace = \"P\"\n[[slo]]\nname = \"a\"\nkind = \"availability\"\nobjective = 99.9\n")?;
+    /// let evaluator = Evaluator::new(file).with_min_requests(500);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_min_requests(mut self, min_requests: u32) -> Self {
+        self.min_requests = f64::from(min_requests);
+        self
     }
 
     /// Parses a log line and observes it if it is an EMF document; `Ok(false)` for lines
@@ -330,10 +355,12 @@ impl Evaluator {
         for (i, slo) in self.file.slos().iter().enumerate() {
             for (r, rule) in self.file.alerts().iter().enumerate() {
                 let threshold = rule.threshold(slo);
-                let long = self.window(i, b, rule.long_window()).ratio();
-                let short = self.window(i, b, rule.short_window()).ratio();
+                let long_counts = self.window(i, b, rule.long_window());
+                let (long, short) = (long_counts.ratio(), self.window(i, b, rule.short_window()).ratio());
                 let breached = |ratio: Option<f64>| ratio.is_some_and(|r| r > threshold);
-                let firing = breached(long) && breached(short);
+                // One error among a few requests is a large ratio and no evidence of a burn.
+                let enough = long_counts.requests >= self.min_requests;
+                let firing = enough && breached(long) && breached(short);
                 if firing != self.series[i].firing[r] {
                     self.series[i].firing[r] = firing;
                     self.transitions.push(Transition {
@@ -462,7 +489,8 @@ pub enum EvalError {
 /// longest SLO window (a quarter) with room for a report over a year of logs.
 pub const MAX_LOG_SPAN_DAYS: i64 = 400;
 
-/// Evaluates a whole log (EMF documents among other lines), sorted by timestamp first.
+/// Evaluates a whole log (EMF documents among other lines), sorted by timestamp first,
+/// with the default minimum of requests ([`DEFAULT_MIN_REQUESTS`]).
 ///
 /// # Errors
 /// [`EvalError`] when the log cannot be read or has a broken EMF document.

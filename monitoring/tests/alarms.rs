@@ -68,13 +68,25 @@ fn availability_divides_5xx_by_requests_and_latency_counts_values_above_the_thre
     assert_eq!(availability[0]["MetricStat"]["Metric"]["MetricName"], "5xx");
     assert_eq!(availability[0]["MetricStat"]["Stat"], "Sum");
     assert_eq!(availability[1]["MetricStat"]["Metric"]["MetricName"], "Requests");
-    assert_eq!(availability[2]["Expression"], "bad / requests");
+    // The long window counts from the minimum of requests on; the short one always.
+    assert_eq!(
+        availability[2]["Expression"],
+        json!({"Fn::Sub": "IF(requests >= ${SloMinRequests}, bad / requests, 0)"})
+    );
+    let short = &r["PaymentsCreateAvailabilityPageFastShort"]["Properties"]["Metrics"];
+    assert_eq!(short[2]["Expression"], "bad / requests");
     let latency = &r["PaymentsCreateLatencyTicketShort"]["Properties"]["Metrics"];
     assert_eq!(latency[0]["MetricStat"]["Metric"]["MetricName"], "Latency");
     // CloudWatch's percentile rank: values at or below 300 (lower bound exclusive, upper
     // inclusive), the evaluator's "equal to the threshold is good".
     assert_eq!(latency[0]["MetricStat"]["Stat"], "PR(:300)");
     assert_eq!(latency[1]["Expression"], "(100 - good) / 100");
+    let latency = &r["PaymentsCreateLatencyTicketLong"]["Properties"]["Metrics"];
+    assert_eq!(latency[1]["MetricStat"]["Stat"], "SampleCount");
+    assert_eq!(
+        latency[2]["Expression"],
+        json!({"Fn::Sub": "IF(requests >= ${SloMinRequests}, (100 - good) / 100, 0)"})
+    );
     let tenant = &r["PaymentsAcmeCreateAvailabilityPageSlowShort"]["Properties"]["Metrics"][0]["MetricStat"];
     assert_eq!(
         tenant["Metric"]["Dimensions"],
@@ -85,6 +97,163 @@ fn availability_divides_5xx_by_requests_and_latency_counts_values_above_the_thre
     let actions = |id: &str| r[id]["Properties"]["AlarmActions"]["Fn::If"].clone();
     assert_eq!(actions("PaymentsAvailabilityPageFast")[0], "SloHasPageTopic");
     assert_eq!(actions("PaymentsAvailabilityTicket")[1], json!([{"Ref": "SloTicketTopicArn"}]));
+}
+
+/// CloudWatch metric math as far as the alarms use it: numbers, metric ids, `+ - * /`,
+/// parentheses, `>=` (1 or 0) and `IF(condition, then, else)`, on single values.
+fn metric_math(expression: &str, values: &[(&str, f64)]) -> f64 {
+    let mut tokens = Vec::new();
+    let chars: Vec<char> = expression.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
+                i += 1;
+            }
+            tokens.push(chars[start..i].iter().collect::<String>());
+        } else if c == '>' && chars.get(i + 1) == Some(&'=') {
+            tokens.push(">=".to_owned());
+            i += 2;
+        } else {
+            tokens.push(c.to_string());
+            i += 1;
+        }
+    }
+    struct Parser<'a> {
+        tokens: Vec<String>,
+        at: usize,
+        values: &'a [(&'a str, f64)],
+    }
+    impl Parser<'_> {
+        fn next(&mut self) -> String {
+            self.at += 1;
+            self.tokens.get(self.at - 1).cloned().unwrap_or_else(|| panic!("expression ends early"))
+        }
+        fn peek(&self) -> Option<&str> {
+            self.tokens.get(self.at).map(String::as_str)
+        }
+        fn expect(&mut self, token: &str) {
+            assert_eq!(self.next(), token);
+        }
+        fn comparison(&mut self) -> f64 {
+            let left = self.sum();
+            if self.peek() == Some(">=") {
+                self.next();
+                return f64::from(u8::from(left >= self.sum()));
+            }
+            left
+        }
+        fn sum(&mut self) -> f64 {
+            let mut value = self.product();
+            while let Some(op @ ("+" | "-")) = self.peek() {
+                let plus = op == "+";
+                self.next();
+                let right = self.product();
+                value = if plus { value + right } else { value - right };
+            }
+            value
+        }
+        fn product(&mut self) -> f64 {
+            let mut value = self.atom();
+            while let Some(op @ ("*" | "/")) = self.peek() {
+                let times = op == "*";
+                self.next();
+                let right = self.atom();
+                value = if times { value * right } else { value / right };
+            }
+            value
+        }
+        fn atom(&mut self) -> f64 {
+            let token = self.next();
+            match token.as_str() {
+                "(" => {
+                    let value = self.comparison();
+                    self.expect(")");
+                    value
+                }
+                "IF" => {
+                    self.expect("(");
+                    let condition = self.comparison();
+                    self.expect(",");
+                    let then = self.comparison();
+                    self.expect(",");
+                    let otherwise = self.comparison();
+                    self.expect(")");
+                    if condition != 0.0 {
+                        then
+                    } else {
+                        otherwise
+                    }
+                }
+                _ => token.parse().unwrap_or_else(|_| {
+                    self.values
+                        .iter()
+                        .find(|(id, _)| *id == token)
+                        .unwrap_or_else(|| panic!("no metric {token}"))
+                        .1
+                }),
+            }
+        }
+    }
+    let mut parser = Parser { tokens, at: 0, values };
+    let value = parser.comparison();
+    assert_eq!(parser.peek(), None, "{expression}: trailing tokens");
+    value
+}
+
+/// What window alarm `id` of `fragment` reads with its metrics at `values`, the stack's
+/// parameters at their defaults.
+fn alarm_value(fragment: &Value, id: &str, values: &[(&str, f64)]) -> f64 {
+    let metrics = fragment["Resources"][id]["Properties"]["Metrics"].as_array().unwrap();
+    let returned = metrics.iter().find(|m| m["ReturnData"] == true).unwrap();
+    let mut expression = match &returned["Expression"] {
+        Value::String(e) => e.clone(),
+        other => other["Fn::Sub"].as_str().unwrap_or_else(|| panic!("{id}: {other}")).to_owned(),
+    };
+    for (name, parameter) in fragment["Parameters"].as_object().unwrap() {
+        let default = match &parameter["Default"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        expression = expression.replace(&format!("${{{name}}}"), &default);
+    }
+    assert!(!expression.contains("${"), "{id}: {expression}");
+    metric_math(&expression, values)
+}
+
+#[test]
+fn one_error_in_a_quiet_hour_does_not_breach_the_long_window_but_an_outage_at_real_traffic_does() {
+    let fragment = alarms::fragment(&payments());
+    assert_eq!(
+        fragment["Parameters"][alarms::MIN_REQUESTS_PARAMETER]["Default"].as_u64(),
+        Some(u64::from(alarms::DEFAULT_MIN_REQUESTS))
+    );
+    let threshold = |id: &str| {
+        fragment["Resources"][id]["Properties"]["Threshold"].as_f64().unwrap_or_else(|| panic!("{id}"))
+    };
+    let breaches = |id: &str, values: &[(&str, f64)]| alarm_value(&fragment, id, values) > threshold(id);
+    let (long, short) = ("PaymentsAvailabilityPageFastLong", "PaymentsAvailabilityPageFastShort");
+    // One request a minute, one 5xx: 1 of 60 in the hour is above the 1.44% threshold, and
+    // the 5 minutes (1 of 5) too; the long window reads 0, so the alert (both) stays quiet.
+    assert!(1.0 / 60.0 > threshold(long));
+    assert!(!breaches(long, &[("requests", 60.0), ("bad", 1.0)]));
+    assert!(breaches(short, &[("requests", 5.0), ("bad", 1.0)]));
+    // Real traffic, a real outage: both windows breach, the alert pages.
+    assert!(breaches(long, &[("requests", 6_000.0), ("bad", 600.0)]));
+    assert!(breaches(short, &[("requests", 500.0), ("bad", 50.0)]));
+    // The minimum itself, as the evaluator counts it: 200 requests count, 199 do not.
+    let min = f64::from(alarms::DEFAULT_MIN_REQUESTS);
+    assert!(breaches(long, &[("requests", min), ("bad", min)]));
+    assert!(!breaches(long, &[("requests", min - 1.0), ("bad", min - 1.0)]));
+    // Latency: `good` is the percentage of values within the threshold.
+    let latency = "PaymentsCreateLatencyPageFastLong";
+    assert!(!breaches(latency, &[("requests", 60.0), ("good", 50.0)]));
+    assert!(breaches(latency, &[("requests", 6_000.0), ("good", 50.0)]));
 }
 
 #[test]

@@ -119,6 +119,33 @@ fn the_long_window_alone_does_not_page() {
 }
 
 #[test]
+fn one_error_at_one_request_a_minute_pages_no_one_but_an_outage_at_real_traffic_does() {
+    // One request a minute, one 5xx at minute 400. Without a minimum, at b=401 the 1h window
+    // holds 1 bad of 60 (1.7%, above page-fast's 1.44%) and the 5m window 1 of 5: a page on
+    // one error. With the default minimum (200) the 1h window never counts; the 6h window
+    // does (360 requests), but 1 of 360 is 0.28%, under page-slow's 0.6%.
+    let one = |m: i64| i64::from(m == 400);
+    let report = evaluate(slo_file(AVAILABILITY), &series(0..=480, 1, one));
+    let pages: Vec<_> = report.transitions.iter().filter(|t| t.severity.to_string() == "page").collect();
+    assert!(pages.is_empty(), "{pages:?}");
+    // The same log with no minimum (1) pages: the minimum is what keeps it quiet.
+    let mut evaluator = Evaluator::new(slo_file(AVAILABILITY)).with_min_requests(1);
+    for line in series(0..=480, 1, one) {
+        evaluator.observe_line(&line).unwrap();
+    }
+    let noisy = evaluator.finish();
+    assert_eq!(
+        timeline(&noisy.transitions).into_iter().find(|t| t.1 == "page-fast"),
+        Some(at(401, "page-fast", Firing)),
+    );
+    // Real traffic, 100 requests a minute, every one failing from minute 100: both pages
+    // fire at the first boundary, the 1h window holding 6000 requests.
+    let outage = evaluate(slo_file(AVAILABILITY), &series(0..=120, 100, |m| if m >= 100 { 100 } else { 0 }));
+    let fired: Vec<_> = timeline(&outage.transitions).into_iter().filter(|t| t.2 == Firing).collect();
+    assert_eq!(fired[..2], [at(101, "page-fast", Firing), at(101, "page-slow", Firing)]);
+}
+
+#[test]
 fn a_latency_exactly_at_the_threshold_is_good_and_just_above_it_is_bad() {
     let file = || {
         slo_file(
@@ -132,29 +159,24 @@ threshold_ms = 300
 "#,
         )
     };
+    // 200 requests a minute: every long window holds the minimum of requests from b=1 on.
     let run = |latency: f64| {
         let lines: Vec<String> = (0..20)
             .flat_map(|m| {
-                (0..10).map(move |k| {
-                    request_doc(
-                        minute(m) + k * 1000,
-                        &[&["Route"]],
-                        &[("Route", "/payments")],
-                        false,
-                        latency,
-                    )
+                (0..200).map(move |k| {
+                    request_doc(minute(m) + k * 250, &[&["Route"]], &[("Route", "/payments")], false, latency)
                 })
             })
             .collect();
         evaluate(file(), &lines)
     };
     let at_threshold = run(300.0);
-    assert_eq!((at_threshold.slos[0].requests, at_threshold.slos[0].bad), (200.0, 0.0));
+    assert_eq!((at_threshold.slos[0].requests, at_threshold.slos[0].bad), (4000.0, 0.0));
     assert!(at_threshold.transitions.is_empty(), "{:?}", at_threshold.transitions);
     assert_eq!(at_threshold.slos[0].status, SloStatus::Healthy);
 
     let above = run(300.25);
-    assert_eq!((above.slos[0].requests, above.slos[0].bad), (200.0, 200.0));
+    assert_eq!((above.slos[0].requests, above.slos[0].bad), (4000.0, 4000.0));
     // Every request bad from minute 0: both windows of every rule are at 100% at b=1.
     assert_eq!(
         timeline(&above.transitions),
@@ -295,23 +317,28 @@ short_window = "5m"
 "#;
 
 /// The transitions worked out the slow way: at every boundary, sum every minute in each
-/// window from the raw counts, with no running sums.
-fn naive(minutes: &[(i64, i64)], rules: &[(&str, f64, i64, i64)]) -> Vec<(i64, String, AlertState)> {
+/// window from the raw counts, with no running sums; a long window with fewer than
+/// `min_requests` requests does not breach.
+fn naive(
+    minutes: &[(i64, i64)],
+    rules: &[(&str, f64, i64, i64)],
+    min_requests: i64,
+) -> Vec<(i64, String, AlertState)> {
     let with_data: Vec<i64> = (0..minutes.len() as i64).filter(|m| minutes[*m as usize].0 > 0).collect();
     let (Some(first), Some(last)) = (with_data.first(), with_data.last()) else { return Vec::new() };
     let mut firing = vec![false; rules.len()];
     let mut out = Vec::new();
     for b in first + 1..=last + 1 {
         for (r, (name, threshold, long, short)) in rules.iter().enumerate() {
-            let breached = |w: i64| {
+            let breached = |w: i64, least: i64| {
                 let (mut req, mut bad) = (0, 0);
                 for m in (b - w).max(0)..b {
                     req += minutes[m as usize].0;
                     bad += minutes[m as usize].1;
                 }
-                req > 0 && bad as f64 / req as f64 > *threshold
+                req > 0 && req >= least && bad as f64 / req as f64 > *threshold
             };
-            let now = breached(*long) && breached(*short);
+            let now = breached(*long, min_requests) && breached(*short, 0);
             if now != firing[r] {
                 firing[r] = now;
                 out.push((b, (*name).to_owned(), if now { Firing } else { Resolved }));
@@ -330,7 +357,8 @@ proptest! {
     /// scratch gives, on random series with quiet minutes and gaps.
     #[test]
     fn transitions_match_a_from_scratch_recomputation(
-        minutes in proptest::collection::vec((0i64..=6).prop_flat_map(|n| (Just(n), 0..=n)), 1..120)
+        minutes in proptest::collection::vec((0i64..=6).prop_flat_map(|n| (Just(n), 0..=n)), 1..120),
+        min_requests in 1u32..=40,
     ) {
         let file = slo_file(&format!("{AVAILABILITY}{SHORT_RULES}"));
         let budget = file.slos()[0].error_budget();
@@ -342,8 +370,12 @@ proptest! {
                 lines.push(request_doc(minute(m as i64) + k * 7_000, &[&[]], &[], k < *bad, 1.0));
             }
         }
-        let report = evaluate(file, &lines);
-        prop_assert_eq!(timeline(&report.transitions), naive(&minutes, &rules));
+        let mut evaluator = Evaluator::new(file).with_min_requests(min_requests);
+        for line in &lines {
+            evaluator.observe_line(line).unwrap();
+        }
+        let report = evaluator.finish();
+        prop_assert_eq!(timeline(&report.transitions), naive(&minutes, &rules, i64::from(min_requests)));
         let total: i64 = minutes.iter().map(|m| m.0).sum();
         prop_assert_eq!(report.slos[0].requests, total as f64);
     }
