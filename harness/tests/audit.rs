@@ -438,3 +438,200 @@ async fn an_entry_that_cannot_be_stored_fails_the_request_unless_the_layer_degra
     assert_eq!(trail.pending(), 0);
     assert_eq!(trail.verify("acme").await.unwrap().entries, 3);
 }
+
+/// A detail of 500 KB (an attacker-chosen JSON key in a threat incident, say) would make an
+/// item DynamoDB refuses: the entry is clipped when appended, stored with the mark of the
+/// cut, and its chain verifies; the entries after it, of any tenant, are stored.
+#[tokio::test]
+async fn an_oversized_entry_is_stored_clipped_and_its_chain_verifies() {
+    use lift::security::audit::{MAX_DETAIL_BYTES, MAX_RESOURCE_BYTES};
+
+    let (client, table) = table().await;
+    let trail = trail(&client, &table);
+    let key = "k".repeat(500 * 1024);
+    let detail = serde_json::json!({ key.clone(): 1 }).to_string();
+    trail.try_append(entry("acme", "alice", "payments.read", 1).detail(detail.clone())).unwrap();
+    let long = AuditEntry::new("acme", "alice", "payments.read", "r".repeat(100 * 1024), Outcome::Success);
+    trail.try_append(long.at(2)).unwrap();
+    trail.try_append(entry("globex", "bob", "payments.read", 3)).unwrap();
+    assert_eq!(trail.flush().await.unwrap(), 3);
+    assert_eq!(trail.pending(), 0);
+
+    let acme = trail.query(AuditQuery::tenant("acme")).await.unwrap();
+    assert_eq!(acme.len(), 2);
+    let stored = &acme[0].entry.detail;
+    assert!(stored.len() <= MAX_DETAIL_BYTES, "{}", stored.len());
+    assert!(detail.starts_with(stored.split('…').next().unwrap()), "the kept part is the start");
+    assert!(stored.ends_with(" bytes]") && stored.contains("…[clipped "), "the cut is marked");
+    assert!(acme[1].entry.resource.len() <= MAX_RESOURCE_BYTES);
+    assert!(acme[1].entry.resource.contains("…[clipped "));
+    assert_eq!(trail.verify("acme").await.unwrap().entries, 2);
+    assert_eq!(trail.verify("globex").await.unwrap().entries, 1);
+    // A fresh process verifies the stored chain too: what is stored is what was hashed.
+    assert_eq!(self::trail(&client, &table).verify("acme").await.unwrap().head.0, 2);
+}
+
+/// Makes DynamoDB refuse (`ValidationException`) every put whose detail or resource holds
+/// `poison`: it adds an empty string set, which DynamoDB never takes.
+#[derive(Debug)]
+struct RefusePoison;
+
+impl aws_sdk_dynamodb::config::Intercept for RefusePoison {
+    fn name(&self) -> &'static str {
+        "RefusePoison"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let put = context.input_mut().downcast_mut::<aws_sdk_dynamodb::operation::put_item::PutItemInput>();
+        if let Some(item) = put.and_then(|put| put.item.as_mut()) {
+            let poisoned = ["detail", "resource"].iter().any(|name| {
+                item.get(*name).and_then(|v| v.as_s().ok()).is_some_and(|v| v.contains("poison"))
+            });
+            if poisoned {
+                item.insert("poison".to_owned(), AttributeValue::Ss(Vec::new()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An entry DynamoDB refuses as such does not wedge the trail: its stub takes its place in
+/// the chain and says what was lost (its hash, size and the error), the chain verifies, and
+/// the entries after it, of every tenant, are stored. A stub refused too gives way to a
+/// bare one.
+#[tokio::test]
+async fn an_entry_dynamodb_refuses_is_replaced_by_its_stub_and_later_entries_are_stored() {
+    use lift::security::audit::{SealedEntry, UNSTORED_ACTION};
+
+    let (client, table) = table().await;
+    let client =
+        aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(RefusePoison).build());
+    let trail = trail(&client, &table);
+    let poisoned = entry("acme", "mallory", "payments.refund", 2).detail("poison");
+    let run = async {
+        trail.try_append(entry("acme", "alice", "payments.read", 1)).unwrap();
+        trail.try_append(poisoned.clone()).unwrap();
+        trail.try_append(entry("globex", "bob", "payments.read", 3)).unwrap();
+        // Its stub keeps the resource, so DynamoDB refuses the stub too.
+        trail
+            .try_append(
+                AuditEntry::new("acme", "carol", "records.read", "record/poison", Outcome::Success).at(4),
+            )
+            .unwrap();
+        trail.try_append(entry("acme", "alice", "payments.read", 5)).unwrap();
+        let first = trail.flush().await;
+        trail.try_append(entry("globex", "bob", "payments.read", 6)).unwrap();
+        (first, trail.flush().await)
+    };
+    let (first, second) = tokio::time::timeout(Duration::from_secs(60), run).await.expect("no flush hangs");
+    assert_eq!(first.unwrap(), 5, "the refused entries' stubs are stored in their place");
+    assert_eq!(second.unwrap(), 1, "later flushes are not held by a refused entry");
+    assert_eq!(trail.pending(), 0);
+
+    let acme = trail.query(AuditQuery::tenant("acme")).await.unwrap();
+    assert_eq!(acme.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let stub = &acme[1].entry;
+    let original = SealedEntry::seal(2, poisoned.clone(), acme[0].hash);
+    let hash: String = original.hash.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!((stub.action.as_str(), stub.actor.as_str(), stub.at_ms), (UNSTORED_ACTION, "mallory", 2));
+    assert_eq!((stub.request_id.as_str(), stub.resource.as_str()), ("req-2", "payment/2"));
+    assert!(stub.detail.starts_with("entry not stored (ValidationException): hash "), "{}", stub.detail);
+    assert!(stub.detail.contains(&format!("hash {hash} at seq 2, ")), "{}", stub.detail);
+    assert!(stub.detail.ends_with(", action payments.refund"), "{}", stub.detail);
+    let bare = &acme[2].entry;
+    assert_eq!(
+        (bare.action.as_str(), bare.actor.as_str(), bare.resource.as_str()),
+        (UNSTORED_ACTION, "", "")
+    );
+    assert!(bare.detail.starts_with("entry not stored (ValidationException): hash "), "{}", bare.detail);
+    assert!(bare.detail.contains(" at seq 3, "), "{}", bare.detail);
+    assert_eq!(acme[3].entry.at_ms, 5);
+    let refused = trail.query(AuditQuery::tenant("acme").action(UNSTORED_ACTION)).await.unwrap();
+    assert_eq!(refused.len(), 2, "the losses can be queried");
+    assert_eq!(trail.verify("acme").await.unwrap().entries, 4);
+    assert_eq!(trail.verify("globex").await.unwrap().entries, 2);
+}
+
+/// While the buffer stays full, `append` waits for room no longer than its bound, then
+/// buffers the entry over the capacity (it records an action already taken): it never holds
+/// its request forever. The capacity still holds once the buffer is flushed.
+#[tokio::test]
+async fn append_waits_for_room_no_longer_than_its_bound() {
+    let (client, table) = table().await;
+    let trail = AuditTrail::builder()
+        .client(client.clone())
+        .table(&table)
+        .capacity(1)
+        .append_wait(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    trail.try_append(entry("acme", "alice", "payments.read", 1)).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), trail.append(entry("acme", "alice", "payments.read", 2)))
+        .await
+        .expect("append must not wait forever");
+    assert_eq!(trail.pending(), 2, "the entry is kept, over the capacity");
+    assert_eq!(trail.flush().await.unwrap(), 2);
+    trail.try_append(entry("acme", "alice", "payments.read", 3)).unwrap();
+    assert!(
+        matches!(
+            trail.try_append(entry("acme", "alice", "payments.read", 4)),
+            Err(AuditError::Full { capacity: 1 })
+        ),
+        "an entry over the capacity frees no room when stored"
+    );
+    assert_eq!(trail.flush().await.unwrap(), 1);
+    assert_eq!(trail.verify("acme").await.unwrap().entries, 3);
+}
+
+/// Makes DynamoDB refuse (`ValidationException`) every put while set.
+#[derive(Debug, Clone, Default)]
+struct RefuseAll(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl aws_sdk_dynamodb::config::Intercept for RefuseAll {
+    fn name(&self) -> &'static str {
+        "RefuseAll"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let put = context.input_mut().downcast_mut::<aws_sdk_dynamodb::operation::put_item::PutItemInput>();
+        if let Some(item) = put.and_then(|put| put.item.as_mut()) {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                item.insert("poison".to_owned(), AttributeValue::Ss(Vec::new()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// When the table refuses even a bare stub, the refusal is not about the entry: the flush
+/// fails as for any error of the store, and the entry itself, not its stub, waits in the
+/// buffer and is stored once the table takes items again.
+#[tokio::test]
+async fn a_table_that_refuses_every_item_keeps_the_entry_itself_buffered() {
+    use std::sync::atomic::Ordering;
+
+    let (client, table) = table().await;
+    let refuse = RefuseAll::default();
+    let client =
+        aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(refuse.clone()).build());
+    let trail = trail(&client, &table);
+    refuse.0.store(true, Ordering::SeqCst);
+    trail.try_append(entry("acme", "alice", "payments.refund", 1)).unwrap();
+    assert!(matches!(trail.flush().await, Err(AuditError::Unavailable(_))));
+    assert_eq!(trail.pending(), 1);
+    refuse.0.store(false, Ordering::SeqCst);
+    assert_eq!(trail.flush().await.unwrap(), 1);
+    let acme = trail.query(AuditQuery::tenant("acme")).await.unwrap();
+    assert_eq!((acme.len(), acme[0].entry.action.as_str()), (1, "payments.refund"));
+    assert_eq!(trail.verify("acme").await.unwrap().entries, 1);
+}

@@ -7,6 +7,16 @@ use sha2::{Digest, Sha256};
 /// The hash an empty chain starts from.
 pub const GENESIS: [u8; 32] = [0; 32];
 
+/// The most bytes of its detail an entry keeps ([`AuditEntry::clipped`]).
+pub const MAX_DETAIL_BYTES: usize = 32 * 1024;
+/// The most bytes of its resource an entry keeps ([`AuditEntry::clipped`]).
+pub const MAX_RESOURCE_BYTES: usize = 4 * 1024;
+/// The most bytes an entry keeps of each other text field (tenant, actor, issuer, action,
+/// source, request id, each data class) ([`AuditEntry::clipped`]).
+pub const MAX_FIELD_BYTES: usize = 1024;
+/// The most data classes an entry keeps ([`AuditEntry::clipped`]).
+pub const MAX_DATA_CLASSES: usize = 64;
+
 /// How the audited action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -163,6 +173,81 @@ impl AuditEntry {
         self.at_ms = at_ms;
         self
     }
+
+    /// The entry with every field that a caller or a client can make large cut to its
+    /// limit, so that it fits one DynamoDB item (400 KB, attribute names included) with
+    /// room to spare: the detail to [`MAX_DETAIL_BYTES`], the resource to
+    /// [`MAX_RESOURCE_BYTES`], every other text field to [`MAX_FIELD_BYTES`], the data
+    /// classes to [`MAX_DATA_CLASSES`]. A cut field keeps its first bytes (ending on a
+    /// character boundary) followed by `…[clipped N bytes]`, N being the bytes left out, and
+    /// the whole stays within the limit; a cut list of data classes keeps its first ones and
+    /// ends with the class `…[clipped N classes]`. An entry within the limits, and so an
+    /// entry clipped before, is returned unchanged.
+    ///
+    /// [`AuditTrail`](super::AuditTrail) clips every entry when it is appended, before it is
+    /// sealed: the stored entry is the hashed one, and the chain verifies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::security::audit::{AuditEntry, Outcome, MAX_DETAIL_BYTES};
+    ///
+    /// let entry = AuditEntry::new("acme", "user-1", "threat.incident", "ip/203.0.113.7", Outcome::Denied)
+    ///     .detail("x".repeat(MAX_DETAIL_BYTES + 10))
+    ///     .clipped();
+    /// assert!(entry.detail.ends_with("…[clipped 34 bytes]"));
+    /// assert!(entry.detail.len() <= MAX_DETAIL_BYTES);
+    /// ```
+    pub fn clipped(mut self) -> Self {
+        clip(&mut self.tenant, MAX_FIELD_BYTES);
+        clip(&mut self.actor, MAX_FIELD_BYTES);
+        if let Some(issuer) = &mut self.issuer {
+            clip(issuer, MAX_FIELD_BYTES);
+        }
+        clip(&mut self.action, MAX_FIELD_BYTES);
+        clip(&mut self.resource, MAX_RESOURCE_BYTES);
+        clip(&mut self.source, MAX_FIELD_BYTES);
+        clip(&mut self.request_id, MAX_FIELD_BYTES);
+        clip(&mut self.detail, MAX_DETAIL_BYTES);
+        if self.data_classes.len() > MAX_DATA_CLASSES
+            || self.data_classes.iter().any(|c| c.len() > MAX_FIELD_BYTES)
+        {
+            // One place is kept for the mark.
+            let kept = if self.data_classes.len() > MAX_DATA_CLASSES {
+                MAX_DATA_CLASSES - 1
+            } else {
+                MAX_DATA_CLASSES
+            };
+            let left_out = self.data_classes.len().saturating_sub(kept);
+            self.data_classes.truncate(kept);
+            for class in &mut self.data_classes {
+                clip(class, MAX_FIELD_BYTES);
+            }
+            self.data_classes.sort();
+            self.data_classes.dedup();
+            if left_out > 0 {
+                self.data_classes.push(format!("…[clipped {left_out} classes]"));
+            }
+        }
+        self
+    }
+}
+
+/// Cuts `text` to at most `limit` bytes, its first ones (on a character boundary) and the
+/// mark of the cut.
+fn clip(text: &mut String, limit: usize) {
+    if text.len() <= limit {
+        return;
+    }
+    // The mark is longest when it counts every byte of the text.
+    let longest_mark = format!("…[clipped {} bytes]", text.len()).len();
+    let mut end = limit.saturating_sub(longest_mark);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let left_out = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("…[clipped {left_out} bytes]"));
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -552,6 +637,34 @@ mod tests {
         let mut spelled = old.clone();
         spelled.detail.push_str("\0\0\0\0\0\0\0\x08replayed\0\0\0\0\0\0\0\x04true");
         assert_ne!(chain_hash(&GENESIS, 1, &spelled), chain_hash(&GENESIS, 1, &replay));
+    }
+
+    #[test]
+    fn clipping_cuts_large_fields_on_char_boundaries_and_says_how_much() {
+        let small = chain(1)[0].entry.clone();
+        assert_eq!(small.clone().clipped(), small, "an entry within the limits is unchanged");
+        let mark = |n: usize| format!("…[clipped {n} bytes]");
+        // A two-byte character straddles the cut: the cut moves before it.
+        let kept = MAX_DETAIL_BYTES - mark(600_000).len();
+        let detail = format!("{}é{}", "a".repeat(kept - 1), "b".repeat(600_000 - kept - 1));
+        let classes: Vec<String> = (0..MAX_DATA_CLASSES + 3).map(|i| format!("class.{i:03}")).collect();
+        let big = AuditEntry { resource: "r".repeat(MAX_RESOURCE_BYTES * 2), ..small.clone() }
+            .detail(detail.clone())
+            .data_classes(classes)
+            .issuer("i".repeat(MAX_FIELD_BYTES + 1));
+        let clipped = big.clipped();
+        assert_eq!(clipped.detail, format!("{}{}", &detail[..kept - 1], mark(detail.len() - kept + 1)));
+        assert!(clipped.detail.len() <= MAX_DETAIL_BYTES);
+        assert!(clipped.resource.len() <= MAX_RESOURCE_BYTES);
+        assert!(clipped.resource.starts_with("rrr") && clipped.resource.ends_with(" bytes]"));
+        let issuer = clipped.issuer.clone().unwrap();
+        assert!(issuer.len() <= MAX_FIELD_BYTES && issuer.contains("…[clipped "), "{issuer}");
+        assert_eq!(clipped.data_classes.len(), MAX_DATA_CLASSES);
+        assert_eq!(clipped.data_classes.last().map(String::as_str), Some("…[clipped 4 classes]"));
+        // Clipping again changes nothing, and the clipped entry seals and verifies.
+        assert_eq!(clipped.clone().clipped(), clipped);
+        let sealed = SealedEntry::seal(1, clipped, GENESIS);
+        assert_eq!(verify_chain(&[sealed], None), Ok(()));
     }
 
     fn field_change() -> impl Strategy<Value = (usize, usize, String)> {

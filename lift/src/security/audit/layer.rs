@@ -127,7 +127,8 @@ pub enum OnFlushFailure {
 /// request is answered `503` with the problem type `audit-unavailable` (the handler's
 /// answer is withheld, the entry stays buffered for the next flush). With
 /// [`degrade`](Self::degrade) the request gets its answer instead, marked
-/// [`AuditStorage::Degraded`]. When the buffer is full, the request waits for room.
+/// [`AuditStorage::Degraded`]. When the buffer is full, the request waits for room, at
+/// most the trail's append wait ([`AuditTrailBuilder::append_wait`](super::AuditTrailBuilder::append_wait)).
 ///
 /// The 503 comes after the handler ran: whatever it wrote stays written, and the entry
 /// stays buffered for the next flush. An idempotency layer inside this one (where

@@ -7,11 +7,26 @@
 //!   entry `n - 1` and a canonical, length-prefixed encoding of `n` and every field
 //!   ([`chain_hash`]). [`verify_chain`] walks a chain and names the first entry that was
 //!   changed, removed, inserted or reordered ([`ChainBreak`]).
-//! - **The trail** ([`AuditTrail`]) buffers entries in memory (bounded, with backpressure),
+//! - **The trail** ([`AuditTrail`]) buffers entries in memory (bounded, with backpressure
+//!   that never waits longer than the [append wait](AuditTrailBuilder::append_wait)),
 //!   and [`flush`](AuditTrail::flush) seals and writes them to DynamoDB with conditional
 //!   writes, so an entry can never be overwritten; entries expire by TTL; they can be
 //!   queried by tenant, actor, action and time range ([`AuditQuery`]), and a tenant's
 //!   stored chain verified ([`AuditTrail::verify`]).
+//! - **Bounded entries.** Every entry is [clipped](AuditEntry::clipped) when it is
+//!   appended, before it is sealed: the detail, resource and other text fields a handler or
+//!   a client can make large keep their first bytes up to documented limits
+//!   ([`MAX_DETAIL_BYTES`], [`MAX_RESOURCE_BYTES`], [`MAX_FIELD_BYTES`],
+//!   [`MAX_DATA_CLASSES`]) and say how much was cut (`…[clipped N bytes]`), so every entry
+//!   fits one DynamoDB item (400 KB) and what is stored is what was hashed.
+//! - **Refused entries.** An entry DynamoDB refuses anyway (`ValidationException`) is
+//!   replaced, at the same place in its chain, by a stub with the action
+//!   [`UNSTORED_ACTION`] that records its hash, size and the error: the chain stays
+//!   continuous and verifiable, the loss is evidence, and the entries after it are stored.
+//!   Stopping the trail instead would fail every later request of every tenant over one
+//!   entry, and putting the entry back (as for errors of the store) would do the same
+//!   while it waited; the stub loses nothing the chain could have held, since the refused
+//!   entry was never stored.
 //! - **The layer** ([`AuditLayer`]) records one entry per request and flushes at the end
 //!   of it, which on Lambda is the end of the invocation (the process may freeze after
 //!   it, so nothing waits for a timer). Handlers name the resource, action and data
@@ -39,10 +54,14 @@ mod layer;
 mod trail;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CHECKPOINT_INTERVAL_ENV};
-pub use entry::{chain_hash, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS};
+pub use entry::{
+    chain_hash, verify_chain, AuditEntry, ChainBreak, Outcome, SealedEntry, GENESIS, MAX_DATA_CLASSES,
+    MAX_DETAIL_BYTES, MAX_FIELD_BYTES, MAX_RESOURCE_BYTES,
+};
 pub use layer::{
     AuditHandle, AuditLayer, AuditService, AuditStorage, Audited, OnFlushFailure, AUDIT_UNAVAILABLE,
 };
 pub use trail::{
-    AuditError, AuditQuery, AuditTrail, AuditTrailBuilder, Verified, DEFAULT_CAPACITY, DEFAULT_RETENTION,
+    AuditError, AuditQuery, AuditTrail, AuditTrailBuilder, Verified, DEFAULT_APPEND_WAIT, DEFAULT_CAPACITY,
+    DEFAULT_RETENTION, UNSTORED_ACTION,
 };

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tokio::sync::Semaphore;
@@ -14,6 +15,15 @@ use super::entry::{hex, unhex, verify_chain, AuditEntry, ChainBreak, Outcome, Se
 
 /// Entries the buffer holds before `try_append` refuses and `append` waits.
 pub const DEFAULT_CAPACITY: usize = 1024;
+/// How long [`AuditTrail::append`] waits for room in a full buffer before it buffers the
+/// entry over the capacity.
+pub const DEFAULT_APPEND_WAIT: Duration = Duration::from_secs(1);
+/// The action of the entry that stands, in its chain, for an entry DynamoDB refused to
+/// store (see [`AuditTrail`]).
+pub const UNSTORED_ACTION: &str = "audit.unstored";
+/// The error codes with which DynamoDB refuses an item itself: sending it again can never
+/// succeed.
+const REJECTED: &[&str] = &["ValidationException"];
 /// How long entries are kept (DynamoDB TTL): about seven years, as PCI-DSS and HIPAA
 /// records commonly require. Set it per deployment.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 366 * 24 * 3600);
@@ -113,6 +123,7 @@ pub struct AuditTrailBuilder {
     client: Option<Client>,
     table: Option<String>,
     capacity: Option<usize>,
+    append_wait: Option<Duration>,
     retention: Option<Duration>,
     checkpoint_key: Option<CheckpointKey>,
     checkpoint_table: Option<String>,
@@ -180,6 +191,13 @@ impl AuditTrailBuilder {
         self
     }
 
+    /// How long [`AuditTrail::append`] waits for room in a full buffer before it buffers
+    /// the entry over the capacity (default [`DEFAULT_APPEND_WAIT`]).
+    pub fn append_wait(mut self, wait: Duration) -> Self {
+        self.append_wait = Some(wait);
+        self
+    }
+
     /// How long entries are kept (default [`DEFAULT_RETENTION`]).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
@@ -210,6 +228,7 @@ impl AuditTrailBuilder {
                 client,
                 table: self.table.unwrap_or_else(|| crate::store::tables::audit().resolve_name()),
                 capacity,
+                append_wait: self.append_wait.unwrap_or(DEFAULT_APPEND_WAIT),
                 retention: self.retention.unwrap_or(DEFAULT_RETENTION),
                 buffer: Mutex::new(Vec::with_capacity(capacity)),
                 room: Semaphore::new(capacity),
@@ -232,13 +251,32 @@ impl AuditTrailBuilder {
 
 /// The tamper-evident audit trail of a service.
 ///
-/// Appending only buffers the entry (bounded: [`try_append`](Self::try_append) refuses when
-/// full, [`append`](Self::append) waits for room). [`flush`](Self::flush), at the end of
+/// Appending only buffers the entry, [clipped](AuditEntry::clipped) so that it fits one
+/// DynamoDB item (bounded: [`try_append`](Self::try_append) refuses when full,
+/// [`append`](Self::append) waits for room, up to the
+/// [append wait](AuditTrailBuilder::append_wait)). [`flush`](Self::flush), at the end of
 /// each invocation and on shutdown, seals each tenant's entries into its hash chain and
 /// writes them with `PutItem ... attribute_not_exists(pk)`, so no entry is ever
 /// overwritten. Two instances appending to one tenant race for the next seq: the loser
 /// re-reads the head and reseals, so the chain stays one line. When DynamoDB fails, the
 /// unwritten entries go back to the buffer in order: nothing is lost.
+///
+/// When DynamoDB refuses an entry itself (`ValidationException`: an item it will never
+/// take, however often it is sent), the entry is not put back, where it would fail every
+/// later flush of every tenant. Its stub takes its place, at the same seq after the same
+/// head: an entry with the action [`UNSTORED_ACTION`], the refused entry's tenant, time,
+/// outcome, actor, issuer, source, request id, data classes, replay mark and resource, and
+/// a detail naming its action, the hash it was sealed with and at which seq, the size of its
+/// item and the error code (`entry not stored (ValidationException): hash <hex> at seq
+/// <n>, <bytes> bytes, action <action>`). The stub is sealed and chained like any entry, so
+/// the chain stays continuous and verifies, and the loss is itself on record, where the
+/// hash lets the refused entry be checked should a copy turn up; the error is logged
+/// too. Were the stub refused as well, a bare stub (tenant, time, outcome and the same
+/// detail without the action) is stored instead; were that refused too, the refusal is
+/// about the table (a wrong key schema, say), and the entry itself goes back to the buffer
+/// as for any error of the store. Other errors (throttling, a missing table, denied access,
+/// a 5xx) are about the store, not the entry: the entry goes back to the buffer for the
+/// next flush, and its request gets the trail's unavailable answer.
 ///
 /// Items: `pk = "AUDIT#<tenant>"`, `seq` (number, from 1), the entry's fields, `prev_hash`
 /// and `hash` (hex), and `expires_at` for the TTL.
@@ -266,6 +304,7 @@ struct Inner {
     client: Client,
     table: String,
     capacity: usize,
+    append_wait: Duration,
     retention: Duration,
     buffer: Mutex<Vec<Pending>>,
     /// One permit per free slot: taken on append, given back when the entry is stored.
@@ -296,6 +335,29 @@ struct Pending {
     write_id: String,
     /// The seq of a put whose outcome is unknown.
     attempted: Option<u64>,
+    /// Whether the entry holds a slot of the buffer (a permit of `room`); an entry that
+    /// `append` buffered over the capacity holds none.
+    slot: bool,
+    /// When DynamoDB refused the entry and `entry` is now the stub standing for it: what
+    /// the stub records of the refused one.
+    refused: Option<Refused>,
+}
+
+/// What the stub of a refused entry records of it.
+#[derive(Debug, Clone)]
+struct Refused {
+    /// The entry's hash as it was sealed, at `seq`.
+    hash: [u8; 32],
+    seq: u64,
+    /// The size of its item, as DynamoDB counts it (attribute names and values).
+    bytes: usize,
+    /// DynamoDB's error code.
+    code: String,
+    /// Whether the stub was refused too, and the bare stub stands for it now.
+    bare: bool,
+    /// The refused entry, kept until its stub is stored: when even the bare stub is refused,
+    /// the refusal is about the table, not the entry, and the entry goes back to the buffer.
+    original: AuditEntry,
 }
 
 /// Checkpoint signing: the key, the table, the newest checkpoint of each tenant this
@@ -341,7 +403,8 @@ impl AuditTrail {
         self.inner.buffer.lock().map(|b| b.len()).unwrap_or_default()
     }
 
-    /// Buffers an entry, or refuses at once when the buffer is full.
+    /// Buffers an entry, [clipped](AuditEntry::clipped), or refuses at once when the buffer
+    /// is full.
     ///
     /// # Errors
     /// [`AuditError::Full`].
@@ -349,16 +412,35 @@ impl AuditTrail {
         let permit =
             self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
         permit.forget();
-        self.push(Pending::new(entry));
+        self.push(Pending::new(entry, true));
         Ok(())
     }
 
-    /// Buffers an entry, waiting for room while the buffer is full (backpressure).
+    /// Buffers an entry, [clipped](AuditEntry::clipped), waiting for room while the buffer
+    /// is full (backpressure), but never longer than the
+    /// [append wait](AuditTrailBuilder::append_wait): then it buffers the entry over the
+    /// capacity and logs an error. The entry records an action already taken, and only a
+    /// flush makes room, which nothing may run while every request waits here: so the entry
+    /// is kept, and the flush that follows answers for the store as it always does
+    /// (`503 audit unavailable` under an [`AuditLayer`](super::AuditLayer) that does not
+    /// degrade). [`pending`](Self::pending) may then exceed the capacity, until a flush
+    /// stores the entries.
     pub async fn append(&self, entry: AuditEntry) {
-        if let Ok(permit) = self.inner.room.acquire().await {
-            permit.forget();
-        }
-        self.push(Pending::new(entry));
+        let slot = match tokio::time::timeout(self.inner.append_wait, self.inner.room.acquire()).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                true
+            }
+            _ => {
+                tracing::error!(
+                    capacity = self.inner.capacity,
+                    pending = self.pending(),
+                    "the audit buffer stayed full: buffering the entry over its capacity"
+                );
+                false
+            }
+        };
+        self.push(Pending::new(entry, slot));
     }
 
     fn push(&self, entry: Pending) {
@@ -368,7 +450,8 @@ impl AuditTrail {
         }
     }
 
-    /// Seals and stores every buffered entry; returns how many were stored.
+    /// Seals and stores every buffered entry; returns how many were stored (a refused
+    /// entry's stub counts as one).
     ///
     /// # Errors
     /// [`AuditError::Unavailable`] when DynamoDB fails; the entries not stored are back in
@@ -380,18 +463,22 @@ impl AuditTrail {
             std::mem::take(&mut *buffer)
         };
         let mut stored = 0;
+        let mut freed = 0;
         let mut remaining = taken.into_iter();
         let mut failure = None;
         for mut pending in remaining.by_ref() {
             match self.store(&mut pending).await {
-                Ok(()) => stored += 1,
+                Ok(()) => {
+                    stored += 1;
+                    freed += usize::from(pending.slot);
+                }
                 Err(err) => {
                     failure = Some((pending, err));
                     break;
                 }
             }
         }
-        self.inner.room.add_permits(stored);
+        self.inner.room.add_permits(freed);
         match failure {
             // The entries are stored: now their signed checkpoints.
             None => {
@@ -420,7 +507,8 @@ impl AuditTrail {
     /// Seals one entry after its tenant's head and writes it, rereading the head when
     /// another writer took the seq first. A put whose answer was lost (an error, or a
     /// condition failing on the SDK's own retry) is looked up by its write id first, so a
-    /// stored entry is never sealed twice.
+    /// stored entry is never sealed twice. An entry DynamoDB refuses as such is replaced, at
+    /// the same seq, by its stub (see [`AuditTrail`]).
     async fn store(&self, pending: &mut Pending) -> Result<(), AuditError> {
         let tenant = pending.entry.tenant.clone();
         let mut heads = self.inner.heads.lock().await;
@@ -437,12 +525,14 @@ impl AuditTrail {
                 None => self.load_head(&tenant).await?,
             };
             let sealed = SealedEntry::seal(head.seq + 1, pending.entry.clone(), head.hash);
+            let item = self.item(&sealed, &pending.write_id);
+            let bytes = item_size(&item);
             let put = self
                 .inner
                 .client
                 .put_item()
                 .table_name(&self.inner.table)
-                .set_item(Some(self.item(&sealed, &pending.write_id)))
+                .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await;
@@ -470,6 +560,41 @@ impl AuditTrail {
                         self.advanced(&mut heads, &tenant, head);
                         return Ok(());
                     }
+                }
+                // DynamoDB refused the item itself, so nothing was written and no retry
+                // would take it: its stub takes the same seq, after the same head.
+                Err(err) if pending.refused.as_ref().is_none_or(|r| !r.bare) && rejected(&err).is_some() => {
+                    let code = rejected(&err).unwrap_or_default().to_owned();
+                    tracing::error!(
+                        tenant = %tenant,
+                        seq = sealed.seq,
+                        hash = %hex(&sealed.hash),
+                        bytes,
+                        code = %code,
+                        error = %describe(&err),
+                        "DynamoDB refused an audit entry: storing its stub in its place"
+                    );
+                    let refused = match pending.refused.take() {
+                        Some(first) => Refused { bare: true, ..first },
+                        None => Refused {
+                            hash: sealed.hash,
+                            seq: sealed.seq,
+                            bytes,
+                            code,
+                            bare: false,
+                            original: pending.entry.clone(),
+                        },
+                    };
+                    pending.entry = unstored(&pending.entry, &refused);
+                    pending.refused = Some(refused);
+                }
+                // Even the bare stub (a tenant, a time and fixed text) was refused: the table
+                // refuses items, whatever they hold. The entry itself waits for the next flush.
+                Err(err) if rejected(&err).is_some() => {
+                    if let Some(refused) = pending.refused.take() {
+                        pending.entry = refused.original;
+                    }
+                    return Err(AuditError::Unavailable(describe(&err)));
                 }
                 Err(err) => {
                     heads.remove(&tenant);
@@ -1005,8 +1130,15 @@ fn check_anchors(
 }
 
 impl Pending {
-    fn new(entry: AuditEntry) -> Self {
-        Self { entry, write_id: uuid::Uuid::new_v4().to_string(), attempted: None }
+    /// A pending entry, clipped now so that the entry sealed and stored is this one.
+    fn new(entry: AuditEntry, slot: bool) -> Self {
+        Self {
+            entry: entry.clipped(),
+            write_id: uuid::Uuid::new_v4().to_string(),
+            attempted: None,
+            slot,
+            refused: None,
+        }
     }
 }
 
@@ -1056,6 +1188,42 @@ fn sealed_from(item: &HashMap<String, AttributeValue>) -> Option<SealedEntry> {
         prev_hash: unhex(string(item, "prev_hash")?)?,
         hash: unhex(string(item, "hash")?)?,
     })
+}
+
+/// The code of an error with which DynamoDB refused the item itself.
+fn rejected<E: ProvideErrorMetadata, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> Option<&str> {
+    err.as_service_error().and_then(ProvideErrorMetadata::code).filter(|code| REJECTED.contains(code))
+}
+
+/// The stub that stands in a chain for an entry DynamoDB refused: the same tenant, time and
+/// outcome, the action [`UNSTORED_ACTION`], and in its detail the refused entry's hash,
+/// seq, size and the error code. It keeps the refused entry's actor, issuer, source,
+/// request id, data classes, replay mark and resource, and names its action in the
+/// detail; the bare stub, stored when the stub is refused too, keeps none of them.
+fn unstored(entry: &AuditEntry, refused: &Refused) -> AuditEntry {
+    let Refused { hash, seq, bytes, code, bare, .. } = refused;
+    let mut detail = format!("entry not stored ({code}): hash {} at seq {seq}, {bytes} bytes", hex(hash));
+    if *bare {
+        return AuditEntry::new(entry.tenant.clone(), "", UNSTORED_ACTION, "", entry.outcome)
+            .at(entry.at_ms)
+            .detail(detail);
+    }
+    detail.push_str(&format!(", action {}", entry.action));
+    AuditEntry { action: UNSTORED_ACTION.to_owned(), detail, ..entry.clone() }.clipped()
+}
+
+/// An item's size as DynamoDB counts it, about: attribute names and values, with the
+/// overhead of lists.
+fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len(),
+            AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            _ => 1,
+        }
+    }
+    item.iter().map(|(name, v)| name.len() + value(v)).sum()
 }
 
 fn describe<E: std::error::Error + 'static>(err: &aws_sdk_dynamodb::error::SdkError<E>) -> String {
