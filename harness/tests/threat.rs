@@ -11,7 +11,7 @@ use http::StatusCode;
 use lift::security::audit::{AuditQuery, AuditTrail, Outcome};
 use lift::security::threat::{
     BehaviourMonitor, BlockTarget, FailedLogin, ThreatAssessment, ThreatLayer, ThreatStore, TokenRef,
-    WebhookAlert, INCIDENT_ACTION,
+    WebhookAlert, INCIDENT_ACTION, MAX_INCIDENT_JSON,
 };
 use lift::{Body, ClientIp, Context, Principal, Request, Response};
 use lift_harness::dynamodb::DynamoDbLocal;
@@ -64,6 +64,169 @@ fn refuse_login(_req: Request) -> std::future::Ready<Result<Response, Infallible
     let mut res = lift::Error::unauthorized("Bearer").into_response();
     res.extensions_mut().insert(FailedLogin("alice".into()));
     std::future::ready(Ok(res))
+}
+
+/// A login endpoint that always refuses, naming the user the request's `x-login` header names.
+fn refuse_named_login(req: Request) -> std::future::Ready<Result<Response, Infallible>> {
+    let user = req.headers().get("x-login").and_then(|v| v.to_str().ok()).unwrap_or("alice").to_owned();
+    let mut res = lift::Error::unauthorized("Bearer").into_response();
+    res.extensions_mut().insert(FailedLogin(user));
+    std::future::ready(Ok(res))
+}
+
+fn login_as(user: &str, ip: &str) -> Request {
+    let mut req = request("POST", "/login", ip, "{}");
+    req.headers_mut().insert("x-login", user.parse().unwrap());
+    req
+}
+
+/// JSON keys are chosen by the client: a key that matched a rule is the payload itself, and
+/// may be half a megabyte. Neither reaches the audit trail, every entry stays small enough
+/// to be stored, and an ordinary incident after them is stored too.
+#[tokio::test]
+async fn attacker_chosen_keys_never_reach_the_trail_and_every_incident_is_stored() {
+    let (_, store, trail) = store().await;
+    let svc = ThreatLayer::builder()
+        .store(store)
+        .audit(trail.clone())
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(echo_score));
+    let tenant = format!("acme-{}", uuid::Uuid::new_v4());
+    let huge_key = format!(r#"{{"{}": "<script>alert(1)</script>"}}"#, "k".repeat(500 * 1024));
+    let attacks = [
+        ("POST", "/comments", huge_key.as_str()),
+        ("POST", "/comments", r#"{"<img src=x onerror=alert(1)>": 1}"#),
+        ("GET", "/payments?id=1%27%20OR%20%271%27%3D%271", ""),
+    ];
+    for (method, uri, body) in attacks {
+        let req = request_as(Principal::new("alice", tenant.as_str()), method, uri, "198.51.100.90", body);
+        assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), StatusCode::FORBIDDEN, "{uri}");
+    }
+    let entries = trail.query(AuditQuery::tenant(&tenant).action(INCIDENT_ACTION)).await.unwrap();
+    assert_eq!(entries.len(), 3, "every incident stored");
+    for entry in &entries {
+        let detail = &entry.entry.detail;
+        assert!(detail.len() <= MAX_INCIDENT_JSON, "{} bytes", detail.len());
+        assert!(!detail.contains("onerror") && !detail.contains("kkkkkkkk"), "{detail}");
+        let snapshot: serde_json::Value = serde_json::from_str(detail).unwrap();
+        assert!(!snapshot["findings"].as_array().unwrap().is_empty());
+    }
+}
+
+/// An attacker fails N-1 times, then once as a user name too long to be a DynamoDB key,
+/// then on: the IP is blocked all the same.
+#[tokio::test]
+async fn a_failure_whose_user_cannot_be_counted_still_counts_for_the_ip() {
+    let (_, store, _) = store().await;
+    let monitor = BehaviourMonitor::new(store.clone())
+        .auth_failures_per_ip(4)
+        .auth_failures_per_user(100)
+        .auth_window(Duration::from_secs(3600));
+    let layer = ThreatLayer::builder()
+        .store(store.clone())
+        .behaviour(monitor)
+        .block_ip_for(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let svc = layer.layer(tower::service_fn(refuse_named_login));
+    let ip = "198.51.100.91";
+    let long_user = "u".repeat(3 * 1024);
+    let users = ["alice", "alice", "alice", long_user.as_str(), "alice", "alice", "alice", "alice", "alice"];
+    for user in users {
+        let _ = svc.clone().oneshot(login_as(user, ip)).await.unwrap();
+    }
+    assert!(
+        store.blocked_until(&BlockTarget::Ip(ip.parse().unwrap())).await.unwrap().is_some(),
+        "the ip is blocked"
+    );
+}
+
+/// The failure that reached the threshold was counted but its answer lost (a timeout after
+/// the `ADD`): the count passes the threshold unseen, and the next failure trips it, once.
+#[tokio::test]
+async fn a_count_that_skips_the_threshold_still_trips_once() {
+    let (client, store, _) = store().await;
+    let monitor = BehaviourMonitor::new(store.clone())
+        .auth_failures_per_ip(5)
+        .auth_window(Duration::from_secs(3600))
+        .validate()
+        .unwrap();
+    let ip: IpAddr = "198.51.100.94".parse().unwrap();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let window = now - now % 3600;
+    client
+        .put_item()
+        .table_name(store.table())
+        .item("pk", AttributeValue::S(format!("AUTHFAIL#ip#{ip}#{window}")))
+        .item("count", AttributeValue::N("5".into()))
+        .item("expires_at", AttributeValue::N((window + 3660).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let (first, _) = monitor.auth_failed(Some(ip), None).await.unwrap();
+    let first = first.unwrap();
+    assert_eq!(first.count, 6);
+    assert!(first.just_tripped(), "tripped past the threshold it skipped");
+    let (second, _) = monitor.auth_failed(Some(ip), None).await.unwrap();
+    assert!(!second.unwrap().just_tripped(), "and only once");
+}
+
+/// Failures for one user name come from anywhere: a burst of them is an incident, but it
+/// blocks no IP, or an attacker could have a victim's own login block the victim's IP.
+#[tokio::test]
+async fn a_burst_for_one_user_blocks_no_ip() {
+    let (_, store, trail) = store().await;
+    let monitor = BehaviourMonitor::new(store.clone())
+        .auth_failures_per_ip(100)
+        .auth_failures_per_user(3)
+        .auth_window(Duration::from_secs(3600));
+    let svc = ThreatLayer::builder()
+        .store(store.clone())
+        .behaviour(monitor)
+        .audit(trail.clone())
+        .block_ip_for(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(refuse_named_login));
+    let victim = format!("victim-{}", uuid::Uuid::new_v4());
+    for _ in 0..2 {
+        let _ = svc.clone().oneshot(login_as(&victim, "198.51.100.92")).await.unwrap();
+    }
+    let victims_ip = "198.51.100.93";
+    let res = svc.clone().oneshot(login_as(&victim, victims_ip)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(store.blocked_until(&BlockTarget::Ip(victims_ip.parse().unwrap())).await.unwrap().is_none());
+    assert_eq!(
+        svc.clone().oneshot(request("GET", "/p", victims_ip, "")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "the victim's IP still reaches the service"
+    );
+    let incidents = trail.query(AuditQuery::tenant("acme").action(INCIDENT_ACTION)).await.unwrap();
+    assert_eq!(incidents.len(), 1, "the burst is an incident still");
+    assert!(incidents[0].entry.detail.contains("failed logins per user"));
+    assert!(!incidents[0].entry.detail.contains("blocked_ip"));
+}
+
+/// An IPv6 client holds a whole /64: a block covers it, not the one address it attacked from.
+#[tokio::test]
+async fn an_ipv6_block_covers_the_clients_64() {
+    let (_, store, _) = store().await;
+    let svc = ThreatLayer::builder()
+        .store(store.clone())
+        .block_ip_for(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(echo_score));
+    let attack = request("GET", "/payments?id=1%27%20OR%20%271%27%3D%271", "2001:db8:90:1::10", "");
+    assert_eq!(svc.clone().oneshot(attack).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let from = |ip: &str| request("GET", "/p", ip, "");
+    assert_eq!(
+        svc.clone().oneshot(from("2001:db8:90:1:ffff::99")).await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "the next address of the same /64"
+    );
+    assert_eq!(svc.oneshot(from("2001:db8:90:2::10")).await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]

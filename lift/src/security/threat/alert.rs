@@ -107,13 +107,8 @@ impl WebhookAlert {
     /// Posts the incident; returns whether the webhook answered 2xx in time. Failures are
     /// logged, never returned.
     pub async fn send(&self, incident: &Incident) -> bool {
-        let body = match serde_json::to_vec(incident) {
-            Ok(body) => body,
-            Err(err) => {
-                tracing::warn!(error = %err, "threat alert not serialized");
-                return false;
-            }
-        };
+        // The bounded snapshot, as the audit trail stores it.
+        let body = incident.to_json().into_bytes();
         let request = http::Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)));

@@ -15,6 +15,11 @@ pub struct Signal {
     pub count: u64,
     /// The threshold.
     pub threshold: u64,
+    /// Whether this event is the one that tripped the counter: the first whose count was at
+    /// or past the threshold to claim the trip in the store. A count that skips the
+    /// threshold (the event that reached it failed to be counted, or its answer was lost)
+    /// still trips, on the next event.
+    pub crossed: bool,
 }
 
 impl Signal {
@@ -23,10 +28,10 @@ impl Signal {
         self.count >= self.threshold
     }
 
-    /// Whether this event is the one that reached the threshold (exactly one event per
-    /// window is, however many instances count concurrently: the `ADD` is atomic).
+    /// Whether this event is the one that tripped the counter (exactly one event per window
+    /// is, however many instances count concurrently: the claim is a conditional write).
     pub fn just_tripped(self) -> bool {
-        self.count == self.threshold
+        self.crossed
     }
 }
 
@@ -128,8 +133,12 @@ impl BehaviourMonitor {
 
     /// Records one failed authentication; returns the IP's and the user's signals.
     ///
+    /// The two are counted apart: a counter that cannot be updated is logged and its
+    /// signal is `None`, and the other still counts and trips. A user name of any length
+    /// is counted (a long one by its hash, within DynamoDB's key size limit).
+    ///
     /// # Errors
-    /// [`StoreUnavailable`] when DynamoDB fails.
+    /// [`StoreUnavailable`] when DynamoDB fails for every counter asked for.
     pub async fn auth_failed(
         &self,
         ip: Option<IpAddr>,
@@ -139,9 +148,8 @@ impl BehaviourMonitor {
         let by_ip = async {
             match ip {
                 Some(ip) => {
-                    let count =
-                        self.store.increment(format!("AUTHFAIL#ip#{ip}#{window}"), expires_at).await?;
-                    Ok(Some(Signal { count, threshold: self.per_ip }))
+                    let pk = format!("AUTHFAIL#ip#{ip}#{window}");
+                    self.count(pk, self.per_ip, expires_at).await.map(Some)
                 }
                 None => Ok(None),
             }
@@ -149,15 +157,37 @@ impl BehaviourMonitor {
         let by_user = async {
             match user {
                 Some(user) => {
-                    let count =
-                        self.store.increment(format!("AUTHFAIL#user#{user}#{window}"), expires_at).await?;
-                    Ok(Some(Signal { count, threshold: self.per_user }))
+                    let pk = format!("AUTHFAIL#user#{}#{window}", key_part(user));
+                    self.count(pk, self.per_user, expires_at).await.map(Some)
                 }
                 None => Ok(None),
             }
         };
-        let (ip, user) = futures_util::future::join(by_ip, by_user).await;
-        Ok((ip?, user?))
+        match futures_util::future::join(by_ip, by_user).await {
+            (Err(err), Err(_)) => Err(err),
+            (Err(err), Ok(None)) | (Ok(None), Err(err)) => Err(err),
+            (ip, user) => {
+                let ip = ip.unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "failed authentication not counted for the ip");
+                    None
+                });
+                let user = user.unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "failed authentication not counted for the user");
+                    None
+                });
+                Ok((ip, user))
+            }
+        }
+    }
+
+    /// Counts one event in `pk` and claims the trip when the count is at or past the
+    /// threshold and no event has claimed it yet.
+    async fn count(&self, pk: String, threshold: u64, expires_at: u64) -> Result<Signal, StoreUnavailable> {
+        let counted = self.store.increment(pk.clone(), expires_at).await?;
+        // Crossing, not equality: the event that made the count reach the threshold may
+        // have failed after its `ADD`, and the count then passes the threshold unseen.
+        let crossed = counted.count >= threshold && !counted.claimed && self.store.claim_trip(pk).await?;
+        Ok(Signal { count: counted.count, threshold, crossed })
     }
 
     /// Records that `principal` touched `tenant`; the signal counts distinct tenants, and
@@ -167,10 +197,31 @@ impl BehaviourMonitor {
     /// [`StoreUnavailable`] when DynamoDB fails.
     pub async fn tenant_touched(&self, principal: &str, tenant: &str) -> Result<Signal, StoreUnavailable> {
         let (window, expires_at) = window(self.tenant_window);
-        let count =
-            self.store.add_member(format!("TENANTS#{principal}#{window}"), tenant, expires_at).await?;
-        Ok(Signal { count: count as u64, threshold: self.tenants + 1 })
+        let count = self
+            .store
+            .add_member(format!("TENANTS#{}#{window}", key_part(principal)), tenant, expires_at)
+            .await?;
+        let threshold = self.tenants + 1;
+        Ok(Signal { count: count as u64, threshold, crossed: count as u64 == threshold })
     }
+}
+
+/// Longest name written into a counter's key as it is; DynamoDB refuses partition keys
+/// over 2048 bytes, and a client chooses the user name a failed login reports.
+const MAX_KEY_NAME: usize = 128;
+
+/// A user or principal name as a counter's key holds it: itself when short, else
+/// `sha256:` and the hex SHA-256 of it (a long name cannot fail the update, and is still
+/// counted as itself).
+fn key_part(name: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::{Digest, Sha256};
+    if name.len() <= MAX_KEY_NAME && !name.starts_with("sha256:") {
+        return name.into();
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let mut out = String::from("sha256:");
+    out.extend(digest.iter().map(|b| format!("{b:02x}")));
+    out.into()
 }
 
 /// The current window's start (epoch seconds) and when its counter may expire (after the
@@ -193,9 +244,21 @@ mod tests {
 
     #[test]
     fn signals_trip_at_the_threshold_and_once() {
-        let s = |count| Signal { count, threshold: 3 };
-        assert!(!s(2).tripped() && s(3).tripped() && s(4).tripped());
-        assert!(s(3).just_tripped() && !s(4).just_tripped());
+        let s = |count, crossed| Signal { count, threshold: 3, crossed };
+        assert!(!s(2, false).tripped() && s(3, true).tripped() && s(4, false).tripped());
+        assert!(s(3, true).just_tripped() && !s(4, false).just_tripped());
+        // A count that skipped the threshold trips on the event that claims it.
+        assert!(s(4, true).just_tripped());
+    }
+
+    #[test]
+    fn long_names_are_counted_by_their_hash() {
+        assert_eq!(key_part("alice"), "alice");
+        let long = "a".repeat(3000);
+        let key = key_part(&long);
+        assert!(key.starts_with("sha256:") && key.len() == 7 + 64, "{key}");
+        assert_eq!(key, key_part(&long), "the same name, the same counter");
+        assert_ne!(key_part(&key), key, "a name cannot pose as another's hash");
     }
 
     #[test]

@@ -169,9 +169,7 @@ impl Detectors {
                         key = (start, end);
                     }
                     scan_json_string(&body[start..end], scratch, hits);
-                    emit(hits, findings, || {
-                        Location::Body(String::from_utf8_lossy(&body[key.0..key.1]).into_owned())
-                    });
+                    emit(hits, findings, || Location::Body(location_name(&body[key.0..key.1])));
                     i = end + 1;
                     continue;
                 }
@@ -194,8 +192,30 @@ fn scan_form(
         scan_raw(pair, true, scratch, hits);
         emit(hits, findings, || {
             let name = &pair[..pair.iter().position(|&c| c == b'=').unwrap_or(pair.len())];
-            location(String::from_utf8_lossy(name).into_owned())
+            location(location_name(name))
         });
+    }
+}
+
+/// What replaces a field or parameter name that may not be stored.
+pub(crate) const REDACTED_NAME: &str = "[redacted]";
+
+/// A JSON key or query parameter name as a finding may name it: the name itself when it is
+/// a short identifier (letters, digits, `_` and `-`, at most 64 bytes, fewer than four
+/// digits, as `lift::body::parse_json` shows field names), else [`REDACTED_NAME`]. The name
+/// is chosen by the client: a key that matched a rule is the payload itself, and a key may
+/// hold an email or a card number, or be megabytes long. Findings go into the audit trail
+/// and alerts, which must never carry such text.
+fn location_name(name: &[u8]) -> String {
+    let safe = !name.is_empty()
+        && name.len() <= 64
+        && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name.iter().filter(|b| b.is_ascii_digit()).count() < 4;
+    if safe {
+        // Only ASCII passed the check.
+        String::from_utf8_lossy(name).into_owned()
+    } else {
+        REDACTED_NAME.to_owned()
     }
 }
 
@@ -249,6 +269,32 @@ mod tests {
         assert_eq!(a.findings()[0].severity, Severity::Critical);
         let a = Detectors::new().inspect(&post(r#"{"webhook": "gopher://127.0.0.1:6379/_INFO"}"#));
         assert_eq!(a.findings()[0].kind, FindingKind::Ssrf);
+    }
+
+    #[test]
+    fn client_chosen_names_are_never_stored_unless_plain() {
+        // A key that matched a rule is the payload; a key may hold personal data or be huge.
+        let big = format!(r#"{{"{}": "<script>"}}"#, "k".repeat(100_000));
+        for body in [
+            r#"{"<img src=x onerror=alert(1)>": 1}"#,
+            r#"{"ada@example.com": "<script>alert(1)</script>"}"#,
+            r#"{"4111111111111111": "<script>alert(1)</script>"}"#,
+            big.as_str(),
+        ] {
+            let a = Detectors::new().inspect(&post(body));
+            assert!(!a.is_clean(), "{body:.80}");
+            for f in a.findings() {
+                assert_eq!(f.location, Location::Body(REDACTED_NAME.into()), "{body:.80}");
+            }
+        }
+        let req = http::Request::builder()
+            .uri("/p?%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E=1&ok_name=%3Cscript%3E")
+            .body(crate::Body::empty())
+            .unwrap();
+        let locations: Vec<_> =
+            Detectors::new().inspect(&req).findings().iter().map(|f| f.location.clone()).collect();
+        assert!(locations.contains(&Location::Query(REDACTED_NAME.into())), "{locations:?}");
+        assert!(locations.contains(&Location::Query("ok_name".into())), "{locations:?}");
     }
 
     #[test]

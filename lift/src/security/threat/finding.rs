@@ -85,12 +85,13 @@ impl fmt::Display for FindingKind {
 pub enum Location {
     /// The URL path.
     Path,
-    /// The query string: the parameter's name.
+    /// The query string: the parameter's name, or `[redacted]` when it is not a short
+    /// identifier (the name is the client's: it may be the payload itself).
     Query(String),
     /// A header: its name.
     Header(String),
     /// The body: the JSON field (the last key seen before the value; empty at the top level
-    /// or outside JSON).
+    /// or outside JSON), or `[redacted]` when the key is not a short identifier.
     Body(String),
     /// The client's behaviour over many requests, not this request's content.
     Behaviour,

@@ -17,6 +17,14 @@ pub const INCIDENT_ACTION: &str = "threat.incident";
 /// Longest header or query value kept in a snapshot.
 const MAX_VALUE: usize = 256;
 
+/// Longest snapshot JSON ([`Incident::to_json`]) written to the audit trail or sent to a
+/// webhook: a request may carry hundreds of headers and a body thousands of findings, and
+/// an audit item must stay far below DynamoDB's 400 KB item limit.
+pub const MAX_INCIDENT_JSON: usize = 8 * 1024;
+
+/// What replaces an email address in a snapshot.
+const EMAIL_MARKER: &str = "[REDACTED:email]";
+
 /// A forensic snapshot of a request that raised an incident: the request line and headers,
 /// scrubbed, who sent it, what was found and the score. Never the body, never
 /// `Authorization`, cookies or other credentials.
@@ -81,14 +89,15 @@ impl Incident {
             request_id: ctx.map(|c| c.request_id().to_owned()).unwrap_or_default(),
             at_ms: now_ms(),
             method: req.method().to_string(),
-            path: clip(&redact(req.uri().path())),
+            path: clip(&mask_emails(&redact(&crate::scrub::scrub_path(req.uri().path())))),
             query: req.uri().query().map(scrub_query),
             headers: req
                 .headers()
                 .iter()
                 .filter(|(name, _)| !is_credential(name.as_str()))
                 .map(|(name, value)| {
-                    (name.as_str().to_owned(), clip(&redact(&String::from_utf8_lossy(value.as_bytes()))))
+                    let value = mask_emails(&redact(&String::from_utf8_lossy(value.as_bytes())));
+                    (clip(name.as_str()), clip(&value))
                 })
                 .collect(),
             client_ip,
@@ -103,10 +112,55 @@ impl Incident {
         }
     }
 
-    /// The snapshot as compact JSON.
+    /// The snapshot as compact JSON, at most [`MAX_INCIDENT_JSON`] bytes: a larger one loses
+    /// its headers, then findings past the first few, then the text of its fields, and says
+    /// so with `"truncated": true`.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let json = serde_json::to_string(self).unwrap_or_default();
+        if json.len() <= MAX_INCIDENT_JSON {
+            return json;
+        }
+        let mut small = self.clone();
+        for text in [&mut small.request_id, &mut small.method, &mut small.path]
+            .into_iter()
+            .chain(small.query.as_mut())
+            .chain(small.principal.as_mut())
+            .chain(small.issuer.as_mut())
+            .chain(small.tenant.as_mut())
+        {
+            *text = clip(text);
+        }
+        small.headers.clear();
+        small.findings.truncate(MAX_FINDINGS);
+        let mut json = truncated_json(&small);
+        if json.len() > MAX_INCIDENT_JSON {
+            // Only escaping (control characters written as `\u00XX`) gets here: the fields
+            // are cut to a size no escaping can blow past the limit.
+            for text in [&mut small.request_id, &mut small.method, &mut small.path]
+                .into_iter()
+                .chain(small.query.as_mut())
+                .chain(small.principal.as_mut())
+                .chain(small.issuer.as_mut())
+                .chain(small.tenant.as_mut())
+            {
+                text.truncate(floor_boundary(text, 64));
+            }
+            small.findings.clear();
+            json = truncated_json(&small);
+        }
+        json
     }
+}
+
+/// Findings kept in a snapshot cut down to [`MAX_INCIDENT_JSON`].
+const MAX_FINDINGS: usize = 16;
+
+fn truncated_json(incident: &Incident) -> String {
+    let mut value = serde_json::to_value(incident).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("truncated".to_owned(), serde_json::Value::Bool(true));
+    }
+    value.to_string()
 }
 
 /// Headers that carry credentials or session state: never copied into a snapshot.
@@ -125,7 +179,7 @@ fn scrub_query(query: &str) -> String {
         let lower = name.to_ascii_lowercase();
         let secret = [
             "token", "key", "secret", "password", "passwd", "pwd", "sig", "code", "auth", "session", "card",
-            "pan", "cvv", "cvc", "ssn",
+            "pan", "cvv", "cvc", "ssn", "mail",
         ]
         .iter()
         .any(|part| lower.contains(part));
@@ -135,7 +189,33 @@ fn scrub_query(query: &str) -> String {
             pair.to_owned()
         }
     });
-    clip(&redact(&mask_digits(&pairs.collect::<Vec<_>>().join("&"))))
+    clip(&mask_emails(&redact(&mask_digits(&pairs.collect::<Vec<_>>().join("&")))))
+}
+
+/// Replaces email addresses (`local@host.tld`) anywhere in decoded text: a query value or a
+/// header (`Referer`, `From`) carries them as often as a path does.
+fn mask_emails(text: &str) -> String {
+    let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
+    let domain = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(at) = bytes[i..].iter().position(|&c| c == b'@').map(|p| i + p) {
+        let start = bytes[copied..at].iter().rposition(|&c| !local(c)).map_or(copied, |p| copied + p + 1);
+        let end = bytes[at + 1..].iter().position(|&c| !domain(c)).map_or(bytes.len(), |p| at + 1 + p);
+        let host = text[at + 1..end].trim_end_matches(['.', '-']);
+        let is_email =
+            start < at && host.split_once('.').is_some_and(|(name, tld)| !name.is_empty() && !tld.is_empty());
+        if is_email {
+            out.push_str(&text[copied..start]);
+            out.push_str(EMAIL_MARKER);
+            copied = at + 1 + host.len();
+        }
+        i = (at + 1).max(copied);
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// Text as a snapshot keeps it: percent-decoded, with card numbers, SSNs, IBANs and secrets
@@ -168,11 +248,16 @@ fn mask_digits(text: &str) -> String {
 }
 
 fn clip(text: &str) -> String {
-    let mut end = text.len().min(MAX_VALUE);
+    text[..floor_boundary(text, MAX_VALUE)].to_owned()
+}
+
+/// The largest char boundary of `text` at or below `max`.
+fn floor_boundary(text: &str, max: usize) -> usize {
+    let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_owned()
+    end
 }
 
 /// What to do when an incident is raised: write the snapshot to the audit trail, alert a
@@ -239,14 +324,22 @@ impl Playbook {
     }
 
     /// Runs the playbook for an incident; returns the incident with the actions taken.
-    pub async fn run(&self, mut incident: Incident) -> Incident {
+    pub async fn run(&self, incident: Incident) -> Incident {
+        self.run_blocking(incident, true).await
+    }
+
+    /// Runs the playbook, blocking the client IP only when `block_ip` (and
+    /// [`block_ip`](Self::block_ip) is set): an incident the IP did not cause alone, such as
+    /// too many failed logins for one user, must not block whichever client sent the last
+    /// request (a victim, or everyone behind its NAT).
+    pub(crate) async fn run_blocking(&self, mut incident: Incident, block_ip: bool) -> Incident {
         tracing::warn!(
             request_id = %incident.request_id,
             score = incident.score,
             findings = incident.findings.len(),
             "threat incident"
         );
-        if let (Some((store, duration)), Some(ip)) = (&self.block, incident.client_ip) {
+        if let (Some((store, duration)), Some(ip), true) = (&self.block, incident.client_ip, block_ip) {
             let reason = incident.findings.first().map_or("threat", |f| f.kind.as_str());
             match store.block(&BlockTarget::Ip(ip), *duration, reason).await {
                 Ok(()) => incident.actions.push("blocked_ip"),
@@ -299,20 +392,34 @@ mod tests {
     #[test]
     fn snapshots_never_carry_credentials() {
         let mut req = http::Request::builder()
-            .uri("/pay/4111%201111%201111%201111?access_token=tok123&card=4111111111111111&id=7&q=4111111111111111&r=4111-1111-1111-1111&s=078-05-1120")
+            .uri("/pay/4111%201111%201111%201111/users/ada%40example.com?access_token=tok123&card=4111111111111111&id=7&q=4111111111111111&r=4111-1111-1111-1111&s=078-05-1120&email=grace%40example.org&to=x%20linus@example.net")
             .header("authorization", "Bearer eyJsecret")
             .header("referer", "https://shop.example.com/?card=4111 1111 1111 1111")
             .header("x-ref", "4111-1111-1111-1111")
             .header("cookie", "session=abc")
             .header("x-api-key", "k-123")
             .header("user-agent", "sqlmap/1.7")
+            .header("from", "Margaret <margaret.h@example.co.uk>")
+            .header("referer", "https://shop.example.com/account?user=barbara%40example.com")
             .body(())
             .unwrap();
         let mut ctx = crate::Context::new("r-1");
         ctx.set_principal(crate::Principal::new("alice", "acme").with_issuer("https://id.example.com"));
         req.extensions_mut().insert(ctx);
         let json = Incident::capture(&req, "203.0.113.9".parse().ok(), ThreatAssessment::default()).to_json();
-        for secret in ["eyJsecret", "session=abc", "k-123", "tok123", "4111111111111111", "078-05-1120"] {
+        for secret in [
+            "eyJsecret",
+            "session=abc",
+            "k-123",
+            "tok123",
+            "4111111111111111",
+            "078-05-1120",
+            "ada",
+            "grace",
+            "linus",
+            "margaret",
+            "barbara",
+        ] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
         }
         let digits: String = json.chars().filter(char::is_ascii_digit).collect();
@@ -320,6 +427,45 @@ mod tests {
         for kept in ["sqlmap/1.7", "alice", "https://id.example.com", "acme", "r-1", "id=7", "203.0.113.9"] {
             assert!(json.contains(kept), "{kept} missing: {json}");
         }
+    }
+
+    #[test]
+    fn emails_are_masked_where_they_stand() {
+        assert_eq!(mask_emails("to ada@example.com, cc @ada"), "to [REDACTED:email], cc @ada");
+        assert_eq!(mask_emails("<b.c+d@x.example.org>."), "<[REDACTED:email]>.");
+        assert_eq!(mask_emails("a@b @ x@y.z"), "a@b @ [REDACTED:email]");
+        assert_eq!(mask_emails("é@é.é"), "é@é.é");
+    }
+
+    #[test]
+    fn the_json_is_bounded_however_large_the_request() {
+        let mut req = http::Request::builder().uri(format!("/{}", "p".repeat(2000)));
+        for i in 0..300 {
+            req = req.header(format!("x-h{i}"), "v".repeat(1000));
+        }
+        let mut ctx = crate::Context::new("\u{1}".repeat(5000));
+        ctx.set_principal(crate::Principal::new("\u{1}".repeat(5000), "\u{1}".repeat(5000)));
+        let mut req = req.body(()).unwrap();
+        req.extensions_mut().insert(ctx);
+        let findings: Vec<_> = (0..2000)
+            .map(|_| {
+                let location = super::super::finding::Location::Header("x".repeat(300));
+                Finding::new(
+                    super::super::finding::FindingKind::Xss,
+                    location,
+                    super::super::finding::Severity::High,
+                    "t",
+                )
+            })
+            .collect();
+        let incident = Incident::capture(&req, None, ThreatAssessment::from_findings(findings));
+        let json = incident.to_json();
+        assert!(json.len() <= MAX_INCIDENT_JSON, "{}", json.len());
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["truncated"], true);
+        let small =
+            Incident::capture(&http::Request::get("/p").body(()).unwrap(), None, ThreatAssessment::default());
+        assert!(!small.to_json().contains("truncated"));
     }
 
     #[test]

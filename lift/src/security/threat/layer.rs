@@ -200,7 +200,9 @@ impl ThreatBuilder {
         self
     }
 
-    /// Blocks the client IP of every incident for `duration` (needs a [store](Self::store)).
+    /// Blocks the client IP of every incident for `duration` (needs a [store](Self::store)),
+    /// an IPv6 client's whole /64. A burst of failed logins for one user blocks no IP: those
+    /// come from anywhere, and the IP of the failure that tripped may be the user's own.
     pub fn block_ip_for(mut self, duration: Duration) -> Self {
         self.block_for = Some(duration);
         self

