@@ -98,6 +98,35 @@ async fn tokenize_json_replaces_pans_with_tokens() {
 }
 
 #[tokio::test]
+async fn tokenize_json_keeps_tokens_in_fields_named_for_cards() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    let vault = vault(&mocks).await;
+    let policy = Policy::new(HashKey::new(*b"mask key: thirty-two bytes long!"))
+        .strategy(DataClass::Pan, MaskStrategy::Tokenize);
+    let pan = "5555555555554444";
+    let mut doc = serde_json::json!({
+        "card_number": pan, "pan": pan, "cc_number": 5555555555554444u64, "card": "5555 5555 5555 4444",
+        "cardNumber": format!("{pan} exp 12/29"), "password": "hunter2",
+    });
+    vault.tokenize_json("tenant-a", &mut doc, &policy).await.expect("tokenize json");
+    let token = vault.tokenize("tenant-a", pan).await.expect("token");
+    for field in ["card_number", "pan", "cc_number", "card"] {
+        assert_eq!(doc[field], token, "{field}: {doc}");
+    }
+    assert_eq!(doc["cardNumber"], format!("{token} exp 12/29"));
+    // The rest of the document is masked as before.
+    assert_eq!(doc["password"], "[REDACTED:password]");
+    // The card on file comes back.
+    let reveal = ctx("tenant-a", &["pan:detokenize"]);
+    let stored = doc["card_number"].as_str().expect("a token");
+    assert_eq!(vault.detokenize(&reveal, stored).await.expect("detokenize"), pan);
+    // A card field holding no card number is still masked.
+    let mut doc = serde_json::json!({ "card_number": "garbage" });
+    vault.tokenize_json("tenant-a", &mut doc, &policy).await.expect("tokenize json");
+    assert_eq!(doc["card_number"], "[REDACTED:pan]");
+}
+
+#[tokio::test]
 async fn envelope_round_trip_binds_tenant_and_detects_tampering() {
     let mocks = AwsMocks::start().await.expect("mocks");
     let env = envelope(&mocks);

@@ -108,8 +108,19 @@ async fn ciphertexts_are_bound_to_tenant_subject_and_bytes() {
     let keys = env.keys(Duration::from_secs(60));
     let sealed = keys.encrypt("acme", "cus_1", b"secret").await.unwrap();
     keys.encrypt("globex", "cus_1", b"theirs").await.unwrap();
-    // Another tenant with a subject of the same name has another key.
-    assert!(!matches!(keys.decrypt("globex", &sealed).await, Ok(Some(_))));
+    // Another tenant, with a subject of the same name or without: a mistake, not an erasure.
+    assert!(matches!(keys.decrypt("globex", &sealed).await, Err(ProtectionError::Decrypt)));
+    assert!(matches!(keys.decrypt("initech", &sealed).await, Err(ProtectionError::Decrypt)));
+    assert!(matches!(
+        env.keys(Duration::ZERO).decrypt("globex", &sealed).await,
+        Err(ProtectionError::Decrypt)
+    ));
+    // A changed key id names no key of this subject: an error too.
+    for byte in [2, 2 + 15] {
+        let mut changed = sealed.clone();
+        changed[byte] ^= 1;
+        assert!(matches!(keys.decrypt("acme", &changed).await, Err(ProtectionError::Decrypt)), "byte {byte}");
+    }
     let mut changed = sealed.clone();
     *changed.last_mut().unwrap() ^= 1;
     assert!(matches!(keys.decrypt("acme", &changed).await, Err(ProtectionError::Decrypt)));
@@ -119,7 +130,14 @@ async fn ciphertexts_are_bound_to_tenant_subject_and_bytes() {
     let mut relabelled = sealed.clone();
     let at = relabelled.windows(5).position(|w| w == b"cus_1").unwrap();
     relabelled[at + 4] = b'2';
-    assert!(!matches!(keys.decrypt("acme", &relabelled).await, Ok(Some(_))));
+    assert!(matches!(keys.decrypt("acme", &relabelled).await, Err(ProtectionError::Decrypt)));
+    relabelled[at + 4] = b'9';
+    assert!(
+        matches!(keys.decrypt("acme", &relabelled).await, Err(ProtectionError::Decrypt)),
+        "no such subject"
+    );
+    // The intact ciphertext still opens.
+    assert_eq!(keys.decrypt("acme", &sealed).await.unwrap().as_deref(), Some(&b"secret"[..]));
 }
 
 #[tokio::test]
@@ -156,6 +174,13 @@ async fn a_key_past_its_expiry_counts_as_erased_and_bad_configs_are_refused() {
         .await
         .unwrap();
     assert_eq!(keys.decrypt("acme", &sealed).await.unwrap(), None);
+    // The expired item is still there (DynamoDB's TTL deletes it days later): a writer
+    // replaces it with a new key, and the old data stays erased.
+    assert_eq!(env.items().await.len(), 1);
+    let new = keys.encrypt("acme", "cus_1", b"new").await.expect("a new key over the expired one");
+    assert_eq!(keys.decrypt("acme", &new).await.unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(keys.decrypt("acme", &sealed).await.unwrap(), None);
+    assert!(!env.items().await[0].contains_key("expires_at"), "the new key has no expiry");
     assert!(SubjectKeys::builder().client(env.client.clone()).build().is_err(), "no kms");
     let no_client = SubjectKeys::builder()
         .kms(AwsKmsClient::endpoint(&env.kms.uri(), KMS_REGION).unwrap(), "alias/x")

@@ -110,6 +110,8 @@ fn scan(text: &str) -> Cow<'_, str> {
             },
             b'e' => jwt(b, i, &mut out),
             b'b' => bearer(b, i, &mut out),
+            b's' | b'g' => vendor_token(b, i, &mut out),
+            b'-' => pem(b, i).inspect(|end| out.replace(i, *end, Redaction::Secret)),
             b'=' | b':' => key_value(b, i, &mut out),
             _ => None,
         };
@@ -148,7 +150,9 @@ fn hex_groups(b: &[u8], dashes: &[usize]) -> bool {
 }
 
 /// Whether a field or key name says its value is secret (`password`, `api_key`,
-/// `Authorization`, `client_secret`, `cvv`...), case-insensitively.
+/// `Authorization`, `client_secret`, `cvv`, `private_key`, `passphrase`...),
+/// case-insensitively; the short `pin` and `pwd` only as whole words (`user_pin`,
+/// `userPin`, not `spinner` or `pinned`).
 ///
 /// # Examples
 ///
@@ -162,9 +166,13 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 fn is_secret_key(n: &[u8]) -> bool {
-    const KEYWORDS: [&[u8]; 13] = [
+    const KEYWORDS: [&[u8]; 17] = [
         b"password",
         b"passwd",
+        b"passphrase",
+        b"private_key",
+        b"private-key",
+        b"privatekey",
         b"secret",
         b"token",
         b"api_key",
@@ -185,6 +193,24 @@ fn is_secret_key(n: &[u8]) -> bool {
                     && n.len() - start >= k.len()
                     && n[start..start + k.len()].eq_ignore_ascii_case(k)
             })
+    }) || words(n).any(|w| w.eq_ignore_ascii_case(b"pin") || w.eq_ignore_ascii_case(b"pwd"))
+}
+
+/// The words of a key name: split at bytes other than ASCII letters and digits and where
+/// a lowercase letter meets an uppercase one (`userPin`), trailing digits dropped (`pin2`).
+fn words(n: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    (0..=n.len()).filter_map(move |i| {
+        let boundary = i == n.len()
+            || !n[i].is_ascii_alphanumeric()
+            || (i > 0 && n[i - 1].is_ascii_lowercase() && n[i].is_ascii_uppercase());
+        if !boundary {
+            return None;
+        }
+        let word = &n[start.min(i)..i];
+        start = if i < n.len() && n[i].is_ascii_alphanumeric() { i } else { i + 1 };
+        let len = word.len() - word.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+        (len > 0).then(|| &word[..len])
     })
 }
 
@@ -204,6 +230,10 @@ static INTERESTING: [bool; 256] = {
     }
     t[b'e' as usize] = true;
     t[b'b' as usize] = true;
+    // `sk_live_`, `ghp_` and the `-----BEGIN` of a PEM key.
+    t[b's' as usize] = true;
+    t[b'g' as usize] = true;
+    t[b'-' as usize] = true;
     t[b'=' as usize] = true;
     t[b':' as usize] = true;
     t
@@ -308,6 +338,55 @@ fn jwt(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     Some(end)
 }
 
+/// A Stripe secret key (`sk_live_`, `sk_test_` and 16 or more letters or digits) or a
+/// GitHub token (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` and 36 letters or digits), as the
+/// masker of `security::protection` finds them.
+fn vendor_token(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
+    if i > 0 && is_word(b[i - 1]) {
+        return None;
+    }
+    let rest = &b[i..];
+    let (prefix, min, max) = if rest.starts_with(b"sk_live_") || rest.starts_with(b"sk_test_") {
+        (8, 16, usize::MAX)
+    } else if rest.len() > 4 && rest.starts_with(b"gh") && b"pousr".contains(&rest[2]) && rest[3] == b'_' {
+        (4, 36, 36)
+    } else {
+        return None;
+    };
+    let len = rest[prefix..].iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+    let end = i + prefix + len;
+    if len < min || len > max || b.get(end).is_some_and(|c| is_word(*c)) {
+        return None;
+    }
+    out.replace(i, end, Redaction::Secret);
+    Some(end)
+}
+
+/// The end of a PEM private key starting at `i` (`-----BEGIN ... PRIVATE KEY-----`): past
+/// its `-----END ...-----` marker, or the end of the text when it has none (a cut line
+/// still hides the rest of the key).
+fn pem(b: &[u8], i: usize) -> Option<usize> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    if !b[i..].starts_with(BEGIN) {
+        return None;
+    }
+    let label_start = i + BEGIN.len();
+    let label_len = find(&b[label_start..], b"-----")?;
+    let label = &b[label_start..label_start + label_len];
+    if !label.ends_with(b"PRIVATE KEY") || label.len() > 64 {
+        return None;
+    }
+    let body = label_start + label_len + 5;
+    let Some(end_at) = find(&b[body..], b"-----END").map(|at| body + at) else { return Some(b.len()) };
+    let marker = end_at + 8;
+    Some(find(&b[marker..], b"-----").map_or(b.len(), |at| marker + at + 5))
+}
+
+/// The offset of the first `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 fn is_token_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
 }
@@ -373,17 +452,11 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
         _ => None,
     };
     let (v, end) = match quote {
-        Some(q) => (v, v + b[v..].iter().take_while(|c| **c != q).count()),
+        // Up to the closing quote: an escaped one (`"ab\"cd"`) does not close the value.
+        Some(q) => (v, closing_quote(b, v, q)),
+        None if b[v..].starts_with(b"-----BEGIN ") => (v, pem(b, v).unwrap_or_else(|| word_end(b, v))),
         None => {
-            let word = |from: usize| {
-                from + b[from..]
-                    .iter()
-                    .take_while(|c| {
-                        !c.is_ascii_whitespace()
-                            && !matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}' | b']')
-                    })
-                    .count()
-            };
+            let word = |from: usize| word_end(b, from);
             let first = word(v);
             // `Authorization: Bearer abc`: the credentials follow the scheme.
             let scheme = &b[v..first];
@@ -401,6 +474,28 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     }
     out.replace(v, end, what);
     Some(end)
+}
+
+/// The end of an unquoted value starting at `from`: the first space or delimiter.
+fn word_end(b: &[u8], from: usize) -> usize {
+    from + b[from..]
+        .iter()
+        .take_while(|c| {
+            !c.is_ascii_whitespace() && !matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}' | b']')
+        })
+        .count()
+}
+
+/// The offset of the quote `q` that closes a value starting at `from` (the end of the
+/// text when none does); a quote after a backslash is part of the value.
+fn closing_quote(b: &[u8], from: usize, q: u8) -> usize {
+    let mut i = from;
+    while i < b.len() && b[i] != q {
+        // A backslash skips the byte after it; `i` stops only on a quote or at the end of
+        // the text, both character boundaries.
+        i += if b[i] == b'\\' { 2 } else { 1 };
+    }
+    i.min(b.len())
 }
 
 /// What replaces a path segment that holds an email address.
@@ -578,6 +673,53 @@ mod tests {
             r#"{"card": "visa", "ssn_last4": "6059"}"#
         );
         assert_eq!(scrub("id 20240115093000123 4012888888881881"), "id 20240115093000123 [REDACTED:pan]");
+    }
+
+    #[test]
+    fn secrets_the_masker_finds_are_scrubbed_too() {
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(scrub(&format!("loaded {pem} ok")), "loaded [REDACTED:secret] ok");
+        // Escaped line breaks of a JSON string, and a key cut short: the rest is hidden.
+        let json =
+            r#"{"cert": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN\n-----END PRIVATE KEY-----", "n": 1}"#;
+        assert_eq!(scrub(json), r#"{"cert": "[REDACTED:secret]", "n": 1}"#);
+        assert_eq!(scrub("key -----BEGIN PRIVATE KEY-----\nMIIEvQIB"), "key [REDACTED:secret]");
+        assert_eq!(
+            scrub("private_key: -----BEGIN EC PRIVATE KEY----- MHcCAQEE"),
+            "private_key: [REDACTED:secret]"
+        );
+        // Not a private key: kept.
+        for kept in ["-----BEGIN CERTIFICATE-----\nMIIB", "a ----- b", "x-----BEGIN"] {
+            assert_eq!(scrub(kept), kept);
+        }
+        let stripe = format!("sk_live_{}", "4eC39HqLyjWDarjtT1zdp7dc");
+        assert_eq!(scrub(&format!("charge with {stripe}.")), "charge with [REDACTED:secret].");
+        let github = format!("ghp_{}", "a".repeat(36));
+        assert_eq!(scrub(&format!("push {github}")), "push [REDACTED:secret]");
+        for kept in ["task_live_abcdefghijklmnop1234", "sk_live_short", "ghp_short", "sketch", "go"] {
+            assert_eq!(scrub(kept), kept);
+        }
+    }
+
+    #[test]
+    fn more_secret_names_with_word_boundaries() {
+        for key in
+            ["private_key", "privateKey", "passphrase", "pwd", "db_pwd", "pin", "user_pin", "userPin", "PIN2"]
+        {
+            assert!(is_secret_name(key), "{key}");
+            assert_eq!(scrub(&format!("{key}=hunter2 ok")), format!("{key}=[REDACTED:secret] ok"));
+        }
+        for key in ["spinner", "pinned", "shipping", "pinyin", "pwdx", "opinion"] {
+            assert!(!is_secret_name(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn quoted_values_run_to_the_unescaped_quote() {
+        assert_eq!(scrub(r#"{"password":"ab\"cd","n":1}"#), r#"{"password":"[REDACTED:secret]","n":1}"#);
+        assert_eq!(scrub(r#"{"password":"ab\\","n":1}"#), r#"{"password":"[REDACTED:secret]","n":1}"#);
+        assert_eq!(scrub(r#"token='it\'s'"#), "token='[REDACTED:secret]'");
+        assert_eq!(scrub(r#"{"password":"ab\"#), r#"{"password":"[REDACTED:secret]"#);
     }
 
     #[test]

@@ -160,6 +160,68 @@ fn classification_by_field_name() {
 }
 
 #[test]
+fn secret_field_names_with_a_prefix_or_suffix() {
+    let secrets = json!({
+        "new_password": "hunter2", "passwordConfirmation": "hunter2", "old-passwd": "x",
+        "user_passphrase": "x", "card_cvv": "123", "cvv2": "123", "CVC2": "123",
+        "security_code": "123", "securityCode": "123", "cardCode": "123", "userPIN": "1234",
+        "card_pin": "1234", "rsa_private_key": "x", "privateKey": "x", "webhook_secret": "x",
+        "client.secret": "x", "csrf_token": "x", "APIToken": "x", "pin_new": "1234",
+    });
+    let c = classify_json(&secrets);
+    for name in secrets.as_object().unwrap().keys() {
+        assert!(
+            c.findings.iter().any(|f| f.path == format!("/{name}") && f.level == Level::Restricted),
+            "{name}"
+        );
+    }
+    assert_eq!(class_at(&secrets, "/new_password"), [DataClass::Password]);
+    assert_eq!(class_at(&secrets, "/card_cvv"), [DataClass::Secret]);
+    // Whole words only, and the secret's word ends the name.
+    let plain = json!({
+        "pinned": "yes", "spinner": "on", "isPinned": "no", "tokens_used": 12, "token_count": 3,
+        "pin_code": "560001", "password_changed_at": "2024-01-01", "secret_arn": "arn:x",
+        "keyboard": "qwerty", "passage": "x", "codes": "x", "pinyin": "x", "postcode": "x",
+    });
+    assert!(classify_json(&plain).findings.is_empty(), "{:?}", classify_json(&plain).findings);
+    // Masked as the classifier says.
+    let mut doc =
+        json!({ "new_password": "hunter2", "card_cvv": "123", "cvv2": "123", "security_code": "123" });
+    mask_json(&mut doc, &Policy::new(key()));
+    assert_eq!(
+        doc,
+        json!({
+            "new_password": "[REDACTED:password]", "card_cvv": "[REDACTED:secret]",
+            "cvv2": "[REDACTED:secret]", "security_code": "[REDACTED:secret]",
+        })
+    );
+}
+
+#[test]
+fn overlapping_spans_are_masked_as_their_union() {
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+    let text = format!("ada@example.com {pem}");
+    let masked = lift::security::protection::mask_spans(&text, &Policy::new(key())).expect("masked");
+    assert!(!masked.contains("MII") && !masked.contains("ada@"), "{masked}");
+    assert_eq!(masked, "[REDACTED:secret]");
+    // In a document too.
+    let mut doc = json!({ "note": text });
+    mask_json(&mut doc, &Policy::new(key()));
+    assert!(!doc["note"].as_str().unwrap().contains("MII"), "{doc}");
+}
+
+#[test]
+fn hash_keys_shorter_than_32_bytes_are_refused() {
+    assert!(HashKey::try_new(Vec::new()).is_err());
+    assert!(HashKey::try_new(*b"thirty-one bytes is one too few").is_err());
+    assert!(HashKey::try_new(*b"test key: thirty-two bytes long!").is_ok());
+    assert!(std::panic::catch_unwind(|| HashKey::new(Vec::new())).is_err(), "an empty key");
+    // Random keys differ, so their hashes do.
+    let hash = |k| Policy::new(k).mask_value(DataClass::Email, "ada@example.com");
+    assert_ne!(hash(HashKey::random()), hash(HashKey::random()));
+}
+
+#[test]
 fn classification_by_value_wins_over_field_name() {
     let doc = json!({
         "note": "4111111111111111",

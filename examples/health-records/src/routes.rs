@@ -168,9 +168,14 @@ async fn add_observation(req: Request) -> Result<Response, Error> {
 
 /// A reason as it may be kept in the audit trail: detected identifiers redacted.
 fn masked_reason(reason: &str) -> String {
-    let policy =
-        lift::security::protection::Policy::new(lift::security::protection::HashKey::new(Vec::new()));
-    lift::security::protection::mask_spans(reason, &policy).unwrap_or_else(|| reason.to_owned())
+    use lift::security::protection::{DataClass, HashKey, MaskStrategy, Policy};
+    // Redacted, not hashed: the trail is kept for years and nothing joins on a reason, and
+    // a hash of an email is found again by hashing a list of emails. The random key is
+    // there because a policy needs one; no class of this policy hashes.
+    static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
+        Policy::new(HashKey::random()).strategy(DataClass::Email, MaskStrategy::Redact)
+    });
+    lift::security::protection::mask_spans(reason, &POLICY).unwrap_or_else(|| reason.to_owned())
 }
 
 async fn read_record(req: Request) -> Result<Response, Error> {

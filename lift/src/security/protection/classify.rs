@@ -210,6 +210,71 @@ impl std::fmt::Write for NumberText {
     }
 }
 
+/// Substrings of the [`normalise`]d name one of [`secret_by_words`]'s words needs.
+const SECRET_HINTS: [&[u8]; 9] =
+    [b"pass", b"pwd", b"cvv", b"cvc", b"pin", b"code", b"key", b"secret", b"token"];
+
+/// Words that may follow a secret's name without changing what the value is
+/// (`password_confirmation`, `pin_new`).
+const QUALIFIERS: [&str; 10] =
+    ["confirm", "confirmation", "again", "repeat", "new", "old", "current", "plain", "plaintext", "value"];
+
+/// The class of a field named after a secret with a prefix or suffix (`new_password`,
+/// `card_cvv`, `cvv2`, `securityCode`, `rsa_private_key`, `client_secret`, `id_token`):
+/// the secret's word ends the name, or is followed by [`QUALIFIERS`] only. Whole words
+/// only, split at `_`, `-`, `.`, spaces and camelCase, so `pinned`, `spinner` and
+/// `tokens_used` are not secrets; trailing digits of a word are dropped (`cvv2`).
+fn secret_by_words(name: &str) -> Option<DataClass> {
+    let words = split_words(name);
+    let end = words.iter().rposition(|w| !QUALIFIERS.contains(&w.as_str()))?;
+    let last = words[end].as_str();
+    let before = end.checked_sub(1).map(|i| words[i].as_str());
+    match (before, last) {
+        (_, "password" | "passwd" | "passphrase" | "passcode" | "pwd") => Some(DataClass::Password),
+        (_, "pin" | "cvv" | "cvc" | "secret" | "token") => Some(DataClass::Secret),
+        (Some("security" | "card"), "code") | (Some("private" | "secret" | "signing"), "key") => {
+            Some(DataClass::Secret)
+        }
+        _ => None,
+    }
+}
+
+/// The words of a field name, lowercase, trailing digits dropped: split at `_`, `-`,
+/// `.`, spaces, digits-to-letters and camelCase (`APIToken` is `api`, `token`).
+fn split_words(name: &str) -> Vec<String> {
+    let chars: Vec<char> = name.chars().collect();
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            push_word(&mut words, &mut word);
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1);
+        // `newPassword`, `APIToken` (the last capital of a run starts a word), `2fa`.
+        let camel = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase() || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase()))
+            });
+        let boundary = camel || (c.is_alphabetic() && prev.is_some_and(|p| p.is_ascii_digit()));
+        if boundary {
+            push_word(&mut words, &mut word);
+        }
+        word.extend(c.to_lowercase());
+    }
+    push_word(&mut words, &mut word);
+    words
+}
+
+fn push_word(words: &mut Vec<String>, word: &mut String) {
+    let kept = word.trim_end_matches(|c: char| c.is_ascii_digit());
+    if !kept.is_empty() {
+        words.push(kept.to_owned());
+    }
+    word.clear();
+}
+
 /// The default classifier, built once.
 static DEFAULT: LazyLock<Classifier> = LazyLock::new(Classifier::build_default);
 
@@ -285,7 +350,8 @@ impl Classifier {
         Self { fields: pairs.iter().map(|(k, v)| (key(k), *v)).collect() }
     }
 
-    /// A classifier with no field names (value detectors only).
+    /// A classifier with no field names of its own: the value detectors, and the names
+    /// of secrets every classifier knows (`new_password`, `card_cvv`, `api_token`...).
     pub fn empty() -> Self {
         Self { fields: FieldMap::default() }
     }
@@ -310,7 +376,8 @@ impl Classifier {
 
     /// The class of a value by its field name alone (no value detectors).
     pub(crate) fn field_class(&self, field: Option<&str>, text: &str) -> Option<DataClass> {
-        with_normalised(field?, |norm| {
+        let name = field?;
+        with_normalised(name, |norm| {
             if let Some(class) = self.fields.get(norm).copied() {
                 // A date-of-birth field holds a date; a mistyped field is not a finding.
                 if class != DataClass::DateOfBirth || detect::is_plausible_date(text) {
@@ -318,10 +385,14 @@ impl Classifier {
                 }
             }
             // Cheap tests first: a high-entropy value has at least 16 bytes.
-            (text.len() >= 16
+            let high_entropy = text.len() >= 16
                 && (norm.ends_with(b"key") || contains(norm, b"secret") || contains(norm, b"token"))
-                && detect::is_high_entropy(text))
-            .then_some(DataClass::Secret)
+                && detect::is_high_entropy(text);
+            if high_entropy {
+                return Some(DataClass::Secret);
+            }
+            // Only names that mention a secret's word can be one: skip the split otherwise.
+            SECRET_HINTS.iter().any(|h| contains(norm, h)).then(|| secret_by_words(name)).flatten()
         })
     }
 

@@ -1,11 +1,13 @@
 //! Masking: partial, full, keyed hash, tokenize and redact, applied per class.
 
 use hmac::{Hmac, Mac};
+use rand::RngCore;
 use serde_json::Value;
 use sha2::Sha256;
 
 use super::classify::{with_number_text, Classifier, DataClass};
 use super::detect::{self, Match, Profile};
+use super::ProtectionError;
 
 /// How a sensitive value is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +33,53 @@ pub enum MaskStrategy {
 pub struct HashKey(Hmac<Sha256>);
 
 impl HashKey {
-    /// A key from bytes (at least 32 bytes are recommended).
+    /// The shortest key [`try_new`](Self::try_new) accepts, in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// A key from bytes; prefer [`try_new`](Self::try_new), which refuses short keys.
+    ///
+    /// # Panics
+    ///
+    /// When `key` is empty: the HMAC under a known key is a public hash, and a hashed
+    /// email or name is found again by hashing a list of them.
     pub fn new(key: impl Into<Vec<u8>>) -> Self {
-        Self(<Hmac<Sha256> as Mac>::new_from_slice(&key.into()).expect("HMAC takes any key length"))
+        let key = key.into();
+        assert!(!key.is_empty(), "a hash key must not be empty");
+        Self::keyed(&key)
+    }
+
+    /// A key from bytes, refused ([`ProtectionError::Config`]) when shorter than
+    /// [`MIN_LEN`](Self::MIN_LEN) bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::security::protection::HashKey;
+    /// assert!(HashKey::try_new(*b"an example key of thirty-two b!!").is_ok());
+    /// assert!(HashKey::try_new(Vec::new()).is_err());
+    /// ```
+    pub fn try_new(key: impl Into<Vec<u8>>) -> Result<Self, ProtectionError> {
+        let key = key.into();
+        if key.len() < Self::MIN_LEN {
+            return Err(ProtectionError::Config(format!(
+                "a hash key must be at least {} bytes",
+                Self::MIN_LEN
+            )));
+        }
+        Ok(Self::keyed(&key))
+    }
+
+    /// A random key of [`MIN_LEN`](Self::MIN_LEN) bytes, for hashes that only need to be
+    /// equal within one process (nothing hashed under it can be joined with anything
+    /// hashed elsewhere or later).
+    pub fn random() -> Self {
+        let mut key = [0u8; Self::MIN_LEN];
+        rand::thread_rng().fill_bytes(&mut key);
+        Self::keyed(&key)
+    }
+
+    fn keyed(key: &[u8]) -> Self {
+        Self(<Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length"))
     }
 
     /// HMAC-SHA256 of the parts (each length-prefixed so parts cannot run together), hex.
@@ -180,25 +226,38 @@ fn partial(value: &str, out: &mut String) {
 /// Whole values are replaced when their field or content is sensitive; inside free text
 /// only the sensitive spans are.
 pub fn mask_json(value: &mut Value, policy: &Policy) {
-    walk(value, None, policy, &mut Vec::new());
+    walk(value, None, &mut Walk { policy, tokens: &[], spans: Vec::new() });
 }
 
-/// `spans` is scratch space, reused for every value.
-fn walk(value: &mut Value, field: Option<&str>, policy: &Policy, spans: &mut Vec<Match>) {
+/// [`mask_json`] of a document whose card numbers were just replaced by vault `tokens`:
+/// a value holding a token keeps it, whatever its field's name says (`card_number` names
+/// a card number, and the synchronous masker would redact the token in it).
+pub(super) fn mask_json_keeping_tokens(value: &mut Value, policy: &Policy, tokens: &[&str]) {
+    walk(value, None, &mut Walk { policy, tokens, spans: Vec::new() });
+}
+
+/// What a walk over a document needs; `spans` is scratch space, reused for every value.
+struct Walk<'a> {
+    policy: &'a Policy,
+    tokens: &'a [&'a str],
+    spans: Vec<Match>,
+}
+
+fn walk(value: &mut Value, field: Option<&str>, w: &mut Walk<'_>) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                walk(v, Some(k), policy, spans);
+                walk(v, Some(k), w);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, field, policy, spans)),
+        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, field, w)),
         Value::String(s) => {
-            if let Some(masked) = mask_scalar(field, s, policy, spans) {
+            if let Some(masked) = mask_scalar(field, s, w) {
                 *s = masked;
             }
         }
         Value::Number(n) => {
-            if let Some(masked) = with_number_text(n, |text| mask_scalar(field, text, policy, spans)) {
+            if let Some(masked) = with_number_text(n, |text| mask_scalar(field, text, w)) {
                 *value = Value::String(masked);
             }
         }
@@ -211,14 +270,19 @@ fn walk(value: &mut Value, field: Option<&str>, policy: &Policy, spans: &mut Vec
 /// The whole value is masked when its content is sensitive, or its field name is and the
 /// text holds no span of that same class (then only the spans are: a `note` field with
 /// an email in it keeps the rest of the note).
-fn mask_scalar(field: Option<&str>, text: &str, policy: &Policy, spans: &mut Vec<Match>) -> Option<String> {
+///
+/// A card-number field holding a vault token (`w.tokens`) is left to the span scan: the
+/// token is what the vault returns the card by.
+fn mask_scalar(field: Option<&str>, text: &str, w: &mut Walk<'_>) -> Option<String> {
+    let Walk { policy, tokens, spans } = w;
     let profile = Profile::of(text);
     if let Some(class) = detect::detect_value_in(text, &profile) {
         return Some(policy.mask_value(class, text));
     }
     let by_field = policy.classifier.field_class(field, text);
     detect::scan_text_in(text, &profile, spans);
-    if let Some(class) = by_field.filter(|c| !spans.iter().any(|m| m.class == *c)) {
+    let tokenized = |c: &DataClass| *c == DataClass::Pan && tokens.iter().any(|t| text.contains(t));
+    if let Some(class) = by_field.filter(|c| !spans.iter().any(|m| m.class == *c) && !tokenized(c)) {
         return Some(policy.mask_value(class, text));
     }
     mask_with_spans(text, spans, policy)
@@ -229,19 +293,30 @@ pub fn mask_spans(text: &str, policy: &Policy) -> Option<String> {
     mask_with_spans(text, &detect::scan_text(text), policy)
 }
 
+/// Overlapping spans (sorted by start) are masked as one: their union, as the most
+/// sensitive of their classes. Skipping the later of two spans would leave its tail in
+/// clear (a PEM key's match starts at byte 0, where an email may start too).
 fn mask_with_spans(text: &str, spans: &[Match], policy: &Policy) -> Option<String> {
     if spans.is_empty() {
         return None;
     }
     let mut out = String::with_capacity(text.len() + 16);
     let mut at = 0;
-    for m in spans {
-        if m.start < at {
+    let mut rest = spans.iter().peekable();
+    while let Some(first) = rest.next() {
+        let (start, mut end, mut class) = (first.start.max(at), first.end, first.class);
+        while let Some(m) = rest.next_if(|m| m.start < end) {
+            end = end.max(m.end);
+            if m.class.level() > class.level() {
+                class = m.class;
+            }
+        }
+        if end <= start {
             continue;
         }
-        out.push_str(&text[at..m.start]);
-        policy.mask_value_into(m.class, &text[m.start..m.end], &mut out);
-        at = m.end;
+        out.push_str(&text[at..start]);
+        policy.mask_value_into(class, &text[start..end], &mut out);
+        at = end;
     }
     out.push_str(&text[at..]);
     Some(out)

@@ -14,16 +14,24 @@
 //! | attribute | |
 //! |---|---|
 //! | `pk` (S) | `SUBJECT#<tenant length>:<tenant>#<subject>` |
-//! | `key_id` (S) | 32 hex digits, random per key: a subject erased and seen again gets a new key |
+//! | `key_id` (S) | 32 hex digits, new per key: a subject erased and seen again gets a new key |
 //! | `blob` (B) | the data key wrapped by KMS (`GenerateDataKey`, AES_256) |
 //! | `created_at` (N) | epoch seconds |
 //! | `expires_at` (N, optional) | set by whoever wants the key to end by retention; a key past it counts as erased |
 //!
-//! The first writer creates the key with a conditional put (`attribute_not_exists(pk)`);
+//! The first writer creates the key with a conditional put (`attribute_not_exists(pk)`,
+//! or the item there is past its `expires_at` and waits for DynamoDB's TTL to delete it);
 //! a writer that loses the race reads and uses the winner's key, so two writers always
 //! agree on one key. [`SubjectKeys::erase`] deletes the item and this process's cached
 //! copy; from then on [`SubjectKeys::decrypt`] answers `Ok(None)` for every ciphertext
 //! under it, wherever that ciphertext is kept.
+//!
+//! A key id is 8 random bytes and 8 bytes of a SHA-256 hash of them, the tenant and the
+//! subject. The hash is no secret: it lets [`SubjectKeys::decrypt`] tell a ciphertext
+//! whose key is gone (erased: `Ok(None)`) from one read under the wrong tenant, with a
+//! relabelled subject or a changed key id (an error), without the key. Keys made before
+//! key ids carried the hash (all 16 bytes random) still open their ciphertexts while they
+//! live; once such a key is erased, its ciphertexts answer an error, not `Ok(None)`.
 //!
 //! Ciphertext format `s1`: `b"s1" | key id (16) | subject length (u16 BE) | subject |
 //! nonce (12) | AES-256-GCM ciphertext and tag`. The associated data is the header (up to
@@ -73,6 +81,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use super::envelope::{aad, seal_after_header, KmsClient};
 use super::ProtectionError;
@@ -216,6 +225,36 @@ fn unhex(text: &str) -> Option<[u8; KEY_ID_LEN]> {
         out[i] = crate::hex::digit(pair[0])? << 4 | crate::hex::digit(pair[1])?;
     }
     Some(out)
+}
+
+/// The random half of a key id.
+const KEY_ID_RANDOM: usize = KEY_ID_LEN / 2;
+
+/// The hash half of a key id for its random half, a tenant and a subject.
+fn key_id_binding(random: &[u8], tenant: &str, subject: &str) -> [u8; KEY_ID_LEN - KEY_ID_RANDOM] {
+    let mut hash = Sha256::new();
+    hash.update(b"lift subject key id");
+    for part in [random, tenant.as_bytes(), subject.as_bytes()] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    let mut out = [0u8; KEY_ID_LEN - KEY_ID_RANDOM];
+    out.copy_from_slice(&hash.finalize()[..KEY_ID_LEN - KEY_ID_RANDOM]);
+    out
+}
+
+/// A new key id for a subject of a tenant.
+fn new_key_id(tenant: &str, subject: &str) -> [u8; KEY_ID_LEN] {
+    let mut id = [0u8; KEY_ID_LEN];
+    rand::thread_rng().fill_bytes(&mut id[..KEY_ID_RANDOM]);
+    let binding = key_id_binding(&id[..KEY_ID_RANDOM], tenant, subject);
+    id[KEY_ID_RANDOM..].copy_from_slice(&binding);
+    id
+}
+
+/// Whether `id` was made by [`new_key_id`] for this tenant and subject.
+fn key_id_binds(id: &[u8; KEY_ID_LEN], tenant: &str, subject: &str) -> bool {
+    key_id_binding(&id[..KEY_ID_RANDOM], tenant, subject) == id[KEY_ID_RANDOM..]
 }
 
 fn now_secs() -> u64 {
@@ -377,8 +416,7 @@ impl SubjectKeys {
         if let Some(key) = self.read(tenant, subject).await? {
             return Ok(key);
         }
-        let mut id = [0u8; KEY_ID_LEN];
-        rand::thread_rng().fill_bytes(&mut id);
+        let id = new_key_id(tenant, subject);
         let id_hex = hex(&id);
         let data_key =
             self.kms.generate_data_key(&self.kms_key_id, &Self::kms_context(tenant, &id_hex)).await?;
@@ -391,7 +429,10 @@ impl SubjectKeys {
             .item("key_id", AttributeValue::S(id_hex))
             .item("blob", AttributeValue::B(Blob::new(data_key.blob.clone())))
             .item("created_at", AttributeValue::N(now_secs().to_string()))
-            .condition_expression("attribute_not_exists(pk)")
+            // An expired item counts as erased (see `read`) but stays until the TTL sweep
+            // deletes it, up to days later: replace it rather than fail until then.
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
             .send()
             .await;
         match put {
@@ -431,15 +472,19 @@ impl SubjectKeys {
     }
 
     /// Decrypts a tenant's `s1` ciphertext: `Ok(None)` when its subject's key was erased
-    /// (or replaced after an erasure), an error when the bytes were changed, belong to
-    /// another tenant or are not `s1`.
+    /// (or replaced after an erasure, or is past its `expires_at`);
+    /// [`ProtectionError::Decrypt`] when the bytes were changed, the subject relabelled or
+    /// they belong to another tenant; [`ProtectionError::Format`] when they are not `s1`.
     pub async fn decrypt(&self, tenant: &str, sealed: &[u8]) -> Result<Option<Vec<u8>>, ProtectionError> {
         let parts = split(sealed)?;
         let key = match self.cached(tenant, parts.subject).filter(|k| k.id == parts.key_id) {
             Some(key) => key,
             None => match self.read(tenant, parts.subject).await? {
                 Some(key) if key.id == parts.key_id => key,
-                _ => return Ok(None),
+                // Absent, expired, or a newer key made after an erasure: erased, if the key
+                // id was made for this tenant and subject; a mistake otherwise.
+                _ if key_id_binds(&parts.key_id, tenant, parts.subject) => return Ok(None),
+                _ => return Err(ProtectionError::Decrypt),
             },
         };
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key.key));
@@ -481,6 +526,21 @@ mod tests {
     fn partition_keys_of_different_pairs_differ() {
         assert_ne!(pk("ab", "c#d"), pk("ab#c", "d"));
         assert_ne!(pk("a", "b"), pk("b", "a"));
+    }
+
+    #[test]
+    fn key_ids_bind_their_tenant_and_subject() {
+        let id = new_key_id("acme", "cus_1");
+        assert!(key_id_binds(&id, "acme", "cus_1"));
+        assert_ne!(id, new_key_id("acme", "cus_1"), "random per key");
+        assert!(!key_id_binds(&id, "globex", "cus_1"));
+        assert!(!key_id_binds(&id, "acme", "cus_2"));
+        assert!(!key_id_binds(&id, "acm", "ecus_1"), "parts cannot run together");
+        for byte in [0, KEY_ID_LEN - 1] {
+            let mut changed = id;
+            changed[byte] ^= 1;
+            assert!(!key_id_binds(&changed, "acme", "cus_1"), "byte {byte} changed");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::detect::{self, luhn_valid};
 use super::envelope::Envelope;
-use super::mask::{mask_json, HashKey, MaskStrategy, Policy};
+use super::mask::{mask_json_keeping_tokens, HashKey, MaskStrategy, Policy};
 use super::{DataClass, ProtectionError};
 use crate::Context;
 
@@ -194,17 +194,18 @@ impl TokenVault {
     }
 
     /// Replaces every PAN of a document (whole values and inside text) by its token when
-    /// the policy tokenizes PANs, then masks everything else per the policy.
+    /// the policy tokenizes PANs, then masks everything else per the policy. A token stays
+    /// in place whatever its field is named (`card_number`, `pan`).
     pub async fn tokenize_json(
         &self,
         tenant: &str,
         value: &mut Value,
         policy: &Policy,
     ) -> Result<(), ProtectionError> {
+        let mut tokens = HashMap::new();
         if policy.strategy_for(DataClass::Pan) == MaskStrategy::Tokenize {
             let mut pans = Vec::new();
             collect_pans(value, &mut pans);
-            let mut tokens = HashMap::new();
             pans.sort();
             pans.dedup();
             for pan in pans {
@@ -213,7 +214,8 @@ impl TokenVault {
             }
             replace_pans(value, &tokens);
         }
-        mask_json(value, policy);
+        let tokens: Vec<&str> = tokens.values().map(String::as_str).collect();
+        mask_json_keeping_tokens(value, policy, &tokens);
         Ok(())
     }
 }
