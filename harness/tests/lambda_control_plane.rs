@@ -154,6 +154,7 @@ async fn published_versions_keep_their_own_configuration_and_sandboxes() {
     for (version, message) in &starts {
         assert!(message.ends_with(&format!("Version: {}", version.as_deref().unwrap())), "{message}");
     }
+    assert!(rig.lambda.settle("versions", std::time::Duration::from_secs(3)).await);
     assert_eq!(rig.lambda.reports_of("versions", "1").len(), 1);
 
     // A change of $LATEST reaches its next invocation; the versions stay as published.
@@ -234,6 +235,8 @@ async fn an_alias_splits_invocations_by_its_weights_then_moves_whole() {
         sandboxes.entry(out.executed_version.clone()).or_default().insert(out.sandbox_id);
         requests.entry(out.executed_version).or_default().push(out.request_id);
     }
+    // Each REPORT is written when its runtime asks for the next invocation.
+    assert!(rig.lambda.settle("weighted", std::time::Duration::from_secs(3)).await);
     assert_eq!(requests.keys().collect::<Vec<_>>(), ["1", "2"]);
     let share = requests["2"].len() as f64 / total as f64;
     // 0.3 ± 0.08 is more than 3.4 standard deviations of a binomial share of 400.

@@ -16,7 +16,9 @@ use hyper_util::rt::TokioExecutor;
 use lift_harness::lambda::http_api::HttpApi;
 use lift_harness::lambda::invoke_api::InvokeApi;
 use lift_harness::lambda::runtime_api::{NextInvocation, RuntimeApi, RuntimeEvent};
-use lift_harness::lambda::sandbox::{aws_cli_for_test, cgroups_available, cgroups_for_test};
+use lift_harness::lambda::sandbox::{
+    aws_cli_for_test, cgroups_available, cgroups_for_test, SANDBOX_UID_BASE,
+};
 use lift_harness::lambda::{
     Function, FunctionBuilder, InvokeError, InvokeOptions, LocalLambda, ASYNC_REQUEST_LIMIT_BYTES,
 };
@@ -102,6 +104,8 @@ async fn the_runtime_gets_lambdas_environment_headers_and_reports() {
     assert_eq!(warm.sandbox_id, out.sandbox_id);
     assert!(warm.report.init_duration.is_none());
     assert_eq!(lambda.cold_starts("fixture"), 1);
+    // The warm invocation's REPORT is written when its runtime asks for the next one.
+    assert!(lambda.settle("fixture", SETTLE).await);
 
     let log: Vec<String> = lambda.logs("fixture").into_iter().map(|l| l.message).collect();
     let start =
@@ -1185,8 +1189,9 @@ fn own_id(line: &str) -> String {
 /// another sandbox user.
 const SANDBOX_USER_TEST: &str = "a_function_runs_as_an_unprivileged_user_that_may_write_only_its_tmp";
 
-/// As on Lambda, where a function runs as `sbx_user1051`: a harness running as root runs its
-/// sandboxes as 65534:65534 (or the ids `LIFT_LAMBDA_SANDBOX_USER` names), which may write the
+/// As on Lambda, where a function runs as `sbx_user1051`: a harness running as root runs each
+/// function as a user and group of its own from `SANDBOX_UID_BASE` on (or as the ids
+/// `LIFT_LAMBDA_SANDBOX_USER` names), which may write the
 /// sandbox's `TMPDIR` and not its task root, under Lambda's limits of 1,024 open files and
 /// 1,024 processes.
 #[tokio::test]
@@ -1205,7 +1210,13 @@ async fn a_function_runs_as_an_unprivileged_user_that_may_write_only_its_tmp() {
     let (uid, gid) = match std::env::var("LIFT_LAMBDA_SANDBOX_USER") {
         _ if own_uid != "0" => (own_uid.clone(), own_gid),
         Ok(ids) => ids.split_once(':').map(|(u, g)| (u.to_owned(), g.to_owned())).unwrap(),
-        Err(_) => ("65534".to_owned(), "65534".to_owned()),
+        // A user and group of the function's own, from the base on.
+        Err(_) => {
+            let id = seen["uid"].as_str().unwrap_or_default().to_owned();
+            let n: u32 = id.parse().unwrap_or_else(|_| panic!("{seen}"));
+            assert!(n >= SANDBOX_UID_BASE, "{seen}");
+            (id.clone(), id)
+        }
     };
     assert_eq!((seen["uid"].as_str(), seen["gid"].as_str()), (Some(&*uid), Some(&*gid)), "{seen}");
     assert_eq!(seen["tmp"], "writable", "{seen}");
@@ -1414,4 +1425,160 @@ async fn the_cold_start_gate_says_when_the_app_refuses_its_event() {
     assert!(stderr.contains("refused 2 of 2 cold starts' events"), "{stdout}\n{stderr}");
     assert!(stderr.contains("2 of bootstrap's answers were not HTTP 200"), "{stdout}\n{stderr}");
     assert!(stdout.contains("answers 401 x2"), "{stdout}");
+}
+
+/// Without `--vs`, `--expect-status` checked only the runs that succeeded: runs that all
+/// failed left nothing to check, and the gate passed.
+#[tokio::test]
+async fn the_cold_start_gate_fails_when_the_runs_it_checks_failed() {
+    let _shared = CPU.read().await;
+    let args = ["--bin", FIXTURE, "--runs", "2", "--env", "FIXTURE_INIT=crash", "--expect-status", "200"];
+    let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || coldstart_gate(&args)).await.unwrap();
+    assert!(!passed, "every cold start crashed, yet the gate passed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("2 of lambda-fixture's 2 cold starts failed (0 measured)"), "{stdout}\n{stderr}");
+}
+
+/// A shell bootstrap that answers each event with `{"ok":true}`, then runs `after` before it
+/// asks for the next one.
+fn answers_then(name: &str, after: &str) -> FunctionBuilder {
+    script_function(
+        name,
+        &format!(
+            r#"{SHELL_PRELUDE}while :; do
+  next=$(curl -sS -i "$api/next" | tr -d '\r')
+  id=$(header lambda-runtime-aws-request-id)
+  curl -sS -o /dev/null -X POST --data-binary '{{"ok":true}}' "$api/$id/response"
+{after}
+done
+"#
+        ),
+    )
+}
+
+/// Output reaches the log through pipes, after the answer: a check that something is not in
+/// the log needs every line read first. The bootstrap answers, then prints numbered lines
+/// (copied to a file as they go) until the timeout kills it, leaving a pipe full of lines
+/// the log has not read yet; `drained_logs` has every line the copy has, the last included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drained_logs_hold_everything_the_sandbox_printed_after_its_answer() {
+    let _shared = CPU.read().await;
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lift-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Open to the sandbox's user, whichever it is.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let copy = dir.join("copy");
+    let printer = answers_then("drain", "  seq 1 100000000 | tee \"$COPY_DIR/copy\"")
+        .timeout_secs(1)
+        .env("COPY_DIR", dir.display().to_string());
+    let lambda = lambda_with(printer);
+    for round in 0..3 {
+        let _ = std::fs::remove_file(&copy);
+        let out = lambda.invoke("drain", "{}").await.unwrap();
+        assert!(out.function_error.is_none(), "round {round}: {:?}", out.payload);
+        let log = lambda.drained_logs("drain").await;
+        let copied = std::fs::read_to_string(&copy).unwrap();
+        // The last line the copy has whole: the pipe had it before the file did.
+        let last = copied.rsplit_once('\n').map(|(whole, _)| whole).unwrap_or_default();
+        let last = last.rsplit('\n').next().unwrap_or_default().to_owned();
+        assert!(!last.is_empty(), "round {round}: nothing printed");
+        assert!(
+            log.iter().any(|l| l.message == last),
+            "round {round}: line {last} is not in the drained log"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On Lambda the invoke phase ends at the runtime's next `/next`, not at its answer: work
+/// after the answer counts in the REPORT's duration, and what it prints comes before END.
+#[tokio::test]
+async fn an_invocation_lasts_until_the_runtime_asks_for_the_next_one() {
+    let _shared = CPU.read().await;
+    let lambda = lambda_with(answers_then("after", "  sleep 0.5\n  echo post"));
+    let out = lambda.invoke("after", "{}").await.unwrap();
+    assert!(out.function_error.is_none(), "{:?}", out.payload);
+    assert!(lambda.settle("after", SETTLE).await);
+    let reports = lambda.reports("after");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert!(report.duration >= Duration::from_millis(500), "{report:?}");
+    assert!(report.billed_ms >= 500, "{report:?}");
+    assert_eq!(report.status, None, "{report:?}");
+    let log: Vec<String> = lambda.logs("after").into_iter().map(|l| l.message).collect();
+    let post = log.iter().position(|m| m == "post");
+    let end = log.iter().position(|m| *m == format!("END RequestId: {}", out.request_id));
+    assert!(matches!((post, end), (Some(p), Some(e)) if p < e), "{log:#?}");
+}
+
+/// A runtime that answers but never asks for the next invocation has timed out: the caller
+/// has its answer, the REPORT says timeout, and the sandbox is gone.
+#[tokio::test]
+async fn a_runtime_that_answers_but_never_asks_again_times_out() {
+    let _shared = CPU.read().await;
+    let lambda = lambda_with(answers_then("stuck", "  sleep 30").timeout_secs(1));
+    let out = lambda.invoke("stuck", "{}").await.unwrap();
+    assert!(out.function_error.is_none(), "{:?}", out.payload);
+    assert_eq!(out.json(), json!({"ok": true}));
+    assert!(lambda.settle("stuck", SETTLE).await);
+    let reports = lambda.reports("stuck");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].status.as_deref(), Some("timeout"), "{:?}", reports[0]);
+    assert!(reports[0].duration >= Duration::from_secs(1), "{:?}", reports[0]);
+    assert_eq!(lambda.sandboxes("stuck"), 0);
+    let log: Vec<String> = lambda.logs("stuck").into_iter().map(|l| l.message).collect();
+    let timed_out = format!("RequestId: {} Error: Task timed out after 1.00 seconds", out.request_id);
+    assert!(log.iter().any(|m| m.starts_with(&timed_out)), "{log:#?}");
+    assert!(lambda.invoke("stuck", "{}").await.unwrap().cold_start);
+}
+
+/// A sandbox reaches neither the harness's environment nor another function's: not its
+/// `/proc/<pid>/environ` (its role's keys, its secrets), not its `TMPDIR`. As root only: a
+/// harness that is not root runs every sandbox as its own user, which separates nothing (see
+/// `SANDBOX_UID_BASE`).
+#[tokio::test]
+async fn a_sandbox_reads_neither_the_harness_nor_another_functions_environment_or_tmp() {
+    let _shared = CPU.read().await;
+    if !cgroups_for_test("a_sandbox_reads_neither_the_harness_nor_another_functions_environment_or_tmp")
+        || own_id("Uid:") != "0"
+        || std::env::var_os("LIFT_LAMBDA_SANDBOX_USER").is_some()
+    {
+        return;
+    }
+    let victim = r#"  printf 'victim-tmp-marker' > "$TMPDIR/secret"
+  printf '{"pid":"%s","tmp":"%s"}' "$$" "$TMPDIR""#;
+    let prober = r#"  pid=$(printf '%s' "$event" | sed 's/.*"pid":"\([0-9]*\)".*/\1/')
+  tmp=$(printf '%s' "$event" | sed 's/.*"tmp":"\([^"]*\)".*/\1/')
+  if cat "/proc/$PPID/environ" >/dev/null 2>&1; then parent=readable; else parent=unreadable; fi
+  other=$(tr '\0' ' ' < "/proc/$pid/environ" 2>/dev/null)
+  secret=$(cat "$tmp/secret" 2>/dev/null)
+  listing=$(ls -A "$tmp" 2>/dev/null | tr '\n' ' ')
+  if touch "$tmp/intruder" 2>/dev/null; then wrote=yes; else wrote=no; fi
+  printf '{"parent":"%s","other":"%s","secret":"%s","listing":"%s","wrote":"%s"}' \
+    "$parent" "$other" "$secret" "$listing" "$wrote""#;
+    let lambda = LocalLambda::builder()
+        .function(shell_function("victim", victim).env("VICTIM_SECRET", "victim-env-marker").build().unwrap())
+        .function(shell_function("prober", prober).build().unwrap())
+        .build()
+        .unwrap();
+    let victim = lambda.invoke("victim", "{}").await.unwrap();
+    assert!(victim.function_error.is_none(), "{:?}", victim.payload);
+    assert!(lambda.settle("victim", SETTLE).await);
+    let tmp = victim.json()["tmp"].as_str().unwrap().to_owned();
+    let out = lambda.invoke("prober", victim.json().to_string()).await.unwrap();
+    assert!(out.function_error.is_none(), "{:?}", out.payload);
+    let text = String::from_utf8_lossy(&out.payload).into_owned();
+    let seen = out.json();
+    assert_eq!(seen["parent"], "unreadable", "{text}");
+    assert!(!text.contains("victim-env-marker") && !text.contains("victim-tmp-marker"), "{text}");
+    assert_eq!(seen["other"], "", "{text}");
+    assert_eq!(seen["listing"], "", "{text}");
+    assert_eq!(seen["wrote"], "no", "{text}");
+    assert!(!std::path::Path::new(&tmp).join("intruder").exists());
+    // The victim still reads its own.
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(&tmp).join("secret")).unwrap(),
+        "victim-tmp-marker"
+    );
 }

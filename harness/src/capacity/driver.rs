@@ -74,6 +74,7 @@ pub async fn measure(profile: &CapacityProfile, options: &RunOptions) -> anyhow:
     let mut routes: BTreeMap<String, RouteMeasurement> = BTreeMap::new();
     let measured: Vec<&RouteSpec> =
         profile.routes.iter().filter(|r| profile.traffic.mix.contains_key(&r.name)).collect();
+    let settle_limit = Duration::from_secs(profile.function.timeout_secs + 1);
     for round in 0..options.warmup + options.invocations {
         let timed = round >= options.warmup;
         for route in &measured {
@@ -121,6 +122,11 @@ pub async fn measure(profile: &CapacityProfile, options: &RunOptions) -> anyhow:
                 .send(route.method.parse()?, &subst(&route.path), &headers, body)
                 .await
                 .map_err(|e| anyhow::anyhow!("route {}: the front did not answer: {e}", route.name))?;
+            // The invocation runs until its runtime polls again (what it does after answering
+            // is the route's too), which idles the sandbox and writes the REPORT; without the
+            // wait the next request would find it busy and cold-start another sandbox, whose
+            // init would count in the route's figures.
+            lambda.settle(name, settle_limit).await;
             recorder.set_route(None);
             let ok = match route.expect_status {
                 Some(s) => answer.status == s,
@@ -152,8 +158,6 @@ pub async fn measure(profile: &CapacityProfile, options: &RunOptions) -> anyhow:
             entry.durations_ms.push(report.duration.as_secs_f64() * 1000.0);
         }
     }
-    // The sandbox goes idle once its runtime polls again; then the run is over.
-    lambda.settle(name, Duration::from_secs(2)).await;
     let mut accesses = recorder.accesses();
     for a in &mut accesses {
         if let Some(logical) = tables.get(&a.table) {

@@ -123,8 +123,7 @@ pub async fn power_tune(
                     b = b.env(k, v);
                 }
                 let lambda = LocalLambda::builder().function(b.build()?).build()?;
-                let mut reports = Vec::new();
-                for i in 0..warmup + invocations {
+                for _ in 0..warmup + invocations {
                     let resp = lambda.invoke(name, payload.clone()).await?;
                     if let Some(err) = &resp.function_error {
                         anyhow::bail!(
@@ -139,12 +138,11 @@ pub async fn power_tune(
                             "{name} at {mb} MB answered {status}: an error answer is not a sample of the function's work (give it an event it serves)"
                         );
                     }
+                    // Settled: the REPORT is written when the runtime asks for its next
+                    // event, so work done after the answer is counted, as Lambda bills it.
                     lambda.settle(name, Duration::from_secs(10)).await;
-                    if i >= warmup {
-                        reports.push(resp.report);
-                    }
                 }
-                out.push(samples(mb, &reports));
+                out.push(samples(mb, &lambda.reports(name)[warmup..]));
                 lambda.reset().await;
             }
         }

@@ -66,8 +66,8 @@ pub enum LambdaCommand {
         /// invocation) exceeds the second's by more than this many milliseconds.
         #[arg(long, value_name = "MS")]
         budget_ms: Option<f64>,
-        /// Fail unless every answer of the first binary is an HTTP response (API Gateway's
-        /// `statusCode`) with this status.
+        /// Fail unless every cold start of the first binary succeeded and every answer is an
+        /// HTTP response (API Gateway's `statusCode`) with this status.
         #[arg(long, value_name = "STATUS")]
         expect_status: Option<u16>,
     },
@@ -209,6 +209,17 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
                 }
             }
             if let (Some(expected), Some(first)) = (expect_status, stats.first()) {
+                // A failed run has no status to check: without this, runs that all failed
+                // passed the check with nothing checked.
+                if first.failures > 0 || first.cold_start.is_empty() {
+                    bail!(
+                        "{} of {}'s {} cold starts failed ({} measured): none of them answered HTTP {expected}",
+                        first.failures,
+                        first.name,
+                        first.failures + first.cold_start.len(),
+                        first.cold_start.len()
+                    );
+                }
                 let other = first.answers_other_than(expected);
                 if other > 0 {
                     bail!(

@@ -25,8 +25,12 @@
 //! accounts for swap (Lambda has none), `pids.max` being Lambda's 1,024 processes and threads;
 //! where those cannot be written, one notice is printed and sandboxes run without memory, CPU
 //! and process limits, frozen with `SIGSTOP`/`SIGCONT` of their process group instead. Each
-//! process of a sandbox may open 1,024 files, and a harness running as root runs sandboxes as
-//! an unprivileged user (see [`sandbox`]).
+//! process of a sandbox may open 1,024 files, and a harness running as root runs each
+//! function's sandboxes as an unprivileged user of that function's own (see [`sandbox`]).
+//!
+//! An invocation ends as Lambda's invoke phase does, when the runtime asks for its next one:
+//! the caller has the answer at once, and the `END` and `REPORT` lines follow that ask (work
+//! after the answer counts in the duration; a runtime that never asks again times out).
 //!
 //! # Examples
 //!

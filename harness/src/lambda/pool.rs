@@ -41,7 +41,10 @@ pub struct InvokeResponse {
     pub payload: Bytes,
     /// `Unhandled` when the invocation failed (`X-Amz-Function-Error`).
     pub function_error: Option<String>,
-    /// The invocation's `REPORT`.
+    /// The invocation's `REPORT` as of its answer. On Lambda the invocation runs on until the
+    /// runtime asks for its next one, so the `REPORT` in the log, written then, may have a
+    /// longer duration, a timeout status (a runtime that answered but never asked again) or
+    /// an exit error: read [`LocalLambda::reports`] after [`LocalLambda::settle`] for that.
     pub report: Report,
     /// Whether this invocation started a new sandbox.
     pub cold_start: bool,
@@ -296,6 +299,22 @@ impl LocalLambda {
         self.inner.sink.lines(name)
     }
 
+    /// `name`'s whole log: waits for its busy sandboxes to end their invocations (each until
+    /// its deadline at most), kills its sandboxes and waits until everything they printed has
+    /// been read into the log. A check that something is *not* in the log needs this: output
+    /// reaches the log through pipes, after the answer that [`LocalLambda::invoke`] returns,
+    /// while [`LocalLambda::logs`] shows only what has been read so far. The next invocation of
+    /// `name` cold-starts.
+    pub async fn drained_logs(&self, name: &str) -> Vec<LogLine> {
+        let pools = self.pools(name);
+        let longest = pools.iter().map(|p| p.function.timeout).max().unwrap_or_default();
+        self.settle(name, longest + Duration::from_secs(1)).await;
+        for pool in pools {
+            pool.reap(Duration::ZERO).await;
+        }
+        self.logs(name)
+    }
+
     /// `name`'s reports so far, of every version.
     pub fn reports(&self, name: &str) -> Vec<Report> {
         self.inner.sink.reports(name)
@@ -426,6 +445,15 @@ impl LocalLambdaBuilder {
     }
 }
 
+/// An answered invocation whose invoke phase runs on until the runtime's next `/next`.
+#[derive(Debug)]
+struct Invoked {
+    /// When it started, which its duration runs from.
+    started: Instant,
+    /// Its REPORT as of the answer.
+    report: Report,
+}
+
 /// What ended an invocation inside the sandbox.
 #[derive(Debug)]
 enum Ended {
@@ -504,18 +532,11 @@ impl FunctionPool {
                 match self.init(sink).await {
                     Ok(started) => started,
                     Err((stream, ended, init)) => {
+                        let (response, report) =
+                            self.finish(sink, &stream, &request_id, "", ended, Duration::ZERO, init, 0, true);
+                        self.close(sink, &stream, report);
                         self.release(None);
-                        return Ok(self.finish(
-                            sink,
-                            &stream,
-                            &request_id,
-                            "",
-                            ended,
-                            Duration::ZERO,
-                            init,
-                            0,
-                            true,
-                        ));
+                        return Ok(response);
                     }
                 }
             }
@@ -552,7 +573,9 @@ impl FunctionPool {
         let keep = !matches!(ended, Ended::Lambda(..)) && sandbox.exited().is_none();
         let stream = sandbox.stream.clone();
         let sandbox_id = sandbox.id.clone();
-        let mut response = self.finish(
+        // An answered invocation is not over: its invoke phase runs on until the runtime asks
+        // for the next one, and `park` writes its END and REPORT then.
+        let (mut response, report) = self.finish(
             sink,
             &stream,
             &request_id,
@@ -566,8 +589,11 @@ impl FunctionPool {
         response.cpu_throttled = cpu_throttled;
         if keep {
             let pool = self.clone();
-            tokio::spawn(async move { pool.park(sandbox, deadline).await });
+            let invocation = Invoked { started, report };
+            let sink = sink.clone();
+            tokio::spawn(async move { pool.park(sandbox, deadline, invocation, &sink).await });
         } else {
+            self.close(sink, &stream, report);
             sandbox.kill().await;
             self.release(None);
         }
@@ -650,6 +676,9 @@ impl FunctionPool {
         }
     }
 
+    /// The answer to an invocation that `ended` so, and its REPORT as of now, which
+    /// [`FunctionPool::close`] writes when the invocation is over. An error Lambda itself
+    /// reports is logged here.
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
@@ -662,7 +691,7 @@ impl FunctionPool {
         init_duration: Option<Duration>,
         max_memory_used_mb: u64,
         cold_start: bool,
-    ) -> InvokeResponse {
+    ) -> (InvokeResponse, Report) {
         let f = &self.function;
         let (payload, function_error, status, error_type) = match ended {
             Ended::Answer(body) => (body, None, None, None),
@@ -685,7 +714,6 @@ impl FunctionPool {
                 )
             }
         };
-        sink.push(&f.name, stream, format!("END RequestId: {request_id}"));
         let report = Report {
             request_id: request_id.to_owned(),
             duration,
@@ -696,34 +724,86 @@ impl FunctionPool {
             status: status.clone(),
             error_type: if status.is_some() { error_type } else { None },
         };
-        sink.report(&f.name, stream, report.clone());
-        InvokeResponse {
+        let response = InvokeResponse {
             request_id: request_id.to_owned(),
             payload,
             function_error,
-            report,
+            report: report.clone(),
             cold_start,
             sandbox_id: sandbox_id.to_owned(),
             cpu_throttled: Duration::ZERO,
             executed_version: f.version.clone(),
-        }
+        };
+        (response, report)
     }
 
-    /// Waits for the runtime to ask for its next invocation, freezes the sandbox, and makes
-    /// it available again.
-    async fn park(&self, mut sandbox: Sandbox, deadline: Instant) {
+    /// Ends an invocation in the log: its END and its REPORT.
+    fn close(&self, sink: &LogSink, stream: &str, report: Report) {
+        let name = &self.function.name;
+        sink.push(name, stream, format!("END RequestId: {}", report.request_id));
+        sink.report(name, stream, report);
+    }
+
+    /// Waits for the runtime to ask for its next invocation, which ends the answered
+    /// invocation (its END and REPORT, the duration running to the ask, as Lambda's invoke
+    /// phase does), then freezes the sandbox and makes it available again. A runtime that has
+    /// not asked by the deadline has timed out, as on Lambda, and one that exits first has
+    /// failed: either way the REPORT says so and the sandbox is killed.
+    async fn park(&self, mut sandbox: Sandbox, deadline: Instant, invocation: Invoked, sink: &LogSink) {
+        let Invoked { started, mut report } = invocation;
         let mut exit = sandbox.exit.clone();
         let polled = loop {
             tokio::select! {
-                event = sandbox.events.recv() => match event.map(|r| r.event) {
-                    Some(RuntimeEvent::Next) => break true,
+                biased;
+                event = sandbox.events.recv() => match event {
+                    Some(Received { at, event: RuntimeEvent::Next }) if at <= deadline => break Ok(at),
+                    Some(Received { event: RuntimeEvent::Next, .. }) => break Err(None),
                     Some(_) => continue,
-                    None => break false,
+                    None => break Err(Some(exit_error(None))),
                 },
-                _ = wait_exit(&mut exit) => break false,
-                _ = tokio::time::sleep_until(deadline.into()) => break false,
+                e = wait_exit(&mut exit) => break Err(Some(exit_error(e))),
+                _ = tokio::time::sleep_until(deadline.into()) => break Err(None),
             }
         };
+        let ended = match polled {
+            Ok(at) => Ok(at),
+            Err(Some(ended)) => Err((ended, Instant::now())),
+            Err(None) => {
+                let secs = self.function.timeout.as_secs_f64();
+                Err((
+                    Ended::Lambda("Sandbox.Timedout", format!("Task timed out after {secs:.2} seconds")),
+                    deadline,
+                ))
+            }
+        };
+        let stream = sandbox.stream.clone();
+        let polled = match ended {
+            Ok(at) => {
+                report.duration = at.saturating_duration_since(started);
+                report.max_memory_used_mb = sandbox.max_memory_used_mb();
+                true
+            }
+            Err((ended, at)) => {
+                if let Ended::Lambda(error_type, message) = ended {
+                    let request_id = &report.request_id;
+                    sink.push(
+                        &self.function.name,
+                        &stream,
+                        format!("RequestId: {request_id} Error: {message}\n{error_type}"),
+                    );
+                    let status = if error_type == "Sandbox.Timedout" { "timeout" } else { "error" };
+                    report.status = Some(status.to_owned());
+                    report.error_type = Some(error_type.to_owned());
+                }
+                report.duration = at.saturating_duration_since(started);
+                report.max_memory_used_mb = sandbox.max_memory_used_mb();
+                sandbox.kill().await;
+                false
+            }
+        };
+        report.billed_ms = Report::billed(report.duration, report.init_duration);
+        // Before the sandbox counts as idle: once `settle` returns, the REPORT is there.
+        self.close(sink, &stream, report);
         if !polled || self.retired.load(Ordering::SeqCst) {
             sandbox.kill().await;
             self.release(None);

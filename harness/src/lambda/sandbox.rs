@@ -5,8 +5,8 @@
 //!
 //! Lambda's limits on an execution environment that no function configures are constants
 //! here, with Lambda's documented values: [`FILE_DESCRIPTOR_LIMIT`], [`PROCESS_LIMIT`], and
-//! the user a function runs as, [`SANDBOX_USER`] (`LIFT_LAMBDA_SANDBOX_USER=UID:GID` in the
-//! harness's environment chooses another). A sandbox's process starts as `/bin/sh`, which
+//! the user a function runs as, one per function from [`SANDBOX_UID_BASE`] on
+//! (`LIFT_LAMBDA_SANDBOX_USER=UID:GID` in the harness's environment chooses one for all). A sandbox's process starts as `/bin/sh`, which
 //! joins the cgroups, sets the open-file limit, drops to the sandbox user through util-linux's
 //! `setpriv` and execs the bootstrap: one process all along, limited from the bootstrap's first
 //! instruction.
@@ -58,6 +58,9 @@ const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
 /// How long a freeze may take before the sandbox counts as unfreezable: freezing takes
 /// milliseconds, and a busy machine may stretch that.
 const FREEZE_WAIT: Duration = Duration::from_secs(1);
+/// How long a killed sandbox's output may take to reach the log: the pipes close as soon
+/// as the last process holding them dies, so this bounds only a process that outlived it.
+const PUMP_DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// The open files each process of a sandbox may have: Lambda's quota of 1,024 file
 /// descriptors per execution environment, set as the soft and the hard `RLIMIT_NOFILE`, so
@@ -71,13 +74,31 @@ pub const FILE_DESCRIPTOR_LIMIT: u64 = 1024;
 /// binds no process running as root.
 pub const PROCESS_LIMIT: u64 = 1024;
 
-/// The user and group ids a sandbox runs as when the harness runs as root: 65534, `nobody` and
-/// `nogroup` on most systems, used by number so that no named user need exist. Lambda runs a
-/// function as an unprivileged user (`sbx_user1051`), never as root.
-/// `LIFT_LAMBDA_SANDBOX_USER=UID:GID` in the harness's environment chooses other ids, e.g. a
-/// user that may read a project under a private home directory; `0:0` runs sandboxes as root,
-/// unlike Lambda. A harness that does not run as root runs its sandboxes as its own user.
+/// The user and group ids `LIFT_LAMBDA_SANDBOX_USER` is documented with: 65534, `nobody` and
+/// `nogroup` on most systems. Without that variable a harness running as root runs each
+/// function as a user and group of its own, [`SANDBOX_UID_BASE`] onwards.
 pub const SANDBOX_USER: (u32, u32) = (65534, 65534);
+
+/// The first user id of the per-function sandbox users a harness running as root uses: the
+/// first function it starts runs as `SANDBOX_UID_BASE:SANDBOX_UID_BASE`, the second as the
+/// next id, and so on, used by number so that no named user need exist. Lambda runs a function
+/// as an unprivileged user (`sbx_user1051`), never as root, and no two functions share an
+/// execution environment; a user each keeps one function out of another's `/proc/<pid>/environ`
+/// (its role's keys and secrets) and its `TMPDIR`. `LIFT_LAMBDA_SANDBOX_UID_BASE=N` in the
+/// harness's environment moves the range (pick ids no real user or container range has).
+/// `LIFT_LAMBDA_SANDBOX_USER=UID:GID` instead runs every sandbox as one user, e.g. one that may
+/// read a project under a private home directory, giving up that separation; `0:0` runs
+/// sandboxes as root, unlike Lambda.
+///
+/// A harness that does not run as root runs its sandboxes as its own user, and that isolates
+/// little: a sandbox may read everything that user may (`~/.aws/credentials`), and read or
+/// trace every other sandbox (their environments, role keys and `TMPDIR`s) and the user's
+/// other processes. The harness's own `/proc/<pid>/environ` (a developer's real `AWS_*` keys:
+/// the sandbox's environment is Lambda's, but its parent's is not) is closed to them either
+/// way: before its first sandbox the harness makes itself non-dumpable
+/// (`prctl(PR_SET_DUMPABLE, 0)`), which also keeps debuggers of the same user from attaching
+/// to it. Run as root for the separation Lambda has: each function's user is its own.
+pub const SANDBOX_UID_BASE: u32 = 900_000;
 
 /// Whether cgroups v1 can be written here; probed once, with one printed notice when not.
 pub fn cgroups_available() -> bool {
@@ -337,22 +358,66 @@ fn tmp_root() -> PathBuf {
     std::env::temp_dir().join("lift-lambda")
 }
 
-/// The ids a sandbox drops to, or `None` to run it as the harness runs: a harness that does
-/// not run as root cannot switch users, and `LIFT_LAMBDA_SANDBOX_USER=0:0` asks for root. Read
-/// once; a malformed `LIFT_LAMBDA_SANDBOX_USER` fails every spawn, saying why.
-fn sandbox_user() -> Result<Option<(u32, u32)>, String> {
-    static USER: OnceLock<Result<Option<(u32, u32)>, String>> = OnceLock::new();
-    USER.get_or_init(|| {
-        if effective_uid() != Some(0) {
-            return Ok(None);
+/// Whom sandboxes run as, from the harness's own user and environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SandboxUsers {
+    /// As the harness runs: it is not root, or `LIFT_LAMBDA_SANDBOX_USER=0:0` asks for root.
+    Harness,
+    /// Every sandbox as these ids, which `LIFT_LAMBDA_SANDBOX_USER` names.
+    Shared((u32, u32)),
+    /// Each function as a user and group of its own: the base id plus the function's number.
+    PerFunction(u32),
+}
+
+/// Whom sandboxes run as. Read once; a malformed `LIFT_LAMBDA_SANDBOX_USER` or
+/// `LIFT_LAMBDA_SANDBOX_UID_BASE` fails every spawn, saying why.
+fn sandbox_users() -> Result<SandboxUsers, String> {
+    static USERS: OnceLock<Result<SandboxUsers, String>> = OnceLock::new();
+    USERS
+        .get_or_init(|| {
+            if effective_uid() != Some(0) {
+                return Ok(SandboxUsers::Harness);
+            }
+            if let Ok(value) = std::env::var("LIFT_LAMBDA_SANDBOX_USER") {
+                let user = parse_user(&value)?;
+                return Ok(if user == (0, 0) { SandboxUsers::Harness } else { SandboxUsers::Shared(user) });
+            }
+            match std::env::var("LIFT_LAMBDA_SANDBOX_UID_BASE") {
+                Ok(value) => value.trim().parse().map(SandboxUsers::PerFunction).map_err(|_| {
+                    format!("LIFT_LAMBDA_SANDBOX_UID_BASE must be a user id in numbers (e.g. {SANDBOX_UID_BASE}), not {value:?}")
+                }),
+                Err(_) => Ok(SandboxUsers::PerFunction(SANDBOX_UID_BASE)),
+            }
+        })
+        .clone()
+}
+
+/// The ids `function`'s sandboxes drop to, or `None` to run them as the harness runs. With
+/// a user per function, a function's number is the order in which this process first
+/// started it, so the ids of a name stay the same for the life of the process (all its
+/// versions and every [`LocalLambda`](super::LocalLambda) in it) and two names never share.
+fn sandbox_user(function: &str) -> Result<Option<(u32, u32)>, String> {
+    match sandbox_users()? {
+        SandboxUsers::Harness => Ok(None),
+        SandboxUsers::Shared(user) => Ok(Some(user)),
+        SandboxUsers::PerFunction(base) => {
+            static NUMBERS: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+            let mut names = NUMBERS.get_or_init(Default::default).lock().expect("not poisoned");
+            let number = match names.iter().position(|n| n == function) {
+                Some(number) => number,
+                None => {
+                    names.push(function.to_owned());
+                    names.len() - 1
+                }
+            };
+            let id = u32::try_from(number)
+                .ok()
+                .and_then(|n| base.checked_add(n))
+                .filter(|id| *id < u32::MAX)
+                .ok_or_else(|| format!("no user id is left above LIFT_LAMBDA_SANDBOX_UID_BASE={base} for function {function}"))?;
+            Ok(Some((id, id)))
         }
-        let user = match std::env::var("LIFT_LAMBDA_SANDBOX_USER") {
-            Ok(value) => parse_user(&value)?,
-            Err(_) => SANDBOX_USER,
-        };
-        Ok((user != (0, 0)).then_some(user))
-    })
-    .clone()
+    }
 }
 
 /// `UID:GID`, both numbers.
@@ -500,6 +565,24 @@ pub struct Sandbox {
     cgroup: Option<Cgroup>,
     kill: Option<oneshot::Sender<()>>,
     frozen: bool,
+    /// The tasks copying stdout and stderr into the log: a line the function printed is in
+    /// the log only once its pump has read it, which [`Sandbox::kill`] waits for.
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Makes the harness's process non-dumpable, once, before its first sandbox: its
+/// `/proc/<pid>/environ`, `mem` and `maps` then belong to root and no process of another or
+/// the same unprivileged user may read or trace it, so a sandbox running as the harness's own
+/// user (a harness that is not root) cannot read the harness's environment. A failure is
+/// logged, not fatal: the sandboxes still run, with that door open.
+fn close_harness_proc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use rustix::process::{set_dumpable_behavior, DumpableBehavior};
+        if let Err(err) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+            tracing::warn!(%err, "could not make the harness non-dumpable: its sandboxes may read its /proc entries");
+        }
+    });
 }
 
 impl Sandbox {
@@ -511,10 +594,12 @@ impl Sandbox {
 
     /// [`Sandbox::spawn`], in cgroups only if `with_cgroups` (tests take the path without).
     async fn spawn_with(function: &Function, sink: &LogSink, with_cgroups: bool) -> Result<Self, SpawnError> {
+        close_harness_proc();
         if !is_executable(&function.bin) {
             return Err(SpawnError::InvalidEntrypoint(function.bin.clone()));
         }
-        let user = sandbox_user().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let user = sandbox_user(&function.name)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let setpriv = match user {
             Some(user) => Some(setpriv().ok_or_else(|| no_setpriv(user))?),
             None => None,
@@ -545,6 +630,15 @@ impl Sandbox {
         let (api, events) = RuntimeApi::start().await?;
         let tmp = tmp_root().join(&id);
         std::fs::create_dir_all(&tmp)?;
+        // Its owner's alone: another sandbox (another function's user, or, with one user for
+        // all, any sandbox) may neither list nor read nor write it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(err) = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(err.into());
+            }
+        }
         if let Some((uid, gid)) = user {
             // The sandbox's `/tmp` is the one place it may write, as on Lambda.
             if let Err(err) = std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)) {
@@ -590,11 +684,12 @@ impl Sandbox {
             }
         };
         let pid = child.id().unwrap_or_default();
+        let mut pumps = Vec::new();
         if let Some(out) = child.stdout.take() {
-            pump(out, sink.clone(), function.name.clone(), stream.clone());
+            pumps.push(pump(out, sink.clone(), function.name.clone(), stream.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            pump(err, sink.clone(), function.name.clone(), stream.clone());
+            pumps.push(pump(err, sink.clone(), function.name.clone(), stream.clone()));
         }
         let (exit_tx, exit) = watch::channel(None);
         let (kill, kill_rx) = oneshot::channel::<()>();
@@ -631,7 +726,20 @@ impl Sandbox {
                 std::thread::spawn(move || cg.remove());
             }
         });
-        Ok(Self { id, stream, started, tmp, api, events, exit, pid, cgroup, kill: Some(kill), frozen: false })
+        Ok(Self {
+            id,
+            stream,
+            started,
+            tmp,
+            api,
+            events,
+            exit,
+            pid,
+            cgroup,
+            kill: Some(kill),
+            frozen: false,
+            pumps,
+        })
     }
 
     /// The process id.
@@ -752,7 +860,8 @@ impl Sandbox {
         Duration::from_nanos(ns)
     }
 
-    /// Kills the sandbox (frozen or not) and waits until its process is gone.
+    /// Kills the sandbox (frozen or not), waits until its process is gone, then until
+    /// everything it wrote to stdout and stderr is in the log (its pipes reached their end).
     pub async fn kill(&mut self) -> Option<Exit> {
         if let Some(kill) = self.kill.take() {
             let _ = kill.send(());
@@ -761,7 +870,21 @@ impl Sandbox {
         let mut exit = self.exit.clone();
         let _ = exit.wait_for(Option::is_some).await;
         let exited = *exit.borrow();
+        self.drain_output().await;
         exited
+    }
+
+    /// Waits for the pumps to copy the rest of the output and reach the pipes' end. Bounded:
+    /// without cgroups, a helper that left the process group may still hold a pipe open, and
+    /// the lines it writes later are not this wait's to catch.
+    async fn drain_output(&mut self) {
+        let until = Instant::now() + PUMP_DRAIN_WAIT;
+        for pump in self.pumps.drain(..) {
+            let left = until.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, pump).await.is_err() {
+                tracing::warn!(sandbox = %self.id, "a sandbox's output pipe stayed open {PUMP_DRAIN_WAIT:?} after its kill; its later lines may reach the log late");
+            }
+        }
     }
 }
 
@@ -794,7 +917,7 @@ fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     sink: LogSink,
     function: String,
     stream: String,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(pipe);
         let mut line = Vec::new();
@@ -805,7 +928,7 @@ fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
                 Ok(_) => sink.push(&function, &stream, log_text(&line)),
             }
         }
-    });
+    })
 }
 
 /// One line of output as log text: without its `\n` or `\r\n`, bytes that are not UTF-8
@@ -1136,7 +1259,7 @@ exec sleep 30
                 report.lines().find_map(|l| l.strip_prefix(&format!("{key} "))).unwrap_or_default()
             };
             let context = format!("cgroups {with_cgroups}:\n{report}");
-            match sandbox_user().unwrap() {
+            match sandbox_user("limits").unwrap() {
                 Some((uid, gid)) => {
                     assert_eq!(field("uid"), uid.to_string(), "{context}");
                     assert_eq!(field("gid"), gid.to_string(), "{context}");
@@ -1208,7 +1331,7 @@ exec sleep 30
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let private = blocked_path(&bin, user);
         // The spawn refuses it as Lambda refuses a bootstrap it cannot run, when it would drop.
-        let spawned = match sandbox_user() {
+        let spawned = match sandbox_user("private") {
             Ok(Some(_)) => Some(Sandbox::spawn_with(&function, &LogSink::new(false), false).await),
             _ => None,
         };
