@@ -142,6 +142,37 @@ async fn a_failure_whose_user_cannot_be_counted_still_counts_for_the_ip() {
     );
 }
 
+/// An IPv6 client with a /64 takes a new address for every failed login: the attempts are
+/// counted over the /64, as its block would cover it, so the burst still trips and the /64
+/// is blocked. Counted per address, no one address reached the threshold.
+#[tokio::test]
+async fn failed_logins_from_new_addresses_of_one_ipv6_64_count_together() {
+    let (_, store, _) = store().await;
+    let monitor = BehaviourMonitor::new(store.clone())
+        .auth_failures_per_ip(4)
+        .auth_failures_per_user(100)
+        .auth_window(Duration::from_secs(3600));
+    let layer = ThreatLayer::builder()
+        .store(store.clone())
+        .behaviour(monitor)
+        .block_ip_for(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let svc = layer.layer(tower::service_fn(refuse_named_login));
+    for n in 1..=6 {
+        let ip = format!("2001:db8:94:7::{n:x}");
+        let _ = svc.clone().oneshot(login_as("alice", &ip)).await.unwrap();
+    }
+    assert!(
+        store
+            .blocked_until(&BlockTarget::Ip("2001:db8:94:7::ffff".parse().unwrap()))
+            .await
+            .unwrap()
+            .is_some(),
+        "the /64 is blocked"
+    );
+}
+
 /// The failure that reached the threshold was counted but its answer lost (a timeout after
 /// the `ADD`): the count passes the threshold unseen, and the next failure trips it, once.
 #[tokio::test]

@@ -148,7 +148,12 @@ impl BehaviourMonitor {
         let by_ip = async {
             match ip {
                 Some(ip) => {
-                    let pk = format!("AUTHFAIL#ip#{ip}#{window}");
+                    // Counted over the range one block covers (an IPv6 client's /64): a
+                    // client that takes a new address for every attempt counts as one.
+                    let pk = match super::store::blocked_range(ip) {
+                        IpAddr::V6(v6) => format!("AUTHFAIL#ip#{v6}/64#{window}"),
+                        v4 => format!("AUTHFAIL#ip#{v4}#{window}"),
+                    };
                     self.count(pk, self.per_ip, expires_at).await.map(Some)
                 }
                 None => Ok(None),

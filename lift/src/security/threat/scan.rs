@@ -311,6 +311,20 @@ const MAX_AUTHORITY: usize = 512;
 /// Read as WHATWG URL parsers (the `url` crate, reqwest, browsers) read it: tab, CR and LF
 /// are dropped anywhere (`ht\ttp://`), and for the special schemes `\` is a `/` and the
 /// slashes before the host may be missing (`http:\\169.254.169.254`, `http:10.0.0.1/`).
+/// Whether `authority` starts with a host that is only decimal digits, under 2^24, followed
+/// by its end or a delimiter (`503`, `1/x`, `21 ok`).
+fn is_small_number(authority: &[u8]) -> bool {
+    let host_end = authority
+        .iter()
+        .position(|&c| matches!(c, b'/' | b'?' | b'#' | b':' | b'@' | b' '))
+        .unwrap_or(authority.len());
+    let host = &authority[..host_end];
+    !host.is_empty()
+        && host.len() <= 8
+        && host.iter().all(u8::is_ascii_digit)
+        && host.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) < 1 << 24
+}
+
 fn on_url(s: &[u8], colon: usize, hits: &mut Vec<Hit>) {
     // The scheme: the letters before the colon, across dropped tabs and line breaks.
     let mut scheme = [0u8; 8];
@@ -365,7 +379,13 @@ fn on_url(s: &[u8], colon: usize, hits: &mut Vec<Hit>) {
     match &*scheme {
         // `file` is special: `file:/etc/passwd` is a file URL too.
         b"file" if slashes > 0 => push(hits, FindingKind::Ssrf, Severity::High, "dangerous url scheme"),
-        b"http" | b"https" | b"ftp" | b"ws" | b"wss" if rest.len() > slashes => {
+        // Without slashes (`http:host`), a WHATWG parser still reads a host, but plain text
+        // reads the same way: `HTTP:503`, `ws:1`, `ftp:21`. A bare number under 2^24 there
+        // (an address in 0.0.0.0/8) is taken for text; larger ones (`http:2852039166`, the
+        // metadata address in decimal) and every other host are still classified.
+        b"http" | b"https" | b"ftp" | b"ws" | b"wss"
+            if rest.len() > slashes && !(slashes == 0 && is_small_number(rest)) =>
+        {
             if let Some((severity, rule)) = ssrf::classify_authority(&rest[slashes..]) {
                 push(hits, FindingKind::Ssrf, severity, rule);
             }
@@ -848,6 +868,8 @@ mod tests {
             ("http://169.254.169.254/latest/meta-data/", FindingKind::Ssrf),
             ("http:\\\\169.254.169.254\\latest\\meta-data", FindingKind::Ssrf),
             ("http:169.254.169.254/", FindingKind::Ssrf),
+            ("http:2852039166/latest/meta-data/", FindingKind::Ssrf),
+            ("http:localhost:8080/admin", FindingKind::Ssrf),
             ("http:/127.0.0.1/admin", FindingKind::Ssrf),
             ("ht\ttp://10.0.0.1/", FindingKind::Ssrf),
             ("http:/\t/169.254.169.254/", FindingKind::Ssrf),
@@ -892,6 +914,9 @@ mod tests {
             "The file: report.pdf; see http: the protocol",
             "'a' || 'b' is how you join strings",
             "javascript is a language & so is java",
+            "upstream returned HTTP:503",
+            "retry on ws:1 or ftp:21, then https:443",
+            "status http:404 / 500",
         ] {
             assert_eq!(kinds(benign), Vec::<FindingKind>::new(), "flagged {benign}");
         }

@@ -74,7 +74,7 @@ impl BlockTarget {
 /// IPv4-mapped IPv6 address is that IPv4 address), an IPv6 address's /64, the smallest
 /// network a client is given: blocking one /128 of it blocks nothing, the client takes
 /// the next address.
-fn blocked_range(ip: IpAddr) -> IpAddr {
+pub(crate) fn blocked_range(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
