@@ -105,6 +105,25 @@ fn failed_conditions<R>(
     failed.contains(&true).then_some(failed)
 }
 
+/// Whether a transaction was cancelled for a conflict with another request on one of its
+/// items (nothing failed its condition): worth another try.
+fn conflicted<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            let reasons = cancelled.cancellation_reasons();
+            if reasons.is_empty() {
+                cancelled.message().is_some_and(|m| m.contains("TransactionConflict"))
+            } else {
+                reasons.iter().any(|r| r.code() == Some("TransactionConflict"))
+            }
+        }
+        _ => err.code() == Some("TransactionConflictException"),
+    }
+}
+
 /// A check that the alarm's stored change is still the one being applied: `state` at
 /// `changed_at_ms`. A join or a leave made under it cannot undo a newer change of the alarm
 /// that another delivery applied meanwhile.
@@ -466,11 +485,7 @@ impl AlertStore {
             .build()
             .map_err(|_| StoreError::Corrupt("group update"))?;
         let joined = self
-            .client
-            .transact_write_items()
-            .transact_items(still_current(&self.table, fingerprint, "ALARM", changed_at_ms)?)
-            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(member).build())
-            .send()
+            .member_transaction(still_current(&self.table, fingerprint, "ALARM", changed_at_ms)?, member)
             .await;
         match joined {
             Ok(_) => {}
@@ -530,11 +545,7 @@ impl AlertStore {
             .build()
             .map_err(|_| StoreError::Corrupt("group update"))?;
         let removed = self
-            .client
-            .transact_write_items()
-            .transact_items(still_current(&self.table, fingerprint, "OK", changed_at_ms)?)
-            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(member).build())
-            .send()
+            .member_transaction(still_current(&self.table, fingerprint, "OK", changed_at_ms)?, member)
             .await;
         match removed {
             Ok(_) => {}
@@ -561,6 +572,51 @@ impl AlertStore {
             .await;
         done_unless_refused(closed)?;
         Ok(true)
+    }
+
+    /// A member's write with the check on its alarm's change, in one transaction; retried
+    /// (up to five times, 25 ms apart and more) while DynamoDB cancels it for a conflict with
+    /// another request on one of its items: alarms of one group firing or clearing at once,
+    /// handled by concurrent invocations, touch the same group item, and a conflict is
+    /// neither the condition's answer nor an outage.
+    async fn member_transaction(
+        &self,
+        check: aws_sdk_dynamodb::types::TransactWriteItem,
+        member: aws_sdk_dynamodb::types::Update,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+        SdkError<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    > {
+        let mut attempt: u32 = 0;
+        loop {
+            let out = self
+                .client
+                .transact_write_items()
+                .transact_items(check.clone())
+                .transact_items(
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder().update(member.clone()).build(),
+                )
+                .send()
+                .await;
+            match out {
+                Err(err) if attempt < 4 && conflicted(&err) => {
+                    attempt += 1;
+                    // Spread by the clock's nanoseconds, so racing senders do not retry in step.
+                    let jitter = u64::from(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.subsec_nanos())
+                            % 25,
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt) + jitter))
+                        .await;
+                }
+                out => return out,
+            }
+        }
     }
 
     /// A group, read consistently.
