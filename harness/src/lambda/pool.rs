@@ -305,10 +305,16 @@ impl LocalLambda {
     /// reaches the log through pipes, after the answer that [`LocalLambda::invoke`] returns,
     /// while [`LocalLambda::logs`] shows only what has been read so far. The next invocation of
     /// `name` cold-starts.
+    ///
+    /// # Panics
+    /// When a sandbox is still busy past its deadline and the time its kill may take (a
+    /// log read then could miss what it prints, and an absence check would pass on it).
     pub async fn drained_logs(&self, name: &str) -> Vec<LogLine> {
         let pools = self.pools(name);
         let longest = pools.iter().map(|p| p.function.timeout).max().unwrap_or_default();
-        self.settle(name, longest + Duration::from_secs(1)).await;
+        // The deadline, then the kill's wait for the output pumps (up to 2 s) and a margin.
+        let settled = self.settle(name, longest + Duration::from_secs(4)).await;
+        assert!(settled, "{name} still has a busy sandbox past its deadline: its log cannot be drained");
         for pool in pools {
             pool.reap(Duration::ZERO).await;
         }
