@@ -1,6 +1,8 @@
 //! The alarm check the READMEs show for `lift-deploy rollout --check`: it passes only when
-//! `aws` answered and named no alarm in ALARM. A check written as `test -z "$(aws ...)"`
-//! passes when `aws` is missing, unauthenticated or failing, since its output is then empty.
+//! `aws` answered, named at least one alarm, and every one is `OK`. A check written as
+//! `test -z "$(aws ...)"` passes when `aws` is missing, unauthenticated or failing, since its
+//! output is then empty; one that looks only for `ALARM` passes with no alarm found (a
+//! misspelled prefix) and on `INSUFFICIENT_DATA`, the state of an alarm with no data yet.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,17 +34,21 @@ fn passes(check: &str, path: &Path) -> bool {
 }
 
 #[test]
-fn the_readme_alarm_check_fails_when_it_cannot_read_the_alarms() {
+fn the_readme_alarm_check_passes_only_on_alarms_that_are_all_ok() {
     for readme in ["../README.md", "README.md"] {
         let check = alarm_check(readme);
-        let quiet = fake_aws("", 0);
-        assert!(passes(&check, &quiet), "{readme}: no alarm in ALARM passes");
-        let firing = fake_aws("payments-availability-page-fast", 0);
+        let ok = fake_aws("OK OK OK", 0);
+        assert!(passes(&check, &ok), "{readme}: every alarm OK passes");
+        let firing = fake_aws("OK ALARM OK", 0);
         assert!(!passes(&check, &firing), "{readme}: an alarm in ALARM fails");
+        let no_data = fake_aws("OK INSUFFICIENT_DATA", 0);
+        assert!(!passes(&check, &no_data), "{readme}: an alarm with no data is no evidence");
+        let none = fake_aws("", 0);
+        assert!(!passes(&check, &none), "{readme}: no alarm found (a wrong prefix) fails");
         let unauthenticated = fake_aws("", 255);
         assert!(!passes(&check, &unauthenticated), "{readme}: an aws that failed fails the check");
         assert!(!passes(&check, Path::new("/nonexistent")), "{readme}: no aws at all fails the check");
-        for dir in [quiet, firing, unauthenticated] {
+        for dir in [ok, firing, no_data, none, unauthenticated] {
             std::fs::remove_dir_all(dir).unwrap();
         }
     }

@@ -272,6 +272,19 @@ fn a_deploy_publishes_a_version_and_leaves_live_to_the_rollout() {
     // CloudFormation: the version `live` is created on comes from a parameter the rollout
     // owns (a new function's first version is 1), not from the version just published.
     assert_eq!(cfn["FunctionVersion"], json!({"Ref": "LiveVersion"}));
+    // Pinned whole: any change to the alias's properties makes CloudFormation update it,
+    // setting `live` back to LiveVersion (on a stack rolled forward since, usually the
+    // first version, kept by UsePreviousValue) and undoing every rollout. A change here
+    // needs a migration note in deploy/README.md.
+    assert_eq!(
+        cfn,
+        json!({
+            "Description": "moved only by lift-deploy rollout, behind its gates; a stack or Terraform update publishes a version and leaves this alias as it is",
+            "FunctionName": {"Ref": "Function"},
+            "FunctionVersion": {"Ref": "LiveVersion"},
+            "Name": "live"
+        })
+    );
     let t = template();
     assert_eq!(t["Parameters"]["LiveVersion"]["Default"], "1");
     let version = version_of(&t);
