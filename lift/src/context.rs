@@ -469,6 +469,24 @@ pub fn path_param<'a, B>(req: &'a http::Request<B>, name: &str) -> Option<&'a st
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientIp(pub std::net::IpAddr);
 
+/// The address a client is counted or blocked by: an IPv4 address as it is (also when
+/// mapped into IPv6), an IPv6 address cut to its first `ipv6_prefix` bits (at most 128):
+/// a client is given a whole /64, and one of its addresses alone names little.
+#[cfg(any(feature = "rate-limit", feature = "threat"))]
+pub(crate) fn ip_prefix(ip: std::net::IpAddr, ipv6_prefix: u8) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(ipv6_prefix.min(128))).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
+}
+
 /// The client IP of a request, from a source the client cannot forge.
 ///
 /// In order: API Gateway's `requestContext` (HTTP API `http.sourceIp`, REST API

@@ -10,6 +10,26 @@ pub(crate) fn digit(c: u8) -> Option<u8> {
     }
 }
 
+/// `raw` with its `%XX` escapes decoded to bytes; a `%` not followed by two hex digits
+/// stays as it is. What the bytes mean (UTF-8, or not) is the caller's to decide.
+pub(crate) fn percent_decode_bytes(raw: &str) -> Vec<u8> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let (b'%', Some(&high), Some(&low)) = (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            if let (Some(high), Some(low)) = (digit(high), digit(low)) {
+                out.push(high << 4 | low);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

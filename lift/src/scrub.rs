@@ -544,14 +544,12 @@ pub fn scrub_path(path: &str) -> Cow<'_, str> {
 /// digit groups or `%40` for `@` hides nothing.
 fn redacted_segment(segment: &str) -> Option<String> {
     let decoded = percent_decoded(segment);
-    if is_email(&decoded) {
-        return Some(EMAIL_MARKER.to_owned());
-    }
-    match scrub(&decoded) {
-        Cow::Borrowed(_) => None,
+    let emails = mask_emails(&decoded);
+    match (&emails, scrub(&emails)) {
+        (Cow::Borrowed(_), Cow::Borrowed(_)) => None,
         // Decoded text may hold spaces, line breaks or quotes: encoded again, so a plain
         // text subscriber's line stays one line.
-        Cow::Owned(scrubbed) => Some(encode_unprintable(&scrubbed)),
+        (_, scrubbed) => Some(encode_unprintable(&scrubbed)),
     }
 }
 
@@ -561,30 +559,39 @@ fn percent_decoded(segment: &str) -> Cow<'_, str> {
     if !segment.contains('%') {
         return Cow::Borrowed(segment);
     }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if let (b'%', Some(&high), Some(&low)) = (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            if let (Some(high), Some(low)) = (crate::hex::digit(high), crate::hex::digit(low)) {
-                out.push(high << 4 | low);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    Cow::Owned(String::from_utf8_lossy(&crate::hex::percent_decode_bytes(segment)).into_owned())
 }
 
-/// Text before and after an `@`, with a dot after it: an address (`ada@example.com`),
-/// where a handle (`@ada`) or a version (`pkg@1`) is none.
-fn is_email(text: &str) -> bool {
-    text.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty()
-            && domain.split_once('.').is_some_and(|(host, tld)| !host.is_empty() && !tld.is_empty())
-    })
+/// `text` with every email address in it (`local@host.tld`) replaced by a marker; a handle
+/// (`@ada`) or a version (`pkg@1`) is no address. Borrowed when there is none.
+pub(crate) fn mask_emails(text: &str) -> Cow<'_, str> {
+    if !text.contains('@') {
+        return Cow::Borrowed(text);
+    }
+    let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
+    let domain = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(at) = bytes[i..].iter().position(|&c| c == b'@').map(|p| i + p) {
+        let start = bytes[copied..at].iter().rposition(|&c| !local(c)).map_or(copied, |p| copied + p + 1);
+        let end = bytes[at + 1..].iter().position(|&c| !domain(c)).map_or(bytes.len(), |p| at + 1 + p);
+        let host = text[at + 1..end].trim_end_matches(['.', '-']);
+        let is_email =
+            start < at && host.split_once('.').is_some_and(|(name, tld)| !name.is_empty() && !tld.is_empty());
+        if is_email {
+            out.push_str(&text[copied..start]);
+            out.push_str(EMAIL_MARKER);
+            copied = at + 1 + host.len();
+        }
+        i = (at + 1).max(copied);
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// Percent-encodes every byte but printable ASCII (and `%` itself).

@@ -235,8 +235,12 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
     let report = verdicts(recorder.report(), &chains, &scenarios);
     // The report's verdict decides too: evidence of a breach that no step asserted on (a
     // handler that logged a card number in a scenario that never asks) fails the run.
-    let failed_frameworks: Vec<&'static str> =
-        report.frameworks.iter().filter(|f| f.status == Status::Fail).map(|f| tag(f.framework)).collect();
+    let failed_frameworks: Vec<&'static str> = report
+        .frameworks
+        .iter()
+        .filter(|f| f.status == Status::Fail)
+        .map(|f| library::framework_tag(f.framework))
+        .collect();
     let failed = steps_failed + failed_frameworks.len();
     let mut report_json = report.to_json();
     let mut markdown = report.to_markdown();
@@ -251,7 +255,7 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
         .push_str("\n# Scenarios\n\n| Framework | Scenario | Requirements | Result |\n|---|---|---|---|\n");
     if let Some(frameworks) = report_json["frameworks"].as_array_mut() {
         for (f, framework) in frameworks.iter_mut().zip(&report.frameworks) {
-            let tag = tag(framework.framework);
+            let tag = library::framework_tag(framework.framework);
             let mine: Vec<&Scenario> = scenarios.iter().filter(|s| s.tags.iter().any(|t| t == tag)).collect();
             for s in &mine {
                 markdown.push_str(&format!(
@@ -281,10 +285,6 @@ pub async fn run(target: impl ComplianceTarget, features: &Path, out: &Path) -> 
 }
 
 /// The framework's tag in the features.
-fn tag(framework: Framework) -> &'static str {
-    library::framework_tag(framework)
-}
-
 /// The run's verdicts, one place for both report formats: the recorded checks, the audit
 /// chains (a broken one fails every framework), and the scenarios (a failed scenario fails
 /// its framework; a framework without a scenario of its own is never Pass).
@@ -296,8 +296,10 @@ fn verdicts(
     let broken = chains.iter().any(|c| c.problem.is_some());
     for f in &mut report.frameworks {
         f.audit = chains.to_vec();
-        let mine: Vec<&Scenario> =
-            scenarios.iter().filter(|s| s.tags.iter().any(|t| t == tag(f.framework))).collect();
+        let mine: Vec<&Scenario> = scenarios
+            .iter()
+            .filter(|s| s.tags.iter().any(|t| t == library::framework_tag(f.framework)))
+            .collect();
         if broken || mine.iter().any(|s| !s.passed) {
             f.status = Status::Fail;
         } else if mine.is_empty() && f.status == Status::Pass {

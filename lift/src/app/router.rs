@@ -91,23 +91,7 @@ pub(crate) fn percent_decode(raw: &str) -> String {
     if !raw.contains('%') {
         return raw.to_owned();
     }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(high), Some(low)) =
-                (crate::hex::digit(bytes[i + 1]), crate::hex::digit(bytes[i + 2]))
-            {
-                out.push(high << 4 | low);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| raw.to_owned())
+    String::from_utf8(crate::hex::percent_decode_bytes(raw)).unwrap_or_else(|_| raw.to_owned())
 }
 
 /// The service that dispatches to routes: 404 for an unknown path, 405 with `Allow` for a

@@ -92,7 +92,7 @@ impl RateLimitKey {
             }
             Self::Ip => {
                 let Some(ip) = client_ip(head) else { return false };
-                return match ip_prefix(ip, ipv6_prefix) {
+                return match crate::context::ip_prefix(ip, ipv6_prefix) {
                     IpAddr::V4(v4) => write!(out, "{v4}"),
                     IpAddr::V6(v6) => write!(out, "{v6}/{ipv6_prefix}"),
                 }
@@ -123,21 +123,6 @@ impl RateLimitKey {
             "route" => Some(Self::Route),
             _ => None,
         }
-    }
-}
-
-/// The address a client is counted by: an IPv4 address as it is (also when mapped into
-/// IPv6), an IPv6 address cut to its first `ipv6_prefix` bits (at most 128).
-fn ip_prefix(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(ipv6_prefix.min(128))).unwrap_or(0);
-                IpAddr::V6((u128::from(v6) & mask).into())
-            }
-        },
     }
 }
 
@@ -224,6 +209,7 @@ pub(crate) fn is_unscoped(parts: &[RateLimitKey], head: &Parts) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::ip_prefix;
     use crate::Principal;
     use std::net::{IpAddr, SocketAddr};
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::alert::WebhookAlert;
 use super::finding::{Finding, ThreatAssessment};
 use super::store::{now_ms, BlockTarget, ThreatStore};
+use crate::scrub::mask_emails;
 use crate::security::audit::{AuditEntry, AuditTrail, Outcome};
 
 /// The audit action of an incident.
@@ -21,9 +22,6 @@ const MAX_VALUE: usize = 256;
 /// webhook: a request may carry hundreds of headers and a body thousands of findings, and
 /// an audit item must stay far below DynamoDB's 400 KB item limit.
 pub const MAX_INCIDENT_JSON: usize = 8 * 1024;
-
-/// What replaces an email address in a snapshot.
-const EMAIL_MARKER: &str = "[REDACTED:email]";
 
 /// A forensic snapshot of a request that raised an incident: the request line and headers,
 /// scrubbed, who sent it, what was found and the score. Never the body, never
@@ -89,14 +87,15 @@ impl Incident {
             request_id: ctx.map(|c| c.request_id().to_owned()).unwrap_or_default(),
             at_ms: now_ms(),
             method: req.method().to_string(),
-            path: clip(&mask_emails(&redact(&crate::scrub::scrub_path(req.uri().path())))),
+            // `scrub_path` masks email segments; `redact` what the decoded whole still shows.
+            path: clip(&redact(&crate::scrub::scrub_path(req.uri().path()))),
             query: req.uri().query().map(scrub_query),
             headers: req
                 .headers()
                 .iter()
                 .filter(|(name, _)| !is_credential(name.as_str()))
                 .map(|(name, value)| {
-                    let value = mask_emails(&redact(&String::from_utf8_lossy(value.as_bytes())));
+                    let value = mask_emails(&redact(&String::from_utf8_lossy(value.as_bytes()))).into_owned();
                     (clip(name.as_str()), clip(&value))
                 })
                 .collect(),
@@ -190,32 +189,6 @@ fn scrub_query(query: &str) -> String {
         }
     });
     clip(&mask_emails(&redact(&mask_digits(&pairs.collect::<Vec<_>>().join("&")))))
-}
-
-/// Replaces email addresses (`local@host.tld`) anywhere in decoded text: a query value or a
-/// header (`Referer`, `From`) carries them as often as a path does.
-fn mask_emails(text: &str) -> String {
-    let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
-    let domain = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    let mut i = 0;
-    while let Some(at) = bytes[i..].iter().position(|&c| c == b'@').map(|p| i + p) {
-        let start = bytes[copied..at].iter().rposition(|&c| !local(c)).map_or(copied, |p| copied + p + 1);
-        let end = bytes[at + 1..].iter().position(|&c| !domain(c)).map_or(bytes.len(), |p| at + 1 + p);
-        let host = text[at + 1..end].trim_end_matches(['.', '-']);
-        let is_email =
-            start < at && host.split_once('.').is_some_and(|(name, tld)| !name.is_empty() && !tld.is_empty());
-        if is_email {
-            out.push_str(&text[copied..start]);
-            out.push_str(EMAIL_MARKER);
-            copied = at + 1 + host.len();
-        }
-        i = (at + 1).max(copied);
-    }
-    out.push_str(&text[copied..]);
-    out
 }
 
 /// Text as a snapshot keeps it: percent-decoded, with card numbers, SSNs, IBANs and secrets

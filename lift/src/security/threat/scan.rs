@@ -195,7 +195,11 @@ fn push(hits: &mut Vec<Hit>, kind: FindingKind, severity: Severity, rule: &'stat
 
 /// Scans one normalized (lowercase, decoded) value.
 pub(crate) fn scan(s: &[u8], hits: &mut Vec<Hit>) {
-    if s.iter().any(|&c| matches!(c, b'&' | b'\t' | b'\n' | b'\r')) {
+    // A script URL needs its colon: literal, or as `&colon;` or a numeric reference. A value
+    // with `&` and neither (form text, "Tom & Jerry") is not copied and searched.
+    if s.iter().any(|&c| matches!(c, b'&' | b'\t' | b'\n' | b'\r'))
+        && (s.contains(&b':') || find(s, b"&#").is_some() || find(s, b"&colon").is_some())
+    {
         hidden_script_url(s, hits);
     }
     let n = s.len();

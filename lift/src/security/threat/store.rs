@@ -75,13 +75,7 @@ impl BlockTarget {
 /// network a client is given: blocking one /128 of it blocks nothing, the client takes
 /// the next address.
 pub(crate) fn blocked_range(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
-        },
-    }
+    crate::context::ip_prefix(ip, 64)
 }
 
 /// Which token a revocation names: its `jti` claim, or, for tokens without one, the SHA-256
