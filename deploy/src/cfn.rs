@@ -464,6 +464,11 @@ pub(crate) fn template(
                 a new value moves all traffic at once with no gate"}),
     );
     merge(&mut parameters, &extra.parameters)?;
+    // lift-monitoring's outage alarm compares this function's invocations with its SLOs'
+    // requests; its parameter has no default of its own, so the stack names its function.
+    if let Some(Value::Object(p)) = parameters.get_mut(lift_monitoring::alarms::FUNCTION_NAME_PARAMETER) {
+        p.entry("Default").or_insert_with(|| json!(ctx.function));
+    }
     let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!("{} in {region} ({}), synthesized by lift-deploy from the App", config.service.name,

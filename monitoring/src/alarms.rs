@@ -19,6 +19,23 @@
 //!   alert, with the actions (the `SloPageTopicArn` or `SloTicketTopicArn` parameter, when
 //!   not empty) on ALARM and OK.
 //!
+//! And one for the service, when the file has a service-wide SLO
+//! ([`SloFile::outage_slo`]): `<Service>Outage`, an `AWS::CloudWatch::Alarm` named
+//! `<service>-outage` that pages on a total or partial outage the SLO alarms cannot see.
+//! Those read the EMF metrics the function writes itself; an init failure, a crash, an
+//! out-of-memory kill or a timeout writes none, and a window without data does not breach.
+//! Over [`SloFile::outage_window`] (the shortest page window, 5 minutes by default) it
+//! compares the function's `AWS/Lambda` `Invocations` (`Sum`, dimension `FunctionName` =
+//! the [`FUNCTION_NAME_PARAMETER`] parameter, no default: a stack must say which function)
+//! with the SLO's requests, and reads the percentage of invocations that counted no request,
+//! `IF(invocations >= ${SloOutageMinInvocations}, 100 - 100 * FILL(requests, 0) / invocations, 0)`,
+//! in ALARM above [`OUTAGE_PERCENT_PARAMETER`] (default [`DEFAULT_OUTAGE_PERCENT`]). No
+//! invocations, no data: `TreatMissingData: notBreaching` keeps a service without traffic
+//! quiet; invocations without EMF read 100. It carries the page actions itself and
+//! `[severity=page kind=outage slo=<slo>]`. `AWS/Lambda` `Errors` are not added: a handled
+//! error writes its EMF (a `5xx`) and would count twice, and the invocations that wrote
+//! nothing are the failures the SLO cannot see.
+//!
 //! Descriptions end in a label block, `[key=value ...]`, the form the alert router reads
 //! (`examples/alert-router`): an alert's holds its SLO's `route` and `tenant`, when the SLO
 //! has them; a window alarm's holds [`WINDOW_LABEL`] (`[lift_window=long]`), marking it as
@@ -52,7 +69,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::slo::{AlertRule, Severity, Slo, SloFile, SloKind, Window, LATENCY, REQUESTS, SERVER_ERRORS};
+use crate::slo::{
+    AlertRule, Severity, Slo, SloFile, SloKind, Window, LATENCY, OUTAGE_ALERT, REQUESTS, SERVER_ERRORS,
+};
 
 /// The parameter holding the SNS topic ARN pages are sent to (empty: no action).
 pub const PAGE_TOPIC_PARAMETER: &str = "SloPageTopicArn";
@@ -68,6 +87,24 @@ pub const MIN_REQUESTS_PARAMETER: &str = "SloMinRequests";
 /// 1,667 for its 6h page) or one error can page; a higher minimum keeps a quiet service's
 /// outage from paging until its window holds that many requests.
 pub const DEFAULT_MIN_REQUESTS: u32 = 200;
+/// The parameter naming the Lambda function whose invocations the outage alarm counts (no
+/// default: the stack deploying the function passes its name).
+pub const FUNCTION_NAME_PARAMETER: &str = "SloFunctionName";
+/// The parameter holding the fewest invocations in the outage window for the outage alarm
+/// to read them (fewer: 0, no breach). The local [`evaluator`](crate::evaluator) applies the
+/// same rule ([`Evaluator::with_outage_min_invocations`](crate::evaluator::Evaluator::with_outage_min_invocations)).
+pub const OUTAGE_MIN_INVOCATIONS_PARAMETER: &str = "SloOutageMinInvocations";
+/// The default of [`OUTAGE_MIN_INVOCATIONS_PARAMETER`]: one failed cold start alone does
+/// not page, three failed invocations in five minutes do.
+pub const DEFAULT_OUTAGE_MIN_INVOCATIONS: u32 = 3;
+/// The parameter holding the percentage of invocations without a request above which the
+/// outage alarm pages (the [`evaluator`](crate::evaluator)'s
+/// [`with_outage_percent`](crate::evaluator::Evaluator::with_outage_percent)).
+pub const OUTAGE_PERCENT_PARAMETER: &str = "SloOutagePercent";
+/// The default of [`OUTAGE_PERCENT_PARAMETER`]: more than half of the invocations failed
+/// before answering. Invocations that never write lift's EMF (a schedule, a queue without
+/// the metrics layer) count as failed: raise it for a function that has them.
+pub const DEFAULT_OUTAGE_PERCENT: u8 = 50;
 /// The label in a window alarm's description (`[lift_window=long]`, `[lift_window=short]`):
 /// the alarm is one window of an alert, not an alert.
 pub const WINDOW_LABEL: &str = "lift_window";
@@ -83,8 +120,10 @@ fn topic(severity: Severity) -> (&'static str, &'static str) {
 pub fn fragment(file: &SloFile) -> Value {
     let mut parameters = Map::new();
     let mut conditions = Map::new();
+    let outage = file.outage_slo();
     for severity in [Severity::Page, Severity::Ticket] {
-        if file.alerts().iter().any(|r| r.severity() == severity) {
+        let pages_outage = severity == Severity::Page && outage.is_some();
+        if pages_outage || file.alerts().iter().any(|r| r.severity() == severity) {
             let (param, condition) = topic(severity);
             parameters.insert(
                 param.to_owned(),
@@ -149,7 +188,118 @@ pub fn fragment(file: &SloFile) -> Value {
             );
         }
     }
+    if let Some(slo) = outage {
+        for (name, parameter) in outage_parameters() {
+            parameters.insert(name.to_owned(), parameter);
+        }
+        resources.insert(file.outage_alarm_id(), outage_alarm(file, slo));
+    }
     json!({"Parameters": parameters, "Conditions": conditions, "Resources": resources})
+}
+
+fn outage_parameters() -> [(&'static str, Value); 3] {
+    [
+        (
+            FUNCTION_NAME_PARAMETER,
+            json!({
+                "Type": "String",
+                "MinLength": 1,
+                "Description": "The Lambda function the SLOs' requests come from: the outage alarm pages when its invocations count no requests",
+            }),
+        ),
+        (
+            OUTAGE_MIN_INVOCATIONS_PARAMETER,
+            json!({
+                "Type": "Number",
+                "Default": DEFAULT_OUTAGE_MIN_INVOCATIONS,
+                "MinValue": 1,
+                "Description": "Fewest invocations in the outage window for the outage alarm to read them (fewer: no alarm)",
+            }),
+        ),
+        (
+            OUTAGE_PERCENT_PARAMETER,
+            json!({
+                "Type": "Number",
+                "Default": DEFAULT_OUTAGE_PERCENT,
+                "MinValue": 0,
+                "MaxValue": 100,
+                "Description": "Percentage of invocations without a request (crashes, timeouts, init failures) above which the outage alarm pages",
+            }),
+        ),
+    ]
+}
+
+/// The outage alarm (see the module's docs).
+fn outage_alarm(file: &SloFile, slo: &Slo) -> Value {
+    let window = file.outage_window();
+    let service = file.service();
+    let dimensions: Vec<Value> =
+        slo.dimensions(service).into_iter().map(|(k, v)| json!({"Name": k, "Value": v})).collect();
+    let (metric, stat) = match slo.kind() {
+        SloKind::Availability => (REQUESTS, "Sum"),
+        SloKind::Latency => (LATENCY, "SampleCount"),
+    };
+    let (param, condition) = topic(Severity::Page);
+    let actions = json!({"Fn::If": [condition, [{"Ref": param}], {"Ref": "AWS::NoValue"}]});
+    let mut description = format!(
+        "page {}: over {window}, more than {OUTAGE_PERCENT_PARAMETER} percent of the function's invocations \
+         counted no request in SLO {} (crashes, timeouts, init failures: no EMF, so no SLO alarm sees them)",
+        service.name(),
+        slo.name()
+    );
+    if let Some(runbook) = slo.runbook() {
+        description.push_str(&format!(". Runbook: {runbook}"));
+    }
+    description.push_str(&format!(" [severity=page kind={OUTAGE_ALERT} slo={}]", slo.name()));
+    json!({
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": file.outage_alarm_name(),
+            "AlarmDescription": description,
+            "Metrics": [
+                {
+                    "Id": "invocations",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/Lambda",
+                            "MetricName": "Invocations",
+                            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": FUNCTION_NAME_PARAMETER}}],
+                        },
+                        "Period": window.seconds(),
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": false,
+                },
+                {
+                    "Id": "requests",
+                    "MetricStat": {
+                        "Metric": {"Namespace": service.namespace(), "MetricName": metric, "Dimensions": dimensions},
+                        "Period": window.seconds(),
+                        "Stat": stat,
+                    },
+                    "ReturnData": false,
+                },
+                {
+                    "Id": "outage",
+                    // No EMF at all is no `requests` data: FILL reads it as 0 requests.
+                    "Expression": {"Fn::Sub": format!(
+                        "IF(invocations >= ${{{OUTAGE_MIN_INVOCATIONS_PARAMETER}}}, 100 - 100 * FILL(requests, 0) / invocations, 0)"
+                    )},
+                    "Label": format!("percent of invocations without a request over {window}"),
+                    "ReturnData": true,
+                },
+            ],
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": {"Ref": OUTAGE_PERCENT_PARAMETER},
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            // No invocations, no data: a service without traffic has no outage.
+            "TreatMissingData": "notBreaching",
+            "ActionsEnabled": true,
+            "AlarmActions": actions,
+            "OKActions": actions,
+        }
+    })
 }
 
 /// A whole template holding only the fragment (for a stack of its own, and for cfn-lint).

@@ -18,7 +18,20 @@
 //! - A minute is closed once a document of a later minute arrives: a document older than
 //!   that is late, counted in the report and not evaluated. [`evaluate_log`] sorts a log
 //!   by timestamp first, so a log has no late documents.
-//! - An SLO that no document matched has no data: [`SloStatus::NoData`], never healthy.
+//! - The outage alert, when the file has a service-wide SLO ([`SloFile::outage_slo`]):
+//!   invocations of the function are fed with [`Evaluator::observe_invocations`] (a
+//!   count at a timestamp, e.g. one per runtime `REPORT` line, or CloudWatch's
+//!   `Invocations` per minute). At a boundary `b`, over [`SloFile::outage_window`] ending
+//!   there, with `i` invocations and `r` of the SLO's requests, it fires when
+//!   `i >= min_invocations` ([`Evaluator::with_outage_min_invocations`]) and
+//!   `100 - 100 * r / i` is above the percentage ([`Evaluator::with_outage_percent`]), as the
+//!   alarm's `IF(invocations >= ${SloOutageMinInvocations}, 100 - 100 * FILL(requests, 0) /
+//!   invocations, 0)` does; without invocations it does not (the alarm has no data). An
+//!   evaluator never fed invocations never fires it. Its transitions name the SLO and the
+//!   alert [`OUTAGE_ALERT`], with `long_ratio` the fraction of invocations without a request.
+//! - An SLO that no document matched has no data: [`SloStatus::NoData`], never healthy,
+//!   unless the outage alert is firing on it at the end ([`SloStatus::Firing`]): the
+//!   function was invoked and wrote nothing.
 //! - An SLO with no alert firing at the end whose window's budget is spent (a burn that
 //!   paged and stopped) is [`SloStatus::Exhausted`], not healthy.
 //!
@@ -48,9 +61,9 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
-pub use crate::alarms::DEFAULT_MIN_REQUESTS;
+pub use crate::alarms::{DEFAULT_MIN_REQUESTS, DEFAULT_OUTAGE_MIN_INVOCATIONS, DEFAULT_OUTAGE_PERCENT};
 use crate::emf::{EmfDocument, EmfError};
-use crate::slo::{Severity, Slo, SloFile, SloKind, Window, LATENCY, REQUESTS, SERVER_ERRORS};
+use crate::slo::{Severity, Slo, SloFile, SloKind, Window, LATENCY, OUTAGE_ALERT, REQUESTS, SERVER_ERRORS};
 
 /// One minute, in milliseconds: the resolution requests are counted at.
 pub const MINUTE_MS: i64 = 60_000;
@@ -98,9 +111,11 @@ pub struct Transition {
     pub state: AlertState,
     /// The boundary, in milliseconds since the epoch.
     pub at_ms: i64,
-    /// The error ratio over the long window there (none: no requests in it).
+    /// The error ratio over the long window there (none: no requests in it); for the
+    /// outage alert ([`OUTAGE_ALERT`]), the fraction of the invocations over its window that
+    /// counted no request (none: no invocations).
     pub long_ratio: Option<f64>,
-    /// The error ratio over the short window there.
+    /// The error ratio over the short window there (none for the outage alert).
     pub short_ratio: Option<f64>,
 }
 
@@ -115,7 +130,7 @@ pub enum SloStatus {
     /// No alert firing at the end, but the error budget over the SLO's window is spent
     /// (budget left below zero): a burn that paged and stopped still used it up.
     Exhausted,
-    /// An alert is firing.
+    /// An alert is firing (the outage alert too, though no document came).
     Firing,
 }
 
@@ -150,7 +165,7 @@ pub struct SloReport {
     pub budget_remaining: Option<f64>,
     /// Burn rates over every alert window, shortest first.
     pub burn_rates: Vec<BurnRate>,
-    /// The alert rules firing at the end.
+    /// The alert rules firing at the end ([`OUTAGE_ALERT`] among them when it is).
     pub firing: Vec<String>,
 }
 
@@ -161,7 +176,9 @@ pub struct Report {
     pub as_of_ms: Option<i64>,
     /// EMF documents observed.
     pub documents: u64,
-    /// Documents older than a minute already closed (not evaluated).
+    /// Invocations observed ([`Evaluator::observe_invocations`]), late ones not included.
+    pub invocations: f64,
+    /// Documents and invocation counts older than a minute already closed (not evaluated).
     pub late: u64,
     /// Every alert transition, in time order.
     pub transitions: Vec<Transition>,
@@ -209,6 +226,20 @@ pub struct Evaluator {
     documents: u64,
     late: u64,
     min_requests: f64,
+    /// `invocations[i]`: the invocations of the first `i` closed minutes.
+    invocations: Vec<f64>,
+    invocations_open: f64,
+    outage: Option<Outage>,
+}
+
+/// The outage alert's settings and state.
+struct Outage {
+    /// The index of [`SloFile::outage_slo`] among the file's SLOs.
+    slo: usize,
+    window: Window,
+    min_invocations: f64,
+    percent: f64,
+    firing: bool,
 }
 
 impl fmt::Debug for Evaluator {
@@ -217,6 +248,8 @@ impl fmt::Debug for Evaluator {
             .field("service", &self.file.service().name())
             .field("next_boundary_ms", &(self.next_boundary * MINUTE_MS))
             .field("min_requests", &self.min_requests)
+            .field("outage_min_invocations", &self.outage.as_ref().map(|o| o.min_invocations))
+            .field("outage_percent", &self.outage.as_ref().map(|o| o.percent))
             .finish_non_exhaustive()
     }
 }
@@ -235,6 +268,14 @@ impl Evaluator {
                 firing: vec![false; file.alerts().len()],
             })
             .collect();
+        let outage =
+            file.outage_slo().and_then(|slo| file.slos().iter().position(|s| s == slo)).map(|slo| Outage {
+                slo,
+                window: file.outage_window(),
+                min_invocations: f64::from(DEFAULT_OUTAGE_MIN_INVOCATIONS),
+                percent: f64::from(DEFAULT_OUTAGE_PERCENT),
+                firing: false,
+            });
         Self {
             file,
             dims,
@@ -245,6 +286,9 @@ impl Evaluator {
             documents: 0,
             late: 0,
             min_requests: f64::from(DEFAULT_MIN_REQUESTS),
+            invocations: vec![0.0],
+            invocations_open: 0.0,
+            outage,
         }
     }
 
@@ -263,6 +307,74 @@ impl Evaluator {
     pub fn with_min_requests(mut self, min_requests: u32) -> Self {
         self.min_requests = f64::from(min_requests);
         self
+    }
+
+    /// The same evaluator with the outage alert reading invocations only from
+    /// `min_invocations` in its window on (at least 1): set it to the stack's
+    /// `SloOutageMinInvocations` when that is not the default ([`DEFAULT_OUTAGE_MIN_INVOCATIONS`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use lift_monitoring::{evaluator::Evaluator, slo::SloFile};
+    /// # let file = SloFile::parse("[service]\nname = \"p\"\nnamespace = \"P\"\n[[slo]]\nname = \"a\"\nkind = \"availability\"\nobjective = 99.9\n")?;
+    /// let evaluator = Evaluator::new(file).with_outage_min_invocations(10).with_outage_percent(80);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_outage_min_invocations(mut self, min_invocations: u32) -> Self {
+        if let Some(outage) = &mut self.outage {
+            // The alarm's parameter has `MinValue: 1`; without invocations it has no data.
+            outage.min_invocations = f64::from(min_invocations.max(1));
+        }
+        self
+    }
+
+    /// The same evaluator with the outage alert firing above `percent` of the invocations
+    /// without a request: set it to the stack's `SloOutagePercent` when that is not the
+    /// default ([`DEFAULT_OUTAGE_PERCENT`]). 100 or more never fires, as in the alarm.
+    pub fn with_outage_percent(mut self, percent: u8) -> Self {
+        if let Some(outage) = &mut self.outage {
+            outage.percent = f64::from(percent);
+        }
+        self
+    }
+
+    /// Counts `count` invocations of the function at `timestamp_ms` (one per runtime
+    /// `REPORT` line, or a minute's `Invocations`), first evaluating every minute boundary up
+    /// to it, as [`observe`](Self::observe) does for a document: an invocation count older
+    /// than a closed minute is late and not counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift_monitoring::evaluator::{Evaluator, SloStatus};
+    /// use lift_monitoring::slo::{SloFile, OUTAGE_ALERT};
+    /// let file = SloFile::parse("[service]\nname = \"p\"\nnamespace = \"P\"\n[[slo]]\nname = \"a\"\nkind = \"availability\"\nobjective = 99.9\n")?;
+    /// let mut evaluator = Evaluator::new(file);
+    /// // Ten invocations a minute, and the function wrote no EMF: it crashed every time.
+    /// for minute in 0..5 {
+    ///     evaluator.observe_invocations(minute * 60_000, 10.0);
+    /// }
+    /// let report = evaluator.finish();
+    /// assert_eq!(report.slos[0].status, SloStatus::Firing);
+    /// assert_eq!(report.slos[0].firing, [OUTAGE_ALERT]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn observe_invocations(&mut self, timestamp_ms: i64, count: f64) {
+        if !(count.is_finite() && count > 0.0) {
+            return;
+        }
+        let minute = timestamp_ms.div_euclid(MINUTE_MS);
+        if self.origin.is_none() {
+            self.origin = Some(minute);
+            self.next_boundary = minute + 1;
+        }
+        if minute < self.next_boundary - 1 {
+            self.late += 1;
+            return;
+        }
+        self.advance_to(timestamp_ms);
+        self.invocations_open += count;
     }
 
     /// Parses a log line and observes it if it is an EMF document; `Ok(false)` for lines
@@ -328,7 +440,15 @@ impl Evaluator {
             (self.next_boundary - 1) * MINUTE_MS
         });
         let slos = self.file.slos().iter().enumerate().map(|(i, slo)| self.slo_report(i, slo)).collect();
-        Report { as_of_ms, documents: self.documents, late: self.late, transitions: self.transitions, slos }
+        let invocations = self.invocations.last().copied().unwrap_or(0.0) + self.invocations_open;
+        Report {
+            as_of_ms,
+            documents: self.documents,
+            invocations,
+            late: self.late,
+            transitions: self.transitions,
+            slos,
+        }
     }
 
     fn close_minute(&mut self) {
@@ -337,6 +457,9 @@ impl Evaluator {
             series.cum.push(last.add(series.open));
             series.open = Counts::default();
         }
+        let last = self.invocations.last().copied().unwrap_or(0.0);
+        self.invocations.push(last + self.invocations_open);
+        self.invocations_open = 0.0;
         let b = self.next_boundary;
         self.evaluate(b);
         self.next_boundary += 1;
@@ -351,7 +474,43 @@ impl Evaluator {
         cum[end].sub(cum[start])
     }
 
+    /// The invocations over `window` ending at boundary `b`, as [`window`](Self::window).
+    fn invocations_in(&self, b: i64, window: Window) -> f64 {
+        let origin = self.origin.unwrap_or(b);
+        let cum = &self.invocations;
+        let end = usize::try_from(b - origin).unwrap_or(0).min(cum.len() - 1);
+        let start = usize::try_from(b - window.minutes() as i64 - origin).unwrap_or(0).min(end);
+        cum[end] - cum[start]
+    }
+
+    /// The outage alert at boundary `b` (see the module's docs).
+    fn evaluate_outage(&mut self, b: i64) {
+        let Some(outage) = &self.outage else { return };
+        let invocations = self.invocations_in(b, outage.window);
+        let requests = self.window(outage.slo, b, outage.window).requests;
+        // The alarm's expression: no invocations is no data, which does not breach.
+        let without = (invocations > 0.0).then(|| 100.0 - 100.0 * requests / invocations);
+        let firing =
+            invocations >= outage.min_invocations && without.is_some_and(|percent| percent > outage.percent);
+        if firing != outage.firing {
+            let slo = &self.file.slos()[outage.slo];
+            self.transitions.push(Transition {
+                slo: slo.name().to_owned(),
+                alert: OUTAGE_ALERT.to_owned(),
+                severity: Severity::Page,
+                state: if firing { AlertState::Firing } else { AlertState::Resolved },
+                at_ms: b * MINUTE_MS,
+                long_ratio: without.map(|percent| percent / 100.0),
+                short_ratio: None,
+            });
+            if let Some(outage) = &mut self.outage {
+                outage.firing = firing;
+            }
+        }
+    }
+
     fn evaluate(&mut self, b: i64) {
+        self.evaluate_outage(b);
         for (i, slo) in self.file.slos().iter().enumerate() {
             for (r, rule) in self.file.alerts().iter().enumerate() {
                 let threshold = rule.threshold(slo);
@@ -401,12 +560,13 @@ impl Evaluator {
             .zip(&series.firing)
             .filter(|(_, on)| **on)
             .map(|(rule, _)| rule.name().to_owned())
+            .chain(self.outage.as_ref().filter(|o| o.firing && o.slo == i).map(|_| OUTAGE_ALERT.to_owned()))
             .collect();
         let ratio = in_window.ratio();
         let budget_remaining = ratio.map(|r| 1.0 - r / budget);
         let status = match () {
-            () if series.seen.requests == 0.0 => SloStatus::NoData,
             () if !firing.is_empty() => SloStatus::Firing,
+            () if series.seen.requests == 0.0 => SloStatus::NoData,
             () if budget_remaining.is_some_and(|left| left < 0.0) => SloStatus::Exhausted,
             () => SloStatus::Healthy,
         };
@@ -490,36 +650,67 @@ pub enum EvalError {
 pub const MAX_LOG_SPAN_DAYS: i64 = 400;
 
 /// Evaluates a whole log (EMF documents among other lines), sorted by timestamp first,
-/// with the default minimum of requests ([`DEFAULT_MIN_REQUESTS`]).
+/// with the default minimum of requests ([`DEFAULT_MIN_REQUESTS`]) and outage settings.
+///
+/// A runtime's `REPORT` line that starts with its RFC 3339 time, as `aws logs tail` prints
+/// it (`2026-01-01T00:16:00.123000+00:00 <stream> REPORT RequestId: ...`), is one invocation
+/// at that time ([`Evaluator::observe_invocations`]): a log of invocations without EMF is an
+/// outage. A `REPORT` line without a time is skipped, as other lines are.
 ///
 /// # Errors
 /// [`EvalError`] when the log cannot be read or has a broken EMF document.
 pub fn evaluate_log(file: SloFile, log: impl BufRead) -> Result<Report, EvalError> {
-    let mut docs = Vec::new();
+    enum Event {
+        Document(EmfDocument),
+        Invocation,
+    }
+    let mut events = Vec::new();
     for (n, line) in log.lines().enumerate() {
+        let line = line?;
         if let Some(doc) =
-            EmfDocument::parse(&line?).map_err(|source| EvalError::Emf { line: n + 1, source })?
+            EmfDocument::parse(&line).map_err(|source| EvalError::Emf { line: n + 1, source })?
         {
-            docs.push((n + 1, doc));
+            events.push((n + 1, doc.timestamp_ms(), Event::Document(doc)));
+        } else if let Some(at_ms) = report_time(&line) {
+            events.push((n + 1, at_ms, Event::Invocation));
         }
     }
-    docs.sort_by_key(|(_, doc)| doc.timestamp_ms());
-    if let (Some((first_line, first)), Some((last_line, last))) = (docs.first(), docs.last()) {
-        let (first_ms, last_ms) = (first.timestamp_ms(), last.timestamp_ms());
+    events.sort_by_key(|(_, at_ms, _)| *at_ms);
+    if let (Some((first_line, first_ms, _)), Some((last_line, last_ms, _))) = (events.first(), events.last())
+    {
         if last_ms - first_ms > MAX_LOG_SPAN_DAYS * 24 * 60 * MINUTE_MS {
             return Err(EvalError::Span {
-                first_ms,
+                first_ms: *first_ms,
                 first_line: *first_line,
-                last_ms,
+                last_ms: *last_ms,
                 last_line: *last_line,
             });
         }
     }
     let mut evaluator = Evaluator::new(file);
-    for (_, doc) in &docs {
-        evaluator.observe(doc);
+    for (_, at_ms, event) in &events {
+        match event {
+            Event::Document(doc) => evaluator.observe(doc),
+            Event::Invocation => evaluator.observe_invocations(*at_ms, 1.0),
+        }
     }
     Ok(evaluator.finish())
+}
+
+/// The time of a `REPORT` line that starts with one in RFC 3339
+/// (`2026-01-01T00:16:00.123000+00:00`, `...Z`), in milliseconds since the epoch.
+fn report_time(line: &str) -> Option<i64> {
+    let (time, rest) = line.split_once(char::is_whitespace)?;
+    if !rest.contains("REPORT RequestId: ") {
+        return None;
+    }
+    rfc3339_ms(time)
+}
+
+/// An RFC 3339 time in milliseconds since the epoch.
+fn rfc3339_ms(text: &str) -> Option<i64> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
 /// `ms` since the epoch as RFC 3339 UTC to the second (`2026-01-01T00:15:00Z`).
@@ -542,7 +733,11 @@ pub fn utc(ms: i64) -> String {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}%"));
-        write!(f, "{} EMF documents, {} late", self.documents, self.late)?;
+        write!(f, "{} EMF documents, ", self.documents)?;
+        if self.invocations > 0.0 {
+            write!(f, "{} invocations, ", self.invocations)?;
+        }
+        write!(f, "{} late", self.late)?;
         match self.as_of_ms {
             Some(ms) => writeln!(f, ", evaluated up to {}", utc(ms))?,
             None => writeln!(f)?,
@@ -599,7 +794,34 @@ impl fmt::Display for Report {
 
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{report_time, rfc3339_ms, utc};
+
+    #[test]
+    fn rfc_3339_times_read_back_as_utc_prints_them() {
+        for ms in [0, 951_782_400_000, 1_767_225_600_000 + 15 * 60_000 + 59_000, -1_000] {
+            assert_eq!(rfc3339_ms(&utc(ms)), Some(ms), "{}", utc(ms));
+        }
+        assert_eq!(
+            rfc3339_ms("2026-01-01T00:16:00.123456+00:00"),
+            Some(1_767_225_600_000 + 16 * 60_000 + 123)
+        );
+        assert_eq!(rfc3339_ms("2026-01-01T01:16:00.5+01:00"), Some(1_767_225_600_000 + 16 * 60_000 + 500));
+        assert_eq!(rfc3339_ms("2025-12-31T23:00:00-01:00"), Some(1_767_225_600_000));
+        for bad in [
+            "",
+            "2026-01-01",
+            "2026-01-01T00:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T00:00:00.x1Z",
+            "a-b-cT0:0:0Z",
+        ] {
+            assert_eq!(rfc3339_ms(bad), None, "{bad}");
+        }
+        let line = "2026-01-01T00:16:00.123000+00:00 2026/01/01/[$LATEST]8f1c REPORT RequestId: r1\tDuration: 1.00 ms";
+        assert_eq!(report_time(line), Some(1_767_225_600_000 + 16 * 60_000 + 123));
+        assert_eq!(report_time("REPORT RequestId: r1\tDuration: 1.00 ms"), None);
+        assert_eq!(report_time("2026-01-01T00:16:00Z stream START RequestId: r1"), None);
+    }
 
     #[test]
     fn utc_prints_rfc_3339() {

@@ -1,12 +1,15 @@
 //! The CloudWatch alarms: the same windows and thresholds as the evaluator, and a
 //! template cfn-lint passes without an error or a warning.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use lift_monitoring::alarms;
 use lift_monitoring::slo::SloFile;
 use serde_json::{json, Value};
+use support::alarm_value;
 
 fn payments() -> SloFile {
     SloFile::load(concat!(env!("CARGO_MANIFEST_DIR"), "/slo/payments.toml")).unwrap()
@@ -17,7 +20,9 @@ fn every_slo_and_rule_becomes_two_window_alarms_and_a_composite_with_the_evaluat
     let file = payments();
     let fragment = alarms::fragment(&file);
     let resources = fragment["Resources"].as_object().unwrap();
-    assert_eq!(resources.len(), file.slos().len() * file.alerts().len() * 3);
+    // Three per SLO and rule, and the service's outage alarm (tests/outage.rs).
+    assert_eq!(resources.len(), file.slos().len() * file.alerts().len() * 3 + 1);
+    assert_eq!(resources[&file.outage_alarm_id()]["Properties"]["AlarmName"], "payments-outage");
     for slo in file.slos() {
         for rule in file.alerts() {
             let id = slo.alarm_id(file.service(), rule);
@@ -97,133 +102,6 @@ fn availability_divides_5xx_by_requests_and_latency_counts_values_above_the_thre
     let actions = |id: &str| r[id]["Properties"]["AlarmActions"]["Fn::If"].clone();
     assert_eq!(actions("PaymentsAvailabilityPageFast")[0], "SloHasPageTopic");
     assert_eq!(actions("PaymentsAvailabilityTicket")[1], json!([{"Ref": "SloTicketTopicArn"}]));
-}
-
-/// CloudWatch metric math as far as the alarms use it: numbers, metric ids, `+ - * /`,
-/// parentheses, `>=` (1 or 0) and `IF(condition, then, else)`, on single values.
-fn metric_math(expression: &str, values: &[(&str, f64)]) -> f64 {
-    let mut tokens = Vec::new();
-    let chars: Vec<char> = expression.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
-            {
-                i += 1;
-            }
-            tokens.push(chars[start..i].iter().collect::<String>());
-        } else if c == '>' && chars.get(i + 1) == Some(&'=') {
-            tokens.push(">=".to_owned());
-            i += 2;
-        } else {
-            tokens.push(c.to_string());
-            i += 1;
-        }
-    }
-    struct Parser<'a> {
-        tokens: Vec<String>,
-        at: usize,
-        values: &'a [(&'a str, f64)],
-    }
-    impl Parser<'_> {
-        fn next(&mut self) -> String {
-            self.at += 1;
-            self.tokens.get(self.at - 1).cloned().unwrap_or_else(|| panic!("expression ends early"))
-        }
-        fn peek(&self) -> Option<&str> {
-            self.tokens.get(self.at).map(String::as_str)
-        }
-        fn expect(&mut self, token: &str) {
-            assert_eq!(self.next(), token);
-        }
-        fn comparison(&mut self) -> f64 {
-            let left = self.sum();
-            if self.peek() == Some(">=") {
-                self.next();
-                return f64::from(u8::from(left >= self.sum()));
-            }
-            left
-        }
-        fn sum(&mut self) -> f64 {
-            let mut value = self.product();
-            while let Some(op @ ("+" | "-")) = self.peek() {
-                let plus = op == "+";
-                self.next();
-                let right = self.product();
-                value = if plus { value + right } else { value - right };
-            }
-            value
-        }
-        fn product(&mut self) -> f64 {
-            let mut value = self.atom();
-            while let Some(op @ ("*" | "/")) = self.peek() {
-                let times = op == "*";
-                self.next();
-                let right = self.atom();
-                value = if times { value * right } else { value / right };
-            }
-            value
-        }
-        fn atom(&mut self) -> f64 {
-            let token = self.next();
-            match token.as_str() {
-                "(" => {
-                    let value = self.comparison();
-                    self.expect(")");
-                    value
-                }
-                "IF" => {
-                    self.expect("(");
-                    let condition = self.comparison();
-                    self.expect(",");
-                    let then = self.comparison();
-                    self.expect(",");
-                    let otherwise = self.comparison();
-                    self.expect(")");
-                    if condition != 0.0 {
-                        then
-                    } else {
-                        otherwise
-                    }
-                }
-                _ => token.parse().unwrap_or_else(|_| {
-                    self.values
-                        .iter()
-                        .find(|(id, _)| *id == token)
-                        .unwrap_or_else(|| panic!("no metric {token}"))
-                        .1
-                }),
-            }
-        }
-    }
-    let mut parser = Parser { tokens, at: 0, values };
-    let value = parser.comparison();
-    assert_eq!(parser.peek(), None, "{expression}: trailing tokens");
-    value
-}
-
-/// What window alarm `id` of `fragment` reads with its metrics at `values`, the stack's
-/// parameters at their defaults.
-fn alarm_value(fragment: &Value, id: &str, values: &[(&str, f64)]) -> f64 {
-    let metrics = fragment["Resources"][id]["Properties"]["Metrics"].as_array().unwrap();
-    let returned = metrics.iter().find(|m| m["ReturnData"] == true).unwrap();
-    let mut expression = match &returned["Expression"] {
-        Value::String(e) => e.clone(),
-        other => other["Fn::Sub"].as_str().unwrap_or_else(|| panic!("{id}: {other}")).to_owned(),
-    };
-    for (name, parameter) in fragment["Parameters"].as_object().unwrap() {
-        let default = match &parameter["Default"] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        expression = expression.replace(&format!("${{{name}}}"), &default);
-    }
-    assert!(!expression.contains("${"), "{id}: {expression}");
-    metric_math(&expression, values)
 }
 
 #[test]

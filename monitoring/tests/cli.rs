@@ -52,11 +52,30 @@ fn alarms_prints_the_fragment_or_a_whole_template() {
     assert!(out.status.success());
     let fragment: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(fragment.get("AWSTemplateFormatVersion").is_none());
-    assert_eq!(fragment["Resources"].as_object().unwrap().len(), 4 * 3 * 3);
+    // Three alarms per SLO and rule, and the outage alarm.
+    assert_eq!(fragment["Resources"].as_object().unwrap().len(), 4 * 3 * 3 + 1);
     let out = run(&["slo", "alarms", "--template", PAYMENTS]);
     let template: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(template["AWSTemplateFormatVersion"], "2010-09-09");
     assert_eq!(template["Resources"], fragment["Resources"]);
+}
+
+#[test]
+fn eval_exits_1_on_a_log_of_invocations_that_wrote_no_emf() {
+    // `aws logs tail` of a function that times out on every invocation: no EMF document,
+    // so no SLO has data; the outage alert fires instead of "no data" (exit 3).
+    let lines: Vec<String> = (0..20)
+        .map(|k| {
+            format!(
+                "{} 2026/01/01/[$LATEST]8f1c REPORT RequestId: r{k}\tDuration: 3000.00 ms\tStatus: timeout",
+                lift_monitoring::evaluator::utc(support::minute(k / 2))
+            )
+        })
+        .collect();
+    let out = run(&["slo", "eval", PAYMENTS, log("outage", &lines).to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FIRING   availability outage (page)"), "{stdout}");
 }
 
 #[test]

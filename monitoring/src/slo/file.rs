@@ -18,6 +18,9 @@ pub const LATENCY: &str = "Latency";
 pub const ROUTE: &str = "Route";
 /// The tenant dimension: lift's `TENANT`.
 pub const TENANT: &str = "Tenant";
+/// The name of the outage alert, which pages when the function is invoked but its
+/// invocations count no requests (see [`SloFile::outage_slo`]): no `[[alert]]` may take it.
+pub const OUTAGE_ALERT: &str = "outage";
 
 /// The longest window a CloudWatch alarm can evaluate (`Period` x `EvaluationPeriods`).
 const MAX_ALARM_WINDOW: u64 = 7 * 86_400;
@@ -361,6 +364,69 @@ impl SloFile {
         &self.alerts
     }
 
+    /// The SLO whose requests the outage alert compares with the function's invocations: the
+    /// first service-wide (no route, no tenant) availability SLO, else the first
+    /// service-wide latency SLO; none when every SLO is scoped to a route or a tenant (a
+    /// route's requests are a part of the invocations, and a quiet route is no outage).
+    ///
+    /// An outage that stops the function from writing EMF (an init failure, a crash, out of
+    /// memory, a timeout) leaves every SLO without data, and a window without data does not
+    /// breach; the outage alert sees the invocations those requests should have been.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift_monitoring::slo::SloFile;
+    /// let file = SloFile::parse(r#"
+    ///     [service]
+    ///     name = "payments"
+    ///     namespace = "Payments"
+    ///     [[slo]]
+    ///     name = "create"
+    ///     kind = "availability"
+    ///     route = "/payments"
+    ///     objective = 99.9
+    ///     [[slo]]
+    ///     name = "availability"
+    ///     kind = "availability"
+    ///     objective = 99.9
+    /// "#)?;
+    /// assert_eq!(file.outage_slo().map(|s| s.name()), Some("availability"));
+    /// # Ok::<(), lift_monitoring::slo::SloError>(())
+    /// ```
+    pub fn outage_slo(&self) -> Option<&Slo> {
+        let service_wide = |kind: SloKind| {
+            self.slos.iter().find(|s| s.kind == kind && s.scope.route.is_none() && s.scope.tenant.is_none())
+        };
+        service_wide(SloKind::Availability).or_else(|| service_wide(SloKind::Latency))
+    }
+
+    /// The CloudFormation logical id of the outage alarm (`PaymentsOutage`): no SLO's alarm
+    /// can have it, as theirs add two capitalized parts to the service's.
+    pub fn outage_alarm_id(&self) -> String {
+        format!("{}{}", pascal(&self.service.name), pascal(OUTAGE_ALERT))
+    }
+
+    /// The CloudWatch alarm name of the outage alarm (`payments-outage`): no SLO's alarm can
+    /// have it, as theirs add `<slo>-<rule>` to the service's.
+    pub fn outage_alarm_name(&self) -> String {
+        format!("{}-{OUTAGE_ALERT}", self.service.name)
+    }
+
+    /// The window the outage alert counts invocations and requests over: the shortest short
+    /// window of the page rules (5 minutes with the workbook's defaults), else of every rule.
+    pub fn outage_window(&self) -> Window {
+        let shortest = |page_only: bool| {
+            self.alerts
+                .iter()
+                .filter(|r| !page_only || r.severity == Severity::Page)
+                .map(|r| r.short_window)
+                .min()
+        };
+        // Validation keeps at least one rule, so the fallback is never used.
+        shortest(true).or_else(|| shortest(false)).unwrap_or(Window::from_secs(300))
+    }
+
     /// The dimension sets the service must publish for these SLOs (lift's
     /// `MetricsBuilder::dimension_set`), without duplicates, in file order.
     pub fn dimension_sets(&self) -> Vec<Vec<String>> {
@@ -467,6 +533,12 @@ fn validate_alerts(list: Vec<RawAlert>) -> Result<Vec<AlertRule>, Invalid> {
     for (i, raw) in list.into_iter().enumerate() {
         let key = |field: &str| format!("alert[{i}].{field}");
         check_name(&key("name"), &raw.name)?;
+        if raw.name == OUTAGE_ALERT {
+            return Err((
+                key("name"),
+                format!("`{OUTAGE_ALERT}` is the outage alert's name (invocations without requests)"),
+            ));
+        }
         // Every SLO's alarm ids and names start the same way, so two rules clash for all
         // SLOs or for none: `page`'s long-window alarm is `...PageLong`, as is the
         // composite alarm of a rule `page-long`.

@@ -38,7 +38,7 @@ mod window;
 
 pub use error::SloError;
 pub use file::{
-    AlertRule, Scope, Service, Severity, Slo, SloFile, SloKind, LATENCY, REQUESTS, ROUTE, SERVER_ERRORS,
-    TENANT,
+    AlertRule, Scope, Service, Severity, Slo, SloFile, SloKind, LATENCY, OUTAGE_ALERT, REQUESTS, ROUTE,
+    SERVER_ERRORS, TENANT,
 };
 pub use window::Window;
