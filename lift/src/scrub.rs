@@ -35,6 +35,8 @@ pub enum Redaction {
     AwsKey,
     /// A JSON Web Token (`eyJ...` in three dot-separated parts).
     Jwt,
+    /// An email address (`local@host.tld`), personal data under GDPR.
+    Email,
 }
 
 impl Redaction {
@@ -48,17 +50,24 @@ impl Redaction {
             Redaction::Bearer => "[REDACTED:bearer]",
             Redaction::AwsKey => "[REDACTED:aws_key]",
             Redaction::Jwt => "[REDACTED:jwt]",
+            Redaction::Email => "[REDACTED:email]",
         }
     }
 }
 
 /// Replaces card numbers, SSNs, IBANs, bearer tokens, AWS access key ids, JWTs, the values
-/// of secret-named keys (`password=...`, `"api_key": "..."`) and the digits under keys
-/// named for card numbers or SSNs (`"ssn": "673756059"`) in `text`.
+/// of secret-named keys (`password=...`, `"api_key": "..."`), the digits under keys
+/// named for card numbers or SSNs (`"ssn": "673756059"`) and email addresses in `text`.
 ///
 /// What counts as a card number, an SSN or an IBAN is [`crate::sensitive`]'s rule: issuer
 /// range, length and Luhn for card numbers, alone, grouped, or beside or glued to other
 /// digits; digits inside hex digests, UUIDs and USPS tracking numbers are none.
+///
+/// An email address is `local@host.tld` whose last label starts with a letter, replaced
+/// whole by `[REDACTED:email]`, as [`scrub_path`] masks it. A host without a dot
+/// (`user@localhost`, `a@b`) is a local account or code, not an Internet address, and is
+/// kept, as are handles (`@ada`), versions (`pkg@1.2.3`) and IP addresses (`ec2-user@10.0.0.1`).
+/// Text without `@` is not looked at for addresses.
 ///
 /// # Examples
 ///
@@ -67,6 +76,8 @@ impl Redaction {
 /// assert_eq!(scrub("card 4111-1111-1111-1111 ok"), "card [REDACTED:pan] ok");
 /// assert_eq!(scrub("ssn 078-05-1120"), "ssn [REDACTED:ssn]");
 /// assert_eq!(scrub("db password=hunter2 up"), "db password=[REDACTED:secret] up");
+/// assert_eq!(scrub("sent to ada@example.com"), "sent to [REDACTED:email]");
+/// assert_eq!(scrub("upgraded serde@1.0.210"), "upgraded serde@1.0.210");
 /// assert!(matches!(scrub("nothing here"), std::borrow::Cow::Borrowed(_)));
 /// ```
 pub fn scrub(text: &str) -> Cow<'_, str> {
@@ -77,7 +88,21 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
         // letters are hex (no `AKIA`, `eyJ` or `Bearer`), and there is no `=` or `:`.
         return Cow::Borrowed(text);
     }
-    scan(text)
+    let scanned = scan(text);
+    // `contains` on bytes is a memchr: text without `@` pays one pass over its bytes.
+    if !b.contains(&b'@') {
+        return scanned;
+    }
+    // Addresses after numbers and secrets, so that a card number glued to an address
+    // (`4111 1111 1111 1111@bank.example`) is seen whole by the number detector; no marker
+    // holds an `@`, so what the scanner redacted cannot read as an address.
+    match scanned {
+        Cow::Borrowed(text) => mask_emails(text),
+        Cow::Owned(text) => match mask_emails(&text) {
+            Cow::Borrowed(_) => Cow::Owned(text),
+            Cow::Owned(masked) => Cow::Owned(masked),
+        },
+    }
 }
 
 /// The scanner behind [`scrub`].
@@ -150,26 +175,95 @@ fn hex_groups(b: &[u8], dashes: &[usize]) -> bool {
 }
 
 /// Whether a field or key name says its value is secret (`password`, `api_key`,
-/// `Authorization`, `client_secret`, `cvv`, `private_key`, `passphrase`...),
+/// `Authorization`, `client_secret`, `cvv`, `private_key`, `passphrase`, `passcode`...),
 /// case-insensitively; the short `pin` and `pwd` only as whole words (`user_pin`,
-/// `userPin`, not `spinner` or `pinned`).
+/// `userPin`, not `spinner` or `pinned`). One-time and verification codes by their last
+/// words: `otp`, `totp`, `hotp`, or `code` after a word that makes it a credential
+/// (`pin_code`, `otp_code`, `verification_code`, `mfa_code`, `auth_code`, `one_time_code`,
+/// `security_code`), not after any other (`zip_code`, `country_code`, `status_code`,
+/// `promo_code`), nor when more words follow (`otp_attempts`), but for qualifiers such as
+/// `new` or `confirm` (`otp_code_confirm`).
 ///
 /// # Examples
 ///
 /// ```
 /// use lift::middleware::logging::is_secret_name;
 /// assert!(is_secret_name("db_password") && is_secret_name("X-Api-Key") && is_secret_name("Authorization"));
-/// assert!(!is_secret_name("tenant"));
+/// assert!(is_secret_name("otp_code") && is_secret_name("verificationCode"));
+/// assert!(!is_secret_name("tenant") && !is_secret_name("zip_code"));
 /// ```
 pub fn is_secret_name(name: &str) -> bool {
     is_secret_key(name.as_bytes())
 }
 
+/// Words before `code` that make it a credential: a card's security code, a PIN, a one-time,
+/// second-factor, verification, authorization or recovery code. The same list as
+/// `security::protection`'s classification (a test holds the two to the same answers).
+const CODE_KINDS: [&[u8]; 17] = [
+    b"security",
+    b"card",
+    b"pin",
+    b"otp",
+    b"totp",
+    b"hotp",
+    b"mfa",
+    b"factor",
+    b"verification",
+    b"verify",
+    b"auth",
+    b"authentication",
+    b"authorization",
+    b"onetime",
+    b"recovery",
+    b"backup",
+    b"reset",
+];
+
+/// Words that name a one-time password on their own.
+const ONE_TIME_WORDS: [&[u8]; 3] = [b"otp", b"totp", b"hotp"];
+
+/// Words that may follow a secret's name without changing what the value is
+/// (`otp_code_confirm`, `pin_code_new`).
+const QUALIFIERS: [&[u8]; 10] = [
+    b"confirm",
+    b"confirmation",
+    b"again",
+    b"repeat",
+    b"new",
+    b"old",
+    b"current",
+    b"plain",
+    b"plaintext",
+    b"value",
+];
+
+/// Whether the last words of a key name (qualifiers aside) name a one-time password or a
+/// credential's code (see [`is_secret_name`]).
+fn names_a_code(n: &[u8]) -> bool {
+    // Most keys hold neither: skip the split.
+    let has = |needle: &[u8]| n.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    if !has(b"code") && !has(b"otp") {
+        return false;
+    }
+    let is_one = |w: &[u8], list: &[&[u8]]| list.iter().any(|k| w.eq_ignore_ascii_case(k));
+    let (mut second_last, mut before, mut last): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
+    for w in words(n) {
+        if last.is_empty() || !is_one(w, &QUALIFIERS) {
+            (second_last, before, last) = (before, last, w);
+        }
+    }
+    is_one(last, &ONE_TIME_WORDS)
+        || (last.eq_ignore_ascii_case(b"code")
+            && (is_one(before, &CODE_KINDS)
+                || (before.eq_ignore_ascii_case(b"time") && second_last.eq_ignore_ascii_case(b"one"))))
+}
+
 fn is_secret_key(n: &[u8]) -> bool {
-    const KEYWORDS: [&[u8]; 17] = [
+    const KEYWORDS: [&[u8]; 18] = [
         b"password",
         b"passwd",
         b"passphrase",
+        b"passcode",
         b"private_key",
         b"private-key",
         b"privatekey",
@@ -194,16 +288,22 @@ fn is_secret_key(n: &[u8]) -> bool {
                     && n[start..start + k.len()].eq_ignore_ascii_case(k)
             })
     }) || words(n).any(|w| w.eq_ignore_ascii_case(b"pin") || w.eq_ignore_ascii_case(b"pwd"))
+        || names_a_code(n)
 }
 
-/// The words of a key name: split at bytes other than ASCII letters and digits and where
-/// a lowercase letter meets an uppercase one (`userPin`), trailing digits dropped (`pin2`).
+/// The words of a key name: split at bytes other than ASCII letters and digits, where a
+/// lowercase letter meets an uppercase one (`userPin`) and before the last capital of a
+/// run followed by a lowercase letter (`OTPCode`), trailing digits dropped (`pin2`).
 fn words(n: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut start = 0;
     (0..=n.len()).filter_map(move |i| {
         let boundary = i == n.len()
             || !n[i].is_ascii_alphanumeric()
-            || (i > 0 && n[i - 1].is_ascii_lowercase() && n[i].is_ascii_uppercase());
+            || (i > 0 && n[i - 1].is_ascii_lowercase() && n[i].is_ascii_uppercase())
+            || (i > 0
+                && n[i - 1].is_ascii_uppercase()
+                && n[i].is_ascii_uppercase()
+                && n.get(i + 1).is_some_and(u8::is_ascii_lowercase));
         if !boundary {
             return None;
         }
@@ -444,6 +544,11 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     while v < b.len() && b[v] == b' ' {
         v += 1;
     }
+    // Already redacted (text scrubbed twice, or a `[redacted]` placeholder): kept whole,
+    // where redacting it again would leave its closing bracket behind.
+    if b.len() - v >= 9 && b[v..v + 9].eq_ignore_ascii_case(b"[redacted") {
+        return None;
+    }
     let quote = match b.get(v) {
         Some(q @ (b'"' | b'\'')) => {
             v += 1;
@@ -498,9 +603,6 @@ fn closing_quote(b: &[u8], from: usize, q: u8) -> usize {
     i.min(b.len())
 }
 
-/// What replaces a path segment that holds an email address.
-const EMAIL_MARKER: &str = "[REDACTED:email]";
-
 /// `path` with each segment that holds something sensitive replaced, for logs, traces and
 /// the audit trail: an email address whole, and what [`scrub`] finds (card numbers, SSNs,
 /// IBANs, tokens, secrets) by its marker. Each segment is read percent-decoded, so `%20`
@@ -543,13 +645,11 @@ pub fn scrub_path(path: &str) -> Cow<'_, str> {
 /// replaced by its marker. The segment is read percent-decoded, so that `%20` between
 /// digit groups or `%40` for `@` hides nothing.
 fn redacted_segment(segment: &str) -> Option<String> {
-    let decoded = percent_decoded(segment);
-    let emails = mask_emails(&decoded);
-    match (&emails, scrub(&emails)) {
-        (Cow::Borrowed(_), Cow::Borrowed(_)) => None,
+    match scrub(&percent_decoded(segment)) {
+        Cow::Borrowed(_) => None,
         // Decoded text may hold spaces, line breaks or quotes: encoded again, so a plain
         // text subscriber's line stays one line.
-        (_, scrubbed) => Some(encode_unprintable(&scrubbed)),
+        Cow::Owned(scrubbed) => Some(encode_unprintable(&scrubbed)),
     }
 }
 
@@ -562,14 +662,20 @@ fn percent_decoded(segment: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&crate::hex::percent_decode_bytes(segment)).into_owned())
 }
 
-/// `text` with every email address in it (`local@host.tld`) replaced by a marker; a handle
-/// (`@ada`) or a version (`pkg@1`) is no address. Borrowed when there is none.
+/// `text` with every email address in it (`local@host.tld`) replaced by
+/// [`Redaction::Email`]'s marker. An address's host has a dot, and its last label starts
+/// with a letter (top-level domains do): a handle (`@ada`), a version (`pkg@1.2.3`), an IP
+/// address (`ec2-user@10.0.0.1`) or a host without a dot (`user@localhost`, `a@b`) is no
+/// address. Non-ASCII letters belong to the address (`jörg@bücher.example`), so none of
+/// it is left beside the marker. Borrowed when there is none.
 pub(crate) fn mask_emails(text: &str) -> Cow<'_, str> {
-    if !text.contains('@') {
+    if !text.as_bytes().contains(&b'@') {
         return Cow::Borrowed(text);
     }
-    let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
-    let domain = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
+    // Bytes past ASCII are parts of UTF-8 letters; each run ends at a character boundary.
+    let local =
+        |c: u8| !c.is_ascii() || c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
+    let domain = |c: u8| !c.is_ascii() || c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
@@ -578,12 +684,10 @@ pub(crate) fn mask_emails(text: &str) -> Cow<'_, str> {
         let start = bytes[copied..at].iter().rposition(|&c| !local(c)).map_or(copied, |p| copied + p + 1);
         let end = bytes[at + 1..].iter().position(|&c| !domain(c)).map_or(bytes.len(), |p| at + 1 + p);
         let host = text[at + 1..end].trim_end_matches(['.', '-']);
-        let is_email =
-            start < at && host.split_once('.').is_some_and(|(name, tld)| !name.is_empty() && !tld.is_empty());
-        if is_email {
+        if let Some(host_len) = email_host_len(host).filter(|_| start < at) {
             out.push_str(&text[copied..start]);
-            out.push_str(EMAIL_MARKER);
-            copied = at + 1 + host.len();
+            out.push_str(Redaction::Email.marker());
+            copied = at + 1 + host_len;
         }
         i = (at + 1).max(copied);
     }
@@ -592,6 +696,31 @@ pub(crate) fn mask_emails(text: &str) -> Cow<'_, str> {
     }
     out.push_str(&text[copied..]);
     Cow::Owned(out)
+}
+
+/// How much of `host` is an email address's domain: the longest run of its labels, two or
+/// more, whose first is not empty and whose last starts with a letter (top-level domains
+/// do): `example.com`, `163.com`, `bücher.example`, and `example.com` of `example.com.0`.
+/// None for `1.2.3`, `10.0.0.1`, `localhost`, or a version's three numbers
+/// (`2.0.0-alpha.beta`).
+fn email_host_len(host: &str) -> Option<usize> {
+    let mut labels = host.split('.');
+    let numeric =
+        |label: Option<&str>| label.is_some_and(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_digit()));
+    let version = numeric(labels.next())
+        && numeric(labels.next())
+        && labels.next().and_then(|l| l.bytes().next()).is_some_and(|c| c.is_ascii_digit());
+    if version || host.starts_with('.') {
+        return None;
+    }
+    let mut domain = host;
+    while let Some((rest, tld)) = domain.rsplit_once('.') {
+        if tld.bytes().next().is_some_and(|c| !c.is_ascii() || c.is_ascii_alphabetic()) {
+            return Some(domain.len());
+        }
+        domain = rest;
+    }
+    None
 }
 
 /// Percent-encodes every byte but printable ASCII (and `%` itself).
@@ -721,6 +850,98 @@ mod tests {
         }
     }
 
+    /// One-time, verification and PIN codes are secrets by their last words; other codes
+    /// and look-alikes are not.
+    #[test]
+    fn one_time_and_verification_codes_are_secret_names() {
+        for key in CODE_SECRETS {
+            assert!(is_secret_name(key), "{key}");
+            assert_eq!(
+                scrub(&format!("{key}=482913 sent")),
+                format!("{key}=[REDACTED:secret] sent"),
+                "{key}"
+            );
+            assert_eq!(
+                scrub(&format!(r#"{{"{key}": "482913"}}"#)),
+                format!(r#"{{"{key}": "[REDACTED:secret]"}}"#),
+                "{key}"
+            );
+        }
+        for key in CODE_PLAIN {
+            assert!(!is_secret_name(key), "{key}");
+            assert_eq!(scrub(&format!("{key}=US42 sent")), format!("{key}=US42 sent"), "{key}");
+        }
+    }
+
+    /// Names of one-time and verification codes, and of codes and look-alikes that are
+    /// none, shared with the classification's agreement test.
+    const CODE_SECRETS: [&str; 22] = [
+        "pin_code",
+        "pinCode",
+        "otp",
+        "OTP",
+        "otp_code",
+        "OTPCode",
+        "totp",
+        "hotp",
+        "user_totp",
+        "verification_code",
+        "verificationCode",
+        "verify_code",
+        "mfa_code",
+        "mfaCode",
+        "two_factor_code",
+        "auth_code",
+        "authorization_code",
+        "one_time_code",
+        "onetime_code",
+        "security_code",
+        "recovery_code",
+        "otp_code_confirm",
+    ];
+    const CODE_PLAIN: [&str; 18] = [
+        "zip_code",
+        "zipCode",
+        "country_code",
+        "currency_code",
+        "status_code",
+        "statusCode",
+        "error_code",
+        "promo_code",
+        "postcode",
+        "postal_code",
+        "code",
+        "otp_attempts",
+        "mfa_enabled",
+        "otp_sent_at",
+        "hotpot",
+        "spotted",
+        "codec",
+        "time_code",
+    ];
+
+    /// The log scrubber and the classification of `security::protection` class the same
+    /// code names as secrets.
+    #[cfg(feature = "protection")]
+    #[test]
+    fn log_and_document_rules_agree_on_code_names() {
+        use crate::security::protection::{classify_json, Level};
+        for key in CODE_SECRETS.iter().chain(&CODE_PLAIN) {
+            let doc = serde_json::json!({ *key: "482913" });
+            let restricted = classify_json(&doc).level == Level::Restricted;
+            assert_eq!(restricted, is_secret_name(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn scrubbing_twice_changes_nothing_more() {
+        for text in ["password=hunter2 ok", "otp_code: 482913", "to ada@example.com", "token=[redacted]&n=1"]
+        {
+            let once = scrub(text).into_owned();
+            assert_eq!(scrub(&once), once, "{text}");
+        }
+    }
+
     #[test]
     fn quoted_values_run_to_the_unescaped_quote() {
         assert_eq!(scrub(r#"{"password":"ab\"cd","n":1}"#), r#"{"password":"[REDACTED:secret]","n":1}"#);
@@ -802,6 +1023,49 @@ mod tests {
         // A byte that is not UTF-8 does not stop the decoding, nor a malformed escape.
         assert_eq!(scrub_path("/x/%FF4111%201111%201111%201111"), "/x/%EF%BF%BD[REDACTED:pan]");
         assert!(matches!(scrub_path("/100%/%zz"), Cow::Borrowed(_)));
+    }
+
+    /// Log text loses its email addresses, in the form `scrub_path` masks them; what only
+    /// looks like one stays.
+    #[test]
+    fn emails_are_masked_in_text() {
+        assert_eq!(scrub("sent to ada@example.com"), "sent to [REDACTED:email]");
+        assert_eq!(
+            scrub(r#"{"to":"Ada.Lovelace+bills@mail.example.co.uk","n":1}"#),
+            r#"{"to":"[REDACTED:email]","n":1}"#
+        );
+        assert_eq!(scrub("<b.c+d@x.example.org>."), "<[REDACTED:email]>.");
+        assert_eq!(
+            scrub("from ada@163.com, cc li@bücher.example"),
+            "from [REDACTED:email], cc [REDACTED:email]"
+        );
+        // No letter of a non-ASCII address is left beside the marker.
+        assert_eq!(scrub("jörg@example.de"), "[REDACTED:email]");
+        // An address followed by a dot and digits ends before them.
+        assert_eq!(scrub("mailed ada@example.com.0 left"), "mailed [REDACTED:email].0 left");
+        // With card numbers and secrets on the same line.
+        assert_eq!(
+            scrub("card 4111 1111 1111 1111 for ada@example.com, password=hunter2"),
+            "card [REDACTED:pan] for [REDACTED:email], password=[REDACTED:secret]"
+        );
+        // A card number glued to an address is a card number whole.
+        assert!(!scrub("4111 1111 1111 1111@bank.example").contains("1111"));
+        // Not addresses: handles, versions, IP addresses, hosts without a dot.
+        for kept in [
+            "@ada",
+            "pkg@1",
+            "upgraded serde@1.0.210",
+            "npm i @scope/pkg@2.0.0-alpha.beta",
+            "ssh ec2-user@10.0.0.1",
+            "user@localhost",
+            "let a = x@b;",
+            "a@b",
+            "@ at @",
+            "ada@.com",
+        ] {
+            assert_eq!(scrub(kept), kept, "{kept}");
+            assert!(matches!(scrub(kept), Cow::Borrowed(_)), "{kept}");
+        }
     }
 
     #[test]

@@ -241,3 +241,87 @@ proptest! {
         prop_assert!(parsed["note"].as_str().unwrap().contains("[REDACTED:"), "{}", line);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Emails and one-time codes
+// ---------------------------------------------------------------------------------------
+
+/// An email address written into a message (`"sent to {email}"`) or a field is personal
+/// data: the line holds the marker `scrub_path` uses, not the address. What only looks
+/// like an address (a version, a handle) is kept.
+#[tokio::test]
+async fn emails_in_messages_fields_and_spans_are_masked() {
+    let (logs, _guard) = capture_logs(LogConfig::new());
+    let email = "ada.lovelace+bills@example.co.uk";
+    let span = tracing::info_span!("checkout", customer = email);
+    let _entered = span.enter();
+    tracing::info!(to = email, cc = %format!("<{email}>"), crate_version = "serde@1.0.210", "sent to {email}");
+    let line = logs.contents();
+    assert!(!line.contains("ada.lovelace") && !line.contains("example.co.uk"), "{line}");
+    let parsed = &json_lines(&logs)[0];
+    assert_eq!(parsed["message"], "sent to [REDACTED:email]");
+    assert_eq!(parsed["to"], "[REDACTED:email]");
+    assert_eq!(parsed["cc"], "<[REDACTED:email]>");
+    assert_eq!(parsed["customer"], "[REDACTED:email]");
+    assert_eq!(parsed["crate_version"], "serde@1.0.210");
+}
+
+/// A one-time or verification code under its name loses its value, in a field and in
+/// `key=value` text alike; a code of another kind keeps it.
+#[tokio::test]
+async fn one_time_codes_are_secrets_and_other_codes_are_not() {
+    let (logs, _guard) = capture_logs(LogConfig::new());
+    tracing::info!(
+        otp_code = "482913",
+        pin_code = 4821u64,
+        verification_code = "482913",
+        zip_code = "94105",
+        status_code = 200u64,
+        "checked mfa_code=482913 for country_code=DE"
+    );
+    let parsed = &json_lines(&logs)[0];
+    for secret in ["otp_code", "pin_code", "verification_code"] {
+        assert_eq!(parsed[secret], "[REDACTED:secret]", "{secret}");
+    }
+    assert_eq!(parsed["message"], "checked mfa_code=[REDACTED:secret] for country_code=DE");
+    assert_eq!((&parsed["zip_code"], &parsed["status_code"]), (&"94105".into(), &200.into()));
+}
+
+fn email() -> impl Strategy<Value = String> {
+    (
+        "[a-zA-Z0-9][a-zA-Z0-9._%+-]{0,15}",
+        // A first label that starts with a digit is covered by the unit tests (`163.com`);
+        // three numbers (`1.2.3x.io`) read as a version.
+        "[a-z][a-z0-9-]{0,10}(\\.[a-z0-9][a-z0-9-]{0,8}){0,2}",
+        "[a-z]{2,6}",
+    )
+        .prop_map(|(local, host, tld)| format!("{local}@{host}.{tld}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No generated address survives in a log line, whatever text is around it.
+    #[test]
+    fn no_generated_email_survives_in_a_log_line(
+        address in email(),
+        before in "[a-zA-Z0-9 .,;!?()#/_]{0,24}",
+        after in "[a-zA-Z0-9 .,;!?()#/_]{0,24}",
+        left in prop_oneof![Just(" "), Just(": "), Just("="), Just("("), Just("<"), Just("\n"), Just("\"")],
+        right in prop_oneof![Just(" "), Just("."), Just(")"), Just(","), Just(">"), Just("\t"), Just("\"")],
+    ) {
+        let text = format!("{before}{left}{address}{right}{after}");
+        let logs = MemoryWriter::new();
+        let layer = LogConfig::new().writer(logs.clone()).build().unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            tracing::info!(note = %text, "customer said: {}", text);
+        });
+        let line = logs.contents();
+        let (_, domain) = address.split_once('@').unwrap();
+        prop_assert!(!line.contains(&address), "address survived: {}", line);
+        prop_assert!(!line.contains(&format!("@{domain}")), "domain survived: {}", line);
+        let parsed: Value = serde_json::from_str(line.trim_end()).unwrap();
+        prop_assert!(parsed["message"].as_str().unwrap().contains("[REDACTED:email]"), "{}", line);
+        prop_assert!(parsed["note"].as_str().unwrap().contains("[REDACTED:email]"), "{}", line);
+    }
+}

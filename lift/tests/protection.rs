@@ -180,7 +180,7 @@ fn secret_field_names_with_a_prefix_or_suffix() {
     // Whole words only, and the secret's word ends the name.
     let plain = json!({
         "pinned": "yes", "spinner": "on", "isPinned": "no", "tokens_used": 12, "token_count": 3,
-        "pin_code": "560001", "password_changed_at": "2024-01-01", "secret_arn": "arn:x",
+        "password_changed_at": "2024-01-01", "secret_arn": "arn:x",
         "keyboard": "qwerty", "passage": "x", "codes": "x", "pinyin": "x", "postcode": "x",
     });
     assert!(classify_json(&plain).findings.is_empty(), "{:?}", classify_json(&plain).findings);
@@ -195,6 +195,39 @@ fn secret_field_names_with_a_prefix_or_suffix() {
             "cvv2": "[REDACTED:secret]", "security_code": "[REDACTED:secret]",
         })
     );
+}
+
+/// One-time, verification and PIN codes are secrets: classified Restricted and masked.
+/// Codes of other kinds, and names that only contain `otp` or `code`, are not.
+#[test]
+fn one_time_verification_and_pin_codes_are_secrets() {
+    let secrets = json!({
+        "pin_code": "4821", "pinCode": "4821", "otp": "482913", "otp_code": "482913",
+        "OTPCode": "482913", "totp": "482913", "verification_code": "482913",
+        "verificationCode": "482913", "mfa_code": "482913", "auth_code": "SplxlOBeZQQYbYS6WxSbIA",
+        "one_time_code": "482913", "oneTimeCode": "482913", "recovery_code": "a1b2-c3d4",
+        "otp_code_confirm": "482913",
+    });
+    let c = classify_json(&secrets);
+    for name in secrets.as_object().unwrap().keys() {
+        assert_eq!(class_at(&secrets, &format!("/{name}")), [DataClass::Secret], "{name}");
+    }
+    assert_eq!(c.level, Level::Restricted);
+    let mut doc = secrets.clone();
+    mask_json(&mut doc, &Policy::new(key()));
+    for (name, value) in doc.as_object().unwrap() {
+        assert_eq!(value, "[REDACTED:secret]", "{name}");
+    }
+    let plain = json!({
+        "zip_code": "94105", "zipCode": "94105", "country_code": "DE", "currency_code": "EUR",
+        "status_code": 200, "error_code": "E042", "promo_code": "SPRING24", "postcode": "SW1A 1AA",
+        "code": "E042", "otp_attempts": 3, "mfa_enabled": "yes", "otp_sent_at": "2024-01-01",
+        "time_code": "00:01:02", "hotpot": "x", "pincode_lookup": "x",
+    });
+    assert!(classify_json(&plain).findings.is_empty(), "{:?}", classify_json(&plain).findings);
+    let mut doc = plain.clone();
+    mask_json(&mut doc, &Policy::new(key()));
+    assert_eq!(doc, plain);
 }
 
 #[test]

@@ -41,7 +41,8 @@ struct Shared {
 }
 
 /// A `tracing_subscriber` [`Layer`] that writes each event as one JSON line with
-/// CloudWatch-friendly field names, after scrubbing card numbers, SSNs and secrets.
+/// CloudWatch-friendly field names, after scrubbing card numbers, SSNs, secrets and email
+/// addresses.
 ///
 /// Build it with [`LogConfig`](super::LogConfig). A line carries `timestamp` (RFC 3339 UTC),
 /// `level`, `message`, the event's own fields, the fields of the spans it is in (for a
@@ -593,6 +594,30 @@ mod tests {
         assert_eq!(l["card"], "[REDACTED:pan]");
         assert_eq!(l["small"], 42);
         assert_eq!(l["message"], "auth Bearer [REDACTED:bearer]");
+    }
+
+    #[test]
+    fn emails_and_one_time_codes_are_scrubbed() {
+        let lines = capture(LogConfig::new(), || {
+            let email = "ada@example.com";
+            let _g = tracing::info_span!("s", customer = email).entered();
+            tracing::info!(
+                to = email,
+                otp_code = "482913",
+                pin_code = 4821u64,
+                zip_code = "94105",
+                dependency = "serde@1.0.210",
+                "sent to {email}"
+            );
+        });
+        let l = &lines[0];
+        assert_eq!(l["message"], "sent to [REDACTED:email]");
+        assert_eq!((&l["to"], &l["customer"]), (&"[REDACTED:email]".into(), &"[REDACTED:email]".into()));
+        assert_eq!(
+            (&l["otp_code"], &l["pin_code"]),
+            (&"[REDACTED:secret]".into(), &"[REDACTED:secret]".into())
+        );
+        assert_eq!((&l["zip_code"], &l["dependency"]), (&"94105".into(), &"serde@1.0.210".into()));
     }
 
     #[test]

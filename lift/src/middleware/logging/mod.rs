@@ -15,9 +15,10 @@
 //!   process keep their own ids.
 //!
 //! Before a line is written, card numbers (Luhn-valid, 13–19 digits, grouped or not), US
-//! SSNs, bearer tokens, AWS access key ids, JWTs and the values of secret-named fields and
-//! keys are replaced by markers such as `[REDACTED:pan]`, in the message and in fields
-//! alike ([`scrub`]).
+//! SSNs, bearer tokens, AWS access key ids, JWTs, email addresses and the values of
+//! secret-named fields and keys (passwords, tokens, PINs, one-time and verification codes)
+//! are replaced by markers such as `[REDACTED:pan]` or `[REDACTED:email]`, in the message
+//! and in fields alike ([`scrub`]).
 //!
 //! # Examples
 //!

@@ -211,8 +211,37 @@ impl std::fmt::Write for NumberText {
 }
 
 /// Substrings of the [`normalise`]d name one of [`secret_by_words`]'s words needs.
-const SECRET_HINTS: [&[u8]; 9] =
-    [b"pass", b"pwd", b"cvv", b"cvc", b"pin", b"code", b"key", b"secret", b"token"];
+const SECRET_HINTS: [&[u8]; 10] =
+    [b"pass", b"pwd", b"cvv", b"cvc", b"pin", b"code", b"otp", b"key", b"secret", b"token"];
+
+/// Words before `code` that make it a credential: a card's security code, a PIN, a one-time,
+/// second-factor, verification, authorization or recovery code (`pin_code`, `otp_code`,
+/// `verification_code`, `mfa_code`, `auth_code`). Any other code is no secret
+/// (`zip_code`, `country_code`, `currency_code`, `status_code`, `error_code`,
+/// `promo_code`). The log scrubber has the same list (a test holds the two to the same
+/// answers).
+const CODE_KINDS: [&str; 17] = [
+    "security",
+    "card",
+    "pin",
+    "otp",
+    "totp",
+    "hotp",
+    "mfa",
+    "factor",
+    "verification",
+    "verify",
+    "auth",
+    "authentication",
+    "authorization",
+    "onetime",
+    "recovery",
+    "backup",
+    "reset",
+];
+
+/// Words that name a one-time password on their own (`otp`, `totp`).
+const ONE_TIME_WORDS: [&str; 3] = ["otp", "totp", "hotp"];
 
 /// Words that may follow a secret's name without changing what the value is
 /// (`password_confirmation`, `pin_new`).
@@ -220,21 +249,24 @@ const QUALIFIERS: [&str; 10] =
     ["confirm", "confirmation", "again", "repeat", "new", "old", "current", "plain", "plaintext", "value"];
 
 /// The class of a field named after a secret with a prefix or suffix (`new_password`,
-/// `card_cvv`, `cvv2`, `securityCode`, `rsa_private_key`, `client_secret`, `id_token`):
-/// the secret's word ends the name, or is followed by [`QUALIFIERS`] only. Whole words
-/// only, split at `_`, `-`, `.`, spaces and camelCase, so `pinned`, `spinner` and
-/// `tokens_used` are not secrets; trailing digits of a word are dropped (`cvv2`).
+/// `card_cvv`, `cvv2`, `securityCode`, `rsa_private_key`, `client_secret`, `id_token`,
+/// `otp`, `pin_code`, `mfa_code`, `one_time_code`): the secret's word ends the name, or is
+/// followed by [`QUALIFIERS`] only; `code` is a secret after one of [`CODE_KINDS`] only.
+/// Whole words only, split at `_`, `-`, `.`, spaces and camelCase, so `pinned`, `spinner`,
+/// `tokens_used`, `postcode` and `otp_attempts` are not secrets; trailing digits of a
+/// word are dropped (`cvv2`).
 fn secret_by_words(name: &str) -> Option<DataClass> {
     let words = split_words(name);
     let end = words.iter().rposition(|w| !QUALIFIERS.contains(&w.as_str()))?;
-    let last = words[end].as_str();
-    let before = end.checked_sub(1).map(|i| words[i].as_str());
+    let word = |back: usize| end.checked_sub(back).map(|i| words[i].as_str());
+    let (last, before) = (words[end].as_str(), word(1));
     match (before, last) {
         (_, "password" | "passwd" | "passphrase" | "passcode" | "pwd") => Some(DataClass::Password),
         (_, "pin" | "cvv" | "cvc" | "secret" | "token") => Some(DataClass::Secret),
-        (Some("security" | "card"), "code") | (Some("private" | "secret" | "signing"), "key") => {
-            Some(DataClass::Secret)
-        }
+        (_, last) if ONE_TIME_WORDS.contains(&last) => Some(DataClass::Secret),
+        (Some(kind), "code") if CODE_KINDS.contains(&kind) => Some(DataClass::Secret),
+        (Some("time"), "code") if word(2) == Some("one") => Some(DataClass::Secret),
+        (Some("private" | "secret" | "signing"), "key") => Some(DataClass::Secret),
         _ => None,
     }
 }

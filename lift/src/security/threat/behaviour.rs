@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::error::{InvalidConfig, StoreUnavailable};
 use super::finding::{Finding, FindingKind, Location, Severity};
-use super::store::{now_ms, ThreatStore};
+use super::store::{now_ms, Count, ThreatStore};
 
 /// Where a counter stands after one more event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,25 +189,37 @@ impl BehaviourMonitor {
     /// threshold and no event has claimed it yet.
     async fn count(&self, pk: String, threshold: u64, expires_at: u64) -> Result<Signal, StoreUnavailable> {
         let counted = self.store.increment(pk.clone(), expires_at).await?;
+        Ok(self.signal(pk, counted, threshold).await)
+    }
+
+    /// The signal of a counter after one more event, claiming its trip when the count is
+    /// at or past the threshold and no event has claimed it yet.
+    async fn signal(&self, pk: String, counted: Count, threshold: u64) -> Signal {
         // Crossing, not equality: the event that made the count reach the threshold may
-        // have failed after its `ADD`, and the count then passes the threshold unseen.
-        let crossed = counted.count >= threshold && !counted.claimed && self.store.claim_trip(pk).await?;
-        Ok(Signal { count: counted.count, threshold, crossed })
+        // have failed after its `ADD`, or two events may have landed at once, and the count
+        // then passes the threshold unseen.
+        let crossed = counted.count >= threshold
+            && !counted.claimed
+            && self.store.claim_trip(pk).await.unwrap_or_else(|err| {
+                // Counted all the same: `tripped` holds, and the next event claims the trip.
+                tracing::warn!(error = %err, "threat counter trip not claimed");
+                false
+            });
+        Signal { count: counted.count, threshold, crossed }
     }
 
     /// Records that `principal` touched `tenant`; the signal counts distinct tenants, and
-    /// trips past the allowed number.
+    /// trips past the allowed number: on crossing it, as the failed-authentication
+    /// counters do, so a count that skips the threshold (two tenants added at once, or an
+    /// update whose answer was lost) still trips, once.
     ///
     /// # Errors
-    /// [`StoreUnavailable`] when DynamoDB fails.
+    /// [`StoreUnavailable`] when DynamoDB fails to count the tenant.
     pub async fn tenant_touched(&self, principal: &str, tenant: &str) -> Result<Signal, StoreUnavailable> {
         let (window, expires_at) = window(self.tenant_window);
-        let count = self
-            .store
-            .add_member(format!("TENANTS#{}#{window}", key_part(principal)), tenant, expires_at)
-            .await?;
-        let threshold = self.tenants + 1;
-        Ok(Signal { count: count as u64, threshold, crossed: count as u64 == threshold })
+        let pk = format!("TENANTS#{}#{window}", key_part(principal));
+        let counted = self.store.add_member(pk.clone(), tenant, expires_at).await?;
+        Ok(self.signal(pk, counted, self.tenants + 1).await)
     }
 }
 

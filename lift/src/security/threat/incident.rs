@@ -170,8 +170,8 @@ fn is_credential(name: &str) -> bool {
             .any(|part| name.contains(part))
 }
 
-/// Redacts the values of credential-like query parameters, and long digit runs (card
-/// numbers) anywhere.
+/// Redacts the values of credential-like query parameters (and of those the log scrubber
+/// calls secret: `pin`, `otp`), and long digit runs (card numbers) anywhere.
 fn scrub_query(query: &str) -> String {
     let pairs = query.split('&').map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -181,7 +181,9 @@ fn scrub_query(query: &str) -> String {
             "pan", "cvv", "cvc", "ssn", "mail",
         ]
         .iter()
-        .any(|part| lower.contains(part));
+        .any(|part| lower.contains(part))
+            // What the logs call a secret: a PIN or a one-time password (`pin`, `otp`).
+            || crate::scrub::is_secret_name(name);
         if secret && !value.is_empty() {
             format!("{name}=[redacted]")
         } else {
@@ -407,7 +409,15 @@ mod tests {
         assert_eq!(mask_emails("to ada@example.com, cc @ada"), "to [REDACTED:email], cc @ada");
         assert_eq!(mask_emails("<b.c+d@x.example.org>."), "<[REDACTED:email]>.");
         assert_eq!(mask_emails("a@b @ x@y.z"), "a@b @ [REDACTED:email]");
-        assert_eq!(mask_emails("é@é.é"), "é@é.é");
+        // Letters past ASCII are part of an address, and no byte of one is cut.
+        assert_eq!(mask_emails("é@é.é"), "[REDACTED:email]");
+        assert_eq!(mask_emails("a@1.2.3 é@é"), "a@1.2.3 é@é");
+    }
+
+    #[test]
+    fn pins_and_one_time_passwords_in_the_query_are_redacted() {
+        assert_eq!(scrub_query("pin=4821&otp=482913&id=7"), "pin=[redacted]&otp=[redacted]&id=7");
+        assert_eq!(scrub_query("zip=94105&spin=1"), "zip=94105&spin=1");
     }
 
     #[test]

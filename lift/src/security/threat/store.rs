@@ -329,8 +329,8 @@ impl ThreatStore {
         Ok(Count { count, claimed: attributes.is_some_and(|a| a.contains_key("tripped")) })
     }
 
-    /// Marks the counter `pk` as tripped; returns whether this call did (exactly one call
-    /// per counter does, however many instances race: the write is conditional).
+    /// Marks the counter or set `pk` as tripped; returns whether this call did (exactly one
+    /// call per counter does, however many instances race: the write is conditional).
     pub(crate) async fn claim_trip(&self, pk: String) -> Result<bool, StoreUnavailable> {
         let out = self
             .client
@@ -338,8 +338,8 @@ impl ThreatStore {
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk))
             .update_expression("SET tripped = :yes")
-            .condition_expression("attribute_exists(#count) AND attribute_not_exists(tripped)")
-            .expression_attribute_names("#count", "count")
+            // The counter or set must still exist: a claim never creates an item.
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(tripped)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
@@ -352,13 +352,14 @@ impl ThreatStore {
         }
     }
 
-    /// Adds `member` to the string set `pk` (atomic `ADD`); returns the set's size after.
+    /// Adds `member` to the string set `pk` (atomic `ADD`); returns the set's size after,
+    /// and whether its trip was claimed ([`ThreatStore::claim_trip`]).
     pub(crate) async fn add_member(
         &self,
         pk: String,
         member: &str,
         expires_at: u64,
-    ) -> Result<usize, StoreUnavailable> {
+    ) -> Result<Count, StoreUnavailable> {
         let out = self
             .client
             .update_item()
@@ -367,19 +368,21 @@ impl ThreatStore {
             .update_expression("ADD members :member SET expires_at = :exp")
             .expression_attribute_values(":member", AttributeValue::Ss(vec![member.to_owned()]))
             .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
-            .return_values(ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| unavailable(&e))?;
-        out.attributes()
+        let attributes = out.attributes();
+        let count = attributes
             .and_then(|a| a.get("members"))
             .and_then(|m| m.as_ss().ok())
-            .map(Vec::len)
-            .ok_or_else(|| StoreUnavailable::new("the set update returned no members"))
+            .map(|m| m.len() as u64)
+            .ok_or_else(|| StoreUnavailable::new("the set update returned no members"))?;
+        Ok(Count { count, claimed: attributes.is_some_and(|a| a.contains_key("tripped")) })
     }
 }
 
-/// A counter after one more event.
+/// A counter (or a set's size) after one more event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Count {
     /// The count, this event included.
