@@ -22,8 +22,9 @@
 //! Some features also fail against a service that breaks them in a way the rule's own
 //! evidence cannot show, so the steps must: a handler that leaks through `tracing` (which
 //! a redacting log layer would have hidden), routes that name no audit data class, a card
-//! number stored as a number or inside a map, a name kept under another attribute after
-//! the erasure.
+//! number stored as a number or inside a map, a name or a country kept after the erasure,
+//! an erasure that reaches into another tenant, a card number stored or answered without
+//! its spaces.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -55,6 +56,12 @@ enum Break {
     ClassifiesNothing,
     /// Also keeps the customer's name under another attribute, which erasure forgets.
     KeepsNameElsewhere,
+    /// Erases the customer's name but keeps their country.
+    KeepsCountry,
+    /// Erases a customer id in every tenant, not only the caller's.
+    ErasesAcrossTenants,
+    /// Answers the card number it was sent, without its spaces.
+    AnswersCard,
     AnswersCvv,
     LogsEmail,
     KeepsErasedData,
@@ -134,6 +141,10 @@ impl Shared {
                 AttributeValue::S(body["customer"]["id"].as_str().unwrap_or_default().into()),
             )
             .item("customer_name", AttributeValue::S(name.clone()))
+            .item(
+                "customer_country",
+                AttributeValue::S(body["customer"]["country"].as_str().unwrap_or_default().into()),
+            )
             .item("treatment", AttributeValue::S(body["description"].as_str().unwrap_or_default().into()));
         if self.broken == Break::KeepsNameElsewhere {
             let receipt = [("to".to_owned(), AttributeValue::S(name))].into_iter().collect();
@@ -144,6 +155,7 @@ impl Shared {
         match self.broken {
             Break::AnswersCvv => answer["card"]["cvv"] = "123".into(),
             Break::AnswersSecret => answer["debug_key"] = "AKIAIOSFODNN7EXAMPLE".into(),
+            Break::AnswersCard => answer["card"]["number"] = pan.into(),
             _ => {}
         }
         lift::json_response(StatusCode::CREATED, &answer)
@@ -186,16 +198,27 @@ impl Shared {
         self.classify(&req, "pii");
         let customer = lift::path_param(&req, "id").unwrap_or_default().to_owned();
         if self.broken != Break::KeepsErasedData {
-            let items = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
-                .send()
-                .await
-                .expect("query the tenant's payments");
-            for item in items.items() {
+            let items = if self.broken == Break::ErasesAcrossTenants {
+                let all = self.client.scan().table_name(&self.table).send().await.expect("scan the payments");
+                all.items.unwrap_or_default()
+            } else {
+                let mine = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{}", tenant(&req))))
+                    .send()
+                    .await
+                    .expect("query the tenant's payments");
+                mine.items.unwrap_or_default()
+            };
+            let remove = if self.broken == Break::KeepsCountry {
+                "REMOVE customer_name"
+            } else {
+                "REMOVE customer_name, customer_country"
+            };
+            for item in &items {
                 if item.get("customer_id").and_then(|v| v.as_s().ok()) != Some(&customer) {
                     continue;
                 }
@@ -204,7 +227,7 @@ impl Shared {
                     .table_name(&self.table)
                     .key("pk", item["pk"].clone())
                     .key("sk", item["sk"].clone())
-                    .update_expression("REMOVE customer_name")
+                    .update_expression(remove)
                     .send()
                     .await
                     .expect("erase the name");
@@ -289,6 +312,7 @@ fn each_must_fail_feature_fails_against_the_service_that_breaks_its_rule_and_pas
         ("gdpr_art_32.feature", Break::LogsEmail, Some("GDPR Art. 32")),
         ("gdpr_art_17.feature", Break::KeepsErasedData, None),
         ("gdpr_art_17.feature", Break::KeepsNameElsewhere, None),
+        ("gdpr_art_17.feature", Break::KeepsCountry, None),
         ("soc2_cc6_7.feature", Break::AnswersSecret, Some("SOC2 CC6.7")),
         ("soc2_cc7_2.feature", Break::FailsSilently, Some("SOC2 CC7.2")),
         ("pci_dss_10_2_1.feature", Break::ForgetsAudit, Some("PCI-DSS 10.2.1")),
@@ -539,4 +563,141 @@ fn a_card_number_logged_before_a_move_is_still_found() {
         .unwrap();
     let junit = std::fs::read_to_string(&bad.junit).unwrap();
     assert!(junit.contains("log line(s) carry a card number"), "the step passed: {junit}");
+}
+
+/// Runs one scenario (its steps after `Given the service runs in region eu-west-1`) against
+/// the ledger broken as `broken`, and gives the run and its JUnit file's text.
+fn run_scenario(
+    dir: &str,
+    name: &str,
+    tags: (&str, &str),
+    steps: &[&str],
+    broken: Break,
+) -> (lift_harness::compliance::SuiteRun, String) {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/compliance-must-fail").join(dir);
+    std::fs::create_dir_all(&out).unwrap();
+    let feature = out.join(format!("{name}.feature"));
+    let steps: String = steps.iter().map(|s| format!("    {s}\n")).collect();
+    std::fs::write(
+        &feature,
+        format!(
+            "@{}\nFeature: {name}\n\n  @{}\n  Scenario: {name}\n    \
+             Given the service runs in region eu-west-1\n{steps}",
+            tags.0, tags.1
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run = rt
+        .block_on(lift_harness::compliance::run(
+            Ledger(broken),
+            &feature,
+            &out.join(format!("{name}-{broken:?}")),
+        ))
+        .unwrap();
+    let junit = std::fs::read_to_string(&run.junit).unwrap();
+    (run, junit)
+}
+
+/// An erasure in one tenant is checked against what that tenant sent for the customer, and
+/// must leave another tenant's customer of the same id alone: with globex's `cus_1` named
+/// otherwise, or named the same, the check passes against a ledger that erases only the
+/// caller's customer, and fails against one whose erasure reaches into globex (the attack),
+/// or that keeps what acme sent.
+#[test]
+fn an_erasure_is_checked_per_tenant_and_must_not_reach_another_tenant() {
+    const GDPR: (&str, &str) = ("gdpr", "GDPR-Art.17");
+    let erase = ["And tenant acme erases customer cus_1", "Then the answer is 200"];
+    let check = "And no stored payment of tenant acme names customer cus_1";
+    let scenarios = [
+        (
+            "other-name",
+            [
+                "When tenant acme pays 500 EUR with card \"4111 1111 1111 1111\" for customer \"Ada Lovelace\"",
+                "And tenant globex pays 500 EUR with card \"4111 1111 1111 1111\" for customer \"Grace Hopper\"",
+            ],
+        ),
+        (
+            "same-name",
+            [
+                "When tenant acme pays 500 EUR with card \"4111 1111 1111 1111\"",
+                "And tenant globex pays 700 EUR with card \"4111 1111 1111 1111\"",
+            ],
+        ),
+    ];
+    for (name, pays) in scenarios {
+        let steps: Vec<&str> = pays.iter().copied().chain(erase).chain([check]).collect();
+        let (good, junit) = run_scenario("tenants", name, GDPR, &steps, Break::Nothing);
+        assert_eq!(good.failed, 0, "{name}: an erasure in acme failed for globex's data: {junit}");
+        for broken in [Break::ErasesAcrossTenants, Break::KeepsErasedData] {
+            let (bad, junit) = run_scenario("tenants", name, GDPR, &steps, broken);
+            assert!(bad.failed > 0, "{name}: passed against a ledger that {broken:?}");
+            let said = match broken {
+                Break::ErasesAcrossTenants => "of tenant globex",
+                _ => "still holds personal data of cus_1",
+            };
+            assert!(junit.contains(said), "{name}: {broken:?} was not caught by the erasure check: {junit}");
+        }
+    }
+}
+
+/// An absence is asserted of a whole value the scenario sent (or a word of one, of four
+/// characters or more), never of a part of one: "4111 1111" is absent from a card stored as
+/// "4111111111111111", and would prove nothing. A number is looked for with and without its
+/// separators, so a card stored or answered without its spaces is found.
+#[test]
+fn an_absence_of_a_part_of_a_value_is_refused_and_numbers_are_found_without_separators() {
+    const PCI: (&str, &str) = ("pci_dss", "PCI-DSS-3.4");
+    let pays = "When tenant acme pays 1999 EUR with card \"4111 1111 1111 1111\"";
+    let refused = "its absence proves nothing";
+    let stored = ["Then the answer is 201", "And no stored item contains \"4111 1111 1111 1111\""];
+    let (good, junit) =
+        run_scenario("absence-forms", "stored", PCI, &[&[pays][..], &stored].concat(), Break::Nothing);
+    assert_eq!(good.failed, 0, "{junit}");
+    let (bad, junit) = run_scenario(
+        "absence-forms",
+        "stored",
+        PCI,
+        &[&[pays][..], &stored].concat(),
+        Break::StoresCardAsNumber,
+    );
+    assert!(bad.failed > 0 && junit.contains("in clear"), "a card stored without its spaces passed: {junit}");
+    let answered = ["Then the answer is 201", "And the answer does not contain \"4111 1111 1111 1111\""];
+    let (good, junit) =
+        run_scenario("absence-forms", "answered", PCI, &[&[pays][..], &answered].concat(), Break::Nothing);
+    assert_eq!(good.failed, 0, "{junit}");
+    let (_, junit) = run_scenario(
+        "absence-forms",
+        "answered",
+        PCI,
+        &[&[pays][..], &answered].concat(),
+        Break::AnswersCard,
+    );
+    assert!(junit.contains("the answer contains"), "a card answered without its spaces passed: {junit}");
+    for (name, part) in [
+        ("stored-part", "And no stored item contains \"4111 1111\""),
+        ("answered-part", "And the answer does not contain \"4111 1111\""),
+        ("short-word", "And the answer does not contain \"411\""),
+    ] {
+        let (bad, junit) = run_scenario(
+            "absence-forms",
+            name,
+            PCI,
+            &[pays, "Then the answer is 201", part],
+            Break::StoresCardAsNumber,
+        );
+        assert!(
+            bad.failed > 0 && junit.contains(refused),
+            "{name}: an absence of a part of the card was accepted: {junit}"
+        );
+    }
+    // A whole word of a value sent, four characters or more, is one.
+    let (word, junit) = run_scenario(
+        "absence-forms",
+        "word",
+        PCI,
+        &[pays, "Then the answer is 201", "And the answer does not contain \"Lovelace\""],
+        Break::Nothing,
+    );
+    assert_eq!(word.failed, 0, "{junit}");
 }

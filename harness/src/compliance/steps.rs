@@ -33,6 +33,29 @@ const CHECKPOINT_KEY: &[u8] = b"compliance-suites-checkpoint-key-0001";
 /// A stored item, as DynamoDB gives it.
 type Item = HashMap<String, AttributeValue>;
 
+/// A tenant and one of its customer ids: a customer is one tenant's (another tenant may use
+/// the same id for someone else).
+type CustomerKey = (String, String);
+
+/// The shortest word of a sent value an absence may be asserted of, and the shortest text
+/// looked for anywhere in a text rather than as a whole word of it.
+const MIN_WORD: usize = 4;
+
+/// The fewest digits a text needs to be also looked for without its separators: shorter
+/// runs of digits turn up by chance in the digests and ids the tables hold.
+const MIN_NUMBER_DIGITS: usize = 8;
+
+/// What another tenant's payment for the same customer id answered just before an erasure.
+#[derive(Debug, Clone)]
+struct Kept {
+    tenant: String,
+    payment: String,
+    /// Whether it was answered (2xx) then.
+    readable: bool,
+    /// The personal data sent for that tenant's customer that the answer held.
+    answered: Vec<String>,
+}
+
 /// One scenario's state: its own service, tables, recorder, tokens and requests.
 #[derive(Debug, Default, cucumber::World)]
 pub struct ComplianceWorld {
@@ -65,12 +88,19 @@ pub struct ComplianceWorld {
     pub(crate) earlier_chains: Vec<AuditEvidence>,
     /// Every text the scenario's requests carried (paths, header values, the strings and
     /// numbers of bodies, the tokens' subjects and tenants): an absence is asserted only of
-    /// one of them, since a text never sent is absent whatever the service does.
+    /// one of them (or of a word of one), since a text never sent is absent whatever the
+    /// service does.
     sent: Vec<String>,
-    /// The names and emails sent for each customer id, and the payments made for each
-    /// (tenant, customer id): what an erasure must remove.
-    customer_data: HashMap<String, HashSet<String>>,
-    customer_payments: HashMap<(String, String), Vec<String>>,
+    /// The names, emails and countries sent for each tenant's customer, and the payments
+    /// made for each: what an erasure in that tenant must remove, and what an erasure of the
+    /// same id in another tenant must leave alone.
+    customer_data: HashMap<CustomerKey, HashSet<String>>,
+    customer_payments: HashMap<CustomerKey, Vec<String>>,
+    /// The customers their tenant erased (answered 2xx), until it pays for them again.
+    erased: HashSet<CustomerKey>,
+    /// For each erasure: the other tenants' payments for the same customer id, as they were
+    /// answered just before it.
+    kept: HashMap<CustomerKey, Vec<Kept>>,
 }
 
 #[derive(Clone)]
@@ -198,6 +228,55 @@ fn attribute_texts(value: &AttributeValue, out: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// The words of a text: its runs of letters and digits, between spaces and punctuation.
+fn words_of(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty())
+}
+
+/// The forms a sent text is looked for in: itself and, for a text mostly of digits (a card
+/// number, an SSN, an IBAN), also without its separators and as its digits alone, as a
+/// service that normalizes it keeps it (`4111 1111 1111 1111` stored as `4111111111111111`).
+fn forms(text: &str) -> Vec<String> {
+    let mut out = vec![text.to_owned()];
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let alphanumeric = text.chars().filter(|c| c.is_alphanumeric()).count();
+    if digits.len() >= MIN_NUMBER_DIGITS && digits.len() * 2 > alphanumeric {
+        let bare: String = text.chars().filter(|c| c.is_alphanumeric()).collect();
+        for form in [bare, digits] {
+            if !out.contains(&form) {
+                out.push(form);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `text` holds `word` as a whole word (no letter or digit on either side). A value
+/// that is not text (ciphertext read as text, with replacement characters) holds no word:
+/// it holds any two letters by chance.
+fn holds_word(text: &str, word: &str) -> bool {
+    if word.is_empty() || text.contains(char::REPLACEMENT_CHARACTER) {
+        return false;
+    }
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Whether `text` holds `needle` in one of its [`forms`]: anywhere, or as a whole word when
+/// it is shorter than [`MIN_WORD`] (a country code is in `"country":"DE"`, not in `DELETE`).
+fn holds(text: &str, needle: &str) -> bool {
+    forms(needle).iter().any(|form| {
+        if form.chars().count() >= MIN_WORD {
+            text.contains(form.as_str())
+        } else {
+            holds_word(text, form)
+        }
+    })
 }
 
 /// The strings and numbers of a JSON body, and its object keys.
@@ -360,9 +439,9 @@ impl ComplianceWorld {
     ) {
         let customer = body.as_ref().map(|b| b["customer"].clone()).unwrap_or_default();
         let customer_id = customer["id"].as_str().map(str::to_owned);
-        if let Some(id) = &customer_id {
-            let known = self.customer_data.entry(id.clone()).or_default();
-            for field in ["name", "email"] {
+        if let (Some(tenant), Some(id)) = (tenant, &customer_id) {
+            let known = self.customer_data.entry((tenant.to_owned(), id.clone())).or_default();
+            for field in ["name", "email", "country"] {
                 if let Some(text) = customer[field].as_str().filter(|t| !t.is_empty()) {
                     known.insert(text.to_owned());
                 }
@@ -376,7 +455,9 @@ impl ComplianceWorld {
             let created: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
             self.last_payment = created["id"].as_str().map(str::to_owned);
             if let (Some(id), Some(tenant), Some(customer)) = (&self.last_payment, tenant, customer_id) {
-                self.customer_payments.entry((tenant.to_owned(), customer)).or_default().push(id.clone());
+                let key = (tenant.to_owned(), customer);
+                self.erased.remove(&key);
+                self.customer_payments.entry(key).or_default().push(id.clone());
             }
         }
         if let Some(tenant) = tenant {
@@ -428,12 +509,20 @@ impl ComplianceWorld {
         (res.status(), res.headers().clone(), answer)
     }
 
-    /// Refuses an absence asserted of a text no request of the scenario carried: it would
-    /// pass whatever the service did (a typo, `"wheezing since teh move"`).
+    /// Refuses an absence asserted of a text that is neither a whole value a request of the
+    /// scenario carried nor a whole word of one ([`MIN_WORD`] characters or more, between
+    /// spaces or punctuation): it would pass whatever the service did. A typo
+    /// (`"wheezing since teh move"`) was never sent; a part of a value (`"4111 1111"` of a
+    /// card sent as `"4111 1111 1111 1111"`) is absent from a service that keeps the value
+    /// reformatted (`4111111111111111`), whatever else it keeps.
     fn assert_sent(&self, text: &str) {
+        let whole = !text.is_empty() && self.sent.iter().any(|s| s == text);
+        let word =
+            text.chars().count() >= MIN_WORD && self.sent.iter().any(|s| words_of(s).any(|w| w == text));
         assert!(
-            !text.is_empty() && self.sent.iter().any(|s| s.contains(text)),
-            "{:?} is no text a request of this scenario sent: its absence proves nothing",
+            whole || word,
+            "{:?} is neither a value a request of this scenario sent nor a word of one ({MIN_WORD} characters \
+             or more): its absence proves nothing",
             scrub(text)
         );
     }
@@ -479,6 +568,16 @@ impl ComplianceWorld {
     /// attribute names and values, down through lists, maps and sets (numbers and binary
     /// values as text too).
     async fn stored_texts(&self, env: &Env) -> Vec<(String, String)> {
+        let items = self.stored_items(env).await;
+        items
+            .into_iter()
+            .flat_map(|(table, texts)| texts.into_iter().map(move |t| (table.clone(), t)))
+            .collect()
+    }
+
+    /// The texts of every stored item of the scenario's tables (as
+    /// [`stored_texts`](Self::stored_texts) reads them), item by item, with its table.
+    async fn stored_items(&self, env: &Env) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
         for table in &env.all_tables {
             for item in self.scan(env, table).await {
@@ -487,7 +586,7 @@ impl ComplianceWorld {
                     texts.push(name.clone());
                     attribute_texts(value, &mut texts);
                 }
-                out.extend(texts.into_iter().map(|t| (table.clone(), t)));
+                out.push((table.clone(), texts));
             }
         }
         out
@@ -557,6 +656,10 @@ async fn service_in_region(w: &mut ComplianceWorld, region: String) {
         w.tenants.clear();
         w.altered.clear();
         w.snapshots.clear();
+        w.customer_data.clear();
+        w.customer_payments.clear();
+        w.erased.clear();
+        w.kept.clear();
         w.last_payment = None;
         w.status = None;
         w.headers.clear();
@@ -644,9 +747,35 @@ async fn lists(w: &mut ComplianceWorld, tenant: String, query: String) {
     w.call(Method::GET, &format!("/payments?{query}"), Some(&tenant), None).await;
 }
 
+/// Before the erasure, each other tenant's payments for a customer of the same id (one it has
+/// not erased itself) are read back as that tenant: what they answer now, they must still
+/// answer after it (checked by `no stored payment of tenant .. names customer ..`).
 #[when(expr = "tenant {word} erases customer {word}")]
 async fn erases(w: &mut ComplianceWorld, tenant: String, customer: String) {
+    let mut others: Vec<(String, Vec<String>)> = w
+        .customer_payments
+        .iter()
+        .filter(|(key, _)| key.1 == customer && key.0 != tenant && !w.erased.contains(*key))
+        .map(|(key, ids)| (key.0.clone(), ids.clone()))
+        .collect();
+    others.sort();
+    let mut kept = Vec::new();
+    for (other, ids) in others {
+        let sent: Vec<String> =
+            w.customer_data.get(&(other.clone(), customer.clone())).into_iter().flatten().cloned().collect();
+        for id in ids {
+            let (status, _, answer) =
+                w.send(Method::GET, &format!("/payments/{id}"), Some(&other), None, None).await;
+            let answered = sent.iter().filter(|t| holds(&answer, t)).cloned().collect();
+            kept.push(Kept { tenant: other.clone(), payment: id, readable: status.is_success(), answered });
+        }
+    }
     w.call(Method::DELETE, &format!("/customers/{customer}"), Some(&tenant), None).await;
+    let key = (tenant, customer);
+    if w.status.is_some_and(|s| s.is_success()) {
+        w.erased.insert(key.clone());
+    }
+    w.kept.insert(key, kept);
 }
 
 #[when(expr = "tenant {word} stores a record for patient {word} with diagnosis {string}")]
@@ -757,11 +886,13 @@ async fn answer_has(w: &mut ComplianceWorld, text: String) {
     assert!(w.body.contains(&text), "the answer does not contain {:?}: {}", scrub(&text), scrub(&w.body));
 }
 
+/// The text is looked for in each of its [`forms`]: a number also without its separators.
 #[then(expr = "the answer does not contain {string}")]
 async fn answer_lacks(w: &mut ComplianceWorld, text: String) {
     assert!(w.status.is_some(), "no request was sent");
     w.assert_sent(&text);
-    assert!(!w.body.contains(&text), "the answer contains {:?}", scrub(&text));
+    let found = forms(&text).iter().any(|form| w.body.contains(form.as_str()));
+    assert!(!found, "the answer contains {:?}", scrub(&text));
 }
 
 #[then("no card number appears in the answer, the logs or the stored payments")]
@@ -782,36 +913,68 @@ async fn no_pan_anywhere(w: &mut ComplianceWorld) {
     assert!(stored.is_empty(), "stored items carry a card number in clear, in tables {stored:?}");
 }
 
+/// The text is looked for in each of its [`forms`]: a number also without its separators.
 #[then(expr = "no stored item contains {string}")]
 async fn nothing_stored_in_clear(w: &mut ComplianceWorld, text: String) {
     w.assert_sent(&text);
     let env = w.env().await;
-    let tables: Vec<String> = w
+    let forms = forms(&text);
+    let mut tables: Vec<String> = w
         .stored_texts(&env)
         .await
         .into_iter()
-        .filter(|(_, t)| t.contains(&text))
+        .filter(|(_, t)| forms.iter().any(|form| t.contains(form.as_str())))
         .map(|(table, _)| table)
         .collect();
+    tables.dedup();
     assert!(tables.is_empty(), "stored items of {tables:?} carry {:?} in clear", scrub(&text));
 }
 
-/// Erased means gone from everything the service keeps and everything it answers: no stored
-/// attribute of any table (at any depth, under any name) holds a name or email sent for the
-/// customer, and reading each of the customer's payments back shows none of them.
+/// Erased means gone from everything the service keeps and everything it answers, for the
+/// customer of that tenant: what the scenario sent for it (its names, emails and countries:
+/// the country is personal data the payments service encrypts under the customer's key and
+/// removes on erasure, as it does names and emails) is held by no stored attribute of any
+/// table (at any depth, under any name; a country code as a whole word), and reading each of
+/// its payments back shows none of it. A text also sent for a customer not erased (another
+/// tenant's customer of the same id, the same email for two customers) may stay only in items
+/// that name that customer's tenant and id.
+///
+/// An erasure must not reach into another tenant: each other tenant's payments for a
+/// customer of the same id answer, after it, what they answered just before it (the erasure
+/// step reads them), and that tenant's stored items are as its own last request left them.
+/// When neither can be shown (the service answers none of that tenant's personal data and
+/// keeps no item under `TENANT#<tenant>` in its first table), the step fails.
 #[then(expr = "no stored payment of tenant {word} names customer {word}")]
 async fn customer_erased(w: &mut ComplianceWorld, tenant: String, customer: String) {
-    let payments = w.customer_payments.get(&(tenant.clone(), customer.clone())).cloned().unwrap_or_default();
+    let key = (tenant.clone(), customer.clone());
+    let payments = w.customer_payments.get(&key).cloned().unwrap_or_default();
     assert!(!payments.is_empty(), "the scenario made no payment for {customer} as tenant {tenant}");
-    let mut known: Vec<String> = w.customer_data.get(&customer).into_iter().flatten().cloned().collect();
+    let mut known: Vec<String> = w.customer_data.get(&key).into_iter().flatten().cloned().collect();
     known.sort();
-    assert!(!known.is_empty(), "the scenario sent no name or email for {customer}");
+    assert!(
+        !known.is_empty(),
+        "the scenario sent no name, email or country for {customer} as tenant {tenant}"
+    );
+    // The customers not erased, and what was sent for each: where a text known here may stay.
+    let live: Vec<(CustomerKey, HashSet<String>)> = w
+        .customer_data
+        .iter()
+        .filter(|(other, _)| **other != key && !w.erased.contains(*other))
+        .map(|(other, sent)| (other.clone(), sent.clone()))
+        .collect();
     let env = w.env().await;
-    for (table, stored) in w.stored_texts(&env).await {
+    for (table, texts) in w.stored_items(&env).await {
+        let names = |(t, c): &CustomerKey| {
+            texts.iter().any(|x| holds_word(x, t)) && texts.iter().any(|x| holds_word(x, c))
+        };
         for text in &known {
+            if !texts.iter().any(|stored| holds(stored, text)) {
+                continue;
+            }
+            let theirs = live.iter().any(|(other, sent)| sent.contains(text) && names(other));
             assert!(
-                !stored.contains(text.as_str()),
-                "{table} still holds personal data of {customer} ({} bytes)",
+                theirs,
+                "{table} still holds personal data of {customer} of tenant {tenant} ({} bytes)",
                 text.len()
             );
         }
@@ -824,9 +987,51 @@ async fn customer_erased(w: &mut ComplianceWorld, tenant: String, customer: Stri
             "reading payment {id} back answered {status}: the erasure cannot be checked through the service"
         );
         for text in &known {
+            assert!(!holds(&answer, text), "payment {id} still answers personal data of {customer}");
+        }
+    }
+    let kept = w.kept.get(&key).cloned().unwrap_or_default();
+    for k in &kept {
+        let (status, _, answer) =
+            w.send(Method::GET, &format!("/payments/{}", k.payment), Some(&k.tenant), None, None).await;
+        assert!(
+            !k.readable || status.is_success(),
+            "payment {} of tenant {} answered {status} after tenant {tenant} erased {customer}: the erasure \
+             reached into another tenant",
+            k.payment,
+            k.tenant
+        );
+        let lost = k.answered.iter().filter(|t| !holds(&answer, t)).count();
+        assert_eq!(
+            lost, 0,
+            "payment {} of tenant {} no longer answers {lost} piece(s) of personal data of its own {customer} after \
+             tenant {tenant} erased {customer}: the erasure reached into another tenant",
+            k.payment, k.tenant
+        );
+    }
+    let mut others: Vec<String> = w
+        .customer_payments
+        .keys()
+        .filter(|other| other.1 == customer && other.0 != tenant && !w.erased.contains(*other))
+        .map(|other| other.0.clone())
+        .collect();
+    others.sort();
+    others.dedup();
+    for other in others {
+        let before = w.snapshots.get(&other).cloned().unwrap_or_default();
+        let answered = kept.iter().any(|k| k.tenant == other && !k.answered.is_empty());
+        assert!(
+            answered || !before.is_empty(),
+            "the erasure cannot be shown to leave {customer} of tenant {other} alone: the service answered none of \
+             its personal data before the erasure and keeps no item of tenant {other}"
+        );
+        if !before.is_empty() {
+            let now = w.tenant_items(&other).await;
+            // The items themselves stay out of the message: they hold personal data.
             assert!(
-                !answer.contains(text.as_str()),
-                "payment {id} still answers personal data of {customer}"
+                now == before,
+                "the stored data of tenant {other} changed when tenant {tenant} erased {customer}: the erasure \
+                 reached into another tenant"
             );
         }
     }
@@ -988,4 +1193,51 @@ async fn not_applied(w: &mut ComplianceWorld, rule: String) {
 async fn incident(w: &mut ComplianceWorld, tenant: String) {
     let entries = entries(w, &tenant, Some("threat.incident")).await;
     assert!(!entries.is_empty(), "no threat.incident entry for {tenant}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_is_looked_for_without_its_separators_too() {
+        assert_eq!(
+            forms("4111 1111 1111 1111"),
+            ["4111 1111 1111 1111".to_owned(), "4111111111111111".to_owned()]
+        );
+        assert_eq!(forms("123-45-6789"), ["123-45-6789".to_owned(), "123456789".to_owned()]);
+        let iban = forms("DE89 3704 0044 0532 0130 00");
+        assert_eq!(iban[1..], ["DE89370400440532013000".to_owned(), "89370400440532013000".to_owned()]);
+        // Words, codes and short numbers are looked for as they are.
+        assert_eq!(forms("Ada Lovelace"), ["Ada Lovelace".to_owned()]);
+        assert_eq!(forms("J45.909"), ["J45.909".to_owned()]);
+        assert!(holds("{\"card\":\"4111111111111111\"}", "4111 1111 1111 1111"));
+    }
+
+    #[test]
+    fn a_short_text_is_held_only_as_a_whole_word_of_text() {
+        assert!(holds("{\"country\":\"DE\"}", "DE"));
+        assert!(holds("DE", "DE"));
+        assert!(!holds("DELETE /customers/:id", "DE"));
+        assert!(!holds("IDE", "DE"));
+        // Ciphertext read as text holds no short word.
+        assert!(!holds("\u{FFFD}\u{FFFD} DE \u{FFFD}", "DE"));
+        assert!(holds_word("TENANT#acme", "acme") && !holds_word("TENANT#acme2", "acme"));
+        assert!(holds_word("cus_1", "cus_1") && !holds_word("cus_10", "cus_1"));
+    }
+
+    #[test]
+    fn an_absence_is_asserted_of_a_whole_value_sent_or_a_word_of_one() {
+        let w = ComplianceWorld {
+            sent: vec!["4111 1111 1111 1111".into(), "ada@example.com".into(), "I10".into()],
+            ..ComplianceWorld::default()
+        };
+        for accepted in ["4111 1111 1111 1111", "4111", "ada@example.com", "example", "I10"] {
+            w.assert_sent(accepted);
+        }
+        for refused in ["4111 1111", "1111 1111 1111 1111", "411", "ada@example", "exam", "", "I1"] {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.assert_sent(refused)));
+            assert!(caught.is_err(), "an absence of {refused:?} was accepted");
+        }
+    }
 }
