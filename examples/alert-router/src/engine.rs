@@ -339,13 +339,14 @@ impl AlertRouter {
                 let joined = store
                     .join_group(&group, &route.id, &group_labels, &fingerprint, &labels, at, self.now_ms())
                     .await?;
-                if !joined {
+                let Some(joined) = joined else {
                     // A newer change of the alarm was applied meanwhile (its OK may have
                     // left already): this ALARM is stale now and joins nothing.
                     tracing::info!(alarm = %change.name, "an alarm change overtaken by a newer one joined no group");
                     return Ok(Report { stale: report.stale + 1, ..report });
-                }
-                report.merge(self.drive(&group).await?);
+                };
+                // The group as the join left it: no second read.
+                report.merge(self.drive_group(joined).await?);
             }
             return Ok(report);
         }
@@ -394,7 +395,8 @@ impl AlertRouter {
     /// [`RouterError::EpisodeOver`]: whoever acknowledged has not seen the current one.
     pub async fn acknowledge(&self, group: &str, episode: u64, by: &str) -> Result<Report, RouterError> {
         match self.inner.store.acknowledge(group, episode, by).await? {
-            Some(_) => self.drive(group).await,
+            // The group as the acknowledgement left it: no second read.
+            Some(acked) => self.drive_group(acked).await,
             None => match self.inner.store.group(group).await? {
                 Some(g) if g.open && g.episode < episode => Err(RouterError::Invalid {
                     field: "episode",
@@ -483,9 +485,16 @@ impl AlertRouter {
     /// Sends what is due for a group: its current episode's steps, and the resolutions of
     /// earlier episodes that did not go out yet.
     async fn drive(&self, id: &str) -> Result<Report, RouterError> {
+        match self.inner.store.group(id).await? {
+            Some(group) => self.drive_group(group).await,
+            None => Ok(Report { groups: 1, ..Report::default() }),
+        }
+    }
+
+    /// Like [`drive`](Self::drive), with the group as a write just returned it.
+    async fn drive_group(&self, group: Group) -> Result<Report, RouterError> {
         let store = &self.inner.store;
         let mut report = Report { groups: 1, ..Report::default() };
-        let Some(group) = store.group(id).await? else { return Ok(report) };
         if group.episode == 0 {
             return Ok(report);
         }

@@ -19,6 +19,11 @@
 //! - a step is claimed by creating it (`attribute_not_exists`), or by taking over one that
 //!   `failed` or whose sender's lease ran out; only its claimer may mark it failed.
 //!
+//! A join or a leave is a transaction on a `GROUP` item with a check on an `ALARM` item;
+//! while it runs, DynamoDB refuses other writes to either item with a conflict. Every write
+//! to those two kinds of item is tried again then ([`ConflictRetry`]). `STEP#` and
+//! `SILENCE` items are in no transaction, and meet no conflict.
+//!
 //! The `ALARM`, `GROUP` and `SILENCE` partitions are read whole (the tick reads open
 //! groups, inhibition reads firing alarms): fine for the thousands of alarms of a
 //! service, not for millions.
@@ -58,6 +63,15 @@ pub enum StoreError {
         /// The error code, or `unreachable`.
         code: String,
     },
+    /// A write met a transaction running on its item at every try ([`ConflictRetry`]):
+    /// nothing of it was written.
+    #[error("dynamodb {operation} conflicted with a transaction on its item at each of {attempts} tries")]
+    Conflict {
+        /// The operation.
+        operation: &'static str,
+        /// The tries made.
+        attempts: u32,
+    },
     /// A stored item is not what this version writes.
     #[error("a stored item is corrupt ({0})")]
     Corrupt(&'static str),
@@ -83,44 +97,160 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> boo
     err.code() == Some("ConditionalCheckFailedException")
 }
 
-/// Which items of a cancelled transaction failed their condition, in the order they were
-/// given; `None` when the transaction was not cancelled on a condition (a conflict, a
-/// throttle, an unreachable table), which is the store's error.
-fn failed_conditions<R>(
-    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
-) -> Option<Vec<bool>> {
+type TransactError<R> =
+    SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>;
+
+/// Why each item of a cancelled transaction was refused, in the order the items were
+/// given (`None`, `ConditionalCheckFailed`, `TransactionConflict`, ...); `None` when the
+/// transaction was not cancelled. The one reader of `CancellationReasons`.
+fn cancellation_reasons<R>(err: &TransactError<R>) -> Option<Vec<String>> {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error()
     else {
         return None;
     };
-    let failed: Vec<bool> = if cancelled.cancellation_reasons().is_empty() {
+    let reasons = cancelled.cancellation_reasons();
+    Some(if reasons.is_empty() {
         // Without reasons, the message lists them: "... [ConditionalCheckFailed, None]".
         let message = cancelled.message().unwrap_or_default();
         let list = message.rsplit_once('[').map_or("", |(_, rest)| rest.trim_end_matches(']'));
-        list.split(',').map(|code| code.trim() == "ConditionalCheckFailed").collect()
+        list.split(',').map(|code| code.trim().to_owned()).collect()
     } else {
-        cancelled.cancellation_reasons().iter().map(|r| r.code() == Some("ConditionalCheckFailed")).collect()
-    };
+        reasons.iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
+    })
+}
+
+/// Which items of a cancelled transaction failed their condition, in the order they were
+/// given; `None` when the transaction was not cancelled on a condition (a conflict, a
+/// throttle, an unreachable table), which is the store's error.
+fn failed_conditions<R>(err: &TransactError<R>) -> Option<Vec<bool>> {
+    let failed: Vec<bool> =
+        cancellation_reasons(err)?.iter().map(|c| c == "ConditionalCheckFailed").collect();
     failed.contains(&true).then_some(failed)
 }
 
-/// Whether a transaction was cancelled for a conflict with another request on one of its
-/// items (nothing failed its condition): worth another try.
-fn conflicted<R>(
-    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
-) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            let reasons = cancelled.cancellation_reasons();
-            if reasons.is_empty() {
-                cancelled.message().is_some_and(|m| m.contains("TransactionConflict"))
-            } else {
-                reasons.iter().any(|r| r.code() == Some("TransactionConflict"))
+/// An error DynamoDB answers when a write meets a transaction running on one of its
+/// items: the write did nothing, and another try may pass.
+trait Conflicting {
+    fn is_conflict(&self) -> bool;
+}
+
+impl<R> Conflicting for SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R> {
+    fn is_conflict(&self) -> bool {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        matches!(self.as_service_error(), Some(UpdateItemError::TransactionConflictException(_)))
+            || self.code() == Some("TransactionConflictException")
+    }
+}
+
+impl<R> Conflicting for TransactError<R> {
+    /// Cancelled for a conflict on one of its items and on no failed condition (a failed
+    /// condition is the answer, whatever else happened).
+    fn is_conflict(&self) -> bool {
+        match cancellation_reasons(self) {
+            Some(reasons) => {
+                reasons.iter().any(|c| c == "TransactionConflict")
+                    && !reasons.iter().any(|c| c == "ConditionalCheckFailed")
+            }
+            None => self.code() == Some("TransactionConflictException"),
+        }
+    }
+}
+
+/// How a write that met a transaction on its item is tried again: up to `attempts` tries
+/// in all, the n-th retry after `n × backoff` and up to one `backoff` more of jitter, so
+/// racing writers do not retry in step.
+///
+/// Alarms of one group firing or clearing at once, handled by concurrent invocations,
+/// touch the same items: a join or a leave is a transaction (the group item, and a check
+/// on the alarm item), and DynamoDB refuses any other write to those items while it runs
+/// (`TransactionConflictException`, or a transaction cancelled with `TransactionConflict`).
+/// The SDK does not retry that error. The default is 5 tries, 25 ms apart and more.
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use std::time::Duration;
+/// use alert_router::store::ConflictRetry;
+///
+/// let retry = ConflictRetry::new(NonZeroU32::new(3).unwrap(), Duration::from_millis(10));
+/// assert_eq!(retry.attempts(), 3);
+/// assert_eq!(ConflictRetry::default().attempts(), 5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConflictRetry {
+    attempts: std::num::NonZeroU32,
+    backoff: std::time::Duration,
+}
+
+impl Default for ConflictRetry {
+    fn default() -> Self {
+        Self {
+            attempts: std::num::NonZeroU32::new(5).unwrap_or(std::num::NonZeroU32::MIN),
+            backoff: std::time::Duration::from_millis(25),
+        }
+    }
+}
+
+impl ConflictRetry {
+    /// Up to `attempts` tries, `backoff` apart and more.
+    pub fn new(attempts: std::num::NonZeroU32, backoff: std::time::Duration) -> Self {
+        Self { attempts, backoff }
+    }
+
+    /// The tries, the first included.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.get()
+    }
+
+    /// The wait before retry `retry` (1 for the first).
+    fn delay(&self, retry: u32) -> std::time::Duration {
+        // Spread by the clock's nanoseconds, so racing writers do not retry in step.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
+        let span = u64::try_from(self.backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.backoff.saturating_mul(retry) + std::time::Duration::from_nanos(nanos % span)
+    }
+
+    /// Sends a write, and sends it again while DynamoDB refuses it for a transaction running
+    /// on one of its items; returns its first other answer, for the caller to read, or
+    /// [`StoreError::Conflict`] after the last try.
+    ///
+    /// Sending again after a conflict cannot apply a write twice: a refused write did
+    /// nothing. Every write sent here is also safe to repeat after an answer was lost (the
+    /// SDK sends a write again after a timeout or a 500, which DynamoDB may have carried
+    /// out): each either sets what it set again, or its condition then refuses it and the
+    /// caller takes the refusal as done ([`done_unless_refused`]), or, for an alarm change
+    /// and an acknowledgement, its condition admits the same write again.
+    async fn run<T, E, Fut>(
+        &self,
+        operation: &'static str,
+        mut send: impl FnMut() -> Fut,
+    ) -> Result<Result<T, E>, StoreError>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: Conflicting,
+    {
+        let mut attempt = 1;
+        loop {
+            match send().await {
+                Err(err) if err.is_conflict() => {
+                    if attempt >= self.attempts() {
+                        tracing::warn!(
+                            operation,
+                            attempts = attempt,
+                            "a write kept meeting a transaction on its item"
+                        );
+                        return Err(StoreError::Conflict { operation, attempts: attempt });
+                    }
+                    tokio::time::sleep(self.delay(attempt)).await;
+                    attempt += 1;
+                }
+                out => return Ok(out),
             }
         }
-        _ => err.code() == Some("TransactionConflictException"),
     }
 }
 
@@ -291,12 +421,32 @@ pub enum Recorded {
 pub struct AlertStore {
     client: Client,
     table: String,
+    retry: ConflictRetry,
 }
 
 impl AlertStore {
     /// The store over `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), retry: ConflictRetry::default() }
+    }
+
+    /// The same store, trying a write that met a transaction on its item as `retry` says.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) {
+    /// use std::num::NonZeroU32;
+    /// use std::time::Duration;
+    /// use alert_router::store::{AlertStore, ConflictRetry};
+    ///
+    /// let retry = ConflictRetry::new(NonZeroU32::new(8).unwrap(), Duration::from_millis(50));
+    /// let store = AlertStore::new(client, "alert-router").with_conflict_retry(retry);
+    /// # let _ = store; }
+    /// ```
+    pub fn with_conflict_retry(mut self, retry: ConflictRetry) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The table's name.
@@ -313,7 +463,7 @@ impl AlertStore {
         changed_at_ms: i64,
         labels: &Labels,
     ) -> Result<Recorded, StoreError> {
-        let out = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -327,10 +477,11 @@ impl AlertStore {
             .expression_attribute_values(":state", s(state))
             .expression_attribute_values(":t", n(changed_at_ms))
             .expression_attribute_values(":labels", s(labels_text(labels)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match out {
+            .return_values(ReturnValue::AllOld);
+        // Sent again after a lost answer, the same change passes its condition again and
+        // reads the item as the first send left it: a new alarm then reads as one whose
+        // groups are not known to be complete, which costs its OK one search of the groups.
+        match self.retry.run("UpdateItem", || update.clone().send()).await? {
             Ok(out) => Ok(Recorded::Applied(match out.attributes() {
                 // A new alarm is in no group yet: its set is complete from the start.
                 None => Memberships { groups: BTreeSet::new(), complete: true },
@@ -372,7 +523,10 @@ impl AlertStore {
         } else {
             update.update_expression("ADD #groups :group")
         };
-        update.send().await.map_err(|e| failed("UpdateItem", &e))?;
+        self.retry
+            .run("UpdateItem", || update.clone().send())
+            .await?
+            .map_err(|e| failed("UpdateItem", &e))?;
         Ok(())
     }
 
@@ -386,7 +540,7 @@ impl AlertStore {
         group: &str,
         changed_at_ms: i64,
     ) -> Result<(), StoreError> {
-        let out = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -398,16 +552,14 @@ impl AlertStore {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":group", AttributeValue::Ss(vec![group.to_owned()]))
             .expression_attribute_values(":ok", s("OK"))
-            .expression_attribute_values(":t", n(changed_at_ms))
-            .send()
-            .await;
+            .expression_attribute_values(":t", n(changed_at_ms));
         // No alarm item (so no set to drop it from), or a newer change of the alarm.
-        done_unless_refused(out)
+        done_unless_refused(self.retry.run("UpdateItem", || update.clone().send()).await?)
     }
 
     /// Marks the alarm's groups as complete: it has left every group a search found it in.
     pub async fn mark_memberships_complete(&self, fingerprint: &str) -> Result<(), StoreError> {
-        let out = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -415,10 +567,8 @@ impl AlertStore {
             .key("sk", s(fingerprint))
             .update_expression("SET groups_complete = :true")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await;
-        done_unless_refused(out)
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        done_unless_refused(self.retry.run("UpdateItem", || update.clone().send()).await?)
     }
 
     /// The groups that have the alarm among their members: a read of every group, for
@@ -448,8 +598,9 @@ impl AlertStore {
     ///
     /// The member is added only while the alarm's stored change is still this ALARM
     /// (`changed_at_ms`): an OK applied meanwhile may have left the group already, and a
-    /// join after it would keep an alert open for an alarm that cleared. Returns whether
-    /// the alarm joined (`false`: a newer change of the alarm came first).
+    /// join after it would keep an alert open for an alarm that cleared. Returns the group
+    /// as the join left it, to drive without reading it again; `None` when the alarm did
+    /// not join (a newer change of the alarm came first).
     #[allow(clippy::too_many_arguments)]
     pub async fn join_group(
         &self,
@@ -460,20 +611,21 @@ impl AlertStore {
         labels: &Labels,
         changed_at_ms: i64,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Group>, StoreError> {
         let key = |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
             b.table_name(&self.table).key("pk", s("GROUP")).key("sk", s(group))
         };
-        key(self.client.update_item())
+        let create = key(self.client.update_item())
             .update_expression(
                 "SET members = if_not_exists(members, :empty), ended = if_not_exists(ended, :empty), \
                  route = :route, group_labels = :gl",
             )
             .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
             .expression_attribute_values(":route", s(route))
-            .expression_attribute_values(":gl", s(labels_text(group_labels)))
-            .send()
-            .await
+            .expression_attribute_values(":gl", s(labels_text(group_labels)));
+        self.retry
+            .run("UpdateItem", || create.clone().send())
+            .await?
             .map_err(|e| failed("UpdateItem", &e))?;
         let member = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
@@ -486,15 +638,19 @@ impl AlertStore {
             .map_err(|_| StoreError::Corrupt("group update"))?;
         let joined = self
             .member_transaction(still_current(&self.table, fingerprint, "ALARM", changed_at_ms)?, member)
-            .await;
+            .await?;
         match joined {
             Ok(_) => {}
-            Err(err) if failed_conditions(&err).is_some() => return Ok(false),
+            Err(err) if failed_conditions(&err).is_some() => return Ok(None),
             Err(err) => return Err(failed("TransactWriteItems", &err)),
         }
+        // Read, not taken from an earlier answer: a transaction returns no item, and what
+        // the group was before the member went in may be stale by now (its last member
+        // left and closed it meanwhile, and only an open here keeps this alarm's alert
+        // open). From here on it cannot close while this alarm is a member.
         let current = self.group(group).await?.ok_or(StoreError::Corrupt("group"))?;
         if current.open {
-            return Ok(true);
+            return Ok(Some(current));
         }
         // The episode is named, so that the one before keeps its alerts under its number.
         let mut open = key(self.client.update_item())
@@ -506,7 +662,8 @@ impl AlertStore {
             .expression_attribute_values(":next", n(current.episode + 1))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":now", n(now_ms));
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(ReturnValue::AllNew);
         open = if current.episode == 0 {
             open.update_expression(
                 "SET episode = :next, #open = :true, fired_at = :now, last_members = members REMOVE acked_by",
@@ -518,9 +675,15 @@ impl AlertStore {
             )
             .expression_attribute_names("#ended", current.episode.to_string())
         };
-        // Another sender opened it: the member is in, and no episode closes while it is.
-        done_unless_refused(open.send().await)?;
-        Ok(true)
+        match self.retry.run("UpdateItem", || open.clone().send()).await? {
+            Ok(out) => out.attributes().map(group_of).transpose(),
+            // Another sender opened it (or this open's answer was lost and the SDK's resend
+            // found it open): the member is in, and no episode closes while it is.
+            Err(err) if is_condition_failure(&err) => {
+                self.group(group).await?.ok_or(StoreError::Corrupt("group")).map(Some)
+            }
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
     }
 
     /// Removes a cleared alarm from a group, and closes the episode when none is left.
@@ -546,7 +709,7 @@ impl AlertStore {
             .map_err(|_| StoreError::Corrupt("group update"))?;
         let removed = self
             .member_transaction(still_current(&self.table, fingerprint, "OK", changed_at_ms)?, member)
-            .await;
+            .await?;
         match removed {
             Ok(_) => {}
             Err(err) => match failed_conditions(&err) {
@@ -556,7 +719,7 @@ impl AlertStore {
                 None => return Err(failed("TransactWriteItems", &err)),
             },
         }
-        let closed = self
+        let close = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -567,56 +730,30 @@ impl AlertStore {
             .expression_attribute_names("#open", "open")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await;
-        done_unless_refused(closed)?;
+            .expression_attribute_values(":zero", n(0));
+        done_unless_refused(self.retry.run("UpdateItem", || close.clone().send()).await?)?;
         Ok(true)
     }
 
-    /// A member's write with the check on its alarm's change, in one transaction; retried
-    /// (up to five times, 25 ms apart and more) while DynamoDB cancels it for a conflict with
-    /// another request on one of its items: alarms of one group firing or clearing at once,
-    /// handled by concurrent invocations, touch the same group item, and a conflict is
-    /// neither the condition's answer nor an outage.
+    /// A member's write with the check on its alarm's change, in one transaction, tried
+    /// again while it conflicts ([`ConflictRetry`]); its last answer.
     async fn member_transaction(
         &self,
         check: aws_sdk_dynamodb::types::TransactWriteItem,
         member: aws_sdk_dynamodb::types::Update,
     ) -> Result<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
-        SdkError<
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-            aws_sdk_dynamodb::config::http::HttpResponse,
+        Result<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+            TransactError<aws_sdk_dynamodb::config::http::HttpResponse>,
         >,
+        StoreError,
     > {
-        let mut attempt: u32 = 0;
-        loop {
-            let out = self
-                .client
-                .transact_write_items()
-                .transact_items(check.clone())
-                .transact_items(
-                    aws_sdk_dynamodb::types::TransactWriteItem::builder().update(member.clone()).build(),
-                )
-                .send()
-                .await;
-            match out {
-                Err(err) if attempt < 4 && conflicted(&err) => {
-                    attempt += 1;
-                    // Spread by the clock's nanoseconds, so racing senders do not retry in step.
-                    let jitter = u64::from(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.subsec_nanos())
-                            % 25,
-                    );
-                    tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt) + jitter))
-                        .await;
-                }
-                out => return out,
-            }
-        }
+        let transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(check)
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(member).build());
+        self.retry.run("TransactWriteItems", || transaction.clone().send()).await
     }
 
     /// A group, read consistently.
@@ -664,8 +801,9 @@ impl AlertStore {
             expression.push_str(&format!("ended.#e{i}"));
             update = update.expression_attribute_names(format!("#e{i}"), e.to_string());
         }
-        let out = update.update_expression(expression).send().await;
-        done_unless_refused(out)
+        let update = update.update_expression(expression);
+        // Sent again after a lost answer, the mark is there already: refused, and done.
+        done_unless_refused(self.retry.run("UpdateItem", || update.clone().send()).await?)
     }
 
     /// Acknowledges `episode` of the group if it is the episode that fires now. `None`
@@ -676,7 +814,7 @@ impl AlertStore {
         episode: u64,
         by: &str,
     ) -> Result<Option<Group>, StoreError> {
-        let out = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -688,10 +826,10 @@ impl AlertStore {
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":episode", n(episode))
             .expression_attribute_values(":by", s(by))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match out {
+            .return_values(ReturnValue::AllNew);
+        // Sent again after a lost answer, the episode still fires and the first
+        // acknowledger is kept: the same answer.
+        match self.retry.run("UpdateItem", || update.clone().send()).await? {
             Ok(out) => out.attributes().map(group_of).transpose(),
             Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(failed("UpdateItem", &err)),
@@ -965,4 +1103,124 @@ fn group_of(item: &HashMap<String, AttributeValue>) -> Result<Group, StoreError>
         acked_by: get_s(item, "acked_by"),
         settled: count("settled"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+    use aws_sdk_dynamodb::types::error::{TransactionCanceledException, TransactionConflictException};
+    use aws_sdk_dynamodb::types::CancellationReason;
+
+    use super::*;
+
+    fn update_conflict() -> SdkError<UpdateItemError, ()> {
+        let meta = ErrorMetadata::builder().code("TransactionConflictException").build();
+        let err = TransactionConflictException::builder()
+            .message("Transaction is ongoing for the item")
+            .meta(meta)
+            .build();
+        SdkError::service_error(UpdateItemError::TransactionConflictException(err), ())
+    }
+
+    fn cancelled(codes: &[&str], with_reasons: bool) -> TransactError<()> {
+        let message = format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        );
+        let mut err = TransactionCanceledException::builder().message(message);
+        if with_reasons {
+            for code in codes {
+                err = err.cancellation_reasons(CancellationReason::builder().code(*code).build());
+            }
+        }
+        SdkError::service_error(TransactWriteItemsError::TransactionCanceledException(err.build()), ())
+    }
+
+    fn retry(attempts: u32) -> ConflictRetry {
+        ConflictRetry::new(NonZeroU32::new(attempts).unwrap(), Duration::ZERO)
+    }
+
+    #[test]
+    fn cancellation_reasons_read_alike_from_the_list_and_from_the_message() {
+        for with_reasons in [true, false] {
+            let err = cancelled(&["None", "ConditionalCheckFailed"], with_reasons);
+            assert_eq!(cancellation_reasons(&err).unwrap(), ["None", "ConditionalCheckFailed"]);
+            assert_eq!(failed_conditions(&err), Some(vec![false, true]), "{with_reasons}");
+            assert!(!err.is_conflict(), "a failed condition is the answer");
+            let err = cancelled(&["None", "TransactionConflict"], with_reasons);
+            assert_eq!(failed_conditions(&err), None, "{with_reasons}");
+            assert!(err.is_conflict(), "{with_reasons}");
+            let err = cancelled(&["ConditionalCheckFailed", "TransactionConflict"], with_reasons);
+            assert_eq!(failed_conditions(&err), Some(vec![true, false]), "{with_reasons}");
+            assert!(!err.is_conflict(), "a failed condition wins over a conflict: {with_reasons}");
+        }
+        let throttled: TransactError<()> = SdkError::service_error(
+            TransactWriteItemsError::generic(ErrorMetadata::builder().code("ThrottlingException").build()),
+            (),
+        );
+        assert_eq!(cancellation_reasons(&throttled), None);
+        assert!(!throttled.is_conflict());
+    }
+
+    #[tokio::test]
+    async fn a_write_conflicting_fewer_times_than_the_bound_is_sent_until_it_passes() {
+        let mut sent = 0;
+        let out = retry(3)
+            .run("UpdateItem", || {
+                sent += 1;
+                let answer =
+                    if sent < 3 { Err(update_conflict()) } else { Ok(UpdateItemOutput::builder().build()) };
+                std::future::ready(answer)
+            })
+            .await;
+        assert!(matches!(out, Ok(Ok(_))), "{out:?}");
+        assert_eq!(sent, 3);
+    }
+
+    #[tokio::test]
+    async fn a_write_conflicting_at_every_try_gives_up_after_the_bound() {
+        let mut sent = 0;
+        let out = retry(4)
+            .run("UpdateItem", || {
+                sent += 1;
+                std::future::ready(Err::<UpdateItemOutput, _>(update_conflict()))
+            })
+            .await;
+        assert_eq!(sent, 4);
+        let err = out.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { operation: "UpdateItem", attempts: 4 }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "dynamodb UpdateItem conflicted with a transaction on its item at each of 4 tries"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_answers_are_the_callers_at_the_first_try() {
+        let mut sent = 0;
+        let out = retry(5)
+            .run("TransactWriteItems", || {
+                sent += 1;
+                std::future::ready(Err::<(), _>(cancelled(&["ConditionalCheckFailed", "None"], true)))
+            })
+            .await;
+        assert_eq!(sent, 1);
+        assert!(matches!(out, Ok(Err(ref e)) if failed_conditions(e).is_some()), "{out:?}");
+    }
+
+    #[test]
+    fn the_delay_grows_with_each_retry_and_its_jitter_stays_under_one_backoff() {
+        let retry = ConflictRetry::new(NonZeroU32::new(5).unwrap(), Duration::from_millis(25));
+        for n in 1..5 {
+            let delay = retry.delay(n);
+            assert!(delay >= Duration::from_millis(25 * u64::from(n)), "{delay:?}");
+            assert!(delay < Duration::from_millis(25 * u64::from(n + 1)), "{delay:?}");
+        }
+        assert_eq!(ConflictRetry::new(NonZeroU32::MIN, Duration::ZERO).delay(1), Duration::ZERO);
+    }
 }

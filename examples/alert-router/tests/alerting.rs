@@ -393,7 +393,8 @@ async fn an_alarm_stored_before_its_groups_were_recorded_leaves_the_groups_it_is
     assert!(store
         .join_group(legacy, "root.0", &Default::default(), &fingerprint, &alarm_labels, at, at)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     // `root.0` is read by position: the first child, the on-call page route. The group keeps
     // its route across the upgrade rather than falling to the root.
     env.tick_at(T0 + Duration::from_secs(60)).await;
@@ -431,7 +432,8 @@ async fn an_ok_overtaken_by_a_newer_alarm_leaves_the_group_open() {
     assert!(store
         .join_group(group, "root.0", &Default::default(), &fp, &alarm_labels, t1, t1)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     // The OK is recorded; before it leaves, a newer ALARM is recorded and joins.
     store.record_alarm(&fp, "OK", t2, &alarm_labels).await.unwrap();
     store.record_alarm(&fp, "ALARM", t3, &alarm_labels).await.unwrap();
@@ -439,7 +441,8 @@ async fn an_ok_overtaken_by_a_newer_alarm_leaves_the_group_open() {
     assert!(store
         .join_group(group, "root.0", &Default::default(), &fp, &alarm_labels, t3, t3)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     // Now the OK's leave and its membership removal.
     assert!(!store.leave_group(group, &fp, t2).await.unwrap(), "the OK was overtaken");
     store.remove_membership(&fp, group, t2).await.unwrap();
@@ -473,7 +476,11 @@ async fn an_alarm_overtaken_by_its_ok_joins_no_group() {
     store.record_alarm(&fp, "OK", t1 + 1_000, &alarm_labels).await.unwrap();
     assert!(store.leave_group(group, &fp, t1 + 1_000).await.unwrap(), "nothing to leave yet");
     assert!(
-        !store.join_group(group, "root.0", &Default::default(), &fp, &alarm_labels, t1, t1).await.unwrap(),
+        store
+            .join_group(group, "root.0", &Default::default(), &fp, &alarm_labels, t1, t1)
+            .await
+            .unwrap()
+            .is_none(),
         "the ALARM was overtaken"
     );
     let group = store.group(group).await.unwrap();

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod conflicts;
+
 use std::sync::Arc;
 
 use alert_router::channel::Sender;
@@ -182,6 +184,16 @@ pub(crate) async fn router_on(
     sns: &SnsMock,
     clock: &ManualClock,
 ) -> AlertRouter {
+    router_over(AlertStore::new(ddb.client().await, table), config, sns, clock)
+}
+
+/// A router over `store`, with its own SNS client.
+pub(crate) fn router_over(
+    store: AlertStore,
+    config: &RouterConfig,
+    sns: &SnsMock,
+    clock: &ManualClock,
+) -> AlertRouter {
     let sns_config = aws_sdk_sns::config::Builder::new()
         .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
         .region(aws_sdk_sns::config::Region::new(SNS_REGION))
@@ -196,7 +208,6 @@ pub(crate) async fn router_on(
         .build();
     let sender = Sender::new(config.delivery.clone(), Some(aws_sdk_sns::Client::from_conf(sns_config)))
         .expect("a sender");
-    let store = AlertStore::new(ddb.client().await, table);
     AlertRouter::new(store, config.clone(), sender, Arc::new(clock.clone()))
 }
 
@@ -204,6 +215,12 @@ impl Env {
     /// Another instance over the same table, endpoints and clock.
     pub(crate) async fn another_instance(&self) -> AlertRouter {
         router_on(&self.ddb, &self.table, &self.config, &self.sns, &self.clock).await
+    }
+
+    /// Another instance over `store` (the same table through another client), with the
+    /// same endpoints and clock.
+    pub(crate) fn instance_over(&self, store: AlertStore) -> AlertRouter {
+        router_over(store, &self.config, &self.sns, &self.clock)
     }
 
     /// Another instance over the same table, endpoints and clock, routing by `routing`:
