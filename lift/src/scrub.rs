@@ -89,8 +89,9 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let scanned = scan(text);
-    // `contains` on bytes is a memchr: text without `@` pays one pass over its bytes.
-    if !b.contains(&b'@') {
+    // `contains` on bytes is a memchr: text without `@` (or a `%40` standing for one) pays
+    // two passes over its bytes.
+    if !b.contains(&b'@') && !text.contains("%40") {
         return scanned;
     }
     // Addresses after numbers and secrets, so that a card number glued to an address
@@ -545,8 +546,9 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
         v += 1;
     }
     // Already redacted (text scrubbed twice, or a `[redacted]` placeholder): kept whole,
-    // where redacting it again would leave its closing bracket behind.
-    if b.len() - v >= 9 && b[v..v + 9].eq_ignore_ascii_case(b"[redacted") {
+    // where redacting it again would leave its closing bracket behind. Only a whole marker
+    // ending the value: `[redacted]hunter2` is a value, redacted as any other.
+    if already_redacted(&b[v..]) {
         return None;
     }
     let quote = match b.get(v) {
@@ -562,7 +564,9 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
         None if b[v..].starts_with(b"-----BEGIN ") => (v, pem(b, v).unwrap_or_else(|| word_end(b, v))),
         None => {
             let word = |from: usize| word_end(b, from);
-            let first = word(v);
+            // A value that opens with a bracket (`[redacted]hunter2`, `[a]b`) runs past its
+            // closing one: it is the whole value, not a word in brackets.
+            let first = if b[v..].starts_with(b"[") { bracketed_end(b, v) } else { word(v) };
             // `Authorization: Bearer abc`: the credentials follow the scheme.
             let scheme = &b[v..first];
             if (scheme.eq_ignore_ascii_case(b"bearer") || scheme.eq_ignore_ascii_case(b"basic"))
@@ -579,6 +583,17 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     }
     out.replace(v, end, what);
     Some(end)
+}
+
+/// The end of an unquoted value that opens with `[` at `from`: the first space or
+/// delimiter, a `]` that ends the text or comes before one included.
+fn bracketed_end(b: &[u8], from: usize) -> usize {
+    from + b[from..]
+        .iter()
+        .take_while(|c| {
+            !c.is_ascii_whitespace() && !matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}')
+        })
+        .count()
 }
 
 /// The end of an unquoted value starting at `from`: the first space or delimiter.
@@ -662,32 +677,72 @@ fn percent_decoded(segment: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&crate::hex::percent_decode_bytes(segment)).into_owned())
 }
 
+/// Whether `value` starts with a whole redaction marker (`[redacted]`, `[REDACTED:pan]`)
+/// that ends the value: nothing of a word follows its closing bracket.
+fn already_redacted(value: &[u8]) -> bool {
+    if value.len() < 10 || !value[..9].eq_ignore_ascii_case(b"[redacted") {
+        return false;
+    }
+    let Some(close) = value.iter().position(|&c| c == b']') else { return false };
+    let kind = &value[9..close];
+    let marker = kind.is_empty()
+        || (kind.len() > 1
+            && kind[0] == b':'
+            && kind[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_'));
+    let word_after = value.get(close + 1).is_some_and(|&c| {
+        !c.is_ascii()
+            || c.is_ascii_alphanumeric()
+            || matches!(c, b'_' | b'-' | b'.' | b'/' | b'+' | b'=' | b':' | b'[')
+    });
+    marker && !word_after
+}
+
 /// `text` with every email address in it (`local@host.tld`) replaced by
 /// [`Redaction::Email`]'s marker. An address's host has a dot, and its last label starts
 /// with a letter (top-level domains do): a handle (`@ada`), a version (`pkg@1.2.3`), an IP
 /// address (`ec2-user@10.0.0.1`) or a host without a dot (`user@localhost`, `a@b`) is no
 /// address. Non-ASCII letters belong to the address (`jörg@bücher.example`), so none of
-/// it is left beside the marker. Borrowed when there is none.
+/// it is left beside the marker. An `@` written `%40` (a form body or query string logged
+/// as it came) counts as one, and an apostrophe between letters belongs to the local part
+/// (`o'neil@example.com`). Borrowed when there is none.
 pub(crate) fn mask_emails(text: &str) -> Cow<'_, str> {
-    if !text.as_bytes().contains(&b'@') {
+    let bytes = text.as_bytes();
+    // The `@` of an address at `p`, and its length: `@`, or `%40` in any case.
+    let at_sign = |p: usize| match bytes[p] {
+        b'@' => Some(1),
+        b'%' if bytes.get(p + 1) == Some(&b'4') && bytes.get(p + 2) == Some(&b'0') => Some(3),
+        _ => None,
+    };
+    if !bytes.iter().any(|&c| c == b'@' || c == b'%') {
         return Cow::Borrowed(text);
     }
     // Bytes past ASCII are parts of UTF-8 letters; each run ends at a character boundary.
     let local =
         |c: u8| !c.is_ascii() || c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
     let domain = |c: u8| !c.is_ascii() || c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
-    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut i = 0;
-    while let Some(at) = bytes[i..].iter().position(|&c| c == b'@').map(|p| i + p) {
-        let start = bytes[copied..at].iter().rposition(|&c| !local(c)).map_or(copied, |p| copied + p + 1);
-        let end = bytes[at + 1..].iter().position(|&c| !domain(c)).map_or(bytes.len(), |p| at + 1 + p);
-        let host = text[at + 1..end].trim_end_matches(['.', '-']);
+    while let Some((at, at_len)) = (i..bytes.len()).find_map(|p| at_sign(p).map(|len| (p, len))) {
+        let local_start =
+            |to: usize| bytes[copied..to].iter().rposition(|&c| !local(c)).map_or(copied, |p| copied + p + 1);
+        let mut start = local_start(at);
+        // `o'neil`: an apostrophe with a letter on each side joins the two runs.
+        while start >= copied + 2
+            && bytes[start - 1] == b'\''
+            && bytes[start - 2].is_ascii_alphanumeric()
+            && bytes.get(start).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            start = local_start(start - 1);
+        }
+        let host_start = at + at_len;
+        let end =
+            bytes[host_start..].iter().position(|&c| !domain(c)).map_or(bytes.len(), |p| host_start + p);
+        let host = text[host_start..end].trim_end_matches(['.', '-']);
         if let Some(host_len) = email_host_len(host).filter(|_| start < at) {
             out.push_str(&text[copied..start]);
             out.push_str(Redaction::Email.marker());
-            copied = at + 1 + host_len;
+            copied = host_start + host_len;
         }
         i = (at + 1).max(copied);
     }
@@ -942,6 +997,19 @@ mod tests {
         }
     }
 
+    /// Only a whole marker is taken for a value already redacted: one with more after it is
+    /// a value like any other.
+    #[test]
+    fn a_marker_with_more_after_it_hides_nothing() {
+        for text in
+            ["password=[redacted]hunter2", "password=[REDACTED:secret]hunter2", "token=[redacted-hunter2"]
+        {
+            let out = scrub(text);
+            assert!(!out.contains("hunter2"), "{text} -> {out}");
+        }
+        assert_eq!(scrub("password=[REDACTED:secret], n=1"), "password=[REDACTED:secret], n=1");
+    }
+
     #[test]
     fn quoted_values_run_to_the_unescaped_quote() {
         assert_eq!(scrub(r#"{"password":"ab\"cd","n":1}"#), r#"{"password":"[REDACTED:secret]","n":1}"#);
@@ -1050,9 +1118,16 @@ mod tests {
         );
         // A card number glued to an address is a card number whole.
         assert!(!scrub("4111 1111 1111 1111@bank.example").contains("1111"));
+        // An apostrophe between letters is part of the address; quotes around it are not.
+        assert_eq!(scrub("to mary-jane.o'neil@example.com"), "to [REDACTED:email]");
+        assert_eq!(scrub("to='ada@example.com'"), "to='[REDACTED:email]'");
+        // `%40` for `@`, as a form body or query string is logged.
+        assert_eq!(scrub("body email=ada%40example.com&n=1"), "body email=[REDACTED:email]&n=1");
+        assert_eq!(scrub("GET /u?to=o'neil%40example.org"), "GET /u?to=[REDACTED:email]");
         // Not addresses: handles, versions, IP addresses, hosts without a dot.
         for kept in [
             "@ada",
+            "50%40 of them",
             "pkg@1",
             "upgraded serde@1.0.210",
             "npm i @scope/pkg@2.0.0-alpha.beta",
