@@ -1,5 +1,6 @@
 //! One audit entry per request, flushed at the end of it.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
@@ -81,7 +82,8 @@ impl AuditHandle {
 }
 
 /// The entry recorded for a request, in its response's extensions (for the compliance
-/// middleware and for tests).
+/// middleware and for tests): the entry as it was sealed, [clipped](AuditEntry::clipped)
+/// to the field limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audited(pub AuditEntry);
 
@@ -94,7 +96,9 @@ pub enum AuditStorage {
     /// The flush failed and the layer was configured to degrade: the request got its
     /// answer, the entry waits in the buffer for a later flush.
     Degraded,
-    /// The flush failed on an audit-critical route: the request was answered 503.
+    /// The flush failed on an audit-critical route: the request was answered 503. Also
+    /// the mark of a request refused before its handler ran, the trail being at its
+    /// ceiling (no [`Audited`] then: no entry was made).
     Refused,
 }
 
@@ -130,7 +134,16 @@ pub enum OnFlushFailure {
 /// [`AuditStorage::Degraded`]. When the buffer is full, the request waits for room, at
 /// most the trail's append wait ([`AuditTrailBuilder::append_wait`](super::AuditTrailBuilder::append_wait)).
 ///
-/// The 503 comes after the handler ran: whatever it wrote stays written, and the entry
+/// The entry's place in the buffer is taken ([`AuditTrail::reserve`]) before the handler
+/// runs. When the trail holds its ceiling of entries not stored yet
+/// ([`AuditTrailBuilder::max_buffered`](super::AuditTrailBuilder::max_buffered)), the request
+/// is refused with the same `503`, in either mode, and the handler does not run, unless a
+/// flush it tries first (when none is under way) stores what is held, which is how the
+/// trail takes requests again once DynamoDB is back:
+/// nothing is done, nor answered, without its entry held. Such a response carries
+/// [`AuditStorage::Refused`] and no [`Audited`], since no entry was made.
+///
+/// The 503 of a failed flush comes after the handler ran: whatever it wrote stays written, and the entry
 /// stays buffered for the next flush. An idempotency layer inside this one (where
 /// [`lift::stack()`](crate::stack()) mounts it) has already stored the handler's answer, so
 /// a client's retry with the same key replays the outcome instead of running the operation
@@ -195,7 +208,7 @@ pub const AUDIT_UNAVAILABLE: &str = "https://lift.dev/problems/audit-unavailable
 
 impl<S, B, ResBody> Service<Request<B>> for AuditService<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Send,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     B: Send + 'static,
@@ -224,7 +237,7 @@ where
         // path segment (`/payments/4111%201111%201111%201111`, `/users/ada%40example.com`) is
         // never written to the trail, which cannot be cleaned afterwards (nor a subject erased
         // from it) without breaking its chain.
-        let path = crate::scrub::scrub_path(&crate::app::percent_decode(req.uri().path())).into_owned();
+        let path = audit_path(req.uri().path());
         // The router names the route on the request (a layer inside it, as `Stack::audit`
         // mounts this one, sees no `MatchedRoute` on the response) and on the response (for
         // a layer outside it).
@@ -234,9 +247,21 @@ where
         let req = Request::from_parts(head, body);
         let trail = self.trail.clone();
         let on_failure = self.on_failure;
-        let future = self.inner.call(req);
+        // The service polled ready goes into the future; a clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let result = future.await;
+            // The entry's place before the handler: at the ceiling nothing is done.
+            let place = match trail.reserve_or_flush().await {
+                Ok(place) => place,
+                Err(err) => {
+                    tracing::error!(error = %err, "audit trail saturated: request refused before its handler");
+                    let mut refused = unavailable(&request_id);
+                    refused.extensions_mut().insert(AuditStorage::Refused);
+                    return Ok(refused);
+                }
+            };
+            let result = inner.call(req).await;
             let (outcome, route, replayed) = match &result {
                 Ok(res) => (
                     Outcome::from_status(res.status().as_u16()),
@@ -263,8 +288,10 @@ where
                 Some(issuer) => entry.issuer(issuer),
                 None => entry,
             };
+            // What is sealed and stored is the clipped entry: `Audited` says so too.
+            let entry = entry.clipped();
             let request_id = entry.request_id.clone();
-            trail.append(entry.clone()).await;
+            place.fill(entry.clone());
             let storage = match trail.flush().await {
                 Ok(_) => AuditStorage::Stored,
                 Err(err) => {
@@ -306,6 +333,62 @@ const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 /// which the handler did not produce this time.
 fn is_replay<B>(res: &Response<B>) -> bool {
     res.headers().get(IDEMPOTENT_REPLAYED).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+}
+
+/// How often a path segment is percent-decoded, at most, before it is scrubbed; a segment
+/// still encoded after that is replaced whole ([`UNDECODED`]).
+const MAX_DECODES: usize = 8;
+
+/// What stands for a path segment encoded more often than [`MAX_DECODES`].
+const UNDECODED: &str = "[REDACTED:encoded]";
+
+/// A request's path as its entry's resource: split into segments first (so an encoded `/`,
+/// `%2F` or `%252F`, keeps a card number's digit groups in one segment), each segment
+/// decoded until nothing more decodes (a double-encoded `%2540` is an `@` all the same),
+/// then scrubbed ([`crate::scrub::scrub_path`]): card numbers, SSNs, secrets and email
+/// addresses never reach the trail, however often they were encoded.
+fn audit_path(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for (i, segment) in raw.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let Some(text) = fully_decoded(segment) else {
+            out.push_str(UNDECODED);
+            continue;
+        };
+        // Encoded once more, so that the scrubber reads the decoded text as one segment.
+        let first = crate::scrub::scrub_path(&one_segment(&text)).into_owned();
+        let scrubbed = crate::app::percent_decode(&first);
+        if !scrubbed.contains('/') {
+            out.push_str(&first);
+            continue;
+        }
+        // An encoded `/` between digit groups separates them as a space does: read so too.
+        match crate::scrub::scrub_path(&one_segment(&scrubbed.replace('/', " "))) {
+            Cow::Owned(second) => out.push_str(&second),
+            Cow::Borrowed(_) => out.push_str(&first),
+        }
+    }
+    out
+}
+
+/// `text` as one path segment: `%` and `/` encoded.
+fn one_segment(text: &str) -> String {
+    text.replace('%', "%25").replace('/', "%2F")
+}
+
+/// `segment` decoded until it no longer changes, or `None` after [`MAX_DECODES`] rounds.
+fn fully_decoded(segment: &str) -> Option<String> {
+    let mut text = segment.to_owned();
+    for _ in 0..=MAX_DECODES {
+        let next = crate::app::percent_decode(&text);
+        if next == text {
+            return Some(text);
+        }
+        text = next;
+    }
+    None
 }
 
 /// `503 audit unavailable` as problem+json, in the service's body type.
@@ -358,6 +441,34 @@ mod tests {
             assert_eq!((entry.replayed, entry.outcome), (marked, Outcome::Success), "{header:?}");
         }
         assert_eq!(trail.pending(), 4, "every attempt has its entry");
+    }
+
+    /// However often a segment was encoded, the resource holds no address or card number;
+    /// an encoded `/` does not split a card number's digit groups into segments.
+    #[test]
+    fn the_resource_is_decoded_to_the_end_then_scrubbed() {
+        for (raw, resource) in [
+            ("/users/ada%40example.com", "/users/[REDACTED:email]"),
+            ("/users/ada%2540example.com", "/users/[REDACTED:email]"),
+            ("/users/ada%25252540example.com/cards", "/users/[REDACTED:email]/cards"),
+            ("/payments/4111%25201111%25201111%25201111", "/payments/[REDACTED:pan]"),
+            ("/payments/pay_7f3a/refunds", "/payments/pay_7f3a/refunds"),
+            ("/files/100%25%2Fdone", "/files/100%25%2Fdone"),
+        ] {
+            assert_eq!(audit_path(raw), resource, "{raw}");
+        }
+        for raw in [
+            "/payments/4111%2F1111%2F1111%2F1111",
+            "/payments/4111%252F1111%252F1111%252F1111",
+            "/payments/4111111111111111%252Frefunds",
+        ] {
+            let resource = audit_path(raw);
+            assert!(!resource.contains("1111"), "{raw}: {resource}");
+        }
+        // `@` encoded MAX_DECODES times decodes; once more, the segment is replaced whole.
+        let encoded = |times: usize| format!("/users/ada%{}40example.com", "25".repeat(times - 1));
+        assert_eq!(audit_path(&encoded(MAX_DECODES)), "/users/[REDACTED:email]");
+        assert_eq!(audit_path(&encoded(MAX_DECODES + 1)), format!("/users/{UNDECODED}"));
     }
 
     #[cfg(feature = "idempotency")]

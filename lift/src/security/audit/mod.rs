@@ -9,7 +9,11 @@
 //!   changed, removed, inserted or reordered ([`ChainBreak`]).
 //! - **The trail** ([`AuditTrail`]) buffers entries in memory (bounded, with backpressure
 //!   that never waits longer than the [append wait](AuditTrailBuilder::append_wait)),
-//!   and [`flush`](AuditTrail::flush) seals and writes them to DynamoDB with conditional
+//!   up to a hard [ceiling](AuditTrailBuilder::max_buffered) while DynamoDB does not take
+//!   them (by default [`DEFAULT_CEILING_FACTOR`] times the capacity): at the ceiling new
+//!   entries are refused ([`AuditError::Saturated`]) and nothing held is dropped; once
+//!   DynamoDB is back, a flush stores what is held in chain order, and entries are taken
+//!   again. [`flush`](AuditTrail::flush) seals and writes them to DynamoDB with conditional
 //!   writes, so an entry can never be overwritten; entries expire by TTL; they can be
 //!   queried by tenant, actor, action and time range ([`AuditQuery`]), and a tenant's
 //!   stored chain verified ([`AuditTrail::verify`]).
@@ -34,6 +38,13 @@
 //!   be stored fails its request with `503 audit unavailable` unless the layer
 //!   [degrades](AuditLayer::degrade); either way the response says what became of it
 //!   ([`AuditStorage`]), and the compliance rules count only stored entries as evidence.
+//!   The layer takes the entry's place in the buffer ([`AuditTrail::reserve`]) before the
+//!   handler runs: at the ceiling, unless a flush it tries first makes room, the request
+//!   is refused with that 503 before anything is done, in either mode, so no request is
+//!   answered, nor acted on, without its entry held. A 503 for a flush that failed comes
+//!   after the handler ran: its entry is held and stored by a later flush. The trail's
+//!   own [`append`](AuditTrail::append), which other middleware calls after the fact,
+//!   refuses at the ceiling with an error log.
 //!
 //! - **Checkpoints** ([`Checkpoint`], with a [`CheckpointKey`]): at every flush that
 //!   advances a chain, a checkpoint of its head, chained to the one before and signed with
@@ -62,6 +73,6 @@ pub use layer::{
     AuditHandle, AuditLayer, AuditService, AuditStorage, Audited, OnFlushFailure, AUDIT_UNAVAILABLE,
 };
 pub use trail::{
-    AuditError, AuditQuery, AuditTrail, AuditTrailBuilder, Verified, DEFAULT_APPEND_WAIT, DEFAULT_CAPACITY,
-    DEFAULT_RETENTION, UNSTORED_ACTION,
+    AuditError, AuditPlace, AuditQuery, AuditTrail, AuditTrailBuilder, Verified, DEFAULT_APPEND_WAIT,
+    DEFAULT_CAPACITY, DEFAULT_CEILING_FACTOR, DEFAULT_RETENTION, UNSTORED_ACTION,
 };

@@ -2,6 +2,7 @@
 //! chains with conditional writes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,9 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// How long [`AuditTrail::append`] waits for room in a full buffer before it buffers the
 /// entry over the capacity.
 pub const DEFAULT_APPEND_WAIT: Duration = Duration::from_secs(1);
+/// The default [ceiling](AuditTrailBuilder::max_buffered), as a multiple of the capacity:
+/// entries held while the store does not take them, past which the trail refuses new ones.
+pub const DEFAULT_CEILING_FACTOR: usize = 4;
 /// The action of the entry that stands, in its chain, for an entry DynamoDB refused to
 /// store (see [`AuditTrail`]).
 pub const UNSTORED_ACTION: &str = "audit.unstored";
@@ -42,6 +46,13 @@ pub enum AuditError {
     Full {
         /// The capacity.
         capacity: usize,
+    },
+    /// The buffer holds its [ceiling](AuditTrailBuilder::max_buffered) of entries the
+    /// store has not taken yet: no entry can be kept until a flush stores some.
+    #[error("the audit buffer is at its ceiling ({max_buffered} entries not stored yet)")]
+    Saturated {
+        /// The ceiling.
+        max_buffered: usize,
     },
     /// DynamoDB did not take or give the entries; nothing buffered was dropped.
     #[error("the audit store is unavailable: {0}")]
@@ -123,6 +134,7 @@ pub struct AuditTrailBuilder {
     client: Option<Client>,
     table: Option<String>,
     capacity: Option<usize>,
+    max_buffered: Option<usize>,
     append_wait: Option<Duration>,
     retention: Option<Duration>,
     checkpoint_key: Option<CheckpointKey>,
@@ -191,6 +203,17 @@ impl AuditTrailBuilder {
         self
     }
 
+    /// The most entries the trail holds, buffered or with a [place](AuditTrail::reserve)
+    /// taken, while the store does not take them (default [`DEFAULT_CEILING_FACTOR`] times
+    /// the capacity): past the capacity, [`append`](AuditTrail::append) and
+    /// [`reserve`](AuditTrail::reserve) buffer over it up to this ceiling, and at the ceiling
+    /// they refuse at once ([`AuditError::Saturated`]), so memory stays bounded however long
+    /// DynamoDB is unreachable or throttles. At least the capacity.
+    pub fn max_buffered(mut self, max_buffered: usize) -> Self {
+        self.max_buffered = Some(max_buffered);
+        self
+    }
+
     /// How long [`AuditTrail::append`] waits for room in a full buffer before it buffers
     /// the entry over the capacity (default [`DEFAULT_APPEND_WAIT`]).
     pub fn append_wait(mut self, wait: Duration) -> Self {
@@ -207,7 +230,8 @@ impl AuditTrailBuilder {
     /// Builds the trail.
     ///
     /// # Errors
-    /// [`AuditError::Config`] without a client, or with a zero capacity.
+    /// [`AuditError::Config`] without a client, with a zero capacity, or with a ceiling
+    /// below the capacity.
     pub fn build(self) -> Result<AuditTrail, AuditError> {
         if let Some(err) = self.env_error {
             return Err(err);
@@ -223,11 +247,17 @@ impl AuditTrailBuilder {
         if capacity == 0 {
             return Err(AuditError::Config("the capacity must be at least 1"));
         }
+        let max_buffered = self.max_buffered.unwrap_or(capacity.saturating_mul(DEFAULT_CEILING_FACTOR));
+        if max_buffered < capacity {
+            return Err(AuditError::Config("the ceiling (max_buffered) must be at least the capacity"));
+        }
         Ok(AuditTrail {
             inner: Arc::new(Inner {
                 client,
                 table: self.table.unwrap_or_else(|| crate::store::tables::audit().resolve_name()),
                 capacity,
+                max_buffered,
+                held: AtomicUsize::new(0),
                 append_wait: self.append_wait.unwrap_or(DEFAULT_APPEND_WAIT),
                 retention: self.retention.unwrap_or(DEFAULT_RETENTION),
                 buffer: Mutex::new(Vec::with_capacity(capacity)),
@@ -253,8 +283,10 @@ impl AuditTrailBuilder {
 ///
 /// Appending only buffers the entry, [clipped](AuditEntry::clipped) so that it fits one
 /// DynamoDB item (bounded: [`try_append`](Self::try_append) refuses when full,
-/// [`append`](Self::append) waits for room, up to the
-/// [append wait](AuditTrailBuilder::append_wait)). [`flush`](Self::flush), at the end of
+/// [`append`](Self::append) and [`reserve`](Self::reserve) wait for room, up to the
+/// [append wait](AuditTrailBuilder::append_wait), then hold the entry over the capacity up
+/// to a hard [ceiling](AuditTrailBuilder::max_buffered), and refuse it there: memory stays
+/// bounded however long DynamoDB is down, and what is held is never dropped). [`flush`](Self::flush), at the end of
 /// each invocation and on shutdown, seals each tenant's entries into its hash chain and
 /// writes them with `PutItem ... attribute_not_exists(pk)`, so no entry is ever
 /// overwritten. Two instances appending to one tenant race for the next seq: the loser
@@ -304,6 +336,10 @@ struct Inner {
     client: Client,
     table: String,
     capacity: usize,
+    /// The ceiling of `held`.
+    max_buffered: usize,
+    /// Places taken: entries buffered and places reserved for entries to come.
+    held: AtomicUsize,
     append_wait: Duration,
     retention: Duration,
     buffer: Mutex<Vec<Pending>>,
@@ -382,8 +418,52 @@ impl std::fmt::Debug for AuditTrail {
         f.debug_struct("AuditTrail")
             .field("table", &self.inner.table)
             .field("capacity", &self.inner.capacity)
+            .field("max_buffered", &self.inner.max_buffered)
             .field("pending", &self.pending())
             .finish()
+    }
+}
+
+/// A place in an [`AuditTrail`]'s buffer, taken with [`AuditTrail::reserve`] before the
+/// action its entry will record; [`fill`](Self::fill) buffers the entry there. Dropped
+/// unfilled (the action was not taken), the place is given back.
+#[must_use = "a place is given back when dropped: fill it with the entry"]
+pub struct AuditPlace {
+    inner: Arc<Inner>,
+    /// Whether the place is a slot of the capacity (a permit of `room`).
+    slot: bool,
+    filled: bool,
+}
+
+impl AuditPlace {
+    /// Buffers `entry`, [clipped](AuditEntry::clipped), in this place.
+    pub fn fill(mut self, entry: AuditEntry) {
+        self.filled = true;
+        push(&self.inner, Pending::new(entry, self.slot));
+    }
+}
+
+impl Drop for AuditPlace {
+    fn drop(&mut self) {
+        if !self.filled {
+            self.inner.held.fetch_sub(1, Ordering::SeqCst);
+            if self.slot {
+                self.inner.room.add_permits(1);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for AuditPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditPlace").field("slot", &self.slot).field("filled", &self.filled).finish()
+    }
+}
+
+fn push(inner: &Inner, entry: Pending) {
+    match inner.buffer.lock() {
+        Ok(mut buffer) => buffer.push(entry),
+        Err(poisoned) => poisoned.into_inner().push(entry),
     }
 }
 
@@ -407,47 +487,107 @@ impl AuditTrail {
     /// is full.
     ///
     /// # Errors
-    /// [`AuditError::Full`].
+    /// [`AuditError::Full`]; [`AuditError::Saturated`] when entries buffered over the
+    /// capacity fill the [ceiling](AuditTrailBuilder::max_buffered).
     pub fn try_append(&self, entry: AuditEntry) -> Result<(), AuditError> {
-        let permit =
-            self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
-        permit.forget();
-        self.push(Pending::new(entry, true));
+        self.try_reserve()?.fill(entry);
         Ok(())
     }
 
-    /// Buffers an entry, [clipped](AuditEntry::clipped), waiting for room while the buffer
-    /// is full (backpressure), but never longer than the
-    /// [append wait](AuditTrailBuilder::append_wait): then it buffers the entry over the
-    /// capacity and logs an error. The entry records an action already taken, and only a
-    /// flush makes room, which nothing may run while every request waits here: so the entry
-    /// is kept, and the flush that follows answers for the store as it always does
-    /// (`503 audit unavailable` under an [`AuditLayer`](super::AuditLayer) that does not
-    /// degrade). [`pending`](Self::pending) may then exceed the capacity, until a flush
-    /// stores the entries.
-    pub async fn append(&self, entry: AuditEntry) {
+    /// Takes a place for one entry at once, as [`try_append`](Self::try_append) would.
+    ///
+    /// # Errors
+    /// As [`try_append`](Self::try_append).
+    pub fn try_reserve(&self) -> Result<AuditPlace, AuditError> {
+        let permit =
+            self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
+        if !self.take_place() {
+            return Err(AuditError::Saturated { max_buffered: self.inner.max_buffered });
+        }
+        permit.forget();
+        Ok(AuditPlace { inner: self.inner.clone(), slot: true, filled: false })
+    }
+
+    /// Takes a place in the buffer for an entry to come, before the action it will record:
+    /// waits for room while the buffer is full (backpressure), but never longer than the
+    /// [append wait](AuditTrailBuilder::append_wait), then takes a place over the capacity
+    /// (and logs an error), up to the [ceiling](AuditTrailBuilder::max_buffered). At the
+    /// ceiling it refuses at once: the store has not taken that many entries, and waiting
+    /// would only hold the request. The place is kept until [filled](AuditPlace::fill),
+    /// and given back when dropped unfilled.
+    ///
+    /// # Errors
+    /// [`AuditError::Saturated`]: nothing may be done that this trail must record.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(trail: lift::security::audit::AuditTrail) -> Result<(), lift::security::audit::AuditError> {
+    /// use lift::security::audit::{AuditEntry, Outcome};
+    ///
+    /// let place = trail.reserve().await?; // refused: do not act
+    /// // ... act ...
+    /// place.fill(AuditEntry::new("acme", "user-1", "payments.refund", "payment/pay_1", Outcome::Success));
+    /// trail.flush().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn reserve(&self) -> Result<AuditPlace, AuditError> {
+        let saturated = || AuditError::Saturated { max_buffered: self.inner.max_buffered };
+        if self.inner.held.load(Ordering::SeqCst) >= self.inner.max_buffered {
+            return Err(saturated());
+        }
         let slot = match tokio::time::timeout(self.inner.append_wait, self.inner.room.acquire()).await {
-            Ok(Ok(permit)) => {
+            Ok(Ok(permit)) => Some(permit),
+            _ => None,
+        };
+        if !self.take_place() {
+            return Err(saturated());
+        }
+        let slot = match slot {
+            Some(permit) => {
                 permit.forget();
                 true
             }
-            _ => {
+            None => {
                 tracing::error!(
                     capacity = self.inner.capacity,
+                    max_buffered = self.inner.max_buffered,
                     pending = self.pending(),
                     "the audit buffer stayed full: buffering the entry over its capacity"
                 );
                 false
             }
         };
-        self.push(Pending::new(entry, slot));
+        Ok(AuditPlace { inner: self.inner.clone(), slot, filled: false })
     }
 
-    fn push(&self, entry: Pending) {
-        match self.inner.buffer.lock() {
-            Ok(mut buffer) => buffer.push(entry),
-            Err(poisoned) => poisoned.into_inner().push(entry),
+    /// Buffers an entry, [clipped](AuditEntry::clipped), in a place taken as
+    /// [`reserve`](Self::reserve) takes it: waiting for room at most the
+    /// [append wait](AuditTrailBuilder::append_wait), then over the capacity, up to the
+    /// [ceiling](AuditTrailBuilder::max_buffered). At the ceiling it first tries to store
+    /// what is held (a flush, unless one is under way), and when that fails the entry is
+    /// refused and the refusal logged as an error: memory stays bounded while the store is
+    /// down. A
+    /// caller that must not act without its entry takes its place with
+    /// [`reserve`](Self::reserve) before acting, as [`AuditLayer`](super::AuditLayer) does.
+    pub async fn append(&self, entry: AuditEntry) {
+        match self.reserve_or_flush().await {
+            Ok(place) => place.fill(entry),
+            Err(err) => tracing::error!(
+                error = %err,
+                action = %entry.action,
+                "audit entry refused: the buffer is at its ceiling"
+            ),
         }
+    }
+
+    /// Counts one more place taken, unless the ceiling is reached.
+    fn take_place(&self) -> bool {
+        let max = self.inner.max_buffered;
+        self.inner
+            .held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| (held < max).then_some(held + 1))
+            .is_ok()
     }
 
     /// Seals and stores every buffered entry; returns how many were stored (a refused
@@ -458,6 +598,31 @@ impl AuditTrail {
     /// the buffer, in order, for the next flush.
     pub async fn flush(&self) -> Result<usize, AuditError> {
         let _one = self.inner.flushing.lock().await;
+        self.flush_locked().await
+    }
+
+    /// Takes a place as [`reserve`](Self::reserve) does; at the ceiling, first tries to
+    /// store what is held, unless a flush is already under way, and takes a place if that
+    /// made room. Nothing else flushes a trail whose every new entry is refused: this is
+    /// how it takes entries again once DynamoDB is back.
+    pub(super) async fn reserve_or_flush(&self) -> Result<AuditPlace, AuditError> {
+        match self.reserve().await {
+            Err(AuditError::Saturated { .. }) => {
+                // A flush under way is the same attempt: waiting for it would queue every
+                // refused request behind a store that does not answer.
+                if let Ok(_one) = self.inner.flushing.try_lock() {
+                    if let Err(err) = self.flush_locked().await {
+                        tracing::warn!(error = %err, "the audit buffer is at its ceiling and the store still fails");
+                    }
+                }
+                self.reserve().await
+            }
+            other => other,
+        }
+    }
+
+    /// [`flush`](Self::flush), the flush lock held.
+    async fn flush_locked(&self) -> Result<usize, AuditError> {
         let taken = {
             let mut buffer = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::take(&mut *buffer)
@@ -479,6 +644,7 @@ impl AuditTrail {
             }
         }
         self.inner.room.add_permits(freed);
+        self.inner.held.fetch_sub(stored, Ordering::SeqCst);
         match failure {
             // The entries are stored: now their signed checkpoints.
             None => {
