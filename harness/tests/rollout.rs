@@ -1358,3 +1358,105 @@ async fn an_interrupted_rollout_whose_alias_was_moved_on_leaves_the_hotfix_alone
     let closed = old.last().unwrap();
     assert_eq!((closed.kind.as_str(), &closed.detail["version"]), ("rolled_back", &serde_json::json!("3")));
 }
+
+/// An interrupted rollout whose alias an operator moved on meanwhile (a hotfix to another
+/// version) is not resumed: carrying on would move traffic over the hotfix. The resume is
+/// refused, and the alias and the record stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_after_a_hotfix_on_the_alias_is_refused_and_leaves_the_hotfix() {
+    let env = env("rollout-resume-hotfix").await;
+    set_release(&env.client, &env.name, "3").await;
+    env.client.publish_version().function_name(&env.name).send().await.unwrap();
+    interrupted(&env).await;
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    // An operator's hotfix: everything on version 3, the split cleared.
+    env.client
+        .update_alias()
+        .function_name(&env.name)
+        .name("live")
+        .function_version("3")
+        .routing_config(
+            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                .set_additional_version_weights(Some(Default::default()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let resumed = env
+        .rollout()
+        .owner("resumer")
+        .recovery(Recovery::Resume)
+        .strategy(Strategy::Canary { percent: 40.0, interval: Duration::from_millis(100) })
+        .run()
+        .await;
+    match resumed {
+        Err(RolloutError::CannotResume { deployment, reason, .. }) => {
+            assert_eq!(deployment, head.deployment);
+            assert!(reason.contains("alias live was moved") && reason.contains("version 3"), "{reason}");
+        }
+        other => panic!("resumed over the hotfix: {other:?}"),
+    }
+    assert_eq!(env.alias().await, ("3".to_owned(), vec![]), "the hotfix is untouched");
+    assert_eq!(env.record.head(&env.name).await.unwrap().unwrap(), head, "the record is untouched");
+    assert_eq!(env.record.events(&env.name, &head.deployment).await.unwrap(), events);
+}
+
+/// Runs a 10% canary, read by a passing gate, whose `succeeded` event write fails once as
+/// `fault` says.
+async fn success_write_fails(name: &str, fault: &FailOneEventWrite) -> (Env, Result<Status, RolloutError>) {
+    let env = env(name).await;
+    let ddb = DynamoDbLocal::shared().await.unwrap();
+    let client = ddb.client().await;
+    let faulty =
+        aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(fault.clone()).build());
+    let result = Rollout::new(env.client.clone(), Record::new(faulty, env.record.table()), &env.name, "live")
+        .target(Target::Version("2".into()))
+        .poll(Duration::from_millis(50))
+        .lease(Duration::from_secs(2))
+        .step_timeout(Duration::from_secs(1))
+        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_millis(200) })
+        .gate(Scripted::new("watch", &[Verdict::Pass]))
+        .run()
+        .await
+        .map(|outcome| outcome.status);
+    assert!(fault.0.spent.load(Ordering::SeqCst), "no succeeded event was written");
+    (env, result)
+}
+
+/// The write that records success lands and only its answer is lost: the head read again
+/// is this run's, succeeded, so the run succeeds. (It took the lost answer for a failure
+/// and rolled back a deployment its record said succeeded.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_recorded_whose_answer_was_lost_is_not_rolled_back() {
+    let fault = FailOneEventWrite::new("succeeded", true);
+    let (env, result) = success_write_fails("rollout-success-unanswered", &fault).await;
+    assert_eq!(result.unwrap(), Status::Succeeded);
+    assert_eq!(env.alias().await, ("2".to_owned(), vec![]), "the new version keeps all traffic");
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!(head.status, Status::Succeeded, "{head:?}");
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "succeeded").count(), 1, "written once: {events:?}");
+    assert_eq!(events.last().unwrap().kind, "succeeded", "{events:?}");
+    assert_eq!(events.last().unwrap().seq, head.seq, "the head is at the last event");
+}
+
+/// The write that records success never reaches the table: the head read again is not at
+/// it, so nothing says the deployment succeeded, and the run rolls back as for any error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_write_that_never_landed_still_rolls_back() {
+    let fault = FailOneEventWrite::new("succeeded", false);
+    let (env, result) = success_write_fails("rollout-success-dropped", &fault).await;
+    match result {
+        Err(RolloutError::Record { context, .. }) => assert!(context.contains("event"), "{context}"),
+        other => panic!("a success that was never recorded ended otherwise: {other:?}"),
+    }
+    assert_eq!(env.alias().await, ("1".to_owned(), vec![]), "traffic is back on version 1");
+    let head = env.record.head(&env.name).await.unwrap().unwrap();
+    assert_eq!(head.status, Status::RolledBack, "{head:?}");
+    let events = env.record.events(&env.name, &head.deployment).await.unwrap();
+    assert!(events.iter().all(|e| e.kind != "succeeded"), "{events:?}");
+    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1), "gap-free sequence: {events:?}");
+}

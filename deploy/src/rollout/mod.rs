@@ -102,7 +102,8 @@ pub enum RolloutError {
         detail: String,
     },
     /// Asked to resume an interrupted rollout that this run would not carry on as it was
-    /// (another strategy, or `$LATEST` changed since it was published): nothing was touched.
+    /// (another strategy, `$LATEST` changed since it was published, or its alias moved since
+    /// it was interrupted): nothing was touched.
     #[error("cannot resume deployment {deployment} of {function}: {reason}; run it again with the same version and strategy, or without resuming to roll it back")]
     CannotResume {
         /// The function.
@@ -279,9 +280,10 @@ pub enum Recovery {
     /// version rolls the interrupted one back, as [`Recovery::RollBack`]). A run that would
     /// not carry it on as it was is refused with [`RolloutError::CannotResume`], traffic and
     /// record untouched: another strategy (other shares; the bake may differ), a record
-    /// written before strategies were kept (its step cannot be read), or
-    /// [`Target::Publish`] when `$LATEST` no longer has the code and settings of the
-    /// interrupted version.
+    /// written before strategies were kept (its step cannot be read), an alias that no
+    /// longer shows the deployment (someone pointed it at another version, as a hotfix, or
+    /// at another weight, since it was interrupted), or [`Target::Publish`] when `$LATEST`
+    /// no longer has the code and settings of the interrupted version.
     Resume,
 }
 
@@ -660,7 +662,8 @@ impl Rollout {
 
     /// Refuses to resume `old` unless this run would take the same steps (its strategy is
     /// recorded, and moves traffic by the same shares) to the same version (with
-    /// [`Target::Publish`], `$LATEST` still has the recorded version's code and settings).
+    /// [`Target::Publish`], `$LATEST` still has the recorded version's code and settings),
+    /// from an alias still as the deployment left it.
     async fn check_resumable(&self, old: &Head) -> Result<(), RolloutError> {
         let refuse = |reason: String| RolloutError::CannotResume {
             function: self.function.clone(),
@@ -680,7 +683,13 @@ impl Rollout {
             Some((text, Ok(strategy))) if !strategy.same_steps(&self.strategy) => {
                 return Err(refuse(format!("it ran {text}, not {}", self.strategy)))
             }
-            Some(_) => {}
+            Some((_, Ok(strategy))) => {
+                // An alias moved since the run stopped (an operator's hotfix, a manual
+                // rollback, another weight) is someone else's decision: carrying on would
+                // move traffic over it.
+                let alias = self.get_alias_of(&old.alias).await?;
+                alias_shows(old, &strategy.steps(Duration::ZERO), &alias).map_err(refuse)?;
+            }
         }
         if self.target == Target::Publish {
             let latest = self.publication(LATEST).await?;
@@ -880,7 +889,12 @@ impl Rollout {
             return self.fail(run, reason).await;
         }
         run.head.status = Status::Succeeded;
-        self.emit(run, "succeeded", serde_json::json!({"version": run.head.to_version})).await
+        let written = self.emit(run, "succeeded", serde_json::json!({"version": run.head.to_version})).await;
+        if written.is_err() {
+            // Not recorded: what follows (a rollback) writes the deployment as in progress.
+            run.head.status = Status::InProgress;
+        }
+        written
     }
 
     /// Runs hooks once each, in order: the reason to stop at the first that does not pass.
@@ -1146,7 +1160,10 @@ impl Rollout {
     /// lost may have landed all the same; the next write then fails its condition, and the
     /// head read again decides: still this run's deployment and owner means the write that
     /// moved it on was this run's own, so the sequence follows it and the write goes once
-    /// more, without writing the lost one again. Anything else is another run's.
+    /// more, without writing the lost one again. Anything else is another run's. The write
+    /// that records success is not followed by another, so when it fails unanswered the head
+    /// is read at once: this run's deployment and owner, moved on and succeeded, means it
+    /// landed.
     async fn write(
         &self,
         run: &mut Run,
@@ -1179,6 +1196,24 @@ impl Rollout {
                         // is the only fact, and traffic is left to whoever holds it.
                         _ => return Err(lost),
                     }
+                }
+                // The write that records success, unanswered: it may have landed, and a run
+                // that took that for a failure would roll back a deployment its record says
+                // succeeded. The head read once decides, by the same rule as above.
+                Err(unanswered @ RolloutError::Record { .. }) if run.head.status == Status::Succeeded => {
+                    let read = self.bounded(context, self.record.head(&self.function)).await;
+                    return match read {
+                        Ok(Some(head))
+                            if head.deployment == run.head.deployment
+                                && head.owner == run.head.owner
+                                && head.seq > landed
+                                && head.status == Status::Succeeded =>
+                        {
+                            run.head.seq = head.seq;
+                            Ok(())
+                        }
+                        _ => Err(unanswered),
+                    };
                 }
                 other => return other,
             }
@@ -1286,6 +1321,43 @@ struct AliasState {
     revision: Option<String>,
 }
 
+/// Whether `alias` is as the interrupted deployment `old`, moving by `steps`, may have left
+/// it: at its recorded weight of the new version, or, once it sent traffic, at the weight of
+/// the step in progress or the next one (an update that landed while its answer, or the
+/// event after it, did not). Anything else was moved by someone else: the reason it was.
+fn alias_shows(old: &Head, steps: &[Step], alias: &AliasState) -> Result<(), String> {
+    let weight = match &alias.split {
+        None if alias.version == old.to_version => Some(1.0),
+        None if alias.version == old.from_version => Some(0.0),
+        Some((version, weight)) if alias.version == old.from_version && *version == old.to_version => {
+            Some(*weight)
+        }
+        _ => None,
+    };
+    let step = old.step as usize;
+    let mut expected = vec![old.weight];
+    if old.traffic_sent {
+        expected.extend(steps.iter().skip(step).take(2).map(|s| s.weight));
+    }
+    if weight.is_some_and(|w| expected.iter().any(|e| (w - e).abs() < 1e-9)) {
+        return Ok(());
+    }
+    let now = match &alias.split {
+        Some((version, weight)) => {
+            format!("version {} with {:.0}% to version {version}", alias.version, weight * 100.0)
+        }
+        None => format!("version {}", alias.version),
+    };
+    Err(format!(
+        "alias {} was moved since it was interrupted: it is on {now}, where its record has {:.0}% \
+         on version {} (from version {}); it is left to whoever moved it",
+        old.alias,
+        old.weight * 100.0,
+        old.to_version,
+        old.from_version
+    ))
+}
+
 fn uuid_like() -> String {
     use rand::Rng;
     format!("{:016x}", rand::thread_rng().gen::<u64>())
@@ -1323,6 +1395,61 @@ mod tests {
             assert!(Strategy::parse(bad).is_err(), "{bad} is refused");
         }
         assert_eq!(Strategy::parse(&canary.to_string()).unwrap(), canary, "Display round-trips");
+    }
+
+    fn interrupted_at(step: u32, weight: f64, traffic_sent: bool) -> Head {
+        Head {
+            function: "payments".into(),
+            deployment: "d-1".into(),
+            status: Status::InProgress,
+            alias: "live".into(),
+            from_version: "1".into(),
+            to_version: "2".into(),
+            strategy: Some("linear:25%:1s".into()),
+            step,
+            weight,
+            seq: 4,
+            owner: "gone".into(),
+            lease_until_ms: 0,
+            reason: None,
+            traffic_sent,
+        }
+    }
+
+    fn alias(version: &str, split: Option<(&str, f64)>) -> AliasState {
+        AliasState { version: version.into(), split: split.map(|(v, w)| (v.into(), w)), revision: None }
+    }
+
+    #[test]
+    fn a_resume_accepts_only_an_alias_the_deployment_could_have_left() {
+        let steps = Strategy::parse("linear:25%:1s").unwrap().steps(Duration::ZERO);
+        let at_half = interrupted_at(1, 0.5, true);
+        // As recorded, or one update further (landed, its answer or event lost).
+        assert!(alias_shows(&at_half, &steps, &alias("1", Some(("2", 0.5)))).is_ok());
+        assert!(alias_shows(&at_half, &steps, &alias("1", Some(("2", 0.75)))).is_ok());
+        // The first shift sent, not yet recorded.
+        let sent = interrupted_at(0, 0.0, true);
+        assert!(alias_shows(&sent, &steps, &alias("1", Some(("2", 0.25)))).is_ok());
+        assert!(alias_shows(&sent, &steps, &alias("1", None)).is_ok());
+        // Nothing sent: the alias can only be where it was.
+        let idle = interrupted_at(0, 0.0, false);
+        assert!(alias_shows(&idle, &steps, &alias("1", None)).is_ok());
+        assert!(alias_shows(&idle, &steps, &alias("1", Some(("2", 0.25)))).is_err());
+        // Last step sent: everything on the new version.
+        let last = interrupted_at(2, 0.75, true);
+        assert!(alias_shows(&last, &steps, &alias("2", None)).is_ok());
+        // Someone else's: a hotfix, a hotfix canary, another weight, a manual rollback.
+        for (moved, split) in [
+            ("3", None),
+            ("3", Some(("2", 0.5))),
+            ("1", Some(("3", 0.5))),
+            ("1", Some(("2", 0.05))),
+            ("1", None),
+            ("2", Some(("1", 0.5))),
+        ] {
+            let reason = alias_shows(&at_half, &steps, &alias(moved, split)).unwrap_err();
+            assert!(reason.contains("alias live was moved"), "{moved} {split:?}: {reason}");
+        }
     }
 
     #[test]
