@@ -1333,20 +1333,7 @@ async fn an_interrupted_rollout_whose_alias_was_moved_on_leaves_the_hotfix_alone
     interrupted(&env).await;
     let head = env.record.head(&env.name).await.unwrap().unwrap();
     assert!(head.traffic_sent, "{head:?}");
-    // An operator's hotfix: everything on version 3, the split cleared.
-    env.client
-        .update_alias()
-        .function_name(&env.name)
-        .name("live")
-        .function_version("3")
-        .routing_config(
-            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
-                .set_additional_version_weights(Some(Default::default()))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    hotfix(&env, "3").await;
     assert_eq!(env.alias().await, ("3".to_owned(), vec![]));
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let next = env.rollout().owner("next").strategy(Strategy::AllAtOnce).run().await.unwrap();
@@ -1357,6 +1344,23 @@ async fn an_interrupted_rollout_whose_alias_was_moved_on_leaves_the_hotfix_alone
     let old = env.record.events(&env.name, &head.deployment).await.unwrap();
     let closed = old.last().unwrap();
     assert_eq!((closed.kind.as_str(), &closed.detail["version"]), ("rolled_back", &serde_json::json!("3")));
+}
+
+/// An operator's hotfix: everything on `version`, the alias's split cleared.
+async fn hotfix(env: &Env, version: &str) {
+    env.client
+        .update_alias()
+        .function_name(&env.name)
+        .name("live")
+        .function_version(version)
+        .routing_config(
+            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                .set_additional_version_weights(Some(Default::default()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 /// An interrupted rollout whose alias an operator moved on meanwhile (a hotfix to another
@@ -1370,20 +1374,7 @@ async fn a_resume_after_a_hotfix_on_the_alias_is_refused_and_leaves_the_hotfix()
     interrupted(&env).await;
     let head = env.record.head(&env.name).await.unwrap().unwrap();
     let events = env.record.events(&env.name, &head.deployment).await.unwrap();
-    // An operator's hotfix: everything on version 3, the split cleared.
-    env.client
-        .update_alias()
-        .function_name(&env.name)
-        .name("live")
-        .function_version("3")
-        .routing_config(
-            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
-                .set_additional_version_weights(Some(Default::default()))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    hotfix(&env, "3").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let resumed = env
         .rollout()

@@ -364,6 +364,14 @@ impl Evaluator {
         if !(count.is_finite() && count > 0.0) {
             return;
         }
+        if self.admit(timestamp_ms) {
+            self.invocations_open += count;
+        }
+    }
+
+    /// Whether what happened at `timestamp_ms` counts: its minute is still open (every
+    /// boundary up to it is evaluated first). A late one is counted as late.
+    fn admit(&mut self, timestamp_ms: i64) -> bool {
         let minute = timestamp_ms.div_euclid(MINUTE_MS);
         if self.origin.is_none() {
             self.origin = Some(minute);
@@ -371,10 +379,10 @@ impl Evaluator {
         }
         if minute < self.next_boundary - 1 {
             self.late += 1;
-            return;
+            return false;
         }
         self.advance_to(timestamp_ms);
-        self.invocations_open += count;
+        true
     }
 
     /// Parses a log line and observes it if it is an EMF document; `Ok(false)` for lines
@@ -397,16 +405,9 @@ impl Evaluator {
     /// minute boundary up to its timestamp.
     pub fn observe(&mut self, doc: &EmfDocument) {
         self.documents += 1;
-        let minute = doc.timestamp_ms().div_euclid(MINUTE_MS);
-        if self.origin.is_none() {
-            self.origin = Some(minute);
-            self.next_boundary = minute + 1;
-        }
-        if minute < self.next_boundary - 1 {
-            self.late += 1;
+        if !self.admit(doc.timestamp_ms()) {
             return;
         }
-        self.advance_to(doc.timestamp_ms());
         let namespace = self.file.service().namespace();
         for ((slo, dims), series) in self.file.slos().iter().zip(&self.dims).zip(&mut self.series) {
             if let Some(counts) = count(slo, doc, namespace, dims) {
