@@ -1427,6 +1427,76 @@ async fn the_cold_start_gate_says_when_the_app_refuses_its_event() {
     assert!(stdout.contains("answers 401 x2"), "{stdout}");
 }
 
+/// A shell handler that answers 200 only for an event whose bearer token has a JWT's three
+/// parts, and only while the key set at `$JWKS_URL` and DynamoDB at `$DDB` both answer: the
+/// first request of a function that reaches its handler and its table.
+const NEEDS_LOCAL_AWS: &str = r#"  token=$(printf '%s' "$event" | sed -n 's/.*"Bearer \([^"]*\)".*/\1/p')
+  case "$token" in
+    *.*.*) ;;
+    *) printf '{"statusCode":401}'; return ;;
+  esac
+  if curl -sf "$JWKS_URL" | grep -q '"keys"' && [ "$(curl -s -o /dev/null -w '%{http_code}' "$DDB")" != 000 ]; then
+    printf '{"statusCode":200}'
+  else
+    printf '{"statusCode":503}'
+  fi"#;
+
+/// `--local-aws` starts the issuer and DynamoDB Local and fills their places in the function's
+/// variables and the event, with a signed token: the run reaches the handler (200). The same
+/// run without it sends the text `{jwt}` and empty endpoints, and the gate fails on the
+/// refusals instead of timing them.
+#[tokio::test]
+async fn the_cold_start_gate_reaches_the_handler_with_local_aws() {
+    let _shared = CPU.read().await;
+    let bin = shell_function("needs-local-aws", NEEDS_LOCAL_AWS).build().unwrap().bin().display().to_string();
+    let payload = r#"{"headers":{"authorization":"Bearer {jwt}"}}"#;
+    let base = move |local: bool| {
+        let mut args: Vec<String> =
+            ["--bin", &bin, "--runs", "2", "--expect-status", "200", "--payload", payload]
+                .map(str::to_owned)
+                .to_vec();
+        args.extend(["--env", "JWKS_URL={jwks_url}", "--env", "DDB={dynamodb}"].map(str::to_owned));
+        if local {
+            args.extend(["--local-aws", "--jwt-claims", r#"{"aud":"x"}"#].map(str::to_owned));
+        }
+        args
+    };
+    let (with, without) = (base(true), base(false));
+    let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        coldstart_gate(&with.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(passed, "{stdout}\n{stderr}");
+    assert!(stdout.contains("answers 200 x2"), "{stdout}");
+    let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        coldstart_gate(&without.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(
+        !passed,
+        "without --local-aws nothing reached the handler, yet the gate passed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("answers 401 x2"), "{stdout}");
+}
+
+/// The unmeasured start with `--prepare-env` must succeed: a function that could not make its
+/// tables would be measured answering errors. Its variables are that start's alone: the
+/// measured starts run without them, and pass.
+#[tokio::test]
+async fn the_cold_start_gate_fails_when_its_preparing_start_fails() {
+    let _shared = CPU.read().await;
+    let args = ["--bin", FIXTURE, "--runs", "1", "--prepare-env", "FIXTURE_INIT=crash"];
+    let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || coldstart_gate(&args)).await.unwrap();
+    assert!(!passed, "the preparing start crashed, yet the gate passed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("the unmeasured start with --prepare-env failed"), "{stdout}\n{stderr}");
+    let args = ["--bin", FIXTURE, "--runs", "1", "--prepare-env", "FIXTURE_MS=1"];
+    let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || coldstart_gate(&args)).await.unwrap();
+    assert!(passed, "{stdout}\n{stderr}");
+    assert!(stdout.contains("prepared (not measured): lambda-fixture"), "{stdout}");
+}
+
 /// Without `--vs`, `--expect-status` checked only the runs that succeeded: runs that all
 /// failed left nothing to check, and the gate passed.
 #[tokio::test]

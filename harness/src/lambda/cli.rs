@@ -70,7 +70,85 @@ pub enum LambdaCommand {
         /// HTTP response (API Gateway's `statusCode`) with this status.
         #[arg(long, value_name = "STATUS")]
         expect_status: Option<u16>,
+        /// Start DynamoDB Local and the mocked JWKS issuer for the runs, so the function's
+        /// first request can reach its handler and its table: in the `--env`, `--prepare-env`
+        /// and payload texts, `{dynamodb}` becomes DynamoDB Local's endpoint, `{jwt_issuer}`
+        /// and `{jwks_url}` the issuer's, `{run}` a suffix of this run (for table names), and
+        /// in the payload `{jwt}` a token the issuer signed (`--jwt-claims`).
+        #[arg(long)]
+        local_aws: bool,
+        /// With --local-aws: the claims of the payload's `{jwt}` token, a JSON object laid
+        /// over the issuer's own (`iss`, `sub`, `iat`, `exp` an hour on).
+        #[arg(long, value_name = "JSON", requires = "local_aws")]
+        jwt_claims: Option<String>,
+        /// One more variable (`K=V`, repeatable) for a single cold start of the first binary
+        /// before the measured runs, which is not measured: one that makes the function create
+        /// its tables, say, so that the measured runs find them. The gate fails when that
+        /// start fails or answers HTTP 500 or more.
+        #[arg(long = "prepare-env", value_name = "K=V")]
+        prepare_env: Vec<String>,
     },
+}
+
+/// What `--local-aws` starts for a cold-start run, and the texts it fills in.
+struct LocalAws {
+    dynamodb: std::sync::Arc<crate::dynamodb::DynamoDbLocal>,
+    jwks: crate::aws::JwksIssuer,
+    run: String,
+    jwt: Option<String>,
+}
+
+impl LocalAws {
+    async fn start(jwt_claims: Option<&str>) -> anyhow::Result<Self> {
+        let dynamodb = crate::dynamodb::DynamoDbLocal::shared().await.context("starting DynamoDB Local")?;
+        let jwks = crate::aws::JwksIssuer::start().await.context("starting the mocked JWKS issuer")?;
+        let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        let jwt = match jwt_claims {
+            Some(given) => {
+                let claims = token_claims(jwks.claims("coldstart", ""), given)?;
+                Some(jwks.sign(&claims, crate::aws::Alg::Rs256, None)?)
+            }
+            None => None,
+        };
+        Ok(Self { dynamodb, jwks, run, jwt })
+    }
+
+    /// `text` with this run's endpoints, run suffix and token in their places.
+    fn fill(&self, text: &str) -> anyhow::Result<String> {
+        let places = [
+            ("{dynamodb}", self.dynamodb.endpoint().to_owned()),
+            ("{jwt_issuer}", self.jwks.issuer()),
+            ("{jwks_url}", self.jwks.jwks_url()),
+            ("{run}", self.run.clone()),
+        ];
+        fill_places(text, &places, self.jwt.as_deref())
+    }
+}
+
+/// `text` with each place's value in it, and `{jwt}` with the token; a `{jwt}` with no token
+/// to put there is refused (the function would be sent the text `{jwt}` for a token).
+fn fill_places(text: &str, places: &[(&str, String)], jwt: Option<&str>) -> anyhow::Result<String> {
+    let filled = places.iter().fold(text.to_owned(), |text, (place, value)| text.replace(place, value));
+    match jwt {
+        Some(jwt) => Ok(filled.replace("{jwt}", jwt)),
+        None if filled.contains("{jwt}") => bail!("the payload has a {{jwt}} place: give --jwt-claims"),
+        None => Ok(filled),
+    }
+}
+
+/// The issuer's claims (`iss`, `sub`, `iat`, `exp`), without its audience, with `given` (a
+/// JSON object) laid over them.
+fn token_claims(issuer: serde_json::Value, given: &str) -> anyhow::Result<serde_json::Value> {
+    let serde_json::Value::Object(given) = serde_json::from_str(given).context("--jwt-claims is not JSON")?
+    else {
+        bail!("--jwt-claims must be a JSON object, not {given}");
+    };
+    let serde_json::Value::Object(mut claims) = issuer else {
+        bail!("the issuer's claims are not an object")
+    };
+    claims.remove("aud");
+    claims.extend(given);
+    Ok(serde_json::Value::Object(claims))
 }
 
 /// The function to run.
@@ -95,13 +173,24 @@ pub struct FunctionArgs {
 
 impl FunctionArgs {
     fn function(&self, bin: &str, reserved: Option<u32>) -> anyhow::Result<Function> {
+        self.function_filled(bin, reserved, &[], &|v| Ok(v.to_owned()))
+    }
+
+    /// The function with `extra` variables after `--env`'s, every value passed through `fill`.
+    fn function_filled(
+        &self,
+        bin: &str,
+        reserved: Option<u32>,
+        extra: &[String],
+        fill: &dyn Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<Function> {
         let path = resolve_bin(bin)?;
         let default_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("function").replace('.', "-");
         let name = if bin == self.bin { self.name.clone().unwrap_or(default_name) } else { default_name };
         let mut builder = Function::builder(name, path).memory_mb(self.memory).timeout_secs(self.timeout);
-        for kv in &self.env {
+        for kv in self.env.iter().chain(extra) {
             let Some((k, v)) = kv.split_once('=') else { bail!("--env takes K=V, not {kv:?}") };
-            builder = builder.env(k, v);
+            builder = builder.env(k, fill(v)?);
         }
         if let Some(n) = reserved {
             builder = builder.reserved_concurrency(n);
@@ -182,24 +271,54 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        LambdaCommand::Coldstart { function, vs, runs, payload, budget_ms, expect_status } => {
+        LambdaCommand::Coldstart {
+            function,
+            vs,
+            runs,
+            payload,
+            budget_ms,
+            expect_status,
+            local_aws,
+            jwt_claims,
+            prepare_env,
+        } => {
             if budget_ms.is_some() && vs.is_none() {
                 // The budget is a difference from the --vs function: without one, nothing
                 // would be checked, and the command would pass as if it had been.
                 bail!("--budget-ms is a budget over the --vs function's cold start: give --vs");
             }
-            let mut functions = vec![function.function(&function.bin, None)?];
+            let local = match local_aws {
+                true => Some(LocalAws::start(jwt_claims.as_deref()).await?),
+                false => None,
+            };
+            let fill = |text: &str| match &local {
+                Some(local) => local.fill(text),
+                None => Ok(text.to_owned()),
+            };
+            let payload = fill(&payload)?;
+            let mut functions = vec![function.function_filled(&function.bin, None, &[], &fill)?];
             if let Some(vs) = &vs {
-                let other = function.function(vs, None)?;
+                let other = function.function_filled(vs, None, &[], &fill)?;
                 if other.name() == functions[0].name() {
                     bail!("--bin and --vs name the same function");
                 }
                 functions.push(other);
             }
+            if !prepare_env.is_empty() {
+                let prepare = function.function_filled(&function.bin, None, &prepare_env, &fill)?;
+                let done = coldstart::measure(vec![prepare], 1, payload.as_bytes()).await?;
+                let done = &done[0];
+                let server_error = done.statuses.keys().any(|status| *status >= 500);
+                if done.failures > 0 || server_error {
+                    bail!("the unmeasured start with --prepare-env failed: {}", done.summary());
+                }
+                println!("prepared (not measured): {}", done.summary());
+            }
             let stats = coldstart::measure(functions, runs.max(1), payload.as_bytes()).await?;
             for s in &stats {
                 println!("{}", s.summary());
-                if s.refused() > 0 {
+                // Asked for with `--expect-status 4xx`, the refusal is what the run measures.
+                if s.refused() > 0 && expect_status.is_none_or(|status| status < 400) {
                     eprintln!(
                         "warning: {} refused {} of {} cold starts' events (HTTP status 400 or more): what was measured is the refusal, not the handler; send an event it accepts (--payload) and check with --expect-status",
                         s.name,
@@ -274,5 +393,37 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_place_is_filled_and_a_token_place_needs_a_token() {
+        let places = [("{dynamodb}", "http://127.0.0.1:8000".to_owned()), ("{run}", "ab12".to_owned())];
+        let filled = fill_places("{dynamodb} t-{run}-x {dynamodb}", &places, None).unwrap();
+        assert_eq!(filled, "http://127.0.0.1:8000 t-ab12-x http://127.0.0.1:8000");
+        let with_token = fill_places(r#"{"authorization":"Bearer {jwt}"}"#, &places, Some("a.b.c")).unwrap();
+        assert_eq!(with_token, r#"{"authorization":"Bearer a.b.c"}"#);
+        // Sent as it is, the function would be measured refusing the text `{jwt}`.
+        let err = fill_places("Bearer {jwt}", &places, None).unwrap_err();
+        assert!(err.to_string().contains("give --jwt-claims"), "{err}");
+    }
+
+    #[test]
+    fn given_claims_lie_over_the_issuers_and_must_be_an_object() {
+        let issuer = serde_json::json!({"iss": "http://i", "sub": "coldstart", "aud": "", "exp": 9});
+        let claims =
+            token_claims(issuer.clone(), r#"{"aud": "payments", "tenant_id": "t1", "sub": "u"}"#).unwrap();
+        assert_eq!(
+            claims,
+            serde_json::json!({"iss": "http://i", "sub": "u", "aud": "payments", "tenant_id": "t1", "exp": 9})
+        );
+        // No audience given: none at all, not the issuer's empty one.
+        assert!(token_claims(issuer.clone(), "{}").unwrap().get("aud").is_none());
+        assert!(token_claims(issuer.clone(), r#"["aud"]"#).is_err());
+        assert!(token_claims(issuer, "aud=payments").is_err());
     }
 }
