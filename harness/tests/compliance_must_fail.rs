@@ -24,7 +24,7 @@
 //! a redacting log layer would have hidden), routes that name no audit data class, a card
 //! number stored as a number or inside a map, a name or a country kept after the erasure,
 //! an erasure that reaches into another tenant, a card number stored or answered without
-//! its spaces.
+//! its spaces or with dashes, a name or email kept in another case, a country kept inside a binary value.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -62,6 +62,15 @@ enum Break {
     ErasesAcrossTenants,
     /// Answers the card number it was sent, without its spaces.
     AnswersCard,
+    /// Also keeps the customer's contact with its case folded (the name lowercased, the email
+    /// upper-cased: the scenarios send it lowercased already) under another attribute, which
+    /// erasure forgets, and answers its name.
+    FoldsContactCase,
+    /// Stores the card number in groups of four joined by dashes (`4111-1111-1111-1111`).
+    StoresCardWithDashes,
+    /// Also keeps the customer's country inside a binary (MessagePack) profile, which erasure
+    /// forgets.
+    KeepsCountryInBinary,
     AnswersCvv,
     LogsEmail,
     KeepsErasedData,
@@ -126,6 +135,11 @@ impl Shared {
             Break::StoresCardInMap => AttributeValue::M(
                 [("number".to_owned(), AttributeValue::S(pan.clone()))].into_iter().collect(),
             ),
+            Break::StoresCardWithDashes => {
+                let groups: Vec<&str> =
+                    pan.as_bytes().chunks(4).filter_map(|g| std::str::from_utf8(g).ok()).collect();
+                AttributeValue::S(groups.join("-"))
+            }
             _ => AttributeValue::S(last4.clone()),
         };
         let mut put = self
@@ -146,6 +160,26 @@ impl Shared {
                 AttributeValue::S(body["customer"]["country"].as_str().unwrap_or_default().into()),
             )
             .item("treatment", AttributeValue::S(body["description"].as_str().unwrap_or_default().into()));
+        match self.broken {
+            Break::FoldsContactCase => {
+                let contact = [("name", name.to_lowercase()), ("email", email.to_uppercase())]
+                    .into_iter()
+                    .map(|(key, text)| (key.to_owned(), AttributeValue::S(text)))
+                    .collect();
+                put = put.item("contact", AttributeValue::M(contact));
+            }
+            Break::KeepsCountryInBinary => {
+                // {"country": <country>} in MessagePack: a fixmap of one, two fixstrs.
+                let country = body["customer"]["country"].as_str().unwrap_or_default();
+                let mut profile = vec![0x81, 0xa7];
+                profile.extend_from_slice(b"country");
+                profile.push(0xa0 | u8::try_from(country.len()).unwrap_or_default());
+                profile.extend_from_slice(country.as_bytes());
+                put =
+                    put.item("profile", AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(profile)));
+            }
+            _ => {}
+        }
         if self.broken == Break::KeepsNameElsewhere {
             let receipt = [("to".to_owned(), AttributeValue::S(name))].into_iter().collect();
             put = put.item("receipt", AttributeValue::M(receipt));
@@ -179,10 +213,11 @@ impl Shared {
         };
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         if self.broken == Break::OpensPayments || text("currency").as_deref() != Some("USD") {
-            return lift::json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "id": id, "treatment": text("treatment"), "customer_name": text("customer_name") }),
-            );
+            let mut answer = serde_json::json!({ "id": id, "treatment": text("treatment"), "customer_name": text("customer_name") });
+            if let Some(AttributeValue::M(contact)) = item.get("contact") {
+                answer["contact"] = contact.get("name").and_then(|v| v.as_s().ok()).cloned().into();
+            }
+            return lift::json_response(StatusCode::OK, &answer);
         }
         if self.broken == Break::FailsSilently {
             let mut res = Response::default();
@@ -700,4 +735,81 @@ fn an_absence_of_a_part_of_a_value_is_refused_and_numbers_are_found_without_sepa
         Break::Nothing,
     );
     assert_eq!(word.failed, 0, "{junit}");
+}
+
+/// A service may keep what it was sent in another case (a mailer folds names and emails)
+/// and still keeps it: the erasure, the stored-item and the answer checks compare without
+/// case, so a name sent as "Ada Lovelace" and kept as "ada lovelace" (an email sent as
+/// "ada@example.com", kept as "ADA@EXAMPLE.COM") is found.
+#[test]
+fn personal_data_kept_in_another_case_is_found() {
+    const GDPR: (&str, &str) = ("gdpr", "GDPR-Art.17");
+    let erased = [
+        "When tenant acme pays 500 EUR with card \"4111 1111 1111 1111\" for customer \"Ada Lovelace\"",
+        "And tenant acme erases customer cus_1",
+        "Then the answer is 200",
+    ];
+    let checks: [(&str, &[&str], &str); 3] = [
+        (
+            "erased",
+            &["And no stored payment of tenant acme names customer cus_1"],
+            "still holds personal data",
+        ),
+        ("stored", &["And no stored item contains \"Ada Lovelace\""], "in clear"),
+        (
+            "answered",
+            &["When tenant acme reads the last payment", "Then the answer does not contain \"Ada Lovelace\""],
+            "the answer contains",
+        ),
+    ];
+    for (name, check, said) in checks {
+        let steps = [&erased[..], check].concat();
+        let (good, junit) = run_scenario("case", name, GDPR, &steps, Break::Nothing);
+        assert_eq!(good.failed, 0, "{name}: {junit}");
+        let (bad, junit) = run_scenario("case", name, GDPR, &steps, Break::FoldsContactCase);
+        assert!(
+            bad.failed > 0 && junit.contains(said),
+            "{name}: a contact kept in another case passed: {junit}"
+        );
+    }
+}
+
+/// A number is found however the service separates its digits: a card sent with spaces, or
+/// with none, and stored in groups joined by dashes.
+#[test]
+fn a_number_stored_with_other_separators_is_found() {
+    const PCI: (&str, &str) = ("pci_dss", "PCI-DSS-3.4");
+    for (name, card) in [("spaced", "4111 1111 1111 1111"), ("bare", "4111111111111111")] {
+        let pays = format!("When tenant acme pays 1999 EUR with card \"{card}\"");
+        let check = format!("And no stored item contains \"{card}\"");
+        let steps = [pays.as_str(), "Then the answer is 201", check.as_str()];
+        let (good, junit) = run_scenario("separators", name, PCI, &steps, Break::Nothing);
+        assert_eq!(good.failed, 0, "{name}: {junit}");
+        let (bad, junit) = run_scenario("separators", name, PCI, &steps, Break::StoresCardWithDashes);
+        assert!(
+            bad.failed > 0 && junit.contains("in clear"),
+            "{name}: a card stored with dashes passed: {junit}"
+        );
+    }
+}
+
+/// A binary value that is not ciphertext (a MessagePack profile, decoded with a few
+/// replacement characters) still holds the words in it: a country kept there after the
+/// erasure is found.
+#[test]
+fn a_country_kept_inside_a_binary_value_is_found() {
+    const GDPR: (&str, &str) = ("gdpr", "GDPR-Art.17");
+    let steps = [
+        "When tenant acme pays for a customer in DE",
+        "And tenant acme erases customer cus_1",
+        "Then the answer is 200",
+        "And no stored payment of tenant acme names customer cus_1",
+    ];
+    let (good, junit) = run_scenario("binary", "country", GDPR, &steps, Break::Nothing);
+    assert_eq!(good.failed, 0, "{junit}");
+    let (bad, junit) = run_scenario("binary", "country", GDPR, &steps, Break::KeepsCountryInBinary);
+    assert!(
+        bad.failed > 0 && junit.contains("still holds personal data"),
+        "a country kept in a binary profile passed: {junit}"
+    );
 }

@@ -45,6 +45,10 @@ const MIN_WORD: usize = 4;
 /// runs of digits turn up by chance in the digests and ids the tables hold.
 const MIN_NUMBER_DIGITS: usize = 8;
 
+/// A value read as text with at least one replacement character in this many characters is
+/// taken for ciphertext, which holds no word (see `is_not_text`).
+const NOT_TEXT_SHARE: usize = 3;
+
 /// What another tenant's payment for the same customer id answered just before an erasure.
 #[derive(Debug, Clone)]
 struct Kept {
@@ -253,30 +257,82 @@ fn forms(text: &str) -> Vec<String> {
     out
 }
 
-/// Whether `text` holds `word` as a whole word (no letter or digit on either side). A value
-/// that is not text (ciphertext read as text, with replacement characters) holds no word:
-/// it holds any two letters by chance.
+/// Whether a value read as text is ciphertext or other random bytes rather than text or a
+/// structured binary value: at least one in [`NOT_TEXT_SHARE`] of its characters is a
+/// replacement character (random bytes decode to nearly one in two; a MessagePack or
+/// bincode value holding short strings to far fewer).
+fn is_not_text(text: &str) -> bool {
+    let (mut all, mut replaced) = (0usize, 0usize);
+    for c in text.chars() {
+        all += 1;
+        replaced += usize::from(c == char::REPLACEMENT_CHARACTER);
+    }
+    replaced > 0 && replaced * NOT_TEXT_SHARE >= all
+}
+
+/// Whether `text` holds `word` as a whole word (no letter or digit on either side), in any
+/// case. A value that is not text ([`is_not_text`]) holds no word: it holds any two letters
+/// by chance. A binary value that is mostly text (a MessagePack profile, `\u{FFFD}DE`) holds
+/// the words in it.
 fn holds_word(text: &str, word: &str) -> bool {
-    if word.is_empty() || text.contains(char::REPLACEMENT_CHARACTER) {
+    if word.is_empty() || is_not_text(text) {
         return false;
     }
-    text.match_indices(word).any(|(at, _)| {
+    let (text, word) = (text.to_lowercase(), word.to_lowercase());
+    text.match_indices(word.as_str()).any(|(at, _)| {
         let before = text[..at].chars().next_back();
         let after = text[at + word.len()..].chars().next();
         !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
     })
 }
 
-/// Whether `text` holds `needle` in one of its [`forms`]: anywhere, or as a whole word when
-/// it is shorter than [`MIN_WORD`] (a country code is in `"country":"DE"`, not in `DELETE`).
-fn holds(text: &str, needle: &str) -> bool {
-    forms(needle).iter().any(|form| {
-        if form.chars().count() >= MIN_WORD {
-            text.contains(form.as_str())
-        } else {
-            holds_word(text, form)
+/// Whether `c` may separate the groups of a number: a space, a dash, a dot, a slash.
+fn is_number_separator(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '-' | '.' | '/' | '\u{2010}'..='\u{2015}')
+}
+
+/// `text` with the separators between two digits removed (`078-05-1120` as `078051120`, an
+/// IBAN in groups of four as one run), the other characters kept: digits on either side of
+/// a letter or of anything else stay apart.
+fn joined_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if is_number_separator(c) && out.chars().next_back().is_some_and(|p| p.is_ascii_digit()) {
+            let end = chars[i..].iter().position(|c| !is_number_separator(*c)).map_or(chars.len(), |n| i + n);
+            if chars.get(end).is_some_and(char::is_ascii_digit) {
+                i = end;
+                continue;
+            }
         }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Whether `text` holds `needle` in one of its [`forms`], in any case (a service that folds
+/// an email or a name keeps it all the same): anywhere in the text or in the text with its
+/// numbers' separators removed ([`joined_numbers`]); when `short_as_word`, a form shorter
+/// than [`MIN_WORD`] only as a whole word (a country code is in `"country":"DE"`, not in
+/// `DELETE`).
+fn finds(text: &str, needle: &str, short_as_word: bool) -> bool {
+    let folded = text.to_lowercase();
+    let joined = joined_numbers(&folded);
+    forms(needle).iter().any(|form| {
+        if short_as_word && form.chars().count() < MIN_WORD {
+            return holds_word(text, form);
+        }
+        let form = form.to_lowercase();
+        folded.contains(form.as_str()) || joined.contains(form.as_str())
     })
+}
+
+/// Whether `text` holds `needle` as [`finds`] looks for it, a short text as a whole word.
+fn holds(text: &str, needle: &str) -> bool {
+    finds(text, needle, true)
 }
 
 /// The strings and numbers of a JSON body, and its object keys.
@@ -886,12 +942,13 @@ async fn answer_has(w: &mut ComplianceWorld, text: String) {
     assert!(w.body.contains(&text), "the answer does not contain {:?}: {}", scrub(&text), scrub(&w.body));
 }
 
-/// The text is looked for in each of its [`forms`]: a number also without its separators.
+/// The text is looked for as [`finds`] looks for it: in any case, a number also without its
+/// separators, and in the answer with its numbers' separators removed.
 #[then(expr = "the answer does not contain {string}")]
 async fn answer_lacks(w: &mut ComplianceWorld, text: String) {
     assert!(w.status.is_some(), "no request was sent");
     w.assert_sent(&text);
-    let found = forms(&text).iter().any(|form| w.body.contains(form.as_str()));
+    let found = finds(&w.body, &text, false);
     assert!(!found, "the answer contains {:?}", scrub(&text));
 }
 
@@ -913,17 +970,17 @@ async fn no_pan_anywhere(w: &mut ComplianceWorld) {
     assert!(stored.is_empty(), "stored items carry a card number in clear, in tables {stored:?}");
 }
 
-/// The text is looked for in each of its [`forms`]: a number also without its separators.
+/// The text is looked for as [`finds`] looks for it: in any case, a number also without its
+/// separators, and in stored texts with their numbers' separators removed.
 #[then(expr = "no stored item contains {string}")]
 async fn nothing_stored_in_clear(w: &mut ComplianceWorld, text: String) {
     w.assert_sent(&text);
     let env = w.env().await;
-    let forms = forms(&text);
     let mut tables: Vec<String> = w
         .stored_texts(&env)
         .await
         .into_iter()
-        .filter(|(_, t)| forms.iter().any(|form| t.contains(form.as_str())))
+        .filter(|(_, t)| finds(t, &text, false))
         .map(|(table, _)| table)
         .collect();
     tables.dedup();
@@ -934,8 +991,8 @@ async fn nothing_stored_in_clear(w: &mut ComplianceWorld, text: String) {
 /// customer of that tenant: what the scenario sent for it (its names, emails and countries:
 /// the country is personal data the payments service encrypts under the customer's key and
 /// removes on erasure, as it does names and emails) is held by no stored attribute of any
-/// table (at any depth, under any name; a country code as a whole word), and reading each of
-/// its payments back shows none of it. A text also sent for a customer not erased (another
+/// table (at any depth, under any name; in any case; a number also with other separators; a
+/// country code as a whole word), and reading each of its payments back shows none of it. A text also sent for a customer not erased (another
 /// tenant's customer of the same id, the same email for two customers) may stay only in items
 /// that name that customer's tenant and id.
 ///
@@ -1224,6 +1281,42 @@ mod tests {
         assert!(!holds("\u{FFFD}\u{FFFD} DE \u{FFFD}", "DE"));
         assert!(holds_word("TENANT#acme", "acme") && !holds_word("TENANT#acme2", "acme"));
         assert!(holds_word("cus_1", "cus_1") && !holds_word("cus_10", "cus_1"));
+    }
+
+    #[test]
+    fn a_text_is_found_in_any_case() {
+        assert!(holds("{\"email\":\"ada@example.com\"}", "Ada@Example.com"));
+        assert!(holds("ADA@EXAMPLE.COM", "ada@example.com"));
+        assert!(holds("ADA LOVELACE", "Ada Lovelace") && finds("ada lovelace", "Ada Lovelace", false));
+        assert!(holds("{\"country\":\"de\"}", "DE") && holds("ÉMILE", "Émile"));
+        assert!(!holds("ada lovelac", "Ada Lovelace"));
+    }
+
+    #[test]
+    fn a_number_is_found_with_other_separators_than_it_was_sent_with() {
+        assert!(holds("{\"ssn\":\"078-05-1120\"}", "078051120"));
+        assert!(holds("078 05 1120", "078-05-1120"));
+        assert!(holds("4111-1111-1111-1111", "4111111111111111"));
+        assert!(holds("4111.1111.1111.1111", "4111 1111 1111 1111"));
+        assert!(holds("iban: de89 3704 0044 0532 0130 00", "DE89370400440532013000"));
+        assert!(holds("DE89/3704/0044/0532/0130/00", "DE89 3704 0044 0532 0130 00"));
+        // Digits apart from each other by a letter, or by no separator, stay apart.
+        assert_eq!(joined_numbers("078-05-1120"), "078051120");
+        assert_eq!(joined_numbers("ref 0780 x 51120 - end -"), "ref 0780 x 51120 - end -");
+        assert!(!holds("ref 0780 a 51120", "078051120"));
+        assert!(!holds("0780-5112", "078051120"));
+    }
+
+    #[test]
+    fn a_binary_value_holds_the_words_in_it_unless_it_is_random() {
+        // {"country": "DE"} in MessagePack and in bincode, read as text.
+        let msgpack = String::from_utf8_lossy(b"\x81\xa7country\xa2DE").into_owned();
+        assert!(holds(&msgpack, "DE"));
+        let bincode = String::from_utf8_lossy(b"\x02\0\0\0\0\0\0\0DE").into_owned();
+        assert!(holds(&bincode, "DE"));
+        // Ciphertext: nearly one character in two a replacement character.
+        let sealed = String::from_utf8_lossy(b"\x9c\xe1\xfa DE \x8b\xc7\xff\x10\xd4").into_owned();
+        assert!(!holds(&sealed, "DE"));
     }
 
     #[test]
