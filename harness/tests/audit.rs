@@ -635,3 +635,167 @@ async fn a_table_that_refuses_every_item_keeps_the_entry_itself_buffered() {
     assert_eq!((acme.len(), acme[0].entry.action.as_str()), (1, "payments.refund"));
     assert_eq!(trail.verify("acme").await.unwrap().entries, 1);
 }
+
+/// The capacity and ceiling of the trail in the outage test below.
+const OUTAGE_CAPACITY: usize = 2;
+const OUTAGE_CEILING: usize = 4;
+
+/// DynamoDB Local unreachable (every connection reset, pooled ones too): the trail holds at
+/// most its ceiling of entries, the requests past it are refused with 503 before their
+/// handler runs and their answer holds nothing of the request; once DynamoDB is reachable
+/// again the next request passes, and every request whose handler ran has exactly one entry,
+/// in chain order, in a chain that verifies. In the refusing and in the degrading mode.
+#[tokio::test]
+async fn while_dynamodb_is_unreachable_the_trail_holds_its_ceiling_and_refuses_before_the_handler() {
+    cut_off(lift_harness::faults::Toxic::reset()).await;
+}
+
+/// The same with DynamoDB Local cut off by a blackhole, as in the drills' region outage: the
+/// puts held in it reach DynamoDB late, once the route is back, while the trail stores what
+/// it holds. Each handled request must still have exactly one entry: a put whose client gave
+/// up, looked up and not found, may land afterwards, and the trail must not seal its entry
+/// again after it (it did, in 7 runs of 10, before the trail kept every unanswered seq).
+#[tokio::test]
+async fn while_dynamodb_is_blackholed_the_trail_holds_its_ceiling_and_stores_each_entry_once() {
+    cut_off(lift_harness::faults::Toxic::blackhole()).await;
+}
+
+/// Cuts DynamoDB Local off with `toxic` while requests go through the audit layer, then
+/// heals it; see the tests above.
+async fn cut_off(toxic: lift_harness::faults::Toxic) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    use lift::security::audit::{AuditStorage, Audited, AUDIT_UNAVAILABLE};
+    use lift_harness::faults::FaultProxy;
+    use tower::Layer;
+
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    for degrade in [false, true] {
+        let table = local.create_table(&lift::store::tables::audit()).await.expect("create the table");
+        let proxy = FaultProxy::start(local.endpoint()).await.expect("the fault proxy");
+        let client = lift_harness::dynamodb::client_for(&proxy.endpoint(), "us-east-1");
+        // A call into a blackhole ends at the operation timeout instead of hanging the request.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .operation_timeout(Duration::from_millis(500))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            client.config().to_builder().timeout_config(timeouts).build(),
+        );
+        let trail = AuditTrail::builder()
+            .client(client.clone())
+            .table(&table)
+            .capacity(OUTAGE_CAPACITY)
+            .max_buffered(OUTAGE_CEILING)
+            .append_wait(Duration::ZERO)
+            .build()
+            .expect("a valid trail");
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handler = {
+            let runs = runs.clone();
+            tower::service_fn(move |req: Request| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let order = req.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+                if let Some(audit) = AuditHandle::of(&req) {
+                    audit.action("payments.capture").resource(format!("order/{order}")).data_class("pci");
+                }
+                async {
+                    Ok::<_, std::convert::Infallible>(lift::json_response(
+                        StatusCode::OK,
+                        &serde_json::json!({"card": "4111111111111111", "ssn": "123-45-6789"}),
+                    ))
+                }
+            })
+        };
+        let layer = AuditLayer::new(trail.clone());
+        let svc = if degrade { layer.degrade() } else { layer }.layer(handler);
+        let call = |order: &str| {
+            let req = http::Request::post(format!("/payments/4111111111111111/{order}"))
+                .body(Body::empty())
+                .unwrap();
+            svc.clone().oneshot(req)
+        };
+        let mut handled = Vec::new();
+
+        // Reachable: the entry is stored, over a pooled connection the fault then cuts too.
+        let res = call("before").await.unwrap();
+        assert_eq!(res.extensions().get::<AuditStorage>(), Some(&AuditStorage::Stored));
+        handled.push("order/before".to_owned());
+
+        proxy.set(toxic);
+        let mut refused = 0;
+        for i in 0..OUTAGE_CEILING + 3 {
+            let order = format!("o-{i}");
+            let before = runs.load(Ordering::SeqCst);
+            let res = tokio::time::timeout(Duration::from_secs(30), call(&order))
+                .await
+                .expect("a request while DynamoDB is cut off ends")
+                .unwrap();
+            assert!(
+                trail.pending() <= OUTAGE_CEILING,
+                "degrade {degrade}: the trail holds {} entries over its ceiling {OUTAGE_CEILING}",
+                trail.pending()
+            );
+            let ran = runs.load(Ordering::SeqCst) > before;
+            let storage = res.extensions().get::<AuditStorage>().copied();
+            if ran {
+                handled.push(format!("order/{order}"));
+                assert!(res.extensions().get::<Audited>().is_some(), "request {i}: its entry is held");
+                if degrade {
+                    assert_eq!((res.status(), storage), (StatusCode::OK, Some(AuditStorage::Degraded)));
+                    continue;
+                }
+            } else {
+                refused += 1;
+                assert!(res.extensions().get::<Audited>().is_none(), "request {i}: no entry was made");
+            }
+            // Refused: before the handler at the ceiling, or after it (strict) for want of
+            // a stored entry. Either way the answer holds nothing of the request or DynamoDB.
+            assert_eq!(
+                (res.status(), storage),
+                (StatusCode::SERVICE_UNAVAILABLE, Some(AuditStorage::Refused)),
+                "degrade {degrade}: request {i}"
+            );
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+            let body = String::from_utf8(res.into_body().into_bytes().to_vec()).unwrap();
+            assert!(body.contains(AUDIT_UNAVAILABLE), "{body}");
+            for secret in ["4111", "123-45", "payments", "order", "o-", "127.0.0.1", "timeout", "dispatch"] {
+                assert!(!body.to_lowercase().contains(secret), "{secret:?} in a refusal: {body}");
+            }
+        }
+        assert!(refused >= 3, "degrade {degrade}: refusals must start at the ceiling ({refused} refused)");
+        assert_eq!(
+            handled.len() - 1,
+            OUTAGE_CEILING,
+            "degrade {degrade}: handlers ran for exactly the ceiling's worth of requests during the outage"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), handled.len(), "the handler ran only for those");
+        assert_eq!(trail.pending(), OUTAGE_CEILING, "nothing held was dropped");
+
+        // Reachable again: the held entries go first, then the new request's.
+        proxy.clear();
+        let res = tokio::time::timeout(Duration::from_secs(30), call("after"))
+            .await
+            .expect("the request after the outage ends")
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "degrade {degrade}: requests pass again");
+        assert_eq!(res.extensions().get::<AuditStorage>(), Some(&AuditStorage::Stored));
+        handled.push("order/after".to_owned());
+        assert_eq!(trail.pending(), 0);
+        assert_eq!(runs.load(Ordering::SeqCst), handled.len());
+
+        let stored = trail.query(AuditQuery::tenant("-")).await.unwrap();
+        let resources: Vec<&str> = stored.iter().map(|e| e.entry.resource.as_str()).collect();
+        assert_eq!(resources, handled, "degrade {degrade}: one entry per handled request, in order");
+        let seqs: Vec<u64> = stored.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=handled.len() as u64).collect::<Vec<_>>(), "degrade {degrade}");
+        assert_eq!(trail.verify("-").await.unwrap().entries, handled.len() as u64);
+        // A fresh process, straight to DynamoDB Local, verifies the stored chain too.
+        assert_eq!(
+            self::trail(&local.client().await, &table).verify("-").await.unwrap().head.0,
+            handled.len() as u64
+        );
+    }
+}

@@ -369,8 +369,10 @@ struct Pending {
     /// Stored beside the entry (outside its hash): a retry after an answer that was lost
     /// reads the seq it tried and, finding its own id there, does not seal it again.
     write_id: String,
-    /// The seq of a put whose outcome is unknown.
-    attempted: Option<u64>,
+    /// The seqs of puts whose outcome is unknown: any of them may still land (a write
+    /// DynamoDB applies after its client gave up), so none is forgotten until the entry is
+    /// stored.
+    attempted: Vec<u64>,
     /// Whether the entry holds a slot of the buffer (a permit of `room`); an entry that
     /// `append` buffered over the capacity holds none.
     slot: bool,
@@ -536,9 +538,13 @@ impl AuditTrail {
         if self.inner.held.load(Ordering::SeqCst) >= self.inner.max_buffered {
             return Err(saturated());
         }
-        let slot = match tokio::time::timeout(self.inner.append_wait, self.inner.room.acquire()).await {
-            Ok(Ok(permit)) => Some(permit),
-            _ => None,
+        // Room at once, the common case, without the timer (and its clock read) of the wait.
+        let slot = match self.inner.room.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => match tokio::time::timeout(self.inner.append_wait, self.inner.room.acquire()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => None,
+            },
         };
         if !self.take_place() {
             return Err(saturated());
@@ -678,18 +684,22 @@ impl AuditTrail {
     async fn store(&self, pending: &mut Pending) -> Result<(), AuditError> {
         let tenant = pending.entry.tenant.clone();
         let mut heads = self.inner.heads.lock().await;
-        if let Some(seq) = pending.attempted {
-            if let Some(head) = self.stored_as(pending, seq).await? {
-                self.advanced(&mut heads, &tenant, head);
-                return Ok(());
-            }
-            pending.attempted = None;
-        }
         for _ in 0..MAX_RACES {
             let head = match heads.get(&tenant) {
                 Some(head) => *head,
                 None => self.load_head(&tenant).await?,
             };
+            // A put whose answer was lost may have landed, even after an earlier look found
+            // nothing there (a write held on the way and applied late): any such seq the
+            // chain has reached is read before this entry is sealed again after it.
+            for seq in pending.attempted.clone() {
+                if seq <= head.seq {
+                    if let Some(found) = self.stored_as(pending, seq).await? {
+                        self.advanced(&mut heads, &tenant, found);
+                        return Ok(());
+                    }
+                }
+            }
             let sealed = SealedEntry::seal(head.seq + 1, pending.entry.clone(), head.hash);
             let item = self.item(&sealed, &pending.write_id);
             let bytes = item_size(&item);
@@ -764,7 +774,9 @@ impl AuditTrail {
                 }
                 Err(err) => {
                     heads.remove(&tenant);
-                    pending.attempted = Some(sealed.seq);
+                    if !pending.attempted.contains(&sealed.seq) {
+                        pending.attempted.push(sealed.seq);
+                    }
                     return Err(AuditError::Unavailable(describe(&err)));
                 }
             }
@@ -1301,7 +1313,7 @@ impl Pending {
         Self {
             entry: entry.clipped(),
             write_id: uuid::Uuid::new_v4().to_string(),
-            attempted: None,
+            attempted: Vec::new(),
             slot,
             refused: None,
         }
