@@ -492,7 +492,15 @@ impl AuditTrail {
     /// [`AuditError::Full`]; [`AuditError::Saturated`] when entries buffered over the
     /// capacity fill the [ceiling](AuditTrailBuilder::max_buffered).
     pub fn try_append(&self, entry: AuditEntry) -> Result<(), AuditError> {
-        self.try_reserve()?.fill(entry);
+        // As `try_reserve` and `fill`, without the place's own reference to the trail (two
+        // atomic operations a request on the hot path).
+        let permit =
+            self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
+        if !self.take_place() {
+            return Err(AuditError::Saturated { max_buffered: self.inner.max_buffered });
+        }
+        permit.forget();
+        push(&self.inner, Pending::new(entry, true));
         Ok(())
     }
 
@@ -589,11 +597,13 @@ impl AuditTrail {
 
     /// Counts one more place taken, unless the ceiling is reached.
     fn take_place(&self) -> bool {
-        let max = self.inner.max_buffered;
-        self.inner
-            .held
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| (held < max).then_some(held + 1))
-            .is_ok()
+        // One atomic operation when there is room: a place taken past the ceiling by a
+        // racing request is given back at once, so no more than the ceiling stay taken.
+        if self.inner.held.fetch_add(1, Ordering::SeqCst) < self.inner.max_buffered {
+            return true;
+        }
+        self.inner.held.fetch_sub(1, Ordering::SeqCst);
+        false
     }
 
     /// Seals and stores every buffered entry; returns how many were stored (a refused
