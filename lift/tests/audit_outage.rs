@@ -40,6 +40,8 @@ struct State {
     /// (`ValidationException`); `Some("")` refuses every put.
     refuse: Option<String>,
     puts: usize,
+    /// How long every answer is held back.
+    delay: Duration,
 }
 
 /// An in-process DynamoDB for one table with a `pk` (S) and `seq` (N) key.
@@ -51,8 +53,13 @@ struct Dynamo {
 
 impl Dynamo {
     async fn start() -> Self {
-        let state =
-            Arc::new(Mutex::new(State { mode: Mode::Up, items: BTreeMap::new(), refuse: None, puts: 0 }));
+        let state = Arc::new(Mutex::new(State {
+            mode: Mode::Up,
+            items: BTreeMap::new(),
+            refuse: None,
+            puts: 0,
+            delay: Duration::ZERO,
+        }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shared = state.clone();
@@ -65,6 +72,8 @@ impl Dynamo {
                         headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
                     let op = target.rsplit('.').next().unwrap_or_default().to_owned();
                     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let delay = state.lock().unwrap().delay;
+                    tokio::time::sleep(delay).await;
                     let (status, body) = answer(&mut state.lock().unwrap(), &op, &input);
                     http::Response::builder()
                         .status(status)
@@ -80,6 +89,10 @@ impl Dynamo {
 
     fn set(&self, mode: Mode) {
         self.state.lock().unwrap().mode = mode;
+    }
+
+    fn slow(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     fn refuse(&self, text: Option<&str>) {
@@ -431,4 +444,32 @@ async fn a_double_encoded_path_stores_no_email_or_card_number() {
             assert!(!text.contains("1111"), "{path}: {text}");
         }
     }
+}
+
+/// A flush dropped halfway (a timeout layer outside the audit layer cancels the request's
+/// future at its deadline, here while DynamoDB is slow) loses nothing: it runs to its end on
+/// its own, every entry it took from the buffer is stored once, and every place is given
+/// back. Cancelled with the request, it dropped the entries it held and kept their places
+/// taken, and a trail at its ceiling refused every request from then on.
+#[tokio::test]
+async fn a_flush_cancelled_halfway_loses_nothing_and_gives_every_place_back() {
+    let dynamo = Dynamo::start().await;
+    let trail = trail(dynamo.client());
+    let entry =
+        |i: u64| AuditEntry::new("acme", "alice", "payments.read", format!("payment/{i}"), Outcome::Success);
+    for i in 0..5 {
+        trail.append(entry(i)).await;
+    }
+    assert!(matches!(trail.reserve().await, Err(AuditError::Saturated { max_buffered: 5 })));
+    dynamo.slow(Duration::from_millis(300));
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), trail.flush()).await;
+    assert!(cancelled.is_err(), "the flush should still be waiting on the slow store");
+    dynamo.slow(Duration::ZERO);
+    // Waits for the flush under way (its lock), then finds nothing left to store.
+    trail.flush().await.expect("the store is back");
+    assert_eq!(trail.pending(), 0);
+    let resources = dynamo.stored("resource");
+    let expected: Vec<String> = (0..5).map(|i| format!("payment/{i}")).collect();
+    assert_eq!(resources, expected, "each entry stored once, in order");
+    let _place = trail.reserve().await.expect("every place was given back");
 }

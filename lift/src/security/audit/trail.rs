@@ -462,6 +462,19 @@ impl std::fmt::Debug for AuditPlace {
     }
 }
 
+/// Runs a flush as a task of its own and waits for it: a caller dropped meanwhile (a
+/// timeout layer outside the audit layer cancels the request's future at its deadline) no
+/// longer cancels the flush, which takes every entry out of the buffer while it stores them.
+async fn to_the_end<F>(flush: F) -> Result<usize, AuditError>
+where
+    F: std::future::Future<Output = Result<usize, AuditError>> + Send + 'static,
+{
+    match tokio::spawn(flush).await {
+        Ok(result) => result,
+        Err(err) => Err(AuditError::Unavailable(format!("the flush task ended early: {err}"))),
+    }
+}
+
 fn push(inner: &Inner, entry: Pending) {
     match inner.buffer.lock() {
         Ok(mut buffer) => buffer.push(entry),
@@ -613,8 +626,12 @@ impl AuditTrail {
     /// [`AuditError::Unavailable`] when DynamoDB fails; the entries not stored are back in
     /// the buffer, in order, for the next flush.
     pub async fn flush(&self) -> Result<usize, AuditError> {
-        let _one = self.inner.flushing.lock().await;
-        self.flush_locked().await
+        let trail = self.clone();
+        to_the_end(async move {
+            let _one = trail.inner.flushing.lock().await;
+            trail.flush_locked().await
+        })
+        .await
     }
 
     /// Takes a place as [`reserve`](Self::reserve) does; at the ceiling, first tries to
@@ -626,10 +643,16 @@ impl AuditTrail {
             Err(AuditError::Saturated { .. }) => {
                 // A flush under way is the same attempt: waiting for it would queue every
                 // refused request behind a store that does not answer.
-                if let Ok(_one) = self.inner.flushing.try_lock() {
-                    if let Err(err) = self.flush_locked().await {
-                        tracing::warn!(error = %err, "the audit buffer is at its ceiling and the store still fails");
+                let trail = self.clone();
+                let flushed = to_the_end(async move {
+                    match trail.inner.flushing.try_lock() {
+                        Ok(_one) => trail.flush_locked().await,
+                        Err(_) => Ok(0),
                     }
+                })
+                .await;
+                if let Err(err) = flushed {
+                    tracing::warn!(error = %err, "the audit buffer is at its ceiling and the store still fails");
                 }
                 self.reserve().await
             }
@@ -637,7 +660,9 @@ impl AuditTrail {
         }
     }
 
-    /// [`flush`](Self::flush), the flush lock held.
+    /// [`flush`](Self::flush), the flush lock held. Run through [`to_the_end`]: dropped
+    /// halfway, it would lose the entries it took from the buffer and never give back their
+    /// places.
     async fn flush_locked(&self) -> Result<usize, AuditError> {
         let taken = {
             let mut buffer = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
@@ -713,6 +738,12 @@ impl AuditTrail {
             let sealed = SealedEntry::seal(head.seq + 1, pending.entry.clone(), head.hash);
             let item = self.item(&sealed, &pending.write_id);
             let bytes = item_size(&item);
+            // Recorded before the put is sent: whatever becomes of its answer (lost, or a
+            // condition failing on the SDK's own retry and the look that follows failing
+            // too), the seq is read for this entry's id before it is sealed again.
+            if !pending.attempted.contains(&sealed.seq) {
+                pending.attempted.push(sealed.seq);
+            }
             let put = self
                 .inner
                 .client
@@ -784,9 +815,6 @@ impl AuditTrail {
                 }
                 Err(err) => {
                     heads.remove(&tenant);
-                    if !pending.attempted.contains(&sealed.seq) {
-                        pending.attempted.push(sealed.seq);
-                    }
                     return Err(AuditError::Unavailable(describe(&err)));
                 }
             }

@@ -280,7 +280,13 @@ async fn report_violations(shared: &Shared, record: &InvocationRecord, violation
         )
         .request_id(record.request.request_id.clone())
         .detail(v.detail.clone());
-        trail.append(entry).await;
+        // At the trail's ceiling the violation is refused, and said so.
+        match trail.reserve().await {
+            Ok(place) => place.fill(entry),
+            Err(err) => {
+                tracing::error!(error = %err, rule = %v.rule, "compliance violation not recorded in the audit trail")
+            }
+        }
     }
     if let Err(err) = trail.flush().await {
         tracing::error!(error = %err, "compliance violations not stored in the audit trail yet");

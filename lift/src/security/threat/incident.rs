@@ -335,7 +335,19 @@ impl Playbook {
                 incident.actions.push("alerted");
             }
         }
-        if let Some(trail) = &self.trail {
+        // The place first: at the trail's ceiling (DynamoDB down for long) the incident is
+        // not recorded, and its actions do not say it was.
+        let place = match &self.trail {
+            Some(trail) => match trail.reserve().await {
+                Ok(place) => Some((trail, place)),
+                Err(err) => {
+                    tracing::error!(error = %err, "threat incident not recorded in the audit trail");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some((trail, place)) = place {
             incident.actions.push("audited");
             let entry = AuditEntry::new(
                 incident.tenant.clone().unwrap_or_else(|| "-".to_owned()),
@@ -351,7 +363,7 @@ impl Playbook {
                 Some(issuer) => entry.issuer(issuer.clone()),
                 None => entry,
             };
-            trail.append(entry).await;
+            place.fill(entry);
             if let Err(err) = trail.flush().await {
                 tracing::error!(error = %err, "threat incident not stored in the audit trail yet");
             }
