@@ -942,13 +942,14 @@ async fn answer_has(w: &mut ComplianceWorld, text: String) {
     assert!(w.body.contains(&text), "the answer does not contain {:?}: {}", scrub(&text), scrub(&w.body));
 }
 
-/// The text is looked for as [`finds`] looks for it: in any case, a number also without its
-/// separators, and in the answer with its numbers' separators removed.
+/// The text is looked for as [`finds`] looks for it: in any case, a text under 4 characters
+/// as a whole word, a number also without its separators, and in the answer with its
+/// numbers' separators removed.
 #[then(expr = "the answer does not contain {string}")]
 async fn answer_lacks(w: &mut ComplianceWorld, text: String) {
     assert!(w.status.is_some(), "no request was sent");
     w.assert_sent(&text);
-    let found = finds(&w.body, &text, false);
+    let found = finds(&w.body, &text, true);
     assert!(!found, "the answer contains {:?}", scrub(&text));
 }
 
@@ -980,7 +981,7 @@ async fn nothing_stored_in_clear(w: &mut ComplianceWorld, text: String) {
         .stored_texts(&env)
         .await
         .into_iter()
-        .filter(|(_, t)| finds(t, &text, false))
+        .filter(|(_, t)| finds(t, &text, true))
         .map(|(table, _)| table)
         .collect();
     tables.dedup();
