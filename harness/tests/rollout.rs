@@ -1259,10 +1259,13 @@ impl aws_sdk_dynamodb::config::Intercept for FailOneEventWrite {
     }
 }
 
-/// Runs a 10% canary, read by a passing gate, whose first `gate` event write fails as
-/// `fault` says and the record then answers again: the run stops with that record error,
-/// and rolls back rather than taking its own sequence for another run's lease.
-async fn one_gate_write_fails(name: &str, fault: FailOneEventWrite) -> Env {
+/// A 10% canary to version 2 baking `interval`, read by a passing gate, whose record writes
+/// go through `fault`.
+async fn canary_over_faulty_record(
+    name: &str,
+    fault: &FailOneEventWrite,
+    interval: Duration,
+) -> (Env, Ended) {
     let env = env(name).await;
     let ddb = DynamoDbLocal::shared().await.unwrap();
     let client = ddb.client().await;
@@ -1273,10 +1276,18 @@ async fn one_gate_write_fails(name: &str, fault: FailOneEventWrite) -> Env {
         .poll(Duration::from_millis(50))
         .lease(Duration::from_secs(2))
         .step_timeout(Duration::from_secs(1))
-        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_secs(5) })
+        .strategy(Strategy::Canary { percent: 10.0, interval })
         .gate(Scripted::new("watch", &[Verdict::Pass]))
         .run()
         .await;
+    (env, result)
+}
+
+/// Runs a 10% canary, read by a passing gate, whose first `gate` event write fails as
+/// `fault` says and the record then answers again: the run stops with that record error,
+/// and rolls back rather than taking its own sequence for another run's lease.
+async fn one_gate_write_fails(name: &str, fault: FailOneEventWrite) -> Env {
+    let (env, result) = canary_over_faulty_record(name, &fault, Duration::from_secs(5)).await;
     assert!(fault.0.spent.load(Ordering::SeqCst), "no gate event was written");
     match result {
         Err(RolloutError::Record { context, .. }) => assert!(context.contains("event"), "{context}"),
@@ -1398,21 +1409,8 @@ async fn a_resume_after_a_hotfix_on_the_alias_is_refused_and_leaves_the_hotfix()
 /// Runs a 10% canary, read by a passing gate, whose `succeeded` event write fails once as
 /// `fault` says.
 async fn success_write_fails(name: &str, fault: &FailOneEventWrite) -> (Env, Result<Status, RolloutError>) {
-    let env = env(name).await;
-    let ddb = DynamoDbLocal::shared().await.unwrap();
-    let client = ddb.client().await;
-    let faulty =
-        aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(fault.clone()).build());
-    let result = Rollout::new(env.client.clone(), Record::new(faulty, env.record.table()), &env.name, "live")
-        .target(Target::Version("2".into()))
-        .poll(Duration::from_millis(50))
-        .lease(Duration::from_secs(2))
-        .step_timeout(Duration::from_secs(1))
-        .strategy(Strategy::Canary { percent: 10.0, interval: Duration::from_millis(200) })
-        .gate(Scripted::new("watch", &[Verdict::Pass]))
-        .run()
-        .await
-        .map(|outcome| outcome.status);
+    let (env, result) = canary_over_faulty_record(name, fault, Duration::from_millis(200)).await;
+    let result = result.map(|outcome| outcome.status);
     assert!(fault.0.spent.load(Ordering::SeqCst), "no succeeded event was written");
     (env, result)
 }

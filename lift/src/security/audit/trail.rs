@@ -507,12 +507,7 @@ impl AuditTrail {
     pub fn try_append(&self, entry: AuditEntry) -> Result<(), AuditError> {
         // As `try_reserve` and `fill`, without the place's own reference to the trail (two
         // atomic operations a request on the hot path).
-        let permit =
-            self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
-        if !self.take_place() {
-            return Err(AuditError::Saturated { max_buffered: self.inner.max_buffered });
-        }
-        permit.forget();
+        self.take_slot()?;
         push(&self.inner, Pending::new(entry, true));
         Ok(())
     }
@@ -522,13 +517,19 @@ impl AuditTrail {
     /// # Errors
     /// As [`try_append`](Self::try_append).
     pub fn try_reserve(&self) -> Result<AuditPlace, AuditError> {
+        self.take_slot()?;
+        Ok(AuditPlace { inner: self.inner.clone(), slot: true, filled: false })
+    }
+
+    /// A slot of the capacity and a place under the ceiling, both at once or neither.
+    fn take_slot(&self) -> Result<(), AuditError> {
         let permit =
             self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
         if !self.take_place() {
             return Err(AuditError::Saturated { max_buffered: self.inner.max_buffered });
         }
         permit.forget();
-        Ok(AuditPlace { inner: self.inner.clone(), slot: true, filled: false })
+        Ok(())
     }
 
     /// Takes a place in the buffer for an entry to come, before the action it will record:
