@@ -348,6 +348,10 @@ const UNDECODED: &str = "[REDACTED:encoded]";
 /// then scrubbed ([`crate::scrub::scrub_path`]): card numbers, SSNs, secrets and email
 /// addresses never reach the trail, however often they were encoded.
 fn audit_path(raw: &str) -> String {
+    // Nothing encoded, the common case: the segments are as sent, scrubbed as they are.
+    if !raw.contains('%') {
+        return crate::scrub::scrub_path(raw).into_owned();
+    }
     let mut out = String::with_capacity(raw.len());
     for (i, segment) in raw.split('/').enumerate() {
         if i > 0 {
@@ -453,6 +457,9 @@ mod tests {
             ("/users/ada%25252540example.com/cards", "/users/[REDACTED:email]/cards"),
             ("/payments/4111%25201111%25201111%25201111", "/payments/[REDACTED:pan]"),
             ("/payments/pay_7f3a/refunds", "/payments/pay_7f3a/refunds"),
+            // Nothing encoded: scrubbed as sent.
+            ("/payments/4111111111111111/refunds", "/payments/[REDACTED:pan]/refunds"),
+            ("/users/ada@example.com", "/users/[REDACTED:email]"),
             ("/files/100%25%2Fdone", "/files/100%25%2Fdone"),
         ] {
             assert_eq!(audit_path(raw), resource, "{raw}");
