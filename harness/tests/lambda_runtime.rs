@@ -1383,6 +1383,45 @@ async fn the_cold_start_gate_counts_setup_deferred_to_the_first_request() {
     assert!(line.contains("; init median ") && line.contains("; first invocation median 4"), "{stdout}");
 }
 
+/// The budget moves with the host's speed, measured on the baseline, no further than the
+/// cap: against a reference the baseline's start exceeds a thousandfold, a 150 ms budget
+/// becomes 300 ms (cap 2) and 400 ms of first-request setup still fails it; with the cap at
+/// 4 it is 600 ms and passes.
+#[tokio::test]
+async fn the_cold_start_budget_moves_with_the_host_no_further_than_its_cap() {
+    let _shared = CPU.read().await;
+    let gate = |max_scale: &'static str| {
+        let args = [
+            "--bin",
+            FIXTURE,
+            "--vs",
+            HELLO,
+            "--runs",
+            "2",
+            "--memory",
+            "1769",
+            "--env",
+            "FIXTURE_DEFAULT_ACTION=sleep",
+            "--env",
+            "FIXTURE_MS=400",
+            "--budget-ms",
+            "150",
+            "--reference-ms",
+            "0.001",
+            "--max-scale",
+            max_scale,
+        ];
+        tokio::task::spawn_blocking(move || coldstart_gate(&args))
+    };
+    let (passed, stdout, stderr) = gate("2").await.unwrap();
+    assert!(!passed, "a slow host widened the budget past its cap:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("speed 2.00 (measured "), "{stdout}");
+    assert!(stderr.contains("> 300.00 ms"), "{stdout}\n{stderr}");
+    let (passed, stdout, stderr) = gate("4").await.unwrap();
+    assert!(passed, "{stdout}\n{stderr}");
+    assert!(stdout.contains("cold-start budget held: within 600.00 ms of "), "{stdout}");
+}
+
 /// A baseline that never starts leaves nothing to compare with: the gate fails saying so,
 /// and prints no ratio (against an empty median it printed one of 10^15).
 #[tokio::test]

@@ -62,10 +62,20 @@ pub enum LambdaCommand {
         /// run measures something else (e.g. an app's refusal of a request without credentials).
         #[arg(long, default_value = "{}")]
         payload: String,
-        /// With --vs: fail when the first binary's median cold start (init plus the first
-        /// invocation) exceeds the second's by more than this many milliseconds.
+        /// With --vs: fail when the first binary's cold start (init plus the first
+        /// invocation) exceeds the second's by more than this many milliseconds, as the
+        /// median over the rounds of each run's lead over the other binary's run of the same
+        /// round (the two alternate).
         #[arg(long, value_name = "MS")]
         budget_ms: Option<f64>,
+        /// With --budget-ms: the --vs binary's median cold start on the machine the budget
+        /// was set on. The budget is then moved to this host's speed: times the --vs
+        /// binary's median here over this, within [1 / --max-scale, --max-scale].
+        #[arg(long, value_name = "MS", requires = "budget_ms")]
+        reference_ms: Option<f64>,
+        /// With --reference-ms: how far the host's speed may move the budget, either way.
+        #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
+        max_scale: f64,
         /// Fail unless every cold start of the first binary succeeded and every answer is an
         /// HTTP response (API Gateway's `statusCode`) with this status.
         #[arg(long, value_name = "STATUS")]
@@ -277,6 +287,8 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
             runs,
             payload,
             budget_ms,
+            reference_ms,
+            max_scale,
             expect_status,
             local_aws,
             jwt_claims,
@@ -361,8 +373,9 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
                 }
                 let (ma, mb) = (a.cold_start_median(), b.cold_start_median());
                 let ratio = ms(ma) / ms(mb).max(f64::EPSILON);
+                let excess = coldstart::excess_ms(a, b);
                 println!(
-                    "cold start median {}: {:.2} ms (init {:.2} + first invocation {:.2}) vs {}: {:.2} ms (init {:.2} + first invocation {:.2}): ratio {ratio:.2}, difference {:+.2} ms",
+                    "cold start median {}: {:.2} ms (init {:.2} + first invocation {:.2}) vs {}: {:.2} ms (init {:.2} + first invocation {:.2}): ratio {ratio:.2}, difference {:+.2} ms; median lead over the same round's run {}",
                     a.name,
                     ms(ma),
                     ms(a.init_median()),
@@ -371,24 +384,42 @@ pub async fn run(command: LambdaCommand) -> anyhow::Result<()> {
                     ms(mb),
                     ms(b.init_median()),
                     ms(b.first_duration_median()),
-                    ms(ma) - ms(mb)
+                    ms(ma) - ms(mb),
+                    excess.map_or("none (no round measured both)".to_owned(), |e| format!("{e:+.2} ms")),
                 );
                 if a.failures > 0 || b.failures > 0 {
                     bail!("{} of the cold starts failed", a.failures + b.failures);
                 }
                 if let Some(budget) = budget_ms {
-                    if !coldstart::within_budget(a, b, Duration::from_secs_f64(budget.max(0.0) / 1000.0)) {
+                    let budget = budget.max(0.0);
+                    let scaled = match reference_ms {
+                        Some(reference) => {
+                            let scaled = coldstart::scaled_budget(budget, ms(mb), reference, max_scale);
+                            println!(
+                                "budget {budget} ms where {} started in {reference:.2} ms; here in {:.2} ms: speed {:.2} (measured {:.2}, held within 1/{max_scale} to {max_scale}), budget {:.2} ms",
+                                b.name,
+                                ms(mb),
+                                scaled.speed,
+                                scaled.measured_speed,
+                                scaled.budget_ms
+                            );
+                            scaled.budget_ms
+                        }
+                        None => budget,
+                    };
+                    if !coldstart::within_budget(a, b, Duration::from_secs_f64(scaled / 1000.0)) {
                         bail!(
-                            "cold-start budget exceeded: {} cold start median {:.2} ms (init {:.2} + first invocation {:.2}) > {} {:.2} ms + {budget} ms",
+                            "cold-start budget exceeded: {} cold start median {:.2} ms (init {:.2} + first invocation {:.2}) vs {} {:.2} ms: median lead over the same round's run {} > {scaled:.2} ms",
                             a.name,
                             ms(ma),
                             ms(a.init_median()),
                             ms(a.first_duration_median()),
                             b.name,
-                            ms(mb)
+                            ms(mb),
+                            excess.map_or("none".to_owned(), |e| format!("{e:+.2} ms")),
                         );
                     }
-                    println!("cold-start budget held: within {budget} ms of {}", b.name);
+                    println!("cold-start budget held: within {scaled:.2} ms of {}", b.name);
                 }
             }
             Ok(())

@@ -31,6 +31,9 @@ pub struct ColdStarts {
     /// Runs whose invocation failed (an init or function error, or no answer): counted
     /// here and in no timing above.
     pub failures: usize,
+    /// The round (0, 1, ...) of each successful run, in the order of `cold_start`: runs of
+    /// two functions measured alternately pair up by round ([`paired_differences`]).
+    pub rounds: Vec<usize>,
 }
 
 /// `q` (0..=1) of `values`, by nearest rank.
@@ -103,10 +106,73 @@ impl ColdStarts {
     }
 }
 
-/// Whether `a`'s median cold start (init plus the first invocation) is within `budget` of
-/// `b`'s.
+/// `a`'s cold start minus `b`'s, in milliseconds, for each round in which both started:
+/// the two runs of a round are next to each other in time, so a slow spell of the host
+/// weighs on both sides of a pair alike.
+pub fn paired_differences(a: &ColdStarts, b: &ColdStarts) -> Vec<f64> {
+    let of_b: BTreeMap<usize, Duration> =
+        b.rounds.iter().copied().zip(b.cold_start.iter().copied()).collect();
+    a.rounds
+        .iter()
+        .zip(&a.cold_start)
+        .filter_map(|(round, start)| Some(ms(*start) - ms(*of_b.get(round)?)))
+        .collect()
+}
+
+/// The median of `values` (the mean of the middle two of an even count); `None` when empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 })
+}
+
+/// How much `a`'s cold start exceeds `b`'s: the median, over the rounds in which both
+/// started, of `a`'s cold start minus `b`'s, in milliseconds. Decided on pairs rather than
+/// on the difference of the two medians, so that a host that slows down for part of the run
+/// moves both sides of every pair it slows, not one side's median more than the other's.
+/// `None` when no round measured both.
+pub fn excess_ms(a: &ColdStarts, b: &ColdStarts) -> Option<f64> {
+    median(&paired_differences(a, b))
+}
+
+/// Whether `a`'s cold start exceeds `b`'s by at most `budget` ([`excess_ms`]). No pair
+/// measured is not within any budget.
 pub fn within_budget(a: &ColdStarts, b: &ColdStarts, budget: Duration) -> bool {
-    a.cold_start_median() <= b.cold_start_median() + budget
+    excess_ms(a, b).is_some_and(|excess| excess <= ms(budget))
+}
+
+/// A budget set on a reference machine, moved to this host's speed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaledBudget {
+    /// The budget on the reference machine, in milliseconds.
+    pub reference_budget_ms: f64,
+    /// How much slower (above 1) or faster (below 1) this host started the baseline than
+    /// the reference machine did, within `[1 / cap, cap]`.
+    pub speed: f64,
+    /// The speed as measured, before the cap.
+    pub measured_speed: f64,
+    /// The budget here: `reference_budget_ms × speed`.
+    pub budget_ms: f64,
+}
+
+/// Moves `budget_ms`, set on a machine where the baseline's median cold start was
+/// `reference_ms`, to a host where it is `baseline_ms`: the budget times their ratio, the
+/// ratio held within `[1 / max_scale, max_scale]`, as the time gate scales its budgets by
+/// its calibration and caps the kernel's term at 2× its reference. Spawning a process, its
+/// page faults and its first system calls are most of either function's cold start, and a
+/// busy host slows them for both: on a host that started the bare function 2.7× slower than
+/// the reference, payments' lead over it measured 2.2× the reference's. A host twice as
+/// slow gets twice the budget, no more; one twice as fast, half.
+pub fn scaled_budget(budget_ms: f64, baseline_ms: f64, reference_ms: f64, max_scale: f64) -> ScaledBudget {
+    let cap = max_scale.max(1.0);
+    let measured_speed =
+        if reference_ms > 0.0 && baseline_ms > 0.0 { baseline_ms / reference_ms } else { 1.0 };
+    let speed = measured_speed.clamp(1.0 / cap, cap);
+    ScaledBudget { reference_budget_ms: budget_ms, speed, measured_speed, budget_ms: budget_ms * speed }
 }
 
 /// Measures `runs` cold starts of each function (alternately when there are two), invoking
@@ -125,7 +191,7 @@ pub async fn measure(
     let lambda = builder.build()?;
     let mut out: Vec<ColdStarts> =
         functions.iter().map(|f| ColdStarts { name: f.name.clone(), ..ColdStarts::default() }).collect();
-    for _ in 0..runs {
+    for round in 0..runs {
         for stats in &mut out {
             let started = Instant::now();
             let result = lambda.invoke(&stats.name, payload.to_vec()).await;
@@ -138,6 +204,7 @@ pub async fn measure(
                     stats.init.push(init);
                     stats.first_duration.push(resp.report.duration);
                     stats.cold_start.push(init + resp.report.duration);
+                    stats.rounds.push(round);
                     stats.first_invocation.push(latency);
                     if let Some(status) = resp.json()["statusCode"].as_u64() {
                         *stats.statuses.entry(u16::try_from(status).unwrap_or(u16::MAX)).or_default() += 1;
@@ -176,6 +243,7 @@ mod tests {
             init: d(init_ms),
             first_duration: d(first_ms),
             statuses: statuses.iter().copied().collect(),
+            rounds: (0..init_ms.len()).collect(),
             ..ColdStarts::default()
         }
     }
@@ -204,5 +272,68 @@ mod tests {
         let plain = runs("plain", &[1, 1], &[1, 1], &[]);
         assert_eq!((plain.refused(), plain.answers_other_than(200)), (0, 2));
         assert!(app.summary().contains("answers 200 x1, 401 x2"), "{}", app.summary());
+    }
+
+    /// A host that slows down partway through the run: the difference of the two medians
+    /// takes one side's quick runs and the other's slow ones (here +6 ms against a 5 ms
+    /// budget, though the pairs' median is 3), the pairs do not.
+    #[test]
+    fn the_excess_is_taken_pair_by_pair() {
+        // The baseline's median falls among its quick runs, the app's among its slow ones.
+        let bare = runs("bare", &[2, 2, 2, 2, 2, 2, 20, 20, 20, 20], &[0; 10], &[]);
+        let app = runs("app", &[5, 5, 5, 5, 8, 22, 22, 22, 22, 22], &[0; 10], &[]);
+        assert!(ms(app.cold_start_median()) - ms(bare.cold_start_median()) > 5.0);
+        assert_eq!(excess_ms(&app, &bare), Some(3.0));
+        assert!(within_budget(&app, &bare, Duration::from_millis(5)));
+        // A lead in every pair is not averaged away by the host: 6 ms in each fails.
+        let slower = runs("app", &[8, 8, 8, 8, 8, 8, 26, 26, 26, 26], &[0; 10], &[]);
+        assert_eq!(excess_ms(&slower, &bare), Some(6.0));
+        assert!(!within_budget(&slower, &bare, Duration::from_millis(5)));
+    }
+
+    /// A round in which one side failed pairs with nothing: the rest pair by round, not by
+    /// position (by position, every pair after the gap would be a round apart).
+    #[test]
+    fn pairs_are_matched_by_round() {
+        let mut bare = runs("bare", &[1, 2, 3, 4], &[0; 4], &[]);
+        // The baseline's round 1 failed.
+        bare.cold_start.remove(1);
+        bare.rounds.remove(1);
+        let app = runs("app", &[11, 12, 13, 14], &[0; 4], &[]);
+        assert_eq!(paired_differences(&app, &bare), vec![10.0, 10.0, 10.0]);
+        let none = ColdStarts { name: "none".to_owned(), ..ColdStarts::default() };
+        assert_eq!(excess_ms(&app, &none), None);
+        assert!(
+            !within_budget(&app, &none, Duration::from_secs(3600)),
+            "nothing compared is not within budget"
+        );
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, -1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+
+    /// The budget follows the host's speed, within the cap either way.
+    #[test]
+    fn the_budget_moves_with_the_hosts_speed_within_its_cap() {
+        let same = scaled_budget(5.0, 2.3, 2.3, 2.0);
+        assert_eq!((same.speed, same.budget_ms), (1.0, 5.0));
+        let slower = scaled_budget(5.0, 3.45, 2.3, 2.0);
+        assert!((slower.speed - 1.5).abs() < 1e-9 && (slower.budget_ms - 7.5).abs() < 1e-9, "{slower:?}");
+        // A host 10x slower gets twice the budget, not ten times.
+        let crawling = scaled_budget(5.0, 23.0, 2.3, 2.0);
+        assert_eq!((crawling.speed, crawling.budget_ms), (2.0, 10.0));
+        assert!((crawling.measured_speed - 10.0).abs() < 1e-9);
+        // A faster host tightens it, to half at most.
+        let faster = scaled_budget(5.0, 0.23, 2.3, 2.0);
+        assert_eq!((faster.speed, faster.budget_ms), (0.5, 2.5));
+        // A cap below 1 is no cap that loosens: it holds the budget as set.
+        assert_eq!(scaled_budget(5.0, 23.0, 2.3, 0.5).budget_ms, 5.0);
+        // Nothing measured, or no reference: the budget as set.
+        assert_eq!(scaled_budget(5.0, 0.0, 2.3, 2.0).budget_ms, 5.0);
+        assert_eq!(scaled_budget(5.0, 6.0, 0.0, 2.0).budget_ms, 5.0);
     }
 }
