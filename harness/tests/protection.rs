@@ -1,6 +1,9 @@
 //! `lift::security::protection` against real parts: the token vault on DynamoDB Local,
 //! envelope encryption against the mocked KMS (real AES-256-GCM, context bound).
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use lift::security::protection::detect::luhn_valid;
 use lift::security::protection::{
     AwsKmsClient, DataClass, DataKeyCache, Envelope, HashKey, KmsClient, MaskStrategy, Policy,
@@ -82,6 +85,83 @@ async fn detokenize_needs_the_role_and_stays_in_the_tenant() {
         custom.detokenize(&ctx("tenant-a", &["vault:reveal"]), &token).await.expect("custom role"),
         pan
     );
+}
+
+/// The vault item of `token` in `tenant`, and the card-number lookup item that names it.
+async fn vault_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    token: &str,
+) -> (HashMap<String, AttributeValue>, HashMap<String, AttributeValue>) {
+    let items = client.scan().table_name(table).send().await.expect("scan").items.unwrap_or_default();
+    let pk = |i: &HashMap<String, AttributeValue>| i["pk"].as_s().cloned().unwrap_or_default();
+    let token_item =
+        items.iter().find(|i| pk(i) == format!("TOKEN#{tenant}#{token}")).expect("token item").clone();
+    let lookup = items
+        .iter()
+        .find(|i| {
+            pk(i).starts_with(&format!("PANHASH#{tenant}#"))
+                && i.get("token").and_then(|t| t.as_s().ok()) == Some(&token.to_owned())
+        })
+        .expect("lookup item")
+        .clone();
+    (token_item, lookup)
+}
+
+/// An attacker who can write the vault table but holds no key: they tokenize their own card
+/// as a customer of the same tenant, then copy its ciphertext into a victim's token item
+/// (refunds to the victim's token would reach their card), or point the victim's card's
+/// lookup item at their token. Both are refused, and the untouched tokens still work.
+#[tokio::test]
+async fn a_vault_item_rewritten_to_another_card_is_refused() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let table = local.create_table(&lift::store::tables::tokens()).await.expect("create the table");
+    let client = local.client().await;
+    let vault = TokenVault::new(
+        client.clone(),
+        table.clone(),
+        HashKey::new(*b"vault key: thirty-two bytes long"),
+        envelope(&mocks),
+    );
+    let (victim_pan, attacker_pan) = ("4111111111111111", "5555555555554444");
+    let victim = vault.tokenize("tenant-a", victim_pan).await.expect("tokenize");
+    let attacker = vault.tokenize("tenant-a", attacker_pan).await.expect("tokenize");
+    let reveal = ctx("tenant-a", &["pan:detokenize"]);
+    assert_eq!(vault.detokenize(&reveal, &victim).await.expect("detokenize"), victim_pan);
+
+    let (mut victim_item, mut victim_lookup) = vault_items(&client, &table, "tenant-a", &victim).await;
+    let (attacker_item, _) = vault_items(&client, &table, "tenant-a", &attacker).await;
+    // The attacker's ciphertext (and its hash) under the victim's token.
+    let original = victim_item.clone();
+    for attribute in ["pan", "pan_hash"] {
+        victim_item.insert(attribute.to_owned(), attacker_item[attribute].clone());
+    }
+    client.put_item().table_name(&table).set_item(Some(victim_item)).send().await.expect("rewrite");
+    let swapped = vault.detokenize(&reveal, &victim).await;
+    assert!(matches!(swapped, Err(ProtectionError::Tampered)), "the victim's token revealed {swapped:?}");
+    assert_eq!(vault.detokenize(&reveal, &attacker).await.expect("detokenize"), attacker_pan);
+    client.put_item().table_name(&table).set_item(Some(original)).send().await.expect("restore");
+    assert_eq!(vault.detokenize(&reveal, &victim).await.expect("detokenize"), victim_pan);
+
+    // The victim's card's lookup item pointed at the attacker's token: charging the card by
+    // its token would charge the attacker's.
+    victim_lookup.insert("token".to_owned(), AttributeValue::S(attacker.clone()));
+    client.put_item().table_name(&table).set_item(Some(victim_lookup)).send().await.expect("rewrite");
+    let redirected = vault.tokenize("tenant-a", victim_pan).await;
+    assert!(matches!(redirected, Err(ProtectionError::Tampered)), "tokenize answered {redirected:?}");
+    assert_eq!(vault.tokenize("tenant-a", attacker_pan).await.expect("tokenize"), attacker);
+
+    // A vault under another hash key derives other tokens: it refuses the old ones rather
+    // than reveal them unchecked.
+    let rekeyed = TokenVault::new(
+        client.clone(),
+        table.clone(),
+        HashKey::new(*b"another key, also 32 bytes long!"),
+        envelope(&mocks),
+    );
+    assert!(matches!(rekeyed.detokenize(&reveal, &attacker).await, Err(ProtectionError::Tampered)));
 }
 
 #[tokio::test]

@@ -65,6 +65,11 @@ pub enum ProtectionError {
     /// The value to tokenize is not a card number.
     #[error("value is not a card number")]
     NotAPan,
+    /// A vault item does not match the card number it holds: a token item whose card number
+    /// does not derive its token (a ciphertext copied from another token's item), or a
+    /// card number's lookup item naming a token that card number does not derive.
+    #[error("token vault item does not match its card number")]
+    Tampered,
     /// DynamoDB failed.
     #[error("token vault error: {0}")]
     Store(String),

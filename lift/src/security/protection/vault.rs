@@ -7,6 +7,14 @@
 //!
 //! A token keeps the PAN's length and last four digits, and fails the Luhn check, so it
 //! can never be mistaken for a real card.
+//!
+//! A token is derived from the PAN (a keyed hash of the tenant and the PAN, see
+//! [`TokenVault::candidate`]), and the vault checks that link both ways, so an attacker
+//! who can write the table cannot redirect a token: a `TOKEN#` item whose PAN does not
+//! derive its token (another card's ciphertext copied in, so that refunds to a customer's
+//! token reach the attacker's card) is refused on detokenize, and a `PANHASH#` item naming
+//! a token its PAN does not derive is refused on tokenize, both with
+//! [`ProtectionError::Tampered`].
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -60,6 +68,9 @@ fn store_err(e: impl std::fmt::Display) -> ProtectionError {
 
 impl TokenVault {
     /// A vault in `table`, hashing PANs under `key`, encrypting them with `envelope`.
+    ///
+    /// `key` derives the tokens: keep it for the vault's life. A vault under another key
+    /// refuses every token the old key derived ([`ProtectionError::Tampered`]).
     pub fn new(client: Client, table: impl Into<String>, key: HashKey, envelope: Envelope) -> Self {
         Self { client, table: table.into(), key, envelope, role: DETOKENIZE_ROLE.into(), ttl: None }
     }
@@ -91,13 +102,41 @@ impl TokenVault {
         String::from_utf8(token).expect("ascii digits")
     }
 
+    /// Whether `token` is one of the candidates of `digits` in `tenant`: the link from a
+    /// PAN to its token that no write to the table can forge without the hash key.
+    fn derives(&self, tenant: &str, digits: &str, token: &str) -> bool {
+        digits.len() == token.len()
+            && (0..ATTEMPTS).any(|attempt| self.candidate(tenant, digits, attempt) == token)
+    }
+
+    /// The token a `PANHASH#` item names, refused unless `digits` derive it.
+    async fn checked_reverse(
+        &self,
+        tenant: &str,
+        digits: &str,
+        pk: &str,
+    ) -> Result<Option<String>, ProtectionError> {
+        match self.reverse(pk).await? {
+            Some(token) if !self.derives(tenant, digits, &token) => {
+                tracing::warn!(
+                    tenant,
+                    "token vault: a card number's lookup item names a token it does not derive"
+                );
+                Err(ProtectionError::Tampered)
+            }
+            found => Ok(found),
+        }
+    }
+
     fn expires_at(&self) -> Option<AttributeValue> {
         let ttl = self.ttl?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Some(AttributeValue::N((now + ttl).as_secs().to_string()))
     }
 
-    /// The token of a PAN for a tenant: the existing one, or a new one.
+    /// The token of a PAN for a tenant: the existing one, or a new one. Refused
+    /// ([`ProtectionError::Tampered`]) when the PAN's lookup item names a token the PAN does
+    /// not derive.
     pub async fn tokenize(&self, tenant: &str, pan: &str) -> Result<String, ProtectionError> {
         if !detect::is_pan(pan) {
             return Err(ProtectionError::NotAPan);
@@ -105,7 +144,7 @@ impl TokenVault {
         let digits: String = pan.chars().filter(char::is_ascii_digit).collect();
         let pan_hash = self.key.hash_hex(&[b"pan", tenant.as_bytes(), digits.as_bytes()]);
         let reverse_pk = format!("PANHASH#{tenant}#{pan_hash}");
-        if let Some(token) = self.reverse(&reverse_pk).await? {
+        if let Some(token) = self.checked_reverse(tenant, &digits, &reverse_pk).await? {
             return Ok(token);
         }
         let ciphertext = self.envelope.encrypt(tenant, digits.as_bytes()).await?;
@@ -146,9 +185,10 @@ impl TokenVault {
             }
             return match reverse.send().await {
                 Ok(_) => Ok(token),
-                Err(e) if is_conditional(&e) => {
-                    self.reverse(&reverse_pk).await?.ok_or(ProtectionError::TokenNotFound)
-                }
+                Err(e) if is_conditional(&e) => self
+                    .checked_reverse(tenant, &digits, &reverse_pk)
+                    .await?
+                    .ok_or(ProtectionError::TokenNotFound),
                 Err(e) => Err(store_err(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
             };
         }
@@ -179,7 +219,8 @@ impl TokenVault {
     }
 
     /// The PAN of a token, for a principal holding the detokenize role; the tenant is the
-    /// principal's.
+    /// principal's. Refused ([`ProtectionError::Tampered`]) when the PAN the item holds does
+    /// not derive the token.
     pub async fn detokenize(&self, ctx: &Context, token: &str) -> Result<String, ProtectionError> {
         let principal = ctx
             .principal()
@@ -190,7 +231,15 @@ impl TokenVault {
             self.get(&format!("TOKEN#{tenant}#{token}")).await?.ok_or(ProtectionError::TokenNotFound)?;
         let ct = item.get("pan").and_then(|v| v.as_b().ok()).ok_or(ProtectionError::TokenNotFound)?;
         let pan = self.envelope.decrypt(tenant, ct.as_ref()).await?;
-        String::from_utf8(pan).map_err(|_| ProtectionError::Format)
+        let pan = String::from_utf8(pan).map_err(|_| ProtectionError::Format)?;
+        if !self.derives(tenant, &pan, token) {
+            tracing::warn!(
+                tenant,
+                "token vault: a token item holds a card number that does not derive its token"
+            );
+            return Err(ProtectionError::Tampered);
+        }
+        Ok(pan)
     }
 
     /// Replaces every PAN of a document (whole values and inside text) by its token when
