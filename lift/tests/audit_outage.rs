@@ -473,3 +473,97 @@ async fn a_flush_cancelled_halfway_loses_nothing_and_gives_every_place_back() {
     assert_eq!(resources, expected, "each entry stored once, in order");
     let _place = trail.reserve().await.expect("every place was given back");
 }
+
+/// Security events keep a headroom above the ceiling: at the ceiling, where ordinary places
+/// are refused, a threat incident or a compliance violation still takes one, up to the
+/// headroom and no further; places given back are taken again.
+#[tokio::test]
+async fn security_events_are_kept_past_the_ceiling_within_their_headroom() {
+    let trail = AuditTrail::builder()
+        .client(unreachable())
+        .table("audit")
+        .capacity(2)
+        .max_buffered(5)
+        .security_headroom(2)
+        .append_wait(Duration::ZERO)
+        .build()
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(trail.reserve().await.unwrap());
+    }
+    assert!(matches!(trail.reserve().await, Err(AuditError::Saturated { max_buffered: 5 })));
+    let first = trail.reserve_security_event().await.expect("the headroom's first place");
+    let second = trail.reserve_security_event().await.expect("the headroom's second place");
+    assert!(
+        matches!(trail.reserve_security_event().await, Err(AuditError::Saturated { max_buffered: 7 })),
+        "the headroom is bounded too"
+    );
+    assert!(
+        matches!(trail.reserve().await, Err(AuditError::Saturated { max_buffered: 5 })),
+        "ordinary requests never take the headroom"
+    );
+    first.fill(AuditEntry::new("acme", "mallory", "threat.incident", "/payments", Outcome::Denied));
+    assert_eq!(trail.pending(), 1, "the event is held for the store's return");
+    drop(second);
+    assert!(trail.reserve_security_event().await.is_ok(), "a place given back is taken again");
+    drop(held);
+    assert!(trail.reserve().await.is_ok());
+
+    // By default the headroom is a quarter of the ceiling, at least one place.
+    let small = self::trail(unreachable());
+    let mut held: Vec<_> = Vec::new();
+    for _ in 0..5 {
+        held.push(small.reserve().await.unwrap());
+    }
+    let kept = small.reserve_security_event().await.expect("one place above a ceiling of 5");
+    assert!(small.reserve_security_event().await.is_err());
+    drop((kept, held));
+}
+
+/// With DynamoDB down and the trail at its ceiling, an attack is still refused and its
+/// incident kept, not dropped: once DynamoDB is back it is stored after the requests held
+/// before it.
+#[cfg(feature = "threat")]
+#[tokio::test]
+async fn an_incident_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() {
+    use lift::security::threat::{ThreatLayer, INCIDENT_ACTION};
+
+    let dynamo = Dynamo::start().await;
+    let trail = trail(dynamo.client());
+    dynamo.set(Mode::Down);
+    for i in 0..5 {
+        trail
+            .append(AuditEntry::new(
+                "acme",
+                "alice",
+                "payments.read",
+                format!("payment/{i}"),
+                Outcome::Success,
+            ))
+            .await;
+    }
+    assert_eq!(trail.pending(), 5, "at the ceiling");
+    let svc = ThreatLayer::builder().audit(trail.clone()).build().unwrap().layer(tower::service_fn(
+        |_req: Request| async { Ok::<_, std::convert::Infallible>(Response::new(Body::from("{}"))) },
+    ));
+    let attack = http::Request::get("/payments?id=1%27%20OR%20%271%27%3D%271").body(Body::empty()).unwrap();
+    let res = svc.oneshot(attack).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(trail.pending(), 6, "the incident is held above the ceiling, not dropped");
+
+    dynamo.set(Mode::Up);
+    trail.flush().await.expect("the store is back");
+    assert_eq!(trail.pending(), 0);
+    // The request carried no principal: its incident is in tenant `-`.
+    let incidents = trail.query(AuditQuery::tenant("-")).await.unwrap();
+    assert_eq!(incidents.len(), 1, "the incident is stored");
+    assert_eq!(incidents[0].entry.action, INCIDENT_ACTION);
+    assert_eq!(
+        trail.query(AuditQuery::tenant("acme")).await.unwrap().len(),
+        5,
+        "and the entries held before it"
+    );
+    let detail: Value = serde_json::from_str(&incidents[0].entry.detail).unwrap();
+    assert!(detail["actions"].as_array().unwrap().contains(&json!("audited")), "{detail}");
+}

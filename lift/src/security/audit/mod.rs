@@ -11,7 +11,9 @@
 //!   that never waits longer than the [append wait](AuditTrailBuilder::append_wait)),
 //!   up to a hard [ceiling](AuditTrailBuilder::max_buffered) while DynamoDB does not take
 //!   them (by default [`DEFAULT_CEILING_FACTOR`] times the capacity): at the ceiling new
-//!   entries are refused ([`AuditError::Saturated`]) and nothing held is dropped; once
+//!   entries are refused ([`AuditError::Saturated`]) and nothing held is dropped, while
+//!   threat incidents and compliance violations still take a place in a bounded
+//!   [headroom](AuditTrailBuilder::security_headroom) above it; once
 //!   DynamoDB is back, a flush stores what is held in chain order, and entries are taken
 //!   again. [`flush`](AuditTrail::flush) seals and writes them to DynamoDB with conditional
 //!   writes, so an entry can never be overwritten; entries expire by TTL; they can be

@@ -135,6 +135,7 @@ pub struct AuditTrailBuilder {
     table: Option<String>,
     capacity: Option<usize>,
     max_buffered: Option<usize>,
+    security_headroom: Option<usize>,
     append_wait: Option<Duration>,
     retention: Option<Duration>,
     checkpoint_key: Option<CheckpointKey>,
@@ -214,6 +215,18 @@ impl AuditTrailBuilder {
         self
     }
 
+    /// Places kept above the ceiling for security events (default a quarter of the
+    /// ceiling, at least 1): threat incidents and compliance violations take their place with
+    /// [`reserve_security_event`](AuditTrail::reserve_security_event), which refuses only at
+    /// `max_buffered` plus this, so while DynamoDB is away and ordinary requests are refused
+    /// at the ceiling, the attack or violation that comes next is still kept. An attacker who
+    /// sets off incidents fills this headroom too, and then they are refused: memory stays
+    /// bounded by `max_buffered + security_headroom`.
+    pub fn security_headroom(mut self, headroom: usize) -> Self {
+        self.security_headroom = Some(headroom);
+        self
+    }
+
     /// How long [`AuditTrail::append`] waits for room in a full buffer before it buffers
     /// the entry over the capacity (default [`DEFAULT_APPEND_WAIT`]).
     pub fn append_wait(mut self, wait: Duration) -> Self {
@@ -257,6 +270,7 @@ impl AuditTrailBuilder {
                 table: self.table.unwrap_or_else(|| crate::store::tables::audit().resolve_name()),
                 capacity,
                 max_buffered,
+                security_headroom: self.security_headroom.unwrap_or((max_buffered / 4).max(1)),
                 held: AtomicUsize::new(0),
                 append_wait: self.append_wait.unwrap_or(DEFAULT_APPEND_WAIT),
                 retention: self.retention.unwrap_or(DEFAULT_RETENTION),
@@ -338,6 +352,8 @@ struct Inner {
     capacity: usize,
     /// The ceiling of `held`.
     max_buffered: usize,
+    /// Places above the ceiling only security events take.
+    security_headroom: usize,
     /// Places taken: entries buffered and places reserved for entries to come.
     held: AtomicUsize,
     append_wait: Duration,
@@ -421,6 +437,7 @@ impl std::fmt::Debug for AuditTrail {
             .field("table", &self.inner.table)
             .field("capacity", &self.inner.capacity)
             .field("max_buffered", &self.inner.max_buffered)
+            .field("security_headroom", &self.inner.security_headroom)
             .field("pending", &self.pending())
             .finish()
     }
@@ -525,7 +542,7 @@ impl AuditTrail {
     fn take_slot(&self) -> Result<(), AuditError> {
         let permit =
             self.inner.room.try_acquire().map_err(|_| AuditError::Full { capacity: self.inner.capacity })?;
-        if !self.take_place() {
+        if !self.take_place(self.inner.max_buffered) {
             return Err(AuditError::Saturated { max_buffered: self.inner.max_buffered });
         }
         permit.forget();
@@ -556,8 +573,24 @@ impl AuditTrail {
     /// # Ok(()) }
     /// ```
     pub async fn reserve(&self) -> Result<AuditPlace, AuditError> {
-        let saturated = || AuditError::Saturated { max_buffered: self.inner.max_buffered };
-        if self.inner.held.load(Ordering::SeqCst) >= self.inner.max_buffered {
+        self.reserve_under(self.inner.max_buffered).await
+    }
+
+    /// Takes a place for a security event (a threat incident, a compliance violation) as
+    /// [`reserve`](Self::reserve) does, but refuses only past the ceiling plus the
+    /// [security headroom](AuditTrailBuilder::security_headroom): at the ceiling, where
+    /// ordinary requests are refused, the event is still kept for the store's return.
+    ///
+    /// # Errors
+    /// [`AuditError::Saturated`] (naming the ceiling plus the headroom) when the headroom is
+    /// taken too.
+    pub async fn reserve_security_event(&self) -> Result<AuditPlace, AuditError> {
+        self.reserve_under(self.inner.max_buffered.saturating_add(self.inner.security_headroom)).await
+    }
+
+    async fn reserve_under(&self, ceiling: usize) -> Result<AuditPlace, AuditError> {
+        let saturated = || AuditError::Saturated { max_buffered: ceiling };
+        if self.inner.held.load(Ordering::SeqCst) >= ceiling {
             return Err(saturated());
         }
         // Room at once, the common case, without the timer (and its clock read) of the wait.
@@ -568,7 +601,7 @@ impl AuditTrail {
                 _ => None,
             },
         };
-        if !self.take_place() {
+        if !self.take_place(ceiling) {
             return Err(saturated());
         }
         let slot = match slot {
@@ -609,11 +642,11 @@ impl AuditTrail {
         }
     }
 
-    /// Counts one more place taken, unless the ceiling is reached.
-    fn take_place(&self) -> bool {
+    /// Counts one more place taken, unless `ceiling` is reached.
+    fn take_place(&self, ceiling: usize) -> bool {
         // One atomic operation when there is room: a place taken past the ceiling by a
         // racing request is given back at once, so no more than the ceiling stay taken.
-        if self.inner.held.fetch_add(1, Ordering::SeqCst) < self.inner.max_buffered {
+        if self.inner.held.fetch_add(1, Ordering::SeqCst) < ceiling {
             return true;
         }
         self.inner.held.fetch_sub(1, Ordering::SeqCst);

@@ -280,8 +280,9 @@ async fn report_violations(shared: &Shared, record: &InvocationRecord, violation
         )
         .request_id(record.request.request_id.clone())
         .detail(v.detail.clone());
-        // At the trail's ceiling the violation is refused, and said so.
-        match trail.reserve().await {
+        // Kept past the trail's ceiling, in its security headroom; refused, and said so,
+        // only once that is taken too.
+        match trail.reserve_security_event().await {
             Ok(place) => place.fill(entry),
             Err(err) => {
                 tracing::error!(error = %err, rule = %v.rule, "compliance violation not recorded in the audit trail")

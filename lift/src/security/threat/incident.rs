@@ -335,10 +335,11 @@ impl Playbook {
                 incident.actions.push("alerted");
             }
         }
-        // The place first: at the trail's ceiling (DynamoDB down for long) the incident is
-        // not recorded, and its actions do not say it was.
+        // The place first, in the trail's security headroom above its ceiling: with DynamoDB
+        // down for long, ordinary requests are refused at the ceiling and the incident is
+        // still kept; past the headroom it is not recorded, and its actions do not say it was.
         let place = match &self.trail {
-            Some(trail) => match trail.reserve().await {
+            Some(trail) => match trail.reserve_security_event().await {
                 Ok(place) => Some((trail, place)),
                 Err(err) => {
                     tracing::error!(error = %err, "threat incident not recorded in the audit trail");
