@@ -196,10 +196,12 @@ pub(crate) fn sdk_error<E: aws_sdk_lambda::error::ProvideErrorMetadata + std::fm
     }
 }
 
-/// Where a gate reads the EMF documents one version of a function printed since a moment.
+/// Where a gate reads the EMF documents one version of a function printed since a moment,
+/// and, when it can, how many times that version was invoked.
 ///
 /// The harness reads them from its local Lambda runtime's log streams (`[N]` in the stream
-/// name); on AWS they are in the function's log group, by stream.
+/// name); on AWS they are in the function's log group, by stream, and the invocations are
+/// `AWS/Lambda` `Invocations` by alias and executed version.
 pub trait MetricSource: Send + Sync {
     /// The documents `function`'s version `version` printed at or after `since_ms`.
     fn documents<'a>(
@@ -208,6 +210,25 @@ pub trait MetricSource: Send + Sync {
         version: &'a str,
         since_ms: i64,
     ) -> BoxFuture<'a, Result<Vec<EmfDocument>, String>>;
+
+    /// How many invocations of `function`'s version `version` ended at or after `since_ms`,
+    /// however they ended: answered, failed, crashed, exited, killed for memory, timed out
+    /// or failed in init (Lambda writes a `REPORT` line for each). `Ok(None)`, the default,
+    /// when the source cannot tell: the [`SloGate`] then judges the documents alone.
+    ///
+    /// Count the traffic the version served, not the invocations a rollout made of it
+    /// directly by version (a [`HealthGate`]'s, which a service usually leaves uncounted):
+    /// the gate takes every invocation that left no request in the documents for a bad
+    /// request. A count that errs should err low: one too high fails a healthy version.
+    fn invocations<'a>(
+        &'a self,
+        function: &'a str,
+        version: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<u64>, String>> {
+        let _ = (function, version, since_ms);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The burn rate of each SLO of a file, over the new version's own requests since it first
@@ -235,9 +256,22 @@ pub trait MetricSource: Send + Sync {
 ///
 /// Missing documents are not taken for health: an SLO the old version's documents feed over
 /// the same time, or a service-wide one while another SLO counted requests, has no verdict
-/// when none of the new version's requests count for it. The gate counts only the documents
-/// the new version wrote, though: an invocation that ends before its document is written (a
-/// timeout, running out of memory, a crash in init) is not counted at all, bad or good.
+/// when none of the new version's requests count for it.
+///
+/// Nor are missing requests: an invocation that ends before its document is written (a
+/// crash or panic in the handler, an exit, a failed init, running out of memory, a timeout)
+/// is a bad request. When the source counts the new version's invocations
+/// ([`MetricSource::invocations`]), those that left no request in its documents (the
+/// invocations less the most requests any SLO counted) are added, bad, to every SLO the new
+/// version is judged on: each SLO its requests fed, and each service-wide one. So a version
+/// that crashes on every request fails on its invocations alone, with no document at all.
+/// That takes a service-wide SLO in the file, which counts every documented request, as the
+/// outage alarm does: without one, requests outside every SLO's route or tenant cannot be
+/// told from lost ones, and the invocations count only when the new version wrote no
+/// document at all. Fewer invocations than documented requests (a document carrying several
+/// requests, late invocation counts) take nothing away and fail nothing. When the source
+/// cannot count invocations, only the documents are judged, and an invocation that wrote
+/// none is not counted at all, bad or good.
 #[derive(Clone)]
 pub struct SloGate {
     file: SloFile,
@@ -369,13 +403,36 @@ impl SloGate {
     /// time: an SLO they feed that the new version's `docs` do not has no verdict either, so
     /// a new version that stops writing what an SLO reads is not promoted for it.
     pub fn judge_against(&self, docs: &[EmfDocument], baseline: &[EmfDocument]) -> Reading {
+        self.judge_invocations(docs, baseline, None)
+    }
+
+    /// As [`SloGate::judge_against`], with `invocations`, how many times the new version was
+    /// invoked over the same time (`None`: unknown). Those that left no request in `docs`
+    /// count as bad requests for every SLO the new version is judged on (see the type's docs),
+    /// so more invocations than documented requests can fail the reading, never pass it.
+    pub fn judge_invocations(
+        &self,
+        docs: &[EmfDocument],
+        baseline: &[EmfDocument],
+        invocations: Option<u64>,
+    ) -> Reading {
         let service = self.file.service();
         let counted = |slo: &lift_monitoring::slo::Slo, docs: &[EmfDocument]| -> (f64, f64) {
             docs.iter()
                 .filter_map(|doc| lift_monitoring::evaluator::slo_counts(slo, service, doc))
                 .fold((0.0, 0.0), |(r, b), (dr, db)| (r + dr, b + db))
         };
-        let touched = self.file.slos().iter().any(|slo| counted(slo, docs).0 > 0.0);
+        let service_wide =
+            |slo: &lift_monitoring::slo::Slo| slo.scope().route.is_none() && slo.scope().tenant.is_none();
+        let documented = self.file.slos().iter().map(|slo| counted(slo, docs).0).fold(0.0, f64::max);
+        let touched = documented > 0.0;
+        // Invocations that left no request: every documented request is among the most any
+        // SLO counted only when a service-wide SLO counts them all (or nothing was written).
+        let has_service_wide = self.file.slos().iter().any(&service_wide);
+        let unrecorded = match invocations {
+            Some(invoked) if has_service_wide || docs.is_empty() => (invoked as f64 - documented).max(0.0),
+            _ => 0.0,
+        };
         let mut lines = Vec::new();
         let mut failed = Vec::new();
         let mut undecided = Vec::new();
@@ -395,10 +452,17 @@ impl SloGate {
                 ));
                 continue;
             }
-            let (requests, bad) = counted(slo, docs);
+            let (mut requests, mut bad) = counted(slo, docs);
+            // Lost invocations count for an SLO the new version's requests fed or that covers
+            // every request, or for every SLO when the file has no service-wide one (nothing
+            // was written then, see above): they could have been any request.
+            let charged = unrecorded > 0.0 && (requests > 0.0 || service_wide(slo) || !has_service_wide);
+            let lost = if charged { unrecorded } else { 0.0 };
+            requests += lost;
+            bad += lost;
             if requests == 0.0 {
                 let fed = counted(slo, baseline).0;
-                let service_wide = slo.scope().route.is_none() && slo.scope().tenant.is_none();
+                let service_wide = service_wide(slo);
                 if fed > 0.0 {
                     undecided.push(format!(
                         "{}: no request of the new version counted, though {fed} of the old version's did \
@@ -418,8 +482,13 @@ impl SloGate {
             let budget = slo.error_budget();
             let burn = (bad / requests) / budget;
             let (lower, upper) = wilson(bad, requests, self.z);
+            let lost = if lost > 0.0 {
+                format!(" ({lost} of them invocations that ended without writing a request)")
+            } else {
+                String::new()
+            };
             let line = format!(
-                "{}: {bad}/{requests} bad, burn rate {burn:.1} (between {:.1} and {:.1})",
+                "{}: {bad}/{requests} bad{lost}, burn rate {burn:.1} (between {:.1} and {:.1})",
                 slo.name(),
                 lower / budget,
                 upper / budget
@@ -466,12 +535,21 @@ impl Gate for SloGate {
             let Some(since) = ctx.traffic_since_ms else {
                 return Reading::no_data("the new version has had no traffic");
             };
+            // Invocations before documents: an invocation counted has had its document
+            // written by the time the documents are read, so a reading does not take an
+            // invocation still in flight for one that wrote nothing.
+            let invocations = match self.source.invocations(&ctx.function, &ctx.to_version, since).await {
+                Ok(invocations) => invocations,
+                Err(err) => {
+                    return Reading::fail(format!("cannot count the new version's invocations: {err}"))
+                }
+            };
             let docs = match self.source.documents(&ctx.function, &ctx.to_version, since).await {
                 Ok(docs) => docs,
                 Err(err) => return Reading::fail(format!("cannot read the new version's metrics: {err}")),
             };
             match self.source.documents(&ctx.function, &ctx.from_version, since).await {
-                Ok(baseline) => self.judge_against(&docs, &baseline),
+                Ok(baseline) => self.judge_invocations(&docs, &baseline, invocations),
                 Err(err) => Reading::fail(format!("cannot read the old version's metrics: {err}")),
             }
         })
@@ -704,5 +782,176 @@ mod tests {
         }
         assert_eq!(clean_requests_to_pass(0.0144, 0.0), 1, "the observed fraction alone");
         assert_eq!(clean_requests_to_pass(1e-300, z), u64::MAX, "beyond any count, without a loop");
+    }
+
+    /// The new version's documents and invocation count, as a source reports them.
+    struct Fake {
+        docs: Vec<EmfDocument>,
+        invocations: Result<Option<u64>, String>,
+    }
+
+    impl MetricSource for Fake {
+        fn documents<'a>(
+            &'a self,
+            _: &'a str,
+            version: &'a str,
+            _: i64,
+        ) -> BoxFuture<'a, Result<Vec<EmfDocument>, String>> {
+            let docs = if version == "2" { self.docs.clone() } else { Vec::new() };
+            Box::pin(async move { Ok(docs) })
+        }
+
+        fn invocations<'a>(
+            &'a self,
+            _: &'a str,
+            version: &'a str,
+            _: i64,
+        ) -> BoxFuture<'a, Result<Option<u64>, String>> {
+            assert_eq!(version, "2", "only the new version's invocations are read");
+            let invocations = self.invocations.clone();
+            Box::pin(async move { invocations })
+        }
+    }
+
+    const SLOS: &str = r#"
+[service]
+name = "payments"
+namespace = "Payments"
+
+[[slo]]
+name = "availability"
+kind = "availability"
+objective = 99.9
+
+[[slo]]
+name = "latency"
+kind = "latency"
+objective = 99.0
+threshold_ms = 300
+"#;
+
+    /// One SLO scoped to a route, none service-wide.
+    const ROUTE_SLO: &str = r#"
+[service]
+name = "payments"
+namespace = "Payments"
+
+[[slo]]
+name = "create-availability"
+kind = "availability"
+route = "/payments"
+objective = 99.9
+"#;
+
+    /// `total` requests of Lift's shape, the first `errors` of them 5xx.
+    fn docs(total: usize, errors: usize) -> Vec<EmfDocument> {
+        (0..total)
+            .map(|i| {
+                let line = serde_json::json!({
+                    "_aws": {"Timestamp": 1_764_720_000_000_i64, "CloudWatchMetrics": [{
+                        "Namespace": "Payments", "Dimensions": [[]],
+                        "Metrics": [{"Name": "Requests"}, {"Name": "Latency"}, {"Name": "5xx"}]
+                    }]},
+                    "Requests": 1.0, "Latency": 20.0, "5xx": if i < errors { 1.0 } else { 0.0 },
+                });
+                EmfDocument::parse(&line.to_string()).unwrap().unwrap()
+            })
+            .collect()
+    }
+
+    /// The SLO gate's reading over `docs` and `invocations` of version 2, through its check.
+    fn read(slos: &str, docs: Vec<EmfDocument>, invocations: Result<Option<u64>, String>) -> Reading {
+        let source = Arc::new(Fake { docs, invocations });
+        let gate = SloGate::new(SloFile::parse(slos).unwrap(), source);
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .build();
+        let ctx = GateContext {
+            function: "payments".into(),
+            alias: "live".into(),
+            from_version: "1".into(),
+            to_version: "2".into(),
+            weight: 0.1,
+            traffic_since_ms: Some(1_764_720_000_000),
+            lambda: aws_sdk_lambda::Client::from_conf(config),
+        };
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(gate.check(&ctx))
+    }
+
+    #[test]
+    fn invocations_that_wrote_no_request_are_bad_requests_and_fail_the_gate() {
+        // Ten clean requests are too few for a verdict; the 90 invocations that crashed
+        // before writing theirs are not "no data", they are 90 bad requests.
+        let unknown = read(SLOS, docs(10, 0), Ok(None));
+        assert_eq!(unknown.verdict, Verdict::NoData, "{}", unknown.detail);
+        let known = read(SLOS, docs(10, 0), Ok(Some(100)));
+        assert_eq!(known.verdict, Verdict::Fail, "{}", known.detail);
+        assert!(
+            known.detail.contains("availability: 90/100 bad (90 of them invocations"),
+            "{}",
+            known.detail
+        );
+        assert!(known.detail.contains("latency: 90/100 bad"), "{}", known.detail);
+        // Even when the documents alone would pass.
+        let clean = read(SLOS, docs(500, 0), Ok(None));
+        assert_eq!(clean.verdict, Verdict::Pass, "{}", clean.detail);
+        let lost = read(SLOS, docs(500, 0), Ok(Some(600)));
+        assert_eq!(lost.verdict, Verdict::Fail, "{}", lost.detail);
+    }
+
+    #[test]
+    fn a_version_invoked_that_wrote_nothing_at_all_fails_rather_than_has_no_data() {
+        let unknown = read(SLOS, Vec::new(), Ok(None));
+        assert_eq!(unknown.verdict, Verdict::NoData, "{}", unknown.detail);
+        let known = read(SLOS, Vec::new(), Ok(Some(50)));
+        assert_eq!(known.verdict, Verdict::Fail, "{}", known.detail);
+        assert!(known.detail.contains("availability: 50/50 bad"), "{}", known.detail);
+        // A file with no service-wide SLO: with nothing written, every SLO takes them.
+        let known = read(ROUTE_SLO, Vec::new(), Ok(Some(50)));
+        assert_eq!(known.verdict, Verdict::Fail, "{}", known.detail);
+    }
+
+    #[test]
+    fn invocations_matching_the_documents_change_nothing() {
+        for (total, errors) in [(10, 0), (30, 1), (500, 0), (500, 1), (40, 8)] {
+            let unknown = read(SLOS, docs(total, errors), Ok(None));
+            let known = read(SLOS, docs(total, errors), Ok(Some(total as u64)));
+            assert_eq!(known, unknown, "{total} requests, {errors} bad");
+        }
+    }
+
+    #[test]
+    fn fewer_invocations_than_documented_requests_take_nothing_away_and_fail_nothing() {
+        for (total, errors, invoked) in [(500, 0, 10), (500, 0, 0), (30, 1, 29), (10, 0, 1), (40, 8, 5)] {
+            let unknown = read(SLOS, docs(total, errors), Ok(None));
+            let known = read(SLOS, docs(total, errors), Ok(Some(invoked)));
+            assert_eq!(known, unknown, "{total} requests, {errors} bad, {invoked} invocations");
+        }
+        // Without a service-wide SLO, invocations beyond the requests a route SLO counted may
+        // be requests to other routes: with documents written, they are not taken for lost.
+        let route = |total: usize| -> Vec<EmfDocument> {
+            (0..total)
+                .map(|_| {
+                    let line = serde_json::json!({
+                        "_aws": {"Timestamp": 1_764_720_000_000_i64, "CloudWatchMetrics": [{
+                            "Namespace": "Payments", "Dimensions": [["Route"]],
+                            "Metrics": [{"Name": "Requests"}, {"Name": "5xx"}]
+                        }]},
+                        "Route": "/payments", "Requests": 1.0, "5xx": 0.0,
+                    });
+                    EmfDocument::parse(&line.to_string()).unwrap().unwrap()
+                })
+                .collect()
+        };
+        assert_eq!(read(ROUTE_SLO, route(500), Ok(Some(2000))), read(ROUTE_SLO, route(500), Ok(None)));
+        assert_eq!(read(ROUTE_SLO, route(500), Ok(None)).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn an_invocation_count_that_cannot_be_read_fails_the_gate() {
+        let reading = read(SLOS, docs(500, 0), Err("AccessDenied: not allowed".into()));
+        assert_eq!(reading.verdict, Verdict::Fail, "{}", reading.detail);
+        assert_eq!(reading.detail, "cannot count the new version's invocations: AccessDenied: not allowed");
     }
 }

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use lift_deploy::rollout::{
-    BoxFuture, HealthGate, MetricSource, Record, Rollout, RolloutOutcome, SloGate, Status, Strategy, Target,
+    BoxFuture, Gate, GateContext, HealthGate, MetricSource, Reading, Record, Rollout, RolloutOutcome,
+    SloGate, Status, Strategy, Target,
 };
 use lift_monitoring::emf::EmfDocument;
 
@@ -54,16 +55,65 @@ pub fn is_deploy_drill_file(path: &Path) -> bool {
 }
 
 /// The EMF documents one version printed, read from the local runtime's log streams
-/// (`YYYY/MM/DD/[N]…`), as the rollout's SLO gate reads them.
+/// (`YYYY/MM/DD/[N]…`), as the rollout's SLO gate reads them, and its invocations, from the
+/// runtime's `REPORT` lines (one per invocation, however it ended).
+///
+/// The log's lines carry no time, so a `REPORT` is placed by when this source read the log:
+/// one first read after an earlier reading at or after `since_ms` was written at or after
+/// it. Those already in the log at the first reading, and those written between `since_ms`
+/// and the first reading after it, are left out: the count errs low, never high. A `REPORT`
+/// counts once it has been in the log for [`LocalMetrics::settle`], so the document its
+/// invocation printed, which reaches the log through a pipe, is read by then too.
 #[derive(Debug, Clone)]
 pub struct LocalMetrics {
     lambda: LocalLambda,
+    settle: Duration,
+    seen: Arc<Mutex<HashMap<String, Placed>>>,
+    direct: Arc<Mutex<Vec<Direct>>>,
+}
+
+/// What a [`LocalMetrics`] has read of one function's log.
+#[derive(Debug, Default)]
+struct Placed {
+    /// Lines read so far.
+    lines: usize,
+    /// When they were read (epoch ms).
+    read_ms: Option<i64>,
+    /// Each `REPORT` read: its version, the reading before the one that first saw it (it was
+    /// written after that; `None` when seen at the first reading) and when it was first seen.
+    reports: Vec<(Option<String>, Option<i64>, i64)>,
+}
+
+/// An invocation of a version by version, not through the alias (epoch ms when it started).
+#[derive(Debug, Clone)]
+struct Direct {
+    function: String,
+    version: String,
+    at_ms: i64,
 }
 
 impl LocalMetrics {
-    /// Reads `lambda`'s logs.
+    /// Reads `lambda`'s logs, counting a `REPORT` once it has been in the log 200 ms.
     pub fn new(lambda: LocalLambda) -> Self {
-        Self { lambda }
+        Self { lambda, settle: Duration::from_millis(200), seen: Arc::default(), direct: Arc::default() }
+    }
+
+    /// How long a `REPORT` must have been in the log before it counts as an invocation (200 ms
+    /// by default): the time the invocation's own output takes to reach the log after it.
+    pub fn settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
+    }
+
+    /// Records an invocation of `function`'s `version` made now directly by version, not
+    /// through the alias, as a rollout's health gate makes: [`MetricSource::invocations`]
+    /// leaves it out, as CloudWatch's `Invocations` by alias would. Such an invocation writes
+    /// no request when the service leaves its health endpoint uncounted, and would
+    /// otherwise be taken for one that crashed.
+    pub fn direct_invocation(&self, function: &str, version: &str) {
+        let direct =
+            Direct { function: function.to_owned(), version: version.to_owned(), at_ms: lift_now_ms() };
+        self.direct.lock().expect("not poisoned").push(direct);
     }
 }
 
@@ -89,9 +139,79 @@ impl MetricSource for LocalMetrics {
             Ok(docs)
         })
     }
+
+    fn invocations<'a>(
+        &'a self,
+        function: &'a str,
+        version: &'a str,
+        since_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<u64>, String>> {
+        Box::pin(async move {
+            let now = lift_now_ms();
+            let lines = self.lambda.logs(function);
+            let mut seen = self.seen.lock().expect("not poisoned");
+            let placed = seen.entry(function.to_owned()).or_default();
+            if lines.len() < placed.lines {
+                // Not the log it read before: start over, placing nothing.
+                *placed = Placed::default();
+            }
+            for line in &lines[placed.lines..] {
+                if line.message.starts_with("REPORT RequestId: ") {
+                    placed.reports.push((line.version().map(str::to_owned), placed.read_ms, now));
+                }
+            }
+            placed.lines = lines.len();
+            placed.read_ms = Some(now);
+            let settled = now - self.settle.as_millis() as i64;
+            let reports = placed
+                .reports
+                .iter()
+                .filter(|(v, after, first_seen)| {
+                    v.as_deref() == Some(version)
+                        && after.is_some_and(|t| t >= since_ms)
+                        && *first_seen <= settled
+                })
+                .count() as u64;
+            drop(seen);
+            let direct = self
+                .direct
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .filter(|d| d.function == function && d.version == version && d.at_ms >= since_ms)
+                .count() as u64;
+            Ok(Some(reports.saturating_sub(direct)))
+        })
+    }
 }
 
-/// One client request's fate.
+/// A gate that invokes the new version directly (the health gate), each reading recorded
+/// with the [`LocalMetrics`] so its invocations are not taken for the new version's traffic.
+struct Counted {
+    gate: Arc<HealthGate>,
+    metrics: LocalMetrics,
+}
+
+impl Gate for Counted {
+    fn name(&self) -> &str {
+        self.gate.name()
+    }
+
+    fn needs_traffic(&self) -> bool {
+        self.gate.needs_traffic()
+    }
+
+    fn min_bake(&self) -> Duration {
+        self.gate.min_bake()
+    }
+
+    fn check<'a>(&'a self, ctx: &'a GateContext) -> BoxFuture<'a, Reading> {
+        self.metrics.direct_invocation(&ctx.function, &ctx.to_version);
+        self.gate.check(ctx)
+    }
+}
+
+/// One client request's fate./// One client request's fate.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     at: Instant,
@@ -207,13 +327,14 @@ pub async fn run(
         token.clone(),
     ));
     tokio::time::sleep(scenario.load.warmup).await;
+    let metrics = LocalMetrics::new(lambda.clone());
     let slo_gate = match &scenario.deploy.slo {
         Some(slo) => {
             let path = scenario.dir.join(slo);
             let file =
                 lift_monitoring::slo::SloFile::load(&path).with_context(|| path.display().to_string())?;
             Some(
-                SloGate::new(file, Arc::new(LocalMetrics::new(lambda.clone())))
+                SloGate::new(file, Arc::new(metrics.clone()))
                     .max_burn(scenario.deploy.max_burn)
                     .min_requests(scenario.deploy.min_requests),
             )
@@ -277,7 +398,7 @@ pub async fn run(
             rollout.on_event(|e| eprintln!("[rollout] {:>7} ms {:<12} {}", e.after_ms, e.kind, e.detail));
     }
     if let Some(path) = &spec.health {
-        let gate = Arc::new(HealthGate::new(path));
+        let gate = Arc::new(Counted { gate: Arc::new(HealthGate::new(path)), metrics: metrics.clone() });
         rollout = rollout.pre_traffic(gate.clone()).gate(gate);
     }
     if let Some(gate) = slo_gate {
