@@ -89,21 +89,47 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let scanned = scan(text);
-    // `contains` on bytes is a memchr: text without `@` (or a `%40` standing for one) pays
-    // two passes over its bytes.
-    if !b.contains(&b'@') && !text.contains("%40") {
-        return scanned;
-    }
+    // One pass: text without `@` (or a `%40` standing for one) is looked at no more.
+    let Some(at) = first_at_sign(b) else { return scanned };
     // Addresses after numbers and secrets, so that a card number glued to an address
     // (`4111 1111 1111 1111@bank.example`) is seen whole by the number detector; no marker
     // holds an `@`, so what the scanner redacted cannot read as an address.
     match scanned {
-        Cow::Borrowed(text) => mask_emails(text),
+        Cow::Borrowed(text) => mask_emails_from(text, at),
         Cow::Owned(text) => match mask_emails(&text) {
             Cow::Borrowed(_) => Cow::Owned(text),
             Cow::Owned(masked) => Cow::Owned(masked),
         },
     }
+}
+
+/// The offset of the first `@`, or `%40` standing for one, in `b`: one pass over its bytes,
+/// a `%` not followed by `40` passed over.
+fn first_at_sign(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = find_at_or_percent(&b[from..]).map(|p| from + p) {
+        if b[p] == b'@' || b[p + 1..].starts_with(b"40") {
+            return Some(p);
+        }
+        from = p + 1;
+    }
+    None
+}
+
+/// The offset of the first `@` or `%` in `b`. Blocks of 16 bytes are tested whole, without
+/// a branch per byte, which the compiler turns into vector compares: over a log line with
+/// neither, at least as fast as two `memchr`-style searches, one for `@` and one for `%40`
+/// (wider blocks are slower).
+fn find_at_or_percent(b: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 16;
+    let mut start = 0;
+    for block in b.chunks_exact(BLOCK) {
+        if block.iter().fold(false, |hit, &c| hit | (c == b'@') | (c == b'%')) {
+            break;
+        }
+        start += BLOCK;
+    }
+    b[start..].iter().position(|&c| c == b'@' || c == b'%').map(|p| start + p)
 }
 
 /// The scanner behind [`scrub`].
@@ -181,26 +207,93 @@ fn hex_groups(b: &[u8], dashes: &[usize]) -> bool {
 /// `userPin`, not `spinner` or `pinned`). One-time and verification codes by their last
 /// words: `otp`, `totp`, `hotp`, or `code` after a word that makes it a credential
 /// (`pin_code`, `otp_code`, `verification_code`, `mfa_code`, `auth_code`, `one_time_code`,
-/// `security_code`), not after any other (`zip_code`, `country_code`, `status_code`,
-/// `promo_code`), nor when more words follow (`otp_attempts`), but for qualifiers such as
-/// `new` or `confirm` (`otp_code_confirm`).
+/// `security_code`, `sms_code`, `access_code`), not after any other (`zip_code`,
+/// `country_code`, `status_code`, `promo_code`, `area_code`), nor when more words follow
+/// (`otp_attempts`), but for qualifiers such as `new` or `confirm` (`otp_code_confirm`).
+///
+/// A name with `token` in it is a secret's name, even one for a count of tokens
+/// (`tokens_used`, `max_tokens`): the name alone cannot tell a count from a token.
+/// [`scrub`] and the log format keep a plain count under such a name and redact any other
+/// value.
 ///
 /// # Examples
 ///
 /// ```
 /// use lift::middleware::logging::is_secret_name;
 /// assert!(is_secret_name("db_password") && is_secret_name("X-Api-Key") && is_secret_name("Authorization"));
-/// assert!(is_secret_name("otp_code") && is_secret_name("verificationCode"));
-/// assert!(!is_secret_name("tenant") && !is_secret_name("zip_code"));
+/// assert!(is_secret_name("otp_code") && is_secret_name("verificationCode") && is_secret_name("sms_code"));
+/// assert!(!is_secret_name("tenant") && !is_secret_name("zip_code") && !is_secret_name("area_code"));
 /// ```
 pub fn is_secret_name(name: &str) -> bool {
-    is_secret_key(name.as_bytes())
+    key_rule(name.as_bytes()) != KeyRule::Plain
+}
+
+/// What a field or key name says of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyRule {
+    /// Nothing: the value is scrubbed as any text.
+    Plain,
+    /// A secret's name (see [`is_secret_name`]): the value is redacted whole.
+    Secret,
+    /// A count of tokens (`tokens_used`, `max_tokens`, see [`counts_tokens`]): a plain
+    /// count ([`is_plain_count`]) is kept, any other value redacted as a secret's.
+    TokenCount,
+}
+
+/// Words that make a name with `token` or `tokens` in it a count's (`tokens_used`,
+/// `token_count`, `max_tokens`, `tokens_remaining`).
+const COUNT_WORDS: [&[u8]; 12] = [
+    b"count",
+    b"used",
+    b"remaining",
+    b"left",
+    b"max",
+    b"min",
+    b"limit",
+    b"total",
+    b"num",
+    b"number",
+    b"usage",
+    b"spent",
+];
+
+/// Words that make a name ending in the plural `tokens` a count's: the parts of a language
+/// model's usage (`prompt_tokens`, `completion_tokens`, `input_tokens`).
+const USAGE_WORDS: [&[u8]; 6] = [b"prompt", b"completion", b"input", b"output", b"cached", b"reasoning"];
+
+/// Whether a name with `token` in it names a count of tokens: every `token` in it is the
+/// whole word `token` or `tokens` (`csrftoken_count` names a token), beside one of
+/// [`COUNT_WORDS`], or the last word is `tokens` after one of [`USAGE_WORDS`]. `tokens`
+/// alone is a list of tokens as often as a number of them: no count's name.
+fn counts_tokens(n: &[u8]) -> bool {
+    let is_one = |w: &[u8], list: &[&[u8]]| list.iter().any(|k| w.eq_ignore_ascii_case(k));
+    let occurrences = n.windows(5).filter(|w| w.eq_ignore_ascii_case(b"token")).count();
+    let (mut token_words, mut count, mut before, mut last): (usize, bool, &[u8], &[u8]) =
+        (0, false, b"", b"");
+    for w in words(n) {
+        if w.eq_ignore_ascii_case(b"token") || w.eq_ignore_ascii_case(b"tokens") {
+            token_words += 1;
+        }
+        count |= is_one(w, &COUNT_WORDS);
+        (before, last) = (last, w);
+    }
+    let usage = last.eq_ignore_ascii_case(b"tokens") && is_one(before, &USAGE_WORDS);
+    token_words == occurrences && (count || usage)
+}
+
+/// A plain count, as a count of tokens is written: one to nine decimal digits, without a
+/// leading zero (a PIN or a one-time code may have one). Longer numbers, signs, decimals
+/// and anything else under a count's name are redacted: they may be credentials.
+pub(crate) fn is_plain_count(value: &[u8]) -> bool {
+    value == b"0"
+        || (!value.is_empty() && value.len() <= 9 && value[0] != b'0' && value.iter().all(u8::is_ascii_digit))
 }
 
 /// Words before `code` that make it a credential: a card's security code, a PIN, a one-time,
-/// second-factor, verification, authorization or recovery code. The same list as
-/// `security::protection`'s classification (a test holds the two to the same answers).
-const CODE_KINDS: [&[u8]; 17] = [
+/// second-factor, verification, authorization (OAuth's), access, confirmation, activation,
+/// recovery or backup code, or one sent by SMS. The same list as `security::protection`'s
+/// classification (a test holds the two to the same answers).
+const CODE_KINDS: [&[u8]; 21] = [
     b"security",
     b"card",
     b"pin",
@@ -218,6 +311,10 @@ const CODE_KINDS: [&[u8]; 17] = [
     b"recovery",
     b"backup",
     b"reset",
+    b"sms",
+    b"access",
+    b"confirmation",
+    b"activation",
 ];
 
 /// Words that name a one-time password on their own.
@@ -259,8 +356,23 @@ fn names_a_code(n: &[u8]) -> bool {
                 || (before.eq_ignore_ascii_case(b"time") && second_last.eq_ignore_ascii_case(b"one"))))
 }
 
+/// The [`KeyRule`] of a key name: `token` anywhere in it makes it a secret's name, but for
+/// a count of tokens ([`counts_tokens`]).
+pub(crate) fn key_rule(n: &[u8]) -> KeyRule {
+    if is_secret_key(n) {
+        KeyRule::Secret
+    } else if !n.windows(5).any(|w| w.eq_ignore_ascii_case(b"token")) {
+        KeyRule::Plain
+    } else if counts_tokens(n) {
+        KeyRule::TokenCount
+    } else {
+        KeyRule::Secret
+    }
+}
+
+/// Whether a key name is a secret's by any word but `token` (see [`key_rule`]).
 fn is_secret_key(n: &[u8]) -> bool {
-    const KEYWORDS: [&[u8]; 18] = [
+    const KEYWORDS: [&[u8]; 17] = [
         b"password",
         b"passwd",
         b"passphrase",
@@ -269,7 +381,6 @@ fn is_secret_key(n: &[u8]) -> bool {
         b"private-key",
         b"privatekey",
         b"secret",
-        b"token",
         b"api_key",
         b"apikey",
         b"api-key",
@@ -282,7 +393,7 @@ fn is_secret_key(n: &[u8]) -> bool {
     ];
     (0..n.len()).any(|start| {
         let first = n[start].to_ascii_lowercase();
-        matches!(first, b'p' | b's' | b't' | b'a' | b'c')
+        matches!(first, b'p' | b's' | b'a' | b'c')
             && KEYWORDS.iter().any(|k| {
                 k[0] == first
                     && n.len() - start >= k.len()
@@ -531,7 +642,8 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     let key = &b[k..key_end];
     // A secret-named key loses its value; a key named for a card number or an SSN loses
     // its digits, when there are as many as such a number has (`"ssn": 673756059`).
-    let (what, min_digits) = if is_secret_key(key) {
+    let rule = key_rule(key);
+    let (what, min_digits) = if rule != KeyRule::Plain {
         (Redaction::Secret, 0)
     } else {
         match std::str::from_utf8(key).ok().and_then(field_kind)? {
@@ -579,6 +691,10 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
         }
     };
     if end == v || b[v..end].iter().filter(|c| c.is_ascii_digit()).count() < min_digits {
+        return None;
+    }
+    // `tokens_used=12`: a count of tokens, no token.
+    if rule == KeyRule::TokenCount && is_plain_count(&b[v..end]) {
         return None;
     }
     out.replace(v, end, what);
@@ -706,6 +822,14 @@ fn already_redacted(value: &[u8]) -> bool {
 /// as it came) counts as one, and an apostrophe between letters belongs to the local part
 /// (`o'neil@example.com`). Borrowed when there is none.
 pub(crate) fn mask_emails(text: &str) -> Cow<'_, str> {
+    match first_at_sign(text.as_bytes()) {
+        Some(at) => mask_emails_from(text, at),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// [`mask_emails`] of `text` whose first `@` (or `%40`) is at `first`.
+fn mask_emails_from(text: &str, first: usize) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     // The `@` of an address at `p`, and its length: `@`, or `%40` in any case.
     let at_sign = |p: usize| match bytes[p] {
@@ -713,16 +837,13 @@ pub(crate) fn mask_emails(text: &str) -> Cow<'_, str> {
         b'%' if bytes.get(p + 1) == Some(&b'4') && bytes.get(p + 2) == Some(&b'0') => Some(3),
         _ => None,
     };
-    if !bytes.iter().any(|&c| c == b'@' || c == b'%') {
-        return Cow::Borrowed(text);
-    }
     // Bytes past ASCII are parts of UTF-8 letters; each run ends at a character boundary.
     let local =
         |c: u8| !c.is_ascii() || c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
     let domain = |c: u8| !c.is_ascii() || c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    let mut i = 0;
+    let mut i = first;
     while let Some((at, at_len)) = (i..bytes.len()).find_map(|p| at_sign(p).map(|len| (p, len))) {
         let local_start =
             |to: usize| bytes[copied..to].iter().rposition(|&c| !local(c)).map_or(copied, |p| copied + p + 1);
@@ -794,7 +915,7 @@ fn encode_unprintable(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -985,6 +1106,170 @@ mod tests {
             let doc = serde_json::json!({ *key: "482913" });
             let restricted = classify_json(&doc).level == Level::Restricted;
             assert_eq!(restricted, is_secret_name(key), "{key}");
+        }
+    }
+
+    /// Codes that are credentials: sent by SMS, given for access, confirming or activating
+    /// an account, authorising (OAuth's authorization code), recovering or backing up a
+    /// second factor, and a card's security code (its CVC).
+    pub(crate) const CREDENTIAL_CODES: [&str; 8] = [
+        "sms_code",
+        "access_code",
+        "confirmation_code",
+        "activation_code",
+        "auth_code",
+        "recovery_code",
+        "backup_code",
+        "security_code",
+    ];
+    /// Codes that identify or describe something, and hide nothing.
+    pub(crate) const DESCRIPTIVE_CODES: [&str; 13] = [
+        "zip_code",
+        "postal_code",
+        "country_code",
+        "status_code",
+        "promo_code",
+        "currency_code",
+        "error_code",
+        "area_code",
+        "discount_code",
+        "product_code",
+        "region_code",
+        "language_code",
+        "http_code",
+    ];
+
+    /// A snake_case name as it is also spelt: camelCase, kebab-case and UPPER_SNAKE.
+    pub(crate) fn spellings(snake: &str) -> [String; 4] {
+        let mut camel = String::new();
+        let mut upper = false;
+        for c in snake.chars() {
+            match c {
+                '_' => upper = true,
+                c if upper => {
+                    camel.extend(c.to_uppercase());
+                    upper = false;
+                }
+                c => camel.push(c),
+            }
+        }
+        [snake.to_owned(), camel, snake.replace('_', "-"), snake.to_ascii_uppercase()]
+    }
+
+    /// Every spelling of a credential's code loses its value, as a `key=value` pair, a
+    /// JSON member or a `key: value` pair; every spelling of a descriptive code keeps it.
+    #[test]
+    fn credential_codes_are_secret_in_every_spelling() {
+        for key in CREDENTIAL_CODES.iter().flat_map(|k| spellings(k)) {
+            assert!(is_secret_name(&key), "{key}");
+            assert_eq!(scrub(&format!("{key}=482913 sent")), format!("{key}=[REDACTED:secret] sent"));
+            assert_eq!(
+                scrub(&format!(r#"{{"{key}":"Xk-482913","n":1}}"#)),
+                format!(r#"{{"{key}":"[REDACTED:secret]","n":1}}"#)
+            );
+            assert_eq!(scrub(&format!("{key}: 482913")), format!("{key}: [REDACTED:secret]"));
+        }
+        for key in DESCRIPTIVE_CODES.iter().flat_map(|k| spellings(k)) {
+            assert!(!is_secret_name(&key), "{key}");
+            for text in
+                [format!("{key}=US42 sent"), format!(r#"{{"{key}":"US42","n":1}}"#), format!("{key}: 200")]
+            {
+                assert_eq!(scrub(&text), text);
+            }
+        }
+    }
+
+    /// The log scrubber and the classification agree on every spelling of these codes.
+    #[cfg(feature = "protection")]
+    #[test]
+    fn log_and_document_rules_agree_on_credential_codes() {
+        use crate::security::protection::{classify_json, Level};
+        for key in CREDENTIAL_CODES.iter().chain(&DESCRIPTIVE_CODES).flat_map(|k| spellings(k)) {
+            let doc = serde_json::json!({ key.clone(): "482913" });
+            let restricted = classify_json(&doc).level == Level::Restricted;
+            assert_eq!(restricted, is_secret_name(&key), "{key}");
+        }
+    }
+
+    /// A count of tokens is no token: a plain count under a count's name is kept.
+    #[test]
+    fn counts_of_tokens_are_kept() {
+        for text in [
+            "tokens_used=12",
+            "token_count=3",
+            "max_tokens=100",
+            "tokens_remaining=5",
+            "maxTokens=100",
+            "MAX_TOKENS=0",
+            "total-tokens=4096",
+            r#"{"prompt_tokens": 12, "completion_tokens": 30, "max_tokens": "100"}"#,
+            "usage tokens_used: 12, tokens_remaining: 5",
+        ] {
+            assert_eq!(scrub(text), text);
+            assert!(matches!(scrub(text), Cow::Borrowed(_)), "{text}");
+        }
+    }
+
+    /// Whatever looks like a credential under a token's name is still redacted: every
+    /// token's own name, a count's name with something other than a plain count under it,
+    /// and `tokens` alone (a list of tokens as often as a number of them).
+    #[test]
+    fn tokens_stay_redacted_beside_counts_of_tokens() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        for (text, scrubbed) in [
+            ("token=abc", "token=[REDACTED:secret]"),
+            ("access_token=abc123", "access_token=[REDACTED:secret]"),
+            ("refresh_token=r-1", "refresh_token=[REDACTED:secret]"),
+            ("id_token=x.y.z", "id_token=[REDACTED:secret]"),
+            ("api_token=12", "api_token=[REDACTED:secret]"),
+            ("session_token=482913", "session_token=[REDACTED:secret]"),
+            ("csrftoken=12", "csrftoken=[REDACTED:secret]"),
+            ("tokens=12", "tokens=[REDACTED:secret]"),
+            ("tokens_used=abc", "tokens_used=[REDACTED:secret]"),
+            ("max_tokens=0482913", "max_tokens=[REDACTED:secret]"),
+            ("token_count=12345678901", "token_count=[REDACTED:secret]"),
+            ("token_count=-3", "token_count=[REDACTED:secret]"),
+            ("token_count=3.5", "token_count=[REDACTED:secret]"),
+            ("secret_tokens_used=12", "secret_tokens_used=[REDACTED:secret]"),
+            ("csrftoken_count=12", "csrftoken_count=[REDACTED:secret]"),
+            (r#"{"max_tokens": "sk-abc"}"#, r#"{"max_tokens": "[REDACTED:secret]"}"#),
+        ] {
+            assert_eq!(scrub(text), scrubbed, "{text}");
+        }
+        assert_eq!(scrub(&format!("token: {jwt}")), "token: [REDACTED:secret]");
+        assert_eq!(scrub(&format!("tokens={jwt}")), "tokens=[REDACTED:secret]");
+        assert_eq!(scrub(&format!("tokens_used={jwt}")), "tokens_used=[REDACTED:secret]");
+        // The name alone cannot tell a count from a token: it is a secret's name.
+        assert!(is_secret_name("tokens_used") && is_secret_name("max_tokens"));
+    }
+
+    proptest::proptest! {
+        /// Under a count's name, only a plain count is kept: any other value is redacted.
+        #[test]
+        fn under_a_count_of_tokens_only_a_count_is_kept(
+            key in "(tokens_used|token_count|max_tokens|tokens_remaining|maxTokens)",
+            value in "[A-Za-z0-9._~+/-]{1,40}",
+        ) {
+            let text = format!("{key}={value} ok");
+            let out = scrub(&text);
+            // `bearer x` would be a scheme and its credentials.
+            let scheme = value.eq_ignore_ascii_case("bearer") || value.eq_ignore_ascii_case("basic");
+            proptest::prop_assume!(!scheme);
+            let count = value.len() <= 9
+                && value.bytes().all(|c| c.is_ascii_digit())
+                && (value == "0" || !value.starts_with('0'));
+            if count {
+                proptest::prop_assert_eq!(out, Cow::Borrowed(text.as_str()));
+            } else {
+                proptest::prop_assert_eq!(out, format!("{key}=[REDACTED:secret] ok"));
+            }
+        }
+
+        /// One search for `@` or `%40` answers as the two searches it replaced did.
+        #[test]
+        fn one_search_for_an_at_sign(text in "[a-z@%40 ]{0,80}") {
+            let two = text.contains('@') || text.contains("%40");
+            proptest::prop_assert_eq!(first_at_sign(text.as_bytes()).is_some(), two);
         }
     }
 

@@ -17,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::json::{push_json_str, push_rfc3339};
-use crate::scrub::{is_secret_name, scrub, Redaction};
+use crate::scrub::{is_plain_count, key_rule, scrub, KeyRule, Redaction};
 use crate::sensitive::{field_kind, Kind};
 
 /// The target of the span [`RequestLogLayer`](super::RequestLogLayer) opens per request.
@@ -321,6 +321,9 @@ impl Names {
 enum FieldRule {
     Plain,
     Secret,
+    /// Named for a count of tokens (`tokens_used`, `max_tokens`): a plain count is kept,
+    /// any other value redacted as a secret's (see [`KeyRule::TokenCount`]).
+    TokenCount,
     /// Named for a card number or an SSN (`card`, `ssn`): its digits are redacted as one
     /// when there are as many as such a number has.
     Number(Redaction, usize),
@@ -341,15 +344,15 @@ fn field_rule(name: &'static str) -> FieldRule {
         match slot.get() {
             (a, l, rule) if a == at && l == len => rule,
             _ => {
-                let rule = if is_secret_name(name) {
-                    FieldRule::Secret
-                } else {
-                    match field_kind(name) {
+                let rule = match key_rule(name.as_bytes()) {
+                    KeyRule::Secret => FieldRule::Secret,
+                    KeyRule::TokenCount => FieldRule::TokenCount,
+                    KeyRule::Plain => match field_kind(name) {
                         Some(Kind::Pan) => FieldRule::Number(Redaction::Pan, 12),
                         Some(Kind::Ssn) => FieldRule::Number(Redaction::Ssn, 9),
                         Some(_) => FieldRule::Number(Redaction::Iban, 8),
                         None => FieldRule::Plain,
-                    }
+                    },
                 };
                 slot.set((at, len, rule));
                 rule
@@ -363,6 +366,9 @@ fn field_rule(name: &'static str) -> FieldRule {
 fn push_text_value(out: &mut String, name: &'static str, value: &str) {
     match field_rule(name) {
         FieldRule::Secret => push_json_str(out, Redaction::Secret.marker()),
+        FieldRule::TokenCount if !is_plain_count(value.as_bytes()) => {
+            push_json_str(out, Redaction::Secret.marker());
+        }
         FieldRule::Number(what, min) if value.bytes().filter(u8::is_ascii_digit).count() >= min => {
             push_json_str(out, what.marker());
         }
@@ -375,6 +381,7 @@ fn push_text_value(out: &mut String, name: &'static str, value: &str) {
 fn push_number_text(out: &mut String, name: &'static str, scratch: &str) {
     let redact = match field_rule(name) {
         FieldRule::Secret => true,
+        FieldRule::TokenCount => !is_plain_count(scratch.as_bytes()),
         FieldRule::Number(_, min) if scratch.bytes().filter(u8::is_ascii_digit).count() >= min => true,
         _ => scratch.len() >= 12 && matches!(scrub(scratch), std::borrow::Cow::Owned(_)),
     };
@@ -618,6 +625,47 @@ mod tests {
             (&"[REDACTED:secret]".into(), &"[REDACTED:secret]".into())
         );
         assert_eq!((&l["zip_code"], &l["dependency"]), (&"94105".into(), &"serde@1.0.210".into()));
+    }
+
+    /// A count of tokens is kept as the number it is; a token, or anything but a plain
+    /// count under a count's name, is redacted; credential codes too, other codes kept.
+    #[test]
+    fn counts_of_tokens_are_kept_and_tokens_and_credential_codes_redacted() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        let lines = capture(LogConfig::new(), || {
+            tracing::info!(
+                tokens_used = 12u64,
+                max_tokens = 100i64,
+                token_count = "3",
+                tokens_remaining = 12345678901u64,
+                access_token = "abc",
+                session_token = 482913u64,
+                tokens = 12u64,
+                total_tokens = jwt,
+                sms_code = "482913",
+                backup_code = 48291300u64,
+                area_code = "415",
+                "usage"
+            );
+        });
+        let l = &lines[0];
+        assert_eq!(
+            (&l["tokens_used"], &l["max_tokens"], &l["token_count"]),
+            (&12.into(), &100.into(), &"3".into())
+        );
+        // Too long for a count: it may be a numeric token.
+        for secret in [
+            "tokens_remaining",
+            "access_token",
+            "session_token",
+            "tokens",
+            "total_tokens",
+            "sms_code",
+            "backup_code",
+        ] {
+            assert_eq!(l[secret], "[REDACTED:secret]", "{secret}");
+        }
+        assert_eq!(l["area_code"], "415");
     }
 
     #[test]

@@ -215,12 +215,13 @@ const SECRET_HINTS: [&[u8]; 10] =
     [b"pass", b"pwd", b"cvv", b"cvc", b"pin", b"code", b"otp", b"key", b"secret", b"token"];
 
 /// Words before `code` that make it a credential: a card's security code, a PIN, a one-time,
-/// second-factor, verification, authorization or recovery code (`pin_code`, `otp_code`,
-/// `verification_code`, `mfa_code`, `auth_code`). Any other code is no secret
-/// (`zip_code`, `country_code`, `currency_code`, `status_code`, `error_code`,
-/// `promo_code`). The log scrubber has the same list (a test holds the two to the same
-/// answers).
-const CODE_KINDS: [&str; 17] = [
+/// second-factor, verification, authorization (OAuth's), access, confirmation, activation,
+/// recovery or backup code, or one sent by SMS (`pin_code`, `otp_code`, `verification_code`,
+/// `mfa_code`, `auth_code`, `sms_code`, `access_code`, `activation_code`). Any other code
+/// is no secret (`zip_code`, `country_code`, `currency_code`, `status_code`, `error_code`,
+/// `promo_code`, `area_code`). The log scrubber has the same list (a test holds the two to
+/// the same answers).
+const CODE_KINDS: [&str; 21] = [
     "security",
     "card",
     "pin",
@@ -238,6 +239,10 @@ const CODE_KINDS: [&str; 17] = [
     "recovery",
     "backup",
     "reset",
+    "sms",
+    "access",
+    "confirmation",
+    "activation",
 ];
 
 /// Words that name a one-time password on their own (`otp`, `totp`).
@@ -530,4 +535,40 @@ fn push_escaped(path: &mut String, key: &str) {
 /// Classifies a document with the default [`Classifier`].
 pub fn classify_json(value: &Value) -> Classification {
     DEFAULT.classify(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scrub::tests::{spellings, CREDENTIAL_CODES, DESCRIPTIVE_CODES};
+    use crate::security::protection::{mask_json, HashKey, Policy};
+
+    /// Codes sent by SMS, given for access, confirming or activating an account,
+    /// authorising (OAuth's authorization code), recovering or backing up a second factor,
+    /// and a card's security code are secrets in every spelling, classified and masked.
+    #[test]
+    fn credential_codes_are_secrets_in_every_spelling() {
+        for name in CREDENTIAL_CODES.iter().flat_map(|n| spellings(n)) {
+            let mut doc = serde_json::json!({ name.clone(): "482913", "n": 1 });
+            let c = classify_json(&doc);
+            let classes: Vec<_> = c.findings.iter().map(|f| (f.path.as_str(), f.class)).collect();
+            assert_eq!(classes, [(format!("/{name}").as_str(), DataClass::Secret)], "{name}");
+            assert_eq!(c.level, Level::Restricted, "{name}");
+            mask_json(&mut doc, &Policy::new(HashKey::new(*b"test key: thirty-two bytes long!")));
+            assert_eq!(doc[&name], "[REDACTED:secret]", "{name}");
+        }
+    }
+
+    /// Codes that identify or describe something are no secrets in any spelling.
+    #[test]
+    fn descriptive_codes_are_not_secrets() {
+        for name in DESCRIPTIVE_CODES.iter().flat_map(|n| spellings(n)) {
+            let class = DEFAULT.field_class(Some(&name), "US42");
+            // A postal code is part of an address, personal data but no secret.
+            let expected = (normalise(&name) == "postalcode").then_some(DataClass::Address);
+            assert_eq!(class, expected, "{name}");
+            let doc = serde_json::json!({ name.clone(): "US42", "n": 1 });
+            assert!(classify_json(&doc).level < Level::Restricted, "{name}");
+        }
+    }
 }
