@@ -21,7 +21,7 @@ Feature: GDPR: personal data of people in the EU
   @GDPR-Art.32
   Scenario: Personal data in free text is not logged in clear
     Given the service runs in region eu-west-1
-    When tenant acme pays 300 EUR with card "4111 1111 1111 1111" described as "call Ada on ada@example.com"
+    When tenant acme pays 300 EUR with card "4111 1111 1111 1111" described as "call Ada on Ada.Lovelace@Example.COM"
     Then the answer is 201
     And the rule "GDPR Art. 32" held
 
@@ -29,7 +29,7 @@ Feature: GDPR: personal data of people in the EU
   Scenario: Erasure removes a subject's personal data and leaves an audit entry
     Given the service runs in region eu-west-1
     When tenant acme pays for a customer in DE
-    And tenant acme pays 300 EUR with card "4111 1111 1111 1111" described as "call Ada on ada@example.com"
+    And tenant acme pays 300 EUR with card "4111 1111 1111 1111" described as "call Ada on Ada.Lovelace@Example.COM"
     And tenant acme refunds 100 of the last payment
     And tenant acme erases customer cus_1
     Then the answer is 200

@@ -22,7 +22,9 @@
 //! Some features also fail against a service that breaks them in a way the rule's own
 //! evidence cannot show, so the steps must: a handler that leaks through `tracing` (which
 //! a redacting log layer would have hidden), routes that name no audit data class, a card
-//! number stored as a number or inside a map, a name or a country kept after the erasure,
+//! number stored as a number or inside a map, a name, a country or a payment's description
+//! kept after the erasure, an email kept lower-cased or behind a mask that knows only
+//! lower-case addresses (stored or logged),
 //! an erasure that reaches into another tenant, a card number stored or answered without
 //! its spaces or with dashes, a name or email kept in another case, a country kept inside a binary value.
 
@@ -58,13 +60,23 @@ enum Break {
     KeepsNameElsewhere,
     /// Erases the customer's name but keeps their country.
     KeepsCountry,
+    /// Erases the customer's name and country but keeps the payment's description (the
+    /// treatment), which holds the customer's name too.
+    KeepsDescription,
+    /// Also keeps the customer's email lower-cased (a lookup key) under another attribute,
+    /// which erasure forgets.
+    KeepsEmailLowerCased,
+    /// Also keeps the customer's email under another attribute through a mask that knows only
+    /// lower-case addresses (any other is kept in clear), which erasure forgets as masked.
+    KeepsEmailThroughLowerCaseMask,
+    /// Logs the customer's email through a mask that knows only lower-case addresses.
+    LogsEmailThroughLowerCaseMask,
     /// Erases a customer id in every tenant, not only the caller's.
     ErasesAcrossTenants,
     /// Answers the card number it was sent, without its spaces.
     AnswersCard,
     /// Also keeps the customer's contact with its case folded (the name lowercased, the email
-    /// upper-cased: the scenarios send it lowercased already) under another attribute, which
-    /// erasure forgets, and answers its name.
+    /// upper-cased) under another attribute, which erasure forgets, and answers its name.
     FoldsContactCase,
     /// Stores the card number in groups of four joined by dashes (`4111-1111-1111-1111`).
     StoresCardWithDashes,
@@ -100,6 +112,16 @@ struct Shared {
     broken: Break,
 }
 
+/// `email` as a mask that knows only lower-case addresses (`[a-z0-9._%+-]+@[a-z0-9.-]+`)
+/// leaves it: redacted when it has no upper-case letter, in clear otherwise.
+fn lower_case_mask(email: &str) -> String {
+    if email.contains('@') && !email.chars().any(|c| c.is_ascii_uppercase()) {
+        "[REDACTED:email]".to_owned()
+    } else {
+        email.to_owned()
+    }
+}
+
 fn tenant(req: &Request) -> String {
     Context::of(req).and_then(Context::principal).map(|p| p.tenant.clone()).unwrap_or_default()
 }
@@ -126,6 +148,9 @@ impl Shared {
             Break::LogsCardNumber => self.log(&format!("charging card {pan}")),
             Break::TracesCardNumber => lift::middleware::logging::tracing::info!("charging card {}", pan),
             Break::LogsEmail => self.log(&format!("receipt sent to {email}")),
+            Break::LogsEmailThroughLowerCaseMask => {
+                self.log(&format!("receipt sent to {}", lower_case_mask(&email)));
+            }
             _ => self.log("{\"level\":\"INFO\",\"message\":\"payment created\"}"),
         }
         let id = format!("pay_{}", uuid::Uuid::new_v4().simple());
@@ -178,6 +203,12 @@ impl Shared {
                 put =
                     put.item("profile", AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(profile)));
             }
+            Break::KeepsEmailLowerCased => {
+                put = put.item("email_key", AttributeValue::S(email.to_lowercase()));
+            }
+            Break::KeepsEmailThroughLowerCaseMask => {
+                put = put.item("receipt_to", AttributeValue::S(lower_case_mask(&email)));
+            }
             _ => {}
         }
         if self.broken == Break::KeepsNameElsewhere {
@@ -213,6 +244,10 @@ impl Shared {
         };
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         if self.broken == Break::OpensPayments || text("currency").as_deref() != Some("USD") {
+            // The treatment paid for is health data: its answer is audited as such.
+            if text("treatment").is_some_and(|t| !t.is_empty()) {
+                self.classify(&req, "phi");
+            }
             let mut answer = serde_json::json!({ "id": id, "treatment": text("treatment"), "customer_name": text("customer_name") });
             if let Some(AttributeValue::M(contact)) = item.get("contact") {
                 answer["contact"] = contact.get("name").and_then(|v| v.as_s().ok()).cloned().into();
@@ -248,10 +283,10 @@ impl Shared {
                     .expect("query the tenant's payments");
                 mine.items.unwrap_or_default()
             };
-            let remove = if self.broken == Break::KeepsCountry {
-                "REMOVE customer_name"
-            } else {
-                "REMOVE customer_name, customer_country"
+            let remove = match self.broken {
+                Break::KeepsCountry => "REMOVE customer_name, treatment",
+                Break::KeepsDescription => "REMOVE customer_name, customer_country",
+                _ => "REMOVE customer_name, customer_country, treatment",
             };
             for item in &items {
                 if item.get("customer_id").and_then(|v| v.as_s().ok()) != Some(&customer) {
@@ -348,6 +383,10 @@ fn each_must_fail_feature_fails_against_the_service_that_breaks_its_rule_and_pas
         ("gdpr_art_17.feature", Break::KeepsErasedData, None),
         ("gdpr_art_17.feature", Break::KeepsNameElsewhere, None),
         ("gdpr_art_17.feature", Break::KeepsCountry, None),
+        ("gdpr_art_17.feature", Break::KeepsDescription, None),
+        ("gdpr_art_17.feature", Break::KeepsEmailLowerCased, None),
+        ("gdpr_art_17.feature", Break::KeepsEmailThroughLowerCaseMask, None),
+        ("gdpr_art_32.feature", Break::LogsEmailThroughLowerCaseMask, Some("GDPR Art. 32")),
         ("soc2_cc6_7.feature", Break::AnswersSecret, Some("SOC2 CC6.7")),
         ("soc2_cc7_2.feature", Break::FailsSilently, Some("SOC2 CC7.2")),
         ("pci_dss_10_2_1.feature", Break::ForgetsAudit, Some("PCI-DSS 10.2.1")),

@@ -49,6 +49,16 @@ const MIN_NUMBER_DIGITS: usize = 8;
 /// taken for ciphertext, which holds no word (see `is_not_text`).
 const NOT_TEXT_SHARE: usize = 3;
 
+/// The customer the suites' payments are for, unless a step names another.
+const CUSTOMER_NAME: &str = "Ada Lovelace";
+
+/// The domains of the customers' emails, in mixed case (see
+/// [`ComplianceWorld::customer_email`]).
+const EMAIL_DOMAINS: [&str; 3] = ["Example.COM", "Mail.Example.ORG", "Post.Example.NET"];
+
+/// The letters and digits of the tag in the customers' emails, in both cases.
+const TAG_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
 /// What another tenant's payment for the same customer id answered just before an erasure.
 #[derive(Debug, Clone)]
 struct Kept {
@@ -95,9 +105,9 @@ pub struct ComplianceWorld {
     /// one of them (or of a word of one), since a text never sent is absent whatever the
     /// service does.
     sent: Vec<String>,
-    /// The names, emails and countries sent for each tenant's customer, and the payments
-    /// made for each: what an erasure in that tenant must remove, and what an erasure of the
-    /// same id in another tenant must leave alone.
+    /// The names, emails, countries and payment descriptions sent for each tenant's customer,
+    /// and the payments made for each: what an erasure in that tenant must remove, and what an
+    /// erasure of the same id in another tenant must leave alone.
     customer_data: HashMap<CustomerKey, HashSet<String>>,
     customer_payments: HashMap<CustomerKey, Vec<String>>,
     /// The customers their tenant erased (answered 2xx), until it pays for them again.
@@ -105,6 +115,8 @@ pub struct ComplianceWorld {
     /// For each erasure: the other tenants' payments for the same customer id, as they were
     /// answered just before it.
     kept: HashMap<CustomerKey, Vec<Kept>>,
+    /// The tag and domain of the scenario's customers' emails, drawn at its first payment.
+    email_parts: Option<(String, &'static str)>,
 }
 
 #[derive(Clone)]
@@ -502,6 +514,12 @@ impl ComplianceWorld {
                     known.insert(text.to_owned());
                 }
             }
+            // A payment's free text is the customer's personal data too ("Gift for Jane Doe,
+            // 12 Main St"): the erasure removes it with the rest.
+            let description = body.as_ref().and_then(|b| b["description"].as_str());
+            if let Some(text) = description.filter(|t| !t.is_empty()) {
+                known.insert(text.to_owned());
+            }
         }
         let (status, headers, answer) = self.send(method.clone(), uri, tenant, patient, body).await;
         self.status = Some(status);
@@ -675,15 +693,53 @@ impl ComplianceWorld {
     fn last_payment(&self) -> String {
         self.last_payment.clone().expect("the scenario created no payment yet")
     }
-}
 
-fn payment(amount: u64, currency: &str, card: &str, country: &str) -> serde_json::Value {
-    serde_json::json!({
-        "card_number": card,
-        "amount": amount,
-        "currency": currency,
-        "customer": { "id": "cus_1", "name": "Ada Lovelace", "email": "ada@example.com", "country": country },
-    })
+    /// The email of the scenario's customer named `name`: the ASCII letters and digits of its
+    /// words joined by dots, a tag and a domain drawn once per scenario, in mixed case
+    /// (`Ada.Lovelace.qX7rTa@Example.COM`). It is neither all lower-case nor all upper-case,
+    /// so a service that folds it before keeping it keeps another text than it was sent (the
+    /// absence checks must find it in any case), and a mask that knows only lower-case
+    /// addresses leaves it in clear.
+    fn customer_email(&mut self, name: &str) -> String {
+        let (tag, domain) = self
+            .email_parts
+            .get_or_insert_with(|| {
+                let random = uuid::Uuid::new_v4();
+                let tag: String = random.as_bytes()[..6]
+                    .iter()
+                    .map(|b| char::from(TAG_ALPHABET[usize::from(*b) % TAG_ALPHABET.len()]))
+                    .collect();
+                (tag, EMAIL_DOMAINS[usize::from(random.as_bytes()[6]) % EMAIL_DOMAINS.len()])
+            })
+            .clone();
+        let mut local: Vec<String> = name
+            .split_whitespace()
+            .map(|w| w.chars().filter(char::is_ascii_alphanumeric).collect::<String>())
+            .filter(|w| !w.is_empty())
+            .collect();
+        local.push(tag);
+        format!("{}@{domain}", local.join("."))
+    }
+
+    /// A payment for customer `cus_1` named `name`, with the scenario's email for that name
+    /// and a description that holds the name and an address, as a customer's free text does.
+    fn payment(
+        &mut self,
+        amount: u64,
+        currency: &str,
+        card: &str,
+        country: &str,
+        name: &str,
+    ) -> serde_json::Value {
+        let email = self.customer_email(name);
+        serde_json::json!({
+            "card_number": card,
+            "amount": amount,
+            "currency": currency,
+            "description": format!("Gift for {name}, 12 Main St"),
+            "customer": { "id": "cus_1", "name": name, "email": email, "country": country },
+        })
+    }
 }
 
 fn words(list: &str) -> Vec<String> {
@@ -742,7 +798,8 @@ async fn header(w: &mut ComplianceWorld, name: String, value: String) {
 
 #[when(expr = "tenant {word} pays {int} {word} with card {string}")]
 async fn pays(w: &mut ComplianceWorld, tenant: String, amount: u64, currency: String, card: String) {
-    w.call(Method::POST, "/payments", Some(&tenant), Some(payment(amount, &currency, &card, "GB"))).await;
+    let body = w.payment(amount, &currency, &card, "GB", CUSTOMER_NAME);
+    w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
 }
 
 #[when(expr = "tenant {word} pays {int} {word} with card {string} described as {string}")]
@@ -754,7 +811,7 @@ async fn pays_described(
     card: String,
     text: String,
 ) {
-    let mut body = payment(amount, &currency, &card, "GB");
+    let mut body = w.payment(amount, &currency, &card, "GB", CUSTOMER_NAME);
     body["description"] = text.into();
     w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
 }
@@ -768,14 +825,13 @@ async fn pays_for(
     card: String,
     name: String,
 ) {
-    let mut body = payment(amount, &currency, &card, "GB");
-    body["customer"]["name"] = name.into();
+    let body = w.payment(amount, &currency, &card, "GB", &name);
     w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
 }
 
 #[when(expr = "tenant {word} pays for a customer in {word}")]
 async fn pays_from(w: &mut ComplianceWorld, tenant: String, country: String) {
-    let body = payment(1_000, "EUR", "4111 1111 1111 1111", &country);
+    let body = w.payment(1_000, "EUR", "4111 1111 1111 1111", &country, CUSTOMER_NAME);
     w.call(Method::POST, "/payments", Some(&tenant), Some(body)).await;
 }
 
@@ -989,11 +1045,13 @@ async fn nothing_stored_in_clear(w: &mut ComplianceWorld, text: String) {
 }
 
 /// Erased means gone from everything the service keeps and everything it answers, for the
-/// customer of that tenant: what the scenario sent for it (its names, emails and countries:
-/// the country is personal data the payments service encrypts under the customer's key and
-/// removes on erasure, as it does names and emails) is held by no stored attribute of any
-/// table (at any depth, under any name; in any case; a number also with other separators; a
-/// country code as a whole word), and reading each of its payments back shows none of it. A text also sent for a customer not erased (another
+/// customer of that tenant: what the scenario sent for it (its names, emails, countries and
+/// its payments' descriptions: the country and the free text are personal data the payments
+/// service encrypts under the customer's key and removes on erasure, as it does names and
+/// emails; the suites' descriptions hold the customer's name, their emails are in mixed case)
+/// is held by no stored attribute of any table (at any depth, under any name; in any case; a
+/// number also with other separators; a country code as a whole word), and reading each of
+/// its payments back shows none of it. A text also sent for a customer not erased (another
 /// tenant's customer of the same id, the same email for two customers) may stay only in items
 /// that name that customer's tenant and id.
 ///
@@ -1011,7 +1069,7 @@ async fn customer_erased(w: &mut ComplianceWorld, tenant: String, customer: Stri
     known.sort();
     assert!(
         !known.is_empty(),
-        "the scenario sent no name, email or country for {customer} as tenant {tenant}"
+        "the scenario sent no name, email, country or description for {customer} as tenant {tenant}"
     );
     // The customers not erased, and what was sent for each: where a text known here may stay.
     let live: Vec<(CustomerKey, HashSet<String>)> = w
@@ -1291,6 +1349,27 @@ mod tests {
         assert!(holds("ADA LOVELACE", "Ada Lovelace") && finds("ada lovelace", "Ada Lovelace", false));
         assert!(holds("{\"country\":\"de\"}", "DE") && holds("ÉMILE", "Émile"));
         assert!(!holds("ada lovelac", "Ada Lovelace"));
+    }
+
+    /// The suites' customer emails are in mixed case, so a copy a service folds is another
+    /// text than the one sent: found in any case, by the erasure and absence checks alike.
+    #[test]
+    fn the_customer_email_is_mixed_case_and_found_refolded() {
+        let mut w = ComplianceWorld::default();
+        let email = w.customer_email(CUSTOMER_NAME);
+        assert!(lift::security::protection::detect::is_email(&email), "{email}");
+        assert!(email.starts_with("Ada.Lovelace."), "{email}");
+        assert_ne!(email, email.to_lowercase());
+        assert_ne!(email, email.to_uppercase());
+        assert_eq!(w.customer_email(CUSTOMER_NAME), email, "one email per customer in a scenario");
+        let body = w.payment(500, "EUR", "4111 1111 1111 1111", "DE", CUSTOMER_NAME);
+        assert_eq!(body["customer"]["email"], email.as_str());
+        assert!(holds(body["description"].as_str().unwrap(), CUSTOMER_NAME));
+        for kept in [email.to_lowercase(), email.to_uppercase()] {
+            assert!(holds(&format!("{{\"email_key\":\"{kept}\"}}"), &email), "{kept}");
+            assert!(finds(&kept, &email, true) && holds_word(&kept, &email));
+        }
+        assert!(!holds("[REDACTED:email]", &email));
     }
 
     #[test]
