@@ -1350,18 +1350,18 @@ fn coldstart_gate(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-#[tokio::test]
-async fn the_cold_start_gate_counts_setup_deferred_to_the_first_request() {
-    let _shared = CPU.read().await;
-    // The fixture's init is as quick as the bare function's, but every request (the first
-    // among them) takes 400 ms: setup moved out of init into the first request.
-    let args = [
+/// The gate's arguments for the fixture against the bare hello, `runs` each, with a 150 ms
+/// budget and `more`: the fixture's init is as quick as the bare function's, but every
+/// request (the first among them) takes 400 ms, setup moved out of init into the first
+/// request.
+fn deferred_setup_against_hello(runs: &'static str, more: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec![
         "--bin",
         FIXTURE,
         "--vs",
         HELLO,
         "--runs",
-        "3",
+        runs,
         "--memory",
         "1769",
         "--env",
@@ -1371,6 +1371,14 @@ async fn the_cold_start_gate_counts_setup_deferred_to_the_first_request() {
         "--budget-ms",
         "150",
     ];
+    args.extend_from_slice(more);
+    args
+}
+
+#[tokio::test]
+async fn the_cold_start_gate_counts_setup_deferred_to_the_first_request() {
+    let _shared = CPU.read().await;
+    let args = deferred_setup_against_hello("3", &[]);
     let (passed, stdout, stderr) = tokio::task::spawn_blocking(move || coldstart_gate(&args)).await.unwrap();
     assert!(!passed, "the gate let 400 ms of first-request setup through:\n{stdout}\n{stderr}");
     assert!(
@@ -1391,26 +1399,7 @@ async fn the_cold_start_gate_counts_setup_deferred_to_the_first_request() {
 async fn the_cold_start_budget_moves_with_the_host_no_further_than_its_cap() {
     let _shared = CPU.read().await;
     let gate = |max_scale: &'static str| {
-        let args = [
-            "--bin",
-            FIXTURE,
-            "--vs",
-            HELLO,
-            "--runs",
-            "2",
-            "--memory",
-            "1769",
-            "--env",
-            "FIXTURE_DEFAULT_ACTION=sleep",
-            "--env",
-            "FIXTURE_MS=400",
-            "--budget-ms",
-            "150",
-            "--reference-ms",
-            "0.001",
-            "--max-scale",
-            max_scale,
-        ];
+        let args = deferred_setup_against_hello("2", &["--reference-ms", "0.001", "--max-scale", max_scale]);
         tokio::task::spawn_blocking(move || coldstart_gate(&args))
     };
     let (passed, stdout, stderr) = gate("2").await.unwrap();
