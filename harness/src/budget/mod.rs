@@ -92,6 +92,7 @@ use anyhow::Context as _;
 pub use budgets::{
     Budget, Budgets, Calibration, Kernel, Twin, DEFAULT_BARE, DEFAULT_CALIBRATION, DEFAULT_LAYER,
 };
+pub(crate) use criterion::median;
 pub use criterion::{directory_name, CriterionResults};
 pub use error::{BudgetError, GateFailed};
 pub use history::{HistoryEntry, HistoryRecord, DEFAULT_HISTORY_FILE, HISTORY_ENV};

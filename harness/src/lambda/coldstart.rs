@@ -119,24 +119,14 @@ pub fn paired_differences(a: &ColdStarts, b: &ColdStarts) -> Vec<f64> {
         .collect()
 }
 
-/// The median of `values` (the mean of the middle two of an even count); `None` when empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 })
-}
-
 /// How much `a`'s cold start exceeds `b`'s: the median, over the rounds in which both
 /// started, of `a`'s cold start minus `b`'s, in milliseconds. Decided on pairs rather than
 /// on the difference of the two medians, so that a host that slows down for part of the run
 /// moves both sides of every pair it slows, not one side's median more than the other's.
 /// `None` when no round measured both.
 pub fn excess_ms(a: &ColdStarts, b: &ColdStarts) -> Option<f64> {
-    median(&paired_differences(a, b))
+    let leads = paired_differences(a, b);
+    (!leads.is_empty()).then(|| crate::budget::median(&leads))
 }
 
 /// Whether `a`'s cold start exceeds `b`'s by at most `budget` ([`excess_ms`]). No pair
@@ -335,6 +325,8 @@ mod tests {
 
     #[test]
     fn medians_of_odd_and_even_counts() {
+        // The budget gate's median, as `excess_ms` takes it: none of no lead.
+        let median = |v: &[f64]| (!v.is_empty()).then(|| crate::budget::median(v));
         assert_eq!(median(&[3.0, -1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(&[]), None);
