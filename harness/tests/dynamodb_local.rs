@@ -269,3 +269,27 @@ async fn tables_can_be_created_concurrently() {
         assert_eq!(table.table.unwrap().table_status(), Some(&TableStatus::Active));
     }
 }
+
+/// A warm-up makes real operations and stops on what they measured: at once when the target
+/// is met (any JVM answers within a minute), after one batch when time is up (no operation
+/// answers in no time), and it never reports warm a batch that missed the target.
+#[tokio::test]
+async fn a_warm_up_stops_on_what_it_measured() {
+    use lift_harness::dynamodb::{WarmOutcome, WarmTarget};
+    use std::time::Duration;
+    let local = local().await;
+    let met = local
+        .warm_up(WarmTarget { median: Duration::from_secs(60), limit: Duration::from_secs(60) })
+        .await
+        .unwrap();
+    assert_eq!(met.outcome, WarmOutcome::Warm, "{met}");
+    assert_eq!((met.batch_medians_ms.len(), met.operations), (1, 8 * 8 * 3), "{met}");
+    assert!(met.batch_medians_ms[0] > 0.0, "{met}");
+    let never = local.warm_up(WarmTarget { median: Duration::ZERO, limit: Duration::ZERO }).await.unwrap();
+    assert_eq!(never.outcome, WarmOutcome::Limit, "{never}");
+    assert_eq!(never.batch_medians_ms.len(), 1, "{never}");
+    assert!(
+        never.to_string().starts_with("still getting faster at the time limit after 192 operations"),
+        "{never}"
+    );
+}

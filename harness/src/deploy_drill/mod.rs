@@ -258,6 +258,10 @@ pub async fn run(
     let bootstrap = bootstrap(scenario)?;
     let function_name = scenario.function.name.clone().unwrap_or_else(|| service.to_owned());
     let ddb = crate::dynamodb::DynamoDbLocal::shared().await.context("starting DynamoDB Local")?;
+    // A JVM started moments ago answers slowly for its first thousand operations; a load of
+    // 40 requests a second from the start would find it so and might never catch up.
+    let warm_up =
+        ddb.warm_up(crate::dynamodb::WarmTarget::default()).await.context("warming DynamoDB Local")?;
     // Each table under a name of its own; the function finds it through `LIFT_TABLE_<NAME>`,
     // as every Lift table resolves its name.
     let mut tables = vec![service_table];
@@ -442,6 +446,7 @@ pub async fn run(
             split,
             rollout_secs,
             baseline_secs,
+            warm_up,
         },
     ))
 }

@@ -19,6 +19,7 @@ pub(crate) struct Measured {
     pub(crate) split: bool,
     pub(crate) rollout_secs: f64,
     pub(crate) baseline_secs: f64,
+    pub(crate) warm_up: crate::dynamodb::WarmUp,
 }
 
 /// A deployment drill's report.
@@ -48,6 +49,8 @@ pub struct DeployDrillReport {
     pub total_secs: f64,
     /// Load on version 1 before it met its SLOs and the rollout started, seconds.
     pub baseline_secs: f64,
+    /// How DynamoDB Local was warmed before the load started.
+    pub dynamodb_warm_up: crate::dynamodb::WarmUp,
     /// Requests the load made.
     pub requests: u64,
     /// Requests sent once the rollout started that failed (5xx or no answer).
@@ -151,6 +154,7 @@ impl DeployDrillReport {
             rollback_secs: rollback,
             total_secs: secs(Some(outcome.total)).unwrap_or_default(),
             baseline_secs: m.baseline_secs,
+            dynamodb_warm_up: m.warm_up,
             requests: m.requests,
             client_errors: m.client_errors,
             new_version_requests: m.new_version_requests,
@@ -260,6 +264,7 @@ impl fmt::Display for DeployDrillReport {
             self.final_version,
             if self.split_at_end { " (split)" } else { "" }
         )?;
+        writeln!(f, "  DynamoDB Local before the load: {}", self.dynamodb_warm_up)?;
         for a in &self.assertions {
             writeln!(
                 f,

@@ -367,10 +367,16 @@ impl Drop for DedicatedDynamoDb {
     }
 }
 
-/// JVM options: `LIFT_DYNAMODB_JAVA_OPTS` (split on spaces) when set, else options that
-/// favour a quick warm-up over peak throughput (C1 only, serial GC): a dedicated instance
-/// lives for one test or drill, and a cold C2 compiler would make its first seconds slow.
-fn java_options() -> Vec<String> {
+/// JVM options of every DynamoDB Local the harness starts, dedicated or shared:
+/// `LIFT_DYNAMODB_JAVA_OPTS` (split on spaces) when set, else options that favour a quick
+/// warm-up over peak throughput (C1 only, serial GC). A dedicated instance lives for one test
+/// or drill; the shared one stops 20 s after its last user, so a run often starts it cold in
+/// the middle. With the C2 compiler too, a fresh JVM's compilers took the 2-core reference
+/// machine's CPU for tens of seconds: the good deployment drill, 40 requests a second from
+/// its start, fell behind and failed 7 times in 10 on a fresh shared JVM. With these options
+/// a fresh JVM answered within 10 ms (median of 8 concurrent workers) after a second of
+/// [`warm_up`](super::DynamoDbLocal::warm_up), against 2 to 5 s with C2.
+pub(super) fn java_options() -> Vec<String> {
     match super::env_value("LIFT_DYNAMODB_JAVA_OPTS") {
         Some(opts) => opts.split_whitespace().map(str::to_owned).collect(),
         None => ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xms256m"].map(str::to_owned).to_vec(),

@@ -201,6 +201,7 @@ fn spawn_watchdog(
         .arg(run)
         .arg(id)
         .arg(linger.as_secs().to_string())
+        .args(super::dedicated::java_options())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -410,6 +411,34 @@ mod tests {
         assert!(eventually(15, || !pid_alive(jvm)), "unused jvm {jvm} not stopped");
         assert!(eventually(5, || !users_dir(&run, "old").exists()));
         assert_eq!(read_state(&run), Some(newer));
+        fs::remove_dir_all(run).unwrap();
+    }
+
+    /// The shared JVM starts with the same options as a dedicated one (C1 only, serial GC,
+    /// unless `LIFT_DYNAMODB_JAVA_OPTS` says otherwise), before `-jar`, where the JVM reads
+    /// them: after it they would go to DynamoDB Local as its own arguments.
+    #[test]
+    fn the_watchdog_starts_the_jvm_with_the_harness_options() {
+        let run = temp_dir();
+        let java = run.join("java");
+        fs::write(&java, "#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/args\"\nexec sleep 300\n").unwrap();
+        fs::set_permissions(&java, fs::Permissions::from_mode(0o755)).unwrap();
+        let users = users_dir(&run, "opts");
+        fs::create_dir_all(&users).unwrap();
+        File::create(users.join(format!("{}.n", std::process::id()))).unwrap();
+        let jvm = spawn_watchdog(&run, &java, &run, 1, "opts", Duration::from_secs(0)).unwrap();
+        assert!(eventually(5, || run.join("args").exists()), "the fake java never ran");
+        let args = fs::read_to_string(run.join("args")).unwrap();
+        let jar = args.find("-jar DynamoDBLocal.jar").expect(&args);
+        for option in super::super::dedicated::java_options() {
+            let at = args.find(&option).unwrap_or_else(|| panic!("{option} missing: {args}"));
+            assert!(at < jar, "{option} after -jar: {args}");
+        }
+        assert!(
+            args.contains("-XX:TieredStopAtLevel=1") || std::env::var_os("LIFT_DYNAMODB_JAVA_OPTS").is_some()
+        );
+        kill(jvm);
+        assert!(eventually(5, || !users.exists()), "watchdog did not exit with the jvm");
         fs::remove_dir_all(run).unwrap();
     }
 }

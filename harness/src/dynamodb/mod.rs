@@ -58,12 +58,14 @@ mod item;
 mod jar;
 mod probe;
 mod tables;
+mod warm;
 
 pub use client::{client_for, default_region};
 #[cfg(unix)]
 pub use dedicated::{DedicatedDynamoDb, Storage};
 pub use error::DynamoDbError;
 pub use item::{attribute_to_json, item_to_json, json_to_attribute, json_to_item};
+pub use warm::{WarmOutcome, WarmTarget, WarmUp};
 
 const DEFAULT_START_TIMEOUT_SECS: u64 = 60;
 const DEFAULT_LINGER_SECS: u64 = 20;

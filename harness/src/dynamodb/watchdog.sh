@@ -1,6 +1,6 @@
 # Runs DynamoDB Local and stops it once no process uses it (POSIX sh).
 #
-# usage: sh watchdog.sh JAVA JAR_DIR PORT RUN_DIR ID LINGER_SECS
+# usage: sh watchdog.sh JAVA JAR_DIR PORT RUN_DIR ID LINGER_SECS [JVM_OPTION...]
 #
 # Users register as files RUN_DIR/users-ID/<pid>.<nonce>. Every second the watchdog forgets
 # users whose process is gone. When none is left for LINGER_SECS it stops the JVM. It also
@@ -9,6 +9,7 @@
 # before that check and keeps the JVM alive.
 
 java=$1 jar_dir=$2 port=$3 run=$4 id=$5 linger=$6
+shift 6
 users="$run/users-$id"
 state="$run/instance.json"
 log="$run/dynamodb-$id.log"
@@ -67,7 +68,7 @@ stop() {
 }
 
 cd "$jar_dir" || exit 1
-"$java" -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+"$java" "$@" -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
     -inMemory -sharedDb -port "$port" </dev/null >"$log" 2>&1 &
 jvm=$!
 # The starter reads this line, then stops listening: nothing more goes to stdout.
