@@ -690,6 +690,8 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
             }
         }
     };
+    // `tokens=abc,def`: a secret's list runs on past its commas, up to the next `key=`.
+    let end = if quote.is_none() && what == Redaction::Secret { list_end(b, end) } else { end };
     if end == v || b[v..end].iter().filter(|c| c.is_ascii_digit()).count() < min_digits {
         return None;
     }
@@ -699,6 +701,25 @@ fn key_value(b: &[u8], i: usize, out: &mut Out<'_>) -> Option<usize> {
     }
     out.replace(v, end, what);
     Some(end)
+}
+
+/// The end of an unquoted list of values whose first ends at `end`: past each comma that a
+/// value follows at once, unless that value is a `key=value` or `key:value` of its own
+/// (`token=abc,tenant=acme` keeps `tenant=acme`). Base64's closing `=` makes no key.
+fn list_end(b: &[u8], mut end: usize) -> usize {
+    while b.get(end) == Some(&b',') {
+        let next = word_end(b, end + 1);
+        let item = &b[end + 1..next];
+        let keyed = item
+            .iter()
+            .position(|c| matches!(c, b'=' | b':'))
+            .is_some_and(|at| at > 0 && item.get(at + 1).is_some_and(|c| *c != b'='));
+        if item.is_empty() || keyed {
+            break;
+        }
+        end = next;
+    }
+    end
 }
 
 /// The end of an unquoted value that opens with `[` at `from`: the first space or
@@ -1237,6 +1258,18 @@ pub(crate) mod tests {
             assert_eq!(scrub(text), scrubbed, "{text}");
         }
         assert_eq!(scrub(&format!("token: {jwt}")), "token: [REDACTED:secret]");
+        // A list of tokens is redacted whole, up to the next key.
+        for (text, scrubbed) in [
+            ("tokens=abc,def", "tokens=[REDACTED:secret]"),
+            ("tokens=abc,def,ghi user=ada", "tokens=[REDACTED:secret] user=ada"),
+            ("token=abc,tenant=acme", "token=[REDACTED:secret],tenant=acme"),
+            ("password=abc, next", "password=[REDACTED:secret], next"),
+            ("api_keys=abc,ZGVm==,eHl6=", "api_keys=[REDACTED:secret]"),
+            ("secrets=a,b:c", "secrets=[REDACTED:secret],b:c"),
+            ("tokens=abc,", "tokens=[REDACTED:secret],"),
+        ] {
+            assert_eq!(scrub(text), scrubbed, "{text}");
+        }
         assert_eq!(scrub(&format!("tokens={jwt}")), "tokens=[REDACTED:secret]");
         assert_eq!(scrub(&format!("tokens_used={jwt}")), "tokens_used=[REDACTED:secret]");
         // The name alone cannot tell a count from a token: it is a secret's name.
