@@ -567,3 +567,52 @@ async fn an_incident_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() 
     let detail: Value = serde_json::from_str(&incidents[0].entry.detail).unwrap();
     assert!(detail["actions"].as_array().unwrap().contains(&json!("audited")), "{detail}");
 }
+
+/// With DynamoDB down and the trail at its ceiling, a compliance violation (a card's
+/// verification code in a response) is kept in the security headroom, not dropped, and
+/// stored after the requests held before it once DynamoDB is back.
+#[cfg(feature = "compliance")]
+#[tokio::test]
+async fn a_compliance_violation_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() {
+    use lift::security::compliance::{ComplianceLayer, ComplianceRecorder};
+
+    let dynamo = Dynamo::start().await;
+    let trail = trail(dynamo.client());
+    dynamo.set(Mode::Down);
+    for i in 0..5 {
+        trail
+            .append(AuditEntry::new(
+                "acme",
+                "alice",
+                "payments.read",
+                format!("payment/{i}"),
+                Outcome::Success,
+            ))
+            .await;
+    }
+    assert_eq!(trail.pending(), 5, "at the ceiling");
+    assert!(matches!(trail.reserve().await, Err(AuditError::Saturated { .. })), "ordinary places are gone");
+    let svc = ComplianceLayer::new(ComplianceRecorder::new()).audit(trail.clone()).layer(tower::service_fn(
+        |_req: Request| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::from(r#"{"cvv":"123"}"#)))
+        },
+    ));
+    // An invocation-phase rule judges the answer after the handler ran: it records, it does
+    // not replace the answer.
+    svc.oneshot(http::Request::get("/payments/1").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(trail.pending(), 6, "the violation is held above the ceiling, not dropped");
+
+    dynamo.set(Mode::Up);
+    trail.flush().await.expect("the store is back");
+    assert_eq!(trail.pending(), 0);
+    let violations = trail.query(AuditQuery::tenant("-")).await.unwrap();
+    assert_eq!(violations.len(), 1, "the violation is stored");
+    assert_eq!(violations[0].entry.action, "compliance.violation");
+    assert_eq!(violations[0].entry.resource, "PCI-DSS 3.2.2");
+    assert!(!violations[0].entry.detail.contains("123"), "the code itself is not in the entry");
+    assert_eq!(
+        trail.query(AuditQuery::tenant("acme")).await.unwrap().len(),
+        5,
+        "and the entries held before it"
+    );
+}
