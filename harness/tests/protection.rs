@@ -206,6 +206,31 @@ async fn tokenize_json_keeps_tokens_in_fields_named_for_cards() {
     assert_eq!(doc["card_number"], "[REDACTED:pan]");
 }
 
+/// A pseudonymised email joins records within its tenant and with no other tenant's: the
+/// same address hashes alike twice in one tenant and apart in another, under one policy.
+#[tokio::test]
+async fn tokenize_json_hashes_emails_apart_in_each_tenant() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    let vault = vault(&mocks).await;
+    let policy = Policy::new(HashKey::new(*b"mask key: thirty-two bytes long!"))
+        .strategy(DataClass::Pan, MaskStrategy::Tokenize);
+    assert_eq!(policy.strategy_for(DataClass::Email), MaskStrategy::KeyedHash);
+    let email = fake::Fake::fake::<String>(&fake::faker::internet::en::SafeEmail());
+    let masked = |doc: &serde_json::Value| doc["email"].as_str().expect("a hash").to_owned();
+    let mut docs = Vec::new();
+    for tenant in ["tenant-a", "tenant-a", "tenant-b"] {
+        let mut doc = serde_json::json!({ "email": email });
+        vault.tokenize_json(tenant, &mut doc, &policy).await.expect("tokenize json");
+        docs.push(masked(&doc));
+    }
+    assert_eq!(docs[0], docs[1], "joinable within a tenant");
+    assert_ne!(docs[0], docs[2], "not across tenants");
+    assert!(docs.iter().all(|h| h.len() == 64 && !h.contains(&email)), "{docs:?}");
+    // The policy's own hash, outside any tenant, is neither tenant's.
+    let untenanted = policy.mask_value(DataClass::Email, &email);
+    assert!(untenanted != docs[0] && untenanted != docs[2]);
+}
+
 #[tokio::test]
 async fn envelope_round_trip_binds_tenant_and_detects_tampering() {
     let mocks = AwsMocks::start().await.expect("mocks");

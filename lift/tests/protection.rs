@@ -388,6 +388,23 @@ fn leaks(output: &str, digits: &str, window: usize) -> bool {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// A tenant's keyed hashes join within it and with no other tenant's, and the tenant's
+    /// key is not the policy's own.
+    #[test]
+    fn keyed_hashes_are_the_tenants_own(
+        a in "[a-z0-9-]{1,12}",
+        b in "[a-z0-9-]{1,12}",
+        value in "[a-z]{1,8}@[a-z]{1,8}\\.com",
+    ) {
+        let policy = Policy::new(HashKey::new(*b"proptest key: 32 bytes long too!"));
+        let hash = |tenant: &str| policy.for_tenant(tenant).mask_value(DataClass::Email, &value);
+        prop_assert_eq!(hash(&a), hash(&a));
+        prop_assert_ne!(hash(&a), policy.mask_value(DataClass::Email, &value));
+        if a != b {
+            prop_assert_ne!(hash(&a), hash(&b));
+        }
+    }
+
     #[test]
     fn generated_pans_are_detected(pan in arb_pan()) {
         prop_assert!(is_pan(&pan), "{}", pan);

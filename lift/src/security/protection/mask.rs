@@ -17,6 +17,9 @@ pub enum MaskStrategy {
     /// Every character becomes `*`.
     Full,
     /// HMAC-SHA256 under the policy's key, hex: equal values stay joinable, never reversible.
+    /// One policy hashes a value alike in every tenant, so a pseudonymised email links one
+    /// tenant's records to another's; [`Policy::for_tenant`] gives each tenant hashes of its
+    /// own (the vault's [`tokenize_json`](super::TokenVault::tokenize_json) uses it).
     KeyedHash,
     /// A vault token ([`TokenVault::tokenize_json`](super::TokenVault::tokenize_json));
     /// the synchronous [`mask_json`] redacts instead, as it has no vault.
@@ -76,6 +79,15 @@ impl HashKey {
         let mut key = [0u8; Self::MIN_LEN];
         rand::thread_rng().fill_bytes(&mut key);
         Self::keyed(&key)
+    }
+
+    /// A key of `tenant`'s own, derived from this one: hashes under it join within the
+    /// tenant and with no other tenant's.
+    pub fn for_tenant(&self, tenant: &str) -> Self {
+        let mut mac = self.0.clone();
+        mac.update(b"lift tenant hash key\0");
+        mac.update(tenant.as_bytes());
+        Self::keyed(&mac.finalize().into_bytes())
     }
 
     fn keyed(key: &[u8]) -> Self {
@@ -155,6 +167,28 @@ impl Policy {
     /// The strategy of a class.
     pub fn strategy_for(&self, class: DataClass) -> MaskStrategy {
         self.strategies[class as usize]
+    }
+
+    /// This policy with `tenant`'s own hash key ([`HashKey::for_tenant`]): the same email
+    /// hashes apart in two tenants, alike within one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lift::security::protection::{DataClass, HashKey, Policy};
+    /// let policy = Policy::new(HashKey::new(*b"an example key of thirty-two b!!"));
+    /// let in_acme = policy.for_tenant("acme").mask_value(DataClass::Email, "ada@example.com");
+    /// let in_globex = policy.for_tenant("globex").mask_value(DataClass::Email, "ada@example.com");
+    /// assert_ne!(in_acme, in_globex);
+    /// assert_eq!(in_acme, policy.for_tenant("acme").mask_value(DataClass::Email, "ada@example.com"));
+    /// ```
+    pub fn for_tenant(&self, tenant: &str) -> Self {
+        Self { key: self.key.for_tenant(tenant), ..self.clone() }
+    }
+
+    /// Whether some class is masked with `strategy`.
+    pub(crate) fn uses(&self, strategy: MaskStrategy) -> bool {
+        self.strategies.contains(&strategy)
     }
 
     /// The hash key.

@@ -243,8 +243,9 @@ impl TokenVault {
     }
 
     /// Replaces every PAN of a document (whole values and inside text) by its token when
-    /// the policy tokenizes PANs, then masks everything else per the policy. A token stays
-    /// in place whatever its field is named (`card_number`, `pan`).
+    /// the policy tokenizes PANs, then masks everything else per the policy, keyed hashes
+    /// under the tenant's own key ([`Policy::for_tenant`]). A token stays in place whatever
+    /// its field is named (`card_number`, `pan`).
     pub async fn tokenize_json(
         &self,
         tenant: &str,
@@ -264,7 +265,9 @@ impl TokenVault {
             replace_pans(value, &tokens);
         }
         let tokens: Vec<&str> = tokens.values().map(String::as_str).collect();
-        mask_json_keeping_tokens(value, policy, &tokens);
+        // Keyed hashes of the tenant's own: one tenant's pseudonyms join no other's.
+        let keyed = policy.uses(MaskStrategy::KeyedHash).then(|| policy.for_tenant(tenant));
+        mask_json_keeping_tokens(value, keyed.as_ref().unwrap_or(policy), &tokens);
         Ok(())
     }
 }
