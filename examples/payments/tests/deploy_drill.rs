@@ -155,6 +155,13 @@ async fn with_rollback_off_the_bad_version_drill_fails() {
     let files = report.write_to(&dir).unwrap();
     let json: Value = serde_json::from_str(&std::fs::read_to_string(files.json).unwrap()).unwrap();
     assert_eq!(json["passed"], false);
+    // The report says how DynamoDB Local was warmed before the load.
+    let warm_up = &json["dynamodb_warm_up"];
+    assert!(warm_up["operations"].as_u64().is_some_and(|n| n >= 192), "{warm_up}");
+    assert!(
+        ["warm", "settled", "limit"].contains(&warm_up["outcome"].as_str().unwrap_or_default()),
+        "{warm_up}"
+    );
     assert!(std::fs::read_to_string(files.junit).unwrap().contains("<failure"));
     std::fs::remove_dir_all(dir).unwrap();
 }
