@@ -164,6 +164,38 @@ async fn a_vault_item_rewritten_to_another_card_is_refused() {
     assert!(matches!(rekeyed.detokenize(&reveal, &attacker).await, Err(ProtectionError::Tampered)));
 }
 
+/// An attacker who can write the vault table puts into a token item another value sealed
+/// for the same tenant under the same KMS key (an SSN the service encrypted elsewhere):
+/// detokenizing decrypts it, and refuses it without revealing it, since it derives no token.
+#[tokio::test]
+async fn a_token_item_holding_another_sealed_value_is_refused_unrevealed() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
+    let table = local.create_table(&lift::store::tables::tokens()).await.expect("create the table");
+    let client = local.client().await;
+    let vault = TokenVault::new(
+        client.clone(),
+        table.clone(),
+        HashKey::new(*b"vault key: thirty-two bytes long"),
+        envelope(&mocks),
+    );
+    let pan = "4111111111111111";
+    let token = vault.tokenize("tenant-a", pan).await.expect("tokenize");
+    let reveal = ctx("tenant-a", &["pan:detokenize"]);
+    let (mut item, _) = vault_items(&client, &table, "tenant-a", &token).await;
+    // Values a service seals for the tenant: an SSN, and a 16-digit account number that is
+    // no card (and derives no token either).
+    for secret in ["123-45-6789", "1234567890123456"] {
+        let sealed = envelope(&mocks).encrypt("tenant-a", secret.as_bytes()).await.expect("encrypt");
+        item.insert("pan".to_owned(), AttributeValue::B(sealed.into()));
+        client.put_item().table_name(&table).set_item(Some(item.clone())).send().await.expect("rewrite");
+        let revealed = vault.detokenize(&reveal, &token).await;
+        assert!(matches!(revealed, Err(ProtectionError::Tampered)), "{secret}: {revealed:?}");
+        let shown = format!("{revealed:?} {}", revealed.as_ref().unwrap_err());
+        assert!(!shown.contains(secret) && !shown.contains("6789"), "{shown}");
+    }
+}
+
 #[tokio::test]
 async fn tokenize_json_replaces_pans_with_tokens() {
     let mocks = AwsMocks::start().await.expect("mocks");
