@@ -1,6 +1,7 @@
 //! Compliance rules and middleware: every built-in rule fires on the breach it cites and
 //! stays quiet on a clean invocation; the layer blocks critical request-phase breaches
-//! before the handler, records the rest from the real response and log lines, and the
+//! before the handler, withholds an answer that carries a critical breach, records the rest
+//! from the real response and log lines, and the
 //! report follows the evidence. Each rule applies only where its precondition holds: a
 //! service that only answered `GET /health` has no evidence for any framework; an unknown
 //! transport or region is never a pass; an audit entry that was not stored is no evidence.
@@ -521,7 +522,7 @@ async fn the_layer_blocks_records_and_reports_from_evidence() {
         .oneshot(post("/payments", "https", serde_json::json!({"card_number": PAN, "log_raw_pan": true})))
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED, "invocation-phase breaches are recorded, not blocked");
+    assert_eq!(res.status(), StatusCode::CREATED, "a breach in a log line is recorded; the answer goes");
     assert!(logs.contents().contains("4111"), "the broken handler really logged it");
     let report = recorder.report();
     let pci = report.frameworks.iter().find(|f| f.framework == Framework::PciDss).unwrap();
@@ -540,6 +541,75 @@ async fn the_layer_blocks_records_and_reports_from_evidence() {
     let json = report.to_json();
     assert_eq!(json["frameworks"][0]["framework"], "PciDss");
     assert!(report.to_markdown().contains("PCI-DSS 3.4"));
+}
+
+/// A handler that answers (and logs) what its request asks: the breaches of the next test.
+async fn leaky(req: Request) -> Response {
+    let body: serde_json::Value = serde_json::from_slice(req.body().as_bytes()).unwrap_or_default();
+    if body["log_raw_pan"] == true {
+        tracing::info!(card = %PAN, "charging");
+    }
+    match body["answer"].as_str() {
+        Some("cvv") => lift::json_response(StatusCode::OK, &serde_json::json!({"id": "pay_1", "cvv": "987"})),
+        Some("pan") => {
+            lift::json_response(StatusCode::OK, &serde_json::json!({"id": "pay_1", "card_number": PAN}))
+        }
+        Some("fail") => {
+            lift::json_response(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({"error": "x"}))
+        }
+        _ => lift::json_response(StatusCode::CREATED, &serde_json::json!({"id": "pay_1"})),
+    }
+}
+
+/// An answer that carries a critical breach (a verification code, a card number) is
+/// withheld: the client gets the rule's status as a problem, which repeats nothing of it.
+/// The breach counts as blocked when the answer was its only evidence, and as violated when
+/// a log line leaked it too. A breach the answer does not carry (a 5xx nobody logged) lets
+/// the answer through.
+#[tokio::test]
+async fn an_answer_that_carries_the_breach_is_withheld() {
+    let logs = MemoryWriter::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(logs.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let recorder = ComplianceRecorder::new();
+    let app = App::new()
+        .region("us-east-1")
+        .post("/payments", leaky)
+        .layer(ComplianceLayer::new(recorder.clone()).logs(logs.clone()))
+        .layer(tower::util::MapRequestLayer::new(authenticated))
+        .into_service();
+    let send = |body: serde_json::Value| app.clone().oneshot(post("/payments", "https", body));
+    let requirement = |id: &str| {
+        let report = recorder.report();
+        report.frameworks.iter().flat_map(|f| f.requirements.clone()).find(|r| r.id == id).unwrap()
+    };
+
+    let res = send(serde_json::json!({"answer": "cvv"})).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let text = String::from_utf8_lossy(res.body().as_bytes()).into_owned();
+    assert!(text.contains("PCI-DSS 3.2.2") && !text.contains("987"), "{text}");
+    let r = requirement("PCI-DSS 3.2.2");
+    assert_eq!((r.violated, r.blocked), (0, 1), "the answer was the only evidence, and it never left");
+
+    let res = send(serde_json::json!({"answer": "pan", "log_raw_pan": true})).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let text = String::from_utf8_lossy(res.body().as_bytes()).into_owned();
+    assert!(!text.contains("4111") && !text.contains("1111"), "{text}");
+    let r = requirement("PCI-DSS 3.4");
+    assert_eq!((r.violated, r.blocked), (1, 0), "the log line leaked it all the same");
+    let detail = &r.evidence[0].detail;
+    assert!(detail.contains("the response body") && detail.contains("log line"), "{detail}");
+
+    let res = send(serde_json::json!({"answer": "fail"})).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "a breach not in the answer withholds nothing"
+    );
+    assert_eq!(requirement("SOC2 CC7.2").violated, 1);
+    assert_eq!(send(serde_json::json!({})).await.unwrap().status(), StatusCode::CREATED);
 }
 
 /// A report with every kind of count: held, violated (with evidence), blocked, unknown and

@@ -58,6 +58,10 @@ const SECRET_PARAMS: [&str; 10] =
 /// and the handler never runs. After the handler the invocation-phase rules run over the
 /// request, the response, the log lines ([`LogTap`]) and the audit entry ([`Audited`]
 /// in the response, put there by an inner [`AuditLayer`](crate::security::audit::AuditLayer)).
+/// A `Critical` breach found in the answer itself by a rule that
+/// [withholds answers](Rule::withholds_answer) (a card number, a verification code, a
+/// secret, ePHI to no one) withholds it: the client gets the rule's status as a problem.
+/// The breach counts as blocked when the answer was its only evidence, else as violated.
 /// Every check goes to the [`ComplianceRecorder`]; with an [`AuditTrail`], every
 /// violation is also an audit entry (`compliance.violation`).
 #[derive(Clone)]
@@ -167,6 +171,34 @@ fn violation(rule: &dyn Rule, detail: String) -> Violation {
     Violation { rule: rule.id().to_owned(), framework: rule.framework(), severity: rule.severity(), detail }
 }
 
+/// The rule whose critical breach is in the answer itself, when one withholds answers
+/// ([`Rule::withholds_answer`]), and whether the answer was the breach's only evidence. The
+/// record is judged again with the answer alone (no log lines, no audit entries), and
+/// without the answer, only when such a rule was breached.
+fn withheld_by(
+    verdicts: &[(Arc<dyn Rule>, Verdict)],
+    record: &InvocationRecord,
+) -> Option<(Arc<dyn Rule>, bool)> {
+    let breached = |rule: &Arc<dyn Rule>, record: &InvocationRecord| {
+        matches!(rule.judge(&Facts::new(record)), Verdict::Violated(_))
+    };
+    verdicts.iter().find_map(|(rule, verdict)| {
+        if !(matches!(verdict, Verdict::Violated(_))
+            && rule.severity() == Severity::Critical
+            && rule.withholds_answer())
+        {
+            return None;
+        }
+        let answer_only =
+            InvocationRecord { logs: Vec::new(), audit: Vec::new(), audit_storage: None, ..record.clone() };
+        if !breached(rule, &answer_only) {
+            return None;
+        }
+        let without_answer = InvocationRecord { response: None, ..record.clone() };
+        Some((Arc::clone(rule), !breached(rule, &without_answer)))
+    })
+}
+
 fn violations_of(verdicts: &[(Arc<dyn Rule>, Verdict)]) -> Vec<Violation> {
     verdicts
         .iter()
@@ -256,8 +288,26 @@ where
         }
         let verdicts = judge(&shared.rules, Phase::Invocation, &record);
         let violations = violations_of(&verdicts);
-        shared.recorder.record(&verdicts, &request_id, false);
+        let withheld = withheld_by(&verdicts, &record);
+        match &withheld {
+            // Blocked: the answer was the breach's only evidence, and it never left.
+            Some((rule, true)) => {
+                let (this, rest): (Vec<_>, Vec<_>) =
+                    verdicts.iter().cloned().partition(|(r, _)| Arc::ptr_eq(r, rule));
+                shared.recorder.record(&this, &request_id, true);
+                shared.recorder.record(&rest, &request_id, false);
+            }
+            // Withheld or not, a breach with evidence elsewhere (a log line, an audit entry)
+            // happened.
+            _ => shared.recorder.record(&verdicts, &request_id, false),
+        }
         report_violations(&shared, &record, &violations).await;
+        if let Some((rule, _)) = withheld {
+            let detail = violations.iter().find(|v| v.rule == rule.id()).map_or("", |v| v.detail.as_str());
+            return Ok(Error::new(rule.block_status())
+                .with_detail(format!("the answer was withheld by compliance rule {}: {detail}", rule.id()))
+                .render(Some(&request_id)));
+        }
         Ok(res)
     })
 }

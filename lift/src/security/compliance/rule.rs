@@ -326,6 +326,14 @@ pub trait Rule: Send + Sync + 'static {
     fn block_status(&self) -> StatusCode {
         StatusCode::FORBIDDEN
     }
+    /// Whether a critical breach found in the answer itself withholds the answer: the client
+    /// gets [`block_status`](Self::block_status) as a problem instead of what would leak.
+    /// For rules about what an answer carries (a card number, a verification code, a
+    /// secret, ePHI to no one); not for rules about what else happened (a log line, a
+    /// missing audit entry), which withholding the answer would not undo. The default: no.
+    fn withholds_answer(&self) -> bool {
+        false
+    }
 }
 
 /// A rule from a closure.

@@ -211,6 +211,8 @@ struct Builtin {
     phase: Phase,
     title: &'static str,
     block: StatusCode,
+    /// [`Rule::withholds_answer`].
+    withholds: bool,
     judge: fn(&Facts<'_>) -> Verdict,
 }
 
@@ -244,6 +246,9 @@ impl Rule for Builtin {
     }
     fn block_status(&self) -> StatusCode {
         self.block
+    }
+    fn withholds_answer(&self) -> bool {
+        self.withholds
     }
 }
 
@@ -279,6 +284,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "PAN is unreadable anywhere it is displayed, logged or stored",
             block: StatusCode::FORBIDDEN,
+            withholds: true,
             judge: |r| {
                 if !handles_card_data(r) {
                     return Verdict::NotApplicable;
@@ -293,6 +299,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "card verification codes are not retained after authorization",
             block: StatusCode::FORBIDDEN,
+            withholds: true,
             judge: |r| {
                 let mut found = r.response_json().map(|v| find_fields(v, CVV_FIELDS)).unwrap_or_default();
                 found.extend(r.logs.iter().enumerate().filter_map(|(i, l)| {
@@ -323,6 +330,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Request,
             title: "PAN is protected with strong cryptography in transit",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 if !r.request_classes().contains(&DataClass::Pan) {
                     return Verdict::NotApplicable;
@@ -337,6 +345,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "audit logs capture individual access to cardholder data",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 if !success(r) || !handles_card_data(r) {
                     return Verdict::NotApplicable;
@@ -354,6 +363,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "access control: only authorized persons access ePHI",
             block: StatusCode::FORBIDDEN,
+            withholds: true,
             judge: |r| {
                 if !handles_phi(r) {
                     return Verdict::NotApplicable;
@@ -372,6 +382,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "audit controls record activity in systems that contain ePHI",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 if !success(r) || !handles_phi(r) {
                     return Verdict::NotApplicable;
@@ -389,6 +400,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Request,
             title: "transmission security: ePHI is protected in transit",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 let phi = phi_in_request(r);
                 if phi.is_empty() {
@@ -404,6 +416,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Request,
             title: "personal data of the EU is transferred only where the transfer is permitted",
             block: StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+            withholds: false,
             judge: |r| {
                 if declared_residency(r).as_deref() != Some("EU") {
                     return Verdict::NotApplicable;
@@ -426,6 +439,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "security of processing: personal data is not written to logs in clear",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 if !handles_personal_data(r) {
                     return Verdict::NotApplicable;
@@ -448,6 +462,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "erasure of personal data is carried out and recorded",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 if r.request.method != Method::DELETE || !success(r) {
                     return Verdict::NotApplicable;
@@ -465,6 +480,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "logical access: protected resources answer only authenticated callers",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 if public(r) || r.response.is_none() {
                     return Verdict::NotApplicable;
@@ -484,6 +500,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "confidential information (secrets) is not disclosed",
             block: StatusCode::FORBIDDEN,
+            withholds: true,
             judge: |r| {
                 if public(r) || r.response.is_none() {
                     return Verdict::NotApplicable;
@@ -498,6 +515,7 @@ pub fn builtin() -> Vec<Arc<dyn Rule>> {
             phase: Phase::Invocation,
             title: "anomalies and failures are detected and logged",
             block: StatusCode::FORBIDDEN,
+            withholds: false,
             judge: |r| {
                 if !r.response.as_ref().is_some_and(|res| res.status.is_server_error()) {
                     return Verdict::NotApplicable;
