@@ -109,13 +109,9 @@ async fn vault_items(
     (token_item, lookup)
 }
 
-/// An attacker who can write the vault table but holds no key: they tokenize their own card
-/// as a customer of the same tenant, then copy its ciphertext into a victim's token item
-/// (refunds to the victim's token would reach their card), or point the victim's card's
-/// lookup item at their token. Both are refused, and the untouched tokens still work.
-#[tokio::test]
-async fn a_vault_item_rewritten_to_another_card_is_refused() {
-    let mocks = AwsMocks::start().await.expect("mocks");
+/// A vault on a table of its own, with a client to that table, for tests that write it as an
+/// attacker would.
+async fn vault_with_table(mocks: &AwsMocks) -> (TokenVault, aws_sdk_dynamodb::Client, String) {
     let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
     let table = local.create_table(&lift::store::tables::tokens()).await.expect("create the table");
     let client = local.client().await;
@@ -123,8 +119,19 @@ async fn a_vault_item_rewritten_to_another_card_is_refused() {
         client.clone(),
         table.clone(),
         HashKey::new(*b"vault key: thirty-two bytes long"),
-        envelope(&mocks),
+        envelope(mocks),
     );
+    (vault, client, table)
+}
+
+/// An attacker who can write the vault table but holds no key: they tokenize their own card
+/// as a customer of the same tenant, then copy its ciphertext into a victim's token item
+/// (refunds to the victim's token would reach their card), or point the victim's card's
+/// lookup item at their token. Both are refused, and the untouched tokens still work.
+#[tokio::test]
+async fn a_vault_item_rewritten_to_another_card_is_refused() {
+    let mocks = AwsMocks::start().await.expect("mocks");
+    let (vault, client, table) = vault_with_table(&mocks).await;
     let (victim_pan, attacker_pan) = ("4111111111111111", "5555555555554444");
     let victim = vault.tokenize("tenant-a", victim_pan).await.expect("tokenize");
     let attacker = vault.tokenize("tenant-a", attacker_pan).await.expect("tokenize");
@@ -170,15 +177,7 @@ async fn a_vault_item_rewritten_to_another_card_is_refused() {
 #[tokio::test]
 async fn a_token_item_holding_another_sealed_value_is_refused_unrevealed() {
     let mocks = AwsMocks::start().await.expect("mocks");
-    let local = DynamoDbLocal::shared().await.unwrap_or_else(|err| panic!("no dynamodb local: {err}"));
-    let table = local.create_table(&lift::store::tables::tokens()).await.expect("create the table");
-    let client = local.client().await;
-    let vault = TokenVault::new(
-        client.clone(),
-        table.clone(),
-        HashKey::new(*b"vault key: thirty-two bytes long"),
-        envelope(&mocks),
-    );
+    let (vault, client, table) = vault_with_table(&mocks).await;
     let pan = "4111111111111111";
     let token = vault.tokenize("tenant-a", pan).await.expect("tokenize");
     let reveal = ctx("tenant-a", &["pan:detokenize"]);

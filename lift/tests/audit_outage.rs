@@ -521,14 +521,9 @@ async fn security_events_are_kept_past_the_ceiling_within_their_headroom() {
     drop((kept, held));
 }
 
-/// With DynamoDB down and the trail at its ceiling, an attack is still refused and its
-/// incident kept, not dropped: once DynamoDB is back it is stored after the requests held
-/// before it.
-#[cfg(feature = "threat")]
-#[tokio::test]
-async fn an_incident_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() {
-    use lift::security::threat::{ThreatLayer, INCIDENT_ACTION};
-
+/// A trail over a DynamoDB that is down, holding five entries of tenant acme: its ceiling.
+#[cfg(any(feature = "threat", feature = "compliance"))]
+async fn at_the_ceiling_with_the_store_down() -> (Dynamo, AuditTrail) {
     let dynamo = Dynamo::start().await;
     let trail = trail(dynamo.client());
     dynamo.set(Mode::Down);
@@ -544,6 +539,18 @@ async fn an_incident_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() 
             .await;
     }
     assert_eq!(trail.pending(), 5, "at the ceiling");
+    (dynamo, trail)
+}
+
+/// With DynamoDB down and the trail at its ceiling, an attack is still refused and its
+/// incident kept, not dropped: once DynamoDB is back it is stored after the requests held
+/// before it.
+#[cfg(feature = "threat")]
+#[tokio::test]
+async fn an_incident_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() {
+    use lift::security::threat::{ThreatLayer, INCIDENT_ACTION};
+
+    let (dynamo, trail) = at_the_ceiling_with_the_store_down().await;
     let svc = ThreatLayer::builder().audit(trail.clone()).build().unwrap().layer(tower::service_fn(
         |_req: Request| async { Ok::<_, std::convert::Infallible>(Response::new(Body::from("{}"))) },
     ));
@@ -576,21 +583,7 @@ async fn an_incident_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() 
 async fn a_compliance_violation_at_the_ceiling_is_kept_and_stored_when_the_store_is_back() {
     use lift::security::compliance::{ComplianceLayer, ComplianceRecorder};
 
-    let dynamo = Dynamo::start().await;
-    let trail = trail(dynamo.client());
-    dynamo.set(Mode::Down);
-    for i in 0..5 {
-        trail
-            .append(AuditEntry::new(
-                "acme",
-                "alice",
-                "payments.read",
-                format!("payment/{i}"),
-                Outcome::Success,
-            ))
-            .await;
-    }
-    assert_eq!(trail.pending(), 5, "at the ceiling");
+    let (dynamo, trail) = at_the_ceiling_with_the_store_down().await;
     assert!(matches!(trail.reserve().await, Err(AuditError::Saturated { .. })), "ordinary places are gone");
     let svc = ComplianceLayer::new(ComplianceRecorder::new()).audit(trail.clone()).layer(tower::service_fn(
         |_req: Request| async {
