@@ -374,8 +374,8 @@ impl Drop for DedicatedDynamoDb {
 /// the middle. With the C2 compiler too, a fresh JVM's compilers took the 2-core reference
 /// machine's CPU for tens of seconds: the good deployment drill, 40 requests a second from
 /// its start, fell behind and failed 7 times in 10 on a fresh shared JVM. With these options
-/// a fresh JVM answered within 10 ms (median of 8 concurrent workers) after a second of
-/// [`warm_up`](super::DynamoDbLocal::warm_up), against 2 to 5 s with C2.
+/// a fresh JVM answered within 10 ms (median of 8 concurrent workers) after 0.6 to 1.2 s of
+/// [`warm_up`](super::DynamoDbLocal::warm_up); with C2 it took 1.3 to 5.1 s.
 pub(super) fn java_options() -> Vec<String> {
     match super::env_value("LIFT_DYNAMODB_JAVA_OPTS") {
         Some(opts) => opts.split_whitespace().map(str::to_owned).collect(),
