@@ -261,7 +261,7 @@ pub async fn run(
     // A JVM started moments ago answers slowly for its first thousand operations; a load of
     // 40 requests a second from the start would find it so and might never catch up.
     let warm_up =
-        ddb.warm_up(crate::dynamodb::WarmTarget::default()).await.context("warming DynamoDB Local")?;
+        ddb.warm_up(crate::dynamodb::WarmTarget::from_env()?).await.context("warming DynamoDB Local")?;
     // Each table under a name of its own; the function finds it through `LIFT_TABLE_<NAME>`,
     // as every Lift table resolves its name.
     let mut tables = vec![service_table];

@@ -322,13 +322,27 @@ fn secs_from_env(var: &'static str, default: u64) -> Result<Duration, DynamoDbEr
 }
 
 fn parse_secs(var: &'static str, value: Option<String>, default: u64) -> Result<Duration, DynamoDbError> {
+    parse_whole(var, value, default, Duration::from_secs, "expected whole seconds")
+}
+
+fn millis_from_env(var: &'static str, default: u64) -> Result<Duration, DynamoDbError> {
+    parse_whole(var, env_value(var), default, Duration::from_millis, "expected whole milliseconds")
+}
+
+/// A whole number of `unit`s from `value`, `default` when unset; a clear error naming the
+/// variable otherwise.
+fn parse_whole(
+    var: &'static str,
+    value: Option<String>,
+    default: u64,
+    unit: fn(u64) -> Duration,
+    expected: &str,
+) -> Result<Duration, DynamoDbError> {
     match value {
-        None => Ok(Duration::from_secs(default)),
-        Some(value) => value.parse().map(Duration::from_secs).map_err(|_| DynamoDbError::Config {
-            var,
-            value,
-            reason: "expected whole seconds".into(),
-        }),
+        None => Ok(unit(default)),
+        Some(value) => {
+            value.parse().map(unit).map_err(|_| DynamoDbError::Config { var, value, reason: expected.into() })
+        }
     }
 }
 

@@ -40,15 +40,17 @@ pub struct WarmTarget {
     pub limit: Duration,
 }
 
-impl Default for WarmTarget {
-    /// A median of 10 ms, within 30 s: `LIFT_DYNAMODB_WARM_MEDIAN_MS` and
-    /// `LIFT_DYNAMODB_WARM_LIMIT_SECS` set others.
-    fn default() -> Self {
-        let number = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
-        Self {
-            median: Duration::from_millis(number("LIFT_DYNAMODB_WARM_MEDIAN_MS").unwrap_or(10)),
-            limit: Duration::from_secs(number("LIFT_DYNAMODB_WARM_LIMIT_SECS").unwrap_or(30)),
-        }
+impl WarmTarget {
+    /// A median of 10 ms within 30 s, or `LIFT_DYNAMODB_WARM_MEDIAN_MS` and
+    /// `LIFT_DYNAMODB_WARM_LIMIT_SECS`.
+    ///
+    /// # Errors
+    /// [`DynamoDbError::Config`] naming a variable that is not a whole number.
+    pub fn from_env() -> Result<Self, DynamoDbError> {
+        Ok(Self {
+            median: super::millis_from_env("LIFT_DYNAMODB_WARM_MEDIAN_MS", 10)?,
+            limit: super::secs_from_env("LIFT_DYNAMODB_WARM_LIMIT_SECS", 30)?,
+        })
     }
 }
 
@@ -128,8 +130,7 @@ impl DynamoDbLocal {
                 took.extend(joined.expect("a warm-up worker does not panic")?);
             }
             report.operations += took.len();
-            took.sort_by(f64::total_cmp);
-            let median = took[took.len() / 2];
+            let median = crate::budget::median(&took);
             report.batch_medians_ms.push(median);
             if median <= target.median.as_secs_f64() * 1e3 {
                 report.outcome = WarmOutcome::Warm;
@@ -238,13 +239,17 @@ mod tests {
     }
 
     #[test]
-    fn the_default_target_comes_from_the_environment() {
-        let target = WarmTarget::default();
-        if std::env::var_os("LIFT_DYNAMODB_WARM_MEDIAN_MS").is_none() {
-            assert_eq!(target.median, Duration::from_millis(10));
-        }
-        if std::env::var_os("LIFT_DYNAMODB_WARM_LIMIT_SECS").is_none() {
-            assert_eq!(target.limit, Duration::from_secs(30));
-        }
+    fn a_target_that_is_no_whole_number_is_refused_by_name() {
+        let err = super::super::parse_whole(
+            "LIFT_DYNAMODB_WARM_MEDIAN_MS",
+            Some("10ms".into()),
+            10,
+            Duration::from_millis,
+            "expected whole milliseconds",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("LIFT_DYNAMODB_WARM_MEDIAN_MS"), "{err}");
+        let unset = super::super::parse_whole("X", None, 10, Duration::from_millis, "");
+        assert_eq!(unset.unwrap(), Duration::from_millis(10));
     }
 }
